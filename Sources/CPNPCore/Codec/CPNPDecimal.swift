@@ -27,3 +27,328 @@ public struct CPNPDecimal: Sendable, Hashable {
         }
     }
 }
+
+// MARK: - Parsing
+
+extension CPNPDecimal {
+    /// The largest decimal exponent magnitude accepted when parsing (both the literal's
+    /// exponent and the value's scientific exponent), so that exact arithmetic stays cheap.
+    public static let maxExponentMagnitude = 10_000
+
+    /// Why a number literal was refused; internal to the codec.
+    enum ScanError: Error {
+        /// Not the JSON number grammar; `offset` is the byte where it went wrong.
+        case syntax(String, offset: Int)
+        /// Grammatically valid but too long or with too large an exponent.
+        case outOfRange(String)
+    }
+
+    /// Parses a number written in the JSON grammar (RFC 8259 §6), e.g. `-12`, `0.05`,
+    /// `1250.00`, `1.5e+30`. Returns nil for anything else (leading `+`, leading zeros,
+    /// `.5`, `1.`, whitespace, `NaN`…) or when an exponent exceeds ±``maxExponentMagnitude``.
+    public init?(parsing text: some StringProtocol) {
+        let bytes = Array(text.utf8)
+        let result: CPNPDecimal? = bytes.withUnsafeBufferPointer { buf in
+            guard let (value, end) = try? CPNPDecimal.scan(
+                buf, from: 0, maxLength: .max, maxExponent: CPNPDecimal.maxExponentMagnitude),
+                end == buf.count
+            else { return nil }
+            return value
+        }
+        guard let result else { return nil }
+        self = result
+    }
+
+    /// Scans one JSON number starting at `start`; returns the value and the index after it.
+    ///
+    /// Refuses (``ScanError/outOfRange(_:)``) literals longer than `maxLength` bytes,
+    /// exponents beyond ±`maxExponent`, and values whose canonical text would exceed
+    /// either bound, so that every accepted value re-serializes into an accepted literal.
+    static func scan(
+        _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, maxLength: Int, maxExponent: Int
+    ) throws(ScanError) -> (value: CPNPDecimal, end: Int) {
+        let end = bytes.count
+        var i = start
+        let tooLong = ScanError.outOfRange("number literal longer than \(maxLength) characters")
+        var negative = false
+        if i < end, bytes[i] == UInt8(ascii: "-") {
+            negative = true
+            i += 1
+        }
+        var digits: [UInt8] = []
+        guard i < end, bytes[i] &- 0x30 < 10 else {
+            throw .syntax("expected a digit in number", offset: i)
+        }
+        if bytes[i] == UInt8(ascii: "0") {
+            i += 1
+            if i < end, bytes[i] &- 0x30 < 10 {
+                throw .syntax("leading zeros are not allowed in numbers", offset: i)
+            }
+        } else {
+            while i < end, bytes[i] &- 0x30 < 10 {
+                if i - start >= maxLength { throw tooLong }
+                digits.append(bytes[i] &- 0x30)
+                i += 1
+            }
+        }
+        var fractionCount = 0
+        if i < end, bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            guard i < end, bytes[i] &- 0x30 < 10 else {
+                throw .syntax("expected a digit after the decimal point", offset: i)
+            }
+            while i < end, bytes[i] &- 0x30 < 10 {
+                if i - start >= maxLength { throw tooLong }
+                digits.append(bytes[i] &- 0x30)
+                fractionCount += 1
+                i += 1
+            }
+        }
+        var literalExponent = 0
+        if i < end, bytes[i] | 0x20 == UInt8(ascii: "e") {
+            i += 1
+            var exponentNegative = false
+            if i < end, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
+                exponentNegative = bytes[i] == UInt8(ascii: "-")
+                i += 1
+            }
+            guard i < end, bytes[i] &- 0x30 < 10 else {
+                throw .syntax("expected a digit in the exponent", offset: i)
+            }
+            while i < end, bytes[i] &- 0x30 < 10 {
+                if i - start >= maxLength { throw tooLong }
+                if literalExponent <= 1_000_000_000 {
+                    literalExponent = literalExponent * 10 + Int(bytes[i] &- 0x30)
+                }
+                i += 1
+            }
+            if exponentNegative { literalExponent = -literalExponent }
+        }
+        if i - start > maxLength { throw tooLong }
+        if literalExponent.magnitude > maxExponent.magnitude {
+            throw .outOfRange("number exponent beyond ±\(maxExponent)")
+        }
+        let value = CPNPDecimal(isNegative: negative, digits: digits, exponent: literalExponent - fractionCount)
+        if !value.isZero {
+            if value.scientificExponent.magnitude > maxExponent.magnitude {
+                throw .outOfRange("number magnitude beyond 10^±\(maxExponent)")
+            }
+            if value.canonicalLength > maxLength {
+                throw .outOfRange("number's canonical form longer than \(maxLength) characters")
+            }
+        }
+        return (value, i)
+    }
+}
+
+// MARK: - Canonical text
+
+extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
+    /// Same as ``init(parsing:)``.
+    public init?(_ description: String) { self.init(parsing: description) }
+
+    /// The exponent in scientific notation: the value is `d.ddd × 10^scientificExponent`.
+    var scientificExponent: Int { digits.count + exponent - 1 }
+
+    private enum Form { case zero, integer, fraction, scientific }
+
+    private var form: Form {
+        if isZero { return .zero }
+        let integerDigits = digits.count + exponent
+        if exponent >= 0 { return integerDigits <= 21 ? .integer : .scientific }
+        return exponent >= -21 && integerDigits <= 21 ? .fraction : .scientific
+    }
+
+    /// Length in bytes of ``description``, computed without building it.
+    var canonicalLength: Int {
+        let sign = isNegative ? 1 : 0
+        let n = digits.count
+        switch form {
+        case .zero: return 1
+        case .integer: return sign + n + exponent
+        case .fraction: return n + exponent > 0 ? sign + n + 1 : sign + 2 - exponent
+        case .scientific:
+            var e = scientificExponent.magnitude
+            var exponentDigits = 1
+            while e >= 10 { e /= 10; exponentDigits += 1 }
+            return sign + n + (n > 1 ? 1 : 0) + 2 + exponentDigits
+        }
+    }
+
+    /// Canonical text, which ``init(parsing:)`` reads back to the same value:
+    /// integers below 10^21 in plain digits (`100`, `-3`), fractions with at most 21
+    /// fraction digits and 21 integer digits in plain notation (`0.05`, `99.95`),
+    /// anything else in scientific notation (`1.5e+30`, `1e-30`). Zero is `0`.
+    public var description: String {
+        var out: [UInt8] = []
+        appendCanonical(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends ``description``'s UTF-8 bytes to `out`.
+    func appendCanonical(to out: inout [UInt8]) {
+        let zero = UInt8(ascii: "0")
+        if isNegative { out.append(UInt8(ascii: "-")) }
+        switch form {
+        case .zero:
+            out.append(zero)
+        case .integer:
+            for d in digits { out.append(zero + d) }
+            for _ in 0..<exponent { out.append(zero) }
+        case .fraction:
+            let integerDigits = digits.count + exponent
+            if integerDigits > 0 {
+                for d in digits[..<integerDigits] { out.append(zero + d) }
+                out.append(UInt8(ascii: "."))
+                for d in digits[integerDigits...] { out.append(zero + d) }
+            } else {
+                out.append(zero)
+                out.append(UInt8(ascii: "."))
+                for _ in 0 ..< -integerDigits { out.append(zero) }
+                for d in digits { out.append(zero + d) }
+            }
+        case .scientific:
+            out.append(zero + digits[0])
+            if digits.count > 1 {
+                out.append(UInt8(ascii: "."))
+                for d in digits[1...] { out.append(zero + d) }
+            }
+            let e = scientificExponent
+            out.append(UInt8(ascii: "e"))
+            out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+            out.append(contentsOf: String(e.magnitude).utf8)
+        }
+    }
+
+    /// Plain notation without exponent, padded with trailing zeros to at least
+    /// `minimumFractionDigits` fraction digits (e.g. `1250.00` for cost amounts).
+    public func plainString(minimumFractionDigits: Int = 0) -> String {
+        let zero = UInt8(ascii: "0")
+        var out: [UInt8] = []
+        if isNegative { out.append(UInt8(ascii: "-")) }
+        let fractionDigits = max(0, -exponent)
+        let integerDigits = digits.count + exponent
+        if integerDigits <= 0 {
+            out.append(zero)
+        } else {
+            for i in 0..<integerDigits { out.append(i < digits.count ? zero + digits[i] : zero) }
+        }
+        let shown = max(fractionDigits, minimumFractionDigits)
+        if shown > 0 {
+            out.append(UInt8(ascii: "."))
+            // Fraction position k (1-based) holds digit index integerDigits + k - 1.
+            for k in 1...shown {
+                let index = integerDigits + k - 1
+                out.append(index >= 0 && index < digits.count ? zero + digits[index] : zero)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// An approximation as a `Double`, for display and scoring only (never for comparisons
+    /// that matter: use the exact operators).
+    public var doubleValue: Double {
+        if isZero { return 0 }
+        return Double(description) ?? (isNegative ? -.infinity : .infinity)
+    }
+}
+
+// MARK: - Exact arithmetic
+
+extension CPNPDecimal {
+    /// Digits least significant first, padded with `shift` trailing zeros.
+    private func littleEndianDigits(shiftedBy shift: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: shift)
+        out.reserveCapacity(shift + digits.count)
+        out.append(contentsOf: digits.reversed())
+        return out
+    }
+
+    private static func compareLittleEndian(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        let n = max(a.count, b.count)
+        var i = n - 1
+        while i >= 0 {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            if x != y { return x < y ? -1 : 1 }
+            i -= 1
+        }
+        return 0
+    }
+
+    /// The value with the opposite sign.
+    public static prefix func - (operand: CPNPDecimal) -> CPNPDecimal {
+        CPNPDecimal(isNegative: !operand.isNegative, digits: operand.digits, exponent: operand.exponent)
+    }
+
+    /// Exact sum.
+    public static func + (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
+        if lhs.isZero { return rhs }
+        if rhs.isZero { return lhs }
+        let e = min(lhs.exponent, rhs.exponent)
+        let a = lhs.littleEndianDigits(shiftedBy: lhs.exponent - e)
+        let b = rhs.littleEndianDigits(shiftedBy: rhs.exponent - e)
+        var result: [UInt8] = []
+        let negative: Bool
+        if lhs.isNegative == rhs.isNegative {
+            negative = lhs.isNegative
+            var carry: UInt8 = 0
+            for i in 0..<max(a.count, b.count) {
+                let s = (i < a.count ? a[i] : 0) + (i < b.count ? b[i] : 0) + carry
+                result.append(s % 10)
+                carry = s / 10
+            }
+            if carry > 0 { result.append(carry) }
+        } else {
+            let order = compareLittleEndian(a, b)
+            if order == 0 { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
+            let (big, small) = order > 0 ? (a, b) : (b, a)
+            negative = order > 0 ? lhs.isNegative : rhs.isNegative
+            var borrow: Int8 = 0
+            for i in 0..<big.count {
+                var d = Int8(big[i]) - (i < small.count ? Int8(small[i]) : 0) - borrow
+                if d < 0 { d += 10; borrow = 1 } else { borrow = 0 }
+                result.append(UInt8(d))
+            }
+        }
+        return CPNPDecimal(isNegative: negative, digits: result.reversed(), exponent: e)
+    }
+
+    /// Exact difference.
+    public static func - (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal { lhs + (-rhs) }
+
+    /// Exact product.
+    public static func * (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
+        if lhs.isZero || rhs.isZero { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
+        let a = lhs.littleEndianDigits(shiftedBy: 0)
+        let b = rhs.littleEndianDigits(shiftedBy: 0)
+        var acc = [Int](repeating: 0, count: a.count + b.count)
+        for i in 0..<a.count where a[i] != 0 {
+            for j in 0..<b.count { acc[i + j] += Int(a[i]) * Int(b[j]) }
+        }
+        var result: [UInt8] = []
+        result.reserveCapacity(acc.count + 1)
+        var carry = 0
+        for v in acc {
+            let s = v + carry
+            result.append(UInt8(s % 10))
+            carry = s / 10
+        }
+        while carry > 0 { result.append(UInt8(carry % 10)); carry /= 10 }
+        return CPNPDecimal(
+            isNegative: lhs.isNegative != rhs.isNegative, digits: result.reversed(),
+            exponent: lhs.exponent + rhs.exponent)
+    }
+
+    /// Exact product by an integer (e.g. a unit price times a quantity).
+    public static func * (lhs: CPNPDecimal, rhs: Int) -> CPNPDecimal { lhs * CPNPDecimal(Int64(rhs)) }
+
+    /// Exact product by an integer.
+    public static func * (lhs: Int, rhs: CPNPDecimal) -> CPNPDecimal { CPNPDecimal(Int64(lhs)) * rhs }
+
+    /// Adds in place, exactly.
+    public static func += (lhs: inout CPNPDecimal, rhs: CPNPDecimal) { lhs = lhs + rhs }
+
+    /// Subtracts in place, exactly.
+    public static func -= (lhs: inout CPNPDecimal, rhs: CPNPDecimal) { lhs = lhs - rhs }
+}

@@ -1,0 +1,121 @@
+/// Deterministic JSON encoding of ``JSONValue`` (RFC 8259, UTF-8; wire-format.md §2).
+///
+/// The same value always gives the same bytes: object members in the ``JSONObject``'s key
+/// order; numbers in ``CPNPDecimal``'s canonical text; strings escaped minimally (`"`, `\`
+/// and control characters only, as `\n \t \r \b \f` or lowercase `\u00xx`; `/` and
+/// non-ASCII characters are written raw). Compact by default (no whitespace at all).
+/// Iterative, so arbitrarily deep values cannot overflow the stack.
+public enum JSONSerializer {
+    /// Encodes `value` to UTF-8 bytes; `pretty` indents with two spaces for human display.
+    public static func serialize(_ value: JSONValue, pretty: Bool = false) -> [UInt8] {
+        var writer = Writer(pretty: pretty)
+        writer.write(value)
+        return writer.out
+    }
+
+    /// Encodes `value` as a `String`; `pretty` indents with two spaces for human display.
+    public static func serializeString(_ value: JSONValue, pretty: Bool = false) -> String {
+        String(decoding: serialize(value, pretty: pretty), as: UTF8.self)
+    }
+}
+
+private struct Writer {
+    let pretty: Bool
+    var out: [UInt8] = []
+
+    init(pretty: Bool) {
+        self.pretty = pretty
+        out.reserveCapacity(256)
+    }
+
+    /// An open, non-empty container and the index of its next member.
+    private enum Frame {
+        case array([JSONValue], next: Int)
+        case object(JSONObject, keys: [String], next: Int)
+    }
+
+    mutating func write(_ root: JSONValue) {
+        var stack: [Frame] = []
+        var pending: JSONValue? = root
+        while true {
+            if let value = pending {
+                pending = nil
+                switch value {
+                case .null: out.append(contentsOf: "null".utf8)
+                case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+                case .number(let d): d.appendCanonical(to: &out)
+                case .string(let s): writeString(s)
+                case .array(let a):
+                    out.append(UInt8(ascii: "["))
+                    if a.isEmpty {
+                        out.append(UInt8(ascii: "]"))
+                    } else {
+                        stack.append(.array(a, next: 0))
+                    }
+                case .object(let o):
+                    out.append(UInt8(ascii: "{"))
+                    if o.isEmpty {
+                        out.append(UInt8(ascii: "}"))
+                    } else {
+                        stack.append(.object(o, keys: o.keys, next: 0))
+                    }
+                }
+            }
+            // Pick the next member of the innermost open container, or close it.
+            guard let top = stack.popLast() else { return }
+            switch top {
+            case .array(let a, let next):
+                if next == a.count {
+                    newline(depth: stack.count)
+                    out.append(UInt8(ascii: "]"))
+                } else {
+                    if next > 0 { out.append(UInt8(ascii: ",")) }
+                    newline(depth: stack.count + 1)
+                    stack.append(.array(a, next: next + 1))
+                    pending = a[next]
+                }
+            case .object(let o, let keys, let next):
+                if next == keys.count {
+                    newline(depth: stack.count)
+                    out.append(UInt8(ascii: "}"))
+                } else {
+                    if next > 0 { out.append(UInt8(ascii: ",")) }
+                    newline(depth: stack.count + 1)
+                    writeString(keys[next])
+                    out.append(UInt8(ascii: ":"))
+                    if pretty { out.append(UInt8(ascii: " ")) }
+                    stack.append(.object(o, keys: keys, next: next + 1))
+                    pending = o[keys[next]]
+                }
+            }
+        }
+    }
+
+    mutating func newline(depth: Int) {
+        guard pretty else { return }
+        out.append(UInt8(ascii: "\n"))
+        for _ in 0..<depth * 2 { out.append(UInt8(ascii: " ")) }
+    }
+
+    mutating func writeString(_ s: String) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x00..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 0xF)])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,105 @@
+/// Identifier attributes of RFC 8921 §9.1 with the lexical rules of wire-format.md §2.1.
+
+/// Generates the characters of an identifier from a random source.
+private func randomHex(bytes count: Int, using rng: inout some RandomNumberGenerator) -> String {
+    let hex = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(count * 2)
+    for _ in 0..<count {
+        let b = UInt8.random(in: 0...255, using: &rng)
+        out.append(hex[Int(b >> 4)])
+        out.append(hex[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// True when the string is 1…`max` Unicode scalars with no control characters (C0, DEL, C1).
+func isPrintableIdentifier(_ s: String, max: Int) -> Bool {
+    var n = 0
+    for u in s.unicodeScalars {
+        n += 1
+        if n > max { return false }
+        if u.value < 0x20 || (0x7f...0x9f).contains(u.value) { return false }
+    }
+    return n >= 1
+}
+
+/// TRANSACTION_ID (RFC 8921 §9.1.3): chosen by the client, random and unguessable.
+/// 16…64 characters of `[0-9A-Za-z_-]`.
+public struct TransactionID: Sendable, Hashable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+
+    /// Validates `rawValue`; nil when it breaks the lexical rule.
+    public init?(_ rawValue: String) {
+        let u = rawValue.utf8
+        guard (16...64).contains(u.count),
+            u.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) || $0 == 0x5f || $0 == 0x2d })
+        else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// 32 lowercase hex characters from 128 random bits (use a CSPRNG, RFC 4086).
+    public static func random(using rng: inout some RandomNumberGenerator) -> TransactionID {
+        TransactionID(randomHex(bytes: 16, using: &rng))!
+    }
+
+    public var description: String { rawValue }
+    public static func < (a: TransactionID, b: TransactionID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// CUSTOMER_ORDER_IDENTIFIER (RFC 8921 §9.1.1): assigned by the client, opaque to the server.
+public struct CustomerOrderID: Sendable, Hashable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+    /// Validates: 1…128 printable characters.
+    public init?(_ rawValue: String) {
+        guard isPrintableIdentifier(rawValue, max: 128) else { return nil }
+        self.rawValue = rawValue
+    }
+    public var description: String { rawValue }
+    public static func < (a: CustomerOrderID, b: CustomerOrderID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// PROVIDER_ORDER_IDENTIFIER (RFC 8921 §9.1.2): assigned by the server, opaque to the client.
+public struct ProviderOrderID: Sendable, Hashable, CustomStringConvertible, Comparable {
+    public let rawValue: String
+    /// Validates: 1…128 printable characters.
+    public init?(_ rawValue: String) {
+        guard isPrintableIdentifier(rawValue, max: 128) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// A fresh identifier `prefix` + 24 hex characters of randomness. Callers must make sure it
+    /// never equals a customer order id of the same client (RFC 8921 §13).
+    public static func random(prefix: String = "po-", using rng: inout some RandomNumberGenerator) -> ProviderOrderID {
+        ProviderOrderID(prefix + randomHex(bytes: 12, using: &rng))!
+    }
+
+    public var description: String { rawValue }
+    public static func < (a: ProviderOrderID, b: ProviderOrderID) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// NONCE (RFC 8921 §9.1.5): server-assigned, 32 lowercase hex characters (128 bits).
+public struct Nonce: Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: String
+    /// Validates: exactly 32 characters of `[0-9a-f]`.
+    public init?(_ rawValue: String) {
+        let u = rawValue.utf8
+        guard u.count == 32, u.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        self.rawValue = rawValue
+    }
+    /// 128 random bits (use a CSPRNG).
+    public static func random(using rng: inout some RandomNumberGenerator) -> Nonce {
+        Nonce(randomHex(bytes: 16, using: &rng))!
+    }
+    public var description: String { rawValue }
+}
+
+/// SEQUENCE_NUMBER (RFC 8921 §9.1.4, wire-format.md §4): 0 … 2^32−1.
+public typealias SequenceNumber = UInt32
+
+extension SequenceNumber {
+    /// A random initial sequence number in 0 … 2^31−1, so a transaction never wraps (wire-format.md §4).
+    public static func randomInitial(using rng: inout some RandomNumberGenerator) -> SequenceNumber {
+        SequenceNumber.random(in: 0...0x7fff_ffff, using: &rng)
+    }
+}

@@ -1,0 +1,102 @@
+/// Optional information elements of a CPP (RFC 7297 §4 `Optional-Information-Element`;
+/// RFC 8921 §9.1.10; cpp-template.md §2.14). Unknown keys are preserved in ``additional``
+/// (forward compatibility) and re-encoded after the known ones.
+public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
+    /// Keys this type knows, in encoding order.
+    public static let knownKeys = ["customer-description", "provider-description", "activation-schedule",
+                                   "service-assurance-metrics"]
+
+    /// `customer-description`.
+    public var customerDescription: CPDPartyDescription?
+    /// `provider-description`.
+    public var providerDescription: CPDPartyDescription?
+    /// `activation-schedule`: an RFC 3339 date-time (re-encoded in UTC).
+    public var activationSchedule: CPNPTimestamp?
+    /// `service-assurance-metrics`.
+    public var serviceAssuranceMetrics: [String]?
+    /// Members with unknown keys, kept as received.
+    public var additional: JSONObject
+
+    public init(customerDescription: CPDPartyDescription? = nil, providerDescription: CPDPartyDescription? = nil,
+                activationSchedule: CPNPTimestamp? = nil, serviceAssuranceMetrics: [String]? = nil,
+                additional: JSONObject = JSONObject()) {
+        self.customerDescription = customerDescription
+        self.providerDescription = providerDescription
+        self.activationSchedule = activationSchedule
+        self.serviceAssuranceMetrics = serviceAssuranceMetrics
+        self.additional = additional
+    }
+
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        let o = try json.object(at: path)
+        customerDescription = try o.elementIfPresent("customer-description", at: path)
+        providerDescription = try o.elementIfPresent("provider-description", at: path)
+        activationSchedule = try o.decodeIfPresent("activation-schedule", at: path) { (v, p) throws(CPNPDecodingError) in
+            guard let t = CPNPTimestamp(rfc3339: try v.string(at: p, maxLength: 64)) else {
+                throw CPNPDecodingError(.invalidValue, at: p, "expected an RFC 3339 date-time")
+            }
+            return t
+        }
+        serviceAssuranceMetrics = try o.stringsIfPresent("service-assurance-metrics", at: path)
+        var extra = JSONObject()
+        for (k, v) in o where !Self.knownKeys.contains(k) {
+            extra[k] = v
+        }
+        additional = extra
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        o.put("customer-description", customerDescription)
+        o.put("provider-description", providerDescription)
+        o.put("activation-schedule", activationSchedule?.rfc3339)
+        o.put("service-assurance-metrics", serviceAssuranceMetrics)
+        for (k, v) in additional where !Self.knownKeys.contains(k) {
+            o[k] = v
+        }
+        return .object(o)
+    }
+}
+
+/// Customer or Provider Description (RFC 8921 §9.1.10: every member optional).
+/// `as-number` (4-octet, RFC 6793) is meaningful for the provider.
+public struct CPDPartyDescription: Sendable, Hashable, CPDJSONCodable {
+    /// `name`.
+    public var name: String?
+    /// `email`.
+    public var email: String?
+    /// `postal-address`.
+    public var postalAddress: String?
+    /// `telephone-numbers`.
+    public var telephoneNumbers: [String]?
+    /// `as-number` (0…4294967295).
+    public var asNumber: UInt32?
+
+    public init(name: String? = nil, email: String? = nil, postalAddress: String? = nil,
+                telephoneNumbers: [String]? = nil, asNumber: UInt32? = nil) {
+        self.name = name
+        self.email = email
+        self.postalAddress = postalAddress
+        self.telephoneNumbers = telephoneNumbers
+        self.asNumber = asNumber
+    }
+
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        let o = try json.object(at: path)
+        name = try o.stringIfPresent("name", at: path)
+        email = try o.stringIfPresent("email", at: path)
+        postalAddress = try o.stringIfPresent("postal-address", at: path, maxLength: CPDLimits.maxText)
+        telephoneNumbers = try o.stringsIfPresent("telephone-numbers", at: path)
+        asNumber = try o.integerIfPresent("as-number", at: path, in: 0...Int64(UInt32.max)).map { UInt32($0) }
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        o.put("name", name)
+        o.put("email", email)
+        o.put("postal-address", postalAddress)
+        o.put("telephone-numbers", telephoneNumbers)
+        o.put("as-number", asNumber.map { Int64($0) })
+        return .object(o)
+    }
+}

@@ -1,0 +1,151 @@
+/// An IPv4 or IPv6 address, parsed without Foundation (RFC 7297 §3.2 scope prefixes, §3.9 classifiers).
+public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
+    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
+    public let bytes: [UInt8]
+
+    public var isIPv4: Bool { bytes.count == 4 }
+
+    /// Parses dotted-quad IPv4 (no leading zeros) or RFC 4291 §2.2 IPv6 text (with `::` and an
+    /// optional trailing dotted quad). Zone identifiers are rejected.
+    public init?(_ text: String) {
+        if text.contains(":") {
+            guard let b = Self.parseIPv6(Substring(text)) else { return nil }
+            bytes = b
+        } else {
+            guard let b = Self.parseIPv4(Substring(text)) else { return nil }
+            bytes = b
+        }
+    }
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    static func parseIPv4(_ s: Substring) -> [UInt8]? {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            if p.count > 1 && p.first == "0" { return nil }
+            guard let v = Int(p), v <= 255 else { return nil }
+            out.append(UInt8(v))
+        }
+        return out
+    }
+
+    static func parseIPv6(_ s: Substring) -> [UInt8]? {
+        guard s.count <= 45 else { return nil }
+        let halves = s.components(separatedByDoubleColon: ())
+        guard halves.count <= 2 else { return nil }
+        func groups(_ part: Substring, allowV4Tail: Bool) -> [UInt8]? {
+            if part.isEmpty { return [] }
+            let items = part.split(separator: ":", omittingEmptySubsequences: false)
+            var out: [UInt8] = []
+            for (i, item) in items.enumerated() {
+                if allowV4Tail && i == items.count - 1 && item.contains(".") {
+                    guard let v4 = parseIPv4(item) else { return nil }
+                    out += v4
+                    continue
+                }
+                guard !item.isEmpty, item.count <= 4, let v = UInt16(item, radix: 16),
+                      item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
+                else { return nil }
+                out.append(UInt8(v >> 8))
+                out.append(UInt8(v & 0xff))
+            }
+            return out
+        }
+        if halves.count == 1 {
+            guard let all = groups(halves[0], allowV4Tail: true), all.count == 16 else { return nil }
+            return all
+        }
+        guard let head = groups(halves[0], allowV4Tail: false), let tail = groups(halves[1], allowV4Tail: true),
+              head.count + tail.count <= 14 else { return nil }
+        return head + [UInt8](repeating: 0, count: 16 - head.count - tail.count) + tail
+    }
+
+    /// Canonical text: dotted quad, or lowercase hex groups without `::` compression.
+    public var description: String {
+        if isIPv4 { return bytes.map { String($0) }.joined(separator: ".") }
+        var groups: [String] = []
+        for i in stride(from: 0, to: 16, by: 2) {
+            groups.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
+        }
+        return groups.joined(separator: ":")
+    }
+
+    /// Whether this is a multicast address (224.0.0.0/4 or ff00::/8).
+    public var isMulticast: Bool { isIPv4 ? bytes[0] >> 4 == 0xE : bytes[0] == 0xFF }
+}
+
+/// A CIDR prefix `address/length` (IPv4 0…32, IPv6 0…128), host bits zero.
+public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
+    public let address: CPDIPAddress
+    public let length: Int
+
+    /// Why `text` is not a valid CIDR prefix, or nil when it is.
+    public static func problem(with text: String) -> String? {
+        switch parse(text) {
+        case .success: nil
+        case .failure(let e): e.message
+        }
+    }
+
+    /// Parses a prefix, or nil.
+    public init?(_ text: String) {
+        guard case .success(let p) = Self.parse(text) else { return nil }
+        self = p
+    }
+
+    private init(address: CPDIPAddress, length: Int) {
+        self.address = address
+        self.length = length
+    }
+
+    struct Problem: Error {
+        var message: String
+    }
+
+    static func parse(_ text: String) -> Result<CPDIPPrefix, Problem> {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .failure(Problem(message: "\"\(text)\" is not a CIDR prefix (address/length)")) }
+        let addrText = parts[0]
+        let lenText = parts[1]
+        let isV6 = addrText.contains(":")
+        guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addrText) : CPDIPAddress.parseIPv4(addrText) else {
+            return .failure(Problem(message: "\"\(addrText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
+        }
+        let maxLen = bytes.count * 8
+        guard !lenText.isEmpty, lenText.count <= 3, lenText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              !(lenText.count > 1 && lenText.first == "0"), let len = Int(lenText), len <= maxLen
+        else {
+            return .failure(Problem(message: "prefix length \"\(lenText)\" is not in 0...\(maxLen)"))
+        }
+        for bit in len..<maxLen where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
+            return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(len)"))
+        }
+        return .success(CPDIPPrefix(address: CPDIPAddress(bytes: bytes), length: len))
+    }
+
+    public var description: String { "\(address)/\(length)" }
+}
+
+extension Substring {
+    /// Splits around `::` (used once at most in IPv6 text).
+    fileprivate func components(separatedByDoubleColon: Void) -> [Substring] {
+        var out: [Substring] = []
+        var start = startIndex
+        var i = startIndex
+        while i < endIndex {
+            let next = index(after: i)
+            if self[i] == ":" && next < endIndex && self[next] == ":" {
+                out.append(self[start..<i])
+                start = index(after: next)
+                i = start
+            } else {
+                i = next
+            }
+        }
+        out.append(self[start..<endIndex])
+        return out
+    }
+}

@@ -1,0 +1,159 @@
+/// Chooses the fixed value a provider offers for a negotiable field (RFC 8921 §8.7: an offer
+/// that should be ACCEPTed is concrete).
+public protocol NegotiableChooser {
+    /// The value to offer for `requested` (at `path`, relative to the CPD root), or nil to leave
+    /// the field as it is. The value need not satisfy the request (a partial offer).
+    func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V?
+}
+
+/// Chooses ``Negotiable/preferredValue``; for `"any"` uses `valuesForAny[key]`, where `key` is the
+/// field's JSON key (e.g. `"delay-variation-ms": 4`), else leaves the field loose.
+public struct PreferredValueChooser: NegotiableChooser, Sendable, Hashable {
+    public var valuesForAny: [String: JSONValue]
+
+    public init(valuesForAny: [String: JSONValue] = [:]) {
+        self.valuesForAny = valuesForAny
+    }
+
+    public func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
+        if let v = requested.preferredValue { return v }
+        guard case .key(let k)? = path.components.last, let j = valuesForAny[k] else { return nil }
+        return try? V(negotiableJSON: j, at: path)
+    }
+}
+
+/// One requested capacity (RFC 7297 §3.5), as the server's decision engine needs it.
+public struct CPDCapacityRequest: Sendable, Hashable {
+    /// Path of the capacity entry, e.g. `components[0].profiles[0].capacity[1]`.
+    public var path: JSONPath
+    public var componentIndex: Int
+    public var profileIndex: Int
+    public var entryIndex: Int
+    public var customerNode: String
+    /// The entry's `link-identifier`, if any.
+    public var linkIdentifier: String?
+    /// The customer node's `link-identifiers` (`[]` = provider chooses; empty too if the node is unknown).
+    public var nodeLinkIdentifiers: [String]
+    public var incomingBandwidthMbps: Negotiable<CPNPDecimal>?
+    public var outgoingBandwidthMbps: Negotiable<CPNPDecimal>?
+}
+
+/// Visits every negotiable field of a CPD, in document order.
+protocol NegotiableVisitor {
+    mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>, at path: JSONPath)
+}
+
+extension NegotiableVisitor {
+    mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>?, at path: JSONPath) {
+        guard var v = value else { return }
+        visit(&v, at: path)
+        value = v
+    }
+}
+
+private struct ConcreteCheck: NegotiableVisitor {
+    var loose: [JSONPath] = []
+    mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>, at path: JSONPath) {
+        if !value.isFixed { loose.append(path) }
+    }
+}
+
+private struct Concretizer<C: NegotiableChooser>: NegotiableVisitor {
+    let chooser: C
+    mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>, at path: JSONPath) {
+        guard !value.isFixed, let v = chooser.choose(value, at: path) else { return }
+        value = .fixed(v)
+    }
+}
+
+extension ConnectivityProvisioningDocument {
+    /// Whether every negotiable field is fixed (RFC 8921 §8.7 "concrete CPD"). The empty CPD is concrete.
+    public var isConcrete: Bool { looseFields.isEmpty }
+
+    /// Paths (from the CPD root) of the negotiable fields that are not fixed, in document order.
+    public var looseFields: [JSONPath] {
+        var copy = self
+        var check = ConcreteCheck()
+        copy.visitNegotiables(&check, at: .root)
+        return check.loose
+    }
+
+    /// A copy where every non-fixed negotiable field is replaced by `chooser`'s value (fields for
+    /// which it returns nil stay loose; check ``isConcrete``). Customer node `link-identifiers`
+    /// left `[]` by the requester are not negotiable fields: fill them in separately.
+    public func concretized(choosing chooser: some NegotiableChooser) -> ConnectivityProvisioningDocument {
+        var copy = self
+        var c = Concretizer(chooser: chooser)
+        copy.visitNegotiables(&c, at: .root)
+        return copy
+    }
+
+    /// Every capacity entry of every profile, in document order.
+    public var capacityRequests: [CPDCapacityRequest] {
+        var out: [CPDCapacityRequest] = []
+        for (ci, component) in components.enumerated() {
+            for (pi, profile) in component.profiles.enumerated() {
+                for (ei, e) in (profile.capacity ?? []).enumerated() {
+                    let path = JSONPath.root.appending("components").appending(index: ci)
+                        .appending("profiles").appending(index: pi).appending("capacity").appending(index: ei)
+                    let links = profile.customerNodes.first { $0.identifier == e.customerNode }?.linkIdentifiers ?? []
+                    out.append(CPDCapacityRequest(
+                        path: path, componentIndex: ci, profileIndex: pi, entryIndex: ei,
+                        customerNode: e.customerNode, linkIdentifier: e.linkIdentifier, nodeLinkIdentifiers: links,
+                        incomingBandwidthMbps: e.incomingBandwidthMbps, outgoingBandwidthMbps: e.outgoingBandwidthMbps))
+                }
+            }
+        }
+        return out
+    }
+
+    mutating func visitNegotiables(_ v: inout some NegotiableVisitor, at base: JSONPath) {
+        let cp = base.appending("components")
+        for ci in components.indices {
+            let pp = cp.appending(index: ci).appending("profiles")
+            for pi in components[ci].profiles.indices {
+                components[ci].profiles[pi].visitNegotiables(&v, at: pp.appending(index: pi))
+            }
+        }
+    }
+}
+
+extension ConnectivityProvisioningProfile {
+    mutating func visitNegotiables(_ v: inout some NegotiableVisitor, at path: JSONPath) {
+        for i in scope.indices {
+            v.visit(&scope[i].reachability, at: path.appending("scope").appending(index: i).appending("reachability"))
+        }
+        if qosGuarantees != nil {
+            let ep = path.appending("qos-guarantees").appending("entries")
+            for i in qosGuarantees!.entries.indices {
+                let ip = ep.appending(index: i)
+                v.visit(&qosGuarantees!.entries[i].oneWayDelayMs, at: ip.appending("one-way-delay-ms"))
+                v.visit(&qosGuarantees!.entries[i].delayVariationMs, at: ip.appending("delay-variation-ms"))
+                v.visit(&qosGuarantees!.entries[i].lossPercent, at: ip.appending("loss-percent"))
+                v.visit(&qosGuarantees!.entries[i].throughputMbps, at: ip.appending("throughput-mbps"))
+            }
+        }
+        if availability != nil {
+            v.visit(&availability!.availabilityPercent, at: path.appending("availability").appending("availability-percent"))
+        }
+        if capacity != nil {
+            for i in capacity!.indices {
+                let ip = path.appending("capacity").appending(index: i)
+                v.visit(&capacity![i].incomingBandwidthMbps, at: ip.appending("incoming-bandwidth-mbps"))
+                v.visit(&capacity![i].outgoingBandwidthMbps, at: ip.appending("outgoing-bandwidth-mbps"))
+            }
+        }
+        if conformanceTraffic != nil {
+            v.visit(&conformanceTraffic!.mtuBytes, at: path.appending("conformance-traffic").appending("mtu-bytes"))
+        }
+        if invocationMeans != nil {
+            v.visit(&invocationMeans!.type, at: path.appending("invocation-means").appending("type"))
+        }
+        if notifications != nil {
+            for i in notifications!.indices {
+                v.visit(&notifications![i].intervalSeconds,
+                        at: path.appending("notifications").appending(index: i).appending("interval-seconds"))
+            }
+        }
+    }
+}

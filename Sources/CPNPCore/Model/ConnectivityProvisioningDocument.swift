@@ -1,0 +1,154 @@
+/// A Connectivity Provisioning Document: one or more components, each made of CPPs
+/// (RFC 7297 §4, Figure 6; RFC 8921 §9.1.9, Figure 10; cpp-template.md §1).
+///
+/// JSON: `{"components":[{"profiles":[CPP, …]}, …]}`. The empty CPD `{"components": []}` is what
+/// an ACK carries after DECLINE or WITHDRAW (RFC 8921 §9.2.6).
+public struct ConnectivityProvisioningDocument: Sendable, Hashable {
+    public var components: [ConnectivityProvisioningComponent]
+
+    public init(components: [ConnectivityProvisioningComponent]) {
+        self.components = components
+    }
+
+    /// The empty CPD `{"components": []}` (RFC 8921 §9.2.6).
+    public static let empty = ConnectivityProvisioningDocument(components: [])
+
+    /// Whether this is the empty CPD.
+    public var isEmpty: Bool { components.isEmpty }
+
+    /// Decodes a CPD; `path` names the `cpd` attribute (e.g. `JSONPath.root.appending("cpd")`).
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        let o = try json.object(at: path)
+        components = try o.elements("components", at: path, maxCount: CPDLimits.maxComponents)
+    }
+
+    /// Deterministic JSON form.
+    public var json: JSONValue {
+        .object(JSONObject([("components", .array(components.map(\.json)))]))
+    }
+}
+
+/// Short name of ``ConnectivityProvisioningDocument`` (RFC 8921 "CPD").
+public typealias CPD = ConnectivityProvisioningDocument
+
+/// One component of a CPD: a list of CPPs (RFC 7297 §4).
+public struct ConnectivityProvisioningComponent: Sendable, Hashable, CPDJSONCodable {
+    public var profiles: [ConnectivityProvisioningProfile]
+
+    public init(profiles: [ConnectivityProvisioningProfile]) {
+        self.profiles = profiles
+    }
+
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        let o = try json.object(at: path)
+        profiles = try o.elements("profiles", at: path, maxCount: CPDLimits.maxProfiles)
+    }
+
+    public var json: JSONValue {
+        .object(JSONObject([("profiles", .array(profiles.map(\.json)))]))
+    }
+}
+
+/// A Connectivity Provisioning Profile: the 13 clauses of RFC 7297 §3 plus optional information
+/// elements (RFC 7297 §4; cpp-template.md §2). Only `customer-nodes` and `scope` are mandatory
+/// in JSON; the defaults of absent clauses are in cpp-template.md §3.
+public struct ConnectivityProvisioningProfile: Sendable, Hashable, CPDJSONCodable {
+    /// Customer Nodes Map (RFC 7297 §3.1), key `customer-nodes`.
+    public var customerNodes: [CPDCustomerNode]
+    /// Scope (RFC 7297 §3.2), key `scope`.
+    public var scope: [CPDScopeEntry]
+    /// QoS Guarantees (RFC 7297 §3.3), key `qos-guarantees`; absent = no guarantee.
+    public var qosGuarantees: CPDQoSGuarantees?
+    /// Availability (RFC 7297 §3.4), key `availability`.
+    public var availability: CPDAvailability?
+    /// Capacity (RFC 7297 §3.5), key `capacity`; absent = no quantitative limit.
+    public var capacity: [CPDCapacityEntry]?
+    /// Traffic Isolation (RFC 7297 §3.8), key `traffic-isolation`.
+    public var trafficIsolation: CPDTrafficIsolation?
+    /// Conformance Traffic (RFC 7297 §3.6), key `conformance-traffic`; required iff capacity is present.
+    public var conformanceTraffic: CPDConformanceTraffic?
+    /// Flow Identification (RFC 7297 §3.9), key `flow-identification`; absent = all traffic.
+    public var flowIdentification: CPDFlowIdentification?
+    /// Overall Traffic Guarantees (RFC 7297 §3.7), key `overall-traffic-guarantees`; absent = best effort.
+    public var overallTrafficGuarantees: CPDOverallTrafficGuarantees?
+    /// Routing and Forwarding (RFC 7297 §3.10), key `routing-and-forwarding`.
+    public var routingAndForwarding: CPDRoutingAndForwarding?
+    /// Activation Means (RFC 7297 §3.11), key `activation-means`.
+    public var activationMeans: [CPDActivationMeans]?
+    /// Invocation Means (RFC 7297 §3.12), key `invocation-means`; absent = implicit.
+    public var invocationMeans: CPDInvocationMeans?
+    /// Notifications (RFC 7297 §3.13), key `notifications`.
+    public var notifications: [CPDNotification]?
+    /// Optional information elements (RFC 7297 §4, RFC 8921 §9.1.10), key `extensions`.
+    public var extensions: CPDExtensions?
+
+    public init(
+        customerNodes: [CPDCustomerNode],
+        scope: [CPDScopeEntry],
+        qosGuarantees: CPDQoSGuarantees? = nil,
+        availability: CPDAvailability? = nil,
+        capacity: [CPDCapacityEntry]? = nil,
+        trafficIsolation: CPDTrafficIsolation? = nil,
+        conformanceTraffic: CPDConformanceTraffic? = nil,
+        flowIdentification: CPDFlowIdentification? = nil,
+        overallTrafficGuarantees: CPDOverallTrafficGuarantees? = nil,
+        routingAndForwarding: CPDRoutingAndForwarding? = nil,
+        activationMeans: [CPDActivationMeans]? = nil,
+        invocationMeans: CPDInvocationMeans? = nil,
+        notifications: [CPDNotification]? = nil,
+        extensions: CPDExtensions? = nil
+    ) {
+        self.customerNodes = customerNodes
+        self.scope = scope
+        self.qosGuarantees = qosGuarantees
+        self.availability = availability
+        self.capacity = capacity
+        self.trafficIsolation = trafficIsolation
+        self.conformanceTraffic = conformanceTraffic
+        self.flowIdentification = flowIdentification
+        self.overallTrafficGuarantees = overallTrafficGuarantees
+        self.routingAndForwarding = routingAndForwarding
+        self.activationMeans = activationMeans
+        self.invocationMeans = invocationMeans
+        self.notifications = notifications
+        self.extensions = extensions
+    }
+
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        let o = try json.object(at: path)
+        customerNodes = try o.elements("customer-nodes", at: path, maxCount: CPDLimits.maxEntries)
+        scope = try o.elements("scope", at: path, maxCount: CPDLimits.maxEntries)
+        qosGuarantees = try o.elementIfPresent("qos-guarantees", at: path)
+        availability = try o.elementIfPresent("availability", at: path)
+        capacity = try o.elementsIfPresent("capacity", at: path, maxCount: CPDLimits.maxEntries)
+        trafficIsolation = try o.elementIfPresent("traffic-isolation", at: path)
+        conformanceTraffic = try o.elementIfPresent("conformance-traffic", at: path)
+        flowIdentification = try o.elementIfPresent("flow-identification", at: path)
+        overallTrafficGuarantees = try o.elementIfPresent("overall-traffic-guarantees", at: path)
+        routingAndForwarding = try o.elementIfPresent("routing-and-forwarding", at: path)
+        activationMeans = try o.elementsIfPresent("activation-means", at: path, maxCount: CPDLimits.maxEntries)
+        invocationMeans = try o.elementIfPresent("invocation-means", at: path)
+        notifications = try o.elementsIfPresent("notifications", at: path, maxCount: CPDLimits.maxEntries)
+        extensions = try o.elementIfPresent("extensions", at: path)
+    }
+
+    /// Keys in RBNF order (RFC 7297 Figure 6), absent clauses omitted.
+    public var json: JSONValue {
+        var o = JSONObject()
+        o.put("customer-nodes", customerNodes)
+        o.put("scope", scope)
+        o.put("qos-guarantees", qosGuarantees)
+        o.put("availability", availability)
+        o.put("capacity", capacity)
+        o.put("traffic-isolation", trafficIsolation)
+        o.put("conformance-traffic", conformanceTraffic)
+        o.put("flow-identification", flowIdentification)
+        o.put("overall-traffic-guarantees", overallTrafficGuarantees)
+        o.put("routing-and-forwarding", routingAndForwarding)
+        o.put("activation-means", activationMeans)
+        o.put("invocation-means", invocationMeans)
+        o.put("notifications", notifications)
+        o.put("extensions", extensions)
+        return .object(o)
+    }
+}

@@ -1,0 +1,220 @@
+/// A value type that may appear in a negotiable (**N**) CPD field (cpp-template.md §4).
+///
+/// Numbers (``CPNPDecimal``, `Int64`) admit ranges; enumerations and strings only admit
+/// fixed values, `"any"` and one-of sets.
+public protocol NegotiableValue: Sendable, Hashable, Comparable {
+    /// Whether `{"min":…,"max":…}` is meaningful for this type (true for numbers only).
+    static var admitsRange: Bool { get }
+    /// Decodes one bare value (never `"any"`, which ``Negotiable`` handles).
+    init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError)
+    /// The bare JSON form of the value.
+    var negotiableJSON: JSONValue { get }
+}
+
+extension CPNPDecimal: NegotiableValue {
+    public static var admitsRange: Bool { true }
+    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        self = try json.decimal(at: path)
+    }
+    public var negotiableJSON: JSONValue { .number(self) }
+}
+
+extension Int64: NegotiableValue {
+    public static var admitsRange: Bool { true }
+    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        self = try json.integer(at: path, in: Int64.min...Int64.max)
+    }
+    public var negotiableJSON: JSONValue { .number(CPNPDecimal(self)) }
+}
+
+extension String: NegotiableValue {
+    public static var admitsRange: Bool { false }
+    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        self = try json.string(at: path, maxLength: CPDLimits.maxShortString)
+    }
+    public var negotiableJSON: JSONValue { .string(self) }
+}
+
+/// A negotiable CPD field: strictly or loosely defined value (RFC 8921 §2, §8.7; cpp-template.md §4).
+///
+/// JSON forms: bare value (fixed), `{"min":x,"max":y}` (closed range, one bound may be omitted),
+/// `"any"` (no constraint), `{"one-of":[…]}` (a non-empty set).
+public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
+    /// Exactly this value.
+    case fixed(Value)
+    /// Closed interval; a missing bound is unbounded (but not both).
+    case range(min: Value?, max: Value?)
+    /// No constraint: the offerer chooses.
+    case any
+    /// Any of the listed values (non-empty).
+    case oneOf([Value])
+
+    /// True for `.fixed` (RFC 8921 §8.7 "concrete" values).
+    public var isFixed: Bool {
+        if case .fixed = self { return true }
+        return false
+    }
+
+    /// The fixed value, if any.
+    public var fixedValue: Value? {
+        if case .fixed(let v) = self { return v }
+        return nil
+    }
+
+    /// A value a provider would naturally pick: fixed → the value, range → max if present else min,
+    /// one-of → the first, `"any"` → nil (the offerer must choose).
+    public var preferredValue: Value? {
+        switch self {
+        case .fixed(let v): v
+        case .range(let lo, let hi): hi ?? lo
+        case .oneOf(let l): l.first
+        case .any: nil
+        }
+    }
+
+    /// Whether `value` is admitted (belongs to S(self), cpp-template.md §4.1).
+    public func admits(_ value: Value) -> Bool {
+        switch self {
+        case .fixed(let v): return v == value
+        case .any: return true
+        case .oneOf(let l): return l.contains(value)
+        case .range(let lo, let hi):
+            if let lo, value < lo { return false }
+            if let hi, hi < value { return false }
+            return true
+        }
+    }
+
+    /// Problems with the form itself (empty range, min > max, empty one-of, range of an enumeration).
+    public var internalProblems: [String] {
+        switch self {
+        case .fixed, .any: return []
+        case .oneOf(let l): return l.isEmpty ? ["\"one-of\" must list at least one value"] : []
+        case .range(let lo, let hi):
+            var out: [String] = []
+            if !Value.admitsRange { out.append("a range is not allowed for this field; use a value, \"any\" or \"one-of\"") }
+            if lo == nil && hi == nil { out.append("a range needs \"min\" or \"max\" (write \"any\" for no constraint)") }
+            if let lo, let hi, hi < lo { out.append("\"min\" is greater than \"max\"") }
+            return out
+        }
+    }
+
+    /// Whether this form is well formed (``internalProblems`` is empty).
+    public var isWellFormed: Bool { internalProblems.isEmpty }
+
+    /// Whether this **offered** value satisfies the **requested** one: S(offered) ⊆ S(requested)
+    /// (cpp-template.md §4.1). Exact comparisons; an ill-formed offered value satisfies nothing
+    /// but `"any"`.
+    public func satisfies(_ requested: Negotiable<Value>) -> Bool {
+        if case .any = requested { return true }
+        guard isWellFormed else { return false }
+        switch self {
+        case .any:
+            return false
+        case .fixed(let x):
+            return requested.admits(x)
+        case .oneOf(let l):
+            return l.allSatisfy { requested.admits($0) }
+        case .range(let lo, let hi):
+            switch requested {
+            case .any:
+                return true
+            case .fixed(let x):
+                return lo == x && hi == x
+            case .oneOf(let l):
+                // A continuous interval is only a subset of a finite set when it is a single point.
+                guard let lo, let hi, lo == hi else { return false }
+                return l.contains(lo)
+            case .range(let rlo, let rhi):
+                if let rlo {
+                    guard let lo, !(lo < rlo) else { return false }
+                }
+                if let rhi {
+                    guard let hi, !(rhi < hi) else { return false }
+                }
+                return true
+            }
+        }
+    }
+
+    /// Every concrete value written in this form (fixed value, bounds, one-of members).
+    public var mentionedValues: [Value] {
+        switch self {
+        case .fixed(let v): [v]
+        case .any: []
+        case .oneOf(let l): l
+        case .range(let lo, let hi): [lo, hi].compactMap { $0 }
+        }
+    }
+
+    /// Decodes any of the four JSON forms. `{}`, an object with neither `min`/`max` nor `one-of`,
+    /// `one-of` mixed with bounds, an empty `one-of` and ranges of enumerations are rejected.
+    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+        switch json {
+        case .string("any"):
+            self = .any
+        case .object(let o):
+            let oneOf = o["one-of"]
+            let min = o["min"]
+            let max = o["max"]
+            if let oneOf {
+                guard min == nil && max == nil else {
+                    throw CPNPDecodingError(.invalidValue, at: path, "\"one-of\" cannot be combined with \"min\"/\"max\"")
+                }
+                let p = path.appending("one-of")
+                let items = try oneOf.array(at: p, maxCount: CPDLimits.maxOneOf)
+                guard !items.isEmpty else {
+                    throw CPNPDecodingError(.invalidValue, at: p, "\"one-of\" must list at least one value")
+                }
+                var values: [Value] = []
+                values.reserveCapacity(items.count)
+                for (i, item) in items.enumerated() {
+                    let ip = p.appending(index: i)
+                    if case .string("any") = item {
+                        throw CPNPDecodingError(.invalidValue, at: ip, "\"any\" is not a value")
+                    }
+                    values.append(try Value(negotiableJSON: item, at: ip))
+                }
+                self = .oneOf(values)
+            } else if min != nil || max != nil {
+                guard Value.admitsRange else {
+                    throw CPNPDecodingError(.invalidValue, at: path, "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
+                }
+                let lo = try min.map { (v) throws(CPNPDecodingError) in try Value(negotiableJSON: v, at: path.appending("min")) }
+                let hi = try max.map { (v) throws(CPNPDecodingError) in try Value(negotiableJSON: v, at: path.appending("max")) }
+                self = .range(min: lo, max: hi)
+            } else {
+                throw CPNPDecodingError(.invalidValue, at: path, "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
+            }
+        default:
+            do {
+                self = .fixed(try Value(negotiableJSON: json, at: path))
+            } catch {
+                guard error.code == .wrongType else { throw error }
+                let kind = Value.admitsRange ? "a number, \"any\", {\"min\"/\"max\"} or {\"one-of\"}" : "a value, \"any\" or {\"one-of\"}"
+                throw CPNPDecodingError(.wrongType, at: path, "expected \(kind), found \(json.typeName)")
+            }
+        }
+    }
+
+    /// The JSON form (bounds in the order `min`, `max`).
+    public var json: JSONValue {
+        switch self {
+        case .fixed(let v):
+            return v.negotiableJSON
+        case .any:
+            return .string("any")
+        case .oneOf(let l):
+            return .object(JSONObject([("one-of", .array(l.map(\.negotiableJSON)))]))
+        case .range(let lo, let hi):
+            var o = JSONObject()
+            if let lo { o["min"] = lo.negotiableJSON }
+            if let hi { o["max"] = hi.negotiableJSON }
+            return .object(o)
+        }
+    }
+}
+
+extension Negotiable: ExpressibleByIntegerLiteral where Value: ExpressibleByIntegerLiteral {
+    public init(integerLiteral value: Value.IntegerLiteralType) { self = .fixed(Value(integerLiteral: value)) }
+}

@@ -1,0 +1,667 @@
+/// The client side of one order (RFC 8921 §8.11.1, Figure 8; validation §10.1; behaviour §11.1).
+///
+/// A value type without I/O: every call takes one event and returns the actions the engine must
+/// perform, in order (persist before send). Local commands that are not allowed in the current
+/// state throw ``OrderCommandError`` and change nothing; received messages and timers never throw:
+/// whatever fails validation is discarded silently (RFC 8921 §10.1, §13).
+///
+/// An UPDATE of a completed order is negotiated like a quotation (PQOSent … AcceptSent) while the
+/// agreement is kept; it replaces the agreement on ACK and survives a failed update (notes A11).
+public struct ClientOrderStateMachine: Sendable, Hashable {
+    /// The client order states of RFC 8921 §8.11.1.
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        case created = "Created"
+        case awaitingProcessing = "AwaitingProcessing"
+        case pqoSent = "PQOSent"
+        case serverProcessing = "ServerProcessing"
+        case offerReceived = "OfferReceived"
+        case offerProcessing = "OfferProcessing"
+        case acceptSent = "AcceptSent"
+        case completed = "Completed"
+        case cancelled = "Cancelled"
+    }
+
+    /// Timers the engine arms on request and reports back with ``timerFired(_:now:)``.
+    public enum Timer: String, Sendable, Hashable, CaseIterable {
+        /// RETRANS_TIMER of the pending request (RFC 8921 §11.4).
+        case retransmission
+        /// EXPECTED_RESPONSE_TIME of the QUOTATION or UPDATE (§8.5).
+        case expectedResponseTime
+        /// EXPECTED_OFFER_TIME accepted from the server (§9.1.7).
+        case expectedOfferTime
+        /// VALIDITY_OFFER_TIME of the offer under evaluation (§9.1.8).
+        case offerValidity
+        /// Next withdrawal cycle after an unanswered WITHDRAW (§11.1.2).
+        case withdrawalRetry
+        /// End of the test period of a testing-purpose agreement (§9.1.10.3).
+        case testPeriodEnd
+    }
+
+    /// Side effects requested by the machine.
+    public enum Action: Sendable, Hashable {
+        /// Store the machine as it is now (before any following send).
+        case persist(from: State, to: State, event: String)
+        /// Send this message on the order's session.
+        case send(CPNPMessage)
+        case armTimer(Timer, at: CPNPTimestamp)
+        case cancelTimer(Timer)
+        /// Tell the application.
+        case report(Event)
+        /// The received message or timer was ignored.
+        case discard(DiscardReason)
+    }
+
+    /// What the application learns.
+    public enum Event: Sendable, Hashable {
+        /// The server acknowledged the request (PROCESSING).
+        case processing(ProviderOrderID, expectedOfferTime: CPNPTimestamp?)
+        /// The server wants until `until`; answer with ``moreTimeDecided(granted:now:)``.
+        case moreTimeRequested(until: CPNPTimestamp, subcode: ProcessingSubcode?, isExtension: Bool)
+        /// An offer arrived; accept, decline or cancel before `validityOfferTime`.
+        case offerReceived(OfferMessage)
+        case agreementReached(Agreement)
+        /// The negotiation (quotation or update) ended without agreement.
+        case negotiationEnded(NegotiationEnd)
+        /// The server confirmed a CANCEL or DECLINE.
+        case cancellationConfirmed
+        /// The server refused a CANCEL or DECLINE (e.g. the order was already agreed: withdraw it).
+        case cancellationRefused(FailStatusCode, diagnostic: String?)
+        /// The test period of a testing-purpose agreement ended (§9.1.10.3).
+        case testPeriodEnded
+        case withdrawalConfirmed
+        /// WITHDRAW unanswered after every retry: administrator alarm (§11.1.2); another cycle is scheduled.
+        case withdrawalUnconfirmed(nextAttempt: CPNPTimestamp)
+        case withdrawalRefused(FailStatusCode, diagnostic: String?)
+        case activationConfirmed(ActivationSchedule)
+        case activationRefused(FailStatusCode, diagnostic: String?)
+        /// A request got no answer after every retry.
+        case requestUnanswered(MethodCode)
+    }
+
+    /// Why a negotiation ended without agreement.
+    public enum NegotiationEnd: Sendable, Hashable {
+        case failed(FailStatusCode, diagnostic: String?)
+        case cancelledByClient
+        case declinedByClient([DeclineReason])
+        case expectedResponseTimeElapsed
+        case expectedOfferTimeElapsed
+        case offerExpired
+        case noResponse
+        case offerTimeRefused
+    }
+
+    /// What kind of exchange the open transaction is.
+    public enum TransactionKind: String, Sendable, Hashable {
+        case quotation, update, withdraw, activate
+    }
+
+    /// The open transaction (RFC 8921 §8.4).
+    public struct Transaction: Sendable, Hashable {
+        public var kind: TransactionKind
+        public var id: TransactionID
+        public var session: CPNPSession
+        public var sequence: SequenceCounters
+        public var pending: PendingRequest?
+        public var cache: CachedExchange?
+        /// Set when the pending request's retries are exhausted (withdrawal cycles).
+        public var exhausted = false
+        public var activationSchedule: ActivationSchedule?
+    }
+
+    /// Parameters of the machine (RFC 8921 §8.5, §11.1).
+    public struct Configuration: Sendable, Hashable {
+        public var retransmission: RetransmissionPolicy
+        /// Spacing of withdrawal cycles: default 300 s, never below 60 s (notes A1).
+        public var withdrawalRetryInterval: Duration
+        /// When false, expected response/offer times are not enforced (§11.1.1, notes A23).
+        public var enforceDeadlines: Bool
+
+        public init(retransmission: RetransmissionPolicy = .init(), withdrawalRetryInterval: Duration = .seconds(300), enforceDeadlines: Bool = true) {
+            self.retransmission = retransmission
+            self.withdrawalRetryInterval = max(withdrawalRetryInterval, .seconds(60))
+            self.enforceDeadlines = enforceDeadlines
+        }
+    }
+
+    public let customerOrderID: CustomerOrderID
+    public let configuration: Configuration
+    public private(set) var state: State = .created
+    public private(set) var providerOrderID: ProviderOrderID?
+    /// The agreement in force (Completed, or an update in progress).
+    public private(set) var agreement: Agreement?
+    /// The CPD requested by the current negotiation.
+    public private(set) var requestedCPD: CPD?
+    public private(set) var requestedInformationElements: InformationElements?
+    /// The offer under evaluation.
+    public private(set) var offer: OfferMessage?
+    public private(set) var transaction: Transaction?
+    public private(set) var expectedResponseTime: CPNPTimestamp?
+    public private(set) var expectedOfferTime: CPNPTimestamp?
+    /// A PROCESSING whose expected-offer-time awaits the application's decision.
+    public private(set) var pendingTimeDecision: CPNPTimestamp?
+    public private(set) var lastEnd: NegotiationEnd?
+
+    public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
+        self.customerOrderID = customerOrderID
+        self.configuration = configuration
+    }
+
+    // MARK: - Local commands (Figure 8 "sent" arrows)
+
+    /// Created → AwaitingProcessing (Figure 8: administrative approval).
+    public mutating func processingApproved() throws(OrderCommandError) -> [Action] {
+        try require([.created], "approve processing")
+        return transition(to: .awaitingProcessing, "processing approved")
+    }
+
+    /// AwaitingProcessing → PQOSent: sends QUOTATION (RFC 8921 §9.2.1, §11.1.1).
+    public mutating func sendQuotation(
+        requestedCPD: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = nil,
+        session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.awaitingProcessing], "send a QUOTATION")
+        var tx = Transaction(
+            kind: .quotation, id: .random(using: &rng), session: session,
+            sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        let q = QuotationMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD, informationElements: informationElements)
+        tx.pending = PendingRequest(message: .quotation(q))
+        transaction = tx
+        self.requestedCPD = requestedCPD
+        requestedInformationElements = informationElements
+        self.expectedResponseTime = expectedResponseTime
+        expectedOfferTime = nil
+        var actions = transition(to: .pqoSent, "QUOTATION sent")
+        actions += [.send(.quotation(q)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        if let ert = expectedResponseTime, configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: ert)) }
+        return actions
+    }
+
+    /// Created → PQOSent in one step: approval then QUOTATION.
+    public mutating func quote(
+        requestedCPD: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = nil,
+        session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        let a = try processingApproved()
+        return a + (try sendQuotation(
+            requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
+            session: session, now: now, using: &rng))
+    }
+
+    /// Answers a pending expected-offer-time: grant (ACK for an extension) or refuse (CANCEL for the
+    /// first one, FAIL 7 for an extension) (RFC 8921 §9.2.2, §11.1.1, notes A22).
+    public mutating func moreTimeDecided(granted: Bool, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        guard let until = pendingTimeDecision, var tx = transaction, let poid = providerOrderID else {
+            throw OrderCommandError(.noPendingDecision, "no expected offer time awaits a decision")
+        }
+        pendingTimeDecision = nil
+        if state == .pqoSent {
+            if granted {
+                expectedOfferTime = until
+                var a = transition(to: .serverProcessing, "expected offer time \(until.rfc3339) accepted")
+                a += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)]
+                return a
+            }
+            return cancelNegotiation(.offerTimeRefused, now: now, event: "expected offer time refused")
+        }
+        // An extension request in ServerProcessing: answer it, and cache the answer.
+        let answer: CPNPMessage
+        if granted {
+            answer = .ack(AckMessage(
+                sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+                providerOrderID: poid, expectedResponseTime: until))
+            expectedOfferTime = until
+        } else {
+            answer = .fail(FailMessage(
+                sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+                providerOrderID: poid, statusCode: .moreTimeRejected))
+        }
+        tx.cache?.answer = answer
+        transaction = tx
+        var a = transition(to: .serverProcessing, granted ? "more time granted until \(until.rfc3339)" : "more time refused")
+        a.append(.send(answer))
+        if granted && configuration.enforceDeadlines { a.append(.armTimer(.expectedOfferTime, at: until)) }
+        return a
+    }
+
+    /// OfferReceived → OfferProcessing: sends PROCESSING to stop the OFFER's retransmission (Figure 8).
+    public mutating func offerProcessingStarted(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.offerReceived], "acknowledge the offer")
+        guard var tx = transaction, let offer else { throw invalid("acknowledge the offer") }
+        let p = ProcessingMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: offer.providerOrderID)
+        tx.cache?.answer = .processing(p)
+        transaction = tx
+        return transition(to: .offerProcessing, "PROCESSING sent") + [.send(.processing(p))]
+    }
+
+    /// OfferReceived/OfferProcessing → AcceptSent: sends ACCEPT with the offer's fields (RFC 8921 §9.2.4).
+    /// Never accepts an expired offer.
+    public mutating func accept(informationElements: InformationElements? = nil, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.offerReceived, .offerProcessing], "accept")
+        guard var tx = transaction, let offer else { throw invalid("accept") }
+        guard now < offer.validityOfferTime else {
+            throw OrderCommandError(.offerExpired, "the offer expired at \(offer.validityOfferTime.rfc3339)")
+        }
+        let m = AcceptMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: offer.providerOrderID, nonce: offer.nonce, acceptedCPD: offer.offeredCPD,
+            informationElements: informationElements)
+        tx.pending = PendingRequest(message: .accept(m))
+        tx.cache?.answer = .accept(m)
+        transaction = tx
+        var a = transition(to: .acceptSent, "ACCEPT sent")
+        a += [.cancelTimer(.offerValidity), .send(.accept(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        return a
+    }
+
+    /// OfferReceived/OfferProcessing → Cancelled: sends DECLINE (RFC 8921 §9.2.5).
+    public mutating func decline(reasons: [DeclineReason] = [], now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.offerReceived, .offerProcessing], "decline")
+        guard var tx = transaction, let offer else { throw invalid("decline") }
+        let m = DeclineMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: offer.providerOrderID, nonce: offer.nonce, reasons: reasons)
+        tx.pending = PendingRequest(message: .decline(m))
+        tx.cache?.answer = .decline(m)
+        transaction = tx
+        lastEnd = .declinedByClient(reasons)
+        var a = transition(to: endState, "DECLINE sent")
+        a += [.cancelTimer(.offerValidity), .send(.decline(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        a.append(.report(.negotiationEnded(.declinedByClient(reasons))))
+        return a
+    }
+
+    /// Cancels the order (or the update in progress) at any stage before agreement (RFC 8921 §9.2.7).
+    /// Before a QUOTATION was sent this is a local abort and sends nothing.
+    public mutating func cancel(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        switch state {
+        case .created, .awaitingProcessing:
+            lastEnd = .cancelledByClient
+            return transition(to: .cancelled, "aborted locally") + [.report(.negotiationEnded(.cancelledByClient))]
+        case .pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent:
+            return cancelNegotiation(.cancelledByClient, now: now, event: "CANCEL sent")
+        case .completed, .cancelled:
+            throw invalid("cancel (use withdraw for an agreed order)")
+        }
+    }
+
+    /// Completed → Cancelled: sends WITHDRAW in a new transaction (RFC 8921 §9.2.8, §11.1.2; notes A19).
+    public mutating func withdraw(
+        session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.completed], "withdraw")
+        guard let ag = agreement else { throw invalid("withdraw") }
+        var tx = Transaction(
+            kind: .withdraw, id: .random(using: &rng), session: session,
+            sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        let m = WithdrawMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: ag.providerOrderID, nonce: ag.nonce)
+        tx.pending = PendingRequest(message: .withdraw(m))
+        transaction = tx
+        var a = transition(to: .cancelled, "WITHDRAW sent")
+        a += [.send(.withdraw(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        return a
+    }
+
+    /// Completed → PQOSent with the agreement kept: sends UPDATE in a new transaction (RFC 8921 §9.2.9, §11.1.3).
+    public mutating func update(
+        requestedCPD: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp,
+        session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.completed], "update")
+        guard let ag = agreement else { throw invalid("update") }
+        var tx = Transaction(
+            kind: .update, id: .random(using: &rng), session: session,
+            sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        let m = UpdateMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: ag.providerOrderID, nonce: ag.nonce, expectedResponseTime: expectedResponseTime,
+            requestedCPD: requestedCPD, informationElements: informationElements)
+        tx.pending = PendingRequest(message: .update(m))
+        transaction = tx
+        self.requestedCPD = requestedCPD
+        requestedInformationElements = informationElements
+        self.expectedResponseTime = expectedResponseTime
+        expectedOfferTime = nil
+        offer = nil
+        var a = transition(to: .pqoSent, "UPDATE sent")
+        a += [.send(.update(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        if configuration.enforceDeadlines { a.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
+        return a
+    }
+
+    /// Sends ACTIVATE for an agreement whose activation type is explicit (RFC 8921 §9.2.11).
+    public mutating func activate(
+        _ schedule: ActivationSchedule, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.completed], "activate")
+        guard let ag = agreement else { throw invalid("activate") }
+        guard ag.activationType == .explicit else {
+            throw OrderCommandError(.activationNotExplicit, "the agreed activation type is \(ag.activationType.rawValue), not explicit")
+        }
+        if let tx = transaction, tx.pending != nil { throw invalid("activate while a request is pending") }
+        var tx = Transaction(
+            kind: .activate, id: .random(using: &rng), session: session,
+            sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        tx.activationSchedule = schedule
+        let m = ActivateMessage(
+            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+            providerOrderID: ag.providerOrderID, nonce: ag.nonce, activationSchedule: schedule)
+        tx.pending = PendingRequest(message: .activate(m))
+        transaction = tx
+        return [
+            .persist(from: state, to: state, event: "ACTIVATE sent (\(schedule))"),
+            .send(.activate(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+        ]
+    }
+
+    // MARK: - Received messages (Table 5)
+
+    /// Handles a message received on `session` (RFC 8921 §10.1). Answers from an unknown server
+    /// must be filtered by the engine before (§13).
+    public mutating func messageReceived(_ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp) -> [Action] {
+        guard var tx = transaction, message.transactionID == tx.id, message.customerOrderID == customerOrderID else {
+            return [.discard(.unknownTransaction)]
+        }
+        guard session == tx.session else { return [.discard(.sessionMismatch)] }
+        switch tx.sequence.classify(message.sequenceNumber) {
+        case .stale:
+            return [.discard(.staleSequenceNumber)]
+        case .duplicate:
+            guard var cache = tx.cache, cache.incoming == message, let answer = cache.answer else { return [.discard(.duplicate)] }
+            if let last = cache.lastResend, now < last.adding(configuration.retransmission.cachedAnswerMinimumInterval) {
+                return [.discard(.duplicate)]
+            }
+            cache.lastResend = now
+            tx.cache = cache
+            transaction = tx
+            return [.send(answer)]
+        case .fresh:
+            break
+        }
+        let actions = dispatch(message, now: now)
+        if case .discard = actions.first, actions.count == 1 { return actions }
+        // Legitimate: record its sequence number and cache it for duplicates (§11.3, §11.4).
+        if var t = transaction, t.id == message.transactionID {
+            t.sequence.accept(message.sequenceNumber)
+            t.cache = CachedExchange(incoming: message)
+            transaction = t
+        }
+        return actions
+    }
+
+    private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp) -> [Action] {
+        guard let tx = transaction else { return [.discard(.unknownTransaction)] }
+        if let poid = message.providerOrderID, let known = providerOrderID, poid != known {
+            return [.discard(.mismatch("provider-order-id"))]
+        }
+        switch (state, message) {
+        case (.pqoSent, .processing(let p)) where tx.kind == .quotation || tx.kind == .update:
+            return processingReceived(p, firstAnswer: true, now: now)
+        case (.serverProcessing, .processing(let p)):
+            return processingReceived(p, firstAnswer: false, now: now)
+        case (.pqoSent, .offer(let o)), (.serverProcessing, .offer(let o)):
+            return offerReceived(o, now: now)
+        case (.pqoSent, .fail(let f)), (.serverProcessing, .fail(let f)), (.offerReceived, .fail(let f)),
+            (.offerProcessing, .fail(let f)), (.acceptSent, .fail(let f)):
+            guard tx.kind == .quotation || tx.kind == .update else { return [.discard(.unexpected(.fail, inState: state.rawValue))] }
+            return endNegotiation(.failed(f.statusCode, diagnostic: f.diagnostic), event: "FAIL \(f.statusCode.rawValue) received")
+        case (.acceptSent, .ack(let a)):
+            return acceptAcknowledged(a, now: now)
+        case (.cancelled, .processing(let p)) where tx.kind == .withdraw && tx.pending != nil:
+            // Figure 14: the server is processing the withdrawal; stop retransmitting and wait for the
+            // ACK, repeating the WITHDRAW after a withdrawal interval if it never comes (§11.1.2, §11.4).
+            guard p.providerOrderID == providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
+            transaction?.exhausted = true
+            return [
+                .persist(from: state, to: state, event: "PROCESSING received for WITHDRAW"), .cancelTimer(.retransmission),
+                .armTimer(.withdrawalRetry, at: now.adding(configuration.withdrawalRetryInterval)),
+            ]
+        case (.cancelled, .ack(let a)), (.completed, .ack(let a)):
+            return closingAckReceived(a)
+        case (.cancelled, .fail(let f)), (.completed, .fail(let f)):
+            return closingFailReceived(f)
+        default:
+            switch message.method {
+            case .ack, .fail, .processing: return [.discard(.unsolicitedResponse(message.method))]
+            default: return [.discard(.unexpected(message.method, inState: state.rawValue))]
+            }
+        }
+    }
+
+    private mutating func processingReceived(_ p: ProcessingMessage, firstAnswer: Bool, now: CPNPTimestamp) -> [Action] {
+        if let ag = agreement, p.providerOrderID != ag.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
+        var actions: [Action] = []
+        if firstAnswer {
+            providerOrderID = p.providerOrderID
+            transaction?.pending = nil
+            actions.append(.cancelTimer(.retransmission))
+            actions.append(.report(.processing(p.providerOrderID, expectedOfferTime: p.expectedOfferTime)))
+            if let eot = p.expectedOfferTime, configuration.enforceDeadlines {
+                if let ert = expectedResponseTime, eot > ert {
+                    // The server proposes more time than asked: the application decides (§9.1.7).
+                    pendingTimeDecision = eot
+                    return [.persist(from: state, to: state, event: "PROCESSING received, expected offer time beyond expected response time")]
+                        + actions + [.report(.moreTimeRequested(until: eot, subcode: p.processingSubcode, isExtension: false))]
+                }
+                expectedOfferTime = eot
+                return transition(to: .serverProcessing, "PROCESSING received") + actions
+                    + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: eot)]
+            }
+            expectedOfferTime = p.expectedOfferTime
+            return transition(to: .serverProcessing, "PROCESSING received") + actions
+        }
+        // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2, notes A18).
+        guard let eot = p.expectedOfferTime, eot != expectedOfferTime else {
+            return [.persist(from: state, to: state, event: "PROCESSING received")]
+        }
+        pendingTimeDecision = eot
+        return [
+            .persist(from: state, to: state, event: "more time requested until \(eot.rfc3339)"),
+            .report(.moreTimeRequested(until: eot, subcode: p.processingSubcode, isExtension: true)),
+        ]
+    }
+
+    private mutating func offerReceived(_ o: OfferMessage, now: CPNPTimestamp) -> [Action] {
+        if let ag = agreement, o.providerOrderID != ag.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
+        providerOrderID = o.providerOrderID
+        pendingTimeDecision = nil
+        transaction?.pending = nil
+        guard now < o.validityOfferTime else {
+            // Already expired: the server forgets it silently; so do we (§9.1.8).
+            var a = endNegotiation(.offerExpired, event: "expired OFFER received")
+            a.insert(.cancelTimer(.retransmission), at: 1)
+            return a
+        }
+        offer = o
+        var a = transition(to: .offerReceived, "OFFER received")
+        a += [
+            .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
+            .armTimer(.offerValidity, at: o.validityOfferTime), .report(.offerReceived(o)),
+        ]
+        return a
+    }
+
+    private mutating func acceptAcknowledged(_ ack: AckMessage, now: CPNPTimestamp) -> [Action] {
+        guard let offer, ack.providerOrderID == offer.providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
+        // Three-way handshake: the ACK carries the accepted (= offered) CPD (Table 5, notes A25).
+        guard ack.cpd == offer.offeredCPD else { return [.discard(.mismatch("cpd differs from the offered CPD"))] }
+        let ag = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
+        agreement = ag
+        transaction?.pending = nil
+        self.offer = nil
+        lastEnd = nil
+        var a = transition(to: .completed, "ACK received, agreement reached")
+        a += [.cancelTimer(.retransmission), .report(.agreementReached(ag))]
+        if let end = ag.testPeriodEnd { a.append(.armTimer(.testPeriodEnd, at: end)) } else { a.append(.cancelTimer(.testPeriodEnd)) }
+        return a
+    }
+
+    private mutating func closingAckReceived(_ ack: AckMessage) -> [Action] {
+        guard var tx = transaction, let pending = tx.pending else { return [.discard(.unsolicitedResponse(.ack))] }
+        if let poid = providerOrderID, ack.providerOrderID != poid { return [.discard(.mismatch("provider-order-id"))] }
+        let event: Event
+        switch pending.message {
+        case .withdraw:
+            // Table 5: the ACK of a WITHDRAW carries the Empty CPD.
+            guard ack.cpd?.isEmpty ?? true else { return [.discard(.mismatch("ACK of WITHDRAW must carry the empty CPD"))] }
+            event = .withdrawalConfirmed
+            agreement = nil
+        case .cancel, .decline:
+            event = .cancellationConfirmed
+        case .activate(let m):
+            event = .activationConfirmed(m.activationSchedule)
+            if var ag = agreement {
+                switch m.activationSchedule {
+                case .now: ag.activation = .active
+                case .deactivate: ag.activation = .inactive
+                case .at(let t): ag.activation = .scheduled(t)
+                }
+                agreement = ag
+            }
+        default:
+            return [.discard(.unsolicitedResponse(.ack))]
+        }
+        tx.pending = nil
+        tx.exhausted = false
+        transaction = tx
+        return [.persist(from: state, to: state, event: "ACK received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
+    }
+
+    private mutating func closingFailReceived(_ f: FailMessage) -> [Action] {
+        guard var tx = transaction, let pending = tx.pending else { return [.discard(.unsolicitedResponse(.fail))] }
+        let event: Event
+        switch pending.message {
+        case .withdraw: event = .withdrawalRefused(f.statusCode, diagnostic: f.diagnostic)
+        case .activate: event = .activationRefused(f.statusCode, diagnostic: f.diagnostic)
+        case .cancel, .decline: event = .cancellationRefused(f.statusCode, diagnostic: f.diagnostic)
+        default: return [.discard(.unsolicitedResponse(.fail))]
+        }
+        tx.pending = nil
+        tx.exhausted = false
+        transaction = tx
+        return [.persist(from: state, to: state, event: "FAIL \(f.statusCode.rawValue) received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
+    }
+
+    // MARK: - Timers
+
+    /// Handles a timer the engine armed (RFC 8921 §8.5, §11.1, §11.4). Stale timers are discarded.
+    public mutating func timerFired(_ timer: Timer, now: CPNPTimestamp) -> [Action] {
+        switch timer {
+        case .retransmission:
+            return retransmissionTimerFired(now: now)
+        case .expectedResponseTime:
+            guard configuration.enforceDeadlines, state == .pqoSent || state == .serverProcessing,
+                expectedOfferTime == nil || state == .pqoSent, let ert = expectedResponseTime, now >= ert
+            else { return [.discard(.staleTimer)] }
+            return cancelNegotiation(.expectedResponseTimeElapsed, now: now, event: "expected response time elapsed")
+        case .expectedOfferTime:
+            guard configuration.enforceDeadlines, state == .serverProcessing, let eot = expectedOfferTime, now >= eot else {
+                return [.discard(.staleTimer)]
+            }
+            return cancelNegotiation(.expectedOfferTimeElapsed, now: now, event: "expected offer time elapsed")
+        case .offerValidity:
+            guard state == .offerReceived || state == .offerProcessing, let o = offer, now >= o.validityOfferTime else {
+                return [.discard(.staleTimer)]
+            }
+            return endNegotiation(.offerExpired, event: "offer expired")
+        case .testPeriodEnd:
+            return testPeriodEnded(now: now)
+        case .withdrawalRetry:
+            guard var tx = transaction, tx.kind == .withdraw, tx.exhausted, let pending = tx.pending else { return [.discard(.staleTimer)] }
+            // A new withdrawal cycle: the same message again (same sequence number, §11.4).
+            tx.exhausted = false
+            tx.pending = PendingRequest(message: pending.message)
+            transaction = tx
+            return [.send(pending.message), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        }
+    }
+
+    private mutating func testPeriodEnded(now: CPNPTimestamp) -> [Action] {
+        guard state == .completed, let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, now >= end else {
+            return [.discard(.staleTimer)]
+        }
+        // The server ends the order at the same time, without a message.
+        agreement = nil
+        transaction?.pending = nil
+        return transition(to: .cancelled, "test period ended") + [.cancelTimer(.retransmission), .report(.testPeriodEnded)]
+    }
+
+    private mutating func retransmissionTimerFired(now: CPNPTimestamp) -> [Action] {
+        guard var tx = transaction, var pending = tx.pending, !tx.exhausted else { return [.discard(.staleTimer)] }
+        let policy = configuration.retransmission
+        if pending.retries < policy.maximumRetries {
+            pending.retries += 1
+            tx.pending = pending
+            transaction = tx
+            return [.send(pending.message), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
+        }
+        // Retries exhausted.
+        switch pending.message {
+        case .quotation, .update, .accept:
+            return cancelNegotiation(.noResponse, now: now, event: "\(pending.message.method) unanswered", retransmitCancel: false)
+        case .withdraw:
+            tx.exhausted = true
+            transaction = tx
+            let next = now.adding(configuration.withdrawalRetryInterval)
+            return [
+                .persist(from: state, to: state, event: "WITHDRAW unanswered, alarm raised"),
+                .report(.withdrawalUnconfirmed(nextAttempt: next)), .armTimer(.withdrawalRetry, at: next),
+            ]
+        default:
+            tx.pending = nil
+            transaction = tx
+            return [.persist(from: state, to: state, event: "\(pending.message.method) unanswered"), .report(.requestUnanswered(pending.message.method))]
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Where a negotiation that did not reach agreement ends: Cancelled, or back to Completed
+    /// when it was an update of an agreement (notes A11).
+    private var endState: State { agreement != nil ? .completed : .cancelled }
+
+    /// Sends CANCEL in the negotiation's transaction and ends it (RFC 8921 §8.5, §9.2.7).
+    private mutating func cancelNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String, retransmitCancel: Bool = true) -> [Action] {
+        guard var tx = transaction else { return endNegotiation(end, event: event) }
+        let m = CancelMessage(sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID)
+        tx.pending = retransmitCancel ? PendingRequest(message: .cancel(m)) : nil
+        transaction = tx
+        var a = endNegotiation(end, event: event)
+        a.append(.send(.cancel(m)))
+        if retransmitCancel { a.append(.armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))) }
+        return a
+    }
+
+    /// Ends the negotiation without agreement, without sending anything.
+    private mutating func endNegotiation(_ end: NegotiationEnd, event: String) -> [Action] {
+        lastEnd = end
+        pendingTimeDecision = nil
+        offer = nil
+        if case .cancel = transaction?.pending?.message {} else { transaction?.pending = nil }
+        var a = transition(to: endState, event)
+        a += [
+            .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
+            .cancelTimer(.offerValidity), .report(.negotiationEnded(end)),
+        ]
+        return a
+    }
+
+    private mutating func transition(to next: State, _ event: String) -> [Action] {
+        let from = state
+        state = next
+        return [.persist(from: from, to: next, event: event)]
+    }
+
+    private func require(_ states: Set<State>, _ what: String) throws(OrderCommandError) {
+        guard states.contains(state) else { throw invalid(what) }
+    }
+
+    private func invalid(_ what: String) -> OrderCommandError {
+        OrderCommandError(.invalidState, "cannot \(what) in state \(state.rawValue)")
+    }
+}

@@ -1,0 +1,740 @@
+/// The server side of one order (RFC 8921 §8.11.2, Figure 9; validation §10.2; behaviour §11.2).
+///
+/// A value type without I/O. The engine creates it from a QUOTATION with
+/// ``quotationReceived(_:session:providerOrderID:now:configuration:using:)``, feeds it received
+/// messages, timer firings and the decision engine's choices, and performs the returned actions in
+/// order (persist before send: an OFFER is durable before it leaves; the ACK of an ACCEPT is sent
+/// only once Completed is stored).
+///
+/// Bad input never changes state: a failed check is answered with FAIL 1 (stateless) or silently
+/// discarded (stale or duplicate sequence numbers; unsolicited ACK, FAIL or PROCESSING, to avoid
+/// answer loops). An UPDATE renegotiates while the agreement is kept (notes A11). Child orders
+/// towards other providers are a nested ``ClientOrderStateMachine`` (Figure 9 Child* states).
+public struct ServerOrderStateMachine: Sendable, Hashable {
+    /// The server order states of RFC 8921 §8.11.2.
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        case pqoReceived = "PQOReceived"
+        case awaitingProcessing = "AwaitingProcessing"
+        case offerProposed = "OfferProposed"
+        case processingReceived = "ProcessingReceived"
+        case acceptReceived = "AcceptReceived"
+        case completed = "Completed"
+        case cancelled = "Cancelled"
+        case childCreated = "ChildCreated"
+        case childPQOSent = "ChildPQOSent"
+        case childServerProcessing = "ChildServerProcessing"
+        case childOfferReceived = "ChildOfferReceived"
+        case childOfferProcessing = "ChildOfferProcessing"
+        case childAcceptSent = "ChildAcceptSent"
+        case childCompleted = "ChildCompleted"
+    }
+
+    public enum Timer: Sendable, Hashable {
+        /// RETRANS_TIMER of the OFFER or of a time-extension PROCESSING (§11.2.1, §11.4).
+        case retransmission
+        /// VALIDITY_OFFER_TIME of the offer (§9.1.8).
+        case offerValidity
+        /// The expected offer time in force (§9.1.7).
+        case expectedOfferTime
+        /// End of the test period of a testing-purpose agreement (§9.1.10.3).
+        case testPeriodEnd
+        /// A scheduled activation (§9.2.11).
+        case scheduledActivation
+        /// A timer of the child order.
+        case child(ClientOrderStateMachine.Timer)
+    }
+
+    public enum Action: Sendable, Hashable {
+        /// Store the machine as it is now, with an audit entry (§8.11, §12.1), before any following send.
+        case persist(from: State, to: State, event: String)
+        /// Send to the client, on `session`.
+        case send(CPNPMessage, to: CPNPSession)
+        case armTimer(Timer, at: CPNPTimestamp)
+        case cancelTimer(Timer)
+        case report(Event)
+        case discard(DiscardReason)
+        /// Send this message to the child order's provider.
+        case sendToChildProvider(CPNPMessage)
+    }
+
+    /// What the engine (decision engine, inventory, provisioning) learns.
+    public enum Event: Sendable, Hashable {
+        /// A QUOTATION (or an UPDATE) awaits a decision: acknowledge, offer or reject.
+        case quotationReceived(CPD, InformationElements?)
+        case updateReceived(CPD, InformationElements?)
+        /// An ACCEPT passed validation: commit resources, then ``agreementConfirmed(now:)``.
+        case acceptReceived
+        case agreementReached(Agreement)
+        /// The offer was declined, cancelled, expired or refused: release what it reserved.
+        case negotiationEnded(NegotiationEnd)
+        case moreTimeGranted(until: CPNPTimestamp)
+        case moreTimeRejected
+        /// A valid WITHDRAW: release the agreement, then ``withdrawalConfirmed(now:)``.
+        case withdrawalRequested(Agreement)
+        case withdrawn(Agreement)
+        case activationChanged(ActivationStatus)
+        case testPeriodEnded(Agreement)
+        case child(ClientOrderStateMachine.Event)
+    }
+
+    public enum NegotiationEnd: Sendable, Hashable {
+        case declined([DeclineReason])
+        case cancelledByClient
+        case offerExpired
+        case expectedOfferTimeElapsed
+        case rejected(FailStatusCode)
+    }
+
+    public struct Configuration: Sendable, Hashable {
+        public var retransmission: RetransmissionPolicy
+        public init(retransmission: RetransmissionPolicy = .init()) { self.retransmission = retransmission }
+    }
+
+    /// The open transaction (RFC 8921 §8.4).
+    public struct Transaction: Sendable, Hashable {
+        public var id: TransactionID
+        public var session: CPNPSession
+        public var sequence: SequenceCounters
+        public var pending: PendingRequest?
+        public var cache: CachedExchange?
+    }
+
+    /// Internal phase; ``state`` maps it to the RFC's names.
+    enum Phase: Sendable, Hashable {
+        case pqoReceived, awaitingProcessing, offerProposed, processingReceived, acceptReceived, completed, cancelled
+        case child(ClientOrderStateMachine)
+    }
+
+    public let customerOrderID: CustomerOrderID
+    public let providerOrderID: ProviderOrderID
+    public let configuration: Configuration
+    var phase: Phase
+    public private(set) var transaction: Transaction
+    public private(set) var requestedCPD: CPD
+    public private(set) var requestedInformationElements: InformationElements?
+    public private(set) var offer: OfferMessage?
+    public private(set) var agreement: Agreement?
+    /// The agreement removed by WITHDRAW, kept to answer a repeated WITHDRAW with ACK.
+    public private(set) var withdrawnAgreement: Agreement?
+    public private(set) var isUpdate = false
+    /// A WITHDRAW was answered with PROCESSING and awaits ``withdrawalConfirmed(now:)``.
+    public private(set) var withdrawalPending = false
+    /// The expected offer time in force, and one requested but not yet granted.
+    public private(set) var expectedOfferTime: CPNPTimestamp?
+    public private(set) var requestedOfferTime: CPNPTimestamp?
+    public private(set) var childAgreements: [Agreement] = []
+
+    /// The RFC state.
+    public var state: State {
+        switch phase {
+        case .pqoReceived: .pqoReceived
+        case .awaitingProcessing: .awaitingProcessing
+        case .offerProposed: .offerProposed
+        case .processingReceived: .processingReceived
+        case .acceptReceived: .acceptReceived
+        case .completed: .completed
+        case .cancelled: .cancelled
+        case .child(let c):
+            switch c.state {
+            case .created, .awaitingProcessing: .childCreated
+            case .pqoSent: .childPQOSent
+            case .serverProcessing: .childServerProcessing
+            case .offerReceived: .childOfferReceived
+            case .offerProcessing: .childOfferProcessing
+            case .acceptSent: .childAcceptSent
+            case .completed: .childCompleted
+            case .cancelled: .awaitingProcessing
+            }
+        }
+    }
+
+    /// The child order, when one is being negotiated.
+    public var childOrder: ClientOrderStateMachine? {
+        if case .child(let c) = phase { return c }
+        return nil
+    }
+
+    private init(quotation q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
+        customerOrderID = q.customerOrderID
+        self.providerOrderID = providerOrderID
+        self.configuration = configuration
+        phase = .pqoReceived
+        var seq = SequenceCounters(initialOutgoing: initialSequence)
+        seq.accept(q.sequenceNumber)
+        transaction = Transaction(id: q.transactionID, session: session, sequence: seq, cache: CachedExchange(incoming: .quotation(q)))
+        requestedCPD = q.requestedCPD
+        requestedInformationElements = q.informationElements
+    }
+
+    /// Creates the order for a QUOTATION (RFC 8921 §11.2.1): PQOReceived, or Cancelled with FAIL 1
+    /// when the request is invalid. `providerOrderID` must never equal a customer order id of that
+    /// client (§13); `rng` must be a CSPRNG.
+    public static func quotationReceived(
+        _ q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, now: CPNPTimestamp,
+        configuration: Configuration = .init(), using rng: inout some RandomNumberGenerator
+    ) -> (ServerOrderStateMachine, [Action]) {
+        var sm = ServerOrderStateMachine(
+            quotation: q, session: session, providerOrderID: providerOrderID,
+            initialSequence: .randomInitial(using: &rng), configuration: configuration)
+        if let problem = Self.requestProblem(cpd: q.requestedCPD, expectedResponseTime: q.expectedResponseTime, now: now) {
+            let fail = sm.makeFail(.messageValidationError, problem)
+            sm.transaction.cache?.answer = fail
+            sm.phase = .cancelled
+            return (sm, [.persist(from: .pqoReceived, to: .cancelled, event: "invalid QUOTATION: \(problem)"), .send(fail, to: session)])
+        }
+        return (sm, [.persist(from: .pqoReceived, to: .pqoReceived, event: "QUOTATION received"), .report(.quotationReceived(q.requestedCPD, q.informationElements))])
+    }
+
+    // MARK: - Decisions of the provider (Figure 9 "sent" arrows)
+
+    /// PQOReceived → AwaitingProcessing: sends PROCESSING with the provider order id (§9.2.2).
+    public mutating func acknowledge(expectedOfferTime: CPNPTimestamp?, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.pqoReceived], "acknowledge")
+        let p = ProcessingMessage(
+            sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, expectedOfferTime: expectedOfferTime)
+        transaction.cache?.answer = .processing(p)
+        self.expectedOfferTime = expectedOfferTime
+        var a = transition(to: .awaitingProcessing, "PROCESSING sent")
+        a.append(.send(.processing(p), to: transaction.session))
+        if let eot = expectedOfferTime { a.append(.armTimer(.expectedOfferTime, at: eot)) }
+        return a
+    }
+
+    /// PQOReceived/AwaitingProcessing → OfferProposed: sends OFFER with a fresh nonce (§9.2.3, §11.2.1).
+    public mutating func makeOffer(
+        offeredCPD: CPD, validityOfferTime: CPNPTimestamp, informationElements: InformationElements? = nil,
+        now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.pqoReceived, .awaitingProcessing], "make an offer")
+        guard validityOfferTime > now else { throw OrderCommandError(.invalidArgument, "validity-offer-time must be in the future") }
+        var nonce = Nonce.random(using: &rng)
+        if let old = agreement?.nonce, old == nonce { nonce = Nonce.random(using: &rng) }
+        let o = OfferMessage(
+            sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, nonce: nonce, validityOfferTime: validityOfferTime, offeredCPD: offeredCPD,
+            informationElements: informationElements)
+        offer = o
+        requestedOfferTime = nil
+        transaction.pending = PendingRequest(message: .offer(o))
+        var a = transition(to: .offerProposed, "OFFER sent")
+        a += [
+            .cancelTimer(.expectedOfferTime), .send(.offer(o), to: transaction.session),
+            .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+            .armTimer(.offerValidity, at: validityOfferTime),
+        ]
+        return a
+    }
+
+    /// PQOReceived/AwaitingProcessing/AcceptReceived → Cancelled (or back to Completed for an update):
+    /// sends FAIL (§9.2.10, §11.2.1).
+    public mutating func reject(_ status: FailStatusCode, diagnostic: String? = nil, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.pqoReceived, .awaitingProcessing, .acceptReceived], "reject")
+        let fail = makeFail(status, diagnostic, sequence: transaction.sequence.takeOutgoing())
+        transaction.cache?.answer = fail
+        transaction.pending = nil
+        var a = endNegotiation(.rejected(status), event: "FAIL \(status.rawValue) sent")
+        a.append(.send(fail, to: transaction.session))
+        return a
+    }
+
+    /// Asks the client for more time: PROCESSING with a new expected-offer-time (§9.2.2, §11.2.1).
+    public mutating func requestMoreTime(until: CPNPTimestamp, subcode: ProcessingSubcode? = nil, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.awaitingProcessing], "request more time")
+        guard requestedOfferTime == nil else { throw OrderCommandError(.invalidState, "a request for more time is already pending") }
+        guard until > now else { throw OrderCommandError(.invalidArgument, "the new expected offer time must be in the future") }
+        let p = ProcessingMessage(
+            sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, expectedOfferTime: until, processingSubcode: subcode)
+        requestedOfferTime = until
+        transaction.pending = PendingRequest(message: .processing(p))
+        return [
+            .persist(from: state, to: state, event: "more time requested until \(until.rfc3339)"),
+            .send(.processing(p), to: transaction.session),
+            .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+        ]
+    }
+
+    /// AcceptReceived → Completed: sends ACK with the accepted CPD (§9.2.6, notes A16). Call it once the
+    /// commitment of resources is durable.
+    public mutating func agreementConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        try require([.acceptReceived], "confirm the agreement")
+        guard let offer else { throw invalid("confirm the agreement") }
+        let ag = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
+        let hadTestPeriod = agreement?.testPeriodEnd != nil
+        agreement = ag
+        self.offer = nil
+        isUpdate = false
+        let ack = AckMessage(
+            sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, cpd: ag.acceptedCPD)
+        transaction.cache?.answer = .ack(ack)
+        var a = transition(to: .completed, "ACK sent, agreement reached")
+        a.append(.send(.ack(ack), to: transaction.session))
+        a.append(.report(.agreementReached(ag)))
+        if let end = ag.testPeriodEnd { a.append(.armTimer(.testPeriodEnd, at: end)) } else if hadTestPeriod { a.append(.cancelTimer(.testPeriodEnd)) }
+        if case .scheduled(let t) = ag.activation { a.append(.armTimer(.scheduledActivation, at: t)) }
+        return a
+    }
+
+    /// Completed → Cancelled after a WITHDRAW: sends ACK with the Empty CPD (§9.2.8, §11.2.2). Call it once
+    /// the agreement's resources are released.
+    public mutating func withdrawalConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+        guard withdrawalPending, let ag = agreement else { throw invalid("confirm a withdrawal") }
+        withdrawalPending = false
+        let ack = AckMessage(
+            sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, cpd: .empty)
+        transaction.cache?.answer = .ack(ack)
+        withdrawnAgreement = ag
+        agreement = nil
+        var a = transition(to: .cancelled, "withdrawn, ACK sent")
+        a += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.withdrawn(ag))]
+        return a
+    }
+
+    private func isWithdraw(_ m: CPNPMessage) -> Bool {
+        if case .withdraw = m { return true }
+        return false
+    }
+
+    // MARK: - Child orders (Figure 9, §8.8, §11.2.1)
+
+    /// AwaitingProcessing → ChildPQOSent: negotiates a child order with another provider. Refused when
+    /// the client restricted the order to this provider's domain (`local-only`, §8.8).
+    public mutating func childOrderStarted(
+        customerOrderID childID: CustomerOrderID, requestedCPD: CPD, informationElements: InformationElements? = nil,
+        expectedResponseTime: CPNPTimestamp? = nil, session: CPNPSession, now: CPNPTimestamp,
+        configuration childConfiguration: ClientOrderStateMachine.Configuration = .init(),
+        using rng: inout some RandomNumberGenerator
+    ) throws(OrderCommandError) -> [Action] {
+        try require([.awaitingProcessing], "start a child order")
+        if requestedInformationElements?.negotiationOptions?.localOnly == true {
+            throw OrderCommandError(.localOnly, "the client restricted this order to the provider's own domain (local-only)")
+        }
+        var child = ClientOrderStateMachine(customerOrderID: childID, configuration: childConfiguration)
+        let actions = try child.quote(
+            requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
+            session: session, now: now, using: &rng)
+        let from = state
+        phase = .child(child)
+        return [.persist(from: from, to: state, event: "child order \(childID) started")] + mapChild(actions)
+    }
+
+    /// A message from the child order's provider.
+    public mutating func childMessageReceived(_ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp) -> [Action] {
+        withChild { child in child.messageReceived(message, session: session, now: now) } ?? [.discard(.unknownTransaction)]
+    }
+
+    /// A timer of the child order fired.
+    public mutating func childTimerFired(_ timer: ClientOrderStateMachine.Timer, now: CPNPTimestamp) -> [Action] {
+        withChild { child in child.timerFired(timer, now: now) } ?? [.discard(.staleTimer)]
+    }
+
+    /// Runs a local command on the child order (accept, decline, cancel, more-time decision).
+    public mutating func childCommand(
+        _ command: (inout ClientOrderStateMachine) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
+    ) throws(OrderCommandError) -> [Action] {
+        guard case .child(var child) = phase else { throw invalid("command a child order") }
+        phase = .awaitingProcessing
+        let actions: [ClientOrderStateMachine.Action]
+        do {
+            actions = try command(&child)
+        } catch {
+            phase = .child(child)
+            throw error
+        }
+        phase = .child(child)
+        return settleChild(child, actions)
+    }
+
+    private mutating func withChild(_ body: (inout ClientOrderStateMachine) -> [ClientOrderStateMachine.Action]) -> [Action]? {
+        guard case .child(var child) = phase else { return nil }
+        phase = .awaitingProcessing
+        let actions = body(&child)
+        phase = .child(child)
+        return settleChild(child, actions)
+    }
+
+    /// Maps the child's actions; when the child reaches Completed or Cancelled the parent returns to
+    /// AwaitingProcessing (ChildCompleted → AwaitingProcessing; notes A15).
+    private mutating func settleChild(_ child: ClientOrderStateMachine, _ actions: [ClientOrderStateMachine.Action]) -> [Action] {
+        var out = mapChild(actions)
+        if child.state == .completed, let ag = child.agreement {
+            childAgreements.append(ag)
+            phase = .awaitingProcessing
+            out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) completed"), at: 0)
+        } else if child.state == .cancelled {
+            // A cancelled child leaves the parent free to try another provider or to FAIL 5 (notes A15).
+            phase = .awaitingProcessing
+            out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) ended"), at: 0)
+        }
+        return out
+    }
+
+    private func mapChild(_ actions: [ClientOrderStateMachine.Action]) -> [Action] {
+        actions.map { a in
+            switch a {
+            case .persist(let f, let t, let e): .persist(from: state, to: state, event: "child \(f.rawValue)→\(t.rawValue): \(e)")
+            case .send(let m): .sendToChildProvider(m)
+            case .armTimer(let t, let at): .armTimer(.child(t), at: at)
+            case .cancelTimer(let t): .cancelTimer(.child(t))
+            case .report(let e): .report(.child(e))
+            case .discard(let r): .discard(r)
+            }
+        }
+    }
+
+    // MARK: - Received messages (Table 6)
+
+    /// Handles a message from the client of this order (RFC 8921 §10.2). The engine routes messages by
+    /// client identity and customer order id, and checks access filters before.
+    public mutating func messageReceived(
+        _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
+        guard message.customerOrderID == customerOrderID else { return [.discard(.unknownTransaction)] }
+        // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6, notes A19).
+        switch message {
+        case .update, .withdraw, .activate:
+            if message.transactionID != transaction.id { return newTransaction(message, session: session, now: now, using: &rng) }
+        default:
+            break
+        }
+        guard message.transactionID == transaction.id else {
+            return answerInvalid(message, session: session, "transaction-id does not match the order's transaction", using: &rng)
+        }
+        guard session == transaction.session else {
+            return answerInvalid(message, session: session, "the 4-tuple does not match the transaction's session", using: &rng)
+        }
+        switch transaction.sequence.classify(message.sequenceNumber) {
+        case .stale:
+            return [.discard(.staleSequenceNumber)]
+        case .duplicate:
+            guard var cache = transaction.cache, cache.incoming == message, let answer = cache.answer else { return [.discard(.duplicate)] }
+            if let last = cache.lastResend, now < last.adding(configuration.retransmission.cachedAnswerMinimumInterval) {
+                return [.discard(.duplicate)]
+            }
+            cache.lastResend = now
+            transaction.cache = cache
+            return [.send(answer, to: transaction.session)]
+        case .fresh:
+            break
+        }
+        if let poid = message.providerOrderID, poid != providerOrderID {
+            return answerInvalid(message, session: session, "provider-order-id does not match", using: &rng)
+        }
+        let actions = dispatch(message, now: now, using: &rng)
+        if actions.count == 1 {
+            switch actions[0] {
+            case .discard: return actions
+            case .send(.fail(let f), _) where f.statusCode == .messageValidationError && transaction.cache?.incoming != message: return actions
+            default: break
+            }
+        }
+        return actions
+    }
+
+    private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator) -> [Action] {
+        switch (phase, message) {
+        case (.offerProposed, .processing):
+            accept(message)
+            transaction.pending = nil
+            return transition(to: .processingReceived, "PROCESSING received") + [.cancelTimer(.retransmission)]
+
+        case (.offerProposed, .accept(let m)), (.processingReceived, .accept(let m)):
+            guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", using: &rng) }
+            guard m.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", using: &rng) }
+            guard m.acceptedCPD == offer.offeredCPD else {
+                return answerInvalid(message, session: transaction.session, "accepted CPD differs from the offered CPD", using: &rng)
+            }
+            guard now < offer.validityOfferTime else {
+                return answerInvalid(message, session: transaction.session, "the offer has expired", using: &rng)
+            }
+            accept(message)
+            transaction.pending = nil
+            return transition(to: .acceptReceived, "ACCEPT received")
+                + [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .report(.acceptReceived)]
+
+        case (.offerProposed, .decline(let m)), (.processingReceived, .decline(let m)):
+            guard let offer, m.nonce == offer.nonce else {
+                return answerInvalid(message, session: transaction.session, "nonce does not match the offer", using: &rng)
+            }
+            accept(message)
+            let ack = AckMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, cpd: .empty)
+            transaction.cache?.answer = .ack(ack)
+            transaction.pending = nil
+            // Notes A2: the ACK of a DECLINE carries the Empty CPD.
+            return endNegotiation(.declined(m.reasons), event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
+
+        case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
+            (.acceptReceived, .cancel), (.child, .cancel):
+            accept(message)
+            // Notes A3: the offered CPD if an offer exists, else the requested one.
+            let cpd = offer?.offeredCPD ?? requestedCPD
+            let ack = AckMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, cpd: cpd)
+            transaction.cache?.answer = .ack(ack)
+            transaction.pending = nil
+            var a = cancelChild(now: now)
+            a = endNegotiation(.cancelledByClient, event: "CANCEL received") + a
+            a.append(.send(.ack(ack), to: transaction.session))
+            return a
+
+        case (.awaitingProcessing, .ack(let m)) where requestedOfferTime != nil:
+            accept(message)
+            let until = m.expectedResponseTime.map { min($0, requestedOfferTime!) } ?? requestedOfferTime!
+            expectedOfferTime = until
+            requestedOfferTime = nil
+            transaction.pending = nil
+            return [
+                .persist(from: state, to: state, event: "more time granted until \(until.rfc3339)"),
+                .cancelTimer(.retransmission), .armTimer(.expectedOfferTime, at: until), .report(.moreTimeGranted(until: until)),
+            ]
+
+        case (.awaitingProcessing, .fail(let f)) where requestedOfferTime != nil && f.statusCode == .moreTimeRejected:
+            accept(message)
+            requestedOfferTime = nil
+            transaction.pending = nil
+            // The server must still answer before the initial expected offer time (§11.2.1).
+            return [.persist(from: state, to: state, event: "more time rejected"), .cancelTimer(.retransmission), .report(.moreTimeRejected)]
+
+        case (.completed, .cancel):
+            return answerInvalid(message, session: transaction.session, "the order is already agreed; use WITHDRAW", using: &rng)
+
+        default:
+            switch message.method {
+            case .ack, .fail, .processing:
+                return [.discard(.unsolicitedResponse(message.method))]
+            case .quotation:
+                return [.discard(.duplicate)]
+            default:
+                return answerInvalid(message, session: transaction.session, "\(message.method) is not valid in state \(state.rawValue)", using: &rng)
+            }
+        }
+    }
+
+    /// UPDATE, WITHDRAW or ACTIVATE with a new transaction id (Table 6).
+    private mutating func newTransaction(
+        _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
+        // A repeated WITHDRAW of an order it already removed is acknowledged again (idempotent).
+        if case .withdraw(let w) = message, phase == .cancelled, let old = withdrawnAgreement,
+            w.providerOrderID == old.providerOrderID, w.nonce == old.nonce
+        {
+            openTransaction(message, session: session, using: &rng)
+            let ack = AckMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, cpd: .empty)
+            transaction.cache?.answer = .ack(ack)
+            return [.persist(from: state, to: state, event: "repeated WITHDRAW acknowledged"), .send(.ack(ack), to: session)]
+        }
+        guard phase == .completed, let ag = agreement else {
+            return answerInvalid(message, session: session, "no completed order matches", using: &rng)
+        }
+        if withdrawalPending, !isWithdraw(message) {
+            return answerInvalid(message, session: session, "a withdrawal is in progress", using: &rng)
+        }
+        guard message.providerOrderID == providerOrderID, message.nonce == ag.nonce else {
+            return answerInvalid(message, session: session, "provider-order-id or nonce does not match the agreement", using: &rng)
+        }
+        switch message {
+        case .withdraw:
+            guard !withdrawalPending else { return answerInvalid(message, session: session, "a withdrawal is already in progress", using: &rng) }
+            openTransaction(message, session: session, using: &rng)
+            // Figure 14: PROCESSING now, ACK with the Empty CPD once the engine released the agreement.
+            let p = ProcessingMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID)
+            transaction.cache?.answer = .processing(p)
+            withdrawalPending = true
+            return [.persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(p), to: session), .report(.withdrawalRequested(ag))]
+
+        case .update(let u):
+            if let problem = Self.requestProblem(cpd: u.requestedCPD, expectedResponseTime: u.expectedResponseTime, now: now) {
+                return answerInvalid(message, session: session, problem, using: &rng)
+            }
+            openTransaction(message, session: session, using: &rng)
+            requestedCPD = u.requestedCPD
+            requestedInformationElements = u.informationElements
+            isUpdate = true
+            offer = nil
+            expectedOfferTime = nil
+            requestedOfferTime = nil
+            return transition(to: .pqoReceived, "UPDATE received") + [.report(.updateReceived(u.requestedCPD, u.informationElements))]
+
+        case .activate(let m):
+            guard ag.activationType == .explicit else {
+                return answerStateless(.unsupportedActivationType, "the agreed activation type is \(ag.activationType.rawValue), not explicit", to: message, session: session, using: &rng)
+            }
+            openTransaction(message, session: session, using: &rng)
+            var updated = ag
+            var a: [Action] = []
+            switch m.activationSchedule {
+            case .now: updated.activation = .active
+            case .deactivate: updated.activation = .inactive
+            case .at(let t):
+                if t <= now {
+                    updated.activation = .active
+                } else {
+                    updated.activation = .scheduled(t)
+                    a.append(.armTimer(.scheduledActivation, at: t))
+                }
+            }
+            if case .scheduled = updated.activation {} else { a.insert(.cancelTimer(.scheduledActivation), at: 0) }
+            agreement = updated
+            let ack = AckMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID)
+            transaction.cache?.answer = .ack(ack)
+            // Notes A7: the ACK of an ACTIVATE carries no CPD.
+            return [.persist(from: state, to: state, event: "ACTIVATE received (\(m.activationSchedule))")] + a
+                + [.send(.ack(ack), to: session), .report(.activationChanged(updated.activation))]
+        default:
+            return answerInvalid(message, session: session, "unexpected \(message.method)", using: &rng)
+        }
+    }
+
+    // MARK: - Timers
+
+    /// Handles a timer the engine armed; stale timers are discarded.
+    public mutating func timerFired(_ timer: Timer, now: CPNPTimestamp) -> [Action] {
+        switch timer {
+        case .retransmission:
+            guard var pending = transaction.pending else { return [.discard(.staleTimer)] }
+            let policy = configuration.retransmission
+            guard pending.retries < policy.maximumRetries else {
+                // Notes A26: an unanswered OFFER stays until its validity expires; an unanswered request
+                // for more time is treated as not granted.
+                transaction.pending = nil
+                if case .processing = pending.message {
+                    requestedOfferTime = nil
+                    return [.persist(from: state, to: state, event: "request for more time unanswered"), .report(.moreTimeRejected)]
+                }
+                return [.persist(from: state, to: state, event: "OFFER retransmissions exhausted")]
+            }
+            pending.retries += 1
+            transaction.pending = pending
+            return [.send(pending.message, to: transaction.session), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
+
+        case .offerValidity:
+            guard phase == .offerProposed || phase == .processingReceived, let o = offer, now >= o.validityOfferTime else {
+                return [.discard(.staleTimer)]
+            }
+            transaction.pending = nil
+            return endNegotiation(.offerExpired, event: "offer expired, silently removed")
+
+        case .expectedOfferTime:
+            guard let eot = expectedOfferTime, now >= eot else { return [.discard(.staleTimer)] }
+            switch phase {
+            case .pqoReceived, .awaitingProcessing, .child:
+                // The client cancels at this time (§11.1.1); so does the server, silently.
+                transaction.pending = nil
+                let c = cancelChild(now: now)
+                return endNegotiation(.expectedOfferTimeElapsed, event: "expected offer time elapsed without an offer") + c
+            default:
+                return [.discard(.staleTimer)]
+            }
+
+        case .testPeriodEnd:
+            guard let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, now >= end, phase == .completed else {
+                return [.discard(.staleTimer)]
+            }
+            agreement = nil
+            withdrawnAgreement = ag
+            return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ag))]
+
+        case .scheduledActivation:
+            guard var ag = agreement, case .scheduled(let t) = ag.activation, now >= t else { return [.discard(.staleTimer)] }
+            ag.activation = .active
+            agreement = ag
+            return [.persist(from: state, to: state, event: "scheduled activation"), .report(.activationChanged(.active))]
+
+        case .child(let t):
+            return childTimerFired(t, now: now)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// The problem with a requested CPD or deadline, if any (FAIL 1 diagnostic).
+    static func requestProblem(cpd: CPD, expectedResponseTime: CPNPTimestamp?, now: CPNPTimestamp) -> String? {
+        if cpd.isEmpty { return "cpd: the requested CPD is empty" }
+        if let issue = cpd.validate(at: JSONPath.root.appending("cpd")).errors.first { return issue.description }
+        if let ert = expectedResponseTime, ert <= now { return "expected-response-time: already in the past" }
+        return nil
+    }
+
+    private mutating func openTransaction(_ message: CPNPMessage, session: CPNPSession, using rng: inout some RandomNumberGenerator) {
+        var seq = SequenceCounters(initialOutgoing: .randomInitial(using: &rng))
+        seq.accept(message.sequenceNumber)
+        transaction = Transaction(id: message.transactionID, session: session, sequence: seq, cache: CachedExchange(incoming: message))
+    }
+
+    /// Records a legitimate in-transaction message (§11.3) and caches it for duplicates (§11.4).
+    private mutating func accept(_ message: CPNPMessage) {
+        transaction.sequence.accept(message.sequenceNumber)
+        transaction.cache = CachedExchange(incoming: message)
+    }
+
+    /// FAIL 1 without any state change (Table 6 check failed).
+    private mutating func answerInvalid(_ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator) -> [Action] {
+        switch message.method {
+        case .ack, .fail, .processing: return [.discard(.mismatch(diagnostic))]
+        default: return answerStateless(.messageValidationError, diagnostic, to: message, session: session, using: &rng)
+        }
+    }
+
+    /// A FAIL that changes nothing but the outgoing sequence number: inside the current transaction it
+    /// takes the next number (so the client sees it as fresh, §11.3); elsewhere a random one.
+    private mutating func answerStateless(
+        _ status: FailStatusCode, _ diagnostic: String, to message: CPNPMessage, session: CPNPSession, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
+        let seq = message.transactionID == transaction.id ? transaction.sequence.takeOutgoing() : .randomInitial(using: &rng)
+        let fail = FailMessage(
+            sequenceNumber: seq, transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+            providerOrderID: message.providerOrderID == providerOrderID ? providerOrderID : nil, statusCode: status, diagnostic: diagnostic)
+        return [.send(.fail(fail), to: session)]
+    }
+
+    private mutating func makeFail(_ status: FailStatusCode, _ diagnostic: String?, sequence: SequenceNumber? = nil) -> CPNPMessage {
+        .fail(FailMessage(
+            sequenceNumber: sequence ?? transaction.sequence.takeOutgoing(), transactionID: transaction.id,
+            customerOrderID: customerOrderID, providerOrderID: providerOrderID, statusCode: status, diagnostic: diagnostic))
+    }
+
+    /// Cancels a child negotiation when the parent order ends.
+    private mutating func cancelChild(now: CPNPTimestamp) -> [Action] {
+        guard case .child(var child) = phase else { return [] }
+        let actions = (try? child.cancel(now: now)) ?? []
+        phase = .awaitingProcessing
+        return mapChild(actions)
+    }
+
+    /// Ends the negotiation: Cancelled, or back to Completed when an update fails (notes A11).
+    private mutating func endNegotiation(_ end: NegotiationEnd, event: String) -> [Action] {
+        let next: Phase = agreement != nil ? .completed : .cancelled
+        offer = nil
+        requestedOfferTime = nil
+        isUpdate = false
+        var a = transition(to: next, event)
+        a += [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .cancelTimer(.expectedOfferTime), .report(.negotiationEnded(end))]
+        return a
+    }
+
+    private mutating func transition(to next: Phase, _ event: String) -> [Action] {
+        let from = state
+        phase = next
+        return [.persist(from: from, to: state, event: event)]
+    }
+
+    private func require(_ states: Set<State>, _ what: String) throws(OrderCommandError) {
+        guard states.contains(state) else { throw invalid(what) }
+    }
+
+    private func invalid(_ what: String) -> OrderCommandError {
+        OrderCommandError(.invalidState, "cannot \(what) in state \(state.rawValue)")
+    }
+}
