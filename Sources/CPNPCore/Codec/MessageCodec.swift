@@ -30,84 +30,84 @@ public enum CPNPCodec {
         guard let mi = mv.int64Value, let method = MethodCode(rawValue: Int(mi)) else {
             throw CPNPDecodingError(.unknownMethod, at: root.appending(Key.method), "unknown method code \(mv)")
         }
-        let r = Reader(object: o)
+        let r = MessageReader(object: o)
         let seq = SequenceNumber(try r.required(Key.sequenceNumber) { v, p throws(CPNPDecodingError) in try v.integer(at: p, in: 0...Int64(UInt32.max)) })
-        let tid = try r.required(Key.transactionID, Reader.transactionID)
-        let coid = try r.required(Key.customerOrderID, Reader.customerOrderID)
+        let tid = try r.required(Key.transactionID, MessageReader.transactionID)
+        let coid = try r.required(Key.customerOrderID, MessageReader.customerOrderID)
 
         switch method {
         case .quotation:
             return .quotation(QuotationMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                expectedResponseTime: try r.optional(Key.expectedResponseTime, Reader.timestamp),
-                requestedCPD: try r.required(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                expectedResponseTime: try r.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                requestedCPD: try r.required(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .processing:
             return .processing(ProcessingMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                expectedOfferTime: try r.optional(Key.expectedOfferTime, Reader.timestamp),
-                processingSubcode: try r.optional(Key.processingSubcode, Reader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                expectedOfferTime: try r.optional(Key.expectedOfferTime, MessageReader.timestamp),
+                processingSubcode: try r.optional(Key.processingSubcode, MessageReader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
         case .offer:
             return .offer(OfferMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                validityOfferTime: try r.required(Key.validityOfferTime, Reader.timestamp),
-                offeredCPD: try r.required(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                validityOfferTime: try r.required(Key.validityOfferTime, MessageReader.timestamp),
+                offeredCPD: try r.required(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .accept:
             return .accept(AcceptMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                acceptedCPD: try r.required(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                acceptedCPD: try r.required(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .decline:
             return .decline(DeclineMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                reasons: try r.optional(Key.reasons, Reader.reasons) ?? []))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                reasons: try r.optional(Key.reasons, MessageReader.reasons) ?? []))
         case .ack:
             return .ack(AckMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                expectedResponseTime: try r.optional(Key.expectedResponseTime, Reader.timestamp),
-                cpd: try r.optional(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                expectedResponseTime: try r.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                cpd: try r.optional(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .cancel:
             return .cancel(CancelMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                cpd: try r.optional(Key.cpd, Reader.cpd)))
+                cpd: try r.optional(Key.cpd, MessageReader.cpd)))
         case .withdraw:
             return .withdraw(WithdrawMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                acceptedCPD: try r.optional(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                acceptedCPD: try r.optional(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .update:
             return .update(UpdateMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                expectedResponseTime: try r.required(Key.expectedResponseTime, Reader.timestamp),
-                requestedCPD: try r.required(Key.cpd, Reader.cpd),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                expectedResponseTime: try r.required(Key.expectedResponseTime, MessageReader.timestamp),
+                requestedCPD: try r.required(Key.cpd, MessageReader.cpd),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         case .fail:
             return .fail(FailMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.optional(Key.providerOrderID, Reader.providerOrderID),
-                statusCode: try r.required(Key.statusCode, Reader.code(FailStatusCode.init(rawValue:), "status code")),
+                providerOrderID: try r.optional(Key.providerOrderID, MessageReader.providerOrderID),
+                statusCode: try r.required(Key.statusCode, MessageReader.code(FailStatusCode.init(rawValue:), "status code")),
                 diagnostic: try r.optional(Key.diagnostic) { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 256) }))
         case .activate:
             return .activate(ActivateMessage(
                 sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, Reader.providerOrderID),
-                nonce: try r.required(Key.nonce, Reader.nonce),
-                activationSchedule: try r.requiredAllowingNull(Key.activationSchedule, Reader.activationSchedule),
-                informationElements: try r.optional(Key.informationElements, Reader.informationElements)))
+                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try r.required(Key.nonce, MessageReader.nonce),
+                activationSchedule: try r.requiredAllowingNull(Key.activationSchedule, MessageReader.activationSchedule),
+                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
         }
     }
 
@@ -115,9 +115,9 @@ public enum CPNPCodec {
     /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2, notes A13).
     public static func correlation(of json: JSONValue) -> MessageCorrelation? {
         guard case .object(let o) = json else { return nil }
-        let r = Reader(object: o)
-        guard let tid = try? r.required(Key.transactionID, Reader.transactionID),
-            let coid = try? r.required(Key.customerOrderID, Reader.customerOrderID)
+        let r = MessageReader(object: o)
+        guard let tid = try? r.required(Key.transactionID, MessageReader.transactionID),
+            let coid = try? r.required(Key.customerOrderID, MessageReader.customerOrderID)
         else { return nil }
         let seq = try? r.required(Key.sequenceNumber) { v, p throws(CPNPDecodingError) in try v.integer(at: p, in: 0...Int64(UInt32.max)) }
         var method: MethodCode?
@@ -127,7 +127,7 @@ public enum CPNPCodec {
             sequenceNumber: seq.map { SequenceNumber($0) },
             transactionID: tid,
             customerOrderID: coid,
-            providerOrderID: try? r.required(Key.providerOrderID, Reader.providerOrderID))
+            providerOrderID: try? r.required(Key.providerOrderID, MessageReader.providerOrderID))
     }
 
     /// Encodes a message as compact, deterministic JSON bytes.
@@ -150,17 +150,17 @@ public enum CPNPCodec {
         case .quotation(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
             o[Key.cpd] = m.requestedCPD.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .processing(let m):
             o[Key.expectedOfferTime] = time(m.expectedOfferTime)
             o[Key.processingSubcode] = m.processingSubcode.map { .number(CPNPDecimal(Int64($0.rawValue))) }
         case .offer(let m):
             o[Key.validityOfferTime] = time(m.validityOfferTime)
             o[Key.cpd] = m.offeredCPD.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .accept(let m):
             o[Key.cpd] = m.acceptedCPD.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .decline(let m):
             if !m.reasons.isEmpty {
                 o[Key.reasons] = .array(m.reasons.map { .number(CPNPDecimal(Int64($0.rawValue))) })
@@ -168,16 +168,16 @@ public enum CPNPCodec {
         case .ack(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
             o[Key.cpd] = m.cpd?.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .cancel(let m):
             o[Key.cpd] = m.cpd?.json
         case .withdraw(let m):
             o[Key.cpd] = m.acceptedCPD?.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .update(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
             o[Key.cpd] = m.requestedCPD.json
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .fail(let m):
             o[Key.statusCode] = .number(CPNPDecimal(Int64(m.statusCode.rawValue)))
             o[Key.diagnostic] = m.diagnostic.map { .string($0) }
@@ -187,7 +187,7 @@ public enum CPNPCodec {
             case .deactivate: o[Key.activationSchedule] = .number(0)
             case .at(let t): o[Key.activationSchedule] = .string(t.rfc3339)
             }
-            o[Key.informationElements] = m.informationElements.map(Writer.informationElements)
+            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         }
         return .object(o)
     }
@@ -224,7 +224,7 @@ public struct MessageCorrelation: Sendable, Hashable {
 }
 
 /// Reads attributes of one JSON object with paths rooted at the message.
-private struct Reader {
+struct MessageReader {
     let object: JSONObject
     let base = JSONPath.root
 
@@ -425,7 +425,7 @@ private struct Reader {
 }
 
 /// Encodes information elements with a fixed key order.
-private enum Writer {
+enum IEWriter {
     static func informationElements(_ ie: InformationElements) -> JSONValue {
         var o = JSONObject()
         if let c = ie.customerDescription {

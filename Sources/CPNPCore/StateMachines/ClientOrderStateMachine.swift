@@ -125,21 +125,21 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
 
     public let customerOrderID: CustomerOrderID
     public let configuration: Configuration
-    public private(set) var state: State = .created
-    public private(set) var providerOrderID: ProviderOrderID?
+    public internal(set) var state: State = .created
+    public internal(set) var providerOrderID: ProviderOrderID?
     /// The agreement in force (Completed, or an update in progress).
-    public private(set) var agreement: Agreement?
+    public internal(set) var agreement: Agreement?
     /// The CPD requested by the current negotiation.
-    public private(set) var requestedCPD: CPD?
-    public private(set) var requestedInformationElements: InformationElements?
+    public internal(set) var requestedCPD: CPD?
+    public internal(set) var requestedInformationElements: InformationElements?
     /// The offer under evaluation.
-    public private(set) var offer: OfferMessage?
-    public private(set) var transaction: Transaction?
-    public private(set) var expectedResponseTime: CPNPTimestamp?
-    public private(set) var expectedOfferTime: CPNPTimestamp?
+    public internal(set) var offer: OfferMessage?
+    public internal(set) var transaction: Transaction?
+    public internal(set) var expectedResponseTime: CPNPTimestamp?
+    public internal(set) var expectedOfferTime: CPNPTimestamp?
     /// A PROCESSING whose expected-offer-time awaits the application's decision.
-    public private(set) var pendingTimeDecision: CPNPTimestamp?
-    public private(set) var lastEnd: NegotiationEnd?
+    public internal(set) var pendingTimeDecision: CPNPTimestamp?
+    public internal(set) var lastEnd: NegotiationEnd?
 
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
         self.customerOrderID = customerOrderID

@@ -109,20 +109,20 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public let providerOrderID: ProviderOrderID
     public let configuration: Configuration
     var phase: Phase
-    public private(set) var transaction: Transaction
-    public private(set) var requestedCPD: CPD
-    public private(set) var requestedInformationElements: InformationElements?
-    public private(set) var offer: OfferMessage?
-    public private(set) var agreement: Agreement?
+    public internal(set) var transaction: Transaction
+    public internal(set) var requestedCPD: CPD
+    public internal(set) var requestedInformationElements: InformationElements?
+    public internal(set) var offer: OfferMessage?
+    public internal(set) var agreement: Agreement?
     /// The agreement removed by WITHDRAW, kept to answer a repeated WITHDRAW with ACK.
-    public private(set) var withdrawnAgreement: Agreement?
-    public private(set) var isUpdate = false
+    public internal(set) var withdrawnAgreement: Agreement?
+    public internal(set) var isUpdate = false
     /// A WITHDRAW was answered with PROCESSING and awaits ``withdrawalConfirmed(now:)``.
-    public private(set) var withdrawalPending = false
+    public internal(set) var withdrawalPending = false
     /// The expected offer time in force, and one requested but not yet granted.
-    public private(set) var expectedOfferTime: CPNPTimestamp?
-    public private(set) var requestedOfferTime: CPNPTimestamp?
-    public private(set) var childAgreements: [Agreement] = []
+    public internal(set) var expectedOfferTime: CPNPTimestamp?
+    public internal(set) var requestedOfferTime: CPNPTimestamp?
+    public internal(set) var childAgreements: [Agreement] = []
 
     /// The RFC state.
     public var state: State {
@@ -152,6 +152,29 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public var childOrder: ClientOrderStateMachine? {
         if case .child(let c) = phase { return c }
         return nil
+    }
+
+    init(
+        restoring customerOrderID: CustomerOrderID, providerOrderID: ProviderOrderID, configuration: Configuration, phase: Phase,
+        transaction: Transaction, requestedCPD: CPD, requestedInformationElements: InformationElements?, offer: OfferMessage?,
+        agreement: Agreement?, withdrawnAgreement: Agreement?, isUpdate: Bool, withdrawalPending: Bool,
+        expectedOfferTime: CPNPTimestamp?, requestedOfferTime: CPNPTimestamp?, childAgreements: [Agreement]
+    ) {
+        self.customerOrderID = customerOrderID
+        self.providerOrderID = providerOrderID
+        self.configuration = configuration
+        self.phase = phase
+        self.transaction = transaction
+        self.requestedCPD = requestedCPD
+        self.requestedInformationElements = requestedInformationElements
+        self.offer = offer
+        self.agreement = agreement
+        self.withdrawnAgreement = withdrawnAgreement
+        self.isUpdate = isUpdate
+        self.withdrawalPending = withdrawalPending
+        self.expectedOfferTime = expectedOfferTime
+        self.requestedOfferTime = requestedOfferTime
+        self.childAgreements = childAgreements
     }
 
     private init(quotation q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {

@@ -1,0 +1,73 @@
+// Durable snapshots: every reachable state of both machines survives snapshot → JSON bytes →
+// restore unchanged, and the restored machine re-arms the timers the state needs.
+import Testing
+@testable import CPNPCore
+
+@Suite("Order state machine snapshots")
+struct SnapshotTests {
+    static func roundTrip(_ v: JSONValue) throws -> JSONValue {
+        try JSONParser.parse(JSONSerializer.serialize(v))
+    }
+
+    @Test(arguments: CS.allCases)
+    func clientRoundTrip(state: CS) throws {
+        var d = try clientDialogue(in: state)
+        if state == .serverProcessing {
+            // Include a pending request for more time.
+            _ = apply(ClientEvent.processing, to: &d)
+        }
+        let restored = try ClientOrderStateMachine(snapshot: Self.roundTrip(d.client.snapshot))
+        #expect(restored == d.client)
+    }
+
+    @Test(arguments: serverStates)
+    func serverRoundTrip(state: SS) throws {
+        let d = try serverDialogue(in: state)
+        let s = try #require(d.server)
+        let restored = try ServerOrderStateMachine(snapshot: Self.roundTrip(s.snapshot))
+        #expect(restored == s)
+    }
+
+    @Test func serverWithChildOrderRoundTrip() throws {
+        var d = try serverDialogue(in: .awaitingProcessing)
+        _ = apply(ServerEvent.cChildOrder, to: &d)
+        let s = try #require(d.server)
+        #expect(s.state == .childPQOSent)
+        let restored = try ServerOrderStateMachine(snapshot: Self.roundTrip(s.snapshot))
+        #expect(restored == s)
+        #expect(restored.armedTimers(now: Fx.t0).contains { $0.0 == .child(.retransmission) })
+    }
+
+    @Test func restoredMachinesReArmTheirTimers() throws {
+        let offered = try serverDialogue(in: .offerProposed).server!
+        let timers = offered.armedTimers(now: Fx.t(5))
+        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == Fx.t(3_600) })
+        #expect(timers.contains { $0.0 == .retransmission && $0.1 == Fx.t(5) })
+
+        let waiting = try serverDialogue(in: .awaitingProcessing).server!
+        #expect(waiting.armedTimers(now: Fx.t0).map(\.0) == [.expectedOfferTime])
+
+        var testing = Dialogue()
+        try testing.negotiate(offerIEs: Fx.ies(purpose: .testing, testPeriodEnd: Fx.t(86_400)))
+        #expect(testing.server!.armedTimers(now: Fx.t0).map(\.0) == [.testPeriodEnd])
+        #expect(testing.client.armedTimers(now: Fx.t0).map(\.0) == [.testPeriodEnd])
+
+        let client = try clientDialogue(in: .offerReceived).client
+        #expect(client.armedTimers(now: Fx.t0).map(\.0) == [.offerValidity])
+        let quoting = try clientDialogue(in: .pqoSent).client
+        #expect(Set(quoting.armedTimers(now: Fx.t0).map(\.0)) == [.retransmission, .expectedResponseTime])
+    }
+
+    @Test func corruptSnapshotsNameTheField() throws {
+        let s = try serverDialogue(in: .completed).server!
+        guard case .object(var o) = s.snapshot, case .object(var t)? = o["transaction"] else { Issue.record("not an object"); return }
+        t["id"] = .string("short")
+        o["transaction"] = .object(t)
+        #expect(throws: SnapshotError.self) { try ServerOrderStateMachine(snapshot: .object(o)) }
+        do {
+            _ = try ServerOrderStateMachine(snapshot: .object(o))
+        } catch {
+            #expect(error.path.description == "transaction.id")
+        }
+    }
+}
