@@ -81,12 +81,16 @@ struct Dialogue {
     var serverEvents: [ServerOrderStateMachine.Event] = []
     /// Every message, in the order it was sent, as "C>S QUOTATION" / "S>C OFFER".
     var trace: [String] = []
+    /// Every message each side sent, in order.
+    var sentByClient: [CPNPMessage] = []
+    var sentByServer: [CPNPMessage] = []
 
     mutating func client(_ actions: [ClientOrderStateMachine.Action]) {
         for a in actions {
             switch a {
             case .send(let m):
                 toServer.append(m)
+                sentByClient.append(m)
                 trace.append("C>S \(m.method)")
             case .report(let e): clientEvents.append(e)
             default: break
@@ -99,6 +103,7 @@ struct Dialogue {
             switch a {
             case .send(let m, _):
                 toClient.append(m)
+                sentByServer.append(m)
                 trace.append("S>C \(m.method)")
             case .report(let e): serverEvents.append(e)
             default: break

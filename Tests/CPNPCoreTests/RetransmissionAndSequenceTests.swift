@@ -1,0 +1,200 @@
+// RETRANS_TIMER doubling and maximum retries (RFC 8921 §11.4), sequence numbers (§11.3,
+// wire-format.md §4), cached answers to duplicates, and offer validity (§9.1.8).
+import Testing
+@testable import CPNPCore
+
+private func armed(_ actions: [ClientOrderStateMachine.Action], _ timer: ClientOrderStateMachine.Timer) -> CPNPTimestamp? {
+    for a in actions { if case .armTimer(timer, let at) = a { return at } }
+    return nil
+}
+
+private func armed(_ actions: [ServerOrderStateMachine.Action], _ timer: ServerOrderStateMachine.Timer) -> CPNPTimestamp? {
+    for a in actions { if case .armTimer(timer, let at) = a { return at } }
+    return nil
+}
+
+@Suite("Retransmission, sequence numbers, cached answers, validity")
+struct RetransmissionAndSequenceTests {
+    @Test func quotationRetransmissionDoublesThenCancels() throws {
+        var c = ClientOrderStateMachine(customerOrderID: Fx.coid)
+        var rng = Fx.rng()
+        let first = try c.quote(requestedCPD: Fx.requested, session: Fx.clientSession, now: Fx.t0, using: &rng)
+        let q = try #require(sent(first).first)
+        var deadline = try #require(armed(first, .retransmission))
+        #expect(deadline == Fx.t(1))
+        var intervals: [Int64] = []
+        var now = deadline
+        for _ in 0..<3 {
+            let a = c.timerFired(.retransmission, now: now)
+            // The same message, byte for byte: same sequence number (§11.4).
+            #expect(sent(a) == [q])
+            #expect(CPNPCodec.encode(sent(a)[0]) == CPNPCodec.encode(q))
+            deadline = try #require(armed(a, .retransmission))
+            intervals.append(deadline.duration(since: now).components.seconds)
+            now = deadline
+        }
+        #expect(intervals == [2, 4, 8])
+        // Retries exhausted: the order is cancelled and the server told so.
+        let last = c.timerFired(.retransmission, now: now)
+        #expect(c.state == .cancelled)
+        #expect(sent(last).map(\.method) == [.cancel])
+        #expect(last.contains(.report(.negotiationEnded(.noResponse))))
+        if case .cancel(let m) = sent(last)[0] { #expect(m.sequenceNumber == q.sequenceNumber &+ 1) }
+    }
+
+    @Test func serverOfferRetransmissionStopsAfterMaxRetriesAndTheOfferLivesUntilValidity() throws {
+        var d = try serverDialogue(in: .offerProposed)
+        var s = try #require(d.server)
+        let offer = try #require(d.toClient.last ?? s.offer.map { .offer($0) })
+        var now = Fx.t(1)
+        for expected in [2, 4, 8] as [Int64] {
+            let a = s.timerFired(.retransmission, now: now)
+            #expect(sent(a) == [offer])
+            let next = try #require(armed(a, .retransmission))
+            #expect(next.duration(since: now).components.seconds == expected)
+            now = next
+        }
+        let exhausted = s.timerFired(.retransmission, now: now)
+        #expect(sent(exhausted).isEmpty)
+        #expect(s.state == .offerProposed)  // notes A26: kept until validity expiry
+        _ = s.timerFired(.offerValidity, now: Fx.t(3_600))
+        #expect(s.state == .cancelled)
+        d.server = s
+    }
+
+    @Test func duplicatesGetTheCachedAnswerWithoutStateChange() throws {
+        var d = Dialogue()
+        try d.quote()
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        d.toClient.removeAll()
+        // The PROCESSING was lost: the client retransmits its QUOTATION.
+        let retransmitted = sent(d.client.timerFired(.retransmission, now: Fx.t(1)))
+        try #require(retransmitted.count == 1)
+        var rng = Fx.rng(5)
+        var s = try #require(d.server)
+        let before = s.state
+        let answer = s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(1), using: &rng)
+        #expect(sent(answer).map(\.method) == [.processing])
+        #expect(s.state == before)
+        // Rate-limited: a second duplicate within 250 ms is discarded.
+        #expect(isDiscard(s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(1), using: &rng)))
+        // A later one is answered again.
+        #expect(sent(s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(2), using: &rng)).map(\.method) == [.processing])
+    }
+
+    @Test func clientResendsItsAnswerWhenTheOfferIsRetransmitted() throws {
+        var d = try clientDialogue(in: .offerProcessing)
+        // The server did not get the client's PROCESSING and resends the OFFER (same number).
+        var s = try #require(d.server)
+        let resent = sent(s.timerFired(.retransmission, now: Fx.t(1)))
+        #expect(resent.map(\.method) == [.offer])
+        let answer = d.client.messageReceived(resent[0], session: Fx.clientSession, now: Fx.t(1))
+        #expect(sent(answer).map(\.method) == [.processing])
+        #expect(d.client.state == .offerProcessing)
+        // After ACCEPT, a retransmitted OFFER is answered with the ACCEPT.
+        _ = try d.client.accept(now: Fx.t(2))
+        let again = d.client.messageReceived(resent[0], session: Fx.clientSession, now: Fx.t(3))
+        #expect(sent(again).map(\.method) == [.accept])
+    }
+
+    @Test func staleSequenceNumbersAreDiscardedEverywhere() throws {
+        var d = try clientDialogue(in: .offerReceived)
+        let stale = messageForClient(.fail, d.client).withSequenceNumber(d.client.transaction!.sequence.lastIncoming! &- 1)
+        #expect(isDiscard(d.client.messageReceived(stale, session: Fx.clientSession, now: Fx.t0)))
+        #expect(d.client.state == .offerReceived)
+
+        var sd = try serverDialogue(in: .offerProposed)
+        var rng = Fx.rng()
+        let s0 = sd.server!
+        let staleCancel = messageForServer(.cancel, s0).withSequenceNumber(s0.transaction.sequence.lastIncoming! &- 1)
+        #expect(isDiscard(sd.server!.messageReceived(staleCancel, session: Fx.serverSession, now: Fx.t0, using: &rng)))
+        #expect(sd.server == s0)
+    }
+
+    @Test func sequenceNumbersOfNewMessagesGrowByOne() throws {
+        var d = Dialogue()
+        try d.negotiate()
+        // QUOTATION, PROCESSING, ACCEPT from the client; PROCESSING, OFFER, ACK from the server.
+        let fromClient = d.sentByClient.map(\.sequenceNumber)
+        let fromServer = d.sentByServer.map(\.sequenceNumber)
+        #expect(fromClient.count == 3 && fromServer.count == 3)
+        #expect(zip(fromClient, fromClient.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+        #expect(zip(fromServer, fromServer.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+        // Initial numbers are random in 0 … 2^31−1 so a transaction never wraps.
+        #expect(fromClient[0] < 0x8000_0000 && fromServer[0] < 0x8000_0000)
+        #expect(d.client.transaction?.sequence.lastIncoming == fromServer.last)
+        #expect(d.server?.transaction.sequence.lastIncoming == fromClient.last)
+    }
+
+    @Test func theClientNeverAcceptsAnExpiredOffer() throws {
+        var d = try clientDialogue(in: .offerReceived)
+        let before = d.client
+        #expect(throws: OrderCommandError.self) { try d.client.accept(now: Fx.t(3_600)) }
+        #expect(d.client == before)
+        // An offer that arrives already expired ends the negotiation without an ACCEPT.
+        var q = Dialogue()
+        try q.quote()
+        try q.acknowledge()
+        q.now = Fx.t(100)
+        try q.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(200), now: now, using: &r) }
+        q.now = Fx.t(250)
+        q.deliverToClient()
+        #expect(q.client.state == .cancelled)
+        #expect(q.clientEvents.last == .negotiationEnded(.offerExpired))
+    }
+
+    @Test func theServerForgetsAnExpiredOffer() throws {
+        var d = try serverDialogue(in: .processingReceived)
+        var s = try #require(d.server)
+        let late = messageForServer(.accept, s)
+        var rng = Fx.rng()
+        let answer = s.messageReceived(late, session: Fx.serverSession, now: Fx.t(3_600), using: &rng)
+        #expect(sent(answer).map(\.method) == [.fail])
+        _ = s.timerFired(.offerValidity, now: Fx.t(3_600))
+        #expect(s.state == .cancelled && s.offer == nil)
+        d.server = s
+    }
+
+    @Test func theAckOfAnAcceptMustCarryTheOfferedCPD() throws {
+        var d = try clientDialogue(in: .acceptSent)
+        var ack = messageForClient(.ack, d.client)
+        if case .ack(var a) = ack { a.cpd = Fx.partial; ack = .ack(a) }
+        #expect(isDiscard(d.client.messageReceived(ack, session: Fx.clientSession, now: Fx.t0)))
+        #expect(d.client.state == .acceptSent)
+    }
+
+    @Test func wrongNonceOrProviderIDIsAnsweredWithFail1AndChangesNothing() throws {
+        var d = try serverDialogue(in: .offerProposed)
+        var s = try #require(d.server)
+        var rng = Fx.rng()
+        var decline = messageForServer(.decline, s)
+        if case .decline(var m) = decline { m.nonce = Nonce("ffffffffffffffffffffffffffffffff")!; decline = .decline(m) }
+        let a = s.messageReceived(decline, session: Fx.serverSession, now: Fx.t0, using: &rng)
+        guard case .fail(let f)? = sent(a).first else { Issue.record("no FAIL"); return }
+        #expect(f.statusCode == .messageValidationError)
+        #expect(f.diagnostic?.contains("nonce") == true)
+        #expect(s.state == .offerProposed && s.offer == d.server?.offer)
+        // The FAIL is fresh for the client (next outgoing number), so a real client sees it.
+        #expect(f.sequenceNumber == d.server!.transaction.sequence.nextOutgoing)
+        d.server = s
+    }
+
+    @Test func withdrawalCyclesRepeatEveryInterval() throws {
+        var d = Dialogue()
+        try d.negotiate()
+        var rng = Fx.rng()
+        let w = try d.client.withdraw(session: Fx.clientSession, now: Fx.t0, using: &rng)
+        let withdraw = try #require(sent(w).first)
+        var now = Fx.t(1)
+        for _ in 0..<3 { now = armed(d.client.timerFired(.retransmission, now: now), .retransmission)! }
+        let exhausted = d.client.timerFired(.retransmission, now: now)
+        let next = try #require(armed(exhausted, .withdrawalRetry))
+        #expect(next == now.adding(.seconds(300)))
+        #expect(exhausted.contains { if case .report(.withdrawalUnconfirmed) = $0 { true } else { false } })
+        let again = d.client.timerFired(.withdrawalRetry, now: next)
+        #expect(sent(again) == [withdraw])
+        // The withdrawal interval never goes below 60 s (notes A1).
+        #expect(ClientOrderStateMachine.Configuration(withdrawalRetryInterval: .seconds(5)).withdrawalRetryInterval == .seconds(60))
+    }
+}
+
