@@ -1,0 +1,716 @@
+public import CPNPCore
+
+/// An offer the server is prepared to make (RFC 8921 §8.7 "Offered CPD", §9.2.3 OFFER).
+public struct Offer: Sendable, Hashable {
+    /// The Offered CPD. Always **concrete** (every negotiable value fixed, RFC 8921 §8.7), so that
+    /// the client can ACCEPT it as is (§9.2.4), and valid (`validate()` reports no error).
+    public var cpd: CPD
+    /// Capacity to hold while the offer is valid and to commit on ACCEPT: one entry per link and
+    /// direction (``Reservation/aggregate(_:)`` form). Always fits the inventory the offer was
+    /// computed against.
+    public var reservations: [Reservation]
+    /// The price, when the client asked for it (`negotiation-options.cost`, wire-format.md §2.4).
+    public var cost: Cost?
+    /// Whether ``cpd`` fully satisfies the Requested CPD (cpp-template.md §4.1). False for a
+    /// counter-offer (RFC 8921 §7 step 2: less bandwidth, a subset of sites, a looser QoS).
+    public var satisfiesRequest: Bool
+    /// Where the offer differs from the request (`cpd.comparison(against: request).gaps`).
+    public var gaps: [CPDGap]
+    /// Why the offer is partial, for logs and operators (e.g. which link limited the bandwidth).
+    public var notes: [String]
+    /// Information elements for the OFFER: Provider Description, the negotiation options the
+    /// offer assumes (RFC 8921 §9.1.10.3) and the cost IE when asked.
+    public var informationElements: InformationElements
+
+    /// - Parameters:
+    ///   - cpd: the Offered CPD.
+    ///   - reservations: capacity held by the offer.
+    ///   - cost: the cost IE, if asked.
+    ///   - satisfiesRequest: whether the request is met in full.
+    ///   - gaps: differences from the request.
+    ///   - notes: explanations of partial values.
+    ///   - informationElements: IEs of the OFFER.
+    public init(cpd: CPD, reservations: [Reservation], cost: Cost?, satisfiesRequest: Bool, gaps: [CPDGap],
+                notes: [String] = [], informationElements: InformationElements = .init()) {
+        self.cpd = cpd
+        self.reservations = reservations
+        self.cost = cost
+        self.satisfiesRequest = satisfiesRequest
+        self.gaps = gaps
+        self.notes = notes
+        self.informationElements = informationElements
+    }
+}
+
+/// The engine's answer to a QUOTATION or UPDATE (RFC 8921 §8.2, §9.2.2–§9.2.3, §9.2.10, §12.2).
+public enum Decision: Sendable, Hashable {
+    /// Send this OFFER.
+    case offer(Offer)
+    /// Send FAIL with this status code (RFC 8921 Table 4) and diagnostic (≤ 256 characters,
+    /// wire-format.md §2.3).
+    case fail(FailStatusCode, diagnostic: String)
+    /// Hold the order in AwaitingProcessing for an operator (RFC 8921 §12.2 administrative
+    /// validation); `offer` is what approval would send (nil when the escalated request has no
+    /// possible offer, see ``ApprovalConfiguration/escalateOutOfResources``).
+    case needsApproval(reason: String, offer: Offer?)
+}
+
+/// The provider's decision-making process (RFC 8921 §8.2, §12.2), as pure functions of the
+/// configuration, the request and the current inventory. No I/O, no clock, no randomness:
+/// the same inputs always give the same decision.
+///
+/// Checks, in order (the first failing one answers):
+/// 1. no client identity → FAIL 2 (Authentication Required);
+/// 2. no profile for the identity, or the client's address outside the profile's
+///    `source-prefixes` → FAIL 3 (Authorization Failed);
+/// 3. a Requested CPD that is empty or does not validate → FAIL 1 (Message Validation Error);
+/// 4. the customer's open-order cap reached (QUOTATION only) → FAIL 4;
+/// 5. an activation type the provider does not support → FAIL 8;
+/// 6. not entitled (testing orders, test period too long, a node in a country or at a PE the
+///    profile does not allow) → FAIL 4 (Administratively Prohibited);
+/// 7. a customer node no PE serves, or naming an unknown link/PE → FAIL 6 (Network Presence
+///    Error) naming the node — or, with `policy.counter-offers.drop-unserved-sites`, a partial
+///    offer without that node;
+/// 8. capacity: each capacity entry is mapped to one border link and gets the largest value the
+///    request admits that is free (never more); less than asked is a counter-offer; a node for
+///    which nothing is free is left out of the offer (subset of sites) while others can be
+///    served, otherwise FAIL 5 (Out of Resources) naming the link;
+/// 9. everything else is concretised (QoS and availability: the values the network achieves;
+///    ranges: a value inside; `"any"`: the provider's default; one-of: the first member);
+/// 10. approval rules (RFC 8921 §12.2) turn the offer into ``Decision/needsApproval(reason:offer:)``.
+///
+/// A bandwidth above the profile's `max-bandwidth-mbps` is a counter-offer capped at that
+/// maximum (the customer can accept less), not a FAIL 4: RFC 8921 §7 prefers an offer the
+/// client may decline to a refusal.
+public struct DecisionEngine: Sendable {
+    /// The configuration decisions are made from.
+    public let configuration: ServerConfiguration
+
+    /// - Parameter configuration: the server configuration (policy, customers, pricing, approval).
+    public init(configuration: ServerConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Decides how to answer a QUOTATION (or an UPDATE when `updating` is given).
+    ///
+    /// - Parameters:
+    ///   - request: the Requested CPD.
+    ///   - informationElements: the request's IEs (negotiation options: purpose, activation type,
+    ///     cost request).
+    ///   - profile: the customer profile matching the client certificate, or nil.
+    ///   - identityPresent: whether the client presented an authenticated identity.
+    ///   - inventory: free capacity given the current reservations (not including this order's).
+    ///   - now: the current time (test periods).
+    ///   - clientAddress: the client's IP address, checked against the profile's source prefixes.
+    ///   - openOrders: the customer's orders not yet ended (checked against `max-open-orders`
+    ///     for a QUOTATION only).
+    ///   - updating: for an UPDATE, the order's current reservations: they are given back to the
+    ///     inventory before deciding, and the caller applies ``reservationsDelta(old:new:)``.
+    /// - Returns: the decision.
+    public func decide(
+        request: CPD, informationElements: InformationElements?, profile: CustomerProfile?, identityPresent: Bool,
+        inventory: InventoryView, now: CPNPTimestamp, clientAddress: String? = nil, openOrders: Int = 0,
+        updating: [Reservation]? = nil
+    ) -> Decision {
+        guard identityPresent else {
+            return .fail(.authenticationRequired,
+                         diagnostic: "no authenticated client identity: a client certificate is required (RFC 8921 §13)")
+        }
+        guard let profile else {
+            return .fail(.authorizationFailed, diagnostic: "the client identity is not a known customer")
+        }
+        if let clientAddress, !profile.admits(address: clientAddress) {
+            return .fail(.authorizationFailed,
+                         diagnostic: clip("source address \(clientAddress) is not allowed for customer \(profile.identity)"))
+        }
+        let inv = updating.map { inventory.releasing($0) } ?? inventory
+        let run = DecisionRun(config: configuration, profile: profile, request: request,
+                              options: informationElements?.negotiationOptions, inventory: inv, now: now)
+        do throws(Refusal) {
+            let offer = try run.makeOffer(openOrders: updating == nil ? openOrders : nil)
+            if let reason = approvalReason(offer: offer, profile: profile, options: informationElements?.negotiationOptions) {
+                return .needsApproval(reason: clip(reason), offer: offer)
+            }
+            return .offer(offer)
+        } catch {
+            if error.code == .outOfResources, configuration.approval.escalateOutOfResources {
+                return .needsApproval(reason: clip("escalated: \(error.diagnostic)"), offer: nil)
+            }
+            return .fail(error.code, diagnostic: clip(error.diagnostic))
+        }
+    }
+
+    /// The change of reservations when an agreement is updated (issue 4: "adjusted by the
+    /// delta on UPDATE"): per link and direction, new total − old total; zero changes omitted.
+    /// Positive amounts are to reserve, negative ones to release.
+    ///
+    /// - Parameters:
+    ///   - old: the order's current reservations.
+    ///   - new: the reservations of the updated offer.
+    /// - Returns: signed deltas, sorted by link then direction.
+    public static func reservationsDelta(old: [Reservation], new: [Reservation]) -> [Reservation] {
+        let negated = Reservation.aggregate(old).map { Reservation(linkID: $0.linkID, direction: $0.direction, mbps: -$0.mbps) }
+        return Reservation.aggregate(Reservation.aggregate(new) + negated)
+    }
+
+    /// The price list that applies to `profile` (its own, else the top-level one).
+    ///
+    /// - Parameter profile: a customer profile.
+    public func pricing(for profile: CustomerProfile?) -> PricingRule {
+        profile?.pricing ?? configuration.pricing
+    }
+
+    /// Why `offer` must wait for an operator (RFC 8921 §12.2), or nil when it may be sent now.
+    ///
+    /// - Parameters:
+    ///   - offer: the offer that would be made.
+    ///   - profile: the customer.
+    ///   - options: the request's negotiation options.
+    public func approvalReason(offer: Offer, profile: CustomerProfile, options: NegotiationOptions?) -> String? {
+        let a = configuration.approval
+        if a.mode == .manual { return "approval mode is manual: every order is validated by an operator" }
+        for (i, rule) in a.rules.enumerated() {
+            let tag = "(approval rule \(i): \(rule))"
+            switch rule {
+            case .all:
+                return "every order is validated by an operator \(tag)"
+            case .aboveMbps(let n):
+                let largest = OfferMetrics.largestBandwidth(offer.cpd)
+                if n < largest { return "offered bandwidth \(largest) Mbps is above \(n) Mbps \(tag)" }
+            case .aboveTotalMbps(let n):
+                let total = OfferMetrics.totalBandwidth(offer.cpd)
+                if n < total { return "total offered bandwidth \(total) Mbps is above \(n) Mbps \(tag)" }
+            case .aboveAmount(let n):
+                let cost = offer.cost ?? pricing(for: profile).cost(for: offer.cpd)
+                if n < cost.amount { return "price \(cost) is above \(n) \(cost.currency) \(tag)" }
+            case .purpose(let p):
+                if (options?.effectivePurpose ?? .permanent) == p { return "\(p.rawValue) orders are validated by an operator \(tag)" }
+            case .customers(let ids):
+                if profile.matches(identities: ids) { return "orders of customer \(profile.identity) are validated by an operator \(tag)" }
+            }
+        }
+        return nil
+    }
+}
+
+/// A diagnostic shortened to the 256 characters a FAIL may carry (wire-format.md §2.3).
+func clip(_ s: String, max: Int = 256) -> String {
+    guard s.unicodeScalars.count > max else { return s }
+    var out = String.UnicodeScalarView()
+    out.append(contentsOf: s.unicodeScalars.prefix(max - 1))
+    out.append("…")
+    return String(out)
+}
+
+/// Why no offer can be made.
+struct Refusal: Error {
+    var code: FailStatusCode
+    var diagnostic: String
+
+    init(_ code: FailStatusCode, _ diagnostic: String) {
+        self.code = code
+        self.diagnostic = diagnostic
+    }
+}
+
+/// One decision in progress.
+struct DecisionRun {
+    let config: ServerConfiguration
+    let profile: CustomerProfile
+    let request: CPD
+    let options: NegotiationOptions?
+    let inventory: InventoryView
+    let now: CPNPTimestamp
+
+    var policy: PolicyConfiguration { config.policy }
+
+    /// Where a customer node may attach.
+    struct Attachment {
+        /// Candidate links, in preference order (configuration order).
+        var links: [ProviderLink]
+        /// The PE for QoS when no link is chosen.
+        var pe: String?
+    }
+
+    /// The result of one allocation pass.
+    struct Allocation {
+        var link: ProviderLink
+        var incoming: CPNPDecimal?
+        var outgoing: CPNPDecimal?
+    }
+
+    // MARK: - the offer
+
+    func makeOffer(openOrders: Int?) throws(Refusal) -> Offer {
+        try checkRequest()
+        if let openOrders {
+            let cap = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
+            if openOrders >= cap {
+                throw Refusal(.administrativelyProhibited,
+                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(cap))")
+            }
+        }
+        try checkOptions()
+
+        // Network presence and entitlements of every node.
+        var attachments: [String: Attachment] = [:]
+        var unserved: [(node: String, why: String)] = []
+        for component in request.components {
+            for p in component.profiles {
+                for node in p.customerNodes {
+                    do throws(Refusal) {
+                        attachments[node.identifier] = try attachment(for: node, capacityLinks: p.capacity ?? [])
+                    } catch {
+                        guard error.code == .networkPresenceError else { throw error }
+                        unserved.append((node.identifier, error.diagnostic))
+                    }
+                }
+            }
+        }
+        var excluded = Set<String>()
+        var notes: [String] = []
+        if !unserved.isEmpty {
+            let why = unserved.map(\.why).joined(separator: "; ")
+            let dropped = Set(unserved.map(\.node))
+            guard policy.counterOffers.dropUnservedSites, canDrop(dropped) else {
+                throw Refusal(.networkPresenceError, why)
+            }
+            excluded = dropped
+            notes.append("left out (no network presence): \(why)")
+        }
+
+        // Capacity, dropping exhausted nodes until every remaining one is served.
+        let requests = request.capacityRequests
+        var allocations: [Int: Allocation] = [:]
+        while true {
+            let pass = allocate(requests, attachments: attachments, excluding: excluded)
+            if pass.exhausted.isEmpty {
+                allocations = pass.allocations
+                notes += pass.notes
+                break
+            }
+            let why = "out of resources: " + pass.exhausted.map(\.why).joined(separator: "; ")
+            let next = excluded.union(pass.exhausted.map(\.node))
+            let stillCapacity = requests.contains { !next.contains($0.customerNode) }
+            guard policy.counterOffers.dropExhaustedSites, stillCapacity, canDrop(next) else {
+                throw Refusal(.outOfResources, why)
+            }
+            notes.append("left out (\(why))")
+            excluded = next
+        }
+
+        // Build the Offered CPD.
+        var offered = request
+        var chosenLinks: [String: [String]] = [:]
+        var chosenPE: [String: String] = [:]
+        for (k, cr) in requests.enumerated() {
+            guard let a = allocations[k] else { continue }
+            var entry = offered.components[cr.componentIndex].profiles[cr.profileIndex].capacity![cr.entryIndex]
+            if let v = a.incoming { entry.incomingBandwidthMbps = .fixed(v) }
+            if let v = a.outgoing { entry.outgoingBandwidthMbps = .fixed(v) }
+            offered.components[cr.componentIndex].profiles[cr.profileIndex].capacity![cr.entryIndex] = entry
+            // The node's link list names what its capacity entries name (validate() requires
+            // it), else the chosen link.
+            let label = cr.linkIdentifier ?? a.link.id
+            if !chosenLinks[cr.customerNode, default: []].contains(label) {
+                chosenLinks[cr.customerNode, default: []].append(label)
+            }
+            if chosenPE[cr.customerNode] == nil { chosenPE[cr.customerNode] = a.link.pe }
+        }
+        var nodePE: [String: String] = [:]
+        for ci in offered.components.indices {
+            for pi in offered.components[ci].profiles.indices {
+                for ni in offered.components[ci].profiles[pi].customerNodes.indices {
+                    let node = offered.components[ci].profiles[pi].customerNodes[ni]
+                    guard !excluded.contains(node.identifier), let att = attachments[node.identifier] else { continue }
+                    var links = chosenLinks[node.identifier] ?? []
+                    if links.isEmpty, let best = mostFree(att.links) { links = [best.id] }
+                    nodePE[node.identifier] = chosenPE[node.identifier] ?? links.first.flatMap { policy.link($0)?.pe } ?? att.pe
+                    if node.linkIdentifiers.isEmpty {
+                        offered.components[ci].profiles[pi].customerNodes[ni].linkIdentifiers =
+                            links.isEmpty ? (att.pe.map { [$0] } ?? []) : links
+                    }
+                }
+            }
+        }
+        for ci in offered.components.indices {
+            for pi in offered.components[ci].profiles.indices {
+                var p = offered.components[ci].profiles[pi]
+                Self.remove(nodes: excluded, from: &p)
+                concretizeScope(&p)
+                concretizeQoS(&p, nodePE: nodePE, notes: &notes)
+                if var av = p.availability {
+                    av.availabilityPercent = .fixed(Self.higherIsBetter(av.availabilityPercent, achievable: policy.qos.availabilityPercent))
+                    p.availability = av
+                }
+                offered.components[ci].profiles[pi] = p
+            }
+        }
+        offered = offered.concretized(choosing: OfferChooser(defaults: policy.defaults))
+
+        var reservations: [Reservation] = []
+        for a in allocations.values {
+            if let v = a.incoming { reservations.append(Reservation(linkID: a.link.id, direction: .incoming, mbps: v)) }
+            if let v = a.outgoing { reservations.append(Reservation(linkID: a.link.id, direction: .outgoing, mbps: v)) }
+        }
+        reservations = Reservation.aggregate(reservations)
+
+        let comparison = offered.comparison(against: request)
+        let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
+        var echoed = options
+        echoed?.costRequested = false
+        let provider = config.provider
+        let hasProvider = provider.name != nil || provider.asNumber != nil || provider.contact != nil
+        let ies = InformationElements(providerDescription: hasProvider ? provider : nil, negotiationOptions: echoed, cost: cost)
+        return Offer(cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
+                     gaps: comparison.gaps, notes: notes, informationElements: ies)
+    }
+
+    // MARK: - checks
+
+    func checkRequest() throws(Refusal) {
+        guard !request.isEmpty, request.components.contains(where: { !$0.profiles.isEmpty }) else {
+            throw Refusal(.messageValidationError, "the requested CPD is empty")
+        }
+        if let issue = request.validate(at: JSONPath.root.appending("cpd")).errors.first {
+            throw Refusal(.messageValidationError, issue.description)
+        }
+    }
+
+    func checkOptions() throws(Refusal) {
+        let activation = options?.effectiveActivationType ?? .immediate
+        guard policy.activationTypes.contains(activation) else {
+            throw Refusal(.unsupportedActivationType, "activation type \(activation.rawValue) is not supported; supported: "
+                + policy.activationTypes.map(\.rawValue).joined(separator: ", "))
+        }
+        guard options?.effectivePurpose == .testing else { return }
+        guard profile.entitlements.testingOrders else {
+            throw Refusal(.administrativelyProhibited, "customer \(profile.identity) is not entitled to testing orders")
+        }
+        if let end = options?.testPeriodEnd {
+            guard now < end else {
+                throw Refusal(.messageValidationError, "test-period-end \(end.rfc3339) is not in the future")
+            }
+            if let max = profile.entitlements.maxTestPeriod, max < end - now {
+                throw Refusal(.administrativelyProhibited,
+                              "test period until \(end.rfc3339) exceeds the \(Self.text(max)) customer \(profile.identity) is entitled to")
+            }
+        }
+    }
+
+    static func text(_ d: Duration) -> String {
+        let s = d.components.seconds
+        if s % 86400 == 0 { return "\(s / 86400) days" }
+        if s % 3600 == 0 { return "\(s / 3600) hours" }
+        return "\(s) seconds"
+    }
+
+    func allowedPE(_ pe: String) -> Bool {
+        profile.entitlements.pes.map { $0.contains(pe) } ?? true
+    }
+
+    /// Where `node` may attach (network presence, RFC 8921 §8.2), checking entitlements.
+    /// Throws FAIL 4 (not entitled) or FAIL 6 (no presence, caught by the caller).
+    func attachment(for node: CPDCustomerNode, capacityLinks: [CPDCapacityEntry]) throws(Refusal) -> Attachment {
+        let id = node.identifier
+        if let country = node.localization.country, let allowed = profile.entitlements.countries, !allowed.contains(country) {
+            throw Refusal(.administrativelyProhibited,
+                          "customer node \(id): country \(country) is not allowed for customer \(profile.identity)")
+        }
+        func resolve(_ name: String) throws(Refusal) -> (links: [ProviderLink], pe: String) {
+            if let l = policy.link(name) {
+                guard allowedPE(l.pe) else {
+                    throw Refusal(.administrativelyProhibited,
+                                  "customer node \(id): customer \(profile.identity) is not entitled to \(l.pe) (link \(name))")
+                }
+                return ([l], l.pe)
+            }
+            if policy.edge(name) != nil {
+                guard allowedPE(name) else {
+                    throw Refusal(.administrativelyProhibited, "customer node \(id): customer \(profile.identity) is not entitled to \(name)")
+                }
+                return (policy.links(at: name), name)
+            }
+            throw Refusal(.networkPresenceError, "customer node \(id): link or PE \"\(name)\" is not in the provider's network")
+        }
+        // Links named by the node's capacity entries must exist too.
+        for e in capacityLinks where e.customerNode == id {
+            if let name = e.linkIdentifier { _ = try resolve(name) }
+        }
+        if !node.linkIdentifiers.isEmpty {
+            var links: [ProviderLink] = []
+            var pe: String?
+            for name in node.linkIdentifiers {
+                let r = try resolve(name)
+                for l in r.links where !links.contains(l) { links.append(l) }
+                pe = pe ?? r.pe
+            }
+            return Attachment(links: links, pe: pe)
+        }
+        let loc = node.localization
+        var pes: [ProviderEdge] = []
+        if let site = loc.siteID { pes = policy.networkPresence.filter { $0.sites.contains(site) } }
+        if pes.isEmpty, let country = loc.country { pes = policy.networkPresence.filter { $0.countries.contains(country) } }
+        guard !pes.isEmpty else {
+            let where_ = [loc.siteID.map { "site \($0)" }, loc.country.map { "country \($0)" }].compactMap { $0 }
+            let place = where_.isEmpty ? "" : " (" + where_.joined(separator: ", ") + ")"
+            throw Refusal(.networkPresenceError, "customer node \(id)\(place): no network presence")
+        }
+        let allowed = pes.filter { allowedPE($0.id) }
+        guard !allowed.isEmpty else {
+            throw Refusal(.administrativelyProhibited, "customer node \(id): served only by "
+                + pes.map(\.id).joined(separator: ", ") + ", which customer \(profile.identity) is not entitled to")
+        }
+        return Attachment(links: allowed.flatMap { policy.links(at: $0.id) }, pe: allowed[0].id)
+    }
+
+    /// Whether leaving out `nodes` still leaves every profile at least one customer node and
+    /// one scope entry (a valid CPD with the same structure as the request).
+    func canDrop(_ nodes: Set<String>) -> Bool {
+        for c in request.components {
+            for p in c.profiles {
+                guard p.customerNodes.contains(where: { !nodes.contains($0.identifier) }),
+                      p.scope.contains(where: { !nodes.contains($0.customerNode) })
+                else { return false }
+            }
+        }
+        return true
+    }
+
+    // MARK: - capacity
+
+    struct Pass {
+        var allocations: [Int: Allocation] = [:]
+        var exhausted: [(node: String, why: String)] = []
+        var notes: [String] = []
+    }
+
+    /// One allocation pass over the capacity entries in document order, each on the link that
+    /// serves it best, against an inventory that shrinks as entries are served.
+    func allocate(_ requests: [CPDCapacityRequest], attachments: [String: Attachment], excluding excluded: Set<String>) -> Pass {
+        var pass = Pass()
+        var inv = inventory
+        let maxBW = profile.entitlements.maxBandwidthMbps
+        for (k, cr) in requests.enumerated() where !excluded.contains(cr.customerNode) {
+            if pass.exhausted.contains(where: { $0.node == cr.customerNode }) { continue }
+            var candidates = attachments[cr.customerNode]?.links ?? []
+            if let name = cr.linkIdentifier {
+                candidates = policy.link(name).map { [$0] } ?? policy.links(at: name)
+            }
+            guard !candidates.isEmpty else {
+                pass.exhausted.append((cr.customerNode, "customer node \(cr.customerNode): no border link available"))
+                continue
+            }
+            struct Option {
+                var link: ProviderLink
+                var incoming: CPNPDecimal?
+                var outgoing: CPNPDecimal?
+                var satisfied: Int
+                var total: CPNPDecimal
+                var slack: CPNPDecimal
+                var empty: Bool
+            }
+            var options: [Option] = []
+            for l in candidates {
+                func value(_ r: Negotiable<CPNPDecimal>?, _ dir: CPDDirection) -> (CPNPDecimal?, Bool, Bool, CPNPDecimal) {
+                    guard let r else { return (nil, true, false, 0) }
+                    let free = inv.free(l.id, dir)
+                    let limit = maxBW.map { min($0, free) } ?? free
+                    let v = Self.bandwidth(r, limit: limit, default: policy.defaults.bandwidthMbps)
+                    return (v, r.admits(v), v.isZero && r != .fixed(0), free - v)
+                }
+                let (i, iOK, iEmpty, iSlack) = value(cr.incomingBandwidthMbps, .incoming)
+                let (o, oOK, oEmpty, oSlack) = value(cr.outgoingBandwidthMbps, .outgoing)
+                options.append(Option(link: l, incoming: i, outgoing: o, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
+                                      total: (i ?? 0) + (o ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
+            }
+            let usable = options.filter { !$0.empty }
+            guard var best = usable.first else {
+                pass.exhausted.append((cr.customerNode, exhaustionText(cr, candidates: candidates, inventory: inv)))
+                continue
+            }
+            for o in usable.dropFirst() {
+                if o.satisfied != best.satisfied {
+                    if o.satisfied > best.satisfied { best = o }
+                } else if o.total != best.total {
+                    if best.total < o.total { best = o }
+                } else if o.slack < best.slack {
+                    best = o
+                }
+            }
+            var held: [Reservation] = []
+            for (v, dir, r) in [(best.incoming, CPDDirection.incoming, cr.incomingBandwidthMbps),
+                                (best.outgoing, CPDDirection.outgoing, cr.outgoingBandwidthMbps)] {
+                guard let v, let r else { continue }
+                held.append(Reservation(linkID: best.link.id, direction: dir, mbps: v))
+                if !r.admits(v) {
+                    let free = inv.free(best.link.id, dir)
+                    var why = "\(free) Mbps free on \(best.link.id)"
+                    if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
+                    pass.notes.append("customer node \(cr.customerNode) \(dir.rawValue): \(v) Mbps offered, "
+                        + "\(JSONSerializer.serializeString(r.json)) requested (\(why))")
+                }
+            }
+            inv = inv.reserving(held)
+            pass.allocations[k] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
+        }
+        return pass
+    }
+
+    func exhaustionText(_ cr: CPDCapacityRequest, candidates: [ProviderLink], inventory inv: InventoryView) -> String {
+        var parts: [String] = []
+        for l in candidates.prefix(3) {
+            for (dir, r) in [(CPDDirection.incoming, cr.incomingBandwidthMbps), (.outgoing, cr.outgoingBandwidthMbps)] {
+                guard let r else { continue }
+                let free = inv.free(l.id, dir)
+                if free.isZero || Self.bandwidth(r, limit: free, default: policy.defaults.bandwidthMbps).isZero {
+                    parts.append("link \(l.id) has \(free) Mbps free \(dir.rawValue)")
+                }
+            }
+        }
+        if parts.isEmpty, let maxBW = profile.entitlements.maxBandwidthMbps, maxBW.isZero {
+            parts.append("no bandwidth entitled")
+        }
+        return "customer node \(cr.customerNode): " + (parts.isEmpty ? "no capacity" : parts.joined(separator: ", "))
+    }
+
+    /// The link with the most free capacity (both directions), first on ties.
+    func mostFree(_ links: [ProviderLink]) -> ProviderLink? {
+        var best: (ProviderLink, CPNPDecimal)?
+        for l in links {
+            let f = inventory.free(l.id, .incoming) + inventory.free(l.id, .outgoing)
+            if best == nil || best!.1 < f { best = (l, f) }
+        }
+        return best?.0
+    }
+
+    /// The bandwidth to offer for `r` when `limit` Mbit/s may be used: the largest value the
+    /// request admits within the limit (an open upper bound counts as its minimum: the provider
+    /// does not push capacity nobody asked for), else the limit itself (a counter-offer).
+    static func bandwidth(_ r: Negotiable<CPNPDecimal>, limit: CPNPDecimal, default def: CPNPDecimal) -> CPNPDecimal {
+        switch r {
+        case .fixed(let x): return min(x, limit)
+        case .any: return min(def, limit)
+        case .range(let lo, let hi): return min(hi ?? lo ?? def, limit)
+        case .oneOf(let l): return l.filter { !(limit < $0) }.max() ?? limit
+        }
+    }
+
+    // MARK: - QoS and the rest
+
+    /// The value to offer for a metric where lower is better (delay, jitter, loss) when the
+    /// network achieves `a`: the requested bound when `a` meets it, else `a` (a looser value:
+    /// a counter-offer).
+    static func lowerIsBetter(_ r: Negotiable<CPNPDecimal>, achievable a: CPNPDecimal) -> CPNPDecimal {
+        switch r {
+        case .fixed(let x): return a <= x ? x : a
+        case .any: return a
+        case .range(let lo, let hi):
+            if let hi, hi < a { return a }
+            return lo.map { max($0, a) } ?? a
+        case .oneOf(let l): return l.filter { a <= $0 }.min() ?? a
+        }
+    }
+
+    /// The value to offer for a metric where higher is better (availability).
+    static func higherIsBetter(_ r: Negotiable<CPNPDecimal>, achievable a: CPNPDecimal) -> CPNPDecimal {
+        switch r {
+        case .fixed(let x): return x <= a ? x : a
+        case .any: return a
+        case .range(let lo, let hi):
+            if let lo, a < lo { return a }
+            return hi.map { min($0, a) } ?? a
+        case .oneOf(let l): return l.filter { $0 <= a }.max() ?? a
+        }
+    }
+
+    func concretizeScope(_ p: inout ConnectivityProvisioningProfile) {
+        for i in p.scope.indices where !p.scope[i].reachability.isFixed {
+            let wantsRestricted = p.scope[i].destinationPrefixes != nil
+            let choice: CPDReachability
+            switch p.scope[i].reachability {
+            case .oneOf(let l):
+                // Destination prefixes are only valid with restricted reachability.
+                choice = wantsRestricted ? .restricted : (l.first ?? .global)
+            default:
+                choice = wantsRestricted ? .restricted : .global
+            }
+            p.scope[i].reachability = .fixed(choice)
+        }
+    }
+
+    func concretizeQoS(_ p: inout ConnectivityProvisioningProfile, nodePE: [String: String], notes: inout [String]) {
+        guard var q = p.qosGuarantees else { return }
+        for i in q.entries.indices {
+            var e = q.entries[i]
+            switch q.kind {
+            case .quantitative:
+                let from = e.from == CPDQoSEntry.anyNode ? nil : nodePE[e.from]
+                let to = e.to == CPDQoSEntry.anyNode ? nil : nodePE[e.to]
+                let a = policy.qos.achievable(between: from, and: to)
+                if let r = e.oneWayDelayMs { e.oneWayDelayMs = .fixed(Self.lowerIsBetter(r, achievable: a.oneWayDelayMs)) }
+                if let r = e.delayVariationMs { e.delayVariationMs = .fixed(Self.lowerIsBetter(r, achievable: a.delayVariationMs)) }
+                if let r = e.lossPercent { e.lossPercent = .fixed(Self.lowerIsBetter(r, achievable: a.lossPercent)) }
+            case .qualitative:
+                let classes = policy.qos.metaQoSClasses
+                if let m = e.metaQoSClass, !classes.isEmpty, !classes.contains(m) {
+                    e.metaQoSClass = classes[0]
+                    notes.append("\(e.from) → \(e.to): meta-QoS class \(m) is not offered; \(classes[0]) instead")
+                }
+            }
+            q.entries[i] = e
+        }
+        p.qosGuarantees = q
+    }
+
+    /// Removes customer nodes and every clause entry that refers to them.
+    static func remove(nodes: Set<String>, from p: inout ConnectivityProvisioningProfile) {
+        guard !nodes.isEmpty else { return }
+        p.customerNodes.removeAll { nodes.contains($0.identifier) }
+        p.scope.removeAll { nodes.contains($0.customerNode) }
+        p.capacity?.removeAll { nodes.contains($0.customerNode) }
+        p.activationMeans?.removeAll { $0.customerNode.map(nodes.contains) ?? false }
+        if var q = p.qosGuarantees {
+            var remap: [Int64: Int64] = [:]
+            var kept: [CPDQoSEntry] = []
+            for (i, e) in q.entries.enumerated() where !nodes.contains(e.from) && !nodes.contains(e.to) {
+                remap[Int64(i)] = Int64(kept.count)
+                kept.append(e)
+            }
+            q.entries = kept
+            p.qosGuarantees = kept.isEmpty ? nil : q
+            if var f = p.flowIdentification {
+                for i in f.classifiers.indices {
+                    if let ref = f.classifiers[i].qosEntryRef { f.classifiers[i].qosEntryRef = remap[ref] }
+                }
+                p.flowIdentification = f
+            }
+        }
+    }
+}
+
+/// Picks the provider's value for the negotiable fields the engine does not handle itself
+/// (MTU, notification interval, invocation type, throughput): a range → a value inside (its
+/// maximum, else its minimum), one-of → the first member, `"any"` → the configured default.
+/// Never leaves a field loose, so that offers are concrete (RFC 8921 §8.7).
+struct OfferChooser: NegotiableChooser {
+    let defaults: OfferDefaults
+
+    func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
+        if let v = requested.preferredValue { return v }
+        var key = ""
+        if case .key(let k)? = path.components.last { key = k }
+        let json: JSONValue? = switch key {
+        case "mtu-bytes": .number(CPNPDecimal(defaults.mtuBytes))
+        case "interval-seconds": .number(CPNPDecimal(defaults.notificationIntervalSeconds))
+        case "type": .string(defaults.invocationType.rawValue)
+        case "throughput-mbps", "incoming-bandwidth-mbps", "outgoing-bandwidth-mbps": .number(defaults.bandwidthMbps)
+        case "reachability": .string(CPDReachability.global.rawValue)
+        default: nil
+        }
+        for candidate in [json, .number(0), .string("")].compactMap({ $0 }) {
+            if let v = try? V(negotiableJSON: candidate, at: path) { return v }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,503 @@
+public import CPNPCore
+public import CPNPPolicy
+public import CPNPStorage
+public import Logging
+
+/// The provider's CPNP engine (RFC 8921 §8.2, §11.2): runs one ``ServerOrderStateMachine`` per order,
+/// commits every observable state change to the ``ServerOrderStore`` before the message revealing it
+/// is sent, asks the ``DecisionEngine`` for offers, keeps capacity reservations exact, and arms timers.
+///
+/// One actor: decisions on the inventory are serialized, so concurrent QUOTATIONs never book more
+/// than a link's capacity (the store re-checks the limits inside its write transaction).
+public actor ServerEngine {
+    public struct Options: Sendable {
+        public var configuration: ServerConfiguration
+        public init(configuration: ServerConfiguration) { self.configuration = configuration }
+    }
+
+    struct LiveOrder {
+        var machine: ServerOrderStateMachine
+        var clientIdentity: String
+        var identity: ClientIdentity?
+        var clientAddress: String
+        /// Reservations of the offer being negotiated (policy form).
+        var offered: [CPNPPolicy.Reservation] = []
+        /// Reservations of the agreement in force.
+        var committed: [CPNPPolicy.Reservation] = []
+        /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
+        var awaitingApproval = false
+        var approvalOffer: Offer?
+    }
+
+    struct OrderKey: Hashable {
+        var identity: String
+        var customerOrderID: CustomerOrderID
+    }
+
+    struct TimerKey: Hashable, Sendable {
+        var order: ProviderOrderID
+        var timer: ServerOrderStateMachine.Timer
+    }
+
+    let configuration: ServerConfiguration
+    let store: ServerOrderStore
+    let sink: any ServerMessageSink
+    let clock: any WallClock
+    let logger: Logger
+    let decisionEngine: DecisionEngine
+    nonisolated let timers: TimerScheduler<TimerKey>
+    var rng = SystemRandomNumberGenerator()
+    var orders: [ProviderOrderID: LiveOrder] = [:]
+    var byCustomer: [OrderKey: ProviderOrderID] = [:]
+    var quotationLimiter: RateLimiter<String>
+    var failLimiter: RateLimiter<String>
+
+    public init(configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(), logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self.logger = logger
+        decisionEngine = DecisionEngine(configuration: configuration)
+        timers = TimerScheduler(clock: clock)
+        quotationLimiter = RateLimiter(perMinute: configuration.rateLimits.quotationsPerMinute)
+        failLimiter = RateLimiter(perMinute: configuration.rateLimits.failsPerMinute)
+    }
+
+    var machineConfiguration: ServerOrderStateMachine.Configuration {
+        .init(retransmission: configuration.timers.retransmissionPolicy)
+    }
+
+    // MARK: - Recovery
+
+    /// Loads the open orders and re-arms their timers (offer validity, expected offer time, scheduled
+    /// activations, test periods); resumes decisions interrupted by a crash. Returns the count.
+    @discardableResult
+    public func recover() async throws -> Int {
+        let now = clock.now()
+        let stored = try store.openOrders()
+        for s in stored {
+            var live = LiveOrder(machine: s.machine, clientIdentity: s.clientIdentity, identity: nil, clientAddress: s.clientAddress)
+            for r in try store.reservations(providerOrderID: s.providerOrderID) {
+                let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
+                if r.kind == .committed { live.committed.append(p) } else { live.offered.append(p) }
+            }
+            orders[s.providerOrderID] = live
+            byCustomer[OrderKey(identity: s.clientIdentity, customerOrderID: s.customerOrderID)] = s.providerOrderID
+            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, timer, at: at) }
+        }
+        // Decisions a crash interrupted (PQOReceived, or AwaitingProcessing without an offer).
+        for s in stored where s.machine.state == .pqoReceived || s.machine.state == .awaitingProcessing {
+            await decide(s.providerOrderID, now: now, resumed: true)
+        }
+        logger.info("recovered open orders", metadata: ["count": "\(stored.count)"])
+        return stored.count
+    }
+
+    // MARK: - Inbound
+
+    /// Handles one received message (RFC 8921 §10.2). Never throws: bad input is answered with FAIL
+    /// (rate-limited) or dropped, and logged.
+    public func receive(_ datagram: InboundDatagram) async {
+        let now = clock.now()
+        let source = datagram.session.remote.description
+        guard datagram.bytes.count <= datagram.maximumSize else {
+            logger.warning("dropped oversized message", metadata: ["from": "\(source)", "bytes": "\(datagram.bytes.count)"])
+            return
+        }
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize))
+        } catch {
+            logger.notice("dropped unparseable message", metadata: ["from": "\(source)", "error": "\(error)"])
+            return
+        }
+        let message: CPNPMessage
+        do {
+            message = try CPNPCodec.decode(json: json)
+        } catch {
+            logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
+            if let c = CPNPCodec.correlation(of: json), let method = c.method, ![.ack, .fail, .processing].contains(method) {
+                await sendStatelessFail(.messageValidationError, error.description, transactionID: c.transactionID, customerOrderID: c.customerOrderID,
+                                        providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+            }
+            return
+        }
+        let identity = identityKey(datagram.identity, session: datagram.session)
+        if case .quotation(let q) = message, byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)].flatMap({ orders[$0] }) == nil {
+            await newQuotation(q, datagram: datagram, identity: identity, now: now)
+            return
+        }
+        guard let poid = byCustomer[OrderKey(identity: identity, customerOrderID: message.customerOrderID)], var live = orders[poid] else {
+            await answerUnknownOrder(message, datagram: datagram, now: now)
+            return
+        }
+        if let p = message.providerOrderID, p != poid {
+            await answerUnknownOrder(message, datagram: datagram, now: now)
+            return
+        }
+        // Message-level semantic checks (e.g. an UPDATE with an invalid CPD) before the machine.
+        if [.update, .accept].contains(message.method), let issue = message.validationIssues().first(where: { $0.severity == .error }) {
+            await sendStatelessFail(.messageValidationError, issue.description, transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+                                    providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
+            return
+        }
+        if [.update, .withdraw, .activate].contains(message.method), let id = datagram.identity, let profile = configuration.customerProfile(matching: id.names),
+            !profile.admits(address: datagram.session.remote.host)
+        {
+            await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+                                    providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
+            return
+        }
+        live.identity = datagram.identity ?? live.identity
+        live.clientAddress = source
+        orders[poid] = live
+        let actions = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        await perform(actions, order: poid, now: now)
+    }
+
+    private func newQuotation(_ q: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async {
+        if let issue = CPNPMessage.quotation(q).validationIssues().first(where: { $0.severity == .error }) {
+            await sendStatelessFail(.messageValidationError, issue.description, transactionID: q.transactionID, customerOrderID: q.customerOrderID,
+                                    providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+            return
+        }
+        guard quotationLimiter.allow(identity, now: now) else {
+            logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
+            await sendStatelessFail(.administrativelyProhibited, "too many quotation orders; retry later", transactionID: q.transactionID,
+                                    customerOrderID: q.customerOrderID, providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+            return
+        }
+        // A provider order id never equals a customer order id of that client (§13).
+        var poid = ProviderOrderID.random(using: &rng)
+        while poid.rawValue == q.customerOrderID.rawValue || orders[poid] != nil || ((try? store.customerOrderIDExists(clientIdentity: identity, poid.rawValue)) ?? false) {
+            poid = ProviderOrderID.random(using: &rng)
+        }
+        let (machine, actions) = ServerOrderStateMachine.quotationReceived(
+            q, session: datagram.session, providerOrderID: poid, now: now, configuration: machineConfiguration, using: &rng)
+        orders[poid] = LiveOrder(machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
+        byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)] = poid
+        logger.info("QUOTATION received", metadata: ["order": "\(poid)", "customer-order": "\(q.customerOrderID)", "client": "\(identity)"])
+        await perform(actions, order: poid, now: now)
+    }
+
+    private func answerUnknownOrder(_ message: CPNPMessage, datagram: InboundDatagram, now: CPNPTimestamp) async {
+        switch message.method {
+        case .ack, .fail, .processing, .quotation:
+            logger.debug("discarded \(message.method) matching no order", metadata: ["from": "\(datagram.session.remote)"])
+        default:
+            await sendStatelessFail(.messageValidationError, "no order matches customer-order-id \(message.customerOrderID) for this client",
+                                    transactionID: message.transactionID, customerOrderID: message.customerOrderID, providerOrderID: nil,
+                                    session: datagram.session, identity: datagram.identity, now: now)
+        }
+    }
+
+    private func sendStatelessFail(
+        _ status: FailStatusCode, _ diagnostic: String, transactionID: TransactionID, customerOrderID: CustomerOrderID,
+        providerOrderID: ProviderOrderID?, session: CPNPSession, identity: ClientIdentity?, now: CPNPTimestamp
+    ) async {
+        let key = identity?.description ?? session.remote.host
+        guard failLimiter.allow(key, now: now) else {
+            logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(key)"])
+            return
+        }
+        let fail = FailMessage(
+            sequenceNumber: .randomInitial(using: &rng), transactionID: transactionID, customerOrderID: customerOrderID,
+            providerOrderID: providerOrderID, statusCode: status, diagnostic: diagnostic)
+        logger.notice("FAIL \(status.rawValue) sent", metadata: ["to": "\(session.remote)", "diagnostic": "\(fail.diagnostic ?? "")"])
+        await sink.send(CPNPCodec.encode(.fail(fail)), on: session)
+    }
+
+    // MARK: - Timers
+
+    private func arm(_ order: ProviderOrderID, _ timer: ServerOrderStateMachine.Timer, at: CPNPTimestamp) {
+        timers.arm(TimerKey(order: order, timer: timer), at: at) { [weak self] key in
+            await self?.timerFired(key)
+        }
+    }
+
+    func timerFired(_ key: TimerKey) async {
+        guard orders[key.order] != nil else { return }
+        let now = clock.now()
+        let actions = mutate(key.order) { m, _ in m.timerFired(key.timer, now: now) }
+        await perform(actions, order: key.order, now: now)
+    }
+
+    // MARK: - Decisions (RFC 8921 §8.2, §12.2)
+
+    /// Runs the decision engine for an order in PQOReceived/AwaitingProcessing.
+    private func decide(_ poid: ProviderOrderID, now: CPNPTimestamp, resumed: Bool = false) async {
+        guard let live = orders[poid] else { return }
+        let m = live.machine
+        guard m.state == .pqoReceived || m.state == .awaitingProcessing else { return }
+        let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
+            ?? configuration.customers.first { $0.identity == live.clientIdentity }
+        let identityPresent = live.identity != nil || profile != nil
+        let decision = decisionEngine.decide(
+            request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
+            identityPresent: identityPresent, inventory: inventory(excluding: poid), now: now,
+            clientAddress: m.transaction.session.remote.host,
+            openOrders: (try? store.openOrderCount(clientIdentity: live.clientIdentity)).map { max(0, $0 - 1) } ?? 0,
+            updating: m.isUpdate ? live.committed : nil)
+        switch decision {
+        case .fail(let code, let diagnostic):
+            logger.info("order refused", metadata: ["order": "\(poid)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
+            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: diagnostic, now: now) }
+            await perform(a, order: poid, now: now)
+        case .offer(let offer):
+            // No suspension point between the decision and the reservation: the actor may not
+            // interleave another decision on the same inventory (§8.2; "never more than is free").
+            var actions: [ServerOrderStateMachine.Action] = []
+            if m.state == .pqoReceived {
+                let eot = now.adding(configuration.timers.expectedOfferTime)
+                actions += mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, now: now) }
+            }
+            actions += offerActions(poid, offer, now: now)
+            await perform(actions, order: poid, now: now)
+        case .needsApproval(let reason, let offer):
+            orders[poid]?.awaitingApproval = true
+            orders[poid]?.approvalOffer = offer
+            logger.notice("order awaits administrative approval", metadata: ["order": "\(poid)", "reason": "\(reason)"])
+            if m.state == .pqoReceived {
+                let eot = now.adding(configuration.timers.approvalExpectedOfferTime)
+                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, now: now) }
+                await perform(a, order: poid, now: now)
+            }
+        }
+    }
+
+    /// Records the offer's reservations and makes the offer, synchronously.
+    private func offerActions(_ poid: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp) -> [ServerOrderStateMachine.Action] {
+        guard var live = orders[poid] else { return [] }
+        live.offered = offer.reservations
+        live.awaitingApproval = false
+        live.approvalOffer = nil
+        orders[poid] = live
+        let validity = now.adding(configuration.timers.offerValidity)
+        logger.info("OFFER made", metadata: ["order": "\(poid)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
+        return mutateThrowing(poid) { m, rng throws(OrderCommandError) in
+            try m.makeOffer(offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
+        }
+    }
+
+    /// Applies an operator's decision (`cpnpd admin approve|reject`).
+    public func administrativeDecision(_ poid: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
+        let now = clock.now()
+        guard let live = orders[poid] else { return "unknown or closed order" }
+        guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
+        if approve {
+            // Re-run the decision against the current inventory; approval is granted.
+            let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
+                ?? configuration.customers.first { $0.identity == live.clientIdentity }
+            let decision = decisionEngine.decide(
+                request: live.machine.requestedCPD, informationElements: live.machine.requestedInformationElements, profile: profile,
+                identityPresent: true, inventory: inventory(excluding: poid), now: now,
+                updating: live.machine.isUpdate ? live.committed : nil)
+            switch decision {
+            case .offer(let offer), .needsApproval(_, let offer?):
+                await perform(offerActions(poid, offer, now: now), order: poid, now: now)
+                return "approved: offer sent"
+            case .fail(let code, let diag):
+                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: diag, now: now) }
+                await perform(a, order: poid, now: now)
+                return "approved but nothing can be offered: FAIL \(code.rawValue) (\(diag))"
+            case .needsApproval(_, nil):
+                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(.outOfResources, diagnostic: "no capacity", now: now) }
+                await perform(a, order: poid, now: now)
+                return "approved but out of resources: FAIL 5"
+            }
+        }
+        let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(status, diagnostic: diagnostic ?? "rejected by the provider's administrator", now: now) }
+        await perform(a, order: poid, now: now)
+        return "rejected: FAIL \(status.rawValue)"
+    }
+
+    /// Polls `admin_requests` written by `cpnpd admin` (another process) and applies them.
+    public func processAdminRequests() async {
+        guard let pending = try? store.pendingAdminRequests() else { return }
+        for r in pending {
+            let outcome: String
+            switch r.action {
+            case .approve: outcome = await administrativeDecision(r.providerOrderID, approve: true)
+            case .reject(let code, let diag): outcome = await administrativeDecision(r.providerOrderID, approve: false, status: code, diagnostic: diag)
+            }
+            _ = try? store.markAdminRequestProcessed(id: r.id, at: clock.now(), outcome: outcome)
+            logger.info("administrative request processed", metadata: ["order": "\(r.providerOrderID)", "outcome": "\(outcome)"])
+        }
+    }
+
+    /// Free capacity: link capacities minus every other order's reservations.
+    private func inventory(excluding poid: ProviderOrderID) -> InventoryView {
+        var all: [CPNPPolicy.Reservation] = []
+        for (id, o) in orders where id != poid { all += o.offered + o.committed }
+        return configuration.inventory(reservations: all)
+    }
+
+    // MARK: - Performing actions
+
+    private func mutate(_ poid: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]) -> [ServerOrderStateMachine.Action] {
+        guard var live = orders[poid] else { return [] }
+        let a = body(&live.machine, &rng)
+        orders[poid] = live
+        return a
+    }
+
+    private func mutateThrowing(
+        _ poid: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+    ) -> [ServerOrderStateMachine.Action] {
+        guard var live = orders[poid] else { return [] }
+        do {
+            let a = try body(&live.machine, &rng)
+            orders[poid] = live
+            return a
+        } catch {
+            logger.error("decision not applicable", metadata: ["order": "\(poid)", "error": "\(error)"])
+            return []
+        }
+    }
+
+    /// Performs a machine's actions: commit (with reservations and outbox) before any send, then
+    /// sends, timers, and reactions to reports.
+    private func perform(_ actions: [ServerOrderStateMachine.Action], order poid: ProviderOrderID, now: CPNPTimestamp) async {
+        guard !actions.isEmpty, var live = orders[poid] else { return }
+        var outbox: [OutboxEvent] = []
+        var followUps: [ServerOrderStateMachine.Event] = []
+        var reservationsChanged = false
+        for case .report(let e) in actions {
+            switch e {
+            case .agreementReached(let ag):
+                live.committed = live.offered
+                live.offered = []
+                reservationsChanged = true
+                outbox.append(OutboxEvent(kind: .agreement, payload: Self.payload(ag, live)))
+                if ag.activation == .active { outbox.append(OutboxEvent(kind: .activation, payload: Self.payload(ag, live))) }
+            case .negotiationEnded:
+                live.offered = []
+                reservationsChanged = true
+            case .withdrawn(let ag):
+                live.committed = []
+                reservationsChanged = true
+                outbox.append(OutboxEvent(kind: .withdrawal, payload: Self.payload(ag, live)))
+            case .testPeriodEnded(let ag):
+                live.committed = []
+                reservationsChanged = true
+                outbox.append(OutboxEvent(kind: .expiry, payload: Self.payload(ag, live)))
+            case .activationChanged(let status):
+                if let ag = live.machine.agreement {
+                    switch status {
+                    case .active: outbox.append(OutboxEvent(kind: .activation, payload: Self.payload(ag, live)))
+                    case .inactive: outbox.append(OutboxEvent(kind: .deactivation, payload: Self.payload(ag, live)))
+                    case .scheduled: break
+                    }
+                }
+            default:
+                followUps.append(e)
+            }
+        }
+        if actions.contains(where: { if case .armTimer(.offerValidity, _) = $0 { true } else { false } }) { reservationsChanged = true }
+        let hasPersist = actions.contains { if case .persist = $0 { true } else { false } }
+        if hasPersist || !outbox.isEmpty {
+            let reservations = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : (reservationsChanged ? [] : nil)
+            let change = OrderChange(
+                machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now, actions: actions,
+                reservations: ServerOrderStore.isOpen(live.machine) ? reservations : nil,
+                capacityLimits: reservationsChanged ? capacityLimits() : [:], outbox: outbox)
+            do {
+                try store.commit(change)
+            } catch {
+                // Nothing observable may leave before it is durable: drop the sends, reload the order.
+                logger.error("commit failed; messages withheld", metadata: ["order": "\(poid)", "error": "\(error)"])
+                if let stored = try? store.order(providerOrderID: poid) {
+                    live.machine = stored.machine
+                    orders[poid] = live
+                }
+                return
+            }
+        }
+        orders[poid] = live
+        for a in actions {
+            switch a {
+            case .send(let m, let session):
+                await sink.send(CPNPCodec.encode(m), on: session)
+            case .sendToChildProvider:
+                logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
+            case .armTimer(let t, let at):
+                arm(poid, t, at: at)
+            case .cancelTimer(let t):
+                timers.cancel(TimerKey(order: poid, timer: t))
+            case .discard(let reason):
+                logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
+            case .persist(let from, let to, let event):
+                if from != to { logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: ["order": "\(poid)"]) }
+            case .report:
+                break
+            }
+        }
+        if !ServerOrderStore.isOpen(live.machine) {
+            orders[poid] = nil
+            byCustomer[OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)] = nil
+            timers.cancelAll { $0.order == poid }
+        }
+        for e in followUps { await react(e, order: poid, now: now) }
+    }
+
+    /// Engine reactions to what the machine reports.
+    private func react(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID, now: CPNPTimestamp) async {
+        switch event {
+        case .quotationReceived, .updateReceived:
+            await decide(poid, now: now)
+        case .acceptReceived:
+            // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1).
+            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.agreementConfirmed(now: now) }
+            await perform(a, order: poid, now: now)
+        case .withdrawalRequested:
+            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.withdrawalConfirmed(now: now) }
+            await perform(a, order: poid, now: now)
+        default:
+            break
+        }
+    }
+
+    private func storageReservations(_ live: LiveOrder) -> [CPNPStorage.Reservation] {
+        func convert(_ r: CPNPPolicy.Reservation, _ kind: ReservationKind) -> CPNPStorage.Reservation {
+            CPNPStorage.Reservation(r.linkID, r.direction == .incoming ? .incoming : .outgoing, r.mbps, kind)
+        }
+        return CPNPPolicy.Reservation.aggregate(live.committed).map { convert($0, .committed) }
+            + CPNPPolicy.Reservation.aggregate(live.offered).map { convert($0, .offered) }
+    }
+
+    private func capacityLimits() -> [ResourceKey: CPNPDecimal] {
+        var out: [ResourceKey: CPNPDecimal] = [:]
+        for l in configuration.policy.links {
+            out[ResourceKey(l.id, .incoming)] = l.capacity.incoming
+            out[ResourceKey(l.id, .outgoing)] = l.capacity.outgoing
+        }
+        return out
+    }
+
+    static func payload(_ ag: Agreement, _ live: LiveOrder) -> JSONValue {
+        .object(JSONObject([
+            ("provider-order-id", .string(ag.providerOrderID.rawValue)),
+            ("customer-order-id", .string(ag.customerOrderID.rawValue)),
+            ("customer", .string(live.clientIdentity)),
+            ("activation-type", .string(ag.activationType.rawValue)),
+            ("activation", .string(ag.activation.description)),
+            ("purpose", .string(ag.purpose.rawValue)),
+            ("cpd", ag.acceptedCPD.json),
+        ]))
+    }
+
+    private func identityKey(_ identity: ClientIdentity?, session: CPNPSession) -> String {
+        guard let identity else { return "unauthenticated:\(session.remote.host)" }
+        return configuration.customerProfile(matching: identity.names)?.identity ?? identity.description
+    }
+
+    // MARK: - Introspection (tests, admin)
+
+    /// The live machine of an open order.
+    public func machine(_ poid: ProviderOrderID) -> ServerOrderStateMachine? { orders[poid]?.machine }
+    /// Open orders in memory.
+    public var openOrderCount: Int { orders.count }
+    /// Orders waiting for an operator.
+    public var ordersAwaitingApproval: [ProviderOrderID] { orders.filter { $0.value.awaitingApproval }.map(\.key) }
+}

@@ -1,0 +1,335 @@
+/// The customer's durable order store (issue 5; RFC 8921 §8.11: persistent storage of orders, every
+/// state change time-stamped), so that orders, their identifiers, nonces and open transactions survive
+/// restarts and later commands (withdraw, update, activate) find them.
+public import CPNPCore
+import GRDB
+
+/// An order of the client as stored, with its machine restored from the stored snapshot.
+public struct StoredClientOrder: Sendable, Hashable {
+    /// The client's own id (RFC 8921 §9.1.1), unique in this store.
+    public var customerOrderID: CustomerOrderID
+    /// The server the order was placed with, `host:port`.
+    public var serverAddress: String
+    /// The server's name (the host or SRV domain asked for, or its certificate's name), when known.
+    public var serverName: String?
+    /// The provider's id of the order once the server gave it (RFC 8921 §9.1.2).
+    public var providerOrderID: ProviderOrderID?
+    /// The RFC 8921 §8.11.1 state.
+    public var state: ClientOrderStateMachine.State
+    /// See ``ClientOrderStore/isOpen(_:)``.
+    public var isOpen: Bool
+    /// Orders sent together (e.g. one best-of-N negotiation, RFC 8921 §8.10) share a group.
+    public var group: String?
+    public var createdAt: CPNPTimestamp
+    public var updatedAt: CPNPTimestamp
+    /// 1 on creation, +1 at each save; see ``ClientOrderChange/expectedRevision``.
+    public var revision: Int64
+    /// The machine exactly as saved; re-arm ``ClientOrderStateMachine/armedTimers(now:)`` after a restart.
+    public var machine: ClientOrderStateMachine
+}
+
+/// One entry of a client order's history (RFC 8921 §8.11: time-stamped state changes).
+public struct ClientOrderEvent: Sendable, Hashable {
+    public var id: Int64
+    public var customerOrderID: CustomerOrderID
+    public var at: CPNPTimestamp
+    public var from: ClientOrderStateMachine.State
+    public var to: ClientOrderStateMachine.State
+    public var event: String
+    public var serverAddress: String
+}
+
+/// One atomic save of a client order: the row and snapshot, and its history entries.
+public struct ClientOrderChange: Sendable, Hashable {
+    /// A state change for the history: one per `.persist` action.
+    public struct Transition: Sendable, Hashable {
+        public var from: ClientOrderStateMachine.State
+        public var to: ClientOrderStateMachine.State
+        public var event: String
+        public init(from: ClientOrderStateMachine.State, to: ClientOrderStateMachine.State, event: String) {
+            self.from = from
+            self.to = to
+            self.event = event
+        }
+    }
+
+    public var machine: ClientOrderStateMachine
+    /// The server's address for this change, `host:port`; nil = the machine's session's remote end (or
+    /// the stored address when the machine has no transaction).
+    public var serverAddress: String?
+    /// nil keeps the stored name.
+    public var serverName: String?
+    /// nil keeps the stored group.
+    public var group: String?
+    public var at: CPNPTimestamp
+    public var transitions: [Transition]
+    /// When set, the save fails with ``StoreError/revisionConflict(orderID:expected:actual:)`` unless the
+    /// stored revision equals it (0 = the order must not exist yet): two `cpnp` commands on one order.
+    public var expectedRevision: Int64?
+
+    public init(
+        machine: ClientOrderStateMachine, serverAddress: String? = nil, serverName: String? = nil, group: String? = nil,
+        at: CPNPTimestamp, transitions: [Transition] = [], expectedRevision: Int64? = nil
+    ) {
+        self.machine = machine
+        self.serverAddress = serverAddress
+        self.serverName = serverName
+        self.group = group
+        self.at = at
+        self.transitions = transitions
+        self.expectedRevision = expectedRevision
+    }
+
+    /// A change whose history entries are the `.persist` actions among `actions`.
+    public init(
+        machine: ClientOrderStateMachine, serverAddress: String? = nil, serverName: String? = nil, group: String? = nil,
+        at: CPNPTimestamp, actions: [ClientOrderStateMachine.Action], expectedRevision: Int64? = nil
+    ) {
+        self.init(
+            machine: machine, serverAddress: serverAddress, serverName: serverName, group: group, at: at,
+            transitions: actions.compactMap { a in
+                if case .persist(let from, let to, let event) = a { Transition(from: from, to: to, event: event) } else { nil }
+            },
+            expectedRevision: expectedRevision)
+    }
+}
+
+/// The client's orders and their history in one SQLite file (WAL), shared safely by concurrent `cpnp`
+/// commands and the library. Same concurrency rules as ``ServerOrderStore``: `Sendable`, synchronous
+/// calls, one transaction per save, history kept forever (orders are never deleted).
+public final class ClientOrderStore: Sendable {
+    let writer: any DatabaseWriter
+
+    /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
+    public init(path: String, options: StoreOptions = StoreOptions()) throws {
+        writer = try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.client", migrator: Self.migrator)
+    }
+
+    private init(writer: any DatabaseWriter) { self.writer = writer }
+
+    /// A private in-memory store, for tests and dry runs.
+    public static func inMemory() throws -> ClientOrderStore {
+        ClientOrderStore(writer: try StoreDatabase.openInMemory(label: "CPNPStorage.client", migrator: migrator))
+    }
+
+    /// SQLite's journal mode (`wal` for a file store).
+    public func journalMode() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// Whether a client order still needs the engine: every RFC 8921 §8.11.1 state but Cancelled, and a
+    /// Cancelled order whose last request (CANCEL, DECLINE, WITHDRAW) still awaits its answer — its
+    /// retransmission or withdrawal-retry timer must be re-armed after a restart (§11.1.2, §11.4).
+    public static func isOpen(_ machine: ClientOrderStateMachine) -> Bool {
+        machine.state != .cancelled || machine.transaction?.pending != nil
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("client-v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE orders (
+                    customer_order_id TEXT NOT NULL PRIMARY KEY,
+                    server_address TEXT NOT NULL,
+                    server_name TEXT,
+                    provider_order_id TEXT,
+                    state TEXT NOT NULL,
+                    is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+                    negotiation_group TEXT,
+                    snapshot TEXT NOT NULL,
+                    revision INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX orders_open ON orders(is_open);
+                CREATE INDEX orders_provider_order_id ON orders(provider_order_id);
+                CREATE INDEX orders_group ON orders(negotiation_group);
+                CREATE INDEX orders_state ON orders(state, created_at);
+                CREATE INDEX orders_created ON orders(created_at);
+
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    customer_order_id TEXT NOT NULL REFERENCES orders(customer_order_id),
+                    at INTEGER NOT NULL,
+                    from_state TEXT NOT NULL,
+                    to_state TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    server_address TEXT NOT NULL
+                );
+                CREATE INDEX events_order ON events(customer_order_id, id);
+                """)
+        }
+        return m
+    }
+
+    enum SQL {
+        static let columns = """
+            customer_order_id, server_address, server_name, provider_order_id, state, is_open, negotiation_group, \
+            snapshot, revision, created_at, updated_at
+            """
+        static let byCustomerOrderID = "SELECT \(columns) FROM orders WHERE customer_order_id = ?"
+        static let byProviderOrderID = "SELECT \(columns) FROM orders WHERE provider_order_id = ? ORDER BY created_at, rowid"
+        static let openOrders = "SELECT \(columns) FROM orders WHERE is_open = 1 ORDER BY created_at, rowid"
+        static let byGroup = "SELECT \(columns) FROM orders WHERE negotiation_group = ? ORDER BY created_at, rowid"
+        static let events = """
+            SELECT id, customer_order_id, at, from_state, to_state, event, server_address FROM events
+            WHERE customer_order_id = ? ORDER BY id
+            """
+    }
+
+    func queryPlan(_ sql: String, _ arguments: [String]) throws -> [String] {
+        try StoreDatabase.queryPlan(writer, sql: sql, arguments: StatementArguments(arguments))
+    }
+
+    // MARK: - Writing
+
+    /// Saves the order atomically: inserts or updates its row and snapshot and appends its history
+    /// entries, in ONE transaction. Save before sending what the machine asked to send (a QUOTATION's
+    /// ids, an ACCEPT) so that a restart can carry on. Returns the order's new revision.
+    @discardableResult
+    public func save(_ change: ClientOrderChange) throws -> Int64 {
+        let m = change.machine
+        let coi = m.customerOrderID.rawValue
+        let snapshot = StoreDatabase.text(m.snapshot)
+        let open = Self.isOpen(m)
+        let at = StoreDatabase.ms(change.at)
+        let sessionAddress = (change.serverAddress ?? m.transaction?.session.remote.description)
+        return try writer.write { db in
+            let head = try Row.fetchOne(db, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [coi])
+            let stored: Int64? = head?["revision"]
+            if let expected = change.expectedRevision, expected != (stored ?? 0) {
+                throw StoreError.revisionConflict(orderID: coi, expected: expected, actual: stored)
+            }
+            let storedAddress: String? = head?["server_address"]
+            guard let address = sessionAddress ?? storedAddress else {
+                throw StoreError.invalidArgument("order \(coi): no server address (give one, or a machine with a session)")
+            }
+            let revision = (stored ?? 0) + 1
+            if stored == nil {
+                try db.cachedStatement(sql: """
+                    INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
+                                        negotiation_group, snapshot, revision, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [
+                        coi, address, change.serverName, m.providerOrderID?.rawValue, m.state.rawValue, open, change.group,
+                        snapshot, revision, at, at,
+                    ])
+            } else {
+                try db.cachedStatement(sql: """
+                    UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
+                        is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
+                    WHERE customer_order_id = ?
+                    """).execute(arguments: [
+                        address, change.serverName, m.providerOrderID?.rawValue, m.state.rawValue, open, change.group, snapshot,
+                        revision, at, coi,
+                    ])
+            }
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            for t in change.transitions {
+                try insert.execute(arguments: [coi, at, t.from.rawValue, t.to.rawValue, t.event, address])
+            }
+            return revision
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The order with this customer order id.
+    public func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder? {
+        try writer.read { db in try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map(Self.order) }
+    }
+
+    /// Whether the client already used this customer order id (choose another for a new order).
+    public func customerOrderIDExists(_ id: String) throws -> Bool {
+        try writer.read { db in
+            try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM orders WHERE customer_order_id = ?)", arguments: [id]) ?? false
+        }
+    }
+
+    /// The orders an identifier given on a command line designates: the order with that customer order
+    /// id, else the orders (of possibly several servers) with that provider order id.
+    public func orders(identifiedBy id: String) throws -> [StoredClientOrder] {
+        try writer.read { db in
+            if let row = try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row)] }
+            return try Row.fetchAll(db, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map(Self.order)
+        }
+    }
+
+    /// Orders newest first, optionally in one state (`cpnp orders`).
+    public func orders(limit: Int = 100, offset: Int = 0, state: ClientOrderStateMachine.State? = nil) throws -> [StoredClientOrder] {
+        guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
+        return try writer.read { db in
+            if let state {
+                return try Row.fetchAll(
+                    db, sql: "SELECT \(SQL.columns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                    arguments: [state.rawValue, limit, offset]
+                ).map(Self.order)
+            }
+            return try Row.fetchAll(
+                db, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", arguments: [limit, offset]
+            ).map(Self.order)
+        }
+    }
+
+    /// Open orders (``isOpen(_:)``), oldest first: what a restarted client re-arms and carries on.
+    public func openOrders() throws -> [StoredClientOrder] {
+        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.openOrders).map(Self.order) }
+    }
+
+    /// The orders of one group (e.g. a best-of-N negotiation), oldest first.
+    public func orders(group: String) throws -> [StoredClientOrder] {
+        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.byGroup, arguments: [group]).map(Self.order) }
+    }
+
+    /// The order's history, oldest first.
+    public func events(customerOrderID: CustomerOrderID) throws -> [ClientOrderEvent] {
+        try writer.read { db in
+            try Row.fetchAll(db, cachedSQL: SQL.events, arguments: [customerOrderID.rawValue]).map { row in
+                let id: Int64 = row["id"]
+                func state(_ column: String) throws -> ClientOrderStateMachine.State {
+                    let name: String = row[column]
+                    guard let s = ClientOrderStateMachine.State(rawValue: name) else {
+                        throw StoreError.corruptRow(table: "events", key: String(id), reason: "unknown state \(name)")
+                    }
+                    return s
+                }
+                return ClientOrderEvent(
+                    id: id, customerOrderID: customerOrderID, at: StoreDatabase.time(row["at"] as Int64),
+                    from: try state("from_state"), to: try state("to_state"), event: row["event"], serverAddress: row["server_address"])
+            }
+        }
+    }
+
+    private static func order(_ row: Row) throws -> StoredClientOrder {
+        let coi: String = row["customer_order_id"]
+        guard let customerOrderID = CustomerOrderID(coi) else {
+            throw StoreError.corruptRow(table: "orders", key: coi, reason: "invalid customer order id")
+        }
+        let stateName: String = row["state"]
+        guard let state = ClientOrderStateMachine.State(rawValue: stateName) else {
+            throw StoreError.corruptRow(table: "orders", key: coi, reason: "unknown state \(stateName)")
+        }
+        var providerOrderID: ProviderOrderID?
+        if let poi = row["provider_order_id"] as String? {
+            guard let id = ProviderOrderID(poi) else { throw StoreError.corruptRow(table: "orders", key: coi, reason: "invalid provider order id") }
+            providerOrderID = id
+        }
+        let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: coi)
+        let machine: ClientOrderStateMachine
+        do {
+            machine = try ClientOrderStateMachine(snapshot: json)
+        } catch {
+            throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error.description)")
+        }
+        guard machine.customerOrderID == customerOrderID else {
+            throw StoreError.corruptRow(table: "orders", key: coi, reason: "the snapshot belongs to another order")
+        }
+        return StoredClientOrder(
+            customerOrderID: customerOrderID, serverAddress: row["server_address"], serverName: row["server_name"],
+            providerOrderID: providerOrderID, state: state, isOpen: row["is_open"], group: row["negotiation_group"],
+            createdAt: StoreDatabase.time(row["created_at"] as Int64), updatedAt: StoreDatabase.time(row["updated_at"] as Int64),
+            revision: row["revision"], machine: machine)
+    }
+}

@@ -1,0 +1,688 @@
+/// The provider's durable order store (issue 4; RFC 8921 §8.11 persistent orders and time-stamped state
+/// changes, §12.1 audit, §8.2 provisioning hand-off, §13 identifier and open-order rules).
+public import CPNPCore
+import GRDB
+
+/// The server's orders, audit trail, capacity reservations, provisioning outbox and operator requests,
+/// in one SQLite file.
+///
+/// **Writing.** ``commit(_:)`` writes one ``OrderChange`` in a single transaction: the order row and
+/// snapshot, its audit entries, outbox events, settled admin requests and (when given) its
+/// reservations — all or nothing. The engine commits before it performs the sends that follow a
+/// `.persist` action, so a state a peer can observe is always durable first (RFC 8921 §8.11; issue 4).
+///
+/// **Concurrency.** The store is `Sendable`: any thread or task may call it. Calls are synchronous and
+/// block for one SQLite transaction (usually well under a millisecond; up to the busy timeout if another
+/// process holds the write lock). Reads run concurrently with writes (WAL); writes are serialized. An
+/// engine that calls ``commit(_:)`` from an actor keeps its ordering, since nothing suspends.
+///
+/// **Several processes.** The daemon and `cpnpd admin …` open the same file with ``init(path:options:)``;
+/// each sees the other's committed writes on its next read. The daemon learns of operator actions by
+/// polling ``pendingAdminRequests(limit:)`` (an indexed query on unprocessed rows only).
+///
+/// **Times** are stored as integer milliseconds since the Unix epoch (UTC), the resolution of
+/// ``CPNPTimestamp``; decimal amounts as canonical decimal text.
+public final class ServerOrderStore: Sendable {
+    let writer: any DatabaseWriter
+
+    /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
+    public init(path: String, options: StoreOptions = StoreOptions()) throws {
+        writer = try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.server", migrator: Self.migrator)
+    }
+
+    private init(writer: any DatabaseWriter) { self.writer = writer }
+
+    /// A private in-memory store, for tests and dry runs; gone when released.
+    public static func inMemory() throws -> ServerOrderStore {
+        ServerOrderStore(writer: try StoreDatabase.openInMemory(label: "CPNPStorage.server", migrator: migrator))
+    }
+
+    /// SQLite's journal mode of the store (`wal` for a file store).
+    public func journalMode() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    // MARK: - Schema
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("server-v1") { db in
+            try db.execute(sql: """
+                -- One row per order (RFC 8921 §8.11.2). is_open: see ServerOrderStore.isOpen.
+                CREATE TABLE orders (
+                    provider_order_id TEXT NOT NULL PRIMARY KEY,
+                    customer_order_id TEXT NOT NULL,
+                    client_identity TEXT NOT NULL,
+                    client_address TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+                    snapshot TEXT NOT NULL,
+                    revision INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE UNIQUE INDEX orders_client_coi_poi ON orders(client_identity, customer_order_id, provider_order_id);
+                CREATE INDEX orders_client_coi ON orders(client_identity, customer_order_id, is_open, created_at);
+                CREATE UNIQUE INDEX orders_one_open_per_coi ON orders(client_identity, customer_order_id) WHERE is_open = 1;
+                CREATE INDEX orders_open ON orders(is_open, client_identity);
+                CREATE INDEX orders_state ON orders(state, created_at);
+                CREATE INDEX orders_created ON orders(created_at);
+
+                -- Every state change (RFC 8921 §8.11, §12.1).
+                CREATE TABLE audit (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                    at INTEGER NOT NULL,
+                    from_state TEXT NOT NULL,
+                    to_state TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    client_address TEXT NOT NULL,
+                    client_identity TEXT NOT NULL
+                );
+                CREATE INDEX audit_order ON audit(provider_order_id, id);
+
+                -- Capacity held by offers and agreements; amounts are exact decimal text.
+                CREATE TABLE reservations (
+                    id INTEGER PRIMARY KEY,
+                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                    resource_id TEXT NOT NULL,
+                    direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+                    amount TEXT NOT NULL CHECK (amount <> '' AND amount NOT LIKE '-%'),
+                    kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed'))
+                );
+                CREATE INDEX reservations_order ON reservations(provider_order_id);
+                CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
+
+                -- Provisioning hand-off events, delivered at least once, in order per order.
+                CREATE TABLE outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                    kind TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER NOT NULL,
+                    delivered_at INTEGER,
+                    last_error TEXT
+                );
+                CREATE INDEX outbox_due ON outbox(next_attempt_at, id) WHERE delivered_at IS NULL;
+                CREATE INDEX outbox_order ON outbox(provider_order_id, id);
+
+                -- Operator decisions written by `cpnpd admin approve|reject` (possibly another process).
+                CREATE TABLE admin_requests (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                    action TEXT NOT NULL CHECK (action IN ('approve', 'reject')),
+                    status_code INTEGER CHECK (status_code BETWEEN 1 AND 8),
+                    diagnostic TEXT,
+                    requested_by TEXT,
+                    created_at INTEGER NOT NULL,
+                    processed_at INTEGER,
+                    outcome TEXT,
+                    CHECK ((action = 'reject') = (status_code IS NOT NULL))
+                );
+                CREATE INDEX admin_requests_pending ON admin_requests(id) WHERE processed_at IS NULL;
+                CREATE INDEX admin_requests_order ON admin_requests(provider_order_id, id);
+                """)
+        }
+        return m
+    }
+
+    // MARK: - SQL of the hot paths (checked against EXPLAIN QUERY PLAN by the tests)
+
+    enum SQL {
+        static let summaryColumns =
+            "provider_order_id, customer_order_id, client_identity, client_address, state, is_open, revision, created_at, updated_at"
+        static let orderColumns = summaryColumns + ", snapshot"
+        static let orderByProviderID = "SELECT \(orderColumns) FROM orders WHERE provider_order_id = ?"
+        /// The open order first, then the most recent.
+        static let orderByClientAndCustomerID = """
+            SELECT \(orderColumns) FROM orders WHERE client_identity = ? AND customer_order_id = ?
+            ORDER BY is_open DESC, created_at DESC, rowid DESC LIMIT 1
+            """
+        static let openOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1"
+        static let openOrderCount = "SELECT COUNT(*) FROM orders WHERE is_open = 1 AND client_identity = ?"
+        static let customerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE client_identity = ? AND customer_order_id = ?)"
+        static let providerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE provider_order_id = ?)"
+        static let orderHead = "SELECT client_identity, customer_order_id, revision FROM orders WHERE provider_order_id = ?"
+        static let otherOpenOrder = """
+            SELECT provider_order_id FROM orders
+            WHERE client_identity = ? AND customer_order_id = ? AND is_open = 1 AND provider_order_id <> ? LIMIT 1
+            """
+        static let auditOfOrder = """
+            SELECT id, provider_order_id, at, from_state, to_state, event, client_address, client_identity
+            FROM audit WHERE provider_order_id = ? ORDER BY id
+            """
+        static let reservationsOfOrder = "SELECT resource_id, direction, amount, kind FROM reservations WHERE provider_order_id = ? ORDER BY id"
+        static let reservedOnResource = "SELECT amount FROM reservations WHERE resource_id = ? AND direction = ?"
+        static let reservedOnResourceOfKind = "SELECT amount FROM reservations WHERE resource_id = ? AND direction = ? AND kind = ?"
+        static let outboxColumns = "id, provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at, last_error"
+        /// Undelivered events that are due and first in line for their order.
+        static let dueOutbox = """
+            SELECT \(outboxColumns) FROM outbox AS o
+            WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?
+              AND NOT EXISTS (
+                SELECT 1 FROM outbox AS p
+                WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
+            ORDER BY o.next_attempt_at, o.id LIMIT ?
+            """
+        static let nextOutboxAttempt = """
+            SELECT MIN(o.next_attempt_at) FROM outbox AS o
+            WHERE o.delivered_at IS NULL
+              AND NOT EXISTS (
+                SELECT 1 FROM outbox AS p
+                WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
+            """
+        static let adminColumns = "id, provider_order_id, action, status_code, diagnostic, requested_by, created_at, processed_at, outcome"
+        static let pendingAdminRequests = "SELECT \(adminColumns) FROM admin_requests WHERE processed_at IS NULL ORDER BY id LIMIT ?"
+    }
+
+    /// `EXPLAIN QUERY PLAN` of one of ``SQL``'s statements.
+    func queryPlan(_ sql: String, _ arguments: [String]) throws -> [String] {
+        try StoreDatabase.queryPlan(writer, sql: sql, arguments: StatementArguments(arguments))
+    }
+
+    // MARK: - Commit
+
+    /// Writes `change` atomically (ONE write transaction): the order row and snapshot (inserted or
+    /// updated), its audit entries (RFC 8921 §8.11, §12.1), its outbox events, the admin requests it
+    /// settles, and its reservations (replaced when given; released when the order is closed). Checks,
+    /// inside the transaction, that the provider order id is not another order's, the expected
+    /// revision, that no other open order of the client uses its customer order id, and the capacity
+    /// limits given.
+    ///
+    /// When it throws, nothing was written. Returns the order's new revision.
+    @discardableResult
+    public func commit(_ change: OrderChange) throws -> Int64 {
+        try writer.write { db in try Self.commit(change, prepared: Self.prepare(change), in: db) }
+    }
+
+    /// Commits several changes in ONE transaction (all or nothing), e.g. bulk expiries after a restart.
+    /// Returns the new revisions, in order.
+    @discardableResult
+    public func commit(_ changes: [OrderChange]) throws -> [Int64] {
+        let prepared = try changes.map { try Self.prepare($0) }
+        return try writer.write { db in
+            try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
+        }
+    }
+
+    private struct Prepared {
+        var snapshot: String
+        var isOpen: Bool
+        var outboxPayloads: [String]
+    }
+
+    /// The serialisation and checks that need no database, done before taking the write lock.
+    private static func prepare(_ change: OrderChange) throws -> Prepared {
+        let open = isOpen(change.machine)
+        if !open, let r = change.reservations, !r.isEmpty {
+            throw StoreError.reservationsOnClosedOrder(providerOrderID: change.machine.providerOrderID.rawValue)
+        }
+        guard !change.clientIdentity.isEmpty else { throw StoreError.invalidArgument("the client identity is empty") }
+        return Prepared(
+            snapshot: StoreDatabase.text(change.machine.snapshot), isOpen: open,
+            outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
+    }
+
+    private static func commit(_ change: OrderChange, prepared: Prepared, in db: Database) throws -> Int64 {
+        let m = change.machine
+        let poi = m.providerOrderID.rawValue
+        let coi = m.customerOrderID.rawValue
+        let at = StoreDatabase.ms(change.at)
+
+        let head = try Row.fetchOne(db, cachedSQL: SQL.orderHead, arguments: [poi])
+        if let head {
+            let identity: String = head["client_identity"]
+            let storedCOI: String = head["customer_order_id"]
+            if identity != change.clientIdentity || storedCOI != coi {
+                throw StoreError.providerOrderIDInUse(providerOrderID: poi, clientIdentity: identity, customerOrderID: storedCOI)
+            }
+        }
+        let stored: Int64? = head?["revision"]
+        if let expected = change.expectedRevision, expected != (stored ?? 0) {
+            throw StoreError.revisionConflict(orderID: poi, expected: expected, actual: stored)
+        }
+        if prepared.isOpen,
+            let other = try String.fetchOne(db, cachedSQL: SQL.otherOpenOrder, arguments: [change.clientIdentity, coi, poi])
+        {
+            throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
+        }
+
+        let revision = (stored ?? 0) + 1
+        if stored == nil {
+            try db.cachedStatement(sql: """
+                INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
+                                    snapshot, revision, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    poi, coi, change.clientIdentity, change.clientAddress, m.state.rawValue, prepared.isOpen,
+                    prepared.snapshot, revision, at, at,
+                ])
+        } else {
+            try db.cachedStatement(sql: """
+                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?
+                WHERE provider_order_id = ?
+                """).execute(arguments: [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, poi])
+        }
+
+        let audit = try db.cachedStatement(sql: """
+            INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        for t in change.transitions {
+            try audit.execute(arguments: [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity])
+        }
+
+        let outbox = try db.cachedStatement(sql: """
+            INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)
+            """)
+        for (event, payload) in zip(change.outbox, prepared.outboxPayloads) {
+            try outbox.execute(arguments: [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at])
+        }
+
+        let settle = try db.cachedStatement(sql: """
+            UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL
+            """)
+        for r in change.processedAdminRequests {
+            try settle.execute(arguments: [at, r.outcome, r.id])
+        }
+
+        // Reservations last, so that a failing check or constraint there rolls everything back.
+        if !prepared.isOpen || change.reservations != nil {
+            try db.execute(sql: "DELETE FROM reservations WHERE provider_order_id = ?", arguments: [poi])
+        }
+        if prepared.isOpen, let reservations = change.reservations {
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)
+                """)
+            for r in reservations {
+                try insert.execute(arguments: [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
+            }
+        }
+        for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
+            let total = try reservedTotal(for: key, kind: nil, in: db)
+            if total > limit { throw StoreError.capacityExceeded(key, total: total, limit: limit) }
+        }
+        return revision
+    }
+
+    // MARK: - Orders
+
+    /// The order with this provider order id (RFC 8921 §9.1.2).
+    public func order(providerOrderID: ProviderOrderID) throws -> StoredOrder? {
+        try writer.read { db in
+            try Row.fetchOne(db, cachedSQL: SQL.orderByProviderID, arguments: [providerOrderID.rawValue]).map(Self.storedOrder)
+        }
+    }
+
+    /// The order a client's message refers to: the client's open order with this customer order id,
+    /// else its most recent closed one (RFC 8921 §9.1.1: customer order ids are the client's own).
+    public func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder? {
+        try writer.read { db in
+            try Row.fetchOne(db, cachedSQL: SQL.orderByClientAndCustomerID, arguments: [clientIdentity, customerOrderID.rawValue])
+                .map(Self.storedOrder)
+        }
+    }
+
+    /// Every open order (``isOpen(_:)``), for restart recovery: re-arm each machine's
+    /// ``ServerOrderStateMachine/armedTimers(now:)`` and carry on its transaction (RFC 8921 §11.2).
+    public func openOrders() throws -> [StoredOrder] {
+        try writer.read { db in try Row.fetchAll(db, sql: SQL.openOrders).map(Self.storedOrder) }
+    }
+
+    /// Orders newest first, optionally in one state (`cpnpd admin orders`).
+    public func orders(limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil) throws -> [OrderSummary] {
+        guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
+        return try writer.read { db in
+            if let state {
+                return try Row.fetchAll(
+                    db, sql: "SELECT \(SQL.summaryColumns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                    arguments: [state.rawValue, limit, offset]
+                ).map(Self.summary)
+            }
+            return try Row.fetchAll(
+                db, sql: "SELECT \(SQL.summaryColumns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                arguments: [limit, offset]
+            ).map(Self.summary)
+        }
+    }
+
+    /// How many orders there are, optionally in one state.
+    public func orderCount(state: ServerOrderStateMachine.State? = nil) throws -> Int {
+        try writer.read { db in
+            if let state {
+                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders WHERE state = ?", arguments: [state.rawValue]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders") ?? 0
+        }
+    }
+
+    /// The client's open orders, for the cap on open orders per customer (RFC 8921 §13).
+    public func openOrderCount(clientIdentity: String) throws -> Int {
+        try writer.read { db in try Int.fetchOne(db, cachedSQL: SQL.openOrderCount, arguments: [clientIdentity]) ?? 0 }
+    }
+
+    /// Whether the client ever used `id` as a customer order id. A provider order id must never equal
+    /// one (RFC 8921 §13: detect swapped identifiers).
+    public func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool {
+        try writer.read { db in try Bool.fetchOne(db, cachedSQL: SQL.customerOrderIDExists, arguments: [clientIdentity, id]) ?? false }
+    }
+
+    /// Whether a provider order id is already assigned (to any client).
+    public func providerOrderIDExists(_ id: String) throws -> Bool {
+        try writer.read { db in try Bool.fetchOne(db, cachedSQL: SQL.providerOrderIDExists, arguments: [id]) ?? false }
+    }
+
+    // MARK: - Audit
+
+    /// The order's audit trail, oldest first (RFC 8921 §8.11, §12.1).
+    public func audit(providerOrderID: ProviderOrderID) throws -> [AuditEntry] {
+        try writer.read { db in
+            try Row.fetchAll(db, cachedSQL: SQL.auditOfOrder, arguments: [providerOrderID.rawValue]).map { row in
+                let id: Int64 = row["id"]
+                func state(_ column: String) throws -> ServerOrderStateMachine.State {
+                    let name: String = row[column]
+                    guard let s = ServerOrderStateMachine.State(rawValue: name) else {
+                        throw StoreError.corruptRow(table: "audit", key: String(id), reason: "unknown state \(name)")
+                    }
+                    return s
+                }
+                return AuditEntry(
+                    id: id, providerOrderID: try Self.providerOrderID(row["provider_order_id"], table: "audit"),
+                    at: StoreDatabase.time(row["at"] as Int64), from: try state("from_state"), to: try state("to_state"),
+                    event: row["event"], clientAddress: row["client_address"], clientIdentity: row["client_identity"])
+            }
+        }
+    }
+
+    // MARK: - Reservations
+
+    /// The order's reservations, in the order they were given.
+    public func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation] {
+        try writer.read { db in
+            try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [providerOrderID.rawValue]).map { row in
+                let key = try Self.resourceKey(row)
+                return Reservation(resource: key, amount: try Self.amount(row, key), kind: try Self.kind(row, key))
+            }
+        }
+    }
+
+    /// The capacity reserved on each resource by all orders, summed exactly: offered and committed,
+    /// or only `kind`. Resources with nothing reserved are absent.
+    public func reservedTotals(kind: ReservationKind? = nil) throws -> [ResourceKey: CPNPDecimal] {
+        try writer.read { db in
+            var totals: [ResourceKey: CPNPDecimal] = [:]
+            let rows: RowCursor
+            if let kind {
+                rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount FROM reservations WHERE kind = ?", arguments: [kind.rawValue])
+            } else {
+                rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount FROM reservations")
+            }
+            while let row = try rows.next() {
+                let key = try Self.resourceKey(row)
+                totals[key, default: 0] += try Self.amount(row, key)
+            }
+            return totals
+        }
+    }
+
+    /// The capacity reserved on one resource by all orders (an indexed lookup), summed exactly.
+    public func reservedTotal(for resource: ResourceKey, kind: ReservationKind? = nil) throws -> CPNPDecimal {
+        try writer.read { db in try Self.reservedTotal(for: resource, kind: kind, in: db) }
+    }
+
+    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in db: Database) throws -> CPNPDecimal {
+        let amounts: [String]
+        if let kind {
+            amounts = try String.fetchAll(db, cachedSQL: SQL.reservedOnResourceOfKind, arguments: [key.resourceID, key.direction.rawValue, kind.rawValue])
+        } else {
+            amounts = try String.fetchAll(db, cachedSQL: SQL.reservedOnResource, arguments: [key.resourceID, key.direction.rawValue])
+        }
+        var total: CPNPDecimal = 0
+        for text in amounts {
+            guard let v = CPNPDecimal(parsing: text) else {
+                throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
+            }
+            total += v
+        }
+        return total
+    }
+
+    // MARK: - Outbox
+
+    /// Undelivered events due at `now`, oldest due first. Events of one order come out one at a time, in
+    /// commit order: an event is not due while an earlier one of the same order is undelivered. After
+    /// handing one to the provisioning hook, call ``markDelivered(id:at:)`` or
+    /// ``markAttemptFailed(id:error:nextAttemptAt:)``; an event neither marked is returned again (after a
+    /// crash, at-least-once delivery).
+    public func dueOutbox(now: CPNPTimestamp, limit: Int = 100) throws -> [OutboxEntry] {
+        try writer.read { db in
+            try Row.fetchAll(db, cachedSQL: SQL.dueOutbox, arguments: [StoreDatabase.ms(now), limit]).map(Self.outboxEntry)
+        }
+    }
+
+    /// When the next event first in line for its order becomes due (possibly in the past), or nil when
+    /// nothing is undelivered: how long the delivery worker may sleep.
+    public func nextOutboxAttempt() throws -> CPNPTimestamp? {
+        try writer.read { db in StoreDatabase.time(try Int64.fetchOne(db, cachedSQL: SQL.nextOutboxAttempt)) }
+    }
+
+    /// Records a successful delivery. Returns false when the event is unknown or was already delivered.
+    @discardableResult
+    public func markDelivered(id: Int64, at: CPNPTimestamp) throws -> Bool {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL",
+                arguments: [StoreDatabase.ms(at), id])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Records a failed delivery and when to try again (the worker's back-off). Returns false when the
+    /// event is unknown or was already delivered.
+    @discardableResult
+    public func markAttemptFailed(id: Int64, error: String, nextAttemptAt: CPNPTimestamp) throws -> Bool {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
+                arguments: [error, StoreDatabase.ms(nextAttemptAt), id])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The order's outbox events, delivered or not, oldest first (`cpnpd admin show`).
+    public func outbox(providerOrderID: ProviderOrderID) throws -> [OutboxEntry] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", arguments: [providerOrderID.rawValue]
+            ).map(Self.outboxEntry)
+        }
+    }
+
+    /// How many events await delivery.
+    public func undeliveredOutboxCount() throws -> Int {
+        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0 }
+    }
+
+    // MARK: - Administrative requests
+
+    /// Records an operator's decision for the daemon to carry out (`cpnpd admin approve|reject`, which
+    /// may run in another process on the same file). Throws ``StoreError/unknownOrder(_:)`` when no
+    /// such order exists. Returns the request id.
+    @discardableResult
+    public func enqueueAdminRequest(
+        providerOrderID: ProviderOrderID, action: AdminAction, requestedBy: String? = nil, at: CPNPTimestamp
+    ) throws -> Int64 {
+        let (name, code, diagnostic): (String, Int?, String?) =
+            switch action {
+            case .approve: ("approve", nil, nil)
+            case .reject(let c, let d): ("reject", c.rawValue, d)
+            }
+        return try writer.write { db in
+            guard try Bool.fetchOne(db, cachedSQL: SQL.providerOrderIDExists, arguments: [providerOrderID.rawValue]) == true else {
+                throw StoreError.unknownOrder(providerOrderID.rawValue)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO admin_requests (provider_order_id, action, status_code, diagnostic, requested_by, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [providerOrderID.rawValue, name, code, diagnostic, requestedBy, StoreDatabase.ms(at)])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Unprocessed requests, oldest first.
+    public func pendingAdminRequests(limit: Int = 100) throws -> [AdminRequest] {
+        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.pendingAdminRequests, arguments: [limit]).map(Self.adminRequest) }
+    }
+
+    /// One request, e.g. for the CLI to wait for its outcome.
+    public func adminRequest(id: Int64) throws -> AdminRequest? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(SQL.adminColumns) FROM admin_requests WHERE id = ?", arguments: [id]).map(Self.adminRequest)
+        }
+    }
+
+    /// The order's requests, oldest first.
+    public func adminRequests(providerOrderID: ProviderOrderID) throws -> [AdminRequest] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(SQL.adminColumns) FROM admin_requests WHERE provider_order_id = ? ORDER BY id",
+                arguments: [providerOrderID.rawValue]
+            ).map(Self.adminRequest)
+        }
+    }
+
+    /// Marks a request processed, when it changed no order (otherwise settle it within the order's
+    /// ``OrderChange/processedAdminRequests``). Returns false when unknown or already processed.
+    @discardableResult
+    public func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL",
+                arguments: [StoreDatabase.ms(at), outcome, id])
+            return db.changesCount == 1
+        }
+    }
+
+    // MARK: - Row decoding
+
+    private static func providerOrderID(_ text: String, table: String) throws -> ProviderOrderID {
+        guard let id = ProviderOrderID(text) else { throw StoreError.corruptRow(table: table, key: text, reason: "invalid provider order id") }
+        return id
+    }
+
+    private static func summary(_ row: Row) throws -> OrderSummary {
+        let poi: String = row["provider_order_id"]
+        let coi: String = row["customer_order_id"]
+        let stateName: String = row["state"]
+        guard let customerOrderID = CustomerOrderID(coi) else {
+            throw StoreError.corruptRow(table: "orders", key: poi, reason: "invalid customer order id")
+        }
+        guard let state = ServerOrderStateMachine.State(rawValue: stateName) else {
+            throw StoreError.corruptRow(table: "orders", key: poi, reason: "unknown state \(stateName)")
+        }
+        return OrderSummary(
+            providerOrderID: try providerOrderID(poi, table: "orders"), customerOrderID: customerOrderID,
+            clientIdentity: row["client_identity"], clientAddress: row["client_address"], state: state,
+            isOpen: row["is_open"], createdAt: StoreDatabase.time(row["created_at"] as Int64),
+            updatedAt: StoreDatabase.time(row["updated_at"] as Int64), revision: row["revision"])
+    }
+
+    private static func storedOrder(_ row: Row) throws -> StoredOrder {
+        let summary = try summary(row)
+        let key = summary.providerOrderID.rawValue
+        let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: key)
+        let machine: ServerOrderStateMachine
+        do {
+            machine = try ServerOrderStateMachine(snapshot: json)
+        } catch {
+            throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error.description)")
+        }
+        guard machine.providerOrderID == summary.providerOrderID, machine.customerOrderID == summary.customerOrderID else {
+            throw StoreError.corruptRow(table: "orders", key: key, reason: "the snapshot belongs to another order")
+        }
+        return StoredOrder(summary: summary, machine: machine)
+    }
+
+    private static func resourceKey(_ row: Row) throws -> ResourceKey {
+        let id: String = row["resource_id"]
+        let d: String = row["direction"]
+        guard let direction = ReservationDirection(rawValue: d) else {
+            throw StoreError.corruptRow(table: "reservations", key: id, reason: "unknown direction \(d)")
+        }
+        return ResourceKey(id, direction)
+    }
+
+    private static func amount(_ row: Row, _ key: ResourceKey) throws -> CPNPDecimal {
+        let text: String = row["amount"]
+        guard let v = CPNPDecimal(parsing: text) else {
+            throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
+        }
+        return v
+    }
+
+    private static func kind(_ row: Row, _ key: ResourceKey) throws -> ReservationKind {
+        let k: String = row["kind"]
+        guard let kind = ReservationKind(rawValue: k) else {
+            throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(k)")
+        }
+        return kind
+    }
+
+    private static func outboxEntry(_ row: Row) throws -> OutboxEntry {
+        let id: Int64 = row["id"]
+        return OutboxEntry(
+            id: id, providerOrderID: try providerOrderID(row["provider_order_id"], table: "outbox"),
+            kind: OutboxEventKind(rawValue: row["kind"]),
+            payload: try StoreDatabase.json(row["payload"], table: "outbox", key: String(id)),
+            createdAt: StoreDatabase.time(row["created_at"] as Int64), attempts: row["attempts"],
+            nextAttemptAt: StoreDatabase.time(row["next_attempt_at"] as Int64),
+            deliveredAt: StoreDatabase.time(row["delivered_at"] as Int64?), lastError: row["last_error"])
+    }
+
+    private static func adminRequest(_ row: Row) throws -> AdminRequest {
+        let id: Int64 = row["id"]
+        let name: String = row["action"]
+        let action: AdminAction
+        switch name {
+        case "approve":
+            action = .approve
+        case "reject":
+            let raw: Int? = row["status_code"]
+            guard let raw, let code = FailStatusCode(rawValue: raw) else {
+                throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "invalid status code")
+            }
+            action = .reject(code, diagnostic: row["diagnostic"])
+        default:
+            throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "unknown action \(name)")
+        }
+        return AdminRequest(
+            id: id, providerOrderID: try providerOrderID(row["provider_order_id"], table: "admin_requests"), action: action,
+            requestedBy: row["requested_by"], createdAt: StoreDatabase.time(row["created_at"] as Int64),
+            processedAt: StoreDatabase.time(row["processed_at"] as Int64?), outcome: row["outcome"])
+    }
+}
+
+extension Row {
+    /// Fetches with a cached (prepared once per connection) statement.
+    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible where Self: StatementColumnConvertible {
+    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Self? {
+        try Self.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Self] {
+        try Self.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}

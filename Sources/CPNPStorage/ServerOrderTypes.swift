@@ -1,0 +1,287 @@
+/// Values written to and read from a ``ServerOrderStore``.
+public import CPNPCore
+
+// MARK: - Orders
+
+/// Whether a server order counts as open.
+///
+/// An order is **open** while a negotiation is in progress or an agreement is in force: every RFC 8921
+/// §8.11.2 state but Cancelled (PQOReceived, AwaitingProcessing, OfferProposed, ProcessingReceived,
+/// AcceptReceived, Completed, the Child* states). It is **closed** once Cancelled — declined, cancelled,
+/// failed, expired, withdrawn, or at the end of its test period — unless a message of its last
+/// transaction still awaits retransmission. Open orders are what a restarted server reloads to re-arm
+/// its timers (§11.2), and what the per-client cap on open orders counts (§13).
+extension ServerOrderStore {
+    public static func isOpen(_ machine: ServerOrderStateMachine) -> Bool {
+        machine.state != .cancelled || machine.transaction.pending != nil
+    }
+}
+
+/// An order as stored, without its machine: what a listing shows.
+public struct OrderSummary: Sendable, Hashable {
+    public var providerOrderID: ProviderOrderID
+    public var customerOrderID: CustomerOrderID
+    /// The authenticated identity of the client's certificate (RFC 8921 §13).
+    public var clientIdentity: String
+    /// The client's transport address of the latest change, `host:port` (`[v6]:port`).
+    public var clientAddress: String
+    /// The RFC 8921 §8.11.2 state.
+    public var state: ServerOrderStateMachine.State
+    /// See ``ServerOrderStore/isOpen(_:)``.
+    public var isOpen: Bool
+    public var createdAt: CPNPTimestamp
+    public var updatedAt: CPNPTimestamp
+    /// 1 on creation, +1 at each commit; see ``OrderChange/expectedRevision``.
+    public var revision: Int64
+}
+
+/// An order as stored, with its state machine restored from the stored snapshot.
+public struct StoredOrder: Sendable, Hashable {
+    public var summary: OrderSummary
+    /// The machine, exactly as committed; re-arm ``ServerOrderStateMachine/armedTimers(now:)`` after a restart.
+    public var machine: ServerOrderStateMachine
+
+    public var providerOrderID: ProviderOrderID { summary.providerOrderID }
+    public var customerOrderID: CustomerOrderID { summary.customerOrderID }
+    public var clientIdentity: String { summary.clientIdentity }
+    public var clientAddress: String { summary.clientAddress }
+    public var state: ServerOrderStateMachine.State { summary.state }
+    public var isOpen: Bool { summary.isOpen }
+    public var createdAt: CPNPTimestamp { summary.createdAt }
+    public var updatedAt: CPNPTimestamp { summary.updatedAt }
+    public var revision: Int64 { summary.revision }
+}
+
+// MARK: - Audit
+
+/// One entry of the audit trail: a state change with its time, event and client (RFC 8921 §8.11, §12.1).
+public struct AuditEntry: Sendable, Hashable {
+    /// Increasing in the order entries were written.
+    public var id: Int64
+    public var providerOrderID: ProviderOrderID
+    public var at: CPNPTimestamp
+    /// The state names of RFC 8921 §8.11.2 (equal when the state did not change, e.g. "ACTIVATE received").
+    public var from: ServerOrderStateMachine.State
+    public var to: ServerOrderStateMachine.State
+    public var event: String
+    public var clientAddress: String
+    public var clientIdentity: String
+}
+
+// MARK: - Reservations
+
+/// The direction of the capacity a reservation takes on a resource.
+public enum ReservationDirection: String, Sendable, Hashable, CaseIterable {
+    case incoming
+    case outgoing
+}
+
+/// Whether capacity is held by an offer still valid, or committed by an agreement (issue 4: capacity
+/// in an offer is reserved while the offer is valid and committed on ACCEPT; RFC 8921 §8.2, §12.2).
+public enum ReservationKind: String, Sendable, Hashable, CaseIterable {
+    case offered
+    case committed
+}
+
+/// A resource and a direction: the unit capacity is counted in (e.g. a link, outgoing).
+public struct ResourceKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The inventory's id of the resource, e.g. a link id.
+    public var resourceID: String
+    public var direction: ReservationDirection
+
+    public init(_ resourceID: String, _ direction: ReservationDirection) {
+        self.resourceID = resourceID
+        self.direction = direction
+    }
+
+    public var description: String { "\(resourceID)/\(direction.rawValue)" }
+    public static func < (a: ResourceKey, b: ResourceKey) -> Bool {
+        (a.resourceID, a.direction.rawValue) < (b.resourceID, b.direction.rawValue)
+    }
+}
+
+/// Capacity an order holds on one resource. The amount is exact (stored as decimal text, summed with
+/// ``CPNPDecimal`` arithmetic, never as floating point), in the unit of the inventory (e.g. Mbps), and
+/// never negative (a CHECK constraint refuses it, failing the whole commit).
+public struct Reservation: Sendable, Hashable {
+    public var resource: ResourceKey
+    public var amount: CPNPDecimal
+    public var kind: ReservationKind
+
+    public init(resource: ResourceKey, amount: CPNPDecimal, kind: ReservationKind) {
+        self.resource = resource
+        self.amount = amount
+        self.kind = kind
+    }
+
+    public init(_ resourceID: String, _ direction: ReservationDirection, _ amount: CPNPDecimal, _ kind: ReservationKind) {
+        self.init(resource: ResourceKey(resourceID, direction), amount: amount, kind: kind)
+    }
+}
+
+// MARK: - Provisioning outbox
+
+/// The kind of a provisioning hand-off event (issue 4; the "Network Provisioning Manager" of RFC 8921
+/// §8.2). Open-ended: engines may use their own kinds.
+public struct OutboxEventKind: RawRepresentable, Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { rawValue = value }
+    public var description: String { rawValue }
+
+    /// An agreement was reached (ACK of an ACCEPT, or of an UPDATE).
+    public static let agreement: OutboxEventKind = "agreement"
+    /// The agreement's service was activated (now or at its scheduled time, §9.2.11).
+    public static let activation: OutboxEventKind = "activation"
+    /// The agreement's service was deactivated (ACTIVATE with schedule 0, §9.2.11).
+    public static let deactivation: OutboxEventKind = "deactivation"
+    /// The customer withdrew the agreement (§9.2.8).
+    public static let withdrawal: OutboxEventKind = "withdrawal"
+    /// The agreement ended, e.g. at the end of a test period (§9.1.10.3).
+    public static let expiry: OutboxEventKind = "expiry"
+}
+
+/// A provisioning event to append to the outbox within an ``OrderChange``.
+public struct OutboxEvent: Sendable, Hashable {
+    public var kind: OutboxEventKind
+    /// The order as JSON, handed to the provisioning hook.
+    public var payload: JSONValue
+    /// First delivery attempt not before this time; nil = at the change's time.
+    public var notBefore: CPNPTimestamp?
+
+    public init(kind: OutboxEventKind, payload: JSONValue, notBefore: CPNPTimestamp? = nil) {
+        self.kind = kind
+        self.payload = payload
+        self.notBefore = notBefore
+    }
+}
+
+/// A stored outbox event and its delivery record.
+public struct OutboxEntry: Sendable, Hashable {
+    /// Increasing in the order events were committed.
+    public var id: Int64
+    public var providerOrderID: ProviderOrderID
+    public var kind: OutboxEventKind
+    public var payload: JSONValue
+    public var createdAt: CPNPTimestamp
+    /// Delivery attempts made so far (successful or not).
+    public var attempts: Int
+    public var nextAttemptAt: CPNPTimestamp
+    public var deliveredAt: CPNPTimestamp?
+    public var lastError: String?
+}
+
+// MARK: - Administrative requests
+
+/// An operator's decision on an order held for administrative validation (issue 4; RFC 8921 §8.2:
+/// the provider's decision may involve a manual step).
+public enum AdminAction: Sendable, Hashable {
+    /// Go on: the engine makes its offer.
+    case approve
+    /// Refuse the order with FAIL `code` (RFC 8921 §9.2.10) and an optional diagnostic.
+    case reject(FailStatusCode, diagnostic: String?)
+}
+
+/// An administrative request written by `cpnpd admin approve|reject`, processed by the daemon.
+public struct AdminRequest: Sendable, Hashable {
+    public var id: Int64
+    public var providerOrderID: ProviderOrderID
+    public var action: AdminAction
+    /// Who asked (operator or host name), when known.
+    public var requestedBy: String?
+    public var createdAt: CPNPTimestamp
+    public var processedAt: CPNPTimestamp?
+    /// What the daemon did with it, e.g. "offer sent" or "order is no longer awaiting a decision".
+    public var outcome: String?
+}
+
+/// Marks an administrative request processed within an ``OrderChange``.
+public struct AdminRequestResult: Sendable, Hashable {
+    public var id: Int64
+    public var outcome: String
+    public init(id: Int64, outcome: String) {
+        self.id = id
+        self.outcome = outcome
+    }
+}
+
+// MARK: - The unit of writing
+
+/// One atomic change of one order: everything ``ServerOrderStore/commit(_:)`` writes in a single
+/// transaction. Commit it before sending the message that reveals it (issue 4: an OFFER is durable
+/// before it leaves; the ACK of an ACCEPT is sent only once Completed is durable).
+public struct OrderChange: Sendable, Hashable {
+    /// A state change for the audit trail (RFC 8921 §8.11, §12.1): one per `.persist` action.
+    public struct Transition: Sendable, Hashable {
+        public var from: ServerOrderStateMachine.State
+        public var to: ServerOrderStateMachine.State
+        public var event: String
+        public init(from: ServerOrderStateMachine.State, to: ServerOrderStateMachine.State, event: String) {
+            self.from = from
+            self.to = to
+            self.event = event
+        }
+    }
+
+    /// The machine after the event; its snapshot, state and ids are stored.
+    public var machine: ServerOrderStateMachine
+    /// The authenticated identity of the client (its certificate's), RFC 8921 §13.
+    public var clientIdentity: String
+    /// The client's address for this change and its audit entries, `host:port`.
+    public var clientAddress: String
+    /// When the change happened: audit time stamps, `updated_at` (and `created_at` for a new order).
+    public var at: CPNPTimestamp
+    /// Audit entries to append, in order.
+    public var transitions: [Transition]
+    /// When non-nil, replaces every reservation of the order (an empty list releases them all). When nil
+    /// they are kept — except that a closed order never holds any: they are released.
+    public var reservations: [Reservation]?
+    /// When non-empty, the commit fails with ``StoreError/capacityExceeded(_:total:limit:)`` if, after the
+    /// replacement, the total reserved (offered + committed, all orders) on one of these resources
+    /// exceeds its limit. Checked inside the write transaction, so it holds under any concurrency.
+    public var capacityLimits: [ResourceKey: CPNPDecimal]
+    /// Provisioning events to append to the outbox.
+    public var outbox: [OutboxEvent]
+    /// Administrative requests this change settles.
+    public var processedAdminRequests: [AdminRequestResult]
+    /// When set, the commit fails with ``StoreError/revisionConflict(orderID:expected:actual:)`` unless the
+    /// stored revision equals it (0 = the order must not exist yet).
+    public var expectedRevision: Int64?
+
+    public init(
+        machine: ServerOrderStateMachine, clientIdentity: String, clientAddress: String? = nil, at: CPNPTimestamp,
+        transitions: [Transition] = [], reservations: [Reservation]? = nil, capacityLimits: [ResourceKey: CPNPDecimal] = [:],
+        outbox: [OutboxEvent] = [], processedAdminRequests: [AdminRequestResult] = [], expectedRevision: Int64? = nil
+    ) {
+        self.machine = machine
+        self.clientIdentity = clientIdentity
+        self.clientAddress = clientAddress ?? machine.transaction.session.remote.description
+        self.at = at
+        self.transitions = transitions
+        self.reservations = reservations
+        self.capacityLimits = capacityLimits
+        self.outbox = outbox
+        self.processedAdminRequests = processedAdminRequests
+        self.expectedRevision = expectedRevision
+    }
+
+    /// A change whose audit entries are the `.persist` actions among `actions`, as the machine returned them.
+    public init(
+        machine: ServerOrderStateMachine, clientIdentity: String, clientAddress: String? = nil, at: CPNPTimestamp,
+        actions: [ServerOrderStateMachine.Action], reservations: [Reservation]? = nil,
+        capacityLimits: [ResourceKey: CPNPDecimal] = [:], outbox: [OutboxEvent] = [],
+        processedAdminRequests: [AdminRequestResult] = [], expectedRevision: Int64? = nil
+    ) {
+        self.init(
+            machine: machine, clientIdentity: clientIdentity, clientAddress: clientAddress, at: at,
+            transitions: Self.transitions(in: actions), reservations: reservations, capacityLimits: capacityLimits,
+            outbox: outbox, processedAdminRequests: processedAdminRequests, expectedRevision: expectedRevision)
+    }
+
+    /// The `.persist` actions of a machine's answer, as audit transitions.
+    public static func transitions(in actions: [ServerOrderStateMachine.Action]) -> [Transition] {
+        actions.compactMap { a in
+            if case .persist(let from, let to, let event) = a { Transition(from: from, to: to, event: event) } else { nil }
+        }
+    }
+}

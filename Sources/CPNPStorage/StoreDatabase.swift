@@ -1,0 +1,153 @@
+/// Opening and configuring the SQLite databases behind the order stores (RFC 8921 §8.11: "persistent
+/// storage of orders is recommended", so that a reboot loses no order; §12.1: every state change is
+/// time-stamped and kept for audit).
+///
+/// Both stores use GRDB. A file-backed store is a `DatabasePool` in WAL mode: readers never block the
+/// writer, and several processes (the daemon and `cpnpd admin …`, or two `cpnp` commands) can open the
+/// same file. A write waits up to ``StoreOptions/busyTimeout`` for another process's write lock before it
+/// fails with `SQLITE_BUSY`. Commits are durable on return (`PRAGMA synchronous = FULL`).
+public import CPNPCore
+import Foundation
+import GRDB
+
+/// Options for opening a store file.
+public struct StoreOptions: Sendable, Hashable {
+    /// How long a write waits for another connection or process holding the write lock. Default 5 s.
+    public var busyTimeout: Duration
+    /// Open the file read-only (e.g. an inspection tool). The file must exist and be migrated.
+    public var readOnly: Bool
+    /// Create missing parent directories of the file. Default true.
+    public var createDirectories: Bool
+
+    public init(busyTimeout: Duration = .seconds(5), readOnly: Bool = false, createDirectories: Bool = true) {
+        self.busyTimeout = busyTimeout
+        self.readOnly = readOnly
+        self.createDirectories = createDirectories
+    }
+}
+
+/// Errors raised by the order stores, beyond SQLite's own (which pass through unchanged, e.g.
+/// `SQLITE_BUSY` when another process keeps the write lock longer than the busy timeout).
+///
+/// Whenever one is thrown by a write, the write's transaction was rolled back: nothing was stored.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The order's stored revision is not the one the change was computed from (a concurrent writer).
+    case revisionConflict(orderID: String, expected: Int64, actual: Int64?)
+    /// The provider order id is already assigned to another order (another client, or another customer
+    /// order id): named here by its owner. Pick another id (RFC 8921 §9.1.2), or fix the routing.
+    case providerOrderIDInUse(providerOrderID: String, clientIdentity: String, customerOrderID: String)
+    /// Another open order of the same client already uses this customer order id.
+    case openOrderExists(customerOrderID: String, providerOrderID: String)
+    /// A closed (Cancelled) order cannot hold reservations.
+    case reservationsOnClosedOrder(providerOrderID: String)
+    /// Committing the reservations would book more than a resource's capacity.
+    case capacityExceeded(ResourceKey, total: CPNPDecimal, limit: CPNPDecimal)
+    /// No order with this id.
+    case unknownOrder(String)
+    /// A stored row cannot be read back (bad snapshot, unknown state name…).
+    case corruptRow(table: String, key: String, reason: String)
+    /// An argument is out of range.
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .revisionConflict(let id, let expected, let actual):
+            "order \(id): stored revision is \(actual.map(String.init) ?? "none"), expected \(expected)"
+        case .providerOrderIDInUse(let id, let identity, let coi):
+            "provider order id \(id) is already the order \(coi) of client \"\(identity)\""
+        case .openOrderExists(let coi, let poi):
+            "customer order id \(coi) is already used by the open order \(poi)"
+        case .reservationsOnClosedOrder(let id):
+            "order \(id) is closed and cannot hold reservations"
+        case .capacityExceeded(let key, let total, let limit):
+            "\(key) would be booked at \(total), above its capacity \(limit)"
+        case .unknownOrder(let id):
+            "no order \(id)"
+        case .corruptRow(let table, let key, let reason):
+            "\(table) row \(key) cannot be read: \(reason)"
+        case .invalidArgument(let s):
+            s
+        }
+    }
+}
+
+/// The shared plumbing of both stores.
+enum StoreDatabase {
+    /// Parser limits for stored JSON: snapshots are bigger and deeper than one datagram.
+    static let jsonLimits = JSONParser.Limits(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20)
+
+    /// Opens a WAL-mode pool on `path` and migrates it.
+    static func openPool(path: String, options: StoreOptions, label: String, migrator: DatabaseMigrator) throws -> DatabasePool {
+        if options.createDirectories && !options.readOnly {
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration(options: options, label: label))
+        if !options.readOnly { try migrate(pool, with: migrator) }
+        return pool
+    }
+
+    /// Opens a private in-memory database (tests, dry runs) and migrates it.
+    static func openInMemory(label: String, migrator: DatabaseMigrator) throws -> DatabaseQueue {
+        let queue = try DatabaseQueue(configuration: configuration(options: StoreOptions(), label: label))
+        try migrate(queue, with: migrator)
+        return queue
+    }
+
+    static func configuration(options: StoreOptions, label: String) -> Configuration {
+        var config = Configuration()
+        config.label = label
+        config.readonly = options.readOnly
+        config.foreignKeysEnabled = true
+        let (seconds, attoseconds) = options.busyTimeout.components
+        config.busyMode = .timeout(max(0, Double(seconds) + Double(attoseconds) / 1e18))
+        config.prepareDatabase { db in
+            // A commit that returns is on disk, even across a power loss: a peer may observe it
+            // right after (RFC 8921 §8.11, issue 4 "persist before send").
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        return config
+    }
+
+    /// Runs the migrations. Two processes opening a new file at once may race on the first
+    /// migration: each migration is one transaction, so the loser's attempt rolls back, and the retry
+    /// sees it applied.
+    static func migrate(_ writer: any DatabaseWriter, with migrator: DatabaseMigrator) throws {
+        var attempt = 0
+        while true {
+            do {
+                try migrator.migrate(writer)
+                return
+            } catch {
+                attempt += 1
+                if attempt >= 4 { throw error }
+                if try writer.read({ try migrator.hasCompletedMigrations($0) }) { return }
+            }
+        }
+    }
+
+    // MARK: - Value conversions
+
+    static func text(_ json: JSONValue) -> String { JSONSerializer.serializeString(json) }
+
+    static func json(_ text: String, table: String, key: String) throws -> JSONValue {
+        do {
+            return try JSONParser.parse(Array(text.utf8), limits: jsonLimits)
+        } catch {
+            throw StoreError.corruptRow(table: table, key: key, reason: error.description)
+        }
+    }
+
+    static func ms(_ t: CPNPTimestamp) -> Int64 { t.millisecondsSinceEpoch }
+    static func time(_ ms: Int64) -> CPNPTimestamp { CPNPTimestamp(millisecondsSinceEpoch: ms) }
+    static func time(_ ms: Int64?) -> CPNPTimestamp? { ms.map { CPNPTimestamp(millisecondsSinceEpoch: $0) } }
+
+    /// `EXPLAIN QUERY PLAN` details of a statement, for tests that check the hot paths use indexes.
+    static func queryPlan(_ reader: any DatabaseReader, sql: String, arguments: StatementArguments) throws -> [String] {
+        try reader.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+        }
+    }
+}

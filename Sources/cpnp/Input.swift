@@ -1,0 +1,50 @@
+import CPNPCore
+import Foundation
+
+/// Reads a document named on the command line (`-` for standard input), refusing more than
+/// the TLS stream limit of 1 MiB (wire-format.md §1) without reading further.
+enum Input {
+    static let maxBytes = JSONParser.Limits.stream.maxBytes
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func read(_ name: String) throws(Failure) -> [UInt8] {
+        let handle: FileHandle
+        if name == "-" {
+            handle = FileHandle.standardInput
+        } else {
+            guard let h = FileHandle(forReadingAtPath: name) else { throw Failure(description: "\(name): cannot open the file") }
+            handle = h
+        }
+        defer { if name != "-" { try? handle.close() } }
+        var bytes: [UInt8] = []
+        do {
+            // One byte over the limit is enough to know the document is too large.
+            while bytes.count <= maxBytes, let chunk = try handle.read(upToCount: min(65_536, maxBytes + 1 - bytes.count)), !chunk.isEmpty {
+                bytes += chunk
+            }
+        } catch {
+            throw Failure(description: "\(name): \(error.localizedDescription)")
+        }
+        return bytes
+    }
+}
+
+/// Writes diagnostics to standard error.
+enum Diagnostics {
+    static func error(_ path: JSONPath, _ message: String) { write("error: \(path): \(message)") }
+    static func warning(_ path: JSONPath, _ message: String) { write("warning: \(path): \(message)") }
+
+    static func write(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Prints the issues (errors, then warnings) and tells whether there is no error.
+    static func report(_ issues: [CPDValidationIssue]) -> Bool {
+        for i in issues where i.severity == .error { error(i.path, i.message) }
+        for i in issues where i.severity == .warning { warning(i.path, i.message) }
+        return issues.errors.isEmpty
+    }
+}

@@ -1,0 +1,213 @@
+// The server engine in process: real store (SQLite file), demo policy, real order machines on the
+// client side; every message goes through the codec as bytes.
+import Testing
+import CPNPCore
+import CPNPPolicy
+import CPNPStorage
+@testable import CPNPServer
+import Foundation
+import Synchronization
+
+@Suite("Server engine (in process)")
+struct ServerEngineTests {
+    @Test func quoteOfferAcceptCompletesAndCommitsReservations() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let acme = TestCustomer("acme", port: 40_001)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-1")!)
+        let cpd = try loadExample("l3vpn-3-sites.json")
+        let ies = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
+        await acme.deliver(try order.quote(requestedCPD: cpd, informationElements: ies, expectedResponseTime: now.adding(.seconds(60)),
+                                           session: acme.clientSession, now: now, using: &rng), to: engine)
+        let answers = await acme.receive(sink, into: &order, engine: engine, now: now)
+        #expect(answers.map(\.method) == [.processing, .offer])
+        let offer = try #require(order.offer)
+        #expect(offer.offeredCPD.isConcrete)
+        #expect(offer.informationElements?.cost != nil)
+        // The offer is durable and its capacity reserved before the client sees it.
+        let poid = offer.providerOrderID
+        #expect(try store.order(providerOrderID: poid)?.state == .offerProposed)
+        let offered = try store.reservations(providerOrderID: poid)
+        #expect(!offered.isEmpty && offered.allSatisfy { $0.kind == .offered })
+
+        await acme.deliver(try order.accept(now: now), to: engine)
+        let ack = await acme.receive(sink, into: &order, engine: engine, now: now)
+        #expect(ack.map(\.method) == [.ack])
+        #expect(order.state == .completed)
+        let stored = try #require(try store.order(providerOrderID: poid))
+        #expect(stored.state == .completed)
+        // Both sides agree on the document and its identifiers (each stamps its own agreement time).
+        let serverAgreement = try #require(stored.machine.agreement)
+        let clientAgreement = try #require(order.agreement)
+        #expect(serverAgreement.acceptedCPD == clientAgreement.acceptedCPD && serverAgreement.nonce == clientAgreement.nonce)
+        #expect(serverAgreement.providerOrderID == clientAgreement.providerOrderID && serverAgreement.activation == clientAgreement.activation)
+        let committed = try store.reservations(providerOrderID: poid)
+        #expect(committed.allSatisfy { $0.kind == .committed })
+        #expect(committed.map(\.amount).reduce(0, +) == offered.map(\.amount).reduce(0, +))
+        #expect(try store.outbox(providerOrderID: poid).map(\.kind) == [.agreement, .activation])
+        let audit = try store.audit(providerOrderID: poid).map(\.to)
+        #expect(audit.contains(.offerProposed) && audit.last == .completed)
+    }
+
+    @Test func concurrentQuotationsNeverOverbookALink() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        // Each asks 10…50 Mbps on the 200 Mbps Marseille link.
+        let request = CPD.marseille(min: 10, max: 50)
+        let now = SystemWallClock().now()
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let c = TestCustomer("acme", port: UInt16(41_000 + i))
+                    var rng = SystemRandomNumberGenerator()
+                    var o = ClientOrderStateMachine(customerOrderID: CustomerOrderID("load-\(i)")!)
+                    let a = try! o.quote(requestedCPD: request, session: c.clientSession, now: now, using: &rng)
+                    await c.deliver(a, to: engine)
+                }
+            }
+        }
+        let totals = try store.reservedTotals()
+        for (key, total) in totals {
+            let link = try #require(ServerConfiguration.demo.policy.links.first { $0.id == key.resourceID })
+            #expect(total <= (key.direction == .incoming ? link.capacity.incoming : link.capacity.outgoing), "\(key) overbooked: \(total)")
+        }
+        let marseilleIn = totals[ResourceKey("PE-MRS-1:xe-1/0/0", .incoming)] ?? 0
+        #expect(marseilleIn == 200)  // fully used, never more
+        let all = sink.sent.withLock { $0.map { try! CPNPCodec.decode($0.bytes) } }
+        // OFFERs are retransmitted while the clients stay silent: count orders, not messages.
+        let offers = Set(all.compactMap { if case .offer(let o) = $0 { o.customerOrderID } else { nil } }).count
+        let fails = all.compactMap { if case .fail(let f) = $0 { f.statusCode } else { nil } }
+        #expect(offers >= 4 && offers + fails.count == 200, "offers \(offers), fails \(fails.count), processing \(all.filter { $0.method == .processing }.count)")
+        #expect(fails.allSatisfy { $0 == .outOfResources })
+    }
+
+    @Test func restartRecoversOpenOrdersAndTheNegotiationCompletes() async throws {
+        let paths = TestPaths()
+        let acme = TestCustomer("acme", port: 40_002)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-restart")!)
+        let sink = CollectingSink()
+        do {
+            let engine = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: makeLogger())
+            await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
+            await acme.receive(sink, into: &order, engine: engine, now: now)
+            #expect(order.state == .offerReceived)
+        }
+        // A new engine on the same database: the order, its timers and reservations come back.
+        let store = try ServerOrderStore(path: paths.database)
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        #expect(try await engine.recover() == 1)
+        await acme.deliver(try order.accept(now: now), to: engine)
+        await acme.receive(sink, into: &order, engine: engine, now: now)
+        #expect(order.state == .completed)
+        #expect(try store.openOrders().first?.state == .completed)
+        #expect(try store.reservedTotals(kind: .committed)[ResourceKey("PE-MRS-1:xe-1/0/0", .incoming)] == 50)
+    }
+
+    @Test func badInputGetsFailOrSilenceAndChangesNothing() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let acme = TestCustomer("acme", port: 40_003)
+        let globex = TestCustomer("globex", port: 40_004)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-2")!)
+        await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.receive(sink, into: &order, engine: engine, now: now)
+        await acme.deliver(try order.accept(now: now), to: engine)
+        await acme.receive(sink, into: &order, engine: engine, now: now)
+        let ag = try #require(order.agreement)
+        let before = try #require(try store.order(providerOrderID: ag.providerOrderID))
+
+        // Malformed JSON: silence.
+        await engine.receive(InboundDatagram(bytes: Array("{\"version\":1,".utf8), session: acme.serverSession, identity: acme.identity))
+        #expect(sink.take(for: acme.endpoint).isEmpty)
+        // A WITHDRAW from another customer with acme's identifiers: FAIL 1, acme's order untouched.
+        let w = CPNPMessage.withdraw(WithdrawMessage(
+            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+            providerOrderID: ag.providerOrderID, nonce: ag.nonce))
+        await engine.receive(globex.datagram(w))
+        let answer = sink.take(for: globex.endpoint)
+        #expect(answer.map(\.method) == [.fail])
+        // Wrong nonce from acme itself: FAIL 1 naming the nonce.
+        let bad = CPNPMessage.withdraw(WithdrawMessage(
+            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+            providerOrderID: ag.providerOrderID, nonce: Nonce("ffffffffffffffffffffffffffffffff")!))
+        await engine.receive(acme.datagram(bad))
+        guard case .fail(let f)? = sink.take(for: acme.endpoint).first else { Issue.record("no FAIL"); return }
+        #expect(f.statusCode == .messageValidationError && f.diagnostic?.contains("nonce") == true)
+        // A replayed ACCEPT (stale transaction): nothing changes.
+        let after = try #require(try store.order(providerOrderID: ag.providerOrderID))
+        #expect(after.machine.agreement == before.machine.agreement && after.state == .completed)
+        #expect(try store.reservations(providerOrderID: ag.providerOrderID) == store.reservations(providerOrderID: before.providerOrderID))
+        // An unknown order: FAIL 1.
+        let unknown = CPNPMessage.decline(DeclineMessage(
+            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID("nope")!,
+            providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce))
+        await engine.receive(acme.datagram(unknown))
+        #expect(sink.take(for: acme.endpoint).map(\.method) == [.fail])
+    }
+
+    @Test func administrativeApprovalAndRejection() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let acme = TestCustomer("acme", port: 40_005)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        // Above 1000 Mbps: held for an operator, the client gets PROCESSING with a later expected offer time.
+        var big = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-big")!)
+        await acme.deliver(try big.quote(requestedCPD: CPD.paris(mbps: 2000), session: acme.clientSession, now: now, using: &rng), to: engine)
+        #expect(await acme.receive(sink, into: &big, engine: engine, now: now).map(\.method) == [.processing])
+        let poid = try #require(big.providerOrderID)
+        #expect(await engine.ordersAwaitingApproval == [poid])
+        // `cpnpd admin approve` writes a request; the engine applies it.
+        _ = try store.enqueueAdminRequest(providerOrderID: poid, action: .approve, requestedBy: "test", at: now)
+        await engine.processAdminRequests()
+        #expect(await acme.receive(sink, into: &big, engine: engine, now: now).map(\.method) == [.offer])
+        #expect(big.state == .offerReceived)
+
+        var other = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-big-2")!)
+        await acme.deliver(try other.quote(requestedCPD: CPD.paris(mbps: 3000), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.receive(sink, into: &other, engine: engine, now: now)
+        let poid2 = try #require(other.providerOrderID)
+        _ = try store.enqueueAdminRequest(providerOrderID: poid2, action: .reject(.administrativelyProhibited, diagnostic: "not this quarter"), requestedBy: "test", at: now)
+        await engine.processAdminRequests()
+        let fail = await acme.receive(sink, into: &other, engine: engine, now: now)
+        guard case .fail(let f)? = fail.first else { Issue.record("no FAIL"); return }
+        #expect(f.statusCode == .administrativelyProhibited && f.diagnostic == "not this quarter")
+        #expect(other.state == .cancelled)
+        #expect(try store.order(providerOrderID: poid2)?.state == .cancelled)
+    }
+}
+
+extension CPD {
+    /// One site in Marseille on the 200 Mbps link, asking `min…max` Mbps both ways.
+    static func marseille(min: Int, max: Int) -> CPD {
+        site("CE-MRS-1", site: "MARSEILLE-BR", link: "PE-MRS-1:xe-1/0/0", bandwidth: "{\"min\":\(min),\"max\":\(max)}")
+    }
+
+    static func paris(mbps: Int) -> CPD {
+        site("CE-PAR-9", site: "PARIS-DC1", link: "PE-PAR-1:xe-0/0/0", bandwidth: "\(mbps)")
+    }
+
+    static func site(_ node: String, site: String, link: String, bandwidth: String) -> CPD {
+        let text = """
+        {"components":[{"profiles":[{"customer-nodes":[{"identifier":"\(node)","link-identifiers":["\(link)"],"localization":{"site-id":"\(site)","country":"FR"}}],
+        "scope":[{"customer-node":"\(node)","direction":"outgoing","reachability":"global"}],
+        "capacity":[{"customer-node":"\(node)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
+        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}]}
+        """
+        return try! CPD(json: JSONParser.parse(Array(text.utf8)), at: .root)
+    }
+}

@@ -1,0 +1,90 @@
+// An in-process harness: a real ServerEngine with a real SQLite store and the demo policy, and
+// client order machines on the other side exchanging encoded messages (no sockets).
+import CPNPCore
+import CPNPPolicy
+import CPNPStorage
+@testable import CPNPServer
+import Foundation
+import Logging
+import Synchronization
+
+/// Collects what the engine sends.
+final class CollectingSink: ServerMessageSink {
+    let sent = Mutex<[(bytes: [UInt8], session: CPNPSession)]>([])
+    func send(_ bytes: [UInt8], on session: CPNPSession) async {
+        sent.withLock { $0.append((bytes, session)) }
+    }
+    /// Removes and decodes everything sent to `remote`.
+    func take(for remote: CPNPEndpoint) -> [CPNPMessage] {
+        sent.withLock { list in
+            let mine = list.filter { $0.session.remote == remote }
+            list.removeAll { $0.session.remote == remote }
+            return mine.map { try! CPNPCodec.decode($0.bytes) }
+        }
+    }
+}
+
+struct TestPaths {
+    let directory: URL
+    var database: String { directory.appendingPathComponent("cpnpd.sqlite").path }
+    init() {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-engine-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+}
+
+func loadExample(_ name: String) throws -> CPD {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let bytes = try Data(contentsOf: root.appendingPathComponent("Examples/\(name)"))
+    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
+}
+
+/// The demo policy with limits raised for load tests.
+func testConfiguration(quotationsPerMinute: Int = 100_000, maxOpenOrders: Int = 100_000) -> ServerConfiguration {
+    var c = ServerConfiguration.demo
+    c.rateLimits.quotationsPerMinute = quotationsPerMinute
+    c.rateLimits.failsPerMinute = 100_000
+    for i in c.customers.indices { c.customers[i].maxOpenOrders = maxOpenOrders }
+    return c
+}
+
+let serverEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 8921)
+
+/// One customer: a client machine per order, on its own port.
+struct TestCustomer {
+    var identity: ClientIdentity
+    var endpoint: CPNPEndpoint
+    var clientSession: CPNPSession { CPNPSession(local: endpoint, remote: serverEndpoint) }
+    var serverSession: CPNPSession { CPNPSession(local: serverEndpoint, remote: endpoint) }
+
+    init(_ name: String, port: UInt16) {
+        identity = ClientIdentity(names: [name], subject: "CN=\(name)")
+        endpoint = CPNPEndpoint(host: "127.0.0.1", port: port)
+    }
+
+    func datagram(_ m: CPNPMessage) -> InboundDatagram {
+        InboundDatagram(bytes: CPNPCodec.encode(m), session: serverSession, identity: identity)
+    }
+
+    /// Sends every message among `actions` to the engine.
+    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
+        for case .send(let m) in actions { await engine.receive(datagram(m)) }
+    }
+
+    /// Feeds what the engine sent to this customer into `machine`; returns the messages.
+    @discardableResult
+    func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, now: CPNPTimestamp) async -> [CPNPMessage] {
+        let messages = sink.take(for: endpoint)
+        for m in messages {
+            let a = machine.messageReceived(m, session: clientSession, now: now)
+            await deliver(a, to: engine)
+        }
+        return messages
+    }
+}
+
+func makeLogger() -> Logger {
+    var l = Logger(label: "cpnpd-test")
+    l.logLevel = .critical
+    return l
+}

@@ -1,0 +1,159 @@
+// ClientOrderStore on real SQLite files: round trips of a real client machine through its states,
+// history, open orders for restart recovery, lookups, revisions, durability and index use.
+@testable import CPNPCore
+@testable import CPNPStorage
+import Foundation
+import Testing
+
+@Suite("ClientOrderStore")
+struct ClientOrderStoreTests {
+    @Test("a real client order round-trips through every state up to Completed, with its history")
+    func everyStateRoundTrips() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ClientOrderStore(path: dir.path("cpnp.sqlite"))
+        var d = Dialogue()
+        var transitions: [ClientOrderChange.Transition] = []
+        var revision: Int64 = 0
+
+        func saveAndCheck(_ state: ClientOrderStateMachine.State) throws {
+            let change = d.clientChange()
+            transitions += change.transitions
+            revision = try store.save(change)
+            let stored = try #require(try store.order(customerOrderID: d.client.customerOrderID))
+            #expect(stored.state == state)
+            #expect(stored.machine == d.client)
+            #expect(stored.isOpen)
+            #expect(stored.revision == revision)
+            #expect(stored.serverAddress == "198.51.100.1:8921")
+            #expect(stored.serverName == "provider.example")
+            #expect(stored.providerOrderID == d.client.providerOrderID)
+            #expect(stored.createdAt == Fx.t0)
+            #expect(stored.updatedAt == d.now)
+        }
+
+        try d.clientQuotes()
+        try saveAndCheck(.pqoSent)
+        #expect(try store.order(customerOrderID: d.client.customerOrderID)?.providerOrderID == nil)
+        d.serverReceivesQuotation()
+        try d.serverAcknowledges()
+        d.now = Fx.t(1)
+        d.deliverToClient()
+        try saveAndCheck(.serverProcessing)
+        #expect(try store.order(customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
+
+        try d.serverOffers()
+        d.now = Fx.t(2)
+        d.deliverToClient()
+        try saveAndCheck(.offerReceived)
+        d.now = Fx.t(3)
+        try d.clientProcessesOffer()
+        try saveAndCheck(.offerProcessing)
+        d.deliverToServer()
+        d.now = Fx.t(4)
+        try d.clientAccepts()
+        try saveAndCheck(.acceptSent)
+        d.deliverToServer()
+        try d.serverConfirmsAgreement()
+        d.now = Fx.t(5)
+        d.deliverToClient()
+        try saveAndCheck(.completed)
+        #expect(try store.order(customerOrderID: d.client.customerOrderID)?.machine.agreement?.nonce == d.serverMachine.agreement?.nonce)
+
+        let events = try store.events(customerOrderID: d.client.customerOrderID)
+        #expect(events.map { ClientOrderChange.Transition(from: $0.from, to: $0.to, event: $0.event) } == transitions)
+        #expect(events.last?.to == .completed)
+        #expect(events.allSatisfy { $0.serverAddress == "198.51.100.1:8921" })
+        #expect(try store.openOrders().map(\.customerOrderID) == [d.client.customerOrderID])
+    }
+
+    @Test("a declined order stays open until its DECLINE is acknowledged, then closes; history is kept")
+    func declineKeepsRetransmissionOpen() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("cpnp.sqlite")
+        var d = Dialogue()
+        do {
+            let store = try ClientOrderStore(path: path)
+            try d.clientQuotes()
+            try store.save(d.clientChange())
+            d.serverReceivesQuotation()
+            try d.serverAcknowledges()
+            d.deliverToClient()
+            try d.serverOffers()
+            d.deliverToClient()
+            try d.clientProcessesOffer()
+            d.deliverToServer()
+            try d.clientDeclines()
+            try store.save(d.clientChange())
+            let stored = try #require(try store.order(customerOrderID: d.client.customerOrderID))
+            #expect(stored.state == .cancelled)
+            #expect(stored.isOpen)  // the DECLINE awaits its ACK
+        }
+        // After a restart the order is reloaded with its retransmission timer.
+        let store = try ClientOrderStore(path: path)
+        let reloaded = try #require(try store.openOrders().first)
+        #expect(reloaded.machine == d.client)
+        #expect(reloaded.machine.armedTimers(now: Fx.t(9)).contains { $0.0 == .retransmission && $0.1 == Fx.t(9) })
+        d.client = reloaded.machine
+        d.deliverToServer()
+        d.deliverToClient()
+        try store.save(ClientOrderChange(machine: d.client, at: Fx.t(10), actions: d.clientActions, expectedRevision: reloaded.revision))
+        let closed = try #require(try store.order(customerOrderID: d.client.customerOrderID))
+        #expect(!closed.isOpen)
+        #expect(closed.serverName == "provider.example")  // kept when not given
+        #expect(try store.openOrders().isEmpty)
+        #expect(try store.orders().count == 1)  // never deleted
+        #expect(try store.events(customerOrderID: d.client.customerOrderID).count >= 2)
+    }
+
+    @Test("lookups by either id, groups, listings, revision conflicts")
+    func lookups() throws {
+        let store = try ClientOrderStore.inMemory()
+        var dialogues: [Dialogue] = []
+        for (i, poid) in ["po-1", "po-1", "po-2"].enumerated() {
+            var d = Dialogue(coid: "order-\(i)", poid: poid, seed: UInt64(i))
+            d.now = Fx.t(Int64(i))
+            try d.clientQuotes()
+            d.serverReceivesQuotation()
+            try d.serverAcknowledges()
+            d.deliverToClient()
+            try store.save(d.clientChange(group: i < 2 ? "best-of-2" : nil))
+            dialogues.append(d)
+        }
+        #expect(try store.orders(identifiedBy: "order-2").map(\.customerOrderID.rawValue) == ["order-2"])
+        #expect(try store.orders(identifiedBy: "po-1").map(\.customerOrderID.rawValue) == ["order-0", "order-1"])
+        #expect(try store.orders(identifiedBy: "nothing").isEmpty)
+        #expect(try store.orders(group: "best-of-2").map(\.customerOrderID.rawValue) == ["order-0", "order-1"])
+        #expect(try store.orders().map(\.customerOrderID.rawValue) == ["order-2", "order-1", "order-0"])
+        #expect(try store.orders(limit: 1, offset: 1).map(\.customerOrderID.rawValue) == ["order-1"])
+        #expect(try store.orders(state: .serverProcessing).count == 3)
+        #expect(try store.orders(state: .completed).isEmpty)
+        #expect(try store.customerOrderIDExists("order-1"))
+        #expect(try !store.customerOrderIDExists("order-9"))
+
+        #expect(throws: StoreError.revisionConflict(orderID: "order-0", expected: 0, actual: 1)) {
+            try store.save(ClientOrderChange(machine: dialogues[0].client, at: Fx.t(9), expectedRevision: 0))
+        }
+        // A machine without a transaction needs an address the first time.
+        let fresh = ClientOrderStateMachine(customerOrderID: Fx.coid("order-new"))
+        #expect(throws: StoreError.self) { try store.save(ClientOrderChange(machine: fresh, at: Fx.t0)) }
+        #expect(try store.save(ClientOrderChange(machine: fresh, serverAddress: "[2001:db8::1]:8921", at: Fx.t0)) == 1)
+        #expect(try store.save(ClientOrderChange(machine: fresh, at: Fx.t(1))) == 2)
+        #expect(try store.order(customerOrderID: Fx.coid("order-new"))?.serverAddress == "[2001:db8::1]:8921")
+        #expect(try store.order(customerOrderID: Fx.coid("order-new"))?.state == .created)
+    }
+
+    @Test("client hot-path queries use indexes")
+    func hotPathsUseIndexes() throws {
+        let store = try ClientOrderStore.inMemory()
+        typealias S = ClientOrderStore.SQL
+        for (name, sql, n) in [
+            ("by customer order id", S.byCustomerOrderID, 1), ("by provider order id", S.byProviderOrderID, 1),
+            ("open orders", S.openOrders, 0), ("group", S.byGroup, 1), ("events", S.events, 1),
+        ] {
+            let plan = try store.queryPlan(sql, Array(repeating: "x", count: n))
+            #expect(usesIndexesOnly(plan), "\(name): \(plan)")
+        }
+    }
+}

@@ -1,0 +1,649 @@
+// ServerOrderStore on real SQLite files: round trips of real machines, atomicity, durability, WAL,
+// two processes' view of one file, exact reservations, the outbox, admin requests, index use, volume.
+@testable import CPNPCore
+@testable import CPNPStorage
+import Foundation
+import Testing
+
+/// Everything the store holds about one order, to compare before and after a failed commit.
+private struct Dump: Equatable {
+    var order: StoredOrder?
+    var audit: [AuditEntry]
+    var reservations: [Reservation]
+    var totals: [ResourceKey: CPNPDecimal]
+    var outbox: [OutboxEntry]
+    var admin: [AdminRequest]
+    var openOrders: [ProviderOrderID]
+
+    init(_ store: ServerOrderStore, _ id: ProviderOrderID) throws {
+        order = try store.order(providerOrderID: id)
+        audit = try store.audit(providerOrderID: id)
+        reservations = try store.reservations(providerOrderID: id)
+        totals = try store.reservedTotals()
+        outbox = try store.outbox(providerOrderID: id)
+        admin = try store.adminRequests(providerOrderID: id)
+        openOrders = try store.openOrders().map(\.providerOrderID).sorted()
+    }
+}
+
+@Suite("ServerOrderStore")
+struct ServerOrderStoreTests {
+    // MARK: Round trips
+
+    @Test("a real order round-trips through every server state up to Completed, with its audit trail")
+    func everyStateRoundTrips() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
+        var d = Dialogue()
+        var transitions: [OrderChange.Transition] = []
+        var revision: Int64 = 0
+
+        func commitAndCheck(_ state: ServerOrderStateMachine.State, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = []) throws {
+            let change = d.serverChange(reservations: reservations, outbox: outbox, expectedRevision: revision)
+            transitions += change.transitions
+            revision = try store.commit(change)
+            let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
+            #expect(stored.state == state)
+            #expect(stored.machine.state == state)
+            #expect(stored.machine == d.serverMachine)
+            #expect(stored.isOpen)
+            #expect(stored.revision == revision)
+            #expect(stored.clientIdentity == Fx.identity)
+            #expect(stored.clientAddress == "192.0.2.10:40001")
+            #expect(stored.customerOrderID == d.client.customerOrderID)
+            #expect(stored.createdAt == Fx.t0)
+            #expect(stored.updatedAt == d.now)
+            let byClient = try #require(try store.order(clientIdentity: Fx.identity, customerOrderID: d.client.customerOrderID))
+            #expect(byClient == stored)
+        }
+
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try commitAndCheck(.pqoReceived)
+        #expect(revision == 1)
+
+        d.now = Fx.t(1)
+        try d.serverAcknowledges()
+        try commitAndCheck(.awaitingProcessing)
+        d.deliverToClient()
+        #expect(d.client.state == .serverProcessing)
+
+        d.now = Fx.t(2)
+        try d.serverOffers()
+        let offered = [Reservation("link-par-1", .outgoing, 90, .offered), Reservation("link-par-1", .incoming, 90, .offered)]
+        try commitAndCheck(.offerProposed, reservations: offered)
+        d.deliverToClient()
+        #expect(d.client.state == .offerReceived)
+
+        d.now = Fx.t(3)
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        try commitAndCheck(.processingReceived)
+
+        d.now = Fx.t(4)
+        try d.clientAccepts()
+        d.deliverToServer()
+        let committed = offered.map { Reservation(resource: $0.resource, amount: $0.amount, kind: .committed) }
+        try commitAndCheck(.acceptReceived, reservations: committed)
+
+        d.now = Fx.t(5)
+        try d.serverConfirmsAgreement()
+        try commitAndCheck(.completed, outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(d.serverMachine, "agreement"))])
+        d.deliverToClient()
+        #expect(d.client.state == .completed)
+        #expect(revision == 6)
+
+        let audit = try store.audit(providerOrderID: d.providerOrderID)
+        #expect(audit.map { OrderChange.Transition(from: $0.from, to: $0.to, event: $0.event) } == transitions)
+        #expect(audit.map(\.to) == [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed])
+        #expect(audit.map(\.at) == (0...5).map { Fx.t($0) })
+        #expect(audit.allSatisfy { $0.clientIdentity == Fx.identity && $0.clientAddress == "192.0.2.10:40001" })
+        #expect(audit.map(\.id) == audit.map(\.id).sorted())
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == committed)
+        #expect(try store.openOrders().map(\.providerOrderID) == [d.providerOrderID])
+    }
+
+    @Test("a declined offer closes the order and releases its reservations")
+    func declineClosesAndReleases() throws {
+        let store = try ServerOrderStore.inMemory()
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try store.commit(d.serverChange())
+        try d.serverAcknowledges()
+        try store.commit(d.serverChange())
+        d.deliverToClient()
+        try d.serverOffers()
+        try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+        d.deliverToClient()
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        try store.commit(d.serverChange())
+        try d.clientDeclines()
+        d.deliverToServer()
+        #expect(d.serverMachine.state == .cancelled)
+
+        // A closed order cannot hold reservations…
+        #expect(throws: StoreError.reservationsOnClosedOrder(providerOrderID: d.providerOrderID.rawValue)) {
+            try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+        }
+        // …and closing it releases them even when the change does not say so.
+        try store.commit(d.serverChange())
+        let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
+        #expect(stored.state == .cancelled)
+        #expect(!stored.isOpen)
+        #expect(stored.machine == d.serverMachine)
+        #expect(try store.reservations(providerOrderID: d.providerOrderID).isEmpty)
+        #expect(try store.reservedTotals().isEmpty)
+        #expect(try store.openOrders().isEmpty)
+        #expect(try store.openOrderCount(clientIdentity: Fx.identity) == 0)
+        #expect(try store.audit(providerOrderID: d.providerOrderID).last?.event == "DECLINE received")
+        // The closed order is still found by the client's id (the latest one).
+        #expect(try store.order(clientIdentity: Fx.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
+    }
+
+    @Test("a withdrawn agreement goes Completed → Cancelled with its provisioning events")
+    func withdrawal() throws {
+        let store = try ServerOrderStore.inMemory()
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try d.serverAcknowledges()
+        d.deliverToClient()
+        try d.serverOffers()
+        d.deliverToClient()
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        try d.clientAccepts()
+        d.deliverToServer()
+        try d.serverConfirmsAgreement()
+        try store.commit(d.serverChange(
+            reservations: [Reservation("link-1", .outgoing, 90, .committed)],
+            outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(d.serverMachine, "agreement"))]))
+        d.deliverToClient()
+
+        d.now = Fx.t(60)
+        try d.clientWithdraws()
+        d.deliverToServer()
+        #expect(d.serverMachine.withdrawalPending)
+        try store.commit(d.serverChange())
+        #expect(try store.order(providerOrderID: d.providerOrderID)?.machine.withdrawalPending == true)
+
+        d.now = Fx.t(61)
+        try d.serverConfirmsWithdrawal()
+        try store.commit(d.serverChange(reservations: [], outbox: [OutboxEvent(kind: .withdrawal, payload: Fx.payload(d.serverMachine, "withdrawal"))]))
+        let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
+        #expect(stored.state == .cancelled)
+        #expect(!stored.isOpen)
+        #expect(stored.machine.withdrawnAgreement != nil)
+        #expect(try store.outbox(providerOrderID: d.providerOrderID).map(\.kind) == [.agreement, .withdrawal])
+        #expect(try store.reservedTotals().isEmpty)
+        #expect(try store.audit(providerOrderID: d.providerOrderID).suffix(2).map(\.event) == ["WITHDRAW received", "withdrawn, ACK sent"])
+    }
+
+    // MARK: Durability
+
+    @Test("after closing and reopening the file, everything is there and a restored machine carries on")
+    func reopenAfterClose() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("state/cpnpd.sqlite")  // the parent directory is created
+        var d = Dialogue()
+        var adminID: Int64 = 0
+        do {
+            let store = try ServerOrderStore(path: path)
+            try d.clientQuotes()
+            d.serverReceivesQuotation()
+            try store.commit(d.serverChange())
+            try d.serverAcknowledges()
+            try store.commit(d.serverChange())
+            d.deliverToClient()
+            adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: Fx.t(1))
+            try d.serverOffers()
+            try store.commit(d.serverChange(
+                reservations: [Reservation("link-1", .outgoing, Fx.decimal("90.5"), .offered)],
+                outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(Fx.decimal("1.25"))]))]))
+        }
+        let store = try ServerOrderStore(path: path)
+        let stored = try #require(try store.openOrders().first)
+        #expect(stored.machine == d.serverMachine)
+        #expect(stored.state == .offerProposed)
+        #expect(try store.audit(providerOrderID: d.providerOrderID).count == 3)
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == [Reservation("link-1", .outgoing, Fx.decimal("90.5"), .offered)])
+        #expect(try store.outbox(providerOrderID: d.providerOrderID).first?.payload == .array([.string("x"), .number(Fx.decimal("1.25"))]))
+        #expect(try store.pendingAdminRequests().map(\.id) == [adminID])
+
+        // Restart recovery: re-arm the timers, then the negotiation carries on.
+        let timers = stored.machine.armedTimers(now: Fx.t(10))
+        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == Fx.t(3_600) })
+        #expect(timers.contains { $0.0 == .retransmission })
+        d.server = stored.machine
+        d.deliverToClient()
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        #expect(d.serverMachine.state == .processingReceived)
+        try store.commit(d.serverChange(expectedRevision: stored.revision))
+        #expect(try store.order(providerOrderID: d.providerOrderID)?.state == .processingReceived)
+    }
+
+    @Test("a file store is in WAL mode; an in-memory one is not a file")
+    func walMode() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        #expect(try ServerOrderStore(path: dir.path("a.sqlite")).journalMode() == "wal")
+        #expect(try ClientOrderStore(path: dir.path("b.sqlite")).journalMode() == "wal")
+        #expect(try ServerOrderStore.inMemory().journalMode() == "memory")
+    }
+
+    @Test("two stores on one file (daemon and admin CLI) see each other's writes")
+    func twoStoresOnOneFile() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("cpnpd.sqlite")
+        let daemon = try ServerOrderStore(path: path)
+        let admin = try ServerOrderStore(path: path)
+
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try daemon.commit(d.serverChange())
+        try d.serverAcknowledges()
+        try daemon.commit(d.serverChange())
+        #expect(try admin.order(providerOrderID: d.providerOrderID)?.state == .awaitingProcessing)
+        #expect(try admin.orders(state: .awaitingProcessing).map(\.providerOrderID) == [d.providerOrderID])
+
+        #expect(throws: StoreError.unknownOrder("po-nope")) {
+            try admin.enqueueAdminRequest(providerOrderID: Fx.poid("po-nope"), action: .approve, at: Fx.t(1))
+        }
+        let id = try admin.enqueueAdminRequest(
+            providerOrderID: d.providerOrderID, action: .reject(.administrativelyProhibited, diagnostic: "not this week"),
+            requestedBy: "alice", at: Fx.t(1))
+        let pending = try daemon.pendingAdminRequests()
+        #expect(pending.count == 1)
+        #expect(pending.first?.action == .reject(.administrativelyProhibited, diagnostic: "not this week"))
+        #expect(pending.first?.requestedBy == "alice")
+
+        // The daemon carries the decision out and settles the request in the same transaction.
+        d.now = Fx.t(2)
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.reject(.administrativelyProhibited, diagnostic: "not this week", now: now) }
+        var change = d.serverChange()
+        change.processedAdminRequests = [AdminRequestResult(id: id, outcome: "FAIL 4 sent")]
+        try daemon.commit(change)
+
+        let seen = try #require(try admin.adminRequest(id: id))
+        #expect(seen.processedAt == Fx.t(2))
+        #expect(seen.outcome == "FAIL 4 sent")
+        #expect(try admin.pendingAdminRequests().isEmpty)
+        #expect(try admin.order(providerOrderID: d.providerOrderID)?.state == .cancelled)
+        #expect(try admin.markAdminRequestProcessed(id: id, at: Fx.t(3), outcome: "again") == false)
+    }
+
+    @Test("two stores writing the same file concurrently lose nothing")
+    func concurrentWritersOnOneFile() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("cpnpd.sqlite")
+        let stores = [try ServerOrderStore(path: path), try ServerOrderStore(path: path)]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, store) in stores.enumerated() {
+                for worker in 0..<2 {
+                    group.addTask {
+                        for i in 0..<25 {
+                            let key = "\(n)-\(worker)-\(i)"
+                            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(key)", poid: "p-\(key)")
+                            try store.commit(OrderChange(
+                                machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: actions,
+                                reservations: [Reservation("link-1", .outgoing, Fx.decimal("0.1"), .offered)]))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try stores[0].orderCount() == 100)
+        #expect(try stores[1].openOrderCount(clientIdentity: Fx.identity) == 100)
+        #expect(try stores[0].reservedTotal(for: ResourceKey("link-1", .outgoing)) == Fx.decimal("10"))
+    }
+
+    @Test("processes opening a new file at once all migrate it")
+    func concurrentFirstOpen() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("new.sqlite")
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<4 { group.addTask { try ServerOrderStore(path: path).journalMode() } }
+            for try await mode in group { #expect(mode == "wal") }
+        }
+        #expect(try ServerOrderStore(path: path).orderCount() == 0)
+    }
+
+    // MARK: Atomicity and guards
+
+    @Test("a failure inside a commit leaves nothing written: no order change, audit, outbox, admin or reservation row")
+    func atomicity() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try store.commit(d.serverChange())
+        try d.serverAcknowledges()
+        try store.commit(d.serverChange())
+        d.deliverToClient()
+        try d.serverOffers()
+        try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+        d.deliverToClient()
+        let adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, at: Fx.t(1))
+        let before = try Dump(store, d.providerOrderID)
+
+        // The machine moves on; the change writes the order, audit, outbox and admin rows first, then
+        // replaces the reservations, the last of which violates a CHECK constraint (negative amount).
+        d.now = Fx.t(5)
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        var change = d.serverChange(
+            reservations: [Reservation("link-1", .outgoing, 90, .offered), Reservation("link-2", .incoming, Fx.decimal("-5"), .offered)],
+            outbox: [OutboxEvent(kind: .activation, payload: .null)])
+        change.processedAdminRequests = [AdminRequestResult(id: adminID, outcome: "done")]
+        #expect(!change.transitions.isEmpty)
+        #expect(throws: (any Error).self) { try store.commit(change) }
+        #expect(try Dump(store, d.providerOrderID) == before)
+
+        // A failing capacity check, after everything else was written, rolls back too.
+        change.reservations = [Reservation("link-1", .outgoing, 120, .offered)]
+        change.capacityLimits = [ResourceKey("link-1", .outgoing): 100]
+        #expect(throws: StoreError.capacityExceeded(ResourceKey("link-1", .outgoing), total: 120, limit: 100)) { try store.commit(change) }
+        #expect(try Dump(store, d.providerOrderID) == before)
+
+        // A batch is all or nothing as well.
+        let (other, actions) = Fx.quotedServerOrder(coid: "other", poid: "po-other")
+        let good = OrderChange(machine: other, clientIdentity: Fx.identity, at: Fx.t(6), actions: actions)
+        #expect(throws: (any Error).self) { try store.commit([good, change]) }
+        #expect(try store.order(providerOrderID: Fx.poid("po-other")) == nil)
+        #expect(try Dump(store, d.providerOrderID) == before)
+
+        // The same change without the faults commits everything.
+        change.reservations = [Reservation("link-1", .outgoing, 90, .offered)]
+        try store.commit(change)
+        let after = try Dump(store, d.providerOrderID)
+        #expect(after.order?.state == .processingReceived)
+        #expect(after.audit.count == before.audit.count + 1)
+        #expect(after.outbox.count == 1)
+        #expect(after.admin.first?.outcome == "done")
+    }
+
+    @Test("capacity limits hold across orders")
+    func capacityLimits() throws {
+        let store = try ServerOrderStore.inMemory()
+        let link = ResourceKey("link-1", .outgoing)
+        func reserve(_ name: String, _ amount: CPNPDecimal) throws {
+            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(name)", poid: "p-\(name)")
+            try store.commit(OrderChange(
+                machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100]))
+        }
+        try reserve("a", 60)
+        #expect(throws: StoreError.capacityExceeded(link, total: 110, limit: 100)) { try reserve("b", 50) }
+        #expect(try store.providerOrderIDExists("p-b") == false)
+        try reserve("c", 40)
+        #expect(try store.reservedTotal(for: link) == 100)
+    }
+
+    @Test("revisions, client identity and one open order per customer order id are enforced")
+    func guards() throws {
+        let store = try ServerOrderStore.inMemory()
+        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 3, actual: nil)) {
+            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 3))
+        }
+        #expect(try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 0)) == 1)
+        #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) {
+            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, expectedRevision: 0))
+        }
+        // The same provider order id for another client, or for another customer order id: refused.
+        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: Fx.identity, customerOrderID: "c-1")) {
+            try store.commit(OrderChange(machine: m, clientIdentity: Fx.otherIdentity, at: Fx.t0, expectedRevision: 0))
+        }
+        let (clash, clashActions) = Fx.quotedServerOrder(coid: "c-9", poid: "p-1")
+        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: Fx.identity, customerOrderID: "c-1")) {
+            try store.commit(OrderChange(machine: clash, clientIdentity: Fx.identity, at: Fx.t0, actions: clashActions))
+        }
+        // Another order of the same client with the same customer order id, while the first is open.
+        let (twin, twinActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-2")
+        #expect(throws: StoreError.openOrderExists(customerOrderID: "c-1", providerOrderID: "p-1")) {
+            try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t(1), actions: twinActions))
+        }
+        // Another client may use the same customer order id.
+        let (foreign, foreignActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-3")
+        try store.commit(OrderChange(machine: foreign, clientIdentity: Fx.otherIdentity, at: Fx.t(1), actions: foreignActions))
+        // Once the first is closed, the id may be used again; lookups prefer the open order.
+        var closed = m
+        _ = try closed.reject(.outOfResources, now: Fx.t(2))
+        try store.commit(OrderChange(machine: closed, clientIdentity: Fx.identity, at: Fx.t(2), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")]))
+        try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t(3), actions: twinActions))
+        #expect(try store.order(clientIdentity: Fx.identity, customerOrderID: Fx.coid("c-1"))?.providerOrderID == Fx.poid("p-2"))
+        #expect(try store.order(clientIdentity: Fx.otherIdentity, customerOrderID: Fx.coid("c-1"))?.providerOrderID == Fx.poid("p-3"))
+        #expect(try store.order(clientIdentity: "CN=nobody", customerOrderID: Fx.coid("c-1")) == nil)
+        #expect(try store.audit(providerOrderID: Fx.poid("p-1")).count == 2)
+    }
+
+    @Test("ids and counts for §13: customer and provider order ids, open orders per client")
+    func identifierLookups() throws {
+        let store = try ServerOrderStore.inMemory()
+        for i in 0..<3 {
+            let (m, a) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)")
+            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: a))
+        }
+        #expect(try store.customerOrderIDExists(clientIdentity: Fx.identity, "c-1"))
+        #expect(try !store.customerOrderIDExists(clientIdentity: Fx.otherIdentity, "c-1"))
+        #expect(try !store.customerOrderIDExists(clientIdentity: Fx.identity, "p-1"))
+        #expect(try store.providerOrderIDExists("p-2"))
+        #expect(try !store.providerOrderIDExists("c-2"))
+        #expect(try store.openOrderCount(clientIdentity: Fx.identity) == 3)
+        #expect(try store.openOrderCount(clientIdentity: Fx.otherIdentity) == 0)
+        #expect(try store.orders(limit: 2).map(\.providerOrderID.rawValue) == ["p-2", "p-1"])
+        #expect(try store.orders(limit: 2, offset: 2).map(\.providerOrderID.rawValue) == ["p-0"])
+        #expect(try store.orders(state: .completed).isEmpty)
+        #expect(try store.orderCount(state: .pqoReceived) == 3)
+        #expect(throws: StoreError.self) { try store.orders(limit: -1) }
+    }
+
+    // MARK: Reservations
+
+    @Test("reservations are summed exactly: 0.1 + 0.2 == 0.3")
+    func exactReservations() throws {
+        let store = try ServerOrderStore.inMemory()
+        let link = ResourceKey("link-1", .outgoing)
+        let (a, aa) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
+        let (b, ba) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
+        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aa, reservations: [
+            Reservation(resource: link, amount: Fx.decimal("0.1"), kind: .offered),
+            Reservation("link-1", .incoming, Fx.decimal("100000000000000000000.000000000000000001"), .offered),
+        ]))
+        try store.commit(OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t0, actions: ba, reservations: [
+            Reservation(resource: link, amount: Fx.decimal("0.2"), kind: .committed),
+            Reservation("link-1", .incoming, Fx.decimal("1e-18"), .committed),
+        ]))
+        let totals = try store.reservedTotals()
+        #expect(totals[link] == Fx.decimal("0.3"))
+        #expect(totals[link]?.description == "0.3")
+        #expect(totals[ResourceKey("link-1", .incoming)] == Fx.decimal("100000000000000000000.000000000000000002"))
+        #expect(try store.reservedTotals(kind: .offered)[link] == Fx.decimal("0.1"))
+        #expect(try store.reservedTotals(kind: .committed)[link] == Fx.decimal("0.2"))
+        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.3"))
+        #expect(try store.reservedTotal(for: link, kind: .committed) == Fx.decimal("0.2"))
+        #expect(try store.reservedTotal(for: ResourceKey("link-9", .outgoing)) == 0)
+        #expect(try store.reservations(providerOrderID: Fx.poid("p-b")).map(\.amount) == [Fx.decimal("0.2"), Fx.decimal("1e-18")])
+
+        // Replacing and keeping.
+        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(1)))  // nil: kept
+        #expect(try store.reservations(providerOrderID: Fx.poid("p-a")).count == 2)
+        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(2), reservations: [Reservation(resource: link, amount: Fx.decimal("0.25"), kind: .committed)]))
+        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.45"))
+        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(3), reservations: []))
+        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.2"))
+    }
+
+    // MARK: Outbox
+
+    @Test("outbox: due times, per-order order, back-off, delivery, survival across a restart")
+    func outboxLifecycle() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("cpnpd.sqlite")
+        let (a, aa) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
+        let (b, ba) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
+        var activationID: Int64 = 0
+        do {
+            let store = try ServerOrderStore(path: path)
+            #expect(try store.nextOutboxAttempt() == nil)
+            try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aa, outbox: [
+                OutboxEvent(kind: .agreement, payload: Fx.payload(a, "agreement")),
+                OutboxEvent(kind: .activation, payload: Fx.payload(a, "activation"), notBefore: Fx.t(100)),
+            ]))
+            try store.commit(OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t(10), actions: ba, outbox: [
+                OutboxEvent(kind: .agreement, payload: Fx.payload(b, "agreement")),
+            ]))
+            #expect(try store.undeliveredOutboxCount() == 3)
+
+            let first = try store.dueOutbox(now: Fx.t0)
+            #expect(first.map(\.kind) == [.agreement])
+            #expect(first.first?.providerOrderID == Fx.poid("p-a"))
+            #expect(first.first?.payload == Fx.payload(a, "agreement"))
+            #expect(first.first?.attempts == 0)
+            #expect(first.first?.createdAt == Fx.t0)
+            let aAgreement = try #require(first.first).id
+
+            let due = try store.dueOutbox(now: Fx.t(10))
+            #expect(due.map(\.providerOrderID.rawValue) == ["p-a", "p-b"])
+            let bAgreement = due[1].id
+            #expect(try store.dueOutbox(now: Fx.t(10), limit: 1).map(\.id) == [aAgreement])
+
+            // The hook failed for A: back off to t+60. B is delivered.
+            #expect(try store.markAttemptFailed(id: aAgreement, error: "hook exited with 1", nextAttemptAt: Fx.t(60)))
+            #expect(try store.dueOutbox(now: Fx.t(20)).map(\.id) == [bAgreement])
+            #expect(try store.markDelivered(id: bAgreement, at: Fx.t(20)))
+            #expect(try store.markDelivered(id: bAgreement, at: Fx.t(21)) == false)
+            #expect(try store.markAttemptFailed(id: bAgreement, error: "late", nextAttemptAt: Fx.t(99)) == false)
+            #expect(try store.dueOutbox(now: Fx.t(20)).isEmpty)
+            #expect(try store.nextOutboxAttempt() == Fx.t(60))
+
+            // A's activation is due at t+100 but waits behind A's undelivered agreement.
+            let late = try store.dueOutbox(now: Fx.t(200))
+            #expect(late.map(\.id) == [aAgreement])
+            #expect(late.first?.attempts == 1)
+            #expect(late.first?.lastError == "hook exited with 1")
+            #expect(late.first?.nextAttemptAt == Fx.t(60))
+            #expect(try store.markDelivered(id: aAgreement, at: Fx.t(200)))
+            activationID = try #require(try store.dueOutbox(now: Fx.t(200)).first).id
+            #expect(try store.nextOutboxAttempt() == Fx.t(100))
+        }
+        // Never lost across a restart.
+        let store = try ServerOrderStore(path: path)
+        #expect(try store.undeliveredOutboxCount() == 1)
+        #expect(try store.dueOutbox(now: Fx.t(99)).isEmpty)
+        #expect(try store.dueOutbox(now: Fx.t(100)).map(\.id) == [activationID])
+        #expect(try store.markDelivered(id: activationID, at: Fx.t(101)))
+        #expect(try store.nextOutboxAttempt() == nil)
+        let history = try store.outbox(providerOrderID: Fx.poid("p-a"))
+        #expect(history.map(\.kind) == [.agreement, .activation])
+        #expect(history.map(\.deliveredAt) == [Fx.t(200), Fx.t(101)])
+        #expect(history.map(\.attempts) == [2, 1])
+        #expect(history.first?.lastError == nil)
+    }
+
+    // MARK: Admin requests
+
+    @Test("admin requests: enqueue, pending, processed")
+    func adminRequests() throws {
+        let store = try ServerOrderStore.inMemory()
+        let (m, a) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: a))
+        let approve = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: Fx.t(1))
+        let reject = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .reject(.outOfResources, diagnostic: nil), at: Fx.t(2))
+        #expect(try store.pendingAdminRequests().map(\.id) == [approve, reject])
+        #expect(try store.pendingAdminRequests(limit: 1).map(\.action) == [.approve])
+        #expect(try store.markAdminRequestProcessed(id: approve, at: Fx.t(3), outcome: "offer sent"))
+        #expect(try store.pendingAdminRequests().map(\.id) == [reject])
+        let done = try #require(try store.adminRequest(id: approve))
+        #expect(done.processedAt == Fx.t(3))
+        #expect(done.createdAt == Fx.t(1))
+        #expect(try store.adminRequest(id: reject)?.action == .reject(.outOfResources, diagnostic: nil))
+        #expect(try store.adminRequest(id: 999) == nil)
+        #expect(try store.adminRequests(providerOrderID: m.providerOrderID).count == 2)
+    }
+
+    // MARK: Indexes and volume
+
+    @Test("every hot-path query is answered through an index, never a full scan")
+    func hotPathsUseIndexes() throws {
+        let store = try ServerOrderStore.inMemory()
+        typealias S = ServerOrderStore.SQL
+        let cases: [(String, String, Int)] = [
+            ("order by provider order id", S.orderByProviderID, 1),
+            ("order by client and customer order id", S.orderByClientAndCustomerID, 2),
+            ("open orders", S.openOrders, 0),
+            ("open order count", S.openOrderCount, 1),
+            ("customer order id exists", S.customerOrderIDExists, 2),
+            ("provider order id exists", S.providerOrderIDExists, 1),
+            ("order head in commit", S.orderHead, 1),
+            ("other open order in commit", S.otherOpenOrder, 3),
+            ("audit of an order", S.auditOfOrder, 1),
+            ("reservations of an order", S.reservationsOfOrder, 1),
+            ("reserved on a resource", S.reservedOnResource, 2),
+            ("reserved on a resource by kind", S.reservedOnResourceOfKind, 3),
+            ("due outbox", S.dueOutbox, 2),
+            ("next outbox attempt", S.nextOutboxAttempt, 0),
+            ("pending admin requests", S.pendingAdminRequests, 1),
+        ]
+        for (name, sql, argumentCount) in cases {
+            let plan = try store.queryPlan(sql, Array(repeating: "x", count: argumentCount))
+            #expect(usesIndexesOnly(plan), "\(name): \(plan)")
+        }
+    }
+
+    @Test("10,000 orders: insert, then look up by both keys")
+    func tenThousandOrders() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
+        var batch: [OrderChange] = []
+        for i in 0..<10_000 {
+            let (m, a) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)", seed: UInt64(i))
+            batch.append(OrderChange(
+                machine: m, clientIdentity: "CN=client-\(i % 50)", at: Fx.t(Int64(i)), actions: a,
+                reservations: [Reservation("link-\(i % 20)", .outgoing, 1, .offered)]))
+            if batch.count == 500 {
+                try store.commit(batch)
+                batch.removeAll()
+            }
+        }
+        #expect(try store.orderCount() == 10_000)
+        for i in stride(from: 0, to: 10_000, by: 97) {
+            let byID = try #require(try store.order(providerOrderID: Fx.poid("p-\(i)")))
+            #expect(byID.customerOrderID.rawValue == "c-\(i)")
+            let byClient = try #require(try store.order(clientIdentity: "CN=client-\(i % 50)", customerOrderID: Fx.coid("c-\(i)")))
+            #expect(byClient.providerOrderID == byID.providerOrderID)
+            #expect(try store.customerOrderIDExists(clientIdentity: "CN=client-\(i % 50)", "c-\(i)"))
+            #expect(try store.audit(providerOrderID: byID.providerOrderID).count == 1)
+        }
+        #expect(try store.openOrderCount(clientIdentity: "CN=client-7") == 200)
+        #expect(try store.reservedTotal(for: ResourceKey("link-3", .outgoing)) == 500)
+        #expect(try store.reservedTotals().count == 20)
+        let page = try store.orders(limit: 50, offset: 100)
+        #expect(page.count == 50)
+        #expect(page.first?.providerOrderID.rawValue == "p-9899")
+        #expect(try store.openOrders().count == 10_000)
+    }
+}
+
+/// True when the plan reads tables through indexes only (`SEARCH … USING …`, `SCAN … USING INDEX`).
+func usesIndexesOnly(_ plan: [String]) -> Bool {
+    guard plan.contains(where: { $0.contains("INDEX") || $0.contains("PRIMARY KEY") }) else { return false }
+    return !plan.contains { line in
+        let l = line.trimmingCharacters(in: .whitespaces)
+        return l.hasPrefix("SCAN ") && !l.contains("USING") && l != "SCAN CONSTANT ROW"
+    }
+}

@@ -1,0 +1,215 @@
+// Fixtures for the storage tests: temporary directories, a deterministic RNG, CPDs, and an in-memory
+// client/server dialogue that drives real state machines of the protocol core into each RFC state.
+@testable import CPNPCore
+import CPNPStorage
+import Foundation
+
+/// A fresh directory under the system's temporary directory; call `remove()` when done.
+struct TempDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-storage-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A deterministic generator (tests only; engines use a CSPRNG).
+struct TestRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum Fx {
+    static let clientEndpoint = CPNPEndpoint(host: "192.0.2.10", port: 40_001)
+    static let serverEndpoint = CPNPEndpoint(host: "198.51.100.1", port: 8921)
+    static let clientSession = CPNPSession(local: clientEndpoint, remote: serverEndpoint)
+    static let serverSession = CPNPSession(local: serverEndpoint, remote: clientEndpoint)
+    static let identity = "CN=acme-ops,O=ACME"
+    static let otherIdentity = "CN=globex,O=Globex"
+
+    /// 2026-11-21T10:00:00Z.
+    static let t0 = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
+    static func t(_ seconds: Int64) -> CPNPTimestamp { t0.adding(.seconds(seconds)) }
+
+    static func cpd(_ text: String) -> CPD {
+        let json = try! JSONParser.parse(Array(text.utf8))
+        return try! CPD(json: json, at: .root)
+    }
+
+    static func node(_ id: String, bandwidth: String) -> String {
+        """
+        {"profiles":[{"customer-nodes":[{"identifier":"\(id)","link-identifiers":[],"localization":{"site-id":"S-\(id)"}}],
+        "scope":[{"customer-node":"\(id)","direction":"outgoing","reachability":"global"}],
+        "capacity":[{"customer-node":"\(id)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
+        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}
+        """
+    }
+
+    static let requested = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: #"{"min":80,"max":100}"#) + "]}")
+    static let offered = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: "90") + "]}")
+
+    static func coid(_ s: String) -> CustomerOrderID { CustomerOrderID(s)! }
+    static func poid(_ s: String) -> ProviderOrderID { ProviderOrderID(s)! }
+
+    static func decimal(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
+
+    /// A server order freshly created from a QUOTATION (PQOReceived), without a client machine.
+    static func quotedServerOrder(coid: String, poid: String, seed: UInt64 = 7) -> (ServerOrderStateMachine, [ServerOrderStateMachine.Action]) {
+        var rng = TestRNG(seed: seed)
+        let q = QuotationMessage(
+            sequenceNumber: 1_000, transactionID: TransactionID.random(using: &rng), customerOrderID: Fx.coid(coid),
+            expectedResponseTime: Fx.t(600), requestedCPD: requested)
+        return ServerOrderStateMachine.quotationReceived(q, session: serverSession, providerOrderID: Fx.poid(poid), now: t0, using: &rng)
+    }
+
+    static func payload(_ order: ServerOrderStateMachine, _ kind: String) -> JSONValue {
+        .object(JSONObject([
+            ("kind", .string(kind)), ("provider-order-id", .string(order.providerOrderID.rawValue)),
+            ("customer-order-id", .string(order.customerOrderID.rawValue)),
+        ]))
+    }
+}
+
+/// A client machine and a server machine joined in memory, each step one arrow of the RFC's figures.
+/// `serverActions` / `clientActions` hold what the last step returned, for building store changes.
+struct Dialogue {
+    var client: ClientOrderStateMachine
+    var server: ServerOrderStateMachine?
+    let providerOrderID: ProviderOrderID
+    var rng: TestRNG
+    var now = Fx.t0
+    var toServer: [CPNPMessage] = []
+    var toClient: [CPNPMessage] = []
+    var serverActions: [ServerOrderStateMachine.Action] = []
+    var clientActions: [ClientOrderStateMachine.Action] = []
+
+    init(coid: String = "acme-2026-0042", poid: String = "pa-000117", seed: UInt64 = 42) {
+        client = ClientOrderStateMachine(customerOrderID: Fx.coid(coid))
+        providerOrderID = Fx.poid(poid)
+        rng = TestRNG(seed: seed)
+    }
+
+    var serverMachine: ServerOrderStateMachine { server! }
+
+    private mutating func recordServer(_ actions: [ServerOrderStateMachine.Action]) {
+        serverActions = actions
+        for case .send(let m, _) in actions { toClient.append(m) }
+    }
+
+    private mutating func recordClient(_ actions: [ClientOrderStateMachine.Action]) {
+        clientActions = actions
+        for case .send(let m) in actions { toServer.append(m) }
+    }
+
+    mutating func deliverToServer() {
+        let m = toServer.removeFirst()
+        if server == nil, case .quotation(let q) = m {
+            let (sm, actions) = ServerOrderStateMachine.quotationReceived(
+                q, session: Fx.serverSession, providerOrderID: providerOrderID, now: now, using: &rng)
+            server = sm
+            recordServer(actions)
+            return
+        }
+        var sm = server!
+        let actions = sm.messageReceived(m, session: Fx.serverSession, now: now, using: &rng)
+        server = sm
+        recordServer(actions)
+    }
+
+    mutating func deliverToClient() {
+        let m = toClient.removeFirst()
+        recordClient(client.messageReceived(m, session: Fx.clientSession, now: now))
+    }
+
+    mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout TestRNG, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
+        var sm = server!
+        let actions = try body(&sm, &rng, now)
+        server = sm
+        recordServer(actions)
+    }
+
+    mutating func clientDo(_ body: (inout ClientOrderStateMachine, inout TestRNG, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) throws {
+        var c = client
+        let actions = try body(&c, &rng, now)
+        client = c
+        recordClient(actions)
+    }
+
+    /// Client: Created → PQOSent (QUOTATION sent).
+    mutating func clientQuotes() throws {
+        try clientDo { c, r, now throws(OrderCommandError) in
+            try c.quote(requestedCPD: Fx.requested, expectedResponseTime: Fx.t(600), session: Fx.clientSession, now: now, using: &r)
+        }
+    }
+
+    /// Server: (none) → PQOReceived.
+    mutating func serverReceivesQuotation() { deliverToServer() }
+
+    /// Server: PQOReceived → AwaitingProcessing (PROCESSING sent).
+    mutating func serverAcknowledges() throws {
+        try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+    }
+
+    /// Server: AwaitingProcessing → OfferProposed (OFFER sent).
+    mutating func serverOffers() throws {
+        try serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r)
+        }
+    }
+
+    /// Client: OfferReceived → OfferProcessing (PROCESSING sent).
+    mutating func clientProcessesOffer() throws {
+        try clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }
+    }
+
+    /// Client: OfferProcessing → AcceptSent.
+    mutating func clientAccepts() throws {
+        try clientDo { c, _, now throws(OrderCommandError) in try c.accept(now: now) }
+    }
+
+    /// Client: OfferProcessing → Cancelled (DECLINE sent).
+    mutating func clientDeclines() throws {
+        try clientDo { c, _, now throws(OrderCommandError) in try c.decline(reasons: [.conflictWithAnotherOffer], now: now) }
+    }
+
+    /// Server: AcceptReceived → Completed (ACK sent).
+    mutating func serverConfirmsAgreement() throws {
+        try serverDo { s, _, now throws(OrderCommandError) in try s.agreementConfirmed(now: now) }
+    }
+
+    /// Client: Completed → Cancelled (WITHDRAW sent).
+    mutating func clientWithdraws() throws {
+        try clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+    }
+
+    /// Server: Completed → Cancelled after a WITHDRAW (ACK with the Empty CPD).
+    mutating func serverConfirmsWithdrawal() throws {
+        try serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
+    }
+
+    /// The store change for the server's last step.
+    func serverChange(
+        identity: String = Fx.identity, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = [],
+        expectedRevision: Int64? = nil
+    ) -> OrderChange {
+        OrderChange(
+            machine: serverMachine, clientIdentity: identity, at: now, actions: serverActions, reservations: reservations,
+            outbox: outbox, expectedRevision: expectedRevision)
+    }
+
+    /// The store change for the client's last step.
+    func clientChange(group: String? = nil) -> ClientOrderChange {
+        ClientOrderChange(machine: client, serverName: "provider.example", group: group, at: now, actions: clientActions)
+    }
+}
