@@ -134,13 +134,21 @@ public struct CertificateAuthority: Sendable {
 }
 
 /// Errors of the dev PKI.
-public enum PKIError: Error, Sendable, Equatable {
+public enum PKIError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An IP SAN that is not an IPv4/IPv6 literal.
     case invalidIPAddress(String)
     /// A client name that is not usable as a DNS SAN.
     case invalidClientName(String)
     /// A file already exists and overwriting was not requested.
     case fileExists(String)
+
+    public var description: String {
+        switch self {
+        case .invalidIPAddress(let text): "not an IPv4/IPv6 address: \(text)"
+        case .invalidClientName(let name): "invalid client name '\(name)': use letters, digits, '-' and '.'"
+        case .fileExists(let path): "\(path) already exists (use --force to replace the PKI)"
+        }
+    }
 }
 
 enum IPAddressBytes {
