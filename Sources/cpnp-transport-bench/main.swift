@@ -1,0 +1,1 @@
+print("cpnp-transport-bench: not implemented yet")
