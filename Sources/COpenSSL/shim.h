@@ -33,6 +33,7 @@ static inline int cpnp_SSL_CTX_set1_sigalgs_list(SSL_CTX *ctx, const char *s) { 
 static inline int cpnp_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x) { return (int)SSL_CTX_add1_chain_cert(ctx, x); }
 static inline long cpnp_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return (long)SSL_CTX_set_mode(ctx, mode); }
 static inline long cpnp_SSL_MODE_RELEASE_BUFFERS(void) { return SSL_MODE_RELEASE_BUFFERS; }
+static inline long cpnp_SSL_CTX_disable_session_cache(SSL_CTX *ctx) { return (long)SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
 static inline void cpnp_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int m) { (void)SSL_CTX_set_read_ahead(ctx, m); }
 
 /* ---- per-SSL macros ---- */

@@ -229,6 +229,9 @@ public final class DTLSAssociation {
         return String(cString: name)
     }
 
+    /// OpenSSL's handshake state, e.g. `SSLv3/TLS write server done`, for diagnostics.
+    public var handshakeState: String { String(cString: SSL_state_string_long(ssl)) }
+
     /// The negotiated protocol version, e.g. `DTLSv1.2`.
     public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
 

@@ -51,6 +51,8 @@ public final class DTLSContext: @unchecked Sendable {
             | cpnp_SSL_OP_NO_RENEGOTIATION() | cpnp_SSL_OP_CIPHER_SERVER_PREFERENCE()
         _ = SSL_CTX_set_options(ctx, options)
         cpnp_SSL_CTX_set_read_ahead(ctx, 1)
+        // No resumption (CPNP keeps no permanent session, §8.1): no cache to grow or scan.
+        _ = cpnp_SSL_CTX_disable_session_cache(ctx)
 
         // Own identity.
         if let credentials = configuration.credentials {

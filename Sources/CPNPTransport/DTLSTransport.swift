@@ -89,8 +89,10 @@ public final class DTLSTransport: CPNPTransport {
         let (inbound, inboundContinuation) = AsyncStream.makeStream(of: CPNPInboundMessage.self, bufferingPolicy: .bufferingOldest(16_384))
         let (failures, failureContinuation) = AsyncStream.makeStream(of: CPNPTransportError.self, bufferingPolicy: .bufferingNewest(1024))
         let stats = DTLSStatsBox()
+        // SO_REUSEADDR only for a fixed server port: on an ephemeral client port it lets Linux
+        // hand the same port to two sockets, and one of them never receives its replies.
         let channel = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.so_reuseaddr), value: role == .server && port != 0 ? 1 : 0)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferSize))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { channel in
@@ -257,6 +259,27 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         }
         let datagram = Array(buffer.readableBytesView)
         if let entry = entries[remote] {
+            // RFC 6347 §4.2.8: a ClientHello (epoch 0) on an established association means the
+            // client restarted (or a new client reuses the port). Answer statelessly; only a
+            // valid cookie replaces the old association, so a forged hello cannot tear it down.
+            if let listener, entry.association.state == .established, Self.isClientHello(datagram) {
+                switch listener.receive(datagram: datagram, peerAddress: Self.addressBytes(remote)) {
+                case .reply(let datagrams):
+                    stats.update { $0.helloVerifyRequests += 1 }
+                    for datagram in datagrams { write(datagram, to: remote, context: context) }
+                    return
+                case .accepted(let association, let output):
+                    logger.debug("DTLS client restarted, new association replaces the old one", metadata: ["peer": "\(remote)"])
+                    remove(remote, entry: entry)
+                    let fresh = Entry(association: association, peer: CPNPPeer(address: remote), now: .now(), handshakeTimeout: configuration.handshakeTimeout)
+                    entries[remote] = fresh
+                    publishCount()
+                    handle(output, entry: fresh, address: remote, context: context)
+                    return
+                case .drop:
+                    break
+                }
+            }
             entry.lastActivity = .now()
             let output = entry.association.receive(datagram: datagram)
             handle(output, entry: entry, address: remote, context: context)
@@ -425,7 +448,9 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         for (address, entry) in entries {
             switch entry.association.state {
             case .handshaking where now > entry.handshakeDeadline:
-                let error = DTLSError(.handshakeTimeout, detail: "no handshake within \(configuration.handshakeTimeout)")
+                let error = DTLSError(
+                    .handshakeTimeout,
+                    detail: "no handshake within \(configuration.handshakeTimeout), stuck in '\(entry.association.handshakeState)', timer \(entry.association.timeout.map { "\($0)" } ?? "none")")
                 entry.association.abandon(error)
                 fail(entry: entry, address: address, error: CPNPTransportError(error, peer: address))
             case _ where now - entry.lastActivity > idle:
@@ -448,6 +473,12 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
     private func write(_ datagram: [UInt8], to address: SocketAddress, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
         let buffer = context.channel.allocator.buffer(bytes: datagram)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: promise)
+    }
+
+    /// A DTLS handshake record in epoch 0 carrying a ClientHello (RFC 6347 §4.1, §4.2.2).
+    static func isClientHello(_ datagram: [UInt8]) -> Bool {
+        datagram.count > DTLSRecords.headerLength && datagram[0] == 22 && datagram[3] == 0 && datagram[4] == 0
+            && datagram[DTLSRecords.headerLength] == 1
     }
 
     /// Stable bytes of an IP address and port, the input of the cookie HMAC.

@@ -232,3 +232,56 @@ func failureDetail(_ association: DTLSAssociation?) -> String {
     if case .failed(let error) = association?.state { return error.detail }
     return ""
 }
+
+@Suite("DTLS retransmission races")
+struct DTLSRetransmissionRaceTests {
+    /// The client's ClientHello is retransmitted before the HelloVerifyRequest arrives, so the
+    /// server answers twice and the client sees two HelloVerifyRequests (seen under load).
+    @Test func retransmittedClientHelloBeforeHelloVerifyRequest() async throws {
+        let h = try Harness()
+        let first = h.toServer
+        try await Task.sleep(for: .milliseconds(270))
+        h.record(h.client.handleTimeout(), server: false)  // CH retransmitted
+        let retransmitted = h.toServer
+        h.toServer = []
+        #expect(retransmitted.count > first.count)
+        for datagram in retransmitted { h.serverReceive(datagram) }  // two HVRs
+        #expect(h.helloVerifyRequests == 2)
+        h.pump()
+        #expect(h.established, "client \(h.client.state), server \(String(describing: h.server?.state))")
+    }
+
+    /// The ClientHello with cookie is retransmitted while the server is slow, and the copies
+    /// arrive after the association exists.
+    @Test func retransmittedCookieHelloAfterAssociation() async throws {
+        let h = try Harness()
+        h.pump(rounds: 1)  // CH -> HVR -> client sends CH+cookie (queued toServer)
+        let cookieHello = h.toServer
+        try await Task.sleep(for: .milliseconds(270))
+        h.record(h.client.handleTimeout(), server: false)
+        h.pump()
+        for datagram in cookieHello { h.serverReceive(datagram) }
+        h.pump()
+        #expect(h.established, "client \(h.client.state), server \(String(describing: h.server?.state))")
+    }
+
+    /// Server flight lost twice, client flight lost once: timers on both sides recover.
+    @Test func repeatedLossRecoversThroughTimers() async throws {
+        let h = try Harness()
+        var dropsLeft = 3
+        for _ in 0..<12 where !h.established {
+            h.pump { toServer, _, batch in
+                if h.server != nil && dropsLeft > 0 && !batch.isEmpty {
+                    dropsLeft -= 1
+                    return []
+                }
+                return batch
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            h.record(h.client.handleTimeout(), server: false)
+            if let server = h.server { h.record(server.handleTimeout(), server: true) }
+        }
+        h.pump()
+        #expect(h.established, "client \(h.client.state), server \(String(describing: h.server?.state))")
+    }
+}
