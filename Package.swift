@@ -80,3 +80,89 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// MARK: - Secure transport (issue 3): COpenSSL, CPNPDTLS, CPNPPKI, CPNPTransport
+// Appended as a separate block so that it merges without touching the entries above.
+
+package.dependencies += [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+    .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+    .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
+    .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+]
+
+package.products += [
+    .library(name: "CPNPDTLS", targets: ["CPNPDTLS"]),
+    .library(name: "CPNPPKI", targets: ["CPNPPKI"]),
+    .library(name: "CPNPTransport", targets: ["CPNPTransport"]),
+    .executable(name: "cpnp-transport-bench", targets: ["cpnp-transport-bench"]),
+]
+
+package.targets += [
+    // Debian's OpenSSL 3 (DTLS 1.2), plus a static-inline shim for the macros Swift cannot import.
+    .systemLibrary(
+        name: "COpenSSL",
+        pkgConfig: "openssl",
+        providers: [.apt(["libssl-dev"])]
+    ),
+    // Sans-IO DTLS 1.2 association over memory BIOs (no sockets, no NIO).
+    .target(name: "CPNPDTLS", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+    // Development PKI (P-256 CA, server and client certificates) in pure Swift.
+    .target(
+        name: "CPNPPKI",
+        dependencies: [
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    // SwiftNIO transports: DTLS/UDP (default), TLS/TCP, plain UDP.
+    .target(
+        name: "CPNPTransport",
+        dependencies: [
+            "CPNPDTLS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+        name: "cpnp-transport-bench",
+        dependencies: [
+            "CPNPTransport", "CPNPPKI", "CPNPDTLS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "CPNPDTLSTests",
+        dependencies: ["CPNPDTLS", "CPNPPKI"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "CPNPTransportTests",
+        dependencies: [
+            "CPNPTransport", "CPNPDTLS", "CPNPPKI",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// `cpnpd pki …` subcommands (Sources/cpnpd/PKICommand.swift) need the dev PKI.
+if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
+    cpnpd.dependencies.append("CPNPPKI")
+}

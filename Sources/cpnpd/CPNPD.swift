@@ -6,7 +6,7 @@ struct CPNPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cpnpd",
         abstract: "CPNP (RFC 8921) provider server.",
-        subcommands: []
+        subcommands: [PKICommand.self]
     )
 
     func run() async throws {

@@ -1,0 +1,124 @@
+import CPNPPKI
+import CPNPTransport
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Certificates for the loopback tests (dev PKI, in memory).
+struct Certs: Sendable {
+    let caPEM: String
+    let otherCAPEM: String
+    let server: (String, String)
+    let serverWrongName: (String, String)
+    let serverExpired: (String, String)
+    let client: (String, String)
+    let clientOtherCA: (String, String)
+    let clientExpired: (String, String)
+
+    static let shared: Certs = try! Certs()
+
+    init() throws {
+        let ca = try CertificateAuthority.generate()
+        let other = try CertificateAuthority.generate(commonName: "Some Other CA")
+        func pair(_ c: IssuedCertificate) throws -> (String, String) { (try c.certificatePEM, c.privateKeyPEM) }
+        caPEM = try ca.issued.certificatePEM
+        otherCAPEM = try other.issued.certificatePEM
+        server = try pair(ca.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
+        serverWrongName = try pair(ca.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
+        serverExpired = try pair(ca.issue(
+            commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server,
+            notBefore: Date().addingTimeInterval(-30 * 86400), notAfter: Date().addingTimeInterval(-86400)))
+        client = try pair(ca.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
+        clientOtherCA = try pair(other.issue(commonName: "intruder", dnsNames: ["intruder"], usage: .client))
+        clientExpired = try pair(ca.issue(
+            commonName: "customer-old", dnsNames: ["customer-old"], usage: .client,
+            notBefore: Date().addingTimeInterval(-30 * 86400), notAfter: Date().addingTimeInterval(-86400)))
+    }
+
+    func security(_ pair: (String, String)?, trust: String? = nil) -> CPNPSecurityConfiguration {
+        CPNPSecurityConfiguration(certificateChainPEM: pair?.0, privateKeyPEM: pair?.1, trustRootsPEM: trust ?? caPEM)
+    }
+}
+
+struct TimeoutError: Error, CustomStringConvertible {
+    var description: String { "test deadline exceeded" }
+}
+
+/// Runs `body` with a hard deadline so that no test can hang. Unlike a task group, this does
+/// not wait for a body that ignores cancellation: the caller gets `TimeoutError` on time.
+func withDeadline<T: Sendable>(_ seconds: Double = 10, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let once = ResumeOnce<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        once.install(continuation)
+        let work = Task {
+            do { once.resume(.success(try await body())) } catch { once.resume(.failure(error)) }
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            if once.resume(.failure(TimeoutError())) { work.cancel() }
+        }
+    }
+}
+
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = NIOLockedValueBox<(CheckedContinuation<T, any Error>?, Result<T, any Error>?)>((nil, nil))
+
+    func install(_ continuation: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLockedValue { state in
+            if let result = state.1 { state.1 = nil; return result }
+            state.0 = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// Resumes the waiter once; returns whether this call did it.
+    @discardableResult
+    func resume(_ result: Result<T, any Error>) -> Bool {
+        let continuation: CheckedContinuation<T, any Error>?? = state.withLockedValue { state in
+            if let continuation = state.0 {
+                state.0 = nil
+                state.1 = nil
+                return .some(continuation)
+            }
+            return .none
+        }
+        if let continuation = continuation ?? nil {
+            continuation.resume(with: result)
+            return true
+        }
+        return false
+    }
+}
+
+/// The next element of a stream, or a timeout.
+func next<E: Sendable>(_ stream: AsyncStream<E>, within seconds: Double = 10) async throws -> E {
+    try await withDeadline(seconds) {
+        var iterator = stream.makeAsyncIterator()
+        guard let element = await iterator.next() else { throw TimeoutError() }
+        return element
+    }
+}
+
+/// A log handler that keeps the lines, to check that failures are logged once and clearly.
+struct CapturingLogHandler: LogHandler {
+    let lines: NIOLockedValueBox<[(Logger.Level, String)]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.withLockedValue { $0.append((event.level, "\(event.message)")) }
+    }
+}
+
+func capturingLogger() -> (Logger, NIOLockedValueBox<[(Logger.Level, String)]>) {
+    let lines = NIOLockedValueBox<[(Logger.Level, String)]>([])
+    let logger = Logger(label: "test") { _ in CapturingLogHandler(lines: lines) }
+    return (logger, lines)
+}
