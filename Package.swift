@@ -23,7 +23,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // Pure protocol core: messages, codec, CPD model, order state machines. No I/O.
@@ -51,8 +52,11 @@ let package = Package(
         .executableTarget(
             name: "cpnpd",
             dependencies: [
-                "CPNPCore",
+                "CPNPCore", "CPNPServer", "CPNPPolicy", "CPNPStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -90,7 +94,6 @@ package.dependencies += [
     .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
     .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
-    .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
 ]
 
 package.products += [
@@ -164,5 +167,5 @@ package.targets += [
 
 // `cpnpd pki …` subcommands (Sources/cpnpd/PKICommand.swift) need the dev PKI.
 if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
-    cpnpd.dependencies.append("CPNPPKI")
+    cpnpd.dependencies += ["CPNPPKI", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")]
 }

@@ -1,4 +1,4 @@
-public import CPNPCore
+import CPNPCore
 public import CPNPPolicy
 public import CPNPStorage
 public import Logging

@@ -1,0 +1,116 @@
+import ArgumentParser
+import CPNPCore
+import CPNPPolicy
+import CPNPStorage
+import Foundation
+
+/// `cpnpd admin …`: operator commands on the order store (RFC 8921 §8.2 administrative validation,
+/// §12.1 logging). They talk to a running daemon through its database.
+struct AdminCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin", abstract: "List, show, approve and reject orders.",
+        subcommands: [Orders.self, Show.self, Approve.self, Reject.self])
+
+    struct StoreOptions: ParsableArguments {
+        @Option(name: .long, help: "The daemon's SQLite database (default: from --config, else ./.cpnp/cpnpd.sqlite).")
+        var database: String?
+        @Option(name: .long, help: "The daemon's configuration file.")
+        var config: String?
+
+        func open() throws -> ServerOrderStore {
+            let path = try database ?? loadConfiguration(config).database.path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no database at \(path): is cpnpd running from this directory? (use --database)")
+            }
+            return try ServerOrderStore(path: path)
+        }
+    }
+
+    struct Orders: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List orders, newest first.")
+        @OptionGroup var options: StoreOptions
+        @Option(help: "Only orders in this state (e.g. AwaitingProcessing, Completed).") var state: String?
+        @Option(help: "At most this many.") var limit = 50
+
+        func run() throws {
+            let store = try options.open()
+            let filter = try state.map { s in
+                guard let st = ServerOrderStateMachine.State(rawValue: s) else { throw ValidationError("unknown state \(s)") }
+                return st
+            }
+            let rows = try store.orders(limit: limit, state: filter)
+            print("PROVIDER-ORDER                 CUSTOMER-ORDER            CLIENT      STATE               UPDATED")
+            for o in rows {
+                print("\(pad(o.providerOrderID.rawValue, 30)) \(pad(o.customerOrderID.rawValue, 25)) \(pad(o.clientIdentity, 11)) \(pad(o.state.rawValue, 19)) \(o.updatedAt.rfc3339)")
+            }
+            if rows.isEmpty { print("(no orders)") }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an order with its audit trail.")
+        @OptionGroup var options: StoreOptions
+        @Argument(help: "The provider order id.") var order: String
+
+        func run() throws {
+            let store = try options.open()
+            guard let poid = ProviderOrderID(order), let o = try store.order(providerOrderID: poid) else { throw ValidationError("no order \(order)") }
+            print("order \(o.providerOrderID) (customer order \(o.customerOrderID), client \(o.clientIdentity) at \(o.clientAddress))")
+            print("state: \(o.state.rawValue)\(o.isOpen ? "" : " (closed)")")
+            if let ag = o.machine.agreement {
+                print("agreement: activation \(ag.activationType.rawValue), \(ag.activation), purpose \(ag.purpose.rawValue)")
+                if let cost = ag.informationElements?.cost { print("price: \(cost)") }
+            }
+            for r in try store.reservations(providerOrderID: poid) { print("reservation: \(r.resource) \(r.amount) Mbps (\(r.kind.rawValue))") }
+            print("audit trail:")
+            for e in try store.audit(providerOrderID: poid) {
+                print("  \(e.at.rfc3339)  \(pad(e.from.rawValue, 19)) → \(pad(e.to.rawValue, 19)) \(e.event)  [\(e.clientIdentity) \(e.clientAddress)]")
+            }
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve an order held for administrative validation; the daemon makes its offer.")
+        @OptionGroup var options: StoreOptions
+        @Argument(help: "The provider order id.") var order: String
+
+        func run() async throws { try await request(options, order, .approve) }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reject an order held for administrative validation with FAIL CODE.")
+        @OptionGroup var options: StoreOptions
+        @Argument(help: "The provider order id.") var order: String
+        @Option(help: "FAIL status code (RFC 8921 Table 4), default 4 Administratively Prohibited.") var code = 4
+        @Option(help: "Diagnostic sent with the FAIL.") var diagnostic: String?
+
+        func run() async throws {
+            guard let status = FailStatusCode(rawValue: code) else { throw ValidationError("--code must be 1…8") }
+            try await request(options, order, .reject(status, diagnostic: diagnostic))
+        }
+    }
+}
+
+/// Writes an operator request and waits (up to 10 s) for the daemon to apply it.
+private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ action: AdminAction) async throws {
+    let store = try options.open()
+    guard let poid = ProviderOrderID(order), try store.order(providerOrderID: poid) != nil else { throw ValidationError("no order \(order)") }
+    let id = try store.enqueueAdminRequest(providerOrderID: poid, action: action, requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemClock.now())
+    for _ in 0..<100 {
+        if let r = try store.adminRequest(id: id), r.processedAt != nil {
+            print("\(order): \(r.outcome ?? "done")")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    print("\(order): request queued (id \(id)); the daemon has not applied it yet — is cpnpd running?")
+    throw ExitCode(3)
+}
+
+private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+enum SystemClock {
+    static func now() -> CPNPTimestamp {
+        CPNPTimestamp(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)))
+    }
+}

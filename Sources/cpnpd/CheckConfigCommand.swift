@@ -1,0 +1,16 @@
+import ArgumentParser
+import CPNPPolicy
+
+/// `cpnpd check-config FILE`: validates a configuration and names every error with its path.
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a configuration file; list every error with its path.")
+
+    @Argument(help: "The YAML configuration file.")
+    var file: String
+
+    func run() throws {
+        let c = try loadConfiguration(file)
+        print("\(file): OK — \(c.policy.networkPresence.count) PEs, \(c.policy.links.count) links, \(c.customers.count) customer profiles, "
+            + "\(c.listen.transport.rawValue) on \(c.listen.host):\(c.listen.port), database \(c.database.path)")
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import CPNPCore
+import CPNPPKI
+import CPNPPolicy
+import CPNPServer
+import CPNPStorage
+import CPNPTransport
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `cpnpd run`: the daemon (RFC 8921 §8.2, §11.2).
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the CPNP server (the default).")
+
+    @Option(name: .long, help: "YAML configuration file (default: the embedded demo policy).")
+    var config: String?
+
+    @Option(name: .long, help: "Override the listen address, host:port (e.g. 127.0.0.1:0 for an ephemeral port).")
+    var listen: String?
+
+    @Option(name: .long, help: "Override the transport: dtls, tls or plain-udp.")
+    var transport: String?
+
+    @Option(name: .long, help: "Override the SQLite database path.")
+    var database: String?
+
+    @Option(name: .long, help: "Override the PKI directory.")
+    var pki: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "cpnpd")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var configuration = try loadConfiguration(config)
+        if let listen {
+            guard let i = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: i)...]) else {
+                throw ValidationError("--listen must be host:port")
+            }
+            configuration.listen.host = String(listen[..<i]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            configuration.listen.port = port
+        }
+        if let transport {
+            guard let kind = CPNPPolicy.TransportKind(rawValue: transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
+            configuration.listen.transport = kind
+        }
+        if let database { configuration.database.path = database }
+        if let pki { configuration.pki.directory = pki }
+
+        try ensureDevelopmentPKI(configuration.pki, logger: logger)
+        try FileManager.default.createDirectory(
+            atPath: (configuration.database.path as NSString).deletingLastPathComponent.isEmpty ? "." : (configuration.database.path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
+        let store = try ServerOrderStore(path: configuration.database.path)
+        let transport = try await startTransport(configuration, logger: logger)
+        let sink = TransportSink(transport: transport, logger: logger)
+        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger)
+        let recovered = try await engine.recover()
+        let service = DaemonService(
+            engine: engine, transport: transport,
+            provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger), logger: logger)
+        let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        logger.notice("cpnpd ready", metadata: [
+            "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
+            "database": "\(configuration.database.path)", "pki": "\(configuration.pki.directory)",
+            "config": "\(config ?? "embedded demo policy")", "recovered-orders": "\(recovered)",
+        ])
+        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        logger.notice("cpnpd stopped")
+    }
+
+    private func startTransport(_ c: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {
+        let port = Int(c.listen.port)
+        switch c.listen.transport {
+        case .plainUDP:
+            return try await PlainUDPTransport.bind(host: c.listen.host, port: port, receiveBufferSize: c.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
+        case .dtls:
+            var d = DTLSTransportConfiguration(security: try security(c.pki))
+            d.maximumAssociations = c.limits.maxAssociations
+            d.idleTimeout = c.limits.associationIdleTimeout
+            if let rcv = c.listen.receiveBufferBytes { d.receiveBufferSize = rcv }
+            return try await DTLSTransport.server(host: c.listen.host, port: port, configuration: d, logger: logger)
+        case .tls:
+            return try await TLSTransport.server(host: c.listen.host, port: port, configuration: TLSTransportConfiguration(security: try security(c.pki)), logger: logger)
+        }
+    }
+
+    private func security(_ pki: PKIConfiguration) throws -> CPNPSecurityConfiguration {
+        try CPNPSecurityConfiguration(certificateFile: pki.certificatePath, keyFile: pki.keyPath, trustRootsFile: pki.caPath)
+    }
+}
+
+/// Loads a configuration file, or the embedded demo; prints every error with its path.
+func loadConfiguration(_ path: String?) throws -> ServerConfiguration {
+    guard let path else { return .demo }
+    switch ConfigurationLoader.load(contentsOfFile: path) {
+    case .success(let c): return c
+    case .failure(let errors):
+        for e in errors.errors { printError("\(path): \(e.descriptionWithLine)") }
+        throw ExitCode(1)
+    }
+}
+
+/// Makes the development PKI on first run when the configured files are missing (issue 3, issue 4).
+func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
+    let fm = FileManager.default
+    guard !fm.fileExists(atPath: pki.certificatePath) else { return }
+    guard !fm.fileExists(atPath: pki.caPath) else {
+        throw ValidationError("\(pki.caPath) exists but \(pki.certificatePath) does not: fix the PKI directory or remove it")
+    }
+    try DevPKI.initialize(directory: pki.directory)
+    var clients: [String] = []
+    for name in ["acme", "globex"] {
+        let p = try DevPKI.issueClient(name: name, directory: pki.directory)
+        clients.append(p.certificate)
+    }
+    logger.notice("created a development PKI (not for production)", metadata: [
+        "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
+        "client-certificates": "\(clients.joined(separator: ", "))",
+    ])
+}
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// The transport as the engine's sink.
+struct TransportSink: ServerMessageSink {
+    let transport: any CPNPTransport
+    let logger: Logger
+
+    func send(_ bytes: [UInt8], on session: CPNPSession) async {
+        do {
+            let address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
+            try await transport.send(bytes, to: CPNPPeer(address: address))
+        } catch {
+            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
+        }
+    }
+}
+
+/// The daemon's loops: inbound messages, operator requests, provisioning hand-off, transport failures.
+struct DaemonService: Service {
+    let engine: ServerEngine
+    let transport: any CPNPTransport
+    let provisioning: ProvisioningWorker
+    let logger: Logger
+
+    func run() async throws {
+        let transport = self.transport
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // Ends when the transport is closed (graceful shutdown).
+                    for await m in transport.inbound {
+                        await engine.receive(Self.datagram(m, maximumSize: transport.maximumMessageSize))
+                    }
+                }
+                group.addTask {
+                    for await failure in transport.failures {
+                        logger.debug("transport failure", metadata: ["error": "\(failure)"])
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        await engine.processAdminRequests()
+                        try? await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+                group.addTask { await provisioning.run() }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            logger.notice("shutting down")
+            Task { await transport.close() }
+        }
+    }
+
+    static func datagram(_ m: CPNPInboundMessage, maximumSize: Int) -> InboundDatagram {
+        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint {
+            CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0))
+        }
+        let identity = m.identity.map { id in
+            ClientIdentity(names: ([id.commonName].compactMap { $0 } + id.dnsNames), subject: id.subject)
+        }
+        return InboundDatagram(
+            bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
+            identity: identity, maximumSize: maximumSize)
+    }
+}
