@@ -104,7 +104,6 @@ func benchOurs() async throws -> (handshakes: Double, roundTrips: Double) {
     }
     defer { echo.cancel() }
     let peer = CPNPPeer(address: server.localAddress!, serverName: "localhost")
-    let trace = ProcessInfo.processInfo.environment["CPNP_BENCH_TRACE"] != nil
     let tracer = Task {
         while trace && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
@@ -148,7 +147,7 @@ final class OpenSSLServer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
             "s_server", "-dtls1_2", "-accept", "127.0.0.1:\(port)", "-cert", "\(directory)/server.pem",
-            "-key", "\(directory)/server-key.pem", "-CAfile", "\(directory)/ca.pem", "-Verify", "1", "-verify_return_error", "-quiet",
+            "-key", "\(directory)/server-key.pem", "-CAfile", "\(directory)/ca.pem", "-Verify", "1", "-verify_return_error",
         ]
         process.standardInput = input
         process.standardOutput = output
@@ -183,6 +182,8 @@ func freeUDPPort() async throws -> Int {
     return port
 }
 
+let trace = ProcessInfo.processInfo.environment["CPNP_BENCH_TRACE"] != nil
+
 func benchOpenSSL() async throws -> (handshakes: Double, roundTrips: Double) {
     let port = try await freeUDPPort()
     let server = try OpenSSLServer(port: port)
@@ -190,10 +191,12 @@ func benchOpenSSL() async throws -> (handshakes: Double, roundTrips: Double) {
     try await Task.sleep(for: .milliseconds(300))
     let peer = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: port), serverName: "localhost")
     // s_server is single-threaded and serves one client at a time: concurrency 1.
+    if trace { print("  openssl: handshakes") }
     let handshakeRate = try await handshakes(count: options.handshakes, concurrency: 1, to: peer, awaitReply: false)
 
     let client = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: clientConfiguration())
     var iterator = client.inbound.makeAsyncIterator()
+    if trace { print("  openssl: round trips") }
     let request = Array("REQ {\"version\":1,\"method\":1,\"sequence-number\":1}\n".utf8)
     try await client.send(request, to: peer)
     _ = await iterator.next()
