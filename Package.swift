@@ -147,6 +147,12 @@ package.targets += [
         ],
         swiftSettings: swiftSettings
     ),
+    // End to end: a real cpnpd process over real DTLS on loopback.
+    .testTarget(
+        name: "CPNPIntegrationTests",
+        dependencies: ["CPNPCore", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")],
+        swiftSettings: swiftSettings
+    ),
     .testTarget(
         name: "CPNPDTLSTests",
         dependencies: ["CPNPDTLS", "CPNPPKI"],
