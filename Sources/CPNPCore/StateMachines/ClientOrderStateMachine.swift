@@ -372,12 +372,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         case .stale:
             return [.discard(.staleSequenceNumber)]
         case .duplicate:
-            guard var cache = tx.cache, cache.incoming == message, let answer = cache.answer else { return [.discard(.duplicate)] }
-            if let last = cache.lastResend, now < last.adding(configuration.retransmission.cachedAnswerMinimumInterval) {
+            guard let answer = tx.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
                 return [.discard(.duplicate)]
             }
-            cache.lastResend = now
-            tx.cache = cache
             transaction = tx
             return [.send(answer)]
         case .fresh:

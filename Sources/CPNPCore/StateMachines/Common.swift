@@ -104,6 +104,15 @@ public struct CachedExchange: Sendable, Hashable {
         self.incoming = incoming
         self.answer = answer
     }
+
+    /// The cached answer when `message` repeats the cached incoming one and the resend rate limit
+    /// allows it now (RFC 8921 §11.4); records the resend.
+    mutating func answerToResend(for message: CPNPMessage, now: CPNPTimestamp, policy: RetransmissionPolicy) -> CPNPMessage? {
+        guard incoming == message, let answer else { return nil }
+        if let last = lastResend, now < last.adding(policy.cachedAnswerMinimumInterval) { return nil }
+        lastResend = now
+        return answer
+    }
 }
 
 /// Why a received message was silently discarded. Engines log it; nothing is sent.

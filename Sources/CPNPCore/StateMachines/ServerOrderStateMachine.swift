@@ -433,12 +433,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .stale:
             return [.discard(.staleSequenceNumber)]
         case .duplicate:
-            guard var cache = transaction.cache, cache.incoming == message, let answer = cache.answer else { return [.discard(.duplicate)] }
-            if let last = cache.lastResend, now < last.adding(configuration.retransmission.cachedAnswerMinimumInterval) {
+            guard let answer = transaction.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
                 return [.discard(.duplicate)]
             }
-            cache.lastResend = now
-            transaction.cache = cache
             return [.send(answer, to: transaction.session)]
         case .fresh:
             break

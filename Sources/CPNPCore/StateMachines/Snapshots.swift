@@ -13,6 +13,14 @@ enum SnapshotCoding {
     static func int(_ i: some BinaryInteger) -> JSONValue { .number(CPNPDecimal(Int64(i))) }
     static func message(_ m: CPNPMessage?) -> JSONValue { m.map(CPNPCodec.encodeJSON) ?? .null }
 
+    static func retransmission(_ p: RetransmissionPolicy) -> JSONValue {
+        .object(JSONObject([
+            ("initial-interval-ms", int(p.initialInterval.milliseconds)),
+            ("maximum-retries", int(p.maximumRetries)),
+            ("cached-answer-minimum-interval-ms", int(p.cachedAnswerMinimumInterval.milliseconds)),
+        ]))
+    }
+
     static func endpoint(_ e: CPNPEndpoint) -> JSONValue { .object(JSONObject([("host", .string(e.host)), ("port", int(e.port))])) }
     static func session(_ s: CPNPSession) -> JSONValue { .object(JSONObject([("local", endpoint(s.local)), ("remote", endpoint(s.remote))])) }
 
@@ -110,6 +118,14 @@ struct SnapshotReader {
         isNull(key) ? nil : try MessageReader.informationElements(value(key), path.appending(key))
     }
 
+    func retransmission(_ key: String) throws(SnapshotError) -> RetransmissionPolicy {
+        let rt = try sub(key)
+        return RetransmissionPolicy(
+            initialInterval: .milliseconds(try rt.int("initial-interval-ms", 1...86_400_000)),
+            maximumRetries: Int(try rt.int("maximum-retries", 0...100)),
+            cachedAnswerMinimumInterval: .milliseconds(try rt.int("cached-answer-minimum-interval-ms", 0...86_400_000)))
+    }
+
     func endpoint(_ key: String) throws(SnapshotError) -> CPNPEndpoint {
         let r = try sub(key)
         return CPNPEndpoint(host: try r.string("host"), port: UInt16(try r.int("port", 0...65_535)))
@@ -182,15 +198,11 @@ extension ClientOrderStateMachine {
                 ("exhausted", .bool(t.exhausted)), ("activation-schedule", C.schedule(t.activationSchedule)),
             ]))
         }
-        var retry = JSONObject()
-        retry["initial-interval-ms"] = C.int(configuration.retransmission.initialInterval.milliseconds)
-        retry["maximum-retries"] = C.int(configuration.retransmission.maximumRetries)
-        retry["cached-answer-minimum-interval-ms"] = C.int(configuration.retransmission.cachedAnswerMinimumInterval.milliseconds)
         return .object(JSONObject([
             ("kind", .string("client-order")),
             ("customer-order-id", .string(customerOrderID.rawValue)),
             ("configuration", .object(JSONObject([
-                ("retransmission", .object(retry)),
+                ("retransmission", C.retransmission(configuration.retransmission)),
                 ("withdrawal-retry-interval-ms", C.int(configuration.withdrawalRetryInterval.milliseconds)),
                 ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
             ]))),
@@ -251,12 +263,8 @@ extension ClientOrderStateMachine {
     public init(snapshot: JSONValue) throws(SnapshotError) {
         let r = try SnapshotReader(snapshot, at: .root)
         let c = try r.sub("configuration")
-        let rt = try c.sub("retransmission")
         let config = Configuration(
-            retransmission: RetransmissionPolicy(
-                initialInterval: .milliseconds(try rt.int("initial-interval-ms", 1...86_400_000)),
-                maximumRetries: Int(try rt.int("maximum-retries", 0...100)),
-                cachedAnswerMinimumInterval: .milliseconds(try rt.int("cached-answer-minimum-interval-ms", 0...86_400_000))),
+            retransmission: try c.retransmission("retransmission"),
             withdrawalRetryInterval: .milliseconds(try c.int("withdrawal-retry-interval-ms", 0...86_400_000)),
             enforceDeadlines: try c.bool("enforce-deadlines"))
         var m = ClientOrderStateMachine(customerOrderID: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
@@ -313,15 +321,11 @@ extension ServerOrderStateMachine {
             child = c.snapshot
             phaseName = "Child"
         }
-        var retry = JSONObject()
-        retry["initial-interval-ms"] = C.int(configuration.retransmission.initialInterval.milliseconds)
-        retry["maximum-retries"] = C.int(configuration.retransmission.maximumRetries)
-        retry["cached-answer-minimum-interval-ms"] = C.int(configuration.retransmission.cachedAnswerMinimumInterval.milliseconds)
         return .object(JSONObject([
             ("kind", .string("server-order")),
             ("customer-order-id", .string(customerOrderID.rawValue)),
             ("provider-order-id", .string(providerOrderID.rawValue)),
-            ("configuration", .object(JSONObject([("retransmission", .object(retry))]))),
+            ("configuration", .object(JSONObject([("retransmission", C.retransmission(configuration.retransmission))]))),
             ("phase", .string(phaseName)),
             ("child", child),
             ("transaction", .object(JSONObject([
@@ -344,11 +348,7 @@ extension ServerOrderStateMachine {
     /// Restores a machine from ``snapshot``.
     public init(snapshot: JSONValue) throws(SnapshotError) {
         let r = try SnapshotReader(snapshot, at: .root)
-        let rt = try r.sub("configuration").sub("retransmission")
-        let config = Configuration(retransmission: RetransmissionPolicy(
-            initialInterval: .milliseconds(try rt.int("initial-interval-ms", 1...86_400_000)),
-            maximumRetries: Int(try rt.int("maximum-retries", 0...100)),
-            cachedAnswerMinimumInterval: .milliseconds(try rt.int("cached-answer-minimum-interval-ms", 0...86_400_000))))
+        let config = Configuration(retransmission: try r.sub("configuration").retransmission("retransmission"))
         let t = try r.sub("transaction")
         let tx = Transaction(
             id: try t.make("id", "transaction id") { TransactionID($0) }, session: try t.session("session"),
