@@ -126,6 +126,17 @@ public final class DTLSTransport: CPNPTransport {
         try? await channel.close()
     }
 
+    /// Forgets the association with `peer`, so that the next send handshakes again from the same
+    /// socket and the session 4-tuple stays the same (RFC 8921 §8.3). A client calls it when its
+    /// requests go unanswered: a server that restarted has lost the association silently, and
+    /// DTLS gives no signal for that (RFC 6347 §4.2.8 covers only client restarts). No effect on
+    /// a server transport.
+    public func renewSession(with peer: CPNPPeer) async {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(DTLSOutbound(bytes: [], peer: peer, renewSession: true), promise: promise)
+        try? await promise.futureResult.get()
+    }
+
     /// Counters for tests and the benchmark: current associations and the high-water mark.
     public var statistics: DTLSTransportStatistics { stats.value }
 }
@@ -155,6 +166,8 @@ final class DTLSStatsBox: Sendable {
 struct DTLSOutbound {
     var bytes: [UInt8]
     var peer: CPNPPeer
+    /// Forget the association with `peer` first (client only); with no bytes, only that.
+    var renewSession = false
 }
 
 /// Event-loop-confined demultiplexer: one association per remote address (dtls-notes §"Server demux").
@@ -339,6 +352,17 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let outbound = unwrapOutboundIn(data)
         let address = outbound.peer.address
+        if outbound.renewSession {
+            if role == .client, let entry = entries[address] {
+                for p in entry.pending { p.promise?.fail(CPNPTransportError(.closed, peer: address, detail: "session renewed")) }
+                entry.pending = []
+                remove(address, entry: entry)
+            }
+            if outbound.bytes.isEmpty {
+                promise?.succeed()
+                return
+            }
+        }
         if let entry = entries[address] {
             switch entry.association.state {
             case .established:

@@ -42,6 +42,37 @@ struct DaemonEndToEndTests {
         #expect(daemon.terminate() == 0)
     }
 
+    /// kill -9 between OFFER and ACCEPT: after a restart on the same database the order, its timers
+    /// and its reservation come back, and the client's ACCEPT completes the negotiation.
+    @Test(.timeLimit(.minutes(2)))
+    func killedBetweenOfferAndAcceptTheNegotiationCompletesAfterRestart() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let client = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port)
+        defer { Task { await client.transport.close() } }
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("crash-\(UUID().uuidString.prefix(8))")!)
+        var rng = SystemRandomNumberGenerator()
+        try await client.perform(try order.quote(
+            requestedCPD: try loadExample("l3vpn-3-sites.json"), session: client.session, now: TestClient.now(), using: &rng))
+        try await client.run(&order, until: { $0.state == .offerReceived })
+        let poid = try #require(order.providerOrderID)
+        let reservedBefore = try daemon.admin(["show", poid.rawValue]).split(separator: "\n").filter { $0.hasPrefix("reservation:") }
+        #expect(!reservedBefore.isEmpty)
+
+        daemon.kill9()
+        try await daemon.restart()
+
+        try await client.perform(try order.accept(now: TestClient.now()))
+        try await client.run(&order, until: { $0.state == .completed })
+        let show = try daemon.admin(["show", poid.rawValue])
+        #expect(show.contains("state: Completed"))
+        // Exactly the offered amounts, now committed: nothing lost, nothing doubled.
+        let reservedAfter = show.split(separator: "\n").filter { $0.hasPrefix("reservation:") }
+        #expect(reservedAfter.map { $0.replacingOccurrences(of: "(committed)", with: "") }
+            == reservedBefore.map { $0.replacingOccurrences(of: "(offered)", with: "") })
+        #expect(try daemon.admin(["orders"]).split(separator: "\n").filter { $0.contains(poid.rawValue) }.count == 1)
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func anUnknownClientIsRefusedWithFail3() async throws {
         let daemon = try await Daemon.start()
@@ -76,7 +107,7 @@ final class Daemon: @unchecked Sendable {
         return dirs.map { $0.appendingPathComponent("cpnpd") }.first { fm.isExecutableFile(atPath: $0.path) }
     }()
 
-    let process = Process()
+    var process = Process()
     let directory: URL
     let log: URL
     private(set) var port = 0
@@ -93,10 +124,30 @@ final class Daemon: @unchecked Sendable {
     /// Starts cpnpd with its embedded defaults on an ephemeral port and waits for its ready line.
     static func start() async throws -> Daemon {
         let d = try Daemon()
+        try await d.launch(port: 0)
+        return d
+    }
+
+    /// Starts the daemon again in the same directory (same database and PKI) and port.
+    func restart() async throws {
+        process = Process()
+        try await launch(port: port)
+    }
+
+    /// kill -9.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    private func launch(port: Int) async throws {
+        let d = self
+        try? FileManager.default.removeItem(at: d.log)
+        _ = FileManager.default.createFile(atPath: d.log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: d.log)
-        guard let binary else { throw DaemonError(description: "cpnpd binary not found") }
+        guard let binary = Daemon.binary else { throw DaemonError(description: "cpnpd binary not found") }
         d.process.executableURL = binary
-        d.process.arguments = ["--listen", "127.0.0.1:0"]
+        d.process.arguments = ["--listen", "127.0.0.1:\(port)"]
         d.process.currentDirectoryURL = d.directory
         d.process.standardOutput = handle
         d.process.standardError = handle
@@ -109,7 +160,7 @@ final class Daemon: @unchecked Sendable {
                 let port = Int(line[range.upperBound...].prefix { $0.isNumber })
             {
                 d.port = port
-                return d
+                return
             }
             if !d.process.isRunning { break }
             try await Task.sleep(for: .milliseconds(100))
@@ -202,6 +253,8 @@ struct TestClient {
             }
             if batch.isEmpty {
                 if ContinuousClock.now - quietSince > .seconds(1) {
+                    // Unanswered: the server may have restarted and lost the DTLS association.
+                    await transport.renewSession(with: server)
                     try await perform(order.timerFired(.retransmission, now: TestClient.now()))
                     quietSince = ContinuousClock.now
                 }
