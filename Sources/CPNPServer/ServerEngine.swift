@@ -230,8 +230,7 @@ public actor ServerEngine {
         guard let live = orders[poid] else { return }
         let m = live.machine
         guard m.state == .pqoReceived || m.state == .awaitingProcessing else { return }
-        let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
-            ?? configuration.customers.first { $0.identity == live.clientIdentity }
+        let profile = profile(for: live)
         let identityPresent = live.identity != nil || profile != nil
         let decision = decisionEngine.decide(
             request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
@@ -287,8 +286,7 @@ public actor ServerEngine {
         guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
         if approve {
             // Re-run the decision against the current inventory; approval is granted.
-            let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
-                ?? configuration.customers.first { $0.identity == live.clientIdentity }
+            let profile = profile(for: live)
             let decision = decisionEngine.decide(
                 request: live.machine.requestedCPD, informationElements: live.machine.requestedInformationElements, profile: profile,
                 identityPresent: true, inventory: inventory(excluding: poid), now: now,
@@ -324,6 +322,13 @@ public actor ServerEngine {
             _ = try? store.markAdminRequestProcessed(id: r.id, at: clock.now(), outcome: outcome)
             logger.info("administrative request processed", metadata: ["order": "\(r.providerOrderID)", "outcome": "\(outcome)"])
         }
+    }
+
+    /// The customer profile of an order: from the certificate names, or (after a restart, before the
+    /// client spoke again) from the stored identity.
+    private func profile(for live: LiveOrder) -> CustomerProfile? {
+        live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
+            ?? configuration.customers.first { $0.identity == live.clientIdentity }
     }
 
     /// Free capacity: link capacities minus every other order's reservations.
@@ -397,10 +402,10 @@ public actor ServerEngine {
         if actions.contains(where: { if case .armTimer(.offerValidity, _) = $0 { true } else { false } }) { reservationsChanged = true }
         let hasPersist = actions.contains { if case .persist = $0 { true } else { false } }
         if hasPersist || !outbox.isEmpty {
-            let reservations = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : (reservationsChanged ? [] : nil)
+            // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
             let change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now, actions: actions,
-                reservations: ServerOrderStore.isOpen(live.machine) ? reservations : nil,
+                reservations: reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil,
                 capacityLimits: reservationsChanged ? capacityLimits() : [:], outbox: outbox)
             do {
                 try store.commit(change)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPNPCore
 import CPNPPolicy
+import CPNPServer
 import CPNPStorage
 import Foundation
 
@@ -95,7 +96,7 @@ struct AdminCommand: AsyncParsableCommand {
 private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ action: AdminAction) async throws {
     let store = try options.open()
     guard let poid = ProviderOrderID(order), try store.order(providerOrderID: poid) != nil else { throw ValidationError("no order \(order)") }
-    let id = try store.enqueueAdminRequest(providerOrderID: poid, action: action, requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemClock.now())
+    let id = try store.enqueueAdminRequest(providerOrderID: poid, action: action, requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemWallClock().now())
     for _ in 0..<100 {
         if let r = try store.adminRequest(id: id), r.processedAt != nil {
             print("\(order): \(r.outcome ?? "done")")
@@ -108,9 +109,3 @@ private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ ac
 }
 
 private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-
-enum SystemClock {
-    static func now() -> CPNPTimestamp {
-        CPNPTimestamp(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)))
-    }
-}
