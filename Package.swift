@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "CPNPCore", targets: ["CPNPCore"]),
         .library(name: "CPNPStorage", targets: ["CPNPStorage"]),
         .library(name: "CPNPPolicy", targets: ["CPNPPolicy"]),
+        .library(name: "CPNPRuntime", targets: ["CPNPRuntime"]),
         .library(name: "CPNPServer", targets: ["CPNPServer"]),
         .executable(name: "cpnpd", targets: ["cpnpd"]),
         .executable(name: "cpnp", targets: ["cpnp"]),
@@ -36,11 +37,13 @@ let package = Package(
             dependencies: ["CPNPCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // What both engines need at run time: the wall clock and the deadline timers.
+        .target(name: "CPNPRuntime", dependencies: ["CPNPCore"], swiftSettings: swiftSettings),
         // The provider's engine (issue 4): runs server order machines over a transport, with the
         // store, the policy and timers. Transport-agnostic: cpnpd plugs the secure transport in.
         .target(
             name: "CPNPServer",
-            dependencies: ["CPNPCore", "CPNPStorage", "CPNPPolicy", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPPolicy", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The provider's policy: configuration model (YAML) and the decision engine (RFC 8921 §8.2, §12.2).
@@ -52,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "cpnpd",
             dependencies: [
-                "CPNPCore", "CPNPServer", "CPNPPolicy", "CPNPStorage",
+                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPolicy", "CPNPStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,7 +81,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CPNPCLITests", dependencies: ["CPNPCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CPNPServerTests", dependencies: ["CPNPServer", "CPNPCore", "CPNPStorage", "CPNPPolicy"], swiftSettings: swiftSettings),
+        .testTarget(name: "CPNPServerTests", dependencies: ["CPNPServer", "CPNPRuntime", "CPNPCore", "CPNPStorage", "CPNPPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "CPNPStorageTests", dependencies: ["CPNPStorage", "CPNPCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CPNPPolicyTests", dependencies: ["CPNPPolicy", "CPNPCore"], swiftSettings: swiftSettings),
     ],

@@ -2,6 +2,7 @@ import CPNPCore
 public import CPNPPolicy
 public import CPNPStorage
 public import Logging
+public import CPNPRuntime
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

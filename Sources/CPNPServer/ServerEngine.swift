@@ -2,6 +2,7 @@ public import CPNPCore
 public import CPNPPolicy
 public import CPNPStorage
 public import Logging
+public import CPNPRuntime
 
 /// The provider's CPNP engine (RFC 8921 §8.2, §11.2): runs one ``ServerOrderStateMachine`` per order,
 /// commits every observable state change to the ``ServerOrderStore`` before the message revealing it

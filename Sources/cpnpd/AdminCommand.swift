@@ -2,6 +2,7 @@ import ArgumentParser
 import CPNPCore
 import CPNPPolicy
 import CPNPServer
+import CPNPRuntime
 import CPNPStorage
 import Foundation
 

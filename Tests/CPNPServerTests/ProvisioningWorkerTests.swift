@@ -3,6 +3,7 @@ import CPNPCore
 import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
+import CPNPRuntime
 import Foundation
 
 @Suite("Provisioning hand-off")

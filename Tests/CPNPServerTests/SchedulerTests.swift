@@ -1,6 +1,7 @@
 import Testing
 import CPNPCore
 @testable import CPNPServer
+import CPNPRuntime
 import Synchronization
 
 @Suite("Timer scheduler and rate limiter")

@@ -5,6 +5,7 @@ import CPNPCore
 import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
+import CPNPRuntime
 import Foundation
 import Synchronization
 
