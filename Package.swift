@@ -174,6 +174,45 @@ package.targets += [
     ),
 ]
 
+// MARK: - Client (issue 5): the CPNPClient library and the `cpnp` CLI on it.
+
+package.products += [
+    .library(name: "CPNPClient", targets: ["CPNPClient"]),
+]
+
+package.targets += [
+    // The customer's engine: client order machines over a transport, client store, strategies, discovery.
+    .target(
+        name: "CPNPClient",
+        dependencies: [
+            "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "CPNPClientTests",
+        dependencies: [
+            "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPServer", "CPNPPolicy", "CPNPPKI",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+if let cpnp = package.targets.first(where: { $0.name == "cpnp" }) {
+    cpnp.dependencies += [
+        "CPNPClient", "CPNPStorage", "CPNPTransport", "CPNPRuntime",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+    ]
+}
+if let integration = package.targets.first(where: { $0.name == "CPNPIntegrationTests" }) {
+    integration.dependencies += ["CPNPClient", "CPNPStorage"]
+}
+
 // `cpnpd pki …` subcommands (Sources/cpnpd/PKICommand.swift) need the dev PKI.
 if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
     cpnpd.dependencies += ["CPNPPKI", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")]

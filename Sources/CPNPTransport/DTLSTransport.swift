@@ -64,17 +64,19 @@ public final class DTLSTransport: CPNPTransport {
         try await start(role: .server, host: host, port: port, configuration: configuration, group: group, logger: logger)
     }
 
-    /// Starts a DTLS client endpoint bound to an ephemeral port.
+    /// Starts a DTLS client endpoint bound to an ephemeral port, or to `port` to carry on a
+    /// transaction begun from it (its 4-tuple is part of the session entry, RFC 8921 §8.3).
     /// - Parameters:
     ///   - host: local address to bind (`127.0.0.1`, `0.0.0.0`, `::`).
+    ///   - port: local port; 0 picks an ephemeral one.
     ///   - configuration: certificates, limits and timers.
     ///   - group: event loops.
     ///   - logger: where failures are logged.
     public static func client(
-        bindingTo host: String = "0.0.0.0", configuration: DTLSTransportConfiguration,
+        bindingTo host: String = "0.0.0.0", port: Int = 0, configuration: DTLSTransportConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "cpnp.transport.dtls")
     ) async throws -> DTLSTransport {
-        try await start(role: .client, host: host, port: 0, configuration: configuration, group: group, logger: logger)
+        try await start(role: .client, host: host, port: port, configuration: configuration, group: group, logger: logger)
     }
 
     private static func start(

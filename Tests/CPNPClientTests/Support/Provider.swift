@@ -1,0 +1,136 @@
+// A real provider in process: ServerEngine + SQLite store + a real DTLS server transport on loopback,
+// with a dev PKI made in a temporary directory. Clients use the real DTLS client transport.
+import CPNPClient
+import CPNPCore
+import CPNPPKI
+import CPNPPolicy
+import CPNPRuntime
+import CPNPServer
+import CPNPStorage
+import CPNPTransport
+import Foundation
+import Logging
+import NIOCore
+
+/// A fresh dev PKI (CA, server, clients acme and globex) in a temporary directory.
+struct TestPKI {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-client-pki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        _ = try DevPKI.initialize(directory: directory.path)
+        for name in ["acme", "globex"] { _ = try DevPKI.issueClient(name: name, directory: directory.path) }
+    }
+
+    func path(_ file: String) -> String { directory.appendingPathComponent(file).path }
+
+    var server: CPNPSecurityConfiguration {
+        get throws {
+            try CPNPSecurityConfiguration(
+                certificateFile: path(DevPKI.File.serverCertificate), keyFile: path(DevPKI.File.serverKey), trustRootsFile: path(DevPKI.File.caCertificate))
+        }
+    }
+
+    func client(_ name: String) throws -> CPNPSecurityConfiguration {
+        try CPNPSecurityConfiguration(
+            certificateFile: path(DevPKI.File.clientCertificate(name)), keyFile: path(DevPKI.File.clientKey(name)),
+            trustRootsFile: path(DevPKI.File.caCertificate))
+    }
+}
+
+/// The demo policy with generous rate limits.
+func providerConfiguration(baseFee: CPNPDecimal? = nil) -> ServerConfiguration {
+    var c = ServerConfiguration.demo
+    c.rateLimits.quotationsPerMinute = 100_000
+    c.rateLimits.failsPerMinute = 100_000
+    for i in c.customers.indices {
+        c.customers[i].maxOpenOrders = 100_000
+        if let baseFee { c.customers[i].pricing?.baseFee = baseFee }
+    }
+    if let baseFee { c.pricing.baseFee = baseFee }
+    return c
+}
+
+func quietLogger(_ label: String = "cpnp-client-test") -> Logger {
+    var l = Logger(label: label)
+    l.logLevel = .critical
+    return l
+}
+
+/// A provider engine answering over a real transport.
+final class InProcessProvider: Sendable {
+    let engine: ServerEngine
+    let transport: any CPNPTransport
+    let store: ServerOrderStore
+    let loop: Task<Void, Never>
+
+    struct Sink: ServerMessageSink {
+        let transport: any CPNPTransport
+        func send(_ bytes: [UInt8], on session: CPNPSession) async {
+            guard let address = try? SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port)) else { return }
+            try? await transport.send(bytes, to: CPNPPeer(address: address))
+        }
+    }
+
+    /// Starts a provider on 127.0.0.1 (ephemeral port) over `transport` (default: DTLS with `pki`).
+    init(pki: TestPKI, configuration: ServerConfiguration = providerConfiguration(), transport: (any CPNPTransport)? = nil, store: ServerOrderStore? = nil) async throws {
+        let t: any CPNPTransport
+        if let transport { t = transport } else {
+            t = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: try pki.server), logger: quietLogger())
+        }
+        self.transport = t
+        let s = try store ?? ServerOrderStore.inMemory()
+        self.store = s
+        let engine = ServerEngine(configuration: configuration, store: s, sink: Sink(transport: t), logger: quietLogger("cpnpd-test"))
+        self.engine = engine
+        _ = try await engine.recover()
+        let maximum = t.maximumMessageSize
+        loop = Task {
+            for await m in t.inbound {
+                await engine.receive(InProcessProvider.datagram(m, maximumSize: maximum))
+            }
+        }
+    }
+
+    var port: Int { transport.localAddress?.port ?? 0 }
+
+    func peer() throws -> CPNPPeer { try CPNPPeer.server(host: "127.0.0.1", port: port) }
+
+    func stop() async {
+        await transport.close()
+        loop.cancel()
+    }
+
+    static func datagram(_ m: CPNPInboundMessage, maximumSize: Int) -> InboundDatagram {
+        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint { CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0)) }
+        let identity = m.identity.map { ClientIdentity(names: [$0.commonName].compactMap { $0 } + $0.dnsNames, subject: $0.subject) }
+        return InboundDatagram(bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)), identity: identity, maximumSize: maximumSize)
+    }
+}
+
+/// A client engine for `identity` over a real DTLS client transport, with an in-memory store unless given.
+func makeClient(
+    pki: TestPKI, identity: String = "acme", store: ClientOrderStore? = nil, port: Int = 0,
+    configuration: CPNPClientEngine.Configuration = .init()
+) async throws -> (CPNPClientEngine, ClientOrderStore) {
+    let s = try store ?? ClientOrderStore.inMemory()
+    let t = try await DTLSTransport.client(bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)), logger: quietLogger())
+    let engine = CPNPClientEngine(transport: t, store: s, configuration: configuration, logger: quietLogger())
+    await engine.start()
+    return (engine, s)
+}
+
+func loadExample(_ name: String) throws -> CPD {
+    var root = URL(fileURLWithPath: #filePath)
+    for _ in 0..<4 { root.deleteLastPathComponent() }
+    let bytes = try Data(contentsOf: root.appendingPathComponent("Examples/\(name)"))
+    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
+}
+
+/// Fast retransmission for tests that exercise it.
+func fastConfiguration(expectedResponseTime: Duration = .seconds(20)) -> CPNPClientEngine.Configuration {
+    CPNPClientEngine.Configuration(
+        machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 4), withdrawalRetryInterval: .seconds(2)),
+        expectedResponseTime: expectedResponseTime)
+}
