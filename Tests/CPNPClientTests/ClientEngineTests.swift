@@ -281,3 +281,34 @@ extension JSONValue {
         }
     }
 }
+
+/// RFC 8921 §13: an answer from a server the order was not sent to is discarded silently, even with
+/// the right identifiers; the same answer from the right server is taken.
+@Test(.timeLimit(.minutes(1)))
+func answersFromAnotherServerAreDiscarded() async throws {
+    let server = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
+    let forger = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
+    let clientTransport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
+    let client = CPNPClientEngine(transport: clientTransport, store: try ClientOrderStore.inMemory(), logger: quietLogger())
+    await client.start()
+    let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: server.localAddress?.port ?? 0))
+    var inbound = server.inbound.makeAsyncIterator()
+    guard let received = await inbound.next(), case .quotation(let q) = try CPNPCodec.decode(received.bytes) else {
+        Issue.record("no QUOTATION"); return
+    }
+    var rng = SystemRandomNumberGenerator()
+    let offer = CPNPMessage.offer(OfferMessage(
+        sequenceNumber: .randomInitial(using: &rng), transactionID: q.transactionID, customerOrderID: q.customerOrderID,
+        providerOrderID: ProviderOrderID("po-forged-or-not")!, nonce: .random(using: &rng),
+        validityOfferTime: SystemWallClock().now().adding(.seconds(600)), offeredCPD: q.requestedCPD))
+    let clientPeer = CPNPPeer(address: clientTransport.localAddress!)
+    try await forger.send(CPNPCodec.encode(offer), to: clientPeer)
+    try await Task.sleep(for: .milliseconds(300))
+    #expect(try await client.order(id).state == .pqoSent, "the forged OFFER was discarded")
+    try await server.send(CPNPCodec.encode(offer), to: received.peer)
+    guard case .offer(let taken) = try await client.awaitOffer(id) else { Issue.record("the real OFFER was not taken"); return }
+    #expect(taken.providerOrderID.rawValue == "po-forged-or-not")
+    await client.shutdown()
+    await server.close()
+    await forger.close()
+}
