@@ -92,7 +92,7 @@ struct ConfigurationParser {
             c.database.path = r.string(s, "path") ?? c.database.path
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
-                         keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time"]) {
+                         keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {
             c.timers = timers(s)
         }
         if let s = r.map(m["provider"], at: m.path("provider"), keys: ["name", "as-number", "contact"]) {
@@ -154,6 +154,17 @@ struct ConfigurationParser {
         t.offerValidity = r.duration(m, "offer-validity") ?? t.offerValidity
         t.expectedOfferTime = r.duration(m, "expected-offer-time") ?? t.expectedOfferTime
         t.approvalExpectedOfferTime = r.duration(m, "approval-expected-offer-time") ?? t.approvalExpectedOfferTime
+        let mt = r.map(m["more-time"], at: m.path("more-time"), keys: ["request-before", "extension", "max-requests"])
+        if let mt {
+            t.moreTime.requestBefore = r.duration(mt, "request-before") ?? t.moreTime.requestBefore
+            t.moreTime.extensionDuration = r.duration(mt, "extension") ?? t.moreTime.extensionDuration
+            t.moreTime.maximumRequests = r.integer(mt, "max-requests", in: 0...100) ?? t.moreTime.maximumRequests
+        }
+        // The request must leave the client time to answer before the expected offer time (§11.2.1).
+        if t.moreTime.maximumRequests > 0, t.moreTime.requestBefore >= t.approvalExpectedOfferTime {
+            r.invalid(m.path("more-time").appending("request-before"), mt?["request-before"] ?? m["approval-expected-offer-time"] ?? m.node,
+                      "must be shorter than timers.approval-expected-offer-time")
+        }
         return t
     }
 

@@ -203,6 +203,9 @@ public struct TimerConfiguration: Sendable, Hashable {
     /// `approval-expected-offer-time`: the EXPECTED_OFFER_TIME announced while an order waits for
     /// an operator (RFC 8921 §12.2 administrative validation); default 1 hour.
     public var approvalExpectedOfferTime: Duration
+    /// `more-time`: requests for more time while an order waits for an operator (RFC 8921 §9.2.2,
+    /// §11.2.1).
+    public var moreTime: MoreTimeConfiguration
 
     /// - Parameters:
     ///   - retransmissionInitial: first retransmission interval.
@@ -210,19 +213,44 @@ public struct TimerConfiguration: Sendable, Hashable {
     ///   - offerValidity: offer validity.
     ///   - expectedOfferTime: expected offer time for automatic decisions.
     ///   - approvalExpectedOfferTime: expected offer time while waiting for an operator.
+    ///   - moreTime: requests for more time while waiting for an operator.
     public init(retransmissionInitial: Duration = .seconds(1), retransmissionMaxRetries: Int = 3,
                 offerValidity: Duration = .seconds(600), expectedOfferTime: Duration = .seconds(60),
-                approvalExpectedOfferTime: Duration = .seconds(3600)) {
+                approvalExpectedOfferTime: Duration = .seconds(3600), moreTime: MoreTimeConfiguration = .init()) {
         self.retransmissionInitial = retransmissionInitial
         self.retransmissionMaxRetries = retransmissionMaxRetries
         self.offerValidity = offerValidity
         self.expectedOfferTime = expectedOfferTime
         self.approvalExpectedOfferTime = approvalExpectedOfferTime
+        self.moreTime = moreTime
     }
 
     /// The core's retransmission policy built from these timers (RFC 8921 §11.4).
     public var retransmissionPolicy: RetransmissionPolicy {
         RetransmissionPolicy(initialInterval: retransmissionInitial, maximumRetries: retransmissionMaxRetries)
+    }
+}
+
+/// `timers.more-time`: while an order waits for an operator, the server asks the client for more
+/// time (PROCESSING with a new EXPECTED_OFFER_TIME) before the expected offer time elapses; the
+/// client grants it (ACK) or refuses it (FAIL 7) (RFC 8921 §9.2.2, §11.2.1, Figures 11 and 12).
+public struct MoreTimeConfiguration: Sendable, Hashable {
+    /// `request-before`: how long before the expected offer time to ask; default 5 minutes. Must be
+    /// shorter than `approval-expected-offer-time`.
+    public var requestBefore: Duration
+    /// `extension`: new EXPECTED_OFFER_TIME = the one in force + this; default 1 hour.
+    public var extensionDuration: Duration
+    /// `max-requests`: requests per negotiation at most; default 3; 0 never asks.
+    public var maximumRequests: Int
+
+    /// - Parameters:
+    ///   - requestBefore: lead time before the expected offer time.
+    ///   - extensionDuration: extension asked for.
+    ///   - maximumRequests: requests per negotiation at most.
+    public init(requestBefore: Duration = .seconds(300), extensionDuration: Duration = .seconds(3600), maximumRequests: Int = 3) {
+        self.requestBefore = requestBefore
+        self.extensionDuration = extensionDuration
+        self.maximumRequests = maximumRequests
     }
 }
 

@@ -28,6 +28,12 @@ public actor ServerEngine {
         /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
         var awaitingApproval = false
         var approvalOffer: Offer?
+        /// Requests for more time made in this negotiation, and whether the client refused one (§11.2.1).
+        var moreTimeRequests = 0
+        var moreTimeRefused = false
+        /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
+        /// `offered` holds only what they add to `committed` (§9.2.9).
+        var updateTarget: [CPNPPolicy.Reservation]?
     }
 
     struct OrderKey: Hashable {
@@ -35,9 +41,23 @@ public actor ServerEngine {
         var customerOrderID: CustomerOrderID
     }
 
+    /// The engine's timers: the machine's, and when to ask the client for more time (§9.2.2, §11.2.1).
+    enum EngineTimer: Hashable, Sendable {
+        case machine(ServerOrderStateMachine.Timer)
+        case moreTimeRequest
+    }
+
     struct TimerKey: Hashable, Sendable {
         var order: ProviderOrderID
-        var timer: ServerOrderStateMachine.Timer
+        var timer: EngineTimer
+    }
+
+    /// Points where a test-only fault hook may stop the process (cpnpd's `CPNPD_FAULT`).
+    public enum FaultPoint: Sendable, Hashable {
+        /// An order change was committed; the order is now in this state.
+        case committed(ServerOrderStateMachine.State)
+        /// A message is about to be sent; the state change it reveals is committed.
+        case sending(MethodCode)
     }
 
     let configuration: ServerConfiguration
@@ -47,13 +67,31 @@ public actor ServerEngine {
     let logger: Logger
     let decisionEngine: DecisionEngine
     nonisolated let timers: TimerScheduler<TimerKey>
+    /// Deadlines of the armed timers; with `manualTimers` nothing else fires them (tests).
+    var deadlines: [TimerKey: CPNPTimestamp] = [:]
+    let manualTimers: Bool
+    let faultHook: (@Sendable (FaultPoint) -> Void)?
     var rng = SystemRandomNumberGenerator()
     var orders: [ProviderOrderID: LiveOrder] = [:]
     var byCustomer: [OrderKey: ProviderOrderID] = [:]
     var quotationLimiter: RateLimiter<String>
     var failLimiter: RateLimiter<String>
 
-    public init(configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(), logger: Logger) {
+    /// - Parameter faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
+    public init(
+        configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil
+    ) {
+        self.init(configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false)
+    }
+
+    /// With `manualTimers`, timers only fire through ``fireDueTimers()`` (tests with a manual clock).
+    init(
+        configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock,
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool
+    ) {
+        self.manualTimers = manualTimers
+        self.faultHook = faultHook
         self.configuration = configuration
         self.store = store
         self.sink = sink
@@ -71,8 +109,8 @@ public actor ServerEngine {
 
     // MARK: - Recovery
 
-    /// Loads the open orders and re-arms their timers (offer validity, expected offer time, scheduled
-    /// activations, test periods); resumes decisions interrupted by a crash. Returns the count.
+    /// Loads the open orders and re-arms their timers (offer validity, expected offer time, requests
+    /// for more time, scheduled activations, test periods); resumes what a crash interrupted. Returns the count.
     @discardableResult
     public func recover() async throws -> Int {
         let now = clock.now()
@@ -83,13 +121,26 @@ public actor ServerEngine {
                 let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
                 if r.kind == .committed { live.committed.append(p) } else { live.offered.append(p) }
             }
+            if s.machine.state == .awaitingProcessing { (live.moreTimeRequests, live.moreTimeRefused) = moreTimeHistory(s.providerOrderID) }
+            if s.machine.isUpdate, let o = s.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
             orders[s.providerOrderID] = live
             byCustomer[OrderKey(identity: s.clientIdentity, customerOrderID: s.customerOrderID)] = s.providerOrderID
-            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, timer, at: at) }
+            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, .machine(timer), at: at) }
         }
-        // Decisions a crash interrupted (PQOReceived, or AwaitingProcessing without an offer).
-        for s in stored where s.machine.state == .pqoReceived || s.machine.state == .awaitingProcessing {
-            await decide(s.providerOrderID, now: now, resumed: true)
+        // Work a crash interrupted: decisions (PQOReceived, or AwaitingProcessing without an offer; an
+        // order held for an operator re-arms its request for more time), an ACCEPT received but not yet
+        // confirmed (AcceptReceived), a WITHDRAW answered PROCESSING but not yet confirmed.
+        for s in stored {
+            switch s.machine.state {
+            case .pqoReceived, .awaitingProcessing:
+                await decide(s.providerOrderID, now: now, resumed: true)
+            case .acceptReceived:
+                await react(.acceptReceived, order: s.providerOrderID, now: now)
+            case .completed where s.machine.withdrawalPending:
+                if let ag = s.machine.agreement { await react(.withdrawalRequested(ag), order: s.providerOrderID, now: now) }
+            default:
+                break
+            }
         }
         logger.info("recovered open orders", metadata: ["count": "\(stored.count)"])
         return stored.count
@@ -130,6 +181,7 @@ public actor ServerEngine {
             return
         }
         guard let poid = byCustomer[OrderKey(identity: identity, customerOrderID: message.customerOrderID)], var live = orders[poid] else {
+            if await answerForClosedOrder(message, datagram: datagram, identity: identity, now: now) { return }
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
@@ -182,6 +234,44 @@ public actor ServerEngine {
         await perform(actions, order: poid, now: now)
     }
 
+    /// A message for an order of this client that already ended: its stored machine answers, so a
+    /// retransmission whose answer was lost (the ACK of a WITHDRAW, DECLINE or CANCEL) gets that answer
+    /// again and a repeated WITHDRAW gets ACK (§11.4, §9.2.8); a closed order never re-opens. False when
+    /// the client has no such order.
+    private func answerForClosedOrder(_ message: CPNPMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async -> Bool {
+        guard message.method != .quotation,
+            let stored = try? store.order(clientIdentity: identity, customerOrderID: message.customerOrderID), !stored.isOpen,
+            message.providerOrderID == nil || message.providerOrderID == stored.providerOrderID
+        else { return false }
+        var machine = stored.machine
+        let actions = machine.messageReceived(message, session: datagram.session, now: now, using: &rng)
+        if actions.contains(where: { if case .persist = $0 { true } else { false } }) {
+            guard !ServerOrderStore.isOpen(machine) else { return true }
+            do {
+                try store.commit(OrderChange(
+                    machine: machine, clientIdentity: identity, clientAddress: datagram.session.remote.description, at: now,
+                    actions: actions, expectedRevision: stored.revision))
+            } catch {
+                logger.error("commit failed; messages withheld", metadata: ["order": "\(stored.providerOrderID)", "error": "\(error)"])
+                return true
+            }
+        }
+        for a in actions {
+            switch a {
+            case .send(.fail(let f), _) where !failLimiter.allow(identity, now: now):
+                logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(f.statusCode.rawValue)"])
+            case .send(let m, let session):
+                faultHook?(.sending(m.method))
+                await sink.send(CPNPCodec.encode(m), on: session)
+            case .discard(let reason):
+                logger.debug("discarded", metadata: ["order": "\(stored.providerOrderID)", "reason": "\(reason)"])
+            default:
+                break
+            }
+        }
+        return true
+    }
+
     private func answerUnknownOrder(_ message: CPNPMessage, datagram: InboundDatagram, now: CPNPTimestamp) async {
         switch message.method {
         case .ack, .fail, .processing, .quotation:
@@ -211,17 +301,92 @@ public actor ServerEngine {
 
     // MARK: - Timers
 
-    private func arm(_ order: ProviderOrderID, _ timer: ServerOrderStateMachine.Timer, at: CPNPTimestamp) {
-        timers.arm(TimerKey(order: order, timer: timer), at: at) { [weak self] key in
+    private func arm(_ order: ProviderOrderID, _ timer: EngineTimer, at: CPNPTimestamp) {
+        let key = TimerKey(order: order, timer: timer)
+        deadlines[key] = at
+        guard !manualTimers else { return }
+        timers.arm(key, at: at) { [weak self] key in
             await self?.timerFired(key)
         }
     }
 
+    private func cancelTimer(_ order: ProviderOrderID, _ timer: EngineTimer) {
+        let key = TimerKey(order: order, timer: timer)
+        deadlines[key] = nil
+        timers.cancel(key)
+    }
+
+    private func cancelTimers(of order: ProviderOrderID) {
+        deadlines = deadlines.filter { $0.key.order != order }
+        timers.cancelAll { $0.order == order }
+    }
+
     func timerFired(_ key: TimerKey) async {
+        deadlines[key] = nil
         guard orders[key.order] != nil else { return }
         let now = clock.now()
-        let actions = mutate(key.order) { m, _ in m.timerFired(key.timer, now: now) }
-        await perform(actions, order: key.order, now: now)
+        switch key.timer {
+        case .machine(let timer):
+            let actions = mutate(key.order) { m, _ in m.timerFired(timer, now: now) }
+            await perform(actions, order: key.order, now: now)
+        case .moreTimeRequest:
+            await requestMoreTime(key.order, now: now)
+        }
+    }
+
+    /// Fires every timer due at the clock's time, earliest first, including those the firings arm
+    /// (tests with a manual clock and `manualTimers`).
+    func fireDueTimers() async {
+        for _ in 0..<10_000 {
+            let now = clock.now()
+            guard let due = deadlines.filter({ $0.value <= now }).min(by: { $0.value < $1.value }) else { return }
+            await timerFired(due.key)
+        }
+    }
+
+    /// When `timer` of `order` is armed to fire, if it is.
+    func deadline(_ order: ProviderOrderID, _ timer: EngineTimer) -> CPNPTimestamp? {
+        deadlines[TimerKey(order: order, timer: timer)]
+    }
+
+    // MARK: - More time while an operator decides (RFC 8921 §9.2.2, §11.2.1, Figures 11 and 12)
+
+    private func mayRequestMoreTime(_ live: LiveOrder) -> Bool {
+        live.awaitingApproval && live.machine.state == .awaitingProcessing && live.machine.requestedOfferTime == nil
+            && live.machine.expectedOfferTime != nil && !live.moreTimeRefused
+            && live.moreTimeRequests < configuration.timers.moreTime.maximumRequests
+    }
+
+    /// Arms the next request for more time `more-time.request-before` the expected offer time in force.
+    private func scheduleMoreTimeRequest(_ poid: ProviderOrderID) {
+        guard let live = orders[poid], mayRequestMoreTime(live), let eot = live.machine.expectedOfferTime else {
+            cancelTimer(poid, .moreTimeRequest)
+            return
+        }
+        arm(poid, .moreTimeRequest, at: eot - configuration.timers.moreTime.requestBefore)
+    }
+
+    /// Sends PROCESSING with a new expected offer time; the client answers ACK or FAIL 7.
+    private func requestMoreTime(_ poid: ProviderOrderID, now: CPNPTimestamp) async {
+        guard let live = orders[poid], mayRequestMoreTime(live), let eot = live.machine.expectedOfferTime else { return }
+        let until = max(eot, now) + configuration.timers.moreTime.extensionDuration
+        let actions = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.requestMoreTime(until: until, now: now) }
+        guard !actions.isEmpty else { return }
+        orders[poid]?.moreTimeRequests += 1
+        logger.notice("order still awaits approval: more time requested", metadata: [
+            "order": "\(poid)", "until": "\(until.rfc3339)", "request": "\(live.moreTimeRequests + 1)",
+        ])
+        await perform(actions, order: poid, now: now)
+    }
+
+    /// Requests for more time in the current negotiation and whether one was refused (or went
+    /// unanswered), from the durable audit trail: a restart neither forgets nor repeats them.
+    private func moreTimeHistory(_ poid: ProviderOrderID) -> (requests: Int, refused: Bool) {
+        guard let audit = try? store.audit(providerOrderID: poid) else { return (0, false) }
+        let start = audit.lastIndex { $0.event.hasPrefix("QUOTATION received") || $0.event.hasPrefix("UPDATE received") }.map { $0 + 1 } ?? 0
+        let current = audit[start...]
+        return (current.filter { $0.event.hasPrefix("more time requested") }.count,
+                current.contains { $0.event == "more time rejected" || $0.event == "request for more time unanswered" })
     }
 
     // MARK: - Decisions (RFC 8921 §8.2, §12.2)
@@ -235,7 +400,7 @@ public actor ServerEngine {
         let identityPresent = live.identity != nil || profile != nil
         let decision = decisionEngine.decide(
             request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
-            identityPresent: identityPresent, inventory: inventory(excluding: poid), now: now,
+            identityPresent: identityPresent, inventory: inventory(deciding: poid, live), now: now,
             clientAddress: m.transaction.session.remote.host,
             openOrders: (try? store.openOrderCount(clientIdentity: live.clientIdentity)).map { max(0, $0 - 1) } ?? 0,
             updating: m.isUpdate ? live.committed : nil)
@@ -263,16 +428,24 @@ public actor ServerEngine {
                 let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, now: now) }
                 await perform(a, order: poid, now: now)
             }
+            scheduleMoreTimeRequest(poid)
         }
     }
 
     /// Records the offer's reservations and makes the offer, synchronously.
     private func offerActions(_ poid: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp) -> [ServerOrderStateMachine.Action] {
         guard var live = orders[poid] else { return [] }
-        live.offered = offer.reservations
+        if live.machine.isUpdate {
+            // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
+            live.updateTarget = offer.reservations
+            live.offered = DecisionEngine.reservationsDelta(old: live.committed, new: offer.reservations).filter { !$0.mbps.isNegative }
+        } else {
+            live.offered = offer.reservations
+        }
         live.awaitingApproval = false
         live.approvalOffer = nil
         orders[poid] = live
+        cancelTimer(poid, .moreTimeRequest)
         let validity = now.adding(configuration.timers.offerValidity)
         logger.info("OFFER made", metadata: ["order": "\(poid)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
         return mutateThrowing(poid) { m, rng throws(OrderCommandError) in
@@ -290,7 +463,7 @@ public actor ServerEngine {
             let profile = profile(for: live)
             let decision = decisionEngine.decide(
                 request: live.machine.requestedCPD, informationElements: live.machine.requestedInformationElements, profile: profile,
-                identityPresent: true, inventory: inventory(excluding: poid), now: now,
+                identityPresent: true, inventory: inventory(deciding: poid, live), now: now,
                 updating: live.machine.isUpdate ? live.committed : nil)
             switch decision {
             case .offer(let offer), .needsApproval(_, let offer?):
@@ -332,11 +505,24 @@ public actor ServerEngine {
             ?? configuration.customers.first { $0.identity == live.clientIdentity }
     }
 
-    /// Free capacity: link capacities minus every other order's reservations.
-    private func inventory(excluding poid: ProviderOrderID) -> InventoryView {
-        var all: [CPNPPolicy.Reservation] = []
+    /// Free capacity for deciding `poid`: link capacities minus every other order's reservations and,
+    /// for an UPDATE, minus the order's agreement in force (the decision engine gives it back itself).
+    private func inventory(deciding poid: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
+        var all: [CPNPPolicy.Reservation] = live.machine.isUpdate ? live.committed : []
         for (id, o) in orders where id != poid { all += o.offered + o.committed }
         return configuration.inventory(reservations: all)
+    }
+
+    /// The reservations of an offered CPD, recomputed after a restart for an UPDATE in progress: the
+    /// concrete CPD names its links, so an empty inventory maps it as the decision did.
+    private func reservations(of cpd: CPD, _ live: LiveOrder) -> [CPNPPolicy.Reservation]? {
+        let decision = decisionEngine.decide(
+            request: cpd, informationElements: live.machine.requestedInformationElements, profile: profile(for: live),
+            identityPresent: true, inventory: configuration.inventory(), now: clock.now(), updating: [])
+        switch decision {
+        case .offer(let o), .needsApproval(_, let o?): return o.reservations
+        default: return nil
+        }
     }
 
     // MARK: - Performing actions
@@ -372,13 +558,18 @@ public actor ServerEngine {
         for case .report(let e) in actions {
             switch e {
             case .agreementReached(let ag):
-                live.committed = live.offered
+                // An update replaces the agreement's reservations by the updated offer's (§9.2.9).
+                live.committed = live.updateTarget ?? CPNPPolicy.Reservation.aggregate(live.committed + live.offered)
                 live.offered = []
+                live.updateTarget = nil
                 reservationsChanged = true
                 outbox.append(OutboxEvent(kind: .agreement, payload: Self.payload(ag, live)))
                 if ag.activation == .active { outbox.append(OutboxEvent(kind: .activation, payload: Self.payload(ag, live))) }
             case .negotiationEnded:
                 live.offered = []
+                live.updateTarget = nil
+                live.awaitingApproval = false
+                live.approvalOffer = nil
                 reservationsChanged = true
             case .withdrawn(let ag):
                 live.committed = []
@@ -410,6 +601,7 @@ public actor ServerEngine {
                 capacityLimits: reservationsChanged ? capacityLimits() : [:], outbox: outbox)
             do {
                 try store.commit(change)
+                faultHook?(.committed(live.machine.state))
             } catch {
                 // Nothing observable may leave before it is durable: drop the sends, reload the order.
                 logger.error("commit failed; messages withheld", metadata: ["order": "\(poid)", "error": "\(error)"])
@@ -424,13 +616,14 @@ public actor ServerEngine {
         for a in actions {
             switch a {
             case .send(let m, let session):
+                faultHook?(.sending(m.method))
                 await sink.send(CPNPCodec.encode(m), on: session)
             case .sendToChildProvider:
                 logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
             case .armTimer(let t, let at):
-                arm(poid, t, at: at)
+                arm(poid, .machine(t), at: at)
             case .cancelTimer(let t):
-                timers.cancel(TimerKey(order: poid, timer: t))
+                cancelTimer(poid, .machine(t))
             case .discard(let reason):
                 logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
@@ -442,7 +635,7 @@ public actor ServerEngine {
         if !ServerOrderStore.isOpen(live.machine) {
             orders[poid] = nil
             byCustomer[OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)] = nil
-            timers.cancelAll { $0.order == poid }
+            cancelTimers(of: poid)
         }
         for e in followUps { await react(e, order: poid, now: now) }
     }
@@ -450,8 +643,22 @@ public actor ServerEngine {
     /// Engine reactions to what the machine reports.
     private func react(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID, now: CPNPTimestamp) async {
         switch event {
-        case .quotationReceived, .updateReceived:
+        case .quotationReceived:
             await decide(poid, now: now)
+        case .updateReceived:
+            orders[poid]?.moreTimeRequests = 0
+            orders[poid]?.moreTimeRefused = false
+            await decide(poid, now: now)
+        case .moreTimeGranted(let until):
+            logger.info("client granted more time", metadata: ["order": "\(poid)", "until": "\(until.rfc3339)"])
+            scheduleMoreTimeRequest(poid)
+        case .moreTimeRejected:
+            // No more requests: the operator must decide before the expected offer time in force (§11.2.1).
+            orders[poid]?.moreTimeRefused = true
+            cancelTimer(poid, .moreTimeRequest)
+            logger.notice("client refused more time", metadata: [
+                "order": "\(poid)", "expected-offer-time": "\(orders[poid]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
+            ])
         case .acceptReceived:
             // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1).
             let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.agreementConfirmed(now: now) }

@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         let store = try ServerOrderStore(path: configuration.database.path)
         let transport = try await startTransport(configuration, logger: logger)
         let sink = TransportSink(transport: transport, logger: logger)
-        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger)
+        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook())
         let recovered = try await engine.recover()
         let service = DaemonService(
             engine: engine, transport: transport,
@@ -123,6 +123,38 @@ func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
         "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
         "client-certificates": "\(clients.joined(separator: ", "))",
     ])
+}
+
+/// TEST ONLY: deterministic crash points for the end-to-end crash tests, never for production.
+/// `CPNPD_FAULT` lists comma-separated points where the process `_exit`s at once (as `kill -9` would,
+/// without flushing anything):
+/// - `crash-before-send:METHOD` (e.g. `ack`): right before sending such a message, after the state
+///   change it reveals was committed;
+/// - `crash-after-commit:STATE` (e.g. `AcceptReceived`): right after committing an order in that state.
+enum TestFault {
+    static let exitStatus: Int32 = 86
+
+    static func hook(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (ServerEngine.FaultPoint) -> Void)? {
+        guard let spec = environment["CPNPD_FAULT"], !spec.isEmpty else { return nil }
+        var points: Set<ServerEngine.FaultPoint> = []
+        for item in spec.split(separator: ",") {
+            let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
+            if parts.count == 2, parts[0] == "crash-before-send", let m = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() }) {
+                points.insert(.sending(m))
+            } else if parts.count == 2, parts[0] == "crash-after-commit", let st = ServerOrderStateMachine.State(rawValue: parts[1]) {
+                points.insert(.committed(st))
+            } else {
+                throw ValidationError("CPNPD_FAULT: unknown fault point \(item) (crash-before-send:METHOD or crash-after-commit:STATE)")
+            }
+        }
+        printError("cpnpd: TEST FAULT INJECTION ENABLED (CPNPD_FAULT=\(spec))")
+        let armed = points
+        return { point in
+            guard armed.contains(point) else { return }
+            printError("cpnpd: test fault \(point): exiting")
+            _exit(exitStatus)
+        }
+    }
 }
 
 /// Writes one line to standard error.

@@ -13,9 +13,10 @@
 //   server is Completed; the server's later FAIL ("already agreed") is discarded as unsolicited.
 //   After cancelling an UPDATE the client may also start a new UPDATE or WITHDRAW at once, which
 //   drops the pending CANCEL: the answers of the old transaction are then discarded unseen.
-// - server: no memory of earlier transactions: a delayed duplicate (or replay) of an UPDATE,
-//   WITHDRAW or ACTIVATE of an earlier transaction re-opens it when the nonce still matches
-//   (an old ACTIVATE re-applied after a newer deactivation; a phantom update renegotiation).
+// - server: a delayed duplicate (or replay) of an UPDATE, WITHDRAW or ACTIVATE the server refused
+//   with a stateless FAIL opens that transaction when it arrives after the state changed and the
+//   nonce still matches. (Fixed for transactions the server closed: their ids are remembered and
+//   their messages discarded — in memory only, the snapshot does not keep them yet.)
 // - server: a FAIL answering a message that failed validation inside the live transaction takes the
 //   next sequence number (so the client accepts it as fresh) and ends the client's negotiation even
 //   when the message was forged; the counter advance is not persisted.

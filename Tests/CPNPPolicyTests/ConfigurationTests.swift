@@ -101,6 +101,7 @@ struct ConfigurationTests {
         #expect(d.pki == PKIConfiguration(directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
                                           keyFile: "server-key.pem"))
         #expect(d.timers.approvalExpectedOfferTime == .seconds(3600))
+        #expect(d.timers.moreTime == MoreTimeConfiguration(requestBefore: .seconds(300), extensionDuration: .seconds(3600), maximumRequests: 3))
         #expect(d.customers.isEmpty && d.policy.links.isEmpty)
     }
 
@@ -113,6 +114,7 @@ struct ConfigurationTests {
               offer-validity: 1h30m
               expected-offer-time: 90
               approval-expected-offer-time: 2d
+              more-time: {request-before: 10m, extension: 2h, max-requests: 0}
             provisioning:
               command: [/bin/provision, --json]
               http-url: https://npm.example/orders
@@ -128,6 +130,7 @@ struct ConfigurationTests {
         #expect(c.timers.offerValidity == .seconds(5400))
         #expect(c.timers.expectedOfferTime == .seconds(90))
         #expect(c.timers.approvalExpectedOfferTime == .seconds(172_800))
+        #expect(c.timers.moreTime == MoreTimeConfiguration(requestBefore: .seconds(600), extensionDuration: .seconds(7200), maximumRequests: 0))
         #expect(c.provisioning.command == ["/bin/provision", "--json"])
         #expect(c.provisioning.httpURL == "https://npm.example/orders")
         #expect(c.provisioning.events == [.agreed, .withdrawn])
@@ -252,6 +255,19 @@ struct ConfigurationTests {
                 == ["timers.offer-validity: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)"])
         #expect(errors("timers: {offer-validity: 0s}\n")
                 == ["timers.offer-validity: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)"])
+        // Requests for more time (RFC 8921 §11.2.1) must come before the expected offer time.
+        let early = errorList("timers:\n  approval-expected-offer-time: 10m\n  more-time:\n    request-before: 10m\n")
+        #expect(early.map(\.description) == ["timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"])
+        #expect(early.first?.line == 4)
+        #expect(errors("timers: {approval-expected-offer-time: 2m}\n")
+                == ["timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"])
+        #expect((try? ConfigurationLoader.load(yaml: "timers: {approval-expected-offer-time: 2m, more-time: {max-requests: 0}}\n").get())?
+            .timers.moreTime.maximumRequests == 0)
+        #expect(errors("timers: {more-time: {max-requests: -1, extension: forever, request-befor: 1m}}\n") == [
+            #"timers.more-time.request-befor: unknown key (did you mean "request-before"?)"#,
+            "timers.more-time.extension: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)",
+            "timers.more-time.max-requests: must be an integer between 0 and 100",
+        ])
         #expect(errors("pricing: {currency: euro}\n") == ["pricing.currency: not an ISO 4217 currency code (e.g. EUR)"])
         #expect(errors("pricing: {per-mbps: -1}\n") == ["pricing.per-mbps: must be a number ≥ 0"])
         #expect(errors("pricing:\n  base-fee: 1,5\n") == ["pricing.base-fee: must be a number ≥ 0"])

@@ -123,6 +123,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public internal(set) var expectedOfferTime: CPNPTimestamp?
     public internal(set) var requestedOfferTime: CPNPTimestamp?
     public internal(set) var childAgreements: [Agreement] = []
+    /// Transactions of this order closed by a newer one, oldest first (at most
+    /// ``closedTransactionMemory``): their messages are replays, discarded silently (§11.3).
+    public internal(set) var closedTransactionIDs: [TransactionID] = []
+    /// How many closed transaction ids an order remembers.
+    public static let closedTransactionMemory = 32
 
     /// The RFC state.
     public var state: State {
@@ -158,7 +163,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         restoring customerOrderID: CustomerOrderID, providerOrderID: ProviderOrderID, configuration: Configuration, phase: Phase,
         transaction: Transaction, requestedCPD: CPD, requestedInformationElements: InformationElements?, offer: OfferMessage?,
         agreement: Agreement?, withdrawnAgreement: Agreement?, isUpdate: Bool, withdrawalPending: Bool,
-        expectedOfferTime: CPNPTimestamp?, requestedOfferTime: CPNPTimestamp?, childAgreements: [Agreement]
+        expectedOfferTime: CPNPTimestamp?, requestedOfferTime: CPNPTimestamp?, childAgreements: [Agreement],
+        closedTransactionIDs: [TransactionID] = []
     ) {
         self.customerOrderID = customerOrderID
         self.providerOrderID = providerOrderID
@@ -175,6 +181,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         self.expectedOfferTime = expectedOfferTime
         self.requestedOfferTime = requestedOfferTime
         self.childAgreements = childAgreements
+        self.closedTransactionIDs = closedTransactionIDs
     }
 
     private init(quotation q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
@@ -416,6 +423,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) -> [Action] {
         guard message.customerOrderID == customerOrderID else { return [.discard(.unknownTransaction)] }
+        // A message of a transaction already closed (an old UPDATE, WITHDRAW, ACTIVATE …) is a replay
+        // or a late duplicate: it must not re-open that transaction (§11.3).
+        if message.transactionID != transaction.id, closedTransactionIDs.contains(message.transactionID) {
+            return [.discard(.duplicate)]
+        }
         // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6, notes A19).
         switch message {
         case .update, .withdraw, .activate:
@@ -690,6 +702,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func openTransaction(_ message: CPNPMessage, session: CPNPSession, using rng: inout some RandomNumberGenerator) {
         var seq = SequenceCounters(initialOutgoing: .randomInitial(using: &rng))
         seq.accept(message.sequenceNumber)
+        if transaction.id != message.transactionID {
+            closedTransactionIDs.append(transaction.id)
+            if closedTransactionIDs.count > Self.closedTransactionMemory { closedTransactionIDs.removeFirst() }
+        }
         transaction = Transaction(id: message.transactionID, session: session, sequence: seq, cache: CachedExchange(incoming: message))
     }
 
