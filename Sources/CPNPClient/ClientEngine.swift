@@ -218,7 +218,7 @@ public actor CPNPClientEngine {
     public func accept(_ id: CustomerOrderID, informationElements: InformationElements? = nil) async throws -> Agreement {
         try await command(id) { m, now, _ throws(OrderCommandError) in try m.accept(informationElements: informationElements, now: now) }
         let m = try await wait(id, "the ACK of ACCEPT") { $0.state != .acceptSent }
-        guard m.state == .completed, let ag = m.agreement else { throw endError(m) }
+        guard m.state == .completed, let ag = m.agreement else { throw endError(m, unanswered: .accept) }
         return ag
     }
 
@@ -490,11 +490,13 @@ public actor CPNPClientEngine {
         waiters[id] = keep
     }
 
-    private func endError(_ m: ClientOrderStateMachine) -> CPNPClientError {
+    /// Why the order ended without the outcome asked for; `unanswered` names the request when its
+    /// retransmissions were exhausted.
+    private func endError(_ m: ClientOrderStateMachine, unanswered: MethodCode = .quotation) -> CPNPClientError {
         if let r = lastRefusal[m.customerOrderID] { return r }
         switch m.lastEnd {
         case .failed(let code, let diagnostic)?: return .failed(code, diagnostic: diagnostic)
-        case .noResponse?: return orders[m.customerOrderID]?.transportError.map { .transport($0) } ?? .noResponse(.quotation)
+        case .noResponse?: return orders[m.customerOrderID]?.transportError.map { .transport($0) } ?? .noResponse(unanswered)
         case let end?: return .negotiationEnded(end)
         case nil: return .timedOut("the order to change state (now \(m.state.rawValue))")
         }

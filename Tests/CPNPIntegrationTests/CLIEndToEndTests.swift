@@ -1,0 +1,375 @@
+// End to end with both real programs: the `cpnp` CLI against real `cpnpd` processes over DTLS on
+// loopback (issue 5). Each command is a separate process, as an engineer would run it; the CLI's
+// state comes from `cpnp show --json`, the provider's from `cpnpd admin show`.
+import CPNPCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.enabled(if: Daemon.binary != nil && CLI.binary != nil, "cpnpd/cpnp not found next to the test bundle: run `swift build` first"), .serialized)
+struct CLIEndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func quoteYesReachesCompletedOnBothSides() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let cli = try CLI(daemon: daemon)
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try r.object()
+        #expect(out["outcome"] == .string("completed"))
+        let coid = try #require(out["customer-order-id"]?.stringValue)
+        let poid = try #require(out["agreement"]?.objectValue?["provider-order-id"]?.stringValue)
+        #expect(try cli.state(coid) == "Completed")
+        #expect(try daemon.show(ProviderOrderID(poid)!).state == "Completed")
+        // Human output shows the offer clause by clause and the price.
+        let human = try cli.run(["show", coid])
+        #expect(human.stdout.contains("price:") && human.stdout.contains("state: Completed"))
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func quoteThenDeclineEndsCancelledOnBothSides() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let cli = try CLI(daemon: daemon)
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--order-id", "decline-1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("capacity:") && r.stdout.contains("as requested") && r.stdout.contains("cpnp accept decline-1"))
+        #expect(try cli.state("decline-1") == "OfferProcessing")
+        let poid = try #require(try cli.show("decline-1")["provider-order-id"]?.stringValue)
+        #expect(try daemon.show(ProviderOrderID(poid)!).state == "ProcessingReceived")
+        let d = try cli.run(["decline", "decline-1", "--reason", "1"])
+        #expect(d.status == 0, "\(d.stderr)")
+        #expect(try cli.state("decline-1") == "Cancelled")
+        let server = try daemon.show(ProviderOrderID(poid)!)
+        #expect(server.state == "Cancelled" && !server.hasReservations)
+    }
+
+    /// An order above 1 Gbps waits for the operator; `--no-wait` returns on PROCESSING and a later
+    /// `cpnp cancel` (another process, same 4-tuple) cancels it on both sides.
+    @Test(.timeLimit(.minutes(2)))
+    func cancelWhileTheProviderWaitsForItsOperator() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let cli = try CLI(daemon: daemon)
+        let big = try cli.writeCPD("big.json", from: "l3vpn-3-sites.json") {
+            $0.replacingOccurrences(of: "[\"PE-PAR-2:ge-0/0/1\"]", with: "[\"PE-PAR-1:xe-0/0/0\"]")
+                .replacingOccurrences(of: "\"incoming-bandwidth-mbps\": { \"min\": 80, \"max\": 100 }", with: "\"incoming-bandwidth-mbps\": 2000")
+        }
+        let q = try cli.run(["quote", "--cpd", big, "--order-id", "big-1", "--no-wait"])
+        #expect(q.status == 0, "\(q.stderr)")
+        #expect(try cli.state("big-1") == "ServerProcessing")
+        let poid = try #require(try cli.show("big-1")["provider-order-id"]?.stringValue)
+        #expect(try daemon.show(ProviderOrderID(poid)!).state == "AwaitingProcessing")
+        let c = try cli.run(["cancel", "big-1"])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(try cli.state("big-1") == "Cancelled")
+        #expect(try daemon.show(ProviderOrderID(poid)!).state == "Cancelled")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func activateNowScheduledOffThenUpdateThenWithdraw() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let cli = try CLI(daemon: daemon)
+        let q = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--activation", "explicit", "--yes", "--order-id", "life-1"])
+        #expect(q.status == 0, "\(q.stderr)")
+        let poid = try #require(ProviderOrderID(try cli.show("life-1")["provider-order-id"]?.stringValue ?? ""))
+        #expect(try cli.activation("life-1") == "inactive")
+
+        #expect(try cli.run(["activate", "life-1", "--now"]).status == 0)
+        #expect(try cli.activation("life-1") == "active")
+        #expect(try daemon.show(poid).agreement?.contains("active") == true)
+        #expect(try cli.run(["activate", "life-1", "--at", "+1h"]).status == 0)
+        #expect(try cli.activation("life-1")?.hasPrefix("scheduled at") == true)
+        #expect(try cli.run(["activate", "life-1", "--off"]).status == 0)
+        #expect(try cli.activation("life-1") == "inactive")
+        #expect(try daemon.show(poid).auditContains("ACTIVATE received (deactivate)"))
+
+        let smaller = try cli.writeCPD("smaller.json", from: "l3vpn-3-sites.json") { $0.replacingOccurrences(of: "\"incoming-bandwidth-mbps\": 100,", with: "\"incoming-bandwidth-mbps\": 50,") }
+        let u = try cli.run(["update", "life-1", "--cpd", smaller, "--yes"])
+        #expect(u.status == 0, "\(u.stderr)")
+        #expect(try cli.state("life-1") == "Completed")
+        let server = try daemon.show(poid)
+        #expect(server.state == "Completed" && server.auditContains("UPDATE received"))
+        #expect(server.reservations("committed").values.contains("50"))
+
+        let w = try cli.run(["withdraw", "life-1"])
+        #expect(w.status == 0, "\(w.stderr)")
+        #expect(try cli.state("life-1") == "Cancelled")
+        #expect(try cli.show("life-1")["agreement"] == nil)
+        let gone = try daemon.show(poid)
+        #expect(gone.state == "Cancelled" && !gone.hasReservations)
+        // Not allowed any more: a clear error and exit status 1.
+        let again = try cli.run(["activate", "life-1", "--now"])
+        #expect(again.status == 1 && again.stderr.contains("error:"))
+    }
+
+    /// Best-of-3: three providers with different prices (one CA). The cheapest is accepted; the two
+    /// others are declined with reason 2 and end Cancelled.
+    @Test(.timeLimit(.minutes(3)))
+    func bestOfThreeAcceptsTheCheapestAndDeclinesTheOthers() async throws {
+        let first = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "1500.00", pki: nil))
+        defer { first.stop() }
+        let second = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "400.00", pki: first.pkiDirectory))
+        defer { second.stop() }
+        let third = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "900.00", pki: first.pkiDirectory))
+        defer { third.stop() }
+        let cli = try CLI(daemon: first)
+        let daemons = [first, second, third]
+        var args = ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "bo3"]
+        for d in daemons { args += ["--server", "127.0.0.1:\(d.port)"] }
+        let r = try cli.run(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try r.object()
+        #expect(out["server"] == .string("127.0.0.1:\(second.port)"))
+        #expect(out["strategy"] == .string("best-of-n"))
+        guard case .array(let declined)? = out["declined"] else { Issue.record("no declined list"); return }
+        #expect(declined.count == 2)
+        #expect(declined.allSatisfy { $0.objectValue?["reason"] == .number(2) })
+        guard case .array(let rounds)? = out["rounds"], case .array(let candidates)? = rounds.first else { Issue.record("no rounds"); return }
+        for (i, c) in candidates.enumerated() {
+            let poid = try #require(ProviderOrderID(c.objectValue?["offer"]?.objectValue?["provider-order-id"]?.stringValue ?? ""))
+            let view = try await daemons[i].waitForOrder(poid) { $0.state == (i == 1 ? "Completed" : "Cancelled") }
+            #expect(view.state == (i == 1 ? "Completed" : "Cancelled"))
+            if i != 1 { #expect(!view.hasReservations) }
+        }
+    }
+
+    /// `--interactive` asks on standard input; `--server DOMAIN` finds the provider through
+    /// `_cpnp._udp.DOMAIN` SRV records (here from a DNS responder on loopback, via CPNP_DNS_SERVER).
+    @Test(.timeLimit(.minutes(2)))
+    func interactiveQuoteToAServerFoundBySRV() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let dns = try LoopbackDNS(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
+        defer { dns.stop() }
+        let cli = try CLI(daemon: daemon)
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--interactive", "--order-id", "ask-1"],
+                            input: "y\n", environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("Accept this offer? [y/N]") && r.stdout.contains("is Completed"))
+        #expect(try cli.state("ask-1") == "Completed")
+        #expect(try cli.show("ask-1")["server"] == .string("127.0.0.1:\(daemon.port)"))
+        // Answering no declines with reason 1 and exits 3.
+        let no = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--interactive", "--order-id", "ask-2"], input: "n\n")
+        #expect(no.status == 3)
+        #expect(try cli.state("ask-2") == "Cancelled")
+    }
+
+    /// A server that never answers: the client gives up at the expected response time with a clear
+    /// message and exit status 4.
+    @Test(.timeLimit(.minutes(2)))
+    func aSilentServerEndsWithExitStatus4() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let silent = try SilentUDPSocket()
+        defer { silent.close() }
+        let cli = try CLI(daemon: daemon)
+        let started = Date()
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "127.0.0.1:\(silent.port)",
+                             "--expected-response-time", "3s", "--yes"])
+        #expect(r.status == 4, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.contains("no answer") || r.stderr.contains("expected response time"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+
+    /// The README's two commands: `swift run cpnpd` with no arguments, then `cpnp quote --cpd … --yes`
+    /// with no server or PKI options, from the same directory. Needs the default port 8921 free.
+    @Test(.timeLimit(.minutes(2)), .enabled(if: CLI.defaultPortIsFree(), "127.0.0.1:8921 is in use"))
+    func theReadmeCommandsWorkWithTheEmbeddedDefaults() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-readme-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let log = directory.appendingPathComponent("cpnpd.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let cpnpd = Process()
+        cpnpd.executableURL = Daemon.binary
+        cpnpd.arguments = []
+        cpnpd.currentDirectoryURL = directory
+        cpnpd.standardOutput = try FileHandle(forWritingTo: log)
+        cpnpd.standardError = cpnpd.standardOutput
+        try cpnpd.run()
+        defer { if cpnpd.isRunning { kill(cpnpd.processIdentifier, SIGKILL); cpnpd.waitUntilExit() } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("cpnpd ready"), ContinuousClock.now < deadline, cpnpd.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let ready = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(ready.contains("listen=127.0.0.1:8921"), "\(ready)")
+        let r = try CLI.runRaw(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes"], in: directory)
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("is Completed"))
+        cpnpd.terminate()
+        cpnpd.waitUntilExit()
+        #expect(cpnpd.terminationStatus == 0)
+    }
+}
+
+/// Runs the `cpnp` binary against one daemon's PKI, with its own client store.
+struct CLI {
+    static let binary: URL? = Daemon.binary.map { $0.deletingLastPathComponent().appendingPathComponent("cpnp") }
+        .flatMap { FileManager.default.isExecutableFile(atPath: $0.path) ? $0 : nil }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        func object() throws -> JSONObject {
+            guard case .object(let o) = try JSONParser.parse(Array(stdout.utf8)) else { throw DaemonError(description: "not a JSON object: \(stdout)") }
+            return o
+        }
+    }
+
+    let directory: URL
+    let daemon: Daemon
+
+    init(daemon: Daemon) throws {
+        self.daemon = daemon
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    static func example(_ name: String) -> String { repositoryRoot.appendingPathComponent("Examples/\(name)").path }
+
+    /// `cpnp ARGS` with this test's store and the daemon's PKI and address (unless --server is given).
+    func run(_ args: [String], input: String? = nil, environment: [String: String] = [:]) throws -> Result {
+        var full = args + ["--database", directory.appendingPathComponent("cpnp.sqlite").path, "--pki", daemon.pkiDirectory.path]
+        if args.first == "quote" && !args.contains("--server") { full += ["--server", "127.0.0.1:\(daemon.port)"] }
+        return try CLI.runRaw(full, in: directory, input: input, environment: environment)
+    }
+
+    static func runRaw(_ args: [String], in directory: URL, input: String? = nil, environment: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = directory
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let input {
+            let stdin = Pipe()
+            p.standardInput = stdin
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func show(_ order: String) throws -> JSONObject {
+        let r = try run(["show", order, "--json"])
+        guard r.status == 0 else { throw DaemonError(description: "cpnp show \(order): \(r.stderr)") }
+        return try r.object()
+    }
+
+    func state(_ order: String) throws -> String? { try show(order)["state"]?.stringValue }
+    func activation(_ order: String) throws -> String? { try show(order)["agreement"]?.objectValue?["activation"]?.stringValue }
+
+    /// A CPD derived from an example by a text edit.
+    func writeCPD(_ name: String, from example: String, _ edit: (String) -> String) throws -> String {
+        let text = try String(contentsOfFile: CLI.example(example), encoding: .utf8)
+        let edited = edit(text)
+        guard edited != text else { throw DaemonError(description: "the edit of \(example) changed nothing") }
+        let file = directory.appendingPathComponent(name)
+        try Data(edited.utf8).write(to: file)
+        return file.path
+    }
+
+    /// Examples/cpnpd.yaml with another price list, and optionally another provider's PKI (one CA for all).
+    static func providerConfiguration(baseFee: String, pki: URL?) throws -> String {
+        var text = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
+        var lines = text.components(separatedBy: "\n")
+        for i in lines.indices where lines[i].trimmingCharacters(in: .whitespaces).hasPrefix("base-fee:") {
+            let indent = lines[i].prefix { $0 == " " }
+            lines[i] = "\(indent)base-fee: \(baseFee)"
+        }
+        text = lines.joined(separator: "\n")
+        if let pki { text = text.replacingOccurrences(of: "directory: ./.cpnp/pki", with: "directory: \(pki.path)") }
+        return text
+    }
+
+    static func defaultPortIsFree() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(8921).bigEndian
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}
+
+/// A DNS responder on loopback answering SRV questions from a table (NXDOMAIN otherwise); targets
+/// are written as plain labels.
+final class LoopbackDNS: @unchecked Sendable {
+    let socket: SilentUDPSocket
+    var port: Int { socket.port }
+
+    init(srv: [String: (port: UInt16, target: String)]) throws {
+        socket = try SilentUDPSocket()
+        let fd = socket.fd
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 1_500)
+            while true {
+                var from = sockaddr_storage()
+                var fromLen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &from) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &fromLen) }
+                }
+                if n <= 12 { return }
+                let q = Array(buffer.prefix(n))
+                var labels: [String] = []
+                var i = 12
+                while i < q.count, q[i] != 0 { labels.append(String(decoding: q[(i + 1)...(i + Int(q[i]))], as: UTF8.self)); i += 1 + Int(q[i]) }
+                let record = srv[labels.joined(separator: ".")]
+                var r = Array(q[0..<2]) + [0x81, record == nil ? 0x83 : 0x80, 0, 1, 0, record == nil ? 0 : 1, 0, 0, 0, 0]
+                r += q[12..<(i + 5)]
+                if let record {
+                    var rdata: [UInt8] = [0, 1, 0, 0, UInt8(record.port >> 8), UInt8(record.port & 0xff)]
+                    for label in record.target.split(separator: ".") { rdata += [UInt8(label.utf8.count)] + Array(label.utf8) }
+                    rdata.append(0)
+                    r += [0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
+                }
+                _ = withUnsafePointer(to: &from) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, r, r.count, 0, $0, fromLen) }
+                }
+            }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(socket.fd, Int32(SHUT_RDWR))
+        socket.close()
+    }
+}
+
+/// A UDP socket on loopback that receives and never answers.
+final class SilentUDPSocket: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    init() throws {
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        fd = s
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+    func close() { _ = Glibc.close(fd) }
+}
+
+extension JSONValue {
+    var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+    var objectValue: JSONObject? { if case .object(let o) = self { o } else { nil } }
+}
