@@ -42,14 +42,24 @@ struct DiscoveryTests {
     @Test(.timeLimit(.minutes(1)))
     func srvRecordsComeFromTheDNSServer() async throws {
         let responder = try FakeDNS { name in
-            name == "_cpnp._udp.provider.example"
-                ? [(10, 5, 9001, "cpnp1.provider.example"), (5, 0, 9002, "cpnp0.provider.example")] : nil
+            switch name {
+            case "_cpnp._udp.provider.example": [(10, 5, 9001, "cpnp1.provider.example"), (5, 0, 9002, "cpnp0.provider.example")]
+            case "_cpnp._udp.lab.example": [(1, 0, 9101, "127.0.0.1")]
+            default: nil
+            }
         }
         defer { responder.stop() }
         let resolver = SRVResolver(nameserver: ("127.0.0.1", responder.port), timeout: .seconds(2))
         let servers = try await resolver.servers(for: "provider.example")
         #expect(servers.map(\.description) == ["cpnp0.provider.example:9002", "cpnp1.provider.example:9001"])
         #expect(try await resolver.servers(for: "nothing.example").isEmpty)
+
+        // The locator: a bare domain goes through SRV; an explicit port or an IP literal does not;
+        // a domain without SRV records falls back to itself on the default port.
+        let located = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: "lab.example"), resolver: resolver)
+        #expect(located.map(\.displayName) == ["127.0.0.1:9101"])
+        let direct = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: "127.0.0.1:9100"), resolver: resolver)
+        #expect(direct.map(\.displayName) == ["127.0.0.1:9100"])
     }
 }
 
@@ -102,9 +112,14 @@ final class FakeDNS: @unchecked Sendable {
         r += q[12..<questionEnd]
         for (priority, weight, port, target) in records ?? [] {
             var rdata = [UInt8(priority >> 8), UInt8(priority & 0xff), UInt8(weight >> 8), UInt8(weight & 0xff), UInt8(port >> 8), UInt8(port & 0xff)]
-            // The target's first label, then a pointer to the question's "provider.example" suffix.
-            let first = target.split(separator: ".")[0]
-            rdata += [UInt8(first.utf8.count)] + Array(first.utf8) + [0xc0, UInt8(12 + 1 + 5 + 1 + 4)]
+            if target.hasSuffix(".provider.example") {
+                // The target's first label, then a pointer to the question's "provider.example" suffix.
+                let first = target.split(separator: ".")[0]
+                rdata += [UInt8(first.utf8.count)] + Array(first.utf8) + [0xc0, UInt8(12 + 1 + 5 + 1 + 4)]
+            } else {
+                for label in target.split(separator: ".") { rdata += [UInt8(label.utf8.count)] + Array(label.utf8) }
+                rdata.append(0)
+            }
             r += [0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
         }
         return r
