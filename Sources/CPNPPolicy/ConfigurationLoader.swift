@@ -82,7 +82,8 @@ struct ConfigurationParser {
     func parse(_ root: Node?) -> ServerConfiguration {
         var c = ServerConfiguration()
         guard let m = r.map(root, at: .root, keys: ConfigurationLoader.topLevelKeys) else { return c }
-        if let s = r.map(m["listen"], at: m.path("listen"), keys: ["host", "port", "transport", "rcvbuf"]) {
+        let listenKeys = ["host", "port", "transport", "rcvbuf", "plain-udp-customer"]
+        if let s = r.map(m["listen"], at: m.path("listen"), keys: listenKeys) {
             c.listen = listen(s)
         }
         if let s = r.map(m["pki"], at: m.path("pki"), keys: ["directory", "ca", "cert", "key"]) {
@@ -106,6 +107,14 @@ struct ConfigurationParser {
             c.pricing = pricing(s, base: PricingRule())
         }
         c.customers = customers(m["customers"], at: m.path("customers"), policy: c.policy, pricing: c.pricing)
+        if let id = c.listen.plainUDPCustomer, let listen = r.map(m["listen"], at: m.path("listen"), keys: listenKeys) {
+            let path = listen.path("plain-udp-customer")
+            if c.listen.transport != .plainUDP {
+                r.error(.invalidValue, path, listen["plain-udp-customer"], "only allowed with transport: plain-udp")
+            } else if c.customerProfile(matching: [id]) == nil {
+                r.error(.unknownReference, path, listen["plain-udp-customer"], "unknown customer identity \"\(id)\" (not in customers)")
+            }
+        }
         if let s = r.map(m["approval"], at: m.path("approval"), keys: ["mode", "rules", "escalate-out-of-resources"]) {
             c.approval = approval(s, customers: c.customers)
         }
@@ -133,6 +142,7 @@ struct ConfigurationParser {
         if let p = r.integer(m, "port", in: 0...65535) { l.port = UInt16(p) }
         l.transport = r.enumeration(m, "transport", TransportKind.self) ?? l.transport
         l.receiveBufferBytes = r.size(m, "rcvbuf")
+        l.plainUDPCustomer = r.string(m, "plain-udp-customer")
         return l
     }
 

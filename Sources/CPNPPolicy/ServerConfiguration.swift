@@ -124,6 +124,10 @@ public struct ListenConfiguration: Sendable, Hashable {
     public var transport: TransportKind
     /// `rcvbuf`: socket receive buffer size in bytes; nil = the operating system's default.
     public var receiveBufferBytes: Int?
+    /// `plain-udp-customer`: with `transport: plain-udp` only, the customer every (unauthenticated)
+    /// client is taken for, still subject to its `source-prefixes`. Labs and benchmarks only: plain
+    /// UDP carries no identity (RFC 8921 §13 requires DTLS or TLS).
+    public var plainUDPCustomer: String?
 
     /// - Parameters:
     ///   - host: address to bind.

@@ -151,6 +151,11 @@ public actor ServerEngine {
     /// Handles one received message (RFC 8921 §10.2). Never throws: bad input is answered with FAIL
     /// (rate-limited) or dropped, and logged.
     public func receive(_ datagram: InboundDatagram) async {
+        var datagram = datagram
+        if datagram.identity == nil, configuration.listen.transport == .plainUDP, let lab = configuration.listen.plainUDPCustomer {
+            // Labs and benchmarks: plain UDP has no identity; `listen.plain-udp-customer` stands in.
+            datagram.identity = ClientIdentity(names: [lab], subject: "plain-udp \(datagram.session.remote.host)")
+        }
         let now = clock.now()
         let source = datagram.session.remote.description
         guard datagram.bytes.count <= datagram.maximumSize else {

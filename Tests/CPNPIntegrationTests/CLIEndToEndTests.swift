@@ -158,6 +158,21 @@ struct CLIEndToEndTests {
         #expect(try cli.state("ask-2") == "Cancelled")
     }
 
+    /// Plain UDP (labs, benchmarks): no certificates; `listen.plain-udp-customer` names the customer.
+    @Test(.timeLimit(.minutes(2)))
+    func plainUDPWithALabCustomer() async throws {
+        var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "  transport: dtls ", with: "  transport: plain-udp\n  plain-udp-customer: acme #")
+        let daemon = try await Daemon.start(configuration: yaml)
+        defer { daemon.stop() }
+        #expect(daemon.logText.contains("plain UDP transport enabled"))
+        let cli = try CLI(daemon: daemon)
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--transport", "plain-udp", "--yes", "--order-id", "lab-1"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(try cli.state("lab-1") == "Completed")
+        #expect(try daemon.admin(["orders"]).contains("acme"))
+    }
+
     /// A server that never answers: the client gives up at the expected response time with a clear
     /// message and exit status 4.
     @Test(.timeLimit(.minutes(2)))
