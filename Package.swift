@@ -217,3 +217,17 @@ if let integration = package.targets.first(where: { $0.name == "CPNPIntegrationT
 if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
     cpnpd.dependencies += ["CPNPPKI", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")]
 }
+
+// MARK: - Engine benchmark (issue 6)
+// `cpnp-engine-bench`: the server engine in process (real SQLite store, no sockets), time per phase.
+
+package.targets += [
+    .executableTarget(
+        name: "cpnp-engine-bench",
+        dependencies: [
+            "CPNPServer", "CPNPCore", "CPNPPolicy", "CPNPStorage", "CPNPRuntime",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]

@@ -66,16 +66,20 @@ public actor ServerEngine {
     let clock: any WallClock
     let logger: Logger
     let decisionEngine: DecisionEngine
+    /// The configured links by id.
+    let linksByID: [String: ProviderLink]
     nonisolated let timers: TimerScheduler<TimerKey>
     /// Deadlines of the armed timers; with `manualTimers` nothing else fires them (tests).
     var deadlines: [TimerKey: CPNPTimestamp] = [:]
     let manualTimers: Bool
     let faultHook: (@Sendable (FaultPoint) -> Void)?
     var rng = SystemRandomNumberGenerator()
-    var orders: [ProviderOrderID: LiveOrder] = [:]
+    var orders = OrderTable()
     var byCustomer: [OrderKey: ProviderOrderID] = [:]
     var quotationLimiter: RateLimiter<String>
     var failLimiter: RateLimiter<String>
+    /// Phase timings, when profiling is on (``setProfiling(_:)``).
+    var profile: EngineProfile?
 
     /// - Parameter faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
     public init(
@@ -98,6 +102,7 @@ public actor ServerEngine {
         self.clock = clock
         self.logger = logger
         decisionEngine = DecisionEngine(configuration: configuration)
+        linksByID = Dictionary(configuration.policy.links.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         timers = TimerScheduler(clock: clock)
         quotationLimiter = RateLimiter(perMinute: configuration.rateLimits.quotationsPerMinute)
         failLimiter = RateLimiter(perMinute: configuration.rateLimits.failsPerMinute)
@@ -151,6 +156,13 @@ public actor ServerEngine {
     /// Handles one received message (RFC 8921 §10.2). Never throws: bad input is answered with FAIL
     /// (rate-limited) or dropped, and logged.
     public func receive(_ datagram: InboundDatagram) async {
+        guard profile != nil else { return await receiveMessage(datagram) }
+        let start = ContinuousClock.now
+        await receiveMessage(datagram)
+        profile?.add(.receive, ContinuousClock.now - start)
+    }
+
+    private func receiveMessage(_ datagram: InboundDatagram) async {
         var datagram = datagram
         if datagram.identity == nil, configuration.listen.transport == .plainUDP, let lab = configuration.listen.plainUDPCustomer {
             // Labs and benchmarks: plain UDP has no identity; `listen.plain-udp-customer` stands in.
@@ -164,14 +176,14 @@ public actor ServerEngine {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize))
+            json = try measure(.decode) { try JSONParser.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize)) }
         } catch {
             logger.notice("dropped unparseable message", metadata: ["from": "\(source)", "error": "\(error)"])
             return
         }
         let message: CPNPMessage
         do {
-            message = try CPNPCodec.decode(json: json)
+            message = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPMessage in try CPNPCodec.decode(json: json) }
         } catch {
             logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
             if let c = CPNPCodec.correlation(of: json), let method = c.method, ![.ack, .fail, .processing].contains(method) {
@@ -267,7 +279,7 @@ public actor ServerEngine {
                 logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(f.statusCode.rawValue)"])
             case .send(let m, let session):
                 faultHook?(.sending(m.method))
-                await sink.send(CPNPCodec.encode(m), on: session)
+                await send(m, on: session)
             case .discard(let reason):
                 logger.debug("discarded", metadata: ["order": "\(stored.providerOrderID)", "reason": "\(reason)"])
             default:
@@ -301,7 +313,16 @@ public actor ServerEngine {
             sequenceNumber: .randomInitial(using: &rng), transactionID: transactionID, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, statusCode: status, diagnostic: diagnostic)
         logger.notice("FAIL \(status.rawValue) sent", metadata: ["to": "\(session.remote)", "diagnostic": "\(fail.diagnostic ?? "")"])
-        await sink.send(CPNPCodec.encode(.fail(fail)), on: session)
+        await send(.fail(fail), on: session)
+    }
+
+    /// Encodes and sends one message (measured when profiling).
+    private func send(_ m: CPNPMessage, on session: CPNPSession) async {
+        let bytes = measure(.encode) { CPNPCodec.encode(m) }
+        guard profile != nil else { return await sink.send(bytes, on: session) }
+        let start = ContinuousClock.now
+        await sink.send(bytes, on: session)
+        profile?.add(.send, ContinuousClock.now - start)
     }
 
     // MARK: - Timers
@@ -403,12 +424,13 @@ public actor ServerEngine {
         guard m.state == .pqoReceived || m.state == .awaitingProcessing else { return }
         let profile = profile(for: live)
         let identityPresent = live.identity != nil || profile != nil
-        let decision = decisionEngine.decide(
+        let free = measure(.inventory) { inventory(deciding: poid, live) }
+        let decision = measure(.decide) { decisionEngine.decide(
             request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
-            identityPresent: identityPresent, inventory: inventory(deciding: poid, live), now: now,
+            identityPresent: identityPresent, inventory: free, now: now,
             clientAddress: m.transaction.session.remote.host,
             openOrders: (try? store.openOrderCount(clientIdentity: live.clientIdentity)).map { max(0, $0 - 1) } ?? 0,
-            updating: m.isUpdate ? live.committed : nil)
+            updating: m.isUpdate ? live.committed : nil) }
         switch decision {
         case .fail(let code, let diagnostic):
             logger.info("order refused", metadata: ["order": "\(poid)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
@@ -512,10 +534,10 @@ public actor ServerEngine {
 
     /// Free capacity for deciding `poid`: link capacities minus every other order's reservations and,
     /// for an UPDATE, minus the order's agreement in force (the decision engine gives it back itself).
+    /// From the running totals: O(links), not O(open orders).
     private func inventory(deciding poid: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
-        var all: [CPNPPolicy.Reservation] = live.machine.isUpdate ? live.committed : []
-        for (id, o) in orders where id != poid { all += o.offered + o.committed }
-        return configuration.inventory(reservations: all)
+        let own = orders[poid].map { $0.offered + $0.committed } ?? []
+        return configuration.inventory(reservations: orders.reservations(minus: own, plus: live.machine.isUpdate ? live.committed : []))
     }
 
     /// The reservations of an offered CPD, recomputed after a restart for an UPDATE in progress: the
@@ -600,12 +622,12 @@ public actor ServerEngine {
         let hasPersist = actions.contains { if case .persist = $0 { true } else { false } }
         if hasPersist || !outbox.isEmpty {
             // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
+            let held = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil
             let change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now, actions: actions,
-                reservations: reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil,
-                capacityLimits: reservationsChanged ? capacityLimits() : [:], outbox: outbox)
+                reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
             do {
-                try store.commit(change)
+                try measure(.commit) { _ = try store.commit(change) }
                 faultHook?(.committed(live.machine.state))
             } catch {
                 // Nothing observable may leave before it is durable: drop the sends, reload the order.
@@ -622,7 +644,7 @@ public actor ServerEngine {
             switch a {
             case .send(let m, let session):
                 faultHook?(.sending(m.method))
-                await sink.send(CPNPCodec.encode(m), on: session)
+                await send(m, on: session)
             case .sendToChildProvider:
                 logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
             case .armTimer(let t, let at):
@@ -684,11 +706,14 @@ public actor ServerEngine {
             + CPNPPolicy.Reservation.aggregate(live.offered).map { convert($0, .offered) }
     }
 
-    private func capacityLimits() -> [ResourceKey: CPNPDecimal] {
+    /// The limits the store re-checks in the commit: those of the resources the order holds after it.
+    /// A change can only raise the totals there (elsewhere it holds nothing, so it released or kept
+    /// nothing), so checking every link would only re-scan unchanged totals.
+    private func capacityLimits(for held: [CPNPStorage.Reservation]) -> [ResourceKey: CPNPDecimal] {
         var out: [ResourceKey: CPNPDecimal] = [:]
-        for l in configuration.policy.links {
-            out[ResourceKey(l.id, .incoming)] = l.capacity.incoming
-            out[ResourceKey(l.id, .outgoing)] = l.capacity.outgoing
+        for r in held {
+            guard let l = linksByID[r.resource.resourceID] else { continue }
+            out[r.resource] = r.resource.direction == .incoming ? l.capacity.incoming : l.capacity.outgoing
         }
         return out
     }
@@ -717,5 +742,5 @@ public actor ServerEngine {
     /// Open orders in memory.
     public var openOrderCount: Int { orders.count }
     /// Orders waiting for an operator.
-    public var ordersAwaitingApproval: [ProviderOrderID] { orders.filter { $0.value.awaitingApproval }.map(\.key) }
+    public var ordersAwaitingApproval: [ProviderOrderID] { orders.all.filter { $0.value.awaitingApproval }.map(\.key) }
 }

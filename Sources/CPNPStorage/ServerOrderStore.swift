@@ -207,6 +207,49 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
+    /// Group commit: writes `changes` in ONE write transaction (one WAL commit and fsync), each in its own
+    /// savepoint, so that one failing change (e.g. ``StoreError/capacityExceeded(_:total:limit:)``) is
+    /// rolled back alone and the others are kept. A change of an order whose earlier change in the batch
+    /// failed is not attempted (it was computed from the state that failed): its result is
+    /// ``BatchCommitError/earlierChangeFailed(providerOrderID:)``. Results are in the order of `changes`.
+    ///
+    /// Nothing is durable before this returns; if it throws (the transaction itself failed, e.g. I/O or
+    /// `SQLITE_BUSY`), nothing was stored. Send the messages that reveal a change only after it returned
+    /// `.success` for that change (RFC 8921 §8.11).
+    public func commit(batch changes: [OrderChange]) throws -> [Result<Int64, any Error>] {
+        var results: [Result<Int64, any Error>?] = Array(repeating: nil, count: changes.count)
+        var prepared: [Prepared?] = Array(repeating: nil, count: changes.count)
+        for (i, c) in changes.enumerated() {
+            do { prepared[i] = try Self.prepare(c) } catch { results[i] = .failure(error) }
+        }
+        let initial = results
+        results = try writer.write { db in
+            var out = initial
+            var failed = Set<String>()
+            for (i, change) in changes.enumerated() {
+                let poi = change.machine.providerOrderID.rawValue
+                guard let p = prepared[i], !failed.contains(poi) else {
+                    if out[i] == nil { out[i] = .failure(BatchCommitError.earlierChangeFailed(providerOrderID: poi)) }
+                    failed.insert(poi)
+                    continue
+                }
+                do {
+                    var revision: Int64 = 0
+                    try db.inSavepoint {
+                        revision = try Self.commit(change, prepared: p, in: db)
+                        return .commit
+                    }
+                    out[i] = .success(revision)
+                } catch {
+                    out[i] = .failure(error)
+                    failed.insert(poi)
+                }
+            }
+            return out
+        }
+        return results.map { $0! }
+    }
+
     private struct Prepared {
         var snapshot: String
         var isOpen: Bool

@@ -285,3 +285,15 @@ public struct OrderChange: Sendable, Hashable {
         }
     }
 }
+
+/// Why ``ServerOrderStore/commit(batch:)`` did not attempt a change.
+public enum BatchCommitError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// An earlier change of the same order in the batch failed; this one was computed from it.
+    case earlierChangeFailed(providerOrderID: String)
+
+    public var description: String {
+        switch self {
+        case .earlierChangeFailed(let id): "order \(id): an earlier change in the same batch failed"
+        }
+    }
+}

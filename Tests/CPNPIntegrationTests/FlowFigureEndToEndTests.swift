@@ -127,7 +127,7 @@ struct FlowFigureEndToEndTests {
             try await daemon.waitForOrder(poid) { $0.state == "ProcessingReceived" }
             try await client.act(&order) { try $0.accept(now: TestClient.now()) }
             try await client.run(&order, until: { $0.state == .completed })
-            #expect(client.received.map(\.method) == [.processing, .offer, .ack])
+            #expect(distinctMethods(client.received) == [.processing, .offer, .ack])
             guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd == offered && order.agreement?.acceptedCPD == offered)
 
@@ -183,7 +183,7 @@ struct FlowFigureEndToEndTests {
             try await client.act(&order) { try $0.withdraw(session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { _ in client.events.contains(.withdrawalConfirmed) })
             let answers = client.received[before...]
-            #expect(answers.map(\.method) == [.processing, .ack])
+            #expect(distinctMethods(answers) == [.processing, .ack])
             guard case .ack(let ack)? = answers.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd?.isEmpty == true)
             #expect(order.state == .cancelled && order.agreement == nil)
@@ -215,7 +215,7 @@ struct FlowFigureEndToEndTests {
             }
             let before = client.received.count
             try await client.run(&a, until: { $0.state == .offerReceived || $0.state == .completed })
-            #expect(client.received[before...].map(\.method) == [.processing, .offer])
+            #expect(distinctMethods(client.received[before...]) == [.processing, .offer])
             let updated = try #require(a.offer)
             #expect(Self.bandwidth(updated.offeredCPD, node: "CE-MRS-1") == (170, 170))
             #expect(updated.nonce != oldAgreement.nonce)
@@ -331,4 +331,10 @@ struct FlowFigureEndToEndTests {
             #expect(try daemon.admin(["approve", poid2.rawValue]) == "\(poid2): unknown or closed order\n")
         }
     }
+}
+
+/// The methods of `messages` with retransmitted copies left out: a loaded machine can provoke a
+/// retransmission, and its answer repeats the same message.
+func distinctMethods(_ messages: some Collection<CPNPMessage>) -> [MethodCode] {
+    messages.reduce(into: [CPNPMessage]()) { out, m in if !out.contains(m) { out.append(m) } }.map(\.method)
 }

@@ -1,0 +1,63 @@
+import CPNPCore
+import CPNPPolicy
+
+extension ServerEngine {
+    /// A link in one direction, for the running totals.
+    struct LinkDirection: Hashable, Sendable {
+        var linkID: String
+        var direction: CPDDirection
+    }
+
+    /// The open orders in memory, with the capacity they hold summed per link and direction, kept up to
+    /// date on every write so that a decision needs no scan of all orders (RFC 8921 §8.2 "check
+    /// whether network capacity is available"). The store re-checks limits in its write transaction.
+    struct OrderTable {
+        private(set) var all: [ProviderOrderID: LiveOrder] = [:]
+        /// Offered + committed reservations of every order, per link and direction (zero sums removed).
+        private(set) var reserved: [LinkDirection: CPNPDecimal] = [:]
+
+        var count: Int { all.count }
+
+        subscript(_ poid: ProviderOrderID) -> LiveOrder? {
+            get { all[poid] }
+            set {
+                let old = all[poid]
+                all[poid] = newValue
+                if old?.offered != newValue?.offered || old?.committed != newValue?.committed {
+                    if let old { add(old.offered + old.committed, sign: -1) }
+                    if let newValue { add(newValue.offered + newValue.committed, sign: 1) }
+                }
+            }
+        }
+
+        private mutating func add(_ reservations: [CPNPPolicy.Reservation], sign: Int) {
+            for r in reservations {
+                let key = LinkDirection(linkID: r.linkID, direction: r.direction)
+                let v = (reserved[key] ?? 0) + (sign < 0 ? -r.mbps : r.mbps)
+                reserved[key] = v.isZero ? nil : v
+            }
+        }
+
+        /// The totals with `minus` taken off and `plus` added, as a reservation list.
+        func reservations(minus: [CPNPPolicy.Reservation], plus: [CPNPPolicy.Reservation]) -> [CPNPPolicy.Reservation] {
+            var sums = reserved
+            for r in minus { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] -= r.mbps }
+            for r in plus { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
+            return sums.filter { !$0.value.isZero }.map { CPNPPolicy.Reservation(linkID: $0.key.linkID, direction: $0.key.direction, mbps: $0.value) }
+        }
+
+        /// The same totals summed from scratch over every order (tests).
+        func reservedByScan() -> [LinkDirection: CPNPDecimal] {
+            var sums: [LinkDirection: CPNPDecimal] = [:]
+            for o in all.values {
+                for r in o.offered + o.committed { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
+            }
+            return sums.filter { !$0.value.isZero }
+        }
+    }
+
+    /// The running totals and the same sums recomputed over every open order (tests).
+    func reservedTotals() -> (running: [LinkDirection: CPNPDecimal], scanned: [LinkDirection: CPNPDecimal]) {
+        (orders.reserved, orders.reservedByScan())
+    }
+}

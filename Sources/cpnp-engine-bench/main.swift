@@ -1,0 +1,180 @@
+// cpnp-engine-bench: where the server's time goes in a negotiation (issue 6, profiling pass).
+//
+// A real ServerEngine with a real SQLite file store (temporary directory) and the demo policy with
+// capacities and limits raised; C concurrent simulated customers, each a client order machine, run
+// QUOTATION → PROCESSING + OFFER → ACCEPT → ACK through the codec as bytes, with no sockets (the sink
+// hands the engine's answers straight back). Prints negotiations/s, commits/s and the engine's time
+// per phase (ContinuousClock around decode, inventory, decide, commit, encode, send).
+//
+//   cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE]
+import CPNPCore
+import CPNPPolicy
+import CPNPRuntime
+import CPNPServer
+import CPNPStorage
+import Foundation
+import Logging
+import Synchronization
+
+/// Keeps what the engine sends, per client endpoint.
+final class LoopbackSink: ServerMessageSink {
+    let inbox = Mutex<[CPNPEndpoint: [[UInt8]]]>([:])
+    func send(_ bytes: [UInt8], on session: CPNPSession) async {
+        inbox.withLock { $0[session.remote, default: []].append(bytes) }
+    }
+    func take(_ endpoint: CPNPEndpoint) -> [[UInt8]] {
+        inbox.withLock { $0.removeValue(forKey: endpoint) ?? [] }
+    }
+}
+
+struct Options {
+    var customers = 16
+    var negotiations = 4_000
+    var preloaded = 0
+    var cpdPath: String?
+
+    init(_ args: [String]) {
+        var i = 1
+        func value() -> String {
+            i += 1
+            guard i < args.count else { fatalError("missing value for \(args[i - 1])") }
+            return args[i]
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--customers": customers = Int(value())!
+            case "--negotiations": negotiations = Int(value())!
+            case "--orders-preloaded": preloaded = Int(value())!
+            case "--cpd": cpdPath = value()
+            case "-h", "--help":
+                print("usage: cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE]")
+                exit(0)
+            default: fatalError("unknown argument \(args[i])")
+            }
+            i += 1
+        }
+    }
+}
+
+let serverEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 8921)
+
+/// One simulated customer on its own port; negotiates orders one after another.
+struct Customer {
+    let endpoint: CPNPEndpoint
+    let identity = ClientIdentity(names: ["acme"], subject: "CN=acme")
+    var clientSession: CPNPSession { CPNPSession(local: endpoint, remote: serverEndpoint) }
+    var serverSession: CPNPSession { CPNPSession(local: serverEndpoint, remote: endpoint) }
+
+    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
+        for case .send(let m) in actions {
+            await engine.receive(InboundDatagram(bytes: CPNPCodec.encode(m), session: serverSession, identity: identity))
+        }
+    }
+
+    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine) async {
+        for bytes in sink.take(endpoint) {
+            guard let m = try? CPNPCodec.decode(bytes) else { continue }
+            await deliver(machine.messageReceived(m, session: clientSession, now: SystemWallClock().now()), to: engine)
+        }
+    }
+
+    /// One negotiation to agreement; true when it ended Completed.
+    func negotiate(_ id: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Bool {
+        var rng = SystemRandomNumberGenerator()
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(id)!)
+        let now = SystemWallClock().now()
+        guard let q = try? order.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
+        else { return false }
+        await deliver(q, to: engine)
+        await answers(sink, into: &order, engine: engine)
+        guard order.state == .offerReceived, let a = try? order.accept(now: SystemWallClock().now()) else { return false }
+        await deliver(a, to: engine)
+        await answers(sink, into: &order, engine: engine)
+        return order.state == .completed
+    }
+}
+
+/// Runs `count` negotiations spread over `customers` concurrent customers; returns the completed ones.
+func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Int {
+    await withTaskGroup(of: Int.self) { group in
+        for c in 0..<customers {
+            group.addTask {
+                let customer = Customer(endpoint: CPNPEndpoint(host: "127.0.0.1", port: UInt16(20_000 + c)))
+                var done = 0
+                var j = c
+                while j < count {
+                    if await customer.negotiate("\(prefix)-\(j)", cpd: cpd, engine: engine, sink: sink) { done += 1 }
+                    j += customers
+                }
+                return done
+            }
+        }
+        return await group.reduce(0, +)
+    }
+}
+
+func locateCPD(_ explicit: String?) throws -> CPD {
+    var candidates = [explicit].compactMap { $0 }
+    candidates.append(FileManager.default.currentDirectoryPath + "/Examples/l3vpn-3-sites.json")
+    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Examples/l3vpn-3-sites.json").path)
+    guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+        throw CocoaError(.fileNoSuchFile)
+    }
+    return try CPD(json: JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path)))), at: .root)
+}
+
+func microseconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+}
+
+let options = Options(CommandLine.arguments)
+let cpd = try locateCPD(options.cpdPath)
+var configuration = ServerConfiguration.demo
+configuration.rateLimits.quotationsPerMinute = 100_000_000
+configuration.rateLimits.failsPerMinute = 100_000_000
+for i in configuration.customers.indices { configuration.customers[i].maxOpenOrders = 100_000_000 }
+for i in configuration.policy.links.indices { configuration.policy.links[i].capacity = LinkCapacity(incoming: 1_000_000_000, outgoing: 1_000_000_000) }
+
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-engine-bench-\(UUID().uuidString)")
+try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: directory) }
+let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
+var logger = Logger(label: "cpnp-engine-bench")
+logger.logLevel = .critical
+let sink = LoopbackSink()
+let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger)
+
+if options.preloaded > 0 {
+    // Agreements in force: open orders holding committed capacity, as a long-running server has.
+    let started = ContinuousClock.now
+    let done = await run(count: options.preloaded, customers: max(options.customers, 8), prefix: "pre", cpd: cpd, engine: engine, sink: sink)
+    print("preloaded \(done) agreed (open) orders in \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s")
+}
+
+await engine.setProfiling(true)
+let started = ContinuousClock.now
+let completed = await run(count: options.negotiations, customers: options.customers, prefix: "run", cpd: cpd, engine: engine, sink: sink)
+let elapsed = (ContinuousClock.now - started).seconds
+let figures = await engine.profileFigures ?? EngineProfile()
+let openOrders = await engine.openOrderCount
+
+print("customers \(options.customers), negotiations \(options.negotiations) (completed \(completed)), open orders at end \(openOrders)")
+print(String(format: "elapsed %.2f s: %.0f negotiations/s, %.0f commits/s, %.0f messages received/s",
+             elapsed, Double(completed) / elapsed, Double(figures.count[.commit] ?? 0) / elapsed, Double(figures.count[.receive] ?? 0) / elapsed))
+let receiveTotal = microseconds(figures.total[.receive] ?? .zero)
+print("phase        calls      µs/call   µs/negotiation   % of receive")
+for phase in EngineProfile.Phase.allCases {
+    let total = microseconds(figures.total[phase] ?? .zero)
+    let calls = figures.count[phase] ?? 0
+    print(String(format: "%-10@ %7d %12.1f %16.1f %13.1f", phase.rawValue as NSString, calls, calls > 0 ? total / Double(calls) : 0,
+                 total / Double(max(completed, 1)), receiveTotal > 0 ? 100 * total / receiveTotal : 0))
+}
+let measured = EngineProfile.Phase.allCases.filter { $0 != .receive }.map { microseconds(figures.total[$0] ?? .zero) }.reduce(0, +)
+print(String(format: "%-10@ %7@ %12@ %16.1f %13.1f", "other" as NSString, "" as NSString, "" as NSString,
+             (receiveTotal - measured) / Double(max(completed, 1)), receiveTotal > 0 ? 100 * (receiveTotal - measured) / receiveTotal : 0))
+print("(other = state machines, timers, logging, actor hops; receive spans overlap when the actor is re-entered at a send)")
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,49 @@
+// ServerOrderStore.commit(batch:): many order changes in one transaction, each in a savepoint, so one
+// failing change (capacity) is rolled back alone and later changes of its order are not attempted.
+@testable import CPNPCore
+@testable import CPNPStorage
+import Foundation
+import Testing
+
+@Suite("ServerOrderStore group commit")
+struct GroupCommitTests {
+    @Test func aFailingChangeIsRolledBackAloneAndLaterChangesOfItsOrderAreSkipped() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-group-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
+        let link = ResourceKey("link-1", .outgoing)
+        func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
+            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(name)", poid: "p-\(name)")
+            return OrderChange(
+                machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100])
+        }
+        // b does not fit after a; b's second change would fit, but it follows a failed change of b.
+        let results = try store.commit(batch: [change("a", 60), change("b", 50), change("b", 10), change("c", 40)])
+        #expect(results.count == 4)
+        #expect((try? results[0].get()) == 1)
+        #expect(throws: StoreError.capacityExceeded(link, total: 110, limit: 100)) { try results[1].get() }
+        #expect(throws: BatchCommitError.earlierChangeFailed(providerOrderID: "p-b")) { try results[2].get() }
+        #expect((try? results[3].get()) == 1)
+        #expect(try store.providerOrderIDExists("p-a") && store.providerOrderIDExists("p-c"))
+        #expect(try store.providerOrderIDExists("p-b") == false)
+        #expect(try store.audit(providerOrderID: ProviderOrderID("p-b")!).isEmpty)
+        #expect(try store.reservedTotal(for: link) == 100)
+        #expect(try store.commit(batch: []).isEmpty)
+    }
+
+    @Test func successiveChangesOfOneOrderInABatchAllApply() throws {
+        let store = try ServerOrderStore.inMemory()
+        let link = ResourceKey("link-1", .outgoing)
+        let (m, actions) = Fx.quotedServerOrder(coid: "c-x", poid: "p-x")
+        let first = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                                reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100])
+        var second = first
+        second.transitions = []
+        second.reservations = [Reservation(resource: link, amount: 70, kind: .offered)]
+        let results = try store.commit(batch: [first, second])
+        #expect(results.compactMap { try? $0.get() } == [1, 2])
+        #expect(try store.order(providerOrderID: m.providerOrderID)?.revision == 2)
+        #expect(try store.reservedTotal(for: link) == 70)
+    }
+}
