@@ -218,6 +218,63 @@ if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
     cpnpd.dependencies += ["CPNPPKI", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")]
 }
 
+// MARK: - Fuzzing (issue 6)
+// libFuzzer targets (scripts/fuzz.sh builds them with `--sanitize=fuzzer -Xswiftc -DCPNP_LIBFUZZER`);
+// in a normal build their `main` replays corpus files. The fuzz regression tests reuse the checks.
+
+package.products += [
+    .executable(name: "cpnp-fuzz-decoder", targets: ["cpnp-fuzz-decoder"]),
+    .executable(name: "cpnp-fuzz-server", targets: ["cpnp-fuzz-server"]),
+]
+
+package.targets += [
+    // The decoder's invariants and the replay runner.
+    .target(name: "CPNPFuzzSupport", dependencies: ["CPNPCore"], path: "Sources/cpnp-fuzz-support", swiftSettings: swiftSettings),
+    // The server engine in a fixed world, and its invariants.
+    .target(
+        name: "CPNPServerFuzzSupport",
+        dependencies: [
+            "CPNPFuzzSupport", "CPNPCore", "CPNPServer", "CPNPRuntime", "CPNPStorage", "CPNPPolicy",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Sources/cpnp-fuzz-server-support",
+        swiftSettings: swiftSettings
+    ),
+    .executableTarget(name: "cpnp-fuzz-decoder", dependencies: ["CPNPFuzzSupport"], swiftSettings: swiftSettings),
+    .executableTarget(name: "cpnp-fuzz-server", dependencies: ["CPNPFuzzSupport", "CPNPServerFuzzSupport", "CPNPCore"], swiftSettings: swiftSettings),
+]
+
+// Fuzz/regressions/ is replayed by the core and server tests with the fuzzers' own checks.
+for (tests, support) in [("CPNPCoreTests", "CPNPFuzzSupport"), ("CPNPServerTests", "CPNPServerFuzzSupport")] {
+    package.targets.first { $0.name == tests }?.dependencies.append(.target(name: support))
+}
+
+// MARK: - Benchmark (issue 6): `cpnp-bench`, concurrent customers negotiating with cpnpd.
+
+package.dependencies += [
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+]
+
+package.products += [
+    .executable(name: "cpnp-bench", targets: ["cpnp-bench"]),
+]
+
+package.targets += [
+    // Load generator: C customers running QUOTATION → OFFER → ACCEPT → ACK (→ WITHDRAW) against a
+    // cpnpd child (or a running one), latency percentiles, server CPU/memory, UDP ping-pong reference.
+    .executableTarget(
+        name: "cpnp-bench",
+        dependencies: [
+            "CPNPClient", "CPNPCore", "CPNPStorage", "CPNPTransport", "CPNPPolicy",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: - Engine benchmark (issue 6)
 // `cpnp-engine-bench`: the server engine in process (real SQLite store, no sockets), time per phase.
 

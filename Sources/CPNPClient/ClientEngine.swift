@@ -77,6 +77,8 @@ public actor CPNPClientEngine {
     let updatesContinuation: AsyncStream<Update>.Continuation
     /// Every order event, in order (single consumer; newest kept when nobody reads).
     public nonisolated let updates: AsyncStream<Update>
+    /// Messages sent and received, retransmissions (issue 6: load generator, monitoring).
+    public nonisolated let statistics = CPNPClientEngineStatistics()
 
     /// Creates the engine on `transport` (already bound) and starts reading its inbound messages.
     public init(
@@ -316,6 +318,7 @@ public actor CPNPClientEngine {
             case .persist:
                 continue
             case .send(let message):
+                statistics.countSent()
                 outbound(to: o.server).yield(Outbound(bytes: CPNPCodec.encode(message), order: id, method: message.method))
             case .armTimer(let timer, let at):
                 arm(id, timer, at: at)
@@ -352,6 +355,7 @@ public actor CPNPClientEngine {
     }
 
     private func receive(_ inbound: CPNPInboundMessage) async {
+        statistics.countReceived()
         let now = clock.now()
         let message: CPNPMessage
         do {
@@ -395,6 +399,7 @@ public actor CPNPClientEngine {
             o = current
         }
         let actions = o.machine.timerFired(key.timer, now: now)
+        statistics.countTimer(key.timer, actions)
         orders[key.order] = o
         try? await perform(actions, order: key.order, now: now)
     }

@@ -1,0 +1,222 @@
+// cpnp-bench: how fast cpnpd negotiates (issue 6). C concurrent customers, each a CPNPClientEngine on
+// its own client transport, run full negotiations (QUOTATION → OFFER → ACCEPT → ACK, optionally
+// WITHDRAW) against a cpnpd child process (or a running server), after a warm-up. Prints completed
+// negotiations/s, messages/s, latency percentiles, retransmissions, failures by kind, the server's CPU
+// time and peak memory, and a bare UDP ping-pong on the same loopback as the physical reference.
+//
+// docs/performance.md has the commands and the figures measured with it.
+
+import ArgumentParser
+import CPNPClient
+import CPNPCore
+import CPNPTransport
+import Foundation
+import Logging
+import NIOCore
+
+@main
+struct CPNPBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpnp-bench",
+        abstract: "Load generator: concurrent customers negotiating with cpnpd (docs/performance.md).",
+        discussion: """
+            Without --server, starts cpnpd itself (the binary next to cpnp-bench, or --cpnpd) in a temporary \
+            directory with Examples/cpnpd.yaml whose rate limits, open-order caps and link capacities are \
+            raised so that the policy never limits the run, and with its own dev PKI.
+            """)
+
+    @Option(name: .long, help: "A running server, HOST:PORT (default: start a cpnpd child process).")
+    var server: String?
+
+    @Option(name: .long, help: "The dev PKI of --server (ca.pem, client-IDENTITY.pem, client-IDENTITY-key.pem).")
+    var pki: String?
+
+    @Option(name: .long, help: "PID of --server, to report its CPU time and peak memory.")
+    var serverPid: Int32?
+
+    @Option(name: .long, help: "The client identity every customer uses.")
+    var identity: String = "acme"
+
+    @Option(name: .long, help: "Concurrent customers, each with its own engine and transport.")
+    var customers: Int = 16
+
+    @Option(name: .long, help: "Measured negotiations, in total (exclusive with --duration).")
+    var negotiations: Int?
+
+    @Option(name: .long, help: "Measurement duration, e.g. 10s, 2m (default 10s unless --negotiations).")
+    var duration: String?
+
+    @Option(name: .long, help: "Warm-up, excluded from the figures: at least this long, and each customer's first negotiations (--warmup-negotiations).")
+    var warmup: String = "1s"
+
+    @Option(name: .long, help: "Negotiations each customer completes during the warm-up (its handshake included).")
+    var warmupNegotiations: Int = 1
+
+    @Flag(name: .long, help: "WITHDRAW each agreement after its ACK (one more round trip and commit).")
+    var withdraw = false
+
+    @Option(name: .long, help: "Transport: dtls (default), tls, or plain-udp.")
+    var transport: String = "dtls"
+
+    @Option(name: .long, help: "Before starting cpnpd, store N orders in its database (closed and open, see --preload-open-percent).")
+    var preload: Int = 0
+
+    @Option(name: .long, help: "Share of preloaded orders that are open agreements (the rest: withdrawn, declined, refused).")
+    var preloadOpenPercent: Int = 10
+
+    @Option(name: .long, help: "The cpnpd binary (default: next to cpnp-bench; or CPNPD_BINARY).")
+    var cpnpd: String?
+
+    @Option(name: .long, help: "The configuration to raise the limits of (default: Examples/cpnpd.yaml of the repository).")
+    var baseConfig: String?
+
+    @Option(name: .long, help: "The Requested CPD (JSON) of every QUOTATION (default: a built-in 3-site L3VPN).")
+    var cpd: String?
+
+    @Option(name: .long, help: "Round trips of the bare UDP ping-pong reference (0: skip it).")
+    var pingPong: Int = 20_000
+
+    @Option(name: .long, help: "cpnpd's log level (its log goes to a file in the work directory).")
+    var serverLogLevel: String = "notice"
+
+    @Option(name: .long, help: "Work directory of the cpnpd child (kept afterwards); default: a temporary one, removed.")
+    var workDir: String?
+
+    @Flag(name: .long, help: "Print one JSON object instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "Progress on standard error.")
+    var verbose = false
+
+    func validate() throws {
+        guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
+        if let n = negotiations, n < 1 { throw ValidationError("--negotiations must be at least 1") }
+        if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
+        if let d = duration, parseDuration(d) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
+        guard parseDuration(warmup) != nil else { throw ValidationError("--warmup: expected e.g. 1s, 500ms") }
+        guard warmupNegotiations >= 0 else { throw ValidationError("--warmup-negotiations must not be negative") }
+        guard ["dtls", "tls", "plain-udp"].contains(transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
+        guard preload >= 0 else { throw ValidationError("--preload must not be negative") }
+        guard (0...100).contains(preloadOpenPercent) else { throw ValidationError("--preload-open-percent must be 0…100") }
+        if server != nil && preload > 0 { throw ValidationError("--preload needs the cpnpd child (no --server)") }
+        if server != nil && pki == nil { throw ValidationError("--server needs --pki DIR (its dev PKI)") }
+        guard pingPong >= 0 else { throw ValidationError("--ping-pong must not be negative") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .critical
+            return handler
+        }
+        let progress = ProgressLog(enabled: verbose)
+        let startedAt = Date()
+        let loadBefore = LoadAverage.read()
+
+        let request = try cpd.map(BenchCPD.load) ?? BenchCPD.builtIn()
+        let quotationSize = BenchCPD.quotationSize(request)
+
+        // 1. The physical reference, before anything else runs.
+        var reference: PingPong.Result?
+        if pingPong > 0 {
+            progress.say("UDP ping-pong: \(pingPong) round trips of \(quotationSize) bytes")
+            reference = try PingPong.run(roundTrips: pingPong, messageSize: quotationSize)
+        }
+
+        // 2. The server: a cpnpd child (optionally preloaded), or the one given.
+        var daemon: DaemonProcess?
+        var preloadReport: Preloader.Report?
+        let target: CPNPPeer
+        let pkiDirectory: String
+        var serverPID = serverPid
+        if let server {
+            target = try Self.peer(server)
+            pkiDirectory = pki!
+        } else {
+            let work = try WorkDirectory(path: workDir)
+            let config = try BenchConfiguration.make(baseConfig: baseConfig, transport: transport, directory: work.url)
+            if preload > 0 {
+                progress.say("preloading \(preload) orders (\(preloadOpenPercent)% open agreements)")
+                preloadReport = try await Preloader(configuration: config.configuration, request: request, openPercent: preloadOpenPercent)
+                    .run(count: preload, database: work.database, progress: progress)
+            }
+            progress.say("starting cpnpd (\(transport))")
+            let d = try await DaemonProcess.start(
+                binary: try DaemonProcess.locate(cpnpd), work: work, configurationFile: config.file,
+                transport: transport, logLevel: serverLogLevel)
+            daemon = d
+            serverPID = d.pid
+            target = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: d.port), serverName: "localhost")
+            pkiDirectory = work.pki.path
+            progress.say("cpnpd ready in \(String(format: "%.2f", d.readiness.seconds)) s on port \(d.port) (work directory \(work.url.path))")
+        }
+
+        // 3. The customers and the run.
+        let result: LoadRun.Result
+        do {
+            let settings = LoadRun.Settings(
+                customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
+                request: request, withdraw: withdraw,
+                stop: negotiations.map { .count($0) } ?? .duration(parseDuration(duration ?? "10s")!),
+                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPID: serverPID)
+            result = try await LoadRun(settings: settings, progress: progress).run()
+        } catch {
+            if let daemon { await daemon.stop(keep: true) }
+            throw error
+        }
+        let serverLog = daemon.map { $0.logTail() }
+        if let daemon { await daemon.stop(keep: workDir != nil) }
+
+        let report = Report(
+            settings: Report.Settings(
+                transport: transport, customers: customers, identity: identity, withdraw: withdraw,
+                stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
+                warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
+                preloadOpenPercent: preloadOpenPercent, quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil),
+            run: result, reference: reference, preload: preloadReport, daemon: daemon?.readiness,
+            loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)
+        if json {
+            print(report.json())
+        } else {
+            print(report.text())
+        }
+    }
+
+    static func peer(_ text: String) throws -> CPNPPeer {
+        guard let i = text.lastIndex(of: ":"), let port = Int(text[text.index(after: i)...]) else {
+            throw ValidationError("--server must be HOST:PORT")
+        }
+        let host = String(text[..<i]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return try CPNPPeer.server(host: host, port: port)
+    }
+}
+
+/// `30s`, `10m`, `2h`, `500ms`, or plain seconds.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, (Int64) -> Duration)] = [
+        ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) }),
+    ]
+    for (suffix, make) in units where text.hasSuffix(suffix) {
+        if let n = Int64(text.dropLast(suffix.count)), n >= 0 { return make(n) }
+    }
+    return Int64(text).map { .seconds($0) }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var microseconds: UInt64 { UInt64(max(0, seconds * 1e6).rounded()) }
+}
+
+/// A line on standard error when --verbose.
+struct ProgressLog: Sendable {
+    let enabled: Bool
+    func say(_ line: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data(("cpnp-bench: " + line + "\n").utf8))
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,118 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The directory of a cpnpd child: configuration, database, PKI and log.
+struct WorkDirectory: Sendable {
+    let url: URL
+    /// Removed at the end unless the user chose it.
+    let temporary: Bool
+
+    init(path: String?) throws {
+        if let path {
+            url = URL(fileURLWithPath: path)
+            temporary = false
+        } else {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-bench-\(getpid())-\(UUID().uuidString.prefix(8))")
+            temporary = true
+        }
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    var database: URL { url.appendingPathComponent("cpnpd.sqlite") }
+    var pki: URL { url.appendingPathComponent("pki") }
+    var log: URL { url.appendingPathComponent("cpnpd.log") }
+}
+
+/// A cpnpd child process, started with the bench configuration on an ephemeral loopback port.
+final class DaemonProcess: @unchecked Sendable {
+    /// How long cpnpd took to become ready (it recovers every open order first).
+    struct Readiness: Sendable {
+        var seconds: Double
+        var recoveredOrders: Int?
+        var databaseBytes: Int64
+    }
+
+    let process = Process()
+    let work: WorkDirectory
+    private(set) var port = 0
+    private(set) var readiness = Readiness(seconds: 0, recoveredOrders: nil, databaseBytes: 0)
+    var pid: Int32 { process.processIdentifier }
+
+    private init(work: WorkDirectory) { self.work = work }
+
+    /// The binary: `explicit`, else `CPNPD_BINARY`, else `cpnpd` next to this executable.
+    static func locate(_ explicit: String?) throws -> URL {
+        let fm = FileManager.default
+        if let path = explicit ?? ProcessInfo.processInfo.environment["CPNPD_BINARY"] {
+            guard fm.isExecutableFile(atPath: path) else { throw BenchError("\(path) is not an executable") }
+            return URL(fileURLWithPath: path)
+        }
+        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidate = own.appendingPathComponent("cpnpd")
+        guard fm.isExecutableFile(atPath: candidate.path) else {
+            throw BenchError("no cpnpd next to cpnp-bench (\(candidate.path)): build it (swift build --product cpnpd) or give --cpnpd PATH")
+        }
+        return candidate
+    }
+
+    static func start(binary: URL, work: WorkDirectory, configurationFile: URL, transport: String, logLevel: String) async throws -> DaemonProcess {
+        let d = DaemonProcess(work: work)
+        let fm = FileManager.default
+        try? fm.removeItem(at: work.log)
+        _ = fm.createFile(atPath: work.log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: work.log)
+        d.process.executableURL = binary
+        d.process.arguments = [
+            "--config", configurationFile.path, "--listen", "127.0.0.1:0", "--transport", transport,
+            "--database", work.database.path, "--pki", work.pki.path, "--log-level", logLevel,
+        ]
+        d.process.currentDirectoryURL = work.url
+        d.process.standardOutput = handle
+        d.process.standardError = handle
+        d.process.standardInput = FileHandle.nullDevice
+        let started = ContinuousClock.now
+        try d.process.run()
+        // Recovery of a large preloaded database can take a while: wait as long as the process lives.
+        while true {
+            let text = (try? String(contentsOf: work.log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("cpnpd ready") }),
+                let range = line.range(of: "listen=127.0.0.1:"),
+                let port = Int(line[range.upperBound...].prefix { $0.isNumber })
+            {
+                d.port = port
+                var recovered: Int?
+                if let r = line.range(of: "recovered-orders=") { recovered = Int(line[r.upperBound...].prefix { $0.isNumber }) }
+                let size = ((try? fm.attributesOfItem(atPath: work.database.path))?[.size] as? NSNumber)?.int64Value ?? 0
+                let wal = ((try? fm.attributesOfItem(atPath: work.database.path + "-wal"))?[.size] as? NSNumber)?.int64Value ?? 0
+                d.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: size + wal)
+                return d
+            }
+            if !d.process.isRunning {
+                throw BenchError("cpnpd exited with status \(d.process.terminationStatus) before it was ready:\n\(d.logTail())")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// The last lines of its log.
+    func logTail(lines: Int = 20) -> String {
+        let text = (try? String(contentsOf: work.log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s; removes a temporary work directory unless `keep`.
+    func stop(keep: Bool) async {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+        if work.temporary && !keep { try? FileManager.default.removeItem(at: work.url) }
+    }
+}

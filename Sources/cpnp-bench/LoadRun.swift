@@ -1,0 +1,317 @@
+import CPNPClient
+import CPNPCore
+import CPNPStorage
+import CPNPTransport
+import Foundation
+import Histogram
+import Logging
+import Synchronization
+
+/// C simulated customers negotiating with one server: a warm-up, a barrier, then the measured
+/// negotiations. Each customer is a ``CPNPClientEngine`` on its own client transport (its own
+/// socket, its own DTLS association or TLS connection) with an in-memory client store.
+struct LoadRun {
+    enum Stop: Sendable {
+        case count(Int)
+        case duration(Duration)
+    }
+
+    struct Settings: Sendable {
+        var customers: Int
+        var identity: String
+        var transport: String
+        var pki: String
+        var server: CPNPPeer
+        var request: CPD
+        var withdraw: Bool
+        var stop: Stop
+        var warmup: Duration
+        var warmupNegotiations: Int
+        var serverPID: Int32?
+    }
+
+    /// What one customer measured.
+    struct Tally: Sendable {
+        var completed = 0
+        var failures: [String: Int] = [:]
+        /// QUOTATION sent → ACK of the ACCEPT received, µs.
+        var latency = LoadRun.histogram()
+        /// WITHDRAW sent → its final ACK, µs (with --withdraw).
+        var withdrawLatency = LoadRun.histogram()
+
+        mutating func add(_ other: Tally) {
+            completed += other.completed
+            failures.merge(other.failures, uniquingKeysWith: +)
+            latency.add(other.latency)
+            withdrawLatency.add(other.withdrawLatency)
+        }
+    }
+
+    struct Result: Sendable {
+        var tally: Tally
+        /// The warm-up's negotiations (excluded from every figure; shown to explain a failing run).
+        var warmupTally: Tally
+        /// From the end of the warm-up to the end of the last measured negotiation.
+        var seconds: Double
+        var warmupSeconds: Double
+        var setupSeconds: Double
+        /// Both directions, counted by the customers' engines, during the measurement.
+        var messages: CPNPClientEngineStatistics.Snapshot
+        /// The server process over the measurement (nil without its PID).
+        var serverBefore: ProcessSample?
+        var serverAfter: ProcessSample?
+        /// This process (the customers) over the measurement.
+        var clientBefore: ProcessSample?
+        var clientAfter: ProcessSample?
+        var attempted: Int { tally.completed + tally.failures.values.reduce(0, +) }
+    }
+
+    static func histogram() -> Histogram<UInt64> {
+        var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        h.autoResize = true
+        return h
+    }
+
+    let settings: Settings
+    let progress: ProgressLog
+
+    func run() async throws -> Result {
+        let setupStart = ContinuousClock.now
+        progress.say("starting \(settings.customers) customers (\(settings.transport), identity \(settings.identity))")
+        let security = try clientSecurity()
+        var engines: [CPNPClientEngine] = []
+        for _ in 0..<settings.customers {
+            engines.append(try await makeEngine(security: security))
+        }
+        let setupSeconds = (ContinuousClock.now - setupStart).seconds
+
+        let gate = Gate(parties: settings.customers)
+        let tickets = Tickets(stop: settings.stop)
+        let warmupEnd = ContinuousClock.now + settings.warmup
+        let warmupStart = ContinuousClock.now
+        progress.say("warm-up")
+
+        let (collected, warm, before, after, warmupSeconds) = try await withThrowingTaskGroup(
+            of: (Tally, Tally).self, returning: (Tally, Tally, Sample, Sample, Double).self
+        ) { group in
+            for engine in engines {
+                group.addTask {
+                    try await customer(engine, gate: gate, tickets: tickets, warmupEnd: warmupEnd)
+                }
+            }
+            // The measurement starts when every customer finished its warm-up and waits at the gate:
+            // nothing is in flight, so the counters and the server's CPU time are sampled cleanly.
+            await gate.waitForAll()
+            let warmupSeconds = (ContinuousClock.now - warmupStart).seconds
+            let before = Sample(engines: engines, serverPID: settings.serverPID)
+            tickets.start()
+            await gate.open()
+            progress.say("measuring (warm-up took \(String(format: "%.1f", warmupSeconds)) s)")
+            var tally = Tally()
+            var warm = Tally()
+            for try await (t, w) in group {
+                tally.add(t)
+                warm.add(w)
+            }
+            return (tally, warm, before, Sample(engines: engines, serverPID: settings.serverPID), warmupSeconds)
+        }
+        for engine in engines { await engine.shutdown() }
+        return Result(
+            tally: collected, warmupTally: warm, seconds: (after.at - before.at).seconds, warmupSeconds: warmupSeconds, setupSeconds: setupSeconds,
+            messages: after.messages.subtracting(before.messages), serverBefore: before.server, serverAfter: after.server,
+            clientBefore: before.client, clientAfter: after.client)
+    }
+
+    /// One customer: warm-up negotiations, the gate, then negotiations while tickets last.
+    private func customer(_ engine: CPNPClientEngine, gate: Gate, tickets: Tickets, warmupEnd: ContinuousClock.Instant) async throws -> (Tally, Tally) {
+        var warm = 0
+        var warmup = Tally()
+        while warm < settings.warmupNegotiations || ContinuousClock.now < warmupEnd {
+            let ok = await negotiate(engine, into: &warmup)
+            warm += 1
+            if !ok { try await Task.sleep(for: .milliseconds(10)) }
+            // A server that refuses everything must not keep the warm-up going for ever.
+            if warm >= max(settings.warmupNegotiations, 1) * 50 { break }
+        }
+        await gate.arrive()
+        var tally = Tally()
+        while tickets.take() {
+            if !(await negotiate(engine, into: &tally)) { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        return (tally, warmup)
+    }
+
+    /// One negotiation: QUOTATION → (PROCESSING) → OFFER → ACCEPT → ACK, then WITHDRAW → ACK if asked.
+    private func negotiate(_ engine: CPNPClientEngine, into tally: inout Tally) async -> Bool {
+        let start = ContinuousClock.now
+        do {
+            let id = try await engine.quote(settings.request, to: settings.server)
+            switch try await engine.awaitOffer(id) {
+            case .offer:
+                break
+            case .ended(let end):
+                tally.failures[Self.kind(end), default: 0] += 1
+                return false
+            }
+            _ = try await engine.accept(id)
+            let agreed = ContinuousClock.now
+            _ = tally.latency.record(max(1, (agreed - start).microseconds))
+            if settings.withdraw {
+                try await engine.withdraw(id, timeout: .seconds(60))
+                _ = tally.withdrawLatency.record(max(1, (ContinuousClock.now - agreed).microseconds))
+            }
+            tally.completed += 1
+            return true
+        } catch {
+            tally.failures[Self.kind(error), default: 0] += 1
+            return false
+        }
+    }
+
+    static func kind(_ end: ClientOrderStateMachine.NegotiationEnd) -> String {
+        switch end {
+        case .failed(let code, let diagnostic): failKind(code, diagnostic)
+        case .noResponse: "no response"
+        case .expectedResponseTimeElapsed: "expected response time elapsed"
+        case .expectedOfferTimeElapsed: "expected offer time elapsed"
+        case .offerExpired: "offer expired"
+        case .cancelledByClient: "cancelled"
+        case .declinedByClient: "declined"
+        case .offerTimeRefused: "more time refused"
+        }
+    }
+
+    /// `FAIL 5 (Out of Resources): diagnostic`, the diagnostic cut short (they name no order).
+    static func failKind(_ code: FailStatusCode, _ diagnostic: String?) -> String {
+        "FAIL \(code.rawValue) (\(code))" + (diagnostic.map { ": " + String($0.prefix(100)) } ?? "")
+    }
+
+    static func kind(_ error: any Error) -> String {
+        guard let e = error as? CPNPClientError else { return "error: \(error)" }
+        switch e {
+        case .failed(let code, let diagnostic): return failKind(code, diagnostic)
+        case .negotiationEnded(let end): return kind(end)
+        case .noResponse(let method): return "no response to \(method)"
+        case .transport(let t): return "transport: \(t.code)"
+        case .timedOut: return "timed out"
+        case .command(let c): return "command refused: \(c.message)"
+        case .unknownOrder: return "unknown order"
+        case .invalidArgument(let s): return "invalid argument: \(s)"
+        }
+    }
+
+    private func clientSecurity() throws -> CPNPSecurityConfiguration? {
+        guard settings.transport != "plain-udp" else { return nil }
+        let dir = settings.pki
+        do {
+            return try CPNPSecurityConfiguration(
+                certificateFile: "\(dir)/client-\(settings.identity).pem", keyFile: "\(dir)/client-\(settings.identity)-key.pem",
+                trustRootsFile: "\(dir)/ca.pem")
+        } catch {
+            throw BenchError("cannot load the client certificate of \(settings.identity) from \(dir): \(error)")
+        }
+    }
+
+    private func makeEngine(security: CPNPSecurityConfiguration?) async throws -> CPNPClientEngine {
+        var logger = Logger(label: "cpnp-bench.client")
+        logger.logLevel = .critical
+        let transport: any CPNPTransport
+        switch settings.transport {
+        case "tls":
+            var c = TLSTransportConfiguration(security: security!)
+            c.handshakeTimeout = .seconds(30)
+            transport = try TLSTransport.client(configuration: c, logger: logger)
+        case "plain-udp":
+            transport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: logger)
+        default:
+            var c = DTLSTransportConfiguration(security: security!)
+            c.handshakeTimeout = .seconds(30)
+            transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: c, logger: logger)
+        }
+        let engine = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), logger: logger)
+        await engine.start()
+        return engine
+    }
+}
+
+/// Counters sampled at the start and the end of the measurement.
+struct Sample: Sendable {
+    var at: ContinuousClock.Instant
+    var messages: CPNPClientEngineStatistics.Snapshot
+    var server: ProcessSample?
+    var client: ProcessSample?
+
+    init(engines: [CPNPClientEngine], serverPID: Int32?) {
+        var m = CPNPClientEngineStatistics.Snapshot()
+        for e in engines {
+            let s = e.statistics.snapshot
+            m.messagesSent += s.messagesSent
+            m.messagesReceived += s.messagesReceived
+            m.retransmissions += s.retransmissions
+        }
+        messages = m
+        server = serverPID.flatMap { ProcessSample.read(pid: $0) }
+        client = ProcessSample.read(pid: nil)
+        at = ContinuousClock.now
+    }
+}
+
+/// Customers wait here after their warm-up until the measurement starts.
+actor Gate {
+    let parties: Int
+    private var arrived = 0
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var allArrived: [CheckedContinuation<Void, Never>] = []
+
+    init(parties: Int) { self.parties = parties }
+
+    func arrive() async {
+        arrived += 1
+        if arrived == parties {
+            for c in allArrived { c.resume() }
+            allArrived = []
+        }
+        guard !isOpen else { return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func waitForAll() async {
+        guard arrived < parties else { return }
+        await withCheckedContinuation { allArrived.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for c in waiting { c.resume() }
+        waiting = []
+    }
+}
+
+/// Which measured negotiations remain: a fixed count, or until a deadline.
+final class Tickets: Sendable {
+    private let stop: LoadRun.Stop
+    private let state = Mutex<(taken: Int, deadline: ContinuousClock.Instant?)>((0, nil))
+
+    init(stop: LoadRun.Stop) { self.stop = stop }
+
+    func start() {
+        if case .duration(let d) = stop { state.withLock { $0.deadline = ContinuousClock.now + d } }
+    }
+
+    /// Whether the caller may start one more measured negotiation.
+    func take() -> Bool {
+        state.withLock { s in
+            switch stop {
+            case .count(let n):
+                guard s.taken < n else { return false }
+                s.taken += 1
+                return true
+            case .duration:
+                guard let deadline = s.deadline, ContinuousClock.now < deadline else { return false }
+                s.taken += 1
+                return true
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import CPNPCore
+import CPNPPolicy
+import CPNPStorage
+import Foundation
+
+/// Fills a cpnpd database with stored orders before the server starts (`--preload N`), through the
+/// ``ServerOrderStore`` API, so that the figures can be compared from 1,000 to 1,000,000 stored orders.
+///
+/// Every order is a real negotiation: a client order machine and a server order machine exchange the
+/// messages in memory (QUOTATION, PROCESSING, OFFER from the decision engine on the bench
+/// configuration, then ACCEPT/ACK, DECLINE/ACK, WITHDRAW/PROCESSING/ACK or FAIL), and the server
+/// machine's final state is committed with its whole audit trail and, for agreements, its committed
+/// reservations, exactly as cpnpd would store them. Orders are spread over 1,000 customer identities
+/// and the last two years, and committed in large transactions (one fsync per batch).
+struct Preloader {
+    enum Kind: String, CaseIterable, Sendable {
+        /// Agreement in force: open, with committed reservations; cpnpd reloads it at start.
+        case agreed
+        /// Agreement withdrawn later: closed.
+        case withdrawn
+        /// Offer declined by the customer: closed.
+        case declined
+        /// Refused by the provider (FAIL 5): closed.
+        case refused
+    }
+
+    struct Report: Sendable {
+        var orders: Int
+        var byKind: [Kind: Int]
+        var seconds: Double
+        var databaseBytes: Int64
+    }
+
+    let configuration: ServerConfiguration
+    let request: CPD
+    let openPercent: Int
+    var batchSize = 20_000
+    /// Identities the orders are spread over (none is a configured customer: the bench's own open-order
+    /// count starts at zero, as with a fresh database).
+    var identities = 1_000
+
+    func run(count: Int, database: URL, progress: ProgressLog) async throws -> Report {
+        let offer = try decidedOffer()
+        let started = ContinuousClock.now
+        let store = try ServerOrderStore(path: database.path)
+        var byKind: [Kind: Int] = [:]
+        for i in 0..<count { byKind[kind(i), default: 0] += 1 }
+
+        let template = Template(request: request, offer: offer, openPercent: openPercent, identities: identities)
+        var start = 0
+        var next: Task<[OrderChange], any Error>? = Task { [batchSize] in try template.changes(0..<min(batchSize, count)) }
+        var committing: Task<Void, any Error>?
+        var lastReport = ContinuousClock.now
+        while let generating = next {
+            let changes = try await generating.value
+            start += changes.count
+            // Generate the next batch while this one is written (two cores: one each).
+            if start < count {
+                let range = start..<min(start + batchSize, count)
+                next = Task { try template.changes(range) }
+            } else {
+                next = nil
+            }
+            try await committing?.value
+            committing = Task { _ = try store.commit(changes) }
+            if ContinuousClock.now - lastReport > .seconds(10) {
+                lastReport = ContinuousClock.now
+                let s = (ContinuousClock.now - started).seconds
+                progress.say("  preloaded \(start)/\(count) (\(Int(Double(start) / s)) orders/s)")
+            }
+        }
+        try await committing?.value
+        let size = ((try? FileManager.default.attributesOfItem(atPath: database.path))?[.size] as? NSNumber)?.int64Value ?? 0
+        let wal = ((try? FileManager.default.attributesOfItem(atPath: database.path + "-wal"))?[.size] as? NSNumber)?.int64Value ?? 0
+        return Report(orders: count, byKind: byKind, seconds: (ContinuousClock.now - started).seconds, databaseBytes: size + wal)
+    }
+
+    func kind(_ i: Int) -> Kind { Template.kind(i, openPercent: openPercent) }
+
+    /// The decision engine's offer for the bench request (the same for every order: it is decided
+    /// against an empty inventory, and the bench configuration's capacities never run out).
+    private func decidedOffer() throws -> Offer {
+        guard let profile = configuration.customers.first else { throw BenchError("the bench configuration has no customer profile") }
+        let decision = DecisionEngine(configuration: configuration).decide(
+            request: request, informationElements: nil, profile: profile, identityPresent: true,
+            inventory: configuration.inventory(), now: wallClockNow(), clientAddress: "127.0.0.1")
+        guard case .offer(let offer) = decision else { throw BenchError("the bench request is not offered by the bench configuration: \(decision)") }
+        return offer
+    }
+
+    /// What every preloaded order shares; builds the changes of a range of orders.
+    struct Template: Sendable {
+        let request: CPD
+        let offer: Offer
+        let openPercent: Int
+        let identities: Int
+        let clientEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 40_000)
+        let serverEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 8921)
+
+        static func kind(_ i: Int, openPercent: Int) -> Kind {
+            if i % 100 < openPercent { return .agreed }
+            // The rest: 60 % withdrawn, 30 % declined, 10 % refused (a fixed, interleaved pattern).
+            switch (i / 100 + i) % 10 {
+            case 0..<6: return .withdrawn
+            case 6..<9: return .declined
+            default: return .refused
+            }
+        }
+
+        func changes(_ range: Range<Int>) throws -> [OrderChange] {
+            var rng = SystemRandomNumberGenerator()
+            let now = wallClockNow()
+            return try range.map { i in try change(i, now: now, using: &rng) }
+        }
+
+        private func change(_ i: Int, now: CPNPTimestamp, using rng: inout SystemRandomNumberGenerator) throws -> OrderChange {
+            let kind = Self.kind(i, openPercent: openPercent)
+            let identity = "customer-\(String(i % identities + 1).leftPadded(to: 4))"
+            let cs = CPNPSession(local: clientEndpoint, remote: serverEndpoint)
+            let ss = CPNPSession(local: serverEndpoint, remote: clientEndpoint)
+            // Spread over the last two years.
+            let t0 = now.adding(.seconds(-Int64.random(in: 3_600...(2 * 365 * 86_400), using: &rng)))
+            let t1 = t0.adding(.seconds(2))
+
+            var client = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-pre-\(i)")!)
+            let q = try Self.quotation(client.quote(requestedCPD: request, expectedResponseTime: t0.adding(.seconds(30)), session: cs, now: t0, using: &rng))
+            let poid = ProviderOrderID.random(using: &rng)
+            var (server, actions) = ServerOrderStateMachine.quotationReceived(q, session: ss, providerOrderID: poid, now: t0, using: &rng)
+            actions += try server.acknowledge(expectedOfferTime: t0.adding(.seconds(60)), now: t0)
+            var at = t0
+            var reservations: [CPNPStorage.Reservation]?
+            if kind == .refused {
+                actions += try server.reject(.outOfResources, diagnostic: "no capacity left on PE-LYS-1:ge-0/0/3", now: t0)
+            } else {
+                let offered = try server.makeOffer(
+                    offeredCPD: offer.cpd, validityOfferTime: t0.adding(.seconds(600)), informationElements: offer.informationElements, now: t0, using: &rng)
+                actions += offered
+                for m in Self.sent(actions) { _ = client.messageReceived(m, session: cs, now: t0) }
+                at = t1
+                if kind == .declined {
+                    let d = Self.sent(try client.decline(reasons: [.unacceptableGap], now: t1))
+                    for m in d { actions += server.messageReceived(m, session: ss, now: t1, using: &rng) }
+                } else {
+                    for m in Self.sent(try client.accept(now: t1)) { actions += server.messageReceived(m, session: ss, now: t1, using: &rng) }
+                    let confirmed = try server.agreementConfirmed(now: t1)
+                    actions += confirmed
+                    for m in Self.sent(confirmed) { _ = client.messageReceived(m, session: cs, now: t1) }
+                    if kind == .withdrawn {
+                        let t2 = t1.adding(.seconds(Int64.random(in: 86_400...(180 * 86_400), using: &rng)))
+                        at = t2
+                        for m in Self.sent(try client.withdraw(session: cs, now: t2, using: &rng)) {
+                            actions += server.messageReceived(m, session: ss, now: t2, using: &rng)
+                        }
+                        actions += try server.withdrawalConfirmed(now: t2)
+                    } else {
+                        reservations = CPNPPolicy.Reservation.aggregate(offer.reservations).map {
+                            CPNPStorage.Reservation($0.linkID, $0.direction == .incoming ? .incoming : .outgoing, $0.mbps, .committed)
+                        }
+                    }
+                }
+            }
+            let expectedState: ServerOrderStateMachine.State = kind == .agreed ? .completed : .cancelled
+            guard server.state == expectedState else {
+                throw BenchError("preload: order \(i) (\(kind)) ended in \(server.state.rawValue), expected \(expectedState.rawValue)")
+            }
+            return OrderChange(
+                machine: server, clientIdentity: identity, clientAddress: clientEndpoint.description, at: at, actions: actions,
+                reservations: reservations, expectedRevision: 0)
+        }
+
+        private static func quotation(_ actions: [ClientOrderStateMachine.Action]) throws -> QuotationMessage {
+            for case .send(.quotation(let q)) in actions { return q }
+            throw BenchError("preload: the client machine sent no QUOTATION")
+        }
+
+        private static func sent(_ actions: [ClientOrderStateMachine.Action]) -> [CPNPMessage] {
+            actions.compactMap { if case .send(let m) = $0 { m } else { nil } }
+        }
+
+        private static func sent(_ actions: [ServerOrderStateMachine.Action]) -> [CPNPMessage] {
+            actions.compactMap { if case .send(let m, _) = $0 { m } else { nil } }
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

@@ -1,0 +1,212 @@
+import CPNPClient
+import CPNPCore
+import Foundation
+import Histogram
+
+/// The figures of one run, as text or as one JSON object.
+struct Report {
+    struct Settings {
+        var transport: String
+        var customers: Int
+        var identity: String
+        var withdraw: Bool
+        var stop: String
+        var warmup: String
+        var warmupNegotiations: Int
+        var server: String
+        var preload: Int
+        var preloadOpenPercent: Int
+        var quotationBytes: Int
+        var serverLogLevel: String?
+    }
+
+    var settings: Settings
+    var run: LoadRun.Result
+    var reference: PingPong.Result?
+    var preload: Preloader.Report?
+    var daemon: DaemonProcess.Readiness?
+    var loadBefore: LoadAverage?
+    var loadAfter: LoadAverage?
+    var startedAt: Date
+    var serverLogTail: String?
+
+    // MARK: - Derived figures
+
+    var negotiationsPerSecond: Double { Double(run.tally.completed) / max(run.seconds, 1e-9) }
+    var messages: Int { run.messages.messagesSent + run.messages.messagesReceived }
+    var messagesPerSecond: Double { Double(messages) / max(run.seconds, 1e-9) }
+    var messagesPerNegotiation: Double { Double(messages) / Double(max(run.attempted, 1)) }
+    var serverCPU: Double? {
+        guard let a = run.serverAfter, let b = run.serverBefore else { return nil }
+        return a.cpuSeconds - b.cpuSeconds
+    }
+    var clientCPU: Double? {
+        guard let a = run.clientAfter, let b = run.clientBefore else { return nil }
+        return a.cpuSeconds - b.cpuSeconds
+    }
+
+    static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
+
+    /// ms, from a histogram in µs.
+    static func ms(_ us: UInt64) -> Double { Double(us) / 1_000 }
+
+    func latencies(_ h: Histogram<UInt64>) -> [(String, Double)] {
+        guard h.totalCount > 0 else { return [] }
+        return Self.percentiles.map { ($0.0, Self.ms(h.valueAtPercentile($0.1))) } + [("max", Self.ms(h.max)), ("mean", h.mean / 1_000)]
+    }
+
+    // MARK: - Text
+
+    func text() -> String {
+        var out: [String] = []
+        func line(_ s: String = "") { out.append(s) }
+        func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+        func mib(_ b: Int64?) -> String { b.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
+
+        line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
+        line("  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)")
+        line("  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after")
+        if let p = preload {
+            let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(p.byKind[$0] ?? 0)" }.joined(separator: ", ")
+            line("  preloaded: \(p.orders) orders (\(kinds)) in \(f(p.seconds)) s (\(Int(Double(p.orders) / max(p.seconds, 1e-9))) orders/s), database \(mib(p.databaseBytes))")
+        }
+        if let d = daemon {
+            line("  cpnpd ready in \(f(d.seconds, 2)) s, recovered \(d.recoveredOrders.map(String.init) ?? "?") open orders\(settings.serverLogLevel.map { ", log level \($0)" } ?? "")")
+        }
+        line()
+        line("completed negotiations   \(run.tally.completed) in \(f(run.seconds, 2)) s")
+        line("negotiations/s           \(f(negotiationsPerSecond))\(ratio(negotiationsPerSecond, reference?.roundTripsPerSecond, "ping-pong round trips/s"))")
+        line("messages/s (both ways)   \(f(messagesPerSecond))\(ratio(messagesPerSecond, reference?.messagesPerSecond, "ping-pong datagrams/s"))  [\(run.messages.messagesSent) sent, \(run.messages.messagesReceived) received, \(f(messagesPerNegotiation, 2)) per negotiation]")
+        let rtt = reference.map { Self.ms($0.histogram.valueAtPercentile(50)) }
+        for (name, v) in latencies(run.tally.latency) {
+            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(v, 3)) ms\(ratio(v, rtt, "ping-pong p50 RTT", invert: false))")
+        }
+        if settings.withdraw {
+            let w = latencies(run.tally.withdrawLatency).map { "\($0.0) \(f($0.1, 3))" }.joined(separator: ", ")
+            line("withdraw latency (ms)    \(w.isEmpty ? "n/a" : w)")
+        }
+        line("retransmissions          \(run.messages.retransmissions)")
+        let warmFailures = run.warmupTally.failures.values.reduce(0, +)
+        if warmFailures > 0 {
+            let kinds = run.warmupTally.failures.sorted { $0.value > $1.value }.map { "\($0.value) × \($0.key)" }.joined(separator: ", ")
+            line("warm-up                  \(run.warmupTally.completed) completed, \(warmFailures) failed (\(kinds)); excluded")
+        }
+        if run.tally.failures.isEmpty {
+            line("failures                 0")
+        } else {
+            line("failures                 \(run.tally.failures.values.reduce(0, +)):")
+            for (k, n) in run.tally.failures.sorted(by: { $0.value > $1.value }) { line("  \(n) × \(k)") }
+        }
+        if let cpu = serverCPU, let after = run.serverAfter {
+            let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
+            line("server CPU               \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation); user \(f(after.userSeconds - run.serverBefore!.userSeconds, 2)) s, system \(f(after.systemSeconds - run.serverBefore!.systemSeconds, 2)) s")
+            line("server memory            peak RSS (VmHWM) \(mib(after.peakResidentBytes)), RSS at end \(mib(after.residentBytes)), \(after.threads.map(String.init) ?? "?") threads")
+        } else {
+            line("server CPU / memory      n/a (give --server-pid)")
+        }
+        if let cpu = clientCPU {
+            line("customers' CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core), this process; setup \(f(run.setupSeconds, 2)) s")
+        }
+        if let r = reference {
+            line()
+            line("reference: bare UDP ping-pong on 127.0.0.1, \(r.messageSize)-byte datagrams, one socket pair, \(r.roundTrips) round trips")
+            line("  round trips/s \(f(r.roundTripsPerSecond)); RTT p50 \(f(Self.ms(r.histogram.valueAtPercentile(50)), 3)) ms, p99 \(f(Self.ms(r.histogram.valueAtPercentile(99)), 3)) ms, p99.9 \(f(Self.ms(r.histogram.valueAtPercentile(99.9)), 3)) ms, max \(f(Self.ms(r.histogram.max), 3)) ms")
+        }
+        if settings.transport == "plain-udp", run.tally.completed == 0, run.tally.failures.keys.contains(where: { $0.hasPrefix("FAIL 2 ") }) {
+            line()
+            line("plain UDP is not measurable: cpnpd refuses clients without a certificate identity (FAIL 2, Authentication Required).")
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private func ratio(_ value: Double, _ reference: Double?, _ what: String, invert: Bool = false) -> String {
+        guard let reference, reference > 0 else { return "" }
+        let r = value / reference
+        return "   (" + String(format: r >= 100 ? "%.0f" : "%.3g", r) + " × \(what))"
+    }
+
+    // MARK: - JSON
+
+    func json() -> String {
+        func n(_ v: Double) -> JSONValue {
+            guard v.isFinite else { return .null }
+            // Four decimals, or eight significant digits for small ratios.
+            return .number(CPNPDecimal(parsing: String(format: abs(v) < 0.01 ? "%.10f" : "%.4f", v)) ?? 0)
+        }
+        func i(_ v: Int) -> JSONValue { .number(CPNPDecimal(Int64(v))) }
+        func i64(_ v: Int64?) -> JSONValue { v.map { .number(CPNPDecimal($0)) } ?? .null }
+        func object(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(pairs)) }
+        func latencyObject(_ h: Histogram<UInt64>) -> JSONValue {
+            object(latencies(h).map { ($0.0 + "-ms", n($0.1)) } + [("count", i(Int(h.totalCount)))])
+        }
+        func process(_ before: ProcessSample?, _ after: ProcessSample?) -> JSONValue {
+            guard let before, let after else { return .null }
+            return object([
+                ("cpu-seconds", n(after.cpuSeconds - before.cpuSeconds)),
+                ("user-seconds", n(after.userSeconds - before.userSeconds)),
+                ("system-seconds", n(after.systemSeconds - before.systemSeconds)),
+                ("cpu-percent-of-one-core", n(100 * (after.cpuSeconds - before.cpuSeconds) / max(run.seconds, 1e-9))),
+                ("peak-rss-bytes", i64(after.peakResidentBytes)), ("rss-bytes", i64(after.residentBytes)),
+                ("threads", after.threads.map(i) ?? .null),
+            ])
+        }
+        var pairs: [(String, JSONValue)] = [
+            ("settings", object([
+                ("transport", .string(settings.transport)), ("customers", i(settings.customers)), ("identity", .string(settings.identity)),
+                ("withdraw", .bool(settings.withdraw)), ("stop", .string(settings.stop)), ("warmup", .string(settings.warmup)),
+                ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
+                ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
+                ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
+                ("cpus", i(onlineCPUs)),
+                ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
+                ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),
+                ("started-at", .string(ISO8601DateFormatter().string(from: startedAt))),
+            ])),
+            ("completed", i(run.tally.completed)),
+            ("failed", i(run.tally.failures.values.reduce(0, +))),
+            ("failures", object(run.tally.failures.sorted { $0.key < $1.key }.map { ($0.key, i($0.value)) })),
+            ("seconds", n(run.seconds)),
+            ("warmup-seconds", n(run.warmupSeconds)),
+            ("warmup", object([
+                ("completed", i(run.warmupTally.completed)), ("failed", i(run.warmupTally.failures.values.reduce(0, +))),
+                ("failures", object(run.warmupTally.failures.sorted { $0.key < $1.key }.map { ($0.key, i($0.value)) })),
+            ])),
+            ("negotiations-per-second", n(negotiationsPerSecond)),
+            ("messages", object([
+                ("sent", i(run.messages.messagesSent)), ("received", i(run.messages.messagesReceived)),
+                ("per-second", n(messagesPerSecond)), ("per-negotiation", n(messagesPerNegotiation)),
+            ])),
+            ("retransmissions", i(run.messages.retransmissions)),
+            ("latency", latencyObject(run.tally.latency)),
+        ]
+        if settings.withdraw { pairs.append(("withdraw-latency", latencyObject(run.tally.withdrawLatency))) }
+        pairs.append(("server", process(run.serverBefore, run.serverAfter)))
+        pairs.append(("customers-process", process(run.clientBefore, run.clientAfter)))
+        if let r = reference {
+            let p50 = Self.ms(r.histogram.valueAtPercentile(50))
+            pairs.append(("ping-pong", object([
+                ("round-trips", i(r.roundTrips)), ("message-bytes", i(r.messageSize)),
+                ("round-trips-per-second", n(r.roundTripsPerSecond)), ("messages-per-second", n(r.messagesPerSecond)),
+                ("rtt", latencyObject(r.histogram)),
+            ])))
+            var ratios: [(String, JSONValue)] = [
+                ("negotiations-per-second-to-round-trips-per-second", n(negotiationsPerSecond / r.roundTripsPerSecond)),
+                ("messages-per-second-to-datagrams-per-second", n(messagesPerSecond / r.messagesPerSecond)),
+            ]
+            if p50 > 0 { ratios += latencies(run.tally.latency).map { ("latency-\($0.0)-to-rtt-p50", n($0.1 / p50)) } }
+            pairs.append(("ratios-to-ping-pong", object(ratios)))
+        }
+        if let p = preload {
+            pairs.append(("preload", object([
+                ("orders", i(p.orders)), ("seconds", n(p.seconds)), ("database-bytes", i64(p.databaseBytes)),
+                ("by-kind", object(Preloader.Kind.allCases.map { ($0.rawValue, i(p.byKind[$0] ?? 0)) })),
+            ])))
+        }
+        if let d = daemon {
+            pairs.append(("cpnpd", object([
+                ("ready-seconds", n(d.seconds)), ("recovered-orders", d.recoveredOrders.map(i) ?? .null), ("database-bytes", i64(d.databaseBytes)),
+            ])))
+        }
+        return JSONSerializer.serializeString(object(pairs))
+    }
+}

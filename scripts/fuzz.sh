@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Fuzzes one CPNP target with libFuzzer for a bounded time (issue 6; docs/fuzzing.md).
+#
+#   scripts/fuzz.sh decoder|server [SECONDS] [libFuzzer options…]
+#   scripts/fuzz.sh seeds          # regenerate Fuzz/corpus/* from the golden vectors
+#
+# Builds cpnp-fuzz-TARGET with libFuzzer (`-sanitize=fuzzer -D CPNP_LIBFUZZER`; the decoder also with
+# AddressSanitizer) in its own scratch path (.build-fuzz), then runs it over Fuzz/corpus/TARGET with
+# -max_len=16384 (the datagram limit). New coverage goes to Fuzz/findings/TARGET/corpus, crashes
+# and invariant violations to Fuzz/findings/TARGET/, the log to Fuzz/findings/TARGET/last.log.
+# Environment: FUZZ_CONFIGURATION=release|debug (default release), FUZZ_SANITIZERS ("fuzzer,address"
+# for the decoder, "fuzzer" for the server, which ASan slows down 1.7 times; each value builds in its
+# own .build-fuzz subdirectory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
+
+target=${1:-}
+case "$target" in
+    seeds)
+        swift build --scratch-path .build-fuzz-replay --product cpnp-fuzz-decoder
+        swift build --scratch-path .build-fuzz-replay --product cpnp-fuzz-server
+        bin=$(swift build --scratch-path .build-fuzz-replay --show-bin-path)
+        rm -rf Fuzz/corpus/decoder Fuzz/corpus/server
+        "$bin/cpnp-fuzz-decoder" --make-seeds Tests/CPNPCoreTests/Vectors Fuzz/corpus/decoder
+        "$bin/cpnp-fuzz-server" --make-seeds Tests/CPNPCoreTests/Vectors Fuzz/corpus/server
+        exit 0 ;;
+    decoder|server) ;;
+    cpnp-fuzz-decoder|cpnp-fuzz-server) target=${target#cpnp-fuzz-} ;;
+    *) usage ;;
+esac
+seconds=${2:-300}
+[[ "$seconds" =~ ^[0-9]+$ ]] || usage
+shift $(( $# >= 2 ? 2 : 1 ))
+
+configuration=${FUZZ_CONFIGURATION:-release}
+if [[ $target == decoder ]]; then default_sanitizers=fuzzer,address; else default_sanitizers=fuzzer; fi
+sanitizers=${FUZZ_SANITIZERS:-$default_sanitizers}
+# SwiftPM's `--sanitize=fuzzer --sanitize=address` reaches swiftc as two -sanitize= options, of
+# which the driver keeps only the last: pass the combination to swiftc as one option instead.
+# `--sanitize=fuzzer` still instruments C targets and links libFuzzer.
+build=(swift build --scratch-path ".build-fuzz/${sanitizers//,/-}" -c "$configuration" --sanitize=fuzzer
+       -Xswiftc "-sanitize=$sanitizers" -Xswiftc -DCPNP_LIBFUZZER --product "cpnp-fuzz-$target")
+echo "+ ${build[*]}" >&2
+"${build[@]}"
+binary="$("${build[@]}" --show-bin-path)/cpnp-fuzz-$target"
+
+findings="Fuzz/findings/$target"
+mkdir -p "$findings/corpus"
+# The Swift backtracer would hold the crashing process (and libFuzzer) for its report.
+export SWIFT_BACKTRACE=enable=no
+run=("$binary" -max_len=16384 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096
+     -dict=Fuzz/cpnp.dict -artifact_prefix="$findings/" -print_final_stats=1 "$@"
+     "$findings/corpus" "Fuzz/corpus/$target")
+echo "+ ${run[*]}" >&2
+set +e
+"${run[@]}" 2>&1 | tee "$findings/last.log"
+status=${PIPESTATUS[0]}
+set -e
+if ls "$findings"/crash-* "$findings"/timeout-* "$findings"/oom-* "$findings"/leak-* >/dev/null 2>&1; then
+    echo "findings in $findings/: replay one with $binary FILE, or .build/debug/cpnp-fuzz-$target FILE in a normal build" >&2
+fi
+exit "$status"
