@@ -9,7 +9,7 @@
 # -max_len=16384 (the datagram limit). New coverage goes to Fuzz/findings/TARGET/corpus, crashes
 # and invariant violations to Fuzz/findings/TARGET/, the log to Fuzz/findings/TARGET/last.log.
 # Environment: FUZZ_CONFIGURATION=release|debug (default release), FUZZ_SANITIZERS ("fuzzer,address"
-# for the decoder, "fuzzer" for the server, which ASan slows down 1.7 times; each value builds in its
+# for the decoder, "fuzzer" for the server, which ASan slows down several times; each value builds in its
 # own .build-fuzz subdirectory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +19,11 @@ usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 target=${1:-}
 case "$target" in
     seeds)
-        swift build --scratch-path .build-fuzz-replay --product cpnp-fuzz-decoder
-        swift build --scratch-path .build-fuzz-replay --product cpnp-fuzz-server
-        bin=$(swift build --scratch-path .build-fuzz-replay --show-bin-path)
+        # A normal debug build (FUZZ_REPLAY_SCRATCH: its scratch path, .build by default).
+        scratch=${FUZZ_REPLAY_SCRATCH:-.build}
+        swift build --scratch-path "$scratch" --product cpnp-fuzz-decoder
+        swift build --scratch-path "$scratch" --product cpnp-fuzz-server
+        bin=$(swift build --scratch-path "$scratch" --show-bin-path)
         rm -rf Fuzz/corpus/decoder Fuzz/corpus/server
         "$bin/cpnp-fuzz-decoder" --make-seeds Tests/CPNPCoreTests/Vectors Fuzz/corpus/decoder
         "$bin/cpnp-fuzz-server" --make-seeds Tests/CPNPCoreTests/Vectors Fuzz/corpus/server

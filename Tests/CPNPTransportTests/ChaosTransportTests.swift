@@ -260,6 +260,21 @@ struct ChaosTransportTests {
         await listener.close()
     }
 
+    @Test func everyCopyIsDeliveredOrCancelled() async throws {
+        let sender = ChaosTransport(wrapping: try await udp(), outgoing: .init(duplicate: 1, delay: .milliseconds(50)...(.seconds(1))), seed: 21)
+        let listener = try await udp()
+        let peer = CPNPPeer(address: try #require(listener.localAddress))
+        for i in 0..<20 { try await sender.send(message(i), to: peer) }
+        try await Task.sleep(for: .milliseconds(500))
+        await sender.close()
+        let c = sender.counters(.outgoing)
+        #expect(c.delivered > 0 && c.cancelled > 0, "\(c)")
+        #expect(c.delivered + c.cancelled == c.messages + c.duplicated && c.duplicated == 20, "\(c)")
+        try await listener.send(sentinel, to: peer)
+        #expect(try await readUntilSentinel(listener.inbound).count == c.delivered)
+        await listener.close()
+    }
+
     @Test func dropAndDuplicateOverDTLS() async throws {
         let certs = Certs.shared
         let server = try await DTLSTransport.server(
