@@ -227,8 +227,9 @@ struct ChaosTransportTests {
     }
 
     @Test func closeFinishesInboundAndCancelsDelayedDeliveries() async throws {
-        let sender = ChaosTransport(wrapping: try await udp(), outgoing: .init(delay: .seconds(1)...(.seconds(1))), seed: 3)
-        let receiver = ChaosTransport(wrapping: try await udp(), incoming: .init(delay: .seconds(1)...(.seconds(1))), seed: 4)
+        // Delays far longer than the test: nothing may arrive by itself, however loaded the machine.
+        let sender = ChaosTransport(wrapping: try await udp(), outgoing: .init(delay: .seconds(60)...(.seconds(60))), seed: 3)
+        let receiver = ChaosTransport(wrapping: try await udp(), incoming: .init(delay: .seconds(60)...(.seconds(60))), seed: 4)
         let peer = CPNPPeer(address: try #require(receiver.localAddress))
         // Incoming: ten messages wait in the receiver's injector; closing abandons them.
         for i in 0..<10 { try await sender.inner.send(message(i), to: peer) }
@@ -261,11 +262,12 @@ struct ChaosTransportTests {
     }
 
     @Test func everyCopyIsDeliveredOrCancelled() async throws {
-        let sender = ChaosTransport(wrapping: try await udp(), outgoing: .init(duplicate: 1, delay: .milliseconds(50)...(.seconds(1))), seed: 21)
+        let sender = ChaosTransport(wrapping: try await udp(), outgoing: .init(duplicate: 1, delay: .milliseconds(10)...(.seconds(60))), seed: 21)
         let listener = try await udp()
         let peer = CPNPPeer(address: try #require(listener.localAddress))
         for i in 0..<20 { try await sender.send(message(i), to: peer) }
-        try await Task.sleep(for: .milliseconds(500))
+        // Close once some copies were delivered: the others (delays up to a minute) are still pending.
+        try await eventually(30) { sender.counters(.outgoing).delivered > 0 }
         await sender.close()
         let c = sender.counters(.outgoing)
         #expect(c.delivered > 0 && c.cancelled > 0, "\(c)")
@@ -284,10 +286,11 @@ struct ChaosTransportTests {
             outgoing: .init(drop: 0.25, duplicate: 0.25), incoming: .init(duplicate: 1), seed: 11)
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
         // The handshake is below the injector: only CPNP messages are dropped.
-        try await withDeadline { try await client.inner.send(Array("hello".utf8), to: peer) }
+        // Generous deadlines: 400 DTLS records on a loaded CI machine.
+        try await withDeadline(60) { try await client.inner.send(Array("hello".utf8), to: peer) }
         #expect(try await next(server.inbound).bytes == Array("hello".utf8))
-        try await withDeadline { try await sendNumbered(400, through: client, to: peer) }
-        let received = try await readUntilSentinel(server.inbound)
+        try await withDeadline(120) { try await sendNumbered(400, through: client, to: peer) }
+        let received = try await readUntilSentinel(server.inbound, seconds: 120)
         #expect(received.allSatisfy { $0.identity?.commonName == "customer-a" })
         let seen = tally(received, count: 400)
         let c = client.counters(.outgoing)
