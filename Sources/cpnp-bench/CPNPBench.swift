@@ -55,7 +55,16 @@ struct CPNPBench: AsyncParsableCommand {
     @Flag(name: .long, help: "WITHDRAW each agreement after its ACK (one more round trip and commit).")
     var withdraw = false
 
-    @Option(name: .long, help: "Transport: dtls (default), tls, or plain-udp.")
+    @Option(name: .long, help: "The customers' first retransmission interval (RFC 8921 §11.4; doubles at each retry). Default: the library's, 1s.")
+    var retransmissionInterval: String = "1s"
+
+    @Option(name: .long, help: "The customers' EXPECTED_RESPONSE_TIME for each QUOTATION. Default: the library's, 30s.")
+    var expectedResponseTime: String = "30s"
+
+    @Flag(inversion: .prefixedNo, help: "Re-handshake (DTLS) when a request stays unanswered (the library's default).")
+    var renewSession = true
+
+    @Option(name: .long, help: "Transport: dtls (default), tls, or plain-udp (the cpnpd child takes every client for --identity: listen.plain-udp-customer).")
     var transport: String = "dtls"
 
     @Option(name: .long, help: "Before starting cpnpd, store N orders in its database (closed and open, see --preload-open-percent).")
@@ -94,6 +103,8 @@ struct CPNPBench: AsyncParsableCommand {
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
         if let d = duration, parseDuration(d) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
         guard parseDuration(warmup) != nil else { throw ValidationError("--warmup: expected e.g. 1s, 500ms") }
+        guard let r = parseDuration(retransmissionInterval), r > .zero else { throw ValidationError("--retransmission-interval: expected e.g. 1s, 500ms") }
+        guard let e = parseDuration(expectedResponseTime), e > .zero else { throw ValidationError("--expected-response-time: expected e.g. 30s") }
         guard warmupNegotiations >= 0 else { throw ValidationError("--warmup-negotiations must not be negative") }
         guard ["dtls", "tls", "plain-udp"].contains(transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
         guard preload >= 0 else { throw ValidationError("--preload must not be negative") }
@@ -134,7 +145,7 @@ struct CPNPBench: AsyncParsableCommand {
             pkiDirectory = pki!
         } else {
             let work = try WorkDirectory(path: workDir)
-            let config = try BenchConfiguration.make(baseConfig: baseConfig, transport: transport, directory: work.url)
+            let config = try BenchConfiguration.make(baseConfig: baseConfig, transport: transport, identity: identity, directory: work.url)
             if preload > 0 {
                 progress.say("preloading \(preload) orders (\(preloadOpenPercent)% open agreements)")
                 preloadReport = try await Preloader(configuration: config.configuration, request: request, openPercent: preloadOpenPercent)
@@ -158,7 +169,10 @@ struct CPNPBench: AsyncParsableCommand {
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
                 request: request, withdraw: withdraw,
                 stop: negotiations.map { .count($0) } ?? .duration(parseDuration(duration ?? "10s")!),
-                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPID: serverPID)
+                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPID: serverPID,
+                engine: CPNPClientEngine.Configuration(
+                    machine: ClientOrderStateMachine.Configuration(retransmission: RetransmissionPolicy(initialInterval: parseDuration(retransmissionInterval)!)),
+                    expectedResponseTime: parseDuration(expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
             result = try await LoadRun(settings: settings, progress: progress).run()
         } catch {
             if let daemon { await daemon.stop(keep: true) }
@@ -172,7 +186,8 @@ struct CPNPBench: AsyncParsableCommand {
                 transport: transport, customers: customers, identity: identity, withdraw: withdraw,
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
-                preloadOpenPercent: preloadOpenPercent, quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil),
+                preloadOpenPercent: preloadOpenPercent, quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
+                retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession),
             run: result, reference: reference, preload: preloadReport, daemon: daemon?.readiness,
             loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)
         if json {

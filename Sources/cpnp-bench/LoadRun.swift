@@ -28,6 +28,8 @@ struct LoadRun {
         var warmup: Duration
         var warmupNegotiations: Int
         var serverPID: Int32?
+        /// Each customer's engine: retransmission, expected response time, session renewal.
+        var engine: CPNPClientEngine.Configuration
     }
 
     /// What one customer measured.
@@ -228,7 +230,7 @@ struct LoadRun {
             c.handshakeTimeout = .seconds(30)
             transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: c, logger: logger)
         }
-        let engine = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), logger: logger)
+        let engine = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), configuration: settings.engine, logger: logger)
         await engine.start()
         return engine
     }

@@ -18,6 +18,9 @@ struct Report {
         var preloadOpenPercent: Int
         var quotationBytes: Int
         var serverLogLevel: String?
+        var retransmissionInterval: String
+        var expectedResponseTime: String
+        var renewSession: Bool
     }
 
     var settings: Settings
@@ -65,6 +68,7 @@ struct Report {
 
         line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
         line("  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)")
+        line("  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")")
         line("  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after")
         if let p = preload {
             let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(p.byKind[$0] ?? 0)" }.joined(separator: ", ")
@@ -114,7 +118,7 @@ struct Report {
         }
         if settings.transport == "plain-udp", run.tally.completed == 0, run.tally.failures.keys.contains(where: { $0.hasPrefix("FAIL 2 ") }) {
             line()
-            line("plain UDP is not measurable: cpnpd refuses clients without a certificate identity (FAIL 2, Authentication Required).")
+            line("plain UDP is not measurable with this server: it refuses clients without a certificate identity (FAIL 2, Authentication Required; set listen.plain-udp-customer).")
         }
         return out.joined(separator: "\n")
     }
@@ -157,6 +161,8 @@ struct Report {
                 ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
                 ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
                 ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
+                ("retransmission-interval", .string(settings.retransmissionInterval)),
+                ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
                 ("cpus", i(onlineCPUs)),
                 ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
                 ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),
