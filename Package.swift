@@ -81,8 +81,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CPNPCLITests", dependencies: ["CPNPCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CPNPServerTests", dependencies: ["CPNPServer", "CPNPRuntime", "CPNPCore", "CPNPStorage", "CPNPPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "CPNPStorageTests", dependencies: ["CPNPStorage", "CPNPCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CPNPServerTests",
+            dependencies: ["CPNPServer", "CPNPRuntime", "CPNPCore", "CPNPStorage", "CPNPPolicy", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CPNPStorageTests", dependencies: ["CPNPStorage", "CPNPCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "CPNPPolicyTests", dependencies: ["CPNPPolicy", "CPNPCore"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -125,6 +125,26 @@ public final class ServerOrderStore: Sendable {
                 CREATE INDEX admin_requests_order ON admin_requests(provider_order_id, id);
                 """)
         }
+        m.registerMigration("server-v2-reservation-totals") { db in
+            // The capacity check of every reserving commit read every reservation row of the link
+            // (O(open orders)); the totals are now kept per resource, direction and kind in the same
+            // transaction as the rows, so the check is one keyed read.
+            try db.execute(sql: """
+                CREATE TABLE reservation_totals (
+                    resource_id TEXT NOT NULL,
+                    direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+                    kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed')),
+                    total TEXT NOT NULL CHECK (total <> '' AND total NOT LIKE '-%'),
+                    PRIMARY KEY (resource_id, direction, kind)
+                ) WITHOUT ROWID;
+                DROP INDEX reservations_resource;
+                """)
+            for (key, total) in try recountedTotals(in: db) {
+                try db.execute(
+                    sql: "INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)",
+                    arguments: [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+            }
+        }
         return m
     }
 
@@ -154,8 +174,13 @@ public final class ServerOrderStore: Sendable {
             FROM audit WHERE provider_order_id = ? ORDER BY id
             """
         static let reservationsOfOrder = "SELECT resource_id, direction, amount, kind FROM reservations WHERE provider_order_id = ? ORDER BY id"
-        static let reservedOnResource = "SELECT amount FROM reservations WHERE resource_id = ? AND direction = ?"
-        static let reservedOnResourceOfKind = "SELECT amount FROM reservations WHERE resource_id = ? AND direction = ? AND kind = ?"
+        static let reservedOnResource = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ?"
+        static let reservedOnResourceOfKind = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
+        static let reservationTotal = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
+        static let upsertReservationTotal = """
+            INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)
+            ON CONFLICT (resource_id, direction, kind) DO UPDATE SET total = excluded.total
+            """
         static let outboxColumns = "id, provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at, last_error"
         /// Undelivered events that are due and first in line for their order.
         static let dueOutbox = """
@@ -331,16 +356,28 @@ public final class ServerOrderStore: Sendable {
             try settle.execute(arguments: [at, r.outcome, r.id])
         }
 
-        // Reservations last, so that a failing check or constraint there rolls everything back.
+        // Reservations last, so that a failing check or constraint there rolls everything back. The
+        // totals move by the difference between the order's old rows and its new ones.
         if !prepared.isOpen || change.reservations != nil {
-            try db.execute(sql: "DELETE FROM reservations WHERE provider_order_id = ?", arguments: [poi])
-        }
-        if prepared.isOpen, let reservations = change.reservations {
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)
-                """)
-            for r in reservations {
-                try insert.execute(arguments: [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
+            var delta: [TotalKey: CPNPDecimal] = [:]
+            for row in try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [poi]) {
+                let key = try resourceKey(row)
+                delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
+            }
+            if !delta.isEmpty {
+                try db.execute(sql: "DELETE FROM reservations WHERE provider_order_id = ?", arguments: [poi])
+            }
+            if prepared.isOpen, let reservations = change.reservations {
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)
+                    """)
+                for r in reservations {
+                    try insert.execute(arguments: [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
+                    delta[TotalKey(resource: r.resource, kind: r.kind), default: 0] += r.amount
+                }
+            }
+            for (key, d) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) where d != 0 {
+                try adjustTotal(key, by: d, in: db)
             }
         }
         for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
@@ -348,6 +385,61 @@ public final class ServerOrderStore: Sendable {
             if total > limit { throw StoreError.capacityExceeded(key, total: total, limit: limit) }
         }
         return revision
+    }
+
+    /// A row of `reservation_totals`.
+    struct TotalKey: Hashable {
+        var resource: ResourceKey
+        var kind: ReservationKind
+    }
+
+    /// Adds `delta` to a kept total (inside the commit's transaction).
+    private static func adjustTotal(_ key: TotalKey, by delta: CPNPDecimal, in db: Database) throws {
+        let args: StatementArguments = [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue]
+        var total: CPNPDecimal = 0
+        if let text = try String.fetchOne(db, cachedSQL: SQL.reservationTotal, arguments: args) {
+            guard let v = CPNPDecimal(parsing: text) else {
+                throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "invalid total \"\(text)\"")
+            }
+            total = v
+        }
+        total += delta
+        guard !total.isNegative else {
+            throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
+        }
+        try db.cachedStatement(sql: SQL.upsertReservationTotal).execute(arguments: args + [total.description])
+    }
+
+    /// The totals recounted from the reservation rows (the migration; consistency checks).
+    static func recountedTotals(in db: Database) throws -> [TotalKey: CPNPDecimal] {
+        var totals: [TotalKey: CPNPDecimal] = [:]
+        let rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount, kind FROM reservations")
+        while let row = try rows.next() {
+            let key = try resourceKey(row)
+            totals[TotalKey(resource: key, kind: try kind(row, key)), default: 0] += try amount(row, key)
+        }
+        return totals
+    }
+
+    /// The kept totals that differ from a recount of the reservation rows: empty when the store is
+    /// consistent (tests, `cpnpd admin` checks). Keys absent on one side count as zero.
+    public func reservationTotalMismatches() throws -> [String] {
+        try writer.read { db in
+            let recount = try Self.recountedTotals(in: db)
+            var kept: [TotalKey: CPNPDecimal] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT resource_id, direction, kind, total FROM reservation_totals") {
+                let key = try Self.resourceKey(row)
+                let text: String = row["total"]
+                guard let v = CPNPDecimal(parsing: text) else { return ["\(key): invalid total \"\(text)\""] }
+                kept[TotalKey(resource: key, kind: try Self.kind(row, key))] = v
+            }
+            var out: [String] = []
+            for key in Set(recount.keys).union(kept.keys) {
+                let a = kept[key] ?? 0, b = recount[key] ?? 0
+                if a != b { out.append("\(key.resource) \(key.kind.rawValue): kept \(a), rows sum to \(b)") }
+            }
+            return out.sorted()
+        }
     }
 
     // MARK: - Orders
@@ -475,6 +567,7 @@ public final class ServerOrderStore: Sendable {
         try writer.read { db in try Self.reservedTotal(for: resource, kind: kind, in: db) }
     }
 
+    /// From the kept totals: one keyed read per kind, whatever the number of reservations.
     private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in db: Database) throws -> CPNPDecimal {
         let amounts: [String]
         if let kind {
@@ -485,7 +578,7 @@ public final class ServerOrderStore: Sendable {
         var total: CPNPDecimal = 0
         for text in amounts {
             guard let v = CPNPDecimal(parsing: text) else {
-                throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
+                throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
             }
             total += v
         }

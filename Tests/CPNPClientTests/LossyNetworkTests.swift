@@ -120,6 +120,7 @@ struct LossyNetworkTests {
         for closed in try provider.store.orders(limit: 1_000, state: .cancelled) {
             #expect(try provider.store.reservations(providerOrderID: closed.providerOrderID).isEmpty)
         }
+        #expect(try provider.store.reservationTotalMismatches() == [])
         await provider.stop()
     }
 }

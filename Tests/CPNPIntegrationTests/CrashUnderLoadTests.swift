@@ -121,6 +121,9 @@ struct CrashUnderLoadTests {
             for r in reservations { expectedTotals[r.resource, default: 0] = expectedTotals[r.resource, default: 0] + r.amount }
         }
         #expect(try store.reservedTotals() == expectedTotals.filter { !$0.value.isZero })
+        // The totals the capacity check reads moved with every commit, crashes included.
+        #expect(try store.reservationTotalMismatches() == [])
+        for (key, total) in expectedTotals { #expect(try store.reservedTotal(for: key) == total, "\(key)") }
 
         // Both sides agree on every order the customers finished.
         for result in results {

@@ -1,0 +1,116 @@
+// The kept reservation totals (migration server-v2): every commit moves them by exactly what it
+// changed, a failing change moves nothing, and an older store file gets them computed on opening.
+@testable import CPNPCore
+@testable import CPNPStorage
+import Foundation
+import GRDB
+import Testing
+
+@Suite("ServerOrderStore kept reservation totals")
+struct ReservationTotalsTests {
+    static let links = (0..<3).flatMap { [ResourceKey("link-\($0)", .incoming), ResourceKey("link-\($0)", .outgoing)] }
+
+    /// 600 random commits (new orders, changed reservations, offers turned agreements, closings, some
+    /// refused by a capacity limit, single and batched); after each step the kept totals equal a recount.
+    @Test func keptTotalsEqualARecountAfterRandomCommits() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-totals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try ServerOrderStore(path: dir.appendingPathComponent("cpnpd.sqlite").path)
+        var rng = TestRNG(seed: 2026)
+        var open: [String: ServerOrderStateMachine] = [:]
+        var next = 0
+        var refused = 0
+        func randomReservations() -> [Reservation] {
+            (0..<Int.random(in: 0...3, using: &rng)).map { _ in
+                Reservation(
+                    resource: Self.links.randomElement(using: &rng)!, amount: CPNPDecimal(parsing: "\(Int.random(in: 1...40, using: &rng)).\(Int.random(in: 0...9, using: &rng))")!,
+                    kind: Bool.random(using: &rng) ? .offered : .committed)
+            }
+        }
+        func aggregate(_ r: [Reservation]) -> [Reservation] {
+            var sums: [ReservationTotalsKey: CPNPDecimal] = [:]
+            for x in r { sums[ReservationTotalsKey(resource: x.resource, kind: x.kind), default: 0] += x.amount }
+            return sums.map { Reservation(resource: $0.key.resource, amount: $0.value, kind: $0.key.kind) }.sorted { ($0.resource, $0.kind.rawValue) < ($1.resource, $1.kind.rawValue) }
+        }
+        func change() -> OrderChange {
+            let limits = Bool.random(using: &rng) ? Dictionary(uniqueKeysWithValues: Self.links.map { ($0, CPNPDecimal(Int64(Int.random(in: 60...400, using: &rng)))) }) : [:]
+            if open.isEmpty || Int.random(in: 0..<3, using: &rng) == 0 {
+                next += 1
+                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(next)", poid: "p-\(next)", seed: UInt64(next))
+                return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), actions: actions,
+                                   reservations: aggregate(randomReservations()), capacityLimits: limits)
+            }
+            let poid = open.keys.sorted().randomElement(using: &rng)!
+            var m = open[poid]!
+            if Int.random(in: 0..<4, using: &rng) == 0 {
+                _ = try? m.reject(.outOfResources, now: Fx.t(Int64(next)))
+                return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")])
+            }
+            return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), reservations: aggregate(randomReservations()), capacityLimits: limits)
+        }
+        for step in 0..<600 {
+            if step % 5 == 4 {
+                let batch = (0..<Int.random(in: 1...6, using: &rng)).map { _ in change() }
+                for (c, r) in zip(batch, try store.commit(batch: batch)) {
+                    switch r {
+                    case .success: if ServerOrderStore.isOpen(c.machine) { open[c.machine.providerOrderID.rawValue] = c.machine } else { open[c.machine.providerOrderID.rawValue] = nil }
+                    case .failure: refused += 1
+                    }
+                }
+            } else {
+                let c = change()
+                do {
+                    try store.commit(c)
+                    if ServerOrderStore.isOpen(c.machine) { open[c.machine.providerOrderID.rawValue] = c.machine } else { open[c.machine.providerOrderID.rawValue] = nil }
+                } catch { refused += 1 }
+            }
+            let mismatches = try store.reservationTotalMismatches()
+            #expect(mismatches.isEmpty, "step \(step): \(mismatches)")
+            if !mismatches.isEmpty { return }
+        }
+        // The run exercised refusals, closings and real totals.
+        #expect(refused > 10)
+        #expect(next > 150 && open.count < next)
+        let recount = try store.reservedTotals()
+        #expect(!recount.isEmpty)
+        for key in Self.links { #expect(try store.reservedTotal(for: key) == (recount[key] ?? 0), "\(key)") }
+        let committed = try store.reservedTotals(kind: .committed)
+        for key in Self.links { #expect(try store.reservedTotal(for: key, kind: .committed) == (committed[key] ?? 0), "\(key)") }
+    }
+
+    /// A store written before the totals existed (schema server-v1) gets them from its rows on opening.
+    @Test func anOlderStoreGetsItsTotalsOnOpening() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-totals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("cpnpd.sqlite").path
+        let link = ResourceKey("link-1", .outgoing)
+        do {
+            let store = try ServerOrderStore(path: path)
+            for i in 0..<5 {
+                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)", seed: UInt64(i))
+                try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: actions,
+                                             reservations: [Reservation(resource: link, amount: Fx.decimal("12.5"), kind: i % 2 == 0 ? .offered : .committed)]))
+            }
+        }
+        // Back to the server-v1 schema, as a file from the previous release has it.
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { db in
+                try db.execute(sql: """
+                    DROP TABLE reservation_totals;
+                    CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
+                    DELETE FROM grdb_migrations WHERE identifier = 'server-v2-reservation-totals';
+                    """)
+            }
+        }
+        let store = try ServerOrderStore(path: path)
+        #expect(try store.reservationTotalMismatches().isEmpty)
+        #expect(try store.reservedTotal(for: link) == Fx.decimal("62.5"))
+        #expect(try store.reservedTotal(for: link, kind: .offered) == Fx.decimal("37.5"))
+        #expect(try store.reservedTotal(for: link, kind: .committed) == 25)
+    }
+}
+
+typealias ReservationTotalsKey = ServerOrderStore.TotalKey
