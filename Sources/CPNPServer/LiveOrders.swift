@@ -1,5 +1,6 @@
 import CPNPCore
 import CPNPPolicy
+import CPNPStorage
 
 extension ServerEngine {
     /// A link in one direction, for the running totals.
@@ -16,13 +17,23 @@ extension ServerEngine {
         /// Offered + committed reservations of every order, per link and direction (zero sums removed).
         private(set) var reserved: [LinkDirection: CPNPDecimal] = [:]
 
+        /// Open orders per client identity (RFC 8921 §13 cap), without a store read: while a batch is
+        /// being committed the store does not have its new orders yet.
+        private(set) var openByClient: [String: Int] = [:]
+
         var count: Int { all.count }
+
+        func openCount(of clientIdentity: String) -> Int { openByClient[clientIdentity] ?? 0 }
 
         subscript(_ poid: ProviderOrderID) -> LiveOrder? {
             get { all[poid] }
             set {
                 let old = all[poid]
                 all[poid] = newValue
+                let wasOpen = old.map { ServerOrderStore.isOpen($0.machine) } ?? false
+                let isOpen = newValue.map { ServerOrderStore.isOpen($0.machine) } ?? false
+                if wasOpen, let old { openByClient[old.clientIdentity, default: 0] -= 1 }
+                if isOpen, let newValue { openByClient[newValue.clientIdentity, default: 0] += 1 }
                 if old?.offered != newValue?.offered || old?.committed != newValue?.committed {
                     if let old { add(old.offered + old.committed, sign: -1) }
                     if let newValue { add(newValue.offered + newValue.committed, sign: 1) }

@@ -80,6 +80,12 @@ public actor ServerEngine {
     var failLimiter: RateLimiter<String>
     /// Phase timings, when profiling is on (``setProfiling(_:)``).
     var profile: EngineProfile?
+    /// The batch being handled (group commit, GroupCommit.swift); nil outside ``receive(batch:)``.
+    var batch: PendingBatch?
+    /// Received datagrams waiting for the engine (``submit(_:)``).
+    nonisolated let inbox: Inbox
+    /// Group commit figures.
+    public internal(set) var commitStatistics = CommitStatistics()
 
     /// - Parameter faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
     public init(
@@ -94,6 +100,7 @@ public actor ServerEngine {
         configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock,
         logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool
     ) {
+        inbox = Inbox(capacity: 8_192)
         self.manualTimers = manualTimers
         self.faultHook = faultHook
         self.configuration = configuration
@@ -122,10 +129,7 @@ public actor ServerEngine {
         let stored = try store.openOrders()
         for s in stored {
             var live = LiveOrder(machine: s.machine, clientIdentity: s.clientIdentity, identity: nil, clientAddress: s.clientAddress)
-            for r in try store.reservations(providerOrderID: s.providerOrderID) {
-                let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
-                if r.kind == .committed { live.committed.append(p) } else { live.offered.append(p) }
-            }
+            (live.offered, live.committed) = try storedReservations(s.providerOrderID)
             if s.machine.state == .awaitingProcessing { (live.moreTimeRequests, live.moreTimeRefused) = moreTimeHistory(s.providerOrderID) }
             if s.machine.isUpdate, let o = s.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
             orders[s.providerOrderID] = live
@@ -153,9 +157,13 @@ public actor ServerEngine {
 
     // MARK: - Inbound
 
-    /// Handles one received message (RFC 8921 §10.2). Never throws: bad input is answered with FAIL
-    /// (rate-limited) or dropped, and logged.
+    /// Handles one received message (RFC 8921 §10.2), as a batch of one (``receive(batch:)``). Never
+    /// throws: bad input is answered with FAIL (rate-limited) or dropped, and logged.
     public func receive(_ datagram: InboundDatagram) async {
+        await receive(batch: [datagram])
+    }
+
+    func receiveOne(_ datagram: InboundDatagram) async {
         guard profile != nil else { return await receiveMessage(datagram) }
         let start = ContinuousClock.now
         await receiveMessage(datagram)
@@ -193,6 +201,7 @@ public actor ServerEngine {
             return
         }
         let identity = identityKey(datagram.identity, session: datagram.session)
+        await enterBatch(OrderKey(identity: identity, customerOrderID: message.customerOrderID))
         if case .quotation(let q) = message, byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)].flatMap({ orders[$0] }) == nil {
             await newQuotation(q, datagram: datagram, identity: identity, now: now)
             return
@@ -316,8 +325,13 @@ public actor ServerEngine {
         await send(.fail(fail), on: session)
     }
 
-    /// Encodes and sends one message (measured when profiling).
-    private func send(_ m: CPNPMessage, on session: CPNPSession) async {
+    /// Encodes and sends one message (measured when profiling); while a batch is open, once its
+    /// transaction has committed.
+    func send(_ m: CPNPMessage, on session: CPNPSession) async {
+        if batch != nil {
+            batch!.steps.append(.send(m, session))
+            return
+        }
         let bytes = measure(.encode) { CPNPCodec.encode(m) }
         guard profile != nil else { return await sink.send(bytes, on: session) }
         let start = ContinuousClock.now
@@ -327,7 +341,7 @@ public actor ServerEngine {
 
     // MARK: - Timers
 
-    private func arm(_ order: ProviderOrderID, _ timer: EngineTimer, at: CPNPTimestamp) {
+    func arm(_ order: ProviderOrderID, _ timer: EngineTimer, at: CPNPTimestamp) {
         let key = TimerKey(order: order, timer: timer)
         deadlines[key] = at
         guard !manualTimers else { return }
@@ -336,18 +350,19 @@ public actor ServerEngine {
         }
     }
 
-    private func cancelTimer(_ order: ProviderOrderID, _ timer: EngineTimer) {
+    func cancelTimer(_ order: ProviderOrderID, _ timer: EngineTimer) {
         let key = TimerKey(order: order, timer: timer)
         deadlines[key] = nil
         timers.cancel(key)
     }
 
-    private func cancelTimers(of order: ProviderOrderID) {
+    func cancelTimers(of order: ProviderOrderID) {
         deadlines = deadlines.filter { $0.key.order != order }
         timers.cancelAll { $0.order == order }
     }
 
     func timerFired(_ key: TimerKey) async {
+        await flushBatch()
         deadlines[key] = nil
         guard orders[key.order] != nil else { return }
         let now = clock.now()
@@ -429,7 +444,7 @@ public actor ServerEngine {
             request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
             identityPresent: identityPresent, inventory: free, now: now,
             clientAddress: m.transaction.session.remote.host,
-            openOrders: (try? store.openOrderCount(clientIdentity: live.clientIdentity)).map { max(0, $0 - 1) } ?? 0,
+            openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
             updating: m.isUpdate ? live.committed : nil) }
         switch decision {
         case .fail(let code, let diagnostic):
@@ -482,6 +497,7 @@ public actor ServerEngine {
 
     /// Applies an operator's decision (`cpnpd admin approve|reject`).
     public func administrativeDecision(_ poid: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
+        await flushBatch()
         let now = clock.now()
         guard let live = orders[poid] else { return "unknown or closed order" }
         guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
@@ -577,7 +593,7 @@ public actor ServerEngine {
 
     /// Performs a machine's actions: commit (with reservations and outbox) before any send, then
     /// sends, timers, and reactions to reports.
-    private func perform(_ actions: [ServerOrderStateMachine.Action], order poid: ProviderOrderID, now: CPNPTimestamp) async {
+    func perform(_ actions: [ServerOrderStateMachine.Action], order poid: ProviderOrderID, now: CPNPTimestamp) async {
         guard !actions.isEmpty, var live = orders[poid] else { return }
         var outbox: [OutboxEvent] = []
         var followUps: [ServerOrderStateMachine.Event] = []
@@ -620,55 +636,41 @@ public actor ServerEngine {
         }
         if actions.contains(where: { if case .armTimer(.offerValidity, _) = $0 { true } else { false } }) { reservationsChanged = true }
         let hasPersist = actions.contains { if case .persist = $0 { true } else { false } }
+        var change: OrderChange?
         if hasPersist || !outbox.isEmpty {
             // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
             let held = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil
-            let change = OrderChange(
+            change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now, actions: actions,
                 reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
+        }
+        let post = PostCommit(
+            order: poid, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
+            key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID))
+        if batch != nil {
+            // Group commit: durable with the batch, then sent; reactions run in the next round.
+            orders[poid] = live
+            batch!.steps.append(.order(OrderStep(change: change, post: post, followUps: followUps, now: now)))
+            return
+        }
+        if let change {
             do {
                 try measure(.commit) { _ = try store.commit(change) }
                 faultHook?(.committed(live.machine.state))
             } catch {
                 // Nothing observable may leave before it is durable: drop the sends, reload the order.
                 logger.error("commit failed; messages withheld", metadata: ["order": "\(poid)", "error": "\(error)"])
-                if let stored = try? store.order(providerOrderID: poid) {
-                    live.machine = stored.machine
-                    orders[poid] = live
-                }
+                reload(poid)
                 return
             }
         }
         orders[poid] = live
-        for a in actions {
-            switch a {
-            case .send(let m, let session):
-                faultHook?(.sending(m.method))
-                await send(m, on: session)
-            case .sendToChildProvider:
-                logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
-            case .armTimer(let t, let at):
-                arm(poid, .machine(t), at: at)
-            case .cancelTimer(let t):
-                cancelTimer(poid, .machine(t))
-            case .discard(let reason):
-                logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
-            case .persist(let from, let to, let event):
-                if from != to { logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: ["order": "\(poid)"]) }
-            case .report:
-                break
-            }
-        }
-        if !ServerOrderStore.isOpen(live.machine) {
-            orders[poid] = nil
-            byCustomer[OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)] = nil
-            cancelTimers(of: poid)
-        }
+        await runEffects(post)
         for e in followUps { await react(e, order: poid, now: now) }
     }
 
     /// Engine reactions to what the machine reports.
-    private func react(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID, now: CPNPTimestamp) async {
+    func react(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID, now: CPNPTimestamp) async {
         switch event {
         case .quotationReceived:
             await decide(poid, now: now)

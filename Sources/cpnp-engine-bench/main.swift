@@ -6,7 +6,11 @@
 // hands the engine's answers straight back). Prints negotiations/s, commits/s and the engine's time
 // per phase (ContinuousClock around decode, inventory, decide, commit, encode, send).
 //
-//   cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE]
+// With --submit, customers hand their datagrams to `ServerEngine.submit` as cpnpd's receive loop does
+// and wait for the answers: what queues while the engine works is committed as one batch (group
+// commit). Without it, each message is a batch of one, awaited (`ServerEngine.receive`).
+//
+//   cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE] [--submit]
 import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
@@ -16,14 +20,32 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Keeps what the engine sends, per client endpoint.
+/// Keeps what the engine sends, per client endpoint; a customer may wait for its next messages.
 final class LoopbackSink: ServerMessageSink {
     let inbox = Mutex<[CPNPEndpoint: [[UInt8]]]>([:])
+    let waiters = Mutex<[CPNPEndpoint: CheckedContinuation<[[UInt8]], Never>]>([:])
+
     func send(_ bytes: [UInt8], on session: CPNPSession) async {
-        inbox.withLock { $0[session.remote, default: []].append(bytes) }
+        let waiter = inbox.withLock { queued -> CheckedContinuation<[[UInt8]], Never>? in
+            if let w = waiters.withLock({ $0.removeValue(forKey: session.remote) }) { return w }
+            queued[session.remote, default: []].append(bytes)
+            return nil
+        }
+        waiter?.resume(returning: [bytes])
     }
     func take(_ endpoint: CPNPEndpoint) -> [[UInt8]] {
         inbox.withLock { $0.removeValue(forKey: endpoint) ?? [] }
+    }
+    /// What was sent to `endpoint`, waiting for at least one message.
+    func next(_ endpoint: CPNPEndpoint) async -> [[UInt8]] {
+        await withCheckedContinuation { c in
+            let ready = inbox.withLock { queued -> [[UInt8]]? in
+                if let q = queued.removeValue(forKey: endpoint), !q.isEmpty { return q }
+                waiters.withLock { $0[endpoint] = c }
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
     }
 }
 
@@ -32,6 +54,7 @@ struct Options {
     var negotiations = 4_000
     var preloaded = 0
     var cpdPath: String?
+    var submit = false
 
     init(_ args: [String]) {
         var i = 1
@@ -46,8 +69,9 @@ struct Options {
             case "--negotiations": negotiations = Int(value())!
             case "--orders-preloaded": preloaded = Int(value())!
             case "--cpd": cpdPath = value()
+            case "--submit": submit = true
             case "-h", "--help":
-                print("usage: cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE]")
+                print("usage: cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE] [--submit]")
                 exit(0)
             default: fatalError("unknown argument \(args[i])")
             }
@@ -65,17 +89,23 @@ struct Customer {
     var clientSession: CPNPSession { CPNPSession(local: endpoint, remote: serverEndpoint) }
     var serverSession: CPNPSession { CPNPSession(local: serverEndpoint, remote: endpoint) }
 
+    let submit: Bool
+
     func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
         for case .send(let m) in actions {
-            await engine.receive(InboundDatagram(bytes: CPNPCodec.encode(m), session: serverSession, identity: identity))
+            let d = InboundDatagram(bytes: CPNPCodec.encode(m), session: serverSession, identity: identity)
+            if submit { engine.submit(d) } else { await engine.receive(d) }
         }
     }
 
-    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine) async {
-        for bytes in sink.take(endpoint) {
-            guard let m = try? CPNPCodec.decode(bytes) else { continue }
-            await deliver(machine.messageReceived(m, session: clientSession, now: SystemWallClock().now()), to: engine)
-        }
+    /// Feeds the engine's answers into `machine` (waiting for them with --submit) until it is `until`.
+    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, until: ClientOrderStateMachine.State) async {
+        repeat {
+            for bytes in submit ? await sink.next(endpoint) : sink.take(endpoint) {
+                guard let m = try? CPNPCodec.decode(bytes) else { continue }
+                await deliver(machine.messageReceived(m, session: clientSession, now: SystemWallClock().now()), to: engine)
+            }
+        } while submit && machine.state != until && machine.state != .cancelled
     }
 
     /// One negotiation to agreement; true when it ended Completed.
@@ -86,20 +116,20 @@ struct Customer {
         guard let q = try? order.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
         else { return false }
         await deliver(q, to: engine)
-        await answers(sink, into: &order, engine: engine)
+        await answers(sink, into: &order, engine: engine, until: .offerReceived)
         guard order.state == .offerReceived, let a = try? order.accept(now: SystemWallClock().now()) else { return false }
         await deliver(a, to: engine)
-        await answers(sink, into: &order, engine: engine)
+        await answers(sink, into: &order, engine: engine, until: .completed)
         return order.state == .completed
     }
 }
 
 /// Runs `count` negotiations spread over `customers` concurrent customers; returns the completed ones.
-func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Int {
+func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink, submit: Bool = false) async -> Int {
     await withTaskGroup(of: Int.self) { group in
         for c in 0..<customers {
             group.addTask {
-                let customer = Customer(endpoint: CPNPEndpoint(host: "127.0.0.1", port: UInt16(20_000 + c)))
+                let customer = Customer(endpoint: CPNPEndpoint(host: "127.0.0.1", port: UInt16(20_000 + c)), submit: submit)
                 var done = 0
                 var j = c
                 while j < count {
@@ -153,13 +183,20 @@ if options.preloaded > 0 {
 }
 
 await engine.setProfiling(true)
+let before = await engine.commitStatistics
 let started = ContinuousClock.now
-let completed = await run(count: options.negotiations, customers: options.customers, prefix: "run", cpd: cpd, engine: engine, sink: sink)
+let completed = await run(
+    count: options.negotiations, customers: options.customers, prefix: "run", cpd: cpd, engine: engine, sink: sink, submit: options.submit)
 let elapsed = (ContinuousClock.now - started).seconds
 let figures = await engine.profileFigures ?? EngineProfile()
 let openOrders = await engine.openOrderCount
 
-print("customers \(options.customers), negotiations \(options.negotiations) (completed \(completed)), open orders at end \(openOrders)")
+let after = await engine.commitStatistics
+print("customers \(options.customers), negotiations \(options.negotiations) (completed \(completed)), open orders at end \(openOrders), "
+      + (options.submit ? "submitted (group commit)" : "one message per batch"))
+let transactions = after.transactions - before.transactions, changes = after.changes - before.changes
+print(String(format: "store transactions %d for %d order changes (%.2f changes per transaction, largest %d); %.2f transactions per negotiation",
+             transactions, changes, Double(changes) / Double(max(transactions, 1)), after.largestTransaction, Double(transactions) / Double(max(completed, 1))))
 print(String(format: "elapsed %.2f s: %.0f negotiations/s, %.0f commits/s, %.0f messages received/s",
              elapsed, Double(completed) / elapsed, Double(figures.count[.commit] ?? 0) / elapsed, Double(figures.count[.receive] ?? 0) / elapsed))
 let receiveTotal = microseconds(figures.total[.receive] ?? .zero)

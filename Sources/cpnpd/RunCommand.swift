@@ -189,9 +189,10 @@ struct DaemonService: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    // Ends when the transport is closed (graceful shutdown).
+                    // Ends when the transport is closed (graceful shutdown). The engine takes what
+                    // queued while it was busy as one batch, committed together (group commit).
                     for await m in transport.inbound {
-                        await engine.receive(Self.datagram(m, maximumSize: transport.maximumMessageSize))
+                        engine.submit(Self.datagram(m, maximumSize: transport.maximumMessageSize))
                     }
                 }
                 group.addTask {

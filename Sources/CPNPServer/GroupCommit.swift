@@ -1,0 +1,282 @@
+import CPNPCore
+import Logging
+import CPNPPolicy
+import CPNPStorage
+import Synchronization
+
+/// Group commit (issue 6): the engine handles the datagrams that queued up while it was busy as one
+/// batch, and commits the order changes they cause in ONE store transaction (one WAL commit and fsync),
+/// each change in its own savepoint. Durability is unchanged: every message a change reveals is sent
+/// only after the transaction holding that change committed (RFC 8921 §8.11), and a change that fails
+/// is rolled back alone, its order reloaded from the store and its messages withheld.
+///
+/// Ordering per order is unchanged too. The changes an order's *reactions* cause (a QUOTATION's
+/// decision, an ACCEPT's confirmation, a WITHDRAW's release) wait for the next round: the batch commits,
+/// its messages go out, then the reactions run and their changes form the next round's transaction.
+/// A second datagram for an order already in the batch closes the batch first.
+extension ServerEngine {
+    /// One step of an open batch, performed in order once the batch's transaction has committed.
+    enum BatchStep {
+        /// An order's change (nil when its actions only send or arm timers) and what follows it.
+        case order(OrderStep)
+        /// A message that reveals no change of an open order (a stateless FAIL, an answer for a closed order).
+        case send(CPNPMessage, CPNPSession)
+    }
+
+    struct OrderStep {
+        var change: OrderChange?
+        var post: PostCommit
+        var followUps: [ServerOrderStateMachine.Event]
+        var now: CPNPTimestamp
+    }
+
+    /// What ``ServerEngine/perform(_:order:now:)`` does once the change is durable.
+    struct PostCommit {
+        var order: ProviderOrderID
+        var actions: [ServerOrderStateMachine.Action]
+        /// The state committed (for the test fault hook).
+        var state: ServerOrderStateMachine.State
+        /// The order closed with this change: forget it once its messages are sent.
+        var closes: Bool
+        var key: OrderKey
+    }
+
+    struct PendingBatch {
+        var steps: [BatchStep] = []
+        /// Orders that datagrams of this batch addressed (client identity and customer order id).
+        var touched: Set<OrderKey> = []
+    }
+
+    /// Datagrams waiting for the engine (``ServerEngine/submit(_:)``), bounded.
+    final class Inbox: Sendable {
+        struct State {
+            var queue: [InboundDatagram] = []
+            var draining = false
+            var dropped = 0
+        }
+
+        let state = Mutex(State())
+        let capacity: Int
+        init(capacity: Int) { self.capacity = capacity }
+    }
+
+    /// Group commit figures since start.
+    public struct CommitStatistics: Sendable, Hashable {
+        /// Batches of datagrams handled, and the datagrams in them.
+        public var batches = 0
+        public var datagrams = 0
+        /// Store transactions written by batches, and the order changes in them.
+        public var transactions = 0
+        public var changes = 0
+        /// The most changes one transaction held.
+        public var largestTransaction = 0
+        /// Changes the store refused (rolled back alone; their orders reloaded, their messages withheld).
+        public var failedChanges = 0
+        /// Datagrams dropped because the inbox was full (the client retransmits, RFC 8921 §11.4).
+        public var inboxDropped = 0
+    }
+
+    /// The largest batch taken from the inbox at once.
+    static let maximumBatch = 256
+
+    // MARK: - Intake
+
+    /// Queues a received datagram without waiting for the engine (cpnpd's receive loop): what queues
+    /// while the engine is busy is handled, and committed, as one batch. False when the inbox is full
+    /// and the datagram was dropped (silently, as the network may; the client retransmits).
+    @discardableResult
+    public nonisolated func submit(_ datagram: InboundDatagram) -> Bool {
+        let (accepted, startDrain) = inbox.state.withLock { s -> (Bool, Bool) in
+            guard s.queue.count < inbox.capacity else {
+                s.dropped += 1
+                return (false, false)
+            }
+            s.queue.append(datagram)
+            if s.draining { return (true, false) }
+            s.draining = true
+            return (true, true)
+        }
+        if startDrain { Task { await self.drainInbox() } }
+        return accepted
+    }
+
+    /// Datagrams queued and not yet taken by the engine.
+    public nonisolated var inboxDepth: Int { inbox.state.withLock { $0.queue.count } }
+
+    /// Handles the inbox batch by batch until it is empty.
+    func drainInbox() async {
+        while true {
+            let (next, dropped) = inbox.state.withLock { s -> ([InboundDatagram], Int) in
+                let dropped = s.dropped
+                s.dropped = 0
+                guard !s.queue.isEmpty else {
+                    s.draining = false
+                    return ([], dropped)
+                }
+                let n = min(s.queue.count, Self.maximumBatch)
+                let taken = Array(s.queue.prefix(n))
+                s.queue.removeFirst(n)
+                return (taken, dropped)
+            }
+            if dropped > 0 {
+                commitStatistics.inboxDropped += dropped
+                logger.warning("inbox full: datagrams dropped", metadata: ["dropped": "\(dropped)", "capacity": "\(inbox.capacity)"])
+            }
+            guard !next.isEmpty else { return }
+            await receive(batch: next)
+        }
+    }
+
+    /// Handles several received messages as one batch: their changes are committed together (group
+    /// commit), then their messages are sent, in arrival order.
+    public func receive(batch datagrams: [InboundDatagram]) async {
+        await flushBatch()
+        commitStatistics.batches += 1
+        commitStatistics.datagrams += datagrams.count
+        for d in datagrams {
+            if batch == nil { batch = PendingBatch() }
+            await receiveOne(d)
+        }
+        await flushBatch()
+    }
+
+    /// Called before a datagram for `key` is handled: a batch that already holds a change of that
+    /// order is committed (and its messages sent) first, so that the order's state is durable and its
+    /// changes stay in sequence.
+    func enterBatch(_ key: OrderKey) async {
+        guard batch != nil else { return }
+        if batch!.touched.contains(key) { await flushBatch(reopen: true) }
+        batch?.touched.insert(key)
+    }
+
+    // MARK: - Commit
+
+    /// Commits the open batch in one transaction, performs its steps in order (sends, timers), then runs
+    /// the reactions of its orders as the next round, until no reaction remains. With `reopen`, leaves
+    /// an empty batch open.
+    func flushBatch(reopen: Bool = false) async {
+        while let b = batch {
+            batch = nil
+            guard !b.steps.isEmpty else { break }
+            let changes = b.steps.compactMap { step -> OrderChange? in
+                if case .order(let s) = step { s.change } else { nil }
+            }
+            var results: [Result<Int64, any Error>] = []
+            if !changes.isEmpty {
+                do {
+                    results = try measure(.commit) { try store.commit(batch: changes) }
+                } catch {
+                    results = changes.map { _ in .failure(error) }
+                }
+                commitStatistics.transactions += 1
+                commitStatistics.changes += changes.count
+                commitStatistics.largestTransaction = max(commitStatistics.largestTransaction, changes.count)
+            }
+            // Failed changes first: reload their orders before anything else runs.
+            var outcome: [Bool] = []
+            var failed = Set<ProviderOrderID>()
+            var index = 0
+            for step in b.steps {
+                guard case .order(let s) = step else { continue }
+                var ok = !failed.contains(s.post.order)
+                if s.change != nil {
+                    if case .failure(let error) = results[index], ok {
+                        logger.error("commit failed; messages withheld", metadata: ["order": "\(s.post.order)", "error": "\(error)"])
+                        ok = false
+                    }
+                    index += 1
+                }
+                if !ok { failed.insert(s.post.order) }
+                outcome.append(ok)
+            }
+            commitStatistics.failedChanges += failed.count
+            for poid in failed { reload(poid) }
+
+            var reactions: [(ProviderOrderID, [ServerOrderStateMachine.Event], CPNPTimestamp)] = []
+            var o = outcome.makeIterator()
+            for step in b.steps {
+                switch step {
+                case .send(let m, let session):
+                    await send(m, on: session)
+                case .order(let s):
+                    guard o.next() == true else { continue }
+                    if s.change != nil { faultHook?(.committed(s.post.state)) }
+                    await runEffects(s.post)
+                    if !s.followUps.isEmpty { reactions.append((s.post.order, s.followUps, s.now)) }
+                }
+            }
+            guard !reactions.isEmpty else { break }
+            batch = PendingBatch()
+            for (poid, events, now) in reactions {
+                for e in events { await react(e, order: poid, now: now) }
+            }
+        }
+        if reopen { batch = PendingBatch() }
+    }
+
+    /// The sends, timers and bookkeeping after an order change is durable.
+    func runEffects(_ post: PostCommit) async {
+        let poid = post.order
+        for a in post.actions {
+            switch a {
+            case .send(let m, let session):
+                faultHook?(.sending(m.method))
+                await send(m, on: session)
+            case .sendToChildProvider:
+                logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
+            case .armTimer(let t, let at):
+                arm(poid, .machine(t), at: at)
+            case .cancelTimer(let t):
+                cancelTimer(poid, .machine(t))
+            case .discard(let reason):
+                logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
+            case .persist(let from, let to, let event):
+                if from != to { logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: ["order": "\(poid)"]) }
+            case .report:
+                break
+            }
+        }
+        if post.closes, let live = orders[poid], !ServerOrderStore.isOpen(live.machine) {
+            orders[poid] = nil
+            byCustomer[post.key] = nil
+            cancelTimers(of: poid)
+        }
+    }
+
+    /// The order's reservations as stored, in policy form: (offered, committed).
+    func storedReservations(_ poid: ProviderOrderID) throws -> ([CPNPPolicy.Reservation], [CPNPPolicy.Reservation]) {
+        var offered: [CPNPPolicy.Reservation] = [], committed: [CPNPPolicy.Reservation] = []
+        for r in try store.reservations(providerOrderID: poid) {
+            let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
+            if r.kind == .committed { committed.append(p) } else { offered.append(p) }
+        }
+        return (offered, committed)
+    }
+
+    /// After a failed commit: the order as the store has it (machine and reservations), or forgotten
+    /// when the store has it closed or not at all. Its armed timers match the stored machine, since
+    /// the failed change armed none.
+    func reload(_ poid: ProviderOrderID) {
+        guard let live = orders[poid] else { return }
+        let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
+        do {
+            guard let stored = try store.order(providerOrderID: poid), stored.isOpen else {
+                orders[poid] = nil
+                if byCustomer[key] == poid { byCustomer[key] = nil }
+                cancelTimers(of: poid)
+                return
+            }
+            var reloaded = live
+            reloaded.machine = stored.machine
+            (reloaded.offered, reloaded.committed) = try storedReservations(poid)
+            if !stored.machine.isUpdate { reloaded.updateTarget = nil }
+            orders[poid] = reloaded
+        } catch {
+            // The store cannot even be read: forget the order here; a restart recovers it from disk.
+            logger.error("order reload failed; order dropped from memory until restart", metadata: ["order": "\(poid)", "error": "\(error)"])
+            orders[poid] = nil
+            if byCustomer[key] == poid { byCustomer[key] = nil }
+            cancelTimers(of: poid)
+        }
+    }
+}

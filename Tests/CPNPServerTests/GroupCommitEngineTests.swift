@@ -1,0 +1,188 @@
+// Group commit in the engine (issue 6): datagrams handled as one batch are committed in one store
+// transaction per round, nothing is sent before its change is durable, a failing change is rolled back
+// alone with its messages withheld, and the inbox drains in bounded batches.
+import CPNPCore
+import CPNPPolicy
+@testable import CPNPStorage
+@testable import CPNPServer
+import CPNPRuntime
+import Foundation
+import GRDB
+import Synchronization
+import Testing
+
+@Suite("Server engine group commit")
+struct GroupCommitEngineTests {
+    /// A sink that, at every send, reads the store: an OFFER or ACK must reveal a state already durable.
+    final class DurabilityCheckingSink: ServerMessageSink {
+        let store: ServerOrderStore
+        let inner = CollectingSink()
+        let violations = Mutex<[String]>([])
+        let checked = Mutex(0)
+        init(store: ServerOrderStore) { self.store = store }
+
+        func send(_ bytes: [UInt8], on session: CPNPSession) async {
+            let m = try! CPNPCodec.decode(bytes)
+            if let poid = m.providerOrderID {
+                let stored = try? store.order(providerOrderID: poid)
+                let ok: Bool
+                switch m {
+                case .offer: ok = stored?.machine.state == .offerProposed
+                case .ack: ok = stored?.machine.state == .completed || stored?.isOpen == false
+                default: ok = true
+                }
+                if !ok { violations.withLock { $0.append("\(m.method) for \(poid) sent while the store has \(stored?.machine.state.rawValue ?? "nothing")") } }
+                checked.withLock { $0 += 1 }
+            }
+            await inner.send(bytes, on: session)
+        }
+    }
+
+    struct Party {
+        var customer: TestCustomer
+        var machine: ClientOrderStateMachine
+    }
+
+    static func parties(_ n: Int, prefix: String, mbps: Int = 5) throws -> ([Party], [InboundDatagram]) {
+        var rng = SystemRandomNumberGenerator()
+        var parties: [Party] = []
+        var datagrams: [InboundDatagram] = []
+        for i in 0..<n {
+            let customer = TestCustomer("acme", port: UInt16(41_000 + i))
+            var m = ClientOrderStateMachine(customerOrderID: CustomerOrderID("\(prefix)-\(i)")!)
+            for case .send(let msg) in try m.quote(requestedCPD: CPD.paris(mbps: mbps), session: customer.clientSession, now: SystemWallClock().now(), using: &rng) {
+                datagrams.append(customer.datagram(msg))
+            }
+            parties.append(Party(customer: customer, machine: m))
+        }
+        return (parties, datagrams)
+    }
+
+    /// Feeds each party what the engine sent it; returns the datagrams the parties answer with.
+    static func deliver(_ sink: CollectingSink, to parties: inout [Party]) -> [InboundDatagram] {
+        var out: [InboundDatagram] = []
+        for i in parties.indices {
+            for m in sink.take(for: parties[i].customer.endpoint) {
+                for case .send(let reply) in parties[i].machine.messageReceived(m, session: parties[i].customer.clientSession, now: SystemWallClock().now()) {
+                    out.append(parties[i].customer.datagram(reply))
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func aBatchIsCommittedInOneTransactionPerRoundAndNothingIsSentBeforeItIsDurable() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = DurabilityCheckingSink(store: store)
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        var (parties, quotations) = try Self.parties(8, prefix: "gc-batch")
+
+        await engine.receive(batch: quotations)
+        // Round 1: the eight QUOTATIONs stored (PQOReceived); round 2: the eight decisions (PROCESSING + OFFER).
+        var stats = await engine.commitStatistics
+        #expect(stats.batches == 1 && stats.datagrams == 8)
+        #expect(stats.transactions == 2 && stats.changes == 16 && stats.largestTransaction == 8)
+        _ = Self.deliver(sink.inner, to: &parties)
+        #expect(parties.allSatisfy { $0.machine.state == .offerReceived }, "\(parties.map(\.machine.state))")
+
+        var accepts: [InboundDatagram] = []
+        for i in parties.indices {
+            for case .send(let m) in try parties[i].machine.accept(now: SystemWallClock().now()) { accepts.append(parties[i].customer.datagram(m)) }
+        }
+        await engine.receive(batch: accepts)
+        // AcceptReceived for all eight, then Completed for all eight: two more transactions.
+        stats = await engine.commitStatistics
+        #expect(stats.transactions == 4 && stats.changes == 32 && stats.failedChanges == 0)
+        _ = Self.deliver(sink.inner, to: &parties)
+        #expect(parties.allSatisfy { $0.machine.state == .completed }, "\(parties.map(\.machine.state))")
+        #expect(sink.violations.withLock { $0 } == [])
+        #expect(sink.checked.withLock { $0 } >= 16)
+        #expect(try store.orderCount(state: .completed) == 8)
+        let (running, scanned) = await engine.reservedTotals()
+        #expect(running == scanned)
+        #expect(try store.reservationTotalMismatches() == [])
+    }
+
+    @Test func aFailingChangeIsRolledBackAloneItsMessagesWithheldAndItsOrderForgotten() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        var (parties, quotations) = try Self.parties(3, prefix: "gc-fail")
+        // The store refuses to insert the second customer's order (as a full disk or a constraint would).
+        try await store.writer.write { db in
+            try db.execute(sql: """
+                CREATE TRIGGER refuse_gc BEFORE INSERT ON orders WHEN NEW.customer_order_id = 'gc-fail-1'
+                BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                """)
+        }
+        await engine.receive(batch: quotations)
+        let stats = await engine.commitStatistics
+        #expect(stats.failedChanges == 1)
+        _ = Self.deliver(sink, to: &parties)
+        #expect(parties[0].machine.state == .offerReceived && parties[2].machine.state == .offerReceived)
+        #expect(parties[1].machine.state == .pqoSent, "nothing may reach a customer whose change failed")
+        #expect(try store.order(clientIdentity: "acme", customerOrderID: CustomerOrderID("gc-fail-1")!) == nil)
+        #expect(await engine.openOrderCount == 2)
+        let (running, scanned) = await engine.reservedTotals()
+        #expect(running == scanned)
+
+        // Once the store accepts it again, the retransmitted QUOTATION is served normally.
+        try await store.writer.write { db in try db.execute(sql: "DROP TRIGGER refuse_gc") }
+        await engine.receive(quotations[1])
+        _ = Self.deliver(sink, to: &parties)
+        #expect(parties[1].machine.state == .offerReceived)
+        #expect(try store.reservationTotalMismatches() == [])
+    }
+
+    @Test func aSecondDatagramForAnOrderClosesTheBatchFirst() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        var (parties, quotations) = try Self.parties(2, prefix: "gc-dup")
+        // A duplicated QUOTATION of the first customer within the same batch.
+        await engine.receive(batch: [quotations[0], quotations[1], quotations[0]])
+        let stats = await engine.commitStatistics
+        // The duplicate committed the first two QUOTATIONs (and their decisions) before it was handled.
+        #expect(stats.transactions >= 2)
+        _ = Self.deliver(sink, to: &parties)
+        #expect(parties.allSatisfy { $0.machine.state == .offerReceived })
+        #expect(try store.orderCount() == 2)
+        #expect(await engine.openOrderCount == 2)
+    }
+
+    @Test func theInboxDrainsInBoundedBatchesAndDropsWhatExceedsItsCapacity() async throws {
+        let store = try ServerOrderStore.inMemory()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: CollectingSink(), logger: makeLogger())
+        let customer = TestCustomer("acme", port: 42_000)
+        let junk = InboundDatagram(bytes: Array("not json".utf8), session: customer.serverSession, identity: customer.identity)
+        // As if a drain were running: everything queues.
+        engine.inbox.state.withLock { $0.draining = true }
+        let capacity = engine.inbox.capacity
+        var refused = 0
+        for _ in 0..<(capacity + 5) where !engine.submit(junk) { refused += 1 }
+        #expect(refused == 5)
+        #expect(engine.inboxDepth == capacity)
+        await engine.drainInbox()
+        let stats = await engine.commitStatistics
+        #expect(stats.datagrams == capacity && stats.inboxDropped == 5)
+        #expect(stats.batches == (capacity + ServerEngine.maximumBatch - 1) / ServerEngine.maximumBatch)
+        #expect(engine.inboxDepth == 0)
+        #expect(engine.inbox.state.withLock { $0.draining } == false)
+
+        // A real submission starts a drain on its own and is answered.
+        var (parties, quotations) = try Self.parties(3, prefix: "gc-submit")
+        let sink = CollectingSink()
+        let live = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore.inMemory(), sink: sink, logger: makeLogger())
+        for q in quotations { #expect(live.submit(q)) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while parties.contains(where: { $0.machine.state != .offerReceived }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            _ = Self.deliver(sink, to: &parties)
+        }
+        #expect(parties.allSatisfy { $0.machine.state == .offerReceived })
+        #expect(await live.commitStatistics.datagrams == 3)
+    }
+}
