@@ -47,12 +47,22 @@ extension ServerEngine {
         var touched: Set<OrderKey> = []
     }
 
-    /// Datagrams waiting for the engine (``ServerEngine/submit(_:)``), bounded.
+    /// Datagrams waiting for the engine (``ServerEngine/submit(_:)``), bounded. A datagram identical to
+    /// one still queued from the same session (a client's retransmission while the server is busy,
+    /// RFC 8921 §11.4) is coalesced with it: handling it again would only repeat the same answer.
     final class Inbox: Sendable {
+        struct Key: Hashable {
+            var session: CPNPSession
+            var bytes: [UInt8]
+        }
+
         struct State {
             var queue: [InboundDatagram] = []
+            /// The queued datagrams, for coalescing copies.
+            var queued: Set<Key> = []
             var draining = false
             var dropped = 0
+            var coalesced = 0
         }
 
         let state = Mutex(State())
@@ -74,6 +84,8 @@ extension ServerEngine {
         public var failedChanges = 0
         /// Datagrams dropped because the inbox was full (the client retransmits, RFC 8921 §11.4).
         public var inboxDropped = 0
+        /// Copies of a datagram still queued, coalesced with it (retransmissions while the engine was busy).
+        public var inboxCoalesced = 0
     }
 
     /// The largest batch taken from the inbox at once.
@@ -82,16 +94,23 @@ extension ServerEngine {
     // MARK: - Intake
 
     /// Queues a received datagram without waiting for the engine (cpnpd's receive loop): what queues
-    /// while the engine is busy is handled, and committed, as one batch. False when the inbox is full
-    /// and the datagram was dropped (silently, as the network may; the client retransmits).
+    /// while the engine is busy is handled, and committed, as one batch. A copy of a datagram still
+    /// queued is coalesced with it. False when the inbox is full and the datagram was dropped
+    /// (silently, as the network may; the client retransmits).
     @discardableResult
     public nonisolated func submit(_ datagram: InboundDatagram) -> Bool {
+        let key = Inbox.Key(session: datagram.session, bytes: datagram.bytes)
         let (accepted, startDrain) = inbox.state.withLock { s -> (Bool, Bool) in
+            if s.queued.contains(key) {
+                s.coalesced += 1
+                return (true, false)
+            }
             guard s.queue.count < inbox.capacity else {
                 s.dropped += 1
                 return (false, false)
             }
             s.queue.append(datagram)
+            s.queued.insert(key)
             if s.draining { return (true, false) }
             s.draining = true
             return (true, true)
@@ -106,18 +125,21 @@ extension ServerEngine {
     /// Handles the inbox batch by batch until it is empty.
     func drainInbox() async {
         while true {
-            let (next, dropped) = inbox.state.withLock { s -> ([InboundDatagram], Int) in
-                let dropped = s.dropped
+            let (next, dropped, coalesced) = inbox.state.withLock { s -> ([InboundDatagram], Int, Int) in
+                let counts = (s.dropped, s.coalesced)
                 s.dropped = 0
+                s.coalesced = 0
                 guard !s.queue.isEmpty else {
                     s.draining = false
-                    return ([], dropped)
+                    return ([], counts.0, counts.1)
                 }
                 let n = min(s.queue.count, Self.maximumBatch)
                 let taken = Array(s.queue.prefix(n))
                 s.queue.removeFirst(n)
-                return (taken, dropped)
+                for d in taken { s.queued.remove(Inbox.Key(session: d.session, bytes: d.bytes)) }
+                return (taken, counts.0, counts.1)
             }
+            commitStatistics.inboxCoalesced += coalesced
             if dropped > 0 {
                 commitStatistics.inboxDropped += dropped
                 logger.warning("inbox full: datagrams dropped", metadata: ["dropped": "\(dropped)", "capacity": "\(inbox.capacity)"])

@@ -197,20 +197,17 @@ print("customers \(options.customers), negotiations \(options.negotiations) (com
 let transactions = after.transactions - before.transactions, changes = after.changes - before.changes
 print(String(format: "store transactions %d for %d order changes (%.2f changes per transaction, largest %d); %.2f transactions per negotiation",
              transactions, changes, Double(changes) / Double(max(transactions, 1)), after.largestTransaction, Double(transactions) / Double(max(completed, 1))))
+print("inbox: \(after.inboxCoalesced - before.inboxCoalesced) copies coalesced, \(after.inboxDropped - before.inboxDropped) dropped (full)")
 print(String(format: "elapsed %.2f s: %.0f negotiations/s, %.0f commits/s, %.0f messages received/s",
              elapsed, Double(completed) / elapsed, Double(figures.count[.commit] ?? 0) / elapsed, Double(figures.count[.receive] ?? 0) / elapsed))
-let receiveTotal = microseconds(figures.total[.receive] ?? .zero)
-print("phase        calls      µs/call   µs/negotiation   % of receive")
+print("phase        calls      µs/call   µs/negotiation")
 for phase in EngineProfile.Phase.allCases {
     let total = microseconds(figures.total[phase] ?? .zero)
     let calls = figures.count[phase] ?? 0
-    print(String(format: "%-10@ %7d %12.1f %16.1f %13.1f", phase.rawValue as NSString, calls, calls > 0 ? total / Double(calls) : 0,
-                 total / Double(max(completed, 1)), receiveTotal > 0 ? 100 * total / receiveTotal : 0))
+    print(String(format: "%-10@ %7d %12.1f %16.1f", phase.rawValue as NSString, calls, calls > 0 ? total / Double(calls) : 0, total / Double(max(completed, 1))))
 }
-let measured = EngineProfile.Phase.allCases.filter { $0 != .receive }.map { microseconds(figures.total[$0] ?? .zero) }.reduce(0, +)
-print(String(format: "%-10@ %7@ %12@ %16.1f %13.1f", "other" as NSString, "" as NSString, "" as NSString,
-             (receiveTotal - measured) / Double(max(completed, 1)), receiveTotal > 0 ? 100 * (receiveTotal - measured) / receiveTotal : 0))
-print("(other = state machines, timers, logging, actor hops; receive spans overlap when the actor is re-entered at a send)")
+print("(receive: handling a datagram up to its changes, without their commit, which is the commit phase; send: from the")
+print(" engine's call to the sink's return, which waits behind the actor's queue when awaited: not work)")
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

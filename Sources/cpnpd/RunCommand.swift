@@ -214,6 +214,12 @@ struct DaemonService: Service {
             logger.notice("shutting down")
             Task { await transport.close() }
         }
+        let s = await engine.commitStatistics
+        logger.info("group commit", metadata: [
+            "batches": "\(s.batches)", "datagrams": "\(s.datagrams)", "transactions": "\(s.transactions)", "changes": "\(s.changes)",
+            "largest-transaction": "\(s.largestTransaction)", "failed-changes": "\(s.failedChanges)",
+            "inbox-coalesced": "\(s.inboxCoalesced)", "inbox-dropped": "\(s.inboxDropped)",
+        ])
     }
 
     static func datagram(_ m: CPNPInboundMessage, maximumSize: Int) -> InboundDatagram {

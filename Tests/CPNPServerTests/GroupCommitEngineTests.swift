@@ -157,12 +157,14 @@ struct GroupCommitEngineTests {
         let store = try ServerOrderStore.inMemory()
         let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: CollectingSink(), logger: makeLogger())
         let customer = TestCustomer("acme", port: 42_000)
-        let junk = InboundDatagram(bytes: Array("not json".utf8), session: customer.serverSession, identity: customer.identity)
+        func junk(_ i: Int) -> InboundDatagram {
+            InboundDatagram(bytes: Array("not json \(i)".utf8), session: customer.serverSession, identity: customer.identity)
+        }
         // As if a drain were running: everything queues.
         engine.inbox.state.withLock { $0.draining = true }
         let capacity = engine.inbox.capacity
         var refused = 0
-        for _ in 0..<(capacity + 5) where !engine.submit(junk) { refused += 1 }
+        for i in 0..<(capacity + 5) where !engine.submit(junk(i)) { refused += 1 }
         #expect(refused == 5)
         #expect(engine.inboxDepth == capacity)
         await engine.drainInbox()
@@ -171,6 +173,21 @@ struct GroupCommitEngineTests {
         #expect(stats.batches == (capacity + ServerEngine.maximumBatch - 1) / ServerEngine.maximumBatch)
         #expect(engine.inboxDepth == 0)
         #expect(engine.inbox.state.withLock { $0.draining } == false)
+
+        // Copies of a queued datagram (retransmissions while the engine is busy) are coalesced.
+        engine.inbox.state.withLock { $0.draining = true }
+        let (_, copies) = try Self.parties(2, prefix: "gc-copies")
+        for _ in 0..<3 { #expect(engine.submit(copies[0])) }
+        #expect(engine.submit(copies[1]))
+        #expect(engine.inboxDepth == 2)
+        await engine.drainInbox()
+        let afterCopies = await engine.commitStatistics
+        #expect(afterCopies.inboxCoalesced == 2 && afterCopies.datagrams == capacity + 2)
+        // Once taken, the same bytes queue again (a later retransmission is handled).
+        engine.inbox.state.withLock { $0.draining = true }
+        #expect(engine.submit(copies[0]) && engine.inboxDepth == 1)
+        await engine.drainInbox()
+        #expect(await engine.commitStatistics.inboxCoalesced == 2)
 
         // A real submission starts a drain on its own and is answered.
         var (parties, quotations) = try Self.parties(3, prefix: "gc-submit")
