@@ -1,7 +1,9 @@
 /// The provider's durable order store (issue 4; RFC 8921 §8.11 persistent orders and time-stamped state
 /// changes, §12.1 audit, §8.2 provisioning hand-off, §13 identifier and open-order rules).
 public import CPNPCore
+import Dispatch
 import GRDB
+import Synchronization
 
 /// The server's orders, audit trail, capacity reservations, provisioning outbox and operator requests,
 /// in one SQLite file.
@@ -462,8 +464,20 @@ public final class ServerOrderStore: Sendable {
 
     /// Every open order (``isOpen(_:)``), for restart recovery: re-arm each machine's
     /// ``ServerOrderStateMachine/armedTimers(now:)`` and carry on its transaction (RFC 8921 §11.2).
+    ///
+    /// The snapshots are decoded on every CPU (start-up time is mostly that decoding: ~1 ms per open order).
     public func openOrders() throws -> [StoredOrder] {
-        try writer.read { db in try Row.fetchAll(db, sql: SQL.openOrders).map(Self.storedOrder) }
+        let rows: [(summary: OrderSummary, snapshot: String)] = try writer.read { db in
+            try Row.fetchAll(db, sql: SQL.openOrders).map { (try Self.summary($0), $0["snapshot"]) }
+        }
+        let chunk = 128
+        let results = Mutex<[Result<StoredOrder, any Error>?]>(Array(repeating: nil, count: rows.count))
+        DispatchQueue.concurrentPerform(iterations: (rows.count + chunk - 1) / chunk) { c in
+            let range = c * chunk..<min(rows.count, (c + 1) * chunk)
+            let decoded = range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot) } }
+            results.withLock { r in for (i, d) in zip(range, decoded) { r[i] = d } }
+        }
+        return try results.withLock { $0 }.map { try $0!.get() }
     }
 
     /// Orders newest first, optionally in one state (`cpnpd admin orders`).
@@ -728,9 +742,12 @@ public final class ServerOrderStore: Sendable {
     }
 
     private static func storedOrder(_ row: Row) throws -> StoredOrder {
-        let summary = try summary(row)
+        try storedOrder(try summary(row), snapshot: row["snapshot"])
+    }
+
+    private static func storedOrder(_ summary: OrderSummary, snapshot: String) throws -> StoredOrder {
         let key = summary.providerOrderID.rawValue
-        let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: key)
+        let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
         do {
             machine = try ServerOrderStateMachine(snapshot: json)

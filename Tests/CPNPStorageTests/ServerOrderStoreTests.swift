@@ -636,7 +636,11 @@ struct ServerOrderStoreTests {
         let page = try store.orders(limit: 50, offset: 100)
         #expect(page.count == 50)
         #expect(page.first?.providerOrderID.rawValue == "p-9899")
-        #expect(try store.openOrders().count == 10_000)
+        // Decoded in parallel chunks: every open order once, each with its own machine.
+        let open = try store.openOrders()
+        #expect(open.count == 10_000)
+        #expect(Set(open.map(\.providerOrderID.rawValue)) == Set((0..<10_000).map { "p-\($0)" }))
+        #expect(open.allSatisfy { $0.machine.customerOrderID.rawValue == "c-" + $0.providerOrderID.rawValue.dropFirst(2) })
     }
 }
 
