@@ -319,9 +319,10 @@ public final class ClientOrderStore: Sendable {
         let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: coi)
         let machine: ClientOrderStateMachine
         do {
-            machine = try ClientOrderStateMachine(snapshot: json)
+            // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
+            machine = try CPDInterning.sharingEqualDocuments { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
         } catch {
-            throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error.description)")
+            throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error)")
         }
         guard machine.customerOrderID == customerOrderID else {
             throw StoreError.corruptRow(table: "orders", key: coi, reason: "the snapshot belongs to another order")

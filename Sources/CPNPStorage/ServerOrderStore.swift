@@ -750,9 +750,10 @@ public final class ServerOrderStore: Sendable {
         let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
         do {
-            machine = try ServerOrderStateMachine(snapshot: json)
+            // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
+            machine = try CPDInterning.sharingEqualDocuments { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
         } catch {
-            throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error.description)")
+            throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error)")
         }
         guard machine.providerOrderID == summary.providerOrderID, machine.customerOrderID == summary.customerOrderID else {
             throw StoreError.corruptRow(table: "orders", key: key, reason: "the snapshot belongs to another order")

@@ -71,3 +71,39 @@ struct SnapshotTests {
         }
     }
 }
+
+@Suite("CPD interning while decoding snapshots")
+struct CPDInterningTests {
+    /// A Completed server order repeats the agreed CPD in the agreement and in the cached ACCEPT and
+    /// ACK; decoded with sharing, each distinct document is decoded once and the machine is unchanged.
+    @Test(arguments: serverStates)
+    func equalDocumentsAreDecodedOnceAndTheMachineIsUnchanged(state: SS) throws {
+        let d = try serverDialogue(in: state)
+        let s = try #require(d.server)
+        let json = try SnapshotTests.roundTrip(s.snapshot)
+        var distinct = 0
+        let restored = try CPDInterning.sharingEqualDocuments { () throws -> ServerOrderStateMachine in
+            let m = try ServerOrderStateMachine(snapshot: json)
+            distinct = CPDInterning.current?.documents.count ?? -1
+            return m
+        }
+        #expect(restored == s)
+        #expect(try ServerOrderStateMachine(snapshot: json) == s)
+        #expect(CPDInterning.current == nil, "the table lives only inside the scope")
+        // Count the CPDs the snapshot holds: `distinct` must not exceed the distinct ones among them.
+        var all: [JSONValue] = []
+        func collect(_ v: JSONValue, key: String?) {
+            switch v {
+            case .object(let o):
+                for (k, child) in o {
+                    if ["cpd", "requested-cpd", "offered-cpd", "accepted-cpd"].contains(k), case .object = child { all.append(child) } else { collect(child, key: k) }
+                }
+            case .array(let a): for child in a { collect(child, key: key) }
+            default: break
+            }
+        }
+        collect(json, key: nil)
+        #expect(distinct == Set(all).count, "\(state): \(all.count) documents in the snapshot, \(Set(all).count) distinct, \(distinct) decoded")
+        if state == .completed { #expect(all.count >= 3 && distinct < all.count) }
+    }
+}

@@ -296,7 +296,7 @@ struct MessageReader {
     static let latestTime = CPNPTimestamp(year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59, millisecond: 999)!
 
     static func cpd(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> CPD {
-        try CPD(json: v, at: p)
+        try CPDInterning.document(v, at: p)
     }
 
     static func code<T>(_ make: @escaping (Int) -> T?, _ what: String) -> Decode<T> {

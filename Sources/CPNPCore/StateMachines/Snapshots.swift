@@ -112,7 +112,7 @@ struct SnapshotReader {
         return m
     }
 
-    func cpd(_ key: String) throws(SnapshotError) -> CPD { try CPD(json: value(key), at: path.appending(key)) }
+    func cpd(_ key: String) throws(SnapshotError) -> CPD { try CPDInterning.document(value(key), at: path.appending(key)) }
 
     func informationElements(_ key: String) throws(SnapshotError) -> InformationElements? {
         isNull(key) ? nil : try MessageReader.informationElements(value(key), path.appending(key))
