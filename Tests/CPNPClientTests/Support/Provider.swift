@@ -86,9 +86,10 @@ final class InProcessProvider: Sendable {
         self.engine = engine
         _ = try await engine.recover()
         let maximum = t.maximumMessageSize
+        // As cpnpd does: submitted to the engine's inbox, batched, group-committed.
         loop = Task {
             for await m in t.inbound {
-                await engine.receive(InProcessProvider.datagram(m, maximumSize: maximum))
+                engine.submit(InProcessProvider.datagram(m, maximumSize: maximum))
             }
         }
     }
