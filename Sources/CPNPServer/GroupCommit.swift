@@ -265,10 +265,10 @@ extension ServerEngine {
         }
     }
 
-    /// The order's reservations as stored, in policy form: (offered, committed).
-    func storedReservations(_ poid: ProviderOrderID) throws -> ([CPNPPolicy.Reservation], [CPNPPolicy.Reservation]) {
+    /// Stored reservations in policy form: (offered, committed).
+    static func policyReservations(_ stored: [CPNPStorage.Reservation]) -> ([CPNPPolicy.Reservation], [CPNPPolicy.Reservation]) {
         var offered: [CPNPPolicy.Reservation] = [], committed: [CPNPPolicy.Reservation] = []
-        for r in try store.reservations(providerOrderID: poid) {
+        for r in stored {
             let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
             if r.kind == .committed { committed.append(p) } else { offered.append(p) }
         }
@@ -290,7 +290,7 @@ extension ServerEngine {
             }
             var reloaded = live
             reloaded.machine = stored.machine
-            (reloaded.offered, reloaded.committed) = try storedReservations(poid)
+            (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: poid))
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
             orders[poid] = reloaded
         } catch {

@@ -80,7 +80,7 @@ public actor ServerEngine {
     var failLimiter: RateLimiter<String>
     /// Phase timings, when profiling is on (``setProfiling(_:)``).
     var profile: EngineProfile?
-    /// The batch being handled (group commit, GroupCommit.swift); nil outside ``receive(batch:)``.
+    /// The batch being handled (group commit, GroupCommit.swift); nil when nothing awaits its commit.
     var batch: PendingBatch?
     /// Received datagrams waiting for the engine (``submit(_:)``).
     nonisolated let inbox: Inbox
@@ -127,9 +127,10 @@ public actor ServerEngine {
     public func recover() async throws -> Int {
         let now = clock.now()
         let stored = try store.openOrders()
+        let heldByOrder = try store.reservationsByOrder()
         for s in stored {
             var live = LiveOrder(machine: s.machine, clientIdentity: s.clientIdentity, identity: nil, clientAddress: s.clientAddress)
-            (live.offered, live.committed) = try storedReservations(s.providerOrderID)
+            (live.offered, live.committed) = Self.policyReservations(heldByOrder[s.providerOrderID] ?? [])
             if s.machine.state == .awaitingProcessing { (live.moreTimeRequests, live.moreTimeRefused) = moreTimeHistory(s.providerOrderID) }
             if s.machine.isUpdate, let o = s.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
             orders[s.providerOrderID] = live
@@ -647,26 +648,13 @@ public actor ServerEngine {
         let post = PostCommit(
             order: poid, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
             key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID))
-        if batch != nil {
-            // Group commit: durable with the batch, then sent; reactions run in the next round.
-            orders[poid] = live
-            batch!.steps.append(.order(OrderStep(change: change, post: post, followUps: followUps, now: now)))
-            return
-        }
-        if let change {
-            do {
-                try measure(.commit) { _ = try store.commit(change) }
-                faultHook?(.committed(live.machine.state))
-            } catch {
-                // Nothing observable may leave before it is durable: drop the sends, reload the order.
-                logger.error("commit failed; messages withheld", metadata: ["order": "\(poid)", "error": "\(error)"])
-                reload(poid)
-                return
-            }
-        }
+        // Durable with the open batch (or a batch of one, committed here), then sent; reactions run in
+        // the next round (GroupCommit.swift). A failed commit withholds the sends and reloads the order.
+        let standalone = batch == nil
+        if standalone { batch = PendingBatch() }
         orders[poid] = live
-        await runEffects(post)
-        for e in followUps { await react(e, order: poid, now: now) }
+        batch!.steps.append(.order(OrderStep(change: change, post: post, followUps: followUps, now: now)))
+        if standalone { await flushBatch() }
     }
 
     /// Engine reactions to what the machine reports.

@@ -175,7 +175,8 @@ public final class ServerOrderStore: Sendable {
             SELECT id, provider_order_id, at, from_state, to_state, event, client_address, client_identity
             FROM audit WHERE provider_order_id = ? ORDER BY id
             """
-        static let reservationsOfOrder = "SELECT resource_id, direction, amount, kind FROM reservations WHERE provider_order_id = ? ORDER BY id"
+        static let reservationColumns = "resource_id, direction, amount, kind"
+        static let reservationsOfOrder = "SELECT \(reservationColumns) FROM reservations WHERE provider_order_id = ? ORDER BY id"
         static let reservedOnResource = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ?"
         static let reservedOnResourceOfKind = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
         static let reservationTotal = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
@@ -415,7 +416,7 @@ public final class ServerOrderStore: Sendable {
     /// The totals recounted from the reservation rows (the migration; consistency checks).
     static func recountedTotals(in db: Database) throws -> [TotalKey: CPNPDecimal] {
         var totals: [TotalKey: CPNPDecimal] = [:]
-        let rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount, kind FROM reservations")
+        let rows = try Row.fetchCursor(db, sql: "SELECT \(SQL.reservationColumns) FROM reservations")
         while let row = try rows.next() {
             let key = try resourceKey(row)
             totals[TotalKey(resource: key, kind: try kind(row, key)), default: 0] += try amount(row, key)
@@ -550,11 +551,26 @@ public final class ServerOrderStore: Sendable {
     /// The order's reservations, in the order they were given.
     public func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation] {
         try writer.read { db in
-            try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [providerOrderID.rawValue]).map { row in
-                let key = try Self.resourceKey(row)
-                return Reservation(resource: key, amount: try Self.amount(row, key), kind: try Self.kind(row, key))
-            }
+            try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [providerOrderID.rawValue]).map(Self.reservation)
         }
+    }
+
+    /// Every order's reservations in one read, in the order they were given (restart recovery). Only
+    /// open orders hold reservations: a closing commit releases them.
+    public func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]] {
+        try writer.read { db in
+            var out: [ProviderOrderID: [Reservation]] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id")
+            while let row = try rows.next() {
+                out[try Self.providerOrderID(row["provider_order_id"], table: "reservations"), default: []].append(try Self.reservation(row))
+            }
+            return out
+        }
+    }
+
+    private static func reservation(_ row: Row) throws -> Reservation {
+        let key = try resourceKey(row)
+        return Reservation(resource: key, amount: try amount(row, key), kind: try kind(row, key))
     }
 
     /// The capacity reserved on each resource by all orders, summed exactly: offered and committed,
@@ -562,15 +578,8 @@ public final class ServerOrderStore: Sendable {
     public func reservedTotals(kind: ReservationKind? = nil) throws -> [ResourceKey: CPNPDecimal] {
         try writer.read { db in
             var totals: [ResourceKey: CPNPDecimal] = [:]
-            let rows: RowCursor
-            if let kind {
-                rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount FROM reservations WHERE kind = ?", arguments: [kind.rawValue])
-            } else {
-                rows = try Row.fetchCursor(db, sql: "SELECT resource_id, direction, amount FROM reservations")
-            }
-            while let row = try rows.next() {
-                let key = try Self.resourceKey(row)
-                totals[key, default: 0] += try Self.amount(row, key)
+            for (key, total) in try Self.recountedTotals(in: db) where kind == nil || key.kind == kind {
+                totals[key.resource, default: 0] += total
             }
             return totals
         }
