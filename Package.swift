@@ -270,7 +270,7 @@ package.targets += [
     .executableTarget(
         name: "cpnp-bench",
         dependencies: [
-            "CPNPClient", "CPNPCore", "CPNPStorage", "CPNPTransport", "CPNPPolicy",
+            "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPPolicy",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import CPNPCore
+import CPNPRuntime
 import Foundation
 
 /// The Requested CPD of the benchmark's QUOTATIONs.
@@ -82,15 +83,10 @@ enum BenchCPD {
     static func quotationSize(_ cpd: CPD) -> Int {
         var rng = SystemRandomNumberGenerator()
         var machine = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-0123456789abcdef")!)
-        let now = wallClockNow()
+        let now = SystemWallClock().now()
         let session = CPNPSession(local: CPNPEndpoint(host: "127.0.0.1", port: 40_000), remote: CPNPEndpoint(host: "127.0.0.1", port: 8921))
         let actions = (try? machine.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(30)), session: session, now: now, using: &rng)) ?? []
         for case .send(let m) in actions { return CPNPCodec.encode(m).count }
         return 2_000
     }
-}
-
-/// The current wall-clock time, at the resolution of CPNP time stamps.
-func wallClockNow() -> CPNPTimestamp {
-    CPNPTimestamp(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)))
 }

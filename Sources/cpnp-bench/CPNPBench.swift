@@ -186,7 +186,7 @@ struct CPNPBench: AsyncParsableCommand {
                 transport: transport, customers: customers, identity: identity, withdraw: withdraw,
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
-                preloadOpenPercent: preloadOpenPercent, quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
+                quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession),
             run: result, reference: reference, preload: preloadReport, daemon: daemon?.readiness,
             loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)

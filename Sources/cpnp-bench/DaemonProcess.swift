@@ -4,6 +4,12 @@ import Glibc
 #endif
 
 /// The directory of a cpnpd child: configuration, database, PKI and log.
+/// The size of an SQLite database file with its write-ahead log.
+func databaseBytes(_ database: URL) -> Int64 {
+    func size(_ path: String) -> Int64 { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0 }
+    return size(database.path) + size(database.path + "-wal")
+}
+
 struct WorkDirectory: Sendable {
     let url: URL
     /// Removed at the end unless the user chose it.
@@ -84,9 +90,7 @@ final class DaemonProcess: @unchecked Sendable {
                 d.port = port
                 var recovered: Int?
                 if let r = line.range(of: "recovered-orders=") { recovered = Int(line[r.upperBound...].prefix { $0.isNumber }) }
-                let size = ((try? fm.attributesOfItem(atPath: work.database.path))?[.size] as? NSNumber)?.int64Value ?? 0
-                let wal = ((try? fm.attributesOfItem(atPath: work.database.path + "-wal"))?[.size] as? NSNumber)?.int64Value ?? 0
-                d.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: size + wal)
+                d.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: databaseBytes(work.database))
                 return d
             }
             if !d.process.isRunning {

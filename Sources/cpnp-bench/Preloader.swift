@@ -1,4 +1,5 @@
 import CPNPCore
+import CPNPRuntime
 import CPNPPolicy
 import CPNPStorage
 import Foundation
@@ -70,9 +71,7 @@ struct Preloader {
             }
         }
         try await committing?.value
-        let size = ((try? FileManager.default.attributesOfItem(atPath: database.path))?[.size] as? NSNumber)?.int64Value ?? 0
-        let wal = ((try? FileManager.default.attributesOfItem(atPath: database.path + "-wal"))?[.size] as? NSNumber)?.int64Value ?? 0
-        return Report(orders: count, byKind: byKind, seconds: (ContinuousClock.now - started).seconds, databaseBytes: size + wal)
+        return Report(orders: count, byKind: byKind, seconds: (ContinuousClock.now - started).seconds, databaseBytes: databaseBytes(database))
     }
 
     func kind(_ i: Int) -> Kind { Template.kind(i, openPercent: openPercent) }
@@ -83,7 +82,7 @@ struct Preloader {
         guard let profile = configuration.customers.first else { throw BenchError("the bench configuration has no customer profile") }
         let decision = DecisionEngine(configuration: configuration).decide(
             request: request, informationElements: nil, profile: profile, identityPresent: true,
-            inventory: configuration.inventory(), now: wallClockNow(), clientAddress: "127.0.0.1")
+            inventory: configuration.inventory(), now: SystemWallClock().now(), clientAddress: "127.0.0.1")
         guard case .offer(let offer) = decision else { throw BenchError("the bench request is not offered by the bench configuration: \(decision)") }
         return offer
     }
@@ -109,7 +108,7 @@ struct Preloader {
 
         func changes(_ range: Range<Int>) throws -> [OrderChange] {
             var rng = SystemRandomNumberGenerator()
-            let now = wallClockNow()
+            let now = SystemWallClock().now()
             return try range.map { i in try change(i, now: now, using: &rng) }
         }
 

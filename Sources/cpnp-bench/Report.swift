@@ -15,7 +15,6 @@ struct Report {
         var warmupNegotiations: Int
         var server: String
         var preload: Int
-        var preloadOpenPercent: Int
         var quotationBytes: Int
         var serverLogLevel: String?
         var retransmissionInterval: String
@@ -83,7 +82,7 @@ struct Report {
         line("messages/s (both ways)   \(f(messagesPerSecond))\(ratio(messagesPerSecond, reference?.messagesPerSecond, "ping-pong datagrams/s"))  [\(run.messages.messagesSent) sent, \(run.messages.messagesReceived) received, \(f(messagesPerNegotiation, 2)) per negotiation]")
         let rtt = reference.map { Self.ms($0.histogram.valueAtPercentile(50)) }
         for (name, v) in latencies(run.tally.latency) {
-            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(v, 3)) ms\(ratio(v, rtt, "ping-pong p50 RTT", invert: false))")
+            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(v, 3)) ms\(ratio(v, rtt, "ping-pong p50 RTT"))")
         }
         if settings.withdraw {
             let w = latencies(run.tally.withdrawLatency).map { "\($0.0) \(f($0.1, 3))" }.joined(separator: ", ")
@@ -123,7 +122,7 @@ struct Report {
         return out.joined(separator: "\n")
     }
 
-    private func ratio(_ value: Double, _ reference: Double?, _ what: String, invert: Bool = false) -> String {
+    private func ratio(_ value: Double, _ reference: Double?, _ what: String) -> String {
         guard let reference, reference > 0 else { return "" }
         let r = value / reference
         return "   (" + String(format: r >= 100 ? "%.0f" : "%.3g", r) + " × \(what))"

@@ -22,26 +22,29 @@ import Synchronization
 
 /// Keeps what the engine sends, per client endpoint; a customer may wait for its next messages.
 final class LoopbackSink: ServerMessageSink {
-    let inbox = Mutex<[CPNPEndpoint: [[UInt8]]]>([:])
-    let waiters = Mutex<[CPNPEndpoint: CheckedContinuation<[[UInt8]], Never>]>([:])
+    struct State {
+        var queued: [CPNPEndpoint: [[UInt8]]] = [:]
+        var waiters: [CPNPEndpoint: CheckedContinuation<[[UInt8]], Never>] = [:]
+    }
+    let state = Mutex(State())
 
     func send(_ bytes: [UInt8], on session: CPNPSession) async {
-        let waiter = inbox.withLock { queued -> CheckedContinuation<[[UInt8]], Never>? in
-            if let w = waiters.withLock({ $0.removeValue(forKey: session.remote) }) { return w }
-            queued[session.remote, default: []].append(bytes)
+        let waiter = state.withLock { s -> CheckedContinuation<[[UInt8]], Never>? in
+            if let w = s.waiters.removeValue(forKey: session.remote) { return w }
+            s.queued[session.remote, default: []].append(bytes)
             return nil
         }
         waiter?.resume(returning: [bytes])
     }
     func take(_ endpoint: CPNPEndpoint) -> [[UInt8]] {
-        inbox.withLock { $0.removeValue(forKey: endpoint) ?? [] }
+        state.withLock { $0.queued.removeValue(forKey: endpoint) ?? [] }
     }
     /// What was sent to `endpoint`, waiting for at least one message.
     func next(_ endpoint: CPNPEndpoint) async -> [[UInt8]] {
         await withCheckedContinuation { c in
-            let ready = inbox.withLock { queued -> [[UInt8]]? in
-                if let q = queued.removeValue(forKey: endpoint), !q.isEmpty { return q }
-                waiters.withLock { $0[endpoint] = c }
+            let ready = state.withLock { s -> [[UInt8]]? in
+                if let q = s.queued.removeValue(forKey: endpoint), !q.isEmpty { return q }
+                s.waiters[endpoint] = c
                 return nil
             }
             if let ready { c.resume(returning: ready) }

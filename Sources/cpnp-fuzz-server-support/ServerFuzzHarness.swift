@@ -69,8 +69,9 @@ public enum ServerFuzzHarness {
         func observe(_ sent: [(bytes: [UInt8], session: CPNPSession)]) -> [CPNPMessage] {
             var messages: [CPNPMessage] = []
             for s in sent {
-                outcome.problems += sentMessageProblems(s.bytes, s.session)
-                guard let m = try? CPNPCodec.decode(s.bytes, limits: .stream) else { continue }
+                let (problems, decoded) = sentMessageProblems(s.bytes, s.session)
+                outcome.problems += problems
+                guard let m = decoded else { continue }
                 if case .offer(let o) = m {
                     live = (o.providerOrderID.rawValue, o.nonce.rawValue)
                     outcome.latestOffer = o
@@ -87,8 +88,8 @@ public enum ServerFuzzHarness {
         for part in input.split(separator: 0, maxSplits: maxDatagrams - 1, omittingEmptySubsequences: false) {
             var bytes = Array(part)
             if let live {
-                bytes = replacing(Array(providerOrderIDToken.utf8), with: Array(live.providerOrderID.utf8), in: bytes)
-                bytes = replacing(Array(nonceToken.utf8), with: Array(live.nonce.utf8), in: bytes)
+                bytes = bytes.replacing(Array(providerOrderIDToken.utf8), with: Array(live.providerOrderID.utf8))
+                bytes = bytes.replacing(Array(nonceToken.utf8), with: Array(live.nonce.utf8))
             }
             await engine.receive(InboundDatagram(bytes: bytes, session: session, identity: identity))
             outcome.sent += observe(sink.take())
@@ -114,21 +115,24 @@ public enum ServerFuzzHarness {
         return outcome
     }
 
-    static func sentMessageProblems(_ bytes: [UInt8], _ to: CPNPSession) -> [String] {
+    /// What is wrong with a message the engine sent, and the message when it decodes.
+    static func sentMessageProblems(_ bytes: [UInt8], _ to: CPNPSession) -> (problems: [String], message: CPNPMessage?) {
         var problems: [String] = []
         let text = String(decoding: bytes.prefix(512), as: UTF8.self)
         if to != session { problems.append("sent to \(to), not to the client's session: \(text)") }
         if bytes.count > 16_384 { problems.append("sent message of \(bytes.count) bytes, larger than a datagram: \(text)") }
+        let m: CPNPMessage
         do {
-            let m = try CPNPCodec.decode(bytes, limits: .stream)
-            if CPNPCodec.encode(m) != bytes { problems.append("sent message is not canonical: \(text)") }
-            for issue in m.validationIssues() where issue.severity == .error {
-                problems.append("sent \(m.method) is invalid: \(issue): \(text)")
-            }
+            m = try CPNPCodec.decode(bytes, limits: .stream)
         } catch {
             problems.append("sent message does not decode: \(error): \(text)")
+            return (problems, nil)
         }
-        return problems
+        if CPNPCodec.encode(m) != bytes { problems.append("sent message is not canonical: \(text)") }
+        for issue in m.validationIssues() where issue.severity == .error {
+            problems.append("sent \(m.method) is invalid: \(issue): \(text)")
+        }
+        return (problems, m)
     }
 
     static func reservationProblems(_ store: ServerOrderStore, _ configuration: ServerConfiguration) -> [String] {
@@ -147,23 +151,6 @@ public enum ServerFuzzHarness {
         return problems
     }
 
-    /// `bytes` with every occurrence of `token` replaced.
-    static func replacing(_ token: [UInt8], with replacement: [UInt8], in bytes: [UInt8]) -> [UInt8] {
-        guard !token.isEmpty, bytes.count >= token.count else { return bytes }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if i + token.count <= bytes.count, bytes[i..<(i + token.count)].elementsEqual(token) {
-                out += replacement
-                i += token.count
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
-    }
 }
 
 extension ServerFuzzHarness {

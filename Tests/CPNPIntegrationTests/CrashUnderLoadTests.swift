@@ -80,7 +80,7 @@ struct CrashUnderLoadTests {
         }
 
         // SIGKILL at random moments (seeded), restarting on the same database and port each time.
-        var rng = KillTimeGenerator(seed: 0xC0FFEE)
+        var rng = SplitMix64(seed: 0xC0FFEE)
         var kills = 0
         for _ in 0..<4 {
             try await Task.sleep(for: .milliseconds(Int.random(in: 400...1_500, using: &rng)))
@@ -152,17 +152,4 @@ final class StopFlag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
-}
-
-/// A small seeded generator for reproducible kill times.
-struct KillTimeGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
