@@ -345,6 +345,12 @@ public actor CPNPClientEngine {
                 orders[id]?.machine = m
                 try? await perform(a, order: id, now: now)
             }
+        case .withdrawalUnconfirmed(let nextAttempt):
+            // The administrator alarm of §11.1.2: the provider may still hold the agreement.
+            statistics.countUnconfirmedWithdrawal()
+            logger.warning("WITHDRAW unconfirmed after every retry: the provider may still hold the agreement (RFC 8921 §11.1.2)", metadata: [
+                "order": "\(id)", "server": "\(o.server.description)", "next-attempt": "\(nextAttempt.rfc3339)",
+            ])
         case .withdrawalRefused(let code, let diagnostic), .activationRefused(let code, let diagnostic), .cancellationRefused(let code, let diagnostic):
             lastRefusal[id] = .failed(code, diagnostic: diagnostic)
         case .requestUnanswered(let method):
@@ -391,9 +397,10 @@ public actor CPNPClientEngine {
     func timerFired(_ key: TimerKey) async {
         guard var o = orders[key.order] else { return }
         let now = clock.now()
-        if key.timer == .retransmission, configuration.renewSessionWhenUnanswered, let dtls = transport as? DTLSTransport,
-            (o.machine.transaction?.pending?.retries ?? 0) >= 1
-        {
+        // Unanswered retransmissions, or a silence probe while the server processes: the server may have
+        // restarted and lost the DTLS session, so a new handshake carries the message (RFC 8921 §11.4).
+        let unanswered = key.timer == .retransmission && (o.machine.transaction?.pending?.retries ?? 0) >= 1
+        if unanswered || key.timer == .silenceProbe, configuration.renewSessionWhenUnanswered, let dtls = transport as? DTLSTransport {
             await dtls.renewSession(with: o.server)
             guard let current = orders[key.order] else { return }
             o = current

@@ -14,6 +14,14 @@ public struct RateLimiter<Key: Hashable>: Sendable where Key: Sendable {
         self.maximumKeys = maximumKeys
     }
 
+    /// Records `count` events of `key` that happened in the minute before `now` (tokens taken by a
+    /// previous run of the process, so that a restart does not refill the bucket).
+    public mutating func restore(_ key: Key, used count: Int, now: CPNPTimestamp) {
+        guard count > 0, perMinute > 0 else { return }
+        let tokens = max(0, Double(burst) - Double(count))
+        buckets[key] = (tokens, now)
+    }
+
     /// Takes one token for `key` at `now`; false when the key is over its rate.
     public mutating func allow(_ key: Key, now: CPNPTimestamp) -> Bool {
         if perMinute == 0 { return false }

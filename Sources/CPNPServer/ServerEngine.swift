@@ -28,9 +28,6 @@ public actor ServerEngine {
         /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
         var awaitingApproval = false
         var approvalOffer: Offer?
-        /// Requests for more time made in this negotiation, and whether the client refused one (§11.2.1).
-        var moreTimeRequests = 0
-        var moreTimeRefused = false
         /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
         /// `offered` holds only what they add to `committed` (§9.2.9).
         var updateTarget: [CPNPPolicy.Reservation]?
@@ -77,6 +74,20 @@ public actor ServerEngine {
     var orders = OrderTable()
     var byCustomer: [OrderKey: ProviderOrderID] = [:]
     var quotationLimiter: RateLimiter<String>
+    /// QUOTATIONs refused before an order existed, by client and transaction (``refuseQuotation``).
+    var refusedQuotations: [RefusedQuotationKey: RefusedQuotation] = [:]
+    var refusedQuotationOrder: [RefusedQuotationKey] = []
+    static let refusedQuotationMemory = 4_096
+
+    struct RefusedQuotationKey: Hashable {
+        var identity: String
+        var transactionID: TransactionID
+    }
+
+    struct RefusedQuotation {
+        var sequenceNumber: SequenceNumber
+        var answer: FailMessage
+    }
     var failLimiter: RateLimiter<String>
     /// Phase timings, when profiling is on (``setProfiling(_:)``).
     var profile: EngineProfile?
@@ -131,7 +142,6 @@ public actor ServerEngine {
         for s in stored {
             var live = LiveOrder(machine: s.machine, clientIdentity: s.clientIdentity, identity: nil, clientAddress: s.clientAddress)
             (live.offered, live.committed) = Self.policyReservations(heldByOrder[s.providerOrderID] ?? [])
-            if s.machine.state == .awaitingProcessing { (live.moreTimeRequests, live.moreTimeRefused) = moreTimeHistory(s.providerOrderID) }
             if s.machine.isUpdate, let o = s.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
             orders[s.providerOrderID] = live
             byCustomer[OrderKey(identity: s.clientIdentity, customerOrderID: s.customerOrderID)] = s.providerOrderID
@@ -151,6 +161,12 @@ public actor ServerEngine {
             default:
                 break
             }
+        }
+        // The QUOTATION rate limiter starts where the previous process left it: the orders created in
+        // the last minute took their tokens (RFC 8921 §9.2.5, §13).
+        let minuteAgo = CPNPTimestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 60_000)
+        for (client, count) in try store.orderCountsByClient(createdSince: minuteAgo) {
+            quotationLimiter.restore(client, used: count, now: now)
         }
         logger.info("recovered open orders", metadata: ["count": "\(stored.count)"])
         return stored.count
@@ -204,6 +220,13 @@ public actor ServerEngine {
         let identity = identityKey(datagram.identity, session: datagram.session)
         await enterBatch(OrderKey(identity: identity, customerOrderID: message.customerOrderID))
         if case .quotation(let q) = message, byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)].flatMap({ orders[$0] }) == nil {
+            // A retransmission of a QUOTATION already answered gets that answer again and changes
+            // nothing, whatever became of its order (§11.3, §11.4).
+            if let refused = refusedQuotations[RefusedQuotationKey(identity: identity, transactionID: q.transactionID)] {
+                if refused.sequenceNumber == q.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
+                return
+            }
+            if await answerForClosedOrder(message, datagram: datagram, identity: identity, now: now) { return }
             await newQuotation(q, datagram: datagram, identity: identity, now: now)
             return
         }
@@ -216,17 +239,18 @@ public actor ServerEngine {
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
-        // Message-level semantic checks (e.g. an UPDATE with an invalid CPD) before the machine.
-        if [.update, .accept].contains(message.method), let issue = message.validationIssues().first(where: { $0.severity == .error }) {
-            await sendStatelessFail(.messageValidationError, issue.description, transactionID: message.transactionID, customerOrderID: message.customerOrderID,
-                                    providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
-            return
-        }
         if [.update, .withdraw, .activate].contains(message.method), let id = datagram.identity, let profile = configuration.customerProfile(matching: id.names),
             !profile.admits(address: datagram.session.remote.host)
         {
-            await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
-                                    providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
+            guard message.transactionID != live.machine.transaction.id else {
+                await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+                                        providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
+                return
+            }
+            let actions = mutate(poid) { m, rng in
+                m.refuseNewTransaction(message, status: .authorizationFailed, diagnostic: "source address not allowed", session: datagram.session, using: &rng)
+            }
+            await perform(actions, order: poid, now: now)
             return
         }
         live.identity = datagram.identity ?? live.identity
@@ -238,14 +262,12 @@ public actor ServerEngine {
 
     private func newQuotation(_ q: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async {
         if let issue = CPNPMessage.quotation(q).validationIssues().first(where: { $0.severity == .error }) {
-            await sendStatelessFail(.messageValidationError, issue.description, transactionID: q.transactionID, customerOrderID: q.customerOrderID,
-                                    providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+            await refuseQuotation(q, .messageValidationError, issue.description, identity: identity, session: datagram.session, now: now)
             return
         }
         guard quotationLimiter.allow(identity, now: now) else {
             logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
-            await sendStatelessFail(.administrativelyProhibited, "too many quotation orders; retry later", transactionID: q.transactionID,
-                                    customerOrderID: q.customerOrderID, providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+            await refuseQuotation(q, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session, now: now)
             return
         }
         // A provider order id never equals a customer order id of that client (§13).
@@ -266,10 +288,16 @@ public actor ServerEngine {
     /// again and a repeated WITHDRAW gets ACK (§11.4, §9.2.8); a closed order never re-opens. False when
     /// the client has no such order.
     private func answerForClosedOrder(_ message: CPNPMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async -> Bool {
-        guard message.method != .quotation,
-            let stored = try? store.order(clientIdentity: identity, customerOrderID: message.customerOrderID), !stored.isOpen,
+        guard let stored = try? store.order(clientIdentity: identity, customerOrderID: message.customerOrderID), !stored.isOpen,
             message.providerOrderID == nil || message.providerOrderID == stored.providerOrderID
         else { return false }
+        // A QUOTATION belongs to the closed order only when it is of one of its transactions; else it
+        // opens a new order with the same customer order id.
+        if message.method == .quotation, message.transactionID != stored.machine.transaction.id,
+            !stored.machine.closedTransactionIDs.contains(message.transactionID)
+        {
+            return false
+        }
         var machine = stored.machine
         let actions = machine.messageReceived(message, session: datagram.session, now: now, using: &rng)
         if actions.contains(where: { if case .persist = $0 { true } else { false } }) {
@@ -297,6 +325,33 @@ public actor ServerEngine {
             }
         }
         return true
+    }
+
+    /// Refuses a QUOTATION before any order exists (validation, rate limit): the FAIL is remembered
+    /// with its transaction, so a retransmission gets the same FAIL and is never decided later (§11.3).
+    private func refuseQuotation(
+        _ q: QuotationMessage, _ status: FailStatusCode, _ diagnostic: String, identity: String, session: CPNPSession, now: CPNPTimestamp
+    ) async {
+        let fail = FailMessage(
+            sequenceNumber: .randomInitial(using: &rng), transactionID: q.transactionID, customerOrderID: q.customerOrderID,
+            providerOrderID: nil, statusCode: status, diagnostic: diagnostic)
+        let key = RefusedQuotationKey(identity: identity, transactionID: q.transactionID)
+        if refusedQuotations[key] == nil {
+            refusedQuotationOrder.append(key)
+            if refusedQuotationOrder.count > Self.refusedQuotationMemory { refusedQuotations[refusedQuotationOrder.removeFirst()] = nil }
+        }
+        refusedQuotations[key] = RefusedQuotation(sequenceNumber: q.sequenceNumber, answer: fail)
+        logger.notice("QUOTATION refused", metadata: ["client": "\(identity)", "status": "\(status.rawValue)", "diagnostic": "\(diagnostic)"])
+        await sendLimitedFail(fail, identity: identity, session: session, now: now)
+    }
+
+    /// Sends a FAIL unless the client is over its FAIL rate (RFC 8921 §13).
+    private func sendLimitedFail(_ fail: FailMessage, identity: String, session: CPNPSession, now: CPNPTimestamp) async {
+        guard failLimiter.allow(identity, now: now) else {
+            logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)"])
+            return
+        }
+        await send(.fail(fail), on: session)
     }
 
     private func answerUnknownOrder(_ message: CPNPMessage, datagram: InboundDatagram, now: CPNPTimestamp) async {
@@ -395,8 +450,8 @@ public actor ServerEngine {
 
     private func mayRequestMoreTime(_ live: LiveOrder) -> Bool {
         live.awaitingApproval && live.machine.state == .awaitingProcessing && live.machine.requestedOfferTime == nil
-            && live.machine.expectedOfferTime != nil && !live.moreTimeRefused
-            && live.moreTimeRequests < configuration.timers.moreTime.maximumRequests
+            && live.machine.expectedOfferTime != nil && !live.machine.moreTimeRefused
+            && live.machine.moreTimeRequests < configuration.timers.moreTime.maximumRequests
     }
 
     /// Arms the next request for more time `more-time.request-before` the expected offer time in force.
@@ -412,23 +467,13 @@ public actor ServerEngine {
     private func requestMoreTime(_ poid: ProviderOrderID, now: CPNPTimestamp) async {
         guard let live = orders[poid], mayRequestMoreTime(live), let eot = live.machine.expectedOfferTime else { return }
         let until = max(eot, now) + configuration.timers.moreTime.extensionDuration
-        let actions = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.requestMoreTime(until: until, now: now) }
+        let subcode: ProcessingSubcode? = live.approvalOffer == nil ? .upgradeOfLocalResources : nil
+        let actions = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.requestMoreTime(until: until, subcode: subcode, now: now) }
         guard !actions.isEmpty else { return }
-        orders[poid]?.moreTimeRequests += 1
         logger.notice("order still awaits approval: more time requested", metadata: [
-            "order": "\(poid)", "until": "\(until.rfc3339)", "request": "\(live.moreTimeRequests + 1)",
+            "order": "\(poid)", "until": "\(until.rfc3339)", "request": "\(live.machine.moreTimeRequests + 1)",
         ])
         await perform(actions, order: poid, now: now)
-    }
-
-    /// Requests for more time in the current negotiation and whether one was refused (or went
-    /// unanswered), from the durable audit trail: a restart neither forgets nor repeats them.
-    private func moreTimeHistory(_ poid: ProviderOrderID) -> (requests: Int, refused: Bool) {
-        guard let audit = try? store.audit(providerOrderID: poid) else { return (0, false) }
-        let start = audit.lastIndex { $0.event.hasPrefix("QUOTATION received") || $0.event.hasPrefix("UPDATE received") }.map { $0 + 1 } ?? 0
-        let current = audit[start...]
-        return (current.filter { $0.event.hasPrefix("more time requested") }.count,
-                current.contains { $0.event == "more time rejected" || $0.event == "request for more time unanswered" })
     }
 
     // MARK: - Decisions (RFC 8921 §8.2, §12.2)
@@ -468,7 +513,9 @@ public actor ServerEngine {
             logger.notice("order awaits administrative approval", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             if m.state == .pqoReceived {
                 let eot = now.adding(configuration.timers.approvalExpectedOfferTime)
-                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, now: now) }
+                // Escalated for lack of capacity: the operator may upgrade local resources (subcode 1, §9.2.2).
+                let subcode: ProcessingSubcode? = offer == nil ? .upgradeOfLocalResources : nil
+                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, subcode: subcode, now: now) }
                 await perform(a, order: poid, now: now)
             }
             scheduleMoreTimeRequest(poid)
@@ -663,24 +710,25 @@ public actor ServerEngine {
         case .quotationReceived:
             await decide(poid, now: now)
         case .updateReceived:
-            orders[poid]?.moreTimeRequests = 0
-            orders[poid]?.moreTimeRefused = false
             await decide(poid, now: now)
         case .moreTimeGranted(let until):
             logger.info("client granted more time", metadata: ["order": "\(poid)", "until": "\(until.rfc3339)"])
             scheduleMoreTimeRequest(poid)
         case .moreTimeRejected:
             // No more requests: the operator must decide before the expected offer time in force (§11.2.1).
-            orders[poid]?.moreTimeRefused = true
             cancelTimer(poid, .moreTimeRequest)
             logger.notice("client refused more time", metadata: [
                 "order": "\(poid)", "expected-offer-time": "\(orders[poid]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
             ])
         case .acceptReceived:
-            // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1).
+            // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1). A
+            // CANCEL or an invalid message may have ended the negotiation meanwhile.
+            guard orders[poid]?.machine.state == .acceptReceived else { return }
             let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.agreementConfirmed(now: now) }
             await perform(a, order: poid, now: now)
         case .withdrawalRequested:
+            // A test period that ended meanwhile has completed the withdrawal already.
+            guard orders[poid]?.machine.withdrawalPending == true else { return }
             let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.withdrawalConfirmed(now: now) }
             await perform(a, order: poid, now: now)
         default:

@@ -513,6 +513,19 @@ public final class ServerOrderStore: Sendable {
         try writer.read { db in try Int.fetchOne(db, cachedSQL: SQL.openOrderCount, arguments: [clientIdentity]) ?? 0 }
     }
 
+    /// Orders created at or after `time`, per client identity: what a restart gives back to the
+    /// QUOTATION rate limiter, so that it is not refilled by a restart (RFC 8921 §9.2.5, §13).
+    public func orderCountsByClient(createdSince time: CPNPTimestamp) throws -> [String: Int] {
+        try writer.read { db in
+            var counts: [String: Int] = [:]
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT client_identity, COUNT(*) AS n FROM orders WHERE created_at >= ? GROUP BY client_identity",
+                arguments: [time.millisecondsSinceEpoch])
+            for row in rows { counts[row["client_identity"]] = row["n"] }
+            return counts
+        }
+    }
+
     /// Whether the client ever used `id` as a customer order id. A provider order id must never equal
     /// one (RFC 8921 §13: detect swapped identifiers).
     public func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool {

@@ -40,7 +40,8 @@ struct Orders: AsyncParsableCommand {
                 print(o.customerOrderID.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
                     + (o.providerOrderID?.rawValue ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)
                     + o.serverAddress.padding(toLength: 24, withPad: " ", startingAt: 0)
-                    + o.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + o.updatedAt.rfc3339)
+                    + o.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + o.updatedAt.rfc3339
+                    + (o.machine.withdrawalUnconfirmed ? "  ALARM: withdrawal unconfirmed (RFC 8921 §11.1.2)" : ""))
             }
         }
     }
@@ -72,6 +73,7 @@ struct Show: AsyncParsableCommand {
             print("server: \(o.serverAddress)")
             print("state: \(m.state.rawValue)")
             if let end = m.lastEnd, m.agreement == nil { print("ended: \(ClientOutcomeText.describe(end))") }
+            if m.withdrawalUnconfirmed { print("ALARM: \(OrderPresenter.alarmText)") }
             if let offer = m.offer { for l in OrderPresenter.offerLines(offer, request: m.requestedCPD, server: o.serverAddress) { print(l) } }
             if let ag = m.agreement { for l in OrderPresenter.agreementLines(ag) { print(l) } }
             print("history:")

@@ -89,9 +89,13 @@ enum OrderPresenter {
         if let offer = m.offer { o["offer"] = offerJSON(offer, request: m.requestedCPD) }
         if let ag = m.agreement { o["agreement"] = agreementJSON(ag) }
         if let end = m.lastEnd, m.agreement == nil { o["ended"] = .string(ClientOutcomeText.describe(end)) }
+        if m.withdrawalUnconfirmed { o["alarm"] = .string(alarmText) }
         for (k, v) in extra { o[k] = v }
         return .object(o)
     }
+
+    /// The administrator alarm of an unconfirmed withdrawal (RFC 8921 §11.1.2).
+    static let alarmText = "withdrawal unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
 
     static func offerJSON(_ offer: OfferMessage, request: CPD?) -> JSONValue {
         var o = JSONObject()

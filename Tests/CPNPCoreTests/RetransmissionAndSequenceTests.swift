@@ -163,7 +163,9 @@ struct RetransmissionAndSequenceTests {
         #expect(d.client.state == .acceptSent)
     }
 
-    @Test func wrongNonceOrProviderIDIsAnsweredWithFail1AndChangesNothing() throws {
+    /// The FAIL ends the client's negotiation (§9.2.10), so it ends the server's too: the offer is
+    /// withdrawn, and nothing the client sends next can reach an agreement the client gave up on.
+    @Test func wrongNonceIsAnsweredWithFail1ThatEndsTheNegotiationOnBothSides() throws {
         var d = try serverDialogue(in: .offerProposed)
         var s = try #require(d.server)
         var rng = Fx.rng()
@@ -173,7 +175,8 @@ struct RetransmissionAndSequenceTests {
         guard case .fail(let f)? = sent(a).first else { Issue.record("no FAIL"); return }
         #expect(f.statusCode == .messageValidationError)
         #expect(f.diagnostic?.contains("nonce") == true)
-        #expect(s.state == .offerProposed && s.offer == d.server?.offer)
+        #expect(s.state == .cancelled && s.offer == nil)
+        #expect(a.contains { if case .report(.negotiationEnded(.rejected(.messageValidationError))) = $0 { true } else { false } })
         // The FAIL is fresh for the client (next outgoing number), so a real client sees it.
         #expect(f.sequenceNumber == d.server!.transaction.sequence.nextOutgoing)
         d.server = s

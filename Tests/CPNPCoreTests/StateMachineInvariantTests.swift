@@ -144,14 +144,21 @@ private struct World {
     }
 
     /// Hostile: a message valid for the server's current state and transaction but with a wrong
-    /// nonce must be answered by at most a FAIL and change nothing.
+    /// nonce must be answered by at most a FAIL and change nothing, except that a FAIL inside a
+    /// negotiation ends it (the client ends it on that FAIL too): Cancelled, or the agreement kept.
     mutating func hostile() {
         guard var s = d.server else { return }
         let methods: [MethodCode] = [.accept, .decline, .withdraw, .update, .activate]
         let forged = Self.withWrongNonce(messageForServer(methods[d.rng.below(methods.count)], s))
         let before = s
         let a = s.messageReceived(forged, session: Fx.serverSession, now: d.now, using: &d.rng)
-        if s.state != before.state || s.agreement != before.agreement || s.offer != before.offer {
+        let negotiating: Set<ServerOrderStateMachine.State> = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived]
+        let failInTransaction = sent(a).contains { if case .fail(let f) = $0 { f.transactionID == before.transaction.id } else { false } }
+        if failInTransaction && negotiating.contains(before.state) {
+            if s.agreement != before.agreement || s.offer != nil || (s.state != .cancelled && s.state != .completed) {
+                violations.append("server: a FAIL for a \(forged.method) with a wrong nonce did not end the negotiation in \(before.state.rawValue) cleanly")
+            }
+        } else if s.state != before.state || s.agreement != before.agreement || s.offer != before.offer {
             violations.append("server: a \(forged.method) with a wrong nonce changed the order in \(before.state.rawValue)")
         }
         if sent(a).contains(where: { $0.method != .fail }) {

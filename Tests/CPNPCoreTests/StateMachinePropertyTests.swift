@@ -6,29 +6,19 @@
 // delivers everything and both sides finish what they started, and the two sides must agree (or the
 // client must have been told they may not).
 //
-// Defects these properties found and tolerate (noted in the observation counts printed by each test,
-// not failed, so that the properties stay green while the machines are fixed):
-// - client: a CANCEL sent from AcceptSent that crosses the server's ACK of the ACCEPT ends with the
-//   client reporting `cancellationConfirmed` (it takes the ACCEPT's ACK for the CANCEL's) while the
-//   server is Completed; the server's later FAIL ("already agreed") is discarded as unsolicited.
-//   After cancelling an UPDATE the client may also start a new UPDATE or WITHDRAW at once, which
-//   drops the pending CANCEL: the answers of the old transaction are then discarded unseen.
-// - server: a delayed duplicate (or replay) of an UPDATE, WITHDRAW or ACTIVATE the server refused
-//   with a stateless FAIL opens that transaction when it arrives after the state changed and the
-//   nonce still matches. (Fixed for transactions the server closed: their ids are remembered and
-//   their messages discarded — in memory only, the snapshot does not keep them yet.)
-// - server: a FAIL answering a message that failed validation inside the live transaction takes the
-//   next sequence number (so the client accepts it as fresh) and ends the client's negotiation even
-//   when the message was forged; the counter advance is not persisted.
-// - client and server: a test-period end falling during an UPDATE negotiation is dropped as a stale
-//   timer and never re-armed: if the update fails, the testing agreement never ends.
-// - server: a test-period end while a WITHDRAW awaits withdrawalConfirmed leaves PROCESSING as the
-//   cached answer: the client's withdrawal cycles are answered PROCESSING, never ACK, forever.
-// Known protocol limitations, accepted by the properties when the client application was told:
-// the final ACK is lost after every ACCEPT retransmission (client `.noResponse`, server Completed —
-// for an UPDATE the two sides then hold different agreements), a WITHDRAW refused (e.g. because it
-// overtook a CANCEL) leaves the client Cancelled (terminal) while the server keeps the agreement,
-// and a client that set no deadline waits forever when every OFFER retransmission is lost.
+// No defect is tolerated: every interleaving must end with both sides in agreement, or with the
+// client application told that the outcome is uncertain (a request unanswered after every retry, a
+// refused CANCEL or WITHDRAW, an unconfirmed withdrawal). Fixed here, each once tolerated:
+// - a CANCEL from AcceptSent crossing the ACK of the ACCEPT (the client now lets the ACCEPT's answer
+//   decide and withdraws an agreement it did not want; an ACCEPT unanswered after every retry is
+//   followed by CANCEL and WITHDRAW, so no agreement survives on the server alone);
+// - a new UPDATE or WITHDRAW dropping the pending CANCEL of a cancelled UPDATE (refused until answered);
+// - a replay of a transaction refused with a FAIL opening it later (refused transactions are kept);
+// - a FAIL inside the live transaction taking a sequence number without persisting it, so that a
+//   forged message ended the client's negotiation (the message is recorded, the FAIL is its cached,
+//   persisted answer, and the real message with the same number is then a duplicate);
+// - a test-period end during an UPDATE dropped (the agreement ends with the negotiation);
+// - a test-period end while a WITHDRAW awaited its confirmation leaving PROCESSING cached (ACK now).
 import Testing
 import PropertyBased
 @testable import CPNPCore
@@ -295,10 +285,8 @@ struct SMPChecker {
     private var serverTransactions: Set<TransactionID> = []
     /// Every message the client sent.
     private var clientSent: Set<CPNPMessage> = []
-    /// The transaction ids of every message the server received.
-    private var serverReceivedTransactions: Set<TransactionID> = []
-    /// FAILs the server sent in answer to forged messages.
-    private var forgedFails: Set<CPNPMessage> = []
+    /// The transactions whose opening UPDATE, WITHDRAW or ACTIVATE the server refused with a FAIL.
+    private var serverRefusedTransactions: Set<TransactionID> = []
     /// What the client application was last told about the order's outcome ("agreementReached",
     /// "negotiationEnded.noResponse", "cancellationConfirmed", …).
     private(set) var lastClientOutcome: String?
@@ -306,11 +294,6 @@ struct SMPChecker {
     /// told the outcome is uncertain (no response, a refused CANCEL or WITHDRAW, an unconfirmed
     /// withdrawal, an unanswered request) …
     private(set) var toldUncertain = false
-    /// … it sent a CANCEL from AcceptSent, racing the server's agreement (known defect: the client
-    /// takes the ACCEPT's ACK for the CANCEL's, or starts a new transaction and drops the answer) …
-    private(set) var cancelledInAcceptSent = false
-    /// … or a FAIL answering a forged message ended its negotiation (known defect).
-    private(set) var forgedFailEndedNegotiation = false
     private struct OfferKey: Hashable {
         var providerOrderID: ProviderOrderID
         var nonce: Nonce
@@ -326,9 +309,6 @@ struct SMPChecker {
     }
 
     private mutating func note(_ what: String) { observations[what, default: 0] += 1 }
-
-    /// Records a known defect observed by the caller.
-    mutating func noteKnown(_ what: String) { note(what) }
 
     /// Checks the calls recorded since the last check, then the joint invariants.
     mutating func check(_ net: inout InMemoryNetwork) {
@@ -359,17 +339,13 @@ struct SMPChecker {
                 switch e {
                 case .agreementReached, .withdrawalConfirmed:
                     toldUncertain = false
-                    cancelledInAcceptSent = false
-                    forgedFailEndedNegotiation = false
                 case .negotiationEnded(.noResponse), .cancellationRefused, .withdrawalRefused, .withdrawalUnconfirmed, .requestUnanswered:
                     toldUncertain = true
                 default:
                     break
                 }
-                if case .message(let m, _) = c.trigger, forgedFails.contains(m) { forgedFailEndedNegotiation = true }
             }
         }
-        if case .command("cancel") = c.trigger, c.error == nil, c.before.state == .acceptSent { cancelledInAcceptSent = true }
         if let e = c.error {
             // A refused command changes nothing.
             if c.before != c.after { fail("client command threw \(e) but changed the machine", ctx()) }
@@ -460,24 +436,24 @@ struct SMPChecker {
             if s.before != s.after { fail("server command threw \(e) but changed the machine", ctx()) }
             return
         }
-        // Known issue (reported): the server keeps no memory of earlier transactions, so a delayed
-        // duplicate or a replay of an UPDATE / WITHDRAW / ACTIVATE of an earlier transaction
-        // (closed, or refused with a stateless FAIL) opens that transaction again when its nonce
-        // still matches: UPDATE starts a phantom renegotiation, ACTIVATE applies an old command
-        // again, WITHDRAW withdraws after the client was told it was refused. Noted (not failed);
-        // the server's numbering of a re-opened transaction starts afresh.
-        var replayedNewTransaction = false
+        // A delayed duplicate or a replay of an UPDATE / WITHDRAW / ACTIVATE of an earlier
+        // transaction (closed, or refused with a FAIL) must never open that transaction again: an
+        // UPDATE would start a phantom renegotiation, an ACTIVATE apply an old command again, a
+        // WITHDRAW withdraw after the client was told it was refused (§11.3).
         if let b = s.before, case .message(let m, let injected) = s.trigger, SMPForge.opensTransaction(m),
             b.transaction.id != s.after.transaction.id, s.after.transaction.id == m.transactionID,
-            clientSent.contains(m), serverReceivedTransactions.contains(m.transactionID)
+            clientSent.contains(m), serverTransactions.contains(m.transactionID) || serverRefusedTransactions.contains(m.transactionID)
         {
             let again = serverTransactions.contains(m.transactionID)
-            note("server opened a\(again ? " closed" : " refused") transaction again on a\(injected ? " replayed" : " delayed duplicate") \(m.method)")
-            if again { sequences[SequenceKey(fromClient: false, transactionID: m.transactionID)] = nil }
-            replayedNewTransaction = injected
+            fail("server opened a\(again ? " closed" : " refused") transaction again on a\(injected ? " replayed" : " delayed duplicate") \(m.method)", ctx())
         }
         serverTransactions.insert(s.after.transaction.id)
-        if case .message(let m, _) = s.trigger { serverReceivedTransactions.insert(m.transactionID) }
+        if let b = s.before, case .message(let m, _) = s.trigger, SMPForge.opensTransaction(m), m.transactionID != b.transaction.id,
+            m.transactionID != s.after.transaction.id,
+            s.actions.contains(where: { if case .send(.fail(let f), _) = $0 { f.transactionID == m.transactionID } else { false } })
+        {
+            serverRefusedTransactions.insert(m.transactionID)
+        }
         switch s.trigger {
         case .message, .timer:
             if s.actions.isEmpty { fail("server: a received message or timer produced no action at all", ctx()) }
@@ -515,20 +491,36 @@ struct SMPChecker {
         for a in s.actions {
             guard case .send(let m, _) = a else { continue }
             checkCodec(m, ctx())
-            // A FAIL that took no number from the counters is a stateless answer to a message that
-            // failed validation (answerStateless: random sequence number, by design).
+            // A FAIL that took no number from the counters answers a message outside the live
+            // transaction and session (another transaction id or 4-tuple: random sequence number, by
+            // design). Inside them every FAIL takes the next number and is persisted.
             if case .fail = m, let b = s.before, b.transaction.sequence.nextOutgoing == s.after.transaction.sequence.nextOutgoing,
                 m != b.transaction.cache?.answer
             {
-                if m.transactionID == b.transaction.id {
-                    note("stateless FAIL with a random sequence number inside the order's live transaction")
+                if m.transactionID == b.transaction.id, case .send(_, let to) = a, to == b.transaction.session {
+                    fail("FAIL with a random sequence number sent inside the order's live transaction and session", ctx())
                 }
                 continue
             }
             trackSequence(m, fromClient: false, mustBeRepeat: retransmissionTimer, ctx())
         }
-        if case .message(let m, injected: true) = s.trigger, let b = s.before, !replayedNewTransaction {
-            if ServerView(b) != ServerView(s.after) {
+        if case .message(let m, injected: true) = s.trigger, let b = s.before {
+            // Only a FAIL inside the live transaction records the message it answers (its number
+            // becomes the incoming one, the FAIL its cached answer), and, during a negotiation, ends
+            // the negotiation as the FAIL ends it for the client (§9.2.10); nothing else may change.
+            let answeredInTransaction = s.actions.contains {
+                if case .send(.fail(let f), let to) = $0 { f.transactionID == b.transaction.id && to == b.transaction.session } else { false }
+            }
+            let negotiating: Set<ServerOrderStateMachine.State> = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived]
+            var before = ServerView(b)
+            if answeredInTransaction { before.lastIncoming = s.after.transaction.sequence.lastIncoming }
+            if answeredInTransaction && negotiating.contains(b.state) {
+                if s.after.agreement != b.agreement || s.after.offer != nil || s.after.isUpdate
+                    || (s.after.state != .cancelled && s.after.state != .completed)
+                {
+                    fail("server: a FAIL answering a forged message did not end the negotiation cleanly", ctx())
+                }
+            } else if before != ServerView(s.after) {
                 fail("server changed on a forged message", ctx())
             }
             // Only a FAIL inside the live transaction may take an outgoing number.
@@ -537,11 +529,15 @@ struct SMPChecker {
             if b.transaction.id == s.after.transaction.id && Int(advance) > failsInLiveTransaction {
                 fail("server outgoing counter advanced by \(advance) on a forged message", ctx())
             }
-            if failsInLiveTransaction > 0 { note("server: FAIL answering a forged message sent to the client inside its live transaction") }
-            for case .send(.fail(let f), _) in s.actions { forgedFails.insert(.fail(f)) }
             for a in s.actions {
                 switch a {
                 case .discard, .send(.fail, _): break
+                // The FAIL recorded as the message's answer, or a refused transaction, is persisted
+                // first; a FAIL during a negotiation ends it (timers, release of what it held).
+                case .persist, .cancelTimer, .report(.negotiationEnded), .sendToChildProvider(.cancel):
+                    if !s.actions.contains(where: { if case .send(.fail, _) = $0 { true } else { false } }) {
+                        fail("server answered a forged message with \(a)", ctx())
+                    }
                 case .send(let x, _) where x == b.transaction.cache?.answer && m == b.transaction.cache?.incoming: break
                 default: fail("server answered a forged message with \(a)", ctx())
                 }
@@ -572,7 +568,7 @@ struct SMPChecker {
         if stateChanged || viewChanged {
             guard let p = firstPersist, p < s else { return fail("send before persist although the machine changed", ctx()) }
         } else if counterChanged && !(firstPersist.map { $0 < s } ?? false) {
-            note("\(side): outgoing sequence counter advanced by a send without a persist")
+            fail("\(side): outgoing sequence counter advanced by a send without a persist", ctx())
         }
     }
 
@@ -639,30 +635,16 @@ struct SMPChecker {
         }
         let told = lastClientOutcome ?? "nothing"
         let ctx = "end of run: client \(c.state.rawValue) told \(told), server \(s.state.rawValue)"
-        // Known defect: a test-period end that falls during an UPDATE negotiation is dropped as a
-        // stale timer and not re-armed, so an update that fails leaves a testing agreement that
-        // never ends (both sides).
+        // A testing agreement never outlives its test period, even when it ended during an UPDATE.
         func expiredTesting(_ ag: Agreement?) -> Bool {
             guard let ag, ag.purpose == .testing, let end = ag.testPeriodEnd else { return false }
             return end <= net.now
         }
-        if c.state == .completed && expiredTesting(c.agreement) { note("known: client testing agreement outlived its test period (timer fired during an UPDATE)") }
-        if s.state == .completed && expiredTesting(s.agreement) { note("known: server testing agreement outlived its test period (timer fired during an UPDATE)") }
+        if c.state == .completed && expiredTesting(c.agreement) { fail("client testing agreement outlived its test period", ctx) }
+        if s.state == .completed && expiredTesting(s.agreement) { fail("server testing agreement outlived its test period", ctx) }
         func toldOrKnown(_ situation: String) -> Bool {
             if toldUncertain { note("settled: \(situation); the client was told the outcome is uncertain"); return true }
-            if cancelledInAcceptSent {
-                note("known: a CANCEL sent from AcceptSent raced the server's agreement and the client believes it cancelled"); return true
-            }
-            if forgedFailEndedNegotiation { note("known: a FAIL answering a forged message ended the client's negotiation"); return true }
-            if expiredTesting(c.agreement) || expiredTesting(s.agreement) { return true }
             return false
-        }
-        // Protocol limitation: a client that set no deadline (no expected response time, and a
-        // PROCESSING without expected offer time) waits for ever once every OFFER retransmission
-        // was lost and the server dropped the offer at validity expiry (§8.5, §9.1.8, notes A26).
-        if c.state == .serverProcessing, c.expectedResponseTime == nil, c.expectedOfferTime == nil, net.clientTimers.isEmpty {
-            note("limitation: client without any deadline left waiting in ServerProcessing")
-            return
         }
         switch (c.state, s.state) {
         case (.cancelled, .cancelled):
@@ -735,15 +717,6 @@ struct SMPRunner {
             }
             checker.check(&net)
             if !checker.violations.isEmpty { return }
-        }
-        // Known defect: a test period that ends while a WITHDRAW awaits withdrawalConfirmed
-        // leaves the server Cancelled with PROCESSING as its cached answer: every WITHDRAW cycle of
-        // the client is answered PROCESSING, never ACK, forever.
-        if net.client.state == .cancelled, net.client.transaction?.kind == .withdraw, let s = net.server, s.state == .cancelled,
-            case .processing? = s.transaction.cache?.answer
-        {
-            checker.noteKnown("known: WITHDRAW pending when the test period ended is answered PROCESSING forever")
-            return
         }
         checker.violations.append("did not settle within \(maximumSteps) steps")
     }
@@ -1096,19 +1069,9 @@ struct SMPLossyNegotiation {
     enum Outcome: String, CaseIterable {
         /// Both Completed with the same agreement.
         case agreed
-        /// Neither Completed (both Cancelled).
+        /// Neither Completed (both Cancelled): a deadline passed, or an ACCEPT went unanswered after
+        /// every retry and the client withdrew whatever the server may have agreed.
         case noAgreement
-        /// The server Completed, the client gave up after its last ACCEPT retransmission, and
-        /// said so (negotiationEnded(.noResponse)): RFC 8921 §11.4 / wire-format.md §4 — the
-        /// server's final ACK is only resent on a retransmitted ACCEPT, so when every ACCEPT
-        /// retransmission or every resent ACK is lost, the client cannot learn the outcome.
-        case serverOnlyAfterClientGaveUp
-        /// The client waits in ServerProcessing with no deadline at all (no expected response time
-        /// in the QUOTATION, no expected offer time in the PROCESSING — RFC 8921 §8.5 and notes
-        /// A23: omitting them disables the checks), while the server, its OFFER lost on every
-        /// retransmission (notes A26), dropped the order at validity expiry (§9.1.8). Nothing
-        /// will ever tell the client: a protocol limitation the engine must bound itself.
-        case clientWaitsWithoutDeadline
     }
 
     var net: InMemoryNetwork
@@ -1161,7 +1124,7 @@ struct SMPLossyNegotiation {
     }
 
     /// The customer acknowledges and accepts every offer; the provider acknowledges, offers and
-    /// confirms at once. Returns true when one of them acted.
+    /// confirms (agreements and withdrawals) at once. Returns true when one of them acted.
     private mutating func policies() -> Bool {
         switch net.client.state {
         case .offerReceived where percent(50):
@@ -1187,6 +1150,10 @@ struct SMPLossyNegotiation {
         case .acceptReceived:
             _ = try? net.server("agreementConfirmed") { s, now, _ throws(OrderCommandError) in try s.agreementConfirmed(now: now) }
             return true
+        case .completed where s.withdrawalPending:
+            // The WITHDRAW that follows an ACCEPT unanswered after every retry.
+            _ = try? net.server("withdrawalConfirmed") { s, now, _ throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
+            return true
         default:
             return false
         }
@@ -1206,10 +1173,6 @@ struct SMPLossyNegotiation {
             return .success(.agreed)
         case (.cancelled, .cancelled):
             return .success(.noAgreement)
-        case (.cancelled, .completed) where c.lastEnd == .noResponse:
-            return .success(.serverOnlyAfterClientGaveUp)
-        case (.serverProcessing, .cancelled) where c.expectedResponseTime == nil && c.expectedOfferTime == nil && net.clientTimers.isEmpty:
-            return .success(.clientWaitsWithoutDeadline)
         default:
             return .failure(.init("client \(c.state.rawValue) (\(String(describing: c.lastEnd))) but server \(s.state.rawValue)"))
         }
@@ -1224,22 +1187,25 @@ struct SMPLossyFailure: Error, CustomStringConvertible {
 extension StateMachinePropertyTests {
     /// Liveness: over a lossy (≤ 30 %), duplicating, reordering network, the always-offer /
     /// always-accept negotiation quiesces with both sides Completed and equal agreements, or both
-    /// Cancelled, or one of two protocol limitations (``SMPLossyNegotiation/Outcome``): the server
-    /// Completed while the client gave up and reported `.noResponse` (the final ACK is not
-    /// retransmitted spontaneously, §11.4), or a client without any deadline left waiting while
-    /// the server dropped an offer it could not deliver.
-    /// Never the client Completed without the server, never the client Cancelled for another
-    /// reason while the server holds an agreement. The per-call invariants hold throughout.
+    /// Cancelled. Never one side Completed without the other: a client without any deadline
+    /// probes a silent server (``ClientOrderStateMachine/Timer/silenceProbe``), and an ACCEPT
+    /// unanswered after every retry is followed by CANCEL and WITHDRAW. The per-call invariants hold
+    /// throughout. Prints the share of negotiations that reached an agreement, per loss band.
     @Test func lossyNegotiationConverges() async {
         var outcomes: [SMPLossyNegotiation.Outcome: Int] = [:]
-        await propertyCheck(count: 150, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) { seed, loss, dup, reorder in
+        var byLossBand: [Int: (agreed: Int, runs: Int)] = [:]
+        await propertyCheck(count: 300, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) { seed, loss, dup, reorder in
             var n = SMPLossyNegotiation(seed: seed, lossPercent: loss, duplicatePercent: dup, reorderPercent: reorder)
             let quiet = n.run()
             let trace = n.net.trace.suffix(50).joined(separator: "\n")
             #expect(quiet, "did not quiesce\n\(trace)")
             #expect(n.checker.violations.isEmpty, "\(n.checker.violations.joined(separator: "\n"))\n\(trace)")
             switch n.outcome {
-            case .success(let o): outcomes[o, default: 0] += 1
+            case .success(let o):
+                outcomes[o, default: 0] += 1
+                let band = loss / 10 * 10
+                byLossBand[band, default: (0, 0)].runs += 1
+                if o == .agreed { byLossBand[band, default: (0, 0)].agreed += 1 }
             case .failure(let f): Issue.record("\(f)\n\(trace)")
             }
         }
@@ -1251,5 +1217,8 @@ extension StateMachinePropertyTests {
             #expect((try? n.outcome.get()) == .agreed, "\(n.net.trace.suffix(40).joined(separator: "\n"))")
         }
         print("[SMP lossy] outcomes \(outcomes.map { "\($0.key.rawValue): \($0.value)" }.sorted())")
+        for (band, counts) in byLossBand.sorted(by: { $0.key < $1.key }) {
+            print("[SMP lossy] loss \(band)–\(min(band + 9, 30)) %: \(counts.agreed) of \(counts.runs) agreed")
+        }
     }
 }

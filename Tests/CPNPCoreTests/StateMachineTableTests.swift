@@ -150,8 +150,10 @@ func expectedClientOutcome(_ s: CS, _ e: ClientEvent) -> Outcome {
     case (.created, .cApprove): return .to("AwaitingProcessing", sends: [])
     case (.awaitingProcessing, .cSendQuotation): return .to("PQOSent", sends: [.quotation])
     case (.created, .cCancel), (.awaitingProcessing, .cCancel): return .to("Cancelled", sends: [])
-    case (.pqoSent, .cCancel), (.serverProcessing, .cCancel), (.offerReceived, .cCancel), (.offerProcessing, .cCancel), (.acceptSent, .cCancel):
+    case (.pqoSent, .cCancel), (.serverProcessing, .cCancel), (.offerReceived, .cCancel), (.offerProcessing, .cCancel):
         return .to("Cancelled", sends: [.cancel])
+    // No CANCEL crosses the ACK: the ACCEPT's answer decides, and an agreement is withdrawn (§9.2.7).
+    case (.acceptSent, .cCancel): return .to("AcceptSent", sends: [])
     case (.offerReceived, .cOfferProcessing): return .to("OfferProcessing", sends: [.processing])
     case (.offerReceived, .cAccept), (.offerProcessing, .cAccept): return .to("AcceptSent", sends: [.accept])
     case (.offerReceived, .cDecline), (.offerProcessing, .cDecline): return .to("Cancelled", sends: [.decline])
@@ -333,10 +335,14 @@ func apply(_ event: ServerEvent, to d: inout Dialogue) -> (Outcome, FailStatusCo
     }
     let messages = sent(actions) + actions.compactMap { if case .sendToChildProvider(let m) = $0 { m } else { nil } }
     let failStatus = messages.compactMap { if case .fail(let f) = $0 { f.statusCode } else { nil } }.first
-    // A FAIL for a failed check leaves the order as it was (§10.2; "bad input changes nothing").
+    // A FAIL for a failed check leaves the order as it was (§10.2; "bad input changes nothing"),
+    // except that inside the live transaction the FAIL becomes the cached answer to the message
+    // (§11.3, §11.4): a retransmission gets the same FAIL.
     if failStatus != nil && s.state == before.state && event.rawValue.first != "c" {
+        let failSent = messages.first { $0.method == .fail }
         #expect(s.agreement == before.agreement && s.offer == before.offer && s.transaction.id == before.transaction.id
-            && s.transaction.cache == before.transaction.cache && s.requestedCPD == before.requestedCPD,
+            && (s.transaction.cache == before.transaction.cache || s.transaction.cache?.answer == failSent)
+            && s.requestedCPD == before.requestedCPD,
             "a FAIL answer to a bad \(event) must not change the order")
     }
     return (.to(s.state.rawValue, sends: messages.map(\.method)), failStatus)
@@ -366,13 +372,24 @@ func expectedServerOutcome(_ s: SS, _ e: ServerEvent) -> (Outcome, FailStatusCod
     case (.awaitingProcessing, .cRequestMoreTime): return (.to(same, sends: [.processing]), nil)
     case (.acceptReceived, .cAgreementConfirmed): return (.to("Completed", sends: [.ack]), nil)
     case (.awaitingProcessing, .cChildOrder): return (.to("ChildPQOSent", sends: [.quotation]), nil)
+    // From PQOReceived the customer first gets PROCESSING with subcode 2 (§9.2.2).
+    case (.pqoReceived, .cChildOrder): return (.to("ChildPQOSent", sends: [.processing, .quotation]), nil)
     default:
         switch e {
         // Responses that match nothing are discarded, never answered (no FAIL ping-pong).
         case .processing, .ack, .fail: return (.discard, nil)
         // A QUOTATION on an existing order is a duplicate (the engine routes new orders).
         case .quotation: return (.discard, nil)
-        case .offer, .accept, .decline, .cancel, .withdraw, .update, .activate: return fail1
+        // Once an ACCEPT was taken the transaction's outcome is decided: a message of it that fails a
+        // check is discarded, since the client would take a FAIL for the ACCEPT's answer.
+        // During a negotiation the FAIL ends it, as it ends it for the client (§9.2.10).
+        case .offer, .accept, .decline, .cancel:
+            switch s {
+            case .acceptReceived, .completed: return (.discard, nil)
+            case .cancelled: return fail1
+            default: return (.to("Cancelled", sends: [.fail]), .messageValidationError)
+            }
+        case .withdraw, .update, .activate: return fail1
         case .tRetransmission, .tOfferValidity, .tExpectedOfferTime, .tTestPeriodEnd, .tScheduledActivation, .tChildRetransmission:
             return (.discard, nil)
         default: return (.refused, nil)

@@ -34,10 +34,7 @@ struct ClosedOrderTests {
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-withdrawn")!)
-        await s.acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: s.acme.clientSession, now: now, using: &rng), to: s.engine)
-        await s.acme.receive(s.sink, into: &order, engine: s.engine, now: now)
-        await s.acme.deliver(try order.accept(now: now), to: s.engine)
-        await s.acme.receive(s.sink, into: &order, engine: s.engine, now: now)
+        try await s.acme.agree(&order, CPD.marseille(min: 10, max: 50), engine: s.engine, sink: s.sink, now: now)
         let poid = try #require(order.providerOrderID)
 
         // WITHDRAW: PROCESSING and ACK are both lost.

@@ -35,6 +35,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         case withdrawalRetry
         /// End of the test period of a testing-purpose agreement (§9.1.10.3).
         case testPeriodEnd
+        /// Nothing heard for ``Configuration/silenceProbeInterval`` while the server processes the
+        /// request: the client retransmits its last message, and the server answers with the latest
+        /// message of the transaction (§11.4), e.g. an OFFER a restart could not deliver.
+        case silenceProbe
     }
 
     /// Side effects requested by the machine.
@@ -106,6 +110,22 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         /// Set when the pending request's retries are exhausted (withdrawal cycles).
         public var exhausted = false
         public var activationSchedule: ActivationSchedule?
+        /// The QUOTATION or UPDATE that opened the transaction, retransmitted by the silence probe.
+        public var request: CPNPMessage?
+        /// The application cancelled after the ACCEPT was sent: the ACCEPT's answer decides, and an
+        /// agreement it reaches is withdrawn at once, so that no CANCEL crosses the ACK (Figure 8).
+        public var withdrawOnAgreement = false
+    }
+
+    /// A transaction id and initial sequence number drawn in advance from the CSPRNG, for the
+    /// WITHDRAW the machine sends on its own (``Transaction/withdrawOnAgreement``).
+    public struct SpareTransaction: Sendable, Hashable {
+        public var id: TransactionID
+        public var initialSequenceNumber: SequenceNumber
+        public init(id: TransactionID, initialSequenceNumber: SequenceNumber) {
+            self.id = id
+            self.initialSequenceNumber = initialSequenceNumber
+        }
     }
 
     /// Parameters of the machine (RFC 8921 §8.5, §11.1).
@@ -113,13 +133,21 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         public var retransmission: RetransmissionPolicy
         /// Spacing of withdrawal cycles: default 300 s, never below 60 s (notes A1).
         public var withdrawalRetryInterval: Duration
-        /// When false, expected response/offer times are not enforced (§11.1.1, notes A23).
+        /// When false, expected response/offer times are not enforced and a QUOTATION carries no
+        /// EXPECTED_RESPONSE_TIME (§11.1.1, notes A23).
         public var enforceDeadlines: Bool
+        /// How long the client waits in ServerProcessing without hearing from the server before it
+        /// retransmits its last message (``Timer/silenceProbe``); nil never probes. Default 15 s.
+        public var silenceProbeInterval: Duration?
 
-        public init(retransmission: RetransmissionPolicy = .init(), withdrawalRetryInterval: Duration = .seconds(300), enforceDeadlines: Bool = true) {
+        public init(
+            retransmission: RetransmissionPolicy = .init(), withdrawalRetryInterval: Duration = .seconds(300), enforceDeadlines: Bool = true,
+            silenceProbeInterval: Duration? = .seconds(15)
+        ) {
             self.retransmission = retransmission
             self.withdrawalRetryInterval = max(withdrawalRetryInterval, .seconds(60))
             self.enforceDeadlines = enforceDeadlines
+            self.silenceProbeInterval = silenceProbeInterval.map { max($0, .seconds(1)) }
         }
     }
 
@@ -140,6 +168,15 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// A PROCESSING whose expected-offer-time awaits the application's decision.
     public internal(set) var pendingTimeDecision: CPNPTimestamp?
     public internal(set) var lastEnd: NegotiationEnd?
+    /// Drawn at each command that opens a transaction (``SpareTransaction``).
+    public internal(set) var spareTransaction: SpareTransaction?
+
+    /// A WITHDRAW went unanswered after every retry: the administrator alarm of §11.1.2 stands until
+    /// a later withdrawal cycle gets the provider's ACK or FAIL.
+    public var withdrawalUnconfirmed: Bool {
+        guard let tx = transaction else { return false }
+        return tx.kind == .withdraw && tx.exhausted && tx.pending != nil
+    }
 
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
         self.customerOrderID = customerOrderID
@@ -163,10 +200,14 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         var tx = Transaction(
             kind: .quotation, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        drawSpareTransaction(using: &rng)
+        // A client that does not enforce deadlines does not announce one either (§11.1.1).
         let q = QuotationMessage(
             sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-            expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD, informationElements: informationElements)
+            expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
+            informationElements: informationElements)
         tx.pending = PendingRequest(message: .quotation(q))
+        tx.request = .quotation(q)
         transaction = tx
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
@@ -200,7 +241,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             if granted {
                 expectedOfferTime = until
                 var a = transition(to: .serverProcessing, "expected offer time \(until.rfc3339) accepted")
-                a += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)]
+                a += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)] + armSilenceProbe(now: now)
                 return a
             }
             return cancelNegotiation(.offerTimeRefused, now: now, event: "expected offer time refused")
@@ -268,20 +309,34 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         tx.cache?.answer = .decline(m)
         transaction = tx
         lastEnd = .declinedByClient(reasons)
+        let expired = expireTestingAgreement(now: now)
         var a = transition(to: endState, "DECLINE sent")
         a += [.cancelTimer(.offerValidity), .send(.decline(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
         a.append(.report(.negotiationEnded(.declinedByClient(reasons))))
-        return a
+        return a + expired
     }
 
     /// Cancels the order (or the update in progress) at any stage before agreement (RFC 8921 §9.2.7).
     /// Before a QUOTATION was sent this is a local abort and sends nothing.
+    ///
+    /// Once the ACCEPT is sent, a CANCEL would cross the server's ACK, and the client could not tell
+    /// the ACK of the ACCEPT from that of the CANCEL: both carry the offered CPD. So in AcceptSent the
+    /// ACCEPT's answer decides: a FAIL ends the negotiation, and an ACK's agreement is withdrawn at
+    /// once. An UPDATE's ACCEPT cannot be cancelled (the agreement it replaces could not be restored).
     public mutating func cancel(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         switch state {
         case .created, .awaitingProcessing:
             lastEnd = .cancelledByClient
             return transition(to: .cancelled, "aborted locally") + [.report(.negotiationEnded(.cancelledByClient))]
-        case .pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent:
+        case .acceptSent:
+            guard var tx = transaction, tx.kind == .quotation, spareTransaction != nil else {
+                throw OrderCommandError(.invalidState, "the ACCEPT of the UPDATE awaits its answer and cannot be cancelled; update again once it is answered")
+            }
+            guard !tx.withdrawOnAgreement else { return [] }
+            tx.withdrawOnAgreement = true
+            transaction = tx
+            return [.persist(from: state, to: state, event: "cancel requested after ACCEPT: an agreement will be withdrawn at once")]
+        case .pqoSent, .serverProcessing, .offerReceived, .offerProcessing:
             return cancelNegotiation(.cancelledByClient, now: now, event: "CANCEL sent")
         case .completed, .cancelled:
             throw invalid("cancel (use withdraw for an agreed order)")
@@ -289,22 +344,47 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     /// Completed → Cancelled: sends WITHDRAW in a new transaction (RFC 8921 §9.2.8, §11.1.2; notes A19).
+    /// Refused while an earlier request (a CANCEL of an update, an ACTIVATE) awaits its answer.
     public mutating func withdraw(
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
         try require([.completed], "withdraw")
+        try requireNoPendingRequest("withdraw")
         guard let ag = agreement else { throw invalid("withdraw") }
+        let spare = SpareTransaction(id: .random(using: &rng), initialSequenceNumber: .randomInitial(using: &rng))
+        drawSpareTransaction(using: &rng)
+        return openWithdrawal(spare, providerOrderID: ag.providerOrderID, nonce: ag.nonce, session: session, now: now, event: "WITHDRAW sent")
+    }
+
+    /// Sends WITHDRAW of the order (`providerOrderID`, `nonce`) in the transaction `spare`: → Cancelled.
+    private mutating func openWithdrawal(
+        _ spare: SpareTransaction, providerOrderID: ProviderOrderID, nonce: Nonce, session: CPNPSession, now: CPNPTimestamp, event: String
+    ) -> [Action] {
         var tx = Transaction(
-            kind: .withdraw, id: .random(using: &rng), session: session,
-            sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+            kind: .withdraw, id: spare.id, session: session, sequence: SequenceCounters(initialOutgoing: spare.initialSequenceNumber))
         let m = WithdrawMessage(
             sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-            providerOrderID: ag.providerOrderID, nonce: ag.nonce)
+            providerOrderID: providerOrderID, nonce: nonce)
         tx.pending = PendingRequest(message: .withdraw(m))
         transaction = tx
-        var a = transition(to: .cancelled, "WITHDRAW sent")
-        a += [.send(.withdraw(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        var a = transition(to: .cancelled, event)
+        a += [
+            .cancelTimer(.silenceProbe), .cancelTimer(.testPeriodEnd), .send(.withdraw(m)),
+            .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+        ]
         return a
+    }
+
+    private mutating func drawSpareTransaction(using rng: inout some RandomNumberGenerator) {
+        spareTransaction = SpareTransaction(id: .random(using: &rng), initialSequenceNumber: .randomInitial(using: &rng))
+    }
+
+    /// A new transaction may not drop the answer of a request still pending (e.g. the CANCEL of an
+    /// update): the command waits until that request is answered or given up (§11.4).
+    private func requireNoPendingRequest(_ what: String) throws(OrderCommandError) {
+        if let tx = transaction, let pending = tx.pending {
+            throw OrderCommandError(.invalidState, "cannot \(what) while the \(pending.message.method) sent before awaits its answer")
+        }
     }
 
     /// Completed → PQOSent with the agreement kept: sends UPDATE in a new transaction (RFC 8921 §9.2.9, §11.1.3).
@@ -314,14 +394,17 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     ) throws(OrderCommandError) -> [Action] {
         try require([.completed], "update")
         guard let ag = agreement else { throw invalid("update") }
+        try requireNoPendingRequest("update")
         var tx = Transaction(
             kind: .update, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        drawSpareTransaction(using: &rng)
         let m = UpdateMessage(
             sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
             providerOrderID: ag.providerOrderID, nonce: ag.nonce, expectedResponseTime: expectedResponseTime,
             requestedCPD: requestedCPD, informationElements: informationElements)
         tx.pending = PendingRequest(message: .update(m))
+        tx.request = .update(m)
         transaction = tx
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
@@ -343,10 +426,11 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         guard ag.activationType == .explicit else {
             throw OrderCommandError(.activationNotExplicit, "the agreed activation type is \(ag.activationType.rawValue), not explicit")
         }
-        if let tx = transaction, tx.pending != nil { throw invalid("activate while a request is pending") }
+        try requireNoPendingRequest("activate")
         var tx = Transaction(
             kind: .activate, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
+        drawSpareTransaction(using: &rng)
         tx.activationSchedule = schedule
         let m = ActivateMessage(
             sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
@@ -406,7 +490,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         case (.pqoSent, .fail(let f)), (.serverProcessing, .fail(let f)), (.offerReceived, .fail(let f)),
             (.offerProcessing, .fail(let f)), (.acceptSent, .fail(let f)):
             guard tx.kind == .quotation || tx.kind == .update else { return [.discard(.unexpected(.fail, inState: state.rawValue))] }
-            return endNegotiation(.failed(f.statusCode, diagnostic: f.diagnostic), event: "FAIL \(f.statusCode.rawValue) received")
+            return endNegotiation(.failed(f.statusCode, diagnostic: f.diagnostic), now: now, event: "FAIL \(f.statusCode.rawValue) received")
         case (.acceptSent, .ack(let a)):
             return acceptAcknowledged(a, now: now)
         case (.cancelled, .processing(let p)) where tx.kind == .withdraw && tx.pending != nil:
@@ -447,10 +531,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
                 }
                 expectedOfferTime = eot
                 return transition(to: .serverProcessing, "PROCESSING received") + actions
-                    + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: eot)]
+                    + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: eot)] + armSilenceProbe(now: now)
             }
             expectedOfferTime = p.expectedOfferTime
-            return transition(to: .serverProcessing, "PROCESSING received") + actions
+            return transition(to: .serverProcessing, "PROCESSING received") + actions + armSilenceProbe(now: now)
         }
         // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2, notes A18).
         guard let eot = p.expectedOfferTime, eot != expectedOfferTime else {
@@ -470,7 +554,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         transaction?.pending = nil
         guard now < o.validityOfferTime else {
             // Already expired: the server forgets it silently; so do we (§9.1.8).
-            var a = endNegotiation(.offerExpired, event: "expired OFFER received")
+            var a = endNegotiation(.offerExpired, now: now, event: "expired OFFER received")
             a.insert(.cancelTimer(.retransmission), at: 1)
             return a
         }
@@ -478,7 +562,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         var a = transition(to: .offerReceived, "OFFER received")
         a += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
-            .armTimer(.offerValidity, at: o.validityOfferTime), .report(.offerReceived(o)),
+            .cancelTimer(.silenceProbe), .armTimer(.offerValidity, at: o.validityOfferTime), .report(.offerReceived(o)),
         ]
         return a
     }
@@ -494,6 +578,12 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         lastEnd = nil
         var a = transition(to: .completed, "ACK received, agreement reached")
         a += [.cancelTimer(.retransmission), .report(.agreementReached(ag))]
+        if transaction?.withdrawOnAgreement == true, let spare = spareTransaction, let session = transaction?.session {
+            // The application cancelled after the ACCEPT: withdraw what the ACK agreed (§9.2.8).
+            spareTransaction = nil
+            a.append(.cancelTimer(.testPeriodEnd))
+            return a + openWithdrawal(spare, providerOrderID: ag.providerOrderID, nonce: ag.nonce, session: session, now: now, event: "WITHDRAW sent: cancelled after ACCEPT")
+        }
         if let end = ag.testPeriodEnd { a.append(.armTimer(.testPeriodEnd, at: end)) } else { a.append(.cancelTimer(.testPeriodEnd)) }
         return a
     }
@@ -565,9 +655,18 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             guard state == .offerReceived || state == .offerProcessing, let o = offer, now >= o.validityOfferTime else {
                 return [.discard(.staleTimer)]
             }
-            return endNegotiation(.offerExpired, event: "offer expired")
+            return endNegotiation(.offerExpired, now: now, event: "offer expired")
         case .testPeriodEnd:
             return testPeriodEnded(now: now)
+        case .silenceProbe:
+            guard state == .serverProcessing, let tx = transaction, let interval = configuration.silenceProbeInterval else {
+                return [.discard(.staleTimer)]
+            }
+            let next = now.adding(interval)
+            // While the application decides on more time there is nothing to ask the server.
+            guard pendingTimeDecision == nil, let last = tx.cache?.answer ?? tx.request else { return [.armTimer(.silenceProbe, at: next)] }
+            // A retransmission of the client's last message (same sequence number, §11.4).
+            return [.send(last), .armTimer(.silenceProbe, at: next)]
         case .withdrawalRetry:
             guard var tx = transaction, tx.kind == .withdraw, tx.exhausted, let pending = tx.pending else { return [.discard(.staleTimer)] }
             // A new withdrawal cycle: the same message again (same sequence number, §11.4).
@@ -599,6 +698,17 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         }
         // Retries exhausted.
         switch pending.message {
+        case .accept(let accept) where tx.kind == .quotation && spareTransaction != nil:
+            // The server may have agreed and lost every ACK, or be agreeing now: CANCEL (honoured
+            // before the agreement) and WITHDRAW (honoured after it) leave no agreement either way,
+            // so the two sides cannot disagree (§9.2.7, §9.2.8, §11.4).
+            let spare = spareTransaction!
+            spareTransaction = nil
+            let session = tx.session
+            return cancelNegotiation(.noResponse, now: now, event: "ACCEPT unanswered", retransmitCancel: false)
+                + openWithdrawal(
+                    spare, providerOrderID: accept.providerOrderID, nonce: accept.nonce, session: session, now: now,
+                    event: "WITHDRAW sent: the unanswered ACCEPT may have reached an agreement")
         case .quotation, .update, .accept:
             return cancelNegotiation(.noResponse, now: now, event: "\(pending.message.method) unanswered", retransmitCancel: false)
         case .withdraw:
@@ -622,30 +732,43 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// when it was an update of an agreement (notes A11).
     private var endState: State { agreement != nil ? .completed : .cancelled }
 
+    private func armSilenceProbe(now: CPNPTimestamp) -> [Action] {
+        configuration.silenceProbeInterval.map { [.armTimer(.silenceProbe, at: now.adding($0))] } ?? []
+    }
+
+    /// Ends a testing agreement whose test period ended while an update was negotiated: the update
+    /// did not make it permanent (§9.1.10.3). The server applies the same rule.
+    private mutating func expireTestingAgreement(now: CPNPTimestamp) -> [Action] {
+        guard let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, end <= now else { return [] }
+        agreement = nil
+        return [.cancelTimer(.testPeriodEnd), .report(.testPeriodEnded)]
+    }
+
     /// Sends CANCEL in the negotiation's transaction and ends it (RFC 8921 §8.5, §9.2.7).
     private mutating func cancelNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String, retransmitCancel: Bool = true) -> [Action] {
-        guard var tx = transaction else { return endNegotiation(end, event: event) }
+        guard var tx = transaction else { return endNegotiation(end, now: now, event: event) }
         let m = CancelMessage(sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID)
         tx.pending = retransmitCancel ? PendingRequest(message: .cancel(m)) : nil
         transaction = tx
-        var a = endNegotiation(end, event: event)
+        var a = endNegotiation(end, now: now, event: event)
         a.append(.send(.cancel(m)))
         if retransmitCancel { a.append(.armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))) }
         return a
     }
 
     /// Ends the negotiation without agreement, without sending anything.
-    private mutating func endNegotiation(_ end: NegotiationEnd, event: String) -> [Action] {
+    private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
         lastEnd = end
         pendingTimeDecision = nil
         offer = nil
         if case .cancel = transaction?.pending?.message {} else { transaction?.pending = nil }
-        var a = transition(to: endState, event)
+        let expired = expireTestingAgreement(now: now)
+        var a = transition(to: endState, expired.isEmpty ? event : "\(event); test period had ended")
         a += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
-            .cancelTimer(.offerValidity), .report(.negotiationEnded(end)),
+            .cancelTimer(.offerValidity), .cancelTimer(.silenceProbe), .report(.negotiationEnded(end)),
         ]
-        return a
+        return a + expired
     }
 
     private mutating func transition(to next: State, _ event: String) -> [Action] {

@@ -114,7 +114,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public internal(set) var requestedInformationElements: InformationElements?
     public internal(set) var offer: OfferMessage?
     public internal(set) var agreement: Agreement?
-    /// The agreement removed by WITHDRAW, kept to answer a repeated WITHDRAW with ACK.
+    /// The agreement ended by WITHDRAW or by its test period, kept for the audit trail. A second
+    /// WITHDRAW of it is refused with FAIL 1: it matches no order in Completed (Table 6).
     public internal(set) var withdrawnAgreement: Agreement?
     public internal(set) var isUpdate = false
     /// A WITHDRAW was answered with PROCESSING and awaits ``withdrawalConfirmed(now:)``.
@@ -128,6 +129,30 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public internal(set) var closedTransactionIDs: [TransactionID] = []
     /// How many closed transaction ids an order remembers.
     public static let closedTransactionMemory = 32
+    /// New transactions (UPDATE, WITHDRAW, ACTIVATE) refused with FAIL, newest last (at most
+    /// ``refusedTransactionMemory``): a retransmission gets the same FAIL again, any other message of
+    /// such a transaction is a replay and is discarded, so a refusal never opens later (§11.3, Table 6).
+    public internal(set) var refusedTransactions: [RefusedTransaction] = []
+    /// How many refused transactions an order remembers.
+    public static let refusedTransactionMemory = 16
+    /// Requests for more time sent in the current negotiation (§9.2.2, §11.2.1).
+    public internal(set) var moreTimeRequests = 0
+    /// The client refused a request for more time in the current negotiation (FAIL 7), or left one
+    /// unanswered: no further request is made (§11.2.1).
+    public internal(set) var moreTimeRefused = false
+
+    /// A new transaction refused with a FAIL: its id, the sequence number of the refused message,
+    /// and the FAIL (§11.3, §11.4).
+    public struct RefusedTransaction: Sendable, Hashable {
+        public var id: TransactionID
+        public var sequenceNumber: SequenceNumber
+        public var answer: FailMessage
+        public init(id: TransactionID, sequenceNumber: SequenceNumber, answer: FailMessage) {
+            self.id = id
+            self.sequenceNumber = sequenceNumber
+            self.answer = answer
+        }
+    }
 
     /// The RFC state.
     public var state: State {
@@ -164,7 +189,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         transaction: Transaction, requestedCPD: CPD, requestedInformationElements: InformationElements?, offer: OfferMessage?,
         agreement: Agreement?, withdrawnAgreement: Agreement?, isUpdate: Bool, withdrawalPending: Bool,
         expectedOfferTime: CPNPTimestamp?, requestedOfferTime: CPNPTimestamp?, childAgreements: [Agreement],
-        closedTransactionIDs: [TransactionID] = []
+        closedTransactionIDs: [TransactionID] = [], refusedTransactions: [RefusedTransaction] = [],
+        moreTimeRequests: Int = 0, moreTimeRefused: Bool = false
     ) {
         self.customerOrderID = customerOrderID
         self.providerOrderID = providerOrderID
@@ -182,6 +208,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         self.requestedOfferTime = requestedOfferTime
         self.childAgreements = childAgreements
         self.closedTransactionIDs = closedTransactionIDs
+        self.refusedTransactions = refusedTransactions
+        self.moreTimeRequests = moreTimeRequests
+        self.moreTimeRefused = moreTimeRefused
     }
 
     private init(quotation q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
@@ -217,12 +246,15 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     // MARK: - Decisions of the provider (Figure 9 "sent" arrows)
 
-    /// PQOReceived → AwaitingProcessing: sends PROCESSING with the provider order id (§9.2.2).
-    public mutating func acknowledge(expectedOfferTime: CPNPTimestamp?, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+    /// PQOReceived → AwaitingProcessing: sends PROCESSING with the provider order id (§9.2.2), with
+    /// `subcode` when the decision needs an upgrade of local resources (1) or other providers (2).
+    public mutating func acknowledge(
+        expectedOfferTime: CPNPTimestamp?, subcode: ProcessingSubcode? = nil, now: CPNPTimestamp
+    ) throws(OrderCommandError) -> [Action] {
         try require([.pqoReceived], "acknowledge")
         let p = ProcessingMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
-            providerOrderID: providerOrderID, expectedOfferTime: expectedOfferTime)
+            providerOrderID: providerOrderID, expectedOfferTime: expectedOfferTime, processingSubcode: subcode)
         transaction.cache?.answer = .processing(p)
         self.expectedOfferTime = expectedOfferTime
         var a = transition(to: .awaitingProcessing, "PROCESSING sent")
@@ -247,6 +279,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         offer = o
         requestedOfferTime = nil
         transaction.pending = PendingRequest(message: .offer(o))
+        // A duplicate of the client's last message is answered with the latest message of the
+        // transaction, the outstanding OFFER, not the PROCESSING that came before it (§11.4).
+        transaction.cache?.answer = .offer(o)
         var a = transition(to: .offerProposed, "OFFER sent")
         a += [
             .cancelTimer(.expectedOfferTime), .send(.offer(o), to: transaction.session),
@@ -263,7 +298,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         let fail = makeFail(status, diagnostic, sequence: transaction.sequence.takeOutgoing())
         transaction.cache?.answer = fail
         transaction.pending = nil
-        var a = endNegotiation(.rejected(status), event: "FAIL \(status.rawValue) sent")
+        var a = endNegotiation(.rejected(status), now: now, event: "FAIL \(status.rawValue) sent")
         a.append(.send(fail, to: transaction.session))
         return a
     }
@@ -277,7 +312,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, expectedOfferTime: until, processingSubcode: subcode)
         requestedOfferTime = until
+        moreTimeRequests += 1
         transaction.pending = PendingRequest(message: .processing(p))
+        transaction.cache?.answer = .processing(p)
         return [
             .persist(from: state, to: state, event: "more time requested until \(until.rfc3339)"),
             .send(.processing(p), to: transaction.session),
@@ -330,15 +367,17 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     // MARK: - Child orders (Figure 9, §8.8, §11.2.1)
 
-    /// AwaitingProcessing → ChildPQOSent: negotiates a child order with another provider. Refused when
-    /// the client restricted the order to this provider's domain (`local-only`, §8.8).
+    /// PQOReceived/AwaitingProcessing → ChildPQOSent: negotiates a child order with another provider.
+    /// From PQOReceived the client first gets PROCESSING with subcode 2, "request external resources"
+    /// (§9.2.2), and `expectedOfferTime`. Refused when the client restricted the order to this
+    /// provider's domain (`local-only`, §8.8).
     public mutating func childOrderStarted(
         customerOrderID childID: CustomerOrderID, requestedCPD: CPD, informationElements: InformationElements? = nil,
-        expectedResponseTime: CPNPTimestamp? = nil, session: CPNPSession, now: CPNPTimestamp,
+        expectedResponseTime: CPNPTimestamp? = nil, expectedOfferTime: CPNPTimestamp? = nil, session: CPNPSession, now: CPNPTimestamp,
         configuration childConfiguration: ClientOrderStateMachine.Configuration = .init(),
         using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
-        try require([.awaitingProcessing], "start a child order")
+        try require([.pqoReceived, .awaitingProcessing], "start a child order")
         if requestedInformationElements?.negotiationOptions?.localOnly == true {
             throw OrderCommandError(.localOnly, "the client restricted this order to the provider's own domain (local-only)")
         }
@@ -346,9 +385,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         let actions = try child.quote(
             requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
             session: session, now: now, using: &rng)
+        var acknowledged: [Action] = []
+        if phase == .pqoReceived {
+            acknowledged = try acknowledge(expectedOfferTime: expectedOfferTime, subcode: .requestExternalResources, now: now)
+        }
         let from = state
         phase = .child(child)
-        return [.persist(from: from, to: state, event: "child order \(childID) started")] + mapChild(actions)
+        return acknowledged + [.persist(from: from, to: state, event: "child order \(childID) started")] + mapChild(actions)
     }
 
     /// A message from the child order's provider.
@@ -428,6 +471,14 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         if message.transactionID != transaction.id, closedTransactionIDs.contains(message.transactionID) {
             return [.discard(.duplicate)]
         }
+        // A transaction refused with FAIL stays refused: its retransmission gets the same FAIL, and
+        // any other message of it is a replay (§11.3, §11.4).
+        if message.transactionID != transaction.id, let refused = refusedTransactions.first(where: { $0.id == message.transactionID }) {
+            guard message.sequenceNumber == refused.sequenceNumber, [.update, .withdraw, .activate].contains(message.method) else {
+                return [.discard(.duplicate)]
+            }
+            return [.send(.fail(refused.answer), to: session)]
+        }
         // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6, notes A19).
         switch message {
         case .update, .withdraw, .activate:
@@ -436,10 +487,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             break
         }
         guard message.transactionID == transaction.id else {
-            return answerInvalid(message, session: session, "transaction-id does not match the order's transaction", using: &rng)
+            return answerOutsideSession(message, session: session, "transaction-id does not match the order's transaction", using: &rng)
         }
         guard session == transaction.session else {
-            return answerInvalid(message, session: session, "the 4-tuple does not match the transaction's session", using: &rng)
+            return answerOutsideSession(message, session: session, "the 4-tuple does not match the transaction's session", using: &rng)
         }
         switch transaction.sequence.classify(message.sequenceNumber) {
         case .stale:
@@ -453,17 +504,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             break
         }
         if let poid = message.providerOrderID, poid != providerOrderID {
-            return answerInvalid(message, session: session, "provider-order-id does not match", using: &rng)
+            return answerInvalid(message, session: session, "provider-order-id does not match", now: now, using: &rng)
         }
-        let actions = dispatch(message, now: now, using: &rng)
-        if actions.count == 1 {
-            switch actions[0] {
-            case .discard: return actions
-            case .send(.fail(let f), _) where f.statusCode == .messageValidationError && transaction.cache?.incoming != message: return actions
-            default: break
-            }
-        }
-        return actions
+        return dispatch(message, now: now, using: &rng)
     }
 
     private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator) -> [Action] {
@@ -474,13 +517,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return transition(to: .processingReceived, "PROCESSING received") + [.cancelTimer(.retransmission)]
 
         case (.offerProposed, .accept(let m)), (.processingReceived, .accept(let m)):
-            guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", using: &rng) }
-            guard m.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", using: &rng) }
+            if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
+                return answerInvalid(message, session: transaction.session, issue.description, now: now, using: &rng)
+            }
+            guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", now: now, using: &rng) }
+            guard m.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng) }
             guard m.acceptedCPD == offer.offeredCPD else {
-                return answerInvalid(message, session: transaction.session, "accepted CPD differs from the offered CPD", using: &rng)
+                return answerInvalid(message, session: transaction.session, "accepted CPD differs from the offered CPD", now: now, using: &rng)
             }
             guard now < offer.validityOfferTime else {
-                return answerInvalid(message, session: transaction.session, "the offer has expired", using: &rng)
+                return answerInvalid(message, session: transaction.session, "the offer has expired", now: now, using: &rng)
             }
             accept(message)
             transaction.pending = nil
@@ -489,7 +535,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
         case (.offerProposed, .decline(let m)), (.processingReceived, .decline(let m)):
             guard let offer, m.nonce == offer.nonce else {
-                return answerInvalid(message, session: transaction.session, "nonce does not match the offer", using: &rng)
+                return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
             }
             accept(message)
             let ack = AckMessage(
@@ -498,7 +544,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
             // Notes A2: the ACK of a DECLINE carries the Empty CPD.
-            return endNegotiation(.declined(m.reasons), event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
+            return endNegotiation(.declined(m.reasons), now: now, event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
 
         case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
             (.acceptReceived, .cancel), (.child, .cancel):
@@ -511,7 +557,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
             var a = cancelChild(now: now)
-            a = endNegotiation(.cancelledByClient, event: "CANCEL received") + a
+            a = endNegotiation(.cancelledByClient, now: now, event: "CANCEL received") + a
             a.append(.send(.ack(ack), to: transaction.session))
             return a
 
@@ -529,12 +575,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case (.awaitingProcessing, .fail(let f)) where requestedOfferTime != nil && f.statusCode == .moreTimeRejected:
             accept(message)
             requestedOfferTime = nil
+            moreTimeRefused = true
             transaction.pending = nil
             // The server must still answer before the initial expected offer time (§11.2.1).
             return [.persist(from: state, to: state, event: "more time rejected"), .cancelTimer(.retransmission), .report(.moreTimeRejected)]
 
         case (.completed, .cancel):
-            return answerInvalid(message, session: transaction.session, "the order is already agreed; use WITHDRAW", using: &rng)
+            return answerInvalid(message, session: transaction.session, "the order is already agreed; use WITHDRAW", now: now, using: &rng)
 
         default:
             switch message.method {
@@ -543,7 +590,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             case .quotation:
                 return [.discard(.duplicate)]
             default:
-                return answerInvalid(message, session: transaction.session, "\(message.method) is not valid in state \(state.rawValue)", using: &rng)
+                return answerInvalid(message, session: transaction.session, "\(message.method) is not valid in state \(state.rawValue)", now: now, using: &rng)
             }
         }
     }
@@ -552,29 +599,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func newTransaction(
         _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) -> [Action] {
-        // A repeated WITHDRAW of an order it already removed is acknowledged again (idempotent).
-        if case .withdraw(let w) = message, phase == .cancelled, let old = withdrawnAgreement,
-            w.providerOrderID == old.providerOrderID, w.nonce == old.nonce
-        {
-            openTransaction(message, session: session, using: &rng)
-            let ack = AckMessage(
-                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
-                providerOrderID: providerOrderID, cpd: .empty)
-            transaction.cache?.answer = .ack(ack)
-            return [.persist(from: state, to: state, event: "repeated WITHDRAW acknowledged"), .send(.ack(ack), to: session)]
-        }
         guard phase == .completed, let ag = agreement else {
-            return answerInvalid(message, session: session, "no completed order matches", using: &rng)
+            return refuse(.messageValidationError, message, session: session, "no completed order matches", using: &rng)
         }
         if withdrawalPending, !isWithdraw(message) {
-            return answerInvalid(message, session: session, "a withdrawal is in progress", using: &rng)
+            return refuse(.messageValidationError, message, session: session, "a withdrawal is in progress", using: &rng)
         }
         guard message.providerOrderID == providerOrderID, message.nonce == ag.nonce else {
-            return answerInvalid(message, session: session, "provider-order-id or nonce does not match the agreement", using: &rng)
+            return refuse(.messageValidationError, message, session: session, "provider-order-id or nonce does not match the agreement", using: &rng)
         }
         switch message {
         case .withdraw:
-            guard !withdrawalPending else { return answerInvalid(message, session: session, "a withdrawal is already in progress", using: &rng) }
+            guard !withdrawalPending else { return refuse(.messageValidationError, message, session: session, "a withdrawal is already in progress", using: &rng) }
             openTransaction(message, session: session, using: &rng)
             // Figure 14: PROCESSING now, ACK with the Empty CPD once the engine released the agreement.
             let p = ProcessingMessage(
@@ -585,13 +621,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return [.persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(p), to: session), .report(.withdrawalRequested(ag))]
 
         case .update(let u):
+            if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
+                return refuse(.messageValidationError, message, session: session, issue.description, using: &rng)
+            }
             if let problem = Self.requestProblem(cpd: u.requestedCPD, expectedResponseTime: u.expectedResponseTime, now: now) {
-                return answerInvalid(message, session: session, problem, using: &rng)
+                return refuse(.messageValidationError, message, session: session, problem, using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
             requestedCPD = u.requestedCPD
             requestedInformationElements = u.informationElements
             isUpdate = true
+            moreTimeRequests = 0
+            moreTimeRefused = false
             offer = nil
             expectedOfferTime = nil
             requestedOfferTime = nil
@@ -599,7 +640,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
         case .activate(let m):
             guard ag.activationType == .explicit else {
-                return answerStateless(.unsupportedActivationType, "the agreed activation type is \(ag.activationType.rawValue), not explicit", to: message, session: session, using: &rng)
+                return refuse(.unsupportedActivationType, message, session: session, "the agreed activation type is \(ag.activationType.rawValue), not explicit", using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
             var updated = ag
@@ -625,7 +666,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return [.persist(from: state, to: state, event: "ACTIVATE received (\(m.activationSchedule))")] + a
                 + [.send(.ack(ack), to: session), .report(.activationChanged(updated.activation))]
         default:
-            return answerInvalid(message, session: session, "unexpected \(message.method)", using: &rng)
+            return refuse(.messageValidationError, message, session: session, "unexpected \(message.method)", using: &rng)
         }
     }
 
@@ -643,6 +684,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 transaction.pending = nil
                 if case .processing = pending.message {
                     requestedOfferTime = nil
+                    moreTimeRefused = true
                     return [.persist(from: state, to: state, event: "request for more time unanswered"), .report(.moreTimeRejected)]
                 }
                 return [.persist(from: state, to: state, event: "OFFER retransmissions exhausted")]
@@ -656,7 +698,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 return [.discard(.staleTimer)]
             }
             transaction.pending = nil
-            return endNegotiation(.offerExpired, event: "offer expired, silently removed")
+            return endNegotiation(.offerExpired, now: now, event: "offer expired, silently removed")
 
         case .expectedOfferTime:
             guard let eot = expectedOfferTime, now >= eot else { return [.discard(.staleTimer)] }
@@ -665,18 +707,30 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 // The client cancels at this time (§11.1.1); so does the server, silently.
                 transaction.pending = nil
                 let c = cancelChild(now: now)
-                return endNegotiation(.expectedOfferTimeElapsed, event: "expected offer time elapsed without an offer") + c
+                return endNegotiation(.expectedOfferTimeElapsed, now: now, event: "expected offer time elapsed without an offer") + c
             default:
                 return [.discard(.staleTimer)]
             }
 
         case .testPeriodEnd:
+            // During an UPDATE negotiation the agreement ends when the negotiation does, unless the
+            // update makes it permanent (``endNegotiation``).
             guard let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, now >= end, phase == .completed else {
                 return [.discard(.staleTimer)]
             }
             agreement = nil
             withdrawnAgreement = ag
-            return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ag))]
+            guard withdrawalPending else {
+                return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ag))]
+            }
+            // A WITHDRAW answered PROCESSING is complete too: ACK with the Empty CPD (§9.2.8).
+            withdrawalPending = false
+            let ack = AckMessage(
+                sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, cpd: .empty)
+            transaction.cache?.answer = .ack(ack)
+            return transition(to: .cancelled, "test period ended during a WITHDRAW, ACK sent")
+                + [.cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.testPeriodEnded(ag))]
 
         case .scheduledActivation:
             guard var ag = agreement, case .scheduled(let t) = ag.activation, now >= t else { return [.discard(.staleTimer)] }
@@ -715,24 +769,77 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         transaction.cache = CachedExchange(incoming: message)
     }
 
-    /// FAIL 1 without any state change (Table 6 check failed).
-    private mutating func answerInvalid(_ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator) -> [Action] {
+    /// FAIL 1 answering a message of the live transaction that failed a Table 6 check (§10.2). The
+    /// message passed the sequence check, so it is recorded as received and the FAIL becomes its
+    /// cached answer: the FAIL takes the next sequence number, is persisted before it is sent, and a
+    /// retransmission gets it again (§11.3, §11.4). ACK, FAIL and PROCESSING are never answered (no
+    /// answer loops).
+    ///
+    /// A FAIL in the transaction ends the client's negotiation (§9.2.10), so while one is under way
+    /// it ends here too (Cancelled, or back to Completed for an update): otherwise the client could
+    /// end on the FAIL while its next message takes this side on to an agreement. Once an ACCEPT was
+    /// taken (AcceptReceived, Completed) the outcome is decided, and a FAIL would reach a client whose
+    /// ACK was lost as the answer to its ACCEPT: such a message is discarded silently instead, like a
+    /// message of a closed transaction. A Cancelled order answers FAIL and stays as it is.
+    private mutating func answerInvalid(
+        _ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
         switch message.method {
         case .ack, .fail, .processing: return [.discard(.mismatch(diagnostic))]
-        default: return answerStateless(.messageValidationError, diagnostic, to: message, session: session, using: &rng)
+        default: break
         }
+        if phase == .acceptReceived || phase == .completed { return [.discard(.mismatch(diagnostic))] }
+        accept(message)
+        let fail = makeFail(.messageValidationError, diagnostic)
+        transaction.cache?.answer = fail
+        let event = "invalid \(message.method) answered FAIL 1: \(diagnostic)"
+        guard phase != .cancelled else { return [.persist(from: state, to: state, event: event), .send(fail, to: session)] }
+        transaction.pending = nil
+        let child = cancelChild(now: now)
+        return endNegotiation(.rejected(.messageValidationError), now: now, event: event) + child + [.send(fail, to: session)]
     }
 
-    /// A FAIL that changes nothing but the outgoing sequence number: inside the current transaction it
-    /// takes the next number (so the client sees it as fresh, §11.3); elsewhere a random one.
-    private mutating func answerStateless(
-        _ status: FailStatusCode, _ diagnostic: String, to message: CPNPMessage, session: CPNPSession, using rng: inout some RandomNumberGenerator
-    ) -> [Action] {
-        let seq = message.transactionID == transaction.id ? transaction.sequence.takeOutgoing() : .randomInitial(using: &rng)
+    /// FAIL 1 answering a message that names this order but not its live transaction and session
+    /// (another transaction id, or another 4-tuple): a random sequence number, nothing recorded (§10.2).
+    private mutating func answerOutsideSession(_ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator) -> [Action] {
+        switch message.method {
+        case .ack, .fail, .processing: return [.discard(.mismatch(diagnostic))]
+        default: break
+        }
         let fail = FailMessage(
-            sequenceNumber: seq, transactionID: message.transactionID, customerOrderID: message.customerOrderID,
-            providerOrderID: message.providerOrderID == providerOrderID ? providerOrderID : nil, statusCode: status, diagnostic: diagnostic)
+            sequenceNumber: .randomInitial(using: &rng), transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+            providerOrderID: message.providerOrderID == providerOrderID ? providerOrderID : nil, statusCode: .messageValidationError,
+            diagnostic: diagnostic)
         return [.send(.fail(fail), to: session)]
+    }
+
+    /// Refuses an UPDATE, WITHDRAW or ACTIVATE opening a new transaction for a reason the engine
+    /// checked, such as the access filters (Table 6: FAIL 3): remembered like the machine's own
+    /// refusals, so a retransmission gets the same FAIL and the transaction never opens later.
+    public mutating func refuseNewTransaction(
+        _ message: CPNPMessage, status: FailStatusCode, diagnostic: String, session: CPNPSession, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
+        guard [.update, .withdraw, .activate].contains(message.method), message.transactionID != transaction.id,
+            message.customerOrderID == customerOrderID
+        else { return [.discard(.unknownTransaction)] }
+        if let refused = refusedTransactions.first(where: { $0.id == message.transactionID }) {
+            return message.sequenceNumber == refused.sequenceNumber ? [.send(.fail(refused.answer), to: session)] : [.discard(.duplicate)]
+        }
+        return refuse(status, message, session: session, diagnostic, using: &rng)
+    }
+
+    /// Refuses an UPDATE, WITHDRAW or ACTIVATE opening a new transaction (Table 6): the FAIL is
+    /// remembered with the transaction, persisted, then sent, so that a retransmission gets the same
+    /// FAIL and a later replay never opens the transaction (§11.3).
+    private mutating func refuse(
+        _ status: FailStatusCode, _ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
+        let fail = FailMessage(
+            sequenceNumber: .randomInitial(using: &rng), transactionID: message.transactionID, customerOrderID: message.customerOrderID,
+            providerOrderID: message.providerOrderID == providerOrderID ? providerOrderID : nil, statusCode: status, diagnostic: diagnostic)
+        refusedTransactions.append(RefusedTransaction(id: message.transactionID, sequenceNumber: message.sequenceNumber, answer: fail))
+        if refusedTransactions.count > Self.refusedTransactionMemory { refusedTransactions.removeFirst() }
+        return [.persist(from: state, to: state, event: "\(message.method) refused: FAIL \(status.rawValue) (\(diagnostic))"), .send(.fail(fail), to: session)]
     }
 
     private mutating func makeFail(_ status: FailStatusCode, _ diagnostic: String?, sequence: SequenceNumber? = nil) -> CPNPMessage {
@@ -749,14 +856,23 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         return mapChild(actions)
     }
 
-    /// Ends the negotiation: Cancelled, or back to Completed when an update fails (notes A11).
-    private mutating func endNegotiation(_ end: NegotiationEnd, event: String) -> [Action] {
-        let next: Phase = agreement != nil ? .completed : .cancelled
+    /// Ends the negotiation: Cancelled, or back to Completed when an update fails (notes A11). A testing
+    /// agreement whose test period ended while the update was negotiated ends now (§9.1.10.3).
+    private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
+        var next: Phase = agreement != nil ? .completed : .cancelled
+        var ended: Agreement?
+        if let ag = agreement, ag.purpose == .testing, let testEnd = ag.testPeriodEnd, testEnd <= now {
+            ended = ag
+            withdrawnAgreement = ag
+            agreement = nil
+            next = .cancelled
+        }
         offer = nil
         requestedOfferTime = nil
         isUpdate = false
-        var a = transition(to: next, event)
+        var a = transition(to: next, ended == nil ? event : "\(event); test period had ended")
         a += [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .cancelTimer(.expectedOfferTime), .report(.negotiationEnded(end))]
+        if let ended { a += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ended))] }
         return a
     }
 

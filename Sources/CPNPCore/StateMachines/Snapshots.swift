@@ -196,6 +196,7 @@ extension ClientOrderStateMachine {
                 ("kind", .string(t.kind.rawValue)), ("id", .string(t.id.rawValue)), ("session", C.session(t.session)),
                 ("sequence", C.sequence(t.sequence)), ("pending", C.pending(t.pending)), ("cache", C.cache(t.cache)),
                 ("exhausted", .bool(t.exhausted)), ("activation-schedule", C.schedule(t.activationSchedule)),
+                ("request", C.message(t.request)), ("withdraw-on-agreement", .bool(t.withdrawOnAgreement)),
             ]))
         }
         return .object(JSONObject([
@@ -205,6 +206,7 @@ extension ClientOrderStateMachine {
                 ("retransmission", C.retransmission(configuration.retransmission)),
                 ("withdrawal-retry-interval-ms", C.int(configuration.withdrawalRetryInterval.milliseconds)),
                 ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
+                ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { C.int($0.milliseconds) } ?? .null),
             ]))),
             ("state", .string(state.rawValue)),
             ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
@@ -217,6 +219,9 @@ extension ClientOrderStateMachine {
             ("expected-offer-time", C.time(expectedOfferTime)),
             ("pending-time-decision", C.time(pendingTimeDecision)),
             ("last-end", lastEnd.map(Self.encode) ?? .null),
+            ("spare-transaction", spareTransaction.map { spare in
+                .object(JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", C.int(spare.initialSequenceNumber))]))
+            } ?? .null),
         ]))
     }
 
@@ -266,7 +271,10 @@ extension ClientOrderStateMachine {
         let config = Configuration(
             retransmission: try c.retransmission("retransmission"),
             withdrawalRetryInterval: .milliseconds(try c.int("withdrawal-retry-interval-ms", 0...86_400_000)),
-            enforceDeadlines: try c.bool("enforce-deadlines"))
+            enforceDeadlines: try c.bool("enforce-deadlines"),
+            // Absent in snapshots written before the probe existed: the default.
+            silenceProbeInterval: c.object["silence-probe-interval-ms"] == nil
+                ? .seconds(15) : try c.optionalInt("silence-probe-interval-ms", 0...86_400_000).map { .milliseconds($0) })
         var m = ClientOrderStateMachine(customerOrderID: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
         m.state = try r.make("state", "state") { State(rawValue: $0) }
         m.providerOrderID = r.isNull("provider-order-id") ? nil : try r.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
@@ -282,12 +290,19 @@ extension ClientOrderStateMachine {
                 pending: try t.pending("pending"), cache: try t.cache("cache"))
             tx.exhausted = try t.bool("exhausted")
             tx.activationSchedule = try t.schedule("activation-schedule")
+            tx.request = try t.message("request")
+            tx.withdrawOnAgreement = t.isNull("withdraw-on-agreement") ? false : try t.bool("withdraw-on-agreement")
             m.transaction = tx
         }
         m.expectedResponseTime = try r.time("expected-response-time")
         m.expectedOfferTime = try r.time("expected-offer-time")
         m.pendingTimeDecision = try r.time("pending-time-decision")
         if let e = try r.optionalSub("last-end") { m.lastEnd = try Self.decodeEnd(e) }
+        if let spare = try r.optionalSub("spare-transaction") {
+            m.spareTransaction = SpareTransaction(
+                id: try spare.make("id", "transaction id") { TransactionID($0) },
+                initialSequenceNumber: SequenceNumber(try spare.int("initial-sequence-number", 0...Int64(UInt32.max))))
+        }
         self = m
     }
 
@@ -306,6 +321,7 @@ extension ClientOrderStateMachine {
         }
         if state == .offerReceived || state == .offerProcessing, let o = offer { out.append((.offerValidity, o.validityOfferTime)) }
         if state == .completed, let end = agreement?.testPeriodEnd { out.append((.testPeriodEnd, end)) }
+        if state == .serverProcessing, let interval = configuration.silenceProbeInterval { out.append((.silenceProbe, now.adding(interval))) }
         return out
     }
 }
@@ -342,6 +358,15 @@ extension ServerOrderStateMachine {
             ("expected-offer-time", C.time(expectedOfferTime)),
             ("requested-offer-time", C.time(requestedOfferTime)),
             ("child-agreements", .array(childAgreements.map { C.agreement($0) })),
+            ("closed-transaction-ids", .array(closedTransactionIDs.map { .string($0.rawValue) })),
+            ("refused-transactions", .array(refusedTransactions.map { refused in
+                .object(JSONObject([
+                    ("id", .string(refused.id.rawValue)), ("sequence-number", C.int(refused.sequenceNumber)),
+                    ("answer", C.message(.fail(refused.answer))),
+                ]))
+            })),
+            ("more-time-requests", C.int(moreTimeRequests)),
+            ("more-time-refused", .bool(moreTimeRefused)),
         ]))
     }
 
@@ -374,6 +399,28 @@ extension ServerOrderStateMachine {
             let wrapper = SnapshotReader.wrap(list[i])
             if let a = try SnapshotReader(wrapper, at: r.path).agreement("a") { children.append(a) }
         }
+        // Keys added after the first schema: absent in older snapshots.
+        var closed: [TransactionID] = []
+        if !r.isNull("closed-transaction-ids") {
+            let ids = try r.value("closed-transaction-ids").array(at: r.path.appending("closed-transaction-ids"))
+            for i in ids.indices {
+                let item = try SnapshotReader(SnapshotReader.wrap(ids[i]), at: r.path.appending("closed-transaction-ids"))
+                closed.append(try item.make("a", "transaction id") { TransactionID($0) })
+            }
+        }
+        var refused: [RefusedTransaction] = []
+        if !r.isNull("refused-transactions") {
+            let list = try r.value("refused-transactions").array(at: r.path.appending("refused-transactions"))
+            for i in list.indices {
+                let item = try SnapshotReader(list[i], at: r.path.appending("refused-transactions"))
+                guard case .fail(let answer) = try item.requiredMessage("answer") else {
+                    throw SnapshotError(.invalidValue, at: item.path.appending("answer"), "a refused transaction's answer must be a FAIL")
+                }
+                refused.append(RefusedTransaction(
+                    id: try item.make("id", "transaction id") { TransactionID($0) },
+                    sequenceNumber: SequenceNumber(try item.int("sequence-number", 0...Int64(UInt32.max))), answer: answer))
+            }
+        }
         self.init(
             restoring: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
             providerOrderID: try r.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
@@ -382,7 +429,9 @@ extension ServerOrderStateMachine {
             agreement: try r.agreement("agreement"), withdrawnAgreement: try r.agreement("withdrawn-agreement"),
             isUpdate: try r.bool("is-update"), withdrawalPending: try r.bool("withdrawal-pending"),
             expectedOfferTime: try r.time("expected-offer-time"), requestedOfferTime: try r.time("requested-offer-time"),
-            childAgreements: children)
+            childAgreements: children, closedTransactionIDs: closed, refusedTransactions: refused,
+            moreTimeRequests: Int(try r.optionalInt("more-time-requests", 0...1_000_000) ?? 0),
+            moreTimeRefused: r.isNull("more-time-refused") ? false : try r.bool("more-time-refused"))
     }
 
     /// The timers that should be armed in the current state, with their deadlines: what an engine

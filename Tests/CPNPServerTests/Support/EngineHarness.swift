@@ -71,6 +71,15 @@ struct TestCustomer {
         for case .send(let m) in actions { await engine.receive(datagram(m)) }
     }
 
+    /// Quotes `cpd` and accepts the offer: the order is Completed on both sides.
+    func agree(_ order: inout ClientOrderStateMachine, _ cpd: CPD, engine: ServerEngine, sink: CollectingSink, now: CPNPTimestamp) async throws {
+        var rng = SystemRandomNumberGenerator()
+        await deliver(try order.quote(requestedCPD: cpd, session: clientSession, now: now, using: &rng), to: engine)
+        await receive(sink, into: &order, engine: engine, now: now)
+        await deliver(try order.accept(now: now), to: engine)
+        await receive(sink, into: &order, engine: engine, now: now)
+    }
+
     /// Feeds what the engine sent to this customer into `machine`; returns the messages.
     @discardableResult
     func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, now: CPNPTimestamp) async -> [CPNPMessage] {
