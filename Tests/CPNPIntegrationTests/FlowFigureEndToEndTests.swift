@@ -240,7 +240,7 @@ struct FlowFigureEndToEndTests {
             let (_, answer) = try await client.roundTrip(stale)
             guard case .fail(let f) = answer else { Issue.record("expected FAIL, got \(answer.method)"); return }
             #expect(f.statusCode == .messageValidationError)
-            #expect(try daemon.show(poidA).text == after.text)
+            #expect(try daemon.show(poidA).standing == after.standing)
         }
     }
 

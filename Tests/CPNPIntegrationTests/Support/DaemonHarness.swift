@@ -204,6 +204,15 @@ struct OrderView: CustomStringConvertible {
     func entries(into state: String) -> Int { audit.filter { $0.contains("→ \(state) ") }.count }
     func auditContains(_ event: String) -> Bool { audit.contains { $0.contains(event) } }
     var description: String { text }
+
+    /// The order as the customer's agreement stands: state, agreement and reservations, and the
+    /// audit trail without the refusals it records (a refused UPDATE, WITHDRAW or ACTIVATE is kept
+    /// with its FAIL, RFC 8921 §11.3, and changes nothing else).
+    var standing: [Substring] {
+        lines.filter { l in
+            !l.hasPrefix("revision") && !l.hasPrefix("updated") && !(l.contains(" refused: FAIL ") && !l.hasPrefix("state"))
+        }
+    }
 }
 
 struct DaemonError: Error, CustomStringConvertible { var description: String }
@@ -276,7 +285,8 @@ final class TestClient: Sendable {
 
     /// Feeds received messages to `order` until `done` holds; fails after `timeout`. While a request
     /// is pending and nothing arrives for a second, renews the DTLS session (the server may have
-    /// restarted) and fires the retransmission timer.
+    /// restarted) and fires the retransmission timer; while the server processes the request, it
+    /// fires the silence probe the same way (RFC 8921 §11.4).
     func run(_ order: inout ClientOrderStateMachine, timeout: Duration = .seconds(30), until done: (ClientOrderStateMachine) -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         var quietSince = ContinuousClock.now
@@ -292,6 +302,10 @@ final class TestClient: Sendable {
                 if ContinuousClock.now - quietSince > .seconds(1), order.transaction?.pending != nil {
                     await transport.renewSession(with: server)
                     try await perform(order.timerFired(.retransmission, now: Self.now()), &order)
+                    quietSince = ContinuousClock.now
+                } else if ContinuousClock.now - quietSince > .seconds(2), order.state == .serverProcessing {
+                    await transport.renewSession(with: server)
+                    try await perform(order.timerFired(.silenceProbe, now: Self.now()), &order)
                     quietSince = ContinuousClock.now
                 }
                 try await Task.sleep(for: .milliseconds(20))
