@@ -241,7 +241,8 @@ public actor CPNPClientEngine {
         let server = try live(id).server
         let s = session(with: server)
         try await command(id) { m, now, rng throws(OrderCommandError) in try m.withdraw(session: s, now: now, using: &rng) }
-        let m = try await wait(id, "the final ACK of WITHDRAW", timeout: timeout) { $0.transaction?.pending == nil }
+        let m = try await wait(id, "the final ACK of WITHDRAW", timeout: timeout) { $0.transaction?.pending == nil || $0.withdrawalUnconfirmed }
+        if m.withdrawalUnconfirmed { throw CPNPClientError.withdrawalUnconfirmed(id) }
         if let refusal = lastRefusal.removeValue(forKey: id) { throw refusal }
         if m.agreement != nil { throw endError(m) }
     }

@@ -14,6 +14,9 @@ public enum CPNPClientError: Error, Sendable, Hashable, CustomStringConvertible 
     case negotiationEnded(ClientOrderStateMachine.NegotiationEnd)
     /// A request went unanswered after every retransmission (RFC 8921 §11.4).
     case noResponse(MethodCode)
+    /// A WITHDRAW went unanswered after every retry: the administrator alarm of RFC 8921 §11.1.2.
+    /// The engine keeps repeating it every withdrawal interval while it runs.
+    case withdrawalUnconfirmed(CustomerOrderID)
     /// The transport could not reach the server (handshake refused, certificate not trusted, …).
     case transport(CPNPTransportError)
     /// The answer did not arrive before the local safety deadline.
@@ -28,6 +31,8 @@ public enum CPNPClientError: Error, Sendable, Hashable, CustomStringConvertible 
         case .failed(let code, let diagnostic): "the server refused: FAIL \(code.rawValue) \(code)" + (diagnostic.map { " (\($0))" } ?? "")
         case .negotiationEnded(let end): ClientOutcomeText.describe(end)
         case .noResponse(let method): "no answer from the server to \(method) after every retransmission"
+        case .withdrawalUnconfirmed(let id):
+            "ALARM: the withdrawal of \(id) is unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
         case .transport(let e): "transport: \(e)"
         case .timedOut(let what): "timed out waiting for \(what)"
         case .invalidArgument(let s): s

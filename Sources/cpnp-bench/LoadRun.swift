@@ -194,6 +194,7 @@ struct LoadRun {
         case .failed(let code, let diagnostic): return failKind(code, diagnostic)
         case .negotiationEnded(let end): return kind(end)
         case .noResponse(let method): return "no response to \(method)"
+        case .withdrawalUnconfirmed: return "withdrawal unconfirmed"
         case .transport(let t): return "transport: \(t.code)"
         case .timedOut: return "timed out"
         case .command(let c): return "command refused: \(c.message)"

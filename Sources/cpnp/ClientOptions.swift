@@ -33,7 +33,7 @@ enum ClientExit: Int32 {
             case .declinedByClient, .cancelledByClient: .noAgreement
             case .offerExpired, .expectedOfferTimeElapsed, .expectedResponseTimeElapsed, .noResponse, .offerTimeRefused: .noAnswer
             }
-        case .noResponse?, .timedOut?: .noAnswer
+        case .noResponse?, .timedOut?, .withdrawalUnconfirmed?: .noAnswer
         case .transport?: .transport
         default: .localError
         }
