@@ -239,6 +239,27 @@ struct ExactnessMachineTests {
         #expect(d.client.transaction?.pending == nil)
     }
 
+    // MARK: The withdrawal alarm (§11.1.2)
+
+    @Test func theWithdrawalAlarmStandsOnlyWhileNoCycleIsAnswered() throws {
+        var d = Dialogue()
+        try d.negotiate()
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        // Every retransmission unanswered: the alarm is raised and reported.
+        let retries = ClientOrderStateMachine.Configuration().retransmission.maximumRetries
+        for _ in 0...retries { d.client(d.client.timerFired(.retransmission, now: Fx.t(60))) }
+        #expect(d.client.withdrawalUnconfirmed)
+        #expect(d.clientEvents.contains { if case .withdrawalUnconfirmed = $0 { true } else { false } })
+        #expect(try ClientOrderStateMachine(snapshot: d.client.snapshot).withdrawalUnconfirmed)
+        // The next cycle is answered PROCESSING: the provider is working on it, no alarm.
+        d.toServer.removeAll()
+        d.client(d.client.timerFired(.withdrawalRetry, now: Fx.t(400)))
+        d.deliverToServer()
+        d.deliverToClient()
+        #expect(!d.client.withdrawalUnconfirmed)
+        #expect(d.client.transaction?.pending != nil)
+    }
+
     // MARK: A silent server
 
     @Test func aClientHearingNothingProbesAndGetsTheOutstandingOffer() throws {

@@ -28,7 +28,7 @@ struct CrashAtEveryStepEndToEndTests {
             // The customer accepts what it is offered, while the daemon runs into its fault.
             var crashed = false
             while order.state != .completed {
-                try await client.run(&order, timeout: .seconds(60)) { o in
+                try await client.run(&order, timeout: .seconds(60), silenceProbeAfter: .seconds(2)) { o in
                     o.state == .offerReceived || o.state == .completed || (!crashed && !daemon.process.isRunning)
                 }
                 if order.state == .offerReceived { try await client.act(&order) { try $0.accept(now: TestClient.now()) } }

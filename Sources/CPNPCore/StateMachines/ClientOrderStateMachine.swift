@@ -115,6 +115,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         /// The application cancelled after the ACCEPT was sent: the ACCEPT's answer decides, and an
         /// agreement it reaches is withdrawn at once, so that no CANCEL crosses the ACK (Figure 8).
         public var withdrawOnAgreement = false
+        /// A withdrawal cycle ended with no answer at all: the administrator alarm (§11.1.2), until
+        /// the provider answers a later cycle.
+        public var withdrawalAlarm = false
     }
 
     /// A transaction id and initial sequence number drawn in advance from the CSPRNG, for the
@@ -175,7 +178,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// a later withdrawal cycle gets the provider's ACK or FAIL.
     public var withdrawalUnconfirmed: Bool {
         guard let tx = transaction else { return false }
-        return tx.kind == .withdraw && tx.exhausted && tx.pending != nil
+        return tx.kind == .withdraw && tx.withdrawalAlarm && tx.pending != nil
     }
 
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
@@ -498,6 +501,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             // ACK, repeating the WITHDRAW after a withdrawal interval if it never comes (§11.1.2, §11.4).
             guard p.providerOrderID == providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
             transaction?.exhausted = true
+            transaction?.withdrawalAlarm = false
             return [
                 .persist(from: state, to: state, event: "PROCESSING received for WITHDRAW"), .cancelTimer(.retransmission),
                 .armTimer(.withdrawalRetry, at: now.adding(configuration.withdrawalRetryInterval)),
@@ -713,6 +717,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return cancelNegotiation(.noResponse, now: now, event: "\(pending.message.method) unanswered", retransmitCancel: false)
         case .withdraw:
             tx.exhausted = true
+            tx.withdrawalAlarm = true
             transaction = tx
             let next = now.adding(configuration.withdrawalRetryInterval)
             return [

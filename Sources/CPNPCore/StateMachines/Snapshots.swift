@@ -197,6 +197,7 @@ extension ClientOrderStateMachine {
                 ("sequence", C.sequence(t.sequence)), ("pending", C.pending(t.pending)), ("cache", C.cache(t.cache)),
                 ("exhausted", .bool(t.exhausted)), ("activation-schedule", C.schedule(t.activationSchedule)),
                 ("request", C.message(t.request)), ("withdraw-on-agreement", .bool(t.withdrawOnAgreement)),
+                ("withdrawal-alarm", .bool(t.withdrawalAlarm)),
             ]))
         }
         return .object(JSONObject([
@@ -292,6 +293,7 @@ extension ClientOrderStateMachine {
             tx.activationSchedule = try t.schedule("activation-schedule")
             tx.request = try t.message("request")
             tx.withdrawOnAgreement = t.isNull("withdraw-on-agreement") ? false : try t.bool("withdraw-on-agreement")
+            tx.withdrawalAlarm = t.isNull("withdrawal-alarm") ? false : try t.bool("withdrawal-alarm")
             m.transaction = tx
         }
         m.expectedResponseTime = try r.time("expected-response-time")

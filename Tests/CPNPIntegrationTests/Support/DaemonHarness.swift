@@ -285,9 +285,13 @@ final class TestClient: Sendable {
 
     /// Feeds received messages to `order` until `done` holds; fails after `timeout`. While a request
     /// is pending and nothing arrives for a second, renews the DTLS session (the server may have
-    /// restarted) and fires the retransmission timer; while the server processes the request, it
-    /// fires the silence probe the same way (RFC 8921 §11.4).
-    func run(_ order: inout ClientOrderStateMachine, timeout: Duration = .seconds(30), until done: (ClientOrderStateMachine) -> Bool) async throws {
+    /// restarted) and fires the retransmission timer; while the server processes the request and
+    /// nothing arrives for `silenceProbeAfter` (the engine's default interval), it fires the silence
+    /// probe the same way (RFC 8921 §11.4).
+    func run(
+        _ order: inout ClientOrderStateMachine, timeout: Duration = .seconds(30), silenceProbeAfter: Duration = .seconds(15),
+        until done: (ClientOrderStateMachine) -> Bool
+    ) async throws {
         let deadline = ContinuousClock.now + timeout
         var quietSince = ContinuousClock.now
         while !done(order) {
@@ -303,7 +307,7 @@ final class TestClient: Sendable {
                     await transport.renewSession(with: server)
                     try await perform(order.timerFired(.retransmission, now: Self.now()), &order)
                     quietSince = ContinuousClock.now
-                } else if ContinuousClock.now - quietSince > .seconds(2), order.state == .serverProcessing {
+                } else if ContinuousClock.now - quietSince > silenceProbeAfter, order.state == .serverProcessing {
                     await transport.renewSession(with: server)
                     try await perform(order.timerFired(.silenceProbe, now: Self.now()), &order)
                     quietSince = ContinuousClock.now
