@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '4,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
 
 # merge TARGET [MAX_FILES]: libFuzzer's `-merge=1` over Fuzz/regressions/TARGET (all but the
-# hand-made `hand-*` seeds, which stay as they are), Fuzz/findings/TARGET/corpus and
+# hand-made `hand-*` seeds and the once-failing `crash-*`, `timeout-*`, `oom-*`, `leak-*`
+# inputs, which stay as they are), Fuzz/findings/TARGET/corpus and
 # Fuzz/corpus/TARGET, then at most MAX_FILES (300) of those inputs are kept in
 # Fuzz/regressions/TARGET: one per branch the regression tests check, then those adding the most
 # coverage features (`cpnp-fuzz-TARGET --keep`, from a normal debug build in FUZZ_REPLAY_SCRATCH).
@@ -71,7 +72,7 @@ if $merge; then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/previous" "$work/merged" "$findings/corpus" "$regressions"
-    find "$regressions" -maxdepth 1 -type f ! -name 'hand-*' ! -name '.*' -exec cp {} "$work/previous/" \;
+    find "$regressions" -maxdepth 1 -type f ! -name 'hand-*' ! -name 'crash-*' ! -name 'timeout-*' ! -name 'oom-*' ! -name 'leak-*' ! -name '.*' -exec cp {} "$work/previous/" \;
     merge_run=("$binary" -merge=1 -merge_control_file="$work/control" -max_len=16384 -timeout=10 -rss_limit_mb=4096
                "$work/merged" "$work/previous" "$findings/corpus" "Fuzz/corpus/$target")
     echo "+ ${merge_run[*]}" >&2
@@ -81,7 +82,7 @@ if $merge; then
     swift build --scratch-path "$scratch" --product "cpnp-fuzz-$target"
     replay="$(swift build --scratch-path "$scratch" --show-bin-path)/cpnp-fuzz-$target"
     "$replay" --keep "$max_files" "$work/control" "$work/kept"
-    find "$regressions" -maxdepth 1 -type f ! -name 'hand-*' ! -name '.*' -delete
+    find "$regressions" -maxdepth 1 -type f ! -name 'hand-*' ! -name 'crash-*' ! -name 'timeout-*' ! -name 'oom-*' ! -name 'leak-*' ! -name '.*' -delete
     cp "$work/kept"/* "$regressions/"
     "$replay" --branches "$regressions" | grep '^#'
     exit 0
