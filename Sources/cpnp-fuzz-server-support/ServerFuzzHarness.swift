@@ -27,6 +27,9 @@ public enum ServerFuzzHarness {
         public var openStates: [ServerOrderStateMachine.State]
         /// The last OFFER sent, the seeded one if no other.
         public var latestOffer: OfferMessage?
+        /// The engine's answer to each datagram of the input, in order (see ``answerKind(_:)``):
+        /// `sent OFFER`, `sent FAIL 4`, … or `silent discard: undecodable|decoded`.
+        public var answers: [[String]] = []
     }
 
     /// The fixed time: 2026-11-21T10:00:00Z, the golden vectors' morning.
@@ -92,7 +95,14 @@ public enum ServerFuzzHarness {
                 bytes = bytes.replacing(Array(nonceToken.utf8), with: Array(live.nonce.utf8))
             }
             await engine.receive(InboundDatagram(bytes: bytes, session: session, identity: identity))
-            outcome.sent += observe(sink.take())
+            let answer = observe(sink.take())
+            outcome.sent += answer
+            if answer.isEmpty {
+                let decodes = (try? CPNPCodec.decode(bytes, limits: .datagram)) != nil
+                outcome.answers.append(["silent discard: \(decodes ? "decoded" : "undecodable")"])
+            } else {
+                outcome.answers.append(answer.map(answerKind))
+            }
         }
         // Timers already due fire in their own tasks: let them run before checking.
         for _ in 0..<8 { await Task.yield() }
@@ -113,6 +123,13 @@ public enum ServerFuzzHarness {
             outcome.problems.append("store read failed: \(error)")
         }
         return outcome
+    }
+
+    /// The kind of an answer the engine sent: `sent METHOD`, or `sent FAIL STATUS_CODE` (RFC 8921
+    /// §9.2.10, Table 1).
+    public static func answerKind(_ message: CPNPMessage) -> String {
+        if case .fail(let f) = message { return "sent FAIL \(f.statusCode.rawValue)" }
+        return "sent \(message.method.name)"
     }
 
     /// What is wrong with a message the engine sent, and the message when it decodes.

@@ -25,6 +25,16 @@ enum ServerReplay {
         if arguments.first == "--stats" {
             exit(stats(FuzzReplay.inputFiles(Array(arguments.dropFirst()))))
         }
+        if arguments.first == "--keep" {
+            exit(FuzzReplay.keep(arguments: Array(arguments.dropFirst()), branches: { input in
+                runBlocking { await ServerFuzzHarness.run(input).answers.flatMap { $0 } }
+            }))
+        }
+        if arguments.first == "--branches" {
+            exit(FuzzReplay.branches(arguments: Array(arguments.dropFirst())) { input in
+                runBlocking { await ServerFuzzHarness.run(input).answers.flatMap { $0 } }
+            })
+        }
         exit(FuzzReplay.run(arguments: arguments, check: ServerFuzzHarness.problems))
     }
 

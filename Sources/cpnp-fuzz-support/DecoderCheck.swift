@@ -48,3 +48,18 @@ public enum DecoderFuzzCheck {
         return problems
     }
 }
+
+extension DecoderFuzzCheck {
+    /// Which decoder branch `bytes` ends in: `decoded QUOTATION` … `decoded ACTIVATE` (the
+    /// METHOD_CODE's name, RFC 8921 §9.1), or `rejected malformed-json` … (the
+    /// ``CPNPDecodingError/Code`` raw value). The regression tests check that their inputs reach
+    /// every branch; `cpnp-fuzz-decoder --branches` prints it per input.
+    public static func branch(_ bytes: [UInt8]) -> String {
+        do throws(CPNPDecodingError) {
+            let message = try CPNPCodec.decode(bytes, limits: .datagram)
+            return "decoded \(message.method.name)"
+        } catch {
+            return "rejected \(error.code.rawValue)"
+        }
+    }
+}
