@@ -1,3 +1,4 @@
+import CPNPDTLS
 import Foundation
 public import Logging
 public import NIOCore
@@ -167,7 +168,7 @@ final class TLSShared: Sendable {
         }
         let tlsHandler: NIOSSLHandler
         if let peer {
-            let name = peer.serverName.flatMap { IPLiteral.isLiteral($0) ? nil : $0 }
+            let name = peer.serverName.flatMap { ServerReferenceIdentity($0).serverNameIndication }
             tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: name, customVerificationCallback: verify)
         } else {
             tlsHandler = NIOSSLServerHandler(context: sslContext, customVerificationCallback: verify)
@@ -182,7 +183,7 @@ final class TLSShared: Sendable {
     }
 
     /// Chain validation with swift-certificates, classifying the reason (expired vs unknown CA)
-    /// so that users get a precise error. Hostname checks stay with NIOSSL (RFC 6125).
+    /// so that users get a precise error, then the RFC 6125 name check (``CPNPPeerIdentity/matches(referenceIdentity:)``).
     static func verify(
         _ presented: [NIOSSLCertificate], trustRoots: [Certificate], expectedName: String?, outcome: TLSVerificationOutcome
     ) async -> NIOSSLVerificationResult {
@@ -431,11 +432,5 @@ struct LengthPrefixFrameEncoder: MessageToByteEncoder {
     func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
         out.writeInteger(UInt32(data.readableBytes))
         out.writeImmutableBuffer(data)
-    }
-}
-
-enum IPLiteral {
-    static func isLiteral(_ name: String) -> Bool {
-        (try? SocketAddress(ipAddress: name, port: 0)) != nil
     }
 }
