@@ -16,12 +16,24 @@ let opensslTool: URL? = ["/usr/bin/openssl", "/usr/local/bin/openssl"].first { F
     .enabled(if: Daemon.binary != nil && CLI.binary != nil && opensslTool != nil, "cpnpd/cpnp not built, or no openssl tool"),
     .serialized)
 struct IdentityEndToEndTests {
-    /// A dev PKI (`cpnpd pki init`, client acme) in a new directory.
-    static func makePKI() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-identity-\(UUID().uuidString)")
+    /// A dev PKI (`cpnpd pki init`, clients acme and globex) in `directory`, or a new directory.
+    @discardableResult
+    static func makePKI(in directory: URL? = nil) throws -> URL {
+        let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-identity-\(UUID().uuidString)")
         try run(Daemon.binary!, ["pki", "init", "--dir", directory.path])
-        try run(Daemon.binary!, ["pki", "client", "acme", "--dir", directory.path])
+        for client in ["acme", "globex"] { try run(Daemon.binary!, ["pki", "client", client, "--dir", directory.path]) }
         return directory
+    }
+
+    /// Prepares `daemon`'s own PKI directory so that its server certificate also carries the SRV-ID
+    /// `_cpnp.DOMAIN` (RFC 4985), as a provider reached through `_cpnp._udp.DOMAIN` needs.
+    static func serverCertificateWithSRVID(domain: String) -> (Daemon) throws -> Void {
+        { daemon in
+            try makePKI(in: daemon.pkiDirectory)
+            try issueServer(
+                "server", commonName: "localhost",
+                san: "DNS:localhost,IP:127.0.0.1,IP:::1,otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_cpnp.\(domain)", in: daemon.pkiDirectory)
+        }
     }
 
     /// Issues `NAME.pem` / `NAME-key.pem` (P-256, serverAuth) from the PKI's CA with subject CN
@@ -112,5 +124,21 @@ struct IdentityEndToEndTests {
         #expect(ok.stdout.contains("is Completed"))
         let refused = try Self.quote(daemon, host: "localhost", pki: pki)
         #expect(refused.status == 5, "\(refused.stderr)")
+    }
+
+    /// A provider found through `_cpnp._udp.provider.example` whose certificate names only the SRV
+    /// target (127.0.0.1, localhost) is refused: the target came from an unsigned DNS answer.
+    @Test(.timeLimit(.minutes(2)))
+    func cpnpRefusesAServerFoundBySRVWhoseCertificateNamesOnlyTheTarget() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let dns = try LoopbackDNS(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
+        defer { dns.stop() }
+        let cli = try CLI(daemon: daemon)
+        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--yes"],
+                            environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
+        #expect(r.status == 5, "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.contains("SRV-ID _cpnp.provider.example or DNS-ID provider.example"), "\(r.stderr)")
+        #expect(try daemon.admin(["orders"]).contains("(no orders)"))
     }
 }

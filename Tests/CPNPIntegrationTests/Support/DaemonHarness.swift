@@ -47,9 +47,13 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Starts cpnpd (embedded defaults, or `configuration` as YAML) on an ephemeral port and waits
-    /// for its ready line. `environment` is added to the test's (e.g. `CPNPD_FAULT`).
-    static func start(configuration: String? = nil, environment: [String: String] = [:]) async throws -> Daemon {
+    /// for its ready line. `environment` is added to the test's (e.g. `CPNPD_FAULT`); `prepare`
+    /// runs in the new directory before the first launch (e.g. to write its own PKI).
+    static func start(
+        configuration: String? = nil, environment: [String: String] = [:], prepare: ((Daemon) throws -> Void)? = nil
+    ) async throws -> Daemon {
         let d = try Daemon(configuration: configuration)
+        try prepare?(d)
         try await d.launch(port: 0, environment: environment)
         return d
     }
