@@ -39,10 +39,14 @@ struct ServerIdentityTransportTests {
     enum Kind: CaseIterable { case dtls, tls }
 
     /// Sends one message from a client (trusting the identity CA) to a server presenting `serverPair`,
-    /// dialled as `serverName`: nil when it arrived, else the client's failure.
-    func attempt(_ kind: Kind, serverPair: (String, String), serverName: String) async throws -> CPNPTransportError? {
+    /// dialled as `serverName`: nil when it arrived, else the client's failure (or, with `server`
+    /// set, the server's).
+    func attempt(
+        _ kind: Kind, serverPair: (String, String), serverName: String, clientPair: (String, String)? = nil, server failureOfServer: Bool = false
+    ) async throws -> CPNPTransportError? {
         let serverSecurity = CPNPSecurityConfiguration(certificateChainPEM: serverPair.0, privateKeyPEM: serverPair.1, trustRootsPEM: certs.caPEM)
-        let clientSecurity = CPNPSecurityConfiguration(certificateChainPEM: certs.client.0, privateKeyPEM: certs.client.1, trustRootsPEM: identity.caPEM)
+        let clientPair = clientPair ?? certs.client
+        let clientSecurity = CPNPSecurityConfiguration(certificateChainPEM: clientPair.0, privateKeyPEM: clientPair.1, trustRootsPEM: identity.caPEM)
         let server: any CPNPTransport
         let client: any CPNPTransport
         switch kind {
@@ -59,7 +63,11 @@ struct ServerIdentityTransportTests {
             try await withDeadline { try await client.send(Array("hello".utf8), to: peer) }
         } catch {
             // The failures stream carries the precise reason on both transports.
-            return try await next(client.failures)
+            return try await next(failureOfServer ? server.failures : client.failures)
+        }
+        if failureOfServer {
+            // With TLS 1.3 the client may finish before the server rejects its certificate.
+            return try await next(server.failures)
         }
         #expect(try await next(server.inbound).bytes == Array("hello".utf8))
         return nil
@@ -87,5 +95,12 @@ struct ServerIdentityTransportTests {
         #expect(try await attempt(kind, serverPair: identity.srvOnly, serverName: "_cpnp.provider.example") == nil)
         let target = try await attempt(kind, serverPair: identity.srvTargetOnly, serverName: "_cpnp.provider.example")
         #expect(target?.code == .nameMismatch, "\(String(describing: target))")
+    }
+
+    @Test(arguments: Kind.allCases)
+    func aServerCertificateIsNotAcceptedAsAClientCertificate(_ kind: Kind) async throws {
+        // certs.server chains to the CA the server trusts but is for serverAuth only.
+        let failure = try await attempt(kind, serverPair: identity.ipOnly, serverName: "127.0.0.1", clientPair: certs.server, server: true)
+        #expect(failure?.code == .unknownCA, "\(String(describing: failure))")
     }
 }
