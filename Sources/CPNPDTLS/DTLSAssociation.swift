@@ -114,7 +114,8 @@ public final class DTLSAssociation {
         if let sni = serverIdentity.serverNameIndication, cpnp_SSL_set_tlsext_host_name(ssl, sni) != 1 {
             throw DTLSError(.invalidConfiguration, detail: "invalid server name \(serverIdentity)")
         }
-        // The association outlives every handshake step, hence every callback.
+        // The association outlives every handshake step, hence every callback. Client SSLs only:
+        // server SSLs keep their cookie binding in the app data (DTLSCookieListener).
         _ = cpnp_SSL_set_app_data(ssl, Unmanaged.passUnretained(association.serverIdentity!).toOpaque())
         SSL_set_verify(ssl, SSL_get_verify_mode(ssl), dtlsServerIdentityCallback)
         return association
