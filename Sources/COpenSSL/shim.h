@@ -63,4 +63,39 @@ static inline int cpnp_BIO_reset(BIO *b) { return (int)BIO_reset(b); }
 /* ---- misc ---- */
 static inline void cpnp_OPENSSL_free(void *p) { OPENSSL_free(p); }
 
+/* ---- subjectAltName access for RFC 6125 identity checks (GENERAL_NAME is a union) ---- */
+static inline GENERAL_NAMES *cpnp_X509_subject_alt_names(const X509 *cert) {
+    return (GENERAL_NAMES *)X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+}
+static inline int cpnp_GENERAL_NAMES_count(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+/* The i-th name: returns 1 for a dNSName, 2 for an iPAddress, 3 for an id-on-dnsSRV otherName
+ * (RFC 4985, IA5String), 0 for anything else; *bytes/*length then point into `names`. */
+static inline int cpnp_GENERAL_NAMES_get(const GENERAL_NAMES *names, int i, const unsigned char **bytes, int *length) {
+    const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+    const ASN1_STRING *value = NULL;
+    int kind = 0;
+    if (name == NULL) return 0;
+    switch (name->type) {
+    case GEN_DNS: value = name->d.dNSName; kind = 1; break;
+    case GEN_IPADD: value = name->d.iPAddress; kind = 2; break;
+    case GEN_OTHERNAME:
+        if (OBJ_obj2nid(name->d.otherName->type_id) == NID_SRVName && name->d.otherName->value != NULL
+            && name->d.otherName->value->type == V_ASN1_IA5STRING) {
+            value = name->d.otherName->value->value.ia5string;
+            kind = 3;
+        }
+        break;
+    default: break;
+    }
+    if (value == NULL) return 0;
+    *bytes = ASN1_STRING_get0_data(value);
+    *length = ASN1_STRING_length(value);
+    return kind;
+}
+static inline void cpnp_GENERAL_NAMES_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+/* The SSL behind a certificate verification (for SSL_set_verify callbacks). */
+static inline SSL *cpnp_X509_STORE_CTX_get_ssl(X509_STORE_CTX *ctx) {
+    return (SSL *)X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+}
+
 #endif

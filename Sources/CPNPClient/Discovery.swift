@@ -243,16 +243,32 @@ enum DNSMessage {
 
 /// Turns what the user typed into peers to contact: SRV records for a bare domain name (no port,
 /// not an IP literal), else the host itself on the given or default port.
+///
+/// Server identity (RFC 8921 §8.1; RFC 6125 §6.2): a host dialled directly must be named by the
+/// certificate (DNS-ID or IP-ID). A server found through `_cpnp._udp.DOMAIN` is checked against
+/// the source domain, not the SRV target host: the stub resolver does not validate DNSSEC, so the
+/// target is not securely derived (RFC 6125 §6.2.1) and whoever forges the SRV answer could name
+/// any host it has a certificate for. Its reference identity is the SRV-ID `_cpnp.DOMAIN`
+/// (certificate: SRV-ID `_cpnp.DOMAIN` or DNS-ID `DOMAIN`, RFC 4985 / RFC 6125 §6.2.2), kept in
+/// ``CPNPPeer/serverName`` in that text form so that it is stored with the order.
 public enum CPNPServerLocator {
     public static func peers(for target: CPNPServerTarget, resolver: SRVResolver = SRVResolver()) async throws(CPNPClientError) -> [CPNPPeer] {
         var targets = [target]
+        var serviceIdentity: String?
         if !target.portGiven, !target.isIPLiteral, target.host != "localhost", target.host.contains(".") {
             let found = (try? await resolver.servers(for: target.host)) ?? []
-            if !found.isEmpty { targets = found }
+            if !found.isEmpty {
+                targets = found
+                serviceIdentity = "_cpnp." + (target.host.hasSuffix(".") ? String(target.host.dropLast()) : target.host).lowercased()
+            }
         }
         var peers: [CPNPPeer] = []
         for t in targets {
-            do { peers.append(try CPNPPeer.server(host: t.host, port: t.port)) } catch { continue }
+            do {
+                var peer = try CPNPPeer.server(host: t.host, port: t.port)
+                if let serviceIdentity { peer.serverName = serviceIdentity }
+                peers.append(peer)
+            } catch { continue }
         }
         guard !peers.isEmpty else { throw .invalidArgument("cannot resolve the server \(target)") }
         return peers
@@ -261,9 +277,10 @@ public enum CPNPServerLocator {
 
 extension CPNPPeer {
     /// `name:port` as the user gave it (or `ip:port`), for messages and stored orders.
+    /// A server found through SRV (``serverName`` `_cpnp.DOMAIN`) shows its address.
     public var displayName: String {
         let port = address.port ?? CPNPTransportDefaults.port
-        let host = serverName ?? address.ipAddress ?? "?"
+        let host = serverName.flatMap { $0.hasPrefix("_") ? nil : $0 } ?? address.ipAddress ?? "?"
         return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

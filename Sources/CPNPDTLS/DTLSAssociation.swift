@@ -48,6 +48,8 @@ public final class DTLSAssociation {
     private let wbio: OpaquePointer
     private let cookieBinding: DTLSCookieBinding?
     private let context: DTLSContext
+    /// What the server certificate must name (clients only); referenced by `SSL_set_app_data`.
+    private var serverIdentity: ServerIdentityCheck?
     /// The current state.
     public private(set) var state: State = .handshaking
 
@@ -66,31 +68,56 @@ public final class DTLSAssociation {
     /// Creates a client association that will verify the server against `serverName`.
     /// - Parameters:
     ///   - context: a client ``DTLSContext``.
-    ///   - serverName: the DNS name or IP address literal dialled; the server certificate must
-    ///     carry it as DNS-ID or IP-ID (RFC 6125, RFC 8921 §8.1). DNS names are also sent as SNI.
+    ///   - serverName: the reference identity in text form (``ServerReferenceIdentity/init(_:)``):
+    ///     the DNS name or IP address literal dialled, or `_cpnp.DOMAIN` for a server found by SRV.
     /// - Throws: ``DTLSError`` `.invalidConfiguration`.
     public static func client(context: DTLSContext, serverName: String) throws(DTLSError) -> DTLSAssociation {
+        try client(context: context, serverIdentity: ServerReferenceIdentity(serverName))
+    }
+
+    /// Creates a client association that will verify the server against `serverIdentity`
+    /// (RFC 6125; RFC 8921 §8.1): the certificate must present a matching DNS-ID, IP-ID or (for a
+    /// service found by SRV) SRV-ID; the subject CN is never considered. A mismatch fails the
+    /// handshake with `.nameMismatch` before the client sends its certificate.
+    /// - Parameters:
+    ///   - context: a client ``DTLSContext``.
+    ///   - serverIdentity: what the server certificate must name. DNS names (and the source
+    ///     domain of a service) are also sent as SNI.
+    /// - Throws: ``DTLSError`` `.invalidConfiguration`.
+    public static func client(context: DTLSContext, serverIdentity: ServerReferenceIdentity) throws(DTLSError) -> DTLSAssociation {
         guard context.configuration.role == .client else {
             throw DTLSError(.invalidConfiguration, detail: "client association needs a client context")
         }
         let (ssl, rbio, wbio) = try makeSSL(context: context)
         let association = DTLSAssociation(context: context, ssl: ssl, rbio: rbio, wbio: wbio, cookieBinding: nil)
+        association.serverIdentity = ServerIdentityCheck(serverIdentity)
         SSL_set_connect_state(ssl)
         guard let param = SSL_get0_param(ssl) else {
             throw DTLSError(.invalidConfiguration, detail: "no verify param")
         }
-        if IPAddressLiteral.isLiteral(serverName) {
-            guard X509_VERIFY_PARAM_set1_ip_asc(param, serverName) == 1 else {
-                throw DTLSError(.invalidConfiguration, detail: "invalid IP address \(serverName)")
+        // OpenSSL's own name check as well, for DNS-ID and IP-ID references. Without
+        // NEVER_CHECK_SUBJECT it would accept a certificate with no DNS SAN whose CN is the name.
+        X509_VERIFY_PARAM_set_hostflags(
+            param, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT))
+        switch serverIdentity.kind {
+        case .ipAddress:
+            guard X509_VERIFY_PARAM_set1_ip_asc(param, serverIdentity.description) == 1 else {
+                throw DTLSError(.invalidConfiguration, detail: "invalid IP address \(serverIdentity)")
             }
-        } else {
-            X509_VERIFY_PARAM_set_hostflags(param, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
-            guard X509_VERIFY_PARAM_set1_host(param, serverName, 0) == 1,
-                cpnp_SSL_set_tlsext_host_name(ssl, serverName) == 1
-            else {
-                throw DTLSError(.invalidConfiguration, detail: "invalid server name \(serverName)")
+        case .dnsName(let name):
+            guard X509_VERIFY_PARAM_set1_host(param, name, 0) == 1 else {
+                throw DTLSError(.invalidConfiguration, detail: "invalid server name \(serverIdentity)")
             }
+        case .service:
+            break  // SRV-ID is unknown to OpenSSL: the callback below decides.
         }
+        if let sni = serverIdentity.serverNameIndication, cpnp_SSL_set_tlsext_host_name(ssl, sni) != 1 {
+            throw DTLSError(.invalidConfiguration, detail: "invalid server name \(serverIdentity)")
+        }
+        // The association outlives every handshake step, hence every callback. Client SSLs only:
+        // server SSLs keep their cookie binding in the app data (DTLSCookieListener).
+        _ = cpnp_SSL_set_app_data(ssl, Unmanaged.passUnretained(association.serverIdentity!).toOpaque())
+        SSL_set_verify(ssl, SSL_get_verify_mode(ssl), dtlsServerIdentityCallback)
         return association
     }
 
@@ -309,7 +336,8 @@ public final class DTLSAssociation {
             case X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID:
                 return DTLSError(.certificateExpired, detail: detail)
             case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
-                return DTLSError(.nameMismatch, detail: detail)
+                let wanted = serverIdentity.map { "; it must present \($0.reference.requirement) (the subject CN is not used)" } ?? ""
+                return DTLSError(.nameMismatch, detail: detail + wanted)
             default:
                 return DTLSError(.unknownCA, detail: detail)
             }
@@ -379,12 +407,33 @@ public enum DTLSRecords {
     }
 }
 
-enum IPAddressLiteral {
-    static func isLiteral(_ name: String) -> Bool {
-        if name.contains(":") { return true }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
-        }
+/// The reference identity of a client association, reachable from OpenSSL's verify callback.
+final class ServerIdentityCheck {
+    let reference: ServerReferenceIdentity
+
+    init(_ reference: ServerReferenceIdentity) {
+        self.reference = reference
     }
+}
+
+/// Verify callback of client associations: after OpenSSL accepted the chain, the leaf (depth 0)
+/// must match the reference identity (RFC 6125 §6; RFC 8921 §8.1). A mismatch is reported as
+/// `X509_V_ERR_HOSTNAME_MISMATCH` / `X509_V_ERR_IP_ADDRESS_MISMATCH` (→ `.nameMismatch`).
+private func dtlsServerIdentityCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int32 {
+    guard preverified == 1, let store else { return preverified }
+    guard X509_STORE_CTX_get_error_depth(store) == 0 else { return 1 }
+    guard let ssl = cpnp_X509_STORE_CTX_get_ssl(store), let raw = cpnp_SSL_get_app_data(ssl),
+        let leaf = X509_STORE_CTX_get_current_cert(store)
+    else {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH)
+        return 0
+    }
+    let check = Unmanaged<ServerIdentityCheck>.fromOpaque(raw).takeUnretainedValue()
+    if check.reference.isMatched(by: PresentedIdentifiers(certificate: leaf)) { return 1 }
+    if case .ipAddress = check.reference.kind {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_IP_ADDRESS_MISMATCH)
+    } else {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH)
+    }
+    return 0
 }

@@ -87,6 +87,8 @@ public struct CertificateAuthority: Sendable {
     ///   - commonName: subject CN.
     ///   - dnsNames: DNS-ID subjectAltNames (RFC 6125).
     ///   - ipAddresses: IP-ID subjectAltNames, as dotted IPv4 or IPv6 literals.
+    ///   - srvNames: SRV-ID subjectAltNames (otherName id-on-dnsSRV, RFC 4985), e.g.
+    ///     `_cpnp.example.net` for the servers of `_cpnp._udp.example.net`.
     ///   - usage: server or client authentication.
     ///   - notBefore: start of validity.
     ///   - notAfter: end of validity (use a past date for an expired certificate).
@@ -94,6 +96,7 @@ public struct CertificateAuthority: Sendable {
         commonName: String,
         dnsNames: [String] = [],
         ipAddresses: [String] = [],
+        srvNames: [String] = [],
         usage: Usage,
         notBefore: Date = Date().addingTimeInterval(-3600),
         notAfter: Date = Date().addingTimeInterval(2 * 365 * 86400)
@@ -103,6 +106,10 @@ public struct CertificateAuthority: Sendable {
         for ip in ipAddresses {
             guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError.invalidIPAddress(ip) }
             names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
+        }
+        for srv in srvNames {
+            let value = try ASN1Any(erasing: ASN1IA5String(srv))
+            names.append(.otherName(GeneralName.OtherName(typeID: Self.idOnDNSSRV, value: value)))
         }
         let subject = try DistinguishedName {
             OrganizationName("CPNP")
@@ -131,6 +138,11 @@ public struct CertificateAuthority: Sendable {
         )
         return IssuedCertificate(certificate: certificate, privateKey: key)
     }
+}
+
+extension CertificateAuthority {
+    /// id-on-dnsSRV, the otherName type of an SRV-ID (RFC 4985 §2: 1.3.6.1.5.5.7.8.7).
+    static let idOnDNSSRV: ASN1ObjectIdentifier = [1, 3, 6, 1, 5, 5, 7, 8, 7]
 }
 
 /// Errors of the dev PKI.

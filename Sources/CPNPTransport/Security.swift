@@ -69,27 +69,15 @@ extension CPNPPeerIdentity {
             ipAddresses: ips, certificateDER: der)
     }
 
-    /// RFC 6125 §6 matching of a reference identity (the name dialled) against the DNS-IDs
-    /// and IP-IDs of the certificate. Wildcards only as the whole left-most label; no CN-ID
-    /// fallback (RFC 8921 §8.1 prefers DNS-ID).
-    /// - Parameter name: a DNS name or an IP address literal.
+    /// RFC 6125 §6 matching of a reference identity against the certificate's DNS-IDs, IP-IDs
+    /// and SRV-IDs (``ServerReferenceIdentity``, shared with the DTLS client). Wildcards only as
+    /// the whole left-most label; never the subject CN (RFC 8921 §8.1 names the DNS-ID).
+    /// - Parameter name: a DNS name, an IP address literal, or `_cpnp.DOMAIN` for a server found
+    ///   through SRV (then SRV-ID `_cpnp.DOMAIN` or DNS-ID `DOMAIN` match).
     /// - Returns: whether the certificate is valid for `name`.
     public func matches(referenceIdentity name: String) -> Bool {
-        if let wanted = try? SocketAddress(ipAddress: name, port: 0) {
-            return ipAddresses.contains { (try? SocketAddress(ipAddress: $0, port: 0))?.ipAddress == wanted.ipAddress }
-        }
-        var host = name.lowercased()
-        if host.hasSuffix(".") { host.removeLast() }
-        guard !host.isEmpty else { return false }
-        for pattern in dnsNames.map({ $0.lowercased() }) {
-            if pattern == host { return true }
-            if pattern.hasPrefix("*."), let dot = host.firstIndex(of: "."), dot != host.startIndex,
-                host[host.index(after: dot)...] == pattern.dropFirst(2), pattern.dropFirst(2).contains(".")
-            {
-                return true
-            }
-        }
-        return false
+        guard let presented = try? PresentedIdentifiers(certificateDER: certificateDER) else { return false }
+        return ServerReferenceIdentity(name).isMatched(by: presented)
     }
 
     static func ipText(_ bytes: [UInt8]) -> String {

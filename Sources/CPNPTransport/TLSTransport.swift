@@ -1,3 +1,4 @@
+import CPNPDTLS
 import Foundation
 public import Logging
 public import NIOCore
@@ -159,15 +160,18 @@ final class TLSShared: Sendable {
     func addHandlers(to channel: any Channel, peer: CPNPPeer?) throws -> TLSSessionHandler {
         let outcome = TLSVerificationOutcome()
         let expectedName = peer?.verificationName
+        // What the peer's certificate must be for: a server's when we dial, a client's when we accept.
+        let usage: ExtendedKeyUsage.Usage = peer == nil ? .clientAuth : .serverAuth
         let verify: NIOSSLCustomVerificationCallback = { [trustRoots] certificates, promise in
             Task {
-                let result = await TLSShared.verify(certificates, trustRoots: trustRoots, expectedName: expectedName, outcome: outcome)
+                let result = await TLSShared.verify(
+                    certificates, trustRoots: trustRoots, expectedName: expectedName, usage: usage, outcome: outcome)
                 promise.succeed(result)
             }
         }
         let tlsHandler: NIOSSLHandler
         if let peer {
-            let name = peer.serverName.flatMap { IPLiteral.isLiteral($0) ? nil : $0 }
+            let name = peer.serverName.flatMap { ServerReferenceIdentity($0).serverNameIndication }
             tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: name, customVerificationCallback: verify)
         } else {
             tlsHandler = NIOSSLServerHandler(context: sslContext, customVerificationCallback: verify)
@@ -182,9 +186,10 @@ final class TLSShared: Sendable {
     }
 
     /// Chain validation with swift-certificates, classifying the reason (expired vs unknown CA)
-    /// so that users get a precise error. Hostname checks stay with NIOSSL (RFC 6125).
+    /// so that users get a precise error, then the extended key usage and the RFC 6125 name check (``CPNPPeerIdentity/matches(referenceIdentity:)``).
     static func verify(
-        _ presented: [NIOSSLCertificate], trustRoots: [Certificate], expectedName: String?, outcome: TLSVerificationOutcome
+        _ presented: [NIOSSLCertificate], trustRoots: [Certificate], expectedName: String?, usage: ExtendedKeyUsage.Usage,
+        outcome: TLSVerificationOutcome
     ) async -> NIOSSLVerificationResult {
         do {
             let chain = try presented.map { try Certificate(derEncoded: $0.toDERBytes()) }
@@ -200,6 +205,12 @@ final class TLSShared: Sendable {
             let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))
             switch result {
             case .validCertificate:
+                // Extended key usage, as OpenSSL checks it for DTLS (its "ssl_client"/"ssl_server"
+                // purposes): a server certificate is not a client's, nor the other way round.
+                if let purposes = try leaf.extensions.extendedKeyUsage, !purposes.contains(usage), !purposes.contains(.any) {
+                    outcome.set(.unknownCA)
+                    return .failed
+                }
                 if let expectedName {
                     let identity = try CPNPPeerIdentity(certificateDER: presented[0].toDERBytes())
                     guard identity.matches(referenceIdentity: expectedName) else {
@@ -431,11 +442,5 @@ struct LengthPrefixFrameEncoder: MessageToByteEncoder {
     func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
         out.writeInteger(UInt32(data.readableBytes))
         out.writeImmutableBuffer(data)
-    }
-}
-
-enum IPLiteral {
-    static func isLiteral(_ name: String) -> Bool {
-        (try? SocketAddress(ipAddress: name, port: 0)) != nil
     }
 }

@@ -139,9 +139,10 @@ struct CLIEndToEndTests {
 
     /// `--interactive` asks on standard input; `--server DOMAIN` finds the provider through
     /// `_cpnp._udp.DOMAIN` SRV records (here from a DNS responder on loopback, via CPNP_DNS_SERVER).
-    @Test(.timeLimit(.minutes(2)))
+    /// The server certificate names the domain by SRV-ID (RFC 6125 §6.2: not the SRV target).
+    @Test(.timeLimit(.minutes(2)), .enabled(if: opensslTool != nil, "no openssl tool"))
     func interactiveQuoteToAServerFoundBySRV() async throws {
-        let daemon = try await Daemon.start()
+        let daemon = try await Daemon.start(prepare: IdentityEndToEndTests.serverCertificateWithSRVID(domain: "provider.example"))
         defer { daemon.stop() }
         let dns = try LoopbackDNS(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }

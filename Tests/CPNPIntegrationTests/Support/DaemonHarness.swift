@@ -47,9 +47,13 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Starts cpnpd (embedded defaults, or `configuration` as YAML) on an ephemeral port and waits
-    /// for its ready line. `environment` is added to the test's (e.g. `CPNPD_FAULT`).
-    static func start(configuration: String? = nil, environment: [String: String] = [:]) async throws -> Daemon {
+    /// for its ready line. `environment` is added to the test's (e.g. `CPNPD_FAULT`); `prepare`
+    /// runs in the new directory before the first launch (e.g. to write its own PKI).
+    static func start(
+        configuration: String? = nil, environment: [String: String] = [:], prepare: ((Daemon) throws -> Void)? = nil
+    ) async throws -> Daemon {
         let d = try Daemon(configuration: configuration)
+        try prepare?(d)
         try await d.launch(port: 0, environment: environment)
         return d
     }
@@ -234,15 +238,17 @@ final class TestClient: Sendable {
     /// How the application answers a request for more time; nil leaves it unanswered.
     let grantsMoreTime = Mutex<Bool?>(true)
 
-    init(pki: URL, name: String, serverPort: Int) async throws {
+    /// A client with the dev certificate `name`, bound to `host` (another loopback address such as
+    /// 127.0.0.2 tests source-address filters), talking to the daemon at 127.0.0.1:`serverPort`.
+    init(pki: URL, name: String, serverPort: Int, host: String = "127.0.0.1") async throws {
         let security = try CPNPSecurityConfiguration(
             certificateFile: pki.appendingPathComponent("client-\(name).pem").path,
             keyFile: pki.appendingPathComponent("client-\(name)-key.pem").path,
             trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-        let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security))
+        let transport = try await DTLSTransport.client(bindingTo: host, configuration: DTLSTransportConfiguration(security: security))
         self.transport = transport
         server = try CPNPPeer.server(host: "127.0.0.1", port: serverPort)
-        let local = CPNPEndpoint(host: "127.0.0.1", port: UInt16(transport.localAddress?.port ?? 0))
+        let local = CPNPEndpoint(host: host, port: UInt16(transport.localAddress?.port ?? 0))
         session = CPNPSession(local: local, remote: CPNPEndpoint(host: "127.0.0.1", port: UInt16(serverPort)))
         Task { [inbox] in
             for await m in transport.inbound { inbox.messages.withLock { $0.append(m) } }
@@ -324,6 +330,9 @@ final class TestClient: Sendable {
     func send(_ m: CPNPMessage) async throws { try await sendRaw(CPNPCodec.encode(m)) }
 
     func sendRaw(_ bytes: [UInt8]) async throws { try await transport.send(bytes, to: server) }
+
+    /// Takes and decodes everything received and not yet consumed (floods and their answers).
+    func takeReceived() throws -> [CPNPMessage] { try inbox.take().map { try CPNPCodec.decode($0.bytes) } }
 
     /// Sends `probe` (which must get an answer) and returns everything received before and with that
     /// answer. The server handles messages in order, so an answer to anything sent before the probe
