@@ -88,8 +88,13 @@ public struct ServerConfiguration: Sendable, Hashable {
     ///
     /// - Parameter identities: the CN and DNS SANs of the authenticated client certificate.
     /// - Returns: the first matching profile in configuration order, or nil (→ FAIL 3).
+    ///
+    /// A certificate whose names match two different profiles matches none (fail closed): it could
+    /// otherwise act on either customer's orders depending on the order of the profiles (§13).
     public func customerProfile(matching identities: [String]) -> CustomerProfile? {
-        customers.first { $0.matches(identities: identities) }
+        let matching = customers.filter { $0.matches(identities: identities) }
+        guard let first = matching.first, matching.allSatisfy({ $0.identity == first.identity }) else { return nil }
+        return first
     }
 
     /// The resource inventory of ``policy`` minus `reservations` (RFC 8921 §8.2 "Check whether

@@ -369,7 +369,8 @@ public actor ServerEngine {
         _ status: FailStatusCode, _ diagnostic: String, transactionID: TransactionID, customerOrderID: CustomerOrderID,
         providerOrderID: ProviderOrderID?, session: CPNPSession, identity: ClientIdentity?, now: CPNPTimestamp
     ) async {
-        let key = identity?.description ?? session.remote.host
+        // Counted per customer, as every other FAIL is (RFC 8921 §13).
+        let key = identityKey(identity, session: session)
         guard failLimiter.allow(key, now: now) else {
             logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(key)"])
             return
@@ -768,9 +769,12 @@ public actor ServerEngine {
         ]))
     }
 
+    /// The key of a client's orders: its customer profile's identity. An authenticated client that
+    /// matches no profile (or two) gets a key no profile can have, so it never reaches a customer's
+    /// orders by a name in its certificate (§13).
     private func identityKey(_ identity: ClientIdentity?, session: CPNPSession) -> String {
         guard let identity else { return "unauthenticated:\(session.remote.host)" }
-        return configuration.customerProfile(matching: identity.names)?.identity ?? identity.description
+        return configuration.customerProfile(matching: identity.names)?.identity ?? "unmatched:\(identity.subject)"
     }
 
     // MARK: - Introspection (tests, admin)

