@@ -366,7 +366,6 @@ struct CaseRun {
             }
             if let wanted {
                 if m != wanted {
-                    if received.contains(m) { continue }  // another message's spontaneous retransmission
                     if e.optional {
                         pending.insert(m, at: 0)
                         return

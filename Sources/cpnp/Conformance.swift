@@ -116,18 +116,30 @@ struct Conformance: AsyncParsableCommand {
         return (String(parts[0]), port)
     }
 
-    /// Runs `command` with /bin/sh; fails on a non-zero exit status.
+    /// Runs `command` with /bin/sh; fails on a non-zero exit status. The shell is waited for with
+    /// waitpid: Foundation's termination notice waits until every descendant that inherited its
+    /// descriptors exits, and a restart command leaves the restarted server running.
     static func shell(_ command: String) async throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", command]
         p.standardOutput = FileHandle.standardError
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            p.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch {
-                p.terminationHandler = nil
-                continuation.resume(throwing: error)
+        try p.run()
+        var status: Int32 = 0
+        while true {
+            var raw: Int32 = 0
+            let r = waitpid(p.processIdentifier, &raw, WNOHANG)
+            if r == p.processIdentifier {
+                status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                break
             }
+            if r == -1 {
+                // Already reaped by Foundation.
+                while p.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+                status = p.terminationStatus
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
         if status != 0 { throw CLIError("`\(command)` exited with status \(status)") }
     }
