@@ -83,6 +83,35 @@ struct ConformanceEndToEndTests {
         if results.contains(where: \.failed) { print(daemon.logText.suffix(20_000)) }
     }
 
+    /// Figures 11 and 12's request for more time, skipped on the embedded defaults (which ask only
+    /// after 55 minutes): a configuration that asks one second after the PROCESSING, and a target
+    /// profile that says so.
+    @Test(.enabled(if: Daemon.binary != nil, "cpnpd not built"), .timeLimit(.minutes(5)))
+    func theMoreTimeFiguresPassWhenTheServerAsksWithinSeconds() async throws {
+        let daemon = try await Daemon.start(configuration: try Daemon.demoConfiguration(timers: """
+            retransmission: {initial: 1s, max-retries: 3}
+            offer-validity: 10m
+            expected-offer-time: 60s
+            approval-expected-offer-time: 6s
+            more-time: {request-before: 5s, extension: 10s, max-requests: 1}
+            """))
+        defer { daemon.stop() }
+        var profile = try ConformanceLoader.loadTarget(file: Self.defaultsTarget).json
+        profile["more-time"] = .object(JSONObject([("requested-within-ms", .number(CPNPDecimal(5_000)))]))
+        let pki = daemon.pkiDirectory.path
+        let runner = ConformanceRunner(
+            host: "127.0.0.1", port: daemon.port,
+            security: try CPNPSecurityConfiguration(
+                certificateFile: "\(pki)/client-acme.pem", keyFile: "\(pki)/client-acme-key.pem", trustRootsFile: "\(pki)/ca.pem"),
+            target: try TargetProfile(json: profile),
+            hooks: ConformanceHooks(approve: { id in _ = try daemon.admin(["approve", id]) }))
+        let cases = try ConformanceLoader.loadCases(directory: Self.casesDirectory).filter { Self.skippedOnDefaults.contains($0.id) }
+        #expect(cases.count == 2)
+        let results = await runner.run(cases)
+        for r in results where !r.passed { Issue.record("\(r.line)") }
+        #expect(ConformanceSummary(results).line == "2 passed, 0 failed")
+    }
+
     /// `cpnp conformance`: one line per case, the summary line, exit status 0; then a target
     /// profile that makes a case fail: a FAIL line and exit status 1.
     @Test(.enabled(if: Daemon.binary != nil && CLI.binary != nil, "cpnpd/cpnp not built"), .timeLimit(.minutes(10)))
