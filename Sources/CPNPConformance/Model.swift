@@ -113,7 +113,12 @@ public struct TargetProfile: Sendable {
 /// A problem in a case file, a target profile or a hook.
 public struct ConformanceError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The transport failed (no DTLS association): the server cannot be reached at all.
+    public var isTransportFailure = false
+    public init(_ description: String, isTransportFailure: Bool = false) {
+        self.description = description
+        self.isTransportFailure = isTransportFailure
+    }
 }
 
 extension JSONValue {

@@ -91,9 +91,15 @@ public struct ConformanceRunner: Sendable {
     public func run(_ cases: [ConformanceCase], report: @Sendable (ConformanceResult) -> Void = { _ in }) async -> [ConformanceResult] {
         var pacing = Pacing(target: target)
         var results: [ConformanceResult] = []
+        var unreachable: String?
         for c in cases {
             let start = ContinuousClock.now
-            let outcome = await play(c, pacing: &pacing)
+            var outcome: ConformanceResult.Outcome
+            if let unreachable, skipReason(c) == nil {
+                outcome = .failed("not run: \(unreachable)")
+            } else {
+                (outcome, unreachable) = await play(c, pacing: &pacing)
+            }
             let elapsed = ContinuousClock.now - start
             let r = ConformanceResult(
                 id: c.id, title: c.title, references: c.references, outcome: outcome,
@@ -121,18 +127,27 @@ public struct ConformanceRunner: Sendable {
         return nil
     }
 
-    func play(_ c: ConformanceCase, pacing: inout Pacing) async -> ConformanceResult.Outcome {
-        if let why = skipReason(c) { return .skipped(why) }
+    /// Plays one case; the second value says the server could not be reached at all (the
+    /// remaining cases are then not run).
+    func play(_ c: ConformanceCase, pacing: inout Pacing) async -> (ConformanceResult.Outcome, unreachable: String?) {
+        if let why = skipReason(c) { return (.skipped(why), nil) }
         let peer: CPNPPeer
-        do { peer = try CPNPPeer.server(host: host, port: port) } catch { return .failed("cannot resolve \(host): \(error)") }
+        do { peer = try CPNPPeer.server(host: host, port: port) } catch {
+            return (.failed("cannot resolve \(host): \(error)"), "cannot resolve \(host)")
+        }
         var run = CaseRun(runner: self, peer: peer, variables: ConformanceVariables(target: target, caseID: c.id))
         var outcome = ConformanceResult.Outcome.passed
+        var unreachable: String?
         do {
             for (name, value) in c.setup { run.variables.values[name] = try run.variables.expand(value) }
             for (i, step) in c.steps.enumerated() {
                 do {
                     try await run.perform(step, next: c.steps.dropFirst(i + 1).first, pacing: &pacing)
                 } catch {
+                    // Not one message went through: the server is down or refuses our certificate.
+                    if let e = error as? ConformanceError, e.isTransportFailure, run.received.isEmpty {
+                        unreachable = "the server could not be reached (\(e.description))"
+                    }
                     throw ConformanceError("step \(i + 1) (\(step.name)): \(error)")
                 }
             }
@@ -141,14 +156,14 @@ public struct ConformanceRunner: Sendable {
         }
         // After a failure, best effort: release what the case may have left open. A step that
         // cannot run (e.g. a placeholder never captured) is passed over.
-        if case .failed = outcome {
+        if case .failed = outcome, unreachable == nil {
             for (i, step) in c.cleanup.enumerated() {
                 try? await run.perform(step, next: c.cleanup.dropFirst(i + 1).first, pacing: &pacing)
             }
         }
         await run.connection?.close()
         run.connection = nil
-        return outcome
+        return (outcome, unreachable)
     }
 }
 
@@ -277,7 +292,7 @@ struct CaseRun {
 
     mutating func transmit(_ bytes: [UInt8]) async throws {
         let c = try await currentConnection()
-        do { try await c.transport.send(bytes, to: peer) } catch { throw ConformanceError("cannot send: \(error)") }
+        do { try await c.transport.send(bytes, to: peer) } catch { throw ConformanceError("cannot send: \(error)", isTransportFailure: true) }
     }
 
     /// The next message received before `deadline`, decoded; a datagram that is not a valid CPNP
