@@ -293,3 +293,23 @@ package.targets += [
         swiftSettings: swiftSettings
     ),
 ]
+
+// MARK: - Conformance kit (issue 16): vectors in conformance/, played by `cpnp conformance`.
+
+package.targets += [
+    // The vectors' format (cases, steps, target profiles), placeholder expansion, and the player
+    // that runs them against any CPNP server over DTLS.
+    .target(
+        name: "CPNPConformance",
+        dependencies: [
+            "CPNPCore", "CPNPTransport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+for dependent in ["cpnp", "CPNPIntegrationTests"] {
+    package.targets.first { $0.name == dependent }?.dependencies.append(.target(name: "CPNPConformance"))
+}
