@@ -14,12 +14,19 @@ public struct RateLimiter<Key: Hashable>: Sendable where Key: Sendable {
         self.maximumKeys = maximumKeys
     }
 
-    /// Records `count` events of `key` that happened in the minute before `now` (tokens taken by a
-    /// previous run of the process, so that a restart does not refill the bucket).
-    public mutating func restore(_ key: Key, used count: Int, now: CPNPTimestamp) {
-        guard count > 0, perMinute > 0 else { return }
-        let tokens = max(0, Double(burst) - Double(count))
-        buckets[key] = (tokens, now)
+    /// Replays `events` of `key` (times, oldest first) taken by a previous run of the process, from a
+    /// full bucket at `since`: a restart then resumes the bucket where those events left it instead
+    /// of refilling it. Pass the events of the last minute: a bucket refills completely in a minute.
+    public mutating func restore(_ key: Key, events: [CPNPTimestamp], since: CPNPTimestamp, now: CPNPTimestamp) {
+        guard !events.isEmpty, perMinute > 0 else { return }
+        var tokens = Double(burst)
+        var at = since
+        for event in events where event >= since && event <= now {
+            tokens = min(Double(burst), tokens + Double(event.millisecondsSinceEpoch - at.millisecondsSinceEpoch) / 60_000 * Double(perMinute))
+            tokens = max(0, tokens - 1)
+            at = event
+        }
+        buckets[key] = (tokens, at)
     }
 
     /// Takes one token for `key` at `now`; false when the key is over its rate.

@@ -165,8 +165,8 @@ public actor ServerEngine {
         // The QUOTATION rate limiter starts where the previous process left it: the orders created in
         // the last minute took their tokens (RFC 8921 §9.2.5, §13).
         let minuteAgo = CPNPTimestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 60_000)
-        for (client, count) in try store.orderCountsByClient(createdSince: minuteAgo) {
-            quotationLimiter.restore(client, used: count, now: now)
+        for (client, times) in try store.orderCreationTimesByClient(createdSince: minuteAgo) {
+            quotationLimiter.restore(client, events: times, since: minuteAgo, now: now)
         }
         logger.info("recovered open orders", metadata: ["count": "\(stored.count)"])
         return stored.count

@@ -513,16 +513,17 @@ public final class ServerOrderStore: Sendable {
         try writer.read { db in try Int.fetchOne(db, cachedSQL: SQL.openOrderCount, arguments: [clientIdentity]) ?? 0 }
     }
 
-    /// Orders created at or after `time`, per client identity: what a restart gives back to the
-    /// QUOTATION rate limiter, so that it is not refilled by a restart (RFC 8921 §9.2.5, §13).
-    public func orderCountsByClient(createdSince time: CPNPTimestamp) throws -> [String: Int] {
+    /// When each client's orders created at or after `time` were created, oldest first: what a
+    /// restart replays into the QUOTATION rate limiter, so that it is not refilled by a restart
+    /// (RFC 8921 §9.2.5, §13).
+    public func orderCreationTimesByClient(createdSince time: CPNPTimestamp) throws -> [String: [CPNPTimestamp]] {
         try writer.read { db in
-            var counts: [String: Int] = [:]
+            var times: [String: [CPNPTimestamp]] = [:]
             let rows = try Row.fetchAll(
-                db, sql: "SELECT client_identity, COUNT(*) AS n FROM orders WHERE created_at >= ? GROUP BY client_identity",
+                db, sql: "SELECT client_identity, created_at FROM orders WHERE created_at >= ? ORDER BY created_at",
                 arguments: [time.millisecondsSinceEpoch])
-            for row in rows { counts[row["client_identity"]] = row["n"] }
-            return counts
+            for row in rows { times[row["client_identity"], default: []].append(StoreDatabase.time(row["created_at"] as Int64)) }
+            return times
         }
     }
 

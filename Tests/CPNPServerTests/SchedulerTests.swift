@@ -44,4 +44,24 @@ struct SchedulerTests {
         // Burst of 2, then refused; other keys independent; one token per second at 60/min.
         #expect(results == [true, true, false, true, true, false])
     }
+
+    @Test func aRestoredRateLimiterResumesWhereTheEventsLeftIt() {
+        let now = CPNPTimestamp(millisecondsSinceEpoch: 10_000_000)
+        let minuteAgo = now.adding(.seconds(-60))
+        // Ten QUOTATIONs a minute: ten taken in the last two seconds leave nothing to take now.
+        var drained = RateLimiter<String>(perMinute: 10)
+        drained.restore("acme", events: (0..<10).map { now.adding(.milliseconds(-2_000 + Int64($0) * 100)) }, since: minuteAgo, now: now)
+        let answers = [
+            drained.allow("acme", now: now), drained.allow("globex", now: now),
+            // Six seconds later one token came back (10/min), and only one.
+            drained.allow("acme", now: now.adding(.seconds(6))), drained.allow("acme", now: now.adding(.seconds(6))),
+        ]
+        #expect(answers == [false, true, true, false])
+        // Ten taken 30 s ago have half refilled: the restart gives back five, not ten.
+        var earlier = RateLimiter<String>(perMinute: 10)
+        earlier.restore("acme", events: (0..<10).map { _ in now.adding(.seconds(-30)) }, since: minuteAgo, now: now)
+        var allowed = 0
+        for _ in 0..<10 where earlier.allow("acme", now: now) { allowed += 1 }
+        #expect(allowed == 5)
+    }
 }
