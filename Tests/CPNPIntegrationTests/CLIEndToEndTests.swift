@@ -280,6 +280,17 @@ struct CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
+    /// `run` on a thread of its own: a command that takes seconds (waiting for retransmissions to run
+    /// out, a daemon to restart) must not hold one of the few threads every async test shares.
+    func runOnItsOwnThread(_ args: [String]) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                do { continuation.resume(returning: try self.run(args)) } catch { continuation.resume(throwing: error) }
+            }
+            thread.start()
+        }
+    }
+
     func show(_ order: String) throws -> JSONObject {
         let r = try run(["show", order, "--json"])
         guard r.status == 0 else { throw DaemonError(description: "cpnp show \(order): \(r.stderr)") }

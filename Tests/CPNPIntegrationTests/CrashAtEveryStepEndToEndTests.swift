@@ -58,7 +58,7 @@ struct CrashAtEveryStepEndToEndTests {
         let daemon = try await Daemon.start(environment: ["CPNPD_FAULT": "crash-before-send:offer"])
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
-        let quote = Task.detached { try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"]) }
+        let quote = Task { try await cli.runOnItsOwnThread(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"]) }
         #expect(try await daemon.waitForExit(timeout: .seconds(30)) == Daemon.faultExitStatus)
         try await daemon.restart()
         let r = try await quote.value

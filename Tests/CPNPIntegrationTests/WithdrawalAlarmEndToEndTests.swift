@@ -19,7 +19,7 @@ struct WithdrawalAlarmEndToEndTests {
 
         // The provider is gone: every retransmission of the WITHDRAW goes unanswered (1+2+4+8 s).
         daemon.kill9()
-        let w = try cli.run(["withdraw", "alarm-1", "--json"])
+        let w = try await cli.runOnItsOwnThread(["withdraw", "alarm-1", "--json"])
         #expect(w.status == 4, "\(w.stdout)\n\(w.stderr)")
         #expect(w.stderr.contains("ALARM") && w.stderr.contains("§11.1.2"))
         let shown = try cli.show("alarm-1")

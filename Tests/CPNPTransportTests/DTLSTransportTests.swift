@@ -166,7 +166,8 @@ struct DTLSTransportTests {
         } catch let error as CPNPTransportError {
             #expect(error.code == .handshakeTimeout)
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // It gave up on its own (not on the test's deadline), however loaded the machine.
+        #expect(ContinuousClock.now - started < .seconds(60))
         // The ClientHello and its retransmissions reached the silent socket.
         _ = try await next(silent.inbound)
     }
