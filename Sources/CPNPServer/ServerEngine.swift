@@ -211,7 +211,9 @@ public actor ServerEngine {
             message = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPMessage in try CPNPCodec.decode(json: json) }
         } catch {
             logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
-            if let c = CPNPCodec.correlation(of: json), let method = c.method, ![.ack, .fail, .processing].contains(method) {
+            // FAIL 1 when the ids can be read (notes A6), an unknown or missing method included; never
+            // for an ACK, FAIL or PROCESSING (no answer loops).
+            if let c = CPNPCodec.correlation(of: json), c.method.map({ ![.ack, .fail, .processing].contains($0) }) ?? true {
                 await sendStatelessFail(.messageValidationError, error.description, transactionID: c.transactionID, customerOrderID: c.customerOrderID,
                                         providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
             }

@@ -143,6 +143,16 @@ struct ExactnessTests {
         #expect(await s.engine.ordersAwaitingApproval.count == 1)
     }
 
+    @Test func anUnknownMethodWithReadableIdsGetsFail1() async throws {
+        let s = try Setup()
+        let text = #"{"version":1,"method":12,"sequence-number":5,"transaction-id":"0123456789abcdef0123456789abcdef","customer-order-id":"acme-unknown"}"#
+        await s.engine.receive(InboundDatagram(bytes: Array(text.utf8), session: s.acme.serverSession, identity: s.acme.identity))
+        guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 1 (notes A6)"); return }
+        #expect(f.statusCode == .messageValidationError)
+        #expect(f.transactionID.rawValue == "0123456789abcdef0123456789abcdef" && f.customerOrderID.rawValue == "acme-unknown")
+        #expect(f.diagnostic?.contains("method") == true)
+    }
+
     @Test func aCertificateNamingTwoCustomersReachesNeitherCustomersOrders() async throws {
         let s = try Setup()
         var rng = SystemRandomNumberGenerator()
