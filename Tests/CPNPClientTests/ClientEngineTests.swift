@@ -148,6 +148,23 @@ struct ClientEngineTests {
         await provider.stop()
     }
 
+    /// The provider disappears after the agreement: the WITHDRAW goes unanswered, the engine raises the
+    /// administrator alarm of §11.1.2 (an error naming it, the counter, the order's flag).
+    @Test(.timeLimit(.minutes(1)))
+    func anUnansweredWithdrawRaisesTheAlarm() async throws {
+        let provider = try await InProcessProvider(pki: pki)
+        let (client, _) = try await makeClient(pki: pki, configuration: fastConfiguration())
+        let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.peer())
+        guard case .offer = try await client.awaitOffer(id) else { Issue.record("no offer"); return }
+        _ = try await client.accept(id)
+        await provider.stop()
+        let before = client.statistics.snapshot.unconfirmedWithdrawals
+        await #expect(throws: CPNPClientError.withdrawalUnconfirmed(id)) { try await client.withdraw(id, timeout: .seconds(30)) }
+        #expect(client.statistics.snapshot.unconfirmedWithdrawals == before + 1)
+        #expect(try await client.order(id).withdrawalUnconfirmed)
+        await client.shutdown()
+    }
+
     /// A server that never answers: the client cancels at the expected response time (§11.1.1).
     @Test(.timeLimit(.minutes(1)))
     func aSilentServerEndsAtTheExpectedResponseTime() async throws {
