@@ -260,6 +260,20 @@ struct ExactnessMachineTests {
         #expect(d.client.transaction?.pending != nil)
     }
 
+    @Test func aSnapshotHoldsTheOfferOnceWhereItIsAlsoPendingAndTheCachedAnswer() throws {
+        var d = Dialogue()
+        try d.quote()
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        let server = try #require(d.server)
+        #expect(server.transaction.pending?.message == .offer(try #require(server.offer)))
+        #expect(server.transaction.cache?.answer == .offer(try #require(server.offer)))
+        let text = String(decoding: JSONSerializer.serialize(server.snapshot), as: UTF8.self)
+        func occurrences(_ needle: String) -> Int { text.split(separator: needle, omittingEmptySubsequences: false).count - 1 }
+        #expect(occurrences("\"the-offer\"") == 2)
+        #expect(occurrences("\"method\":3,") == 1, "the OFFER is encoded once: \(text)")
+        #expect(try ServerOrderStateMachine(snapshot: server.snapshot) == server)
+    }
+
     // MARK: A silent server
 
     @Test func aClientHearingNothingProbesAndGetsTheOutstandingOffer() throws {

@@ -110,8 +110,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         /// Set when the pending request's retries are exhausted (withdrawal cycles).
         public var exhausted = false
         public var activationSchedule: ActivationSchedule?
-        /// The QUOTATION or UPDATE that opened the transaction, retransmitted by the silence probe.
-        public var request: CPNPMessage?
+        /// The sequence number of the QUOTATION or UPDATE that opened the transaction: the silence
+        /// probe rebuilds that message from it (``openingRequest``) to retransmit it.
+        public var requestSequenceNumber: SequenceNumber?
         /// The application cancelled after the ACCEPT was sent: the ACCEPT's answer decides, and an
         /// agreement it reaches is withdrawn at once, so that no CANCEL crosses the ACK (Figure 8).
         public var withdrawOnAgreement = false
@@ -210,7 +211,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
             informationElements: informationElements)
         tx.pending = PendingRequest(message: .quotation(q))
-        tx.request = .quotation(q)
+        tx.requestSequenceNumber = q.sequenceNumber
         transaction = tx
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
@@ -407,7 +408,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             providerOrderID: ag.providerOrderID, nonce: ag.nonce, expectedResponseTime: expectedResponseTime,
             requestedCPD: requestedCPD, informationElements: informationElements)
         tx.pending = PendingRequest(message: .update(m))
-        tx.request = .update(m)
+        tx.requestSequenceNumber = m.sequenceNumber
         transaction = tx
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
@@ -668,7 +669,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             }
             let next = now.adding(interval)
             // While the application decides on more time there is nothing to ask the server.
-            guard pendingTimeDecision == nil, let last = tx.cache?.answer ?? tx.request else { return [.armTimer(.silenceProbe, at: next)] }
+            guard pendingTimeDecision == nil, let last = tx.cache?.answer ?? openingRequest else { return [.armTimer(.silenceProbe, at: next)] }
             // A retransmission of the client's last message (same sequence number, §11.4).
             return [.send(last), .armTimer(.silenceProbe, at: next)]
         case .withdrawalRetry:
@@ -736,6 +737,27 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Where a negotiation that did not reach agreement ends: Cancelled, or back to Completed
     /// when it was an update of an agreement (notes A11).
     private var endState: State { agreement != nil ? .completed : .cancelled }
+
+    /// The QUOTATION or UPDATE that opened the transaction, as it was sent: the same fields and
+    /// sequence number, so that the server takes it for a retransmission (§11.4).
+    var openingRequest: CPNPMessage? {
+        guard let tx = transaction, let sequenceNumber = tx.requestSequenceNumber, let requestedCPD else { return nil }
+        switch tx.kind {
+        case .quotation:
+            return .quotation(QuotationMessage(
+                sequenceNumber: sequenceNumber, transactionID: tx.id, customerOrderID: customerOrderID,
+                expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
+                informationElements: requestedInformationElements))
+        case .update:
+            guard let ag = agreement, let expectedResponseTime else { return nil }
+            return .update(UpdateMessage(
+                sequenceNumber: sequenceNumber, transactionID: tx.id, customerOrderID: customerOrderID, providerOrderID: ag.providerOrderID,
+                nonce: ag.nonce, expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD,
+                informationElements: requestedInformationElements))
+        case .withdraw, .activate:
+            return nil
+        }
+    }
 
     private func armSilenceProbe(now: CPNPTimestamp) -> [Action] {
         configuration.silenceProbeInterval.map { [.armTimer(.silenceProbe, at: now.adding($0))] } ?? []

@@ -28,14 +28,25 @@ enum SnapshotCoding {
         .object(JSONObject([("next-outgoing", int(s.nextOutgoing)), ("last-incoming", s.lastIncoming.map { int($0) } ?? .null)]))
     }
 
-    static func pending(_ p: PendingRequest?) -> JSONValue {
-        guard let p else { return .null }
-        return .object(JSONObject([("message", message(p.message)), ("retries", int(p.retries))]))
+    /// The value that stands for the order's offer where the snapshot holds it already (a server's
+    /// pending OFFER and its cached answer are that offer): each CPD is encoded once.
+    static let theOffer = "the-offer"
+
+    static func message(_ m: CPNPMessage?, offer: OfferMessage?) -> JSONValue {
+        if let offer, case .offer(let o)? = m, o == offer { return .string(theOffer) }
+        return message(m)
     }
 
-    static func cache(_ c: CachedExchange?) -> JSONValue {
+    static func pending(_ p: PendingRequest?, offer: OfferMessage? = nil) -> JSONValue {
+        guard let p else { return .null }
+        return .object(JSONObject([("message", message(p.message, offer: offer)), ("retries", int(p.retries))]))
+    }
+
+    static func cache(_ c: CachedExchange?, offer: OfferMessage? = nil) -> JSONValue {
         guard let c else { return .null }
-        return .object(JSONObject([("incoming", message(c.incoming)), ("answer", message(c.answer)), ("last-resend", time(c.lastResend))]))
+        return .object(JSONObject([
+            ("incoming", message(c.incoming)), ("answer", message(c.answer, offer: offer)), ("last-resend", time(c.lastResend)),
+        ]))
     }
 
     static func schedule(_ s: ActivationSchedule?) -> JSONValue {
@@ -103,12 +114,18 @@ struct SnapshotReader {
         isNull(key) ? nil : try make(key, "timestamp") { CPNPTimestamp(rfc3339: $0) }
     }
 
-    func message(_ key: String) throws(SnapshotError) -> CPNPMessage? {
-        isNull(key) ? nil : try CPNPCodec.decode(json: value(key))
+    func message(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CPNPMessage? {
+        if isNull(key) { return nil }
+        let v = try value(key)
+        if case .string(SnapshotCoding.theOffer) = v {
+            guard let offer else { throw SnapshotError(.invalidValue, at: path.appending(key), "refers to the offer, but the order has none") }
+            return .offer(offer)
+        }
+        return try CPNPCodec.decode(json: v)
     }
 
-    func requiredMessage(_ key: String) throws(SnapshotError) -> CPNPMessage {
-        guard let m = try message(key) else { throw SnapshotError(.missingField, at: path.appending(key), "message missing") }
+    func requiredMessage(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CPNPMessage {
+        guard let m = try message(key, offer: offer) else { throw SnapshotError(.missingField, at: path.appending(key), "message missing") }
         return m
     }
 
@@ -142,14 +159,14 @@ struct SnapshotReader {
         return SequenceCounters(initialOutgoing: SequenceNumber(try r.int("next-outgoing", 0...Int64(UInt32.max))), lastIncoming: last)
     }
 
-    func pending(_ key: String) throws(SnapshotError) -> PendingRequest? {
+    func pending(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> PendingRequest? {
         guard let r = try optionalSub(key) else { return nil }
-        return PendingRequest(message: try r.requiredMessage("message"), retries: Int(try r.int("retries", 0...1_000)))
+        return PendingRequest(message: try r.requiredMessage("message", offer: offer), retries: Int(try r.int("retries", 0...1_000)))
     }
 
-    func cache(_ key: String) throws(SnapshotError) -> CachedExchange? {
+    func cache(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CachedExchange? {
         guard let r = try optionalSub(key) else { return nil }
-        var c = CachedExchange(incoming: try r.requiredMessage("incoming"), answer: try r.message("answer"))
+        var c = CachedExchange(incoming: try r.requiredMessage("incoming"), answer: try r.message("answer", offer: offer))
         c.lastResend = try r.time("last-resend")
         return c
     }
@@ -196,7 +213,8 @@ extension ClientOrderStateMachine {
                 ("kind", .string(t.kind.rawValue)), ("id", .string(t.id.rawValue)), ("session", C.session(t.session)),
                 ("sequence", C.sequence(t.sequence)), ("pending", C.pending(t.pending)), ("cache", C.cache(t.cache)),
                 ("exhausted", .bool(t.exhausted)), ("activation-schedule", C.schedule(t.activationSchedule)),
-                ("request", C.message(t.request)), ("withdraw-on-agreement", .bool(t.withdrawOnAgreement)),
+                ("request-sequence-number", t.requestSequenceNumber.map { C.int($0) } ?? .null),
+                ("withdraw-on-agreement", .bool(t.withdrawOnAgreement)),
                 ("withdrawal-alarm", .bool(t.withdrawalAlarm)),
             ]))
         }
@@ -291,7 +309,7 @@ extension ClientOrderStateMachine {
                 pending: try t.pending("pending"), cache: try t.cache("cache"))
             tx.exhausted = try t.bool("exhausted")
             tx.activationSchedule = try t.schedule("activation-schedule")
-            tx.request = try t.message("request")
+            tx.requestSequenceNumber = try t.optionalInt("request-sequence-number", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
             tx.withdrawOnAgreement = t.isNull("withdraw-on-agreement") ? false : try t.bool("withdraw-on-agreement")
             tx.withdrawalAlarm = t.isNull("withdrawal-alarm") ? false : try t.bool("withdrawal-alarm")
             m.transaction = tx
@@ -348,7 +366,7 @@ extension ServerOrderStateMachine {
             ("child", child),
             ("transaction", .object(JSONObject([
                 ("id", .string(t.id.rawValue)), ("session", C.session(t.session)), ("sequence", C.sequence(t.sequence)),
-                ("pending", C.pending(t.pending)), ("cache", C.cache(t.cache)),
+                ("pending", C.pending(t.pending, offer: offer)), ("cache", C.cache(t.cache, offer: offer)),
             ]))),
             ("requested-cpd", requestedCPD.json),
             ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
@@ -376,10 +394,12 @@ extension ServerOrderStateMachine {
     public init(snapshot: JSONValue) throws(SnapshotError) {
         let r = try SnapshotReader(snapshot, at: .root)
         let config = Configuration(retransmission: try r.sub("configuration").retransmission("retransmission"))
+        var offer: OfferMessage?
+        if case .offer(let o)? = try r.message("offer") { offer = o }
         let t = try r.sub("transaction")
         let tx = Transaction(
             id: try t.make("id", "transaction id") { TransactionID($0) }, session: try t.session("session"),
-            sequence: try t.sequence("sequence"), pending: try t.pending("pending"), cache: try t.cache("cache"))
+            sequence: try t.sequence("sequence"), pending: try t.pending("pending", offer: offer), cache: try t.cache("cache", offer: offer))
         let phaseName = try r.string("phase")
         let phase: Phase
         switch phaseName {
@@ -393,8 +413,6 @@ extension ServerOrderStateMachine {
         case "Child": phase = .child(try ClientOrderStateMachine(snapshot: r.value("child")))
         default: throw SnapshotError(.invalidValue, at: r.path.appending("phase"), "unknown phase \(phaseName)")
         }
-        var offer: OfferMessage?
-        if case .offer(let o)? = try r.message("offer") { offer = o }
         var children: [Agreement] = []
         let list = try r.value("child-agreements").array(at: r.path.appending("child-agreements"))
         for i in list.indices {
