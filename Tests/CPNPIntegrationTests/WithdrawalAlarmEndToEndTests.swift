@@ -4,6 +4,9 @@
 import CPNPCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.enabled(if: Daemon.binary != nil && CLI.binary != nil, "cpnpd/cpnp not built"), .serialized)
 struct WithdrawalAlarmEndToEndTests {
@@ -17,8 +20,10 @@ struct WithdrawalAlarmEndToEndTests {
         #expect(try cli.state("alarm-1") == "Completed")
         #expect(try cli.show("alarm-1")["alarm"] == nil)
 
-        // The provider is gone: every retransmission of the WITHDRAW goes unanswered (1+2+4+8 s).
-        daemon.kill9()
+        // The provider stops answering (SIGSTOP keeps its port, so no other test's daemon can take
+        // it): every retransmission of the WITHDRAW goes unanswered (1+2+4+8 s).
+        kill(daemon.process.processIdentifier, SIGSTOP)
+        defer { kill(daemon.process.processIdentifier, SIGCONT) }
         let w = try await cli.runOnItsOwnThread(["withdraw", "alarm-1", "--json"])
         #expect(w.status == 4, "\(w.stdout)\n\(w.stderr)")
         #expect(w.stderr.contains("ALARM") && w.stderr.contains("§11.1.2"))
