@@ -40,11 +40,8 @@ enum ClientExit: Int32 {
     }
 }
 
-/// Options every networked `cpnp` command shares.
-struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "The client order store (SQLite).")
-    var database: String = ".cpnp/cpnp.sqlite"
-
+/// The client certificate, its key and the trusted CA: from a PKI directory, or given one by one.
+struct CredentialOptions: ParsableArguments {
     @Option(name: .long, help: "Directory of the dev PKI made by `cpnpd` (ca.pem, client-NAME.pem, client-NAME-key.pem).")
     var pki: String = ".cpnp/pki"
 
@@ -59,6 +56,26 @@ struct ClientOptions: ParsableArguments {
 
     @Option(name: .long, help: "Trusted CA certificates (PEM); overrides --pki.")
     var ca: String?
+
+    func security() throws -> CPNPSecurityConfiguration {
+        let certificate = cert ?? "\(pki)/client-\(identity).pem"
+        let privateKey = key ?? "\(pki)/client-\(identity)-key.pem"
+        let roots = ca ?? "\(pki)/ca.pem"
+        for (what, path) in [("certificate", certificate), ("private key", privateKey), ("CA file", roots)] where !FileManager.default.fileExists(atPath: path) {
+            throw CLIError("the client \(what) \(path) does not exist (run `swift run cpnpd` once to create the dev PKI, or give --pki/--cert/--key/--ca)")
+        }
+        do { return try CPNPSecurityConfiguration(certificateFile: certificate, keyFile: privateKey, trustRootsFile: roots) } catch {
+            throw CLIError("cannot load the client certificate: \(error)")
+        }
+    }
+}
+
+/// Options every networked `cpnp` command shares.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: "The client order store (SQLite).")
+    var database: String = ".cpnp/cpnp.sqlite"
+
+    @OptionGroup var credentials: CredentialOptions
 
     @Option(name: .long, help: "Transport: dtls (default), tls, or plain-udp (labs only: no security).")
     var transport: String = "dtls"
@@ -81,17 +98,7 @@ struct ClientOptions: ParsableArguments {
         do { return try ClientOrderStore(path: url.path) } catch { throw CLIError("cannot open the client store \(database): \(error)") }
     }
 
-    func security() throws -> CPNPSecurityConfiguration {
-        let certificate = cert ?? "\(pki)/client-\(identity).pem"
-        let privateKey = key ?? "\(pki)/client-\(identity)-key.pem"
-        let roots = ca ?? "\(pki)/ca.pem"
-        for (what, path) in [("certificate", certificate), ("private key", privateKey), ("CA file", roots)] where !FileManager.default.fileExists(atPath: path) {
-            throw CLIError("the client \(what) \(path) does not exist (run `swift run cpnpd` once to create the dev PKI, or give --pki/--cert/--key/--ca)")
-        }
-        do { return try CPNPSecurityConfiguration(certificateFile: certificate, keyFile: privateKey, trustRootsFile: roots) } catch {
-            throw CLIError("cannot load the client certificate: \(error)")
-        }
-    }
+    func security() throws -> CPNPSecurityConfiguration { try credentials.security() }
 
     /// A transport bound to `host:port` (port 0: ephemeral) and an engine on it.
     func engine(store: ClientOrderStore, bindHost: String = "0.0.0.0", port: Int = 0, configuration: CPNPClientEngine.Configuration = .init()) async throws -> CPNPClientEngine {

@@ -19,11 +19,7 @@ struct Conformance: AsyncParsableCommand {
     @Option(name: .long, help: "The server, HOST:PORT ([v6]:PORT); port 8921 when omitted.")
     var server: String
 
-    @Option(name: .long, help: "Directory of the PKI (ca.pem, client-NAME.pem, client-NAME-key.pem).")
-    var pki: String = ".cpnp/pki"
-
-    @Option(name: .long, help: "The client identity in the PKI directory.")
-    var client: String = "acme"
+    @OptionGroup var credentials: CredentialOptions
 
     @Option(name: .long, help: "Directory of the case files.")
     var cases: String = "conformance/cases"
@@ -51,11 +47,7 @@ struct Conformance: AsyncParsableCommand {
         do {
             all = try ConformanceLoader.loadCases(directory: cases)
             profile = try ConformanceLoader.loadTarget(file: target)
-            let files = ["\(pki)/client-\(client).pem", "\(pki)/client-\(client)-key.pem", "\(pki)/ca.pem"]
-            if let missing = files.first(where: { !FileManager.default.fileExists(atPath: $0) }) {
-                throw CLIError("\(missing) does not exist (give --pki and --client)")
-            }
-            security = try CPNPSecurityConfiguration(certificateFile: files[0], keyFile: files[1], trustRootsFile: files[2])
+            security = try credentials.security()
         } catch {
             Diagnostics.write("error: \(error)")
             throw ExitCode.failure
