@@ -471,14 +471,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         if message.transactionID != transaction.id, closedTransactionIDs.contains(message.transactionID) {
             return [.discard(.duplicate)]
         }
-        // A transaction refused with FAIL stays refused: its retransmission gets the same FAIL, and
-        // any other message of it is a replay (§11.3, §11.4).
-        if message.transactionID != transaction.id, let refused = refusedTransactions.first(where: { $0.id == message.transactionID }) {
-            guard message.sequenceNumber == refused.sequenceNumber, [.update, .withdraw, .activate].contains(message.method) else {
-                return [.discard(.duplicate)]
-            }
-            return [.send(.fail(refused.answer), to: session)]
-        }
+        if message.transactionID != transaction.id, let answer = answerToRefusedTransaction(message, session: session) { return answer }
         // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6, notes A19).
         switch message {
         case .update, .withdraw, .activate:
@@ -822,10 +815,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         guard [.update, .withdraw, .activate].contains(message.method), message.transactionID != transaction.id,
             message.customerOrderID == customerOrderID
         else { return [.discard(.unknownTransaction)] }
-        if let refused = refusedTransactions.first(where: { $0.id == message.transactionID }) {
-            return message.sequenceNumber == refused.sequenceNumber ? [.send(.fail(refused.answer), to: session)] : [.discard(.duplicate)]
-        }
+        if let answer = answerToRefusedTransaction(message, session: session) { return answer }
         return refuse(status, message, session: session, diagnostic, using: &rng)
+    }
+
+    /// A transaction refused with FAIL stays refused: its retransmission (same sequence number) gets
+    /// the same FAIL, and any other message of it is a replay (§11.3, §11.4). nil for another transaction.
+    private func answerToRefusedTransaction(_ message: CPNPMessage, session: CPNPSession) -> [Action]? {
+        guard let refused = refusedTransactions.first(where: { $0.id == message.transactionID }) else { return nil }
+        guard message.sequenceNumber == refused.sequenceNumber, [.update, .withdraw, .activate].contains(message.method) else {
+            return [.discard(.duplicate)]
+        }
+        return [.send(.fail(refused.answer), to: session)]
     }
 
     /// Refuses an UPDATE, WITHDRAW or ACTIVATE opening a new transaction (Table 6): the FAIL is
