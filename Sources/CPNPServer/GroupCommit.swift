@@ -2,6 +2,7 @@ import CPNPCore
 import Logging
 import CPNPPolicy
 import CPNPStorage
+import CPNPRuntime
 import Synchronization
 
 /// Group commit (issue 6): the engine handles the datagrams that queued up while it was busy as one
@@ -25,6 +26,8 @@ extension ServerEngine {
 
     struct OrderStep {
         var change: OrderChange?
+        /// Its state change waits for the order's next commit (nothing it causes reveals it).
+        var deferred = false
         var post: PostCommit
         var followUps: [ServerOrderStateMachine.Event]
         var now: CPNPTimestamp
@@ -222,7 +225,7 @@ extension ServerEngine {
                     await send(m, on: session)
                 case .order(let s):
                     guard o.next() == true else { continue }
-                    if s.change != nil { faultHook?(.committed(s.post.state)) }
+                    if s.change != nil || s.deferred { faultHook?(.committed(s.post.state)) }
                     await runEffects(s.post)
                     if !s.followUps.isEmpty { reactions.append((s.post.order, s.followUps, s.now)) }
                 }
@@ -275,9 +278,8 @@ extension ServerEngine {
         return (offered, committed)
     }
 
-    /// After a failed commit: the order as the store has it (machine and reservations), or forgotten
-    /// when the store has it closed or not at all. Its armed timers match the stored machine, since
-    /// the failed change armed none.
+    /// After a failed commit: the order as the store has it (machine and reservations, timers re-armed),
+    /// or forgotten when the store has it closed or not at all.
     func reload(_ poid: ProviderOrderID) {
         guard let live = orders[poid] else { return }
         let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
@@ -292,7 +294,10 @@ extension ServerEngine {
             reloaded.machine = stored.machine
             (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: poid))
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
+            reloaded.unwrittenActions = []
             orders[poid] = reloaded
+            // A change that was never written (ACCEPT received) may have cancelled timers the stored machine still has.
+            for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(poid, .machine(timer), at: at) }
         } catch {
             // The store cannot even be read: forget the order here; a restart recovers it from disk.
             logger.error("order reload failed; order dropped from memory until restart", metadata: ["order": "\(poid)", "error": "\(error)"])

@@ -31,6 +31,9 @@ public actor ServerEngine {
         /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
         /// `offered` holds only what they add to `committed` (§9.2.9).
         var updateTarget: [CPNPPolicy.Reservation]?
+        /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
+        /// order's next change (``ServerEngine/perform(_:order:now:)``).
+        var unwrittenActions: [ServerOrderStateMachine.Action] = []
     }
 
     struct OrderKey: Hashable {
@@ -51,7 +54,8 @@ public actor ServerEngine {
 
     /// Points where a test-only fault hook may stop the process (cpnpd's `CPNPD_FAULT`).
     public enum FaultPoint: Sendable, Hashable {
-        /// An order change was committed; the order is now in this state.
+        /// The order reached this state, and what it must make durable there is committed (a QUOTATION
+        /// or ACCEPT received is written with the change that follows it).
         case committed(ServerOrderStateMachine.State)
         /// A message is about to be sent; the state change it reveals is committed.
         case sending(MethodCode)
@@ -687,13 +691,23 @@ public actor ServerEngine {
         }
         if actions.contains(where: { if case .armTimer(.offerValidity, _) = $0 { true } else { false } }) { reservationsChanged = true }
         let hasPersist = actions.contains { if case .persist = $0 { true } else { false } }
+        // Commit only before a message reveals a change (RFC 8921 §8.11; docs/protocol.md §6): a QUOTATION
+        // or ACCEPT received changes nothing a peer or the provisioning side sees until the decision or
+        // the agreement that follows it, which commits it too. A crash before then loses only what the
+        // customer's retransmission brings back.
+        let deferred = hasPersist && outbox.isEmpty && !reservationsChanged
+            && [.pqoReceived, .acceptReceived].contains(live.machine.state)
+            && !actions.contains { if case .send = $0 { true } else { false } }
         var change: OrderChange?
-        if hasPersist || !outbox.isEmpty {
+        if deferred {
+            live.unwrittenActions += actions.filter { if case .persist = $0 { true } else { false } }
+        } else if hasPersist || !outbox.isEmpty {
             // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
             let held = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil
             change = OrderChange(
-                machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now, actions: actions,
-                reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
+                machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now,
+                actions: live.unwrittenActions + actions, reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
+            live.unwrittenActions = []
         }
         let post = PostCommit(
             order: poid, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
@@ -703,7 +717,7 @@ public actor ServerEngine {
         let standalone = batch == nil
         if standalone { batch = PendingBatch() }
         orders[poid] = live
-        batch!.steps.append(.order(OrderStep(change: change, post: post, followUps: followUps, now: now)))
+        batch!.steps.append(.order(OrderStep(change: change, deferred: deferred, post: post, followUps: followUps, now: now)))
         if standalone { await flushBatch() }
     }
 

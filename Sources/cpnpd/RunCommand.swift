@@ -130,7 +130,8 @@ func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
 /// without flushing anything):
 /// - `crash-before-send:METHOD` (e.g. `ack`): right before sending such a message, after the state
 ///   change it reveals was committed;
-/// - `crash-after-commit:STATE` (e.g. `AcceptReceived`): right after committing an order in that state.
+/// - `crash-after-commit:STATE` (e.g. `AcceptReceived`): right after an order reached that state and
+///   what it must make durable there was committed.
 enum TestFault {
     static let exitStatus: Int32 = 86
 

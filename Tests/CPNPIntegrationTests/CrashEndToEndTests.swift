@@ -89,13 +89,14 @@ struct CrashEndToEndTests {
         }
     }
 
-    /// kill -9 after AcceptReceived is stored but before Completed: the restarted daemon confirms the
-    /// agreement itself, then answers the retransmitted ACCEPT.
+    /// kill -9 once the ACCEPT is received (AcceptReceived) but before Completed is committed: that
+    /// state revealed nothing and was never written (commits happen before a message reveals a change),
+    /// so the restarted daemon holds the offer, still reserved, and the retransmitted ACCEPT completes it.
     @Test(.timeLimit(.minutes(1)))
     func crashBetweenAcceptReceivedAndCompleted() async throws {
         try await withDaemon(environment: ["CPNPD_FAULT": "crash-after-commit:AcceptReceived"]) { daemon, client in
             var (order, offered, crashed) = try await Self.acceptIntoCrash(daemon, client, "crash-accept")
-            #expect(crashed.state == "AcceptReceived" && crashed.reservations("offered") == offered)
+            #expect(crashed.state == "OfferProposed" && crashed.reservations("offered") == offered)
             try await Self.completesExactlyOnce(daemon, client, &order, offered: offered)
         }
     }

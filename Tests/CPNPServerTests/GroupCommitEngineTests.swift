@@ -79,10 +79,11 @@ struct GroupCommitEngineTests {
         var (parties, quotations) = try Self.parties(8, prefix: "gc-batch")
 
         await engine.receive(batch: quotations)
-        // Round 1: the eight QUOTATIONs stored (PQOReceived); round 2: the eight decisions (PROCESSING + OFFER).
+        // Round 1: the eight QUOTATIONs received reveal nothing, so nothing is written; round 2: the eight
+        // decisions (PROCESSING + OFFER), each written with its QUOTATION's state change, in one transaction.
         var stats = await engine.commitStatistics
         #expect(stats.batches == 1 && stats.datagrams == 8)
-        #expect(stats.transactions == 2 && stats.changes == 16 && stats.largestTransaction == 8)
+        #expect(stats.transactions == 1 && stats.changes == 8 && stats.largestTransaction == 8)
         _ = Self.deliver(sink.inner, to: &parties)
         #expect(parties.allSatisfy { $0.machine.state == .offerReceived }, "\(parties.map(\.machine.state))")
 
@@ -91,9 +92,9 @@ struct GroupCommitEngineTests {
             for case .send(let m) in try parties[i].machine.accept(now: SystemWallClock().now()) { accepts.append(parties[i].customer.datagram(m)) }
         }
         await engine.receive(batch: accepts)
-        // AcceptReceived for all eight, then Completed for all eight: two more transactions.
+        // AcceptReceived for all eight (written with what follows), then Completed for all eight: one more transaction.
         stats = await engine.commitStatistics
-        #expect(stats.transactions == 4 && stats.changes == 32 && stats.failedChanges == 0)
+        #expect(stats.transactions == 2 && stats.changes == 16 && stats.failedChanges == 0)
         _ = Self.deliver(sink.inner, to: &parties)
         #expect(parties.allSatisfy { $0.machine.state == .completed }, "\(parties.map(\.machine.state))")
         #expect(sink.violations.withLock { $0 } == [])
@@ -102,6 +103,11 @@ struct GroupCommitEngineTests {
         let (running, scanned) = await engine.reservedTotals()
         #expect(running == scanned)
         #expect(try store.reservationTotalMismatches() == [])
+        // The audit trail still has every state change, the unwritten ones included (RFC 8921 §12.1).
+        let completed = try #require(try store.orders(state: .completed).first)
+        #expect(try store.audit(providerOrderID: completed.providerOrderID).map(\.to) == [
+            .pqoReceived, .awaitingProcessing, .offerProposed, .acceptReceived, .completed,
+        ])
     }
 
     @Test func aFailingChangeIsRolledBackAloneItsMessagesWithheldAndItsOrderForgotten() async throws {
@@ -145,8 +151,9 @@ struct GroupCommitEngineTests {
         // A duplicated QUOTATION of the first customer within the same batch.
         await engine.receive(batch: [quotations[0], quotations[1], quotations[0]])
         let stats = await engine.commitStatistics
-        // The duplicate committed the first two QUOTATIONs (and their decisions) before it was handled.
-        #expect(stats.transactions >= 2)
+        // The duplicate closed the batch first: the first two QUOTATIONs were decided (and their offers
+        // committed) before it was handled, so it got the first order's answer and opened nothing.
+        #expect(stats.transactions == 1 && stats.changes == 2)
         _ = Self.deliver(sink, to: &parties)
         #expect(parties.allSatisfy { $0.machine.state == .offerReceived })
         #expect(try store.orderCount() == 2)
