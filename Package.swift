@@ -30,11 +30,11 @@ let package = Package(
     targets: [
         // Pure protocol core: messages, codec, CPD model, order state machines. No I/O.
         .target(name: "CPNPCore", swiftSettings: swiftSettings),
-        // Durable order stores (server and client) on SQLite through GRDB: snapshots, audit trail,
-        // reservations, provisioning outbox.
+        // Durable order stores (server and client) on SQLite through GRDB: snapshots, documents stored
+        // once by content hash, audit trail, reservations, provisioning outbox.
         .target(
             name: "CPNPStorage",
-            dependencies: ["CPNPCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CPNPCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // What both engines need at run time: the wall clock and the deadline timers.
@@ -84,6 +84,7 @@ let package = Package(
         .testTarget(
             name: "CPNPServerTests",
             dependencies: ["CPNPServer", "CPNPRuntime", "CPNPCore", "CPNPStorage", "CPNPPolicy", .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "CPNPStorageTests", dependencies: ["CPNPStorage", "CPNPCore", .product(name: "GRDB", package: "GRDB.swift")],

@@ -1,6 +1,7 @@
 /// The provider's durable order store (issue 4; RFC 8921 §8.11 persistent orders and time-stamped state
 /// changes, §12.1 audit, §8.2 provisioning hand-off, §13 identifier and open-order rules).
 public import CPNPCore
+import Crypto
 import Dispatch
 import GRDB
 import Synchronization
@@ -26,6 +27,10 @@ import Synchronization
 /// ``CPNPTimestamp``; decimal amounts as canonical decimal text.
 public final class ServerOrderStore: Sendable {
     let writer: any DatabaseWriter
+    /// The references of documents this store has committed (``CPDReferences``): a snapshot naming one
+    /// needs neither its encoding nor its row again. Documents are never deleted, so an entry stays true.
+    let committedDocuments = Mutex<[CPD: String]>([:])
+    static let committedDocumentMemory = 4_096
 
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
@@ -147,6 +152,17 @@ public final class ServerOrderStore: Sendable {
                     arguments: [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
             }
         }
+        m.registerMigration("server-v3-documents") { db in
+            // Snapshots name their CPDs (CPDReferences) instead of holding a copy of each: a negotiation
+            // wrote about 13 copies of the same document. Older snapshots, with documents inline, are
+            // read as they are and rewritten with references at the order's next change.
+            try db.execute(sql: """
+                CREATE TABLE documents (
+                    reference TEXT NOT NULL PRIMARY KEY,
+                    body TEXT NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 
@@ -203,6 +219,8 @@ public final class ServerOrderStore: Sendable {
             """
         static let adminColumns = "id, provider_order_id, action, status_code, diagnostic, requested_by, created_at, processed_at, outcome"
         static let pendingAdminRequests = "SELECT \(adminColumns) FROM admin_requests WHERE processed_at IS NULL ORDER BY id LIMIT ?"
+        static let documentBody = "SELECT body FROM documents WHERE reference = ?"
+        static let insertDocument = "INSERT INTO documents (reference, body) VALUES (?, ?) ON CONFLICT (reference) DO NOTHING"
     }
 
     /// `EXPLAIN QUERY PLAN` of one of ``SQL``'s statements.
@@ -222,17 +240,22 @@ public final class ServerOrderStore: Sendable {
     /// When it throws, nothing was written. Returns the order's new revision.
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
-        try writer.write { db in try Self.commit(change, prepared: Self.prepare(change), in: db) }
+        let prepared = try prepare(change)
+        let revision = try writer.write { db in try Self.commit(change, prepared: prepared, in: db) }
+        learn(prepared)
+        return revision
     }
 
     /// Commits several changes in ONE transaction (all or nothing), e.g. bulk expiries after a restart.
     /// Returns the new revisions, in order.
     @discardableResult
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
-        let prepared = try changes.map { try Self.prepare($0) }
-        return try writer.write { db in
+        let prepared = try changes.map { try prepare($0) }
+        let revisions = try writer.write { db in
             try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
         }
+        prepared.forEach(learn)
+        return revisions
     }
 
     /// Group commit: writes `changes` in ONE write transaction (one WAL commit and fsync), each in its own
@@ -248,7 +271,7 @@ public final class ServerOrderStore: Sendable {
         var results: [Result<Int64, any Error>?] = Array(repeating: nil, count: changes.count)
         var prepared: [Prepared?] = Array(repeating: nil, count: changes.count)
         for (i, c) in changes.enumerated() {
-            do { prepared[i] = try Self.prepare(c) } catch { results[i] = .failure(error) }
+            do { prepared[i] = try prepare(c) } catch { results[i] = .failure(error) }
         }
         let initial = results
         results = try writer.write { db in
@@ -275,6 +298,7 @@ public final class ServerOrderStore: Sendable {
             }
             return out
         }
+        for (p, r) in zip(prepared, results) { if let p, case .success? = r { learn(p) } }
         return results.map { $0! }
     }
 
@@ -282,18 +306,50 @@ public final class ServerOrderStore: Sendable {
         var snapshot: String
         var isOpen: Bool
         var outboxPayloads: [String]
+        /// Documents the snapshot names that this store has not committed yet: reference and body.
+        var newDocuments: [(reference: String, body: String)]
+        var newReferences: [CPD: String]
     }
 
-    /// The serialisation and checks that need no database, done before taking the write lock.
-    private static func prepare(_ change: OrderChange) throws -> Prepared {
-        let open = isOpen(change.machine)
+    /// The serialisation and checks that need no database, done before taking the write lock. The
+    /// snapshot names its documents (``CPDReferences``); only those not known committed are encoded.
+    private func prepare(_ change: OrderChange) throws -> Prepared {
+        let open = Self.isOpen(change.machine)
         if !open, let r = change.reservations, !r.isEmpty {
             throw StoreError.reservationsOnClosedOrder(providerOrderID: change.machine.providerOrderID.rawValue)
         }
         guard !change.clientIdentity.isEmpty else { throw StoreError.invalidArgument("the client identity is empty") }
+        let known = committedDocuments.withLock { $0 }
+        var newDocuments: [(reference: String, body: String)] = []
+        var newReferences: [CPD: String] = [:]
+        let snapshot = CPDReferences.writing({ document in
+            if let reference = known[document] ?? newReferences[document] { return reference }
+            let body = StoreDatabase.text(document.json)
+            let reference = Self.reference(body)
+            newDocuments.append((reference, body))
+            newReferences[document] = reference
+            return reference
+        }) { StoreDatabase.text(change.machine.snapshot) }
         return Prepared(
-            snapshot: StoreDatabase.text(change.machine.snapshot), isOpen: open,
-            outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
+            snapshot: snapshot, isOpen: open, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) },
+            newDocuments: newDocuments, newReferences: newReferences)
+    }
+
+    /// The reference of a document's compact JSON: its SHA-256 (``CPDReferences``).
+    static func reference(_ body: String) -> String {
+        CPDReferences.prefix + SHA256.hash(data: Array(body.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// Remembers the documents a committed change stored.
+    private func learn(_ prepared: Prepared) {
+        guard !prepared.newReferences.isEmpty else { return }
+        committedDocuments.withLock { known in
+            if known.count + prepared.newReferences.count > Self.committedDocumentMemory { known.removeAll(keepingCapacity: true) }
+            known.merge(prepared.newReferences) { old, _ in old }
+        }
     }
 
     private static func commit(_ change: OrderChange, prepared: Prepared, in db: Database) throws -> Int64 {
@@ -319,6 +375,9 @@ public final class ServerOrderStore: Sendable {
         {
             throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
         }
+
+        let documents = try db.cachedStatement(sql: SQL.insertDocument)
+        for d in prepared.newDocuments { try documents.execute(arguments: [d.reference, d.body]) }
 
         let revision = (stored ?? 0) + 1
         if stored == nil {
@@ -450,7 +509,7 @@ public final class ServerOrderStore: Sendable {
     /// The order with this provider order id (RFC 8921 §9.1.2).
     public func order(providerOrderID: ProviderOrderID) throws -> StoredOrder? {
         try writer.read { db in
-            try Row.fetchOne(db, cachedSQL: SQL.orderByProviderID, arguments: [providerOrderID.rawValue]).map(Self.storedOrder)
+            try Row.fetchOne(db, cachedSQL: SQL.orderByProviderID, arguments: [providerOrderID.rawValue]).map { try Self.storedOrder($0, db) }
         }
     }
 
@@ -459,7 +518,7 @@ public final class ServerOrderStore: Sendable {
     public func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder? {
         try writer.read { db in
             try Row.fetchOne(db, cachedSQL: SQL.orderByClientAndCustomerID, arguments: [clientIdentity, customerOrderID.rawValue])
-                .map(Self.storedOrder)
+                .map { try Self.storedOrder($0, db) }
         }
     }
 
@@ -475,7 +534,14 @@ public final class ServerOrderStore: Sendable {
         let results = Mutex<[Result<StoredOrder, any Error>?]>(Array(repeating: nil, count: rows.count))
         DispatchQueue.concurrentPerform(iterations: (rows.count + chunk - 1) / chunk) { c in
             let range = c * chunk..<min(rows.count, (c + 1) * chunk)
-            let decoded = range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot) } }
+            let decoded: [Result<StoredOrder, any Error>]
+            do {
+                decoded = try writer.read { db in
+                    range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot, db) } }
+                }
+            } catch {
+                decoded = range.map { _ in .failure(error) }
+            }
             results.withLock { r in for (i, d) in zip(range, decoded) { r[i] = d } }
         }
         return try results.withLock { $0 }.map { try $0!.get() }
@@ -764,17 +830,25 @@ public final class ServerOrderStore: Sendable {
             updatedAt: StoreDatabase.time(row["updated_at"] as Int64), revision: row["revision"])
     }
 
-    private static func storedOrder(_ row: Row) throws -> StoredOrder {
-        try storedOrder(try summary(row), snapshot: row["snapshot"])
+    private static func storedOrder(_ row: Row, _ db: Database) throws -> StoredOrder {
+        try storedOrder(try summary(row), snapshot: row["snapshot"], db)
     }
 
-    private static func storedOrder(_ summary: OrderSummary, snapshot: String) throws -> StoredOrder {
+    /// A stored document's JSON by its reference (``CPDReferences``), nil when absent or unreadable.
+    static func document(_ reference: String, _ db: Database) -> JSONValue? {
+        guard let body = try? String.fetchOne(db, cachedSQL: SQL.documentBody, arguments: [reference]) else { return nil }
+        return try? StoreDatabase.json(body, table: "documents", key: reference)
+    }
+
+    private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ db: Database) throws -> StoredOrder {
         let key = summary.providerOrderID.rawValue
         let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
         do {
-            // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
-            machine = try CPDInterning.sharingEqualDocuments { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
+            // Each document decoded once and shared (request, offer, agreement, cached ACCEPT and ACK).
+            machine = try CPDInterning.sharingEqualDocuments(resolvingReferences: { document($0, db) }) { () throws(SnapshotError) -> ServerOrderStateMachine in
+                try ServerOrderStateMachine(snapshot: json)
+            }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error)")
         }

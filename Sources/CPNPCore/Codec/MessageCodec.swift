@@ -137,6 +137,11 @@ public enum CPNPCodec {
 
     /// Encodes a message as a JSON value with the keys in the fixed order of wire-format.md §2.2.
     public static func encodeJSON(_ message: CPNPMessage) -> JSONValue {
+        encodeJSON(message, document: \.json)
+    }
+
+    /// As ``encodeJSON(_:)``, with each CPD written by `document` (snapshots write a reference, ``CPDReferences``).
+    static func encodeJSON(_ message: CPNPMessage, document: (CPD) -> JSONValue) -> JSONValue {
         var o = JSONObject()
         o[Key.version] = .number(CPNPDecimal(Int64(CPNPMessage.version)))
         o[Key.method] = .number(CPNPDecimal(Int64(message.method.rawValue)))
@@ -149,17 +154,17 @@ public enum CPNPCodec {
         switch message {
         case .quotation(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = m.requestedCPD.json
+            o[Key.cpd] = document(m.requestedCPD)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .processing(let m):
             o[Key.expectedOfferTime] = time(m.expectedOfferTime)
             o[Key.processingSubcode] = m.processingSubcode.map { .number(CPNPDecimal(Int64($0.rawValue))) }
         case .offer(let m):
             o[Key.validityOfferTime] = time(m.validityOfferTime)
-            o[Key.cpd] = m.offeredCPD.json
+            o[Key.cpd] = document(m.offeredCPD)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .accept(let m):
-            o[Key.cpd] = m.acceptedCPD.json
+            o[Key.cpd] = document(m.acceptedCPD)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .decline(let m):
             if !m.reasons.isEmpty {
@@ -167,16 +172,16 @@ public enum CPNPCodec {
             }
         case .ack(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = m.cpd?.json
+            o[Key.cpd] = m.cpd.map(document)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .cancel(let m):
-            o[Key.cpd] = m.cpd?.json
+            o[Key.cpd] = m.cpd.map(document)
         case .withdraw(let m):
-            o[Key.cpd] = m.acceptedCPD?.json
+            o[Key.cpd] = m.acceptedCPD.map(document)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .update(let m):
             o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = m.requestedCPD.json
+            o[Key.cpd] = document(m.requestedCPD)
             o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
         case .fail(let m):
             o[Key.statusCode] = .number(CPNPDecimal(Int64(m.statusCode.rawValue)))

@@ -8,21 +8,66 @@ public enum CPDInterning {
     /// table: it is bound to the scope of one ``sharingEqualDocuments(_:)`` call.
     final class Table: @unchecked Sendable {
         var documents: [JSONValue: CPD] = [:]
+        /// Resolves a document reference of a snapshot (``CPDReferences``); nil outside a store's read.
+        let resolve: ((String) -> JSONValue?)?
+        var referenced: [String: CPD] = [:]
+        init(resolve: ((String) -> JSONValue?)?) { self.resolve = resolve }
     }
 
     @TaskLocal static var current: Table?
 
-    /// Runs `body` (typically decoding one snapshot) with equal CPDs shared.
-    public static func sharingEqualDocuments<R>(_ body: () throws -> R) rethrows -> R {
-        try $current.withValue(Table(), operation: body)
+    /// Runs `body` (typically decoding one snapshot) with equal CPDs shared. With `resolve`, a
+    /// snapshot's reference to a stored document (``CPDReferences``) is read through it; without, a
+    /// reference is an invalid CPD, as it is on the wire.
+    public static func sharingEqualDocuments<R>(resolvingReferences resolve: ((String) -> JSONValue?)? = nil, _ body: () throws -> R) rethrows -> R {
+        try $current.withValue(Table(resolve: resolve), operation: body)
     }
 
     /// The CPD of `json`, decoded once per scope.
     static func document(_ json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) -> CPD {
         guard let table = current else { return try CPD(json: json, at: path) }
+        if case .string(let reference) = json, let resolve = table.resolve {
+            if let shared = table.referenced[reference] { return shared }
+            guard CPDReferences.isReference(reference), let body = resolve(reference) else {
+                throw CPNPDecodingError(.invalidValue, at: path, "no stored document \"\(reference.prefix(80))\"")
+            }
+            let cpd = try document(body, at: path)
+            table.referenced[reference] = cpd
+            return cpd
+        }
         if let shared = table.documents[json] { return shared }
         let cpd = try CPD(json: json, at: path)
         table.documents[json] = cpd
         return cpd
+    }
+}
+
+/// Snapshots that name their CPDs instead of holding them (docs/design/storage.md): a store keeps each
+/// distinct document once, under a reference derived from its content, and an order's snapshot holds
+/// only that reference wherever the machine holds the document (request, offer, agreement, cached
+/// messages). Reading resolves the references through ``CPDInterning/sharingEqualDocuments(resolvingReferences:_:)``.
+public enum CPDReferences {
+    /// Names each document of the snapshots written in one ``writing(_:_:)`` scope.
+    final class Writer: @unchecked Sendable {
+        let reference: (CPD) -> String
+        init(_ reference: @escaping (CPD) -> String) { self.reference = reference }
+    }
+
+    @TaskLocal static var writer: Writer?
+
+    /// The prefix of every reference: content-addressed by SHA-256 of the document's compact JSON.
+    public static let prefix = "sha256:"
+
+    static func isReference(_ s: String) -> Bool { s.hasPrefix(prefix) && s.utf8.count == prefix.utf8.count + 64 }
+
+    /// Runs `body` (writing snapshots) with each CPD written as the reference `reference` returns for it.
+    public static func writing<R>(_ reference: @escaping (CPD) -> String, _ body: () throws -> R) rethrows -> R {
+        try $writer.withValue(Writer(reference), operation: body)
+    }
+
+    /// A document as a snapshot holds it: its reference inside a ``writing(_:_:)`` scope, else itself.
+    static func value(_ cpd: CPD) -> JSONValue {
+        guard let writer else { return cpd.json }
+        return .string(writer.reference(cpd))
     }
 }

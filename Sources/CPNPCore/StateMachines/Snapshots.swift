@@ -11,7 +11,7 @@ public typealias SnapshotError = CPNPDecodingError
 enum SnapshotCoding {
     static func time(_ t: CPNPTimestamp?) -> JSONValue { t.map { .string($0.rfc3339) } ?? .null }
     static func int(_ i: some BinaryInteger) -> JSONValue { .number(CPNPDecimal(Int64(i))) }
-    static func message(_ m: CPNPMessage?) -> JSONValue { m.map(CPNPCodec.encodeJSON) ?? .null }
+    static func message(_ m: CPNPMessage?) -> JSONValue { m.map { CPNPCodec.encodeJSON($0, document: CPDReferences.value) } ?? .null }
 
     static func retransmission(_ p: RetransmissionPolicy) -> JSONValue {
         .object(JSONObject([
@@ -72,7 +72,7 @@ enum SnapshotCoding {
             ("customer-order-id", .string(a.customerOrderID.rawValue)),
             ("provider-order-id", .string(a.providerOrderID.rawValue)),
             ("nonce", .string(a.nonce.rawValue)),
-            ("accepted-cpd", a.acceptedCPD.json),
+            ("accepted-cpd", CPDReferences.value(a.acceptedCPD)),
             ("information-elements", a.informationElements.map(IEWriter.informationElements) ?? .null),
             ("activation-type", .string(a.activationType.rawValue)),
             ("purpose", .string(a.purpose.rawValue)),
@@ -230,7 +230,7 @@ extension ClientOrderStateMachine {
             ("state", .string(state.rawValue)),
             ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
             ("agreement", C.agreement(agreement)),
-            ("requested-cpd", requestedCPD?.json ?? .null),
+            ("requested-cpd", requestedCPD.map(CPDReferences.value) ?? .null),
             ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
             ("offer", C.message(offer.map { .offer($0) })),
             ("transaction", tx),
@@ -368,7 +368,7 @@ extension ServerOrderStateMachine {
                 ("id", .string(t.id.rawValue)), ("session", C.session(t.session)), ("sequence", C.sequence(t.sequence)),
                 ("pending", C.pending(t.pending, offer: offer)), ("cache", C.cache(t.cache, offer: offer)),
             ]))),
-            ("requested-cpd", requestedCPD.json),
+            ("requested-cpd", CPDReferences.value(requestedCPD)),
             ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
             ("offer", C.message(offer.map { .offer($0) })),
             ("agreement", C.agreement(agreement)),
