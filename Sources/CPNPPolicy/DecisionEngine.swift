@@ -106,11 +106,13 @@ public struct DecisionEngine: Sendable {
     ///     for a QUOTATION only).
     ///   - updating: for an UPDATE, the order's current reservations: they are given back to the
     ///     inventory before deciding, and the caller applies ``reservationsDelta(old:new:)``.
+    ///   - requestValidated: the request passed `validate()` already (the engine checks every
+    ///     QUOTATION and UPDATE it receives); its rules are not checked again.
     /// - Returns: the decision.
     public func decide(
         request: CPD, informationElements: InformationElements?, profile: CustomerProfile?, identityPresent: Bool,
         inventory: InventoryView, now: CPNPTimestamp, clientAddress: String? = nil, openOrders: Int = 0,
-        updating: [Reservation]? = nil
+        updating: [Reservation]? = nil, requestValidated: Bool = false
     ) -> Decision {
         guard identityPresent else {
             return .fail(.authenticationRequired,
@@ -125,7 +127,7 @@ public struct DecisionEngine: Sendable {
         }
         let inv = updating.map { inventory.releasing($0) } ?? inventory
         let run = DecisionRun(config: configuration, profile: profile, request: request,
-                              options: informationElements?.negotiationOptions, inventory: inv, now: now)
+                              options: informationElements?.negotiationOptions, inventory: inv, now: now, requestValidated: requestValidated)
         do throws(Refusal) {
             let offer = try run.makeOffer(openOrders: updating == nil ? openOrders : nil)
             if let reason = approvalReason(offer: offer, profile: profile, options: informationElements?.negotiationOptions) {
@@ -221,6 +223,7 @@ struct DecisionRun {
     let options: NegotiationOptions?
     let inventory: InventoryView
     let now: CPNPTimestamp
+    var requestValidated = false
 
     var policy: PolicyConfiguration { config.policy }
 
@@ -372,7 +375,7 @@ struct DecisionRun {
         guard !request.isEmpty, request.components.contains(where: { !$0.profiles.isEmpty }) else {
             throw Refusal(.messageValidationError, "the requested CPD is empty")
         }
-        if let issue = request.validate(at: JSONPath.root.appending("cpd")).errors.first {
+        if !requestValidated, let issue = request.validate(at: JSONPath.root.appending("cpd")).errors.first {
             throw Refusal(.messageValidationError, issue.description)
         }
     }

@@ -37,6 +37,12 @@ public struct ProvisioningWorker: Sendable {
         }
     }
 
+    /// Whether an event of this kind is handed to a hook; the engine records the others as delivered
+    /// when it commits them, so no delivery round runs for them.
+    public static func handsOff(_ kind: OutboxEventKind, _ configuration: ProvisioningConfiguration) -> Bool {
+        configuration.isEnabled && (event(for: kind).map { configuration.events.contains($0) } ?? true)
+    }
+
     /// Delivers every due event (events of one order in order: the store releases the next one once
     /// the previous is delivered); returns how many were delivered.
     @discardableResult
@@ -54,8 +60,7 @@ public struct ProvisioningWorker: Sendable {
         guard let due = try? store.dueOutbox(now: now, limit: 100) else { return 0 }
         var delivered = 0
         for entry in due {
-            let wanted = Self.event(for: entry.kind).map { configuration.events.contains($0) } ?? true
-            if !configuration.isEnabled || !wanted {
+            if !Self.handsOff(entry.kind, configuration) {
                 _ = try? store.markDelivered(id: entry.id, at: now)
                 delivered += 1
                 continue

@@ -282,7 +282,7 @@ public actor ServerEngine {
             poid = ProviderOrderID.random(using: &rng)
         }
         let (machine, actions) = ServerOrderStateMachine.quotationReceived(
-            q, session: datagram.session, providerOrderID: poid, now: now, configuration: machineConfiguration, using: &rng)
+            q, session: datagram.session, providerOrderID: poid, now: now, configuration: machineConfiguration, requestValidated: true, using: &rng)
         orders[poid] = LiveOrder(machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
         byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)] = poid
         logger.info("QUOTATION received", metadata: ["order": "\(poid)", "customer-order": "\(q.customerOrderID)", "client": "\(identity)"])
@@ -498,7 +498,7 @@ public actor ServerEngine {
             identityPresent: identityPresent, inventory: free, now: now,
             clientAddress: m.transaction.session.remote.host,
             openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
-            updating: m.isUpdate ? live.committed : nil) }
+            updating: m.isUpdate ? live.committed : nil, requestValidated: true) }
         switch decision {
         case .fail(let code, let diagnostic):
             logger.info("order refused", metadata: ["order": "\(poid)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
@@ -661,8 +661,8 @@ public actor ServerEngine {
                 live.offered = []
                 live.updateTarget = nil
                 reservationsChanged = true
-                outbox.append(OutboxEvent(kind: .agreement, payload: Self.payload(ag, live)))
-                if ag.activation == .active { outbox.append(OutboxEvent(kind: .activation, payload: Self.payload(ag, live))) }
+                outbox.append(outboxEvent(.agreement, payload: Self.payload(ag, live)))
+                if ag.activation == .active { outbox.append(outboxEvent(.activation, payload: Self.payload(ag, live))) }
             case .negotiationEnded:
                 live.offered = []
                 live.updateTarget = nil
@@ -672,16 +672,16 @@ public actor ServerEngine {
             case .withdrawn(let ag):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(OutboxEvent(kind: .withdrawal, payload: Self.payload(ag, live)))
+                outbox.append(outboxEvent(.withdrawal, payload: Self.payload(ag, live)))
             case .testPeriodEnded(let ag):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(OutboxEvent(kind: .expiry, payload: Self.payload(ag, live)))
+                outbox.append(outboxEvent(.expiry, payload: Self.payload(ag, live)))
             case .activationChanged(let status):
                 if let ag = live.machine.agreement {
                     switch status {
-                    case .active: outbox.append(OutboxEvent(kind: .activation, payload: Self.payload(ag, live)))
-                    case .inactive: outbox.append(OutboxEvent(kind: .deactivation, payload: Self.payload(ag, live)))
+                    case .active: outbox.append(outboxEvent(.activation, payload: Self.payload(ag, live)))
+                    case .inactive: outbox.append(outboxEvent(.deactivation, payload: Self.payload(ag, live)))
                     case .scheduled: break
                     }
                 }
@@ -771,6 +771,11 @@ public actor ServerEngine {
             out[r.resource] = r.resource.direction == .incoming ? l.capacity.incoming : l.capacity.outgoing
         }
         return out
+    }
+
+    /// A provisioning event of the order (RFC 8921 §8.2), recorded as delivered when no hook takes it.
+    private func outboxEvent(_ kind: OutboxEventKind, payload: JSONValue) -> OutboxEvent {
+        OutboxEvent(kind: kind, payload: payload, delivered: !ProvisioningWorker.handsOff(kind, configuration.provisioning))
     }
 
     static func payload(_ ag: Agreement, _ live: LiveOrder) -> JSONValue {

@@ -405,10 +405,10 @@ public final class ServerOrderStore: Sendable {
         }
 
         let outbox = try db.cachedStatement(sql: """
-            INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)
+            INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at) VALUES (?, ?, ?, ?, 0, ?, ?)
             """)
         for (event, payload) in zip(change.outbox, prepared.outboxPayloads) {
-            try outbox.execute(arguments: [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at])
+            try outbox.execute(arguments: [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil])
         }
 
         let settle = try db.cachedStatement(sql: """

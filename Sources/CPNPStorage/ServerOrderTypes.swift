@@ -148,11 +148,15 @@ public struct OutboxEvent: Sendable, Hashable {
     public var payload: JSONValue
     /// First delivery attempt not before this time; nil = at the change's time.
     public var notBefore: CPNPTimestamp?
+    /// Recorded as delivered when committed: nothing is configured to receive this event, so it stays
+    /// in the log (audit) without a delivery round.
+    public var delivered: Bool
 
-    public init(kind: OutboxEventKind, payload: JSONValue, notBefore: CPNPTimestamp? = nil) {
+    public init(kind: OutboxEventKind, payload: JSONValue, notBefore: CPNPTimestamp? = nil, delivered: Bool = false) {
         self.kind = kind
         self.payload = payload
         self.notBefore = notBefore
+        self.delivered = delivered
     }
 }
 

@@ -8,13 +8,32 @@ import Foundation
 
 @Suite("Provisioning hand-off")
 struct ProvisioningWorkerTests {
+    /// With no hook configured, the events are kept (the log is the audit) and recorded as delivered
+    /// when committed: no delivery round runs for them.
+    @Test func withoutAHookEventsAreRecordedDeliveredAtOnce() async throws {
+        let store = try ServerOrderStore(path: TestPaths().database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let acme = TestCustomer("acme", port: 40_011)
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-no-hook")!)
+        try await acme.agree(&order, CPD.marseille(min: 10, max: 20), engine: engine, sink: sink, now: SystemWallClock().now())
+        #expect(order.state == .completed)
+        let events = try store.outbox(providerOrderID: try #require(order.providerOrderID))
+        #expect(events.map(\.kind) == [.agreement, .activation])
+        #expect(events.allSatisfy { $0.deliveredAt != nil && $0.attempts == 0 })
+        #expect(try store.undeliveredOutboxCount() == 0)
+        #expect(await ProvisioningWorker(configuration: ProvisioningConfiguration(), store: store, logger: makeLogger()).deliverDue() == 0)
+    }
+
     /// An agreement is handed to the command hook with the order as JSON on stdin; a failing hook
     /// is retried later and the event is not lost.
     @Test func commandHookReceivesTheOrderAndFailuresAreRetried() async throws {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        var configuration = testConfiguration()
+        configuration.provisioning = ProvisioningConfiguration(command: ["/bin/true"])
+        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: makeLogger())
         let acme = TestCustomer("acme", port: 40_010)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()

@@ -228,14 +228,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// Creates the order for a QUOTATION (RFC 8921 §11.2.1): PQOReceived, or Cancelled with FAIL 1
     /// when the request is invalid. `providerOrderID` must never equal a customer order id of that
     /// client (§13); `rng` must be a CSPRNG.
+    /// With `requestValidated`, the caller has checked the message's ``CPNPMessage/validationIssues()``
+    /// already and the CPD rules are not checked again.
     public static func quotationReceived(
         _ q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, now: CPNPTimestamp,
-        configuration: Configuration = .init(), using rng: inout some RandomNumberGenerator
+        configuration: Configuration = .init(), requestValidated: Bool = false, using rng: inout some RandomNumberGenerator
     ) -> (ServerOrderStateMachine, [Action]) {
         var sm = ServerOrderStateMachine(
             quotation: q, session: session, providerOrderID: providerOrderID,
             initialSequence: .randomInitial(using: &rng), configuration: configuration)
-        if let problem = Self.requestProblem(cpd: q.requestedCPD, expectedResponseTime: q.expectedResponseTime, now: now) {
+        if let problem = Self.requestProblem(cpd: q.requestedCPD, expectedResponseTime: q.expectedResponseTime, now: now, validated: requestValidated) {
             let fail = sm.makeFail(.messageValidationError, problem)
             sm.transaction.cache?.answer = fail
             sm.phase = .cancelled
@@ -617,7 +619,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
                 return refuse(.messageValidationError, message, session: session, issue.description, using: &rng)
             }
-            if let problem = Self.requestProblem(cpd: u.requestedCPD, expectedResponseTime: u.expectedResponseTime, now: now) {
+            if let problem = Self.requestProblem(cpd: u.requestedCPD, expectedResponseTime: u.expectedResponseTime, now: now, validated: true) {
                 return refuse(.messageValidationError, message, session: session, problem, using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
@@ -739,9 +741,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     // MARK: - Helpers
 
     /// The problem with a requested CPD or deadline, if any (FAIL 1 diagnostic).
-    static func requestProblem(cpd: CPD, expectedResponseTime: CPNPTimestamp?, now: CPNPTimestamp) -> String? {
+    /// `validated`: the CPD rules were checked with the message's validation issues.
+    static func requestProblem(cpd: CPD, expectedResponseTime: CPNPTimestamp?, now: CPNPTimestamp, validated: Bool) -> String? {
         if cpd.isEmpty { return "cpd: the requested CPD is empty" }
-        if let issue = cpd.validate(at: JSONPath.root.appending("cpd")).errors.first { return issue.description }
+        if !validated, let issue = cpd.validate(at: JSONPath.root.appending("cpd")).errors.first { return issue.description }
         if let ert = expectedResponseTime, ert <= now { return "expected-response-time: already in the past" }
         return nil
     }
