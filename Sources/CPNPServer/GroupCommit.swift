@@ -266,6 +266,7 @@ extension ServerEngine {
             byCustomer[post.key] = nil
             cancelTimers(of: poid)
         }
+        evictIfAtRest(poid, now: clock.now())
     }
 
     /// Stored reservations in policy form: (offered, committed).

@@ -9,9 +9,15 @@ extension ServerEngine {
         var direction: CPDDirection
     }
 
-    /// The open orders in memory, with the capacity they hold summed per link and direction, kept up to
-    /// date on every write so that a decision needs no scan of all orders (RFC 8921 §8.2 "check
-    /// whether network capacity is available"). The store re-checks limits in its write transaction.
+    /// The open orders in memory, with the capacity every open order holds summed per link and
+    /// direction, kept up to date on every write so that a decision needs no scan of all orders
+    /// (RFC 8921 §8.2 "check whether network capacity is available"). The store re-checks limits in
+    /// its write transaction.
+    ///
+    /// Only orders with something in flight stay in memory (``ServerOrderStore/isResident(_:now:)``):
+    /// an agreement at rest is ``evict(_:)``ed and ``admit(_:_:)``ted again from the store when its
+    /// next message comes. The totals and counts include the orders at rest: they start from the
+    /// store's (``seed(reserved:openByClient:)``) and only writes move them.
     struct OrderTable {
         private(set) var all: [ProviderOrderID: LiveOrder] = [:]
         /// Offered + committed reservations of every order, per link and direction (zero sums removed).
@@ -41,6 +47,22 @@ extension ServerEngine {
             }
         }
 
+        /// Starts from the store's totals and counts (restart), before any order is admitted.
+        mutating func seed(reserved: [LinkDirection: CPNPDecimal], openByClient: [String: Int]) {
+            self.reserved = reserved.filter { !$0.value.isZero }
+            self.openByClient = openByClient
+        }
+
+        /// Brings an order the totals and counts include already (stored, at rest or restarted) into memory.
+        mutating func admit(_ poid: ProviderOrderID, _ live: LiveOrder) {
+            all[poid] = live
+        }
+
+        /// Forgets an order at rest; the totals and counts keep what it holds.
+        mutating func evict(_ poid: ProviderOrderID) {
+            all[poid] = nil
+        }
+
         private mutating func add(_ reservations: [CPNPPolicy.Reservation], sign: Int) {
             for r in reservations {
                 let key = LinkDirection(linkID: r.linkID, direction: r.direction)
@@ -57,18 +79,21 @@ extension ServerEngine {
             return sums.filter { !$0.value.isZero }.map { CPNPPolicy.Reservation(linkID: $0.key.linkID, direction: $0.key.direction, mbps: $0.value) }
         }
 
-        /// The same totals summed from scratch over every order (tests).
-        func reservedByScan() -> [LinkDirection: CPNPDecimal] {
+        /// The same totals summed from scratch over the orders in memory and `atRest` (tests).
+        func reservedByScan(atRest: [[CPNPPolicy.Reservation]]) -> [LinkDirection: CPNPDecimal] {
             var sums: [LinkDirection: CPNPDecimal] = [:]
-            for o in all.values {
-                for r in o.offered + o.committed { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
+            for list in all.values.map({ $0.offered + $0.committed }) + atRest {
+                for r in list { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
             }
             return sums.filter { !$0.value.isZero }
         }
     }
 
-    /// The running totals and the same sums recomputed over every open order (tests).
+    /// The running totals and the same sums recomputed over every open order: those in memory, and the
+    /// stored reservations of those at rest (tests).
     func reservedTotals() -> (running: [LinkDirection: CPNPDecimal], scanned: [LinkDirection: CPNPDecimal]) {
-        (orders.reserved, orders.reservedByScan())
+        let stored = (try? store.reservationsByOrder()) ?? [:]
+        let atRest = stored.filter { orders[$0.key] == nil }.map { Self.policyReservations($0.value) }.map { $0.0 + $0.1 }
+        return (orders.reserved, orders.reservedByScan(atRest: atRest))
     }
 }

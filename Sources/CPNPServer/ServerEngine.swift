@@ -141,14 +141,16 @@ public actor ServerEngine {
     @discardableResult
     public func recover() async throws -> Int {
         let now = clock.now()
-        let stored = try store.openOrders()
-        let heldByOrder = try store.reservationsByOrder()
+        // The totals and counts of every open order come from the store; only the orders with something
+        // in flight are loaded (docs/design/storage.md), the agreements at rest when their next message comes.
+        var reserved: [LinkDirection: CPNPDecimal] = [:]
+        for (key, total) in try store.keptReservedTotals() {
+            reserved[LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing), default: 0] += total
+        }
+        orders.seed(reserved: reserved, openByClient: try store.openOrderCountsByClient())
+        let stored = try store.residentOrders()
         for s in stored {
-            var live = LiveOrder(machine: s.machine, clientIdentity: s.clientIdentity, identity: nil, clientAddress: s.clientAddress)
-            (live.offered, live.committed) = Self.policyReservations(heldByOrder[s.providerOrderID] ?? [])
-            if s.machine.isUpdate, let o = s.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
-            orders[s.providerOrderID] = live
-            byCustomer[OrderKey(identity: s.clientIdentity, customerOrderID: s.customerOrderID)] = s.providerOrderID
+            try admit(s)
             for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, .machine(timer), at: at) }
         }
         // Work a crash interrupted: decisions (PQOReceived, or AwaitingProcessing without an offer; an
@@ -172,8 +174,46 @@ public actor ServerEngine {
         for (client, times) in try store.orderCreationTimesByClient(createdSince: minuteAgo) {
             quotationLimiter.restore(client, events: times, since: minuteAgo, now: now)
         }
-        logger.info("recovered open orders", metadata: ["count": "\(stored.count)"])
+        // Rows written before the store knew which orders are at rest were loaded all the same.
+        for s in stored { evictIfAtRest(s.providerOrderID, now: now) }
+        logger.info("recovered open orders", metadata: ["in-memory": "\(orders.count)", "open": "\(openOrderCount)"])
         return stored.count
+    }
+
+    /// Brings a stored open order into memory, with its reservations; the totals count it already.
+    func admit(_ stored: StoredOrder) throws {
+        var live = LiveOrder(machine: stored.machine, clientIdentity: stored.clientIdentity, identity: nil, clientAddress: stored.clientAddress)
+        (live.offered, live.committed) = Self.policyReservations(try store.reservations(providerOrderID: stored.providerOrderID))
+        if stored.machine.isUpdate, let o = stored.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
+        orders.admit(stored.providerOrderID, live)
+        byCustomer[OrderKey(identity: stored.clientIdentity, customerOrderID: stored.customerOrderID)] = stored.providerOrderID
+    }
+
+    /// Forgets an open order with nothing in flight (an agreement at rest, ``ServerOrderStore/isResident(_:now:)``):
+    /// its next message or operator action reads it back from the store.
+    func evictIfAtRest(_ poid: ProviderOrderID, now: CPNPTimestamp) {
+        guard let live = orders[poid], ServerOrderStore.isOpen(live.machine), !ServerOrderStore.isResident(live.machine, now: now),
+            !live.awaitingApproval, live.unwrittenActions.isEmpty
+        else { return }
+        orders.evict(poid)
+        let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
+        if byCustomer[key] == poid { byCustomer[key] = nil }
+    }
+
+    /// The client's stored order for `key` when none is in memory: an open one (an agreement at rest)
+    /// is admitted and nil returned; a closed one is returned, for ``answerForClosedOrder(_:stored:datagram:identity:now:)``.
+    private func readBack(_ key: OrderKey) throws -> StoredOrder? {
+        guard byCustomer[key] == nil, let stored = try store.order(clientIdentity: key.identity, customerOrderID: key.customerOrderID) else { return nil }
+        guard stored.isOpen else { return stored }
+        if orders[stored.providerOrderID] == nil { try admit(stored) }
+        return nil
+    }
+
+    /// The order in memory, or read back from the store when it is open and at rest.
+    private func liveOrder(_ poid: ProviderOrderID) -> LiveOrder? {
+        if let live = orders[poid] { return live }
+        guard let stored = try? store.order(providerOrderID: poid), stored.isOpen, (try? admit(stored)) != nil else { return nil }
+        return orders[poid]
     }
 
     // MARK: - Inbound
@@ -224,20 +264,30 @@ public actor ServerEngine {
             return
         }
         let identity = identityKey(datagram.identity, session: datagram.session)
-        await enterBatch(OrderKey(identity: identity, customerOrderID: message.customerOrderID))
-        if case .quotation(let q) = message, byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)].flatMap({ orders[$0] }) == nil {
+        let key = OrderKey(identity: identity, customerOrderID: message.customerOrderID)
+        await enterBatch(key)
+        if case .quotation(let q) = message, byCustomer[key].flatMap({ orders[$0] }) == nil,
+            let refused = refusedQuotations[RefusedQuotationKey(identity: identity, transactionID: q.transactionID)]
+        {
             // A retransmission of a QUOTATION already answered gets that answer again and changes
             // nothing, whatever became of its order (§11.3, §11.4).
-            if let refused = refusedQuotations[RefusedQuotationKey(identity: identity, transactionID: q.transactionID)] {
-                if refused.sequenceNumber == q.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
-                return
-            }
-            if await answerForClosedOrder(message, datagram: datagram, identity: identity, now: now) { return }
+            if refused.sequenceNumber == q.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
+            return
+        }
+        let closed: StoredOrder?
+        do {
+            closed = try readBack(key)
+        } catch {
+            logger.error("store read failed; message dropped (the client retransmits)", metadata: ["from": "\(source)", "error": "\(error)"])
+            return
+        }
+        if case .quotation(let q) = message, byCustomer[key].flatMap({ orders[$0] }) == nil {
+            if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
             await newQuotation(q, datagram: datagram, identity: identity, now: now)
             return
         }
-        guard let poid = byCustomer[OrderKey(identity: identity, customerOrderID: message.customerOrderID)], var live = orders[poid] else {
-            if await answerForClosedOrder(message, datagram: datagram, identity: identity, now: now) { return }
+        guard let poid = byCustomer[key], var live = orders[poid] else {
+            if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
@@ -293,8 +343,8 @@ public actor ServerEngine {
     /// retransmission whose answer was lost (the ACK of a WITHDRAW, DECLINE or CANCEL) gets that answer
     /// again and a repeated WITHDRAW gets ACK (§11.4, §9.2.8); a closed order never re-opens. False when
     /// the client has no such order.
-    private func answerForClosedOrder(_ message: CPNPMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async -> Bool {
-        guard let stored = try? store.order(clientIdentity: identity, customerOrderID: message.customerOrderID), !stored.isOpen,
+    private func answerForClosedOrder(_ message: CPNPMessage, stored: StoredOrder?, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async -> Bool {
+        guard let stored, !stored.isOpen,
             message.providerOrderID == nil || message.providerOrderID == stored.providerOrderID
         else { return false }
         // A QUOTATION belongs to the closed order only when it is of one of its transactions; else it
@@ -554,7 +604,7 @@ public actor ServerEngine {
     public func administrativeDecision(_ poid: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
         await flushBatch()
         let now = clock.now()
-        guard let live = orders[poid] else { return "unknown or closed order" }
+        guard let live = liveOrder(poid) else { return "unknown or closed order" }
         guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
         if approve {
             // Re-run the decision against the current inventory; approval is granted.
@@ -801,9 +851,13 @@ public actor ServerEngine {
     // MARK: - Introspection (tests, admin)
 
     /// The live machine of an open order.
-    public func machine(_ poid: ProviderOrderID) -> ServerOrderStateMachine? { orders[poid]?.machine }
-    /// Open orders in memory.
-    public var openOrderCount: Int { orders.count }
+    public func machine(_ poid: ProviderOrderID) -> ServerOrderStateMachine? {
+        orders[poid]?.machine ?? (try? store.order(providerOrderID: poid)).flatMap { $0.isOpen ? $0.machine : nil }
+    }
+    /// Open orders, in memory or at rest in the store.
+    public var openOrderCount: Int { orders.openByClient.values.reduce(0, +) }
+    /// Open orders in memory: those with something in flight.
+    public var residentOrderCount: Int { orders.count }
     /// Orders waiting for an operator.
     public var ordersAwaitingApproval: [ProviderOrderID] { orders.all.filter { $0.value.awaitingApproval }.map(\.key) }
 }

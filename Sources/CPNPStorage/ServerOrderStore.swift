@@ -163,6 +163,15 @@ public final class ServerOrderStore: Sendable {
                 ) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("server-v4-resident") { db in
+            // Which open orders a restarted engine loads: those with something in flight. Rows written
+            // before are marked resident; an engine forgets those at rest once loaded, and they are
+            // marked at their next change.
+            try db.execute(sql: """
+                ALTER TABLE orders ADD COLUMN resident INTEGER NOT NULL DEFAULT 1 CHECK (resident IN (0, 1));
+                CREATE INDEX orders_resident ON orders(provider_order_id) WHERE is_open = 1 AND resident = 1;
+                """)
+        }
         return m
     }
 
@@ -179,6 +188,8 @@ public final class ServerOrderStore: Sendable {
             ORDER BY is_open DESC, created_at DESC, rowid DESC LIMIT 1
             """
         static let openOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1"
+        static let residentOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1 AND resident = 1"
+        static let openOrderCountsByClient = "SELECT client_identity, COUNT(*) FROM orders WHERE is_open = 1 GROUP BY client_identity"
         static let openOrderCount = "SELECT COUNT(*) FROM orders WHERE is_open = 1 AND client_identity = ?"
         static let customerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE client_identity = ? AND customer_order_id = ?)"
         static let providerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE provider_order_id = ?)"
@@ -305,6 +316,7 @@ public final class ServerOrderStore: Sendable {
     private struct Prepared {
         var snapshot: String
         var isOpen: Bool
+        var resident: Bool
         var outboxPayloads: [String]
         /// Documents the snapshot names that this store has not committed yet: reference and body.
         var newDocuments: [(reference: String, body: String)]
@@ -331,7 +343,7 @@ public final class ServerOrderStore: Sendable {
             return reference
         }) { StoreDatabase.text(change.machine.snapshot) }
         return Prepared(
-            snapshot: snapshot, isOpen: open, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) },
+            snapshot: snapshot, isOpen: open, resident: change.resident, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) },
             newDocuments: newDocuments, newReferences: newReferences)
     }
 
@@ -383,17 +395,19 @@ public final class ServerOrderStore: Sendable {
         if stored == nil {
             try db.cachedStatement(sql: """
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
-                                    snapshot, revision, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    snapshot, revision, created_at, updated_at, resident)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
                     poi, coi, change.clientIdentity, change.clientAddress, m.state.rawValue, prepared.isOpen,
-                    prepared.snapshot, revision, at, at,
+                    prepared.snapshot, revision, at, at, prepared.resident,
                 ])
         } else {
             try db.cachedStatement(sql: """
-                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?
+                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?
                 WHERE provider_order_id = ?
-                """).execute(arguments: [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, poi])
+                """).execute(arguments: [
+                    change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, poi,
+                ])
         }
 
         let audit = try db.cachedStatement(sql: """
@@ -527,8 +541,44 @@ public final class ServerOrderStore: Sendable {
     ///
     /// The snapshots are decoded on every CPU (start-up time is mostly that decoding: ~1 ms per open order).
     public func openOrders() throws -> [StoredOrder] {
+        try decodedOrders(SQL.openOrders)
+    }
+
+    /// The open orders an engine keeps in memory (``isResident(_:now:)``): what a restart loads; the
+    /// others are read when their next message comes.
+    public func residentOrders() throws -> [StoredOrder] {
+        try decodedOrders(SQL.residentOrders)
+    }
+
+    /// Open orders per client identity (the cap on open orders, RFC 8921 §13), from the index alone.
+    public func openOrderCountsByClient() throws -> [String: Int] {
+        try writer.read { db in
+            var out: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: SQL.openOrderCountsByClient) { out[row[0]] = row[1] }
+            return out
+        }
+    }
+
+    /// Offered plus committed capacity per resource, from the kept totals (one row per resource,
+    /// direction and kind; ``reservedTotals(kind:)`` recounts the reservation rows instead).
+    public func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal] {
+        try writer.read { db in
+            var out: [ResourceKey: CPNPDecimal] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT resource_id, direction, total FROM reservation_totals") {
+                let key = try Self.resourceKey(row)
+                let text: String = row["total"]
+                guard let v = CPNPDecimal(parsing: text) else {
+                    throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
+                }
+                out[key, default: 0] += v
+            }
+            return out.filter { !$0.value.isZero }
+        }
+    }
+
+    private func decodedOrders(_ sql: String) throws -> [StoredOrder] {
         let rows: [(summary: OrderSummary, snapshot: String)] = try writer.read { db in
-            try Row.fetchAll(db, sql: SQL.openOrders).map { (try Self.summary($0), $0["snapshot"]) }
+            try Row.fetchAll(db, sql: sql).map { (try Self.summary($0), $0["snapshot"]) }
         }
         let chunk = 128
         let results = Mutex<[Result<StoredOrder, any Error>?]>(Array(repeating: nil, count: rows.count))

@@ -15,6 +15,16 @@ extension ServerOrderStore {
     public static func isOpen(_ machine: ServerOrderStateMachine) -> Bool {
         machine.state != .cancelled || machine.transaction.pending != nil
     }
+
+    /// Whether an engine keeps the order in memory (docs/design/storage.md): while it is open and
+    /// something is in flight — a negotiation, a transaction awaiting its answer or retransmitting, a
+    /// withdrawal, or a timer (offer validity, test period end, scheduled activation). An agreement at
+    /// rest (Completed, nothing pending, no timer) is read from the store when its next message comes.
+    public static func isResident(_ machine: ServerOrderStateMachine, now: CPNPTimestamp) -> Bool {
+        guard isOpen(machine) else { return false }
+        return machine.state != .completed || machine.transaction.pending != nil || machine.withdrawalPending
+            || !machine.armedTimers(now: now).isEmpty
+    }
 }
 
 /// An order as stored, without its machine: what a listing shows.
@@ -251,6 +261,8 @@ public struct OrderChange: Sendable, Hashable {
     /// When set, the commit fails with ``StoreError/revisionConflict(orderID:expected:actual:)`` unless the
     /// stored revision equals it (0 = the order must not exist yet).
     public var expectedRevision: Int64?
+    /// Whether a restarted engine loads the order at once (``ServerOrderStore/isResident(_:now:)``).
+    public var resident: Bool { ServerOrderStore.isResident(machine, now: at) }
 
     public init(
         machine: ServerOrderStateMachine, clientIdentity: String, clientAddress: String? = nil, at: CPNPTimestamp,
