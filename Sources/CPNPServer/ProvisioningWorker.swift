@@ -14,11 +14,11 @@ import FoundationNetworking
 /// delivery is retried with back-off until it succeeds (delivery is at least once).
 public struct ProvisioningWorker: Sendable {
     let configuration: ProvisioningConfiguration
-    let store: ServerOrderStore
+    let store: any OrderStore
     let clock: any WallClock
     let logger: Logger
 
-    public init(configuration: ProvisioningConfiguration, store: ServerOrderStore, clock: any WallClock = SystemWallClock(), logger: Logger) {
+    public init(configuration: ProvisioningConfiguration, store: any OrderStore, clock: any WallClock = SystemWallClock(), logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.clock = clock

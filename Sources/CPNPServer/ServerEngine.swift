@@ -5,7 +5,7 @@ public import Logging
 public import CPNPRuntime
 
 /// The provider's CPNP engine (RFC 8921 §8.2, §11.2): runs one ``ServerOrderStateMachine`` per order,
-/// commits every observable state change to the ``ServerOrderStore`` before the message revealing it
+/// commits every observable state change to its ``OrderStore`` before the message revealing it
 /// is sent, asks the ``DecisionEngine`` for offers, keeps capacity reservations exact, and arms timers.
 ///
 /// One actor: decisions on the inventory are serialized, so concurrent QUOTATIONs never book more
@@ -62,7 +62,7 @@ public actor ServerEngine {
     }
 
     let configuration: ServerConfiguration
-    let store: ServerOrderStore
+    let store: any OrderStore
     let sink: any ServerMessageSink
     let clock: any WallClock
     let logger: Logger
@@ -104,7 +104,7 @@ public actor ServerEngine {
 
     /// - Parameter faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
     public init(
-        configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
+        configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
         logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil
     ) {
         self.init(configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false)
@@ -112,7 +112,7 @@ public actor ServerEngine {
 
     /// With `manualTimers`, timers only fire through ``fireDueTimers()`` (tests with a manual clock).
     init(
-        configuration: ServerConfiguration, store: ServerOrderStore, sink: any ServerMessageSink, clock: any WallClock,
+        configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock,
         logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool
     ) {
         inbox = Inbox(capacity: 8_192)
@@ -634,7 +634,7 @@ public actor ServerEngine {
 
     /// Polls `admin_requests` written by `cpnpd admin` (another process) and applies them.
     public func processAdminRequests() async {
-        guard let pending = try? store.pendingAdminRequests() else { return }
+        guard let pending = try? store.pendingAdminRequests(limit: 100) else { return }
         for r in pending {
             let outcome: String
             switch r.action {

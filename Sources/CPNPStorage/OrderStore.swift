@@ -1,0 +1,50 @@
+public import CPNPCore
+
+/// What the provider's engine and its provisioning worker need of a durable order store
+/// (docs/design/storage.md). ``ServerOrderStore`` implements it on SQLite. An implementation keeps
+/// the rules of that document: a change is all or nothing; capacity limits and revisions are checked
+/// inside the write transaction, so that several writer processes can never overbook; each distinct
+/// CPD is stored once; nothing a peer saw is ever lost once a commit returned.
+public protocol OrderStore: Sendable {
+    // MARK: Writing (RFC 8921 §8.11: durable before the message that reveals it)
+
+    /// Writes one change atomically; returns the order's new revision.
+    @discardableResult
+    func commit(_ change: OrderChange) throws -> Int64
+    /// Group commit: every change in one transaction, each rolled back alone when it fails.
+    func commit(batch changes: [OrderChange]) throws -> [Result<Int64, any Error>]
+
+    // MARK: Orders
+
+    func order(providerOrderID: ProviderOrderID) throws -> StoredOrder?
+    /// The client's open order with this customer order id, else its most recent closed one (§9.1.1).
+    func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder?
+    /// The open orders with something in flight (``ServerOrderStore/isResident(_:now:)``): what a restart loads.
+    func residentOrders() throws -> [StoredOrder]
+    /// Open orders per client identity (the cap on open orders, §13).
+    func openOrderCountsByClient() throws -> [String: Int]
+    /// Whether the client has any order with this customer order id (provider order ids never equal one, §13).
+    func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool
+    /// Creation times of the orders created since `time`, per client (the QUOTATION rate limit across restarts).
+    func orderCreationTimesByClient(createdSince time: CPNPTimestamp) throws -> [String: [CPNPTimestamp]]
+
+    // MARK: Capacity
+
+    func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation]
+    func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]]
+    /// Offered plus committed capacity per resource, as the store keeps it.
+    func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal]
+
+    // MARK: Provisioning hand-off and operators (§8.2)
+
+    func dueOutbox(now: CPNPTimestamp, limit: Int) throws -> [OutboxEntry]
+    @discardableResult
+    func markDelivered(id: Int64, at: CPNPTimestamp) throws -> Bool
+    @discardableResult
+    func markAttemptFailed(id: Int64, error: String, nextAttemptAt: CPNPTimestamp) throws -> Bool
+    func pendingAdminRequests(limit: Int) throws -> [AdminRequest]
+    @discardableResult
+    func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool
+}
+
+extension ServerOrderStore: OrderStore {}
