@@ -99,6 +99,8 @@ public struct ClientOrderChange: Sendable, Hashable {
 /// calls, one transaction per save, history kept forever (orders are never deleted).
 public final class ClientOrderStore: Sendable {
     let writer: any DatabaseWriter
+    /// Each distinct CPD of the snapshots, stored once (``CPDReferences``; docs/design/storage.md).
+    let documents = DocumentTable()
 
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
@@ -159,6 +161,10 @@ public final class ClientOrderStore: Sendable {
                 CREATE INDEX events_order ON events(customer_order_id, id);
                 """)
         }
+        m.registerMigration("client-v2-documents") { db in
+            // As the provider's store: snapshots name their CPDs; older snapshots are read as they are.
+            try db.execute(sql: DocumentTable.createSQL)
+        }
         return m
     }
 
@@ -190,11 +196,12 @@ public final class ClientOrderStore: Sendable {
     public func save(_ change: ClientOrderChange) throws -> Int64 {
         let m = change.machine
         let coi = m.customerOrderID.rawValue
-        let snapshot = StoreDatabase.text(m.snapshot)
+        let written = documents.write { m.snapshot }
+        let snapshot = written.snapshot
         let open = Self.isOpen(m)
         let at = StoreDatabase.ms(change.at)
         let sessionAddress = (change.serverAddress ?? m.transaction?.session.remote.description)
-        return try writer.write { db in
+        let revision = try writer.write { db in
             let head = try Row.fetchOne(db, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [coi])
             let stored: Int64? = head?["revision"]
             if let expected = change.expectedRevision, expected != (stored ?? 0) {
@@ -204,6 +211,7 @@ public final class ClientOrderStore: Sendable {
             guard let address = sessionAddress ?? storedAddress else {
                 throw StoreError.invalidArgument("order \(coi): no server address (give one, or a machine with a session)")
             }
+            try DocumentTable.insert(written, in: db)
             let revision = (stored ?? 0) + 1
             if stored == nil {
                 try db.cachedStatement(sql: """
@@ -232,13 +240,15 @@ public final class ClientOrderStore: Sendable {
             }
             return revision
         }
+        documents.learn(written)
+        return revision
     }
 
     // MARK: - Reading
 
     /// The order with this customer order id.
     public func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder? {
-        try writer.read { db in try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map(Self.order) }
+        try writer.read { db in try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map { try Self.order($0, db) } }
     }
 
     /// Whether the client already used this customer order id (choose another for a new order).
@@ -252,8 +262,8 @@ public final class ClientOrderStore: Sendable {
     /// id, else the orders (of possibly several servers) with that provider order id.
     public func orders(identifiedBy id: String) throws -> [StoredClientOrder] {
         try writer.read { db in
-            if let row = try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row)] }
-            return try Row.fetchAll(db, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map(Self.order)
+            if let row = try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row, db)] }
+            return try Row.fetchAll(db, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map { try Self.order($0, db) }
         }
     }
 
@@ -265,22 +275,22 @@ public final class ClientOrderStore: Sendable {
                 return try Row.fetchAll(
                     db, sql: "SELECT \(SQL.columns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
                     arguments: [state.rawValue, limit, offset]
-                ).map(Self.order)
+                ).map { try Self.order($0, db) }
             }
             return try Row.fetchAll(
                 db, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", arguments: [limit, offset]
-            ).map(Self.order)
+            ).map { try Self.order($0, db) }
         }
     }
 
     /// Open orders (``isOpen(_:)``), oldest first: what a restarted client re-arms and carries on.
     public func openOrders() throws -> [StoredClientOrder] {
-        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.openOrders).map(Self.order) }
+        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.openOrders).map { try Self.order($0, db) } }
     }
 
     /// The orders of one group (e.g. a best-of-N negotiation), oldest first.
     public func orders(group: String) throws -> [StoredClientOrder] {
-        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.byGroup, arguments: [group]).map(Self.order) }
+        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, db) } }
     }
 
     /// The order's history, oldest first.
@@ -302,7 +312,7 @@ public final class ClientOrderStore: Sendable {
         }
     }
 
-    private static func order(_ row: Row) throws -> StoredClientOrder {
+    private static func order(_ row: Row, _ db: Database) throws -> StoredClientOrder {
         let coi: String = row["customer_order_id"]
         guard let customerOrderID = CustomerOrderID(coi) else {
             throw StoreError.corruptRow(table: "orders", key: coi, reason: "invalid customer order id")
@@ -320,7 +330,7 @@ public final class ClientOrderStore: Sendable {
         let machine: ClientOrderStateMachine
         do {
             // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
-            machine = try CPDInterning.sharingEqualDocuments { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: db) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error)")
         }

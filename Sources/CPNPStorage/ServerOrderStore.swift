@@ -1,7 +1,6 @@
 /// The provider's durable order store (issue 4; RFC 8921 §8.11 persistent orders and time-stamped state
 /// changes, §12.1 audit, §8.2 provisioning hand-off, §13 identifier and open-order rules).
 public import CPNPCore
-import Crypto
 import Dispatch
 import GRDB
 import Synchronization
@@ -27,10 +26,8 @@ import Synchronization
 /// ``CPNPTimestamp``; decimal amounts as canonical decimal text.
 public final class ServerOrderStore: Sendable {
     let writer: any DatabaseWriter
-    /// The references of documents this store has committed (``CPDReferences``): a snapshot naming one
-    /// needs neither its encoding nor its row again. Documents are never deleted, so an entry stays true.
-    let committedDocuments = Mutex<[CPD: String]>([:])
-    static let committedDocumentMemory = 4_096
+    /// Each distinct CPD of the snapshots, stored once (``CPDReferences``).
+    let documents = DocumentTable()
 
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
@@ -156,12 +153,7 @@ public final class ServerOrderStore: Sendable {
             // Snapshots name their CPDs (CPDReferences) instead of holding a copy of each: a negotiation
             // wrote about 13 copies of the same document. Older snapshots, with documents inline, are
             // read as they are and rewritten with references at the order's next change.
-            try db.execute(sql: """
-                CREATE TABLE documents (
-                    reference TEXT NOT NULL PRIMARY KEY,
-                    body TEXT NOT NULL
-                ) WITHOUT ROWID;
-                """)
+            try db.execute(sql: DocumentTable.createSQL)
         }
         m.registerMigration("server-v4-resident") { db in
             // Which open orders a restarted engine loads: those with something in flight. Rows written
@@ -230,8 +222,6 @@ public final class ServerOrderStore: Sendable {
             """
         static let adminColumns = "id, provider_order_id, action, status_code, diagnostic, requested_by, created_at, processed_at, outcome"
         static let pendingAdminRequests = "SELECT \(adminColumns) FROM admin_requests WHERE processed_at IS NULL ORDER BY id LIMIT ?"
-        static let documentBody = "SELECT body FROM documents WHERE reference = ?"
-        static let insertDocument = "INSERT INTO documents (reference, body) VALUES (?, ?) ON CONFLICT (reference) DO NOTHING"
     }
 
     /// `EXPLAIN QUERY PLAN` of one of ``SQL``'s statements.
@@ -253,7 +243,7 @@ public final class ServerOrderStore: Sendable {
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
         let revision = try writer.write { db in try Self.commit(change, prepared: prepared, in: db) }
-        learn(prepared)
+        documents.learn(prepared.written)
         return revision
     }
 
@@ -265,7 +255,7 @@ public final class ServerOrderStore: Sendable {
         let revisions = try writer.write { db in
             try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
         }
-        prepared.forEach(learn)
+        for p in prepared { documents.learn(p.written) }
         return revisions
     }
 
@@ -309,18 +299,17 @@ public final class ServerOrderStore: Sendable {
             }
             return out
         }
-        for (p, r) in zip(prepared, results) { if let p, case .success? = r { learn(p) } }
+        for (p, r) in zip(prepared, results) { if let p, case .success? = r { documents.learn(p.written) } }
         return results.map { $0! }
     }
 
     private struct Prepared {
-        var snapshot: String
+        /// The snapshot, naming its documents, and those of them not known committed.
+        var written: DocumentTable.Written
         var isOpen: Bool
         var resident: Bool
         var outboxPayloads: [String]
-        /// Documents the snapshot names that this store has not committed yet: reference and body.
-        var newDocuments: [(reference: String, body: String)]
-        var newReferences: [CPD: String]
+        var snapshot: String { written.snapshot }
     }
 
     /// The serialisation and checks that need no database, done before taking the write lock. The
@@ -331,37 +320,9 @@ public final class ServerOrderStore: Sendable {
             throw StoreError.reservationsOnClosedOrder(providerOrderID: change.machine.providerOrderID.rawValue)
         }
         guard !change.clientIdentity.isEmpty else { throw StoreError.invalidArgument("the client identity is empty") }
-        let known = committedDocuments.withLock { $0 }
-        var newDocuments: [(reference: String, body: String)] = []
-        var newReferences: [CPD: String] = [:]
-        let snapshot = CPDReferences.writing({ document in
-            if let reference = known[document] ?? newReferences[document] { return reference }
-            let body = StoreDatabase.text(document.json)
-            let reference = Self.reference(body)
-            newDocuments.append((reference, body))
-            newReferences[document] = reference
-            return reference
-        }) { StoreDatabase.text(change.machine.snapshot) }
         return Prepared(
-            snapshot: snapshot, isOpen: open, resident: change.resident, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) },
-            newDocuments: newDocuments, newReferences: newReferences)
-    }
-
-    /// The reference of a document's compact JSON: its SHA-256 (``CPDReferences``).
-    static func reference(_ body: String) -> String {
-        CPDReferences.prefix + SHA256.hash(data: Array(body.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
-    }
-
-    /// Remembers the documents a committed change stored.
-    private func learn(_ prepared: Prepared) {
-        guard !prepared.newReferences.isEmpty else { return }
-        committedDocuments.withLock { known in
-            if known.count + prepared.newReferences.count > Self.committedDocumentMemory { known.removeAll(keepingCapacity: true) }
-            known.merge(prepared.newReferences) { old, _ in old }
-        }
+            written: documents.write { change.machine.snapshot }, isOpen: open, resident: change.resident,
+            outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 
     private static func commit(_ change: OrderChange, prepared: Prepared, in db: Database) throws -> Int64 {
@@ -388,8 +349,7 @@ public final class ServerOrderStore: Sendable {
             throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
         }
 
-        let documents = try db.cachedStatement(sql: SQL.insertDocument)
-        for d in prepared.newDocuments { try documents.execute(arguments: [d.reference, d.body]) }
+        try DocumentTable.insert(prepared.written, in: db)
 
         let revision = (stored ?? 0) + 1
         if stored == nil {
@@ -884,21 +844,13 @@ public final class ServerOrderStore: Sendable {
         try storedOrder(try summary(row), snapshot: row["snapshot"], db)
     }
 
-    /// A stored document's JSON by its reference (``CPDReferences``), nil when absent or unreadable.
-    static func document(_ reference: String, _ db: Database) -> JSONValue? {
-        guard let body = try? String.fetchOne(db, cachedSQL: SQL.documentBody, arguments: [reference]) else { return nil }
-        return try? StoreDatabase.json(body, table: "documents", key: reference)
-    }
-
     private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ db: Database) throws -> StoredOrder {
         let key = summary.providerOrderID.rawValue
         let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
         do {
             // Each document decoded once and shared (request, offer, agreement, cached ACCEPT and ACK).
-            machine = try CPDInterning.sharingEqualDocuments(resolvingReferences: { document($0, db) }) { () throws(SnapshotError) -> ServerOrderStateMachine in
-                try ServerOrderStateMachine(snapshot: json)
-            }
+            machine = try DocumentTable.decoding(in: db) { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error)")
         }

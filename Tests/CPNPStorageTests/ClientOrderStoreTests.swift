@@ -3,6 +3,7 @@
 @testable import CPNPCore
 @testable import CPNPStorage
 import Foundation
+import GRDB
 import Testing
 
 @Suite("ClientOrderStore")
@@ -65,6 +66,43 @@ struct ClientOrderStoreTests {
         #expect(events.last?.to == .completed)
         #expect(events.allSatisfy { $0.serverAddress == "198.51.100.1:8921" })
         #expect(try store.openOrders().map(\.customerOrderID) == [d.client.customerOrderID])
+    }
+
+    @Test("client snapshots name their documents, stored once; a snapshot with its documents inline still reads")
+    func documentsAreStoredOnce() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ClientOrderStore(path: dir.path("cpnp.sqlite"))
+        var d = Dialogue()
+        try d.clientQuotes()
+        try store.save(d.clientChange())
+        d.serverReceivesQuotation()
+        try d.serverAcknowledges()
+        d.deliverToClient()
+        try d.serverOffers()
+        d.deliverToClient()
+        try d.clientProcessesOffer()
+        d.deliverToServer()
+        try d.clientAccepts()
+        d.deliverToServer()
+        try d.serverConfirmsAgreement()
+        d.deliverToClient()
+        #expect(d.client.state == .completed)
+        try store.save(d.clientChange())
+        let coi = d.client.customerOrderID.rawValue
+        let (snapshot, documents) = try store.writer.read { db in
+            (try String.fetchOne(db, sql: "SELECT snapshot FROM orders WHERE customer_order_id = ?", arguments: [coi]) ?? "",
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") ?? 0)
+        }
+        // The requested and the offered document, whatever the copies the machine holds.
+        #expect(documents == 2)
+        #expect(snapshot.contains(CPDReferences.prefix) && !snapshot.contains("\"customer-node\""))
+
+        // As the previous release wrote it: every document inline.
+        let inline = JSONSerializer.serializeString(d.client.snapshot)
+        #expect(inline.contains("\"customer-node\"") && !inline.contains(CPDReferences.prefix))
+        try store.writer.write { db in try db.execute(sql: "UPDATE orders SET snapshot = ? WHERE customer_order_id = ?", arguments: [inline, coi]) }
+        #expect(try ClientOrderStore(path: dir.path("cpnp.sqlite")).order(customerOrderID: d.client.customerOrderID)?.machine == d.client)
     }
 
     @Test("a declined order stays open until its DECLINE is acknowledged, then closes; history is kept")

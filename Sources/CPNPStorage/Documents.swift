@@ -1,0 +1,77 @@
+import CPNPCore
+import Crypto
+import GRDB
+import Synchronization
+
+/// Each distinct CPD stored once, in table `documents`, under the reference a snapshot names it by
+/// (``CPDReferences``; docs/design/storage.md). Both stores use it for their order snapshots.
+final class DocumentTable: Sendable {
+    /// The references of documents this store has committed: a snapshot naming one needs neither its
+    /// encoding nor its row again. Documents are never deleted, so an entry stays true.
+    private let committed = Mutex<[CPD: String]>([:])
+    static let memory = 4_096
+
+    static let createSQL = """
+        CREATE TABLE documents (
+            reference TEXT NOT NULL PRIMARY KEY,
+            body TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    static let insertSQL = "INSERT INTO documents (reference, body) VALUES (?, ?) ON CONFLICT (reference) DO NOTHING"
+    static let bodySQL = "SELECT body FROM documents WHERE reference = ?"
+
+    /// A snapshot written with references, and the documents it names that are not known committed.
+    struct Written: Sendable {
+        var snapshot: String
+        var newDocuments: [(reference: String, body: String)]
+        var newReferences: [CPD: String]
+    }
+
+    /// Writes `snapshot()` with each CPD as its reference, encoding only the documents not known committed.
+    func write(_ snapshot: () -> JSONValue) -> Written {
+        let known = committed.withLock { $0 }
+        var newDocuments: [(reference: String, body: String)] = []
+        var newReferences: [CPD: String] = [:]
+        let text = CPDReferences.writing({ document in
+            if let reference = known[document] ?? newReferences[document] { return reference }
+            let body = StoreDatabase.text(document.json)
+            let reference = Self.reference(body)
+            newDocuments.append((reference, body))
+            newReferences[document] = reference
+            return reference
+        }) { StoreDatabase.text(snapshot()) }
+        return Written(snapshot: text, newDocuments: newDocuments, newReferences: newReferences)
+    }
+
+    /// Inserts the new documents of `written`, inside the transaction that writes its snapshot.
+    static func insert(_ written: Written, in db: Database) throws {
+        guard !written.newDocuments.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: insertSQL)
+        for d in written.newDocuments { try statement.execute(arguments: [d.reference, d.body]) }
+    }
+
+    /// Remembers the documents of a committed snapshot.
+    func learn(_ written: Written) {
+        guard !written.newReferences.isEmpty else { return }
+        committed.withLock { known in
+            if known.count + written.newReferences.count > Self.memory { known.removeAll(keepingCapacity: true) }
+            known.merge(written.newReferences) { old, _ in old }
+        }
+    }
+
+    /// The reference of a document's compact JSON: `sha256:` and its SHA-256 in hex.
+    static func reference(_ body: String) -> String {
+        CPDReferences.prefix + SHA256.hash(data: Array(body.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// Decodes a snapshot whose references are read from `db` (each document decoded once, shared).
+    static func decoding<R>(in db: Database, _ body: () throws -> R) rethrows -> R {
+        try CPDInterning.sharingEqualDocuments(resolvingReferences: { reference in
+            guard let text = try? String.fetchOne(db, cachedSQL: bodySQL, arguments: [reference]) else { return nil }
+            return try? StoreDatabase.json(text, table: "documents", key: reference)
+        }, body)
+    }
+}
