@@ -7,9 +7,10 @@ import Foundation
 
 @Suite("kill -9 at every step of a negotiation", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
 struct CrashAtEveryStepEndToEndTests {
-    /// Where the daemon dies (its test-only `CPNPD_FAULT` hook `_exit`s there, as kill -9 would): after
-    /// each state a negotiation commits (PROCESSING and OFFER of an immediate offer commit together,
-    /// as OfferProposed) and before each message it sends.
+    /// Where the daemon dies (its test-only `CPNPD_FAULT` hook `_exit`s there, as kill -9 would): once
+    /// the order reached each state of a negotiation (PQOReceived and AcceptReceived reveal nothing and
+    /// are written with the change that follows them; PROCESSING and OFFER of an immediate offer commit
+    /// together, as OfferProposed; docs/design/storage.md) and before each message it sends.
     static let faults = [
         "crash-after-commit:PQOReceived", "crash-before-send:processing", "crash-before-send:offer",
         "crash-after-commit:OfferProposed", "crash-after-commit:AcceptReceived", "crash-before-send:ack",
