@@ -101,20 +101,37 @@ public actor ServerEngine {
     nonisolated let inbox: Inbox
     /// Group commit figures.
     public internal(set) var commitStatistics = CommitStatistics()
+    /// The sender task's queue, with `sendsWithoutWaiting`.
+    nonisolated let outbound: AsyncStream<(bytes: [UInt8], session: CPNPSession)>.Continuation?
 
-    /// - Parameter faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
+    deinit { outbound?.finish() }
+
+    /// - Parameters:
+    ///   - faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
+    ///   - sendsWithoutWaiting: hand each message, once its change is durable, to one sender task that
+    ///     gives them to `sink` in order, instead of waiting for the sink before going on (cpnpd). With
+    ///     it, `receive` may return before its answers reached the sink.
     public init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
-        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, sendsWithoutWaiting: Bool = false
     ) {
-        self.init(configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false)
+        self.init(
+            configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false,
+            sendsWithoutWaiting: sendsWithoutWaiting)
     }
 
     /// With `manualTimers`, timers only fire through ``fireDueTimers()`` (tests with a manual clock).
     init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock,
-        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool, sendsWithoutWaiting: Bool = false
     ) {
+        if sendsWithoutWaiting {
+            let (stream, continuation) = AsyncStream.makeStream(of: (bytes: [UInt8], session: CPNPSession).self)
+            outbound = continuation
+            Task { for await (bytes, session) in stream { await sink.send(bytes, on: session) } }
+        } else {
+            outbound = nil
+        }
         inbox = Inbox(capacity: 8_192)
         self.manualTimers = manualTimers
         self.faultHook = faultHook
@@ -354,32 +371,26 @@ public actor ServerEngine {
         {
             return false
         }
-        var machine = stored.machine
-        let actions = machine.messageReceived(message, session: datagram.session, now: now, using: &rng)
-        if actions.contains(where: { if case .persist = $0 { true } else { false } }) {
-            guard !ServerOrderStore.isOpen(machine) else { return true }
-            do {
-                try store.commit(OrderChange(
-                    machine: machine, clientIdentity: identity, clientAddress: datagram.session.remote.description, at: now,
-                    actions: actions, expectedRevision: stored.revision))
-            } catch {
-                logger.error("commit failed; messages withheld", metadata: ["order": "\(stored.providerOrderID)", "error": "\(error)"])
-                return true
-            }
+        // The stored machine answers through the same path as an open order's: its change is committed
+        // with the batch, then its messages are sent, and it leaves memory again (GroupCommit.swift).
+        let poid = stored.providerOrderID
+        orders.admit(poid, LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description))
+        let answer = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        guard let live = orders[poid], !ServerOrderStore.isOpen(live.machine) else {
+            // A closed order never re-opens.
+            orders.evict(poid)
+            return true
         }
-        for a in actions {
-            switch a {
-            case .send(.fail(let f), _) where !failLimiter.allow(identity, now: now):
-                logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(f.statusCode.rawValue)"])
-            case .send(let m, let session):
-                faultHook?(.sending(m.method))
-                await send(m, on: session)
-            case .discard(let reason):
-                logger.debug("discarded", metadata: ["order": "\(stored.providerOrderID)", "reason": "\(reason)"])
-            default:
-                break
-            }
+        let actions = answer.filter { action in
+            guard case .send(.fail(let f), _) = action, !failLimiter.allow(identity, now: now) else { return true }
+            logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(f.statusCode.rawValue)"])
+            return false
         }
+        guard !actions.isEmpty else {
+            orders.evict(poid)
+            return true
+        }
+        await perform(actions, order: poid, now: now)
         return true
     }
 
@@ -446,6 +457,10 @@ public actor ServerEngine {
             return
         }
         let bytes = measure(.encode) { CPNPCodec.encode(m) }
+        if let outbound {
+            outbound.yield((bytes, session))
+            return
+        }
         guard profile != nil else { return await sink.send(bytes, on: session) }
         let start = ContinuousClock.now
         await sink.send(bytes, on: session)

@@ -58,7 +58,8 @@ struct RunCommand: AsyncParsableCommand {
         let store = try ServerOrderStore(path: configuration.database.path)
         let transport = try await startTransport(configuration, logger: logger)
         let sink = TransportSink(transport: transport, logger: logger)
-        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook())
+        let engine = ServerEngine(
+            configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true)
         let recovered = try await engine.recover()
         let service = DaemonService(
             engine: engine, transport: transport,

@@ -160,6 +160,41 @@ struct GroupCommitEngineTests {
         #expect(await engine.openOrderCount == 2)
     }
 
+    /// A closed order's stored machine answers through the same path as an open order's: its change
+    /// is written with the batch, before its answer leaves, and it leaves memory again.
+    @Test func closedOrdersAnswerThroughTheBatchCommit() async throws {
+        let store = try ServerOrderStore(path: TestPaths().database)
+        let sink = CollectingSink()
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        var repeats: [InboundDatagram] = []
+        var customers: [TestCustomer] = []
+        for i in 0..<2 {
+            let customer = TestCustomer("acme", port: UInt16(41_100 + i))
+            var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("gc-closed-\(i)")!)
+            try await customer.agree(&order, CPD.marseille(min: 10, max: 20), engine: engine, sink: sink, now: now)
+            let agreement = try #require(order.agreement)
+            await customer.deliver(try order.withdraw(session: customer.clientSession, now: now, using: &rng), to: engine)
+            #expect(sink.take(for: customer.endpoint).map(\.method) == [.processing, .ack])
+            // A second WITHDRAW, in a new transaction: the Cancelled order refuses it with FAIL 1 (Table 6), stored.
+            repeats.append(customer.datagram(.withdraw(WithdrawMessage(
+                sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))))
+            customers.append(customer)
+        }
+        let before = await engine.commitStatistics
+        await engine.receive(batch: repeats)
+        let after = await engine.commitStatistics
+        #expect(after.transactions - before.transactions == 1 && after.changes - before.changes == 2)
+        for customer in customers {
+            guard case .fail(let fail)? = sink.take(for: customer.endpoint).first else { Issue.record("expected FAIL 1"); continue }
+            #expect(fail.statusCode == .messageValidationError)
+        }
+        #expect(await engine.residentOrderCount == 0)
+        #expect(await engine.openOrderCount == 0)
+    }
+
     @Test func theInboxDrainsInBoundedBatchesAndDropsWhatExceedsItsCapacity() async throws {
         let store = try ServerOrderStore.inMemory()
         let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: CollectingSink(), logger: makeLogger())
