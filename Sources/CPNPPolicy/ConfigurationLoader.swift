@@ -91,6 +91,9 @@ struct ConfigurationParser {
         }
         if let s = r.map(m["database"], at: m.path("database"), keys: ["path"]) {
             c.database.path = r.string(s, "path") ?? c.database.path
+            if let node = s["path"], let problem = DatabaseConfiguration.problem(with: c.database.path) {
+                r.invalid(s.path("path"), node, problem)
+            }
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {

@@ -195,6 +195,17 @@ public struct DatabaseConfiguration: Sendable, Hashable {
     public init(path: String = "./.cpnp/cpnpd.sqlite") {
         self.path = path
     }
+
+    /// Why `path` cannot be the SQLite file, or nil: a URL (`postgres://…`) names a database server,
+    /// which this cpnpd does not speak to; taken as a path it would create a file in a folder named
+    /// after the scheme.
+    public static func problem(with path: String) -> String? {
+        if path.isEmpty { return "must not be empty" }
+        guard let schemeEnd = path.firstRange(of: "://") else { return nil }
+        let scheme = path[..<schemeEnd.lowerBound]
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else { return nil }
+        return "\"\(scheme)://…\" is a URL; this cpnpd keeps its orders in a SQLite file only: give the file's path"
+    }
 }
 
 /// `timers`: protocol timers of the server.

@@ -20,6 +20,7 @@ struct AdminCommand: AsyncParsableCommand {
         var config: String?
 
         func open() throws -> ServerOrderStore {
+            if let database, let problem = DatabaseConfiguration.problem(with: database) { throw ValidationError("--database: \(problem)") }
             let path = try database ?? loadConfiguration(config).database.path
             guard FileManager.default.fileExists(atPath: path) else {
                 throw ValidationError("no database at \(path): is cpnpd running from this directory? (use --database)")

@@ -48,7 +48,10 @@ struct RunCommand: AsyncParsableCommand {
             guard let kind = CPNPPolicy.TransportKind(rawValue: transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
             configuration.listen.transport = kind
         }
-        if let database { configuration.database.path = database }
+        if let database {
+            if let problem = DatabaseConfiguration.problem(with: database) { throw ValidationError("--database: \(problem)") }
+            configuration.database.path = database
+        }
         if let pki { configuration.pki.directory = pki }
 
         try ensureDevelopmentPKI(configuration.pki, logger: logger)

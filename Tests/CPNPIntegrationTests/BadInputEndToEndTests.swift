@@ -136,3 +136,28 @@ struct BadInputEndToEndTests {
         }
     }
 }
+
+@Suite("cpnpd refuses a database URL", .enabled(if: Daemon.binary != nil, "cpnpd not built"))
+struct DatabaseURLEndToEndTests {
+    /// `cpnpd --database postgres://…` and `cpnpd admin … --database postgres://…` stop with an error
+    /// naming the option, and create nothing (no folder `postgres:` holding a SQLite file).
+    @Test(.timeLimit(.minutes(1)), arguments: [["run"], ["admin", "orders"]])
+    func aDatabaseURLIsRefusedAndNothingIsCreated(_ command: [String]) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-url-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let p = Process()
+        p.executableURL = Daemon.binary
+        p.currentDirectoryURL = directory
+        p.arguments = command + ["--database", "postgres://cpnp:secret@127.0.0.1:5432/cpnp"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(text.contains("--database: \"postgres://…\" is a URL"), "\(text)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+}

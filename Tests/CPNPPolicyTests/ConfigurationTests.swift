@@ -61,6 +61,15 @@ struct ConfigurationTests {
         #expect(c == demo)
     }
 
+    /// A database URL is named as the error it is, instead of becoming a file in a folder `postgres:`.
+    @Test func aDatabaseURLIsAnErrorNamingThePath() {
+        let found = errors("database:\n  path: postgres://cpnp:secret@db.example:5432/cpnp\n")
+        #expect(found.count == 1 && found[0].hasPrefix("database.path:") && found[0].contains("\"postgres://…\" is a URL"), "\(found)")
+        #expect(DatabaseConfiguration.problem(with: "./.cpnp/cpnpd.sqlite") == nil)
+        #expect(DatabaseConfiguration.problem(with: "/var/lib/cpnp/orders:2026.sqlite") == nil)
+        #expect(DatabaseConfiguration.problem(with: "file:///var/lib/cpnp.sqlite") != nil)
+    }
+
     @Test func everyKeyIsDocumented() throws {
         let reader = YAMLReader()
         let yaml = try String(contentsOfFile: Repo.exampleConfiguration, encoding: .utf8)
