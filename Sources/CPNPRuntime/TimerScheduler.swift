@@ -3,59 +3,141 @@ import Synchronization
 
 /// Fires callbacks at absolute wall-clock deadlines; arming a key again replaces its timer
 /// (the machines' `armTimer`/`cancelTimer` actions map onto it one to one).
+///
+/// One sleeping task serves every timer: arming and cancelling only update a table and a queue
+/// ordered by deadline, and the sleeper is replaced only when a timer falls due before it wakes. A
+/// timer that falls due fires in a task of its own.
 public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     private let state = Mutex(State())
     private let clock: any WallClock
 
+    private struct Armed {
+        var due: ContinuousClock.Instant
+        var generation: UInt64
+        var fire: @Sendable (Key) async -> Void
+    }
+
+    /// An entry of the deadline queue; stale once its key is cancelled or armed again.
+    private struct Pending {
+        var due: ContinuousClock.Instant
+        var generation: UInt64
+        var key: Key
+        func precedes(_ other: Pending) -> Bool { (due, generation) < (other.due, other.generation) }
+    }
+
     private struct State {
-        var tasks: [Key: (generation: UInt64, task: Task<Void, Never>)] = [:]
+        var armed: [Key: Armed] = [:]
+        var queue: [Pending] = []
         var generation: UInt64 = 0
+        var sleeper: Task<Void, Never>?
+        var sleeperDue: ContinuousClock.Instant?
     }
 
     public init(clock: any WallClock) { self.clock = clock }
 
     /// Arms (or re-arms) `key` to call `fire` at `deadline`; a deadline in the past fires at once.
     public func arm(_ key: Key, at deadline: CPNPTimestamp, fire: @escaping @Sendable (Key) async -> Void) {
-        let delay = max(.zero, deadline.duration(since: clock.now()))
+        let due = ContinuousClock.now + max(.zero, deadline.duration(since: clock.now()))
         state.withLock { s in
             s.generation &+= 1
-            let generation = s.generation
-            s.tasks[key]?.task.cancel()
-            let task = Task { [weak self] in
-                if delay > .zero {
-                    do { try await Task.sleep(for: delay) } catch { return }
-                }
-                guard let self, self.take(key, generation: generation) else { return }
-                await fire(key)
-            }
-            s.tasks[key] = (generation, task)
+            s.armed[key] = Armed(due: due, generation: s.generation, fire: fire)
+            Self.push(Pending(due: due, generation: s.generation, key: key), into: &s.queue)
+            if s.queue.count > 2 * s.armed.count + 1_024 { Self.compact(&s) }
+            if s.sleeperDue.map({ due < $0 }) ?? true { startSleeper(&s, until: due) }
         }
     }
 
     /// Cancels `key` if armed.
     public func cancel(_ key: Key) {
-        state.withLock { s in s.tasks.removeValue(forKey: key)?.task.cancel() }
+        state.withLock { s in _ = s.armed.removeValue(forKey: key) }
     }
 
     /// Cancels every timer whose key matches.
     public func cancelAll(where predicate: (Key) -> Bool) {
         state.withLock { s in
-            for k in s.tasks.keys where predicate(k) { s.tasks.removeValue(forKey: k)?.task.cancel() }
+            for k in s.armed.keys where predicate(k) { s.armed.removeValue(forKey: k) }
         }
     }
 
     /// Number of armed timers.
-    public var count: Int { state.withLock { $0.tasks.count } }
+    public var count: Int { state.withLock { $0.armed.count } }
 
-    private func take(_ key: Key, generation: UInt64) -> Bool {
-        state.withLock { s in
-            guard s.tasks[key]?.generation == generation else { return false }
-            s.tasks.removeValue(forKey: key)
-            return true
+    /// Entries of the deadline queue, stale ones included (tests: it stays bounded).
+    var queuedCount: Int { state.withLock { $0.queue.count } }
+
+    private func startSleeper(_ s: inout State, until due: ContinuousClock.Instant) {
+        s.sleeper?.cancel()
+        s.sleeperDue = due
+        s.sleeper = Task { [weak self] in
+            do { try await Task.sleep(until: due, clock: .continuous) } catch { return }
+            self?.wake()
         }
     }
 
+    /// Fires what fell due, each in its own task, and sleeps until the next deadline.
+    private func wake() {
+        let due: [(Key, @Sendable (Key) async -> Void)] = state.withLock { s in
+            s.sleeper = nil
+            s.sleeperDue = nil
+            let now = ContinuousClock.now
+            var out: [(Key, @Sendable (Key) async -> Void)] = []
+            while let top = s.queue.first {
+                guard let armed = s.armed[top.key], armed.generation == top.generation else {
+                    Self.popFirst(&s.queue)
+                    continue
+                }
+                guard top.due <= now else { break }
+                Self.popFirst(&s.queue)
+                s.armed[top.key] = nil
+                out.append((top.key, armed.fire))
+            }
+            if let next = s.queue.first { startSleeper(&s, until: next.due) }
+            return out
+        }
+        for (key, fire) in due { Task { await fire(key) } }
+    }
+
+    // MARK: - The deadline queue (a binary min-heap)
+
+    private static func push(_ entry: Pending, into heap: inout [Pending]) {
+        heap.append(entry)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].precedes(heap[parent]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private static func popFirst(_ heap: inout [Pending]) {
+        guard heap.count > 1 else {
+            heap.removeAll(keepingCapacity: true)
+            return
+        }
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var first = parent
+            if left < heap.count, heap[left].precedes(heap[first]) { first = left }
+            if right < heap.count, heap[right].precedes(heap[first]) { first = right }
+            guard first != parent else { return }
+            heap.swapAt(parent, first)
+            parent = first
+        }
+    }
+
+    /// Rebuilds the queue from the armed timers, dropping stale entries.
+    private static func compact(_ s: inout State) {
+        var heap: [Pending] = []
+        heap.reserveCapacity(s.armed.count)
+        for (key, armed) in s.armed { push(Pending(due: armed.due, generation: armed.generation, key: key), into: &heap) }
+        s.queue = heap
+    }
+
     deinit {
-        state.withLock { s in for (_, t) in s.tasks { t.task.cancel() } }
+        state.withLock { s in s.sleeper?.cancel() }
     }
 }

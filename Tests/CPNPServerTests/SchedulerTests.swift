@@ -1,7 +1,7 @@
 import Testing
 import CPNPCore
 @testable import CPNPServer
-import CPNPRuntime
+@testable import CPNPRuntime
 import Synchronization
 
 @Suite("Timer scheduler and rate limiter")
@@ -31,6 +31,30 @@ struct SchedulerTests {
         #expect(Set(seen) == ["a", "b"])
         try await Task.sleep(for: .milliseconds(30))
         #expect(Set(fired.withLock { $0 }) == ["second a", "b"])
+        #expect(scheduler.count == 0)
+    }
+
+    /// One sleeper serves every timer: a timer armed before the sleeper's deadline still fires on time,
+    /// and the queue of deadlines stays bounded however many timers are armed and cancelled.
+    /// (Timer 1 is ten minutes away: were the sleeper kept for it, timer 2 would miss the time limit.)
+    @Test(.timeLimit(.minutes(1)))
+    func anEarlierTimerFiresOnTimeAndCancelledOnesDoNotPileUp() async throws {
+        let clock = SystemWallClock()
+        let scheduler = TimerScheduler<Int>(clock: clock)
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        scheduler.arm(1, at: clock.now().adding(.seconds(600))) { continuation.yield($0) }
+        scheduler.arm(2, at: clock.now().adding(.milliseconds(20))) { continuation.yield($0) }
+        for await k in stream {
+            #expect(k == 2)
+            break
+        }
+        for i in 3..<20_003 {
+            scheduler.arm(i, at: clock.now().adding(.seconds(30)), fire: { _ in })
+            scheduler.cancel(i)
+        }
+        #expect(scheduler.count == 1)
+        #expect(scheduler.queuedCount < 3_000)
+        scheduler.cancel(1)
         #expect(scheduler.count == 0)
     }
 
