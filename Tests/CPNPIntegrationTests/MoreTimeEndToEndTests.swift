@@ -67,26 +67,12 @@ struct MoreTimeEndToEndTests {
             approval-expected-offer-time: 3s
             more-time: {request-before: 5s}
             """).utf8).write(to: file)
-        let p = Process()
-        p.executableURL = Daemon.binary
-        p.arguments = ["check-config", file.path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 1)
+        let (status, text) = try Daemon.command(["check-config", file.path])
+        #expect(status == 1)
         #expect(text.contains("timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"), "\(text)")
         let good = try Self.configuration()
         try Data(good.utf8).write(to: file)
-        let q = Process()
-        q.executableURL = Daemon.binary
-        q.arguments = ["check-config", file.path]
-        q.standardOutput = FileHandle.nullDevice
-        try q.run()
-        q.waitUntilExit()
-        #expect(q.terminationStatus == 0)
+        #expect(try Daemon.command(["check-config", file.path]).status == 0)
     }
 
     /// Figure 12: the client refuses with FAIL 7; nobody approves before the first expected offer

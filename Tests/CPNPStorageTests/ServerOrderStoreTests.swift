@@ -151,13 +151,7 @@ struct ServerOrderStoreTests {
         d.serverReceivesQuotation()
         try d.serverAcknowledges()
         d.deliverToClient()
-        try d.serverOffers()
-        d.deliverToClient()
-        try d.clientProcessesOffer()
-        d.deliverToServer()
-        try d.clientAccepts()
-        d.deliverToServer()
-        try d.serverConfirmsAgreement()
+        try d.agreedOnServer()
         try store.commit(d.serverChange(
             reservations: [Reservation("link-1", .outgoing, 90, .committed)],
             outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(d.serverMachine, "agreement"))]))

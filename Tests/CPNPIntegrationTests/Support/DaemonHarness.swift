@@ -121,16 +121,22 @@ final class Daemon: @unchecked Sendable {
 
     /// `cpnpd admin …` against this daemon's database: its standard output and error.
     func admin(_ args: [String]) throws -> String {
+        try Daemon.command(["admin"] + args + ["--database", database.path]).output
+    }
+
+    /// Runs `cpnpd ARGS` (in `directory`, when given) to its end: exit status, standard output and error.
+    static func command(_ args: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = Daemon.binary
-        p.arguments = ["admin"] + args + ["--database", database.path]
+        p.arguments = args
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// `cpnpd admin show ORDER`, parsed.

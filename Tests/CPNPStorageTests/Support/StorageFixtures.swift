@@ -188,6 +188,23 @@ struct Dialogue {
         try serverDo { s, _, now throws(OrderCommandError) in try s.agreementConfirmed(now: now) }
     }
 
+    /// From the server's PROCESSING (delivered to the client) to the client processing the offer,
+    /// its PROCESSING delivered to the server.
+    mutating func offerProcessed() throws {
+        try serverOffers()
+        deliverToClient()
+        try clientProcessesOffer()
+        deliverToServer()
+    }
+
+    /// From the client processing the offer to the server's Completed (its ACK not yet delivered).
+    mutating func agreedOnServer() throws {
+        try offerProcessed()
+        try clientAccepts()
+        deliverToServer()
+        try serverConfirmsAgreement()
+    }
+
     /// Client: Completed → Cancelled (WITHDRAW sent).
     mutating func clientWithdraws() throws {
         try clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
