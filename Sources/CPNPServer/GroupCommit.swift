@@ -180,8 +180,10 @@ extension ServerEngine {
     /// the reactions of its orders as the next round, until no reaction remains. With `reopen`, leaves
     /// an empty batch open.
     func flushBatch(reopen: Bool = false) async {
+        var touched: Set<OrderKey> = []
         while let b = batch {
             batch = nil
+            touched.formUnion(b.touched)
             guard !b.steps.isEmpty else { break }
             let changes = b.steps.compactMap { step -> OrderChange? in
                 if case .order(let s) = step { s.change } else { nil }
@@ -236,7 +238,13 @@ extension ServerEngine {
                 for e in events { await react(e, order: poid, now: now) }
             }
         }
-        if reopen { batch = PendingBatch() }
+        if reopen {
+            batch = PendingBatch()
+        } else {
+            // An agreement read back for a message that changed nothing (a discarded copy) leaves again.
+            let now = clock.now()
+            for key in touched { if let poid = byCustomer[key] { evictIfAtRest(poid, now: now) } }
+        }
     }
 
     /// The sends, timers and bookkeeping after an order change is durable.

@@ -42,6 +42,13 @@ struct AtRestOrderTests {
         await engine.receive(acme.datagram(try #require(accept)))
         #expect(sink.take(for: acme.endpoint).map(\.method) == [.ack])
         #expect(await engine.residentOrderCount == 0)
+        // A copy the order discards (an ACK it never asked for) reads it back too, and it leaves again.
+        let stray = CPNPMessage.ack(AckMessage(
+            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: orders[0].customerOrderID,
+            providerOrderID: try #require(orders[0].providerOrderID)))
+        await engine.receive(acme.datagram(stray))
+        #expect(sink.take(for: acme.endpoint).isEmpty)
+        #expect(await engine.residentOrderCount == 0)
 
         // A WITHDRAW reads the agreement back; once withdrawn it is closed and its capacity released.
         await acme.deliver(try orders[0].withdraw(session: acme.clientSession, now: now, using: &rng), to: engine)
