@@ -377,8 +377,8 @@ public actor ServerEngine {
         orders.admit(poid, LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description))
         let answer = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
         guard let live = orders[poid], !ServerOrderStore.isOpen(live.machine) else {
-            // A closed order never re-opens.
-            orders.evict(poid)
+            // A closed order never re-opens (and the open-order count it just took is given back).
+            orders[poid] = nil
             return true
         }
         let actions = answer.filter { action in
@@ -387,7 +387,7 @@ public actor ServerEngine {
             return false
         }
         guard !actions.isEmpty else {
-            orders.evict(poid)
+            orders[poid] = nil
             return true
         }
         await perform(actions, order: poid, now: now)
