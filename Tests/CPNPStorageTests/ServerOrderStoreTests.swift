@@ -579,6 +579,8 @@ struct ServerOrderStoreTests {
             ("order by provider order id", S.orderByProviderID, 1),
             ("order by client and customer order id", S.orderByClientAndCustomerID, 2),
             ("open orders", S.openOrders, 0),
+            ("resident orders (start-up)", S.residentOrders, 0),
+            ("open orders per client (start-up)", S.openOrderCountsByClient, 0),
             ("open order count", S.openOrderCount, 1),
             ("customer order id exists", S.customerOrderIDExists, 2),
             ("provider order id exists", S.providerOrderIDExists, 1),
