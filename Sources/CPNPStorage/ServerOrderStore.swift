@@ -434,10 +434,7 @@ public final class ServerOrderStore: Sendable {
         let args: StatementArguments = [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue]
         var total: CPNPDecimal = 0
         if let text = try String.fetchOne(db, cachedSQL: SQL.reservationTotal, arguments: args) {
-            guard let v = CPNPDecimal(parsing: text) else {
-                throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "invalid total \"\(text)\"")
-            }
-            total = v
+            total = try Self.total(text, key.resource)
         }
         total += delta
         guard !total.isNegative else {
@@ -526,11 +523,7 @@ public final class ServerOrderStore: Sendable {
             var out: [ResourceKey: CPNPDecimal] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT resource_id, direction, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
-                let text: String = row["total"]
-                guard let v = CPNPDecimal(parsing: text) else {
-                    throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
-                }
-                out[key, default: 0] += v
+                out[key, default: 0] += try Self.total(row["total"], key)
             }
             return out.filter { !$0.value.isZero }
         }
@@ -690,10 +683,7 @@ public final class ServerOrderStore: Sendable {
         }
         var total: CPNPDecimal = 0
         for text in amounts {
-            guard let v = CPNPDecimal(parsing: text) else {
-                throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
-            }
-            total += v
+            total += try Self.total(text, key)
         }
         return total
     }
@@ -867,6 +857,14 @@ public final class ServerOrderStore: Sendable {
             throw StoreError.corruptRow(table: "reservations", key: id, reason: "unknown direction \(d)")
         }
         return ResourceKey(id, direction)
+    }
+
+    /// A kept total of `reservation_totals`, read back exactly.
+    private static func total(_ text: String, _ key: ResourceKey) throws -> CPNPDecimal {
+        guard let v = CPNPDecimal(parsing: text) else {
+            throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
+        }
+        return v
     }
 
     private static func amount(_ row: Row, _ key: ResourceKey) throws -> CPNPDecimal {
