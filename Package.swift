@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -30,11 +31,17 @@ let package = Package(
     targets: [
         // Pure protocol core: messages, codec, CPD model, order state machines. No I/O.
         .target(name: "CPNPCore", swiftSettings: swiftSettings),
-        // Durable order stores (server and client) on SQLite through GRDB: snapshots, documents stored
-        // once by content hash, audit trail, reservations, provisioning outbox.
+        // Durable order stores: the server's on SQLite through GRDB (embedded default) or on PostgreSQL
+        // through postgres-nio (several cpnpd on one database); the client's on SQLite. Snapshots,
+        // documents stored once by content hash, audit trail, reservations, provisioning outbox.
         .target(
             name: "CPNPStorage",
-            dependencies: ["CPNPCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CPNPCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // What both engines need at run time: the wall clock and the deadline timers.

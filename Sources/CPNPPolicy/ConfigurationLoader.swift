@@ -89,10 +89,14 @@ struct ConfigurationParser {
         if let s = r.map(m["pki"], at: m.path("pki"), keys: ["directory", "ca", "cert", "key"]) {
             c.pki = pki(s)
         }
-        if let s = r.map(m["database"], at: m.path("database"), keys: ["path"]) {
+        if let s = r.map(m["database"], at: m.path("database"), keys: ["path", "url"]) {
             c.database.path = r.string(s, "path") ?? c.database.path
             if let node = s["path"], let problem = DatabaseConfiguration.problem(with: c.database.path) {
                 r.invalid(s.path("path"), node, problem)
+            }
+            c.database.url = r.string(s, "url")
+            if let node = s["url"], let url = c.database.url, !DatabaseConfiguration.isPostgresURL(url) {
+                r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
         if let s = r.map(m["timers"], at: m.path("timers"),

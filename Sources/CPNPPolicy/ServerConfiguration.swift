@@ -186,25 +186,54 @@ public struct PKIConfiguration: Sendable, Hashable {
     }
 }
 
-/// `database`: the SQLite order store.
+/// `database`: the order store: a SQLite file (the embedded default) or a PostgreSQL database that
+/// several `cpnpd` share (docs/deployment.md).
 public struct DatabaseConfiguration: Sendable, Hashable {
-    /// `path`: default `./.cpnp/cpnpd.sqlite`.
+    /// `path`: the SQLite file; default `./.cpnp/cpnpd.sqlite`. Not used when `url` is set.
     public var path: String
+    /// `url`: a PostgreSQL database, `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…]`.
+    public var url: String?
 
-    /// - Parameter path: the SQLite file.
-    public init(path: String = "./.cpnp/cpnpd.sqlite") {
+    /// - Parameters:
+    ///   - path: the SQLite file.
+    ///   - url: a PostgreSQL URL, which takes precedence over `path`.
+    public init(path: String = "./.cpnp/cpnpd.sqlite", url: String? = nil) {
         self.path = path
+        self.url = url
     }
 
-    /// Why `path` cannot be the SQLite file, or nil: a URL (`postgres://…`) names a database server,
-    /// which this cpnpd does not speak to; taken as a path it would create a file in a folder named
-    /// after the scheme.
+    /// Where the orders are: the URL when one is set, else the file's path.
+    public var location: String { url ?? path }
+
+    /// Whether `text` names a PostgreSQL database (its scheme), valid or not.
+    public static func isPostgresURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    /// Sets the location given on a command line (`--database`): a PostgreSQL URL or a file's path.
+    /// Returns why it cannot be either, or nil.
+    public mutating func set(commandLine text: String) -> String? {
+        if Self.isPostgresURL(text) {
+            url = text
+            return nil
+        }
+        if let problem = Self.problem(with: text) { return problem }
+        path = text
+        url = nil
+        return nil
+    }
+
+    /// Why `path` cannot be the SQLite file, or nil. A URL names a database server: taken as a path
+    /// it would create a file in a folder named after the scheme.
     public static func problem(with path: String) -> String? {
         if path.isEmpty { return "must not be empty" }
         guard let schemeEnd = path.firstRange(of: "://") else { return nil }
         let scheme = path[..<schemeEnd.lowerBound]
         guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else { return nil }
-        return "\"\(scheme)://…\" is a URL; this cpnpd keeps its orders in a SQLite file only: give the file's path"
+        if isPostgresURL(path) {
+            return "\"\(scheme)://…\" is a URL, not a file: give a PostgreSQL database as database.url (or --database)"
+        }
+        return "\"\(scheme)://…\" is a URL of no database this cpnpd speaks to: give a SQLite file's path, or a postgres:// URL"
     }
 }
 

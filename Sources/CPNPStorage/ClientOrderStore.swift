@@ -211,7 +211,7 @@ public final class ClientOrderStore: Sendable {
             guard let address = sessionAddress ?? storedAddress else {
                 throw StoreError.invalidArgument("order \(coi): no server address (give one, or a machine with a session)")
             }
-            try DocumentTable.insert(written, in: db)
+            try DocumentTable.insert(written, in: GRDBConnection(db: db))
             let revision = (stored ?? 0) + 1
             if stored == nil {
                 try db.cachedStatement(sql: """
@@ -330,7 +330,7 @@ public final class ClientOrderStore: Sendable {
         let machine: ClientOrderStateMachine
         do {
             // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
-            machine = try DocumentTable.decoding(in: db) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: GRDBConnection(db: db)) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error)")
         }

@@ -1,6 +1,5 @@
 import CPNPCore
 import Crypto
-import GRDB
 import Synchronization
 
 /// Each distinct CPD stored once, in table `documents`, under the reference a snapshot names it by
@@ -44,10 +43,8 @@ final class DocumentTable: Sendable {
     }
 
     /// Inserts the new documents of `written`, inside the transaction that writes its snapshot.
-    static func insert(_ written: Written, in db: Database) throws {
-        guard !written.newDocuments.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: insertSQL)
-        for d in written.newDocuments { try statement.execute(arguments: [d.reference, d.body]) }
+    static func insert(_ written: Written, in db: any SQLConnection) throws {
+        for d in written.newDocuments { try db.execute(insertSQL, [d.reference, d.body]) }
     }
 
     /// Remembers the documents of a committed snapshot.
@@ -68,9 +65,9 @@ final class DocumentTable: Sendable {
     }
 
     /// Decodes a snapshot whose references are read from `db` (each document decoded once, shared).
-    static func decoding<R>(in db: Database, _ body: () throws -> R) rethrows -> R {
+    static func decoding<R>(in db: any SQLConnection, _ body: () throws -> R) rethrows -> R {
         try CPDInterning.sharingEqualDocuments(resolvingReferences: { reference in
-            guard let text = try? String.fetchOne(db, cachedSQL: bodySQL, arguments: [reference]) else { return nil }
+            guard let text = try? db.scalarText(bodySQL, [reference]) else { return nil }
             return try? StoreDatabase.json(text, table: "documents", key: reference)
         }, body)
     }

@@ -6,7 +6,8 @@ import GRDB
 import Synchronization
 
 /// The server's orders, audit trail, capacity reservations, provisioning outbox and operator requests,
-/// in one SQLite file.
+/// in one SQLite file (the embedded default) or in a PostgreSQL database shared by several `cpnpd`
+/// (``init(postgres:)``). The logic is the same on both (``SQLDatabase``).
 ///
 /// **Writing.** ``commit(_:)`` writes one ``OrderChange`` in a single transaction: the order row and
 /// snapshot, its audit entries, outbox events, settled admin requests and (when given) its
@@ -20,30 +21,57 @@ import Synchronization
 ///
 /// **Several processes.** The daemon and `cpnpd admin …` open the same file with ``init(path:options:)``;
 /// each sees the other's committed writes on its next read. The daemon learns of operator actions by
-/// polling ``pendingAdminRequests(limit:)`` (an indexed query on unprocessed rows only).
+/// polling ``pendingAdminRequests(limit:)`` (an indexed query on unprocessed rows only). On PostgreSQL
+/// several daemons write too: every write is a serializable transaction, so the checks below hold
+/// across them (docs/design/storage.md).
 ///
 /// **Times** are stored as integer milliseconds since the Unix epoch (UTC), the resolution of
 /// ``CPNPTimestamp``; decimal amounts as canonical decimal text.
 public final class ServerOrderStore: Sendable {
-    let writer: any DatabaseWriter
+    let database: any SQLDatabase
     /// Each distinct CPD of the snapshots, stored once (``CPDReferences``).
     let documents = DocumentTable()
 
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
-        writer = try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.server", migrator: Self.migrator)
+        database = GRDBDatabase(
+            writer: try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.server", migrator: Self.migrator))
     }
 
-    private init(writer: any DatabaseWriter) { self.writer = writer }
+    /// Opens (creating the tables if needed) the store in a PostgreSQL database. Throws
+    /// ``StoreError/databaseUnavailable(_:)`` when the server cannot be reached or refuses the
+    /// credentials, naming the cause.
+    public init(postgres location: PostgresLocation) throws {
+        let database = try PostgresSQLDatabase(location: location)
+        try PostgresSchema.migrate(database)
+        self.database = database
+    }
+
+    /// Opens `location`: a PostgreSQL URL (``PostgresLocation/isURL(_:)``) or a SQLite file's path.
+    public convenience init(location: String, options: StoreOptions = StoreOptions()) throws {
+        if PostgresLocation.isURL(location) {
+            try self.init(postgres: try PostgresLocation(url: location))
+        } else {
+            try self.init(path: location, options: options)
+        }
+    }
+
+    private init(database: any SQLDatabase) { self.database = database }
 
     /// A private in-memory store, for tests and dry runs; gone when released.
     public static func inMemory() throws -> ServerOrderStore {
-        ServerOrderStore(writer: try StoreDatabase.openInMemory(label: "CPNPStorage.server", migrator: migrator))
+        ServerOrderStore(database: GRDBDatabase(writer: try StoreDatabase.openInMemory(label: "CPNPStorage.server", migrator: migrator)))
     }
+
+    /// The engine the store runs on.
+    public var dialect: SQLDialect { database.dialect }
+
+    /// The SQLite database (tests that reach under the store); a PostgreSQL store has none.
+    var writer: any DatabaseWriter { (database as! GRDBDatabase).writer }
 
     /// SQLite's journal mode of the store (`wal` for a file store).
     public func journalMode() throws -> String {
-        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try database.read { db in try db.scalarText("PRAGMA journal_mode") ?? "" }
     }
 
     // MARK: - Schema
@@ -143,7 +171,7 @@ public final class ServerOrderStore: Sendable {
                 ) WITHOUT ROWID;
                 DROP INDEX reservations_resource;
                 """)
-            for (key, total) in try recountedTotals(in: db) {
+            for (key, total) in try recountedTotals(in: GRDBConnection(db: db)) {
                 try db.execute(
                     sql: "INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)",
                     arguments: [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
@@ -175,10 +203,14 @@ public final class ServerOrderStore: Sendable {
         static let orderColumns = summaryColumns + ", snapshot"
         static let orderByProviderID = "SELECT \(orderColumns) FROM orders WHERE provider_order_id = ?"
         /// The open order first, then the most recent.
-        static let orderByClientAndCustomerID = """
-            SELECT \(orderColumns) FROM orders WHERE client_identity = ? AND customer_order_id = ?
-            ORDER BY is_open DESC, created_at DESC, rowid DESC LIMIT 1
+        static func orderByClientAndCustomerID(_ dialect: SQLDialect) -> String {
             """
+            SELECT \(orderColumns) FROM orders WHERE client_identity = ? AND customer_order_id = ?
+            ORDER BY is_open DESC, created_at DESC, \(insertionOrder(dialect)) DESC LIMIT 1
+            """
+        }
+        /// The order rows were inserted in: SQLite's `rowid`, PostgreSQL's identity column `seq`.
+        static func insertionOrder(_ dialect: SQLDialect) -> String { dialect == .sqlite ? "rowid" : "seq" }
         static let openOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1"
         static let residentOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1 AND resident = 1"
         static let openOrderCountsByClient = "SELECT client_identity, COUNT(*) FROM orders WHERE is_open = 1 GROUP BY client_identity"
@@ -224,7 +256,7 @@ public final class ServerOrderStore: Sendable {
         static let pendingAdminRequests = "SELECT \(adminColumns) FROM admin_requests WHERE processed_at IS NULL ORDER BY id LIMIT ?"
     }
 
-    /// `EXPLAIN QUERY PLAN` of one of ``SQL``'s statements.
+    /// `EXPLAIN QUERY PLAN` of one of ``SQL``'s statements (SQLite).
     func queryPlan(_ sql: String, _ arguments: [String]) throws -> [String] {
         try StoreDatabase.queryPlan(writer, sql: sql, arguments: StatementArguments(arguments))
     }
@@ -242,7 +274,7 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
-        let revision = try writer.write { db in try Self.commit(change, prepared: prepared, in: db) }
+        let revision = try database.write { db in try Self.commit(change, prepared: prepared, in: db) }
         documents.learn(prepared.written)
         return revision
     }
@@ -252,7 +284,7 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
         let prepared = try changes.map { try prepare($0) }
-        let revisions = try writer.write { db in
+        let revisions = try database.write { db in
             try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
         }
         for p in prepared { documents.learn(p.written) }
@@ -275,7 +307,7 @@ public final class ServerOrderStore: Sendable {
             do { prepared[i] = try prepare(c) } catch { results[i] = .failure(error) }
         }
         let initial = results
-        results = try writer.write { db in
+        results = try database.write { db in
             var out = initial
             var failed = Set<String>()
             for (i, change) in changes.enumerated() {
@@ -286,12 +318,7 @@ public final class ServerOrderStore: Sendable {
                     continue
                 }
                 do {
-                    var revision: Int64 = 0
-                    try db.inSavepoint {
-                        revision = try Self.commit(change, prepared: p, in: db)
-                        return .commit
-                    }
-                    out[i] = .success(revision)
+                    out[i] = .success(try db.inSavepoint { try Self.commit(change, prepared: p, in: db) })
                 } catch {
                     out[i] = .failure(error)
                     failed.insert(poi)
@@ -325,26 +352,26 @@ public final class ServerOrderStore: Sendable {
             outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 
-    private static func commit(_ change: OrderChange, prepared: Prepared, in db: Database) throws -> Int64 {
+    private static func commit(_ change: OrderChange, prepared: Prepared, in db: any SQLConnection) throws -> Int64 {
         let m = change.machine
         let poi = m.providerOrderID.rawValue
         let coi = m.customerOrderID.rawValue
         let at = StoreDatabase.ms(change.at)
 
-        let head = try Row.fetchOne(db, cachedSQL: SQL.orderHead, arguments: [poi])
+        let head = try db.queryOne(SQL.orderHead, [poi])
         if let head {
-            let identity: String = head["client_identity"]
-            let storedCOI: String = head["customer_order_id"]
+            let identity = try head.text("client_identity")
+            let storedCOI = try head.text("customer_order_id")
             if identity != change.clientIdentity || storedCOI != coi {
                 throw StoreError.providerOrderIDInUse(providerOrderID: poi, clientIdentity: identity, customerOrderID: storedCOI)
             }
         }
-        let stored: Int64? = head?["revision"]
+        let stored: Int64? = try head?.integer("revision")
         if let expected = change.expectedRevision, expected != (stored ?? 0) {
             throw StoreError.revisionConflict(orderID: poi, expected: expected, actual: stored)
         }
         if prepared.isOpen,
-            let other = try String.fetchOne(db, cachedSQL: SQL.otherOpenOrder, arguments: [change.clientIdentity, coi, poi])
+            let other = try db.scalarText(SQL.otherOpenOrder, [change.clientIdentity, coi, poi])
         {
             throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
         }
@@ -353,62 +380,52 @@ public final class ServerOrderStore: Sendable {
 
         let revision = (stored ?? 0) + 1
         if stored == nil {
-            try db.cachedStatement(sql: """
+            try db.execute("""
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
                                     snapshot, revision, created_at, updated_at, resident)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
+                """, [
                     poi, coi, change.clientIdentity, change.clientAddress, m.state.rawValue, prepared.isOpen,
                     prepared.snapshot, revision, at, at, prepared.resident,
                 ])
         } else {
-            try db.cachedStatement(sql: """
+            try db.execute("""
                 UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?
                 WHERE provider_order_id = ?
-                """).execute(arguments: [
-                    change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, poi,
-                ])
+                """, [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, poi])
         }
 
-        let audit = try db.cachedStatement(sql: """
-            INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
         for t in change.transitions {
-            try audit.execute(arguments: [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity])
+            try db.execute("""
+                INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity])
         }
-
-        let outbox = try db.cachedStatement(sql: """
-            INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at) VALUES (?, ?, ?, ?, 0, ?, ?)
-            """)
         for (event, payload) in zip(change.outbox, prepared.outboxPayloads) {
-            try outbox.execute(arguments: [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil])
+            try db.execute("""
+                INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at) VALUES (?, ?, ?, ?, 0, ?, ?)
+                """, [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil])
         }
-
-        let settle = try db.cachedStatement(sql: """
-            UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL
-            """)
         for r in change.processedAdminRequests {
-            try settle.execute(arguments: [at, r.outcome, r.id])
+            try db.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [at, r.outcome, r.id])
         }
 
         // Reservations last, so that a failing check or constraint there rolls everything back. The
         // totals move by the difference between the order's old rows and its new ones.
         if !prepared.isOpen || change.reservations != nil {
             var delta: [TotalKey: CPNPDecimal] = [:]
-            for row in try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [poi]) {
+            for row in try db.query(SQL.reservationsOfOrder, [poi]) {
                 let key = try resourceKey(row)
                 delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
             }
             if !delta.isEmpty {
-                try db.execute(sql: "DELETE FROM reservations WHERE provider_order_id = ?", arguments: [poi])
+                try db.execute("DELETE FROM reservations WHERE provider_order_id = ?", [poi])
             }
             if prepared.isOpen, let reservations = change.reservations {
-                let insert = try db.cachedStatement(sql: """
-                    INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)
-                    """)
                 for r in reservations {
-                    try insert.execute(arguments: [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
+                    try db.execute(
+                        "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)",
+                        [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
                     delta[TotalKey(resource: r.resource, kind: r.kind), default: 0] += r.amount
                 }
             }
@@ -430,24 +447,23 @@ public final class ServerOrderStore: Sendable {
     }
 
     /// Adds `delta` to a kept total (inside the commit's transaction).
-    private static func adjustTotal(_ key: TotalKey, by delta: CPNPDecimal, in db: Database) throws {
-        let args: StatementArguments = [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue]
+    private static func adjustTotal(_ key: TotalKey, by delta: CPNPDecimal, in db: any SQLConnection) throws {
+        let args: [any SQLBindable] = [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue]
         var total: CPNPDecimal = 0
-        if let text = try String.fetchOne(db, cachedSQL: SQL.reservationTotal, arguments: args) {
+        if let text = try db.scalarText(SQL.reservationTotal, args) {
             total = try Self.total(text, key.resource)
         }
         total += delta
         guard !total.isNegative else {
             throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
         }
-        try db.cachedStatement(sql: SQL.upsertReservationTotal).execute(arguments: args + [total.description])
+        try db.execute(SQL.upsertReservationTotal, args + [total.description])
     }
 
     /// The totals recounted from the reservation rows (the migration; consistency checks).
-    static func recountedTotals(in db: Database) throws -> [TotalKey: CPNPDecimal] {
+    static func recountedTotals(in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
         var totals: [TotalKey: CPNPDecimal] = [:]
-        let rows = try Row.fetchCursor(db, sql: "SELECT \(SQL.reservationColumns) FROM reservations")
-        while let row = try rows.next() {
+        for row in try db.query("SELECT \(SQL.reservationColumns) FROM reservations") {
             let key = try resourceKey(row)
             totals[TotalKey(resource: key, kind: try kind(row, key)), default: 0] += try amount(row, key)
         }
@@ -457,12 +473,12 @@ public final class ServerOrderStore: Sendable {
     /// The kept totals that differ from a recount of the reservation rows: empty when the store is
     /// consistent (tests, `cpnpd admin` checks). Keys absent on one side count as zero.
     public func reservationTotalMismatches() throws -> [String] {
-        try writer.read { db in
+        try database.read { db in
             let recount = try Self.recountedTotals(in: db)
             var kept: [TotalKey: CPNPDecimal] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT resource_id, direction, kind, total FROM reservation_totals") {
+            for row in try db.query("SELECT resource_id, direction, kind, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
-                let text: String = row["total"]
+                let text = try row.text("total")
                 guard let v = CPNPDecimal(parsing: text) else { return ["\(key): invalid total \"\(text)\""] }
                 kept[TotalKey(resource: key, kind: try Self.kind(row, key))] = v
             }
@@ -479,16 +495,16 @@ public final class ServerOrderStore: Sendable {
 
     /// The order with this provider order id (RFC 8921 §9.1.2).
     public func order(providerOrderID: ProviderOrderID) throws -> StoredOrder? {
-        try writer.read { db in
-            try Row.fetchOne(db, cachedSQL: SQL.orderByProviderID, arguments: [providerOrderID.rawValue]).map { try Self.storedOrder($0, db) }
+        try database.read { db in
+            try db.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]).map { try Self.storedOrder($0, db) }
         }
     }
 
     /// The order a client's message refers to: the client's open order with this customer order id,
     /// else its most recent closed one (RFC 8921 §9.1.1: customer order ids are the client's own).
     public func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder? {
-        try writer.read { db in
-            try Row.fetchOne(db, cachedSQL: SQL.orderByClientAndCustomerID, arguments: [clientIdentity, customerOrderID.rawValue])
+        try database.read { db in
+            try db.queryOne(SQL.orderByClientAndCustomerID(db.dialect), [clientIdentity, customerOrderID.rawValue])
                 .map { try Self.storedOrder($0, db) }
         }
     }
@@ -509,9 +525,14 @@ public final class ServerOrderStore: Sendable {
 
     /// Open orders per client identity (the cap on open orders, RFC 8921 §13), from the index alone.
     public func openOrderCountsByClient() throws -> [String: Int] {
-        try writer.read { db in
+        try database.read { db in
             var out: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: SQL.openOrderCountsByClient) { out[row[0]] = row[1] }
+            for row in try db.query(SQL.openOrderCountsByClient) {
+                guard case .text(let client) = row[0], case .integer(let count) = row[1] else {
+                    throw StoreError.corruptRow(table: "orders", key: "open order counts", reason: "unexpected \(row.values)")
+                }
+                out[client] = Int(count)
+            }
             return out
         }
     }
@@ -519,19 +540,19 @@ public final class ServerOrderStore: Sendable {
     /// Offered plus committed capacity per resource, from the kept totals (one row per resource,
     /// direction and kind; ``reservedTotals(kind:)`` recounts the reservation rows instead).
     public func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal] {
-        try writer.read { db in
+        try database.read { db in
             var out: [ResourceKey: CPNPDecimal] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT resource_id, direction, total FROM reservation_totals") {
+            for row in try db.query("SELECT resource_id, direction, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
-                out[key, default: 0] += try Self.total(row["total"], key)
+                out[key, default: 0] += try Self.total(try row.text("total"), key)
             }
             return out.filter { !$0.value.isZero }
         }
     }
 
     private func decodedOrders(_ sql: String) throws -> [StoredOrder] {
-        let rows: [(summary: OrderSummary, snapshot: String)] = try writer.read { db in
-            try Row.fetchAll(db, sql: sql).map { (try Self.summary($0), $0["snapshot"]) }
+        let rows: [(summary: OrderSummary, snapshot: String)] = try database.read { db in
+            try db.query(sql).map { (try Self.summary($0), try $0.text("snapshot")) }
         }
         let chunk = 128
         let results = Mutex<[Result<StoredOrder, any Error>?]>(Array(repeating: nil, count: rows.count))
@@ -539,7 +560,7 @@ public final class ServerOrderStore: Sendable {
             let range = c * chunk..<min(rows.count, (c + 1) * chunk)
             let decoded: [Result<StoredOrder, any Error>]
             do {
-                decoded = try writer.read { db in
+                decoded = try database.read { db in
                     range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot, db) } }
                 }
             } catch {
@@ -553,45 +574,40 @@ public final class ServerOrderStore: Sendable {
     /// Orders newest first, optionally in one state (`cpnpd admin orders`).
     public func orders(limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil) throws -> [OrderSummary] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
-        return try writer.read { db in
+        return try database.read { db in
+            let order = "ORDER BY created_at DESC, \(SQL.insertionOrder(db.dialect)) DESC LIMIT ? OFFSET ?"
             if let state {
-                return try Row.fetchAll(
-                    db, sql: "SELECT \(SQL.summaryColumns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                    arguments: [state.rawValue, limit, offset]
-                ).map(Self.summary)
+                return try db.query("SELECT \(SQL.summaryColumns) FROM orders WHERE state = ? \(order)", [state.rawValue, limit, offset])
+                    .map(Self.summary)
             }
-            return try Row.fetchAll(
-                db, sql: "SELECT \(SQL.summaryColumns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                arguments: [limit, offset]
-            ).map(Self.summary)
+            return try db.query("SELECT \(SQL.summaryColumns) FROM orders \(order)", [limit, offset]).map(Self.summary)
         }
     }
 
     /// How many orders there are, optionally in one state.
     public func orderCount(state: ServerOrderStateMachine.State? = nil) throws -> Int {
-        try writer.read { db in
+        try database.read { db in
             if let state {
-                return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders WHERE state = ?", arguments: [state.rawValue]) ?? 0
+                return Int(try db.scalarInteger("SELECT COUNT(*) FROM orders WHERE state = ?", [state.rawValue]) ?? 0)
             }
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders") ?? 0
+            return Int(try db.scalarInteger("SELECT COUNT(*) FROM orders") ?? 0)
         }
     }
 
     /// The client's open orders, for the cap on open orders per customer (RFC 8921 §13).
     public func openOrderCount(clientIdentity: String) throws -> Int {
-        try writer.read { db in try Int.fetchOne(db, cachedSQL: SQL.openOrderCount, arguments: [clientIdentity]) ?? 0 }
+        try database.read { db in Int(try db.scalarInteger(SQL.openOrderCount, [clientIdentity]) ?? 0) }
     }
 
     /// When each client's orders created at or after `time` were created, oldest first: what a
     /// restart replays into the QUOTATION rate limiter, so that it is not refilled by a restart
     /// (RFC 8921 §9.2.5, §13).
     public func orderCreationTimesByClient(createdSince time: CPNPTimestamp) throws -> [String: [CPNPTimestamp]] {
-        try writer.read { db in
+        try database.read { db in
             var times: [String: [CPNPTimestamp]] = [:]
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT client_identity, created_at FROM orders WHERE created_at >= ? ORDER BY created_at",
-                arguments: [time.millisecondsSinceEpoch])
-            for row in rows { times[row["client_identity"], default: []].append(StoreDatabase.time(row["created_at"] as Int64)) }
+            let rows = try db.query(
+                "SELECT client_identity, created_at FROM orders WHERE created_at >= ? ORDER BY created_at", [time.millisecondsSinceEpoch])
+            for row in rows { times[try row.text("client_identity"), default: []].append(StoreDatabase.time(try row.integer("created_at"))) }
             return times
         }
     }
@@ -599,32 +615,32 @@ public final class ServerOrderStore: Sendable {
     /// Whether the client ever used `id` as a customer order id. A provider order id must never equal
     /// one (RFC 8921 §13: detect swapped identifiers).
     public func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool {
-        try writer.read { db in try Bool.fetchOne(db, cachedSQL: SQL.customerOrderIDExists, arguments: [clientIdentity, id]) ?? false }
+        try database.read { db in try db.scalarInteger(SQL.customerOrderIDExists, [clientIdentity, id]) == 1 }
     }
 
     /// Whether a provider order id is already assigned (to any client).
     public func providerOrderIDExists(_ id: String) throws -> Bool {
-        try writer.read { db in try Bool.fetchOne(db, cachedSQL: SQL.providerOrderIDExists, arguments: [id]) ?? false }
+        try database.read { db in try db.scalarInteger(SQL.providerOrderIDExists, [id]) == 1 }
     }
 
     // MARK: - Audit
 
     /// The order's audit trail, oldest first (RFC 8921 §8.11, §12.1).
     public func audit(providerOrderID: ProviderOrderID) throws -> [AuditEntry] {
-        try writer.read { db in
-            try Row.fetchAll(db, cachedSQL: SQL.auditOfOrder, arguments: [providerOrderID.rawValue]).map { row in
-                let id: Int64 = row["id"]
+        try database.read { db in
+            try db.query(SQL.auditOfOrder, [providerOrderID.rawValue]).map { row in
+                let id = try row.integer("id")
                 func state(_ column: String) throws -> ServerOrderStateMachine.State {
-                    let name: String = row[column]
+                    let name = try row.text(column)
                     guard let s = ServerOrderStateMachine.State(rawValue: name) else {
                         throw StoreError.corruptRow(table: "audit", key: String(id), reason: "unknown state \(name)")
                     }
                     return s
                 }
                 return AuditEntry(
-                    id: id, providerOrderID: try Self.providerOrderID(row["provider_order_id"], table: "audit"),
-                    at: StoreDatabase.time(row["at"] as Int64), from: try state("from_state"), to: try state("to_state"),
-                    event: row["event"], clientAddress: row["client_address"], clientIdentity: row["client_identity"])
+                    id: id, providerOrderID: try Self.providerOrderID(try row.text("provider_order_id"), table: "audit"),
+                    at: StoreDatabase.time(try row.integer("at")), from: try state("from_state"), to: try state("to_state"),
+                    event: try row.text("event"), clientAddress: try row.text("client_address"), clientIdentity: try row.text("client_identity"))
             }
         }
     }
@@ -633,25 +649,22 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's reservations, in the order they were given.
     public func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation] {
-        try writer.read { db in
-            try Row.fetchAll(db, cachedSQL: SQL.reservationsOfOrder, arguments: [providerOrderID.rawValue]).map(Self.reservation)
-        }
+        try database.read { db in try db.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]).map(Self.reservation) }
     }
 
     /// Every order's reservations in one read, in the order they were given (restart recovery). Only
     /// open orders hold reservations: a closing commit releases them.
     public func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]] {
-        try writer.read { db in
+        try database.read { db in
             var out: [ProviderOrderID: [Reservation]] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id")
-            while let row = try rows.next() {
-                out[try Self.providerOrderID(row["provider_order_id"], table: "reservations"), default: []].append(try Self.reservation(row))
+            for row in try db.query("SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id") {
+                out[try Self.providerOrderID(try row.text("provider_order_id"), table: "reservations"), default: []].append(try Self.reservation(row))
             }
             return out
         }
     }
 
-    private static func reservation(_ row: Row) throws -> Reservation {
+    private static func reservation(_ row: SQLRow) throws -> Reservation {
         let key = try resourceKey(row)
         return Reservation(resource: key, amount: try amount(row, key), kind: try kind(row, key))
     }
@@ -659,7 +672,7 @@ public final class ServerOrderStore: Sendable {
     /// The capacity reserved on each resource by all orders, summed exactly: offered and committed,
     /// or only `kind`. Resources with nothing reserved are absent.
     public func reservedTotals(kind: ReservationKind? = nil) throws -> [ResourceKey: CPNPDecimal] {
-        try writer.read { db in
+        try database.read { db in
             var totals: [ResourceKey: CPNPDecimal] = [:]
             for (key, total) in try Self.recountedTotals(in: db) where kind == nil || key.kind == kind {
                 totals[key.resource, default: 0] += total
@@ -670,20 +683,20 @@ public final class ServerOrderStore: Sendable {
 
     /// The capacity reserved on one resource by all orders (an indexed lookup), summed exactly.
     public func reservedTotal(for resource: ResourceKey, kind: ReservationKind? = nil) throws -> CPNPDecimal {
-        try writer.read { db in try Self.reservedTotal(for: resource, kind: kind, in: db) }
+        try database.read { db in try Self.reservedTotal(for: resource, kind: kind, in: db) }
     }
 
     /// From the kept totals: one keyed read per kind, whatever the number of reservations.
-    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in db: Database) throws -> CPNPDecimal {
-        let amounts: [String]
+    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in db: any SQLConnection) throws -> CPNPDecimal {
+        let rows: [SQLRow]
         if let kind {
-            amounts = try String.fetchAll(db, cachedSQL: SQL.reservedOnResourceOfKind, arguments: [key.resourceID, key.direction.rawValue, kind.rawValue])
+            rows = try db.query(SQL.reservedOnResourceOfKind, [key.resourceID, key.direction.rawValue, kind.rawValue])
         } else {
-            amounts = try String.fetchAll(db, cachedSQL: SQL.reservedOnResource, arguments: [key.resourceID, key.direction.rawValue])
+            rows = try db.query(SQL.reservedOnResource, [key.resourceID, key.direction.rawValue])
         }
         var total: CPNPDecimal = 0
-        for text in amounts {
-            total += try Self.total(text, key)
+        for row in rows {
+            total += try Self.total(try row.text("total"), key)
         }
         return total
     }
@@ -696,25 +709,22 @@ public final class ServerOrderStore: Sendable {
     /// ``markAttemptFailed(id:error:nextAttemptAt:)``; an event neither marked is returned again (after a
     /// crash, at-least-once delivery).
     public func dueOutbox(now: CPNPTimestamp, limit: Int = 100) throws -> [OutboxEntry] {
-        try writer.read { db in
-            try Row.fetchAll(db, cachedSQL: SQL.dueOutbox, arguments: [StoreDatabase.ms(now), limit]).map(Self.outboxEntry)
-        }
+        try database.read { db in try db.query(SQL.dueOutbox, [StoreDatabase.ms(now), limit]).map(Self.outboxEntry) }
     }
 
     /// When the next event first in line for its order becomes due (possibly in the past), or nil when
     /// nothing is undelivered: how long the delivery worker may sleep.
     public func nextOutboxAttempt() throws -> CPNPTimestamp? {
-        try writer.read { db in StoreDatabase.time(try Int64.fetchOne(db, cachedSQL: SQL.nextOutboxAttempt)) }
+        try database.read { db in StoreDatabase.time(try db.scalarInteger(SQL.nextOutboxAttempt)) }
     }
 
     /// Records a successful delivery. Returns false when the event is unknown or was already delivered.
     @discardableResult
     public func markDelivered(id: Int64, at: CPNPTimestamp) throws -> Bool {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL",
-                arguments: [StoreDatabase.ms(at), id])
-            return db.changesCount == 1
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL",
+                [StoreDatabase.ms(at), id]) == 1
         }
     }
 
@@ -722,26 +732,24 @@ public final class ServerOrderStore: Sendable {
     /// event is unknown or was already delivered.
     @discardableResult
     public func markAttemptFailed(id: Int64, error: String, nextAttemptAt: CPNPTimestamp) throws -> Bool {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
-                arguments: [error, StoreDatabase.ms(nextAttemptAt), id])
-            return db.changesCount == 1
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
+                [error, StoreDatabase.ms(nextAttemptAt), id]) == 1
         }
     }
 
     /// The order's outbox events, delivered or not, oldest first (`cpnpd admin show`).
     public func outbox(providerOrderID: ProviderOrderID) throws -> [OutboxEntry] {
-        try writer.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", arguments: [providerOrderID.rawValue]
-            ).map(Self.outboxEntry)
+        try database.read { db in
+            try db.query("SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
+                .map(Self.outboxEntry)
         }
     }
 
     /// How many events await delivery.
     public func undeliveredOutboxCount() throws -> Int {
-        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0 }
+        try database.read { db in Int(try db.scalarInteger("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0) }
     }
 
     // MARK: - Administrative requests
@@ -758,39 +766,38 @@ public final class ServerOrderStore: Sendable {
             case .approve: ("approve", nil, nil)
             case .reject(let c, let d): ("reject", c.rawValue, d)
             }
-        return try writer.write { db in
-            guard try Bool.fetchOne(db, cachedSQL: SQL.providerOrderIDExists, arguments: [providerOrderID.rawValue]) == true else {
+        return try database.write { db in
+            guard try db.scalarInteger(SQL.providerOrderIDExists, [providerOrderID.rawValue]) == 1 else {
                 throw StoreError.unknownOrder(providerOrderID.rawValue)
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO admin_requests (provider_order_id, action, status_code, diagnostic, requested_by, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [providerOrderID.rawValue, name, code, diagnostic, requestedBy, StoreDatabase.ms(at)])
-            return db.lastInsertedRowID
+            let id = try db.scalarInteger(
+                """
+                INSERT INTO admin_requests (provider_order_id, action, status_code, diagnostic, requested_by, created_at)
+                VALUES (?, ?, ?, ?, ?, ?) RETURNING id
+                """,
+                [providerOrderID.rawValue, name, code, diagnostic, requestedBy, StoreDatabase.ms(at)])
+            guard let id else { throw StoreError.corruptRow(table: "admin_requests", key: providerOrderID.rawValue, reason: "no id returned") }
+            return id
         }
     }
 
     /// Unprocessed requests, oldest first.
     public func pendingAdminRequests(limit: Int = 100) throws -> [AdminRequest] {
-        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.pendingAdminRequests, arguments: [limit]).map(Self.adminRequest) }
+        try database.read { db in try db.query(SQL.pendingAdminRequests, [limit]).map(Self.adminRequest) }
     }
 
     /// One request, e.g. for the CLI to wait for its outcome.
     public func adminRequest(id: Int64) throws -> AdminRequest? {
-        try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(SQL.adminColumns) FROM admin_requests WHERE id = ?", arguments: [id]).map(Self.adminRequest)
+        try database.read { db in
+            try db.queryOne("SELECT \(SQL.adminColumns) FROM admin_requests WHERE id = ?", [id]).map(Self.adminRequest)
         }
     }
 
     /// The order's requests, oldest first.
     public func adminRequests(providerOrderID: ProviderOrderID) throws -> [AdminRequest] {
-        try writer.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT \(SQL.adminColumns) FROM admin_requests WHERE provider_order_id = ? ORDER BY id",
-                arguments: [providerOrderID.rawValue]
-            ).map(Self.adminRequest)
+        try database.read { db in
+            try db.query("SELECT \(SQL.adminColumns) FROM admin_requests WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
+                .map(Self.adminRequest)
         }
     }
 
@@ -798,11 +805,9 @@ public final class ServerOrderStore: Sendable {
     /// ``OrderChange/processedAdminRequests``). Returns false when unknown or already processed.
     @discardableResult
     public func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool {
-        try writer.write { db in
+        try database.write { db in
             try db.execute(
-                sql: "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL",
-                arguments: [StoreDatabase.ms(at), outcome, id])
-            return db.changesCount == 1
+                "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [StoreDatabase.ms(at), outcome, id]) == 1
         }
     }
 
@@ -813,10 +818,10 @@ public final class ServerOrderStore: Sendable {
         return id
     }
 
-    private static func summary(_ row: Row) throws -> OrderSummary {
-        let poi: String = row["provider_order_id"]
-        let coi: String = row["customer_order_id"]
-        let stateName: String = row["state"]
+    private static func summary(_ row: SQLRow) throws -> OrderSummary {
+        let poi = try row.text("provider_order_id")
+        let coi = try row.text("customer_order_id")
+        let stateName = try row.text("state")
         guard let customerOrderID = CustomerOrderID(coi) else {
             throw StoreError.corruptRow(table: "orders", key: poi, reason: "invalid customer order id")
         }
@@ -825,16 +830,16 @@ public final class ServerOrderStore: Sendable {
         }
         return OrderSummary(
             providerOrderID: try providerOrderID(poi, table: "orders"), customerOrderID: customerOrderID,
-            clientIdentity: row["client_identity"], clientAddress: row["client_address"], state: state,
-            isOpen: row["is_open"], createdAt: StoreDatabase.time(row["created_at"] as Int64),
-            updatedAt: StoreDatabase.time(row["updated_at"] as Int64), revision: row["revision"])
+            clientIdentity: try row.text("client_identity"), clientAddress: try row.text("client_address"), state: state,
+            isOpen: try row.bool("is_open"), createdAt: StoreDatabase.time(try row.integer("created_at")),
+            updatedAt: StoreDatabase.time(try row.integer("updated_at")), revision: try row.integer("revision"))
     }
 
-    private static func storedOrder(_ row: Row, _ db: Database) throws -> StoredOrder {
-        try storedOrder(try summary(row), snapshot: row["snapshot"], db)
+    private static func storedOrder(_ row: SQLRow, _ db: any SQLConnection) throws -> StoredOrder {
+        try storedOrder(try summary(row), snapshot: try row.text("snapshot"), db)
     }
 
-    private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ db: Database) throws -> StoredOrder {
+    private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ db: any SQLConnection) throws -> StoredOrder {
         let key = summary.providerOrderID.rawValue
         let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
@@ -850,9 +855,9 @@ public final class ServerOrderStore: Sendable {
         return StoredOrder(summary: summary, machine: machine)
     }
 
-    private static func resourceKey(_ row: Row) throws -> ResourceKey {
-        let id: String = row["resource_id"]
-        let d: String = row["direction"]
+    private static func resourceKey(_ row: SQLRow) throws -> ResourceKey {
+        let id = try row.text("resource_id")
+        let d = try row.text("direction")
         guard let direction = ReservationDirection(rawValue: d) else {
             throw StoreError.corruptRow(table: "reservations", key: id, reason: "unknown direction \(d)")
         }
@@ -867,73 +872,51 @@ public final class ServerOrderStore: Sendable {
         return v
     }
 
-    private static func amount(_ row: Row, _ key: ResourceKey) throws -> CPNPDecimal {
-        let text: String = row["amount"]
+    private static func amount(_ row: SQLRow, _ key: ResourceKey) throws -> CPNPDecimal {
+        let text = try row.text("amount")
         guard let v = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
         }
         return v
     }
 
-    private static func kind(_ row: Row, _ key: ResourceKey) throws -> ReservationKind {
-        let k: String = row["kind"]
+    private static func kind(_ row: SQLRow, _ key: ResourceKey) throws -> ReservationKind {
+        let k = try row.text("kind")
         guard let kind = ReservationKind(rawValue: k) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(k)")
         }
         return kind
     }
 
-    private static func outboxEntry(_ row: Row) throws -> OutboxEntry {
-        let id: Int64 = row["id"]
+    private static func outboxEntry(_ row: SQLRow) throws -> OutboxEntry {
+        let id = try row.integer("id")
         return OutboxEntry(
-            id: id, providerOrderID: try providerOrderID(row["provider_order_id"], table: "outbox"),
-            kind: OutboxEventKind(rawValue: row["kind"]),
-            payload: try StoreDatabase.json(row["payload"], table: "outbox", key: String(id)),
-            createdAt: StoreDatabase.time(row["created_at"] as Int64), attempts: row["attempts"],
-            nextAttemptAt: StoreDatabase.time(row["next_attempt_at"] as Int64),
-            deliveredAt: StoreDatabase.time(row["delivered_at"] as Int64?), lastError: row["last_error"])
+            id: id, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "outbox"),
+            kind: OutboxEventKind(rawValue: try row.text("kind")),
+            payload: try StoreDatabase.json(try row.text("payload"), table: "outbox", key: String(id)),
+            createdAt: StoreDatabase.time(try row.integer("created_at")), attempts: Int(try row.integer("attempts")),
+            nextAttemptAt: StoreDatabase.time(try row.integer("next_attempt_at")),
+            deliveredAt: StoreDatabase.time(try row.optionalInteger("delivered_at")), lastError: try row.optionalText("last_error"))
     }
 
-    private static func adminRequest(_ row: Row) throws -> AdminRequest {
-        let id: Int64 = row["id"]
-        let name: String = row["action"]
+    private static func adminRequest(_ row: SQLRow) throws -> AdminRequest {
+        let id = try row.integer("id")
+        let name = try row.text("action")
         let action: AdminAction
         switch name {
         case "approve":
             action = .approve
         case "reject":
-            let raw: Int? = row["status_code"]
-            guard let raw, let code = FailStatusCode(rawValue: raw) else {
+            guard let raw = try row.optionalInteger("status_code"), let code = FailStatusCode(rawValue: Int(raw)) else {
                 throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "invalid status code")
             }
-            action = .reject(code, diagnostic: row["diagnostic"])
+            action = .reject(code, diagnostic: try row.optionalText("diagnostic"))
         default:
             throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "unknown action \(name)")
         }
         return AdminRequest(
-            id: id, providerOrderID: try providerOrderID(row["provider_order_id"], table: "admin_requests"), action: action,
-            requestedBy: row["requested_by"], createdAt: StoreDatabase.time(row["created_at"] as Int64),
-            processedAt: StoreDatabase.time(row["processed_at"] as Int64?), outcome: row["outcome"])
-    }
-}
-
-extension Row {
-    /// Fetches with a cached (prepared once per connection) statement.
-    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
-        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
-    }
-
-    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
-        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
-    }
-}
-
-extension DatabaseValueConvertible where Self: StatementColumnConvertible {
-    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Self? {
-        try Self.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
-    }
-
-    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Self] {
-        try Self.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+            id: id, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "admin_requests"), action: action,
+            requestedBy: try row.optionalText("requested_by"), createdAt: StoreDatabase.time(try row.integer("created_at")),
+            processedAt: StoreDatabase.time(try row.optionalInteger("processed_at")), outcome: try row.optionalText("outcome"))
     }
 }

@@ -48,6 +48,11 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case corruptRow(table: String, key: String, reason: String)
     /// An argument is out of range.
     case invalidArgument(String)
+    /// The database server refused a statement: its SQLSTATE (when it gave one) and message.
+    case database(code: String?, message: String)
+    /// The database server cannot be reached, or the connection broke: nothing of the call is known
+    /// to be stored (a commit whose answer was lost may have been; its revision tells).
+    case databaseUnavailable(String)
 
     public var description: String {
         switch self {
@@ -67,7 +72,18 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
             "\(table) row \(key) cannot be read: \(reason)"
         case .invalidArgument(let s):
             s
+        case .database(let code, let message):
+            code.map { "the database refused: \(message) (SQLSTATE \($0))" } ?? "the database refused: \(message)"
+        case .databaseUnavailable(let s):
+            "the database is unavailable: \(s)"
         }
+    }
+
+    /// A conflict with a concurrent writer that re-running the transaction resolves (PostgreSQL's
+    /// serialization failure or deadlock).
+    public var isSerializationConflict: Bool {
+        guard case .database(let code?, _) = self else { return false }
+        return code == "40001" || code == "40P01"
     }
 }
 
@@ -149,5 +165,26 @@ enum StoreDatabase {
         try reader.read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
         }
+    }
+}
+
+extension Row {
+    /// Fetches with a cached (prepared once per connection) statement.
+    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
+        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible where Self: StatementColumnConvertible {
+    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Self? {
+        try Self.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Self] {
+        try Self.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
     }
 }

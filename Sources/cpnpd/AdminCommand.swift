@@ -14,18 +14,18 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [Orders.self, Show.self, Approve.self, Reject.self])
 
     struct StoreOptions: ParsableArguments {
-        @Option(name: .long, help: "The daemon's SQLite database (default: from --config, else ./.cpnp/cpnpd.sqlite).")
+        @Option(name: .long, help: "The daemon's order store: a SQLite file or a postgres:// URL (default: from --config, else ./.cpnp/cpnpd.sqlite).")
         var database: String?
         @Option(name: .long, help: "The daemon's configuration file.")
         var config: String?
 
         func open() throws -> ServerOrderStore {
-            if let database, let problem = DatabaseConfiguration.problem(with: database) { throw ValidationError("--database: \(problem)") }
-            let path = try database ?? loadConfiguration(config).database.path
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("no database at \(path): is cpnpd running from this directory? (use --database)")
+            var location = try loadConfiguration(config).database
+            if let database, let problem = location.set(commandLine: database) { throw ValidationError("--database: \(problem)") }
+            if location.url == nil, !FileManager.default.fileExists(atPath: location.path) {
+                throw ValidationError("no database at \(location.path): is cpnpd running from this directory? (use --database)")
             }
-            return try ServerOrderStore(path: path)
+            return try openStore(location, option: database == nil ? "database" : "--database")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CPNPPolicy
+import CPNPStorage
 
 /// `cpnpd check-config FILE`: validates a configuration and names every error with its path.
 struct CheckConfigCommand: ParsableCommand {
@@ -10,7 +11,10 @@ struct CheckConfigCommand: ParsableCommand {
 
     func run() throws {
         let c = try loadConfiguration(file)
+        if let url = c.database.url {
+            do { _ = try PostgresLocation(url: url) } catch { throw ValidationError("\(file): database.url: \(error)") }
+        }
         print("\(file): OK — \(c.policy.networkPresence.count) PEs, \(c.policy.links.count) links, \(c.customers.count) customer profiles, "
-            + "\(c.listen.transport.rawValue) on \(c.listen.host):\(c.listen.port), database \(c.database.path)")
+            + "\(c.listen.transport.rawValue) on \(c.listen.host):\(c.listen.port), database \(databaseDescription(c.database))")
     }
 }

@@ -24,7 +24,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Override the transport: dtls, tls or plain-udp.")
     var transport: String?
 
-    @Option(name: .long, help: "Override the SQLite database path.")
+    @Option(name: .long, help: "Override the order store: a SQLite file's path, or postgres://USER[:PASSWORD]@HOST[:PORT]/DB.")
     var database: String?
 
     @Option(name: .long, help: "Override the PKI directory.")
@@ -48,17 +48,12 @@ struct RunCommand: AsyncParsableCommand {
             guard let kind = CPNPPolicy.TransportKind(rawValue: transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
             configuration.listen.transport = kind
         }
-        if let database {
-            if let problem = DatabaseConfiguration.problem(with: database) { throw ValidationError("--database: \(problem)") }
-            configuration.database.path = database
-        }
+        if let database, let problem = configuration.database.set(commandLine: database) { throw ValidationError("--database: \(problem)") }
         if let pki { configuration.pki.directory = pki }
 
+        // The store first: a wrong database stops cpnpd before it writes anything.
+        let store = try openStore(configuration.database, option: database == nil ? "database" : "--database")
         try ensureDevelopmentPKI(configuration.pki, logger: logger)
-        try FileManager.default.createDirectory(
-            atPath: (configuration.database.path as NSString).deletingLastPathComponent.isEmpty ? "." : (configuration.database.path as NSString).deletingLastPathComponent,
-            withIntermediateDirectories: true)
-        let store = try ServerOrderStore(path: configuration.database.path)
         let transport = try await startTransport(configuration, logger: logger)
         let sink = TransportSink(transport: transport, logger: logger)
         let engine = ServerEngine(
@@ -70,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
         let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         logger.notice("cpnpd ready", metadata: [
             "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
-            "database": "\(configuration.database.path)", "pki": "\(configuration.pki.directory)",
+            "database": "\(databaseDescription(configuration.database))", "pki": "\(configuration.pki.directory)",
             "config": "\(config ?? "embedded demo policy")", "recovered-orders": "\(recovered)",
         ])
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -139,16 +139,27 @@ struct BadInputEndToEndTests {
 
 @Suite("cpnpd refuses a database URL", .enabled(if: Daemon.binary != nil, "cpnpd not built"))
 struct DatabaseURLEndToEndTests {
-    /// `cpnpd --database postgres://…` and `cpnpd admin … --database postgres://…` stop with an error
-    /// naming the option, and create nothing (no folder `postgres:` holding a SQLite file).
+    /// `cpnpd … --database URL` with a PostgreSQL server that cannot be reached, a URL missing a part,
+    /// or a URL of another kind of database, stops with an error naming the option and the cause
+    /// (never the password), and creates nothing (no folder `postgres:` holding a SQLite file, no PKI).
     @Test(.timeLimit(.minutes(1)), arguments: [["run"], ["admin", "orders"]])
-    func aDatabaseURLIsRefusedAndNothingIsCreated(_ command: [String]) throws {
+    func aBadDatabaseURLIsAnErrorAndNothingIsCreated(_ command: [String]) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-url-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (status, text) = try Daemon.command(command + ["--database", "postgres://cpnp:secret@127.0.0.1:5432/cpnp"], in: directory)
-        #expect(status != 0)
-        #expect(text.contains("--database: \"postgres://…\" is a URL"), "\(text)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        let cases = [
+            ("postgres://cpnp:secret@127.0.0.1:1/cpnp?connect_timeout=5",
+             "--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:1/cpnp"),
+            ("postgres://cpnp:secret@127.0.0.1:5432", "--database: the URL names no database"),
+            ("postgres://cpnp:secret@127.0.0.1/cpnp?sslmode=maybe", "--database: sslmode \"maybe\" is not one of"),
+            ("mysql://cpnp:secret@127.0.0.1/cpnp", "--database: \"mysql://…\" is a URL of no database this cpnpd speaks to"),
+        ]
+        for (url, expected) in cases {
+            let (status, text) = try Daemon.command(command + ["--database", url], in: directory)
+            #expect(status != 0)
+            #expect(text.contains(expected), "\(url): \(text)")
+            #expect(!text.contains("secret"), "\(url): the password is printed: \(text)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        }
     }
 }

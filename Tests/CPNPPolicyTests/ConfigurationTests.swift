@@ -64,10 +64,22 @@ struct ConfigurationTests {
     /// A database URL is named as the error it is, instead of becoming a file in a folder `postgres:`.
     @Test func aDatabaseURLIsAnErrorNamingThePath() {
         let found = errors("database:\n  path: postgres://cpnp:secret@db.example:5432/cpnp\n")
-        #expect(found.count == 1 && found[0].hasPrefix("database.path:") && found[0].contains("\"postgres://…\" is a URL"), "\(found)")
+        #expect(found.count == 1 && found[0].hasPrefix("database.path:") && found[0].contains("is a URL, not a file: give a PostgreSQL database as database.url"), "\(found)")
+        let other = errors("database:\n  url: mysql://cpnp@db.example/cpnp\n")
+        #expect(other.count == 1 && other[0].hasPrefix("database.url:") && other[0].contains("not a PostgreSQL URL"), "\(other)")
         #expect(DatabaseConfiguration.problem(with: "./.cpnp/cpnpd.sqlite") == nil)
         #expect(DatabaseConfiguration.problem(with: "/var/lib/cpnp/orders:2026.sqlite") == nil)
         #expect(DatabaseConfiguration.problem(with: "file:///var/lib/cpnp.sqlite") != nil)
+    }
+
+    @Test func aPostgreSQLURLSelectsTheSharedStore() throws {
+        let c = try ConfigurationLoader.load(yaml: "database:\n  url: postgres://cpnp:secret@db.example:5432/cpnp?sslmode=require\n").get()
+        #expect(c.database.url == "postgres://cpnp:secret@db.example:5432/cpnp?sslmode=require")
+        #expect(c.database.location == c.database.url)
+        var d = DatabaseConfiguration()
+        #expect(d.set(commandLine: "postgresql://u@h/db") == nil && d.url == "postgresql://u@h/db")
+        #expect(d.set(commandLine: "./orders.sqlite") == nil && d.url == nil && d.location == "./orders.sqlite")
+        #expect(d.set(commandLine: "redis://h") != nil)
     }
 
     @Test func everyKeyIsDocumented() throws {

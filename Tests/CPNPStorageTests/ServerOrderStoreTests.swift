@@ -577,7 +577,7 @@ struct ServerOrderStoreTests {
         typealias S = ServerOrderStore.SQL
         let cases: [(String, String, Int)] = [
             ("order by provider order id", S.orderByProviderID, 1),
-            ("order by client and customer order id", S.orderByClientAndCustomerID, 2),
+            ("order by client and customer order id", S.orderByClientAndCustomerID(.sqlite), 2),
             ("open orders", S.openOrders, 0),
             ("resident orders (start-up)", S.residentOrders, 0),
             ("open orders per client (start-up)", S.openOrderCountsByClient, 0),

@@ -1,0 +1,328 @@
+/// The order store on PostgreSQL, through postgres-nio: several `cpnpd` processes share one
+/// database (docs/deployment.md). Calls are synchronous, like the SQLite store's: the caller's thread
+/// waits for the server's answers, which arrive on NIO's event loops.
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// Where a PostgreSQL order store lives: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS]`
+/// (also `postgresql://`). Options: `sslmode` (`disable`, `prefer`, `require`, `verify-full`;
+/// default `prefer`), `sslrootcert` (a PEM file of CA certificates, for `verify-full`),
+/// `connect_timeout` (seconds, default 10), `pool_size` (idle connections kept, default 4).
+public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
+    public enum TLSMode: String, Sendable, Hashable, CaseIterable {
+        case disable, prefer, require
+        case verifyFull = "verify-full"
+    }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+    public var rootCertificatePath: String?
+    public var connectTimeoutSeconds: Int
+    public var poolSize: Int
+
+    /// Whether `text` is meant as a PostgreSQL URL (its scheme), whether or not it is a valid one.
+    public static func isURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    /// Parses a URL; the error says what is wrong with it, never the password.
+    public init(url text: String) throws(StoreError) {
+        guard Self.isURL(text) else { throw .invalidArgument("not a PostgreSQL URL: it must start with postgres:// or postgresql://") }
+        guard let url = URLComponents(string: text) else { throw .invalidArgument("not a valid URL") }
+        guard let host = url.host, !host.isEmpty else { throw .invalidArgument("the URL names no host (postgres://USER@HOST:PORT/DATABASE)") }
+        guard let user = url.user, !user.isEmpty else { throw .invalidArgument("the URL names no user (postgres://USER@HOST:PORT/DATABASE)") }
+        let database = String(url.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty, !database.contains("/") else {
+            throw .invalidArgument("the URL names no database (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        self.port = url.port ?? 5432
+        guard (1...65535).contains(port) else { throw .invalidArgument("port \(port) is out of range") }
+        self.user = url.user?.removingPercentEncoding ?? user
+        self.password = url.password.map { $0.removingPercentEncoding ?? $0 }
+        self.database = database.removingPercentEncoding ?? database
+        tls = .prefer
+        rootCertificatePath = nil
+        connectTimeoutSeconds = 10
+        poolSize = 4
+        for item in url.queryItems ?? [] {
+            let value = item.value ?? ""
+            switch item.name {
+            case "sslmode":
+                guard let mode = TLSMode(rawValue: value) else {
+                    throw .invalidArgument("sslmode \"\(value)\" is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                tls = mode
+            case "sslrootcert":
+                rootCertificatePath = value
+            case "connect_timeout":
+                guard let seconds = Int(value), seconds > 0 else { throw .invalidArgument("connect_timeout must be a positive number of seconds") }
+                connectTimeoutSeconds = seconds
+            case "pool_size":
+                guard let size = Int(value), (1...64).contains(size) else { throw .invalidArgument("pool_size must be between 1 and 64") }
+                poolSize = size
+            default:
+                throw .invalidArgument("unknown URL option \"\(item.name)\" (known: sslmode, sslrootcert, connect_timeout, pool_size)")
+            }
+        }
+        if rootCertificatePath != nil, tls != .verifyFull {
+            throw .invalidArgument("sslrootcert is used with sslmode=verify-full only")
+        }
+    }
+
+    /// The URL without its password, for logs.
+    public var description: String {
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "postgres://\(user)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)"
+    }
+}
+
+/// A pool of PostgreSQL connections as a ``SQLDatabase``. A write is one `SERIALIZABLE`
+/// transaction, re-run when the server reports a conflict with another writer (SQLSTATE 40001 or
+/// 40P01): that is what keeps capacity, revisions and the one-open-order rule exact across several
+/// `cpnpd` (docs/design/storage.md).
+final class PostgresSQLDatabase: SQLDatabase {
+    let location: PostgresLocation
+    private let configuration: PostgresConnection.Configuration
+    private let idle = Mutex<[PostgresConnection]>([])
+    private let nextID = Atomic<Int>(1)
+    private let logger: Logger
+    /// How often a write is re-run after serialization conflicts before the conflict is the error.
+    static let conflictRetries = 30
+
+    var dialect: SQLDialect { .postgres }
+
+    init(location: PostgresLocation) throws {
+        self.location = location
+        let tls: PostgresConnection.Configuration.TLS
+        switch location.tls {
+        case .disable:
+            tls = .disable
+        case .prefer, .require:
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = .none
+            let context = try Self.context(c)
+            tls = location.tls == .prefer ? .prefer(context) : .require(context)
+        case .verifyFull:
+            var c = TLSConfiguration.makeClientConfiguration()
+            c.certificateVerification = .fullVerification
+            if let path = location.rootCertificatePath {
+                do {
+                    c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+                } catch {
+                    throw StoreError.invalidArgument("sslrootcert \(path): cannot read its certificates (\(error))")
+                }
+            }
+            tls = .require(try Self.context(c))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: tls)
+        configuration.options.connectTimeout = .seconds(Int64(location.connectTimeoutSeconds))
+        self.configuration = configuration
+        var logger = Logger(label: "cpnp.postgres")
+        logger.logLevel = .critical
+        self.logger = logger
+    }
+
+    private static func context(_ configuration: TLSConfiguration) throws -> NIOSSLContext {
+        do { return try NIOSSLContext(configuration: configuration) } catch {
+            throw StoreError.invalidArgument("cannot set up TLS to the database: \(error)")
+        }
+    }
+
+    deinit {
+        for connection in idle.withLock({ $0 }) { try? connection.close().wait() }
+    }
+
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try withConnection { connection in try body(PostgresSQLConnection(connection: connection, logger: logger)) }
+    }
+
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+    }
+
+    /// A transaction opened by `begin`; re-run on a serialization conflict.
+    func transaction<T>(_ begin: String, _ body: (any SQLConnection) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try withConnection { connection in
+                    let sql = PostgresSQLConnection(connection: connection, logger: logger)
+                    try sql.run(begin)
+                    do {
+                        let result = try body(sql)
+                        try sql.run("COMMIT")
+                        return result
+                    } catch {
+                        if !connection.isClosed { try? sql.run("ROLLBACK") }
+                        throw error
+                    }
+                }
+            } catch let error as StoreError where error.isSerializationConflict && attempt < Self.conflictRetries {
+                attempt += 1
+                // Back off a little, at random, so that the writers that collided do not collide again.
+                usleep(UInt32.random(in: 200...(1_000 * UInt32(min(attempt, 10)))))
+            }
+        }
+    }
+
+    /// Takes an idle connection or opens one; gives it back afterwards unless it broke.
+    private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        do {
+            let result = try body(connection)
+            release(connection)
+            return result
+        } catch {
+            release(connection)
+            throw error
+        }
+    }
+
+    private func release(_ connection: PostgresConnection) {
+        guard !connection.isClosed else { return }
+        let keep = idle.withLock { idle in
+            guard idle.count < location.poolSize else { return false }
+            idle.append(connection)
+            return true
+        }
+        // The connection must outlive its closing (postgres-nio checks it is closed when released).
+        if !keep { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
+    }
+
+    private func connect() throws -> PostgresConnection {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        do {
+            return try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger
+            ).wait()
+        } catch {
+            throw StoreError.databaseUnavailable("cannot connect to \(location): \(PostgresSQLConnection.describe(error))")
+        }
+    }
+}
+
+/// One PostgreSQL connection as a ``SQLConnection``: `?` placeholders become `$1`, `$2`, ….
+struct PostgresSQLConnection: SQLConnection {
+    let connection: PostgresConnection
+    let logger: Logger
+    var dialect: SQLDialect { .postgres }
+
+    private static let translated = Mutex<[String: String]>([:])
+
+    func query(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
+        let result = try send(sql, arguments)
+        var columns: [String]?
+        return try result.rows.map { row in
+            var values: [SQLValue] = []
+            var names: [String] = []
+            for cell in row {
+                if columns == nil { names.append(cell.columnName) }
+                values.append(try Self.value(cell))
+            }
+            if columns == nil { columns = names }
+            return SQLRow(columns: columns!, values: values)
+        }
+    }
+
+    func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
+        try send(sql, arguments).metadata.rows ?? 0
+    }
+
+    func inSavepoint<T>(_ body: () throws -> T) throws -> T {
+        try run("SAVEPOINT cpnp_change")
+        do {
+            let result = try body()
+            try run("RELEASE SAVEPOINT cpnp_change")
+            return result
+        } catch {
+            if !connection.isClosed { try? run("ROLLBACK TO SAVEPOINT cpnp_change") }
+            throw error
+        }
+    }
+
+    /// A statement without arguments or rows (transaction control, DDL).
+    func run(_ sql: String) throws {
+        _ = try send(sql, [])
+    }
+
+    private func send(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: arguments.count)
+        for argument in arguments {
+            switch argument.sqlValue {
+            case .null: binds.appendNull()
+            case .integer(let i): binds.append(i)
+            case .text(let s): binds.append(s)
+            }
+        }
+        let query = PostgresQuery(unsafeSQL: arguments.isEmpty ? sql : Self.translate(sql), binds: binds)
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// `?` → `$n`, outside quoted text. Translations are cached: the stores use a fixed set of statements.
+    static func translate(_ sql: String) -> String {
+        if let known = translated.withLock({ $0[sql] }) { return known }
+        var out = ""
+        var n = 0
+        var quoted = false
+        for c in sql {
+            if c == "'" { quoted.toggle() }
+            if c == "?" && !quoted {
+                n += 1
+                out += "$\(n)"
+            } else {
+                out.append(c)
+            }
+        }
+        translated.withLock { if $0.count < 1_024 { $0[sql] = out } }
+        return out
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        do {
+            switch cell.dataType {
+            case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+            case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+            default: return .text(try cell.decode(String.self))
+            }
+        } catch {
+            throw StoreError.corruptRow(table: "result", key: cell.columnName, reason: "cannot decode a \(cell.dataType) value")
+        }
+    }
+
+    /// A server error with its SQLSTATE and message; a lost connection as ``StoreError/databaseUnavailable(_:)``.
+    static func storeError(_ error: any Error) -> StoreError {
+        guard let error = error as? PSQLError else { return .database(code: nil, message: "\(error)") }
+        if let info = error.serverInfo {
+            return .database(code: info[.sqlState], message: info[.message] ?? "server error")
+        }
+        return .databaseUnavailable(describe(error))
+    }
+
+    /// What went wrong, in words (postgres-nio's own description hides the details on purpose).
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let info = error.serverInfo {
+            return "\(info[.message] ?? "server error") (SQLSTATE \(info[.sqlState] ?? "?"))"
+        }
+        var text = "\(error.code)"
+        if let underlying = error.underlying { text += ": \(underlying)" }
+        return text
+    }
+}

@@ -1,0 +1,213 @@
+/// The SQL the order stores speak, over either engine: SQLite (through GRDB, the embedded default) or
+/// PostgreSQL (through postgres-nio, for several `cpnpd` on one database). The store's logic is
+/// written once against ``SQLConnection``; only the schema and a few statements differ by
+/// ``SQLDialect`` (docs/design/storage.md).
+import GRDB
+
+/// The SQL engine behind a store.
+public enum SQLDialect: String, Sendable, Hashable {
+    case sqlite
+    case postgres
+}
+
+/// A value bound to or read from a statement. The stores use integers, text and NULL only; a
+/// boolean is an integer 0 or 1 in both engines.
+public enum SQLValue: Sendable, Hashable {
+    case null
+    case integer(Int64)
+    case text(String)
+}
+
+/// A Swift value that binds as a ``SQLValue``.
+public protocol SQLBindable: Sendable {
+    var sqlValue: SQLValue { get }
+}
+
+extension SQLValue: SQLBindable {
+    public var sqlValue: SQLValue { self }
+}
+
+extension String: SQLBindable {
+    public var sqlValue: SQLValue { .text(self) }
+}
+
+extension Int64: SQLBindable {
+    public var sqlValue: SQLValue { .integer(self) }
+}
+
+extension Int: SQLBindable {
+    public var sqlValue: SQLValue { .integer(Int64(self)) }
+}
+
+extension Bool: SQLBindable {
+    public var sqlValue: SQLValue { .integer(self ? 1 : 0) }
+}
+
+extension Optional: SQLBindable where Wrapped: SQLBindable {
+    public var sqlValue: SQLValue { self?.sqlValue ?? .null }
+}
+
+/// One row of a result, read by column name or position. A value of the wrong type is a corrupt row
+/// (``StoreError/corruptRow(table:key:reason:)``): the stores read only their own schema.
+public struct SQLRow: Sendable {
+    let columns: [String]
+    let values: [SQLValue]
+
+    public subscript(_ index: Int) -> SQLValue { values[index] }
+
+    public subscript(_ column: String) -> SQLValue {
+        guard let index = columns.firstIndex(of: column) else { return .null }
+        return values[index]
+    }
+
+    public func text(_ column: String) throws -> String {
+        guard case .text(let value) = self[column] else { throw Self.mismatch(column, "text", self[column]) }
+        return value
+    }
+
+    public func optionalText(_ column: String) throws -> String? {
+        switch self[column] {
+        case .null: nil
+        case .text(let value): value
+        case let other: throw Self.mismatch(column, "text or NULL", other)
+        }
+    }
+
+    public func integer(_ column: String) throws -> Int64 {
+        guard case .integer(let value) = self[column] else { throw Self.mismatch(column, "an integer", self[column]) }
+        return value
+    }
+
+    public func optionalInteger(_ column: String) throws -> Int64? {
+        switch self[column] {
+        case .null: nil
+        case .integer(let value): value
+        case let other: throw Self.mismatch(column, "an integer or NULL", other)
+        }
+    }
+
+    public func bool(_ column: String) throws -> Bool { try integer(column) != 0 }
+
+    private static func mismatch(_ column: String, _ expected: String, _ found: SQLValue) -> StoreError {
+        StoreError.corruptRow(table: "result", key: column, reason: "expected \(expected), found \(found)")
+    }
+}
+
+/// One connection, inside a transaction the ``SQLDatabase`` opened. Statements use `?` placeholders
+/// in both dialects.
+public protocol SQLConnection {
+    var dialect: SQLDialect { get }
+    /// Runs a statement and returns its rows (a `SELECT`, or a write with `RETURNING`).
+    func query(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow]
+    /// Runs a statement and returns how many rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int
+    /// Runs `body` in a savepoint: rolled back alone when it throws, kept otherwise.
+    func inSavepoint<T>(_ body: () throws -> T) throws -> T
+}
+
+extension SQLConnection {
+    public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
+
+    public func queryOne(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLRow? {
+        try query(sql, arguments).first
+    }
+
+    /// The first column of the first row, or nil when there is no row or it is NULL.
+    public func scalar(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLValue? {
+        guard let row = try queryOne(sql, arguments), let value = row.values.first, value != .null else { return nil }
+        return value
+    }
+
+    public func scalarInteger(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> Int64? {
+        switch try scalar(sql, arguments) {
+        case .integer(let value)?: value
+        case nil: nil
+        case let other?: throw StoreError.corruptRow(table: "result", key: sql, reason: "expected an integer, found \(other)")
+        }
+    }
+
+    public func scalarText(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> String? {
+        switch try scalar(sql, arguments) {
+        case .text(let value)?: value
+        case nil: nil
+        case let other?: throw StoreError.corruptRow(table: "result", key: sql, reason: "expected text, found \(other)")
+        }
+    }
+}
+
+/// A database a store reads and writes: each call is one transaction on one connection.
+public protocol SQLDatabase: Sendable {
+    var dialect: SQLDialect { get }
+    /// A read: sees only committed data.
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+    /// A write transaction: all of `body` or nothing. On PostgreSQL it is serializable and re-run
+    /// from the start when the server reports a conflict with another writer, so `body` must not
+    /// change anything outside the database.
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+}
+
+// MARK: - SQLite, through GRDB
+
+/// A GRDB database (pool or queue) as a ``SQLDatabase``.
+struct GRDBDatabase: SQLDatabase {
+    let writer: any DatabaseWriter
+    var dialect: SQLDialect { .sqlite }
+
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try writer.read { db in try body(GRDBConnection(db: db)) }
+    }
+
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try writer.write { db in try body(GRDBConnection(db: db)) }
+    }
+}
+
+/// A GRDB `Database` (inside its `read` or `write`) as a ``SQLConnection``; statements are prepared
+/// once per connection and cached.
+struct GRDBConnection: SQLConnection {
+    let db: Database
+    var dialect: SQLDialect { .sqlite }
+
+    func query(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
+        let statement = try db.cachedStatement(sql: sql)
+        let rows = try Row.fetchAll(statement, arguments: Self.arguments(arguments))
+        guard let first = rows.first else { return [] }
+        let columns = Array(first.columnNames)
+        return rows.map { row in SQLRow(columns: columns, values: row.databaseValues.map(Self.value)) }
+    }
+
+    func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return db.changesCount
+    }
+
+    func inSavepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
+    }
+
+    static func arguments(_ values: [any SQLBindable]) -> StatementArguments {
+        StatementArguments(values.map { value -> DatabaseValue in
+            switch value.sqlValue {
+            case .null: .null
+            case .integer(let i): i.databaseValue
+            case .text(let s): s.databaseValue
+            }
+        })
+    }
+
+    static func value(_ value: DatabaseValue) -> SQLValue {
+        switch value.storage {
+        case .null: .null
+        case .int64(let i): .integer(i)
+        case .string(let s): .text(s)
+        case .double(let d): Int64(exactly: d).map(SQLValue.integer) ?? .text(String(d))
+        case .blob(let b): .text(String(decoding: b, as: UTF8.self))
+        }
+    }
+}
