@@ -38,6 +38,8 @@ public protocol OrderStore: Sendable {
     // MARK: Provisioning hand-off and operators (§8.2)
 
     func dueOutbox(now: CPNPTimestamp, limit: Int) throws -> [OutboxEntry]
+    /// Due events held by `claimant` until `now + lease`: never handed off by two instances at once.
+    func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int) throws -> [OutboxEntry]
     @discardableResult
     func markDelivered(id: Int64, at: CPNPTimestamp) throws -> Bool
     @discardableResult
@@ -45,6 +47,19 @@ public protocol OrderStore: Sendable {
     func pendingAdminRequests(limit: Int) throws -> [AdminRequest]
     @discardableResult
     func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool
+
+    // MARK: Several instances on one database (docs/deployment.md)
+
+    /// Whether several `cpnpd` may share the store.
+    var sharesOrders: Bool { get }
+    /// Records that `instance` is alive.
+    func heartbeat(instance: String, address: String, now: CPNPTimestamp) throws
+    /// An instance stopping cleanly hands its orders back at once.
+    func retire(instance: String) throws
+    /// Takes over the resident open orders no live instance drives (``OrderSummary/owner``).
+    func claimOrphanedOrders(instance: String, now: CPNPTimestamp, lease: Duration, limit: Int) throws -> [StoredOrder]
+    /// Orders the client created since `time`, all instances together.
+    func orderCount(clientIdentity: String, createdSince time: CPNPTimestamp) throws -> Int
 }
 
 extension ServerOrderStore: OrderStore {}

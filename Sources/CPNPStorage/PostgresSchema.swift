@@ -104,6 +104,26 @@ enum PostgresSchema {
                 "CREATE TABLE documents (reference TEXT NOT NULL PRIMARY KEY, body TEXT NOT NULL)",
             ]
         ),
+        ("server-pg-v2-instances", instancesSQL),
+    ]
+
+    /// Several `cpnpd` on one database (docs/deployment.md): the instance that drives each resident
+    /// order (`owner`), the instances alive (`instances`, heartbeats), and claims on provisioning
+    /// events. Portable SQL: the SQLite store has the same columns (migration `server-v5-instances`).
+    static let instancesSQL = [
+        "ALTER TABLE orders ADD COLUMN owner TEXT",
+        "CREATE INDEX orders_owner ON orders(owner) WHERE is_open = 1 AND resident = 1",
+        "CREATE INDEX orders_client_created ON orders(client_identity, created_at)",
+        """
+        CREATE TABLE instances (
+            instance_id TEXT NOT NULL PRIMARY KEY,
+            address TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            heartbeat_at BIGINT NOT NULL
+        )
+        """,
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT",
     ]
 
     /// Applies the missing migrations. Read committed, so that a process that waited for the lock

@@ -192,6 +192,11 @@ public final class ServerOrderStore: Sendable {
                 CREATE INDEX orders_resident ON orders(provider_order_id) WHERE is_open = 1 AND resident = 1;
                 """)
         }
+        m.registerMigration("server-v5-instances") { db in
+            // Several cpnpd on one database (PostgreSQL): who drives each order, which instances are
+            // alive, claims on provisioning events. The same columns here keep one SQL for both engines.
+            for statement in PostgresSchema.instancesSQL { try db.execute(sql: statement) }
+        }
         return m
     }
 
@@ -199,7 +204,7 @@ public final class ServerOrderStore: Sendable {
 
     enum SQL {
         static let summaryColumns =
-            "provider_order_id, customer_order_id, client_identity, client_address, state, is_open, revision, created_at, updated_at"
+            "provider_order_id, customer_order_id, client_identity, client_address, state, is_open, revision, created_at, updated_at, owner"
         static let orderColumns = summaryColumns + ", snapshot"
         static let orderByProviderID = "SELECT \(orderColumns) FROM orders WHERE provider_order_id = ?"
         /// The open order first, then the most recent.
@@ -252,6 +257,27 @@ public final class ServerOrderStore: Sendable {
                 SELECT 1 FROM outbox AS p
                 WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
             """
+        /// Due events first in line for their order, not claimed by another claimant.
+        static func claimableOutbox(_ dialect: SQLDialect) -> String {
+            """
+            SELECT \(outboxColumns) FROM outbox AS o
+            WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?
+              AND (o.claimed_until IS NULL OR o.claimed_until < ? OR o.claimed_by = ?)
+              AND NOT EXISTS (
+                SELECT 1 FROM outbox AS p
+                WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
+            ORDER BY o.next_attempt_at, o.id LIMIT ?\(dialect == .postgres ? " FOR UPDATE OF o SKIP LOCKED" : "")
+            """
+        }
+        /// Resident open orders that no live instance drives (not the claimant's own).
+        static func orphanedOrders(_ dialect: SQLDialect) -> String {
+            """
+            SELECT \(orderColumns) FROM orders AS o
+            WHERE o.is_open = 1 AND o.resident = 1 AND (o.owner IS NULL OR o.owner <> ?)
+              AND NOT EXISTS (SELECT 1 FROM instances AS i WHERE i.instance_id = o.owner AND i.heartbeat_at >= ?)
+            ORDER BY o.updated_at LIMIT ?\(dialect == .postgres ? " FOR UPDATE OF o SKIP LOCKED" : "")
+            """
+        }
         static let adminColumns = "id, provider_order_id, action, status_code, diagnostic, requested_by, created_at, processed_at, outcome"
         static let pendingAdminRequests = "SELECT \(adminColumns) FROM admin_requests WHERE processed_at IS NULL ORDER BY id LIMIT ?"
     }
@@ -375,6 +401,12 @@ public final class ServerOrderStore: Sendable {
         {
             throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
         }
+        if prepared.isOpen, stored == nil, let limit = change.openOrderLimit,
+            try db.scalarInteger(SQL.openOrderCount, [change.clientIdentity]) ?? 0 >= Int64(limit)
+        {
+            throw StoreError.openOrderLimitReached(clientIdentity: change.clientIdentity, limit: limit)
+        }
+        let owner = prepared.resident ? change.owner : nil
 
         try DocumentTable.insert(prepared.written, in: db)
 
@@ -382,17 +414,17 @@ public final class ServerOrderStore: Sendable {
         if stored == nil {
             try db.execute("""
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
-                                    snapshot, revision, created_at, updated_at, resident)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    snapshot, revision, created_at, updated_at, resident, owner)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [
                     poi, coi, change.clientIdentity, change.clientAddress, m.state.rawValue, prepared.isOpen,
-                    prepared.snapshot, revision, at, at, prepared.resident,
+                    prepared.snapshot, revision, at, at, prepared.resident, owner,
                 ])
         } else {
             try db.execute("""
-                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?
+                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?, owner = ?
                 WHERE provider_order_id = ?
-                """, [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, poi])
+                """, [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, owner, poi])
         }
 
         for t in change.transitions {
@@ -407,7 +439,10 @@ public final class ServerOrderStore: Sendable {
                 """, [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil])
         }
         for r in change.processedAdminRequests {
-            try db.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [at, r.outcome, r.id])
+            // Exactly once, whichever instance got there first: a request already settled rolls this change back.
+            guard try db.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [at, r.outcome, r.id]) == 1 else {
+                throw StoreError.adminRequestAlreadyProcessed(id: r.id)
+            }
         }
 
         // Reservations last, so that a failing check or constraint there rolls everything back. The
@@ -734,7 +769,7 @@ public final class ServerOrderStore: Sendable {
     public func markAttemptFailed(id: Int64, error: String, nextAttemptAt: CPNPTimestamp) throws -> Bool {
         try database.write { db in
             try db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND delivered_at IS NULL",
                 [error, StoreDatabase.ms(nextAttemptAt), id]) == 1
         }
     }
@@ -750,6 +785,84 @@ public final class ServerOrderStore: Sendable {
     /// How many events await delivery.
     public func undeliveredOutboxCount() throws -> Int {
         try database.read { db in Int(try db.scalarInteger("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0) }
+    }
+
+    /// Claims up to `limit` due events, first in line for their order, that no other claimant holds:
+    /// each is held by `claimant` until `now + lease` (several instances never hand one event off
+    /// twice at once; one that dies leaves it to another once the claim lapses). Mark each claimed event
+    /// with ``markDelivered(id:at:)`` or ``markAttemptFailed(id:error:nextAttemptAt:)``.
+    public func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [OutboxEntry] {
+        let at = StoreDatabase.ms(now)
+        return try database.write { db in
+            let rows = try db.query(SQL.claimableOutbox(db.dialect), [at, at, claimant, limit])
+            for row in rows {
+                try db.execute("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?", [claimant, at + Self.milliseconds(lease), try row.integer("id")])
+            }
+            return try rows.map(Self.outboxEntry)
+        }
+    }
+
+    // MARK: - Several instances on one database (docs/deployment.md)
+
+    /// Whether several `cpnpd` may share this store: true on PostgreSQL. They then claim resident orders
+    /// no live instance drives (``claimOrphanedOrders(instance:now:lease:limit:)``) and refresh their
+    /// capacity totals from the store.
+    public var sharesOrders: Bool { database.dialect == .postgres }
+
+    /// Records that `instance` is alive (at start, then at least once per lease).
+    public func heartbeat(instance: String, address: String, now: CPNPTimestamp) throws {
+        let at = StoreDatabase.ms(now)
+        _ = try database.write { db in
+            try db.execute("""
+                INSERT INTO instances (instance_id, address, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, address = excluded.address
+                """, [instance, address, at, at])
+        }
+    }
+
+    /// An instance that stops cleanly: its orders can be claimed at once instead of after its lease.
+    public func retire(instance: String) throws {
+        try database.write { db in
+            try db.execute("UPDATE orders SET owner = NULL WHERE owner = ?", [instance])
+            try db.execute("DELETE FROM instances WHERE instance_id = ?", [instance])
+        }
+    }
+
+    /// The instances whose last heartbeat is less than `lease` old.
+    public func liveInstances(now: CPNPTimestamp, lease: Duration) throws -> [String] {
+        try database.read { db in
+            try db.query("SELECT instance_id FROM instances WHERE heartbeat_at >= ? ORDER BY instance_id", [StoreDatabase.ms(now) - Self.milliseconds(lease)])
+                .map { try $0.text("instance_id") }
+        }
+    }
+
+    /// Takes over up to `limit` open orders with something in flight that no live instance drives
+    /// (their owner is gone, or stopped sending heartbeats `lease` ago): each gets `instance` as owner
+    /// and a new revision, so a stalled former owner can no longer commit it. Returns them, to be
+    /// resumed as a restart resumes its own (timers re-armed, interrupted work redone).
+    public func claimOrphanedOrders(instance: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [StoredOrder] {
+        let alive = StoreDatabase.ms(now) - Self.milliseconds(lease)
+        return try database.write { db in
+            try db.query(SQL.orphanedOrders(db.dialect), [instance, alive, limit]).map { row in
+                var order = try Self.storedOrder(row, db)
+                try db.execute("UPDATE orders SET owner = ?, revision = revision + 1 WHERE provider_order_id = ?", [instance, order.providerOrderID.rawValue])
+                order.summary.owner = instance
+                order.summary.revision += 1
+                return order
+            }
+        }
+    }
+
+    /// How many orders the client created since `time` (the QUOTATION rate limit, counted across instances).
+    public func orderCount(clientIdentity: String, createdSince time: CPNPTimestamp) throws -> Int {
+        try database.read { db in
+            Int(try db.scalarInteger("SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 
     // MARK: - Administrative requests
@@ -832,7 +945,8 @@ public final class ServerOrderStore: Sendable {
             providerOrderID: try providerOrderID(poi, table: "orders"), customerOrderID: customerOrderID,
             clientIdentity: try row.text("client_identity"), clientAddress: try row.text("client_address"), state: state,
             isOpen: try row.bool("is_open"), createdAt: StoreDatabase.time(try row.integer("created_at")),
-            updatedAt: StoreDatabase.time(try row.integer("updated_at")), revision: try row.integer("revision"))
+            updatedAt: StoreDatabase.time(try row.integer("updated_at")), revision: try row.integer("revision"),
+            owner: try row.optionalText("owner"))
     }
 
     private static func storedOrder(_ row: SQLRow, _ db: any SQLConnection) throws -> StoredOrder {

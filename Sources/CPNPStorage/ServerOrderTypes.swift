@@ -43,6 +43,9 @@ public struct OrderSummary: Sendable, Hashable {
     public var updatedAt: CPNPTimestamp
     /// 1 on creation, +1 at each commit; see ``OrderChange/expectedRevision``.
     public var revision: Int64
+    /// The `cpnpd` instance that keeps the order in memory and drives it (several instances on one
+    /// database, docs/deployment.md), or nil when none does (at rest, closed, or a single instance).
+    public var owner: String? = nil
 }
 
 /// An order as stored, with its state machine restored from the stored snapshot.
@@ -57,6 +60,7 @@ public struct StoredOrder: Sendable, Hashable {
     public var clientAddress: String { summary.clientAddress }
     public var state: ServerOrderStateMachine.State { summary.state }
     public var isOpen: Bool { summary.isOpen }
+    public var owner: String? { summary.owner }
     public var createdAt: CPNPTimestamp { summary.createdAt }
     public var updatedAt: CPNPTimestamp { summary.updatedAt }
     public var revision: Int64 { summary.revision }
@@ -261,6 +265,13 @@ public struct OrderChange: Sendable, Hashable {
     /// When set, the commit fails with ``StoreError/revisionConflict(orderID:expected:actual:)`` unless the
     /// stored revision equals it (0 = the order must not exist yet).
     public var expectedRevision: Int64?
+    /// The instance that keeps the order in memory while it is resident (``OrderSummary/owner``);
+    /// stored as nil when the order is not resident.
+    public var owner: String?
+    /// For a new open order: the commit fails with ``StoreError/openOrderLimitReached(clientIdentity:limit:)``
+    /// when the client already has this many open orders (RFC 8921 §13), counted inside the write
+    /// transaction, so that several writers never exceed it.
+    public var openOrderLimit: Int?
     /// Whether a restarted engine loads the order at once (``ServerOrderStore/isResident(_:now:)``).
     public var resident: Bool { ServerOrderStore.isResident(machine, now: at) }
 

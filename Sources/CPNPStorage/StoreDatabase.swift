@@ -42,6 +42,10 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case reservationsOnClosedOrder(providerOrderID: String)
     /// Committing the reservations would book more than a resource's capacity.
     case capacityExceeded(ResourceKey, total: CPNPDecimal, limit: CPNPDecimal)
+    /// A new order would give the client more open orders than its cap (RFC 8921 §13).
+    case openOrderLimitReached(clientIdentity: String, limit: Int)
+    /// The administrative request was already carried out (by this or another instance).
+    case adminRequestAlreadyProcessed(id: Int64)
     /// No order with this id.
     case unknownOrder(String)
     /// A stored row cannot be read back (bad snapshot, unknown state name…).
@@ -66,6 +70,10 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
             "order \(id) is closed and cannot hold reservations"
         case .capacityExceeded(let key, let total, let limit):
             "\(key) would be booked at \(total), above its capacity \(limit)"
+        case .openOrderLimitReached(let identity, let limit):
+            "client \"\(identity)\" already has \(limit) open orders, its cap"
+        case .adminRequestAlreadyProcessed(let id):
+            "administrative request \(id) was already processed"
         case .unknownOrder(let id):
             "no order \(id)"
         case .corruptRow(let table, let key, let reason):
