@@ -82,7 +82,7 @@ struct ConfigurationParser {
     func parse(_ root: Node?) -> ServerConfiguration {
         var c = ServerConfiguration()
         guard let m = r.map(root, at: .root, keys: ConfigurationLoader.topLevelKeys) else { return c }
-        let listenKeys = ["host", "port", "transport", "rcvbuf", "plain-udp-customer"]
+        let listenKeys = ["host", "port", "transport", "rcvbuf", "plain-udp-customer", "reuse-port"]
         if let s = r.map(m["listen"], at: m.path("listen"), keys: listenKeys) {
             c.listen = listen(s)
         }
@@ -150,6 +150,10 @@ struct ConfigurationParser {
         l.transport = r.enumeration(m, "transport", TransportKind.self) ?? l.transport
         l.receiveBufferBytes = r.size(m, "rcvbuf")
         l.plainUDPCustomer = r.string(m, "plain-udp-customer")
+        l.reusePort = r.bool(m, "reuse-port") ?? false
+        if l.reusePort, l.transport != .dtls, let node = m["reuse-port"] {
+            r.invalid(m.path("reuse-port"), node, "works with transport dtls only")
+        }
         return l
     }
 

@@ -129,6 +129,10 @@ public struct ListenConfiguration: Sendable, Hashable {
     public var transport: TransportKind
     /// `rcvbuf`: socket receive buffer size in bytes; nil = the operating system's default.
     public var receiveBufferBytes: Int?
+    /// `reuse-port`: listen with SO_REUSEPORT, so that several `cpnpd` on one host and one database
+    /// share the port (DTLS only; docs/deployment.md). Default false: a second process on the port
+    /// is an error.
+    public var reusePort = false
     /// `plain-udp-customer`: with `transport: plain-udp` only, the customer every (unauthenticated)
     /// client is taken for, still subject to its `source-prefixes`. Labs and benchmarks only: plain
     /// UDP carries no identity (RFC 8921 §13 requires DTLS or TLS).

@@ -218,6 +218,7 @@ extension ServerEngine {
             }
             commitStatistics.failedChanges += failed.count
             for poid in failed { reload(poid) }
+            if sharesStore, !failed.isEmpty, results.contains(where: Self.isSharedLimitConflict) { refreshSharedCounts() }
 
             var reactions: [(ProviderOrderID, [ServerOrderStateMachine.Event], CPNPTimestamp)] = []
             var o = outcome.makeIterator()
@@ -304,6 +305,15 @@ extension ServerEngine {
             (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: poid))
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
             reloaded.unwrittenActions = []
+            reloaded.revision = stored.revision
+            if sharesStore, let owner = stored.owner, owner != instanceID {
+                // Another instance took the order over: it drives it now (SharedStore.swift).
+                logger.notice("order taken over by another instance", metadata: ["order": "\(poid)", "owner": "\(owner)"])
+                orders.evict(poid)
+                if byCustomer[key] == poid { byCustomer[key] = nil }
+                cancelTimers(of: poid)
+                return
+            }
             orders[poid] = reloaded
             // A change that was never written (ACCEPT received) may have cancelled timers the stored machine still has.
             for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(poid, .machine(timer), at: at) }

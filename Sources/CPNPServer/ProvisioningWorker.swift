@@ -11,18 +11,28 @@ import FoundationNetworking
 /// Hands agreed, activated, deactivated, withdrawn and expired orders to the provider's Network
 /// Provisioning Manager (RFC 8921 §8.2): a command run with the event as JSON on stdin and/or an
 /// HTTP POST of it. Events come from the store's outbox, so none is lost across restarts; a failed
-/// delivery is retried with back-off until it succeeds (delivery is at least once).
+/// delivery is retried with back-off until it succeeds (delivery is at least once). Each event is
+/// claimed before it is handed off, so several `cpnpd` on one database never hand one off twice at
+/// once; a worker that dies leaves its claims to the others after ``claimLease``.
 public struct ProvisioningWorker: Sendable {
     let configuration: ProvisioningConfiguration
     let store: any OrderStore
     let clock: any WallClock
     let logger: Logger
+    /// Who claims the events (the engine's ``ServerEngine/instanceID``).
+    let claimant: String
+    /// How long a claim holds: longer than a hand-off takes (the hook's timeout).
+    static let claimLease: Duration = .seconds(120)
 
-    public init(configuration: ProvisioningConfiguration, store: any OrderStore, clock: any WallClock = SystemWallClock(), logger: Logger) {
+    public init(
+        configuration: ProvisioningConfiguration, store: any OrderStore, clock: any WallClock = SystemWallClock(), logger: Logger,
+        claimant: String = "cpnpd"
+    ) {
         self.configuration = configuration
         self.store = store
         self.clock = clock
         self.logger = logger
+        self.claimant = claimant
     }
 
     /// The provisioning event named in the configuration for an outbox kind.
@@ -57,7 +67,7 @@ public struct ProvisioningWorker: Sendable {
 
     private func deliverRound() async -> Int {
         let now = clock.now()
-        guard let due = try? store.dueOutbox(now: now, limit: 100) else { return 0 }
+        guard let due = try? store.claimDueOutbox(claimant: claimant, now: now, lease: Self.claimLease, limit: 100) else { return 0 }
         var delivered = 0
         for entry in due {
             if !Self.handsOff(entry.kind, configuration) {

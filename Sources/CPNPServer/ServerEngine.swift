@@ -34,6 +34,9 @@ public actor ServerEngine {
         /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
         /// order's next change (``ServerEngine/perform(_:order:now:)``).
         var unwrittenActions: [ServerOrderStateMachine.Action] = []
+        /// The stored revision this order's next change is computed from (0: not stored yet). With a
+        /// shared store each change is checked against it (``OrderChange/expectedRevision``).
+        var revision: Int64 = 0
     }
 
     struct OrderKey: Hashable {
@@ -103,6 +106,12 @@ public actor ServerEngine {
     public internal(set) var commitStatistics = CommitStatistics()
     /// The sender task's queue, with `sendsWithoutWaiting`.
     nonisolated let outbound: AsyncStream<(bytes: [UInt8], session: CPNPSession)>.Continuation?
+    /// This process among the `cpnpd` sharing the store (``OrderStore/sharesOrders``): the owner it
+    /// writes on the orders it drives (SharedStore.swift).
+    public nonisolated let instanceID: String
+    /// Whether other instances write the same store: revisions are checked, orphaned orders claimed,
+    /// capacity totals refreshed from the store (SharedStore.swift).
+    public nonisolated let sharesStore: Bool
 
     deinit { outbound?.finish() }
 
@@ -133,6 +142,8 @@ public actor ServerEngine {
             outbound = nil
         }
         inbox = Inbox(capacity: 8_192)
+        instanceID = Self.newInstanceID()
+        sharesStore = store.sharesOrders
         self.manualTimers = manualTimers
         self.faultHook = faultHook
         self.configuration = configuration
@@ -157,6 +168,7 @@ public actor ServerEngine {
     /// for more time, scheduled activations, test periods); resumes what a crash interrupted. Returns the count.
     @discardableResult
     public func recover() async throws -> Int {
+        if sharesStore { return try await recoverShared() }
         let now = clock.now()
         // The totals and counts of every open order come from the store; only the orders with something
         // in flight are loaded (docs/design/storage.md), the agreements at rest when their next message comes.
@@ -166,25 +178,7 @@ public actor ServerEngine {
         }
         orders.seed(reserved: reserved, openByClient: try store.openOrderCountsByClient())
         let stored = try store.residentOrders()
-        for s in stored {
-            try admit(s)
-            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, .machine(timer), at: at) }
-        }
-        // Work a crash interrupted: decisions (PQOReceived, or AwaitingProcessing without an offer; an
-        // order held for an operator re-arms its request for more time), an ACCEPT received but not yet
-        // confirmed (AcceptReceived), a WITHDRAW answered PROCESSING but not yet confirmed.
-        for s in stored {
-            switch s.machine.state {
-            case .pqoReceived, .awaitingProcessing:
-                await decide(s.providerOrderID, now: now, resumed: true)
-            case .acceptReceived:
-                await react(.acceptReceived, order: s.providerOrderID, now: now)
-            case .completed where s.machine.withdrawalPending:
-                if let ag = s.machine.agreement { await react(.withdrawalRequested(ag), order: s.providerOrderID, now: now) }
-            default:
-                break
-            }
-        }
+        try await resume(stored, now: now)
         // The QUOTATION rate limiter starts where the previous process left it: the orders created in
         // the last minute took their tokens (RFC 8921 §9.2.5, §13).
         let minuteAgo = CPNPTimestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 60_000)
@@ -197,9 +191,33 @@ public actor ServerEngine {
         return stored.count
     }
 
+    /// Loads orders a previous process (or a dead instance) left in flight: re-arms their timers and
+    /// redoes the work a crash interrupted — decisions (PQOReceived, or AwaitingProcessing without an
+    /// offer; an order held for an operator re-arms its request for more time), an ACCEPT received but
+    /// not yet confirmed (AcceptReceived), a WITHDRAW answered PROCESSING but not yet confirmed.
+    func resume(_ stored: [StoredOrder], now: CPNPTimestamp) async throws {
+        for s in stored {
+            try admit(s)
+            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, .machine(timer), at: at) }
+        }
+        for s in stored {
+            switch s.machine.state {
+            case .pqoReceived, .awaitingProcessing:
+                await decide(s.providerOrderID, now: now, resumed: true)
+            case .acceptReceived:
+                await react(.acceptReceived, order: s.providerOrderID, now: now)
+            case .completed where s.machine.withdrawalPending:
+                if let ag = s.machine.agreement { await react(.withdrawalRequested(ag), order: s.providerOrderID, now: now) }
+            default:
+                break
+            }
+        }
+    }
+
     /// Brings a stored open order into memory, with its reservations; the totals count it already.
     func admit(_ stored: StoredOrder) throws {
         var live = LiveOrder(machine: stored.machine, clientIdentity: stored.clientIdentity, identity: nil, clientAddress: stored.clientAddress)
+        live.revision = stored.revision
         (live.offered, live.committed) = Self.policyReservations(try store.reservations(providerOrderID: stored.providerOrderID))
         if stored.machine.isUpdate, let o = stored.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
         orders.admit(stored.providerOrderID, live)
@@ -338,7 +356,7 @@ public actor ServerEngine {
             await refuseQuotation(q, .messageValidationError, issue.description, identity: identity, session: datagram.session, now: now)
             return
         }
-        guard quotationLimiter.allow(identity, now: now) else {
+        guard quotationLimiter.allow(identity, now: now), sharedQuotationRateAllows(identity, now: now) else {
             logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
             await refuseQuotation(q, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session, now: now)
             return
@@ -374,7 +392,9 @@ public actor ServerEngine {
         // The stored machine answers through the same path as an open order's: its change is committed
         // with the batch, then its messages are sent, and it leaves memory again (GroupCommit.swift).
         let poid = stored.providerOrderID
-        orders.admit(poid, LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description))
+        var closedOrder = LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
+        closedOrder.revision = stored.revision
+        orders.admit(poid, closedOrder)
         let answer = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
         guard let live = orders[poid], !ServerOrderStore.isOpen(live.machine) else {
             // A closed order never re-opens (and the open-order count it just took is given back).
@@ -772,6 +792,8 @@ public actor ServerEngine {
             change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now,
                 actions: live.unwrittenActions + actions, reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
+            if sharesStore { shareChange(&change!, of: &live) }
+            live.revision += 1
             live.unwrittenActions = []
         }
         let post = PostCommit(

@@ -1,4 +1,7 @@
 import CPNPDTLS
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Logging
 public import NIOCore
 import NIOConcurrencyHelpers
@@ -20,6 +23,10 @@ public struct DTLSTransportConfiguration: Sendable {
     public var receiveBufferSize: Int = 4 << 20
     /// Lifetime of a cookie secret before rotation.
     public var cookieSecretLifetime: Duration = .seconds(300)
+    /// SO_REUSEPORT on a server's socket: several processes listen on one port, and the kernel keeps
+    /// each client's 4-tuple with one of them; when that one dies, its clients' datagrams go to the
+    /// others (docs/deployment.md).
+    public var reusePort = false
 
     /// Creates a configuration with defaults.
     /// - Parameter security: certificates and trust roots.
@@ -96,6 +103,7 @@ public final class DTLSTransport: CPNPTransport {
         let channel = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: role == .server && port != 0 ? 1 : 0)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferSize))
+            .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: role == .server && configuration.reusePort ? 1 : 0)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -30,6 +30,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Override the PKI directory.")
     var pki: String?
 
+    @Flag(name: .long, help: "Share the listen port with other cpnpd on this host (SO_REUSEPORT; with a shared PostgreSQL database).")
+    var reusePort = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -50,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let database, let problem = configuration.database.set(commandLine: database) { throw ValidationError("--database: \(problem)") }
         if let pki { configuration.pki.directory = pki }
+        if reusePort { configuration.listen.reusePort = true }
 
         // The store first: a wrong database stops cpnpd before it writes anything.
         let store = try openStore(configuration.database, option: database == nil ? "database" : "--database")
@@ -61,7 +65,8 @@ struct RunCommand: AsyncParsableCommand {
         let recovered = try await engine.recover()
         let service = DaemonService(
             engine: engine, transport: transport,
-            provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger), logger: logger)
+            provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
+            logger: logger)
         let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         logger.notice("cpnpd ready", metadata: [
             "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
@@ -83,6 +88,7 @@ struct RunCommand: AsyncParsableCommand {
             d.maximumAssociations = c.limits.maxAssociations
             d.idleTimeout = c.limits.associationIdleTimeout
             if let rcv = c.listen.receiveBufferBytes { d.receiveBufferSize = rcv }
+            d.reusePort = c.listen.reusePort
             return try await DTLSTransport.server(host: c.listen.host, port: port, configuration: d, logger: logger)
         case .tls:
             return try await TLSTransport.server(host: c.listen.host, port: port, configuration: TLSTransportConfiguration(security: try security(c.pki)), logger: logger)
@@ -207,12 +213,24 @@ struct DaemonService: Service {
                     }
                 }
                 group.addTask { await provisioning.run() }
+                if engine.sharesStore {
+                    group.addTask {
+                        // Several cpnpd on one database: heartbeat, take over orders of instances that stopped.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: ServerEngine.sharedHeartbeatInterval)
+                            await engine.maintainSharedStore()
+                        }
+                    }
+                }
                 await group.next()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             logger.notice("shutting down")
-            Task { await transport.close() }
+            Task {
+                await engine.leaveSharedStore()
+                await transport.close()
+            }
         }
         let s = await engine.commitStatistics
         logger.info("group commit", metadata: [

@@ -1,0 +1,136 @@
+import CPNPCore
+import CPNPPolicy
+import CPNPRuntime
+import CPNPStorage
+import Foundation
+import Logging
+
+/// Several `cpnpd` on one database (``OrderStore/sharesOrders``, docs/deployment.md).
+///
+/// Each instance drives the orders it keeps in memory and writes itself as their owner. Every change
+/// is checked against the revision it was computed from, so two instances never both continue one
+/// order from the same state; capacity and the open-order cap are checked inside the write
+/// transaction, against what every instance reserved. An instance sends a heartbeat every
+/// ``sharedHeartbeatInterval``; when one stops for ``sharedLease``, another claims the orders it had
+/// in flight and resumes them as a restart would: their timers fire (an offer it made still expires),
+/// their interrupted work is redone. A message for an order another instance drives (after a
+/// failover, or a new transaction through another address) is handled where it arrives: the order is
+/// read from the store, and the revision check settles any race.
+extension ServerEngine {
+    /// How often an instance says it is alive and looks for orphaned orders.
+    public static let sharedHeartbeatInterval: Duration = .seconds(1)
+    /// How long without a heartbeat before an instance's orders are taken over.
+    public static let sharedLease: Duration = .seconds(5)
+
+    /// A name for this process that no other (past or present) has: host, process id and a random part.
+    static func newInstanceID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "cpnpd"
+        return "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
+
+    /// Start-up with a shared store: the totals and counts of all instances, then the orders no live
+    /// instance drives (this process's predecessor's among them, once its lease ran out).
+    func recoverShared() async throws -> Int {
+        let now = clock.now()
+        try store.heartbeat(instance: instanceID, address: "", now: now)
+        try seedSharedCounts()
+        let minuteAgo = CPNPTimestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 60_000)
+        for (client, times) in try store.orderCreationTimesByClient(createdSince: minuteAgo) {
+            quotationLimiter.restore(client, events: times, since: minuteAgo, now: now)
+        }
+        let claimed = try store.claimOrphanedOrders(instance: instanceID, now: now, lease: Self.sharedLease, limit: 1_000)
+        try await resume(claimed, now: now)
+        logger.info("joined the instances sharing the store", metadata: ["instance": "\(instanceID)", "claimed-orders": "\(claimed.count)"])
+        return claimed.count
+    }
+
+    /// One round of upkeep (every ``sharedHeartbeatInterval``): heartbeat, take over orphaned orders,
+    /// and refresh the capacity totals and open-order counts, which other instances move too.
+    /// Returns how many orders were taken over.
+    @discardableResult
+    public func maintainSharedStore() async -> Int {
+        guard sharesStore else { return 0 }
+        await flushBatch()
+        let now = clock.now()
+        do {
+            try store.heartbeat(instance: instanceID, address: "", now: now)
+            let claimed = try store.claimOrphanedOrders(instance: instanceID, now: now, lease: Self.sharedLease, limit: 100)
+            if !claimed.isEmpty {
+                logger.notice("took over orders of an instance that stopped", metadata: [
+                    "orders": "\(claimed.count)", "from": "\(Set(claimed.compactMap { $0.summary.owner }).sorted())",
+                ])
+                // Any copy of these orders here is stale: the store's is the one to go on from.
+                for order in claimed where orders[order.providerOrderID] != nil { orders.evict(order.providerOrderID) }
+                try await resume(claimed, now: now)
+                await flushBatch()
+            }
+            try seedSharedCounts()
+            return claimed.count
+        } catch {
+            logger.error("shared store upkeep failed; retrying", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// Hands this instance's orders back at once (graceful stop), so others need not wait for the lease.
+    public func leaveSharedStore() async {
+        guard sharesStore else { return }
+        await flushBatch()
+        do { try store.retire(instance: instanceID) } catch {
+            logger.warning("could not hand the orders back; others take them over after the lease", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// What a change needs with a shared store: the revision it was computed from, this instance as the
+    /// owner, and for a new order the client's open-order cap, checked by the store (RFC 8921 §13).
+    func shareChange(_ change: inout OrderChange, of live: inout LiveOrder) {
+        change.expectedRevision = live.revision
+        change.owner = instanceID
+        if live.revision == 0, !live.machine.isUpdate {
+            let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
+                ?? configuration.customers.first { $0.identity == live.clientIdentity }
+            change.openOrderLimit = profile?.maxOpenOrders ?? configuration.limits.defaultMaxOpenOrders
+        }
+    }
+
+    /// The QUOTATION rate limit counted over every instance: the orders the client created in the
+    /// last minute, wherever (RFC 8921 §13). Without a shared store, the local limiter is the count.
+    func sharedQuotationRateAllows(_ identity: String, now: CPNPTimestamp) -> Bool {
+        guard sharesStore else { return true }
+        let minuteAgo = CPNPTimestamp(millisecondsSinceEpoch: now.millisecondsSinceEpoch - 60_000)
+        guard let count = try? store.orderCount(clientIdentity: identity, createdSince: minuteAgo) else { return true }
+        return count < configuration.rateLimits.quotationsPerMinute
+    }
+
+    /// A commit refused because another instance took the capacity or the client's last open-order slot.
+    static func isSharedLimitConflict(_ result: Result<Int64, any Error>) -> Bool {
+        guard case .failure(let error) = result, let storeError = error as? StoreError else { return false }
+        switch storeError {
+        case .capacityExceeded, .openOrderLimitReached: return true
+        default: return false
+        }
+    }
+
+    /// After such a refusal: the totals and counts as the store has them, so the next decision sees them.
+    func refreshSharedCounts() {
+        do { try seedSharedCounts() } catch {
+            logger.error("could not refresh the capacity totals from the store", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The running totals and open-order counts from the store, plus the orders here not stored yet.
+    private func seedSharedCounts() throws {
+        var reserved: [LinkDirection: CPNPDecimal] = [:]
+        for (key, total) in try store.keptReservedTotals() {
+            reserved[LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing), default: 0] += total
+        }
+        var open = try store.openOrderCountsByClient()
+        for live in orders.all.values where live.revision == 0 && ServerOrderStore.isOpen(live.machine) {
+            open[live.clientIdentity, default: 0] += 1
+            for r in live.offered + live.committed {
+                reserved[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps
+            }
+        }
+        orders.seed(reserved: reserved, openByClient: open)
+    }
+}
