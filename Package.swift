@@ -321,3 +321,14 @@ package.targets += [
 for dependent in ["cpnp", "CPNPIntegrationTests"] {
     package.targets.first { $0.name == dependent }?.dependencies.append(.target(name: "CPNPConformance"))
 }
+
+// MARK: - Test kit (issue 14 starts here): CPNPTesting
+// Helpers for tests only (not a product): a throw-away PostgreSQL server in a temporary directory.
+
+package.targets += [
+    .target(name: "CPNPTesting", path: "Sources/CPNPTesting", swiftSettings: swiftSettings),
+]
+
+for tests in ["CPNPStorageTests", "CPNPServerTests", "CPNPIntegrationTests"] {
+    package.targets.first { $0.name == tests }?.dependencies.append(.target(name: "CPNPTesting"))
+}

@@ -1,0 +1,77 @@
+// TemporaryPostgres (Sources/CPNPTesting) on a real PostgreSQL: a database of its own, data that
+// survives a restart, password authentication, and nothing left behind once it is released.
+import CPNPTesting
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@Suite("TemporaryPostgres", .serialized)
+struct TemporaryPostgresTests {
+    @Test("a row written survives a fast and an immediate stop, and a wrong password is refused")
+    func dataSurvivesRestartsAndPasswordIsChecked() throws {
+        let server = try TemporaryPostgres.start()
+        #expect(server.isRunning)
+        let port = server.port
+        #expect((20000...60000).contains(port))
+        #expect(server.url(database: "orders") == "postgres://cpnp:\(server.password)@127.0.0.1:\(port)/orders")
+
+        try server.createDatabase("orders")
+        try server.psql("CREATE TABLE item (id integer PRIMARY KEY, name text NOT NULL)", database: "orders")
+        try server.psql("INSERT INTO item VALUES (1, 'first')", database: "orders")
+        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
+        // The database is its own: the default one has no such table.
+        #expect(throws: TemporaryPostgresError.self) { try server.psql("SELECT count(*) FROM item") }
+
+        server.stop()
+        #expect(!server.isRunning)
+        #expect(throws: TemporaryPostgresError.self) { try server.psql("SELECT 1") }
+
+        try server.restart()
+        #expect(server.isRunning)
+        #expect(server.port == port)
+        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
+
+        // A committed row survives a crash-like stop (the restart replays the WAL).
+        try server.psql("INSERT INTO item VALUES (2, 'second')", database: "orders")
+        server.stop(mode: .immediate)
+        try server.restart()
+        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first\n2|second")
+
+        let refusal = #expect(throws: TemporaryPostgresError.self) {
+            try server.psql("SELECT 1", password: "not-the-password")
+        }
+        #expect(refusal?.description.contains("password authentication failed") == true)
+    }
+
+    @Test("releasing the server stops it and removes its directory")
+    func releaseStopsAndRemoves() throws {
+        var server: TemporaryPostgres? = try TemporaryPostgres.start(name: "cpnp-release-test")
+        let directory = try #require(server?.directory)
+        let pidFile = directory.appendingPathComponent("data/postmaster.pid")
+        let firstLine = try String(contentsOf: pidFile, encoding: .utf8).split(separator: "\n").first
+        let pid = try #require(firstLine.flatMap { pid_t($0) })
+        #expect(isAlive(pid))
+
+        server = nil
+        #expect(!FileManager.default.fileExists(atPath: directory.path))
+        #expect(!isAlive(pid))
+    }
+
+    /// Whether the process runs: it exists and, on Linux, is not a zombie (the server is not our
+    /// child; its new parent may reap it only later).
+    private func isAlive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        #if os(Linux)
+        // /proc/PID/stat: "PID (command) STATE ..."
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let afterCommand = stat.range(of: ") ", options: .backwards) else { return false }
+        return !stat[afterCommand.upperBound...].hasPrefix("Z")
+        #else
+        return true
+        #endif
+    }
+}
