@@ -318,8 +318,10 @@ extension ServerEngine {
             // A change that was never written (ACCEPT received) may have cancelled timers the stored machine still has.
             for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(poid, .machine(timer), at: at) }
         } catch {
-            // The store cannot even be read: forget the order here; a restart recovers it from disk.
-            logger.error("order reload failed; order dropped from memory until restart", metadata: ["order": "\(poid)", "error": "\(error)"])
+            // The store cannot even be read: forget the order here; a restart recovers it from disk, and
+            // with a shared store the upkeep reads it again once the database answers (SharedStore.swift).
+            logger.error("order reload failed; order dropped from memory until the store answers again", metadata: ["order": "\(poid)", "error": "\(error)"])
+            if sharesStore, live.revision > 0 { unreadableOrders.insert(poid) }
             orders[poid] = nil
             if byCustomer[key] == poid { byCustomer[key] = nil }
             cancelTimers(of: poid)

@@ -112,6 +112,9 @@ public actor ServerEngine {
     /// Whether other instances write the same store: revisions are checked, orphaned orders claimed,
     /// capacity totals refreshed from the store (SharedStore.swift).
     public nonisolated let sharesStore: Bool
+    /// Orders dropped from memory because the store could not be read (an outage): read again by the
+    /// shared store's upkeep.
+    var unreadableOrders: Set<ProviderOrderID> = []
 
     deinit { outbound?.finish() }
 

@@ -64,12 +64,29 @@ extension ServerEngine {
                 try await resume(claimed, now: now)
                 await flushBatch()
             }
+            try await rereadUnreadableOrders(now: now)
             try seedSharedCounts()
             return claimed.count
         } catch {
             logger.error("shared store upkeep failed; retrying", metadata: ["error": "\(error)"])
             return 0
         }
+    }
+
+    /// After an outage: the orders dropped while the store could not be read come back, when this
+    /// instance still drives them (or nobody does), with their timers and interrupted work.
+    private func rereadUnreadableOrders(now: CPNPTimestamp) async throws {
+        guard !unreadableOrders.isEmpty else { return }
+        var back: [StoredOrder] = []
+        for poid in unreadableOrders.sorted(by: { $0.rawValue < $1.rawValue }) where orders[poid] == nil {
+            if let stored = try store.order(providerOrderID: poid), stored.isOpen, stored.owner == nil || stored.owner == instanceID {
+                back.append(stored)
+            }
+            unreadableOrders.remove(poid)
+        }
+        guard !back.isEmpty else { return }
+        logger.notice("orders read again after the store came back", metadata: ["orders": "\(back.count)"])
+        try await resume(back, now: now)
     }
 
     /// Hands this instance's orders back at once (graceful stop), so others need not wait for the lease.

@@ -31,6 +31,10 @@ final class Daemon: @unchecked Sendable {
     private(set) var port = 0
     var pkiDirectory: URL { directory.appendingPathComponent(".cpnp/pki") }
     var database: URL { directory.appendingPathComponent(".cpnp/cpnpd.sqlite") }
+    /// Arguments added to every launch (e.g. `--reuse-port`).
+    var arguments: [String] = []
+    /// A PostgreSQL database (`--database URL`) instead of the SQLite file in `directory`.
+    var databaseURL: String?
 
     private init(configuration: String?) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-e2e-\(UUID().uuidString)")
@@ -55,6 +59,24 @@ final class Daemon: @unchecked Sendable {
         let d = try Daemon(configuration: configuration)
         try prepare?(d)
         try await d.launch(port: 0, environment: environment)
+        return d
+    }
+
+    /// Starts one of several cpnpd sharing the PostgreSQL database at `databaseURL`: with the PKI of
+    /// `sibling` when given (customers trust every instance), on `port` (0: an ephemeral one), with
+    /// `arguments` added (e.g. `--reuse-port` to share a sibling's port).
+    static func start(
+        sharing databaseURL: String, configuration: String? = nil, sibling: Daemon? = nil, port: Int = 0, arguments: [String] = [],
+        environment: [String: String] = [:]
+    ) async throws -> Daemon {
+        let d = try Daemon(configuration: configuration)
+        d.databaseURL = databaseURL
+        d.arguments = ["--database", databaseURL] + arguments
+        if let sibling {
+            try FileManager.default.createDirectory(at: d.pkiDirectory.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: sibling.pkiDirectory, to: d.pkiDirectory)
+        }
+        try await d.launch(port: port, environment: environment)
         return d
     }
 
@@ -94,7 +116,7 @@ final class Daemon: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: log)
         guard let binary = Daemon.binary else { throw DaemonError(description: "cpnpd binary not found") }
         process.executableURL = binary
-        process.arguments = ["--listen", "127.0.0.1:\(port)"] + (configurationFile.map { ["--config", $0.path] } ?? [])
+        process.arguments = ["--listen", "127.0.0.1:\(port)"] + (configurationFile.map { ["--config", $0.path] } ?? []) + arguments
         process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = handle
@@ -121,7 +143,7 @@ final class Daemon: @unchecked Sendable {
 
     /// `cpnpd admin …` against this daemon's database: its standard output and error.
     func admin(_ args: [String]) throws -> String {
-        try Daemon.command(["admin"] + args + ["--database", database.path]).output
+        try Daemon.command(["admin"] + args + ["--database", databaseURL ?? database.path]).output
     }
 
     /// Runs `cpnpd ARGS` (in `directory`, when given) to its end: exit status, standard output and error.

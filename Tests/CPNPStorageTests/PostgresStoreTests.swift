@@ -1,0 +1,209 @@
+// The provider's order store on a real PostgreSQL server (started by the test in a temporary
+// directory): the same behaviour as on SQLite, and exact under several writers — capacity never
+// overbooked, one writer per revision, orders of a dead instance claimed once, provisioning events
+// claimed once (docs/design/storage.md, docs/deployment.md).
+@testable import CPNPCore
+@testable import CPNPStorage
+import CPNPTesting
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+@Suite(.serialized)
+struct PostgresStoreTests {
+    @Test func databaseURLs() throws {
+        let full = try PostgresLocation(url: "postgres://ops%40x:p%3Ass@db.example:6432/orders?sslmode=verify-full&sslrootcert=/etc/ca.pem&pool_size=8")
+        #expect(full.user == "ops@x" && full.password == "p:ss" && full.host == "db.example" && full.port == 6432 && full.database == "orders")
+        #expect(full.tls == .verifyFull && full.rootCertificatePath == "/etc/ca.pem" && full.poolSize == 8)
+        #expect(!full.description.contains("p:ss") && full.description.contains("***"))
+        let plain = try PostgresLocation(url: "postgresql://cpnp@[::1]/cpnp")
+        #expect(plain.host == "::1" && plain.port == 5432 && plain.password == nil && plain.tls == .prefer)
+        let bad: [(String, String)] = [
+            ("postgres://cpnp@db", "names no database"),
+            ("postgres://db/cpnp", "names no user"),
+            ("postgres://cpnp@db/cpnp?sslmode=always", "sslmode \"always\""),
+            ("postgres://cpnp@db/cpnp?timeout=3", "unknown URL option \"timeout\""),
+            ("postgres://cpnp@db/cpnp?sslrootcert=/x.pem", "verify-full only"),
+            ("postgres://cpnp@db:0/cpnp", "out of range"),
+            ("mysql://cpnp@db/cpnp", "not a PostgreSQL URL"),
+        ]
+        for (url, expected) in bad {
+            #expect(throws: StoreError.self, "\(url)") { try PostgresLocation(url: url) }
+            do { _ = try PostgresLocation(url: url) } catch { #expect(error.description.contains(expected), "\(url): \(error)") }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func theStoreBehavesAsOnSQLite() throws {
+        let server = try TemporaryPostgres.start()
+        defer { server.stop() }
+        try server.createDatabase("orders")
+        let url = server.url(database: "orders")
+        // Three processes' worth of stores opening a new database at once: the migrations run once.
+        let opened = Mutex<[Result<ServerOrderStore, any Error>]>([])
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            let result = Result { try ServerOrderStore(location: url) }
+            opened.withLock { $0.append(result) }
+        }
+        let stores = try opened.withLock { $0 }.map { try $0.get() }
+        #expect(try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
+            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances"])
+        let store = stores[0]
+        #expect(store.dialect == .postgres && store.sharesOrders)
+
+        // A new order, read back by either key, its documents stored once.
+        let link = ResourceKey("PE-PAR-1:xe-0/0/0", .outgoing)
+        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        let change = OrderChange(
+            machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+            reservations: [Reservation(resource: link, amount: 60, kind: .offered)], capacityLimits: [link: 100],
+            expectedRevision: 0)
+        #expect(try store.commit(change) == 1)
+        let stored = try #require(try stores[1].order(providerOrderID: m.providerOrderID))
+        #expect(stored.machine == m && stored.revision == 1 && stored.clientIdentity == Fx.identity)
+        #expect(try stores[2].order(clientIdentity: Fx.identity, customerOrderID: m.customerOrderID)?.providerOrderID == m.providerOrderID)
+        #expect(try store.audit(providerOrderID: m.providerOrderID).count == OrderChange.transitions(in: actions).count)
+        #expect(try store.reservedTotal(for: link) == 60)
+        #expect(try server.psql("SELECT COUNT(*) FROM documents", database: "orders") == "1")
+
+        // The checks inside the transaction: revision, one open order per customer order id, capacity.
+        #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) { try stores[1].commit(change) }
+        let (twin, twinActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-2")
+        #expect(throws: StoreError.openOrderExists(customerOrderID: "c-1", providerOrderID: "p-1")) {
+            try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t0, actions: twinActions))
+        }
+        let (big, bigActions) = Fx.quotedServerOrder(coid: "c-3", poid: "p-3")
+        #expect(throws: StoreError.self) {
+            try store.commit(OrderChange(
+                machine: big, clientIdentity: Fx.identity, at: Fx.t0, actions: bigActions,
+                reservations: [Reservation(resource: link, amount: 41, kind: .offered)], capacityLimits: [link: 100]))
+        }
+        #expect(try store.order(providerOrderID: big.providerOrderID) == nil)
+        #expect(try store.reservedTotal(for: link) == 60)
+        #expect(throws: StoreError.openOrderLimitReached(clientIdentity: Fx.identity, limit: 1)) {
+            var capped = OrderChange(machine: big, clientIdentity: Fx.identity, at: Fx.t0, actions: bigActions)
+            capped.openOrderLimit = 1
+            try store.commit(capped)
+        }
+
+        // Group commit: a failing change rolled back alone.
+        let (a, aActions) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
+        let (b, bActions) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
+        let results = try store.commit(batch: [
+            OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aActions,
+                        reservations: [Reservation(resource: link, amount: 50, kind: .offered)], capacityLimits: [link: 100]),
+            OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t0, actions: bActions,
+                        reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100]),
+        ])
+        #expect((try? results[0].get()) == nil && (try? results[1].get()) == 1)
+        #expect(try store.reservedTotal(for: link) == 90)
+        #expect(try store.reservationTotalMismatches().isEmpty)
+
+        // An operator's request is settled once, whichever instance tries first.
+        let request = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: Fx.t(1))
+        #expect(try stores[2].pendingAdminRequests().map(\.id) == [request])
+        var settle = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(2), expectedRevision: 1)
+        settle.processedAdminRequests = [AdminRequestResult(id: request, outcome: "approved")]
+        #expect(try stores[1].commit(settle) == 2)
+        settle.expectedRevision = 2
+        #expect(throws: StoreError.adminRequestAlreadyProcessed(id: request)) { try stores[2].commit(settle) }
+        #expect(try store.pendingAdminRequests().isEmpty)
+
+        // Listing with the insertion order as tie-break (PostgreSQL has no rowid).
+        #expect(try store.orders(limit: 10).map(\.providerOrderID.rawValue) == ["p-b", "p-1"])
+        #expect(try store.orderCount() == 2)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func writersRacingForOneLinkNeverOverbookIt() throws {
+        let server = try TemporaryPostgres.start()
+        defer { server.stop() }
+        try server.createDatabase("race")
+        let url = server.url(database: "race")
+        let instances = try (0..<3).map { _ in try ServerOrderStore(location: url) }
+        let link = ResourceKey("scarce", .incoming)
+        // 36 orders of 10 Mbps on a 100 Mbps link, from 12 threads over 3 stores (connection pools).
+        let outcomes = Mutex<[Bool]>([])
+        DispatchQueue.concurrentPerform(iterations: 12) { thread in
+            for n in 0..<3 {
+                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(thread)-\(n)", poid: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                let change = OrderChange(
+                    machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                    reservations: [Reservation(resource: link, amount: 10, kind: .offered)], capacityLimits: [link: 100])
+                let ok = (try? instances[thread % 3].commit(change)) != nil
+                outcomes.withLock { $0.append(ok) }
+            }
+        }
+        let accepted = outcomes.withLock { $0 }.filter { $0 }.count
+        #expect(accepted == 10)
+        #expect(try instances[1].reservedTotal(for: link) == 100)
+        #expect(try instances[2].reservationTotalMismatches().isEmpty)
+        #expect(try server.psql("SELECT COUNT(*) FROM reservations", database: "race") == "10")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func ordersOfAnInstanceThatStoppedAreClaimedOnce() throws {
+        let server = try TemporaryPostgres.start()
+        defer { server.stop() }
+        try server.createDatabase("claims")
+        let url = server.url(database: "claims")
+        let (a, b, c) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url), try ServerOrderStore(location: url))
+        let lease = Duration.seconds(5)
+        try a.heartbeat(instance: "a", address: "", now: Fx.t0)
+        try b.heartbeat(instance: "b", address: "", now: Fx.t0)
+        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        var change = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 0)
+        change.owner = "a"
+        #expect(try a.commit(change) == 1)
+        #expect(try a.order(providerOrderID: m.providerOrderID)?.owner == "a")
+
+        // While a sends heartbeats, nobody takes its order.
+        try a.heartbeat(instance: "a", address: "", now: Fx.t(4))
+        #expect(try b.claimOrphanedOrders(instance: "b", now: Fx.t(5), lease: lease).isEmpty)
+        #expect(try b.liveInstances(now: Fx.t(5), lease: lease) == ["a", "b"])
+
+        // a stops: one claimant gets the order, with a new revision; the other gets nothing.
+        let claims = Mutex<[[StoredOrder]]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let claimed = (try? [b, c][i].claimOrphanedOrders(instance: ["b", "c"][i], now: Fx.t(10), lease: lease)) ?? []
+            claims.withLock { $0.append(claimed) }
+        }
+        let all = claims.withLock { $0 }.flatMap { $0 }
+        #expect(all.count == 1)
+        #expect(all.first?.revision == 2 && all.first?.owner != "a")
+        // a, stalled rather than dead, can no longer commit from the state it had.
+        var late = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(11), expectedRevision: 1)
+        late.owner = "a"
+        #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 1, actual: 2)) { try a.commit(late) }
+
+        // A clean stop hands the orders back at once.
+        let owner = try #require(all.first?.owner)
+        try [b, c][owner == "b" ? 0 : 1].retire(instance: owner)
+        #expect(try a.order(providerOrderID: m.providerOrderID)?.owner == nil)
+        #expect(try a.claimOrphanedOrders(instance: "a", now: Fx.t(12), lease: lease).count == 1)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aProvisioningEventIsClaimedByOneWorkerAtATime() throws {
+        let server = try TemporaryPostgres.start()
+        defer { server.stop() }
+        try server.createDatabase("outbox")
+        let url = server.url(database: "outbox")
+        let (a, b) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url))
+        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        try a.commit(OrderChange(
+            machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+            outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(m, "agreement")), OutboxEvent(kind: .activation, payload: Fx.payload(m, "activation"))]))
+        let first = try a.claimDueOutbox(claimant: "a", now: Fx.t(1), lease: .seconds(60), limit: 10)
+        #expect(first.map(\.kind) == [.agreement])
+        // The other worker waits: the event is claimed, the next one is not first in line.
+        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(2), lease: .seconds(60), limit: 10).isEmpty)
+        // The claim lapses (a died while handing it off): b takes it, then the next once it is delivered.
+        let retaken = try b.claimDueOutbox(claimant: "b", now: Fx.t(70), lease: .seconds(60), limit: 10)
+        #expect(retaken.map(\.id) == first.map(\.id))
+        #expect(try b.markDelivered(id: retaken[0].id, at: Fx.t(71)))
+        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(72), lease: .seconds(60), limit: 10).map(\.kind) == [.activation])
+        #expect(try a.undeliveredOutboxCount() == 1)
+    }
+}
