@@ -77,6 +77,8 @@ public struct ProvisioningWorker: Sendable {
             }
             let body = JSONSerializer.serialize(.object(JSONObject([
                 ("event", .string(Self.event(for: entry.kind)?.rawValue ?? entry.kind.rawValue)),
+                // Delivery is at least once: a hand-off cut short by a crash is made again, with this id.
+                ("event-id", .number(CPNPDecimal(parsing: String(entry.id))!)),
                 ("provider-order-id", .string(entry.providerOrderID.rawValue)),
                 ("at", .string(entry.createdAt.rfc3339)),
                 ("order", entry.payload),

@@ -11,139 +11,102 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` first"), .serialized)
-struct CrashUnderLoadTests {
-    struct CustomerResult: Sendable {
-        var store: ClientOrderStore
-        var completed = 0
-        var withdrawn = 0
-        var errors: [String] = []
-    }
+/// The suites that load the machine with many customers and kill processes: one at a time, so that
+/// one's load never starves another's deadlines (each still runs beside the lighter suites).
+@Suite(.serialized)
+enum LoadAndKillTests {}
 
-    @Test(.timeLimit(.minutes(4)))
-    func killNineAtRandomPointsUnderLoad() async throws {
-        var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
-        // Room for every agreement: capacity is checked for exactness, not exhausted.
-        yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
-        for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
-        yaml = yaml.replacingOccurrences(of: "quotations-per-minute: ", with: "quotations-per-minute: 100000 #")
-        yaml = yaml.replacingOccurrences(of: "max-open-orders: 20\n", with: "max-open-orders: 100000\n")
-        let daemon = try await Daemon.start(configuration: yaml)
-        defer { daemon.stop() }
-        let pki = daemon.pkiDirectory
-        let security = try CPNPSecurityConfiguration(
-            certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
-            trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-        let server = try CPNPPeer.server(host: "127.0.0.1", port: daemon.port)
-        let request = try loadExample("l3vpn-3-sites.json")
-        let stop = StopFlag()
-        let logger = { var l = Logger(label: "crash-under-load"); l.logLevel = .critical; return l }()
+extension LoadAndKillTests {
+    @Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` first"), .serialized)
+    struct CrashUnderLoadTests {
+        struct CustomerResult: Sendable {
+            var store: ClientOrderStore
+            var completed = 0
+            var withdrawn = 0
+            var errors: [String] = []
+        }
 
-        let load = Task {
-            try await withThrowingTaskGroup(of: CustomerResult.self) { group in
-                for _ in 0..<4 {
-                    group.addTask {
-                        let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
-                        var result = CustomerResult(store: try ClientOrderStore.inMemory())
-                        let engine = CPNPClientEngine(
-                            transport: transport, store: result.store,
-                            configuration: CPNPClientEngine.Configuration(
-                                machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7)),
-                                expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
-                            logger: logger)
-                        await engine.start()
-                        var n = 0
-                        while !stop.isSet {
-                            n += 1
-                            do {
-                                let id = try await engine.quote(request, to: server)
-                                guard case .offer = try await engine.awaitOffer(id) else { continue }
-                                _ = try await engine.accept(id)
-                                result.completed += 1
-                                if n % 3 == 0 {
-                                    try await engine.withdraw(id, timeout: .seconds(60))
-                                    result.withdrawn += 1
+        @Test(.timeLimit(.minutes(4)))
+        func killNineAtRandomPointsUnderLoad() async throws {
+            var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
+            // Room for every agreement: capacity is checked for exactness, not exhausted.
+            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
+            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
+            yaml = yaml.replacingOccurrences(of: "quotations-per-minute: ", with: "quotations-per-minute: 100000 #")
+            yaml = yaml.replacingOccurrences(of: "max-open-orders: 20\n", with: "max-open-orders: 100000\n")
+            let daemon = try await Daemon.start(configuration: yaml)
+            defer { daemon.stop() }
+            let pki = daemon.pkiDirectory
+            let security = try CPNPSecurityConfiguration(
+                certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
+                trustRootsFile: pki.appendingPathComponent("ca.pem").path)
+            let server = try CPNPPeer.server(host: "127.0.0.1", port: daemon.port)
+            let request = try loadExample("l3vpn-3-sites.json")
+            let stop = StopFlag()
+            let logger = { var l = Logger(label: "crash-under-load"); l.logLevel = .critical; return l }()
+
+            let load = Task {
+                try await withThrowingTaskGroup(of: CustomerResult.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
+                            var result = CustomerResult(store: try ClientOrderStore.inMemory())
+                            let engine = CPNPClientEngine(
+                                transport: transport, store: result.store,
+                                configuration: CPNPClientEngine.Configuration(
+                                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7)),
+                                    expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
+                                logger: logger)
+                            await engine.start()
+                            var n = 0
+                            while !stop.isSet {
+                                n += 1
+                                do {
+                                    let id = try await engine.quote(request, to: server)
+                                    guard case .offer = try await engine.awaitOffer(id) else { continue }
+                                    _ = try await engine.accept(id)
+                                    result.completed += 1
+                                    if n % 3 == 0 {
+                                        try await engine.withdraw(id, timeout: .seconds(60))
+                                        result.withdrawn += 1
+                                    }
+                                } catch {
+                                    result.errors.append("\(error)")
                                 }
-                            } catch {
-                                result.errors.append("\(error)")
                             }
+                            await engine.settle(timeout: .seconds(15))
+                            await engine.shutdown()
+                            return result
                         }
-                        await engine.settle(timeout: .seconds(15))
-                        await engine.shutdown()
-                        return result
                     }
-                }
-                var all: [CustomerResult] = []
-                for try await r in group { all.append(r) }
-                return all
-            }
-        }
-
-        // SIGKILL at random moments (seeded), restarting on the same database and port each time.
-        var rng = SplitMix64(seed: 0xC0FFEE)
-        var kills = 0
-        for _ in 0..<4 {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 400...1_500, using: &rng)))
-            daemon.kill9()
-            kills += 1
-            try await Task.sleep(for: .milliseconds(Int.random(in: 0...300, using: &rng)))
-            try await daemon.restart()
-        }
-        try await Task.sleep(for: .seconds(1))
-        stop.set()
-        let results = try await load.value
-        #expect(kills == 4)
-        let completed = results.reduce(0) { $0 + $1.completed }
-        #expect(completed >= 4, "too little load to mean anything: \(completed) agreements; errors: \(results.flatMap(\.errors))")
-        #expect(daemon.terminate() == 0)
-        print("crash under load: \(kills) kills, \(completed) agreements, \(results.reduce(0) { $0 + $1.withdrawn }) withdrawn, "
-              + "\(results.reduce(0) { $0 + $1.errors.count }) client errors (\(Set(results.flatMap(\.errors)).sorted().prefix(3).joined(separator: "; ")))")
-
-        // The provider's view, from its database.
-        let store = try ServerOrderStore(path: daemon.database.path)
-        let all = try store.orders(limit: 100_000)
-        #expect(Set(all.map { "\($0.clientIdentity)/\($0.customerOrderID)" }).count == all.count, "an order was duplicated")
-        var byCustomerOrder: [CustomerOrderID: OrderSummary] = [:]
-        for o in all { byCustomerOrder[o.customerOrderID] = o }
-        var expectedTotals: [ResourceKey: CPNPDecimal] = [:]
-        for o in all {
-            let reservations = try store.reservations(providerOrderID: o.providerOrderID)
-            switch o.state {
-            case .completed:
-                #expect(!reservations.isEmpty && reservations.allSatisfy { $0.kind == .committed }, "\(o.providerOrderID) Completed")
-            case .offerProposed, .processingReceived:
-                #expect(reservations.allSatisfy { $0.kind == .offered }, "\(o.providerOrderID) \(o.state.rawValue)")
-            case .cancelled:
-                #expect(reservations.isEmpty, "\(o.providerOrderID) Cancelled holds \(reservations)")
-            default:
-                #expect(reservations.allSatisfy { $0.kind != .committed }, "\(o.providerOrderID) \(o.state.rawValue)")
-            }
-            for r in reservations { expectedTotals[r.resource, default: 0] = expectedTotals[r.resource, default: 0] + r.amount }
-        }
-        #expect(try store.reservedTotals() == expectedTotals.filter { !$0.value.isZero })
-        // The totals the capacity check reads moved with every commit, crashes included.
-        #expect(try store.reservationTotalMismatches() == [])
-        for (key, total) in expectedTotals { #expect(try store.reservedTotal(for: key) == total, "\(key)") }
-
-        // Both sides agree on every order the customers finished.
-        for result in results {
-            for order in try result.store.orders(limit: 100_000) {
-                let m = order.machine
-                let server = byCustomerOrder[m.customerOrderID]
-                switch m.state {
-                case .completed:
-                    #expect(server?.state == .completed, "\(m.customerOrderID): client Completed, server \(server?.state.rawValue ?? "nothing")")
-                    #expect(server?.providerOrderID == m.agreement?.providerOrderID)
-                case .cancelled where m.transaction?.pending == nil:
-                    // Withdrawn, declined, cancelled or failed: the provider holds no agreement — except
-                    // when the client was told its ACCEPT went unanswered (RFC 8921 §11.4 limitation).
-                    if server?.state == .completed {
-                        #expect(m.lastEnd == .noResponse, "\(m.customerOrderID): client Cancelled (\(String(describing: m.lastEnd))), server Completed")
-                    }
-                default:
-                    Issue.record("\(m.customerOrderID) left in \(m.state.rawValue) (pending \(String(describing: m.transaction?.pending?.message.method)))")
+                    var all: [CustomerResult] = []
+                    for try await r in group { all.append(r) }
+                    return all
                 }
             }
+
+            // SIGKILL at random moments (seeded), restarting on the same database and port each time.
+            var rng = SplitMix64(seed: 0xC0FFEE)
+            var kills = 0
+            for _ in 0..<4 {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 400...1_500, using: &rng)))
+                daemon.kill9()
+                kills += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...300, using: &rng)))
+                try await daemon.restart()
+            }
+            try await Task.sleep(for: .seconds(1))
+            stop.set()
+            let results = try await load.value
+            #expect(kills == 4)
+            let completed = results.reduce(0) { $0 + $1.completed }
+            #expect(completed >= 4, "too little load to mean anything: \(completed) agreements; errors: \(results.flatMap(\.errors))")
+            #expect(daemon.terminate() == 0)
+            print("crash under load: \(kills) kills, \(completed) agreements, \(results.reduce(0) { $0 + $1.withdrawn }) withdrawn, "
+                  + "\(results.reduce(0) { $0 + $1.errors.count }) client errors (\(Set(results.flatMap(\.errors)).sorted().prefix(3).joined(separator: "; ")))")
+
+            // The provider's view, from its database, against each customer's.
+            try expectConsistent(provider: try ServerOrderStore(path: daemon.database.path), customers: results.map(\.store))
         }
     }
 }

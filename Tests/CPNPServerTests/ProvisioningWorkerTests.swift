@@ -68,5 +68,8 @@ struct ProvisioningWorkerTests {
         #expect(first["provider-order-id"] == .string(order.providerOrderID!.rawValue))
         let second = try JSONParser.parse(Array(lines[1].utf8)).object(at: .root)
         #expect(second["event"] == .string("activated"))
+        // Each carries the id of its event, for a hook to ignore a repeated delivery.
+        #expect(first["event-id"] == .number(CPNPDecimal(parsing: String(pending[0].id))!))
+        #expect(second["event-id"] == .number(CPNPDecimal(parsing: String(pending[1].id))!))
     }
 }
