@@ -306,6 +306,9 @@ extension ServerEngine {
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
             reloaded.unwrittenActions = []
             reloaded.revision = stored.revision
+            // The work the failed change carried (a decision, an agreement, a withdrawal) is redone by
+            // the upkeep, once the store takes writes again.
+            if sharesStore { ordersToResume.insert(poid) }
             if sharesStore, let owner = stored.owner, owner != instanceID {
                 // Another instance took the order over: it drives it now (SharedStore.swift).
                 logger.notice("order taken over by another instance", metadata: ["order": "\(poid)", "owner": "\(owner)"])
@@ -321,7 +324,7 @@ extension ServerEngine {
             // The store cannot even be read: forget the order here; a restart recovers it from disk, and
             // with a shared store the upkeep reads it again once the database answers (SharedStore.swift).
             logger.error("order reload failed; order dropped from memory until the store answers again", metadata: ["order": "\(poid)", "error": "\(error)"])
-            if sharesStore, live.revision > 0 { unreadableOrders.insert(poid) }
+            if sharesStore, live.revision > 0 { ordersToResume.insert(poid) }
             orders[poid] = nil
             if byCustomer[key] == poid { byCustomer[key] = nil }
             cancelTimers(of: poid)

@@ -112,9 +112,9 @@ public actor ServerEngine {
     /// Whether other instances write the same store: revisions are checked, orphaned orders claimed,
     /// capacity totals refreshed from the store (SharedStore.swift).
     public nonisolated let sharesStore: Bool
-    /// Orders dropped from memory because the store could not be read (an outage): read again by the
-    /// shared store's upkeep.
-    var unreadableOrders: Set<ProviderOrderID> = []
+    /// Orders whose change could not be committed (a database outage): the shared store's upkeep reads
+    /// them again and resumes the work the failed change carried (SharedStore.swift).
+    var ordersToResume: Set<ProviderOrderID> = []
 
     deinit { outbound?.finish() }
 

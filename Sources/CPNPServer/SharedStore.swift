@@ -64,7 +64,7 @@ extension ServerEngine {
                 try await resume(claimed, now: now)
                 await flushBatch()
             }
-            try await rereadUnreadableOrders(now: now)
+            try await resumeFailedOrders(now: now)
             try seedSharedCounts()
             return claimed.count
         } catch {
@@ -73,20 +73,23 @@ extension ServerEngine {
         }
     }
 
-    /// After an outage: the orders dropped while the store could not be read come back, when this
-    /// instance still drives them (or nobody does), with their timers and interrupted work.
-    private func rereadUnreadableOrders(now: CPNPTimestamp) async throws {
-        guard !unreadableOrders.isEmpty else { return }
+    /// After an outage: the orders whose change failed are read again and resumed as after a restart
+    /// (a decision, an ACCEPT or a WITHDRAW whose answer was withheld is carried out now), when this
+    /// instance still drives them or nobody does.
+    private func resumeFailedOrders(now: CPNPTimestamp) async throws {
+        guard !ordersToResume.isEmpty else { return }
         var back: [StoredOrder] = []
-        for poid in unreadableOrders.sorted(by: { $0.rawValue < $1.rawValue }) where orders[poid] == nil {
+        for poid in ordersToResume.sorted(by: { $0.rawValue < $1.rawValue }) {
             if let stored = try store.order(providerOrderID: poid), stored.isOpen, stored.owner == nil || stored.owner == instanceID {
+                if orders[poid] != nil { orders.evict(poid) }
                 back.append(stored)
             }
-            unreadableOrders.remove(poid)
+            ordersToResume.remove(poid)
         }
         guard !back.isEmpty else { return }
-        logger.notice("orders read again after the store came back", metadata: ["orders": "\(back.count)"])
+        logger.notice("orders resumed after failed commits", metadata: ["orders": "\(back.count)"])
         try await resume(back, now: now)
+        await flushBatch()
     }
 
     /// Hands this instance's orders back at once (graceful stop), so others need not wait for the lease.

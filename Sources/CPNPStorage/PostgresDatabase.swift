@@ -3,6 +3,7 @@
 /// waits for the server's answers, which arrive on NIO's event loops.
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -12,7 +13,8 @@ import Synchronization
 /// Where a PostgreSQL order store lives: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS]`
 /// (also `postgresql://`). Options: `sslmode` (`disable`, `prefer`, `require`, `verify-full`;
 /// default `prefer`), `sslrootcert` (a PEM file of CA certificates, for `verify-full`),
-/// `connect_timeout` (seconds, default 10), `pool_size` (idle connections kept, default 4).
+/// `connect_timeout` (seconds, default 10), `query_timeout` (seconds a statement's answer may take
+/// before the connection is given up, default 10), `pool_size` (idle connections kept, default 4).
 public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     public enum TLSMode: String, Sendable, Hashable, CaseIterable {
         case disable, prefer, require
@@ -27,6 +29,7 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     public var tls: TLSMode
     public var rootCertificatePath: String?
     public var connectTimeoutSeconds: Int
+    public var queryTimeoutSeconds: Int
     public var poolSize: Int
 
     /// Whether `text` is meant as a PostgreSQL URL (its scheme), whether or not it is a valid one.
@@ -53,6 +56,7 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         tls = .prefer
         rootCertificatePath = nil
         connectTimeoutSeconds = 10
+        queryTimeoutSeconds = 10
         poolSize = 4
         for item in url.queryItems ?? [] {
             let value = item.value ?? ""
@@ -67,11 +71,14 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
             case "connect_timeout":
                 guard let seconds = Int(value), seconds > 0 else { throw .invalidArgument("connect_timeout must be a positive number of seconds") }
                 connectTimeoutSeconds = seconds
+            case "query_timeout":
+                guard let seconds = Int(value), seconds > 0 else { throw .invalidArgument("query_timeout must be a positive number of seconds") }
+                queryTimeoutSeconds = seconds
             case "pool_size":
                 guard let size = Int(value), (1...64).contains(size) else { throw .invalidArgument("pool_size must be between 1 and 64") }
                 poolSize = size
             default:
-                throw .invalidArgument("unknown URL option \"\(item.name)\" (known: sslmode, sslrootcert, connect_timeout, pool_size)")
+                throw .invalidArgument("unknown URL option \"\(item.name)\" (known: sslmode, sslrootcert, connect_timeout, query_timeout, pool_size)")
             }
         }
         if rootCertificatePath != nil, tls != .verifyFull {
@@ -145,7 +152,7 @@ final class PostgresSQLDatabase: SQLDatabase {
     }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try withConnection { connection in try body(PostgresSQLConnection(connection: connection, logger: logger)) }
+        try withConnection { connection in try body(connection) }
     }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
@@ -157,15 +164,14 @@ final class PostgresSQLDatabase: SQLDatabase {
         var attempt = 0
         while true {
             do {
-                return try withConnection { connection in
-                    let sql = PostgresSQLConnection(connection: connection, logger: logger)
+                return try withConnection { sql in
                     try sql.run(begin)
                     do {
                         let result = try body(sql)
                         try sql.run("COMMIT")
                         return result
                     } catch {
-                        if !connection.isClosed { try? sql.run("ROLLBACK") }
+                        if !sql.connection.isClosed { try? sql.run("ROLLBACK") }
                         throw error
                     }
                 }
@@ -178,10 +184,10 @@ final class PostgresSQLDatabase: SQLDatabase {
     }
 
     /// Takes an idle connection or opens one; gives it back afterwards unless it broke.
-    private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+    private func withConnection<T>(_ body: (PostgresSQLConnection) throws -> T) throws -> T {
         let connection = try idle.withLock { $0.popLast() } ?? connect()
         do {
-            let result = try body(connection)
+            let result = try body(PostgresSQLConnection(connection: connection, logger: logger, timeout: .seconds(Int64(location.queryTimeoutSeconds))))
             release(connection)
             return result
         } catch {
@@ -217,6 +223,9 @@ final class PostgresSQLDatabase: SQLDatabase {
 struct PostgresSQLConnection: SQLConnection {
     let connection: PostgresConnection
     let logger: Logger
+    /// How long an answer may take: past it the connection is closed and the call fails (a server
+    /// gone without closing the connection must not hang the engine).
+    let timeout: TimeAmount
     var dialect: SQLDialect { .postgres }
 
     private static let translated = Mutex<[String: String]>([:])
@@ -268,10 +277,29 @@ struct PostgresSQLConnection: SQLConnection {
         }
         let query = PostgresQuery(unsafeSQL: arguments.isEmpty ? sql : Self.translate(sql), binds: binds)
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try answer(connection.query(query, logger: logger))
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw Self.storeError(error)
         }
+    }
+
+    /// Waits for `future` at most ``timeout``; then closes the connection and fails.
+    private func answer<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+        let promise = connection.eventLoop.makePromise(of: T.self)
+        let settled = NIOLockedValueBox(false)
+        @Sendable func first() -> Bool { settled.withLockedValue { done in defer { done = true }; return !done } }
+        future.whenComplete { result in if first() { promise.completeWith(result) } }
+        let connection = self.connection
+        let seconds = timeout.nanoseconds / 1_000_000_000
+        let timer = connection.eventLoop.scheduleTask(in: timeout) {
+            guard first() else { return }
+            promise.fail(StoreError.databaseUnavailable("no answer from the database within \(seconds) s; connection closed"))
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
+        defer { timer.cancel() }
+        return try promise.futureResult.wait()
     }
 
     /// `?` → `$n`, outside quoted text. Translations are cached: the stores use a fixed set of statements.

@@ -297,5 +297,79 @@ extension LoadAndKillTests {
                   + "\(handedOff.count - Set(handedOff).count) repeated hand-offs, \(results.reduce(0) { $0 + $1.2.count }) client errors")
             for d in daemons { #expect(d.terminate() == 0) }
         }
+
+        /// PostgreSQL stops for a few seconds while customers negotiate through two instances, then
+        /// comes back on the same port. Nothing was acknowledged that is not durable: afterwards every
+        /// order is consistent on both sides, the instances carried on by themselves (new agreements
+        /// after the outage), and their logs say why commits failed meanwhile.
+        @Test(.timeLimit(.minutes(4)))
+        func anOutageOfTheDatabaseUnderLoadLosesNothing() async throws {
+            let postgres = try TemporaryPostgres.start()
+            defer { postgres.stop() }
+            try postgres.createDatabase("outage")
+            let url = postgres.url(database: "outage")
+            var yaml = try Self.configuration()
+            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
+            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
+            let daemons = try await Self.instances(2, url: url, configuration: yaml)
+            defer { for d in daemons { d.stop() } }
+            let servers = try daemons.map { try CPNPPeer.server(host: "127.0.0.1", port: $0.port) }
+            let pki = daemons[0].pkiDirectory
+            let stop = StopFlag()
+            let afterOutage = Counter()
+            let outageOver = StopFlag()
+            let request = try loadExample("l3vpn-3-sites.json")
+            let load = Task {
+                try await withThrowingTaskGroup(of: ClientOrderStore.self) { group in
+                    for customer in 0..<4 {
+                        group.addTask {
+                            let store = try ClientOrderStore.inMemory()
+                            let engine = try await Self.customerEngine(pki: pki, store: store)
+                            var n = customer
+                            while !stop.isSet {
+                                n += 1
+                                do {
+                                    let id = try await engine.quote(request, to: servers[n % 2])
+                                    guard case .offer = try await engine.awaitOffer(id) else { continue }
+                                    _ = try await engine.accept(id)
+                                    if outageOver.isSet { afterOutage.add() }
+                                    if n % 3 == 0 { try await engine.withdraw(id, timeout: .seconds(60)) }
+                                } catch {
+                                    try? await Task.sleep(for: .milliseconds(100))
+                                }
+                            }
+                            await engine.settle(timeout: .seconds(30))
+                            await engine.shutdown()
+                            return store
+                        }
+                    }
+                    var all: [ClientOrderStore] = []
+                    for try await r in group { all.append(r) }
+                    return all
+                }
+            }
+            try await Task.sleep(for: .seconds(2))
+            postgres.stop(mode: .immediate)
+            try await Task.sleep(for: .seconds(4))
+            try postgres.restart()
+            outageOver.set()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while afterOutage.value < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            stop.set()
+            let customers = try await load.value
+            #expect(afterOutage.value >= 4, "the instances did not carry on after the outage")
+            #expect(daemons.contains { $0.logText.contains("commit failed; messages withheld") || $0.logText.contains("store read failed") },
+                    "no instance logged the outage")
+            try await Task.sleep(for: .seconds(2))
+            try expectConsistent(provider: try ServerOrderStore(location: url), customers: customers)
+            for d in daemons { #expect(d.terminate() == 0) }
+        }
     }
+}
+
+/// A count shared by concurrent tasks.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add() { count.withLock { $0 += 1 } }
 }
