@@ -83,6 +83,8 @@ extension ServerEngine {
         public var changes = 0
         /// The most changes one transaction held.
         public var largestTransaction = 0
+        /// Time spent waiting for the store's commits, in total: divided by `transactions`, the commit latency.
+        public var commitTime: Duration = .zero
         /// Changes the store refused (rolled back alone; their orders reloaded, their messages withheld).
         public var failedChanges = 0
         /// Datagrams dropped because the inbox was full (the client retransmits, RFC 8921 §11.4).
@@ -190,11 +192,13 @@ extension ServerEngine {
             }
             var results: [Result<Int64, any Error>] = []
             if !changes.isEmpty {
+                let started = ContinuousClock.now
                 do {
                     results = try measure(.commit) { try store.commit(batch: changes) }
                 } catch {
                     results = changes.map { _ in .failure(error) }
                 }
+                commitStatistics.commitTime += ContinuousClock.now - started
                 commitStatistics.transactions += 1
                 commitStatistics.changes += changes.count
                 commitStatistics.largestTransaction = max(commitStatistics.largestTransaction, changes.count)

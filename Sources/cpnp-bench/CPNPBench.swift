@@ -73,6 +73,12 @@ struct CPNPBench: AsyncParsableCommand {
     @Option(name: .long, help: "Share of preloaded orders that are open agreements (the rest: withdrawn, declined, refused).")
     var preloadOpenPercent: Int = 10
 
+    @Option(name: .long, help: "A PostgreSQL database (postgres://…) for the cpnpd child(ren), instead of a SQLite file; its server's CPU is reported too.")
+    var database: String?
+
+    @Option(name: .long, help: "cpnpd children sharing --database and one port (SO_REUSEPORT); the customers are spread over them by the kernel.")
+    var instances: Int = 1
+
     @Option(name: .long, help: "The cpnpd binary (default: next to cpnp-bench; or CPNPD_BINARY).")
     var cpnpd: String?
 
@@ -111,6 +117,10 @@ struct CPNPBench: AsyncParsableCommand {
         guard (0...100).contains(preloadOpenPercent) else { throw ValidationError("--preload-open-percent must be 0…100") }
         if server != nil && preload > 0 { throw ValidationError("--preload needs the cpnpd child (no --server)") }
         if server != nil && pki == nil { throw ValidationError("--server needs --pki DIR (its dev PKI)") }
+        guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
+        if instances > 1 && database == nil { throw ValidationError("--instances needs --database postgres://… (one SQLite file has one writer)") }
+        if instances > 1 && transport != "dtls" { throw ValidationError("--instances shares a port over dtls only") }
+        if database != nil && (server != nil || preload > 0) { throw ValidationError("--database is for the cpnpd children, without --server or --preload") }
         guard pingPong >= 0 else { throw ValidationError("--ping-pong must not be negative") }
     }
 
@@ -135,11 +145,11 @@ struct CPNPBench: AsyncParsableCommand {
         }
 
         // 2. The server: a cpnpd child (optionally preloaded), or the one given.
-        var daemon: DaemonProcess?
+        var daemons: [DaemonProcess] = []
         var preloadReport: Preloader.Report?
         let target: CPNPPeer
         let pkiDirectory: String
-        var serverPID = serverPid
+        var serverPIDs = serverPid.map { [$0] } ?? []
         if let server {
             target = try Self.peer(server)
             pkiDirectory = pki!
@@ -151,15 +161,18 @@ struct CPNPBench: AsyncParsableCommand {
                 preloadReport = try await Preloader(configuration: config.configuration, request: request, openPercent: preloadOpenPercent)
                     .run(count: preload, database: work.database, progress: progress)
             }
-            progress.say("starting cpnpd (\(transport))")
-            let d = try await DaemonProcess.start(
-                binary: try DaemonProcess.locate(cpnpd), work: work, configurationFile: config.file,
-                transport: transport, logLevel: serverLogLevel)
-            daemon = d
-            serverPID = d.pid
-            target = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: d.port), serverName: "localhost")
+            progress.say("starting cpnpd (\(transport)\(instances > 1 ? ", \(instances) instances" : ""))")
+            for instance in 0..<instances {
+                let d = try await DaemonProcess.start(
+                    binary: try DaemonProcess.locate(cpnpd), work: work, configurationFile: config.file,
+                    transport: transport, logLevel: serverLogLevel, database: database, instance: instance,
+                    port: daemons.first?.port ?? 0, reusePort: instances > 1)
+                daemons.append(d)
+                progress.say("cpnpd ready in \(String(format: "%.2f", d.readiness.seconds)) s on port \(d.port) (work directory \(work.url.path))")
+            }
+            serverPIDs = daemons.map(\.pid)
+            target = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: daemons[0].port), serverName: "localhost")
             pkiDirectory = work.pki.path
-            progress.say("cpnpd ready in \(String(format: "%.2f", d.readiness.seconds)) s on port \(d.port) (work directory \(work.url.path))")
         }
 
         // 3. The customers and the run.
@@ -169,17 +182,26 @@ struct CPNPBench: AsyncParsableCommand {
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
                 request: request, withdraw: withdraw,
                 stop: negotiations.map { .count($0) } ?? .duration(parseDuration(duration ?? "10s")!),
-                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPID: serverPID,
+                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
+                measuresDatabase: database != nil,
                 engine: CPNPClientEngine.Configuration(
                     machine: ClientOrderStateMachine.Configuration(retransmission: RetransmissionPolicy(initialInterval: parseDuration(retransmissionInterval)!)),
                     expectedResponseTime: parseDuration(expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
             result = try await LoadRun(settings: settings, progress: progress).run()
         } catch {
-            if let daemon { await daemon.stop(keep: true) }
+            for d in daemons { await d.stop(keep: true) }
             throw error
         }
-        let serverLog = daemon.map { $0.logTail() }
-        if let daemon { await daemon.stop(keep: workDir != nil) }
+        for d in daemons { await d.stop(keep: true) }
+        let serverLog = daemons.first.map { $0.logTail() }
+        // Each instance logs its group-commit figures when it stops: the mean commit latency among them.
+        let commitLatencies = daemons.compactMap { d -> Double? in
+            guard let line = d.logTail(lines: 40).split(separator: "\n").last(where: { $0.contains("commit-mean-ms=") }),
+                let r = line.range(of: "commit-mean-ms=")
+            else { return nil }
+            return Double(line[r.upperBound...].prefix { $0.isNumber || $0 == "." })
+        }
+        if let work = daemons.first?.work, work.temporary, workDir == nil { try? FileManager.default.removeItem(at: work.url) }
 
         let report = Report(
             settings: Report.Settings(
@@ -187,8 +209,10 @@ struct CPNPBench: AsyncParsableCommand {
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
                 quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
+                database: database.map { _ in "postgresql" } ?? (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession),
-            run: result, reference: reference, preload: preloadReport, daemon: daemon?.readiness,
+            run: result, reference: reference, preload: preloadReport, daemon: daemons.first?.readiness,
+            commitLatencyMilliseconds: commitLatencies.isEmpty ? nil : commitLatencies.reduce(0, +) / Double(commitLatencies.count),
             loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)
         if json {
             print(report.json())

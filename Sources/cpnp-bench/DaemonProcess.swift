@@ -42,11 +42,16 @@ final class DaemonProcess: @unchecked Sendable {
 
     let process = Process()
     let work: WorkDirectory
+    /// Its log: `cpnpd.log`, or `cpnpd-N.log` for the N-th of several instances.
+    let log: URL
     private(set) var port = 0
     private(set) var readiness = Readiness(seconds: 0, recoveredOrders: nil, databaseBytes: 0)
     var pid: Int32 { process.processIdentifier }
 
-    private init(work: WorkDirectory) { self.work = work }
+    private init(work: WorkDirectory, instance: Int) {
+        self.work = work
+        log = instance == 0 ? work.log : work.url.appendingPathComponent("cpnpd-\(instance).log")
+    }
 
     /// The binary: `explicit`, else `CPNPD_BINARY`, else `cpnpd` next to this executable.
     static func locate(_ explicit: String?) throws -> URL {
@@ -63,17 +68,22 @@ final class DaemonProcess: @unchecked Sendable {
         return candidate
     }
 
-    static func start(binary: URL, work: WorkDirectory, configurationFile: URL, transport: String, logLevel: String) async throws -> DaemonProcess {
-        let d = DaemonProcess(work: work)
+    /// Starts cpnpd on `port` (0: an ephemeral one) with the SQLite file of `work`, or the PostgreSQL
+    /// `database` that several instances share (with `reusePort`, on one port).
+    static func start(
+        binary: URL, work: WorkDirectory, configurationFile: URL, transport: String, logLevel: String,
+        database: String? = nil, instance: Int = 0, port: Int = 0, reusePort: Bool = false
+    ) async throws -> DaemonProcess {
+        let d = DaemonProcess(work: work, instance: instance)
         let fm = FileManager.default
-        try? fm.removeItem(at: work.log)
-        _ = fm.createFile(atPath: work.log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: work.log)
+        try? fm.removeItem(at: d.log)
+        _ = fm.createFile(atPath: d.log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: d.log)
         d.process.executableURL = binary
         d.process.arguments = [
-            "--config", configurationFile.path, "--listen", "127.0.0.1:0", "--transport", transport,
-            "--database", work.database.path, "--pki", work.pki.path, "--log-level", logLevel,
-        ]
+            "--config", configurationFile.path, "--listen", "127.0.0.1:\(port)", "--transport", transport,
+            "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel,
+        ] + (reusePort ? ["--reuse-port"] : [])
         d.process.currentDirectoryURL = work.url
         d.process.standardOutput = handle
         d.process.standardError = handle
@@ -82,7 +92,7 @@ final class DaemonProcess: @unchecked Sendable {
         try d.process.run()
         // Recovery of a large preloaded database can take a while: wait as long as the process lives.
         while true {
-            let text = (try? String(contentsOf: work.log, encoding: .utf8)) ?? ""
+            let text = (try? String(contentsOf: d.log, encoding: .utf8)) ?? ""
             if let line = text.split(separator: "\n").first(where: { $0.contains("cpnpd ready") }),
                 let range = line.range(of: "listen=127.0.0.1:"),
                 let port = Int(line[range.upperBound...].prefix { $0.isNumber })
@@ -102,7 +112,7 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// The last lines of its log.
     func logTail(lines: Int = 20) -> String {
-        let text = (try? String(contentsOf: work.log, encoding: .utf8)) ?? ""
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 

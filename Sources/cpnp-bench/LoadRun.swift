@@ -27,7 +27,9 @@ struct LoadRun {
         var stop: Stop
         var warmup: Duration
         var warmupNegotiations: Int
-        var serverPID: Int32?
+        var serverPIDs: [Int32]
+        /// Sample the PostgreSQL server's processes too (several cpnpd on one database).
+        var measuresDatabase = false
         /// Each customer's engine: retransmission, expected response time, session renewal.
         var engine: CPNPClientEngine.Configuration
     }
@@ -62,6 +64,9 @@ struct LoadRun {
         /// The server process over the measurement (nil without its PID).
         var serverBefore: ProcessSample?
         var serverAfter: ProcessSample?
+        /// The PostgreSQL server's processes, with `--database`.
+        var databaseBefore: ProcessSample?
+        var databaseAfter: ProcessSample?
         /// This process (the customers) over the measurement.
         var clientBefore: ProcessSample?
         var clientAfter: ProcessSample?
@@ -105,7 +110,7 @@ struct LoadRun {
             // nothing is in flight, so the counters and the server's CPU time are sampled cleanly.
             await gate.waitForAll()
             let warmupSeconds = (ContinuousClock.now - warmupStart).seconds
-            let before = Sample(engines: engines, serverPID: settings.serverPID)
+            let before = Sample(engines: engines, serverPIDs: settings.serverPIDs, database: settings.measuresDatabase)
             tickets.start()
             await gate.open()
             progress.say("measuring (warm-up took \(String(format: "%.1f", warmupSeconds)) s)")
@@ -115,12 +120,13 @@ struct LoadRun {
                 tally.add(t)
                 warm.add(w)
             }
-            return (tally, warm, before, Sample(engines: engines, serverPID: settings.serverPID), warmupSeconds)
+            return (tally, warm, before, Sample(engines: engines, serverPIDs: settings.serverPIDs, database: settings.measuresDatabase), warmupSeconds)
         }
         for engine in engines { await engine.shutdown() }
         return Result(
             tally: collected, warmupTally: warm, seconds: (after.at - before.at).seconds, warmupSeconds: warmupSeconds, setupSeconds: setupSeconds,
             messages: after.messages.subtracting(before.messages), serverBefore: before.server, serverAfter: after.server,
+            databaseBefore: before.database, databaseAfter: after.database,
             clientBefore: before.client, clientAfter: after.client)
     }
 
@@ -242,9 +248,10 @@ struct Sample: Sendable {
     var at: ContinuousClock.Instant
     var messages: CPNPClientEngineStatistics.Snapshot
     var server: ProcessSample?
+    var database: ProcessSample?
     var client: ProcessSample?
 
-    init(engines: [CPNPClientEngine], serverPID: Int32?) {
+    init(engines: [CPNPClientEngine], serverPIDs: [Int32], database measuresDatabase: Bool) {
         var m = CPNPClientEngineStatistics.Snapshot()
         for e in engines {
             let s = e.statistics.snapshot
@@ -253,7 +260,9 @@ struct Sample: Sendable {
             m.retransmissions += s.retransmissions
         }
         messages = m
-        server = serverPID.flatMap { ProcessSample.read(pid: $0) }
+        server = ProcessSample.sum(serverPIDs.compactMap { ProcessSample.read(pid: $0) })
+        // Backends come and go; those that ended meanwhile are missed (the pool keeps them open).
+        database = measuresDatabase ? ProcessSample.sum(ProcessSample.processes(named: "postgres").compactMap { ProcessSample.read(pid: $0) }) : nil
         client = ProcessSample.read(pid: nil)
         at = ContinuousClock.now
     }

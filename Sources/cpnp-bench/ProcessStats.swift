@@ -42,6 +42,34 @@ struct ProcessSample: Sendable {
     }
 }
 
+extension ProcessSample {
+    /// Several processes as one: CPU times and memory summed, threads summed.
+    static func sum(_ samples: [ProcessSample]) -> ProcessSample? {
+        guard var total = samples.first else { return nil }
+        for s in samples.dropFirst() {
+            total.cpuSeconds += s.cpuSeconds
+            total.userSeconds += s.userSeconds
+            total.systemSeconds += s.systemSeconds
+            total.peakResidentBytes = total.peakResidentBytes.map { $0 + (s.peakResidentBytes ?? 0) }
+            total.residentBytes = total.residentBytes.map { $0 + (s.residentBytes ?? 0) }
+            total.threads = total.threads.map { $0 + (s.threads ?? 0) }
+        }
+        return total
+    }
+
+    /// The processes named `name` (/proc/PID/comm), e.g. every process of a PostgreSQL server.
+    static func processes(named name: String) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry),
+                let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8),
+                comm.trimmingCharacters(in: .whitespacesAndNewlines) == name
+            else { return nil }
+            return pid
+        }
+    }
+}
+
 /// /proc/loadavg: the 1, 5 and 15 minute load averages.
 struct LoadAverage: Sendable {
     var one: Double

@@ -17,6 +17,9 @@ struct Report {
         var preload: Int
         var quotationBytes: Int
         var serverLogLevel: String?
+        /// The cpnpd children's store (`sqlite`, `postgresql`) and how many share it; nil with --server.
+        var database: String?
+        var instances: Int?
         var retransmissionInterval: String
         var expectedResponseTime: String
         var renewSession: Bool
@@ -27,6 +30,8 @@ struct Report {
     var reference: PingPong.Result?
     var preload: Preloader.Report?
     var daemon: DaemonProcess.Readiness?
+    /// The cpnpd children's mean commit latency (their group-commit log line).
+    var commitLatencyMilliseconds: Double?
     var loadBefore: LoadAverage?
     var loadAfter: LoadAverage?
     var startedAt: Date
@@ -40,6 +45,10 @@ struct Report {
     var messagesPerNegotiation: Double { Double(messages) / Double(max(run.attempted, 1)) }
     var serverCPU: Double? {
         guard let a = run.serverAfter, let b = run.serverBefore else { return nil }
+        return a.cpuSeconds - b.cpuSeconds
+    }
+    var databaseCPU: Double? {
+        guard let a = run.databaseAfter, let b = run.databaseBefore else { return nil }
         return a.cpuSeconds - b.cpuSeconds
     }
     var clientCPU: Double? {
@@ -66,6 +75,9 @@ struct Report {
         func mib(_ b: Int64?) -> String { b.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
 
         line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
+        if let database = settings.database, let n = settings.instances {
+            line("  store: \(database)\(n > 1 ? ", \(n) cpnpd instances on one port (SO_REUSEPORT)" : "")")
+        }
         line("  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)")
         line("  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")")
         line("  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after")
@@ -106,6 +118,13 @@ struct Report {
             line("server memory            peak RSS (VmHWM) \(mib(after.peakResidentBytes)), RSS at end \(mib(after.residentBytes)), \(after.threads.map(String.init) ?? "?") threads")
         } else {
             line("server CPU / memory      n/a (give --server-pid)")
+        }
+        if let cpu = databaseCPU {
+            let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
+            line("PostgreSQL CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation), all its processes")
+        }
+        if let ms = commitLatencyMilliseconds {
+            line("commit latency           \(f(ms, 3)) ms per group commit (mean, cpnpd's own measure)")
         }
         if let cpu = clientCPU {
             line("customers' CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core), this process; setup \(f(run.setupSeconds, 2)) s")
@@ -160,6 +179,7 @@ struct Report {
                 ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
                 ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
                 ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
+                ("database", settings.database.map { .string($0) } ?? .null), ("instances", settings.instances.map(i) ?? .null),
                 ("retransmission-interval", .string(settings.retransmissionInterval)),
                 ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
                 ("cpus", i(onlineCPUs)),
@@ -187,6 +207,8 @@ struct Report {
         if settings.withdraw { pairs.append(("withdraw-latency", latencyObject(run.tally.withdrawLatency))) }
         pairs.append(("server", process(run.serverBefore, run.serverAfter)))
         pairs.append(("customers-process", process(run.clientBefore, run.clientAfter)))
+        if settings.database == "postgresql" { pairs.append(("database-process", process(run.databaseBefore, run.databaseAfter))) }
+        pairs.append(("commit-latency-ms", commitLatencyMilliseconds.map(n) ?? .null))
         if let r = reference {
             let p50 = Self.ms(r.histogram.valueAtPercentile(50))
             pairs.append(("ping-pong", object([

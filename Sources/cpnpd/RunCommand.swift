@@ -233,9 +233,10 @@ struct DaemonService: Service {
             }
         }
         let s = await engine.commitStatistics
-        logger.info("group commit", metadata: [
+        logger.notice("group commit", metadata: [
             "batches": "\(s.batches)", "datagrams": "\(s.datagrams)", "transactions": "\(s.transactions)", "changes": "\(s.changes)",
             "largest-transaction": "\(s.largestTransaction)", "failed-changes": "\(s.failedChanges)",
+            "commit-mean-ms": "\(s.transactions == 0 ? 0 : (Double(s.commitTime.components.attoseconds) / 1e15 + Double(s.commitTime.components.seconds) * 1e3) / Double(s.transactions))",
             "inbox-coalesced": "\(s.inboxCoalesced)", "inbox-dropped": "\(s.inboxDropped)",
         ])
     }
