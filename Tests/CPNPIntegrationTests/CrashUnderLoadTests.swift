@@ -51,10 +51,14 @@ extension LoadAndKillTests {
                         group.addTask {
                             let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
                             var result = CustomerResult(store: try ClientOrderStore.inMemory())
+                        // A kill after the server answered a WITHDRAW with PROCESSING and committed its end, before
+                        // the final ACK left, loses that ACK (the new process has no DTLS session with the customer):
+                        // the customer repeats the WITHDRAW after its withdrawal interval (RFC 8921 §11.1.2), 60 s at
+                        // least, and the repeat gets the stored ACK. The WITHDRAW timeout leaves room for it.
                             let engine = CPNPClientEngine(
                                 transport: transport, store: result.store,
                                 configuration: CPNPClientEngine.Configuration(
-                                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7)),
+                                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
                                     expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
                                 logger: logger)
                             await engine.start()
@@ -67,7 +71,7 @@ extension LoadAndKillTests {
                                     _ = try await engine.accept(id)
                                     result.completed += 1
                                     if n % 3 == 0 {
-                                        try await engine.withdraw(id, timeout: .seconds(60))
+                                        try await engine.withdraw(id, timeout: .seconds(90))
                                         result.withdrawn += 1
                                     }
                                 } catch {

@@ -46,7 +46,7 @@ extension LoadAndKillTests {
             let engine = CPNPClientEngine(
                 transport: transport, store: try store ?? ClientOrderStore.inMemory(),
                 configuration: CPNPClientEngine.Configuration(
-                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7)),
+                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
                     expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
                 logger: logger)
             await engine.start()
@@ -226,7 +226,7 @@ extension LoadAndKillTests {
                                     guard case .offer = try await engine.awaitOffer(id) else { continue }
                                     _ = try await engine.accept(id)
                                     completed += 1
-                                    if n % 3 == 0 { try await engine.withdraw(id, timeout: .seconds(60)) }
+                                    if n % 3 == 0 { try await engine.withdraw(id, timeout: .seconds(90)) }
                                 } catch {
                                     errors.append("\(error)")
                                 }
@@ -333,7 +333,7 @@ extension LoadAndKillTests {
                                     guard case .offer = try await engine.awaitOffer(id) else { continue }
                                     _ = try await engine.accept(id)
                                     if outageOver.isSet { afterOutage.add() }
-                                    if n % 3 == 0 { try await engine.withdraw(id, timeout: .seconds(60)) }
+                                    if n % 3 == 0 { try await engine.withdraw(id, timeout: .seconds(90)) }
                                 } catch {
                                     try? await Task.sleep(for: .milliseconds(100))
                                 }
