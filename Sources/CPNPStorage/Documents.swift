@@ -44,7 +44,7 @@ final class DocumentTable: Sendable {
 
     /// Inserts the new documents of `written`, inside the transaction that writes its snapshot.
     static func insert(_ written: Written, in db: any SQLConnection) throws {
-        for d in written.newDocuments { try db.execute(insertSQL, [d.reference, d.body]) }
+        for d in written.newDocuments { try db.executeLater(insertSQL, [d.reference, d.body]) }
     }
 
     /// Remembers the documents of a committed snapshot.

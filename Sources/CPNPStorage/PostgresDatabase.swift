@@ -223,6 +223,8 @@ final class PostgresSQLDatabase: SQLDatabase {
 struct PostgresSQLConnection: SQLConnection {
     let connection: PostgresConnection
     let logger: Logger
+    /// Writes sent and not yet waited for (``executeLater(_:_:)``), in the order they were sent.
+    private let pending = PendingWrites()
     /// How long an answer may take: past it the connection is closed and the call fails (a server
     /// gone without closing the connection must not hang the engine).
     let timeout: TimeAmount
@@ -249,11 +251,18 @@ struct PostgresSQLConnection: SQLConnection {
         try send(sql, arguments).metadata.rows ?? 0
     }
 
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
+        pending.futures.append(connection.query(Self.query(sql, arguments), logger: logger))
+    }
+
+    /// The savepoint is opened and released without waiting; the body's pipelined writes are waited
+    /// for before it is released, so that one that fails rolls back this change alone.
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
-        try run("SAVEPOINT cpnp_change")
+        try executeLater("SAVEPOINT cpnp_change", [])
         do {
             let result = try body()
-            try run("RELEASE SAVEPOINT cpnp_change")
+            try waitForPending()
+            try executeLater("RELEASE SAVEPOINT cpnp_change", [])
             return result
         } catch {
             if !connection.isClosed { try? run("ROLLBACK TO SAVEPOINT cpnp_change") }
@@ -266,7 +275,33 @@ struct PostgresSQLConnection: SQLConnection {
         _ = try send(sql, [])
     }
 
+    /// Sends the statement at once (behind any pipelined writes: the server runs them in order), then
+    /// waits for the writes and for its own answer.
     private func send(_ sql: String, _ arguments: [any SQLBindable]) throws -> PostgresQueryResult {
+        let future = connection.query(Self.query(sql, arguments), logger: logger)
+        do {
+            try waitForPending()
+            return try answer(future)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// Waits for the pipelined writes; throws the first one's error (the later ones then only report
+    /// the aborted transaction).
+    private func waitForPending() throws {
+        let futures = pending.futures
+        pending.futures.removeAll()
+        var first: (any Error)?
+        for future in futures {
+            do { _ = try answer(future) } catch { if first == nil { first = error } }
+        }
+        if let first { throw first as? StoreError ?? Self.storeError(first) }
+    }
+
+    static func query(_ sql: String, _ arguments: [any SQLBindable]) -> PostgresQuery {
         var binds = PostgresBindings(capacity: arguments.count)
         for argument in arguments {
             switch argument.sqlValue {
@@ -275,14 +310,7 @@ struct PostgresSQLConnection: SQLConnection {
             case .text(let s): binds.append(s)
             }
         }
-        let query = PostgresQuery(unsafeSQL: arguments.isEmpty ? sql : Self.translate(sql), binds: binds)
-        do {
-            return try answer(connection.query(query, logger: logger))
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw Self.storeError(error)
-        }
+        return PostgresQuery(unsafeSQL: arguments.isEmpty ? sql : translate(sql), binds: binds)
     }
 
     /// Waits for `future` at most ``timeout``; then closes the connection and fails.
@@ -353,4 +381,9 @@ struct PostgresSQLConnection: SQLConnection {
         if let underlying = error.underlying { text += ": \(underlying)" }
         return text
     }
+}
+
+/// The pipelined writes of one connection (used by one thread at a time, inside one transaction).
+final class PendingWrites {
+    var futures: [EventLoopFuture<PostgresQueryResult>] = []
 }

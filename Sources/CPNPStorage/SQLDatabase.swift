@@ -102,12 +102,24 @@ public protocol SQLConnection {
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int
+    /// Runs a write whose result the caller does not need yet: PostgreSQL sends it without waiting
+    /// (pipelined), and its error, if any, is thrown by the next call that waits. SQLite runs it now.
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws
     /// Runs `body` in a savepoint: rolled back alone when it throws, kept otherwise.
     func inSavepoint<T>(_ body: () throws -> T) throws -> T
 }
 
 extension SQLConnection {
     public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
+
+    /// `insert` (`INSERT INTO table (columns)`) of every row in one statement, `then` appended (e.g.
+    /// an `ON CONFLICT` clause), with ``executeLater(_:_:)``; nothing when there is no row.
+    public func insertLater(_ insert: String, rows: [[any SQLBindable]], then clause: String = "") throws {
+        guard let width = rows.first?.count else { return }
+        let row = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
+        let values = Array(repeating: row, count: rows.count).joined(separator: ", ")
+        try executeLater("\(insert) VALUES \(values)\(clause.isEmpty ? "" : " " + clause)", rows.flatMap { $0 })
+    }
 
     public func queryOne(_ sql: String, _ arguments: [any SQLBindable] = []) throws -> SQLRow? {
         try query(sql, arguments).first
@@ -180,6 +192,10 @@ struct GRDBConnection: SQLConnection {
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
         try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
         return db.changesCount
+    }
+
+    func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {

@@ -235,11 +235,12 @@ public final class ServerOrderStore: Sendable {
         static let reservationsOfOrder = "SELECT \(reservationColumns) FROM reservations WHERE provider_order_id = ? ORDER BY id"
         static let reservedOnResource = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ?"
         static let reservedOnResourceOfKind = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
-        static let reservationTotal = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
-        static let upsertReservationTotal = """
-            INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)
-            ON CONFLICT (resource_id, direction, kind) DO UPDATE SET total = excluded.total
-            """
+        /// The kept totals of `count` resources, both directions and kinds: the one read of a commit's capacity check.
+        static func keptTotalsOfResources(_ count: Int) -> String {
+            "SELECT resource_id, direction, kind, total FROM reservation_totals WHERE resource_id IN (\((0..<count).map { _ in "?" }.joined(separator: ", ")))"
+        }
+        static let upsertReservationTotals = "INSERT INTO reservation_totals (resource_id, direction, kind, total)"
+        static let upsertReservationTotalsConflict = "ON CONFLICT (resource_id, direction, kind) DO UPDATE SET total = excluded.total"
         static let outboxColumns = "id, provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at, last_error"
         /// Undelivered events that are due and first in line for their order.
         static let dueOutbox = """
@@ -410,9 +411,11 @@ public final class ServerOrderStore: Sendable {
 
         try DocumentTable.insert(prepared.written, in: db)
 
+        // The writes below go out without waiting for each (pipelined on PostgreSQL); the reads that
+        // decide something wait for them, and so does the end of the change.
         let revision = (stored ?? 0) + 1
         if stored == nil {
-            try db.execute("""
+            try db.executeLater("""
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
                                     snapshot, revision, created_at, updated_at, resident, owner)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -421,23 +424,21 @@ public final class ServerOrderStore: Sendable {
                     prepared.snapshot, revision, at, at, prepared.resident, owner,
                 ])
         } else {
-            try db.execute("""
+            try db.executeLater("""
                 UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?, owner = ?
                 WHERE provider_order_id = ?
                 """, [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, owner, poi])
         }
 
-        for t in change.transitions {
-            try db.execute("""
-                INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity])
-        }
-        for (event, payload) in zip(change.outbox, prepared.outboxPayloads) {
-            try db.execute("""
-                INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at) VALUES (?, ?, ?, ?, 0, ?, ?)
-                """, [poi, event.kind.rawValue, payload, at, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil])
-        }
+        // Several rows of a table in one statement.
+        try db.insertLater(
+            "INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)",
+            rows: change.transitions.map { t in [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity] })
+        try db.insertLater(
+            "INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at)",
+            rows: zip(change.outbox, prepared.outboxPayloads).map { event, payload in
+                [poi, event.kind.rawValue, payload, at, 0, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil]
+            })
         for r in change.processedAdminRequests {
             // Exactly once, whichever instance got there first: a request already settled rolls this change back.
             guard try db.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [at, r.outcome, r.id]) == 1 else {
@@ -447,52 +448,60 @@ public final class ServerOrderStore: Sendable {
 
         // Reservations last, so that a failing check or constraint there rolls everything back. The
         // totals move by the difference between the order's old rows and its new ones.
+        var delta: [TotalKey: CPNPDecimal] = [:]
         if !prepared.isOpen || change.reservations != nil {
-            var delta: [TotalKey: CPNPDecimal] = [:]
             for row in try db.query(SQL.reservationsOfOrder, [poi]) {
                 let key = try resourceKey(row)
                 delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
             }
             if !delta.isEmpty {
-                try db.execute("DELETE FROM reservations WHERE provider_order_id = ?", [poi])
+                try db.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [poi])
             }
             if prepared.isOpen, let reservations = change.reservations {
-                for r in reservations {
-                    try db.execute(
-                        "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind) VALUES (?, ?, ?, ?, ?)",
-                        [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue])
-                    delta[TotalKey(resource: r.resource, kind: r.kind), default: 0] += r.amount
-                }
-            }
-            for (key, d) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) where d != 0 {
-                try adjustTotal(key, by: d, in: db)
+                try db.insertLater(
+                    "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
+                    rows: reservations.map { r in [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue] })
+                for r in reservations { delta[TotalKey(resource: r.resource, kind: r.kind), default: 0] += r.amount }
             }
         }
+        delta = delta.filter { $0.value != 0 }
+        guard !delta.isEmpty || !change.capacityLimits.isEmpty else { return revision }
+        // One read of the kept totals of every resource the change moves or checks.
+        var totals = try keptTotals(of: Set(delta.keys.map(\.resource.resourceID) + change.capacityLimits.keys.map(\.resourceID)), in: db)
+        var moved: [[any SQLBindable]] = []
+        for (key, d) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
+            let total = (totals[key] ?? 0) + d
+            guard !total.isNegative else {
+                throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
+            }
+            totals[key] = total
+            moved.append([key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+        }
+        try db.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
         for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
-            let total = try reservedTotal(for: key, kind: nil, in: db)
+            let total = ReservationKind.allCases.reduce(CPNPDecimal(0)) { $0 + (totals[TotalKey(resource: key, kind: $1)] ?? 0) }
             if total > limit { throw StoreError.capacityExceeded(key, total: total, limit: limit) }
         }
         return revision
+    }
+
+    /// The kept totals of `resources` (both directions and kinds), read in one statement.
+    private static func keptTotals(of resources: Set<String>, in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
+        guard !resources.isEmpty else { return [:] }
+        let ids = resources.sorted()
+        let rows = try db.query(SQL.keptTotalsOfResources(ids.count), ids)
+        var out: [TotalKey: CPNPDecimal] = [:]
+        for row in rows {
+            let key = try resourceKey(row)
+            out[TotalKey(resource: key, kind: try kind(row, key))] = try total(try row.text("total"), key)
+        }
+        return out
     }
 
     /// A row of `reservation_totals`.
     struct TotalKey: Hashable {
         var resource: ResourceKey
         var kind: ReservationKind
-    }
-
-    /// Adds `delta` to a kept total (inside the commit's transaction).
-    private static func adjustTotal(_ key: TotalKey, by delta: CPNPDecimal, in db: any SQLConnection) throws {
-        let args: [any SQLBindable] = [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue]
-        var total: CPNPDecimal = 0
-        if let text = try db.scalarText(SQL.reservationTotal, args) {
-            total = try Self.total(text, key.resource)
-        }
-        total += delta
-        guard !total.isNegative else {
-            throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
-        }
-        try db.execute(SQL.upsertReservationTotal, args + [total.description])
     }
 
     /// The totals recounted from the reservation rows (the migration; consistency checks).

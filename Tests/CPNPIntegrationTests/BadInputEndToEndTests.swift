@@ -4,6 +4,7 @@
 // daemon handles messages in order, so an answer to the bad message would arrive before the probe's.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite("Bad input against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
@@ -160,6 +161,28 @@ struct DatabaseURLEndToEndTests {
             #expect(text.contains(expected), "\(url): \(text)")
             #expect(!text.contains("secret"), "\(url): the password is printed: \(text)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        }
+    }
+
+    /// A reachable PostgreSQL that refuses the credentials, or has no such database: cpnpd stops at
+    /// once with the server's own words, never the password.
+    @Test(.timeLimit(.minutes(1)))
+    func refusedCredentialsAndAMissingDatabaseAreNamed() throws {
+        let postgres = try TemporaryPostgres.start()
+        defer { postgres.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-url-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cases = [
+            (postgres.url(password: "not-the-password"), "password authentication failed for user \"cpnp\" (SQLSTATE 28P01)"),
+            (postgres.url(database: "nowhere"), "database \"nowhere\" does not exist (SQLSTATE 3D000)"),
+        ]
+        for (url, expected) in cases {
+            let (status, text) = try Daemon.command(["run", "--database", url], in: directory)
+            #expect(status != 0)
+            #expect(text.contains("--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:\(postgres.port)/"), "\(text)")
+            #expect(text.contains(expected), "\(text)")
+            #expect(!text.contains("not-the-password") && !text.contains(postgres.password))
         }
     }
 }

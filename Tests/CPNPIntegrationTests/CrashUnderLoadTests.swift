@@ -14,7 +14,21 @@ import Testing
 /// The suites that load the machine with many customers and kill processes: one at a time, so that
 /// one's load never starves another's deadlines (each still runs beside the lighter suites).
 @Suite(.serialized)
-enum LoadAndKillTests {}
+enum LoadAndKillTests {
+    /// The demo policy with room for many QUOTATIONs and open orders from one customer certificate.
+    /// With `unlimitedCapacity`, room on every link for every agreement (capacity is checked for exactness, not exhausted).
+    static func configuration(offerValidity: String = "10m", unlimitedCapacity: Bool = false) throws -> String {
+        var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "quotations-per-minute: ", with: "quotations-per-minute: 100000 #")
+        yaml = yaml.replacingOccurrences(of: "max-open-orders: 20\n", with: "max-open-orders: 100000\n")
+        yaml = yaml.replacingOccurrences(of: "offer-validity: 10m", with: "offer-validity: \(offerValidity)")
+        if unlimitedCapacity {
+            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
+            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
+        }
+        return yaml
+    }
+}
 
 extension LoadAndKillTests {
     @Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` first"), .serialized)
@@ -28,13 +42,7 @@ extension LoadAndKillTests {
 
         @Test(.timeLimit(.minutes(4)))
         func killNineAtRandomPointsUnderLoad() async throws {
-            var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
-            // Room for every agreement: capacity is checked for exactness, not exhausted.
-            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
-            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
-            yaml = yaml.replacingOccurrences(of: "quotations-per-minute: ", with: "quotations-per-minute: 100000 #")
-            yaml = yaml.replacingOccurrences(of: "max-open-orders: 20\n", with: "max-open-orders: 100000\n")
-            let daemon = try await Daemon.start(configuration: yaml)
+            let daemon = try await Daemon.start(configuration: try LoadAndKillTests.configuration(unlimitedCapacity: true))
             defer { daemon.stop() }
             let pki = daemon.pkiDirectory
             let security = try CPNPSecurityConfiguration(

@@ -15,13 +15,11 @@ import Testing
 extension LoadAndKillTests {
     @Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` first"), .serialized)
     struct SharedDatabaseEndToEndTests {
-        /// The demo policy with room for many QUOTATIONs and open orders from one customer certificate.
-        static func configuration(offerValidity: String = "10m") throws -> String {
-            var yaml = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
-            yaml = yaml.replacingOccurrences(of: "quotations-per-minute: ", with: "quotations-per-minute: 100000 #")
-            yaml = yaml.replacingOccurrences(of: "max-open-orders: 20\n", with: "max-open-orders: 100000\n")
-            yaml = yaml.replacingOccurrences(of: "offer-validity: 10m", with: "offer-validity: \(offerValidity)")
-            return yaml
+        /// A PostgreSQL server of the test's own, with an empty database `name`, and the database's URL.
+        static func database(_ name: String) throws -> (TemporaryPostgres, String) {
+            let postgres = try TemporaryPostgres.start()
+            try postgres.createDatabase(name)
+            return (postgres, postgres.url(database: name))
         }
 
         /// `count` cpnpd on the database `url`, the first making the PKI the others use.
@@ -57,11 +55,9 @@ extension LoadAndKillTests {
         /// exactly four agreements, the link booked to the megabit and never beyond.
         @Test(.timeLimit(.minutes(3)))
         func fiftyCustomersRaceForOneScarceLinkThroughThreeInstances() async throws {
-            let postgres = try TemporaryPostgres.start()
+            let (postgres, url) = try Self.database("race")
             defer { postgres.stop() }
-            try postgres.createDatabase("race")
-            let url = postgres.url(database: "race")
-            let daemons = try await Self.instances(3, url: url, configuration: try Self.configuration())
+            let daemons = try await Self.instances(3, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
             let servers = try daemons.map { try CPNPPeer.server(host: "127.0.0.1", port: $0.port) }
             let request = try CPD.marseille("50")
@@ -92,7 +88,7 @@ extension LoadAndKillTests {
             let store = try ServerOrderStore(location: url)
             #expect(try store.reservationTotalMismatches().isEmpty)
             #expect(try store.orderCount(state: .completed) == 4)
-            // Every instance took part: each decided QUOTATIONs and wrote itself as their driver.
+            // The three instances shared the database (each registered its heartbeat).
             #expect(Int(try postgres.psql("SELECT COUNT(*) FROM instances", database: "race")) == 3)
             for d in daemons { #expect(d.terminate() == 0) }
         }
@@ -100,10 +96,9 @@ extension LoadAndKillTests {
         /// An agreement reached through one instance is activated, updated and withdrawn through the others.
         @Test(.timeLimit(.minutes(2)))
         func anAgreementIsChangedThroughEveryOtherInstance() async throws {
-            let postgres = try TemporaryPostgres.start()
+            let (postgres, url) = try Self.database("anywhere")
             defer { postgres.stop() }
-            try postgres.createDatabase("anywhere")
-            let daemons = try await Self.instances(3, url: postgres.url(database: "anywhere"), configuration: try Self.configuration())
+            let daemons = try await Self.instances(3, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
             var clients: [TestClient] = []
             for d in daemons { clients.append(try await TestClient(pki: daemons[0].pkiDirectory, name: "acme", serverPort: d.port)) }
@@ -145,10 +140,9 @@ extension LoadAndKillTests {
         /// which completes the order from the database.
         @Test(.timeLimit(.minutes(2)))
         func theSurvivorOnTheSamePortCompletesAnOfferTheDeadInstanceMade() async throws {
-            let postgres = try TemporaryPostgres.start()
+            let (postgres, url) = try Self.database("failover")
             defer { postgres.stop() }
-            try postgres.createDatabase("failover")
-            let daemons = try await Self.instances(2, url: postgres.url(database: "failover"), configuration: try Self.configuration(), arguments: ["--reuse-port"])
+            let daemons = try await Self.instances(2, url: url, configuration: try LoadAndKillTests.configuration(), arguments: ["--reuse-port"])
             defer { for d in daemons { d.stop() } }
             #expect(daemons[0].port == daemons[1].port)
             let client = try await TestClient(pki: daemons[0].pkiDirectory, name: "acme", serverPort: daemons[0].port)
@@ -181,16 +175,12 @@ extension LoadAndKillTests {
         /// kill cut its first hand-off short.
         @Test(.timeLimit(.minutes(5)))
         func killNineOfOneInstanceAtATimeUnderLoad() async throws {
-            let postgres = try TemporaryPostgres.start()
+            let (postgres, url) = try Self.database("kills")
             defer { postgres.stop() }
-            try postgres.createDatabase("kills")
-            let url = postgres.url(database: "kills")
             let hooks = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-shared-hooks-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: hooks) }
-            var yaml = try Self.configuration(offerValidity: "6s")
-            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
-            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
+            var yaml = try LoadAndKillTests.configuration(offerValidity: "6s", unlimitedCapacity: true)
             // Each hand-off in a file of its own (instances deliver at the same time).
             yaml = yaml.replacingOccurrences(
                 of: "  # command: [/usr/local/bin/provision-order, --verbose]   # order JSON on stdin",
@@ -304,13 +294,9 @@ extension LoadAndKillTests {
         /// after the outage), and their logs say why commits failed meanwhile.
         @Test(.timeLimit(.minutes(4)))
         func anOutageOfTheDatabaseUnderLoadLosesNothing() async throws {
-            let postgres = try TemporaryPostgres.start()
+            let (postgres, url) = try Self.database("outage")
             defer { postgres.stop() }
-            try postgres.createDatabase("outage")
-            let url = postgres.url(database: "outage")
-            var yaml = try Self.configuration()
-            yaml = yaml.replacingOccurrences(of: "capacity-mbps: {incoming: 400, outgoing: 200}", with: "capacity-mbps: 1000000")
-            for n in ["10000", "1000", "200"] { yaml = yaml.replacingOccurrences(of: "capacity-mbps: \(n)\n", with: "capacity-mbps: 1000000\n") }
+            let yaml = try LoadAndKillTests.configuration(unlimitedCapacity: true)
             let daemons = try await Self.instances(2, url: url, configuration: yaml)
             defer { for d in daemons { d.stop() } }
             let servers = try daemons.map { try CPNPPeer.server(host: "127.0.0.1", port: $0.port) }

@@ -163,7 +163,9 @@ struct PostgresStoreTests {
         #expect(try b.claimOrphanedOrders(instance: "b", now: Fx.t(5), lease: lease).isEmpty)
         #expect(try b.liveInstances(now: Fx.t(5), lease: lease) == ["a", "b"])
 
-        // a stops: one claimant gets the order, with a new revision; the other gets nothing.
+        // a stops: one claimant gets the order, with a new revision; the other, alive too, gets nothing.
+        try b.heartbeat(instance: "b", address: "", now: Fx.t(9))
+        try c.heartbeat(instance: "c", address: "", now: Fx.t(9))
         let claims = Mutex<[[StoredOrder]]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let claimed = (try? [b, c][i].claimOrphanedOrders(instance: ["b", "c"][i], now: Fx.t(10), lease: lease)) ?? []

@@ -590,7 +590,7 @@ struct ServerOrderStoreTests {
             ("reservations of an order", S.reservationsOfOrder, 1),
             ("reserved on a resource", S.reservedOnResource, 2),
             ("reserved on a resource by kind", S.reservedOnResourceOfKind, 3),
-            ("kept reservation total", S.reservationTotal, 3),
+            ("kept reservation totals of a commit's resources", S.keptTotalsOfResources(2), 2),
             ("due outbox", S.dueOutbox, 2),
             ("next outbox attempt", S.nextOutboxAttempt, 0),
             ("pending admin requests", S.pendingAdminRequests, 1),
