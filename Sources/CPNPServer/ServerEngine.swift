@@ -115,6 +115,9 @@ public actor ServerEngine {
     /// Orders whose change could not be committed (a database outage): the shared store's upkeep reads
     /// them again and resumes the work the failed change carried (SharedStore.swift).
     var ordersToResume: Set<ProviderOrderID> = []
+    /// After an upkeep that could not reach the store, no takeover until then: the other instances
+    /// lost the store too, and their heartbeats must have a lease to resume (SharedStore.swift).
+    var takeoversPausedUntil: CPNPTimestamp?
 
     deinit { outbound?.finish() }
 

@@ -20,7 +20,7 @@ extension ServerEngine {
     /// How often an instance says it is alive and looks for orphaned orders.
     public static let sharedHeartbeatInterval: Duration = .seconds(1)
     /// How long without a heartbeat before an instance's orders are taken over.
-    public static let sharedLease: Duration = .seconds(5)
+    public static let sharedLease: Duration = ServerOrderStore.instanceLease
 
     /// A name for this process that no other (past or present) has: host, process id and a random part.
     static func newInstanceID() -> String {
@@ -54,7 +54,10 @@ extension ServerEngine {
         let now = clock.now()
         do {
             try store.heartbeat(instance: instanceID, address: "", now: now)
-            let claimed = try store.claimOrphanedOrders(instance: instanceID, now: now, lease: Self.sharedLease, limit: 100)
+            // Right after the store came back, every instance's heartbeat looks old: wait a lease first.
+            let paused = takeoversPausedUntil.map { now < $0 } ?? false
+            if !paused { takeoversPausedUntil = nil }
+            let claimed = paused ? [] : try store.claimOrphanedOrders(instance: instanceID, now: now, lease: Self.sharedLease, limit: 100)
             if !claimed.isEmpty {
                 logger.notice("took over orders of an instance that stopped", metadata: [
                     "orders": "\(claimed.count)", "from": "\(Set(claimed.compactMap { $0.summary.owner }).sorted())",
@@ -69,6 +72,7 @@ extension ServerEngine {
             return claimed.count
         } catch {
             logger.error("shared store upkeep failed; retrying", metadata: ["error": "\(error)"])
+            takeoversPausedUntil = clock.now().adding(Self.sharedLease + Self.sharedHeartbeatInterval)
             return 0
         }
     }

@@ -263,7 +263,8 @@ public final class ServerOrderStore: Sendable {
             """
             SELECT \(outboxColumns) FROM outbox AS o
             WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ?
-              AND (o.claimed_until IS NULL OR o.claimed_until < ? OR o.claimed_by = ?)
+              AND (o.claimed_until IS NULL OR o.claimed_until < ? OR o.claimed_by = ?
+                   OR NOT EXISTS (SELECT 1 FROM instances AS i WHERE i.instance_id = o.claimed_by AND i.heartbeat_at >= ?))
               AND NOT EXISTS (
                 SELECT 1 FROM outbox AS p
                 WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
@@ -346,6 +347,9 @@ public final class ServerOrderStore: Sendable {
                 }
                 do {
                     out[i] = .success(try db.inSavepoint { try Self.commit(change, prepared: p, in: db) })
+                } catch let error as StoreError where error.isSerializationConflict {
+                    // Another writer got there first: the whole transaction is re-run (SQLDatabase.write).
+                    throw error
                 } catch {
                     out[i] = .failure(error)
                     failed.insert(poi)
@@ -803,7 +807,8 @@ public final class ServerOrderStore: Sendable {
     public func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [OutboxEntry] {
         let at = StoreDatabase.ms(now)
         return try database.write { db in
-            let rows = try db.query(SQL.claimableOutbox(db.dialect), [at, at, claimant, limit])
+            // A claim of an instance that stopped sending heartbeats lapses with that instance.
+            let rows = try db.query(SQL.claimableOutbox(db.dialect), [at, at, claimant, at - Self.milliseconds(ServerOrderStore.instanceLease), limit])
             for row in rows {
                 try db.execute("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?", [claimant, at + Self.milliseconds(lease), try row.integer("id")])
             }
@@ -868,6 +873,9 @@ public final class ServerOrderStore: Sendable {
             Int(try db.scalarInteger("SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
         }
     }
+
+    /// How long an instance may go without a heartbeat before its claims on provisioning events lapse.
+    public static let instanceLease: Duration = .seconds(5)
 
     static func milliseconds(_ d: Duration) -> Int64 {
         let (seconds, attoseconds) = d.components

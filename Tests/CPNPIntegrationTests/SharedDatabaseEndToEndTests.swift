@@ -277,7 +277,7 @@ extension LoadAndKillTests {
             }
             #expect(cutShort <= 3, "\(cutShort) hand-offs cut short for 3 kills")
             // Each delivered event was handed off. One handed off by an instance killed before it recorded
-            // the success waits, claimed, for that claim to lapse (2 minutes) to be handed off again.
+            // the success is handed off again once the claim lapses with that instance's heartbeat.
             let undelivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NULL", database: "kills").split(separator: "\n").map(String.init)
             #expect(Set(delivered).isSubset(of: Set(handedOff)), "delivered but never handed off: \(Set(delivered).subtracting(handedOff))")
             #expect(Set(handedOff).subtracting(delivered).isSubset(of: Set(undelivered)))

@@ -197,11 +197,18 @@ struct PostgresStoreTests {
         try a.commit(OrderChange(
             machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
             outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(m, "agreement")), OutboxEvent(kind: .activation, payload: Fx.payload(m, "activation"))]))
+        try a.heartbeat(instance: "a", address: "", now: Fx.t(1))
+        try b.heartbeat(instance: "b", address: "", now: Fx.t(1))
         let first = try a.claimDueOutbox(claimant: "a", now: Fx.t(1), lease: .seconds(60), limit: 10)
         #expect(first.map(\.kind) == [.agreement])
         // The other worker waits: the event is claimed, the next one is not first in line.
         #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(2), lease: .seconds(60), limit: 10).isEmpty)
-        // The claim lapses (a died while handing it off): b takes it, then the next once it is delivered.
+        // a died while handing it off: its claim lapses with its heartbeat (5 s), whatever the claim's own
+        // lease; b takes the event, then the next once it is delivered.
+        try b.heartbeat(instance: "b", address: "", now: Fx.t(8))
+        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(8), lease: .seconds(60), limit: 10).map(\.id) == first.map(\.id))
+        #expect(try b.markAttemptFailed(id: first[0].id, error: "hook down", nextAttemptAt: Fx.t(60)))
+        // A failed attempt releases the claim; the event is due again at its next attempt.
         let retaken = try b.claimDueOutbox(claimant: "b", now: Fx.t(70), lease: .seconds(60), limit: 10)
         #expect(retaken.map(\.id) == first.map(\.id))
         #expect(try b.markDelivered(id: retaken[0].id, at: Fx.t(71)))
