@@ -93,10 +93,11 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A pool of PostgreSQL connections as a ``SQLDatabase``. A write is one `SERIALIZABLE`
-/// transaction, re-run when the server reports a conflict with another writer (SQLSTATE 40001 or
-/// 40P01): that is what keeps capacity, revisions and the one-open-order rule exact across several
-/// `cpnpd` (docs/design/storage.md).
+/// A pool of PostgreSQL connections as a ``SQLDatabase``. A write is one `READ COMMITTED` transaction
+/// that locks the rows its checks depend on (the order, the client, the kept totals) before it writes,
+/// re-run when the server reports a deadlock or serialization failure (SQLSTATE 40P01, 40001): that is
+/// what keeps capacity, revisions and the open-order rules exact across several `cpnpd`
+/// (docs/design/storage.md).
 final class PostgresSQLDatabase: SQLDatabase {
     let location: PostgresLocation
     private let configuration: PostgresConnection.Configuration
@@ -156,7 +157,7 @@ final class PostgresSQLDatabase: SQLDatabase {
     }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try transaction("BEGIN ISOLATION LEVEL SERIALIZABLE", body)
+        try transaction("BEGIN ISOLATION LEVEL READ COMMITTED", body)
     }
 
     /// A transaction opened by `begin`; re-run on a serialization conflict.

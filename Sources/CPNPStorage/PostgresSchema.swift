@@ -105,7 +105,13 @@ enum PostgresSchema {
             ]
         ),
         ("server-pg-v2-instances", instancesSQL),
+        ("server-pg-v3-clients", clientsSQL),
     ]
+
+    /// One row per client, locked by a change that opens an order so that its cap on open orders is
+    /// counted by one writer at a time (docs/design/storage.md). The SQLite store has it too
+    /// (migration `server-v6-clients`).
+    static let clientsSQL = ["CREATE TABLE clients (client_identity TEXT NOT NULL PRIMARY KEY)"]
 
     /// Several `cpnpd` on one database (docs/deployment.md): the instance that drives each resident
     /// order (`owner`), the instances alive (`instances`, heartbeats), and claims on provisioning

@@ -153,9 +153,9 @@ public protocol SQLDatabase: Sendable {
     var dialect: SQLDialect { get }
     /// A read: sees only committed data.
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
-    /// A write transaction: all of `body` or nothing. On PostgreSQL it is serializable and re-run
-    /// from the start when the server reports a conflict with another writer, so `body` must not
-    /// change anything outside the database.
+    /// A write transaction: all of `body` or nothing. On PostgreSQL it is re-run from the start when
+    /// the server reports a deadlock with another writer, so `body` must not change anything outside
+    /// the database.
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
 }
 

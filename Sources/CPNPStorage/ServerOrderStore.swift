@@ -22,8 +22,8 @@ import Synchronization
 /// **Several processes.** The daemon and `cpnpd admin …` open the same file with ``init(path:options:)``;
 /// each sees the other's committed writes on its next read. The daemon learns of operator actions by
 /// polling ``pendingAdminRequests(limit:)`` (an indexed query on unprocessed rows only). On PostgreSQL
-/// several daemons write too: every write is a serializable transaction, so the checks below hold
-/// across them (docs/design/storage.md).
+/// several daemons write too: every write locks the rows its checks read (the order, the client, the
+/// kept totals) before it writes, so the checks below hold across them (docs/design/storage.md).
 ///
 /// **Times** are stored as integer milliseconds since the Unix epoch (UTC), the resolution of
 /// ``CPNPTimestamp``; decimal amounts as canonical decimal text.
@@ -197,6 +197,9 @@ public final class ServerOrderStore: Sendable {
             // alive, claims on provisioning events. The same columns here keep one SQL for both engines.
             for statement in PostgresSchema.instancesSQL { try db.execute(sql: statement) }
         }
+        m.registerMigration("server-v6-clients") { db in
+            for statement in PostgresSchema.clientsSQL { try db.execute(sql: statement) }
+        }
         return m
     }
 
@@ -235,6 +238,9 @@ public final class ServerOrderStore: Sendable {
         static let reservationsOfOrder = "SELECT \(reservationColumns) FROM reservations WHERE provider_order_id = ? ORDER BY id"
         static let reservedOnResource = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ?"
         static let reservedOnResourceOfKind = "SELECT total FROM reservation_totals WHERE resource_id = ? AND direction = ? AND kind = ?"
+        static func lockClients(_ count: Int) -> String {
+            "SELECT client_identity FROM clients WHERE client_identity IN (\((0..<count).map { _ in "?" }.joined(separator: ", "))) ORDER BY client_identity FOR UPDATE"
+        }
         /// The kept totals of `count` resources, both directions and kinds: the one read of a commit's capacity check.
         static func keptTotalsOfResources(_ count: Int) -> String {
             "SELECT resource_id, direction, kind, total FROM reservation_totals WHERE resource_id IN (\((0..<count).map { _ in "?" }.joined(separator: ", ")))"
@@ -302,7 +308,10 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
-        let revision = try database.write { db in try Self.commit(change, prepared: prepared, in: db) }
+        let revision = try database.write { db in
+            try Self.lockShared(of: [change], in: db)
+            return try Self.commit(change, prepared: prepared, in: db)
+        }
         documents.learn(prepared.written)
         return revision
     }
@@ -313,7 +322,8 @@ public final class ServerOrderStore: Sendable {
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
         let prepared = try changes.map { try prepare($0) }
         let revisions = try database.write { db in
-            try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
+            try Self.lockShared(of: changes, in: db)
+            return try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
         }
         for p in prepared { documents.learn(p.written) }
         return revisions
@@ -336,6 +346,7 @@ public final class ServerOrderStore: Sendable {
         }
         let initial = results
         results = try database.write { db in
+            try Self.lockShared(of: changes, in: db)
             var out = initial
             var failed = Set<String>()
             for (i, change) in changes.enumerated() {
@@ -389,7 +400,8 @@ public final class ServerOrderStore: Sendable {
         let coi = m.customerOrderID.rawValue
         let at = StoreDatabase.ms(change.at)
 
-        let head = try db.queryOne(SQL.orderHead, [poi])
+        // On PostgreSQL the row is locked until the commit: a writer of the same order waits, then sees this revision.
+        let head = try db.queryOne(db.dialect == .postgres ? SQL.orderHead + " FOR UPDATE" : SQL.orderHead, [poi])
         if let head {
             let identity = try head.text("client_identity")
             let storedCOI = try head.text("customer_order_id")
@@ -470,8 +482,10 @@ public final class ServerOrderStore: Sendable {
         }
         delta = delta.filter { $0.value != 0 }
         guard !delta.isEmpty || !change.capacityLimits.isEmpty else { return revision }
-        // One read of the kept totals of every resource the change moves or checks.
-        var totals = try keptTotals(of: Set(delta.keys.map(\.resource.resourceID) + change.capacityLimits.keys.map(\.resourceID)), in: db)
+        // One read of the kept totals of every resource the change moves or checks (on PostgreSQL,
+        // locked until the commit, so that no other writer moves them meanwhile: a release of an
+        // order's reservations may touch resources lockShared did not know of).
+        var totals = try keptTotals(of: Set(delta.keys.map(\.resource) + change.capacityLimits.keys), in: db)
         var moved: [[any SQLBindable]] = []
         for (key, d) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
             let total = (totals[key] ?? 0) + d
@@ -489,11 +503,49 @@ public final class ServerOrderStore: Sendable {
         return revision
     }
 
+    /// PostgreSQL (several writers, `READ COMMITTED`): locks, before any change of the transaction is
+    /// written and always in the same order, what its checks read and other writers move — each
+    /// client's row for the open-order cap, and the kept totals of every resource the changes reserve
+    /// or check. A writer of the same link or client waits for this transaction instead of failing
+    /// with a serialization error, then reads what it committed (docs/design/storage.md).
+    private static func lockShared(of changes: [OrderChange], in db: any SQLConnection) throws {
+        guard db.dialect == .postgres else { return }
+        let clients = Set(changes.filter { $0.openOrderLimit != nil }.map(\.clientIdentity)).sorted()
+        if !clients.isEmpty {
+            try db.insertLater("INSERT INTO clients (client_identity)", rows: clients.map { [$0] }, then: "ON CONFLICT DO NOTHING")
+            _ = try db.query(SQL.lockClients(clients.count), clients)
+        }
+        var keys = Set<ResourceKey>()
+        for change in changes {
+            keys.formUnion(change.reservations?.map(\.resource) ?? [])
+            keys.formUnion(change.capacityLimits.keys)
+        }
+        guard !keys.isEmpty else { return }
+        try lockTotals(of: keys, in: db)
+        let resources = Set(keys.map(\.resourceID)).sorted()
+        _ = try db.query(SQL.keptTotalsOfResources(resources.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", resources)
+    }
+
+    /// Makes sure the totals rows of `keys` exist (zero), so that `FOR UPDATE` has rows to lock:
+    /// two writers creating one row both wait on it instead of both inserting.
+    private static func lockTotals(of keys: Set<ResourceKey>, in db: any SQLConnection) throws {
+        let rows: [[any SQLBindable]] = keys.sorted().flatMap { key in
+            ReservationKind.allCases.map { kind -> [any SQLBindable] in [key.resourceID, key.direction.rawValue, kind.rawValue, "0"] }
+        }
+        try db.insertLater(SQL.upsertReservationTotals, rows: rows, then: "ON CONFLICT DO NOTHING")
+    }
+
     /// The kept totals of `resources` (both directions and kinds), read in one statement.
-    private static func keptTotals(of resources: Set<String>, in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
-        guard !resources.isEmpty else { return [:] }
-        let ids = resources.sorted()
-        let rows = try db.query(SQL.keptTotalsOfResources(ids.count), ids)
+    private static func keptTotals(of keys: Set<ResourceKey>, in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
+        guard !keys.isEmpty else { return [:] }
+        let ids = Set(keys.map(\.resourceID)).sorted()
+        let rows: [SQLRow]
+        if db.dialect == .postgres {
+            try lockTotals(of: keys, in: db)
+            rows = try db.query(SQL.keptTotalsOfResources(ids.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", ids)
+        } else {
+            rows = try db.query(SQL.keptTotalsOfResources(ids.count), ids)
+        }
         var out: [TotalKey: CPNPDecimal] = [:]
         for row in rows {
             let key = try resourceKey(row)

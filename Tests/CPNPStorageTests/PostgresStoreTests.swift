@@ -48,7 +48,7 @@ struct PostgresStoreTests {
         }
         let stores = try opened.withLock { $0 }.map { try $0.get() }
         #expect(try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
-            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances"])
+            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients"])
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
 
@@ -140,6 +140,33 @@ struct PostgresStoreTests {
         #expect(try instances[1].reservedTotal(for: link) == 100)
         #expect(try instances[2].reservationTotalMismatches().isEmpty)
         #expect(try server.psql("SELECT COUNT(*) FROM reservations", database: "race") == "10")
+
+        // Releases race too (no capacity check, only the totals moved): none is lost.
+        let released = Mutex<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 12) { thread in
+            for n in 0..<3 {
+                let (m, _) = Fx.quotedServerOrder(coid: "c-\(thread)-\(n)", poid: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                guard (try? instances[0].order(providerOrderID: m.providerOrderID)) != nil else { continue }
+                let release = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(1), reservations: [])
+                if (try? instances[(thread + 1) % 3].commit(release)) != nil { released.withLock { $0 += 1 } }
+            }
+        }
+        #expect(released.withLock { $0 } == 10)
+        #expect(try instances[1].reservedTotal(for: link) == 0)
+        #expect(try instances[2].reservationTotalMismatches().isEmpty)
+
+        // The same for a customer's cap on open orders: 12 new orders of one client, at most 15 open;
+        // it has 10 open already (above, without reservations now), so exactly 5 are committed.
+        let capped = Mutex<[Bool]>([])
+        DispatchQueue.concurrentPerform(iterations: 12) { thread in
+            let (m, actions) = Fx.quotedServerOrder(coid: "cap-\(thread)", poid: "p-cap-\(thread)", seed: UInt64(100 + thread))
+            var change = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions)
+            change.openOrderLimit = 15
+            let ok = (try? instances[thread % 3].commit(change)) != nil
+            capped.withLock { $0.append(ok) }
+        }
+        #expect(capped.withLock { $0 }.filter { $0 }.count == 5)
+        #expect(try instances[0].openOrderCount(clientIdentity: Fx.identity) == 15)
     }
 
     @Test(.timeLimit(.minutes(2)))
