@@ -242,4 +242,51 @@ struct PostgresStoreTests {
         #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(72), lease: .seconds(60), limit: 10).map(\.kind) == [.activation])
         #expect(try a.undeliveredOutboxCount() == 1)
     }
+
+    /// TLS to the database: `sslmode=require` encrypts, `verify-full` checks the server's certificate
+    /// against `sslrootcert` and refuses another CA's, `disable` does not encrypt.
+    @Test(.timeLimit(.minutes(2)))
+    func tlsToTheDatabase() async throws {
+        let server = try TemporaryPostgres.start()
+        defer { server.stop() }
+        try server.createDatabase("tls")
+        let certificates = server.directory.appendingPathComponent("tls")
+        try FileManager.default.createDirectory(at: certificates, withIntermediateDirectories: true)
+        for name in ["server", "stranger"] {
+            try Self.run("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-keyout", certificates.appendingPathComponent("\(name).key").path, "-out", certificates.appendingPathComponent("\(name).crt").path,
+            ])
+        }
+        if getuid() == 0 { try Self.run("/bin/chown", ["-R", "postgres", certificates.path]) }
+        try Self.run("/bin/chmod", ["600", certificates.appendingPathComponent("server.key").path])
+        _ = try server.psql("ALTER SYSTEM SET ssl = on")
+        _ = try server.psql("ALTER SYSTEM SET ssl_cert_file = '\(certificates.appendingPathComponent("server.crt").path)'")
+        _ = try server.psql("ALTER SYSTEM SET ssl_key_file = '\(certificates.appendingPathComponent("server.key").path)'")
+        _ = try server.psql("SELECT pg_reload_conf()")
+        try? await Task.sleep(for: .milliseconds(300))
+
+        func encrypted(_ options: String) throws -> Bool {
+            let store = try ServerOrderStore(location: server.url(database: "tls") + options)
+            return try store.database.read { db in try db.scalarInteger("SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()") } == 1
+        }
+        #expect(try encrypted("?sslmode=require"))
+        #expect(try encrypted("?sslmode=verify-full&sslrootcert=" + certificates.appendingPathComponent("server.crt").path))
+        #expect(try !encrypted("?sslmode=disable"))
+        #expect(throws: StoreError.self) {
+            _ = try encrypted("?sslmode=verify-full&sslrootcert=" + certificates.appendingPathComponent("stranger.crt").path)
+        }
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw StoreError.invalidArgument("\(tool) \(arguments.joined(separator: " ")) failed") }
+    }
 }
