@@ -676,7 +676,7 @@ public actor ServerEngine {
     /// Polls `admin_requests` written by `cpnpd admin` (another process) and applies them.
     public func processAdminRequests() async {
         guard let pending = try? store.pendingAdminRequests(limit: 100) else { return }
-        for r in pending {
+        for r in pending where isDrivenHere(r.providerOrderID) {
             let outcome: String
             switch r.action {
             case .approve: outcome = await administrativeDecision(r.providerOrderID, approve: true)

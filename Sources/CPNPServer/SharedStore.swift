@@ -105,6 +105,16 @@ extension ServerEngine {
         }
     }
 
+    /// Whether this instance carries out an operator's request for the order: with a shared store,
+    /// only the instance that drives it, or any when none does (an order whose driver stopped is
+    /// taken over first). The order's customer talks to its driver, which alone can send it the
+    /// OFFER; the store settles each request once anyway.
+    func isDrivenHere(_ poid: ProviderOrderID) -> Bool {
+        guard sharesStore, orders[poid] == nil else { return true }
+        guard let stored = try? store.order(providerOrderID: poid) else { return false }
+        return stored.owner == nil || stored.owner == instanceID
+    }
+
     /// What a change needs with a shared store: the revision it was computed from, this instance as the
     /// owner, and for a new order the client's open-order cap, checked by the store (RFC 8921 §13).
     func shareChange(_ change: inout OrderChange, of live: inout LiveOrder) {

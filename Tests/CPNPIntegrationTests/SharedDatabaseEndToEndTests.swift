@@ -135,6 +135,32 @@ extension LoadAndKillTests {
             #expect(withdrawn.auditContains("ACTIVATE") && withdrawn.auditContains("UPDATE") && withdrawn.auditContains("WITHDRAW"))
         }
 
+        /// An order held for an operator through one instance, approved with `cpnpd admin` against the
+        /// shared database: the instance the customer talks to carries the approval out, once, and the
+        /// customer gets the OFFER at once.
+        @Test(.timeLimit(.minutes(2)))
+        func anApprovalIsCarriedOutOnceByTheInstanceHoldingTheOrder() async throws {
+            let (postgres, url) = try Self.database("approval")
+            defer { postgres.stop() }
+            let daemons = try await Self.instances(2, url: url, configuration: try LoadAndKillTests.configuration())
+            defer { for d in daemons { d.stop() } }
+            let client = try await TestClient(pki: daemons[0].pkiDirectory, name: "acme", serverPort: daemons[1].port)
+            defer { Task { await client.close() } }
+            var order = ClientOrderStateMachine(customerOrderID: customerOrderID("approval"))
+            var rng = SystemRandomNumberGenerator()
+            // Above 1 Gbps the demo policy asks an operator.
+            try await client.act(&order) { try $0.quote(requestedCPD: try CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
+            try await client.run(&order, until: { $0.state == .serverProcessing })
+            let poid = try #require(order.providerOrderID)
+
+            let started = ContinuousClock.now
+            #expect(try daemons[0].admin(["approve", poid.rawValue]).contains("approved: offer sent"))
+            try await client.run(&order, timeout: .seconds(20), until: { $0.state == .offerReceived })
+            #expect(ContinuousClock.now - started < .seconds(10), "the OFFER came late: not from the instance the customer talks to")
+            #expect(daemons.map { $0.logText.components(separatedBy: "administrative request processed").count - 1 } == [0, 1])
+            #expect(try postgres.psql("SELECT COUNT(*) FROM admin_requests WHERE processed_at IS NOT NULL", database: "approval") == "1")
+        }
+
         /// Two cpnpd on one port (SO_REUSEPORT). The one the customer talks to is killed between OFFER
         /// and ACCEPT: the customer's retransmitted ACCEPT, after a new DTLS handshake, reaches the other,
         /// which completes the order from the database.
