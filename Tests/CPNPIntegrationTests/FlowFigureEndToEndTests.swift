@@ -182,7 +182,10 @@ struct FlowFigureEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             try await client.act(&order) { try $0.withdraw(session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { _ in client.events.contains(.withdrawalConfirmed) })
-            let answers = client.received[before...]
+            // A late copy of the ACCEPT's ACK (its cached answer resent to a retransmission, on a loaded
+            // machine) answers nothing new.
+            let earlier = client.received[..<before]
+            let answers = client.received[before...].filter { !earlier.contains($0) }
             #expect(distinctMethods(answers) == [.processing, .ack])
             guard case .ack(let ack)? = answers.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd?.isEmpty == true)
