@@ -118,6 +118,9 @@ public actor ServerEngine {
     /// After an upkeep that could not reach the store, no takeover until then: the other instances
     /// lost the store too, and their heartbeats must have a lease to resume (SharedStore.swift).
     var takeoversPausedUntil: CPNPTimestamp?
+    /// Whether the engine can make changes durable: false from an upkeep that could not reach a shared
+    /// store until one that could (what a readiness probe reports; SharedStore.swift).
+    public internal(set) var isReady = true
 
     deinit { outbound?.finish() }
 

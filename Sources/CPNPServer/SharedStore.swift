@@ -69,10 +69,18 @@ extension ServerEngine {
             }
             try await resumeFailedOrders(now: now)
             try seedSharedCounts()
+            if !isReady {
+                isReady = true
+                logger.notice("ready again: the database answers")
+            }
             return claimed.count
         } catch {
             logger.error("shared store upkeep failed; retrying", metadata: ["error": "\(error)"])
             takeoversPausedUntil = clock.now().adding(Self.sharedLease + Self.sharedHeartbeatInterval)
+            if isReady {
+                isReady = false
+                logger.error("not ready: the database does not answer; nothing is acknowledged until it does", metadata: ["error": "\(error)"])
+            }
             return 0
         }
     }
