@@ -197,6 +197,7 @@ extension ServerEngine {
                     results = try measure(.commit) { try store.commit(batch: changes) }
                 } catch {
                     results = changes.map { _ in .failure(error) }
+                    if sharesStore, case StoreError.databaseUnavailable? = error as? StoreError { markNotReady(error) }
                 }
                 commitStatistics.commitTime += ContinuousClock.now - started
                 commitStatistics.transactions += 1

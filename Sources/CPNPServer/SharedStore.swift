@@ -77,12 +77,16 @@ extension ServerEngine {
         } catch {
             logger.error("shared store upkeep failed; retrying", metadata: ["error": "\(error)"])
             takeoversPausedUntil = clock.now().adding(Self.sharedLease + Self.sharedHeartbeatInterval)
-            if isReady {
-                isReady = false
-                logger.error("not ready: the database does not answer; nothing is acknowledged until it does", metadata: ["error": "\(error)"])
-            }
+            markNotReady(error)
             return 0
         }
+    }
+
+    /// The store cannot be reached: not ready until an upkeep reaches it again.
+    func markNotReady(_ error: any Error) {
+        guard isReady else { return }
+        isReady = false
+        logger.error("not ready: the database does not answer; nothing is acknowledged until it does", metadata: ["error": "\(error)"])
     }
 
     /// After an outage: the orders whose change failed are read again and resumed as after a restart
