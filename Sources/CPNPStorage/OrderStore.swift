@@ -37,7 +37,6 @@ public protocol OrderStore: Sendable {
 
     // MARK: Provisioning hand-off and operators (§8.2)
 
-    func dueOutbox(now: CPNPTimestamp, limit: Int) throws -> [OutboxEntry]
     /// Due events held by `claimant` until `now + lease`: never handed off by two instances at once.
     func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int) throws -> [OutboxEntry]
     @discardableResult
