@@ -68,6 +68,7 @@ extension ServerEngine {
                 await flushBatch()
             }
             try await resumeFailedOrders(now: now)
+            try forgetStaleCopies()
             try seedSharedCounts()
             if !isReady {
                 isReady = true
@@ -99,6 +100,9 @@ extension ServerEngine {
             if let stored = try store.order(providerOrderID: poid), stored.isOpen, stored.owner == nil || stored.owner == instanceID {
                 if orders[poid] != nil { orders.evict(poid) }
                 back.append(stored)
+            } else {
+                // Another instance drives it now, or it ended there: what this one holds is stale.
+                forgetCopy(of: poid)
             }
             ordersToResume.remove(poid)
         }
@@ -106,6 +110,32 @@ extension ServerEngine {
         logger.notice("orders resumed after failed commits", metadata: ["orders": "\(back.count)"])
         try await resume(back, now: now)
         await flushBatch()
+    }
+
+    /// Drops the copies in memory that another instance changed since (it took the order over while
+    /// this one stalled, or served a new transaction of it): each next message for them is read from
+    /// the store, so a retransmission is answered from what is durable there (RFC 8921 §11.4) instead
+    /// of being taken for one of a transaction this instance no longer drives.
+    private func forgetStaleCopies() throws {
+        let written = orders.all.filter { $0.value.revision > 0 }
+        guard !written.isEmpty else { return }
+        let stored = try store.revisions(of: Array(written.keys))
+        var stale = 0
+        for (poid, live) in written where stored[poid] != live.revision {
+            forgetCopy(of: poid)
+            stale += 1
+        }
+        if stale > 0 { logger.notice("dropped copies of orders another instance changed", metadata: ["orders": "\(stale)"]) }
+    }
+
+    /// Forgets this instance's copy of an order, its timers and its customer's mapping; the totals keep
+    /// what the order holds (the upkeep refreshes them from the store).
+    func forgetCopy(of poid: ProviderOrderID) {
+        guard let live = orders[poid] else { return }
+        orders.evict(poid)
+        let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
+        if byCustomer[key] == poid { byCustomer[key] = nil }
+        cancelTimers(of: poid)
     }
 
     /// Hands this instance's orders back at once (graceful stop), so others need not wait for the lease.

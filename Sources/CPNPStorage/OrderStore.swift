@@ -59,6 +59,9 @@ public protocol OrderStore: Sendable {
     func claimOrphanedOrders(instance: String, now: CPNPTimestamp, lease: Duration, limit: Int) throws -> [StoredOrder]
     /// Orders the client created since `time`, all instances together.
     func orderCount(clientIdentity: String, createdSince time: CPNPTimestamp) throws -> Int
+    /// The stored revision of each of these orders (absent when not stored): a copy in memory with
+    /// another revision was changed or taken over by another instance.
+    func revisions(of orders: [ProviderOrderID]) throws -> [ProviderOrderID: Int64]
 }
 
 extension ServerOrderStore: OrderStore {}

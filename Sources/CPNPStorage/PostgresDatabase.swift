@@ -184,9 +184,14 @@ final class PostgresSQLDatabase: SQLDatabase {
         }
     }
 
-    /// Takes an idle connection or opens one; gives it back afterwards unless it broke.
+    /// Takes an idle connection or opens one; gives it back afterwards unless it broke. Idle
+    /// connections the server closed meanwhile (it restarted) are dropped, not used.
     private func withConnection<T>(_ body: (PostgresSQLConnection) throws -> T) throws -> T {
-        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        var reusable: PostgresConnection?
+        while reusable == nil, let connection = idle.withLock({ $0.popLast() }) {
+            if !connection.isClosed { reusable = connection }
+        }
+        let connection = try reusable ?? connect()
         do {
             let result = try body(PostgresSQLConnection(connection: connection, logger: logger, timeout: .seconds(Int64(location.queryTimeoutSeconds))))
             release(connection)
@@ -367,7 +372,12 @@ struct PostgresSQLConnection: SQLConnection {
     static func storeError(_ error: any Error) -> StoreError {
         guard let error = error as? PSQLError else { return .database(code: nil, message: "\(error)") }
         if let info = error.serverInfo {
-            return .database(code: info[.sqlState], message: info[.message] ?? "server error")
+            let code = info[.sqlState]
+            // Class 08 (connection exception) and 57P01…57P03 (the server shuts down or starts up).
+            if let code, code.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(code) {
+                return .databaseUnavailable(describe(error))
+            }
+            return .database(code: code, message: info[.message] ?? "server error")
         }
         return .databaseUnavailable(describe(error))
     }

@@ -926,6 +926,21 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
+    /// The stored revision of each of these orders; those not stored are absent.
+    public func revisions(of orders: [ProviderOrderID]) throws -> [ProviderOrderID: Int64] {
+        var revisions: [ProviderOrderID: Int64] = [:]
+        let byText = Dictionary(orders.map { ($0.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
+        try database.read { db in
+            for chunk in stride(from: 0, to: orders.count, by: 500).map({ orders[$0..<min($0 + 500, orders.count)] }) {
+                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                for row in try db.query("SELECT provider_order_id, revision FROM orders WHERE provider_order_id IN (\(placeholders))", chunk.map(\.rawValue)) {
+                    if let id = byText[try row.text("provider_order_id")] { revisions[id] = try row.integer("revision") }
+                }
+            }
+        }
+        return revisions
+    }
+
     /// How long an instance may go without a heartbeat before its claims on provisioning events lapse.
     public static let instanceLease: Duration = .seconds(5)
 
