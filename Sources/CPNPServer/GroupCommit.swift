@@ -200,6 +200,7 @@ extension ServerEngine {
                     if sharesStore, case StoreError.databaseUnavailable? = error as? StoreError { markNotReady(error) }
                 }
                 commitStatistics.commitTime += ContinuousClock.now - started
+                metrics.committed(changes: changes.count, in: ContinuousClock.now - started)
                 commitStatistics.transactions += 1
                 commitStatistics.changes += changes.count
                 commitStatistics.largestTransaction = max(commitStatistics.largestTransaction, changes.count)
@@ -222,6 +223,7 @@ extension ServerEngine {
                 outcome.append(ok)
             }
             commitStatistics.failedChanges += failed.count
+            if !failed.isEmpty { metrics.failed(changes: failed.count) }
             for poid in failed { reload(poid) }
             if sharesStore, !failed.isEmpty, results.contains(where: Self.isSharedLimitConflict) { refreshSharedCounts() }
 
@@ -271,8 +273,8 @@ extension ServerEngine {
                 logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
                 if from != to { logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: ["order": "\(poid)"]) }
-            case .report:
-                break
+            case .report(let event):
+                countOutcome(event, order: poid)
             }
         }
         if post.closes, let live = orders[poid], !ServerOrderStore.isOpen(live.machine) {
@@ -281,6 +283,22 @@ extension ServerEngine {
             cancelTimers(of: poid)
         }
         evictIfAtRest(poid, now: clock.now())
+    }
+
+    /// A negotiation that ended, or an agreement withdrawn, for the metrics (once durable).
+    private func countOutcome(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID) {
+        let outcome: EngineMetrics.Outcome
+        switch event {
+        case .agreementReached: outcome = .agreed
+        case .negotiationEnded(let end): outcome = EngineMetrics.outcome(end)
+        case .withdrawn:
+            metrics.withdrawn()
+            return
+        default: return
+        }
+        let started = orders[poid]?.negotiationStarted
+        if started != nil { orders[poid]?.negotiationStarted = nil }
+        metrics.ended(outcome, after: started.map { ContinuousClock.now - $0 })
     }
 
     /// Stored reservations in policy form: (offered, committed).

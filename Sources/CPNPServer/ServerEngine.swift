@@ -3,6 +3,7 @@ public import CPNPPolicy
 public import CPNPStorage
 public import Logging
 public import CPNPRuntime
+import Synchronization
 
 /// The provider's CPNP engine (RFC 8921 §8.2, §11.2): runs one ``ServerOrderStateMachine`` per order,
 /// commits every observable state change to its ``OrderStore`` before the message revealing it
@@ -37,6 +38,8 @@ public actor ServerEngine {
         /// The stored revision this order's next change is computed from (0: not stored yet). With a
         /// shared store each change is checked against it (``OrderChange/expectedRevision``).
         var revision: Int64 = 0
+        /// When its negotiation began here (QUOTATION or UPDATE received): the latency metric.
+        var negotiationStarted: ContinuousClock.Instant?
     }
 
     struct OrderKey: Hashable {
@@ -120,7 +123,11 @@ public actor ServerEngine {
     var takeoversPausedUntil: CPNPTimestamp?
     /// Whether the engine can make changes durable: false from an upkeep that could not reach a shared
     /// store until one that could (what a readiness probe reports; SharedStore.swift).
-    public internal(set) var isReady = true
+    /// Read without waiting for the engine, so that a probe answers while a store call blocks it.
+    public nonisolated var isReady: Bool { readiness.load(ordering: .relaxed) }
+    nonisolated let readiness = Atomic<Bool>(true)
+    /// Counters and histograms for monitoring (EngineMetrics.swift).
+    public nonisolated let metrics: EngineMetrics
 
     deinit { outbound?.finish() }
 
@@ -131,18 +138,21 @@ public actor ServerEngine {
     ///     it, `receive` may return before its answers reached the sink.
     public init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
-        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, sendsWithoutWaiting: Bool = false
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, sendsWithoutWaiting: Bool = false,
+        metrics: EngineMetrics = EngineMetrics()
     ) {
         self.init(
             configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false,
-            sendsWithoutWaiting: sendsWithoutWaiting)
+            sendsWithoutWaiting: sendsWithoutWaiting, metrics: metrics)
     }
 
     /// With `manualTimers`, timers only fire through ``fireDueTimers()`` (tests with a manual clock).
     init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock,
-        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool, sendsWithoutWaiting: Bool = false
+        logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool, sendsWithoutWaiting: Bool = false,
+        metrics: EngineMetrics = EngineMetrics()
     ) {
+        self.metrics = metrics
         if sendsWithoutWaiting {
             let (stream, continuation) = AsyncStream.makeStream(of: (bytes: [UInt8], session: CPNPSession).self)
             outbound = continuation
@@ -307,6 +317,7 @@ public actor ServerEngine {
             }
             return
         }
+        metrics.received(message)
         let identity = identityKey(datagram.identity, session: datagram.session)
         let key = OrderKey(identity: identity, customerOrderID: message.customerOrderID)
         await enterBatch(key)
@@ -355,6 +366,7 @@ public actor ServerEngine {
         }
         live.identity = datagram.identity ?? live.identity
         live.clientAddress = source
+        if message.method == .update, live.machine.transaction.id != message.transactionID { live.negotiationStarted = .now }
         orders[poid] = live
         let actions = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
         await perform(actions, order: poid, now: now)
@@ -377,7 +389,9 @@ public actor ServerEngine {
         }
         let (machine, actions) = ServerOrderStateMachine.quotationReceived(
             q, session: datagram.session, providerOrderID: poid, now: now, configuration: machineConfiguration, requestValidated: true, using: &rng)
-        orders[poid] = LiveOrder(machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
+        orders[poid] = LiveOrder(
+            machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description,
+            negotiationStarted: .now)
         byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)] = poid
         logger.info("QUOTATION received", metadata: ["order": "\(poid)", "customer-order": "\(q.customerOrderID)", "client": "\(identity)"])
         await perform(actions, order: poid, now: now)
@@ -437,6 +451,7 @@ public actor ServerEngine {
             if refusedQuotationOrder.count > Self.refusedQuotationMemory { refusedQuotations[refusedQuotationOrder.removeFirst()] = nil }
         }
         refusedQuotations[key] = RefusedQuotation(sequenceNumber: q.sequenceNumber, answer: fail)
+        metrics.ended(.refused, after: nil)
         logger.notice("QUOTATION refused", metadata: ["client": "\(identity)", "status": "\(status.rawValue)", "diagnostic": "\(diagnostic)"])
         await sendLimitedFail(fail, identity: identity, session: session, now: now)
     }
@@ -485,6 +500,7 @@ public actor ServerEngine {
             batch!.steps.append(.send(m, session))
             return
         }
+        metrics.sent(m)
         let bytes = measure(.encode) { CPNPCodec.encode(m) }
         if let outbound {
             outbound.yield((bytes, session))
@@ -525,6 +541,7 @@ public actor ServerEngine {
         let now = clock.now()
         switch key.timer {
         case .machine(let timer):
+            if timer == .retransmission { metrics.retransmitted() }
             let actions = mutate(key.order) { m, _ in m.timerFired(timer, now: now) }
             await perform(actions, order: key.order, now: now)
         case .moreTimeRequest:
@@ -906,4 +923,20 @@ public actor ServerEngine {
     public var residentOrderCount: Int { orders.count }
     /// Orders waiting for an operator.
     public var ordersAwaitingApproval: [ProviderOrderID] { orders.all.filter { $0.value.awaitingApproval }.map(\.key) }
+
+    /// What the gauges of `/metrics` show; the counts of orders and capacity are read from the store
+    /// (every instance's). Throws when the store cannot be read.
+    public func gauges() throws -> EngineGauges {
+        var reserved: [String: [String: Double]] = [:]
+        for (key, total) in try store.keptReservedTotals() {
+            reserved[key.resourceID, default: [:]][key.direction.rawValue] = Double(total.description) ?? 0
+        }
+        var capacity: [String: [String: Double]] = [:]
+        for link in configuration.policy.links {
+            capacity[link.id] = ["incoming": Double(link.capacity.incoming.description) ?? 0, "outgoing": Double(link.capacity.outgoing.description) ?? 0]
+        }
+        return EngineGauges(
+            inboxDepth: inbox.state.withLock { $0.queue.count }, armedTimers: deadlines.count, residentOrders: orders.count,
+            isReady: isReady, openOrdersByState: try store.openOrderCountsByState(), reservedMbps: reserved, capacityMbps: capacity)
+    }
 }

@@ -4,6 +4,7 @@ import CPNPRuntime
 import CPNPStorage
 import Foundation
 import Logging
+import Synchronization
 
 /// Several `cpnpd` on one database (``OrderStore/sharesOrders``, docs/deployment.md).
 ///
@@ -71,7 +72,7 @@ extension ServerEngine {
             try forgetStaleCopies()
             try seedSharedCounts()
             if !isReady {
-                isReady = true
+                readiness.store(true, ordering: .relaxed)
                 logger.notice("ready again: the database answers")
             }
             return claimed.count
@@ -86,7 +87,7 @@ extension ServerEngine {
     /// The store cannot be reached: not ready until an upkeep reaches it again.
     func markNotReady(_ error: any Error) {
         guard isReady else { return }
-        isReady = false
+        readiness.store(false, ordering: .relaxed)
         logger.error("not ready: the database does not answer; nothing is acknowledged until it does", metadata: ["error": "\(error)"])
     }
 

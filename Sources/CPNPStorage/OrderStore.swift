@@ -23,6 +23,8 @@ public protocol OrderStore: Sendable {
     func residentOrders() throws -> [StoredOrder]
     /// Open orders per client identity (the cap on open orders, §13).
     func openOrderCountsByClient() throws -> [String: Int]
+    /// Open orders per state name (monitoring).
+    func openOrderCountsByState() throws -> [String: Int]
     /// Whether the client has any order with this customer order id (provider order ids never equal one, §13).
     func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool
     /// Creation times of the orders created since `time`, per client (the QUOTATION rate limit across restarts).

@@ -926,6 +926,17 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
+    /// Open orders per state name, all instances together (monitoring).
+    public func openOrderCountsByState() throws -> [String: Int] {
+        try database.read { db in
+            var counts: [String: Int] = [:]
+            for row in try db.query("SELECT state, COUNT(*) AS n FROM orders WHERE is_open = 1 GROUP BY state") {
+                counts[try row.text("state")] = Int(try row.integer("n"))
+            }
+            return counts
+        }
+    }
+
     /// The stored revision of each of these orders; those not stored are absent.
     public func revisions(of orders: [ProviderOrderID]) throws -> [ProviderOrderID: Int64] {
         var revisions: [ProviderOrderID: Int64] = [:]
