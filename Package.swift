@@ -332,3 +332,33 @@ package.targets += [
 for tests in ["CPNPStorageTests", "CPNPServerTests", "CPNPIntegrationTests"] {
     package.targets.first { $0.name == tests }?.dependencies.append(.target(name: "CPNPTesting"))
 }
+
+// MARK: - HTTP server in cpnpd (issue 13): health, readiness, Prometheus metrics, operator API.
+
+package.dependencies += [
+    .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+]
+
+package.targets += [
+    // The daemon's HTTP side: /healthz, /readyz, /metrics, authentication (docs/console.md).
+    .target(
+        name: "CPNPHTTP",
+        dependencies: [
+            "CPNPServer", "CPNPPolicy", "CPNPCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+package.targets.first { $0.name == "CPNPServer" }?.dependencies.append(.product(name: "CoreMetrics", package: "swift-metrics"))
+package.targets.first { $0.name == "cpnpd" }?.dependencies += ["CPNPHTTP", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]

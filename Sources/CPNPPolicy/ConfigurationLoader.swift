@@ -12,7 +12,7 @@ import Yams
 public enum ConfigurationLoader {
     /// The top-level keys.
     public static let topLevelKeys = ["listen", "pki", "database", "timers", "provider", "policy", "customers",
-                                      "pricing", "approval", "provisioning", "rate-limits", "limits"]
+                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http"]
 
     /// Parses and checks a configuration.
     ///
@@ -98,6 +98,18 @@ struct ConfigurationParser {
             if let node = s["url"], let url = c.database.url, !DatabaseConfiguration.isPostgresURL(url) {
                 r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
+        }
+        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls"]) {
+            c.http.enabled = r.bool(s, "enabled") ?? c.http.enabled
+            if let node = s["listen"], let text = r.string(s, "listen") {
+                if let (host, port) = HTTPConfiguration.address(text) {
+                    (c.http.host, c.http.port) = (host, port)
+                } else {
+                    r.invalid(s.path("listen"), node, "must be HOST:PORT, e.g. 127.0.0.1:8922")
+                }
+            }
+            c.http.operatorTokenFile = r.string(s, "operator-token-file") ?? c.http.operatorTokenFile
+            c.http.tls = r.bool(s, "tls") ?? c.http.tls
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {

@@ -37,6 +37,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var rateLimits: RateLimitConfiguration
     /// `limits`: resource caps of the daemon.
     public var limits: LimitConfiguration
+    /// `http`: the daemon's HTTP server (health, readiness, metrics; docs/console.md).
+    public var http = HTTPConfiguration()
 
     /// Creates a configuration; every section defaults to its documented default (an empty
     /// network and no customer: nothing can be ordered).
@@ -867,5 +869,37 @@ public struct LimitConfiguration: Sendable, Hashable {
         self.maxDatagramBytes = maxDatagramBytes
         self.defaultMaxOpenOrders = defaultMaxOpenOrders
         self.maxPendingApprovals = maxPendingApprovals
+    }
+}
+
+/// `http`: the HTTP server of `cpnpd` (docs/console.md). `/healthz` and `/readyz` are open; every
+/// other path needs the operator's bearer token.
+public struct HTTPConfiguration: Sendable, Hashable {
+    /// `enabled`: default true (`--no-http` turns it off).
+    public var enabled = true
+    /// `listen`: `HOST:PORT`; default `127.0.0.1:8922` (`--http`).
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8922
+    /// `operator-token-file`: the operators' bearer token, one line; default `operator.token` in the
+    /// PKI directory, which the development PKI makes. Relative paths are resolved against the PKI directory.
+    public var operatorTokenFile = "operator.token"
+    /// `tls`: serve HTTPS with the PKI's server certificate; default false.
+    public var tls = false
+
+    public init() {}
+
+    /// Whether `host` is a loopback address (where the server may listen without authentication).
+    public var isLoopback: Bool {
+        let h = host.lowercased()
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+
+    /// Parses `HOST:PORT` (`[v6]:PORT` too); nil when malformed.
+    public static func address(_ text: String) -> (host: String, port: UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        var host = Substring(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        return (String(host), port)
     }
 }

@@ -82,7 +82,7 @@ final class DaemonProcess: @unchecked Sendable {
         d.process.executableURL = binary
         d.process.arguments = [
             "--config", configurationFile.path, "--listen", "127.0.0.1:\(port)", "--transport", transport,
-            "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel,
+            "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel, "--http", "127.0.0.1:0",
         ] + (reusePort ? ["--reuse-port"] : [])
         d.process.currentDirectoryURL = work.url
         d.process.standardOutput = handle

@@ -1,5 +1,7 @@
 import ArgumentParser
+import CoreMetrics
 import CPNPCore
+import CPNPHTTP
 import CPNPPKI
 import CPNPPolicy
 import CPNPServer
@@ -33,6 +35,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Share the listen port with other cpnpd on this host (SO_REUSEPORT; with a shared PostgreSQL database).")
     var reusePort = false
 
+    @Option(name: .long, help: "Override the HTTP server's address (health, readiness, metrics), host:port; default 127.0.0.1:8922.")
+    var http: String?
+
+    @Flag(name: .long, help: "Do not start the HTTP server.")
+    var noHTTP = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -54,14 +62,30 @@ struct RunCommand: AsyncParsableCommand {
         if let database, let problem = configuration.database.set(commandLine: database) { throw ValidationError("--database: \(problem)") }
         if let pki { configuration.pki.directory = pki }
         if reusePort { configuration.listen.reusePort = true }
+        if let http {
+            guard let (host, port) = HTTPConfiguration.address(http) else { throw ValidationError("--http must be host:port") }
+            (configuration.http.host, configuration.http.port) = (host, port)
+        }
+        if noHTTP { configuration.http.enabled = false }
 
         // The store first: a wrong database stops cpnpd before it writes anything.
         let store = try openStore(configuration.database, option: database == nil ? "database" : "--database")
         try ensureDevelopmentPKI(configuration.pki, logger: logger)
+        // The HTTP server's credentials before any socket: beyond loopback it needs a token that exists.
+        let operatorToken: String?
+        do {
+            operatorToken = configuration.http.enabled ? try DaemonHTTPServer.checkAuthentication(configuration.http, pki: configuration.pki) : nil
+        } catch let problem as DaemonHTTPServer.ConfigurationProblem {
+            throw ValidationError(problem.description)
+        }
         let transport = try await startTransport(configuration, logger: logger)
         let sink = TransportSink(transport: transport, logger: logger)
+        // One Prometheus registry for the engine's metrics and any library's that uses swift-metrics.
+        let metrics = MetricsExporter()
+        MetricsSystem.bootstrap(metrics.factory)
         let engine = ServerEngine(
-            configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true)
+            configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true,
+            metrics: EngineMetrics(factory: metrics.factory))
         let recovered = try await engine.recover()
         let service = DaemonService(
             engine: engine, transport: transport,
@@ -73,8 +97,29 @@ struct RunCommand: AsyncParsableCommand {
             "database": "\(databaseDescription(configuration.database))", "pki": "\(configuration.pki.directory)",
             "config": "\(config ?? "embedded demo policy")", "recovered-orders": "\(recovered)",
         ])
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
+        var services: [any Service] = [service]
+        if configuration.http.enabled {
+            do {
+                let dtls = transport as? DTLSTransport
+                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics) {
+                    dtls.map { t in
+                        let s = t.statistics
+                        return .init(associations: s.associations, handshakesCompleted: s.handshakesCompleted, handshakesFailed: s.handshakesFailed)
+                    }
+                }
+                services.append(try DaemonHTTPServer.make(configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger))
+            } catch let problem as DaemonHTTPServer.ConfigurationProblem {
+                await transport.close()
+                throw ValidationError(problem.description)
+            }
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        do {
+            try await group.run()
+        } catch let error as IOError where configuration.http.enabled {
+            // Only the HTTP server binds inside the group (the CPNP transport is bound above).
+            throw ValidationError("http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)")
+        }
         logger.notice("cpnpd stopped")
     }
 

@@ -193,7 +193,7 @@ struct CLIEndToEndTests {
 
     /// The README's two commands: `swift run cpnpd` with no arguments, then `cpnp quote --cpd … --yes`
     /// with no server or PKI options, from the same directory. Needs the default port 8921 free.
-    @Test(.timeLimit(.minutes(2)), .enabled(if: CLI.defaultPortIsFree(), "127.0.0.1:8921 is in use"))
+    @Test(.timeLimit(.minutes(2)), .enabled(if: CLI.defaultPortIsFree(), "127.0.0.1:8921 (UDP) or 8922 (TCP) is in use"))
     func theReadmeCommandsWorkWithTheEmbeddedDefaults() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-readme-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -213,6 +213,9 @@ struct CLIEndToEndTests {
         }
         let ready = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(ready.contains("listen=127.0.0.1:8921"), "\(ready)")
+        // The HTTP server on its default address: the probes answer without credentials.
+        let health = try await Daemon.http("http://127.0.0.1:8922/healthz")
+        #expect(health.status == 200)
         let r = try CLI.runRaw(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes"], in: directory)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("is Completed"))
@@ -323,13 +326,18 @@ struct CLI {
         return text
     }
 
+    /// Whether UDP 8921 (CPNP) and TCP 8922 (the HTTP server) are free on loopback.
     static func defaultPortIsFree() -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        isFree(8921, Int32(SOCK_DGRAM.rawValue)) && isFree(8922, Int32(SOCK_STREAM.rawValue))
+    }
+
+    static func isFree(_ port: UInt16, _ type: Int32) -> Bool {
+        let fd = socket(AF_INET, type, 0)
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(8921).bigEndian
+        addr.sin_port = port.bigEndian
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 }

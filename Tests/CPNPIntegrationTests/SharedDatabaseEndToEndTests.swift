@@ -362,6 +362,18 @@ extension LoadAndKillTests {
                     return all
                 }
             }
+            // /readyz of each instance, every 100 ms, until the end.
+            let probing = StopFlag()
+            let readyz = Task {
+                var seen: [Set<Int>] = Array(repeating: [], count: daemons.count)
+                while !probing.isSet {
+                    for (i, d) in daemons.enumerated() {
+                        if let answer = try? await d.http("/readyz") { seen[i].insert(answer.status) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return seen
+            }
             try await Task.sleep(for: .seconds(2))
             postgres.stop(mode: .immediate)
             try await Task.sleep(for: .seconds(4))
@@ -386,6 +398,15 @@ extension LoadAndKillTests {
             }
             for d in daemons { #expect(readyAgain(d.logText) != false, "\(d.logText.suffix(2_000))") }
             #expect(daemons.contains { readyAgain($0.logText) != nil }, "no instance said it was not ready")
+            // /readyz said so too: 503 meanwhile, 200 again now.
+            probing.set()
+            let seen = await readyz.value
+            #expect(seen.contains { $0.contains(503) }, "no /readyz answered 503 during the outage: \(seen)")
+            #expect(seen.allSatisfy { $0.contains(200) })
+            for d in daemons {
+                let answer = try await d.http("/readyz")
+                #expect(answer.status == 200 && answer.body == "ready\n")
+            }
             try await Task.sleep(for: .seconds(2))
             try expectConsistent(provider: try ServerOrderStore(location: url), customers: customers)
             for d in daemons { #expect(d.terminate() == 0) }

@@ -72,6 +72,21 @@ struct ConfigurationTests {
         #expect(DatabaseConfiguration.problem(with: "file:///var/lib/cpnp.sqlite") != nil)
     }
 
+    @Test func theHTTPSection() throws {
+        let c = try ConfigurationLoader.load(yaml: "http:\n  listen: \"[::1]:9000\"\n  operator-token-file: /etc/cpnp/token\n  tls: true\n").get()
+        #expect(c.http.host == "::1" && c.http.port == 9000 && c.http.isLoopback && c.http.tls && c.http.enabled)
+        #expect(c.http.operatorTokenFile == "/etc/cpnp/token")
+        #expect(ServerConfiguration.demo.http == HTTPConfiguration())
+        #expect(HTTPConfiguration().host == "127.0.0.1" && HTTPConfiguration().port == 8922)
+        let found = errors("http:\n  listen: 8922\n  enable: false\n")
+        #expect(found.contains { $0.hasPrefix("http.listen:") && $0.contains("HOST:PORT") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("http.enable:") }, "\(found)")
+        var beyond = HTTPConfiguration()
+        beyond.host = "0.0.0.0"
+        #expect(!beyond.isLoopback)
+        #expect(HTTPConfiguration.address("nonsense") == nil && HTTPConfiguration.address(":80") == nil)
+    }
+
     @Test func aPostgreSQLURLSelectsTheSharedStore() throws {
         let c = try ConfigurationLoader.load(yaml: "database:\n  url: postgres://cpnp:secret@db.example:5432/cpnp?sslmode=require\n").get()
         #expect(c.database.url == "postgres://cpnp:secret@db.example:5432/cpnp?sslmode=require")

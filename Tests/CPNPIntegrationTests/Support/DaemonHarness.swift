@@ -29,6 +29,8 @@ final class Daemon: @unchecked Sendable {
     /// `--config FILE`, when the test wrote one; else the embedded demo.
     let configurationFile: URL?
     private(set) var port = 0
+    /// The HTTP server's port (0 with `--no-http`).
+    private(set) var httpPort = 0
     var pkiDirectory: URL { directory.appendingPathComponent(".cpnp/pki") }
     var database: URL { directory.appendingPathComponent(".cpnp/cpnpd.sqlite") }
     /// Arguments added to every launch (e.g. `--reuse-port`).
@@ -116,7 +118,9 @@ final class Daemon: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: log)
         guard let binary = Daemon.binary else { throw DaemonError(description: "cpnpd binary not found") }
         process.executableURL = binary
-        process.arguments = ["--listen", "127.0.0.1:\(port)"] + (configurationFile.map { ["--config", $0.path] } ?? []) + arguments
+        // The HTTP server on an ephemeral port (tests run daemons side by side), unless the test chose.
+        let http = arguments.contains("--http") || arguments.contains("--no-http") ? [] : ["--http", "127.0.0.1:0"]
+        process.arguments = ["--listen", "127.0.0.1:\(port)"] + http + (configurationFile.map { ["--config", $0.path] } ?? []) + arguments
         process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = handle
@@ -130,7 +134,16 @@ final class Daemon: @unchecked Sendable {
                 let port = Int(line[range.upperBound...].prefix { $0.isNumber })
             {
                 self.port = port
-                return
+                // The HTTP server starts with the service group, right after.
+                if arguments.contains("--no-http") { return }
+                if let line = text.split(separator: "\n").first(where: { $0.contains("HTTP server listening") }),
+                    let range = line.range(of: "http=http"),
+                    let address = line[range.upperBound...].split(separator: " ").first, let colon = address.lastIndex(of: ":"),
+                    let port = Int(address[address.index(after: colon)...])
+                {
+                    httpPort = port
+                    return
+                }
             }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))

@@ -1,0 +1,151 @@
+import CPNPCore
+public import CPNPPolicy
+public import CPNPServer
+import Foundation
+public import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+public import Logging
+import NIOCore
+import NIOSSL
+
+/// The HTTP server of `cpnpd` (docs/console.md): `/healthz` and `/readyz` for probes, open to all;
+/// `/metrics` for Prometheus, and every other path, only with the operator's bearer token.
+public enum DaemonHTTPServer {
+    /// What the server reads from the daemon.
+    public struct Sources: Sendable {
+        public var engine: ServerEngine
+        public var metrics: MetricsExporter
+        /// The transport's counts, when it keeps them (DTLS).
+        public var transportCounts: @Sendable () -> MetricsExporter.TransportCounts?
+
+        public init(engine: ServerEngine, metrics: MetricsExporter, transportCounts: @escaping @Sendable () -> MetricsExporter.TransportCounts? = { nil }) {
+            self.engine = engine
+            self.metrics = metrics
+            self.transportCounts = transportCounts
+        }
+    }
+
+    /// A configuration `cpnpd` cannot serve: it names the key.
+    public struct ConfigurationProblem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The operators' token from `http.operator-token-file` (relative to the PKI directory). With
+    /// `create`, a missing file at the default place is made (32 random bytes, hex, mode 0600), as
+    /// the development PKI's other files are. Nil when there is none.
+    public static func operatorToken(_ http: HTTPConfiguration, pki: PKIConfiguration, create: Bool) throws -> String? {
+        let path = tokenPath(http, pki: pki)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard create, http.operatorTokenFile == HTTPConfiguration().operatorTokenFile else { return nil }
+            var generator = SystemRandomNumberGenerator()
+            let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+            try FileManager.default.createDirectory(atPath: pki.directory, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw ConfigurationProblem(description: "http.operator-token-file: cannot create \(path)")
+            }
+            return token
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationProblem(description: "http.operator-token-file: cannot read \(path)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= 16, !token.contains(where: \.isWhitespace) else {
+            throw ConfigurationProblem(description: "http.operator-token-file: \(path) must hold one token of at least 16 characters")
+        }
+        return token
+    }
+
+    /// The operators' token, made at the default place when missing and the server listens on
+    /// loopback. Beyond loopback the token must already exist: `cpnpd` never listens there without
+    /// authentication, and never invents the credential that would open it.
+    public static func checkAuthentication(_ http: HTTPConfiguration, pki: PKIConfiguration) throws -> String? {
+        let token = try operatorToken(http, pki: pki, create: http.isLoopback)
+        if !http.isLoopback, token == nil {
+            throw ConfigurationProblem(description:
+                "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured: write a token of at least 16 characters to \(tokenPath(http, pki: pki)) (http.operator-token-file), or listen on 127.0.0.1")
+        }
+        return token
+    }
+
+    /// Where the token file is.
+    public static func tokenPath(_ http: HTTPConfiguration, pki: PKIConfiguration) -> String {
+        http.operatorTokenFile.hasPrefix("/") ? http.operatorTokenFile : (pki.directory as NSString).appendingPathComponent(http.operatorTokenFile)
+    }
+
+    /// The server as a service for the daemon's service group. Refuses an address beyond loopback
+    /// without authentication (no operator token).
+    public static func make(
+        _ http: HTTPConfiguration, pki: PKIConfiguration, operatorToken: String?, sources: Sources, logger: Logger,
+        onListening: @escaping @Sendable (String) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        if !http.isLoopback, operatorToken == nil {
+            throw ConfigurationProblem(description: "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured")
+        }
+        let router = Router()
+        router.add(middleware: OperatorAuthentication(token: operatorToken))
+        router.get("healthz") { _, _ in Self.text("ok\n") }
+        router.get("readyz") { _, _ -> Response in
+            if sources.engine.isReady { return Self.text("ready\n") }
+            return Self.text("not ready: the database does not answer\n", status: .serviceUnavailable)
+        }
+        router.get("metrics") { _, _ -> Response in
+            let gauges = try? await sources.engine.gauges()
+            let body = sources.metrics.render(gauges, transport: sources.transportCounts())
+            var response = Self.text(body)
+            response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        }
+        let server: HTTPServerBuilder
+        if http.tls {
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(pki.certificatePath).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.keyPath, format: .pem)))
+            tls.minimumTLSVersion = .tlsv12
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
+        let scheme = http.tls ? "https" : "http"
+        return Application(
+            router: router, server: server,
+            configuration: ApplicationConfiguration(address: .hostname(http.host, port: Int(http.port)), serverName: "cpnpd"),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? http.host):\($0.port ?? 0)" } ?? "\(http.host):\(http.port)"
+                logger.notice("HTTP server listening", metadata: ["http": "\(scheme)://\(address)"])
+                await onListening(address)
+            },
+            logger: logger)
+    }
+
+    static func text(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Every path but the probes needs `Authorization: Bearer TOKEN`: 401 otherwise (RFC 6750).
+struct OperatorAuthentication<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+    static var openPaths: Set<String> { ["/healthz", "/readyz"] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }
+        guard let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            Self.equalInConstantTime(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
+        else {
+            var response = DaemonHTTPServer.text("authentication required: Authorization: Bearer <operator token>\n", status: .unauthorized)
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"cpnpd\""
+            return response
+        }
+        return try await next(request, context)
+    }
+
+    static func equalInConstantTime(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
+}

@@ -1,0 +1,123 @@
+// The HTTP server of a real cpnpd (docs/console.md): open probes, the operator's token for the rest,
+// no listening beyond loopback without authentication, and metrics that count what customers did.
+import CPNPCore
+import Foundation
+import Testing
+
+@Suite(.serialized)
+struct HTTPEndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func probesAreOpenAndEverythingElseNeedsTheOperatorToken() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        #expect(daemon.httpPort > 0)
+        let health = try await daemon.http("/healthz")
+        #expect(health.status == 200 && health.body == "ok\n")
+        let ready = try await daemon.http("/readyz")
+        #expect(ready.status == 200 && ready.body == "ready\n")
+
+        for (path, token) in [("/metrics", nil), ("/metrics", "not-the-operator-token-at-all"), ("/orders", nil), ("/", nil)] as [(String, String?)] {
+            let refused = try await daemon.http(path, token: token)
+            #expect(refused.status == 401, "\(path) with \(token ?? "no token"): \(refused.status)")
+            #expect(refused.headers["www-authenticate"] == "Bearer realm=\"cpnpd\"")
+            #expect(!refused.body.contains("cpnp_"), "nothing of the metrics leaks")
+        }
+        let token = try daemon.operatorToken
+        #expect(token.count == 64)
+        let metrics = try await daemon.http("/metrics", token: token)
+        #expect(metrics.status == 200)
+        #expect(metrics.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        #expect(metrics.sample("cpnp_ready") == 1)
+        #expect(metrics.sample("cpnp_negotiations_total{outcome=\"agreed\"}") == 0)
+        #expect(try await daemon.http("/no-such-page", token: token).status == 404)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func noHTTPServerWithNoHTTP() async throws {
+        let daemon = try await Daemon.start { $0.arguments = ["--no-http"] }
+        defer { daemon.stop() }
+        #expect(daemon.httpPort == 0)
+        #expect(!daemon.logText.contains("HTTP server listening"))
+        #expect(daemon.terminate() == 0)
+    }
+
+    /// Beyond loopback `cpnpd` needs a token that exists: it never makes one itself there, and says
+    /// which key to set. With the token written, it starts, and still answers 401 to anonymous requests.
+    @Test(.timeLimit(.minutes(2)))
+    func noListeningBeyondLoopbackWithoutAuthentication() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-http-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let refused = try Daemon.command(["run", "--listen", "127.0.0.1:0", "--http", "0.0.0.0:0"], in: directory)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("http.listen: 0.0.0.0:0 is beyond loopback and no authentication is configured"), "\(refused.output)")
+        #expect(refused.output.contains("operator.token"), "it says where the token goes")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(".cpnp/pki/operator.token").path))
+
+        let daemon = try await Daemon.start { d in
+            try FileManager.default.createDirectory(at: d.pkiDirectory, withIntermediateDirectories: true)
+            try "an-operator-token-of-enough-length\n".write(to: d.pkiDirectory.appendingPathComponent("operator.token"), atomically: true, encoding: .utf8)
+            d.arguments = ["--http", "0.0.0.0:0"]
+        }
+        defer { daemon.stop() }
+        let port = try #require(daemon.logText.range(of: "http=http://0.0.0.0:").map { daemon.logText[$0.upperBound...].prefix { $0.isNumber } }.flatMap { Int($0) })
+        #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics").status == 401)
+        #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics", token: "an-operator-token-of-enough-length").status == 200)
+        #expect(daemon.terminate() == 0)
+    }
+
+    /// `/metrics` scraped around a `cpnp-bench` run against the daemon: the agreements, messages and
+    /// handshakes it counts match the bench's own counts.
+    @Test(.timeLimit(.minutes(3)))
+    func metricsCountWhatABenchRunDid() async throws {
+        let bench = try #require(BenchSmokeTests.binary, "cpnp-bench not built next to the tests (swift build --build-tests)")
+        let daemon = try await Daemon.start(configuration: try LoadAndKillTests.configuration(unlimitedCapacity: true))
+        defer { daemon.stop() }
+        let token = try daemon.operatorToken
+        let before = try await daemon.http("/metrics", token: token)
+        #expect(before.sample("cpnp_negotiations_total{outcome=\"agreed\"}") == 0)
+
+        let run = try Self.run(bench, [
+            "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "40", "--customers", "4",
+            "--json", "--warmup", "200ms", "--ping-pong", "0",
+        ])
+        let parsed = try JSONSerialization.jsonObject(with: Data(run.utf8)) as? [String: Any]
+        let report = try #require(parsed, "\(run)")
+        let measured = try #require(report["completed"] as? Int)
+        let warmupReport = report["warmup"] as? [String: Any]
+        let warmup = try #require(warmupReport?["completed"] as? Int)
+        #expect(report["failed"] as? Int == 0, "\(run)")
+        let agreements = measured + warmup
+
+        let after = try await daemon.http("/metrics", token: token)
+        func value(_ series: String) -> Double { after.sample(series) ?? -1 }
+        #expect(value("cpnp_negotiations_total{outcome=\"agreed\"}") == Double(agreements), "\(after.body)")
+        #expect(value("cpnp_negotiation_duration_seconds_count{outcome=\"agreed\"}") == Double(agreements))
+        #expect(value("cpnp_negotiations_total{outcome=\"refused\"}") == 0)
+        #expect(value("cpnp_messages_total{method=\"QUOTATION\",direction=\"received\"}") >= Double(agreements))
+        #expect(value("cpnp_messages_total{method=\"ACCEPT\",direction=\"received\"}") >= Double(agreements))
+        #expect(value("cpnp_messages_total{method=\"OFFER\",direction=\"sent\"}") >= Double(agreements))
+        #expect(value("cpnp_messages_total{method=\"ACK\",direction=\"sent\"}") >= Double(agreements))
+        #expect(value("cpnp_open_orders{state=\"Completed\"}") == Double(agreements))
+        #expect(value("cpnp_dtls_handshakes_total{result=\"completed\"}") >= 4, "one per customer at least")
+        #expect(value("cpnp_commit_duration_seconds_count") > 0)
+        #expect(value("cpnp_commit_changes_sum") >= Double(2 * agreements), "an order's QUOTATION and ACCEPT are made durable")
+        #expect(after.body.contains("cpnp_link_reserved_mbps{"), "capacity per link")
+        #expect(value("cpnp_ready") == 1)
+        #expect(daemon.terminate() == 0)
+    }
+
+    static func run(_ tool: URL, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
