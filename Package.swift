@@ -25,7 +25,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
@@ -339,6 +339,9 @@ package.dependencies += [
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
     .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
 ]
 
 package.targets += [
@@ -346,8 +349,11 @@ package.targets += [
     .target(
         name: "CPNPHTTP",
         dependencies: [
-            "CPNPServer", "CPNPPolicy", "CPNPCore",
+            "CPNPServer", "CPNPPolicy", "CPNPCore", "CPNPStorage", "CPNPRuntime",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -360,5 +366,10 @@ package.targets += [
     ),
 ]
 
+package.targets.append(.testTarget(name: "CPNPHTTPTests", dependencies: ["CPNPHTTP", "CPNPServer", "CPNPCore"], swiftSettings: swiftSettings))
 package.targets.first { $0.name == "CPNPServer" }?.dependencies.append(.product(name: "CoreMetrics", package: "swift-metrics"))
+// The console's browser tests talk WebDriver to chromedriver.
+package.targets.first { $0.name == "CPNPIntegrationTests" }?.dependencies += [
+    .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
+]
 package.targets.first { $0.name == "cpnpd" }?.dependencies += ["CPNPHTTP", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]

@@ -1,6 +1,7 @@
 import CPNPCore
 public import CPNPPolicy
 public import CPNPServer
+public import CPNPStorage
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -16,12 +17,18 @@ public enum DaemonHTTPServer {
     public struct Sources: Sendable {
         public var engine: ServerEngine
         public var metrics: MetricsExporter
+        /// The order store, for the console's pages (none: no console).
+        public var store: ServerOrderStore?
         /// The transport's counts, when it keeps them (DTLS).
         public var transportCounts: @Sendable () -> MetricsExporter.TransportCounts?
 
-        public init(engine: ServerEngine, metrics: MetricsExporter, transportCounts: @escaping @Sendable () -> MetricsExporter.TransportCounts? = { nil }) {
+        public init(
+            engine: ServerEngine, metrics: MetricsExporter, store: ServerOrderStore? = nil,
+            transportCounts: @escaping @Sendable () -> MetricsExporter.TransportCounts? = { nil }
+        ) {
             self.engine = engine
             self.metrics = metrics
+            self.store = store
             self.transportCounts = transportCounts
         }
     }
@@ -83,7 +90,10 @@ public enum DaemonHTTPServer {
             throw ConfigurationProblem(description: "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured")
         }
         let router = Router()
-        router.add(middleware: OperatorAuthentication(token: operatorToken))
+        let sessions = ConsoleSessions(operatorToken: operatorToken)
+        let console = try sources.store.map { try Console(engine: sources.engine, store: $0, sessions: sessions, secureCookies: http.tls) }
+        router.add(middleware: OperatorAuthentication(token: operatorToken, sessions: sessions, console: console))
+        console?.addRoutes(to: router)
         router.get("healthz") { _, _ in Self.text("ok\n") }
         router.get("readyz") { _, _ -> Response in
             if sources.engine.isReady { return Self.text("ready\n") }
@@ -125,21 +135,30 @@ public enum DaemonHTTPServer {
     }
 }
 
-/// Every path but the probes needs `Authorization: Bearer TOKEN`: 401 otherwise (RFC 6750).
+/// Every path but the probes and the console's sign-in needs the operators' token: as
+/// `Authorization: Bearer TOKEN`, or for the console a session cookie from signing in with it. 401
+/// otherwise (RFC 6750), with the sign-in page for the console's paths.
 struct OperatorAuthentication<Context: RequestContext>: RouterMiddleware {
     let token: String?
-    static var openPaths: Set<String> { ["/healthz", "/readyz"] }
+    let sessions: ConsoleSessions
+    let console: Console?
+    static var openPaths: Set<String> { ["/healthz", "/readyz", "/console/login"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }
-        guard let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+        let path = request.uri.path
+        if Self.openPaths.contains(path) { return try await next(request, context) }
+        if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             Self.equalInConstantTime(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
-        else {
-            var response = DaemonHTTPServer.text("authentication required: Authorization: Bearer <operator token>\n", status: .unauthorized)
-            response.headers[.wwwAuthenticate] = "Bearer realm=\"cpnpd\""
-            return response
+        {
+            return try await next(request, context)
         }
-        return try await next(request, context)
+        if path == "/console" || path.hasPrefix("/console/"), let console {
+            if sessions.session(request) != nil { return try await next(request, context) }
+            return console.loginRequired(request)
+        }
+        var response = DaemonHTTPServer.text("authentication required: Authorization: Bearer <operator token>\n", status: .unauthorized)
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"cpnpd\""
+        return response
     }
 
     static func equalInConstantTime(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -102,4 +102,17 @@ public struct EngineGauges: Sendable {
     public var reservedMbps: [String: [String: Double]]
     /// Capacity of each configured link per direction.
     public var capacityMbps: [String: [String: Double]]
+
+    public init(
+        inboxDepth: Int, armedTimers: Int, residentOrders: Int, isReady: Bool, openOrdersByState: [String: Int],
+        reservedMbps: [String: [String: Double]], capacityMbps: [String: [String: Double]]
+    ) {
+        self.inboxDepth = inboxDepth
+        self.armedTimers = armedTimers
+        self.residentOrders = residentOrders
+        self.isReady = isReady
+        self.openOrdersByState = openOrdersByState
+        self.reservedMbps = reservedMbps
+        self.capacityMbps = capacityMbps
+    }
 }

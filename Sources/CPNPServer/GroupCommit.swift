@@ -42,6 +42,8 @@ extension ServerEngine {
         /// The order closed with this change: forget it once its messages are sent.
         var closes: Bool
         var key: OrderKey
+        /// The received message that caused the change, if one did (for the log).
+        var method: MethodCode?
     }
 
     struct PendingBatch {
@@ -272,7 +274,19 @@ extension ServerEngine {
             case .discard(let reason):
                 logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
-                if from != to { logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: ["order": "\(poid)"]) }
+                guard from != to else { break }
+                var metadata: Logger.Metadata = ["order": "\(poid)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
+                if let method = post.method { metadata["method"] = "\(method.name)" }
+                if let live = orders[poid] {
+                    metadata["client"] = "\(live.clientIdentity)"
+                    metadata["customer-order"] = "\(live.machine.customerOrderID)"
+                }
+                logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: metadata)
+                if let live = orders[poid] {
+                    events.publish(.init(
+                        providerOrderID: poid, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
+                        from: from, to: to, event: event, at: clock.now()))
+                }
             case .report(let event):
                 countOutcome(event, order: poid)
             }

@@ -126,8 +126,12 @@ public actor ServerEngine {
     /// Read without waiting for the engine, so that a probe answers while a store call blocks it.
     public nonisolated var isReady: Bool { readiness.load(ordering: .relaxed) }
     nonisolated let readiness = Atomic<Bool>(true)
+    /// The method of the message whose actions ``perform(_:order:now:)`` runs next (read once, for the log).
+    var receivingMethod: MethodCode?
     /// Counters and histograms for monitoring (EngineMetrics.swift).
     public nonisolated let metrics: EngineMetrics
+    /// Committed state changes, for live views (EngineEvents.swift).
+    public nonisolated let events = EngineEvents()
 
     deinit { outbound?.finish() }
 
@@ -369,6 +373,7 @@ public actor ServerEngine {
         if message.method == .update, live.machine.transaction.id != message.transactionID { live.negotiationStarted = .now }
         orders[poid] = live
         let actions = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        receivingMethod = message.method
         await perform(actions, order: poid, now: now)
     }
 
@@ -394,6 +399,7 @@ public actor ServerEngine {
             negotiationStarted: .now)
         byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)] = poid
         logger.info("QUOTATION received", metadata: ["order": "\(poid)", "customer-order": "\(q.customerOrderID)", "client": "\(identity)"])
+        receivingMethod = .quotation
         await perform(actions, order: poid, now: now)
     }
 
@@ -760,6 +766,8 @@ public actor ServerEngine {
     /// Performs a machine's actions: commit (with reservations and outbox) before any send, then
     /// sends, timers, and reactions to reports.
     func perform(_ actions: [ServerOrderStateMachine.Action], order poid: ProviderOrderID, now: CPNPTimestamp) async {
+        let method = receivingMethod
+        receivingMethod = nil
         guard !actions.isEmpty, var live = orders[poid] else { return }
         var outbox: [OutboxEvent] = []
         var followUps: [ServerOrderStateMachine.Event] = []
@@ -824,7 +832,7 @@ public actor ServerEngine {
         }
         let post = PostCommit(
             order: poid, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
-            key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID))
+            key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID), method: method)
         // Durable with the open batch (or a batch of one, committed here), then sent; reactions run in
         // the next round (GroupCommit.swift). A failed commit withholds the sends and reloads the order.
         let standalone = batch == nil

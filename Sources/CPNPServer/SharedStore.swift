@@ -1,4 +1,4 @@
-import CPNPCore
+public import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
 import CPNPStorage
@@ -157,6 +157,10 @@ extension ServerEngine {
         guard let stored = try? store.order(providerOrderID: poid) else { return false }
         return stored.owner == nil || stored.owner == instanceID
     }
+
+    /// Whether an operator's decision on the order is carried out by this instance (``isDrivenHere(_:)``):
+    /// else it is queued in the store for the instance that drives the order.
+    public func drives(_ poid: ProviderOrderID) -> Bool { isDrivenHere(poid) }
 
     /// What a change needs with a shared store: the revision it was computed from, this instance as the
     /// owner, and for a new order the client's open-order cap, checked by the store (RFC 8921 §13).

@@ -671,27 +671,43 @@ public final class ServerOrderStore: Sendable {
         return try results.withLock { $0 }.map { try $0!.get() }
     }
 
-    /// Orders newest first, optionally in one state (`cpnpd admin orders`).
-    public func orders(limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil) throws -> [OrderSummary] {
+    /// Orders newest first, optionally in one state, of one client, created since a time
+    /// (`cpnpd admin orders`, the console's order list).
+    public func orders(
+        limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil
+    ) throws -> [OrderSummary] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
+        let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
         return try database.read { db in
             let order = "ORDER BY created_at DESC, \(SQL.insertionOrder(db.dialect)) DESC LIMIT ? OFFSET ?"
-            if let state {
-                return try db.query("SELECT \(SQL.summaryColumns) FROM orders WHERE state = ? \(order)", [state.rawValue, limit, offset])
-                    .map(Self.summary)
-            }
-            return try db.query("SELECT \(SQL.summaryColumns) FROM orders \(order)", [limit, offset]).map(Self.summary)
+            return try db.query("SELECT \(SQL.summaryColumns) FROM orders \(condition) \(order)", arguments + [limit, offset]).map(Self.summary)
         }
     }
 
-    /// How many orders there are, optionally in one state.
-    public func orderCount(state: ServerOrderStateMachine.State? = nil) throws -> Int {
-        try database.read { db in
-            if let state {
-                return Int(try db.scalarInteger("SELECT COUNT(*) FROM orders WHERE state = ?", [state.rawValue]) ?? 0)
-            }
-            return Int(try db.scalarInteger("SELECT COUNT(*) FROM orders") ?? 0)
+    /// How many orders there are, with the filters of ``orders(limit:offset:state:clientIdentity:createdSince:)``.
+    public func orderCount(state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil) throws -> Int {
+        let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
+        return try database.read { db in Int(try db.scalarInteger("SELECT COUNT(*) FROM orders \(condition)", arguments) ?? 0) }
+    }
+
+    private static func filter(
+        state: ServerOrderStateMachine.State?, clientIdentity: String?, createdSince: CPNPTimestamp?
+    ) -> (String, [any SQLBindable]) {
+        var conditions: [String] = []
+        var arguments: [any SQLBindable] = []
+        if let state {
+            conditions.append("state = ?")
+            arguments.append(state.rawValue)
         }
+        if let clientIdentity {
+            conditions.append("client_identity = ?")
+            arguments.append(clientIdentity)
+        }
+        if let createdSince {
+            conditions.append("created_at >= ?")
+            arguments.append(StoreDatabase.ms(createdSince))
+        }
+        return (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "), arguments)
     }
 
     /// The client's open orders, for the cap on open orders per customer (RFC 8921 §13).

@@ -44,9 +44,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Log format: text (default) or json (one object per line).")
+    var logFormat: String = "text"
+
     func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        switch logFormat {
+        case "text": break
+        case "json": LoggingSystem.bootstrap { _ in JSONLogHandler(level: level) }
+        default: throw ValidationError("--log-format must be text or json")
+        }
         var logger = Logger(label: "cpnpd")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = level
         var configuration = try loadConfiguration(config)
         if let listen {
             guard let i = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: i)...]) else {
@@ -101,7 +110,7 @@ struct RunCommand: AsyncParsableCommand {
         if configuration.http.enabled {
             do {
                 let dtls = transport as? DTLSTransport
-                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics) {
+                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store) {
                     dtls.map { t in
                         let s = t.statistics
                         return .init(associations: s.associations, handshakesCompleted: s.handshakesCompleted, handshakesFailed: s.handshakesFailed)
@@ -272,6 +281,7 @@ struct DaemonService: Service {
             }
         } onGracefulShutdown: {
             logger.notice("shutting down")
+            engine.events.close()
             Task {
                 await engine.leaveSharedStore()
                 await transport.close()

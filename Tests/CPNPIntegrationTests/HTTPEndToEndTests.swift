@@ -121,3 +121,65 @@ struct HTTPEndToEndTests {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// `--log-format json`: every line is one JSON object, and a state change names the order, the
+/// customer, the method that caused it and the transition.
+@Suite struct JSONLogEndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func eachLineIsAnObjectAndTransitionsNameOrderCustomerMethodAndStates() async throws {
+        let daemon = try await Daemon.start { $0.arguments = ["--log-format", "json"] }
+        defer { daemon.stop() }
+        let order = try await TestClient.agree("json-log-1", try CPD.paris(100), with: daemon)
+        #expect(daemon.terminate() == 0)
+        let poid = try #require(order.providerOrderID).rawValue
+
+        var records: [[String: Any]] = []
+        for line in daemon.logText.split(separator: "\n") {
+            let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(record != nil, "not a JSON object: \(line)")
+            if let record { records.append(record) }
+        }
+        #expect(records.allSatisfy { $0["time"] is String && $0["level"] is String && $0["message"] is String })
+        #expect(records.contains { $0["message"] as? String == "cpnpd ready" })
+        let accepted = records.first { $0["order"] as? String == poid && $0["to"] as? String == "AcceptReceived" }
+        #expect(accepted?["from"] as? String == "OfferProposed")
+        #expect(accepted?["method"] as? String == "ACCEPT")
+        #expect(accepted?["client"] as? String == "acme")
+        #expect(accepted?["customer-order"] as? String == "json-log-1")
+        #expect(records.contains { $0["order"] as? String == poid && $0["to"] as? String == "Completed" && $0["client"] as? String == "acme" })
+    }
+}
+
+/// The console's order list, read with the operators' bearer token (no browser): filters and pages.
+@Suite struct ConsoleListEndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func ordersAreFilteredByStateCustomerAndTimeAndPaged() async throws {
+        let bench = try #require(BenchSmokeTests.binary, "cpnp-bench not built next to the tests (swift build --build-tests)")
+        let daemon = try await Daemon.start(configuration: try LoadAndKillTests.configuration(unlimitedCapacity: true))
+        defer { daemon.stop() }
+        let token = try daemon.operatorToken
+        _ = try HTTPEndToEndTests.run(bench, [
+            "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "55", "--customers", "2",
+            "--json", "--warmup", "0s", "--warmup-negotiations", "0", "--ping-pong", "0",
+        ])
+        func rows(_ page: HTTPAnswer) -> Int { page.body.components(separatedBy: "<a href=\"/console/orders/po-").count - 1 }
+        let first = try await daemon.http("/console/orders", token: token)
+        #expect(first.status == 200 && first.body.contains("55 orders · page 1 of 2"), "\(first.body.prefix(3_000))")
+        #expect(rows(first) == 50)
+        #expect(first.body.contains("href=\"/console/orders?page=2\""))
+        let second = try await daemon.http("/console/orders?page=2", token: token)
+        #expect(rows(second) == 5 && second.body.contains("← newer"))
+        let completed = try await daemon.http("/console/orders?state=Completed&customer=acme", token: token)
+        #expect(completed.body.contains("55 orders"), "\(completed.body.prefix(3_000))")
+        #expect(try await daemon.http("/console/orders?state=Cancelled", token: token).body.contains("0 orders"))
+        #expect(try await daemon.http("/console/orders?customer=globex", token: token).body.contains("0 orders"))
+        #expect(try await daemon.http("/console/orders?since=2999-01-01", token: token).body.contains("0 orders"))
+        #expect(try await daemon.http("/console/orders?since=2000-01-01", token: token).body.contains("55 orders"))
+        #expect(try await daemon.http("/console/orders?since=yesterday", token: token).body.contains("since: not a date"))
+        // A customer identity with markup is escaped, never interpreted.
+        let escaped = try await daemon.http("/console/orders?customer=%3Cscript%3Ex%3C/script%3E", token: token)
+        #expect(!escaped.body.contains("<script>x</script>") && escaped.body.contains("&lt;script&gt;"))
+        #expect(try await daemon.http("/console/orders/po-doesnotexist", token: token).status == 404)
+        #expect(daemon.terminate() == 0)
+    }
+}

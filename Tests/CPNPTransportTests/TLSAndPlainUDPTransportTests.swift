@@ -10,12 +10,18 @@ struct TLSTransportTests {
     let certs = Certs.shared
 
     @Test func handshakeMessagesBothWaysAndClose() async throws {
-        let server = try await TLSTransport.server(host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certs.security(certs.server)))
-        let client = try TLSTransport.client(configuration: TLSTransportConfiguration(security: certs.security(certs.client)))
+        // Not a test of timeouts: a loaded CI machine (every suite starting at once) once took more
+        // than the default 10 s to finish this handshake.
+        var serverConfiguration = TLSTransportConfiguration(security: certs.security(certs.server))
+        serverConfiguration.handshakeTimeout = .seconds(40)
+        var clientConfiguration = TLSTransportConfiguration(security: certs.security(certs.client))
+        clientConfiguration.handshakeTimeout = .seconds(40)
+        let server = try await TLSTransport.server(host: "127.0.0.1", port: 0, configuration: serverConfiguration)
+        let client = try TLSTransport.client(configuration: clientConfiguration)
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
         // Larger than any datagram: the reason this transport exists.
         let document = [UInt8](repeating: 0x61, count: 200_000)
-        try await withDeadline { try await client.send(document, to: peer) }
+        try await withDeadline(40) { try await client.send(document, to: peer) }
         let received = try await next(server.inbound)
         #expect(received.bytes == document)
         #expect(received.identity?.commonName == "customer-a")

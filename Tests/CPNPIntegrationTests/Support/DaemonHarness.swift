@@ -129,16 +129,18 @@ final class Daemon: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            // Text or JSON logs (`--log-format json`).
             if let line = text.split(separator: "\n").first(where: { $0.contains("cpnpd ready") }),
-                let range = line.range(of: "listen=127.0.0.1:"),
+                let range = line.range(of: "listen=127.0.0.1:") ?? line.range(of: "\"listen\":\"127.0.0.1:"),
                 let port = Int(line[range.upperBound...].prefix { $0.isNumber })
             {
                 self.port = port
                 // The HTTP server starts with the service group, right after.
                 if arguments.contains("--no-http") { return }
                 if let line = text.split(separator: "\n").first(where: { $0.contains("HTTP server listening") }),
-                    let range = line.range(of: "http=http"),
-                    let address = line[range.upperBound...].split(separator: " ").first, let colon = address.lastIndex(of: ":"),
+                    let range = line.range(of: "http=http") ?? line.range(of: "\"http\":\"http"),
+                    let address = line[range.upperBound...].split(whereSeparator: { $0 == " " || $0 == "\"" }).first,
+                    let colon = address.lastIndex(of: ":"),
                     let port = Int(address[address.index(after: colon)...])
                 {
                     httpPort = port
@@ -297,6 +299,19 @@ final class TestClient: Sendable {
     }
 
     func close() async { await transport.close() }
+
+    /// As customer `name` of `daemon`: QUOTATION, then ACCEPT of the OFFER, until Completed; the order.
+    static func agree(_ customerOrderID: String, _ cpd: CPD, with daemon: Daemon, name: String = "acme") async throws -> ClientOrderStateMachine {
+        let client = try await TestClient(pki: daemon.pkiDirectory, name: name, serverPort: daemon.port)
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(customerOrderID)!)
+        var rng = SystemRandomNumberGenerator()
+        try await client.act(&order) { try $0.quote(requestedCPD: cpd, session: client.session, now: TestClient.now(), using: &rng) }
+        try await client.run(&order, until: { $0.state == .offerReceived })
+        try await client.act(&order) { try $0.accept(now: TestClient.now()) }
+        try await client.run(&order, until: { $0.state == .completed })
+        await client.close()
+        return order
+    }
 
     static func now() -> CPNPTimestamp {
         CPNPTimestamp(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)))

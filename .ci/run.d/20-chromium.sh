@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Headless Chromium and its WebDriver for the console's browser tests
+# (Tests/CPNPIntegrationTests/Support/WebDriver.swift). Installs Debian's chromium and
+# chromium-driver only when missing (idempotent).
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromedriver ] || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    echo "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${need[@]}"
+fi

@@ -1,0 +1,167 @@
+// Headless Chromium driven through chromedriver's W3C WebDriver API (Debian's `chromium` and
+// `chromium-driver`; .ci/run.d/20-chromium.sh installs them): the console's browser tests.
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+struct WebDriverError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// One chromedriver process and one browser session in it.
+final class Browser: @unchecked Sendable {
+    private let driver: Process
+    private let base: String
+    private let session: String
+    private static let elementKey = "element-6066-11e4-a52e-4f735466cecf"
+
+    /// Runs `body` with a browser, and quits it afterwards whatever happens (no Chromium left behind).
+    static func with<T>(_ body: (Browser) async throws -> T) async throws -> T {
+        let browser = try await start()
+        do {
+            let result = try await body(browser)
+            await browser.quit()
+            return result
+        } catch {
+            await browser.quit()
+            throw error
+        }
+    }
+
+    /// Starts chromedriver on a free port and a headless Chromium session.
+    static func start() async throws -> Browser {
+        let candidates = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        guard let driverPath = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw WebDriverError(description: "chromedriver not found: install Debian's chromium and chromium-driver (.ci/run.d/20-chromium.sh)")
+        }
+        let port = Int.random(in: 20_000...40_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: driverPath)
+        process.arguments = ["--port=\(port)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let base = "http://127.0.0.1:\(port)"
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if (try? await Self.call("GET", base + "/status")) != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let capabilities: [String: Any] = [
+            "capabilities": ["alwaysMatch": [
+                "browserName": "chrome",
+                "goog:chromeOptions": [
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
+                ],
+            ]],
+        ]
+        do {
+            let created = try await Self.call("POST", base + "/session", capabilities)
+            guard let value = created["value"] as? [String: Any], let session = value["sessionId"] as? String else {
+                throw WebDriverError(description: "no session: \(created)")
+            }
+            return Browser(driver: process, base: base, session: session)
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw error
+        }
+    }
+
+    private init(driver: Process, base: String, session: String) {
+        self.driver = driver
+        self.base = base
+        self.session = session
+    }
+
+    func quit() async {
+        _ = try? await Self.call("DELETE", "\(base)/session/\(session)")
+        // SIGKILL: chromedriver inherits the test process's blocked signals, SIGTERM among them.
+        kill(driver.processIdentifier, SIGKILL)
+        driver.waitUntilExit()
+    }
+
+    func open(_ url: String) async throws { _ = try await command("POST", "url", ["url": url]) }
+
+    /// The first element matching the CSS selector, waiting for it (bounded).
+    func element(_ selector: String, timeout: Duration = .seconds(10)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let found = try? await command("POST", "element", ["using": "css selector", "value": selector]),
+                let value = found["value"] as? [String: Any], let id = value[Self.elementKey] as? String
+            {
+                return id
+            }
+            guard ContinuousClock.now < deadline else { throw WebDriverError(description: "no element \(selector) on \(try await source().prefix(2_000))") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    func type(_ text: String, into selector: String) async throws {
+        let id = try await element(selector)
+        _ = try await command("POST", "element/\(id)/value", ["text": text])
+    }
+
+    func click(_ selector: String) async throws {
+        let id = try await element(selector)
+        _ = try await command("POST", "element/\(id)/click", [:])
+    }
+
+    func text(of selector: String) async throws -> String {
+        let id = try await element(selector)
+        return (try await command("GET", "element/\(id)/text")["value"] as? String) ?? ""
+    }
+
+    func source() async throws -> String { (try await command("GET", "source")["value"] as? String) ?? "" }
+
+    func currentURL() async throws -> String { (try await command("GET", "url")["value"] as? String) ?? "" }
+
+    /// Evaluates the JavaScript expression `expression` in the page and returns its value.
+    func evaluate(_ expression: String) async throws -> Any? {
+        try await command("POST", "execute/sync", ["script": "return (\(expression));", "args": []])["value"]
+    }
+
+    /// Waits until `script` returns true in the page (no reload).
+    func wait(until script: String, timeout: Duration = .seconds(15)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await evaluate(script) as? Bool == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let url = (try? await currentURL()) ?? "?"
+        let page = (try? await evaluate("document.body ? document.body.innerText : ''") as? String) ?? ""
+        throw WebDriverError(description: "timed out waiting for \(script) on \(url): \(page.prefix(1_500))")
+    }
+
+    /// A PNG of the viewport.
+    func screenshot() async throws -> Data {
+        guard let text = try await command("GET", "screenshot")["value"] as? String, let data = Data(base64Encoded: text) else {
+            throw WebDriverError(description: "no screenshot")
+        }
+        return data
+    }
+
+    private func command(_ method: String, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
+        try await Self.call(method, "\(base)/session/\(session)/\(path)", body)
+    }
+
+    /// Through AsyncHTTPClient: chromedriver writes headers without a space after the colon, which
+    /// Foundation's URLSession on Linux refuses.
+    private static func call(_ method: String, _ url: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        if let body {
+            request.body = .bytes(ByteBuffer(bytes: [UInt8](try JSONSerialization.data(withJSONObject: body))))
+            request.headers.add(name: "Content-Type", value: "application/json")
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let data = Data((try await response.body.collect(upTo: 32 << 20)).readableBytesView)
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        guard response.status == .ok else {
+            throw WebDriverError(description: "\(method) \(url): \(String(decoding: data, as: UTF8.self).prefix(500))")
+        }
+        return object
+    }
+}
