@@ -514,8 +514,12 @@ struct SMPChecker {
             let negotiating: Set<ServerOrderStateMachine.State> = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived]
             var before = ServerView(b)
             if answeredInTransaction { before.lastIncoming = s.after.transaction.sequence.lastIncoming }
+            // A testing agreement whose test period ended while its update was negotiated ends with
+            // the negotiation (§9.1.10.3; ServerOrderStateMachine.endNegotiation).
+            let testPeriodEnded = s.actions.contains { if case .report(.testPeriodEnded(let ag)) = $0 { ag == b.agreement } else { false } }
+                && b.agreement?.purpose == .testing && b.agreement?.testPeriodEnd != nil && s.after.agreement == nil
             if answeredInTransaction && negotiating.contains(b.state) {
-                if s.after.agreement != b.agreement || s.after.offer != nil || s.after.isUpdate
+                if (s.after.agreement != b.agreement && !testPeriodEnded) || s.after.offer != nil || s.after.isUpdate
                     || (s.after.state != .cancelled && s.after.state != .completed)
                 {
                     fail("server: a FAIL answering a forged message did not end the negotiation cleanly", ctx())
@@ -534,7 +538,7 @@ struct SMPChecker {
                 case .discard, .send(.fail, _): break
                 // The FAIL recorded as the message's answer, or a refused transaction, is persisted
                 // first; a FAIL during a negotiation ends it (timers, release of what it held).
-                case .persist, .cancelTimer, .report(.negotiationEnded), .sendToChildProvider(.cancel):
+                case .persist, .cancelTimer, .report(.negotiationEnded), .report(.testPeriodEnded), .sendToChildProvider(.cancel):
                     if !s.actions.contains(where: { if case .send(.fail, _) = $0 { true } else { false } }) {
                         fail("server answered a forged message with \(a)", ctx())
                     }
