@@ -37,7 +37,9 @@ awk 'BEGIN { t = 0 } /^timers:/ { t = 1; print "timers:\n  retransmission: {init
 python3 -c 'import json, sys; t = json.load(open(sys.argv[1])); t["more-time"] = {"requested-within-ms": 5000}; json.dump(t, open(sys.argv[2], "w"))' \
     "$ROOT/conformance/targets/cpnpd-defaults.json" "$DIR/more-time-target.json"
 mkdir -p "$DIR/more-time"
-(cd "$DIR/more-time" && "$BIN/cpnpd" --config "$DIR/more-time.yaml" --listen 127.0.0.1:0 --http 127.0.0.1:0 > cpnpd.log 2>&1 & echo $! > "$DIR/more-time/cpnpd.pid")
+# exec: the background job is cpnpd itself, so its pid is the one recorded (and killed below).
+(cd "$DIR/more-time" && exec "$BIN/cpnpd" --config "$DIR/more-time.yaml" --listen 127.0.0.1:0 --http 127.0.0.1:0 > cpnpd.log 2>&1) &
+echo $! > "$DIR/more-time/cpnpd.pid"
 until grep -q 'cpnpd ready' "$DIR/more-time/cpnpd.log"; do sleep 0.1; done
 MORE_TIME_PORT=$(grep -o 'listen=127.0.0.1:[0-9]*' "$DIR/more-time/cpnpd.log" | head -1 | cut -d: -f2)
 echo "cpnpd (timers asking for more time within seconds) on 127.0.0.1:$MORE_TIME_PORT" >&2

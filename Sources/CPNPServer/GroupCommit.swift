@@ -275,14 +275,17 @@ extension ServerEngine {
                 logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
                 guard from != to else { break }
-                var metadata: Logger.Metadata = ["order": "\(poid)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
-                if let method = post.method { metadata["method"] = "\(method.name)" }
-                if let live = orders[poid] {
-                    metadata["client"] = "\(live.clientIdentity)"
-                    metadata["customer-order"] = "\(live.machine.customerOrderID)"
+                let live = orders[poid]
+                if logger.logLevel <= .info {
+                    var metadata: Logger.Metadata = ["order": "\(poid)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
+                    if let method = post.method { metadata["method"] = "\(method.name)" }
+                    if let live {
+                        metadata["client"] = "\(live.clientIdentity)"
+                        metadata["customer-order"] = "\(live.machine.customerOrderID)"
+                    }
+                    logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: metadata)
                 }
-                logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: metadata)
-                if let live = orders[poid] {
+                if let live {
                     events.publish(.init(
                         providerOrderID: poid, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
                         from: from, to: to, event: event, at: clock.now()))
