@@ -349,7 +349,7 @@ package.targets += [
     .target(
         name: "CPNPHTTP",
         dependencies: [
-            "CPNPServer", "CPNPPolicy", "CPNPCore", "CPNPStorage", "CPNPRuntime",
+            "CPNPServer", "CPNPPolicy", "CPNPCore", "CPNPStorage", "CPNPRuntime", "CPNPTransport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -371,5 +371,6 @@ package.targets.first { $0.name == "CPNPServer" }?.dependencies.append(.product(
 // The console's browser tests talk WebDriver to chromedriver.
 package.targets.first { $0.name == "CPNPIntegrationTests" }?.dependencies += [
     .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
 ]
 package.targets.first { $0.name == "cpnpd" }?.dependencies += ["CPNPHTTP", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]

@@ -29,7 +29,7 @@ struct Console: Sendable {
         library = try ConsoleTemplates.library()
     }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<DaemonRequestContext>) {
         router.get("console") { _, _ in Response.redirect(to: "/console/orders", type: .normal) }
         router.get("console/login") { request, _ in page("login", ["next": request.uri.queryParameters["next"].map(String.init) ?? "/console/orders"]) }
         router.post("console/login") { request, context in try await login(request, context) }
@@ -52,7 +52,7 @@ struct Console: Sendable {
 
     // MARK: - Sign-in
 
-    private func login(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func login(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
         let form = try await Self.form(request, context)
         let next = form["next"].flatMap { $0.hasPrefix("/console/") && !$0.contains("//") ? $0 : nil } ?? "/console/orders"
         guard let token = form["token"], sessions.accepts(token) else {
@@ -104,7 +104,7 @@ struct Console: Sendable {
         return page("orders", context)
     }
 
-    private func order(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func order(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
         guard let id = context.parameters.get("id").flatMap(ProviderOrderID.init), let stored = try store.order(providerOrderID: id) else {
             return page("missing", chrome(request, "orders"), status: .notFound)
         }
@@ -139,7 +139,7 @@ struct Console: Sendable {
         return self.page("order", page)
     }
 
-    private func decide(_ request: Request, _ context: BasicRequestContext, approve: Bool) async throws -> Response {
+    private func decide(_ request: Request, _ context: DaemonRequestContext, approve: Bool) async throws -> Response {
         let form = try await Self.form(request, context)
         // Cookie-signed requests need the session's CSRF token; bearer-token requests cannot be forged by a page.
         if request.headers[.authorization] == nil {
@@ -288,7 +288,7 @@ struct Console: Sendable {
         return rows
     }
 
-    static func form(_ request: Request, _ context: BasicRequestContext) async throws -> [String: String] {
+    static func form(_ request: Request, _ context: DaemonRequestContext) async throws -> [String: String] {
         let buffer = try await request.body.collect(upTo: 64 * 1024)
         let text = String(buffer: buffer)
         var fields: [String: String] = [:]
@@ -327,7 +327,7 @@ final class ConsoleSessions: Sendable {
     /// Whether `token` is the operators' token (compared in constant time).
     func accepts(_ token: String) -> Bool {
         guard let operatorToken else { return false }
-        return OperatorAuthentication<BasicRequestContext>.equalInConstantTime(Array(token.utf8), Array(operatorToken.utf8))
+        return OperatorAuthentication.equalInConstantTime(Array(token.utf8), Array(operatorToken.utf8))
     }
 
     func start() -> Session {

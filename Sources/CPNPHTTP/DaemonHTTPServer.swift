@@ -2,6 +2,7 @@ import CPNPCore
 public import CPNPPolicy
 public import CPNPServer
 public import CPNPStorage
+import CPNPTransport
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -68,7 +69,7 @@ public enum DaemonHTTPServer {
     /// authentication, and never invents the credential that would open it.
     public static func checkAuthentication(_ http: HTTPConfiguration, pki: PKIConfiguration) throws -> String? {
         let token = try operatorToken(http, pki: pki, create: http.isLoopback)
-        if !http.isLoopback, token == nil {
+        if !http.isLoopback, token == nil, !(http.tls && !http.operatorIdentities.isEmpty) {
             throw ConfigurationProblem(description:
                 "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured: write a token of at least 16 characters to \(tokenPath(http, pki: pki)) (http.operator-token-file), or listen on 127.0.0.1")
         }
@@ -86,13 +87,14 @@ public enum DaemonHTTPServer {
         _ http: HTTPConfiguration, pki: PKIConfiguration, operatorToken: String?, sources: Sources, logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        if !http.isLoopback, operatorToken == nil {
+        if !http.isLoopback, operatorToken == nil, !(http.tls && !http.operatorIdentities.isEmpty) {
             throw ConfigurationProblem(description: "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured")
         }
-        let router = Router()
+        let router = Router(context: DaemonRequestContext.self)
         let sessions = ConsoleSessions(operatorToken: operatorToken)
         let console = try sources.store.map { try Console(engine: sources.engine, store: $0, sessions: sessions, secureCookies: http.tls) }
-        router.add(middleware: OperatorAuthentication(token: operatorToken, sessions: sessions, console: console))
+        router.add(middleware: OperatorAuthentication(
+            token: operatorToken, sessions: sessions, console: console, operatorIdentities: http.tls ? Set(http.operatorIdentities) : []))
         console?.addRoutes(to: router)
         router.get("healthz") { _, _ in Self.text("ok\n") }
         router.get("readyz") { _, _ -> Response in
@@ -112,6 +114,9 @@ public enum DaemonHTTPServer {
                 certificateChain: try NIOSSLCertificate.fromPEMFile(pki.certificatePath).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.keyPath, format: .pem)))
             tls.minimumTLSVersion = .tlsv12
+            // Operators may present a client certificate of the PKI instead of the token.
+            tls.trustRoots = .file(pki.caPath)
+            tls.certificateVerification = .optionalVerification
             server = try .tls(.http1(), tlsConfiguration: tls)
         } else {
             server = .http1()
@@ -135,13 +140,40 @@ public enum DaemonHTTPServer {
     }
 }
 
+/// The request context of the daemon's server: Hummingbird's, plus the connection, to read the
+/// client certificate of an HTTPS request.
+public struct DaemonRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// The identity in the client certificate of this HTTPS connection (verified against the PKI's
+    /// CA during the handshake); nil over plain HTTP or when the client sent none.
+    func peerIdentity() async -> CPNPPeerIdentity? {
+        let channel = self.channel
+        let der: [UInt8]?? = try? await channel.eventLoop.submit { () throws -> [UInt8]? in
+            try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate?.toDERBytes()
+        }.get()
+        return der.flatMap { $0 }.flatMap { try? CPNPPeerIdentity(certificateDER: $0) }
+    }
+}
+
 /// Every path but the probes and the console's sign-in needs the operators' token: as
 /// `Authorization: Bearer TOKEN`, or for the console a session cookie from signing in with it. 401
 /// otherwise (RFC 6750), with the sign-in page for the console's paths.
-struct OperatorAuthentication<Context: RequestContext>: RouterMiddleware {
+/// Over HTTPS, a client certificate of one of `http.operator-identities` (signed by the PKI's CA)
+/// authenticates an operator too.
+struct OperatorAuthentication: RouterMiddleware {
+    typealias Context = DaemonRequestContext
     let token: String?
     let sessions: ConsoleSessions
     let console: Console?
+    /// Certificate names (CN or DNS-ID) with the operator role; empty over plain HTTP.
+    let operatorIdentities: Set<String>
     static var openPaths: Set<String> { ["/healthz", "/readyz", "/console/login"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -149,6 +181,11 @@ struct OperatorAuthentication<Context: RequestContext>: RouterMiddleware {
         if Self.openPaths.contains(path) { return try await next(request, context) }
         if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             Self.equalInConstantTime(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
+        {
+            return try await next(request, context)
+        }
+        if !operatorIdentities.isEmpty, let identity = await context.peerIdentity(),
+            !operatorIdentities.isDisjoint(with: [identity.commonName].compactMap { $0 } + identity.dnsNames)
         {
             return try await next(request, context)
         }

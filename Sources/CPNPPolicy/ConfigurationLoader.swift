@@ -99,7 +99,7 @@ struct ConfigurationParser {
                 r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
-        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls"]) {
+        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities"]) {
             c.http.enabled = r.bool(s, "enabled") ?? c.http.enabled
             if let node = s["listen"], let text = r.string(s, "listen") {
                 if let (host, port) = HTTPConfiguration.address(text) {
@@ -110,6 +110,7 @@ struct ConfigurationParser {
             }
             c.http.operatorTokenFile = r.string(s, "operator-token-file") ?? c.http.operatorTokenFile
             c.http.tls = r.bool(s, "tls") ?? c.http.tls
+            c.http.operatorIdentities = r.strings(s, "operator-identities") ?? c.http.operatorIdentities
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {

@@ -885,6 +885,9 @@ public struct HTTPConfiguration: Sendable, Hashable {
     public var operatorTokenFile = "operator.token"
     /// `tls`: serve HTTPS with the PKI's server certificate; default false.
     public var tls = false
+    /// `operator-identities`: over HTTPS, client certificates (signed by the PKI's CA) whose CN or
+    /// DNS-ID is one of these have the operator role; default `[operator]`, which the development PKI makes.
+    public var operatorIdentities = ["operator"]
 
     public init() {}
 

@@ -174,7 +174,8 @@ func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
     }
     try DevPKI.initialize(directory: pki.directory)
     var clients: [String] = []
-    for name in ["acme", "globex"] {
+    // Customers of the demo policy, and an operator for the HTTPS console (http.operator-identities).
+    for name in ["acme", "globex", "operator"] {
         let p = try DevPKI.issueClient(name: name, directory: pki.directory)
         clients.append(p.certificate)
     }

@@ -1,7 +1,11 @@
 // The HTTP server of a real cpnpd (docs/console.md): open probes, the operator's token for the rest,
 // no listening beyond loopback without authentication, and metrics that count what customers did.
+import AsyncHTTPClient
 import CPNPCore
 import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
 import Testing
 
 @Suite(.serialized)
@@ -180,6 +184,42 @@ struct HTTPEndToEndTests {
         let escaped = try await daemon.http("/console/orders?customer=%3Cscript%3Ex%3C/script%3E", token: token)
         #expect(!escaped.body.contains("<script>x</script>") && escaped.body.contains("&lt;script&gt;"))
         #expect(try await daemon.http("/console/orders/po-doesnotexist", token: token).status == 404)
+        #expect(daemon.terminate() == 0)
+    }
+}
+
+/// `http.tls`: HTTPS with the PKI's server certificate; a client certificate of an operator
+/// identity authenticates as the token does, a customer's does not.
+@Suite struct HTTPSEndToEndTests {
+    static func get(_ url: String, pki: URL, certificate: String?, token: String? = nil) async throws -> Int {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(pki.appendingPathComponent("ca.pem").path)
+        if let certificate {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.appendingPathComponent("client-\(certificate).pem").path).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.appendingPathComponent("client-\(certificate)-key.pem").path, format: .pem))
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        defer { _ = client.shutdown() }
+        var request = HTTPClientRequest(url: url)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await client.execute(request, timeout: .seconds(10))
+        return Int(response.status.code)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func operatorsAuthenticateWithTheirCertificateCustomersDoNot() async throws {
+        let base = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
+        let daemon = try await Daemon.start(configuration: base.replacingOccurrences(of: "  tls: false ", with: "  tls: true "))
+        defer { daemon.stop() }
+        #expect(daemon.logText.contains("http=https://127.0.0.1:"))
+        let pki = daemon.pkiDirectory
+        let url = "https://127.0.0.1:\(daemon.httpPort)"
+        #expect(try await Self.get(url + "/healthz", pki: pki, certificate: nil) == 200)
+        #expect(try await Self.get(url + "/metrics", pki: pki, certificate: "operator") == 200)
+        #expect(try await Self.get(url + "/console/orders", pki: pki, certificate: "operator") == 200)
+        #expect(try await Self.get(url + "/metrics", pki: pki, certificate: "acme") == 401, "a customer is no operator")
+        #expect(try await Self.get(url + "/metrics", pki: pki, certificate: nil) == 401)
+        #expect(try await Self.get(url + "/metrics", pki: pki, certificate: nil, token: try daemon.operatorToken) == 200)
         #expect(daemon.terminate() == 0)
     }
 }
