@@ -24,10 +24,17 @@ public final class EngineEvents: Sendable {
     public func subscribe(bufferingNewest limit: Int = 256) -> AsyncStream<Transition> {
         let id = nextID.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream.makeStream(of: Transition.self, bufferingPolicy: .bufferingNewest(limit))
-        continuation.onTermination = { [weak self] _ in _ = self?.subscribers.withLock { $0?.removeValue(forKey: id) } }
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            subscribers.withLock { all in
+                all?.removeValue(forKey: id)
+                listening.store(!(all?.isEmpty ?? true), ordering: .relaxed)
+            }
+        }
         let open = subscribers.withLock { all -> Bool in
             guard all != nil else { return false }
             all![id] = continuation
+            listening.store(true, ordering: .relaxed)
             return true
         }
         if !open { continuation.finish() }
@@ -37,11 +44,16 @@ public final class EngineEvents: Sendable {
     /// Subscribers now (tests).
     public var subscriberCount: Int { subscribers.withLock { $0?.count ?? 0 } }
 
+    /// Whether anyone listens: the engine builds no event otherwise (one atomic load per change).
+    var hasSubscribers: Bool { listening.load(ordering: .relaxed) }
+    private let listening = Atomic<Bool>(false)
+
     /// Ends every stream, and those subscribed later at once (the daemon stops: open live views
     /// must not keep its HTTP server waiting).
     public func close() {
         let all = subscribers.withLock { all in
             defer { all = nil }
+            listening.store(false, ordering: .relaxed)
             return all.map { Array($0.values) } ?? []
         }
         for continuation in all { continuation.finish() }

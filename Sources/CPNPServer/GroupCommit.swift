@@ -275,8 +275,10 @@ extension ServerEngine {
                 logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
                 guard from != to else { break }
+                let logged = logger.logLevel <= .info
+                guard logged || events.hasSubscribers else { break }
                 let live = orders[poid]
-                if logger.logLevel <= .info {
+                if logged {
                     var metadata: Logger.Metadata = ["order": "\(poid)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
                     if let method = post.method { metadata["method"] = "\(method.name)" }
                     if let live {
@@ -285,7 +287,7 @@ extension ServerEngine {
                     }
                     logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: metadata)
                 }
-                if let live {
+                if let live, events.hasSubscribers {
                     events.publish(.init(
                         providerOrderID: poid, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
                         from: from, to: to, event: event, at: clock.now()))
@@ -313,7 +315,7 @@ extension ServerEngine {
             return
         default: return
         }
-        let started = orders[poid]?.negotiationStarted
+        let started = orders.all[poid]?.negotiationStarted
         if started != nil { orders[poid]?.negotiationStarted = nil }
         metrics.ended(outcome, after: started.map { ContinuousClock.now - $0 })
     }
