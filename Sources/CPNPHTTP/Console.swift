@@ -215,7 +215,8 @@ struct Console: Sendable {
 
     /// What every page shows: the navigation, and the CSRF token of the browser's session.
     private func chrome(_ request: Request, _ section: String) -> [String: Any] {
-        ["section": section, "csrf": sessions.session(request)?.csrf ?? "", "signedIn": sessions.session(request) != nil, section: true]
+        let session = sessions.session(request)
+        return ["section": section, "csrf": session?.csrf ?? "", "signedIn": session != nil, section: true]
     }
 
     private func page(_ name: String, _ context: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
@@ -331,7 +332,7 @@ final class ConsoleSessions: Sendable {
     }
 
     func start() -> Session {
-        let session = Session(id: Self.random(), csrf: Self.random(), started: .now)
+        let session = Session(id: DaemonHTTPServer.randomHex(), csrf: DaemonHTTPServer.randomHex(), started: .now)
         sessions.withLock { all in
             all = all.filter { ContinuousClock.now - $0.value.started < Self.lifetime }
             if all.count >= 1_000, let oldest = all.min(by: { $0.value.started < $1.value.started }) { all[oldest.key] = nil }
@@ -349,9 +350,4 @@ final class ConsoleSessions: Sendable {
     }
 
     func end(_ id: String) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
-
-    private static func random() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
 }

@@ -46,8 +46,7 @@ public enum DaemonHTTPServer {
         let path = tokenPath(http, pki: pki)
         if !FileManager.default.fileExists(atPath: path) {
             guard create, http.operatorTokenFile == HTTPConfiguration().operatorTokenFile else { return nil }
-            var generator = SystemRandomNumberGenerator()
-            let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+            let token = randomHex()
             try FileManager.default.createDirectory(atPath: pki.directory, withIntermediateDirectories: true)
             guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw ConfigurationProblem(description: "http.operator-token-file: cannot create \(path)")
@@ -74,6 +73,12 @@ public enum DaemonHTTPServer {
                 "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured: write a token of at least 16 characters to \(tokenPath(http, pki: pki)) (http.operator-token-file), or listen on 127.0.0.1")
         }
         return token
+    }
+
+    /// 32 random bytes as 64 hex characters (tokens, session ids).
+    static func randomHex() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// Where the token file is.
