@@ -12,25 +12,26 @@ import Yams
 public enum ConfigurationLoader {
     /// The top-level keys.
     public static let topLevelKeys = ["listen", "pki", "database", "timers", "provider", "policy", "customers",
-                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http"]
+                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog"]
 
     /// Parses and checks a configuration.
     ///
     /// - Parameter yaml: the YAML text (one document).
     /// - Returns: the configuration, or every error found.
-    public static func load(yaml: String) -> Result<ServerConfiguration, ConfigurationErrors> {
-        load(yaml: yaml, reader: YAMLReader())
+    ///   - baseDirectory: where relative `cpd-file` paths of the catalogue are (default: the working directory).
+    public static func load(yaml: String, baseDirectory: String? = nil) -> Result<ServerConfiguration, ConfigurationErrors> {
+        load(yaml: yaml, reader: YAMLReader(), baseDirectory: baseDirectory)
     }
 
     /// ``load(yaml:)`` with the reader given (tests inspect the keys it was asked about).
-    static func load(yaml: String, reader: YAMLReader) -> Result<ServerConfiguration, ConfigurationErrors> {
+    static func load(yaml: String, reader: YAMLReader, baseDirectory: String? = nil) -> Result<ServerConfiguration, ConfigurationErrors> {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
         } catch {
             return .failure(ConfigurationErrors([syntaxError(error)]))
         }
-        let config = ConfigurationParser(reader).parse(root)
+        let config = ConfigurationParser(reader, baseDirectory: baseDirectory).parse(root)
         guard !reader.errors.isEmpty else { return .success(config) }
         // Document order: by line, then in the order found.
         let ordered = reader.errors.enumerated().sorted { a, b in
@@ -39,7 +40,8 @@ public enum ConfigurationLoader {
         return .failure(ConfigurationErrors(ordered))
     }
 
-    /// Reads a file and loads it (the only I/O of this module).
+    /// Reads a file and loads it (with the catalogue's `cpd-file`s, the only I/O of this module).
+    /// Relative `cpd-file` paths are resolved against the file's directory.
     ///
     /// - Parameter path: the configuration file.
     /// - Returns: the configuration, or every error found (an unreadable file is one error at `$`).
@@ -50,7 +52,7 @@ public enum ConfigurationLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             return .failure(ConfigurationErrors([ConfigurationError(.syntax, at: .root, "\(path) is not UTF-8 text")]))
         }
-        return load(yaml: text)
+        return load(yaml: text, baseDirectory: (path as NSString).deletingLastPathComponent)
     }
 
     private static func syntaxError(_ error: any Error) -> ConfigurationError {
@@ -74,9 +76,11 @@ public enum ConfigurationLoader {
 /// The section-by-section parser; cross-references are checked as soon as their targets are known.
 struct ConfigurationParser {
     let r: YAMLReader
+    let baseDirectory: String?
 
-    init(_ reader: YAMLReader) {
+    init(_ reader: YAMLReader, baseDirectory: String? = nil) {
         self.r = reader
+        self.baseDirectory = baseDirectory
     }
 
     func parse(_ root: Node?) -> ServerConfiguration {
@@ -99,7 +103,7 @@ struct ConfigurationParser {
                 r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
-        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities"]) {
+        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store"]) {
             c.http.enabled = r.bool(s, "enabled") ?? c.http.enabled
             if let node = s["listen"], let text = r.string(s, "listen") {
                 if let (host, port) = HTTPConfiguration.address(text) {
@@ -111,6 +115,7 @@ struct ConfigurationParser {
             c.http.operatorTokenFile = r.string(s, "operator-token-file") ?? c.http.operatorTokenFile
             c.http.tls = r.bool(s, "tls") ?? c.http.tls
             c.http.operatorIdentities = r.strings(s, "operator-identities") ?? c.http.operatorIdentities
+            c.http.portalStore = r.string(s, "portal-store") ?? c.http.portalStore
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {
@@ -151,6 +156,7 @@ struct ConfigurationParser {
                                 "default-max-open-orders", "max-pending-approvals"]) {
             c.limits = limits(s)
         }
+        c.catalog = catalog(m["catalog"], at: m.path("catalog"), customers: c.customers, baseDirectory: baseDirectory)
         return c
     }
 

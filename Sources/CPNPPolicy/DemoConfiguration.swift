@@ -15,9 +15,11 @@ extension ServerConfiguration {
     /// - `globex`: up to 500 Mbit/s per attachment, FR, not PE-MRS-1, no testing orders,
     ///   800.00 EUR + 3.10 EUR/Mbit/s per month, quantitative QoS premium 250.00.
     /// - Approval: automatic (RFC 8921 §12.2), except orders with a bandwidth above 1000 Mbit/s.
+    /// - Catalogue: "L3VPN, 3 sites" (bandwidths to choose) and "Internet access 1 Gbit/s" (acme only).
     public static let demo: ServerConfiguration = {
         func d(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
         func prefix(_ s: String) -> CPDIPPrefix { CPDIPPrefix(s)! }
+        func template(_ json: String) -> CPD { try! CPD(json: JSONParser.parse(Array(json.utf8)), at: .root) }
         let pricing = PricingRule(
             currency: "EUR", period: "month", baseFee: d("1000.00"), perMbps: d("4.00"),
             qosPremiums: ["quantitative": d("150.00"), "gold": d("300.00"), "silver": d("120.00")])
@@ -29,7 +31,7 @@ extension ServerConfiguration {
         acmePricing.baseFee = d("500.00")
         acmePricing.perMbps = d("2.50")
         let defaultQoS = AchievableQoS(oneWayDelayMs: 30, delayVariationMs: 8, lossPercent: d("0.3"))
-        return ServerConfiguration(
+        var c = ServerConfiguration(
             listen: ListenConfiguration(host: "127.0.0.1", port: 8921, transport: .dtls),
             pki: PKIConfiguration(directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
                                   keyFile: "server-key.pem"),
@@ -97,5 +99,20 @@ extension ServerConfiguration {
             rateLimits: RateLimitConfiguration(quotationsPerMinute: 30, failsPerMinute: 60),
             limits: LimitConfiguration(maxAssociations: 1024, associationIdleTimeout: .seconds(600), maxDatagramBytes: 16384,
                                        defaultMaxOpenOrders: 100, maxPendingApprovals: 1000))
+        c.catalog = [
+            CatalogTemplate(
+                id: "l3vpn-3-sites", name: "L3VPN, 3 sites",
+                description: "An isolated IP VPN between Paris, Lyon and Marseille. Choose the bandwidth of each site.",
+                cpd: template(#"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-PAR-1", "link-identifiers": [], "localization": {"site-id": "PARIS-HQ", "country": "FR"}}, {"identifier": "CE-LYS-1", "link-identifiers": [], "localization": {"site-id": "LYON-DC", "country": "FR"}}, {"identifier": "CE-MRS-1", "link-identifiers": [], "localization": {"site-id": "MARSEILLE-BR", "country": "FR"}}], "scope": [{"customer-node": "CE-PAR-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.1.0.0/16"], "destination-prefixes": ["10.2.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-LYS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.2.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-MRS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.3.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.2.0.0/16"]}], "capacity": [{"customer-node": "CE-PAR-1", "incoming-bandwidth-mbps": {"min": 10, "max": 500}, "outgoing-bandwidth-mbps": {"min": 10, "max": 500}}, {"customer-node": "CE-LYS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}, {"customer-node": "CE-MRS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}], "conformance-traffic": {"enforcement": "policing", "out-of-profile-action": "discard"}, "traffic-isolation": {"isolated": true}}]}]}"#),
+                labels: [
+                    "components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "Paris HQ, towards the site (Mbit/s)",
+                    "components[0].profiles[0].capacity[0].outgoing-bandwidth-mbps": "Paris HQ, from the site (Mbit/s)",
+                ]),
+            CatalogTemplate(
+                id: "internet-access-1g", name: "Internet access 1 Gbit/s",
+                description: "Global reachability from one site in Paris at 1 Gbit/s each way.", customers: ["acme"],
+                cpd: template(#"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"site-id": "PARIS-DC1", "country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "unspecified-hose", "source-prefixes": ["192.0.2.0/24"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": 1000, "outgoing-bandwidth-mbps": 1000}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}, "availability": {"availability-percent": {"min": 99.9}, "statistic": "average", "measurement-period": "month"}, "invocation-means": {"type": {"one-of": ["implicit", "explicit"]}}}]}]}"#)),
+        ]
+        return c
     }()
 }

@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var limits: LimitConfiguration
     /// `http`: the daemon's HTTP server (health, readiness, metrics; docs/console.md).
     public var http = HTTPConfiguration()
+    /// `catalog`: the service catalogue of the customer portal and `cpnp catalog`; default empty.
+    public var catalog: [CatalogTemplate] = []
 
     /// Creates a configuration; every section defaults to its documented default (an empty
     /// network and no customer: nothing can be ordered).
@@ -888,6 +890,9 @@ public struct HTTPConfiguration: Sendable, Hashable {
     /// `operator-identities`: over HTTPS, client certificates (signed by the PKI's CA) whose CN or
     /// DNS-ID is one of these have the operator role; default `[operator]`, which the development PKI makes.
     public var operatorIdentities = ["operator"]
+    /// `portal-store`: the directory of the customer portal's client order stores (one SQLite file
+    /// per customer); default `./.cpnp/portal`.
+    public var portalStore = "./.cpnp/portal"
 
     public init() {}
 

@@ -58,6 +58,7 @@ struct ConfigurationTests {
         #expect(c.provisioning == demo.provisioning)
         #expect(c.rateLimits == demo.rateLimits)
         #expect(c.limits == demo.limits)
+        #expect(c.catalog == demo.catalog)
         #expect(c == demo)
     }
 
