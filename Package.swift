@@ -220,6 +220,9 @@ if let cpnp = package.targets.first(where: { $0.name == "cpnp" }) {
         "CPNPClient", "CPNPStorage", "CPNPTransport", "CPNPRuntime",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
+        // `cpnp catalog` reads the provider's catalogue over HTTPS.
+        .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
     ]
 }
 if let integration = package.targets.first(where: { $0.name == "CPNPIntegrationTests" }) {
@@ -349,7 +352,7 @@ package.targets += [
     .target(
         name: "CPNPHTTP",
         dependencies: [
-            "CPNPServer", "CPNPPolicy", "CPNPCore", "CPNPStorage", "CPNPRuntime", "CPNPTransport",
+            "CPNPServer", "CPNPPolicy", "CPNPCore", "CPNPStorage", "CPNPRuntime", "CPNPTransport", "CPNPClient",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

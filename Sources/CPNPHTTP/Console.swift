@@ -119,22 +119,13 @@ struct Console: Sendable {
         page["created"] = stored.summary.createdAt.rfc3339
         page["held"] = held
         page["done"] = request.uri.queryParameters["done"].map(String.init) ?? ""
-        page["timeline"] = try store.audit(providerOrderID: id).map { e -> [String: Any] in
-            ["at": e.at.rfc3339, "from": e.from.rawValue, "to": e.to.rawValue, "event": e.event, "changed": e.from != e.to]
-        }
+        page["timeline"] = try Self.timeline(store, of: id)
         page["reservations"] = try store.reservations(providerOrderID: id).map { r -> [String: Any] in
             ["resource": r.resource.resourceID, "direction": r.resource.direction.rawValue, "mbps": r.amount.description, "kind": "\(r.kind)"]
         }
         page["children"] = machine.childAgreements.map { ["id": $0.providerOrderID.rawValue, "customerOrder": $0.customerOrderID.rawValue] }
         page["hasChildren"] = !machine.childAgreements.isEmpty
-        let offered = machine.offer?.offeredCPD ?? machine.agreement?.acceptedCPD
-        page["clauses"] = Self.clauses(requested: machine.requestedCPD, offered: machine.offer?.offeredCPD, agreed: machine.agreement?.acceptedCPD)
-        if let offered {
-            let gaps = offered.comparison(against: machine.requestedCPD).gaps
-            page["gaps"] = gaps.map { ["text": $0.description] }
-            page["hasGaps"] = !gaps.isEmpty
-            page["satisfies"] = gaps.isEmpty
-        }
+        page.merge(Self.documentContext(requested: machine.requestedCPD, offered: machine.offer?.offeredCPD, agreed: machine.agreement?.acceptedCPD)) { _, new in new }
         page["failCodes"] = FailStatusCode.allCases.map { ["code": $0.rawValue, "name": "\($0)", "selected": $0 == .administrativelyProhibited] }
         return self.page("order", page)
     }
@@ -220,7 +211,11 @@ struct Console: Sendable {
     }
 
     private func page(_ name: String, _ context: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        let html = library.render(context, withTemplate: name) ?? "template \(name) missing"
+        Self.html(library.render(context, withTemplate: name) ?? "template \(name) missing", status: status)
+    }
+
+    /// An HTML page, with the headers that keep it out of frames and other origins' scripts.
+    static func html(_ html: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
         headers[.contentSecurityPolicy] = "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -237,6 +232,25 @@ struct Console: Sendable {
 
     static func forbidden() -> Response {
         DaemonHTTPServer.text("forbidden: the form's CSRF token is missing or wrong (reload the page)\n", status: .forbidden)
+    }
+
+    /// What the `clauses` template shows: the CPD clause by clause, and the offer's gaps.
+    static func documentContext(requested: CPD, offered: CPD?, agreed: CPD?) -> [String: Any] {
+        var context: [String: Any] = ["clauses": clauses(requested: requested, offered: offered, agreed: agreed)]
+        if let compared = offered ?? agreed {
+            let gaps = compared.comparison(against: requested).gaps
+            context["gaps"] = gaps.map { ["text": $0.description] }
+            context["hasGaps"] = !gaps.isEmpty
+            context["satisfies"] = gaps.isEmpty
+        }
+        return context
+    }
+
+    /// What the `timeline` template shows: the order's audit trail.
+    static func timeline(_ store: ServerOrderStore, of id: ProviderOrderID) throws -> [[String: Any]] {
+        try store.audit(providerOrderID: id).map { e -> [String: Any] in
+            ["at": e.at.rfc3339, "from": e.from.rawValue, "to": e.to.rawValue, "event": e.event, "changed": e.from != e.to]
+        }
     }
 
     /// The CPD clause by clause (RFC 7297 §3): each clause of each profile of each component, and

@@ -11,11 +11,31 @@ enum ConsoleTemplates {
 
     static let templates: [(String, String)] = [
         ("layout", layout), ("login", login), ("orders", orders), ("order", order), ("links", links), ("live", live), ("missing", missing),
+        ("portal-orders", portalOrders), ("portal-order", portalOrder), ("portal-catalog", portalCatalog), ("portal-template", portalTemplate),
+        ("portal-missing", portalMissing), ("portal-sign-in", portalSignIn), ("clauses", clauses), ("timeline", timeline),
     ]
+
+    /// An order's CPD clause by clause (``Console/documentContext(requested:offered:agreed:)``).
+    static let clauses = """
+        <section><h2>Connectivity Provisioning Document, clause by clause</h2>
+        {{#hasGaps}}<p>The offer differs from the request:</p><ul>{{#gaps}}<li><code>{{text}}</code></li>{{/gaps}}</ul>{{/hasGaps}}
+        {{#satisfies}}<p class="muted">The offer satisfies the request.</p>{{/satisfies}}
+        <table id="clauses"><tr><th>Clause</th><th>Requested</th><th>Offered</th><th>Agreed</th></tr>
+        {{#clauses}}<tr><th>{{clause}}</th><td><pre>{{requested}}</pre></td><td class="{{#offerDiffers}}differs{{/offerDiffers}}"><pre>{{offered}}</pre></td>
+        <td class="{{#agreementDiffers}}differs{{/agreementDiffers}}"><pre>{{agreed}}</pre></td></tr>{{/clauses}}
+        </table></section>
+        """
+
+    /// An order's audit trail (``Console/timeline(_:of:)``).
+    static let timeline = """
+        <table id="timeline"><tr><th>At</th><th>From</th><th>To</th><th>Event</th></tr>
+        {{#timeline}}<tr><td>{{at}}</td><td class="state">{{from}}</td><td class="state">{{#changed}}<b>{{to}}</b>{{/changed}}{{^changed}}{{to}}{{/changed}}</td><td>{{event}}</td></tr>{{/timeline}}
+        </table>
+        """
 
     static let layout = """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>cpnpd · {{$title}}console{{/title}}</title>
+        <html lang="en"><head><meta charset="utf-8"><title>cpnpd · {{$title}}console{{/title}}</title>{{$head}}{{/head}}
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <style>
         body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2733; background: #f6f7f9; }
@@ -40,6 +60,11 @@ enum ConsoleTemplates {
         <a href="/console/live" class="{{#live}}on{{/live}}">Live</a>
         <form method="post" action="/console/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form>
         {{/signedIn}}
+        {{#portalUser}}
+        <a href="/portal/orders" class="{{#myOrders}}on{{/myOrders}}">My orders</a>
+        <a href="/portal/catalog" class="{{#catalog}}on{{/catalog}}">Catalogue</a>
+        <span style="margin-left: auto" id="customer">signed in as {{portalUser}} (client certificate)</span>
+        {{/portalUser}}
         </header>
         <main>{{$body}}{{/body}}</main></body></html>
         """
@@ -90,22 +115,15 @@ enum ConsoleTemplates {
         <input name="diagnostic" placeholder="diagnostic for the customer" size="30"><button id="reject">Reject</button></form>
         </section>
         {{/held}}
-        <section><h2>Connectivity Provisioning Document, clause by clause</h2>
-        {{#hasGaps}}<p>The offer differs from the request:</p><ul>{{#gaps}}<li><code>{{text}}</code></li>{{/gaps}}</ul>{{/hasGaps}}
-        {{#satisfies}}<p class="muted">The offer satisfies the request.</p>{{/satisfies}}
-        <table id="clauses"><tr><th>Clause</th><th>Requested</th><th>Offered</th><th>Agreed</th></tr>
-        {{#clauses}}<tr><th>{{clause}}</th><td><pre>{{requested}}</pre></td><td class="{{#offerDiffers}}differs{{/offerDiffers}}"><pre>{{offered}}</pre></td>
-        <td class="{{#agreementDiffers}}differs{{/agreementDiffers}}"><pre>{{agreed}}</pre></td></tr>{{/clauses}}
-        </table></section>
+        {{> clauses}}
         <section><h2>Reservations</h2>
         <table><tr><th>Resource</th><th>Direction</th><th>Mbit/s</th><th>Kind</th></tr>
         {{#reservations}}<tr><td>{{resource}}</td><td>{{direction}}</td><td>{{mbps}}</td><td>{{kind}}</td></tr>{{/reservations}}
         {{^reservations}}<tr><td colspan="4" class="muted">none</td></tr>{{/reservations}}</table></section>
         {{#hasChildren}}<section><h2>Child orders</h2><ul>{{#children}}<li>{{id}} ({{customerOrder}})</li>{{/children}}</ul></section>{{/hasChildren}}
         <section><h2>Timeline</h2>
-        <table id="timeline"><tr><th>At</th><th>From</th><th>To</th><th>Event</th></tr>
-        {{#timeline}}<tr><td>{{at}}</td><td class="state">{{from}}</td><td class="state">{{#changed}}<b>{{to}}</b>{{/changed}}{{^changed}}{{to}}{{/changed}}</td><td>{{event}}</td></tr>{{/timeline}}
-        </table></section>
+        {{> timeline}}
+        </section>
         {{/body}}{{/layout}}
         """
 
@@ -146,5 +164,88 @@ enum ConsoleTemplates {
 
     static let missing = """
         {{<layout}}{{$title}}not found{{/title}}{{$body}}<h1>No such order</h1><p><a href="/console/orders">All orders</a></p>{{/body}}{{/layout}}
+        """
+
+    // MARK: - Customer portal
+
+    static let portalOrders = """
+        {{<layout}}{{$title}}my orders{{/title}}{{$body}}
+        <h1>My orders</h1>
+        <p><a href="/portal/catalog" id="new-quote">Request a quote from the catalogue</a></p>
+        <table id="orders"><tr><th>Order</th><th>Provider order</th><th>State</th><th>Created</th><th>Updated</th></tr>
+        {{#orders}}<tr><td><a href="/portal/orders/{{customerOrder}}">{{customerOrder}}</a>{{#portal}} <span class="muted">(portal)</span>{{/portal}}</td>
+        <td>{{providerOrder}}</td><td class="state">{{state}}</td><td>{{created}}</td><td>{{updated}}</td></tr>{{/orders}}
+        {{^orders}}<tr><td colspan="5" class="muted">no orders yet</td></tr>{{/orders}}
+        </table>
+        {{/body}}{{/layout}}
+        """
+
+    static let portalOrder = """
+        {{<layout}}{{$title}}{{id}}{{/title}}{{$head}}{{#waiting}}<meta http-equiv="refresh" content="2">{{/waiting}}{{/head}}{{$body}}
+        <h1>Order {{id}}</h1>
+        {{#done}}<p class="done" id="done">{{done}}</p>{{/done}}
+        {{#error}}<p class="error" id="error">{{error}}</p>{{/error}}
+        <p>Provider order <code id="provider-order">{{providerOrder}}</code>. <span id="state">{{state}}</span>{{#waiting}} <span class="muted">(this page refreshes itself)</span>{{/waiting}}</p>
+        {{#serverState}}<p class="muted">At the provider: <span class="state" id="server-state">{{serverState}}</span>{{#clientState}} · portal client: <span class="state" id="client-state">{{clientState}}</span>{{/clientState}}</p>{{/serverState}}
+        {{#elsewhere}}<p class="muted">Your own CPNP client negotiates this order; answer it there.</p>{{/elsewhere}}
+        {{#price}}<p>Price: <b id="price">{{price}}</b></p>{{/price}}
+        {{#deciding}}
+        <section id="decision"><h2>The offer</h2>
+        <p>Valid until {{validUntil}}.</p>
+        {{#concrete}}<form class="inline" method="post" action="/portal/orders/{{id}}/accept"><input type="hidden" name="csrf" value="{{csrf}}"><button id="accept">Accept the offer</button></form>{{/concrete}}
+        {{^concrete}}<p class="muted">The offer leaves values open: it cannot be accepted as it is (RFC 8921 §8.7). Decline it and request a quote with fixed values.</p>{{/concrete}}
+        <form class="inline" method="post" action="/portal/orders/{{id}}/decline"><input type="hidden" name="csrf" value="{{csrf}}">
+        <select name="reason">{{#declineReasons}}<option value="{{code}}">{{name}}</option>{{/declineReasons}}</select>
+        <button id="decline">Decline</button></form>
+        </section>
+        {{/deciding}}
+        {{> clauses}}
+        {{#hasTimeline}}<section><h2>Timeline at the provider</h2>
+        {{> timeline}}
+        </section>{{/hasTimeline}}
+        {{/body}}{{/layout}}
+        """
+
+    static let portalCatalog = """
+        {{<layout}}{{$title}}catalogue{{/title}}{{$body}}
+        <h1>Service catalogue</h1>
+        <table id="catalog"><tr><th>Service</th><th>Description</th><th>Values you choose</th></tr>
+        {{#templates}}<tr><td><a href="/portal/catalog/{{id}}" id="template-{{id}}">{{name}}</a></td><td>{{description}}</td><td>{{open}}</td></tr>{{/templates}}
+        {{^templates}}<tr><td colspan="3" class="muted">The provider publishes no service for you.</td></tr>{{/templates}}
+        </table>
+        {{/body}}{{/layout}}
+        """
+
+    static let portalTemplate = """
+        {{<layout}}{{$title}}{{name}}{{/title}}{{$body}}
+        <h1>{{name}}</h1>
+        <p>{{description}}</p>
+        {{#error}}<p class="error" id="error">{{error}}</p>{{/error}}
+        <form method="post" action="/portal/catalog/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
+        {{#hasFields}}<p class="muted">Leave a value empty to let the provider choose within the range shown.</p>
+        <table id="fields"><tr><th>Value</th><th>Allowed</th><th>Your choice</th></tr>
+        {{#fields}}<tr><td><label for="{{name}}">{{label}}</label><br><code class="muted">{{path}}</code></td><td>{{constraint}}</td>
+        <td>{{#isChoice}}<select name="{{name}}" id="{{name}}"><option value="">provider chooses</option>{{#choices}}<option{{#selected}} selected{{/selected}}>{{value}}</option>{{/choices}}</select>{{/isChoice}}
+        {{^isChoice}}<input name="{{name}}" id="{{name}}" value="{{value}}" size="12">{{/isChoice}}</td></tr>{{/fields}}
+        </table>{{/hasFields}}
+        {{^hasFields}}<p class="muted">Every value of this service is fixed.</p>{{/hasFields}}
+        <p><button id="request-quote">Request a quote</button></p>
+        </form>
+        <details><summary>The Connectivity Provisioning Document requested</summary><pre>{{cpd}}</pre></details>
+        {{/body}}{{/layout}}
+        """
+
+    static let portalMissing = """
+        {{<layout}}{{$title}}not found{{/title}}{{$body}}<h1>Not found</h1><p>You have no such order or service. <a href="/portal/orders">My orders</a></p>{{/body}}{{/layout}}
+        """
+
+    static let portalSignIn = """
+        {{<layout}}{{$title}}sign in{{/title}}{{$body}}
+        <h1>Customer portal</h1>
+        <p>The portal signs you in with your CPNP client certificate, the one your CPNP client uses.</p>
+        {{^https}}<p class="error">This server speaks plain HTTP: the portal needs HTTPS (<code>http.tls: true</code>), see docs/console.md.</p>{{/https}}
+        {{#https}}<p>Your browser sent no certificate this provider knows. Import your certificate and key (for example <code>client-acme.p12</code>, made with
+        <code>openssl pkcs12 -export -in client-acme.pem -inkey client-acme-key.pem -out client-acme.p12</code>) into your browser, then reload.</p>{{/https}}
+        {{/body}}{{/layout}}
         """
 }

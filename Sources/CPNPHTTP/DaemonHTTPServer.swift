@@ -22,14 +22,17 @@ public enum DaemonHTTPServer {
         public var store: ServerOrderStore?
         /// The transport's counts, when it keeps them (DTLS).
         public var transportCounts: @Sendable () -> MetricsExporter.TransportCounts?
+        /// The customer portal and the catalogue (none: no portal; needs ``store``).
+        public var portal: CustomerPortal?
 
         public init(
-            engine: ServerEngine, metrics: MetricsExporter, store: ServerOrderStore? = nil,
+            engine: ServerEngine, metrics: MetricsExporter, store: ServerOrderStore? = nil, portal: CustomerPortal? = nil,
             transportCounts: @escaping @Sendable () -> MetricsExporter.TransportCounts? = { nil }
         ) {
             self.engine = engine
             self.metrics = metrics
             self.store = store
+            self.portal = portal
             self.transportCounts = transportCounts
         }
     }
@@ -98,9 +101,13 @@ public enum DaemonHTTPServer {
         let router = Router(context: DaemonRequestContext.self)
         let sessions = ConsoleSessions(operatorToken: operatorToken)
         let console = try sources.store.map { try Console(engine: sources.engine, store: $0, sessions: sessions, secureCookies: http.tls) }
+        var portal: Portal?
+        if let store = sources.store, let customerPortal = sources.portal { portal = try Portal(portal: customerPortal, store: store) }
         router.add(middleware: OperatorAuthentication(
-            token: operatorToken, sessions: sessions, console: console, operatorIdentities: http.tls ? Set(http.operatorIdentities) : []))
+            token: operatorToken, sessions: sessions, console: console, operatorIdentities: http.tls ? Set(http.operatorIdentities) : [],
+            portal: portal, https: http.tls))
         console?.addRoutes(to: router)
+        portal?.addRoutes(to: router)
         router.get("healthz") { _, _ in Self.text("ok\n") }
         router.get("readyz") { _, _ -> Response in
             if sources.engine.isReady { return Self.text("ready\n") }
@@ -150,6 +157,8 @@ public enum DaemonHTTPServer {
 public struct DaemonRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    /// The customer signed in to the portal (its profile's identity), set by the authentication.
+    var customer: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -172,6 +181,9 @@ public struct DaemonRequestContext: RequestContext {
 /// otherwise (RFC 6750), with the sign-in page for the console's paths.
 /// Over HTTPS, a client certificate of one of `http.operator-identities` (signed by the PKI's CA)
 /// authenticates an operator too.
+/// The portal (`/portal/…`) and the catalogue (`/catalog…`) are for customers: a client
+/// certificate whose names match a customer profile (RFC 8921 §13, as CPNP's own sessions) signs
+/// one in. Operators may read the catalogue; nobody else reaches anything else.
 struct OperatorAuthentication: RouterMiddleware {
     typealias Context = DaemonRequestContext
     let token: String?
@@ -179,11 +191,26 @@ struct OperatorAuthentication: RouterMiddleware {
     let console: Console?
     /// Certificate names (CN or DNS-ID) with the operator role; empty over plain HTTP.
     let operatorIdentities: Set<String>
+    let portal: Portal?
+    let https: Bool
     static var openPaths: Set<String> { ["/healthz", "/readyz", "/console/login"] }
+
+    static func isPortal(_ path: String) -> Bool { path == "/portal" || path.hasPrefix("/portal/") }
+    static func isCatalog(_ path: String) -> Bool { path == "/catalog" || path.hasPrefix("/catalog/") }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         if Self.openPaths.contains(path) { return try await next(request, context) }
+        if let portal, Self.isPortal(path) || Self.isCatalog(path) {
+            if let identity = await context.peerIdentity(),
+                let profile = portal.portal.configuration.customerProfile(matching: [identity.commonName].compactMap { $0 } + identity.dnsNames)
+            {
+                var context = context
+                context.customer = profile.identity
+                return try await next(request, context)
+            }
+            if Self.isPortal(path) { return portal.signInRequired(https: https) }
+        }
         if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             Self.equalInConstantTime(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
         {

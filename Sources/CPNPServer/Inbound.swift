@@ -38,3 +38,21 @@ public protocol ServerMessageSink: Sendable {
     /// Sends one encoded message on `session` (to `session.remote`).
     func send(_ bytes: [UInt8], on session: CPNPSession) async
 }
+
+/// The sessions of the provider's customer portal (RFC 8921 §6, deployment model 2): the portal
+/// negotiates for a customer in the same process, and its messages reach the engine without a
+/// network. Their remote end is `portal/IDENTITY`, a host no socket address can take, so the
+/// transport adapter hands answers to the portal, and the customer is known after a restart.
+public enum PortalSessions {
+    static let prefix = "portal/"
+
+    /// The remote end of the portal's sessions for the customer with profile identity `identity`.
+    public static func endpoint(for identity: String) -> CPNPEndpoint {
+        CPNPEndpoint(host: prefix + identity, port: 0)
+    }
+
+    /// The customer whose portal session `endpoint` is, or nil for a network peer.
+    public static func customer(of endpoint: CPNPEndpoint) -> String? {
+        endpoint.host.hasPrefix(prefix) ? String(endpoint.host.dropFirst(prefix.count)) : nil
+    }
+}

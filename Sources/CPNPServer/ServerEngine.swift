@@ -355,7 +355,7 @@ public actor ServerEngine {
             return
         }
         if [.update, .withdraw, .activate].contains(message.method), let id = datagram.identity, let profile = configuration.customerProfile(matching: id.names),
-            !profile.admits(address: datagram.session.remote.host)
+            PortalSessions.customer(of: datagram.session.remote) == nil, !profile.admits(address: datagram.session.remote.host)
         {
             guard message.transactionID != live.machine.transaction.id else {
                 await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
@@ -613,7 +613,8 @@ public actor ServerEngine {
         let decision = measure(.decide) { decisionEngine.decide(
             request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
             identityPresent: identityPresent, inventory: free, now: now,
-            clientAddress: m.transaction.session.remote.host,
+            // The portal's customers signed in with their certificate; source prefixes filter network peers.
+            clientAddress: PortalSessions.customer(of: m.transaction.session.remote) == nil ? m.transaction.session.remote.host : nil,
             openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
             updating: m.isUpdate ? live.committed : nil, requestValidated: true) }
         switch decision {

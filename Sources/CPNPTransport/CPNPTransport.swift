@@ -91,6 +91,9 @@ public enum CPNPTransportKind: String, Sendable, Hashable {
     case tls
     /// Unprotected UDP, for labs and tests only.
     case plainUDP = "plain-udp"
+    /// Messages handed over in memory, within one process: the customer portal of `cpnpd`, which
+    /// negotiates for customers who have no CPNP client (RFC 8921 §6, deployment model 2).
+    case inProcess = "in-process"
 }
 
 /// Defaults from wire-format §1.

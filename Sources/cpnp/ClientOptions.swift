@@ -57,13 +57,19 @@ struct CredentialOptions: ParsableArguments {
     @Option(name: .long, help: "Trusted CA certificates (PEM); overrides --pki.")
     var ca: String?
 
-    func security() throws -> CPNPSecurityConfiguration {
+    /// The certificate, key and CA files, checked to exist.
+    func files() throws -> (certificate: String, privateKey: String, roots: String) {
         let certificate = cert ?? "\(pki)/client-\(identity).pem"
         let privateKey = key ?? "\(pki)/client-\(identity)-key.pem"
         let roots = ca ?? "\(pki)/ca.pem"
         for (what, path) in [("certificate", certificate), ("private key", privateKey), ("CA file", roots)] where !FileManager.default.fileExists(atPath: path) {
             throw CLIError("the client \(what) \(path) does not exist (run `swift run cpnpd` once to create the dev PKI, or give --pki/--cert/--key/--ca)")
         }
+        return (certificate, privateKey, roots)
+    }
+
+    func security() throws -> CPNPSecurityConfiguration {
+        let (certificate, privateKey, roots) = try files()
         do { return try CPNPSecurityConfiguration(certificateFile: certificate, keyFile: privateKey, trustRootsFile: roots) } catch {
             throw CLIError("cannot load the client certificate: \(error)")
         }

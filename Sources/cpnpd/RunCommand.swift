@@ -11,6 +11,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `cpnpd run`: the daemon (RFC 8921 §8.2, §11.2).
@@ -88,14 +89,20 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError(problem.description)
         }
         let transport = try await startTransport(configuration, logger: logger)
-        let sink = TransportSink(transport: transport, logger: logger)
+        let portalMailbox = PortalMailbox()
+        let sink = TransportSink(transport: transport, portal: portalMailbox, logger: logger)
         // One Prometheus registry for the engine's metrics and any library's that uses swift-metrics.
         let metrics = MetricsExporter()
         MetricsSystem.bootstrap(metrics.factory)
         let engine = ServerEngine(
             configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true,
             metrics: EngineMetrics(factory: metrics.factory))
+        // The customer portal negotiates for customers in process (RFC 8921 §6, model 2); it resumes
+        // its open orders as the engine does.
+        let portal = CustomerPortal(engine: engine, configuration: configuration, directory: configuration.http.portalStore, logger: logger)
+        portalMailbox.portal.withLock { $0 = portal }
         let recovered = try await engine.recover()
+        await portal.resumeAll()
         let service = DaemonService(
             engine: engine, transport: transport,
             provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
@@ -110,7 +117,7 @@ struct RunCommand: AsyncParsableCommand {
         if configuration.http.enabled {
             do {
                 let dtls = transport as? DTLSTransport
-                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store) {
+                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store, portal: portal) {
                     dtls.map { t in
                         let s = t.statistics
                         return .init(associations: s.associations, handshakesCompleted: s.handshakesCompleted, handshakesFailed: s.handshakesFailed)
@@ -129,6 +136,7 @@ struct RunCommand: AsyncParsableCommand {
             // Only the HTTP server binds inside the group (the CPNP transport is bound above).
             throw ValidationError("http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)")
         }
+        await portal.shutdown()
         logger.notice("cpnpd stopped")
     }
 
@@ -223,12 +231,22 @@ func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-/// The transport as the engine's sink.
+/// Where the engine's answers to the customer portal go (set once the portal exists).
+final class PortalMailbox: Sendable {
+    let portal = Mutex<CustomerPortal?>(nil)
+}
+
+/// The transport as the engine's sink; the customer portal's sessions are answered in process.
 struct TransportSink: ServerMessageSink {
     let transport: any CPNPTransport
+    let portal: PortalMailbox
     let logger: Logger
 
     func send(_ bytes: [UInt8], on session: CPNPSession) async {
+        if let customer = PortalSessions.customer(of: session.remote) {
+            await portal.portal.withLock { $0 }?.deliver(bytes, to: customer)
+            return
+        }
         do {
             let address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
             try await transport.send(bytes, to: CPNPPeer(address: address))
