@@ -107,6 +107,10 @@ extension ServerConfiguration {
                 labels: [
                     "components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "Paris HQ, towards the site (Mbit/s)",
                     "components[0].profiles[0].capacity[0].outgoing-bandwidth-mbps": "Paris HQ, from the site (Mbit/s)",
+                    "components[0].profiles[0].capacity[1].incoming-bandwidth-mbps": "Lyon DC, towards the site (Mbit/s)",
+                    "components[0].profiles[0].capacity[1].outgoing-bandwidth-mbps": "Lyon DC, from the site (Mbit/s)",
+                    "components[0].profiles[0].capacity[2].incoming-bandwidth-mbps": "Marseille branch, towards the site (Mbit/s)",
+                    "components[0].profiles[0].capacity[2].outgoing-bandwidth-mbps": "Marseille branch, from the site (Mbit/s)",
                 ]),
             CatalogTemplate(
                 id: "internet-access-1g", name: "Internet access 1 Gbit/s",

@@ -14,7 +14,7 @@ struct CheckConfigCommand: ParsableCommand {
         if let url = c.database.url {
             do { _ = try PostgresLocation(url: url) } catch { throw ValidationError("\(file): database.url: \(error)") }
         }
-        print("\(file): OK — \(c.policy.networkPresence.count) PEs, \(c.policy.links.count) links, \(c.customers.count) customer profiles, "
+        print("\(file): OK — \(c.policy.networkPresence.count) PEs, \(c.policy.links.count) links, \(c.customers.count) customer profiles, \(c.catalog.count) catalogue templates, "
             + "\(c.listen.transport.rawValue) on \(c.listen.host):\(c.listen.port), database \(databaseDescription(c.database))")
     }
 }

@@ -10,9 +10,49 @@ import Testing
 
 @Suite(.serialized)
 struct ConsoleBrowserTests {
-    static func screenshot(_ browser: Browser, _ name: String) async throws {
+    static func screenshot(_ browser: Browser, _ name: String, of part: String = "console") async throws {
         guard let directory = ProcessInfo.processInfo.environment["CPNP_SCREENSHOTS"] else { return }
-        try await browser.screenshot().write(to: URL(fileURLWithPath: directory).appendingPathComponent("console-\(name).png"))
+        try await browser.screenshot().write(to: URL(fileURLWithPath: directory).appendingPathComponent("\(part)-\(name).png"))
+    }
+
+    /// A customer signed in with its client certificate requests a quote from the catalogue in the
+    /// portal and accepts the offer: the order is Completed on both sides (RFC 8921 §6, model 2).
+    @Test(.timeLimit(.minutes(3)))
+    func aCustomerRequestsAQuoteFromTheCatalogueAndAcceptsIt() async throws {
+        let daemon = try await PortalEndToEndTests.startDaemon()
+        defer { daemon.stop() }
+        let origin = "https://127.0.0.1:\(daemon.httpPort)"
+        let acme = Browser.ClientCertificate(pki: daemon.pkiDirectory, name: "acme", origin: origin)
+        try await Browser.with(clientCertificate: acme) { browser in
+            try await browser.open(origin + "/portal/catalog")
+            try await browser.wait(until: "document.getElementById('catalog') !== null")
+            #expect(try await browser.text(of: "#customer").contains("acme"), "signed in by the certificate alone")
+            try await Self.screenshot(browser, "catalog", of: "portal")
+            try await browser.click("#template-l3vpn-3-sites")
+            try await browser.wait(until: "document.getElementById('request-quote') !== null")
+            try await browser.type("100", into: "#field-0")
+            try await browser.type("100", into: "#field-1")
+            try await Self.screenshot(browser, "template", of: "portal")
+            try await browser.click("#request-quote")
+            // The order's page reloads itself until the offer is there.
+            try await browser.wait(until: "document.getElementById('accept') !== null", timeout: .seconds(30))
+            #expect(try await browser.text(of: "#price").hasSuffix("EUR per month"))
+            let clauses = try await browser.text(of: "#clauses")
+            #expect(clauses.contains("components[0].profiles[0].capacity"), "\(clauses.prefix(500))")
+            try await Self.screenshot(browser, "offer", of: "portal")
+            try await browser.click("#accept")
+            try await browser.wait(until: "document.getElementById('done') !== null")
+            try await browser.wait(until: """
+                document.getElementById('server-state').textContent === 'Completed' && document.getElementById('client-state').textContent === 'Completed'
+                """, timeout: .seconds(30))
+            #expect(try await browser.text(of: "#state") == "agreed")
+            try await Self.screenshot(browser, "agreed", of: "portal")
+            try await browser.open(origin + "/portal/orders")
+            try await browser.wait(until: "document.getElementById('orders') !== null")
+            #expect(try await browser.text(of: "#orders").contains("Completed"))
+            try await Self.screenshot(browser, "orders", of: "portal")
+        }
+        #expect(daemon.terminate() == 0)
     }
 
     /// An operator signs in, finds the order held for approval, approves it: the customer's client,

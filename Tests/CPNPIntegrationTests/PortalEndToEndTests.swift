@@ -58,7 +58,7 @@ struct PortalEndToEndTests {
                 "\(outside.body)")
         let notNumber = try await acme.post("/portal/catalog/l3vpn-3-sites", form: ["csrf": csrf, "field-2": "fast"])
         #expect(notNumber.status == 400)
-        #expect(CertificateHTTPClient.text(of: "error", in: notNumber.body)?.contains("CE-LYS-1 incoming bandwidth (Mbit/s): fast is not a number") == true)
+        #expect(CertificateHTTPClient.text(of: "error", in: notNumber.body)?.contains("Lyon DC, towards the site (Mbit/s): fast is not a number") == true)
 
         let path = try await Self.requestQuote(acme, "l3vpn-3-sites", ["field-0": "100", "field-1": "", "field-2": "50"])
         #expect(path.hasPrefix("/portal/orders/co-"))

@@ -12,13 +12,23 @@ struct WebDriverError: Error, CustomStringConvertible {
 /// One chromedriver process and one browser session in it.
 final class Browser: @unchecked Sendable {
     private let driver: Process
+    private let home: URL
     private let base: String
     private let session: String
     private static let elementKey = "element-6066-11e4-a52e-4f735466cecf"
 
+    /// A client certificate the browser presents to `origin` without asking (a customer of the
+    /// portal): `client-NAME.pem` of the PKI directory, whose CA the browser trusts.
+    struct ClientCertificate {
+        var pki: URL
+        var name: String
+        /// `https://HOST:PORT`.
+        var origin: String
+    }
+
     /// Runs `body` with a browser, and quits it afterwards whatever happens (no Chromium left behind).
-    static func with<T>(_ body: (Browser) async throws -> T) async throws -> T {
-        let browser = try await start()
+    static func with<T>(clientCertificate: ClientCertificate? = nil, _ body: (Browser) async throws -> T) async throws -> T {
+        let browser = try await start(clientCertificate: clientCertificate)
         do {
             let result = try await body(browser)
             await browser.quit()
@@ -29,16 +39,31 @@ final class Browser: @unchecked Sendable {
         }
     }
 
-    /// Starts chromedriver on a free port and a headless Chromium session.
-    static func start() async throws -> Browser {
+    /// Starts chromedriver on a free port and a headless Chromium session, in a home directory of
+    /// its own (Chromium keeps its NSS certificate database in `$HOME/.pki/nssdb`).
+    static func start(clientCertificate: ClientCertificate? = nil) async throws -> Browser {
         let candidates = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
         guard let driverPath = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw WebDriverError(description: "chromedriver not found: install Debian's chromium and chromium-driver (.ci/run.d/20-chromium.sh)")
+        }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-home-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        var preferences: [String: Any] = [:]
+        if let clientCertificate {
+            do { try installCertificate(clientCertificate, home: home) } catch {
+                try? FileManager.default.removeItem(at: home)
+                throw error
+            }
+            // Chromium's AutoSelectCertificateForUrls, per profile: no certificate picker (headless has none).
+            preferences["profile.content_settings.exceptions"] = [
+                "auto_select_certificate": ["\(clientCertificate.origin),*": ["setting": ["filters": [[String: Any]()]]]],
+            ]
         }
         let port = Int.random(in: 20_000...40_000)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: driverPath)
         process.arguments = ["--port=\(port)"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["HOME": home.path]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -51,9 +76,12 @@ final class Browser: @unchecked Sendable {
         let capabilities: [String: Any] = [
             "capabilities": ["alwaysMatch": [
                 "browserName": "chrome",
+                // A page waiting for a certificate nobody picks fails after 20 s instead of 300.
+                "timeouts": ["pageLoad": 20_000],
                 "goog:chromeOptions": [
                     "binary": "/usr/bin/chromium",
                     "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
+                    "prefs": preferences,
                 ],
             ]],
         ]
@@ -62,16 +90,48 @@ final class Browser: @unchecked Sendable {
             guard let value = created["value"] as? [String: Any], let session = value["sessionId"] as? String else {
                 throw WebDriverError(description: "no session: \(created)")
             }
-            return Browser(driver: process, base: base, session: session)
+            return Browser(driver: process, home: home, base: base, session: session)
         } catch {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            try? FileManager.default.removeItem(at: home)
             throw error
         }
     }
 
-    private init(driver: Process, base: String, session: String) {
+    /// The customer's certificate and key (PKCS #12) and the PKI's CA, in a new NSS database of `home`.
+    private static func installCertificate(_ certificate: ClientCertificate, home: URL) throws {
+        let database = "sql:" + home.appendingPathComponent(".pki/nssdb").path
+        try FileManager.default.createDirectory(at: home.appendingPathComponent(".pki/nssdb"), withIntermediateDirectories: true)
+        let bundle = home.appendingPathComponent("client.p12").path
+        let pem = certificate.pki.appendingPathComponent("client-\(certificate.name).pem").path
+        let key = certificate.pki.appendingPathComponent("client-\(certificate.name)-key.pem").path
+        for command in [
+            ["certutil", "-N", "-d", database, "--empty-password"],
+            ["openssl", "pkcs12", "-export", "-in", pem, "-inkey", key, "-name", certificate.name, "-passout", "pass:", "-out", bundle],
+            ["pk12util", "-i", bundle, "-d", database, "-W", ""],
+            ["certutil", "-A", "-n", "cpnp-ca", "-t", "C,,", "-i", certificate.pki.appendingPathComponent("ca.pem").path, "-d", database],
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = command
+            process.standardOutput = FileHandle.nullDevice
+            let errors = Pipe()
+            process.standardError = errors
+            do { try process.run() } catch {
+                throw WebDriverError(description: "\(command[0]) cannot run: \(error) (certutil and pk12util are in Debian's libnss3-tools, .ci/run.d/20-chromium.sh)")
+            }
+            let output = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                throw WebDriverError(description: "\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: output, as: UTF8.self)) — certutil and pk12util are in Debian's libnss3-tools")
+            }
+        }
+    }
+
+    private init(driver: Process, home: URL, base: String, session: String) {
         self.driver = driver
+        self.home = home
         self.base = base
         self.session = session
     }
@@ -81,6 +141,7 @@ final class Browser: @unchecked Sendable {
         // SIGKILL: chromedriver inherits the test process's blocked signals, SIGTERM among them.
         kill(driver.processIdentifier, SIGKILL)
         driver.waitUntilExit()
+        try? FileManager.default.removeItem(at: home)
     }
 
     func open(_ url: String) async throws { _ = try await command("POST", "url", ["url": url]) }
