@@ -69,6 +69,17 @@ public actor CustomerPortal {
         }
     }
 
+    /// The customer's client if the portal ever negotiated for it (reading makes no store).
+    func existingClient(for customer: String) async -> Client? {
+        if let client = clients[customer] { return client }
+        guard FileManager.default.fileExists(atPath: storePath(for: customer)) else { return nil }
+        return try? await client(for: customer)
+    }
+
+    func storePath(for customer: String) -> String {
+        (directory as NSString).appendingPathComponent(Self.fileName(for: customer) + ".sqlite")
+    }
+
     /// The customer's client engine, made (and its open orders resumed) on first use.
     func client(for customer: String) async throws -> Client {
         if let client = clients[customer] { return client }
@@ -84,7 +95,7 @@ public actor CustomerPortal {
 
     private func open(_ customer: String) async throws -> Client {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = (directory as NSString).appendingPathComponent(Self.fileName(for: customer) + ".sqlite")
+        let path = storePath(for: customer)
         let store = try ClientOrderStore(path: path)
         let transport = PortalTransport(customer: customer, engine: engine)
         transports.withLock { $0[customer] = transport }
@@ -124,13 +135,13 @@ public actor CustomerPortal {
 
     /// The customer's portal order, if the portal made it.
     public func order(_ id: CustomerOrderID, customer: String) async -> ClientOrderStateMachine? {
-        guard let client = try? await client(for: customer) else { return nil }
+        guard let client = await existingClient(for: customer) else { return nil }
         return try? await client.engine.order(id)
     }
 
     /// The customer order ids of the portal's orders of `customer` (the newest 1,000).
     public func orderIDs(customer: String) async -> Set<CustomerOrderID> {
-        guard let client = try? await client(for: customer) else { return [] }
+        guard let client = await existingClient(for: customer) else { return [] }
         return Set((try? client.store.orders(limit: 1_000).map(\.customerOrderID)) ?? [])
     }
 

@@ -113,6 +113,8 @@ struct PortalEndToEndTests {
         // globex: acme's orders are not found, by list, page or form.
         let globexList = try await globex.get("/portal/orders")
         #expect(globexList.status == 200)
+        let portalStores = try FileManager.default.contentsOfDirectory(atPath: daemon.directory.appendingPathComponent(".cpnp/portal").path)
+        #expect(portalStores.filter { $0.hasSuffix(".sqlite") } == ["acme.sqlite"], "reading makes no store for globex")
         #expect(!globexList.body.contains("co-cli-order") && !globexList.body.contains(String(path.dropFirst("/portal/orders/".count))))
         #expect(try await globex.get(path).status == 404)
         #expect(try await globex.get("/portal/orders/co-cli-order").status == 404)
