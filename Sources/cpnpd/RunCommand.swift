@@ -107,6 +107,9 @@ struct RunCommand: AsyncParsableCommand {
             engine: engine, transport: transport,
             provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
             logger: logger)
+        // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
+        // stops cpnpd gracefully, once the service group runs.
+        try ShutdownSignals.shared.install()
         let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         logger.notice("cpnpd ready", metadata: [
             "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
@@ -129,7 +132,8 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError(problem.description)
             }
         }
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
+        ShutdownSignals.shared.onSignal { await group.triggerGracefulShutdown() }
         do {
             try await group.run()
         } catch let error as IOError where configuration.http.enabled {
@@ -325,5 +329,49 @@ struct DaemonService: Service {
         return InboundDatagram(
             bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
             identity: identity, maximumSize: maximumSize)
+    }
+}
+
+/// SIGTERM and SIGINT as a request for a graceful shutdown, caught from ``install()`` on. The handler
+/// only writes a byte to a pipe (async-signal-safe); a thread reading the pipe runs the shutdown
+/// once it is set with ``onSignal(_:)``, even for a signal that came before.
+final class ShutdownSignals: Sendable {
+    static let shared = ShutdownSignals()
+    private let state = Mutex<(handler: (@Sendable () async -> Void)?, received: Bool)>((nil, false))
+
+    /// The pipe the handler writes to (a global: a C signal handler captures nothing).
+    nonisolated(unsafe) static var writeEnd: Int32 = -1
+
+    func install() throws {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw ValidationError("cannot create the signal pipe: errno \(errno)") }
+        Self.writeEnd = ends[1]
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            var byte: UInt8 = 1
+            _ = write(ShutdownSignals.writeEnd, &byte, 1)
+        }
+        signal(SIGTERM, handler)
+        signal(SIGINT, handler)
+        let readEnd = ends[0]
+        let thread = Thread { [self] in
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) == 1 {
+                let handler = state.withLock { s -> (@Sendable () async -> Void)? in
+                    s.received = true
+                    return s.handler
+                }
+                if let handler { Task { await handler() } }
+            }
+        }
+        thread.start()
+    }
+
+    /// What a signal does; runs at once if one already came.
+    func onSignal(_ handler: @escaping @Sendable () async -> Void) {
+        let received = state.withLock { s -> Bool in
+            s.handler = handler
+            return s.received
+        }
+        if received { Task { await handler() } }
     }
 }
