@@ -370,6 +370,20 @@ package.targets += [
 ]
 
 package.targets.append(.testTarget(name: "CPNPHTTPTests", dependencies: ["CPNPHTTP", "CPNPServer", "CPNPCore"], swiftSettings: swiftSettings))
+// The REST API (docs/api.md): its server is generated from Sources/CPNPHTTP/openapi.yaml at build time.
+package.dependencies += [
+    .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.0"),
+    .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.0"),
+    .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+]
+if let http = package.targets.first(where: { $0.name == "CPNPHTTP" }) {
+    http.dependencies += [
+        .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+        .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+        .product(name: "Crypto", package: "swift-crypto"),
+    ]
+    http.plugins = [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+}
 package.targets.first { $0.name == "CPNPServer" }?.dependencies.append(.product(name: "CoreMetrics", package: "swift-metrics"))
 // The console's browser tests talk WebDriver to chromedriver.
 package.targets.first { $0.name == "CPNPIntegrationTests" }?.dependencies += [

@@ -139,16 +139,21 @@ struct Console: Sendable {
         guard let id = context.parameters.get("id").flatMap(ProviderOrderID.init) else { return Self.forbidden() }
         let status = form["code"].flatMap(Int.init).flatMap(FailStatusCode.init(rawValue:)) ?? .administrativelyProhibited
         let diagnostic = form["diagnostic"].flatMap { $0.isEmpty ? nil : String($0.prefix(256)) }
-        let outcome: String
+        let outcome = try await Self.decide(id, approve: approve, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "console")
+        return Response.redirect(to: "/console/orders/\(id.rawValue)?done=\(Self.percent(outcome))", type: .normal)
+    }
+
+    /// An operator's decision on a held order (RFC 8921 §12.2): carried out at once when this
+    /// instance drives the order, else queued for the one that does (docs/deployment.md).
+    static func decide(
+        _ id: ProviderOrderID, approve: Bool, status: FailStatusCode, diagnostic: String?, engine: ServerEngine, store: ServerOrderStore, requestedBy: String
+    ) async throws -> String {
         if await engine.drives(id) {
             // The daemon acts at once: the customer gets the OFFER or FAIL now.
-            outcome = await engine.administrativeDecision(id, approve: approve, status: status, diagnostic: diagnostic)
-        } else {
-            // Another instance drives the order: it carries the request out (docs/deployment.md).
-            try store.enqueueAdminRequest(providerOrderID: id, action: approve ? .approve : .reject(status, diagnostic: diagnostic), requestedBy: "console", at: SystemWallClock().now())
-            outcome = "queued for the instance that drives the order"
+            return await engine.administrativeDecision(id, approve: approve, status: status, diagnostic: diagnostic)
         }
-        return Response.redirect(to: "/console/orders/\(id.rawValue)?done=\(Self.percent(outcome))", type: .normal)
+        try store.enqueueAdminRequest(providerOrderID: id, action: approve ? .approve : .reject(status, diagnostic: diagnostic), requestedBy: requestedBy, at: SystemWallClock().now())
+        return "queued for the instance that drives the order"
     }
 
     // MARK: - Links and live view

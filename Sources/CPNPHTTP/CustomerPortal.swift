@@ -20,6 +20,9 @@ public actor CustomerPortal {
         var updates: Task<Void, Never>
     }
 
+    /// The latest expected offer time the portal accepts from the provider.
+    static let longestWait: Duration = .seconds(7 * 86_400)
+
     nonisolated let engine: ServerEngine
     /// The customer profiles and the catalogue.
     public nonisolated let configuration: ServerConfiguration
@@ -101,7 +104,10 @@ public actor CustomerPortal {
         transports.withLock { $0[customer] = transport }
         var clientLogger = logger
         clientLogger[metadataKey: "portal-customer"] = "\(customer)"
-        let client = CPNPClientEngine(transport: transport, store: store, logger: clientLogger)
+        // The provider may hold an order for an operator for hours (RFC 8921 §12.2, more time §9.2.2):
+        // the portal's customers wait, as a person at a CPNP client would.
+        let configuration = CPNPClientEngine.Configuration(moreTime: GrantMoreTime(upTo: Self.longestWait))
+        let client = CPNPClientEngine(transport: transport, store: store, configuration: configuration, logger: clientLogger)
         await client.start()
         for order in try store.openOrders() {
             do { try await client.resume(order.customerOrderID) } catch {
@@ -131,6 +137,47 @@ public actor CustomerPortal {
         let client = try await client(for: customer)
         let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
         return try await client.engine.quote(request, informationElements: options, to: PortalTransport.server, group: "catalog:\(template.id)")
+    }
+
+    /// Requests a quote for `request` as customer order `customerOrderID` (RFC 8921 §9.2.1).
+    public func quote(_ request: CPD, customer: String, customerOrderID: CustomerOrderID?, group: String) async throws -> CustomerOrderID {
+        let client = try await client(for: customer)
+        let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
+        return try await client.engine.quote(request, informationElements: options, to: PortalTransport.server, customerOrderID: customerOrderID, group: group)
+    }
+
+    /// The customer's portal orders, newest first, with the catalogue template each came from.
+    public func orders(customer: String, limit: Int = 1_000) async -> [(order: ClientOrderStateMachine, group: String?)] {
+        guard let client = await existingClient(for: customer) else { return [] }
+        let stored = (try? client.store.orders(limit: limit)) ?? []
+        var out: [(order: ClientOrderStateMachine, group: String?)] = []
+        for s in stored {
+            out.append(((try? await client.engine.order(s.customerOrderID)) ?? s.machine, s.group))
+        }
+        return out
+    }
+
+    /// The group an order was made in (`catalog:ID` for a catalogue template, `api` otherwise).
+    public func group(of id: CustomerOrderID, customer: String) async -> String? {
+        guard let client = await existingClient(for: customer) else { return nil }
+        return (try? client.store.order(customerOrderID: id))?.group
+    }
+
+    /// Waits (at most `patience`) for the provider's first answer to the order's request.
+    public func awaitFirstAnswer(_ id: CustomerOrderID, customer: String, patience: Duration) async throws {
+        let client = try await client(for: customer)
+        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(id) }
+    }
+
+    /// Cancels the negotiation in progress (§9.2.7), waiting briefly for the provider's answer.
+    public func cancel(_ id: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
+        let client = try await client(for: customer)
+        try await Self.briefly(patience) { _ = try await client.engine.cancel(id) }
+    }
+
+    /// Withdraws the agreement (§9.2.8) and waits for the provider's final ACK (bounded).
+    public func withdraw(_ id: CustomerOrderID, customer: String, timeout: Duration = .seconds(30)) async throws {
+        try await client(for: customer).engine.withdraw(id, timeout: timeout)
     }
 
     /// The customer's portal order, if the portal made it.

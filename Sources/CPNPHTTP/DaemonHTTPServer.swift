@@ -10,6 +10,8 @@ import HummingbirdTLS
 public import Logging
 import NIOCore
 import NIOSSL
+import OpenAPIHummingbird
+import OpenAPIRuntime
 
 /// The HTTP server of `cpnpd` (docs/console.md): `/healthz` and `/readyz` for probes, open to all;
 /// `/metrics` for Prometheus, and every other path, only with the operator's bearer token.
@@ -108,6 +110,15 @@ public enum DaemonHTTPServer {
             portal: portal, https: http.tls))
         console?.addRoutes(to: router)
         portal?.addRoutes(to: router)
+        if let portal {
+            // The REST API, generated from Sources/CPNPHTTP/openapi.yaml (docs/api.md).
+            let api = RESTAPI(portal: portal.portal, store: portal.store, engine: sources.engine)
+            router.add(middleware: RESTAPI.CallerMiddleware())
+            try api.registerHandlers(
+                on: router, serverURL: URL(string: "/api")!,
+                configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]),
+                middlewares: [RESTAPI.ProblemMiddleware()])
+        }
         router.get("healthz") { _, _ in Self.text("ok\n") }
         router.get("readyz") { _, _ -> Response in
             if sources.engine.isReady { return Self.text("ready\n") }
@@ -159,6 +170,8 @@ public struct DaemonRequestContext: RequestContext {
     let channel: any Channel
     /// The customer signed in to the portal (its profile's identity), set by the authentication.
     var customer: String?
+    /// Whether the request authenticated as an operator (token or certificate).
+    var isOperator = false
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -197,15 +210,16 @@ struct OperatorAuthentication: RouterMiddleware {
 
     static func isPortal(_ path: String) -> Bool { path == "/portal" || path.hasPrefix("/portal/") }
     static func isCatalog(_ path: String) -> Bool { path == "/catalog" || path.hasPrefix("/catalog/") }
+    static func isAPI(_ path: String) -> Bool { path == "/api" || path.hasPrefix("/api/") }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         if Self.openPaths.contains(path) { return try await next(request, context) }
-        if let portal, Self.isPortal(path) || Self.isCatalog(path) {
+        var context = context
+        if let portal, Self.isPortal(path) || Self.isCatalog(path) || Self.isAPI(path) {
             if let identity = await context.peerIdentity(),
                 let profile = portal.portal.configuration.customerProfile(matching: [identity.commonName].compactMap { $0 } + identity.dnsNames)
             {
-                var context = context
                 context.customer = profile.identity
                 return try await next(request, context)
             }
@@ -214,12 +228,20 @@ struct OperatorAuthentication: RouterMiddleware {
         if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             Self.equalInConstantTime(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
         {
+            context.isOperator = true
             return try await next(request, context)
         }
         if !operatorIdentities.isEmpty, let identity = await context.peerIdentity(),
             !operatorIdentities.isDisjoint(with: [identity.commonName].compactMap { $0 } + identity.dnsNames)
         {
+            context.isOperator = true
             return try await next(request, context)
+        }
+        if Self.isAPI(path) {
+            var response = RESTAPI.problemResponse(status: 401, title: "authentication required",
+                detail: "customers: your CPNP client certificate over HTTPS; operators: Authorization: Bearer <operator token>")
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"cpnpd\""
+            return response
         }
         if path == "/console" || path.hasPrefix("/console/"), let console {
             if sessions.session(request) != nil { return try await next(request, context) }

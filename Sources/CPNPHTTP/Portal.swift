@@ -72,7 +72,7 @@ struct Portal: Sendable {
         let offer = client?.offer ?? server?.machine.offer
         let agreed = client?.agreement?.acceptedCPD ?? server?.machine.agreement?.acceptedCPD
         if let client {
-            page["state"] = Self.words(client.state, end: client.lastEnd)
+            page["state"] = client.state == .cancelled && client.transaction?.kind == .withdraw ? "withdrawn" : Self.words(client.state, end: client.lastEnd)
             page["clientState"] = client.state.rawValue
             let deciding = client.state == .offerReceived || client.state == .offerProcessing
             page["deciding"] = deciding

@@ -38,6 +38,18 @@ struct CertificateHTTPClient {
         return try await execute(request)
     }
 
+    /// A request with a JSON body (or none), and extra headers (e.g. `Idempotency-Key`, `Authorization`).
+    func send(_ method: HTTPMethod, _ path: String, json: String? = nil, headers: [String: String] = [:]) async throws -> HTTPAnswer {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        return try await execute(request)
+    }
+
     private func execute(_ request: HTTPClientRequest) async throws -> HTTPAnswer {
         let response = try await client.execute(request, timeout: .seconds(20))
         let body = try await response.body.collect(upTo: 8 << 20)

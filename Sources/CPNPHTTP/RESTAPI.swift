@@ -1,0 +1,469 @@
+import CPNPCore
+import CPNPPolicy
+import CPNPRuntime
+import CPNPServer
+import CPNPStorage
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OpenAPIRuntime
+
+/// The REST API (Sources/CPNPHTTP/openapi.yaml, docs/api.md), generated from its OpenAPI
+/// document: customers negotiate quotes through the portal's CPNP client engine (RFC 8921 §6,
+/// model 2); operators read orders and links and decide held orders. Every quote is a CPNP order.
+struct RESTAPI: APIProtocol {
+    let portal: CustomerPortal
+    let store: ServerOrderStore
+    let engine: ServerEngine
+
+    /// Who is calling: set by ``RESTCaller/Middleware`` from the authentication.
+    enum Caller: Sendable {
+        case customer(String)
+        case `operator`
+    }
+
+    @TaskLocal static var caller: Caller?
+
+    /// The middleware that makes the authenticated caller visible to the generated handlers.
+    struct CallerMiddleware: RouterMiddleware {
+        typealias Context = DaemonRequestContext
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            let caller: Caller? = context.customer.map { .customer($0) } ?? (context.isOperator ? .operator : nil)
+            return try await RESTAPI.$caller.withValue(caller) { try await next(request, context) }
+        }
+    }
+
+    /// An RFC 9457 problem.
+    struct Problem: Error {
+        var status: Int
+        var title: String
+        var detail: String?
+        var field: String?
+
+        static func notFound(_ what: String) -> Problem { Problem(status: 404, title: "not found", detail: what) }
+        static let customersOnly = Problem(status: 403, title: "customers only", detail: "sign in with your CPNP client certificate over HTTPS")
+        static let operatorsOnly = Problem(status: 403, title: "operators only", detail: "present the operators' bearer token or certificate")
+
+        var body: Components.Schemas.Problem {
+            .init(_type: "https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))", title: title, status: status, detail: detail, field: field)
+        }
+    }
+
+    /// A problem as a Hummingbird response (for what happens before the generated handlers).
+    static func problemResponse(status: Int, title: String, detail: String? = nil, field: String? = nil) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        var object = JSONObject([("type", .string("https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))")),
+                                 ("title", .string(title)), ("status", .number(CPNPDecimal(Int64(status))))])
+        if let detail { object["detail"] = .string(detail) }
+        if let field { object["field"] = .string(field) }
+        return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: JSONSerializer.serializeString(.object(object)))))
+    }
+
+    /// Errors the generated code throws (a body that does not decode, a missing parameter) as
+    /// problems naming the field; anything else is a 500 problem, logged by nobody's guess.
+    struct ProblemMiddleware: ServerMiddleware {
+        func intercept(
+            _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
+            next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
+        ) async throws -> (HTTPResponse, HTTPBody?) {
+            do {
+                return try await next(request, body, metadata)
+            } catch let error as ServerError {
+                var field: String?
+                var detail = error.causeDescription
+                if let decoding = error.underlyingError as? DecodingError {
+                    switch decoding {
+                    case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+                        field = Self.path(c.codingPath)
+                        detail = c.debugDescription
+                    case .keyNotFound(let key, let c):
+                        field = Self.path(c.codingPath + [key])
+                        detail = "missing"
+                    @unknown default: break
+                    }
+                }
+                let status = error.underlyingError is DecodingError || "\(error.underlyingError)".contains("decod") || error.causeDescription.lowercased().contains("missing") ? 400 : 500
+                return Self.problem(status: status, title: status == 400 ? "invalid request" : "internal error", detail: detail, field: field)
+            }
+        }
+
+        static func path(_ keys: [any CodingKey]) -> String? {
+            guard !keys.isEmpty else { return nil }
+            var text = ""
+            for key in keys {
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
+            return text
+        }
+
+        static func problem(status: Int, title: String, detail: String?, field: String?) -> (HTTPResponse, HTTPBody?) {
+            var object = JSONObject([("type", .string("https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))")),
+                                     ("title", .string(title)), ("status", .number(CPNPDecimal(Int64(status))))])
+            if let detail { object["detail"] = .string(detail) }
+            if let field { object["field"] = .string(field) }
+            var response = HTTPResponse(status: .init(code: status))
+            response.headerFields[.contentType] = "application/problem+json"
+            return (response, HTTPBody(JSONSerializer.serializeString(.object(object))))
+        }
+    }
+
+    private func customer() throws(Problem) -> String {
+        guard case .customer(let c)? = Self.caller else { throw Problem.customersOnly }
+        return c
+    }
+
+    private func requireOperator() throws(Problem) {
+        guard case .operator? = Self.caller else { throw Problem.operatorsOnly }
+    }
+
+    /// Runs `body`, turning a ``Problem`` into the operation's `default` problem response.
+    private func answer<Output>(_ problem: (Int, Components.Responses.Problem) -> Output, _ body: () async throws -> Output) async throws -> Output {
+        do {
+            return try await body()
+        } catch let p as Problem {
+            return problem(p.status, .init(body: .applicationProblemJson(p.body)))
+        }
+    }
+
+    // MARK: - Catalogue
+
+    func listTemplates(_ input: Operations.ListTemplates.Input) async throws -> Operations.ListTemplates.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let visible: [CatalogTemplate]
+            switch Self.caller {
+            case .customer(let c)?: visible = portal.configuration.catalog.filter { $0.isOffered(to: c) }
+            case .operator?: visible = portal.configuration.catalog
+            case nil: throw Problem.customersOnly
+            }
+            return .ok(.init(body: .json(.init(templates: visible.map { t in
+                .init(id: t.id, name: t.name, description: t.description, openFields: t.cpd.openFields.map { f in
+                    .init(path: f.path.description, label: t.label(for: f), constraint: JSONDocument(f.constraint))
+                })
+            }))))
+        }
+    }
+
+    // MARK: - Quotes
+
+    func listQuotes(_ input: Operations.ListQuotes.Input) async throws -> Operations.ListQuotes.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            var quotes: [Components.Schemas.Quote] = []
+            for (order, group) in await portal.orders(customer: customer) { quotes.append(try quote(order, group: group, customer: customer)) }
+            return .ok(.init(body: .json(.init(quotes: quotes))))
+        }
+    }
+
+    func listAgreements(_ input: Operations.ListAgreements.Input) async throws -> Operations.ListAgreements.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            var quotes: [Components.Schemas.Quote] = []
+            for (order, group) in await portal.orders(customer: customer) where order.agreement != nil {
+                quotes.append(try quote(order, group: group, customer: customer))
+            }
+            return .ok(.init(body: .json(.init(quotes: quotes))))
+        }
+    }
+
+    func createQuote(_ input: Operations.CreateQuote.Input) async throws -> Operations.CreateQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            let (request, group) = try requestedDocument(body, customer: customer)
+            // The idempotency key names the order: a retried request finds the order the first made.
+            var id: CustomerOrderID?
+            if let key = input.headers.idempotencyKey {
+                let derived = Self.customerOrderID(customer: customer, idempotencyKey: key)
+                if let existing = await portal.order(derived, customer: customer) {
+                    guard existing.requestedCPD == request else {
+                        throw Problem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
+                    }
+                    return .created(.init(body: .json(try quote(existing, group: group, customer: customer))))
+                }
+                id = derived
+            }
+            let made: CustomerOrderID
+            do {
+                made = try await portal.quote(request, customer: customer, customerOrderID: id, group: group)
+            } catch {
+                throw Problem(status: 409, title: "not sent", detail: "\(error)")
+            }
+            // The provider usually answers within milliseconds: wait briefly so the answer shows its state.
+            try? await portal.awaitFirstAnswer(made, customer: customer, patience: .seconds(2))
+            guard let order = await portal.order(made, customer: customer) else { throw Problem.notFound("quote \(made)") }
+            return .created(.init(body: .json(try quote(order, group: group, customer: customer))))
+        }
+    }
+
+    func getQuote(_ input: Operations.GetQuote.Input) async throws -> Operations.GetQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, group) = try await lookUp(input.path.id, customer: customer)
+            return .ok(.init(body: .json(try quote(order, group: group, customer: customer))))
+        }
+    }
+
+    func acceptQuote(_ input: Operations.AcceptQuote.Input) async throws -> Operations.AcceptQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            // Accepting an accepted quote again answers with it (a retried request).
+            if order.state != .completed && order.state != .acceptSent {
+                do { try await portal.accept(order.customerOrderID, customer: customer) } catch {
+                    throw Problem(status: 409, title: "cannot accept", detail: "\(error)")
+                }
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    func declineQuote(_ input: Operations.DeclineQuote.Input) async throws -> Operations.DeclineQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            var reasons: [DeclineReason] = [.unacceptableGap]
+            if case .json(let body)? = input.body, let codes = body.reasons, !codes.isEmpty {
+                reasons = try codes.enumerated().map { index, code in
+                    guard let reason = DeclineReason(rawValue: code.rawValue) else {
+                        throw Problem(status: 400, title: "invalid value", detail: "unknown reason \(code)", field: "reasons[\(index)]")
+                    }
+                    return reason
+                }
+            }
+            if !(order.state == .cancelled && order.lastEnd.map(Self.isDecline) == true) {
+                do { try await portal.decline(order.customerOrderID, reasons: reasons, customer: customer) } catch {
+                    throw Problem(status: 409, title: "cannot decline", detail: "\(error)")
+                }
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    func cancelQuote(_ input: Operations.CancelQuote.Input) async throws -> Operations.CancelQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            if order.state != .cancelled {
+                do { try await portal.cancel(order.customerOrderID, customer: customer) } catch {
+                    throw Problem(status: 409, title: "cannot cancel", detail: "\(error)")
+                }
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    func withdrawAgreement(_ input: Operations.WithdrawAgreement.Input) async throws -> Operations.WithdrawAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            if order.agreement != nil {
+                do { try await portal.withdraw(order.customerOrderID, customer: customer) } catch {
+                    throw Problem(status: 409, title: "cannot withdraw", detail: "\(error)")
+                }
+            } else if order.state != .cancelled {
+                throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    // MARK: - Operators
+
+    func listOrders(_ input: Operations.ListOrders.Input) async throws -> Operations.ListOrders.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            try requireOperator()
+            var state: ServerOrderStateMachine.State?
+            if let text = input.query.state {
+                guard let s = ServerOrderStateMachine.State(rawValue: text) else {
+                    throw Problem(status: 400, title: "invalid value", detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+                }
+                state = s
+            }
+            let limit = input.query.limit ?? 100
+            let offset = input.query.offset ?? 0
+            guard (1...1_000).contains(limit) else { throw Problem(status: 400, title: "invalid value", detail: "1 to 1000", field: "limit") }
+            guard offset >= 0 else { throw Problem(status: 400, title: "invalid value", detail: "0 or more", field: "offset") }
+            let held = Set(await engine.ordersAwaitingApproval)
+            let rows = try store.orders(limit: limit, offset: offset, state: state, clientIdentity: input.query.customer)
+            let total = try store.orderCount(state: state, clientIdentity: input.query.customer)
+            return .ok(.init(body: .json(.init(total: total, orders: rows.map { o in
+                .init(providerOrderId: o.providerOrderID.rawValue, customerOrderId: o.customerOrderID.rawValue, customer: o.clientIdentity,
+                      state: o.state.rawValue, heldForApproval: held.contains(o.providerOrderID), createdAt: Self.date(o.createdAt), updatedAt: Self.date(o.updatedAt))
+            }))))
+        }
+    }
+
+    func getOrder(_ input: Operations.GetOrder.Input) async throws -> Operations.GetOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            try requireOperator()
+            guard let id = ProviderOrderID(input.path.providerOrderId), let o = try store.order(providerOrderID: id) else {
+                throw Problem.notFound("order \(input.path.providerOrderId)")
+            }
+            let held = await engine.ordersAwaitingApproval.contains(id)
+            let audit = try store.audit(providerOrderID: id).map { e in
+                Components.Schemas.AuditEntry(at: Self.date(e.at), from: e.from.rawValue, to: e.to.rawValue, event: e.event)
+            }
+            return .ok(.init(body: .json(.init(
+                providerOrderId: id.rawValue, customerOrderId: o.customerOrderID.rawValue, customer: o.clientIdentity, state: o.state.rawValue,
+                heldForApproval: held, createdAt: Self.date(o.createdAt), updatedAt: Self.date(o.updatedAt), audit: audit))))
+        }
+    }
+
+    func approveOrder(_ input: Operations.ApproveOrder.Input) async throws -> Operations.ApproveOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            try requireOperator()
+            let id = try heldOrder(input.path.providerOrderId)
+            let outcome = try await Console.decide(id, approve: true, status: .administrativelyProhibited, diagnostic: nil, engine: engine, store: store, requestedBy: "api")
+            return .ok(.init(body: .json(.init(providerOrderId: id.rawValue, outcome: outcome))))
+        }
+    }
+
+    func rejectOrder(_ input: Operations.RejectOrder.Input) async throws -> Operations.RejectOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            try requireOperator()
+            let id = try heldOrder(input.path.providerOrderId)
+            var status = FailStatusCode.administrativelyProhibited
+            var diagnostic: String?
+            if case .json(let body)? = input.body {
+                if let code = body.code {
+                    guard let s = FailStatusCode(rawValue: code) else { throw Problem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
+                    status = s
+                }
+                diagnostic = body.diagnostic.map { String($0.prefix(256)) }
+            }
+            let outcome = try await Console.decide(id, approve: false, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "api")
+            return .ok(.init(body: .json(.init(providerOrderId: id.rawValue, outcome: outcome))))
+        }
+    }
+
+    func listLinks(_ input: Operations.ListLinks.Input) async throws -> Operations.ListLinks.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            try requireOperator()
+            let gauges = try await engine.gauges()
+            var links: [Components.Schemas.Link] = []
+            for link in gauges.capacityMbps.keys.sorted() {
+                for direction in [Components.Schemas.Link.DirectionPayload.incoming, .outgoing] {
+                    links.append(.init(link: link, direction: direction, capacityMbps: gauges.capacityMbps[link]?[direction.rawValue] ?? 0,
+                                       reservedMbps: gauges.reservedMbps[link]?[direction.rawValue] ?? 0))
+                }
+            }
+            return .ok(.init(body: .json(.init(links: links))))
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func heldOrder(_ text: String) throws(Problem) -> ProviderOrderID {
+        guard let id = ProviderOrderID(text), (try? store.order(providerOrderID: id)) != nil else { throw Problem.notFound("order \(text)") }
+        return id
+    }
+
+    /// The CPD a quote request asks for: given, or a template filled in. Errors name the field.
+    private func requestedDocument(_ body: Components.Schemas.QuoteRequest, customer: String) throws(Problem) -> (CPD, String) {
+        switch (body.cpd, body.template) {
+        case (let document?, nil):
+            let cpd: CPD
+            do { cpd = try CPD(json: document.value, at: .root) } catch {
+                throw Problem(status: 400, title: "invalid CPD", detail: error.reason, field: "cpd" + Self.suffix(error.path))
+            }
+            if let issue = cpd.validate(at: .root).first(where: { $0.severity == .error }) {
+                throw Problem(status: 400, title: "invalid CPD", detail: issue.message, field: "cpd" + Self.suffix(issue.path))
+            }
+            return (cpd, "api")
+        case (nil, let id?):
+            guard let template = portal.configuration.catalog.first(where: { $0.id == id && $0.isOffered(to: customer) }) else {
+                throw Problem(status: 404, title: "not found", detail: "no catalogue template \(id)", field: "template")
+            }
+            var values: [JSONPath: String] = [:]
+            let open = template.cpd.openFields
+            for (path, value) in body.values?.additionalProperties ?? [:] {
+                guard let field = open.first(where: { $0.path.description == path }) else {
+                    throw Problem(status: 400, title: "invalid value", detail: "not an open field of template \(id)", field: "values.\(path)")
+                }
+                values[field.path] = value
+            }
+            do { return (try template.cpd.filling(values), "catalog:\(id)") } catch {
+                throw Problem(status: 400, title: "invalid value", detail: error.reason, field: "values.\(error.path)")
+            }
+        case (nil, nil):
+            throw Problem(status: 400, title: "missing field", detail: "give cpd, or template with values", field: "cpd")
+        case (_?, _?):
+            throw Problem(status: 400, title: "invalid request", detail: "give cpd or template, not both", field: "template")
+        }
+    }
+
+    private func lookUp(_ text: String, customer: String) async throws(Problem) -> (ClientOrderStateMachine, String?) {
+        guard let id = CustomerOrderID(text), let order = await portal.order(id, customer: customer) else { throw Problem.notFound("quote \(text)") }
+        return (order, await portal.group(of: id, customer: customer))
+    }
+
+    private func current(_ id: CustomerOrderID, customer: String) async throws -> Components.Schemas.Quote {
+        let (order, group) = try await lookUp(id.rawValue, customer: customer)
+        return try quote(order, group: group, customer: customer)
+    }
+
+    private func quote(_ order: ClientOrderStateMachine, group: String?, customer: String) throws -> Components.Schemas.Quote {
+        let server = order.providerOrderID.flatMap { _ in try? store.order(clientIdentity: customer, customerOrderID: order.customerOrderID) }
+        let (state, reason) = Self.state(order)
+        let offer = order.offer
+        let cost = offer?.informationElements?.cost ?? order.agreement?.informationElements?.cost
+        let template: String? = group.flatMap { $0.hasPrefix("catalog:") ? String($0.dropFirst("catalog:".count)) : nil }
+        return .init(
+            id: order.customerOrderID.rawValue, href: "/api/quotes/\(order.customerOrderID.rawValue)", providerOrderId: order.providerOrderID?.rawValue,
+            state: state, stateReason: reason, cpnpState: order.state.rawValue, providerState: server?.state.rawValue,
+            requestedCpd: JSONDocument(order.requestedCPD?.json ?? CPD.empty.json), offeredCpd: offer.map { JSONDocument($0.offeredCPD.json) },
+            agreedCpd: order.agreement.map { JSONDocument($0.acceptedCPD.json) },
+            price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+            validUntil: (order.state == .offerReceived || order.state == .offerProcessing) ? offer.map { Self.date($0.validityOfferTime) } : nil,
+            template: template)
+    }
+
+    /// The TMF648-style state of a CPNP client order (docs/api.md has the table).
+    static func state(_ order: ClientOrderStateMachine) -> (Components.Schemas.QuoteState, String?) {
+        switch order.state {
+        case .created, .awaitingProcessing, .pqoSent, .serverProcessing, .acceptSent:
+            if order.state == .created, let end = order.lastEnd { return ended(end) }
+            return (.inProgress, nil)
+        case .offerReceived, .offerProcessing: return (.approved, nil)
+        case .completed: return (.accepted, nil)
+        case .cancelled:
+            if order.transaction?.kind == .withdraw { return (.cancelled, "withdrawn") }
+            if let end = order.lastEnd { return ended(end) }
+            return (.cancelled, nil)
+        }
+    }
+
+    static func ended(_ end: ClientOrderStateMachine.NegotiationEnd) -> (Components.Schemas.QuoteState, String?) {
+        switch end {
+        case .failed(let code, let diagnostic): (.rejected, "provider FAIL \(code.rawValue)" + (diagnostic.map { ": \($0)" } ?? ""))
+        case .declinedByClient: (.rejected, "declined by the customer")
+        case .cancelledByClient: (.cancelled, nil)
+        case .offerExpired: (.expired, "the offer expired")
+        case .expectedResponseTimeElapsed, .expectedOfferTimeElapsed, .noResponse, .offerTimeRefused: (.expired, Portal.words(end))
+        }
+    }
+
+    static func isDecline(_ end: ClientOrderStateMachine.NegotiationEnd) -> Bool {
+        if case .declinedByClient = end { return true }
+        return false
+    }
+
+    /// The customer order id an idempotency key stands for: the same key of the same customer always
+    /// names the same order, whatever restarts came between.
+    static func customerOrderID(customer: String, idempotencyKey: String) -> CustomerOrderID {
+        let digest = SHA256.hash(data: Data((customer + "\u{0}" + idempotencyKey).utf8))
+        return CustomerOrderID("co-" + digest.prefix(12).map { String(format: "%02x", $0) }.joined())!
+    }
+
+    static func suffix(_ path: JSONPath) -> String {
+        let text = path.description
+        if text == "$" || text.isEmpty { return "" }
+        return text.hasPrefix("[") ? text : "." + text
+    }
+
+    static func date(_ t: CPNPTimestamp) -> Date {
+        Date(timeIntervalSince1970: Double(t.millisecondsSinceEpoch) / 1_000)
+    }
+}
