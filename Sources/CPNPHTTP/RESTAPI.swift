@@ -84,7 +84,11 @@ struct RESTAPI: APIProtocol {
                     @unknown default: break
                     }
                 }
-                let status = error.underlyingError is DecodingError || "\(error.underlyingError)".contains("decod") || error.causeDescription.lowercased().contains("missing") ? 400 : 500
+                let cause = error.causeDescription.lowercased()
+                if cause.contains("unexpected content type") {
+                    return Self.problem(status: 415, title: "unsupported media type", detail: error.causeDescription + " (send application/json)", field: nil)
+                }
+                let status = error.underlyingError is DecodingError || "\(error.underlyingError)".contains("decod") || cause.contains("missing") ? 400 : 500
                 return Self.problem(status: status, title: status == 400 ? "invalid request" : "internal error", detail: detail, field: field)
             }
         }
