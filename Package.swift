@@ -381,6 +381,8 @@ if let http = package.targets.first(where: { $0.name == "CPNPHTTP" }) {
         .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
         .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
         .product(name: "Crypto", package: "swift-crypto"),
+        // Webhook deliveries.
+        .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
     ]
     http.plugins = [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
 }

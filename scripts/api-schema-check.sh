@@ -10,6 +10,8 @@
 # - positive_data_acceptance: a request the schema admits may still be refused with a 400 problem,
 #   since a CPD's rules (RFC 7297, docs/protocol.md) are more than JSON Schema says;
 # - unsupported_method: a method the document does not list gets Hummingbird's 404, not 405.
+# And one operation: POST /webhooks, whose generated URLs would make cpnpd call hosts off this
+# machine; Tests/CPNPIntegrationTests/WebhookEndToEndTests.swift and RESTEndToEndTests cover it.
 set -euo pipefail
 BUILD="${1:?usage: $0 BUILD_DIR [EXAMPLES]}"
 EXAMPLES="${2:-40}"
@@ -29,7 +31,7 @@ P=.cpnp/pki
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection"
 run() {
     schemathesis run "$ROOT/Sources/CPNPHTTP/openapi.yaml" --url "https://$ADDRESS/api" --tls-verify "$P/ca.pem" \
-        --checks "$CHECKS" -n "$EXAMPLES" --seed 8921 --no-color "$@"
+        --checks "$CHECKS" -n "$EXAMPLES" --seed 8921 --no-color --exclude-operation-id createWebhook "$@"
 }
 echo "== as the customer acme (client certificate)"
 run --request-cert "$P/client-acme.pem" --request-cert-key "$P/client-acme-key.pem"

@@ -273,6 +273,86 @@ struct RESTAPI: APIProtocol {
         }
     }
 
+    // MARK: - Webhooks
+
+    /// The subscriptions' owner: the customer, or "" for operators (every order).
+    private func webhookOwner() throws(Problem) -> String {
+        switch Self.caller {
+        case .customer(let c)?: c
+        case .operator?: ""
+        case nil: throw Problem.customersOnly
+        }
+    }
+
+    private func webhook(_ w: WebhookSubscription) throws -> Components.Schemas.Webhook {
+        let counts = try store.webhookDeliveryCounts(webhookID: w.id)
+        return .init(
+            id: w.id, url: w.url, events: w.events.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), signed: w.secret != nil,
+            createdAt: Self.date(w.createdAt), delivered: counts.delivered, pending: counts.pending, abandoned: counts.abandoned)
+    }
+
+    func listWebhooks(_ input: Operations.ListWebhooks.Input) async throws -> Operations.ListWebhooks.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let owner = try webhookOwner()
+            return .ok(.init(body: .json(.init(webhooks: try store.webhooks(owner: owner).map(webhook)))))
+        }
+    }
+
+    func createWebhook(_ input: Operations.CreateWebhook.Input) async throws -> Operations.CreateWebhook.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let owner = try webhookOwner()
+            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            guard let url = URL(string: body.url), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host, !host.isEmpty else {
+                throw Problem(status: 400, title: "invalid value", detail: "an http:// or https:// URL", field: "url")
+            }
+            // A customer's subscription may not make cpnpd call into the provider's own network.
+            if !owner.isEmpty, !portal.configuration.http.customerWebhooksToPrivateAddresses, Self.isPrivate(host: host) {
+                throw Problem(status: 400, title: "invalid value", detail: "\(host) is a loopback or private address (http.customer-webhooks-to-private-addresses)", field: "url")
+            }
+            if let secret = body.secret, secret.count < 16 {
+                throw Problem(status: 400, title: "invalid value", detail: "at least 16 characters", field: "secret")
+            }
+            guard try store.webhooks(owner: owner).count < 20 else {
+                throw Problem(status: 409, title: "too many subscriptions", detail: "at most 20 per customer; delete one first")
+            }
+            let subscription = WebhookSubscription(
+                id: "wh-" + DaemonHTTPServer.randomHex().prefix(20), owner: owner, url: body.url, secret: body.secret,
+                events: Array(Set((body.events ?? []).map(\.rawValue))).sorted(), createdAt: SystemWallClock().now())
+            try store.createWebhook(subscription)
+            return .created(.init(body: .json(try webhook(subscription))))
+        }
+    }
+
+    func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let owner = try webhookOwner()
+            guard try store.deleteWebhook(id: input.path.webhookId, owner: owner, at: SystemWallClock().now()) else {
+                throw Problem.notFound("webhook \(input.path.webhookId)")
+            }
+            return .noContent(.init())
+        }
+    }
+
+    /// Loopback, private (RFC 1918, RFC 4193), link-local and unspecified literals, and `localhost`.
+    static func isPrivate(host: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h.hasSuffix(".localhost") { return true }
+        let v4 = h.split(separator: ".").compactMap { UInt8($0) }
+        if v4.count == 4, h.split(separator: ".").count == 4 {
+            switch (v4[0], v4[1]) {
+            case (127, _), (10, _), (0, _), (169, 254), (192, 168): return true
+            case (172, let b) where (16...31).contains(b): return true
+            case (100, let b) where (64...127).contains(b): return true
+            default: return false
+            }
+        }
+        if h.contains(":") {
+            return h == "::1" || h == "::" || h.hasPrefix("fe8") || h.hasPrefix("fe9") || h.hasPrefix("fea") || h.hasPrefix("feb")
+                || h.hasPrefix("fc") || h.hasPrefix("fd") || h.hasPrefix("::ffff:")
+        }
+        return false
+    }
+
     // MARK: - Operators
 
     func listOrders(_ input: Operations.ListOrders.Input) async throws -> Operations.ListOrders.Output {

@@ -103,7 +103,7 @@ struct ConfigurationParser {
                 r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
-        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store"]) {
+        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store", "customer-webhooks-to-private-addresses"]) {
             c.http.enabled = r.bool(s, "enabled") ?? c.http.enabled
             if let node = s["listen"], let text = r.string(s, "listen") {
                 if let (host, port) = HTTPConfiguration.address(text) {
@@ -116,6 +116,7 @@ struct ConfigurationParser {
             c.http.tls = r.bool(s, "tls") ?? c.http.tls
             c.http.operatorIdentities = r.strings(s, "operator-identities") ?? c.http.operatorIdentities
             c.http.portalStore = r.string(s, "portal-store") ?? c.http.portalStore
+            c.http.customerWebhooksToPrivateAddresses = r.bool(s, "customer-webhooks-to-private-addresses") ?? c.http.customerWebhooksToPrivateAddresses
         }
         if let s = r.map(m["timers"], at: m.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {

@@ -893,6 +893,9 @@ public struct HTTPConfiguration: Sendable, Hashable {
     /// `portal-store`: the directory of the customer portal's client order stores (one SQLite file
     /// per customer); default `./.cpnp/portal`.
     public var portalStore = "./.cpnp/portal"
+    /// `customer-webhooks-to-private-addresses`: whether customers' webhook URLs may name loopback or
+    /// private addresses (operators' always may); default false.
+    public var customerWebhooksToPrivateAddresses = false
 
     public init() {}
 

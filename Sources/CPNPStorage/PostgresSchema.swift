@@ -106,6 +106,41 @@ enum PostgresSchema {
         ),
         ("server-pg-v2-instances", instancesSQL),
         ("server-pg-v3-clients", clientsSQL),
+        ("server-pg-v4-webhooks", webhooksSQL),
+    ]
+
+    /// Webhook subscriptions and their durable deliveries (docs/api.md), filled from the audit trail
+    /// past a cursor. Portable SQL: the SQLite store has the same tables (migration `server-v7-webhooks`).
+    static let webhooksSQL = [
+        """
+        CREATE TABLE webhooks (
+            webhook_id TEXT NOT NULL PRIMARY KEY,
+            owner TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT,
+            events TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            deleted_at BIGINT
+        )
+        """,
+        """
+        CREATE TABLE webhook_deliveries (
+            webhook_id TEXT NOT NULL,
+            audit_id BIGINT NOT NULL,
+            event_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL,
+            delivered_at BIGINT,
+            abandoned_at BIGINT,
+            last_error TEXT,
+            claimed_by TEXT,
+            claimed_until BIGINT,
+            PRIMARY KEY (webhook_id, audit_id)
+        )
+        """,
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE delivered_at IS NULL AND abandoned_at IS NULL",
+        "CREATE TABLE webhook_cursor (name TEXT NOT NULL PRIMARY KEY, audit_id BIGINT NOT NULL)",
     ]
 
     /// One row per client, locked by a change that opens an order so that its cap on open orders is

@@ -200,6 +200,9 @@ public final class ServerOrderStore: Sendable {
         m.registerMigration("server-v6-clients") { db in
             for statement in PostgresSchema.clientsSQL { try db.execute(sql: statement) }
         }
+        m.registerMigration("server-v7-webhooks") { db in
+            for statement in PostgresSchema.webhooksSQL { try db.execute(sql: statement) }
+        }
         return m
     }
 

@@ -127,6 +127,8 @@ struct RunCommand: AsyncParsableCommand {
                     }
                 }
                 services.append(try DaemonHTTPServer.make(configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger))
+                // The REST API's webhooks, from the audit trail (docs/api.md).
+                services.append(WebhookDispatcher(store: store, claimant: engine.instanceID, logger: logger))
             } catch let problem as DaemonHTTPServer.ConfigurationProblem {
                 await transport.close()
                 throw ValidationError(problem.description)

@@ -48,7 +48,7 @@ struct PostgresStoreTests {
         }
         let stores = try opened.withLock { $0 }.map { try $0.get() }
         #expect(try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
-            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients"])
+            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks"])
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
 
