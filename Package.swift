@@ -376,8 +376,24 @@ package.dependencies += [
     .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.0"),
     .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
 ]
+// What cpnpd's REST API and `cpnp serve` share besides Sources/CPNPHTTP/openapi.yaml (which
+// Sources/cpnp links to): exact JSON values in the generated types.
+package.targets.append(.target(
+    name: "CPNPAPI",
+    dependencies: ["CPNPCore", .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"), .product(name: "HTTPTypes", package: "swift-http-types")],
+    swiftSettings: swiftSettings))
+if let cpnp = package.targets.first(where: { $0.name == "cpnp" }) {
+    cpnp.dependencies += [
+        "CPNPAPI",
+        .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+        .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+        .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
+    ]
+    cpnp.plugins = [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+}
 if let http = package.targets.first(where: { $0.name == "CPNPHTTP" }) {
     http.dependencies += [
+        "CPNPAPI",
         .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
         .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
         .product(name: "Crypto", package: "swift-crypto"),

@@ -1,3 +1,4 @@
+import CPNPAPI
 import CPNPCore
 public import CPNPPolicy
 public import CPNPServer
@@ -117,7 +118,7 @@ public enum DaemonHTTPServer {
             try api.registerHandlers(
                 on: router, serverURL: URL(string: "/api")!,
                 configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]),
-                middlewares: [RESTAPI.ProblemMiddleware()])
+                middlewares: [ProblemMiddleware()])
         }
         router.get("healthz") { _, _ in Self.text("ok\n") }
         router.get("readyz") { _, _ -> Response in

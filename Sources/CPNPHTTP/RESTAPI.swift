@@ -1,3 +1,4 @@
+import CPNPAPI
 import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
@@ -34,92 +35,26 @@ struct RESTAPI: APIProtocol {
         }
     }
 
-    /// An RFC 9457 problem.
-    struct Problem: Error {
-        var status: Int
-        var title: String
-        var detail: String?
-        var field: String?
-
-        static func notFound(_ what: String) -> Problem { Problem(status: 404, title: "not found", detail: what) }
-        static let customersOnly = Problem(status: 403, title: "customers only", detail: "sign in with your CPNP client certificate over HTTPS")
-        static let operatorsOnly = Problem(status: 403, title: "operators only", detail: "present the operators' bearer token or certificate")
-
-        var body: Components.Schemas.Problem {
-            .init(_type: "https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))", title: title, status: status, detail: detail, field: field)
-        }
-    }
+    typealias Problem = APIProblem
 
     /// A problem as a Hummingbird response (for what happens before the generated handlers).
     static func problemResponse(status: Int, title: String, detail: String? = nil, field: String? = nil) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
-        var object = JSONObject([("type", .string("https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))")),
-                                 ("title", .string(title)), ("status", .number(CPNPDecimal(Int64(status))))])
-        if let detail { object["detail"] = .string(detail) }
-        if let field { object["field"] = .string(field) }
-        return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: JSONSerializer.serializeString(.object(object)))))
+        let problem = APIProblem(status: status, title: title, detail: detail, field: field)
+        return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: problem.json)))
     }
 
-    /// Errors the generated code throws (a body that does not decode, a missing parameter) as
-    /// problems naming the field; anything else is a 500 problem, logged by nobody's guess.
-    struct ProblemMiddleware: ServerMiddleware {
-        func intercept(
-            _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
-            next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
-        ) async throws -> (HTTPResponse, HTTPBody?) {
-            do {
-                return try await next(request, body, metadata)
-            } catch let error as ServerError {
-                var field: String?
-                var detail = error.causeDescription
-                if let decoding = error.underlyingError as? DecodingError {
-                    switch decoding {
-                    case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
-                        field = Self.path(c.codingPath)
-                        detail = c.debugDescription
-                    case .keyNotFound(let key, let c):
-                        field = Self.path(c.codingPath + [key])
-                        detail = "missing"
-                    @unknown default: break
-                    }
-                }
-                let cause = error.causeDescription.lowercased()
-                if cause.contains("unexpected content type") {
-                    return Self.problem(status: 415, title: "unsupported media type", detail: error.causeDescription + " (send application/json)", field: nil)
-                }
-                let status = error.underlyingError is DecodingError || "\(error.underlyingError)".contains("decod") || cause.contains("missing") ? 400 : 500
-                return Self.problem(status: status, title: status == 400 ? "invalid request" : "internal error", detail: detail, field: field)
-            }
-        }
-
-        static func path(_ keys: [any CodingKey]) -> String? {
-            guard !keys.isEmpty else { return nil }
-            var text = ""
-            for key in keys {
-                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-            }
-            return text
-        }
-
-        static func problem(status: Int, title: String, detail: String?, field: String?) -> (HTTPResponse, HTTPBody?) {
-            var object = JSONObject([("type", .string("https://cpnp.example/problems/\(title.replacingOccurrences(of: " ", with: "-"))")),
-                                     ("title", .string(title)), ("status", .number(CPNPDecimal(Int64(status))))])
-            if let detail { object["detail"] = .string(detail) }
-            if let field { object["field"] = .string(field) }
-            var response = HTTPResponse(status: .init(code: status))
-            response.headerFields[.contentType] = "application/problem+json"
-            return (response, HTTPBody(JSONSerializer.serializeString(.object(object))))
-        }
-    }
+    static let customersOnly = APIProblem(status: 403, title: "customers only", detail: "sign in with your CPNP client certificate over HTTPS")
+    static let operatorsOnly = APIProblem(status: 403, title: "operators only", detail: "present the operators' bearer token or certificate")
 
     private func customer() throws(Problem) -> String {
-        guard case .customer(let c)? = Self.caller else { throw Problem.customersOnly }
+        guard case .customer(let c)? = Self.caller else { throw Self.customersOnly }
         return c
     }
 
     private func requireOperator() throws(Problem) {
-        guard case .operator? = Self.caller else { throw Problem.operatorsOnly }
+        guard case .operator? = Self.caller else { throw Self.operatorsOnly }
     }
 
     /// Runs `body`, turning a ``Problem`` into the operation's `default` problem response.
@@ -127,7 +62,7 @@ struct RESTAPI: APIProtocol {
         do {
             return try await body()
         } catch let p as Problem {
-            return problem(p.status, .init(body: .applicationProblemJson(p.body)))
+            return problem(p.status, .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
         }
     }
 
@@ -139,7 +74,7 @@ struct RESTAPI: APIProtocol {
             switch Self.caller {
             case .customer(let c)?: visible = portal.configuration.catalog.filter { $0.isOffered(to: c) }
             case .operator?: visible = portal.configuration.catalog
-            case nil: throw Problem.customersOnly
+            case nil: throw Self.customersOnly
             }
             return .ok(.init(body: .json(.init(templates: visible.map { t in
                 .init(id: t.id, name: t.name, description: t.description, openFields: t.cpd.openFields.map { f in
@@ -174,7 +109,7 @@ struct RESTAPI: APIProtocol {
     func createQuote(_ input: Operations.CreateQuote.Input) async throws -> Operations.CreateQuote.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let customer = try customer()
-            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
             let (request, group) = try requestedDocument(body, customer: customer)
             // The idempotency key names the order: a retried request finds the order the first made.
             var id: CustomerOrderID?
@@ -182,7 +117,7 @@ struct RESTAPI: APIProtocol {
                 let derived = Self.customerOrderID(customer: customer, idempotencyKey: key)
                 if let existing = await portal.order(derived, customer: customer) {
                     guard existing.requestedCPD == request else {
-                        throw Problem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
+                        throw APIProblem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
                     }
                     return .created(.init(body: .json(try quote(existing, group: group, customer: customer))))
                 }
@@ -192,11 +127,11 @@ struct RESTAPI: APIProtocol {
             do {
                 made = try await portal.quote(request, customer: customer, customerOrderID: id, group: group)
             } catch {
-                throw Problem(status: 409, title: "not sent", detail: "\(error)")
+                throw APIProblem(status: 409, title: "not sent", detail: "\(error)")
             }
             // The provider usually answers within milliseconds: wait briefly so the answer shows its state.
             try? await portal.awaitFirstAnswer(made, customer: customer, patience: .seconds(2))
-            guard let order = await portal.order(made, customer: customer) else { throw Problem.notFound("quote \(made)") }
+            guard let order = await portal.order(made, customer: customer) else { throw APIProblem.notFound("quote \(made)") }
             return .created(.init(body: .json(try quote(order, group: group, customer: customer))))
         }
     }
@@ -216,7 +151,7 @@ struct RESTAPI: APIProtocol {
             // Accepting an accepted quote again answers with it (a retried request).
             if order.state != .completed && order.state != .acceptSent {
                 do { try await portal.accept(order.customerOrderID, customer: customer) } catch {
-                    throw Problem(status: 409, title: "cannot accept", detail: "\(error)")
+                    throw APIProblem(status: 409, title: "cannot accept", detail: "\(error)")
                 }
             }
             return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
@@ -231,14 +166,14 @@ struct RESTAPI: APIProtocol {
             if case .json(let body)? = input.body, let codes = body.reasons, !codes.isEmpty {
                 reasons = try codes.enumerated().map { index, code in
                     guard let reason = DeclineReason(rawValue: code.rawValue) else {
-                        throw Problem(status: 400, title: "invalid value", detail: "unknown reason \(code)", field: "reasons[\(index)]")
+                        throw APIProblem(status: 400, title: "invalid value", detail: "unknown reason \(code)", field: "reasons[\(index)]")
                     }
                     return reason
                 }
             }
             if !(order.state == .cancelled && order.lastEnd.map(Self.isDecline) == true) {
                 do { try await portal.decline(order.customerOrderID, reasons: reasons, customer: customer) } catch {
-                    throw Problem(status: 409, title: "cannot decline", detail: "\(error)")
+                    throw APIProblem(status: 409, title: "cannot decline", detail: "\(error)")
                 }
             }
             return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
@@ -251,7 +186,7 @@ struct RESTAPI: APIProtocol {
             let (order, _) = try await lookUp(input.path.id, customer: customer)
             if order.state != .cancelled {
                 do { try await portal.cancel(order.customerOrderID, customer: customer) } catch {
-                    throw Problem(status: 409, title: "cannot cancel", detail: "\(error)")
+                    throw APIProblem(status: 409, title: "cannot cancel", detail: "\(error)")
                 }
             }
             return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
@@ -264,10 +199,10 @@ struct RESTAPI: APIProtocol {
             let (order, _) = try await lookUp(input.path.id, customer: customer)
             if order.agreement != nil {
                 do { try await portal.withdraw(order.customerOrderID, customer: customer) } catch {
-                    throw Problem(status: 409, title: "cannot withdraw", detail: "\(error)")
+                    throw APIProblem(status: 409, title: "cannot withdraw", detail: "\(error)")
                 }
             } else if order.state != .cancelled {
-                throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
+                throw APIProblem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
             }
             return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
         }
@@ -280,7 +215,7 @@ struct RESTAPI: APIProtocol {
         switch Self.caller {
         case .customer(let c)?: c
         case .operator?: ""
-        case nil: throw Problem.customersOnly
+        case nil: throw Self.customersOnly
         }
     }
 
@@ -301,19 +236,19 @@ struct RESTAPI: APIProtocol {
     func createWebhook(_ input: Operations.CreateWebhook.Input) async throws -> Operations.CreateWebhook.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let owner = try webhookOwner()
-            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
             guard let url = URL(string: body.url), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host, !host.isEmpty else {
-                throw Problem(status: 400, title: "invalid value", detail: "an http:// or https:// URL", field: "url")
+                throw APIProblem(status: 400, title: "invalid value", detail: "an http:// or https:// URL", field: "url")
             }
             // A customer's subscription may not make cpnpd call into the provider's own network.
             if !owner.isEmpty, !portal.configuration.http.customerWebhooksToPrivateAddresses, Self.isPrivate(host: host) {
-                throw Problem(status: 400, title: "invalid value", detail: "\(host) is a loopback or private address (http.customer-webhooks-to-private-addresses)", field: "url")
+                throw APIProblem(status: 400, title: "invalid value", detail: "\(host) is a loopback or private address (http.customer-webhooks-to-private-addresses)", field: "url")
             }
             if let secret = body.secret, secret.count < 16 {
-                throw Problem(status: 400, title: "invalid value", detail: "at least 16 characters", field: "secret")
+                throw APIProblem(status: 400, title: "invalid value", detail: "at least 16 characters", field: "secret")
             }
             guard try store.webhooks(owner: owner).count < 20 else {
-                throw Problem(status: 409, title: "too many subscriptions", detail: "at most 20 per customer; delete one first")
+                throw APIProblem(status: 409, title: "too many subscriptions", detail: "at most 20 per customer; delete one first")
             }
             let subscription = WebhookSubscription(
                 id: "wh-" + DaemonHTTPServer.randomHex().prefix(20), owner: owner, url: body.url, secret: body.secret,
@@ -327,7 +262,7 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let owner = try webhookOwner()
             guard try store.deleteWebhook(id: input.path.webhookId, owner: owner, at: SystemWallClock().now()) else {
-                throw Problem.notFound("webhook \(input.path.webhookId)")
+                throw APIProblem.notFound("webhook \(input.path.webhookId)")
             }
             return .noContent(.init())
         }
@@ -361,14 +296,14 @@ struct RESTAPI: APIProtocol {
             var state: ServerOrderStateMachine.State?
             if let text = input.query.state {
                 guard let s = ServerOrderStateMachine.State(rawValue: text) else {
-                    throw Problem(status: 400, title: "invalid value", detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+                    throw APIProblem(status: 400, title: "invalid value", detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
                 }
                 state = s
             }
             let limit = input.query.limit ?? 100
             let offset = input.query.offset ?? 0
-            guard (1...1_000).contains(limit) else { throw Problem(status: 400, title: "invalid value", detail: "1 to 1000", field: "limit") }
-            guard offset >= 0 else { throw Problem(status: 400, title: "invalid value", detail: "0 or more", field: "offset") }
+            guard (1...1_000).contains(limit) else { throw APIProblem(status: 400, title: "invalid value", detail: "1 to 1000", field: "limit") }
+            guard offset >= 0 else { throw APIProblem(status: 400, title: "invalid value", detail: "0 or more", field: "offset") }
             let held = Set(await engine.ordersAwaitingApproval)
             let rows = try store.orders(limit: limit, offset: offset, state: state, clientIdentity: input.query.customer)
             let total = try store.orderCount(state: state, clientIdentity: input.query.customer)
@@ -383,7 +318,7 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
             guard let id = ProviderOrderID(input.path.providerOrderId), let o = try store.order(providerOrderID: id) else {
-                throw Problem.notFound("order \(input.path.providerOrderId)")
+                throw APIProblem.notFound("order \(input.path.providerOrderId)")
             }
             let held = await engine.ordersAwaitingApproval.contains(id)
             let audit = try store.audit(providerOrderID: id).map { e in
@@ -412,7 +347,7 @@ struct RESTAPI: APIProtocol {
             var diagnostic: String?
             if case .json(let body)? = input.body {
                 if let code = body.code {
-                    guard let s = FailStatusCode(rawValue: code) else { throw Problem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
+                    guard let s = FailStatusCode(rawValue: code) else { throw APIProblem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
                     status = s
                 }
                 diagnostic = body.diagnostic.map { String($0.prefix(256)) }
@@ -440,7 +375,7 @@ struct RESTAPI: APIProtocol {
     // MARK: - Helpers
 
     private func heldOrder(_ text: String) throws(Problem) -> ProviderOrderID {
-        guard let id = ProviderOrderID(text), (try? store.order(providerOrderID: id)) != nil else { throw Problem.notFound("order \(text)") }
+        guard let id = ProviderOrderID(text), (try? store.order(providerOrderID: id)) != nil else { throw APIProblem.notFound("order \(text)") }
         return id
     }
 
@@ -448,38 +383,31 @@ struct RESTAPI: APIProtocol {
     private func requestedDocument(_ body: Components.Schemas.QuoteRequest, customer: String) throws(Problem) -> (CPD, String) {
         switch (body.cpd, body.template) {
         case (let document?, nil):
-            let cpd: CPD
-            do { cpd = try CPD(json: document.value, at: .root) } catch {
-                throw Problem(status: 400, title: "invalid CPD", detail: error.reason, field: "cpd" + Self.suffix(error.path))
-            }
-            if let issue = cpd.validate(at: .root).first(where: { $0.severity == .error }) {
-                throw Problem(status: 400, title: "invalid CPD", detail: issue.message, field: "cpd" + Self.suffix(issue.path))
-            }
-            return (cpd, "api")
+            return (try APIProblem.requestedCPD(document), "api")
         case (nil, let id?):
             guard let template = portal.configuration.catalog.first(where: { $0.id == id && $0.isOffered(to: customer) }) else {
-                throw Problem(status: 404, title: "not found", detail: "no catalogue template \(id)", field: "template")
+                throw APIProblem(status: 404, title: "not found", detail: "no catalogue template \(id)", field: "template")
             }
             var values: [JSONPath: String] = [:]
             let open = template.cpd.openFields
             for (path, value) in body.values?.additionalProperties ?? [:] {
                 guard let field = open.first(where: { $0.path.description == path }) else {
-                    throw Problem(status: 400, title: "invalid value", detail: "not an open field of template \(id)", field: "values.\(path)")
+                    throw APIProblem(status: 400, title: "invalid value", detail: "not an open field of template \(id)", field: "values.\(path)")
                 }
                 values[field.path] = value
             }
             do { return (try template.cpd.filling(values), "catalog:\(id)") } catch {
-                throw Problem(status: 400, title: "invalid value", detail: error.reason, field: "values.\(error.path)")
+                throw APIProblem(status: 400, title: "invalid value", detail: error.reason, field: "values.\(error.path)")
             }
         case (nil, nil):
-            throw Problem(status: 400, title: "missing field", detail: "give cpd, or template with values", field: "cpd")
+            throw APIProblem(status: 400, title: "missing field", detail: "give cpd, or template with values", field: "cpd")
         case (_?, _?):
-            throw Problem(status: 400, title: "invalid request", detail: "give cpd or template, not both", field: "template")
+            throw APIProblem(status: 400, title: "invalid request", detail: "give cpd or template, not both", field: "template")
         }
     }
 
     private func lookUp(_ text: String, customer: String) async throws(Problem) -> (ClientOrderStateMachine, String?) {
-        guard let id = CustomerOrderID(text), let order = await portal.order(id, customer: customer) else { throw Problem.notFound("quote \(text)") }
+        guard let id = CustomerOrderID(text), let order = await portal.order(id, customer: customer) else { throw APIProblem.notFound("quote \(text)") }
         return (order, await portal.group(of: id, customer: customer))
     }
 
@@ -541,13 +469,5 @@ struct RESTAPI: APIProtocol {
         return CustomerOrderID("co-" + digest.prefix(12).map { String(format: "%02x", $0) }.joined())!
     }
 
-    static func suffix(_ path: JSONPath) -> String {
-        let text = path.description
-        if text == "$" || text.isEmpty { return "" }
-        return text.hasPrefix("[") ? text : "." + text
-    }
-
-    static func date(_ t: CPNPTimestamp) -> Date {
-        Date(timeIntervalSince1970: Double(t.millisecondsSinceEpoch) / 1_000)
-    }
+    static func date(_ t: CPNPTimestamp) -> Date { APIProblem.date(t) }
 }

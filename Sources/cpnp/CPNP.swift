@@ -18,7 +18,7 @@ struct CPNP: AsyncParsableCommand {
         version: "cpnp \(toolVersion) (CPNP version 1, RFC 8921)",
         subcommands: [
             Quote.self, Orders.self, Show.self, Accept.self, Decline.self, Cancel.self, Withdraw.self, Update.self, Activate.self,
-            Validate.self, Inspect.self, Conformance.self, Catalog.self,
+            Validate.self, Inspect.self, Conformance.self, Catalog.self, Serve.self,
         ]
     )
 }

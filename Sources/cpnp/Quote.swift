@@ -30,17 +30,7 @@ struct Quote: AsyncParsableCommand {
     @Option(name: .long, help: "The requested CPD (JSON file, or - for standard input).")
     var cpd: String
 
-    @Option(name: .long, help: "accept-if-satisfies, best-of-n or multi-round.")
-    var strategy: String?
-
-    @Option(name: .long, help: "Accepted relative shortfall of numeric values (0.2 accepts 80 for 100).")
-    var tolerance: Double = 0
-
-    @Option(name: .long, help: "multi-round: maximum number of rounds.")
-    var rounds: Int = 3
-
-    @Option(name: .long, help: "multi-round: how far (relative) the request may be relaxed towards an offer.")
-    var floor: Double = 0.5
+    @OptionGroup var strategyOptions: StrategyOptions
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Ask the provider for the price (cost IE).")
     var cost = true
@@ -78,11 +68,6 @@ struct Quote: AsyncParsableCommand {
     func validate() throws {
         if yes && interactive { throw ValidationError("--yes and --interactive exclude each other") }
         if noWait && (yes || interactive) { throw ValidationError("--no-wait excludes --yes and --interactive") }
-        if let strategy, !["accept-if-satisfies", "best-of-n", "multi-round"].contains(strategy) {
-            throw ValidationError("--strategy must be accept-if-satisfies, best-of-n or multi-round")
-        }
-        if !(0...1).contains(tolerance) { throw ValidationError("--tolerance must be between 0 and 1") }
-        if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if parseDuration(expectedResponseTime) == nil { throw ValidationError("--expected-response-time: use e.g. 30s, 5m") }
         if parseDuration(grantMoreTime) == nil { throw ValidationError("--grant-more-time: use e.g. 10m, 24h") }
     }
@@ -135,21 +120,10 @@ struct Quote: AsyncParsableCommand {
         return InformationElements(negotiationOptions: o)
     }
 
-    func chosenStrategy(servers: Int) -> any NegotiationStrategy {
-        let tolerances = OfferTolerances(relative: tolerance)
-        switch strategy ?? (servers > 1 ? "best-of-n" : "accept-if-satisfies") {
-        case "best-of-n": return BestOfN(tolerances: tolerances)
-        case "multi-round":
-            let base: any NegotiationStrategy = servers > 1 ? BestOfN(tolerances: tolerances) : AcceptIfSatisfies(tolerances: tolerances)
-            return MultiRound(base: base, maximumRounds: rounds, adjust: RelaxTowardsOffer(floor: floor))
-        default: return AcceptIfSatisfies(tolerances: tolerances)
-        }
-    }
-
     /// --yes: the strategy decides.
     func negotiate(_ engine: CPNPClientEngine, request: CPD, ies: InformationElements?, peers: [CPNPPeer]) async throws {
         let json = options.json
-        let strategy = chosenStrategy(servers: peers.count)
+        let strategy = strategyOptions.chosenStrategy(servers: peers.count)
         var naming: (@Sendable (Int, Int) -> CustomerOrderID?)?
         if let orderId {
             guard CustomerOrderID(orderId) != nil else { throw CLIError("--order-id \(orderId) is not a valid customer order id") }

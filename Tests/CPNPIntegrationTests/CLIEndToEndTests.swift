@@ -110,14 +110,10 @@ struct CLIEndToEndTests {
     /// others are declined with reason 2 and end Cancelled.
     @Test(.timeLimit(.minutes(3)))
     func bestOfThreeAcceptsTheCheapestAndDeclinesTheOthers() async throws {
-        let first = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "1500.00", pki: nil))
-        defer { first.stop() }
-        let second = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "400.00", pki: first.pkiDirectory))
-        defer { second.stop() }
-        let third = try await Daemon.start(configuration: try CLI.providerConfiguration(baseFee: "900.00", pki: first.pkiDirectory))
-        defer { third.stop() }
+        let daemons = try await CLI.threeProviders()
+        defer { for d in daemons { d.stop() } }
+        let (first, second) = (daemons[0], daemons[1])
         let cli = try CLI(daemon: first)
-        let daemons = [first, second, third]
         var args = ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "bo3"]
         for d in daemons { args += ["--server", "127.0.0.1:\(d.port)"] }
         let r = try cli.run(args)
@@ -314,6 +310,21 @@ struct CLI {
     }
 
     /// Examples/cpnpd.yaml with another price list, and optionally another provider's PKI (one CA for all).
+    /// Three providers with one PKI (the first's) and base fees 1500, 400 and 900 EUR: the second is
+    /// the cheapest.
+    static func threeProviders() async throws -> [Daemon] {
+        var daemons: [Daemon] = []
+        do {
+            for fee in ["1500.00", "400.00", "900.00"] {
+                daemons.append(try await Daemon.start(configuration: try providerConfiguration(baseFee: fee, pki: daemons.first?.pkiDirectory)))
+            }
+        } catch {
+            for d in daemons { d.stop() }
+            throw error
+        }
+        return daemons
+    }
+
     static func providerConfiguration(baseFee: String, pki: URL?) throws -> String {
         var text = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cpnpd.yaml"), encoding: .utf8)
         var lines = text.components(separatedBy: "\n")

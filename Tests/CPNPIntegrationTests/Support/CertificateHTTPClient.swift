@@ -24,6 +24,14 @@ struct CertificateHTTPClient {
         base = "https://127.0.0.1:\(daemon.httpPort)"
     }
 
+    /// A plain HTTP client of `base` (e.g. `cpnp serve`'s `http://127.0.0.1:PORT/api`).
+    init(plainBase base: String) {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.base = base
+    }
+
     func get(_ path: String) async throws -> HTTPAnswer {
         try await execute(HTTPClientRequest(url: base + path))
     }

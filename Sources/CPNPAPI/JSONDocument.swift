@@ -1,12 +1,13 @@
-import CPNPCore
+public import CPNPCore
 import Foundation
 
 /// A JSON value in the REST API's generated types (the `CPD` and `AnyJSON` schemas of
-/// Sources/CPNPHTTP/openapi.yaml): numbers stay exact decimals both ways, as on the CPNP wire.
-struct JSONDocument: Codable, Hashable, Sendable {
-    var value: JSONValue
+/// Sources/CPNPHTTP/openapi.yaml, served by cpnpd and by `cpnp serve`): numbers stay exact decimals
+/// both ways, as on the CPNP wire.
+public struct JSONDocument: Codable, Hashable, Sendable {
+    public var value: JSONValue
 
-    init(_ value: JSONValue) { self.value = value }
+    public init(_ value: JSONValue) { self.value = value }
 
     private struct Key: CodingKey {
         var stringValue: String
@@ -15,7 +16,7 @@ struct JSONDocument: Codable, Hashable, Sendable {
         init?(intValue: Int) { nil }
     }
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         if let object = try? decoder.container(keyedBy: Key.self) {
             var out = JSONObject()
             for key in object.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
@@ -44,7 +45,7 @@ struct JSONDocument: Codable, Hashable, Sendable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         switch value {
         case .object(let object):
             var container = encoder.container(keyedBy: Key.self)

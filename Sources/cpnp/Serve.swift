@@ -1,0 +1,301 @@
+import ArgumentParser
+import CPNPAPI
+import CPNPClient
+import CPNPCore
+import CPNPStorage
+import CPNPTransport
+import Crypto
+import Foundation
+import Hummingbird
+import OpenAPIHummingbird
+import OpenAPIRuntime
+
+/// `cpnp serve`: the REST API of docs/api.md for a customer's own systems. Each quote is one CPNP
+/// negotiation with every `--server`, decided by the strategy (RFC 8921 §7: best of N, several
+/// rounds, or accept if it satisfies), so that a BSS negotiates with several providers in one call.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the REST API (docs/api.md): each quote is negotiated with the servers by the strategy.",
+        discussion: """
+            POST /api/quotes with {"cpd": …} starts a negotiation with every --server (best-of-n by \
+            default with several, accept-if-satisfies with one); GET /api/quotes/ID follows it, with each \
+            provider's answer in "candidates". Listens on loopback only: put a reverse proxy with \
+            authentication in front to reach it from elsewhere.
+            """)
+
+    @OptionGroup var options: ClientOptions
+    @OptionGroup var strategyOptions: StrategyOptions
+
+    @Option(name: .long, help: "Where to listen, HOST:PORT on loopback (port 0: any free port).")
+    var http: String = "127.0.0.1:8923"
+
+    @Option(name: .long, help: "A provider: HOST[:PORT], [IPv6]:PORT, or a domain with _cpnp._udp SRV records. Repeat for several.")
+    var server: [String] = []
+
+    @Option(name: .long, help: "Time the servers have to answer (e.g. 30s, 5m).")
+    var expectedResponseTime: String = "30s"
+
+    @Option(name: .long, help: "Grant a provider's request for more time up to this far ahead.")
+    var grantMoreTime: String = "24h"
+
+    func run() async throws {
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else { throw ValidationError("--http must be HOST:PORT") }
+        let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+            throw ValidationError("--http \(http): cpnp serve listens on loopback only (it has no authentication of its own)")
+        }
+        var peers: [CPNPPeer] = []
+        for s in server.isEmpty ? ["127.0.0.1:\(CPNPTransportDefaults.port)"] : server {
+            guard let first = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: s)).first else { throw ValidationError("--server \(s): no address") }
+            peers.append(first)
+        }
+        let store = try options.store()
+        var configuration = CPNPClientEngine.Configuration()
+        configuration.expectedResponseTime = parseDuration(expectedResponseTime) ?? .seconds(30)
+        configuration.moreTime = GrantMoreTime(upTo: parseDuration(grantMoreTime) ?? .seconds(86_400))
+        let engine = try await options.engine(store: store, bindHost: peers.first?.address.protocol == .inet6 ? "::" : "0.0.0.0", configuration: configuration)
+        let api = ServeAPI(engine: engine, store: store, servers: peers, strategy: strategyOptions.chosenStrategy(servers: peers.count))
+        let router = Router()
+        try api.registerHandlers(
+            on: router, serverURL: URL(string: "/api")!,
+            configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]),
+            middlewares: [ProblemMiddleware()])
+        let names = peers.map(\.displayName).joined(separator: ", ")
+        let app = Application(
+            router: router, configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "cpnp-serve"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                FileHandle.standardOutput.write(Data("cpnp serve: listening on http://\(host):\(bound)/api, negotiating with \(names)\n".utf8))
+            },
+            logger: options.logger())
+        try await app.runService()
+        await engine.settle(timeout: .seconds(5))
+        await engine.shutdown()
+    }
+}
+
+/// The negotiations `cpnp serve` runs: one group of client orders each (RFC 8921 §7).
+actor Negotiations {
+    private var running: [String: Task<Void, Never>] = [:]
+    private var failures: [String: String] = [:]
+
+    func start(_ group: String, _ work: @escaping @Sendable () async -> String?) {
+        running[group] = Task {
+            let failure = await work()
+            self.finished(group, failure: failure)
+        }
+    }
+
+    private func finished(_ group: String, failure: String?) {
+        running[group] = nil
+        failures[group] = failure
+    }
+
+    func isRunning(_ group: String) -> Bool { running[group] != nil }
+    func failure(_ group: String) -> String? { failures[group] }
+}
+
+/// The REST API of `cpnp serve`: quotes are negotiations; the provider-side operations are not here.
+struct ServeAPI: APIProtocol {
+    let engine: CPNPClientEngine
+    let store: ClientOrderStore
+    let servers: [CPNPPeer]
+    let strategy: any NegotiationStrategy
+    let negotiations = Negotiations()
+
+    static let notHere = APIProblem(status: 404, title: "not served here", detail: "cpnp serve negotiates quotes; this operation is the provider's (cpnpd)")
+
+    private func answer<Output>(_ problem: (Int, Components.Responses.Problem) -> Output, _ body: () async throws -> Output) async throws -> Output {
+        do {
+            return try await body()
+        } catch let p as APIProblem {
+            return problem(p.status, .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
+        }
+    }
+
+    // MARK: - Quotes
+
+    func createQuote(_ input: Operations.CreateQuote.Input) async throws -> Operations.CreateQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
+            guard body.template == nil else {
+                throw APIProblem(status: 400, title: "invalid request", detail: "cpnp serve takes a CPD; `cpnp catalog ID` prints a provider's template", field: "template")
+            }
+            guard let document = body.cpd else { throw APIProblem(status: 400, title: "missing field", detail: "give cpd", field: "cpd") }
+            let request = try APIProblem.requestedCPD(document)
+            // The idempotency key names the negotiation: a retried request finds the one the first started.
+            let group: String
+            if let key = input.headers.idempotencyKey {
+                let digest = SHA256.hash(data: Data(key.utf8))
+                group = "ng-" + digest.prefix(12).map { String(format: "%02x", $0) }.joined()
+                if let existing = try quote(group) {
+                    guard (try store.orders(group: group).first?.machine.requestedCPD) == request else {
+                        throw APIProblem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
+                    }
+                    return .created(.init(body: .json(existing)))
+                }
+            } else {
+                group = await engine.newCustomerOrderID().rawValue.replacingOccurrences(of: "co-", with: "ng-")
+            }
+            let (engine, servers, strategy) = (engine, servers, strategy)
+            let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
+            await negotiations.start(group) {
+                do {
+                    let result = try await engine.negotiate(request, informationElements: options, servers: servers, strategy: strategy, group: group)
+                    return result.failure
+                } catch {
+                    return "\(error)"
+                }
+            }
+            // The QUOTATIONs are stored before the first is sent: the quote exists from here on.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try store.orders(group: group).count < servers.count, ContinuousClock.now < deadline, await negotiations.isRunning(group) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            guard let made = try quote(group) else { throw APIProblem(status: 409, title: "not sent", detail: await negotiations.failure(group)) }
+            return .created(.init(body: .json(made)))
+        }
+    }
+
+    func listQuotes(_ input: Operations.ListQuotes.Input) async throws -> Operations.ListQuotes.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            .ok(.init(body: .json(.init(quotes: try groups().compactMap { try quote($0) }))))
+        }
+    }
+
+    func getQuote(_ input: Operations.GetQuote.Input) async throws -> Operations.GetQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    func acceptQuote(_ input: Operations.AcceptQuote.Input) async throws -> Operations.AcceptQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            guard q.state == .accepted else { throw APIProblem(status: 409, title: "the strategy decides", detail: "cpnp serve accepts by its --strategy") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    func declineQuote(_ input: Operations.DeclineQuote.Input) async throws -> Operations.DeclineQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard try quote(input.path.id) != nil else { throw APIProblem.notFound("quote \(input.path.id)") }
+            throw APIProblem(status: 409, title: "the strategy decides", detail: "cpnp serve declines by its --strategy; cancel the quote instead")
+        }
+    }
+
+    func cancelQuote(_ input: Operations.CancelQuote.Input) async throws -> Operations.CancelQuote.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let orders = try store.orders(group: input.path.id)
+            guard !orders.isEmpty else { throw APIProblem.notFound("quote \(input.path.id)") }
+            for o in orders {
+                let machine = (try? await engine.order(o.customerOrderID)) ?? o.machine
+                if [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing].contains(machine.state) {
+                    _ = try? await engine.cancel(o.customerOrderID)
+                }
+            }
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    func listAgreements(_ input: Operations.ListAgreements.Input) async throws -> Operations.ListAgreements.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            .ok(.init(body: .json(.init(quotes: try groups().compactMap { try quote($0) }.filter { $0.state == .accepted }))))
+        }
+    }
+
+    func withdrawAgreement(_ input: Operations.WithdrawAgreement.Input) async throws -> Operations.WithdrawAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let orders = try store.orders(group: input.path.id)
+            guard !orders.isEmpty else { throw APIProblem.notFound("quote \(input.path.id)") }
+            if let winner = orders.first(where: { $0.machine.agreement != nil }) {
+                do { try await engine.withdraw(winner.customerOrderID, timeout: .seconds(30)) } catch {
+                    throw APIProblem(status: 409, title: "cannot withdraw", detail: "\(error)")
+                }
+            }
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    // MARK: - The provider's operations: not here
+
+    func listTemplates(_ input: Operations.ListTemplates.Input) async throws -> Operations.ListTemplates.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func listWebhooks(_ input: Operations.ListWebhooks.Input) async throws -> Operations.ListWebhooks.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func createWebhook(_ input: Operations.CreateWebhook.Input) async throws -> Operations.CreateWebhook.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func deleteWebhook(_ input: Operations.DeleteWebhook.Input) async throws -> Operations.DeleteWebhook.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func listOrders(_ input: Operations.ListOrders.Input) async throws -> Operations.ListOrders.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func getOrder(_ input: Operations.GetOrder.Input) async throws -> Operations.GetOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func approveOrder(_ input: Operations.ApproveOrder.Input) async throws -> Operations.ApproveOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func rejectOrder(_ input: Operations.RejectOrder.Input) async throws -> Operations.RejectOrder.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+    func listLinks(_ input: Operations.ListLinks.Input) async throws -> Operations.ListLinks.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) { throw Self.notHere }
+    }
+
+    // MARK: - Quotes from the client store
+
+    /// The negotiation groups, newest first.
+    private func groups() throws -> [String] {
+        var seen: Set<String> = []
+        var out: [String] = []
+        for o in try store.orders(limit: 1_000) {
+            guard let g = o.group, g.hasPrefix("ng-"), seen.insert(g).inserted else { continue }
+            out.append(g)
+        }
+        return out
+    }
+
+    /// A negotiation as a quote: the winner's offer and agreement, every provider's answer.
+    private func quote(_ group: String) throws -> Components.Schemas.Quote? {
+        let orders = try store.orders(group: group).sorted { $0.createdAt < $1.createdAt }
+        guard let first = orders.first else { return nil }
+        let lastRequest = orders.last?.machine.requestedCPD
+        let winner = orders.last { $0.machine.agreement != nil || $0.machine.state == .acceptSent || ($0.machine.state == .cancelled && $0.machine.transaction?.kind == .withdraw) }
+        let running = orders.contains { [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .awaitingProcessing].contains($0.machine.state) }
+        var state = Components.Schemas.QuoteState.rejected
+        var reason: String? = "no acceptable offer"
+        if let w = winner?.machine {
+            if w.state == .completed { (state, reason) = (.accepted, nil) }
+            else if w.state == .acceptSent { (state, reason) = (.inProgress, nil) }
+            else { (state, reason) = (.cancelled, "withdrawn") }
+        } else if running {
+            (state, reason) = (.inProgress, nil)
+        }
+        let candidates = orders.filter { $0.machine.requestedCPD == lastRequest }.map { o -> Components.Schemas.Candidate in
+            let offer = o.machine.offer
+            let cost = offer?.informationElements?.cost
+            return .init(
+                provider: o.serverAddress, customerOrderId: o.customerOrderID.rawValue, providerOrderId: o.providerOrderID?.rawValue,
+                cpnpState: o.machine.state.rawValue, price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+                satisfies: offer.map { $0.offeredCPD.comparison(against: o.machine.requestedCPD ?? .empty).gaps.isEmpty } ?? false,
+                failure: o.machine.lastEnd.map { "\($0)" })
+        }
+        let w = winner?.machine
+        let cost = w?.offer?.informationElements?.cost ?? w?.agreement?.informationElements?.cost
+        return .init(
+            id: group, href: "/api/quotes/\(group)", providerOrderId: w?.providerOrderID?.rawValue, state: state, stateReason: reason,
+            cpnpState: (w ?? first.machine).state.rawValue, providerState: nil,
+            requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: w?.offer.map { JSONDocument($0.offeredCPD.json) },
+            agreedCpd: w?.agreement.map { JSONDocument($0.acceptedCPD.json) },
+            price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+            validUntil: nil, template: nil, candidates: candidates)
+    }
+}
