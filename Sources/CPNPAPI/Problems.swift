@@ -43,6 +43,19 @@ public struct APIProblem: Error, Sendable {
         return cpd
     }
 
+    /// The `when` of an activation: `now`, `off`, or an RFC 3339 time.
+    public static func activationSchedule(_ when: String) throws(APIProblem) -> ActivationSchedule {
+        switch when {
+        case "now": return .now
+        case "off": return .deactivate
+        default:
+            guard let t = CPNPTimestamp(rfc3339: when) else {
+                throw APIProblem(status: 400, title: "invalid value", detail: "now, off, or an RFC 3339 time", field: "when")
+            }
+            return .at(t)
+        }
+    }
+
     static func suffix(_ path: JSONPath) -> String {
         let text = path.description
         if text == "$" || text.isEmpty { return "" }

@@ -140,9 +140,11 @@ public actor CustomerPortal {
     }
 
     /// Requests a quote for `request` as customer order `customerOrderID` (RFC 8921 §9.2.1).
-    public func quote(_ request: CPD, customer: String, customerOrderID: CustomerOrderID?, group: String) async throws -> CustomerOrderID {
+    public func quote(
+        _ request: CPD, customer: String, customerOrderID: CustomerOrderID?, group: String, activationType: ActivationType? = nil
+    ) async throws -> CustomerOrderID {
         let client = try await client(for: customer)
-        let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
+        let options = InformationElements(negotiationOptions: NegotiationOptions(activationType: activationType, costRequested: true))
         return try await client.engine.quote(request, informationElements: options, to: PortalTransport.server, customerOrderID: customerOrderID, group: group)
     }
 
@@ -173,6 +175,19 @@ public actor CustomerPortal {
     public func cancel(_ id: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
         let client = try await client(for: customer)
         try await Self.briefly(patience) { _ = try await client.engine.cancel(id) }
+    }
+
+    /// Renegotiates the agreement (§9.2.9) and waits briefly for the provider's first answer.
+    public func update(_ id: CustomerOrderID, request: CPD, customer: String, patience: Duration = .seconds(2)) async throws {
+        let client = try await client(for: customer)
+        let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
+        try await client.engine.update(id, request: request, informationElements: options)
+        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(id) }
+    }
+
+    /// Activates, schedules or deactivates the agreement (§9.2.11) and waits for the ACK.
+    public func activate(_ id: CustomerOrderID, _ schedule: ActivationSchedule, customer: String) async throws {
+        _ = try await client(for: customer).engine.activate(id, schedule)
     }
 
     /// Withdraws the agreement (§9.2.8) and waits for the provider's final ACK (bounded).

@@ -125,7 +125,9 @@ struct RESTAPI: APIProtocol {
             }
             let made: CustomerOrderID
             do {
-                made = try await portal.quote(request, customer: customer, customerOrderID: id, group: group)
+                made = try await portal.quote(
+                    request, customer: customer, customerOrderID: id, group: group,
+                    activationType: body.activationType.flatMap { ActivationType(rawValue: $0.rawValue) })
             } catch {
                 throw APIProblem(status: 409, title: "not sent", detail: "\(error)")
             }
@@ -203,6 +205,34 @@ struct RESTAPI: APIProtocol {
                 }
             } else if order.state != .cancelled {
                 throw APIProblem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    func updateAgreement(_ input: Operations.UpdateAgreement.Input) async throws -> Operations.UpdateAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            let request = try APIProblem.requestedCPD(body.cpd)
+            guard order.agreement != nil else { throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement") }
+            do { try await portal.update(order.customerOrderID, request: request, customer: customer) } catch {
+                throw Problem(status: 409, title: "cannot update", detail: "\(error)")
+            }
+            return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
+        }
+    }
+
+    func activateAgreement(_ input: Operations.ActivateAgreement.Input) async throws -> Operations.ActivateAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            let customer = try customer()
+            let (order, _) = try await lookUp(input.path.id, customer: customer)
+            guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
+            let schedule = try APIProblem.activationSchedule(body.when)
+            guard order.agreement != nil else { throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement") }
+            do { try await portal.activate(order.customerOrderID, schedule, customer: customer) } catch {
+                throw Problem(status: 409, title: "cannot activate", detail: "\(error)")
             }
             return .ok(.init(body: .json(try await current(order.customerOrderID, customer: customer))))
         }
@@ -429,7 +459,7 @@ struct RESTAPI: APIProtocol {
             agreedCpd: order.agreement.map { JSONDocument($0.acceptedCPD.json) },
             price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
             validUntil: (order.state == .offerReceived || order.state == .offerProcessing) ? offer.map { Self.date($0.validityOfferTime) } : nil,
-            template: template)
+            template: template, activation: order.agreement.map { "\($0.activation)" })
     }
 
     /// The TMF648-style state of a CPNP client order (docs/api.md has the table).

@@ -173,6 +173,12 @@ struct ServeAPI: APIProtocol {
     func acceptQuote(_ input: Operations.AcceptQuote.Input) async throws -> Operations.AcceptQuote.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            if q.state == .approved, let winner = try? agreement(input.path.id) {
+                // The offer of an UPDATE: the customer's systems decide it.
+                do { _ = try await engine.accept(winner) } catch { throw APIProblem(status: 409, title: "cannot accept", detail: "\(error)") }
+                guard let accepted = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+                return .ok(.init(body: .json(accepted)))
+            }
             guard q.state == .accepted else { throw APIProblem(status: 409, title: "the strategy decides", detail: "cpnp serve accepts by its --strategy") }
             return .ok(.init(body: .json(q)))
         }
@@ -218,6 +224,42 @@ struct ServeAPI: APIProtocol {
             guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
             return .ok(.init(body: .json(q)))
         }
+    }
+
+    func updateAgreement(_ input: Operations.UpdateAgreement.Input) async throws -> Operations.UpdateAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
+            let request = try APIProblem.requestedCPD(body.cpd)
+            let winner = try agreement(input.path.id)
+            do { try await engine.update(winner, request: request) } catch {
+                throw APIProblem(status: 409, title: "cannot update", detail: "\(error)")
+            }
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    func activateAgreement(_ input: Operations.ActivateAgreement.Input) async throws -> Operations.ActivateAgreement.Output {
+        try await answer({ .`default`(statusCode: $0, $1) }) {
+            guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
+            let schedule = try APIProblem.activationSchedule(body.when)
+            let winner = try agreement(input.path.id)
+            do { _ = try await engine.activate(winner, schedule) } catch {
+                throw APIProblem(status: 409, title: "cannot activate", detail: "\(error)")
+            }
+            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(q)))
+        }
+    }
+
+    /// The order of a negotiation that holds its agreement.
+    private func agreement(_ group: String) throws -> CustomerOrderID {
+        let orders = try store.orders(group: group)
+        guard !orders.isEmpty else { throw APIProblem.notFound("quote \(group)") }
+        guard let winner = orders.first(where: { $0.machine.agreement != nil }) else {
+            throw APIProblem(status: 409, title: "no agreement", detail: "quote \(group) is not an agreement")
+        }
+        return winner.customerOrderID
     }
 
     // MARK: - The provider's operations: not here
@@ -273,9 +315,11 @@ struct ServeAPI: APIProtocol {
         var state = Components.Schemas.QuoteState.rejected
         var reason: String? = "no acceptable offer"
         if let w = winner?.machine {
-            if w.state == .completed { (state, reason) = (.accepted, nil) }
-            else if w.state == .acceptSent { (state, reason) = (.inProgress, nil) }
-            else { (state, reason) = (.cancelled, "withdrawn") }
+            if w.state == .cancelled { (state, reason) = (.cancelled, "withdrawn") }
+            else if w.state == .completed { (state, reason) = (.accepted, nil) }
+            // An UPDATE's offer waits for POST …/accept; an ACCEPT or UPDATE is in flight.
+            else if w.state == .offerReceived || w.state == .offerProcessing { (state, reason) = (.approved, nil) }
+            else { (state, reason) = (.inProgress, nil) }
         } else if running {
             (state, reason) = (.inProgress, nil)
         }
@@ -296,6 +340,6 @@ struct ServeAPI: APIProtocol {
             requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: w?.offer.map { JSONDocument($0.offeredCPD.json) },
             agreedCpd: w?.agreement.map { JSONDocument($0.acceptedCPD.json) },
             price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
-            validUntil: nil, template: nil, candidates: candidates)
+            validUntil: nil, template: nil, activation: w?.agreement.map { "\($0.activation)" }, candidates: candidates)
     }
 }

@@ -147,6 +147,45 @@ struct RESTEndToEndTests {
         #expect(daemon.terminate() == 0)
     }
 
+    /// UPDATE and ACTIVATE of an agreement through the API: the new offer is accepted, the old
+    /// agreement stays until then; an explicit-activation agreement is switched on and off.
+    @Test(.timeLimit(.minutes(3)))
+    func anAgreementIsUpdatedAndActivated() async throws {
+        let (daemon, acme, theOperator, token) = try await Self.start()
+        defer { daemon.stop() }
+        defer { Task { await acme.shutdown(); await theOperator.shutdown() } }
+        let explicit = #"{"template": "l3vpn-3-sites", "activationType": "explicit", "values": {"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "100"}}"#
+        let id = try #require(Self.text(try Self.object(try await acme.send(.POST, "/api/quotes", json: explicit)), "id"))
+        _ = try await Self.quote(acme, id) { Self.text($0, "state") == "approved" }
+        _ = try await acme.send(.POST, "/api/quotes/\(id)/accept")
+        let agreed = try await Self.quote(acme, id) { Self.text($0, "state") == "accepted" }
+        #expect(Self.text(agreed, "activation") == "inactive", "explicit activation: off until ACTIVATE")
+
+        let on = try await acme.send(.POST, "/api/agreements/\(id)/activate", json: #"{"when": "now"}"#)
+        #expect(on.status == 200, "\(on.body)")
+        #expect(Self.text(try Self.object(on), "activation") == "active")
+        let bad = try await acme.send(.POST, "/api/agreements/\(id)/activate", json: #"{"when": "tomorrow"}"#)
+        #expect(bad.status == 400 && bad.body.contains("\"field\" : \"when\""))
+
+        // UPDATE to 200 Mbit/s towards Paris: offered, accepted, agreed.
+        let form = try Self.object(try await acme.send(.GET, "/api/quotes/\(id)"))
+        guard case .object(let requested)? = form["requestedCpd"] else { Issue.record("\(form)"); return }
+        let cpd = JSONSerializer.serializeString(.object(requested)).replacingOccurrences(of: "\"incoming-bandwidth-mbps\":100", with: "\"incoming-bandwidth-mbps\":200")
+        #expect(cpd.contains("\"incoming-bandwidth-mbps\":200"))
+        let updating = try await acme.send(.POST, "/api/agreements/\(id)/update", json: "{\"cpd\": \(cpd)}")
+        #expect(updating.status == 200, "\(updating.body)")
+        let reoffered = try await Self.quote(acme, id) { Self.text($0, "state") == "approved" }
+        #expect(reoffered["agreedCpd"] != nil, "the agreement stays while the update is negotiated")
+        _ = try await acme.send(.POST, "/api/quotes/\(id)/accept")
+        let updated = try await Self.quote(acme, id) { Self.text($0, "state") == "accepted" && $0["offeredCpd"] == nil || Self.text($0, "cpnpState") == "Completed" }
+        guard case .object(let agreedCpd)? = updated["agreedCpd"] else { Issue.record("\(updated)"); return }
+        #expect(JSONSerializer.serializeString(.object(agreedCpd)).contains("\"incoming-bandwidth-mbps\":200"), "\(agreedCpd)")
+        let poid = try #require(Self.text(updated, "providerOrderId"))
+        let order = try Self.object(try await theOperator.send(.GET, "/api/orders/\(poid)", headers: token))
+        #expect(Self.text(order, "state") == "Completed")
+        #expect(daemon.terminate() == 0)
+    }
+
     /// An operator approves a held order through the API: the customer's quote has its offer at once.
     @Test(.timeLimit(.minutes(3)))
     func anOperatorApprovesAHeldQuote() async throws {
