@@ -12,7 +12,7 @@ import Yams
 public enum ConfigurationLoader {
     /// The top-level keys.
     public static let topLevelKeys = ["listen", "pki", "database", "timers", "provider", "policy", "customers",
-                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog"]
+                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog", "upstreams"]
 
     /// Parses and checks a configuration.
     ///
@@ -158,6 +158,7 @@ struct ConfigurationParser {
             c.limits = limits(s)
         }
         c.catalog = catalog(m["catalog"], at: m.path("catalog"), customers: c.customers, baseDirectory: baseDirectory)
+        c.upstreams = upstreams(m["upstreams"], at: m.path("upstreams"), baseDirectory: baseDirectory)
         return c
     }
 

@@ -41,6 +41,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var http = HTTPConfiguration()
     /// `catalog`: the service catalogue of the customer portal and `cpnp catalog`; default empty.
     public var catalog: [CatalogTemplate] = []
+    /// `upstreams`: partner providers for cascaded negotiation (RFC 8921 §8.8); default none.
+    public var upstreams: [UpstreamProvider] = []
 
     /// Creates a configuration; every section defaults to its documented default (an empty
     /// network and no customer: nothing can be ordered).

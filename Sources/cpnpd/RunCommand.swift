@@ -107,6 +107,10 @@ struct RunCommand: AsyncParsableCommand {
             engine: engine, transport: transport,
             provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
             logger: logger)
+        if !configuration.upstreams.isEmpty {
+            logger.warning("upstreams are configured, but this version does not negotiate child orders yet: requests beyond the local network are refused or partly offered as before (docs/design/cascade.md)",
+                           metadata: ["upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ", "))"])
+        }
         // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
         // stops cpnpd gracefully, once the service group runs.
         try ShutdownSignals.shared.install()

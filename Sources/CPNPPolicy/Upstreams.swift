@@ -1,0 +1,151 @@
+public import CPNPCore
+import Foundation
+import Yams
+
+/// A partner provider this provider may order from what its own network cannot serve (RFC 8921
+/// §8.8, cascaded negotiation; docs/design/cascade.md): `upstreams[]` in the configuration.
+public struct UpstreamProvider: Sendable, Hashable {
+    /// `name`: how logs, the console and `cpnpd admin` name it.
+    public var name: String
+    /// `address`: HOST[:PORT] of its CPNP server, or a domain with `_cpnp._udp` SRV records.
+    public var address: String
+    /// `pki.ca`, `pki.cert`, `pki.key`: the CA its server certificate chains to, and this provider's
+    /// client certificate and key there (relative to the configuration file's directory).
+    public var caFile: String
+    public var certificateFile: String
+    public var keyFile: String
+    /// `serves`: where it has presence.
+    public var serves: UpstreamCoverage
+    /// `resale.markup-percent`: added to its price in the offer to the customer.
+    public var markupPercent: CPNPDecimal
+    /// `resale.currency`: the currency its prices must be in (an offer in another is not resold).
+    public var currency: String?
+    /// `expected-response-time`: how long it has to answer a child QUOTATION.
+    public var expectedResponseTime: Duration
+    /// `max-open-orders`: child orders open with it at most at once.
+    public var maxOpenOrders: Int?
+    /// `customer-description`: how this provider describes itself to it (RFC 8921 §9.1.10.1).
+    public var customerDescription: CustomerDescription?
+
+    public init(
+        name: String, address: String, caFile: String, certificateFile: String, keyFile: String, serves: UpstreamCoverage,
+        markupPercent: CPNPDecimal = 0, currency: String? = nil, expectedResponseTime: Duration = .seconds(30), maxOpenOrders: Int? = nil,
+        customerDescription: CustomerDescription? = nil
+    ) {
+        self.name = name
+        self.address = address
+        self.caFile = caFile
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.serves = serves
+        self.markupPercent = markupPercent
+        self.currency = currency
+        self.expectedResponseTime = expectedResponseTime
+        self.maxOpenOrders = maxOpenOrders
+        self.customerDescription = customerDescription
+    }
+
+    /// Whether it may serve `node`: its site id or country is listed, or it is to be asked about any node.
+    public func mayServe(_ node: CPDCustomerNode) -> Bool {
+        if serves.ask { return true }
+        if let site = node.localization.siteID, serves.sites.contains(site) { return true }
+        if let country = node.localization.country, serves.countries.contains(country) { return true }
+        return false
+    }
+}
+
+/// Where an upstream provider has presence: `serves.countries`, `serves.sites`, or `serves.ask`
+/// (send it every node the local network cannot serve, and let it answer).
+public struct UpstreamCoverage: Sendable, Hashable {
+    public var countries: [String]
+    public var sites: [String]
+    public var ask: Bool
+
+    public init(countries: [String] = [], sites: [String] = [], ask: Bool = false) {
+        self.countries = countries
+        self.sites = sites
+        self.ask = ask
+    }
+}
+
+extension ConfigurationParser {
+    static let upstreamKeys = ["name", "address", "pki", "serves", "resale", "expected-response-time", "max-open-orders", "customer-description"]
+
+    /// The `upstreams` section; files are checked to exist (relative to the configuration file).
+    func upstreams(_ node: Node?, at path: JSONPath, baseDirectory: String?) -> [UpstreamProvider] {
+        var out: [UpstreamProvider] = []
+        var names: Set<String> = []
+        for m in r.mapItems(node, at: path, keys: Self.upstreamKeys) {
+            let name = r.string(m, "name", required: true)
+            if let name, let node = m["name"], !names.insert(name).inserted {
+                r.error(.duplicateKey, m.path("name"), node, "another upstream is named \"\(name)\"")
+            }
+            let address = r.string(m, "address", required: true)
+            if let address, let node = m["address"], !Self.isServerAddress(address) {
+                r.invalid(m.path("address"), node, "must be HOST[:PORT], [IPv6]:PORT, or a domain with _cpnp._udp SRV records")
+            }
+            var files: [String: String] = [:]
+            if let pki = r.map(m["pki"], at: m.path("pki"), keys: ["ca", "cert", "key"]) {
+                for key in ["ca", "cert", "key"] {
+                    guard let file = r.string(pki, key, required: true) else { continue }
+                    let resolved = file.hasPrefix("/") || baseDirectory == nil ? file : (baseDirectory! as NSString).appendingPathComponent(file)
+                    if !FileManager.default.fileExists(atPath: resolved) { r.invalid(pki.path(key), pki[key], "cannot read \(resolved)") }
+                    files[key] = resolved
+                }
+            } else {
+                r.missing(m, "pki")
+            }
+            var coverage = UpstreamCoverage()
+            if let s = r.map(m["serves"], at: m.path("serves"), keys: ["countries", "sites", "ask"]) {
+                coverage.countries = countries(s, "countries") ?? []
+                coverage.sites = r.strings(s, "sites") ?? []
+                coverage.ask = r.bool(s, "ask") ?? false
+                if coverage.countries.isEmpty && coverage.sites.isEmpty && !coverage.ask {
+                    r.invalid(m.path("serves"), s.node, "name countries, sites, or ask: true")
+                }
+            } else {
+                r.missing(m, "serves")
+            }
+            var markup: CPNPDecimal = 0
+            var currency: String?
+            if let resale = r.map(m["resale"], at: m.path("resale"), keys: ["markup-percent", "currency"]) {
+                markup = r.decimal(resale, "markup-percent", .nonNegative) ?? 0
+                currency = r.string(resale, "currency")
+                if let c = currency, let node = resale["currency"], !(c.utf8.count == 3 && c.utf8.allSatisfy({ (0x41...0x5a).contains($0) })) {
+                    r.invalid(resale.path("currency"), node, "an ISO 4217 code, e.g. EUR")
+                }
+            }
+            let expected = r.duration(m, "expected-response-time") ?? .seconds(30)
+            let maxOpen = r.integer(m, "max-open-orders", in: 1...1_000_000)
+            var description: CustomerDescription?
+            if let d = r.map(m["customer-description"], at: m.path("customer-description"), keys: ["name", "email"]) {
+                description = CustomerDescription(name: r.string(d, "name"), contact: r.string(d, "email").map { ContactInformation(email: $0) })
+            }
+            guard let name, let address, let ca = files["ca"], let cert = files["cert"], let key = files["key"] else { continue }
+            out.append(UpstreamProvider(
+                name: name, address: address, caFile: ca, certificateFile: cert, keyFile: key, serves: coverage, markupPercent: markup,
+                currency: currency, expectedResponseTime: expected, maxOpenOrders: maxOpen, customerDescription: description))
+        }
+        return out
+    }
+
+    /// HOST, HOST:PORT, [IPv6]:PORT or a bare IPv6 literal; HOST a DNS name or an IPv4 literal.
+    static func isServerAddress(_ text: String) -> Bool {
+        var host = Substring(text)
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return false }
+            let rest = host[host.index(after: close)...]
+            if !rest.isEmpty { guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return false } }
+            return host.count > 2
+        }
+        if host.filter({ $0 == ":" }).count == 1, let colon = host.lastIndex(of: ":") {
+            guard let p = Int(host[host.index(after: colon)...]), (1...65535).contains(p) else { return false }
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, host.count <= 253 else { return false }
+        if host.contains(":") { return true }
+        return host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }
+    }
+}
