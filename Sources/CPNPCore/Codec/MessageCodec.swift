@@ -112,7 +112,7 @@ public enum CPNPCodec {
     }
 
     /// The identifiers of a message that failed to decode, as far as they are readable, so that a
-    /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2, notes A13).
+    /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2; docs/protocol.md §6, A6).
     public static func correlation(of json: JSONValue) -> MessageCorrelation? {
         guard case .object(let o) = json else { return nil }
         let r = MessageReader(object: o)

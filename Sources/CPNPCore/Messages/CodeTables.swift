@@ -103,7 +103,7 @@ public enum Purpose: String, Sendable, Hashable, CaseIterable {
     case testing
 }
 
-/// ACTIVATION_SCHEDULE (RFC 8921 §9.2.11; docs/protocol.md §6 (A8)).
+/// ACTIVATION_SCHEDULE (RFC 8921 §9.2.11; docs/protocol.md §6, A8).
 public enum ActivationSchedule: Sendable, Hashable, CustomStringConvertible {
     /// `null`: activate now.
     case now

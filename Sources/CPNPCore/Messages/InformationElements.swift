@@ -59,7 +59,7 @@ public struct ProviderDescription: Sendable, Hashable {
     }
 }
 
-/// Negotiation Options IE (RFC 8921 §9.1.10.3 and §8.8; docs/protocol.md §6 (A9, A24)).
+/// Negotiation Options IE (RFC 8921 §9.1.10.3 and §8.8; docs/protocol.md §6, A9 and A24).
 public struct NegotiationOptions: Sendable, Hashable {
     /// Absent means permanent.
     public var purpose: Purpose?

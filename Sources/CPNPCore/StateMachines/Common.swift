@@ -95,7 +95,7 @@ public struct PendingRequest: Sendable, Hashable {
 }
 
 /// The last incoming message handled and the answer sent to it, resent when a retransmission
-/// of that message arrives (RFC 8921 §11.4, notes A20).
+/// of that message arrives (RFC 8921 §11.4; docs/protocol.md §6, A20).
 public struct CachedExchange: Sendable, Hashable {
     public var incoming: CPNPMessage
     public var answer: CPNPMessage?
