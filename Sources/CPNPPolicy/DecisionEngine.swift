@@ -142,9 +142,9 @@ public struct DecisionEngine: Sendable {
         }
     }
 
-    /// The change of reservations when an agreement is updated (issue 4: "adjusted by the
-    /// delta on UPDATE"): per link and direction, new total − old total; zero changes omitted.
-    /// Positive amounts are to reserve, negative ones to release.
+    /// The change of reservations when an agreement is updated ("adjusted by the delta on
+    /// UPDATE", docs/configuration.md `policy.links[]`): per link and direction, new total − old
+    /// total; zero changes omitted. Positive amounts are to reserve, negative ones to release.
     ///
     /// - Parameters:
     ///   - old: the order's current reservations.

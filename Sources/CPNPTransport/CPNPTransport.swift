@@ -106,7 +106,7 @@ public enum CPNPTransportDefaults {
     public static let maximumStreamMessageSize = 1 << 20
 }
 
-/// The one interface the client and server engines use to move CPNP messages (issue 3).
+/// The one interface the client and server engines use to move CPNP messages.
 ///
 /// Implementations: ``DTLSTransport`` (default), ``TLSTransport``, ``PlainUDPTransport``.
 public protocol CPNPTransport: Sendable {
