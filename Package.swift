@@ -46,7 +46,7 @@ let package = Package(
         ),
         // What both engines need at run time: the wall clock and the deadline timers.
         .target(name: "CPNPRuntime", dependencies: ["CPNPCore"], swiftSettings: swiftSettings),
-        // The provider's engine (issue 4): runs server order machines over a transport, with the
+        // The provider's engine: runs server order machines over a transport, with the
         // store, the policy and timers. Transport-agnostic: cpnpd plugs the secure transport in.
         .target(
             name: "CPNPServer",
@@ -101,7 +101,7 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// MARK: - Secure transport (issue 3): COpenSSL, CPNPDTLS, CPNPPKI, CPNPTransport
+// MARK: - Secure transport: COpenSSL, CPNPDTLS, CPNPPKI, CPNPTransport
 // Appended as a separate block so that it merges without touching the entries above.
 
 package.dependencies += [
@@ -187,7 +187,7 @@ package.targets += [
     ),
 ]
 
-// MARK: - Client (issue 5): the CPNPClient library and the `cpnp` CLI on it.
+// MARK: - Client (docs/client.md): the CPNPClient library and the `cpnp` CLI on it.
 
 package.products += [
     .library(name: "CPNPClient", targets: ["CPNPClient"]),
@@ -234,7 +234,7 @@ if let cpnpd = package.targets.first(where: { $0.name == "cpnpd" }) {
     cpnpd.dependencies += ["CPNPPKI", "CPNPTransport", .product(name: "NIOCore", package: "swift-nio")]
 }
 
-// MARK: - Fuzzing (issue 6)
+// MARK: - Fuzzing (docs/fuzzing.md)
 // libFuzzer targets (scripts/fuzz.sh builds them with `--sanitize=fuzzer -Xswiftc -DCPNP_LIBFUZZER`);
 // in a normal build their `main` replays corpus files. The fuzz regression tests reuse the checks.
 
@@ -265,7 +265,7 @@ for (tests, support) in [("CPNPCoreTests", "CPNPFuzzSupport"), ("CPNPServerTests
     package.targets.first { $0.name == tests }?.dependencies.append(.target(name: support))
 }
 
-// MARK: - Benchmark (issue 6): `cpnp-bench`, concurrent customers negotiating with cpnpd.
+// MARK: - Benchmark (docs/performance.md): `cpnp-bench`, concurrent customers negotiating with cpnpd.
 
 package.dependencies += [
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
@@ -291,7 +291,7 @@ package.targets += [
     ),
 ]
 
-// MARK: - Engine benchmark (issue 6)
+// MARK: - Engine benchmark (docs/performance.md)
 // `cpnp-engine-bench`: the server engine in process (real SQLite store, no sockets), time per phase.
 
 package.targets += [
@@ -305,7 +305,7 @@ package.targets += [
     ),
 ]
 
-// MARK: - Conformance kit (issue 16): vectors in conformance/, played by `cpnp conformance`.
+// MARK: - Conformance kit (docs/conformance.md): vectors in conformance/, played by `cpnp conformance`.
 
 package.targets += [
     // The vectors' format (cases, steps, target profiles), placeholder expansion, and the player
@@ -325,7 +325,7 @@ for dependent in ["cpnp", "CPNPIntegrationTests"] {
     package.targets.first { $0.name == dependent }?.dependencies.append(.target(name: "CPNPConformance"))
 }
 
-// MARK: - Test kit (issue 14 starts here): CPNPTesting
+// MARK: - Test kit: CPNPTesting
 // Helpers for tests only (not a product): a throw-away PostgreSQL server in a temporary directory.
 
 package.targets += [
@@ -336,7 +336,7 @@ for tests in ["CPNPStorageTests", "CPNPServerTests", "CPNPIntegrationTests"] {
     package.targets.first { $0.name == tests }?.dependencies.append(.target(name: "CPNPTesting"))
 }
 
-// MARK: - HTTP server in cpnpd (issue 13): health, readiness, Prometheus metrics, operator API.
+// MARK: - HTTP server in cpnpd: health, readiness, Prometheus metrics, operator API.
 
 package.dependencies += [
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),

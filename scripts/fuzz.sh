@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes one CPNP target with libFuzzer for a bounded time (issue 6; docs/fuzzing.md).
+# Fuzzes one CPNP target with libFuzzer for a bounded time (docs/fuzzing.md).
 #
 #   scripts/fuzz.sh decoder|server [SECONDS] [libFuzzer options…]
 #   scripts/fuzz.sh seeds          # regenerate Fuzz/corpus/* from the golden vectors

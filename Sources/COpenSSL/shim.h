@@ -1,7 +1,7 @@
 /*
  * COpenSSL shim: static-inline wrappers for the OpenSSL 3.0 function-like
- * macros and SSL_OP_BIT(n) option constants that Swift cannot import
- * (see design/dtls-notes.md, gotchas 1, 2, 5, 6 and 10).
+ * macros and SSL_OP_BIT(n) option constants that Swift cannot import, with
+ * notes on their return conventions where they differ from 1 = success.
  */
 #ifndef CPNP_COPENSSL_SHIM_H
 #define CPNP_COPENSSL_SHIM_H
@@ -37,7 +37,7 @@ static inline long cpnp_SSL_CTX_disable_session_cache(SSL_CTX *ctx) { return (lo
 static inline void cpnp_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int m) { (void)SSL_CTX_set_read_ahead(ctx, m); }
 
 /* ---- per-SSL macros ---- */
-/* Returns the new MTU (not 1!), 0 if below the minimum (gotcha 2). */
+/* Returns the new MTU (not 1!), 0 if below the minimum. */
 static inline long cpnp_SSL_set_mtu(SSL *ssl, long mtu) { return SSL_set_mtu(ssl, mtu); }
 static inline int cpnp_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 static inline int cpnp_SSL_set_app_data(SSL *ssl, void *arg) { return SSL_set_app_data(ssl, arg); }
@@ -55,7 +55,7 @@ static inline int cpnp_DTLSv1_get_timeout(SSL *ssl, long *sec, long *usec) {
 static inline int cpnp_DTLSv1_handle_timeout(SSL *ssl) { return (int)DTLSv1_handle_timeout(ssl); }
 
 /* ---- BIO macros ---- */
-/* An empty memory BIO must look like EAGAIN, not EOF (gotcha 5). */
+/* An empty memory BIO must look like EAGAIN, not EOF. */
 static inline void cpnp_BIO_set_mem_eof_return(BIO *b, int v) { (void)BIO_set_mem_eof_return(b, v); }
 static inline size_t cpnp_BIO_pending(BIO *b) { return (size_t)BIO_pending(b); }
 static inline int cpnp_BIO_reset(BIO *b) { return (int)BIO_reset(b); }

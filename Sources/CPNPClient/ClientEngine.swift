@@ -77,7 +77,7 @@ public actor CPNPClientEngine {
     let updatesContinuation: AsyncStream<Update>.Continuation
     /// Every order event, in order (single consumer; newest kept when nobody reads).
     public nonisolated let updates: AsyncStream<Update>
-    /// Messages sent and received, retransmissions (issue 6: load generator, monitoring).
+    /// Messages sent and received, retransmissions (for load generators and monitoring).
     public nonisolated let statistics = CPNPClientEngineStatistics()
 
     /// Creates the engine on `transport` (already bound) and starts reading its inbound messages.

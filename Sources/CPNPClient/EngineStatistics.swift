@@ -1,7 +1,7 @@
 import CPNPCore
 import Synchronization
 
-/// Counters of a ``CPNPClientEngine``, for load generators and monitoring (issue 6). Thread-safe and
+/// Counters of a ``CPNPClientEngine``, for load generators and monitoring. Thread-safe and
 /// lock-free: read them at any time with ``snapshot``; the engine only ever increments them.
 public final class CPNPClientEngineStatistics: Sendable {
     /// The counters at one instant.

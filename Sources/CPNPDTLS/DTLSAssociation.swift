@@ -4,7 +4,7 @@ import COpenSSL
 /// peer (in order), delivers `messages` to the application and reacts to `event`.
 public struct DTLSOutput: Sendable {
     /// Datagrams to send, each at most the MTU for handshake flights; one record each for
-    /// application data (wire-format §1: one message = one datagram).
+    /// application data (docs/protocol.md §2.1: one message = one datagram).
     public var datagrams: [[UInt8]] = []
     /// Decrypted application messages, one per DTLS record received.
     public var messages: [[UInt8]] = []
@@ -19,7 +19,7 @@ public struct DTLSOutput: Sendable {
 ///
 /// Feed it one datagram at a time (``receive(datagram:)``), send what it returns, arm a timer
 /// for ``timeout`` and call ``handleTimeout()`` when it fires. Not thread-safe: confine an
-/// instance to one event loop or actor (dtls-notes gotcha 9).
+/// instance to one event loop or actor (an OpenSSL `SSL` is used by one thread at a time).
 public final class DTLSAssociation {
     /// Lifecycle of the association.
     public enum State: Sendable, Equatable {
@@ -129,13 +129,13 @@ public final class DTLSAssociation {
             SSL_free(ssl)
             throw DTLSError(.invalidConfiguration, detail: "BIO_new failed")
         }
-        // An empty memory BIO must read as "retry", not EOF (gotcha 5).
+        // An empty memory BIO must read as "retry", not EOF.
         cpnp_BIO_set_mem_eof_return(rbio, -1)
         cpnp_BIO_set_mem_eof_return(wbio, -1)
         SSL_set_bio(ssl, rbio, wbio)
-        // Memory BIOs cannot report a path MTU: set it, and stop OpenSSL from querying (gotcha 4).
+        // Memory BIOs cannot report a path MTU: set it, and stop OpenSSL from querying.
         _ = SSL_set_options(ssl, cpnp_SSL_OP_NO_QUERY_MTU())
-        guard cpnp_SSL_set_mtu(ssl, context.configuration.mtu) > 0 else {  // returns the MTU (gotcha 2)
+        guard cpnp_SSL_set_mtu(ssl, context.configuration.mtu) > 0 else {  // returns the MTU, not 1
             SSL_free(ssl)
             throw DTLSError(.invalidConfiguration, detail: "MTU \(context.configuration.mtu) below OpenSSL's minimum")
         }
@@ -154,8 +154,8 @@ public final class DTLSAssociation {
     }
 
     /// Processes one received datagram (one at a time, so that a bad record only costs its own
-    /// datagram: dtls-notes gotcha 3). Replayed and forged records are dropped silently by
-    /// OpenSSL's replay window (RFC 6347 §4.1.2.6).
+    /// datagram: a memory BIO keeps no datagram boundaries). Replayed and forged records are
+    /// dropped silently by OpenSSL's replay window (RFC 6347 §4.1.2.6).
     /// - Parameter datagram: the UDP payload.
     /// - Returns: datagrams to send, decrypted messages and any state change.
     public func receive(datagram: [UInt8]) -> DTLSOutput {
@@ -315,7 +315,7 @@ public final class DTLSAssociation {
     }
 
     /// Takes everything OpenSSL wrote and re-splits it into datagrams at record boundaries
-    /// (a memory BIO is a byte stream: dtls-notes gotcha 3). Handshake records are packed up
+    /// (a memory BIO is a byte stream with no datagram boundaries). Handshake records are packed up
     /// to the MTU; each application-data record travels alone.
     func drainDatagrams() -> [[UInt8]] {
         let pending = cpnp_BIO_pending(wbio)

@@ -35,7 +35,7 @@ public struct DTLSConfiguration: Sendable {
         + "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 
     /// Largest plaintext one DTLS record can carry (RFC 6347 §4.1, 2^14): the CPNP limit for
-    /// one message in one datagram (wire-format §1).
+    /// one message in one datagram (docs/protocol.md §2.1).
     public static let maximumMessageSize = 16_384
 
     /// The role.

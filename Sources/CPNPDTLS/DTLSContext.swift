@@ -3,7 +3,8 @@ import Synchronization
 
 /// A configured OpenSSL `SSL_CTX` for DTLS 1.2, shared by all associations of one endpoint.
 ///
-/// Immutable after creation, hence shareable between threads (dtls-notes gotcha 9).
+/// Immutable after creation, hence shareable between threads (OpenSSL allows sharing a
+/// configured `SSL_CTX`; each `SSL` stays with one thread).
 public final class DTLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     /// The configuration it was built from.
@@ -159,8 +160,8 @@ final class DTLSCookieSecrets: Sendable {
     }
 }
 
-/// Per-SSL data the cookie callbacks need: the peer address (a memory BIO has none,
-/// dtls-notes gotcha 6) and the secrets. Stored in `SSL_set_app_data`.
+/// Per-SSL data the cookie callbacks need: the peer address (a memory BIO has none, so the
+/// callbacks cannot ask it) and the secrets. Stored in `SSL_set_app_data`.
 final class DTLSCookieBinding {
     let secrets: DTLSCookieSecrets
     var peer: [UInt8]

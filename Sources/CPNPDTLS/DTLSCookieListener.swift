@@ -6,7 +6,8 @@ import COpenSSL
 /// carries a valid cookie (HMAC-SHA256 of the peer address under a rotating secret), the
 /// server keeps **no** per-peer state: it answers with a HelloVerifyRequest or drops.
 /// A verified ClientHello turns the listener's `SSL` into a new ``DTLSAssociation`` and a
-/// fresh listener takes its place (dtls-notes gotcha 7).
+/// fresh listener takes its place (`DTLSv1_listen` leaves the verified ClientHello buffered in
+/// that `SSL`).
 public final class DTLSCookieListener {
     /// The outcome of one datagram.
     public enum Result {

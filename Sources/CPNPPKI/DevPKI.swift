@@ -1,6 +1,6 @@
 import Foundation
 
-/// The development PKI written by `cpnpd pki init` (issue 3): a CA, a server certificate for
+/// The development PKI written by `cpnpd pki init` (docs/configuration.md `pki`): a CA, a server certificate for
 /// `localhost`, `127.0.0.1` and `::1`, and named client certificates, as PEM files.
 public enum DevPKI {
     /// File names inside the PKI directory.

@@ -9,9 +9,9 @@ public struct Offer: Sendable, Hashable {
     /// direction (``Reservation/aggregate(_:)`` form). Always fits the inventory the offer was
     /// computed against.
     public var reservations: [Reservation]
-    /// The price, when the client asked for it (`negotiation-options.cost`, wire-format.md §2.4).
+    /// The price, when the client asked for it (`negotiation-options.cost`, docs/protocol.md §4.1).
     public var cost: Cost?
-    /// Whether ``cpd`` fully satisfies the Requested CPD (cpp-template.md §4.1). False for a
+    /// Whether ``cpd`` fully satisfies the Requested CPD (docs/protocol.md §4.3). False for a
     /// counter-offer (RFC 8921 §7 step 2: less bandwidth, a subset of sites, a looser QoS).
     public var satisfiesRequest: Bool
     /// Where the offer differs from the request (`cpd.comparison(against: request).gaps`).
@@ -47,7 +47,7 @@ public enum Decision: Sendable, Hashable {
     /// Send this OFFER.
     case offer(Offer)
     /// Send FAIL with this status code (RFC 8921 Table 4) and diagnostic (≤ 256 characters,
-    /// wire-format.md §2.3).
+    /// docs/protocol.md §3.10).
     case fail(FailStatusCode, diagnostic: String)
     /// Hold the order in AwaitingProcessing for an operator (RFC 8921 §12.2 administrative
     /// validation); `offer` is what approval would send (nil when the escalated request has no
@@ -142,9 +142,9 @@ public struct DecisionEngine: Sendable {
         }
     }
 
-    /// The change of reservations when an agreement is updated (issue 4: "adjusted by the
-    /// delta on UPDATE"): per link and direction, new total − old total; zero changes omitted.
-    /// Positive amounts are to reserve, negative ones to release.
+    /// The change of reservations when an agreement is updated ("adjusted by the delta on
+    /// UPDATE", docs/configuration.md `policy.links[]`): per link and direction, new total − old
+    /// total; zero changes omitted. Positive amounts are to reserve, negative ones to release.
     ///
     /// - Parameters:
     ///   - old: the order's current reservations.
@@ -195,7 +195,7 @@ public struct DecisionEngine: Sendable {
     }
 }
 
-/// A diagnostic shortened to the 256 characters a FAIL may carry (wire-format.md §2.3).
+/// A diagnostic shortened to the 256 characters a FAIL may carry (docs/protocol.md §3.10).
 func clip(_ s: String, max: Int = 256) -> String {
     guard s.unicodeScalars.count > max else { return s }
     var out = String.UnicodeScalarView()

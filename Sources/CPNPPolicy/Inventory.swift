@@ -1,8 +1,9 @@
 public import CPNPCore
 
 /// Capacity held on one link in one direction (RFC 8921 §8.2 "Network Resource Management";
-/// issue 4: capacity in an offer is reserved while the offer is valid, committed on ACCEPT,
-/// released on expiry, DECLINE, CANCEL or WITHDRAW, adjusted by the delta on UPDATE).
+/// docs/configuration.md `policy.links[]`: capacity in an offer is reserved while the offer is
+/// valid, committed on ACCEPT, released on expiry, DECLINE, CANCEL or WITHDRAW, adjusted by the
+/// delta on UPDATE).
 public struct Reservation: Sendable, Hashable, CustomStringConvertible {
     /// The link (``ProviderLink/id``).
     public var linkID: String

@@ -115,7 +115,7 @@ public struct ServerConfiguration: Sendable, Hashable {
 
 // MARK: - Listen, PKI, database, timers
 
-/// The secured transport `cpnpd` listens on (RFC 8921 §8.1; wire-format.md §1).
+/// The secured transport `cpnpd` listens on (RFC 8921 §8.1; docs/protocol.md §2.1).
 public enum TransportKind: String, Sendable, Hashable, CaseIterable {
     /// UDP secured by DTLS 1.2 (the default, RFC 8921 §8.1).
     case dtls
@@ -394,7 +394,7 @@ public struct ProviderEdge: Sendable, Hashable {
 }
 
 /// Capacity of a link per direction, in Mbit/s. `incoming` is towards the customer node and
-/// `outgoing` from it, the convention of CPD capacity entries (RFC 7297 §3.5; cpp-template.md §2.5).
+/// `outgoing` from it, the convention of CPD capacity entries (RFC 7297 §3.5; docs/protocol.md §2.7).
 public struct LinkCapacity: Sendable, Hashable {
     /// Towards the customer node.
     public var incoming: CPNPDecimal
@@ -662,7 +662,7 @@ public struct CustomerProfile: Sendable, Hashable {
 
 // MARK: - Pricing, approval, provisioning, limits
 
-/// A price list (RFC 8921 §8.2 "pricing"; the cost IE of wire-format.md §2.4). Amounts are
+/// A price list (RFC 8921 §8.2 "pricing"; the cost IE of docs/protocol.md §4.1). Amounts are
 /// exact decimals.
 ///
 /// amount = `base-fee` + `per-mbps` × (sum of every offered incoming and outgoing bandwidth)
@@ -853,7 +853,7 @@ public struct LimitConfiguration: Sendable, Hashable {
     public var maxAssociations: Int
     /// `association-idle-timeout`: idle associations are closed after this; default 10 minutes.
     public var associationIdleTimeout: Duration
-    /// `max-datagram-bytes`: largest CPNP message over UDP (wire-format.md §1); default 16384.
+    /// `max-datagram-bytes`: largest CPNP message over UDP (docs/protocol.md §2.1); default 16384.
     public var maxDatagramBytes: Int
     /// `default-max-open-orders`: open order cap of profiles without `max-open-orders`; default 100.
     public var defaultMaxOpenOrders: Int

@@ -5,7 +5,7 @@ import CPNPStorage
 import CPNPRuntime
 import Synchronization
 
-/// Group commit (issue 6): the engine handles the datagrams that queued up while it was busy as one
+/// Group commit (docs/design/storage.md): the engine handles the datagrams that queued up while it was busy as one
 /// batch, and commits the order changes they cause in ONE store transaction (one WAL commit and fsync),
 /// each change in its own savepoint. Durability is unchanged: every message a change reveals is sent
 /// only after the transaction holding that change committed (RFC 8921 §8.11), and a change that fails

@@ -313,7 +313,7 @@ public actor ServerEngine {
             message = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPMessage in try CPNPCodec.decode(json: json) }
         } catch {
             logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
-            // FAIL 1 when the ids can be read (notes A6), an unknown or missing method included; never
+            // FAIL 1 when the ids can be read (docs/protocol.md §6, A6), an unknown or missing method included; never
             // for an ACK, FAIL or PROCESSING (no answer loops).
             if let c = CPNPCodec.correlation(of: json), c.method.map({ ![.ack, .fail, .processing].contains($0) }) ?? true {
                 await sendStatelessFail(.messageValidationError, error.description, transactionID: c.transactionID, customerOrderID: c.customerOrderID,

@@ -1,4 +1,4 @@
-/// The customer's durable order store (issue 5; RFC 8921 §8.11: persistent storage of orders, every
+/// The customer's durable order store (RFC 8921 §8.11: persistent storage of orders, every
 /// state change time-stamped), so that orders, their identifiers, nonces and open transactions survive
 /// restarts and later commands (withdraw, update, activate) find them.
 public import CPNPCore

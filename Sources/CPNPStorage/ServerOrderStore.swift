@@ -1,4 +1,4 @@
-/// The provider's durable order store (issue 4; RFC 8921 §8.11 persistent orders and time-stamped state
+/// The provider's durable order store (docs/design/storage.md; RFC 8921 §8.11 persistent orders and time-stamped state
 /// changes, §12.1 audit, §8.2 provisioning hand-off, §13 identifier and open-order rules).
 public import CPNPCore
 import Dispatch
@@ -12,7 +12,7 @@ import Synchronization
 /// **Writing.** ``commit(_:)`` writes one ``OrderChange`` in a single transaction: the order row and
 /// snapshot, its audit entries, outbox events, settled admin requests and (when given) its
 /// reservations — all or nothing. The engine commits before it performs the sends that follow a
-/// `.persist` action, so a state a peer can observe is always durable first (RFC 8921 §8.11; issue 4).
+/// `.persist` action, so a state a peer can observe is always durable first (RFC 8921 §8.11; docs/design/storage.md).
 ///
 /// **Concurrency.** The store is `Sendable`: any thread or task may call it. Calls are synchronous and
 /// block for one SQLite transaction (usually well under a millisecond; up to the busy timeout if another

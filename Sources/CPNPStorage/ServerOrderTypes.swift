@@ -90,8 +90,9 @@ public enum ReservationDirection: String, Sendable, Hashable, CaseIterable {
     case outgoing
 }
 
-/// Whether capacity is held by an offer still valid, or committed by an agreement (issue 4: capacity
-/// in an offer is reserved while the offer is valid and committed on ACCEPT; RFC 8921 §8.2, §12.2).
+/// Whether capacity is held by an offer still valid, or committed by an agreement (capacity in an
+/// offer is reserved while the offer is valid and committed on ACCEPT: docs/configuration.md
+/// `policy.links[]`; RFC 8921 §8.2, §12.2).
 public enum ReservationKind: String, Sendable, Hashable, CaseIterable {
     case offered
     case committed
@@ -135,8 +136,8 @@ public struct Reservation: Sendable, Hashable {
 
 // MARK: - Provisioning outbox
 
-/// The kind of a provisioning hand-off event (issue 4; the "Network Provisioning Manager" of RFC 8921
-/// §8.2). Open-ended: engines may use their own kinds.
+/// The kind of a provisioning hand-off event (docs/configuration.md `provisioning`; the "Network
+/// Provisioning Manager" of RFC 8921 §8.2). Open-ended: engines may use their own kinds.
 public struct OutboxEventKind: RawRepresentable, Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
@@ -191,7 +192,8 @@ public struct OutboxEntry: Sendable, Hashable {
 
 // MARK: - Administrative requests
 
-/// An operator's decision on an order held for administrative validation (issue 4; RFC 8921 §8.2:
+/// An operator's decision on an order held for administrative validation (docs/configuration.md
+/// `approval`; RFC 8921 §8.2:
 /// the provider's decision may involve a manual step).
 public enum AdminAction: Sendable, Hashable {
     /// Go on: the engine makes its offer.
@@ -226,8 +228,8 @@ public struct AdminRequestResult: Sendable, Hashable {
 // MARK: - The unit of writing
 
 /// One atomic change of one order: everything ``ServerOrderStore/commit(_:)`` writes in a single
-/// transaction. Commit it before sending the message that reveals it (issue 4: an OFFER is durable
-/// before it leaves; the ACK of an ACCEPT is sent only once Completed is durable).
+/// transaction. Commit it before sending the message that reveals it (docs/design/storage.md: an OFFER
+/// is durable before it leaves; the ACK of an ACCEPT is sent only once Completed is durable).
 public struct OrderChange: Sendable, Hashable {
     /// A state change for the audit trail (RFC 8921 §8.11, §12.1): one per `.persist` action.
     public struct Transition: Sendable, Hashable {

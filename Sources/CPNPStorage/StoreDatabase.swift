@@ -129,7 +129,7 @@ enum StoreDatabase {
         config.busyMode = .timeout(max(0, Double(seconds) + Double(attoseconds) / 1e18))
         config.prepareDatabase { db in
             // A commit that returns is on disk, even across a power loss: a peer may observe it
-            // right after (RFC 8921 §8.11, issue 4 "persist before send").
+            // right after (RFC 8921 §8.11; docs/design/storage.md, "The rule").
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         return config

@@ -21,7 +21,7 @@ public struct CPNPPeer: Sendable, Hashable, CustomStringConvertible {
     /// A CPNP server reached by IP literal or host name, verified against `host`.
     /// - Parameters:
     ///   - host: DNS name or IP address literal.
-    ///   - port: UDP/TCP port; 8921 by default (wire-format §1).
+    ///   - port: UDP/TCP port; 8921 by default (docs/protocol.md §2.1).
     public static func server(host: String, port: Int = CPNPTransportDefaults.port) throws -> CPNPPeer {
         let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         return CPNPPeer(address: address, serverName: host)
@@ -63,7 +63,7 @@ public struct CPNPPeerIdentity: Sendable, Hashable {
 
 /// One received CPNP message with who sent it and over which session (RFC 8921 §8.3).
 public struct CPNPInboundMessage: Sendable {
-    /// The message bytes (one JSON document, wire-format §1).
+    /// The message bytes (one JSON document, docs/protocol.md §2.1).
     public var bytes: [UInt8]
     /// Where it came from; pass it to ``CPNPTransport/send(_:to:)`` to reply.
     public var peer: CPNPPeer
@@ -83,7 +83,7 @@ public struct CPNPInboundMessage: Sendable {
     }
 }
 
-/// Which transport an implementation provides (wire-format §1).
+/// Which transport an implementation provides (docs/protocol.md §2.1).
 public enum CPNPTransportKind: String, Sendable, Hashable {
     /// DTLS 1.2 over UDP: the default (RFC 8921 §8.1).
     case dtls
@@ -96,7 +96,7 @@ public enum CPNPTransportKind: String, Sendable, Hashable {
     case inProcess = "in-process"
 }
 
-/// Defaults from wire-format §1.
+/// Defaults from docs/protocol.md §2.1.
 public enum CPNPTransportDefaults {
     /// The project's default CPNP port (RFC 8921 assigns none).
     public static let port = 8921
@@ -106,7 +106,7 @@ public enum CPNPTransportDefaults {
     public static let maximumStreamMessageSize = 1 << 20
 }
 
-/// The one interface the client and server engines use to move CPNP messages (issue 3).
+/// The one interface the client and server engines use to move CPNP messages.
 ///
 /// Implementations: ``DTLSTransport`` (default), ``TLSTransport``, ``PlainUDPTransport``.
 public protocol CPNPTransport: Sendable {

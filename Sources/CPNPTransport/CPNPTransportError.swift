@@ -1,7 +1,7 @@
 public import NIOCore
 import CPNPDTLS
 
-/// A transport failure a user understands (issue 3): each case is distinct and is logged in one
+/// A transport failure a user understands: each case is distinct and is logged in one
 /// clear line when it happens.
 public struct CPNPTransportError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The reason.

@@ -1,10 +1,11 @@
 public import NIOCore
 import Synchronization
 
-/// A transport that injects faults (issue 6): wraps another ``CPNPTransport`` and, independently
-/// for outgoing sends and incoming messages, drops, duplicates, delays and reorders messages with
-/// configured probabilities. Decisions come from a seeded ``SplitMix64`` per direction, so a seed
-/// replays the same decisions for the same sequence of messages.
+/// A transport that injects faults (docs/fuzzing.md, "Fault injection"): wraps another
+/// ``CPNPTransport`` and, independently for outgoing sends and incoming messages, drops,
+/// duplicates, delays and reorders messages with configured probabilities. Decisions come from a
+/// seeded ``SplitMix64`` per direction, so a seed replays the same decisions for the same sequence
+/// of messages.
 ///
 /// Delays never block the caller: delayed copies are delivered by scheduled tasks, which
 /// ``close()`` cancels. It consumes the wrapped transport's ``CPNPTransport/inbound``; read this

@@ -180,7 +180,7 @@ struct DTLSOutbound {
     var renewSession = false
 }
 
-/// Event-loop-confined demultiplexer: one association per remote address (dtls-notes §"Server demux").
+/// Event-loop-confined demultiplexer: one association per remote address.
 final class DTLSDemuxHandler: ChannelDuplexHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundIn = DTLSOutbound
@@ -456,7 +456,7 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
     }
 
     private func remove(_ address: SocketAddress, entry: Entry) {
-        entry.retransmission?.cancel()  // never retransmit to a rejected peer (gotcha 8)
+        entry.retransmission?.cancel()  // never retransmit to a rejected peer
         entry.retransmission = nil
         if entries[address] === entry {
             entries[address] = nil

@@ -15,7 +15,7 @@ public struct TLSTransportConfiguration: Sendable {
     public var security: CPNPSecurityConfiguration
     /// A connection whose handshake has not finished by then fails with `.handshakeTimeout`.
     public var handshakeTimeout: Duration = .seconds(10)
-    /// Largest frame (wire-format §1: 1 MiB).
+    /// Largest frame (docs/protocol.md §2.1: 1 MiB).
     public var maximumMessageSize: Int = CPNPTransportDefaults.maximumStreamMessageSize
 
     /// Creates a configuration with defaults.
@@ -26,7 +26,7 @@ public struct TLSTransportConfiguration: Sendable {
 }
 
 /// CPNP over TLS 1.3 (or 1.2) over TCP with a 4-byte big-endian length prefix per message
-/// (wire-format §1), for documents too large for one datagram. swift-nio-ssl (BoringSSL).
+/// (docs/protocol.md §2.1), for documents too large for one datagram. swift-nio-ssl (BoringSSL).
 public final class TLSTransport: CPNPTransport {
     public var kind: CPNPTransportKind { .tls }
     public let maximumMessageSize: Int
@@ -156,7 +156,7 @@ final class TLSShared: Sendable {
         (failures, failureContinuation) = AsyncStream.makeStream(of: CPNPTransportError.self, bufferingPolicy: .bufferingNewest(1024))
     }
 
-    /// Pipeline: TLS, length-prefix framing (wire-format §1), session handler.
+    /// Pipeline: TLS, length-prefix framing (docs/protocol.md §2.1), session handler.
     func addHandlers(to channel: any Channel, peer: CPNPPeer?) throws -> TLSSessionHandler {
         let outcome = TLSVerificationOutcome()
         let expectedName = peer?.verificationName
@@ -414,7 +414,7 @@ final class TLSSessionHandler: ChannelInboundHandler {
     }
 }
 
-/// 4-byte big-endian length prefix, then the message (wire-format §1).
+/// 4-byte big-endian length prefix, then the message (docs/protocol.md §2.1).
 struct LengthPrefixFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
     struct FrameTooLarge: Error {}
@@ -435,7 +435,7 @@ struct LengthPrefixFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Writes the 4-byte big-endian length, then the message (wire-format §1).
+/// Writes the 4-byte big-endian length, then the message (docs/protocol.md §2.1).
 struct LengthPrefixFrameEncoder: MessageToByteEncoder {
     typealias OutboundIn = ByteBuffer
 

@@ -1,4 +1,4 @@
-// cpnp-bench: how fast cpnpd negotiates (issue 6). C concurrent customers, each a CPNPClientEngine on
+// cpnp-bench: how fast cpnpd negotiates (docs/performance.md). C concurrent customers, each a CPNPClientEngine on
 // its own client transport, run full negotiations (QUOTATION → OFFER → ACCEPT → ACK, optionally
 // WITHDRAW) against a cpnpd child process (or a running server), after a warm-up. Prints completed
 // negotiations/s, messages/s, latency percentiles, retransmissions, failures by kind, the server's CPU

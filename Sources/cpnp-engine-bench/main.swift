@@ -1,4 +1,4 @@
-// cpnp-engine-bench: where the server's time goes in a negotiation (issue 6, profiling pass).
+// cpnp-engine-bench: where the server's time goes in a negotiation (docs/performance.md, "Profiling pass").
 //
 // A real ServerEngine with a real SQLite file store (temporary directory) and the demo policy with
 // capacities and limits raised; C concurrent simulated customers, each a client order machine, run

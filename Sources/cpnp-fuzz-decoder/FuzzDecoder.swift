@@ -1,4 +1,4 @@
-// libFuzzer target for the message decoder (issue 6). Built with `-sanitize=fuzzer -D CPNP_LIBFUZZER`
+// libFuzzer target for the message decoder (docs/fuzzing.md). Built with `-sanitize=fuzzer -D CPNP_LIBFUZZER`
 // (scripts/fuzz.sh), libFuzzer calls `LLVMFuzzerTestOneInput`; in a normal build, `main` replays
 // the files or directories given as arguments (a regression runner).
 import CPNPFuzzSupport

@@ -7,7 +7,7 @@ import CPNPStorage
 import Logging
 import Synchronization
 
-/// The server fuzz target's world (issue 6): a fresh ``ServerEngine`` per input, with an in-memory
+/// The server fuzz target's world (docs/fuzzing.md): a fresh ``ServerEngine`` per input, with an in-memory
 /// store, the demo configuration, a fixed clock and a collecting sink, in which a legitimate
 /// QUOTATION from `acme` has already been answered with an OFFER. The input is then received as
 /// one datagram, or up to ``maxDatagrams`` separated by NUL bytes (never valid inside JSON), from

@@ -1,4 +1,4 @@
-// libFuzzer target for the server's message handling (issue 6): see ServerFuzzHarness. Built with
+// libFuzzer target for the server's message handling (docs/fuzzing.md): see ServerFuzzHarness. Built with
 // `-sanitize=fuzzer -D CPNP_LIBFUZZER` (scripts/fuzz.sh), libFuzzer calls `LLVMFuzzerTestOneInput`;
 // in a normal build, `main` replays the files or directories given as arguments.
 import CPNPCore

@@ -1,6 +1,6 @@
 import CPNPCore
 
-/// What the decoder fuzz target checks for one input (issue 6).
+/// What the decoder fuzz target checks for one input (docs/fuzzing.md).
 public enum DecoderFuzzCheck {
     /// The invariant violations for `bytes`; empty when all hold. Rejecting the input is fine:
     /// the checks are that nothing crashes, that whatever decodes re-encodes to a message that

@@ -2,7 +2,7 @@ import CPNPCore
 import Foundation
 
 /// Reads a document named on the command line (`-` for standard input), refusing more than
-/// the TLS stream limit of 1 MiB (wire-format.md §1) without reading further.
+/// the TLS stream limit of 1 MiB (docs/protocol.md §2.1) without reading further.
 enum Input {
     static let maxBytes = JSONParser.Limits.stream.maxBytes
 

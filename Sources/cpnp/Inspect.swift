@@ -4,7 +4,7 @@ import CPNPCore
 /// `cpnp inspect FILE|-`: decodes, shows and validates one CPNP message.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decode, display and validate one CPNP message (JSON, wire-format.md).",
+        abstract: "Decode, display and validate one CPNP message (JSON, docs/protocol.md).",
         discussion: """
             Reads FILE, or standard input when FILE is '-', up to the TLS stream limit of 1 MiB.
             Errors go to standard error as 'error: <path>: <reason>'. Exit status: 0 valid, \

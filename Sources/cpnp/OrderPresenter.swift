@@ -8,7 +8,7 @@ enum OrderPresenter {
     // MARK: Text
 
     /// The offer against the request, clause by clause: each clause of each profile is either
-    /// "as requested" or lists what was asked and what is offered (cpp-template.md §4.1).
+    /// "as requested" or lists what was asked and what is offered (docs/protocol.md §4.3).
     static func comparisonLines(request: CPD, offered: CPD) -> [String] {
         let gaps = offered.comparison(against: request).gaps
         var out: [String] = []

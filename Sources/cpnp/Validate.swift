@@ -1,7 +1,7 @@
 import ArgumentParser
 import CPNPCore
 
-/// `cpnp validate FILE|-`: checks a bare CPD document (cpp-template.md).
+/// `cpnp validate FILE|-`: checks a bare CPD document (docs/protocol.md §2.7).
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate a Connectivity Provisioning Document (a bare CPD, not a message).",

@@ -183,7 +183,7 @@ func loadConfiguration(_ path: String?) throws -> ServerConfiguration {
     }
 }
 
-/// Makes the development PKI on first run when the configured files are missing (issue 3, issue 4).
+/// Makes the development PKI on first run when the configured files are missing (docs/configuration.md `pki`).
 func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
     let fm = FileManager.default
     guard !fm.fileExists(atPath: pki.certificatePath) else { return }

@@ -65,7 +65,7 @@ struct CPDNegotiableTests {
         do { return try N(json: CPDTestJSON.parse(text), at: .root) } catch { fatalError("\(text): \(error)") }
     }
 
-    /// Every consequence listed in cpp-template.md §4.1, plus edge cases.
+    /// Every consequence listed in docs/protocol.md §4.3, plus edge cases.
     static let table: [(requested: String, offered: String, satisfied: Bool)] = [
         // R = "any" → every O satisfies.
         (#""any""#, "5", true),

@@ -1,7 +1,7 @@
 import Testing
 @testable import CPNPCore
 
-/// Message codec (wire-format.md §2): round trips, extensibility, correlation, timestamps, limits.
+/// Message codec (docs/protocol.md §2): round trips, extensibility, correlation, timestamps, limits.
 @Suite struct CodecTests {
     static func text(_ m: CPNPMessage) -> String { String(decoding: CPNPCodec.encode(m), as: UTF8.self) }
 
@@ -78,7 +78,7 @@ import Testing
         #expect(try CPNPCodec.decode(json: .object(o)) == .quotation(q))
     }
 
-    /// Keys of every attribute of wire-format.md §2.1, with a value of the right type.
+    /// Keys of every attribute of docs/protocol.md §3, with a value of the right type.
     static let plausibleValues: [(String, JSONValue)] = [
         ("provider-order-id", .string("pa-999")),
         ("nonce", .string("ffffffffffffffffffffffffffffffff")),
@@ -94,7 +94,7 @@ import Testing
         ("information-elements", .object(JSONObject([("cost", .object(JSONObject([("amount", .string("1")), ("currency", .string("EUR"))])))]))),
     ]
 
-    /// The attributes each method carries (M or O in wire-format.md §2.2); the others are "–".
+    /// The attributes each method carries (M or O in docs/protocol.md §3); the others are "–".
     static let carried: [MethodCode: Set<String>] = [
         .quotation: ["expected-response-time", "cpd", "information-elements"],
         .processing: ["provider-order-id", "expected-offer-time", "processing-subcode"],

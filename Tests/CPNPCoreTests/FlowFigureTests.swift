@@ -157,7 +157,7 @@ struct FlowFigureTests {
         #expect(d.trace.last == "S>C ACK")
     }
 
-    /// Figure 13: DECLINE, answered by ACK with the Empty CPD (notes A2).
+    /// Figure 13: DECLINE, answered by ACK with the Empty CPD (docs/protocol.md §6, A2).
     @Test func figure13Decline() throws {
         var d = Dialogue()
         try d.quote()
@@ -215,7 +215,7 @@ struct FlowFigureTests {
         #expect(d.client.agreement == d.server?.agreement)
     }
 
-    /// Figure 15, failed: a rejected UPDATE leaves the original agreement in force (notes A11).
+    /// Figure 15, failed: a rejected UPDATE leaves the original agreement in force (docs/protocol.md §6, A11).
     @Test func figure15UpdateRejectedKeepsTheAgreement() throws {
         var d = Dialogue()
         try d.negotiate()

@@ -32,7 +32,7 @@ private let decoderBranches: [String] = [
     "rejected unknown-method",
 ]
 
-@Suite("Fuzz regressions: decoder (issue 6)")
+@Suite("Fuzz regressions: decoder")
 struct DecoderFuzzRegressionTests {
     @Test(arguments: inputs("regressions/decoder") + inputs("corpus/decoder"))
     func decoderInputsKeepTheInvariants(file: String) throws {

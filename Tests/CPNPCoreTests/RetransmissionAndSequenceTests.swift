@@ -1,5 +1,5 @@
 // RETRANS_TIMER doubling and maximum retries (RFC 8921 §11.4), sequence numbers (§11.3,
-// wire-format.md §4), cached answers to duplicates, and offer validity (§9.1.8).
+// docs/protocol.md §5.1), cached answers to duplicates, and offer validity (§9.1.8).
 import Testing
 @testable import CPNPCore
 
@@ -56,7 +56,7 @@ struct RetransmissionAndSequenceTests {
         }
         let exhausted = s.timerFired(.retransmission, now: now)
         #expect(sent(exhausted).isEmpty)
-        #expect(s.state == .offerProposed)  // notes A26: kept until validity expiry
+        #expect(s.state == .offerProposed)  // docs/protocol.md §6, A26: kept until validity expiry
         _ = s.timerFired(.offerValidity, now: Fx.t(3_600))
         #expect(s.state == .cancelled)
         d.server = s
@@ -196,7 +196,7 @@ struct RetransmissionAndSequenceTests {
         #expect(exhausted.contains { if case .report(.withdrawalUnconfirmed) = $0 { true } else { false } })
         let again = d.client.timerFired(.withdrawalRetry, now: next)
         #expect(sent(again) == [withdraw])
-        // The withdrawal interval never goes below 60 s (notes A1).
+        // The withdrawal interval never goes below 60 s (docs/protocol.md §6, A1).
         #expect(ClientOrderStateMachine.Configuration(withdrawalRetryInterval: .seconds(5)).withdrawalRetryInterval == .seconds(60))
     }
 }

@@ -1,5 +1,5 @@
-// Property-based tests of the two order state machines (RFC 8921 §8.11, §10, §11; notes A1–A28;
-// wire-format.md §2.2 and §4). A client machine and a server machine are joined by
+// Property-based tests of the two order state machines (RFC 8921 §8.11, §10, §11;
+// docs/protocol.md §3, §5.1 and §6, A1–A28). A client machine and a server machine are joined by
 // ``InMemoryNetwork``; random sequences of abstract events (local commands, provider decisions,
 // deliveries, losses, duplicates, reorderings, timer firings, forged injections) drive them, and
 // invariants are checked after every machine call. At the end of a random run the network

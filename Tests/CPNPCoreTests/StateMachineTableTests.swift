@@ -1,5 +1,5 @@
 // Walks every (state, event) pair of both order state machines and asserts the outcome RFC 8921
-// prescribes (Figures 8 and 9, Tables 5 and 6 of §10, §11; resolutions in rfc8921-notes.md).
+// prescribes (Figures 8 and 9, Tables 5 and 6 of §10, §11; resolutions in docs/protocol.md §6).
 import Testing
 @testable import CPNPCore
 
@@ -359,7 +359,7 @@ func expectedServerOutcome(_ s: SS, _ e: ServerEvent) -> (Outcome, FailStatusCod
     case (.offerProposed, .accept), (.processingReceived, .accept): return (.to("AcceptReceived", sends: []), nil)
     case (.offerProposed, .decline), (.processingReceived, .decline): return (.to("Cancelled", sends: [.ack]), nil)
     case (.completed, .withdraw): return (.to("Completed", sends: [.processing]), nil)  // Figure 14
-    case (.completed, .update): return (.to("PQOReceived", sends: []), nil)  // Figure 15, notes A11
+    case (.completed, .update): return (.to("PQOReceived", sends: []), nil)  // Figure 15; docs/protocol.md §6, A11
     case (.completed, .activate): return (.to("Completed", sends: [.fail]), .unsupportedActivationType)  // not explicit: FAIL 8
     // Timers.
     case (.offerProposed, .tRetransmission): return (.to(same, sends: [.offer]), nil)  // §11.2.1
@@ -411,7 +411,7 @@ struct ServerStateTableTests {
         }
     }
 
-    /// The Child* states of Figure 9: the parent mirrors a nested client machine (notes A15).
+    /// The Child* states of Figure 9: the parent mirrors a nested client machine (docs/protocol.md §6, A15).
     @Test func childStatesMirrorTheChildOrder() throws {
         var d = try serverDialogue(in: .awaitingProcessing)
         var rng = Fx.rng(3)

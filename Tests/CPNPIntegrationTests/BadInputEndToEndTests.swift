@@ -69,7 +69,7 @@ struct BadInputEndToEndTests {
         guard case .ack(let originalAck)? = acme.received.last else { Issue.record("no ACK"); return }
         var rng = SystemRandomNumberGenerator()
 
-        // Malformed JSON: dropped (notes A13).
+        // Malformed JSON: dropped (docs/protocol.md §5.5).
         try await Self.expectSilence(acme, after: Array(#"{"version":1,"method":4,"#.utf8), "malformed JSON")
         // A stale sequence number in the order's transaction: discarded (§11.3).
         var stale = accept

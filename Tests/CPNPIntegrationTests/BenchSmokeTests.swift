@@ -1,4 +1,4 @@
-// Smoke test of the load generator (issue 6): the built `cpnp-bench` runs a short benchmark against
+// Smoke test of the load generator (docs/performance.md): the built `cpnp-bench` runs a short benchmark against
 // its own cpnpd child and reports what it measured as one JSON object. Counts only, never timings.
 import Testing
 import Foundation

@@ -1,5 +1,5 @@
 // End to end with both real programs: the `cpnp` CLI against real `cpnpd` processes over DTLS on
-// loopback (issue 5). Each command is a separate process, as an engineer would run it; the CLI's
+// loopback (docs/client.md). Each command is a separate process, as an engineer would run it; the CLI's
 // state comes from `cpnp show --json`, the provider's from `cpnpd admin show`.
 import CPNPCore
 import Foundation

@@ -51,9 +51,10 @@ struct CrashAtEveryStepEndToEndTests {
         }
     }
 
-    /// The case of issue 16 with the real CLI: cpnpd dies between PROCESSING and OFFER. The `cpnp`
-    /// process, which follows the RFC and sends nothing while the server processes, probes after
-    /// its silence interval, renews its DTLS session and gets the OFFER the restarted daemon made.
+    /// The silence probe (docs/protocol.md §5.1) with the real CLI: cpnpd dies between PROCESSING
+    /// and OFFER. The `cpnp` process, which follows the RFC and sends nothing while the server
+    /// processes, probes after its silence interval, renews its DTLS session and gets the OFFER the
+    /// restarted daemon made.
     @Test(.timeLimit(.minutes(2)))
     func theCLIGetsTheOfferACrashedDaemonCouldNotSend() async throws {
         let daemon = try await Daemon.start(environment: ["CPNPD_FAULT": "crash-before-send:offer"])

@@ -1,4 +1,4 @@
-// Crash recovery under load (issue 6): customers negotiate continuously with a real cpnpd over DTLS
+// Crash recovery under load (docs/design/storage.md): customers negotiate continuously with a real cpnpd over DTLS
 // while the test kills it with SIGKILL at random (seeded) moments and restarts it on the same
 // database. Afterwards every order must be in a state consistent on both sides, none duplicated, and
 // the provider's reserved capacity exactly that of its live offers and agreements.

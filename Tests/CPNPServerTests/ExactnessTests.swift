@@ -147,7 +147,7 @@ struct ExactnessTests {
         let s = try Setup()
         let text = #"{"version":1,"method":12,"sequence-number":5,"transaction-id":"0123456789abcdef0123456789abcdef","customer-order-id":"acme-unknown"}"#
         await s.engine.receive(InboundDatagram(bytes: Array(text.utf8), session: s.acme.serverSession, identity: s.acme.identity))
-        guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 1 (notes A6)"); return }
+        guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 1 (docs/protocol.md §6, A6)"); return }
         #expect(f.statusCode == .messageValidationError)
         #expect(f.transactionID.rawValue == "0123456789abcdef0123456789abcdef" && f.customerOrderID.rawValue == "acme-unknown")
         #expect(f.diagnostic?.contains("method") == true)

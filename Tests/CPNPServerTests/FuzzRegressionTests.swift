@@ -44,7 +44,7 @@ private let serverAnswers: [String] = [
     "silent discard: undecodable", "silent discard: decoded",
 ]
 
-@Suite("Fuzz regressions: server engine (issue 6)")
+@Suite("Fuzz regressions: server engine")
 struct ServerFuzzRegressionTests {
     @Test(arguments: inputs("regressions/server"))
     func regressionsKeepTheInvariants(file: String) async throws {

@@ -1,4 +1,4 @@
-// Group commit in the engine (issue 6): datagrams handled as one batch are committed in one store
+// Group commit in the engine (docs/design/storage.md): datagrams handled as one batch are committed in one store
 // transaction per round, nothing is sent before its change is durable, a failing change is rolled back
 // alone with its messages withheld, and the inbox drains in bounded batches.
 import CPNPCore

@@ -1,5 +1,6 @@
-// The engine's running reservation totals (issue 6) against sums recomputed from scratch, in memory
-// and in the store, after a random sequence of offers, accepts, declines, withdrawals and updates.
+// The engine's running reservation totals (docs/performance.md, "Profiling pass") against sums
+// recomputed from scratch, in memory and in the store, after a random sequence of offers, accepts,
+// declines, withdrawals and updates.
 import Testing
 import CPNPCore
 import CPNPPolicy

@@ -68,7 +68,7 @@ private func tally(_ received: [CPNPInboundMessage], count: Int) -> [Int] {
 /// approximation, np and n(1-p) ≥ 300 here). The seeds are fixed, so the tests are deterministic.
 private func tolerance(_ p: Double, _ n: Int) -> Double { 4.5 * (p * (1 - p) / Double(n)).squareRoot() }
 
-@Suite("Chaos transport: fault injection over loopback (issue 6)", .timeLimit(.minutes(2)))
+@Suite("Chaos transport: fault injection over loopback", .timeLimit(.minutes(2)))
 struct ChaosTransportTests {
     @Test func zeroFaultsAreTransparent() async throws {
         let a = ChaosTransport(wrapping: try await udp(), seed: 1)

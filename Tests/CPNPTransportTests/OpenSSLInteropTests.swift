@@ -84,7 +84,7 @@ struct OpenSSLInteropTests {
             "-CAfile", "\(dir)/ca.pem", "-verify_return_error", "-verify_hostname", "localhost",
         ])
         defer { client.stop() }
-        // Wait for the handshake, then feed one line (dtls-notes gotcha 13).
+        // Wait for the handshake, then feed one line to s_client's stdin (sent as application data).
         try await withDeadline { while server.statistics.handshakesCompleted < 1 { try await Task.sleep(for: .milliseconds(20)) } }
         client.send("hello from s_client\n")
         let received = try await next(server.inbound)

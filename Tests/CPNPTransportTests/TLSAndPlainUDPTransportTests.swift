@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
-@Suite("TLS/TCP transport over loopback (wire-format §1)", .timeLimit(.minutes(1)))
+@Suite("TLS/TCP transport over loopback (docs/protocol.md §2.1)", .timeLimit(.minutes(1)))
 struct TLSTransportTests {
     let certs = Certs.shared
 

@@ -1,5 +1,5 @@
 /// An exact decimal number, as JSON numbers are carried and compared in CPNP
-/// (cpp-template.md §4: "compare with exact decimal arithmetic").
+/// (docs/protocol.md §2.4: negotiation compares with exact decimal arithmetic).
 ///
 /// Normalised so that equal values are equal structurally: `100`, `100.0` and `1e2` are one value.
 public struct CPNPDecimal: Sendable, Hashable {

@@ -1,4 +1,4 @@
-/// A strict RFC 8259 JSON parser for CPNP messages (wire-format.md §2).
+/// A strict RFC 8259 JSON parser for CPNP messages (docs/protocol.md §2.2).
 ///
 /// - Accepts any JSON value at the top level (the message decoder checks that it is an
 ///   object), surrounded by optional whitespace, and nothing else: no comments, no
@@ -46,9 +46,9 @@ public enum JSONParser {
             self.maxExponentMagnitude = maxExponentMagnitude
         }
 
-        /// Limits for one UDP/DTLS datagram (16,384 bytes, wire-format.md §1).
+        /// Limits for one UDP/DTLS datagram (16,384 bytes, docs/protocol.md §2.1).
         public static let datagram = Limits(maxBytes: 16_384)
-        /// Limits for one length-prefixed TLS stream message (1 MiB, wire-format.md §1).
+        /// Limits for one length-prefixed TLS stream message (1 MiB, docs/protocol.md §2.1).
         public static let stream = Limits(maxBytes: 1_048_576)
     }
 

@@ -1,4 +1,4 @@
-/// Deterministic JSON encoding of ``JSONValue`` (RFC 8259, UTF-8; wire-format.md §2).
+/// Deterministic JSON encoding of ``JSONValue`` (RFC 8259, UTF-8; docs/protocol.md §2.3).
 ///
 /// The same value always gives the same bytes: object members in the ``JSONObject``'s key
 /// order; numbers in ``CPNPDecimal``'s canonical text; strings escaped minimally (`"`, `\`

@@ -1,4 +1,4 @@
-/// A parsed JSON document (RFC 8259) as CPNP carries it (wire-format.md §2).
+/// A parsed JSON document (RFC 8259) as CPNP carries it (docs/protocol.md §2.2).
 ///
 /// Numbers keep their exact decimal value (``CPNPDecimal``); objects keep the order of
 /// their keys so that encoding is deterministic, but compare equal regardless of order.

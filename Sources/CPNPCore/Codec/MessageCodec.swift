@@ -1,4 +1,4 @@
-/// Encodes and decodes CPNP messages as JSON objects (wire-format.md §2).
+/// Encodes and decodes CPNP messages as JSON objects (docs/protocol.md §2–§3).
 ///
 /// Decoding is total: any input yields a message or a ``CPNPDecodingError`` naming the field.
 /// Encoding is deterministic (fixed key order), so a retransmission is byte-identical.
@@ -112,7 +112,7 @@ public enum CPNPCodec {
     }
 
     /// The identifiers of a message that failed to decode, as far as they are readable, so that a
-    /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2, notes A13).
+    /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2; docs/protocol.md §6, A6).
     public static func correlation(of json: JSONValue) -> MessageCorrelation? {
         guard case .object(let o) = json else { return nil }
         let r = MessageReader(object: o)
@@ -135,7 +135,7 @@ public enum CPNPCodec {
         JSONSerializer.serialize(encodeJSON(message))
     }
 
-    /// Encodes a message as a JSON value with the keys in the fixed order of wire-format.md §2.2.
+    /// Encodes a message as a JSON value with the keys in the fixed order of docs/protocol.md §2.3.
     public static func encodeJSON(_ message: CPNPMessage) -> JSONValue {
         encodeJSON(message, document: \.json)
     }
@@ -197,7 +197,7 @@ public enum CPNPCodec {
         return .object(o)
     }
 
-    /// Wire keys (wire-format.md §2.1).
+    /// Wire keys (docs/protocol.md §3).
     public enum Key {
         public static let version = "version"
         public static let method = "method"

@@ -1,9 +1,9 @@
 /// Semantic checks of a decoded message, beyond what ``CPNPCodec/decode(json:)`` enforces.
 ///
 /// The decoder checks syntax, types, ranges and the presence of mandatory attributes; this
-/// checks the meaning: the CPD cross-field rules (cpp-template.md §2–§4) of every CPD the
+/// checks the meaning: the CPD cross-field rules (docs/protocol.md §2.7, §4.2) of every CPD the
 /// message carries, and rules that tie attributes together (RFC 8921 §8.7, §9.1.10.3, §9.2.5;
-/// wire-format.md §2.4). A message with an issue of severity `error` must be rejected with
+/// docs/protocol.md §4.1). A message with an issue of severity `error` must be rejected with
 /// FAIL 1 Message Validation Error (RFC 8921 §10.2); warnings leave it usable.
 extension CPNPMessage {
     /// Every semantic issue of the message, each with the path of the offending field

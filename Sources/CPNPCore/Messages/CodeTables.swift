@@ -85,7 +85,7 @@ public enum DeclineReason: Int, Sendable, Hashable, CaseIterable, CustomStringCo
     }
 }
 
-/// How an agreed order is switched on (RFC 8921 §9.1.10.3 prose; wire-format.md §2.4).
+/// How an agreed order is switched on (RFC 8921 §9.1.10.3 prose; docs/protocol.md §4.1).
 /// The RFC's "permanent" activation type is `explicit` here.
 public enum ActivationType: String, Sendable, Hashable, CaseIterable {
     /// Active as soon as the agreement is reached (the default).
@@ -103,7 +103,7 @@ public enum Purpose: String, Sendable, Hashable, CaseIterable {
     case testing
 }
 
-/// ACTIVATION_SCHEDULE (RFC 8921 §9.2.11; rfc8921-notes A8).
+/// ACTIVATION_SCHEDULE (RFC 8921 §9.2.11; docs/protocol.md §6, A8).
 public enum ActivationSchedule: Sendable, Hashable, CustomStringConvertible {
     /// `null`: activate now.
     case now

@@ -1,4 +1,4 @@
-/// Identifier attributes of RFC 8921 §9.1 with the lexical rules of wire-format.md §2.1.
+/// Identifier attributes of RFC 8921 §9.1 with the lexical rules of docs/protocol.md §2.6.
 
 /// Generates the characters of an identifier from a random source.
 private func randomHex(bytes count: Int, using rng: inout some RandomNumberGenerator) -> String {
@@ -94,11 +94,12 @@ public struct Nonce: Sendable, Hashable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
-/// SEQUENCE_NUMBER (RFC 8921 §9.1.4, wire-format.md §4): 0 … 2^32−1.
+/// SEQUENCE_NUMBER (RFC 8921 §9.1.4, docs/protocol.md §5.1): 0 … 2^32−1.
 public typealias SequenceNumber = UInt32
 
 extension SequenceNumber {
-    /// A random initial sequence number in 0 … 2^31−1, so a transaction never wraps (wire-format.md §4).
+    /// A random initial sequence number in 0 … 2^31−1, so a transaction never wraps
+    /// (docs/protocol.md §5.1).
     public static func randomInitial(using rng: inout some RandomNumberGenerator) -> SequenceNumber {
         SequenceNumber.random(in: 0...0x7fff_ffff, using: &rng)
     }

@@ -1,5 +1,5 @@
 /// Information elements carried by QUOTATION, OFFER, ACCEPT, ACK, WITHDRAW, UPDATE and ACTIVATE
-/// (RFC 8921 §9.1.10; wire-format.md §2.4). All members are optional.
+/// (RFC 8921 §9.1.10; docs/protocol.md §4.1). All members are optional.
 public struct InformationElements: Sendable, Hashable {
     public var customerDescription: CustomerDescription?
     public var providerDescription: ProviderDescription?
@@ -59,7 +59,7 @@ public struct ProviderDescription: Sendable, Hashable {
     }
 }
 
-/// Negotiation Options IE (RFC 8921 §9.1.10.3 and §8.8; rfc8921-notes A9, A24).
+/// Negotiation Options IE (RFC 8921 §9.1.10.3 and §8.8; docs/protocol.md §6, A9 and A24).
 public struct NegotiationOptions: Sendable, Hashable {
     /// Absent means permanent.
     public var purpose: Purpose?

@@ -1,4 +1,4 @@
-/// The eleven CPNP messages (RFC 8921 §9.2) with exactly the attributes of wire-format.md §2.2.
+/// The eleven CPNP messages (RFC 8921 §9.2) with exactly the attributes of docs/protocol.md §3.
 /// Every message starts with VERSION (always 1), METHOD_CODE, SEQUENCE_NUMBER, TRANSACTION_ID and
 /// CUSTOMER_ORDER_IDENTIFIER.
 
@@ -217,7 +217,7 @@ public struct FailMessage: Sendable, Hashable {
     public var sequenceNumber: SequenceNumber
     public var transactionID: TransactionID
     public var customerOrderID: CustomerOrderID
-    /// Absent when no order exists (wire-format.md §2.2).
+    /// Absent when no order exists (docs/protocol.md §3.10).
     public var providerOrderID: ProviderOrderID?
     public var statusCode: FailStatusCode
     /// Extension: which check failed (≤ 256 characters, never secrets).

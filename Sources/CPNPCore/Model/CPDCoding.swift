@@ -1,5 +1,5 @@
 /// Size limits applied while decoding a CPD, so that a hostile document cannot make the
-/// decoder allocate without bound (wire-format.md §1 caps messages at 1 MiB anyway).
+/// decoder allocate without bound (docs/protocol.md §2.1 caps messages at 1 MiB anyway).
 public enum CPDLimits: Sendable, Hashable {
     /// Components in a CPD (RFC 7297 §4).
     public static let maxComponents = 64

@@ -1,4 +1,4 @@
-/// One difference between a requested and an offered CPD (cpp-template.md §4.1), used for
+/// One difference between a requested and an offered CPD (docs/protocol.md §4.3), used for
 /// counterproposals (RFC 8921 §7 step 2) and DECLINE reason 1 "unacceptable gap".
 public struct CPDGap: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
@@ -43,7 +43,7 @@ public struct CPDGap: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The result of comparing an offered CPD with a requested CPD (cpp-template.md §4.1).
+/// The result of comparing an offered CPD with a requested CPD (docs/protocol.md §4.3).
 public struct CPDComparison: Sendable, Hashable, CustomStringConvertible {
     /// True when the offer fully satisfies the request (no gap).
     public var satisfies: Bool
@@ -62,7 +62,7 @@ public struct CPDComparison: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension ConnectivityProvisioningDocument {
-    /// Compares this **offered** CPD with a **requested** one (cpp-template.md §4.1): components and
+    /// Compares this **offered** CPD with a **requested** one (docs/protocol.md §4.3): components and
     /// profiles by position, customer nodes by identifier, scope entries by customer-node+direction,
     /// QoS entries by from+to+statistic, capacity by customer-node(+link-identifier), activation means
     /// by customer-node(+mechanism), notifications by position, other clauses field by field; every

@@ -1,5 +1,5 @@
 /// Optional information elements of a CPP (RFC 7297 §4 `Optional-Information-Element`;
-/// RFC 8921 §9.1.10; cpp-template.md §2.14). Unknown keys are preserved in ``additional``
+/// RFC 8921 §9.1.10; docs/protocol.md §2.7). Unknown keys are preserved in ``additional``
 /// (forward compatibility) and re-encoded after the known ones.
 public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
     /// Keys this type knows, in encoding order.

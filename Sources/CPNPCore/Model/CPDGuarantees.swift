@@ -25,7 +25,7 @@ public struct CPDQoSGuarantees: Sendable, Hashable, CPDJSONCodable {
 }
 
 /// One directional QoS guarantee between (sets of) customer nodes (RFC 7297 §3.3).
-/// Units: milliseconds and percent (cpp-template.md §2.3).
+/// Units: milliseconds and percent, as the key names say (docs/protocol.md §2.7).
 public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
     /// The wildcard node `"*"`: any node of the CPD, or provider nodes.
     public static let anyNode = "*"
@@ -108,7 +108,7 @@ public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
 }
 
 /// Availability (RFC 7297 §3.4): percentage of time the agreed guarantees apply.
-/// A higher offered value is better; comparison still uses the set rule of cpp-template.md §4.1.
+/// A higher offered value is better; comparison still uses the set rule of docs/protocol.md §4.3.
 public struct CPDAvailability: Sendable, Hashable, CPDJSONCodable {
     /// `availability-percent` (N, 0…100).
     public var availabilityPercent: Negotiable<CPNPDecimal>

@@ -1,4 +1,4 @@
-/// Sharing of equal CPDs decoded together (issue 6). An order's snapshot repeats its documents: the
+/// Sharing of equal CPDs decoded together (docs/design/storage.md). An order's snapshot repeats its documents: the
 /// agreement's CPD is also in the cached ACCEPT and ACK that answer a retransmission (RFC 8921 §11.4).
 /// Decoded inside ``CPDInterning/sharingEqualDocuments(_:)``, equal JSON yields one CPD value whose
 /// storage the copies share, so a recovered order holds each distinct document once in memory and

@@ -1,4 +1,4 @@
-/// A semantic problem in a decoded CPD (cross-field rules of cpp-template.md §2–§4).
+/// A semantic problem in a decoded CPD (cross-field rules of docs/protocol.md §2.7, §4.2).
 public struct CPDValidationIssue: Sendable, Hashable, CustomStringConvertible {
     public enum Severity: String, Sendable, Hashable {
         /// The CPD violates a rule and must be rejected (FAIL status 1, RFC 8921 §10.2).
@@ -29,7 +29,7 @@ extension Array where Element == CPDValidationIssue {
 }
 
 extension ConnectivityProvisioningDocument {
-    /// Checks the cross-field rules (cpp-template.md §2–§4). Paths start at `base`
+    /// Checks the cross-field rules (docs/protocol.md §2.7, §4.2). Paths start at `base`
     /// (pass `JSONPath.root.appending("cpd")` to get message-level paths). The empty CPD is valid;
     /// a non-empty one needs ≥ 1 profile per component and ≥ 1 customer node per profile.
     /// Issues come in document order.

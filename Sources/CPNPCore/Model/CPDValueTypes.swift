@@ -1,4 +1,4 @@
-/// A closed set of string values in a CPD (cpp-template.md §2). Encoded as the raw string;
+/// A closed set of string values in a CPD (docs/protocol.md §2.7). Encoded as the raw string;
 /// ordered by raw value only so that it can be a ``NegotiableValue`` (ranges are not allowed).
 public protocol CPDEnumeration: NegotiableValue, RawRepresentable<String>, CaseIterable {}
 

@@ -1,5 +1,5 @@
 /// A Connectivity Provisioning Document: one or more components, each made of CPPs
-/// (RFC 7297 §4, Figure 6; RFC 8921 §9.1.9, Figure 10; cpp-template.md §1).
+/// (RFC 7297 §4, Figure 6; RFC 8921 §9.1.9, Figure 10; docs/protocol.md §2.7).
 ///
 /// JSON: `{"components":[{"profiles":[CPP, …]}, …]}`. The empty CPD `{"components": []}` is what
 /// an ACK carries after DECLINE or WITHDRAW (RFC 8921 §9.2.6).
@@ -50,8 +50,8 @@ public struct ConnectivityProvisioningComponent: Sendable, Hashable, CPDJSONCoda
 }
 
 /// A Connectivity Provisioning Profile: the 13 clauses of RFC 7297 §3 plus optional information
-/// elements (RFC 7297 §4; cpp-template.md §2). Only `customer-nodes` and `scope` are mandatory
-/// in JSON; the defaults of absent clauses are in cpp-template.md §3.
+/// elements (RFC 7297 §4). Only `customer-nodes` and `scope` are mandatory in JSON; the meaning
+/// of absent clauses is in docs/protocol.md §2.7.
 public struct ConnectivityProvisioningProfile: Sendable, Hashable, CPDJSONCodable {
     /// Customer Nodes Map (RFC 7297 §3.1), key `customer-nodes`.
     public var customerNodes: [CPDCustomerNode]

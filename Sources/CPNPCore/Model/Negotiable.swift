@@ -1,4 +1,4 @@
-/// A value type that may appear in a negotiable (**N**) CPD field (cpp-template.md §4).
+/// A value type that may appear in a negotiable (**N**) CPD field (docs/protocol.md §4.2).
 ///
 /// Numbers (``CPNPDecimal``, `Int64`) admit ranges; enumerations and strings only admit
 /// fixed values, `"any"` and one-of sets.
@@ -35,7 +35,7 @@ extension String: NegotiableValue {
     public var negotiableJSON: JSONValue { .string(self) }
 }
 
-/// A negotiable CPD field: strictly or loosely defined value (RFC 8921 §2, §8.7; cpp-template.md §4).
+/// A negotiable CPD field: strictly or loosely defined value (RFC 8921 §2, §8.7; docs/protocol.md §4.2).
 ///
 /// JSON forms: bare value (fixed), `{"min":x,"max":y}` (closed range, one bound may be omitted),
 /// `"any"` (no constraint), `{"one-of":[…]}` (a non-empty set).
@@ -72,7 +72,7 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
         }
     }
 
-    /// Whether `value` is admitted (belongs to S(self), cpp-template.md §4.1).
+    /// Whether `value` is admitted (belongs to S(self), docs/protocol.md §4.3).
     public func admits(_ value: Value) -> Bool {
         switch self {
         case .fixed(let v): return v == value
@@ -103,7 +103,7 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     public var isWellFormed: Bool { internalProblems.isEmpty }
 
     /// Whether this **offered** value satisfies the **requested** one: S(offered) ⊆ S(requested)
-    /// (cpp-template.md §4.1). Exact comparisons; an ill-formed offered value satisfies nothing
+    /// (docs/protocol.md §4.3). Exact comparisons; an ill-formed offered value satisfies nothing
     /// but `"any"`.
     public func satisfies(_ requested: Negotiable<Value>) -> Bool {
         if case .any = requested { return true }

@@ -6,7 +6,7 @@
 /// whatever fails validation is discarded silently (RFC 8921 §10.1, §13).
 ///
 /// An UPDATE of a completed order is negotiated like a quotation (PQOSent … AcceptSent) while the
-/// agreement is kept; it replaces the agreement on ACK and survives a failed update (notes A11).
+/// agreement is kept; it replaces the agreement on ACK and survives a failed update (docs/protocol.md §6, A11).
 public struct ClientOrderStateMachine: Sendable, Hashable {
     /// The client order states of RFC 8921 §8.11.1.
     public enum State: String, Sendable, Hashable, CaseIterable {
@@ -135,10 +135,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Parameters of the machine (RFC 8921 §8.5, §11.1).
     public struct Configuration: Sendable, Hashable {
         public var retransmission: RetransmissionPolicy
-        /// Spacing of withdrawal cycles: default 300 s, never below 60 s (notes A1).
+        /// Spacing of withdrawal cycles: default 300 s, never below 60 s (docs/protocol.md §6, A1).
         public var withdrawalRetryInterval: Duration
         /// When false, expected response/offer times are not enforced and a QUOTATION carries no
-        /// EXPECTED_RESPONSE_TIME (§11.1.1, notes A23).
+        /// EXPECTED_RESPONSE_TIME (§11.1.1; docs/protocol.md §6, A23).
         public var enforceDeadlines: Bool
         /// How long the client waits in ServerProcessing without hearing from the server before it
         /// retransmits its last message (``Timer/silenceProbe``); nil never probes. Default 15 s.
@@ -235,7 +235,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     /// Answers a pending expected-offer-time: grant (ACK for an extension) or refuse (CANCEL for the
-    /// first one, FAIL 7 for an extension) (RFC 8921 §9.2.2, §11.1.1, notes A22).
+    /// first one, FAIL 7 for an extension) (RFC 8921 §9.2.2, §11.1.1; docs/protocol.md §6, A22).
     public mutating func moreTimeDecided(granted: Bool, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         guard let until = pendingTimeDecision, var tx = transaction, let poid = providerOrderID else {
             throw OrderCommandError(.noPendingDecision, "no expected offer time awaits a decision")
@@ -347,7 +347,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         }
     }
 
-    /// Completed → Cancelled: sends WITHDRAW in a new transaction (RFC 8921 §9.2.8, §11.1.2; notes A19).
+    /// Completed → Cancelled: sends WITHDRAW in a new transaction (RFC 8921 §9.2.8, §11.1.2; docs/protocol.md §6, A19).
     /// Refused while an earlier request (a CANCEL of an update, an ACTIVATE) awaits its answer.
     public mutating func withdraw(
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
@@ -541,7 +541,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             expectedOfferTime = p.expectedOfferTime
             return transition(to: .serverProcessing, "PROCESSING received") + actions + armSilenceProbe(now: now)
         }
-        // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2, notes A18).
+        // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2; docs/protocol.md §6, A18).
         guard let eot = p.expectedOfferTime, eot != expectedOfferTime else {
             return [.persist(from: state, to: state, event: "PROCESSING received")]
         }
@@ -574,7 +574,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
 
     private mutating func acceptAcknowledged(_ ack: AckMessage, now: CPNPTimestamp) -> [Action] {
         guard let offer, ack.providerOrderID == offer.providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
-        // Three-way handshake: the ACK carries the accepted (= offered) CPD (Table 5, notes A25).
+        // Three-way handshake: the ACK carries the accepted (= offered) CPD (Table 5; docs/protocol.md §6, A25).
         guard ack.cpd == offer.offeredCPD else { return [.discard(.mismatch("cpd differs from the offered CPD"))] }
         let ag = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
         agreement = ag
@@ -735,7 +735,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     // MARK: - Helpers
 
     /// Where a negotiation that did not reach agreement ends: Cancelled, or back to Completed
-    /// when it was an update of an agreement (notes A11).
+    /// when it was an update of an agreement (docs/protocol.md §6, A11).
     private var endState: State { agreement != nil ? .completed : .cancelled }
 
     /// The QUOTATION or UPDATE that opened the transaction, as it was sent: the same fields and

@@ -23,7 +23,7 @@ public struct CPNPSession: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(local)<->\(remote)" }
 }
 
-/// RETRANS_TIMER and the maximum retry count (RFC 8921 §8.5, §11.4; wire-format.md §4).
+/// RETRANS_TIMER and the maximum retry count (RFC 8921 §8.5, §11.4; docs/protocol.md §5.1).
 public struct RetransmissionPolicy: Sendable, Hashable {
     /// First retransmission interval; doubles at each retry. Default 1 s.
     public var initialInterval: Duration
@@ -56,7 +56,7 @@ public struct SequenceCounters: Sendable, Hashable {
         self.lastIncoming = lastIncoming
     }
 
-    /// How a received sequence number compares with the stored incoming one (wire-format.md §4).
+    /// How a received sequence number compares with the stored incoming one (docs/protocol.md §5.1).
     public enum Classification: Sendable, Hashable {
         /// Lower: discard.
         case stale
@@ -95,7 +95,7 @@ public struct PendingRequest: Sendable, Hashable {
 }
 
 /// The last incoming message handled and the answer sent to it, resent when a retransmission
-/// of that message arrives (RFC 8921 §11.4, notes A20).
+/// of that message arrives (RFC 8921 §11.4; docs/protocol.md §6, A20).
 public struct CachedExchange: Sendable, Hashable {
     public var incoming: CPNPMessage
     public var answer: CPNPMessage?

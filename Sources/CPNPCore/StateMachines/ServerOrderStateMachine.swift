@@ -8,7 +8,7 @@
 ///
 /// Bad input never changes state: a failed check is answered with FAIL 1 (stateless) or silently
 /// discarded (stale or duplicate sequence numbers; unsolicited ACK, FAIL or PROCESSING, to avoid
-/// answer loops). An UPDATE renegotiates while the agreement is kept (notes A11). Child orders
+/// answer loops). An UPDATE renegotiates while the agreement is kept (docs/protocol.md §6, A11). Child orders
 /// towards other providers are a nested ``ClientOrderStateMachine`` (Figure 9 Child* states).
 public struct ServerOrderStateMachine: Sendable, Hashable {
     /// The server order states of RFC 8921 §8.11.2.
@@ -324,7 +324,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         ]
     }
 
-    /// AcceptReceived → Completed: sends ACK with the accepted CPD (§9.2.6, notes A16). Call it once the
+    /// AcceptReceived → Completed: sends ACK with the accepted CPD (§9.2.6; docs/protocol.md §6, A16). Call it once the
     /// commitment of resources is durable.
     public mutating func agreementConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         try require([.acceptReceived], "confirm the agreement")
@@ -432,7 +432,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     }
 
     /// Maps the child's actions; when the child reaches Completed or Cancelled the parent returns to
-    /// AwaitingProcessing (ChildCompleted → AwaitingProcessing; notes A15).
+    /// AwaitingProcessing (ChildCompleted → AwaitingProcessing; docs/protocol.md §6, A15).
     private mutating func settleChild(_ child: ClientOrderStateMachine, _ actions: [ClientOrderStateMachine.Action]) -> [Action] {
         var out = mapChild(actions)
         if child.state == .completed, let ag = child.agreement {
@@ -440,7 +440,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             phase = .awaitingProcessing
             out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) completed"), at: 0)
         } else if child.state == .cancelled {
-            // A cancelled child leaves the parent free to try another provider or to FAIL 5 (notes A15).
+            // A cancelled child leaves the parent free to try another provider or to FAIL 5 (docs/protocol.md §6, A15).
             phase = .awaitingProcessing
             out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) ended"), at: 0)
         }
@@ -474,7 +474,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return [.discard(.duplicate)]
         }
         if message.transactionID != transaction.id, let answer = answerToRefusedTransaction(message, session: session) { return answer }
-        // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6, notes A19).
+        // UPDATE, WITHDRAW and ACTIVATE open new transactions, matched on COI, POI and NONCE (Table 6; docs/protocol.md §6, A19).
         switch message {
         case .update, .withdraw, .activate:
             if message.transactionID != transaction.id { return newTransaction(message, session: session, now: now, using: &rng) }
@@ -860,7 +860,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         return mapChild(actions)
     }
 
-    /// Ends the negotiation: Cancelled, or back to Completed when an update fails (notes A11). A testing
+    /// Ends the negotiation: Cancelled, or back to Completed when an update fails (docs/protocol.md §6, A11). A testing
     /// agreement whose test period ended while the update was negotiated ends now (§9.1.10.3).
     private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
         var next: Phase = agreement != nil ? .completed : .cancelled

@@ -119,7 +119,7 @@ struct JSONMutator {
     }
 }
 
-/// Seed documents for fuzzing: realistic CPNP messages (wire-format.md §2–3) plus nested
+/// Seed documents for fuzzing: realistic CPNP messages (docs/protocol.md §3) plus nested
 /// and Unicode-heavy JSON.
 enum FuzzCorpus {
     static let cpnpMessages: [String] = [
