@@ -142,7 +142,7 @@ package.targets += [
     .target(
         name: "CPNPTransport",
         dependencies: [
-            "CPNPDTLS",
+            "CPNPDTLS", "CPNPCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

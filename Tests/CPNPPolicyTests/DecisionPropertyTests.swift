@@ -14,13 +14,13 @@ struct DecisionPropertyTests {
         var profile: CustomerProfile
     }
 
-    static func decimal(_ g: inout SeededGenerator, upTo max: Int) -> CPNPDecimal {
+    static func decimal(_ g: inout SplitMix64, upTo max: Int) -> CPNPDecimal {
         // Whole or one-decimal values, exact.
         let tenths = Int64.random(in: 0...Int64(max * 10), using: &g)
         return Bool.random(using: &g) ? CPNPDecimal(tenths / 10) : CPNPDecimal(isNegative: false, digits: String(tenths).utf8.map { $0 - 0x30 }, exponent: -1)
     }
 
-    static func negotiable(_ g: inout SeededGenerator) -> Negotiable<CPNPDecimal>? {
+    static func negotiable(_ g: inout SplitMix64) -> Negotiable<CPNPDecimal>? {
         switch Int.random(in: 0...7, using: &g) {
         case 0: return nil
         case 1: return .fixed(decimal(&g, upTo: 600))
@@ -35,7 +35,7 @@ struct DecisionPropertyTests {
         }
     }
 
-    static func scenario(_ g: inout SeededGenerator) -> Scenario {
+    static func scenario(_ g: inout SplitMix64) -> Scenario {
         var config = ServerConfiguration()
         let peCount = Int.random(in: 1...4, using: &g)
         for i in 0..<peCount {
@@ -99,7 +99,7 @@ struct DecisionPropertyTests {
     }
 
     @Test func offersNeverExceedFreeCapacityAndAreAlwaysConcrete() throws {
-        var g = SeededGenerator(seed: 0x8921)
+        var g = SplitMix64(seed: 0x8921)
         var counts: [String: Int] = [:]
         for iteration in 0..<400 {
             let s = Self.scenario(&g)
@@ -147,7 +147,7 @@ struct DecisionPropertyTests {
 
     @Test func requestsThatFitAreSatisfied() {
         // Fixed bandwidths on an empty inventory large enough: always a full offer.
-        var g = SeededGenerator(seed: 42)
+        var g = SplitMix64(seed: 42)
         for _ in 0..<100 {
             let mbps = Self.decimal(&g, upTo: 1000)
             let d = Fixture.decide(Fixture.single(.fixed(mbps), site: "PARIS-HQ"))

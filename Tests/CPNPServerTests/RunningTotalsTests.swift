@@ -10,25 +10,13 @@ import CPNPRuntime
 
 @Suite("Running reservation totals")
 struct RunningTotalsTests {
-    /// SplitMix64: a reproducible sequence of operations.
-    struct SeededRNG: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: [UInt64(1), 2])
     func runningTotalsMatchAFullSumAfterRandomOperations(seed: UInt64) async throws {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
         let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
-        var pick = SeededRNG(state: seed)
+        var pick = SplitMix64(seed: seed)
         var rng = SystemRandomNumberGenerator()
         var orders: [(customer: TestCustomer, machine: ClientOrderStateMachine)] = []
         func randomCPD() -> CPD {

@@ -17,7 +17,7 @@ struct ReservationTotalsTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try ServerOrderStore(path: dir.appendingPathComponent("cpnpd.sqlite").path)
-        var rng = TestRNG(seed: 2026)
+        var rng = SplitMix64(seed: 2026)
         var open: [String: ServerOrderStateMachine] = [:]
         var next = 0
         var refused = 0

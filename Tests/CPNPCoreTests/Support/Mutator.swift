@@ -1,30 +1,7 @@
 // Deterministic mutation fuzzing support, shared by the JSON parser fuzz test and the
 // message decoder fuzz tests. Internal (not private) on purpose: reuse it.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fast, seedable PRNG, so that every fuzz
-/// run is reproducible from its seed on every platform.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `0..<bound` (bound > 0); cheap (multiply-shift), no generics.
-    mutating func below(_ bound: Int) -> Int {
-        precondition(bound > 0)
-        return Int(next().multipliedFullWidth(by: UInt64(bound)).high)
-    }
-
-    /// True with probability 1/n.
-    mutating func oneIn(_ n: Int) -> Bool { below(n) == 0 }
-}
+import CPNPCore
 
 /// Byte-level mutations of JSON documents: bit flips, byte insertion/deletion/replacement,
 /// truncation, slice duplication/deletion, splicing two corpus documents, and insertion of

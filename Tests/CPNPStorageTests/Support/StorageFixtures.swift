@@ -17,18 +17,6 @@ struct TempDirectory {
     func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
-/// A deterministic generator (tests only; engines use a CSPRNG).
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum Fx {
     static let clientEndpoint = CPNPEndpoint(host: "192.0.2.10", port: 40_001)
@@ -66,7 +54,7 @@ enum Fx {
 
     /// A server order freshly created from a QUOTATION (PQOReceived), without a client machine.
     static func quotedServerOrder(coid: String, poid: String, seed: UInt64 = 7) -> (ServerOrderStateMachine, [ServerOrderStateMachine.Action]) {
-        var rng = TestRNG(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let q = QuotationMessage(
             sequenceNumber: 1_000, transactionID: TransactionID.random(using: &rng), customerOrderID: Fx.coid(coid),
             expectedResponseTime: Fx.t(600), requestedCPD: requested)
@@ -87,7 +75,7 @@ struct Dialogue {
     var client: ClientOrderStateMachine
     var server: ServerOrderStateMachine?
     let providerOrderID: ProviderOrderID
-    var rng: TestRNG
+    var rng: SplitMix64
     var now = Fx.t0
     var toServer: [CPNPMessage] = []
     var toClient: [CPNPMessage] = []
@@ -97,7 +85,7 @@ struct Dialogue {
     init(coid: String = "acme-2026-0042", poid: String = "pa-000117", seed: UInt64 = 42) {
         client = ClientOrderStateMachine(customerOrderID: Fx.coid(coid))
         providerOrderID = Fx.poid(poid)
-        rng = TestRNG(seed: seed)
+        rng = SplitMix64(seed: seed)
     }
 
     var serverMachine: ServerOrderStateMachine { server! }
@@ -132,14 +120,14 @@ struct Dialogue {
         recordClient(client.messageReceived(m, session: Fx.clientSession, now: now))
     }
 
-    mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout TestRNG, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
+    mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
         var sm = server!
         let actions = try body(&sm, &rng, now)
         server = sm
         recordServer(actions)
     }
 
-    mutating func clientDo(_ body: (inout ClientOrderStateMachine, inout TestRNG, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) throws {
+    mutating func clientDo(_ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) throws {
         var c = client
         let actions = try body(&c, &rng, now)
         client = c
