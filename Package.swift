@@ -408,4 +408,14 @@ package.targets.first { $0.name == "CPNPIntegrationTests" }?.dependencies += [
     .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
     .product(name: "NIOSSL", package: "swift-nio-ssl"),
 ]
-package.targets.first { $0.name == "cpnpd" }?.dependencies += ["CPNPHTTP", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]
+// cpnpd's glue between transport and engine (DaemonService, TransportSink, signals), shared with tests.
+package.targets.append(.target(
+    name: "CPNPDaemon",
+    dependencies: [
+        "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP",
+        .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ],
+    swiftSettings: swiftSettings))
+package.targets.first { $0.name == "CPNPClientTests" }?.dependencies.append("CPNPDaemon")
+package.targets.first { $0.name == "cpnpd" }?.dependencies += ["CPNPDaemon", "CPNPHTTP", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics")]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoreMetrics
 import CPNPCore
+import CPNPDaemon
 import CPNPHTTP
 import CPNPPKI
 import CPNPPolicy
@@ -113,7 +114,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
         // stops cpnpd gracefully, once the service group runs.
-        try ShutdownSignals.shared.install()
+        do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
         let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         logger.notice("cpnpd ready", metadata: [
             "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
@@ -239,145 +240,4 @@ enum TestFault {
 /// Writes one line to standard error.
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-/// Where the engine's answers to the customer portal go (set once the portal exists).
-final class PortalMailbox: Sendable {
-    let portal = Mutex<CustomerPortal?>(nil)
-}
-
-/// The transport as the engine's sink; the customer portal's sessions are answered in process.
-struct TransportSink: ServerMessageSink {
-    let transport: any CPNPTransport
-    let portal: PortalMailbox
-    let logger: Logger
-
-    func send(_ bytes: [UInt8], on session: CPNPSession) async {
-        if let customer = PortalSessions.customer(of: session.remote) {
-            await portal.portal.withLock { $0 }?.deliver(bytes, to: customer)
-            return
-        }
-        do {
-            let address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
-            try await transport.send(bytes, to: CPNPPeer(address: address))
-        } catch {
-            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
-        }
-    }
-}
-
-/// The daemon's loops: inbound messages, operator requests, provisioning hand-off, transport failures.
-struct DaemonService: Service {
-    let engine: ServerEngine
-    let transport: any CPNPTransport
-    let provisioning: ProvisioningWorker
-    let logger: Logger
-
-    func run() async throws {
-        let transport = self.transport
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    // Ends when the transport is closed (graceful shutdown). The engine takes what
-                    // queued while it was busy as one batch, committed together (group commit).
-                    for await m in transport.inbound {
-                        engine.submit(Self.datagram(m, maximumSize: transport.maximumMessageSize))
-                    }
-                }
-                group.addTask {
-                    for await failure in transport.failures {
-                        logger.debug("transport failure", metadata: ["error": "\(failure)"])
-                    }
-                }
-                group.addTask {
-                    while !Task.isCancelled {
-                        await engine.processAdminRequests()
-                        try? await Task.sleep(for: .milliseconds(250))
-                    }
-                }
-                group.addTask { await provisioning.run() }
-                if engine.sharesStore {
-                    group.addTask {
-                        // Several cpnpd on one database: heartbeat, take over orders of instances that stopped.
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: ServerEngine.sharedHeartbeatInterval)
-                            await engine.maintainSharedStore()
-                        }
-                    }
-                }
-                await group.next()
-                group.cancelAll()
-            }
-        } onGracefulShutdown: {
-            logger.notice("shutting down")
-            engine.events.close()
-            Task {
-                await engine.leaveSharedStore()
-                await transport.close()
-            }
-        }
-        let s = await engine.commitStatistics
-        logger.notice("group commit", metadata: [
-            "batches": "\(s.batches)", "datagrams": "\(s.datagrams)", "transactions": "\(s.transactions)", "changes": "\(s.changes)",
-            "largest-transaction": "\(s.largestTransaction)", "failed-changes": "\(s.failedChanges)",
-            "commit-mean-ms": "\(s.transactions == 0 ? 0 : (Double(s.commitTime.components.attoseconds) / 1e15 + Double(s.commitTime.components.seconds) * 1e3) / Double(s.transactions))",
-            "inbox-coalesced": "\(s.inboxCoalesced)", "inbox-dropped": "\(s.inboxDropped)",
-        ])
-    }
-
-    static func datagram(_ m: CPNPInboundMessage, maximumSize: Int) -> InboundDatagram {
-        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint {
-            CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0))
-        }
-        let identity = m.identity.map { id in
-            ClientIdentity(names: ([id.commonName].compactMap { $0 } + id.dnsNames), subject: id.subject)
-        }
-        return InboundDatagram(
-            bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
-            identity: identity, maximumSize: maximumSize)
-    }
-}
-
-/// SIGTERM and SIGINT as a request for a graceful shutdown, caught from ``install()`` on. The handler
-/// only writes a byte to a pipe (async-signal-safe); a thread reading the pipe runs the shutdown
-/// once it is set with ``onSignal(_:)``, even for a signal that came before.
-final class ShutdownSignals: Sendable {
-    static let shared = ShutdownSignals()
-    private let state = Mutex<(handler: (@Sendable () async -> Void)?, received: Bool)>((nil, false))
-
-    /// The pipe the handler writes to (a global: a C signal handler captures nothing).
-    nonisolated(unsafe) static var writeEnd: Int32 = -1
-
-    func install() throws {
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw ValidationError("cannot create the signal pipe: errno \(errno)") }
-        Self.writeEnd = ends[1]
-        let handler: @convention(c) (Int32) -> Void = { _ in
-            var byte: UInt8 = 1
-            _ = write(ShutdownSignals.writeEnd, &byte, 1)
-        }
-        signal(SIGTERM, handler)
-        signal(SIGINT, handler)
-        let readEnd = ends[0]
-        let thread = Thread { [self] in
-            var byte: UInt8 = 0
-            while read(readEnd, &byte, 1) == 1 {
-                let handler = state.withLock { s -> (@Sendable () async -> Void)? in
-                    s.received = true
-                    return s.handler
-                }
-                if let handler { Task { await handler() } }
-            }
-        }
-        thread.start()
-    }
-
-    /// What a signal does; runs at once if one already came.
-    func onSignal(_ handler: @escaping @Sendable () async -> Void) {
-        let received = state.withLock { s -> Bool in
-            s.handler = handler
-            return s.received
-        }
-        if received { Task { await handler() } }
-    }
 }

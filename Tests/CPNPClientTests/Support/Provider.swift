@@ -2,6 +2,7 @@
 // with a dev PKI made in a temporary directory. Clients use the real DTLS client transport.
 import CPNPClient
 import CPNPCore
+import CPNPDaemon
 import CPNPPKI
 import CPNPPolicy
 import CPNPRuntime
@@ -65,14 +66,6 @@ final class InProcessProvider: Sendable {
     let store: ServerOrderStore
     let loop: Task<Void, Never>
 
-    struct Sink: ServerMessageSink {
-        let transport: any CPNPTransport
-        func send(_ bytes: [UInt8], on session: CPNPSession) async {
-            guard let address = try? SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port)) else { return }
-            try? await transport.send(bytes, to: CPNPPeer(address: address))
-        }
-    }
-
     /// Starts a provider on 127.0.0.1 (ephemeral port) over `transport` (default: DTLS with `pki`).
     init(pki: TestPKI, configuration: ServerConfiguration = providerConfiguration(), transport: (any CPNPTransport)? = nil, store: ServerOrderStore? = nil) async throws {
         let t: any CPNPTransport
@@ -82,14 +75,14 @@ final class InProcessProvider: Sendable {
         self.transport = t
         let s = try store ?? ServerOrderStore.inMemory()
         self.store = s
-        let engine = ServerEngine(configuration: configuration, store: s, sink: Sink(transport: t), logger: quietLogger("cpnpd-test"))
+        let engine = ServerEngine(configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")), logger: quietLogger("cpnpd-test"))
         self.engine = engine
         _ = try await engine.recover()
         let maximum = t.maximumMessageSize
-        // As cpnpd does: submitted to the engine's inbox, batched, group-committed.
+        // cpnpd's path (Sources/CPNPDaemon): submitted to the engine's inbox, batched, group-committed.
         loop = Task {
             for await m in t.inbound {
-                engine.submit(InProcessProvider.datagram(m, maximumSize: maximum))
+                engine.submit(InboundDatagram(m, maximumSize: maximum))
             }
         }
     }
@@ -101,12 +94,6 @@ final class InProcessProvider: Sendable {
     func stop() async {
         await transport.close()
         loop.cancel()
-    }
-
-    static func datagram(_ m: CPNPInboundMessage, maximumSize: Int) -> InboundDatagram {
-        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint { CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0)) }
-        let identity = m.identity.map { ClientIdentity(names: [$0.commonName].compactMap { $0 } + $0.dnsNames, subject: $0.subject) }
-        return InboundDatagram(bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)), identity: identity, maximumSize: maximumSize)
     }
 }
 
