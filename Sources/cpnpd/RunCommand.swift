@@ -116,11 +116,14 @@ struct RunCommand: AsyncParsableCommand {
         // stops cpnpd gracefully, once the service group runs.
         do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
         let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        logger.notice("cpnpd ready", metadata: [
+        let readyMetadata: Logger.Metadata = [
             "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
             "database": "\(databaseDescription(configuration.database))", "pki": "\(configuration.pki.directory)",
             "config": "\(config ?? "embedded demo policy")", "recovered-orders": "\(recovered)",
-        ])
+        ]
+        // "ready" once every listener is up: with the HTTP server, when it listens.
+        let readyLogger = logger
+        let announceReady: @Sendable () -> Void = { readyLogger.notice("cpnpd ready", metadata: readyMetadata) }
         var services: [any Service] = [service]
         if configuration.http.enabled {
             do {
@@ -131,7 +134,9 @@ struct RunCommand: AsyncParsableCommand {
                         return .init(associations: s.associations, handshakesCompleted: s.handshakesCompleted, handshakesFailed: s.handshakesFailed)
                     }
                 }
-                services.append(try DaemonHTTPServer.make(configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger))
+                services.append(try DaemonHTTPServer.make(
+                    configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger,
+                    onListening: { _ in announceReady() }))
                 // The REST API's webhooks, from the audit trail (docs/api.md).
                 services.append(WebhookDispatcher(store: store, claimant: engine.instanceID, logger: logger))
             } catch let problem as DaemonHTTPServer.ConfigurationProblem {
@@ -139,6 +144,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError(problem.description)
             }
         }
+        if !configuration.http.enabled { announceReady() }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
         ShutdownSignals.shared.onSignal { await group.triggerGracefulShutdown() }
         do {
