@@ -1,3 +1,4 @@
+import CPNPClient
 import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
@@ -243,24 +244,12 @@ struct Portal: Sendable {
 
     static func words(_ state: ClientOrderStateMachine.State, end: ClientOrderStateMachine.NegotiationEnd?) -> String {
         switch state {
-        case .created, .cancelled: end.map(words) ?? (state == .created ? "created" : "cancelled")
+        case .created, .cancelled: end.map(ClientOutcomeText.describe) ?? (state == .created ? "created" : "cancelled")
         case .awaitingProcessing, .pqoSent: "quote requested, waiting for the provider"
         case .serverProcessing: "the provider is preparing an offer"
         case .offerReceived, .offerProcessing: "offer received: accept or decline it"
         case .acceptSent: "accepted, waiting for the provider's acknowledgement"
         case .completed: "agreed"
-        }
-    }
-
-    static func words(_ end: ClientOrderStateMachine.NegotiationEnd) -> String {
-        switch end {
-        case .failed(let code, let diagnostic): "refused by the provider: \(code.rawValue) \(code)" + (diagnostic.map { " (\($0))" } ?? "")
-        case .cancelledByClient: "cancelled"
-        case .declinedByClient: "offer declined"
-        case .expectedResponseTimeElapsed, .expectedOfferTimeElapsed: "no offer in time"
-        case .offerExpired: "the offer expired"
-        case .noResponse: "the provider did not answer"
-        case .offerTimeRefused: "the provider needed more time than allowed"
         }
     }
 }

@@ -1,4 +1,5 @@
 import CPNPAPI
+import CPNPClient
 import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
@@ -483,7 +484,7 @@ struct RESTAPI: APIProtocol {
         case .declinedByClient: (.rejected, "declined by the customer")
         case .cancelledByClient: (.cancelled, nil)
         case .offerExpired: (.expired, "the offer expired")
-        case .expectedResponseTimeElapsed, .expectedOfferTimeElapsed, .noResponse, .offerTimeRefused: (.expired, Portal.words(end))
+        case .expectedResponseTimeElapsed, .expectedOfferTimeElapsed, .noResponse, .offerTimeRefused: (.expired, ClientOutcomeText.describe(end))
         }
     }
 

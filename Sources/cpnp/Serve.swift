@@ -330,7 +330,7 @@ struct ServeAPI: APIProtocol {
                 provider: o.serverAddress, customerOrderId: o.customerOrderID.rawValue, providerOrderId: o.providerOrderID?.rawValue,
                 cpnpState: o.machine.state.rawValue, price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
                 satisfies: offer.map { $0.offeredCPD.comparison(against: o.machine.requestedCPD ?? .empty).gaps.isEmpty } ?? false,
-                failure: o.machine.lastEnd.map { "\($0)" })
+                failure: o.machine.lastEnd.map(ClientOutcomeText.describe))
         }
         let w = winner?.machine
         let cost = w?.offer?.informationElements?.cost ?? w?.agreement?.informationElements?.cost
