@@ -194,9 +194,13 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         var retransmission: Scheduled<Void>?
         var pending: [(bytes: [UInt8], promise: EventLoopPromise<Void>?)] = []
         var identity: CPNPPeerIdentity?
-        init(association: DTLSAssociation, peer: CPNPPeer, now: NIODeadline, handshakeTimeout: Duration) {
+        /// The random of the ClientHello that started the association (server side): a hello with
+        /// another one is a new client on the same port, not a retransmission.
+        var clientRandom: ArraySlice<UInt8>?
+        init(association: DTLSAssociation, peer: CPNPPeer, now: NIODeadline, handshakeTimeout: Duration, clientRandom: ArraySlice<UInt8>? = nil) {
             self.association = association
             self.peer = peer
+            self.clientRandom = clientRandom
             self.lastActivity = now
             self.handshakeDeadline = now + TimeAmount(handshakeTimeout)
         }
@@ -283,9 +287,13 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         let datagram = Array(buffer.readableBytesView)
         if let entry = entries[remote] {
             // RFC 6347 §4.2.8: a ClientHello (epoch 0) on an established association means the
-            // client restarted (or a new client reuses the port). Answer statelessly; only a
-            // valid cookie replaces the old association, so a forged hello cannot tear it down.
-            if let listener, entry.association.state == .established, Self.isClientHello(datagram) {
+            // client restarted (or a new client reuses the port); on an association still in its
+            // handshake, so does a hello with another random (the client restarted mid-handshake).
+            // Answer statelessly; only a valid cookie replaces the old association, so a forged
+            // hello cannot tear it down.
+            if let listener, Self.isClientHello(datagram),
+                entry.association.state == .established || Self.clientRandom(datagram).map({ $0 != entry.clientRandom }) ?? false
+            {
                 switch listener.receive(datagram: datagram, peerAddress: Self.addressBytes(remote)) {
                 case .reply(let datagrams):
                     stats.update { $0.helloVerifyRequests += 1 }
@@ -294,7 +302,9 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
                 case .accepted(let association, let output):
                     logger.debug("DTLS client restarted, new association replaces the old one", metadata: ["peer": "\(remote)"])
                     remove(remote, entry: entry)
-                    let fresh = Entry(association: association, peer: CPNPPeer(address: remote), now: .now(), handshakeTimeout: configuration.handshakeTimeout)
+                    let fresh = Entry(
+                        association: association, peer: CPNPPeer(address: remote), now: .now(), handshakeTimeout: configuration.handshakeTimeout,
+                        clientRandom: Self.clientRandom(datagram))
                     entries[remote] = fresh
                     publishCount()
                     handle(output, entry: fresh, address: remote, context: context)
@@ -328,7 +338,9 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
                 }
                 return
             }
-            let entry = Entry(association: association, peer: CPNPPeer(address: remote), now: .now(), handshakeTimeout: configuration.handshakeTimeout)
+            let entry = Entry(
+                association: association, peer: CPNPPeer(address: remote), now: .now(), handshakeTimeout: configuration.handshakeTimeout,
+                clientRandom: Self.clientRandom(datagram))
             entries[remote] = entry
             publishCount()
             handle(output, entry: entry, address: remote, context: context)
@@ -513,6 +525,17 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
     static func isClientHello(_ datagram: [UInt8]) -> Bool {
         datagram.count > DTLSRecords.headerLength && datagram[0] == 22 && datagram[3] == 0 && datagram[4] == 0
             && datagram[DTLSRecords.headerLength] == 1
+    }
+
+    /// The 32-byte random of an unfragmented ClientHello (RFC 6347 §4.2.2: record header, handshake
+    /// header, client_version, random).
+    static func clientRandom(_ datagram: [UInt8]) -> ArraySlice<UInt8>? {
+        let handshake = DTLSRecords.headerLength
+        let random = handshake + 12 + 2
+        guard isClientHello(datagram), datagram.count >= random + 32,
+            datagram[handshake + 6] == 0, datagram[handshake + 7] == 0, datagram[handshake + 8] == 0  // fragment offset 0
+        else { return nil }
+        return datagram[random..<(random + 32)]
     }
 
     /// Stable bytes of an IP address and port, the input of the cookie HMAC.

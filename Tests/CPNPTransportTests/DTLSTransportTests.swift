@@ -1,3 +1,4 @@
+import CPNPDTLS
 import CPNPPKI
 import CPNPTransport
 import Foundation
@@ -189,5 +190,29 @@ struct DTLSTransportTests {
         defer { Task { await server3.close() } }
         try await withDeadline { try await client.send(Array("two".utf8), to: peer) }
         #expect(try await next(server3.inbound).bytes == Array("two".utf8))
+    }
+
+    /// RFC 6347 §4.2.8 for a client that died mid-handshake: a new client on the same port (another
+    /// random) gets a new association at once, instead of feeding the half-open one until it times out.
+    @Test func aClientRestartedMidHandshakeOnTheSamePortIsServed() async throws {
+        let server = try await server { $0.handshakeTimeout = .seconds(30) }
+        defer { Task { await server.close() } }
+        let address = try #require(server.localAddress)
+        // The first client: a verified ClientHello, then silence (it crashed).
+        let socket = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
+        let port = try #require(socket.localAddress?.port)
+        let clientContext = try DTLSContext(configuration: DTLSConfiguration(role: .client, credentials: nil, trustRootsPEM: certs.caPEM))
+        let association = try DTLSAssociation.client(context: clientContext, serverName: "localhost")
+        for datagram in association.start().datagrams { try await socket.send(datagram, to: CPNPPeer(address: address)) }
+        let verifyRequest = try await next(socket.inbound)
+        for datagram in association.receive(datagram: verifyRequest.bytes).datagrams { try await socket.send(datagram, to: CPNPPeer(address: address)) }
+        _ = try await next(socket.inbound)  // the server's flight: the association exists, half-open
+        await socket.close()
+        // The restarted client, on the same port, within the first one's handshake timeout.
+        let configuration = DTLSTransportConfiguration(security: certs.security(certs.client))
+        let client = try await DTLSTransport.client(bindingTo: "127.0.0.1", port: port, configuration: configuration)
+        defer { Task { await client.close() } }
+        try await withDeadline { try await client.send(Array("after restart".utf8), to: CPNPPeer(address: address, serverName: "localhost")) }
+        #expect(try await next(server.inbound).bytes == Array("after restart".utf8))
     }
 }
