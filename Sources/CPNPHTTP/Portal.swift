@@ -89,7 +89,7 @@ struct Portal: Sendable {
         }
         if let server { page["serverState"] = server.state.rawValue }
         if let cost = offer?.informationElements?.cost ?? client?.agreement?.informationElements?.cost {
-            page["price"] = "\(cost.amount) \(cost.currency)" + (cost.period.map { " per \($0)" } ?? "")
+            page["price"] = cost.description
         }
         if let requested {
             page.merge(Console.documentContext(requested: requested, offered: offer?.offeredCPD, agreed: agreed)) { _, new in new }

@@ -458,7 +458,7 @@ struct RESTAPI: APIProtocol {
             state: state, stateReason: reason, cpnpState: order.state.rawValue, providerState: server?.state.rawValue,
             requestedCpd: JSONDocument(order.requestedCPD?.json ?? CPD.empty.json), offeredCpd: offer.map { JSONDocument($0.offeredCPD.json) },
             agreedCpd: order.agreement.map { JSONDocument($0.acceptedCPD.json) },
-            price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+            price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
             validUntil: (order.state == .offerReceived || order.state == .offerProcessing) ? offer.map { Self.date($0.validityOfferTime) } : nil,
             template: template, activation: order.agreement.map { "\($0.activation)" })
     }

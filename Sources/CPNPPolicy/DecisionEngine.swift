@@ -362,6 +362,7 @@ struct DecisionRun {
         let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
         var echoed = options
         echoed?.costRequested = false
+        echoed?.providerChain = []
         let provider = config.provider
         let hasProvider = provider.name != nil || provider.asNumber != nil || provider.contact != nil
         let ies = InformationElements(providerDescription: hasProvider ? provider : nil, negotiationOptions: echoed, cost: cost)

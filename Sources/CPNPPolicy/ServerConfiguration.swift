@@ -701,13 +701,13 @@ public struct PricingRule: Sendable, Hashable {
     /// The price of `cpd` (exact decimal arithmetic).
     ///
     /// - Parameter cpd: an offered (concrete) CPD; loose bandwidths count with their preferred value.
-    /// - Returns: the cost IE.
+    /// - Returns: the cost IE, rounded to the currency's minor unit.
     public func cost(for cpd: CPD) -> Cost {
         var amount = baseFee + perMbps * OfferMetrics.totalBandwidth(cpd)
         for cls in OfferMetrics.qosClasses(cpd) {
             if let premium = qosPremiums[cls] { amount += premium }
         }
-        return Cost(amount: amount, currency: currency, period: period)
+        return Cost(amount: amount.rounded(fractionDigits: Cost.minorUnitDigits(currency)), currency: currency, period: period)
     }
 }
 

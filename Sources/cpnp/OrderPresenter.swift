@@ -133,7 +133,7 @@ enum OrderPresenter {
 
     static func costJSON(_ c: Cost) -> JSONValue {
         var o = JSONObject()
-        o["amount"] = .string(c.amount.description)
+        o["amount"] = .string(c.amountText)
         o["currency"] = .string(c.currency)
         if let p = c.period { o["period"] = .string(p) }
         return .object(o)

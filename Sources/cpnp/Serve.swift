@@ -328,7 +328,7 @@ struct ServeAPI: APIProtocol {
             let cost = offer?.informationElements?.cost
             return .init(
                 provider: o.serverAddress, customerOrderId: o.customerOrderID.rawValue, providerOrderId: o.providerOrderID?.rawValue,
-                cpnpState: o.machine.state.rawValue, price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+                cpnpState: o.machine.state.rawValue, price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
                 satisfies: offer.map { $0.offeredCPD.comparison(against: o.machine.requestedCPD ?? .empty).gaps.isEmpty } ?? false,
                 failure: o.machine.lastEnd.map(ClientOutcomeText.describe))
         }
@@ -339,7 +339,7 @@ struct ServeAPI: APIProtocol {
             cpnpState: (w ?? first.machine).state.rawValue, providerState: nil,
             requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: w?.offer.map { JSONDocument($0.offeredCPD.json) },
             agreedCpd: w?.agreement.map { JSONDocument($0.acceptedCPD.json) },
-            price: cost.map { .init(amount: $0.amount.description, currency: $0.currency, period: $0.period) },
+            price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
             validUntil: nil, template: nil, activation: w?.agreement.map { "\($0.activation)" }, candidates: candidates)
     }
 }

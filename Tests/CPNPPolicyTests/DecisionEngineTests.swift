@@ -347,7 +347,7 @@ struct DecisionEngineTests {
     @Test(arguments: [
         (ApprovalRule.all, "every order is validated by an operator (approval rule 0: all)"),
         (.aboveTotalMbps(15), "total offered bandwidth 20 Mbps is above 15 Mbps (approval rule 0: above-total-mbps: 15)"),
-        (.aboveAmount(500), "price 550 EUR per month is above 500 EUR (approval rule 0: above-amount: 500)"),
+        (.aboveAmount(500), "price 550.00 EUR per month is above 500 EUR (approval rule 0: above-amount: 500)"),
         (.purpose(.permanent), "permanent orders are validated by an operator (approval rule 0: purpose: permanent)"),
         (.customers(["ACME"]), "orders of customer acme are validated by an operator (approval rule 0: customers: [ACME])"),
     ])

@@ -220,6 +220,24 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
         }
     }
 
+    /// Rounded half away from zero to at most `fractionDigits` digits after the point (a price
+    /// to a currency's minor unit).
+    public func rounded(fractionDigits: Int) -> CPNPDecimal {
+        guard -exponent > fractionDigits else { return self }
+        let kept = digits.count + exponent + fractionDigits
+        guard kept >= 0 else { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
+        var out = Array(digits.prefix(kept))
+        if digits[kept] >= 5 {
+            var i = out.count - 1
+            while i >= 0 && out[i] == 9 {
+                out[i] = 0
+                i -= 1
+            }
+            if i >= 0 { out[i] += 1 } else { out.insert(1, at: 0) }
+        }
+        return CPNPDecimal(isNegative: isNegative, digits: out, exponent: -fractionDigits)
+    }
+
     /// Plain notation without exponent, padded with trailing zeros to at least
     /// `minimumFractionDigits` fraction digits (e.g. `1250.00` for cost amounts).
     public func plainString(minimumFractionDigits: Int = 0) -> String {

@@ -395,7 +395,10 @@ struct MessageReader {
             activationType: try enumValue("activation-type", ActivationType.self),
             activationSchedule: try r.optional("activation-schedule", timestamp),
             localOnly: try r.optional("local-only") { v, p throws(CPNPDecodingError) in try v.bool(at: p) },
-            costRequested: costRequested)
+            costRequested: costRequested,
+            providerChain: try r.optional("provider-chain") { v, p throws(CPNPDecodingError) in
+                try v.array(at: p, maxCount: 16).enumerated().map { i, e throws(CPNPDecodingError) in try e.string(at: p.appending(index: i), maxLength: 256) }
+            } ?? [])
     }
 
     static func cost(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> Cost {
@@ -454,11 +457,12 @@ enum IEWriter {
             if let v = n.activationSchedule { d["activation-schedule"] = .string(v.rfc3339) }
             if let v = n.localOnly { d["local-only"] = .bool(v) }
             if n.costRequested { d["cost"] = .null }
+            if !n.providerChain.isEmpty { d["provider-chain"] = .array(n.providerChain.map { .string($0) }) }
             o["negotiation-options"] = .object(d)
         }
         if let c = ie.cost {
             var d = JSONObject()
-            d["amount"] = .string(c.amount.plainString())  // never scientific notation, which decoding refuses
+            d["amount"] = .string(c.amountText)  // never scientific notation, which decoding refuses; the currency's minor-unit digits
             d["currency"] = .string(c.currency)
             if let p = c.period { d["period"] = .string(p) }
             o["cost"] = .object(d)

@@ -73,6 +73,10 @@ public struct NegotiationOptions: Sendable, Hashable {
     public var localOnly: Bool?
     /// Asks the server to price its offer (`"cost": null`, draft-02's COST option).
     public var costRequested: Bool
+    /// `provider-chain` (an extension key, docs/protocol.md §4.1): the providers a cascaded request
+    /// already passed through, first the customer-facing one (RFC 8921 §8.8). A provider finding
+    /// itself here does not order from another one again, so a request never loops.
+    public var providerChain: [String]
 
     public init(
         purpose: Purpose? = nil,
@@ -80,7 +84,8 @@ public struct NegotiationOptions: Sendable, Hashable {
         activationType: ActivationType? = nil,
         activationSchedule: CPNPTimestamp? = nil,
         localOnly: Bool? = nil,
-        costRequested: Bool = false
+        costRequested: Bool = false,
+        providerChain: [String] = []
     ) {
         self.purpose = purpose
         self.testPeriodEnd = testPeriodEnd
@@ -88,6 +93,7 @@ public struct NegotiationOptions: Sendable, Hashable {
         self.activationSchedule = activationSchedule
         self.localOnly = localOnly
         self.costRequested = costRequested
+        self.providerChain = providerChain
     }
 
     /// The purpose with its default applied.
@@ -110,6 +116,20 @@ public struct Cost: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(amount) \(currency)" + (period.map { " per \($0)" } ?? "")
+        "\(amount.plainString(minimumFractionDigits: Self.minorUnitDigits(currency))) \(currency)" + (period.map { " per \($0)" } ?? "")
     }
+
+    /// The digits after the decimal point of `currency`'s minor unit (ISO 4217): 0 for JPY, 3 for
+    /// KWD, 2 for EUR, USD and most others. Amounts are written with them (docs/protocol.md §4.1).
+    public static func minorUnitDigits(_ currency: String) -> Int {
+        switch currency {
+        case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF": 0
+        case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND": 3
+        case "CLF", "UYW": 4
+        default: 2
+        }
+    }
+
+    /// The amount as written on the wire: at least the currency's minor-unit digits.
+    public var amountText: String { amount.plainString(minimumFractionDigits: Self.minorUnitDigits(currency)) }
 }
