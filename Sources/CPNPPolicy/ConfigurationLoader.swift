@@ -12,7 +12,7 @@ import Yams
 public enum ConfigurationLoader {
     /// The top-level keys.
     public static let topLevelKeys = ["listen", "pki", "database", "timers", "provider", "policy", "customers",
-                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog", "upstreams"]
+                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog", "upstreams", "cascade"]
 
     /// Parses and checks a configuration.
     ///
@@ -159,6 +159,10 @@ struct ConfigurationParser {
         }
         c.catalog = catalog(m["catalog"], at: m.path("catalog"), customers: c.customers, baseDirectory: baseDirectory)
         c.upstreams = upstreams(m["upstreams"], at: m.path("upstreams"), baseDirectory: baseDirectory)
+        c.cascade = cascade(m["cascade"], at: m.path("cascade"))
+        if !c.upstreams.isEmpty, c.database.url != nil, let node = m["upstreams"] {
+            r.invalid(m.path("upstreams"), node, "child orders are negotiated by one cpnpd with a SQLite database; several cpnpd on PostgreSQL cannot share them yet")
+        }
         return c
     }
 

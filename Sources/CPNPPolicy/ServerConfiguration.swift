@@ -43,6 +43,8 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var catalog: [CatalogTemplate] = []
     /// `upstreams`: partner providers for cascaded negotiation (RFC 8921 §8.8); default none.
     public var upstreams: [UpstreamProvider] = []
+    /// `cascade`: how child orders are negotiated with the upstreams (RFC 8921 §8.8).
+    public var cascade = CascadeConfiguration()
 
     /// Creates a configuration; every section defaults to its documented default (an empty
     /// network and no customer: nothing can be ordered).

@@ -68,7 +68,65 @@ public struct UpstreamCoverage: Sendable, Hashable {
     }
 }
 
+/// `cascade`: how child orders are negotiated with the `upstreams` (RFC 8921 §8.8, docs/cascade.md).
+public struct CascadeConfiguration: Sendable, Hashable {
+    /// When the chosen child offers are accepted.
+    public enum AcceptChildren: String, Sendable, Hashable, CaseIterable {
+        /// Before the offer to the customer is made (RFC 8921 Figure 7): the offer rests on agreements.
+        case beforeOffer = "before-offer"
+        /// Once the customer accepted, when the child offers are still valid then.
+        case afterAccept = "after-accept"
+    }
+
+    /// What a child FAIL (or no answer) leads to.
+    public enum OnChildFailure: String, Sendable, Hashable, CaseIterable {
+        /// An offer without the sites no upstream serves, when something is left to offer.
+        case counterOffer = "counter-offer"
+        /// FAIL to the customer.
+        case fail
+    }
+
+    /// `store`: the child orders' client store (SQLite); nil: `cascade.sqlite` beside the database.
+    public var store: String?
+    /// `accept-children`; default `before-offer`.
+    public var acceptChildren: AcceptChildren = .beforeOffer
+    /// `on-child-failure`; default `counter-offer`.
+    public var onChildFailure: OnChildFailure = .counterOffer
+    /// `provider-id`: this provider's name in the `provider-chain` of child requests; nil: `provider.name`.
+    public var providerID: String?
+
+    public init(store: String? = nil, acceptChildren: AcceptChildren = .beforeOffer, onChildFailure: OnChildFailure = .counterOffer, providerID: String? = nil) {
+        self.store = store
+        self.acceptChildren = acceptChildren
+        self.onChildFailure = onChildFailure
+        self.providerID = providerID
+    }
+}
+
+extension ServerConfiguration {
+    /// This provider's name in a `provider-chain` (RFC 8921 §8.8 loops).
+    public var cascadeProviderID: String { cascade.providerID ?? provider.name ?? "cpnpd" }
+
+    /// Where the child orders are stored: `cascade.store`, else `cascade.sqlite` beside the SQLite database.
+    public var cascadeStorePath: String {
+        if let store = cascade.store { return store }
+        guard database.url == nil else { return "./.cpnp/cascade.sqlite" }
+        return ((database.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("cascade.sqlite")
+    }
+}
+
 extension ConfigurationParser {
+    /// The `cascade` section.
+    func cascade(_ node: Node?, at path: JSONPath) -> CascadeConfiguration {
+        var c = CascadeConfiguration()
+        guard let m = r.map(node, at: path, keys: ["store", "accept-children", "on-child-failure", "provider-id"]) else { return c }
+        c.store = r.string(m, "store")
+        c.acceptChildren = r.enumeration(m, "accept-children", CascadeConfiguration.AcceptChildren.self) ?? c.acceptChildren
+        c.onChildFailure = r.enumeration(m, "on-child-failure", CascadeConfiguration.OnChildFailure.self) ?? c.onChildFailure
+        c.providerID = r.string(m, "provider-id")
+        return c
+    }
+
     static let upstreamKeys = ["name", "address", "pki", "serves", "resale", "expected-response-time", "max-open-orders", "customer-description"]
 
     /// The `upstreams` section; files are checked to exist (relative to the configuration file).
