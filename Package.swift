@@ -182,14 +182,15 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
-        // cpnpd's glue between transport and engine (DaemonService, TransportSink, signals), shared with tests.
+        // cpnpd's glue between transport and engine (DaemonService, TransportSink, signals) and the child orders' coordinator, shared with tests.
         .target(
             name: "CPNPDaemon",
             dependencies: [
-                "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP",
+                "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP", "CPNPClient", "CPNPPolicy", "CPNPStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -210,7 +211,7 @@ let package = Package(
         .executableTarget(
             name: "cpnpd",
             dependencies: [
-                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPolicy", "CPNPStorage", "CPNPPKI", "CPNPTransport", "CPNPDaemon", "CPNPHTTP",
+                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPolicy", "CPNPStorage", "CPNPPKI", "CPNPTransport", "CPNPDaemon", "CPNPHTTP", "CPNPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

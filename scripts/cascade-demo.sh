@@ -128,7 +128,7 @@ EOF
 ADMIN=$DEMO/admin-show.json
 if [[ -n $PROVIDER_ORDER_ID ]]; then
     say "A's order $PROVIDER_ORDER_ID and its child orders"
-    "$CPNPD" admin show "$PROVIDER_ORDER_ID" --json --database "$DEMO/a/cpnpd.sqlite" >"$ADMIN" \
+    "$CPNPD" admin show "$PROVIDER_ORDER_ID" --json --config Examples/cascade/provider-a.yaml --database "$DEMO/a/cpnpd.sqlite" >"$ADMIN" \
         || fail "cpnpd admin show $PROVIDER_ORDER_ID --json failed"
 else
     say "no provider order id in cpnp's output (no offer): no child orders to show"

@@ -202,6 +202,12 @@ public actor CPNPClientEngine {
         return .ended(m.lastEnd ?? .noResponse)
     }
 
+    /// Waits for the answer to an ACCEPT already sent (e.g. before a restart): the order once it left
+    /// AcceptSent, Completed when the server's ACK came (RFC 8921 §9.2.4, §11.1).
+    public func awaitAgreement(_ id: CustomerOrderID) async throws -> ClientOrderStateMachine {
+        try await wait(id, "the ACK of ACCEPT") { $0.state != .acceptSent }
+    }
+
     /// Waits for the server's first answer to a QUOTATION or UPDATE (PROCESSING, OFFER or FAIL).
     public func awaitFirstAnswer(_ id: CustomerOrderID) async throws -> ClientOrderStateMachine {
         try await wait(id, "the server's answer") { m in
@@ -516,6 +522,11 @@ public actor CPNPClientEngine {
     }
 
     // MARK: - Addresses
+
+    /// How orders negotiated with `server` record its address (``StoredClientOrder/serverAddress``).
+    public static func storedAddress(of server: CPNPPeer) -> String {
+        endpoint(server.address).description
+    }
 
     static func endpoint(_ address: SocketAddress?) -> CPNPEndpoint {
         CPNPEndpoint(host: address?.ipAddress ?? "0.0.0.0", port: UInt16(clamping: address?.port ?? 0))

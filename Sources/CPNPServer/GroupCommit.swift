@@ -294,6 +294,7 @@ extension ServerEngine {
                 }
             case .report(let event):
                 countOutcome(event, order: poid)
+                notifyChildNegotiator(event, order: poid)
             }
         }
         if post.closes, let live = orders[poid], !ServerOrderStore.isOpen(live.machine) {

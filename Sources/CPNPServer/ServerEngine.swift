@@ -40,6 +40,8 @@ public actor ServerEngine {
         var revision: Int64 = 0
         /// When its negotiation began here (QUOTATION or UPDATE received): the latency metric.
         var negotiationStarted: ContinuousClock.Instant?
+        /// Waiting for its child orders (RFC 8921 §8.8, Cascade.swift).
+        var cascade: CascadeHold?
     }
 
     struct OrderKey: Hashable {
@@ -132,6 +134,8 @@ public actor ServerEngine {
     public nonisolated let metrics: EngineMetrics
     /// Committed state changes, for live views (EngineEvents.swift).
     public nonisolated let events = EngineEvents()
+    /// Negotiates child orders with upstream providers (RFC 8921 §8.8, Cascade.swift); nil: none.
+    var childNegotiator: (any ChildOrderNegotiator)?
 
     deinit { outbound?.finish() }
 
@@ -251,7 +255,7 @@ public actor ServerEngine {
     /// its next message or operator action reads it back from the store.
     func evictIfAtRest(_ poid: ProviderOrderID, now: CPNPTimestamp) {
         guard let live = orders[poid], ServerOrderStore.isOpen(live.machine), !ServerOrderStore.isResident(live.machine, now: now),
-            !live.awaitingApproval, live.unwrittenActions.isEmpty
+            !live.awaitingApproval, live.cascade == nil, live.unwrittenActions.isEmpty
         else { return }
         orders.evict(poid)
         let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
@@ -268,7 +272,7 @@ public actor ServerEngine {
     }
 
     /// The order in memory, or read back from the store when it is open and at rest.
-    private func liveOrder(_ poid: ProviderOrderID) -> LiveOrder? {
+    func liveOrder(_ poid: ProviderOrderID) -> LiveOrder? {
         if let live = orders[poid] { return live }
         guard let stored = try? store.order(providerOrderID: poid), stored.isOpen, (try? admit(stored)) != nil else { return nil }
         return orders[poid]
@@ -617,6 +621,11 @@ public actor ServerEngine {
             clientAddress: PortalSessions.customer(of: m.transaction.session.remote) == nil ? m.transaction.session.remote.host : nil,
             openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
             updating: m.isUpdate ? live.committed : nil, requestValidated: true) }
+        if live.cascade != nil { return }
+        if let (request, hold) = childOrderRequest(poid, live, decision: decision, profile: profile, now: now) {
+            await holdForChildOrders(poid, request, hold, now: now)
+            return
+        }
         switch decision {
         case .fail(let code, let diagnostic):
             logger.info("order refused", metadata: ["order": "\(poid)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
@@ -648,7 +657,7 @@ public actor ServerEngine {
     }
 
     /// Records the offer's reservations and makes the offer, synchronously.
-    private func offerActions(_ poid: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp) -> [ServerOrderStateMachine.Action] {
+    func offerActions(_ poid: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil) -> [ServerOrderStateMachine.Action] {
         guard var live = orders[poid] else { return [] }
         if live.machine.isUpdate {
             // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
@@ -661,7 +670,7 @@ public actor ServerEngine {
         live.approvalOffer = nil
         orders[poid] = live
         cancelTimer(poid, .moreTimeRequest)
-        let validity = now.adding(configuration.timers.offerValidity)
+        let validity = validUntil.map { min($0, now.adding(configuration.timers.offerValidity)) } ?? now.adding(configuration.timers.offerValidity)
         logger.info("OFFER made", metadata: ["order": "\(poid)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
         return mutateThrowing(poid) { m, rng throws(OrderCommandError) in
             try m.makeOffer(offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
@@ -716,7 +725,7 @@ public actor ServerEngine {
 
     /// The customer profile of an order: from the certificate names, or (after a restart, before the
     /// client spoke again) from the stored identity.
-    private func profile(for live: LiveOrder) -> CustomerProfile? {
+    func profile(for live: LiveOrder) -> CustomerProfile? {
         live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
             ?? configuration.customers.first { $0.identity == live.clientIdentity }
     }
@@ -724,7 +733,7 @@ public actor ServerEngine {
     /// Free capacity for deciding `poid`: link capacities minus every other order's reservations and,
     /// for an UPDATE, minus the order's agreement in force (the decision engine gives it back itself).
     /// From the running totals: O(links), not O(open orders).
-    private func inventory(deciding poid: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
+    func inventory(deciding poid: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
         let own = orders[poid].map { $0.offered + $0.committed } ?? []
         return configuration.inventory(reservations: orders.reservations(minus: own, plus: live.machine.isUpdate ? live.committed : []))
     }
@@ -750,7 +759,7 @@ public actor ServerEngine {
         return a
     }
 
-    private func mutateThrowing(
+    func mutateThrowing(
         _ poid: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
     ) -> [ServerOrderStateMachine.Action] {
         guard var live = orders[poid] else { return [] }
@@ -863,6 +872,10 @@ public actor ServerEngine {
             // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1). A
             // CANCEL or an invalid message may have ended the negotiation meanwhile.
             guard orders[poid]?.machine.state == .acceptReceived else { return }
+            if acceptsChildrenFirst(poid) {
+                acceptChildrenThenConfirm(poid)
+                return
+            }
             let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.agreementConfirmed(now: now) }
             await perform(a, order: poid, now: now)
         case .withdrawalRequested:

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPNPClient
 import CPNPCore
 import CPNPPolicy
 import CPNPServer
@@ -27,6 +28,34 @@ struct AdminCommand: AsyncParsableCommand {
             }
             return try openStore(location, option: database == nil ? "database" : "--database")
         }
+
+        /// The child orders' store (RFC 8921 §8.8, `cascade.store`), when there is one.
+        func childOrders() throws -> (store: ClientOrderStore, upstreams: [UpstreamProvider])? {
+            var configuration = try loadConfiguration(config)
+            if let database { _ = configuration.database.set(commandLine: database) }
+            let path = configuration.cascadeStorePath
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            return (try ClientOrderStore(path: path), configuration.upstreams)
+        }
+    }
+
+    /// An order's child orders at upstream providers, with the upstream's name (RFC 8921 §8.8).
+    struct ChildOrder {
+        var provider: String
+        var order: StoredClientOrder
+        var events: [ClientOrderEvent]
+    }
+
+    static func children(of poid: ProviderOrderID, _ options: StoreOptions) throws -> [ChildOrder] {
+        guard let (store, upstreams) = try options.childOrders() else { return [] }
+        return try store.orders(group: poid.rawValue).map { order in
+            let provider = upstreams.first { upstream in
+                guard let target = try? CPNPServerTarget(parsing: upstream.address) else { return false }
+                // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`).
+                return order.serverAddress == "\(target.host):\(target.port)" || (!target.portGiven && order.serverName == "_cpnp.\(target.host.lowercased())")
+            }?.name ?? order.serverAddress
+            return ChildOrder(provider: provider, order: order, events: try store.events(customerOrderID: order.customerOrderID))
+        }
     }
 
     struct Orders: ParsableCommand {
@@ -54,10 +83,41 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an order with its audit trail.")
         @OptionGroup var options: StoreOptions
         @Argument(help: "The provider order id.") var order: String
+        @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
             let store = try options.open()
             guard let poid = ProviderOrderID(order), let o = try store.order(providerOrderID: poid) else { throw ValidationError("no order \(order)") }
+            let children = try AdminCommand.children(of: poid, options)
+            if json {
+                var object: [String: Any] = [
+                    "provider-order-id": o.providerOrderID.rawValue, "customer-order-id": o.customerOrderID.rawValue, "client": o.clientIdentity,
+                    "state": o.state.rawValue, "open": o.isOpen,
+                ]
+                if let cost = o.machine.agreement?.informationElements?.cost {
+                    object["price"] = ["amount": cost.amountText, "currency": cost.currency, "period": cost.period as Any]
+                }
+                object["reservations"] = try store.reservations(providerOrderID: poid).map {
+                    ["resource": "\($0.resource)", "mbps": $0.amount.plainString(), "kind": $0.kind.rawValue]
+                }
+                object["audit"] = try store.audit(providerOrderID: poid).map {
+                    ["at": $0.at.rfc3339, "from": $0.from.rawValue, "to": $0.to.rawValue, "event": $0.event]
+                }
+                object["children"] = children.map { child -> [String: Any] in
+                    var c: [String: Any] = [
+                        "provider": child.provider, "customer-order-id": child.order.customerOrderID.rawValue,
+                        "provider-order-id": child.order.providerOrderID?.rawValue ?? NSNull(), "state": child.order.state.rawValue,
+                        "open": child.order.isOpen,
+                    ]
+                    if let cost = child.order.machine.agreement?.informationElements?.cost ?? child.order.machine.offer?.informationElements?.cost {
+                        c["price"] = ["amount": cost.amountText, "currency": cost.currency]
+                    }
+                    return c
+                }
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
             print("order \(o.providerOrderID) (customer order \(o.customerOrderID), client \(o.clientIdentity) at \(o.clientAddress))")
             print("state: \(o.state.rawValue)\(o.isOpen ? "" : " (closed)")")
             if let ag = o.machine.agreement {
@@ -68,6 +128,12 @@ struct AdminCommand: AsyncParsableCommand {
             print("audit trail:")
             for e in try store.audit(providerOrderID: poid) {
                 print("  \(e.at.rfc3339)  \(pad(e.from.rawValue, 19)) → \(pad(e.to.rawValue, 19)) \(e.event)  [\(e.clientIdentity) \(e.clientAddress)]")
+            }
+            for child in children {
+                print("child order \(child.order.customerOrderID) at \(child.provider): provider order \(child.order.providerOrderID?.rawValue ?? "-"), \(child.order.state.rawValue)\(child.order.isOpen ? "" : " (closed)")")
+                for e in child.events {
+                    print("  \(e.at.rfc3339)  \(pad(e.from.rawValue, 19)) → \(pad(e.to.rawValue, 19)) \(e.event)")
+                }
             }
         }
     }

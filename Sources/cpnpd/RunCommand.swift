@@ -102,16 +102,28 @@ struct RunCommand: AsyncParsableCommand {
         // its open orders as the engine does.
         let portal = CustomerPortal(engine: engine, configuration: configuration, directory: configuration.http.portalStore, logger: logger)
         portalMailbox.portal.withLock { $0 = portal }
+        // Child orders towards the upstream providers (RFC 8921 §8.8): their engines first, so that the
+        // orders the engine recovers in AwaitingProcessing resume their children (docs/cascade.md).
+        var cascade: CascadeCoordinator?
+        if !configuration.upstreams.isEmpty {
+            do {
+                let coordinator = try CascadeCoordinator(
+                    configuration: configuration, engine: engine, logger: logger, wrapTransport: try TestFault.upstreamChaos())
+                try await coordinator.start()
+                await engine.setChildNegotiator(coordinator)
+                cascade = coordinator
+            } catch {
+                await transport.close()
+                throw ValidationError("cascade: cannot start the upstream providers' clients: \(error)")
+            }
+        }
         let recovered = try await engine.recover()
+        await cascade?.reconcile()
         await portal.resumeAll()
         let service = DaemonService(
             engine: engine, transport: transport,
             provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
             logger: logger)
-        if !configuration.upstreams.isEmpty {
-            logger.warning("upstreams are configured, but this version does not negotiate child orders yet: requests beyond the local network are refused or partly offered as before (docs/design/cascade.md)",
-                           metadata: ["upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ", "))"])
-        }
         // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
         // stops cpnpd gracefully, once the service group runs.
         do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
@@ -154,6 +166,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)")
         }
         await portal.shutdown()
+        await cascade?.shutdown()
         logger.notice("cpnpd stopped")
     }
 
@@ -240,6 +253,26 @@ enum TestFault {
             printError("cpnpd: test fault \(point): exiting")
             _exit(exitStatus)
         }
+    }
+}
+
+extension TestFault {
+    /// `CPNPD_UPSTREAM_CHAOS=drop=P,duplicate=P[,seed=N]`: loses and duplicates messages on the
+    /// upstream leg (child orders, docs/cascade.md) with the project's ChaosTransport, both ways.
+    static func upstreamChaos(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (any CPNPTransport, String) -> any CPNPTransport)? {
+        guard let spec = environment["CPNPD_UPSTREAM_CHAOS"], !spec.isEmpty else { return nil }
+        var values: [String: Double] = [:]
+        for item in spec.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ["drop", "duplicate", "seed"].contains(parts[0]), let v = Double(parts[1]), v >= 0, parts[0] == "seed" || v <= 1 else {
+                throw ValidationError("CPNPD_UPSTREAM_CHAOS: \(item) is not drop=P, duplicate=P or seed=N")
+            }
+            values[parts[0]] = v
+        }
+        printError("cpnpd: TEST FAULT INJECTION ENABLED (CPNPD_UPSTREAM_CHAOS=\(spec))")
+        let faults = ChaosTransport.Faults(drop: values["drop"] ?? 0, duplicate: values["duplicate"] ?? 0)
+        let seed = UInt64(values["seed"] ?? 1)
+        return { transport, _ in ChaosTransport(wrapping: transport, outgoing: faults, incoming: faults, seed: seed) }
     }
 }
 

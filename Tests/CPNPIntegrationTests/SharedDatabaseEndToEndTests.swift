@@ -34,23 +34,6 @@ extension LoadAndKillTests {
             return all
         }
 
-        static func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throws -> CPNPClientEngine {
-            let security = try CPNPSecurityConfiguration(
-                certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
-                trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-            var logger = Logger(label: "shared-database-customer")
-            logger.logLevel = .critical
-            let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
-            let engine = CPNPClientEngine(
-                transport: transport, store: try store ?? ClientOrderStore.inMemory(),
-                configuration: CPNPClientEngine.Configuration(
-                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
-                    expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
-                logger: logger)
-            await engine.start()
-            return engine
-        }
-
         /// 50 customers race through three instances for a 200 Mbps link, 50 Mbps each way per order:
         /// exactly four agreements, the link booked to the megabit and never beyond.
         @Test(.timeLimit(.minutes(3)))
@@ -66,7 +49,7 @@ extension LoadAndKillTests {
             let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
                 for customer in 0..<50 {
                     group.addTask {
-                        let engine = try await Self.customerEngine(pki: pki)
+                        let engine = try await customerEngine(pki: pki)
                         defer { Task { await engine.shutdown() } }
                         let id = try await engine.quote(request, to: servers[customer % 3])
                         guard case .offer = try await engine.awaitOffer(id) else { return "refused" }
@@ -233,7 +216,7 @@ extension LoadAndKillTests {
                     for customer in 0..<4 {
                         group.addTask {
                             let store = try ClientOrderStore.inMemory()
-                            let engine = try await Self.customerEngine(pki: pki, store: store)
+                            let engine = try await customerEngine(pki: pki, store: store)
                             var (completed, errors, n) = (0, [String](), customer)
                             while !stop.isSet {
                                 n += 1
@@ -338,7 +321,7 @@ extension LoadAndKillTests {
                     for customer in 0..<4 {
                         group.addTask {
                             let store = try ClientOrderStore.inMemory()
-                            let engine = try await Self.customerEngine(pki: pki, store: store)
+                            let engine = try await customerEngine(pki: pki, store: store)
                             var n = customer
                             while !stop.isSet {
                                 n += 1

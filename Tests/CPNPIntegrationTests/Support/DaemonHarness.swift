@@ -2,7 +2,10 @@
 // read through `cpnpd admin`, and a client running the core's ClientOrderStateMachine over the real
 // DTLS client transport with a dev client certificate (TestClient). Every wait is bounded.
 import Testing
+import CPNPClient
 import CPNPCore
+import CPNPStorage
+import Logging
 import CPNPTransport
 import Foundation
 import NIOCore
@@ -474,4 +477,23 @@ func withDaemon<T>(
         await client.close()
         throw DaemonError(description: "\(error)\n--- cpnpd log ---\n\(daemon.logText)")
     }
+}
+
+/// acme's client engine over DTLS (its certificate from `pki`), retrying as a patient customer does:
+/// 300 ms doubling 7 times, a WITHDRAW's lost final ACK asked again after a minute.
+func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throws -> CPNPClientEngine {
+    let security = try CPNPSecurityConfiguration(
+        certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
+        trustRootsFile: pki.appendingPathComponent("ca.pem").path)
+    var logger = Logger(label: "e2e-customer")
+    logger.logLevel = .critical
+    let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
+    let engine = CPNPClientEngine(
+        transport: transport, store: try store ?? ClientOrderStore.inMemory(),
+        configuration: CPNPClientEngine.Configuration(
+            machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
+            expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
+        logger: logger)
+    await engine.start()
+    return engine
 }
