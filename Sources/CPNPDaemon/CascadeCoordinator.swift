@@ -42,6 +42,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     /// For a parent renegotiating (UPDATE): the children updated in this round, with the CPD they
     /// had agreed before, to go back to if the customer's UPDATE ends without agreement.
     private var updatedChildren: [ProviderOrderID: [CustomerOrderID: CPD]] = [:]
+    /// The children the parent's latest offer rests on: once it is agreed, the others (nodes an
+    /// UPDATE removed) are withdrawn.
+    private var chosenInRound: [ProviderOrderID: Set<CustomerOrderID>] = [:]
     /// Wraps each upstream's transport (tests: `ChaosTransport` on the upstream leg).
     nonisolated let wrapTransport: (@Sendable (any CPNPTransport, _ upstream: String) -> any CPNPTransport)?
 
@@ -201,7 +204,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         // The best offer for each set of nodes: those satisfying their request, then the most nodes,
         // then the lowest resale price; the others are declined (reason 2, another offer was chosen).
         let priced = candidates.map { c in (c, resalePrice(c, currency: request.currency)) }
-        let usable = priced.filter { c, price in c.cpd != nil && (c.cost == nil || price != nil) }
+        // An offer is resold at its price plus the markup: an unpriced one (or priced in another
+        // currency) cannot be.
+        let usable = priced.filter { c, price in c.cpd != nil && price != nil }
         let ranked = usable.sorted { a, b in
             let (sa, sb) = (satisfies(a.0), satisfies(b.0))
             if sa != sb { return sa }
@@ -245,8 +250,10 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             }
         }
         for (c, _) in priced where c.cpd != nil && !usable.contains(where: { $0.0.id == c.id }) {
-            await windDown(c.id, c.upstream, why: "its price is not in \(request.currency)", reason: .unacceptableGap)
+            await windDown(c.id, c.upstream, why: "unpriced, or not priced in \(request.currency)", reason: .unacceptableGap)
+            await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): declined, unpriced or not in \(request.currency)")
         }
+        chosenInRound[request.parent] = Set(chosen.map(\.customerOrderID))
         guard !ended.contains(request.parent) else {
             for child in chosen { if let u = upstreams[child.upstream] { await windDown(child.customerOrderID, u, why: "the parent's negotiation ended") } }
             return
@@ -363,6 +370,7 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         switch change {
         case .negotiationEnded(let agreementKept):
             if running[parent] != nil { ended.insert(parent) }
+            chosenInRound[parent] = nil
             let updated = updatedChildren.removeValue(forKey: parent) ?? [:]
             for child in children where child.isOpen {
                 guard let upstream = upstream(of: child) else { continue }
@@ -374,8 +382,17 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
                 }
                 if let previous = updated[child.customerOrderID] { await revert(child.customerOrderID, to: previous, upstream, parent: parent) }
             }
-        case .agreementReached:
+        case .agreementReached(let customerNodes):
+            // The children the agreement rests on stay: those chosen for its offer, or (an UPDATE
+            // decided without upstreams) those holding one of its nodes. The others go.
             updatedChildren[parent] = nil
+            let chosen = chosenInRound.removeValue(forKey: parent)
+            let agreed = Set(customerNodes)
+            for child in children where child.isOpen && child.machine.agreement != nil {
+                let nodes = Set(child.machine.agreement?.acceptedCPD.customerNodeIdentifiers ?? [])
+                guard !(chosen.map { $0.contains(child.customerOrderID) } ?? !nodes.isDisjoint(with: agreed)), let upstream = upstream(of: child) else { continue }
+                await windDown(child.customerOrderID, upstream, why: "the customer's agreement no longer holds its nodes")
+            }
         case .withdrawn:
             for child in children where child.isOpen {
                 guard let upstream = upstream(of: child) else { continue }

@@ -89,9 +89,9 @@ public enum ParentOrderChange: Sendable, Hashable {
     /// The negotiation ended without agreement (DECLINE, CANCEL, offer expiry, FAIL); for an UPDATE
     /// the agreement in force stays.
     case negotiationEnded(agreementKept: Bool)
-    /// The customer accepted: the agreement is in force (with `after-accept`, its children were
-    /// accepted first, ``ChildOrderNegotiator/acceptChildren(of:)``).
-    case agreementReached
+    /// The customer accepted: the agreement on `customerNodes` is in force (with `after-accept`, its
+    /// children were accepted first, ``ChildOrderNegotiator/acceptChildren(of:)``).
+    case agreementReached(customerNodes: [String])
     /// The agreement was withdrawn (WITHDRAW, end of a test period).
     case withdrawn
     /// The agreement was activated, deactivated or scheduled (ACTIVATE, §9.2.11).
@@ -296,7 +296,7 @@ extension ServerEngine {
         let change: ParentOrderChange
         switch event {
         case .negotiationEnded: change = .negotiationEnded(agreementKept: orders[poid]?.machine.agreement != nil)
-        case .agreementReached: change = .agreementReached
+        case .agreementReached(let agreement): change = .agreementReached(customerNodes: agreement.acceptedCPD.customerNodeIdentifiers)
         case .withdrawn, .testPeriodEnded: change = .withdrawn
         case .activationChanged(let status): change = .activationChanged(status)
         default: return

@@ -266,7 +266,9 @@ extension ServerEngine {
                 faultHook?(.sending(m.method))
                 await send(m, on: session)
             case .sendToChildProvider:
-                logger.warning("child orders need an upstream provider client, not configured", metadata: ["order": "\(poid)"])
+                // The engine never starts the machine's nested child order: child orders go through the
+                // ChildOrderNegotiator, several upstreams at once (Cascade.swift, docs/protocol.md §5.9).
+                logger.warning("a nested child order's message has no route; child orders go through the cascade coordinator", metadata: ["order": "\(poid)"])
             case .armTimer(let t, let at):
                 arm(poid, .machine(t), at: at)
             case .cancelTimer(let t):

@@ -353,6 +353,27 @@ struct CascadeEndToEndTests {
         await customer.shutdown()
     }
 
+    /// An UPDATE down to A's own sites is decided without upstreams; once agreed, B's child goes.
+    @Test func anUpdateThatDropsTheUpstreamsSitesWithdrawsItsChild() async throws {
+        let providers = try await Providers.start()
+        defer { providers.stop() }
+        let b = providers.upstreams["provider-b"]!
+        let customer = try await Self.customer(providers)
+        let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
+        _ = try Self.offer(try await customer.awaitOffer(id))
+        let agreement = try await customer.accept(id)
+        let atB = try Self.upstreamOrder(try #require(try providers.children(of: agreement.providerOrderID).first))
+        let french = try #require(try Self.request().restricted(to: Self.frenchSites))
+        try await customer.update(id, request: french, informationElements: Self.priced())
+        let offer = try Self.offer(try await customer.awaitOffer(id))
+        #expect(offer.informationElements?.cost?.amount == Self.decimal("1650.00"))
+        #expect(try b.show(atB).state == "Completed", "B keeps its part until the customer agrees")
+        _ = try await customer.accept(id)
+        let withdrawn = try await b.waitForOrder(atB, timeout: .seconds(60)) { $0.isClosed }
+        #expect(withdrawn.auditContains("WITHDRAW"))
+        await customer.shutdown()
+    }
+
     // MARK: - Crashes, loss, chains and loops
 
     /// kill -9 of A once B's child order is agreed, before the customer's ACCEPT (at the composed
