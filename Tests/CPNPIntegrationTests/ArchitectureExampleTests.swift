@@ -1,0 +1,20 @@
+// The end-to-end test shown in ARCHITECTURE.md §4, kept here so that the example compiles and passes.
+import CPNPClient
+import CPNPCore
+import CPNPTransport
+import Testing
+
+@Suite("ARCHITECTURE.md example")
+struct ArchitectureExampleTests {
+    @Test func aQuotationIsAgreed() async throws {
+        let daemon = try await Daemon.start()
+        defer { daemon.stop() }
+        let customer = try await customerEngine(pki: daemon.pkiDirectory)
+        let server = try CPNPPeer.server(host: "127.0.0.1", port: daemon.port)
+        let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: server)
+        guard case .offer = try await customer.awaitOffer(id) else { throw DaemonError(description: "no offer") }
+        let agreement = try await customer.accept(id)
+        #expect(try daemon.show(agreement.providerOrderID).state == "Completed")
+        await customer.shutdown()
+    }
+}
