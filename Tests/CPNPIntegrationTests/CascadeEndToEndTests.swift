@@ -262,6 +262,46 @@ struct CascadeEndToEndTests {
         await customer.shutdown()
     }
 
+    /// `on-child-failure: fail`: B refuses its part (the Spanish site), so the customer gets FAIL 6
+    /// instead of an offer without the sites no provider serves.
+    @Test func aChildFailureFailsTheOrderWhenThePolicySaysSo() async throws {
+        let b = try await Providers.upstream()
+        let providers = try await Providers.start(
+            upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, serves: "{countries: [DE, ES]}"), cascade: "  on-child-failure: fail\n"
+        ) { $0.replacingOccurrences(of: "countries: [FR, DE]", with: "countries: [FR, DE, ES]") }
+        defer { providers.stop() }
+        let customer = try await Self.customer(providers)
+        let inMadrid = try Self.request {
+            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"MADRID-DC\", \"country\": \"ES\"")
+        }
+        let id = try await customer.quote(inMadrid, informationElements: Self.priced(), to: try providers.server)
+        guard case .ended(.failed(let code, let diagnostic)) = try await customer.awaitOffer(id) else {
+            Issue.record("a child FAIL with on-child-failure: fail is a FAIL to the customer")
+            return
+        }
+        #expect(code == .networkPresenceError)
+        #expect(diagnostic?.contains("CE-BER-1") == true, "\(diagnostic ?? "")")
+        #expect(try Self.orders(at: b, of: "provider-a").count == 1)
+        await customer.shutdown()
+    }
+
+    /// The customer lets the offer expire: the child agreed for it is withdrawn.
+    @Test func anExpiredOfferWithdrawsTheChild() async throws {
+        let b = try await Providers.upstream()
+        let providers = try await Providers.start(upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b)) {
+            $0.replacingOccurrences(of: "offer-validity: 10m", with: "offer-validity: 3s")
+        }
+        defer { providers.stop() }
+        let customer = try await Self.customer(providers)
+        let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
+        let offer = try Self.offer(try await customer.awaitOffer(id))
+        let child = try #require(try providers.children(of: offer.providerOrderID).first)
+        #expect(child["state"] as? String == "Completed")
+        let withdrawn = try await b.waitForOrder(try Self.upstreamOrder(child), timeout: .seconds(60)) { $0.isClosed }
+        #expect(withdrawn.auditContains("WITHDRAW"))
+        await customer.shutdown()
+    }
+
     // MARK: - The parent's fate reaches the children
 
     @Test func aDeclineWithdrawsTheChild() async throws {
