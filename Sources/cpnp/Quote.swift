@@ -47,6 +47,9 @@ struct Quote: AsyncParsableCommand {
     @Option(name: .long, help: "Scheduled activation time (RFC 3339 or +DURATION).")
     var activateAt: String?
 
+    @Flag(name: .long, help: "Forbid the provider to order parts from other providers (negotiation option local-only, RFC 8921 §8.8).")
+    var localOnly = false
+
     @Option(name: .long, help: "Time the servers have to answer (e.g. 30s, 5m).")
     var expectedResponseTime: String = "30s"
 
@@ -116,6 +119,7 @@ struct Quote: AsyncParsableCommand {
             o.activationType = a
         }
         if let activateAt { o.activationSchedule = try parseTime(activateAt) }
+        if localOnly { o.localOnly = true }
         if o.purpose == .testing && o.testPeriodEnd == nil { throw CLIError("a testing order needs --test-period-end") }
         return InformationElements(negotiationOptions: o)
     }

@@ -206,6 +206,9 @@ struct CascadeEndToEndTests {
             return
         }
         #expect(code == .networkPresenceError)
+        // The same through `cpnp quote --local-only`: refused (exit 2).
+        let cli = try CLI(daemon: providers.a).run(["quote", "--cpd", CLI.example("cascade/request.json"), "--local-only", "--yes", "--json"])
+        #expect(cli.status == 2, "\(cli.stdout) \(cli.stderr)")
         #expect(try providers.upstreams["provider-b"]!.admin(["orders"]).contains("(no orders)"))
         #expect(!providers.a.logText.contains("child orders requested"))
         await customer.shutdown()
