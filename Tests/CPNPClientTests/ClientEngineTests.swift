@@ -6,6 +6,7 @@ import CPNPRuntime
 import CPNPServer
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import NIOCore
 import Testing

@@ -9,6 +9,7 @@ import CPNPRuntime
 import CPNPServer
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Testing
 
 @Suite(.serialized)

@@ -13,7 +13,7 @@ struct IdentityPKI: Sendable {
     let sourceDomainDNS: DTLSCredentials
     let srvTargetOnly: DTLSCredentials
     let srvID: [UInt8]
-    /// The CA of these certificates (clients trust it; servers keep trusting ``TestPKI``'s CA).
+    /// The CA of these certificates (clients trust it; servers keep trusting ``TestCertificates``' CA).
     let caPEM: String
 
     static let shared: IdentityPKI = try! IdentityPKI()

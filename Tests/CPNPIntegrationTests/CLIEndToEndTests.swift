@@ -2,6 +2,7 @@
 // loopback (docs/client.md). Each command is a separate process, as an engineer would run it; the CLI's
 // state comes from `cpnp show --json`, the provider's from `cpnpd admin show`.
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 #if canImport(Glibc)

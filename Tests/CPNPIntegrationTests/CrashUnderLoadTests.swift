@@ -6,6 +6,7 @@ import CPNPClient
 import CPNPCore
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import Synchronization

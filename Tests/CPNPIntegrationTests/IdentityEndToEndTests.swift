@@ -4,6 +4,7 @@
 // the certificate must present, and accepts a certificate whose IP-ID names it. The certificates
 // come from `cpnpd pki` and, for the odd server certificates, the openssl tool with the same CA.
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 

@@ -6,6 +6,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 
 @Suite("Server engine: agreements at rest are read back, not kept in memory")

@@ -6,6 +6,7 @@ import CPNPPolicy
 @testable import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 import GRDB
 import Synchronization

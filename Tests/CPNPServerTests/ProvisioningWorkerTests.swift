@@ -4,6 +4,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 
 @Suite("Provisioning hand-off")

@@ -7,6 +7,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 
 @Suite("Running reservation totals")
 struct RunningTotalsTests {

@@ -1,12 +1,13 @@
 import CPNPPKI
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOCore
 import Testing
 
 /// Server certificates naming the server in different ways (RFC 6125), from the shared test CA's
-/// sibling: clients here trust `caPEM`; servers keep trusting ``Certs``' CA for client certificates.
+/// sibling: clients here trust `caPEM`; servers keep trusting ``TestCertificates``' CA for client certificates.
 struct IdentityCerts: Sendable {
     let caPEM: String
     let commonNameOnly: (String, String)
@@ -33,7 +34,7 @@ struct IdentityCerts: Sendable {
 /// SRV-ID, never its CN (RFC 8921 §8.1; RFC 6125).
 @Suite("Server identity over DTLS and TLS on loopback", .timeLimit(.minutes(1)))
 struct ServerIdentityTransportTests {
-    let certs = Certs.shared
+    let certs = TestCertificates.shared
     let identity = IdentityCerts.shared
 
     enum Kind: CaseIterable { case dtls, tls }

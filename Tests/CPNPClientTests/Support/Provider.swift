@@ -109,13 +109,6 @@ func makeClient(
     return (engine, s)
 }
 
-func loadExample(_ name: String) throws -> CPD {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { root.deleteLastPathComponent() }
-    let bytes = try Data(contentsOf: root.appendingPathComponent("Examples/\(name)"))
-    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
-}
-
 /// Fast retransmission for tests that exercise it.
 func fastConfiguration(expectedResponseTime: Duration = .seconds(20)) -> CPNPClientEngine.Configuration {
     CPNPClientEngine.Configuration(

@@ -7,6 +7,7 @@ import CPNPCore
 import CPNPStorage
 import Logging
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import NIOCore
 import Synchronization
@@ -418,17 +419,6 @@ final class TestClient: Sendable {
         }
         throw DaemonError(description: "no answer to \(probe.method) (received before: \(before.map(\.method)))")
     }
-}
-
-var repositoryRoot: URL {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { root.deleteLastPathComponent() }
-    return root
-}
-
-func loadExample(_ name: String) throws -> CPD {
-    let bytes = try Data(contentsOf: repositoryRoot.appendingPathComponent("Examples/\(name)"))
-    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
 }
 
 extension CPD {
