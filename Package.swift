@@ -350,7 +350,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CPNPDTLSTests",
-            dependencies: ["CPNPDTLS", "CPNPPKI", "CPNPTesting"],
+            dependencies: ["CPNPDTLS", "CPNPTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
