@@ -301,8 +301,9 @@ let package = Package(
             dependencies: ["CPNPFuzzSupport", "CPNPServerFuzzSupport", "CPNPCore"],
             swiftSettings: swiftSettings
         ),
-        // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, the
-        // repository's examples and fuzz corpora, a throw-away PostgreSQL server in a temporary directory.
+        // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, a DNS
+        // responder on loopback, the repository's examples and fuzz corpora, a throw-away PostgreSQL
+        // server in a temporary directory.
         .target(
             name: "CPNPTesting",
             dependencies: ["CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport"],
