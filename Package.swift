@@ -302,11 +302,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, a DNS
-        // responder on loopback, the repository's examples and fuzz corpora, a throw-away PostgreSQL
-        // server in a temporary directory.
+        // responder on loopback, a quiet logger, the repository's examples and fuzz corpora, a
+        // throw-away PostgreSQL server in a temporary directory.
         .target(
             name: "CPNPTesting",
-            dependencies: ["CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport"],
+            dependencies: [
+                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/CPNPTesting",
             swiftSettings: swiftSettings
         ),

@@ -18,7 +18,7 @@ struct ClosedOrderTests {
         let acme = TestCustomer("acme", port: 40_200)
         init() throws {
             store = try ServerOrderStore(path: TestPaths().database)
-            engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+            engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         }
     }
 

@@ -475,8 +475,7 @@ func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throws -> CP
     let security = try CPNPSecurityConfiguration(
         certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
         trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-    var logger = Logger(label: "e2e-customer")
-    logger.logLevel = .critical
+    let logger = quietLogger("e2e-customer")
     let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
     let engine = CPNPClientEngine(
         transport: transport, store: try store ?? ClientOrderStore.inMemory(),

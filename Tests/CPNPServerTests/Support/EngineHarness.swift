@@ -70,9 +70,3 @@ struct TestCustomer {
         return messages
     }
 }
-
-func makeLogger() -> Logger {
-    var l = Logger(label: "cpnpd-test")
-    l.logLevel = .critical
-    return l
-}
