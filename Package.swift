@@ -301,9 +301,15 @@ let package = Package(
             dependencies: ["CPNPFuzzSupport", "CPNPServerFuzzSupport", "CPNPCore"],
             swiftSettings: swiftSettings
         ),
-        // Helpers for tests only: a throw-away PostgreSQL server in a temporary directory.
+        // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, a DNS
+        // responder on loopback, a quiet logger, the repository's examples and fuzz corpora, a
+        // throw-away PostgreSQL server in a temporary directory.
         .target(
             name: "CPNPTesting",
+            dependencies: [
+                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/CPNPTesting",
             swiftSettings: swiftSettings
         ),
@@ -313,7 +319,7 @@ let package = Package(
         .testTarget(
             name: "CPNPCoreTests",
             dependencies: [
-                "CPNPCore", "CPNPFuzzSupport",
+                "CPNPCore", "CPNPFuzzSupport", "CPNPTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             resources: [.copy("Vectors")],
@@ -348,13 +354,13 @@ let package = Package(
         ),
         .testTarget(
             name: "CPNPDTLSTests",
-            dependencies: ["CPNPDTLS", "CPNPPKI"],
+            dependencies: ["CPNPDTLS", "CPNPTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CPNPTransportTests",
             dependencies: [
-                "CPNPTransport", "CPNPDTLS", "CPNPPKI",
+                "CPNPTransport", "CPNPDTLS", "CPNPPKI", "CPNPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -365,7 +371,7 @@ let package = Package(
         .testTarget(
             name: "CPNPClientTests",
             dependencies: [
-                "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPServer", "CPNPPolicy", "CPNPPKI", "CPNPDaemon",
+                "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPServer", "CPNPPolicy", "CPNPPKI", "CPNPDaemon", "CPNPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

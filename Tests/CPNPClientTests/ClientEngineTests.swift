@@ -6,6 +6,7 @@ import CPNPRuntime
 import CPNPServer
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import NIOCore
 import Testing
@@ -168,7 +169,7 @@ struct ClientEngineTests {
     /// A server that never answers: the client cancels at the expected response time (§11.1.1).
     @Test(.timeLimit(.minutes(1)))
     func aSilentServerEndsAtTheExpectedResponseTime() async throws {
-        let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
+        let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
         let (client, _) = try await makeClient(pki: pki, configuration: fastConfiguration(expectedResponseTime: .seconds(2)))
         let started = ContinuousClock.now
         let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: silent.localAddress?.port ?? 0))
@@ -303,10 +304,10 @@ extension JSONValue {
 /// the right identifiers; the same answer from the right server is taken.
 @Test(.timeLimit(.minutes(1)))
 func answersFromAnotherServerAreDiscarded() async throws {
-    let server = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
-    let forger = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
-    let clientTransport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger())
-    let client = CPNPClientEngine(transport: clientTransport, store: try ClientOrderStore.inMemory(), logger: quietLogger())
+    let server = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
+    let forger = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
+    let clientTransport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
+    let client = CPNPClientEngine(transport: clientTransport, store: try ClientOrderStore.inMemory(), logger: quietLogger("cpnp-client-test"))
     await client.start()
     let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: server.localAddress?.port ?? 0))
     var inbound = server.inbound.makeAsyncIterator()

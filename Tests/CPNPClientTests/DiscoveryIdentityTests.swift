@@ -1,12 +1,13 @@
 // Which name a discovered server's certificate is checked against (RFC 8921 §8.1; RFC 6125 §6.2).
 import CPNPClient
 import CPNPTransport
+import CPNPTesting
 import Testing
 
 struct DiscoveryIdentityTests {
     @Test(.timeLimit(.minutes(1)))
     func aServerFoundBySRVIsCheckedAgainstTheSourceDomainNotTheTarget() async throws {
-        let responder = try FakeDNS { name in
+        let responder = try LoopbackDNSResponder { name in
             name == "_cpnp._udp.Lab.Example" || name == "_cpnp._udp.lab.example" ? [(1, 0, 9101, "127.0.0.1"), (2, 0, 9102, "localhost")] : nil
         }
         defer { responder.stop() }

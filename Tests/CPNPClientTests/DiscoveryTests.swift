@@ -1,11 +1,9 @@
 // Server addresses and SRV discovery (RFC 8921 §8.1; RFC 2782) against a DNS responder on loopback.
 import CPNPClient
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct DiscoveryTests {
     @Test func serverTargetsParseHostPortAndIPv6() throws {
@@ -41,7 +39,7 @@ struct DiscoveryTests {
 
     @Test(.timeLimit(.minutes(1)))
     func srvRecordsComeFromTheDNSServer() async throws {
-        let responder = try FakeDNS { name in
+        let responder = try LoopbackDNSResponder { name in
             switch name {
             case "_cpnp._udp.provider.example": [(10, 5, 9001, "cpnp1.provider.example"), (5, 0, 9002, "cpnp0.provider.example")]
             case "_cpnp._udp.lab.example": [(1, 0, 9101, "127.0.0.1")]
@@ -60,68 +58,5 @@ struct DiscoveryTests {
         #expect(located.map(\.displayName) == ["127.0.0.1:9101"])
         let direct = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: "127.0.0.1:9100"), resolver: resolver)
         #expect(direct.map(\.displayName) == ["127.0.0.1:9100"])
-    }
-}
-
-/// A one-thread DNS responder on 127.0.0.1 answering SRV questions from a table (NXDOMAIN otherwise),
-/// with name compression in the answers.
-final class FakeDNS: @unchecked Sendable {
-    let fd: Int32
-    let port: Int
-    private let thread: Thread
-
-    init(_ table: @escaping @Sendable (String) -> [(UInt16, UInt16, UInt16, String)]?) throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = Int(UInt16(bigEndian: addr.sin_port))
-        thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 1_500)
-            while true {
-                var from = sockaddr_storage()
-                var fromLen = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let n = withUnsafeMutablePointer(to: &from) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &fromLen) }
-                }
-                if n <= 0 { return }
-                let query = Array(buffer.prefix(n))
-                let reply = FakeDNS.answer(query, table)
-                _ = withUnsafePointer(to: &from) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, fromLen) }
-                }
-            }
-        }
-        thread.start()
-    }
-
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-
-    static func answer(_ q: [UInt8], _ table: (String) -> [(UInt16, UInt16, UInt16, String)]?) -> [UInt8] {
-        var labels: [String] = []
-        var i = 12
-        while q[i] != 0 { labels.append(String(decoding: q[(i + 1)...(i + Int(q[i]))], as: UTF8.self)); i += 1 + Int(q[i]) }
-        let questionEnd = i + 5
-        let records = table(labels.joined(separator: "."))
-        var r = Array(q[0..<2]) + [0x81, records == nil ? 0x83 : 0x80, 0, 1, 0, UInt8(records?.count ?? 0), 0, 0, 0, 0]
-        r += q[12..<questionEnd]
-        for (priority, weight, port, target) in records ?? [] {
-            var rdata = [UInt8(priority >> 8), UInt8(priority & 0xff), UInt8(weight >> 8), UInt8(weight & 0xff), UInt8(port >> 8), UInt8(port & 0xff)]
-            if target.hasSuffix(".provider.example") {
-                // The target's first label, then a pointer to the question's "provider.example" suffix.
-                let first = target.split(separator: ".")[0]
-                rdata += [UInt8(first.utf8.count)] + Array(first.utf8) + [0xc0, UInt8(12 + 1 + 5 + 1 + 4)]
-            } else {
-                for label in target.split(separator: ".") { rdata += [UInt8(label.utf8.count)] + Array(label.utf8) }
-                rdata.append(0)
-            }
-            r += [0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
-        }
-        return r
     }
 }

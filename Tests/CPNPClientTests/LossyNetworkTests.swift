@@ -9,6 +9,7 @@ import CPNPRuntime
 import CPNPServer
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Testing
 
 @Suite(.serialized)
@@ -54,14 +55,14 @@ struct LossyNetworkTests {
             for c in 0..<customers {
                 group.addTask {
                     let dtls = try await DTLSTransport.client(
-                        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: try pki.client("acme")), logger: quietLogger())
+                        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: try pki.client("acme")), logger: quietLogger("cpnp-client-test"))
                     let chaos = ChaosTransport(wrapping: dtls, outgoing: faults, incoming: faults, seed: 0x5EED_0000 + UInt64(c))
                     let engine = CPNPClientEngine(
                         transport: chaos, store: try ClientOrderStore.inMemory(),
                         configuration: CPNPClientEngine.Configuration(
                             machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(50), maximumRetries: scenario.retries)),
                             expectedResponseTime: .seconds(120)),
-                        logger: quietLogger())
+                        logger: quietLogger("cpnp-client-test"))
                     await engine.start()
                     var run = CustomerRun()
                     for _ in 0..<perCustomer {

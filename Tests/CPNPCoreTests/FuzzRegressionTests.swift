@@ -4,17 +4,9 @@
 // Server inputs are NUL-separated datagrams: each is decoded.
 import CPNPCore
 import CPNPFuzzSupport
+import CPNPTesting
 import Foundation
 import Testing
-
-private let fuzzRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fuzz")
-
-private func inputs(_ directory: String) -> [String] {
-    let url = fuzzRoot.appendingPathComponent(directory)
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-    return names.filter { !$0.hasPrefix(".") }.sorted().map { "\(directory)/\($0)" }
-}
 
 private func bytes(_ file: String) throws -> [UInt8] {
     Array(try #require(FileManager.default.contents(atPath: fuzzRoot.appendingPathComponent(file).path), "\(file) unreadable"))
@@ -34,12 +26,12 @@ private let decoderBranches: [String] = [
 
 @Suite("Fuzz regressions: decoder")
 struct DecoderFuzzRegressionTests {
-    @Test(arguments: inputs("regressions/decoder") + inputs("corpus/decoder"))
+    @Test(arguments: fuzzInputs("regressions/decoder") + fuzzInputs("corpus/decoder"))
     func decoderInputsKeepTheInvariants(file: String) throws {
         #expect(DecoderFuzzCheck.problems(try bytes(file)) == [], "\(file)")
     }
 
-    @Test(arguments: inputs("regressions/server"))
+    @Test(arguments: fuzzInputs("regressions/server"))
     func serverInputsDecodeCleanly(file: String) throws {
         for datagram in try bytes(file).split(separator: 0, omittingEmptySubsequences: false) {
             #expect(DecoderFuzzCheck.problems(Array(datagram)) == [], "\(file)")
@@ -47,15 +39,15 @@ struct DecoderFuzzRegressionTests {
     }
 
     @Test func theInputsAreThere() {
-        #expect(inputs("corpus/decoder").count > 50)
-        #expect(inputs("regressions/decoder").count >= decoderBranches.count)
-        #expect(inputs("regressions/server").count >= 10)
+        #expect(fuzzInputs("corpus/decoder").count > 50)
+        #expect(fuzzInputs("regressions/decoder").count >= decoderBranches.count)
+        #expect(fuzzInputs("regressions/server").count >= 10)
     }
 
     /// The regressions alone reach every branch: they are kept for that (docs/fuzzing.md).
     @Test func regressionsReachEveryDecoderBranch() throws {
         var reached: [String: Int] = [:]
-        for file in inputs("regressions/decoder") {
+        for file in fuzzInputs("regressions/decoder") {
             reached[DecoderFuzzCheck.branch(try bytes(file)), default: 0] += 1
         }
         let missing = decoderBranches.filter { reached[$0] == nil }

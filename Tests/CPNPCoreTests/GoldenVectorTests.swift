@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import CPNPCore
+import CPNPTesting
 
 /// Golden vectors (Tests/CPNPCoreTests/Vectors, described in its README.md): canonical valid
 /// messages of every kind and invalid inputs with the error they must produce. Other
@@ -134,10 +135,6 @@ import Testing
 enum VectorFiles {
     /// `Tests/CPNPCoreTests/Vectors` in the source tree (written by the generator).
     static let sourceDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors")
-
-    /// The repository root (for `Examples/`).
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
 
     /// The copy in the test bundle (`resources: [.copy("Vectors")]`), else the source tree.
     static var directory: URL {

@@ -1,4 +1,5 @@
 import CPNPDTLS
+import CPNPTesting
 import Foundation
 import Testing
 
@@ -144,7 +145,7 @@ struct DTLSAssociationTests {
     // MARK: rejections
 
     @Test func clientFromAnotherCAIsRejected() throws {
-        let h = try Harness(clientCredentials: TestPKI.shared.clientOtherCA)
+        let h = try Harness(clientCredentials: DTLSCredentials(TestCertificates.shared.clientOtherCA))
         h.pump()
         #expect(h.server?.state == .failed(DTLSError(.unknownCA, detail: failureDetail(h.server))))
         #expect(code(h.serverEvents) == .unknownCA)
@@ -153,7 +154,7 @@ struct DTLSAssociationTests {
     }
 
     @Test func serverFromAnotherCAIsRejected() throws {
-        let h = try Harness(clientTrust: TestPKI.shared.otherCAPEM)
+        let h = try Harness(clientTrust: TestCertificates.shared.otherCAPEM)
         h.pump()
         #expect(code(h.clientEvents) == .unknownCA)
         #expect(!peerReported(h.clientEvents))
@@ -168,7 +169,7 @@ struct DTLSAssociationTests {
     }
 
     @Test func expiredClientCertificateIsRejected() throws {
-        let h = try Harness(clientCredentials: TestPKI.shared.clientExpired)
+        let h = try Harness(clientCredentials: DTLSCredentials(TestCertificates.shared.clientExpired))
         h.pump()
         #expect(code(h.serverEvents) == .certificateExpired)
         #expect(code(h.clientEvents) == .certificateExpired)
@@ -176,14 +177,14 @@ struct DTLSAssociationTests {
     }
 
     @Test func expiredServerCertificateIsRejected() throws {
-        let h = try Harness(serverCredentials: TestPKI.shared.serverExpired)
+        let h = try Harness(serverCredentials: DTLSCredentials(TestCertificates.shared.serverExpired))
         h.pump()
         #expect(code(h.clientEvents) == .certificateExpired)
         #expect(!h.established)
     }
 
     @Test func wrongServerNameIsRejected() throws {
-        let h = try Harness(serverCredentials: TestPKI.shared.serverWrongName)
+        let h = try Harness(serverCredentials: DTLSCredentials(TestCertificates.shared.serverWrongName))
         h.pump()
         #expect(code(h.clientEvents) == .nameMismatch)
         #expect(!h.established)

@@ -1,38 +1,6 @@
 import CPNPDTLS
-import CPNPPKI
+import CPNPTesting
 import Foundation
-
-/// Certificates for the in-process tests, made once with the dev PKI.
-struct TestPKI: Sendable {
-    let caPEM: String
-    let otherCAPEM: String
-    let server: DTLSCredentials
-    let serverWrongName: DTLSCredentials
-    let serverExpired: DTLSCredentials
-    let client: DTLSCredentials
-    let clientOtherCA: DTLSCredentials
-    let clientExpired: DTLSCredentials
-
-    static let shared: TestPKI = try! TestPKI()
-
-    init() throws {
-        let ca = try CertificateAuthority.generate()
-        let other = try CertificateAuthority.generate(commonName: "Some Other CA")
-        func creds(_ c: IssuedCertificate) throws -> DTLSCredentials {
-            DTLSCredentials(certificateChainPEM: try c.certificatePEM, privateKeyPEM: c.privateKeyPEM)
-        }
-        let past = Date().addingTimeInterval(-30 * 86400)
-        let expiredEnd = Date().addingTimeInterval(-86400)
-        caPEM = try ca.issued.certificatePEM
-        otherCAPEM = try other.issued.certificatePEM
-        server = try creds(ca.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
-        serverWrongName = try creds(ca.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
-        serverExpired = try creds(ca.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server, notBefore: past, notAfter: expiredEnd))
-        client = try creds(ca.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
-        clientOtherCA = try creds(other.issue(commonName: "intruder", dnsNames: ["intruder"], usage: .client))
-        clientExpired = try creds(ca.issue(commonName: "customer-old", dnsNames: ["customer-old"], usage: .client, notBefore: past, notAfter: expiredEnd))
-    }
-}
 
 /// Two endpoints wired together in memory; datagrams pass through `filter` hooks.
 final class Harness {
@@ -49,10 +17,10 @@ final class Harness {
     let peerAddress: [UInt8]
 
     init(
-        serverCredentials: DTLSCredentials = TestPKI.shared.server,
-        clientCredentials: DTLSCredentials? = TestPKI.shared.client,
-        serverTrust: String = TestPKI.shared.caPEM,
-        clientTrust: String = TestPKI.shared.caPEM,
+        serverCredentials: DTLSCredentials = DTLSCredentials(TestCertificates.shared.server),
+        clientCredentials: DTLSCredentials? = DTLSCredentials(TestCertificates.shared.client),
+        serverTrust: String = TestCertificates.shared.caPEM,
+        clientTrust: String = TestCertificates.shared.caPEM,
         serverName: String = "localhost",
         peerAddress: [UInt8] = [127, 0, 0, 1, 0x30, 0x39]
     ) throws {

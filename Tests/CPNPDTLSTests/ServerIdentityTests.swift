@@ -1,40 +1,7 @@
 import CPNPDTLS
-import CPNPPKI
+import CPNPTesting
 import Foundation
 import Testing
-
-/// Server certificates that name the server in different ways (RFC 6125), from the test CA.
-struct IdentityPKI: Sendable {
-    let commonNameOnly: DTLSCredentials
-    let wrongDNS: DTLSCredentials
-    let ipOnly: DTLSCredentials
-    let wildcard: DTLSCredentials
-    let srvOnly: DTLSCredentials
-    let sourceDomainDNS: DTLSCredentials
-    let srvTargetOnly: DTLSCredentials
-    let srvID: [UInt8]
-    /// The CA of these certificates (clients trust it; servers keep trusting ``TestPKI``'s CA).
-    let caPEM: String
-
-    static let shared: IdentityPKI = try! IdentityPKI()
-
-    init() throws {
-        let ca = try CertificateAuthority.generate(commonName: "Identity Test CA")
-        caPEM = try ca.issued.certificatePEM
-        func creds(_ c: IssuedCertificate) throws -> DTLSCredentials {
-            DTLSCredentials(certificateChainPEM: try c.certificatePEM, privateKeyPEM: c.privateKeyPEM)
-        }
-        commonNameOnly = try creds(ca.issue(commonName: "localhost", usage: .server))
-        wrongDNS = try creds(ca.issue(commonName: "localhost", dnsNames: ["cpnp.example.net"], ipAddresses: ["192.0.2.7"], usage: .server))
-        ipOnly = try creds(ca.issue(commonName: "server", ipAddresses: ["127.0.0.1"], usage: .server))
-        wildcard = try creds(ca.issue(commonName: "server", dnsNames: ["*.provider.example"], usage: .server))
-        let srv = try ca.issue(commonName: "server", srvNames: ["_cpnp.provider.example"], usage: .server)
-        srvOnly = try creds(srv)
-        srvID = try derBytes(pem: try srv.certificatePEM)
-        sourceDomainDNS = try creds(ca.issue(commonName: "server", dnsNames: ["provider.example"], usage: .server))
-        srvTargetOnly = try creds(ca.issue(commonName: "provider.example", dnsNames: ["cpnp1.provider.example"], usage: .server))
-    }
-}
 
 @Suite("Server identity: RFC 6125 reference identities (RFC 8921 §8.1)")
 struct ReferenceIdentityTests {
@@ -96,8 +63,8 @@ struct ReferenceIdentityTests {
     }
 
     @Test func presentedIdentifiersComeFromTheSubjectAltNamesOnly() throws {
-        let pki = IdentityPKI.shared
-        let srv = try PresentedIdentifiers(certificateDER: pki.srvID)
+        let pki = TestIdentityCertificates.shared
+        let srv = try PresentedIdentifiers(certificateDER: derOf(pki.srvOnly))
         #expect(srv.srvNames == ["_cpnp.provider.example"])
         #expect(srv.dnsNames.isEmpty && srv.ipAddresses.isEmpty)
         let cnOnly = try PresentedIdentifiers(certificateDER: derOf(pki.commonNameOnly))
@@ -108,8 +75,8 @@ struct ReferenceIdentityTests {
         #expect(throws: DTLSError.self) { try PresentedIdentifiers(certificateDER: [0x30, 0x03, 1, 2, 3]) }
     }
 
-    func derOf(_ credentials: DTLSCredentials) throws -> [UInt8] {
-        try derBytes(pem: credentials.certificateChainPEM)
+    func derOf(_ pair: (String, String)) throws -> [UInt8] {
+        try derBytes(pem: pair.0)
     }
 }
 
@@ -122,10 +89,10 @@ func derBytes(pem: String) throws -> [UInt8] {
 
 @Suite("Server identity in DTLS handshakes (RFC 6125; RFC 8921 §8.1)")
 struct ServerIdentityHandshakeTests {
-    let pki = IdentityPKI.shared
+    let pki = TestIdentityCertificates.shared
 
-    func handshake(_ credentials: DTLSCredentials, serverName: String) throws -> Harness {
-        let h = try Harness(serverCredentials: credentials, clientTrust: pki.caPEM, serverName: serverName)
+    func handshake(_ pair: (String, String), serverName: String) throws -> Harness {
+        let h = try Harness(serverCredentials: DTLSCredentials(pair), clientTrust: pki.caPEM, serverName: serverName)
         h.pump()
         return h
     }

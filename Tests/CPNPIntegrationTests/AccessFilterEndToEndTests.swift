@@ -4,6 +4,7 @@
 // succeeds. The order is read back with `cpnpd admin show`.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite("Access filters against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)

@@ -2,6 +2,7 @@
 import CPNPClient
 import CPNPCore
 import CPNPTransport
+import CPNPTesting
 import Testing
 
 @Suite("ARCHITECTURE.md example")

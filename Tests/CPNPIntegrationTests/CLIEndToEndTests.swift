@@ -2,6 +2,7 @@
 // loopback (docs/client.md). Each command is a separate process, as an engineer would run it; the CLI's
 // state comes from `cpnp show --json`, the provider's from `cpnpd admin show`.
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -140,7 +141,7 @@ struct CLIEndToEndTests {
     func interactiveQuoteToAServerFoundBySRV() async throws {
         let daemon = try await Daemon.start(prepare: IdentityEndToEndTests.serverCertificateWithSRVID(domain: "provider.example"))
         defer { daemon.stop() }
-        let dns = try LoopbackDNS(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
+        let dns = try LoopbackDNSResponder(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }
         let cli = try CLI(daemon: daemon)
         let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--interactive", "--order-id", "ask-1"],
@@ -350,50 +351,6 @@ struct CLI {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = port.bigEndian
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-    }
-}
-
-/// A DNS responder on loopback answering SRV questions from a table (NXDOMAIN otherwise); targets
-/// are written as plain labels.
-final class LoopbackDNS: @unchecked Sendable {
-    let socket: SilentUDPSocket
-    var port: Int { socket.port }
-
-    init(srv: [String: (port: UInt16, target: String)]) throws {
-        socket = try SilentUDPSocket()
-        let fd = socket.fd
-        Thread {
-            var buffer = [UInt8](repeating: 0, count: 1_500)
-            while true {
-                var from = sockaddr_storage()
-                var fromLen = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let n = withUnsafeMutablePointer(to: &from) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &fromLen) }
-                }
-                if n <= 12 { return }
-                let q = Array(buffer.prefix(n))
-                var labels: [String] = []
-                var i = 12
-                while i < q.count, q[i] != 0 { labels.append(String(decoding: q[(i + 1)...(i + Int(q[i]))], as: UTF8.self)); i += 1 + Int(q[i]) }
-                let record = srv[labels.joined(separator: ".")]
-                var r = Array(q[0..<2]) + [0x81, record == nil ? 0x83 : 0x80, 0, 1, 0, record == nil ? 0 : 1, 0, 0, 0, 0]
-                r += q[12..<(i + 5)]
-                if let record {
-                    var rdata: [UInt8] = [0, 1, 0, 0, UInt8(record.port >> 8), UInt8(record.port & 0xff)]
-                    for label in record.target.split(separator: ".") { rdata += [UInt8(label.utf8.count)] + Array(label.utf8) }
-                    rdata.append(0)
-                    r += [0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
-                }
-                _ = withUnsafePointer(to: &from) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, r, r.count, 0, $0, fromLen) }
-                }
-            }
-        }.start()
-    }
-
-    func stop() {
-        shutdown(socket.fd, Int32(SHUT_RDWR))
-        socket.close()
     }
 }
 

@@ -5,6 +5,7 @@ import CPNPClient
 import CPNPCore
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import Testing

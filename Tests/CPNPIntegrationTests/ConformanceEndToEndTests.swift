@@ -4,6 +4,7 @@
 import CPNPConformance
 import CPNPCore
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Testing
 

@@ -3,6 +3,7 @@
 // retransmitted ACCEPT completes the order exactly once, with exact reservations.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite("Crash recovery of a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)

@@ -6,6 +6,7 @@ import CPNPClient
 import CPNPCore
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import Synchronization
@@ -51,7 +52,7 @@ extension LoadAndKillTests {
             let server = try CPNPPeer.server(host: "127.0.0.1", port: daemon.port)
             let request = try loadExample("l3vpn-3-sites.json")
             let stop = StopFlag()
-            let logger = { var l = Logger(label: "crash-under-load"); l.logLevel = .critical; return l }()
+            let logger = quietLogger("crash-under-load")
 
             let load = Task {
                 try await withThrowingTaskGroup(of: CustomerResult.self) { group in

@@ -3,6 +3,7 @@
 // DTLS transport with the dev client certificate. Bounded by deadlines; the daemon is always stopped.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` before `swift test`"), .serialized)

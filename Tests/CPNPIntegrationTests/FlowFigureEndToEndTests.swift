@@ -2,6 +2,7 @@
 // client order machine on the other side; the server's side is read with `cpnpd admin show/orders`.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite("RFC 8921 flows against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)

@@ -2,6 +2,7 @@
 // no listening beyond loopback without authentication, and metrics that count what customers did.
 import AsyncHTTPClient
 import CPNPCore
+import CPNPTesting
 import Foundation
 import NIOCore
 import NIOHTTP1

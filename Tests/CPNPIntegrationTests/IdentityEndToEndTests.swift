@@ -4,6 +4,7 @@
 // the certificate must present, and accepts a certificate whose IP-ID names it. The certificates
 // come from `cpnpd pki` and, for the odd server certificates, the openssl tool with the same CA.
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 
@@ -132,7 +133,7 @@ struct IdentityEndToEndTests {
     func cpnpRefusesAServerFoundBySRVWhoseCertificateNamesOnlyTheTarget() async throws {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
-        let dns = try LoopbackDNS(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
+        let dns = try LoopbackDNSResponder(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }
         let cli = try CLI(daemon: daemon)
         let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--yes"],

@@ -2,6 +2,7 @@
 // over HTTPS: customers sign in with their CPNP client certificate, the portal negotiates for them,
 // and each sees only its own orders.
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 

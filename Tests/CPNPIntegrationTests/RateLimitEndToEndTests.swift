@@ -4,6 +4,7 @@
 // test lasting `elapsed` at most limit + limit × elapsed / 1 min (+1 for rounding) get through.
 import Testing
 import CPNPCore
+import CPNPTesting
 import Foundation
 
 @Suite("Rate limits and caps against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)

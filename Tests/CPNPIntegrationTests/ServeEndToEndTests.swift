@@ -1,6 +1,7 @@
 // `cpnp serve` (docs/api.md): a customer's systems negotiate with several real cpnpd through one
 // REST call; the strategy decides (RFC 8921 §7).
 import CPNPCore
+import CPNPTesting
 import Foundation
 import NIOHTTP1
 import Testing

@@ -6,6 +6,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 
 @Suite("Server engine: answers for ended orders")
@@ -17,7 +18,7 @@ struct ClosedOrderTests {
         let acme = TestCustomer("acme", port: 40_200)
         init() throws {
             store = try ServerOrderStore(path: TestPaths().database)
-            engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+            engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         }
     }
 

@@ -6,6 +6,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 import GRDB
 
@@ -28,7 +29,7 @@ struct DocumentStoreTests {
 
     static func engine(_ paths: TestPaths) throws -> (ServerEngine, CollectingSink) {
         let sink = CollectingSink()
-        return (ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: makeLogger()), sink)
+        return (ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test")), sink)
     }
 
     @Test func negotiationsOfOneDocumentStoreItOnceAndSnapshotsOnlyNameIt() async throws {
@@ -80,7 +81,7 @@ struct DocumentStoreTests {
 
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         #expect(try await engine.recover() == 2)
         #expect(try store.reservationTotalMismatches() == [])
         let agreements = try store.openOrders().sorted { $0.createdAt < $1.createdAt }

@@ -4,17 +4,9 @@
 // kind of answer the engine gives a client.
 import CPNPCore
 import CPNPServerFuzzSupport
+import CPNPTesting
 import Foundation
 import Testing
-
-private let fuzzRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fuzz")
-
-private func inputs(_ directory: String) -> [String] {
-    let url = fuzzRoot.appendingPathComponent(directory)
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-    return names.filter { !$0.hasPrefix(".") }.sorted().map { "\(directory)/\($0)" }
-}
 
 private func run(_ file: String) async throws -> ServerFuzzHarness.Outcome {
     let data = try #require(FileManager.default.contents(atPath: fuzzRoot.appendingPathComponent(file).path), "\(file) unreadable")
@@ -24,7 +16,7 @@ private func run(_ file: String) async throws -> ServerFuzzHarness.Outcome {
 /// Each regression input run once, shared by the tests below (a run builds a fresh engine and store).
 private let regressionOutcomes = Task<[String: ServerFuzzHarness.Outcome], Never> {
     var outcomes: [String: ServerFuzzHarness.Outcome] = [:]
-    for file in inputs("regressions/server") {
+    for file in fuzzInputs("regressions/server") {
         guard let data = FileManager.default.contents(atPath: fuzzRoot.appendingPathComponent(file).path) else { continue }
         outcomes[file] = await ServerFuzzHarness.run(Array(data))
     }
@@ -46,21 +38,21 @@ private let serverAnswers: [String] = [
 
 @Suite("Fuzz regressions: server engine")
 struct ServerFuzzRegressionTests {
-    @Test(arguments: inputs("regressions/server"))
+    @Test(arguments: fuzzInputs("regressions/server"))
     func regressionsKeepTheInvariants(file: String) async throws {
         let outcome = try #require(await regressionOutcomes.value[file], "\(file) unreadable")
         #expect(outcome.problems == [], "\(file)")
     }
 
-    @Test(arguments: inputs("corpus/server"))
+    @Test(arguments: fuzzInputs("corpus/server"))
     func corpusKeepsTheInvariants(file: String) async throws {
         let outcome = try await run(file)
         #expect(outcome.problems == [], "\(file)")
     }
 
     @Test func theRegressionsAreThere() async {
-        #expect(inputs("regressions/server").count >= serverAnswers.count)
-        #expect(await regressionOutcomes.value.count == inputs("regressions/server").count)
+        #expect(fuzzInputs("regressions/server").count >= serverAnswers.count)
+        #expect(await regressionOutcomes.value.count == fuzzInputs("regressions/server").count)
     }
 
     /// The regressions alone draw every kind of answer: they are kept for that (docs/fuzzing.md).

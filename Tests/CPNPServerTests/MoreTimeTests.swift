@@ -6,6 +6,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 
 @Suite("Server engine: more time while an operator decides")
@@ -34,12 +35,12 @@ struct MoreTimeTests {
         init(paths: TestPaths = TestPaths()) throws {
             self.paths = paths
             store = try ServerOrderStore(path: paths.database)
-            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: makeLogger(), manualTimers: true)
+            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
         }
 
         /// A new engine on the same database, recovered (a restart).
         mutating func restart() async throws {
-            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: makeLogger(), manualTimers: true)
+            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
             try await engine.recover()
         }
 

@@ -4,6 +4,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 
 @Suite("Provisioning hand-off")
@@ -13,7 +14,7 @@ struct ProvisioningWorkerTests {
     @Test func withoutAHookEventsAreRecordedDeliveredAtOnce() async throws {
         let store = try ServerOrderStore(path: TestPaths().database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_011)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-no-hook")!)
         try await acme.agree(&order, CPD.marseille(min: 10, max: 20), engine: engine, sink: sink, now: SystemWallClock().now())
@@ -22,7 +23,7 @@ struct ProvisioningWorkerTests {
         #expect(events.map(\.kind) == [.agreement, .activation])
         #expect(events.allSatisfy { $0.deliveredAt != nil && $0.attempts == 0 })
         #expect(try store.undeliveredOutboxCount() == 0)
-        #expect(await ProvisioningWorker(configuration: ProvisioningConfiguration(), store: store, logger: makeLogger()).deliverDue() == 0)
+        #expect(await ProvisioningWorker(configuration: ProvisioningConfiguration(), store: store, logger: quietLogger("cpnpd-test")).deliverDue() == 0)
     }
 
     /// An agreement is handed to the command hook with the order as JSON on stdin; a failing hook
@@ -33,7 +34,7 @@ struct ProvisioningWorkerTests {
         let sink = CollectingSink()
         var configuration = testConfiguration()
         configuration.provisioning = ProvisioningConfiguration(command: ["/bin/true"])
-        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_010)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -47,7 +48,7 @@ struct ProvisioningWorkerTests {
         // A hook that fails: nothing delivered, the events stay in the outbox with a later attempt.
         var failing = ProvisioningConfiguration(command: ["/bin/sh", "-c", "cat >/dev/null; echo broken >&2; exit 3"])
         failing.retryInitialBackoff = .milliseconds(1)
-        #expect(await ProvisioningWorker(configuration: failing, store: store, logger: makeLogger()).deliverDue() == 0)
+        #expect(await ProvisioningWorker(configuration: failing, store: store, logger: quietLogger("cpnpd-test")).deliverDue() == 0)
         #expect(try store.undeliveredOutboxCount() == 2)
         let pending = try store.outbox(providerOrderID: order.providerOrderID!)
         #expect(pending.map(\.kind) == [.agreement, .activation])
@@ -59,7 +60,7 @@ struct ProvisioningWorkerTests {
         let file = paths.directory.appendingPathComponent("hook.log").path
         try await Task.sleep(for: .milliseconds(20))
         let working = ProvisioningConfiguration(command: ["/bin/sh", "-c", "cat >> '\(file)'; echo >> '\(file)'"])
-        #expect(await ProvisioningWorker(configuration: working, store: store, logger: makeLogger()).deliverDue() == 2)
+        #expect(await ProvisioningWorker(configuration: working, store: store, logger: quietLogger("cpnpd-test")).deliverDue() == 2)
         #expect(try store.undeliveredOutboxCount() == 0)
         let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)

@@ -7,6 +7,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 
 @Suite("Running reservation totals")
 struct RunningTotalsTests {
@@ -15,7 +16,7 @@ struct RunningTotalsTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var pick = SplitMix64(seed: seed)
         var rng = SystemRandomNumberGenerator()
         var orders: [(customer: TestCustomer, machine: ClientOrderStateMachine)] = []

@@ -6,6 +6,7 @@ import CPNPPolicy
 import CPNPStorage
 @testable import CPNPServer
 import CPNPRuntime
+import CPNPTesting
 import Foundation
 import Synchronization
 
@@ -15,7 +16,7 @@ struct ServerEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_001)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -58,7 +59,7 @@ struct ServerEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         // Each asks 10…50 Mbps on the 200 Mbps Marseille link.
         let request = CPD.marseille(min: 10, max: 50)
         let now = SystemWallClock().now()
@@ -96,14 +97,14 @@ struct ServerEngineTests {
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-restart")!)
         let sink = CollectingSink()
         do {
-            let engine = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: makeLogger())
+            let engine = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test"))
             await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
             await acme.receive(sink, into: &order, engine: engine, now: now)
             #expect(order.state == .offerReceived)
         }
         // A new engine on the same database: the order, its timers and reservations come back.
         let store = try ServerOrderStore(path: paths.database)
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         #expect(try await engine.recover() == 1)
         await acme.deliver(try order.accept(now: now), to: engine)
         await acme.receive(sink, into: &order, engine: engine, now: now)
@@ -116,7 +117,7 @@ struct ServerEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_003)
         let globex = TestCustomer("globex", port: 40_004)
         var rng = SystemRandomNumberGenerator()
@@ -162,7 +163,7 @@ struct ServerEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: makeLogger())
+        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_005)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()

@@ -1,4 +1,5 @@
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOCore
@@ -278,7 +279,7 @@ struct ChaosTransportTests {
     }
 
     @Test func dropAndDuplicateOverDTLS() async throws {
-        let certs = Certs.shared
+        let certs = TestCertificates.shared
         let server = try await DTLSTransport.server(
             host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: certs.security(certs.server)))
         let client = ChaosTransport(

@@ -1,6 +1,7 @@
 import CPNPDTLS
 import CPNPPKI
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -9,7 +10,7 @@ import Testing
 
 @Suite("DTLS/UDP transport over loopback (RFC 8921 §8.1, §13)", .timeLimit(.minutes(1)))
 struct DTLSTransportTests {
-    let certs = Certs.shared
+    let certs = TestCertificates.shared
 
     func server(_ pair: (String, String)? = nil, logger: Logger = Logger(label: "test.server"), tweak: (inout DTLSTransportConfiguration) -> Void = { _ in }) async throws -> DTLSTransport {
         var configuration = DTLSTransportConfiguration(security: certs.security(pair ?? certs.server))

@@ -1,5 +1,6 @@
 import CPNPDTLS
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -23,7 +24,7 @@ func startEcho(_ server: DTLSTransport) -> Task<Void, Never> {
 
 @Suite("DTLS server robustness (RFC 8921 §13 DoS defence)", .serialized, .timeLimit(.minutes(2)))
 struct RobustnessTests {
-    let certs = Certs.shared
+    let certs = TestCertificates.shared
 
     @Test func thousandConcurrentPeers() async throws {
         var configuration = DTLSTransportConfiguration(security: certs.security(certs.server))

@@ -1,40 +1,16 @@
-import CPNPPKI
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOCore
 import Testing
 
-/// Server certificates naming the server in different ways (RFC 6125), from the shared test CA's
-/// sibling: clients here trust `caPEM`; servers keep trusting ``Certs``' CA for client certificates.
-struct IdentityCerts: Sendable {
-    let caPEM: String
-    let commonNameOnly: (String, String)
-    let wrongName: (String, String)
-    let ipOnly: (String, String)
-    let srvOnly: (String, String)
-    let srvTargetOnly: (String, String)
-
-    static let shared: IdentityCerts = try! IdentityCerts()
-
-    init() throws {
-        let ca = try CertificateAuthority.generate(commonName: "Identity Test CA")
-        func pair(_ c: IssuedCertificate) throws -> (String, String) { (try c.certificatePEM, c.privateKeyPEM) }
-        caPEM = try ca.issued.certificatePEM
-        commonNameOnly = try pair(ca.issue(commonName: "localhost", usage: .server))
-        wrongName = try pair(ca.issue(commonName: "127.0.0.1", dnsNames: ["cpnp.example.net"], usage: .server))
-        ipOnly = try pair(ca.issue(commonName: "server", ipAddresses: ["127.0.0.1"], usage: .server))
-        srvOnly = try pair(ca.issue(commonName: "server", srvNames: ["_cpnp.provider.example"], usage: .server))
-        srvTargetOnly = try pair(ca.issue(commonName: "provider.example", dnsNames: ["cpnp1.provider.example"], usage: .server))
-    }
-}
-
 /// The client side of both secure transports checks the server certificate's DNS-ID, IP-ID or
 /// SRV-ID, never its CN (RFC 8921 §8.1; RFC 6125).
 @Suite("Server identity over DTLS and TLS on loopback", .timeLimit(.minutes(1)))
 struct ServerIdentityTransportTests {
-    let certs = Certs.shared
-    let identity = IdentityCerts.shared
+    let certs = TestCertificates.shared
+    let identity = TestIdentityCertificates.shared
 
     enum Kind: CaseIterable { case dtls, tls }
 

@@ -1,45 +1,8 @@
-import CPNPPKI
 import CPNPTransport
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-
-/// Certificates for the loopback tests (dev PKI, in memory).
-struct Certs: Sendable {
-    let caPEM: String
-    let otherCAPEM: String
-    let server: (String, String)
-    let serverWrongName: (String, String)
-    let serverExpired: (String, String)
-    let client: (String, String)
-    let clientOtherCA: (String, String)
-    let clientExpired: (String, String)
-
-    static let shared: Certs = try! Certs()
-
-    init() throws {
-        let ca = try CertificateAuthority.generate()
-        let other = try CertificateAuthority.generate(commonName: "Some Other CA")
-        func pair(_ c: IssuedCertificate) throws -> (String, String) { (try c.certificatePEM, c.privateKeyPEM) }
-        caPEM = try ca.issued.certificatePEM
-        otherCAPEM = try other.issued.certificatePEM
-        server = try pair(ca.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
-        serverWrongName = try pair(ca.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
-        serverExpired = try pair(ca.issue(
-            commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server,
-            notBefore: Date().addingTimeInterval(-30 * 86400), notAfter: Date().addingTimeInterval(-86400)))
-        client = try pair(ca.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
-        clientOtherCA = try pair(other.issue(commonName: "intruder", dnsNames: ["intruder"], usage: .client))
-        clientExpired = try pair(ca.issue(
-            commonName: "customer-old", dnsNames: ["customer-old"], usage: .client,
-            notBefore: Date().addingTimeInterval(-30 * 86400), notAfter: Date().addingTimeInterval(-86400)))
-    }
-
-    func security(_ pair: (String, String)?, trust: String? = nil) -> CPNPSecurityConfiguration {
-        CPNPSecurityConfiguration(certificateChainPEM: pair?.0, privateKeyPEM: pair?.1, trustRootsPEM: trust ?? caPEM)
-    }
-}
 
 struct TimeoutError: Error, CustomStringConvertible {
     var description: String { "test deadline exceeded" }

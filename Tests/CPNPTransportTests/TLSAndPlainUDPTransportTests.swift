@@ -1,4 +1,5 @@
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -7,7 +8,7 @@ import Testing
 
 @Suite("TLS/TCP transport over loopback (docs/protocol.md §2.1)", .timeLimit(.minutes(1)))
 struct TLSTransportTests {
-    let certs = Certs.shared
+    let certs = TestCertificates.shared
 
     @Test func handshakeMessagesBothWaysAndClose() async throws {
         // Not a test of timeouts: a loaded CI machine (every suite starting at once) once took more

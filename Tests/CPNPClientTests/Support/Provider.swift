@@ -9,6 +9,7 @@ import CPNPRuntime
 import CPNPServer
 import CPNPStorage
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import Logging
 import NIOCore
@@ -53,11 +54,6 @@ func providerConfiguration(baseFee: CPNPDecimal? = nil) -> ServerConfiguration {
     return c
 }
 
-func quietLogger(_ label: String = "cpnp-client-test") -> Logger {
-    var l = Logger(label: label)
-    l.logLevel = .critical
-    return l
-}
 
 /// A provider engine answering over a real transport.
 final class InProcessProvider: Sendable {
@@ -70,7 +66,7 @@ final class InProcessProvider: Sendable {
     init(pki: TestPKI, configuration: ServerConfiguration = providerConfiguration(), transport: (any CPNPTransport)? = nil, store: ServerOrderStore? = nil) async throws {
         let t: any CPNPTransport
         if let transport { t = transport } else {
-            t = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: try pki.server), logger: quietLogger())
+            t = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: try pki.server), logger: quietLogger("cpnp-client-test"))
         }
         self.transport = t
         let s = try store ?? ServerOrderStore.inMemory()
@@ -103,17 +99,10 @@ func makeClient(
     configuration: CPNPClientEngine.Configuration = .init()
 ) async throws -> (CPNPClientEngine, ClientOrderStore) {
     let s = try store ?? ClientOrderStore.inMemory()
-    let t = try await DTLSTransport.client(bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)), logger: quietLogger())
-    let engine = CPNPClientEngine(transport: t, store: s, configuration: configuration, logger: quietLogger())
+    let t = try await DTLSTransport.client(bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)), logger: quietLogger("cpnp-client-test"))
+    let engine = CPNPClientEngine(transport: t, store: s, configuration: configuration, logger: quietLogger("cpnp-client-test"))
     await engine.start()
     return (engine, s)
-}
-
-func loadExample(_ name: String) throws -> CPD {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { root.deleteLastPathComponent() }
-    let bytes = try Data(contentsOf: root.appendingPathComponent("Examples/\(name)"))
-    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
 }
 
 /// Fast retransmission for tests that exercise it.

@@ -1,6 +1,7 @@
 // Fixtures for the state-machine tests: sessions, times, CPDs, and builders that drive a
 // client or a server machine into each RFC state through real transitions.
 @testable import CPNPCore
+import CPNPTesting
 
 enum Fx {
     static let clientEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 40_001)
@@ -20,28 +21,16 @@ enum Fx {
     static let coid = CustomerOrderID("acme-2026-0042")!
     static let poid = ProviderOrderID("pa-000117")!
 
-    static func cpd(_ text: String) -> CPD {
-        let json = try! JSONParser.parse(Array(text.utf8))
-        return try! CPD(json: json, at: .root)
-    }
-
-    static func node(_ id: String, bandwidth: String) -> String {
-        """
-        {"profiles":[{"customer-nodes":[{"identifier":"\(id)","link-identifiers":[],"localization":{"site-id":"S-\(id)"}}],
-        "scope":[{"customer-node":"\(id)","direction":"outgoing","reachability":"global"}],
-        "capacity":[{"customer-node":"\(id)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
-        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}
-        """
-    }
+    static func cpd(_ text: String) -> CPD { CPDFixtures.cpd(text) }
 
     /// A loose request: 80 to 100 Mbps.
-    static let requested = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: #"{"min":80,"max":100}"#) + "]}")
+    static let requested = CPDFixtures.requested
     /// A concrete offer that satisfies it.
-    static let offered = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: "90") + "]}")
+    static let offered = CPDFixtures.offered
     /// A concrete counter-offer with a gap (75 Mbps).
-    static let partial = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: "75") + "]}")
+    static let partial = CPDFixtures.singleNode(bandwidth: "75")
     /// An updated request and offer (200 Mbps).
-    static let updateRequested = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: "200") + "]}")
+    static let updateRequested = CPDFixtures.singleNode(bandwidth: "200")
 
     static func rng(_ seed: UInt64 = 42) -> SplitMix64 { SplitMix64(seed: seed) }
 

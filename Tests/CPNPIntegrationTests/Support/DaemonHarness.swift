@@ -7,6 +7,7 @@ import CPNPCore
 import CPNPStorage
 import Logging
 import CPNPTransport
+import CPNPTesting
 import Foundation
 import NIOCore
 import Synchronization
@@ -420,17 +421,6 @@ final class TestClient: Sendable {
     }
 }
 
-var repositoryRoot: URL {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<4 { root.deleteLastPathComponent() }
-    return root
-}
-
-func loadExample(_ name: String) throws -> CPD {
-    let bytes = try Data(contentsOf: repositoryRoot.appendingPathComponent("Examples/\(name)"))
-    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
-}
-
 extension CPD {
     /// One site in Marseille on the 200 Mbps link PE-MRS-1:xe-1/0/0; `bandwidth` is its JSON value
     /// both ways (`50`, `{"min":60,"max":200}`).
@@ -485,8 +475,7 @@ func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throws -> CP
     let security = try CPNPSecurityConfiguration(
         certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
         trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-    var logger = Logger(label: "e2e-customer")
-    logger.logLevel = .critical
+    let logger = quietLogger("e2e-customer")
     let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
     let engine = CPNPClientEngine(
         transport: transport, store: try store ?? ClientOrderStore.inMemory(),

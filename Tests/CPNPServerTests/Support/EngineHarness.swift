@@ -3,26 +3,11 @@
 import CPNPCore
 import CPNPPolicy
 import CPNPStorage
+import CPNPTesting
 @testable import CPNPServer
 import Foundation
 import Logging
 import Synchronization
-
-/// Collects what the engine sends.
-final class CollectingSink: ServerMessageSink {
-    let sent = Mutex<[(bytes: [UInt8], session: CPNPSession)]>([])
-    func send(_ bytes: [UInt8], on session: CPNPSession) async {
-        sent.withLock { $0.append((bytes, session)) }
-    }
-    /// Removes and decodes everything sent to `remote`.
-    func take(for remote: CPNPEndpoint) -> [CPNPMessage] {
-        sent.withLock { list in
-            let mine = list.filter { $0.session.remote == remote }
-            list.removeAll { $0.session.remote == remote }
-            return mine.map { try! CPNPCodec.decode($0.bytes) }
-        }
-    }
-}
 
 struct TestPaths {
     let directory: URL
@@ -31,12 +16,6 @@ struct TestPaths {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-engine-\(UUID().uuidString)")
         try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
-}
-
-func loadExample(_ name: String) throws -> CPD {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let bytes = try Data(contentsOf: root.appendingPathComponent("Examples/\(name)"))
-    return try CPD(json: JSONParser.parse(Array(bytes)), at: .root)
 }
 
 /// The demo policy with limits raised for load tests.
@@ -90,10 +69,4 @@ struct TestCustomer {
         }
         return messages
     }
-}
-
-func makeLogger() -> Logger {
-    var l = Logger(label: "cpnpd-test")
-    l.logLevel = .critical
-    return l
 }

@@ -2,6 +2,7 @@
 // client/server dialogue that drives real state machines of the protocol core into each RFC state.
 @testable import CPNPCore
 import CPNPStorage
+import CPNPTesting
 import Foundation
 
 /// A fresh directory under the system's temporary directory; call `remove()` when done.
@@ -30,22 +31,10 @@ enum Fx {
     static let t0 = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
     static func t(_ seconds: Int64) -> CPNPTimestamp { t0.adding(.seconds(seconds)) }
 
-    static func cpd(_ text: String) -> CPD {
-        let json = try! JSONParser.parse(Array(text.utf8))
-        return try! CPD(json: json, at: .root)
-    }
+    static func cpd(_ text: String) -> CPD { CPDFixtures.cpd(text) }
 
-    static func node(_ id: String, bandwidth: String) -> String {
-        """
-        {"profiles":[{"customer-nodes":[{"identifier":"\(id)","link-identifiers":[],"localization":{"site-id":"S-\(id)"}}],
-        "scope":[{"customer-node":"\(id)","direction":"outgoing","reachability":"global"}],
-        "capacity":[{"customer-node":"\(id)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
-        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}
-        """
-    }
-
-    static let requested = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: #"{"min":80,"max":100}"#) + "]}")
-    static let offered = cpd(#"{"components":["# + node("CE-PAR-1", bandwidth: "90") + "]}")
+    static let requested = CPDFixtures.requested
+    static let offered = CPDFixtures.offered
 
     static func coid(_ s: String) -> CustomerOrderID { CustomerOrderID(s)! }
     static func poid(_ s: String) -> ProviderOrderID { ProviderOrderID(s)! }
