@@ -123,6 +123,14 @@ struct CascadeEndToEndTests {
 
     static func decimal(_ text: String) -> CPNPDecimal { CPNPDecimal(parsing: text)! }
 
+    /// Waits until `upstream` closed the order behind A's `child`, and expects a WITHDRAW to have done it.
+    @discardableResult
+    static func expectWithdrawn(_ child: [String: Any], at upstream: Daemon) async throws -> OrderView {
+        let closed = try await upstream.waitForOrder(try upstreamOrder(child), timeout: .seconds(60)) { $0.isClosed }
+        #expect(closed.auditContains("WITHDRAW"), "\(closed)")
+        return closed
+    }
+
     /// The lines of `cpnpd admin orders` at `daemon` of the customer `client`.
     static func orders(at daemon: Daemon, of client: String) throws -> [Substring] {
         try daemon.admin(["orders"]).split(separator: "\n").filter { $0.contains(client) }
@@ -301,8 +309,7 @@ struct CascadeEndToEndTests {
         let offer = try Self.offer(try await customer.awaitOffer(id))
         let child = try #require(try providers.children(of: offer.providerOrderID).first)
         #expect(child["state"] as? String == "Completed")
-        let withdrawn = try await b.waitForOrder(try Self.upstreamOrder(child), timeout: .seconds(60)) { $0.isClosed }
-        #expect(withdrawn.auditContains("WITHDRAW"))
+        try await Self.expectWithdrawn(child, at: b)
         await customer.shutdown()
     }
 
@@ -317,8 +324,7 @@ struct CascadeEndToEndTests {
         let child = try #require(try providers.children(of: offer.providerOrderID).first)
         #expect(child["state"] as? String == "Completed")
         try await customer.decline(id, reasons: [.unacceptableGap])
-        let atB = try await providers.upstreams["provider-b"]!.waitForOrder(try Self.upstreamOrder(child), timeout: .seconds(60)) { $0.isClosed }
-        #expect(atB.auditContains("WITHDRAW"))
+        let atB = try await Self.expectWithdrawn(child, at: providers.upstreams["provider-b"]!)
         #expect(!atB.hasReservations)
         await customer.shutdown()
     }
@@ -392,8 +398,7 @@ struct CascadeEndToEndTests {
         let offer = try Self.offer(try await customer.awaitOffer(cancelled))
         let child = try #require(try providers.children(of: offer.providerOrderID).first)
         _ = try await customer.cancel(cancelled)
-        let withdrawn = try await b.waitForOrder(try Self.upstreamOrder(child), timeout: .seconds(60)) { $0.isClosed }
-        #expect(withdrawn.auditContains("WITHDRAW"))
+        try await Self.expectWithdrawn(child, at: b)
         await customer.shutdown()
     }
 
