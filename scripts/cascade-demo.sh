@@ -106,15 +106,15 @@ QUOTE_STATUS=0
 [[ -s $QUOTE ]] || fail "cpnp quote printed nothing (exit status $QUOTE_STATUS)"
 
 # A's provider order id: the agreement's, else the offer's of the last round (an offer not accepted).
+# cpnp's output is rewritten as one JSON document (it may be one, or end with one line).
 PROVIDER_ORDER_ID=$(python3 - "$QUOTE" <<'EOF'
 import json, sys
-def load(path):  # one JSON document, else its last line
-    text = open(path).read()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads([l for l in text.splitlines() if l.strip()][-1])
-out = load(sys.argv[1])
+text = open(sys.argv[1]).read()
+try:
+    out = json.loads(text)
+except ValueError:
+    out = json.loads([l for l in text.splitlines() if l.strip()][-1])
+json.dump(out, open(sys.argv[1], "w"))
 poid = (out.get("agreement") or {}).get("provider-order-id")
 if not poid:
     for candidate in reversed((out.get("rounds") or [[]])[-1]):
@@ -140,14 +140,8 @@ stop_daemons
 
 python3 - "$QUOTE" "$ADMIN" <<'EOF'
 import json, sys
-def load(path):  # one JSON document, else its last line
-    text = open(path).read()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads([l for l in text.splitlines() if l.strip()][-1])
-out = load(sys.argv[1])
-admin = load(sys.argv[2])
+out = json.load(open(sys.argv[1]))
+admin = json.load(open(sys.argv[2]))
 out["children"] = admin.get("children", [])
 print(json.dumps(out, ensure_ascii=False, separators=(",", ":")))
 EOF

@@ -25,8 +25,6 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             order.serverAddress == CPNPClientEngine.storedAddress(of: peer)
         }
     }
-    /// The stored address of each upstream's server, by name (read without waiting).
-    private nonisolated let upstreamAddresses = Mutex<[String: String]>([:])
 
     nonisolated let configuration: ServerConfiguration
     nonisolated let engine: ServerEngine
@@ -75,7 +73,6 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let target = try CPNPServerTarget(parsing: provider.address)
             guard let peer = try await CPNPServerLocator.peers(for: target).first else { continue }
             let address = CPNPClientEngine.storedAddress(of: peer)
-            upstreamAddresses.withLock { $0[provider.name] = address }
             let mine = open.filter { $0.serverAddress == address }
             let port = mine.compactMap { $0.machine.transaction.map { Int($0.session.local.port) } }.last ?? 0
             let security = try CPNPSecurityConfiguration(certificateFile: provider.certificateFile, keyFile: provider.keyFile, trustRootsFile: provider.caFile)
@@ -141,13 +138,6 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
 
     public nonisolated func hasChildren(_ parent: ProviderOrderID) -> Bool {
         parentsWithChildren.withLock { $0.contains(parent) }
-    }
-
-    /// The child orders of `parent`, oldest first, with their upstream's name.
-    public nonisolated func children(of parent: ProviderOrderID) -> [(upstream: String, order: StoredClientOrder)] {
-        let orders = (try? store.orders(group: parent.rawValue)) ?? []
-        let addresses = upstreamAddresses.withLock { $0 }
-        return orders.map { order in (addresses.first { $0.value == order.serverAddress }?.key ?? order.serverAddress, order) }
     }
 
     // MARK: - Negotiating the children (RFC 8921 §8.8, Figure 7)

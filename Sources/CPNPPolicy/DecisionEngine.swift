@@ -155,6 +155,18 @@ public struct DecisionEngine: Sendable {
         return Reservation.aggregate(Reservation.aggregate(new) + negated)
     }
 
+    /// The information elements of an OFFER (RFC 8921 §9.1.10): the Provider Description, the
+    /// request's negotiation options echoed (without the price request and the provider chain),
+    /// and `cost`.
+    public func offerInformationElements(options: NegotiationOptions?, cost: Cost?) -> InformationElements {
+        var echoed = options
+        echoed?.costRequested = false
+        echoed?.providerChain = []
+        let provider = configuration.provider
+        let hasProvider = provider.name != nil || provider.asNumber != nil || provider.contact != nil
+        return InformationElements(providerDescription: hasProvider ? provider : nil, negotiationOptions: echoed, cost: cost)
+    }
+
     /// The price list that applies to `profile` (its own, else the top-level one).
     ///
     /// - Parameter profile: a customer profile.
@@ -360,12 +372,7 @@ struct DecisionRun {
 
         let comparison = offered.comparison(against: request)
         let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
-        var echoed = options
-        echoed?.costRequested = false
-        echoed?.providerChain = []
-        let provider = config.provider
-        let hasProvider = provider.name != nil || provider.asNumber != nil || provider.contact != nil
-        let ies = InformationElements(providerDescription: hasProvider ? provider : nil, negotiationOptions: echoed, cost: cost)
+        let ies = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
         return Offer(cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
                      gaps: comparison.gaps, notes: notes, informationElements: ies)
     }

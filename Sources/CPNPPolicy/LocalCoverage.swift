@@ -7,10 +7,13 @@ public struct LocalCoverage: Sendable, Hashable {
     public var local: [String]
     /// Nodes not served here, with the reason (no network presence, no free capacity).
     public var elsewhere: [String: String]
+    /// The nodes of ``elsewhere`` with no network presence here (the others lack capacity).
+    public var withoutPresence: Set<String>
 
-    public init(local: [String], elsewhere: [String: String]) {
+    public init(local: [String], elsewhere: [String: String], withoutPresence: Set<String>) {
         self.local = local
         self.elsewhere = elsewhere
+        self.withoutPresence = withoutPresence
     }
 }
 
@@ -59,17 +62,20 @@ extension DecisionEngine {
                 }
             }
         }
+        let withoutPresence = Set(elsewhere.keys)
         let present = request.customerNodeIdentifiers.filter { elsewhere[$0] == nil }
-        guard !present.isEmpty, let part = request.restricted(to: Set(present)) else { return LocalCoverage(local: [], elsewhere: elsewhere) }
+        guard !present.isEmpty, let part = request.restricted(to: Set(present)) else {
+            return LocalCoverage(local: [], elsewhere: elsewhere, withoutPresence: withoutPresence)
+        }
         do throws(Refusal) {
             let offer = try run(part).makeOffer(openOrders: nil)
             let served = Set(offer.cpd.customerNodeIdentifiers)
             for node in present where !served.contains(node) { elsewhere[node] = "customer node \(node): no free capacity" }
-            return LocalCoverage(local: present.filter(served.contains), elsewhere: elsewhere)
+            return LocalCoverage(local: present.filter(served.contains), elsewhere: elsewhere, withoutPresence: withoutPresence)
         } catch {
             guard error.code == .outOfResources else { return nil }
             for node in present { elsewhere[node] = clip(error.diagnostic) }
-            return LocalCoverage(local: [], elsewhere: elsewhere)
+            return LocalCoverage(local: [], elsewhere: elsewhere, withoutPresence: withoutPresence)
         }
     }
 }

@@ -102,8 +102,8 @@ public enum ParentOrderChange: Sendable, Hashable {
 struct CascadeHold: Sendable {
     /// The nodes served locally (decided again when the children are back).
     var localNodes: [String]
-    /// The nodes left to the upstreams, with why they are not served here.
-    var elsewhere: [String: String]
+    /// The nodes with no network presence here (FAIL 6 when no upstream serves them, else FAIL 5).
+    var withoutPresence: Set<String>
     var transactionID: TransactionID
 }
 
@@ -155,7 +155,7 @@ extension ServerEngine {
         let request = ChildOrderRequest(
             parent: poid, parentTransactionID: m.transaction.id, isUpdate: m.isUpdate, segments: segments,
             informationElements: InformationElements(negotiationOptions: childOptions), currency: pricing.currency)
-        return (request, CascadeHold(localNodes: coverage.local, elsewhere: coverage.elsewhere, transactionID: m.transaction.id))
+        return (request, CascadeHold(localNodes: coverage.local, withoutPresence: coverage.withoutPresence, transactionID: m.transaction.id))
     }
 
     /// Holds the order in AwaitingProcessing (PROCESSING with subcode 2, request external resources,
@@ -208,8 +208,7 @@ extension ServerEngine {
         let missing = m.requestedCPD.customerNodeIdentifiers.filter { !covered.contains($0) }
         orders[parent]?.cascade = nil
         if segments.isEmpty || (!missing.isEmpty && configuration.cascade.onChildFailure == .fail) {
-            let noPresence = missing.contains { hold.elsewhere[$0]?.contains("no free capacity") == false && hold.elsewhere[$0]?.hasPrefix("out of resources") == false }
-            let code: FailStatusCode = noPresence ? .networkPresenceError : .outOfResources
+            let code: FailStatusCode = missing.contains(where: hold.withoutPresence.contains) ? .networkPresenceError : .outOfResources
             let why = "no provider serves customer node(s) \(missing.joined(separator: ", "))" + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; "))
             logger.info("cascaded order refused", metadata: ["order": "\(parent)", "status": "\(code.rawValue)", "diagnostic": "\(why)"])
             let actions = mutateThrowing(parent) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: String(why.prefix(250)), now: now) }
@@ -227,15 +226,7 @@ extension ServerEngine {
             for child in children { amount += child.resalePrice ?? 0 }
             cost = Cost(amount: amount, currency: pricing.currency, period: pricing.period)
         }
-        var informationElements = localOffer?.informationElements ?? {
-            var echoed = options
-            echoed?.costRequested = false
-            echoed?.providerChain = []
-            let provider = configuration.provider
-            let hasProvider = provider.name != nil || provider.asNumber != nil || provider.contact != nil
-            return InformationElements(providerDescription: hasProvider ? provider : nil, negotiationOptions: echoed)
-        }()
-        informationElements.cost = cost
+        let informationElements = decisionEngine.offerInformationElements(options: options, cost: cost)
         let offer = Offer(
             cpd: composed, reservations: localOffer?.reservations ?? [], cost: cost, satisfiesRequest: comparison.satisfies,
             gaps: comparison.gaps, notes: notes, informationElements: informationElements)

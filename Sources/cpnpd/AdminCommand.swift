@@ -5,6 +5,7 @@ import CPNPPolicy
 import CPNPServer
 import CPNPRuntime
 import CPNPStorage
+import CPNPTransport
 import Foundation
 
 /// `cpnpd admin …`: operator commands on the order store (RFC 8921 §8.2 administrative validation,
@@ -51,8 +52,10 @@ struct AdminCommand: AsyncParsableCommand {
         return try store.orders(group: poid.rawValue).map { order in
             let provider = upstreams.first { upstream in
                 guard let target = try? CPNPServerTarget(parsing: upstream.address) else { return false }
-                // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`).
-                return order.serverAddress == "\(target.host):\(target.port)" || (!target.portGiven && order.serverName == "_cpnp.\(target.host.lowercased())")
+                // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`);
+                // a host is stored as its address, as the coordinator's client engine stored it.
+                if !target.portGiven, order.serverName == "_cpnp.\(target.host.lowercased())" { return true }
+                return (try? CPNPPeer.server(host: target.host, port: target.port)).map(CPNPClientEngine.storedAddress(of:)) == order.serverAddress
             }?.name ?? order.serverAddress
             return ChildOrder(provider: provider, order: order, events: try store.events(customerOrderID: order.customerOrderID))
         }

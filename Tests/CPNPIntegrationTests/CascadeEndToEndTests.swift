@@ -108,6 +108,13 @@ struct CascadeEndToEndTests {
         return try CPD(json: JSONParser.parse(Array(edit(text).utf8)), at: .root)
     }
 
+    /// The request with its Berlin node (CE-BER-1) at `site` in `country` instead.
+    static func request(movingBerlinTo site: String, country: String) throws -> CPD {
+        try request {
+            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"\(site)\", \"country\": \"\(country)\"")
+        }
+    }
+
     static func priced(localOnly: Bool? = nil) -> InformationElements {
         InformationElements(negotiationOptions: NegotiationOptions(localOnly: localOnly, costRequested: true))
     }
@@ -283,9 +290,7 @@ struct CascadeEndToEndTests {
         ) { $0.replacingOccurrences(of: "countries: [FR, DE]", with: "countries: [FR, DE, ES]") }
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
-        let inMadrid = try Self.request {
-            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"MADRID-DC\", \"country\": \"ES\"")
-        }
+        let inMadrid = try Self.request(movingBerlinTo: "MADRID-DC", country: "ES")
         let id = try await customer.quote(inMadrid, informationElements: Self.priced(), to: try providers.server)
         guard case .ended(.failed(let code, let diagnostic)) = try await customer.awaitOffer(id) else {
             Issue.record("a child FAIL with on-child-failure: fail is a FAIL to the customer")
@@ -505,9 +510,7 @@ struct CascadeEndToEndTests {
         ) { $0.replacingOccurrences(of: "countries: [FR, DE]", with: "countries: [FR, DE, PL]") }
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
-        let inWarsaw = try Self.request {
-            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"WARSAW-DC\", \"country\": \"PL\"")
-        }
+        let inWarsaw = try Self.request(movingBerlinTo: "WARSAW-DC", country: "PL")
         let id = try await customer.quote(inWarsaw, informationElements: Self.priced(), to: try providers.server)
         let offer = try Self.offer(try await customer.awaitOffer(id))
         #expect(Set(offer.offeredCPD.customerNodeIdentifiers) == Self.everySite)
@@ -552,9 +555,7 @@ struct CascadeEndToEndTests {
         ) { $0.replacingOccurrences(of: "countries: [FR, DE]", with: "countries: [FR, DE, ES]") }
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
-        let inMadrid = try Self.request {
-            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"MADRID-DC\", \"country\": \"ES\"")
-        }
+        let inMadrid = try Self.request(movingBerlinTo: "MADRID-DC", country: "ES")
         let id = try await customer.quote(inMadrid, informationElements: Self.priced(), to: try providers.server)
         let offer = try Self.offer(try await customer.awaitOffer(id))
         #expect(Set(offer.offeredCPD.customerNodeIdentifiers) == Self.frenchSites)
