@@ -182,6 +182,32 @@ struct RetransmissionAndSequenceTests {
         d.server = s
     }
 
+    /// The ACK closing a WITHDRAW was lost; a message with the next sequence number and another
+    /// nonce gets FAIL 1 but must not take the transaction over, or the real retransmission would be
+    /// stale and the client would retry forever (found by `StateMachinePropertyTests`; §11.3, §11.4).
+    @Test func aClosedWithdrawalKeepsItsAckForTheRetransmissionOfTheWithdraw() throws {
+        var d = Dialogue()
+        try d.negotiate()
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        let withdraw = try #require(d.toServer.last)
+        d.deliverToServer()
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
+        let ack = try #require(d.sentByServer.last)
+        #expect(ack.method == .ack && d.server?.state == .cancelled)
+        d.toClient.removeAll()
+        guard case .withdraw(var forged) = withdraw else { Issue.record("not a WITHDRAW"); return }
+        forged.sequenceNumber = withdraw.sequenceNumber &+ 1
+        forged.nonce = Nonce("ffffffffffffffffffffffffffffffff")!
+        var s = try #require(d.server)
+        var rng = Fx.rng(9)
+        let lastIncoming = s.transaction.sequence.lastIncoming
+        let refusal = sent(s.messageReceived(.withdraw(forged), session: Fx.serverSession, now: Fx.t(5), using: &rng))
+        guard case .fail(let fail)? = refusal.first else { Issue.record("no FAIL: \(refusal)"); return }
+        #expect(fail.statusCode == .messageValidationError && fail.sequenceNumber == ack.sequenceNumber &+ 1)
+        #expect(s.transaction.sequence.lastIncoming == lastIncoming && s.transaction.cache?.answer == ack)
+        #expect(sent(s.messageReceived(withdraw, session: Fx.serverSession, now: Fx.t(6), using: &rng)) == [ack])
+    }
+
     @Test func withdrawalCyclesRepeatEveryInterval() throws {
         var d = Dialogue()
         try d.negotiate()

@@ -785,6 +785,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         default: break
         }
         if phase == .acceptReceived || phase == .completed { return [.discard(.mismatch(diagnostic))] }
+        // A transaction closed by its final answer keeps that answer, and its incoming number, for
+        // retransmissions of the request it answered: a later message gets FAIL 1 but is not recorded,
+        // or the retransmitted request would be stale and never answered again (§11.3, §11.4).
+        if phase == .cancelled, let answer = transaction.cache?.answer, answer.method == .ack || answer.method == .fail {
+            let fail = makeFail(.messageValidationError, diagnostic)
+            return [.persist(from: state, to: state, event: "\(message.method) after the transaction closed answered FAIL 1: \(diagnostic)"), .send(fail, to: session)]
+        }
         accept(message)
         let fail = makeFail(.messageValidationError, diagnostic)
         transaction.cache?.answer = fail
