@@ -59,6 +59,13 @@ extension ServerEngine {
         struct Key: Hashable {
             var session: CPNPSession
             var bytes: [UInt8]
+
+            /// The datagram's bytes hashed in one block, not byte by byte as `[UInt8]` hashes them.
+            func hash(into hasher: inout Hasher) {
+                hasher.combine(session)
+                hasher.combine(bytes.count)
+                bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            }
         }
 
         struct State {

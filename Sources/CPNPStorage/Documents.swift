@@ -33,8 +33,9 @@ final class DocumentTable: Sendable {
         var newReferences: [CPD: String] = [:]
         let text = CPDReferences.writing({ document in
             if let reference = known[document] ?? newReferences[document] { return reference }
-            let body = StoreDatabase.text(document.json)
-            let reference = Self.reference(body)
+            let bytes = document.compactJSON
+            let body = String(decoding: bytes, as: UTF8.self)
+            let reference = Self.reference(bytes)
             newDocuments.append((reference, body))
             newReferences[document] = reference
             return reference
@@ -57,8 +58,8 @@ final class DocumentTable: Sendable {
     }
 
     /// The reference of a document's compact JSON: `sha256:` and its SHA-256 in hex.
-    static func reference(_ body: String) -> String {
-        CPDReferences.prefix + SHA256.hash(data: Array(body.utf8)).map { byte in
+    static func reference(_ body: [UInt8]) -> String {
+        CPDReferences.prefix + SHA256.hash(data: body).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()

@@ -13,6 +13,15 @@ public enum JSONSerializer {
         return writer.out
     }
 
+    /// Encodes `object` compactly with the value of its member `key` written as `bytes`, the
+    /// compact JSON of that value encoded before.
+    static func serialize(_ object: JSONObject, writingMember key: String, as bytes: [UInt8]) -> [UInt8] {
+        var writer = Writer(pretty: false)
+        writer.rawMember = (key, bytes)
+        writer.write(.object(object))
+        return writer.out
+    }
+
     /// Encodes `value` as a `String`; `pretty` indents with two spaces for human display.
     public static func serializeString(_ value: JSONValue, pretty: Bool = false) -> String {
         String(decoding: serialize(value, pretty: pretty), as: UTF8.self)
@@ -22,6 +31,8 @@ public enum JSONSerializer {
 private struct Writer {
     let pretty: Bool
     var out: [UInt8] = []
+    /// A member of the top-level object whose value is written as these bytes.
+    var rawMember: (key: String, bytes: [UInt8])?
 
     init(pretty: Bool) {
         self.pretty = pretty
@@ -31,7 +42,7 @@ private struct Writer {
     /// An open, non-empty container and the index of its next member.
     private enum Frame {
         case array([JSONValue], next: Int)
-        case object(JSONObject, keys: [String], next: Int)
+        case object(JSONObject, next: Int)
     }
 
     mutating func write(_ root: JSONValue) {
@@ -57,7 +68,7 @@ private struct Writer {
                     if o.isEmpty {
                         out.append(UInt8(ascii: "}"))
                     } else {
-                        stack.append(.object(o, keys: o.keys, next: 0))
+                        stack.append(.object(o, next: 0))
                     }
                 }
             }
@@ -74,18 +85,23 @@ private struct Writer {
                     stack.append(.array(a, next: next + 1))
                     pending = a[next]
                 }
-            case .object(let o, let keys, let next):
-                if next == keys.count {
+            case .object(let o, let next):
+                if next == o.members.count {
                     newline(depth: stack.count)
                     out.append(UInt8(ascii: "}"))
                 } else {
                     if next > 0 { out.append(UInt8(ascii: ",")) }
                     newline(depth: stack.count + 1)
-                    writeString(keys[next])
+                    let member = o.members[next]
+                    writeString(member.key)
                     out.append(UInt8(ascii: ":"))
                     if pretty { out.append(UInt8(ascii: " ")) }
-                    stack.append(.object(o, keys: keys, next: next + 1))
-                    pending = o[keys[next]]
+                    stack.append(.object(o, next: next + 1))
+                    if stack.count == 1, let rawMember, rawMember.key == member.key {
+                        out.append(contentsOf: rawMember.bytes)
+                    } else {
+                        pending = member.value
+                    }
                 }
             }
         }
@@ -99,6 +115,12 @@ private struct Writer {
 
     mutating func writeString(_ s: String) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copied in one piece.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)

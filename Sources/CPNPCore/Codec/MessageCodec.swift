@@ -132,7 +132,10 @@ public enum CPNPCodec {
 
     /// Encodes a message as compact, deterministic JSON bytes.
     public static func encode(_ message: CPNPMessage) -> [UInt8] {
-        JSONSerializer.serialize(encodeJSON(message))
+        guard let document = message.carriedCPD else { return JSONSerializer.serialize(encodeJSON(message)) }
+        // The CPD's bytes are encoded once per document and written in place of its value.
+        guard case .object(let object) = encodeJSON(message, document: { _ in .null }) else { return [] }
+        return JSONSerializer.serialize(object, writingMember: Key.cpd, as: document.compactJSON)
     }
 
     /// Encodes a message as a JSON value with the keys in the fixed order of docs/protocol.md §2.3.

@@ -299,6 +299,20 @@ public enum CPNPMessage: Sendable, Hashable {
         }
     }
 
+    /// The CPD the message carries at `cpd`, if any (docs/protocol.md §3).
+    var carriedCPD: CPD? {
+        switch self {
+        case .quotation(let m): m.requestedCPD
+        case .offer(let m): m.offeredCPD
+        case .accept(let m): m.acceptedCPD
+        case .ack(let m): m.cpd
+        case .cancel(let m): m.cpd
+        case .withdraw(let m): m.acceptedCPD
+        case .update(let m): m.requestedCPD
+        case .processing, .decline, .fail, .activate: nil
+        }
+    }
+
     public var sequenceNumber: SequenceNumber {
         switch self {
         case .quotation(let m): m.sequenceNumber

@@ -1,13 +1,54 @@
+import Synchronization
+
 /// A Connectivity Provisioning Document: one or more components, each made of CPPs
 /// (RFC 7297 §4, Figure 6; RFC 8921 §9.1.9, Figure 10; docs/protocol.md §2.7).
 ///
 /// JSON: `{"components":[{"profiles":[CPP, …]}, …]}`. The empty CPD `{"components": []}` is what
 /// an ACK carries after DECLINE or WITHDRAW (RFC 8921 §9.2.6).
 public struct ConnectivityProvisioningDocument: Sendable, Hashable {
-    public var components: [ConnectivityProvisioningComponent]
+    public var components: [ConnectivityProvisioningComponent] {
+        didSet { memo = Memo() }
+    }
+
+    /// What is derived from this value once and shared by its copies: its compact JSON and its
+    /// hash. A change to `components` starts a new one, so copies sharing a memo are equal.
+    private var memo = Memo()
 
     public init(components: [ConnectivityProvisioningComponent]) {
         self.components = components
+    }
+
+    /// The CPD's compact JSON bytes (docs/protocol.md §2.3), encoded once per value: an OFFER, the
+    /// ACK of its ACCEPT and the stored document reuse them.
+    public var compactJSON: [UInt8] {
+        if let bytes = memo.state.withLock({ $0.compactJSON }) { return bytes }
+        let bytes = JSONSerializer.serialize(json)
+        memo.state.withLock { $0.compactJSON = bytes }
+        return bytes
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.memo === rhs.memo || lhs.components == rhs.components
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        if let contentHash = memo.state.withLock({ $0.contentHash }) {
+            hasher.combine(contentHash)
+            return
+        }
+        var contentHasher = Hasher()
+        contentHasher.combine(components)
+        let contentHash = contentHasher.finalize()
+        memo.state.withLock { $0.contentHash = contentHash }
+        hasher.combine(contentHash)
+    }
+
+    final class Memo: Sendable {
+        struct State {
+            var compactJSON: [UInt8]?
+            var contentHash: Int?
+        }
+        let state = Mutex(State())
     }
 
     /// The empty CPD `{"components": []}` (RFC 8921 §9.2.6).
