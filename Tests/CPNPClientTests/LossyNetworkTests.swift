@@ -1,4 +1,4 @@
-// Negotiations over a lossy network (issues 5 and 6): CPNP messages lost, duplicated, reordered and
+// Negotiations over a lossy network: CPNP messages lost, duplicated, reordered and
 // delayed in each direction (ChaosTransport, seeded), between client engines and a real provider
 // engine over real DTLS on loopback. Every negotiation that can complete does, none completes twice,
 // and the provider's reserved capacity is exactly that of its agreements and live offers.

@@ -158,7 +158,7 @@ struct FlowFigureEndToEndTests {
             try await client.act(&order) { try $0.decline(reasons: [.unacceptableGap, .conflictWithAnotherOffer], now: TestClient.now()) }
             try await client.run(&order, until: { _ in client.events.contains(.cancellationConfirmed) })
             guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
-            // Notes A2: the ACK of a DECLINE carries the Empty CPD.
+            // docs/protocol.md §6, A2: the ACK of a DECLINE carries the Empty CPD.
             #expect(ack.cpd?.isEmpty ?? true)
             let view = try daemon.show(poid)
             #expect(view.state == "Cancelled" && view.isClosed && !view.hasReservations)

@@ -538,13 +538,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 providerOrderID: providerOrderID, cpd: .empty)
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
-            // Notes A2: the ACK of a DECLINE carries the Empty CPD.
+            // docs/protocol.md §6, A2: the ACK of a DECLINE carries the Empty CPD.
             return endNegotiation(.declined(m.reasons), now: now, event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
 
         case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
             (.acceptReceived, .cancel), (.child, .cancel):
             accept(message)
-            // Notes A3: the offered CPD if an offer exists, else the requested one.
+            // docs/protocol.md §6, A3: the offered CPD if an offer exists, else the requested one.
             let cpd = offer?.offeredCPD ?? requestedCPD
             let ack = AckMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
@@ -657,7 +657,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID)
             transaction.cache?.answer = .ack(ack)
-            // Notes A7: the ACK of an ACTIVATE carries no CPD.
+            // docs/protocol.md §6, A7: the ACK of an ACTIVATE carries no CPD.
             return [.persist(from: state, to: state, event: "ACTIVATE received (\(m.activationSchedule))")] + a
                 + [.send(.ack(ack), to: session), .report(.activationChanged(updated.activation))]
         default:
@@ -674,7 +674,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             guard var pending = transaction.pending else { return [.discard(.staleTimer)] }
             let policy = configuration.retransmission
             guard pending.retries < policy.maximumRetries else {
-                // Notes A26: an unanswered OFFER stays until its validity expires; an unanswered request
+                // docs/protocol.md §6, A26: an unanswered OFFER stays until its validity expires; an unanswered request
                 // for more time is treated as not granted.
                 transaction.pending = nil
                 if case .processing = pending.message {

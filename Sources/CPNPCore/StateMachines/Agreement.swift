@@ -1,0 +1,54 @@
+// The agreement both order state machines reach (RFC 8921 §8.11, §9.2.4) and its activation status (§9.2.11).
+
+/// How an agreement is currently switched (RFC 8921 §9.2.11).
+public enum ActivationStatus: Sendable, Hashable, CustomStringConvertible {
+    case inactive
+    case active
+    case scheduled(CPNPTimestamp)
+
+    public var description: String {
+        switch self {
+        case .inactive: "inactive"
+        case .active: "active"
+        case .scheduled(let t): "scheduled at \(t.rfc3339)"
+        }
+    }
+}
+
+/// A reached agreement: the accepted CPD and what identifies it (RFC 8921 §8.11, §9.2.4).
+public struct Agreement: Sendable, Hashable {
+    public var customerOrderID: CustomerOrderID
+    public var providerOrderID: ProviderOrderID
+    public var nonce: Nonce
+    public var acceptedCPD: CPD
+    /// The offer's information elements (cost, negotiation options).
+    public var informationElements: InformationElements?
+    public var activationType: ActivationType
+    public var purpose: Purpose
+    public var testPeriodEnd: CPNPTimestamp?
+    public var activationSchedule: CPNPTimestamp?
+    public var activation: ActivationStatus
+    public var agreedAt: CPNPTimestamp
+
+    /// The negotiated options: the offer's, falling back on the request's.
+    static func make(
+        offer: OfferMessage, requestOptions: NegotiationOptions?, agreedAt: CPNPTimestamp
+    ) -> Agreement {
+        let o = offer.informationElements?.negotiationOptions
+        let type = o?.activationType ?? requestOptions?.activationType ?? .immediate
+        let purpose = o?.purpose ?? requestOptions?.purpose ?? .permanent
+        let schedule = o?.activationSchedule ?? requestOptions?.activationSchedule
+        var status = ActivationStatus.inactive
+        switch type {
+        case .immediate: status = .active
+        case .scheduled: status = schedule.map { $0 <= agreedAt ? .active : .scheduled($0) } ?? .active
+        case .explicit: status = .inactive
+        }
+        return Agreement(
+            customerOrderID: offer.customerOrderID, providerOrderID: offer.providerOrderID, nonce: offer.nonce,
+            acceptedCPD: offer.offeredCPD, informationElements: offer.informationElements,
+            activationType: type, purpose: purpose,
+            testPeriodEnd: purpose == .testing ? (o?.testPeriodEnd ?? requestOptions?.testPeriodEnd) : nil,
+            activationSchedule: schedule, activation: status, agreedAt: agreedAt)
+    }
+}
