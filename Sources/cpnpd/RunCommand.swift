@@ -120,10 +120,7 @@ struct RunCommand: AsyncParsableCommand {
         let recovered = try await engine.recover()
         await cascade?.reconcile()
         await portal.resumeAll()
-        let service = DaemonService(
-            engine: engine, transport: transport,
-            provisioning: ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID),
-            logger: logger)
+        let provisioning = ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID)
         // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
         // stops cpnpd gracefully, once the service group runs.
         do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
@@ -136,7 +133,7 @@ struct RunCommand: AsyncParsableCommand {
         // "ready" once every listener is up: with the HTTP server, when it listens.
         let readyLogger = logger
         let announceReady: @Sendable () -> Void = { readyLogger.notice("cpnpd ready", metadata: readyMetadata) }
-        var services: [any Service] = [service]
+        var services = DaemonServices.make(engine: engine, transport: transport, provisioning: provisioning, logger: logger)
         if configuration.http.enabled {
             do {
                 let dtls = transport as? DTLSTransport

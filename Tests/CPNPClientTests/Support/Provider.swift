@@ -74,13 +74,9 @@ final class InProcessProvider: Sendable {
         let engine = ServerEngine(configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")), logger: quietLogger("cpnpd-test"))
         self.engine = engine
         _ = try await engine.recover()
-        let maximum = t.maximumMessageSize
-        // cpnpd's path (Sources/CPNPDaemon): submitted to the engine's inbox, batched, group-committed.
-        loop = Task {
-            for await m in t.inbound {
-                engine.submit(InboundDatagram(m, maximumSize: maximum))
-            }
-        }
+        // cpnpd's inbox service (Sources/CPNPDaemon): submitted to the engine's inbox, batched, group-committed.
+        let inbox = InboxService(engine: engine, transport: t, logger: quietLogger("cpnpd-test"))
+        loop = Task { try? await inbox.run() }
     }
 
     var port: Int { transport.localAddress?.port ?? 0 }

@@ -1,0 +1,168 @@
+// The glue of cpnpd between its transport and its engine, as a library of services: cpnpd and the
+// tests run the same code.
+public import CPNPCore
+public import CPNPHTTP
+public import CPNPServer
+public import CPNPTransport
+import Foundation
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+public import Synchronization
+
+/// Where the engine's answers to the customer portal go (set once the portal exists).
+public final class PortalMailbox: Sendable {
+    public let portal = Mutex<CustomerPortal?>(nil)
+
+    public init() {}
+}
+
+/// The transport as the engine's sink; the customer portal's sessions are answered in process.
+public struct TransportSink: ServerMessageSink {
+    let transport: any CPNPTransport
+    let portal: PortalMailbox?
+    let logger: Logger
+
+    /// - Parameter portal: where the customer portal's sessions are answered (none: no portal).
+    public init(transport: any CPNPTransport, portal: PortalMailbox? = nil, logger: Logger) {
+        self.transport = transport
+        self.portal = portal
+        self.logger = logger
+    }
+
+    public func send(_ bytes: [UInt8], on session: CPNPSession) async {
+        if let customer = PortalSessions.customer(of: session.remote) {
+            await portal?.portal.withLock { $0 }?.deliver(bytes, to: customer)
+            return
+        }
+        do {
+            let address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
+            try await transport.send(bytes, to: CPNPPeer(address: address))
+        } catch {
+            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
+        }
+    }
+}
+
+/// cpnpd's long-running loops, one ``Service`` each, in the order a `ServiceGroup` starts them (it
+/// stops them in reverse): the inbox last, so that the others stop while messages still flow.
+public enum DaemonServices {
+    /// The inbox, operator requests, provisioning hand-off, and with a shared database its upkeep.
+    public static func make(engine: ServerEngine, transport: any CPNPTransport, provisioning: ProvisioningWorker, logger: Logger) -> [any Service] {
+        var services: [any Service] = [
+            InboxService(engine: engine, transport: transport, logger: logger),
+            AdminRequestsService(engine: engine),
+            ProvisioningService(worker: provisioning),
+        ]
+        if engine.sharesStore { services.append(SharedStoreUpkeepService(engine: engine)) }
+        return services
+    }
+}
+
+/// The transport's two streams: each received datagram goes to the engine's inbox (handled and
+/// committed in batches, GroupCommit.swift), each failure to the log. Ends when the transport is
+/// closed, which graceful shutdown does; then logs the group commit figures.
+public struct InboxService: Service {
+    let engine: ServerEngine
+    let transport: any CPNPTransport
+    let logger: Logger
+
+    public init(engine: ServerEngine, transport: any CPNPTransport, logger: Logger) {
+        self.engine = engine
+        self.transport = transport
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let (engine, transport, logger) = (self.engine, self.transport, self.logger)
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await failure in transport.failures {
+                        logger.debug("transport failure", metadata: ["error": "\(failure)"])
+                    }
+                }
+                for await message in transport.inbound {
+                    engine.submit(InboundDatagram(message, maximumSize: transport.maximumMessageSize))
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            logger.notice("shutting down")
+            engine.events.close()
+            Task {
+                await engine.leaveSharedStore()
+                await transport.close()
+            }
+        }
+        let statistics = await engine.commitStatistics
+        let commitMilliseconds = Double(statistics.commitTime.components.attoseconds) / 1e15 + Double(statistics.commitTime.components.seconds) * 1e3
+        logger.notice("group commit", metadata: [
+            "batches": "\(statistics.batches)", "datagrams": "\(statistics.datagrams)", "transactions": "\(statistics.transactions)",
+            "changes": "\(statistics.changes)", "largest-transaction": "\(statistics.largestTransaction)",
+            "failed-changes": "\(statistics.failedChanges)",
+            "commit-mean-ms": "\(statistics.transactions == 0 ? 0 : commitMilliseconds / Double(statistics.transactions))",
+            "inbox-coalesced": "\(statistics.inboxCoalesced)", "inbox-dropped": "\(statistics.inboxDropped)",
+        ])
+    }
+}
+
+/// Operator approvals and rejections written by `cpnpd admin` (docs/deployment.md), read every 250 ms.
+public struct AdminRequestsService: Service {
+    let engine: ServerEngine
+
+    public init(engine: ServerEngine) { self.engine = engine }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await engine.processAdminRequests()
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+}
+
+/// The provisioning hand-off (Sources/CPNPServer/ProvisioningWorker.swift), until graceful shutdown.
+public struct ProvisioningService: Service {
+    let worker: ProvisioningWorker
+
+    public init(worker: ProvisioningWorker) { self.worker = worker }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await worker.run() }
+    }
+}
+
+/// Several cpnpd on one database (docs/deployment.md): heartbeat, take over the orders of instances
+/// that stopped, refresh the shared totals, every ``ServerEngine/sharedHeartbeatInterval``.
+public struct SharedStoreUpkeepService: Service {
+    let engine: ServerEngine
+
+    public init(engine: ServerEngine) { self.engine = engine }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: ServerEngine.sharedHeartbeatInterval)
+                await engine.maintainSharedStore()
+            }
+        }
+    }
+}
+
+extension InboundDatagram {
+    /// A message a transport received, as the engine takes it: its session 4-tuple, and the names of
+    /// its client certificate (RFC 8921 §13).
+    public init(_ m: CPNPInboundMessage, maximumSize: Int) {
+        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint {
+            CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0))
+        }
+        let identity = m.identity.map { id in
+            ClientIdentity(names: ([id.commonName].compactMap { $0 } + id.dnsNames), subject: id.subject)
+        }
+        self.init(
+            bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
+            identity: identity, maximumSize: maximumSize)
+    }
+}
