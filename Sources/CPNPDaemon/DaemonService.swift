@@ -101,12 +101,12 @@ public struct DaemonService: Service {
                 await transport.close()
             }
         }
-        let s = await engine.commitStatistics
+        let totals = await engine.commitStatistics
         logger.notice("group commit", metadata: [
-            "batches": "\(s.batches)", "datagrams": "\(s.datagrams)", "transactions": "\(s.transactions)", "changes": "\(s.changes)",
-            "largest-transaction": "\(s.largestTransaction)", "failed-changes": "\(s.failedChanges)",
-            "commit-mean-ms": "\(s.transactions == 0 ? 0 : (Double(s.commitTime.components.attoseconds) / 1e15 + Double(s.commitTime.components.seconds) * 1e3) / Double(s.transactions))",
-            "inbox-coalesced": "\(s.inboxCoalesced)", "inbox-dropped": "\(s.inboxDropped)",
+            "batches": "\(totals.batches)", "datagrams": "\(totals.datagrams)", "transactions": "\(totals.transactions)", "changes": "\(totals.changes)",
+            "largest-transaction": "\(totals.largestTransaction)", "failed-changes": "\(totals.failedChanges)",
+            "commit-mean-ms": "\(totals.transactions == 0 ? 0 : (Double(totals.commitTime.components.attoseconds) / 1e15 + Double(totals.commitTime.components.seconds) * 1e3) / Double(totals.transactions))",
+            "inbox-coalesced": "\(totals.inboxCoalesced)", "inbox-dropped": "\(totals.inboxDropped)",
         ])
     }
 }
@@ -114,15 +114,15 @@ public struct DaemonService: Service {
 extension InboundDatagram {
     /// A message a transport received, as the engine takes it: its session 4-tuple, and the names of
     /// its client certificate (RFC 8921 §13).
-    public init(_ m: CPNPInboundMessage, maximumSize: Int) {
-        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint {
-            CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0))
+    public init(_ message: CPNPInboundMessage, maximumSize: Int) {
+        func endpoint(_ address: SocketAddress?) -> CPNPEndpoint {
+            CPNPEndpoint(host: address?.ipAddress ?? "?", port: UInt16(clamping: address?.port ?? 0))
         }
-        let identity = m.identity.map { id in
-            ClientIdentity(names: ([id.commonName].compactMap { $0 } + id.dnsNames), subject: id.subject)
+        let identity = message.identity.map { certificate in
+            ClientIdentity(names: ([certificate.commonName].compactMap { $0 } + certificate.dnsNames), subject: certificate.subject)
         }
         self.init(
-            bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
+            bytes: message.bytes, session: CPNPSession(local: endpoint(message.localAddress), remote: endpoint(message.remoteAddress)),
             identity: identity, maximumSize: maximumSize)
     }
 }
