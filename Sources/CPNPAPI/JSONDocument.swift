@@ -53,19 +53,19 @@ public struct JSONDocument: Codable, Hashable, Sendable {
         case .array(let items):
             var container = encoder.unkeyedContainer()
             for item in items { try container.encode(JSONDocument(item)) }
-        case .string(let s):
+        case .string(let string):
             var container = encoder.singleValueContainer()
-            try container.encode(s)
-        case .bool(let b):
+            try container.encode(string)
+        case .bool(let bool):
             var container = encoder.singleValueContainer()
-            try container.encode(b)
+            try container.encode(bool)
         case .null:
             var container = encoder.singleValueContainer()
             try container.encodeNil()
-        case .number(let n):
+        case .number(let number):
             var container = encoder.singleValueContainer()
-            guard let decimal = Decimal(string: n.description, locale: Locale(identifier: "en_US_POSIX")) else {
-                throw EncodingError.invalidValue(n.description, .init(codingPath: encoder.codingPath, debugDescription: "not a decimal"))
+            guard let decimal = Decimal(string: number.description, locale: Locale(identifier: "en_US_POSIX")) else {
+                throw EncodingError.invalidValue(number.description, .init(codingPath: encoder.codingPath, debugDescription: "not a decimal"))
             }
             try container.encode(decimal)
         }

@@ -49,10 +49,10 @@ public struct APIProblem: Error, Sendable {
         case "now": return .now
         case "off": return .deactivate
         default:
-            guard let t = CPNPTimestamp(rfc3339: when) else {
+            guard let time = CPNPTimestamp(rfc3339: when) else {
                 throw APIProblem(status: 400, title: "invalid value", detail: "now, off, or an RFC 3339 time", field: "when")
             }
-            return .at(t)
+            return .at(time)
         }
     }
 
@@ -88,11 +88,11 @@ public struct ProblemMiddleware: ServerMiddleware {
             var detail = error.causeDescription
             if let decoding = error.underlyingError as? DecodingError {
                 switch decoding {
-                case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
-                    field = Self.path(c.codingPath)
-                    detail = c.debugDescription
-                case .keyNotFound(let key, let c):
-                    field = Self.path(c.codingPath + [key])
+                case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+                    field = Self.path(context.codingPath)
+                    detail = context.debugDescription
+                case .keyNotFound(let key, let context):
+                    field = Self.path(context.codingPath + [key])
                     detail = "missing"
                 @unknown default: break
                 }

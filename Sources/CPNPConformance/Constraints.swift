@@ -18,19 +18,19 @@ extension Expectation {
     /// `FAIL 6 "no network presence"`, `OFFER seq 1234` …: a short description of a received message.
     static func describe(_ message: JSONValue) -> String {
         var name = "a message without a method"
-        if case .number(let n)? = message.value(atDottedPath: "method"), let i = n.int64Value {
-            name = MethodCode(rawValue: Int(i))?.name ?? "method \(i)"
+        if case .number(let number)? = message.value(atDottedPath: "method"), let rawMethod = number.int64Value {
+            name = MethodCode(rawValue: Int(rawMethod))?.name ?? "method \(rawMethod)"
         }
-        if case .number(let s)? = message.value(atDottedPath: "status-code") { name += " \(s)" }
-        if case .string(let d)? = message.value(atDottedPath: "diagnostic") { name += " \"\(d)\"" }
+        if case .number(let statusCode)? = message.value(atDottedPath: "status-code") { name += " \(statusCode)" }
+        if case .string(let diagnostic)? = message.value(atDottedPath: "diagnostic") { name += " \"\(diagnostic)\"" }
         return name
     }
 
     /// Why `value` (nil: absent) fails `constraint`, or nil when it holds.
     static func check(_ value: JSONValue?, _ constraint: JSONValue) -> String? {
-        if case .object(let o) = constraint, !o.isEmpty, o.keys.allSatisfy({ $0.hasPrefix("$") }) {
-            for (op, arg) in o {
-                if let why = apply(op, arg, to: value) { return why }
+        if case .object(let object) = constraint, !object.isEmpty, object.keys.allSatisfy({ $0.hasPrefix("$") }) {
+            for (operation, arg) in object {
+                if let why = apply(operation, arg, to: value) { return why }
             }
             return nil
         }
@@ -38,8 +38,8 @@ extension Expectation {
         return value == constraint ? nil : "expected \(text(constraint)), got \(text(value))"
     }
 
-    static func apply(_ op: String, _ arg: JSONValue, to value: JSONValue?) -> String? {
-        switch op {
+    static func apply(_ operation: String, _ arg: JSONValue, to value: JSONValue?) -> String? {
+        switch operation {
         case "$present":
             let want = arg == .bool(true)
             if want && value == nil { return "missing" }
@@ -53,35 +53,35 @@ extension Expectation {
             guard let value else { return "missing, expected one of \(text(arg))" }
             return options.contains(value) ? nil : "expected one of \(text(arg)), got \(text(value))"
         case "$gt", "$ge", "$lt", "$le":
-            guard case .number(let bound) = arg else { return "\(op) needs a number" }
-            guard case .number(let n)? = value else { return "expected a number \(op) \(bound), got \(value.map(text) ?? "nothing")" }
-            let ok = switch op {
-            case "$gt": bound < n
-            case "$ge": !(n < bound)
-            case "$lt": n < bound
-            default: !(bound < n)
+            guard case .number(let bound) = arg else { return "\(operation) needs a number" }
+            guard case .number(let number)? = value else { return "expected a number \(operation) \(bound), got \(value.map(text) ?? "nothing")" }
+            let holds = switch operation {
+            case "$gt": bound < number
+            case "$ge": !(number < bound)
+            case "$lt": number < bound
+            default: !(bound < number)
             }
-            return ok ? nil : "expected \(op.dropFirst()) \(bound), got \(n)"
+            return holds ? nil : "expected \(operation.dropFirst()) \(bound), got \(number)"
         case "$type":
-            guard case .string(let t) = arg else { return "$type needs a string" }
-            guard let value else { return "missing, expected a \(t)" }
-            return value.typeName == t ? nil : "expected a \(t), got \(value.typeName)"
+            guard case .string(let expectedType) = arg else { return "$type needs a string" }
+            guard let value else { return "missing, expected a \(expectedType)" }
+            return value.typeName == expectedType ? nil : "expected a \(expectedType), got \(value.typeName)"
         case "$matches":
             guard case .string(let pattern) = arg else { return "$matches needs a string" }
-            guard case .string(let s)? = value else { return "expected a string matching \(pattern)" }
-            return s.range(of: pattern, options: .regularExpression) != nil ? nil : "\"\(s)\" does not match \(pattern)"
+            guard case .string(let string)? = value else { return "expected a string matching \(pattern)" }
+            return string.range(of: pattern, options: .regularExpression) != nil ? nil : "\"\(string)\" does not match \(pattern)"
         case "$after-now", "$before-now":
-            guard case .string(let s)? = value, let t = CPNPTimestamp(rfc3339: s) else { return "expected an RFC 3339 time" }
+            guard case .string(let string)? = value, let time = CPNPTimestamp(rfc3339: string) else { return "expected an RFC 3339 time" }
             let now = CPNPTimestamp(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)))
-            let after = now < t
-            return (op == "$after-now") == after ? nil : "\(s) is not \(op == "$after-now" ? "in the future" : "in the past")"
+            let after = now < time
+            return (operation == "$after-now") == after ? nil : "\(string) is not \(operation == "$after-now" ? "in the future" : "in the past")"
         default:
-            return "unknown operator \(op)"
+            return "unknown operator \(operation)"
         }
     }
 
-    static func text(_ v: JSONValue) -> String {
-        let s = JSONSerializer.serializeString(v)
-        return s.count > 120 ? String(s.prefix(117)) + "…" : s
+    static func text(_ value: JSONValue) -> String {
+        let serialized = JSONSerializer.serializeString(value)
+        return serialized.count > 120 ? String(serialized.prefix(117)) + "…" : serialized
     }
 }

@@ -21,18 +21,18 @@ public struct ConformanceVariables: Sendable {
     /// by their text.
     public mutating func expand(_ template: JSONValue) throws(ConformanceError) -> JSONValue {
         switch template {
-        case .string(let s):
-            if s.hasPrefix("{{"), s.hasSuffix("}}"), s.count > 4, !s.dropFirst(2).dropLast(2).contains("{{") {
-                return try resolve(String(s.dropFirst(2).dropLast(2)).trimmingCharacters(in: .whitespaces))
+        case .string(let string):
+            if string.hasPrefix("{{"), string.hasSuffix("}}"), string.count > 4, !string.dropFirst(2).dropLast(2).contains("{{") {
+                return try resolve(String(string.dropFirst(2).dropLast(2)).trimmingCharacters(in: .whitespaces))
             }
-            return .string(try expandText(s))
-        case .array(let a):
+            return .string(try expandText(string))
+        case .array(let elements):
             var out: [JSONValue] = []
-            for v in a { out.append(try expand(v)) }
+            for element in elements { out.append(try expand(element)) }
             return .array(out)
-        case .object(let o):
+        case .object(let object):
             var out = JSONObject()
-            for (k, v) in o { out[k] = try expand(v) }
+            for (key, value) in object { out[key] = try expand(value) }
             return .object(out)
         default:
             return template
@@ -48,9 +48,9 @@ public struct ConformanceVariables: Sendable {
             guard let close = rest[open.upperBound...].range(of: "}}") else { throw ConformanceError("unterminated placeholder in \"\(text)\"") }
             let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             switch try resolve(name) {
-            case .string(let s): out += s
-            case .number(let n): out += n.description
-            case let v: out += JSONSerializer.serializeString(v)
+            case .string(let string): out += string
+            case .number(let number): out += number.description
+            case let other: out += JSONSerializer.serializeString(other)
             }
             rest = rest[close.upperBound...]
         }
@@ -59,7 +59,7 @@ public struct ConformanceVariables: Sendable {
 
     /// The value of one placeholder name.
     public mutating func resolve(_ name: String) throws(ConformanceError) -> JSONValue {
-        if let v = values[name] { return v }
+        if let value = values[name] { return value }
         // now, now+30s, now-1h: an RFC 3339 time relative to the current time.
         if name == "now" || name.hasPrefix("now+") || name.hasPrefix("now-") {
             var date = Date()
@@ -67,26 +67,26 @@ public struct ConformanceVariables: Sendable {
                 guard let offset = Self.duration(String(name.dropFirst(4))) else { throw ConformanceError("bad time offset in {{\(name)}}") }
                 date += name.hasPrefix("now+") ? offset : -offset
             }
-            let t = CPNPTimestamp(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1_000).rounded(.down)) / 1_000 * 1_000)
-            return .string(t.rfc3339)
+            let timestamp = CPNPTimestamp(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1_000).rounded(.down)) / 1_000 * 1_000)
+            return .string(timestamp.rfc3339)
         }
         if name.hasPrefix("target.") {
-            guard let v = target.value(at: String(name.dropFirst(7))) else { throw ConformanceError("the target profile has no \(name.dropFirst(7))") }
-            return v
+            guard let value = target.value(at: String(name.dropFirst(7))) else { throw ConformanceError("the target profile has no \(name.dropFirst(7))") }
+            return value
         }
         // NAME+N / NAME-N: a number variable plus or minus N.
-        if let r = name.range(of: #"[+-][0-9]+$"#, options: .regularExpression) {
-            let base = String(name[..<r.lowerBound])
-            if !base.isEmpty, let n = Int64(name[r].dropFirst()), case .number(let v)? = try? resolve(base) {
-                return .number(name[r].hasPrefix("+") ? v + CPNPDecimal(n) : v - CPNPDecimal(n))
+        if let offsetRange = name.range(of: #"[+-][0-9]+$"#, options: .regularExpression) {
+            let base = String(name[..<offsetRange.lowerBound])
+            if !base.isEmpty, let offset = Int64(name[offsetRange].dropFirst()), case .number(let baseValue)? = try? resolve(base) {
+                return .number(name[offsetRange].hasPrefix("+") ? baseValue + CPNPDecimal(offset) : baseValue - CPNPDecimal(offset))
             }
         }
         // A dotted reference into a saved message or a setup value: offer.nonce, offer.cpd.
         if let dot = name.firstIndex(of: "."), let root = values[String(name[..<dot])] {
-            guard let v = root.value(atDottedPath: String(name[name.index(after: dot)...])) else {
+            guard let value = root.value(atDottedPath: String(name[name.index(after: dot)...])) else {
                 throw ConformanceError("{{\(name)}}: \(name[..<dot]) has no \(name[name.index(after: dot)...])")
             }
-            return v
+            return value
         }
         // Generated on first use, then fixed for the rest of the case.
         var rng = SystemRandomNumberGenerator()
@@ -113,7 +113,7 @@ public struct ConformanceVariables: Sendable {
     /// `500ms`, `30s`, `10m`, `2h`, `3d`.
     static func duration(_ text: String) -> TimeInterval? {
         for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3_600.0), ("d", 86_400.0)] where text.hasSuffix(suffix) {
-            if let n = Double(text.dropLast(suffix.count)), n >= 0 { return n * scale }
+            if let amount = Double(text.dropLast(suffix.count)), amount >= 0 { return amount * scale }
         }
         return nil
     }

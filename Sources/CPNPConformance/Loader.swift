@@ -16,9 +16,9 @@ public enum ConformanceLoader {
         var seen = Set<String>()
         for name in names {
             let path = (directory as NSString).appendingPathComponent(name)
-            for c in try loadCases(file: path) {
-                guard seen.insert(c.id).inserted else { throw ConformanceError("\(path): case id \(c.id) is used twice") }
-                cases.append(c)
+            for testCase in try loadCases(file: path) {
+                guard seen.insert(testCase.id).inserted else { throw ConformanceError("\(path): case id \(testCase.id) is used twice") }
+                cases.append(testCase)
             }
         }
         return cases
@@ -29,11 +29,11 @@ public enum ConformanceLoader {
         let root = try parse(path)
         let name = (path as NSString).lastPathComponent
         do {
-            guard case .object(let o) = root else { throw ConformanceError("the top level must be an object") }
-            guard o["format"] == .string(format) else { throw ConformanceError("format must be \"\(format)\"") }
-            guard case .array(let list)? = o["cases"] else { throw ConformanceError("cases must be an array") }
-            return try list.enumerated().map { i, v in
-                do { return try decodeCase(v, file: name) } catch { throw ConformanceError("cases[\(i)]: \(error)") }
+            guard case .object(let object) = root else { throw ConformanceError("the top level must be an object") }
+            guard object["format"] == .string(format) else { throw ConformanceError("format must be \"\(format)\"") }
+            guard case .array(let list)? = object["cases"] else { throw ConformanceError("cases must be an array") }
+            return try list.enumerated().map { index, caseJSON in
+                do { return try decodeCase(caseJSON, file: name) } catch { throw ConformanceError("cases[\(index)]: \(error)") }
             }
         } catch {
             throw ConformanceError("\(path): \(error)")
@@ -42,8 +42,8 @@ public enum ConformanceLoader {
 
     /// A target profile file.
     public static func loadTarget(file path: String) throws -> TargetProfile {
-        guard case .object(let o) = try parse(path) else { throw ConformanceError("\(path): a target profile must be a JSON object") }
-        do { return try TargetProfile(json: o) } catch { throw ConformanceError("\(path): \(error)") }
+        guard case .object(let object) = try parse(path) else { throw ConformanceError("\(path): a target profile must be a JSON object") }
+        do { return try TargetProfile(json: object) } catch { throw ConformanceError("\(path): \(error)") }
     }
 
     static func parse(_ path: String) throws -> JSONValue {
@@ -53,78 +53,80 @@ public enum ConformanceLoader {
         }
     }
 
-    static func decodeCase(_ v: JSONValue, file: String) throws -> ConformanceCase {
-        guard case .object(let o) = v else { throw ConformanceError("a case must be an object") }
-        guard case .string(let id)? = o["id"], !id.isEmpty, !id.contains(where: \.isWhitespace) else {
+    static func decodeCase(_ json: JSONValue, file: String) throws -> ConformanceCase {
+        guard case .object(let object) = json else { throw ConformanceError("a case must be an object") }
+        guard case .string(let caseID)? = object["id"], !caseID.isEmpty, !caseID.contains(where: \.isWhitespace) else {
             throw ConformanceError("id must be a non-empty string without spaces")
         }
         do {
-            guard case .string(let title)? = o["title"] else { throw ConformanceError("title must be a string") }
-            let refs = try strings(o["rfc"], "rfc")
+            guard case .string(let title)? = object["title"] else { throw ConformanceError("title must be a string") }
+            let refs = try strings(object["rfc"], "rfc")
             guard !refs.isEmpty else { throw ConformanceError("rfc must name at least one reference") }
             var setup: [(String, JSONValue)] = []
-            if let s = o["setup"] {
-                guard case .object(let so) = s else { throw ConformanceError("setup must be an object") }
-                setup = so.map { ($0.key, $0.value) }
+            if let setupValue = object["setup"] {
+                guard case .object(let setupObject) = setupValue else { throw ConformanceError("setup must be an object") }
+                setup = setupObject.map { ($0.key, $0.value) }
             }
-            let steps = try decodeSteps(o["steps"], "steps")
+            let steps = try decodeSteps(object["steps"], "steps")
             guard !steps.isEmpty else { throw ConformanceError("steps must not be empty") }
             return ConformanceCase(
-                id: id, title: title, references: refs, requires: try strings(o["requires"], "requires"), setup: setup,
-                steps: steps, cleanup: try decodeSteps(o["cleanup"], "cleanup"), file: file)
+                id: caseID, title: title, references: refs, requires: try strings(object["requires"], "requires"), setup: setup,
+                steps: steps, cleanup: try decodeSteps(object["cleanup"], "cleanup"), file: file)
         } catch {
-            throw ConformanceError("case \(id): \(error)")
+            throw ConformanceError("case \(caseID): \(error)")
         }
     }
 
-    static func strings(_ v: JSONValue?, _ what: String) throws -> [String] {
-        switch v {
+    static func strings(_ value: JSONValue?, _ what: String) throws -> [String] {
+        switch value {
         case nil: return []
-        case .string(let s)?: return [s]
-        case .array(let a)?:
-            return try a.map {
-                guard case .string(let s) = $0 else { throw ConformanceError("\(what) must hold strings") }
-                return s
+        case .string(let string)?: return [string]
+        case .array(let array)?:
+            return try array.map {
+                guard case .string(let string) = $0 else { throw ConformanceError("\(what) must hold strings") }
+                return string
             }
         default: throw ConformanceError("\(what) must be a string or an array of strings")
         }
     }
 
-    static func decodeSteps(_ v: JSONValue?, _ what: String) throws -> [ConformanceStep] {
-        guard let v else { return [] }
-        guard case .array(let a) = v else { throw ConformanceError("\(what) must be an array") }
-        return try a.enumerated().map { i, s in
-            do { return try decodeStep(s) } catch { throw ConformanceError("\(what)[\(i)]: \(error)") }
+    static func decodeSteps(_ value: JSONValue?, _ what: String) throws -> [ConformanceStep] {
+        guard let value else { return [] }
+        guard case .array(let array) = value else { throw ConformanceError("\(what) must be an array") }
+        return try array.enumerated().map { index, step in
+            do { return try decodeStep(step) } catch { throw ConformanceError("\(what)[\(index)]: \(error)") }
         }
     }
 
-    static func milliseconds(_ v: JSONValue, _ what: String) throws -> Int {
-        guard case .number(let n) = v, let i = n.int64Value, i >= 0 else { throw ConformanceError("\(what) must be a number of milliseconds") }
-        return Int(i)
+    static func milliseconds(_ value: JSONValue, _ what: String) throws -> Int {
+        guard case .number(let number) = value, let count = number.int64Value, count >= 0 else {
+            throw ConformanceError("\(what) must be a number of milliseconds")
+        }
+        return Int(count)
     }
 
-    static func decodeStep(_ v: JSONValue) throws -> ConformanceStep {
-        guard case .object(let o) = v else { throw ConformanceError("a step must be an object") }
-        let actions = o.keys.filter { $0 != "as" && $0 != "comment" }
-        guard actions.count == 1, let action = actions.first, let value = o[action] else {
+    static func decodeStep(_ json: JSONValue) throws -> ConformanceStep {
+        guard case .object(let object) = json else { throw ConformanceError("a step must be an object") }
+        let actions = object.keys.filter { $0 != "as" && $0 != "comment" }
+        guard actions.count == 1, let action = actions.first, let value = object[action] else {
             throw ConformanceError("a step must have exactly one action (send, send-raw, retransmit, expect, expect-silence, new-session, restart, approve, wait)")
         }
         switch action {
         case "send":
             guard case .object = value else { throw ConformanceError("send must be a message template (an object)") }
             var name: String?
-            if let a = o["as"] {
-                guard case .string(let s) = a else { throw ConformanceError("as must be a string") }
-                name = s
+            if let asValue = object["as"] {
+                guard case .string(let asName) = asValue else { throw ConformanceError("as must be a string") }
+                name = asName
             }
             return .send(template: value, name: name)
         case "send-raw":
-            guard case .string(let s) = value else { throw ConformanceError("send-raw must be a string") }
-            return .sendRaw(s)
+            guard case .string(let text) = value else { throw ConformanceError("send-raw must be a string") }
+            return .sendRaw(text)
         case "retransmit":
             switch value {
             case .bool(true): return .retransmit(name: nil)
-            case .string(let s): return .retransmit(name: s)
+            case .string(let sentName): return .retransmit(name: sentName)
             default: throw ConformanceError("retransmit must be true or the name of a sent message")
             }
         case "expect":
@@ -133,10 +135,10 @@ public enum ConformanceLoader {
             switch value {
             case .bool(true), .null: return .expectSilence(milliseconds: nil, ignoreRepeats: false)
             case .number: return .expectSilence(milliseconds: try milliseconds(value, "expect-silence"), ignoreRepeats: false)
-            case .object(let so):
+            case .object(let options):
                 return .expectSilence(
-                    milliseconds: try so["ms"].map { try milliseconds($0, "expect-silence.ms") },
-                    ignoreRepeats: so["ignore-repeats"] == .bool(true))
+                    milliseconds: try options["ms"].map { try milliseconds($0, "expect-silence.ms") },
+                    ignoreRepeats: options["ignore-repeats"] == .bool(true))
             default: throw ConformanceError("expect-silence must be true, a number of milliseconds or an object")
             }
         case "new-session":
@@ -146,8 +148,8 @@ public enum ConformanceLoader {
             guard value == .bool(true) else { throw ConformanceError("restart must be true") }
             return .restart
         case "approve":
-            guard case .string(let s) = value else { throw ConformanceError("approve must be a string (the provider order id)") }
-            return .approve(s)
+            guard case .string(let template) = value else { throw ConformanceError("approve must be a string (the provider order id)") }
+            return .approve(template)
         case "wait":
             return .wait(milliseconds: try milliseconds(value, "wait"))
         default:
@@ -155,34 +157,38 @@ public enum ConformanceLoader {
         }
     }
 
-    static func decodeExpectation(_ v: JSONValue) throws -> Expectation {
-        guard case .object(let o) = v else { throw ConformanceError("expect must be an object") }
+    static func decodeExpectation(_ json: JSONValue) throws -> Expectation {
+        guard case .object(let object) = json else { throw ConformanceError("expect must be an object") }
         let known: Set<String> = ["method", "fields", "save-as", "repeat-of", "optional", "within-ms", "comment"]
-        if let k = o.keys.first(where: { !known.contains($0) }) { throw ConformanceError("expect: unknown key \(k)") }
+        if let unknownKey = object.keys.first(where: { !known.contains($0) }) { throw ConformanceError("expect: unknown key \(unknownKey)") }
         var method: MethodCode?
-        switch o["method"] {
+        switch object["method"] {
         case nil: break
-        case .string(let s)?:
-            guard let m = MethodCode.allCases.first(where: { $0.name == s.uppercased() }) else { throw ConformanceError("expect: unknown method \(s)") }
-            method = m
-        case .number(let n)?:
-            guard let i = n.int64Value, let m = MethodCode(rawValue: Int(i)) else { throw ConformanceError("expect: unknown method \(n)") }
-            method = m
+        case .string(let methodName)?:
+            guard let named = MethodCode.allCases.first(where: { $0.name == methodName.uppercased() }) else {
+                throw ConformanceError("expect: unknown method \(methodName)")
+            }
+            method = named
+        case .number(let number)?:
+            guard let code = number.int64Value, let coded = MethodCode(rawValue: Int(code)) else {
+                throw ConformanceError("expect: unknown method \(number)")
+            }
+            method = coded
         default:
             throw ConformanceError("expect: method must be a name or a code")
         }
         var fields: [Expectation.Field] = []
-        if let f = o["fields"] {
-            guard case .object(let fo) = f else { throw ConformanceError("expect: fields must be an object") }
-            fields = fo.map { Expectation.Field(path: $0.key, constraint: $0.value) }
+        if let fieldsValue = object["fields"] {
+            guard case .object(let fieldsObject) = fieldsValue else { throw ConformanceError("expect: fields must be an object") }
+            fields = fieldsObject.map { Expectation.Field(path: $0.key, constraint: $0.value) }
         }
         func name(_ key: String) throws -> String? {
-            guard let v = o[key] else { return nil }
-            guard case .string(let s) = v else { throw ConformanceError("expect: \(key) must be a string") }
-            return s
+            guard let value = object[key] else { return nil }
+            guard case .string(let string) = value else { throw ConformanceError("expect: \(key) must be a string") }
+            return string
         }
         return Expectation(
             method: method, fields: fields, saveAs: try name("save-as"), repeatOf: try name("repeat-of"),
-            optional: o["optional"] == .bool(true), withinMilliseconds: try o["within-ms"].map { try milliseconds($0, "within-ms") })
+            optional: object["optional"] == .bool(true), withinMilliseconds: try object["within-ms"].map { try milliseconds($0, "within-ms") })
     }
 }

@@ -93,9 +93,11 @@ public struct TargetProfile: Sendable {
     public init(json: JSONObject) throws(ConformanceError) {
         self.json = json
         func int(_ key: String) throws(ConformanceError) -> Int? {
-            guard let v = json[key], v != .null else { return nil }
-            guard case .number(let n) = v, let i = n.int64Value else { throw ConformanceError("target profile: \(key) must be an integer") }
-            return Int(i)
+            guard let value = json[key], value != .null else { return nil }
+            guard case .number(let number) = value, let integer = number.int64Value else {
+                throw ConformanceError("target profile: \(key) must be an integer")
+            }
+            return Int(integer)
         }
         silenceMilliseconds = try int("silence-ms") ?? 1_000
         answerMilliseconds = try int("answer-ms") ?? 10_000
@@ -105,8 +107,8 @@ public struct TargetProfile: Sendable {
 
     /// The value at a dotted path (`cpds.served`), if present and not null.
     public func value(at path: String) -> JSONValue? {
-        let v = JSONValue.object(json).value(atDottedPath: path)
-        return v == .null ? nil : v
+        let value = JSONValue.object(json).value(atDottedPath: path)
+        return value == .null ? nil : value
     }
 }
 
@@ -124,19 +126,19 @@ public struct ConformanceError: Error, Sendable, CustomStringConvertible {
 extension JSONValue {
     /// Follows a dotted path of object keys and array indexes (`cpd.components.0`).
     func value(atDottedPath path: String) -> JSONValue? {
-        var v = self
+        var current = self
         for part in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) where !part.isEmpty {
-            switch v {
-            case .object(let o):
-                guard let next = o[part] else { return nil }
-                v = next
-            case .array(let a):
-                guard let i = Int(part), a.indices.contains(i) else { return nil }
-                v = a[i]
+            switch current {
+            case .object(let object):
+                guard let next = object[part] else { return nil }
+                current = next
+            case .array(let array):
+                guard let index = Int(part), array.indices.contains(index) else { return nil }
+                current = array[index]
             default:
                 return nil
             }
         }
-        return v
+        return current
     }
 }

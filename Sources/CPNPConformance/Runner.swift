@@ -81,9 +81,9 @@ public struct ConformanceRunner: Sendable {
         self.target = target
         self.hooks = hooks
         self.logger = logger ?? {
-            var l = Logger(label: "cpnp.conformance")
-            l.logLevel = .error
-            return l
+            var fallback = Logger(label: "cpnp.conformance")
+            fallback.logLevel = .error
+            return fallback
         }()
     }
 
@@ -92,36 +92,38 @@ public struct ConformanceRunner: Sendable {
         var pacing = Pacing(target: target)
         var results: [ConformanceResult] = []
         var unreachable: String?
-        for c in cases {
+        for testCase in cases {
             let start = ContinuousClock.now
             var outcome: ConformanceResult.Outcome
-            if let unreachable, skipReason(c) == nil {
+            if let unreachable, skipReason(testCase) == nil {
                 outcome = .failed("not run: \(unreachable)")
             } else {
-                (outcome, unreachable) = await play(c, pacing: &pacing)
+                (outcome, unreachable) = await play(testCase, pacing: &pacing)
             }
             let elapsed = ContinuousClock.now - start
-            let r = ConformanceResult(
-                id: c.id, title: c.title, references: c.references, outcome: outcome,
+            let result = ConformanceResult(
+                id: testCase.id, title: testCase.title, references: testCase.references, outcome: outcome,
                 seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            report(r)
-            results.append(r)
+            report(result)
+            results.append(result)
         }
         return results
     }
 
-    /// Why `c` cannot run here, if it cannot.
-    public func skipReason(_ c: ConformanceCase) -> String? {
-        for r in c.requires {
-            switch r {
+    /// Why `testCase` cannot run here, if it cannot.
+    public func skipReason(_ testCase: ConformanceCase) -> String? {
+        for requirement in testCase.requires {
+            switch requirement {
             case "restart" where hooks.restart == nil: return "needs a way to restart the server (--restart-command)"
             case "approve" where hooks.approve == nil: return "needs a way to approve a held order (--approve-command)"
-            case let t where t.hasPrefix("target."):
-                if target.value(at: String(t.dropFirst(7))) == nil { return "the target profile has no \(t.dropFirst(7))" }
+            case let targetRequirement where targetRequirement.hasPrefix("target."):
+                if target.value(at: String(targetRequirement.dropFirst(7))) == nil {
+                    return "the target profile has no \(targetRequirement.dropFirst(7))"
+                }
             case "restart", "approve":
                 break
             default:
-                return "unknown requirement \(r)"
+                return "unknown requirement \(requirement)"
             }
         }
         return nil
@@ -129,24 +131,24 @@ public struct ConformanceRunner: Sendable {
 
     /// Plays one case; the second value says the server could not be reached at all (the
     /// remaining cases are then not run).
-    func play(_ c: ConformanceCase, pacing: inout Pacing) async -> (ConformanceResult.Outcome, unreachable: String?) {
-        if let why = skipReason(c) { return (.skipped(why), nil) }
+    func play(_ testCase: ConformanceCase, pacing: inout Pacing) async -> (ConformanceResult.Outcome, unreachable: String?) {
+        if let why = skipReason(testCase) { return (.skipped(why), nil) }
         let peer: CPNPPeer
         do { peer = try CPNPPeer.server(host: host, port: port) } catch {
             return (.failed("cannot resolve \(host): \(error)"), "cannot resolve \(host)")
         }
-        var run = CaseRun(runner: self, peer: peer, variables: ConformanceVariables(target: target, caseID: c.id))
+        var run = CaseRun(runner: self, peer: peer, variables: ConformanceVariables(target: target, caseID: testCase.id))
         var outcome = ConformanceResult.Outcome.passed
         var unreachable: String?
         do {
-            for (name, value) in c.setup { run.variables.values[name] = try run.variables.expand(value) }
-            for (i, step) in c.steps.enumerated() {
+            for (name, value) in testCase.setup { run.variables.values[name] = try run.variables.expand(value) }
+            for (i, step) in testCase.steps.enumerated() {
                 do {
-                    try await run.perform(step, next: c.steps.dropFirst(i + 1).first, pacing: &pacing)
+                    try await run.perform(step, next: testCase.steps.dropFirst(i + 1).first, pacing: &pacing)
                 } catch {
                     // Not one message went through: the server is down or refuses our certificate.
-                    if let e = error as? ConformanceError, e.isTransportFailure, run.received.isEmpty {
-                        unreachable = "the server could not be reached (\(e.description))"
+                    if let conformanceError = error as? ConformanceError, conformanceError.isTransportFailure, run.received.isEmpty {
+                        unreachable = "the server could not be reached (\(conformanceError.description))"
                     }
                     throw ConformanceError("step \(i + 1) (\(step.name)): \(error)")
                 }
@@ -157,8 +159,8 @@ public struct ConformanceRunner: Sendable {
         // After a failure, best effort: release what the case may have left open. A step that
         // cannot run (e.g. a placeholder never captured) is passed over.
         if case .failed = outcome, unreachable == nil {
-            for (i, step) in c.cleanup.enumerated() {
-                try? await run.perform(step, next: c.cleanup.dropFirst(i + 1).first, pacing: &pacing)
+            for (i, step) in testCase.cleanup.enumerated() {
+                try? await run.perform(step, next: testCase.cleanup.dropFirst(i + 1).first, pacing: &pacing)
             }
         }
         await run.connection?.close()
@@ -170,12 +172,15 @@ public struct ConformanceRunner: Sendable {
 extension ConformanceStep {
     var name: String {
         switch self {
-        case .send(let t, _):
-            if case .number(let n)? = t.value(atDottedPath: "method"), let i = n.int64Value, let m = MethodCode(rawValue: Int(i)) { return "send \(m.name)" }
+        case .send(let template, _):
+            if case .number(let number)? = template.value(atDottedPath: "method"), let rawMethod = number.int64Value,
+               let method = MethodCode(rawValue: Int(rawMethod)) {
+                return "send \(method.name)"
+            }
             return "send"
         case .sendRaw: return "send-raw"
         case .retransmit: return "retransmit"
-        case .expect(let e): return "expect " + (e.method?.name ?? "a message")
+        case .expect(let expectation): return "expect " + (expectation.method?.name ?? "a message")
         case .expectSilence: return "expect-silence"
         case .newSession: return "new-session"
         case .restart: return "restart"
@@ -200,7 +205,7 @@ struct Pacing {
         let perSecond: Double
         let burst: Double
         var tokens: Double
-        var at = ContinuousClock.now
+        var refilledAt = ContinuousClock.now
 
         init(perMinute: Int) {
             perSecond = Double(max(1, perMinute)) * 0.9 / 60
@@ -221,9 +226,9 @@ struct Pacing {
 
         mutating func refill() {
             let now = ContinuousClock.now
-            let d = now - at
-            tokens = min(burst, tokens + (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * perSecond)
-            at = now
+            let elapsed = now - refilledAt
+            tokens = min(burst, tokens + (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * perSecond)
+            refilledAt = now
         }
     }
 }
@@ -240,18 +245,18 @@ final class Connection: Sendable {
     static func open(to peer: CPNPPeer, security: CPNPSecurityConfiguration, logger: Logger) async throws -> Connection {
         var bind = "0.0.0.0"
         if case .v6 = peer.address { bind = "::" }
-        let t = try await DTLSTransport.client(bindingTo: bind, configuration: DTLSTransportConfiguration(security: security), logger: logger)
-        let c = Connection(transport: t)
+        let transport = try await DTLSTransport.client(bindingTo: bind, configuration: DTLSTransportConfiguration(security: security), logger: logger)
+        let connection = Connection(transport: transport)
         Task {
-            for await m in t.inbound { c.inbox.withLock { $0.append(m.bytes) } }
+            for await datagram in transport.inbound { connection.inbox.withLock { $0.append(datagram.bytes) } }
         }
-        return c
+        return connection
     }
 
     /// The next datagram received before `deadline`, if any.
     func next(before deadline: ContinuousClock.Instant) async -> [UInt8]? {
         while true {
-            if let m = inbox.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return m }
+            if let bytes = inbox.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return bytes }
             guard ContinuousClock.now < deadline else { return nil }
             try? await Task.sleep(for: .milliseconds(5))
         }
@@ -282,24 +287,24 @@ struct CaseRun {
     mutating func currentConnection() async throws -> Connection {
         if let connection { return connection }
         do {
-            let c = try await Connection.open(to: peer, security: runner.security, logger: runner.logger)
-            connection = c
-            return c
+            let opened = try await Connection.open(to: peer, security: runner.security, logger: runner.logger)
+            connection = opened
+            return opened
         } catch {
             throw ConformanceError("cannot open a DTLS transport: \(error)")
         }
     }
 
     mutating func transmit(_ bytes: [UInt8]) async throws {
-        let c = try await currentConnection()
-        do { try await c.transport.send(bytes, to: peer) } catch { throw ConformanceError("cannot send: \(error)", isTransportFailure: true) }
+        let current = try await currentConnection()
+        do { try await current.transport.send(bytes, to: peer) } catch { throw ConformanceError("cannot send: \(error)", isTransportFailure: true) }
     }
 
     /// The next message received before `deadline`, decoded; a datagram that is not a valid CPNP
     /// message fails the case (the server must only send valid messages).
     mutating func nextMessage(before deadline: ContinuousClock.Instant) async throws -> JSONValue? {
         if !pending.isEmpty { return pending.removeFirst() }
-        guard let c = connection, let bytes = await c.next(before: deadline) else { return nil }
+        guard let connection = connection, let bytes = await connection.next(before: deadline) else { return nil }
         let json: JSONValue
         do { json = try JSONParser.parse(bytes, limits: .datagram) } catch { throw ConformanceError("the server sent invalid JSON: \(error)") }
         do { _ = try CPNPCodec.decode(json: json) } catch { throw ConformanceError("the server sent an invalid CPNP message (\(error)): \(Expectation.text(json))") }
@@ -331,15 +336,15 @@ struct CaseRun {
             if next.expectsFail { await pacing.fails?.take() }
             try await transmit(bytes)
 
-        case .expect(let e):
-            try await expect(e)
+        case .expect(let expectation):
+            try await expect(expectation)
 
-        case .expectSilence(let ms, let ignoreRepeats):
-            let wait = ms ?? runner.target.silenceMilliseconds
+        case .expectSilence(let milliseconds, let ignoreRepeats):
+            let wait = milliseconds ?? runner.target.silenceMilliseconds
             let deadline = ContinuousClock.now + .milliseconds(wait)
-            while let m = try await nextMessage(before: deadline) {
-                if ignoreRepeats && received.contains(m) { continue }
-                throw ConformanceError("expected no answer for \(wait) ms, got \(Expectation.describe(m)): \(Expectation.text(m))")
+            while let message = try await nextMessage(before: deadline) {
+                if ignoreRepeats && received.contains(message) { continue }
+                throw ConformanceError("expected no answer for \(wait) ms, got \(Expectation.describe(message)): \(Expectation.text(message))")
             }
 
         case .newSession:
@@ -353,55 +358,55 @@ struct CaseRun {
             do { try await restart() } catch { throw ConformanceError("the restart hook failed: \(error)") }
             // The server lost the DTLS association: handshake again from the same local port, so
             // that the transport 4-tuple stays the same (RFC 8921 §8.3).
-            if let c = connection { await c.transport.renewSession(with: peer) }
+            if let connection = connection { await connection.transport.renewSession(with: peer) }
 
         case .approve(let template):
             guard let approve = runner.hooks.approve else { throw ConformanceError("no approve hook") }
-            let id = try variables.expandText(template)
-            do { try await approve(id) } catch { throw ConformanceError("the approve hook failed for \(id): \(error)") }
+            let providerOrderID = try variables.expandText(template)
+            do { try await approve(providerOrderID) } catch { throw ConformanceError("the approve hook failed for \(providerOrderID): \(error)") }
 
-        case .wait(let ms):
-            try? await Task.sleep(for: .milliseconds(ms))
+        case .wait(let milliseconds):
+            try? await Task.sleep(for: .milliseconds(milliseconds))
         }
     }
 
-    mutating func expect(_ e: Expectation) async throws {
+    mutating func expect(_ expectation: Expectation) async throws {
         var fields: [(String, JSONValue)] = []
-        for f in e.fields { fields.append((f.path, try variables.expand(f.constraint))) }
-        let wait = e.withinMilliseconds ?? runner.target.answerMilliseconds
+        for field in expectation.fields { fields.append((field.path, try variables.expand(field.constraint))) }
+        let wait = expectation.withinMilliseconds ?? runner.target.answerMilliseconds
         let deadline = ContinuousClock.now + .milliseconds(wait)
-        let wanted = try e.repeatOf.map { name -> JSONValue in
-            guard let v = variables.values[name] else { throw ConformanceError("repeat-of: no message saved as \(name)") }
-            return v
+        let wanted = try expectation.repeatOf.map { name -> JSONValue in
+            guard let saved = variables.values[name] else { throw ConformanceError("repeat-of: no message saved as \(name)") }
+            return saved
         }
         while true {
-            guard let m = try await nextMessage(before: deadline) else {
-                if e.optional { return }
-                throw ConformanceError("no \(e.method?.name ?? "message") within \(wait) ms")
+            guard let message = try await nextMessage(before: deadline) else {
+                if expectation.optional { return }
+                throw ConformanceError("no \(expectation.method?.name ?? "message") within \(wait) ms")
             }
             if let wanted {
-                if m != wanted {
-                    if e.optional {
-                        pending.insert(m, at: 0)
+                if message != wanted {
+                    if expectation.optional {
+                        pending.insert(message, at: 0)
                         return
                     }
-                    throw ConformanceError("expected the same \(Expectation.describe(wanted)) again (a cached answer), got \(Expectation.describe(m)): \(Expectation.text(m))")
+                    throw ConformanceError("expected the same \(Expectation.describe(wanted)) again (a cached answer), got \(Expectation.describe(message)): \(Expectation.text(message))")
                 }
-            } else if received.contains(m) {
+            } else if received.contains(message) {
                 continue  // a spontaneous retransmission of a message already matched
             }
-            if let why = Expectation.mismatch(m, method: e.method, fields: fields) {
-                if e.optional {
-                    pending.insert(m, at: 0)
+            if let why = Expectation.mismatch(message, method: expectation.method, fields: fields) {
+                if expectation.optional {
+                    pending.insert(message, at: 0)
                     return
                 }
                 throw ConformanceError(why)
             }
-            if !received.contains(m) { received.append(m) }
-            if let name = e.saveAs { variables.values[name] = m }
+            if !received.contains(message) { received.append(message) }
+            if let name = expectation.saveAs { variables.values[name] = message }
             // {{provider-order-id}}: that of the latest message carrying one.
-            if case .string(let p)? = m.value(atDottedPath: "provider-order-id") {
-                variables.values["provider-order-id"] = .string(p)
+            if case .string(let providerOrderID)? = message.value(atDottedPath: "provider-order-id") {
+                variables.values["provider-order-id"] = .string(providerOrderID)
             }
             return
         }
@@ -411,7 +416,7 @@ struct CaseRun {
 extension Optional where Wrapped == ConformanceStep {
     /// Whether this (next) step expects a FAIL: the step before it is paced under the FAIL limit.
     var expectsFail: Bool {
-        if case .expect(let e)? = self { return e.method == .fail }
+        if case .expect(let expectation)? = self { return expectation.method == .fail }
         return false
     }
 }

@@ -118,8 +118,8 @@ final class DTLSCookieSecrets: Sendable {
 
     static func random() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 32)
-        let ok = bytes.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, 32) }
-        precondition(ok == 1, "RAND_bytes failed")
+        let status = bytes.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, 32) }
+        precondition(status == 1, "RAND_bytes failed")
         return bytes
     }
 

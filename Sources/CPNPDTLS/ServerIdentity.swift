@@ -178,10 +178,10 @@ public struct ServerReferenceIdentity: Sendable, Hashable, CustomStringConvertib
     }
 
     static func ipBytes(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        var ipv4Address = in_addr()
+        if inet_pton(AF_INET, text, &ipv4Address) == 1 { return withUnsafeBytes(of: &ipv4Address) { Array($0) } }
+        var ipv6Address = in6_addr()
+        if inet_pton(AF_INET6, text, &ipv6Address) == 1 { return withUnsafeBytes(of: &ipv6Address) { Array($0) } }
         return nil
     }
 

@@ -68,7 +68,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     /// server engine recovers its orders.
     public func start() async throws {
         let open = try store.openOrders()
-        parentsWithChildren.withLock { set in for o in open { if let g = o.group, let p = ProviderOrderID(g) { set.insert(p) } } }
+        parentsWithChildren.withLock { set in
+            for order in open { if let group = order.group, let parent = ProviderOrderID(group) { set.insert(parent) } }
+        }
         for provider in configuration.upstreams {
             let target = try CPNPServerTarget(parsing: provider.address)
             guard let peer = try await CPNPServerLocator.peers(for: target).first else { continue }
@@ -168,8 +170,8 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         for segment in request.segments {
             guard let upstream = upstreams[segment.upstream] else { continue }
             do {
-                let id = try await startChild(request, segment, upstream)
-                candidates.append(Candidate(segment: segment, upstream: upstream, id: id))
+                let customerOrderID = try await startChild(request, segment, upstream)
+                candidates.append(Candidate(segment: segment, upstream: upstream, id: customerOrderID))
             } catch {
                 logger.warning("cascade: child order not sent", metadata: ["parent": "\(request.parent)", "upstream": "\(segment.upstream)", "error": "\(error)"])
             }
@@ -183,60 +185,64 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             for await (index, answered) in group { out[index] = answered }
             return out
         }
-        for c in candidates {
-            let what = c.agreement != nil ? "agreement in force" : c.offer.map { "OFFER received (provider order \($0.providerOrderID)\($0.informationElements?.cost.map { ", \($0)" } ?? ""))" } ?? "no offer: \(c.failure ?? "?")"
-            await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): \(what)")
+        for candidate in candidates {
+            let what = candidate.agreement != nil
+                ? "agreement in force"
+                : candidate.offer.map { "OFFER received (provider order \($0.providerOrderID)\($0.informationElements?.cost.map { ", \($0)" } ?? ""))" }
+                    ?? "no offer: \(candidate.failure ?? "?")"
+            await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): \(what)")
         }
         guard !ended.contains(request.parent) else {
-            for c in candidates { await windDown(c.id, c.upstream, why: "the parent's negotiation ended") }
+            for candidate in candidates { await windDown(candidate.id, candidate.upstream, why: "the parent's negotiation ended") }
             return
         }
         // The best offer for each set of nodes: those satisfying their request, then the most nodes,
         // then the lowest resale price; the others are declined (reason 2, another offer was chosen).
-        let priced = candidates.map { c in (c, resalePrice(c, currency: request.currency)) }
+        let priced = candidates.map { candidate in (candidate, resalePrice(candidate, currency: request.currency)) }
         // An offer is resold at its price plus the markup: an unpriced one (or priced in another
         // currency) cannot be.
-        let usable = priced.filter { c, price in c.cpd != nil && price != nil }
-        let ranked = usable.sorted { a, b in
-            let (sa, sb) = (satisfies(a.0), satisfies(b.0))
-            if sa != sb { return sa }
-            let (na, nb) = (a.0.cpd?.customerNodeIdentifiers.count ?? 0, b.0.cpd?.customerNodeIdentifiers.count ?? 0)
-            if na != nb { return na > nb }
-            switch (a.1, b.1) {
-            case (let x?, let y?): return x < y
+        let usable = priced.filter { candidate, price in candidate.cpd != nil && price != nil }
+        let ranked = usable.sorted { first, second in
+            let (firstSatisfies, secondSatisfies) = (satisfies(first.0), satisfies(second.0))
+            if firstSatisfies != secondSatisfies { return firstSatisfies }
+            let firstNodes = first.0.cpd?.customerNodeIdentifiers.count ?? 0
+            let secondNodes = second.0.cpd?.customerNodeIdentifiers.count ?? 0
+            if firstNodes != secondNodes { return firstNodes > secondNodes }
+            switch (first.1, second.1) {
+            case (let firstPrice?, let secondPrice?): return firstPrice < secondPrice
             case (.some, nil): return true
             default: return false
             }
         }
         var covered: Set<String> = []
         var chosen: [ChosenChild] = []
-        for (c, price) in ranked {
-            let nodes = Set(c.cpd?.customerNodeIdentifiers ?? [])
+        for (candidate, price) in ranked {
+            let nodes = Set(candidate.cpd?.customerNodeIdentifiers ?? [])
             guard covered.isDisjoint(with: nodes) else {
-                await windDown(c.id, c.upstream, why: "another provider's offer was chosen", reason: .conflictWithAnotherOffer)
-                await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): declined, another offer was chosen")
+                await windDown(candidate.id, candidate.upstream, why: "another provider's offer was chosen", reason: .conflictWithAnotherOffer)
+                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, another offer was chosen")
                 continue
             }
-            if let agreement = c.agreement {
+            if let agreement = candidate.agreement {
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: c.upstream.provider.name, customerOrderID: c.id, cpd: agreement.acceptedCPD, resalePrice: price))
+                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
                 continue
             }
-            guard let offer = c.offer else { continue }
+            guard let offer = candidate.offer else { continue }
             if configuration.cascade.acceptChildren == .afterAccept {
-                do { try await c.upstream.engine.acknowledgeOffer(c.id) } catch {}
+                do { try await candidate.upstream.engine.acknowledgeOffer(candidate.id) } catch {}
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: c.upstream.provider.name, customerOrderID: c.id, cpd: offer.offeredCPD, resalePrice: price, validUntil: offer.validityOfferTime))
+                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: offer.offeredCPD, resalePrice: price, validUntil: offer.validityOfferTime))
                 continue
             }
             do {
-                let agreement = try await c.upstream.engine.accept(c.id)
+                let agreement = try await candidate.upstream.engine.accept(candidate.id)
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: c.upstream.provider.name, customerOrderID: c.id, cpd: agreement.acceptedCPD, resalePrice: price))
-                await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): ACCEPT sent, ACK received (provider order \(agreement.providerOrderID))")
+                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
+                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT sent, ACK received (provider order \(agreement.providerOrderID))")
             } catch {
-                logger.warning("cascade: child offer not accepted", metadata: ["parent": "\(request.parent)", "child": "\(c.id)", "error": "\(error)"])
-                await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): ACCEPT failed: \(error)")
+                logger.warning("cascade: child offer not accepted", metadata: ["parent": "\(request.parent)", "child": "\(candidate.id)", "error": "\(error)"])
+                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT failed: \(error)")
             }
         }
         for (c, _) in priced where c.cpd != nil && !usable.contains(where: { $0.0.id == c.id }) {
@@ -245,12 +251,16 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         }
         chosenInRound[request.parent] = Set(chosen.map(\.customerOrderID))
         guard !ended.contains(request.parent) else {
-            for child in chosen { if let u = upstreams[child.upstream] { await windDown(child.customerOrderID, u, why: "the parent's negotiation ended") } }
+            for child in chosen {
+                if let upstream = upstreams[child.upstream] { await windDown(child.customerOrderID, upstream, why: "the parent's negotiation ended") }
+            }
             return
         }
         let offered = await engine.childOrdersSettled(request.parent, transactionID: request.parentTransactionID, children: chosen)
         if !offered {
-            for child in chosen { if let u = upstreams[child.upstream] { await windDown(child.customerOrderID, u, why: "no offer was made to the customer") } }
+            for child in chosen {
+                if let upstream = upstreams[child.upstream] { await windDown(child.customerOrderID, upstream, why: "no offer was made to the customer") }
+            }
         }
     }
 
@@ -271,50 +281,51 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             }
             return agreed.customerOrderID
         }
-        let id = Self.childOrderID(parent: request.parent, upstream: upstream.provider.name, transactionID: request.parentTransactionID)
-        if try store.order(customerOrderID: id) != nil {
-            try await upstream.engine.resume(id)
-            return id
+        let customerOrderID = Self.childOrderID(parent: request.parent, upstream: upstream.provider.name,
+                                                transactionID: request.parentTransactionID)
+        if try store.order(customerOrderID: customerOrderID) != nil {
+            try await upstream.engine.resume(customerOrderID)
+            return customerOrderID
         }
         if let limit = upstream.provider.maxOpenOrders, try store.openOrders().filter(upstream.serves).count >= limit {
             await engine.recordChildOrderEvent(request.parent, "no child order at \(upstream.provider.name): \(limit) open already (max-open-orders)")
             throw CPNPClientError.invalidArgument("\(upstream.provider.name) has \(limit) open child orders already (max-open-orders)")
         }
-        _ = try await upstream.engine.quote(segment.request, informationElements: informationElements, to: upstream.peer, customerOrderID: id, group: request.parent.rawValue)
-        await engine.recordChildOrderEvent(request.parent, "child order \(id) at \(upstream.provider.name): QUOTATION sent for \(segment.nodes.joined(separator: ", "))")
-        return id
+        _ = try await upstream.engine.quote(segment.request, informationElements: informationElements, to: upstream.peer, customerOrderID: customerOrderID, group: request.parent.rawValue)
+        await engine.recordChildOrderEvent(request.parent, "child order \(customerOrderID) at \(upstream.provider.name): QUOTATION sent for \(segment.nodes.joined(separator: ", "))")
+        return customerOrderID
     }
 
     /// Waits for the child's answer to its open QUOTATION or UPDATE (or finds it agreed already).
     private static func answer(_ candidate: Candidate) async -> Candidate {
-        var c = candidate
+        var answered = candidate
         do {
-            let machine = try await c.upstream.engine.order(c.id)
+            let machine = try await answered.upstream.engine.order(answered.id)
             if machine.state == .completed, machine.transaction?.pending == nil, let agreement = machine.agreement,
-                agreement.acceptedCPD.comparison(against: c.segment.request).satisfies || machine.offer == nil
+                agreement.acceptedCPD.comparison(against: answered.segment.request).satisfies || machine.offer == nil
             {
-                c.agreement = agreement
-                return c
+                answered.agreement = agreement
+                return answered
             }
             // A refused handshake may be passing (the upstream still holds the association of a
             // previous process on this port): the retransmissions go on until the response time.
-            let deadline = ContinuousClock.now + c.upstream.provider.expectedResponseTime
+            let deadline = ContinuousClock.now + answered.upstream.provider.expectedResponseTime
             while true {
                 do {
-                    switch try await c.upstream.engine.awaitOffer(c.id) {
-                    case .offer(let offer): c.offer = offer
-                    case .ended(let end): c.failure = "\(end)"
+                    switch try await answered.upstream.engine.awaitOffer(answered.id) {
+                    case .offer(let offer): answered.offer = offer
+                    case .ended(let end): answered.failure = "\(end)"
                     }
                     break
                 } catch CPNPClientError.transport(let error) where ContinuousClock.now < deadline {
-                    c.failure = "\(error)"
+                    answered.failure = "\(error)"
                     try await Task.sleep(for: .milliseconds(500))
                 }
             }
         } catch {
-            c.failure = "\(error)"
+            answered.failure = "\(error)"
         }
-        return c
+        return answered
     }
 
     private func satisfies(_ c: Candidate) -> Bool {
@@ -392,7 +403,7 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let schedule: ActivationSchedule = switch status {
             case .active: .now
             case .inactive: .deactivate
-            case .scheduled(let at): .at(at)
+            case .scheduled(let time): .at(time)
             }
             for child in children where child.isOpen && child.machine.agreement?.activationType == .explicit {
                 guard let upstream = upstream(of: child) else { continue }

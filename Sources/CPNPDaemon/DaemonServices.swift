@@ -154,15 +154,15 @@ public struct SharedStoreUpkeepService: Service {
 extension InboundDatagram {
     /// A message a transport received, as the engine takes it: its session 4-tuple, and the names of
     /// its client certificate (RFC 8921 §13).
-    public init(_ m: CPNPInboundMessage, maximumSize: Int) {
-        func endpoint(_ a: SocketAddress?) -> CPNPEndpoint {
-            CPNPEndpoint(host: a?.ipAddress ?? "?", port: UInt16(clamping: a?.port ?? 0))
+    public init(_ message: CPNPInboundMessage, maximumSize: Int) {
+        func endpoint(_ address: SocketAddress?) -> CPNPEndpoint {
+            CPNPEndpoint(host: address?.ipAddress ?? "?", port: UInt16(clamping: address?.port ?? 0))
         }
-        let identity = m.identity.map { id in
-            ClientIdentity(names: ([id.commonName].compactMap { $0 } + id.dnsNames), subject: id.subject)
+        let identity = message.identity.map { certificate in
+            ClientIdentity(names: ([certificate.commonName].compactMap { $0 } + certificate.dnsNames), subject: certificate.subject)
         }
         self.init(
-            bytes: m.bytes, session: CPNPSession(local: endpoint(m.localAddress), remote: endpoint(m.remoteAddress)),
+            bytes: message.bytes, session: CPNPSession(local: endpoint(message.localAddress), remote: endpoint(message.remoteAddress)),
             identity: identity, maximumSize: maximumSize)
     }
 }

@@ -105,13 +105,14 @@ struct Console: Sendable {
     }
 
     private func order(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
-        guard let id = context.parameters.get("id").flatMap(ProviderOrderID.init), let stored = try store.order(providerOrderID: id) else {
+        guard let providerOrderID = context.parameters.get("id").flatMap(ProviderOrderID.init),
+              let stored = try store.order(providerOrderID: providerOrderID) else {
             return page("missing", chrome(request, "orders"), status: .notFound)
         }
         let machine = stored.machine
-        let held = await engine.ordersAwaitingApproval.contains(id)
+        let held = await engine.ordersAwaitingApproval.contains(providerOrderID)
         var page = chrome(request, "orders")
-        page["id"] = id.rawValue
+        page["id"] = providerOrderID.rawValue
         page["customerOrder"] = stored.customerOrderID.rawValue
         page["customer"] = stored.clientIdentity
         page["address"] = stored.summary.clientAddress
@@ -119,8 +120,8 @@ struct Console: Sendable {
         page["created"] = stored.summary.createdAt.rfc3339
         page["held"] = held
         page["done"] = request.uri.queryParameters["done"].map(String.init) ?? ""
-        page["timeline"] = try Self.timeline(store, of: id)
-        page["reservations"] = try store.reservations(providerOrderID: id).map { r -> [String: Any] in
+        page["timeline"] = try Self.timeline(store, of: providerOrderID)
+        page["reservations"] = try store.reservations(providerOrderID: providerOrderID).map { r -> [String: Any] in
             ["resource": r.resource.resourceID, "direction": r.resource.direction.rawValue, "mbps": r.amount.description, "kind": "\(r.kind)"]
         }
         page["children"] = machine.childAgreements.map { ["id": $0.providerOrderID.rawValue, "customerOrder": $0.customerOrderID.rawValue] }
@@ -136,11 +137,12 @@ struct Console: Sendable {
         if request.headers[.authorization] == nil {
             guard let session = sessions.session(request), let sent = form["csrf"], sent == session.csrf else { return Self.forbidden() }
         }
-        guard let id = context.parameters.get("id").flatMap(ProviderOrderID.init) else { return Self.forbidden() }
+        guard let providerOrderID = context.parameters.get("id").flatMap(ProviderOrderID.init) else { return Self.forbidden() }
         let status = form["code"].flatMap(Int.init).flatMap(FailStatusCode.init(rawValue:)) ?? .administrativelyProhibited
         let diagnostic = form["diagnostic"].flatMap { $0.isEmpty ? nil : String($0.prefix(256)) }
-        let outcome = try await Self.decide(id, approve: approve, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "console")
-        return Response.redirect(to: "/console/orders/\(id.rawValue)?done=\(Self.percent(outcome))", type: .normal)
+        let outcome = try await Self.decide(providerOrderID, approve: approve, status: status, diagnostic: diagnostic, engine: engine, store: store,
+                                            requestedBy: "console")
+        return Response.redirect(to: "/console/orders/\(providerOrderID.rawValue)?done=\(Self.percent(outcome))", type: .normal)
     }
 
     /// An operator's decision on a held order (RFC 8921 §12.2): carried out at once when this
@@ -265,19 +267,19 @@ struct Console: Sendable {
         var rows: [[String: Any]] = []
         func keys(_ values: [JSONValue?]) -> [String] {
             var keys: [String] = []
-            for case .object(let o)? in values { for key in o.keys where !keys.contains(key) { keys.append(key) } }
+            for case .object(let object)? in values { for key in object.keys where !keys.contains(key) { keys.append(key) } }
             return keys
         }
         func member(_ value: JSONValue?, _ key: String) -> JSONValue? {
-            if case .object(let o)? = value { return o[key] }
+            if case .object(let object)? = value { return object[key] }
             return nil
         }
         func element(_ value: JSONValue?, _ index: Int) -> JSONValue? {
-            if case .array(let a)? = value, index < a.count { return a[index] }
+            if case .array(let array)? = value, index < array.count { return array[index] }
             return nil
         }
         func count(_ values: [JSONValue?]) -> Int {
-            values.map { if case .array(let a)? = $0 { a.count } else { 0 } }.max() ?? 0
+            values.map { if case .array(let array)? = $0 { array.count } else { 0 } }.max() ?? 0
         }
         // Components and their profiles are containers; what they hold are the clauses.
         func walk(_ path: String, _ values: [JSONValue?], containers: ArraySlice<String>) {
@@ -361,10 +363,10 @@ final class ConsoleSessions: Sendable {
     }
 
     func session(_ request: Request) -> Session? {
-        guard let id = request.cookies[Self.cookieName]?.value, !id.isEmpty else { return nil }
+        guard let sessionID = request.cookies[Self.cookieName]?.value, !sessionID.isEmpty else { return nil }
         return sessions.withLock { all in
-            guard let s = all[id], ContinuousClock.now - s.started < Self.lifetime else { return nil }
-            return s
+            guard let existing = all[sessionID], ContinuousClock.now - existing.started < Self.lifetime else { return nil }
+            return existing
         }
     }
 

@@ -153,8 +153,8 @@ public actor CustomerPortal {
         guard let client = await existingClient(for: customer) else { return [] }
         let stored = (try? client.store.orders(limit: limit)) ?? []
         var out: [(order: ClientOrderStateMachine, group: String?)] = []
-        for s in stored {
-            out.append(((try? await client.engine.order(s.customerOrderID)) ?? s.machine, s.group))
+        for storedOrder in stored {
+            out.append(((try? await client.engine.order(storedOrder.customerOrderID)) ?? storedOrder.machine, storedOrder.group))
         }
         return out
     }
@@ -255,9 +255,9 @@ public actor CustomerPortal {
     static func fileName(for customer: String) -> String {
         var out = ""
         for byte in customer.utf8 {
-            let c = Character(Unicode.Scalar(byte))
-            if byte < 0x80, c.isLetter || c.isNumber || c == "-" || (c == "." && !out.isEmpty) {
-                out.append(c)
+            let character = Character(Unicode.Scalar(byte))
+            if byte < 0x80, character.isLetter || character.isNumber || character == "-" || (character == "." && !out.isEmpty) {
+                out.append(character)
             } else {
                 out += "_" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
             }

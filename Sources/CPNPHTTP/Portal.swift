@@ -60,12 +60,12 @@ struct Portal: Sendable {
 
     private func order(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
         guard let customer = context.customer else { return Self.customersOnly() }
-        guard let id = context.parameters.get("id").flatMap(CustomerOrderID.init) else { return notFound(customer) }
-        let server = try store.order(clientIdentity: customer, customerOrderID: id)
-        let client = await portal.order(id, customer: customer)
+        guard let customerOrderID = context.parameters.get("id").flatMap(CustomerOrderID.init) else { return notFound(customer) }
+        let server = try store.order(clientIdentity: customer, customerOrderID: customerOrderID)
+        let client = await portal.order(customerOrderID, customer: customer)
         guard server != nil || client != nil else { return notFound(customer) }
         var page = chrome(customer, "myOrders")
-        page["id"] = id.rawValue
+        page["id"] = customerOrderID.rawValue
         page["providerOrder"] = server?.providerOrderID.rawValue ?? client?.providerOrderID?.rawValue ?? "not yet assigned"
         page["done"] = request.uri.queryParameters["done"].map(String.init) ?? ""
         page["error"] = request.uri.queryParameters["error"].map(String.init) ?? ""
@@ -105,17 +105,18 @@ struct Portal: Sendable {
         guard let customer = context.customer else { return Self.customersOnly() }
         let form = try await Console.form(request, context)
         guard tokens.check(form["csrf"], customer: customer) else { return Console.forbidden() }
-        guard let id = context.parameters.get("id").flatMap(CustomerOrderID.init), await portal.order(id, customer: customer) != nil else {
+        guard let customerOrderID = context.parameters.get("id").flatMap(CustomerOrderID.init),
+              await portal.order(customerOrderID, customer: customer) != nil else {
             return notFound(customer)
         }
-        let target = "/portal/orders/\(id.rawValue)"
+        let target = "/portal/orders/\(customerOrderID.rawValue)"
         do {
             if accept {
-                try await portal.accept(id, customer: customer)
+                try await portal.accept(customerOrderID, customer: customer)
                 return Response.redirect(to: target + "?done=" + Console.percent("Offer accepted."), type: .normal)
             }
             let reason = form["reason"].flatMap(Int.init).flatMap(DeclineReason.init(rawValue:)) ?? .unacceptableGap
-            try await portal.decline(id, reasons: [reason], customer: customer)
+            try await portal.decline(customerOrderID, reasons: [reason], customer: customer)
             return Response.redirect(to: target + "?done=" + Console.percent("Offer declined."), type: .normal)
         } catch {
             return Response.redirect(to: target + "?error=" + Console.percent("\(error)"), type: .normal)
@@ -130,36 +131,38 @@ struct Portal: Sendable {
     }
 
     private func template(_ context: DaemonRequestContext) -> CatalogTemplate? {
-        guard let id = context.parameters.get("template") else { return nil }
-        return visible(context.customer).first { $0.id == id }
+        guard let templateID = context.parameters.get("template") else { return nil }
+        return visible(context.customer).first { $0.id == templateID }
     }
 
     private func catalogPage(_ context: DaemonRequestContext) -> Response {
         guard let customer = context.customer else { return Self.customersOnly() }
         var page = chrome(customer, "catalog")
-        page["templates"] = visible(customer).map { t -> [String: Any] in
-            ["id": t.id, "name": t.name, "description": t.description ?? "", "open": t.cpd.openFields.count]
+        page["templates"] = visible(customer).map { catalogTemplate -> [String: Any] in
+            ["id": catalogTemplate.id, "name": catalogTemplate.name, "description": catalogTemplate.description ?? "",
+             "open": catalogTemplate.cpd.openFields.count]
         }
         return render("portal-catalog", page)
     }
 
     private func templatePage(_ context: DaemonRequestContext, error: String? = nil, typed: [String: String] = [:]) -> Response {
         guard let customer = context.customer else { return Self.customersOnly() }
-        guard let t = template(context) else { return notFound(customer) }
+        guard let catalogTemplate = template(context) else { return notFound(customer) }
         var page = chrome(customer, "catalog")
-        page["id"] = t.id
-        page["name"] = t.name
-        page["description"] = t.description ?? ""
-        page["fields"] = t.cpd.openFields.enumerated().map { index, field -> [String: Any] in
+        page["id"] = catalogTemplate.id
+        page["name"] = catalogTemplate.name
+        page["description"] = catalogTemplate.description ?? ""
+        page["fields"] = catalogTemplate.cpd.openFields.enumerated().map { index, field -> [String: Any] in
             let name = "field-\(index)"
             return [
-                "name": name, "label": t.label(for: field), "path": field.path.description, "constraint": field.constraintDescription,
+                "name": name, "label": catalogTemplate.label(for: field), "path": field.path.description,
+                "constraint": field.constraintDescription,
                 "value": typed[name] ?? "", "isChoice": !field.choices.isEmpty,
                 "choices": field.choices.map { ["value": $0, "selected": typed[name] == $0] },
             ]
         }
-        page["hasFields"] = !t.cpd.openFields.isEmpty
-        page["cpd"] = JSONSerializer.serializeString(t.cpd.json, pretty: true)
+        page["hasFields"] = !catalogTemplate.cpd.openFields.isEmpty
+        page["cpd"] = JSONSerializer.serializeString(catalogTemplate.cpd.json, pretty: true)
         if let error { page["error"] = error }
         return render("portal-template", page, status: error == nil ? .ok : .badRequest)
     }
@@ -168,16 +171,17 @@ struct Portal: Sendable {
         guard let customer = context.customer else { return Self.customersOnly() }
         let form = try await Console.form(request, context)
         guard tokens.check(form["csrf"], customer: customer) else { return Console.forbidden() }
-        guard let t = template(context) else { return notFound(customer) }
+        guard let catalogTemplate = template(context) else { return notFound(customer) }
         var values: [JSONPath: String] = [:]
-        for (index, field) in t.cpd.openFields.enumerated() {
+        for (index, field) in catalogTemplate.cpd.openFields.enumerated() {
             if let value = form["field-\(index)"] { values[field.path] = value }
         }
         do {
-            let id = try await portal.quote(t, values: values, customer: customer)
-            return Response.redirect(to: "/portal/orders/\(id.rawValue)", type: .normal)
+            let customerOrderID = try await portal.quote(catalogTemplate, values: values, customer: customer)
+            return Response.redirect(to: "/portal/orders/\(customerOrderID.rawValue)", type: .normal)
         } catch let error as CPNPDecodingError {
-            let label = t.cpd.openFields.first { $0.path == error.path }.map { t.label(for: $0) } ?? error.path.description
+            let label = catalogTemplate.cpd.openFields.first { $0.path == error.path }.map { catalogTemplate.label(for: $0) }
+                ?? error.path.description
             return templatePage(context, error: "\(label): \(error.reason)", typed: form)
         } catch {
             return templatePage(context, error: "\(error)", typed: form)
@@ -191,21 +195,21 @@ struct Portal: Sendable {
 
     /// `GET /catalog/ID`: one template with its CPD.
     private func templateJSON(_ context: DaemonRequestContext) -> Response {
-        guard let t = template(context) else {
+        guard let catalogTemplate = template(context) else {
             return Self.json(.object(JSONObject([("error", .string("no such template"))])), status: .notFound)
         }
         var object = JSONObject()
-        if case .object(let summary) = Self.summary(t) { object = summary }
-        object["cpd"] = t.cpd.json
+        if case .object(let summary) = Self.summary(catalogTemplate) { object = summary }
+        object["cpd"] = catalogTemplate.cpd.json
         return Self.json(.object(object))
     }
 
-    static func summary(_ t: CatalogTemplate) -> JSONValue {
-        var object = JSONObject([("id", .string(t.id)), ("name", .string(t.name))])
-        if let description = t.description { object["description"] = .string(description) }
-        object["open-fields"] = .array(t.cpd.openFields.map { field in
+    static func summary(_ catalogTemplate: CatalogTemplate) -> JSONValue {
+        var object = JSONObject([("id", .string(catalogTemplate.id)), ("name", .string(catalogTemplate.name))])
+        if let description = catalogTemplate.description { object["description"] = .string(description) }
+        object["open-fields"] = .array(catalogTemplate.cpd.openFields.map { field in
             .object(JSONObject([
-                ("path", .string(field.path.description)), ("label", .string(t.label(for: field))), ("constraint", field.constraint),
+                ("path", .string(field.path.description)), ("label", .string(catalogTemplate.label(for: field))), ("constraint", field.constraint),
             ]))
         })
         return .object(object)

@@ -50,8 +50,8 @@ struct RESTAPI: APIProtocol {
     static let operatorsOnly = APIProblem(status: 403, title: "operators only", detail: "present the operators' bearer token or certificate")
 
     private func customer() throws(Problem) -> String {
-        guard case .customer(let c)? = Self.caller else { throw Self.customersOnly }
-        return c
+        guard case .customer(let identity)? = Self.caller else { throw Self.customersOnly }
+        return identity
     }
 
     private func requireOperator() throws(Problem) {
@@ -73,13 +73,14 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let visible: [CatalogTemplate]
             switch Self.caller {
-            case .customer(let c)?: visible = portal.configuration.catalog.filter { $0.isOffered(to: c) }
+            case .customer(let identity)?: visible = portal.configuration.catalog.filter { $0.isOffered(to: identity) }
             case .operator?: visible = portal.configuration.catalog
             case nil: throw Self.customersOnly
             }
-            return .ok(.init(body: .json(.init(templates: visible.map { t in
-                .init(id: t.id, name: t.name, description: t.description, openFields: t.cpd.openFields.map { f in
-                    .init(path: f.path.description, label: t.label(for: f), constraint: JSONDocument(f.constraint))
+            return .ok(.init(body: .json(.init(templates: visible.map { template in
+                .init(id: template.id, name: template.name, description: template.description,
+                      openFields: template.cpd.openFields.map { field in
+                    .init(path: field.path.description, label: template.label(for: field), constraint: JSONDocument(field.constraint))
                 })
             }))))
         }
@@ -113,7 +114,7 @@ struct RESTAPI: APIProtocol {
             guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
             let (request, group) = try requestedDocument(body, customer: customer)
             // The idempotency key names the order: a retried request finds the order the first made.
-            var id: CustomerOrderID?
+            var customerOrderID: CustomerOrderID?
             if let key = input.headers.idempotencyKey {
                 let derived = Self.customerOrderID(customer: customer, idempotencyKey: key)
                 if let existing = await portal.order(derived, customer: customer) {
@@ -122,12 +123,12 @@ struct RESTAPI: APIProtocol {
                     }
                     return .created(.init(body: .json(try quote(existing, group: group, customer: customer))))
                 }
-                id = derived
+                customerOrderID = derived
             }
             let made: CustomerOrderID
             do {
                 made = try await portal.quote(
-                    request, customer: customer, customerOrderID: id, group: group,
+                    request, customer: customer, customerOrderID: customerOrderID, group: group,
                     activationType: body.activationType.flatMap { ActivationType(rawValue: $0.rawValue) })
             } catch {
                 throw APIProblem(status: 409, title: "not sent", detail: "\(error)")
@@ -244,7 +245,7 @@ struct RESTAPI: APIProtocol {
     /// The subscriptions' owner: the customer, or "" for operators (every order).
     private func webhookOwner() throws(Problem) -> String {
         switch Self.caller {
-        case .customer(let c)?: c
+        case .customer(let identity)?: identity
         case .operator?: ""
         case nil: throw Self.customersOnly
         }
@@ -301,20 +302,21 @@ struct RESTAPI: APIProtocol {
 
     /// Loopback, private (RFC 1918, RFC 4193), link-local and unspecified literals, and `localhost`.
     static func isPrivate(host: String) -> Bool {
-        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if h == "localhost" || h.hasSuffix(".localhost") { return true }
-        let v4 = h.split(separator: ".").compactMap { UInt8($0) }
-        if v4.count == 4, h.split(separator: ".").count == 4 {
-            switch (v4[0], v4[1]) {
+        let normalized = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if normalized == "localhost" || normalized.hasSuffix(".localhost") { return true }
+        let ipv4Bytes = normalized.split(separator: ".").compactMap { UInt8($0) }
+        if ipv4Bytes.count == 4, normalized.split(separator: ".").count == 4 {
+            switch (ipv4Bytes[0], ipv4Bytes[1]) {
             case (127, _), (10, _), (0, _), (169, 254), (192, 168): return true
-            case (172, let b) where (16...31).contains(b): return true
-            case (100, let b) where (64...127).contains(b): return true
+            case (172, let secondOctet) where (16...31).contains(secondOctet): return true
+            case (100, let secondOctet) where (64...127).contains(secondOctet): return true
             default: return false
             }
         }
-        if h.contains(":") {
-            return h == "::1" || h == "::" || h.hasPrefix("fe8") || h.hasPrefix("fe9") || h.hasPrefix("fea") || h.hasPrefix("feb")
-                || h.hasPrefix("fc") || h.hasPrefix("fd") || h.hasPrefix("::ffff:")
+        if normalized.contains(":") {
+            return normalized == "::1" || normalized == "::" || normalized.hasPrefix("fe8") || normalized.hasPrefix("fe9")
+                || normalized.hasPrefix("fea") || normalized.hasPrefix("feb")
+                || normalized.hasPrefix("fc") || normalized.hasPrefix("fd") || normalized.hasPrefix("::ffff:")
         }
         return false
     }
@@ -326,10 +328,10 @@ struct RESTAPI: APIProtocol {
             try requireOperator()
             var state: ServerOrderStateMachine.State?
             if let text = input.query.state {
-                guard let s = ServerOrderStateMachine.State(rawValue: text) else {
+                guard let parsedState = ServerOrderStateMachine.State(rawValue: text) else {
                     throw APIProblem(status: 400, title: "invalid value", detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
                 }
-                state = s
+                state = parsedState
             }
             let limit = input.query.limit ?? 100
             let offset = input.query.offset ?? 0
@@ -338,9 +340,10 @@ struct RESTAPI: APIProtocol {
             let held = Set(await engine.ordersAwaitingApproval)
             let rows = try store.orders(limit: limit, offset: offset, state: state, clientIdentity: input.query.customer)
             let total = try store.orderCount(state: state, clientIdentity: input.query.customer)
-            return .ok(.init(body: .json(.init(total: total, orders: rows.map { o in
-                .init(providerOrderId: o.providerOrderID.rawValue, customerOrderId: o.customerOrderID.rawValue, customer: o.clientIdentity,
-                      state: o.state.rawValue, heldForApproval: held.contains(o.providerOrderID), createdAt: Self.date(o.createdAt), updatedAt: Self.date(o.updatedAt))
+            return .ok(.init(body: .json(.init(total: total, orders: rows.map { order in
+                .init(providerOrderId: order.providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue, customer: order.clientIdentity,
+                      state: order.state.rawValue, heldForApproval: held.contains(order.providerOrderID), createdAt: Self.date(order.createdAt),
+                      updatedAt: Self.date(order.updatedAt))
             }))))
         }
     }
@@ -348,43 +351,45 @@ struct RESTAPI: APIProtocol {
     func getOrder(_ input: Operations.GetOrder.Input) async throws -> Operations.GetOrder.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
-            guard let id = ProviderOrderID(input.path.providerOrderId), let o = try store.order(providerOrderID: id) else {
+            guard let providerOrderID = ProviderOrderID(input.path.providerOrderId),
+                  let order = try store.order(providerOrderID: providerOrderID) else {
                 throw APIProblem.notFound("order \(input.path.providerOrderId)")
             }
-            let held = await engine.ordersAwaitingApproval.contains(id)
-            let audit = try store.audit(providerOrderID: id).map { e in
-                Components.Schemas.AuditEntry(at: Self.date(e.at), from: e.from.rawValue, to: e.to.rawValue, event: e.event)
+            let held = await engine.ordersAwaitingApproval.contains(providerOrderID)
+            let audit = try store.audit(providerOrderID: providerOrderID).map { entry in
+                Components.Schemas.AuditEntry(at: Self.date(entry.at), from: entry.from.rawValue, to: entry.to.rawValue, event: entry.event)
             }
             return .ok(.init(body: .json(.init(
-                providerOrderId: id.rawValue, customerOrderId: o.customerOrderID.rawValue, customer: o.clientIdentity, state: o.state.rawValue,
-                heldForApproval: held, createdAt: Self.date(o.createdAt), updatedAt: Self.date(o.updatedAt), audit: audit))))
+                providerOrderId: providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue, customer: order.clientIdentity,
+                state: order.state.rawValue,
+                heldForApproval: held, createdAt: Self.date(order.createdAt), updatedAt: Self.date(order.updatedAt), audit: audit))))
         }
     }
 
     func approveOrder(_ input: Operations.ApproveOrder.Input) async throws -> Operations.ApproveOrder.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
-            let id = try heldOrder(input.path.providerOrderId)
-            let outcome = try await Console.decide(id, approve: true, status: .administrativelyProhibited, diagnostic: nil, engine: engine, store: store, requestedBy: "api")
-            return .ok(.init(body: .json(.init(providerOrderId: id.rawValue, outcome: outcome))))
+            let providerOrderID = try heldOrder(input.path.providerOrderId)
+            let outcome = try await Console.decide(providerOrderID, approve: true, status: .administrativelyProhibited, diagnostic: nil, engine: engine, store: store, requestedBy: "api")
+            return .ok(.init(body: .json(.init(providerOrderId: providerOrderID.rawValue, outcome: outcome))))
         }
     }
 
     func rejectOrder(_ input: Operations.RejectOrder.Input) async throws -> Operations.RejectOrder.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
-            let id = try heldOrder(input.path.providerOrderId)
+            let providerOrderID = try heldOrder(input.path.providerOrderId)
             var status = FailStatusCode.administrativelyProhibited
             var diagnostic: String?
             if case .json(let body)? = input.body {
                 if let code = body.code {
-                    guard let s = FailStatusCode(rawValue: code) else { throw APIProblem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
-                    status = s
+                    guard let statusCode = FailStatusCode(rawValue: code) else { throw APIProblem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
+                    status = statusCode
                 }
                 diagnostic = body.diagnostic.map { String($0.prefix(256)) }
             }
-            let outcome = try await Console.decide(id, approve: false, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "api")
-            return .ok(.init(body: .json(.init(providerOrderId: id.rawValue, outcome: outcome))))
+            let outcome = try await Console.decide(providerOrderID, approve: false, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "api")
+            return .ok(.init(body: .json(.init(providerOrderId: providerOrderID.rawValue, outcome: outcome))))
         }
     }
 
@@ -406,8 +411,10 @@ struct RESTAPI: APIProtocol {
     // MARK: - Helpers
 
     private func heldOrder(_ text: String) throws(Problem) -> ProviderOrderID {
-        guard let id = ProviderOrderID(text), (try? store.order(providerOrderID: id)) != nil else { throw APIProblem.notFound("order \(text)") }
-        return id
+        guard let providerOrderID = ProviderOrderID(text), (try? store.order(providerOrderID: providerOrderID)) != nil else {
+            throw APIProblem.notFound("order \(text)")
+        }
+        return providerOrderID
     }
 
     /// The CPD a quote request asks for: given, or a template filled in. Errors name the field.
@@ -415,19 +422,19 @@ struct RESTAPI: APIProtocol {
         switch (body.cpd, body.template) {
         case (let document?, nil):
             return (try APIProblem.requestedCPD(document), "api")
-        case (nil, let id?):
-            guard let template = portal.configuration.catalog.first(where: { $0.id == id && $0.isOffered(to: customer) }) else {
-                throw APIProblem(status: 404, title: "not found", detail: "no catalogue template \(id)", field: "template")
+        case (nil, let templateID?):
+            guard let template = portal.configuration.catalog.first(where: { $0.id == templateID && $0.isOffered(to: customer) }) else {
+                throw APIProblem(status: 404, title: "not found", detail: "no catalogue template \(templateID)", field: "template")
             }
             var values: [JSONPath: String] = [:]
             let open = template.cpd.openFields
             for (path, value) in body.values?.additionalProperties ?? [:] {
                 guard let field = open.first(where: { $0.path.description == path }) else {
-                    throw APIProblem(status: 400, title: "invalid value", detail: "not an open field of template \(id)", field: "values.\(path)")
+                    throw APIProblem(status: 400, title: "invalid value", detail: "not an open field of template \(templateID)", field: "values.\(path)")
                 }
                 values[field.path] = value
             }
-            do { return (try template.cpd.filling(values), "catalog:\(id)") } catch {
+            do { return (try template.cpd.filling(values), "catalog:\(templateID)") } catch {
                 throw APIProblem(status: 400, title: "invalid value", detail: error.reason, field: "values.\(error.path)")
             }
         case (nil, nil):
@@ -438,12 +445,14 @@ struct RESTAPI: APIProtocol {
     }
 
     private func lookUp(_ text: String, customer: String) async throws(Problem) -> (ClientOrderStateMachine, String?) {
-        guard let id = CustomerOrderID(text), let order = await portal.order(id, customer: customer) else { throw APIProblem.notFound("quote \(text)") }
-        return (order, await portal.group(of: id, customer: customer))
+        guard let customerOrderID = CustomerOrderID(text), let order = await portal.order(customerOrderID, customer: customer) else {
+            throw APIProblem.notFound("quote \(text)")
+        }
+        return (order, await portal.group(of: customerOrderID, customer: customer))
     }
 
-    private func current(_ id: CustomerOrderID, customer: String) async throws -> Components.Schemas.Quote {
-        let (order, group) = try await lookUp(id.rawValue, customer: customer)
+    private func current(_ customerOrderID: CustomerOrderID, customer: String) async throws -> Components.Schemas.Quote {
+        let (order, group) = try await lookUp(customerOrderID.rawValue, customer: customer)
         return try quote(order, group: group, customer: customer)
     }
 

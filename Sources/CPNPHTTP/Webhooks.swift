@@ -36,27 +36,28 @@ public struct WebhookDispatcher: Service {
     }
 
     /// The event an audit entry is, if it is one of ``eventTypes``.
-    static func classify(_ s: WebhookSource) -> String? {
-        switch s.to {
+    static func classify(_ source: WebhookSource) -> String? {
+        switch source.to {
         case "OfferProposed": return "quote.offered"
-        case "Completed": return s.from == "Completed" ? nil : "agreement.reached"
+        case "Completed": return source.from == "Completed" ? nil : "agreement.reached"
         case "Cancelled":
-            let e = s.event
-            if e.hasPrefix("withdrawn") || e.contains("WITHDRAW") { return "agreement.withdrawn" }
-            if e.hasPrefix("test period ended") { return "agreement.testPeriodEnded" }
-            if e.contains("offer expired") || e.contains("expected offer time elapsed") { return "quote.expired" }
-            if e.hasPrefix("DECLINE") { return "quote.declined" }
-            if e.hasPrefix("CANCEL") { return "quote.cancelled" }
+            let event = source.event
+            if event.hasPrefix("withdrawn") || event.contains("WITHDRAW") { return "agreement.withdrawn" }
+            if event.hasPrefix("test period ended") { return "agreement.testPeriodEnded" }
+            if event.contains("offer expired") || event.contains("expected offer time elapsed") { return "quote.expired" }
+            if event.hasPrefix("DECLINE") { return "quote.declined" }
+            if event.hasPrefix("CANCEL") { return "quote.cancelled" }
             return "quote.rejected"
         default: return nil
         }
     }
 
-    static func payload(_ s: WebhookSource, type: String) -> String {
+    static func payload(_ source: WebhookSource, type: String) -> String {
         JSONSerializer.serializeString(.object(JSONObject([
-            ("id", .string("evt-\(s.auditID)")), ("type", .string(type)), ("occurredAt", .string(s.at.rfc3339)),
-            ("providerOrderId", .string(s.providerOrderID)), ("customerOrderId", .string(s.customerOrderID)), ("customer", .string(s.clientIdentity)),
-            ("from", .string(s.from)), ("to", .string(s.to)), ("event", .string(s.event)),
+            ("id", .string("evt-\(source.auditID)")), ("type", .string(type)), ("occurredAt", .string(source.at.rfc3339)),
+            ("providerOrderId", .string(source.providerOrderID)), ("customerOrderId", .string(source.customerOrderID)),
+            ("customer", .string(source.clientIdentity)),
+            ("from", .string(source.from)), ("to", .string(source.to)), ("event", .string(source.event)),
         ])))
     }
 
@@ -105,17 +106,17 @@ public struct WebhookDispatcher: Service {
     }
 
     func deliver(_ delivery: WebhookDelivery, client: HTTPClient) async {
-        let id = "evt-\(delivery.auditID)"
+        let eventID = "evt-\(delivery.auditID)"
         let timestamp = Int64(Date().timeIntervalSince1970)
         var request = HTTPClientRequest(url: delivery.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "cpnpd-webhooks")
-        request.headers.add(name: "webhook-id", value: id)
+        request.headers.add(name: "webhook-id", value: eventID)
         request.headers.add(name: "webhook-timestamp", value: String(timestamp))
         request.headers.add(name: "webhook-event", value: delivery.eventType)
         if let secret = delivery.secret, !secret.isEmpty {
-            request.headers.add(name: "webhook-signature", value: Self.signature(secret: secret, id: id, timestamp: timestamp, body: delivery.payload))
+            request.headers.add(name: "webhook-signature", value: Self.signature(secret: secret, id: eventID, timestamp: timestamp, body: delivery.payload))
         }
         request.body = .bytes(ByteBuffer(string: delivery.payload))
         var failure: String?
@@ -131,7 +132,7 @@ public struct WebhookDispatcher: Service {
         let next: CPNPTimestamp? = failure == nil || attempts >= Self.maximumAttempts ? nil : now.adding(Self.backoff(afterAttempts: attempts - 1))
         if let failure {
             logger.info("webhook delivery failed", metadata: [
-                "webhook": "\(delivery.webhookID)", "event": "\(id)", "type": "\(delivery.eventType)", "attempt": "\(attempts)", "error": "\(failure)",
+                "webhook": "\(delivery.webhookID)", "event": "\(eventID)", "type": "\(delivery.eventType)", "attempt": "\(attempts)", "error": "\(failure)",
                 "next-attempt": "\(next?.rfc3339 ?? "given up")",
             ])
         }

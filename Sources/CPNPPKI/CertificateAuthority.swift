@@ -103,8 +103,8 @@ public struct CertificateAuthority: Sendable {
     ) throws -> IssuedCertificate {
         let key = P256.Signing.PrivateKey()
         var names: [GeneralName] = dnsNames.map { .dnsName($0) }
-        for ip in ipAddresses {
-            guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError.invalidIPAddress(ip) }
+        for address in ipAddresses {
+            guard let bytes = IPAddressBytes.parse(address) else { throw PKIError.invalidIPAddress(address) }
             names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
         }
         for srv in srvNames {
@@ -165,13 +165,13 @@ public enum PKIError: Error, Sendable, Equatable, CustomStringConvertible {
 
 enum IPAddressBytes {
     static func parse(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
+        var ipv4Address = in_addr()
+        if inet_pton(AF_INET, text, &ipv4Address) == 1 {
+            return withUnsafeBytes(of: &ipv4Address) { Array($0) }
         }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
+        var ipv6Address = in6_addr()
+        if inet_pton(AF_INET6, text, &ipv6Address) == 1 {
+            return withUnsafeBytes(of: &ipv6Address) { Array($0) }
         }
         return nil
     }

@@ -34,14 +34,14 @@ public enum DevPKI {
                 if FileManager.default.fileExists(atPath: path) { throw PKIError.fileExists(path) }
             }
         }
-        let ca = try CertificateAuthority.generate()
-        let server = try ca.issue(
+        let authority = try CertificateAuthority.generate()
+        let server = try authority.issue(
             commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server)
-        try write(try ca.issued.certificatePEM, to: url.appendingPathComponent(File.caCertificate), secret: false)
-        try write(ca.issued.privateKeyPEM, to: url.appendingPathComponent(File.caKey), secret: true)
+        try write(try authority.issued.certificatePEM, to: url.appendingPathComponent(File.caCertificate), secret: false)
+        try write(authority.issued.privateKeyPEM, to: url.appendingPathComponent(File.caKey), secret: true)
         try write(try server.certificatePEM, to: url.appendingPathComponent(File.serverCertificate), secret: false)
         try write(server.privateKeyPEM, to: url.appendingPathComponent(File.serverKey), secret: true)
-        return ca
+        return authority
     }
 
     /// Issues a client certificate (CN and DNS SAN = `name`) signed by the CA in `directory`.
@@ -53,10 +53,10 @@ public enum DevPKI {
     public static func issueClient(name: String, directory: String) throws -> (certificate: String, key: String) {
         guard isValidClientName(name) else { throw PKIError.invalidClientName(name) }
         let url = URL(fileURLWithPath: directory, isDirectory: true)
-        let ca = try CertificateAuthority(
+        let authority = try CertificateAuthority(
             certificatePEM: String(contentsOf: url.appendingPathComponent(File.caCertificate), encoding: .utf8),
             privateKeyPEM: String(contentsOf: url.appendingPathComponent(File.caKey), encoding: .utf8))
-        let client = try ca.issue(commonName: name, dnsNames: [name], usage: .client)
+        let client = try authority.issue(commonName: name, dnsNames: [name], usage: .client)
         let certificate = url.appendingPathComponent(File.clientCertificate(name))
         let key = url.appendingPathComponent(File.clientKey(name))
         try write(try client.certificatePEM, to: certificate, secret: false)

@@ -55,15 +55,15 @@ public struct CatalogTemplate: Sendable, Hashable {
         var node: JSONValue? = json
         for component in path.components.dropLast() {
             switch (node, component) {
-            case (.object(let o)?, .key(let k)): node = o[k]
-            case (.array(let a)?, .index(let i)): node = a.indices.contains(i) ? a[i] : nil
+            case (.object(let object)?, .key(let member)): node = object[member]
+            case (.array(let array)?, .index(let index)): node = array.indices.contains(index) ? array[index] : nil
             default: node = nil
             }
         }
         if case .object(let entry)? = node {
-            if case .string(let n)? = entry["customer-node"] {
-                if case .string(let d)? = entry["direction"] { return "\(n) \(d) \(what)" }
-                return "\(n) \(what)"
+            if case .string(let nodeName)? = entry["customer-node"] {
+                if case .string(let direction)? = entry["direction"] { return "\(nodeName) \(direction) \(what)" }
+                return "\(nodeName) \(what)"
             }
             if case .string(let from)? = entry["from"], case .string(let to)? = entry["to"] { return "\(from) → \(to) \(what)" }
         }
@@ -79,77 +79,80 @@ extension ConfigurationParser {
     func catalog(_ node: Node?, at path: JSONPath, customers: [CustomerProfile], baseDirectory: String?) -> [CatalogTemplate] {
         var out: [CatalogTemplate] = []
         var seen: Set<String> = []
-        for m in r.mapItems(node, at: path, keys: Self.catalogKeys) {
-            let id = r.string(m, "id", required: true)
-            if let id, let node = m["id"] {
-                if !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
-                    r.invalid(m.path("id"), node, "use letters, digits, \"-\", \"_\" and \".\" only (it appears in URLs)")
-                } else if !seen.insert(id).inserted {
-                    r.error(.duplicateKey, m.path("id"), node, "another template has the id \"\(id)\"")
+        for entry in reader.mapItems(node, at: path, keys: Self.catalogKeys) {
+            let templateID = reader.string(entry, "id", required: true)
+            if let templateID, let node = entry["id"] {
+                if !templateID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
+                    reader.invalid(entry.path("id"), node, "use letters, digits, \"-\", \"_\" and \".\" only (it appears in URLs)")
+                } else if !seen.insert(templateID).inserted {
+                    reader.error(.duplicateKey, entry.path("id"), node, "another template has the id \"\(templateID)\"")
                 }
             }
-            let name = r.string(m, "name", required: true)
+            let name = reader.string(entry, "name", required: true)
             var visibleTo: [String]?
-            if let list = r.list(m["customers"], at: m.path("customers")) {
+            if let list = reader.list(entry["customers"], at: entry.path("customers")) {
                 visibleTo = list.compactMap { item in
-                    guard let identity = r.string(item.node, at: item.path) else { return nil }
+                    guard let identity = reader.string(item.node, at: item.path) else { return nil }
                     if !customers.contains(where: { $0.matches(identities: [identity]) }) {
-                        r.error(.unknownReference, item.path, item.node, "unknown customer identity \"\(identity)\" (not in customers)")
+                        reader.error(.unknownReference, item.path, item.node, "unknown customer identity \"\(identity)\" (not in customers)")
                     }
                     return identity
                 }
             }
-            let cpd = templateDocument(m, baseDirectory: baseDirectory)
+            let cpd = templateDocument(entry, baseDirectory: baseDirectory)
             var labels: [String: String] = [:]
-            if let l = m["labels"] {
-                if case .mapping(let pairs) = l {
+            if let labelsNode = entry["labels"] {
+                if case .mapping(let pairs) = labelsNode {
                     let open = Set((cpd?.openFields ?? []).map(\.path.description))
-                    for (k, v) in pairs {
-                        guard case .scalar(let key) = k, let caption = r.string(v, at: m.path("labels").appending(key.string)) else { continue }
+                    for (keyNode, valueNode) in pairs {
+                        guard case .scalar(let key) = keyNode,
+                              let caption = reader.string(valueNode, at: entry.path("labels").appending(key.string)) else { continue }
                         if cpd != nil, !open.contains(key.string) {
-                            r.invalid(m.path("labels").appending(key.string), k, "not a loose value of the template's CPD (open fields: \(open.sorted().joined(separator: ", ")))")
+                            reader.invalid(entry.path("labels").appending(key.string), keyNode,
+                                           "not a loose value of the template's CPD (open fields: \(open.sorted().joined(separator: ", ")))")
                         }
                         labels[key.string] = caption
                     }
                 } else {
-                    r.error(.wrongType, m.path("labels"), l, "expected a mapping of field paths to captions")
+                    reader.error(.wrongType, entry.path("labels"), labelsNode, "expected a mapping of field paths to captions")
                 }
             }
-            guard let id, let name, let cpd else { continue }
-            out.append(CatalogTemplate(id: id, name: name, description: r.string(m, "description"), customers: visibleTo, cpd: cpd, labels: labels))
+            guard let templateID, let name, let cpd else { continue }
+            out.append(CatalogTemplate(id: templateID, name: name, description: reader.string(entry, "description"), customers: visibleTo,
+                                       cpd: cpd, labels: labels))
         }
         return out
     }
 
-    private func templateDocument(_ m: YAMLReader.Map, baseDirectory: String?) -> CPD? {
+    private func templateDocument(_ entry: YAMLReader.Map, baseDirectory: String?) -> CPD? {
         let json: JSONValue
         let base: JSONPath
-        switch (m["cpd"], m["cpd-file"]) {
+        switch (entry["cpd"], entry["cpd-file"]) {
         case (nil, nil):
-            r.error(.missingKey, m.path("cpd"), m.node, "missing required key (cpd, or cpd-file)")
+            reader.error(.missingKey, entry.path("cpd"), entry.node, "missing required key (cpd, or cpd-file)")
             return nil
         case (_?, _?):
-            r.invalid(m.path("cpd-file"), m["cpd-file"], "give cpd or cpd-file, not both")
+            reader.invalid(entry.path("cpd-file"), entry["cpd-file"], "give cpd or cpd-file, not both")
             return nil
         case (let inline?, nil):
-            base = m.path("cpd")
-            guard let j = YAMLReader.json(inline) else {
-                r.invalid(base, inline, "not a JSON-compatible document (mappings with string keys, lists and scalars only)")
+            base = entry.path("cpd")
+            guard let converted = YAMLReader.json(inline) else {
+                reader.invalid(base, inline, "not a JSON-compatible document (mappings with string keys, lists and scalars only)")
                 return nil
             }
-            json = j
+            json = converted
         case (nil, let fileNode?):
-            base = m.path("cpd-file")
-            guard let file = r.string(fileNode, at: base) else { return nil }
+            base = entry.path("cpd-file")
+            guard let file = reader.string(fileNode, at: base) else { return nil }
             let resolved = file.hasPrefix("/") || baseDirectory == nil ? file : (baseDirectory! as NSString).appendingPathComponent(file)
             guard let data = FileManager.default.contents(atPath: resolved) else {
-                r.invalid(base, fileNode, "cannot read \(resolved)")
+                reader.invalid(base, fileNode, "cannot read \(resolved)")
                 return nil
             }
             do {
                 json = try JSONParser.parse(Array(data), limits: .stream)
             } catch {
-                r.invalid(base, fileNode, "\(resolved): \(error)")
+                reader.invalid(base, fileNode, "\(resolved): \(error)")
                 return nil
             }
         }
@@ -157,12 +160,13 @@ extension ConfigurationParser {
         do {
             cpd = try CPD(json: json, at: .root)
         } catch {
-            r.invalid(JSONPath(base.components + error.path.components), m["cpd"] ?? m["cpd-file"], "\(error.reason) (\(error.code.rawValue))")
+            reader.invalid(JSONPath(base.components + error.path.components), entry["cpd"] ?? entry["cpd-file"],
+                           "\(error.reason) (\(error.code.rawValue))")
             return nil
         }
         let problems = cpd.validate(at: .root).filter { $0.severity == .error }
-        for p in problems {
-            r.invalid(JSONPath(base.components + p.path.components), m["cpd"] ?? m["cpd-file"], p.message)
+        for problem in problems {
+            reader.invalid(JSONPath(base.components + problem.path.components), entry["cpd"] ?? entry["cpd-file"], problem.message)
         }
         return problems.isEmpty ? cpd : nil
     }
@@ -173,28 +177,28 @@ extension YAMLReader {
     /// quoted scalar is a string. Nil for non-string keys or values JSON cannot hold.
     static func json(_ node: Node) -> JSONValue? {
         switch node {
-        case .scalar(let s):
-            guard s.style == .plain || s.style == .any else { return .string(s.string) }
+        case .scalar(let scalar):
+            guard scalar.style == .plain || scalar.style == .any else { return .string(scalar.string) }
             if isNull(node) { return .null }
-            switch s.string {
+            switch scalar.string {
             case "true", "True", "TRUE": return .bool(true)
             case "false", "False", "FALSE": return .bool(false)
             default: break
             }
-            if let number = CPNPDecimal(parsing: s.string) { return .number(number) }
-            return .string(s.string)
+            if let number = CPNPDecimal(parsing: scalar.string) { return .number(number) }
+            return .string(scalar.string)
         case .sequence(let items):
             var out: [JSONValue] = []
             for item in items {
-                guard let j = json(item) else { return nil }
-                out.append(j)
+                guard let converted = json(item) else { return nil }
+                out.append(converted)
             }
             return .array(out)
         case .mapping(let pairs):
             var object = JSONObject()
-            for (k, v) in pairs {
-                guard case .scalar(let key) = k, let j = json(v) else { return nil }
-                object[key.string] = j
+            for (keyNode, valueNode) in pairs {
+                guard case .scalar(let key) = keyNode, let converted = json(valueNode) else { return nil }
+                object[key.string] = converted
             }
             return .object(object)
         }

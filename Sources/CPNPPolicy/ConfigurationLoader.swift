@@ -34,8 +34,8 @@ public enum ConfigurationLoader {
         let config = ConfigurationParser(reader, baseDirectory: baseDirectory).parse(root)
         guard !reader.errors.isEmpty else { return .success(config) }
         // Document order: by line, then in the order found.
-        let ordered = reader.errors.enumerated().sorted { a, b in
-            (a.element.line ?? .max, a.offset) < (b.element.line ?? .max, b.offset)
+        let ordered = reader.errors.enumerated().sorted { first, second in
+            (first.element.line ?? .max, first.offset) < (second.element.line ?? .max, second.offset)
         }.map(\.element)
         return .failure(ConfigurationErrors(ordered))
     }
@@ -56,12 +56,13 @@ public enum ConfigurationLoader {
     }
 
     private static func syntaxError(_ error: any Error) -> ConfigurationError {
-        if let y = error as? YamlError {
-            switch y {
+        if let yamlError = error as? YamlError {
+            switch yamlError {
             case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
                  .composer(let context, let problem, let mark, _):
-                let ctx = context.map { "\($0.text) " } ?? ""
-                return ConfigurationError(.syntax, at: .root, "not valid YAML: \(ctx)\(problem) (line \(mark.line), column \(mark.column))",
+                let contextText = context.map { "\($0.text) " } ?? ""
+                return ConfigurationError(.syntax, at: .root,
+                                          "not valid YAML: \(contextText)\(problem) (line \(mark.line), column \(mark.column))",
                                           line: mark.line)
             case .reader(let problem, _, _, _):
                 return ConfigurationError(.syntax, at: .root, "not valid YAML: \(problem)")
@@ -75,296 +76,321 @@ public enum ConfigurationLoader {
 
 /// The section-by-section parser; cross-references are checked as soon as their targets are known.
 struct ConfigurationParser {
-    let r: YAMLReader
+    let reader: YAMLReader
     let baseDirectory: String?
 
     init(_ reader: YAMLReader, baseDirectory: String? = nil) {
-        self.r = reader
+        self.reader = reader
         self.baseDirectory = baseDirectory
     }
 
     func parse(_ root: Node?) -> ServerConfiguration {
-        var c = ServerConfiguration()
-        guard let m = r.map(root, at: .root, keys: ConfigurationLoader.topLevelKeys) else { return c }
+        var configuration = ServerConfiguration()
+        guard let document = reader.map(root, at: .root, keys: ConfigurationLoader.topLevelKeys) else { return configuration }
         let listenKeys = ["host", "port", "transport", "rcvbuf", "plain-udp-customer", "reuse-port"]
-        if let s = r.map(m["listen"], at: m.path("listen"), keys: listenKeys) {
-            c.listen = listen(s)
+        if let section = reader.map(document["listen"], at: document.path("listen"), keys: listenKeys) {
+            configuration.listen = listen(section)
         }
-        if let s = r.map(m["pki"], at: m.path("pki"), keys: ["directory", "ca", "cert", "key"]) {
-            c.pki = pki(s)
+        if let section = reader.map(document["pki"], at: document.path("pki"), keys: ["directory", "ca", "cert", "key"]) {
+            configuration.pki = pki(section)
         }
-        if let s = r.map(m["database"], at: m.path("database"), keys: ["path", "url"]) {
-            c.database.path = r.string(s, "path") ?? c.database.path
-            if let node = s["path"], let problem = DatabaseConfiguration.problem(with: c.database.path) {
-                r.invalid(s.path("path"), node, problem)
+        if let section = reader.map(document["database"], at: document.path("database"), keys: ["path", "url"]) {
+            configuration.database.path = reader.string(section, "path") ?? configuration.database.path
+            if let node = section["path"], let problem = DatabaseConfiguration.problem(with: configuration.database.path) {
+                reader.invalid(section.path("path"), node, problem)
             }
-            c.database.url = r.string(s, "url")
-            if let node = s["url"], let url = c.database.url, !DatabaseConfiguration.isPostgresURL(url) {
-                r.invalid(s.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+            configuration.database.url = reader.string(section, "url")
+            if let node = section["url"], let url = configuration.database.url, !DatabaseConfiguration.isPostgresURL(url) {
+                reader.invalid(section.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
-        if let s = r.map(m["http"], at: m.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store", "customer-webhooks-to-private-addresses"]) {
-            c.http.enabled = r.bool(s, "enabled") ?? c.http.enabled
-            if let node = s["listen"], let text = r.string(s, "listen") {
+        if let section = reader.map(document["http"], at: document.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store", "customer-webhooks-to-private-addresses"]) {
+            configuration.http.enabled = reader.bool(section, "enabled") ?? configuration.http.enabled
+            if let node = section["listen"], let text = reader.string(section, "listen") {
                 if let (host, port) = HTTPConfiguration.address(text) {
-                    (c.http.host, c.http.port) = (host, port)
+                    (configuration.http.host, configuration.http.port) = (host, port)
                 } else {
-                    r.invalid(s.path("listen"), node, "must be HOST:PORT, e.g. 127.0.0.1:8922")
+                    reader.invalid(section.path("listen"), node, "must be HOST:PORT, e.g. 127.0.0.1:8922")
                 }
             }
-            c.http.operatorTokenFile = r.string(s, "operator-token-file") ?? c.http.operatorTokenFile
-            c.http.tls = r.bool(s, "tls") ?? c.http.tls
-            c.http.operatorIdentities = r.strings(s, "operator-identities") ?? c.http.operatorIdentities
-            c.http.portalStore = r.string(s, "portal-store") ?? c.http.portalStore
-            c.http.customerWebhooksToPrivateAddresses = r.bool(s, "customer-webhooks-to-private-addresses") ?? c.http.customerWebhooksToPrivateAddresses
+            configuration.http.operatorTokenFile = reader.string(section, "operator-token-file") ?? configuration.http.operatorTokenFile
+            configuration.http.tls = reader.bool(section, "tls") ?? configuration.http.tls
+            configuration.http.operatorIdentities = reader.strings(section, "operator-identities") ?? configuration.http.operatorIdentities
+            configuration.http.portalStore = reader.string(section, "portal-store") ?? configuration.http.portalStore
+            configuration.http.customerWebhooksToPrivateAddresses = reader.bool(section, "customer-webhooks-to-private-addresses")
+                ?? configuration.http.customerWebhooksToPrivateAddresses
         }
-        if let s = r.map(m["timers"], at: m.path("timers"),
+        if let section = reader.map(document["timers"], at: document.path("timers"),
                          keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {
-            c.timers = timers(s)
+            configuration.timers = timers(section)
         }
-        if let s = r.map(m["provider"], at: m.path("provider"), keys: ["name", "as-number", "contact"]) {
-            c.provider = provider(s)
+        if let section = reader.map(document["provider"], at: document.path("provider"), keys: ["name", "as-number", "contact"]) {
+            configuration.provider = provider(section)
         }
-        if let s = r.map(m["policy"], at: m.path("policy"),
+        if let section = reader.map(document["policy"], at: document.path("policy"),
                          keys: ["activation-types", "network-presence", "links", "qos", "defaults", "counter-offers"]) {
-            c.policy = policy(s)
+            configuration.policy = policy(section)
         }
-        if let s = r.map(m["pricing"], at: m.path("pricing"), keys: Self.pricingKeys) {
-            c.pricing = pricing(s, base: PricingRule())
+        if let section = reader.map(document["pricing"], at: document.path("pricing"), keys: Self.pricingKeys) {
+            configuration.pricing = pricing(section, base: PricingRule())
         }
-        c.customers = customers(m["customers"], at: m.path("customers"), policy: c.policy, pricing: c.pricing)
-        if let id = c.listen.plainUDPCustomer, let listen = r.map(m["listen"], at: m.path("listen"), keys: listenKeys) {
+        configuration.customers = customers(document["customers"], at: document.path("customers"),
+                                            policy: configuration.policy, pricing: configuration.pricing)
+        if let customerIdentity = configuration.listen.plainUDPCustomer,
+           let listen = reader.map(document["listen"], at: document.path("listen"), keys: listenKeys) {
             let path = listen.path("plain-udp-customer")
-            if c.listen.transport != .plainUDP {
-                r.error(.invalidValue, path, listen["plain-udp-customer"], "only allowed with transport: plain-udp")
-            } else if c.customerProfile(matching: [id]) == nil {
-                r.error(.unknownReference, path, listen["plain-udp-customer"], "unknown customer identity \"\(id)\" (not in customers)")
+            if configuration.listen.transport != .plainUDP {
+                reader.error(.invalidValue, path, listen["plain-udp-customer"], "only allowed with transport: plain-udp")
+            } else if configuration.customerProfile(matching: [customerIdentity]) == nil {
+                reader.error(.unknownReference, path, listen["plain-udp-customer"],
+                             "unknown customer identity \"\(customerIdentity)\" (not in customers)")
             }
         }
-        if let s = r.map(m["approval"], at: m.path("approval"), keys: ["mode", "rules", "escalate-out-of-resources"]) {
-            c.approval = approval(s, customers: c.customers)
+        if let section = reader.map(document["approval"], at: document.path("approval"),
+                                    keys: ["mode", "rules", "escalate-out-of-resources"]) {
+            configuration.approval = approval(section, customers: configuration.customers)
         }
-        if let s = r.map(m["provisioning"], at: m.path("provisioning"),
+        if let section = reader.map(document["provisioning"], at: document.path("provisioning"),
                          keys: ["command", "http-url", "events", "timeout", "retry"]) {
-            c.provisioning = provisioning(s)
+            configuration.provisioning = provisioning(section)
         }
-        if let s = r.map(m["rate-limits"], at: m.path("rate-limits"), keys: ["quotations-per-minute", "fails-per-minute"]) {
-            c.rateLimits.quotationsPerMinute = r.integer(s, "quotations-per-minute", in: 1...1_000_000) ?? c.rateLimits.quotationsPerMinute
-            c.rateLimits.failsPerMinute = r.integer(s, "fails-per-minute", in: 1...1_000_000) ?? c.rateLimits.failsPerMinute
+        if let section = reader.map(document["rate-limits"], at: document.path("rate-limits"),
+                                    keys: ["quotations-per-minute", "fails-per-minute"]) {
+            configuration.rateLimits.quotationsPerMinute = reader.integer(section, "quotations-per-minute", in: 1...1_000_000)
+                ?? configuration.rateLimits.quotationsPerMinute
+            configuration.rateLimits.failsPerMinute = reader.integer(section, "fails-per-minute", in: 1...1_000_000)
+                ?? configuration.rateLimits.failsPerMinute
         }
-        if let s = r.map(m["limits"], at: m.path("limits"),
+        if let section = reader.map(document["limits"], at: document.path("limits"),
                          keys: ["max-associations", "association-idle-timeout", "max-datagram-bytes",
                                 "default-max-open-orders", "max-pending-approvals"]) {
-            c.limits = limits(s)
+            configuration.limits = limits(section)
         }
-        c.catalog = catalog(m["catalog"], at: m.path("catalog"), customers: c.customers, baseDirectory: baseDirectory)
-        c.upstreams = upstreams(m["upstreams"], at: m.path("upstreams"), baseDirectory: baseDirectory)
-        c.cascade = cascade(m["cascade"], at: m.path("cascade"))
-        if !c.upstreams.isEmpty, c.database.url != nil, let node = m["upstreams"] {
-            r.invalid(m.path("upstreams"), node, "child orders are negotiated by one cpnpd with a SQLite database; several cpnpd on PostgreSQL cannot share them yet")
+        configuration.catalog = catalog(document["catalog"], at: document.path("catalog"), customers: configuration.customers,
+                                        baseDirectory: baseDirectory)
+        configuration.upstreams = upstreams(document["upstreams"], at: document.path("upstreams"), baseDirectory: baseDirectory)
+        configuration.cascade = cascade(document["cascade"], at: document.path("cascade"))
+        if !configuration.upstreams.isEmpty, configuration.database.url != nil, let node = document["upstreams"] {
+            reader.invalid(document.path("upstreams"), node, "child orders are negotiated by one cpnpd with a SQLite database; several cpnpd on PostgreSQL cannot share them yet")
         }
-        return c
+        return configuration
     }
 
     // MARK: sections
 
-    func listen(_ m: YAMLReader.Map) -> ListenConfiguration {
-        var l = ListenConfiguration()
-        l.host = r.string(m, "host") ?? l.host
-        if let p = r.integer(m, "port", in: 0...65535) { l.port = UInt16(p) }
-        l.transport = r.enumeration(m, "transport", TransportKind.self) ?? l.transport
-        l.receiveBufferBytes = r.size(m, "rcvbuf")
-        l.plainUDPCustomer = r.string(m, "plain-udp-customer")
-        l.reusePort = r.bool(m, "reuse-port") ?? false
-        if l.reusePort, l.transport != .dtls, let node = m["reuse-port"] {
-            r.invalid(m.path("reuse-port"), node, "works with transport dtls only")
+    func listen(_ section: YAMLReader.Map) -> ListenConfiguration {
+        var listen = ListenConfiguration()
+        listen.host = reader.string(section, "host") ?? listen.host
+        if let port = reader.integer(section, "port", in: 0...65535) { listen.port = UInt16(port) }
+        listen.transport = reader.enumeration(section, "transport", TransportKind.self) ?? listen.transport
+        listen.receiveBufferBytes = reader.size(section, "rcvbuf")
+        listen.plainUDPCustomer = reader.string(section, "plain-udp-customer")
+        listen.reusePort = reader.bool(section, "reuse-port") ?? false
+        if listen.reusePort, listen.transport != .dtls, let node = section["reuse-port"] {
+            reader.invalid(section.path("reuse-port"), node, "works with transport dtls only")
         }
-        return l
+        return listen
     }
 
-    func pki(_ m: YAMLReader.Map) -> PKIConfiguration {
-        var p = PKIConfiguration()
-        p.directory = r.string(m, "directory") ?? p.directory
-        p.caFile = r.string(m, "ca") ?? p.caFile
-        p.certificateFile = r.string(m, "cert") ?? p.certificateFile
-        p.keyFile = r.string(m, "key") ?? p.keyFile
-        return p
+    func pki(_ section: YAMLReader.Map) -> PKIConfiguration {
+        var pki = PKIConfiguration()
+        pki.directory = reader.string(section, "directory") ?? pki.directory
+        pki.caFile = reader.string(section, "ca") ?? pki.caFile
+        pki.certificateFile = reader.string(section, "cert") ?? pki.certificateFile
+        pki.keyFile = reader.string(section, "key") ?? pki.keyFile
+        return pki
     }
 
-    func timers(_ m: YAMLReader.Map) -> TimerConfiguration {
-        var t = TimerConfiguration()
-        if let rt = r.map(m["retransmission"], at: m.path("retransmission"), keys: ["initial", "max-retries"]) {
-            t.retransmissionInitial = r.duration(rt, "initial") ?? t.retransmissionInitial
-            t.retransmissionMaxRetries = r.integer(rt, "max-retries", in: 0...10) ?? t.retransmissionMaxRetries
+    func timers(_ section: YAMLReader.Map) -> TimerConfiguration {
+        var timers = TimerConfiguration()
+        if let retransmission = reader.map(section["retransmission"], at: section.path("retransmission"),
+                                           keys: ["initial", "max-retries"]) {
+            timers.retransmissionInitial = reader.duration(retransmission, "initial") ?? timers.retransmissionInitial
+            timers.retransmissionMaxRetries = reader.integer(retransmission, "max-retries", in: 0...10) ?? timers.retransmissionMaxRetries
         }
-        t.offerValidity = r.duration(m, "offer-validity") ?? t.offerValidity
-        t.expectedOfferTime = r.duration(m, "expected-offer-time") ?? t.expectedOfferTime
-        t.approvalExpectedOfferTime = r.duration(m, "approval-expected-offer-time") ?? t.approvalExpectedOfferTime
-        let mt = r.map(m["more-time"], at: m.path("more-time"), keys: ["request-before", "extension", "max-requests"])
-        if let mt {
-            t.moreTime.requestBefore = r.duration(mt, "request-before") ?? t.moreTime.requestBefore
-            t.moreTime.extensionDuration = r.duration(mt, "extension") ?? t.moreTime.extensionDuration
-            t.moreTime.maximumRequests = r.integer(mt, "max-requests", in: 0...100) ?? t.moreTime.maximumRequests
+        timers.offerValidity = reader.duration(section, "offer-validity") ?? timers.offerValidity
+        timers.expectedOfferTime = reader.duration(section, "expected-offer-time") ?? timers.expectedOfferTime
+        timers.approvalExpectedOfferTime = reader.duration(section, "approval-expected-offer-time") ?? timers.approvalExpectedOfferTime
+        let moreTime = reader.map(section["more-time"], at: section.path("more-time"),
+                                  keys: ["request-before", "extension", "max-requests"])
+        if let moreTime {
+            timers.moreTime.requestBefore = reader.duration(moreTime, "request-before") ?? timers.moreTime.requestBefore
+            timers.moreTime.extensionDuration = reader.duration(moreTime, "extension") ?? timers.moreTime.extensionDuration
+            timers.moreTime.maximumRequests = reader.integer(moreTime, "max-requests", in: 0...100) ?? timers.moreTime.maximumRequests
         }
         // The request must leave the client time to answer before the expected offer time (§11.2.1).
-        if t.moreTime.maximumRequests > 0, t.moreTime.requestBefore >= t.approvalExpectedOfferTime {
-            r.invalid(m.path("more-time").appending("request-before"), mt?["request-before"] ?? m["approval-expected-offer-time"] ?? m.node,
-                      "must be shorter than timers.approval-expected-offer-time")
+        if timers.moreTime.maximumRequests > 0, timers.moreTime.requestBefore >= timers.approvalExpectedOfferTime {
+            reader.invalid(section.path("more-time").appending("request-before"),
+                           moreTime?["request-before"] ?? section["approval-expected-offer-time"] ?? section.node,
+                           "must be shorter than timers.approval-expected-offer-time")
         }
-        return t
+        return timers
     }
 
-    func provider(_ m: YAMLReader.Map) -> ProviderDescription {
-        var p = ProviderDescription()
-        p.name = r.string(m, "name")
-        if let n = m["as-number"], let v = r.integer(n, at: m.path("as-number"), in: 0...Int(UInt32.max)) {
-            p.asNumber = UInt32(v)
+    func provider(_ section: YAMLReader.Map) -> ProviderDescription {
+        var provider = ProviderDescription()
+        provider.name = reader.string(section, "name")
+        if let node = section["as-number"], let asNumber = reader.integer(node, at: section.path("as-number"), in: 0...Int(UInt32.max)) {
+            provider.asNumber = UInt32(asNumber)
         }
-        if let c = r.map(m["contact"], at: m.path("contact"), keys: ["email", "postal-address", "telephone-numbers"]) {
-            p.contact = ContactInformation(email: r.string(c, "email"), postalAddress: r.string(c, "postal-address"),
-                                           telephoneNumbers: r.strings(c, "telephone-numbers") ?? [])
+        if let contact = reader.map(section["contact"], at: section.path("contact"),
+                                    keys: ["email", "postal-address", "telephone-numbers"]) {
+            provider.contact = ContactInformation(email: reader.string(contact, "email"),
+                                                  postalAddress: reader.string(contact, "postal-address"),
+                                           telephoneNumbers: reader.strings(contact, "telephone-numbers") ?? [])
         }
-        return p
+        return provider
     }
 
     // MARK: policy
 
-    func policy(_ m: YAMLReader.Map) -> PolicyConfiguration {
-        var p = PolicyConfiguration()
-        if let items = r.list(m["activation-types"], at: m.path("activation-types")) {
-            p.activationTypes = items.compactMap { r.enumeration($0.node, at: $0.path, ActivationType.self) }
-            if items.isEmpty { r.invalid(m.path("activation-types"), m["activation-types"], "must list at least one activation type") }
+    func policy(_ section: YAMLReader.Map) -> PolicyConfiguration {
+        var policy = PolicyConfiguration()
+        if let items = reader.list(section["activation-types"], at: section.path("activation-types")) {
+            policy.activationTypes = items.compactMap { reader.enumeration($0.node, at: $0.path, ActivationType.self) }
+            if items.isEmpty {
+                reader.invalid(section.path("activation-types"), section["activation-types"], "must list at least one activation type")
+            }
         }
 
         // Network presence.
         var peFirst: [String: JSONPath] = [:]
-        for e in r.mapItems(m["network-presence"], at: m.path("network-presence"), keys: ["pe", "city", "sites", "countries"]) {
-            guard let id = r.string(e, "pe", required: true) else { continue }
-            if let first = peFirst[id] {
-                r.error(.duplicateIdentifier, e.path("pe"), e["pe"], "duplicate PE \"\(id)\" (first at \(first))")
+        for entry in reader.mapItems(section["network-presence"], at: section.path("network-presence"),
+            keys: ["pe", "city", "sites", "countries"]) {
+            guard let edgeName = reader.string(entry, "pe", required: true) else { continue }
+            if let first = peFirst[edgeName] {
+                reader.error(.duplicateIdentifier, entry.path("pe"), entry["pe"], "duplicate PE \"\(edgeName)\" (first at \(first))")
                 continue
             }
-            peFirst[id] = e.path("pe")
-            var pe = ProviderEdge(id: id)
-            pe.city = r.string(e, "city")
-            pe.sites = r.strings(e, "sites") ?? []
-            pe.countries = countries(e, "countries") ?? []
-            p.networkPresence.append(pe)
+            peFirst[edgeName] = entry.path("pe")
+            var edge = ProviderEdge(id: edgeName)
+            edge.city = reader.string(entry, "city")
+            edge.sites = reader.strings(entry, "sites") ?? []
+            edge.countries = countries(entry, "countries") ?? []
+            policy.networkPresence.append(edge)
         }
 
         // Links.
         var linkFirst: [String: JSONPath] = [:]
-        for e in r.mapItems(m["links"], at: m.path("links"), keys: ["id", "pe", "capacity-mbps"]) {
-            let id = r.string(e, "id", required: true)
-            let pe = r.string(e, "pe", required: true)
-            let capacity = linkCapacity(e)
-            if let id {
-                if let first = linkFirst[id] {
-                    r.error(.duplicateIdentifier, e.path("id"), e["id"], "duplicate link \"\(id)\" (first at \(first))")
-                } else if peFirst[id] != nil {
-                    r.invalid(e.path("id"), e["id"], "\"\(id)\" is already the name of a PE; a link id must differ from PE names")
+        for entry in reader.mapItems(section["links"], at: section.path("links"), keys: ["id", "pe", "capacity-mbps"]) {
+            let linkID = reader.string(entry, "id", required: true)
+            let edgeName = reader.string(entry, "pe", required: true)
+            let capacity = linkCapacity(entry)
+            if let linkID {
+                if let first = linkFirst[linkID] {
+                    reader.error(.duplicateIdentifier, entry.path("id"), entry["id"], "duplicate link \"\(linkID)\" (first at \(first))")
+                } else if peFirst[linkID] != nil {
+                    reader.invalid(entry.path("id"), entry["id"],
+                                   "\"\(linkID)\" is already the name of a PE; a link id must differ from PE names")
                 } else {
-                    linkFirst[id] = e.path("id")
+                    linkFirst[linkID] = entry.path("id")
                 }
             }
-            if let pe, peFirst[pe] == nil {
-                r.error(.unknownReference, e.path("pe"), e["pe"], unknownPE(pe, known: Array(peFirst.keys)))
+            if let edgeName, peFirst[edgeName] == nil {
+                reader.error(.unknownReference, entry.path("pe"), entry["pe"], unknownPE(edgeName, known: Array(peFirst.keys)))
             }
-            if let id, let pe, let capacity, linkFirst[id] == e.path("id") {
-                p.links.append(ProviderLink(id: id, pe: pe, capacity: capacity))
+            if let linkID, let edgeName, let capacity, linkFirst[linkID] == entry.path("id") {
+                policy.links.append(ProviderLink(id: linkID, pe: edgeName, capacity: capacity))
             }
         }
 
-        if let q = r.map(m["qos"], at: m.path("qos"), keys: ["default", "pairs", "availability-percent", "meta-qos-classes"]) {
-            p.qos = qos(q, knownPEs: peFirst)
+        if let qosSection = reader.map(section["qos"], at: section.path("qos"),
+                                       keys: ["default", "pairs", "availability-percent", "meta-qos-classes"]) {
+            policy.qos = qos(qosSection, knownPEs: peFirst)
         }
-        if let d = r.map(m["defaults"], at: m.path("defaults"),
+        if let defaults = reader.map(section["defaults"], at: section.path("defaults"),
                          keys: ["bandwidth-mbps", "mtu-bytes", "notification-interval-seconds", "invocation-type"]) {
-            p.defaults.bandwidthMbps = r.decimal(d, "bandwidth-mbps", .positive) ?? p.defaults.bandwidthMbps
-            p.defaults.mtuBytes = r.integer(d, "mtu-bytes", in: 68...65535).map(Int64.init) ?? p.defaults.mtuBytes
-            p.defaults.notificationIntervalSeconds =
-                r.integer(d, "notification-interval-seconds", in: 1...86400 * 366).map(Int64.init) ?? p.defaults.notificationIntervalSeconds
-            p.defaults.invocationType = r.enumeration(d, "invocation-type", CPDInvocationType.self) ?? p.defaults.invocationType
+            policy.defaults.bandwidthMbps = reader.decimal(defaults, "bandwidth-mbps", .positive) ?? policy.defaults.bandwidthMbps
+            policy.defaults.mtuBytes = reader.integer(defaults, "mtu-bytes", in: 68...65535).map(Int64.init) ?? policy.defaults.mtuBytes
+            policy.defaults.notificationIntervalSeconds =
+                reader.integer(defaults, "notification-interval-seconds", in: 1...86400 * 366).map(Int64.init)
+                    ?? policy.defaults.notificationIntervalSeconds
+            policy.defaults.invocationType = reader.enumeration(defaults, "invocation-type", CPDInvocationType.self)
+                ?? policy.defaults.invocationType
         }
-        if let d = r.map(m["counter-offers"], at: m.path("counter-offers"), keys: ["drop-unserved-sites", "drop-exhausted-sites"]) {
-            p.counterOffers.dropUnservedSites = r.bool(d, "drop-unserved-sites") ?? p.counterOffers.dropUnservedSites
-            p.counterOffers.dropExhaustedSites = r.bool(d, "drop-exhausted-sites") ?? p.counterOffers.dropExhaustedSites
+        if let counterOffers = reader.map(section["counter-offers"], at: section.path("counter-offers"),
+                                          keys: ["drop-unserved-sites", "drop-exhausted-sites"]) {
+            policy.counterOffers.dropUnservedSites = reader.bool(counterOffers, "drop-unserved-sites")
+                ?? policy.counterOffers.dropUnservedSites
+            policy.counterOffers.dropExhaustedSites = reader.bool(counterOffers, "drop-exhausted-sites")
+                ?? policy.counterOffers.dropExhaustedSites
         }
-        return p
+        return policy
     }
 
-    func unknownPE(_ pe: String, known: [String]) -> String {
-        var message = "unknown PE \"\(pe)\" (not in policy.network-presence)"
-        if let s = YAMLReader.suggestion(for: pe, among: known) { message += "; did you mean \"\(s)\"?" }
+    func unknownPE(_ edgeName: String, known: [String]) -> String {
+        var message = "unknown PE \"\(edgeName)\" (not in policy.network-presence)"
+        if let suggestion = YAMLReader.suggestion(for: edgeName, among: known) { message += "; did you mean \"\(suggestion)\"?" }
         return message
     }
 
-    func linkCapacity(_ e: YAMLReader.Map) -> LinkCapacity? {
-        guard let n = e["capacity-mbps"] else {
-            r.missing(e, "capacity-mbps")
+    func linkCapacity(_ entry: YAMLReader.Map) -> LinkCapacity? {
+        guard let node = entry["capacity-mbps"] else {
+            reader.missing(entry, "capacity-mbps")
             return nil
         }
-        let path = e.path("capacity-mbps")
-        if case .mapping = n {
-            guard let cm = r.map(n, at: path, keys: ["incoming", "outgoing"]) else { return nil }
-            let i = r.decimal(cm, "incoming", .positive, required: true)
-            let o = r.decimal(cm, "outgoing", .positive, required: true)
-            guard let i, let o else { return nil }
-            return LinkCapacity(incoming: i, outgoing: o)
+        let path = entry.path("capacity-mbps")
+        if case .mapping = node {
+            guard let directions = reader.map(node, at: path, keys: ["incoming", "outgoing"]) else { return nil }
+            let incoming = reader.decimal(directions, "incoming", .positive, required: true)
+            let outgoing = reader.decimal(directions, "outgoing", .positive, required: true)
+            guard let incoming, let outgoing else { return nil }
+            return LinkCapacity(incoming: incoming, outgoing: outgoing)
         }
-        if case .sequence = n {
-            r.error(.wrongType, path, n, "expected a number or a mapping with incoming and outgoing, found a list")
+        if case .sequence = node {
+            reader.error(.wrongType, path, node, "expected a number or a mapping with incoming and outgoing, found a list")
             return nil
         }
-        return r.decimal(n, at: path, .positive).map { LinkCapacity(symmetric: $0) }
+        return reader.decimal(node, at: path, .positive).map { LinkCapacity(symmetric: $0) }
     }
 
-    func qos(_ m: YAMLReader.Map, knownPEs: [String: JSONPath]) -> QoSCapabilities {
-        var q = QoSCapabilities()
+    func qos(_ section: YAMLReader.Map, knownPEs: [String: JSONPath]) -> QoSCapabilities {
+        var qos = QoSCapabilities()
         let metricKeys = ["one-way-delay-ms", "delay-variation-ms", "loss-percent"]
-        if let d = r.map(m["default"], at: m.path("default"), keys: metricKeys) {
-            q.defaultQoS = achievable(d, base: q.defaultQoS)
+        if let defaultSection = reader.map(section["default"], at: section.path("default"), keys: metricKeys) {
+            qos.defaultQoS = achievable(defaultSection, base: qos.defaultQoS)
         }
-        for e in r.mapItems(m["pairs"], at: m.path("pairs"), keys: ["between"] + metricKeys) {
-            let values = achievable(e, base: q.defaultQoS)
-            guard let between = r.strings(e, "between") else {
-                if e["between"] == nil { r.missing(e, "between") }
+        for pair in reader.mapItems(section["pairs"], at: section.path("pairs"), keys: ["between"] + metricKeys) {
+            let values = achievable(pair, base: qos.defaultQoS)
+            guard let between = reader.strings(pair, "between") else {
+                if pair["between"] == nil { reader.missing(pair, "between") }
                 continue
             }
             guard between.count == 2 else {
-                r.invalid(e.path("between"), e["between"], "must name exactly two PEs")
+                reader.invalid(pair.path("between"), pair["between"], "must name exactly two PEs")
                 continue
             }
-            var ok = true
-            for (i, pe) in between.enumerated() where knownPEs[pe] == nil {
-                r.error(.unknownReference, e.path("between").appending(index: i), e["between"], unknownPE(pe, known: Array(knownPEs.keys)))
-                ok = false
+            var known = true
+            for (index, edgeName) in between.enumerated() where knownPEs[edgeName] == nil {
+                reader.error(.unknownReference, pair.path("between").appending(index: index), pair["between"],
+                             unknownPE(edgeName, known: Array(knownPEs.keys)))
+                known = false
             }
-            if ok { q.pairs.append(QoSPair(first: between[0], second: between[1], qos: values)) }
+            if known { qos.pairs.append(QoSPair(first: between[0], second: between[1], qos: values)) }
         }
-        q.availabilityPercent = r.decimal(m, "availability-percent", .percent) ?? q.availabilityPercent
-        q.metaQoSClasses = r.strings(m, "meta-qos-classes") ?? q.metaQoSClasses
-        return q
+        qos.availabilityPercent = reader.decimal(section, "availability-percent", .percent) ?? qos.availabilityPercent
+        qos.metaQoSClasses = reader.strings(section, "meta-qos-classes") ?? qos.metaQoSClasses
+        return qos
     }
 
-    func achievable(_ m: YAMLReader.Map, base: AchievableQoS) -> AchievableQoS {
-        var a = base
-        a.oneWayDelayMs = r.decimal(m, "one-way-delay-ms", .nonNegative) ?? a.oneWayDelayMs
-        a.delayVariationMs = r.decimal(m, "delay-variation-ms", .nonNegative) ?? a.delayVariationMs
-        a.lossPercent = r.decimal(m, "loss-percent", .percent) ?? a.lossPercent
-        return a
+    func achievable(_ section: YAMLReader.Map, base: AchievableQoS) -> AchievableQoS {
+        var qos = base
+        qos.oneWayDelayMs = reader.decimal(section, "one-way-delay-ms", .nonNegative) ?? qos.oneWayDelayMs
+        qos.delayVariationMs = reader.decimal(section, "delay-variation-ms", .nonNegative) ?? qos.delayVariationMs
+        qos.lossPercent = reader.decimal(section, "loss-percent", .percent) ?? qos.lossPercent
+        return qos
     }
 
     /// ISO 3166-1 alpha-2 codes (two upper-case letters).
-    func countries(_ m: YAMLReader.Map, _ key: String) -> [String]? {
-        guard let items = r.list(m[key], at: m.path(key)) else { return nil }
+    func countries(_ section: YAMLReader.Map, _ key: String) -> [String]? {
+        guard let items = reader.list(section[key], at: section.path(key)) else { return nil }
         return items.compactMap { item in
-            guard let s = r.string(item.node, at: item.path) else { return nil }
-            guard s.utf8.count == 2, s.utf8.allSatisfy({ (0x41...0x5a).contains($0) }) else {
-                r.invalid(item.path, item.node, "not an ISO 3166-1 alpha-2 country code (e.g. FR)")
+            guard let code = reader.string(item.node, at: item.path) else { return nil }
+            guard code.utf8.count == 2, code.utf8.allSatisfy({ (0x41...0x5a).contains($0) }) else {
+                reader.invalid(item.path, item.node, "not an ISO 3166-1 alpha-2 country code (e.g. FR)")
                 return nil
             }
-            return s
+            return code
         }
     }
 
@@ -376,49 +402,49 @@ struct ConfigurationParser {
         var out: [CustomerProfile] = []
         var first: [String: JSONPath] = [:]
         let knownPEs = policy.networkPresence.map(\.id)
-        for m in r.mapItems(node, at: path, keys: ["identity", "name", "max-open-orders", "source-prefixes",
+        for entry in reader.mapItems(node, at: path, keys: ["identity", "name", "max-open-orders", "source-prefixes",
                                                      "entitlements", "pricing"]) {
-            let identity = r.string(m, "identity", required: true)
+            let identity = reader.string(entry, "identity", required: true)
             var profile = CustomerProfile(identity: identity ?? "")
-            profile.name = r.string(m, "name")
-            profile.maxOpenOrders = r.integer(m, "max-open-orders", in: 0...1_000_000)
-            for (pn, pp) in r.list(m["source-prefixes"], at: m.path("source-prefixes")) ?? [] {
-                guard let s = r.string(pn, at: pp) else { continue }
-                if let prefix = CPDIPPrefix(s) {
+            profile.name = reader.string(entry, "name")
+            profile.maxOpenOrders = reader.integer(entry, "max-open-orders", in: 0...1_000_000)
+            for (prefixNode, prefixPath) in reader.list(entry["source-prefixes"], at: entry.path("source-prefixes")) ?? [] {
+                guard let text = reader.string(prefixNode, at: prefixPath) else { continue }
+                if let prefix = CPDIPPrefix(text) {
                     profile.sourcePrefixes.append(prefix)
                 } else {
-                    r.invalid(pp, pn, "not a CIDR prefix (\(CPDIPPrefix.problem(with: s) ?? s))")
+                    reader.invalid(prefixPath, prefixNode, "not a CIDR prefix (\(CPDIPPrefix.problem(with: text) ?? text))")
                 }
             }
-            if let e = r.map(m["entitlements"], at: m.path("entitlements"),
+            if let entitlementsSection = reader.map(entry["entitlements"], at: entry.path("entitlements"),
                              keys: ["max-bandwidth-mbps", "countries", "pes", "testing-orders", "max-test-period"]) {
-                var ent = Entitlements()
-                ent.maxBandwidthMbps = r.decimal(e, "max-bandwidth-mbps", .positive)
-                ent.countries = countries(e, "countries")
-                if let pes = r.list(e["pes"], at: e.path("pes")) {
-                    ent.pes = pes.compactMap { item in
-                        guard let pe = r.string(item.node, at: item.path) else { return nil }
-                        if !knownPEs.contains(pe) {
-                            r.error(.unknownReference, item.path, item.node, unknownPE(pe, known: knownPEs))
+                var entitlements = Entitlements()
+                entitlements.maxBandwidthMbps = reader.decimal(entitlementsSection, "max-bandwidth-mbps", .positive)
+                entitlements.countries = countries(entitlementsSection, "countries")
+                if let pes = reader.list(entitlementsSection["pes"], at: entitlementsSection.path("pes")) {
+                    entitlements.pes = pes.compactMap { item in
+                        guard let edgeName = reader.string(item.node, at: item.path) else { return nil }
+                        if !knownPEs.contains(edgeName) {
+                            reader.error(.unknownReference, item.path, item.node, unknownPE(edgeName, known: knownPEs))
                         }
-                        return pe
+                        return edgeName
                     }
                 }
-                ent.testingOrders = r.bool(e, "testing-orders") ?? ent.testingOrders
-                ent.maxTestPeriod = r.duration(e, "max-test-period")
-                profile.entitlements = ent
+                entitlements.testingOrders = reader.bool(entitlementsSection, "testing-orders") ?? entitlements.testingOrders
+                entitlements.maxTestPeriod = reader.duration(entitlementsSection, "max-test-period")
+                profile.entitlements = entitlements
             }
-            if let pm = r.map(m["pricing"], at: m.path("pricing"), keys: Self.pricingKeys) {
-                profile.pricing = self.pricing(pm, base: pricing)
+            if let pricingSection = reader.map(entry["pricing"], at: entry.path("pricing"), keys: Self.pricingKeys) {
+                profile.pricing = self.pricing(pricingSection, base: pricing)
             }
             if let identity {
                 let key = CustomerProfile.asciiLowercased(identity)
-                if let f = first[key] {
-                    r.error(.duplicateIdentifier, m.path("identity"), m["identity"],
-                            "duplicate customer identity \"\(identity)\" (first at \(f))")
+                if let firstPath = first[key] {
+                    reader.error(.duplicateIdentifier, entry.path("identity"), entry["identity"],
+                            "duplicate customer identity \"\(identity)\" (first at \(firstPath))")
                     continue
                 }
-                first[key] = m.path("identity")
+                first[key] = entry.path("identity")
                 out.append(profile)
             }
         }
@@ -427,106 +453,117 @@ struct ConfigurationParser {
 
     // MARK: pricing, approval, provisioning, limits
 
-    func pricing(_ m: YAMLReader.Map, base: PricingRule) -> PricingRule {
-        var p = base
-        if let cur = r.string(m, "currency") {
-            if cur.utf8.count == 3, cur.utf8.allSatisfy({ (0x41...0x5a).contains($0) }) {
-                p.currency = cur
+    func pricing(_ section: YAMLReader.Map, base: PricingRule) -> PricingRule {
+        var rule = base
+        if let currency = reader.string(section, "currency") {
+            if currency.utf8.count == 3, currency.utf8.allSatisfy({ (0x41...0x5a).contains($0) }) {
+                rule.currency = currency
             } else {
-                r.invalid(m.path("currency"), m["currency"], "not an ISO 4217 currency code (e.g. EUR)")
+                reader.invalid(section.path("currency"), section["currency"], "not an ISO 4217 currency code (e.g. EUR)")
             }
         }
-        p.period = r.string(m, "period") ?? p.period
-        p.baseFee = r.decimal(m, "base-fee", .nonNegative) ?? p.baseFee
-        p.perMbps = r.decimal(m, "per-mbps", .nonNegative) ?? p.perMbps
-        if let pm = m["qos-premiums"] {
-            let path = m.path("qos-premiums")
-            if case .mapping(let mapping) = pm {
-                var premiums = p.qosPremiums
-                for (k, v) in mapping {
-                    guard let key = r.scalarText(k, at: path, expected: "a class name") else { continue }
-                    if let d = r.decimal(v, at: path.appending(key), .nonNegative) { premiums[key] = d }
+        rule.period = reader.string(section, "period") ?? rule.period
+        rule.baseFee = reader.decimal(section, "base-fee", .nonNegative) ?? rule.baseFee
+        rule.perMbps = reader.decimal(section, "per-mbps", .nonNegative) ?? rule.perMbps
+        if let premiumsNode = section["qos-premiums"] {
+            let path = section.path("qos-premiums")
+            if case .mapping(let mapping) = premiumsNode {
+                var premiums = rule.qosPremiums
+                for (keyNode, valueNode) in mapping {
+                    guard let key = reader.scalarText(keyNode, at: path, expected: "a class name") else { continue }
+                    if let amount = reader.decimal(valueNode, at: path.appending(key), .nonNegative) { premiums[key] = amount }
                 }
-                p.qosPremiums = premiums
+                rule.qosPremiums = premiums
             } else {
-                r.error(.wrongType, path, pm, "expected a mapping of class name to amount")
+                reader.error(.wrongType, path, premiumsNode, "expected a mapping of class name to amount")
             }
         }
-        return p
+        return rule
     }
 
-    func approval(_ m: YAMLReader.Map, customers: [CustomerProfile]) -> ApprovalConfiguration {
-        var a = ApprovalConfiguration()
-        a.mode = r.enumeration(m, "mode", ApprovalMode.self) ?? a.mode
-        a.escalateOutOfResources = r.bool(m, "escalate-out-of-resources") ?? a.escalateOutOfResources
+    func approval(_ section: YAMLReader.Map, customers: [CustomerProfile]) -> ApprovalConfiguration {
+        var approval = ApprovalConfiguration()
+        approval.mode = reader.enumeration(section, "mode", ApprovalMode.self) ?? approval.mode
+        approval.escalateOutOfResources = reader.bool(section, "escalate-out-of-resources") ?? approval.escalateOutOfResources
         let ruleKeys = ["above-mbps", "above-total-mbps", "above-amount", "purpose", "customers"]
-        for (node, path) in r.list(m["rules"], at: m.path("rules")) ?? [] {
-            if case .scalar(let s) = node {
-                if s.string == "all" {
-                    a.rules.append(.all)
+        for (node, path) in reader.list(section["rules"], at: section.path("rules")) ?? [] {
+            if case .scalar(let scalar) = node {
+                if scalar.string == "all" {
+                    approval.rules.append(.all)
                 } else {
-                    var message = "unknown rule \"\(s.string)\"; write all, or a mapping such as above-mbps: 1000"
-                    if let sug = YAMLReader.suggestion(for: s.string, among: ["all"] + ruleKeys) { message += " (did you mean \"\(sug)\"?)" }
-                    r.invalid(path, node, message)
+                    var message = "unknown rule \"\(scalar.string)\"; write all, or a mapping such as above-mbps: 1000"
+                    if let suggestion = YAMLReader.suggestion(for: scalar.string, among: ["all"] + ruleKeys) {
+                        message += " (did you mean \"\(suggestion)\"?)"
+                    }
+                    reader.invalid(path, node, message)
                 }
                 continue
             }
-            guard let rm = r.map(node, at: path, keys: ruleKeys) else { continue }
+            guard let rule = reader.map(node, at: path, keys: ruleKeys) else { continue }
             var found = 0
-            if let n = r.decimal(rm, "above-mbps", .nonNegative) { a.rules.append(.aboveMbps(n)); found += 1 }
-            if let n = r.decimal(rm, "above-total-mbps", .nonNegative) { a.rules.append(.aboveTotalMbps(n)); found += 1 }
-            if let n = r.decimal(rm, "above-amount", .nonNegative) { a.rules.append(.aboveAmount(n)); found += 1 }
-            if let p = r.enumeration(rm, "purpose", Purpose.self) { a.rules.append(.purpose(p)); found += 1 }
-            if let list = r.list(rm["customers"], at: rm.path("customers")) {
+            if let threshold = reader.decimal(rule, "above-mbps", .nonNegative) { approval.rules.append(.aboveMbps(threshold)); found += 1 }
+            if let threshold = reader.decimal(rule, "above-total-mbps", .nonNegative) {
+                approval.rules.append(.aboveTotalMbps(threshold)); found += 1
+            }
+            if let threshold = reader.decimal(rule, "above-amount", .nonNegative) {
+                approval.rules.append(.aboveAmount(threshold)); found += 1
+            }
+            if let purpose = reader.enumeration(rule, "purpose", Purpose.self) { approval.rules.append(.purpose(purpose)); found += 1 }
+            if let list = reader.list(rule["customers"], at: rule.path("customers")) {
                 let known = customers.map(\.identity)
                 let ids = list.compactMap { item -> String? in
-                    guard let id = r.string(item.node, at: item.path) else { return nil }
-                    if !known.contains(where: { CustomerProfile.asciiLowercased($0) == CustomerProfile.asciiLowercased(id) }) {
-                        r.error(.unknownReference, item.path, item.node, "unknown customer identity \"\(id)\" (not in customers)")
+                    guard let identity = reader.string(item.node, at: item.path) else { return nil }
+                    if !known.contains(where: { CustomerProfile.asciiLowercased($0) == CustomerProfile.asciiLowercased(identity) }) {
+                        reader.error(.unknownReference, item.path, item.node,
+                                     "unknown customer identity \"\(identity)\" (not in customers)")
                     }
-                    return id
+                    return identity
                 }
-                a.rules.append(.customers(ids))
+                approval.rules.append(.customers(ids))
                 found += 1
             }
-            if found > 1 { r.invalid(path, node, "a rule has exactly one key; write one list item per rule") }
+            if found > 1 { reader.invalid(path, node, "a rule has exactly one key; write one list item per rule") }
         }
-        return a
+        return approval
     }
 
-    func provisioning(_ m: YAMLReader.Map) -> ProvisioningConfiguration {
-        var p = ProvisioningConfiguration()
-        if let cmd = r.strings(m, "command") {
-            if cmd.isEmpty { r.invalid(m.path("command"), m["command"], "must list the program and its arguments") } else { p.command = cmd }
-        }
-        if let url = r.string(m, "http-url") {
-            if url.hasPrefix("http://") || url.hasPrefix("https://"), url.utf8.count > 8 {
-                p.httpURL = url
+    func provisioning(_ section: YAMLReader.Map) -> ProvisioningConfiguration {
+        var provisioning = ProvisioningConfiguration()
+        if let command = reader.strings(section, "command") {
+            if command.isEmpty {
+                reader.invalid(section.path("command"), section["command"], "must list the program and its arguments")
             } else {
-                r.invalid(m.path("http-url"), m["http-url"], "must be an http:// or https:// URL")
+                provisioning.command = command
             }
         }
-        if let items = r.list(m["events"], at: m.path("events")) {
-            p.events = items.compactMap { r.enumeration($0.node, at: $0.path, ProvisioningEvent.self) }
-        }
-        p.timeout = r.duration(m, "timeout") ?? p.timeout
-        if let rt = r.map(m["retry"], at: m.path("retry"), keys: ["initial", "max"]) {
-            p.retryInitialBackoff = r.duration(rt, "initial") ?? p.retryInitialBackoff
-            p.retryMaxBackoff = r.duration(rt, "max") ?? p.retryMaxBackoff
-            if p.retryMaxBackoff < p.retryInitialBackoff {
-                r.invalid(rt.path("max"), rt["max"] ?? rt.node, "must not be shorter than retry.initial")
+        if let url = reader.string(section, "http-url") {
+            if url.hasPrefix("http://") || url.hasPrefix("https://"), url.utf8.count > 8 {
+                provisioning.httpURL = url
+            } else {
+                reader.invalid(section.path("http-url"), section["http-url"], "must be an http:// or https:// URL")
             }
         }
-        return p
+        if let items = reader.list(section["events"], at: section.path("events")) {
+            provisioning.events = items.compactMap { reader.enumeration($0.node, at: $0.path, ProvisioningEvent.self) }
+        }
+        provisioning.timeout = reader.duration(section, "timeout") ?? provisioning.timeout
+        if let retry = reader.map(section["retry"], at: section.path("retry"), keys: ["initial", "max"]) {
+            provisioning.retryInitialBackoff = reader.duration(retry, "initial") ?? provisioning.retryInitialBackoff
+            provisioning.retryMaxBackoff = reader.duration(retry, "max") ?? provisioning.retryMaxBackoff
+            if provisioning.retryMaxBackoff < provisioning.retryInitialBackoff {
+                reader.invalid(retry.path("max"), retry["max"] ?? retry.node, "must not be shorter than retry.initial")
+            }
+        }
+        return provisioning
     }
 
-    func limits(_ m: YAMLReader.Map) -> LimitConfiguration {
-        var l = LimitConfiguration()
-        l.maxAssociations = r.integer(m, "max-associations", in: 1...1_000_000) ?? l.maxAssociations
-        l.associationIdleTimeout = r.duration(m, "association-idle-timeout") ?? l.associationIdleTimeout
-        l.maxDatagramBytes = r.integer(m, "max-datagram-bytes", in: 1024...65507) ?? l.maxDatagramBytes
-        l.defaultMaxOpenOrders = r.integer(m, "default-max-open-orders", in: 0...1_000_000) ?? l.defaultMaxOpenOrders
-        l.maxPendingApprovals = r.integer(m, "max-pending-approvals", in: 0...1_000_000) ?? l.maxPendingApprovals
-        return l
+    func limits(_ section: YAMLReader.Map) -> LimitConfiguration {
+        var limits = LimitConfiguration()
+        limits.maxAssociations = reader.integer(section, "max-associations", in: 1...1_000_000) ?? limits.maxAssociations
+        limits.associationIdleTimeout = reader.duration(section, "association-idle-timeout") ?? limits.associationIdleTimeout
+        limits.maxDatagramBytes = reader.integer(section, "max-datagram-bytes", in: 1024...65507) ?? limits.maxDatagramBytes
+        limits.defaultMaxOpenOrders = reader.integer(section, "default-max-open-orders", in: 0...1_000_000) ?? limits.defaultMaxOpenOrders
+        limits.maxPendingApprovals = reader.integer(section, "max-pending-approvals", in: 0...1_000_000) ?? limits.maxPendingApprovals
+        return limits
     }
 }

@@ -181,24 +181,26 @@ public struct DecisionEngine: Sendable {
     ///   - profile: the customer.
     ///   - options: the request's negotiation options.
     public func approvalReason(offer: Offer, profile: CustomerProfile, options: NegotiationOptions?) -> String? {
-        let a = configuration.approval
-        if a.mode == .manual { return "approval mode is manual: every order is validated by an operator" }
-        for (i, rule) in a.rules.enumerated() {
-            let tag = "(approval rule \(i): \(rule))"
+        let approval = configuration.approval
+        if approval.mode == .manual { return "approval mode is manual: every order is validated by an operator" }
+        for (index, rule) in approval.rules.enumerated() {
+            let tag = "(approval rule \(index): \(rule))"
             switch rule {
             case .all:
                 return "every order is validated by an operator \(tag)"
-            case .aboveMbps(let n):
+            case .aboveMbps(let threshold):
                 let largest = OfferMetrics.largestBandwidth(offer.cpd)
-                if n < largest { return "offered bandwidth \(largest) Mbps is above \(n) Mbps \(tag)" }
-            case .aboveTotalMbps(let n):
+                if threshold < largest { return "offered bandwidth \(largest) Mbps is above \(threshold) Mbps \(tag)" }
+            case .aboveTotalMbps(let threshold):
                 let total = OfferMetrics.totalBandwidth(offer.cpd)
-                if n < total { return "total offered bandwidth \(total) Mbps is above \(n) Mbps \(tag)" }
-            case .aboveAmount(let n):
+                if threshold < total { return "total offered bandwidth \(total) Mbps is above \(threshold) Mbps \(tag)" }
+            case .aboveAmount(let threshold):
                 let cost = offer.cost ?? pricing(for: profile).cost(for: offer.cpd)
-                if n < cost.amount { return "price \(cost) is above \(n) \(cost.currency) \(tag)" }
-            case .purpose(let p):
-                if (options?.effectivePurpose ?? .permanent) == p { return "\(p.rawValue) orders are validated by an operator \(tag)" }
+                if threshold < cost.amount { return "price \(cost) is above \(threshold) \(cost.currency) \(tag)" }
+            case .purpose(let purpose):
+                if (options?.effectivePurpose ?? .permanent) == purpose {
+                    return "\(purpose.rawValue) orders are validated by an operator \(tag)"
+                }
             case .customers(let ids):
                 if profile.matches(identities: ids) { return "orders of customer \(profile.identity) are validated by an operator \(tag)" }
             }
@@ -271,10 +273,10 @@ struct DecisionRun {
         var attachments: [String: Attachment] = [:]
         var unserved: [(node: String, why: String)] = []
         for component in request.components {
-            for p in component.profiles {
-                for node in p.customerNodes {
+            for provisioningProfile in component.profiles {
+                for node in provisioningProfile.customerNodes {
                     do throws(Refusal) {
-                        attachments[node.identifier] = try attachment(for: node, capacityLinks: p.capacity ?? [])
+                        attachments[node.identifier] = try attachment(for: node, capacityLinks: provisioningProfile.capacity ?? [])
                     } catch {
                         guard error.code == .networkPresenceError else { throw error }
                         unserved.append((node.identifier, error.diagnostic))
@@ -318,55 +320,58 @@ struct DecisionRun {
         var offered = request
         var chosenLinks: [String: [String]] = [:]
         var chosenPE: [String: String] = [:]
-        for (k, cr) in requests.enumerated() {
-            guard let a = allocations[k] else { continue }
-            var entry = offered.components[cr.componentIndex].profiles[cr.profileIndex].capacity![cr.entryIndex]
-            if let v = a.incoming { entry.incomingBandwidthMbps = .fixed(v) }
-            if let v = a.outgoing { entry.outgoingBandwidthMbps = .fixed(v) }
-            offered.components[cr.componentIndex].profiles[cr.profileIndex].capacity![cr.entryIndex] = entry
+        for (requestIndex, capacityRequest) in requests.enumerated() {
+            guard let allocation = allocations[requestIndex] else { continue }
+            let (componentIndex, profileIndex) = (capacityRequest.componentIndex, capacityRequest.profileIndex)
+            var entry = offered.components[componentIndex].profiles[profileIndex].capacity![capacityRequest.entryIndex]
+            if let mbps = allocation.incoming { entry.incomingBandwidthMbps = .fixed(mbps) }
+            if let mbps = allocation.outgoing { entry.outgoingBandwidthMbps = .fixed(mbps) }
+            offered.components[componentIndex].profiles[profileIndex].capacity![capacityRequest.entryIndex] = entry
             // The node's link list names what its capacity entries name (validate() requires
             // it), else the chosen link.
-            let label = cr.linkIdentifier ?? a.link.id
-            if !chosenLinks[cr.customerNode, default: []].contains(label) {
-                chosenLinks[cr.customerNode, default: []].append(label)
+            let label = capacityRequest.linkIdentifier ?? allocation.link.id
+            if !chosenLinks[capacityRequest.customerNode, default: []].contains(label) {
+                chosenLinks[capacityRequest.customerNode, default: []].append(label)
             }
-            if chosenPE[cr.customerNode] == nil { chosenPE[cr.customerNode] = a.link.pe }
+            if chosenPE[capacityRequest.customerNode] == nil { chosenPE[capacityRequest.customerNode] = allocation.link.pe }
         }
         var nodePE: [String: String] = [:]
-        for ci in offered.components.indices {
-            for pi in offered.components[ci].profiles.indices {
-                for ni in offered.components[ci].profiles[pi].customerNodes.indices {
-                    let node = offered.components[ci].profiles[pi].customerNodes[ni]
-                    guard !excluded.contains(node.identifier), let att = attachments[node.identifier] else { continue }
+        for componentIndex in offered.components.indices {
+            for profileIndex in offered.components[componentIndex].profiles.indices {
+                for nodeIndex in offered.components[componentIndex].profiles[profileIndex].customerNodes.indices {
+                    let node = offered.components[componentIndex].profiles[profileIndex].customerNodes[nodeIndex]
+                    guard !excluded.contains(node.identifier), let attachment = attachments[node.identifier] else { continue }
                     var links = chosenLinks[node.identifier] ?? []
-                    if links.isEmpty, let best = mostFree(att.links) { links = [best.id] }
-                    nodePE[node.identifier] = chosenPE[node.identifier] ?? links.first.flatMap { policy.link($0)?.pe } ?? att.pe
+                    if links.isEmpty, let best = mostFree(attachment.links) { links = [best.id] }
+                    nodePE[node.identifier] = chosenPE[node.identifier] ?? links.first.flatMap { policy.link($0)?.pe } ?? attachment.pe
                     if node.linkIdentifiers.isEmpty {
-                        offered.components[ci].profiles[pi].customerNodes[ni].linkIdentifiers =
-                            links.isEmpty ? (att.pe.map { [$0] } ?? []) : links
+                        offered.components[componentIndex].profiles[profileIndex].customerNodes[nodeIndex].linkIdentifiers =
+                            links.isEmpty ? (attachment.pe.map { [$0] } ?? []) : links
                     }
                 }
             }
         }
-        for ci in offered.components.indices {
-            for pi in offered.components[ci].profiles.indices {
-                var p = offered.components[ci].profiles[pi]
-                Self.remove(nodes: excluded, from: &p)
-                concretizeScope(&p)
-                concretizeQoS(&p, nodePE: nodePE, notes: &notes)
-                if var av = p.availability {
-                    av.availabilityPercent = .fixed(Self.higherIsBetter(av.availabilityPercent, achievable: policy.qos.availabilityPercent))
-                    p.availability = av
+        for componentIndex in offered.components.indices {
+            for profileIndex in offered.components[componentIndex].profiles.indices {
+                var provisioningProfile = offered.components[componentIndex].profiles[profileIndex]
+                Self.remove(nodes: excluded, from: &provisioningProfile)
+                concretizeScope(&provisioningProfile)
+                concretizeQoS(&provisioningProfile, nodePE: nodePE, notes: &notes)
+                if var availability = provisioningProfile.availability {
+                    availability.availabilityPercent =
+                        .fixed(Self.higherIsBetter(availability.availabilityPercent, achievable: policy.qos.availabilityPercent))
+                    provisioningProfile.availability = availability
                 }
-                offered.components[ci].profiles[pi] = p
+                offered.components[componentIndex].profiles[profileIndex] = provisioningProfile
             }
         }
         offered = offered.concretized(choosing: OfferChooser(defaults: policy.defaults))
 
         var reservations: [Reservation] = []
-        for a in allocations.values {
-            if let v = a.incoming { reservations.append(Reservation(linkID: a.link.id, direction: .incoming, mbps: v)) }
-            if let v = a.outgoing { reservations.append(Reservation(linkID: a.link.id, direction: .outgoing, mbps: v)) }
+        for allocation in allocations.values {
+            let linkID = allocation.link.id
+            if let mbps = allocation.incoming { reservations.append(Reservation(linkID: linkID, direction: .incoming, mbps: mbps)) }
+            if let mbps = allocation.outgoing { reservations.append(Reservation(linkID: linkID, direction: .outgoing, mbps: mbps)) }
         }
         reservations = Reservation.aggregate(reservations)
 
@@ -409,11 +414,11 @@ struct DecisionRun {
         }
     }
 
-    static func text(_ d: Duration) -> String {
-        let s = d.components.seconds
-        if s % 86400 == 0 { return "\(s / 86400) days" }
-        if s % 3600 == 0 { return "\(s / 3600) hours" }
-        return "\(s) seconds"
+    static func text(_ duration: Duration) -> String {
+        let seconds = duration.components.seconds
+        if seconds % 86400 == 0 { return "\(seconds / 86400) days" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600) hours" }
+        return "\(seconds) seconds"
     }
 
     func allowedPE(_ pe: String) -> Bool {
@@ -423,40 +428,41 @@ struct DecisionRun {
     /// Where `node` may attach (network presence, RFC 8921 §8.2), checking entitlements.
     /// Throws FAIL 4 (not entitled) or FAIL 6 (no presence, caught by the caller).
     func attachment(for node: CPDCustomerNode, capacityLinks: [CPDCapacityEntry]) throws(Refusal) -> Attachment {
-        let id = node.identifier
+        let nodeID = node.identifier
         if let country = node.localization.country, let allowed = profile.entitlements.countries, !allowed.contains(country) {
             throw Refusal(.administrativelyProhibited,
-                          "customer node \(id): country \(country) is not allowed for customer \(profile.identity)")
+                          "customer node \(nodeID): country \(country) is not allowed for customer \(profile.identity)")
         }
         func resolve(_ name: String) throws(Refusal) -> (links: [ProviderLink], pe: String) {
-            if let l = policy.link(name) {
-                guard allowedPE(l.pe) else {
+            if let link = policy.link(name) {
+                guard allowedPE(link.pe) else {
                     throw Refusal(.administrativelyProhibited,
-                                  "customer node \(id): customer \(profile.identity) is not entitled to \(l.pe) (link \(name))")
+                                  "customer node \(nodeID): customer \(profile.identity) is not entitled to \(link.pe) (link \(name))")
                 }
-                return ([l], l.pe)
+                return ([link], link.pe)
             }
             if policy.edge(name) != nil {
                 guard allowedPE(name) else {
-                    throw Refusal(.administrativelyProhibited, "customer node \(id): customer \(profile.identity) is not entitled to \(name)")
+                    throw Refusal(.administrativelyProhibited,
+                                  "customer node \(nodeID): customer \(profile.identity) is not entitled to \(name)")
                 }
                 return (policy.links(at: name), name)
             }
-            throw Refusal(.networkPresenceError, "customer node \(id): link or PE \"\(name)\" is not in the provider's network")
+            throw Refusal(.networkPresenceError, "customer node \(nodeID): link or PE \"\(name)\" is not in the provider's network")
         }
         // Links named by the node's capacity entries must exist too.
-        for e in capacityLinks where e.customerNode == id {
-            if let name = e.linkIdentifier { _ = try resolve(name) }
+        for entry in capacityLinks where entry.customerNode == nodeID {
+            if let name = entry.linkIdentifier { _ = try resolve(name) }
         }
         if !node.linkIdentifiers.isEmpty {
             var links: [ProviderLink] = []
-            var pe: String?
+            var providerEdge: String?
             for name in node.linkIdentifiers {
-                let r = try resolve(name)
-                for l in r.links where !links.contains(l) { links.append(l) }
-                pe = pe ?? r.pe
+                let resolved = try resolve(name)
+                for link in resolved.links where !links.contains(link) { links.append(link) }
+                providerEdge = providerEdge ?? resolved.pe
             }
-            return Attachment(links: links, pe: pe)
+            return Attachment(links: links, pe: providerEdge)
         }
         let loc = node.localization
         var pes: [ProviderEdge] = []
@@ -465,11 +471,11 @@ struct DecisionRun {
         guard !pes.isEmpty else {
             let where_ = [loc.siteID.map { "site \($0)" }, loc.country.map { "country \($0)" }].compactMap { $0 }
             let place = where_.isEmpty ? "" : " (" + where_.joined(separator: ", ") + ")"
-            throw Refusal(.networkPresenceError, "customer node \(id)\(place): no network presence")
+            throw Refusal(.networkPresenceError, "customer node \(nodeID)\(place): no network presence")
         }
         let allowed = pes.filter { allowedPE($0.id) }
         guard !allowed.isEmpty else {
-            throw Refusal(.administrativelyProhibited, "customer node \(id): served only by "
+            throw Refusal(.administrativelyProhibited, "customer node \(nodeID): served only by "
                 + pes.map(\.id).joined(separator: ", ") + ", which customer \(profile.identity) is not entitled to")
         }
         return Attachment(links: allowed.flatMap { policy.links(at: $0.id) }, pe: allowed[0].id)
@@ -478,10 +484,10 @@ struct DecisionRun {
     /// Whether leaving out `nodes` still leaves every profile at least one customer node and
     /// one scope entry (a valid CPD with the same structure as the request).
     func canDrop(_ nodes: Set<String>) -> Bool {
-        for c in request.components {
-            for p in c.profiles {
-                guard p.customerNodes.contains(where: { !nodes.contains($0.identifier) }),
-                      p.scope.contains(where: { !nodes.contains($0.customerNode) })
+        for component in request.components {
+            for provisioningProfile in component.profiles {
+                guard provisioningProfile.customerNodes.contains(where: { !nodes.contains($0.identifier) }),
+                      provisioningProfile.scope.contains(where: { !nodes.contains($0.customerNode) })
                 else { return false }
             }
         }
@@ -522,44 +528,44 @@ struct DecisionRun {
                 var empty: Bool
             }
             var options: [Option] = []
-            for l in candidates {
-                func value(_ r: Negotiable<CPNPDecimal>?, _ dir: CPDDirection) -> (CPNPDecimal?, Bool, Bool, CPNPDecimal) {
-                    guard let r else { return (nil, true, false, 0) }
-                    let free = inv.free(l.id, dir)
+            for link in candidates {
+                func value(_ requested: Negotiable<CPNPDecimal>?, _ direction: CPDDirection) -> (CPNPDecimal?, Bool, Bool, CPNPDecimal) {
+                    guard let requested else { return (nil, true, false, 0) }
+                    let free = inv.free(link.id, direction)
                     let limit = maxBW.map { min($0, free) } ?? free
-                    let v = Self.bandwidth(r, limit: limit, default: policy.defaults.bandwidthMbps)
-                    return (v, r.admits(v), v.isZero && r != .fixed(0), free - v)
+                    let mbps = Self.bandwidth(requested, limit: limit, default: policy.defaults.bandwidthMbps)
+                    return (mbps, requested.admits(mbps), mbps.isZero && requested != .fixed(0), free - mbps)
                 }
-                let (i, iOK, iEmpty, iSlack) = value(cr.incomingBandwidthMbps, .incoming)
-                let (o, oOK, oEmpty, oSlack) = value(cr.outgoingBandwidthMbps, .outgoing)
-                options.append(Option(link: l, incoming: i, outgoing: o, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
-                                      total: (i ?? 0) + (o ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
+                let (incoming, iOK, iEmpty, iSlack) = value(cr.incomingBandwidthMbps, .incoming)
+                let (outgoing, oOK, oEmpty, oSlack) = value(cr.outgoingBandwidthMbps, .outgoing)
+                options.append(Option(link: link, incoming: incoming, outgoing: outgoing, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
+                                      total: (incoming ?? 0) + (outgoing ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
             }
             let usable = options.filter { !$0.empty }
             guard var best = usable.first else {
                 pass.exhausted.append((cr.customerNode, exhaustionText(cr, candidates: candidates, inventory: inv)))
                 continue
             }
-            for o in usable.dropFirst() {
-                if o.satisfied != best.satisfied {
-                    if o.satisfied > best.satisfied { best = o }
-                } else if o.total != best.total {
-                    if best.total < o.total { best = o }
-                } else if o.slack < best.slack {
-                    best = o
+            for option in usable.dropFirst() {
+                if option.satisfied != best.satisfied {
+                    if option.satisfied > best.satisfied { best = option }
+                } else if option.total != best.total {
+                    if best.total < option.total { best = option }
+                } else if option.slack < best.slack {
+                    best = option
                 }
             }
             var held: [Reservation] = []
-            for (v, dir, r) in [(best.incoming, CPDDirection.incoming, cr.incomingBandwidthMbps),
+            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, cr.incomingBandwidthMbps),
                                 (best.outgoing, CPDDirection.outgoing, cr.outgoingBandwidthMbps)] {
-                guard let v, let r else { continue }
-                held.append(Reservation(linkID: best.link.id, direction: dir, mbps: v))
-                if !r.admits(v) {
-                    let free = inv.free(best.link.id, dir)
+                guard let mbps, let requested else { continue }
+                held.append(Reservation(linkID: best.link.id, direction: direction, mbps: mbps))
+                if !requested.admits(mbps) {
+                    let free = inv.free(best.link.id, direction)
                     var why = "\(free) Mbps free on \(best.link.id)"
                     if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
-                    pass.notes.append("customer node \(cr.customerNode) \(dir.rawValue): \(v) Mbps offered, "
-                        + "\(JSONSerializer.serializeString(r.json)) requested (\(why))")
+                    pass.notes.append("customer node \(cr.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
+                        + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
                 }
             }
             inv = inv.reserving(held)
@@ -570,12 +576,12 @@ struct DecisionRun {
 
     func exhaustionText(_ cr: CPDCapacityRequest, candidates: [ProviderLink], inventory inv: InventoryView) -> String {
         var parts: [String] = []
-        for l in candidates.prefix(3) {
-            for (dir, r) in [(CPDDirection.incoming, cr.incomingBandwidthMbps), (.outgoing, cr.outgoingBandwidthMbps)] {
-                guard let r else { continue }
-                let free = inv.free(l.id, dir)
-                if free.isZero || Self.bandwidth(r, limit: free, default: policy.defaults.bandwidthMbps).isZero {
-                    parts.append("link \(l.id) has \(free) Mbps free \(dir.rawValue)")
+        for link in candidates.prefix(3) {
+            for (direction, requested) in [(CPDDirection.incoming, cr.incomingBandwidthMbps), (.outgoing, cr.outgoingBandwidthMbps)] {
+                guard let requested else { continue }
+                let free = inv.free(link.id, direction)
+                if free.isZero || Self.bandwidth(requested, limit: free, default: policy.defaults.bandwidthMbps).isZero {
+                    parts.append("link \(link.id) has \(free) Mbps free \(direction.rawValue)")
                 }
             }
         }
@@ -588,113 +594,121 @@ struct DecisionRun {
     /// The link with the most free capacity (both directions), first on ties.
     func mostFree(_ links: [ProviderLink]) -> ProviderLink? {
         var best: (ProviderLink, CPNPDecimal)?
-        for l in links {
-            let f = inventory.free(l.id, .incoming) + inventory.free(l.id, .outgoing)
-            if best == nil || best!.1 < f { best = (l, f) }
+        for link in links {
+            let free = inventory.free(link.id, .incoming) + inventory.free(link.id, .outgoing)
+            if best == nil || best!.1 < free { best = (link, free) }
         }
         return best?.0
     }
 
-    /// The bandwidth to offer for `r` when `limit` Mbit/s may be used: the largest value the
+    /// The bandwidth to offer for `requested` when `limit` Mbit/s may be used: the largest value the
     /// request admits within the limit (an open upper bound counts as its minimum: the provider
     /// does not push capacity nobody asked for), else the limit itself (a counter-offer).
-    static func bandwidth(_ r: Negotiable<CPNPDecimal>, limit: CPNPDecimal, default def: CPNPDecimal) -> CPNPDecimal {
-        switch r {
-        case .fixed(let x): return min(x, limit)
-        case .any: return min(def, limit)
-        case .range(let lo, let hi): return min(hi ?? lo ?? def, limit)
-        case .oneOf(let l): return l.filter { !(limit < $0) }.max() ?? limit
+    static func bandwidth(_ requested: Negotiable<CPNPDecimal>, limit: CPNPDecimal, default defaultValue: CPNPDecimal) -> CPNPDecimal {
+        switch requested {
+        case .fixed(let value): return min(value, limit)
+        case .any: return min(defaultValue, limit)
+        case .range(let lower, let upper): return min(upper ?? lower ?? defaultValue, limit)
+        case .oneOf(let values): return values.filter { !(limit < $0) }.max() ?? limit
         }
     }
 
     // MARK: - QoS and the rest
 
     /// The value to offer for a metric where lower is better (delay, jitter, loss) when the
-    /// network achieves `a`: the requested bound when `a` meets it, else `a` (a looser value:
+    /// network achieves `achievable`: the requested bound when `achievable` meets it, else `achievable` (a looser value:
     /// a counter-offer).
-    static func lowerIsBetter(_ r: Negotiable<CPNPDecimal>, achievable a: CPNPDecimal) -> CPNPDecimal {
-        switch r {
-        case .fixed(let x): return a <= x ? x : a
-        case .any: return a
-        case .range(let lo, let hi):
-            if let hi, hi < a { return a }
-            return lo.map { max($0, a) } ?? a
-        case .oneOf(let l): return l.filter { a <= $0 }.min() ?? a
+    static func lowerIsBetter(_ requested: Negotiable<CPNPDecimal>, achievable: CPNPDecimal) -> CPNPDecimal {
+        switch requested {
+        case .fixed(let value): return achievable <= value ? value : achievable
+        case .any: return achievable
+        case .range(let lower, let upper):
+            if let upper, upper < achievable { return achievable }
+            return lower.map { max($0, achievable) } ?? achievable
+        case .oneOf(let values): return values.filter { achievable <= $0 }.min() ?? achievable
         }
     }
 
     /// The value to offer for a metric where higher is better (availability).
-    static func higherIsBetter(_ r: Negotiable<CPNPDecimal>, achievable a: CPNPDecimal) -> CPNPDecimal {
-        switch r {
-        case .fixed(let x): return x <= a ? x : a
-        case .any: return a
-        case .range(let lo, let hi):
-            if let lo, a < lo { return a }
-            return hi.map { min($0, a) } ?? a
-        case .oneOf(let l): return l.filter { $0 <= a }.max() ?? a
+    static func higherIsBetter(_ requested: Negotiable<CPNPDecimal>, achievable: CPNPDecimal) -> CPNPDecimal {
+        switch requested {
+        case .fixed(let value): return value <= achievable ? value : achievable
+        case .any: return achievable
+        case .range(let lower, let upper):
+            if let lower, achievable < lower { return achievable }
+            return upper.map { min($0, achievable) } ?? achievable
+        case .oneOf(let values): return values.filter { $0 <= achievable }.max() ?? achievable
         }
     }
 
-    func concretizeScope(_ p: inout ConnectivityProvisioningProfile) {
-        for i in p.scope.indices where !p.scope[i].reachability.isFixed {
-            let wantsRestricted = p.scope[i].destinationPrefixes != nil
+    func concretizeScope(_ provisioningProfile: inout ConnectivityProvisioningProfile) {
+        for i in provisioningProfile.scope.indices where !provisioningProfile.scope[i].reachability.isFixed {
+            let wantsRestricted = provisioningProfile.scope[i].destinationPrefixes != nil
             let choice: CPDReachability
-            switch p.scope[i].reachability {
-            case .oneOf(let l):
+            switch provisioningProfile.scope[i].reachability {
+            case .oneOf(let choices):
                 // Destination prefixes are only valid with restricted reachability.
-                choice = wantsRestricted ? .restricted : (l.first ?? .global)
+                choice = wantsRestricted ? .restricted : (choices.first ?? .global)
             default:
                 choice = wantsRestricted ? .restricted : .global
             }
-            p.scope[i].reachability = .fixed(choice)
+            provisioningProfile.scope[i].reachability = .fixed(choice)
         }
     }
 
-    func concretizeQoS(_ p: inout ConnectivityProvisioningProfile, nodePE: [String: String], notes: inout [String]) {
-        guard var q = p.qosGuarantees else { return }
-        for i in q.entries.indices {
-            var e = q.entries[i]
-            switch q.kind {
+    func concretizeQoS(_ provisioningProfile: inout ConnectivityProvisioningProfile, nodePE: [String: String], notes: inout [String]) {
+        guard var guarantees = provisioningProfile.qosGuarantees else { return }
+        for i in guarantees.entries.indices {
+            var entry = guarantees.entries[i]
+            switch guarantees.kind {
             case .quantitative:
-                let from = e.from == CPDQoSEntry.anyNode ? nil : nodePE[e.from]
-                let to = e.to == CPDQoSEntry.anyNode ? nil : nodePE[e.to]
-                let a = policy.qos.achievable(between: from, and: to)
-                if let r = e.oneWayDelayMs { e.oneWayDelayMs = .fixed(Self.lowerIsBetter(r, achievable: a.oneWayDelayMs)) }
-                if let r = e.delayVariationMs { e.delayVariationMs = .fixed(Self.lowerIsBetter(r, achievable: a.delayVariationMs)) }
-                if let r = e.lossPercent { e.lossPercent = .fixed(Self.lowerIsBetter(r, achievable: a.lossPercent)) }
+                let from = entry.from == CPDQoSEntry.anyNode ? nil : nodePE[entry.from]
+                let to = entry.to == CPDQoSEntry.anyNode ? nil : nodePE[entry.to]
+                let achievable = policy.qos.achievable(between: from, and: to)
+                if let requested = entry.oneWayDelayMs {
+                    entry.oneWayDelayMs = .fixed(Self.lowerIsBetter(requested, achievable: achievable.oneWayDelayMs))
+                }
+                if let requested = entry.delayVariationMs {
+                    entry.delayVariationMs = .fixed(Self.lowerIsBetter(requested, achievable: achievable.delayVariationMs))
+                }
+                if let requested = entry.lossPercent {
+                    entry.lossPercent = .fixed(Self.lowerIsBetter(requested, achievable: achievable.lossPercent))
+                }
             case .qualitative:
                 let classes = policy.qos.metaQoSClasses
-                if let m = e.metaQoSClass, !classes.isEmpty, !classes.contains(m) {
-                    e.metaQoSClass = classes[0]
-                    notes.append("\(e.from) → \(e.to): meta-QoS class \(m) is not offered; \(classes[0]) instead")
+                if let requestedClass = entry.metaQoSClass, !classes.isEmpty, !classes.contains(requestedClass) {
+                    entry.metaQoSClass = classes[0]
+                    notes.append("\(entry.from) → \(entry.to): meta-QoS class \(requestedClass) is not offered; \(classes[0]) instead")
                 }
             }
-            q.entries[i] = e
+            guarantees.entries[i] = entry
         }
-        p.qosGuarantees = q
+        provisioningProfile.qosGuarantees = guarantees
     }
 
     /// Removes customer nodes and every clause entry that refers to them.
-    static func remove(nodes: Set<String>, from p: inout ConnectivityProvisioningProfile) {
+    static func remove(nodes: Set<String>, from provisioningProfile: inout ConnectivityProvisioningProfile) {
         guard !nodes.isEmpty else { return }
-        p.customerNodes.removeAll { nodes.contains($0.identifier) }
-        p.scope.removeAll { nodes.contains($0.customerNode) }
-        p.capacity?.removeAll { nodes.contains($0.customerNode) }
-        p.activationMeans?.removeAll { $0.customerNode.map(nodes.contains) ?? false }
-        if var q = p.qosGuarantees {
+        provisioningProfile.customerNodes.removeAll { nodes.contains($0.identifier) }
+        provisioningProfile.scope.removeAll { nodes.contains($0.customerNode) }
+        provisioningProfile.capacity?.removeAll { nodes.contains($0.customerNode) }
+        provisioningProfile.activationMeans?.removeAll { $0.customerNode.map(nodes.contains) ?? false }
+        if var guarantees = provisioningProfile.qosGuarantees {
             var remap: [Int64: Int64] = [:]
             var kept: [CPDQoSEntry] = []
-            for (i, e) in q.entries.enumerated() where !nodes.contains(e.from) && !nodes.contains(e.to) {
-                remap[Int64(i)] = Int64(kept.count)
-                kept.append(e)
+            for (index, entry) in guarantees.entries.enumerated() where !nodes.contains(entry.from) && !nodes.contains(entry.to) {
+                remap[Int64(index)] = Int64(kept.count)
+                kept.append(entry)
             }
-            q.entries = kept
-            p.qosGuarantees = kept.isEmpty ? nil : q
-            if var f = p.flowIdentification {
-                for i in f.classifiers.indices {
-                    if let ref = f.classifiers[i].qosEntryRef { f.classifiers[i].qosEntryRef = remap[ref] }
+            guarantees.entries = kept
+            provisioningProfile.qosGuarantees = kept.isEmpty ? nil : guarantees
+            if var flowIdentification = provisioningProfile.flowIdentification {
+                for i in flowIdentification.classifiers.indices {
+                    if let ref = flowIdentification.classifiers[i].qosEntryRef {
+                        flowIdentification.classifiers[i].qosEntryRef = remap[ref]
+                    }
                 }
-                p.flowIdentification = f
+                provisioningProfile.flowIdentification = flowIdentification
             }
         }
     }
@@ -708,9 +722,9 @@ struct OfferChooser: NegotiableChooser {
     let defaults: OfferDefaults
 
     func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
-        if let v = requested.preferredValue { return v }
+        if let value = requested.preferredValue { return value }
         var key = ""
-        if case .key(let k)? = path.components.last { key = k }
+        if case .key(let lastKey)? = path.components.last { key = lastKey }
         let json: JSONValue? = switch key {
         case "mtu-bytes": .number(CPNPDecimal(defaults.mtuBytes))
         case "interval-seconds": .number(CPNPDecimal(defaults.notificationIntervalSeconds))
@@ -720,7 +734,7 @@ struct OfferChooser: NegotiableChooser {
         default: nil
         }
         for candidate in [json, .number(0), .string("")].compactMap({ $0 }) {
-            if let v = try? V(negotiableJSON: candidate, at: path) { return v }
+            if let value = try? V(negotiableJSON: candidate, at: path) { return value }
         }
         return nil
     }

@@ -17,21 +17,21 @@ extension ServerConfiguration {
     /// - Approval: automatic (RFC 8921 §12.2), except orders with a bandwidth above 1000 Mbit/s.
     /// - Catalogue: "L3VPN, 3 sites" (bandwidths to choose) and "Internet access 1 Gbit/s" (acme only).
     public static let demo: ServerConfiguration = {
-        func d(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
-        func prefix(_ s: String) -> CPDIPPrefix { CPDIPPrefix(s)! }
+        func decimal(_ text: String) -> CPNPDecimal { CPNPDecimal(parsing: text)! }
+        func prefix(_ text: String) -> CPDIPPrefix { CPDIPPrefix(text)! }
         func template(_ json: String) -> CPD { try! CPD(json: JSONParser.parse(Array(json.utf8)), at: .root) }
         let pricing = PricingRule(
-            currency: "EUR", period: "month", baseFee: d("1000.00"), perMbps: d("4.00"),
-            qosPremiums: ["quantitative": d("150.00"), "gold": d("300.00"), "silver": d("120.00")])
+            currency: "EUR", period: "month", baseFee: decimal("1000.00"), perMbps: decimal("4.00"),
+            qosPremiums: ["quantitative": decimal("150.00"), "gold": decimal("300.00"), "silver": decimal("120.00")])
         var globexPricing = pricing
-        globexPricing.baseFee = d("800.00")
-        globexPricing.perMbps = d("3.10")
-        globexPricing.qosPremiums["quantitative"] = d("250.00")
+        globexPricing.baseFee = decimal("800.00")
+        globexPricing.perMbps = decimal("3.10")
+        globexPricing.qosPremiums["quantitative"] = decimal("250.00")
         var acmePricing = pricing
-        acmePricing.baseFee = d("500.00")
-        acmePricing.perMbps = d("2.50")
-        let defaultQoS = AchievableQoS(oneWayDelayMs: 30, delayVariationMs: 8, lossPercent: d("0.3"))
-        var c = ServerConfiguration(
+        acmePricing.baseFee = decimal("500.00")
+        acmePricing.perMbps = decimal("2.50")
+        let defaultQoS = AchievableQoS(oneWayDelayMs: 30, delayVariationMs: 8, lossPercent: decimal("0.3"))
+        var configuration = ServerConfiguration(
             listen: ListenConfiguration(host: "127.0.0.1", port: 8921, transport: .dtls),
             pki: PKIConfiguration(directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
                                   keyFile: "server-key.pem"),
@@ -62,17 +62,17 @@ extension ServerConfiguration {
                     defaultQoS: defaultQoS,
                     pairs: [
                         QoSPair(first: "PE-PAR-1", second: "PE-PAR-2",
-                                qos: AchievableQoS(oneWayDelayMs: 2, delayVariationMs: d("0.5"), lossPercent: d("0.01"))),
+                                qos: AchievableQoS(oneWayDelayMs: 2, delayVariationMs: decimal("0.5"), lossPercent: decimal("0.01"))),
                         QoSPair(first: "PE-PAR-1", second: "PE-LYS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: d("0.05"))),
+                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
                         QoSPair(first: "PE-PAR-2", second: "PE-LYS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: d("0.05"))),
+                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
                         QoSPair(first: "PE-LYS-1", second: "PE-MRS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 9, delayVariationMs: 2, lossPercent: d("0.05"))),
+                                qos: AchievableQoS(oneWayDelayMs: 9, delayVariationMs: 2, lossPercent: decimal("0.05"))),
                         QoSPair(first: "PE-PAR-2", second: "PE-MRS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 18, delayVariationMs: 4, lossPercent: d("0.1"))),
+                                qos: AchievableQoS(oneWayDelayMs: 18, delayVariationMs: 4, lossPercent: decimal("0.1"))),
                     ],
-                    availabilityPercent: d("99.95"),
+                    availabilityPercent: decimal("99.95"),
                     metaQoSClasses: ["gold", "silver", "bronze"]),
                 defaults: OfferDefaults(bandwidthMbps: 10, mtuBytes: 1500, notificationIntervalSeconds: 300,
                                         invocationType: .implicit),
@@ -99,7 +99,7 @@ extension ServerConfiguration {
             rateLimits: RateLimitConfiguration(quotationsPerMinute: 30, failsPerMinute: 60),
             limits: LimitConfiguration(maxAssociations: 1024, associationIdleTimeout: .seconds(600), maxDatagramBytes: 16384,
                                        defaultMaxOpenOrders: 100, maxPendingApprovals: 1000))
-        c.catalog = [
+        configuration.catalog = [
             CatalogTemplate(
                 id: "l3vpn-3-sites", name: "L3VPN, 3 sites",
                 description: "An isolated IP VPN between Paris, Lyon and Marseille. Choose the bandwidth of each site.",
@@ -117,6 +117,6 @@ extension ServerConfiguration {
                 description: "Global reachability from one site in Paris at 1 Gbit/s each way.", customers: ["acme"],
                 cpd: template(#"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"site-id": "PARIS-DC1", "country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "unspecified-hose", "source-prefixes": ["192.0.2.0/24"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": 1000, "outgoing-bandwidth-mbps": 1000}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}, "availability": {"availability-percent": {"min": 99.9}, "statistic": "average", "measurement-period": "month"}, "invocation-means": {"type": {"one-of": ["implicit", "explicit"]}}}]}]}"#)),
         ]
-        return c
+        return configuration
     }()
 }

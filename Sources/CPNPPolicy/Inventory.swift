@@ -33,7 +33,7 @@ public struct Reservation: Sendable, Hashable, CustomStringConvertible {
     /// - Returns: one reservation per (link, direction) with a non-zero total.
     public static func aggregate(_ reservations: [Reservation]) -> [Reservation] {
         var sums: [Key: CPNPDecimal] = [:]
-        for r in reservations { sums[Key(r.linkID, r.direction), default: 0] += r.mbps }
+        for reservation in reservations { sums[Key(reservation.linkID, reservation.direction), default: 0] += reservation.mbps }
         return sums.filter { !$0.value.isZero }
             .map { Reservation(linkID: $0.key.link, direction: $0.key.direction, mbps: $0.value) }
             .sorted { ($0.linkID, $0.direction == .incoming ? 0 : 1) < ($1.linkID, $1.direction == .incoming ? 0 : 1) }
@@ -71,9 +71,9 @@ public struct InventoryView: Sendable, Hashable {
     ///   - links: the configured links.
     ///   - reservations: capacity already held.
     public init(links: [ProviderLink], reservations: [Reservation] = []) {
-        var c: [String: LinkCapacity] = [:]
-        for l in links { c[l.id] = l.capacity }
-        self.init(capacity: c, reservations: reservations)
+        var capacities: [String: LinkCapacity] = [:]
+        for link in links { capacities[link.id] = link.capacity }
+        self.init(capacity: capacities, reservations: reservations)
     }
 
     /// Free Mbit/s on `linkID` in `direction`: capacity − reserved, at least 0; 0 for an unknown link.
@@ -82,9 +82,9 @@ public struct InventoryView: Sendable, Hashable {
     ///   - linkID: a link id.
     ///   - direction: the direction.
     public func free(_ linkID: String, _ direction: CPDDirection) -> CPNPDecimal {
-        guard let cap = capacity[linkID] else { return 0 }
-        let f = cap[direction] - (reserved[linkID]?[direction] ?? 0)
-        return f.isNegative ? 0 : f
+        guard let linkCapacity = capacity[linkID] else { return 0 }
+        let free = linkCapacity[direction] - (reserved[linkID]?[direction] ?? 0)
+        return free.isNegative ? 0 : free
     }
 
     /// This inventory with `reservations` added (used for new offers).
@@ -92,11 +92,11 @@ public struct InventoryView: Sendable, Hashable {
     /// - Parameter reservations: capacity to hold.
     public func reserving(_ reservations: [Reservation]) -> InventoryView {
         var copy = self
-        for r in reservations {
-            var cur = copy.reserved[r.linkID] ?? LinkCapacity(symmetric: 0)
-            cur[r.direction] += r.mbps
-            if cur[r.direction].isNegative { cur[r.direction] = 0 }
-            copy.reserved[r.linkID] = cur
+        for reservation in reservations {
+            var current = copy.reserved[reservation.linkID] ?? LinkCapacity(symmetric: 0)
+            current[reservation.direction] += reservation.mbps
+            if current[reservation.direction].isNegative { current[reservation.direction] = 0 }
+            copy.reserved[reservation.linkID] = current
         }
         return copy
     }
@@ -124,11 +124,11 @@ enum OfferMetrics {
     /// Every offered bandwidth value (incoming and outgoing of every capacity entry).
     static func bandwidths(_ cpd: CPD) -> [CPNPDecimal] {
         var out: [CPNPDecimal] = []
-        for c in cpd.components {
-            for p in c.profiles {
-                for e in p.capacity ?? [] {
-                    if let v = e.incomingBandwidthMbps?.preferredValue { out.append(v) }
-                    if let v = e.outgoingBandwidthMbps?.preferredValue { out.append(v) }
+        for component in cpd.components {
+            for profile in component.profiles {
+                for entry in profile.capacity ?? [] {
+                    if let mbps = entry.incomingBandwidthMbps?.preferredValue { out.append(mbps) }
+                    if let mbps = entry.outgoingBandwidthMbps?.preferredValue { out.append(mbps) }
                 }
             }
         }
@@ -148,17 +148,17 @@ enum OfferMetrics {
     /// QoS classes in the offer, sorted: meta-QoS classes of qualitative guarantees and
     /// `quantitative` when a quantitative guarantee is present.
     static func qosClasses(_ cpd: CPD) -> [String] {
-        var s = Set<String>()
-        for c in cpd.components {
-            for p in c.profiles {
-                guard let q = p.qosGuarantees, !q.entries.isEmpty else { continue }
-                switch q.kind {
-                case .quantitative: s.insert(PricingRule.quantitativePremium)
-                case .qualitative: for e in q.entries { if let m = e.metaQoSClass { s.insert(m) } }
+        var classes = Set<String>()
+        for component in cpd.components {
+            for profile in component.profiles {
+                guard let guarantees = profile.qosGuarantees, !guarantees.entries.isEmpty else { continue }
+                switch guarantees.kind {
+                case .quantitative: classes.insert(PricingRule.quantitativePremium)
+                case .qualitative: for entry in guarantees.entries { if let qosClass = entry.metaQoSClass { classes.insert(qosClass) } }
                 }
             }
         }
-        return s.sorted()
+        return classes.sorted()
     }
 }
 
@@ -167,26 +167,26 @@ enum IPMatching {
     /// Parses an address as a client endpoint may be written: `192.0.2.1`, `2001:db8::1`,
     /// `[2001:db8::1]`, `fe80::1%eth0`. IPv4-mapped IPv6 addresses become IPv4.
     static func parseAddress(_ text: String) -> CPDIPAddress? {
-        var t = Substring(text)
-        if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
-        if let pct = t.firstIndex(of: "%") { t = t[..<pct] }
-        guard let a = CPDIPAddress(String(t)) else { return nil }
-        if !a.isIPv4, a.bytes[0..<10].allSatisfy({ $0 == 0 }), a.bytes[10] == 0xff, a.bytes[11] == 0xff {
-            return CPDIPAddress("\(a.bytes[12]).\(a.bytes[13]).\(a.bytes[14]).\(a.bytes[15])")
+        var trimmed = Substring(text)
+        if trimmed.hasPrefix("["), trimmed.hasSuffix("]") { trimmed = trimmed.dropFirst().dropLast() }
+        if let zoneStart = trimmed.firstIndex(of: "%") { trimmed = trimmed[..<zoneStart] }
+        guard let address = CPDIPAddress(String(trimmed)) else { return nil }
+        if !address.isIPv4, address.bytes[0..<10].allSatisfy({ $0 == 0 }), address.bytes[10] == 0xff, address.bytes[11] == 0xff {
+            return CPDIPAddress("\(address.bytes[12]).\(address.bytes[13]).\(address.bytes[14]).\(address.bytes[15])")
         }
-        return a
+        return address
     }
 
     /// Whether `address` is inside `prefix` (same family only).
     static func prefix(_ prefix: CPDIPPrefix, contains address: CPDIPAddress) -> Bool {
-        let p = prefix.address.bytes
-        let a = address.bytes
-        guard p.count == a.count else { return false }
+        let prefixBytes = prefix.address.bytes
+        let addressBytes = address.bytes
+        guard prefixBytes.count == addressBytes.count else { return false }
         var bits = prefix.length
         var i = 0
         while bits > 0 {
             let mask: UInt8 = bits >= 8 ? 0xff : UInt8(truncatingIfNeeded: 0xff << (8 - bits))
-            if p[i] & mask != a[i] & mask { return false }
+            if prefixBytes[i] & mask != addressBytes[i] & mask { return false }
             bits -= 8
             i += 1
         }

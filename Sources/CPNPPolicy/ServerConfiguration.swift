@@ -511,15 +511,16 @@ public struct QoSCapabilities: Sendable, Hashable {
         self.metaQoSClasses = metaQoSClasses
     }
 
-    /// The achievable QoS between PEs `a` and `b` (order irrelevant); the default when either
+    /// The achievable QoS between PEs `oneEdge` and `otherEdge` (order irrelevant); the default when either
     /// is nil (the wildcard node) or no pair matches.
     ///
     /// - Parameters:
-    ///   - a: one PE, or nil for "any".
-    ///   - b: the other PE, or nil for "any".
-    public func achievable(between a: String?, and b: String?) -> AchievableQoS {
-        guard let a, let b else { return defaultQoS }
-        return pairs.first { ($0.first == a && $0.second == b) || ($0.first == b && $0.second == a) }?.qos ?? defaultQoS
+    ///   - oneEdge: one PE, or nil for "any".
+    ///   - otherEdge: the other PE, or nil for "any".
+    public func achievable(between oneEdge: String?, and otherEdge: String?) -> AchievableQoS {
+        guard let oneEdge, let otherEdge else { return defaultQoS }
+        return pairs.first { ($0.first == oneEdge && $0.second == otherEdge) || ($0.first == otherEdge && $0.second == oneEdge) }?.qos
+            ?? defaultQoS
     }
 }
 
@@ -653,12 +654,12 @@ public struct CustomerProfile: Sendable, Hashable {
     /// - Returns: true when the filter is empty or a prefix contains the address.
     public func admits(address: String) -> Bool {
         if sourcePrefixes.isEmpty { return true }
-        guard let a = IPMatching.parseAddress(address) else { return false }
-        return sourcePrefixes.contains { IPMatching.prefix($0, contains: a) }
+        guard let clientAddress = IPMatching.parseAddress(address) else { return false }
+        return sourcePrefixes.contains { IPMatching.prefix($0, contains: clientAddress) }
     }
 
-    static func asciiLowercased(_ s: String) -> String {
-        String(decoding: s.utf8.map { (0x41...0x5a).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { (0x41...0x5a).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 }
 
@@ -741,11 +742,11 @@ public enum ApprovalRule: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .all: "all"
-        case .aboveMbps(let n): "above-mbps: \(n)"
-        case .aboveTotalMbps(let n): "above-total-mbps: \(n)"
-        case .aboveAmount(let n): "above-amount: \(n)"
-        case .purpose(let p): "purpose: \(p.rawValue)"
-        case .customers(let c): "customers: [\(c.joined(separator: ", "))]"
+        case .aboveMbps(let threshold): "above-mbps: \(threshold)"
+        case .aboveTotalMbps(let threshold): "above-total-mbps: \(threshold)"
+        case .aboveAmount(let threshold): "above-amount: \(threshold)"
+        case .purpose(let purpose): "purpose: \(purpose.rawValue)"
+        case .customers(let identities): "customers: [\(identities.joined(separator: ", "))]"
         }
     }
 }
@@ -828,8 +829,8 @@ public struct ProvisioningConfiguration: Sendable, Hashable {
     ///
     /// - Parameter attempt: failed attempts so far minus one.
     public func backoff(afterFailedAttempts attempt: Int) -> Duration {
-        let d = retryInitialBackoff * (1 << min(max(attempt, 0), 30))
-        return d < retryMaxBackoff ? d : retryMaxBackoff
+        let backoff = retryInitialBackoff * (1 << min(max(attempt, 0), 30))
+        return backoff < retryMaxBackoff ? backoff : retryMaxBackoff
     }
 }
 
@@ -905,8 +906,8 @@ public struct HTTPConfiguration: Sendable, Hashable {
 
     /// Whether `host` is a loopback address (where the server may listen without authentication).
     public var isLoopback: Bool {
-        let h = host.lowercased()
-        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+        let lowercased = host.lowercased()
+        return lowercased == "localhost" || lowercased == "::1" || lowercased.hasPrefix("127.")
     }
 
     /// Parses `HOST:PORT` (`[v6]:PORT` too); nil when malformed.

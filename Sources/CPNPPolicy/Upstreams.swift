@@ -118,13 +118,17 @@ extension ServerConfiguration {
 extension ConfigurationParser {
     /// The `cascade` section.
     func cascade(_ node: Node?, at path: JSONPath) -> CascadeConfiguration {
-        var c = CascadeConfiguration()
-        guard let m = r.map(node, at: path, keys: ["store", "accept-children", "on-child-failure", "provider-id"]) else { return c }
-        c.store = r.string(m, "store")
-        c.acceptChildren = r.enumeration(m, "accept-children", CascadeConfiguration.AcceptChildren.self) ?? c.acceptChildren
-        c.onChildFailure = r.enumeration(m, "on-child-failure", CascadeConfiguration.OnChildFailure.self) ?? c.onChildFailure
-        c.providerID = r.string(m, "provider-id")
-        return c
+        var cascade = CascadeConfiguration()
+        guard let section = reader.map(node, at: path, keys: ["store", "accept-children", "on-child-failure", "provider-id"]) else {
+            return cascade
+        }
+        cascade.store = reader.string(section, "store")
+        cascade.acceptChildren = reader.enumeration(section, "accept-children", CascadeConfiguration.AcceptChildren.self)
+            ?? cascade.acceptChildren
+        cascade.onChildFailure = reader.enumeration(section, "on-child-failure", CascadeConfiguration.OnChildFailure.self)
+            ?? cascade.onChildFailure
+        cascade.providerID = reader.string(section, "provider-id")
+        return cascade
     }
 
     static let upstreamKeys = ["name", "address", "pki", "serves", "resale", "expected-response-time", "max-open-orders", "customer-description"]
@@ -133,55 +137,58 @@ extension ConfigurationParser {
     func upstreams(_ node: Node?, at path: JSONPath, baseDirectory: String?) -> [UpstreamProvider] {
         var out: [UpstreamProvider] = []
         var names: Set<String> = []
-        for m in r.mapItems(node, at: path, keys: Self.upstreamKeys) {
-            let name = r.string(m, "name", required: true)
-            if let name, let node = m["name"], !names.insert(name).inserted {
-                r.error(.duplicateKey, m.path("name"), node, "another upstream is named \"\(name)\"")
+        for entry in reader.mapItems(node, at: path, keys: Self.upstreamKeys) {
+            let name = reader.string(entry, "name", required: true)
+            if let name, let node = entry["name"], !names.insert(name).inserted {
+                reader.error(.duplicateKey, entry.path("name"), node, "another upstream is named \"\(name)\"")
             }
-            let address = r.string(m, "address", required: true)
-            if let address, let node = m["address"], !Self.isServerAddress(address) {
-                r.invalid(m.path("address"), node, "must be HOST[:PORT], [IPv6]:PORT, or a domain with _cpnp._udp SRV records")
+            let address = reader.string(entry, "address", required: true)
+            if let address, let node = entry["address"], !Self.isServerAddress(address) {
+                reader.invalid(entry.path("address"), node, "must be HOST[:PORT], [IPv6]:PORT, or a domain with _cpnp._udp SRV records")
             }
             var files: [String: String] = [:]
-            if let pki = r.map(m["pki"], at: m.path("pki"), keys: ["ca", "cert", "key"]) {
+            if let pki = reader.map(entry["pki"], at: entry.path("pki"), keys: ["ca", "cert", "key"]) {
                 for key in ["ca", "cert", "key"] {
-                    guard let file = r.string(pki, key, required: true) else { continue }
+                    guard let file = reader.string(pki, key, required: true) else { continue }
                     let resolved = file.hasPrefix("/") || baseDirectory == nil ? file : (baseDirectory! as NSString).appendingPathComponent(file)
-                    if !FileManager.default.fileExists(atPath: resolved) { r.invalid(pki.path(key), pki[key], "cannot read \(resolved)") }
+                    if !FileManager.default.fileExists(atPath: resolved) { reader.invalid(pki.path(key), pki[key], "cannot read \(resolved)") }
                     files[key] = resolved
                 }
             } else {
-                r.missing(m, "pki")
+                reader.missing(entry, "pki")
             }
             var coverage = UpstreamCoverage()
-            if let s = r.map(m["serves"], at: m.path("serves"), keys: ["countries", "sites", "ask"]) {
-                coverage.countries = countries(s, "countries") ?? []
-                coverage.sites = r.strings(s, "sites") ?? []
-                coverage.ask = r.bool(s, "ask") ?? false
+            if let serves = reader.map(entry["serves"], at: entry.path("serves"), keys: ["countries", "sites", "ask"]) {
+                coverage.countries = countries(serves, "countries") ?? []
+                coverage.sites = reader.strings(serves, "sites") ?? []
+                coverage.ask = reader.bool(serves, "ask") ?? false
                 if coverage.countries.isEmpty && coverage.sites.isEmpty && !coverage.ask {
-                    r.invalid(m.path("serves"), s.node, "name countries, sites, or ask: true")
+                    reader.invalid(entry.path("serves"), serves.node, "name countries, sites, or ask: true")
                 }
             } else {
-                r.missing(m, "serves")
+                reader.missing(entry, "serves")
             }
             var markup: CPNPDecimal = 0
             var currency: String?
-            if let resale = r.map(m["resale"], at: m.path("resale"), keys: ["markup-percent", "currency"]) {
-                markup = r.decimal(resale, "markup-percent", .nonNegative) ?? 0
-                currency = r.string(resale, "currency")
-                if let c = currency, let node = resale["currency"], !(c.utf8.count == 3 && c.utf8.allSatisfy({ (0x41...0x5a).contains($0) })) {
-                    r.invalid(resale.path("currency"), node, "an ISO 4217 code, e.g. EUR")
+            if let resale = reader.map(entry["resale"], at: entry.path("resale"), keys: ["markup-percent", "currency"]) {
+                markup = reader.decimal(resale, "markup-percent", .nonNegative) ?? 0
+                currency = reader.string(resale, "currency")
+                if let code = currency, let node = resale["currency"],
+                   !(code.utf8.count == 3 && code.utf8.allSatisfy({ (0x41...0x5a).contains($0) })) {
+                    reader.invalid(resale.path("currency"), node, "an ISO 4217 code, e.g. EUR")
                 }
             }
-            let expected = r.duration(m, "expected-response-time") ?? .seconds(30)
-            let maxOpen = r.integer(m, "max-open-orders", in: 1...1_000_000)
+            let expected = reader.duration(entry, "expected-response-time") ?? .seconds(30)
+            let maxOpen = reader.integer(entry, "max-open-orders", in: 1...1_000_000)
             var description: CustomerDescription?
-            if let d = r.map(m["customer-description"], at: m.path("customer-description"), keys: ["name", "email"]) {
-                description = CustomerDescription(name: r.string(d, "name"), contact: r.string(d, "email").map { ContactInformation(email: $0) })
+            if let customerDescription = reader.map(entry["customer-description"], at: entry.path("customer-description"),
+                                                    keys: ["name", "email"]) {
+                description = CustomerDescription(name: reader.string(customerDescription, "name"),
+                                                  contact: reader.string(customerDescription, "email").map { ContactInformation(email: $0) })
             }
-            guard let name, let address, let ca = files["ca"], let cert = files["cert"], let key = files["key"] else { continue }
+            guard let name, let address, let caFile = files["ca"], let cert = files["cert"], let key = files["key"] else { continue }
             out.append(UpstreamProvider(
-                name: name, address: address, caFile: ca, certificateFile: cert, keyFile: key, serves: coverage, markupPercent: markup,
+                name: name, address: address, caFile: caFile, certificateFile: cert, keyFile: key, serves: coverage, markupPercent: markup,
                 currency: currency, expectedResponseTime: expected, maxOpenOrders: maxOpen, customerDescription: description))
         }
         return out
@@ -193,11 +200,11 @@ extension ConfigurationParser {
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return false }
             let rest = host[host.index(after: close)...]
-            if !rest.isEmpty { guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return false } }
+            if !rest.isEmpty { guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return false } }
             return host.count > 2
         }
         if host.filter({ $0 == ":" }).count == 1, let colon = host.lastIndex(of: ":") {
-            guard let p = Int(host[host.index(after: colon)...]), (1...65535).contains(p) else { return false }
+            guard let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else { return false }
             host = host[..<colon]
         }
         guard !host.isEmpty, host.count <= 253 else { return false }

@@ -29,8 +29,8 @@ final class YAMLReader {
 
         /// The value of `key`, nil when absent or null.
         subscript(key: String) -> Node? {
-            guard let v = values[key], !YAMLReader.isNull(v) else { return nil }
-            return v
+            guard let value = values[key], !YAMLReader.isNull(value) else { return nil }
+            return value
         }
 
         func path(_ key: String) -> JSONPath { path.appending(key) }
@@ -39,9 +39,9 @@ final class YAMLReader {
     }
 
     static func isNull(_ node: Node) -> Bool {
-        guard case .scalar(let s) = node else { return false }
-        switch s.style {
-        case .plain, .any: return ["", "~", "null", "Null", "NULL"].contains(s.string)
+        guard case .scalar(let scalar) = node else { return false }
+        switch scalar.style {
+        case .plain, .any: return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
         default: return false
         }
     }
@@ -59,29 +59,29 @@ final class YAMLReader {
     func map(_ node: Node?, at path: JSONPath, keys: [String]) -> Map? {
         guard let node, !Self.isNull(node) else { return nil }
         allowedKeys.formUnion(keys)
-        guard case .mapping(let m) = node else {
+        guard case .mapping(let pairs) = node else {
             error(.wrongType, path, node, "expected a mapping, found \(Self.kind(node))")
             return nil
         }
         var values: [String: Node] = [:]
-        for (k, v) in m {
-            guard case .scalar(let ks) = k else {
-                error(.wrongType, path, k, "mapping keys must be strings")
+        for (keyNode, valueNode) in pairs {
+            guard case .scalar(let keyScalar) = keyNode else {
+                error(.wrongType, path, keyNode, "mapping keys must be strings")
                 continue
             }
-            let key = ks.string
-            let kp = path.appending(key)
+            let key = keyScalar.string
+            let keyPath = path.appending(key)
             if values[key] != nil {
-                error(.duplicateKey, kp, k, "duplicate key")
+                error(.duplicateKey, keyPath, keyNode, "duplicate key")
                 continue
             }
             guard keys.contains(key) else {
                 var message = "unknown key"
-                if let s = Self.suggestion(for: key, among: keys) { message += " (did you mean \"\(s)\"?)" }
-                error(.unknownKey, kp, k, message)
+                if let suggestion = Self.suggestion(for: key, among: keys) { message += " (did you mean \"\(suggestion)\"?)" }
+                error(.unknownKey, keyPath, keyNode, message)
                 continue
             }
-            values[key] = v
+            values[key] = valueNode
         }
         return Map(path: path, node: node, values: values)
     }
@@ -89,11 +89,11 @@ final class YAMLReader {
     /// The elements of a list with their paths; nil when absent/null or not a list (reported).
     func list(_ node: Node?, at path: JSONPath) -> [(node: Node, path: JSONPath)]? {
         guard let node, !Self.isNull(node) else { return nil }
-        guard case .sequence(let s) = node else {
+        guard case .sequence(let elements) = node else {
             error(.wrongType, path, node, "expected a list, found \(Self.kind(node))")
             return nil
         }
-        return s.enumerated().map { ($0.element, path.appending(index: $0.offset)) }
+        return elements.enumerated().map { ($0.element, path.appending(index: $0.offset)) }
     }
 
     /// The elements of a list that must all be mappings with the allowed `keys` (null or
@@ -109,67 +109,67 @@ final class YAMLReader {
     }
 
     /// Reports `key` as missing.
-    func missing(_ m: Map, _ key: String) {
-        error(.missingKey, m.path(key), m.node, "missing required key")
+    func missing(_ mapping: Map, _ key: String) {
+        error(.missingKey, mapping.path(key), mapping.node, "missing required key")
     }
 
     // MARK: scalars
 
     /// The text of a scalar; reports other node kinds.
     func scalarText(_ node: Node, at path: JSONPath, expected: String) -> String? {
-        guard case .scalar(let s) = node else {
+        guard case .scalar(let scalar) = node else {
             error(.wrongType, path, node, "expected \(expected), found \(Self.kind(node))")
             return nil
         }
-        return s.string
+        return scalar.string
     }
 
     func string(_ node: Node, at path: JSONPath, allowEmpty: Bool = false) -> String? {
-        guard let s = scalarText(node, at: path, expected: "a string") else { return nil }
-        if !allowEmpty && s.isEmpty {
+        guard let text = scalarText(node, at: path, expected: "a string") else { return nil }
+        if !allowEmpty && text.isEmpty {
             invalid(path, node, "must not be empty")
             return nil
         }
-        return s
+        return text
     }
 
-    func string(_ m: Map, _ key: String, required: Bool = false) -> String? {
-        guard let n = m[key] else {
-            if required { missing(m, key) }
+    func string(_ mapping: Map, _ key: String, required: Bool = false) -> String? {
+        guard let node = mapping[key] else {
+            if required { missing(mapping, key) }
             return nil
         }
-        return string(n, at: m.path(key))
+        return string(node, at: mapping.path(key))
     }
 
-    func bool(_ m: Map, _ key: String) -> Bool? {
-        guard let n = m[key], let s = scalarText(n, at: m.path(key), expected: "true or false") else { return nil }
-        switch s {
+    func bool(_ mapping: Map, _ key: String) -> Bool? {
+        guard let node = mapping[key], let text = scalarText(node, at: mapping.path(key), expected: "true or false") else { return nil }
+        switch text {
         case "true", "True", "TRUE": return true
         case "false", "False", "FALSE": return false
         default:
-            invalid(m.path(key), n, "expected true or false")
+            invalid(mapping.path(key), node, "expected true or false")
             return nil
         }
     }
 
     func integer(_ node: Node, at path: JSONPath, in range: ClosedRange<Int>) -> Int? {
-        guard let s = scalarText(node, at: path, expected: "an integer") else { return nil }
-        let digits = s.hasPrefix("-") ? s.dropFirst() : Substring(s)
+        guard let text = scalarText(node, at: path, expected: "an integer") else { return nil }
+        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
         guard !digits.isEmpty, digits.count <= 18, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let v = Int(s), range.contains(v)
+              let value = Int(text), range.contains(value)
         else {
             invalid(path, node, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
             return nil
         }
-        return v
+        return value
     }
 
-    func integer(_ m: Map, _ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
-        guard let n = m[key] else {
-            if required { missing(m, key) }
+    func integer(_ mapping: Map, _ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
+        guard let node = mapping[key] else {
+            if required { missing(mapping, key) }
             return nil
         }
-        return integer(n, at: m.path(key), in: range)
+        return integer(node, at: mapping.path(key), in: range)
     }
 
     /// What a decimal must be.
@@ -186,70 +186,70 @@ final class YAMLReader {
             }
         }
 
-        func admits(_ d: CPNPDecimal) -> Bool {
+        func admits(_ value: CPNPDecimal) -> Bool {
             switch self {
-            case .positive: CPNPDecimal(0) < d
-            case .nonNegative: !d.isNegative
-            case .percent: !d.isNegative && !(CPNPDecimal(100) < d)
+            case .positive: CPNPDecimal(0) < value
+            case .nonNegative: !value.isNegative
+            case .percent: !value.isNegative && !(CPNPDecimal(100) < value)
             }
         }
     }
 
     /// An exact decimal (plain or quoted; never through a binary float).
     func decimal(_ node: Node, at path: JSONPath, _ rule: DecimalRule) -> CPNPDecimal? {
-        guard let s = scalarText(node, at: path, expected: "a number") else { return nil }
-        guard let d = CPNPDecimal(parsing: s), rule.admits(d) else {
+        guard let text = scalarText(node, at: path, expected: "a number") else { return nil }
+        guard let decimal = CPNPDecimal(parsing: text), rule.admits(decimal) else {
             invalid(path, node, rule.message)
             return nil
         }
-        return d
+        return decimal
     }
 
-    func decimal(_ m: Map, _ key: String, _ rule: DecimalRule, required: Bool = false) -> CPNPDecimal? {
-        guard let n = m[key] else {
-            if required { missing(m, key) }
+    func decimal(_ mapping: Map, _ key: String, _ rule: DecimalRule, required: Bool = false) -> CPNPDecimal? {
+        guard let node = mapping[key] else {
+            if required { missing(mapping, key) }
             return nil
         }
-        return decimal(n, at: m.path(key), rule)
+        return decimal(node, at: mapping.path(key), rule)
     }
 
     /// A duration: `500ms`, `30s`, `10m`, `1h`, `2d`, combinations such as `1h30m`, or a plain
     /// number of seconds. Must be positive.
-    func duration(_ m: Map, _ key: String) -> Duration? {
-        guard let n = m[key], let s = scalarText(n, at: m.path(key), expected: "a duration") else { return nil }
-        guard let d = Self.parseDuration(s), d > .zero else {
-            invalid(m.path(key), n, "not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)")
+    func duration(_ mapping: Map, _ key: String) -> Duration? {
+        guard let node = mapping[key], let text = scalarText(node, at: mapping.path(key), expected: "a duration") else { return nil }
+        guard let duration = Self.parseDuration(text), duration > .zero else {
+            invalid(mapping.path(key), node, "not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)")
             return nil
         }
-        return d
+        return duration
     }
 
     static func parseDuration(_ text: String) -> Duration? {
-        let u = Array(text.utf8)
-        guard !u.isEmpty else { return nil }
-        if u.allSatisfy({ (0x30...0x39).contains($0) }) {
-            guard u.count <= 12, let v = Int64(text) else { return nil }
-            return .seconds(v)
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty else { return nil }
+        if bytes.allSatisfy({ (0x30...0x39).contains($0) }) {
+            guard bytes.count <= 12, let seconds = Int64(text) else { return nil }
+            return .seconds(seconds)
         }
         var total = Duration.zero
-        var i = 0
-        while i < u.count {
-            var n: Int64 = 0
-            let start = i
-            while i < u.count, (0x30...0x39).contains(u[i]) {
-                guard i - start < 12 else { return nil }
-                n = n * 10 + Int64(u[i] - 0x30)
-                i += 1
+        var position = 0
+        while position < bytes.count {
+            var amount: Int64 = 0
+            let start = position
+            while position < bytes.count, (0x30...0x39).contains(bytes[position]) {
+                guard position - start < 12 else { return nil }
+                amount = amount * 10 + Int64(bytes[position] - 0x30)
+                position += 1
             }
-            guard i > start else { return nil }
-            let unitStart = i
-            while i < u.count, !(0x30...0x39).contains(u[i]) { i += 1 }
-            switch String(decoding: u[unitStart..<i], as: UTF8.self) {
-            case "ms": total += .milliseconds(n)
-            case "s": total += .seconds(n)
-            case "m": total += .seconds(n * 60)
-            case "h": total += .seconds(n * 3600)
-            case "d": total += .seconds(n * 86400)
+            guard position > start else { return nil }
+            let unitStart = position
+            while position < bytes.count, !(0x30...0x39).contains(bytes[position]) { position += 1 }
+            switch String(decoding: bytes[unitStart..<position], as: UTF8.self) {
+            case "ms": total += .milliseconds(amount)
+            case "s": total += .seconds(amount)
+            case "m": total += .seconds(amount * 60)
+            case "h": total += .seconds(amount * 3600)
+            case "d": total += .seconds(amount * 86400)
             default: return nil
             }
         }
@@ -257,44 +257,46 @@ final class YAMLReader {
     }
 
     /// A size in bytes: an integer, or with a `KiB`, `MiB` or `GiB` suffix.
-    func size(_ m: Map, _ key: String) -> Int? {
-        guard let n = m[key], let s = scalarText(n, at: m.path(key), expected: "a size in bytes") else { return nil }
-        var digits = Substring(s)
+    func size(_ mapping: Map, _ key: String) -> Int? {
+        guard let node = mapping[key], let text = scalarText(node, at: mapping.path(key), expected: "a size in bytes") else { return nil }
+        var digits = Substring(text)
         var factor = 1
-        for (suffix, f) in [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)] where s.hasSuffix(suffix) {
-            digits = s.dropLast(suffix.count)
-            factor = f
+        for (suffix, multiplier) in [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)] where text.hasSuffix(suffix) {
+            digits = text.dropLast(suffix.count)
+            factor = multiplier
         }
         guard !digits.isEmpty, digits.count <= 10, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let v = Int(digits), v > 0
+              let count = Int(digits), count > 0
         else {
-            invalid(m.path(key), n, "must be a positive size in bytes (e.g. 262144 or 256KiB)")
+            invalid(mapping.path(key), node, "must be a positive size in bytes (e.g. 262144 or 256KiB)")
             return nil
         }
-        return v * factor
+        return count * factor
     }
 
     /// One of the raw values of `E`.
     func enumeration<E: RawRepresentable<String> & CaseIterable>(_ node: Node, at path: JSONPath, _: E.Type) -> E? {
-        guard let s = scalarText(node, at: path, expected: "a string") else { return nil }
-        guard let v = E(rawValue: s) else {
+        guard let text = scalarText(node, at: path, expected: "a string") else { return nil }
+        guard let value = E(rawValue: text) else {
             let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
             var message = "must be one of \(allowed)"
-            if let sug = Self.suggestion(for: s, among: E.allCases.map(\.rawValue)) { message += " (did you mean \"\(sug)\"?)" }
+            if let suggestion = Self.suggestion(for: text, among: E.allCases.map(\.rawValue)) {
+                message += " (did you mean \"\(suggestion)\"?)"
+            }
             invalid(path, node, message)
             return nil
         }
-        return v
+        return value
     }
 
-    func enumeration<E: RawRepresentable<String> & CaseIterable>(_ m: Map, _ key: String, _ t: E.Type) -> E? {
-        guard let n = m[key] else { return nil }
-        return enumeration(n, at: m.path(key), t)
+    func enumeration<E: RawRepresentable<String> & CaseIterable>(_ mapping: Map, _ key: String, _ type: E.Type) -> E? {
+        guard let node = mapping[key] else { return nil }
+        return enumeration(node, at: mapping.path(key), type)
     }
 
     /// A list of non-empty strings (a single scalar is reported as the wrong type).
-    func strings(_ m: Map, _ key: String) -> [String]? {
-        guard let items = list(m[key], at: m.path(key)) else { return nil }
+    func strings(_ mapping: Map, _ key: String) -> [String]? {
+        guard let items = list(mapping[key], at: mapping.path(key)) else { return nil }
         return items.compactMap { string($0.node, at: $0.path) }
     }
 
@@ -304,9 +306,11 @@ final class YAMLReader {
     /// alignment distance ≤ 2 and less than half the word).
     static func suggestion(for word: String, among candidates: [String]) -> String? {
         var best: (String, Int)?
-        for c in candidates {
-            let d = distance(Array(word.utf8), Array(c.utf8))
-            if d <= 2, d * 2 < max(word.utf8.count, 2), best == nil || d < best!.1 { best = (c, d) }
+        for candidate in candidates {
+            let editDistance = distance(Array(word.utf8), Array(candidate.utf8))
+            if editDistance <= 2, editDistance * 2 < max(word.utf8.count, 2), best == nil || editDistance < best!.1 {
+                best = (candidate, editDistance)
+            }
         }
         return best?.0
     }

@@ -38,24 +38,24 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     /// Arms (or re-arms) `key` to call `fire` at `deadline`; a deadline in the past fires at once.
     public func arm(_ key: Key, at deadline: CPNPTimestamp, fire: @escaping @Sendable (Key) async -> Void) {
         let due = ContinuousClock.now + max(.zero, deadline.duration(since: clock.now()))
-        state.withLock { s in
-            s.generation &+= 1
-            s.armed[key] = Armed(due: due, generation: s.generation, fire: fire)
-            Self.push(Pending(due: due, generation: s.generation, key: key), into: &s.queue)
-            if s.queue.count > 2 * s.armed.count + 1_024 { Self.compact(&s) }
-            if s.sleeperDue.map({ due < $0 }) ?? true { startSleeper(&s, until: due) }
+        state.withLock { state in
+            state.generation &+= 1
+            state.armed[key] = Armed(due: due, generation: state.generation, fire: fire)
+            Self.push(Pending(due: due, generation: state.generation, key: key), into: &state.queue)
+            if state.queue.count > 2 * state.armed.count + 1_024 { Self.compact(&state) }
+            if state.sleeperDue.map({ due < $0 }) ?? true { startSleeper(&state, until: due) }
         }
     }
 
     /// Cancels `key` if armed.
     public func cancel(_ key: Key) {
-        state.withLock { s in _ = s.armed.removeValue(forKey: key) }
+        state.withLock { state in _ = state.armed.removeValue(forKey: key) }
     }
 
     /// Cancels every timer whose key matches.
     public func cancelAll(where predicate: (Key) -> Bool) {
-        state.withLock { s in
-            for k in s.armed.keys where predicate(k) { s.armed.removeValue(forKey: k) }
+        state.withLock { state in
+            for armedKey in state.armed.keys where predicate(armedKey) { state.armed.removeValue(forKey: armedKey) }
         }
     }
 
@@ -76,22 +76,22 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
 
     /// Fires what fell due, each in its own task, and sleeps until the next deadline.
     private func wake() {
-        let due: [(Key, @Sendable (Key) async -> Void)] = state.withLock { s in
-            s.sleeper = nil
-            s.sleeperDue = nil
+        let due: [(Key, @Sendable (Key) async -> Void)] = state.withLock { state in
+            state.sleeper = nil
+            state.sleeperDue = nil
             let now = ContinuousClock.now
             var out: [(Key, @Sendable (Key) async -> Void)] = []
-            while let top = s.queue.first {
-                guard let armed = s.armed[top.key], armed.generation == top.generation else {
-                    Self.popFirst(&s.queue)
+            while let top = state.queue.first {
+                guard let armed = state.armed[top.key], armed.generation == top.generation else {
+                    Self.popFirst(&state.queue)
                     continue
                 }
                 guard top.due <= now else { break }
-                Self.popFirst(&s.queue)
-                s.armed[top.key] = nil
+                Self.popFirst(&state.queue)
+                state.armed[top.key] = nil
                 out.append((top.key, armed.fire))
             }
-            if let next = s.queue.first { startSleeper(&s, until: next.due) }
+            if let next = state.queue.first { startSleeper(&state, until: next.due) }
             return out
         }
         for (key, fire) in due { Task { await fire(key) } }
@@ -138,6 +138,6 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     deinit {
-        state.withLock { s in s.sleeper?.cancel() }
+        state.withLock { state in state.sleeper?.cancel() }
     }
 }

@@ -25,15 +25,15 @@ public final class LoopbackDNSResponder: @unchecked Sendable {
     /// Starts answering: `table` maps a question's name (labels joined by dots, as asked) to its
     /// records, or nil for NXDOMAIN.
     public init(_ table: @escaping @Sendable (String) -> [Record]?) throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        self.fd = descriptor
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
         port = Int(UInt16(bigEndian: address.sin_port))
         thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 1_500)
@@ -41,14 +41,14 @@ public final class LoopbackDNSResponder: @unchecked Sendable {
                 var from = sockaddr_storage()
                 var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
                 let count = withUnsafeMutablePointer(to: &from) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &fromLength) }
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(descriptor, &buffer, buffer.count, 0, $0, &fromLength) }
                 }
                 if count <= 0 { return }
                 // Shorter than a DNS header: not a question.
                 guard count > 12 else { continue }
                 let reply = LoopbackDNSResponder.answer(Array(buffer.prefix(count)), table)
                 _ = withUnsafePointer(to: &from) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, 0, $0, fromLength) }
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, reply, reply.count, 0, $0, fromLength) }
                 }
             }
         }

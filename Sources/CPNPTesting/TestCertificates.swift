@@ -32,20 +32,20 @@ public struct TestCertificates: Sendable {
 
     /// Generates two fresh CAs and issues every certificate.
     public init() throws {
-        let ca = try CertificateAuthority.generate()
+        let authority = try CertificateAuthority.generate()
         let other = try CertificateAuthority.generate(commonName: "Some Other CA")
         func pair(_ certificate: IssuedCertificate) throws -> (String, String) { (try certificate.certificatePEM, certificate.privateKeyPEM) }
         let monthAgo = Date().addingTimeInterval(-30 * 86400)
         let dayAgo = Date().addingTimeInterval(-86400)
-        caPEM = try ca.issued.certificatePEM
+        caPEM = try authority.issued.certificatePEM
         otherCAPEM = try other.issued.certificatePEM
-        server = try pair(ca.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
-        serverWrongName = try pair(ca.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
-        serverExpired = try pair(ca.issue(
+        server = try pair(authority.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
+        serverWrongName = try pair(authority.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
+        serverExpired = try pair(authority.issue(
             commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server, notBefore: monthAgo, notAfter: dayAgo))
-        client = try pair(ca.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
+        client = try pair(authority.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
         clientOtherCA = try pair(other.issue(commonName: "intruder", dnsNames: ["intruder"], usage: .client))
-        clientExpired = try pair(ca.issue(
+        clientExpired = try pair(authority.issue(
             commonName: "customer-old", dnsNames: ["customer-old"], usage: .client, notBefore: monthAgo, notAfter: dayAgo))
     }
 
@@ -93,16 +93,16 @@ public struct TestIdentityCertificates: Sendable {
 
     /// Generates the CA and issues every certificate.
     public init() throws {
-        let ca = try CertificateAuthority.generate(commonName: "Identity Test CA")
+        let authority = try CertificateAuthority.generate(commonName: "Identity Test CA")
         func pair(_ certificate: IssuedCertificate) throws -> (String, String) { (try certificate.certificatePEM, certificate.privateKeyPEM) }
-        caPEM = try ca.issued.certificatePEM
-        commonNameOnly = try pair(ca.issue(commonName: "localhost", usage: .server))
-        wrongDNS = try pair(ca.issue(commonName: "localhost", dnsNames: ["cpnp.example.net"], ipAddresses: ["192.0.2.7"], usage: .server))
-        wrongName = try pair(ca.issue(commonName: "127.0.0.1", dnsNames: ["cpnp.example.net"], usage: .server))
-        ipOnly = try pair(ca.issue(commonName: "server", ipAddresses: ["127.0.0.1"], usage: .server))
-        wildcard = try pair(ca.issue(commonName: "server", dnsNames: ["*.provider.example"], usage: .server))
-        srvOnly = try pair(ca.issue(commonName: "server", srvNames: ["_cpnp.provider.example"], usage: .server))
-        sourceDomainDNS = try pair(ca.issue(commonName: "server", dnsNames: ["provider.example"], usage: .server))
-        srvTargetOnly = try pair(ca.issue(commonName: "provider.example", dnsNames: ["cpnp1.provider.example"], usage: .server))
+        caPEM = try authority.issued.certificatePEM
+        commonNameOnly = try pair(authority.issue(commonName: "localhost", usage: .server))
+        wrongDNS = try pair(authority.issue(commonName: "localhost", dnsNames: ["cpnp.example.net"], ipAddresses: ["192.0.2.7"], usage: .server))
+        wrongName = try pair(authority.issue(commonName: "127.0.0.1", dnsNames: ["cpnp.example.net"], usage: .server))
+        ipOnly = try pair(authority.issue(commonName: "server", ipAddresses: ["127.0.0.1"], usage: .server))
+        wildcard = try pair(authority.issue(commonName: "server", dnsNames: ["*.provider.example"], usage: .server))
+        srvOnly = try pair(authority.issue(commonName: "server", srvNames: ["_cpnp.provider.example"], usage: .server))
+        sourceDomainDNS = try pair(authority.issue(commonName: "server", dnsNames: ["provider.example"], usage: .server))
+        srvTargetOnly = try pair(authority.issue(commonName: "provider.example", dnsNames: ["cpnp1.provider.example"], usage: .server))
     }
 }

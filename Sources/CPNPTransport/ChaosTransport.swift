@@ -244,10 +244,10 @@ extension ChaosTransport {
 
         /// Decides the fate of one message, delivers what is due now and schedules the rest.
         func submit(_ item: Item, direction: Direction, send: @escaping Deliver) async throws(CPNPTransportError) {
-            let steps: [Step]? = state.withLock { s in
-                guard !s.closed else { return nil }
-                var lane = s[direction]
-                defer { s[direction] = lane }
+            let steps: [Step]? = state.withLock { state in
+                guard !state.closed else { return nil }
+                var lane = state[direction]
+                defer { state[direction] = lane }
                 lane.counters.messages += 1
                 let decision = lane.schedule.next()
                 if decision.drop {
@@ -264,10 +264,10 @@ extension ChaosTransport {
                     let after = steps.map(\.delay).max() ?? .zero
                     steps += held.steps.map { Step(item: $0.item, delay: max($0.delay, after), current: false) }
                 } else if decision.reorder {
-                    let generation = s.nextID
+                    let generation = state.nextID
                     let window = lane.schedule.faults.reorderWindow
                     lane.held = Held(steps: steps.map { Step(item: $0.item, delay: $0.delay, current: false) }, generation: generation)
-                    schedule([], direction: direction, state: &s) { [self] _ in
+                    schedule([], direction: direction, state: &state) { [self] _ in
                         try? await Task.sleep(for: window)
                         releaseHeld(direction, generation: generation, send: send)
                     }
@@ -288,9 +288,9 @@ extension ChaosTransport {
             let now = ordered.prefix { $0.delay == .zero }
             let later = Array(ordered.dropFirst(now.count))
             if !later.isEmpty {
-                state.withLock { s in
-                    guard !s.closed else { return }
-                    schedule(later, direction: direction, state: &s) { [self] id in
+                state.withLock { state in
+                    guard !state.closed else { return }
+                    schedule(later, direction: direction, state: &state) { [self] id in
                         var elapsed = Duration.zero
                         for step in later {
                             do { try await Task.sleep(for: step.delay - elapsed) } catch { return }
@@ -314,25 +314,25 @@ extension ChaosTransport {
         /// Starts and registers a task that will deliver `steps` (those it has not delivered count
         /// as cancelled if it is); `body` gets the task's id.
         private func schedule(
-            _ steps: [Step], direction: Direction, state s: inout State, _ body: @escaping @Sendable (UInt64) async -> Void
+            _ steps: [Step], direction: Direction, state lockedState: inout State, _ body: @escaping @Sendable (UInt64) async -> Void
         ) {
-            let id = s.nextID
-            s.nextID += 1
-            s.running += 1
+            let taskID = lockedState.nextID
+            lockedState.nextID += 1
+            lockedState.running += 1
             let task = Task { [self] in
-                await body(id)
-                state.withLock { s in
-                    s.pending[id] = nil
-                    s.running -= 1
+                await body(taskID)
+                state.withLock { state in
+                    state.pending[taskID] = nil
+                    state.running -= 1
                 }
             }
-            s.pending[id] = Pending(task: task, direction: direction, copies: steps.count)
+            lockedState.pending[taskID] = Pending(task: task, direction: direction, copies: steps.count)
         }
 
         private func releaseHeld(_ direction: Direction, generation: UInt64, send: @escaping Deliver) {
-            let steps: [Step]? = state.withLock { s in
-                guard !s.closed, let held = s[direction].held, held.generation == generation else { return nil }
-                s[direction].held = nil
+            let steps: [Step]? = state.withLock { state in
+                guard !state.closed, let held = state[direction].held, held.generation == generation else { return nil }
+                state[direction].held = nil
                 return held.steps
             }
             guard let steps else { return }
@@ -341,10 +341,10 @@ extension ChaosTransport {
 
         /// Delivers one copy unless closed; `task` is the scheduled task delivering it, if any.
         private func deliver(_ step: Step, direction: Direction, task: UInt64? = nil, send: Deliver) async throws(CPNPTransportError) {
-            let open = state.withLock { s in
-                guard !s.closed else { return false }
-                s[direction].counters.delivered += 1
-                if let task { s.pending[task]?.copies -= 1 }
+            let open = state.withLock { state in
+                guard !state.closed else { return false }
+                state[direction].counters.delivered += 1
+                if let task { state.pending[task]?.copies -= 1 }
                 return true
             }
             guard open else { return }
@@ -359,15 +359,15 @@ extension ChaosTransport {
         }
 
         func close() {
-            let tasks = state.withLock { s in
-                s.closed = true
+            let tasks = state.withLock { state in
+                state.closed = true
                 for direction in Direction.allCases {
-                    s[direction].counters.cancelled += s[direction].held?.steps.count ?? 0
-                    s[direction].held = nil
+                    state[direction].counters.cancelled += state[direction].held?.steps.count ?? 0
+                    state[direction].held = nil
                 }
-                for p in s.pending.values { s[p.direction].counters.cancelled += p.copies }
-                defer { s.pending = [:] }
-                return s.pending.values.map(\.task)
+                for pending in state.pending.values { state[pending.direction].counters.cancelled += pending.copies }
+                defer { state.pending = [:] }
+                return state.pending.values.map(\.task)
             }
             for task in tasks { task.cancel() }
             continuation.finish()

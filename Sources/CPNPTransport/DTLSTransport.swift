@@ -376,7 +376,7 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         let address = outbound.peer.address
         if outbound.renewSession {
             if role == .client, let entry = entries[address] {
-                for p in entry.pending { p.promise?.fail(CPNPTransportError(.closed, peer: address, detail: "session renewed")) }
+                for pending in entry.pending { pending.promise?.fail(CPNPTransportError(.closed, peer: address, detail: "session renewed")) }
                 entry.pending = []
                 remove(address, entry: entry)
             }

@@ -75,7 +75,7 @@ enum BenchCPD {
         } catch {
             throw BenchError("\(name): \(error.path): \(error.reason)")
         }
-        if let e = cpd.validate(at: .root).first(where: { $0.severity == .error }) { throw BenchError("\(name): \(e)") }
+        if let firstError = cpd.validate(at: .root).first(where: { $0.severity == .error }) { throw BenchError("\(name): \(firstError)") }
         return cpd
     }
 
@@ -86,7 +86,7 @@ enum BenchCPD {
         let now = SystemWallClock().now()
         let session = CPNPSession(local: CPNPEndpoint(host: "127.0.0.1", port: 40_000), remote: CPNPEndpoint(host: "127.0.0.1", port: 8921))
         let actions = (try? machine.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(30)), session: session, now: now, using: &rng)) ?? []
-        for case .send(let m) in actions { return CPNPCodec.encode(m).count }
+        for case .send(let message) in actions { return CPNPCodec.encode(message).count }
         return 2_000
     }
 }

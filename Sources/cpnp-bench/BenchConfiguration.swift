@@ -27,7 +27,7 @@ struct BenchConfiguration {
         try Data(yaml.utf8).write(to: file)
         let configuration: ServerConfiguration
         switch ConfigurationLoader.load(yaml: yaml) {
-        case .success(let c): configuration = c
+        case .success(let loaded): configuration = loaded
         case .failure(let errors):
             throw BenchError("the bench configuration \(file.path) does not load:\n" + errors.errors.map { "  \($0.descriptionWithLine)" }.joined(separator: "\n"))
         }
@@ -37,10 +37,12 @@ struct BenchConfiguration {
         if configuration.rateLimits.failsPerMinute != rate { missed.append("rate-limits.fails-per-minute") }
         if configuration.limits.defaultMaxOpenOrders != openOrders { missed.append("limits.default-max-open-orders") }
         if configuration.limits.maxAssociations != associations { missed.append("limits.max-associations") }
-        for c in configuration.customers where c.maxOpenOrders != nil && c.maxOpenOrders != openOrders { missed.append("customers[\(c.identity)].max-open-orders") }
+        for customer in configuration.customers where customer.maxOpenOrders != nil && customer.maxOpenOrders != openOrders {
+            missed.append("customers[\(customer.identity)].max-open-orders")
+        }
         let capacity = CPNPDecimal(parsing: linkCapacity)!
-        for l in configuration.policy.links where l.capacity.incoming != capacity || l.capacity.outgoing != capacity {
-            missed.append("policy.links[\(l.id)].capacity-mbps")
+        for link in configuration.policy.links where link.capacity.incoming != capacity || link.capacity.outgoing != capacity {
+            missed.append("policy.links[\(link.id)].capacity-mbps")
         }
         if transport == "plain-udp", configuration.listen.plainUDPCustomer != identity { missed.append("listen.plain-udp-customer") }
         guard missed.isEmpty else { throw BenchError("\(base): could not raise \(missed.joined(separator: ", ")) in the bench configuration") }

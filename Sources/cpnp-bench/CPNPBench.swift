@@ -105,12 +105,16 @@ struct CPNPBench: AsyncParsableCommand {
 
     func validate() throws {
         guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
-        if let n = negotiations, n < 1 { throw ValidationError("--negotiations must be at least 1") }
+        if let count = negotiations, count < 1 { throw ValidationError("--negotiations must be at least 1") }
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
-        if let d = duration, parseDuration(d) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
+        if let text = duration, parseDuration(text) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
         guard parseDuration(warmup) != nil else { throw ValidationError("--warmup: expected e.g. 1s, 500ms") }
-        guard let r = parseDuration(retransmissionInterval), r > .zero else { throw ValidationError("--retransmission-interval: expected e.g. 1s, 500ms") }
-        guard let e = parseDuration(expectedResponseTime), e > .zero else { throw ValidationError("--expected-response-time: expected e.g. 30s") }
+        guard let interval = parseDuration(retransmissionInterval), interval > .zero else {
+            throw ValidationError("--retransmission-interval: expected e.g. 1s, 500ms")
+        }
+        guard let responseTime = parseDuration(expectedResponseTime), responseTime > .zero else {
+            throw ValidationError("--expected-response-time: expected e.g. 30s")
+        }
         guard warmupNegotiations >= 0 else { throw ValidationError("--warmup-negotiations must not be negative") }
         guard ["dtls", "tls", "plain-udp"].contains(transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
         guard preload >= 0 else { throw ValidationError("--preload must not be negative") }
@@ -163,12 +167,12 @@ struct CPNPBench: AsyncParsableCommand {
             }
             progress.say("starting cpnpd (\(transport)\(instances > 1 ? ", \(instances) instances" : ""))")
             for instance in 0..<instances {
-                let d = try await DaemonProcess.start(
+                let daemon = try await DaemonProcess.start(
                     binary: try DaemonProcess.locate(cpnpd), work: work, configurationFile: config.file,
                     transport: transport, logLevel: serverLogLevel, database: database, instance: instance,
                     port: daemons.first?.port ?? 0, reusePort: instances > 1)
-                daemons.append(d)
-                progress.say("cpnpd ready in \(String(format: "%.2f", d.readiness.seconds)) s on port \(d.port) (work directory \(work.url.path))")
+                daemons.append(daemon)
+                progress.say("cpnpd ready in \(String(format: "%.2f", daemon.readiness.seconds)) s on port \(daemon.port) (work directory \(work.url.path))")
             }
             serverPIDs = daemons.map(\.pid)
             target = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: daemons[0].port), serverName: "localhost")
@@ -189,17 +193,17 @@ struct CPNPBench: AsyncParsableCommand {
                     expectedResponseTime: parseDuration(expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
             result = try await LoadRun(settings: settings, progress: progress).run()
         } catch {
-            for d in daemons { await d.stop(keep: true) }
+            for daemon in daemons { await daemon.stop(keep: true) }
             throw error
         }
-        for d in daemons { await d.stop(keep: true) }
+        for daemon in daemons { await daemon.stop(keep: true) }
         let serverLog = daemons.first.map { $0.logTail() }
         // Each instance logs its group-commit figures when it stops: the mean commit latency among them.
-        let commitLatencies = daemons.compactMap { d -> Double? in
-            guard let line = d.logTail(lines: 40).split(separator: "\n").last(where: { $0.contains("commit-mean-ms=") }),
-                let r = line.range(of: "commit-mean-ms=")
+        let commitLatencies = daemons.compactMap { daemon -> Double? in
+            guard let line = daemon.logTail(lines: 40).split(separator: "\n").last(where: { $0.contains("commit-mean-ms=") }),
+                let marker = line.range(of: "commit-mean-ms=")
             else { return nil }
-            return Double(line[r.upperBound...].prefix { $0.isNumber || $0 == "." })
+            return Double(line[marker.upperBound...].prefix { $0.isNumber || $0 == "." })
         }
         if let work = daemons.first?.work, work.temporary, workDir == nil { try? FileManager.default.removeItem(at: work.url) }
 
@@ -222,10 +226,10 @@ struct CPNPBench: AsyncParsableCommand {
     }
 
     static func peer(_ text: String) throws -> CPNPPeer {
-        guard let i = text.lastIndex(of: ":"), let port = Int(text[text.index(after: i)...]) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
             throw ValidationError("--server must be HOST:PORT")
         }
-        let host = String(text[..<i]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         return try CPNPPeer.server(host: host, port: port)
     }
 }
@@ -236,7 +240,7 @@ func parseDuration(_ text: String) -> Duration? {
         ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) }),
     ]
     for (suffix, make) in units where text.hasSuffix(suffix) {
-        if let n = Int64(text.dropLast(suffix.count)), n >= 0 { return make(n) }
+        if let amount = Int64(text.dropLast(suffix.count)), amount >= 0 { return make(amount) }
     }
     return Int64(text).map { .seconds($0) }
 }

@@ -55,14 +55,14 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// The binary: `explicit`, else `CPNPD_BINARY`, else `cpnpd` next to this executable.
     static func locate(_ explicit: String?) throws -> URL {
-        let fm = FileManager.default
+        let fileManager = FileManager.default
         if let path = explicit ?? ProcessInfo.processInfo.environment["CPNPD_BINARY"] {
-            guard fm.isExecutableFile(atPath: path) else { throw BenchError("\(path) is not an executable") }
+            guard fileManager.isExecutableFile(atPath: path) else { throw BenchError("\(path) is not an executable") }
             return URL(fileURLWithPath: path)
         }
         let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let candidate = own.appendingPathComponent("cpnpd")
-        guard fm.isExecutableFile(atPath: candidate.path) else {
+        guard fileManager.isExecutableFile(atPath: candidate.path) else {
             throw BenchError("no cpnpd next to cpnp-bench (\(candidate.path)): build it (swift build --product cpnpd) or give --cpnpd PATH")
         }
         return candidate
@@ -74,37 +74,37 @@ final class DaemonProcess: @unchecked Sendable {
         binary: URL, work: WorkDirectory, configurationFile: URL, transport: String, logLevel: String,
         database: String? = nil, instance: Int = 0, port: Int = 0, reusePort: Bool = false
     ) async throws -> DaemonProcess {
-        let d = DaemonProcess(work: work, instance: instance)
-        let fm = FileManager.default
-        try? fm.removeItem(at: d.log)
-        _ = fm.createFile(atPath: d.log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: d.log)
-        d.process.executableURL = binary
-        d.process.arguments = [
+        let daemon = DaemonProcess(work: work, instance: instance)
+        let fileManager = FileManager.default
+        try? fileManager.removeItem(at: daemon.log)
+        _ = fileManager.createFile(atPath: daemon.log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: daemon.log)
+        daemon.process.executableURL = binary
+        daemon.process.arguments = [
             "--config", configurationFile.path, "--listen", "127.0.0.1:\(port)", "--transport", transport,
             "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel, "--http", "127.0.0.1:0",
         ] + (reusePort ? ["--reuse-port"] : [])
-        d.process.currentDirectoryURL = work.url
-        d.process.standardOutput = handle
-        d.process.standardError = handle
-        d.process.standardInput = FileHandle.nullDevice
+        daemon.process.currentDirectoryURL = work.url
+        daemon.process.standardOutput = handle
+        daemon.process.standardError = handle
+        daemon.process.standardInput = FileHandle.nullDevice
         let started = ContinuousClock.now
-        try d.process.run()
+        try daemon.process.run()
         // Recovery of a large preloaded database can take a while: wait as long as the process lives.
         while true {
-            let text = (try? String(contentsOf: d.log, encoding: .utf8)) ?? ""
+            let text = (try? String(contentsOf: daemon.log, encoding: .utf8)) ?? ""
             if let line = text.split(separator: "\n").first(where: { $0.contains("cpnpd ready") }),
                 let range = line.range(of: "listen=127.0.0.1:"),
                 let port = Int(line[range.upperBound...].prefix { $0.isNumber })
             {
-                d.port = port
+                daemon.port = port
                 var recovered: Int?
-                if let r = line.range(of: "recovered-orders=") { recovered = Int(line[r.upperBound...].prefix { $0.isNumber }) }
-                d.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: databaseBytes(work.database))
-                return d
+                if let marker = line.range(of: "recovered-orders=") { recovered = Int(line[marker.upperBound...].prefix { $0.isNumber }) }
+                daemon.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: databaseBytes(work.database))
+                return daemon
             }
-            if !d.process.isRunning {
-                throw BenchError("cpnpd exited with status \(d.process.terminationStatus) before it was ready:\n\(d.logTail())")
+            if !daemon.process.isRunning {
+                throw BenchError("cpnpd exited with status \(daemon.process.terminationStatus) before it was ready:\n\(daemon.logTail())")
             }
             try await Task.sleep(for: .milliseconds(50))
         }

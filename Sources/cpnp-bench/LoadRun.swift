@@ -74,9 +74,9 @@ struct LoadRun {
     }
 
     static func histogram() -> Histogram<UInt64> {
-        var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
-        h.autoResize = true
-        return h
+        var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        histogram.autoResize = true
+        return histogram
     }
 
     let settings: Settings
@@ -124,7 +124,7 @@ struct LoadRun {
         }
         for engine in engines { await engine.shutdown() }
         return Result(
-            tally: collected, warmupTally: warm, seconds: (after.at - before.at).seconds, warmupSeconds: warmupSeconds, setupSeconds: setupSeconds,
+            tally: collected, warmupTally: warm, seconds: (after.sampledAt - before.sampledAt).seconds, warmupSeconds: warmupSeconds, setupSeconds: setupSeconds,
             messages: after.messages.subtracting(before.messages), serverBefore: before.server, serverAfter: after.server,
             databaseBefore: before.database, databaseAfter: after.database,
             clientBefore: before.client, clientAfter: after.client)
@@ -135,9 +135,9 @@ struct LoadRun {
         var warm = 0
         var warmup = Tally()
         while warm < settings.warmupNegotiations || ContinuousClock.now < warmupEnd {
-            let ok = await negotiate(engine, into: &warmup)
+            let succeeded = await negotiate(engine, into: &warmup)
             warm += 1
-            if !ok { try await Task.sleep(for: .milliseconds(10)) }
+            if !succeeded { try await Task.sleep(for: .milliseconds(10)) }
             // A server that refuses everything must not keep the warm-up going for ever.
             if warm >= max(settings.warmupNegotiations, 1) * 50 { break }
         }
@@ -153,19 +153,19 @@ struct LoadRun {
     private func negotiate(_ engine: CPNPClientEngine, into tally: inout Tally) async -> Bool {
         let start = ContinuousClock.now
         do {
-            let id = try await engine.quote(settings.request, to: settings.server)
-            switch try await engine.awaitOffer(id) {
+            let customerOrderID = try await engine.quote(settings.request, to: settings.server)
+            switch try await engine.awaitOffer(customerOrderID) {
             case .offer:
                 break
             case .ended(let end):
                 tally.failures[Self.kind(end), default: 0] += 1
                 return false
             }
-            _ = try await engine.accept(id)
+            _ = try await engine.accept(customerOrderID)
             let agreed = ContinuousClock.now
             _ = tally.latency.record(max(1, (agreed - start).microseconds))
             if settings.withdraw {
-                try await engine.withdraw(id, timeout: .seconds(60))
+                try await engine.withdraw(customerOrderID, timeout: .seconds(60))
                 _ = tally.withdrawLatency.record(max(1, (ContinuousClock.now - agreed).microseconds))
             }
             tally.completed += 1
@@ -195,29 +195,29 @@ struct LoadRun {
     }
 
     static func kind(_ error: any Error) -> String {
-        guard let e = error as? CPNPClientError else { return "error: \(error)" }
-        switch e {
+        guard let clientError = error as? CPNPClientError else { return "error: \(error)" }
+        switch clientError {
         case .failed(let code, let diagnostic): return failKind(code, diagnostic)
         case .negotiationEnded(let end): return kind(end)
         case .noResponse(let method): return "no response to \(method)"
         case .withdrawalUnconfirmed: return "withdrawal unconfirmed"
-        case .transport(let t): return "transport: \(t.code)"
+        case .transport(let transportError): return "transport: \(transportError.code)"
         case .timedOut: return "timed out"
-        case .command(let c): return "command refused: \(c.message)"
+        case .command(let refusal): return "command refused: \(refusal.message)"
         case .unknownOrder: return "unknown order"
-        case .invalidArgument(let s): return "invalid argument: \(s)"
+        case .invalidArgument(let argument): return "invalid argument: \(argument)"
         }
     }
 
     private func clientSecurity() throws -> CPNPSecurityConfiguration? {
         guard settings.transport != "plain-udp" else { return nil }
-        let dir = settings.pki
+        let directory = settings.pki
         do {
             return try CPNPSecurityConfiguration(
-                certificateFile: "\(dir)/client-\(settings.identity).pem", keyFile: "\(dir)/client-\(settings.identity)-key.pem",
-                trustRootsFile: "\(dir)/ca.pem")
+                certificateFile: "\(directory)/client-\(settings.identity).pem", keyFile: "\(directory)/client-\(settings.identity)-key.pem",
+                trustRootsFile: "\(directory)/ca.pem")
         } catch {
-            throw BenchError("cannot load the client certificate of \(settings.identity) from \(dir): \(error)")
+            throw BenchError("cannot load the client certificate of \(settings.identity) from \(directory): \(error)")
         }
     }
 
@@ -227,15 +227,15 @@ struct LoadRun {
         let transport: any CPNPTransport
         switch settings.transport {
         case "tls":
-            var c = TLSTransportConfiguration(security: security!)
-            c.handshakeTimeout = .seconds(30)
-            transport = try TLSTransport.client(configuration: c, logger: logger)
+            var configuration = TLSTransportConfiguration(security: security!)
+            configuration.handshakeTimeout = .seconds(30)
+            transport = try TLSTransport.client(configuration: configuration, logger: logger)
         case "plain-udp":
             transport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: logger)
         default:
-            var c = DTLSTransportConfiguration(security: security!)
-            c.handshakeTimeout = .seconds(30)
-            transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: c, logger: logger)
+            var configuration = DTLSTransportConfiguration(security: security!)
+            configuration.handshakeTimeout = .seconds(30)
+            transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: configuration, logger: logger)
         }
         let engine = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), configuration: settings.engine, logger: logger)
         await engine.start()
@@ -245,26 +245,26 @@ struct LoadRun {
 
 /// Counters sampled at the start and the end of the measurement.
 struct Sample: Sendable {
-    var at: ContinuousClock.Instant
+    var sampledAt: ContinuousClock.Instant
     var messages: CPNPClientEngineStatistics.Snapshot
     var server: ProcessSample?
     var database: ProcessSample?
     var client: ProcessSample?
 
     init(engines: [CPNPClientEngine], serverPIDs: [Int32], database measuresDatabase: Bool) {
-        var m = CPNPClientEngineStatistics.Snapshot()
-        for e in engines {
-            let s = e.statistics.snapshot
-            m.messagesSent += s.messagesSent
-            m.messagesReceived += s.messagesReceived
-            m.retransmissions += s.retransmissions
+        var totals = CPNPClientEngineStatistics.Snapshot()
+        for engine in engines {
+            let snapshot = engine.statistics.snapshot
+            totals.messagesSent += snapshot.messagesSent
+            totals.messagesReceived += snapshot.messagesReceived
+            totals.retransmissions += snapshot.retransmissions
         }
-        messages = m
+        messages = totals
         server = ProcessSample.sum(serverPIDs.compactMap { ProcessSample.read(pid: $0) })
         // Backends come and go; those that ended meanwhile are missed (the pool keeps them open).
         database = measuresDatabase ? ProcessSample.sum(ProcessSample.processes(named: "postgres").compactMap { ProcessSample.read(pid: $0) }) : nil
         client = ProcessSample.read(pid: nil)
-        at = ContinuousClock.now
+        sampledAt = ContinuousClock.now
     }
 }
 
@@ -281,7 +281,7 @@ actor Gate {
     func arrive() async {
         arrived += 1
         if arrived == parties {
-            for c in allArrived { c.resume() }
+            for continuation in allArrived { continuation.resume() }
             allArrived = []
         }
         guard !isOpen else { return }
@@ -295,7 +295,7 @@ actor Gate {
 
     func open() {
         isOpen = true
-        for c in waiting { c.resume() }
+        for continuation in waiting { continuation.resume() }
         waiting = []
     }
 }
@@ -308,20 +308,20 @@ final class Tickets: Sendable {
     init(stop: LoadRun.Stop) { self.stop = stop }
 
     func start() {
-        if case .duration(let d) = stop { state.withLock { $0.deadline = ContinuousClock.now + d } }
+        if case .duration(let duration) = stop { state.withLock { $0.deadline = ContinuousClock.now + duration } }
     }
 
     /// Whether the caller may start one more measured negotiation.
     func take() -> Bool {
-        state.withLock { s in
+        state.withLock { state in
             switch stop {
-            case .count(let n):
-                guard s.taken < n else { return false }
-                s.taken += 1
+            case .count(let count):
+                guard state.taken < count else { return false }
+                state.taken += 1
                 return true
             case .duration:
-                guard let deadline = s.deadline, ContinuousClock.now < deadline else { return false }
-                s.taken += 1
+                guard let deadline = state.deadline, ContinuousClock.now < deadline else { return false }
+                state.taken += 1
                 return true
             }
         }

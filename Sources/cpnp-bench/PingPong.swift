@@ -20,26 +20,26 @@ enum PingPong {
     }
 
     static func run(roundTrips: Int, messageSize: Int) throws -> Result {
-        let a = try socketBoundToLoopback()
-        let b = try socketBoundToLoopback()
+        let pinger = try socketBoundToLoopback()
+        let echoer = try socketBoundToLoopback()
         defer {
-            close(a.fd)
-            close(b.fd)
+            close(pinger.fd)
+            close(echoer.fd)
         }
         let echo = Thread {
             var buffer = [UInt8](repeating: 0, count: 65_536)
             var from = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             while true {
-                let n = buffer.withUnsafeMutableBytes { raw in
+                let received = buffer.withUnsafeMutableBytes { raw in
                     withUnsafeMutablePointer(to: &from) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(b.fd, raw.baseAddress, raw.count, 0, $0, &length) }
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(echoer.fd, raw.baseAddress, raw.count, 0, $0, &length) }
                     }
                 }
-                if n <= 1 { return }  // a 1-byte datagram (or an error: the socket was closed) ends it
+                if received <= 1 { return }  // a 1-byte datagram (or an error: the socket was closed) ends it
                 _ = buffer.withUnsafeBytes { raw in
                     withUnsafePointer(to: &from) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(b.fd, raw.baseAddress, n, 0, $0, length) }
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(echoer.fd, raw.baseAddress, received, 0, $0, length) }
                     }
                 }
             }
@@ -50,20 +50,20 @@ enum PingPong {
         var reply = [UInt8](repeating: 0, count: 65_536)
         func roundTrip() throws {
             let sent = message.withUnsafeBytes { raw in
-                withUnsafePointer(to: b.address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(a.fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                withUnsafePointer(to: echoer.address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(pinger.fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
             }
             guard sent == message.count else { throw BenchError("ping-pong: sendto failed (errno \(errno))") }
-            let n = reply.withUnsafeMutableBytes { recv(a.fd, $0.baseAddress, $0.count, 0) }
-            guard n == message.count else { throw BenchError("ping-pong: no echo within 1 s (errno \(errno))") }
+            let received = reply.withUnsafeMutableBytes { recv(pinger.fd, $0.baseAddress, $0.count, 0) }
+            guard received == message.count else { throw BenchError("ping-pong: no echo within 1 s (errno \(errno))") }
         }
         defer {
             // Stop the echo thread.
             message = [0]
             _ = message.withUnsafeBytes { raw in
-                withUnsafePointer(to: b.address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(a.fd, raw.baseAddress, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                withUnsafePointer(to: echoer.address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(pinger.fd, raw.baseAddress, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
             }
             Thread.sleep(forTimeInterval: 0.01)
@@ -85,22 +85,22 @@ enum PingPong {
     }
 
     private static func socketBoundToLoopback() throws -> (fd: Int32, address: sockaddr_in) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("ping-pong: socket() failed (errno \(errno))") }
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw BenchError("ping-pong: socket() failed (errno \(errno))") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0 else { throw BenchError("ping-pong: bind() failed (errno \(errno))") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
         }
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        return (fd, address)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (descriptor, address)
     }
 }

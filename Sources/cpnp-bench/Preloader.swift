@@ -66,8 +66,8 @@ struct Preloader {
             committing = Task { _ = try store.commit(changes) }
             if ContinuousClock.now - lastReport > .seconds(10) {
                 lastReport = ContinuousClock.now
-                let s = (ContinuousClock.now - started).seconds
-                progress.say("  preloaded \(start)/\(count) (\(Int(Double(start) / s)) orders/s)")
+                let elapsed = (ContinuousClock.now - started).seconds
+                progress.say("  preloaded \(start)/\(count) (\(Int(Double(start) / elapsed)) orders/s)")
             }
         }
         try await committing?.value
@@ -109,48 +109,55 @@ struct Preloader {
         func changes(_ range: Range<Int>) throws -> [OrderChange] {
             var rng = SystemRandomNumberGenerator()
             let now = SystemWallClock().now()
-            return try range.map { i in try change(i, now: now, using: &rng) }
+            return try range.map { index in try change(index, now: now, using: &rng) }
         }
 
-        private func change(_ i: Int, now: CPNPTimestamp, using rng: inout SystemRandomNumberGenerator) throws -> OrderChange {
-            let kind = Self.kind(i, openPercent: openPercent)
-            let identity = "customer-\(String(i % identities + 1).leftPadded(to: 4))"
-            let cs = CPNPSession(local: clientEndpoint, remote: serverEndpoint)
-            let ss = CPNPSession(local: serverEndpoint, remote: clientEndpoint)
+        private func change(_ orderIndex: Int, now: CPNPTimestamp, using rng: inout SystemRandomNumberGenerator) throws -> OrderChange {
+            let kind = Self.kind(orderIndex, openPercent: openPercent)
+            let identity = "customer-\(String(orderIndex % identities + 1).leftPadded(to: 4))"
+            let clientSession = CPNPSession(local: clientEndpoint, remote: serverEndpoint)
+            let serverSession = CPNPSession(local: serverEndpoint, remote: clientEndpoint)
             // Spread over the last two years.
-            let t0 = now.adding(.seconds(-Int64.random(in: 3_600...(2 * 365 * 86_400), using: &rng)))
-            let t1 = t0.adding(.seconds(2))
+            let quotedAt = now.adding(.seconds(-Int64.random(in: 3_600...(2 * 365 * 86_400), using: &rng)))
+            let answeredAt = quotedAt.adding(.seconds(2))
 
-            var client = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-pre-\(i)")!)
-            let q = try Self.quotation(client.quote(requestedCPD: request, expectedResponseTime: t0.adding(.seconds(30)), session: cs, now: t0, using: &rng))
-            let poid = ProviderOrderID.random(using: &rng)
-            var (server, actions) = ServerOrderStateMachine.quotationReceived(q, session: ss, providerOrderID: poid, now: t0, using: &rng)
-            actions += try server.acknowledge(expectedOfferTime: t0.adding(.seconds(60)), now: t0)
-            var at = t0
+            var client = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-pre-\(orderIndex)")!)
+            let quotation = try Self.quotation(client.quote(
+                requestedCPD: request, expectedResponseTime: quotedAt.adding(.seconds(30)), session: clientSession, now: quotedAt, using: &rng))
+            let providerOrderID = ProviderOrderID.random(using: &rng)
+            var (server, actions) = ServerOrderStateMachine.quotationReceived(
+                quotation, session: serverSession, providerOrderID: providerOrderID, now: quotedAt, using: &rng)
+            actions += try server.acknowledge(expectedOfferTime: quotedAt.adding(.seconds(60)), now: quotedAt)
+            var lastEventAt = quotedAt
             var reservations: [CPNPStorage.Reservation]?
             if kind == .refused {
-                actions += try server.reject(.outOfResources, diagnostic: "no capacity left on PE-LYS-1:ge-0/0/3", now: t0)
+                actions += try server.reject(.outOfResources, diagnostic: "no capacity left on PE-LYS-1:ge-0/0/3", now: quotedAt)
             } else {
                 let offered = try server.makeOffer(
-                    offeredCPD: offer.cpd, validityOfferTime: t0.adding(.seconds(600)), informationElements: offer.informationElements, now: t0, using: &rng)
+                    offeredCPD: offer.cpd, validityOfferTime: quotedAt.adding(.seconds(600)), informationElements: offer.informationElements,
+                    now: quotedAt, using: &rng)
                 actions += offered
-                for m in Self.sent(actions) { _ = client.messageReceived(m, session: cs, now: t0) }
-                at = t1
+                for message in Self.sent(actions) { _ = client.messageReceived(message, session: clientSession, now: quotedAt) }
+                lastEventAt = answeredAt
                 if kind == .declined {
-                    let d = Self.sent(try client.decline(reasons: [.unacceptableGap], now: t1))
-                    for m in d { actions += server.messageReceived(m, session: ss, now: t1, using: &rng) }
+                    let declineMessages = Self.sent(try client.decline(reasons: [.unacceptableGap], now: answeredAt))
+                    for message in declineMessages {
+                        actions += server.messageReceived(message, session: serverSession, now: answeredAt, using: &rng)
+                    }
                 } else {
-                    for m in Self.sent(try client.accept(now: t1)) { actions += server.messageReceived(m, session: ss, now: t1, using: &rng) }
-                    let confirmed = try server.agreementConfirmed(now: t1)
+                    for message in Self.sent(try client.accept(now: answeredAt)) {
+                        actions += server.messageReceived(message, session: serverSession, now: answeredAt, using: &rng)
+                    }
+                    let confirmed = try server.agreementConfirmed(now: answeredAt)
                     actions += confirmed
-                    for m in Self.sent(confirmed) { _ = client.messageReceived(m, session: cs, now: t1) }
+                    for message in Self.sent(confirmed) { _ = client.messageReceived(message, session: clientSession, now: answeredAt) }
                     if kind == .withdrawn {
-                        let t2 = t1.adding(.seconds(Int64.random(in: 86_400...(180 * 86_400), using: &rng)))
-                        at = t2
-                        for m in Self.sent(try client.withdraw(session: cs, now: t2, using: &rng)) {
-                            actions += server.messageReceived(m, session: ss, now: t2, using: &rng)
+                        let withdrawnAt = answeredAt.adding(.seconds(Int64.random(in: 86_400...(180 * 86_400), using: &rng)))
+                        lastEventAt = withdrawnAt
+                        for message in Self.sent(try client.withdraw(session: clientSession, now: withdrawnAt, using: &rng)) {
+                            actions += server.messageReceived(message, session: serverSession, now: withdrawnAt, using: &rng)
                         }
-                        actions += try server.withdrawalConfirmed(now: t2)
+                        actions += try server.withdrawalConfirmed(now: withdrawnAt)
                     } else {
                         reservations = CPNPPolicy.Reservation.aggregate(offer.reservations).map {
                             CPNPStorage.Reservation($0.linkID, $0.direction == .incoming ? .incoming : .outgoing, $0.mbps, .committed)
@@ -160,24 +167,24 @@ struct Preloader {
             }
             let expectedState: ServerOrderStateMachine.State = kind == .agreed ? .completed : .cancelled
             guard server.state == expectedState else {
-                throw BenchError("preload: order \(i) (\(kind)) ended in \(server.state.rawValue), expected \(expectedState.rawValue)")
+                throw BenchError("preload: order \(orderIndex) (\(kind)) ended in \(server.state.rawValue), expected \(expectedState.rawValue)")
             }
             return OrderChange(
-                machine: server, clientIdentity: identity, clientAddress: clientEndpoint.description, at: at, actions: actions,
+                machine: server, clientIdentity: identity, clientAddress: clientEndpoint.description, at: lastEventAt, actions: actions,
                 reservations: reservations, expectedRevision: 0)
         }
 
         private static func quotation(_ actions: [ClientOrderStateMachine.Action]) throws -> QuotationMessage {
-            for case .send(.quotation(let q)) in actions { return q }
+            for case .send(.quotation(let quotation)) in actions { return quotation }
             throw BenchError("preload: the client machine sent no QUOTATION")
         }
 
         private static func sent(_ actions: [ClientOrderStateMachine.Action]) -> [CPNPMessage] {
-            actions.compactMap { if case .send(let m) = $0 { m } else { nil } }
+            actions.compactMap { if case .send(let message) = $0 { message } else { nil } }
         }
 
         private static func sent(_ actions: [ServerOrderStateMachine.Action]) -> [CPNPMessage] {
-            actions.compactMap { if case .send(let m, _) = $0 { m } else { nil } }
+            actions.compactMap { if case .send(let message, _) = $0 { message } else { nil } }
         }
     }
 }

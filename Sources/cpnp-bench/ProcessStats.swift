@@ -46,13 +46,13 @@ extension ProcessSample {
     /// Several processes as one: CPU times and memory summed, threads summed.
     static func sum(_ samples: [ProcessSample]) -> ProcessSample? {
         guard var total = samples.first else { return nil }
-        for s in samples.dropFirst() {
-            total.cpuSeconds += s.cpuSeconds
-            total.userSeconds += s.userSeconds
-            total.systemSeconds += s.systemSeconds
-            total.peakResidentBytes = total.peakResidentBytes.map { $0 + (s.peakResidentBytes ?? 0) }
-            total.residentBytes = total.residentBytes.map { $0 + (s.residentBytes ?? 0) }
-            total.threads = total.threads.map { $0 + (s.threads ?? 0) }
+        for sample in samples.dropFirst() {
+            total.cpuSeconds += sample.cpuSeconds
+            total.userSeconds += sample.userSeconds
+            total.systemSeconds += sample.systemSeconds
+            total.peakResidentBytes = total.peakResidentBytes.map { $0 + (sample.peakResidentBytes ?? 0) }
+            total.residentBytes = total.residentBytes.map { $0 + (sample.residentBytes ?? 0) }
+            total.threads = total.threads.map { $0 + (sample.threads ?? 0) }
         }
         return total
     }
@@ -78,9 +78,9 @@ struct LoadAverage: Sendable {
 
     static func read() -> LoadAverage? {
         guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
-        let f = text.split(separator: " ").prefix(3).compactMap { Double($0) }
-        guard f.count == 3 else { return nil }
-        return LoadAverage(one: f[0], five: f[1], fifteen: f[2])
+        let averages = text.split(separator: " ").prefix(3).compactMap { Double($0) }
+        guard averages.count == 3 else { return nil }
+        return LoadAverage(one: averages[0], five: averages[1], fifteen: averages[2])
     }
 
     var description: String { String(format: "%.2f %.2f %.2f", one, five, fifteen) }

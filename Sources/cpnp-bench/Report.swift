@@ -44,16 +44,16 @@ struct Report {
     var messagesPerSecond: Double { Double(messages) / max(run.seconds, 1e-9) }
     var messagesPerNegotiation: Double { Double(messages) / Double(max(run.attempted, 1)) }
     var serverCPU: Double? {
-        guard let a = run.serverAfter, let b = run.serverBefore else { return nil }
-        return a.cpuSeconds - b.cpuSeconds
+        guard let after = run.serverAfter, let before = run.serverBefore else { return nil }
+        return after.cpuSeconds - before.cpuSeconds
     }
     var databaseCPU: Double? {
-        guard let a = run.databaseAfter, let b = run.databaseBefore else { return nil }
-        return a.cpuSeconds - b.cpuSeconds
+        guard let after = run.databaseAfter, let before = run.databaseBefore else { return nil }
+        return after.cpuSeconds - before.cpuSeconds
     }
     var clientCPU: Double? {
-        guard let a = run.clientAfter, let b = run.clientBefore else { return nil }
-        return a.cpuSeconds - b.cpuSeconds
+        guard let after = run.clientAfter, let before = run.clientBefore else { return nil }
+        return after.cpuSeconds - before.cpuSeconds
     }
 
     static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
@@ -72,33 +72,33 @@ struct Report {
         var out: [String] = []
         func line(_ s: String = "") { out.append(s) }
         func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
-        func mib(_ b: Int64?) -> String { b.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
+        func mib(_ bytes: Int64?) -> String { bytes.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
 
         line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
-        if let database = settings.database, let n = settings.instances {
-            line("  store: \(database)\(n > 1 ? ", \(n) cpnpd instances on one port (SO_REUSEPORT)" : "")")
+        if let database = settings.database, let instances = settings.instances {
+            line("  store: \(database)\(instances > 1 ? ", \(instances) cpnpd instances on one port (SO_REUSEPORT)" : "")")
         }
         line("  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)")
         line("  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")")
         line("  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after")
-        if let p = preload {
-            let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(p.byKind[$0] ?? 0)" }.joined(separator: ", ")
-            line("  preloaded: \(p.orders) orders (\(kinds)) in \(f(p.seconds)) s (\(Int(Double(p.orders) / max(p.seconds, 1e-9))) orders/s), database \(mib(p.databaseBytes))")
+        if let preload {
+            let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(preload.byKind[$0] ?? 0)" }.joined(separator: ", ")
+            line("  preloaded: \(preload.orders) orders (\(kinds)) in \(f(preload.seconds)) s (\(Int(Double(preload.orders) / max(preload.seconds, 1e-9))) orders/s), database \(mib(preload.databaseBytes))")
         }
-        if let d = daemon {
-            line("  cpnpd ready in \(f(d.seconds, 2)) s, recovered \(d.recoveredOrders.map(String.init) ?? "?") open orders\(settings.serverLogLevel.map { ", log level \($0)" } ?? "")")
+        if let daemon {
+            line("  cpnpd ready in \(f(daemon.seconds, 2)) s, recovered \(daemon.recoveredOrders.map(String.init) ?? "?") open orders\(settings.serverLogLevel.map { ", log level \($0)" } ?? "")")
         }
         line()
         line("completed negotiations   \(run.tally.completed) in \(f(run.seconds, 2)) s")
         line("negotiations/s           \(f(negotiationsPerSecond))\(ratio(negotiationsPerSecond, reference?.roundTripsPerSecond, "ping-pong round trips/s"))")
         line("messages/s (both ways)   \(f(messagesPerSecond))\(ratio(messagesPerSecond, reference?.messagesPerSecond, "ping-pong datagrams/s"))  [\(run.messages.messagesSent) sent, \(run.messages.messagesReceived) received, \(f(messagesPerNegotiation, 2)) per negotiation]")
         let rtt = reference.map { Self.ms($0.histogram.valueAtPercentile(50)) }
-        for (name, v) in latencies(run.tally.latency) {
-            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(v, 3)) ms\(ratio(v, rtt, "ping-pong p50 RTT"))")
+        for (name, latency) in latencies(run.tally.latency) {
+            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(latency, 3)) ms\(ratio(latency, rtt, "ping-pong p50 RTT"))")
         }
         if settings.withdraw {
-            let w = latencies(run.tally.withdrawLatency).map { "\($0.0) \(f($0.1, 3))" }.joined(separator: ", ")
-            line("withdraw latency (ms)    \(w.isEmpty ? "n/a" : w)")
+            let withdrawLatencies = latencies(run.tally.withdrawLatency).map { "\($0.0) \(f($0.1, 3))" }.joined(separator: ", ")
+            line("withdraw latency (ms)    \(withdrawLatencies.isEmpty ? "n/a" : withdrawLatencies)")
         }
         line("retransmissions          \(run.messages.retransmissions)")
         let warmFailures = run.warmupTally.failures.values.reduce(0, +)
@@ -110,7 +110,7 @@ struct Report {
             line("failures                 0")
         } else {
             line("failures                 \(run.tally.failures.values.reduce(0, +)):")
-            for (k, n) in run.tally.failures.sorted(by: { $0.value > $1.value }) { line("  \(n) × \(k)") }
+            for (failure, count) in run.tally.failures.sorted(by: { $0.value > $1.value }) { line("  \(count) × \(failure)") }
         }
         if let cpu = serverCPU, let after = run.serverAfter {
             let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
@@ -123,16 +123,16 @@ struct Report {
             let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
             line("PostgreSQL CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation), all its processes")
         }
-        if let ms = commitLatencyMilliseconds {
-            line("commit latency           \(f(ms, 3)) ms per group commit (mean, cpnpd's own measure)")
+        if let milliseconds = commitLatencyMilliseconds {
+            line("commit latency           \(f(milliseconds, 3)) ms per group commit (mean, cpnpd's own measure)")
         }
         if let cpu = clientCPU {
             line("customers' CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core), this process; setup \(f(run.setupSeconds, 2)) s")
         }
-        if let r = reference {
+        if let reference {
             line()
-            line("reference: bare UDP ping-pong on 127.0.0.1, \(r.messageSize)-byte datagrams, one socket pair, \(r.roundTrips) round trips")
-            line("  round trips/s \(f(r.roundTripsPerSecond)); RTT p50 \(f(Self.ms(r.histogram.valueAtPercentile(50)), 3)) ms, p99 \(f(Self.ms(r.histogram.valueAtPercentile(99)), 3)) ms, p99.9 \(f(Self.ms(r.histogram.valueAtPercentile(99.9)), 3)) ms, max \(f(Self.ms(r.histogram.max), 3)) ms")
+            line("reference: bare UDP ping-pong on 127.0.0.1, \(reference.messageSize)-byte datagrams, one socket pair, \(reference.roundTrips) round trips")
+            line("  round trips/s \(f(reference.roundTripsPerSecond)); RTT p50 \(f(Self.ms(reference.histogram.valueAtPercentile(50)), 3)) ms, p99 \(f(Self.ms(reference.histogram.valueAtPercentile(99)), 3)) ms, p99.9 \(f(Self.ms(reference.histogram.valueAtPercentile(99.9)), 3)) ms, max \(f(Self.ms(reference.histogram.max), 3)) ms")
         }
         if settings.transport == "plain-udp", run.tally.completed == 0, run.tally.failures.keys.contains(where: { $0.hasPrefix("FAIL 2 ") }) {
             line()
@@ -143,8 +143,8 @@ struct Report {
 
     private func ratio(_ value: Double, _ reference: Double?, _ what: String) -> String {
         guard let reference, reference > 0 else { return "" }
-        let r = value / reference
-        return "   (" + String(format: r >= 100 ? "%.0f" : "%.3g", r) + " × \(what))"
+        let factor = value / reference
+        return "   (" + String(format: factor >= 100 ? "%.0f" : "%.3g", factor) + " × \(what))"
     }
 
     // MARK: - JSON
@@ -209,29 +209,29 @@ struct Report {
         pairs.append(("customers-process", process(run.clientBefore, run.clientAfter)))
         if settings.database == "postgresql" { pairs.append(("database-process", process(run.databaseBefore, run.databaseAfter))) }
         pairs.append(("commit-latency-ms", commitLatencyMilliseconds.map(n) ?? .null))
-        if let r = reference {
-            let p50 = Self.ms(r.histogram.valueAtPercentile(50))
+        if let reference {
+            let p50 = Self.ms(reference.histogram.valueAtPercentile(50))
             pairs.append(("ping-pong", object([
-                ("round-trips", i(r.roundTrips)), ("message-bytes", i(r.messageSize)),
-                ("round-trips-per-second", n(r.roundTripsPerSecond)), ("messages-per-second", n(r.messagesPerSecond)),
-                ("rtt", latencyObject(r.histogram)),
+                ("round-trips", i(reference.roundTrips)), ("message-bytes", i(reference.messageSize)),
+                ("round-trips-per-second", n(reference.roundTripsPerSecond)), ("messages-per-second", n(reference.messagesPerSecond)),
+                ("rtt", latencyObject(reference.histogram)),
             ])))
             var ratios: [(String, JSONValue)] = [
-                ("negotiations-per-second-to-round-trips-per-second", n(negotiationsPerSecond / r.roundTripsPerSecond)),
-                ("messages-per-second-to-datagrams-per-second", n(messagesPerSecond / r.messagesPerSecond)),
+                ("negotiations-per-second-to-round-trips-per-second", n(negotiationsPerSecond / reference.roundTripsPerSecond)),
+                ("messages-per-second-to-datagrams-per-second", n(messagesPerSecond / reference.messagesPerSecond)),
             ]
             if p50 > 0 { ratios += latencies(run.tally.latency).map { ("latency-\($0.0)-to-rtt-p50", n($0.1 / p50)) } }
             pairs.append(("ratios-to-ping-pong", object(ratios)))
         }
-        if let p = preload {
+        if let preload {
             pairs.append(("preload", object([
-                ("orders", i(p.orders)), ("seconds", n(p.seconds)), ("database-bytes", i64(p.databaseBytes)),
-                ("by-kind", object(Preloader.Kind.allCases.map { ($0.rawValue, i(p.byKind[$0] ?? 0)) })),
+                ("orders", i(preload.orders)), ("seconds", n(preload.seconds)), ("database-bytes", i64(preload.databaseBytes)),
+                ("by-kind", object(Preloader.Kind.allCases.map { ($0.rawValue, i(preload.byKind[$0] ?? 0)) })),
             ])))
         }
-        if let d = daemon {
+        if let daemon {
             pairs.append(("cpnpd", object([
-                ("ready-seconds", n(d.seconds)), ("recovered-orders", d.recoveredOrders.map(i) ?? .null), ("database-bytes", i64(d.databaseBytes)),
+                ("ready-seconds", n(daemon.seconds)), ("recovered-orders", daemon.recoveredOrders.map(i) ?? .null), ("database-bytes", i64(daemon.databaseBytes)),
             ])))
         }
         return JSONSerializer.serializeString(object(pairs))

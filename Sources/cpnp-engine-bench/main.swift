@@ -29,9 +29,9 @@ final class LoopbackSink: ServerMessageSink {
     let state = Mutex(State())
 
     func send(_ bytes: [UInt8], on session: CPNPSession) async {
-        let waiter = state.withLock { s -> CheckedContinuation<[[UInt8]], Never>? in
-            if let w = s.waiters.removeValue(forKey: session.remote) { return w }
-            s.queued[session.remote, default: []].append(bytes)
+        let waiter = state.withLock { state -> CheckedContinuation<[[UInt8]], Never>? in
+            if let parked = state.waiters.removeValue(forKey: session.remote) { return parked }
+            state.queued[session.remote, default: []].append(bytes)
             return nil
         }
         waiter?.resume(returning: [bytes])
@@ -41,13 +41,13 @@ final class LoopbackSink: ServerMessageSink {
     }
     /// What was sent to `endpoint`, waiting for at least one message.
     func next(_ endpoint: CPNPEndpoint) async -> [[UInt8]] {
-        await withCheckedContinuation { c in
-            let ready = state.withLock { s -> [[UInt8]]? in
-                if let q = s.queued.removeValue(forKey: endpoint), !q.isEmpty { return q }
-                s.waiters[endpoint] = c
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> [[UInt8]]? in
+                if let queued = state.queued.removeValue(forKey: endpoint), !queued.isEmpty { return queued }
+                state.waiters[endpoint] = continuation
                 return nil
             }
-            if let ready { c.resume(returning: ready) }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 }
@@ -60,14 +60,14 @@ struct Options {
     var submit = false
 
     init(_ args: [String]) {
-        var i = 1
+        var index = 1
         func value() -> String {
-            i += 1
-            guard i < args.count else { fatalError("missing value for \(args[i - 1])") }
-            return args[i]
+            index += 1
+            guard index < args.count else { fatalError("missing value for \(args[index - 1])") }
+            return args[index]
         }
-        while i < args.count {
-            switch args[i] {
+        while index < args.count {
+            switch args[index] {
             case "--customers": customers = Int(value())!
             case "--negotiations": negotiations = Int(value())!
             case "--orders-preloaded": preloaded = Int(value())!
@@ -76,9 +76,9 @@ struct Options {
             case "-h", "--help":
                 print("usage: cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE] [--submit]")
                 exit(0)
-            default: fatalError("unknown argument \(args[i])")
+            default: fatalError("unknown argument \(args[index])")
             }
-            i += 1
+            index += 1
         }
     }
 }
@@ -95,9 +95,9 @@ struct Customer {
     let submit: Bool
 
     func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
-        for case .send(let m) in actions {
-            let d = InboundDatagram(bytes: CPNPCodec.encode(m), session: serverSession, identity: identity)
-            if submit { engine.submit(d) } else { await engine.receive(d) }
+        for case .send(let message) in actions {
+            let datagram = InboundDatagram(bytes: CPNPCodec.encode(message), session: serverSession, identity: identity)
+            if submit { engine.submit(datagram) } else { await engine.receive(datagram) }
         }
     }
 
@@ -105,23 +105,23 @@ struct Customer {
     func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, until: ClientOrderStateMachine.State) async {
         repeat {
             for bytes in submit ? await sink.next(endpoint) : sink.take(endpoint) {
-                guard let m = try? CPNPCodec.decode(bytes) else { continue }
-                await deliver(machine.messageReceived(m, session: clientSession, now: SystemWallClock().now()), to: engine)
+                guard let message = try? CPNPCodec.decode(bytes) else { continue }
+                await deliver(machine.messageReceived(message, session: clientSession, now: SystemWallClock().now()), to: engine)
             }
         } while submit && machine.state != until && machine.state != .cancelled
     }
 
     /// One negotiation to agreement; true when it ended Completed.
-    func negotiate(_ id: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Bool {
+    func negotiate(_ customerOrderID: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Bool {
         var rng = SystemRandomNumberGenerator()
-        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(id)!)
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(customerOrderID)!)
         let now = SystemWallClock().now()
-        guard let q = try? order.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
+        guard let quotation = try? order.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
         else { return false }
-        await deliver(q, to: engine)
+        await deliver(quotation, to: engine)
         await answers(sink, into: &order, engine: engine, until: .offerReceived)
-        guard order.state == .offerReceived, let a = try? order.accept(now: SystemWallClock().now()) else { return false }
-        await deliver(a, to: engine)
+        guard order.state == .offerReceived, let acceptance = try? order.accept(now: SystemWallClock().now()) else { return false }
+        await deliver(acceptance, to: engine)
         await answers(sink, into: &order, engine: engine, until: .completed)
         return order.state == .completed
     }
@@ -130,14 +130,14 @@ struct Customer {
 /// Runs `count` negotiations spread over `customers` concurrent customers; returns the completed ones.
 func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink, submit: Bool = false) async -> Int {
     await withTaskGroup(of: Int.self) { group in
-        for c in 0..<customers {
+        for customerIndex in 0..<customers {
             group.addTask {
-                let customer = Customer(endpoint: CPNPEndpoint(host: "127.0.0.1", port: UInt16(20_000 + c)), submit: submit)
+                let customer = Customer(endpoint: CPNPEndpoint(host: "127.0.0.1", port: UInt16(20_000 + customerIndex)), submit: submit)
                 var done = 0
-                var j = c
-                while j < count {
-                    if await customer.negotiate("\(prefix)-\(j)", cpd: cpd, engine: engine, sink: sink) { done += 1 }
-                    j += customers
+                var negotiationIndex = customerIndex
+                while negotiationIndex < count {
+                    if await customer.negotiate("\(prefix)-\(negotiationIndex)", cpd: cpd, engine: engine, sink: sink) { done += 1 }
+                    negotiationIndex += customers
                 }
                 return done
             }

@@ -71,15 +71,15 @@ public enum ServerFuzzHarness {
         var live: (providerOrderID: String, nonce: String)?
         func observe(_ sent: [(bytes: [UInt8], session: CPNPSession)]) -> [CPNPMessage] {
             var messages: [CPNPMessage] = []
-            for s in sent {
-                let (problems, decoded) = sentMessageProblems(s.bytes, s.session)
+            for datagram in sent {
+                let (problems, decoded) = sentMessageProblems(datagram.bytes, datagram.session)
                 outcome.problems += problems
-                guard let m = decoded else { continue }
-                if case .offer(let o) = m {
-                    live = (o.providerOrderID.rawValue, o.nonce.rawValue)
-                    outcome.latestOffer = o
+                guard let message = decoded else { continue }
+                if case .offer(let offer) = message {
+                    live = (offer.providerOrderID.rawValue, offer.nonce.rawValue)
+                    outcome.latestOffer = offer
                 }
-                messages.append(m)
+                messages.append(message)
             }
             return messages
         }
@@ -128,7 +128,7 @@ public enum ServerFuzzHarness {
     /// The kind of an answer the engine sent: `sent METHOD`, or `sent FAIL STATUS_CODE` (RFC 8921
     /// §9.2.10, Table 1).
     public static func answerKind(_ message: CPNPMessage) -> String {
-        if case .fail(let f) = message { return "sent FAIL \(f.statusCode.rawValue)" }
+        if case .fail(let fail) = message { return "sent FAIL \(fail.statusCode.rawValue)" }
         return "sent \(message.method.name)"
     }
 
@@ -138,18 +138,18 @@ public enum ServerFuzzHarness {
         let text = String(decoding: bytes.prefix(512), as: UTF8.self)
         if to != session { problems.append("sent to \(to), not to the client's session: \(text)") }
         if bytes.count > 16_384 { problems.append("sent message of \(bytes.count) bytes, larger than a datagram: \(text)") }
-        let m: CPNPMessage
+        let message: CPNPMessage
         do {
-            m = try CPNPCodec.decode(bytes, limits: .stream)
+            message = try CPNPCodec.decode(bytes, limits: .stream)
         } catch {
             problems.append("sent message does not decode: \(error): \(text)")
             return (problems, nil)
         }
-        if CPNPCodec.encode(m) != bytes { problems.append("sent message is not canonical: \(text)") }
-        for issue in m.validationIssues() where issue.severity == .error {
-            problems.append("sent \(m.method) is invalid: \(issue): \(text)")
+        if CPNPCodec.encode(message) != bytes { problems.append("sent message is not canonical: \(text)") }
+        for issue in message.validationIssues() where issue.severity == .error {
+            problems.append("sent \(message.method) is invalid: \(issue): \(text)")
         }
-        return (problems, m)
+        return (problems, message)
     }
 
     static func reservationProblems(_ store: ServerOrderStore, _ configuration: ServerConfiguration) -> [String] {
@@ -198,7 +198,7 @@ extension ServerFuzzHarness {
             if let activate = message(name) { flows.append(("accept-\(name.dropFirst(3).dropLast(5))", [.accept(accept), activate])) }
         }
         for name in ["05-decline.json", "07-cancel.json", "06-ack-more-time.json"] {
-            if let m = message(name) { flows.append(("\(name.dropFirst(3).dropLast(5))", [m])) }
+            if let flowMessage = message(name) { flows.append(("\(name.dropFirst(3).dropLast(5))", [flowMessage])) }
         }
         // ACCEPT of the offer that answers the UPDATE.
         if let reoffer = await run(join([.accept(accept), .update(update)])).latestOffer {
@@ -227,9 +227,9 @@ final class CollectingSink: ServerMessageSink {
 
     /// Removes and returns everything sent so far.
     func take() -> [(bytes: [UInt8], session: CPNPSession)] {
-        sent.withLock { s in
-            defer { s = [] }
-            return s
+        sent.withLock { sent in
+            defer { sent = [] }
+            return sent
         }
     }
 }

@@ -39,7 +39,7 @@ public enum FuzzReplay {
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else { continue }
             let reached = Array(Set(input(Array(data)))).sorted()
-            for b in reached { counts[b, default: 0] += 1 }
+            for feature in reached { counts[feature, default: 0] += 1 }
             print("\(file)\t\(reached.joined(separator: "; "))")
         }
         for (branch, count) in counts.sorted(by: { $0.key < $1.key }) { print("# \(count)\t\(branch)") }

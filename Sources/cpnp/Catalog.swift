@@ -37,7 +37,9 @@ struct Catalog: AsyncParsableCommand {
             if json {
                 print(JSONSerializer.serializeString(document, pretty: true))
             } else if template != nil {
-                guard case .object(let o) = document, let cpd = o["cpd"] else { throw CLIError("\(base)\(path): no CPD in the answer") }
+                guard case .object(let object) = document, let cpd = object["cpd"] else {
+                    throw CLIError("\(base)\(path): no CPD in the answer")
+                }
                 print(JSONSerializer.serializeString(cpd, pretty: true))
             } else {
                 printCatalog(document)
@@ -46,15 +48,16 @@ struct Catalog: AsyncParsableCommand {
     }
 
     private func printCatalog(_ document: JSONValue) {
-        guard case .object(let o) = document, case .array(let templates)? = o["templates"] else { return }
+        guard case .object(let object) = document, case .array(let templates)? = object["templates"] else { return }
         if templates.isEmpty { print("the provider publishes no service for you") }
-        for case .object(let t) in templates {
-            let id = Self.text(t["id"]), name = Self.text(t["name"])
-            print(id.padding(toLength: max(24, id.count + 2), withPad: " ", startingAt: 0) + name)
-            if case .string(let description)? = t["description"] { print("    " + description) }
-            if case .array(let fields)? = t["open-fields"] {
-                for case .object(let f) in fields {
-                    print("    - \(Self.text(f["label"])): \(f["constraint"].map { JSONSerializer.serializeString($0) } ?? "?")  [\(Self.text(f["path"]))]")
+        for case .object(let entry) in templates {
+            let templateID = Self.text(entry["id"]), name = Self.text(entry["name"])
+            print(templateID.padding(toLength: max(24, templateID.count + 2), withPad: " ", startingAt: 0) + name)
+            if case .string(let description)? = entry["description"] { print("    " + description) }
+            if case .array(let fields)? = entry["open-fields"] {
+                for case .object(let field) in fields {
+                    let constraint = field["constraint"].map { JSONSerializer.serializeString($0) } ?? "?"
+                    print("    - \(Self.text(field["label"])): \(constraint)  [\(Self.text(field["path"]))]")
                 }
             }
         }
@@ -103,7 +106,7 @@ struct Catalog: AsyncParsableCommand {
     }
 
     static func text(_ value: JSONValue?) -> String {
-        if case .string(let s)? = value { return s }
+        if case .string(let string)? = value { return string }
         return value.map { JSONSerializer.serializeString($0) } ?? ""
     }
 }

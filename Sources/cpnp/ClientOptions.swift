@@ -93,9 +93,9 @@ struct ClientOptions: ParsableArguments {
     var logLevel: String = "warning"
 
     func logger() -> Logger {
-        var l = Logger(label: "cpnp")
-        l.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
-        return l
+        var logger = Logger(label: "cpnp")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        return logger
     }
 
     func store() throws -> ClientOrderStore {
@@ -109,25 +109,26 @@ struct ClientOptions: ParsableArguments {
     /// A transport bound to `host:port` (port 0: ephemeral) and an engine on it.
     func engine(store: ClientOrderStore, bindHost: String = "0.0.0.0", port: Int = 0, configuration: CPNPClientEngine.Configuration = .init()) async throws -> CPNPClientEngine {
         let logger = logger()
-        let t: any CPNPTransport
+        let clientTransport: any CPNPTransport
         do {
             switch transport {
             case "dtls":
-                t = try await DTLSTransport.client(bindingTo: bindHost, port: port, configuration: DTLSTransportConfiguration(security: try security()), logger: logger)
+                clientTransport = try await DTLSTransport.client(bindingTo: bindHost, port: port,
+                                                                 configuration: DTLSTransportConfiguration(security: try security()), logger: logger)
             case "tls":
-                t = try TLSTransport.client(configuration: TLSTransportConfiguration(security: try security()), logger: logger)
+                clientTransport = try TLSTransport.client(configuration: TLSTransportConfiguration(security: try security()), logger: logger)
             case "plain-udp":
-                t = try await PlainUDPTransport.bind(host: bindHost, port: port, logger: logger)
+                clientTransport = try await PlainUDPTransport.bind(host: bindHost, port: port, logger: logger)
             default:
                 throw CLIError("--transport must be dtls, tls or plain-udp")
             }
-        } catch let e as CLIError {
-            throw e
+        } catch let cliError as CLIError {
+            throw cliError
         } catch {
             if port != 0 { throw CLIError("cannot bind the order's local port \(bindHost):\(port) (another cpnp command on this order?): \(error)") }
             throw CLIError("cannot start the \(transport) transport: \(error)")
         }
-        let engine = CPNPClientEngine(transport: t, store: store, configuration: configuration, logger: logger)
+        let engine = CPNPClientEngine(transport: clientTransport, store: store, configuration: configuration, logger: logger)
         await engine.start()
         return engine
     }
@@ -135,17 +136,20 @@ struct ClientOptions: ParsableArguments {
     /// Loads `order` and starts an engine bound to the local end of its open transaction, so that
     /// ACCEPT, DECLINE or CANCEL travel on the same 4-tuple as the QUOTATION (RFC 8921 §8.3).
     func engine(resuming order: String, store: ClientOrderStore) async throws -> (CPNPClientEngine, CustomerOrderID) {
-        guard let id = CustomerOrderID(order) else { throw CLIError("\(order) is not a valid customer order id") }
-        guard let stored = try store.order(customerOrderID: id) else { throw CLIError("no order \(order) in \(database) (see `cpnp orders`)") }
+        guard let customerOrderID = CustomerOrderID(order) else { throw CLIError("\(order) is not a valid customer order id") }
+        guard let stored = try store.order(customerOrderID: customerOrderID) else {
+            throw CLIError("no order \(order) in \(database) (see `cpnp orders`)")
+        }
         var host = "0.0.0.0"
         var port = 0
-        if let tx = stored.machine.transaction, [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent].contains(stored.machine.state) || tx.pending != nil {
-            host = tx.session.local.host
-            port = Int(tx.session.local.port)
+        if let transaction = stored.machine.transaction,
+           [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent].contains(stored.machine.state) || transaction.pending != nil {
+            host = transaction.session.local.host
+            port = Int(transaction.session.local.port)
         }
         let engine = try await engine(store: store, bindHost: host, port: port)
-        try await engine.resume(id)
-        return (engine, id)
+        try await engine.resume(customerOrderID)
+        return (engine, customerOrderID)
     }
 }
 
@@ -175,16 +179,16 @@ func runClientCommand(json: Bool, _ body: () async throws -> Void) async throws 
 
 /// Parses a time given as RFC 3339 or as an offset such as `+30s`, `+10m`, `+2h`.
 func parseTime(_ text: String, now: CPNPTimestamp = SystemWallClock().now()) throws -> CPNPTimestamp {
-    if text.hasPrefix("+"), let d = parseDuration(String(text.dropFirst())) { return now.adding(d) }
-    guard let t = CPNPTimestamp(rfc3339: text) else { throw CLIError("\(text) is neither an RFC 3339 time nor an offset like +10m") }
-    return t
+    if text.hasPrefix("+"), let offset = parseDuration(String(text.dropFirst())) { return now.adding(offset) }
+    guard let time = CPNPTimestamp(rfc3339: text) else { throw CLIError("\(text) is neither an RFC 3339 time nor an offset like +10m") }
+    return time
 }
 
 /// `30s`, `10m`, `2h`, `500ms`, or plain seconds.
 func parseDuration(_ text: String) -> Duration? {
     let units: [(String, (Int64) -> Duration)] = [("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) })]
     for (suffix, make) in units where text.hasSuffix(suffix) {
-        if let n = Int64(text.dropLast(suffix.count)), n >= 0 { return make(n) }
+        if let amount = Int64(text.dropLast(suffix.count)), amount >= 0 { return make(amount) }
     }
     return Int64(text).map { .seconds($0) }
 }
@@ -198,6 +202,6 @@ func loadCPD(_ file: String) throws -> CPD {
         throw CLIError("\(file): \(error.path): \(error.reason) (\(error.code.rawValue))")
     }
     let issues = cpd.validate(at: .root)
-    if let e = issues.first(where: { $0.severity == .error }) { throw CLIError("\(file): \(e)") }
+    if let firstError = issues.first(where: { $0.severity == .error }) { throw CLIError("\(file): \(firstError)") }
     return cpd
 }

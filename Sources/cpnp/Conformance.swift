@@ -52,29 +52,32 @@ struct Conformance: AsyncParsableCommand {
             Diagnostics.write("error: \(error)")
             throw ExitCode.failure
         }
-        let selected = filter.map { f in all.filter { $0.id.contains(f) } } ?? all
+        let selected = filter.map { fragment in all.filter { $0.id.contains(fragment) } } ?? all
         var hooks = ConformanceHooks()
         if let restartCommand {
             hooks.restart = { try await Self.shell(restartCommand) }
         }
         if let approveCommand {
-            hooks.approve = { id in try await Self.shell(approveCommand.replacingOccurrences(of: "{{provider-order-id}}", with: id)) }
+            hooks.approve = { providerOrderID in
+                try await Self.shell(approveCommand.replacingOccurrences(of: "{{provider-order-id}}", with: providerOrderID))
+            }
         }
         let runner = ConformanceRunner(host: host, port: port, security: security, target: profile, hooks: hooks)
         let asJSON = json
-        let results = await runner.run(selected) { r in
-            if !asJSON { Self.output(r.line) }
+        let results = await runner.run(selected) { result in
+            if !asJSON { Self.output(result.line) }
         }
         let summary = ConformanceSummary(results)
         if json {
-            let list = results.map { r -> JSONValue in
-                var o = JSONObject([("id", .string(r.id)), ("title", .string(r.title)), ("rfc", .array(r.references.map(JSONValue.string)))])
-                switch r.outcome {
-                case .passed: o["outcome"] = .string("pass")
-                case .failed(let why): o["outcome"] = .string("fail"); o["reason"] = .string(why)
-                case .skipped(let why): o["outcome"] = .string("skip"); o["reason"] = .string(why)
+            let list = results.map { result -> JSONValue in
+                var object = JSONObject([("id", .string(result.id)), ("title", .string(result.title)),
+                                         ("rfc", .array(result.references.map(JSONValue.string)))])
+                switch result.outcome {
+                case .passed: object["outcome"] = .string("pass")
+                case .failed(let why): object["outcome"] = .string("fail"); object["reason"] = .string(why)
+                case .skipped(let why): object["outcome"] = .string("skip"); object["reason"] = .string(why)
                 }
-                return .object(o)
+                return .object(object)
             }
             Self.output(JSONSerializer.serializeString(.object(JSONObject([
                 ("cases", .array(list)), ("passed", .number(CPNPDecimal(Int64(summary.passed)))),
@@ -112,23 +115,23 @@ struct Conformance: AsyncParsableCommand {
     /// waitpid: Foundation's termination notice waits until every descendant that inherited its
     /// descriptors exits, and a restart command leaves the restarted server running.
     static func shell(_ command: String) async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        p.standardOutput = FileHandle.standardError
-        try p.run()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.standardError
+        try process.run()
         var status: Int32 = 0
         while true {
             var raw: Int32 = 0
-            let r = waitpid(p.processIdentifier, &raw, WNOHANG)
-            if r == p.processIdentifier {
+            let reaped = waitpid(process.processIdentifier, &raw, WNOHANG)
+            if reaped == process.processIdentifier {
                 status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
                 break
             }
-            if r == -1 {
+            if reaped == -1 {
                 // Already reaped by Foundation.
-                while p.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-                status = p.terminationStatus
+                while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+                status = process.terminationStatus
                 break
             }
             try await Task.sleep(for: .milliseconds(20))

@@ -15,8 +15,8 @@ enum Input {
         if name == "-" {
             handle = FileHandle.standardInput
         } else {
-            guard let h = FileHandle(forReadingAtPath: name) else { throw Failure(description: "\(name): cannot open the file") }
-            handle = h
+            guard let opened = FileHandle(forReadingAtPath: name) else { throw Failure(description: "\(name): cannot open the file") }
+            handle = opened
         }
         defer { if name != "-" { try? handle.close() } }
         var bytes: [UInt8] = []
@@ -43,8 +43,8 @@ enum Diagnostics {
 
     /// Prints the issues (errors, then warnings) and tells whether there is no error.
     static func report(_ issues: [CPDValidationIssue]) -> Bool {
-        for i in issues where i.severity == .error { error(i.path, i.message) }
-        for i in issues where i.severity == .warning { warning(i.path, i.message) }
+        for issue in issues where issue.severity == .error { error(issue.path, issue.message) }
+        for issue in issues where issue.severity == .warning { warning(issue.path, issue.message) }
         return issues.errors.isEmpty
     }
 }

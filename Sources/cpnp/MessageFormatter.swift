@@ -19,55 +19,55 @@ enum MessageFormatter {
         out.append(line("SEQUENCE_NUMBER", "\(message.sequenceNumber)"))
         out.append(line("TRANSACTION_ID", message.transactionID.rawValue))
         out.append(line("CUSTOMER_ORDER_IDENTIFIER", quoted(message.customerOrderID.rawValue)))
-        if let p = message.providerOrderID { out.append(line("PROVIDER_ORDER_IDENTIFIER", quoted(p.rawValue))) }
-        if let n = message.nonce { out.append(line("NONCE", n.rawValue)) }
+        if let providerOrderID = message.providerOrderID { out.append(line("PROVIDER_ORDER_IDENTIFIER", quoted(providerOrderID.rawValue))) }
+        if let nonce = message.nonce { out.append(line("NONCE", nonce.rawValue)) }
 
-        func time(_ name: String, _ t: CPNPTimestamp?) { if let t { out.append(line(name, t.rfc3339)) } }
-        func cpd(_ name: String, _ c: CPD?) { if let c { out += cpdLines(c, name: name) } }
-        func ies(_ ie: InformationElements?) { if let ie { out += informationElementLines(ie) } }
+        func time(_ name: String, _ timestamp: CPNPTimestamp?) { if let timestamp { out.append(line(name, timestamp.rfc3339)) } }
+        func cpd(_ name: String, _ document: CPD?) { if let document { out += cpdLines(document, name: name) } }
+        func ies(_ elements: InformationElements?) { if let elements { out += informationElementLines(elements) } }
 
         switch message {
-        case .quotation(let m):
-            time("EXPECTED_RESPONSE_TIME", m.expectedResponseTime)
-            cpd("REQUESTED_CPD", m.requestedCPD)
-            ies(m.informationElements)
-        case .processing(let m):
-            time("EXPECTED_OFFER_TIME", m.expectedOfferTime)
-            if let s = m.processingSubcode { out.append(line("PROCESSING_SUBCODE", "\(s.rawValue) (\(s))")) }
-        case .offer(let m):
-            time("VALIDITY_OFFER_TIME", m.validityOfferTime)
-            cpd("OFFERED_CPD", m.offeredCPD)
-            ies(m.informationElements)
-        case .accept(let m):
-            cpd("ACCEPTED_CPD", m.acceptedCPD)
-            ies(m.informationElements)
-        case .decline(let m):
-            if m.reasons.isEmpty { out.append(line("REASON", "(none given)")) }
-            for r in m.reasons { out.append(line("REASON", "\(r.rawValue) (\(r))")) }
-        case .ack(let m):
-            time("EXPECTED_RESPONSE_TIME", m.expectedResponseTime)
-            cpd("CPD", m.cpd)
-            ies(m.informationElements)
-        case .cancel(let m):
-            cpd("CPD", m.cpd)
-        case .withdraw(let m):
-            cpd("ACCEPTED_CPD", m.acceptedCPD)
-            ies(m.informationElements)
-        case .update(let m):
-            time("EXPECTED_RESPONSE_TIME", m.expectedResponseTime)
-            cpd("REQUESTED_CPD", m.requestedCPD)
-            ies(m.informationElements)
-        case .fail(let m):
-            out.append(line("STATUS_CODE", "\(m.statusCode.rawValue) (\(m.statusCode))"))
-            if let d = m.diagnostic { out.append(line("DIAGNOSTIC (extension)", quoted(d))) }
-        case .activate(let m):
-            let schedule = switch m.activationSchedule {
+        case .quotation(let quotation):
+            time("EXPECTED_RESPONSE_TIME", quotation.expectedResponseTime)
+            cpd("REQUESTED_CPD", quotation.requestedCPD)
+            ies(quotation.informationElements)
+        case .processing(let processing):
+            time("EXPECTED_OFFER_TIME", processing.expectedOfferTime)
+            if let subcode = processing.processingSubcode { out.append(line("PROCESSING_SUBCODE", "\(subcode.rawValue) (\(subcode))")) }
+        case .offer(let offer):
+            time("VALIDITY_OFFER_TIME", offer.validityOfferTime)
+            cpd("OFFERED_CPD", offer.offeredCPD)
+            ies(offer.informationElements)
+        case .accept(let accept):
+            cpd("ACCEPTED_CPD", accept.acceptedCPD)
+            ies(accept.informationElements)
+        case .decline(let decline):
+            if decline.reasons.isEmpty { out.append(line("REASON", "(none given)")) }
+            for reason in decline.reasons { out.append(line("REASON", "\(reason.rawValue) (\(reason))")) }
+        case .ack(let ack):
+            time("EXPECTED_RESPONSE_TIME", ack.expectedResponseTime)
+            cpd("CPD", ack.cpd)
+            ies(ack.informationElements)
+        case .cancel(let cancel):
+            cpd("CPD", cancel.cpd)
+        case .withdraw(let withdraw):
+            cpd("ACCEPTED_CPD", withdraw.acceptedCPD)
+            ies(withdraw.informationElements)
+        case .update(let update):
+            time("EXPECTED_RESPONSE_TIME", update.expectedResponseTime)
+            cpd("REQUESTED_CPD", update.requestedCPD)
+            ies(update.informationElements)
+        case .fail(let fail):
+            out.append(line("STATUS_CODE", "\(fail.statusCode.rawValue) (\(fail.statusCode))"))
+            if let diagnostic = fail.diagnostic { out.append(line("DIAGNOSTIC (extension)", quoted(diagnostic))) }
+        case .activate(let activate):
+            let schedule = switch activate.activationSchedule {
             case .now: "null (activate now)"
             case .deactivate: "0 (deactivate)"
-            case .at(let t): "\(t.rfc3339) (activate then)"
+            case .at(let activationTime): "\(activationTime.rfc3339) (activate then)"
             }
             out.append(line("ACTIVATION_SCHEDULE", schedule))
-            ies(m.informationElements)
+            ies(activate.informationElements)
         }
         return out
     }
@@ -83,10 +83,10 @@ enum MessageFormatter {
             : "loose (\(count(loose.count, "negotiable value")) not fixed, first at \(loose[0]))"
         var out = [line(name, "\(count(cpd.components.count, "component")), \(count(profiles.count, "profile")), "
             + "\(count(nodes, "customer node")); \(concreteness)")]
-        for (ci, component) in cpd.components.enumerated() {
-            for (pi, profile) in component.profiles.enumerated() {
-                let clauses: [String] = if case .object(let o) = profile.json { o.keys } else { [] }
-                out.append(line("components[\(ci)].profiles[\(pi)]",
+        for (componentIndex, component) in cpd.components.enumerated() {
+            for (profileIndex, profile) in component.profiles.enumerated() {
+                let clauses: [String] = if case .object(let object) = profile.json { object.keys } else { [] }
+                out.append(line("components[\(componentIndex)].profiles[\(profileIndex)]",
                                 "customer nodes: " + profile.customerNodes.map(\.identifier).joined(separator: ", "), indent: 4))
                 out.append(line("", "clauses: " + clauses.joined(separator: ", "), indent: 4))
             }
@@ -94,23 +94,23 @@ enum MessageFormatter {
         return out
     }
 
-    static func informationElementLines(_ ie: InformationElements) -> [String] {
+    static func informationElementLines(_ elements: InformationElements) -> [String] {
         var out: [String] = []
-        if let c = ie.customerDescription {
-            out.append(line("CUSTOMER_DESCRIPTION", description(name: c.name, asNumber: nil, contact: c.contact)))
+        if let customer = elements.customerDescription {
+            out.append(line("CUSTOMER_DESCRIPTION", description(name: customer.name, asNumber: nil, contact: customer.contact)))
         }
-        if let p = ie.providerDescription {
-            out.append(line("PROVIDER_DESCRIPTION", description(name: p.name, asNumber: p.asNumber, contact: p.contact)))
+        if let provider = elements.providerDescription {
+            out.append(line("PROVIDER_DESCRIPTION", description(name: provider.name, asNumber: provider.asNumber, contact: provider.contact)))
         }
-        if let n = ie.negotiationOptions {
-            var parts = ["purpose \(n.effectivePurpose.rawValue)" + (n.testPeriodEnd.map { " until \($0.rfc3339)" } ?? "")]
-            parts.append("activation \(n.effectiveActivationType.rawValue)" + (n.activationSchedule.map { " at \($0.rfc3339)" } ?? ""))
-            if let l = n.localOnly { parts.append(l ? "local only" : "child orders allowed") }
-            if n.costRequested { parts.append("cost requested") }
+        if let options = elements.negotiationOptions {
+            var parts = ["purpose \(options.effectivePurpose.rawValue)" + (options.testPeriodEnd.map { " until \($0.rfc3339)" } ?? "")]
+            parts.append("activation \(options.effectiveActivationType.rawValue)" + (options.activationSchedule.map { " at \($0.rfc3339)" } ?? ""))
+            if let localOnly = options.localOnly { parts.append(localOnly ? "local only" : "child orders allowed") }
+            if options.costRequested { parts.append("cost requested") }
             out.append(line("NEGOTIATION_OPTIONS", parts.joined(separator: ", ")))
         }
-        if let c = ie.cost {
-            out.append(line("COST", "\(c.amount.plainString(minimumFractionDigits: 2)) \(c.currency)" + (c.period.map { " per \($0)" } ?? "")))
+        if let cost = elements.cost {
+            out.append(line("COST", "\(cost.amount.plainString(minimumFractionDigits: 2)) \(cost.currency)" + (cost.period.map { " per \($0)" } ?? "")))
         }
         return out
     }
@@ -119,15 +119,15 @@ enum MessageFormatter {
         var parts: [String] = []
         if let name { parts.append(quoted(name)) }
         if let asNumber { parts.append("AS\(asNumber)") }
-        if let c = contact {
-            if let e = c.email { parts.append(e) }
-            if let p = c.postalAddress { parts.append(quoted(p)) }
-            parts += c.telephoneNumbers
+        if let contact = contact {
+            if let email = contact.email { parts.append(email) }
+            if let postalAddress = contact.postalAddress { parts.append(quoted(postalAddress)) }
+            parts += contact.telephoneNumbers
         }
         return parts.isEmpty ? "(empty)" : parts.joined(separator: ", ")
     }
 
-    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+    static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
 
     /// A string in JSON quotes, so that spaces and control characters are visible.
     static func quoted(_ s: String) -> String { JSONSerializer.serializeString(.string(s)) }

@@ -20,28 +20,29 @@ struct Orders: AsyncParsableCommand {
         try await runClientCommand(json: options.json) {
             var filter: ClientOrderStateMachine.State?
             if let state {
-                guard let s = ClientOrderStateMachine.State(rawValue: state) else {
+                guard let parsedState = ClientOrderStateMachine.State(rawValue: state) else {
                     throw CLIError("--state must be one of \(ClientOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
-                filter = s
+                filter = parsedState
             }
             let orders = try options.store().orders(limit: limit, state: filter)
             if options.json {
-                OrderPresenter.print(.object(JSONObject([("orders", .array(orders.map { o in
-                    OrderPresenter.json(o.machine, server: o.serverAddress, outcome: o.state.rawValue.lowercased(),
-                                        extra: [("updated-at", .string(o.updatedAt.rfc3339))])
+                OrderPresenter.print(.object(JSONObject([("orders", .array(orders.map { storedOrder in
+                    OrderPresenter.json(storedOrder.machine, server: storedOrder.serverAddress,
+                                        outcome: storedOrder.state.rawValue.lowercased(),
+                                        extra: [("updated-at", .string(storedOrder.updatedAt.rfc3339))])
                 }))])))
                 return
             }
             if orders.isEmpty { print("no orders"); return }
             print("CUSTOMER ORDER".padding(toLength: 22, withPad: " ", startingAt: 0) + "PROVIDER ORDER".padding(toLength: 24, withPad: " ", startingAt: 0)
                 + "SERVER".padding(toLength: 24, withPad: " ", startingAt: 0) + "STATE".padding(toLength: 18, withPad: " ", startingAt: 0) + "UPDATED")
-            for o in orders {
-                print(o.customerOrderID.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
-                    + (o.providerOrderID?.rawValue ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)
-                    + o.serverAddress.padding(toLength: 24, withPad: " ", startingAt: 0)
-                    + o.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + o.updatedAt.rfc3339
-                    + (o.machine.withdrawalUnconfirmed ? "  ALARM: withdrawal unconfirmed (RFC 8921 §11.1.2)" : ""))
+            for storedOrder in orders {
+                print(storedOrder.customerOrderID.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
+                    + (storedOrder.providerOrderID?.rawValue ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + storedOrder.serverAddress.padding(toLength: 24, withPad: " ", startingAt: 0)
+                    + storedOrder.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + storedOrder.updatedAt.rfc3339
+                    + (storedOrder.machine.withdrawalUnconfirmed ? "  ALARM: withdrawal unconfirmed (RFC 8921 §11.1.2)" : ""))
             }
         }
     }
@@ -57,27 +58,32 @@ struct Show: AsyncParsableCommand {
     func run() async throws {
         try await runClientCommand(json: options.json) {
             let store = try options.store()
-            guard let id = CustomerOrderID(order), let o = try store.order(customerOrderID: id) else { throw CPNPClientError.unknownOrder(CustomerOrderID(order) ?? CustomerOrderID("?")!) }
-            let events = try store.events(customerOrderID: id)
-            let m = o.machine
+            guard let customerOrderID = CustomerOrderID(order), let storedOrder = try store.order(customerOrderID: customerOrderID) else {
+                throw CPNPClientError.unknownOrder(CustomerOrderID(order) ?? CustomerOrderID("?")!)
+            }
+            let events = try store.events(customerOrderID: customerOrderID)
+            let machine = storedOrder.machine
             if options.json {
-                OrderPresenter.print(OrderPresenter.json(m, server: o.serverAddress, outcome: o.state.rawValue.lowercased(), extra: [
-                    ("history", .array(events.map { e in .object(JSONObject([
-                        ("at", .string(e.at.rfc3339)), ("from", .string(e.from.rawValue)), ("to", .string(e.to.rawValue)), ("event", .string(e.event)),
+                let outcome = storedOrder.state.rawValue.lowercased()
+                OrderPresenter.print(OrderPresenter.json(machine, server: storedOrder.serverAddress, outcome: outcome, extra: [
+                    ("history", .array(events.map { entry in .object(JSONObject([
+                        ("at", .string(entry.at.rfc3339)), ("from", .string(entry.from.rawValue)), ("to", .string(entry.to.rawValue)), ("event", .string(entry.event)),
                     ])) })),
                 ]))
                 return
             }
-            print("customer order: \(m.customerOrderID)")
-            print("provider order: \(m.providerOrderID?.rawValue ?? "-")")
-            print("server: \(o.serverAddress)")
-            print("state: \(m.state.rawValue)")
-            if let end = m.lastEnd, m.agreement == nil { print("ended: \(ClientOutcomeText.describe(end))") }
-            if m.withdrawalUnconfirmed { print("ALARM: \(OrderPresenter.alarmText)") }
-            if let offer = m.offer { for l in OrderPresenter.offerLines(offer, request: m.requestedCPD, server: o.serverAddress) { print(l) } }
-            if let ag = m.agreement { for l in OrderPresenter.agreementLines(ag) { print(l) } }
+            print("customer order: \(machine.customerOrderID)")
+            print("provider order: \(machine.providerOrderID?.rawValue ?? "-")")
+            print("server: \(storedOrder.serverAddress)")
+            print("state: \(machine.state.rawValue)")
+            if let end = machine.lastEnd, machine.agreement == nil { print("ended: \(ClientOutcomeText.describe(end))") }
+            if machine.withdrawalUnconfirmed { print("ALARM: \(OrderPresenter.alarmText)") }
+            if let offer = machine.offer {
+                for line in OrderPresenter.offerLines(offer, request: machine.requestedCPD, server: storedOrder.serverAddress) { print(line) }
+            }
+            if let agreement = machine.agreement { for line in OrderPresenter.agreementLines(agreement) { print(line) } }
             print("history:")
-            for e in events { print("  \(e.at.rfc3339)  \(e.from.rawValue) → \(e.to.rawValue)  \(e.event)") }
+            for entry in events { print("  \(entry.at.rfc3339)  \(entry.from.rawValue) → \(entry.to.rawValue)  \(entry.event)") }
         }
     }
 }
@@ -93,13 +99,13 @@ extension OrderCommand {
     func act(outcome: String, _ body: (CPNPClientEngine, CustomerOrderID) async throws -> [String]) async throws {
         try await runClientCommand(json: options.json) {
             let store = try options.store()
-            let (engine, id) = try await options.engine(resuming: order, store: store)
+            let (engine, customerOrderID) = try await options.engine(resuming: order, store: store)
             do {
-                let lines = try await body(engine, id)
+                let lines = try await body(engine, customerOrderID)
                 await engine.settle(timeout: .seconds(5))
-                let m = try await engine.order(id)
-                let server = try store.order(customerOrderID: id)?.serverAddress
-                if options.json { OrderPresenter.print(OrderPresenter.json(m, server: server, outcome: outcome)) } else { for l in lines { print(l) } }
+                let machine = try await engine.order(customerOrderID)
+                let server = try store.order(customerOrderID: customerOrderID)?.serverAddress
+                if options.json { OrderPresenter.print(OrderPresenter.json(machine, server: server, outcome: outcome)) } else { for line in lines { print(line) } }
                 await engine.shutdown()
             } catch {
                 await engine.shutdown()
@@ -116,9 +122,9 @@ struct Accept: OrderCommand {
     @Argument(help: "The customer order id.") var order: String
 
     func run() async throws {
-        try await act(outcome: "completed") { engine, id in
-            let ag = try await engine.accept(id)
-            return ["order \(id) is Completed"] + OrderPresenter.agreementLines(ag)
+        try await act(outcome: "completed") { engine, customerOrderID in
+            let agreement = try await engine.accept(customerOrderID)
+            return ["order \(customerOrderID) is Completed"] + OrderPresenter.agreementLines(agreement)
         }
     }
 }
@@ -133,13 +139,13 @@ struct Decline: OrderCommand {
 
     func run() async throws {
         var reasons: [DeclineReason] = []
-        for r in reason {
-            guard let d = DeclineReason(rawValue: r) else { throw ValidationError("--reason must be 1, 2 or 3") }
-            reasons.append(d)
+        for code in reason {
+            guard let declineReason = DeclineReason(rawValue: code) else { throw ValidationError("--reason must be 1, 2 or 3") }
+            reasons.append(declineReason)
         }
-        try await act(outcome: "declined") { engine, id in
-            try await engine.decline(id, reasons: reasons)
-            return ["declined the offer of order \(id)"]
+        try await act(outcome: "declined") { engine, customerOrderID in
+            try await engine.decline(customerOrderID, reasons: reasons)
+            return ["declined the offer of order \(customerOrderID)"]
         }
     }
 }
@@ -151,9 +157,9 @@ struct Cancel: OrderCommand {
     @Argument(help: "The customer order id.") var order: String
 
     func run() async throws {
-        try await act(outcome: "cancelled") { engine, id in
-            _ = try await engine.cancel(id)
-            return ["order \(id) is cancelled"]
+        try await act(outcome: "cancelled") { engine, customerOrderID in
+            _ = try await engine.cancel(customerOrderID)
+            return ["order \(customerOrderID) is cancelled"]
         }
     }
 }
@@ -167,9 +173,9 @@ struct Withdraw: OrderCommand {
     var wait: String = "60s"
 
     func run() async throws {
-        try await act(outcome: "withdrawn") { engine, id in
-            try await engine.withdraw(id, timeout: parseDuration(wait) ?? .seconds(60))
-            return ["order \(id) is withdrawn"]
+        try await act(outcome: "withdrawn") { engine, customerOrderID in
+            try await engine.withdraw(customerOrderID, timeout: parseDuration(wait) ?? .seconds(60))
+            return ["order \(customerOrderID) is withdrawn"]
         }
     }
 }
@@ -186,24 +192,24 @@ struct Update: OrderCommand {
 
     func run() async throws {
         let request = try loadCPD(cpd)
-        try await act(outcome: yes ? "completed" : "offer-pending") { engine, id in
-            try await engine.update(id, request: request)
-            switch try await engine.awaitOffer(id) {
+        try await act(outcome: yes ? "completed" : "offer-pending") { engine, customerOrderID in
+            try await engine.update(customerOrderID, request: request)
+            switch try await engine.awaitOffer(customerOrderID) {
             case .ended(let end):
                 throw CPNPClientError.negotiationEnded(end)
             case .offer(let offer):
                 var lines = OrderPresenter.offerLines(offer, request: request, server: "the provider")
                 guard yes else {
-                    try await engine.acknowledgeOffer(id)
-                    return lines + ["to accept: cpnp accept \(id)   (before \(offer.validityOfferTime.rfc3339)); the current agreement stays until then"]
+                    try await engine.acknowledgeOffer(customerOrderID)
+                    return lines + ["to accept: cpnp accept \(customerOrderID)   (before \(offer.validityOfferTime.rfc3339)); the current agreement stays until then"]
                 }
                 guard OfferTolerances(relative: tolerance).accepts(offer.offeredCPD.comparison(against: request)) else {
-                    try await engine.decline(id, reasons: [.unacceptableGap])
+                    try await engine.decline(customerOrderID, reasons: [.unacceptableGap])
                     await engine.settle(timeout: .seconds(5))
                     throw CPNPClientError.negotiationEnded(.declinedByClient([.unacceptableGap]))
                 }
-                let ag = try await engine.accept(id)
-                lines += ["order \(id) is updated"] + OrderPresenter.agreementLines(ag)
+                let agreement = try await engine.accept(customerOrderID)
+                lines += ["order \(customerOrderID) is updated"] + OrderPresenter.agreementLines(agreement)
                 return lines
             }
         }
@@ -225,9 +231,9 @@ struct Activate: OrderCommand {
 
     func run() async throws {
         let schedule: ActivationSchedule = now ? .now : off ? .deactivate : .at(try parseTime(at!))
-        try await act(outcome: "activation-\(schedule)") { engine, id in
-            let ag = try await engine.activate(id, schedule)
-            return ["order \(id): activation \(ag.activation)"]
+        try await act(outcome: "activation-\(schedule)") { engine, customerOrderID in
+            let agreement = try await engine.activate(customerOrderID, schedule)
+            return ["order \(customerOrderID): activation \(agreement.activation)"]
         }
     }
 }

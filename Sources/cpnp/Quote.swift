@@ -78,10 +78,10 @@ struct Quote: AsyncParsableCommand {
     func run() async throws {
         try await runClientCommand(json: options.json) {
             let request = try loadCPD(cpd)
-            let ies = try informationElements()
+            let elements = try informationElements()
             var peers: [CPNPPeer] = []
-            for s in server.isEmpty ? ["127.0.0.1:\(CPNPTransportDefaults.port)"] : server {
-                guard let first = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: s)).first else { continue }
+            for address in server.isEmpty ? ["127.0.0.1:\(CPNPTransportDefaults.port)"] : server {
+                guard let first = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: address)).first else { continue }
                 peers.append(first)
             }
             let store = try options.store()
@@ -92,9 +92,9 @@ struct Quote: AsyncParsableCommand {
             let engine = try await options.engine(store: store, bindHost: bindHost, configuration: configuration)
             do {
                 if yes {
-                    try await negotiate(engine, request: request, ies: ies, peers: peers)
+                    try await negotiate(engine, request: request, ies: elements, peers: peers)
                 } else {
-                    try await quoteAndShow(engine, request: request, ies: ies, peers: peers)
+                    try await quoteAndShow(engine, request: request, ies: elements, peers: peers)
                 }
             } catch {
                 await engine.settle(timeout: .seconds(5))
@@ -108,20 +108,24 @@ struct Quote: AsyncParsableCommand {
     }
 
     func informationElements() throws -> InformationElements? {
-        var o = NegotiationOptions(costRequested: cost)
+        var negotiationOptions = NegotiationOptions(costRequested: cost)
         if let purpose {
-            guard let p = Purpose(rawValue: purpose) else { throw CLIError("--purpose must be permanent or testing") }
-            o.purpose = p
+            guard let parsedPurpose = Purpose(rawValue: purpose) else { throw CLIError("--purpose must be permanent or testing") }
+            negotiationOptions.purpose = parsedPurpose
         }
-        if let testPeriodEnd { o.testPeriodEnd = try parseTime(testPeriodEnd) }
+        if let testPeriodEnd { negotiationOptions.testPeriodEnd = try parseTime(testPeriodEnd) }
         if let activation {
-            guard let a = ActivationType(rawValue: activation) else { throw CLIError("--activation must be immediate, scheduled or explicit") }
-            o.activationType = a
+            guard let parsedActivation = ActivationType(rawValue: activation) else {
+                throw CLIError("--activation must be immediate, scheduled or explicit")
+            }
+            negotiationOptions.activationType = parsedActivation
         }
-        if let activateAt { o.activationSchedule = try parseTime(activateAt) }
-        if localOnly { o.localOnly = true }
-        if o.purpose == .testing && o.testPeriodEnd == nil { throw CLIError("a testing order needs --test-period-end") }
-        return InformationElements(negotiationOptions: o)
+        if let activateAt { negotiationOptions.activationSchedule = try parseTime(activateAt) }
+        if localOnly { negotiationOptions.localOnly = true }
+        if negotiationOptions.purpose == .testing && negotiationOptions.testPeriodEnd == nil {
+            throw CLIError("a testing order needs --test-period-end")
+        }
+        return InformationElements(negotiationOptions: negotiationOptions)
     }
 
     /// --yes: the strategy decides.
@@ -141,48 +145,49 @@ struct Quote: AsyncParsableCommand {
             progress: { line in if !json { Diagnostics.write("… \(line)") } })
         if json {
             var rounds: [JSONValue] = []
-            for r in result.rounds {
-                rounds.append(.array(r.candidates.map { c in
-                    var o = JSONObject()
-                    o["server"] = .string(c.server.displayName)
-                    o["customer-order-id"] = .string(c.customerOrderID.rawValue)
-                    if let offer = c.offer { o["offer"] = OrderPresenter.offerJSON(offer, request: r.request) }
-                    if let f = c.failure { o["failure"] = .string(f) }
-                    return .object(o)
+            for round in result.rounds {
+                rounds.append(.array(round.candidates.map { candidate in
+                    var object = JSONObject()
+                    object["server"] = .string(candidate.server.displayName)
+                    object["customer-order-id"] = .string(candidate.customerOrderID.rawValue)
+                    if let offer = candidate.offer { object["offer"] = OrderPresenter.offerJSON(offer, request: round.request) }
+                    if let failure = candidate.failure { object["failure"] = .string(failure) }
+                    return .object(object)
                 }))
             }
-            var o = JSONObject()
-            o["outcome"] = .string(result.agreement != nil ? "completed" : "no-agreement")
-            o["strategy"] = .string(strategy.name)
-            if let w = result.winner {
-                o["customer-order-id"] = .string(w.customerOrderID.rawValue)
-                o["server"] = .string(w.server.displayName)
+            var object = JSONObject()
+            object["outcome"] = .string(result.agreement != nil ? "completed" : "no-agreement")
+            object["strategy"] = .string(strategy.name)
+            if let winner = result.winner {
+                object["customer-order-id"] = .string(winner.customerOrderID.rawValue)
+                object["server"] = .string(winner.server.displayName)
             }
-            if let ag = result.agreement { o["agreement"] = OrderPresenter.agreementJSON(ag) }
-            if let f = result.failure { o["failure"] = .string(f) }
-            o["declined"] = .array(result.declined.map { .object(JSONObject([("customer-order-id", .string($0.0.rawValue)), ("reason", .number(CPNPDecimal(Int64($0.1.rawValue))))])) })
-            o["rounds"] = .array(rounds)
-            OrderPresenter.print(.object(o))
+            if let agreement = result.agreement { object["agreement"] = OrderPresenter.agreementJSON(agreement) }
+            if let failure = result.failure { object["failure"] = .string(failure) }
+            object["declined"] = .array(result.declined.map { .object(JSONObject([("customer-order-id", .string($0.0.rawValue)), ("reason", .number(CPNPDecimal(Int64($0.1.rawValue))))])) })
+            object["rounds"] = .array(rounds)
+            OrderPresenter.print(.object(object))
         } else {
-            for r in result.rounds {
-                print("round \(r.number):")
-                for c in r.candidates {
-                    if let offer = c.offer {
-                        for l in OrderPresenter.offerLines(offer, request: r.request, server: c.server.displayName) { print("  " + l) }
-                        print("  customer order: \(c.customerOrderID)")
+            for round in result.rounds {
+                print("round \(round.number):")
+                for candidate in round.candidates {
+                    if let offer = candidate.offer {
+                        let lines = OrderPresenter.offerLines(offer, request: round.request, server: candidate.server.displayName)
+                        for line in lines { print("  " + line) }
+                        print("  customer order: \(candidate.customerOrderID)")
                     } else {
-                        print("  no offer from \(c.server.displayName): \(c.failure ?? "no answer")")
+                        print("  no offer from \(candidate.server.displayName): \(candidate.failure ?? "no answer")")
                     }
                 }
             }
-            for (id, reason) in result.declined { print("declined \(id) (reason \(reason.rawValue): \(reason))") }
-            if let ag = result.agreement, let w = result.winner {
-                print("accepted the offer from \(w.server.displayName): order \(w.customerOrderID) is Completed")
-                for l in OrderPresenter.agreementLines(ag) { print(l) }
+            for (customerOrderID, reason) in result.declined { print("declined \(customerOrderID) (reason \(reason.rawValue): \(reason))") }
+            if let agreement = result.agreement, let winner = result.winner {
+                print("accepted the offer from \(winner.server.displayName): order \(winner.customerOrderID) is Completed")
+                for line in OrderPresenter.agreementLines(agreement) { print(line) }
             }
         }
         guard result.agreement == nil else { return }
-        if !json, let f = result.failure { Diagnostics.write("no agreement: \(f)") }
+        if !json, let failure = result.failure { Diagnostics.write("no agreement: \(failure)") }
         throw Self.exitStatus(for: result).code
     }
 
@@ -205,10 +210,10 @@ struct Quote: AsyncParsableCommand {
         }
         if noWait {
             var outputs: [JSONValue] = []
-            for (peer, id) in ids {
-                let m = try await engine.awaitFirstAnswer(id)
-                outputs.append(OrderPresenter.json(m, server: peer.displayName, outcome: m.state.rawValue.lowercased()))
-                if !options.json { print("order \(id) at \(peer.displayName): \(m.state.rawValue)" + (m.providerOrderID.map { ", provider order \($0)" } ?? "")) }
+            for (peer, customerOrderID) in ids {
+                let machine = try await engine.awaitFirstAnswer(customerOrderID)
+                outputs.append(OrderPresenter.json(machine, server: peer.displayName, outcome: machine.state.rawValue.lowercased()))
+                if !options.json { print("order \(customerOrderID) at \(peer.displayName): \(machine.state.rawValue)" + (machine.providerOrderID.map { ", provider order \($0)" } ?? "")) }
             }
             if options.json { OrderPresenter.print(.object(JSONObject([("outcome", .string("submitted")), ("orders", .array(outputs))]))) }
             return
@@ -217,15 +222,15 @@ struct Quote: AsyncParsableCommand {
         var offers: [(CPNPPeer, CustomerOrderID, OfferMessage)] = []
         var lastError: (any Error)?
         var outputs: [JSONValue] = []
-        for (peer, id) in ids {
+        for (peer, customerOrderID) in ids {
             do {
-                switch try await engine.awaitOffer(id) {
+                switch try await engine.awaitOffer(customerOrderID) {
                 case .offer(let offer):
-                    try await engine.acknowledgeOffer(id)
-                    offers.append((peer, id, offer))
+                    try await engine.acknowledgeOffer(customerOrderID)
+                    offers.append((peer, customerOrderID, offer))
                     if !options.json {
-                        for l in OrderPresenter.offerLines(offer, request: request, server: peer.displayName) { print(l) }
-                        print("  customer order: \(id)")
+                        for line in OrderPresenter.offerLines(offer, request: request, server: peer.displayName) { print(line) }
+                        print("  customer order: \(customerOrderID)")
                     }
                 case .ended(let end):
                     lastError = CPNPClientError.negotiationEnded(end)
@@ -235,7 +240,7 @@ struct Quote: AsyncParsableCommand {
                 lastError = error
                 if !options.json { print("no offer from \(peer.displayName): \(error)") }
             }
-            outputs.append(OrderPresenter.json(try await engine.order(id), server: peer.displayName, outcome: "offer-pending"))
+            outputs.append(OrderPresenter.json(try await engine.order(customerOrderID), server: peer.displayName, outcome: "offer-pending"))
         }
         guard !offers.isEmpty else {
             if options.json { OrderPresenter.print(.object(JSONObject([("outcome", .string("no-offer")), ("orders", .array(outputs))]))) }
@@ -265,9 +270,9 @@ struct Quote: AsyncParsableCommand {
             print("declined \(id)")
         }
         guard let choice else { throw ClientExit.noAgreement.code }
-        let (peer, id, _) = offers[choice]
-        let ag = try await engine.accept(id)
-        print("accepted the offer from \(peer.displayName): order \(id) is Completed")
-        for l in OrderPresenter.agreementLines(ag) { print(l) }
+        let (peer, customerOrderID, _) = offers[choice]
+        let agreement = try await engine.accept(customerOrderID)
+        print("accepted the offer from \(peer.displayName): order \(customerOrderID) is Completed")
+        for line in OrderPresenter.agreementLines(agreement) { print(line) }
     }
 }

@@ -45,8 +45,10 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--http \(http): cpnp serve listens on loopback only (it has no authentication of its own)")
         }
         var peers: [CPNPPeer] = []
-        for s in server.isEmpty ? ["127.0.0.1:\(CPNPTransportDefaults.port)"] : server {
-            guard let first = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: s)).first else { throw ValidationError("--server \(s): no address") }
+        for address in server.isEmpty ? ["127.0.0.1:\(CPNPTransportDefaults.port)"] : server {
+            guard let first = try await CPNPServerLocator.peers(for: try CPNPServerTarget(parsing: address)).first else {
+                throw ValidationError("--server \(address): no address")
+            }
             peers.append(first)
         }
         let store = try options.store()
@@ -165,22 +167,24 @@ struct ServeAPI: APIProtocol {
 
     func getQuote(_ input: Operations.GetQuote.Input) async throws -> Operations.GetQuote.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            return .ok(.init(body: .json(q)))
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
     func acceptQuote(_ input: Operations.AcceptQuote.Input) async throws -> Operations.AcceptQuote.Output {
         try await answer({ .`default`(statusCode: $0, $1) }) {
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            if q.state == .approved, let winner = try? agreement(input.path.id) {
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            if quoteDocument.state == .approved, let winner = try? agreement(input.path.id) {
                 // The offer of an UPDATE: the customer's systems decide it.
                 do { _ = try await engine.accept(winner) } catch { throw APIProblem(status: 409, title: "cannot accept", detail: "\(error)") }
                 guard let accepted = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
                 return .ok(.init(body: .json(accepted)))
             }
-            guard q.state == .accepted else { throw APIProblem(status: 409, title: "the strategy decides", detail: "cpnp serve accepts by its --strategy") }
-            return .ok(.init(body: .json(q)))
+            guard quoteDocument.state == .accepted else {
+                throw APIProblem(status: 409, title: "the strategy decides", detail: "cpnp serve accepts by its --strategy")
+            }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
@@ -195,14 +199,14 @@ struct ServeAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let orders = try store.orders(group: input.path.id)
             guard !orders.isEmpty else { throw APIProblem.notFound("quote \(input.path.id)") }
-            for o in orders {
-                let machine = (try? await engine.order(o.customerOrderID)) ?? o.machine
+            for storedOrder in orders {
+                let machine = (try? await engine.order(storedOrder.customerOrderID)) ?? storedOrder.machine
                 if [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing].contains(machine.state) {
-                    _ = try? await engine.cancel(o.customerOrderID)
+                    _ = try? await engine.cancel(storedOrder.customerOrderID)
                 }
             }
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            return .ok(.init(body: .json(q)))
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
@@ -221,8 +225,8 @@ struct ServeAPI: APIProtocol {
                     throw APIProblem(status: 409, title: "cannot withdraw", detail: "\(error)")
                 }
             }
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            return .ok(.init(body: .json(q)))
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
@@ -234,8 +238,8 @@ struct ServeAPI: APIProtocol {
             do { try await engine.update(winner, request: request) } catch {
                 throw APIProblem(status: 409, title: "cannot update", detail: "\(error)")
             }
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            return .ok(.init(body: .json(q)))
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
@@ -247,8 +251,8 @@ struct ServeAPI: APIProtocol {
             do { _ = try await engine.activate(winner, schedule) } catch {
                 throw APIProblem(status: 409, title: "cannot activate", detail: "\(error)")
             }
-            guard let q = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
-            return .ok(.init(body: .json(q)))
+            guard let quoteDocument = try quote(input.path.id) else { throw APIProblem.notFound("quote \(input.path.id)") }
+            return .ok(.init(body: .json(quoteDocument)))
         }
     }
 
@@ -298,9 +302,9 @@ struct ServeAPI: APIProtocol {
     private func groups() throws -> [String] {
         var seen: Set<String> = []
         var out: [String] = []
-        for o in try store.orders(limit: 1_000) {
-            guard let g = o.group, g.hasPrefix("ng-"), seen.insert(g).inserted else { continue }
-            out.append(g)
+        for storedOrder in try store.orders(limit: 1_000) {
+            guard let group = storedOrder.group, group.hasPrefix("ng-"), seen.insert(group).inserted else { continue }
+            out.append(group)
         }
         return out
     }
@@ -314,32 +318,32 @@ struct ServeAPI: APIProtocol {
         let running = orders.contains { [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .awaitingProcessing].contains($0.machine.state) }
         var state = Components.Schemas.QuoteState.rejected
         var reason: String? = "no acceptable offer"
-        if let w = winner?.machine {
-            if w.state == .cancelled { (state, reason) = (.cancelled, "withdrawn") }
-            else if w.state == .completed { (state, reason) = (.accepted, nil) }
+        if let winning = winner?.machine {
+            if winning.state == .cancelled { (state, reason) = (.cancelled, "withdrawn") }
+            else if winning.state == .completed { (state, reason) = (.accepted, nil) }
             // An UPDATE's offer waits for POST …/accept; an ACCEPT or UPDATE is in flight.
-            else if w.state == .offerReceived || w.state == .offerProcessing { (state, reason) = (.approved, nil) }
+            else if winning.state == .offerReceived || winning.state == .offerProcessing { (state, reason) = (.approved, nil) }
             else { (state, reason) = (.inProgress, nil) }
         } else if running {
             (state, reason) = (.inProgress, nil)
         }
-        let candidates = orders.filter { $0.machine.requestedCPD == lastRequest }.map { o -> Components.Schemas.Candidate in
-            let offer = o.machine.offer
+        let candidates = orders.filter { $0.machine.requestedCPD == lastRequest }.map { order -> Components.Schemas.Candidate in
+            let offer = order.machine.offer
             let cost = offer?.informationElements?.cost
             return .init(
-                provider: o.serverAddress, customerOrderId: o.customerOrderID.rawValue, providerOrderId: o.providerOrderID?.rawValue,
-                cpnpState: o.machine.state.rawValue, price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
-                satisfies: offer.map { $0.offeredCPD.comparison(against: o.machine.requestedCPD ?? .empty).gaps.isEmpty } ?? false,
-                failure: o.machine.lastEnd.map(ClientOutcomeText.describe))
+                provider: order.serverAddress, customerOrderId: order.customerOrderID.rawValue, providerOrderId: order.providerOrderID?.rawValue,
+                cpnpState: order.machine.state.rawValue, price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
+                satisfies: offer.map { $0.offeredCPD.comparison(against: order.machine.requestedCPD ?? .empty).gaps.isEmpty } ?? false,
+                failure: order.machine.lastEnd.map(ClientOutcomeText.describe))
         }
-        let w = winner?.machine
-        let cost = w?.offer?.informationElements?.cost ?? w?.agreement?.informationElements?.cost
+        let winning = winner?.machine
+        let cost = winning?.offer?.informationElements?.cost ?? winning?.agreement?.informationElements?.cost
         return .init(
-            id: group, href: "/api/quotes/\(group)", providerOrderId: w?.providerOrderID?.rawValue, state: state, stateReason: reason,
-            cpnpState: (w ?? first.machine).state.rawValue, providerState: nil,
-            requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: w?.offer.map { JSONDocument($0.offeredCPD.json) },
-            agreedCpd: w?.agreement.map { JSONDocument($0.acceptedCPD.json) },
+            id: group, href: "/api/quotes/\(group)", providerOrderId: winning?.providerOrderID?.rawValue, state: state, stateReason: reason,
+            cpnpState: (winning ?? first.machine).state.rawValue, providerState: nil,
+            requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: winning?.offer.map { JSONDocument($0.offeredCPD.json) },
+            agreedCpd: winning?.agreement.map { JSONDocument($0.acceptedCPD.json) },
             price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
-            validUntil: nil, template: nil, activation: w?.agreement.map { "\($0.activation)" }, candidates: candidates)
+            validUntil: nil, template: nil, activation: winning?.agreement.map { "\($0.activation)" }, candidates: candidates)
     }
 }

@@ -47,9 +47,9 @@ struct AdminCommand: AsyncParsableCommand {
         var events: [ClientOrderEvent]
     }
 
-    static func children(of poid: ProviderOrderID, _ options: StoreOptions) throws -> [ChildOrder] {
+    static func children(of parent: ProviderOrderID, _ options: StoreOptions) throws -> [ChildOrder] {
         guard let (store, upstreams) = try options.childOrders() else { return [] }
-        return try store.orders(group: poid.rawValue).map { order in
+        return try store.orders(group: parent.rawValue).map { order in
             let provider = upstreams.first { upstream in
                 guard let target = try? CPNPServerTarget(parsing: upstream.address) else { return false }
                 // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`);
@@ -69,14 +69,16 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() throws {
             let store = try options.open()
-            let filter = try state.map { s in
-                guard let st = ServerOrderStateMachine.State(rawValue: s) else { throw ValidationError("unknown state \(s)") }
-                return st
+            let filter = try state.map { text in
+                guard let parsedState = ServerOrderStateMachine.State(rawValue: text) else {
+                    throw ValidationError("unknown state \(text)")
+                }
+                return parsedState
             }
             let rows = try store.orders(limit: limit, state: filter)
             print("PROVIDER-ORDER                 CUSTOMER-ORDER            CLIENT      STATE               UPDATED")
-            for o in rows {
-                print("\(pad(o.providerOrderID.rawValue, 30)) \(pad(o.customerOrderID.rawValue, 25)) \(pad(o.clientIdentity, 11)) \(pad(o.state.rawValue, 19)) \(o.updatedAt.rfc3339)")
+            for row in rows {
+                print("\(pad(row.providerOrderID.rawValue, 30)) \(pad(row.customerOrderID.rawValue, 25)) \(pad(row.clientIdentity, 11)) \(pad(row.state.rawValue, 19)) \(row.updatedAt.rfc3339)")
             }
             if rows.isEmpty { print("(no orders)") }
         }
@@ -90,52 +92,59 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() throws {
             let store = try options.open()
-            guard let poid = ProviderOrderID(order), let o = try store.order(providerOrderID: poid) else { throw ValidationError("no order \(order)") }
-            let children = try AdminCommand.children(of: poid, options)
+            guard let providerOrderID = ProviderOrderID(order), let stored = try store.order(providerOrderID: providerOrderID) else {
+                throw ValidationError("no order \(order)")
+            }
+            let children = try AdminCommand.children(of: providerOrderID, options)
             if json {
                 var object: [String: Any] = [
-                    "provider-order-id": o.providerOrderID.rawValue, "customer-order-id": o.customerOrderID.rawValue, "client": o.clientIdentity,
-                    "state": o.state.rawValue, "open": o.isOpen,
+                    "provider-order-id": stored.providerOrderID.rawValue, "customer-order-id": stored.customerOrderID.rawValue,
+                    "client": stored.clientIdentity,
+                    "state": stored.state.rawValue, "open": stored.isOpen,
                 ]
-                if let cost = o.machine.agreement?.informationElements?.cost {
+                if let cost = stored.machine.agreement?.informationElements?.cost {
                     object["price"] = ["amount": cost.amountText, "currency": cost.currency, "period": cost.period as Any]
                 }
-                object["reservations"] = try store.reservations(providerOrderID: poid).map {
+                object["reservations"] = try store.reservations(providerOrderID: providerOrderID).map {
                     ["resource": "\($0.resource)", "mbps": $0.amount.plainString(), "kind": $0.kind.rawValue]
                 }
-                object["audit"] = try store.audit(providerOrderID: poid).map {
+                object["audit"] = try store.audit(providerOrderID: providerOrderID).map {
                     ["at": $0.at.rfc3339, "from": $0.from.rawValue, "to": $0.to.rawValue, "event": $0.event]
                 }
                 object["children"] = children.map { child -> [String: Any] in
-                    var c: [String: Any] = [
+                    var entry: [String: Any] = [
                         "provider": child.provider, "customer-order-id": child.order.customerOrderID.rawValue,
                         "provider-order-id": child.order.providerOrderID?.rawValue ?? NSNull(), "state": child.order.state.rawValue,
                         "open": child.order.isOpen,
                     ]
                     if let cost = child.order.machine.agreement?.informationElements?.cost ?? child.order.machine.offer?.informationElements?.cost {
-                        c["price"] = ["amount": cost.amountText, "currency": cost.currency]
+                        entry["price"] = ["amount": cost.amountText, "currency": cost.currency]
                     }
-                    return c
+                    return entry
                 }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("order \(o.providerOrderID) (customer order \(o.customerOrderID), client \(o.clientIdentity) at \(o.clientAddress))")
-            print("state: \(o.state.rawValue)\(o.isOpen ? "" : " (closed)")")
-            if let ag = o.machine.agreement {
-                print("agreement: activation \(ag.activationType.rawValue), \(ag.activation), purpose \(ag.purpose.rawValue)")
-                if let cost = ag.informationElements?.cost { print("price: \(cost)") }
+            print("order \(stored.providerOrderID) (customer order \(stored.customerOrderID), "
+                + "client \(stored.clientIdentity) at \(stored.clientAddress))")
+            print("state: \(stored.state.rawValue)\(stored.isOpen ? "" : " (closed)")")
+            if let agreement = stored.machine.agreement {
+                print("agreement: activation \(agreement.activationType.rawValue), \(agreement.activation), purpose \(agreement.purpose.rawValue)")
+                if let cost = agreement.informationElements?.cost { print("price: \(cost)") }
             }
-            for r in try store.reservations(providerOrderID: poid) { print("reservation: \(r.resource) \(r.amount) Mbps (\(r.kind.rawValue))") }
+            for reservation in try store.reservations(providerOrderID: providerOrderID) {
+                print("reservation: \(reservation.resource) \(reservation.amount) Mbps (\(reservation.kind.rawValue))")
+            }
             print("audit trail:")
-            for e in try store.audit(providerOrderID: poid) {
-                print("  \(e.at.rfc3339)  \(pad(e.from.rawValue, 19)) → \(pad(e.to.rawValue, 19)) \(e.event)  [\(e.clientIdentity) \(e.clientAddress)]")
+            for entry in try store.audit(providerOrderID: providerOrderID) {
+                print("  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)  "
+                    + "[\(entry.clientIdentity) \(entry.clientAddress)]")
             }
             for child in children {
                 print("child order \(child.order.customerOrderID) at \(child.provider): provider order \(child.order.providerOrderID?.rawValue ?? "-"), \(child.order.state.rawValue)\(child.order.isOpen ? "" : " (closed)")")
-                for e in child.events {
-                    print("  \(e.at.rfc3339)  \(pad(e.from.rawValue, 19)) → \(pad(e.to.rawValue, 19)) \(e.event)")
+                for entry in child.events {
+                    print("  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)")
                 }
             }
         }
@@ -166,16 +175,19 @@ struct AdminCommand: AsyncParsableCommand {
 /// Writes an operator request and waits (up to 10 s) for the daemon to apply it.
 private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ action: AdminAction) async throws {
     let store = try options.open()
-    guard let poid = ProviderOrderID(order), try store.order(providerOrderID: poid) != nil else { throw ValidationError("no order \(order)") }
-    let id = try store.enqueueAdminRequest(providerOrderID: poid, action: action, requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemWallClock().now())
+    guard let providerOrderID = ProviderOrderID(order), try store.order(providerOrderID: providerOrderID) != nil else {
+        throw ValidationError("no order \(order)")
+    }
+    let requestID = try store.enqueueAdminRequest(providerOrderID: providerOrderID, action: action,
+                                                  requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemWallClock().now())
     for _ in 0..<100 {
-        if let r = try store.adminRequest(id: id), r.processedAt != nil {
-            print("\(order): \(r.outcome ?? "done")")
+        if let adminRequest = try store.adminRequest(id: requestID), adminRequest.processedAt != nil {
+            print("\(order): \(adminRequest.outcome ?? "done")")
             return
         }
         try await Task.sleep(for: .milliseconds(100))
     }
-    print("\(order): request queued (id \(id)); the daemon has not applied it yet — is cpnpd running?")
+    print("\(order): request queued (id \(requestID)); the daemon has not applied it yet — is cpnpd running?")
     throw ExitCode(3)
 }
 

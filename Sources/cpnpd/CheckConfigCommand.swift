@@ -10,11 +10,13 @@ struct CheckConfigCommand: ParsableCommand {
     var file: String
 
     func run() throws {
-        let c = try loadConfiguration(file)
-        if let url = c.database.url {
+        let configuration = try loadConfiguration(file)
+        if let url = configuration.database.url {
             do { _ = try PostgresLocation(url: url) } catch { throw ValidationError("\(file): database.url: \(error)") }
         }
-        print("\(file): OK — \(c.policy.networkPresence.count) PEs, \(c.policy.links.count) links, \(c.customers.count) customer profiles, \(c.catalog.count) catalogue templates, "
-            + "\(c.listen.transport.rawValue) on \(c.listen.host):\(c.listen.port), database \(databaseDescription(c.database))")
+        let policy = configuration.policy
+        print("\(file): OK — \(policy.networkPresence.count) PEs, \(policy.links.count) links, \(configuration.customers.count) customer profiles, "
+            + "\(configuration.catalog.count) catalogue templates, \(configuration.listen.transport.rawValue) on "
+            + "\(configuration.listen.host):\(configuration.listen.port), database \(databaseDescription(configuration.database))")
     }
 }

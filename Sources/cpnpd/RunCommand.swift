@@ -60,10 +60,10 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = level
         var configuration = try loadConfiguration(config)
         if let listen {
-            guard let i = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: i)...]) else {
+            guard let colon = listen.lastIndex(of: ":"), let port = UInt16(listen[listen.index(after: colon)...]) else {
                 throw ValidationError("--listen must be host:port")
             }
-            configuration.listen.host = String(listen[..<i]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            configuration.listen.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             configuration.listen.port = port
         }
         if let transport {
@@ -138,9 +138,10 @@ struct RunCommand: AsyncParsableCommand {
             do {
                 let dtls = transport as? DTLSTransport
                 let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store, portal: portal) {
-                    dtls.map { t in
-                        let s = t.statistics
-                        return .init(associations: s.associations, handshakesCompleted: s.handshakesCompleted, handshakesFailed: s.handshakesFailed)
+                    dtls.map { dtlsTransport in
+                        let statistics = dtlsTransport.statistics
+                        return .init(associations: statistics.associations, handshakesCompleted: statistics.handshakesCompleted,
+                                     handshakesFailed: statistics.handshakesFailed)
                     }
                 }
                 services.append(try DaemonHTTPServer.make(
@@ -167,20 +168,23 @@ struct RunCommand: AsyncParsableCommand {
         logger.notice("cpnpd stopped")
     }
 
-    private func startTransport(_ c: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {
-        let port = Int(c.listen.port)
-        switch c.listen.transport {
+    private func startTransport(_ configuration: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {
+        let port = Int(configuration.listen.port)
+        switch configuration.listen.transport {
         case .plainUDP:
-            return try await PlainUDPTransport.bind(host: c.listen.host, port: port, receiveBufferSize: c.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
+            return try await PlainUDPTransport.bind(host: configuration.listen.host, port: port,
+                                                    receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
         case .dtls:
-            var d = DTLSTransportConfiguration(security: try security(c.pki))
-            d.maximumAssociations = c.limits.maxAssociations
-            d.idleTimeout = c.limits.associationIdleTimeout
-            if let rcv = c.listen.receiveBufferBytes { d.receiveBufferSize = rcv }
-            d.reusePort = c.listen.reusePort
-            return try await DTLSTransport.server(host: c.listen.host, port: port, configuration: d, logger: logger)
+            var dtlsConfiguration = DTLSTransportConfiguration(security: try security(configuration.pki))
+            dtlsConfiguration.maximumAssociations = configuration.limits.maxAssociations
+            dtlsConfiguration.idleTimeout = configuration.limits.associationIdleTimeout
+            if let receiveBufferBytes = configuration.listen.receiveBufferBytes { dtlsConfiguration.receiveBufferSize = receiveBufferBytes }
+            dtlsConfiguration.reusePort = configuration.listen.reusePort
+            return try await DTLSTransport.server(host: configuration.listen.host, port: port, configuration: dtlsConfiguration,
+                                                  logger: logger)
         case .tls:
-            return try await TLSTransport.server(host: c.listen.host, port: port, configuration: TLSTransportConfiguration(security: try security(c.pki)), logger: logger)
+            let tlsConfiguration = TLSTransportConfiguration(security: try security(configuration.pki))
+            return try await TLSTransport.server(host: configuration.listen.host, port: port, configuration: tlsConfiguration, logger: logger)
         }
     }
 
@@ -193,26 +197,26 @@ struct RunCommand: AsyncParsableCommand {
 func loadConfiguration(_ path: String?) throws -> ServerConfiguration {
     guard let path else { return .demo }
     switch ConfigurationLoader.load(contentsOfFile: path) {
-    case .success(let c): return c
+    case .success(let configuration): return configuration
     case .failure(let errors):
-        for e in errors.errors { printError("\(path): \(e.descriptionWithLine)") }
+        for error in errors.errors { printError("\(path): \(error.descriptionWithLine)") }
         throw ExitCode(1)
     }
 }
 
 /// Makes the development PKI on first run when the configured files are missing (docs/configuration.md `pki`).
 func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
-    let fm = FileManager.default
-    guard !fm.fileExists(atPath: pki.certificatePath) else { return }
-    guard !fm.fileExists(atPath: pki.caPath) else {
+    let fileManager = FileManager.default
+    guard !fileManager.fileExists(atPath: pki.certificatePath) else { return }
+    guard !fileManager.fileExists(atPath: pki.caPath) else {
         throw ValidationError("\(pki.caPath) exists but \(pki.certificatePath) does not: fix the PKI directory or remove it")
     }
     try DevPKI.initialize(directory: pki.directory)
     var clients: [String] = []
     // Customers of the demo policy, and an operator for the HTTPS console (http.operator-identities).
     for name in ["acme", "globex", "operator"] {
-        let p = try DevPKI.issueClient(name: name, directory: pki.directory)
-        clients.append(p.certificate)
+        let issued = try DevPKI.issueClient(name: name, directory: pki.directory)
+        clients.append(issued.certificate)
     }
     logger.notice("created a development PKI (not for production)", metadata: [
         "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
@@ -235,10 +239,10 @@ enum TestFault {
         var points: Set<ServerEngine.FaultPoint> = []
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
-            if parts.count == 2, parts[0] == "crash-before-send", let m = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() }) {
-                points.insert(.sending(m))
-            } else if parts.count == 2, parts[0] == "crash-after-commit", let st = ServerOrderStateMachine.State(rawValue: parts[1]) {
-                points.insert(.committed(st))
+            if parts.count == 2, parts[0] == "crash-before-send", let method = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() }) {
+                points.insert(.sending(method))
+            } else if parts.count == 2, parts[0] == "crash-after-commit", let state = ServerOrderStateMachine.State(rawValue: parts[1]) {
+                points.insert(.committed(state))
             } else {
                 throw ValidationError("CPNPD_FAULT: unknown fault point \(item) (crash-before-send:METHOD or crash-after-commit:STATE)")
             }
@@ -261,10 +265,10 @@ extension TestFault {
         var values: [String: Double] = [:]
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, ["drop", "duplicate", "seed"].contains(parts[0]), let v = Double(parts[1]), v >= 0, parts[0] == "seed" || v <= 1 else {
+            guard parts.count == 2, ["drop", "duplicate", "seed"].contains(parts[0]), let value = Double(parts[1]), value >= 0, parts[0] == "seed" || value <= 1 else {
                 throw ValidationError("CPNPD_UPSTREAM_CHAOS: \(item) is not drop=P, duplicate=P or seed=N")
             }
-            values[parts[0]] = v
+            values[parts[0]] = value
         }
         printError("cpnpd: TEST FAULT INJECTION ENABLED (CPNPD_UPSTREAM_CHAOS=\(spec))")
         let faults = ChaosTransport.Faults(drop: values["drop"] ?? 0, duplicate: values["duplicate"] ?? 0)
