@@ -210,10 +210,10 @@ public struct DecisionEngine: Sendable {
 }
 
 /// A diagnostic shortened to the 256 characters a FAIL may carry (docs/protocol.md §3.10).
-func clip(_ s: String, max: Int = 256) -> String {
-    guard s.unicodeScalars.count > max else { return s }
+func clip(_ text: String, max: Int = 256) -> String {
+    guard text.unicodeScalars.count > max else { return text }
     var out = String.UnicodeScalarView()
-    out.append(contentsOf: s.unicodeScalars.prefix(max - 1))
+    out.append(contentsOf: text.unicodeScalars.prefix(max - 1))
     out.append("…")
     return String(out)
 }
@@ -421,8 +421,8 @@ struct DecisionRun {
         return "\(seconds) seconds"
     }
 
-    func allowedPE(_ pe: String) -> Bool {
-        profile.entitlements.pes.map { $0.contains(pe) } ?? true
+    func allowedPE(_ edge: String) -> Bool {
+        profile.entitlements.pes.map { $0.contains(edge) } ?? true
     }
 
     /// Where `node` may attach (network presence, RFC 8921 §8.2), checking entitlements.
@@ -508,14 +508,15 @@ struct DecisionRun {
         var pass = Pass()
         var inv = inventory
         let maxBW = profile.entitlements.maxBandwidthMbps
-        for (k, cr) in requests.enumerated() where !excluded.contains(cr.customerNode) {
-            if pass.exhausted.contains(where: { $0.node == cr.customerNode }) { continue }
-            var candidates = attachments[cr.customerNode]?.links ?? []
-            if let name = cr.linkIdentifier {
+        for (requestIndex, capacityRequest) in requests.enumerated() where !excluded.contains(capacityRequest.customerNode) {
+            if pass.exhausted.contains(where: { $0.node == capacityRequest.customerNode }) { continue }
+            var candidates = attachments[capacityRequest.customerNode]?.links ?? []
+            if let name = capacityRequest.linkIdentifier {
                 candidates = policy.link(name).map { [$0] } ?? policy.links(at: name)
             }
             guard !candidates.isEmpty else {
-                pass.exhausted.append((cr.customerNode, "customer node \(cr.customerNode): no border link available"))
+                let node = capacityRequest.customerNode
+                pass.exhausted.append((node, "customer node \(node): no border link available"))
                 continue
             }
             struct Option {
@@ -536,14 +537,15 @@ struct DecisionRun {
                     let mbps = Self.bandwidth(requested, limit: limit, default: policy.defaults.bandwidthMbps)
                     return (mbps, requested.admits(mbps), mbps.isZero && requested != .fixed(0), free - mbps)
                 }
-                let (incoming, iOK, iEmpty, iSlack) = value(cr.incomingBandwidthMbps, .incoming)
-                let (outgoing, oOK, oEmpty, oSlack) = value(cr.outgoingBandwidthMbps, .outgoing)
+                let (incoming, iOK, iEmpty, iSlack) = value(capacityRequest.incomingBandwidthMbps, .incoming)
+                let (outgoing, oOK, oEmpty, oSlack) = value(capacityRequest.outgoingBandwidthMbps, .outgoing)
                 options.append(Option(link: link, incoming: incoming, outgoing: outgoing, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
                                       total: (incoming ?? 0) + (outgoing ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
             }
             let usable = options.filter { !$0.empty }
             guard var best = usable.first else {
-                pass.exhausted.append((cr.customerNode, exhaustionText(cr, candidates: candidates, inventory: inv)))
+                let text = exhaustionText(capacityRequest, candidates: candidates, inventory: inv)
+                pass.exhausted.append((capacityRequest.customerNode, text))
                 continue
             }
             for option in usable.dropFirst() {
@@ -556,30 +558,31 @@ struct DecisionRun {
                 }
             }
             var held: [Reservation] = []
-            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, cr.incomingBandwidthMbps),
-                                (best.outgoing, CPDDirection.outgoing, cr.outgoingBandwidthMbps)] {
+            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                                (best.outgoing, CPDDirection.outgoing, capacityRequest.outgoingBandwidthMbps)] {
                 guard let mbps, let requested else { continue }
                 held.append(Reservation(linkID: best.link.id, direction: direction, mbps: mbps))
                 if !requested.admits(mbps) {
                     let free = inv.free(best.link.id, direction)
                     var why = "\(free) Mbps free on \(best.link.id)"
                     if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
-                    pass.notes.append("customer node \(cr.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
+                    pass.notes.append("customer node \(capacityRequest.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
                         + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
                 }
             }
             inv = inv.reserving(held)
-            pass.allocations[k] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
+            pass.allocations[requestIndex] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
         }
         return pass
     }
 
-    func exhaustionText(_ cr: CPDCapacityRequest, candidates: [ProviderLink], inventory inv: InventoryView) -> String {
+    func exhaustionText(_ capacityRequest: CPDCapacityRequest, candidates: [ProviderLink], inventory inventoryView: InventoryView) -> String {
         var parts: [String] = []
         for link in candidates.prefix(3) {
-            for (direction, requested) in [(CPDDirection.incoming, cr.incomingBandwidthMbps), (.outgoing, cr.outgoingBandwidthMbps)] {
+            for (direction, requested) in [(CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                                           (.outgoing, capacityRequest.outgoingBandwidthMbps)] {
                 guard let requested else { continue }
-                let free = inv.free(link.id, direction)
+                let free = inventoryView.free(link.id, direction)
                 if free.isZero || Self.bandwidth(requested, limit: free, default: policy.defaults.bandwidthMbps).isZero {
                     parts.append("link \(link.id) has \(free) Mbps free \(direction.rawValue)")
                 }
@@ -588,7 +591,7 @@ struct DecisionRun {
         if parts.isEmpty, let maxBW = profile.entitlements.maxBandwidthMbps, maxBW.isZero {
             parts.append("no bandwidth entitled")
         }
-        return "customer node \(cr.customerNode): " + (parts.isEmpty ? "no capacity" : parts.joined(separator: ", "))
+        return "customer node \(capacityRequest.customerNode): " + (parts.isEmpty ? "no capacity" : parts.joined(separator: ", "))
     }
 
     /// The link with the most free capacity (both directions), first on ties.
