@@ -39,8 +39,8 @@ public final class DTLSContext: @unchecked Sendable {
     }
 
     private func configure() throws(DTLSError) {
-        func check(_ ok: Bool, _ what: String) throws(DTLSError) {
-            if !ok { throw DTLSError(.invalidConfiguration, detail: "\(what): \(OpenSSLErrors.drain())") }
+        func check(_ succeeded: Bool, _ what: String) throws(DTLSError) {
+            if !succeeded { throw DTLSError(.invalidConfiguration, detail: "\(what): \(OpenSSLErrors.drain())") }
         }
         // DTLS 1.2 only (RFC 8921 §8.1 cites RFC 6347).
         try check(cpnp_SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) == 1, "min version")
