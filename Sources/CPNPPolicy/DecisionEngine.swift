@@ -125,9 +125,10 @@ public struct DecisionEngine: Sendable {
             return .fail(.authorizationFailed,
                          diagnostic: clip("source address \(clientAddress) is not allowed for customer \(profile.identity)"))
         }
-        let inv = updating.map { inventory.releasing($0) } ?? inventory
+        let available = updating.map { inventory.releasing($0) } ?? inventory
         let run = DecisionRun(config: configuration, profile: profile, request: request,
-                              options: informationElements?.negotiationOptions, inventory: inv, now: now, requestValidated: requestValidated)
+                              options: informationElements?.negotiationOptions, inventory: available, now: now,
+                              requestValidated: requestValidated)
         do throws(Refusal) {
             let offer = try run.makeOffer(openOrders: updating == nil ? openOrders : nil)
             if let reason = approvalReason(offer: offer, profile: profile, options: informationElements?.negotiationOptions) {
@@ -261,10 +262,10 @@ struct DecisionRun {
     func makeOffer(openOrders: Int?) throws(Refusal) -> Offer {
         try checkRequest()
         if let openOrders {
-            let cap = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
-            if openOrders >= cap {
+            let limit = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
+            if openOrders >= limit {
                 throw Refusal(.administrativelyProhibited,
-                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(cap))")
+                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(limit))")
             }
         }
         try checkOptions()
@@ -377,9 +378,9 @@ struct DecisionRun {
 
         let comparison = offered.comparison(against: request)
         let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
-        let ies = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
+        let elements = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
         return Offer(cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
-                     gaps: comparison.gaps, notes: notes, informationElements: ies)
+                     gaps: comparison.gaps, notes: notes, informationElements: elements)
     }
 
     // MARK: - checks
@@ -506,7 +507,7 @@ struct DecisionRun {
     /// serves it best, against an inventory that shrinks as entries are served.
     func allocate(_ requests: [CPDCapacityRequest], attachments: [String: Attachment], excluding excluded: Set<String>) -> Pass {
         var pass = Pass()
-        var inv = inventory
+        var remaining = inventory
         let maxBW = profile.entitlements.maxBandwidthMbps
         for (requestIndex, capacityRequest) in requests.enumerated() where !excluded.contains(capacityRequest.customerNode) {
             if pass.exhausted.contains(where: { $0.node == capacityRequest.customerNode }) { continue }
@@ -532,7 +533,7 @@ struct DecisionRun {
             for link in candidates {
                 func value(_ requested: Negotiable<CPNPDecimal>?, _ direction: CPDDirection) -> (CPNPDecimal?, Bool, Bool, CPNPDecimal) {
                     guard let requested else { return (nil, true, false, 0) }
-                    let free = inv.free(link.id, direction)
+                    let free = remaining.free(link.id, direction)
                     let limit = maxBW.map { min($0, free) } ?? free
                     let mbps = Self.bandwidth(requested, limit: limit, default: policy.defaults.bandwidthMbps)
                     return (mbps, requested.admits(mbps), mbps.isZero && requested != .fixed(0), free - mbps)
@@ -544,7 +545,7 @@ struct DecisionRun {
             }
             let usable = options.filter { !$0.empty }
             guard var best = usable.first else {
-                let text = exhaustionText(capacityRequest, candidates: candidates, inventory: inv)
+                let text = exhaustionText(capacityRequest, candidates: candidates, inventory: remaining)
                 pass.exhausted.append((capacityRequest.customerNode, text))
                 continue
             }
@@ -563,14 +564,14 @@ struct DecisionRun {
                 guard let mbps, let requested else { continue }
                 held.append(Reservation(linkID: best.link.id, direction: direction, mbps: mbps))
                 if !requested.admits(mbps) {
-                    let free = inv.free(best.link.id, direction)
+                    let free = remaining.free(best.link.id, direction)
                     var why = "\(free) Mbps free on \(best.link.id)"
                     if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
                     pass.notes.append("customer node \(capacityRequest.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
                         + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
                 }
             }
-            inv = inv.reserving(held)
+            remaining = remaining.reserving(held)
             pass.allocations[requestIndex] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
         }
         return pass
