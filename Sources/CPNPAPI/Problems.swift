@@ -63,8 +63,8 @@ public struct APIProblem: Error, Sendable {
     }
 
     /// A CPNP time as the API's `date-time`.
-    public static func date(_ t: CPNPTimestamp) -> Date {
-        Date(timeIntervalSince1970: Double(t.millisecondsSinceEpoch) / 1_000)
+    public static func date(_ timestamp: CPNPTimestamp) -> Date {
+        Date(timeIntervalSince1970: Double(timestamp.millisecondsSinceEpoch) / 1_000)
     }
 }
 

@@ -25,7 +25,7 @@ public struct ConformanceCase: Sendable, Hashable {
     public var file: String
 
     public static func == (a: ConformanceCase, b: ConformanceCase) -> Bool { a.id == b.id && a.file == b.file }
-    public func hash(into h: inout Hasher) { h.combine(id) }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
 /// One step of a case.

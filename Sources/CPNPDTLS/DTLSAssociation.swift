@@ -122,7 +122,7 @@ public final class DTLSAssociation {
     }
 
     static func makeSSL(context: DTLSContext) throws(DTLSError) -> (OpaquePointer, OpaquePointer, OpaquePointer) {
-        guard let ssl = SSL_new(context.ctx) else {
+        guard let ssl = SSL_new(context.sslContext) else {
             throw DTLSError(.invalidConfiguration, detail: "SSL_new: \(OpenSSLErrors.drain())")
         }
         guard let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {

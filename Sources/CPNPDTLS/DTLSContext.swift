@@ -6,7 +6,7 @@ import Synchronization
 /// Immutable after creation, hence shareable between threads (OpenSSL allows sharing a
 /// configured `SSL_CTX`; each `SSL` stays with one thread).
 public final class DTLSContext: @unchecked Sendable {
-    let ctx: OpaquePointer
+    let sslContext: OpaquePointer
     /// The configuration it was built from.
     public let configuration: DTLSConfiguration
     /// The rotating secret for stateless cookies (server only).
@@ -22,38 +22,38 @@ public final class DTLSContext: @unchecked Sendable {
         self.configuration = configuration
         self.cookieSecrets = DTLSCookieSecrets(lifetime: cookieSecretLifetime)
         let method = configuration.role == .server ? DTLS_server_method() : DTLS_client_method()
-        guard let ctx = SSL_CTX_new(method) else {
+        guard let sslContext = SSL_CTX_new(method) else {
             throw DTLSError(.invalidConfiguration, detail: "SSL_CTX_new failed: \(OpenSSLErrors.drain())")
         }
-        self.ctx = ctx
+        self.sslContext = sslContext
         do {
             try self.configure()
         } catch {
-            SSL_CTX_free(ctx)
+            SSL_CTX_free(sslContext)
             throw error
         }
     }
 
     deinit {
-        SSL_CTX_free(ctx)
+        SSL_CTX_free(sslContext)
     }
 
     private func configure() throws(DTLSError) {
-        func check(_ ok: Bool, _ what: String) throws(DTLSError) {
-            if !ok { throw DTLSError(.invalidConfiguration, detail: "\(what): \(OpenSSLErrors.drain())") }
+        func check(_ succeeded: Bool, _ what: String) throws(DTLSError) {
+            if !succeeded { throw DTLSError(.invalidConfiguration, detail: "\(what): \(OpenSSLErrors.drain())") }
         }
         // DTLS 1.2 only (RFC 8921 §8.1 cites RFC 6347).
-        try check(cpnp_SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) == 1, "min version")
-        try check(cpnp_SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) == 1, "max version")
+        try check(cpnp_SSL_CTX_set_min_proto_version(sslContext, DTLS1_2_VERSION) == 1, "min version")
+        try check(cpnp_SSL_CTX_set_max_proto_version(sslContext, DTLS1_2_VERSION) == 1, "max version")
         // ECDHE + AEAD only (RFC 7525 §4.2).
-        try check(SSL_CTX_set_cipher_list(ctx, configuration.cipherList) == 1, "cipher list")
-        try check(cpnp_SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") == 1, "groups")
+        try check(SSL_CTX_set_cipher_list(sslContext, configuration.cipherList) == 1, "cipher list")
+        try check(cpnp_SSL_CTX_set1_groups_list(sslContext, "X25519:P-256:P-384") == 1, "groups")
         let options = cpnp_SSL_OP_NO_QUERY_MTU() | cpnp_SSL_OP_NO_TICKET() | cpnp_SSL_OP_NO_COMPRESSION()
             | cpnp_SSL_OP_NO_RENEGOTIATION() | cpnp_SSL_OP_CIPHER_SERVER_PREFERENCE()
-        _ = SSL_CTX_set_options(ctx, options)
-        cpnp_SSL_CTX_set_read_ahead(ctx, 1)
+        _ = SSL_CTX_set_options(sslContext, options)
+        cpnp_SSL_CTX_set_read_ahead(sslContext, 1)
         // No resumption (CPNP keeps no permanent session, §8.1): no cache to grow or scan.
-        _ = cpnp_SSL_CTX_disable_session_cache(ctx)
+        _ = cpnp_SSL_CTX_disable_session_cache(sslContext)
 
         // Own identity.
         if let credentials = configuration.credentials {
@@ -62,14 +62,14 @@ public final class DTLSContext: @unchecked Sendable {
             guard let leaf = chain.first else {
                 throw DTLSError(.invalidConfiguration, detail: "no certificate in the credentials PEM")
             }
-            try check(SSL_CTX_use_certificate(ctx, leaf) == 1, "use certificate")
+            try check(SSL_CTX_use_certificate(sslContext, leaf) == 1, "use certificate")
             for intermediate in chain.dropFirst() {
-                try check(cpnp_SSL_CTX_add1_chain_cert(ctx, intermediate) == 1, "add chain certificate")
+                try check(cpnp_SSL_CTX_add1_chain_cert(sslContext, intermediate) == 1, "add chain certificate")
             }
             let key = try PEM.privateKey(credentials.privateKeyPEM)
             defer { EVP_PKEY_free(key) }
-            try check(SSL_CTX_use_PrivateKey(ctx, key) == 1, "use private key")
-            try check(SSL_CTX_check_private_key(ctx) == 1, "private key does not match the certificate")
+            try check(SSL_CTX_use_PrivateKey(sslContext, key) == 1, "use private key")
+            try check(SSL_CTX_check_private_key(sslContext) == 1, "private key does not match the certificate")
         } else if configuration.role == .server {
             throw DTLSError(.invalidConfiguration, detail: "a DTLS server needs a certificate and key")
         }
@@ -80,7 +80,7 @@ public final class DTLSContext: @unchecked Sendable {
         guard !roots.isEmpty else {
             throw DTLSError(.invalidConfiguration, detail: "no CA certificate in the trust roots PEM")
         }
-        guard let store = SSL_CTX_get_cert_store(ctx) else {
+        guard let store = SSL_CTX_get_cert_store(sslContext) else {
             throw DTLSError(.invalidConfiguration, detail: "no certificate store")
         }
         for root in roots {
@@ -91,11 +91,11 @@ public final class DTLSContext: @unchecked Sendable {
         var mode = SSL_VERIFY_PEER
         if configuration.role == .server {
             mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-            SSL_CTX_set_cookie_generate_cb(ctx, dtlsCookieGenerate)
-            SSL_CTX_set_cookie_verify_cb(ctx, dtlsCookieVerify)
+            SSL_CTX_set_cookie_generate_cb(sslContext, dtlsCookieGenerate)
+            SSL_CTX_set_cookie_verify_cb(sslContext, dtlsCookieVerify)
         }
-        SSL_CTX_set_verify(ctx, mode, nil)
-        SSL_CTX_set_verify_depth(ctx, 4)
+        SSL_CTX_set_verify(sslContext, mode, nil)
+        SSL_CTX_set_verify_depth(sslContext, 4)
     }
 }
 

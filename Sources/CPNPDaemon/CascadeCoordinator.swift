@@ -245,9 +245,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
                 await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT failed: \(error)")
             }
         }
-        for (c, _) in priced where c.cpd != nil && !usable.contains(where: { $0.0.id == c.id }) {
-            await windDown(c.id, c.upstream, why: "unpriced, or not priced in \(request.currency)", reason: .unacceptableGap)
-            await engine.recordChildOrderEvent(request.parent, "child order \(c.id) at \(c.upstream.provider.name): declined, unpriced or not in \(request.currency)")
+        for (candidate, _) in priced where candidate.cpd != nil && !usable.contains(where: { $0.0.id == candidate.id }) {
+            await windDown(candidate.id, candidate.upstream, why: "unpriced, or not priced in \(request.currency)", reason: .unacceptableGap)
+            await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, unpriced or not in \(request.currency)")
         }
         chosenInRound[request.parent] = Set(chosen.map(\.customerOrderID))
         guard !ended.contains(request.parent) else {
@@ -328,15 +328,15 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         return answered
     }
 
-    private func satisfies(_ c: Candidate) -> Bool {
-        c.cpd?.comparison(against: c.segment.request).satisfies ?? false
+    private func satisfies(_ candidate: Candidate) -> Bool {
+        candidate.cpd?.comparison(against: candidate.segment.request).satisfies ?? false
     }
 
     /// The child's price with the upstream's markup, in `currency`; nil when unpriced or priced in
     /// another currency (or not in the upstream's `resale.currency`).
-    private func resalePrice(_ c: Candidate, currency: String) -> CPNPDecimal? {
-        guard let cost = c.cost, cost.currency == currency, c.upstream.provider.currency.map({ $0 == cost.currency }) ?? true else { return nil }
-        let price = cost.amount + cost.amount * c.upstream.provider.markupPercent * CPNPDecimal(parsing: "0.01")!
+    private func resalePrice(_ candidate: Candidate, currency: String) -> CPNPDecimal? {
+        guard let cost = candidate.cost, cost.currency == currency, candidate.upstream.provider.currency.map({ $0 == cost.currency }) ?? true else { return nil }
+        let price = cost.amount + cost.amount * candidate.upstream.provider.markupPercent * CPNPDecimal(parsing: "0.01")!
         return price.rounded(fractionDigits: Cost.minorUnitDigits(currency))
     }
 
@@ -418,38 +418,38 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     }
 
     /// Renegotiates a child agreement back to `previous` (UPDATE, accepted as offered).
-    private func revert(_ id: CustomerOrderID, to previous: CPD, _ upstream: Upstream, parent: ProviderOrderID) async {
+    private func revert(_ customerOrderID: CustomerOrderID, to previous: CPD, _ upstream: Upstream, parent: ProviderOrderID) async {
         do {
-            try await upstream.engine.update(id, request: previous, informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)))
-            guard case .offer = try await upstream.engine.awaitOffer(id) else { throw CPNPClientError.invalidArgument("no offer for the previous agreement") }
-            _ = try await upstream.engine.accept(id)
-            await engine.recordChildOrderEvent(parent, "child order \(id) at \(upstream.provider.name): back to its previous agreement (the customer's UPDATE ended)")
+            try await upstream.engine.update(customerOrderID, request: previous, informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)))
+            guard case .offer = try await upstream.engine.awaitOffer(customerOrderID) else { throw CPNPClientError.invalidArgument("no offer for the previous agreement") }
+            _ = try await upstream.engine.accept(customerOrderID)
+            await engine.recordChildOrderEvent(parent, "child order \(customerOrderID) at \(upstream.provider.name): back to its previous agreement (the customer's UPDATE ended)")
         } catch {
             logger.error("cascade: a child agreement updated for an UPDATE that ended could not go back", metadata: [
-                "parent": "\(parent)", "child": "\(id)", "error": "\(error)",
+                "parent": "\(parent)", "child": "\(customerOrderID)", "error": "\(error)",
             ])
         }
     }
 
     /// Ends a child order whatever its state: WITHDRAW an agreement, DECLINE an offer, CANCEL a request.
-    private func windDown(_ id: CustomerOrderID, _ upstream: Upstream, why: String, reason: DeclineReason = .conflictWithAnotherOffer) async {
+    private func windDown(_ customerOrderID: CustomerOrderID, _ upstream: Upstream, why: String, reason: DeclineReason = .conflictWithAnotherOffer) async {
         do {
-            let machine = try await upstream.engine.resume(id)
+            let machine = try await upstream.engine.resume(customerOrderID)
             switch machine.state {
             case .completed where machine.agreement != nil:
-                logger.info("cascade: child order withdrawn", metadata: ["child": "\(id)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
-                try await upstream.engine.withdraw(id, timeout: .seconds(150))
+                logger.info("cascade: child order withdrawn", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                try await upstream.engine.withdraw(customerOrderID, timeout: .seconds(150))
             case .offerReceived, .offerProcessing:
-                logger.info("cascade: child offer declined", metadata: ["child": "\(id)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
-                try await upstream.engine.decline(id, reasons: [reason])
+                logger.info("cascade: child offer declined", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                try await upstream.engine.decline(customerOrderID, reasons: [reason])
             case .pqoSent, .serverProcessing, .acceptSent:
-                logger.info("cascade: child order cancelled", metadata: ["child": "\(id)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
-                _ = try await upstream.engine.cancel(id)
+                logger.info("cascade: child order cancelled", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                _ = try await upstream.engine.cancel(customerOrderID)
             default:
                 break
             }
         } catch {
-            logger.warning("cascade: child order not wound down", metadata: ["child": "\(id)", "upstream": "\(upstream.provider.name)", "error": "\(error)"])
+            logger.warning("cascade: child order not wound down", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "error": "\(error)"])
         }
     }
 

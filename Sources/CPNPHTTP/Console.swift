@@ -254,8 +254,8 @@ struct Console: Sendable {
     }
 
     /// What the `timeline` template shows: the order's audit trail.
-    static func timeline(_ store: ServerOrderStore, of id: ProviderOrderID) throws -> [[String: Any]] {
-        try store.audit(providerOrderID: id).map { e -> [String: Any] in
+    static func timeline(_ store: ServerOrderStore, of providerOrderID: ProviderOrderID) throws -> [[String: Any]] {
+        try store.audit(providerOrderID: providerOrderID).map { e -> [String: Any] in
             ["at": e.at.rfc3339, "from": e.from.rawValue, "to": e.to.rawValue, "event": e.event, "changed": e.from != e.to]
         }
     }
@@ -370,5 +370,5 @@ final class ConsoleSessions: Sendable {
         }
     }
 
-    func end(_ id: String) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
+    func end(_ sessionID: String) { _ = sessions.withLock { $0.removeValue(forKey: sessionID) } }
 }

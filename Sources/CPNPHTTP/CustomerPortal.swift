@@ -160,45 +160,45 @@ public actor CustomerPortal {
     }
 
     /// The group an order was made in (`catalog:ID` for a catalogue template, `api` otherwise).
-    public func group(of id: CustomerOrderID, customer: String) async -> String? {
+    public func group(of customerOrderID: CustomerOrderID, customer: String) async -> String? {
         guard let client = await existingClient(for: customer) else { return nil }
-        return (try? client.store.order(customerOrderID: id))?.group
+        return (try? client.store.order(customerOrderID: customerOrderID))?.group
     }
 
     /// Waits (at most `patience`) for the provider's first answer to the order's request.
-    public func awaitFirstAnswer(_ id: CustomerOrderID, customer: String, patience: Duration) async throws {
+    public func awaitFirstAnswer(_ customerOrderID: CustomerOrderID, customer: String, patience: Duration) async throws {
         let client = try await client(for: customer)
-        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(id) }
+        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(customerOrderID) }
     }
 
     /// Cancels the negotiation in progress (§9.2.7), waiting briefly for the provider's answer.
-    public func cancel(_ id: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
+    public func cancel(_ customerOrderID: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
         let client = try await client(for: customer)
-        try await Self.briefly(patience) { _ = try await client.engine.cancel(id) }
+        try await Self.briefly(patience) { _ = try await client.engine.cancel(customerOrderID) }
     }
 
     /// Renegotiates the agreement (§9.2.9) and waits briefly for the provider's first answer.
-    public func update(_ id: CustomerOrderID, request: CPD, customer: String, patience: Duration = .seconds(2)) async throws {
+    public func update(_ customerOrderID: CustomerOrderID, request: CPD, customer: String, patience: Duration = .seconds(2)) async throws {
         let client = try await client(for: customer)
         let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
-        try await client.engine.update(id, request: request, informationElements: options)
-        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(id) }
+        try await client.engine.update(customerOrderID, request: request, informationElements: options)
+        try await Self.briefly(patience) { _ = try await client.engine.awaitFirstAnswer(customerOrderID) }
     }
 
     /// Activates, schedules or deactivates the agreement (§9.2.11) and waits for the ACK.
-    public func activate(_ id: CustomerOrderID, _ schedule: ActivationSchedule, customer: String) async throws {
-        _ = try await client(for: customer).engine.activate(id, schedule)
+    public func activate(_ customerOrderID: CustomerOrderID, _ schedule: ActivationSchedule, customer: String) async throws {
+        _ = try await client(for: customer).engine.activate(customerOrderID, schedule)
     }
 
     /// Withdraws the agreement (§9.2.8) and waits for the provider's final ACK (bounded).
-    public func withdraw(_ id: CustomerOrderID, customer: String, timeout: Duration = .seconds(30)) async throws {
-        try await client(for: customer).engine.withdraw(id, timeout: timeout)
+    public func withdraw(_ customerOrderID: CustomerOrderID, customer: String, timeout: Duration = .seconds(30)) async throws {
+        try await client(for: customer).engine.withdraw(customerOrderID, timeout: timeout)
     }
 
     /// The customer's portal order, if the portal made it.
-    public func order(_ id: CustomerOrderID, customer: String) async -> ClientOrderStateMachine? {
+    public func order(_ customerOrderID: CustomerOrderID, customer: String) async -> ClientOrderStateMachine? {
         guard let client = await existingClient(for: customer) else { return nil }
-        return try? await client.engine.order(id)
+        return try? await client.engine.order(customerOrderID)
     }
 
     /// The customer order ids of the portal's orders of `customer` (the newest 1,000).
@@ -209,14 +209,14 @@ public actor CustomerPortal {
 
     /// Accepts the offer (§9.2.4). Returns once the ACK came, or after `patience` with the ACCEPT
     /// still in flight (the engine retransmits it).
-    public func accept(_ id: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
+    public func accept(_ customerOrderID: CustomerOrderID, customer: String, patience: Duration = .seconds(3)) async throws {
         let client = try await client(for: customer)
-        try await Self.briefly(patience) { _ = try await client.engine.accept(id) }
+        try await Self.briefly(patience) { _ = try await client.engine.accept(customerOrderID) }
     }
 
     /// Declines the offer (§9.2.5).
-    public func decline(_ id: CustomerOrderID, reasons: [DeclineReason], customer: String) async throws {
-        try await client(for: customer).engine.decline(id, reasons: reasons)
+    public func decline(_ customerOrderID: CustomerOrderID, reasons: [DeclineReason], customer: String) async throws {
+        try await client(for: customer).engine.decline(customerOrderID, reasons: reasons)
     }
 
     /// Stops every client (stored orders stay).

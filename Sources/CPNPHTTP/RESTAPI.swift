@@ -251,11 +251,12 @@ struct RESTAPI: APIProtocol {
         }
     }
 
-    private func webhook(_ w: WebhookSubscription) throws -> Components.Schemas.Webhook {
-        let counts = try store.webhookDeliveryCounts(webhookID: w.id)
+    private func webhook(_ subscription: WebhookSubscription) throws -> Components.Schemas.Webhook {
+        let counts = try store.webhookDeliveryCounts(webhookID: subscription.id)
         return .init(
-            id: w.id, url: w.url, events: w.events.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)), signed: w.secret != nil,
-            createdAt: Self.date(w.createdAt), delivered: counts.delivered, pending: counts.pending, abandoned: counts.abandoned)
+            id: subscription.id, url: subscription.url, events: subscription.events.compactMap(Components.Schemas.WebhookEventType.init(rawValue:)),
+            signed: subscription.secret != nil,
+            createdAt: Self.date(subscription.createdAt), delivered: counts.delivered, pending: counts.pending, abandoned: counts.abandoned)
     }
 
     func listWebhooks(_ input: Operations.ListWebhooks.Input) async throws -> Operations.ListWebhooks.Output {
@@ -509,5 +510,5 @@ struct RESTAPI: APIProtocol {
         return CustomerOrderID("co-" + digest.prefix(12).map { String(format: "%02x", $0) }.joined())!
     }
 
-    static func date(_ t: CPNPTimestamp) -> Date { APIProblem.date(t) }
+    static func date(_ timestamp: CPNPTimestamp) -> Date { APIProblem.date(timestamp) }
 }

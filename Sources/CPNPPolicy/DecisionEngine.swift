@@ -125,9 +125,10 @@ public struct DecisionEngine: Sendable {
             return .fail(.authorizationFailed,
                          diagnostic: clip("source address \(clientAddress) is not allowed for customer \(profile.identity)"))
         }
-        let inv = updating.map { inventory.releasing($0) } ?? inventory
+        let available = updating.map { inventory.releasing($0) } ?? inventory
         let run = DecisionRun(config: configuration, profile: profile, request: request,
-                              options: informationElements?.negotiationOptions, inventory: inv, now: now, requestValidated: requestValidated)
+                              options: informationElements?.negotiationOptions, inventory: available, now: now,
+                              requestValidated: requestValidated)
         do throws(Refusal) {
             let offer = try run.makeOffer(openOrders: updating == nil ? openOrders : nil)
             if let reason = approvalReason(offer: offer, profile: profile, options: informationElements?.negotiationOptions) {
@@ -210,10 +211,10 @@ public struct DecisionEngine: Sendable {
 }
 
 /// A diagnostic shortened to the 256 characters a FAIL may carry (docs/protocol.md §3.10).
-func clip(_ s: String, max: Int = 256) -> String {
-    guard s.unicodeScalars.count > max else { return s }
+func clip(_ text: String, max: Int = 256) -> String {
+    guard text.unicodeScalars.count > max else { return text }
     var out = String.UnicodeScalarView()
-    out.append(contentsOf: s.unicodeScalars.prefix(max - 1))
+    out.append(contentsOf: text.unicodeScalars.prefix(max - 1))
     out.append("…")
     return String(out)
 }
@@ -261,10 +262,10 @@ struct DecisionRun {
     func makeOffer(openOrders: Int?) throws(Refusal) -> Offer {
         try checkRequest()
         if let openOrders {
-            let cap = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
-            if openOrders >= cap {
+            let limit = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
+            if openOrders >= limit {
                 throw Refusal(.administrativelyProhibited,
-                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(cap))")
+                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(limit))")
             }
         }
         try checkOptions()
@@ -377,9 +378,9 @@ struct DecisionRun {
 
         let comparison = offered.comparison(against: request)
         let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
-        let ies = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
+        let elements = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
         return Offer(cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
-                     gaps: comparison.gaps, notes: notes, informationElements: ies)
+                     gaps: comparison.gaps, notes: notes, informationElements: elements)
     }
 
     // MARK: - checks
@@ -421,8 +422,8 @@ struct DecisionRun {
         return "\(seconds) seconds"
     }
 
-    func allowedPE(_ pe: String) -> Bool {
-        profile.entitlements.pes.map { $0.contains(pe) } ?? true
+    func allowedPE(_ edge: String) -> Bool {
+        profile.entitlements.pes.map { $0.contains(edge) } ?? true
     }
 
     /// Where `node` may attach (network presence, RFC 8921 §8.2), checking entitlements.
@@ -506,16 +507,17 @@ struct DecisionRun {
     /// serves it best, against an inventory that shrinks as entries are served.
     func allocate(_ requests: [CPDCapacityRequest], attachments: [String: Attachment], excluding excluded: Set<String>) -> Pass {
         var pass = Pass()
-        var inv = inventory
+        var remaining = inventory
         let maxBW = profile.entitlements.maxBandwidthMbps
-        for (k, cr) in requests.enumerated() where !excluded.contains(cr.customerNode) {
-            if pass.exhausted.contains(where: { $0.node == cr.customerNode }) { continue }
-            var candidates = attachments[cr.customerNode]?.links ?? []
-            if let name = cr.linkIdentifier {
+        for (requestIndex, capacityRequest) in requests.enumerated() where !excluded.contains(capacityRequest.customerNode) {
+            if pass.exhausted.contains(where: { $0.node == capacityRequest.customerNode }) { continue }
+            var candidates = attachments[capacityRequest.customerNode]?.links ?? []
+            if let name = capacityRequest.linkIdentifier {
                 candidates = policy.link(name).map { [$0] } ?? policy.links(at: name)
             }
             guard !candidates.isEmpty else {
-                pass.exhausted.append((cr.customerNode, "customer node \(cr.customerNode): no border link available"))
+                let node = capacityRequest.customerNode
+                pass.exhausted.append((node, "customer node \(node): no border link available"))
                 continue
             }
             struct Option {
@@ -531,19 +533,20 @@ struct DecisionRun {
             for link in candidates {
                 func value(_ requested: Negotiable<CPNPDecimal>?, _ direction: CPDDirection) -> (CPNPDecimal?, Bool, Bool, CPNPDecimal) {
                     guard let requested else { return (nil, true, false, 0) }
-                    let free = inv.free(link.id, direction)
+                    let free = remaining.free(link.id, direction)
                     let limit = maxBW.map { min($0, free) } ?? free
                     let mbps = Self.bandwidth(requested, limit: limit, default: policy.defaults.bandwidthMbps)
                     return (mbps, requested.admits(mbps), mbps.isZero && requested != .fixed(0), free - mbps)
                 }
-                let (incoming, iOK, iEmpty, iSlack) = value(cr.incomingBandwidthMbps, .incoming)
-                let (outgoing, oOK, oEmpty, oSlack) = value(cr.outgoingBandwidthMbps, .outgoing)
+                let (incoming, iOK, iEmpty, iSlack) = value(capacityRequest.incomingBandwidthMbps, .incoming)
+                let (outgoing, oOK, oEmpty, oSlack) = value(capacityRequest.outgoingBandwidthMbps, .outgoing)
                 options.append(Option(link: link, incoming: incoming, outgoing: outgoing, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
                                       total: (incoming ?? 0) + (outgoing ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
             }
             let usable = options.filter { !$0.empty }
             guard var best = usable.first else {
-                pass.exhausted.append((cr.customerNode, exhaustionText(cr, candidates: candidates, inventory: inv)))
+                let text = exhaustionText(capacityRequest, candidates: candidates, inventory: remaining)
+                pass.exhausted.append((capacityRequest.customerNode, text))
                 continue
             }
             for option in usable.dropFirst() {
@@ -556,30 +559,31 @@ struct DecisionRun {
                 }
             }
             var held: [Reservation] = []
-            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, cr.incomingBandwidthMbps),
-                                (best.outgoing, CPDDirection.outgoing, cr.outgoingBandwidthMbps)] {
+            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                                (best.outgoing, CPDDirection.outgoing, capacityRequest.outgoingBandwidthMbps)] {
                 guard let mbps, let requested else { continue }
                 held.append(Reservation(linkID: best.link.id, direction: direction, mbps: mbps))
                 if !requested.admits(mbps) {
-                    let free = inv.free(best.link.id, direction)
+                    let free = remaining.free(best.link.id, direction)
                     var why = "\(free) Mbps free on \(best.link.id)"
                     if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
-                    pass.notes.append("customer node \(cr.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
+                    pass.notes.append("customer node \(capacityRequest.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
                         + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
                 }
             }
-            inv = inv.reserving(held)
-            pass.allocations[k] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
+            remaining = remaining.reserving(held)
+            pass.allocations[requestIndex] = Allocation(link: best.link, incoming: best.incoming, outgoing: best.outgoing)
         }
         return pass
     }
 
-    func exhaustionText(_ cr: CPDCapacityRequest, candidates: [ProviderLink], inventory inv: InventoryView) -> String {
+    func exhaustionText(_ capacityRequest: CPDCapacityRequest, candidates: [ProviderLink], inventory inventoryView: InventoryView) -> String {
         var parts: [String] = []
         for link in candidates.prefix(3) {
-            for (direction, requested) in [(CPDDirection.incoming, cr.incomingBandwidthMbps), (.outgoing, cr.outgoingBandwidthMbps)] {
+            for (direction, requested) in [(CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                                           (.outgoing, capacityRequest.outgoingBandwidthMbps)] {
                 guard let requested else { continue }
-                let free = inv.free(link.id, direction)
+                let free = inventoryView.free(link.id, direction)
                 if free.isZero || Self.bandwidth(requested, limit: free, default: policy.defaults.bandwidthMbps).isZero {
                     parts.append("link \(link.id) has \(free) Mbps free \(direction.rawValue)")
                 }
@@ -588,7 +592,7 @@ struct DecisionRun {
         if parts.isEmpty, let maxBW = profile.entitlements.maxBandwidthMbps, maxBW.isZero {
             parts.append("no bandwidth entitled")
         }
-        return "customer node \(cr.customerNode): " + (parts.isEmpty ? "no capacity" : parts.joined(separator: ", "))
+        return "customer node \(capacityRequest.customerNode): " + (parts.isEmpty ? "no capacity" : parts.joined(separator: ", "))
     }
 
     /// The link with the most free capacity (both directions), first on ties.

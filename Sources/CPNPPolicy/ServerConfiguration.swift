@@ -356,17 +356,17 @@ public struct PolicyConfiguration: Sendable, Hashable {
     /// The PE named `id`, if any.
     ///
     /// - Parameter id: a PE identifier.
-    public func edge(_ id: String) -> ProviderEdge? { networkPresence.first { $0.id == id } }
+    public func edge(_ identifier: String) -> ProviderEdge? { networkPresence.first { $0.id == identifier } }
 
     /// The link named `id`, if any.
     ///
     /// - Parameter id: a link identifier (e.g. `PE-PAR-2:ge-0/0/1`).
-    public func link(_ id: String) -> ProviderLink? { links.first { $0.id == id } }
+    public func link(_ identifier: String) -> ProviderLink? { links.first { $0.id == identifier } }
 
     /// The links of PE `pe`, in configuration order.
     ///
     /// - Parameter pe: a PE identifier.
-    public func links(at pe: String) -> [ProviderLink] { links.filter { $0.pe == pe } }
+    public func links(at edge: String) -> [ProviderLink] { links.filter { $0.pe == edge } }
 }
 
 /// One provider edge router and the customer sites and countries it serves (RFC 7297 §3.1:

@@ -65,10 +65,10 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     /// Entries of the deadline queue, stale ones included (tests: it stays bounded).
     var queuedCount: Int { state.withLock { $0.queue.count } }
 
-    private func startSleeper(_ s: inout State, until due: ContinuousClock.Instant) {
-        s.sleeper?.cancel()
-        s.sleeperDue = due
-        s.sleeper = Task { [weak self] in
+    private func startSleeper(_ locked: inout State, until due: ContinuousClock.Instant) {
+        locked.sleeper?.cancel()
+        locked.sleeperDue = due
+        locked.sleeper = Task { [weak self] in
             do { try await Task.sleep(until: due, clock: .continuous) } catch { return }
             self?.wake()
         }
@@ -130,11 +130,11 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Rebuilds the queue from the armed timers, dropping stale entries.
-    private static func compact(_ s: inout State) {
+    private static func compact(_ locked: inout State) {
         var heap: [Pending] = []
-        heap.reserveCapacity(s.armed.count)
-        for (key, armed) in s.armed { push(Pending(due: armed.due, generation: armed.generation, key: key), into: &heap) }
-        s.queue = heap
+        heap.reserveCapacity(locked.armed.count)
+        for (key, armed) in locked.armed { push(Pending(due: armed.due, generation: armed.generation, key: key), into: &heap) }
+        locked.queue = heap
     }
 
     deinit {

@@ -54,11 +54,11 @@ struct BenchConfiguration {
         var starts = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
         starts.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
         for start in starts {
-            var dir = start
+            var directory = start
             for _ in 0..<6 {
-                let candidate = dir.appendingPathComponent("Examples/cpnpd.yaml")
+                let candidate = directory.appendingPathComponent("Examples/cpnpd.yaml")
                 if FileManager.default.fileExists(atPath: candidate.path) { return candidate.path }
-                dir = dir.deletingLastPathComponent()
+                directory = directory.deletingLastPathComponent()
             }
         }
         throw BenchError("Examples/cpnpd.yaml not found from the current directory or the executable: give --base-config FILE")

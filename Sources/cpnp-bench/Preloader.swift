@@ -74,7 +74,7 @@ struct Preloader {
         return Report(orders: count, byKind: byKind, seconds: (ContinuousClock.now - started).seconds, databaseBytes: databaseBytes(database))
     }
 
-    func kind(_ i: Int) -> Kind { Template.kind(i, openPercent: openPercent) }
+    func kind(_ orderIndex: Int) -> Kind { Template.kind(orderIndex, openPercent: openPercent) }
 
     /// The decision engine's offer for the bench request (the same for every order: it is decided
     /// against an empty inventory, and the bench configuration's capacities never run out).
@@ -96,10 +96,10 @@ struct Preloader {
         let clientEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 40_000)
         let serverEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 8921)
 
-        static func kind(_ i: Int, openPercent: Int) -> Kind {
-            if i % 100 < openPercent { return .agreed }
+        static func kind(_ orderIndex: Int, openPercent: Int) -> Kind {
+            if orderIndex % 100 < openPercent { return .agreed }
             // The rest: 60 % withdrawn, 30 % declined, 10 % refused (a fixed, interleaved pattern).
-            switch (i / 100 + i) % 10 {
+            switch (orderIndex / 100 + orderIndex) % 10 {
             case 0..<6: return .withdrawn
             case 6..<9: return .declined
             default: return .refused

@@ -59,19 +59,20 @@ struct Report {
     static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
 
     /// ms, from a histogram in µs.
-    static func ms(_ us: UInt64) -> Double { Double(us) / 1_000 }
+    static func ms(_ microseconds: UInt64) -> Double { Double(microseconds) / 1_000 }
 
-    func latencies(_ h: Histogram<UInt64>) -> [(String, Double)] {
-        guard h.totalCount > 0 else { return [] }
-        return Self.percentiles.map { ($0.0, Self.ms(h.valueAtPercentile($0.1))) } + [("max", Self.ms(h.max)), ("mean", h.mean / 1_000)]
+    func latencies(_ histogram: Histogram<UInt64>) -> [(String, Double)] {
+        guard histogram.totalCount > 0 else { return [] }
+        return Self.percentiles.map { ($0.0, Self.ms(histogram.valueAtPercentile($0.1))) }
+            + [("max", Self.ms(histogram.max)), ("mean", histogram.mean / 1_000)]
     }
 
     // MARK: - Text
 
     func text() -> String {
         var out: [String] = []
-        func line(_ s: String = "") { out.append(s) }
-        func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+        func line(_ text: String = "") { out.append(text) }
+        func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         func mib(_ bytes: Int64?) -> String { bytes.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
 
         line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
@@ -150,16 +151,16 @@ struct Report {
     // MARK: - JSON
 
     func json() -> String {
-        func n(_ v: Double) -> JSONValue {
-            guard v.isFinite else { return .null }
+        func n(_ value: Double) -> JSONValue {
+            guard value.isFinite else { return .null }
             // Four decimals, or eight significant digits for small ratios.
-            return .number(CPNPDecimal(parsing: String(format: abs(v) < 0.01 ? "%.10f" : "%.4f", v)) ?? 0)
+            return .number(CPNPDecimal(parsing: String(format: abs(value) < 0.01 ? "%.10f" : "%.4f", value)) ?? 0)
         }
-        func i(_ v: Int) -> JSONValue { .number(CPNPDecimal(Int64(v))) }
-        func i64(_ v: Int64?) -> JSONValue { v.map { .number(CPNPDecimal($0)) } ?? .null }
+        func i(_ value: Int) -> JSONValue { .number(CPNPDecimal(Int64(value))) }
+        func i64(_ value: Int64?) -> JSONValue { value.map { .number(CPNPDecimal($0)) } ?? .null }
         func object(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(pairs)) }
-        func latencyObject(_ h: Histogram<UInt64>) -> JSONValue {
-            object(latencies(h).map { ($0.0 + "-ms", n($0.1)) } + [("count", i(Int(h.totalCount)))])
+        func latencyObject(_ histogram: Histogram<UInt64>) -> JSONValue {
+            object(latencies(histogram).map { ($0.0 + "-ms", n($0.1)) } + [("count", i(Int(histogram.totalCount)))])
         }
         func process(_ before: ProcessSample?, _ after: ProcessSample?) -> JSONValue {
             guard let before, let after else { return .null }

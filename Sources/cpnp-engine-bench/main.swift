@@ -157,8 +157,8 @@ func locateCPD(_ explicit: String?) throws -> CPD {
     return try CPD(json: JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path)))), at: .root)
 }
 
-func microseconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+func microseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
 }
 
 let options = Options(CommandLine.arguments)

@@ -133,10 +133,10 @@ public enum ServerFuzzHarness {
     }
 
     /// What is wrong with a message the engine sent, and the message when it decodes.
-    static func sentMessageProblems(_ bytes: [UInt8], _ to: CPNPSession) -> (problems: [String], message: CPNPMessage?) {
+    static func sentMessageProblems(_ bytes: [UInt8], _ destination: CPNPSession) -> (problems: [String], message: CPNPMessage?) {
         var problems: [String] = []
         let text = String(decoding: bytes.prefix(512), as: UTF8.self)
-        if to != session { problems.append("sent to \(to), not to the client's session: \(text)") }
+        if destination != session { problems.append("sent to \(destination), not to the client's session: \(text)") }
         if bytes.count > 16_384 { problems.append("sent message of \(bytes.count) bytes, larger than a datagram: \(text)") }
         let message: CPNPMessage
         do {

@@ -78,12 +78,12 @@ public enum FuzzReplay {
         var covered = Set<UInt64>()
         var keptContents = Set<[UInt8]>()
         var keptBranches = Set<String>()
-        func candidate(_ i: Int) -> Bool { contents[i].map { !keptContents.contains($0) } ?? false }
-        func take(_ i: Int) {
-            kept.append(i)
-            covered.formUnion(features[i])
-            keptContents.insert(contents[i]!)
-            keptBranches.formUnion(reached[i])
+        func candidate(_ index: Int) -> Bool { contents[index].map { !keptContents.contains($0) } ?? false }
+        func take(_ index: Int) {
+            kept.append(index)
+            covered.formUnion(features[index])
+            keptContents.insert(contents[index]!)
+            keptBranches.formUnion(reached[index])
         }
         for branch in Set(reached.joined()).sorted() where !keptBranches.contains(branch) {
             let reaching = (0..<count).filter { candidate($0) && reached[$0].contains(branch) }

@@ -130,5 +130,5 @@ enum MessageFormatter {
     static func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
 
     /// A string in JSON quotes, so that spaces and control characters are visible.
-    static func quoted(_ s: String) -> String { JSONSerializer.serializeString(.string(s)) }
+    static func quoted(_ text: String) -> String { JSONSerializer.serializeString(.string(text)) }
 }

@@ -191,4 +191,4 @@ private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ ac
     throw ExitCode(3)
 }
 
-private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+private func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
