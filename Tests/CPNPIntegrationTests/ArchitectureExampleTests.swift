@@ -7,15 +7,15 @@ import Testing
 
 @Suite("ARCHITECTURE.md example")
 struct ArchitectureExampleTests {
-    @Test func aQuotationIsAgreed() async throws {
-        let daemon = try await Daemon.start()
-        defer { daemon.stop() }
-        let customer = try await customerEngine(pki: daemon.pkiDirectory)
-        let server = try CPNPPeer.server(host: "127.0.0.1", port: daemon.port)
-        let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: server)
-        guard case .offer = try await customer.awaitOffer(id) else { throw DaemonError(description: "no offer") }
-        let agreement = try await customer.accept(id)
-        #expect(try daemon.show(agreement.providerOrderID).state == "Completed")
-        await customer.shutdown()
+    @Test(arguments: ProviderMode.allCases) func aQuotationIsAgreed(mode: ProviderMode) async throws {
+        try await withProvider(mode) { provider, _ in
+            let customer = try await customerEngine(pki: provider.pkiDirectory)
+            let server = try CPNPPeer.server(host: "127.0.0.1", port: provider.port)
+            let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: server)
+            guard case .offer = try await customer.awaitOffer(id) else { throw DaemonError(description: "no offer") }
+            let agreement = try await customer.accept(id)
+            #expect(try provider.show(agreement.providerOrderID).state == "Completed")
+            await customer.shutdown()
+        }
     }
 }

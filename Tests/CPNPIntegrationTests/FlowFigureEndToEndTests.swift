@@ -1,11 +1,13 @@
-// The RFC 8921 flow figures end to end: a real cpnpd (embedded demo policy) over real DTLS, the
-// client order machine on the other side; the server's side is read with `cpnpd admin show/orders`.
+// The RFC 8921 flow figures end to end, each body run twice (Support/ProviderModes.swift): against
+// cpnpd's engine and services in this process, and against a real cpnpd (embedded demo policy), both
+// over real DTLS, with the client order machine on the other side; the server's side is read with
+// `cpnpd admin show/orders`.
 import Testing
 import CPNPCore
 import CPNPTesting
 import Foundation
 
-@Suite("RFC 8921 flows against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
+@Suite("RFC 8921 flows against cpnpd, in process and as a process", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
 struct FlowFigureEndToEndTests {
     /// Quotes `cpd` and runs until the offer (or the end).
     static func quote(
@@ -38,9 +40,9 @@ struct FlowFigureEndToEndTests {
 
     /// Quotation (a) gets a partial offer (200 of 300 Mbps on the Marseille link), declined for the
     /// gap; quotation (b), adjusted to 150 Mbps, gets a full offer, accepted.
-    @Test(.timeLimit(.minutes(1)))
-    func figure4NStepNegotiation() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure4NStepNegotiation(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var a = ClientOrderStateMachine(customerOrderID: customerOrderID("fig4-a"))
             let requestA = try CPD.marseille("300")
             try await Self.quote(client, &a, requestA)
@@ -73,9 +75,9 @@ struct FlowFigureEndToEndTests {
 
     /// QUOTATION(Requested) → PROCESSING → OFFER(Offered) → PROCESSING → ACCEPT(Accepted) → ACK(Accepted);
     /// every clause of the offer meets its clause of the request, and the three CPDs agree.
-    @Test(.timeLimit(.minutes(1)))
-    func figure6RequestedOfferedAcceptedCPD() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure6RequestedOfferedAcceptedCPD(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             let requested = try loadExample("l3vpn-3-sites.json")
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("fig6"))
             try await Self.quote(client, &order, requested)
@@ -146,9 +148,9 @@ struct FlowFigureEndToEndTests {
 
     // MARK: Figure 13: DECLINE
 
-    @Test(.timeLimit(.minutes(1)))
-    func figure13DeclineWithReasonsReleasesTheOffer() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure13DeclineWithReasonsReleasesTheOffer(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("fig13"))
             try await Self.quote(client, &order, try CPD.marseille("80"))
             let poid = try #require(order.providerOrderID)
@@ -172,9 +174,9 @@ struct FlowFigureEndToEndTests {
 
     // MARK: Figure 14: WITHDRAW
 
-    @Test(.timeLimit(.minutes(1)))
-    func figure14WithdrawProcessingAckWithEmptyCPD() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure14WithdrawProcessingAckWithEmptyCPD(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var order = try await Self.agree(client, try CPD.marseille("120"), "fig14")
             let poid = try #require(order.providerOrderID)
             #expect(try daemon.show(poid).reservations("committed").count == 2)
@@ -202,9 +204,9 @@ struct FlowFigureEndToEndTests {
     /// Agreement A holds 50 Mbps on the 200 Mbps Marseille link, agreement B 30. A asks for 60…200:
     /// the updated offer is 170 (all that B leaves); while it is negotiated A holds its 50 plus the
     /// 120 the update adds; once agreed, 170 with a new nonce, and the old nonce is refused.
-    @Test(.timeLimit(.minutes(1)))
-    func figure15UpdateAdjustsReservationsByTheDelta() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure15UpdateAdjustsReservationsByTheDelta(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var a = try await Self.agree(client, try CPD.marseille("50"), "fig15-a")
             let b = try await Self.agree(client, try CPD.marseille("30"), "fig15-b")
             let poidA = try #require(a.providerOrderID)
@@ -252,9 +254,9 @@ struct FlowFigureEndToEndTests {
 
     // MARK: Figure 16: ACTIVATE
 
-    @Test(.timeLimit(.minutes(1)))
-    func figure16ActivateNowScheduledAndOff() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func figure16ActivateNowScheduledAndOff(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var order = try await Self.agree(client, try CPD.marseille("40"), "fig16", options: NegotiationOptions(activationType: .explicit))
             let poid = try #require(order.providerOrderID)
             #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
@@ -284,9 +286,9 @@ struct FlowFigureEndToEndTests {
 
     // MARK: Testing-purpose order (RFC 8921 §9.1.10.3)
 
-    @Test(.timeLimit(.minutes(1)))
-    func aTestingOrderEndsAtItsTestPeriodEnd() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func aTestingOrderEndsAtItsTestPeriodEnd(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             let end = CPNPTimestamp(millisecondsSinceEpoch: (TestClient.now() + .seconds(2)).millisecondsSinceEpoch / 1000 * 1000 + 1000)
             let order = try await Self.agree(client, try loadExample("testing-purpose-order.json"), "lab",
                                              options: NegotiationOptions(purpose: .testing, testPeriodEnd: end))
@@ -305,9 +307,9 @@ struct FlowFigureEndToEndTests {
 
     // MARK: Administrative validation (RFC 8921 §12.2)
 
-    @Test(.timeLimit(.minutes(1)))
-    func anOperatorApprovesAndRejectsWithCpndAdmin() async throws {
-        try await withDaemon { daemon, client in
+    @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
+    func anOperatorApprovesAndRejectsWithCpndAdmin(mode: ProviderMode) async throws {
+        try await withProvider(mode) { daemon, client in
             var rng = SystemRandomNumberGenerator()
             func held(_ prefix: String, mbps: Int) async throws -> ClientOrderStateMachine {
                 var o = ClientOrderStateMachine(customerOrderID: customerOrderID(prefix))

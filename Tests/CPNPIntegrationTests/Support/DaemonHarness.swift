@@ -180,21 +180,6 @@ final class Daemon: @unchecked Sendable {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    /// `cpnpd admin show ORDER`, parsed.
-    func show(_ poid: ProviderOrderID) throws -> OrderView { OrderView(try admin(["show", poid.rawValue])) }
-
-    /// Polls `cpnpd admin show` until `done` holds; fails after `timeout`.
-    @discardableResult
-    func waitForOrder(_ poid: ProviderOrderID, timeout: Duration = .seconds(20), until done: (OrderView) -> Bool) async throws -> OrderView {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let v = try show(poid)
-            if done(v) { return v }
-            guard ContinuousClock.now < deadline else { throw DaemonError(description: "order \(poid) never reached the expected state:\n\(v.text)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-    }
-
     /// The lines of `cpnpd admin orders` naming `poid`.
     func orderLines(_ poid: ProviderOrderID) throws -> [Substring] {
         try admin(["orders"]).split(separator: "\n").filter { $0.contains(poid.rawValue) }
