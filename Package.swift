@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "cpnp-fuzz-decoder", targets: ["cpnp-fuzz-decoder"]),
         .executable(name: "cpnp-fuzz-server", targets: ["cpnp-fuzz-server"]),
         .executable(name: "cpnp-bench", targets: ["cpnp-bench"]),
+        .executable(name: "cpnp-engine-bench", targets: ["cpnp-engine-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -242,7 +243,7 @@ let package = Package(
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
 
-        // MARK: Benchmarks, fuzzers and test kit (docs/performance.md, docs/fuzzing.md)
+        // MARK: Benchmarks (Benchmarks/), fuzzers (Fuzz/Sources/) and the test kit (docs/performance.md, docs/fuzzing.md)
 
         // Load generator: customers negotiating with a cpnpd child, figures as ratios to a UDP ping-pong.
         .executableTarget(
@@ -254,6 +255,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Benchmarks/cpnp-bench",
             swiftSettings: swiftSettings
         ),
         // The server engine in process (real SQLite store, no sockets), time per phase.
@@ -263,6 +265,7 @@ let package = Package(
                 "CPNPServer", "CPNPCore", "CPNPPolicy", "CPNPStorage", "CPNPRuntime",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Benchmarks/cpnp-engine-bench",
             swiftSettings: swiftSettings
         ),
         // The transports alone.
@@ -273,13 +276,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Benchmarks/cpnp-transport-bench",
             swiftSettings: swiftSettings
         ),
         // libFuzzer targets (scripts/fuzz.sh); in a normal build their `main` replays corpus files.
         .target(
             name: "CPNPFuzzSupport",
             dependencies: ["CPNPCore"],
-            path: "Sources/cpnp-fuzz-support",
+            path: "Fuzz/Sources/cpnp-fuzz-support",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -288,17 +292,19 @@ let package = Package(
                 "CPNPFuzzSupport", "CPNPCore", "CPNPServer", "CPNPRuntime", "CPNPStorage", "CPNPPolicy",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/cpnp-fuzz-server-support",
+            path: "Fuzz/Sources/cpnp-fuzz-server-support",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "cpnp-fuzz-decoder",
             dependencies: ["CPNPFuzzSupport"],
+            path: "Fuzz/Sources/cpnp-fuzz-decoder",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "cpnp-fuzz-server",
             dependencies: ["CPNPFuzzSupport", "CPNPServerFuzzSupport", "CPNPCore"],
+            path: "Fuzz/Sources/cpnp-fuzz-server",
             swiftSettings: swiftSettings
         ),
         // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, a DNS

@@ -1,6 +1,6 @@
 // Replays the decoder fuzz regressions (Fuzz/regressions/decoder: the minimised fuzzer corpus and
 // hand-made seeds, docs/fuzzing.md) and the seed corpus through the decoder fuzz target's own
-// checks (Sources/cpnp-fuzz-support), and checks that the regressions reach every decoder branch.
+// checks (Fuzz/Sources/cpnp-fuzz-support), and checks that the regressions reach every decoder branch.
 // Server inputs are NUL-separated datagrams: each is decoded.
 import CPNPCore
 import CPNPFuzzSupport

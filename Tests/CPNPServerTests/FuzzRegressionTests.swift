@@ -1,6 +1,6 @@
 // Replays the server fuzz target's regression inputs (Fuzz/regressions/server: the minimised fuzzer
 // corpus and hand-made seeds, docs/fuzzing.md) and seed corpus through the engine, with the fuzzer's
-// own invariants (Sources/cpnp-fuzz-server-support), and checks that the regressions reach every
+// own invariants (Fuzz/Sources/cpnp-fuzz-server-support), and checks that the regressions reach every
 // kind of answer the engine gives a client.
 import CPNPCore
 import CPNPServerFuzzSupport
