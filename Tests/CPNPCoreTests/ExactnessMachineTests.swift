@@ -9,9 +9,9 @@ struct ExactnessMachineTests {
     static func acceptSent() throws -> Dialogue {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.deliverToClient()
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.accept(now: now) }
         return d
@@ -50,7 +50,7 @@ struct ExactnessMachineTests {
         d.toClient.removeAll()
         for _ in 0...ClientOrderStateMachine.Configuration().retransmission.maximumRetries {
             d.toServer.removeAll()
-            d.client(d.client.timerFired(.retransmission, now: Fx.t(100)))
+            d.client(d.client.timerFired(.retransmission, now: Fixture.at(100)))
         }
         #expect(d.clientEvents.contains(.negotiationEnded(.noResponse)))
         #expect(d.toServer.map(\.method) == [.cancel, .withdraw])
@@ -67,10 +67,10 @@ struct ExactnessMachineTests {
         var d = Dialogue()
         try d.negotiate()
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(900), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.updateRequested, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.updateRequested, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.deliverToClient()
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.accept(now: now) }
         let before = d.client
@@ -84,18 +84,18 @@ struct ExactnessMachineTests {
         var d = Dialogue()
         try d.negotiate()
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(900), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.cancel(now: now) }
         #expect(d.client.state == .completed)
         #expect(d.client.transaction?.pending?.message.method == .cancel)
         let before = d.client
         #expect(throws: OrderCommandError.self) {
-            try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+            try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         }
         #expect(throws: OrderCommandError.self) {
             try d.clientDo { c, r, now throws(OrderCommandError) in
-                try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(900), session: Fx.clientSession, now: now, using: &r)
+                try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
             }
         }
         #expect(d.client == before)
@@ -103,7 +103,7 @@ struct ExactnessMachineTests {
         while !d.toServer.isEmpty { d.deliverToServer() }
         while !d.toClient.isEmpty { d.deliverToClient() }
         #expect(d.client.transaction?.pending == nil)
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         #expect(d.client.state == .cancelled)
     }
 
@@ -114,22 +114,22 @@ struct ExactnessMachineTests {
         try d.negotiate()
         let server = try #require(d.server)
         let agreement = try #require(server.agreement)
-        var rng = Fx.rng(7)
+        var rng = Fixture.rng(7)
         // A WITHDRAW with a wrong nonce is refused…
         let refused = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fx.coid, providerOrderID: Fx.poid, nonce: .random(using: &rng)))
+            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
         var s = server
-        let first = s.messageReceived(refused, session: Fx.serverSession, now: Fx.t(10), using: &rng)
+        let first = s.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(10), using: &rng)
         guard case .fail(let fail)? = sent(first).first else { Issue.record("expected FAIL"); return }
         #expect(first.contains { if case .persist = $0 { true } else { false } })
         // … its retransmission gets the same FAIL …
-        #expect(sent(s.messageReceived(refused, session: Fx.serverSession, now: Fx.t(11), using: &rng)) == [.fail(fail)])
+        #expect(sent(s.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(11), using: &rng)) == [.fail(fail)])
         // … and the same transaction, even with the right nonce, never opens (§11.3), also after a restart.
         let replay = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 6, transactionID: refused.transactionID, customerOrderID: Fx.coid, providerOrderID: Fx.poid, nonce: agreement.nonce))
+            sequenceNumber: 6, transactionID: refused.transactionID, customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
         var restored = try ServerOrderStateMachine(snapshot: s.snapshot)
         #expect(restored == s)
-        #expect(isDiscard(restored.messageReceived(replay, session: Fx.serverSession, now: Fx.t(12), using: &rng)))
+        #expect(isDiscard(restored.messageReceived(replay, session: Fixture.serverSession, now: Fixture.at(12), using: &rng)))
         #expect(restored.state == .completed && !restored.withdrawalPending)
     }
 
@@ -137,13 +137,13 @@ struct ExactnessMachineTests {
         var d = Dialogue()
         try d.negotiate()
         let agreement = try #require(d.server?.agreement)
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         d.deliverToServer()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
-        var rng = Fx.rng(9)
+        var rng = Fixture.rng(9)
         let again = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: Fx.coid, providerOrderID: Fx.poid, nonce: agreement.nonce))
-        let actions = d.server!.messageReceived(again, session: Fx.serverSession, now: Fx.t(20), using: &rng)
+            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
+        let actions = d.server!.messageReceived(again, session: Fixture.serverSession, now: Fixture.at(20), using: &rng)
         guard case .fail(let f)? = sent(actions).first else { Issue.record("expected FAIL 1, got \(actions)"); return }
         #expect(f.statusCode == .messageValidationError)
         #expect(d.server?.state == .cancelled)
@@ -154,13 +154,13 @@ struct ExactnessMachineTests {
         try d.negotiate()
         let quotationTransaction = try #require(d.server?.transaction.id)
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(900), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
-        var rng = Fx.rng(11)
+        var rng = Fixture.rng(11)
         let refused = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fx.coid, providerOrderID: Fx.poid, nonce: .random(using: &rng)))
-        _ = d.server!.messageReceived(refused, session: Fx.serverSession, now: Fx.t(5), using: &rng)
+            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
+        _ = d.server!.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(5), using: &rng)
         let server = try #require(d.server)
         #expect(server.closedTransactionIDs.contains(quotationTransaction))
         #expect(server.refusedTransactions.map(\.id) == [refused.transactionID])
@@ -175,18 +175,18 @@ struct ExactnessMachineTests {
     @Test func aFailAnsweringAnInvalidMessageEndsTheNegotiationAndIsCachedForItsRetransmission() throws {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.deliverToClient()
         let offer = try #require(d.client.offer)
-        var rng = Fx.rng(3)
+        var rng = Fixture.rng(3)
         // An ACCEPT with the wrong nonce and the next sequence number of the transaction.
         let lastIncoming = try #require(d.server?.transaction.sequence.lastIncoming)
         let bad = CPNPMessage.accept(AcceptMessage(
-            sequenceNumber: lastIncoming &+ 1, transactionID: offer.transactionID, customerOrderID: Fx.coid, providerOrderID: Fx.poid,
+            sequenceNumber: lastIncoming &+ 1, transactionID: offer.transactionID, customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID,
             nonce: .random(using: &rng), acceptedCPD: offer.offeredCPD))
         var s = try #require(d.server)
         let next = s.transaction.sequence.nextOutgoing
-        let actions = s.messageReceived(bad, session: Fx.serverSession, now: Fx.t(1), using: &rng)
+        let actions = s.messageReceived(bad, session: Fixture.serverSession, now: Fixture.at(1), using: &rng)
         let persist = actions.firstIndex { if case .persist = $0 { true } else { false } }
         let send = actions.firstIndex { if case .send = $0 { true } else { false } }
         #expect(persist != nil && send != nil && persist! < send!)
@@ -195,7 +195,7 @@ struct ExactnessMachineTests {
         // The FAIL ends the client's negotiation (§9.2.10), so it ends here too.
         #expect(s.state == .cancelled)
         // The same bytes again: the same FAIL, nothing new.
-        #expect(sent(s.messageReceived(bad, session: Fx.serverSession, now: Fx.t(2), using: &rng)) == [.fail(fail)])
+        #expect(sent(s.messageReceived(bad, session: Fixture.serverSession, now: Fixture.at(2), using: &rng)) == [.fail(fail)])
         #expect(s.transaction.sequence.nextOutgoing == next &+ 1)
     }
 
@@ -203,14 +203,14 @@ struct ExactnessMachineTests {
 
     @Test func aTestPeriodEndingDuringAFailedUpdateEndsTheAgreementOnBothSides() throws {
         var d = Dialogue()
-        let testing = Fx.ies(purpose: .testing, testPeriodEnd: Fx.t(60))
+        let testing = Fixture.informationElements(purpose: .testing, testPeriodEnd: Fixture.at(60))
         try d.negotiate(offerIEs: testing, requestIEs: testing)
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(900), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
         // The test period ends while the update is negotiated: the timers are stale on both sides.
-        d.now = Fx.t(61)
+        d.now = Fixture.at(61)
         #expect(isDiscard(d.client.timerFired(.testPeriodEnd, now: d.now)))
         #expect(isDiscard(d.server!.timerFired(.testPeriodEnd, now: d.now)))
         // The provider refuses the update: the testing agreement does not come back to life.
@@ -224,12 +224,12 @@ struct ExactnessMachineTests {
 
     @Test func aTestPeriodEndingDuringAWithdrawAcknowledgesTheWithdraw() throws {
         var d = Dialogue()
-        let testing = Fx.ies(purpose: .testing, testPeriodEnd: Fx.t(60))
+        let testing = Fixture.informationElements(purpose: .testing, testPeriodEnd: Fixture.at(60))
         try d.negotiate(offerIEs: testing, requestIEs: testing)
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         d.deliverToServer()
         d.deliverToClient()  // PROCESSING
-        d.now = Fx.t(61)
+        d.now = Fixture.at(61)
         d.server(d.server!.timerFired(.testPeriodEnd, now: d.now))
         #expect(d.server?.state == .cancelled && d.server?.withdrawalPending == false)
         guard case .ack(let ack)? = d.toClient.last else { Issue.record("expected the WITHDRAW's ACK"); return }
@@ -244,16 +244,16 @@ struct ExactnessMachineTests {
     @Test func theWithdrawalAlarmStandsOnlyWhileNoCycleIsAnswered() throws {
         var d = Dialogue()
         try d.negotiate()
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         // Every retransmission unanswered: the alarm is raised and reported.
         let retries = ClientOrderStateMachine.Configuration().retransmission.maximumRetries
-        for _ in 0...retries { d.client(d.client.timerFired(.retransmission, now: Fx.t(60))) }
+        for _ in 0...retries { d.client(d.client.timerFired(.retransmission, now: Fixture.at(60))) }
         #expect(d.client.withdrawalUnconfirmed)
         #expect(d.clientEvents.contains { if case .withdrawalUnconfirmed = $0 { true } else { false } })
         #expect(try ClientOrderStateMachine(snapshot: d.client.snapshot).withdrawalUnconfirmed)
         // The next cycle is answered PROCESSING: the provider is working on it, no alarm.
         d.toServer.removeAll()
-        d.client(d.client.timerFired(.withdrawalRetry, now: Fx.t(400)))
+        d.client(d.client.timerFired(.withdrawalRetry, now: Fixture.at(400)))
         d.deliverToServer()
         d.deliverToClient()
         #expect(!d.client.withdrawalUnconfirmed)
@@ -263,7 +263,7 @@ struct ExactnessMachineTests {
     @Test func aSnapshotHoldsTheOfferOnceWhereItIsAlsoPendingAndTheCachedAnswer() throws {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         let server = try #require(d.server)
         #expect(server.transaction.pending?.message == .offer(try #require(server.offer)))
         #expect(server.transaction.cache?.answer == .offer(try #require(server.offer)))
@@ -279,14 +279,14 @@ struct ExactnessMachineTests {
     @Test func aClientHearingNothingProbesAndGetsTheOutstandingOffer() throws {
         var d = Dialogue()
         try d.quote(expectedResponseTime: nil)
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
         #expect(d.client.state == .serverProcessing)
         // The OFFER is lost (e.g. the server restarted and the client had no session yet).
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.toClient.removeAll()
         // The probe retransmits the QUOTATION; the server answers with the OFFER, not PROCESSING.
-        d.now = Fx.t(15)
+        d.now = Fixture.at(15)
         d.client(d.client.timerFired(.silenceProbe, now: d.now))
         #expect(d.toServer.map(\.method) == [.quotation])
         d.deliverToServer()
@@ -296,9 +296,9 @@ struct ExactnessMachineTests {
     }
 
     @Test func aClientThatEnforcesNoDeadlineAnnouncesNone() throws {
-        var client = ClientOrderStateMachine(customerOrderID: Fx.coid, configuration: .init(enforceDeadlines: false))
-        var rng = Fx.rng()
-        let actions = try client.quote(requestedCPD: Fx.requested, expectedResponseTime: Fx.t(600), session: Fx.clientSession, now: Fx.t0, using: &rng)
+        var client = ClientOrderStateMachine(customerOrderID: Fixture.customerOrderID, configuration: .init(enforceDeadlines: false))
+        var rng = Fixture.rng()
+        let actions = try client.quote(requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: Fixture.start, using: &rng)
         guard case .quotation(let q)? = sent(actions).first else { Issue.record("no QUOTATION"); return }
         #expect(q.expectedResponseTime == nil)
         #expect(!actions.contains { if case .armTimer(.expectedResponseTime, _) = $0 { true } else { false } })
@@ -309,8 +309,8 @@ struct ExactnessMachineTests {
         try d.quote()
         try d.serverDo { s, r, now throws(OrderCommandError) in
             try s.childOrderStarted(
-                customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fx.requested, expectedOfferTime: Fx.t(300),
-                session: Fx.otherClientSession, now: now, using: &r)
+                customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fixture.requested, expectedOfferTime: Fixture.at(300),
+                session: Fixture.otherClientSession, now: now, using: &r)
         }
         guard case .processing(let p)? = d.toClient.first else { Issue.record("expected PROCESSING"); return }
         #expect(p.processingSubcode == .requestExternalResources)

@@ -5,12 +5,12 @@ import Testing
 @testable import CPNPCore
 
 extension Dialogue {
-    mutating func acknowledge(_ eot: CPNPTimestamp? = Fx.t(300)) throws {
+    mutating func acknowledge(_ eot: CPNPTimestamp? = Fixture.at(300)) throws {
         try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: eot, now: now) }
         deliverToClient()
     }
 
-    mutating func offer(_ cpd: CPD = Fx.offered, ies: InformationElements? = nil) throws {
+    mutating func offer(_ cpd: CPD = Fixture.offered, ies: InformationElements? = nil) throws {
         try serverDo { s, r, now throws(OrderCommandError) in
             try s.makeOffer(offeredCPD: cpd, validityOfferTime: now.adding(.seconds(3_600)), informationElements: ies, now: now, using: &r)
         }
@@ -61,7 +61,7 @@ struct FlowFigureTests {
         var f = Dialogue()
         try f.quote()
         try f.acknowledge()
-        try f.offer(Fx.partial)
+        try f.offer(Fixture.partial)
         try f.decline()
         #expect(f.trace == ["C>S QUOTATION", "S>C PROCESSING", "S>C OFFER", "C>S DECLINE", "S>C ACK"])
         #expect(f.client.state == .cancelled && f.server?.state == .cancelled)
@@ -70,14 +70,14 @@ struct FlowFigureTests {
         var n = Dialogue()
         try n.quote()
         try n.acknowledge()
-        try n.offer(Fx.partial)
-        #expect(!Fx.partial.comparison(against: Fx.requested).satisfies)
+        try n.offer(Fixture.partial)
+        #expect(!Fixture.partial.comparison(against: Fixture.requested).satisfies)
         try n.decline()
         n.nextCycle("acme-2026-0042-b")
         try n.quote()
         try n.acknowledge()
-        try n.offer(Fx.offered)
-        #expect(Fx.offered.comparison(against: Fx.requested).satisfies)
+        try n.offer(Fixture.offered)
+        #expect(Fixture.offered.comparison(against: Fixture.requested).satisfies)
         try n.acceptAndConfirm()
         #expect(n.trace.filter { $0.hasPrefix("C>S") } == ["C>S QUOTATION", "C>S DECLINE", "C>S QUOTATION", "C>S ACCEPT"])
         #expect(n.client.state == .completed && n.server?.state == .completed)
@@ -88,7 +88,7 @@ struct FlowFigureTests {
             x.nextCycle("acme-\(step)")
             try x.quote()
             try x.acknowledge()
-            try x.offer(Fx.partial)
+            try x.offer(Fixture.partial)
             try x.decline()
             #expect(x.client.state == .cancelled && x.server?.state == .cancelled)
         }
@@ -109,7 +109,7 @@ struct FlowFigureTests {
         #expect(d.trace == ["C>S QUOTATION", "S>C PROCESSING", "S>C OFFER", "C>S PROCESSING", "C>S ACCEPT", "S>C ACK"])
         #expect(d.client.state == .completed && d.server?.state == .completed)
         // The three-way handshake carries the same CPD; both sides agree on it and on the nonce.
-        #expect(d.client.agreement?.acceptedCPD == Fx.offered)
+        #expect(d.client.agreement?.acceptedCPD == Fixture.offered)
         #expect(d.client.agreement == d.server?.agreement)
         #expect(d.client.agreement?.nonce != nil)
     }
@@ -118,14 +118,14 @@ struct FlowFigureTests {
     @Test func figure11MoreTimeGranted() throws {
         var d = Dialogue()
         try d.quote()
-        try d.acknowledge(Fx.t(300))
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: Fx.t(500), subcode: .requestExternalResources, now: now) }
+        try d.acknowledge(Fixture.at(300))
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: Fixture.at(500), subcode: .requestExternalResources, now: now) }
         d.deliverToClient()
-        #expect(d.clientEvents.last == .moreTimeRequested(until: Fx.t(500), subcode: .requestExternalResources, isExtension: true))
+        #expect(d.clientEvents.last == .moreTimeRequested(until: Fixture.at(500), subcode: .requestExternalResources, isExtension: true))
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.moreTimeDecided(granted: true, now: now) }
         d.deliverToServer()
-        #expect(d.server?.expectedOfferTime == Fx.t(500))
-        #expect(d.client.expectedOfferTime == Fx.t(500))
+        #expect(d.server?.expectedOfferTime == Fixture.at(500))
+        #expect(d.client.expectedOfferTime == Fixture.at(500))
         try d.offer()
         try d.clientProcessing()
         try d.acceptAndConfirm()
@@ -139,17 +139,17 @@ struct FlowFigureTests {
     @Test func figure12MoreTimeRejected() throws {
         var d = Dialogue()
         try d.quote()
-        try d.acknowledge(Fx.t(300))
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: Fx.t(500), now: now) }
+        try d.acknowledge(Fixture.at(300))
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: Fixture.at(500), now: now) }
         d.deliverToClient()
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.moreTimeDecided(granted: false, now: now) }
         d.deliverToServer()
         #expect(d.trace == ["C>S QUOTATION", "S>C PROCESSING", "S>C PROCESSING", "C>S FAIL"])
         #expect(d.serverEvents.last == .moreTimeRejected)
-        #expect(d.server?.expectedOfferTime == Fx.t(300))
+        #expect(d.server?.expectedOfferTime == Fixture.at(300))
         #expect(d.server?.state == .awaitingProcessing && d.client.state == .serverProcessing)
         // No offer by the original time: both sides give up (§11.1.1, §11.2.1).
-        d.now = Fx.t(300)
+        d.now = Fixture.at(300)
         d.client(d.client.timerFired(.expectedOfferTime, now: d.now))
         #expect(d.client.state == .cancelled)
         d.deliverToServer()
@@ -162,7 +162,7 @@ struct FlowFigureTests {
         var d = Dialogue()
         try d.quote()
         try d.acknowledge()
-        try d.offer(Fx.partial)
+        try d.offer(Fixture.partial)
         try d.clientProcessing()
         try d.decline([.unacceptableGap])
         #expect(d.trace == ["C>S QUOTATION", "S>C PROCESSING", "S>C OFFER", "C>S PROCESSING", "C>S DECLINE", "S>C ACK"])
@@ -176,7 +176,7 @@ struct FlowFigureTests {
         var d = Dialogue()
         try d.negotiate()
         d.trace = []
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         d.deliverToServer()
         d.deliverToClient()
         // PROCESSING stops the client's retransmissions.
@@ -199,18 +199,18 @@ struct FlowFigureTests {
         let oldNonce = try #require(d.client.agreement?.nonce)
         d.trace = []
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
         #expect(d.server?.state == .pqoReceived)
         #expect(d.server?.agreement?.nonce == oldNonce)  // the agreement stays until the new ACK
         try d.acknowledge()
-        try d.offer(Fx.updateRequested)
+        try d.offer(Fixture.updateRequested)
         try d.clientProcessing()
         try d.acceptAndConfirm()
         #expect(d.trace == ["C>S UPDATE", "S>C PROCESSING", "S>C OFFER", "C>S PROCESSING", "C>S ACCEPT", "S>C ACK"])
         #expect(d.client.state == .completed && d.server?.state == .completed)
-        #expect(d.client.agreement?.acceptedCPD == Fx.updateRequested)
+        #expect(d.client.agreement?.acceptedCPD == Fixture.updateRequested)
         #expect(d.client.agreement?.nonce != oldNonce)
         #expect(d.client.agreement == d.server?.agreement)
     }
@@ -221,7 +221,7 @@ struct FlowFigureTests {
         try d.negotiate()
         let agreement = d.client.agreement
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fx.clientSession, now: now, using: &r)
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.reject(.outOfResources, now: now) }
@@ -233,15 +233,15 @@ struct FlowFigureTests {
     /// Figure 16: ACTIVATE, ACK — now, scheduled, and deactivation with 0.
     @Test func figure16Activate() throws {
         var d = Dialogue()
-        try d.negotiate(offerIEs: Fx.ies(activation: .explicit))
+        try d.negotiate(offerIEs: Fixture.informationElements(activation: .explicit))
         #expect(d.server?.agreement?.activation == .inactive)
         d.trace = []
         for (schedule, expected) in [
             (ActivationSchedule.now, ActivationStatus.active),
             (.deactivate, .inactive),
-            (.at(Fx.t(7_200)), .scheduled(Fx.t(7_200))),
+            (.at(Fixture.at(7_200)), .scheduled(Fixture.at(7_200))),
         ] {
-            try d.clientDo { c, r, now throws(OrderCommandError) in try c.activate(schedule, session: Fx.clientSession, now: now, using: &r) }
+            try d.clientDo { c, r, now throws(OrderCommandError) in try c.activate(schedule, session: Fixture.clientSession, now: now, using: &r) }
             d.deliverToServer()
             d.deliverToClient()
             #expect(d.server?.agreement?.activation == expected)
@@ -251,7 +251,7 @@ struct FlowFigureTests {
         #expect(d.trace == ["C>S ACTIVATE", "S>C ACK", "C>S ACTIVATE", "S>C ACK", "C>S ACTIVATE", "S>C ACK"])
         // The scheduled activation happens when its timer fires.
         var s = try #require(d.server)
-        let fired = s.timerFired(.scheduledActivation, now: Fx.t(7_200))
+        let fired = s.timerFired(.scheduledActivation, now: Fixture.at(7_200))
         #expect(fired.contains(.report(.activationChanged(.active))))
         #expect(s.agreement?.activation == .active)
     }

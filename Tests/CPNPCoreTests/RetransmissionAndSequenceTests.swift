@@ -16,12 +16,12 @@ private func armed(_ actions: [ServerOrderStateMachine.Action], _ timer: ServerO
 @Suite("Retransmission, sequence numbers, cached answers, validity")
 struct RetransmissionAndSequenceTests {
     @Test func quotationRetransmissionDoublesThenCancels() throws {
-        var c = ClientOrderStateMachine(customerOrderID: Fx.coid)
-        var rng = Fx.rng()
-        let first = try c.quote(requestedCPD: Fx.requested, session: Fx.clientSession, now: Fx.t0, using: &rng)
+        var c = ClientOrderStateMachine(customerOrderID: Fixture.customerOrderID)
+        var rng = Fixture.rng()
+        let first = try c.quote(requestedCPD: Fixture.requested, session: Fixture.clientSession, now: Fixture.start, using: &rng)
         let q = try #require(sent(first).first)
         var deadline = try #require(armed(first, .retransmission))
-        #expect(deadline == Fx.t(1))
+        #expect(deadline == Fixture.at(1))
         var intervals: [Int64] = []
         var now = deadline
         for _ in 0..<3 {
@@ -46,7 +46,7 @@ struct RetransmissionAndSequenceTests {
         var d = try serverDialogue(in: .offerProposed)
         var s = try #require(d.server)
         let offer = try #require(d.toClient.last ?? s.offer.map { .offer($0) })
-        var now = Fx.t(1)
+        var now = Fixture.at(1)
         for expected in [2, 4, 8] as [Int64] {
             let a = s.timerFired(.retransmission, now: now)
             #expect(sent(a) == [offer])
@@ -57,7 +57,7 @@ struct RetransmissionAndSequenceTests {
         let exhausted = s.timerFired(.retransmission, now: now)
         #expect(sent(exhausted).isEmpty)
         #expect(s.state == .offerProposed)  // docs/protocol.md §6, A26: kept until validity expiry
-        _ = s.timerFired(.offerValidity, now: Fx.t(3_600))
+        _ = s.timerFired(.offerValidity, now: Fixture.at(3_600))
         #expect(s.state == .cancelled)
         d.server = s
     }
@@ -65,49 +65,49 @@ struct RetransmissionAndSequenceTests {
     @Test func duplicatesGetTheCachedAnswerWithoutStateChange() throws {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.toClient.removeAll()
         // The PROCESSING was lost: the client retransmits its QUOTATION.
-        let retransmitted = sent(d.client.timerFired(.retransmission, now: Fx.t(1)))
+        let retransmitted = sent(d.client.timerFired(.retransmission, now: Fixture.at(1)))
         try #require(retransmitted.count == 1)
-        var rng = Fx.rng(5)
+        var rng = Fixture.rng(5)
         var s = try #require(d.server)
         let before = s.state
-        let answer = s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(1), using: &rng)
+        let answer = s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(1), using: &rng)
         #expect(sent(answer).map(\.method) == [.processing])
         #expect(s.state == before)
         // Rate-limited: a second duplicate within 250 ms is discarded.
-        #expect(isDiscard(s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(1), using: &rng)))
+        #expect(isDiscard(s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(1), using: &rng)))
         // A later one is answered again.
-        #expect(sent(s.messageReceived(retransmitted[0], session: Fx.serverSession, now: Fx.t(2), using: &rng)).map(\.method) == [.processing])
+        #expect(sent(s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(2), using: &rng)).map(\.method) == [.processing])
     }
 
     @Test func clientResendsItsAnswerWhenTheOfferIsRetransmitted() throws {
         var d = try clientDialogue(in: .offerProcessing)
         // The server did not get the client's PROCESSING and resends the OFFER (same number).
         var s = try #require(d.server)
-        let resent = sent(s.timerFired(.retransmission, now: Fx.t(1)))
+        let resent = sent(s.timerFired(.retransmission, now: Fixture.at(1)))
         #expect(resent.map(\.method) == [.offer])
-        let answer = d.client.messageReceived(resent[0], session: Fx.clientSession, now: Fx.t(1))
+        let answer = d.client.messageReceived(resent[0], session: Fixture.clientSession, now: Fixture.at(1))
         #expect(sent(answer).map(\.method) == [.processing])
         #expect(d.client.state == .offerProcessing)
         // After ACCEPT, a retransmitted OFFER is answered with the ACCEPT.
-        _ = try d.client.accept(now: Fx.t(2))
-        let again = d.client.messageReceived(resent[0], session: Fx.clientSession, now: Fx.t(3))
+        _ = try d.client.accept(now: Fixture.at(2))
+        let again = d.client.messageReceived(resent[0], session: Fixture.clientSession, now: Fixture.at(3))
         #expect(sent(again).map(\.method) == [.accept])
     }
 
     @Test func staleSequenceNumbersAreDiscardedEverywhere() throws {
         var d = try clientDialogue(in: .offerReceived)
         let stale = messageForClient(.fail, d.client).withSequenceNumber(d.client.transaction!.sequence.lastIncoming! &- 1)
-        #expect(isDiscard(d.client.messageReceived(stale, session: Fx.clientSession, now: Fx.t0)))
+        #expect(isDiscard(d.client.messageReceived(stale, session: Fixture.clientSession, now: Fixture.start)))
         #expect(d.client.state == .offerReceived)
 
         var sd = try serverDialogue(in: .offerProposed)
-        var rng = Fx.rng()
+        var rng = Fixture.rng()
         let s0 = sd.server!
         let staleCancel = messageForServer(.cancel, s0).withSequenceNumber(s0.transaction.sequence.lastIncoming! &- 1)
-        #expect(isDiscard(sd.server!.messageReceived(staleCancel, session: Fx.serverSession, now: Fx.t0, using: &rng)))
+        #expect(isDiscard(sd.server!.messageReceived(staleCancel, session: Fixture.serverSession, now: Fixture.start, using: &rng)))
         #expect(sd.server == s0)
     }
 
@@ -129,15 +129,15 @@ struct RetransmissionAndSequenceTests {
     @Test func theClientNeverAcceptsAnExpiredOffer() throws {
         var d = try clientDialogue(in: .offerReceived)
         let before = d.client
-        #expect(throws: OrderCommandError.self) { try d.client.accept(now: Fx.t(3_600)) }
+        #expect(throws: OrderCommandError.self) { try d.client.accept(now: Fixture.at(3_600)) }
         #expect(d.client == before)
         // An offer that arrives already expired ends the negotiation without an ACCEPT.
         var q = Dialogue()
         try q.quote()
         try q.acknowledge()
-        q.now = Fx.t(100)
-        try q.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(200), now: now, using: &r) }
-        q.now = Fx.t(250)
+        q.now = Fixture.at(100)
+        try q.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(200), now: now, using: &r) }
+        q.now = Fixture.at(250)
         q.deliverToClient()
         #expect(q.client.state == .cancelled)
         #expect(q.clientEvents.last == .negotiationEnded(.offerExpired))
@@ -147,10 +147,10 @@ struct RetransmissionAndSequenceTests {
         var d = try serverDialogue(in: .processingReceived)
         var s = try #require(d.server)
         let late = messageForServer(.accept, s)
-        var rng = Fx.rng()
-        let answer = s.messageReceived(late, session: Fx.serverSession, now: Fx.t(3_600), using: &rng)
+        var rng = Fixture.rng()
+        let answer = s.messageReceived(late, session: Fixture.serverSession, now: Fixture.at(3_600), using: &rng)
         #expect(sent(answer).map(\.method) == [.fail])
-        _ = s.timerFired(.offerValidity, now: Fx.t(3_600))
+        _ = s.timerFired(.offerValidity, now: Fixture.at(3_600))
         #expect(s.state == .cancelled && s.offer == nil)
         d.server = s
     }
@@ -158,8 +158,8 @@ struct RetransmissionAndSequenceTests {
     @Test func theAckOfAnAcceptMustCarryTheOfferedCPD() throws {
         var d = try clientDialogue(in: .acceptSent)
         var ack = messageForClient(.ack, d.client)
-        if case .ack(var a) = ack { a.cpd = Fx.partial; ack = .ack(a) }
-        #expect(isDiscard(d.client.messageReceived(ack, session: Fx.clientSession, now: Fx.t0)))
+        if case .ack(var a) = ack { a.cpd = Fixture.partial; ack = .ack(a) }
+        #expect(isDiscard(d.client.messageReceived(ack, session: Fixture.clientSession, now: Fixture.start)))
         #expect(d.client.state == .acceptSent)
     }
 
@@ -168,10 +168,10 @@ struct RetransmissionAndSequenceTests {
     @Test func wrongNonceIsAnsweredWithFail1ThatEndsTheNegotiationOnBothSides() throws {
         var d = try serverDialogue(in: .offerProposed)
         var s = try #require(d.server)
-        var rng = Fx.rng()
+        var rng = Fixture.rng()
         var decline = messageForServer(.decline, s)
         if case .decline(var m) = decline { m.nonce = Nonce("ffffffffffffffffffffffffffffffff")!; decline = .decline(m) }
-        let a = s.messageReceived(decline, session: Fx.serverSession, now: Fx.t0, using: &rng)
+        let a = s.messageReceived(decline, session: Fixture.serverSession, now: Fixture.start, using: &rng)
         guard case .fail(let f)? = sent(a).first else { Issue.record("no FAIL"); return }
         #expect(f.statusCode == .messageValidationError)
         #expect(f.diagnostic?.contains("nonce") == true)
@@ -188,7 +188,7 @@ struct RetransmissionAndSequenceTests {
     @Test func aClosedWithdrawalKeepsItsAckForTheRetransmissionOfTheWithdraw() throws {
         var d = Dialogue()
         try d.negotiate()
-        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         let withdraw = try #require(d.toServer.last)
         d.deliverToServer()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
@@ -199,22 +199,22 @@ struct RetransmissionAndSequenceTests {
         forged.sequenceNumber = withdraw.sequenceNumber &+ 1
         forged.nonce = Nonce("ffffffffffffffffffffffffffffffff")!
         var s = try #require(d.server)
-        var rng = Fx.rng(9)
+        var rng = Fixture.rng(9)
         let lastIncoming = s.transaction.sequence.lastIncoming
-        let refusal = sent(s.messageReceived(.withdraw(forged), session: Fx.serverSession, now: Fx.t(5), using: &rng))
+        let refusal = sent(s.messageReceived(.withdraw(forged), session: Fixture.serverSession, now: Fixture.at(5), using: &rng))
         guard case .fail(let fail)? = refusal.first else { Issue.record("no FAIL: \(refusal)"); return }
         #expect(fail.statusCode == .messageValidationError && fail.sequenceNumber == ack.sequenceNumber &+ 1)
         #expect(s.transaction.sequence.lastIncoming == lastIncoming && s.transaction.cache?.answer == ack)
-        #expect(sent(s.messageReceived(withdraw, session: Fx.serverSession, now: Fx.t(6), using: &rng)) == [ack])
+        #expect(sent(s.messageReceived(withdraw, session: Fixture.serverSession, now: Fixture.at(6), using: &rng)) == [ack])
     }
 
     @Test func withdrawalCyclesRepeatEveryInterval() throws {
         var d = Dialogue()
         try d.negotiate()
-        var rng = Fx.rng()
-        let w = try d.client.withdraw(session: Fx.clientSession, now: Fx.t0, using: &rng)
+        var rng = Fixture.rng()
+        let w = try d.client.withdraw(session: Fixture.clientSession, now: Fixture.start, using: &rng)
         let withdraw = try #require(sent(w).first)
-        var now = Fx.t(1)
+        var now = Fixture.at(1)
         for _ in 0..<3 { now = armed(d.client.timerFired(.retransmission, now: now), .retransmission)! }
         let exhausted = d.client.timerFired(.retransmission, now: now)
         let next = try #require(armed(exhausted, .withdrawalRetry))

@@ -9,8 +9,8 @@ struct SnapshotTests {
         try JSONParser.parse(JSONSerializer.serialize(v))
     }
 
-    @Test(arguments: CS.allCases)
-    func clientRoundTrip(state: CS) throws {
+    @Test(arguments: ClientState.allCases)
+    func clientRoundTrip(state: ClientState) throws {
         var d = try clientDialogue(in: state)
         if state == .serverProcessing {
             // Include a pending request for more time.
@@ -21,7 +21,7 @@ struct SnapshotTests {
     }
 
     @Test(arguments: serverStates)
-    func serverRoundTrip(state: SS) throws {
+    func serverRoundTrip(state: ServerState) throws {
         let d = try serverDialogue(in: state)
         let s = try #require(d.server)
         let restored = try ServerOrderStateMachine(snapshot: Self.roundTrip(s.snapshot))
@@ -35,27 +35,27 @@ struct SnapshotTests {
         #expect(s.state == .childPQOSent)
         let restored = try ServerOrderStateMachine(snapshot: Self.roundTrip(s.snapshot))
         #expect(restored == s)
-        #expect(restored.armedTimers(now: Fx.t0).contains { $0.0 == .child(.retransmission) })
+        #expect(restored.armedTimers(now: Fixture.start).contains { $0.0 == .child(.retransmission) })
     }
 
     @Test func restoredMachinesReArmTheirTimers() throws {
         let offered = try serverDialogue(in: .offerProposed).server!
-        let timers = offered.armedTimers(now: Fx.t(5))
-        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == Fx.t(3_600) })
-        #expect(timers.contains { $0.0 == .retransmission && $0.1 == Fx.t(5) })
+        let timers = offered.armedTimers(now: Fixture.at(5))
+        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == Fixture.at(3_600) })
+        #expect(timers.contains { $0.0 == .retransmission && $0.1 == Fixture.at(5) })
 
         let waiting = try serverDialogue(in: .awaitingProcessing).server!
-        #expect(waiting.armedTimers(now: Fx.t0).map(\.0) == [.expectedOfferTime])
+        #expect(waiting.armedTimers(now: Fixture.start).map(\.0) == [.expectedOfferTime])
 
         var testing = Dialogue()
-        try testing.negotiate(offerIEs: Fx.ies(purpose: .testing, testPeriodEnd: Fx.t(86_400)))
-        #expect(testing.server!.armedTimers(now: Fx.t0).map(\.0) == [.testPeriodEnd])
-        #expect(testing.client.armedTimers(now: Fx.t0).map(\.0) == [.testPeriodEnd])
+        try testing.negotiate(offerIEs: Fixture.informationElements(purpose: .testing, testPeriodEnd: Fixture.at(86_400)))
+        #expect(testing.server!.armedTimers(now: Fixture.start).map(\.0) == [.testPeriodEnd])
+        #expect(testing.client.armedTimers(now: Fixture.start).map(\.0) == [.testPeriodEnd])
 
         let client = try clientDialogue(in: .offerReceived).client
-        #expect(client.armedTimers(now: Fx.t0).map(\.0) == [.offerValidity])
+        #expect(client.armedTimers(now: Fixture.start).map(\.0) == [.offerValidity])
         let quoting = try clientDialogue(in: .pqoSent).client
-        #expect(Set(quoting.armedTimers(now: Fx.t0).map(\.0)) == [.retransmission, .expectedResponseTime])
+        #expect(Set(quoting.armedTimers(now: Fixture.start).map(\.0)) == [.retransmission, .expectedResponseTime])
     }
 
     @Test func corruptSnapshotsNameTheField() throws {
@@ -77,7 +77,7 @@ struct CPDInterningTests {
     /// A Completed server order repeats the agreed CPD in the agreement and in the cached ACCEPT and
     /// ACK; decoded with sharing, each distinct document is decoded once and the machine is unchanged.
     @Test(arguments: serverStates)
-    func equalDocumentsAreDecodedOnceAndTheMachineIsUnchanged(state: SS) throws {
+    func equalDocumentsAreDecodedOnceAndTheMachineIsUnchanged(state: ServerState) throws {
         let d = try serverDialogue(in: state)
         let s = try #require(d.server)
         let json = try SnapshotTests.roundTrip(s.snapshot)

@@ -61,10 +61,10 @@ private struct World {
     mutating func apply(_ event: Int) {
         switch event {
         case 0: clientCommand { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: Fx.requested, expectedResponseTime: now.adding(.seconds(600)), session: Fx.clientSession, now: now, using: &r) }
+            try c.quote(requestedCPD: Fixture.requested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r) }
         case 1: serverCommand { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: now.adding(.seconds(300)), now: now) }
         case 2: serverCommand { s, r, now throws(OrderCommandError) in
-            try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: now.adding(.seconds(900)), now: now, using: &r) }
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: now.adding(.seconds(900)), now: now, using: &r) }
         case 3: serverCommand { s, _, now throws(OrderCommandError) in try s.reject(.outOfResources, now: now) }
         case 4: serverCommand { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: now.adding(.seconds(500)), now: now) }
         case 5: clientCommand { c, _, now throws(OrderCommandError) in try c.moreTimeDecided(granted: true, now: now) }
@@ -74,28 +74,28 @@ private struct World {
         case 9: clientCommand { c, _, now throws(OrderCommandError) in try c.decline(reasons: [.unacceptableGap], now: now) }
         case 10: clientCommand { c, _, now throws(OrderCommandError) in try c.cancel(now: now) }
         case 11: serverCommand { s, _, now throws(OrderCommandError) in try s.agreementConfirmed(now: now) }
-        case 12: clientCommand { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        case 12: clientCommand { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         case 13: serverCommand { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
         case 14: clientCommand { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fx.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fx.clientSession, now: now, using: &r) }
-        case 15: clientCommand { c, r, now throws(OrderCommandError) in try c.activate(.now, session: Fx.clientSession, now: now, using: &r) }
+            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r) }
+        case 15: clientCommand { c, r, now throws(OrderCommandError) in try c.activate(.now, session: Fixture.clientSession, now: now, using: &r) }
         case 16:
             guard !d.toServer.isEmpty else { return }
             lastToServer = d.toServer.first
             if d.server == nil, case .quotation(let q)? = d.toServer.first {
                 d.toServer.removeFirst()
-                let (sm, a) = ServerOrderStateMachine.quotationReceived(q, session: Fx.serverSession, providerOrderID: Fx.poid, now: d.now, using: &d.rng)
+                let (sm, a) = ServerOrderStateMachine.quotationReceived(q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: d.now, using: &d.rng)
                 d.server = sm
                 server(a)
             } else if d.server != nil {
                 let m = d.toServer.removeFirst()
-                server(d.server!.messageReceived(m, session: Fx.serverSession, now: d.now, using: &d.rng))
+                server(d.server!.messageReceived(m, session: Fixture.serverSession, now: d.now, using: &d.rng))
             }
         case 17:
             guard !d.toClient.isEmpty else { return }
             lastToClient = d.toClient.first
             let m = d.toClient.removeFirst()
-            client(d.client.messageReceived(m, session: Fx.clientSession, now: d.now))
+            client(d.client.messageReceived(m, session: Fixture.clientSession, now: d.now))
         case 18: if !d.toServer.isEmpty { d.toServer.removeFirst() }
         case 19: if !d.toClient.isEmpty { d.toClient.removeFirst() }
         case 20: if let m = lastToServer { d.toServer.insert(m, at: 0) }
@@ -151,7 +151,7 @@ private struct World {
         let methods: [MethodCode] = [.accept, .decline, .withdraw, .update, .activate]
         let forged = Self.withWrongNonce(messageForServer(methods[d.rng.below(methods.count)], s))
         let before = s
-        let a = s.messageReceived(forged, session: Fx.serverSession, now: d.now, using: &d.rng)
+        let a = s.messageReceived(forged, session: Fixture.serverSession, now: d.now, using: &d.rng)
         let negotiating: Set<ServerOrderStateMachine.State> = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived]
         let failInTransaction = sent(a).contains { if case .fail(let f) = $0 { f.transactionID == before.transaction.id } else { false } }
         if failInTransaction && negotiating.contains(before.state) {

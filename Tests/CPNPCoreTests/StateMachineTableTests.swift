@@ -32,10 +32,10 @@ enum ClientEvent: String, CaseIterable {
     case cApprove, cSendQuotation, cCancel, cOfferProcessing, cAccept, cDecline, cWithdraw, cUpdate, cActivate, cMoreTimeGranted, cMoreTimeRefused
 }
 
-typealias CS = ClientOrderStateMachine.State
+typealias ClientState = ClientOrderStateMachine.State
 
 /// Builds a client in `state` through real transitions against a real server machine.
-func clientDialogue(in state: CS) throws -> Dialogue {
+func clientDialogue(in state: ClientState) throws -> Dialogue {
     var d = Dialogue()
     switch state {
     case .created: break
@@ -43,10 +43,10 @@ func clientDialogue(in state: CS) throws -> Dialogue {
     case .pqoSent: try d.quote()
     case .serverProcessing, .offerReceived, .offerProcessing, .acceptSent:
         try d.quote()
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
         if state == .serverProcessing { break }
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.deliverToClient()
         if state == .offerReceived { break }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }
@@ -67,53 +67,53 @@ func messageForClient(_ method: MethodCode, _ c: ClientOrderStateMachine) -> CPN
     let seq = (c.transaction?.sequence.lastIncoming ?? 1_000) &+ 1
     let nonce = c.offer?.nonce ?? c.agreement?.nonce ?? Nonce("0123456789abcdef0123456789abcdef")!
     let coid = c.customerOrderID
-    let poid = c.providerOrderID ?? Fx.poid
+    let poid = c.providerOrderID ?? Fixture.providerOrderID
     switch method {
-    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fx.requested))
-    case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: Fx.t(400)))
-    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fx.t(3_600), offeredCPD: Fx.offered))
-    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fx.offered))
+    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
+    case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: Fixture.at(400)))
+    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
+    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
     case .decline: return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
     case .ack:
-        let cpd = c.state == .cancelled ? Fx.requested : Fx.offered
+        let cpd = c.state == .cancelled ? Fixture.requested : Fixture.offered
         return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, cpd: cpd))
     case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
     case .withdraw: return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fx.t(600), requestedCPD: Fx.updateRequested))
+    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
     case .fail: return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .outOfResources))
     case .activate: return .activate(ActivateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
     }
 }
 
 func apply(_ event: ClientEvent, to d: inout Dialogue) -> Outcome {
-    var rng = Fx.rng(7)
-    let now = Fx.t0
+    var rng = Fixture.rng(7)
+    let now = Fixture.start
     let before = d.client
     let actions: [ClientOrderStateMachine.Action]
     do {
         switch event {
-        case .tRetransmission: actions = d.client.timerFired(.retransmission, now: Fx.farFuture)
-        case .tExpectedResponseTime: actions = d.client.timerFired(.expectedResponseTime, now: Fx.farFuture)
-        case .tExpectedOfferTime: actions = d.client.timerFired(.expectedOfferTime, now: Fx.farFuture)
-        case .tOfferValidity: actions = d.client.timerFired(.offerValidity, now: Fx.farFuture)
-        case .tWithdrawalRetry: actions = d.client.timerFired(.withdrawalRetry, now: Fx.farFuture)
-        case .tTestPeriodEnd: actions = d.client.timerFired(.testPeriodEnd, now: Fx.farFuture)
+        case .tRetransmission: actions = d.client.timerFired(.retransmission, now: Fixture.farFuture)
+        case .tExpectedResponseTime: actions = d.client.timerFired(.expectedResponseTime, now: Fixture.farFuture)
+        case .tExpectedOfferTime: actions = d.client.timerFired(.expectedOfferTime, now: Fixture.farFuture)
+        case .tOfferValidity: actions = d.client.timerFired(.offerValidity, now: Fixture.farFuture)
+        case .tWithdrawalRetry: actions = d.client.timerFired(.withdrawalRetry, now: Fixture.farFuture)
+        case .tTestPeriodEnd: actions = d.client.timerFired(.testPeriodEnd, now: Fixture.farFuture)
         case .cApprove: actions = try d.client.processingApproved()
         case .cSendQuotation:
-            actions = try d.client.sendQuotation(requestedCPD: Fx.requested, session: Fx.clientSession, now: now, using: &rng)
+            actions = try d.client.sendQuotation(requestedCPD: Fixture.requested, session: Fixture.clientSession, now: now, using: &rng)
         case .cCancel: actions = try d.client.cancel(now: now)
         case .cOfferProcessing: actions = try d.client.offerProcessingStarted(now: now)
         case .cAccept: actions = try d.client.accept(now: now)
         case .cDecline: actions = try d.client.decline(reasons: [.unacceptableGap], now: now)
-        case .cWithdraw: actions = try d.client.withdraw(session: Fx.clientSession, now: now, using: &rng)
+        case .cWithdraw: actions = try d.client.withdraw(session: Fixture.clientSession, now: now, using: &rng)
         case .cUpdate:
-            actions = try d.client.update(requestedCPD: Fx.updateRequested, expectedResponseTime: Fx.t(600), session: Fx.clientSession, now: now, using: &rng)
-        case .cActivate: actions = try d.client.activate(.now, session: Fx.clientSession, now: now, using: &rng)
+            actions = try d.client.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: now, using: &rng)
+        case .cActivate: actions = try d.client.activate(.now, session: Fixture.clientSession, now: now, using: &rng)
         case .cMoreTimeGranted: actions = try d.client.moreTimeDecided(granted: true, now: now)
         case .cMoreTimeRefused: actions = try d.client.moreTimeDecided(granted: false, now: now)
         default:
             let method = MethodCode.allCases.first { "\($0.name.lowercased())" == event.rawValue }!
-            actions = d.client.messageReceived(messageForClient(method, d.client), session: Fx.clientSession, now: now)
+            actions = d.client.messageReceived(messageForClient(method, d.client), session: Fixture.clientSession, now: now)
         }
     } catch {
         #expect(d.client == before, "a refused command must not change the machine (\(event))")
@@ -128,7 +128,7 @@ func apply(_ event: ClientEvent, to d: inout Dialogue) -> Outcome {
 
 /// The expected outcome of each (client state, event) pair. Unlisted messages and timers are
 /// discarded; unlisted commands are refused.
-func expectedClientOutcome(_ s: CS, _ e: ClientEvent) -> Outcome {
+func expectedClientOutcome(_ s: ClientState, _ e: ClientEvent) -> Outcome {
     let same = s.rawValue
     switch (s, e) {
     // Figure 8 and Table 5: what the client accepts from the server.
@@ -172,8 +172,8 @@ func expectedClientOutcome(_ s: CS, _ e: ClientEvent) -> Outcome {
 
 @Suite("Client order state machine: every (state, event) pair")
 struct ClientStateTableTests {
-    @Test(arguments: CS.allCases)
-    func everyEvent(state: CS) throws {
+    @Test(arguments: ClientState.allCases)
+    func everyEvent(state: ClientState) throws {
         let base = try clientDialogue(in: state)
         for event in ClientEvent.allCases {
             var d = base
@@ -184,7 +184,7 @@ struct ClientStateTableTests {
 
     @Test func activateNeedsExplicitActivationType() throws {
         var d = Dialogue()
-        try d.negotiate(offerIEs: Fx.ies(activation: .explicit))
+        try d.negotiate(offerIEs: Fixture.informationElements(activation: .explicit))
         #expect(apply(ClientEvent.cActivate, to: &d) == .to("Completed", sends: [.activate]))
         var immediate = Dialogue()
         try immediate.negotiate()
@@ -195,13 +195,13 @@ struct ClientStateTableTests {
         var d = try clientDialogue(in: .serverProcessing)
         // A PROCESSING with a new expected offer time is a request for more time (§9.2.2).
         _ = apply(ClientEvent.processing, to: &d)
-        #expect(d.client.pendingTimeDecision == Fx.t(400))
+        #expect(d.client.pendingTimeDecision == Fixture.at(400))
         var granted = d
         #expect(apply(ClientEvent.cMoreTimeGranted, to: &granted) == .to("ServerProcessing", sends: [.ack]))
-        #expect(granted.client.expectedOfferTime == Fx.t(400))
+        #expect(granted.client.expectedOfferTime == Fixture.at(400))
         var refused = d
         #expect(apply(ClientEvent.cMoreTimeRefused, to: &refused) == .to("ServerProcessing", sends: [.fail]))
-        #expect(refused.client.expectedOfferTime == Fx.t(300))
+        #expect(refused.client.expectedOfferTime == Fixture.at(300))
     }
 
     @Test func expectedResponseTimeGovernsWithoutExpectedOfferTime() throws {
@@ -217,11 +217,11 @@ struct ClientStateTableTests {
         var d = try clientDialogue(in: .pqoSent)
         let m = messageForClient(.processing, d.client)
         let before = d.client
-        #expect(isDiscard(d.client.messageReceived(m, session: Fx.otherClientSession, now: Fx.t0)))
+        #expect(isDiscard(d.client.messageReceived(m, session: Fixture.otherClientSession, now: Fixture.start)))
         let other = CPNPMessage.processing(ProcessingMessage(
-            sequenceNumber: m.sequenceNumber, transactionID: TransactionID("ffffffffffffffffffffffffffffffff")!, customerOrderID: Fx.coid,
-            providerOrderID: Fx.poid))
-        #expect(isDiscard(d.client.messageReceived(other, session: Fx.clientSession, now: Fx.t0)))
+            sequenceNumber: m.sequenceNumber, transactionID: TransactionID("ffffffffffffffffffffffffffffffff")!, customerOrderID: Fixture.customerOrderID,
+            providerOrderID: Fixture.providerOrderID))
+        #expect(isDiscard(d.client.messageReceived(other, session: Fixture.clientSession, now: Fixture.start)))
         #expect(d.client == before)
     }
 }
@@ -235,12 +235,12 @@ enum ServerEvent: String, CaseIterable {
     case cAcknowledge, cMakeOffer, cReject, cRequestMoreTime, cAgreementConfirmed, cWithdrawalConfirmed, cChildOrder
 }
 
-typealias SS = ServerOrderStateMachine.State
+typealias ServerState = ServerOrderStateMachine.State
 
 /// The server states reachable without a child order.
-let serverStates: [SS] = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed, .cancelled]
+let serverStates: [ServerState] = [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed, .cancelled]
 
-func serverDialogue(in state: SS) throws -> Dialogue {
+func serverDialogue(in state: ServerState) throws -> Dialogue {
     var d = Dialogue()
     switch state {
     case .cancelled:
@@ -252,10 +252,10 @@ func serverDialogue(in state: SS) throws -> Dialogue {
     default:
         try d.quote()
         if state == .pqoReceived { break }
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
         if state == .awaitingProcessing { break }
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
         d.deliverToClient()
         if state == .offerProposed { break }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }
@@ -281,15 +281,15 @@ func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPN
     let coid = s.customerOrderID
     let poid = s.providerOrderID
     switch method {
-    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fx.requested))
+    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
     case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid))
-    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fx.t(3_600), offeredCPD: Fx.offered))
-    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fx.offered))
+    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
+    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
     case .decline: return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, reasons: [.unacceptableGap]))
-    case .ack: return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedResponseTime: Fx.t(900)))
+    case .ack: return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedResponseTime: Fixture.at(900)))
     case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
     case .withdraw: return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fx.t(600), requestedCPD: Fx.updateRequested))
+    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
     case .fail: return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .moreTimeRejected))
     case .activate: return .activate(ActivateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
     }
@@ -297,32 +297,32 @@ func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPN
 
 /// Applies an event; returns the outcome and the FAIL status sent, if any.
 func apply(_ event: ServerEvent, to d: inout Dialogue) -> (Outcome, FailStatusCode?) {
-    var rng = Fx.rng(9)
-    let now = Fx.t0
+    var rng = Fixture.rng(9)
+    let now = Fixture.start
     var s = d.server!
     let before = s
     let actions: [ServerOrderStateMachine.Action]
     do {
         switch event {
-        case .tRetransmission: actions = s.timerFired(.retransmission, now: Fx.farFuture)
-        case .tOfferValidity: actions = s.timerFired(.offerValidity, now: Fx.farFuture)
-        case .tExpectedOfferTime: actions = s.timerFired(.expectedOfferTime, now: Fx.farFuture)
-        case .tTestPeriodEnd: actions = s.timerFired(.testPeriodEnd, now: Fx.farFuture)
-        case .tScheduledActivation: actions = s.timerFired(.scheduledActivation, now: Fx.farFuture)
-        case .tChildRetransmission: actions = s.timerFired(.child(.retransmission), now: Fx.farFuture)
-        case .cAcknowledge: actions = try s.acknowledge(expectedOfferTime: Fx.t(300), now: now)
-        case .cMakeOffer: actions = try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &rng)
+        case .tRetransmission: actions = s.timerFired(.retransmission, now: Fixture.farFuture)
+        case .tOfferValidity: actions = s.timerFired(.offerValidity, now: Fixture.farFuture)
+        case .tExpectedOfferTime: actions = s.timerFired(.expectedOfferTime, now: Fixture.farFuture)
+        case .tTestPeriodEnd: actions = s.timerFired(.testPeriodEnd, now: Fixture.farFuture)
+        case .tScheduledActivation: actions = s.timerFired(.scheduledActivation, now: Fixture.farFuture)
+        case .tChildRetransmission: actions = s.timerFired(.child(.retransmission), now: Fixture.farFuture)
+        case .cAcknowledge: actions = try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now)
+        case .cMakeOffer: actions = try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &rng)
         case .cReject: actions = try s.reject(.outOfResources, diagnostic: "no capacity", now: now)
-        case .cRequestMoreTime: actions = try s.requestMoreTime(until: Fx.t(900), subcode: .requestExternalResources, now: now)
+        case .cRequestMoreTime: actions = try s.requestMoreTime(until: Fixture.at(900), subcode: .requestExternalResources, now: now)
         case .cAgreementConfirmed: actions = try s.agreementConfirmed(now: now)
         case .cWithdrawalConfirmed: actions = try s.withdrawalConfirmed(now: now)
         case .cChildOrder:
             actions = try s.childOrderStarted(
-                customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fx.requested,
-                session: CPNPSession(local: Fx.clientEndpoint, remote: CPNPEndpoint(host: "127.0.0.2", port: 8921)), now: now, using: &rng)
+                customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fixture.requested,
+                session: CPNPSession(local: Fixture.clientEndpoint, remote: CPNPEndpoint(host: "127.0.0.2", port: 8921)), now: now, using: &rng)
         default:
             let method = MethodCode.allCases.first { $0.name.lowercased() == event.rawValue }!
-            actions = s.messageReceived(messageForServer(method, s), session: Fx.serverSession, now: now, using: &rng)
+            actions = s.messageReceived(messageForServer(method, s), session: Fixture.serverSession, now: now, using: &rng)
         }
     } catch {
         #expect(s == before, "a refused command must not change the machine (\(event))")
@@ -348,7 +348,7 @@ func apply(_ event: ServerEvent, to d: inout Dialogue) -> (Outcome, FailStatusCo
     return (.to(s.state.rawValue, sends: messages.map(\.method)), failStatus)
 }
 
-func expectedServerOutcome(_ s: SS, _ e: ServerEvent) -> (Outcome, FailStatusCode?) {
+func expectedServerOutcome(_ s: ServerState, _ e: ServerEvent) -> (Outcome, FailStatusCode?) {
     let same = s.rawValue
     let fail1 = (Outcome.to(same, sends: [.fail]), FailStatusCode?.some(.messageValidationError))
     switch (s, e) {
@@ -400,7 +400,7 @@ func expectedServerOutcome(_ s: SS, _ e: ServerEvent) -> (Outcome, FailStatusCod
 @Suite("Server order state machine: every (state, event) pair")
 struct ServerStateTableTests {
     @Test(arguments: serverStates)
-    func everyEvent(state: SS) throws {
+    func everyEvent(state: ServerState) throws {
         let base = try serverDialogue(in: state)
         for event in ServerEvent.allCases {
             var d = base
@@ -414,11 +414,11 @@ struct ServerStateTableTests {
     /// The Child* states of Figure 9: the parent mirrors a nested client machine (docs/protocol.md §6, A15).
     @Test func childStatesMirrorTheChildOrder() throws {
         var d = try serverDialogue(in: .awaitingProcessing)
-        var rng = Fx.rng(3)
-        let upstream = CPNPSession(local: Fx.clientEndpoint, remote: CPNPEndpoint(host: "127.0.0.2", port: 8921))
+        var rng = Fixture.rng(3)
+        let upstream = CPNPSession(local: Fixture.clientEndpoint, remote: CPNPEndpoint(host: "127.0.0.2", port: 8921))
         var s = d.server!
         let start = try s.childOrderStarted(
-            customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fx.requested, expectedResponseTime: Fx.t(500), session: upstream, now: Fx.t0, using: &rng)
+            customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(500), session: upstream, now: Fixture.start, using: &rng)
         #expect(s.state == .childPQOSent)
         guard case .sendToChildProvider(.quotation(let q))? = start.first(where: { if case .sendToChildProvider = $0 { true } else { false } }) else {
             Issue.record("no QUOTATION to the child provider"); return
@@ -426,28 +426,28 @@ struct ServerStateTableTests {
         // The other provider, as a server machine.
         let childPOID = ProviderOrderID("pb-9")!
         var (upstreamServer, _) = ServerOrderStateMachine.quotationReceived(
-            q, session: CPNPSession(local: upstream.remote, remote: upstream.local), providerOrderID: childPOID, now: Fx.t0, using: &rng)
+            q, session: CPNPSession(local: upstream.remote, remote: upstream.local), providerOrderID: childPOID, now: Fixture.start, using: &rng)
         func forward(_ actions: [ServerOrderStateMachine.Action]) -> [CPNPMessage] { sent(actions) }
-        var toChild = forward(try upstreamServer.acknowledge(expectedOfferTime: Fx.t(200), now: Fx.t0))
-        _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fx.t0)
+        var toChild = forward(try upstreamServer.acknowledge(expectedOfferTime: Fixture.at(200), now: Fixture.start))
+        _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fixture.start)
         #expect(s.state == .childServerProcessing)
-        toChild = forward(try upstreamServer.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_000), now: Fx.t0, using: &rng))
-        _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fx.t0)
+        toChild = forward(try upstreamServer.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_000), now: Fixture.start, using: &rng))
+        _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fixture.start)
         #expect(s.state == .childOfferReceived)
         var toUpstream: [CPNPMessage] = []
-        for a in try s.childCommand({ c throws(OrderCommandError) in try c.offerProcessingStarted(now: Fx.t0) }) {
+        for a in try s.childCommand({ c throws(OrderCommandError) in try c.offerProcessingStarted(now: Fixture.start) }) {
             if case .sendToChildProvider(let m) = a { toUpstream.append(m) }
         }
         #expect(s.state == .childOfferProcessing)
-        for a in try s.childCommand({ c throws(OrderCommandError) in try c.accept(now: Fx.t0) }) {
+        for a in try s.childCommand({ c throws(OrderCommandError) in try c.accept(now: Fixture.start) }) {
             if case .sendToChildProvider(let m) = a { toUpstream.append(m) }
         }
         #expect(s.state == .childAcceptSent)
         let upSession = CPNPSession(local: upstream.remote, remote: upstream.local)
-        for m in toUpstream { _ = upstreamServer.messageReceived(m, session: upSession, now: Fx.t0, using: &rng) }
+        for m in toUpstream { _ = upstreamServer.messageReceived(m, session: upSession, now: Fixture.start, using: &rng) }
         #expect(upstreamServer.state == .acceptReceived)
-        toChild = forward(try upstreamServer.agreementConfirmed(now: Fx.t0))
-        let done = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fx.t0)
+        toChild = forward(try upstreamServer.agreementConfirmed(now: Fixture.start))
+        let done = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fixture.start)
         // ChildCompleted → the parent is back in AwaitingProcessing with the child agreement.
         #expect(s.state == .awaitingProcessing)
         #expect(s.childAgreements.count == 1)
@@ -468,9 +468,9 @@ struct ServerStateTableTests {
         var d = try serverDialogue(in: .awaitingProcessing)
         _ = apply(ServerEvent.cChildOrder, to: &d)
         #expect(d.server?.state == .childPQOSent)
-        var rng = Fx.rng(1)
+        var rng = Fixture.rng(1)
         let cancel = messageForServer(.cancel, d.server!)
-        let actions = d.server!.messageReceived(cancel, session: Fx.serverSession, now: Fx.t0, using: &rng)
+        let actions = d.server!.messageReceived(cancel, session: Fixture.serverSession, now: Fixture.start, using: &rng)
         #expect(d.server?.state == .cancelled)
         #expect(actions.contains { if case .sendToChildProvider(.cancel) = $0 { true } else { false } })
         #expect(sent(actions).map(\.method) == [.ack])

@@ -29,7 +29,7 @@ struct ClientOrderStoreTests {
             #expect(stored.serverAddress == "198.51.100.1:8921")
             #expect(stored.serverName == "provider.example")
             #expect(stored.providerOrderID == d.client.providerOrderID)
-            #expect(stored.createdAt == Fx.t0)
+            #expect(stored.createdAt == StoreFixture.start)
             #expect(stored.updatedAt == d.now)
         }
 
@@ -38,25 +38,25 @@ struct ClientOrderStoreTests {
         #expect(try store.order(customerOrderID: d.client.customerOrderID)?.providerOrderID == nil)
         d.serverReceivesQuotation()
         try d.serverAcknowledges()
-        d.now = Fx.t(1)
+        d.now = StoreFixture.at(1)
         d.deliverToClient()
         try saveAndCheck(.serverProcessing)
         #expect(try store.order(customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
 
         try d.serverOffers()
-        d.now = Fx.t(2)
+        d.now = StoreFixture.at(2)
         d.deliverToClient()
         try saveAndCheck(.offerReceived)
-        d.now = Fx.t(3)
+        d.now = StoreFixture.at(3)
         try d.clientProcessesOffer()
         try saveAndCheck(.offerProcessing)
         d.deliverToServer()
-        d.now = Fx.t(4)
+        d.now = StoreFixture.at(4)
         try d.clientAccepts()
         try saveAndCheck(.acceptSent)
         d.deliverToServer()
         try d.serverConfirmsAgreement()
-        d.now = Fx.t(5)
+        d.now = StoreFixture.at(5)
         d.deliverToClient()
         try saveAndCheck(.completed)
         #expect(try store.order(customerOrderID: d.client.customerOrderID)?.machine.agreement?.nonce == d.serverMachine.agreement?.nonce)
@@ -123,11 +123,11 @@ struct ClientOrderStoreTests {
         let store = try ClientOrderStore(path: path)
         let reloaded = try #require(try store.openOrders().first)
         #expect(reloaded.machine == d.client)
-        #expect(reloaded.machine.armedTimers(now: Fx.t(9)).contains { $0.0 == .retransmission && $0.1 == Fx.t(9) })
+        #expect(reloaded.machine.armedTimers(now: StoreFixture.at(9)).contains { $0.0 == .retransmission && $0.1 == StoreFixture.at(9) })
         d.client = reloaded.machine
         d.deliverToServer()
         d.deliverToClient()
-        try store.save(ClientOrderChange(machine: d.client, at: Fx.t(10), actions: d.clientActions, expectedRevision: reloaded.revision))
+        try store.save(ClientOrderChange(machine: d.client, at: StoreFixture.at(10), actions: d.clientActions, expectedRevision: reloaded.revision))
         let closed = try #require(try store.order(customerOrderID: d.client.customerOrderID))
         #expect(!closed.isOpen)
         #expect(closed.serverName == "provider.example")  // kept when not given
@@ -141,8 +141,8 @@ struct ClientOrderStoreTests {
         let store = try ClientOrderStore.inMemory()
         var dialogues: [Dialogue] = []
         for (i, poid) in ["po-1", "po-1", "po-2"].enumerated() {
-            var d = Dialogue(coid: "order-\(i)", poid: poid, seed: UInt64(i))
-            d.now = Fx.t(Int64(i))
+            var d = Dialogue(customerOrderID: "order-\(i)", providerOrderID: poid, seed: UInt64(i))
+            d.now = StoreFixture.at(Int64(i))
             try d.clientQuotes()
             d.serverReceivesQuotation()
             try d.serverAcknowledges()
@@ -162,15 +162,15 @@ struct ClientOrderStoreTests {
         #expect(try !store.customerOrderIDExists("order-9"))
 
         #expect(throws: StoreError.revisionConflict(orderID: "order-0", expected: 0, actual: 1)) {
-            try store.save(ClientOrderChange(machine: dialogues[0].client, at: Fx.t(9), expectedRevision: 0))
+            try store.save(ClientOrderChange(machine: dialogues[0].client, at: StoreFixture.at(9), expectedRevision: 0))
         }
         // A machine without a transaction needs an address the first time.
-        let fresh = ClientOrderStateMachine(customerOrderID: Fx.coid("order-new"))
-        #expect(throws: StoreError.self) { try store.save(ClientOrderChange(machine: fresh, at: Fx.t0)) }
-        #expect(try store.save(ClientOrderChange(machine: fresh, serverAddress: "[2001:db8::1]:8921", at: Fx.t0)) == 1)
-        #expect(try store.save(ClientOrderChange(machine: fresh, at: Fx.t(1))) == 2)
-        #expect(try store.order(customerOrderID: Fx.coid("order-new"))?.serverAddress == "[2001:db8::1]:8921")
-        #expect(try store.order(customerOrderID: Fx.coid("order-new"))?.state == .created)
+        let fresh = ClientOrderStateMachine(customerOrderID: StoreFixture.customerOrderID("order-new"))
+        #expect(throws: StoreError.self) { try store.save(ClientOrderChange(machine: fresh, at: StoreFixture.start)) }
+        #expect(try store.save(ClientOrderChange(machine: fresh, serverAddress: "[2001:db8::1]:8921", at: StoreFixture.start)) == 1)
+        #expect(try store.save(ClientOrderChange(machine: fresh, at: StoreFixture.at(1))) == 2)
+        #expect(try store.order(customerOrderID: StoreFixture.customerOrderID("order-new"))?.serverAddress == "[2001:db8::1]:8921")
+        #expect(try store.order(customerOrderID: StoreFixture.customerOrderID("order-new"))?.state == .created)
     }
 
     @Test("client hot-path queries use indexes")

@@ -13,9 +13,9 @@ struct GroupCommitTests {
         let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
         let link = ResourceKey("link-1", .outgoing)
         func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
-            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(name)", poid: "p-\(name)")
+            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
             return OrderChange(
-                machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                 reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100])
         }
         // b does not fit after a; b's second change would fit, but it follows a failed change of b.
@@ -35,8 +35,8 @@ struct GroupCommitTests {
     @Test func successiveChangesOfOneOrderInABatchAllApply() throws {
         let store = try ServerOrderStore.inMemory()
         let link = ResourceKey("link-1", .outgoing)
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-x", poid: "p-x")
-        let first = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-x", providerOrderID: "p-x")
+        let first = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                                 reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100])
         var second = first
         second.transitions = []

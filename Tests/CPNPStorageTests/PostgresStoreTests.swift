@@ -54,46 +54,46 @@ struct PostgresStoreTests {
 
         // A new order, read back by either key, its documents stored once.
         let link = ResourceKey("PE-PAR-1:xe-0/0/0", .outgoing)
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         let change = OrderChange(
-            machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+            machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
             reservations: [Reservation(resource: link, amount: 60, kind: .offered)], capacityLimits: [link: 100],
             expectedRevision: 0)
         #expect(try store.commit(change) == 1)
         let stored = try #require(try stores[1].order(providerOrderID: m.providerOrderID))
-        #expect(stored.machine == m && stored.revision == 1 && stored.clientIdentity == Fx.identity)
-        #expect(try stores[2].order(clientIdentity: Fx.identity, customerOrderID: m.customerOrderID)?.providerOrderID == m.providerOrderID)
+        #expect(stored.machine == m && stored.revision == 1 && stored.clientIdentity == StoreFixture.identity)
+        #expect(try stores[2].order(clientIdentity: StoreFixture.identity, customerOrderID: m.customerOrderID)?.providerOrderID == m.providerOrderID)
         #expect(try store.audit(providerOrderID: m.providerOrderID).count == OrderChange.transitions(in: actions).count)
         #expect(try store.reservedTotal(for: link) == 60)
         #expect(try server.psql("SELECT COUNT(*) FROM documents", database: "orders") == "1")
 
         // The checks inside the transaction: revision, one open order per customer order id, capacity.
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) { try stores[1].commit(change) }
-        let (twin, twinActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-2")
+        let (twin, twinActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-2")
         #expect(throws: StoreError.openOrderExists(customerOrderID: "c-1", providerOrderID: "p-1")) {
-            try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t0, actions: twinActions))
+            try store.commit(OrderChange(machine: twin, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: twinActions))
         }
-        let (big, bigActions) = Fx.quotedServerOrder(coid: "c-3", poid: "p-3")
+        let (big, bigActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-3", providerOrderID: "p-3")
         #expect(throws: StoreError.self) {
             try store.commit(OrderChange(
-                machine: big, clientIdentity: Fx.identity, at: Fx.t0, actions: bigActions,
+                machine: big, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bigActions,
                 reservations: [Reservation(resource: link, amount: 41, kind: .offered)], capacityLimits: [link: 100]))
         }
         #expect(try store.order(providerOrderID: big.providerOrderID) == nil)
         #expect(try store.reservedTotal(for: link) == 60)
-        #expect(throws: StoreError.openOrderLimitReached(clientIdentity: Fx.identity, limit: 1)) {
-            var capped = OrderChange(machine: big, clientIdentity: Fx.identity, at: Fx.t0, actions: bigActions)
+        #expect(throws: StoreError.openOrderLimitReached(clientIdentity: StoreFixture.identity, limit: 1)) {
+            var capped = OrderChange(machine: big, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bigActions)
             capped.openOrderLimit = 1
             try store.commit(capped)
         }
 
         // Group commit: a failing change rolled back alone.
-        let (a, aActions) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
-        let (b, bActions) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
+        let (a, aActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
+        let (b, bActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
         let results = try store.commit(batch: [
-            OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aActions,
+            OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aActions,
                         reservations: [Reservation(resource: link, amount: 50, kind: .offered)], capacityLimits: [link: 100]),
-            OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t0, actions: bActions,
+            OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bActions,
                         reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100]),
         ])
         #expect((try? results[0].get()) == nil && (try? results[1].get()) == 1)
@@ -101,9 +101,9 @@ struct PostgresStoreTests {
         #expect(try store.reservationTotalMismatches().isEmpty)
 
         // An operator's request is settled once, whichever instance tries first.
-        let request = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: Fx.t(1))
+        let request = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: StoreFixture.at(1))
         #expect(try stores[2].pendingAdminRequests().map(\.id) == [request])
-        var settle = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(2), expectedRevision: 1)
+        var settle = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), expectedRevision: 1)
         settle.processedAdminRequests = [AdminRequestResult(id: request, outcome: "approved")]
         #expect(try stores[1].commit(settle) == 2)
         settle.expectedRevision = 2
@@ -127,9 +127,9 @@ struct PostgresStoreTests {
         let outcomes = Mutex<[Bool]>([])
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
             for n in 0..<3 {
-                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(thread)-\(n)", poid: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 let change = OrderChange(
-                    machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                    machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                     reservations: [Reservation(resource: link, amount: 10, kind: .offered)], capacityLimits: [link: 100])
                 let ok = (try? instances[thread % 3].commit(change)) != nil
                 outcomes.withLock { $0.append(ok) }
@@ -145,9 +145,9 @@ struct PostgresStoreTests {
         let released = Mutex<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
             for n in 0..<3 {
-                let (m, _) = Fx.quotedServerOrder(coid: "c-\(thread)-\(n)", poid: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                let (m, _) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 guard (try? instances[0].order(providerOrderID: m.providerOrderID)) != nil else { continue }
-                let release = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(1), reservations: [])
+                let release = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), reservations: [])
                 if (try? instances[(thread + 1) % 3].commit(release)) != nil { released.withLock { $0 += 1 } }
             }
         }
@@ -159,14 +159,14 @@ struct PostgresStoreTests {
         // it has 10 open already (above, without reservations now), so exactly 5 are committed.
         let capped = Mutex<[Bool]>([])
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
-            let (m, actions) = Fx.quotedServerOrder(coid: "cap-\(thread)", poid: "p-cap-\(thread)", seed: UInt64(100 + thread))
-            var change = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions)
+            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "cap-\(thread)", providerOrderID: "p-cap-\(thread)", seed: UInt64(100 + thread))
+            var change = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions)
             change.openOrderLimit = 15
             let ok = (try? instances[thread % 3].commit(change)) != nil
             capped.withLock { $0.append(ok) }
         }
         #expect(capped.withLock { $0 }.filter { $0 }.count == 5)
-        #expect(try instances[0].openOrderCount(clientIdentity: Fx.identity) == 15)
+        #expect(try instances[0].openOrderCount(clientIdentity: StoreFixture.identity) == 15)
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -177,32 +177,32 @@ struct PostgresStoreTests {
         let url = server.url(database: "claims")
         let (a, b, c) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url), try ServerOrderStore(location: url))
         let lease = Duration.seconds(5)
-        try a.heartbeat(instance: "a", address: "", now: Fx.t0)
-        try b.heartbeat(instance: "b", address: "", now: Fx.t0)
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
-        var change = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 0)
+        try a.heartbeat(instance: "a", address: "", now: StoreFixture.start)
+        try b.heartbeat(instance: "b", address: "", now: StoreFixture.start)
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
+        var change = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 0)
         change.owner = "a"
         #expect(try a.commit(change) == 1)
         #expect(try a.order(providerOrderID: m.providerOrderID)?.owner == "a")
 
         // While a sends heartbeats, nobody takes its order.
-        try a.heartbeat(instance: "a", address: "", now: Fx.t(4))
-        #expect(try b.claimOrphanedOrders(instance: "b", now: Fx.t(5), lease: lease).isEmpty)
-        #expect(try b.liveInstances(now: Fx.t(5), lease: lease) == ["a", "b"])
+        try a.heartbeat(instance: "a", address: "", now: StoreFixture.at(4))
+        #expect(try b.claimOrphanedOrders(instance: "b", now: StoreFixture.at(5), lease: lease).isEmpty)
+        #expect(try b.liveInstances(now: StoreFixture.at(5), lease: lease) == ["a", "b"])
 
         // a stops: one claimant gets the order, with a new revision; the other, alive too, gets nothing.
-        try b.heartbeat(instance: "b", address: "", now: Fx.t(9))
-        try c.heartbeat(instance: "c", address: "", now: Fx.t(9))
+        try b.heartbeat(instance: "b", address: "", now: StoreFixture.at(9))
+        try c.heartbeat(instance: "c", address: "", now: StoreFixture.at(9))
         let claims = Mutex<[[StoredOrder]]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { i in
-            let claimed = (try? [b, c][i].claimOrphanedOrders(instance: ["b", "c"][i], now: Fx.t(10), lease: lease)) ?? []
+            let claimed = (try? [b, c][i].claimOrphanedOrders(instance: ["b", "c"][i], now: StoreFixture.at(10), lease: lease)) ?? []
             claims.withLock { $0.append(claimed) }
         }
         let all = claims.withLock { $0 }.flatMap { $0 }
         #expect(all.count == 1)
         #expect(all.first?.revision == 2 && all.first?.owner != "a")
         // a, stalled rather than dead, can no longer commit from the state it had.
-        var late = OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(11), expectedRevision: 1)
+        var late = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(11), expectedRevision: 1)
         late.owner = "a"
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 1, actual: 2)) { try a.commit(late) }
 
@@ -210,7 +210,7 @@ struct PostgresStoreTests {
         let owner = try #require(all.first?.owner)
         try [b, c][owner == "b" ? 0 : 1].retire(instance: owner)
         #expect(try a.order(providerOrderID: m.providerOrderID)?.owner == nil)
-        #expect(try a.claimOrphanedOrders(instance: "a", now: Fx.t(12), lease: lease).count == 1)
+        #expect(try a.claimOrphanedOrders(instance: "a", now: StoreFixture.at(12), lease: lease).count == 1)
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -220,26 +220,26 @@ struct PostgresStoreTests {
         try server.createDatabase("outbox")
         let url = server.url(database: "outbox")
         let (a, b) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url))
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         try a.commit(OrderChange(
-            machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
-            outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(m, "agreement")), OutboxEvent(kind: .activation, payload: Fx.payload(m, "activation"))]))
-        try a.heartbeat(instance: "a", address: "", now: Fx.t(1))
-        try b.heartbeat(instance: "b", address: "", now: Fx.t(1))
-        let first = try a.claimDueOutbox(claimant: "a", now: Fx.t(1), lease: .seconds(60), limit: 10)
+            machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+            outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(m, "agreement")), OutboxEvent(kind: .activation, payload: StoreFixture.payload(m, "activation"))]))
+        try a.heartbeat(instance: "a", address: "", now: StoreFixture.at(1))
+        try b.heartbeat(instance: "b", address: "", now: StoreFixture.at(1))
+        let first = try a.claimDueOutbox(claimant: "a", now: StoreFixture.at(1), lease: .seconds(60), limit: 10)
         #expect(first.map(\.kind) == [.agreement])
         // The other worker waits: the event is claimed, the next one is not first in line.
-        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(2), lease: .seconds(60), limit: 10).isEmpty)
+        #expect(try b.claimDueOutbox(claimant: "b", now: StoreFixture.at(2), lease: .seconds(60), limit: 10).isEmpty)
         // a died while handing it off: its claim lapses with its heartbeat (5 s), whatever the claim's own
         // lease; b takes the event, then the next once it is delivered.
-        try b.heartbeat(instance: "b", address: "", now: Fx.t(8))
-        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(8), lease: .seconds(60), limit: 10).map(\.id) == first.map(\.id))
-        #expect(try b.markAttemptFailed(id: first[0].id, error: "hook down", nextAttemptAt: Fx.t(60)))
+        try b.heartbeat(instance: "b", address: "", now: StoreFixture.at(8))
+        #expect(try b.claimDueOutbox(claimant: "b", now: StoreFixture.at(8), lease: .seconds(60), limit: 10).map(\.id) == first.map(\.id))
+        #expect(try b.markAttemptFailed(id: first[0].id, error: "hook down", nextAttemptAt: StoreFixture.at(60)))
         // A failed attempt releases the claim; the event is due again at its next attempt.
-        let retaken = try b.claimDueOutbox(claimant: "b", now: Fx.t(70), lease: .seconds(60), limit: 10)
+        let retaken = try b.claimDueOutbox(claimant: "b", now: StoreFixture.at(70), lease: .seconds(60), limit: 10)
         #expect(retaken.map(\.id) == first.map(\.id))
-        #expect(try b.markDelivered(id: retaken[0].id, at: Fx.t(71)))
-        #expect(try b.claimDueOutbox(claimant: "b", now: Fx.t(72), lease: .seconds(60), limit: 10).map(\.kind) == [.activation])
+        #expect(try b.markDelivered(id: retaken[0].id, at: StoreFixture.at(71)))
+        #expect(try b.claimDueOutbox(claimant: "b", now: StoreFixture.at(72), lease: .seconds(60), limit: 10).map(\.kind) == [.activation])
         #expect(try a.undeliveredOutboxCount() == 1)
     }
 

@@ -12,8 +12,8 @@ struct RecoveryReadTests {
         let store = try ServerOrderStore.inMemory()
         var batch: [OrderChange] = []
         for i in 0..<700 {
-            let (m, a) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)", seed: UInt64(i))
-            batch.append(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: a))
+            let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
+            batch.append(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: a))
         }
         try store.commit(batch)
         #expect(try store.openOrders().count == 700)
@@ -26,6 +26,6 @@ struct RecoveryReadTests {
             guard case StoreError.corruptRow(let table, let key, _) = error else { return false }
             return table == "orders" && key == "p-517"
         }
-        #expect(try store.order(providerOrderID: Fx.poid("p-516"))?.machine.customerOrderID == Fx.coid("c-516"))
+        #expect(try store.order(providerOrderID: StoreFixture.providerOrderID("p-516"))?.machine.customerOrderID == StoreFixture.customerOrderID("c-516"))
     }
 }

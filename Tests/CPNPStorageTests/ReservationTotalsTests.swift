@@ -37,17 +37,17 @@ struct ReservationTotalsTests {
             let limits = Bool.random(using: &rng) ? Dictionary(uniqueKeysWithValues: Self.links.map { ($0, CPNPDecimal(Int64(Int.random(in: 60...400, using: &rng)))) }) : [:]
             if open.isEmpty || Int.random(in: 0..<3, using: &rng) == 0 {
                 next += 1
-                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(next)", poid: "p-\(next)", seed: UInt64(next))
-                return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), actions: actions,
+                let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(next)", providerOrderID: "p-\(next)", seed: UInt64(next))
+                return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
                                    reservations: aggregate(randomReservations()), capacityLimits: limits)
             }
             let poid = open.keys.sorted().randomElement(using: &rng)!
             var m = open[poid]!
             if Int.random(in: 0..<4, using: &rng) == 0 {
-                _ = try? m.reject(.outOfResources, now: Fx.t(Int64(next)))
-                return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")])
+                _ = try? m.reject(.outOfResources, now: StoreFixture.at(Int64(next)))
+                return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")])
             }
-            return OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(next)), reservations: aggregate(randomReservations()), capacityLimits: limits)
+            return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), reservations: aggregate(randomReservations()), capacityLimits: limits)
         }
         for step in 0..<600 {
             if step % 5 == 4 {
@@ -89,9 +89,9 @@ struct ReservationTotalsTests {
         do {
             let store = try ServerOrderStore(path: path)
             for i in 0..<5 {
-                let (m, actions) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)", seed: UInt64(i))
-                try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: actions,
-                                             reservations: [Reservation(resource: link, amount: Fx.decimal("12.5"), kind: i % 2 == 0 ? .offered : .committed)]))
+                let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
+                try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
+                                             reservations: [Reservation(resource: link, amount: StoreFixture.decimal("12.5"), kind: i % 2 == 0 ? .offered : .committed)]))
             }
         }
         // Back to the server-v1 schema, as a file from the previous release has it.
@@ -107,8 +107,8 @@ struct ReservationTotalsTests {
         }
         let store = try ServerOrderStore(path: path)
         #expect(try store.reservationTotalMismatches().isEmpty)
-        #expect(try store.reservedTotal(for: link) == Fx.decimal("62.5"))
-        #expect(try store.reservedTotal(for: link, kind: .offered) == Fx.decimal("37.5"))
+        #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("62.5"))
+        #expect(try store.reservedTotal(for: link, kind: .offered) == StoreFixture.decimal("37.5"))
         #expect(try store.reservedTotal(for: link, kind: .committed) == 25)
     }
 }

@@ -49,12 +49,12 @@ struct ServerOrderStoreTests {
             #expect(stored.machine == d.serverMachine)
             #expect(stored.isOpen)
             #expect(stored.revision == revision)
-            #expect(stored.clientIdentity == Fx.identity)
+            #expect(stored.clientIdentity == StoreFixture.identity)
             #expect(stored.clientAddress == "192.0.2.10:40001")
             #expect(stored.customerOrderID == d.client.customerOrderID)
-            #expect(stored.createdAt == Fx.t0)
+            #expect(stored.createdAt == StoreFixture.start)
             #expect(stored.updatedAt == d.now)
-            let byClient = try #require(try store.order(clientIdentity: Fx.identity, customerOrderID: d.client.customerOrderID))
+            let byClient = try #require(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID))
             #expect(byClient == stored)
         }
 
@@ -63,33 +63,33 @@ struct ServerOrderStoreTests {
         try commitAndCheck(.pqoReceived)
         #expect(revision == 1)
 
-        d.now = Fx.t(1)
+        d.now = StoreFixture.at(1)
         try d.serverAcknowledges()
         try commitAndCheck(.awaitingProcessing)
         d.deliverToClient()
         #expect(d.client.state == .serverProcessing)
 
-        d.now = Fx.t(2)
+        d.now = StoreFixture.at(2)
         try d.serverOffers()
         let offered = [Reservation("link-par-1", .outgoing, 90, .offered), Reservation("link-par-1", .incoming, 90, .offered)]
         try commitAndCheck(.offerProposed, reservations: offered)
         d.deliverToClient()
         #expect(d.client.state == .offerReceived)
 
-        d.now = Fx.t(3)
+        d.now = StoreFixture.at(3)
         try d.clientProcessesOffer()
         d.deliverToServer()
         try commitAndCheck(.processingReceived)
 
-        d.now = Fx.t(4)
+        d.now = StoreFixture.at(4)
         try d.clientAccepts()
         d.deliverToServer()
         let committed = offered.map { Reservation(resource: $0.resource, amount: $0.amount, kind: .committed) }
         try commitAndCheck(.acceptReceived, reservations: committed)
 
-        d.now = Fx.t(5)
+        d.now = StoreFixture.at(5)
         try d.serverConfirmsAgreement()
-        try commitAndCheck(.completed, outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(d.serverMachine, "agreement"))])
+        try commitAndCheck(.completed, outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(d.serverMachine, "agreement"))])
         d.deliverToClient()
         #expect(d.client.state == .completed)
         #expect(revision == 6)
@@ -97,8 +97,8 @@ struct ServerOrderStoreTests {
         let audit = try store.audit(providerOrderID: d.providerOrderID)
         #expect(audit.map { OrderChange.Transition(from: $0.from, to: $0.to, event: $0.event) } == transitions)
         #expect(audit.map(\.to) == [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed])
-        #expect(audit.map(\.at) == (0...5).map { Fx.t($0) })
-        #expect(audit.allSatisfy { $0.clientIdentity == Fx.identity && $0.clientAddress == "192.0.2.10:40001" })
+        #expect(audit.map(\.at) == (0...5).map { StoreFixture.at($0) })
+        #expect(audit.allSatisfy { $0.clientIdentity == StoreFixture.identity && $0.clientAddress == "192.0.2.10:40001" })
         #expect(audit.map(\.id) == audit.map(\.id).sorted())
         #expect(try store.reservations(providerOrderID: d.providerOrderID) == committed)
         #expect(try store.openOrders().map(\.providerOrderID) == [d.providerOrderID])
@@ -137,10 +137,10 @@ struct ServerOrderStoreTests {
         #expect(try store.reservations(providerOrderID: d.providerOrderID).isEmpty)
         #expect(try store.reservedTotals().isEmpty)
         #expect(try store.openOrders().isEmpty)
-        #expect(try store.openOrderCount(clientIdentity: Fx.identity) == 0)
+        #expect(try store.openOrderCount(clientIdentity: StoreFixture.identity) == 0)
         #expect(try store.audit(providerOrderID: d.providerOrderID).last?.event == "DECLINE received")
         // The closed order is still found by the client's id (the latest one).
-        #expect(try store.order(clientIdentity: Fx.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
+        #expect(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
     }
 
     @Test("a withdrawn agreement goes Completed → Cancelled with its provisioning events")
@@ -154,19 +154,19 @@ struct ServerOrderStoreTests {
         try d.agreedOnServer()
         try store.commit(d.serverChange(
             reservations: [Reservation("link-1", .outgoing, 90, .committed)],
-            outbox: [OutboxEvent(kind: .agreement, payload: Fx.payload(d.serverMachine, "agreement"))]))
+            outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(d.serverMachine, "agreement"))]))
         d.deliverToClient()
 
-        d.now = Fx.t(60)
+        d.now = StoreFixture.at(60)
         try d.clientWithdraws()
         d.deliverToServer()
         #expect(d.serverMachine.withdrawalPending)
         try store.commit(d.serverChange())
         #expect(try store.order(providerOrderID: d.providerOrderID)?.machine.withdrawalPending == true)
 
-        d.now = Fx.t(61)
+        d.now = StoreFixture.at(61)
         try d.serverConfirmsWithdrawal()
-        try store.commit(d.serverChange(reservations: [], outbox: [OutboxEvent(kind: .withdrawal, payload: Fx.payload(d.serverMachine, "withdrawal"))]))
+        try store.commit(d.serverChange(reservations: [], outbox: [OutboxEvent(kind: .withdrawal, payload: StoreFixture.payload(d.serverMachine, "withdrawal"))]))
         let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
         #expect(stored.state == .cancelled)
         #expect(!stored.isOpen)
@@ -193,24 +193,24 @@ struct ServerOrderStoreTests {
             try d.serverAcknowledges()
             try store.commit(d.serverChange())
             d.deliverToClient()
-            adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: Fx.t(1))
+            adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: StoreFixture.at(1))
             try d.serverOffers()
             try store.commit(d.serverChange(
-                reservations: [Reservation("link-1", .outgoing, Fx.decimal("90.5"), .offered)],
-                outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(Fx.decimal("1.25"))]))]))
+                reservations: [Reservation("link-1", .outgoing, StoreFixture.decimal("90.5"), .offered)],
+                outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))]))
         }
         let store = try ServerOrderStore(path: path)
         let stored = try #require(try store.openOrders().first)
         #expect(stored.machine == d.serverMachine)
         #expect(stored.state == .offerProposed)
         #expect(try store.audit(providerOrderID: d.providerOrderID).count == 3)
-        #expect(try store.reservations(providerOrderID: d.providerOrderID) == [Reservation("link-1", .outgoing, Fx.decimal("90.5"), .offered)])
-        #expect(try store.outbox(providerOrderID: d.providerOrderID).first?.payload == .array([.string("x"), .number(Fx.decimal("1.25"))]))
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == [Reservation("link-1", .outgoing, StoreFixture.decimal("90.5"), .offered)])
+        #expect(try store.outbox(providerOrderID: d.providerOrderID).first?.payload == .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))
         #expect(try store.pendingAdminRequests().map(\.id) == [adminID])
 
         // Restart recovery: re-arm the timers, then the negotiation carries on.
-        let timers = stored.machine.armedTimers(now: Fx.t(10))
-        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == Fx.t(3_600) })
+        let timers = stored.machine.armedTimers(now: StoreFixture.at(10))
+        #expect(timers.contains { $0.0 == .offerValidity && $0.1 == StoreFixture.at(3_600) })
         #expect(timers.contains { $0.0 == .retransmission })
         d.server = stored.machine
         d.deliverToClient()
@@ -248,29 +248,29 @@ struct ServerOrderStoreTests {
         #expect(try admin.orders(state: .awaitingProcessing).map(\.providerOrderID) == [d.providerOrderID])
 
         #expect(throws: StoreError.unknownOrder("po-nope")) {
-            try admin.enqueueAdminRequest(providerOrderID: Fx.poid("po-nope"), action: .approve, at: Fx.t(1))
+            try admin.enqueueAdminRequest(providerOrderID: StoreFixture.providerOrderID("po-nope"), action: .approve, at: StoreFixture.at(1))
         }
         let id = try admin.enqueueAdminRequest(
             providerOrderID: d.providerOrderID, action: .reject(.administrativelyProhibited, diagnostic: "not this week"),
-            requestedBy: "alice", at: Fx.t(1))
+            requestedBy: "alice", at: StoreFixture.at(1))
         let pending = try daemon.pendingAdminRequests()
         #expect(pending.count == 1)
         #expect(pending.first?.action == .reject(.administrativelyProhibited, diagnostic: "not this week"))
         #expect(pending.first?.requestedBy == "alice")
 
         // The daemon carries the decision out and settles the request in the same transaction.
-        d.now = Fx.t(2)
+        d.now = StoreFixture.at(2)
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.reject(.administrativelyProhibited, diagnostic: "not this week", now: now) }
         var change = d.serverChange()
         change.processedAdminRequests = [AdminRequestResult(id: id, outcome: "FAIL 4 sent")]
         try daemon.commit(change)
 
         let seen = try #require(try admin.adminRequest(id: id))
-        #expect(seen.processedAt == Fx.t(2))
+        #expect(seen.processedAt == StoreFixture.at(2))
         #expect(seen.outcome == "FAIL 4 sent")
         #expect(try admin.pendingAdminRequests().isEmpty)
         #expect(try admin.order(providerOrderID: d.providerOrderID)?.state == .cancelled)
-        #expect(try admin.markAdminRequestProcessed(id: id, at: Fx.t(3), outcome: "again") == false)
+        #expect(try admin.markAdminRequestProcessed(id: id, at: StoreFixture.at(3), outcome: "again") == false)
     }
 
     @Test("two stores writing the same file concurrently lose nothing")
@@ -285,10 +285,10 @@ struct ServerOrderStoreTests {
                     group.addTask {
                         for i in 0..<25 {
                             let key = "\(n)-\(worker)-\(i)"
-                            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(key)", poid: "p-\(key)")
+                            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(key)", providerOrderID: "p-\(key)")
                             try store.commit(OrderChange(
-                                machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: actions,
-                                reservations: [Reservation("link-1", .outgoing, Fx.decimal("0.1"), .offered)]))
+                                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
+                                reservations: [Reservation("link-1", .outgoing, StoreFixture.decimal("0.1"), .offered)]))
                         }
                     }
                 }
@@ -296,8 +296,8 @@ struct ServerOrderStoreTests {
             try await group.waitForAll()
         }
         #expect(try stores[0].orderCount() == 100)
-        #expect(try stores[1].openOrderCount(clientIdentity: Fx.identity) == 100)
-        #expect(try stores[0].reservedTotal(for: ResourceKey("link-1", .outgoing)) == Fx.decimal("10"))
+        #expect(try stores[1].openOrderCount(clientIdentity: StoreFixture.identity) == 100)
+        #expect(try stores[0].reservedTotal(for: ResourceKey("link-1", .outgoing)) == StoreFixture.decimal("10"))
     }
 
     @Test("processes opening a new file at once all migrate it")
@@ -329,16 +329,16 @@ struct ServerOrderStoreTests {
         try d.serverOffers()
         try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
         d.deliverToClient()
-        let adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, at: Fx.t(1))
+        let adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, at: StoreFixture.at(1))
         let before = try Dump(store, d.providerOrderID)
 
         // The machine moves on; the change writes the order, audit, outbox and admin rows first, then
         // replaces the reservations, the last of which violates a CHECK constraint (negative amount).
-        d.now = Fx.t(5)
+        d.now = StoreFixture.at(5)
         try d.clientProcessesOffer()
         d.deliverToServer()
         var change = d.serverChange(
-            reservations: [Reservation("link-1", .outgoing, 90, .offered), Reservation("link-2", .incoming, Fx.decimal("-5"), .offered)],
+            reservations: [Reservation("link-1", .outgoing, 90, .offered), Reservation("link-2", .incoming, StoreFixture.decimal("-5"), .offered)],
             outbox: [OutboxEvent(kind: .activation, payload: .null)])
         change.processedAdminRequests = [AdminRequestResult(id: adminID, outcome: "done")]
         #expect(!change.transitions.isEmpty)
@@ -352,10 +352,10 @@ struct ServerOrderStoreTests {
         #expect(try Dump(store, d.providerOrderID) == before)
 
         // A batch is all or nothing as well.
-        let (other, actions) = Fx.quotedServerOrder(coid: "other", poid: "po-other")
-        let good = OrderChange(machine: other, clientIdentity: Fx.identity, at: Fx.t(6), actions: actions)
+        let (other, actions) = StoreFixture.quotedServerOrder(customerOrderID: "other", providerOrderID: "po-other")
+        let good = OrderChange(machine: other, clientIdentity: StoreFixture.identity, at: StoreFixture.at(6), actions: actions)
         #expect(throws: (any Error).self) { try store.commit([good, change]) }
-        #expect(try store.order(providerOrderID: Fx.poid("po-other")) == nil)
+        #expect(try store.order(providerOrderID: StoreFixture.providerOrderID("po-other")) == nil)
         #expect(try Dump(store, d.providerOrderID) == before)
 
         // The same change without the faults commits everything.
@@ -373,9 +373,9 @@ struct ServerOrderStoreTests {
         let store = try ServerOrderStore.inMemory()
         let link = ResourceKey("link-1", .outgoing)
         func reserve(_ name: String, _ amount: CPNPDecimal) throws {
-            let (m, actions) = Fx.quotedServerOrder(coid: "c-\(name)", poid: "p-\(name)")
+            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
             try store.commit(OrderChange(
-                machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions,
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                 reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100]))
         }
         try reserve("a", 60)
@@ -388,55 +388,55 @@ struct ServerOrderStoreTests {
     @Test("revisions, client identity and one open order per customer order id are enforced")
     func guards() throws {
         let store = try ServerOrderStore.inMemory()
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 3, actual: nil)) {
-            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 3))
+            try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 3))
         }
-        #expect(try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: actions, expectedRevision: 0)) == 1)
+        #expect(try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 0)) == 1)
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) {
-            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, expectedRevision: 0))
+            try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, expectedRevision: 0))
         }
         // The same provider order id for another client, or for another customer order id: refused.
-        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: Fx.identity, customerOrderID: "c-1")) {
-            try store.commit(OrderChange(machine: m, clientIdentity: Fx.otherIdentity, at: Fx.t0, expectedRevision: 0))
+        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: StoreFixture.identity, customerOrderID: "c-1")) {
+            try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.otherIdentity, at: StoreFixture.start, expectedRevision: 0))
         }
-        let (clash, clashActions) = Fx.quotedServerOrder(coid: "c-9", poid: "p-1")
-        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: Fx.identity, customerOrderID: "c-1")) {
-            try store.commit(OrderChange(machine: clash, clientIdentity: Fx.identity, at: Fx.t0, actions: clashActions))
+        let (clash, clashActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-9", providerOrderID: "p-1")
+        #expect(throws: StoreError.providerOrderIDInUse(providerOrderID: "p-1", clientIdentity: StoreFixture.identity, customerOrderID: "c-1")) {
+            try store.commit(OrderChange(machine: clash, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: clashActions))
         }
         // Another order of the same client with the same customer order id, while the first is open.
-        let (twin, twinActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-2")
+        let (twin, twinActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-2")
         #expect(throws: StoreError.openOrderExists(customerOrderID: "c-1", providerOrderID: "p-1")) {
-            try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t(1), actions: twinActions))
+            try store.commit(OrderChange(machine: twin, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), actions: twinActions))
         }
         // Another client may use the same customer order id.
-        let (foreign, foreignActions) = Fx.quotedServerOrder(coid: "c-1", poid: "p-3")
-        try store.commit(OrderChange(machine: foreign, clientIdentity: Fx.otherIdentity, at: Fx.t(1), actions: foreignActions))
+        let (foreign, foreignActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-3")
+        try store.commit(OrderChange(machine: foreign, clientIdentity: StoreFixture.otherIdentity, at: StoreFixture.at(1), actions: foreignActions))
         // Once the first is closed, the id may be used again; lookups prefer the open order.
         var closed = m
-        _ = try closed.reject(.outOfResources, now: Fx.t(2))
-        try store.commit(OrderChange(machine: closed, clientIdentity: Fx.identity, at: Fx.t(2), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")]))
-        try store.commit(OrderChange(machine: twin, clientIdentity: Fx.identity, at: Fx.t(3), actions: twinActions))
-        #expect(try store.order(clientIdentity: Fx.identity, customerOrderID: Fx.coid("c-1"))?.providerOrderID == Fx.poid("p-2"))
-        #expect(try store.order(clientIdentity: Fx.otherIdentity, customerOrderID: Fx.coid("c-1"))?.providerOrderID == Fx.poid("p-3"))
-        #expect(try store.order(clientIdentity: "CN=nobody", customerOrderID: Fx.coid("c-1")) == nil)
-        #expect(try store.audit(providerOrderID: Fx.poid("p-1")).count == 2)
+        _ = try closed.reject(.outOfResources, now: StoreFixture.at(2))
+        try store.commit(OrderChange(machine: closed, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")]))
+        try store.commit(OrderChange(machine: twin, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), actions: twinActions))
+        #expect(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID == StoreFixture.providerOrderID("p-2"))
+        #expect(try store.order(clientIdentity: StoreFixture.otherIdentity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID == StoreFixture.providerOrderID("p-3"))
+        #expect(try store.order(clientIdentity: "CN=nobody", customerOrderID: StoreFixture.customerOrderID("c-1")) == nil)
+        #expect(try store.audit(providerOrderID: StoreFixture.providerOrderID("p-1")).count == 2)
     }
 
     @Test("ids and counts for §13: customer and provider order ids, open orders per client")
     func identifierLookups() throws {
         let store = try ServerOrderStore.inMemory()
         for i in 0..<3 {
-            let (m, a) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)")
-            try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(Int64(i)), actions: a))
+            let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)")
+            try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: a))
         }
-        #expect(try store.customerOrderIDExists(clientIdentity: Fx.identity, "c-1"))
-        #expect(try !store.customerOrderIDExists(clientIdentity: Fx.otherIdentity, "c-1"))
-        #expect(try !store.customerOrderIDExists(clientIdentity: Fx.identity, "p-1"))
+        #expect(try store.customerOrderIDExists(clientIdentity: StoreFixture.identity, "c-1"))
+        #expect(try !store.customerOrderIDExists(clientIdentity: StoreFixture.otherIdentity, "c-1"))
+        #expect(try !store.customerOrderIDExists(clientIdentity: StoreFixture.identity, "p-1"))
         #expect(try store.providerOrderIDExists("p-2"))
         #expect(try !store.providerOrderIDExists("c-2"))
-        #expect(try store.openOrderCount(clientIdentity: Fx.identity) == 3)
-        #expect(try store.openOrderCount(clientIdentity: Fx.otherIdentity) == 0)
+        #expect(try store.openOrderCount(clientIdentity: StoreFixture.identity) == 3)
+        #expect(try store.openOrderCount(clientIdentity: StoreFixture.otherIdentity) == 0)
         #expect(try store.orders(limit: 2).map(\.providerOrderID.rawValue) == ["p-2", "p-1"])
         #expect(try store.orders(limit: 2, offset: 2).map(\.providerOrderID.rawValue) == ["p-0"])
         #expect(try store.orders(state: .completed).isEmpty)
@@ -450,34 +450,34 @@ struct ServerOrderStoreTests {
     func exactReservations() throws {
         let store = try ServerOrderStore.inMemory()
         let link = ResourceKey("link-1", .outgoing)
-        let (a, aa) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
-        let (b, ba) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
-        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aa, reservations: [
-            Reservation(resource: link, amount: Fx.decimal("0.1"), kind: .offered),
-            Reservation("link-1", .incoming, Fx.decimal("100000000000000000000.000000000000000001"), .offered),
+        let (a, aa) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
+        let (b, ba) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, reservations: [
+            Reservation(resource: link, amount: StoreFixture.decimal("0.1"), kind: .offered),
+            Reservation("link-1", .incoming, StoreFixture.decimal("100000000000000000000.000000000000000001"), .offered),
         ]))
-        try store.commit(OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t0, actions: ba, reservations: [
-            Reservation(resource: link, amount: Fx.decimal("0.2"), kind: .committed),
-            Reservation("link-1", .incoming, Fx.decimal("1e-18"), .committed),
+        try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: ba, reservations: [
+            Reservation(resource: link, amount: StoreFixture.decimal("0.2"), kind: .committed),
+            Reservation("link-1", .incoming, StoreFixture.decimal("1e-18"), .committed),
         ]))
         let totals = try store.reservedTotals()
-        #expect(totals[link] == Fx.decimal("0.3"))
+        #expect(totals[link] == StoreFixture.decimal("0.3"))
         #expect(totals[link]?.description == "0.3")
-        #expect(totals[ResourceKey("link-1", .incoming)] == Fx.decimal("100000000000000000000.000000000000000002"))
-        #expect(try store.reservedTotals(kind: .offered)[link] == Fx.decimal("0.1"))
-        #expect(try store.reservedTotals(kind: .committed)[link] == Fx.decimal("0.2"))
-        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.3"))
-        #expect(try store.reservedTotal(for: link, kind: .committed) == Fx.decimal("0.2"))
+        #expect(totals[ResourceKey("link-1", .incoming)] == StoreFixture.decimal("100000000000000000000.000000000000000002"))
+        #expect(try store.reservedTotals(kind: .offered)[link] == StoreFixture.decimal("0.1"))
+        #expect(try store.reservedTotals(kind: .committed)[link] == StoreFixture.decimal("0.2"))
+        #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.3"))
+        #expect(try store.reservedTotal(for: link, kind: .committed) == StoreFixture.decimal("0.2"))
         #expect(try store.reservedTotal(for: ResourceKey("link-9", .outgoing)) == 0)
-        #expect(try store.reservations(providerOrderID: Fx.poid("p-b")).map(\.amount) == [Fx.decimal("0.2"), Fx.decimal("1e-18")])
+        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-b")).map(\.amount) == [StoreFixture.decimal("0.2"), StoreFixture.decimal("1e-18")])
 
         // Replacing and keeping.
-        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(1)))  // nil: kept
-        #expect(try store.reservations(providerOrderID: Fx.poid("p-a")).count == 2)
-        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(2), reservations: [Reservation(resource: link, amount: Fx.decimal("0.25"), kind: .committed)]))
-        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.45"))
-        try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t(3), reservations: []))
-        #expect(try store.reservedTotal(for: link) == Fx.decimal("0.2"))
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1)))  // nil: kept
+        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-a")).count == 2)
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), reservations: [Reservation(resource: link, amount: StoreFixture.decimal("0.25"), kind: .committed)]))
+        #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.45"))
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), reservations: []))
+        #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.2"))
     }
 
     // MARK: Outbox
@@ -487,63 +487,63 @@ struct ServerOrderStoreTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         let path = dir.path("cpnpd.sqlite")
-        let (a, aa) = Fx.quotedServerOrder(coid: "c-a", poid: "p-a")
-        let (b, ba) = Fx.quotedServerOrder(coid: "c-b", poid: "p-b")
+        let (a, aa) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
+        let (b, ba) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
         var activationID: Int64 = 0
         do {
             let store = try ServerOrderStore(path: path)
             #expect(try store.nextOutboxAttempt() == nil)
-            try store.commit(OrderChange(machine: a, clientIdentity: Fx.identity, at: Fx.t0, actions: aa, outbox: [
-                OutboxEvent(kind: .agreement, payload: Fx.payload(a, "agreement")),
-                OutboxEvent(kind: .activation, payload: Fx.payload(a, "activation"), notBefore: Fx.t(100)),
+            try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, outbox: [
+                OutboxEvent(kind: .agreement, payload: StoreFixture.payload(a, "agreement")),
+                OutboxEvent(kind: .activation, payload: StoreFixture.payload(a, "activation"), notBefore: StoreFixture.at(100)),
             ]))
-            try store.commit(OrderChange(machine: b, clientIdentity: Fx.identity, at: Fx.t(10), actions: ba, outbox: [
-                OutboxEvent(kind: .agreement, payload: Fx.payload(b, "agreement")),
+            try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.at(10), actions: ba, outbox: [
+                OutboxEvent(kind: .agreement, payload: StoreFixture.payload(b, "agreement")),
             ]))
             #expect(try store.undeliveredOutboxCount() == 3)
 
-            let first = try store.dueOutbox(now: Fx.t0)
+            let first = try store.dueOutbox(now: StoreFixture.start)
             #expect(first.map(\.kind) == [.agreement])
-            #expect(first.first?.providerOrderID == Fx.poid("p-a"))
-            #expect(first.first?.payload == Fx.payload(a, "agreement"))
+            #expect(first.first?.providerOrderID == StoreFixture.providerOrderID("p-a"))
+            #expect(first.first?.payload == StoreFixture.payload(a, "agreement"))
             #expect(first.first?.attempts == 0)
-            #expect(first.first?.createdAt == Fx.t0)
+            #expect(first.first?.createdAt == StoreFixture.start)
             let aAgreement = try #require(first.first).id
 
-            let due = try store.dueOutbox(now: Fx.t(10))
+            let due = try store.dueOutbox(now: StoreFixture.at(10))
             #expect(due.map(\.providerOrderID.rawValue) == ["p-a", "p-b"])
             let bAgreement = due[1].id
-            #expect(try store.dueOutbox(now: Fx.t(10), limit: 1).map(\.id) == [aAgreement])
+            #expect(try store.dueOutbox(now: StoreFixture.at(10), limit: 1).map(\.id) == [aAgreement])
 
             // The hook failed for A: back off to t+60. B is delivered.
-            #expect(try store.markAttemptFailed(id: aAgreement, error: "hook exited with 1", nextAttemptAt: Fx.t(60)))
-            #expect(try store.dueOutbox(now: Fx.t(20)).map(\.id) == [bAgreement])
-            #expect(try store.markDelivered(id: bAgreement, at: Fx.t(20)))
-            #expect(try store.markDelivered(id: bAgreement, at: Fx.t(21)) == false)
-            #expect(try store.markAttemptFailed(id: bAgreement, error: "late", nextAttemptAt: Fx.t(99)) == false)
-            #expect(try store.dueOutbox(now: Fx.t(20)).isEmpty)
-            #expect(try store.nextOutboxAttempt() == Fx.t(60))
+            #expect(try store.markAttemptFailed(id: aAgreement, error: "hook exited with 1", nextAttemptAt: StoreFixture.at(60)))
+            #expect(try store.dueOutbox(now: StoreFixture.at(20)).map(\.id) == [bAgreement])
+            #expect(try store.markDelivered(id: bAgreement, at: StoreFixture.at(20)))
+            #expect(try store.markDelivered(id: bAgreement, at: StoreFixture.at(21)) == false)
+            #expect(try store.markAttemptFailed(id: bAgreement, error: "late", nextAttemptAt: StoreFixture.at(99)) == false)
+            #expect(try store.dueOutbox(now: StoreFixture.at(20)).isEmpty)
+            #expect(try store.nextOutboxAttempt() == StoreFixture.at(60))
 
             // A's activation is due at t+100 but waits behind A's undelivered agreement.
-            let late = try store.dueOutbox(now: Fx.t(200))
+            let late = try store.dueOutbox(now: StoreFixture.at(200))
             #expect(late.map(\.id) == [aAgreement])
             #expect(late.first?.attempts == 1)
             #expect(late.first?.lastError == "hook exited with 1")
-            #expect(late.first?.nextAttemptAt == Fx.t(60))
-            #expect(try store.markDelivered(id: aAgreement, at: Fx.t(200)))
-            activationID = try #require(try store.dueOutbox(now: Fx.t(200)).first).id
-            #expect(try store.nextOutboxAttempt() == Fx.t(100))
+            #expect(late.first?.nextAttemptAt == StoreFixture.at(60))
+            #expect(try store.markDelivered(id: aAgreement, at: StoreFixture.at(200)))
+            activationID = try #require(try store.dueOutbox(now: StoreFixture.at(200)).first).id
+            #expect(try store.nextOutboxAttempt() == StoreFixture.at(100))
         }
         // Never lost across a restart.
         let store = try ServerOrderStore(path: path)
         #expect(try store.undeliveredOutboxCount() == 1)
-        #expect(try store.dueOutbox(now: Fx.t(99)).isEmpty)
-        #expect(try store.dueOutbox(now: Fx.t(100)).map(\.id) == [activationID])
-        #expect(try store.markDelivered(id: activationID, at: Fx.t(101)))
+        #expect(try store.dueOutbox(now: StoreFixture.at(99)).isEmpty)
+        #expect(try store.dueOutbox(now: StoreFixture.at(100)).map(\.id) == [activationID])
+        #expect(try store.markDelivered(id: activationID, at: StoreFixture.at(101)))
         #expect(try store.nextOutboxAttempt() == nil)
-        let history = try store.outbox(providerOrderID: Fx.poid("p-a"))
+        let history = try store.outbox(providerOrderID: StoreFixture.providerOrderID("p-a"))
         #expect(history.map(\.kind) == [.agreement, .activation])
-        #expect(history.map(\.deliveredAt) == [Fx.t(200), Fx.t(101)])
+        #expect(history.map(\.deliveredAt) == [StoreFixture.at(200), StoreFixture.at(101)])
         #expect(history.map(\.attempts) == [2, 1])
         #expect(history.first?.lastError == nil)
     }
@@ -553,17 +553,17 @@ struct ServerOrderStoreTests {
     @Test("admin requests: enqueue, pending, processed")
     func adminRequests() throws {
         let store = try ServerOrderStore.inMemory()
-        let (m, a) = Fx.quotedServerOrder(coid: "c-1", poid: "p-1")
-        try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t0, actions: a))
-        let approve = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: Fx.t(1))
-        let reject = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .reject(.outOfResources, diagnostic: nil), at: Fx.t(2))
+        let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
+        try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: a))
+        let approve = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: StoreFixture.at(1))
+        let reject = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .reject(.outOfResources, diagnostic: nil), at: StoreFixture.at(2))
         #expect(try store.pendingAdminRequests().map(\.id) == [approve, reject])
         #expect(try store.pendingAdminRequests(limit: 1).map(\.action) == [.approve])
-        #expect(try store.markAdminRequestProcessed(id: approve, at: Fx.t(3), outcome: "offer sent"))
+        #expect(try store.markAdminRequestProcessed(id: approve, at: StoreFixture.at(3), outcome: "offer sent"))
         #expect(try store.pendingAdminRequests().map(\.id) == [reject])
         let done = try #require(try store.adminRequest(id: approve))
-        #expect(done.processedAt == Fx.t(3))
-        #expect(done.createdAt == Fx.t(1))
+        #expect(done.processedAt == StoreFixture.at(3))
+        #expect(done.createdAt == StoreFixture.at(1))
         #expect(try store.adminRequest(id: reject)?.action == .reject(.outOfResources, diagnostic: nil))
         #expect(try store.adminRequest(id: 999) == nil)
         #expect(try store.adminRequests(providerOrderID: m.providerOrderID).count == 2)
@@ -608,9 +608,9 @@ struct ServerOrderStoreTests {
         let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
         var batch: [OrderChange] = []
         for i in 0..<10_000 {
-            let (m, a) = Fx.quotedServerOrder(coid: "c-\(i)", poid: "p-\(i)", seed: UInt64(i))
+            let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
             batch.append(OrderChange(
-                machine: m, clientIdentity: "CN=client-\(i % 50)", at: Fx.t(Int64(i)), actions: a,
+                machine: m, clientIdentity: "CN=client-\(i % 50)", at: StoreFixture.at(Int64(i)), actions: a,
                 reservations: [Reservation("link-\(i % 20)", .outgoing, 1, .offered)]))
             if batch.count == 500 {
                 try store.commit(batch)
@@ -619,9 +619,9 @@ struct ServerOrderStoreTests {
         }
         #expect(try store.orderCount() == 10_000)
         for i in stride(from: 0, to: 10_000, by: 97) {
-            let byID = try #require(try store.order(providerOrderID: Fx.poid("p-\(i)")))
+            let byID = try #require(try store.order(providerOrderID: StoreFixture.providerOrderID("p-\(i)")))
             #expect(byID.customerOrderID.rawValue == "c-\(i)")
-            let byClient = try #require(try store.order(clientIdentity: "CN=client-\(i % 50)", customerOrderID: Fx.coid("c-\(i)")))
+            let byClient = try #require(try store.order(clientIdentity: "CN=client-\(i % 50)", customerOrderID: StoreFixture.customerOrderID("c-\(i)")))
             #expect(byClient.providerOrderID == byID.providerOrderID)
             #expect(try store.customerOrderIDExists(clientIdentity: "CN=client-\(i % 50)", "c-\(i)"))
             #expect(try store.audit(providerOrderID: byID.providerOrderID).count == 1)

@@ -17,58 +17,58 @@ struct WebhookStoreTests {
 
     static func check(_ stores: [ServerOrderStore]) throws {
         let store = stores[0]
-        try store.createWebhook(WebhookSubscription(id: "wh-ops", owner: "", url: "http://127.0.0.1:9/ops", secret: "0123456789abcdef", events: [], createdAt: Fx.t0))
-        try store.createWebhook(WebhookSubscription(id: "wh-acme", owner: Fx.identity, url: "http://127.0.0.1:9/acme", secret: nil, events: ["order.changed"], createdAt: Fx.t0))
-        try store.createWebhook(WebhookSubscription(id: "wh-other", owner: "globex", url: "http://127.0.0.1:9/globex", secret: nil, events: [], createdAt: Fx.t0))
-        try store.createWebhook(WebhookSubscription(id: "wh-filtered", owner: "", url: "http://127.0.0.1:9/f", secret: nil, events: ["agreement.reached"], createdAt: Fx.t0))
-        #expect(try store.webhooks(owner: Fx.identity).map(\.id) == ["wh-acme"])
+        try store.createWebhook(WebhookSubscription(id: "wh-ops", owner: "", url: "http://127.0.0.1:9/ops", secret: "0123456789abcdef", events: [], createdAt: StoreFixture.start))
+        try store.createWebhook(WebhookSubscription(id: "wh-acme", owner: StoreFixture.identity, url: "http://127.0.0.1:9/acme", secret: nil, events: ["order.changed"], createdAt: StoreFixture.start))
+        try store.createWebhook(WebhookSubscription(id: "wh-other", owner: "globex", url: "http://127.0.0.1:9/globex", secret: nil, events: [], createdAt: StoreFixture.start))
+        try store.createWebhook(WebhookSubscription(id: "wh-filtered", owner: "", url: "http://127.0.0.1:9/f", secret: nil, events: ["agreement.reached"], createdAt: StoreFixture.start))
+        #expect(try store.webhooks(owner: StoreFixture.identity).map(\.id) == ["wh-acme"])
         #expect(try store.webhooks(owner: nil).count == 4)
         // The first run starts the cursor after what is there.
-        #expect(try store.queueWebhookEvents(at: Fx.t0, classify: Self.classify) == 0)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.start, classify: Self.classify) == 0)
 
-        let (m, actions) = Fx.quotedServerOrder(coid: "c-w1", poid: "p-w1")
-        #expect(try store.commit(OrderChange(machine: m, clientIdentity: Fx.identity, at: Fx.t(1), actions: actions)) == 1)
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-w1", providerOrderID: "p-w1")
+        #expect(try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), actions: actions)) == 1)
         let entries = try store.audit(providerOrderID: m.providerOrderID).count
         #expect(entries > 0)
-        #expect(try store.queueWebhookEvents(at: Fx.t(2), classify: Self.classify) == 2 * entries, "the operator's and acme's, not globex's nor the filtered one")
-        #expect(try store.queueWebhookEvents(at: Fx.t(2), classify: Self.classify) == 0, "each entry once")
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 2 * entries, "the operator's and acme's, not globex's nor the filtered one")
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 0, "each entry once")
 
         // Two instances queueing at once: each entry is still queued once.
-        let (n, nActions) = Fx.quotedServerOrder(coid: "c-w2", poid: "p-w2")
-        #expect(try store.commit(OrderChange(machine: n, clientIdentity: Fx.identity, at: Fx.t(3), actions: nActions)) == 1)
+        let (n, nActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-w2", providerOrderID: "p-w2")
+        #expect(try store.commit(OrderChange(machine: n, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), actions: nActions)) == 1)
         let more = try store.audit(providerOrderID: n.providerOrderID).count
         let queued = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: stores.count) { i in
-            let count = (try? stores[i].queueWebhookEvents(at: Fx.t(4), classify: Self.classify)) ?? 0
+            let count = (try? stores[i].queueWebhookEvents(at: StoreFixture.at(4), classify: Self.classify)) ?? 0
             queued.withLock { $0 += count }
         }
         #expect(queued.withLock { $0 } == 2 * more)
 
         // Claims are leased: a second claimant gets nothing while the lease runs.
-        let claimed = try store.claimWebhookDeliveries(now: Fx.t(5), limit: 100, claimant: "a", leaseMilliseconds: 30_000)
+        let claimed = try store.claimWebhookDeliveries(now: StoreFixture.at(5), limit: 100, claimant: "a", leaseMilliseconds: 30_000)
         #expect(claimed.count == 2 * (entries + more))
-        #expect(try stores.last!.claimWebhookDeliveries(now: Fx.t(6), limit: 100, claimant: "b", leaseMilliseconds: 30_000).isEmpty)
+        #expect(try stores.last!.claimWebhookDeliveries(now: StoreFixture.at(6), limit: 100, claimant: "b", leaseMilliseconds: 30_000).isEmpty)
         let acme = try #require(claimed.first { $0.webhookID == "wh-acme" })
         #expect(acme.url == "http://127.0.0.1:9/acme" && acme.secret == nil && (acme.payload.contains("c-w1") || acme.payload.contains("c-w2")))
         #expect(claimed.first { $0.webhookID == "wh-ops" }?.secret == "0123456789abcdef")
 
         // Delivered, retried later, given up.
         let (first, second, third) = (claimed[0], claimed[1], claimed[2])
-        try store.recordWebhookAttempt(webhookID: first.webhookID, auditID: first.auditID, at: Fx.t(7), error: nil, nextAttempt: nil)
-        try store.recordWebhookAttempt(webhookID: second.webhookID, auditID: second.auditID, at: Fx.t(7), error: "HTTP 500", nextAttempt: Fx.t(60_000))
-        try store.recordWebhookAttempt(webhookID: third.webhookID, auditID: third.auditID, at: Fx.t(7), error: "HTTP 500", nextAttempt: nil)
-        let due = try store.claimWebhookDeliveries(now: Fx.t(40_000), limit: 100, claimant: "c", leaseMilliseconds: 1)
+        try store.recordWebhookAttempt(webhookID: first.webhookID, auditID: first.auditID, at: StoreFixture.at(7), error: nil, nextAttempt: nil)
+        try store.recordWebhookAttempt(webhookID: second.webhookID, auditID: second.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: StoreFixture.at(60_000))
+        try store.recordWebhookAttempt(webhookID: third.webhookID, auditID: third.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: nil)
+        let due = try store.claimWebhookDeliveries(now: StoreFixture.at(40_000), limit: 100, claimant: "c", leaseMilliseconds: 1)
         #expect(!due.contains { $0.auditID == first.auditID && $0.webhookID == first.webhookID }, "delivered")
         #expect(!due.contains { $0.auditID == second.auditID && $0.webhookID == second.webhookID }, "not due yet")
         #expect(!due.contains { $0.auditID == third.auditID && $0.webhookID == third.webhookID }, "given up")
-        let retried = try store.claimWebhookDeliveries(now: Fx.t(61_000), limit: 100, claimant: "d", leaseMilliseconds: 1)
+        let retried = try store.claimWebhookDeliveries(now: StoreFixture.at(61_000), limit: 100, claimant: "d", leaseMilliseconds: 1)
         #expect(retried.contains { $0.auditID == second.auditID && $0.webhookID == second.webhookID && $0.attempts == 1 })
 
         // Deleting a subscription drops its pending deliveries; another owner cannot delete it.
-        #expect(try !store.deleteWebhook(id: "wh-acme", owner: "globex", at: Fx.t(8)))
-        #expect(try store.deleteWebhook(id: "wh-acme", owner: Fx.identity, at: Fx.t(8)))
+        #expect(try !store.deleteWebhook(id: "wh-acme", owner: "globex", at: StoreFixture.at(8)))
+        #expect(try store.deleteWebhook(id: "wh-acme", owner: StoreFixture.identity, at: StoreFixture.at(8)))
         #expect(try store.webhookDeliveryCounts(webhookID: "wh-acme").pending == 0)
-        #expect(try store.webhooks(owner: Fx.identity).isEmpty)
+        #expect(try store.webhooks(owner: StoreFixture.identity).isEmpty)
     }
 
     @Test func onSQLite() throws {

@@ -3,7 +3,7 @@
 @testable import CPNPCore
 import CPNPTesting
 
-enum Fx {
+enum Fixture {
     static let clientEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 40_001)
     static let serverEndpoint = CPNPEndpoint(host: "127.0.0.1", port: 8921)
     /// The client's view of the session.
@@ -14,12 +14,12 @@ enum Fx {
     static let otherServerSession = CPNPSession(local: serverEndpoint, remote: CPNPEndpoint(host: "127.0.0.1", port: 40_999))
 
     /// 2026-11-21T10:00:00Z.
-    static let t0 = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
-    static func t(_ seconds: Int64) -> CPNPTimestamp { t0.adding(.seconds(seconds)) }
-    static let farFuture = t(86_400 * 365)
+    static let start = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
+    static func at(_ seconds: Int64) -> CPNPTimestamp { start.adding(.seconds(seconds)) }
+    static let farFuture = at(86_400 * 365)
 
-    static let coid = CustomerOrderID("acme-2026-0042")!
-    static let poid = ProviderOrderID("pa-000117")!
+    static let customerOrderID = CustomerOrderID("acme-2026-0042")!
+    static let providerOrderID = ProviderOrderID("pa-000117")!
 
     static func cpd(_ text: String) -> CPD { CPDFixtures.cpd(text) }
 
@@ -34,7 +34,7 @@ enum Fx {
 
     static func rng(_ seed: UInt64 = 42) -> SplitMix64 { SplitMix64(seed: seed) }
 
-    static func ies(activation: ActivationType? = nil, purpose: Purpose? = nil, testPeriodEnd: CPNPTimestamp? = nil) -> InformationElements {
+    static func informationElements(activation: ActivationType? = nil, purpose: Purpose? = nil, testPeriodEnd: CPNPTimestamp? = nil) -> InformationElements {
         InformationElements(negotiationOptions: NegotiationOptions(purpose: purpose, testPeriodEnd: testPeriodEnd, activationType: activation))
     }
 }
@@ -59,10 +59,10 @@ func isDiscard(_ actions: [ServerOrderStateMachine.Action]) -> Bool {
 /// A client machine and a server machine joined in memory: messages sent by one are handed to the
 /// other on request, so that a test reads as the RFC's flow figures, one line per arrow.
 struct Dialogue {
-    var client = ClientOrderStateMachine(customerOrderID: Fx.coid)
+    var client = ClientOrderStateMachine(customerOrderID: Fixture.customerOrderID)
     var server: ServerOrderStateMachine?
-    var rng = Fx.rng()
-    var now = Fx.t0
+    var rng = Fixture.rng()
+    var now = Fixture.start
     /// Messages in flight, oldest first.
     var toServer: [CPNPMessage] = []
     var toClient: [CPNPMessage] = []
@@ -105,12 +105,12 @@ struct Dialogue {
     mutating func deliverToServer() -> [ServerOrderStateMachine.Action] {
         let m = toServer.removeFirst()
         if server == nil, case .quotation(let q) = m {
-            let (sm, actions) = ServerOrderStateMachine.quotationReceived(q, session: Fx.serverSession, providerOrderID: Fx.poid, now: now, using: &rng)
+            let (sm, actions) = ServerOrderStateMachine.quotationReceived(q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: now, using: &rng)
             server = sm
             self.server(actions)
             return actions
         }
-        let actions = server!.messageReceived(m, session: Fx.serverSession, now: now, using: &rng)
+        let actions = server!.messageReceived(m, session: Fixture.serverSession, now: now, using: &rng)
         self.server(actions)
         return actions
     }
@@ -118,7 +118,7 @@ struct Dialogue {
     @discardableResult
     mutating func deliverToClient() -> [ClientOrderStateMachine.Action] {
         let m = toClient.removeFirst()
-        let actions = client.messageReceived(m, session: Fx.clientSession, now: now)
+        let actions = client.messageReceived(m, session: Fixture.clientSession, now: now)
         self.client(actions)
         return actions
     }
@@ -136,9 +136,9 @@ struct Dialogue {
     }
 
     /// QUOTATION sent and received; the server holds the order in PQOReceived.
-    mutating func quote(cpd: CPD = Fx.requested, ies: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = Fx.t(600)) throws {
+    mutating func quote(cpd: CPD = Fixture.requested, ies: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = Fixture.at(600)) throws {
         try clientDo { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: cpd, informationElements: ies, expectedResponseTime: expectedResponseTime, session: Fx.clientSession, now: now, using: &r)
+            try c.quote(requestedCPD: cpd, informationElements: ies, expectedResponseTime: expectedResponseTime, session: Fixture.clientSession, now: now, using: &r)
         }
         deliverToServer()
     }
@@ -146,10 +146,10 @@ struct Dialogue {
     /// Up to Completed on both sides through PROCESSING, OFFER, PROCESSING, ACCEPT, ACK (Figure 6).
     mutating func negotiate(offerIEs: InformationElements? = nil, requestIEs: InformationElements? = nil) throws {
         try quote(ies: requestIEs)
-        try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         deliverToClient()
         try serverDo { s, r, now throws(OrderCommandError) in
-            try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), informationElements: offerIEs, now: now, using: &r)
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), informationElements: offerIEs, now: now, using: &r)
         }
         deliverToClient()
         try clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }

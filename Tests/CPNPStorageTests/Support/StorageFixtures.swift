@@ -19,7 +19,7 @@ struct TempDirectory {
 }
 
 
-enum Fx {
+enum StoreFixture {
     static let clientEndpoint = CPNPEndpoint(host: "192.0.2.10", port: 40_001)
     static let serverEndpoint = CPNPEndpoint(host: "198.51.100.1", port: 8921)
     static let clientSession = CPNPSession(local: clientEndpoint, remote: serverEndpoint)
@@ -28,26 +28,26 @@ enum Fx {
     static let otherIdentity = "CN=globex,O=Globex"
 
     /// 2026-11-21T10:00:00Z.
-    static let t0 = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
-    static func t(_ seconds: Int64) -> CPNPTimestamp { t0.adding(.seconds(seconds)) }
+    static let start = CPNPTimestamp(rfc3339: "2026-11-21T10:00:00Z")!
+    static func at(_ seconds: Int64) -> CPNPTimestamp { start.adding(.seconds(seconds)) }
 
     static func cpd(_ text: String) -> CPD { CPDFixtures.cpd(text) }
 
     static let requested = CPDFixtures.requested
     static let offered = CPDFixtures.offered
 
-    static func coid(_ s: String) -> CustomerOrderID { CustomerOrderID(s)! }
-    static func poid(_ s: String) -> ProviderOrderID { ProviderOrderID(s)! }
+    static func customerOrderID(_ text: String) -> CustomerOrderID { CustomerOrderID(text)! }
+    static func providerOrderID(_ text: String) -> ProviderOrderID { ProviderOrderID(text)! }
 
     static func decimal(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
 
     /// A server order freshly created from a QUOTATION (PQOReceived), without a client machine.
-    static func quotedServerOrder(coid: String, poid: String, seed: UInt64 = 7) -> (ServerOrderStateMachine, [ServerOrderStateMachine.Action]) {
+    static func quotedServerOrder(customerOrderID: String, providerOrderID: String, seed: UInt64 = 7) -> (ServerOrderStateMachine, [ServerOrderStateMachine.Action]) {
         var rng = SplitMix64(seed: seed)
         let q = QuotationMessage(
-            sequenceNumber: 1_000, transactionID: TransactionID.random(using: &rng), customerOrderID: Fx.coid(coid),
-            expectedResponseTime: Fx.t(600), requestedCPD: requested)
-        return ServerOrderStateMachine.quotationReceived(q, session: serverSession, providerOrderID: Fx.poid(poid), now: t0, using: &rng)
+            sequenceNumber: 1_000, transactionID: TransactionID.random(using: &rng), customerOrderID: StoreFixture.customerOrderID(customerOrderID),
+            expectedResponseTime: StoreFixture.at(600), requestedCPD: requested)
+        return ServerOrderStateMachine.quotationReceived(q, session: serverSession, providerOrderID: StoreFixture.providerOrderID(providerOrderID), now: start, using: &rng)
     }
 
     static func payload(_ order: ServerOrderStateMachine, _ kind: String) -> JSONValue {
@@ -65,15 +65,15 @@ struct Dialogue {
     var server: ServerOrderStateMachine?
     let providerOrderID: ProviderOrderID
     var rng: SplitMix64
-    var now = Fx.t0
+    var now = StoreFixture.start
     var toServer: [CPNPMessage] = []
     var toClient: [CPNPMessage] = []
     var serverActions: [ServerOrderStateMachine.Action] = []
     var clientActions: [ClientOrderStateMachine.Action] = []
 
-    init(coid: String = "acme-2026-0042", poid: String = "pa-000117", seed: UInt64 = 42) {
-        client = ClientOrderStateMachine(customerOrderID: Fx.coid(coid))
-        providerOrderID = Fx.poid(poid)
+    init(customerOrderID: String = "acme-2026-0042", providerOrderID: String = "pa-000117", seed: UInt64 = 42) {
+        client = ClientOrderStateMachine(customerOrderID: StoreFixture.customerOrderID(customerOrderID))
+        self.providerOrderID = StoreFixture.providerOrderID(providerOrderID)
         rng = SplitMix64(seed: seed)
     }
 
@@ -93,20 +93,20 @@ struct Dialogue {
         let m = toServer.removeFirst()
         if server == nil, case .quotation(let q) = m {
             let (sm, actions) = ServerOrderStateMachine.quotationReceived(
-                q, session: Fx.serverSession, providerOrderID: providerOrderID, now: now, using: &rng)
+                q, session: StoreFixture.serverSession, providerOrderID: providerOrderID, now: now, using: &rng)
             server = sm
             recordServer(actions)
             return
         }
         var sm = server!
-        let actions = sm.messageReceived(m, session: Fx.serverSession, now: now, using: &rng)
+        let actions = sm.messageReceived(m, session: StoreFixture.serverSession, now: now, using: &rng)
         server = sm
         recordServer(actions)
     }
 
     mutating func deliverToClient() {
         let m = toClient.removeFirst()
-        recordClient(client.messageReceived(m, session: Fx.clientSession, now: now))
+        recordClient(client.messageReceived(m, session: StoreFixture.clientSession, now: now))
     }
 
     mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
@@ -126,7 +126,7 @@ struct Dialogue {
     /// Client: Created → PQOSent (QUOTATION sent).
     mutating func clientQuotes() throws {
         try clientDo { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: Fx.requested, expectedResponseTime: Fx.t(600), session: Fx.clientSession, now: now, using: &r)
+            try c.quote(requestedCPD: StoreFixture.requested, expectedResponseTime: StoreFixture.at(600), session: StoreFixture.clientSession, now: now, using: &r)
         }
     }
 
@@ -135,13 +135,13 @@ struct Dialogue {
 
     /// Server: PQOReceived → AwaitingProcessing (PROCESSING sent).
     mutating func serverAcknowledges() throws {
-        try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fx.t(300), now: now) }
+        try serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: StoreFixture.at(300), now: now) }
     }
 
     /// Server: AwaitingProcessing → OfferProposed (OFFER sent).
     mutating func serverOffers() throws {
         try serverDo { s, r, now throws(OrderCommandError) in
-            try s.makeOffer(offeredCPD: Fx.offered, validityOfferTime: Fx.t(3_600), now: now, using: &r)
+            try s.makeOffer(offeredCPD: StoreFixture.offered, validityOfferTime: StoreFixture.at(3_600), now: now, using: &r)
         }
     }
 
@@ -184,7 +184,7 @@ struct Dialogue {
 
     /// Client: Completed → Cancelled (WITHDRAW sent).
     mutating func clientWithdraws() throws {
-        try clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fx.clientSession, now: now, using: &r) }
+        try clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: StoreFixture.clientSession, now: now, using: &r) }
     }
 
     /// Server: Completed → Cancelled after a WITHDRAW (ACK with the Empty CPD).
@@ -194,7 +194,7 @@ struct Dialogue {
 
     /// The store change for the server's last step.
     func serverChange(
-        identity: String = Fx.identity, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = [],
+        identity: String = StoreFixture.identity, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = [],
         expectedRevision: Int64? = nil
     ) -> OrderChange {
         OrderChange(
