@@ -59,10 +59,10 @@ extension JSONValue {
 
 @Suite("CPD Negotiable")
 struct CPDNegotiableTests {
-    typealias N = Negotiable<CPNPDecimal>
+    typealias NegotiableDecimal = Negotiable<CPNPDecimal>
 
-    static func n(_ text: String) -> N {
-        do { return try N(json: CPDTestJSON.parse(text), at: .root) } catch { fatalError("\(text): \(error)") }
+    static func negotiable(_ text: String) -> NegotiableDecimal {
+        do { return try NegotiableDecimal(json: CPDTestJSON.parse(text), at: .root) } catch { fatalError("\(text): \(error)") }
     }
 
     /// Every consequence listed in docs/protocol.md §4.3, plus edge cases.
@@ -118,8 +118,8 @@ struct CPDNegotiableTests {
 
     @Test func satisfactionTable() {
         for row in Self.table {
-            let r = Self.n(row.requested)
-            let o = Self.n(row.offered)
+            let r = Self.negotiable(row.requested)
+            let o = Self.negotiable(row.offered)
             #expect(o.satisfies(r) == row.satisfied, "R \(row.requested) O \(row.offered)")
         }
     }
@@ -136,20 +136,20 @@ struct CPDNegotiableTests {
     }
 
     @Test func illFormedOffersSatisfyOnlyAny() {
-        let bad = N.range(min: 5, max: 1)
+        let bad = NegotiableDecimal.range(min: 5, max: 1)
         #expect(!bad.satisfies(.range(min: 0, max: 10)))
         #expect(bad.satisfies(.any))
-        #expect(!N.oneOf([]).satisfies(.range(min: 0, max: 10)))
+        #expect(!NegotiableDecimal.oneOf([]).satisfies(.range(min: 0, max: 10)))
     }
 
     @Test func roundTripForms() throws {
         for text in [#""any""#, "5", "0.05", #"{"min":1}"#, #"{"max":2.5}"#, #"{"min":1,"max":2}"#, #"{"one-of":[1,2]}"#] {
-            let v = Self.n(text)
+            let v = Self.negotiable(text)
             #expect(CPDTestJSON.text(v.json) == text)
-            #expect(try N(json: v.json, at: .root) == v)
+            #expect(try NegotiableDecimal(json: v.json, at: .root) == v)
         }
-        #expect(Self.n(#"{"max":2,"min":1}"#) == .range(min: 1, max: 2))
-        #expect(CPDTestJSON.text(N.range(min: 1, max: 2).json) == #"{"min":1,"max":2}"#)
+        #expect(Self.negotiable(#"{"max":2,"min":1}"#) == .range(min: 1, max: 2))
+        #expect(CPDTestJSON.text(NegotiableDecimal.range(min: 1, max: 2).json) == #"{"min":1,"max":2}"#)
         let e = try Negotiable<CPDReachability>(json: CPDTestJSON.parse(#"{"one-of":["global","restricted"]}"#), at: .root)
         #expect(e == .oneOf([.global, .restricted]))
         #expect(CPDTestJSON.text(Negotiable<CPDScopeModel>.fixed(.unspecifiedHose).json) == #""unspecified-hose""#)
@@ -194,23 +194,23 @@ struct CPDNegotiableTests {
     }
 
     @Test func internalRules() {
-        #expect(N.range(min: 5, max: 1).internalProblems == ["\"min\" is greater than \"max\""])
-        #expect(N.range(min: nil, max: nil).internalProblems.count == 1)
-        #expect(N.oneOf([]).internalProblems.count == 1)
+        #expect(NegotiableDecimal.range(min: 5, max: 1).internalProblems == ["\"min\" is greater than \"max\""])
+        #expect(NegotiableDecimal.range(min: nil, max: nil).internalProblems.count == 1)
+        #expect(NegotiableDecimal.oneOf([]).internalProblems.count == 1)
         #expect(Negotiable<CPDInvocationType>.range(min: .explicit, max: nil).internalProblems.count == 1)
-        #expect(N.range(min: 1, max: 1).isWellFormed)
-        #expect(N.any.isWellFormed)
+        #expect(NegotiableDecimal.range(min: 1, max: 1).isWellFormed)
+        #expect(NegotiableDecimal.any.isWellFormed)
     }
 
     @Test func fixedAndPreferred() {
-        #expect(N.fixed(3).isFixed)
-        #expect(!N.any.isFixed && !N.range(min: 1, max: 1).isFixed && !N.oneOf([1]).isFixed)
-        #expect(N.fixed(3).preferredValue == 3)
-        #expect(N.range(min: 80, max: 100).preferredValue == 100)
-        #expect(N.range(min: 80, max: nil).preferredValue == 80)
-        #expect(N.oneOf([7, 8]).preferredValue == 7)
-        #expect(N.any.preferredValue == nil)
-        #expect(N.range(min: 80, max: 100).admits(80))
-        #expect(!N.range(min: 80, max: 100).admits(79))
+        #expect(NegotiableDecimal.fixed(3).isFixed)
+        #expect(!NegotiableDecimal.any.isFixed && !NegotiableDecimal.range(min: 1, max: 1).isFixed && !NegotiableDecimal.oneOf([1]).isFixed)
+        #expect(NegotiableDecimal.fixed(3).preferredValue == 3)
+        #expect(NegotiableDecimal.range(min: 80, max: 100).preferredValue == 100)
+        #expect(NegotiableDecimal.range(min: 80, max: nil).preferredValue == 80)
+        #expect(NegotiableDecimal.oneOf([7, 8]).preferredValue == 7)
+        #expect(NegotiableDecimal.any.preferredValue == nil)
+        #expect(NegotiableDecimal.range(min: 80, max: 100).admits(80))
+        #expect(!NegotiableDecimal.range(min: 80, max: 100).admits(79))
     }
 }

@@ -4,15 +4,14 @@ import Testing
 
 @Suite("Decision engine")
 struct DecisionEngineTests {
-    typealias F = Fixture
 
     static func path(_ s: String) -> String { "components[0].profiles[0].\(s)" }
 
     // MARK: full offers
 
     @Test func fullOfferSatisfiesTheL3VPNRequest() throws {
-        let request = try F.example("l3vpn-3-sites.json")
-        let d = F.decide(request, ies: F.options(cost: true))
+        let request = try Fixture.example("l3vpn-3-sites.json")
+        let d = Fixture.decide(request, ies: Fixture.options(cost: true))
         guard case .offer(let o) = d else {
             Issue.record("expected an offer, got \(d)")
             return
@@ -52,7 +51,7 @@ struct DecisionEngineTests {
     }
 
     @Test func noCostUnlessAsked() throws {
-        let o = try #require(F.decide(F.single(.fixed(10))).offer)
+        let o = try #require(Fixture.decide(Fixture.single(.fixed(10))).offer)
         #expect(o.cost == nil && o.informationElements.cost == nil)
     }
 
@@ -65,7 +64,7 @@ struct DecisionEngineTests {
         (.fixed(42), 42),
     ])
     func bandwidthChoice(requested: Negotiable<CPNPDecimal>, offered: CPNPDecimal) throws {
-        let d = F.decide(F.single(requested))
+        let d = Fixture.decide(Fixture.single(requested))
         let o = try #require(d.offer)
         #expect(d.isPlainOffer)
         #expect(o.capacity[0].incomingBandwidthMbps == .fixed(offered))
@@ -76,7 +75,7 @@ struct DecisionEngineTests {
     // MARK: counter-offers
 
     @Test func counterOfferWithWhatIsFree() throws {
-        let d = F.decide(F.single(.fixed(100)), reservations: F.leaving(80, on: "PE-PAR-2:ge-0/0/1"))
+        let d = Fixture.decide(Fixture.single(.fixed(100)), reservations: Fixture.leaving(80, on: "PE-PAR-2:ge-0/0/1"))
         let o = try #require(d.offer)
         #expect(d.isPlainOffer)
         #expect(!o.satisfiesRequest)
@@ -92,21 +91,21 @@ struct DecisionEngineTests {
     }
 
     @Test func rangeStaysInsideWhenEnoughIsFree() throws {
-        let o = try #require(F.decide(F.single(.range(min: 80, max: 100)), reservations: F.leaving(90, on: "PE-PAR-2:ge-0/0/1")).offer)
+        let o = try #require(Fixture.decide(Fixture.single(.range(min: 80, max: 100)), reservations: Fixture.leaving(90, on: "PE-PAR-2:ge-0/0/1")).offer)
         #expect(o.capacity[0].incomingBandwidthMbps == .fixed(90))
         #expect(o.satisfiesRequest)
     }
 
     @Test func entitlementCapsBandwidth() throws {
-        let o = try #require(F.decide(F.single(.fixed(800)), profile: F.globex).offer)
+        let o = try #require(Fixture.decide(Fixture.single(.fixed(800)), profile: Fixture.globex).offer)
         #expect(o.capacity[0].incomingBandwidthMbps == .fixed(500))
         #expect(!o.satisfiesRequest && o.gaps.count == 2)
         #expect(o.notes.first?.hasSuffix("(customer globex is entitled to at most 500 Mbps)") == true)
     }
 
     @Test func subsetOfSitesWhenOneSiteIsExhausted() throws {
-        let request = try F.example("l3vpn-3-sites.json")
-        let d = F.decide(request, reservations: F.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
+        let request = try Fixture.example("l3vpn-3-sites.json")
+        let d = Fixture.decide(request, reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         let o = try #require(d.offer)
         #expect(d.isPlainOffer)
         #expect(!o.satisfiesRequest)
@@ -119,9 +118,9 @@ struct DecisionEngineTests {
     }
 
     @Test func exhaustedSiteIsAFailureWhenSubsetsAreOff() throws {
-        var config = F.demo
+        var config = Fixture.demo
         config.policy.counterOffers.dropExhaustedSites = false
-        let d = F.decide(try F.example("l3vpn-3-sites.json"), config: config, reservations: F.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
+        let d = Fixture.decide(try Fixture.example("l3vpn-3-sites.json"), config: config, reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         #expect(d.failure?.code == .outOfResources)
         #expect(d.failure?.diagnostic.contains("CE-MRS-1") == true)
     }
@@ -132,9 +131,9 @@ struct DecisionEngineTests {
                         delayVariationMs: .fixed(10), lossPercent: .oneOf([dec("0.01"), dec("0.5")])),
             CPDQoSEntry(from: "CE-M", to: "*", statistic: .average, oneWayDelayMs: .any, throughputMbps: .any),
         ])
-        let request = F.cpd([F.node("CE-P", site: "PARIS-HQ"), F.node("CE-M", site: "MARSEILLE-BR")], qos: qos,
+        let request = Fixture.cpd([Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-M", site: "MARSEILLE-BR")], qos: qos,
                             availability: CPDAvailability(availabilityPercent: .fixed(dec("99.99")), statistic: .average))
-        let o = try #require(F.decide(request).offer)
+        let o = try #require(Fixture.decide(request).offer)
         let e = try #require(o.profile.qosGuarantees).entries
         #expect(e[0].oneWayDelayMs == .fixed(18))        // PE-PAR-2 ↔ PE-MRS-1 achieves 18 ms: looser
         #expect(e[0].delayVariationMs == .fixed(10))     // achieves 4 ≤ 10: the requested bound
@@ -154,7 +153,7 @@ struct DecisionEngineTests {
             CPDQoSEntry(from: "CE-1", to: "*", metaQoSClass: "platinum"),
             CPDQoSEntry(from: "*", to: "CE-1", metaQoSClass: "silver"),
         ])
-        let o = try #require(F.decide(F.cpd([F.node("CE-1", site: "PARIS-HQ")], qos: qos), ies: F.options(cost: true)).offer)
+        let o = try #require(Fixture.decide(Fixture.cpd([Fixture.node("CE-1", site: "PARIS-HQ")], qos: qos), ies: Fixture.options(cost: true)).offer)
         #expect(o.profile.qosGuarantees?.entries.map(\.metaQoSClass) == ["gold", "silver"])
         #expect(o.gaps.count == 1)
         // Base fee + gold + silver premiums (no bandwidth).
@@ -162,7 +161,7 @@ struct DecisionEngineTests {
     }
 
     @Test func anyValuesTakeTheProviderDefaults() throws {
-        let request = F.cpd([F.node("CE-1", site: "LYON-DC")], capacity: [F.cap("CE-1", in: .any, out: nil)]) { p in
+        let request = Fixture.cpd([Fixture.node("CE-1", site: "LYON-DC")], capacity: [Fixture.cap("CE-1", in: .any, out: nil)]) { p in
             p.scope[0].reachability = .any
             p.scope[0].destinationPrefixes = ["10.0.0.0/8"]
             p.conformanceTraffic?.mtuBytes = .any
@@ -170,7 +169,7 @@ struct DecisionEngineTests {
             p.notifications = [CPDNotification(events: ["link-down"], method: .syslog, intervalSeconds: .any)]
             p.availability = CPDAvailability(availabilityPercent: .any, statistic: .average)
         }
-        let o = try #require(F.decide(request).offer)
+        let o = try #require(Fixture.decide(request).offer)
         let p = o.profile
         #expect(p.capacity?[0].incomingBandwidthMbps == .fixed(10) && p.capacity?[0].outgoingBandwidthMbps == nil)
         #expect(p.scope[0].reachability == .fixed(.restricted))
@@ -184,126 +183,126 @@ struct DecisionEngineTests {
 
     @Test func providerPicksTheTightestLinkThatFits() throws {
         // PE-PAR-1 has a 10G and a 1G link: a small order goes on the 1G one …
-        let small = try #require(F.decide(F.single(.fixed(10), site: "PARIS-DC1")).offer)
+        let small = try #require(Fixture.decide(Fixture.single(.fixed(10), site: "PARIS-DC1")).offer)
         #expect(small.reservations.map(\.linkID) == ["PE-PAR-1:ge-0/0/2", "PE-PAR-1:ge-0/0/2"])
         #expect(small.profile.customerNodes[0].linkIdentifiers == ["PE-PAR-1:ge-0/0/2"])
         // … a big one on the 10G one; a site nobody lists is served by its country's PE.
-        let big = try #require(F.decide(F.single(.fixed(900), site: "PARIS-DC1"),
-                                        reservations: F.leaving(500, on: "PE-PAR-1:ge-0/0/2")).offer)
+        let big = try #require(Fixture.decide(Fixture.single(.fixed(900), site: "PARIS-DC1"),
+                                        reservations: Fixture.leaving(500, on: "PE-PAR-1:ge-0/0/2")).offer)
         #expect(big.reservations.map(\.linkID) == ["PE-PAR-1:xe-0/0/0", "PE-PAR-1:xe-0/0/0"])
-        let lab = try #require(F.decide(F.single(.fixed(10), site: "LAB-RENNES")).offer)
+        let lab = try #require(Fixture.decide(Fixture.single(.fixed(10), site: "LAB-RENNES")).offer)
         #expect(lab.reservations.first?.linkID == "PE-PAR-1:ge-0/0/2")
         // A PE named by the client: one of its links, the node's list untouched.
-        let named = try #require(F.decide(F.single(.fixed(10), site: "X", link: "PE-PAR-1")).offer)
+        let named = try #require(Fixture.decide(Fixture.single(.fixed(10), site: "X", link: "PE-PAR-1")).offer)
         #expect(named.profile.customerNodes[0].linkIdentifiers == ["PE-PAR-1"])
         #expect(named.reservations.first?.linkID == "PE-PAR-1:ge-0/0/2")
         #expect(named.satisfiesRequest)
     }
 
     @Test func twoEntriesOnOneLinkShareItsCapacity() throws {
-        let request = F.cpd([F.node("A", links: ["PE-MRS-1:xe-1/0/0"]), F.node("B", links: ["PE-MRS-1:xe-1/0/0"])],
-                            capacity: [F.cap("A", in: .fixed(150), out: .fixed(150)), F.cap("B", in: .fixed(150), out: .fixed(150))])
-        let o = try #require(F.decide(request).offer)
+        let request = Fixture.cpd([Fixture.node("A", links: ["PE-MRS-1:xe-1/0/0"]), Fixture.node("B", links: ["PE-MRS-1:xe-1/0/0"])],
+                            capacity: [Fixture.cap("A", in: .fixed(150), out: .fixed(150)), Fixture.cap("B", in: .fixed(150), out: .fixed(150))])
+        let o = try #require(Fixture.decide(request).offer)
         #expect(o.capacity.map(\.incomingBandwidthMbps) == [.fixed(150), .fixed(50)])
         #expect(o.reservations.map(\.mbps) == [200, 200])
-        #expect(F.demo.inventory().fits(o.reservations))
+        #expect(Fixture.demo.inventory().fits(o.reservations))
     }
 
     // MARK: failures
 
     @Test func failAuthenticationRequired() {
-        let d = F.decide(F.single(.fixed(10)), identityPresent: false)
+        let d = Fixture.decide(Fixture.single(.fixed(10)), identityPresent: false)
         #expect(d.failure?.code == .authenticationRequired)
         #expect(d.failure?.diagnostic.contains("client certificate") == true)
     }
 
     @Test func failAuthorization() {
-        let unknown = F.decide(F.single(.fixed(10)), profile: nil)
+        let unknown = Fixture.decide(Fixture.single(.fixed(10)), profile: nil)
         #expect(unknown.failure?.code == .authorizationFailed)
         #expect(unknown.failure?.diagnostic == "the client identity is not a known customer")
-        let filtered = F.decide(F.single(.fixed(10)), profile: F.globex, clientAddress: "10.1.2.3")
+        let filtered = Fixture.decide(Fixture.single(.fixed(10)), profile: Fixture.globex, clientAddress: "10.1.2.3")
         #expect(filtered.failure?.code == .authorizationFailed)
         #expect(filtered.failure?.diagnostic == "source address 10.1.2.3 is not allowed for customer globex")
-        #expect(F.decide(F.single(.fixed(10)), profile: F.acme, clientAddress: "10.1.2.3").isPlainOffer)
-        #expect(F.decide(F.single(.fixed(10)), profile: F.globex, clientAddress: "::ffff:127.0.0.1").isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), profile: Fixture.acme, clientAddress: "10.1.2.3").isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), profile: Fixture.globex, clientAddress: "::ffff:127.0.0.1").isPlainOffer)
     }
 
     @Test func failAdministrativelyProhibited() throws {
-        let mrs = F.decide(try F.example("l3vpn-3-sites.json"), profile: F.globex)
+        let mrs = Fixture.decide(try Fixture.example("l3vpn-3-sites.json"), profile: Fixture.globex)
         #expect(mrs.failure?.code == .administrativelyProhibited)
         #expect(mrs.failure?.diagnostic == "customer node CE-MRS-1: customer globex is not entitled to PE-MRS-1 (link PE-MRS-1:xe-1/0/0)")
 
-        let bySite = F.decide(F.single(.fixed(10), site: "MARSEILLE-BR"), profile: F.globex)
+        let bySite = Fixture.decide(Fixture.single(.fixed(10), site: "MARSEILLE-BR"), profile: Fixture.globex)
         #expect(bySite.failure?.diagnostic == "customer node CE-1: served only by PE-MRS-1, which customer globex is not entitled to")
 
-        let country = F.decide(F.cpd([F.node("CE-B", site: "BERLIN-1", country: "DE")]))
+        let country = Fixture.decide(Fixture.cpd([Fixture.node("CE-B", site: "BERLIN-1", country: "DE")]))
         #expect(country.failure?.code == .administrativelyProhibited)
         #expect(country.failure?.diagnostic == "customer node CE-B: country DE is not allowed for customer acme")
 
-        let testing = F.decide(F.single(.fixed(10)), ies: F.options(purpose: .testing), profile: F.globex)
+        let testing = Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing), profile: Fixture.globex)
         #expect(testing.failure?.code == .administrativelyProhibited)
         #expect(testing.failure?.diagnostic == "customer globex is not entitled to testing orders")
 
-        let longTest = F.decide(F.single(.fixed(10)), ies: F.options(purpose: .testing, testEnd: F.now + .seconds(40 * 86400)))
+        let longTest = Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(40 * 86400)))
         #expect(longTest.failure?.code == .administrativelyProhibited)
         #expect(longTest.failure?.diagnostic.contains("exceeds the 30 days customer acme is entitled to") == true)
-        #expect(F.decide(F.single(.fixed(10)), ies: F.options(purpose: .testing, testEnd: F.now + .seconds(7 * 86400))).isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(7 * 86400))).isPlainOffer)
 
-        let busy = F.decide(F.single(.fixed(10)), openOrders: 20)
+        let busy = Fixture.decide(Fixture.single(.fixed(10)), openOrders: 20)
         #expect(busy.failure?.code == .administrativelyProhibited)
         #expect(busy.failure?.diagnostic == "customer acme already has 20 open orders (maximum 20)")
         // An UPDATE does not open an order.
-        #expect(F.decide(F.single(.fixed(10)), openOrders: 20, updating: []).isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), openOrders: 20, updating: []).isPlainOffer)
     }
 
     @Test func failOutOfResources() {
-        let d = F.decide(F.single(.fixed(50), site: "MARSEILLE-BR"), reservations: F.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
+        let d = Fixture.decide(Fixture.single(.fixed(50), site: "MARSEILLE-BR"), reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         #expect(d.failure?.code == .outOfResources)
         #expect(d.failure?.diagnostic == "out of resources: customer node CE-1: link PE-MRS-1:xe-1/0/0 has 0 Mbps free incoming, "
             + "link PE-MRS-1:xe-1/0/0 has 0 Mbps free outgoing")
         // One direction exhausted is enough: half a link is no attachment.
-        var one = F.leaving(0, on: "PE-MRS-1:xe-1/0/0")
+        var one = Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0")
         one.removeFirst()
-        let out = F.decide(F.single(.fixed(50), site: "MARSEILLE-BR"), reservations: one)
+        let out = Fixture.decide(Fixture.single(.fixed(50), site: "MARSEILLE-BR"), reservations: one)
         #expect(out.failure?.diagnostic == "out of resources: customer node CE-1: link PE-MRS-1:xe-1/0/0 has 0 Mbps free outgoing")
     }
 
     @Test func failNetworkPresence() {
-        let unknownPE = F.decide(F.single(.fixed(10), link: "PE-BER-1"))
+        let unknownPE = Fixture.decide(Fixture.single(.fixed(10), link: "PE-BER-1"))
         #expect(unknownPE.failure?.code == .networkPresenceError)
         #expect(unknownPE.failure?.diagnostic == #"customer node CE-1: link or PE "PE-BER-1" is not in the provider's network"#)
-        let nowhere = F.decide(F.cpd([F.node("CE-X", site: "NOWHERE", country: nil)]))
+        let nowhere = Fixture.decide(Fixture.cpd([Fixture.node("CE-X", site: "NOWHERE", country: nil)]))
         #expect(nowhere.failure?.code == .networkPresenceError)
         #expect(nowhere.failure?.diagnostic == "customer node CE-X (site NOWHERE): no network presence")
-        var anyCountry = F.demo
+        var anyCountry = Fixture.demo
         anyCountry.customers[0].entitlements.countries = nil
-        let berlin = F.decide(F.cpd([F.node("CE-B", site: "BERLIN-1", country: "DE")]), config: anyCountry,
+        let berlin = Fixture.decide(Fixture.cpd([Fixture.node("CE-B", site: "BERLIN-1", country: "DE")]), config: anyCountry,
                               profile: anyCountry.customers[0])
         #expect(berlin.failure?.diagnostic == "customer node CE-B (site BERLIN-1, country DE): no network presence")
     }
 
     @Test func unservedSitesCanBeLeftOut() throws {
-        var config = F.demo
+        var config = Fixture.demo
         config.policy.counterOffers.dropUnservedSites = true
-        let request = F.cpd([F.node("CE-P", site: "PARIS-HQ"), F.node("CE-X", links: ["PE-BER-1"])],
-                            capacity: [F.cap("CE-P", in: .fixed(10), out: .fixed(10)), F.cap("CE-X", in: .fixed(10), out: .fixed(10))])
-        let o = try #require(F.decide(request, config: config).offer)
+        let request = Fixture.cpd([Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-X", links: ["PE-BER-1"])],
+                            capacity: [Fixture.cap("CE-P", in: .fixed(10), out: .fixed(10)), Fixture.cap("CE-X", in: .fixed(10), out: .fixed(10))])
+        let o = try #require(Fixture.decide(request, config: config).offer)
         #expect(o.profile.customerNodes.map(\.identifier) == ["CE-P"])
         #expect(!o.satisfiesRequest && o.cpd.validate().errors == [])
         #expect(o.notes.first?.hasPrefix("left out (no network presence)") == true)
         // Not when nothing would be left.
-        let alone = F.decide(F.cpd([F.node("CE-X", links: ["PE-BER-1"])]), config: config)
+        let alone = Fixture.decide(Fixture.cpd([Fixture.node("CE-X", links: ["PE-BER-1"])]), config: config)
         #expect(alone.failure?.code == .networkPresenceError)
     }
 
     @Test func failMessageValidationAndActivationType() {
-        #expect(F.decide(.empty).failure?.code == .messageValidationError)
-        var bad = F.single(.fixed(10))
+        #expect(Fixture.decide(.empty).failure?.code == .messageValidationError)
+        var bad = Fixture.single(.fixed(10))
         bad.components[0].profiles[0].conformanceTraffic = nil
-        #expect(F.decide(bad).failure?.diagnostic == "cpd.components[0].profiles[0].conformance-traffic: conformance-traffic is required when capacity is present")
-        var config = F.demo
+        #expect(Fixture.decide(bad).failure?.diagnostic == "cpd.components[0].profiles[0].conformance-traffic: conformance-traffic is required when capacity is present")
+        var config = Fixture.demo
         config.policy.activationTypes = [.immediate]
-        let d = F.decide(F.single(.fixed(10)), config: config, ies: F.options(activation: .explicit))
+        let d = Fixture.decide(Fixture.single(.fixed(10)), config: config, ies: Fixture.options(activation: .explicit))
         #expect(d.failure?.code == .unsupportedActivationType)
         #expect(d.failure?.diagnostic == "activation type explicit is not supported; supported: immediate")
     }
@@ -318,22 +317,22 @@ struct DecisionEngineTests {
 
     @Test func pricingIsExact() throws {
         let qos = CPDQoSGuarantees(kind: .quantitative, entries: [CPDQoSEntry(from: "CE-1", to: "*", statistic: .average, oneWayDelayMs: .any)])
-        let request = F.cpd([F.node("CE-1", site: "PARIS-HQ")], capacity: [F.cap("CE-1", in: .fixed(dec("33.3")), out: .fixed(dec("33.3")))],
+        let request = Fixture.cpd([Fixture.node("CE-1", site: "PARIS-HQ")], capacity: [Fixture.cap("CE-1", in: .fixed(dec("33.3")), out: .fixed(dec("33.3")))],
                             qos: qos)
-        let o = try #require(F.decide(request, ies: F.options(cost: true), profile: F.globex).offer)
+        let o = try #require(Fixture.decide(request, ies: Fixture.options(cost: true), profile: Fixture.globex).offer)
         // 800.00 + 3.10 × 66.6 + 250.00 (globex's quantitative premium) = 1256.46 exactly.
         #expect(o.cost == Cost(amount: dec("1256.46"), currency: "EUR", period: "month"))
         #expect(o.cost?.amount.plainString(minimumFractionDigits: 2) == "1256.46")
         // The top-level price list for a profile without its own.
-        var p = F.globex
+        var p = Fixture.globex
         p.pricing = nil
-        #expect(DecisionEngine(configuration: F.demo).pricing(for: p).cost(for: o.cpd).amount == dec("1416.40"))
+        #expect(DecisionEngine(configuration: Fixture.demo).pricing(for: p).cost(for: o.cpd).amount == dec("1416.40"))
     }
 
     // MARK: approval (RFC 8921 §12.2)
 
     @Test func bigOrdersWaitForAnOperator() throws {
-        let d = F.decide(F.single(.fixed(2000), site: "PARIS-DC1"))
+        let d = Fixture.decide(Fixture.single(.fixed(2000), site: "PARIS-DC1"))
         guard case .needsApproval(let reason, let offer?) = d else {
             Issue.record("expected needsApproval with an offer, got \(d)")
             return
@@ -341,7 +340,7 @@ struct DecisionEngineTests {
         #expect(reason == "offered bandwidth 2000 Mbps is above 1000 Mbps (approval rule 0: above-mbps: 1000)")
         #expect(offer.satisfiesRequest && offer.cpd.isConcrete)
         #expect(offer.reservations.map(\.linkID) == ["PE-PAR-1:xe-0/0/0", "PE-PAR-1:xe-0/0/0"])
-        #expect(F.decide(F.single(.fixed(1000), site: "PARIS-DC1")).isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(1000), site: "PARIS-DC1")).isPlainOffer)
     }
 
     @Test(arguments: [
@@ -352,9 +351,9 @@ struct DecisionEngineTests {
         (.customers(["ACME"]), "orders of customer acme are validated by an operator (approval rule 0: customers: [ACME])"),
     ])
     func approvalRules(rule: ApprovalRule, reason: String) {
-        var config = F.demo
+        var config = Fixture.demo
         config.approval.rules = [rule]
-        let d = F.decide(F.single(.fixed(10)), config: config)
+        let d = Fixture.decide(Fixture.single(.fixed(10)), config: config)
         guard case .needsApproval(let r, let o) = d else {
             Issue.record("expected needsApproval, got \(d)")
             return
@@ -364,23 +363,23 @@ struct DecisionEngineTests {
     }
 
     @Test func approvalRulesThatDoNotMatch() {
-        var config = F.demo
+        var config = Fixture.demo
         config.approval.rules = [.aboveTotalMbps(20), .aboveAmount(550), .purpose(.testing), .customers(["globex"])]
-        #expect(F.decide(F.single(.fixed(10)), config: config).isPlainOffer)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), config: config).isPlainOffer)
     }
 
     @Test func manualModeAndEscalation() {
-        var config = F.demo
+        var config = Fixture.demo
         config.approval.mode = .manual
-        guard case .needsApproval(let reason, _?) = F.decide(F.single(.fixed(10)), config: config) else {
+        guard case .needsApproval(let reason, _?) = Fixture.decide(Fixture.single(.fixed(10)), config: config) else {
             Issue.record("expected needsApproval")
             return
         }
         #expect(reason == "approval mode is manual: every order is validated by an operator")
         // Failures other than resources are never escalated.
-        #expect(F.decide(F.single(.fixed(10)), config: config, identityPresent: false).failure?.code == .authenticationRequired)
+        #expect(Fixture.decide(Fixture.single(.fixed(10)), config: config, identityPresent: false).failure?.code == .authenticationRequired)
         config.approval.escalateOutOfResources = true
-        let d = F.decide(F.single(.fixed(50), site: "MARSEILLE-BR"), config: config, reservations: F.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
+        let d = Fixture.decide(Fixture.single(.fixed(50), site: "MARSEILLE-BR"), config: config, reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         guard case .needsApproval(let why, nil) = d else {
             Issue.record("expected needsApproval without offer, got \(d)")
             return
@@ -393,9 +392,9 @@ struct DecisionEngineTests {
     @Test func updateKeepsItsOwnCapacity() throws {
         let own = [Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 900),
                    Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 900)]
-        let asNew = try #require(F.decide(F.single(.fixed(950)), reservations: own).offer)
+        let asNew = try #require(Fixture.decide(Fixture.single(.fixed(950)), reservations: own).offer)
         #expect(asNew.capacity[0].incomingBandwidthMbps == .fixed(100))
-        let update = try #require(F.decide(F.single(.fixed(950)), reservations: own, updating: own).offer)
+        let update = try #require(Fixture.decide(Fixture.single(.fixed(950)), reservations: own, updating: own).offer)
         #expect(update.capacity[0].incomingBandwidthMbps == .fixed(950) && update.satisfiesRequest)
         #expect(DecisionEngine.reservationsDelta(old: own, new: update.reservations) == [
             Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 50),
@@ -421,7 +420,7 @@ struct DecisionEngineTests {
 
     @Test(arguments: ["l3vpn-3-sites.json", "cdn-footprint-extension.json", "testing-purpose-order.json", "as-interconnect-upgrade.json"])
     func examplesGetConcreteOffersOrTheRightFailure(name: String) throws {
-        let d = F.decide(try F.example(name))
+        let d = Fixture.decide(try Fixture.example(name))
         if name == "as-interconnect-upgrade.json" {
             #expect(d.failure?.code == .administrativelyProhibited)  // DE and NL: acme is entitled to FR only
             return
@@ -430,7 +429,7 @@ struct DecisionEngineTests {
         #expect(o.cpd.isConcrete)
         #expect(o.cpd.validate().errors == [])
         #expect(o.satisfiesRequest == o.gaps.isEmpty)
-        #expect(F.demo.inventory().fits(o.reservations))
+        #expect(Fixture.demo.inventory().fits(o.reservations))
     }
 }
 

@@ -176,10 +176,10 @@ struct ClientOrderStoreTests {
     @Test("client hot-path queries use indexes")
     func hotPathsUseIndexes() throws {
         let store = try ClientOrderStore.inMemory()
-        typealias S = ClientOrderStore.SQL
+        typealias Statements = ClientOrderStore.SQL
         for (name, sql, n) in [
-            ("by customer order id", S.byCustomerOrderID, 1), ("by provider order id", S.byProviderOrderID, 1),
-            ("open orders", S.openOrders, 0), ("group", S.byGroup, 1), ("events", S.events, 1),
+            ("by customer order id", Statements.byCustomerOrderID, 1), ("by provider order id", Statements.byProviderOrderID, 1),
+            ("open orders", Statements.openOrders, 0), ("group", Statements.byGroup, 1), ("events", Statements.events, 1),
         ] {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: n))
             #expect(usesIndexesOnly(plan), "\(name): \(plan)")

@@ -574,26 +574,26 @@ struct ServerOrderStoreTests {
     @Test("every hot-path query is answered through an index, never a full scan")
     func hotPathsUseIndexes() throws {
         let store = try ServerOrderStore.inMemory()
-        typealias S = ServerOrderStore.SQL
+        typealias Statements = ServerOrderStore.SQL
         let cases: [(String, String, Int)] = [
-            ("order by provider order id", S.orderByProviderID, 1),
-            ("order by client and customer order id", S.orderByClientAndCustomerID(.sqlite), 2),
-            ("open orders", S.openOrders, 0),
-            ("resident orders (start-up)", S.residentOrders, 0),
-            ("open orders per client (start-up)", S.openOrderCountsByClient, 0),
-            ("open order count", S.openOrderCount, 1),
-            ("customer order id exists", S.customerOrderIDExists, 2),
-            ("provider order id exists", S.providerOrderIDExists, 1),
-            ("order head in commit", S.orderHead, 1),
-            ("other open order in commit", S.otherOpenOrder, 3),
-            ("audit of an order", S.auditOfOrder, 1),
-            ("reservations of an order", S.reservationsOfOrder, 1),
-            ("reserved on a resource", S.reservedOnResource, 2),
-            ("reserved on a resource by kind", S.reservedOnResourceOfKind, 3),
-            ("kept reservation totals of a commit's resources", S.keptTotalsOfResources(2), 2),
-            ("due outbox", S.dueOutbox, 2),
-            ("next outbox attempt", S.nextOutboxAttempt, 0),
-            ("pending admin requests", S.pendingAdminRequests, 1),
+            ("order by provider order id", Statements.orderByProviderID, 1),
+            ("order by client and customer order id", Statements.orderByClientAndCustomerID(.sqlite), 2),
+            ("open orders", Statements.openOrders, 0),
+            ("resident orders (start-up)", Statements.residentOrders, 0),
+            ("open orders per client (start-up)", Statements.openOrderCountsByClient, 0),
+            ("open order count", Statements.openOrderCount, 1),
+            ("customer order id exists", Statements.customerOrderIDExists, 2),
+            ("provider order id exists", Statements.providerOrderIDExists, 1),
+            ("order head in commit", Statements.orderHead, 1),
+            ("other open order in commit", Statements.otherOpenOrder, 3),
+            ("audit of an order", Statements.auditOfOrder, 1),
+            ("reservations of an order", Statements.reservationsOfOrder, 1),
+            ("reserved on a resource", Statements.reservedOnResource, 2),
+            ("reserved on a resource by kind", Statements.reservedOnResourceOfKind, 3),
+            ("kept reservation totals of a commit's resources", Statements.keptTotalsOfResources(2), 2),
+            ("due outbox", Statements.dueOutbox, 2),
+            ("next outbox attempt", Statements.nextOutboxAttempt, 0),
+            ("pending admin requests", Statements.pendingAdminRequests, 1),
         ]
         for (name, sql, argumentCount) in cases {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: argumentCount))
