@@ -1,3 +1,4 @@
+import ArgumentParser
 import CPNPCore
 import Foundation
 
@@ -8,6 +9,17 @@ enum Input {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// ``read(_:)`` for a command whose only output is its verdict: an unreadable input is written to
+    /// standard error and ends the command with exit status 1.
+    static func readOrFail(_ name: String) throws -> [UInt8] {
+        do {
+            return try read(name)
+        } catch {
+            Diagnostics.write("error: \(error)")
+            throw ExitCode.failure
+        }
     }
 
     static func read(_ name: String) throws(Failure) -> [UInt8] {

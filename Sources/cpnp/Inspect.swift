@@ -19,13 +19,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        let bytes: [UInt8]
-        do {
-            bytes = try Input.read(file)
-        } catch {
-            Diagnostics.write("error: \(error)")
-            throw ExitCode.failure
-        }
+        let bytes = try Input.readOrFail(file)
         let message: CPNPMessage
         do {
             message = try CPNPCodec.decode(bytes, limits: .stream)

@@ -15,13 +15,7 @@ struct Validate: ParsableCommand {
     var file: String
 
     func run() throws {
-        let bytes: [UInt8]
-        do {
-            bytes = try Input.read(file)
-        } catch {
-            Diagnostics.write("error: \(error)")
-            throw ExitCode.failure
-        }
+        let bytes = try Input.readOrFail(file)
         let cpd: CPD
         do {
             cpd = try CPD(json: JSONParser.parse(bytes, limits: .stream), at: .root)
