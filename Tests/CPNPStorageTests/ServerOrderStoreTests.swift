@@ -108,11 +108,7 @@ struct ServerOrderStoreTests {
     func declineClosesAndReleases() throws {
         let store = try ServerOrderStore.inMemory()
         var d = Dialogue()
-        try d.clientQuotes()
-        d.serverReceivesQuotation()
-        try store.commit(d.serverChange())
-        try d.serverAcknowledges()
-        try store.commit(d.serverChange())
+        try d.quoteAndAcknowledge(committingTo: store)
         d.deliverToClient()
         try d.serverOffers()
         try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
@@ -187,11 +183,7 @@ struct ServerOrderStoreTests {
         var adminID: Int64 = 0
         do {
             let store = try ServerOrderStore(path: path)
-            try d.clientQuotes()
-            d.serverReceivesQuotation()
-            try store.commit(d.serverChange())
-            try d.serverAcknowledges()
-            try store.commit(d.serverChange())
+            try d.quoteAndAcknowledge(committingTo: store)
             d.deliverToClient()
             adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: StoreFixture.at(1))
             try d.serverOffers()
@@ -239,11 +231,7 @@ struct ServerOrderStoreTests {
         let admin = try ServerOrderStore(path: path)
 
         var d = Dialogue()
-        try d.clientQuotes()
-        d.serverReceivesQuotation()
-        try daemon.commit(d.serverChange())
-        try d.serverAcknowledges()
-        try daemon.commit(d.serverChange())
+        try d.quoteAndAcknowledge(committingTo: daemon)
         #expect(try admin.order(providerOrderID: d.providerOrderID)?.state == .awaitingProcessing)
         #expect(try admin.orders(state: .awaitingProcessing).map(\.providerOrderID) == [d.providerOrderID])
 
@@ -320,11 +308,7 @@ struct ServerOrderStoreTests {
         defer { dir.remove() }
         let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
         var d = Dialogue()
-        try d.clientQuotes()
-        d.serverReceivesQuotation()
-        try store.commit(d.serverChange())
-        try d.serverAcknowledges()
-        try store.commit(d.serverChange())
+        try d.quoteAndAcknowledge(committingTo: store)
         d.deliverToClient()
         try d.serverOffers()
         try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))

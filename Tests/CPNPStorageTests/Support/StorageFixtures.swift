@@ -139,6 +139,15 @@ struct Dialogue {
     }
 
     /// Server: AwaitingProcessing → OfferProposed (OFFER sent).
+    /// QUOTATION sent and received, then acknowledged (PROCESSING): each server change committed to `store`.
+    mutating func quoteAndAcknowledge(committingTo store: ServerOrderStore) throws {
+        try clientQuotes()
+        serverReceivesQuotation()
+        try store.commit(serverChange())
+        try serverAcknowledges()
+        try store.commit(serverChange())
+    }
+
     mutating func serverOffers() throws {
         try serverDo { s, r, now throws(OrderCommandError) in
             try s.makeOffer(offeredCPD: StoreFixture.offered, validityOfferTime: StoreFixture.at(3_600), now: now, using: &r)
