@@ -9,32 +9,32 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
     /// optional trailing dotted quad). Zone identifiers are rejected.
     public init?(_ text: String) {
         if text.contains(":") {
-            guard let b = Self.parseIPv6(Substring(text)) else { return nil }
-            bytes = b
+            guard let parsed = Self.parseIPv6(Substring(text)) else { return nil }
+            bytes = parsed
         } else {
-            guard let b = Self.parseIPv4(Substring(text)) else { return nil }
-            bytes = b
+            guard let parsed = Self.parseIPv4(Substring(text)) else { return nil }
+            bytes = parsed
         }
     }
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parseIPv4(_ s: Substring) -> [UInt8]? {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+    static func parseIPv4(_ text: Substring) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var out: [UInt8] = []
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            if p.count > 1 && p.first == "0" { return nil }
-            guard let v = Int(p), v <= 255 else { return nil }
-            out.append(UInt8(v))
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            if part.count > 1 && part.first == "0" { return nil }
+            guard let value = Int(part), value <= 255 else { return nil }
+            out.append(UInt8(value))
         }
         return out
     }
 
-    static func parseIPv6(_ s: Substring) -> [UInt8]? {
-        guard s.count <= 45 else { return nil }
-        let halves = s.components(separatedByDoubleColon: ())
+    static func parseIPv6(_ text: Substring) -> [UInt8]? {
+        guard text.count <= 45 else { return nil }
+        let halves = text.components(separatedByDoubleColon: ())
         guard halves.count <= 2 else { return nil }
         func groups(_ part: Substring, allowV4Tail: Bool) -> [UInt8]? {
             if part.isEmpty { return [] }
@@ -42,15 +42,15 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
             var out: [UInt8] = []
             for (i, item) in items.enumerated() {
                 if allowV4Tail && i == items.count - 1 && item.contains(".") {
-                    guard let v4 = parseIPv4(item) else { return nil }
-                    out += v4
+                    guard let ipv4Bytes = parseIPv4(item) else { return nil }
+                    out += ipv4Bytes
                     continue
                 }
-                guard !item.isEmpty, item.count <= 4, let v = UInt16(item, radix: 16),
+                guard !item.isEmpty, item.count <= 4, let group = UInt16(item, radix: 16),
                       item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
                 else { return nil }
-                out.append(UInt8(v >> 8))
-                out.append(UInt8(v & 0xff))
+                out.append(UInt8(group >> 8))
+                out.append(UInt8(group & 0xff))
             }
             return out
         }
@@ -86,14 +86,14 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     public static func problem(with text: String) -> String? {
         switch parse(text) {
         case .success: nil
-        case .failure(let e): e.message
+        case .failure(let failure): failure.message
         }
     }
 
     /// Parses a prefix, or nil.
     public init?(_ text: String) {
-        guard case .success(let p) = Self.parse(text) else { return nil }
-        self = p
+        guard case .success(let prefix) = Self.parse(text) else { return nil }
+        self = prefix
     }
 
     private init(address: CPDIPAddress, length: Int) {
@@ -134,15 +134,15 @@ extension Substring {
     fileprivate func components(separatedByDoubleColon: Void) -> [Substring] {
         var out: [Substring] = []
         var start = startIndex
-        var i = startIndex
-        while i < endIndex {
-            let next = index(after: i)
-            if self[i] == ":" && next < endIndex && self[next] == ":" {
-                out.append(self[start..<i])
+        var position = startIndex
+        while position < endIndex {
+            let next = index(after: position)
+            if self[position] == ":" && next < endIndex && self[next] == ":" {
+                out.append(self[start..<position])
                 start = index(after: next)
-                i = start
+                position = start
             } else {
-                i = next
+                position = next
             }
         }
         out.append(self[start..<endIndex])
