@@ -133,7 +133,7 @@ public actor CPNPClientEngine {
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {
             let hex = (0..<8).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
-            if let customerOrderID = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(customerOrderID.rawValue)) != true, orders[customerOrderID] == nil { return customerOrderID }
+            if let candidate = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil { return candidate }
         }
     }
 

@@ -81,7 +81,7 @@ public struct SRVResolver: Sendable {
     }
 
     static func systemNameserver() -> (host: String, port: Int) {
-        if let env = getenv("CPNP_DNS_SERVER").map({ String(cString: $0) }), let target = try? CPNPServerTarget(parsing: env) {
+        if let variable = getenv("CPNP_DNS_SERVER").map({ String(cString: $0) }), let target = try? CPNPServerTarget(parsing: variable) {
             return (target.host, target.portGiven ? target.port : 53)
         }
         if let file = fopen("/etc/resolv.conf", "r") {
@@ -171,7 +171,9 @@ enum DNSMessage {
         let (seconds, attoseconds) = timeout.components
         var receiveTimeout = timeval(tv_sec: Int(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
         setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &receiveTimeout, socklen_t(MemoryLayout<timeval>.size))
-        let sent: Int = address.withSockAddr { socketAddress, len in query.withUnsafeBytes { sendto(socketDescriptor, $0.baseAddress, $0.count, 0, socketAddress, socklen_t(len)) } }
+        let sent: Int = address.withSockAddr { socketAddress, length in
+            query.withUnsafeBytes { sendto(socketDescriptor, $0.baseAddress, $0.count, 0, socketAddress, socklen_t(length)) }
+        }
         guard sent == query.count else { throw Failure(description: "sendto() failed") }
         var buffer = [UInt8](repeating: 0, count: 4_096)
         let received = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, 0) }

@@ -139,15 +139,16 @@ public struct BestOfN: NegotiationStrategy {
     }
 
     /// Cost, then gap, then position. Costs in different currencies are not compared (position decides).
-    static func ranks(_ a: NegotiationCandidate, before b: NegotiationCandidate, _ ia: Int, _ ib: Int) -> Bool {
-        switch (a.cost, b.cost) {
-        case (let ca?, let cb?) where ca.currency == cb.currency && ca.amount != cb.amount: return ca.amount < cb.amount
+    static func ranks(_ candidate: NegotiationCandidate, before other: NegotiationCandidate, _ position: Int, _ otherPosition: Int) -> Bool {
+        switch (candidate.cost, other.cost) {
+        case (let cost?, let otherCost?) where cost.currency == otherCost.currency && cost.amount != otherCost.amount:
+            return cost.amount < otherCost.amount
         case (.some, nil): return true
         case (nil, .some): return false
         default: break
         }
-        if a.gapScore != b.gapScore { return a.gapScore < b.gapScore }
-        return ia < ib
+        if candidate.gapScore != other.gapScore { return candidate.gapScore < other.gapScore }
+        return position < otherPosition
     }
 
     static func whyNone(_ round: NegotiationRound) -> String {

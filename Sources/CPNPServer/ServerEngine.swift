@@ -179,7 +179,7 @@ public actor ServerEngine {
         self.clock = clock
         self.logger = logger
         decisionEngine = DecisionEngine(configuration: configuration)
-        linksByID = Dictionary(configuration.policy.links.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        linksByID = Dictionary(configuration.policy.links.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         timers = TimerScheduler(clock: clock)
         quotationLimiter = RateLimiter(perMinute: configuration.rateLimits.quotationsPerMinute)
         failLimiter = RateLimiter(perMinute: configuration.rateLimits.failsPerMinute)

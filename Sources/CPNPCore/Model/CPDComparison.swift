@@ -223,7 +223,9 @@ struct CPDComparator {
                 exact(requestedQoS.kind, offeredQoS.kind, at: qosPath.appending("kind"))
                 for (i, requestedEntry) in requestedQoS.entries.enumerated() {
                     let entryPath = qosPath.appending("entries").appending(index: i)
-                    guard let offeredEntry = offeredQoS.entries.first(where: { $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic }) else {
+                    guard let offeredEntry = offeredQoS.entries.first(where: {
+                        $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic
+                    }) else {
                         missing(entryPath, requestedEntry.json)
                         continue
                     }

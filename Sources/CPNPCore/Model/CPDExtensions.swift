@@ -39,8 +39,8 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
         }
         serviceAssuranceMetrics = try object.stringsIfPresent("service-assurance-metrics", at: path)
         var extra = JSONObject()
-        for (k, v) in object where !Self.knownKeys.contains(k) {
-            extra[k] = v
+        for (key, value) in object where !Self.knownKeys.contains(key) {
+            extra[key] = value
         }
         additional = extra
     }
@@ -51,8 +51,8 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
         object.put("provider-description", providerDescription)
         object.put("activation-schedule", activationSchedule?.rfc3339)
         object.put("service-assurance-metrics", serviceAssuranceMetrics)
-        for (k, v) in additional where !Self.knownKeys.contains(k) {
-            object[k] = v
+        for (key, value) in additional where !Self.knownKeys.contains(key) {
+            object[key] = value
         }
         return .object(object)
     }

@@ -108,22 +108,22 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     static func parse(_ text: String) -> Result<CPDIPPrefix, Problem> {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .failure(Problem(message: "\"\(text)\" is not a CIDR prefix (address/length)")) }
-        let addrText = parts[0]
-        let lenText = parts[1]
-        let isV6 = addrText.contains(":")
-        guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addrText) : CPDIPAddress.parseIPv4(addrText) else {
-            return .failure(Problem(message: "\"\(addrText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
+        let addressText = parts[0]
+        let lengthText = parts[1]
+        let isV6 = addressText.contains(":")
+        guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addressText) : CPDIPAddress.parseIPv4(addressText) else {
+            return .failure(Problem(message: "\"\(addressText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
         }
-        let maxLen = bytes.count * 8
-        guard !lenText.isEmpty, lenText.count <= 3, lenText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              !(lenText.count > 1 && lenText.first == "0"), let len = Int(lenText), len <= maxLen
+        let maximumLength = bytes.count * 8
+        guard !lengthText.isEmpty, lengthText.count <= 3, lengthText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              !(lengthText.count > 1 && lengthText.first == "0"), let length = Int(lengthText), length <= maximumLength
         else {
-            return .failure(Problem(message: "prefix length \"\(lenText)\" is not in 0...\(maxLen)"))
+            return .failure(Problem(message: "prefix length \"\(lengthText)\" is not in 0...\(maximumLength)"))
         }
-        for bit in len..<maxLen where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
-            return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(len)"))
+        for bit in length..<maximumLength where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
+            return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(length)"))
         }
-        return .success(CPDIPPrefix(address: CPDIPAddress(bytes: bytes), length: len))
+        return .success(CPDIPPrefix(address: CPDIPAddress(bytes: bytes), length: length))
     }
 
     public var description: String { "\(address)/\(length)" }

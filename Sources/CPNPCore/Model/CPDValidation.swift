@@ -73,7 +73,13 @@ struct CPDValidator {
         guard allowed != nil || positive else { return }
         for value in negotiable.mentionedValues {
             let decimal: CPNPDecimal
-            if let decimalValue = value as? CPNPDecimal { decimal = decimalValue } else if let integerValue = value as? Int64 { decimal = CPNPDecimal(integerValue) } else { continue }
+            if let decimalValue = value as? CPNPDecimal {
+                decimal = decimalValue
+            } else if let integerValue = value as? Int64 {
+                decimal = CPNPDecimal(integerValue)
+            } else {
+                continue
+            }
             if let allowed, !allowed.contains(decimal) {
                 error(path, "\(valueName) \(CPDValidator.text(decimal)) is outside \(CPDValidator.text(allowed.lowerBound))...\(CPDValidator.text(allowed.upperBound))")
                 return

@@ -673,7 +673,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             // A retransmission of the client's last message (same sequence number, §11.4).
             return [.send(last), .armTimer(.silenceProbe, at: next)]
         case .withdrawalRetry:
-            guard var currentTransaction = transaction, currentTransaction.kind == .withdraw, currentTransaction.exhausted, let pending = currentTransaction.pending else { return [.discard(.staleTimer)] }
+            guard var currentTransaction = transaction, currentTransaction.kind == .withdraw, currentTransaction.exhausted,
+                let pending = currentTransaction.pending
+            else { return [.discard(.staleTimer)] }
             // A new withdrawal cycle: the same message again (same sequence number, §11.4).
             currentTransaction.exhausted = false
             currentTransaction.pending = PendingRequest(message: pending.message)

@@ -398,7 +398,8 @@ extension ServerOrderStateMachine {
         let transactionReader = try reader.sub("transaction")
         let transaction = Transaction(
             id: try transactionReader.make("id", "transaction id") { TransactionID($0) }, session: try transactionReader.session("session"),
-            sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer), cache: try transactionReader.cache("cache", offer: offer))
+            sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
+            cache: try transactionReader.cache("cache", offer: offer))
         let phaseName = try reader.string("phase")
         let phase: Phase
         switch phaseName {
