@@ -109,13 +109,13 @@ public actor CPNPClientEngine {
         timers.cancelAll { _ in true }
         receiveTask?.cancel()
         // Let queued messages leave (bounded), then close.
-        for q in queues.values { q.finish() }
+        for queue in queues.values { queue.finish() }
         queues = [:]
         let pending = senders
         senders = []
         let drained = Mutex(false)
         let drain = Task {
-            for t in pending { await t.value }
+            for sender in pending { await sender.value }
             drained.withLock { $0 = true }
         }
         let deadline = ContinuousClock.now + .seconds(2)
@@ -123,7 +123,7 @@ public actor CPNPClientEngine {
         drain.cancel()
         await transport.close()
         updatesContinuation.finish()
-        for (_, ws) in waiters { for w in ws { w.continuation.resume(throwing: CPNPClientError.timedOut("the engine shut down")) } }
+        for (_, orderWaiters) in waiters { for waiter in orderWaiters { waiter.continuation.resume(throwing: CPNPClientError.timedOut("the engine shut down")) } }
         waiters = [:]
     }
 
@@ -133,32 +133,32 @@ public actor CPNPClientEngine {
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {
             let hex = (0..<8).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
-            if let id = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(id.rawValue)) != true, orders[id] == nil { return id }
+            if let candidate = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil { return candidate }
         }
     }
 
     /// The order's machine as it is now (live or stored).
-    public func order(_ id: CustomerOrderID) throws -> ClientOrderStateMachine {
-        try live(id).machine
+    public func order(_ customerOrderID: CustomerOrderID) throws -> ClientOrderStateMachine {
+        try live(customerOrderID).machine
     }
 
     /// Loads an order from the store, re-arms its timers, and returns it (RFC 8921 §11.1: a restart
     /// loses nothing). Already-loaded orders are returned as they are.
     @discardableResult
-    public func resume(_ id: CustomerOrderID) throws -> ClientOrderStateMachine {
-        try live(id).machine
+    public func resume(_ customerOrderID: CustomerOrderID) throws -> ClientOrderStateMachine {
+        try live(customerOrderID).machine
     }
 
-    private func live(_ id: CustomerOrderID) throws(CPNPClientError) -> LiveOrder {
-        if let o = orders[id] { return o }
+    private func live(_ customerOrderID: CustomerOrderID) throws(CPNPClientError) -> LiveOrder {
+        if let liveOrder = orders[customerOrderID] { return liveOrder }
         let stored: StoredClientOrder?
-        do { stored = try store.order(customerOrderID: id) } catch { throw .invalidArgument("client store: \(error)") }
-        guard let stored else { throw .unknownOrder(id) }
+        do { stored = try store.order(customerOrderID: customerOrderID) } catch { throw .invalidArgument("client store: \(error)") }
+        guard let stored else { throw .unknownOrder(customerOrderID) }
         let server = try CPNPClientEngine.peer(stored.serverAddress, serverName: stored.serverName)
-        let o = LiveOrder(machine: stored.machine, server: server, group: stored.group)
-        orders[id] = o
-        for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(id, timer, at: at) }
-        return o
+        let liveOrder = LiveOrder(machine: stored.machine, server: server, group: stored.group)
+        orders[customerOrderID] = liveOrder
+        for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(customerOrderID, timer, at: at) }
+        return liveOrder
     }
 
     /// The session entry's 4-tuple towards `server` (RFC 8921 §8.3).
@@ -174,107 +174,107 @@ public actor CPNPClientEngine {
         _ request: CPD, informationElements: InformationElements? = nil, to server: CPNPPeer,
         customerOrderID: CustomerOrderID? = nil, expectedResponseTime: CPNPTimestamp? = nil, group: String? = nil
     ) async throws(CPNPClientError) -> CustomerOrderID {
-        let id = customerOrderID ?? newCustomerOrderID()
-        guard orders[id] == nil, (try? store.customerOrderIDExists(id.rawValue)) != true else {
-            throw .invalidArgument("customer order id \(id) is already used")
+        let newOrderID = customerOrderID ?? newCustomerOrderID()
+        guard orders[newOrderID] == nil, (try? store.customerOrderIDExists(newOrderID.rawValue)) != true else {
+            throw .invalidArgument("customer order id \(newOrderID) is already used")
         }
         let now = clock.now()
-        var machine = ClientOrderStateMachine(customerOrderID: id, configuration: configuration.machine)
-        let ert = expectedResponseTime ?? now.adding(configuration.expectedResponseTime)
+        var machine = ClientOrderStateMachine(customerOrderID: newOrderID, configuration: configuration.machine)
+        let responseDeadline = expectedResponseTime ?? now.adding(configuration.expectedResponseTime)
         let actions: [ClientOrderStateMachine.Action]
         do {
             actions = try machine.quote(
-                requestedCPD: request, informationElements: informationElements, expectedResponseTime: ert,
+                requestedCPD: request, informationElements: informationElements, expectedResponseTime: responseDeadline,
                 session: session(with: server), now: now, using: &rng)
         } catch { throw .command(error) }
-        orders[id] = LiveOrder(machine: machine, server: server, group: group)
-        try await perform(actions, order: id, now: now, firstSave: true)
-        return id
+        orders[newOrderID] = LiveOrder(machine: machine, server: server, group: group)
+        try await perform(actions, order: newOrderID, now: now, firstSave: true)
+        return newOrderID
     }
 
     /// Waits for the answer to a QUOTATION or UPDATE: the offer, or the end of the negotiation.
-    public func awaitOffer(_ id: CustomerOrderID) async throws -> OfferOutcome {
-        let m = try await wait(id, "an offer") { m in
-            m.state == .offerReceived || m.state == .offerProcessing || m.state == .cancelled || m.state == .completed
-                || (m.state == .created && m.lastEnd != nil)
+    public func awaitOffer(_ customerOrderID: CustomerOrderID) async throws -> OfferOutcome {
+        let machine = try await wait(customerOrderID, "an offer") { machine in
+            machine.state == .offerReceived || machine.state == .offerProcessing || machine.state == .cancelled || machine.state == .completed
+                || (machine.state == .created && machine.lastEnd != nil)
         }
-        if let offer = m.offer, m.state == .offerReceived || m.state == .offerProcessing { return .offer(offer) }
-        return .ended(m.lastEnd ?? .noResponse)
+        if let offer = machine.offer, machine.state == .offerReceived || machine.state == .offerProcessing { return .offer(offer) }
+        return .ended(machine.lastEnd ?? .noResponse)
     }
 
     /// Waits for the answer to an ACCEPT already sent (e.g. before a restart): the order once it left
     /// AcceptSent, Completed when the server's ACK came (RFC 8921 §9.2.4, §11.1).
-    public func awaitAgreement(_ id: CustomerOrderID) async throws -> ClientOrderStateMachine {
-        try await wait(id, "the ACK of ACCEPT") { $0.state != .acceptSent }
+    public func awaitAgreement(_ customerOrderID: CustomerOrderID) async throws -> ClientOrderStateMachine {
+        try await wait(customerOrderID, "the ACK of ACCEPT") { $0.state != .acceptSent }
     }
 
     /// Waits for the server's first answer to a QUOTATION or UPDATE (PROCESSING, OFFER or FAIL).
-    public func awaitFirstAnswer(_ id: CustomerOrderID) async throws -> ClientOrderStateMachine {
-        try await wait(id, "the server's answer") { m in
-            m.state != .pqoSent
+    public func awaitFirstAnswer(_ customerOrderID: CustomerOrderID) async throws -> ClientOrderStateMachine {
+        try await wait(customerOrderID, "the server's answer") { machine in
+            machine.state != .pqoSent
         }
     }
 
     /// Sends PROCESSING for a received offer so that the server stops retransmitting it while the
     /// customer decides (Figure 8, OfferReceived → OfferProcessing).
-    public func acknowledgeOffer(_ id: CustomerOrderID) async throws(CPNPClientError) {
-        try await command(id) { m, now, _ throws(OrderCommandError) in try m.offerProcessingStarted(now: now) }
+    public func acknowledgeOffer(_ customerOrderID: CustomerOrderID) async throws(CPNPClientError) {
+        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in try machine.offerProcessingStarted(now: now) }
     }
 
     /// Accepts the offer (RFC 8921 §9.2.4) and waits for the ACK: returns the agreement. Never accepts
     /// an expired offer.
-    public func accept(_ id: CustomerOrderID, informationElements: InformationElements? = nil) async throws -> Agreement {
-        try await command(id) { m, now, _ throws(OrderCommandError) in try m.accept(informationElements: informationElements, now: now) }
-        let m = try await wait(id, "the ACK of ACCEPT") { $0.state != .acceptSent }
-        guard m.state == .completed, let ag = m.agreement else { throw endError(m, unanswered: .accept) }
-        return ag
+    public func accept(_ customerOrderID: CustomerOrderID, informationElements: InformationElements? = nil) async throws -> Agreement {
+        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in try machine.accept(informationElements: informationElements, now: now) }
+        let machine = try await wait(customerOrderID, "the ACK of ACCEPT") { $0.state != .acceptSent }
+        guard machine.state == .completed, let agreement = machine.agreement else { throw endError(machine, unanswered: .accept) }
+        return agreement
     }
 
     /// Declines the offer (RFC 8921 §9.2.5). The server's ACK is awaited in the background.
-    public func decline(_ id: CustomerOrderID, reasons: [DeclineReason]) async throws(CPNPClientError) {
-        try await command(id) { m, now, _ throws(OrderCommandError) in try m.decline(reasons: reasons, now: now) }
+    public func decline(_ customerOrderID: CustomerOrderID, reasons: [DeclineReason]) async throws(CPNPClientError) {
+        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in try machine.decline(reasons: reasons, now: now) }
     }
 
     /// Cancels the negotiation in progress (RFC 8921 §9.2.7) and waits for the server's answer.
-    public func cancel(_ id: CustomerOrderID) async throws -> ClientOrderStateMachine {
-        try await command(id) { m, now, _ throws(OrderCommandError) in try m.cancel(now: now) }
-        return try await wait(id, "the answer to CANCEL") { $0.transaction?.pending == nil }
+    public func cancel(_ customerOrderID: CustomerOrderID) async throws -> ClientOrderStateMachine {
+        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in try machine.cancel(now: now) }
+        return try await wait(customerOrderID, "the answer to CANCEL") { $0.transaction?.pending == nil }
     }
 
     /// Withdraws an agreed order (RFC 8921 §9.2.8) and waits up to `timeout` for the server's final ACK
     /// (the server may first answer PROCESSING, figure 14). The WITHDRAW is repeated until answered.
-    public func withdraw(_ id: CustomerOrderID, timeout: Duration = .seconds(60)) async throws {
-        let server = try live(id).server
-        let s = session(with: server)
-        try await command(id) { m, now, rng throws(OrderCommandError) in try m.withdraw(session: s, now: now, using: &rng) }
-        let m = try await wait(id, "the final ACK of WITHDRAW", timeout: timeout) { $0.transaction?.pending == nil || $0.withdrawalUnconfirmed }
-        if m.withdrawalUnconfirmed { throw CPNPClientError.withdrawalUnconfirmed(id) }
-        if let refusal = lastRefusal.removeValue(forKey: id) { throw refusal }
-        if m.agreement != nil { throw endError(m) }
+    public func withdraw(_ customerOrderID: CustomerOrderID, timeout: Duration = .seconds(60)) async throws {
+        let server = try live(customerOrderID).server
+        let serverSession = session(with: server)
+        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in try machine.withdraw(session: serverSession, now: now, using: &rng) }
+        let machine = try await wait(customerOrderID, "the final ACK of WITHDRAW", timeout: timeout) { $0.transaction?.pending == nil || $0.withdrawalUnconfirmed }
+        if machine.withdrawalUnconfirmed { throw CPNPClientError.withdrawalUnconfirmed(customerOrderID) }
+        if let refusal = lastRefusal.removeValue(forKey: customerOrderID) { throw refusal }
+        if machine.agreement != nil { throw endError(machine) }
     }
 
     /// Renegotiates an agreed order (RFC 8921 §9.2.9): the agreement stays until the new one is accepted.
     public func update(
-        _ id: CustomerOrderID, request: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = nil
+        _ customerOrderID: CustomerOrderID, request: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = nil
     ) async throws(CPNPClientError) {
-        let server = try live(id).server
-        let s = session(with: server)
-        let ert = expectedResponseTime ?? clock.now().adding(configuration.expectedResponseTime)
-        try await command(id) { m, now, rng throws(OrderCommandError) in
-            try m.update(requestedCPD: request, informationElements: informationElements, expectedResponseTime: ert, session: s, now: now, using: &rng)
+        let server = try live(customerOrderID).server
+        let serverSession = session(with: server)
+        let responseDeadline = expectedResponseTime ?? clock.now().adding(configuration.expectedResponseTime)
+        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in
+            try machine.update(requestedCPD: request, informationElements: informationElements, expectedResponseTime: responseDeadline, session: serverSession, now: now, using: &rng)
         }
     }
 
     /// Activates, schedules or deactivates an explicit-activation agreement (RFC 8921 §9.2.11) and waits
     /// for the server's ACK.
-    public func activate(_ id: CustomerOrderID, _ schedule: ActivationSchedule) async throws -> Agreement {
-        let server = try live(id).server
-        let s = session(with: server)
-        try await command(id) { m, now, rng throws(OrderCommandError) in try m.activate(schedule, session: s, now: now, using: &rng) }
-        let m = try await wait(id, "the answer to ACTIVATE") { $0.transaction?.pending == nil }
-        if let refusal = lastRefusal.removeValue(forKey: id) { throw refusal }
-        guard let ag = m.agreement else { throw endError(m) }
-        return ag
+    public func activate(_ customerOrderID: CustomerOrderID, _ schedule: ActivationSchedule) async throws -> Agreement {
+        let server = try live(customerOrderID).server
+        let serverSession = session(with: server)
+        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in try machine.activate(schedule, session: serverSession, now: now, using: &rng) }
+        let machine = try await wait(customerOrderID, "the answer to ACTIVATE") { $0.transaction?.pending == nil }
+        if let refusal = lastRefusal.removeValue(forKey: customerOrderID) { throw refusal }
+        guard let agreement = machine.agreement else { throw endError(machine) }
+        return agreement
     }
 
     var lastRefusal: [CustomerOrderID: CPNPClientError] = [:]
@@ -293,30 +293,30 @@ public actor CPNPClientEngine {
     // MARK: - Machine plumbing
 
     private func command(
-        _ id: CustomerOrderID,
+        _ customerOrderID: CustomerOrderID,
         _ body: (inout ClientOrderStateMachine, CPNPTimestamp, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
     ) async throws(CPNPClientError) {
-        var o = try live(id)
+        var liveOrder = try live(customerOrderID)
         let now = clock.now()
         let actions: [ClientOrderStateMachine.Action]
-        do { actions = try body(&o.machine, now, &rng) } catch { throw .command(error) }
-        o.transportError = nil
-        orders[id] = o
-        lastRefusal[id] = nil
-        try await perform(actions, order: id, now: now)
+        do { actions = try body(&liveOrder.machine, now, &rng) } catch { throw .command(error) }
+        liveOrder.transportError = nil
+        orders[customerOrderID] = liveOrder
+        lastRefusal[customerOrderID] = nil
+        try await perform(actions, order: customerOrderID, now: now)
     }
 
     /// Performs a machine's actions: the store first (persist before send), then sends, timers and reports.
-    private func perform(_ actions: [ClientOrderStateMachine.Action], order id: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false) async throws(CPNPClientError) {
-        guard let o = orders[id] else { return }
+    private func perform(_ actions: [ClientOrderStateMachine.Action], order customerOrderID: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false) async throws(CPNPClientError) {
+        guard let liveOrder = orders[customerOrderID] else { return }
         if firstSave || actions.contains(where: { if case .persist = $0 { true } else { false } }) {
             do {
                 _ = try store.save(ClientOrderChange(
-                    machine: o.machine, serverAddress: CPNPClientEngine.endpoint(o.server.address).description,
-                    serverName: o.server.serverName, group: o.group, at: now, actions: actions))
+                    machine: liveOrder.machine, serverAddress: CPNPClientEngine.endpoint(liveOrder.server.address).description,
+                    serverName: liveOrder.server.serverName, group: liveOrder.group, at: now, actions: actions))
             } catch {
                 // Not durable: do not reveal it to the server.
-                logger.error("client store write failed; nothing sent", metadata: ["order": "\(id)", "error": "\(error)"])
+                logger.error("client store write failed; nothing sent", metadata: ["order": "\(customerOrderID)", "error": "\(error)"])
                 throw .invalidArgument("client store: \(error)")
             }
         }
@@ -326,42 +326,42 @@ public actor CPNPClientEngine {
                 continue
             case .send(let message):
                 statistics.countSent()
-                outbound(to: o.server).yield(Outbound(bytes: CPNPCodec.encode(message), order: id, method: message.method))
-            case .armTimer(let timer, let at):
-                arm(id, timer, at: at)
+                outbound(to: liveOrder.server).yield(Outbound(bytes: CPNPCodec.encode(message), order: customerOrderID, method: message.method))
+            case .armTimer(let timer, let time):
+                arm(customerOrderID, timer, at: time)
             case .cancelTimer(let timer):
-                timers.cancel(TimerKey(order: id, timer: timer))
+                timers.cancel(TimerKey(order: customerOrderID, timer: timer))
             case .report(let event):
-                await react(event, order: id, now: now)
+                await react(event, order: customerOrderID, now: now)
             case .discard(let reason):
-                logger.debug("discarded", metadata: ["order": "\(id)", "reason": "\(reason)"])
+                logger.debug("discarded", metadata: ["order": "\(customerOrderID)", "reason": "\(reason)"])
             }
         }
-        notify(id)
+        notify(customerOrderID)
     }
 
-    private func react(_ event: ClientOrderStateMachine.Event, order id: CustomerOrderID, now: CPNPTimestamp) async {
-        guard let o = orders[id] else { return }
-        updatesContinuation.yield(Update(customerOrderID: id, server: o.server.description, event: event))
+    private func react(_ event: ClientOrderStateMachine.Event, order customerOrderID: CustomerOrderID, now: CPNPTimestamp) async {
+        guard let liveOrder = orders[customerOrderID] else { return }
+        updatesContinuation.yield(Update(customerOrderID: customerOrderID, server: liveOrder.server.description, event: event))
         switch event {
         case .moreTimeRequested(let until, let subcode, let isExtension):
-            let grant = configuration.moreTime.grant(until: until, now: now, subcode: subcode, isExtension: isExtension, order: o.machine)
-            logger.info(grant ? "more time granted" : "more time refused", metadata: ["order": "\(id)", "until": "\(until.rfc3339)"])
-            var m = o.machine
-            if let a = try? m.moreTimeDecided(granted: grant, now: now) {
-                orders[id]?.machine = m
-                try? await perform(a, order: id, now: now)
+            let grant = configuration.moreTime.grant(until: until, now: now, subcode: subcode, isExtension: isExtension, order: liveOrder.machine)
+            logger.info(grant ? "more time granted" : "more time refused", metadata: ["order": "\(customerOrderID)", "until": "\(until.rfc3339)"])
+            var machine = liveOrder.machine
+            if let actions = try? machine.moreTimeDecided(granted: grant, now: now) {
+                orders[customerOrderID]?.machine = machine
+                try? await perform(actions, order: customerOrderID, now: now)
             }
         case .withdrawalUnconfirmed(let nextAttempt):
             // The administrator alarm of §11.1.2: the provider may still hold the agreement.
             statistics.countUnconfirmedWithdrawal()
             logger.warning("WITHDRAW unconfirmed after every retry: the provider may still hold the agreement (RFC 8921 §11.1.2)", metadata: [
-                "order": "\(id)", "server": "\(o.server.description)", "next-attempt": "\(nextAttempt.rfc3339)",
+                "order": "\(customerOrderID)", "server": "\(liveOrder.server.description)", "next-attempt": "\(nextAttempt.rfc3339)",
             ])
         case .withdrawalRefused(let code, let diagnostic), .activationRefused(let code, let diagnostic), .cancellationRefused(let code, let diagnostic):
-            lastRefusal[id] = .failed(code, diagnostic: diagnostic)
+            lastRefusal[customerOrderID] = .failed(code, diagnostic: diagnostic)
         case .requestUnanswered(let method):
-            lastRefusal[id] = o.transportError.map { .transport($0) } ?? .noResponse(method)
+            lastRefusal[customerOrderID] = liveOrder.transportError.map { .transport($0) } ?? .noResponse(method)
         default:
             break
         }
@@ -378,11 +378,11 @@ public actor CPNPClientEngine {
             return
         }
         // §13: only answers from the server this order was sent to.
-        guard var o = orders[message.customerOrderID] else {
+        guard var liveOrder = orders[message.customerOrderID] else {
             logger.debug("discarded a message for an unknown order", metadata: ["from": "\(inbound.peer.address)"])
             return
         }
-        guard inbound.peer.address == o.server.address else {
+        guard inbound.peer.address == liveOrder.server.address else {
             logger.notice("discarded a message from a server the order was not sent to", metadata: ["from": "\(inbound.peer.address)", "order": "\(message.customerOrderID)"])
             return
         }
@@ -390,31 +390,31 @@ public actor CPNPClientEngine {
             logger.notice("discarded an invalid message (§10.1)", metadata: ["from": "\(inbound.peer.address)", "issue": "\(issue)"])
             return
         }
-        let actions = o.machine.messageReceived(message, session: session(with: o.server), now: now)
-        orders[message.customerOrderID] = o
+        let actions = liveOrder.machine.messageReceived(message, session: session(with: liveOrder.server), now: now)
+        orders[message.customerOrderID] = liveOrder
         try? await perform(actions, order: message.customerOrderID, now: now)
     }
 
-    private func arm(_ id: CustomerOrderID, _ timer: ClientOrderStateMachine.Timer, at: CPNPTimestamp) {
-        timers.arm(TimerKey(order: id, timer: timer), at: at) { [weak self] key in
+    private func arm(_ customerOrderID: CustomerOrderID, _ timer: ClientOrderStateMachine.Timer, at: CPNPTimestamp) {
+        timers.arm(TimerKey(order: customerOrderID, timer: timer), at: at) { [weak self] key in
             await self?.timerFired(key)
         }
     }
 
     func timerFired(_ key: TimerKey) async {
-        guard var o = orders[key.order] else { return }
+        guard var liveOrder = orders[key.order] else { return }
         let now = clock.now()
         // Unanswered retransmissions, or a silence probe while the server processes: the server may have
         // restarted and lost the DTLS session, so a new handshake carries the message (RFC 8921 §11.4).
-        let unanswered = key.timer == .retransmission && (o.machine.transaction?.pending?.retries ?? 0) >= 1
+        let unanswered = key.timer == .retransmission && (liveOrder.machine.transaction?.pending?.retries ?? 0) >= 1
         if unanswered || key.timer == .silenceProbe, configuration.renewSessionWhenUnanswered, let dtls = transport as? DTLSTransport {
-            await dtls.renewSession(with: o.server)
+            await dtls.renewSession(with: liveOrder.server)
             guard let current = orders[key.order] else { return }
-            o = current
+            liveOrder = current
         }
-        let actions = o.machine.timerFired(key.timer, now: now)
+        let actions = liveOrder.machine.timerFired(key.timer, now: now)
         statistics.countTimer(key.timer, actions)
-        orders[key.order] = o
+        orders[key.order] = liveOrder
         try? await perform(actions, order: key.order, now: now)
     }
 
@@ -429,7 +429,7 @@ public actor CPNPClientEngine {
     /// One send queue per server: messages to a server leave in order, and a server whose handshake
     /// hangs (silent, unreachable) delays neither the engine nor the other servers.
     private func outbound(to server: CPNPPeer) -> AsyncStream<Outbound>.Continuation {
-        if let q = queues[server.address] { return q }
+        if let queue = queues[server.address] { return queue }
         let (stream, continuation) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .bufferingNewest(4_096))
         queues[server.address] = continuation
         let transport = self.transport
@@ -459,31 +459,31 @@ public actor CPNPClientEngine {
     /// Waits until the order's machine satisfies `done` (checked after every change), at most `timeout`.
     /// The machines' own deadlines (expected response time, offer validity) normally end a wait first.
     func wait(
-        _ id: CustomerOrderID, _ what: String, timeout: Duration = .seconds(3_600),
+        _ customerOrderID: CustomerOrderID, _ what: String, timeout: Duration = .seconds(3_600),
         until done: @escaping @Sendable (ClientOrderStateMachine) -> Bool
     ) async throws -> ClientOrderStateMachine {
-        let o = try live(id)
-        if done(o.machine) { return o.machine }
-        if let error = o.transportError, Self.isFatal(error) { throw CPNPClientError.transport(error) }
+        let liveOrder = try live(customerOrderID)
+        if done(liveOrder.machine) { return liveOrder.machine }
+        if let error = liveOrder.transportError, Self.isFatal(error) { throw CPNPClientError.transport(error) }
         nextWaiterID &+= 1
-        let wid = nextWaiterID
+        let waiterID = nextWaiterID
         let expiry = Task { [weak self] in
             do { try await Task.sleep(for: timeout) } catch { return }
-            await self?.endWaiter(id, wid, CPNPClientError.timedOut(what))
+            await self?.endWaiter(customerOrderID, waiterID, CPNPClientError.timedOut(what))
         }
         defer { expiry.cancel() }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<ClientOrderStateMachine, any Error>) in
-                waiters[id, default: []].append(Waiter(id: wid, done: done, continuation: c))
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientOrderStateMachine, any Error>) in
+                waiters[customerOrderID, default: []].append(Waiter(id: waiterID, done: done, continuation: continuation))
             }
         } onCancel: {
-            Task { await self.endWaiter(id, wid, CancellationError()) }
+            Task { await self.endWaiter(customerOrderID, waiterID, CancellationError()) }
         }
     }
 
-    private func endWaiter(_ id: CustomerOrderID, _ wid: UInt64, _ error: any Error) {
-        guard let i = waiters[id]?.firstIndex(where: { $0.id == wid }), let w = waiters[id]?.remove(at: i) else { return }
-        w.continuation.resume(throwing: error)
+    private func endWaiter(_ customerOrderID: CustomerOrderID, _ waiterID: UInt64, _ error: any Error) {
+        guard let index = waiters[customerOrderID]?.firstIndex(where: { $0.id == waiterID }), let waiter = waiters[customerOrderID]?.remove(at: index) else { return }
+        waiter.continuation.resume(throwing: error)
     }
 
     /// Transport errors that retransmission cannot cure: report them at once.
@@ -494,30 +494,30 @@ public actor CPNPClientEngine {
         }
     }
 
-    private func notify(_ id: CustomerOrderID) {
-        guard let ws = waiters[id], !ws.isEmpty, let o = orders[id] else { return }
+    private func notify(_ customerOrderID: CustomerOrderID) {
+        guard let orderWaiters = waiters[customerOrderID], !orderWaiters.isEmpty, let liveOrder = orders[customerOrderID] else { return }
         var keep: [Waiter] = []
-        for w in ws {
-            if w.done(o.machine) {
-                w.continuation.resume(returning: o.machine)
-            } else if let error = o.transportError, Self.isFatal(error) {
-                w.continuation.resume(throwing: CPNPClientError.transport(error))
+        for waiter in orderWaiters {
+            if waiter.done(liveOrder.machine) {
+                waiter.continuation.resume(returning: liveOrder.machine)
+            } else if let error = liveOrder.transportError, Self.isFatal(error) {
+                waiter.continuation.resume(throwing: CPNPClientError.transport(error))
             } else {
-                keep.append(w)
+                keep.append(waiter)
             }
         }
-        waiters[id] = keep
+        waiters[customerOrderID] = keep
     }
 
     /// Why the order ended without the outcome asked for; `unanswered` names the request when its
     /// retransmissions were exhausted.
-    private func endError(_ m: ClientOrderStateMachine, unanswered: MethodCode = .quotation) -> CPNPClientError {
-        if let r = lastRefusal[m.customerOrderID] { return r }
-        switch m.lastEnd {
+    private func endError(_ machine: ClientOrderStateMachine, unanswered: MethodCode = .quotation) -> CPNPClientError {
+        if let refusal = lastRefusal[machine.customerOrderID] { return refusal }
+        switch machine.lastEnd {
         case .failed(let code, let diagnostic)?: return .failed(code, diagnostic: diagnostic)
-        case .noResponse?: return orders[m.customerOrderID]?.transportError.map { .transport($0) } ?? .noResponse(unanswered)
+        case .noResponse?: return orders[machine.customerOrderID]?.transportError.map { .transport($0) } ?? .noResponse(unanswered)
         case let end?: return .negotiationEnded(end)
-        case nil: return .timedOut("the order to change state (now \(m.state.rawValue))")
+        case nil: return .timedOut("the order to change state (now \(machine.state.rawValue))")
         }
     }
 
@@ -536,9 +536,9 @@ public actor CPNPClientEngine {
     static func peer(_ text: String, serverName: String?) throws(CPNPClientError) -> CPNPPeer {
         let target = try CPNPServerTarget(parsing: text)
         do {
-            var p = try CPNPPeer.server(host: target.host, port: target.port)
-            p.serverName = serverName ?? p.serverName
-            return p
+            var resolved = try CPNPPeer.server(host: target.host, port: target.port)
+            resolved.serverName = serverName ?? resolved.serverName
+            return resolved
         } catch {
             throw .invalidArgument("cannot resolve \(text): \(error)")
         }

@@ -26,16 +26,16 @@ public enum CPNPClientError: Error, Sendable, Hashable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .unknownOrder(let id): "no order \(id) in the client store"
-        case .command(let e): e.message
+        case .unknownOrder(let customerOrderID): "no order \(customerOrderID) in the client store"
+        case .command(let error): error.message
         case .failed(let code, let diagnostic): "the server refused: FAIL \(code.rawValue) \(code)" + (diagnostic.map { " (\($0))" } ?? "")
         case .negotiationEnded(let end): ClientOutcomeText.describe(end)
         case .noResponse(let method): "no answer from the server to \(method) after every retransmission"
-        case .withdrawalUnconfirmed(let id):
-            "ALARM: the withdrawal of \(id) is unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
-        case .transport(let e): "transport: \(e)"
+        case .withdrawalUnconfirmed(let customerOrderID):
+            "ALARM: the withdrawal of \(customerOrderID) is unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
+        case .transport(let error): "transport: \(error)"
         case .timedOut(let what): "timed out waiting for \(what)"
-        case .invalidArgument(let s): s
+        case .invalidArgument(let detail): detail
         }
     }
 }

@@ -81,15 +81,15 @@ public struct SRVResolver: Sendable {
     }
 
     static func systemNameserver() -> (host: String, port: Int) {
-        if let env = getenv("CPNP_DNS_SERVER").map({ String(cString: $0) }), let t = try? CPNPServerTarget(parsing: env) {
-            return (t.host, t.portGiven ? t.port : 53)
+        if let variable = getenv("CPNP_DNS_SERVER").map({ String(cString: $0) }), let target = try? CPNPServerTarget(parsing: variable) {
+            return (target.host, target.portGiven ? target.port : 53)
         }
-        if let f = fopen("/etc/resolv.conf", "r") {
-            defer { fclose(f) }
+        if let file = fopen("/etc/resolv.conf", "r") {
+            defer { fclose(file) }
             var line = [CChar](repeating: 0, count: 512)
-            while fgets(&line, Int32(line.count), f) != nil {
-                let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            while fgets(&line, Int32(line.count), file) != nil {
+                let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
                 if parts.count >= 2, parts[0] == "nameserver" { return (String(parts[1]), 53) }
             }
         }
@@ -146,96 +146,98 @@ enum DNSMessage {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     static func srvQuery(name: String, id: UInt16) throws(CPNPClientError) -> [UInt8] {
-        var b: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xff), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        var message: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xff), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
         for label in name.split(separator: ".") {
             let bytes = Array(label.utf8)
             guard (1...63).contains(bytes.count) else { throw .invalidArgument("invalid DNS name \(name)") }
-            b.append(UInt8(bytes.count))
-            b += bytes
+            message.append(UInt8(bytes.count))
+            message += bytes
         }
-        b += [0, 0, 33, 0, 1]
-        guard b.count <= 512 else { throw .invalidArgument("DNS name too long: \(name)") }
-        return b
+        message += [0, 0, 33, 0, 1]
+        guard message.count <= 512 else { throw .invalidArgument("DNS name too long: \(name)") }
+        return message
     }
 
     /// Sends `query` over UDP and returns the reply, or nil after `timeout`.
     static func exchange(_ query: [UInt8], with server: (host: String, port: Int), timeout: Duration) throws -> [UInt8]? {
         let address = try SocketAddress.makeAddressResolvingHost(server.host, port: server.port)
         #if canImport(Glibc)
-        let fd = socket(Int32(address.protocol.rawValue), Int32(SOCK_DGRAM.rawValue), 0)
+        let socketDescriptor = socket(Int32(address.protocol.rawValue), Int32(SOCK_DGRAM.rawValue), 0)
         #else
-        let fd = socket(Int32(address.protocol.rawValue), SOCK_DGRAM, 0)
+        let socketDescriptor = socket(Int32(address.protocol.rawValue), SOCK_DGRAM, 0)
         #endif
-        guard fd >= 0 else { throw Failure(description: "socket() failed") }
-        defer { close(fd) }
+        guard socketDescriptor >= 0 else { throw Failure(description: "socket() failed") }
+        defer { close(socketDescriptor) }
         let (seconds, attoseconds) = timeout.components
-        var tv = timeval(tv_sec: Int(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let sent: Int = address.withSockAddr { sa, len in query.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, socklen_t(len)) } }
+        var receiveTimeout = timeval(tv_sec: Int(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+        setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &receiveTimeout, socklen_t(MemoryLayout<timeval>.size))
+        let sent: Int = address.withSockAddr { socketAddress, length in
+            query.withUnsafeBytes { sendto(socketDescriptor, $0.baseAddress, $0.count, 0, socketAddress, socklen_t(length)) }
+        }
         guard sent == query.count else { throw Failure(description: "sendto() failed") }
         var buffer = [UInt8](repeating: 0, count: 4_096)
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
-        return Array(buffer.prefix(n))
+        let received = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, 0) }
+        guard received > 0 else { return nil }
+        return Array(buffer.prefix(received))
     }
 
-    static func parseSRVAnswer(_ m: [UInt8], id: UInt16) throws -> [SRVResolver.Record] {
-        guard m.count >= 12 else { throw Failure(description: "short DNS reply") }
-        guard UInt16(m[0]) << 8 | UInt16(m[1]) == id, m[2] & 0x80 != 0 else { throw Failure(description: "reply does not match the query") }
-        if m[2] & 0x02 != 0 { throw Failure(description: "truncated DNS reply") }
-        let rcode = m[3] & 0x0f
+    static func parseSRVAnswer(_ reply: [UInt8], id: UInt16) throws -> [SRVResolver.Record] {
+        guard reply.count >= 12 else { throw Failure(description: "short DNS reply") }
+        guard UInt16(reply[0]) << 8 | UInt16(reply[1]) == id, reply[2] & 0x80 != 0 else { throw Failure(description: "reply does not match the query") }
+        if reply[2] & 0x02 != 0 { throw Failure(description: "truncated DNS reply") }
+        let rcode = reply[3] & 0x0f
         if rcode == 3 { return [] }  // NXDOMAIN: no SRV records
         guard rcode == 0 else { throw Failure(description: "DNS error code \(rcode)") }
-        let qd = Int(m[4]) << 8 | Int(m[5])
-        let an = Int(m[6]) << 8 | Int(m[7])
-        var i = 12
-        for _ in 0..<qd {
-            _ = try name(m, &i)
-            i += 4
+        let questionCount = Int(reply[4]) << 8 | Int(reply[5])
+        let answerCount = Int(reply[6]) << 8 | Int(reply[7])
+        var offset = 12
+        for _ in 0..<questionCount {
+            _ = try name(reply, &offset)
+            offset += 4
         }
         var out: [SRVResolver.Record] = []
-        for _ in 0..<an {
-            _ = try name(m, &i)
-            guard i + 10 <= m.count else { throw Failure(description: "short answer record") }
-            let type = Int(m[i]) << 8 | Int(m[i + 1])
-            let length = Int(m[i + 8]) << 8 | Int(m[i + 9])
-            i += 10
-            guard i + length <= m.count else { throw Failure(description: "short answer data") }
+        for _ in 0..<answerCount {
+            _ = try name(reply, &offset)
+            guard offset + 10 <= reply.count else { throw Failure(description: "short answer record") }
+            let type = Int(reply[offset]) << 8 | Int(reply[offset + 1])
+            let length = Int(reply[offset + 8]) << 8 | Int(reply[offset + 9])
+            offset += 10
+            guard offset + length <= reply.count else { throw Failure(description: "short answer data") }
             if type == 33, length >= 7 {
-                var j = i + 6
+                var targetOffset = offset + 6
                 out.append(SRVResolver.Record(
-                    priority: UInt16(m[i]) << 8 | UInt16(m[i + 1]), weight: UInt16(m[i + 2]) << 8 | UInt16(m[i + 3]),
-                    port: UInt16(m[i + 4]) << 8 | UInt16(m[i + 5]), target: try name(m, &j)))
+                    priority: UInt16(reply[offset]) << 8 | UInt16(reply[offset + 1]), weight: UInt16(reply[offset + 2]) << 8 | UInt16(reply[offset + 3]),
+                    port: UInt16(reply[offset + 4]) << 8 | UInt16(reply[offset + 5]), target: try name(reply, &targetOffset)))
             }
-            i += length
+            offset += length
         }
         return out
     }
 
-    /// Reads a possibly compressed name at `i` (RFC 1035 §4.1.4), bounded against pointer loops.
-    static func name(_ m: [UInt8], _ i: inout Int) throws -> String {
+    /// Reads a possibly compressed name at `offset` (RFC 1035 §4.1.4), bounded against pointer loops.
+    static func name(_ reply: [UInt8], _ offset: inout Int) throws -> String {
         var labels: [String] = []
-        var p = i
+        var position = offset
         var jumped = false
         var hops = 0
         while true {
-            guard p < m.count else { throw Failure(description: "name runs past the reply") }
-            let len = Int(m[p])
-            if len == 0 {
-                if !jumped { i = p + 1 }
+            guard position < reply.count else { throw Failure(description: "name runs past the reply") }
+            let labelLength = Int(reply[position])
+            if labelLength == 0 {
+                if !jumped { offset = position + 1 }
                 break
             }
-            if len & 0xc0 == 0xc0 {
-                guard p + 1 < m.count, hops < 32 else { throw Failure(description: "bad name compression") }
-                if !jumped { i = p + 2 }
-                p = (len & 0x3f) << 8 | Int(m[p + 1])
+            if labelLength & 0xc0 == 0xc0 {
+                guard position + 1 < reply.count, hops < 32 else { throw Failure(description: "bad name compression") }
+                if !jumped { offset = position + 2 }
+                position = (labelLength & 0x3f) << 8 | Int(reply[position + 1])
                 jumped = true
                 hops += 1
                 continue
             }
-            guard p + 1 + len <= m.count, len <= 63 else { throw Failure(description: "bad label") }
-            labels.append(String(decoding: m[(p + 1)...(p + len)], as: UTF8.self))
-            p += 1 + len
+            guard position + 1 + labelLength <= reply.count, labelLength <= 63 else { throw Failure(description: "bad label") }
+            labels.append(String(decoding: reply[(position + 1)...(position + labelLength)], as: UTF8.self))
+            position += 1 + labelLength
         }
         return labels.isEmpty ? "." : labels.joined(separator: ".")
     }
@@ -263,9 +265,9 @@ public enum CPNPServerLocator {
             }
         }
         var peers: [CPNPPeer] = []
-        for t in targets {
+        for resolvedTarget in targets {
             do {
-                var peer = try CPNPPeer.server(host: t.host, port: t.port)
+                var peer = try CPNPPeer.server(host: resolvedTarget.host, port: resolvedTarget.port)
                 if let serviceIdentity { peer.serverName = serviceIdentity }
                 peers.append(peer)
             } catch { continue }

@@ -33,35 +33,35 @@ extension CPNPClientEngine {
         var number = 1
         while true {
             progress?("round \(number): QUOTATION to \(servers.count) server\(servers.count == 1 ? "" : "s")")
-            var ids: [(CPNPPeer, CustomerOrderID?, String?)] = []
+            var sent: [(CPNPPeer, CustomerOrderID?, String?)] = []
             for (index, server) in servers.enumerated() {
                 do {
-                    let id = customerOrderID?(number, index)
-                    ids.append((server, try await quote(current.0, informationElements: current.1, to: server, customerOrderID: id, group: group), nil))
+                    let chosenID = customerOrderID?(number, index)
+                    sent.append((server, try await quote(current.0, informationElements: current.1, to: server, customerOrderID: chosenID, group: group), nil))
                 } catch {
-                    ids.append((server, nil, "\(error)"))
+                    sent.append((server, nil, "\(error)"))
                 }
             }
             let requested = current.0
             let acknowledge = servers.count > 1
             let candidates = await withTaskGroup(of: (Int, NegotiationCandidate?).self) { tasks in
-                for (i, entry) in ids.enumerated() {
-                    guard let id = entry.1 else { continue }
+                for (i, entry) in sent.enumerated() {
+                    guard let sentID = entry.1 else { continue }
                     let server = entry.0
                     tasks.addTask {
-                        let c = await self.candidate(server: server, id: id, request: requested, acknowledge: acknowledge)
-                        progress?(c.offer != nil ? "offer from \(server.displayName)" : "no offer from \(server.displayName): \(c.failure ?? "")")
-                        return (i, c)
+                        let candidate = await self.candidate(server: server, id: sentID, request: requested, acknowledge: acknowledge)
+                        progress?(candidate.offer != nil ? "offer from \(server.displayName)" : "no offer from \(server.displayName): \(candidate.failure ?? "")")
+                        return (i, candidate)
                     }
                 }
                 var out: [(Int, NegotiationCandidate?)] = []
-                for await r in tasks { out.append(r) }
+                for await result in tasks { out.append(result) }
                 return out
             }
             var list: [NegotiationCandidate] = []
-            for (i, entry) in ids.enumerated() {
-                if let c = candidates.first(where: { $0.0 == i })?.1 {
-                    list.append(c)
+            for (i, entry) in sent.enumerated() {
+                if let candidate = candidates.first(where: { $0.0 == i })?.1 {
+                    list.append(candidate)
                 } else {
                     list.append(NegotiationCandidate(server: entry.0, customerOrderID: entry.1 ?? CustomerOrderID("none")!, failure: entry.2 ?? "not sent"))
                 }
@@ -71,29 +71,29 @@ extension CPNPClientEngine {
             let decision = strategy.decide(round)
             switch decision {
             case .accept(let winnerID):
-                for c in list where c.offer != nil && c.customerOrderID != winnerID {
-                    try? await decline(c.customerOrderID, reasons: [.conflictWithAnotherOffer])
-                    declined.append((c.customerOrderID, .conflictWithAnotherOffer))
+                for candidate in list where candidate.offer != nil && candidate.customerOrderID != winnerID {
+                    try? await decline(candidate.customerOrderID, reasons: [.conflictWithAnotherOffer])
+                    declined.append((candidate.customerOrderID, .conflictWithAnotherOffer))
                 }
                 let winner = list.first { $0.customerOrderID == winnerID }
                 progress?("accepting the offer from \(winner.map { "\($0.server.displayName)" } ?? "?")")
                 do {
-                    let ag = try await accept(winnerID)
-                    return NegotiationResult(rounds: rounds, agreement: ag, winner: winner, failure: nil, declined: declined)
+                    let agreement = try await accept(winnerID)
+                    return NegotiationResult(rounds: rounds, agreement: agreement, winner: winner, failure: nil, declined: declined)
                 } catch {
                     return NegotiationResult(rounds: rounds, agreement: nil, winner: winner, failure: "\(error)", declined: declined)
                 }
-            case .requote(let cpd, let ies):
-                for c in list where c.offer != nil {
-                    try? await decline(c.customerOrderID, reasons: [.unacceptableGap])
-                    declined.append((c.customerOrderID, .unacceptableGap))
+            case .requote(let cpd, let requotedElements):
+                for candidate in list where candidate.offer != nil {
+                    try? await decline(candidate.customerOrderID, reasons: [.unacceptableGap])
+                    declined.append((candidate.customerOrderID, .unacceptableGap))
                 }
-                current = (cpd, ies)
+                current = (cpd, requotedElements)
                 number += 1
             case .stop(let why):
-                for c in list where c.offer != nil {
-                    try? await decline(c.customerOrderID, reasons: [.unacceptableGap])
-                    declined.append((c.customerOrderID, .unacceptableGap))
+                for candidate in list where candidate.offer != nil {
+                    try? await decline(candidate.customerOrderID, reasons: [.unacceptableGap])
+                    declined.append((candidate.customerOrderID, .unacceptableGap))
                 }
                 return NegotiationResult(rounds: rounds, agreement: nil, winner: nil, failure: why, declined: declined)
             }
@@ -102,17 +102,17 @@ extension CPNPClientEngine {
 
     /// Waits for one server's answer; with several servers, acknowledges the offer (PROCESSING) so the
     /// server stops retransmitting it while the others are awaited.
-    private func candidate(server: CPNPPeer, id: CustomerOrderID, request: CPD, acknowledge: Bool) async -> NegotiationCandidate {
+    private func candidate(server: CPNPPeer, id customerOrderID: CustomerOrderID, request: CPD, acknowledge: Bool) async -> NegotiationCandidate {
         do {
-            switch try await awaitOffer(id) {
+            switch try await awaitOffer(customerOrderID) {
             case .offer(let offer):
-                if acknowledge { try? await acknowledgeOffer(id) }
-                return NegotiationCandidate(server: server, customerOrderID: id, offer: offer, comparison: offer.offeredCPD.comparison(against: request))
+                if acknowledge { try? await acknowledgeOffer(customerOrderID) }
+                return NegotiationCandidate(server: server, customerOrderID: customerOrderID, offer: offer, comparison: offer.offeredCPD.comparison(against: request))
             case .ended(let end):
-                return NegotiationCandidate(server: server, customerOrderID: id, failure: ClientOutcomeText.describe(end))
+                return NegotiationCandidate(server: server, customerOrderID: customerOrderID, failure: ClientOutcomeText.describe(end))
             }
         } catch {
-            return NegotiationCandidate(server: server, customerOrderID: id, failure: "\(error)")
+            return NegotiationCandidate(server: server, customerOrderID: customerOrderID, failure: "\(error)")
         }
     }
 }

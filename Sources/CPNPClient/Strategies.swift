@@ -30,12 +30,12 @@ public struct OfferTolerances: Sendable, Hashable {
     /// The relative shortfall of a numeric gap: how far the offered number is outside the requested
     /// number or `{min, max}` range, relative to the bound it misses. nil when not numeric.
     public static func shortfall(_ gap: CPDGap) -> Double? {
-        guard case .number(let o)? = gap.offered, let offered = Double(o.description) else { return nil }
-        func value(_ v: JSONValue?) -> Double? { if case .number(let d)? = v { Double(d.description) } else { nil } }
+        guard case .number(let offeredNumber)? = gap.offered, let offered = Double(offeredNumber.description) else { return nil }
+        func value(_ member: JSONValue?) -> Double? { if case .number(let decimal)? = member { Double(decimal.description) } else { nil } }
         var low: Double?
         var high: Double?
         switch gap.requested {
-        case .number(let r)?: low = Double(r.description); high = low
+        case .number(let requestedNumber)?: low = Double(requestedNumber.description); high = low
         case .object(let range)?: low = value(range["min"]); high = value(range["max"])
         default: return nil
         }
@@ -118,7 +118,7 @@ public struct AcceptIfSatisfies: NegotiationStrategy {
     public var name: String { "accept-if-satisfies" }
 
     public func decide(_ round: NegotiationRound) -> NegotiationDecision {
-        if let c = round.candidates.first(where: { $0.isAcceptable(within: tolerances) }) { return .accept(c.customerOrderID) }
+        if let candidate = round.candidates.first(where: { $0.isAcceptable(within: tolerances) }) { return .accept(candidate.customerOrderID) }
         return .stop(BestOfN.whyNone(round))
     }
 }
@@ -139,15 +139,16 @@ public struct BestOfN: NegotiationStrategy {
     }
 
     /// Cost, then gap, then position. Costs in different currencies are not compared (position decides).
-    static func ranks(_ a: NegotiationCandidate, before b: NegotiationCandidate, _ ia: Int, _ ib: Int) -> Bool {
-        switch (a.cost, b.cost) {
-        case (let ca?, let cb?) where ca.currency == cb.currency && ca.amount != cb.amount: return ca.amount < cb.amount
+    static func ranks(_ candidate: NegotiationCandidate, before other: NegotiationCandidate, _ position: Int, _ otherPosition: Int) -> Bool {
+        switch (candidate.cost, other.cost) {
+        case (let cost?, let otherCost?) where cost.currency == otherCost.currency && cost.amount != otherCost.amount:
+            return cost.amount < otherCost.amount
         case (.some, nil): return true
         case (nil, .some): return false
         default: break
         }
-        if a.gapScore != b.gapScore { return a.gapScore < b.gapScore }
-        return ia < ib
+        if candidate.gapScore != other.gapScore { return candidate.gapScore < other.gapScore }
+        return position < otherPosition
     }
 
     static func whyNone(_ round: NegotiationRound) -> String {
@@ -173,8 +174,8 @@ public struct MultiRound: NegotiationStrategy {
     public var name: String { "multi-round(\(base.name), \(maximumRounds))" }
 
     public func decide(_ round: NegotiationRound) -> NegotiationDecision {
-        let d = base.decide(round)
-        guard case .stop(let why) = d else { return d }
+        let decision = base.decide(round)
+        guard case .stop(let why) = decision else { return decision }
         guard round.number < maximumRounds else { return .stop(why + "; \(round.number) round\(round.number == 1 ? "" : "s") done") }
         guard let next = adjust.adjust(round) else { return .stop(why + "; the request cannot be adjusted further") }
         return .requote(next, round.informationElements)
@@ -199,7 +200,7 @@ public struct RelaxTowardsOffer: RequestAdjuster {
         else { return nil }
         var json = round.request.json
         for gap in gaps {
-            guard gap.kind == .notSatisfied, let s = OfferTolerances.shortfall(gap), s <= floor, let offered = gap.offered else { return nil }
+            guard gap.kind == .notSatisfied, let shortfall = OfferTolerances.shortfall(gap), shortfall <= floor, let offered = gap.offered else { return nil }
             guard json.replacing(at: gap.path.components, with: offered) else { return nil }
         }
         guard let next = try? CPD(json: json, at: .root), next != round.request else { return nil }
@@ -215,14 +216,14 @@ extension JSONValue {
             return true
         }
         switch (self, first) {
-        case (.object(var o), .key(let k)):
-            guard var child = o[k], child.replacing(at: path.dropFirst(), with: value) else { return false }
-            o[k] = child
-            self = .object(o)
+        case (.object(var object), .key(let key)):
+            guard var child = object[key], child.replacing(at: path.dropFirst(), with: value) else { return false }
+            object[key] = child
+            self = .object(object)
             return true
-        case (.array(var a), .index(let i)):
-            guard a.indices.contains(i), a[i].replacing(at: path.dropFirst(), with: value) else { return false }
-            self = .array(a)
+        case (.array(var elements), .index(let index)):
+            guard elements.indices.contains(index), elements[index].replacing(at: path.dropFirst(), with: value) else { return false }
+            self = .array(elements)
             return true
         default:
             return false

@@ -116,10 +116,10 @@ extension ServerEngine {
     /// When to cascade rather than answer `decision` (RFC 8921 §8.8): the request is not served in full
     /// here, the customer did not set `local-only`, this provider is not already in its chain, and an
     /// upstream may serve a node left out.
-    func childOrderRequest(_ poid: ProviderOrderID, _ live: LiveOrder, decision: Decision, profile: CustomerProfile?, now: CPNPTimestamp) -> (ChildOrderRequest, CascadeHold)? {
+    func childOrderRequest(_ providerOrderID: ProviderOrderID, _ live: LiveOrder, decision: Decision, profile: CustomerProfile?, now: CPNPTimestamp) -> (ChildOrderRequest, CascadeHold)? {
         guard childNegotiator != nil, !configuration.upstreams.isEmpty else { return nil }
-        let m = live.machine
-        let options = m.requestedInformationElements?.negotiationOptions
+        let machine = live.machine
+        let options = machine.requestedInformationElements?.negotiationOptions
         guard options?.localOnly != true else { return nil }
         let chain = options?.providerChain ?? []
         guard !chain.contains(configuration.cascadeProviderID) else { return nil }
@@ -127,23 +127,23 @@ extension ServerEngine {
         case .fail(let code, _) where code == .networkPresenceError || code == .outOfResources: break
         case .needsApproval(_, nil): break
         case .offer(let offer), .needsApproval(_, let offer?):
-            guard Set(offer.cpd.customerNodeIdentifiers) != Set(m.requestedCPD.customerNodeIdentifiers) else { return nil }
+            guard Set(offer.cpd.customerNodeIdentifiers) != Set(machine.requestedCPD.customerNodeIdentifiers) else { return nil }
         default: return nil
         }
         guard let coverage = decisionEngine.localCoverage(
-            request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
-            inventory: inventory(deciding: poid, live), now: now, updating: m.isUpdate ? live.committed : nil),
+            request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
+            inventory: inventory(deciding: providerOrderID, live), now: now, updating: machine.isUpdate ? live.committed : nil),
             !coverage.elsewhere.isEmpty
         else { return nil }
         var nodesByID: [String: CPDCustomerNode] = [:]
-        for component in m.requestedCPD.components {
+        for component in machine.requestedCPD.components {
             for profile in component.profiles { for node in profile.customerNodes { nodesByID[node.identifier] = node } }
         }
-        let remote = m.requestedCPD.customerNodeIdentifiers.filter { coverage.elsewhere[$0] != nil }
+        let remote = machine.requestedCPD.customerNodeIdentifiers.filter { coverage.elsewhere[$0] != nil }
         var segments: [UpstreamSegment] = []
         for upstream in configuration.upstreams where !chain.contains(upstream.name) {
             let nodes = remote.filter { nodesByID[$0].map(upstream.mayServe) ?? false }
-            guard !nodes.isEmpty, let part = m.requestedCPD.restricted(to: Set(nodes)) else { continue }
+            guard !nodes.isEmpty, let part = machine.requestedCPD.restricted(to: Set(nodes)) else { continue }
             segments.append(UpstreamSegment(upstream: upstream.name, nodes: nodes, request: part))
         }
         guard !segments.isEmpty else { return nil }
@@ -153,29 +153,29 @@ extension ServerEngine {
         childOptions.providerChain = chain + [configuration.cascadeProviderID]
         let pricing = decisionEngine.pricing(for: profile)
         let request = ChildOrderRequest(
-            parent: poid, parentTransactionID: m.transaction.id, isUpdate: m.isUpdate, segments: segments,
+            parent: providerOrderID, parentTransactionID: machine.transaction.id, isUpdate: machine.isUpdate, segments: segments,
             informationElements: InformationElements(negotiationOptions: childOptions), currency: pricing.currency)
-        return (request, CascadeHold(localNodes: coverage.local, withoutPresence: coverage.withoutPresence, transactionID: m.transaction.id))
+        return (request, CascadeHold(localNodes: coverage.local, withoutPresence: coverage.withoutPresence, transactionID: machine.transaction.id))
     }
 
     /// Holds the order in AwaitingProcessing (PROCESSING with subcode 2, request external resources,
     /// §9.2.2) and has its child orders negotiated.
-    func holdForChildOrders(_ poid: ProviderOrderID, _ request: ChildOrderRequest, _ hold: CascadeHold, now: CPNPTimestamp) async {
-        guard let negotiator = childNegotiator, var live = orders[poid] else { return }
+    func holdForChildOrders(_ providerOrderID: ProviderOrderID, _ request: ChildOrderRequest, _ hold: CascadeHold, now: CPNPTimestamp) async {
+        guard let negotiator = childNegotiator, var live = orders[providerOrderID] else { return }
         live.cascade = hold
-        orders[poid] = live
+        orders[providerOrderID] = live
         let upstreams = request.segments.map { "\($0.upstream) (\($0.nodes.joined(separator: ", ")))" }.joined(separator: "; ")
-        logger.notice("order needs other providers: child orders requested", metadata: ["order": "\(poid)", "upstreams": "\(upstreams)"])
+        logger.notice("order needs other providers: child orders requested", metadata: ["order": "\(providerOrderID)", "upstreams": "\(upstreams)"])
         var actions: [ServerOrderStateMachine.Action] = []
         if live.machine.state == .pqoReceived {
             // The children have their expected response time, then the offer is composed.
-            let slowest = request.segments.compactMap { s in configuration.upstreams.first { $0.name == s.upstream }?.expectedResponseTime }.max() ?? .seconds(30)
-            let eot = now.adding(max(configuration.timers.expectedOfferTime, slowest * 2 + .seconds(30)))
-            actions += mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, subcode: .requestExternalResources, now: now) }
+            let slowest = request.segments.compactMap { segment in configuration.upstreams.first { $0.name == segment.upstream }?.expectedResponseTime }.max() ?? .seconds(30)
+            let expectedOfferTime = now.adding(max(configuration.timers.expectedOfferTime, slowest * 2 + .seconds(30)))
+            actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: .requestExternalResources, now: now) }
         }
-        let state = orders[poid]?.machine.state ?? .awaitingProcessing
+        let state = orders[providerOrderID]?.machine.state ?? .awaitingProcessing
         actions.append(.persist(from: state, to: state, event: "child orders requested from \(upstreams)"))
-        await perform(actions, order: poid, now: now)
+        await perform(actions, order: providerOrderID, now: now)
         Task { await negotiator.negotiate(request) }
     }
 
@@ -189,14 +189,14 @@ extension ServerEngine {
         guard let live = liveOrder(parent), let hold = live.cascade, live.machine.state == .awaitingProcessing,
             live.machine.transaction.id == transactionID, hold.transactionID == transactionID
         else { return false }
-        let m = live.machine
+        let machine = live.machine
         let profile = profile(for: live)
         var localOffer: Offer?
         var notes: [String] = []
-        if let part = m.requestedCPD.restricted(to: Set(hold.localNodes)) {
+        if let part = machine.requestedCPD.restricted(to: Set(hold.localNodes)) {
             let decision = decisionEngine.decide(
-                request: part, informationElements: m.requestedInformationElements, profile: profile, identityPresent: true,
-                inventory: inventory(deciding: parent, live), now: now, updating: m.isUpdate ? live.committed : nil, requestValidated: true)
+                request: part, informationElements: machine.requestedInformationElements, profile: profile, identityPresent: true,
+                inventory: inventory(deciding: parent, live), now: now, updating: machine.isUpdate ? live.committed : nil, requestValidated: true)
             switch decision {
             case .offer(let offer), .needsApproval(_, let offer?): localOffer = offer
             case .fail(_, let why): notes.append("local segment: \(why)")
@@ -205,20 +205,20 @@ extension ServerEngine {
         }
         let segments = (localOffer.map { [$0.cpd] } ?? []) + children.map(\.cpd)
         let covered = Set(segments.flatMap(\.customerNodeIdentifiers))
-        let missing = m.requestedCPD.customerNodeIdentifiers.filter { !covered.contains($0) }
+        let missing = machine.requestedCPD.customerNodeIdentifiers.filter { !covered.contains($0) }
         orders[parent]?.cascade = nil
         if segments.isEmpty || (!missing.isEmpty && configuration.cascade.onChildFailure == .fail) {
             let code: FailStatusCode = missing.contains(where: hold.withoutPresence.contains) ? .networkPresenceError : .outOfResources
             let why = "no provider serves customer node(s) \(missing.joined(separator: ", "))" + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; "))
             logger.info("cascaded order refused", metadata: ["order": "\(parent)", "status": "\(code.rawValue)", "diagnostic": "\(why)"])
-            let actions = mutateThrowing(parent) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: String(why.prefix(250)), now: now) }
+            let actions = mutateThrowing(parent) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: String(why.prefix(250)), now: now) }
             await perform(actions, order: parent, now: now)
             return false
         }
         if !missing.isEmpty { notes.append("left out (no provider serves them): \(missing.joined(separator: ", "))") }
-        let composed = CPD.composed(request: m.requestedCPD, segments: segments)
-        let comparison = composed.comparison(against: m.requestedCPD)
-        let options = m.requestedInformationElements?.negotiationOptions
+        let composed = CPD.composed(request: machine.requestedCPD, segments: segments)
+        let comparison = composed.comparison(against: machine.requestedCPD)
+        let options = machine.requestedInformationElements?.negotiationOptions
         let pricing = decisionEngine.pricing(for: profile)
         var cost: Cost?
         if options?.costRequested == true {
@@ -234,7 +234,7 @@ extension ServerEngine {
         var actions = offerActions(parent, offer, now: now, validUntil: validUntil)
         guard !actions.isEmpty else { return false }
         let summary = children.map { "\($0.upstream) \($0.customerOrderID)\($0.resalePrice.map { " at \($0)" } ?? "")" }.joined(separator: ", ")
-        actions.insert(.persist(from: m.state, to: m.state, event: "offer composed from the local segment and child orders: \(summary)"), at: 0)
+        actions.insert(.persist(from: machine.state, to: machine.state, event: "offer composed from the local segment and child orders: \(summary)"), at: 0)
         await perform(actions, order: parent, now: now)
         return true
     }
@@ -259,9 +259,9 @@ extension ServerEngine {
         await flushBatch()
         let now = clock.now()
         guard orders[parent]?.machine.state == .acceptReceived else { return }
-        let actions = mutateThrowing(parent) { m, _ throws(OrderCommandError) in
-            accepted ? try m.agreementConfirmed(now: now)
-                : try m.reject(.outOfResources, diagnostic: "an upstream provider's part of the offer could not be accepted", now: now)
+        let actions = mutateThrowing(parent) { machine, _ throws(OrderCommandError) in
+            accepted ? try machine.agreementConfirmed(now: now)
+                : try machine.reject(.outOfResources, diagnostic: "an upstream provider's part of the offer could not be accepted", now: now)
         }
         await perform(actions, order: parent, now: now)
     }
@@ -282,17 +282,17 @@ extension ServerEngine {
     }
 
     /// Tells the child negotiator what a committed change did to a parent (RFC 8921 §8.8).
-    func notifyChildNegotiator(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID) {
-        guard let negotiator = childNegotiator, orders[poid]?.cascade != nil || negotiator.hasChildren(poid) else { return }
+    func notifyChildNegotiator(_ event: ServerOrderStateMachine.Event, order providerOrderID: ProviderOrderID) {
+        guard let negotiator = childNegotiator, orders[providerOrderID]?.cascade != nil || negotiator.hasChildren(providerOrderID) else { return }
         let change: ParentOrderChange
         switch event {
-        case .negotiationEnded: change = .negotiationEnded(agreementKept: orders[poid]?.machine.agreement != nil)
+        case .negotiationEnded: change = .negotiationEnded(agreementKept: orders[providerOrderID]?.machine.agreement != nil)
         case .agreementReached(let agreement): change = .agreementReached(customerNodes: agreement.acceptedCPD.customerNodeIdentifiers)
         case .withdrawn, .testPeriodEnded: change = .withdrawn
         case .activationChanged(let status): change = .activationChanged(status)
         default: return
         }
-        if case .negotiationEnded = change { orders[poid]?.cascade = nil }
-        Task { await negotiator.parentChanged(poid, change) }
+        if case .negotiationEnded = change { orders[providerOrderID]?.cascade = nil }
+        Task { await negotiator.parentChanged(providerOrderID, change) }
     }
 }

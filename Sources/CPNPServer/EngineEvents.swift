@@ -22,18 +22,18 @@ public final class EngineEvents: Sendable {
 
     /// A stream of the transitions from now on; it ends when the subscriber stops iterating.
     public func subscribe(bufferingNewest limit: Int = 256) -> AsyncStream<Transition> {
-        let id = nextID.add(1, ordering: .relaxed).newValue
+        let subscriberID = nextID.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream.makeStream(of: Transition.self, bufferingPolicy: .bufferingNewest(limit))
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
             subscribers.withLock { all in
-                all?.removeValue(forKey: id)
+                all?.removeValue(forKey: subscriberID)
                 listening.store(!(all?.isEmpty ?? true), ordering: .relaxed)
             }
         }
         let open = subscribers.withLock { all -> Bool in
             guard all != nil else { return false }
-            all![id] = continuation
+            all![subscriberID] = continuation
             listening.store(true, ordering: .relaxed)
             return true
         }

@@ -114,19 +114,19 @@ extension ServerEngine {
     @discardableResult
     public nonisolated func submit(_ datagram: InboundDatagram) -> Bool {
         let key = Inbox.Key(session: datagram.session, bytes: datagram.bytes)
-        let (accepted, startDrain) = inbox.state.withLock { s -> (Bool, Bool) in
-            if s.queued.contains(key) {
-                s.coalesced += 1
+        let (accepted, startDrain) = inbox.state.withLock { state -> (Bool, Bool) in
+            if state.queued.contains(key) {
+                state.coalesced += 1
                 return (true, false)
             }
-            guard s.queue.count < inbox.capacity else {
-                s.dropped += 1
+            guard state.queue.count < inbox.capacity else {
+                state.dropped += 1
                 return (false, false)
             }
-            s.queue.append(datagram)
-            s.queued.insert(key)
-            if s.draining { return (true, false) }
-            s.draining = true
+            state.queue.append(datagram)
+            state.queued.insert(key)
+            if state.draining { return (true, false) }
+            state.draining = true
             return (true, true)
         }
         if startDrain { Task { await self.drainInbox() } }
@@ -139,18 +139,18 @@ extension ServerEngine {
     /// Handles the inbox batch by batch until it is empty.
     func drainInbox() async {
         while true {
-            let (next, dropped, coalesced) = inbox.state.withLock { s -> ([InboundDatagram], Int, Int) in
-                let counts = (s.dropped, s.coalesced)
-                s.dropped = 0
-                s.coalesced = 0
-                guard !s.queue.isEmpty else {
-                    s.draining = false
+            let (next, dropped, coalesced) = inbox.state.withLock { state -> ([InboundDatagram], Int, Int) in
+                let counts = (state.dropped, state.coalesced)
+                state.dropped = 0
+                state.coalesced = 0
+                guard !state.queue.isEmpty else {
+                    state.draining = false
                     return ([], counts.0, counts.1)
                 }
-                let n = min(s.queue.count, Self.maximumBatch)
-                let taken = Array(s.queue.prefix(n))
-                s.queue.removeFirst(n)
-                for d in taken { s.queued.remove(Inbox.Key(session: d.session, bytes: d.bytes)) }
+                let count = min(state.queue.count, Self.maximumBatch)
+                let taken = Array(state.queue.prefix(count))
+                state.queue.removeFirst(count)
+                for datagram in taken { state.queued.remove(Inbox.Key(session: datagram.session, bytes: datagram.bytes)) }
                 return (taken, counts.0, counts.1)
             }
             commitStatistics.inboxCoalesced += coalesced
@@ -169,9 +169,9 @@ extension ServerEngine {
         await flushBatch()
         commitStatistics.batches += 1
         commitStatistics.datagrams += datagrams.count
-        for d in datagrams {
+        for datagram in datagrams {
             if batch == nil { batch = PendingBatch() }
-            await receiveOne(d)
+            await receiveOne(datagram)
         }
         await flushBatch()
     }
@@ -192,12 +192,12 @@ extension ServerEngine {
     /// an empty batch open.
     func flushBatch(reopen: Bool = false) async {
         var touched: Set<OrderKey> = []
-        while let b = batch {
+        while let pendingBatch = batch {
             batch = nil
-            touched.formUnion(b.touched)
-            guard !b.steps.isEmpty else { break }
-            let changes = b.steps.compactMap { step -> OrderChange? in
-                if case .order(let s) = step { s.change } else { nil }
+            touched.formUnion(pendingBatch.touched)
+            guard !pendingBatch.steps.isEmpty else { break }
+            let changes = pendingBatch.steps.compactMap { step -> OrderChange? in
+                if case .order(let orderStep) = step { orderStep.change } else { nil }
             }
             var results: [Result<Int64, any Error>] = []
             if !changes.isEmpty {
@@ -218,41 +218,41 @@ extension ServerEngine {
             var outcome: [Bool] = []
             var failed = Set<ProviderOrderID>()
             var index = 0
-            for step in b.steps {
-                guard case .order(let s) = step else { continue }
-                var ok = !failed.contains(s.post.order)
-                if s.change != nil {
-                    if case .failure(let error) = results[index], ok {
-                        logger.error("commit failed; messages withheld", metadata: ["order": "\(s.post.order)", "error": "\(error)"])
-                        ok = false
+            for step in pendingBatch.steps {
+                guard case .order(let orderStep) = step else { continue }
+                var succeeded = !failed.contains(orderStep.post.order)
+                if orderStep.change != nil {
+                    if case .failure(let error) = results[index], succeeded {
+                        logger.error("commit failed; messages withheld", metadata: ["order": "\(orderStep.post.order)", "error": "\(error)"])
+                        succeeded = false
                     }
                     index += 1
                 }
-                if !ok { failed.insert(s.post.order) }
-                outcome.append(ok)
+                if !succeeded { failed.insert(orderStep.post.order) }
+                outcome.append(succeeded)
             }
             commitStatistics.failedChanges += failed.count
             if !failed.isEmpty { metrics.failed(changes: failed.count) }
-            for poid in failed { reload(poid) }
+            for providerOrderID in failed { reload(providerOrderID) }
             if sharesStore, !failed.isEmpty, results.contains(where: Self.isSharedLimitConflict) { refreshSharedCounts() }
 
             var reactions: [(ProviderOrderID, [ServerOrderStateMachine.Event], CPNPTimestamp)] = []
-            var o = outcome.makeIterator()
-            for step in b.steps {
+            var outcomes = outcome.makeIterator()
+            for step in pendingBatch.steps {
                 switch step {
-                case .send(let m, let session):
-                    await send(m, on: session)
-                case .order(let s):
-                    guard o.next() == true else { continue }
-                    if s.change != nil || s.deferred { faultHook?(.committed(s.post.state)) }
-                    await runEffects(s.post)
-                    if !s.followUps.isEmpty { reactions.append((s.post.order, s.followUps, s.now)) }
+                case .send(let message, let session):
+                    await send(message, on: session)
+                case .order(let orderStep):
+                    guard outcomes.next() == true else { continue }
+                    if orderStep.change != nil || orderStep.deferred { faultHook?(.committed(orderStep.post.state)) }
+                    await runEffects(orderStep.post)
+                    if !orderStep.followUps.isEmpty { reactions.append((orderStep.post.order, orderStep.followUps, orderStep.now)) }
                 }
             }
             guard !reactions.isEmpty else { break }
             batch = PendingBatch()
-            for (poid, events, now) in reactions {
-                for e in events { await react(e, order: poid, now: now) }
+            for (providerOrderID, events, now) in reactions {
+                for event in events { await react(event, order: providerOrderID, now: now) }
             }
         }
         if reopen {
@@ -260,35 +260,35 @@ extension ServerEngine {
         } else {
             // An agreement read back for a message that changed nothing (a discarded copy) leaves again.
             let now = clock.now()
-            for key in touched { if let poid = byCustomer[key] { evictIfAtRest(poid, now: now) } }
+            for key in touched { if let providerOrderID = byCustomer[key] { evictIfAtRest(providerOrderID, now: now) } }
         }
     }
 
     /// The sends, timers and bookkeeping after an order change is durable.
     func runEffects(_ post: PostCommit) async {
-        let poid = post.order
-        for a in post.actions {
-            switch a {
-            case .send(let m, let session):
-                faultHook?(.sending(m.method))
-                await send(m, on: session)
+        let providerOrderID = post.order
+        for action in post.actions {
+            switch action {
+            case .send(let message, let session):
+                faultHook?(.sending(message.method))
+                await send(message, on: session)
             case .sendToChildProvider:
                 // The engine never starts the machine's nested child order: child orders go through the
                 // ChildOrderNegotiator, several upstreams at once (Cascade.swift, docs/protocol.md §5.9).
-                logger.warning("a nested child order's message has no route; child orders go through the cascade coordinator", metadata: ["order": "\(poid)"])
-            case .armTimer(let t, let at):
-                arm(poid, .machine(t), at: at)
-            case .cancelTimer(let t):
-                cancelTimer(poid, .machine(t))
+                logger.warning("a nested child order's message has no route; child orders go through the cascade coordinator", metadata: ["order": "\(providerOrderID)"])
+            case .armTimer(let timer, let time):
+                arm(providerOrderID, .machine(timer), at: time)
+            case .cancelTimer(let timer):
+                cancelTimer(providerOrderID, .machine(timer))
             case .discard(let reason):
-                logger.debug("discarded", metadata: ["order": "\(poid)", "reason": "\(reason)"])
+                logger.debug("discarded", metadata: ["order": "\(providerOrderID)", "reason": "\(reason)"])
             case .persist(let from, let to, let event):
                 guard from != to else { break }
                 let logged = logger.logLevel <= .info
                 guard logged || events.hasSubscribers else { break }
-                let live = orders[poid]
+                let live = orders[providerOrderID]
                 if logged {
-                    var metadata: Logger.Metadata = ["order": "\(poid)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
+                    var metadata: Logger.Metadata = ["order": "\(providerOrderID)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"]
                     if let method = post.method { metadata["method"] = "\(method.name)" }
                     if let live {
                         metadata["client"] = "\(live.clientIdentity)"
@@ -298,24 +298,24 @@ extension ServerEngine {
                 }
                 if let live, events.hasSubscribers {
                     events.publish(.init(
-                        providerOrderID: poid, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
+                        providerOrderID: providerOrderID, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
                         from: from, to: to, event: event, at: clock.now()))
                 }
             case .report(let event):
-                countOutcome(event, order: poid)
-                notifyChildNegotiator(event, order: poid)
+                countOutcome(event, order: providerOrderID)
+                notifyChildNegotiator(event, order: providerOrderID)
             }
         }
-        if post.closes, let live = orders[poid], !ServerOrderStore.isOpen(live.machine) {
-            orders[poid] = nil
+        if post.closes, let live = orders[providerOrderID], !ServerOrderStore.isOpen(live.machine) {
+            orders[providerOrderID] = nil
             byCustomer[post.key] = nil
-            cancelTimers(of: poid)
+            cancelTimers(of: providerOrderID)
         }
-        evictIfAtRest(poid, now: clock.now())
+        evictIfAtRest(providerOrderID, now: clock.now())
     }
 
     /// A negotiation that ended, or an agreement withdrawn, for the metrics (once durable).
-    private func countOutcome(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID) {
+    private func countOutcome(_ event: ServerOrderStateMachine.Event, order providerOrderID: ProviderOrderID) {
         let outcome: EngineMetrics.Outcome
         switch event {
         case .agreementReached: outcome = .agreed
@@ -325,61 +325,61 @@ extension ServerEngine {
             return
         default: return
         }
-        let started = orders.all[poid]?.negotiationStarted
-        if started != nil { orders[poid]?.negotiationStarted = nil }
+        let started = orders.all[providerOrderID]?.negotiationStarted
+        if started != nil { orders[providerOrderID]?.negotiationStarted = nil }
         metrics.ended(outcome, after: started.map { ContinuousClock.now - $0 })
     }
 
     /// Stored reservations in policy form: (offered, committed).
     static func policyReservations(_ stored: [CPNPStorage.Reservation]) -> ([CPNPPolicy.Reservation], [CPNPPolicy.Reservation]) {
         var offered: [CPNPPolicy.Reservation] = [], committed: [CPNPPolicy.Reservation] = []
-        for r in stored {
-            let p = CPNPPolicy.Reservation(linkID: r.resource.resourceID, direction: r.resource.direction == .incoming ? .incoming : .outgoing, mbps: r.amount)
-            if r.kind == .committed { committed.append(p) } else { offered.append(p) }
+        for reservation in stored {
+            let policyReservation = CPNPPolicy.Reservation(linkID: reservation.resource.resourceID, direction: reservation.resource.direction == .incoming ? .incoming : .outgoing, mbps: reservation.amount)
+            if reservation.kind == .committed { committed.append(policyReservation) } else { offered.append(policyReservation) }
         }
         return (offered, committed)
     }
 
     /// After a failed commit: the order as the store has it (machine and reservations, timers re-armed),
     /// or forgotten when the store has it closed or not at all.
-    func reload(_ poid: ProviderOrderID) {
-        guard let live = orders[poid] else { return }
+    func reload(_ providerOrderID: ProviderOrderID) {
+        guard let live = orders[providerOrderID] else { return }
         let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
         do {
-            guard let stored = try store.order(providerOrderID: poid), stored.isOpen else {
-                orders[poid] = nil
-                if byCustomer[key] == poid { byCustomer[key] = nil }
-                cancelTimers(of: poid)
+            guard let stored = try store.order(providerOrderID: providerOrderID), stored.isOpen else {
+                orders[providerOrderID] = nil
+                if byCustomer[key] == providerOrderID { byCustomer[key] = nil }
+                cancelTimers(of: providerOrderID)
                 return
             }
             var reloaded = live
             reloaded.machine = stored.machine
-            (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: poid))
+            (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: providerOrderID))
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
             reloaded.unwrittenActions = []
             reloaded.revision = stored.revision
             // The work the failed change carried (a decision, an agreement, a withdrawal) is redone by
             // the upkeep, once the store takes writes again.
-            if sharesStore { ordersToResume.insert(poid) }
+            if sharesStore { ordersToResume.insert(providerOrderID) }
             if sharesStore, let owner = stored.owner, owner != instanceID {
                 // Another instance took the order over: it drives it now (SharedStore.swift).
-                logger.notice("order taken over by another instance", metadata: ["order": "\(poid)", "owner": "\(owner)"])
-                orders.evict(poid)
-                if byCustomer[key] == poid { byCustomer[key] = nil }
-                cancelTimers(of: poid)
+                logger.notice("order taken over by another instance", metadata: ["order": "\(providerOrderID)", "owner": "\(owner)"])
+                orders.evict(providerOrderID)
+                if byCustomer[key] == providerOrderID { byCustomer[key] = nil }
+                cancelTimers(of: providerOrderID)
                 return
             }
-            orders[poid] = reloaded
+            orders[providerOrderID] = reloaded
             // A change that was never written (ACCEPT received) may have cancelled timers the stored machine still has.
-            for (timer, at) in stored.machine.armedTimers(now: clock.now()) { arm(poid, .machine(timer), at: at) }
+            for (timer, time) in stored.machine.armedTimers(now: clock.now()) { arm(providerOrderID, .machine(timer), at: time) }
         } catch {
             // The store cannot even be read: forget the order here; a restart recovers it from disk, and
             // with a shared store the upkeep reads it again once the database answers (SharedStore.swift).
-            logger.error("order reload failed; order dropped from memory until the store answers again", metadata: ["order": "\(poid)", "error": "\(error)"])
-            if sharesStore, live.revision > 0 { ordersToResume.insert(poid) }
-            orders[poid] = nil
-            if byCustomer[key] == poid { byCustomer[key] = nil }
-            cancelTimers(of: poid)
+            logger.error("order reload failed; order dropped from memory until the store answers again", metadata: ["order": "\(providerOrderID)", "error": "\(error)"])
+            if sharesStore, live.revision > 0 { ordersToResume.insert(providerOrderID) }
+            orders[providerOrderID] = nil
+            if byCustomer[key] == providerOrderID { byCustomer[key] = nil }
+            cancelTimers(of: providerOrderID)
         }
     }
 }

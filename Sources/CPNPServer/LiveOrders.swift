@@ -31,11 +31,11 @@ extension ServerEngine {
 
         func openCount(of clientIdentity: String) -> Int { openByClient[clientIdentity] ?? 0 }
 
-        subscript(_ poid: ProviderOrderID) -> LiveOrder? {
-            get { all[poid] }
+        subscript(_ providerOrderID: ProviderOrderID) -> LiveOrder? {
+            get { all[providerOrderID] }
             set {
-                let old = all[poid]
-                all[poid] = newValue
+                let old = all[providerOrderID]
+                all[providerOrderID] = newValue
                 let wasOpen = old.map { ServerOrderStore.isOpen($0.machine) } ?? false
                 let isOpen = newValue.map { ServerOrderStore.isOpen($0.machine) } ?? false
                 if wasOpen, let old { openByClient[old.clientIdentity, default: 0] -= 1 }
@@ -54,28 +54,28 @@ extension ServerEngine {
         }
 
         /// Brings an order the totals and counts include already (stored, at rest or restarted) into memory.
-        mutating func admit(_ poid: ProviderOrderID, _ live: LiveOrder) {
-            all[poid] = live
+        mutating func admit(_ providerOrderID: ProviderOrderID, _ live: LiveOrder) {
+            all[providerOrderID] = live
         }
 
         /// Forgets an order at rest; the totals and counts keep what it holds.
-        mutating func evict(_ poid: ProviderOrderID) {
-            all[poid] = nil
+        mutating func evict(_ providerOrderID: ProviderOrderID) {
+            all[providerOrderID] = nil
         }
 
         private mutating func add(_ reservations: [CPNPPolicy.Reservation], sign: Int) {
-            for r in reservations {
-                let key = LinkDirection(linkID: r.linkID, direction: r.direction)
-                let v = (reserved[key] ?? 0) + (sign < 0 ? -r.mbps : r.mbps)
-                reserved[key] = v.isZero ? nil : v
+            for reservation in reservations {
+                let key = LinkDirection(linkID: reservation.linkID, direction: reservation.direction)
+                let total = (reserved[key] ?? 0) + (sign < 0 ? -reservation.mbps : reservation.mbps)
+                reserved[key] = total.isZero ? nil : total
             }
         }
 
         /// The totals with `minus` taken off and `plus` added, as a reservation list.
         func reservations(minus: [CPNPPolicy.Reservation], plus: [CPNPPolicy.Reservation]) -> [CPNPPolicy.Reservation] {
             var sums = reserved
-            for r in minus { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] -= r.mbps }
-            for r in plus { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
+            for reservation in minus { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] -= reservation.mbps }
+            for reservation in plus { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps }
             return sums.filter { !$0.value.isZero }.map { CPNPPolicy.Reservation(linkID: $0.key.linkID, direction: $0.key.direction, mbps: $0.value) }
         }
 
@@ -83,7 +83,7 @@ extension ServerEngine {
         func reservedByScan(atRest: [[CPNPPolicy.Reservation]]) -> [LinkDirection: CPNPDecimal] {
             var sums: [LinkDirection: CPNPDecimal] = [:]
             for list in all.values.map({ $0.offered + $0.committed }) + atRest {
-                for r in list { sums[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps }
+                for reservation in list { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps }
             }
             return sums.filter { !$0.value.isZero }
         }

@@ -59,9 +59,9 @@ public struct ProvisioningWorker: Sendable {
     public func deliverDue() async -> Int {
         var total = 0
         while true {
-            let n = await deliverRound()
-            total += n
-            if n == 0 { return total }
+            let delivered = await deliverRound()
+            total += delivered
+            if delivered == 0 { return total }
         }
     }
 
@@ -123,20 +123,20 @@ public struct ProvisioningWorker: Sendable {
         let stderr = Pipe()
         process.standardError = stderr
         let timeout = configuration.timeout
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { p in
-                if p.terminationStatus == 0 {
-                    c.resume()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { finished in
+                if finished.terminationStatus == 0 {
+                    continuation.resume()
                 } else {
-                    let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile().prefix(300), as: UTF8.self)
-                    c.resume(throwing: HookError(description: "command exited with status \(p.terminationStatus): \(err)"))
+                    let errorOutput = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile().prefix(300), as: UTF8.self)
+                    continuation.resume(throwing: HookError(description: "command exited with status \(finished.terminationStatus): \(errorOutput)"))
                 }
             }
             do {
                 try process.run()
             } catch {
                 process.terminationHandler = nil
-                c.resume(throwing: HookError(description: "cannot run \(executable): \(error.localizedDescription)"))
+                continuation.resume(throwing: HookError(description: "cannot run \(executable): \(error.localizedDescription)"))
                 return
             }
             stdin.fileHandleForWriting.write(Data(input))

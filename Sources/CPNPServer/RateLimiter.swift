@@ -20,13 +20,13 @@ public struct RateLimiter<Key: Hashable>: Sendable where Key: Sendable {
     public mutating func restore(_ key: Key, events: [CPNPTimestamp], since: CPNPTimestamp, now: CPNPTimestamp) {
         guard !events.isEmpty, perMinute > 0 else { return }
         var tokens = Double(burst)
-        var at = since
+        var lastEvent = since
         for event in events where event >= since && event <= now {
-            tokens = min(Double(burst), tokens + Double(event.millisecondsSinceEpoch - at.millisecondsSinceEpoch) / 60_000 * Double(perMinute))
+            tokens = min(Double(burst), tokens + Double(event.millisecondsSinceEpoch - lastEvent.millisecondsSinceEpoch) / 60_000 * Double(perMinute))
             tokens = max(0, tokens - 1)
-            at = event
+            lastEvent = event
         }
-        buckets[key] = (tokens, at)
+        buckets[key] = (tokens, lastEvent)
     }
 
     /// Takes one token for `key` at `now`; false when the key is over its rate.

@@ -179,7 +179,7 @@ public actor ServerEngine {
         self.clock = clock
         self.logger = logger
         decisionEngine = DecisionEngine(configuration: configuration)
-        linksByID = Dictionary(configuration.policy.links.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        linksByID = Dictionary(configuration.policy.links.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         timers = TimerScheduler(clock: clock)
         quotationLimiter = RateLimiter(perMinute: configuration.rateLimits.quotationsPerMinute)
         failLimiter = RateLimiter(perMinute: configuration.rateLimits.failsPerMinute)
@@ -213,7 +213,7 @@ public actor ServerEngine {
             quotationLimiter.restore(client, events: times, since: minuteAgo, now: now)
         }
         // Rows written before the store knew which orders are at rest were loaded all the same.
-        for s in stored { evictIfAtRest(s.providerOrderID, now: now) }
+        for storedOrder in stored { evictIfAtRest(storedOrder.providerOrderID, now: now) }
         logger.info("recovered open orders", metadata: ["in-memory": "\(orders.count)", "open": "\(openOrderCount)"])
         return stored.count
     }
@@ -223,18 +223,18 @@ public actor ServerEngine {
     /// offer; an order held for an operator re-arms its request for more time), an ACCEPT received but
     /// not yet confirmed (AcceptReceived), a WITHDRAW answered PROCESSING but not yet confirmed.
     func resume(_ stored: [StoredOrder], now: CPNPTimestamp) async throws {
-        for s in stored {
-            try admit(s)
-            for (timer, at) in s.machine.armedTimers(now: now) { arm(s.providerOrderID, .machine(timer), at: at) }
+        for storedOrder in stored {
+            try admit(storedOrder)
+            for (timer, at) in storedOrder.machine.armedTimers(now: now) { arm(storedOrder.providerOrderID, .machine(timer), at: at) }
         }
-        for s in stored {
-            switch s.machine.state {
+        for storedOrder in stored {
+            switch storedOrder.machine.state {
             case .pqoReceived, .awaitingProcessing:
-                await decide(s.providerOrderID, now: now, resumed: true)
+                await decide(storedOrder.providerOrderID, now: now, resumed: true)
             case .acceptReceived:
-                await react(.acceptReceived, order: s.providerOrderID, now: now)
-            case .completed where s.machine.withdrawalPending:
-                if let ag = s.machine.agreement { await react(.withdrawalRequested(ag), order: s.providerOrderID, now: now) }
+                await react(.acceptReceived, order: storedOrder.providerOrderID, now: now)
+            case .completed where storedOrder.machine.withdrawalPending:
+                if let agreement = storedOrder.machine.agreement { await react(.withdrawalRequested(agreement), order: storedOrder.providerOrderID, now: now) }
             default:
                 break
             }
@@ -246,20 +246,20 @@ public actor ServerEngine {
         var live = LiveOrder(machine: stored.machine, clientIdentity: stored.clientIdentity, identity: nil, clientAddress: stored.clientAddress)
         live.revision = stored.revision
         (live.offered, live.committed) = Self.policyReservations(try store.reservations(providerOrderID: stored.providerOrderID))
-        if stored.machine.isUpdate, let o = stored.machine.offer { live.updateTarget = reservations(of: o.offeredCPD, live) }
+        if stored.machine.isUpdate, let offer = stored.machine.offer { live.updateTarget = reservations(of: offer.offeredCPD, live) }
         orders.admit(stored.providerOrderID, live)
         byCustomer[OrderKey(identity: stored.clientIdentity, customerOrderID: stored.customerOrderID)] = stored.providerOrderID
     }
 
     /// Forgets an open order with nothing in flight (an agreement at rest, ``ServerOrderStore/isResident(_:now:)``):
     /// its next message or operator action reads it back from the store.
-    func evictIfAtRest(_ poid: ProviderOrderID, now: CPNPTimestamp) {
-        guard let live = orders[poid], ServerOrderStore.isOpen(live.machine), !ServerOrderStore.isResident(live.machine, now: now),
+    func evictIfAtRest(_ providerOrderID: ProviderOrderID, now: CPNPTimestamp) {
+        guard let live = orders[providerOrderID], ServerOrderStore.isOpen(live.machine), !ServerOrderStore.isResident(live.machine, now: now),
             !live.awaitingApproval, live.cascade == nil, live.unwrittenActions.isEmpty
         else { return }
-        orders.evict(poid)
+        orders.evict(providerOrderID)
         let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
-        if byCustomer[key] == poid { byCustomer[key] = nil }
+        if byCustomer[key] == providerOrderID { byCustomer[key] = nil }
     }
 
     /// The client's stored order for `key` when none is in memory: an open one (an agreement at rest)
@@ -272,10 +272,10 @@ public actor ServerEngine {
     }
 
     /// The order in memory, or read back from the store when it is open and at rest.
-    func liveOrder(_ poid: ProviderOrderID) -> LiveOrder? {
-        if let live = orders[poid] { return live }
-        guard let stored = try? store.order(providerOrderID: poid), stored.isOpen, (try? admit(stored)) != nil else { return nil }
-        return orders[poid]
+    func liveOrder(_ providerOrderID: ProviderOrderID) -> LiveOrder? {
+        if let live = orders[providerOrderID] { return live }
+        guard let stored = try? store.order(providerOrderID: providerOrderID), stored.isOpen, (try? admit(stored)) != nil else { return nil }
+        return orders[providerOrderID]
     }
 
     // MARK: - Inbound
@@ -319,8 +319,8 @@ public actor ServerEngine {
             logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
             // FAIL 1 when the ids can be read (docs/protocol.md §6, A6), an unknown or missing method included; never
             // for an ACK, FAIL or PROCESSING (no answer loops).
-            if let c = CPNPCodec.correlation(of: json), c.method.map({ ![.ack, .fail, .processing].contains($0) }) ?? true {
-                await sendStatelessFail(.messageValidationError, error.description, transactionID: c.transactionID, customerOrderID: c.customerOrderID,
+            if let correlation = CPNPCodec.correlation(of: json), correlation.method.map({ ![.ack, .fail, .processing].contains($0) }) ?? true {
+                await sendStatelessFail(.messageValidationError, error.description, transactionID: correlation.transactionID, customerOrderID: correlation.customerOrderID,
                                         providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
             }
             return
@@ -329,12 +329,12 @@ public actor ServerEngine {
         let identity = identityKey(datagram.identity, session: datagram.session)
         let key = OrderKey(identity: identity, customerOrderID: message.customerOrderID)
         await enterBatch(key)
-        if case .quotation(let q) = message, byCustomer[key].flatMap({ orders[$0] }) == nil,
-            let refused = refusedQuotations[RefusedQuotationKey(identity: identity, transactionID: q.transactionID)]
+        if case .quotation(let quotation) = message, byCustomer[key].flatMap({ orders[$0] }) == nil,
+            let refused = refusedQuotations[RefusedQuotationKey(identity: identity, transactionID: quotation.transactionID)]
         {
             // A retransmission of a QUOTATION already answered gets that answer again and changes
             // nothing, whatever became of its order (§11.3, §11.4).
-            if refused.sequenceNumber == q.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
+            if refused.sequenceNumber == quotation.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
             return
         }
         let closed: StoredOrder?
@@ -344,67 +344,67 @@ public actor ServerEngine {
             logger.error("store read failed; message dropped (the client retransmits)", metadata: ["from": "\(source)", "error": "\(error)"])
             return
         }
-        if case .quotation(let q) = message, byCustomer[key].flatMap({ orders[$0] }) == nil {
+        if case .quotation(let quotation) = message, byCustomer[key].flatMap({ orders[$0] }) == nil {
             if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
-            await newQuotation(q, datagram: datagram, identity: identity, now: now)
+            await newQuotation(quotation, datagram: datagram, identity: identity, now: now)
             return
         }
-        guard let poid = byCustomer[key], var live = orders[poid] else {
+        guard let providerOrderID = byCustomer[key], var live = orders[providerOrderID] else {
             if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
-        if let p = message.providerOrderID, p != poid {
+        if let receivedProviderOrderID = message.providerOrderID, receivedProviderOrderID != providerOrderID {
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
-        if [.update, .withdraw, .activate].contains(message.method), let id = datagram.identity, let profile = configuration.customerProfile(matching: id.names),
+        if [.update, .withdraw, .activate].contains(message.method), let peerIdentity = datagram.identity, let profile = configuration.customerProfile(matching: peerIdentity.names),
             PortalSessions.customer(of: datagram.session.remote) == nil, !profile.admits(address: datagram.session.remote.host)
         {
             guard message.transactionID != live.machine.transaction.id else {
                 await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
-                                        providerOrderID: poid, session: datagram.session, identity: datagram.identity, now: now)
+                                        providerOrderID: providerOrderID, session: datagram.session, identity: datagram.identity, now: now)
                 return
             }
-            let actions = mutate(poid) { m, rng in
-                m.refuseNewTransaction(message, status: .authorizationFailed, diagnostic: "source address not allowed", session: datagram.session, using: &rng)
+            let actions = mutate(providerOrderID) { machine, rng in
+                machine.refuseNewTransaction(message, status: .authorizationFailed, diagnostic: "source address not allowed", session: datagram.session, using: &rng)
             }
-            await perform(actions, order: poid, now: now)
+            await perform(actions, order: providerOrderID, now: now)
             return
         }
         live.identity = datagram.identity ?? live.identity
         live.clientAddress = source
         if message.method == .update, live.machine.transaction.id != message.transactionID { live.negotiationStarted = .now }
-        orders[poid] = live
-        let actions = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        orders[providerOrderID] = live
+        let actions = mutate(providerOrderID) { machine, rng in machine.messageReceived(message, session: datagram.session, now: now, using: &rng) }
         receivingMethod = message.method
-        await perform(actions, order: poid, now: now)
+        await perform(actions, order: providerOrderID, now: now)
     }
 
-    private func newQuotation(_ q: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async {
-        if let issue = CPNPMessage.quotation(q).validationIssues().first(where: { $0.severity == .error }) {
-            await refuseQuotation(q, .messageValidationError, issue.description, identity: identity, session: datagram.session, now: now)
+    private func newQuotation(_ quotation: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async {
+        if let issue = CPNPMessage.quotation(quotation).validationIssues().first(where: { $0.severity == .error }) {
+            await refuseQuotation(quotation, .messageValidationError, issue.description, identity: identity, session: datagram.session, now: now)
             return
         }
         guard quotationLimiter.allow(identity, now: now), sharedQuotationRateAllows(identity, now: now) else {
             logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
-            await refuseQuotation(q, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session, now: now)
+            await refuseQuotation(quotation, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session, now: now)
             return
         }
         // A provider order id never equals a customer order id of that client (§13).
-        var poid = ProviderOrderID.random(using: &rng)
-        while poid.rawValue == q.customerOrderID.rawValue || orders[poid] != nil || ((try? store.customerOrderIDExists(clientIdentity: identity, poid.rawValue)) ?? false) {
-            poid = ProviderOrderID.random(using: &rng)
+        var providerOrderID = ProviderOrderID.random(using: &rng)
+        while providerOrderID.rawValue == quotation.customerOrderID.rawValue || orders[providerOrderID] != nil || ((try? store.customerOrderIDExists(clientIdentity: identity, providerOrderID.rawValue)) ?? false) {
+            providerOrderID = ProviderOrderID.random(using: &rng)
         }
         let (machine, actions) = ServerOrderStateMachine.quotationReceived(
-            q, session: datagram.session, providerOrderID: poid, now: now, configuration: machineConfiguration, requestValidated: true, using: &rng)
-        orders[poid] = LiveOrder(
+            quotation, session: datagram.session, providerOrderID: providerOrderID, now: now, configuration: machineConfiguration, requestValidated: true, using: &rng)
+        orders[providerOrderID] = LiveOrder(
             machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description,
             negotiationStarted: .now)
-        byCustomer[OrderKey(identity: identity, customerOrderID: q.customerOrderID)] = poid
-        logger.info("QUOTATION received", metadata: ["order": "\(poid)", "customer-order": "\(q.customerOrderID)", "client": "\(identity)"])
+        byCustomer[OrderKey(identity: identity, customerOrderID: quotation.customerOrderID)] = providerOrderID
+        logger.info("QUOTATION received", metadata: ["order": "\(providerOrderID)", "customer-order": "\(quotation.customerOrderID)", "client": "\(identity)"])
         receivingMethod = .quotation
-        await perform(actions, order: poid, now: now)
+        await perform(actions, order: providerOrderID, now: now)
     }
 
     /// A message for an order of this client that already ended: its stored machine answers, so a
@@ -424,26 +424,26 @@ public actor ServerEngine {
         }
         // The stored machine answers through the same path as an open order's: its change is committed
         // with the batch, then its messages are sent, and it leaves memory again (GroupCommit.swift).
-        let poid = stored.providerOrderID
+        let providerOrderID = stored.providerOrderID
         var closedOrder = LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
         closedOrder.revision = stored.revision
-        orders.admit(poid, closedOrder)
-        let answer = mutate(poid) { m, rng in m.messageReceived(message, session: datagram.session, now: now, using: &rng) }
-        guard let live = orders[poid], !ServerOrderStore.isOpen(live.machine) else {
+        orders.admit(providerOrderID, closedOrder)
+        let answer = mutate(providerOrderID) { machine, rng in machine.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        guard let live = orders[providerOrderID], !ServerOrderStore.isOpen(live.machine) else {
             // A closed order never re-opens (and the open-order count it just took is given back).
-            orders[poid] = nil
+            orders[providerOrderID] = nil
             return true
         }
         let actions = answer.filter { action in
-            guard case .send(.fail(let f), _) = action, !failLimiter.allow(identity, now: now) else { return true }
-            logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(f.statusCode.rawValue)"])
+            guard case .send(.fail(let fail), _) = action, !failLimiter.allow(identity, now: now) else { return true }
+            logger.debug("FAIL rate limit reached; answer suppressed", metadata: ["client": "\(identity)", "status": "\(fail.statusCode.rawValue)"])
             return false
         }
         guard !actions.isEmpty else {
-            orders[poid] = nil
+            orders[providerOrderID] = nil
             return true
         }
-        await perform(actions, order: poid, now: now)
+        await perform(actions, order: providerOrderID, now: now)
         return true
     }
 
@@ -505,13 +505,13 @@ public actor ServerEngine {
 
     /// Encodes and sends one message (measured when profiling); while a batch is open, once its
     /// transaction has committed.
-    func send(_ m: CPNPMessage, on session: CPNPSession) async {
+    func send(_ machine: CPNPMessage, on session: CPNPSession) async {
         if batch != nil {
-            batch!.steps.append(.send(m, session))
+            batch!.steps.append(.send(machine, session))
             return
         }
-        metrics.sent(m)
-        let bytes = measure(.encode) { CPNPCodec.encode(m) }
+        metrics.sent(machine)
+        let bytes = measure(.encode) { CPNPCodec.encode(machine) }
         if let outbound {
             outbound.yield((bytes, session))
             return
@@ -552,7 +552,7 @@ public actor ServerEngine {
         switch key.timer {
         case .machine(let timer):
             if timer == .retransmission { metrics.retransmitted() }
-            let actions = mutate(key.order) { m, _ in m.timerFired(timer, now: now) }
+            let actions = mutate(key.order) { machine, _ in machine.timerFired(timer, now: now) }
             await perform(actions, order: key.order, now: now)
         case .moreTimeRequest:
             await requestMoreTime(key.order, now: now)
@@ -583,82 +583,82 @@ public actor ServerEngine {
     }
 
     /// Arms the next request for more time `more-time.request-before` the expected offer time in force.
-    private func scheduleMoreTimeRequest(_ poid: ProviderOrderID) {
-        guard let live = orders[poid], mayRequestMoreTime(live), let eot = live.machine.expectedOfferTime else {
-            cancelTimer(poid, .moreTimeRequest)
+    private func scheduleMoreTimeRequest(_ providerOrderID: ProviderOrderID) {
+        guard let live = orders[providerOrderID], mayRequestMoreTime(live), let expectedOfferTime = live.machine.expectedOfferTime else {
+            cancelTimer(providerOrderID, .moreTimeRequest)
             return
         }
-        arm(poid, .moreTimeRequest, at: eot - configuration.timers.moreTime.requestBefore)
+        arm(providerOrderID, .moreTimeRequest, at: expectedOfferTime - configuration.timers.moreTime.requestBefore)
     }
 
     /// Sends PROCESSING with a new expected offer time; the client answers ACK or FAIL 7.
-    private func requestMoreTime(_ poid: ProviderOrderID, now: CPNPTimestamp) async {
-        guard let live = orders[poid], mayRequestMoreTime(live), let eot = live.machine.expectedOfferTime else { return }
-        let until = max(eot, now) + configuration.timers.moreTime.extensionDuration
+    private func requestMoreTime(_ providerOrderID: ProviderOrderID, now: CPNPTimestamp) async {
+        guard let live = orders[providerOrderID], mayRequestMoreTime(live), let expectedOfferTime = live.machine.expectedOfferTime else { return }
+        let until = max(expectedOfferTime, now) + configuration.timers.moreTime.extensionDuration
         let subcode: ProcessingSubcode? = live.approvalOffer == nil ? .upgradeOfLocalResources : nil
-        let actions = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.requestMoreTime(until: until, subcode: subcode, now: now) }
+        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.requestMoreTime(until: until, subcode: subcode, now: now) }
         guard !actions.isEmpty else { return }
         logger.notice("order still awaits approval: more time requested", metadata: [
-            "order": "\(poid)", "until": "\(until.rfc3339)", "request": "\(live.machine.moreTimeRequests + 1)",
+            "order": "\(providerOrderID)", "until": "\(until.rfc3339)", "request": "\(live.machine.moreTimeRequests + 1)",
         ])
-        await perform(actions, order: poid, now: now)
+        await perform(actions, order: providerOrderID, now: now)
     }
 
     // MARK: - Decisions (RFC 8921 §8.2, §12.2)
 
     /// Runs the decision engine for an order in PQOReceived/AwaitingProcessing.
-    private func decide(_ poid: ProviderOrderID, now: CPNPTimestamp, resumed: Bool = false) async {
-        guard let live = orders[poid] else { return }
-        let m = live.machine
-        guard m.state == .pqoReceived || m.state == .awaitingProcessing else { return }
+    private func decide(_ providerOrderID: ProviderOrderID, now: CPNPTimestamp, resumed: Bool = false) async {
+        guard let live = orders[providerOrderID] else { return }
+        let machine = live.machine
+        guard machine.state == .pqoReceived || machine.state == .awaitingProcessing else { return }
         let profile = profile(for: live)
         let identityPresent = live.identity != nil || profile != nil
-        let free = measure(.inventory) { inventory(deciding: poid, live) }
+        let free = measure(.inventory) { inventory(deciding: providerOrderID, live) }
         let decision = measure(.decide) { decisionEngine.decide(
-            request: m.requestedCPD, informationElements: m.requestedInformationElements, profile: profile,
+            request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
             identityPresent: identityPresent, inventory: free, now: now,
             // The portal's customers signed in with their certificate; source prefixes filter network peers.
-            clientAddress: PortalSessions.customer(of: m.transaction.session.remote) == nil ? m.transaction.session.remote.host : nil,
+            clientAddress: PortalSessions.customer(of: machine.transaction.session.remote) == nil ? machine.transaction.session.remote.host : nil,
             openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
-            updating: m.isUpdate ? live.committed : nil, requestValidated: true) }
+            updating: machine.isUpdate ? live.committed : nil, requestValidated: true) }
         if live.cascade != nil { return }
-        if let (request, hold) = childOrderRequest(poid, live, decision: decision, profile: profile, now: now) {
-            await holdForChildOrders(poid, request, hold, now: now)
+        if let (request, hold) = childOrderRequest(providerOrderID, live, decision: decision, profile: profile, now: now) {
+            await holdForChildOrders(providerOrderID, request, hold, now: now)
             return
         }
         switch decision {
         case .fail(let code, let diagnostic):
-            logger.info("order refused", metadata: ["order": "\(poid)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
-            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: diagnostic, now: now) }
-            await perform(a, order: poid, now: now)
+            logger.info("order refused", metadata: ["order": "\(providerOrderID)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
+            let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: diagnostic, now: now) }
+            await perform(actions, order: providerOrderID, now: now)
         case .offer(let offer):
             // No suspension point between the decision and the reservation: the actor may not
             // interleave another decision on the same inventory (§8.2; "never more than is free").
             var actions: [ServerOrderStateMachine.Action] = []
-            if m.state == .pqoReceived {
-                let eot = now.adding(configuration.timers.expectedOfferTime)
-                actions += mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, now: now) }
+            if machine.state == .pqoReceived {
+                let expectedOfferTime = now.adding(configuration.timers.expectedOfferTime)
+                actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, now: now) }
             }
-            actions += offerActions(poid, offer, now: now)
-            await perform(actions, order: poid, now: now)
+            actions += offerActions(providerOrderID, offer, now: now)
+            await perform(actions, order: providerOrderID, now: now)
         case .needsApproval(let reason, let offer):
-            orders[poid]?.awaitingApproval = true
-            orders[poid]?.approvalOffer = offer
-            logger.notice("order awaits administrative approval", metadata: ["order": "\(poid)", "reason": "\(reason)"])
-            if m.state == .pqoReceived {
-                let eot = now.adding(configuration.timers.approvalExpectedOfferTime)
+            orders[providerOrderID]?.awaitingApproval = true
+            orders[providerOrderID]?.approvalOffer = offer
+            logger.notice("order awaits administrative approval", metadata: ["order": "\(providerOrderID)", "reason": "\(reason)"])
+            if machine.state == .pqoReceived {
+                let expectedOfferTime = now.adding(configuration.timers.approvalExpectedOfferTime)
                 // Escalated for lack of capacity: the operator may upgrade local resources (subcode 1, §9.2.2).
                 let subcode: ProcessingSubcode? = offer == nil ? .upgradeOfLocalResources : nil
-                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.acknowledge(expectedOfferTime: eot, subcode: subcode, now: now) }
-                await perform(a, order: poid, now: now)
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: subcode, now: now) }
+                await perform(actions, order: providerOrderID, now: now)
             }
-            scheduleMoreTimeRequest(poid)
+            scheduleMoreTimeRequest(providerOrderID)
         }
     }
 
     /// Records the offer's reservations and makes the offer, synchronously.
-    func offerActions(_ poid: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil) -> [ServerOrderStateMachine.Action] {
-        guard var live = orders[poid] else { return [] }
+    func offerActions(_ providerOrderID: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil) -> [ServerOrderStateMachine.Action] {
+        guard var live = orders[providerOrderID] else { return [] }
         if live.machine.isUpdate {
             // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
             live.updateTarget = offer.reservations
@@ -668,58 +668,58 @@ public actor ServerEngine {
         }
         live.awaitingApproval = false
         live.approvalOffer = nil
-        orders[poid] = live
-        cancelTimer(poid, .moreTimeRequest)
+        orders[providerOrderID] = live
+        cancelTimer(providerOrderID, .moreTimeRequest)
         let validity = validUntil.map { min($0, now.adding(configuration.timers.offerValidity)) } ?? now.adding(configuration.timers.offerValidity)
-        logger.info("OFFER made", metadata: ["order": "\(poid)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
-        return mutateThrowing(poid) { m, rng throws(OrderCommandError) in
-            try m.makeOffer(offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
+        logger.info("OFFER made", metadata: ["order": "\(providerOrderID)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
+        return mutateThrowing(providerOrderID) { machine, rng throws(OrderCommandError) in
+            try machine.makeOffer(offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
         }
     }
 
     /// Applies an operator's decision (`cpnpd admin approve|reject`).
-    public func administrativeDecision(_ poid: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
+    public func administrativeDecision(_ providerOrderID: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
         await flushBatch()
         let now = clock.now()
-        guard let live = liveOrder(poid) else { return "unknown or closed order" }
+        guard let live = liveOrder(providerOrderID) else { return "unknown or closed order" }
         guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
         if approve {
             // Re-run the decision against the current inventory; approval is granted.
             let profile = profile(for: live)
             let decision = decisionEngine.decide(
                 request: live.machine.requestedCPD, informationElements: live.machine.requestedInformationElements, profile: profile,
-                identityPresent: true, inventory: inventory(deciding: poid, live), now: now,
+                identityPresent: true, inventory: inventory(deciding: providerOrderID, live), now: now,
                 updating: live.machine.isUpdate ? live.committed : nil)
             switch decision {
             case .offer(let offer), .needsApproval(_, let offer?):
-                await perform(offerActions(poid, offer, now: now), order: poid, now: now)
+                await perform(offerActions(providerOrderID, offer, now: now), order: providerOrderID, now: now)
                 return "approved: offer sent"
-            case .fail(let code, let diag):
-                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(code, diagnostic: diag, now: now) }
-                await perform(a, order: poid, now: now)
-                return "approved but nothing can be offered: FAIL \(code.rawValue) (\(diag))"
+            case .fail(let code, let diagnosticText):
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: diagnosticText, now: now) }
+                await perform(actions, order: providerOrderID, now: now)
+                return "approved but nothing can be offered: FAIL \(code.rawValue) (\(diagnosticText))"
             case .needsApproval(_, nil):
-                let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(.outOfResources, diagnostic: "no capacity", now: now) }
-                await perform(a, order: poid, now: now)
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(.outOfResources, diagnostic: "no capacity", now: now) }
+                await perform(actions, order: providerOrderID, now: now)
                 return "approved but out of resources: FAIL 5"
             }
         }
-        let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.reject(status, diagnostic: diagnostic ?? "rejected by the provider's administrator", now: now) }
-        await perform(a, order: poid, now: now)
+        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(status, diagnostic: diagnostic ?? "rejected by the provider's administrator", now: now) }
+        await perform(actions, order: providerOrderID, now: now)
         return "rejected: FAIL \(status.rawValue)"
     }
 
     /// Polls `admin_requests` written by `cpnpd admin` (another process) and applies them.
     public func processAdminRequests() async {
         guard let pending = try? store.pendingAdminRequests(limit: 100) else { return }
-        for r in pending where isDrivenHere(r.providerOrderID) {
+        for request in pending where isDrivenHere(request.providerOrderID) {
             let outcome: String
-            switch r.action {
-            case .approve: outcome = await administrativeDecision(r.providerOrderID, approve: true)
-            case .reject(let code, let diag): outcome = await administrativeDecision(r.providerOrderID, approve: false, status: code, diagnostic: diag)
+            switch request.action {
+            case .approve: outcome = await administrativeDecision(request.providerOrderID, approve: true)
+            case .reject(let code, let diagnostic): outcome = await administrativeDecision(request.providerOrderID, approve: false, status: code, diagnostic: diagnostic)
             }
-            _ = try? store.markAdminRequestProcessed(id: r.id, at: clock.now(), outcome: outcome)
-            logger.info("administrative request processed", metadata: ["order": "\(r.providerOrderID)", "outcome": "\(outcome)"])
+            _ = try? store.markAdminRequestProcessed(id: request.id, at: clock.now(), outcome: outcome)
+            logger.info("administrative request processed", metadata: ["order": "\(request.providerOrderID)", "outcome": "\(outcome)"])
         }
     }
 
@@ -730,11 +730,11 @@ public actor ServerEngine {
             ?? configuration.customers.first { $0.identity == live.clientIdentity }
     }
 
-    /// Free capacity for deciding `poid`: link capacities minus every other order's reservations and,
+    /// Free capacity for deciding `providerOrderID`: link capacities minus every other order's reservations and,
     /// for an UPDATE, minus the order's agreement in force (the decision engine gives it back itself).
     /// From the running totals: O(links), not O(open orders).
-    func inventory(deciding poid: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
-        let own = orders[poid].map { $0.offered + $0.committed } ?? []
+    func inventory(deciding providerOrderID: ProviderOrderID, _ live: LiveOrder) -> InventoryView {
+        let own = orders[providerOrderID].map { $0.offered + $0.committed } ?? []
         return configuration.inventory(reservations: orders.reservations(minus: own, plus: live.machine.isUpdate ? live.committed : []))
     }
 
@@ -745,77 +745,77 @@ public actor ServerEngine {
             request: cpd, informationElements: live.machine.requestedInformationElements, profile: profile(for: live),
             identityPresent: true, inventory: configuration.inventory(), now: clock.now(), updating: [])
         switch decision {
-        case .offer(let o), .needsApproval(_, let o?): return o.reservations
+        case .offer(let offer), .needsApproval(_, let offer?): return offer.reservations
         default: return nil
         }
     }
 
     // MARK: - Performing actions
 
-    private func mutate(_ poid: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]) -> [ServerOrderStateMachine.Action] {
-        guard var live = orders[poid] else { return [] }
-        let a = body(&live.machine, &rng)
-        orders[poid] = live
-        return a
+    private func mutate(_ providerOrderID: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]) -> [ServerOrderStateMachine.Action] {
+        guard var live = orders[providerOrderID] else { return [] }
+        let actions = body(&live.machine, &rng)
+        orders[providerOrderID] = live
+        return actions
     }
 
     func mutateThrowing(
-        _ poid: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+        _ providerOrderID: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
     ) -> [ServerOrderStateMachine.Action] {
-        guard var live = orders[poid] else { return [] }
+        guard var live = orders[providerOrderID] else { return [] }
         do {
-            let a = try body(&live.machine, &rng)
-            orders[poid] = live
-            return a
+            let actions = try body(&live.machine, &rng)
+            orders[providerOrderID] = live
+            return actions
         } catch {
-            logger.error("decision not applicable", metadata: ["order": "\(poid)", "error": "\(error)"])
+            logger.error("decision not applicable", metadata: ["order": "\(providerOrderID)", "error": "\(error)"])
             return []
         }
     }
 
     /// Performs a machine's actions: commit (with reservations and outbox) before any send, then
     /// sends, timers, and reactions to reports.
-    func perform(_ actions: [ServerOrderStateMachine.Action], order poid: ProviderOrderID, now: CPNPTimestamp) async {
+    func perform(_ actions: [ServerOrderStateMachine.Action], order providerOrderID: ProviderOrderID, now: CPNPTimestamp) async {
         let method = receivingMethod
         receivingMethod = nil
-        guard !actions.isEmpty, var live = orders[poid] else { return }
+        guard !actions.isEmpty, var live = orders[providerOrderID] else { return }
         var outbox: [OutboxEvent] = []
         var followUps: [ServerOrderStateMachine.Event] = []
         var reservationsChanged = false
-        for case .report(let e) in actions {
-            switch e {
-            case .agreementReached(let ag):
+        for case .report(let event) in actions {
+            switch event {
+            case .agreementReached(let agreement):
                 // An update replaces the agreement's reservations by the updated offer's (§9.2.9).
                 live.committed = live.updateTarget ?? CPNPPolicy.Reservation.aggregate(live.committed + live.offered)
                 live.offered = []
                 live.updateTarget = nil
                 reservationsChanged = true
-                outbox.append(outboxEvent(.agreement, payload: Self.payload(ag, live)))
-                if ag.activation == .active { outbox.append(outboxEvent(.activation, payload: Self.payload(ag, live))) }
+                outbox.append(outboxEvent(.agreement, payload: Self.payload(agreement, live)))
+                if agreement.activation == .active { outbox.append(outboxEvent(.activation, payload: Self.payload(agreement, live))) }
             case .negotiationEnded:
                 live.offered = []
                 live.updateTarget = nil
                 live.awaitingApproval = false
                 live.approvalOffer = nil
                 reservationsChanged = true
-            case .withdrawn(let ag):
+            case .withdrawn(let agreement):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(outboxEvent(.withdrawal, payload: Self.payload(ag, live)))
-            case .testPeriodEnded(let ag):
+                outbox.append(outboxEvent(.withdrawal, payload: Self.payload(agreement, live)))
+            case .testPeriodEnded(let agreement):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(outboxEvent(.expiry, payload: Self.payload(ag, live)))
+                outbox.append(outboxEvent(.expiry, payload: Self.payload(agreement, live)))
             case .activationChanged(let status):
-                if let ag = live.machine.agreement {
+                if let agreement = live.machine.agreement {
                     switch status {
-                    case .active: outbox.append(outboxEvent(.activation, payload: Self.payload(ag, live)))
-                    case .inactive: outbox.append(outboxEvent(.deactivation, payload: Self.payload(ag, live)))
+                    case .active: outbox.append(outboxEvent(.activation, payload: Self.payload(agreement, live)))
+                    case .inactive: outbox.append(outboxEvent(.deactivation, payload: Self.payload(agreement, live)))
                     case .scheduled: break
                     }
                 }
             default:
-                followUps.append(e)
+                followUps.append(event)
             }
         }
         if actions.contains(where: { if case .armTimer(.offerValidity, _) = $0 { true } else { false } }) { reservationsChanged = true }
@@ -841,48 +841,48 @@ public actor ServerEngine {
             live.unwrittenActions = []
         }
         let post = PostCommit(
-            order: poid, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
+            order: providerOrderID, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
             key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID), method: method)
         // Durable with the open batch (or a batch of one, committed here), then sent; reactions run in
         // the next round (GroupCommit.swift). A failed commit withholds the sends and reloads the order.
         let standalone = batch == nil
         if standalone { batch = PendingBatch() }
-        orders[poid] = live
+        orders[providerOrderID] = live
         batch!.steps.append(.order(OrderStep(change: change, deferred: deferred, post: post, followUps: followUps, now: now)))
         if standalone { await flushBatch() }
     }
 
     /// Engine reactions to what the machine reports.
-    func react(_ event: ServerOrderStateMachine.Event, order poid: ProviderOrderID, now: CPNPTimestamp) async {
+    func react(_ event: ServerOrderStateMachine.Event, order providerOrderID: ProviderOrderID, now: CPNPTimestamp) async {
         switch event {
         case .quotationReceived:
-            await decide(poid, now: now)
+            await decide(providerOrderID, now: now)
         case .updateReceived:
-            await decide(poid, now: now)
+            await decide(providerOrderID, now: now)
         case .moreTimeGranted(let until):
-            logger.info("client granted more time", metadata: ["order": "\(poid)", "until": "\(until.rfc3339)"])
-            scheduleMoreTimeRequest(poid)
+            logger.info("client granted more time", metadata: ["order": "\(providerOrderID)", "until": "\(until.rfc3339)"])
+            scheduleMoreTimeRequest(providerOrderID)
         case .moreTimeRejected:
             // No more requests: the operator must decide before the expected offer time in force (§11.2.1).
-            cancelTimer(poid, .moreTimeRequest)
+            cancelTimer(providerOrderID, .moreTimeRequest)
             logger.notice("client refused more time", metadata: [
-                "order": "\(poid)", "expected-offer-time": "\(orders[poid]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
+                "order": "\(providerOrderID)", "expected-offer-time": "\(orders[providerOrderID]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
             ])
         case .acceptReceived:
             // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1). A
             // CANCEL or an invalid message may have ended the negotiation meanwhile.
-            guard orders[poid]?.machine.state == .acceptReceived else { return }
-            if acceptsChildrenFirst(poid) {
-                acceptChildrenThenConfirm(poid)
+            guard orders[providerOrderID]?.machine.state == .acceptReceived else { return }
+            if acceptsChildrenFirst(providerOrderID) {
+                acceptChildrenThenConfirm(providerOrderID)
                 return
             }
-            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.agreementConfirmed(now: now) }
-            await perform(a, order: poid, now: now)
+            let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.agreementConfirmed(now: now) }
+            await perform(actions, order: providerOrderID, now: now)
         case .withdrawalRequested:
             // A test period that ended meanwhile has completed the withdrawal already.
-            guard orders[poid]?.machine.withdrawalPending == true else { return }
-            let a = mutateThrowing(poid) { m, _ throws(OrderCommandError) in try m.withdrawalConfirmed(now: now) }
-            await perform(a, order: poid, now: now)
+            guard orders[providerOrderID]?.machine.withdrawalPending == true else { return }
+            let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.withdrawalConfirmed(now: now) }
+            await perform(actions, order: providerOrderID, now: now)
         default:
             break
         }
@@ -901,9 +901,9 @@ public actor ServerEngine {
     /// nothing), so checking every link would only re-scan unchanged totals.
     private func capacityLimits(for held: [CPNPStorage.Reservation]) -> [ResourceKey: CPNPDecimal] {
         var out: [ResourceKey: CPNPDecimal] = [:]
-        for r in held {
-            guard let l = linksByID[r.resource.resourceID] else { continue }
-            out[r.resource] = r.resource.direction == .incoming ? l.capacity.incoming : l.capacity.outgoing
+        for reservation in held {
+            guard let link = linksByID[reservation.resource.resourceID] else { continue }
+            out[reservation.resource] = reservation.resource.direction == .incoming ? link.capacity.incoming : link.capacity.outgoing
         }
         return out
     }
@@ -913,15 +913,15 @@ public actor ServerEngine {
         OutboxEvent(kind: kind, payload: payload, delivered: !ProvisioningWorker.handsOff(kind, configuration.provisioning))
     }
 
-    static func payload(_ ag: Agreement, _ live: LiveOrder) -> JSONValue {
+    static func payload(_ agreement: Agreement, _ live: LiveOrder) -> JSONValue {
         .object(JSONObject([
-            ("provider-order-id", .string(ag.providerOrderID.rawValue)),
-            ("customer-order-id", .string(ag.customerOrderID.rawValue)),
+            ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
+            ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
             ("customer", .string(live.clientIdentity)),
-            ("activation-type", .string(ag.activationType.rawValue)),
-            ("activation", .string(ag.activation.description)),
-            ("purpose", .string(ag.purpose.rawValue)),
-            ("cpd", ag.acceptedCPD.json),
+            ("activation-type", .string(agreement.activationType.rawValue)),
+            ("activation", .string(agreement.activation.description)),
+            ("purpose", .string(agreement.purpose.rawValue)),
+            ("cpd", agreement.acceptedCPD.json),
         ]))
     }
 
@@ -936,8 +936,8 @@ public actor ServerEngine {
     // MARK: - Introspection (tests, admin)
 
     /// The live machine of an open order.
-    public func machine(_ poid: ProviderOrderID) -> ServerOrderStateMachine? {
-        orders[poid]?.machine ?? (try? store.order(providerOrderID: poid)).flatMap { $0.isOpen ? $0.machine : nil }
+    public func machine(_ providerOrderID: ProviderOrderID) -> ServerOrderStateMachine? {
+        orders[providerOrderID]?.machine ?? (try? store.order(providerOrderID: providerOrderID)).flatMap { $0.isOpen ? $0.machine : nil }
     }
     /// Open orders, in memory or at rest in the store.
     public var openOrderCount: Int { orders.openByClient.values.reduce(0, +) }

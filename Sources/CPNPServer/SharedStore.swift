@@ -97,15 +97,15 @@ extension ServerEngine {
     private func resumeFailedOrders(now: CPNPTimestamp) async throws {
         guard !ordersToResume.isEmpty else { return }
         var back: [StoredOrder] = []
-        for poid in ordersToResume.sorted(by: { $0.rawValue < $1.rawValue }) {
-            if let stored = try store.order(providerOrderID: poid), stored.isOpen, stored.owner == nil || stored.owner == instanceID {
-                if orders[poid] != nil { orders.evict(poid) }
+        for providerOrderID in ordersToResume.sorted(by: { $0.rawValue < $1.rawValue }) {
+            if let stored = try store.order(providerOrderID: providerOrderID), stored.isOpen, stored.owner == nil || stored.owner == instanceID {
+                if orders[providerOrderID] != nil { orders.evict(providerOrderID) }
                 back.append(stored)
             } else {
                 // Another instance drives it now, or it ended there: what this one holds is stale.
-                forgetCopy(of: poid)
+                forgetCopy(of: providerOrderID)
             }
-            ordersToResume.remove(poid)
+            ordersToResume.remove(providerOrderID)
         }
         guard !back.isEmpty else { return }
         logger.notice("orders resumed after failed commits", metadata: ["orders": "\(back.count)"])
@@ -122,8 +122,8 @@ extension ServerEngine {
         guard !written.isEmpty else { return }
         let stored = try store.revisions(of: Array(written.keys))
         var stale = 0
-        for (poid, live) in written where stored[poid] != live.revision {
-            forgetCopy(of: poid)
+        for (providerOrderID, live) in written where stored[providerOrderID] != live.revision {
+            forgetCopy(of: providerOrderID)
             stale += 1
         }
         if stale > 0 { logger.notice("dropped copies of orders another instance changed", metadata: ["orders": "\(stale)"]) }
@@ -131,12 +131,12 @@ extension ServerEngine {
 
     /// Forgets this instance's copy of an order, its timers and its customer's mapping; the totals keep
     /// what the order holds (the upkeep refreshes them from the store).
-    func forgetCopy(of poid: ProviderOrderID) {
-        guard let live = orders[poid] else { return }
-        orders.evict(poid)
+    func forgetCopy(of providerOrderID: ProviderOrderID) {
+        guard let live = orders[providerOrderID] else { return }
+        orders.evict(providerOrderID)
         let key = OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID)
-        if byCustomer[key] == poid { byCustomer[key] = nil }
-        cancelTimers(of: poid)
+        if byCustomer[key] == providerOrderID { byCustomer[key] = nil }
+        cancelTimers(of: providerOrderID)
     }
 
     /// Hands this instance's orders back at once (graceful stop), so others need not wait for the lease.
@@ -152,15 +152,15 @@ extension ServerEngine {
     /// only the instance that drives it, or any when none does (an order whose driver stopped is
     /// taken over first). The order's customer talks to its driver, which alone can send it the
     /// OFFER; the store settles each request once anyway.
-    func isDrivenHere(_ poid: ProviderOrderID) -> Bool {
-        guard sharesStore, orders[poid] == nil else { return true }
-        guard let stored = try? store.order(providerOrderID: poid) else { return false }
+    func isDrivenHere(_ providerOrderID: ProviderOrderID) -> Bool {
+        guard sharesStore, orders[providerOrderID] == nil else { return true }
+        guard let stored = try? store.order(providerOrderID: providerOrderID) else { return false }
         return stored.owner == nil || stored.owner == instanceID
     }
 
     /// Whether an operator's decision on the order is carried out by this instance (``isDrivenHere(_:)``):
     /// else it is queued in the store for the instance that drives the order.
-    public func drives(_ poid: ProviderOrderID) -> Bool { isDrivenHere(poid) }
+    public func drives(_ providerOrderID: ProviderOrderID) -> Bool { isDrivenHere(providerOrderID) }
 
     /// What a change needs with a shared store: the revision it was computed from, this instance as the
     /// owner, and for a new order the client's open-order cap, checked by the store (RFC 8921 §13).
@@ -208,8 +208,8 @@ extension ServerEngine {
         var open = try store.openOrderCountsByClient()
         for live in orders.all.values where live.revision == 0 && ServerOrderStore.isOpen(live.machine) {
             open[live.clientIdentity, default: 0] += 1
-            for r in live.offered + live.committed {
-                reserved[LinkDirection(linkID: r.linkID, direction: r.direction), default: 0] += r.mbps
+            for reservation in live.offered + live.committed {
+                reserved[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps
             }
         }
         orders.seed(reserved: reserved, openByClient: open)

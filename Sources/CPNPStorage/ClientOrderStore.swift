@@ -87,8 +87,8 @@ public struct ClientOrderChange: Sendable, Hashable {
     ) {
         self.init(
             machine: machine, serverAddress: serverAddress, serverName: serverName, group: group, at: at,
-            transitions: actions.compactMap { a in
-                if case .persist(let from, let to, let event) = a { Transition(from: from, to: to, event: event) } else { nil }
+            transitions: actions.compactMap { action in
+                if case .persist(let from, let to, let event) = action { Transition(from: from, to: to, event: event) } else { nil }
             },
             expectedRevision: expectedRevision)
     }
@@ -116,7 +116,7 @@ public final class ClientOrderStore: Sendable {
 
     /// SQLite's journal mode (`wal` for a file store).
     public func journalMode() throws -> String {
-        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try writer.read { connection in try String.fetchOne(connection, sql: "PRAGMA journal_mode") ?? "" }
     }
 
     /// Whether a client order still needs the engine: every RFC 8921 §8.11.1 state but Cancelled, and a
@@ -127,9 +127,9 @@ public final class ClientOrderStore: Sendable {
     }
 
     static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("client-v1") { db in
-            try db.execute(sql: """
+        var migrations = DatabaseMigrator()
+        migrations.registerMigration("client-v1") { connection in
+            try connection.execute(sql: """
                 CREATE TABLE orders (
                     customer_order_id TEXT NOT NULL PRIMARY KEY,
                     server_address TEXT NOT NULL,
@@ -161,11 +161,11 @@ public final class ClientOrderStore: Sendable {
                 CREATE INDEX events_order ON events(customer_order_id, id);
                 """)
         }
-        m.registerMigration("client-v2-documents") { db in
+        migrations.registerMigration("client-v2-documents") { connection in
             // As the provider's store: snapshots name their CPDs; older snapshots are read as they are.
-            try db.execute(sql: DocumentTable.createSQL)
+            try connection.execute(sql: DocumentTable.createSQL)
         }
-        return m
+        return migrations
     }
 
     enum SQL {
@@ -194,49 +194,49 @@ public final class ClientOrderStore: Sendable {
     /// ids, an ACCEPT) so that a restart can carry on. Returns the order's new revision.
     @discardableResult
     public func save(_ change: ClientOrderChange) throws -> Int64 {
-        let m = change.machine
-        let coi = m.customerOrderID.rawValue
-        let written = documents.write { m.snapshot }
+        let machine = change.machine
+        let customerOrderID = machine.customerOrderID.rawValue
+        let written = documents.write { machine.snapshot }
         let snapshot = written.snapshot
-        let open = Self.isOpen(m)
-        let at = StoreDatabase.ms(change.at)
-        let sessionAddress = (change.serverAddress ?? m.transaction?.session.remote.description)
-        let revision = try writer.write { db in
-            let head = try Row.fetchOne(db, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [coi])
+        let open = Self.isOpen(machine)
+        let changedAt = StoreDatabase.ms(change.at)
+        let sessionAddress = (change.serverAddress ?? machine.transaction?.session.remote.description)
+        let revision = try writer.write { connection in
+            let head = try Row.fetchOne(connection, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [customerOrderID])
             let stored: Int64? = head?["revision"]
             if let expected = change.expectedRevision, expected != (stored ?? 0) {
-                throw StoreError.revisionConflict(orderID: coi, expected: expected, actual: stored)
+                throw StoreError.revisionConflict(orderID: customerOrderID, expected: expected, actual: stored)
             }
             let storedAddress: String? = head?["server_address"]
             guard let address = sessionAddress ?? storedAddress else {
-                throw StoreError.invalidArgument("order \(coi): no server address (give one, or a machine with a session)")
+                throw StoreError.invalidArgument("order \(customerOrderID): no server address (give one, or a machine with a session)")
             }
-            try DocumentTable.insert(written, in: GRDBConnection(db: db))
+            try DocumentTable.insert(written, in: GRDBConnection(database: connection))
             let revision = (stored ?? 0) + 1
             if stored == nil {
-                try db.cachedStatement(sql: """
+                try connection.cachedStatement(sql: """
                     INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
                                         negotiation_group, snapshot, revision, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [
-                        coi, address, change.serverName, m.providerOrderID?.rawValue, m.state.rawValue, open, change.group,
-                        snapshot, revision, at, at,
+                        customerOrderID, address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group,
+                        snapshot, revision, changedAt, changedAt,
                     ])
             } else {
-                try db.cachedStatement(sql: """
+                try connection.cachedStatement(sql: """
                     UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
                         is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
                     WHERE customer_order_id = ?
                     """).execute(arguments: [
-                        address, change.serverName, m.providerOrderID?.rawValue, m.state.rawValue, open, change.group, snapshot,
-                        revision, at, coi,
+                        address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group, snapshot,
+                        revision, changedAt, customerOrderID,
                     ])
             }
-            let insert = try db.cachedStatement(sql: """
+            let insert = try connection.cachedStatement(sql: """
                 INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)
                 """)
-            for t in change.transitions {
-                try insert.execute(arguments: [coi, at, t.from.rawValue, t.to.rawValue, t.event, address])
+            for transition in change.transitions {
+                try insert.execute(arguments: [customerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, address])
             }
             return revision
         }
@@ -248,94 +248,94 @@ public final class ClientOrderStore: Sendable {
 
     /// The order with this customer order id.
     public func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder? {
-        try writer.read { db in try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map { try Self.order($0, db) } }
+        try writer.read { connection in try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map { try Self.order($0, connection) } }
     }
 
     /// Whether the client already used this customer order id (choose another for a new order).
     public func customerOrderIDExists(_ id: String) throws -> Bool {
-        try writer.read { db in
-            try Bool.fetchOne(db, cachedSQL: "SELECT EXISTS (SELECT 1 FROM orders WHERE customer_order_id = ?)", arguments: [id]) ?? false
+        try writer.read { connection in
+            try Bool.fetchOne(connection, cachedSQL: "SELECT EXISTS (SELECT 1 FROM orders WHERE customer_order_id = ?)", arguments: [id]) ?? false
         }
     }
 
     /// The orders an identifier given on a command line designates: the order with that customer order
     /// id, else the orders (of possibly several servers) with that provider order id.
     public func orders(identifiedBy id: String) throws -> [StoredClientOrder] {
-        try writer.read { db in
-            if let row = try Row.fetchOne(db, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row, db)] }
-            return try Row.fetchAll(db, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map { try Self.order($0, db) }
+        try writer.read { connection in
+            if let row = try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row, connection)] }
+            return try Row.fetchAll(connection, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map { try Self.order($0, connection) }
         }
     }
 
     /// Orders newest first, optionally in one state (`cpnp orders`).
     public func orders(limit: Int = 100, offset: Int = 0, state: ClientOrderStateMachine.State? = nil) throws -> [StoredClientOrder] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
-        return try writer.read { db in
+        return try writer.read { connection in
             if let state {
                 return try Row.fetchAll(
-                    db, sql: "SELECT \(SQL.columns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                    connection, sql: "SELECT \(SQL.columns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
                     arguments: [state.rawValue, limit, offset]
-                ).map { try Self.order($0, db) }
+                ).map { try Self.order($0, connection) }
             }
             return try Row.fetchAll(
-                db, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", arguments: [limit, offset]
-            ).map { try Self.order($0, db) }
+                connection, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", arguments: [limit, offset]
+            ).map { try Self.order($0, connection) }
         }
     }
 
     /// Open orders (``isOpen(_:)``), oldest first: what a restarted client re-arms and carries on.
     public func openOrders() throws -> [StoredClientOrder] {
-        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.openOrders).map { try Self.order($0, db) } }
+        try writer.read { connection in try Row.fetchAll(connection, cachedSQL: SQL.openOrders).map { try Self.order($0, connection) } }
     }
 
     /// The orders of one group (e.g. a best-of-N negotiation), oldest first.
     public func orders(group: String) throws -> [StoredClientOrder] {
-        try writer.read { db in try Row.fetchAll(db, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, db) } }
+        try writer.read { connection in try Row.fetchAll(connection, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, connection) } }
     }
 
     /// The order's history, oldest first.
     public func events(customerOrderID: CustomerOrderID) throws -> [ClientOrderEvent] {
-        try writer.read { db in
-            try Row.fetchAll(db, cachedSQL: SQL.events, arguments: [customerOrderID.rawValue]).map { row in
-                let id: Int64 = row["id"]
+        try writer.read { connection in
+            try Row.fetchAll(connection, cachedSQL: SQL.events, arguments: [customerOrderID.rawValue]).map { row in
+                let eventID: Int64 = row["id"]
                 func state(_ column: String) throws -> ClientOrderStateMachine.State {
                     let name: String = row[column]
-                    guard let s = ClientOrderStateMachine.State(rawValue: name) else {
-                        throw StoreError.corruptRow(table: "events", key: String(id), reason: "unknown state \(name)")
+                    guard let state = ClientOrderStateMachine.State(rawValue: name) else {
+                        throw StoreError.corruptRow(table: "events", key: String(eventID), reason: "unknown state \(name)")
                     }
-                    return s
+                    return state
                 }
                 return ClientOrderEvent(
-                    id: id, customerOrderID: customerOrderID, at: StoreDatabase.time(row["at"] as Int64),
+                    id: eventID, customerOrderID: customerOrderID, at: StoreDatabase.time(row["at"] as Int64),
                     from: try state("from_state"), to: try state("to_state"), event: row["event"], serverAddress: row["server_address"])
             }
         }
     }
 
-    private static func order(_ row: Row, _ db: Database) throws -> StoredClientOrder {
-        let coi: String = row["customer_order_id"]
-        guard let customerOrderID = CustomerOrderID(coi) else {
-            throw StoreError.corruptRow(table: "orders", key: coi, reason: "invalid customer order id")
+    private static func order(_ row: Row, _ connection: Database) throws -> StoredClientOrder {
+        let customerOrderIDText: String = row["customer_order_id"]
+        guard let customerOrderID = CustomerOrderID(customerOrderIDText) else {
+            throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "invalid customer order id")
         }
         let stateName: String = row["state"]
         guard let state = ClientOrderStateMachine.State(rawValue: stateName) else {
-            throw StoreError.corruptRow(table: "orders", key: coi, reason: "unknown state \(stateName)")
+            throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "unknown state \(stateName)")
         }
         var providerOrderID: ProviderOrderID?
-        if let poi = row["provider_order_id"] as String? {
-            guard let id = ProviderOrderID(poi) else { throw StoreError.corruptRow(table: "orders", key: coi, reason: "invalid provider order id") }
-            providerOrderID = id
+        if let providerOrderIDText = row["provider_order_id"] as String? {
+            guard let parsed = ProviderOrderID(providerOrderIDText) else { throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "invalid provider order id") }
+            providerOrderID = parsed
         }
-        let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: coi)
+        let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: customerOrderIDText)
         let machine: ClientOrderStateMachine
         do {
             // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
-            machine = try DocumentTable.decoding(in: GRDBConnection(db: db)) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: GRDBConnection(database: connection)) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
         } catch {
-            throw StoreError.corruptRow(table: "orders", key: coi, reason: "snapshot: \(error)")
+            throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "snapshot: \(error)")
         }
         guard machine.customerOrderID == customerOrderID else {
-            throw StoreError.corruptRow(table: "orders", key: coi, reason: "the snapshot belongs to another order")
+            throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "the snapshot belongs to another order")
         }
         return StoredClientOrder(
             customerOrderID: customerOrderID, serverAddress: row["server_address"], serverName: row["server_name"],

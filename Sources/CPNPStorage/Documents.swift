@@ -44,8 +44,8 @@ final class DocumentTable: Sendable {
     }
 
     /// Inserts the new documents of `written`, inside the transaction that writes its snapshot.
-    static func insert(_ written: Written, in db: any SQLConnection) throws {
-        for d in written.newDocuments { try db.executeLater(insertSQL, [d.reference, d.body]) }
+    static func insert(_ written: Written, in connection: any SQLConnection) throws {
+        for document in written.newDocuments { try connection.executeLater(insertSQL, [document.reference, document.body]) }
     }
 
     /// Remembers the documents of a committed snapshot.
@@ -65,10 +65,10 @@ final class DocumentTable: Sendable {
         }.joined()
     }
 
-    /// Decodes a snapshot whose references are read from `db` (each document decoded once, shared).
-    static func decoding<R>(in db: any SQLConnection, _ body: () throws -> R) rethrows -> R {
+    /// Decodes a snapshot whose references are read from `connection` (each document decoded once, shared).
+    static func decoding<R>(in connection: any SQLConnection, _ body: () throws -> R) rethrows -> R {
         try CPDInterning.sharingEqualDocuments(resolvingReferences: { reference in
-            guard let text = try? db.scalarText(bodySQL, [reference]) else { return nil }
+            guard let text = try? connection.scalarText(bodySQL, [reference]) else { return nil }
             return try? StoreDatabase.json(text, table: "documents", key: reference)
         }, body)
     }

@@ -116,21 +116,21 @@ final class PostgresSQLDatabase: SQLDatabase {
         case .disable:
             tls = .disable
         case .prefer, .require:
-            var c = TLSConfiguration.makeClientConfiguration()
-            c.certificateVerification = .none
-            let context = try Self.context(c)
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            let context = try Self.context(configuration)
             tls = location.tls == .prefer ? .prefer(context) : .require(context)
         case .verifyFull:
-            var c = TLSConfiguration.makeClientConfiguration()
-            c.certificateVerification = .fullVerification
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .fullVerification
             if let path = location.rootCertificatePath {
                 do {
-                    c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+                    configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
                 } catch {
                     throw StoreError.invalidArgument("sslrootcert \(path): cannot read its certificates (\(error))")
                 }
             }
-            tls = .require(try Self.context(c))
+            tls = .require(try Self.context(configuration))
         }
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
@@ -214,10 +214,10 @@ final class PostgresSQLDatabase: SQLDatabase {
     }
 
     private func connect() throws -> PostgresConnection {
-        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let connectionID = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         do {
             return try PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: connectionID, logger: logger
             ).wait()
         } catch {
             throw StoreError.databaseUnavailable("cannot connect to \(location): \(PostgresSQLConnection.describe(error))")
@@ -312,8 +312,8 @@ struct PostgresSQLConnection: SQLConnection {
         for argument in arguments {
             switch argument.sqlValue {
             case .null: binds.appendNull()
-            case .integer(let i): binds.append(i)
-            case .text(let s): binds.append(s)
+            case .integer(let integer): binds.append(integer)
+            case .text(let text): binds.append(text)
             }
         }
         return PostgresQuery(unsafeSQL: arguments.isEmpty ? sql : translate(sql), binds: binds)
@@ -340,15 +340,15 @@ struct PostgresSQLConnection: SQLConnection {
     static func translate(_ sql: String) -> String {
         if let known = translated.withLock({ $0[sql] }) { return known }
         var out = ""
-        var n = 0
+        var placeholderCount = 0
         var quoted = false
-        for c in sql {
-            if c == "'" { quoted.toggle() }
-            if c == "?" && !quoted {
-                n += 1
-                out += "$\(n)"
+        for character in sql {
+            if character == "'" { quoted.toggle() }
+            if character == "?" && !quoted {
+                placeholderCount += 1
+                out += "$\(placeholderCount)"
             } else {
-                out.append(c)
+                out.append(character)
             }
         }
         translated.withLock { if $0.count < 1_024 { $0[sql] = out } }

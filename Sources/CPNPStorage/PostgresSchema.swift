@@ -170,14 +170,14 @@ enum PostgresSchema {
     /// Applies the missing migrations. Read committed, so that a process that waited for the lock
     /// sees what the one before it applied.
     static func migrate(_ database: PostgresSQLDatabase) throws {
-        try database.transaction("BEGIN ISOLATION LEVEL READ COMMITTED") { db in
+        try database.transaction("BEGIN ISOLATION LEVEL READ COMMITTED") { connection in
             // 7297 8921: the two RFCs; any constant shared by all cpnpd would do.
-            try db.execute("SELECT pg_advisory_xact_lock(72978921)", [])
-            try db.execute("CREATE TABLE IF NOT EXISTS cpnp_migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", [])
-            let applied = Set(try db.query("SELECT name FROM cpnp_migrations").map { try $0.text("name") })
+            try connection.execute("SELECT pg_advisory_xact_lock(72978921)", [])
+            try connection.execute("CREATE TABLE IF NOT EXISTS cpnp_migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", [])
+            let applied = Set(try connection.query("SELECT name FROM cpnp_migrations").map { try $0.text("name") })
             for migration in migrations where !applied.contains(migration.name) {
-                for statement in migration.statements { try db.execute(statement, []) }
-                try db.execute("INSERT INTO cpnp_migrations (name) VALUES (?)", [migration.name])
+                for statement in migration.statements { try connection.execute(statement, []) }
+                try connection.execute("INSERT INTO cpnp_migrations (name) VALUES (?)", [migration.name])
             }
         }
     }

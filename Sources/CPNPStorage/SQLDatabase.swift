@@ -167,22 +167,22 @@ struct GRDBDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try writer.read { db in try body(GRDBConnection(db: db)) }
+        try writer.read { connection in try body(GRDBConnection(database: connection)) }
     }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try writer.write { db in try body(GRDBConnection(db: db)) }
+        try writer.write { connection in try body(GRDBConnection(database: connection)) }
     }
 }
 
 /// A GRDB `Database` (inside its `read` or `write`) as a ``SQLConnection``; statements are prepared
 /// once per connection and cached.
 struct GRDBConnection: SQLConnection {
-    let db: Database
+    let database: Database
     var dialect: SQLDialect { .sqlite }
 
     func query(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
-        let statement = try db.cachedStatement(sql: sql)
+        let statement = try database.cachedStatement(sql: sql)
         let rows = try Row.fetchAll(statement, arguments: Self.arguments(arguments))
         guard let first = rows.first else { return [] }
         let columns = Array(first.columnNames)
@@ -190,17 +190,17 @@ struct GRDBConnection: SQLConnection {
     }
 
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
-        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
-        return db.changesCount
+        try database.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        return database.changesCount
     }
 
     func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
-        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        try database.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
         var result: T?
-        try db.inSavepoint {
+        try database.inSavepoint {
             result = try body()
             return .commit
         }
@@ -211,8 +211,8 @@ struct GRDBConnection: SQLConnection {
         StatementArguments(values.map { value -> DatabaseValue in
             switch value.sqlValue {
             case .null: .null
-            case .integer(let i): i.databaseValue
-            case .text(let s): s.databaseValue
+            case .integer(let integer): integer.databaseValue
+            case .text(let text): text.databaseValue
             }
         })
     }
@@ -220,10 +220,10 @@ struct GRDBConnection: SQLConnection {
     static func value(_ value: DatabaseValue) -> SQLValue {
         switch value.storage {
         case .null: .null
-        case .int64(let i): .integer(i)
-        case .string(let s): .text(s)
-        case .double(let d): Int64(exactly: d).map(SQLValue.integer) ?? .text(String(d))
-        case .blob(let b): .text(String(decoding: b, as: UTF8.self))
+        case .int64(let integer): .integer(integer)
+        case .string(let text): .text(text)
+        case .double(let double): Int64(exactly: double).map(SQLValue.integer) ?? .text(String(double))
+        case .blob(let blob): .text(String(decoding: blob, as: UTF8.self))
         }
     }
 }

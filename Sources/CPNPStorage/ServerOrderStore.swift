@@ -71,15 +71,15 @@ public final class ServerOrderStore: Sendable {
 
     /// SQLite's journal mode of the store (`wal` for a file store).
     public func journalMode() throws -> String {
-        try database.read { db in try db.scalarText("PRAGMA journal_mode") ?? "" }
+        try database.read { connection in try connection.scalarText("PRAGMA journal_mode") ?? "" }
     }
 
     // MARK: - Schema
 
     static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("server-v1") { db in
-            try db.execute(sql: """
+        var migrations = DatabaseMigrator()
+        migrations.registerMigration("server-v1") { connection in
+            try connection.execute(sql: """
                 -- One row per order (RFC 8921 §8.11.2). is_open: see ServerOrderStore.isOpen.
                 CREATE TABLE orders (
                     provider_order_id TEXT NOT NULL PRIMARY KEY,
@@ -157,11 +157,11 @@ public final class ServerOrderStore: Sendable {
                 CREATE INDEX admin_requests_order ON admin_requests(provider_order_id, id);
                 """)
         }
-        m.registerMigration("server-v2-reservation-totals") { db in
+        migrations.registerMigration("server-v2-reservation-totals") { connection in
             // The capacity check of every reserving commit read every reservation row of the link
             // (O(open orders)); the totals are now kept per resource, direction and kind in the same
             // transaction as the rows, so the check is one keyed read.
-            try db.execute(sql: """
+            try connection.execute(sql: """
                 CREATE TABLE reservation_totals (
                     resource_id TEXT NOT NULL,
                     direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
@@ -171,39 +171,39 @@ public final class ServerOrderStore: Sendable {
                 ) WITHOUT ROWID;
                 DROP INDEX reservations_resource;
                 """)
-            for (key, total) in try recountedTotals(in: GRDBConnection(db: db)) {
-                try db.execute(
+            for (key, total) in try recountedTotals(in: GRDBConnection(database: connection)) {
+                try connection.execute(
                     sql: "INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)",
                     arguments: [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
             }
         }
-        m.registerMigration("server-v3-documents") { db in
+        migrations.registerMigration("server-v3-documents") { connection in
             // Snapshots name their CPDs (CPDReferences) instead of holding a copy of each: a negotiation
             // wrote about 13 copies of the same document. Older snapshots, with documents inline, are
             // read as they are and rewritten with references at the order's next change.
-            try db.execute(sql: DocumentTable.createSQL)
+            try connection.execute(sql: DocumentTable.createSQL)
         }
-        m.registerMigration("server-v4-resident") { db in
+        migrations.registerMigration("server-v4-resident") { connection in
             // Which open orders a restarted engine loads: those with something in flight. Rows written
             // before are marked resident; an engine forgets those at rest once loaded, and they are
             // marked at their next change.
-            try db.execute(sql: """
+            try connection.execute(sql: """
                 ALTER TABLE orders ADD COLUMN resident INTEGER NOT NULL DEFAULT 1 CHECK (resident IN (0, 1));
                 CREATE INDEX orders_resident ON orders(provider_order_id) WHERE is_open = 1 AND resident = 1;
                 """)
         }
-        m.registerMigration("server-v5-instances") { db in
+        migrations.registerMigration("server-v5-instances") { connection in
             // Several cpnpd on one database (PostgreSQL): who drives each order, which instances are
             // alive, claims on provisioning events. The same columns here keep one SQL for both engines.
-            for statement in PostgresSchema.instancesSQL { try db.execute(sql: statement) }
+            for statement in PostgresSchema.instancesSQL { try connection.execute(sql: statement) }
         }
-        m.registerMigration("server-v6-clients") { db in
-            for statement in PostgresSchema.clientsSQL { try db.execute(sql: statement) }
+        migrations.registerMigration("server-v6-clients") { connection in
+            for statement in PostgresSchema.clientsSQL { try connection.execute(sql: statement) }
         }
-        m.registerMigration("server-v7-webhooks") { db in
-            for statement in PostgresSchema.webhooksSQL { try db.execute(sql: statement) }
+        migrations.registerMigration("server-v7-webhooks") { connection in
+            for statement in PostgresSchema.webhooksSQL { try connection.execute(sql: statement) }
         }
-        return m
+        return migrations
     }
 
     // MARK: - SQL of the hot paths (checked against EXPLAIN QUERY PLAN by the tests)
@@ -311,9 +311,9 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
-        let revision = try database.write { db in
-            try Self.lockShared(of: [change], in: db)
-            return try Self.commit(change, prepared: prepared, in: db)
+        let revision = try database.write { connection in
+            try Self.lockShared(of: [change], in: connection)
+            return try Self.commit(change, prepared: prepared, in: connection)
         }
         documents.learn(prepared.written)
         return revision
@@ -324,11 +324,11 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
         let prepared = try changes.map { try prepare($0) }
-        let revisions = try database.write { db in
-            try Self.lockShared(of: changes, in: db)
-            return try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: db) }
+        let revisions = try database.write { connection in
+            try Self.lockShared(of: changes, in: connection)
+            return try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: connection) }
         }
-        for p in prepared { documents.learn(p.written) }
+        for preparedChange in prepared { documents.learn(preparedChange.written) }
         return revisions
     }
 
@@ -344,34 +344,34 @@ public final class ServerOrderStore: Sendable {
     public func commit(batch changes: [OrderChange]) throws -> [Result<Int64, any Error>] {
         var results: [Result<Int64, any Error>?] = Array(repeating: nil, count: changes.count)
         var prepared: [Prepared?] = Array(repeating: nil, count: changes.count)
-        for (i, c) in changes.enumerated() {
-            do { prepared[i] = try prepare(c) } catch { results[i] = .failure(error) }
+        for (i, change) in changes.enumerated() {
+            do { prepared[i] = try prepare(change) } catch { results[i] = .failure(error) }
         }
         let initial = results
-        results = try database.write { db in
-            try Self.lockShared(of: changes, in: db)
+        results = try database.write { connection in
+            try Self.lockShared(of: changes, in: connection)
             var out = initial
             var failed = Set<String>()
             for (i, change) in changes.enumerated() {
-                let poi = change.machine.providerOrderID.rawValue
-                guard let p = prepared[i], !failed.contains(poi) else {
-                    if out[i] == nil { out[i] = .failure(BatchCommitError.earlierChangeFailed(providerOrderID: poi)) }
-                    failed.insert(poi)
+                let providerOrderID = change.machine.providerOrderID.rawValue
+                guard let preparedChange = prepared[i], !failed.contains(providerOrderID) else {
+                    if out[i] == nil { out[i] = .failure(BatchCommitError.earlierChangeFailed(providerOrderID: providerOrderID)) }
+                    failed.insert(providerOrderID)
                     continue
                 }
                 do {
-                    out[i] = .success(try db.inSavepoint { try Self.commit(change, prepared: p, in: db) })
+                    out[i] = .success(try connection.inSavepoint { try Self.commit(change, prepared: preparedChange, in: connection) })
                 } catch let error as StoreError where error.isSerializationConflict {
                     // Another writer got there first: the whole transaction is re-run (SQLDatabase.write).
                     throw error
                 } catch {
                     out[i] = .failure(error)
-                    failed.insert(poi)
+                    failed.insert(providerOrderID)
                 }
             }
             return out
         }
-        for (p, r) in zip(prepared, results) { if let p, case .success? = r { documents.learn(p.written) } }
+        for (preparedChange, result) in zip(prepared, results) { if let preparedChange, case .success? = result { documents.learn(preparedChange.written) } }
         return results.map { $0! }
     }
 
@@ -388,7 +388,7 @@ public final class ServerOrderStore: Sendable {
     /// snapshot names its documents (``CPDReferences``); only those not known committed are encoded.
     private func prepare(_ change: OrderChange) throws -> Prepared {
         let open = Self.isOpen(change.machine)
-        if !open, let r = change.reservations, !r.isEmpty {
+        if !open, let reservations = change.reservations, !reservations.isEmpty {
             throw StoreError.reservationsOnClosedOrder(providerOrderID: change.machine.providerOrderID.rawValue)
         }
         guard !change.clientIdentity.isEmpty else { throw StoreError.invalidArgument("the client identity is empty") }
@@ -397,71 +397,71 @@ public final class ServerOrderStore: Sendable {
             outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 
-    private static func commit(_ change: OrderChange, prepared: Prepared, in db: any SQLConnection) throws -> Int64 {
-        let m = change.machine
-        let poi = m.providerOrderID.rawValue
-        let coi = m.customerOrderID.rawValue
-        let at = StoreDatabase.ms(change.at)
+    private static func commit(_ change: OrderChange, prepared: Prepared, in connection: any SQLConnection) throws -> Int64 {
+        let machine = change.machine
+        let providerOrderID = machine.providerOrderID.rawValue
+        let customerOrderID = machine.customerOrderID.rawValue
+        let changedAt = StoreDatabase.ms(change.at)
 
         // On PostgreSQL the row is locked until the commit: a writer of the same order waits, then sees this revision.
-        let head = try db.queryOne(db.dialect == .postgres ? SQL.orderHead + " FOR UPDATE" : SQL.orderHead, [poi])
+        let head = try connection.queryOne(connection.dialect == .postgres ? SQL.orderHead + " FOR UPDATE" : SQL.orderHead, [providerOrderID])
         if let head {
             let identity = try head.text("client_identity")
-            let storedCOI = try head.text("customer_order_id")
-            if identity != change.clientIdentity || storedCOI != coi {
-                throw StoreError.providerOrderIDInUse(providerOrderID: poi, clientIdentity: identity, customerOrderID: storedCOI)
+            let storedCustomerOrderID = try head.text("customer_order_id")
+            if identity != change.clientIdentity || storedCustomerOrderID != customerOrderID {
+                throw StoreError.providerOrderIDInUse(providerOrderID: providerOrderID, clientIdentity: identity, customerOrderID: storedCustomerOrderID)
             }
         }
         let stored: Int64? = try head?.integer("revision")
         if let expected = change.expectedRevision, expected != (stored ?? 0) {
-            throw StoreError.revisionConflict(orderID: poi, expected: expected, actual: stored)
+            throw StoreError.revisionConflict(orderID: providerOrderID, expected: expected, actual: stored)
         }
         if prepared.isOpen,
-            let other = try db.scalarText(SQL.otherOpenOrder, [change.clientIdentity, coi, poi])
+            let other = try connection.scalarText(SQL.otherOpenOrder, [change.clientIdentity, customerOrderID, providerOrderID])
         {
-            throw StoreError.openOrderExists(customerOrderID: coi, providerOrderID: other)
+            throw StoreError.openOrderExists(customerOrderID: customerOrderID, providerOrderID: other)
         }
         if prepared.isOpen, stored == nil, let limit = change.openOrderLimit,
-            try db.scalarInteger(SQL.openOrderCount, [change.clientIdentity]) ?? 0 >= Int64(limit)
+            try connection.scalarInteger(SQL.openOrderCount, [change.clientIdentity]) ?? 0 >= Int64(limit)
         {
             throw StoreError.openOrderLimitReached(clientIdentity: change.clientIdentity, limit: limit)
         }
         let owner = prepared.resident ? change.owner : nil
 
-        try DocumentTable.insert(prepared.written, in: db)
+        try DocumentTable.insert(prepared.written, in: connection)
 
         // The writes below go out without waiting for each (pipelined on PostgreSQL); the reads that
         // decide something wait for them, and so does the end of the change.
         let revision = (stored ?? 0) + 1
         if stored == nil {
-            try db.executeLater("""
+            try connection.executeLater("""
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
                                     snapshot, revision, created_at, updated_at, resident, owner)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [
-                    poi, coi, change.clientIdentity, change.clientAddress, m.state.rawValue, prepared.isOpen,
-                    prepared.snapshot, revision, at, at, prepared.resident, owner,
+                    providerOrderID, customerOrderID, change.clientIdentity, change.clientAddress, machine.state.rawValue, prepared.isOpen,
+                    prepared.snapshot, revision, changedAt, changedAt, prepared.resident, owner,
                 ])
         } else {
-            try db.executeLater("""
+            try connection.executeLater("""
                 UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?, owner = ?
                 WHERE provider_order_id = ?
-                """, [change.clientAddress, m.state.rawValue, prepared.isOpen, prepared.snapshot, revision, at, prepared.resident, owner, poi])
+                """, [change.clientAddress, machine.state.rawValue, prepared.isOpen, prepared.snapshot, revision, changedAt, prepared.resident, owner, providerOrderID])
         }
 
         // Several rows of a table in one statement.
-        try db.insertLater(
+        try connection.insertLater(
             "INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)",
-            rows: change.transitions.map { t in [poi, at, t.from.rawValue, t.to.rawValue, t.event, change.clientAddress, change.clientIdentity] })
-        try db.insertLater(
+            rows: change.transitions.map { transition in [providerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, change.clientAddress, change.clientIdentity] })
+        try connection.insertLater(
             "INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at)",
             rows: zip(change.outbox, prepared.outboxPayloads).map { event, payload in
-                [poi, event.kind.rawValue, payload, at, 0, event.notBefore.map(StoreDatabase.ms) ?? at, event.delivered ? at : nil]
+                [providerOrderID, event.kind.rawValue, payload, changedAt, 0, event.notBefore.map(StoreDatabase.ms) ?? changedAt, event.delivered ? changedAt : nil]
             })
-        for r in change.processedAdminRequests {
+        for request in change.processedAdminRequests {
             // Exactly once, whichever instance got there first: a request already settled rolls this change back.
-            guard try db.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [at, r.outcome, r.id]) == 1 else {
-                throw StoreError.adminRequestAlreadyProcessed(id: r.id)
+            guard try connection.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [changedAt, request.outcome, request.id]) == 1 else {
+                throw StoreError.adminRequestAlreadyProcessed(id: request.id)
             }
         }
 
@@ -469,18 +469,18 @@ public final class ServerOrderStore: Sendable {
         // totals move by the difference between the order's old rows and its new ones.
         var delta: [TotalKey: CPNPDecimal] = [:]
         if !prepared.isOpen || change.reservations != nil {
-            for row in try db.query(SQL.reservationsOfOrder, [poi]) {
+            for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID]) {
                 let key = try resourceKey(row)
                 delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
             }
             if !delta.isEmpty {
-                try db.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [poi])
+                try connection.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [providerOrderID])
             }
             if prepared.isOpen, let reservations = change.reservations {
-                try db.insertLater(
+                try connection.insertLater(
                     "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
-                    rows: reservations.map { r in [poi, r.resource.resourceID, r.resource.direction.rawValue, r.amount.description, r.kind.rawValue] })
-                for r in reservations { delta[TotalKey(resource: r.resource, kind: r.kind), default: 0] += r.amount }
+                    rows: reservations.map { reservation in [providerOrderID, reservation.resource.resourceID, reservation.resource.direction.rawValue, reservation.amount.description, reservation.kind.rawValue] })
+                for reservation in reservations { delta[TotalKey(resource: reservation.resource, kind: reservation.kind), default: 0] += reservation.amount }
             }
         }
         delta = delta.filter { $0.value != 0 }
@@ -488,17 +488,17 @@ public final class ServerOrderStore: Sendable {
         // One read of the kept totals of every resource the change moves or checks (on PostgreSQL,
         // locked until the commit, so that no other writer moves them meanwhile: a release of an
         // order's reservations may touch resources lockShared did not know of).
-        var totals = try keptTotals(of: Set(delta.keys.map(\.resource) + change.capacityLimits.keys), in: db)
+        var totals = try keptTotals(of: Set(delta.keys.map(\.resource) + change.capacityLimits.keys), in: connection)
         var moved: [[any SQLBindable]] = []
-        for (key, d) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
-            let total = (totals[key] ?? 0) + d
+        for (key, difference) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
+            let total = (totals[key] ?? 0) + difference
             guard !total.isNegative else {
                 throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
             }
             totals[key] = total
             moved.append([key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
         }
-        try db.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
+        try connection.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
         for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
             let total = ReservationKind.allCases.reduce(CPNPDecimal(0)) { $0 + (totals[TotalKey(resource: key, kind: $1)] ?? 0) }
             if total > limit { throw StoreError.capacityExceeded(key, total: total, limit: limit) }
@@ -511,12 +511,12 @@ public final class ServerOrderStore: Sendable {
     /// client's row for the open-order cap, and the kept totals of every resource the changes reserve
     /// or check. A writer of the same link or client waits for this transaction instead of failing
     /// with a serialization error, then reads what it committed (docs/design/storage.md).
-    private static func lockShared(of changes: [OrderChange], in db: any SQLConnection) throws {
-        guard db.dialect == .postgres else { return }
+    private static func lockShared(of changes: [OrderChange], in connection: any SQLConnection) throws {
+        guard connection.dialect == .postgres else { return }
         let clients = Set(changes.filter { $0.openOrderLimit != nil }.map(\.clientIdentity)).sorted()
         if !clients.isEmpty {
-            try db.insertLater("INSERT INTO clients (client_identity)", rows: clients.map { [$0] }, then: "ON CONFLICT DO NOTHING")
-            _ = try db.query(SQL.lockClients(clients.count), clients)
+            try connection.insertLater("INSERT INTO clients (client_identity)", rows: clients.map { [$0] }, then: "ON CONFLICT DO NOTHING")
+            _ = try connection.query(SQL.lockClients(clients.count), clients)
         }
         var keys = Set<ResourceKey>()
         for change in changes {
@@ -524,30 +524,30 @@ public final class ServerOrderStore: Sendable {
             keys.formUnion(change.capacityLimits.keys)
         }
         guard !keys.isEmpty else { return }
-        try lockTotals(of: keys, in: db)
+        try lockTotals(of: keys, in: connection)
         let resources = Set(keys.map(\.resourceID)).sorted()
-        _ = try db.query(SQL.keptTotalsOfResources(resources.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", resources)
+        _ = try connection.query(SQL.keptTotalsOfResources(resources.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", resources)
     }
 
     /// Makes sure the totals rows of `keys` exist (zero), so that `FOR UPDATE` has rows to lock:
     /// two writers creating one row both wait on it instead of both inserting.
-    private static func lockTotals(of keys: Set<ResourceKey>, in db: any SQLConnection) throws {
+    private static func lockTotals(of keys: Set<ResourceKey>, in connection: any SQLConnection) throws {
         let rows: [[any SQLBindable]] = keys.sorted().flatMap { key in
             ReservationKind.allCases.map { kind -> [any SQLBindable] in [key.resourceID, key.direction.rawValue, kind.rawValue, "0"] }
         }
-        try db.insertLater(SQL.upsertReservationTotals, rows: rows, then: "ON CONFLICT DO NOTHING")
+        try connection.insertLater(SQL.upsertReservationTotals, rows: rows, then: "ON CONFLICT DO NOTHING")
     }
 
     /// The kept totals of `resources` (both directions and kinds), read in one statement.
-    private static func keptTotals(of keys: Set<ResourceKey>, in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
+    private static func keptTotals(of keys: Set<ResourceKey>, in connection: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
         guard !keys.isEmpty else { return [:] }
         let ids = Set(keys.map(\.resourceID)).sorted()
         let rows: [SQLRow]
-        if db.dialect == .postgres {
-            try lockTotals(of: keys, in: db)
-            rows = try db.query(SQL.keptTotalsOfResources(ids.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", ids)
+        if connection.dialect == .postgres {
+            try lockTotals(of: keys, in: connection)
+            rows = try connection.query(SQL.keptTotalsOfResources(ids.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", ids)
         } else {
-            rows = try db.query(SQL.keptTotalsOfResources(ids.count), ids)
+            rows = try connection.query(SQL.keptTotalsOfResources(ids.count), ids)
         }
         var out: [TotalKey: CPNPDecimal] = [:]
         for row in rows {
@@ -564,9 +564,9 @@ public final class ServerOrderStore: Sendable {
     }
 
     /// The totals recounted from the reservation rows (the migration; consistency checks).
-    static func recountedTotals(in db: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
+    static func recountedTotals(in connection: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
         var totals: [TotalKey: CPNPDecimal] = [:]
-        for row in try db.query("SELECT \(SQL.reservationColumns) FROM reservations") {
+        for row in try connection.query("SELECT \(SQL.reservationColumns) FROM reservations") {
             let key = try resourceKey(row)
             totals[TotalKey(resource: key, kind: try kind(row, key)), default: 0] += try amount(row, key)
         }
@@ -576,19 +576,19 @@ public final class ServerOrderStore: Sendable {
     /// The kept totals that differ from a recount of the reservation rows: empty when the store is
     /// consistent (tests, `cpnpd admin` checks). Keys absent on one side count as zero.
     public func reservationTotalMismatches() throws -> [String] {
-        try database.read { db in
-            let recount = try Self.recountedTotals(in: db)
+        try database.read { connection in
+            let recount = try Self.recountedTotals(in: connection)
             var kept: [TotalKey: CPNPDecimal] = [:]
-            for row in try db.query("SELECT resource_id, direction, kind, total FROM reservation_totals") {
+            for row in try connection.query("SELECT resource_id, direction, kind, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
                 let text = try row.text("total")
-                guard let v = CPNPDecimal(parsing: text) else { return ["\(key): invalid total \"\(text)\""] }
-                kept[TotalKey(resource: key, kind: try Self.kind(row, key))] = v
+                guard let total = CPNPDecimal(parsing: text) else { return ["\(key): invalid total \"\(text)\""] }
+                kept[TotalKey(resource: key, kind: try Self.kind(row, key))] = total
             }
             var out: [String] = []
             for key in Set(recount.keys).union(kept.keys) {
-                let a = kept[key] ?? 0, b = recount[key] ?? 0
-                if a != b { out.append("\(key.resource) \(key.kind.rawValue): kept \(a), rows sum to \(b)") }
+                let keptTotal = kept[key] ?? 0, recountedTotal = recount[key] ?? 0
+                if keptTotal != recountedTotal { out.append("\(key.resource) \(key.kind.rawValue): kept \(keptTotal), rows sum to \(recountedTotal)") }
             }
             return out.sorted()
         }
@@ -598,17 +598,17 @@ public final class ServerOrderStore: Sendable {
 
     /// The order with this provider order id (RFC 8921 §9.1.2).
     public func order(providerOrderID: ProviderOrderID) throws -> StoredOrder? {
-        try database.read { db in
-            try db.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]).map { try Self.storedOrder($0, db) }
+        try database.read { connection in
+            try connection.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]).map { try Self.storedOrder($0, connection) }
         }
     }
 
     /// The order a client's message refers to: the client's open order with this customer order id,
     /// else its most recent closed one (RFC 8921 §9.1.1: customer order ids are the client's own).
     public func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder? {
-        try database.read { db in
-            try db.queryOne(SQL.orderByClientAndCustomerID(db.dialect), [clientIdentity, customerOrderID.rawValue])
-                .map { try Self.storedOrder($0, db) }
+        try database.read { connection in
+            try connection.queryOne(SQL.orderByClientAndCustomerID(connection.dialect), [clientIdentity, customerOrderID.rawValue])
+                .map { try Self.storedOrder($0, connection) }
         }
     }
 
@@ -628,9 +628,9 @@ public final class ServerOrderStore: Sendable {
 
     /// Open orders per client identity (the cap on open orders, RFC 8921 §13), from the index alone.
     public func openOrderCountsByClient() throws -> [String: Int] {
-        try database.read { db in
+        try database.read { connection in
             var out: [String: Int] = [:]
-            for row in try db.query(SQL.openOrderCountsByClient) {
+            for row in try connection.query(SQL.openOrderCountsByClient) {
                 guard case .text(let client) = row[0], case .integer(let count) = row[1] else {
                     throw StoreError.corruptRow(table: "orders", key: "open order counts", reason: "unexpected \(row.values)")
                 }
@@ -643,9 +643,9 @@ public final class ServerOrderStore: Sendable {
     /// Offered plus committed capacity per resource, from the kept totals (one row per resource,
     /// direction and kind; ``reservedTotals(kind:)`` recounts the reservation rows instead).
     public func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal] {
-        try database.read { db in
+        try database.read { connection in
             var out: [ResourceKey: CPNPDecimal] = [:]
-            for row in try db.query("SELECT resource_id, direction, total FROM reservation_totals") {
+            for row in try connection.query("SELECT resource_id, direction, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
                 out[key, default: 0] += try Self.total(try row.text("total"), key)
             }
@@ -654,22 +654,22 @@ public final class ServerOrderStore: Sendable {
     }
 
     private func decodedOrders(_ sql: String) throws -> [StoredOrder] {
-        let rows: [(summary: OrderSummary, snapshot: String)] = try database.read { db in
-            try db.query(sql).map { (try Self.summary($0), try $0.text("snapshot")) }
+        let rows: [(summary: OrderSummary, snapshot: String)] = try database.read { connection in
+            try connection.query(sql).map { (try Self.summary($0), try $0.text("snapshot")) }
         }
         let chunk = 128
         let results = Mutex<[Result<StoredOrder, any Error>?]>(Array(repeating: nil, count: rows.count))
-        DispatchQueue.concurrentPerform(iterations: (rows.count + chunk - 1) / chunk) { c in
-            let range = c * chunk..<min(rows.count, (c + 1) * chunk)
+        DispatchQueue.concurrentPerform(iterations: (rows.count + chunk - 1) / chunk) { chunkIndex in
+            let range = chunkIndex * chunk..<min(rows.count, (chunkIndex + 1) * chunk)
             let decoded: [Result<StoredOrder, any Error>]
             do {
-                decoded = try database.read { db in
-                    range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot, db) } }
+                decoded = try database.read { connection in
+                    range.map { i in Result { try Self.storedOrder(rows[i].summary, snapshot: rows[i].snapshot, connection) } }
                 }
             } catch {
                 decoded = range.map { _ in .failure(error) }
             }
-            results.withLock { r in for (i, d) in zip(range, decoded) { r[i] = d } }
+            results.withLock { slots in for (i, result) in zip(range, decoded) { slots[i] = result } }
         }
         return try results.withLock { $0 }.map { try $0!.get() }
     }
@@ -681,16 +681,16 @@ public final class ServerOrderStore: Sendable {
     ) throws -> [OrderSummary] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
         let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
-        return try database.read { db in
-            let order = "ORDER BY created_at DESC, \(SQL.insertionOrder(db.dialect)) DESC LIMIT ? OFFSET ?"
-            return try db.query("SELECT \(SQL.summaryColumns) FROM orders \(condition) \(order)", arguments + [limit, offset]).map(Self.summary)
+        return try database.read { connection in
+            let order = "ORDER BY created_at DESC, \(SQL.insertionOrder(connection.dialect)) DESC LIMIT ? OFFSET ?"
+            return try connection.query("SELECT \(SQL.summaryColumns) FROM orders \(condition) \(order)", arguments + [limit, offset]).map(Self.summary)
         }
     }
 
     /// How many orders there are, with the filters of ``orders(limit:offset:state:clientIdentity:createdSince:)``.
     public func orderCount(state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil) throws -> Int {
         let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
-        return try database.read { db in Int(try db.scalarInteger("SELECT COUNT(*) FROM orders \(condition)", arguments) ?? 0) }
+        return try database.read { connection in Int(try connection.scalarInteger("SELECT COUNT(*) FROM orders \(condition)", arguments) ?? 0) }
     }
 
     private static func filter(
@@ -715,16 +715,16 @@ public final class ServerOrderStore: Sendable {
 
     /// The client's open orders, for the cap on open orders per customer (RFC 8921 §13).
     public func openOrderCount(clientIdentity: String) throws -> Int {
-        try database.read { db in Int(try db.scalarInteger(SQL.openOrderCount, [clientIdentity]) ?? 0) }
+        try database.read { connection in Int(try connection.scalarInteger(SQL.openOrderCount, [clientIdentity]) ?? 0) }
     }
 
     /// When each client's orders created at or after `time` were created, oldest first: what a
     /// restart replays into the QUOTATION rate limiter, so that it is not refilled by a restart
     /// (RFC 8921 §9.2.5, §13).
     public func orderCreationTimesByClient(createdSince time: CPNPTimestamp) throws -> [String: [CPNPTimestamp]] {
-        try database.read { db in
+        try database.read { connection in
             var times: [String: [CPNPTimestamp]] = [:]
-            let rows = try db.query(
+            let rows = try connection.query(
                 "SELECT client_identity, created_at FROM orders WHERE created_at >= ? ORDER BY created_at", [time.millisecondsSinceEpoch])
             for row in rows { times[try row.text("client_identity"), default: []].append(StoreDatabase.time(try row.integer("created_at"))) }
             return times
@@ -734,30 +734,30 @@ public final class ServerOrderStore: Sendable {
     /// Whether the client ever used `id` as a customer order id. A provider order id must never equal
     /// one (RFC 8921 §13: detect swapped identifiers).
     public func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool {
-        try database.read { db in try db.scalarInteger(SQL.customerOrderIDExists, [clientIdentity, id]) == 1 }
+        try database.read { connection in try connection.scalarInteger(SQL.customerOrderIDExists, [clientIdentity, id]) == 1 }
     }
 
     /// Whether a provider order id is already assigned (to any client).
     public func providerOrderIDExists(_ id: String) throws -> Bool {
-        try database.read { db in try db.scalarInteger(SQL.providerOrderIDExists, [id]) == 1 }
+        try database.read { connection in try connection.scalarInteger(SQL.providerOrderIDExists, [id]) == 1 }
     }
 
     // MARK: - Audit
 
     /// The order's audit trail, oldest first (RFC 8921 §8.11, §12.1).
     public func audit(providerOrderID: ProviderOrderID) throws -> [AuditEntry] {
-        try database.read { db in
-            try db.query(SQL.auditOfOrder, [providerOrderID.rawValue]).map { row in
-                let id = try row.integer("id")
+        try database.read { connection in
+            try connection.query(SQL.auditOfOrder, [providerOrderID.rawValue]).map { row in
+                let entryID = try row.integer("id")
                 func state(_ column: String) throws -> ServerOrderStateMachine.State {
                     let name = try row.text(column)
-                    guard let s = ServerOrderStateMachine.State(rawValue: name) else {
-                        throw StoreError.corruptRow(table: "audit", key: String(id), reason: "unknown state \(name)")
+                    guard let state = ServerOrderStateMachine.State(rawValue: name) else {
+                        throw StoreError.corruptRow(table: "audit", key: String(entryID), reason: "unknown state \(name)")
                     }
-                    return s
+                    return state
                 }
                 return AuditEntry(
-                    id: id, providerOrderID: try Self.providerOrderID(try row.text("provider_order_id"), table: "audit"),
+                    id: entryID, providerOrderID: try Self.providerOrderID(try row.text("provider_order_id"), table: "audit"),
                     at: StoreDatabase.time(try row.integer("at")), from: try state("from_state"), to: try state("to_state"),
                     event: try row.text("event"), clientAddress: try row.text("client_address"), clientIdentity: try row.text("client_identity"))
             }
@@ -768,15 +768,15 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's reservations, in the order they were given.
     public func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation] {
-        try database.read { db in try db.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]).map(Self.reservation) }
+        try database.read { connection in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]).map(Self.reservation) }
     }
 
     /// Every order's reservations in one read, in the order they were given (restart recovery). Only
     /// open orders hold reservations: a closing commit releases them.
     public func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]] {
-        try database.read { db in
+        try database.read { connection in
             var out: [ProviderOrderID: [Reservation]] = [:]
-            for row in try db.query("SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id") {
+            for row in try connection.query("SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id") {
                 out[try Self.providerOrderID(try row.text("provider_order_id"), table: "reservations"), default: []].append(try Self.reservation(row))
             }
             return out
@@ -791,9 +791,9 @@ public final class ServerOrderStore: Sendable {
     /// The capacity reserved on each resource by all orders, summed exactly: offered and committed,
     /// or only `kind`. Resources with nothing reserved are absent.
     public func reservedTotals(kind: ReservationKind? = nil) throws -> [ResourceKey: CPNPDecimal] {
-        try database.read { db in
+        try database.read { connection in
             var totals: [ResourceKey: CPNPDecimal] = [:]
-            for (key, total) in try Self.recountedTotals(in: db) where kind == nil || key.kind == kind {
+            for (key, total) in try Self.recountedTotals(in: connection) where kind == nil || key.kind == kind {
                 totals[key.resource, default: 0] += total
             }
             return totals
@@ -802,16 +802,16 @@ public final class ServerOrderStore: Sendable {
 
     /// The capacity reserved on one resource by all orders (an indexed lookup), summed exactly.
     public func reservedTotal(for resource: ResourceKey, kind: ReservationKind? = nil) throws -> CPNPDecimal {
-        try database.read { db in try Self.reservedTotal(for: resource, kind: kind, in: db) }
+        try database.read { connection in try Self.reservedTotal(for: resource, kind: kind, in: connection) }
     }
 
     /// From the kept totals: one keyed read per kind, whatever the number of reservations.
-    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in db: any SQLConnection) throws -> CPNPDecimal {
+    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in connection: any SQLConnection) throws -> CPNPDecimal {
         let rows: [SQLRow]
         if let kind {
-            rows = try db.query(SQL.reservedOnResourceOfKind, [key.resourceID, key.direction.rawValue, kind.rawValue])
+            rows = try connection.query(SQL.reservedOnResourceOfKind, [key.resourceID, key.direction.rawValue, kind.rawValue])
         } else {
-            rows = try db.query(SQL.reservedOnResource, [key.resourceID, key.direction.rawValue])
+            rows = try connection.query(SQL.reservedOnResource, [key.resourceID, key.direction.rawValue])
         }
         var total: CPNPDecimal = 0
         for row in rows {
@@ -828,20 +828,20 @@ public final class ServerOrderStore: Sendable {
     /// ``markAttemptFailed(id:error:nextAttemptAt:)``; an event neither marked is returned again (after a
     /// crash, at-least-once delivery).
     public func dueOutbox(now: CPNPTimestamp, limit: Int = 100) throws -> [OutboxEntry] {
-        try database.read { db in try db.query(SQL.dueOutbox, [StoreDatabase.ms(now), limit]).map(Self.outboxEntry) }
+        try database.read { connection in try connection.query(SQL.dueOutbox, [StoreDatabase.ms(now), limit]).map(Self.outboxEntry) }
     }
 
     /// When the next event first in line for its order becomes due (possibly in the past), or nil when
     /// nothing is undelivered: how long the delivery worker may sleep.
     public func nextOutboxAttempt() throws -> CPNPTimestamp? {
-        try database.read { db in StoreDatabase.time(try db.scalarInteger(SQL.nextOutboxAttempt)) }
+        try database.read { connection in StoreDatabase.time(try connection.scalarInteger(SQL.nextOutboxAttempt)) }
     }
 
     /// Records a successful delivery. Returns false when the event is unknown or was already delivered.
     @discardableResult
     public func markDelivered(id: Int64, at: CPNPTimestamp) throws -> Bool {
-        try database.write { db in
-            try db.execute(
+        try database.write { connection in
+            try connection.execute(
                 "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL",
                 [StoreDatabase.ms(at), id]) == 1
         }
@@ -851,8 +851,8 @@ public final class ServerOrderStore: Sendable {
     /// event is unknown or was already delivered.
     @discardableResult
     public func markAttemptFailed(id: Int64, error: String, nextAttemptAt: CPNPTimestamp) throws -> Bool {
-        try database.write { db in
-            try db.execute(
+        try database.write { connection in
+            try connection.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL WHERE id = ? AND delivered_at IS NULL",
                 [error, StoreDatabase.ms(nextAttemptAt), id]) == 1
         }
@@ -860,15 +860,15 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's outbox events, delivered or not, oldest first (`cpnpd admin show`).
     public func outbox(providerOrderID: ProviderOrderID) throws -> [OutboxEntry] {
-        try database.read { db in
-            try db.query("SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
+        try database.read { connection in
+            try connection.query("SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
                 .map(Self.outboxEntry)
         }
     }
 
     /// How many events await delivery.
     public func undeliveredOutboxCount() throws -> Int {
-        try database.read { db in Int(try db.scalarInteger("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0) }
+        try database.read { connection in Int(try connection.scalarInteger("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL") ?? 0) }
     }
 
     /// Claims up to `limit` due events, first in line for their order, that no other claimant holds:
@@ -876,12 +876,12 @@ public final class ServerOrderStore: Sendable {
     /// twice at once; one that dies leaves it to another once the claim lapses). Mark each claimed event
     /// with ``markDelivered(id:at:)`` or ``markAttemptFailed(id:error:nextAttemptAt:)``.
     public func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [OutboxEntry] {
-        let at = StoreDatabase.ms(now)
-        return try database.write { db in
+        let nowMilliseconds = StoreDatabase.ms(now)
+        return try database.write { connection in
             // A claim of an instance that stopped sending heartbeats lapses with that instance.
-            let rows = try db.query(SQL.claimableOutbox(db.dialect), [at, at, claimant, at - Self.milliseconds(ServerOrderStore.instanceLease), limit])
+            let rows = try connection.query(SQL.claimableOutbox(connection.dialect), [nowMilliseconds, nowMilliseconds, claimant, nowMilliseconds - Self.milliseconds(ServerOrderStore.instanceLease), limit])
             for row in rows {
-                try db.execute("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?", [claimant, at + Self.milliseconds(lease), try row.integer("id")])
+                try connection.execute("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?", [claimant, nowMilliseconds + Self.milliseconds(lease), try row.integer("id")])
             }
             return try rows.map(Self.outboxEntry)
         }
@@ -896,27 +896,27 @@ public final class ServerOrderStore: Sendable {
 
     /// Records that `instance` is alive (at start, then at least once per lease).
     public func heartbeat(instance: String, address: String, now: CPNPTimestamp) throws {
-        let at = StoreDatabase.ms(now)
-        _ = try database.write { db in
-            try db.execute("""
+        let nowMilliseconds = StoreDatabase.ms(now)
+        _ = try database.write { connection in
+            try connection.execute("""
                 INSERT INTO instances (instance_id, address, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, address = excluded.address
-                """, [instance, address, at, at])
+                """, [instance, address, nowMilliseconds, nowMilliseconds])
         }
     }
 
     /// An instance that stops cleanly: its orders can be claimed at once instead of after its lease.
     public func retire(instance: String) throws {
-        try database.write { db in
-            try db.execute("UPDATE orders SET owner = NULL WHERE owner = ?", [instance])
-            try db.execute("DELETE FROM instances WHERE instance_id = ?", [instance])
+        try database.write { connection in
+            try connection.execute("UPDATE orders SET owner = NULL WHERE owner = ?", [instance])
+            try connection.execute("DELETE FROM instances WHERE instance_id = ?", [instance])
         }
     }
 
     /// The instances whose last heartbeat is less than `lease` old.
     public func liveInstances(now: CPNPTimestamp, lease: Duration) throws -> [String] {
-        try database.read { db in
-            try db.query("SELECT instance_id FROM instances WHERE heartbeat_at >= ? ORDER BY instance_id", [StoreDatabase.ms(now) - Self.milliseconds(lease)])
+        try database.read { connection in
+            try connection.query("SELECT instance_id FROM instances WHERE heartbeat_at >= ? ORDER BY instance_id", [StoreDatabase.ms(now) - Self.milliseconds(lease)])
                 .map { try $0.text("instance_id") }
         }
     }
@@ -927,10 +927,10 @@ public final class ServerOrderStore: Sendable {
     /// resumed as a restart resumes its own (timers re-armed, interrupted work redone).
     public func claimOrphanedOrders(instance: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [StoredOrder] {
         let alive = StoreDatabase.ms(now) - Self.milliseconds(lease)
-        return try database.write { db in
-            try db.query(SQL.orphanedOrders(db.dialect), [instance, alive, limit]).map { row in
-                var order = try Self.storedOrder(row, db)
-                try db.execute("UPDATE orders SET owner = ?, revision = revision + 1 WHERE provider_order_id = ?", [instance, order.providerOrderID.rawValue])
+        return try database.write { connection in
+            try connection.query(SQL.orphanedOrders(connection.dialect), [instance, alive, limit]).map { row in
+                var order = try Self.storedOrder(row, connection)
+                try connection.execute("UPDATE orders SET owner = ?, revision = revision + 1 WHERE provider_order_id = ?", [instance, order.providerOrderID.rawValue])
                 order.summary.owner = instance
                 order.summary.revision += 1
                 return order
@@ -940,16 +940,16 @@ public final class ServerOrderStore: Sendable {
 
     /// How many orders the client created since `time` (the QUOTATION rate limit, counted across instances).
     public func orderCount(clientIdentity: String, createdSince time: CPNPTimestamp) throws -> Int {
-        try database.read { db in
-            Int(try db.scalarInteger("SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
+        try database.read { connection in
+            Int(try connection.scalarInteger("SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
         }
     }
 
     /// Open orders per state name, all instances together (monitoring).
     public func openOrderCountsByState() throws -> [String: Int] {
-        try database.read { db in
+        try database.read { connection in
             var counts: [String: Int] = [:]
-            for row in try db.query("SELECT state, COUNT(*) AS n FROM orders WHERE is_open = 1 GROUP BY state") {
+            for row in try connection.query("SELECT state, COUNT(*) AS n FROM orders WHERE is_open = 1 GROUP BY state") {
                 counts[try row.text("state")] = Int(try row.integer("n"))
             }
             return counts
@@ -960,11 +960,11 @@ public final class ServerOrderStore: Sendable {
     public func revisions(of orders: [ProviderOrderID]) throws -> [ProviderOrderID: Int64] {
         var revisions: [ProviderOrderID: Int64] = [:]
         let byText = Dictionary(orders.map { ($0.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
-        try database.read { db in
+        try database.read { connection in
             for chunk in stride(from: 0, to: orders.count, by: 500).map({ orders[$0..<min($0 + 500, orders.count)] }) {
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                for row in try db.query("SELECT provider_order_id, revision FROM orders WHERE provider_order_id IN (\(placeholders))", chunk.map(\.rawValue)) {
-                    if let id = byText[try row.text("provider_order_id")] { revisions[id] = try row.integer("revision") }
+                for row in try connection.query("SELECT provider_order_id, revision FROM orders WHERE provider_order_id IN (\(placeholders))", chunk.map(\.rawValue)) {
+                    if let providerOrderID = byText[try row.text("provider_order_id")] { revisions[providerOrderID] = try row.integer("revision") }
                 }
             }
         }
@@ -974,8 +974,8 @@ public final class ServerOrderStore: Sendable {
     /// How long an instance may go without a heartbeat before its claims on provisioning events lapse.
     public static let instanceLease: Duration = .seconds(5)
 
-    static func milliseconds(_ d: Duration) -> Int64 {
-        let (seconds, attoseconds) = d.components
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
         return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 
@@ -991,39 +991,39 @@ public final class ServerOrderStore: Sendable {
         let (name, code, diagnostic): (String, Int?, String?) =
             switch action {
             case .approve: ("approve", nil, nil)
-            case .reject(let c, let d): ("reject", c.rawValue, d)
+            case .reject(let status, let text): ("reject", status.rawValue, text)
             }
-        return try database.write { db in
-            guard try db.scalarInteger(SQL.providerOrderIDExists, [providerOrderID.rawValue]) == 1 else {
+        return try database.write { connection in
+            guard try connection.scalarInteger(SQL.providerOrderIDExists, [providerOrderID.rawValue]) == 1 else {
                 throw StoreError.unknownOrder(providerOrderID.rawValue)
             }
-            let id = try db.scalarInteger(
+            let requestID = try connection.scalarInteger(
                 """
                 INSERT INTO admin_requests (provider_order_id, action, status_code, diagnostic, requested_by, created_at)
                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id
                 """,
                 [providerOrderID.rawValue, name, code, diagnostic, requestedBy, StoreDatabase.ms(at)])
-            guard let id else { throw StoreError.corruptRow(table: "admin_requests", key: providerOrderID.rawValue, reason: "no id returned") }
-            return id
+            guard let requestID else { throw StoreError.corruptRow(table: "admin_requests", key: providerOrderID.rawValue, reason: "no id returned") }
+            return requestID
         }
     }
 
     /// Unprocessed requests, oldest first.
     public func pendingAdminRequests(limit: Int = 100) throws -> [AdminRequest] {
-        try database.read { db in try db.query(SQL.pendingAdminRequests, [limit]).map(Self.adminRequest) }
+        try database.read { connection in try connection.query(SQL.pendingAdminRequests, [limit]).map(Self.adminRequest) }
     }
 
     /// One request, e.g. for the CLI to wait for its outcome.
     public func adminRequest(id: Int64) throws -> AdminRequest? {
-        try database.read { db in
-            try db.queryOne("SELECT \(SQL.adminColumns) FROM admin_requests WHERE id = ?", [id]).map(Self.adminRequest)
+        try database.read { connection in
+            try connection.queryOne("SELECT \(SQL.adminColumns) FROM admin_requests WHERE id = ?", [id]).map(Self.adminRequest)
         }
     }
 
     /// The order's requests, oldest first.
     public func adminRequests(providerOrderID: ProviderOrderID) throws -> [AdminRequest] {
-        try database.read { db in
-            try db.query("SELECT \(SQL.adminColumns) FROM admin_requests WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
+        try database.read { connection in
+            try connection.query("SELECT \(SQL.adminColumns) FROM admin_requests WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
                 .map(Self.adminRequest)
         }
     }
@@ -1032,8 +1032,8 @@ public final class ServerOrderStore: Sendable {
     /// ``OrderChange/processedAdminRequests``). Returns false when unknown or already processed.
     @discardableResult
     public func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool {
-        try database.write { db in
-            try db.execute(
+        try database.write { connection in
+            try connection.execute(
                 "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [StoreDatabase.ms(at), outcome, id]) == 1
         }
     }
@@ -1041,39 +1041,39 @@ public final class ServerOrderStore: Sendable {
     // MARK: - Row decoding
 
     private static func providerOrderID(_ text: String, table: String) throws -> ProviderOrderID {
-        guard let id = ProviderOrderID(text) else { throw StoreError.corruptRow(table: table, key: text, reason: "invalid provider order id") }
-        return id
+        guard let parsed = ProviderOrderID(text) else { throw StoreError.corruptRow(table: table, key: text, reason: "invalid provider order id") }
+        return parsed
     }
 
     private static func summary(_ row: SQLRow) throws -> OrderSummary {
-        let poi = try row.text("provider_order_id")
-        let coi = try row.text("customer_order_id")
+        let providerOrderIDText = try row.text("provider_order_id")
+        let customerOrderIDText = try row.text("customer_order_id")
         let stateName = try row.text("state")
-        guard let customerOrderID = CustomerOrderID(coi) else {
-            throw StoreError.corruptRow(table: "orders", key: poi, reason: "invalid customer order id")
+        guard let customerOrderID = CustomerOrderID(customerOrderIDText) else {
+            throw StoreError.corruptRow(table: "orders", key: providerOrderIDText, reason: "invalid customer order id")
         }
         guard let state = ServerOrderStateMachine.State(rawValue: stateName) else {
-            throw StoreError.corruptRow(table: "orders", key: poi, reason: "unknown state \(stateName)")
+            throw StoreError.corruptRow(table: "orders", key: providerOrderIDText, reason: "unknown state \(stateName)")
         }
         return OrderSummary(
-            providerOrderID: try providerOrderID(poi, table: "orders"), customerOrderID: customerOrderID,
+            providerOrderID: try providerOrderID(providerOrderIDText, table: "orders"), customerOrderID: customerOrderID,
             clientIdentity: try row.text("client_identity"), clientAddress: try row.text("client_address"), state: state,
             isOpen: try row.bool("is_open"), createdAt: StoreDatabase.time(try row.integer("created_at")),
             updatedAt: StoreDatabase.time(try row.integer("updated_at")), revision: try row.integer("revision"),
             owner: try row.optionalText("owner"))
     }
 
-    private static func storedOrder(_ row: SQLRow, _ db: any SQLConnection) throws -> StoredOrder {
-        try storedOrder(try summary(row), snapshot: try row.text("snapshot"), db)
+    private static func storedOrder(_ row: SQLRow, _ connection: any SQLConnection) throws -> StoredOrder {
+        try storedOrder(try summary(row), snapshot: try row.text("snapshot"), connection)
     }
 
-    private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ db: any SQLConnection) throws -> StoredOrder {
+    private static func storedOrder(_ summary: OrderSummary, snapshot: String, _ connection: any SQLConnection) throws -> StoredOrder {
         let key = summary.providerOrderID.rawValue
         let json = try StoreDatabase.json(snapshot, table: "orders", key: key)
         let machine: ServerOrderStateMachine
         do {
             // Each document decoded once and shared (request, offer, agreement, cached ACCEPT and ACK).
-            machine = try DocumentTable.decoding(in: db) { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: connection) { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error)")
         }
@@ -1084,51 +1084,51 @@ public final class ServerOrderStore: Sendable {
     }
 
     private static func resourceKey(_ row: SQLRow) throws -> ResourceKey {
-        let id = try row.text("resource_id")
-        let d = try row.text("direction")
-        guard let direction = ReservationDirection(rawValue: d) else {
-            throw StoreError.corruptRow(table: "reservations", key: id, reason: "unknown direction \(d)")
+        let resourceID = try row.text("resource_id")
+        let directionText = try row.text("direction")
+        guard let direction = ReservationDirection(rawValue: directionText) else {
+            throw StoreError.corruptRow(table: "reservations", key: resourceID, reason: "unknown direction \(directionText)")
         }
-        return ResourceKey(id, direction)
+        return ResourceKey(resourceID, direction)
     }
 
     /// A kept total of `reservation_totals`, read back exactly.
     private static func total(_ text: String, _ key: ResourceKey) throws -> CPNPDecimal {
-        guard let v = CPNPDecimal(parsing: text) else {
+        guard let value = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
         }
-        return v
+        return value
     }
 
     private static func amount(_ row: SQLRow, _ key: ResourceKey) throws -> CPNPDecimal {
         let text = try row.text("amount")
-        guard let v = CPNPDecimal(parsing: text) else {
+        guard let value = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
         }
-        return v
+        return value
     }
 
     private static func kind(_ row: SQLRow, _ key: ResourceKey) throws -> ReservationKind {
-        let k = try row.text("kind")
-        guard let kind = ReservationKind(rawValue: k) else {
-            throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(k)")
+        let kindText = try row.text("kind")
+        guard let kind = ReservationKind(rawValue: kindText) else {
+            throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(kindText)")
         }
         return kind
     }
 
     private static func outboxEntry(_ row: SQLRow) throws -> OutboxEntry {
-        let id = try row.integer("id")
+        let entryID = try row.integer("id")
         return OutboxEntry(
-            id: id, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "outbox"),
+            id: entryID, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "outbox"),
             kind: OutboxEventKind(rawValue: try row.text("kind")),
-            payload: try StoreDatabase.json(try row.text("payload"), table: "outbox", key: String(id)),
+            payload: try StoreDatabase.json(try row.text("payload"), table: "outbox", key: String(entryID)),
             createdAt: StoreDatabase.time(try row.integer("created_at")), attempts: Int(try row.integer("attempts")),
             nextAttemptAt: StoreDatabase.time(try row.integer("next_attempt_at")),
             deliveredAt: StoreDatabase.time(try row.optionalInteger("delivered_at")), lastError: try row.optionalText("last_error"))
     }
 
     private static func adminRequest(_ row: SQLRow) throws -> AdminRequest {
-        let id = try row.integer("id")
+        let requestID = try row.integer("id")
         let name = try row.text("action")
         let action: AdminAction
         switch name {
@@ -1136,14 +1136,14 @@ public final class ServerOrderStore: Sendable {
             action = .approve
         case "reject":
             guard let raw = try row.optionalInteger("status_code"), let code = FailStatusCode(rawValue: Int(raw)) else {
-                throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "invalid status code")
+                throw StoreError.corruptRow(table: "admin_requests", key: String(requestID), reason: "invalid status code")
             }
             action = .reject(code, diagnostic: try row.optionalText("diagnostic"))
         default:
-            throw StoreError.corruptRow(table: "admin_requests", key: String(id), reason: "unknown action \(name)")
+            throw StoreError.corruptRow(table: "admin_requests", key: String(requestID), reason: "unknown action \(name)")
         }
         return AdminRequest(
-            id: id, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "admin_requests"), action: action,
+            id: requestID, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "admin_requests"), action: action,
             requestedBy: try row.optionalText("requested_by"), createdAt: StoreDatabase.time(try row.integer("created_at")),
             processedAt: StoreDatabase.time(try row.optionalInteger("processed_at")), outcome: try row.optionalText("outcome"))
     }

@@ -309,8 +309,8 @@ public struct OrderChange: Sendable, Hashable {
 
     /// The `.persist` actions of a machine's answer, as audit transitions.
     public static func transitions(in actions: [ServerOrderStateMachine.Action]) -> [Transition] {
-        actions.compactMap { a in
-            if case .persist(let from, let to, let event) = a { Transition(from: from, to: to, event: event) } else { nil }
+        actions.compactMap { action in
+            if case .persist(let from, let to, let event) = action { Transition(from: from, to: to, event: event) } else { nil }
         }
     }
 }
@@ -322,7 +322,7 @@ public enum BatchCommitError: Error, Sendable, Hashable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case .earlierChangeFailed(let id): "order \(id): an earlier change in the same batch failed"
+        case .earlierChangeFailed(let providerOrderID): "order \(providerOrderID): an earlier change in the same batch failed"
         }
     }
 }

@@ -60,30 +60,30 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .revisionConflict(let id, let expected, let actual):
-            "order \(id): stored revision is \(actual.map(String.init) ?? "none"), expected \(expected)"
-        case .providerOrderIDInUse(let id, let identity, let coi):
-            "provider order id \(id) is already the order \(coi) of client \"\(identity)\""
-        case .openOrderExists(let coi, let poi):
-            "customer order id \(coi) is already used by the open order \(poi)"
-        case .reservationsOnClosedOrder(let id):
-            "order \(id) is closed and cannot hold reservations"
+        case .revisionConflict(let orderID, let expected, let actual):
+            "order \(orderID): stored revision is \(actual.map(String.init) ?? "none"), expected \(expected)"
+        case .providerOrderIDInUse(let providerOrderID, let identity, let customerOrderID):
+            "provider order id \(providerOrderID) is already the order \(customerOrderID) of client \"\(identity)\""
+        case .openOrderExists(let customerOrderID, let providerOrderID):
+            "customer order id \(customerOrderID) is already used by the open order \(providerOrderID)"
+        case .reservationsOnClosedOrder(let providerOrderID):
+            "order \(providerOrderID) is closed and cannot hold reservations"
         case .capacityExceeded(let key, let total, let limit):
             "\(key) would be booked at \(total), above its capacity \(limit)"
         case .openOrderLimitReached(let identity, let limit):
             "client \"\(identity)\" already has \(limit) open orders, its cap"
-        case .adminRequestAlreadyProcessed(let id):
-            "administrative request \(id) was already processed"
-        case .unknownOrder(let id):
-            "no order \(id)"
+        case .adminRequestAlreadyProcessed(let requestID):
+            "administrative request \(requestID) was already processed"
+        case .unknownOrder(let providerOrderID):
+            "no order \(providerOrderID)"
         case .corruptRow(let table, let key, let reason):
             "\(table) row \(key) cannot be read: \(reason)"
-        case .invalidArgument(let s):
-            s
+        case .invalidArgument(let detail):
+            detail
         case .database(let code, let message):
             code.map { "the database refused: \(message) (SQLSTATE \($0))" } ?? "the database refused: \(message)"
-        case .databaseUnavailable(let s):
-            "the database is unavailable: \(s)"
+        case .databaseUnavailable(let detail):
+            "the database is unavailable: \(detail)"
         }
     }
 
@@ -127,10 +127,10 @@ enum StoreDatabase {
         config.foreignKeysEnabled = true
         let (seconds, attoseconds) = options.busyTimeout.components
         config.busyMode = .timeout(max(0, Double(seconds) + Double(attoseconds) / 1e18))
-        config.prepareDatabase { db in
+        config.prepareDatabase { connection in
             // A commit that returns is on disk, even across a power loss: a peer may observe it
             // right after (RFC 8921 §8.11; docs/design/storage.md, "The rule").
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try connection.execute(sql: "PRAGMA synchronous = FULL")
         }
         return config
     }
@@ -170,29 +170,29 @@ enum StoreDatabase {
 
     /// `EXPLAIN QUERY PLAN` details of a statement, for tests that check the hot paths use indexes.
     static func queryPlan(_ reader: any DatabaseReader, sql: String, arguments: StatementArguments) throws -> [String] {
-        try reader.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+        try reader.read { connection in
+            try Row.fetchAll(connection, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
         }
     }
 }
 
 extension Row {
     /// Fetches with a cached (prepared once per connection) statement.
-    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
-        try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    static func fetchOne(_ connection: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
+        try Row.fetchOne(connection.cachedStatement(sql: sql), arguments: arguments)
     }
 
-    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
-        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    static func fetchAll(_ connection: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
+        try Row.fetchAll(connection.cachedStatement(sql: sql), arguments: arguments)
     }
 }
 
 extension DatabaseValueConvertible where Self: StatementColumnConvertible {
-    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Self? {
-        try Self.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    static func fetchOne(_ connection: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Self? {
+        try Self.fetchOne(connection.cachedStatement(sql: sql), arguments: arguments)
     }
 
-    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Self] {
-        try Self.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    static func fetchAll(_ connection: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Self] {
+        try Self.fetchAll(connection.cachedStatement(sql: sql), arguments: arguments)
     }
 }

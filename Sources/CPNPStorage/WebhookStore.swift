@@ -56,8 +56,8 @@ extension ServerOrderStore {
 
     /// Stores a subscription. Only events after it are delivered (the cursor is where it is).
     public func createWebhook(_ subscription: WebhookSubscription) throws {
-        try database.write { db in
-            _ = try db.execute(
+        try database.write { connection in
+            _ = try connection.execute(
                 "INSERT INTO webhooks (webhook_id, owner, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [subscription.id, subscription.owner, subscription.url, subscription.secret, subscription.events.joined(separator: ","),
                  StoreDatabase.ms(subscription.createdAt)])
@@ -66,20 +66,20 @@ extension ServerOrderStore {
 
     /// The live subscriptions of `owner` (nil: everyone's), oldest first.
     public func webhooks(owner: String?) throws -> [WebhookSubscription] {
-        try database.read { db in
+        try database.read { connection in
             if let owner {
-                return try db.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL AND owner = ? ORDER BY created_at, webhook_id", [owner]).map(Self.webhook)
+                return try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL AND owner = ? ORDER BY created_at, webhook_id", [owner]).map(Self.webhook)
             }
-            return try db.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, webhook_id", []).map(Self.webhook)
+            return try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, webhook_id", []).map(Self.webhook)
         }
     }
 
     /// Ends `owner`'s subscription `id` (its pending deliveries are dropped); false when there is none.
     public func deleteWebhook(id: String, owner: String, at: CPNPTimestamp) throws -> Bool {
-        try database.write { db in
-            let changed = try db.execute("UPDATE webhooks SET deleted_at = ? WHERE webhook_id = ? AND owner = ? AND deleted_at IS NULL", [StoreDatabase.ms(at), id, owner])
+        try database.write { connection in
+            let changed = try connection.execute("UPDATE webhooks SET deleted_at = ? WHERE webhook_id = ? AND owner = ? AND deleted_at IS NULL", [StoreDatabase.ms(at), id, owner])
             if changed > 0 {
-                _ = try db.execute("UPDATE webhook_deliveries SET abandoned_at = ?, last_error = 'subscription deleted' WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
+                _ = try connection.execute("UPDATE webhook_deliveries SET abandoned_at = ?, last_error = 'subscription deleted' WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
                                    [StoreDatabase.ms(at), id])
             }
             return changed > 0
@@ -94,23 +94,23 @@ extension ServerOrderStore {
     public func queueWebhookEvents(
         limit: Int = 500, at now: CPNPTimestamp, classify: (WebhookSource) -> (type: String, payload: String)?
     ) throws -> Int {
-        try database.write { db in
-            var cursor = try db.scalarInteger("SELECT audit_id FROM webhook_cursor WHERE name = 'webhooks'")
+        try database.write { connection in
+            var cursor = try connection.scalarInteger("SELECT audit_id FROM webhook_cursor WHERE name = 'webhooks'")
             if cursor == nil {
                 // First run: start after what is already there (no deliveries for the past).
-                let last = try db.scalarInteger("SELECT MAX(id) FROM audit") ?? 0
-                _ = try db.execute("INSERT INTO webhook_cursor (name, audit_id) VALUES ('webhooks', ?)", [last])
+                let last = try connection.scalarInteger("SELECT MAX(id) FROM audit") ?? 0
+                _ = try connection.execute("INSERT INTO webhook_cursor (name, audit_id) VALUES ('webhooks', ?)", [last])
                 cursor = last
             }
             let from = cursor ?? 0
-            let rows = try db.query(
+            let rows = try connection.query(
                 """
                 SELECT a.id, a.provider_order_id, a.at, a.from_state, a.to_state, a.event, a.client_identity, o.customer_order_id
                 FROM audit a JOIN orders o ON o.provider_order_id = a.provider_order_id
                 WHERE a.id > ? ORDER BY a.id LIMIT ?
                 """, [from, limit])
             guard let lastID = try rows.last?.integer("id") else { return 0 }
-            let subscriptions = try db.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL", []).map(Self.webhook)
+            let subscriptions = try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL", []).map(Self.webhook)
             var queued = 0
             if !subscriptions.isEmpty {
                 for row in rows {
@@ -119,14 +119,15 @@ extension ServerOrderStore {
                         clientIdentity: try row.text("client_identity"), at: StoreDatabase.time(try row.integer("at")),
                         from: try row.text("from_state"), to: try row.text("to_state"), event: try row.text("event"))
                     guard let (type, payload) = classify(source) else { continue }
-                    for s in subscriptions where (s.owner.isEmpty || s.owner == source.clientIdentity) && (s.events.isEmpty || s.events.contains(type)) {
-                        queued += try db.execute(
+                    for subscription in subscriptions
+                    where (subscription.owner.isEmpty || subscription.owner == source.clientIdentity) && (subscription.events.isEmpty || subscription.events.contains(type)) {
+                        queued += try connection.execute(
                             "INSERT INTO webhook_deliveries (webhook_id, audit_id, event_type, payload, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-                            [s.id, source.auditID, type, payload, StoreDatabase.ms(now)])
+                            [subscription.id, source.auditID, type, payload, StoreDatabase.ms(now)])
                     }
                 }
             }
-            guard try db.execute("UPDATE webhook_cursor SET audit_id = ? WHERE name = 'webhooks' AND audit_id = ?", [lastID, from]) == 1 else {
+            guard try connection.execute("UPDATE webhook_cursor SET audit_id = ? WHERE name = 'webhooks' AND audit_id = ?", [lastID, from]) == 1 else {
                 throw StoreError.revisionConflict(orderID: "webhook cursor", expected: from, actual: nil)
             }
             return queued
@@ -135,8 +136,8 @@ extension ServerOrderStore {
 
     /// Claims up to `limit` deliveries due at `now` for `claimant` for `lease` milliseconds.
     public func claimWebhookDeliveries(now: CPNPTimestamp, limit: Int, claimant: String, leaseMilliseconds: Int64) throws -> [WebhookDelivery] {
-        try database.write { db in
-            let rows = try db.query(
+        try database.write { connection in
+            let rows = try connection.query(
                 """
                 SELECT d.webhook_id, d.audit_id, d.event_type, d.payload, d.attempts, w.url, w.secret
                 FROM webhook_deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id
@@ -148,7 +149,7 @@ extension ServerOrderStore {
             for row in rows {
                 let webhookID = try row.text("webhook_id")
                 let auditID = try row.integer("audit_id")
-                let changed = try db.execute(
+                let changed = try connection.execute(
                     "UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ? WHERE webhook_id = ? AND audit_id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
                     [claimant, StoreDatabase.ms(now) + leaseMilliseconds, webhookID, auditID, StoreDatabase.ms(now)])
                 guard changed == 1 else { continue }
@@ -162,17 +163,17 @@ extension ServerOrderStore {
 
     /// Records a delivery's outcome: delivered, or failed with the next attempt (nil: given up).
     public func recordWebhookAttempt(webhookID: String, auditID: Int64, at now: CPNPTimestamp, error: String?, nextAttempt: CPNPTimestamp?) throws {
-        try database.write { db in
+        try database.write { connection in
             if error == nil {
-                _ = try db.execute(
+                _ = try connection.execute(
                     "UPDATE webhook_deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE webhook_id = ? AND audit_id = ?",
                     [StoreDatabase.ms(now), webhookID, auditID])
             } else if let nextAttempt {
-                _ = try db.execute(
+                _ = try connection.execute(
                     "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL WHERE webhook_id = ? AND audit_id = ?",
                     [error, StoreDatabase.ms(nextAttempt), webhookID, auditID])
             } else {
-                _ = try db.execute(
+                _ = try connection.execute(
                     "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, abandoned_at = ?, claimed_by = NULL, claimed_until = NULL WHERE webhook_id = ? AND audit_id = ?",
                     [error, StoreDatabase.ms(now), webhookID, auditID])
             }
@@ -181,10 +182,10 @@ extension ServerOrderStore {
 
     /// Counts of a subscription's deliveries: delivered, pending, abandoned.
     public func webhookDeliveryCounts(webhookID: String) throws -> (delivered: Int, pending: Int, abandoned: Int) {
-        try database.read { db in
-            let delivered = try db.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NOT NULL", [webhookID]) ?? 0
-            let abandoned = try db.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND abandoned_at IS NOT NULL", [webhookID]) ?? 0
-            let pending = try db.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL", [webhookID]) ?? 0
+        try database.read { connection in
+            let delivered = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NOT NULL", [webhookID]) ?? 0
+            let abandoned = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND abandoned_at IS NOT NULL", [webhookID]) ?? 0
+            let pending = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL", [webhookID]) ?? 0
             return (Int(delivered), Int(pending), Int(abandoned))
         }
     }

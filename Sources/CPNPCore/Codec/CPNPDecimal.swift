@@ -12,18 +12,18 @@ public struct CPNPDecimal: Sendable, Hashable {
 
     /// Builds a normalised value; `digits` may have leading/trailing zeros.
     public init(isNegative: Bool, digits: [UInt8], exponent: Int) {
-        var d = digits[...]
-        var e = exponent
-        while let f = d.first, f == 0 { d = d.dropFirst() }
-        while let l = d.last, l == 0 { d = d.dropLast(); e += 1 }
-        if d.isEmpty {
+        var significant = digits[...]
+        var normalizedExponent = exponent
+        while let first = significant.first, first == 0 { significant = significant.dropFirst() }
+        while let last = significant.last, last == 0 { significant = significant.dropLast(); normalizedExponent += 1 }
+        if significant.isEmpty {
             self.isNegative = false
             self.digits = []
             self.exponent = 0
         } else {
             self.isNegative = isNegative
-            self.digits = Array(d)
-            self.exponent = e
+            self.digits = Array(significant)
+            self.exponent = normalizedExponent
         }
     }
 }
@@ -48,10 +48,10 @@ extension CPNPDecimal {
     /// `.5`, `1.`, whitespace, `NaN`…) or when an exponent exceeds ±``maxExponentMagnitude``.
     public init?(parsing text: some StringProtocol) {
         let bytes = Array(text.utf8)
-        let result: CPNPDecimal? = bytes.withUnsafeBufferPointer { buf in
+        let result: CPNPDecimal? = bytes.withUnsafeBufferPointer { buffer in
             guard let (value, end) = try? CPNPDecimal.scan(
-                buf, from: 0, maxLength: .max, maxExponent: CPNPDecimal.maxExponentMagnitude),
-                end == buf.count
+                buffer, from: 0, maxLength: .max, maxExponent: CPNPDecimal.maxExponentMagnitude),
+                end == buffer.count
             else { return nil }
             return value
         }
@@ -68,63 +68,63 @@ extension CPNPDecimal {
         _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, maxLength: Int, maxExponent: Int
     ) throws(ScanError) -> (value: CPNPDecimal, end: Int) {
         let end = bytes.count
-        var i = start
+        var position = start
         let tooLong = ScanError.outOfRange("number literal longer than \(maxLength) characters")
         var negative = false
-        if i < end, bytes[i] == UInt8(ascii: "-") {
+        if position < end, bytes[position] == UInt8(ascii: "-") {
             negative = true
-            i += 1
+            position += 1
         }
         var digits: [UInt8] = []
-        guard i < end, bytes[i] &- 0x30 < 10 else {
-            throw .syntax("expected a digit in number", offset: i)
+        guard position < end, bytes[position] &- 0x30 < 10 else {
+            throw .syntax("expected a digit in number", offset: position)
         }
-        if bytes[i] == UInt8(ascii: "0") {
-            i += 1
-            if i < end, bytes[i] &- 0x30 < 10 {
-                throw .syntax("leading zeros are not allowed in numbers", offset: i)
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+            if position < end, bytes[position] &- 0x30 < 10 {
+                throw .syntax("leading zeros are not allowed in numbers", offset: position)
             }
         } else {
-            while i < end, bytes[i] &- 0x30 < 10 {
-                if i - start >= maxLength { throw tooLong }
-                digits.append(bytes[i] &- 0x30)
-                i += 1
+            while position < end, bytes[position] &- 0x30 < 10 {
+                if position - start >= maxLength { throw tooLong }
+                digits.append(bytes[position] &- 0x30)
+                position += 1
             }
         }
         var fractionCount = 0
-        if i < end, bytes[i] == UInt8(ascii: ".") {
-            i += 1
-            guard i < end, bytes[i] &- 0x30 < 10 else {
-                throw .syntax("expected a digit after the decimal point", offset: i)
+        if position < end, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard position < end, bytes[position] &- 0x30 < 10 else {
+                throw .syntax("expected a digit after the decimal point", offset: position)
             }
-            while i < end, bytes[i] &- 0x30 < 10 {
-                if i - start >= maxLength { throw tooLong }
-                digits.append(bytes[i] &- 0x30)
+            while position < end, bytes[position] &- 0x30 < 10 {
+                if position - start >= maxLength { throw tooLong }
+                digits.append(bytes[position] &- 0x30)
                 fractionCount += 1
-                i += 1
+                position += 1
             }
         }
         var literalExponent = 0
-        if i < end, bytes[i] | 0x20 == UInt8(ascii: "e") {
-            i += 1
+        if position < end, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
             var exponentNegative = false
-            if i < end, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
-                exponentNegative = bytes[i] == UInt8(ascii: "-")
-                i += 1
+            if position < end, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+                exponentNegative = bytes[position] == UInt8(ascii: "-")
+                position += 1
             }
-            guard i < end, bytes[i] &- 0x30 < 10 else {
-                throw .syntax("expected a digit in the exponent", offset: i)
+            guard position < end, bytes[position] &- 0x30 < 10 else {
+                throw .syntax("expected a digit in the exponent", offset: position)
             }
-            while i < end, bytes[i] &- 0x30 < 10 {
-                if i - start >= maxLength { throw tooLong }
+            while position < end, bytes[position] &- 0x30 < 10 {
+                if position - start >= maxLength { throw tooLong }
                 if literalExponent <= 1_000_000_000 {
-                    literalExponent = literalExponent * 10 + Int(bytes[i] &- 0x30)
+                    literalExponent = literalExponent * 10 + Int(bytes[position] &- 0x30)
                 }
-                i += 1
+                position += 1
             }
             if exponentNegative { literalExponent = -literalExponent }
         }
-        if i - start > maxLength { throw tooLong }
+        if position - start > maxLength { throw tooLong }
         if literalExponent.magnitude > maxExponent.magnitude {
             throw .outOfRange("number exponent beyond ±\(maxExponent)")
         }
@@ -137,7 +137,7 @@ extension CPNPDecimal {
                 throw .outOfRange("number's canonical form longer than \(maxLength) characters")
             }
         }
-        return (value, i)
+        return (value, position)
     }
 }
 
@@ -162,16 +162,16 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     /// Length in bytes of ``description``, computed without building it.
     var canonicalLength: Int {
         let sign = isNegative ? 1 : 0
-        let n = digits.count
+        let digitCount = digits.count
         switch form {
         case .zero: return 1
-        case .integer: return sign + n + exponent
-        case .fraction: return n + exponent > 0 ? sign + n + 1 : sign + 2 - exponent
+        case .integer: return sign + digitCount + exponent
+        case .fraction: return digitCount + exponent > 0 ? sign + digitCount + 1 : sign + 2 - exponent
         case .scientific:
-            var e = scientificExponent.magnitude
+            var magnitude = scientificExponent.magnitude
             var exponentDigits = 1
-            while e >= 10 { e /= 10; exponentDigits += 1 }
-            return sign + n + (n > 1 ? 1 : 0) + 2 + exponentDigits
+            while magnitude >= 10 { magnitude /= 10; exponentDigits += 1 }
+            return sign + digitCount + (digitCount > 1 ? 1 : 0) + 2 + exponentDigits
         }
     }
 
@@ -193,30 +193,30 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
         case .zero:
             out.append(zero)
         case .integer:
-            for d in digits { out.append(zero + d) }
+            for digit in digits { out.append(zero + digit) }
             for _ in 0..<exponent { out.append(zero) }
         case .fraction:
             let integerDigits = digits.count + exponent
             if integerDigits > 0 {
-                for d in digits[..<integerDigits] { out.append(zero + d) }
+                for digit in digits[..<integerDigits] { out.append(zero + digit) }
                 out.append(UInt8(ascii: "."))
-                for d in digits[integerDigits...] { out.append(zero + d) }
+                for digit in digits[integerDigits...] { out.append(zero + digit) }
             } else {
                 out.append(zero)
                 out.append(UInt8(ascii: "."))
                 for _ in 0 ..< -integerDigits { out.append(zero) }
-                for d in digits { out.append(zero + d) }
+                for digit in digits { out.append(zero + digit) }
             }
         case .scientific:
             out.append(zero + digits[0])
             if digits.count > 1 {
                 out.append(UInt8(ascii: "."))
-                for d in digits[1...] { out.append(zero + d) }
+                for digit in digits[1...] { out.append(zero + digit) }
             }
-            let e = scientificExponent
+            let exponentValue = scientificExponent
             out.append(UInt8(ascii: "e"))
-            out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-            out.append(contentsOf: String(e.magnitude).utf8)
+            out.append(exponentValue < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+            out.append(contentsOf: String(exponentValue.magnitude).utf8)
         }
     }
 
@@ -254,9 +254,9 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
         let shown = max(fractionDigits, minimumFractionDigits)
         if shown > 0 {
             out.append(UInt8(ascii: "."))
-            // Fraction position k (1-based) holds digit index integerDigits + k - 1.
-            for k in 1...shown {
-                let index = integerDigits + k - 1
+            // Fraction position `fractionPosition` (1-based) holds digit index integerDigits + fractionPosition - 1.
+            for fractionPosition in 1...shown {
+                let index = integerDigits + fractionPosition - 1
                 out.append(index >= 0 && index < digits.count ? zero + digits[index] : zero)
             }
         }
@@ -282,13 +282,13 @@ extension CPNPDecimal {
         return out
     }
 
-    private static func compareLittleEndian(_ a: [UInt8], _ b: [UInt8]) -> Int {
-        let n = max(a.count, b.count)
-        var i = n - 1
+    private static func compareLittleEndian(_ left: [UInt8], _ right: [UInt8]) -> Int {
+        let length = max(left.count, right.count)
+        var i = length - 1
         while i >= 0 {
-            let x = i < a.count ? a[i] : 0
-            let y = i < b.count ? b[i] : 0
-            if x != y { return x < y ? -1 : 1 }
+            let leftDigit = i < left.count ? left[i] : 0
+            let rightDigit = i < right.count ? right[i] : 0
+            if leftDigit != rightDigit { return leftDigit < rightDigit ? -1 : 1 }
             i -= 1
         }
         return 0
@@ -303,33 +303,33 @@ extension CPNPDecimal {
     public static func + (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
         if lhs.isZero { return rhs }
         if rhs.isZero { return lhs }
-        let e = min(lhs.exponent, rhs.exponent)
-        let a = lhs.littleEndianDigits(shiftedBy: lhs.exponent - e)
-        let b = rhs.littleEndianDigits(shiftedBy: rhs.exponent - e)
+        let commonExponent = min(lhs.exponent, rhs.exponent)
+        let leftDigits = lhs.littleEndianDigits(shiftedBy: lhs.exponent - commonExponent)
+        let rightDigits = rhs.littleEndianDigits(shiftedBy: rhs.exponent - commonExponent)
         var result: [UInt8] = []
         let negative: Bool
         if lhs.isNegative == rhs.isNegative {
             negative = lhs.isNegative
             var carry: UInt8 = 0
-            for i in 0..<max(a.count, b.count) {
-                let s = (i < a.count ? a[i] : 0) + (i < b.count ? b[i] : 0) + carry
-                result.append(s % 10)
-                carry = s / 10
+            for i in 0..<max(leftDigits.count, rightDigits.count) {
+                let sum = (i < leftDigits.count ? leftDigits[i] : 0) + (i < rightDigits.count ? rightDigits[i] : 0) + carry
+                result.append(sum % 10)
+                carry = sum / 10
             }
             if carry > 0 { result.append(carry) }
         } else {
-            let order = compareLittleEndian(a, b)
+            let order = compareLittleEndian(leftDigits, rightDigits)
             if order == 0 { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
-            let (big, small) = order > 0 ? (a, b) : (b, a)
+            let (big, small) = order > 0 ? (leftDigits, rightDigits) : (rightDigits, leftDigits)
             negative = order > 0 ? lhs.isNegative : rhs.isNegative
             var borrow: Int8 = 0
             for i in 0..<big.count {
-                var d = Int8(big[i]) - (i < small.count ? Int8(small[i]) : 0) - borrow
-                if d < 0 { d += 10; borrow = 1 } else { borrow = 0 }
-                result.append(UInt8(d))
+                var difference = Int8(big[i]) - (i < small.count ? Int8(small[i]) : 0) - borrow
+                if difference < 0 { difference += 10; borrow = 1 } else { borrow = 0 }
+                result.append(UInt8(difference))
             }
         }
-        return CPNPDecimal(isNegative: negative, digits: result.reversed(), exponent: e)
+        return CPNPDecimal(isNegative: negative, digits: result.reversed(), exponent: commonExponent)
     }
 
     /// Exact difference.
@@ -338,19 +338,19 @@ extension CPNPDecimal {
     /// Exact product.
     public static func * (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
         if lhs.isZero || rhs.isZero { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
-        let a = lhs.littleEndianDigits(shiftedBy: 0)
-        let b = rhs.littleEndianDigits(shiftedBy: 0)
-        var acc = [Int](repeating: 0, count: a.count + b.count)
-        for i in 0..<a.count where a[i] != 0 {
-            for j in 0..<b.count { acc[i + j] += Int(a[i]) * Int(b[j]) }
+        let leftDigits = lhs.littleEndianDigits(shiftedBy: 0)
+        let rightDigits = rhs.littleEndianDigits(shiftedBy: 0)
+        var columns = [Int](repeating: 0, count: leftDigits.count + rightDigits.count)
+        for i in 0..<leftDigits.count where leftDigits[i] != 0 {
+            for j in 0..<rightDigits.count { columns[i + j] += Int(leftDigits[i]) * Int(rightDigits[j]) }
         }
         var result: [UInt8] = []
-        result.reserveCapacity(acc.count + 1)
+        result.reserveCapacity(columns.count + 1)
         var carry = 0
-        for v in acc {
-            let s = v + carry
-            result.append(UInt8(s % 10))
-            carry = s / 10
+        for column in columns {
+            let total = column + carry
+            result.append(UInt8(total % 10))
+            carry = total / 10
         }
         while carry > 0 { result.append(UInt8(carry % 10)); carry /= 10 }
         return CPNPDecimal(

@@ -66,8 +66,8 @@ extension CPNPTimestamp: CustomStringConvertible {
             (0...999).contains(millisecond)
         else { return nil }
         let days = Self.daysFromCivil(year: Int64(year), month: Int64(month), day: Int64(day))
-        let ms = ((Int64(hour) * 60 + Int64(minute)) * 60 + Int64(second)) * 1000 + Int64(millisecond)
-        self.init(millisecondsSinceEpoch: days * Self.millisecondsPerDay + ms)
+        let millisecondOfDay = ((Int64(hour) * 60 + Int64(minute)) * 60 + Int64(second)) * 1000 + Int64(millisecond)
+        self.init(millisecondsSinceEpoch: days * Self.millisecondsPerDay + millisecondOfDay)
     }
 
     /// Parses an RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
@@ -76,22 +76,22 @@ extension CPNPTimestamp: CustomStringConvertible {
     /// to milliseconds; a leap second (`:60`) is clamped to `:59.999`; the offset is
     /// converted to UTC. Returns nil for anything else, including impossible dates.
     public init?(rfc3339 text: some StringProtocol) {
-        let b = Array(text.utf8)
-        var i = 0
+        let bytes = Array(text.utf8)
+        var position = 0
         func digits(_ count: Int) -> Int? {
-            guard i + count <= b.count else { return nil }
-            var v = 0
+            guard position + count <= bytes.count else { return nil }
+            var value = 0
             for _ in 0..<count {
-                let d = b[i] &- 0x30
-                guard d < 10 else { return nil }
-                v = v * 10 + Int(d)
-                i += 1
+                let digit = bytes[position] &- 0x30
+                guard digit < 10 else { return nil }
+                value = value * 10 + Int(digit)
+                position += 1
             }
-            return v
+            return value
         }
-        func expect(_ c: UInt8, or alternative: UInt8? = nil) -> Bool {
-            guard i < b.count, b[i] == c || b[i] == alternative else { return false }
-            i += 1
+        func expect(_ expected: UInt8, or alternative: UInt8? = nil) -> Bool {
+            guard position < bytes.count, bytes[position] == expected || bytes[position] == alternative else { return false }
+            position += 1
             return true
         }
         guard let year = digits(4), expect(UInt8(ascii: "-")),
@@ -104,10 +104,10 @@ extension CPNPTimestamp: CustomStringConvertible {
         var millisecond = 0
         if expect(UInt8(ascii: ".")) {
             var count = 0
-            while i < b.count, b[i] &- 0x30 < 10 {
-                if count < 3 { millisecond = millisecond * 10 + Int(b[i] &- 0x30) }
+            while position < bytes.count, bytes[position] &- 0x30 < 10 {
+                if count < 3 { millisecond = millisecond * 10 + Int(bytes[position] &- 0x30) }
                 count += 1
-                i += 1
+                position += 1
             }
             guard count > 0 else { return nil }
             for _ in count..<max(count, 3) { millisecond *= 10 }
@@ -119,16 +119,16 @@ extension CPNPTimestamp: CustomStringConvertible {
         var offsetMinutes = 0
         if expect(UInt8(ascii: "Z"), or: UInt8(ascii: "z")) {
             offsetMinutes = 0
-        } else if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
-            let negative = b[i] == UInt8(ascii: "-")
-            i += 1
-            guard let oh = digits(2), expect(UInt8(ascii: ":")), let om = digits(2), oh <= 23, om <= 59
+        } else if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+            let negative = bytes[position] == UInt8(ascii: "-")
+            position += 1
+            guard let offsetHour = digits(2), expect(UInt8(ascii: ":")), let offsetMinute = digits(2), offsetHour <= 23, offsetMinute <= 59
             else { return nil }
-            offsetMinutes = (negative ? -1 : 1) * (oh * 60 + om)
+            offsetMinutes = (negative ? -1 : 1) * (offsetHour * 60 + offsetMinute)
         } else {
             return nil
         }
-        guard i == b.count,
+        guard position == bytes.count,
             let local = CPNPTimestamp(
                 year: year, month: month, day: day, hour: hour, minute: minute, second: second,
                 millisecond: millisecond)
@@ -140,9 +140,9 @@ extension CPNPTimestamp: CustomStringConvertible {
     /// (`2026-11-21T10:05:00Z`), else three fraction digits (`2026-11-21T10:05:00.250Z`).
     /// Years outside 0…9999 (reachable only by arithmetic) are written with a sign.
     public var rfc3339: String {
-        let ms = millisecondsSinceEpoch
-        var days = ms / Self.millisecondsPerDay
-        var rest = ms % Self.millisecondsPerDay
+        let milliseconds = millisecondsSinceEpoch
+        var days = milliseconds / Self.millisecondsPerDay
+        var rest = milliseconds % Self.millisecondsPerDay
         if rest < 0 {
             rest += Self.millisecondsPerDay
             days -= 1
@@ -153,9 +153,9 @@ extension CPNPTimestamp: CustomStringConvertible {
         let minute = rest / 60_000 % 60
         let hour = rest / 3_600_000
 
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v.magnitude)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value.magnitude)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
         }
         var out = year < 0 ? "-" : (year > 9999 ? "+" : "")
         out += pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
@@ -174,9 +174,9 @@ extension CPNPTimestamp {
     /// Milliseconds in a duration, truncated toward zero and saturated to `Int64`.
     static func milliseconds(of duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
-        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        let (wholeMilliseconds, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         if overflow { return seconds < 0 ? .min : .max }
-        let (sum, overflow2) = ms.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        let (sum, overflow2) = wholeMilliseconds.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
         if overflow2 { return seconds < 0 ? .min : .max }
         return sum
     }

@@ -14,46 +14,46 @@ extension JSONValue {
     }
 
     public func object(at path: JSONPath) throws(CPNPDecodingError) -> JSONObject {
-        guard case .object(let o) = self else { throw Self.wrongType("an object", self, path) }
-        return o
+        guard case .object(let object) = self else { throw Self.wrongType("an object", self, path) }
+        return object
     }
 
     public func array(at path: JSONPath, maxCount: Int = 4096) throws(CPNPDecodingError) -> [JSONValue] {
-        guard case .array(let a) = self else { throw Self.wrongType("an array", self, path) }
-        guard a.count <= maxCount else {
-            throw CPNPDecodingError(.outOfRange, at: path, "array has \(a.count) elements, at most \(maxCount) allowed")
+        guard case .array(let elements) = self else { throw Self.wrongType("an array", self, path) }
+        guard elements.count <= maxCount else {
+            throw CPNPDecodingError(.outOfRange, at: path, "array has \(elements.count) elements, at most \(maxCount) allowed")
         }
-        return a
+        return elements
     }
 
     public func string(at path: JSONPath, maxLength: Int = 1024) throws(CPNPDecodingError) -> String {
-        guard case .string(let s) = self else { throw Self.wrongType("a string", self, path) }
-        guard s.unicodeScalars.count <= maxLength else {
+        guard case .string(let text) = self else { throw Self.wrongType("a string", self, path) }
+        guard text.unicodeScalars.count <= maxLength else {
             throw CPNPDecodingError(.stringTooLong, at: path, "string longer than \(maxLength) characters")
         }
-        return s
+        return text
     }
 
     public func bool(at path: JSONPath) throws(CPNPDecodingError) -> Bool {
-        guard case .bool(let b) = self else { throw Self.wrongType("a boolean", self, path) }
-        return b
+        guard case .bool(let value) = self else { throw Self.wrongType("a boolean", self, path) }
+        return value
     }
 
     public func decimal(at path: JSONPath) throws(CPNPDecodingError) -> CPNPDecimal {
-        guard case .number(let d) = self else { throw Self.wrongType("a number", self, path) }
-        return d
+        guard case .number(let decimal) = self else { throw Self.wrongType("a number", self, path) }
+        return decimal
     }
 
     /// An integer within `range` (inclusive); a fractional or out-of-range number is an error.
     public func integer(at path: JSONPath, in range: ClosedRange<Int64>) throws(CPNPDecodingError) -> Int64 {
-        let d = try decimal(at: path)
-        guard let i = d.int64Value else {
+        let number = try decimal(at: path)
+        guard let value = number.int64Value else {
             throw CPNPDecodingError(.outOfRange, at: path, "expected an integer in \(range.lowerBound)...\(range.upperBound)")
         }
-        guard range.contains(i) else {
-            throw CPNPDecodingError(.outOfRange, at: path, "\(i) is outside \(range.lowerBound)...\(range.upperBound)")
+        guard range.contains(value) else {
+            throw CPNPDecodingError(.outOfRange, at: path, "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
         }
-        return i
+        return value
     }
 
     static func wrongType(_ expected: String, _ actual: JSONValue, _ path: JSONPath) -> CPNPDecodingError {
@@ -64,10 +64,10 @@ extension JSONValue {
 extension JSONObject {
     /// The value of a mandatory key; absent → `missingField`.
     public func required(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> JSONValue {
-        guard let v = self[key] else {
+        guard let value = self[key] else {
             throw CPNPDecodingError(.missingField, at: path.appending(key), "mandatory attribute is missing")
         }
-        return v
+        return value
     }
 
     /// The value of an optional key; absent → nil. An explicit `null` is returned as `.null`.
@@ -81,12 +81,12 @@ extension CPNPDecimal: Comparable, ExpressibleByIntegerLiteral {
     public init(_ value: Int64) {
         let negative = value < 0
         var magnitude = value.magnitude
-        var ds: [UInt8] = []
+        var leastSignificantFirst: [UInt8] = []
         while magnitude > 0 {
-            ds.append(UInt8(magnitude % 10))
+            leastSignificantFirst.append(UInt8(magnitude % 10))
             magnitude /= 10
         }
-        self.init(isNegative: negative, digits: ds.reversed(), exponent: 0)
+        self.init(isNegative: negative, digits: leastSignificantFirst.reversed(), exponent: 0)
     }
 
     public var isZero: Bool { digits.isEmpty }
@@ -95,24 +95,24 @@ extension CPNPDecimal: Comparable, ExpressibleByIntegerLiteral {
     public var int64Value: Int64? {
         if isZero { return 0 }
         guard exponent >= 0, digits.count + exponent <= 19 else { return nil }
-        var m: UInt64 = 0
-        for d in digits {
-            let (p, o1) = m.multipliedReportingOverflow(by: 10)
-            let (s, o2) = p.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            m = s
+        var magnitude: UInt64 = 0
+        for digit in digits {
+            let (product, productOverflow) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, sumOverflow) = product.addingReportingOverflow(UInt64(digit))
+            if productOverflow || sumOverflow { return nil }
+            magnitude = sum
         }
         for _ in 0..<exponent {
-            let (p, o) = m.multipliedReportingOverflow(by: 10)
-            if o { return nil }
-            m = p
+            let (product, overflow) = magnitude.multipliedReportingOverflow(by: 10)
+            if overflow { return nil }
+            magnitude = product
         }
         if isNegative {
-            guard m <= UInt64(Int64.max) + 1 else { return nil }
-            return m == UInt64(Int64.max) + 1 ? Int64.min : -Int64(m)
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
         }
-        guard m <= UInt64(Int64.max) else { return nil }
-        return Int64(m)
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
     }
 
     public static func < (lhs: CPNPDecimal, rhs: CPNPDecimal) -> Bool {
@@ -123,20 +123,20 @@ extension CPNPDecimal: Comparable, ExpressibleByIntegerLiteral {
 
     private enum Order { case orderedAscending, orderedSame, orderedDescending }
 
-    private static func compareMagnitude(_ a: CPNPDecimal, _ b: CPNPDecimal) -> Order {
-        if a.isZero || b.isZero {
-            if a.isZero && b.isZero { return .orderedSame }
-            return a.isZero ? .orderedAscending : .orderedDescending
+    private static func compareMagnitude(_ left: CPNPDecimal, _ right: CPNPDecimal) -> Order {
+        if left.isZero || right.isZero {
+            if left.isZero && right.isZero { return .orderedSame }
+            return left.isZero ? .orderedAscending : .orderedDescending
         }
         // Position of the most significant digit: digits.count + exponent.
-        let ma = a.digits.count + a.exponent
-        let mb = b.digits.count + b.exponent
-        if ma != mb { return ma < mb ? .orderedAscending : .orderedDescending }
-        let n = max(a.digits.count, b.digits.count)
-        for i in 0..<n {
-            let da = i < a.digits.count ? a.digits[i] : 0
-            let db = i < b.digits.count ? b.digits[i] : 0
-            if da != db { return da < db ? .orderedAscending : .orderedDescending }
+        let leftMagnitude = left.digits.count + left.exponent
+        let rightMagnitude = right.digits.count + right.exponent
+        if leftMagnitude != rightMagnitude { return leftMagnitude < rightMagnitude ? .orderedAscending : .orderedDescending }
+        let length = max(left.digits.count, right.digits.count)
+        for i in 0..<length {
+            let leftDigit = i < left.digits.count ? left.digits[i] : 0
+            let rightDigit = i < right.digits.count ? right.digits[i] : 0
+            if leftDigit != rightDigit { return leftDigit < rightDigit ? .orderedAscending : .orderedDescending }
         }
         return .orderedSame
     }

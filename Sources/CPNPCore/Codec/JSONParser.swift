@@ -66,8 +66,8 @@ public enum JSONParser {
                 "document is \(count) bytes, at most \(limits.maxBytes) allowed")
         }
         let result: Result<JSONValue, CPNPDecodingError>
-        if let r = bytes.withContiguousStorageIfAvailable({ parseBuffer($0, limits) }) {
-            result = r
+        if let parsed = bytes.withContiguousStorageIfAvailable({ parseBuffer($0, limits) }) {
+            result = parsed
         } else {
             result = Array(bytes).withUnsafeBufferPointer { parseBuffer($0, limits) }
         }
@@ -113,7 +113,7 @@ private struct Frame {
 private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
     let limits: JSONParser.Limits
-    var pos = 0
+    var position = 0
     var stack: [Frame] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, limits: JSONParser.Limits) {
@@ -140,42 +140,42 @@ private struct Parser {
 
     func describe(_ offset: Int) -> String {
         guard offset < bytes.count else { return "end of input" }
-        let b = bytes[offset]
-        if b >= 0x21 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
-        return "byte 0x\(String(b, radix: 16, uppercase: true))"
+        let byte = bytes[offset]
+        if byte >= 0x21 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
+        return "byte 0x\(String(byte, radix: 16, uppercase: true))"
     }
 
     /// An error for an unexpected byte: invalid UTF-8 if it starts an invalid sequence,
     /// otherwise a syntax error.
     func unexpected(_ expected: String, child: Bool = true) -> CPNPDecodingError {
-        if pos < bytes.count, bytes[pos] >= 0x80 {
+        if position < bytes.count, bytes[position] >= 0x80 {
             do {
-                _ = try utf8SequenceLength(at: pos, child: child)
+                _ = try utf8SequenceLength(at: position, child: child)
             } catch {
                 return error
             }
         }
-        return syntaxError("expected \(expected), found \(describe(pos))", at: pos, child: child)
+        return syntaxError("expected \(expected), found \(describe(position))", at: position, child: child)
     }
 
     // MARK: Lexing helpers
 
     mutating func skipWhitespace() {
-        while pos < bytes.count {
-            switch bytes[pos] {
-            case 0x20, 0x09, 0x0A, 0x0D: pos += 1
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
             default: return
             }
         }
     }
 
-    /// Length of the valid UTF-8 sequence starting at `i` (whose first byte is ≥ 0x80).
-    func utf8SequenceLength(at i: Int, child: Bool) throws(CPNPDecodingError) -> Int {
-        let b0 = bytes[i]
+    /// Length of the valid UTF-8 sequence starting at `start` (whose first byte is ≥ 0x80).
+    func utf8SequenceLength(at start: Int, child: Bool) throws(CPNPDecodingError) -> Int {
+        let leadByte = bytes[start]
         let length: Int
         var low: UInt8 = 0x80
         var high: UInt8 = 0xBF
-        switch b0 {
+        switch leadByte {
         case 0xC2...0xDF: length = 2
         case 0xE0: length = 3; low = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
@@ -186,21 +186,21 @@ private struct Parser {
         default:
             throw CPNPDecodingError(
                 .invalidUTF8, at: path(child: child),
-                "invalid UTF-8 lead byte 0x\(String(b0, radix: 16, uppercase: true)) at byte \(i)")
+                "invalid UTF-8 lead byte 0x\(String(leadByte, radix: 16, uppercase: true)) at byte \(start)")
         }
-        for k in 1..<length {
-            let ok: Bool
-            if i + k >= bytes.count {
-                ok = false
-            } else if k == 1 {
-                ok = bytes[i + 1] >= low && bytes[i + 1] <= high
+        for offset in 1..<length {
+            let valid: Bool
+            if start + offset >= bytes.count {
+                valid = false
+            } else if offset == 1 {
+                valid = bytes[start + 1] >= low && bytes[start + 1] <= high
             } else {
-                ok = bytes[i + k] & 0xC0 == 0x80
+                valid = bytes[start + offset] & 0xC0 == 0x80
             }
-            if !ok {
+            if !valid {
                 throw CPNPDecodingError(
                     .invalidUTF8, at: path(child: child),
-                    "invalid or truncated UTF-8 sequence at byte \(i)")
+                    "invalid or truncated UTF-8 sequence at byte \(start)")
             }
         }
         return length
@@ -213,18 +213,18 @@ private struct Parser {
         outer: while true {
             // At the start of a value.
             skipWhitespace()
-            guard pos < bytes.count else {
+            guard position < bytes.count else {
                 throw syntaxError(
-                    bytes.isEmpty ? "empty document" : "unexpected end of input, expected a value", at: pos)
+                    bytes.isEmpty ? "empty document" : "unexpected end of input, expected a value", at: position)
             }
             var value: JSONValue
-            switch bytes[pos] {
+            switch bytes[position] {
             case ASCII.openBrace:
                 try push(isObject: true)
-                pos += 1
+                position += 1
                 skipWhitespace()
-                if pos < bytes.count, bytes[pos] == ASCII.closeBrace {
-                    pos += 1
+                if position < bytes.count, bytes[position] == ASCII.closeBrace {
+                    position += 1
                     stack.removeLast()
                     value = .object(JSONObject())
                 } else {
@@ -233,10 +233,10 @@ private struct Parser {
                 }
             case ASCII.openBracket:
                 try push(isObject: false)
-                pos += 1
+                position += 1
                 skipWhitespace()
-                if pos < bytes.count, bytes[pos] == ASCII.closeBracket {
-                    pos += 1
+                if position < bytes.count, bytes[position] == ASCII.closeBracket {
+                    position += 1
                     stack.removeLast()
                     value = .array([])
                 } else {
@@ -264,9 +264,9 @@ private struct Parser {
             while true {
                 guard !stack.isEmpty else {
                     skipWhitespace()
-                    guard pos == bytes.count else {
-                        if bytes[pos] >= 0x80 { throw unexpected("end of input") }
-                        throw syntaxError("unexpected data after the JSON value", at: pos)
+                    guard position == bytes.count else {
+                        if bytes[position] >= 0x80 { throw unexpected("end of input") }
+                        throw syntaxError("unexpected data after the JSON value", at: position)
                     }
                     return value
                 }
@@ -275,16 +275,16 @@ private struct Parser {
                     let key = stack[top].key
                     stack[top].object[key] = value
                     skipWhitespace()
-                    guard pos < bytes.count else {
-                        throw syntaxError("unexpected end of input, expected ',' or '}'", at: pos, child: false)
+                    guard position < bytes.count else {
+                        throw syntaxError("unexpected end of input, expected ',' or '}'", at: position, child: false)
                     }
-                    if bytes[pos] == ASCII.comma {
-                        pos += 1
+                    if bytes[position] == ASCII.comma {
+                        position += 1
                         skipWhitespace()
                         try parseMemberKey()
                         continue outer
-                    } else if bytes[pos] == ASCII.closeBrace {
-                        pos += 1
+                    } else if bytes[position] == ASCII.closeBrace {
+                        position += 1
                         value = .object(stack.removeLast().object)
                     } else {
                         throw unexpected("',' or '}'", child: false)
@@ -292,18 +292,18 @@ private struct Parser {
                 } else {
                     stack[top].array.append(value)
                     skipWhitespace()
-                    guard pos < bytes.count else {
-                        throw syntaxError("unexpected end of input, expected ',' or ']'", at: pos, child: false)
+                    guard position < bytes.count else {
+                        throw syntaxError("unexpected end of input, expected ',' or ']'", at: position, child: false)
                     }
-                    if bytes[pos] == ASCII.comma {
-                        pos += 1
+                    if bytes[position] == ASCII.comma {
+                        position += 1
                         skipWhitespace()
-                        if pos < bytes.count, bytes[pos] == ASCII.closeBracket {
-                            throw syntaxError("trailing comma", at: pos, child: false)
+                        if position < bytes.count, bytes[position] == ASCII.closeBracket {
+                            throw syntaxError("trailing comma", at: position, child: false)
                         }
                         continue outer
-                    } else if bytes[pos] == ASCII.closeBracket {
-                        pos += 1
+                    } else if bytes[position] == ASCII.closeBracket {
+                        position += 1
                         value = .array(stack.removeLast().array)
                     } else {
                         throw unexpected("',' or ']'", child: false)
@@ -317,7 +317,7 @@ private struct Parser {
         guard stack.count < limits.maxDepth else {
             throw CPNPDecodingError(
                 .nestingTooDeep, at: path(child: true),
-                "nesting deeper than \(limits.maxDepth) levels at byte \(pos)")
+                "nesting deeper than \(limits.maxDepth) levels at byte \(position)")
         }
         stack.append(Frame(isObject: isObject))
     }
@@ -325,9 +325,9 @@ private struct Parser {
     /// Parses `"key" :` inside the innermost object (whitespace before it already skipped)
     /// and records the key; rejects duplicates.
     mutating func parseMemberKey() throws(CPNPDecodingError) {
-        guard pos < bytes.count, bytes[pos] == ASCII.quote else {
-            if pos < bytes.count, bytes[pos] == ASCII.closeBrace {
-                throw syntaxError("trailing comma", at: pos, child: false)
+        guard position < bytes.count, bytes[position] == ASCII.quote else {
+            if position < bytes.count, bytes[position] == ASCII.closeBrace {
+                throw syntaxError("trailing comma", at: position, child: false)
             }
             throw unexpected("a string key", child: false)
         }
@@ -338,39 +338,39 @@ private struct Parser {
             throw CPNPDecodingError(.duplicateKey, at: path(child: true), "duplicate key \"\(key)\"")
         }
         skipWhitespace()
-        guard pos < bytes.count, bytes[pos] == ASCII.colon else {
+        guard position < bytes.count, bytes[position] == ASCII.colon else {
             throw unexpected("':' after key")
         }
-        pos += 1
+        position += 1
     }
 
     mutating func expectLiteral(_ literal: StaticString) throws(CPNPDecodingError) {
-        let start = pos
+        let start = position
         let count = literal.utf8CodeUnitCount
-        let matches = literal.withUTF8Buffer { lit -> Bool in
+        let matches = literal.withUTF8Buffer { literalBytes -> Bool in
             guard start + count <= bytes.count else { return false }
-            for k in 0..<count where bytes[start + k] != lit[k] { return false }
+            for index in 0..<count where bytes[start + index] != literalBytes[index] { return false }
             return true
         }
         guard matches else {
             throw syntaxError("invalid literal (expected \(literal))", at: start)
         }
-        pos += count
+        position += count
     }
 
     mutating func parseNumber() throws(CPNPDecodingError) -> CPNPDecimal {
         do {
             let (value, end) = try CPNPDecimal.scan(
-                bytes, from: pos, maxLength: limits.maxNumberLength,
+                bytes, from: position, maxLength: limits.maxNumberLength,
                 maxExponent: limits.maxExponentMagnitude)
-            pos = end
+            position = end
             return value
         } catch {
             switch error {
             case .syntax(let what, let offset):
                 throw syntaxError(what, at: offset)
             case .outOfRange(let what):
-                throw CPNPDecodingError(.outOfRange, at: path(child: true), "\(what) at byte \(pos)")
+                throw CPNPDecodingError(.outOfRange, at: path(child: true), "\(what) at byte \(position)")
             }
         }
     }
@@ -380,44 +380,44 @@ private struct Parser {
     /// Parses a string starting at its opening quote. `child` says whether the string is
     /// a value (its path is the child path) or a key (the object's path).
     mutating func parseString(child: Bool) throws(CPNPDecodingError) -> String {
-        let start = pos
-        pos += 1
+        let start = position
+        position += 1
         var scalars = 0
-        var segmentStart = pos
+        var segmentStart = position
         var buffer: [UInt8] = []
         var escaped = false
         let maxLength = limits.maxStringLength
         while true {
-            guard pos < bytes.count else {
+            guard position < bytes.count else {
                 throw syntaxError("unterminated string starting", at: start, child: child)
             }
-            let b = bytes[pos]
-            if b == ASCII.quote {
+            let byte = bytes[position]
+            if byte == ASCII.quote {
                 let result: String
                 if escaped {
-                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[segmentStart..<pos]))
+                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[segmentStart..<position]))
                     result = String(decoding: buffer, as: UTF8.self)
                 } else {
-                    result = String(decoding: UnsafeBufferPointer(rebasing: bytes[segmentStart..<pos]), as: UTF8.self)
+                    result = String(decoding: UnsafeBufferPointer(rebasing: bytes[segmentStart..<position]), as: UTF8.self)
                 }
-                pos += 1
+                position += 1
                 return result
-            } else if b == ASCII.backslash {
+            } else if byte == ASCII.backslash {
                 if !escaped {
                     escaped = true
-                    buffer.reserveCapacity(pos - segmentStart + 16)
+                    buffer.reserveCapacity(position - segmentStart + 16)
                 }
-                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[segmentStart..<pos]))
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[segmentStart..<position]))
                 try parseEscape(into: &buffer, child: child)
-                segmentStart = pos
-            } else if b < 0x20 {
+                segmentStart = position
+            } else if byte < 0x20 {
                 throw syntaxError(
-                    "unescaped control character 0x\(String(b, radix: 16, uppercase: true)) in string",
-                    at: pos, child: child)
-            } else if b < 0x80 {
-                pos += 1
+                    "unescaped control character 0x\(String(byte, radix: 16, uppercase: true)) in string",
+                    at: position, child: child)
+            } else if byte < 0x80 {
+                position += 1
             } else {
-                pos += try utf8SequenceLength(at: pos, child: child)
+                position += try utf8SequenceLength(at: position, child: child)
             }
             scalars += 1
             if scalars > maxLength {
@@ -428,16 +428,16 @@ private struct Parser {
         }
     }
 
-    /// Parses one escape sequence at `pos` (the backslash) and appends its UTF-8 bytes.
+    /// Parses one escape sequence at `position` (the backslash) and appends its UTF-8 bytes.
     mutating func parseEscape(into buffer: inout [UInt8], child: Bool) throws(CPNPDecodingError) {
-        let start = pos
-        guard pos + 1 < bytes.count else {
+        let start = position
+        guard position + 1 < bytes.count else {
             throw syntaxError("unterminated escape sequence", at: start, child: child)
         }
-        let c = bytes[pos + 1]
-        pos += 2
-        switch c {
-        case ASCII.quote, ASCII.backslash, ASCII.slash: buffer.append(c)
+        let escaped = bytes[position + 1]
+        position += 2
+        switch escaped {
+        case ASCII.quote, ASCII.backslash, ASCII.slash: buffer.append(escaped)
         case UInt8(ascii: "b"): buffer.append(0x08)
         case UInt8(ascii: "f"): buffer.append(0x0C)
         case UInt8(ascii: "n"): buffer.append(0x0A)
@@ -447,10 +447,10 @@ private struct Parser {
             var code = try parseHex4(escapeStart: start, child: child)
             if code >= 0xD800 && code <= 0xDBFF {
                 // A high surrogate must be followed by an escaped low surrogate.
-                guard pos + 1 < bytes.count, bytes[pos] == ASCII.backslash, bytes[pos + 1] == UInt8(ascii: "u")
+                guard position + 1 < bytes.count, bytes[position] == ASCII.backslash, bytes[position + 1] == UInt8(ascii: "u")
                 else { throw loneSurrogate(code, at: start, child: child) }
-                let lowStart = pos
-                pos += 2
+                let lowStart = position
+                position += 2
                 let low = try parseHex4(escapeStart: lowStart, child: child)
                 guard low >= 0xDC00 && low <= 0xDFFF else { throw loneSurrogate(code, at: start, child: child) }
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
@@ -472,21 +472,21 @@ private struct Parser {
     }
 
     mutating func parseHex4(escapeStart: Int, child: Bool) throws(CPNPDecodingError) -> UInt32 {
-        guard pos + 4 <= bytes.count else {
+        guard position + 4 <= bytes.count else {
             throw syntaxError("truncated \\u escape", at: escapeStart, child: child)
         }
         var code: UInt32 = 0
         for _ in 0..<4 {
-            let h = bytes[pos]
-            let v: UInt8
-            switch h {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = h - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = h - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): v = h - UInt8(ascii: "A") + 10
-            default: throw syntaxError("invalid hex digit in \\u escape", at: pos, child: child)
+            let digit = bytes[position]
+            let digitValue: UInt8
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digitValue = digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digitValue = digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digitValue = digit - UInt8(ascii: "A") + 10
+            default: throw syntaxError("invalid hex digit in \\u escape", at: position, child: child)
             }
-            code = code << 4 | UInt32(v)
-            pos += 1
+            code = code << 4 | UInt32(digitValue)
+            position += 1
         }
         return code
     }

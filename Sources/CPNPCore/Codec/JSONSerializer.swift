@@ -53,50 +53,50 @@ private struct Writer {
                 pending = nil
                 switch value {
                 case .null: out.append(contentsOf: "null".utf8)
-                case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-                case .number(let d): d.appendCanonical(to: &out)
-                case .string(let s): writeString(s)
-                case .array(let a):
+                case .bool(let boolean): out.append(contentsOf: (boolean ? "true" : "false").utf8)
+                case .number(let decimal): decimal.appendCanonical(to: &out)
+                case .string(let text): writeString(text)
+                case .array(let elements):
                     out.append(UInt8(ascii: "["))
-                    if a.isEmpty {
+                    if elements.isEmpty {
                         out.append(UInt8(ascii: "]"))
                     } else {
-                        stack.append(.array(a, next: 0))
+                        stack.append(.array(elements, next: 0))
                     }
-                case .object(let o):
+                case .object(let object):
                     out.append(UInt8(ascii: "{"))
-                    if o.isEmpty {
+                    if object.isEmpty {
                         out.append(UInt8(ascii: "}"))
                     } else {
-                        stack.append(.object(o, next: 0))
+                        stack.append(.object(object, next: 0))
                     }
                 }
             }
             // Pick the next member of the innermost open container, or close it.
             guard let top = stack.popLast() else { return }
             switch top {
-            case .array(let a, let next):
-                if next == a.count {
+            case .array(let elements, let next):
+                if next == elements.count {
                     newline(depth: stack.count)
                     out.append(UInt8(ascii: "]"))
                 } else {
                     if next > 0 { out.append(UInt8(ascii: ",")) }
                     newline(depth: stack.count + 1)
-                    stack.append(.array(a, next: next + 1))
-                    pending = a[next]
+                    stack.append(.array(elements, next: next + 1))
+                    pending = elements[next]
                 }
-            case .object(let o, let next):
-                if next == o.members.count {
+            case .object(let object, let next):
+                if next == object.members.count {
                     newline(depth: stack.count)
                     out.append(UInt8(ascii: "}"))
                 } else {
                     if next > 0 { out.append(UInt8(ascii: ",")) }
                     newline(depth: stack.count + 1)
-                    let member = o.members[next]
+                    let member = object.members[next]
                     writeString(member.key)
                     out.append(UInt8(ascii: ":"))
                     if pretty { out.append(UInt8(ascii: " ")) }
-                    stack.append(.object(o, next: next + 1))
+                    stack.append(.object(object, next: next + 1))
                     if stack.count == 1, let rawMember, rawMember.key == member.key {
                         out.append(contentsOf: rawMember.bytes)
                     } else {
@@ -113,18 +113,18 @@ private struct Writer {
         for _ in 0..<depth * 2 { out.append(UInt8(ascii: " ")) }
     }
 
-    mutating func writeString(_ s: String) {
+    mutating func writeString(_ text: String) {
         out.append(UInt8(ascii: "\""))
         // Most strings need no escape: copied in one piece.
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.append(contentsOf: s.utf8)
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: text.utf8)
             out.append(UInt8(ascii: "\""))
             return
         }
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
             case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
             case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
             case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
@@ -133,9 +133,9 @@ private struct Writer {
             case 0x00..<0x20:
                 let hex: [UInt8] = Array("0123456789abcdef".utf8)
                 out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0xF)])
-            default: out.append(b)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
             }
         }
         out.append(UInt8(ascii: "\""))

@@ -145,13 +145,13 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var out = ""
-        for c in components {
-            switch c {
-            case .key(let k):
+        for component in components {
+            switch component {
+            case .key(let key):
                 if !out.isEmpty { out += "." }
-                out += k
-            case .index(let i):
-                out += "[\(i)]"
+                out += key
+            case .index(let index):
+                out += "[\(index)]"
             }
         }
         return out.isEmpty ? "$" : out

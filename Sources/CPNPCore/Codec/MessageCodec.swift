@@ -13,121 +13,121 @@ public enum CPNPCodec {
     /// Decodes one message from a parsed JSON value.
     public static func decode(json: JSONValue) throws(CPNPDecodingError) -> CPNPMessage {
         let root = JSONPath.root
-        guard case .object(let o) = json else {
+        guard case .object(let object) = json else {
             throw CPNPDecodingError(.notAnObject, at: root, "a CPNP message must be a JSON object, found \(json.typeName)")
         }
-        let version = try o.required(Key.version, at: root)
-        guard case .number(let v) = version else {
+        let version = try object.required(Key.version, at: root)
+        guard case .number(let versionNumber) = version else {
             throw JSONValue.wrongType("an integer", version, root.appending(Key.version))
         }
-        guard v.int64Value == 1 else {
-            throw CPNPDecodingError(.unsupportedVersion, at: root.appending(Key.version), "version \(v) is not supported, only 1")
+        guard versionNumber.int64Value == 1 else {
+            throw CPNPDecodingError(.unsupportedVersion, at: root.appending(Key.version), "version \(versionNumber) is not supported, only 1")
         }
-        let methodValue = try o.required(Key.method, at: root)
-        guard case .number(let mv) = methodValue else {
+        let methodValue = try object.required(Key.method, at: root)
+        guard case .number(let methodNumber) = methodValue else {
             throw JSONValue.wrongType("an integer", methodValue, root.appending(Key.method))
         }
-        guard let mi = mv.int64Value, let method = MethodCode(rawValue: Int(mi)) else {
-            throw CPNPDecodingError(.unknownMethod, at: root.appending(Key.method), "unknown method code \(mv)")
+        guard let methodInteger = methodNumber.int64Value, let method = MethodCode(rawValue: Int(methodInteger)) else {
+            throw CPNPDecodingError(.unknownMethod, at: root.appending(Key.method), "unknown method code \(methodNumber)")
         }
-        let r = MessageReader(object: o)
-        let seq = SequenceNumber(try r.required(Key.sequenceNumber) { v, p throws(CPNPDecodingError) in try v.integer(at: p, in: 0...Int64(UInt32.max)) })
-        let tid = try r.required(Key.transactionID, MessageReader.transactionID)
-        let coid = try r.required(Key.customerOrderID, MessageReader.customerOrderID)
+        let reader = MessageReader(object: object)
+        let sequenceNumber = SequenceNumber(try reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max)) })
+        let transactionID = try reader.required(Key.transactionID, MessageReader.transactionID)
+        let customerOrderID = try reader.required(Key.customerOrderID, MessageReader.customerOrderID)
 
         switch method {
         case .quotation:
             return .quotation(QuotationMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                expectedResponseTime: try r.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                requestedCPD: try r.required(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .processing:
             return .processing(ProcessingMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                expectedOfferTime: try r.optional(Key.expectedOfferTime, MessageReader.timestamp),
-                processingSubcode: try r.optional(Key.processingSubcode, MessageReader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                expectedOfferTime: try reader.optional(Key.expectedOfferTime, MessageReader.timestamp),
+                processingSubcode: try reader.optional(Key.processingSubcode, MessageReader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
         case .offer:
             return .offer(OfferMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                validityOfferTime: try r.required(Key.validityOfferTime, MessageReader.timestamp),
-                offeredCPD: try r.required(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                validityOfferTime: try reader.required(Key.validityOfferTime, MessageReader.timestamp),
+                offeredCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .accept:
             return .accept(AcceptMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                acceptedCPD: try r.required(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                acceptedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .decline:
             return .decline(DeclineMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                reasons: try r.optional(Key.reasons, MessageReader.reasons) ?? []))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                reasons: try reader.optional(Key.reasons, MessageReader.reasons) ?? []))
         case .ack:
             return .ack(AckMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                expectedResponseTime: try r.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                cpd: try r.optional(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                cpd: try reader.optional(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .cancel:
             return .cancel(CancelMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                cpd: try r.optional(Key.cpd, MessageReader.cpd)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                cpd: try reader.optional(Key.cpd, MessageReader.cpd)))
         case .withdraw:
             return .withdraw(WithdrawMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                acceptedCPD: try r.optional(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                acceptedCPD: try reader.optional(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .update:
             return .update(UpdateMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                expectedResponseTime: try r.required(Key.expectedResponseTime, MessageReader.timestamp),
-                requestedCPD: try r.required(Key.cpd, MessageReader.cpd),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                expectedResponseTime: try reader.required(Key.expectedResponseTime, MessageReader.timestamp),
+                requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .fail:
             return .fail(FailMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.optional(Key.providerOrderID, MessageReader.providerOrderID),
-                statusCode: try r.required(Key.statusCode, MessageReader.code(FailStatusCode.init(rawValue:), "status code")),
-                diagnostic: try r.optional(Key.diagnostic) { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 256) }))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.optional(Key.providerOrderID, MessageReader.providerOrderID),
+                statusCode: try reader.required(Key.statusCode, MessageReader.code(FailStatusCode.init(rawValue:), "status code")),
+                diagnostic: try reader.optional(Key.diagnostic) { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) }))
         case .activate:
             return .activate(ActivateMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid,
-                providerOrderID: try r.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try r.required(Key.nonce, MessageReader.nonce),
-                activationSchedule: try r.requiredAllowingNull(Key.activationSchedule, MessageReader.activationSchedule),
-                informationElements: try r.optional(Key.informationElements, MessageReader.informationElements)))
+                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                activationSchedule: try reader.requiredAllowingNull(Key.activationSchedule, MessageReader.activationSchedule),
+                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         }
     }
 
     /// The identifiers of a message that failed to decode, as far as they are readable, so that a
     /// server can still answer FAIL 1 to the right transaction (RFC 8921 §10.2; docs/protocol.md §6, A6).
     public static func correlation(of json: JSONValue) -> MessageCorrelation? {
-        guard case .object(let o) = json else { return nil }
-        let r = MessageReader(object: o)
-        guard let tid = try? r.required(Key.transactionID, MessageReader.transactionID),
-            let coid = try? r.required(Key.customerOrderID, MessageReader.customerOrderID)
+        guard case .object(let object) = json else { return nil }
+        let reader = MessageReader(object: object)
+        guard let transactionID = try? reader.required(Key.transactionID, MessageReader.transactionID),
+            let customerOrderID = try? reader.required(Key.customerOrderID, MessageReader.customerOrderID)
         else { return nil }
-        let seq = try? r.required(Key.sequenceNumber) { v, p throws(CPNPDecodingError) in try v.integer(at: p, in: 0...Int64(UInt32.max)) }
+        let sequenceNumber = try? reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max)) }
         var method: MethodCode?
-        if case .number(let m)? = o[Key.method], let i = m.int64Value { method = MethodCode(rawValue: Int(i)) }
+        if case .number(let methodNumber)? = object[Key.method], let methodInteger = methodNumber.int64Value { method = MethodCode(rawValue: Int(methodInteger)) }
         return MessageCorrelation(
             method: method,
-            sequenceNumber: seq.map { SequenceNumber($0) },
-            transactionID: tid,
-            customerOrderID: coid,
-            providerOrderID: try? r.required(Key.providerOrderID, MessageReader.providerOrderID))
+            sequenceNumber: sequenceNumber.map { SequenceNumber($0) },
+            transactionID: transactionID,
+            customerOrderID: customerOrderID,
+            providerOrderID: try? reader.required(Key.providerOrderID, MessageReader.providerOrderID))
     }
 
     /// Encodes a message as compact, deterministic JSON bytes.
@@ -145,59 +145,59 @@ public enum CPNPCodec {
 
     /// As ``encodeJSON(_:)``, with each CPD written by `document` (snapshots write a reference, ``CPDReferences``).
     static func encodeJSON(_ message: CPNPMessage, document: (CPD) -> JSONValue) -> JSONValue {
-        var o = JSONObject()
-        o[Key.version] = .number(CPNPDecimal(Int64(CPNPMessage.version)))
-        o[Key.method] = .number(CPNPDecimal(Int64(message.method.rawValue)))
-        o[Key.sequenceNumber] = .number(CPNPDecimal(Int64(message.sequenceNumber)))
-        o[Key.transactionID] = .string(message.transactionID.rawValue)
-        o[Key.customerOrderID] = .string(message.customerOrderID.rawValue)
-        if let p = message.providerOrderID { o[Key.providerOrderID] = .string(p.rawValue) }
-        if let n = message.nonce { o[Key.nonce] = .string(n.rawValue) }
-        func time(_ t: CPNPTimestamp?) -> JSONValue? { t.map { .string($0.rfc3339) } }
+        var object = JSONObject()
+        object[Key.version] = .number(CPNPDecimal(Int64(CPNPMessage.version)))
+        object[Key.method] = .number(CPNPDecimal(Int64(message.method.rawValue)))
+        object[Key.sequenceNumber] = .number(CPNPDecimal(Int64(message.sequenceNumber)))
+        object[Key.transactionID] = .string(message.transactionID.rawValue)
+        object[Key.customerOrderID] = .string(message.customerOrderID.rawValue)
+        if let providerOrderID = message.providerOrderID { object[Key.providerOrderID] = .string(providerOrderID.rawValue) }
+        if let nonce = message.nonce { object[Key.nonce] = .string(nonce.rawValue) }
+        func time(_ timestamp: CPNPTimestamp?) -> JSONValue? { timestamp.map { .string($0.rfc3339) } }
         switch message {
-        case .quotation(let m):
-            o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = document(m.requestedCPD)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .processing(let m):
-            o[Key.expectedOfferTime] = time(m.expectedOfferTime)
-            o[Key.processingSubcode] = m.processingSubcode.map { .number(CPNPDecimal(Int64($0.rawValue))) }
-        case .offer(let m):
-            o[Key.validityOfferTime] = time(m.validityOfferTime)
-            o[Key.cpd] = document(m.offeredCPD)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .accept(let m):
-            o[Key.cpd] = document(m.acceptedCPD)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .decline(let m):
-            if !m.reasons.isEmpty {
-                o[Key.reasons] = .array(m.reasons.map { .number(CPNPDecimal(Int64($0.rawValue))) })
+        case .quotation(let quotation):
+            object[Key.expectedResponseTime] = time(quotation.expectedResponseTime)
+            object[Key.cpd] = document(quotation.requestedCPD)
+            object[Key.informationElements] = quotation.informationElements.map(IEWriter.informationElements)
+        case .processing(let processing):
+            object[Key.expectedOfferTime] = time(processing.expectedOfferTime)
+            object[Key.processingSubcode] = processing.processingSubcode.map { .number(CPNPDecimal(Int64($0.rawValue))) }
+        case .offer(let offer):
+            object[Key.validityOfferTime] = time(offer.validityOfferTime)
+            object[Key.cpd] = document(offer.offeredCPD)
+            object[Key.informationElements] = offer.informationElements.map(IEWriter.informationElements)
+        case .accept(let accept):
+            object[Key.cpd] = document(accept.acceptedCPD)
+            object[Key.informationElements] = accept.informationElements.map(IEWriter.informationElements)
+        case .decline(let decline):
+            if !decline.reasons.isEmpty {
+                object[Key.reasons] = .array(decline.reasons.map { .number(CPNPDecimal(Int64($0.rawValue))) })
             }
-        case .ack(let m):
-            o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = m.cpd.map(document)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .cancel(let m):
-            o[Key.cpd] = m.cpd.map(document)
-        case .withdraw(let m):
-            o[Key.cpd] = m.acceptedCPD.map(document)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .update(let m):
-            o[Key.expectedResponseTime] = time(m.expectedResponseTime)
-            o[Key.cpd] = document(m.requestedCPD)
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
-        case .fail(let m):
-            o[Key.statusCode] = .number(CPNPDecimal(Int64(m.statusCode.rawValue)))
-            o[Key.diagnostic] = m.diagnostic.map { .string($0) }
-        case .activate(let m):
-            switch m.activationSchedule {
-            case .now: o[Key.activationSchedule] = .null
-            case .deactivate: o[Key.activationSchedule] = .number(0)
-            case .at(let t): o[Key.activationSchedule] = .string(t.rfc3339)
+        case .ack(let ack):
+            object[Key.expectedResponseTime] = time(ack.expectedResponseTime)
+            object[Key.cpd] = ack.cpd.map(document)
+            object[Key.informationElements] = ack.informationElements.map(IEWriter.informationElements)
+        case .cancel(let cancel):
+            object[Key.cpd] = cancel.cpd.map(document)
+        case .withdraw(let withdraw):
+            object[Key.cpd] = withdraw.acceptedCPD.map(document)
+            object[Key.informationElements] = withdraw.informationElements.map(IEWriter.informationElements)
+        case .update(let update):
+            object[Key.expectedResponseTime] = time(update.expectedResponseTime)
+            object[Key.cpd] = document(update.requestedCPD)
+            object[Key.informationElements] = update.informationElements.map(IEWriter.informationElements)
+        case .fail(let fail):
+            object[Key.statusCode] = .number(CPNPDecimal(Int64(fail.statusCode.rawValue)))
+            object[Key.diagnostic] = fail.diagnostic.map { .string($0) }
+        case .activate(let activate):
+            switch activate.activationSchedule {
+            case .now: object[Key.activationSchedule] = .null
+            case .deactivate: object[Key.activationSchedule] = .number(0)
+            case .at(let timestamp): object[Key.activationSchedule] = .string(timestamp.rfc3339)
             }
-            o[Key.informationElements] = m.informationElements.map(IEWriter.informationElements)
+            object[Key.informationElements] = activate.informationElements.map(IEWriter.informationElements)
         }
-        return .object(o)
+        return .object(object)
     }
 
     /// Wire keys (docs/protocol.md §3).
@@ -239,9 +239,9 @@ struct MessageReader {
     typealias Decode<T> = (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
 
     func required<T>(_ key: String, _ decode: Decode<T>) throws(CPNPDecodingError) -> T {
-        let v = try object.required(key, at: base)
-        if case .null = v { throw CPNPDecodingError(.wrongType, at: base.appending(key), "mandatory attribute is null") }
-        return try decode(v, base.appending(key))
+        let value = try object.required(key, at: base)
+        if case .null = value { throw CPNPDecodingError(.wrongType, at: base.appending(key), "mandatory attribute is null") }
+        return try decode(value, base.appending(key))
     }
 
     /// Mandatory key whose value may be `null` (ACTIVATION_SCHEDULE).
@@ -251,173 +251,173 @@ struct MessageReader {
 
     /// Optional key; absent or `null` → nil.
     func optional<T>(_ key: String, _ decode: Decode<T>) throws(CPNPDecodingError) -> T? {
-        guard let v = object[key] else { return nil }
-        if case .null = v { return nil }
-        return try decode(v, base.appending(key))
+        guard let value = object[key] else { return nil }
+        if case .null = value { return nil }
+        return try decode(value, base.appending(key))
     }
 
-    static func transactionID(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> TransactionID {
-        let s = try v.string(at: p, maxLength: 64)
-        guard let t = TransactionID(s) else {
-            throw CPNPDecodingError(.invalidValue, at: p, "transaction id must be 16…64 characters of [0-9A-Za-z_-]")
+    static func transactionID(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> TransactionID {
+        let text = try value.string(at: path, maxLength: 64)
+        guard let identifier = TransactionID(text) else {
+            throw CPNPDecodingError(.invalidValue, at: path, "transaction id must be 16…64 characters of [0-9A-Za-z_-]")
         }
-        return t
+        return identifier
     }
 
-    static func customerOrderID(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> CustomerOrderID {
-        let s = try v.string(at: p, maxLength: 128)
-        guard let c = CustomerOrderID(s) else {
-            throw CPNPDecodingError(.invalidValue, at: p, "customer order id must be 1…128 printable characters")
+    static func customerOrderID(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> CustomerOrderID {
+        let text = try value.string(at: path, maxLength: 128)
+        guard let identifier = CustomerOrderID(text) else {
+            throw CPNPDecodingError(.invalidValue, at: path, "customer order id must be 1…128 printable characters")
         }
-        return c
+        return identifier
     }
 
-    static func providerOrderID(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> ProviderOrderID {
-        let s = try v.string(at: p, maxLength: 128)
-        guard let c = ProviderOrderID(s) else {
-            throw CPNPDecodingError(.invalidValue, at: p, "provider order id must be 1…128 printable characters")
+    static func providerOrderID(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> ProviderOrderID {
+        let text = try value.string(at: path, maxLength: 128)
+        guard let identifier = ProviderOrderID(text) else {
+            throw CPNPDecodingError(.invalidValue, at: path, "provider order id must be 1…128 printable characters")
         }
-        return c
+        return identifier
     }
 
-    static func nonce(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> Nonce {
-        let s = try v.string(at: p, maxLength: 32)
-        guard let n = Nonce(s) else {
-            throw CPNPDecodingError(.invalidValue, at: p, "nonce must be 32 lowercase hexadecimal characters")
+    static func nonce(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> Nonce {
+        let text = try value.string(at: path, maxLength: 32)
+        guard let nonce = Nonce(text) else {
+            throw CPNPDecodingError(.invalidValue, at: path, "nonce must be 32 lowercase hexadecimal characters")
         }
-        return n
+        return nonce
     }
 
-    static func timestamp(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> CPNPTimestamp {
-        let s = try v.string(at: p, maxLength: 64)
-        guard let t = CPNPTimestamp(rfc3339: s) else {
-            throw CPNPDecodingError(.invalidValue, at: p, "not an RFC 3339 date-time: \"\(s)\"")
+    static func timestamp(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> CPNPTimestamp {
+        let text = try value.string(at: path, maxLength: 64)
+        guard let timestamp = CPNPTimestamp(rfc3339: text) else {
+            throw CPNPDecodingError(.invalidValue, at: path, "not an RFC 3339 date-time: \"\(text)\"")
         }
         // An offset can move the instant out of years 0…9999, which RFC 3339 cannot write in UTC.
-        guard t >= earliestTime, t <= latestTime else {
-            throw CPNPDecodingError(.outOfRange, at: p, "\"\(s)\" is outside the years 0000…9999 in UTC")
+        guard timestamp >= earliestTime, timestamp <= latestTime else {
+            throw CPNPDecodingError(.outOfRange, at: path, "\"\(text)\" is outside the years 0000…9999 in UTC")
         }
-        return t
+        return timestamp
     }
 
     static let earliestTime = CPNPTimestamp(year: 0, month: 1, day: 1)!
     static let latestTime = CPNPTimestamp(year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59, millisecond: 999)!
 
-    static func cpd(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> CPD {
-        try CPDInterning.document(v, at: p)
+    static func cpd(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> CPD {
+        try CPDInterning.document(value, at: path)
     }
 
     static func code<T>(_ make: @escaping (Int) -> T?, _ what: String) -> Decode<T> {
-        return { (v: JSONValue, p: JSONPath) throws(CPNPDecodingError) -> T in
-            let i = try v.integer(at: p, in: 0...1000)
-            guard let c = make(Int(i)) else { throw CPNPDecodingError(.invalidValue, at: p, "unknown \(what) \(i)") }
-            return c
+        return { (value: JSONValue, path: JSONPath) throws(CPNPDecodingError) -> T in
+            let integer = try value.integer(at: path, in: 0...1000)
+            guard let decoded = make(Int(integer)) else { throw CPNPDecodingError(.invalidValue, at: path, "unknown \(what) \(integer)") }
+            return decoded
         }
     }
 
-    static func reasons(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> [DeclineReason] {
-        let a = try v.array(at: p, maxCount: 16)
+    static func reasons(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> [DeclineReason] {
+        let elements = try value.array(at: path, maxCount: 16)
         var out: [DeclineReason] = []
-        for (i, e) in a.enumerated() {
-            out.append(try code(DeclineReason.init(rawValue:), "decline reason")(e, p.appending(index: i)))
+        for (i, element) in elements.enumerated() {
+            out.append(try code(DeclineReason.init(rawValue:), "decline reason")(element, path.appending(index: i)))
         }
         return out
     }
 
-    static func activationSchedule(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> ActivationSchedule {
-        switch v {
+    static func activationSchedule(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> ActivationSchedule {
+        switch value {
         case .null: return .now
-        case .number(let d):
-            guard d.isZero else { throw CPNPDecodingError(.invalidValue, at: p, "the only number allowed is 0 (deactivate)") }
+        case .number(let decimal):
+            guard decimal.isZero else { throw CPNPDecodingError(.invalidValue, at: path, "the only number allowed is 0 (deactivate)") }
             return .deactivate
         case .string:
-            return .at(try timestamp(v, p))
+            return .at(try timestamp(value, path))
         default:
-            throw JSONValue.wrongType("null, 0 or an RFC 3339 date-time", v, p)
+            throw JSONValue.wrongType("null, 0 or an RFC 3339 date-time", value, path)
         }
     }
 
-    static func informationElements(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> InformationElements {
-        let o = try v.object(at: p)
-        let r = Sub(object: o, base: p)
+    static func informationElements(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> InformationElements {
+        let object = try value.object(at: path)
+        let reader = Sub(object: object, base: path)
         return InformationElements(
-            customerDescription: try r.optional("customer-description") { v, p throws(CPNPDecodingError) in
-                let o = try v.object(at: p)
-                let r = Sub(object: o, base: p)
+            customerDescription: try reader.optional("customer-description") { value, path throws(CPNPDecodingError) in
+                let object = try value.object(at: path)
+                let reader = Sub(object: object, base: path)
                 return CustomerDescription(
-                    name: try r.optional("name") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 256) },
-                    contact: try r.optional("contact", contact))
+                    name: try reader.optional("name") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) },
+                    contact: try reader.optional("contact", contact))
             },
-            providerDescription: try r.optional("provider-description") { v, p throws(CPNPDecodingError) in
-                let o = try v.object(at: p)
-                let r = Sub(object: o, base: p)
+            providerDescription: try reader.optional("provider-description") { value, path throws(CPNPDecodingError) in
+                let object = try value.object(at: path)
+                let reader = Sub(object: object, base: path)
                 return ProviderDescription(
-                    name: try r.optional("name") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 256) },
-                    contact: try r.optional("contact", contact),
-                    asNumber: try r.optional("as-number") { v, p throws(CPNPDecodingError) in
-                        UInt32(try v.integer(at: p, in: 0...Int64(UInt32.max)))
+                    name: try reader.optional("name") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) },
+                    contact: try reader.optional("contact", contact),
+                    asNumber: try reader.optional("as-number") { value, path throws(CPNPDecodingError) in
+                        UInt32(try value.integer(at: path, in: 0...Int64(UInt32.max)))
                     })
             },
-            negotiationOptions: try r.optional("negotiation-options", negotiationOptions),
-            cost: try r.optional("cost", cost))
+            negotiationOptions: try reader.optional("negotiation-options", negotiationOptions),
+            cost: try reader.optional("cost", cost))
     }
 
-    static func contact(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> ContactInformation {
-        let o = try v.object(at: p)
-        let r = Sub(object: o, base: p)
+    static func contact(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> ContactInformation {
+        let object = try value.object(at: path)
+        let reader = Sub(object: object, base: path)
         var phones: [String] = []
-        if let a = try r.optional("telephone-numbers", { v, p throws(CPNPDecodingError) in try v.array(at: p, maxCount: 16) }) {
-            for (i, e) in a.enumerated() { phones.append(try e.string(at: p.appending("telephone-numbers").appending(index: i), maxLength: 64)) }
+        if let numbers = try reader.optional("telephone-numbers", { value, path throws(CPNPDecodingError) in try value.array(at: path, maxCount: 16) }) {
+            for (i, number) in numbers.enumerated() { phones.append(try number.string(at: path.appending("telephone-numbers").appending(index: i), maxLength: 64)) }
         }
         return ContactInformation(
-            email: try r.optional("email") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 256) },
-            postalAddress: try r.optional("postal-address") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 1024) },
+            email: try reader.optional("email") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) },
+            postalAddress: try reader.optional("postal-address") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 1024) },
             telephoneNumbers: phones)
     }
 
-    static func negotiationOptions(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> NegotiationOptions {
-        let o = try v.object(at: p)
-        let r = Sub(object: o, base: p)
+    static func negotiationOptions(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> NegotiationOptions {
+        let object = try value.object(at: path)
+        let reader = Sub(object: object, base: path)
         func enumValue<E: RawRepresentable<String>>(_ key: String, _: E.Type) throws(CPNPDecodingError) -> E? {
-            try r.optional(key) { v, p throws(CPNPDecodingError) in
-                let s = try v.string(at: p, maxLength: 32)
-                guard let e = E(rawValue: s) else { throw CPNPDecodingError(.invalidValue, at: p, "unknown value \"\(s)\"") }
-                return e
+            try reader.optional(key) { value, path throws(CPNPDecodingError) in
+                let text = try value.string(at: path, maxLength: 32)
+                guard let decoded = E(rawValue: text) else { throw CPNPDecodingError(.invalidValue, at: path, "unknown value \"\(text)\"") }
+                return decoded
             }
         }
         var costRequested = false
-        if let c = o["cost"] {
-            switch c {
+        if let costValue = object["cost"] {
+            switch costValue {
             case .null: costRequested = true
-            default: throw JSONValue.wrongType("null (asks the server to price its offer)", c, p.appending("cost"))
+            default: throw JSONValue.wrongType("null (asks the server to price its offer)", costValue, path.appending("cost"))
             }
         }
         return NegotiationOptions(
             purpose: try enumValue("purpose", Purpose.self),
-            testPeriodEnd: try r.optional("test-period-end", timestamp),
+            testPeriodEnd: try reader.optional("test-period-end", timestamp),
             activationType: try enumValue("activation-type", ActivationType.self),
-            activationSchedule: try r.optional("activation-schedule", timestamp),
-            localOnly: try r.optional("local-only") { v, p throws(CPNPDecodingError) in try v.bool(at: p) },
+            activationSchedule: try reader.optional("activation-schedule", timestamp),
+            localOnly: try reader.optional("local-only") { value, path throws(CPNPDecodingError) in try value.bool(at: path) },
             costRequested: costRequested,
-            providerChain: try r.optional("provider-chain") { v, p throws(CPNPDecodingError) in
-                try v.array(at: p, maxCount: 16).enumerated().map { i, e throws(CPNPDecodingError) in try e.string(at: p.appending(index: i), maxLength: 256) }
+            providerChain: try reader.optional("provider-chain") { value, path throws(CPNPDecodingError) in
+                try value.array(at: path, maxCount: 16).enumerated().map { i, element throws(CPNPDecodingError) in try element.string(at: path.appending(index: i), maxLength: 256) }
             } ?? [])
     }
 
-    static func cost(_ v: JSONValue, _ p: JSONPath) throws(CPNPDecodingError) -> Cost {
-        let o = try v.object(at: p)
-        let r = Sub(object: o, base: p)
-        let amountText = try r.required("amount") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 40) }
+    static func cost(_ value: JSONValue, _ path: JSONPath) throws(CPNPDecodingError) -> Cost {
+        let object = try value.object(at: path)
+        let reader = Sub(object: object, base: path)
+        let amountText = try reader.required("amount") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 40) }
         guard let amount = CPNPDecimal(parsing: amountText), amountText.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2e || $0 == 0x2d }) else {
-            throw CPNPDecodingError(.invalidValue, at: p.appending("amount"), "amount must be a decimal string such as \"1250.00\"")
+            throw CPNPDecodingError(.invalidValue, at: path.appending("amount"), "amount must be a decimal string such as \"1250.00\"")
         }
-        let currency = try r.required("currency") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 3) }
+        let currency = try reader.required("currency") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 3) }
         guard currency.utf8.count == 3, currency.utf8.allSatisfy({ (0x41...0x5a).contains($0) }) else {
-            throw CPNPDecodingError(.invalidValue, at: p.appending("currency"), "currency must be an ISO 4217 code such as \"EUR\"")
+            throw CPNPDecodingError(.invalidValue, at: path.appending("currency"), "currency must be an ISO 4217 code such as \"EUR\"")
         }
         return Cost(
             amount: amount, currency: currency,
-            period: try r.optional("period") { v, p throws(CPNPDecodingError) in try v.string(at: p, maxLength: 32) })
+            period: try reader.optional("period") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 32) })
     }
 
     /// A reader for a nested object.
@@ -428,56 +428,56 @@ struct MessageReader {
             try decode(try object.required(key, at: base), base.appending(key))
         }
         func optional<T>(_ key: String, _ decode: Decode<T>) throws(CPNPDecodingError) -> T? {
-            guard let v = object[key] else { return nil }
-            if case .null = v { return nil }
-            return try decode(v, base.appending(key))
+            guard let value = object[key] else { return nil }
+            if case .null = value { return nil }
+            return try decode(value, base.appending(key))
         }
     }
 }
 
 /// Encodes information elements with a fixed key order.
 enum IEWriter {
-    static func informationElements(_ ie: InformationElements) -> JSONValue {
-        var o = JSONObject()
-        if let c = ie.customerDescription {
-            var d = JSONObject()
-            if let n = c.name { d["name"] = .string(n) }
-            if let ct = c.contact { d["contact"] = contact(ct) }
-            o["customer-description"] = .object(d)
+    static func informationElements(_ informationElements: InformationElements) -> JSONValue {
+        var object = JSONObject()
+        if let customer = informationElements.customerDescription {
+            var fields = JSONObject()
+            if let name = customer.name { fields["name"] = .string(name) }
+            if let contactInformation = customer.contact { fields["contact"] = contact(contactInformation) }
+            object["customer-description"] = .object(fields)
         }
-        if let pd = ie.providerDescription {
-            var d = JSONObject()
-            if let n = pd.name { d["name"] = .string(n) }
-            if let a = pd.asNumber { d["as-number"] = .number(CPNPDecimal(Int64(a))) }
-            if let ct = pd.contact { d["contact"] = contact(ct) }
-            o["provider-description"] = .object(d)
+        if let provider = informationElements.providerDescription {
+            var fields = JSONObject()
+            if let name = provider.name { fields["name"] = .string(name) }
+            if let asNumber = provider.asNumber { fields["as-number"] = .number(CPNPDecimal(Int64(asNumber))) }
+            if let contactInformation = provider.contact { fields["contact"] = contact(contactInformation) }
+            object["provider-description"] = .object(fields)
         }
-        if let n = ie.negotiationOptions {
-            var d = JSONObject()
-            if let v = n.purpose { d["purpose"] = .string(v.rawValue) }
-            if let v = n.testPeriodEnd { d["test-period-end"] = .string(v.rfc3339) }
-            if let v = n.activationType { d["activation-type"] = .string(v.rawValue) }
-            if let v = n.activationSchedule { d["activation-schedule"] = .string(v.rfc3339) }
-            if let v = n.localOnly { d["local-only"] = .bool(v) }
-            if n.costRequested { d["cost"] = .null }
-            if !n.providerChain.isEmpty { d["provider-chain"] = .array(n.providerChain.map { .string($0) }) }
-            o["negotiation-options"] = .object(d)
+        if let options = informationElements.negotiationOptions {
+            var fields = JSONObject()
+            if let value = options.purpose { fields["purpose"] = .string(value.rawValue) }
+            if let value = options.testPeriodEnd { fields["test-period-end"] = .string(value.rfc3339) }
+            if let value = options.activationType { fields["activation-type"] = .string(value.rawValue) }
+            if let value = options.activationSchedule { fields["activation-schedule"] = .string(value.rfc3339) }
+            if let value = options.localOnly { fields["local-only"] = .bool(value) }
+            if options.costRequested { fields["cost"] = .null }
+            if !options.providerChain.isEmpty { fields["provider-chain"] = .array(options.providerChain.map { .string($0) }) }
+            object["negotiation-options"] = .object(fields)
         }
-        if let c = ie.cost {
-            var d = JSONObject()
-            d["amount"] = .string(c.amountText)  // never scientific notation, which decoding refuses; the currency's minor-unit digits
-            d["currency"] = .string(c.currency)
-            if let p = c.period { d["period"] = .string(p) }
-            o["cost"] = .object(d)
+        if let cost = informationElements.cost {
+            var fields = JSONObject()
+            fields["amount"] = .string(cost.amountText)  // never scientific notation, which decoding refuses; the currency's minor-unit digits
+            fields["currency"] = .string(cost.currency)
+            if let period = cost.period { fields["period"] = .string(period) }
+            object["cost"] = .object(fields)
         }
-        return .object(o)
+        return .object(object)
     }
 
-    static func contact(_ c: ContactInformation) -> JSONValue {
-        var d = JSONObject()
-        if let e = c.email { d["email"] = .string(e) }
-        if let p = c.postalAddress { d["postal-address"] = .string(p) }
-        if !c.telephoneNumbers.isEmpty { d["telephone-numbers"] = .array(c.telephoneNumbers.map { .string($0) }) }
-        return .object(d)
+    static func contact(_ information: ContactInformation) -> JSONValue {
+        var fields = JSONObject()
+        if let email = information.email { fields["email"] = .string(email) }
+        if let postalAddress = information.postalAddress { fields["postal-address"] = .string(postalAddress) }
+        if !information.telephoneNumbers.isEmpty { fields["telephone-numbers"] = .array(information.telephoneNumbers.map { .string($0) }) }
+        return .object(fields)
     }
 }

@@ -9,56 +9,56 @@ extension CPNPMessage {
     /// Every semantic issue of the message, each with the path of the offending field
     /// (e.g. `cpd.components[0].profiles[0].capacity[1].customer-node`), in document order.
     public func validationIssues() -> [CPDValidationIssue] {
-        var v = MessageValidator()
+        var validator = MessageValidator()
         let cpdPath = JSONPath.root.appending(CPNPCodec.Key.cpd)
         switch self {
-        case .quotation(let m):
-            v.cpd(m.requestedCPD, nonEmpty: "a requested CPD must contain at least one component")
-            v.informationElements(m.informationElements)
+        case .quotation(let message):
+            validator.cpd(message.requestedCPD, nonEmpty: "a requested CPD must contain at least one component")
+            validator.informationElements(message.informationElements)
         case .processing:
             break
-        case .offer(let m):
-            v.cpd(m.offeredCPD, nonEmpty: "an offered CPD must contain at least one component (answer FAIL 5 when nothing can be offered)")
-            if !m.offeredCPD.isEmpty, !m.offeredCPD.isConcrete {
-                v.warning(cpdPath, "the offered CPD is not concrete: it cannot be ACCEPTed, only answered by a new QUOTATION (RFC 8921 §8.7)")
+        case .offer(let message):
+            validator.cpd(message.offeredCPD, nonEmpty: "an offered CPD must contain at least one component (answer FAIL 5 when nothing can be offered)")
+            if !message.offeredCPD.isEmpty, !message.offeredCPD.isConcrete {
+                validator.warning(cpdPath, "the offered CPD is not concrete: it cannot be ACCEPTed, only answered by a new QUOTATION (RFC 8921 §8.7)")
             }
-            v.informationElements(m.informationElements)
-        case .accept(let m):
-            v.cpd(m.acceptedCPD, nonEmpty: "an accepted CPD must contain at least one component")
-            for loose in m.acceptedCPD.looseFields {
-                v.error(cpdPath.appending(contentsOf: loose), "an accepted CPD must be concrete (RFC 8921 §8.7): this value is not fixed")
+            validator.informationElements(message.informationElements)
+        case .accept(let message):
+            validator.cpd(message.acceptedCPD, nonEmpty: "an accepted CPD must contain at least one component")
+            for loose in message.acceptedCPD.looseFields {
+                validator.error(cpdPath.appending(contentsOf: loose), "an accepted CPD must be concrete (RFC 8921 §8.7): this value is not fixed")
             }
-            v.unfilledLinks(m.acceptedCPD)
-            v.informationElements(m.informationElements)
-        case .decline(let m):
+            validator.unfilledLinks(message.acceptedCPD)
+            validator.informationElements(message.informationElements)
+        case .decline(let message):
             var seen = Set<DeclineReason>()
-            for (i, r) in m.reasons.enumerated() where !seen.insert(r).inserted {
-                v.error(JSONPath.root.appending(CPNPCodec.Key.reasons).appending(index: i), "reason \(r.rawValue) is repeated")
+            for (i, reason) in message.reasons.enumerated() where !seen.insert(reason).inserted {
+                validator.error(JSONPath.root.appending(CPNPCodec.Key.reasons).appending(index: i), "reason \(reason.rawValue) is repeated")
             }
-        case .ack(let m):
-            if let c = m.cpd { v.cpd(c) }
-            v.informationElements(m.informationElements)
-        case .cancel(let m):
-            if let c = m.cpd { v.cpd(c) }
-        case .withdraw(let m):
-            if let c = m.acceptedCPD { v.cpd(c) }
-            v.informationElements(m.informationElements)
-        case .update(let m):
-            v.cpd(m.requestedCPD, nonEmpty: "an UPDATE must request a non-empty CPD (use WITHDRAW to remove the agreement)")
-            v.informationElements(m.informationElements)
+        case .ack(let message):
+            if let cpd = message.cpd { validator.cpd(cpd) }
+            validator.informationElements(message.informationElements)
+        case .cancel(let message):
+            if let cpd = message.cpd { validator.cpd(cpd) }
+        case .withdraw(let message):
+            if let cpd = message.acceptedCPD { validator.cpd(cpd) }
+            validator.informationElements(message.informationElements)
+        case .update(let message):
+            validator.cpd(message.requestedCPD, nonEmpty: "an UPDATE must request a non-empty CPD (use WITHDRAW to remove the agreement)")
+            validator.informationElements(message.informationElements)
         case .fail:
             break
-        case .activate(let m):
-            v.informationElements(m.informationElements)
+        case .activate(let message):
+            validator.informationElements(message.informationElements)
         }
-        return v.issues
+        return validator.issues
     }
 }
 
 private struct MessageValidator {
     var issues: [CPDValidationIssue] = []
     let cpdPath = JSONPath.root.appending(CPNPCodec.Key.cpd)
-    let iePath = JSONPath.root.appending(CPNPCodec.Key.informationElements)
+    let informationElementsPath = JSONPath.root.appending(CPNPCodec.Key.informationElements)
 
     mutating func error(_ path: JSONPath, _ message: String) {
         issues.append(CPDValidationIssue(path: path, message: message))
@@ -77,34 +77,34 @@ private struct MessageValidator {
     /// Customer nodes whose `link-identifiers` the requester left to the provider (`[]`)
     /// should have been filled in by the offer that is being accepted.
     mutating func unfilledLinks(_ cpd: CPD) {
-        for (ci, component) in cpd.components.enumerated() {
-            for (pi, profile) in component.profiles.enumerated() {
-                for (ni, node) in profile.customerNodes.enumerated() where node.linkIdentifiers.isEmpty {
-                    let p = cpdPath.appending("components").appending(index: ci).appending("profiles").appending(index: pi)
-                        .appending("customer-nodes").appending(index: ni).appending("link-identifiers")
-                    warning(p, "no link identifier: the provider should have chosen one in its offer")
+        for (componentIndex, component) in cpd.components.enumerated() {
+            for (profileIndex, profile) in component.profiles.enumerated() {
+                for (nodeIndex, node) in profile.customerNodes.enumerated() where node.linkIdentifiers.isEmpty {
+                    let path = cpdPath.appending("components").appending(index: componentIndex).appending("profiles").appending(index: profileIndex)
+                        .appending("customer-nodes").appending(index: nodeIndex).appending("link-identifiers")
+                    warning(path, "no link identifier: the provider should have chosen one in its offer")
                 }
             }
         }
     }
 
-    mutating func informationElements(_ ie: InformationElements?) {
-        guard let ie else { return }
-        if let n = ie.negotiationOptions {
-            let np = iePath.appending("negotiation-options")
-            if n.effectivePurpose == .testing, n.testPeriodEnd == nil {
-                error(np.appending("test-period-end"), "required when purpose is \"testing\" (RFC 8921 §9.1.10.3)")
-            } else if n.effectivePurpose != .testing, n.testPeriodEnd != nil {
-                warning(np.appending("test-period-end"), "ignored unless purpose is \"testing\"")
+    mutating func informationElements(_ informationElements: InformationElements?) {
+        guard let informationElements else { return }
+        if let options = informationElements.negotiationOptions {
+            let optionsPath = informationElementsPath.appending("negotiation-options")
+            if options.effectivePurpose == .testing, options.testPeriodEnd == nil {
+                error(optionsPath.appending("test-period-end"), "required when purpose is \"testing\" (RFC 8921 §9.1.10.3)")
+            } else if options.effectivePurpose != .testing, options.testPeriodEnd != nil {
+                warning(optionsPath.appending("test-period-end"), "ignored unless purpose is \"testing\"")
             }
-            if n.activationSchedule != nil, n.effectiveActivationType != .scheduled {
-                error(np.appending("activation-schedule"), "only allowed with activation-type \"scheduled\"")
-            } else if n.effectiveActivationType == .scheduled, n.activationSchedule == nil {
-                error(np.appending("activation-schedule"), "required when activation-type is \"scheduled\"")
+            if options.activationSchedule != nil, options.effectiveActivationType != .scheduled {
+                error(optionsPath.appending("activation-schedule"), "only allowed with activation-type \"scheduled\"")
+            } else if options.effectiveActivationType == .scheduled, options.activationSchedule == nil {
+                error(optionsPath.appending("activation-schedule"), "required when activation-type is \"scheduled\"")
             }
         }
-        if let c = ie.cost, c.amount < CPNPDecimal(0) {
-            error(iePath.appending("cost").appending("amount"), "a cost must not be negative")
+        if let cost = informationElements.cost, cost.amount < CPNPDecimal(0) {
+            error(informationElementsPath.appending("cost").appending("amount"), "a cost must not be negative")
         }
     }
 }

@@ -116,7 +116,7 @@ public enum ActivationSchedule: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .now: "now"
         case .deactivate: "deactivate"
-        case .at(let t): "at \(t.rfc3339)"
+        case .at(let time): "at \(time.rfc3339)"
         }
     }
 }

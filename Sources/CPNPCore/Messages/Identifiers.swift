@@ -6,22 +6,22 @@ private func randomHex(bytes count: Int, using rng: inout some RandomNumberGener
     var out: [UInt8] = []
     out.reserveCapacity(count * 2)
     for _ in 0..<count {
-        let b = UInt8.random(in: 0...255, using: &rng)
-        out.append(hex[Int(b >> 4)])
-        out.append(hex[Int(b & 0x0f)])
+        let byte = UInt8.random(in: 0...255, using: &rng)
+        out.append(hex[Int(byte >> 4)])
+        out.append(hex[Int(byte & 0x0f)])
     }
     return String(decoding: out, as: UTF8.self)
 }
 
 /// True when the string is 1…`max` Unicode scalars with no control characters (C0, DEL, C1).
-func isPrintableIdentifier(_ s: String, max: Int) -> Bool {
-    var n = 0
-    for u in s.unicodeScalars {
-        n += 1
-        if n > max { return false }
-        if u.value < 0x20 || (0x7f...0x9f).contains(u.value) { return false }
+func isPrintableIdentifier(_ text: String, max: Int) -> Bool {
+    var scalarCount = 0
+    for scalar in text.unicodeScalars {
+        scalarCount += 1
+        if scalarCount > max { return false }
+        if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { return false }
     }
-    return n >= 1
+    return scalarCount >= 1
 }
 
 /// TRANSACTION_ID (RFC 8921 §9.1.3): chosen by the client, random and unguessable.
@@ -31,9 +31,9 @@ public struct TransactionID: Sendable, Hashable, CustomStringConvertible, Compar
 
     /// Validates `rawValue`; nil when it breaks the lexical rule.
     public init?(_ rawValue: String) {
-        let u = rawValue.utf8
-        guard (16...64).contains(u.count),
-            u.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) || $0 == 0x5f || $0 == 0x2d })
+        let bytes = rawValue.utf8
+        guard (16...64).contains(bytes.count),
+            bytes.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) || $0 == 0x5f || $0 == 0x2d })
         else { return nil }
         self.rawValue = rawValue
     }
@@ -83,8 +83,8 @@ public struct Nonce: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
     /// Validates: exactly 32 characters of `[0-9a-f]`.
     public init?(_ rawValue: String) {
-        let u = rawValue.utf8
-        guard u.count == 32, u.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        let bytes = rawValue.utf8
+        guard bytes.count == 32, bytes.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
         self.rawValue = rawValue
     }
     /// 128 random bits (use a CSPRNG).

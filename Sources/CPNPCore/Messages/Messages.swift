@@ -302,62 +302,62 @@ public enum CPNPMessage: Sendable, Hashable {
     /// The CPD the message carries at `cpd`, if any (docs/protocol.md §3).
     var carriedCPD: CPD? {
         switch self {
-        case .quotation(let m): m.requestedCPD
-        case .offer(let m): m.offeredCPD
-        case .accept(let m): m.acceptedCPD
-        case .ack(let m): m.cpd
-        case .cancel(let m): m.cpd
-        case .withdraw(let m): m.acceptedCPD
-        case .update(let m): m.requestedCPD
+        case .quotation(let message): message.requestedCPD
+        case .offer(let message): message.offeredCPD
+        case .accept(let message): message.acceptedCPD
+        case .ack(let message): message.cpd
+        case .cancel(let message): message.cpd
+        case .withdraw(let message): message.acceptedCPD
+        case .update(let message): message.requestedCPD
         case .processing, .decline, .fail, .activate: nil
         }
     }
 
     public var sequenceNumber: SequenceNumber {
         switch self {
-        case .quotation(let m): m.sequenceNumber
-        case .processing(let m): m.sequenceNumber
-        case .offer(let m): m.sequenceNumber
-        case .accept(let m): m.sequenceNumber
-        case .decline(let m): m.sequenceNumber
-        case .ack(let m): m.sequenceNumber
-        case .cancel(let m): m.sequenceNumber
-        case .withdraw(let m): m.sequenceNumber
-        case .update(let m): m.sequenceNumber
-        case .fail(let m): m.sequenceNumber
-        case .activate(let m): m.sequenceNumber
+        case .quotation(let message): message.sequenceNumber
+        case .processing(let message): message.sequenceNumber
+        case .offer(let message): message.sequenceNumber
+        case .accept(let message): message.sequenceNumber
+        case .decline(let message): message.sequenceNumber
+        case .ack(let message): message.sequenceNumber
+        case .cancel(let message): message.sequenceNumber
+        case .withdraw(let message): message.sequenceNumber
+        case .update(let message): message.sequenceNumber
+        case .fail(let message): message.sequenceNumber
+        case .activate(let message): message.sequenceNumber
         }
     }
 
     public var transactionID: TransactionID {
         switch self {
-        case .quotation(let m): m.transactionID
-        case .processing(let m): m.transactionID
-        case .offer(let m): m.transactionID
-        case .accept(let m): m.transactionID
-        case .decline(let m): m.transactionID
-        case .ack(let m): m.transactionID
-        case .cancel(let m): m.transactionID
-        case .withdraw(let m): m.transactionID
-        case .update(let m): m.transactionID
-        case .fail(let m): m.transactionID
-        case .activate(let m): m.transactionID
+        case .quotation(let message): message.transactionID
+        case .processing(let message): message.transactionID
+        case .offer(let message): message.transactionID
+        case .accept(let message): message.transactionID
+        case .decline(let message): message.transactionID
+        case .ack(let message): message.transactionID
+        case .cancel(let message): message.transactionID
+        case .withdraw(let message): message.transactionID
+        case .update(let message): message.transactionID
+        case .fail(let message): message.transactionID
+        case .activate(let message): message.transactionID
         }
     }
 
     public var customerOrderID: CustomerOrderID {
         switch self {
-        case .quotation(let m): m.customerOrderID
-        case .processing(let m): m.customerOrderID
-        case .offer(let m): m.customerOrderID
-        case .accept(let m): m.customerOrderID
-        case .decline(let m): m.customerOrderID
-        case .ack(let m): m.customerOrderID
-        case .cancel(let m): m.customerOrderID
-        case .withdraw(let m): m.customerOrderID
-        case .update(let m): m.customerOrderID
-        case .fail(let m): m.customerOrderID
-        case .activate(let m): m.customerOrderID
+        case .quotation(let message): message.customerOrderID
+        case .processing(let message): message.customerOrderID
+        case .offer(let message): message.customerOrderID
+        case .accept(let message): message.customerOrderID
+        case .decline(let message): message.customerOrderID
+        case .ack(let message): message.customerOrderID
+        case .cancel(let message): message.customerOrderID
+        case .withdraw(let message): message.customerOrderID
+        case .update(let message): message.customerOrderID
+        case .fail(let message): message.customerOrderID
+        case .activate(let message): message.customerOrderID
         }
     }
 
@@ -365,45 +365,45 @@ public enum CPNPMessage: Sendable, Hashable {
     public var providerOrderID: ProviderOrderID? {
         switch self {
         case .quotation, .cancel: nil
-        case .processing(let m): m.providerOrderID
-        case .offer(let m): m.providerOrderID
-        case .accept(let m): m.providerOrderID
-        case .decline(let m): m.providerOrderID
-        case .ack(let m): m.providerOrderID
-        case .withdraw(let m): m.providerOrderID
-        case .update(let m): m.providerOrderID
-        case .fail(let m): m.providerOrderID
-        case .activate(let m): m.providerOrderID
+        case .processing(let message): message.providerOrderID
+        case .offer(let message): message.providerOrderID
+        case .accept(let message): message.providerOrderID
+        case .decline(let message): message.providerOrderID
+        case .ack(let message): message.providerOrderID
+        case .withdraw(let message): message.providerOrderID
+        case .update(let message): message.providerOrderID
+        case .fail(let message): message.providerOrderID
+        case .activate(let message): message.providerOrderID
         }
     }
 
     /// NONCE when the message carries one.
     public var nonce: Nonce? {
         switch self {
-        case .offer(let m): m.nonce
-        case .accept(let m): m.nonce
-        case .decline(let m): m.nonce
-        case .withdraw(let m): m.nonce
-        case .update(let m): m.nonce
-        case .activate(let m): m.nonce
+        case .offer(let message): message.nonce
+        case .accept(let message): message.nonce
+        case .decline(let message): message.nonce
+        case .withdraw(let message): message.nonce
+        case .update(let message): message.nonce
+        case .activate(let message): message.nonce
         case .quotation, .processing, .ack, .cancel, .fail: nil
         }
     }
 
     /// The message with another sequence number (the engine never needs this; tests do).
-    public func withSequenceNumber(_ n: SequenceNumber) -> CPNPMessage {
+    public func withSequenceNumber(_ sequenceNumber: SequenceNumber) -> CPNPMessage {
         switch self {
-        case .quotation(var m): m.sequenceNumber = n; return .quotation(m)
-        case .processing(var m): m.sequenceNumber = n; return .processing(m)
-        case .offer(var m): m.sequenceNumber = n; return .offer(m)
-        case .accept(var m): m.sequenceNumber = n; return .accept(m)
-        case .decline(var m): m.sequenceNumber = n; return .decline(m)
-        case .ack(var m): m.sequenceNumber = n; return .ack(m)
-        case .cancel(var m): m.sequenceNumber = n; return .cancel(m)
-        case .withdraw(var m): m.sequenceNumber = n; return .withdraw(m)
-        case .update(var m): m.sequenceNumber = n; return .update(m)
-        case .fail(var m): m.sequenceNumber = n; return .fail(m)
-        case .activate(var m): m.sequenceNumber = n; return .activate(m)
+        case .quotation(var message): message.sequenceNumber = sequenceNumber; return .quotation(message)
+        case .processing(var message): message.sequenceNumber = sequenceNumber; return .processing(message)
+        case .offer(var message): message.sequenceNumber = sequenceNumber; return .offer(message)
+        case .accept(var message): message.sequenceNumber = sequenceNumber; return .accept(message)
+        case .decline(var message): message.sequenceNumber = sequenceNumber; return .decline(message)
+        case .ack(var message): message.sequenceNumber = sequenceNumber; return .ack(message)
+        case .cancel(var message): message.sequenceNumber = sequenceNumber; return .cancel(message)
+        case .withdraw(var message): message.sequenceNumber = sequenceNumber; return .withdraw(message)
+        case .update(var message): message.sequenceNumber = sequenceNumber; return .update(message)
+        case .fail(var message): message.sequenceNumber = sequenceNumber; return .fail(message)
+        case .activate(var message): message.sequenceNumber = sequenceNumber; return .activate(message)
         }
     }
 }

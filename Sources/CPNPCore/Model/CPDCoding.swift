@@ -26,82 +26,82 @@ protocol CPDJSONCodable {
 extension JSONObject {
     func decode<T>(
         _ key: String, at path: JSONPath,
-        _ f: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
+        _ decodeValue: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
     ) throws(CPNPDecodingError) -> T {
-        let v = try required(key, at: path)
-        return try f(v, path.appending(key))
+        let value = try required(key, at: path)
+        return try decodeValue(value, path.appending(key))
     }
 
     func decodeIfPresent<T>(
         _ key: String, at path: JSONPath,
-        _ f: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
+        _ decodeValue: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
     ) throws(CPNPDecodingError) -> T? {
-        guard let v = self[key] else { return nil }
-        return try f(v, path.appending(key))
+        guard let value = self[key] else { return nil }
+        return try decodeValue(value, path.appending(key))
     }
 
     func element<T: CPDJSONCodable>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try T(json: v, at: p) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath) }
     }
 
     func elementIfPresent<T: CPDJSONCodable>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try T(json: v, at: p) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath) }
     }
 
     func elements<T: CPDJSONCodable>(_ key: String, at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T] {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.elements(at: p, maxCount: maxCount) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount) }
     }
 
     func elementsIfPresent<T: CPDJSONCodable>(_ key: String, at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T]? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.elements(at: p, maxCount: maxCount) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount) }
     }
 
     func string(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.string(at: p, maxLength: maxLength) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength) }
     }
 
     func stringIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.string(at: p, maxLength: maxLength) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength) }
     }
 
     func strings(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String] {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.strings(at: p, maxLength: maxLength) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.strings(at: memberPath, maxLength: maxLength) }
     }
 
     func stringsIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String]? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.strings(at: p, maxLength: maxLength) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.strings(at: memberPath, maxLength: maxLength) }
     }
 
     func boolIfPresent(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Bool? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.bool(at: p) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath) }
     }
 
     func integerIfPresent(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.integer(at: p, in: range) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath, in: range) }
     }
 
     func integer(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64 {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.integer(at: p, in: range) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath, in: range) }
     }
 
     func decimalIfPresent(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> CPNPDecimal? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try v.decimal(at: p) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.decimal(at: memberPath) }
     }
 
     func value<T: NegotiableValue>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try T(negotiableJSON: v, at: p) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath) }
     }
 
     func valueIfPresent<T: NegotiableValue>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try T(negotiableJSON: v, at: p) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath) }
     }
 
     func negotiable<T>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Negotiable<T> {
-        try decode(key, at: path) { (v, p) throws(CPNPDecodingError) in try Negotiable<T>(json: v, at: p) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath) }
     }
 
     func negotiableIfPresent<T>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Negotiable<T>? {
-        try decodeIfPresent(key, at: path) { (v, p) throws(CPNPDecodingError) in try Negotiable<T>(json: v, at: p) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath) }
     }
 
     // MARK: encoding

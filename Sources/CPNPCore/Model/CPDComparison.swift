@@ -29,14 +29,14 @@ public struct CPDGap: Sendable, Hashable, CustomStringConvertible {
 
     /// E.g. `components[0].profiles[0].capacity[0].incoming-bandwidth-mbps: requested {"min":80,"max":100}, offered 75`.
     public var description: String {
-        func text(_ v: JSONValue?) -> String { v.map { JSONSerializer.serializeString($0) } ?? "nothing" }
+        func text(_ value: JSONValue?) -> String { value.map { JSONSerializer.serializeString($0) } ?? "nothing" }
         switch kind {
         case .missing, .notSatisfied:
             return "\(path): requested \(text(requested)), offered \(text(offered))"
         case .extraNode:
-            var id = ""
-            if case .object(let o)? = offered, case .string(let s)? = o["identifier"] { id = " \"\(s)\"" }
-            return "\(path): offered customer node\(id) was not requested"
+            var identifierText = ""
+            if case .object(let object)? = offered, case .string(let name)? = object["identifier"] { identifierText = " \"\(name)\"" }
+            return "\(path): offered customer node\(identifierText) was not requested"
         case .structureMismatch:
             return "\(path): requested \(text(requested)), offered \(text(offered)) (element counts differ)"
         }
@@ -69,9 +69,9 @@ extension ConnectivityProvisioningDocument {
     /// negotiable leaf with S(offered) ⊆ S(requested). Clauses or fields only in the offer are ignored.
     /// Gap paths start at `base`.
     public func comparison(against requested: ConnectivityProvisioningDocument, at base: JSONPath = .root) -> CPDComparison {
-        var c = CPDComparator()
-        c.compare(requested: requested, offered: self, at: base)
-        return CPDComparison(gaps: c.gaps)
+        var comparator = CPDComparator()
+        comparator.compare(requested: requested, offered: self, at: base)
+        return CPDComparison(gaps: comparator.gaps)
     }
 
     /// Same as `offered.comparison(against: requested)`.
@@ -89,270 +89,272 @@ extension ConnectivityProvisioningDocument {
 struct CPDComparator {
     var gaps: [CPDGap] = []
 
-    mutating func missing(_ path: JSONPath, _ r: JSONValue) {
-        gaps.append(CPDGap(path: path, kind: .missing, requested: r, offered: nil))
+    mutating func missing(_ path: JSONPath, _ requested: JSONValue) {
+        gaps.append(CPDGap(path: path, kind: .missing, requested: requested, offered: nil))
     }
 
-    mutating func notSatisfied(_ path: JSONPath, _ r: JSONValue, _ o: JSONValue) {
-        gaps.append(CPDGap(path: path, kind: .notSatisfied, requested: r, offered: o))
+    mutating func notSatisfied(_ path: JSONPath, _ requested: JSONValue, _ offered: JSONValue) {
+        gaps.append(CPDGap(path: path, kind: .notSatisfied, requested: requested, offered: offered))
     }
 
     // MARK: leaves
 
     /// A negotiable leaf: absent in the request → nothing; absent in the offer → gap unless `"any"`.
-    mutating func leaf<V>(_ r: Negotiable<V>?, _ o: Negotiable<V>?, at path: JSONPath) {
-        guard let r else { return }
-        guard let o else {
-            if case .any = r { return }
-            missing(path, r.json)
+    mutating func leaf<V>(_ requested: Negotiable<V>?, _ offered: Negotiable<V>?, at path: JSONPath) {
+        guard let requested else { return }
+        guard let offered else {
+            if case .any = requested { return }
+            missing(path, requested.json)
             return
         }
-        if !o.satisfies(r) { notSatisfied(path, r.json, o.json) }
+        if !offered.satisfies(requested) { notSatisfied(path, requested.json, offered.json) }
     }
 
     /// A non-negotiable leaf: equality.
-    mutating func exact(_ r: JSONValue?, _ o: JSONValue?, at path: JSONPath) {
-        guard let r else { return }
-        guard let o else { return missing(path, r) }
-        if r != o { notSatisfied(path, r, o) }
+    mutating func exact(_ requested: JSONValue?, _ offered: JSONValue?, at path: JSONPath) {
+        guard let requested else { return }
+        guard let offered else { return missing(path, requested) }
+        if requested != offered { notSatisfied(path, requested, offered) }
     }
 
-    mutating func exact<V: NegotiableValue>(_ r: V?, _ o: V?, at path: JSONPath) {
-        exact(r?.negotiableJSON, o?.negotiableJSON, at: path)
+    mutating func exact<V: NegotiableValue>(_ requested: V?, _ offered: V?, at path: JSONPath) {
+        exact(requested?.negotiableJSON, offered?.negotiableJSON, at: path)
     }
 
     /// A list of strings compared as a set; `canonical` maps equivalent spellings together.
-    mutating func stringSet(_ r: [String]?, _ o: [String]?, at path: JSONPath, canonical: (String) -> String = { $0 }) {
-        guard let r else { return }
-        let rj = JSONValue.array(r.map(JSONValue.string))
-        guard let o else { return missing(path, rj) }
-        if Set(r.map(canonical)) != Set(o.map(canonical)) { notSatisfied(path, rj, .array(o.map(JSONValue.string))) }
+    mutating func stringSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath, canonical: (String) -> String = { $0 }) {
+        guard let requested else { return }
+        let requestedJSON = JSONValue.array(requested.map(JSONValue.string))
+        guard let offered else { return missing(path, requestedJSON) }
+        if Set(requested.map(canonical)) != Set(offered.map(canonical)) { notSatisfied(path, requestedJSON, .array(offered.map(JSONValue.string))) }
     }
 
-    mutating func prefixSet(_ r: [String]?, _ o: [String]?, at path: JSONPath) {
-        stringSet(r, o, at: path) { CPDIPPrefix($0)?.description ?? $0 }
+    mutating func prefixSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath) {
+        stringSet(requested, offered, at: path) { CPDIPPrefix($0)?.description ?? $0 }
     }
 
     /// Field-by-field comparison of non-negotiable JSON: objects by the requested keys, arrays of
     /// objects by position, other arrays as sets, scalars by equality.
-    mutating func generic(_ r: JSONValue, _ o: JSONValue?, at path: JSONPath) {
-        guard let o else { return missing(path, r) }
-        switch (r, o) {
-        case (.object(let ro), .object(let oo)):
-            for (k, rv) in ro { generic(rv, oo[k], at: path.appending(k)) }
-        case (.array(let ra), .array(let oa)):
-            if ra.contains(where: { if case .object = $0 { true } else { false } }) {
-                for (i, rv) in ra.enumerated() { generic(rv, i < oa.count ? oa[i] : nil, at: path.appending(index: i)) }
-            } else if Set(ra) != Set(oa) {
-                notSatisfied(path, r, o)
+    mutating func generic(_ requested: JSONValue, _ offered: JSONValue?, at path: JSONPath) {
+        guard let offered else { return missing(path, requested) }
+        switch (requested, offered) {
+        case (.object(let requestedObject), .object(let offeredObject)):
+            for (key, requestedValue) in requestedObject { generic(requestedValue, offeredObject[key], at: path.appending(key)) }
+        case (.array(let requestedArray), .array(let offeredArray)):
+            if requestedArray.contains(where: { if case .object = $0 { true } else { false } }) {
+                for (i, requestedValue) in requestedArray.enumerated() { generic(requestedValue, i < offeredArray.count ? offeredArray[i] : nil, at: path.appending(index: i)) }
+            } else if Set(requestedArray) != Set(offeredArray) {
+                notSatisfied(path, requested, offered)
             }
         default:
-            if r != o { notSatisfied(path, r, o) }
+            if requested != offered { notSatisfied(path, requested, offered) }
         }
     }
 
-    mutating func generic(_ r: JSONValue?, _ o: JSONValue?, at path: JSONPath) {
-        guard let r else { return }
-        generic(r, o, at: path)
+    mutating func generic(_ requested: JSONValue?, _ offered: JSONValue?, at path: JSONPath) {
+        guard let requested else { return }
+        generic(requested, offered, at: path)
     }
 
     // MARK: structure
 
     mutating func compare(requested: CPD, offered: CPD, at base: JSONPath) {
-        let cp = base.appending("components")
+        let componentsPath = base.appending("components")
         if requested.components.count != offered.components.count {
-            gaps.append(CPDGap(path: cp, kind: .structureMismatch,
+            gaps.append(CPDGap(path: componentsPath, kind: .structureMismatch,
                                requested: .number(CPNPDecimal(Int64(requested.components.count))),
                                offered: .number(CPNPDecimal(Int64(offered.components.count)))))
         }
-        for (ci, (rc, oc)) in zip(requested.components, offered.components).enumerated() {
-            let pp = cp.appending(index: ci).appending("profiles")
-            if rc.profiles.count != oc.profiles.count {
-                gaps.append(CPDGap(path: pp, kind: .structureMismatch,
-                                   requested: .number(CPNPDecimal(Int64(rc.profiles.count))),
-                                   offered: .number(CPNPDecimal(Int64(oc.profiles.count)))))
+        for (componentIndex, (requestedComponent, offeredComponent)) in zip(requested.components, offered.components).enumerated() {
+            let profilesPath = componentsPath.appending(index: componentIndex).appending("profiles")
+            if requestedComponent.profiles.count != offeredComponent.profiles.count {
+                gaps.append(CPDGap(path: profilesPath, kind: .structureMismatch,
+                                   requested: .number(CPNPDecimal(Int64(requestedComponent.profiles.count))),
+                                   offered: .number(CPNPDecimal(Int64(offeredComponent.profiles.count)))))
             }
-            for (pi, (rp, op)) in zip(rc.profiles, oc.profiles).enumerated() {
-                compare(requested: rp, offered: op, at: pp.appending(index: pi))
+            for (profileIndex, (requestedProfile, offeredProfile)) in zip(requestedComponent.profiles, offeredComponent.profiles).enumerated() {
+                compare(requested: requestedProfile, offered: offeredProfile, at: profilesPath.appending(index: profileIndex))
             }
         }
     }
 
-    mutating func compare(requested r: ConnectivityProvisioningProfile, offered o: ConnectivityProvisioningProfile, at path: JSONPath) {
+    mutating func compare(requested: ConnectivityProvisioningProfile, offered: ConnectivityProvisioningProfile, at path: JSONPath) {
         // Customer nodes, by identifier.
-        let np = path.appending("customer-nodes")
-        for (i, rn) in r.customerNodes.enumerated() {
-            let ip = np.appending(index: i)
-            guard let on = o.customerNodes.first(where: { $0.identifier == rn.identifier }) else {
-                missing(ip, rn.json)
+        let nodesPath = path.appending("customer-nodes")
+        for (i, requestedNode) in requested.customerNodes.enumerated() {
+            let nodePath = nodesPath.appending(index: i)
+            guard let offeredNode = offered.customerNodes.first(where: { $0.identifier == requestedNode.identifier }) else {
+                missing(nodePath, requestedNode.json)
                 continue
             }
-            if !rn.linkIdentifiers.isEmpty {
-                stringSet(rn.linkIdentifiers, on.linkIdentifiers, at: ip.appending("link-identifiers"))
+            if !requestedNode.linkIdentifiers.isEmpty {
+                stringSet(requestedNode.linkIdentifiers, offeredNode.linkIdentifiers, at: nodePath.appending("link-identifiers"))
             }
-            generic(rn.localization.json, on.localization.json, at: ip.appending("localization"))
+            generic(requestedNode.localization.json, offeredNode.localization.json, at: nodePath.appending("localization"))
         }
-        let requestedIDs = Set(r.customerNodes.map(\.identifier))
-        for (j, on) in o.customerNodes.enumerated() where !requestedIDs.contains(on.identifier) {
-            gaps.append(CPDGap(path: np.appending(index: j), kind: .extraNode, requested: nil, offered: on.json))
+        let requestedIDs = Set(requested.customerNodes.map(\.identifier))
+        for (j, offeredNode) in offered.customerNodes.enumerated() where !requestedIDs.contains(offeredNode.identifier) {
+            gaps.append(CPDGap(path: nodesPath.appending(index: j), kind: .extraNode, requested: nil, offered: offeredNode.json))
         }
 
         // Scope, by customer-node + direction.
-        let sp = path.appending("scope")
-        for (i, re) in r.scope.enumerated() {
-            let ip = sp.appending(index: i)
-            guard let oe = o.scope.first(where: { $0.customerNode == re.customerNode && $0.direction == re.direction }) else {
-                missing(ip, re.json)
+        let scopePath = path.appending("scope")
+        for (i, requestedEntry) in requested.scope.enumerated() {
+            let entryPath = scopePath.appending(index: i)
+            guard let offeredEntry = offered.scope.first(where: { $0.customerNode == requestedEntry.customerNode && $0.direction == requestedEntry.direction }) else {
+                missing(entryPath, requestedEntry.json)
                 continue
             }
-            leaf(re.reachability, oe.reachability, at: ip.appending("reachability"))
-            prefixSet(re.sourcePrefixes, oe.sourcePrefixes, at: ip.appending("source-prefixes"))
-            prefixSet(re.destinationPrefixes, oe.destinationPrefixes, at: ip.appending("destination-prefixes"))
-            stringSet(re.multicastSources, oe.multicastSources, at: ip.appending("multicast-sources")) {
+            leaf(requestedEntry.reachability, offeredEntry.reachability, at: entryPath.appending("reachability"))
+            prefixSet(requestedEntry.sourcePrefixes, offeredEntry.sourcePrefixes, at: entryPath.appending("source-prefixes"))
+            prefixSet(requestedEntry.destinationPrefixes, offeredEntry.destinationPrefixes, at: entryPath.appending("destination-prefixes"))
+            stringSet(requestedEntry.multicastSources, offeredEntry.multicastSources, at: entryPath.appending("multicast-sources")) {
                 CPDIPAddress($0)?.description ?? $0
             }
-            exact(re.model, oe.model, at: ip.appending("model"))
-            stringSet(re.ingressPoints, oe.ingressPoints, at: ip.appending("ingress-points"))
-            stringSet(re.egressPoints, oe.egressPoints, at: ip.appending("egress-points"))
+            exact(requestedEntry.model, offeredEntry.model, at: entryPath.appending("model"))
+            stringSet(requestedEntry.ingressPoints, offeredEntry.ingressPoints, at: entryPath.appending("ingress-points"))
+            stringSet(requestedEntry.egressPoints, offeredEntry.egressPoints, at: entryPath.appending("egress-points"))
         }
 
         // QoS guarantees, entries by from + to + statistic.
-        if let rq = r.qosGuarantees {
-            let qp = path.appending("qos-guarantees")
-            if let oq = o.qosGuarantees {
-                exact(rq.kind, oq.kind, at: qp.appending("kind"))
-                for (i, re) in rq.entries.enumerated() {
-                    let ip = qp.appending("entries").appending(index: i)
-                    guard let oe = oq.entries.first(where: { $0.from == re.from && $0.to == re.to && $0.statistic == re.statistic }) else {
-                        missing(ip, re.json)
+        if let requestedQoS = requested.qosGuarantees {
+            let qosPath = path.appending("qos-guarantees")
+            if let offeredQoS = offered.qosGuarantees {
+                exact(requestedQoS.kind, offeredQoS.kind, at: qosPath.appending("kind"))
+                for (i, requestedEntry) in requestedQoS.entries.enumerated() {
+                    let entryPath = qosPath.appending("entries").appending(index: i)
+                    guard let offeredEntry = offeredQoS.entries.first(where: {
+                        $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic
+                    }) else {
+                        missing(entryPath, requestedEntry.json)
                         continue
                     }
-                    exact(re.percentile.map(JSONValue.number), oe.percentile.map(JSONValue.number), at: ip.appending("percentile"))
-                    exact(re.measurementIntervalSeconds, oe.measurementIntervalSeconds, at: ip.appending("measurement-interval-seconds"))
-                    leaf(re.oneWayDelayMs, oe.oneWayDelayMs, at: ip.appending("one-way-delay-ms"))
-                    leaf(re.delayVariationMs, oe.delayVariationMs, at: ip.appending("delay-variation-ms"))
-                    leaf(re.lossPercent, oe.lossPercent, at: ip.appending("loss-percent"))
-                    leaf(re.throughputMbps, oe.throughputMbps, at: ip.appending("throughput-mbps"))
-                    exact(re.metaQoSClass, oe.metaQoSClass, at: ip.appending("meta-qos-class"))
+                    exact(requestedEntry.percentile.map(JSONValue.number), offeredEntry.percentile.map(JSONValue.number), at: entryPath.appending("percentile"))
+                    exact(requestedEntry.measurementIntervalSeconds, offeredEntry.measurementIntervalSeconds, at: entryPath.appending("measurement-interval-seconds"))
+                    leaf(requestedEntry.oneWayDelayMs, offeredEntry.oneWayDelayMs, at: entryPath.appending("one-way-delay-ms"))
+                    leaf(requestedEntry.delayVariationMs, offeredEntry.delayVariationMs, at: entryPath.appending("delay-variation-ms"))
+                    leaf(requestedEntry.lossPercent, offeredEntry.lossPercent, at: entryPath.appending("loss-percent"))
+                    leaf(requestedEntry.throughputMbps, offeredEntry.throughputMbps, at: entryPath.appending("throughput-mbps"))
+                    exact(requestedEntry.metaQoSClass, offeredEntry.metaQoSClass, at: entryPath.appending("meta-qos-class"))
                 }
             } else {
-                missing(qp, rq.json)
+                missing(qosPath, requestedQoS.json)
             }
         }
 
         // Availability.
-        if let ra = r.availability {
-            let ap = path.appending("availability")
-            if let oa = o.availability {
-                leaf(ra.availabilityPercent, oa.availabilityPercent, at: ap.appending("availability-percent"))
-                exact(ra.statistic, oa.statistic, at: ap.appending("statistic"))
-                exact(ra.measurementPeriod, oa.measurementPeriod, at: ap.appending("measurement-period"))
+        if let requestedAvailability = requested.availability {
+            let availabilityPath = path.appending("availability")
+            if let offeredAvailability = offered.availability {
+                leaf(requestedAvailability.availabilityPercent, offeredAvailability.availabilityPercent, at: availabilityPath.appending("availability-percent"))
+                exact(requestedAvailability.statistic, offeredAvailability.statistic, at: availabilityPath.appending("statistic"))
+                exact(requestedAvailability.measurementPeriod, offeredAvailability.measurementPeriod, at: availabilityPath.appending("measurement-period"))
             } else {
-                missing(ap, ra.json)
+                missing(availabilityPath, requestedAvailability.json)
             }
         }
 
         // Capacity, by customer-node (+ link-identifier).
-        if let rc = r.capacity {
-            let cp = path.appending("capacity")
-            if let oc = o.capacity {
-                for (i, re) in rc.enumerated() {
-                    let ip = cp.appending(index: i)
-                    guard let oe = Self.matchCapacity(re, in: oc) else {
-                        missing(ip, re.json)
+        if let requestedCapacity = requested.capacity {
+            let capacityPath = path.appending("capacity")
+            if let offeredCapacity = offered.capacity {
+                for (i, requestedEntry) in requestedCapacity.enumerated() {
+                    let entryPath = capacityPath.appending(index: i)
+                    guard let offeredEntry = Self.matchCapacity(requestedEntry, in: offeredCapacity) else {
+                        missing(entryPath, requestedEntry.json)
                         continue
                     }
-                    leaf(re.incomingBandwidthMbps, oe.incomingBandwidthMbps, at: ip.appending("incoming-bandwidth-mbps"))
-                    leaf(re.outgoingBandwidthMbps, oe.outgoingBandwidthMbps, at: ip.appending("outgoing-bandwidth-mbps"))
+                    leaf(requestedEntry.incomingBandwidthMbps, offeredEntry.incomingBandwidthMbps, at: entryPath.appending("incoming-bandwidth-mbps"))
+                    leaf(requestedEntry.outgoingBandwidthMbps, offeredEntry.outgoingBandwidthMbps, at: entryPath.appending("outgoing-bandwidth-mbps"))
                 }
             } else {
-                missing(cp, .array(rc.map(\.json)))
+                missing(capacityPath, .array(requestedCapacity.map(\.json)))
             }
         }
 
         // Traffic isolation.
-        generic(r.trafficIsolation?.json, o.trafficIsolation?.json, at: path.appending("traffic-isolation"))
+        generic(requested.trafficIsolation?.json, offered.trafficIsolation?.json, at: path.appending("traffic-isolation"))
 
         // Conformance traffic.
-        if let rc = r.conformanceTraffic {
-            let cp = path.appending("conformance-traffic")
-            if let oc = o.conformanceTraffic {
-                exact(rc.enforcement, oc.enforcement, at: cp.appending("enforcement"))
-                exact(rc.outOfProfileAction, oc.outOfProfileAction, at: cp.appending("out-of-profile-action"))
-                exact(rc.reclassifyTo, oc.reclassifyTo, at: cp.appending("reclassify-to"))
-                leaf(rc.mtuBytes, oc.mtuBytes, at: cp.appending("mtu-bytes"))
+        if let requestedConformance = requested.conformanceTraffic {
+            let conformancePath = path.appending("conformance-traffic")
+            if let offeredConformance = offered.conformanceTraffic {
+                exact(requestedConformance.enforcement, offeredConformance.enforcement, at: conformancePath.appending("enforcement"))
+                exact(requestedConformance.outOfProfileAction, offeredConformance.outOfProfileAction, at: conformancePath.appending("out-of-profile-action"))
+                exact(requestedConformance.reclassifyTo, offeredConformance.reclassifyTo, at: conformancePath.appending("reclassify-to"))
+                leaf(requestedConformance.mtuBytes, offeredConformance.mtuBytes, at: conformancePath.appending("mtu-bytes"))
             } else {
-                missing(cp, rc.json)
+                missing(conformancePath, requestedConformance.json)
             }
         }
 
-        generic(r.flowIdentification?.json, o.flowIdentification?.json, at: path.appending("flow-identification"))
-        generic(r.overallTrafficGuarantees?.json, o.overallTrafficGuarantees?.json, at: path.appending("overall-traffic-guarantees"))
-        generic(r.routingAndForwarding?.json, o.routingAndForwarding?.json, at: path.appending("routing-and-forwarding"))
+        generic(requested.flowIdentification?.json, offered.flowIdentification?.json, at: path.appending("flow-identification"))
+        generic(requested.overallTrafficGuarantees?.json, offered.overallTrafficGuarantees?.json, at: path.appending("overall-traffic-guarantees"))
+        generic(requested.routingAndForwarding?.json, offered.routingAndForwarding?.json, at: path.appending("routing-and-forwarding"))
 
         // Activation means, by customer-node (+ mechanism).
-        if let ra = r.activationMeans {
-            let ap = path.appending("activation-means")
-            if let oa = o.activationMeans {
-                for (i, re) in ra.enumerated() {
-                    let ip = ap.appending(index: i)
-                    let sameNode = oa.filter { $0.customerNode == re.customerNode }
-                    guard let oe = sameNode.first(where: { $0.mechanism == re.mechanism }) ?? sameNode.first else {
-                        missing(ip, re.json)
+        if let requestedMeans = requested.activationMeans {
+            let meansPath = path.appending("activation-means")
+            if let offeredMeans = offered.activationMeans {
+                for (i, requestedEntry) in requestedMeans.enumerated() {
+                    let entryPath = meansPath.appending(index: i)
+                    let sameNode = offeredMeans.filter { $0.customerNode == requestedEntry.customerNode }
+                    guard let offeredEntry = sameNode.first(where: { $0.mechanism == requestedEntry.mechanism }) ?? sameNode.first else {
+                        missing(entryPath, requestedEntry.json)
                         continue
                     }
-                    exact(.string(re.mechanism.rawValue), .string(oe.mechanism.rawValue), at: ip.appending("mechanism"))
-                    generic(re.parametersJSON, oe.parametersJSON, at: ip.appending("parameters"))
+                    exact(.string(requestedEntry.mechanism.rawValue), .string(offeredEntry.mechanism.rawValue), at: entryPath.appending("mechanism"))
+                    generic(requestedEntry.parametersJSON, offeredEntry.parametersJSON, at: entryPath.appending("parameters"))
                 }
             } else {
-                missing(ap, .array(ra.map(\.json)))
+                missing(meansPath, .array(requestedMeans.map(\.json)))
             }
         }
 
         // Invocation means.
-        if let ri = r.invocationMeans {
-            let ip = path.appending("invocation-means")
-            if let oi = o.invocationMeans {
-                leaf(ri.type, oi.type, at: ip.appending("type"))
-                stringSet(ri.protocols, oi.protocols, at: ip.appending("protocols"))
+        if let requestedInvocation = requested.invocationMeans {
+            let invocationPath = path.appending("invocation-means")
+            if let offeredInvocation = offered.invocationMeans {
+                leaf(requestedInvocation.type, offeredInvocation.type, at: invocationPath.appending("type"))
+                stringSet(requestedInvocation.protocols, offeredInvocation.protocols, at: invocationPath.appending("protocols"))
             } else {
-                missing(ip, ri.json)
+                missing(invocationPath, requestedInvocation.json)
             }
         }
 
         // Notifications, by position.
-        if let rn = r.notifications {
-            let np = path.appending("notifications")
-            if let on = o.notifications {
-                for (i, re) in rn.enumerated() {
-                    let ip = np.appending(index: i)
-                    guard i < on.count else {
-                        missing(ip, re.json)
+        if let requestedNotifications = requested.notifications {
+            let notificationsPath = path.appending("notifications")
+            if let offeredNotifications = offered.notifications {
+                for (i, requestedEntry) in requestedNotifications.enumerated() {
+                    let entryPath = notificationsPath.appending(index: i)
+                    guard i < offeredNotifications.count else {
+                        missing(entryPath, requestedEntry.json)
                         continue
                     }
-                    let oe = on[i]
-                    stringSet(re.events, oe.events, at: ip.appending("events"))
-                    exact(.string(re.method.rawValue), .string(oe.method.rawValue), at: ip.appending("method"))
-                    exact(re.destination, oe.destination, at: ip.appending("destination"))
-                    leaf(re.intervalSeconds, oe.intervalSeconds, at: ip.appending("interval-seconds"))
-                    exact(re.dataModel, oe.dataModel, at: ip.appending("data-model"))
+                    let offeredEntry = offeredNotifications[i]
+                    stringSet(requestedEntry.events, offeredEntry.events, at: entryPath.appending("events"))
+                    exact(.string(requestedEntry.method.rawValue), .string(offeredEntry.method.rawValue), at: entryPath.appending("method"))
+                    exact(requestedEntry.destination, offeredEntry.destination, at: entryPath.appending("destination"))
+                    leaf(requestedEntry.intervalSeconds, offeredEntry.intervalSeconds, at: entryPath.appending("interval-seconds"))
+                    exact(requestedEntry.dataModel, offeredEntry.dataModel, at: entryPath.appending("data-model"))
                 }
             } else {
-                missing(np, .array(rn.map(\.json)))
+                missing(notificationsPath, .array(requestedNotifications.map(\.json)))
             }
         }
 
-        generic(r.extensions?.json, o.extensions?.json, at: path.appending("extensions"))
+        generic(requested.extensions?.json, offered.extensions?.json, at: path.appending("extensions"))
     }
 
     /// Exact customer-node + link-identifier match; a request without link falls back to the only
     /// offered entry of that node.
-    static func matchCapacity(_ r: CPDCapacityEntry, in offered: [CPDCapacityEntry]) -> CPDCapacityEntry? {
-        if let exact = offered.first(where: { $0.customerNode == r.customerNode && $0.linkIdentifier == r.linkIdentifier }) {
+    static func matchCapacity(_ requested: CPDCapacityEntry, in offered: [CPDCapacityEntry]) -> CPDCapacityEntry? {
+        if let exact = offered.first(where: { $0.customerNode == requested.customerNode && $0.linkIdentifier == requested.linkIdentifier }) {
             return exact
         }
-        guard r.linkIdentifier == nil else { return nil }
-        let sameNode = offered.filter { $0.customerNode == r.customerNode }
+        guard requested.linkIdentifier == nil else { return nil }
+        let sameNode = offered.filter { $0.customerNode == requested.customerNode }
         return sameNode.count == 1 ? sameNode[0] : nil
     }
 }

@@ -28,33 +28,33 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        customerDescription = try o.elementIfPresent("customer-description", at: path)
-        providerDescription = try o.elementIfPresent("provider-description", at: path)
-        activationSchedule = try o.decodeIfPresent("activation-schedule", at: path) { (v, p) throws(CPNPDecodingError) in
-            guard let t = CPNPTimestamp(rfc3339: try v.string(at: p, maxLength: 64)) else {
-                throw CPNPDecodingError(.invalidValue, at: p, "expected an RFC 3339 date-time")
+        let object = try json.object(at: path)
+        customerDescription = try object.elementIfPresent("customer-description", at: path)
+        providerDescription = try object.elementIfPresent("provider-description", at: path)
+        activationSchedule = try object.decodeIfPresent("activation-schedule", at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            guard let timestamp = CPNPTimestamp(rfc3339: try member.string(at: memberPath, maxLength: 64)) else {
+                throw CPNPDecodingError(.invalidValue, at: memberPath, "expected an RFC 3339 date-time")
             }
-            return t
+            return timestamp
         }
-        serviceAssuranceMetrics = try o.stringsIfPresent("service-assurance-metrics", at: path)
+        serviceAssuranceMetrics = try object.stringsIfPresent("service-assurance-metrics", at: path)
         var extra = JSONObject()
-        for (k, v) in o where !Self.knownKeys.contains(k) {
-            extra[k] = v
+        for (key, value) in object where !Self.knownKeys.contains(key) {
+            extra[key] = value
         }
         additional = extra
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("customer-description", customerDescription)
-        o.put("provider-description", providerDescription)
-        o.put("activation-schedule", activationSchedule?.rfc3339)
-        o.put("service-assurance-metrics", serviceAssuranceMetrics)
-        for (k, v) in additional where !Self.knownKeys.contains(k) {
-            o[k] = v
+        var object = JSONObject()
+        object.put("customer-description", customerDescription)
+        object.put("provider-description", providerDescription)
+        object.put("activation-schedule", activationSchedule?.rfc3339)
+        object.put("service-assurance-metrics", serviceAssuranceMetrics)
+        for (key, value) in additional where !Self.knownKeys.contains(key) {
+            object[key] = value
         }
-        return .object(o)
+        return .object(object)
     }
 }
 
@@ -82,21 +82,21 @@ public struct CPDPartyDescription: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        name = try o.stringIfPresent("name", at: path)
-        email = try o.stringIfPresent("email", at: path)
-        postalAddress = try o.stringIfPresent("postal-address", at: path, maxLength: CPDLimits.maxText)
-        telephoneNumbers = try o.stringsIfPresent("telephone-numbers", at: path)
-        asNumber = try o.integerIfPresent("as-number", at: path, in: 0...Int64(UInt32.max)).map { UInt32($0) }
+        let object = try json.object(at: path)
+        name = try object.stringIfPresent("name", at: path)
+        email = try object.stringIfPresent("email", at: path)
+        postalAddress = try object.stringIfPresent("postal-address", at: path, maxLength: CPDLimits.maxText)
+        telephoneNumbers = try object.stringsIfPresent("telephone-numbers", at: path)
+        asNumber = try object.integerIfPresent("as-number", at: path, in: 0...Int64(UInt32.max)).map { UInt32($0) }
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("name", name)
-        o.put("email", email)
-        o.put("postal-address", postalAddress)
-        o.put("telephone-numbers", telephoneNumbers)
-        o.put("as-number", asNumber.map { Int64($0) })
-        return .object(o)
+        var object = JSONObject()
+        object.put("name", name)
+        object.put("email", email)
+        object.put("postal-address", postalAddress)
+        object.put("telephone-numbers", telephoneNumbers)
+        object.put("as-number", asNumber.map { Int64($0) })
+        return .object(object)
     }
 }

@@ -11,16 +11,16 @@ public struct CPDQoSGuarantees: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        kind = try o.value("kind", at: path)
-        entries = try o.elements("entries", at: path, maxCount: CPDLimits.maxEntries)
+        let object = try json.object(at: path)
+        kind = try object.value("kind", at: path)
+        entries = try object.elements("entries", at: path, maxCount: CPDLimits.maxEntries)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("kind", kind)
-        o.put("entries", entries)
-        return .object(o)
+        var object = JSONObject()
+        object.put("kind", kind)
+        object.put("entries", entries)
+        return .object(object)
     }
 }
 
@@ -68,32 +68,32 @@ public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        from = try o.string("from", at: path)
-        to = try o.string("to", at: path)
-        statistic = try o.valueIfPresent("statistic", at: path)
-        percentile = try o.decimalIfPresent("percentile", at: path)
-        measurementIntervalSeconds = try o.integerIfPresent("measurement-interval-seconds", at: path)
-        oneWayDelayMs = try o.negotiableIfPresent("one-way-delay-ms", at: path)
-        delayVariationMs = try o.negotiableIfPresent("delay-variation-ms", at: path)
-        lossPercent = try o.negotiableIfPresent("loss-percent", at: path)
-        throughputMbps = try o.negotiableIfPresent("throughput-mbps", at: path)
-        metaQoSClass = try o.stringIfPresent("meta-qos-class", at: path)
+        let object = try json.object(at: path)
+        from = try object.string("from", at: path)
+        to = try object.string("to", at: path)
+        statistic = try object.valueIfPresent("statistic", at: path)
+        percentile = try object.decimalIfPresent("percentile", at: path)
+        measurementIntervalSeconds = try object.integerIfPresent("measurement-interval-seconds", at: path)
+        oneWayDelayMs = try object.negotiableIfPresent("one-way-delay-ms", at: path)
+        delayVariationMs = try object.negotiableIfPresent("delay-variation-ms", at: path)
+        lossPercent = try object.negotiableIfPresent("loss-percent", at: path)
+        throughputMbps = try object.negotiableIfPresent("throughput-mbps", at: path)
+        metaQoSClass = try object.stringIfPresent("meta-qos-class", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("from", from)
-        o.put("to", to)
-        o.put("statistic", statistic)
-        o.put("percentile", percentile)
-        o.put("measurement-interval-seconds", measurementIntervalSeconds)
-        o.put("one-way-delay-ms", oneWayDelayMs)
-        o.put("delay-variation-ms", delayVariationMs)
-        o.put("loss-percent", lossPercent)
-        o.put("throughput-mbps", throughputMbps)
-        o.put("meta-qos-class", metaQoSClass)
-        return .object(o)
+        var object = JSONObject()
+        object.put("from", from)
+        object.put("to", to)
+        object.put("statistic", statistic)
+        object.put("percentile", percentile)
+        object.put("measurement-interval-seconds", measurementIntervalSeconds)
+        object.put("one-way-delay-ms", oneWayDelayMs)
+        object.put("delay-variation-ms", delayVariationMs)
+        object.put("loss-percent", lossPercent)
+        object.put("throughput-mbps", throughputMbps)
+        object.put("meta-qos-class", metaQoSClass)
+        return .object(object)
     }
 
     /// The quantitative metrics with their keys, in spec order (absent ones omitted).
@@ -125,18 +125,18 @@ public struct CPDAvailability: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        availabilityPercent = try o.negotiable("availability-percent", at: path)
-        statistic = try o.value("statistic", at: path)
-        measurementPeriod = try o.stringIfPresent("measurement-period", at: path)
+        let object = try json.object(at: path)
+        availabilityPercent = try object.negotiable("availability-percent", at: path)
+        statistic = try object.value("statistic", at: path)
+        measurementPeriod = try object.stringIfPresent("measurement-period", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("availability-percent", availabilityPercent)
-        o.put("statistic", statistic)
-        o.put("measurement-period", measurementPeriod)
-        return .object(o)
+        var object = JSONObject()
+        object.put("availability-percent", availabilityPercent)
+        object.put("statistic", statistic)
+        object.put("measurement-period", measurementPeriod)
+        return .object(object)
     }
 }
 
@@ -162,20 +162,20 @@ public struct CPDCapacityEntry: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        customerNode = try o.string("customer-node", at: path)
-        linkIdentifier = try o.stringIfPresent("link-identifier", at: path)
-        incomingBandwidthMbps = try o.negotiableIfPresent("incoming-bandwidth-mbps", at: path)
-        outgoingBandwidthMbps = try o.negotiableIfPresent("outgoing-bandwidth-mbps", at: path)
+        let object = try json.object(at: path)
+        customerNode = try object.string("customer-node", at: path)
+        linkIdentifier = try object.stringIfPresent("link-identifier", at: path)
+        incomingBandwidthMbps = try object.negotiableIfPresent("incoming-bandwidth-mbps", at: path)
+        outgoingBandwidthMbps = try object.negotiableIfPresent("outgoing-bandwidth-mbps", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("customer-node", customerNode)
-        o.put("link-identifier", linkIdentifier)
-        o.put("incoming-bandwidth-mbps", incomingBandwidthMbps)
-        o.put("outgoing-bandwidth-mbps", outgoingBandwidthMbps)
-        return .object(o)
+        var object = JSONObject()
+        object.put("customer-node", customerNode)
+        object.put("link-identifier", linkIdentifier)
+        object.put("incoming-bandwidth-mbps", incomingBandwidthMbps)
+        object.put("outgoing-bandwidth-mbps", outgoingBandwidthMbps)
+        return .object(object)
     }
 }
 
@@ -195,18 +195,18 @@ public struct CPDTrafficIsolation: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        isolated = try o.decode("isolated", at: path) { (v, p) throws(CPNPDecodingError) in try v.bool(at: p) }
-        encryptionRequired = try o.boolIfPresent("encryption-required", at: path)
-        requirements = try o.stringsIfPresent("requirements", at: path, maxLength: CPDLimits.maxText)
+        let object = try json.object(at: path)
+        isolated = try object.decode("isolated", at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath) }
+        encryptionRequired = try object.boolIfPresent("encryption-required", at: path)
+        requirements = try object.stringsIfPresent("requirements", at: path, maxLength: CPDLimits.maxText)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("isolated", isolated)
-        o.put("encryption-required", encryptionRequired)
-        o.put("requirements", requirements)
-        return .object(o)
+        var object = JSONObject()
+        object.put("isolated", isolated)
+        object.put("encryption-required", encryptionRequired)
+        object.put("requirements", requirements)
+        return .object(object)
     }
 }
 
@@ -231,19 +231,19 @@ public struct CPDConformanceTraffic: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        enforcement = try o.value("enforcement", at: path)
-        outOfProfileAction = try o.value("out-of-profile-action", at: path)
-        reclassifyTo = try o.stringIfPresent("reclassify-to", at: path)
-        mtuBytes = try o.negotiableIfPresent("mtu-bytes", at: path)
+        let object = try json.object(at: path)
+        enforcement = try object.value("enforcement", at: path)
+        outOfProfileAction = try object.value("out-of-profile-action", at: path)
+        reclassifyTo = try object.stringIfPresent("reclassify-to", at: path)
+        mtuBytes = try object.negotiableIfPresent("mtu-bytes", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("enforcement", enforcement)
-        o.put("out-of-profile-action", outOfProfileAction)
-        o.put("reclassify-to", reclassifyTo)
-        o.put("mtu-bytes", mtuBytes)
-        return .object(o)
+        var object = JSONObject()
+        object.put("enforcement", enforcement)
+        object.put("out-of-profile-action", outOfProfileAction)
+        object.put("reclassify-to", reclassifyTo)
+        object.put("mtu-bytes", mtuBytes)
+        return .object(object)
     }
 }

@@ -9,32 +9,32 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
     /// optional trailing dotted quad). Zone identifiers are rejected.
     public init?(_ text: String) {
         if text.contains(":") {
-            guard let b = Self.parseIPv6(Substring(text)) else { return nil }
-            bytes = b
+            guard let parsed = Self.parseIPv6(Substring(text)) else { return nil }
+            bytes = parsed
         } else {
-            guard let b = Self.parseIPv4(Substring(text)) else { return nil }
-            bytes = b
+            guard let parsed = Self.parseIPv4(Substring(text)) else { return nil }
+            bytes = parsed
         }
     }
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parseIPv4(_ s: Substring) -> [UInt8]? {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+    static func parseIPv4(_ text: Substring) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var out: [UInt8] = []
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            if p.count > 1 && p.first == "0" { return nil }
-            guard let v = Int(p), v <= 255 else { return nil }
-            out.append(UInt8(v))
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            if part.count > 1 && part.first == "0" { return nil }
+            guard let value = Int(part), value <= 255 else { return nil }
+            out.append(UInt8(value))
         }
         return out
     }
 
-    static func parseIPv6(_ s: Substring) -> [UInt8]? {
-        guard s.count <= 45 else { return nil }
-        let halves = s.components(separatedByDoubleColon: ())
+    static func parseIPv6(_ text: Substring) -> [UInt8]? {
+        guard text.count <= 45 else { return nil }
+        let halves = text.components(separatedByDoubleColon: ())
         guard halves.count <= 2 else { return nil }
         func groups(_ part: Substring, allowV4Tail: Bool) -> [UInt8]? {
             if part.isEmpty { return [] }
@@ -42,15 +42,15 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
             var out: [UInt8] = []
             for (i, item) in items.enumerated() {
                 if allowV4Tail && i == items.count - 1 && item.contains(".") {
-                    guard let v4 = parseIPv4(item) else { return nil }
-                    out += v4
+                    guard let ipv4Bytes = parseIPv4(item) else { return nil }
+                    out += ipv4Bytes
                     continue
                 }
-                guard !item.isEmpty, item.count <= 4, let v = UInt16(item, radix: 16),
+                guard !item.isEmpty, item.count <= 4, let group = UInt16(item, radix: 16),
                       item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
                 else { return nil }
-                out.append(UInt8(v >> 8))
-                out.append(UInt8(v & 0xff))
+                out.append(UInt8(group >> 8))
+                out.append(UInt8(group & 0xff))
             }
             return out
         }
@@ -86,14 +86,14 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     public static func problem(with text: String) -> String? {
         switch parse(text) {
         case .success: nil
-        case .failure(let e): e.message
+        case .failure(let failure): failure.message
         }
     }
 
     /// Parses a prefix, or nil.
     public init?(_ text: String) {
-        guard case .success(let p) = Self.parse(text) else { return nil }
-        self = p
+        guard case .success(let prefix) = Self.parse(text) else { return nil }
+        self = prefix
     }
 
     private init(address: CPDIPAddress, length: Int) {
@@ -108,22 +108,22 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     static func parse(_ text: String) -> Result<CPDIPPrefix, Problem> {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .failure(Problem(message: "\"\(text)\" is not a CIDR prefix (address/length)")) }
-        let addrText = parts[0]
-        let lenText = parts[1]
-        let isV6 = addrText.contains(":")
-        guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addrText) : CPDIPAddress.parseIPv4(addrText) else {
-            return .failure(Problem(message: "\"\(addrText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
+        let addressText = parts[0]
+        let lengthText = parts[1]
+        let isV6 = addressText.contains(":")
+        guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addressText) : CPDIPAddress.parseIPv4(addressText) else {
+            return .failure(Problem(message: "\"\(addressText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
         }
-        let maxLen = bytes.count * 8
-        guard !lenText.isEmpty, lenText.count <= 3, lenText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              !(lenText.count > 1 && lenText.first == "0"), let len = Int(lenText), len <= maxLen
+        let maximumLength = bytes.count * 8
+        guard !lengthText.isEmpty, lengthText.count <= 3, lengthText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              !(lengthText.count > 1 && lengthText.first == "0"), let length = Int(lengthText), length <= maximumLength
         else {
-            return .failure(Problem(message: "prefix length \"\(lenText)\" is not in 0...\(maxLen)"))
+            return .failure(Problem(message: "prefix length \"\(lengthText)\" is not in 0...\(maximumLength)"))
         }
-        for bit in len..<maxLen where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
-            return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(len)"))
+        for bit in length..<maximumLength where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
+            return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(length)"))
         }
-        return .success(CPDIPPrefix(address: CPDIPAddress(bytes: bytes), length: len))
+        return .success(CPDIPPrefix(address: CPDIPAddress(bytes: bytes), length: length))
     }
 
     public var description: String { "\(address)/\(length)" }
@@ -134,15 +134,15 @@ extension Substring {
     fileprivate func components(separatedByDoubleColon: Void) -> [Substring] {
         var out: [Substring] = []
         var start = startIndex
-        var i = startIndex
-        while i < endIndex {
-            let next = index(after: i)
-            if self[i] == ":" && next < endIndex && self[next] == ":" {
-                out.append(self[start..<i])
+        var position = startIndex
+        while position < endIndex {
+            let next = index(after: position)
+            if self[position] == ":" && next < endIndex && self[next] == ":" {
+                out.append(self[start..<position])
                 start = index(after: next)
-                i = start
+                position = start
             } else {
-                i = next
+                position = next
             }
         }
         out.append(self[start..<endIndex])

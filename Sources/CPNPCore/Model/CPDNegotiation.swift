@@ -16,9 +16,9 @@ public struct PreferredValueChooser: NegotiableChooser, Sendable, Hashable {
     }
 
     public func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
-        if let v = requested.preferredValue { return v }
-        guard case .key(let k)? = path.components.last, let j = valuesForAny[k] else { return nil }
-        return try? V(negotiableJSON: j, at: path)
+        if let preferred = requested.preferredValue { return preferred }
+        guard case .key(let key)? = path.components.last, let configured = valuesForAny[key] else { return nil }
+        return try? V(negotiableJSON: configured, at: path)
     }
 }
 
@@ -45,9 +45,9 @@ protocol NegotiableVisitor {
 
 extension NegotiableVisitor {
     mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>?, at path: JSONPath) {
-        guard var v = value else { return }
-        visit(&v, at: path)
-        value = v
+        guard var present = value else { return }
+        visit(&present, at: path)
+        value = present
     }
 }
 
@@ -61,8 +61,8 @@ private struct ConcreteCheck: NegotiableVisitor {
 private struct Concretizer<C: NegotiableChooser>: NegotiableVisitor {
     let chooser: C
     mutating func visit<V: NegotiableValue>(_ value: inout Negotiable<V>, at path: JSONPath) {
-        guard !value.isFixed, let v = chooser.choose(value, at: path) else { return }
-        value = .fixed(v)
+        guard !value.isFixed, let chosen = chooser.choose(value, at: path) else { return }
+        value = .fixed(chosen)
     }
 }
 
@@ -83,75 +83,75 @@ extension ConnectivityProvisioningDocument {
     /// left `[]` by the requester are not negotiable fields: fill them in separately.
     public func concretized(choosing chooser: some NegotiableChooser) -> ConnectivityProvisioningDocument {
         var copy = self
-        var c = Concretizer(chooser: chooser)
-        copy.visitNegotiables(&c, at: .root)
+        var concretizer = Concretizer(chooser: chooser)
+        copy.visitNegotiables(&concretizer, at: .root)
         return copy
     }
 
     /// Every capacity entry of every profile, in document order.
     public var capacityRequests: [CPDCapacityRequest] {
         var out: [CPDCapacityRequest] = []
-        for (ci, component) in components.enumerated() {
-            for (pi, profile) in component.profiles.enumerated() {
-                for (ei, e) in (profile.capacity ?? []).enumerated() {
-                    let path = JSONPath.root.appending("components").appending(index: ci)
-                        .appending("profiles").appending(index: pi).appending("capacity").appending(index: ei)
-                    let links = profile.customerNodes.first { $0.identifier == e.customerNode }?.linkIdentifiers ?? []
+        for (componentIndex, component) in components.enumerated() {
+            for (profileIndex, profile) in component.profiles.enumerated() {
+                for (entryIndex, entry) in (profile.capacity ?? []).enumerated() {
+                    let path = JSONPath.root.appending("components").appending(index: componentIndex)
+                        .appending("profiles").appending(index: profileIndex).appending("capacity").appending(index: entryIndex)
+                    let links = profile.customerNodes.first { $0.identifier == entry.customerNode }?.linkIdentifiers ?? []
                     out.append(CPDCapacityRequest(
-                        path: path, componentIndex: ci, profileIndex: pi, entryIndex: ei,
-                        customerNode: e.customerNode, linkIdentifier: e.linkIdentifier, nodeLinkIdentifiers: links,
-                        incomingBandwidthMbps: e.incomingBandwidthMbps, outgoingBandwidthMbps: e.outgoingBandwidthMbps))
+                        path: path, componentIndex: componentIndex, profileIndex: profileIndex, entryIndex: entryIndex,
+                        customerNode: entry.customerNode, linkIdentifier: entry.linkIdentifier, nodeLinkIdentifiers: links,
+                        incomingBandwidthMbps: entry.incomingBandwidthMbps, outgoingBandwidthMbps: entry.outgoingBandwidthMbps))
                 }
             }
         }
         return out
     }
 
-    mutating func visitNegotiables(_ v: inout some NegotiableVisitor, at base: JSONPath) {
-        let cp = base.appending("components")
-        for ci in components.indices {
-            let pp = cp.appending(index: ci).appending("profiles")
-            for pi in components[ci].profiles.indices {
-                components[ci].profiles[pi].visitNegotiables(&v, at: pp.appending(index: pi))
+    mutating func visitNegotiables(_ visitor: inout some NegotiableVisitor, at base: JSONPath) {
+        let componentsPath = base.appending("components")
+        for componentIndex in components.indices {
+            let profilesPath = componentsPath.appending(index: componentIndex).appending("profiles")
+            for profileIndex in components[componentIndex].profiles.indices {
+                components[componentIndex].profiles[profileIndex].visitNegotiables(&visitor, at: profilesPath.appending(index: profileIndex))
             }
         }
     }
 }
 
 extension ConnectivityProvisioningProfile {
-    mutating func visitNegotiables(_ v: inout some NegotiableVisitor, at path: JSONPath) {
+    mutating func visitNegotiables(_ visitor: inout some NegotiableVisitor, at path: JSONPath) {
         for i in scope.indices {
-            v.visit(&scope[i].reachability, at: path.appending("scope").appending(index: i).appending("reachability"))
+            visitor.visit(&scope[i].reachability, at: path.appending("scope").appending(index: i).appending("reachability"))
         }
         if qosGuarantees != nil {
-            let ep = path.appending("qos-guarantees").appending("entries")
+            let entriesPath = path.appending("qos-guarantees").appending("entries")
             for i in qosGuarantees!.entries.indices {
-                let ip = ep.appending(index: i)
-                v.visit(&qosGuarantees!.entries[i].oneWayDelayMs, at: ip.appending("one-way-delay-ms"))
-                v.visit(&qosGuarantees!.entries[i].delayVariationMs, at: ip.appending("delay-variation-ms"))
-                v.visit(&qosGuarantees!.entries[i].lossPercent, at: ip.appending("loss-percent"))
-                v.visit(&qosGuarantees!.entries[i].throughputMbps, at: ip.appending("throughput-mbps"))
+                let entryPath = entriesPath.appending(index: i)
+                visitor.visit(&qosGuarantees!.entries[i].oneWayDelayMs, at: entryPath.appending("one-way-delay-ms"))
+                visitor.visit(&qosGuarantees!.entries[i].delayVariationMs, at: entryPath.appending("delay-variation-ms"))
+                visitor.visit(&qosGuarantees!.entries[i].lossPercent, at: entryPath.appending("loss-percent"))
+                visitor.visit(&qosGuarantees!.entries[i].throughputMbps, at: entryPath.appending("throughput-mbps"))
             }
         }
         if availability != nil {
-            v.visit(&availability!.availabilityPercent, at: path.appending("availability").appending("availability-percent"))
+            visitor.visit(&availability!.availabilityPercent, at: path.appending("availability").appending("availability-percent"))
         }
         if capacity != nil {
             for i in capacity!.indices {
-                let ip = path.appending("capacity").appending(index: i)
-                v.visit(&capacity![i].incomingBandwidthMbps, at: ip.appending("incoming-bandwidth-mbps"))
-                v.visit(&capacity![i].outgoingBandwidthMbps, at: ip.appending("outgoing-bandwidth-mbps"))
+                let entryPath = path.appending("capacity").appending(index: i)
+                visitor.visit(&capacity![i].incomingBandwidthMbps, at: entryPath.appending("incoming-bandwidth-mbps"))
+                visitor.visit(&capacity![i].outgoingBandwidthMbps, at: entryPath.appending("outgoing-bandwidth-mbps"))
             }
         }
         if conformanceTraffic != nil {
-            v.visit(&conformanceTraffic!.mtuBytes, at: path.appending("conformance-traffic").appending("mtu-bytes"))
+            visitor.visit(&conformanceTraffic!.mtuBytes, at: path.appending("conformance-traffic").appending("mtu-bytes"))
         }
         if invocationMeans != nil {
-            v.visit(&invocationMeans!.type, at: path.appending("invocation-means").appending("type"))
+            visitor.visit(&invocationMeans!.type, at: path.appending("invocation-means").appending("type"))
         }
         if notifications != nil {
             for i in notifications!.indices {
-                v.visit(&notifications![i].intervalSeconds,
+                visitor.visit(&notifications![i].intervalSeconds,
                         at: path.appending("notifications").appending(index: i).appending("interval-seconds"))
             }
         }

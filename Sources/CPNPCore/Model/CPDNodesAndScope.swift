@@ -15,18 +15,18 @@ public struct CPDCustomerNode: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        identifier = try o.string("identifier", at: path)
-        linkIdentifiers = try o.strings("link-identifiers", at: path)
-        localization = try o.element("localization", at: path)
+        let object = try json.object(at: path)
+        identifier = try object.string("identifier", at: path)
+        linkIdentifiers = try object.strings("link-identifiers", at: path)
+        localization = try object.element("localization", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("identifier", identifier)
-        o.put("link-identifiers", linkIdentifiers)
-        o.put("localization", localization)
-        return .object(o)
+        var object = JSONObject()
+        object.put("identifier", identifier)
+        object.put("link-identifiers", linkIdentifiers)
+        object.put("localization", localization)
+        return .object(object)
     }
 }
 
@@ -58,22 +58,22 @@ public struct CPDLocalization: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        siteID = try o.stringIfPresent("site-id", at: path)
-        address = try o.stringIfPresent("address", at: path, maxLength: CPDLimits.maxText)
-        latitude = try o.decimalIfPresent("latitude", at: path)
-        longitude = try o.decimalIfPresent("longitude", at: path)
-        country = try o.stringIfPresent("country", at: path)
+        let object = try json.object(at: path)
+        siteID = try object.stringIfPresent("site-id", at: path)
+        address = try object.stringIfPresent("address", at: path, maxLength: CPDLimits.maxText)
+        latitude = try object.decimalIfPresent("latitude", at: path)
+        longitude = try object.decimalIfPresent("longitude", at: path)
+        country = try object.stringIfPresent("country", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("site-id", siteID)
-        o.put("address", address)
-        o.put("latitude", latitude)
-        o.put("longitude", longitude)
-        o.put("country", country)
-        return .object(o)
+        var object = JSONObject()
+        object.put("site-id", siteID)
+        object.put("address", address)
+        object.put("latitude", latitude)
+        object.put("longitude", longitude)
+        object.put("country", country)
+        return .object(object)
     }
 }
 
@@ -114,29 +114,29 @@ public struct CPDScopeEntry: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        customerNode = try o.string("customer-node", at: path)
-        direction = try o.value("direction", at: path)
-        reachability = try o.negotiable("reachability", at: path)
-        sourcePrefixes = try o.stringsIfPresent("source-prefixes", at: path)
-        destinationPrefixes = try o.stringsIfPresent("destination-prefixes", at: path)
-        multicastSources = try o.stringsIfPresent("multicast-sources", at: path)
-        model = try o.valueIfPresent("model", at: path)
-        ingressPoints = try o.stringsIfPresent("ingress-points", at: path)
-        egressPoints = try o.stringsIfPresent("egress-points", at: path)
+        let object = try json.object(at: path)
+        customerNode = try object.string("customer-node", at: path)
+        direction = try object.value("direction", at: path)
+        reachability = try object.negotiable("reachability", at: path)
+        sourcePrefixes = try object.stringsIfPresent("source-prefixes", at: path)
+        destinationPrefixes = try object.stringsIfPresent("destination-prefixes", at: path)
+        multicastSources = try object.stringsIfPresent("multicast-sources", at: path)
+        model = try object.valueIfPresent("model", at: path)
+        ingressPoints = try object.stringsIfPresent("ingress-points", at: path)
+        egressPoints = try object.stringsIfPresent("egress-points", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("customer-node", customerNode)
-        o.put("direction", direction)
-        o.put("reachability", reachability)
-        o.put("source-prefixes", sourcePrefixes)
-        o.put("destination-prefixes", destinationPrefixes)
-        o.put("multicast-sources", multicastSources)
-        o.put("model", model)
-        o.put("ingress-points", ingressPoints)
-        o.put("egress-points", egressPoints)
-        return .object(o)
+        var object = JSONObject()
+        object.put("customer-node", customerNode)
+        object.put("direction", direction)
+        object.put("reachability", reachability)
+        object.put("source-prefixes", sourcePrefixes)
+        object.put("destination-prefixes", destinationPrefixes)
+        object.put("multicast-sources", multicastSources)
+        object.put("model", model)
+        object.put("ingress-points", ingressPoints)
+        object.put("egress-points", egressPoints)
+        return .object(object)
     }
 }

@@ -51,9 +51,9 @@ extension ConnectivityProvisioningDocument {
                 let capacity = profile.customerNodes.flatMap { node in (part(of: node.identifier)?.capacity ?? []).filter { $0.customerNode == node.identifier } }
                 composed.capacity = profile.capacity == nil && capacity.isEmpty ? nil : capacity
                 var entries: [CPDQoSEntry] = []
-                for p in holding {
-                    for e in p.qosGuarantees?.entries ?? [] where !entries.contains(e) && [e.from, e.to].allSatisfy({ $0 == "*" || served.contains($0) }) {
-                        entries.append(e)
+                for holder in holding {
+                    for entry in holder.qosGuarantees?.entries ?? [] where !entries.contains(entry) && [entry.from, entry.to].allSatisfy({ $0 == "*" || served.contains($0) }) {
+                        entries.append(entry)
                     }
                 }
                 if var qos = holding.lazy.compactMap(\.qosGuarantees).first {
@@ -61,9 +61,9 @@ extension ConnectivityProvisioningDocument {
                     composed.qosGuarantees = entries.isEmpty ? nil : qos
                 }
                 let availabilities = holding.compactMap(\.availability)
-                composed.availability = availabilities.min { a, b in
-                    guard let x = a.availabilityPercent.fixedValue, let y = b.availabilityPercent.fixedValue else { return false }
-                    return x < y
+                composed.availability = availabilities.min { left, right in
+                    guard let leftPercent = left.availabilityPercent.fixedValue, let rightPercent = right.availabilityPercent.fixedValue else { return false }
+                    return leftPercent < rightPercent
                 }
                 let activation = profile.customerNodes.flatMap { node in (part(of: node.identifier)?.activationMeans ?? []).filter { $0.customerNode == node.identifier } }
                     + (composed.activationMeans ?? []).filter { $0.customerNode == nil }
@@ -78,33 +78,33 @@ extension ConnectivityProvisioningDocument {
 
 extension ConnectivityProvisioningProfile {
     func restricted(to nodes: Set<String>) -> ConnectivityProvisioningProfile? {
-        var p = self
-        p.customerNodes = customerNodes.filter { nodes.contains($0.identifier) }
-        guard !p.customerNodes.isEmpty else { return nil }
-        let kept = Set(p.customerNodes.map(\.identifier))
-        p.scope = scope.filter { kept.contains($0.customerNode) }
-        p.capacity = capacity.map { $0.filter { kept.contains($0.customerNode) } }
+        var profile = self
+        profile.customerNodes = customerNodes.filter { nodes.contains($0.identifier) }
+        guard !profile.customerNodes.isEmpty else { return nil }
+        let kept = Set(profile.customerNodes.map(\.identifier))
+        profile.scope = scope.filter { kept.contains($0.customerNode) }
+        profile.capacity = capacity.map { $0.filter { kept.contains($0.customerNode) } }
         if var qos = qosGuarantees {
             var renumbered: [Int64: Int64] = [:]
             var entries: [CPDQoSEntry] = []
-            for (index, e) in qos.entries.enumerated() where [e.from, e.to].allSatisfy({ $0 == "*" || kept.contains($0) }) {
+            for (index, entry) in qos.entries.enumerated() where [entry.from, entry.to].allSatisfy({ $0 == "*" || kept.contains($0) }) {
                 renumbered[Int64(index)] = Int64(entries.count)
-                entries.append(e)
+                entries.append(entry)
             }
             qos.entries = entries
-            p.qosGuarantees = entries.isEmpty ? nil : qos
-            if var flows = p.flowIdentification {
-                flows.classifiers = flows.classifiers.compactMap { c in
-                    guard let ref = c.qosEntryRef else { return c }
+            profile.qosGuarantees = entries.isEmpty ? nil : qos
+            if var flows = profile.flowIdentification {
+                flows.classifiers = flows.classifiers.compactMap { classifier in
+                    guard let ref = classifier.qosEntryRef else { return classifier }
                     guard let new = renumbered[ref] else { return nil }
-                    var c = c
-                    c.qosEntryRef = new
-                    return c
+                    var classifier = classifier
+                    classifier.qosEntryRef = new
+                    return classifier
                 }
-                p.flowIdentification = flows.classifiers.isEmpty && (flows.remarking ?? []).isEmpty ? nil : flows
+                profile.flowIdentification = flows.classifiers.isEmpty && (flows.remarking ?? []).isEmpty ? nil : flows
             }
         }
-        p.activationMeans = activationMeans.map { $0.filter { $0.customerNode.map(kept.contains) ?? true } }
-        return p
+        profile.activationMeans = activationMeans.map { $0.filter { $0.customerNode.map(kept.contains) ?? true } }
+        return profile
     }
 }

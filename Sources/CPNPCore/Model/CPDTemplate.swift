@@ -21,14 +21,14 @@ public struct CPDOpenField: Sendable, Hashable {
     public var constraintDescription: String {
         switch constraint {
         case .string("any"): return "any value"
-        case .object(let o):
+        case .object(let object):
             if !choices.isEmpty { return "one of " + choices.joined(separator: ", ") }
-            let low = o["min"].map { JSONSerializer.serializeString($0) }
-            let high = o["max"].map { JSONSerializer.serializeString($0) }
+            let low = object["min"].map { JSONSerializer.serializeString($0) }
+            let high = object["max"].map { JSONSerializer.serializeString($0) }
             switch (low, high) {
-            case (let l?, let h?): return "\(l) to \(h)"
-            case (let l?, nil): return "at least \(l)"
-            case (nil, let h?): return "at most \(h)"
+            case (let lower?, let upper?): return "\(lower) to \(upper)"
+            case (let lower?, nil): return "at least \(lower)"
+            case (nil, let upper?): return "at most \(upper)"
             case (nil, nil): return JSONSerializer.serializeString(constraint)
             }
         default: return JSONSerializer.serializeString(constraint)
@@ -42,9 +42,9 @@ private struct OpenFieldCollector: NegotiableVisitor {
         guard !value.isFixed else { return }
         var choices: [String] = []
         if case .oneOf(let values) = value {
-            choices = values.map { v in
-                if case .string(let s) = v.negotiableJSON { return s }
-                return JSONSerializer.serializeString(v.negotiableJSON)
+            choices = values.map { choice in
+                if case .string(let text) = choice.negotiableJSON { return text }
+                return JSONSerializer.serializeString(choice.negotiableJSON)
             }
         }
         fields.append(CPDOpenField(path: path, constraint: value.json, isNumber: V.admitsRange, choices: choices))
@@ -95,10 +95,10 @@ extension OpenFieldCollector {
 
 extension String {
     fileprivate var trimmingWhitespace: Substring {
-        var s = Substring(self)
-        while let first = s.first, first.isWhitespace { s = s.dropFirst() }
-        while let last = s.last, last.isWhitespace { s = s.dropLast() }
-        return s
+        var trimmed = Substring(self)
+        while let first = trimmed.first, first.isWhitespace { trimmed = trimmed.dropFirst() }
+        while let last = trimmed.last, last.isWhitespace { trimmed = trimmed.dropLast() }
+        return trimmed
     }
 }
 

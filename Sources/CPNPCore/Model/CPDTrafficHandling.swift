@@ -11,16 +11,16 @@ public struct CPDFlowIdentification: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        classifiers = try o.elements("classifiers", at: path, maxCount: CPDLimits.maxEntries)
-        remarking = try o.elementsIfPresent("remarking", at: path, maxCount: CPDLimits.maxEntries)
+        let object = try json.object(at: path)
+        classifiers = try object.elements("classifiers", at: path, maxCount: CPDLimits.maxEntries)
+        remarking = try object.elementsIfPresent("remarking", at: path, maxCount: CPDLimits.maxEntries)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("classifiers", classifiers)
-        o.put("remarking", remarking)
-        return .object(o)
+        var object = JSONObject()
+        object.put("classifiers", classifiers)
+        object.put("remarking", remarking)
+        return .object(object)
     }
 }
 
@@ -63,32 +63,32 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        appliesTo = try o.decode("applies-to", at: path) { (v, p) throws(CPNPDecodingError) in try CPDLinkSelection(json: v, at: p) }
-        sourcePrefix = try o.stringIfPresent("source-prefix", at: path)
-        sourcePort = try o.decodeIfPresent("source-port", at: path) { (v, p) throws(CPNPDecodingError) in try CPDPortSpec(json: v, at: p) }
-        destinationPrefix = try o.stringIfPresent("destination-prefix", at: path)
-        destinationPort = try o.decodeIfPresent("destination-port", at: path) { (v, p) throws(CPNPDecodingError) in try CPDPortSpec(json: v, at: p) }
-        `protocol` = try o.integerIfPresent("protocol", at: path)
-        dscp = try o.integerIfPresent("dscp", at: path)
-        tunnelEndpoint = try o.stringIfPresent("tunnel-endpoint", at: path)
-        elastic = try o.boolIfPresent("elastic", at: path)
-        qosEntryRef = try o.integerIfPresent("qos-entry-ref", at: path)
+        let object = try json.object(at: path)
+        appliesTo = try object.decode("applies-to", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDLinkSelection(json: member, at: memberPath) }
+        sourcePrefix = try object.stringIfPresent("source-prefix", at: path)
+        sourcePort = try object.decodeIfPresent("source-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDPortSpec(json: member, at: memberPath) }
+        destinationPrefix = try object.stringIfPresent("destination-prefix", at: path)
+        destinationPort = try object.decodeIfPresent("destination-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDPortSpec(json: member, at: memberPath) }
+        `protocol` = try object.integerIfPresent("protocol", at: path)
+        dscp = try object.integerIfPresent("dscp", at: path)
+        tunnelEndpoint = try object.stringIfPresent("tunnel-endpoint", at: path)
+        elastic = try object.boolIfPresent("elastic", at: path)
+        qosEntryRef = try object.integerIfPresent("qos-entry-ref", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("applies-to", appliesTo.json)
-        o.put("source-prefix", sourcePrefix)
-        o.put("source-port", sourcePort?.json)
-        o.put("destination-prefix", destinationPrefix)
-        o.put("destination-port", destinationPort?.json)
-        o.put("protocol", `protocol`)
-        o.put("dscp", dscp)
-        o.put("tunnel-endpoint", tunnelEndpoint)
-        o.put("elastic", elastic)
-        o.put("qos-entry-ref", qosEntryRef)
-        return .object(o)
+        var object = JSONObject()
+        object.put("applies-to", appliesTo.json)
+        object.put("source-prefix", sourcePrefix)
+        object.put("source-port", sourcePort?.json)
+        object.put("destination-prefix", destinationPrefix)
+        object.put("destination-port", destinationPort?.json)
+        object.put("protocol", `protocol`)
+        object.put("dscp", dscp)
+        object.put("tunnel-endpoint", tunnelEndpoint)
+        object.put("elastic", elastic)
+        object.put("qos-entry-ref", qosEntryRef)
+        return .object(object)
     }
 }
 
@@ -108,18 +108,18 @@ public struct CPDRemarkingRule: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        at = try o.value("at", at: path)
-        matchDSCP = try o.integer("match-dscp", at: path)
-        setDSCP = try o.integer("set-dscp", at: path)
+        let object = try json.object(at: path)
+        at = try object.value("at", at: path)
+        matchDSCP = try object.integer("match-dscp", at: path)
+        setDSCP = try object.integer("set-dscp", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("at", at)
-        o.put("match-dscp", matchDSCP)
-        o.put("set-dscp", setDSCP)
-        return .object(o)
+        var object = JSONObject()
+        object.put("at", at)
+        object.put("match-dscp", matchDSCP)
+        object.put("set-dscp", setDSCP)
+        return .object(object)
     }
 }
 
@@ -141,18 +141,18 @@ public struct CPDOverallTrafficGuarantees: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        delay = try o.valueIfPresent("delay", at: path)
-        loss = try o.valueIfPresent("loss", at: path)
-        throughput = try o.valueIfPresent("throughput", at: path)
+        let object = try json.object(at: path)
+        delay = try object.valueIfPresent("delay", at: path)
+        loss = try object.valueIfPresent("loss", at: path)
+        throughput = try object.valueIfPresent("throughput", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("delay", delay)
-        o.put("loss", loss)
-        o.put("throughput", throughput)
-        return .object(o)
+        var object = JSONObject()
+        object.put("delay", delay)
+        object.put("loss", loss)
+        object.put("throughput", throughput)
+        return .object(object)
     }
 }
 
@@ -182,24 +182,24 @@ public struct CPDRoutingAndForwarding: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        avoid = try o.stringsIfPresent("avoid", at: path)
-        traverseFunctions = try o.stringsIfPresent("traverse-functions", at: path)
-        geoRestrictions = try o.stringsIfPresent("geo-restrictions", at: path)
-        backupPathRequired = try o.boolIfPresent("backup-path-required", at: path)
-        logicalTopology = try o.stringIfPresent("logical-topology", at: path)
-        forwardingBehavior = try o.stringIfPresent("forwarding-behavior", at: path)
+        let object = try json.object(at: path)
+        avoid = try object.stringsIfPresent("avoid", at: path)
+        traverseFunctions = try object.stringsIfPresent("traverse-functions", at: path)
+        geoRestrictions = try object.stringsIfPresent("geo-restrictions", at: path)
+        backupPathRequired = try object.boolIfPresent("backup-path-required", at: path)
+        logicalTopology = try object.stringIfPresent("logical-topology", at: path)
+        forwardingBehavior = try object.stringIfPresent("forwarding-behavior", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("avoid", avoid)
-        o.put("traverse-functions", traverseFunctions)
-        o.put("geo-restrictions", geoRestrictions)
-        o.put("backup-path-required", backupPathRequired)
-        o.put("logical-topology", logicalTopology)
-        o.put("forwarding-behavior", forwardingBehavior)
-        return .object(o)
+        var object = JSONObject()
+        object.put("avoid", avoid)
+        object.put("traverse-functions", traverseFunctions)
+        object.put("geo-restrictions", geoRestrictions)
+        object.put("backup-path-required", backupPathRequired)
+        object.put("logical-topology", logicalTopology)
+        object.put("forwarding-behavior", forwardingBehavior)
+        return .object(object)
     }
 }
 
@@ -219,31 +219,31 @@ public struct CPDActivationMeans: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        mechanism = CPDActivationMechanism(rawValue: try o.string("mechanism", at: path))
-        customerNode = try o.stringIfPresent("customer-node", at: path)
-        parameters = try o.decodeIfPresent("parameters", at: path) { (v, p) throws(CPNPDecodingError) in
-            let po = try v.object(at: p)
-            guard po.count <= CPDLimits.maxListItems else {
-                throw CPNPDecodingError(.outOfRange, at: p, "object has \(po.count) members, at most \(CPDLimits.maxListItems) allowed")
+        let object = try json.object(at: path)
+        mechanism = CPDActivationMechanism(rawValue: try object.string("mechanism", at: path))
+        customerNode = try object.stringIfPresent("customer-node", at: path)
+        parameters = try object.decodeIfPresent("parameters", at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            let parametersObject = try member.object(at: memberPath)
+            guard parametersObject.count <= CPDLimits.maxListItems else {
+                throw CPNPDecodingError(.outOfRange, at: memberPath, "object has \(parametersObject.count) members, at most \(CPDLimits.maxListItems) allowed")
             }
             var out: [String: String] = [:]
-            for (k, value) in po {
-                guard k.unicodeScalars.count <= CPDLimits.maxShortString else {
-                    throw CPNPDecodingError(.stringTooLong, at: p, "parameter name longer than \(CPDLimits.maxShortString) characters")
+            for (name, value) in parametersObject {
+                guard name.unicodeScalars.count <= CPDLimits.maxShortString else {
+                    throw CPNPDecodingError(.stringTooLong, at: memberPath, "parameter name longer than \(CPDLimits.maxShortString) characters")
                 }
-                out[k] = try value.string(at: p.appending(k), maxLength: CPDLimits.maxText)
+                out[name] = try value.string(at: memberPath.appending(name), maxLength: CPDLimits.maxText)
             }
             return out
         }
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("mechanism", mechanism.rawValue)
-        o.put("customer-node", customerNode)
-        o.put("parameters", parametersJSON)
-        return .object(o)
+        var object = JSONObject()
+        object.put("mechanism", mechanism.rawValue)
+        object.put("customer-node", customerNode)
+        object.put("parameters", parametersJSON)
+        return .object(object)
     }
 
     var parametersJSON: JSONValue? {
@@ -264,16 +264,16 @@ public struct CPDInvocationMeans: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        type = try o.negotiable("type", at: path)
-        protocols = try o.stringsIfPresent("protocols", at: path)
+        let object = try json.object(at: path)
+        type = try object.negotiable("type", at: path)
+        protocols = try object.stringsIfPresent("protocols", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("type", type)
-        o.put("protocols", protocols)
-        return .object(o)
+        var object = JSONObject()
+        object.put("type", type)
+        object.put("protocols", protocols)
+        return .object(object)
     }
 }
 
@@ -300,21 +300,21 @@ public struct CPDNotification: Sendable, Hashable, CPDJSONCodable {
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        events = try o.strings("events", at: path)
-        method = CPDNotificationMethod(rawValue: try o.string("method", at: path))
-        destination = try o.stringIfPresent("destination", at: path, maxLength: CPDLimits.maxText)
-        intervalSeconds = try o.negotiableIfPresent("interval-seconds", at: path)
-        dataModel = try o.stringIfPresent("data-model", at: path)
+        let object = try json.object(at: path)
+        events = try object.strings("events", at: path)
+        method = CPDNotificationMethod(rawValue: try object.string("method", at: path))
+        destination = try object.stringIfPresent("destination", at: path, maxLength: CPDLimits.maxText)
+        intervalSeconds = try object.negotiableIfPresent("interval-seconds", at: path)
+        dataModel = try object.stringIfPresent("data-model", at: path)
     }
 
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("events", events)
-        o.put("method", method.rawValue)
-        o.put("destination", destination)
-        o.put("interval-seconds", intervalSeconds)
-        o.put("data-model", dataModel)
-        return .object(o)
+        var object = JSONObject()
+        object.put("events", events)
+        object.put("method", method.rawValue)
+        object.put("destination", destination)
+        object.put("interval-seconds", intervalSeconds)
+        object.put("data-model", dataModel)
+        return .object(object)
     }
 }

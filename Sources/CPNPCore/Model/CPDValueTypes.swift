@@ -6,12 +6,12 @@ extension CPDEnumeration {
     public static var admitsRange: Bool { false }
 
     public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let s = try json.string(at: path, maxLength: CPDLimits.maxShortString)
-        guard let v = Self(rawValue: s) else {
+        let text = try json.string(at: path, maxLength: CPDLimits.maxShortString)
+        guard let value = Self(rawValue: text) else {
             let allowed = Self.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
             throw CPNPDecodingError(.invalidValue, at: path, "expected one of \(allowed)")
         }
-        self = v
+        self = value
     }
 
     public var negotiableJSON: JSONValue { .string(rawValue) }
@@ -127,34 +127,34 @@ public enum CPDPortSpec: Sendable, Hashable {
         switch json {
         case .number:
             self = .single(try json.integer(at: path, in: Int64.min...Int64.max))
-        case .string(let s):
-            let parts = s.split(separator: "-", omittingEmptySubsequences: false)
-            guard parts.count == 2, let lo = Self.parseDigits(parts[0]), let hi = Self.parseDigits(parts[1]) else {
+        case .string(let text):
+            let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 2, let low = Self.parseDigits(parts[0]), let high = Self.parseDigits(parts[1]) else {
                 throw CPNPDecodingError(.invalidValue, at: path, "expected a port number or a \"low-high\" port range")
             }
-            self = .range(low: lo, high: hi)
+            self = .range(low: low, high: high)
         default:
             throw JSONValue.wrongType("a port number or a \"low-high\" string", json, path)
         }
     }
 
-    private static func parseDigits(_ s: Substring) -> Int64? {
-        guard !s.isEmpty, s.count <= 9, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return Int64(s)
+    private static func parseDigits(_ text: Substring) -> Int64? {
+        guard !text.isEmpty, text.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int64(text)
     }
 
     public var json: JSONValue {
         switch self {
-        case .single(let p): .number(CPNPDecimal(p))
-        case .range(let lo, let hi): .string("\(lo)-\(hi)")
+        case .single(let port): .number(CPNPDecimal(port))
+        case .range(let low, let high): .string("\(low)-\(high)")
         }
     }
 
     /// Lowest and highest port.
     public var bounds: (low: Int64, high: Int64) {
         switch self {
-        case .single(let p): (p, p)
-        case .range(let lo, let hi): (lo, hi)
+        case .single(let port): (port, port)
+        case .range(let low, let high): (low, high)
         }
     }
 }
@@ -182,7 +182,7 @@ public enum CPDLinkSelection: Sendable, Hashable {
     public var json: JSONValue {
         switch self {
         case .allLinks: .string("all-links")
-        case .links(let l): .array(l.map(JSONValue.string))
+        case .links(let links): .array(links.map(JSONValue.string))
         }
     }
 }

@@ -59,8 +59,8 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
 
     /// Decodes a CPD; `path` names the `cpd` attribute (e.g. `JSONPath.root.appending("cpd")`).
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        components = try o.elements("components", at: path, maxCount: CPDLimits.maxComponents)
+        let object = try json.object(at: path)
+        components = try object.elements("components", at: path, maxCount: CPDLimits.maxComponents)
     }
 
     /// Deterministic JSON form.
@@ -81,8 +81,8 @@ public struct ConnectivityProvisioningComponent: Sendable, Hashable, CPDJSONCoda
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        profiles = try o.elements("profiles", at: path, maxCount: CPDLimits.maxProfiles)
+        let object = try json.object(at: path)
+        profiles = try object.elements("profiles", at: path, maxCount: CPDLimits.maxProfiles)
     }
 
     public var json: JSONValue {
@@ -156,40 +156,40 @@ public struct ConnectivityProvisioningProfile: Sendable, Hashable, CPDJSONCodabl
     }
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let o = try json.object(at: path)
-        customerNodes = try o.elements("customer-nodes", at: path, maxCount: CPDLimits.maxEntries)
-        scope = try o.elements("scope", at: path, maxCount: CPDLimits.maxEntries)
-        qosGuarantees = try o.elementIfPresent("qos-guarantees", at: path)
-        availability = try o.elementIfPresent("availability", at: path)
-        capacity = try o.elementsIfPresent("capacity", at: path, maxCount: CPDLimits.maxEntries)
-        trafficIsolation = try o.elementIfPresent("traffic-isolation", at: path)
-        conformanceTraffic = try o.elementIfPresent("conformance-traffic", at: path)
-        flowIdentification = try o.elementIfPresent("flow-identification", at: path)
-        overallTrafficGuarantees = try o.elementIfPresent("overall-traffic-guarantees", at: path)
-        routingAndForwarding = try o.elementIfPresent("routing-and-forwarding", at: path)
-        activationMeans = try o.elementsIfPresent("activation-means", at: path, maxCount: CPDLimits.maxEntries)
-        invocationMeans = try o.elementIfPresent("invocation-means", at: path)
-        notifications = try o.elementsIfPresent("notifications", at: path, maxCount: CPDLimits.maxEntries)
-        extensions = try o.elementIfPresent("extensions", at: path)
+        let object = try json.object(at: path)
+        customerNodes = try object.elements("customer-nodes", at: path, maxCount: CPDLimits.maxEntries)
+        scope = try object.elements("scope", at: path, maxCount: CPDLimits.maxEntries)
+        qosGuarantees = try object.elementIfPresent("qos-guarantees", at: path)
+        availability = try object.elementIfPresent("availability", at: path)
+        capacity = try object.elementsIfPresent("capacity", at: path, maxCount: CPDLimits.maxEntries)
+        trafficIsolation = try object.elementIfPresent("traffic-isolation", at: path)
+        conformanceTraffic = try object.elementIfPresent("conformance-traffic", at: path)
+        flowIdentification = try object.elementIfPresent("flow-identification", at: path)
+        overallTrafficGuarantees = try object.elementIfPresent("overall-traffic-guarantees", at: path)
+        routingAndForwarding = try object.elementIfPresent("routing-and-forwarding", at: path)
+        activationMeans = try object.elementsIfPresent("activation-means", at: path, maxCount: CPDLimits.maxEntries)
+        invocationMeans = try object.elementIfPresent("invocation-means", at: path)
+        notifications = try object.elementsIfPresent("notifications", at: path, maxCount: CPDLimits.maxEntries)
+        extensions = try object.elementIfPresent("extensions", at: path)
     }
 
     /// Keys in RBNF order (RFC 7297 Figure 6), absent clauses omitted.
     public var json: JSONValue {
-        var o = JSONObject()
-        o.put("customer-nodes", customerNodes)
-        o.put("scope", scope)
-        o.put("qos-guarantees", qosGuarantees)
-        o.put("availability", availability)
-        o.put("capacity", capacity)
-        o.put("traffic-isolation", trafficIsolation)
-        o.put("conformance-traffic", conformanceTraffic)
-        o.put("flow-identification", flowIdentification)
-        o.put("overall-traffic-guarantees", overallTrafficGuarantees)
-        o.put("routing-and-forwarding", routingAndForwarding)
-        o.put("activation-means", activationMeans)
-        o.put("invocation-means", invocationMeans)
-        o.put("notifications", notifications)
-        o.put("extensions", extensions)
-        return .object(o)
+        var object = JSONObject()
+        object.put("customer-nodes", customerNodes)
+        object.put("scope", scope)
+        object.put("qos-guarantees", qosGuarantees)
+        object.put("availability", availability)
+        object.put("capacity", capacity)
+        object.put("traffic-isolation", trafficIsolation)
+        object.put("conformance-traffic", conformanceTraffic)
+        object.put("flow-identification", flowIdentification)
+        object.put("overall-traffic-guarantees", overallTrafficGuarantees)
+        object.put("routing-and-forwarding", routingAndForwarding)
+        object.put("activation-means", activationMeans)
+        object.put("invocation-means", invocationMeans)
+        object.put("notifications", notifications)
+        object.put("extensions", extensions)
+        return .object(object)
     }
 }

@@ -57,7 +57,7 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
 
     /// The fixed value, if any.
     public var fixedValue: Value? {
-        if case .fixed(let v) = self { return v }
+        if case .fixed(let fixed) = self { return fixed }
         return nil
     }
 
@@ -65,9 +65,9 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     /// one-of → the first, `"any"` → nil (the offerer must choose).
     public var preferredValue: Value? {
         switch self {
-        case .fixed(let v): v
-        case .range(let lo, let hi): hi ?? lo
-        case .oneOf(let l): l.first
+        case .fixed(let fixed): fixed
+        case .range(let lower, let upper): upper ?? lower
+        case .oneOf(let values): values.first
         case .any: nil
         }
     }
@@ -75,12 +75,12 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     /// Whether `value` is admitted (belongs to S(self), docs/protocol.md §4.3).
     public func admits(_ value: Value) -> Bool {
         switch self {
-        case .fixed(let v): return v == value
+        case .fixed(let fixed): return fixed == value
         case .any: return true
-        case .oneOf(let l): return l.contains(value)
-        case .range(let lo, let hi):
-            if let lo, value < lo { return false }
-            if let hi, hi < value { return false }
+        case .oneOf(let values): return values.contains(value)
+        case .range(let lower, let upper):
+            if let lower, value < lower { return false }
+            if let upper, upper < value { return false }
             return true
         }
     }
@@ -89,12 +89,12 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     public var internalProblems: [String] {
         switch self {
         case .fixed, .any: return []
-        case .oneOf(let l): return l.isEmpty ? ["\"one-of\" must list at least one value"] : []
-        case .range(let lo, let hi):
+        case .oneOf(let values): return values.isEmpty ? ["\"one-of\" must list at least one value"] : []
+        case .range(let lower, let upper):
             var out: [String] = []
             if !Value.admitsRange { out.append("a range is not allowed for this field; use a value, \"any\" or \"one-of\"") }
-            if lo == nil && hi == nil { out.append("a range needs \"min\" or \"max\" (write \"any\" for no constraint)") }
-            if let lo, let hi, hi < lo { out.append("\"min\" is greater than \"max\"") }
+            if lower == nil && upper == nil { out.append("a range needs \"min\" or \"max\" (write \"any\" for no constraint)") }
+            if let lower, let upper, upper < lower { out.append("\"min\" is greater than \"max\"") }
             return out
         }
     }
@@ -111,26 +111,26 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
         switch self {
         case .any:
             return false
-        case .fixed(let x):
-            return requested.admits(x)
-        case .oneOf(let l):
-            return l.allSatisfy { requested.admits($0) }
-        case .range(let lo, let hi):
+        case .fixed(let fixed):
+            return requested.admits(fixed)
+        case .oneOf(let values):
+            return values.allSatisfy { requested.admits($0) }
+        case .range(let lower, let upper):
             switch requested {
             case .any:
                 return true
-            case .fixed(let x):
-                return lo == x && hi == x
-            case .oneOf(let l):
+            case .fixed(let fixed):
+                return lower == fixed && upper == fixed
+            case .oneOf(let values):
                 // A continuous interval is only a subset of a finite set when it is a single point.
-                guard let lo, let hi, lo == hi else { return false }
-                return l.contains(lo)
-            case .range(let rlo, let rhi):
-                if let rlo {
-                    guard let lo, !(lo < rlo) else { return false }
+                guard let lower, let upper, lower == upper else { return false }
+                return values.contains(lower)
+            case .range(let requestedLower, let requestedUpper):
+                if let requestedLower {
+                    guard let lower, !(lower < requestedLower) else { return false }
                 }
-                if let rhi {
-                    guard let hi, !(rhi < hi) else { return false }
+                if let requestedUpper {
+                    guard let upper, !(requestedUpper < upper) else { return false }
                 }
                 return true
             }
@@ -140,10 +140,10 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     /// Every concrete value written in this form (fixed value, bounds, one-of members).
     public var mentionedValues: [Value] {
         switch self {
-        case .fixed(let v): [v]
+        case .fixed(let fixed): [fixed]
         case .any: []
-        case .oneOf(let l): l
-        case .range(let lo, let hi): [lo, hi].compactMap { $0 }
+        case .oneOf(let values): values
+        case .range(let lower, let upper): [lower, upper].compactMap { $0 }
         }
     }
 
@@ -153,36 +153,36 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
         switch json {
         case .string("any"):
             self = .any
-        case .object(let o):
-            let oneOf = o["one-of"]
-            let min = o["min"]
-            let max = o["max"]
+        case .object(let object):
+            let oneOf = object["one-of"]
+            let min = object["min"]
+            let max = object["max"]
             if let oneOf {
                 guard min == nil && max == nil else {
                     throw CPNPDecodingError(.invalidValue, at: path, "\"one-of\" cannot be combined with \"min\"/\"max\"")
                 }
-                let p = path.appending("one-of")
-                let items = try oneOf.array(at: p, maxCount: CPDLimits.maxOneOf)
+                let oneOfPath = path.appending("one-of")
+                let items = try oneOf.array(at: oneOfPath, maxCount: CPDLimits.maxOneOf)
                 guard !items.isEmpty else {
-                    throw CPNPDecodingError(.invalidValue, at: p, "\"one-of\" must list at least one value")
+                    throw CPNPDecodingError(.invalidValue, at: oneOfPath, "\"one-of\" must list at least one value")
                 }
                 var values: [Value] = []
                 values.reserveCapacity(items.count)
                 for (i, item) in items.enumerated() {
-                    let ip = p.appending(index: i)
+                    let itemPath = oneOfPath.appending(index: i)
                     if case .string("any") = item {
-                        throw CPNPDecodingError(.invalidValue, at: ip, "\"any\" is not a value")
+                        throw CPNPDecodingError(.invalidValue, at: itemPath, "\"any\" is not a value")
                     }
-                    values.append(try Value(negotiableJSON: item, at: ip))
+                    values.append(try Value(negotiableJSON: item, at: itemPath))
                 }
                 self = .oneOf(values)
             } else if min != nil || max != nil {
                 guard Value.admitsRange else {
                     throw CPNPDecodingError(.invalidValue, at: path, "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
                 }
-                let lo = try min.map { (v) throws(CPNPDecodingError) in try Value(negotiableJSON: v, at: path.appending("min")) }
-                let hi = try max.map { (v) throws(CPNPDecodingError) in try Value(negotiableJSON: v, at: path.appending("max")) }
-                self = .range(min: lo, max: hi)
+                let lower = try min.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("min")) }
+                let upper = try max.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("max")) }
+                self = .range(min: lower, max: upper)
             } else {
                 throw CPNPDecodingError(.invalidValue, at: path, "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
             }
@@ -200,17 +200,17 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
     /// The JSON form (bounds in the order `min`, `max`).
     public var json: JSONValue {
         switch self {
-        case .fixed(let v):
-            return v.negotiableJSON
+        case .fixed(let fixed):
+            return fixed.negotiableJSON
         case .any:
             return .string("any")
-        case .oneOf(let l):
-            return .object(JSONObject([("one-of", .array(l.map(\.negotiableJSON)))]))
-        case .range(let lo, let hi):
-            var o = JSONObject()
-            if let lo { o["min"] = lo.negotiableJSON }
-            if let hi { o["max"] = hi.negotiableJSON }
-            return .object(o)
+        case .oneOf(let values):
+            return .object(JSONObject([("one-of", .array(values.map(\.negotiableJSON)))]))
+        case .range(let lower, let upper):
+            var object = JSONObject()
+            if let lower { object["min"] = lower.negotiableJSON }
+            if let upper { object["max"] = upper.negotiableJSON }
+            return .object(object)
         }
     }
 }

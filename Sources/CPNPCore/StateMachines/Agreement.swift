@@ -10,7 +10,7 @@ public enum ActivationStatus: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .inactive: "inactive"
         case .active: "active"
-        case .scheduled(let t): "scheduled at \(t.rfc3339)"
+        case .scheduled(let time): "scheduled at \(time.rfc3339)"
         }
     }
 }
@@ -34,10 +34,10 @@ public struct Agreement: Sendable, Hashable {
     static func make(
         offer: OfferMessage, requestOptions: NegotiationOptions?, agreedAt: CPNPTimestamp
     ) -> Agreement {
-        let o = offer.informationElements?.negotiationOptions
-        let type = o?.activationType ?? requestOptions?.activationType ?? .immediate
-        let purpose = o?.purpose ?? requestOptions?.purpose ?? .permanent
-        let schedule = o?.activationSchedule ?? requestOptions?.activationSchedule
+        let offerOptions = offer.informationElements?.negotiationOptions
+        let type = offerOptions?.activationType ?? requestOptions?.activationType ?? .immediate
+        let purpose = offerOptions?.purpose ?? requestOptions?.purpose ?? .permanent
+        let schedule = offerOptions?.activationSchedule ?? requestOptions?.activationSchedule
         var status = ActivationStatus.inactive
         switch type {
         case .immediate: status = .active
@@ -48,7 +48,7 @@ public struct Agreement: Sendable, Hashable {
             customerOrderID: offer.customerOrderID, providerOrderID: offer.providerOrderID, nonce: offer.nonce,
             acceptedCPD: offer.offeredCPD, informationElements: offer.informationElements,
             activationType: type, purpose: purpose,
-            testPeriodEnd: purpose == .testing ? (o?.testPeriodEnd ?? requestOptions?.testPeriodEnd) : nil,
+            testPeriodEnd: purpose == .testing ? (offerOptions?.testPeriodEnd ?? requestOptions?.testPeriodEnd) : nil,
             activationSchedule: schedule, activation: status, agreedAt: agreedAt)
     }
 }

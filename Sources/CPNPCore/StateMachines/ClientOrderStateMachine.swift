@@ -178,8 +178,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// A WITHDRAW went unanswered after every retry: the administrator alarm of §11.1.2 stands until
     /// a later withdrawal cycle gets the provider's ACK or FAIL.
     public var withdrawalUnconfirmed: Bool {
-        guard let tx = transaction else { return false }
-        return tx.kind == .withdraw && tx.withdrawalAlarm && tx.pending != nil
+        guard let currentTransaction = transaction else { return false }
+        return currentTransaction.kind == .withdraw && currentTransaction.withdrawalAlarm && currentTransaction.pending != nil
     }
 
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
@@ -201,25 +201,25 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
         try require([.awaitingProcessing], "send a QUOTATION")
-        var tx = Transaction(
+        var currentTransaction = Transaction(
             kind: .quotation, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
         drawSpareTransaction(using: &rng)
         // A client that does not enforce deadlines does not announce one either (§11.1.1).
-        let q = QuotationMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+        let quotation = QuotationMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
             expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
             informationElements: informationElements)
-        tx.pending = PendingRequest(message: .quotation(q))
-        tx.requestSequenceNumber = q.sequenceNumber
-        transaction = tx
+        currentTransaction.pending = PendingRequest(message: .quotation(quotation))
+        currentTransaction.requestSequenceNumber = quotation.sequenceNumber
+        transaction = currentTransaction
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
         self.expectedResponseTime = expectedResponseTime
         expectedOfferTime = nil
         var actions = transition(to: .pqoSent, "QUOTATION sent")
-        actions += [.send(.quotation(q)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
-        if let ert = expectedResponseTime, configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: ert)) }
+        actions += [.send(.quotation(quotation)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        if let expectedResponseTime, configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
         return actions
     }
 
@@ -228,8 +228,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         requestedCPD: CPD, informationElements: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = nil,
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
-        let a = try processingApproved()
-        return a + (try sendQuotation(
+        let approvalActions = try processingApproved()
+        return approvalActions + (try sendQuotation(
             requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
             session: session, now: now, using: &rng))
     }
@@ -237,16 +237,16 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Answers a pending expected-offer-time: grant (ACK for an extension) or refuse (CANCEL for the
     /// first one, FAIL 7 for an extension) (RFC 8921 §9.2.2, §11.1.1; docs/protocol.md §6, A22).
     public mutating func moreTimeDecided(granted: Bool, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
-        guard let until = pendingTimeDecision, var tx = transaction, let poid = providerOrderID else {
+        guard let until = pendingTimeDecision, var currentTransaction = transaction, let providerOrderID else {
             throw OrderCommandError(.noPendingDecision, "no expected offer time awaits a decision")
         }
         pendingTimeDecision = nil
         if state == .pqoSent {
             if granted {
                 expectedOfferTime = until
-                var a = transition(to: .serverProcessing, "expected offer time \(until.rfc3339) accepted")
-                a += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)] + armSilenceProbe(now: now)
-                return a
+                var actions = transition(to: .serverProcessing, "expected offer time \(until.rfc3339) accepted")
+                actions += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)] + armSilenceProbe(now: now)
+                return actions
             }
             return cancelNegotiation(.offerTimeRefused, now: now, event: "expected offer time refused")
         }
@@ -254,70 +254,70 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         let answer: CPNPMessage
         if granted {
             answer = .ack(AckMessage(
-                sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-                providerOrderID: poid, expectedResponseTime: until))
+                sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, expectedResponseTime: until))
             expectedOfferTime = until
         } else {
             answer = .fail(FailMessage(
-                sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-                providerOrderID: poid, statusCode: .moreTimeRejected))
+                sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+                providerOrderID: providerOrderID, statusCode: .moreTimeRejected))
         }
-        tx.cache?.answer = answer
-        transaction = tx
-        var a = transition(to: .serverProcessing, granted ? "more time granted until \(until.rfc3339)" : "more time refused")
-        a.append(.send(answer))
-        if granted && configuration.enforceDeadlines { a.append(.armTimer(.expectedOfferTime, at: until)) }
-        return a
+        currentTransaction.cache?.answer = answer
+        transaction = currentTransaction
+        var actions = transition(to: .serverProcessing, granted ? "more time granted until \(until.rfc3339)" : "more time refused")
+        actions.append(.send(answer))
+        if granted && configuration.enforceDeadlines { actions.append(.armTimer(.expectedOfferTime, at: until)) }
+        return actions
     }
 
     /// OfferReceived → OfferProcessing: sends PROCESSING to stop the OFFER's retransmission (Figure 8).
     public mutating func offerProcessingStarted(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         try require([.offerReceived], "acknowledge the offer")
-        guard var tx = transaction, let offer else { throw invalid("acknowledge the offer") }
-        let p = ProcessingMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+        guard var currentTransaction = transaction, let offer else { throw invalid("acknowledge the offer") }
+        let processing = ProcessingMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
             providerOrderID: offer.providerOrderID)
-        tx.cache?.answer = .processing(p)
-        transaction = tx
-        return transition(to: .offerProcessing, "PROCESSING sent") + [.send(.processing(p))]
+        currentTransaction.cache?.answer = .processing(processing)
+        transaction = currentTransaction
+        return transition(to: .offerProcessing, "PROCESSING sent") + [.send(.processing(processing))]
     }
 
     /// OfferReceived/OfferProcessing → AcceptSent: sends ACCEPT with the offer's fields (RFC 8921 §9.2.4).
     /// Never accepts an expired offer.
     public mutating func accept(informationElements: InformationElements? = nil, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         try require([.offerReceived, .offerProcessing], "accept")
-        guard var tx = transaction, let offer else { throw invalid("accept") }
+        guard var currentTransaction = transaction, let offer else { throw invalid("accept") }
         guard now < offer.validityOfferTime else {
             throw OrderCommandError(.offerExpired, "the offer expired at \(offer.validityOfferTime.rfc3339)")
         }
-        let m = AcceptMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+        let acceptMessage = AcceptMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
             providerOrderID: offer.providerOrderID, nonce: offer.nonce, acceptedCPD: offer.offeredCPD,
             informationElements: informationElements)
-        tx.pending = PendingRequest(message: .accept(m))
-        tx.cache?.answer = .accept(m)
-        transaction = tx
-        var a = transition(to: .acceptSent, "ACCEPT sent")
-        a += [.cancelTimer(.offerValidity), .send(.accept(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
-        return a
+        currentTransaction.pending = PendingRequest(message: .accept(acceptMessage))
+        currentTransaction.cache?.answer = .accept(acceptMessage)
+        transaction = currentTransaction
+        var actions = transition(to: .acceptSent, "ACCEPT sent")
+        actions += [.cancelTimer(.offerValidity), .send(.accept(acceptMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        return actions
     }
 
     /// OfferReceived/OfferProcessing → Cancelled: sends DECLINE (RFC 8921 §9.2.5).
     public mutating func decline(reasons: [DeclineReason] = [], now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         try require([.offerReceived, .offerProcessing], "decline")
-        guard var tx = transaction, let offer else { throw invalid("decline") }
-        let m = DeclineMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+        guard var currentTransaction = transaction, let offer else { throw invalid("decline") }
+        let declineMessage = DeclineMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
             providerOrderID: offer.providerOrderID, nonce: offer.nonce, reasons: reasons)
-        tx.pending = PendingRequest(message: .decline(m))
-        tx.cache?.answer = .decline(m)
-        transaction = tx
+        currentTransaction.pending = PendingRequest(message: .decline(declineMessage))
+        currentTransaction.cache?.answer = .decline(declineMessage)
+        transaction = currentTransaction
         lastEnd = .declinedByClient(reasons)
         let expired = expireTestingAgreement(now: now)
-        var a = transition(to: endState, "DECLINE sent")
-        a += [.cancelTimer(.offerValidity), .send(.decline(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
-        a.append(.report(.negotiationEnded(.declinedByClient(reasons))))
-        return a + expired
+        var actions = transition(to: endState, "DECLINE sent")
+        actions += [.cancelTimer(.offerValidity), .send(.decline(declineMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        actions.append(.report(.negotiationEnded(.declinedByClient(reasons))))
+        return actions + expired
     }
 
     /// Cancels the order (or the update in progress) at any stage before agreement (RFC 8921 §9.2.7).
@@ -333,12 +333,12 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             lastEnd = .cancelledByClient
             return transition(to: .cancelled, "aborted locally") + [.report(.negotiationEnded(.cancelledByClient))]
         case .acceptSent:
-            guard var tx = transaction, tx.kind == .quotation, spareTransaction != nil else {
+            guard var currentTransaction = transaction, currentTransaction.kind == .quotation, spareTransaction != nil else {
                 throw OrderCommandError(.invalidState, "the ACCEPT of the UPDATE awaits its answer and cannot be cancelled; update again once it is answered")
             }
-            guard !tx.withdrawOnAgreement else { return [] }
-            tx.withdrawOnAgreement = true
-            transaction = tx
+            guard !currentTransaction.withdrawOnAgreement else { return [] }
+            currentTransaction.withdrawOnAgreement = true
+            transaction = currentTransaction
             return [.persist(from: state, to: state, event: "cancel requested after ACCEPT: an agreement will be withdrawn at once")]
         case .pqoSent, .serverProcessing, .offerReceived, .offerProcessing:
             return cancelNegotiation(.cancelledByClient, now: now, event: "CANCEL sent")
@@ -354,29 +354,29 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     ) throws(OrderCommandError) -> [Action] {
         try require([.completed], "withdraw")
         try requireNoPendingRequest("withdraw")
-        guard let ag = agreement else { throw invalid("withdraw") }
+        guard let agreement else { throw invalid("withdraw") }
         let spare = SpareTransaction(id: .random(using: &rng), initialSequenceNumber: .randomInitial(using: &rng))
         drawSpareTransaction(using: &rng)
-        return openWithdrawal(spare, providerOrderID: ag.providerOrderID, nonce: ag.nonce, session: session, now: now, event: "WITHDRAW sent")
+        return openWithdrawal(spare, providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, session: session, now: now, event: "WITHDRAW sent")
     }
 
     /// Sends WITHDRAW of the order (`providerOrderID`, `nonce`) in the transaction `spare`: → Cancelled.
     private mutating func openWithdrawal(
         _ spare: SpareTransaction, providerOrderID: ProviderOrderID, nonce: Nonce, session: CPNPSession, now: CPNPTimestamp, event: String
     ) -> [Action] {
-        var tx = Transaction(
+        var currentTransaction = Transaction(
             kind: .withdraw, id: spare.id, session: session, sequence: SequenceCounters(initialOutgoing: spare.initialSequenceNumber))
-        let m = WithdrawMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
+        let withdrawMessage = WithdrawMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, nonce: nonce)
-        tx.pending = PendingRequest(message: .withdraw(m))
-        transaction = tx
-        var a = transition(to: .cancelled, event)
-        a += [
-            .cancelTimer(.silenceProbe), .cancelTimer(.testPeriodEnd), .send(.withdraw(m)),
+        currentTransaction.pending = PendingRequest(message: .withdraw(withdrawMessage))
+        transaction = currentTransaction
+        var actions = transition(to: .cancelled, event)
+        actions += [
+            .cancelTimer(.silenceProbe), .cancelTimer(.testPeriodEnd), .send(.withdraw(withdrawMessage)),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
         ]
-        return a
+        return actions
     }
 
     private mutating func drawSpareTransaction(using rng: inout some RandomNumberGenerator) {
@@ -386,7 +386,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// A new transaction may not drop the answer of a request still pending (e.g. the CANCEL of an
     /// update): the command waits until that request is answered or given up (§11.4).
     private func requireNoPendingRequest(_ what: String) throws(OrderCommandError) {
-        if let tx = transaction, let pending = tx.pending {
+        if let currentTransaction = transaction, let pending = currentTransaction.pending {
             throw OrderCommandError(.invalidState, "cannot \(what) while the \(pending.message.method) sent before awaits its answer")
         }
     }
@@ -397,28 +397,28 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
         try require([.completed], "update")
-        guard let ag = agreement else { throw invalid("update") }
+        guard let agreement else { throw invalid("update") }
         try requireNoPendingRequest("update")
-        var tx = Transaction(
+        var currentTransaction = Transaction(
             kind: .update, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
         drawSpareTransaction(using: &rng)
-        let m = UpdateMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-            providerOrderID: ag.providerOrderID, nonce: ag.nonce, expectedResponseTime: expectedResponseTime,
+        let updateMessage = UpdateMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, expectedResponseTime: expectedResponseTime,
             requestedCPD: requestedCPD, informationElements: informationElements)
-        tx.pending = PendingRequest(message: .update(m))
-        tx.requestSequenceNumber = m.sequenceNumber
-        transaction = tx
+        currentTransaction.pending = PendingRequest(message: .update(updateMessage))
+        currentTransaction.requestSequenceNumber = updateMessage.sequenceNumber
+        transaction = currentTransaction
         self.requestedCPD = requestedCPD
         requestedInformationElements = informationElements
         self.expectedResponseTime = expectedResponseTime
         expectedOfferTime = nil
         offer = nil
-        var a = transition(to: .pqoSent, "UPDATE sent")
-        a += [.send(.update(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
-        if configuration.enforceDeadlines { a.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
-        return a
+        var actions = transition(to: .pqoSent, "UPDATE sent")
+        actions += [.send(.update(updateMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        if configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
+        return actions
     }
 
     /// Sends ACTIVATE for an agreement whose activation type is explicit (RFC 8921 §9.2.11).
@@ -426,24 +426,24 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         _ schedule: ActivationSchedule, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
         try require([.completed], "activate")
-        guard let ag = agreement else { throw invalid("activate") }
-        guard ag.activationType == .explicit else {
-            throw OrderCommandError(.activationNotExplicit, "the agreed activation type is \(ag.activationType.rawValue), not explicit")
+        guard let agreement else { throw invalid("activate") }
+        guard agreement.activationType == .explicit else {
+            throw OrderCommandError(.activationNotExplicit, "the agreed activation type is \(agreement.activationType.rawValue), not explicit")
         }
         try requireNoPendingRequest("activate")
-        var tx = Transaction(
+        var currentTransaction = Transaction(
             kind: .activate, id: .random(using: &rng), session: session,
             sequence: SequenceCounters(initialOutgoing: .randomInitial(using: &rng)))
         drawSpareTransaction(using: &rng)
-        tx.activationSchedule = schedule
-        let m = ActivateMessage(
-            sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID,
-            providerOrderID: ag.providerOrderID, nonce: ag.nonce, activationSchedule: schedule)
-        tx.pending = PendingRequest(message: .activate(m))
-        transaction = tx
+        currentTransaction.activationSchedule = schedule
+        let activateMessage = ActivateMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, activationSchedule: schedule)
+        currentTransaction.pending = PendingRequest(message: .activate(activateMessage))
+        transaction = currentTransaction
         return [
             .persist(from: state, to: state, event: "ACTIVATE sent (\(schedule))"),
-            .send(.activate(m)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+            .send(.activate(activateMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
         ]
     }
 
@@ -452,18 +452,18 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Handles a message received on `session` (RFC 8921 §10.1). Answers from an unknown server
     /// must be filtered by the engine before (§13).
     public mutating func messageReceived(_ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp) -> [Action] {
-        guard var tx = transaction, message.transactionID == tx.id, message.customerOrderID == customerOrderID else {
+        guard var currentTransaction = transaction, message.transactionID == currentTransaction.id, message.customerOrderID == customerOrderID else {
             return [.discard(.unknownTransaction)]
         }
-        guard session == tx.session else { return [.discard(.sessionMismatch)] }
-        switch tx.sequence.classify(message.sequenceNumber) {
+        guard session == currentTransaction.session else { return [.discard(.sessionMismatch)] }
+        switch currentTransaction.sequence.classify(message.sequenceNumber) {
         case .stale:
             return [.discard(.staleSequenceNumber)]
         case .duplicate:
-            guard let answer = tx.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
+            guard let answer = currentTransaction.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
                 return [.discard(.duplicate)]
             }
-            transaction = tx
+            transaction = currentTransaction
             return [.send(answer)]
         case .fresh:
             break
@@ -471,46 +471,46 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         let actions = dispatch(message, now: now)
         if case .discard = actions.first, actions.count == 1 { return actions }
         // Legitimate: record its sequence number and cache it for duplicates (§11.3, §11.4).
-        if var t = transaction, t.id == message.transactionID {
-            t.sequence.accept(message.sequenceNumber)
-            t.cache = CachedExchange(incoming: message)
-            transaction = t
+        if var updatedTransaction = transaction, updatedTransaction.id == message.transactionID {
+            updatedTransaction.sequence.accept(message.sequenceNumber)
+            updatedTransaction.cache = CachedExchange(incoming: message)
+            transaction = updatedTransaction
         }
         return actions
     }
 
     private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp) -> [Action] {
-        guard let tx = transaction else { return [.discard(.unknownTransaction)] }
-        if let poid = message.providerOrderID, let known = providerOrderID, poid != known {
+        guard let currentTransaction = transaction else { return [.discard(.unknownTransaction)] }
+        if let receivedProviderOrderID = message.providerOrderID, let known = providerOrderID, receivedProviderOrderID != known {
             return [.discard(.mismatch("provider-order-id"))]
         }
         switch (state, message) {
-        case (.pqoSent, .processing(let p)) where tx.kind == .quotation || tx.kind == .update:
-            return processingReceived(p, firstAnswer: true, now: now)
-        case (.serverProcessing, .processing(let p)):
-            return processingReceived(p, firstAnswer: false, now: now)
-        case (.pqoSent, .offer(let o)), (.serverProcessing, .offer(let o)):
-            return offerReceived(o, now: now)
-        case (.pqoSent, .fail(let f)), (.serverProcessing, .fail(let f)), (.offerReceived, .fail(let f)),
-            (.offerProcessing, .fail(let f)), (.acceptSent, .fail(let f)):
-            guard tx.kind == .quotation || tx.kind == .update else { return [.discard(.unexpected(.fail, inState: state.rawValue))] }
-            return endNegotiation(.failed(f.statusCode, diagnostic: f.diagnostic), now: now, event: "FAIL \(f.statusCode.rawValue) received")
-        case (.acceptSent, .ack(let a)):
-            return acceptAcknowledged(a, now: now)
-        case (.cancelled, .processing(let p)) where tx.kind == .withdraw && tx.pending != nil:
+        case (.pqoSent, .processing(let processing)) where currentTransaction.kind == .quotation || currentTransaction.kind == .update:
+            return processingReceived(processing, firstAnswer: true, now: now)
+        case (.serverProcessing, .processing(let processing)):
+            return processingReceived(processing, firstAnswer: false, now: now)
+        case (.pqoSent, .offer(let receivedOffer)), (.serverProcessing, .offer(let receivedOffer)):
+            return offerReceived(receivedOffer, now: now)
+        case (.pqoSent, .fail(let fail)), (.serverProcessing, .fail(let fail)), (.offerReceived, .fail(let fail)),
+            (.offerProcessing, .fail(let fail)), (.acceptSent, .fail(let fail)):
+            guard currentTransaction.kind == .quotation || currentTransaction.kind == .update else { return [.discard(.unexpected(.fail, inState: state.rawValue))] }
+            return endNegotiation(.failed(fail.statusCode, diagnostic: fail.diagnostic), now: now, event: "FAIL \(fail.statusCode.rawValue) received")
+        case (.acceptSent, .ack(let ack)):
+            return acceptAcknowledged(ack, now: now)
+        case (.cancelled, .processing(let processing)) where currentTransaction.kind == .withdraw && currentTransaction.pending != nil:
             // Figure 14: the server is processing the withdrawal; stop retransmitting and wait for the
             // ACK, repeating the WITHDRAW after a withdrawal interval if it never comes (§11.1.2, §11.4).
-            guard p.providerOrderID == providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
+            guard processing.providerOrderID == providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
             transaction?.exhausted = true
             transaction?.withdrawalAlarm = false
             return [
                 .persist(from: state, to: state, event: "PROCESSING received for WITHDRAW"), .cancelTimer(.retransmission),
                 .armTimer(.withdrawalRetry, at: now.adding(configuration.withdrawalRetryInterval)),
             ]
-        case (.cancelled, .ack(let a)), (.completed, .ack(let a)):
-            return closingAckReceived(a)
-        case (.cancelled, .fail(let f)), (.completed, .fail(let f)):
-            return closingFailReceived(f)
+        case (.cancelled, .ack(let ack)), (.completed, .ack(let ack)):
+            return closingAckReceived(ack)
+        case (.cancelled, .fail(let fail)), (.completed, .fail(let fail)):
+            return closingFailReceived(fail)
         default:
             switch message.method {
             case .ack, .fail, .processing: return [.discard(.unsolicitedResponse(message.method))]
@@ -519,83 +519,83 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         }
     }
 
-    private mutating func processingReceived(_ p: ProcessingMessage, firstAnswer: Bool, now: CPNPTimestamp) -> [Action] {
-        if let ag = agreement, p.providerOrderID != ag.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
+    private mutating func processingReceived(_ processing: ProcessingMessage, firstAnswer: Bool, now: CPNPTimestamp) -> [Action] {
+        if let agreement, processing.providerOrderID != agreement.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
         var actions: [Action] = []
         if firstAnswer {
-            providerOrderID = p.providerOrderID
+            providerOrderID = processing.providerOrderID
             transaction?.pending = nil
             actions.append(.cancelTimer(.retransmission))
-            actions.append(.report(.processing(p.providerOrderID, expectedOfferTime: p.expectedOfferTime)))
-            if let eot = p.expectedOfferTime, configuration.enforceDeadlines {
-                if let ert = expectedResponseTime, eot > ert {
+            actions.append(.report(.processing(processing.providerOrderID, expectedOfferTime: processing.expectedOfferTime)))
+            if let proposedOfferTime = processing.expectedOfferTime, configuration.enforceDeadlines {
+                if let expectedResponseTime, proposedOfferTime > expectedResponseTime {
                     // The server proposes more time than asked: the application decides (§9.1.7).
-                    pendingTimeDecision = eot
+                    pendingTimeDecision = proposedOfferTime
                     return [.persist(from: state, to: state, event: "PROCESSING received, expected offer time beyond expected response time")]
-                        + actions + [.report(.moreTimeRequested(until: eot, subcode: p.processingSubcode, isExtension: false))]
+                        + actions + [.report(.moreTimeRequested(until: proposedOfferTime, subcode: processing.processingSubcode, isExtension: false))]
                 }
-                expectedOfferTime = eot
+                expectedOfferTime = proposedOfferTime
                 return transition(to: .serverProcessing, "PROCESSING received") + actions
-                    + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: eot)] + armSilenceProbe(now: now)
+                    + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: proposedOfferTime)] + armSilenceProbe(now: now)
             }
-            expectedOfferTime = p.expectedOfferTime
+            expectedOfferTime = processing.expectedOfferTime
             return transition(to: .serverProcessing, "PROCESSING received") + actions + armSilenceProbe(now: now)
         }
         // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2; docs/protocol.md §6, A18).
-        guard let eot = p.expectedOfferTime, eot != expectedOfferTime else {
+        guard let proposedOfferTime = processing.expectedOfferTime, proposedOfferTime != expectedOfferTime else {
             return [.persist(from: state, to: state, event: "PROCESSING received")]
         }
-        pendingTimeDecision = eot
+        pendingTimeDecision = proposedOfferTime
         return [
-            .persist(from: state, to: state, event: "more time requested until \(eot.rfc3339)"),
-            .report(.moreTimeRequested(until: eot, subcode: p.processingSubcode, isExtension: true)),
+            .persist(from: state, to: state, event: "more time requested until \(proposedOfferTime.rfc3339)"),
+            .report(.moreTimeRequested(until: proposedOfferTime, subcode: processing.processingSubcode, isExtension: true)),
         ]
     }
 
-    private mutating func offerReceived(_ o: OfferMessage, now: CPNPTimestamp) -> [Action] {
-        if let ag = agreement, o.providerOrderID != ag.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
-        providerOrderID = o.providerOrderID
+    private mutating func offerReceived(_ receivedOffer: OfferMessage, now: CPNPTimestamp) -> [Action] {
+        if let agreement, receivedOffer.providerOrderID != agreement.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
+        providerOrderID = receivedOffer.providerOrderID
         pendingTimeDecision = nil
         transaction?.pending = nil
-        guard now < o.validityOfferTime else {
+        guard now < receivedOffer.validityOfferTime else {
             // Already expired: the server forgets it silently; so do we (§9.1.8).
-            var a = endNegotiation(.offerExpired, now: now, event: "expired OFFER received")
-            a.insert(.cancelTimer(.retransmission), at: 1)
-            return a
+            var actions = endNegotiation(.offerExpired, now: now, event: "expired OFFER received")
+            actions.insert(.cancelTimer(.retransmission), at: 1)
+            return actions
         }
-        offer = o
-        var a = transition(to: .offerReceived, "OFFER received")
-        a += [
+        offer = receivedOffer
+        var actions = transition(to: .offerReceived, "OFFER received")
+        actions += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
-            .cancelTimer(.silenceProbe), .armTimer(.offerValidity, at: o.validityOfferTime), .report(.offerReceived(o)),
+            .cancelTimer(.silenceProbe), .armTimer(.offerValidity, at: receivedOffer.validityOfferTime), .report(.offerReceived(receivedOffer)),
         ]
-        return a
+        return actions
     }
 
     private mutating func acceptAcknowledged(_ ack: AckMessage, now: CPNPTimestamp) -> [Action] {
         guard let offer, ack.providerOrderID == offer.providerOrderID else { return [.discard(.mismatch("provider-order-id"))] }
         // Three-way handshake: the ACK carries the accepted (= offered) CPD (Table 5; docs/protocol.md §6, A25).
         guard ack.cpd == offer.offeredCPD else { return [.discard(.mismatch("cpd differs from the offered CPD"))] }
-        let ag = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
-        agreement = ag
+        let newAgreement = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
+        agreement = newAgreement
         transaction?.pending = nil
         self.offer = nil
         lastEnd = nil
-        var a = transition(to: .completed, "ACK received, agreement reached")
-        a += [.cancelTimer(.retransmission), .report(.agreementReached(ag))]
+        var actions = transition(to: .completed, "ACK received, agreement reached")
+        actions += [.cancelTimer(.retransmission), .report(.agreementReached(newAgreement))]
         if transaction?.withdrawOnAgreement == true, let spare = spareTransaction, let session = transaction?.session {
             // The application cancelled after the ACCEPT: withdraw what the ACK agreed (§9.2.8).
             spareTransaction = nil
-            a.append(.cancelTimer(.testPeriodEnd))
-            return a + openWithdrawal(spare, providerOrderID: ag.providerOrderID, nonce: ag.nonce, session: session, now: now, event: "WITHDRAW sent: cancelled after ACCEPT")
+            actions.append(.cancelTimer(.testPeriodEnd))
+            return actions + openWithdrawal(spare, providerOrderID: newAgreement.providerOrderID, nonce: newAgreement.nonce, session: session, now: now, event: "WITHDRAW sent: cancelled after ACCEPT")
         }
-        if let end = ag.testPeriodEnd { a.append(.armTimer(.testPeriodEnd, at: end)) } else { a.append(.cancelTimer(.testPeriodEnd)) }
-        return a
+        if let end = newAgreement.testPeriodEnd { actions.append(.armTimer(.testPeriodEnd, at: end)) } else { actions.append(.cancelTimer(.testPeriodEnd)) }
+        return actions
     }
 
     private mutating func closingAckReceived(_ ack: AckMessage) -> [Action] {
-        guard var tx = transaction, let pending = tx.pending else { return [.discard(.unsolicitedResponse(.ack))] }
-        if let poid = providerOrderID, ack.providerOrderID != poid { return [.discard(.mismatch("provider-order-id"))] }
+        guard var currentTransaction = transaction, let pending = currentTransaction.pending else { return [.discard(.unsolicitedResponse(.ack))] }
+        if let providerOrderID, ack.providerOrderID != providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
         let event: Event
         switch pending.message {
         case .withdraw:
@@ -605,38 +605,38 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             agreement = nil
         case .cancel, .decline:
             event = .cancellationConfirmed
-        case .activate(let m):
-            event = .activationConfirmed(m.activationSchedule)
-            if var ag = agreement {
-                switch m.activationSchedule {
-                case .now: ag.activation = .active
-                case .deactivate: ag.activation = .inactive
-                case .at(let t): ag.activation = .scheduled(t)
+        case .activate(let activate):
+            event = .activationConfirmed(activate.activationSchedule)
+            if var updatedAgreement = agreement {
+                switch activate.activationSchedule {
+                case .now: updatedAgreement.activation = .active
+                case .deactivate: updatedAgreement.activation = .inactive
+                case .at(let time): updatedAgreement.activation = .scheduled(time)
                 }
-                agreement = ag
+                agreement = updatedAgreement
             }
         default:
             return [.discard(.unsolicitedResponse(.ack))]
         }
-        tx.pending = nil
-        tx.exhausted = false
-        transaction = tx
+        currentTransaction.pending = nil
+        currentTransaction.exhausted = false
+        transaction = currentTransaction
         return [.persist(from: state, to: state, event: "ACK received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
     }
 
-    private mutating func closingFailReceived(_ f: FailMessage) -> [Action] {
-        guard var tx = transaction, let pending = tx.pending else { return [.discard(.unsolicitedResponse(.fail))] }
+    private mutating func closingFailReceived(_ fail: FailMessage) -> [Action] {
+        guard var currentTransaction = transaction, let pending = currentTransaction.pending else { return [.discard(.unsolicitedResponse(.fail))] }
         let event: Event
         switch pending.message {
-        case .withdraw: event = .withdrawalRefused(f.statusCode, diagnostic: f.diagnostic)
-        case .activate: event = .activationRefused(f.statusCode, diagnostic: f.diagnostic)
-        case .cancel, .decline: event = .cancellationRefused(f.statusCode, diagnostic: f.diagnostic)
+        case .withdraw: event = .withdrawalRefused(fail.statusCode, diagnostic: fail.diagnostic)
+        case .activate: event = .activationRefused(fail.statusCode, diagnostic: fail.diagnostic)
+        case .cancel, .decline: event = .cancellationRefused(fail.statusCode, diagnostic: fail.diagnostic)
         default: return [.discard(.unsolicitedResponse(.fail))]
         }
-        tx.pending = nil
-        tx.exhausted = false
-        transaction = tx
-        return [.persist(from: state, to: state, event: "FAIL \(f.statusCode.rawValue) received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
+        currentTransaction.pending = nil
+        currentTransaction.exhausted = false
+        transaction = currentTransaction
+        return [.persist(from: state, to: state, event: "FAIL \(fail.statusCode.rawValue) received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
     }
 
     // MARK: - Timers
@@ -648,42 +648,44 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return retransmissionTimerFired(now: now)
         case .expectedResponseTime:
             guard configuration.enforceDeadlines, state == .pqoSent || state == .serverProcessing,
-                expectedOfferTime == nil || state == .pqoSent, let ert = expectedResponseTime, now >= ert
+                expectedOfferTime == nil || state == .pqoSent, let expectedResponseTime = expectedResponseTime, now >= expectedResponseTime
             else { return [.discard(.staleTimer)] }
             return cancelNegotiation(.expectedResponseTimeElapsed, now: now, event: "expected response time elapsed")
         case .expectedOfferTime:
-            guard configuration.enforceDeadlines, state == .serverProcessing, let eot = expectedOfferTime, now >= eot else {
+            guard configuration.enforceDeadlines, state == .serverProcessing, let expectedOfferTime, now >= expectedOfferTime else {
                 return [.discard(.staleTimer)]
             }
             return cancelNegotiation(.expectedOfferTimeElapsed, now: now, event: "expected offer time elapsed")
         case .offerValidity:
-            guard state == .offerReceived || state == .offerProcessing, let o = offer, now >= o.validityOfferTime else {
+            guard state == .offerReceived || state == .offerProcessing, let offer, now >= offer.validityOfferTime else {
                 return [.discard(.staleTimer)]
             }
             return endNegotiation(.offerExpired, now: now, event: "offer expired")
         case .testPeriodEnd:
             return testPeriodEnded(now: now)
         case .silenceProbe:
-            guard state == .serverProcessing, let tx = transaction, let interval = configuration.silenceProbeInterval else {
+            guard state == .serverProcessing, let currentTransaction = transaction, let interval = configuration.silenceProbeInterval else {
                 return [.discard(.staleTimer)]
             }
             let next = now.adding(interval)
             // While the application decides on more time there is nothing to ask the server.
-            guard pendingTimeDecision == nil, let last = tx.cache?.answer ?? openingRequest else { return [.armTimer(.silenceProbe, at: next)] }
+            guard pendingTimeDecision == nil, let last = currentTransaction.cache?.answer ?? openingRequest else { return [.armTimer(.silenceProbe, at: next)] }
             // A retransmission of the client's last message (same sequence number, §11.4).
             return [.send(last), .armTimer(.silenceProbe, at: next)]
         case .withdrawalRetry:
-            guard var tx = transaction, tx.kind == .withdraw, tx.exhausted, let pending = tx.pending else { return [.discard(.staleTimer)] }
+            guard var currentTransaction = transaction, currentTransaction.kind == .withdraw, currentTransaction.exhausted,
+                let pending = currentTransaction.pending
+            else { return [.discard(.staleTimer)] }
             // A new withdrawal cycle: the same message again (same sequence number, §11.4).
-            tx.exhausted = false
-            tx.pending = PendingRequest(message: pending.message)
-            transaction = tx
+            currentTransaction.exhausted = false
+            currentTransaction.pending = PendingRequest(message: pending.message)
+            transaction = currentTransaction
             return [.send(pending.message), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
         }
     }
 
     private mutating func testPeriodEnded(now: CPNPTimestamp) -> [Action] {
-        guard state == .completed, let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, now >= end else {
+        guard state == .completed, let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, now >= end else {
             return [.discard(.staleTimer)]
         }
         // The server ends the order at the same time, without a message.
@@ -693,23 +695,23 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     private mutating func retransmissionTimerFired(now: CPNPTimestamp) -> [Action] {
-        guard var tx = transaction, var pending = tx.pending, !tx.exhausted else { return [.discard(.staleTimer)] }
+        guard var currentTransaction = transaction, var pending = currentTransaction.pending, !currentTransaction.exhausted else { return [.discard(.staleTimer)] }
         let policy = configuration.retransmission
         if pending.retries < policy.maximumRetries {
             pending.retries += 1
-            tx.pending = pending
-            transaction = tx
+            currentTransaction.pending = pending
+            transaction = currentTransaction
             return [.send(pending.message), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
         }
         // Retries exhausted.
         switch pending.message {
-        case .accept(let accept) where tx.kind == .quotation && spareTransaction != nil:
+        case .accept(let accept) where currentTransaction.kind == .quotation && spareTransaction != nil:
             // The server may have agreed and lost every ACK, or be agreeing now: CANCEL (honoured
             // before the agreement) and WITHDRAW (honoured after it) leave no agreement either way,
             // so the two sides cannot disagree (§9.2.7, §9.2.8, §11.4).
             let spare = spareTransaction!
             spareTransaction = nil
-            let session = tx.session
+            let session = currentTransaction.session
             return cancelNegotiation(.noResponse, now: now, event: "ACCEPT unanswered", retransmitCancel: false)
                 + openWithdrawal(
                     spare, providerOrderID: accept.providerOrderID, nonce: accept.nonce, session: session, now: now,
@@ -717,17 +719,17 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         case .quotation, .update, .accept:
             return cancelNegotiation(.noResponse, now: now, event: "\(pending.message.method) unanswered", retransmitCancel: false)
         case .withdraw:
-            tx.exhausted = true
-            tx.withdrawalAlarm = true
-            transaction = tx
+            currentTransaction.exhausted = true
+            currentTransaction.withdrawalAlarm = true
+            transaction = currentTransaction
             let next = now.adding(configuration.withdrawalRetryInterval)
             return [
                 .persist(from: state, to: state, event: "WITHDRAW unanswered, alarm raised"),
                 .report(.withdrawalUnconfirmed(nextAttempt: next)), .armTimer(.withdrawalRetry, at: next),
             ]
         default:
-            tx.pending = nil
-            transaction = tx
+            currentTransaction.pending = nil
+            transaction = currentTransaction
             return [.persist(from: state, to: state, event: "\(pending.message.method) unanswered"), .report(.requestUnanswered(pending.message.method))]
         }
     }
@@ -741,18 +743,18 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// The QUOTATION or UPDATE that opened the transaction, as it was sent: the same fields and
     /// sequence number, so that the server takes it for a retransmission (§11.4).
     var openingRequest: CPNPMessage? {
-        guard let tx = transaction, let sequenceNumber = tx.requestSequenceNumber, let requestedCPD else { return nil }
-        switch tx.kind {
+        guard let currentTransaction = transaction, let sequenceNumber = currentTransaction.requestSequenceNumber, let requestedCPD else { return nil }
+        switch currentTransaction.kind {
         case .quotation:
             return .quotation(QuotationMessage(
-                sequenceNumber: sequenceNumber, transactionID: tx.id, customerOrderID: customerOrderID,
+                sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID,
                 expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
                 informationElements: requestedInformationElements))
         case .update:
-            guard let ag = agreement, let expectedResponseTime else { return nil }
+            guard let agreement, let expectedResponseTime else { return nil }
             return .update(UpdateMessage(
-                sequenceNumber: sequenceNumber, transactionID: tx.id, customerOrderID: customerOrderID, providerOrderID: ag.providerOrderID,
-                nonce: ag.nonce, expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD,
+                sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID, providerOrderID: agreement.providerOrderID,
+                nonce: agreement.nonce, expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD,
                 informationElements: requestedInformationElements))
         case .withdraw, .activate:
             return nil
@@ -766,21 +768,21 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Ends a testing agreement whose test period ended while an update was negotiated: the update
     /// did not make it permanent (§9.1.10.3). The server applies the same rule.
     private mutating func expireTestingAgreement(now: CPNPTimestamp) -> [Action] {
-        guard let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, end <= now else { return [] }
+        guard let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, end <= now else { return [] }
         agreement = nil
         return [.cancelTimer(.testPeriodEnd), .report(.testPeriodEnded)]
     }
 
     /// Sends CANCEL in the negotiation's transaction and ends it (RFC 8921 §8.5, §9.2.7).
     private mutating func cancelNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String, retransmitCancel: Bool = true) -> [Action] {
-        guard var tx = transaction else { return endNegotiation(end, now: now, event: event) }
-        let m = CancelMessage(sequenceNumber: tx.sequence.takeOutgoing(), transactionID: tx.id, customerOrderID: customerOrderID)
-        tx.pending = retransmitCancel ? PendingRequest(message: .cancel(m)) : nil
-        transaction = tx
-        var a = endNegotiation(end, now: now, event: event)
-        a.append(.send(.cancel(m)))
-        if retransmitCancel { a.append(.armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))) }
-        return a
+        guard var currentTransaction = transaction else { return endNegotiation(end, now: now, event: event) }
+        let cancelMessage = CancelMessage(sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID)
+        currentTransaction.pending = retransmitCancel ? PendingRequest(message: .cancel(cancelMessage)) : nil
+        transaction = currentTransaction
+        var actions = endNegotiation(end, now: now, event: event)
+        actions.append(.send(.cancel(cancelMessage)))
+        if retransmitCancel { actions.append(.armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))) }
+        return actions
     }
 
     /// Ends the negotiation without agreement, without sending anything.
@@ -790,12 +792,12 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         offer = nil
         if case .cancel = transaction?.pending?.message {} else { transaction?.pending = nil }
         let expired = expireTestingAgreement(now: now)
-        var a = transition(to: endState, expired.isEmpty ? event : "\(event); test period had ended")
-        a += [
+        var actions = transition(to: endState, expired.isEmpty ? event : "\(event); test period had ended")
+        actions += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
             .cancelTimer(.offerValidity), .cancelTimer(.silenceProbe), .report(.negotiationEnded(end)),
         ]
-        return a + expired
+        return actions + expired
     }
 
     private mutating func transition(to next: State, _ event: String) -> [Action] {

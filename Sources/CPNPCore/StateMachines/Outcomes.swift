@@ -25,9 +25,9 @@ public enum DiscardReason: Sendable, Hashable, CustomStringConvertible {
         case .duplicate: "duplicate without an answer to resend"
         case .unknownTransaction: "no matching transaction"
         case .sessionMismatch: "4-tuple does not match the session"
-        case .mismatch(let s): "mismatch: \(s)"
-        case .unexpected(let m, let s): "\(m) unexpected in state \(s)"
-        case .unsolicitedResponse(let m): "unsolicited \(m)"
+        case .mismatch(let detail): "mismatch: \(detail)"
+        case .unexpected(let messageType, let state): "\(messageType) unexpected in state \(state)"
+        case .unsolicitedResponse(let messageType): "unsolicited \(messageType)"
         case .staleTimer: "stale timer"
         }
     }

@@ -164,8 +164,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .acceptReceived: .acceptReceived
         case .completed: .completed
         case .cancelled: .cancelled
-        case .child(let c):
-            switch c.state {
+        case .child(let child):
+            switch child.state {
             case .created, .awaitingProcessing: .childCreated
             case .pqoSent: .childPQOSent
             case .serverProcessing: .childServerProcessing
@@ -180,7 +180,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     /// The child order, when one is being negotiated.
     public var childOrder: ClientOrderStateMachine? {
-        if case .child(let c) = phase { return c }
+        if case .child(let child) = phase { return child }
         return nil
     }
 
@@ -213,16 +213,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         self.moreTimeRefused = moreTimeRefused
     }
 
-    private init(quotation q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
-        customerOrderID = q.customerOrderID
+    private init(quotation: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
+        customerOrderID = quotation.customerOrderID
         self.providerOrderID = providerOrderID
         self.configuration = configuration
         phase = .pqoReceived
-        var seq = SequenceCounters(initialOutgoing: initialSequence)
-        seq.accept(q.sequenceNumber)
-        transaction = Transaction(id: q.transactionID, session: session, sequence: seq, cache: CachedExchange(incoming: .quotation(q)))
-        requestedCPD = q.requestedCPD
-        requestedInformationElements = q.informationElements
+        var sequence = SequenceCounters(initialOutgoing: initialSequence)
+        sequence.accept(quotation.sequenceNumber)
+        transaction = Transaction(id: quotation.transactionID, session: session, sequence: sequence, cache: CachedExchange(incoming: .quotation(quotation)))
+        requestedCPD = quotation.requestedCPD
+        requestedInformationElements = quotation.informationElements
     }
 
     /// Creates the order for a QUOTATION (RFC 8921 §11.2.1): PQOReceived, or Cancelled with FAIL 1
@@ -231,19 +231,19 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// With `requestValidated`, the caller has checked the message's ``CPNPMessage/validationIssues()``
     /// already and the CPD rules are not checked again.
     public static func quotationReceived(
-        _ q: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, now: CPNPTimestamp,
+        _ quotation: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, now: CPNPTimestamp,
         configuration: Configuration = .init(), requestValidated: Bool = false, using rng: inout some RandomNumberGenerator
     ) -> (ServerOrderStateMachine, [Action]) {
-        var sm = ServerOrderStateMachine(
-            quotation: q, session: session, providerOrderID: providerOrderID,
+        var order = ServerOrderStateMachine(
+            quotation: quotation, session: session, providerOrderID: providerOrderID,
             initialSequence: .randomInitial(using: &rng), configuration: configuration)
-        if let problem = Self.requestProblem(cpd: q.requestedCPD, expectedResponseTime: q.expectedResponseTime, now: now, validated: requestValidated) {
-            let fail = sm.makeFail(.messageValidationError, problem)
-            sm.transaction.cache?.answer = fail
-            sm.phase = .cancelled
-            return (sm, [.persist(from: .pqoReceived, to: .cancelled, event: "invalid QUOTATION: \(problem)"), .send(fail, to: session)])
+        if let problem = Self.requestProblem(cpd: quotation.requestedCPD, expectedResponseTime: quotation.expectedResponseTime, now: now, validated: requestValidated) {
+            let fail = order.makeFail(.messageValidationError, problem)
+            order.transaction.cache?.answer = fail
+            order.phase = .cancelled
+            return (order, [.persist(from: .pqoReceived, to: .cancelled, event: "invalid QUOTATION: \(problem)"), .send(fail, to: session)])
         }
-        return (sm, [.persist(from: .pqoReceived, to: .pqoReceived, event: "QUOTATION received"), .report(.quotationReceived(q.requestedCPD, q.informationElements))])
+        return (order, [.persist(from: .pqoReceived, to: .pqoReceived, event: "QUOTATION received"), .report(.quotationReceived(quotation.requestedCPD, quotation.informationElements))])
     }
 
     // MARK: - Decisions of the provider (Figure 9 "sent" arrows)
@@ -254,15 +254,15 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         expectedOfferTime: CPNPTimestamp?, subcode: ProcessingSubcode? = nil, now: CPNPTimestamp
     ) throws(OrderCommandError) -> [Action] {
         try require([.pqoReceived], "acknowledge")
-        let p = ProcessingMessage(
+        let processing = ProcessingMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, expectedOfferTime: expectedOfferTime, processingSubcode: subcode)
-        transaction.cache?.answer = .processing(p)
+        transaction.cache?.answer = .processing(processing)
         self.expectedOfferTime = expectedOfferTime
-        var a = transition(to: .awaitingProcessing, "PROCESSING sent")
-        a.append(.send(.processing(p), to: transaction.session))
-        if let eot = expectedOfferTime { a.append(.armTimer(.expectedOfferTime, at: eot)) }
-        return a
+        var actions = transition(to: .awaitingProcessing, "PROCESSING sent")
+        actions.append(.send(.processing(processing), to: transaction.session))
+        if let expectedOfferTime { actions.append(.armTimer(.expectedOfferTime, at: expectedOfferTime)) }
+        return actions
     }
 
     /// PQOReceived/AwaitingProcessing → OfferProposed: sends OFFER with a fresh nonce (§9.2.3, §11.2.1).
@@ -274,23 +274,23 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         guard validityOfferTime > now else { throw OrderCommandError(.invalidArgument, "validity-offer-time must be in the future") }
         var nonce = Nonce.random(using: &rng)
         if let old = agreement?.nonce, old == nonce { nonce = Nonce.random(using: &rng) }
-        let o = OfferMessage(
+        let newOffer = OfferMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, nonce: nonce, validityOfferTime: validityOfferTime, offeredCPD: offeredCPD,
             informationElements: informationElements)
-        offer = o
+        offer = newOffer
         requestedOfferTime = nil
-        transaction.pending = PendingRequest(message: .offer(o))
+        transaction.pending = PendingRequest(message: .offer(newOffer))
         // A duplicate of the client's last message is answered with the latest message of the
         // transaction, the outstanding OFFER, not the PROCESSING that came before it (§11.4).
-        transaction.cache?.answer = .offer(o)
-        var a = transition(to: .offerProposed, "OFFER sent")
-        a += [
-            .cancelTimer(.expectedOfferTime), .send(.offer(o), to: transaction.session),
+        transaction.cache?.answer = .offer(newOffer)
+        var actions = transition(to: .offerProposed, "OFFER sent")
+        actions += [
+            .cancelTimer(.expectedOfferTime), .send(.offer(newOffer), to: transaction.session),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
             .armTimer(.offerValidity, at: validityOfferTime),
         ]
-        return a
+        return actions
     }
 
     /// PQOReceived/AwaitingProcessing/AcceptReceived → Cancelled (or back to Completed for an update):
@@ -300,9 +300,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         let fail = makeFail(status, diagnostic, sequence: transaction.sequence.takeOutgoing())
         transaction.cache?.answer = fail
         transaction.pending = nil
-        var a = endNegotiation(.rejected(status), now: now, event: "FAIL \(status.rawValue) sent")
-        a.append(.send(fail, to: transaction.session))
-        return a
+        var actions = endNegotiation(.rejected(status), now: now, event: "FAIL \(status.rawValue) sent")
+        actions.append(.send(fail, to: transaction.session))
+        return actions
     }
 
     /// Asks the client for more time: PROCESSING with a new expected-offer-time (§9.2.2, §11.2.1).
@@ -310,16 +310,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         try require([.awaitingProcessing], "request more time")
         guard requestedOfferTime == nil else { throw OrderCommandError(.invalidState, "a request for more time is already pending") }
         guard until > now else { throw OrderCommandError(.invalidArgument, "the new expected offer time must be in the future") }
-        let p = ProcessingMessage(
+        let processing = ProcessingMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, expectedOfferTime: until, processingSubcode: subcode)
         requestedOfferTime = until
         moreTimeRequests += 1
-        transaction.pending = PendingRequest(message: .processing(p))
-        transaction.cache?.answer = .processing(p)
+        transaction.pending = PendingRequest(message: .processing(processing))
+        transaction.cache?.answer = .processing(processing)
         return [
             .persist(from: state, to: state, event: "more time requested until \(until.rfc3339)"),
-            .send(.processing(p), to: transaction.session),
+            .send(.processing(processing), to: transaction.session),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
         ]
     }
@@ -329,41 +329,41 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public mutating func agreementConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
         try require([.acceptReceived], "confirm the agreement")
         guard let offer else { throw invalid("confirm the agreement") }
-        let ag = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
+        let newAgreement = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
         let hadTestPeriod = agreement?.testPeriodEnd != nil
-        agreement = ag
+        agreement = newAgreement
         self.offer = nil
         isUpdate = false
         let ack = AckMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
-            providerOrderID: providerOrderID, cpd: ag.acceptedCPD)
+            providerOrderID: providerOrderID, cpd: newAgreement.acceptedCPD)
         transaction.cache?.answer = .ack(ack)
-        var a = transition(to: .completed, "ACK sent, agreement reached")
-        a.append(.send(.ack(ack), to: transaction.session))
-        a.append(.report(.agreementReached(ag)))
-        if let end = ag.testPeriodEnd { a.append(.armTimer(.testPeriodEnd, at: end)) } else if hadTestPeriod { a.append(.cancelTimer(.testPeriodEnd)) }
-        if case .scheduled(let t) = ag.activation { a.append(.armTimer(.scheduledActivation, at: t)) }
-        return a
+        var actions = transition(to: .completed, "ACK sent, agreement reached")
+        actions.append(.send(.ack(ack), to: transaction.session))
+        actions.append(.report(.agreementReached(newAgreement)))
+        if let end = newAgreement.testPeriodEnd { actions.append(.armTimer(.testPeriodEnd, at: end)) } else if hadTestPeriod { actions.append(.cancelTimer(.testPeriodEnd)) }
+        if case .scheduled(let time) = newAgreement.activation { actions.append(.armTimer(.scheduledActivation, at: time)) }
+        return actions
     }
 
     /// Completed → Cancelled after a WITHDRAW: sends ACK with the Empty CPD (§9.2.8, §11.2.2). Call it once
     /// the agreement's resources are released.
     public mutating func withdrawalConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
-        guard withdrawalPending, let ag = agreement else { throw invalid("confirm a withdrawal") }
+        guard withdrawalPending, let currentAgreement = agreement else { throw invalid("confirm a withdrawal") }
         withdrawalPending = false
         let ack = AckMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, cpd: .empty)
         transaction.cache?.answer = .ack(ack)
-        withdrawnAgreement = ag
+        withdrawnAgreement = currentAgreement
         agreement = nil
-        var a = transition(to: .cancelled, "withdrawn, ACK sent")
-        a += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.withdrawn(ag))]
-        return a
+        var actions = transition(to: .cancelled, "withdrawn, ACK sent")
+        actions += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.withdrawn(currentAgreement))]
+        return actions
     }
 
-    private func isWithdraw(_ m: CPNPMessage) -> Bool {
-        if case .withdraw = m { return true }
+    private func isWithdraw(_ message: CPNPMessage) -> Bool {
+        if case .withdraw = message { return true }
         return false
     }
 
@@ -435,8 +435,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// AwaitingProcessing (ChildCompleted → AwaitingProcessing; docs/protocol.md §6, A15).
     private mutating func settleChild(_ child: ClientOrderStateMachine, _ actions: [ClientOrderStateMachine.Action]) -> [Action] {
         var out = mapChild(actions)
-        if child.state == .completed, let ag = child.agreement {
-            childAgreements.append(ag)
+        if child.state == .completed, let childAgreement = child.agreement {
+            childAgreements.append(childAgreement)
             phase = .awaitingProcessing
             out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) completed"), at: 0)
         } else if child.state == .cancelled {
@@ -448,14 +448,14 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     }
 
     private func mapChild(_ actions: [ClientOrderStateMachine.Action]) -> [Action] {
-        actions.map { a in
-            switch a {
-            case .persist(let f, let t, let e): .persist(from: state, to: state, event: "child \(f.rawValue)→\(t.rawValue): \(e)")
-            case .send(let m): .sendToChildProvider(m)
-            case .armTimer(let t, let at): .armTimer(.child(t), at: at)
-            case .cancelTimer(let t): .cancelTimer(.child(t))
-            case .report(let e): .report(.child(e))
-            case .discard(let r): .discard(r)
+        actions.map { action in
+            switch action {
+            case .persist(let from, let to, let event): .persist(from: state, to: state, event: "child \(from.rawValue)→\(to.rawValue): \(event)")
+            case .send(let message): .sendToChildProvider(message)
+            case .armTimer(let timer, let time): .armTimer(.child(timer), at: time)
+            case .cancelTimer(let timer): .cancelTimer(.child(timer))
+            case .report(let event): .report(.child(event))
+            case .discard(let reason): .discard(reason)
             }
         }
     }
@@ -498,7 +498,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .fresh:
             break
         }
-        if let poid = message.providerOrderID, poid != providerOrderID {
+        if let receivedProviderOrderID = message.providerOrderID, receivedProviderOrderID != providerOrderID {
             return answerInvalid(message, session: session, "provider-order-id does not match", now: now, using: &rng)
         }
         return dispatch(message, now: now, using: &rng)
@@ -511,13 +511,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             transaction.pending = nil
             return transition(to: .processingReceived, "PROCESSING received") + [.cancelTimer(.retransmission)]
 
-        case (.offerProposed, .accept(let m)), (.processingReceived, .accept(let m)):
+        case (.offerProposed, .accept(let acceptMessage)), (.processingReceived, .accept(let acceptMessage)):
             if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
                 return answerInvalid(message, session: transaction.session, issue.description, now: now, using: &rng)
             }
             guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", now: now, using: &rng) }
-            guard m.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng) }
-            guard m.acceptedCPD == offer.offeredCPD else {
+            guard acceptMessage.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng) }
+            guard acceptMessage.acceptedCPD == offer.offeredCPD else {
                 return answerInvalid(message, session: transaction.session, "accepted CPD differs from the offered CPD", now: now, using: &rng)
             }
             guard now < offer.validityOfferTime else {
@@ -528,8 +528,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return transition(to: .acceptReceived, "ACCEPT received")
                 + [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .report(.acceptReceived)]
 
-        case (.offerProposed, .decline(let m)), (.processingReceived, .decline(let m)):
-            guard let offer, m.nonce == offer.nonce else {
+        case (.offerProposed, .decline(let declineMessage)), (.processingReceived, .decline(let declineMessage)):
+            guard let offer, declineMessage.nonce == offer.nonce else {
                 return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
             }
             accept(message)
@@ -539,7 +539,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
             // docs/protocol.md §6, A2: the ACK of a DECLINE carries the Empty CPD.
-            return endNegotiation(.declined(m.reasons), now: now, event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
+            return endNegotiation(.declined(declineMessage.reasons), now: now, event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
 
         case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
             (.acceptReceived, .cancel), (.child, .cancel):
@@ -551,14 +551,14 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 providerOrderID: providerOrderID, cpd: cpd)
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
-            var a = cancelChild(now: now)
-            a = endNegotiation(.cancelledByClient, now: now, event: "CANCEL received") + a
-            a.append(.send(.ack(ack), to: transaction.session))
-            return a
+            var actions = cancelChild(now: now)
+            actions = endNegotiation(.cancelledByClient, now: now, event: "CANCEL received") + actions
+            actions.append(.send(.ack(ack), to: transaction.session))
+            return actions
 
-        case (.awaitingProcessing, .ack(let m)) where requestedOfferTime != nil:
+        case (.awaitingProcessing, .ack(let ackMessage)) where requestedOfferTime != nil:
             accept(message)
-            let until = m.expectedResponseTime.map { min($0, requestedOfferTime!) } ?? requestedOfferTime!
+            let until = ackMessage.expectedResponseTime.map { min($0, requestedOfferTime!) } ?? requestedOfferTime!
             expectedOfferTime = until
             requestedOfferTime = nil
             transaction.pending = nil
@@ -567,7 +567,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 .cancelTimer(.retransmission), .armTimer(.expectedOfferTime, at: until), .report(.moreTimeGranted(until: until)),
             ]
 
-        case (.awaitingProcessing, .fail(let f)) where requestedOfferTime != nil && f.statusCode == .moreTimeRejected:
+        case (.awaitingProcessing, .fail(let fail)) where requestedOfferTime != nil && fail.statusCode == .moreTimeRejected:
             accept(message)
             requestedOfferTime = nil
             moreTimeRefused = true
@@ -594,13 +594,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func newTransaction(
         _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) -> [Action] {
-        guard phase == .completed, let ag = agreement else {
+        guard phase == .completed, let currentAgreement = agreement else {
             return refuse(.messageValidationError, message, session: session, "no completed order matches", using: &rng)
         }
         if withdrawalPending, !isWithdraw(message) {
             return refuse(.messageValidationError, message, session: session, "a withdrawal is in progress", using: &rng)
         }
-        guard message.providerOrderID == providerOrderID, message.nonce == ag.nonce else {
+        guard message.providerOrderID == providerOrderID, message.nonce == currentAgreement.nonce else {
             return refuse(.messageValidationError, message, session: session, "provider-order-id or nonce does not match the agreement", using: &rng)
         }
         switch message {
@@ -608,57 +608,57 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             guard !withdrawalPending else { return refuse(.messageValidationError, message, session: session, "a withdrawal is already in progress", using: &rng) }
             openTransaction(message, session: session, using: &rng)
             // Figure 14: PROCESSING now, ACK with the Empty CPD once the engine released the agreement.
-            let p = ProcessingMessage(
+            let processing = ProcessingMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID)
-            transaction.cache?.answer = .processing(p)
+            transaction.cache?.answer = .processing(processing)
             withdrawalPending = true
-            return [.persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(p), to: session), .report(.withdrawalRequested(ag))]
+            return [.persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(processing), to: session), .report(.withdrawalRequested(currentAgreement))]
 
-        case .update(let u):
+        case .update(let update):
             if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
                 return refuse(.messageValidationError, message, session: session, issue.description, using: &rng)
             }
-            if let problem = Self.requestProblem(cpd: u.requestedCPD, expectedResponseTime: u.expectedResponseTime, now: now, validated: true) {
+            if let problem = Self.requestProblem(cpd: update.requestedCPD, expectedResponseTime: update.expectedResponseTime, now: now, validated: true) {
                 return refuse(.messageValidationError, message, session: session, problem, using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
-            requestedCPD = u.requestedCPD
-            requestedInformationElements = u.informationElements
+            requestedCPD = update.requestedCPD
+            requestedInformationElements = update.informationElements
             isUpdate = true
             moreTimeRequests = 0
             moreTimeRefused = false
             offer = nil
             expectedOfferTime = nil
             requestedOfferTime = nil
-            return transition(to: .pqoReceived, "UPDATE received") + [.report(.updateReceived(u.requestedCPD, u.informationElements))]
+            return transition(to: .pqoReceived, "UPDATE received") + [.report(.updateReceived(update.requestedCPD, update.informationElements))]
 
-        case .activate(let m):
-            guard ag.activationType == .explicit else {
-                return refuse(.unsupportedActivationType, message, session: session, "the agreed activation type is \(ag.activationType.rawValue), not explicit", using: &rng)
+        case .activate(let activateMessage):
+            guard currentAgreement.activationType == .explicit else {
+                return refuse(.unsupportedActivationType, message, session: session, "the agreed activation type is \(currentAgreement.activationType.rawValue), not explicit", using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
-            var updated = ag
-            var a: [Action] = []
-            switch m.activationSchedule {
+            var updated = currentAgreement
+            var actions: [Action] = []
+            switch activateMessage.activationSchedule {
             case .now: updated.activation = .active
             case .deactivate: updated.activation = .inactive
-            case .at(let t):
-                if t <= now {
+            case .at(let time):
+                if time <= now {
                     updated.activation = .active
                 } else {
-                    updated.activation = .scheduled(t)
-                    a.append(.armTimer(.scheduledActivation, at: t))
+                    updated.activation = .scheduled(time)
+                    actions.append(.armTimer(.scheduledActivation, at: time))
                 }
             }
-            if case .scheduled = updated.activation {} else { a.insert(.cancelTimer(.scheduledActivation), at: 0) }
+            if case .scheduled = updated.activation {} else { actions.insert(.cancelTimer(.scheduledActivation), at: 0) }
             agreement = updated
             let ack = AckMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID)
             transaction.cache?.answer = .ack(ack)
             // docs/protocol.md §6, A7: the ACK of an ACTIVATE carries no CPD.
-            return [.persist(from: state, to: state, event: "ACTIVATE received (\(m.activationSchedule))")] + a
+            return [.persist(from: state, to: state, event: "ACTIVATE received (\(activateMessage.activationSchedule))")] + actions
                 + [.send(.ack(ack), to: session), .report(.activationChanged(updated.activation))]
         default:
             return refuse(.messageValidationError, message, session: session, "unexpected \(message.method)", using: &rng)
@@ -689,20 +689,20 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return [.send(pending.message, to: transaction.session), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
 
         case .offerValidity:
-            guard phase == .offerProposed || phase == .processingReceived, let o = offer, now >= o.validityOfferTime else {
+            guard phase == .offerProposed || phase == .processingReceived, let offer, now >= offer.validityOfferTime else {
                 return [.discard(.staleTimer)]
             }
             transaction.pending = nil
             return endNegotiation(.offerExpired, now: now, event: "offer expired, silently removed")
 
         case .expectedOfferTime:
-            guard let eot = expectedOfferTime, now >= eot else { return [.discard(.staleTimer)] }
+            guard let expectedOfferTime, now >= expectedOfferTime else { return [.discard(.staleTimer)] }
             switch phase {
             case .pqoReceived, .awaitingProcessing, .child:
                 // The client cancels at this time (§11.1.1); so does the server, silently.
                 transaction.pending = nil
-                let c = cancelChild(now: now)
-                return endNegotiation(.expectedOfferTimeElapsed, now: now, event: "expected offer time elapsed without an offer") + c
+                let childActions = cancelChild(now: now)
+                return endNegotiation(.expectedOfferTimeElapsed, now: now, event: "expected offer time elapsed without an offer") + childActions
             default:
                 return [.discard(.staleTimer)]
             }
@@ -710,13 +710,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .testPeriodEnd:
             // During an UPDATE negotiation the agreement ends when the negotiation does, unless the
             // update makes it permanent (``endNegotiation``).
-            guard let ag = agreement, ag.purpose == .testing, let end = ag.testPeriodEnd, now >= end, phase == .completed else {
+            guard let endedAgreement = agreement, endedAgreement.purpose == .testing, let end = endedAgreement.testPeriodEnd, now >= end, phase == .completed else {
                 return [.discard(.staleTimer)]
             }
             agreement = nil
-            withdrawnAgreement = ag
+            withdrawnAgreement = endedAgreement
             guard withdrawalPending else {
-                return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ag))]
+                return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(endedAgreement))]
             }
             // A WITHDRAW answered PROCESSING is complete too: ACK with the Empty CPD (§9.2.8).
             withdrawalPending = false
@@ -725,16 +725,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 providerOrderID: providerOrderID, cpd: .empty)
             transaction.cache?.answer = .ack(ack)
             return transition(to: .cancelled, "test period ended during a WITHDRAW, ACK sent")
-                + [.cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.testPeriodEnded(ag))]
+                + [.cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.testPeriodEnded(endedAgreement))]
 
         case .scheduledActivation:
-            guard var ag = agreement, case .scheduled(let t) = ag.activation, now >= t else { return [.discard(.staleTimer)] }
-            ag.activation = .active
-            agreement = ag
+            guard var scheduledAgreement = agreement, case .scheduled(let time) = scheduledAgreement.activation, now >= time else { return [.discard(.staleTimer)] }
+            scheduledAgreement.activation = .active
+            agreement = scheduledAgreement
             return [.persist(from: state, to: state, event: "scheduled activation"), .report(.activationChanged(.active))]
 
-        case .child(let t):
-            return childTimerFired(t, now: now)
+        case .child(let childTimer):
+            return childTimerFired(childTimer, now: now)
         }
     }
 
@@ -745,18 +745,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     static func requestProblem(cpd: CPD, expectedResponseTime: CPNPTimestamp?, now: CPNPTimestamp, validated: Bool) -> String? {
         if cpd.isEmpty { return "cpd: the requested CPD is empty" }
         if !validated, let issue = cpd.validate(at: JSONPath.root.appending("cpd")).errors.first { return issue.description }
-        if let ert = expectedResponseTime, ert <= now { return "expected-response-time: already in the past" }
+        if let expectedResponseTime, expectedResponseTime <= now { return "expected-response-time: already in the past" }
         return nil
     }
 
     private mutating func openTransaction(_ message: CPNPMessage, session: CPNPSession, using rng: inout some RandomNumberGenerator) {
-        var seq = SequenceCounters(initialOutgoing: .randomInitial(using: &rng))
-        seq.accept(message.sequenceNumber)
+        var sequence = SequenceCounters(initialOutgoing: .randomInitial(using: &rng))
+        sequence.accept(message.sequenceNumber)
         if transaction.id != message.transactionID {
             closedTransactionIDs.append(transaction.id)
             if closedTransactionIDs.count > Self.closedTransactionMemory { closedTransactionIDs.removeFirst() }
         }
-        transaction = Transaction(id: message.transactionID, session: session, sequence: seq, cache: CachedExchange(incoming: message))
+        transaction = Transaction(id: message.transactionID, session: session, sequence: sequence, cache: CachedExchange(incoming: message))
     }
 
     /// Records a legitimate in-transaction message (§11.3) and caches it for duplicates (§11.4).
@@ -872,19 +872,19 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
         var next: Phase = agreement != nil ? .completed : .cancelled
         var ended: Agreement?
-        if let ag = agreement, ag.purpose == .testing, let testEnd = ag.testPeriodEnd, testEnd <= now {
-            ended = ag
-            withdrawnAgreement = ag
+        if let testingAgreement = agreement, testingAgreement.purpose == .testing, let testEnd = testingAgreement.testPeriodEnd, testEnd <= now {
+            ended = testingAgreement
+            withdrawnAgreement = testingAgreement
             agreement = nil
             next = .cancelled
         }
         offer = nil
         requestedOfferTime = nil
         isUpdate = false
-        var a = transition(to: next, ended == nil ? event : "\(event); test period had ended")
-        a += [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .cancelTimer(.expectedOfferTime), .report(.negotiationEnded(end))]
-        if let ended { a += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ended))] }
-        return a
+        var actions = transition(to: next, ended == nil ? event : "\(event); test period had ended")
+        actions += [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .cancelTimer(.expectedOfferTime), .report(.negotiationEnded(end))]
+        if let ended { actions += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ended))] }
+        return actions
     }
 
     private mutating func transition(to next: Phase, _ event: String) -> [Action] {

@@ -9,77 +9,77 @@
 public typealias SnapshotError = CPNPDecodingError
 
 enum SnapshotCoding {
-    static func time(_ t: CPNPTimestamp?) -> JSONValue { t.map { .string($0.rfc3339) } ?? .null }
-    static func int(_ i: some BinaryInteger) -> JSONValue { .number(CPNPDecimal(Int64(i))) }
-    static func message(_ m: CPNPMessage?) -> JSONValue { m.map { CPNPCodec.encodeJSON($0, document: CPDReferences.value) } ?? .null }
+    static func time(_ timestamp: CPNPTimestamp?) -> JSONValue { timestamp.map { .string($0.rfc3339) } ?? .null }
+    static func int(_ value: some BinaryInteger) -> JSONValue { .number(CPNPDecimal(Int64(value))) }
+    static func message(_ message: CPNPMessage?) -> JSONValue { message.map { CPNPCodec.encodeJSON($0, document: CPDReferences.value) } ?? .null }
 
-    static func retransmission(_ p: RetransmissionPolicy) -> JSONValue {
+    static func retransmission(_ policy: RetransmissionPolicy) -> JSONValue {
         .object(JSONObject([
-            ("initial-interval-ms", int(p.initialInterval.milliseconds)),
-            ("maximum-retries", int(p.maximumRetries)),
-            ("cached-answer-minimum-interval-ms", int(p.cachedAnswerMinimumInterval.milliseconds)),
+            ("initial-interval-ms", int(policy.initialInterval.milliseconds)),
+            ("maximum-retries", int(policy.maximumRetries)),
+            ("cached-answer-minimum-interval-ms", int(policy.cachedAnswerMinimumInterval.milliseconds)),
         ]))
     }
 
-    static func endpoint(_ e: CPNPEndpoint) -> JSONValue { .object(JSONObject([("host", .string(e.host)), ("port", int(e.port))])) }
-    static func session(_ s: CPNPSession) -> JSONValue { .object(JSONObject([("local", endpoint(s.local)), ("remote", endpoint(s.remote))])) }
+    static func endpoint(_ endpoint: CPNPEndpoint) -> JSONValue { .object(JSONObject([("host", .string(endpoint.host)), ("port", int(endpoint.port))])) }
+    static func session(_ session: CPNPSession) -> JSONValue { .object(JSONObject([("local", endpoint(session.local)), ("remote", endpoint(session.remote))])) }
 
-    static func sequence(_ s: SequenceCounters) -> JSONValue {
-        .object(JSONObject([("next-outgoing", int(s.nextOutgoing)), ("last-incoming", s.lastIncoming.map { int($0) } ?? .null)]))
+    static func sequence(_ counters: SequenceCounters) -> JSONValue {
+        .object(JSONObject([("next-outgoing", int(counters.nextOutgoing)), ("last-incoming", counters.lastIncoming.map { int($0) } ?? .null)]))
     }
 
     /// The value that stands for the order's offer where the snapshot holds it already (a server's
     /// pending OFFER and its cached answer are that offer): each CPD is encoded once.
     static let theOffer = "the-offer"
 
-    static func message(_ m: CPNPMessage?, offer: OfferMessage?) -> JSONValue {
-        if let offer, case .offer(let o)? = m, o == offer { return .string(theOffer) }
-        return message(m)
+    static func message(_ storedMessage: CPNPMessage?, offer: OfferMessage?) -> JSONValue {
+        if let offer, case .offer(let sentOffer)? = storedMessage, sentOffer == offer { return .string(theOffer) }
+        return message(storedMessage)
     }
 
-    static func pending(_ p: PendingRequest?, offer: OfferMessage? = nil) -> JSONValue {
-        guard let p else { return .null }
-        return .object(JSONObject([("message", message(p.message, offer: offer)), ("retries", int(p.retries))]))
+    static func pending(_ pending: PendingRequest?, offer: OfferMessage? = nil) -> JSONValue {
+        guard let pending else { return .null }
+        return .object(JSONObject([("message", message(pending.message, offer: offer)), ("retries", int(pending.retries))]))
     }
 
-    static func cache(_ c: CachedExchange?, offer: OfferMessage? = nil) -> JSONValue {
-        guard let c else { return .null }
+    static func cache(_ cache: CachedExchange?, offer: OfferMessage? = nil) -> JSONValue {
+        guard let cache else { return .null }
         return .object(JSONObject([
-            ("incoming", message(c.incoming)), ("answer", message(c.answer, offer: offer)), ("last-resend", time(c.lastResend)),
+            ("incoming", message(cache.incoming)), ("answer", message(cache.answer, offer: offer)), ("last-resend", time(cache.lastResend)),
         ]))
     }
 
-    static func schedule(_ s: ActivationSchedule?) -> JSONValue {
-        switch s {
+    static func schedule(_ schedule: ActivationSchedule?) -> JSONValue {
+        switch schedule {
         case nil: .null
         case .now?: .string("now")
         case .deactivate?: .string("deactivate")
-        case .at(let t)?: .string(t.rfc3339)
+        case .at(let timestamp)?: .string(timestamp.rfc3339)
         }
     }
 
-    static func activation(_ a: ActivationStatus) -> JSONValue {
-        switch a {
+    static func activation(_ status: ActivationStatus) -> JSONValue {
+        switch status {
         case .inactive: .string("inactive")
         case .active: .string("active")
-        case .scheduled(let t): .string(t.rfc3339)
+        case .scheduled(let timestamp): .string(timestamp.rfc3339)
         }
     }
 
-    static func agreement(_ a: Agreement?) -> JSONValue {
-        guard let a else { return .null }
+    static func agreement(_ agreement: Agreement?) -> JSONValue {
+        guard let agreement else { return .null }
         return .object(JSONObject([
-            ("customer-order-id", .string(a.customerOrderID.rawValue)),
-            ("provider-order-id", .string(a.providerOrderID.rawValue)),
-            ("nonce", .string(a.nonce.rawValue)),
-            ("accepted-cpd", CPDReferences.value(a.acceptedCPD)),
-            ("information-elements", a.informationElements.map(IEWriter.informationElements) ?? .null),
-            ("activation-type", .string(a.activationType.rawValue)),
-            ("purpose", .string(a.purpose.rawValue)),
-            ("test-period-end", time(a.testPeriodEnd)),
-            ("activation-schedule", time(a.activationSchedule)),
-            ("activation", activation(a.activation)),
-            ("agreed-at", time(a.agreedAt)),
+            ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
+            ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
+            ("nonce", .string(agreement.nonce.rawValue)),
+            ("accepted-cpd", CPDReferences.value(agreement.acceptedCPD)),
+            ("information-elements", agreement.informationElements.map(IEWriter.informationElements) ?? .null),
+            ("activation-type", .string(agreement.activationType.rawValue)),
+            ("purpose", .string(agreement.purpose.rawValue)),
+            ("test-period-end", time(agreement.testPeriodEnd)),
+            ("activation-schedule", time(agreement.activationSchedule)),
+            ("activation", activation(agreement.activation)),
+            ("agreed-at", time(agreement.agreedAt)),
         ]))
     }
 }
@@ -104,10 +104,10 @@ struct SnapshotReader {
     func int(_ key: String, _ range: ClosedRange<Int64>) throws(SnapshotError) -> Int64 { try value(key).integer(at: path.appending(key), in: range) }
     func optionalInt(_ key: String, _ range: ClosedRange<Int64>) throws(SnapshotError) -> Int64? { isNull(key) ? nil : try int(key, range) }
 
-    func make<T>(_ key: String, _ what: String, _ f: (String) -> T?) throws(SnapshotError) -> T {
-        let s = try string(key)
-        guard let v = f(s) else { throw SnapshotError(.invalidValue, at: path.appending(key), "invalid \(what) \"\(s)\"") }
-        return v
+    func make<T>(_ key: String, _ what: String, _ parse: (String) -> T?) throws(SnapshotError) -> T {
+        let text = try string(key)
+        guard let parsed = parse(text) else { throw SnapshotError(.invalidValue, at: path.appending(key), "invalid \(what) \"\(text)\"") }
+        return parsed
     }
 
     func time(_ key: String) throws(SnapshotError) -> CPNPTimestamp? {
@@ -116,17 +116,17 @@ struct SnapshotReader {
 
     func message(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CPNPMessage? {
         if isNull(key) { return nil }
-        let v = try value(key)
-        if case .string(SnapshotCoding.theOffer) = v {
+        let json = try value(key)
+        if case .string(SnapshotCoding.theOffer) = json {
             guard let offer else { throw SnapshotError(.invalidValue, at: path.appending(key), "refers to the offer, but the order has none") }
             return .offer(offer)
         }
-        return try CPNPCodec.decode(json: v)
+        return try CPNPCodec.decode(json: json)
     }
 
     func requiredMessage(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CPNPMessage {
-        guard let m = try message(key, offer: offer) else { throw SnapshotError(.missingField, at: path.appending(key), "message missing") }
-        return m
+        guard let decoded = try message(key, offer: offer) else { throw SnapshotError(.missingField, at: path.appending(key), "message missing") }
+        return decoded
     }
 
     func cpd(_ key: String) throws(SnapshotError) -> CPD { try CPDInterning.document(value(key), at: path.appending(key)) }
@@ -136,39 +136,39 @@ struct SnapshotReader {
     }
 
     func retransmission(_ key: String) throws(SnapshotError) -> RetransmissionPolicy {
-        let rt = try sub(key)
+        let reader = try sub(key)
         return RetransmissionPolicy(
-            initialInterval: .milliseconds(try rt.int("initial-interval-ms", 1...86_400_000)),
-            maximumRetries: Int(try rt.int("maximum-retries", 0...100)),
-            cachedAnswerMinimumInterval: .milliseconds(try rt.int("cached-answer-minimum-interval-ms", 0...86_400_000)))
+            initialInterval: .milliseconds(try reader.int("initial-interval-ms", 1...86_400_000)),
+            maximumRetries: Int(try reader.int("maximum-retries", 0...100)),
+            cachedAnswerMinimumInterval: .milliseconds(try reader.int("cached-answer-minimum-interval-ms", 0...86_400_000)))
     }
 
     func endpoint(_ key: String) throws(SnapshotError) -> CPNPEndpoint {
-        let r = try sub(key)
-        return CPNPEndpoint(host: try r.string("host"), port: UInt16(try r.int("port", 0...65_535)))
+        let reader = try sub(key)
+        return CPNPEndpoint(host: try reader.string("host"), port: UInt16(try reader.int("port", 0...65_535)))
     }
 
     func session(_ key: String) throws(SnapshotError) -> CPNPSession {
-        let r = try sub(key)
-        return CPNPSession(local: try r.endpoint("local"), remote: try r.endpoint("remote"))
+        let reader = try sub(key)
+        return CPNPSession(local: try reader.endpoint("local"), remote: try reader.endpoint("remote"))
     }
 
     func sequence(_ key: String) throws(SnapshotError) -> SequenceCounters {
-        let r = try sub(key)
-        let last = try r.optionalInt("last-incoming", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
-        return SequenceCounters(initialOutgoing: SequenceNumber(try r.int("next-outgoing", 0...Int64(UInt32.max))), lastIncoming: last)
+        let reader = try sub(key)
+        let last = try reader.optionalInt("last-incoming", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
+        return SequenceCounters(initialOutgoing: SequenceNumber(try reader.int("next-outgoing", 0...Int64(UInt32.max))), lastIncoming: last)
     }
 
     func pending(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> PendingRequest? {
-        guard let r = try optionalSub(key) else { return nil }
-        return PendingRequest(message: try r.requiredMessage("message", offer: offer), retries: Int(try r.int("retries", 0...1_000)))
+        guard let reader = try optionalSub(key) else { return nil }
+        return PendingRequest(message: try reader.requiredMessage("message", offer: offer), retries: Int(try reader.int("retries", 0...1_000)))
     }
 
     func cache(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CachedExchange? {
-        guard let r = try optionalSub(key) else { return nil }
-        var c = CachedExchange(incoming: try r.requiredMessage("incoming"), answer: try r.message("answer", offer: offer))
-        c.lastResend = try r.time("last-resend")
-        return c
+        guard let reader = try optionalSub(key) else { return nil }
+        var exchange = CachedExchange(incoming: try reader.requiredMessage("incoming"), answer: try reader.message("answer", offer: offer))
+        exchange.lastResend = try reader.time("last-resend")
+        return exchange
     }
 
     func schedule(_ key: String) throws(SnapshotError) -> ActivationSchedule? {
@@ -181,24 +181,24 @@ struct SnapshotReader {
     }
 
     func agreement(_ key: String) throws(SnapshotError) -> Agreement? {
-        guard let r = try optionalSub(key) else { return nil }
+        guard let reader = try optionalSub(key) else { return nil }
         let activation: ActivationStatus
-        switch try r.string("activation") {
+        switch try reader.string("activation") {
         case "inactive": activation = .inactive
         case "active": activation = .active
-        default: activation = .scheduled(try r.make("activation", "timestamp") { CPNPTimestamp(rfc3339: $0) })
+        default: activation = .scheduled(try reader.make("activation", "timestamp") { CPNPTimestamp(rfc3339: $0) })
         }
-        guard let agreedAt = try r.time("agreed-at") else { throw SnapshotError(.missingField, at: r.path.appending("agreed-at"), "missing") }
+        guard let agreedAt = try reader.time("agreed-at") else { throw SnapshotError(.missingField, at: reader.path.appending("agreed-at"), "missing") }
         return Agreement(
-            customerOrderID: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
-            providerOrderID: try r.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
-            nonce: try r.make("nonce", "nonce") { Nonce($0) },
-            acceptedCPD: try r.cpd("accepted-cpd"),
-            informationElements: try r.informationElements("information-elements"),
-            activationType: try r.make("activation-type", "activation type") { ActivationType(rawValue: $0) },
-            purpose: try r.make("purpose", "purpose") { Purpose(rawValue: $0) },
-            testPeriodEnd: try r.time("test-period-end"),
-            activationSchedule: try r.time("activation-schedule"),
+            customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
+            providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
+            nonce: try reader.make("nonce", "nonce") { Nonce($0) },
+            acceptedCPD: try reader.cpd("accepted-cpd"),
+            informationElements: try reader.informationElements("information-elements"),
+            activationType: try reader.make("activation-type", "activation type") { ActivationType(rawValue: $0) },
+            purpose: try reader.make("purpose", "purpose") { Purpose(rawValue: $0) },
+            testPeriodEnd: try reader.time("test-period-end"),
+            activationSchedule: try reader.time("activation-schedule"),
             activation: activation, agreedAt: agreedAt)
     }
 }
@@ -206,51 +206,51 @@ struct SnapshotReader {
 extension ClientOrderStateMachine {
     /// The machine as a JSON object, for a durable store.
     public var snapshot: JSONValue {
-        typealias C = SnapshotCoding
-        var tx: JSONValue = .null
-        if let t = transaction {
-            tx = .object(JSONObject([
-                ("kind", .string(t.kind.rawValue)), ("id", .string(t.id.rawValue)), ("session", C.session(t.session)),
-                ("sequence", C.sequence(t.sequence)), ("pending", C.pending(t.pending)), ("cache", C.cache(t.cache)),
-                ("exhausted", .bool(t.exhausted)), ("activation-schedule", C.schedule(t.activationSchedule)),
-                ("request-sequence-number", t.requestSequenceNumber.map { C.int($0) } ?? .null),
-                ("withdraw-on-agreement", .bool(t.withdrawOnAgreement)),
-                ("withdrawal-alarm", .bool(t.withdrawalAlarm)),
+        typealias Coding = SnapshotCoding
+        var transactionValue: JSONValue = .null
+        if let transaction {
+            transactionValue = .object(JSONObject([
+                ("kind", .string(transaction.kind.rawValue)), ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)),
+                ("sequence", Coding.sequence(transaction.sequence)), ("pending", Coding.pending(transaction.pending)), ("cache", Coding.cache(transaction.cache)),
+                ("exhausted", .bool(transaction.exhausted)), ("activation-schedule", Coding.schedule(transaction.activationSchedule)),
+                ("request-sequence-number", transaction.requestSequenceNumber.map { Coding.int($0) } ?? .null),
+                ("withdraw-on-agreement", .bool(transaction.withdrawOnAgreement)),
+                ("withdrawal-alarm", .bool(transaction.withdrawalAlarm)),
             ]))
         }
         return .object(JSONObject([
             ("kind", .string("client-order")),
             ("customer-order-id", .string(customerOrderID.rawValue)),
             ("configuration", .object(JSONObject([
-                ("retransmission", C.retransmission(configuration.retransmission)),
-                ("withdrawal-retry-interval-ms", C.int(configuration.withdrawalRetryInterval.milliseconds)),
+                ("retransmission", Coding.retransmission(configuration.retransmission)),
+                ("withdrawal-retry-interval-ms", Coding.int(configuration.withdrawalRetryInterval.milliseconds)),
                 ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
-                ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { C.int($0.milliseconds) } ?? .null),
+                ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { Coding.int($0.milliseconds) } ?? .null),
             ]))),
             ("state", .string(state.rawValue)),
             ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
-            ("agreement", C.agreement(agreement)),
+            ("agreement", Coding.agreement(agreement)),
             ("requested-cpd", requestedCPD.map(CPDReferences.value) ?? .null),
             ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-            ("offer", C.message(offer.map { .offer($0) })),
-            ("transaction", tx),
-            ("expected-response-time", C.time(expectedResponseTime)),
-            ("expected-offer-time", C.time(expectedOfferTime)),
-            ("pending-time-decision", C.time(pendingTimeDecision)),
+            ("offer", Coding.message(offer.map { .offer($0) })),
+            ("transaction", transactionValue),
+            ("expected-response-time", Coding.time(expectedResponseTime)),
+            ("expected-offer-time", Coding.time(expectedOfferTime)),
+            ("pending-time-decision", Coding.time(pendingTimeDecision)),
             ("last-end", lastEnd.map(Self.encode) ?? .null),
             ("spare-transaction", spareTransaction.map { spare in
-                .object(JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", C.int(spare.initialSequenceNumber))]))
+                .object(JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", Coding.int(spare.initialSequenceNumber))]))
             } ?? .null),
         ]))
     }
 
     static func encode(_ end: NegotiationEnd) -> JSONValue {
-        typealias C = SnapshotCoding
+        typealias Coding = SnapshotCoding
         switch end {
         case .failed(let status, let diagnostic):
-            return .object(JSONObject([("kind", .string("failed")), ("status-code", C.int(status.rawValue)), ("diagnostic", diagnostic.map { .string($0) } ?? .null)]))
+            return .object(JSONObject([("kind", .string("failed")), ("status-code", Coding.int(status.rawValue)), ("diagnostic", diagnostic.map { .string($0) } ?? .null)]))
         case .declinedByClient(let reasons):
-            return .object(JSONObject([("kind", .string("declined")), ("reasons", .array(reasons.map { C.int($0.rawValue) }))]))
+            return .object(JSONObject([("kind", .string("declined")), ("reasons", .array(reasons.map { Coding.int($0.rawValue) }))]))
         case .cancelledByClient: return .object(JSONObject([("kind", .string("cancelled"))]))
         case .expectedResponseTimeElapsed: return .object(JSONObject([("kind", .string("expected-response-time-elapsed"))]))
         case .expectedOfferTimeElapsed: return .object(JSONObject([("kind", .string("expected-offer-time-elapsed"))]))
@@ -260,17 +260,17 @@ extension ClientOrderStateMachine {
         }
     }
 
-    static func decodeEnd(_ r: SnapshotReader) throws(SnapshotError) -> NegotiationEnd {
-        switch try r.string("kind") {
+    static func decodeEnd(_ reader: SnapshotReader) throws(SnapshotError) -> NegotiationEnd {
+        switch try reader.string("kind") {
         case "failed":
-            let diagnostic = r.isNull("diagnostic") ? nil : try r.string("diagnostic")
-            let code = try r.int("status-code", 1...8)
+            let diagnostic = reader.isNull("diagnostic") ? nil : try reader.string("diagnostic")
+            let code = try reader.int("status-code", 1...8)
             return .failed(FailStatusCode(rawValue: Int(code))!, diagnostic: diagnostic)
         case "declined":
             var reasons: [DeclineReason] = []
-            for (i, v) in try r.value("reasons").array(at: r.path.appending("reasons")).enumerated() {
-                let n = try v.integer(at: r.path.appending("reasons").appending(index: i), in: 1...3)
-                reasons.append(DeclineReason(rawValue: Int(n))!)
+            for (i, item) in try reader.value("reasons").array(at: reader.path.appending("reasons")).enumerated() {
+                let rawReason = try item.integer(at: reader.path.appending("reasons").appending(index: i), in: 1...3)
+                reasons.append(DeclineReason(rawValue: Int(rawReason))!)
             }
             return .declinedByClient(reasons)
         case "cancelled": return .cancelledByClient
@@ -279,67 +279,67 @@ extension ClientOrderStateMachine {
         case "offer-expired": return .offerExpired
         case "no-response": return .noResponse
         case "offer-time-refused": return .offerTimeRefused
-        default: throw SnapshotError(.invalidValue, at: r.path.appending("kind"), "unknown negotiation end")
+        default: throw SnapshotError(.invalidValue, at: reader.path.appending("kind"), "unknown negotiation end")
         }
     }
 
     /// Restores a machine from ``snapshot``.
     public init(snapshot: JSONValue) throws(SnapshotError) {
-        let r = try SnapshotReader(snapshot, at: .root)
-        let c = try r.sub("configuration")
+        let reader = try SnapshotReader(snapshot, at: .root)
+        let configurationReader = try reader.sub("configuration")
         let config = Configuration(
-            retransmission: try c.retransmission("retransmission"),
-            withdrawalRetryInterval: .milliseconds(try c.int("withdrawal-retry-interval-ms", 0...86_400_000)),
-            enforceDeadlines: try c.bool("enforce-deadlines"),
+            retransmission: try configurationReader.retransmission("retransmission"),
+            withdrawalRetryInterval: .milliseconds(try configurationReader.int("withdrawal-retry-interval-ms", 0...86_400_000)),
+            enforceDeadlines: try configurationReader.bool("enforce-deadlines"),
             // Absent in snapshots written before the probe existed: the default.
-            silenceProbeInterval: c.object["silence-probe-interval-ms"] == nil
-                ? .seconds(15) : try c.optionalInt("silence-probe-interval-ms", 0...86_400_000).map { .milliseconds($0) })
-        var m = ClientOrderStateMachine(customerOrderID: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
-        m.state = try r.make("state", "state") { State(rawValue: $0) }
-        m.providerOrderID = r.isNull("provider-order-id") ? nil : try r.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
-        m.agreement = try r.agreement("agreement")
-        m.requestedCPD = r.isNull("requested-cpd") ? nil : try r.cpd("requested-cpd")
-        m.requestedInformationElements = try r.informationElements("requested-information-elements")
-        if case .offer(let o)? = try r.message("offer") { m.offer = o }
-        if let t = try r.optionalSub("transaction") {
-            var tx = Transaction(
-                kind: try t.make("kind", "transaction kind") { TransactionKind(rawValue: $0) },
-                id: try t.make("id", "transaction id") { TransactionID($0) },
-                session: try t.session("session"), sequence: try t.sequence("sequence"),
-                pending: try t.pending("pending"), cache: try t.cache("cache"))
-            tx.exhausted = try t.bool("exhausted")
-            tx.activationSchedule = try t.schedule("activation-schedule")
-            tx.requestSequenceNumber = try t.optionalInt("request-sequence-number", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
-            tx.withdrawOnAgreement = t.isNull("withdraw-on-agreement") ? false : try t.bool("withdraw-on-agreement")
-            tx.withdrawalAlarm = t.isNull("withdrawal-alarm") ? false : try t.bool("withdrawal-alarm")
-            m.transaction = tx
+            silenceProbeInterval: configurationReader.object["silence-probe-interval-ms"] == nil
+                ? .seconds(15) : try configurationReader.optionalInt("silence-probe-interval-ms", 0...86_400_000).map { .milliseconds($0) })
+        var order = ClientOrderStateMachine(customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
+        order.state = try reader.make("state", "state") { State(rawValue: $0) }
+        order.providerOrderID = reader.isNull("provider-order-id") ? nil : try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
+        order.agreement = try reader.agreement("agreement")
+        order.requestedCPD = reader.isNull("requested-cpd") ? nil : try reader.cpd("requested-cpd")
+        order.requestedInformationElements = try reader.informationElements("requested-information-elements")
+        if case .offer(let offer)? = try reader.message("offer") { order.offer = offer }
+        if let transactionReader = try reader.optionalSub("transaction") {
+            var transaction = Transaction(
+                kind: try transactionReader.make("kind", "transaction kind") { TransactionKind(rawValue: $0) },
+                id: try transactionReader.make("id", "transaction id") { TransactionID($0) },
+                session: try transactionReader.session("session"), sequence: try transactionReader.sequence("sequence"),
+                pending: try transactionReader.pending("pending"), cache: try transactionReader.cache("cache"))
+            transaction.exhausted = try transactionReader.bool("exhausted")
+            transaction.activationSchedule = try transactionReader.schedule("activation-schedule")
+            transaction.requestSequenceNumber = try transactionReader.optionalInt("request-sequence-number", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
+            transaction.withdrawOnAgreement = transactionReader.isNull("withdraw-on-agreement") ? false : try transactionReader.bool("withdraw-on-agreement")
+            transaction.withdrawalAlarm = transactionReader.isNull("withdrawal-alarm") ? false : try transactionReader.bool("withdrawal-alarm")
+            order.transaction = transaction
         }
-        m.expectedResponseTime = try r.time("expected-response-time")
-        m.expectedOfferTime = try r.time("expected-offer-time")
-        m.pendingTimeDecision = try r.time("pending-time-decision")
-        if let e = try r.optionalSub("last-end") { m.lastEnd = try Self.decodeEnd(e) }
-        if let spare = try r.optionalSub("spare-transaction") {
-            m.spareTransaction = SpareTransaction(
+        order.expectedResponseTime = try reader.time("expected-response-time")
+        order.expectedOfferTime = try reader.time("expected-offer-time")
+        order.pendingTimeDecision = try reader.time("pending-time-decision")
+        if let endReader = try reader.optionalSub("last-end") { order.lastEnd = try Self.decodeEnd(endReader) }
+        if let spare = try reader.optionalSub("spare-transaction") {
+            order.spareTransaction = SpareTransaction(
                 id: try spare.make("id", "transaction id") { TransactionID($0) },
                 initialSequenceNumber: SequenceNumber(try spare.int("initial-sequence-number", 0...Int64(UInt32.max))))
         }
-        self = m
+        self = order
     }
 
     /// The timers that should be armed in the current state, with their deadlines: what an engine
     /// re-arms after a restart. A retransmission timer is re-armed to fire at `now`.
     public func armedTimers(now: CPNPTimestamp) -> [(Timer, CPNPTimestamp)] {
         var out: [(Timer, CPNPTimestamp)] = []
-        if let tx = transaction, tx.pending != nil {
-            out.append(tx.exhausted && tx.kind == .withdraw ? (.withdrawalRetry, now) : (.retransmission, now))
+        if let transaction, transaction.pending != nil {
+            out.append(transaction.exhausted && transaction.kind == .withdraw ? (.withdrawalRetry, now) : (.retransmission, now))
         }
         if configuration.enforceDeadlines {
-            if state == .pqoSent || (state == .serverProcessing && expectedOfferTime == nil), let ert = expectedResponseTime {
-                out.append((.expectedResponseTime, ert))
+            if state == .pqoSent || (state == .serverProcessing && expectedOfferTime == nil), let expectedResponseTime {
+                out.append((.expectedResponseTime, expectedResponseTime))
             }
-            if state == .serverProcessing, let eot = expectedOfferTime { out.append((.expectedOfferTime, eot)) }
+            if state == .serverProcessing, let expectedOfferTime { out.append((.expectedOfferTime, expectedOfferTime)) }
         }
-        if state == .offerReceived || state == .offerProcessing, let o = offer { out.append((.offerValidity, o.validityOfferTime)) }
+        if state == .offerReceived || state == .offerProcessing, let offer { out.append((.offerValidity, offer.validityOfferTime)) }
         if state == .completed, let end = agreement?.testPeriodEnd { out.append((.testPeriodEnd, end)) }
         if state == .serverProcessing, let interval = configuration.silenceProbeInterval { out.append((.silenceProbe, now.adding(interval))) }
         return out
@@ -349,58 +349,58 @@ extension ClientOrderStateMachine {
 extension ServerOrderStateMachine {
     /// The machine as a JSON object, for a durable store.
     public var snapshot: JSONValue {
-        typealias C = SnapshotCoding
-        let t = transaction
+        typealias Coding = SnapshotCoding
         var child: JSONValue = .null
         var phaseName = state.rawValue
-        if case .child(let c) = phase {
-            child = c.snapshot
+        if case .child(let childOrder) = phase {
+            child = childOrder.snapshot
             phaseName = "Child"
         }
         return .object(JSONObject([
             ("kind", .string("server-order")),
             ("customer-order-id", .string(customerOrderID.rawValue)),
             ("provider-order-id", .string(providerOrderID.rawValue)),
-            ("configuration", .object(JSONObject([("retransmission", C.retransmission(configuration.retransmission))]))),
+            ("configuration", .object(JSONObject([("retransmission", Coding.retransmission(configuration.retransmission))]))),
             ("phase", .string(phaseName)),
             ("child", child),
             ("transaction", .object(JSONObject([
-                ("id", .string(t.id.rawValue)), ("session", C.session(t.session)), ("sequence", C.sequence(t.sequence)),
-                ("pending", C.pending(t.pending, offer: offer)), ("cache", C.cache(t.cache, offer: offer)),
+                ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)), ("sequence", Coding.sequence(transaction.sequence)),
+                ("pending", Coding.pending(transaction.pending, offer: offer)), ("cache", Coding.cache(transaction.cache, offer: offer)),
             ]))),
             ("requested-cpd", CPDReferences.value(requestedCPD)),
             ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-            ("offer", C.message(offer.map { .offer($0) })),
-            ("agreement", C.agreement(agreement)),
-            ("withdrawn-agreement", C.agreement(withdrawnAgreement)),
+            ("offer", Coding.message(offer.map { .offer($0) })),
+            ("agreement", Coding.agreement(agreement)),
+            ("withdrawn-agreement", Coding.agreement(withdrawnAgreement)),
             ("is-update", .bool(isUpdate)),
             ("withdrawal-pending", .bool(withdrawalPending)),
-            ("expected-offer-time", C.time(expectedOfferTime)),
-            ("requested-offer-time", C.time(requestedOfferTime)),
-            ("child-agreements", .array(childAgreements.map { C.agreement($0) })),
+            ("expected-offer-time", Coding.time(expectedOfferTime)),
+            ("requested-offer-time", Coding.time(requestedOfferTime)),
+            ("child-agreements", .array(childAgreements.map { Coding.agreement($0) })),
             ("closed-transaction-ids", .array(closedTransactionIDs.map { .string($0.rawValue) })),
             ("refused-transactions", .array(refusedTransactions.map { refused in
                 .object(JSONObject([
-                    ("id", .string(refused.id.rawValue)), ("sequence-number", C.int(refused.sequenceNumber)),
-                    ("answer", C.message(.fail(refused.answer))),
+                    ("id", .string(refused.id.rawValue)), ("sequence-number", Coding.int(refused.sequenceNumber)),
+                    ("answer", Coding.message(.fail(refused.answer))),
                 ]))
             })),
-            ("more-time-requests", C.int(moreTimeRequests)),
+            ("more-time-requests", Coding.int(moreTimeRequests)),
             ("more-time-refused", .bool(moreTimeRefused)),
         ]))
     }
 
     /// Restores a machine from ``snapshot``.
     public init(snapshot: JSONValue) throws(SnapshotError) {
-        let r = try SnapshotReader(snapshot, at: .root)
-        let config = Configuration(retransmission: try r.sub("configuration").retransmission("retransmission"))
+        let reader = try SnapshotReader(snapshot, at: .root)
+        let config = Configuration(retransmission: try reader.sub("configuration").retransmission("retransmission"))
         var offer: OfferMessage?
-        if case .offer(let o)? = try r.message("offer") { offer = o }
-        let t = try r.sub("transaction")
-        let tx = Transaction(
-            id: try t.make("id", "transaction id") { TransactionID($0) }, session: try t.session("session"),
-            sequence: try t.sequence("sequence"), pending: try t.pending("pending", offer: offer), cache: try t.cache("cache", offer: offer))
-        let phaseName = try r.string("phase")
+        if case .offer(let decodedOffer)? = try reader.message("offer") { offer = decodedOffer }
+        let transactionReader = try reader.sub("transaction")
+        let transaction = Transaction(
+            id: try transactionReader.make("id", "transaction id") { TransactionID($0) }, session: try transactionReader.session("session"),
+            sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
+            cache: try transactionReader.cache("cache", offer: offer))
+        let phaseName = try reader.string("phase")
         let phase: Phase
         switch phaseName {
         case "PQOReceived": phase = .pqoReceived
@@ -410,29 +410,29 @@ extension ServerOrderStateMachine {
         case "AcceptReceived": phase = .acceptReceived
         case "Completed": phase = .completed
         case "Cancelled": phase = .cancelled
-        case "Child": phase = .child(try ClientOrderStateMachine(snapshot: r.value("child")))
-        default: throw SnapshotError(.invalidValue, at: r.path.appending("phase"), "unknown phase \(phaseName)")
+        case "Child": phase = .child(try ClientOrderStateMachine(snapshot: reader.value("child")))
+        default: throw SnapshotError(.invalidValue, at: reader.path.appending("phase"), "unknown phase \(phaseName)")
         }
         var children: [Agreement] = []
-        let list = try r.value("child-agreements").array(at: r.path.appending("child-agreements"))
+        let list = try reader.value("child-agreements").array(at: reader.path.appending("child-agreements"))
         for i in list.indices {
             let wrapper = SnapshotReader.wrap(list[i])
-            if let a = try SnapshotReader(wrapper, at: r.path).agreement("a") { children.append(a) }
+            if let childAgreement = try SnapshotReader(wrapper, at: reader.path).agreement("a") { children.append(childAgreement) }
         }
         // Keys added after the first schema: absent in older snapshots.
         var closed: [TransactionID] = []
-        if !r.isNull("closed-transaction-ids") {
-            let ids = try r.value("closed-transaction-ids").array(at: r.path.appending("closed-transaction-ids"))
+        if !reader.isNull("closed-transaction-ids") {
+            let ids = try reader.value("closed-transaction-ids").array(at: reader.path.appending("closed-transaction-ids"))
             for i in ids.indices {
-                let item = try SnapshotReader(SnapshotReader.wrap(ids[i]), at: r.path.appending("closed-transaction-ids"))
+                let item = try SnapshotReader(SnapshotReader.wrap(ids[i]), at: reader.path.appending("closed-transaction-ids"))
                 closed.append(try item.make("a", "transaction id") { TransactionID($0) })
             }
         }
         var refused: [RefusedTransaction] = []
-        if !r.isNull("refused-transactions") {
-            let list = try r.value("refused-transactions").array(at: r.path.appending("refused-transactions"))
+        if !reader.isNull("refused-transactions") {
+            let list = try reader.value("refused-transactions").array(at: reader.path.appending("refused-transactions"))
             for i in list.indices {
-                let item = try SnapshotReader(list[i], at: r.path.appending("refused-transactions"))
+                let item = try SnapshotReader(list[i], at: reader.path.appending("refused-transactions"))
                 guard case .fail(let answer) = try item.requiredMessage("answer") else {
                     throw SnapshotError(.invalidValue, at: item.path.appending("answer"), "a refused transaction's answer must be a FAIL")
                 }
@@ -442,16 +442,16 @@ extension ServerOrderStateMachine {
             }
         }
         self.init(
-            restoring: try r.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
-            providerOrderID: try r.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
-            configuration: config, phase: phase, transaction: tx, requestedCPD: try r.cpd("requested-cpd"),
-            requestedInformationElements: try r.informationElements("requested-information-elements"), offer: offer,
-            agreement: try r.agreement("agreement"), withdrawnAgreement: try r.agreement("withdrawn-agreement"),
-            isUpdate: try r.bool("is-update"), withdrawalPending: try r.bool("withdrawal-pending"),
-            expectedOfferTime: try r.time("expected-offer-time"), requestedOfferTime: try r.time("requested-offer-time"),
+            restoring: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
+            providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
+            configuration: config, phase: phase, transaction: transaction, requestedCPD: try reader.cpd("requested-cpd"),
+            requestedInformationElements: try reader.informationElements("requested-information-elements"), offer: offer,
+            agreement: try reader.agreement("agreement"), withdrawnAgreement: try reader.agreement("withdrawn-agreement"),
+            isUpdate: try reader.bool("is-update"), withdrawalPending: try reader.bool("withdrawal-pending"),
+            expectedOfferTime: try reader.time("expected-offer-time"), requestedOfferTime: try reader.time("requested-offer-time"),
             childAgreements: children, closedTransactionIDs: closed, refusedTransactions: refused,
-            moreTimeRequests: Int(try r.optionalInt("more-time-requests", 0...1_000_000) ?? 0),
-            moreTimeRefused: r.isNull("more-time-refused") ? false : try r.bool("more-time-refused"))
+            moreTimeRequests: Int(try reader.optionalInt("more-time-requests", 0...1_000_000) ?? 0),
+            moreTimeRefused: reader.isNull("more-time-refused") ? false : try reader.bool("more-time-refused"))
     }
 
     /// The timers that should be armed in the current state, with their deadlines: what an engine
@@ -461,31 +461,31 @@ extension ServerOrderStateMachine {
         if transaction.pending != nil { out.append((.retransmission, now)) }
         switch phase {
         case .offerProposed, .processingReceived:
-            if let o = offer { out.append((.offerValidity, o.validityOfferTime)) }
+            if let offer { out.append((.offerValidity, offer.validityOfferTime)) }
         case .pqoReceived, .awaitingProcessing:
-            if let eot = expectedOfferTime { out.append((.expectedOfferTime, eot)) }
-        case .child(let c):
-            if let eot = expectedOfferTime { out.append((.expectedOfferTime, eot)) }
-            out += c.armedTimers(now: now).map { (.child($0.0), $0.1) }
+            if let expectedOfferTime { out.append((.expectedOfferTime, expectedOfferTime)) }
+        case .child(let childOrder):
+            if let expectedOfferTime { out.append((.expectedOfferTime, expectedOfferTime)) }
+            out += childOrder.armedTimers(now: now).map { (.child($0.0), $0.1) }
         default:
             break
         }
-        if let ag = agreement {
-            if let end = ag.testPeriodEnd, ag.purpose == .testing { out.append((.testPeriodEnd, end)) }
-            if case .scheduled(let t) = ag.activation { out.append((.scheduledActivation, t)) }
+        if let agreement {
+            if let end = agreement.testPeriodEnd, agreement.purpose == .testing { out.append((.testPeriodEnd, end)) }
+            if case .scheduled(let time) = agreement.activation { out.append((.scheduledActivation, time)) }
         }
         return out
     }
 }
 
 extension SnapshotReader {
-    static func wrap(_ v: JSONValue) -> JSONValue { .object(JSONObject([("a", v)])) }
+    static func wrap(_ value: JSONValue) -> JSONValue { .object(JSONObject([("a", value)])) }
 }
 
 extension Duration {
     /// Whole milliseconds.
     var milliseconds: Int64 {
-        let (s, a) = components
-        return s * 1_000 + a / 1_000_000_000_000_000
+        let (seconds, attoseconds) = components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 }

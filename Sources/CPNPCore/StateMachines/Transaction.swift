@@ -44,10 +44,10 @@ public struct SequenceCounters: Sendable, Hashable {
         case fresh
     }
 
-    public func classify(_ n: SequenceNumber) -> Classification {
+    public func classify(_ sequenceNumber: SequenceNumber) -> Classification {
         guard let last = lastIncoming else { return .fresh }
-        if n < last { return .stale }
-        if n == last { return .duplicate }
+        if sequenceNumber < last { return .stale }
+        if sequenceNumber == last { return .duplicate }
         return .fresh
     }
 
@@ -58,7 +58,7 @@ public struct SequenceCounters: Sendable, Hashable {
     }
 
     /// Records a legitimate incoming message.
-    public mutating func accept(_ n: SequenceNumber) { lastIncoming = n }
+    public mutating func accept(_ sequenceNumber: SequenceNumber) { lastIncoming = sequenceNumber }
 }
 
 /// A request awaiting its answer, retransmitted on RETRANS_TIMER (RFC 8921 §11.4).
