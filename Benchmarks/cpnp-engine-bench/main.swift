@@ -1,14 +1,14 @@
 // cpnp-engine-bench: where the server's time goes in a negotiation (docs/performance.md, "Profiling pass").
 //
-// A real ServerEngine with a real SQLite file store (temporary directory) and the demo policy with
+// A real CPNPServerEngine with a real SQLite file store (temporary directory) and the demo policy with
 // capacities and limits raised; C concurrent simulated customers, each a client order machine, run
 // QUOTATION → PROCESSING + OFFER → ACCEPT → ACK through the codec as bytes, with no sockets (the sink
 // hands the engine's answers straight back). Prints negotiations/s, commits/s and the engine's time
 // per phase (ContinuousClock around decode, inventory, decide, commit, encode, send).
 //
-// With --submit, customers hand their datagrams to `ServerEngine.submit` as cpnpd's receive loop does
+// With --submit, customers hand their datagrams to `CPNPServerEngine.submit` as cpnpd's receive loop does
 // and wait for the answers: what queues while the engine works is committed as one batch (group
-// commit). Without it, each message is a batch of one, awaited (`ServerEngine.receive`).
+// commit). Without it, each message is a batch of one, awaited (`CPNPServerEngine.receive`).
 //
 //   cpnp-engine-bench [--customers C] [--negotiations N] [--orders-preloaded P] [--cpd FILE] [--submit]
 import CPNPCore
@@ -94,7 +94,7 @@ struct Customer {
 
     let submit: Bool
 
-    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
+    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: CPNPServerEngine) async {
         for case .send(let message) in actions {
             let datagram = InboundDatagram(bytes: CPNPCodec.encode(message), session: serverSession, identity: identity)
             if submit { engine.submit(datagram) } else { await engine.receive(datagram) }
@@ -102,7 +102,7 @@ struct Customer {
     }
 
     /// Feeds the engine's answers into `machine` (waiting for them with --submit) until it is `until`.
-    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, until: ClientOrderStateMachine.State) async {
+    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, until: ClientOrderStateMachine.State) async {
         repeat {
             for bytes in submit ? await sink.next(endpoint) : sink.take(endpoint) {
                 guard let message = try? CPNPCodec.decode(bytes) else { continue }
@@ -112,7 +112,7 @@ struct Customer {
     }
 
     /// One negotiation to agreement; true when it ended Completed.
-    func negotiate(_ customerOrderID: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink) async -> Bool {
+    func negotiate(_ customerOrderID: String, cpd: CPD, engine: CPNPServerEngine, sink: LoopbackSink) async -> Bool {
         var rng = SystemRandomNumberGenerator()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(customerOrderID)!)
         let now = SystemWallClock().now()
@@ -128,7 +128,7 @@ struct Customer {
 }
 
 /// Runs `count` negotiations spread over `customers` concurrent customers; returns the completed ones.
-func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: ServerEngine, sink: LoopbackSink, submit: Bool = false) async -> Int {
+func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: CPNPServerEngine, sink: LoopbackSink, submit: Bool = false) async -> Int {
     await withTaskGroup(of: Int.self) { group in
         for customerIndex in 0..<customers {
             group.addTask {
@@ -176,7 +176,7 @@ let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.s
 var logger = Logger(label: "cpnp-engine-bench")
 logger.logLevel = .critical
 let sink = LoopbackSink()
-let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: logger)
+let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: logger)
 
 if options.preloaded > 0 {
     // Agreements in force: open orders holding committed capacity, as a long-running server has.

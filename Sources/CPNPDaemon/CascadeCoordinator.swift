@@ -27,7 +27,7 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     }
 
     nonisolated let configuration: ServerConfiguration
-    nonisolated let engine: ServerEngine
+    nonisolated let engine: CPNPServerEngine
     nonisolated let logger: Logger
     /// The child orders, every upstream's (`cascade.store`).
     public nonisolated let store: ClientOrderStore
@@ -51,7 +51,7 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     ///   - engine: the server engine whose orders are the parents.
     ///   - wrapTransport: wraps each upstream's transport (tests: fault injection on the upstream leg).
     public init(
-        configuration: ServerConfiguration, engine: ServerEngine, logger: Logger,
+        configuration: ServerConfiguration, engine: CPNPServerEngine, logger: Logger,
         wrapTransport: (@Sendable (any CPNPTransport, _ upstream: String) -> any CPNPTransport)? = nil
     ) throws {
         self.wrapTransport = wrapTransport

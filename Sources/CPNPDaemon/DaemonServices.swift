@@ -48,7 +48,7 @@ public struct TransportSink: ServerMessageSink {
 /// stops them in reverse): the inbox last, so that the others stop while messages still flow.
 public enum DaemonServices {
     /// The inbox, operator requests, provisioning hand-off, and with a shared database its upkeep.
-    public static func make(engine: ServerEngine, transport: any CPNPTransport, provisioning: ProvisioningWorker, logger: Logger) -> [any Service] {
+    public static func make(engine: CPNPServerEngine, transport: any CPNPTransport, provisioning: ProvisioningWorker, logger: Logger) -> [any Service] {
         var services: [any Service] = [
             InboxService(engine: engine, transport: transport, logger: logger),
             AdminRequestsService(engine: engine),
@@ -63,11 +63,11 @@ public enum DaemonServices {
 /// committed in batches, GroupCommit.swift), each failure to the log. Ends when the transport is
 /// closed, which graceful shutdown does; then logs the group commit figures.
 public struct InboxService: Service {
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
     let transport: any CPNPTransport
     let logger: Logger
 
-    public init(engine: ServerEngine, transport: any CPNPTransport, logger: Logger) {
+    public init(engine: CPNPServerEngine, transport: any CPNPTransport, logger: Logger) {
         self.engine = engine
         self.transport = transport
         self.logger = logger
@@ -109,9 +109,9 @@ public struct InboxService: Service {
 
 /// Operator approvals and rejections written by `cpnpd admin` (docs/deployment.md), read every 250 ms.
 public struct AdminRequestsService: Service {
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
 
-    public init(engine: ServerEngine) { self.engine = engine }
+    public init(engine: CPNPServerEngine) { self.engine = engine }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -135,16 +135,16 @@ public struct ProvisioningService: Service {
 }
 
 /// Several cpnpd on one database (docs/deployment.md): heartbeat, take over the orders of instances
-/// that stopped, refresh the shared totals, every ``ServerEngine/sharedHeartbeatInterval``.
+/// that stopped, refresh the shared totals, every ``CPNPServerEngine/sharedHeartbeatInterval``.
 public struct SharedStoreUpkeepService: Service {
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
 
-    public init(engine: ServerEngine) { self.engine = engine }
+    public init(engine: CPNPServerEngine) { self.engine = engine }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: ServerEngine.sharedHeartbeatInterval)
+                try? await Task.sleep(for: CPNPServerEngine.sharedHeartbeatInterval)
                 await engine.maintainSharedStore()
             }
         }

@@ -14,14 +14,14 @@ import Synchronization
 /// engine, with no JavaScript build step. Browsers sign in with the operators' token once and get a
 /// session cookie; every form carries the session's CSRF token.
 struct Console: Sendable {
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
     let store: ServerOrderStore
     let sessions: ConsoleSessions
     let library: MustacheLibrary
     let secureCookies: Bool
     static let pageSize = 50
 
-    init(engine: ServerEngine, store: ServerOrderStore, sessions: ConsoleSessions, secureCookies: Bool) throws {
+    init(engine: CPNPServerEngine, store: ServerOrderStore, sessions: ConsoleSessions, secureCookies: Bool) throws {
         self.engine = engine
         self.store = store
         self.sessions = sessions
@@ -148,7 +148,7 @@ struct Console: Sendable {
     /// An operator's decision on a held order (RFC 8921 §12.2): carried out at once when this
     /// instance drives the order, else queued for the one that does (docs/deployment.md).
     static func decide(
-        _ id: ProviderOrderID, approve: Bool, status: FailStatusCode, diagnostic: String?, engine: ServerEngine, store: ServerOrderStore, requestedBy: String
+        _ id: ProviderOrderID, approve: Bool, status: FailStatusCode, diagnostic: String?, engine: CPNPServerEngine, store: ServerOrderStore, requestedBy: String
     ) async throws -> String {
         if await engine.drives(id) {
             // The daemon acts at once: the customer gets the OFFER or FAIL now.

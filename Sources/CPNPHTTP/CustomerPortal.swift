@@ -23,7 +23,7 @@ public actor CustomerPortal {
     /// The latest expected offer time the portal accepts from the provider.
     static let longestWait: Duration = .seconds(7 * 86_400)
 
-    nonisolated let engine: ServerEngine
+    nonisolated let engine: CPNPServerEngine
     /// The customer profiles and the catalogue.
     public nonisolated let configuration: ServerConfiguration
     nonisolated let directory: String
@@ -38,7 +38,7 @@ public actor CustomerPortal {
     ///   - engine: the daemon's server engine.
     ///   - configuration: the daemon's configuration (customer profiles, `catalog`).
     ///   - directory: where the customers' client order stores are (`http.portal-store`).
-    public init(engine: ServerEngine, configuration: ServerConfiguration, directory: String, logger: Logger) {
+    public init(engine: CPNPServerEngine, configuration: ServerConfiguration, directory: String, logger: Logger) {
         self.engine = engine
         self.configuration = configuration
         self.directory = directory

@@ -19,7 +19,7 @@ import OpenAPIRuntime
 public enum DaemonHTTPServer {
     /// What the server reads from the daemon.
     public struct Sources: Sendable {
-        public var engine: ServerEngine
+        public var engine: CPNPServerEngine
         public var metrics: MetricsExporter
         /// The order store, for the console's pages (none: no console).
         public var store: ServerOrderStore?
@@ -29,7 +29,7 @@ public enum DaemonHTTPServer {
         public var portal: CustomerPortal?
 
         public init(
-            engine: ServerEngine, metrics: MetricsExporter, store: ServerOrderStore? = nil, portal: CustomerPortal? = nil,
+            engine: CPNPServerEngine, metrics: MetricsExporter, store: ServerOrderStore? = nil, portal: CustomerPortal? = nil,
             transportCounts: @escaping @Sendable () -> MetricsExporter.TransportCounts? = { nil }
         ) {
             self.engine = engine

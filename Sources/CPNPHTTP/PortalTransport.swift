@@ -22,13 +22,13 @@ final class PortalTransport: CPNPTransport {
     private let inboundContinuation: AsyncStream<CPNPInboundMessage>.Continuation
     private let failuresContinuation: AsyncStream<CPNPTransportError>.Continuation
     private let customer: String
-    private let engine: ServerEngine
+    private let engine: CPNPServerEngine
     private let closed = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - customer: the customer profile's identity the portal signed in (its client certificate).
     ///   - engine: where the customer's messages go.
-    init(customer: String, engine: ServerEngine) {
+    init(customer: String, engine: CPNPServerEngine) {
         self.customer = customer
         self.engine = engine
         (inbound, inboundContinuation) = AsyncStream.makeStream(of: CPNPInboundMessage.self, bufferingPolicy: .bufferingNewest(1024))

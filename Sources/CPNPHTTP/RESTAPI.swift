@@ -17,7 +17,7 @@ import OpenAPIRuntime
 struct RESTAPI: APIProtocol {
     let portal: CustomerPortal
     let store: ServerOrderStore
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
 
     /// Who is calling: set by ``RESTCaller/Middleware`` from the authentication.
     enum Caller: Sendable {

@@ -8,7 +8,7 @@ import Logging
 /// (RFC 8921 §8.8, Figure 7; docs/cascade.md). cpnpd's `CascadeCoordinator` implements it.
 public protocol ChildOrderNegotiator: Sendable {
     /// Starts, or resumes after a restart, the child orders of a parent held in AwaitingProcessing.
-    /// The answer comes back through ``ServerEngine/childOrdersSettled(_:transactionID:children:)``.
+    /// The answer comes back through ``CPNPServerEngine/childOrdersSettled(_:transactionID:children:)``.
     func negotiate(_ request: ChildOrderRequest) async
     /// What became of a parent with child orders, once it is durable.
     func parentChanged(_ parent: ProviderOrderID, _ change: ParentOrderChange) async
@@ -107,7 +107,7 @@ struct CascadeHold: Sendable {
     var transactionID: TransactionID
 }
 
-extension ServerEngine {
+extension CPNPServerEngine {
     /// Lets the engine order from upstream providers (cpnpd, when `upstreams` are configured).
     public func setChildNegotiator(_ negotiator: any ChildOrderNegotiator) {
         childNegotiator = negotiator

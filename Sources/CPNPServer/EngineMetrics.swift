@@ -94,7 +94,7 @@ public struct EngineGauges: Sendable {
     public var armedTimers: Int
     /// Orders held in memory (those with something in flight).
     public var residentOrders: Int
-    /// Whether commits reach the store (``ServerEngine/isReady``).
+    /// Whether commits reach the store (``CPNPServerEngine/isReady``).
     public var isReady: Bool
     /// Open orders per RFC state name, every instance's (read from the store).
     public var openOrdersByState: [String: Int]

@@ -1,5 +1,5 @@
 /// Time spent by the engine in each phase of message handling, measured with `ContinuousClock` when
-/// profiling is on (``ServerEngine/setProfiling(_:)``; `cpnp-engine-bench`). Off by default: then
+/// profiling is on (``CPNPServerEngine/setProfiling(_:)``; `cpnp-engine-bench`). Off by default: then
 /// nothing is measured.
 public struct EngineProfile: Sendable, Hashable {
     /// A phase the engine measures.
@@ -33,7 +33,7 @@ public struct EngineProfile: Sendable, Hashable {
     }
 }
 
-extension ServerEngine {
+extension CPNPServerEngine {
     /// Turns profiling on (resetting the figures) or off.
     public func setProfiling(_ on: Bool) { profile = on ? EngineProfile() : nil }
 

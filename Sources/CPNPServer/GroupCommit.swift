@@ -15,7 +15,7 @@ import Synchronization
 /// decision, an ACCEPT's confirmation, a WITHDRAW's release) wait for the next round: the batch commits,
 /// its messages go out, then the reactions run and their changes form the next round's transaction.
 /// A second datagram for an order already in the batch closes the batch first.
-extension ServerEngine {
+extension CPNPServerEngine {
     /// One step of an open batch, performed in order once the batch's transaction has committed.
     enum BatchStep {
         /// An order's change (nil when its actions only send or arm timers) and what follows it.
@@ -33,7 +33,7 @@ extension ServerEngine {
         var now: CPNPTimestamp
     }
 
-    /// What ``ServerEngine/perform(_:order:now:)`` does once the change is durable.
+    /// What ``CPNPServerEngine/perform(_:order:now:)`` does once the change is durable.
     struct PostCommit {
         var order: ProviderOrderID
         var actions: [ServerOrderStateMachine.Action]
@@ -52,7 +52,7 @@ extension ServerEngine {
         var touched: Set<OrderKey> = []
     }
 
-    /// Datagrams waiting for the engine (``ServerEngine/submit(_:)``), bounded. A datagram identical to
+    /// Datagrams waiting for the engine (``CPNPServerEngine/submit(_:)``), bounded. A datagram identical to
     /// one still queued from the same session (a client's retransmission while the server is busy,
     /// RFC 8921 §11.4) is coalesced with it: handling it again would only repeat the same answer.
     final class Inbox: Sendable {

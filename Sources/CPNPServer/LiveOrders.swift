@@ -2,7 +2,7 @@ import CPNPCore
 import CPNPPolicy
 import CPNPStorage
 
-extension ServerEngine {
+extension CPNPServerEngine {
     /// A link in one direction, for the running totals.
     struct LinkDirection: Hashable, Sendable {
         var linkID: String

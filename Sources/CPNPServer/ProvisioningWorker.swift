@@ -19,7 +19,7 @@ public struct ProvisioningWorker: Sendable {
     let store: any OrderStore
     let clock: any WallClock
     let logger: Logger
-    /// Who claims the events (the engine's ``ServerEngine/instanceID``).
+    /// Who claims the events (the engine's ``CPNPServerEngine/instanceID``).
     let claimant: String
     /// How long a claim holds: longer than a hand-off takes (the hook's timeout).
     static let claimLease: Duration = .seconds(120)

@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// One actor: decisions on the inventory are serialized, so concurrent QUOTATIONs never book more
 /// than a link's capacity (the store re-checks the limits inside its write transaction).
-public actor ServerEngine {
+public actor CPNPServerEngine {
     public struct Options: Sendable {
         public var configuration: ServerConfiguration
         public init(configuration: ServerConfiguration) { self.configuration = configuration }
@@ -33,7 +33,7 @@ public actor ServerEngine {
         /// `offered` holds only what they add to `committed` (§9.2.9).
         var updateTarget: [CPNPPolicy.Reservation]?
         /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
-        /// order's next change (``ServerEngine/perform(_:order:now:)``).
+        /// order's next change (``CPNPServerEngine/perform(_:order:now:)``).
         var unwrittenActions: [ServerOrderStateMachine.Action] = []
         /// The stored revision this order's next change is computed from (0: not stored yet). With a
         /// shared store each change is checked against it (``OrderChange/expectedRevision``).

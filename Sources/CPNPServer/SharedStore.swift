@@ -17,7 +17,7 @@ import Synchronization
 /// their interrupted work is redone. A message for an order another instance drives (after a
 /// failover, or a new transaction through another address) is handled where it arrives: the order is
 /// read from the store, and the revision check settles any race.
-extension ServerEngine {
+extension CPNPServerEngine {
     /// How often an instance says it is alive and looks for orphaned orders.
     public static let sharedHeartbeatInterval: Duration = .seconds(1)
     /// How long without a heartbeat before an instance's orders are taken over.

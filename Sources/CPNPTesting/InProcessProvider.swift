@@ -16,7 +16,7 @@ import ServiceLifecycle
 public final class InProcessProvider: Sendable {
     /// The temporary directory holding `.cpnp/pki` and `.cpnp/cpnpd.sqlite`, as cpnpd's defaults do.
     public let directory: URL
-    public let engine: ServerEngine
+    public let engine: CPNPServerEngine
     public let transport: DTLSTransport
     private let group: ServiceGroup
     private let running: Task<Void, Never>
@@ -51,7 +51,7 @@ public final class InProcessProvider: Sendable {
         transportConfiguration.maximumAssociations = configuration.limits.maxAssociations
         transportConfiguration.idleTimeout = configuration.limits.associationIdleTimeout
         transport = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: transportConfiguration, logger: logger)
-        engine = ServerEngine(
+        engine = CPNPServerEngine(
             configuration: configuration, store: store, sink: TransportSink(transport: transport, logger: logger), logger: logger,
             sendsWithoutWaiting: true)
         _ = try await engine.recover()

@@ -5,7 +5,7 @@ import Synchronization
 
 /// A ``WallClock`` that stands still until the test moves it with ``set(_:)``.
 ///
-/// With `ServerEngine(…, manualTimers: true)` the engine's timers (RFC 8921 §7, offer validity and
+/// With `CPNPServerEngine(…, manualTimers: true)` the engine's timers (RFC 8921 §7, offer validity and
 /// expected response times) fire only when the test calls `fireDueTimers()` after moving the clock.
 public final class ManualClock: WallClock {
     private let time: Mutex<CPNPTimestamp>

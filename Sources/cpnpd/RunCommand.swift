@@ -95,7 +95,7 @@ struct RunCommand: AsyncParsableCommand {
         // One Prometheus registry for the engine's metrics and any library's that uses swift-metrics.
         let metrics = MetricsExporter()
         MetricsSystem.bootstrap(metrics.factory)
-        let engine = ServerEngine(
+        let engine = CPNPServerEngine(
             configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true,
             metrics: EngineMetrics(factory: metrics.factory))
         // The customer portal negotiates for customers in process (RFC 8921 §6, model 2); it resumes
@@ -234,9 +234,9 @@ func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
 enum TestFault {
     static let exitStatus: Int32 = 86
 
-    static func hook(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (ServerEngine.FaultPoint) -> Void)? {
+    static func hook(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (CPNPServerEngine.FaultPoint) -> Void)? {
         guard let spec = environment["CPNPD_FAULT"], !spec.isEmpty else { return nil }
-        var points: Set<ServerEngine.FaultPoint> = []
+        var points: Set<CPNPServerEngine.FaultPoint> = []
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
             if parts.count == 2, parts[0] == "crash-before-send", let method = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() }) {

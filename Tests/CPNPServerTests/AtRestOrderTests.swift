@@ -15,7 +15,7 @@ struct AtRestOrderTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_800)
         let now = SystemWallClock().now()
         var orders: [ClientOrderStateMachine] = []
@@ -85,7 +85,7 @@ struct AtRestOrderTests {
         do {
             let store = try ServerOrderStore(path: paths.database)
             let sink = CollectingSink()
-            let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+            let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
             for i in 0..<4 {
                 var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-agreed-\(i)")!)
                 try await acme.agree(&order, CPD.marseille(min: 10, max: 20), engine: engine, sink: sink, now: now)
@@ -100,7 +100,7 @@ struct AtRestOrderTests {
         let store = try ServerOrderStore(path: paths.database)
         #expect(try store.residentOrders().map(\.customerOrderID.rawValue) == ["acme-in-flight"])
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(maxOpenOrders: 5), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(maxOpenOrders: 5), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         #expect(try await engine.recover() == 1)
         #expect(await engine.residentOrderCount == 1)
         #expect(await engine.openOrderCount == 5)

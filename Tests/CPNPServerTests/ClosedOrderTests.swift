@@ -14,11 +14,11 @@ struct ClosedOrderTests {
     struct Setup {
         let store: ServerOrderStore
         let sink = CollectingSink()
-        let engine: ServerEngine
+        let engine: CPNPServerEngine
         let acme = TestCustomer("acme", port: 40_200)
         init() throws {
             store = try ServerOrderStore(path: TestPaths().database)
-            engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+            engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         }
     }
 

@@ -27,9 +27,9 @@ struct DocumentStoreTests {
         try DatabaseQueue(path: store).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") ?? -1 }
     }
 
-    static func engine(_ paths: TestPaths) throws -> (ServerEngine, CollectingSink) {
+    static func engine(_ paths: TestPaths) throws -> (CPNPServerEngine, CollectingSink) {
         let sink = CollectingSink()
-        return (ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test")), sink)
+        return (CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test")), sink)
     }
 
     @Test func negotiationsOfOneDocumentStoreItOnceAndSnapshotsOnlyNameIt() async throws {
@@ -81,7 +81,7 @@ struct DocumentStoreTests {
 
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         #expect(try await engine.recover() == 2)
         #expect(try store.reservationTotalMismatches() == [])
         let agreements = try store.openOrders().sorted { $0.createdAt < $1.createdAt }

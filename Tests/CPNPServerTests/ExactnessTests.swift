@@ -15,11 +15,11 @@ struct ExactnessTests {
         let paths = TestPaths()
         let store: ServerOrderStore
         let sink = CollectingSink()
-        let engine: ServerEngine
+        let engine: CPNPServerEngine
         let acme = TestCustomer("acme", port: 40_300)
         init(configuration: ServerConfiguration = testConfiguration()) throws {
             store = try ServerOrderStore(path: paths.database)
-            engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+            engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         }
     }
 
@@ -114,14 +114,14 @@ struct ExactnessTests {
         do {
             let store = try ServerOrderStore(path: paths.database)
             let sink = CollectingSink()
-            let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+            let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
             for i in 0..<2 { await engine.receive(acme.datagram(Self.quotation(CPD.marseille(min: 1, max: 2), order: "acme-r\(i)"))) }
             #expect(sink.take(for: acme.endpoint).filter { $0.method == .fail }.isEmpty)
         }
         // A new process on the same store: the two QUOTATIONs of the last minute still count.
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         try await engine.recover()
         await engine.receive(acme.datagram(Self.quotation(CPD.marseille(min: 1, max: 2), order: "acme-r2")))
         // (The recovered orders' OFFERs are retransmitted meanwhile.)

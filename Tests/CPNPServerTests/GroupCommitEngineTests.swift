@@ -76,7 +76,7 @@ struct GroupCommitEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = DurabilityCheckingSink(store: store)
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var (parties, quotations) = try Self.parties(8, prefix: "gc-batch")
 
         await engine.receive(batch: quotations)
@@ -115,7 +115,7 @@ struct GroupCommitEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var (parties, quotations) = try Self.parties(3, prefix: "gc-fail")
         // The store refuses to insert the second customer's order (as a full disk or a constraint would).
         try await store.writer.write { db in
@@ -147,7 +147,7 @@ struct GroupCommitEngineTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var (parties, quotations) = try Self.parties(2, prefix: "gc-dup")
         // A duplicated QUOTATION of the first customer within the same batch.
         await engine.receive(batch: [quotations[0], quotations[1], quotations[0]])
@@ -166,7 +166,7 @@ struct GroupCommitEngineTests {
     @Test func closedOrdersAnswerThroughTheBatchCommit() async throws {
         let store = try ServerOrderStore(path: TestPaths().database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
         var repeats: [InboundDatagram] = []
@@ -198,7 +198,7 @@ struct GroupCommitEngineTests {
 
     @Test func theInboxDrainsInBoundedBatchesAndDropsWhatExceedsItsCapacity() async throws {
         let store = try ServerOrderStore.inMemory()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: CollectingSink(), logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: CollectingSink(), logger: quietLogger("cpnpd-test"))
         let customer = TestCustomer("acme", port: 42_000)
         func junk(_ i: Int) -> InboundDatagram {
             InboundDatagram(bytes: Array("not json \(i)".utf8), session: customer.serverSession, identity: customer.identity)
@@ -213,7 +213,7 @@ struct GroupCommitEngineTests {
         await engine.drainInbox()
         let stats = await engine.commitStatistics
         #expect(stats.datagrams == capacity && stats.inboxDropped == 5)
-        #expect(stats.batches == (capacity + ServerEngine.maximumBatch - 1) / ServerEngine.maximumBatch)
+        #expect(stats.batches == (capacity + CPNPServerEngine.maximumBatch - 1) / CPNPServerEngine.maximumBatch)
         #expect(engine.inboxDepth == 0)
         #expect(engine.inbox.state.withLock { $0.draining } == false)
 
@@ -235,7 +235,7 @@ struct GroupCommitEngineTests {
         // A real submission starts a drain on its own and is answered.
         var (parties, quotations) = try Self.parties(3, prefix: "gc-submit")
         let sink = CollectingSink()
-        let live = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore.inMemory(), sink: sink, logger: quietLogger("cpnpd-test"))
+        let live = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore.inMemory(), sink: sink, logger: quietLogger("cpnpd-test"))
         for q in quotations { #expect(live.submit(q)) }
         let deadline = ContinuousClock.now + .seconds(30)
         while parties.contains(where: { $0.machine.state != .offerReceived }) && ContinuousClock.now < deadline {

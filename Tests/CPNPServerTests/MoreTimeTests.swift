@@ -28,19 +28,19 @@ struct MoreTimeTests {
         let clock = ManualClock(MoreTimeTests.t0)
         let sink = CollectingSink()
         let store: ServerOrderStore
-        var engine: ServerEngine
+        var engine: CPNPServerEngine
         let acme = TestCustomer("acme", port: 40_100)
         var rng = SystemRandomNumberGenerator()
 
         init(paths: TestPaths = TestPaths()) throws {
             self.paths = paths
             store = try ServerOrderStore(path: paths.database)
-            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
+            engine = CPNPServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
         }
 
         /// A new engine on the same database, recovered (a restart).
         mutating func restart() async throws {
-            engine = ServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
+            engine = CPNPServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
             try await engine.recover()
         }
 

@@ -14,7 +14,7 @@ struct ProvisioningWorkerTests {
     @Test func withoutAHookEventsAreRecordedDeliveredAtOnce() async throws {
         let store = try ServerOrderStore(path: TestPaths().database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_011)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-no-hook")!)
         try await acme.agree(&order, CPD.marseille(min: 10, max: 20), engine: engine, sink: sink, now: SystemWallClock().now())
@@ -34,7 +34,7 @@ struct ProvisioningWorkerTests {
         let sink = CollectingSink()
         var configuration = testConfiguration()
         configuration.provisioning = ProvisioningConfiguration(command: ["/bin/true"])
-        let engine = ServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         let acme = TestCustomer("acme", port: 40_010)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()

@@ -16,7 +16,7 @@ struct RunningTotalsTests {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)
         let sink = CollectingSink()
-        let engine = ServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
         var pick = SplitMix64(seed: seed)
         var rng = SystemRandomNumberGenerator()
         var orders: [(customer: TestCustomer, machine: ClientOrderStateMachine)] = []
@@ -60,9 +60,9 @@ struct RunningTotalsTests {
         #expect(counts.values.allSatisfy { $0 >= 10 } && counts.count == 5, "\(counts)")
         // And with what the store holds (its own sums, read back from SQLite).
         let (running, _) = await engine.reservedTotals()
-        var stored: [ServerEngine.LinkDirection: CPNPDecimal] = [:]
+        var stored: [CPNPServerEngine.LinkDirection: CPNPDecimal] = [:]
         for (key, total) in try store.reservedTotals() where !total.isZero {
-            stored[ServerEngine.LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing)] = total
+            stored[CPNPServerEngine.LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing)] = total
         }
         #expect(running == stored)
         #expect(!running.isEmpty)

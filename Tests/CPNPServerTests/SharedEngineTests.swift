@@ -19,10 +19,10 @@ struct SharedEngineTests {
         let url = postgres.url(database: "shared")
         let start = SystemWallClock().now()
         let sinkA = CollectingSink(), sinkB = CollectingSink()
-        let engineA = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkA, logger: quietLogger("cpnpd-test"))
+        let engineA = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkA, logger: quietLogger("cpnpd-test"))
         // B lives 10 s later: to it, A's heartbeat is older than the lease (A stalled).
         let clockB = ManualClock(start)
-        let engineB = ServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkB, clock: clockB, logger: quietLogger("cpnpd-test"))
+        let engineB = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkB, clock: clockB, logger: quietLogger("cpnpd-test"))
         #expect(engineA.sharesStore && engineB.sharesStore)
         _ = try await engineA.recover()
         _ = try await engineB.recover()

@@ -7,7 +7,7 @@ import CPNPStorage
 import Logging
 import Synchronization
 
-/// The server fuzz target's world (docs/fuzzing.md): a fresh ``ServerEngine`` per input, with an in-memory
+/// The server fuzz target's world (docs/fuzzing.md): a fresh ``CPNPServerEngine`` per input, with an in-memory
 /// store, the demo configuration, a fixed clock and a collecting sink, in which a legitimate
 /// QUOTATION from `acme` has already been answered with an OFFER. The input is then received as
 /// one datagram, or up to ``maxDatagrams`` separated by NUL bytes (never valid inside JSON), from
@@ -64,7 +64,7 @@ public enum ServerFuzzHarness {
             return outcome
         }
         let sink = CollectingSink()
-        let engine = ServerEngine(
+        let engine = CPNPServerEngine(
             configuration: configuration, store: store, sink: sink, clock: FixedClock(time: now),
             logger: Logger(label: "cpnp-fuzz-server", factory: { _ in SwiftLogNoOpLogHandler() }))
         await engine.receive(InboundDatagram(bytes: seedQuotation, session: session, identity: identity))

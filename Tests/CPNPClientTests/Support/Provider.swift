@@ -1,4 +1,4 @@
-// A real provider in process: ServerEngine + SQLite store + a real DTLS server transport on loopback,
+// A real provider in process: CPNPServerEngine + SQLite store + a real DTLS server transport on loopback,
 // with a dev PKI made in a temporary directory. Clients use the real DTLS client transport.
 import CPNPClient
 import CPNPCore
@@ -57,7 +57,7 @@ func providerConfiguration(baseFee: CPNPDecimal? = nil) -> ServerConfiguration {
 
 /// A provider engine answering over a real transport.
 final class InProcessProvider: Sendable {
-    let engine: ServerEngine
+    let engine: CPNPServerEngine
     let transport: any CPNPTransport
     let store: ServerOrderStore
     let loop: Task<Void, Never>
@@ -71,7 +71,7 @@ final class InProcessProvider: Sendable {
         self.transport = t
         let s = try store ?? ServerOrderStore.inMemory()
         self.store = s
-        let engine = ServerEngine(configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")), logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")), logger: quietLogger("cpnpd-test"))
         self.engine = engine
         _ = try await engine.recover()
         // cpnpd's inbox service (Sources/CPNPDaemon): submitted to the engine's inbox, batched, group-committed.

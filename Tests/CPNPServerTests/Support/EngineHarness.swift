@@ -1,4 +1,4 @@
-// An in-process harness: a real ServerEngine with a real SQLite store and the demo policy, and
+// An in-process harness: a real CPNPServerEngine with a real SQLite store and the demo policy, and
 // client order machines on the other side exchanging encoded messages (no sockets).
 import CPNPCore
 import CPNPPolicy
@@ -46,12 +46,12 @@ struct TestCustomer {
     }
 
     /// Sends every message among `actions` to the engine.
-    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: ServerEngine) async {
+    func deliver(_ actions: [ClientOrderStateMachine.Action], to engine: CPNPServerEngine) async {
         for case .send(let m) in actions { await engine.receive(datagram(m)) }
     }
 
     /// Quotes `cpd` and accepts the offer: the order is Completed on both sides.
-    func agree(_ order: inout ClientOrderStateMachine, _ cpd: CPD, engine: ServerEngine, sink: CollectingSink, now: CPNPTimestamp) async throws {
+    func agree(_ order: inout ClientOrderStateMachine, _ cpd: CPD, engine: CPNPServerEngine, sink: CollectingSink, now: CPNPTimestamp) async throws {
         var rng = SystemRandomNumberGenerator()
         await deliver(try order.quote(requestedCPD: cpd, session: clientSession, now: now, using: &rng), to: engine)
         await receive(sink, into: &order, engine: engine, now: now)
@@ -61,7 +61,7 @@ struct TestCustomer {
 
     /// Feeds what the engine sent to this customer into `machine`; returns the messages.
     @discardableResult
-    func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: ServerEngine, now: CPNPTimestamp) async -> [CPNPMessage] {
+    func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, now: CPNPTimestamp) async -> [CPNPMessage] {
         let messages = sink.take(for: endpoint)
         for m in messages {
             let a = machine.messageReceived(m, session: clientSession, now: now)
