@@ -373,6 +373,8 @@ struct CascadeEndToEndTests {
         try await customer.decline(id, reasons: [.unacceptableGap])
         let reverted = try await b.waitForOrder(atB, timeout: .seconds(60)) { Self.frankfurt($0) == ["80"] }
         #expect(reverted.state == "Completed")
+        // B can show the revert before A's ACK of the DECLINE reaches the customer: a WITHDRAW waits for it.
+        await customer.settle(timeout: .seconds(30))
 
         try await customer.withdraw(id)
         let withdrawn = try await b.waitForOrder(atB, timeout: .seconds(60)) { $0.isClosed }
