@@ -66,15 +66,10 @@ func withProvider<T>(_ mode: ProviderMode, _ body: (any ProviderUnderTest, TestC
             await provider.stop()
             throw error
         }
-        do {
-            let result = try await body(provider, client)
-            await client.close()
-            await provider.stop()
-            return result
-        } catch {
-            await client.close()
-            await provider.stop()
-            throw error
-        }
+        let outcome: Result<T, any Error>
+        do { outcome = .success(try await body(provider, client)) } catch { outcome = .failure(error) }
+        await client.close()
+        await provider.stop()
+        return try outcome.get()
     }
 }
