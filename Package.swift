@@ -187,7 +187,7 @@ let package = Package(
         .target(
             name: "CPNPDaemon",
             dependencies: [
-                "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP", "CPNPClient", "CPNPPolicy", "CPNPStorage",
+                "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP", "CPNPClient", "CPNPPolicy", "CPNPStorage", "CPNPPKI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

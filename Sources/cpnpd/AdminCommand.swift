@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPNPClient
 import CPNPCore
+import CPNPDaemon
 import CPNPPolicy
 import CPNPServer
 import CPNPRuntime
@@ -27,7 +28,11 @@ struct AdminCommand: AsyncParsableCommand {
             if location.url == nil, !FileManager.default.fileExists(atPath: location.path) {
                 throw ValidationError("no database at \(location.path): is cpnpd running from this directory? (use --database)")
             }
-            return try openStore(location, option: database == nil ? "database" : "--database")
+            do {
+                return try ProviderDaemon.openStore(location, option: database == nil ? "database" : "--database")
+            } catch let error as ProviderDaemon.StartupError {
+                throw ValidationError(error.description)
+            }
         }
 
         /// The child orders' store (RFC 8921 §8.8, `cascade.store`), when there is one.

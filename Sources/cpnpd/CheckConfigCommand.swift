@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPNPDaemon
 import CPNPPolicy
 import CPNPStorage
 
@@ -17,6 +18,6 @@ struct CheckConfigCommand: ParsableCommand {
         let policy = configuration.policy
         print("\(file): OK — \(policy.networkPresence.count) PEs, \(policy.links.count) links, \(configuration.customers.count) customer profiles, "
             + "\(configuration.catalog.count) catalogue templates, \(configuration.listen.transport.rawValue) on "
-            + "\(configuration.listen.host):\(configuration.listen.port), database \(databaseDescription(configuration.database))")
+            + "\(configuration.listen.host):\(configuration.listen.port), database \(ProviderDaemon.databaseDescription(configuration.database))")
     }
 }

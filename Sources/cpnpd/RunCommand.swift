@@ -3,17 +3,11 @@ import CoreMetrics
 import CPNPCore
 import CPNPDaemon
 import CPNPHTTP
-import CPNPPKI
 import CPNPPolicy
 import CPNPServer
-import CPNPStorage
 import CPNPTransport
 import Foundation
 import Logging
-import NIOCore
-import ServiceLifecycle
-import Synchronization
-import UnixSignals
 
 /// `cpnpd run`: the daemon (RFC 8921 §8.2, §11.2).
 struct RunCommand: AsyncParsableCommand {
@@ -79,117 +73,25 @@ struct RunCommand: AsyncParsableCommand {
         }
         if noHTTP { configuration.http.enabled = false }
 
-        // The store first: a wrong database stops cpnpd before it writes anything.
-        let store = try openStore(configuration.database, option: database == nil ? "database" : "--database")
-        try ensureDevelopmentPKI(configuration.pki, logger: logger)
-        // The HTTP server's credentials before any socket: beyond loopback it needs a token that exists.
-        let operatorToken: String?
-        do {
-            operatorToken = configuration.http.enabled ? try DaemonHTTPServer.checkAuthentication(configuration.http, pki: configuration.pki) : nil
-        } catch let problem as DaemonHTTPServer.ConfigurationProblem {
-            throw ValidationError(problem.description)
-        }
-        let transport = try await startTransport(configuration, logger: logger)
-        let portalMailbox = PortalMailbox()
-        let sink = TransportSink(transport: transport, portal: portalMailbox, logger: logger)
         // One Prometheus registry for the engine's metrics and any library's that uses swift-metrics.
         let metrics = MetricsExporter()
         MetricsSystem.bootstrap(metrics.factory)
-        let engine = CPNPServerEngine(
-            configuration: configuration, store: store, sink: sink, logger: logger, faultHook: try TestFault.hook(), sendsWithoutWaiting: true,
-            metrics: EngineMetrics(factory: metrics.factory))
-        // The customer portal negotiates for customers in process (RFC 8921 §6, model 2); it resumes
-        // its open orders as the engine does.
-        let portal = CustomerPortal(engine: engine, configuration: configuration, directory: configuration.http.portalStore, logger: logger)
-        portalMailbox.portal.withLock { $0 = portal }
-        // Child orders towards the upstream providers (RFC 8921 §8.8): their engines first, so that the
-        // orders the engine recovers in AwaitingProcessing resume their children (docs/cascade.md).
-        var cascade: CascadeCoordinator?
-        if !configuration.upstreams.isEmpty {
-            do {
-                let coordinator = try CascadeCoordinator(
-                    configuration: configuration, engine: engine, logger: logger, wrapTransport: try TestFault.upstreamChaos())
-                try await coordinator.start()
-                await engine.setChildNegotiator(coordinator)
-                cascade = coordinator
-            } catch {
-                await transport.close()
-                throw ValidationError("cascade: cannot start the upstream providers' clients: \(error)")
-            }
-        }
-        let recovered = try await engine.recover()
-        await cascade?.reconcile()
-        await portal.resumeAll()
-        let provisioning = ProvisioningWorker(configuration: configuration.provisioning, store: store, logger: logger, claimant: engine.instanceID)
-        // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
-        // stops cpnpd gracefully, once the service group runs.
-        do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
-        let address = transport.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        let readyMetadata: Logger.Metadata = [
-            "listen": "\(address)", "transport": "\(configuration.listen.transport.rawValue)",
-            "database": "\(databaseDescription(configuration.database))", "pki": "\(configuration.pki.directory)",
-            "config": "\(config ?? "embedded demo policy")", "recovered-orders": "\(recovered)",
-        ]
-        // "ready" once every listener is up: with the HTTP server, when it listens.
-        let readyLogger = logger
-        let announceReady: @Sendable () -> Void = { readyLogger.notice("cpnpd ready", metadata: readyMetadata) }
-        var services = DaemonServices.make(engine: engine, transport: transport, provisioning: provisioning, logger: logger)
-        if configuration.http.enabled {
-            do {
-                let dtls = transport as? DTLSTransport
-                let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store, portal: portal) {
-                    dtls.map { dtlsTransport in
-                        let statistics = dtlsTransport.statistics
-                        return .init(associations: statistics.associations, handshakesCompleted: statistics.handshakesCompleted,
-                                     handshakesFailed: statistics.handshakesFailed)
-                    }
-                }
-                services.append(try DaemonHTTPServer.make(
-                    configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger,
-                    onListening: { _ in announceReady() }))
-                // The REST API's webhooks, from the audit trail (docs/api.md).
-                services.append(WebhookDispatcher(store: store, claimant: engine.instanceID, logger: logger))
-            } catch let problem as DaemonHTTPServer.ConfigurationProblem {
-                await transport.close()
-                throw ValidationError(problem.description)
-            }
-        }
-        if !configuration.http.enabled { announceReady() }
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [], logger: logger)
-        ShutdownSignals.shared.onSignal { await group.triggerGracefulShutdown() }
+        var options = ProviderDaemon.Options()
+        options.databaseOption = database == nil ? "database" : "--database"
+        options.configurationSource = config ?? "embedded demo policy"
+        options.metrics = metrics
+        options.faultHook = try TestFault.hook()
+        options.wrapUpstreamTransport = try TestFault.upstreamChaos()
         do {
-            try await group.run()
-        } catch let error as IOError where configuration.http.enabled {
-            // Only the HTTP server binds inside the group (the CPNP transport is bound above).
-            throw ValidationError("http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)")
+            let daemon = try await ProviderDaemon.start(configuration: configuration, options: options, logger: logger)
+            // SIGTERM and SIGINT are caught from here on: one arriving right after the ready line still
+            // stops cpnpd gracefully, once the service group runs.
+            do { try ShutdownSignals.shared.install() } catch { throw ValidationError("\(error)") }
+            ShutdownSignals.shared.onSignal { await daemon.triggerGracefulShutdown() }
+            try await daemon.run()
+        } catch let error as ProviderDaemon.StartupError {
+            throw ValidationError(error.description)
         }
-        await portal.shutdown()
-        await cascade?.shutdown()
-        logger.notice("cpnpd stopped")
-    }
-
-    private func startTransport(_ configuration: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {
-        let port = Int(configuration.listen.port)
-        switch configuration.listen.transport {
-        case .plainUDP:
-            return try await PlainUDPTransport.bind(host: configuration.listen.host, port: port,
-                                                    receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
-        case .dtls:
-            var dtlsConfiguration = DTLSTransportConfiguration(security: try security(configuration.pki))
-            dtlsConfiguration.maximumAssociations = configuration.limits.maxAssociations
-            dtlsConfiguration.idleTimeout = configuration.limits.associationIdleTimeout
-            if let receiveBufferBytes = configuration.listen.receiveBufferBytes { dtlsConfiguration.receiveBufferSize = receiveBufferBytes }
-            dtlsConfiguration.reusePort = configuration.listen.reusePort
-            return try await DTLSTransport.server(host: configuration.listen.host, port: port, configuration: dtlsConfiguration,
-                                                  logger: logger)
-        case .tls:
-            let tlsConfiguration = TLSTransportConfiguration(security: try security(configuration.pki))
-            return try await TLSTransport.server(host: configuration.listen.host, port: port, configuration: tlsConfiguration, logger: logger)
-        }
-    }
-
-    private func security(_ pki: PKIConfiguration) throws -> CPNPSecurityConfiguration {
-        try CPNPSecurityConfiguration(certificateFile: pki.certificatePath, keyFile: pki.keyPath, trustRootsFile: pki.caPath)
     }
 }
 
@@ -202,26 +104,6 @@ func loadConfiguration(_ path: String?) throws -> ServerConfiguration {
         for error in errors.errors { printError("\(path): \(error.descriptionWithLine)") }
         throw ExitCode(1)
     }
-}
-
-/// Makes the development PKI on first run when the configured files are missing (docs/configuration.md `pki`).
-func ensureDevelopmentPKI(_ pki: PKIConfiguration, logger: Logger) throws {
-    let fileManager = FileManager.default
-    guard !fileManager.fileExists(atPath: pki.certificatePath) else { return }
-    guard !fileManager.fileExists(atPath: pki.caPath) else {
-        throw ValidationError("\(pki.caPath) exists but \(pki.certificatePath) does not: fix the PKI directory or remove it")
-    }
-    try DevPKI.initialize(directory: pki.directory)
-    var clients: [String] = []
-    // Customers of the demo policy, and an operator for the HTTPS console (http.operator-identities).
-    for name in ["acme", "globex", "operator"] {
-        let issued = try DevPKI.issueClient(name: name, directory: pki.directory)
-        clients.append(issued.certificate)
-    }
-    logger.notice("created a development PKI (not for production)", metadata: [
-        "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
-        "client-certificates": "\(clients.joined(separator: ", "))",
-    ])
 }
 
 /// TEST ONLY: deterministic crash points for the end-to-end crash tests, never for production.
