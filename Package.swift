@@ -309,14 +309,14 @@ let package = Package(
         ),
         // The test kit: a manual clock, a collecting sink, CPD fixtures, the test certificates, a DNS
         // responder on loopback, a quiet logger, the repository's examples and fuzz corpora, a
-        // throw-away PostgreSQL server in a temporary directory, a provider in process.
+        // throw-away PostgreSQL server in a temporary directory, a provider in process, a real cpnpd
+        // process, a DTLS test client, and one test body for either provider.
         .target(
             name: "CPNPTesting",
             dependencies: [
-                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport", "CPNPDaemon", "CPNPPolicy", "CPNPStorage",
+                "CPNPCore", "CPNPClient", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport", "CPNPDaemon", "CPNPPolicy", "CPNPStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/CPNPTesting",
             swiftSettings: swiftSettings

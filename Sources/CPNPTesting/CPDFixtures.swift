@@ -30,3 +30,27 @@ public enum CPDFixtures {
     /// A concrete offer that satisfies ``requested``: 90 Mbps.
     public static let offered = singleNode(bandwidth: "90")
 }
+
+extension CPD {
+    /// One site in Marseille on the 200 Mbps link PE-MRS-1:xe-1/0/0; `bandwidth` is its JSON value
+    /// both ways (`50`, `{"min":60,"max":200}`).
+    public static func marseille(_ bandwidth: String) -> CPD {
+        site("CE-MRS-1", site: "MARSEILLE-BR", link: "PE-MRS-1:xe-1/0/0", bandwidth: bandwidth)
+    }
+
+    /// One site in Paris on the 10 Gbps link PE-PAR-1:xe-0/0/0.
+    public static func paris(_ mbps: Int) -> CPD {
+        site("CE-PAR-9", site: "PARIS-DC1", link: "PE-PAR-1:xe-0/0/0", bandwidth: "\(mbps)")
+    }
+
+    /// One site: customer node `node` at `site` in France on `link`, `bandwidth` Mbps both ways (a
+    /// JSON value).
+    public static func site(_ node: String, site: String, link: String, bandwidth: String) -> CPD {
+        CPDFixtures.cpd("""
+        {"components":[{"profiles":[{"customer-nodes":[{"identifier":"\(node)","link-identifiers":["\(link)"],"localization":{"site-id":"\(site)","country":"FR"}}],
+        "scope":[{"customer-node":"\(node)","direction":"outgoing","reachability":"global"}],
+        "capacity":[{"customer-node":"\(node)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
+        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}]}
+        """)
+    }
+}

@@ -42,7 +42,7 @@ struct AccessFilterEndToEndTests {
             let now = TestClient.now()
             var copy = order
             let update = try Self.message(copy.update(
-                requestedCPD: try CPD.marseille("60"), expectedResponseTime: now + .seconds(60), session: outsider.session, now: now, using: &rng))
+                requestedCPD: CPD.marseille("60"), expectedResponseTime: now + .seconds(60), session: outsider.session, now: now, using: &rng))
             copy = order
             let withdraw = try Self.message(copy.withdraw(session: outsider.session, now: now, using: &rng))
             copy = order
@@ -66,7 +66,7 @@ struct AccessFilterEndToEndTests {
             // the refused order is recorded as ended, like any refused QUOTATION).
             var stranger = ClientOrderStateMachine(customerOrderID: customerOrderID("outside"))
             let quotation = try Self.message(stranger.quote(
-                requestedCPD: try CPD.marseille("10"), session: outsider.session, now: TestClient.now(), using: &rng))
+                requestedCPD: CPD.marseille("10"), session: outsider.session, now: TestClient.now(), using: &rng))
             guard case .fail(let quotationFail) = try await outsider.roundTrip(quotation).answer else {
                 Issue.record("the QUOTATION from 127.0.0.2 was not refused")
                 return
@@ -80,7 +80,7 @@ struct AccessFilterEndToEndTests {
             #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
 
             try await acme.act(&order) {
-                try $0.update(requestedCPD: try CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
+                try $0.update(requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
                               session: acme.session, now: TestClient.now(), using: &rng)
             }
             try await acme.run(&order, until: { $0.state == .offerReceived })

@@ -40,7 +40,7 @@ struct BadInputEndToEndTests {
         var rng = SystemRandomNumberGenerator()
         let options = explicit ? InformationElements(negotiationOptions: NegotiationOptions(activationType: .explicit)) : nil
         try await client.act(&order) {
-            try $0.quote(requestedCPD: try CPD.marseille("50"), informationElements: options, session: client.session, now: TestClient.now(), using: &rng)
+            try $0.quote(requestedCPD: CPD.marseille("50"), informationElements: options, session: client.session, now: TestClient.now(), using: &rng)
         }
         try await client.run(&order, until: { $0.state == .offerReceived })
         let actions = try order.accept(now: TestClient.now())
@@ -93,7 +93,7 @@ struct BadInputEndToEndTests {
         let unknown = try await Self.expectFail(acme, .update(UpdateMessage(
             sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("nope"),
             providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce, expectedResponseTime: TestClient.now() + .seconds(60),
-            requestedCPD: try CPD.marseille("10"))))
+            requestedCPD: CPD.marseille("10"))))
         #expect(unknown?.statusCode == .messageValidationError && unknown?.providerOrderID == nil)
         // Globex withdrawing acme's order with acme's identifiers and nonce: no such order for globex (FAIL 1).
         let foreign = try await Self.expectFail(globex, .withdraw(WithdrawMessage(

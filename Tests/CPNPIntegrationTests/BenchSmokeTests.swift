@@ -1,5 +1,6 @@
 // Smoke test of the load generator (docs/performance.md): the built `cpnp-bench` runs a short benchmark against
 // its own cpnpd child and reports what it measured as one JSON object. Counts only, never timings.
+import CPNPTesting
 import Testing
 import Foundation
 

@@ -1,6 +1,7 @@
 // The operator console in a real browser (headless Chromium through chromedriver) against a real
 // cpnpd with a customer over DTLS (docs/console.md). With CPNP_SCREENSHOTS=DIR, each page's
 // screenshot is written there (docs/images/ holds the ones docs/console.md shows).
+import CPNPTesting
 import CPNPCore
 import Foundation
 #if canImport(FoundationNetworking)
@@ -65,7 +66,7 @@ struct ConsoleBrowserTests {
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("console-held-1")!)
         var rng = SystemRandomNumberGenerator()
         // Above 1 Gbps the demo policy asks an operator.
-        try await client.act(&order) { try $0.quote(requestedCPD: try CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
+        try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
         try await client.run(&order, until: { $0.state == .serverProcessing })
         let poid = try #require(order.providerOrderID)
 
@@ -124,7 +125,7 @@ struct ConsoleBrowserTests {
             try await browser.wait(until: "document.getElementById('status').textContent.startsWith('live')")
             _ = try await browser.evaluate("window.marker = 'same page'")
 
-            let order = try await TestClient.agree("console-live-1", try CPD.paris(100), with: daemon)
+            let order = try await TestClient.agree("console-live-1", CPD.paris(100), with: daemon)
             let poid = try #require(order.providerOrderID).rawValue
 
             try await browser.wait(until: "[...document.querySelectorAll('#live tr')].some(r => r.dataset.order === '\(poid)' && r.textContent.includes('Completed'))")
@@ -145,7 +146,7 @@ struct ConsoleBrowserTests {
         let client = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("console-forged-1")!)
         var rng = SystemRandomNumberGenerator()
-        try await client.act(&order) { try $0.quote(requestedCPD: try CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
+        try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
         try await client.run(&order, until: { $0.state == .serverProcessing })
         let poid = try #require(order.providerOrderID).rawValue
         let base = "http://127.0.0.1:\(daemon.httpPort)"

@@ -1,6 +1,7 @@
 // kill -9 of a real cpnpd at every step of a negotiation, then a restart on the same database:
 // the customer completes, exactly once (RFC 8921 §11.4: a retransmission or a silence probe gets
 // the latest message of the transaction; the client renews its DTLS session first).
+import CPNPTesting
 import Testing
 import CPNPCore
 import Foundation
@@ -23,7 +24,7 @@ struct CrashAtEveryStepEndToEndTests {
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("step"))
             var rng = SystemRandomNumberGenerator()
             try await client.act(&order) {
-                try $0.quote(requestedCPD: try CPD.marseille("40"), expectedResponseTime: TestClient.now().adding(.seconds(90)),
+                try $0.quote(requestedCPD: CPD.marseille("40"), expectedResponseTime: TestClient.now().adding(.seconds(90)),
                              session: client.session, now: TestClient.now(), using: &rng)
             }
             // The customer accepts what it is offered, while the daemon runs into its fault.

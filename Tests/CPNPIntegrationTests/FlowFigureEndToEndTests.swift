@@ -1,4 +1,4 @@
-// The RFC 8921 flow figures end to end, each body run twice (Support/ProviderModes.swift): against
+// The RFC 8921 flow figures end to end, each body run twice (Sources/CPNPTesting/ProviderModes.swift): against
 // cpnpd's engine and services in this process, and against a real cpnpd (embedded demo policy), both
 // over real DTLS, with the client order machine on the other side; the server's side is read with
 // `cpnpd admin show/orders`.
@@ -44,7 +44,7 @@ struct FlowFigureEndToEndTests {
     func figure4NStepNegotiation(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
             var a = ClientOrderStateMachine(customerOrderID: customerOrderID("fig4-a"))
-            let requestA = try CPD.marseille("300")
+            let requestA = CPD.marseille("300")
             try await Self.quote(client, &a, requestA)
             let partial = try #require(a.offer)
             #expect(!partial.offeredCPD.comparison(against: requestA).satisfies)
@@ -58,7 +58,7 @@ struct FlowFigureEndToEndTests {
             let viewA = try daemon.show(poidA)
             #expect(viewA.state == "Cancelled" && viewA.isClosed && !viewA.hasReservations)
 
-            let requestB = try CPD.marseille("150")
+            let requestB = CPD.marseille("150")
             var b = ClientOrderStateMachine(customerOrderID: customerOrderID("fig4-b"))
             try await Self.quote(client, &b, requestB)
             let full = try #require(b.offer)
@@ -152,7 +152,7 @@ struct FlowFigureEndToEndTests {
     func figure13DeclineWithReasonsReleasesTheOffer(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("fig13"))
-            try await Self.quote(client, &order, try CPD.marseille("80"))
+            try await Self.quote(client, &order, CPD.marseille("80"))
             let poid = try #require(order.providerOrderID)
             #expect(try daemon.show(poid).reservations("offered") == ["PE-MRS-1:xe-1/0/0/incoming": "80", "PE-MRS-1:xe-1/0/0/outgoing": "80"])
 
@@ -167,7 +167,7 @@ struct FlowFigureEndToEndTests {
             #expect(view.auditContains("DECLINE received"))
             // The capacity is free again: another order gets the whole link.
             var other = ClientOrderStateMachine(customerOrderID: customerOrderID("fig13-next"))
-            try await Self.quote(client, &other, try CPD.marseille("200"))
+            try await Self.quote(client, &other, CPD.marseille("200"))
             #expect(Self.bandwidth(try #require(other.offer).offeredCPD, node: "CE-MRS-1") == (200, 200))
         }
     }
@@ -177,7 +177,7 @@ struct FlowFigureEndToEndTests {
     @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
     func figure14WithdrawProcessingAckWithEmptyCPD(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
-            var order = try await Self.agree(client, try CPD.marseille("120"), "fig14")
+            var order = try await Self.agree(client, CPD.marseille("120"), "fig14")
             let poid = try #require(order.providerOrderID)
             #expect(try daemon.show(poid).reservations("committed").count == 2)
             let before = client.received.count
@@ -207,14 +207,14 @@ struct FlowFigureEndToEndTests {
     @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
     func figure15UpdateAdjustsReservationsByTheDelta(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
-            var a = try await Self.agree(client, try CPD.marseille("50"), "fig15-a")
-            let b = try await Self.agree(client, try CPD.marseille("30"), "fig15-b")
+            var a = try await Self.agree(client, CPD.marseille("50"), "fig15-a")
+            let b = try await Self.agree(client, CPD.marseille("30"), "fig15-b")
             let poidA = try #require(a.providerOrderID)
             let oldAgreement = try #require(a.agreement)
             let link = "PE-MRS-1:xe-1/0/0"
 
             var rng = SystemRandomNumberGenerator()
-            let request = try CPD.marseille(#"{"min":60,"max":200}"#)
+            let request = CPD.marseille(#"{"min":60,"max":200}"#)
             try await client.act(&a) {
                 try $0.update(requestedCPD: request, expectedResponseTime: TestClient.now() + .seconds(60),
                               session: client.session, now: TestClient.now(), using: &rng)
@@ -257,7 +257,7 @@ struct FlowFigureEndToEndTests {
     @Test(.timeLimit(.minutes(1)), arguments: ProviderMode.allCases)
     func figure16ActivateNowScheduledAndOff(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
-            var order = try await Self.agree(client, try CPD.marseille("40"), "fig16", options: NegotiationOptions(activationType: .explicit))
+            var order = try await Self.agree(client, CPD.marseille("40"), "fig16", options: NegotiationOptions(activationType: .explicit))
             let poid = try #require(order.providerOrderID)
             #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
             var rng = SystemRandomNumberGenerator()
@@ -313,7 +313,7 @@ struct FlowFigureEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             func held(_ prefix: String, mbps: Int) async throws -> ClientOrderStateMachine {
                 var o = ClientOrderStateMachine(customerOrderID: customerOrderID(prefix))
-                try await client.act(&o) { try $0.quote(requestedCPD: try CPD.paris(mbps), session: client.session, now: TestClient.now(), using: &rng) }
+                try await client.act(&o) { try $0.quote(requestedCPD: CPD.paris(mbps), session: client.session, now: TestClient.now(), using: &rng) }
                 try await client.run(&o, until: { $0.state == .serverProcessing })
                 return o
             }

@@ -147,7 +147,7 @@ struct HTTPEndToEndTests {
     func eachLineIsAnObjectAndTransitionsNameOrderCustomerMethodAndStates() async throws {
         let daemon = try await Daemon.start { $0.arguments = ["--log-format", "json"] }
         defer { daemon.stop() }
-        let order = try await TestClient.agree("json-log-1", try CPD.paris(100), with: daemon)
+        let order = try await TestClient.agree("json-log-1", CPD.paris(100), with: daemon)
         #expect(daemon.terminate() == 0)
         let poid = try #require(order.providerOrderID).rawValue
 

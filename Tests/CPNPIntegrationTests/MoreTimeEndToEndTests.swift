@@ -1,6 +1,7 @@
 // RFC 8921 Figures 11 and 12 against a real cpnpd: an order held for an operator (above 1000 Mbps
 // in the demo policy) and short timers from a YAML configuration, so that the server asks for more
 // time one second after the PROCESSING.
+import CPNPTesting
 import Testing
 import CPNPCore
 import Foundation
@@ -25,7 +26,7 @@ struct MoreTimeEndToEndTests {
         client.grantsMoreTime.withLock { $0 = grant }
         var order = ClientOrderStateMachine(customerOrderID: customerOrderID(grant ? "fig11" : "fig12"))
         var rng = SystemRandomNumberGenerator()
-        try await client.act(&order) { try $0.quote(requestedCPD: try CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
+        try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
         try await client.run(&order, timeout: .seconds(10), until: { _ in client.events.contains { if case .moreTimeRequested = $0 { true } else { false } } })
         return order
     }

@@ -1,5 +1,6 @@
 // The REST API (docs/api.md) on a real cpnpd over HTTPS: customers with their CPNP client
 // certificate, operators with the token; every quote a normal CPNP order.
+import CPNPTesting
 import CPNPCore
 import Foundation
 import NIOHTTP1
@@ -193,7 +194,7 @@ struct RESTEndToEndTests {
         defer { daemon.stop() }
         defer { Task { await acme.shutdown(); await theOperator.shutdown() } }
         // Above 1 Gbit/s the demo policy holds the order for an operator.
-        let cpd = JSONSerializer.serializeString(try CPD.paris(2000).json)
+        let cpd = JSONSerializer.serializeString(CPD.paris(2000).json)
         let created = try Self.object(try await acme.send(.POST, "/api/quotes", json: "{\"cpd\": \(cpd)}"))
         let id = try #require(Self.text(created, "id"))
         let waiting = try await Self.quote(acme, id) { Self.text($0, "cpnpState") == "ServerProcessing" }

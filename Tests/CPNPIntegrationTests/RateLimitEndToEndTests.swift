@@ -31,7 +31,7 @@ struct RateLimitEndToEndTests {
     static func quotation(_ prefix: String, _ client: TestClient) throws -> QuotationMessage {
         var rng = SystemRandomNumberGenerator()
         var order = ClientOrderStateMachine(customerOrderID: customerOrderID(prefix))
-        let actions = try order.quote(requestedCPD: try CPD.paris(1), session: client.session, now: TestClient.now(), using: &rng)
+        let actions = try order.quote(requestedCPD: CPD.paris(1), session: client.session, now: TestClient.now(), using: &rng)
         guard case .send(.quotation(let q))? = actions.first(where: { if case .send = $0 { true } else { false } }) else {
             throw DaemonError(description: "quote sent no QUOTATION")
         }
@@ -148,7 +148,7 @@ struct RateLimitEndToEndTests {
             var open: [ClientOrderStateMachine] = []
             for _ in 0..<cap {
                 var order = ClientOrderStateMachine(customerOrderID: customerOrderID("open"))
-                try await acme.act(&order) { try $0.quote(requestedCPD: try CPD.paris(1), session: acme.session, now: TestClient.now(), using: &rng) }
+                try await acme.act(&order) { try $0.quote(requestedCPD: CPD.paris(1), session: acme.session, now: TestClient.now(), using: &rng) }
                 try await acme.run(&order, until: { $0.state == .offerReceived })
                 open.append(order)
             }
@@ -171,7 +171,7 @@ struct RateLimitEndToEndTests {
             try await acme.act(&first) { try $0.decline(reasons: [], now: TestClient.now()) }
             try await acme.run(&first, until: { $0.state == .cancelled && $0.transaction?.pending == nil })
             var again = ClientOrderStateMachine(customerOrderID: customerOrderID("again"))
-            try await acme.act(&again) { try $0.quote(requestedCPD: try CPD.paris(1), session: acme.session, now: TestClient.now(), using: &rng) }
+            try await acme.act(&again) { try $0.quote(requestedCPD: CPD.paris(1), session: acme.session, now: TestClient.now(), using: &rng) }
             try await acme.run(&again, until: { $0.state == .offerReceived })
         }
     }

@@ -1,6 +1,7 @@
 // Repeated and retransmitted requests against a real cpnpd over DTLS (RFC 8921 §11.3, §11.4,
 // Table 6): a second WITHDRAW of a withdrawn order is refused, and a retransmitted QUOTATION that
 // was refused gets the same FAIL and creates nothing, whatever became of its order.
+import CPNPTesting
 import Testing
 import CPNPCore
 import Foundation
@@ -39,7 +40,7 @@ struct RepeatsEndToEndTests {
         try await withDaemon { daemon, client in
             var rng = SystemRandomNumberGenerator()
             // A site where the demo provider has no network presence: FAIL 6.
-            let berlin = try CPD.site("CE-BER-1", site: "BERLIN-1", link: "PE-BER-1:xe-0/0/0", bandwidth: "10")
+            let berlin = CPD.site("CE-BER-1", site: "BERLIN-1", link: "PE-BER-1:xe-0/0/0", bandwidth: "10")
             let quotation = CPNPMessage.quotation(QuotationMessage(
                 sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("berlin"),
                 requestedCPD: berlin))

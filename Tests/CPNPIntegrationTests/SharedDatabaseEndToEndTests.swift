@@ -43,7 +43,7 @@ extension LoadAndKillTests {
             let daemons = try await Self.instances(3, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
             let servers = try daemons.map { try CPNPPeer.server(host: "127.0.0.1", port: $0.port) }
-            let request = try CPD.marseille("50")
+            let request = CPD.marseille("50")
             let pki = daemons[0].pkiDirectory
 
             let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
@@ -101,7 +101,7 @@ extension LoadAndKillTests {
             // UPDATE through the third.
             let third = clients[2]
             try await third.act(&order) {
-                try $0.update(requestedCPD: try CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
+                try $0.update(requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
                               session: third.session, now: TestClient.now(), using: &rng)
             }
             try await third.run(&order, until: { $0.state == .offerReceived })
@@ -132,7 +132,7 @@ extension LoadAndKillTests {
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("approval"))
             var rng = SystemRandomNumberGenerator()
             // Above 1 Gbps the demo policy asks an operator.
-            try await client.act(&order) { try $0.quote(requestedCPD: try CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
+            try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { $0.state == .serverProcessing })
             let poid = try #require(order.providerOrderID)
 
@@ -158,7 +158,7 @@ extension LoadAndKillTests {
             defer { Task { await client.close() } }
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("failover"))
             var rng = SystemRandomNumberGenerator()
-            try await client.act(&order) { try $0.quote(requestedCPD: try CPD.marseille("50"), session: client.session, now: TestClient.now(), using: &rng) }
+            try await client.act(&order) { try $0.quote(requestedCPD: CPD.marseille("50"), session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { $0.state == .offerReceived })
             let poid = try #require(order.providerOrderID)
 
@@ -204,7 +204,7 @@ extension LoadAndKillTests {
             defer { Task { await lonely.close() } }
             var unanswered = ClientOrderStateMachine(customerOrderID: customerOrderID("unanswered"))
             var rng = SystemRandomNumberGenerator()
-            try await lonely.act(&unanswered) { try $0.quote(requestedCPD: try CPD.paris(10), session: lonely.session, now: TestClient.now(), using: &rng) }
+            try await lonely.act(&unanswered) { try $0.quote(requestedCPD: CPD.paris(10), session: lonely.session, now: TestClient.now(), using: &rng) }
             try await lonely.run(&unanswered, until: { $0.state == .offerReceived })
             let unansweredOrder = try #require(unanswered.providerOrderID)
             let validity = try #require(unanswered.offer?.validityOfferTime)

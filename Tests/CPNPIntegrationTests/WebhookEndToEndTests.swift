@@ -1,6 +1,7 @@
 // Webhooks of the REST API (docs/api.md) against a real cpnpd and a real HTTP receiver (a small
 // Python server that records each POST): every event arrives, signed, at least once, including
 // across a kill -9 of cpnpd, and exactly once after deduplication by its id.
+import CPNPTesting
 import CPNPCore
 import Crypto
 import Foundation

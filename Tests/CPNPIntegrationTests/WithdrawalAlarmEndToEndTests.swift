@@ -1,6 +1,7 @@
 // The administrator alarm of RFC 8921 §11.1.2 with the real programs: a WITHDRAW that the provider
 // never answers is reported by `cpnp withdraw` (exit 4), and `cpnp orders` and `cpnp show` keep
 // showing it.
+import CPNPTesting
 import CPNPCore
 import Foundation
 import Testing

@@ -199,17 +199,8 @@ extension CPD {
         site("CE-MRS-1", site: "MARSEILLE-BR", link: "PE-MRS-1:xe-1/0/0", bandwidth: "{\"min\":\(min),\"max\":\(max)}")
     }
 
+    /// One site in Paris on the 10 Gbps link, `mbps` both ways.
     static func paris(mbps: Int) -> CPD {
         site("CE-PAR-9", site: "PARIS-DC1", link: "PE-PAR-1:xe-0/0/0", bandwidth: "\(mbps)")
-    }
-
-    static func site(_ node: String, site: String, link: String, bandwidth: String) -> CPD {
-        let text = """
-        {"components":[{"profiles":[{"customer-nodes":[{"identifier":"\(node)","link-identifiers":["\(link)"],"localization":{"site-id":"\(site)","country":"FR"}}],
-        "scope":[{"customer-node":"\(node)","direction":"outgoing","reachability":"global"}],
-        "capacity":[{"customer-node":"\(node)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
-        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}]}
-        """
-        return try! CPD(json: JSONParser.parse(Array(text.utf8)), at: .root)
     }
 }

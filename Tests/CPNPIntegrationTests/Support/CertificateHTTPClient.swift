@@ -1,5 +1,6 @@
 // HTTPS requests to a daemon's HTTP server as a customer or an operator would make them from a
 // browser: with a client certificate of the daemon's PKI, forms, and redirects not followed.
+import CPNPTesting
 import AsyncHTTPClient
 import Foundation
 import NIOCore

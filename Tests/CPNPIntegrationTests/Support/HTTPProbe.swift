@@ -1,4 +1,5 @@
 // Requests to a daemon's HTTP server (health, readiness, metrics), through Foundation's URLSession.
+import CPNPTesting
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

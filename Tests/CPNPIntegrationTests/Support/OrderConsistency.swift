@@ -1,6 +1,7 @@
 // What every run with crashes must leave behind: each order once, reservations matching each
 // order's state, kept capacity totals equal to a recount, and both sides agreeing on each order the
 // customers finished (RFC 8921 §8.11: nothing a peer saw is lost).
+import CPNPTesting
 import CPNPCore
 import CPNPStorage
 import Testing

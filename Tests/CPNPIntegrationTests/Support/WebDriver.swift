@@ -1,5 +1,6 @@
 // Headless Chromium driven through chromedriver's W3C WebDriver API (Debian's `chromium` and
 // `chromium-driver`; .ci/run.d/20-chromium.sh installs them): the console's browser tests.
+import CPNPTesting
 import AsyncHTTPClient
 import Foundation
 import NIOCore
