@@ -335,7 +335,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CPNPCLITests",
-            dependencies: ["CPNPCore"],
+            dependencies: ["CPNPCore", "CPNPTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

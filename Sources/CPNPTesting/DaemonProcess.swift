@@ -5,15 +5,8 @@ public import Foundation
 
 /// A `cpnpd` child process in its own temporary directory.
 public final class Daemon: @unchecked Sendable {
-    public static let binary: URL? = {
-        let fileManager = FileManager.default
-        if let path = ProcessInfo.processInfo.environment["CPNPD_BINARY"] { return fileManager.isExecutableFile(atPath: path) ? URL(fileURLWithPath: path) : nil }
-        var directories: [URL] = []
-        if let executable = Bundle.main.executableURL { directories.append(executable.resolvingSymlinksInPath().deletingLastPathComponent()) }
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { directories.append(bundle.bundleURL.deletingLastPathComponent()) }
-        directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
-        return directories.map { $0.appendingPathComponent("cpnpd") }.first { fileManager.isExecutableFile(atPath: $0.path) }
-    }()
+    /// `cpnpd` next to the test bundle, or `$CPNPD_BINARY`.
+    public static let binary: URL? = BuiltExecutable.locate("cpnpd", overriddenBy: "CPNPD_BINARY")
 
     /// The exit status of `CPNPD_FAULT` crashes (cpnpd's TestFault).
     public static let faultExitStatus: Int32 = 86
@@ -158,17 +151,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// Runs `cpnpd ARGS` (in `directory`, when given) to its end: exit status, standard output and error.
     public static func command(_ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = Daemon.binary
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        guard let binary else { throw DaemonError(description: "cpnpd binary not found") }
+        return try BuiltExecutable.run(binary, arguments, in: directory)
     }
 
     /// The lines of `cpnpd admin orders` naming `providerOrderID`.

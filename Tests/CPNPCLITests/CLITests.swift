@@ -1,4 +1,5 @@
 import CPNPCore
+import CPNPTesting
 import Foundation
 import Testing
 
@@ -145,29 +146,8 @@ struct CLITests {
 
 /// Finds and runs the `cpnp` executable.
 enum CPNPBinary {
-    static let url: URL? = locate()
-
-    /// `$CPNP_BINARY`, else `cpnp` in the products directory: the directory that holds the
-    /// test bundle (`<scratch>/debug/cpnpPackageTests.xctest`), whatever the scratch path.
-    static func locate() -> URL? {
-        let fm = FileManager.default
-        if let path = ProcessInfo.processInfo.environment["CPNP_BINARY"] {
-            return fm.isExecutableFile(atPath: path) ? URL(fileURLWithPath: path) : nil
-        }
-        var directories: [URL] = []
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            directories.append(bundle.bundleURL.deletingLastPathComponent())  // macOS: a bundle directory
-        }
-        if let executable = Bundle.main.executableURL {
-            directories.append(executable.resolvingSymlinksInPath().deletingLastPathComponent())  // Linux: the .xctest executable
-        }
-        directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
-        for d in directories {
-            let candidate = d.appendingPathComponent("cpnp")
-            if fm.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return nil
-    }
+    /// `$CPNP_BINARY`, else `cpnp` in the products directory.
+    static let url = BuiltExecutable.locate("cpnp", overriddenBy: "CPNP_BINARY")
 
     struct Result {
         var status: Int32

@@ -7,15 +7,7 @@ import Foundation
 @Suite("cpnp-bench smoke")
 struct BenchSmokeTests {
     /// `cpnp-bench` next to the test bundle (built with the tests), or `CPNP_BENCH_BINARY`.
-    static let binary: URL? = {
-        let fm = FileManager.default
-        if let path = ProcessInfo.processInfo.environment["CPNP_BENCH_BINARY"] { return fm.isExecutableFile(atPath: path) ? URL(fileURLWithPath: path) : nil }
-        var dirs: [URL] = []
-        if let e = Bundle.main.executableURL { dirs.append(e.resolvingSymlinksInPath().deletingLastPathComponent()) }
-        for b in Bundle.allBundles where b.bundlePath.hasSuffix(".xctest") { dirs.append(b.bundleURL.deletingLastPathComponent()) }
-        dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
-        return dirs.map { $0.appendingPathComponent("cpnp-bench") }.first { fm.isExecutableFile(atPath: $0.path) }
-    }()
+    static let binary = BuiltExecutable.locate("cpnp-bench", overriddenBy: "CPNP_BENCH_BINARY")
 
     @Test("50 negotiations by 4 customers over DTLS: all completed, none failed, JSON report")
     func fiftyNegotiations() throws {

@@ -57,17 +57,9 @@ struct IdentityEndToEndTests {
     }
 
     static func run(_ tool: URL, _ arguments: [String]) throws {
-        let p = Process()
-        p.executableURL = tool
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw DaemonError(description: "\(tool.lastPathComponent) \(arguments.joined(separator: " ")): \(String(decoding: text, as: UTF8.self))")
+        let (status, output) = try BuiltExecutable.run(tool, arguments)
+        guard status == 0 else {
+            throw DaemonError(description: "\(tool.lastPathComponent) \(arguments.joined(separator: " ")): \(output)")
         }
     }
 
