@@ -147,7 +147,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // What cpnpd's REST API and `cpnp serve` share besides Sources/CPNPHTTP/openapi.yaml (which
-        // Sources/cpnp links to): exact JSON values in the generated types, problem details.
+        // Sources/CPNPCustomerAPI links to): exact JSON values in the generated types, problem details.
         .target(
             name: "CPNPAPI",
             dependencies: [
@@ -156,6 +156,20 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
+        ),
+        // `cpnp serve`'s side of the REST API: quotes negotiated by the customer's engine (docs/api.md).
+        .target(
+            name: "CPNPCustomerAPI",
+            dependencies: [
+                "CPNPAPI", "CPNPClient", "CPNPCore", "CPNPStorage", "CPNPTransport",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
         // The daemon's HTTP side: probes, metrics, console, customer portal, REST API generated from
         // Sources/CPNPHTTP/openapi.yaml, webhooks (docs/console.md, docs/api.md).
@@ -227,20 +241,16 @@ let package = Package(
         .executableTarget(
             name: "cpnp",
             dependencies: [
-                "CPNPCore", "CPNPClient", "CPNPStorage", "CPNPTransport", "CPNPRuntime", "CPNPConformance", "CPNPAPI",
+                "CPNPCore", "CPNPClient", "CPNPStorage", "CPNPTransport", "CPNPRuntime", "CPNPConformance", "CPNPCustomerAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: swiftSettings,
-            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+            swiftSettings: swiftSettings
         ),
 
         // MARK: Benchmarks (Benchmarks/), fuzzers (Fuzz/Sources/) and the test kit (docs/performance.md, docs/fuzzing.md)
