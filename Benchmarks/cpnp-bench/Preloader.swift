@@ -129,7 +129,7 @@ struct Preloader {
                 quotation, session: serverSession, providerOrderID: providerOrderID, now: quotedAt, using: &rng)
             actions += try server.acknowledge(expectedOfferTime: quotedAt.adding(.seconds(60)), now: quotedAt)
             var lastEventAt = quotedAt
-            var reservations: [CPNPStorage.Reservation]?
+            var reservations: HeldCapacity?
             if kind == .refused {
                 actions += try server.reject(.outOfResources, diagnostic: "no capacity left on PE-LYS-1:ge-0/0/3", now: quotedAt)
             } else {
@@ -159,9 +159,7 @@ struct Preloader {
                         }
                         actions += try server.withdrawalConfirmed(now: withdrawnAt)
                     } else {
-                        reservations = CPNPPolicy.Reservation.aggregate(offer.reservations).map {
-                            CPNPStorage.Reservation($0.linkID, $0.direction == .incoming ? .incoming : .outgoing, $0.mbps, .committed)
-                        }
+                        reservations = HeldCapacity(committed: Reservation.aggregate(offer.reservations))
                     }
                 }
             }

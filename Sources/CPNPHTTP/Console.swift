@@ -121,8 +121,8 @@ struct Console: Sendable {
         page["held"] = held
         page["done"] = request.uri.queryParameters["done"].map(String.init) ?? ""
         page["timeline"] = try Self.timeline(store, of: providerOrderID)
-        page["reservations"] = try store.reservations(providerOrderID: providerOrderID).map { r -> [String: Any] in
-            ["resource": r.resource.resourceID, "direction": r.resource.direction.rawValue, "mbps": r.amount.description, "kind": "\(r.kind)"]
+        page["reservations"] = try store.reservations(providerOrderID: providerOrderID).byKind.map { kind, r -> [String: Any] in
+            ["resource": r.linkID, "direction": r.direction.rawValue, "mbps": r.mbps.description, "kind": "\(kind)"]
         }
         page["children"] = machine.childAgreements.map { ["id": $0.providerOrderID.rawValue, "customerOrder": $0.customerOrderID.rawValue] }
         page["hasChildren"] = !machine.childAgreements.isEmpty

@@ -1,54 +1,5 @@
 public import CPNPCore
 
-/// Capacity held on one link in one direction (RFC 8921 §8.2 "Network Resource Management";
-/// docs/configuration.md `policy.links[]`: capacity in an offer is reserved while the offer is
-/// valid, committed on ACCEPT, released on expiry, DECLINE, CANCEL or WITHDRAW, adjusted by the
-/// delta on UPDATE).
-public struct Reservation: Sendable, Hashable, CustomStringConvertible {
-    /// The link (``ProviderLink/id``).
-    public var linkID: String
-    /// `incoming` = towards the customer node, `outgoing` = from it (RFC 7297 §3.5).
-    public var direction: CPDDirection
-    /// Mbit/s. Positive in reservations; signed in the result of
-    /// ``DecisionEngine/reservationsDelta(old:new:)``.
-    public var mbps: CPNPDecimal
-
-    /// - Parameters:
-    ///   - linkID: the link.
-    ///   - direction: the direction.
-    ///   - mbps: the bandwidth.
-    public init(linkID: String, direction: CPDDirection, mbps: CPNPDecimal) {
-        self.linkID = linkID
-        self.direction = direction
-        self.mbps = mbps
-    }
-
-    /// E.g. `PE-PAR-2:ge-0/0/1 incoming 90 Mbps`.
-    public var description: String { "\(linkID) \(direction.rawValue) \(mbps) Mbps" }
-
-    /// Sums `reservations` per link and direction, drops zero sums, and sorts by link then
-    /// direction (incoming first): the canonical form the engine returns.
-    ///
-    /// - Parameter reservations: any list of reservations.
-    /// - Returns: one reservation per (link, direction) with a non-zero total.
-    public static func aggregate(_ reservations: [Reservation]) -> [Reservation] {
-        var sums: [Key: CPNPDecimal] = [:]
-        for reservation in reservations { sums[Key(reservation.linkID, reservation.direction), default: 0] += reservation.mbps }
-        return sums.filter { !$0.value.isZero }
-            .map { Reservation(linkID: $0.key.link, direction: $0.key.direction, mbps: $0.value) }
-            .sorted { ($0.linkID, $0.direction == .incoming ? 0 : 1) < ($1.linkID, $1.direction == .incoming ? 0 : 1) }
-    }
-
-    struct Key: Hashable {
-        var link: String
-        var direction: CPDDirection
-        init(_ link: String, _ direction: CPDDirection) {
-            self.link = link
-            self.direction = direction
-        }
-    }
-}
-
 /// The free capacity of every link and direction, given the current reservations: what the
 /// decision engine may offer (RFC 8921 §8.2 "Check whether network capacity is available").
 /// The engine never offers more than ``free(_:_:)``.

@@ -330,16 +330,6 @@ extension CPNPServerEngine {
         metrics.ended(outcome, after: started.map { ContinuousClock.now - $0 })
     }
 
-    /// Stored reservations in policy form: (offered, committed).
-    static func policyReservations(_ stored: [CPNPStorage.Reservation]) -> ([CPNPPolicy.Reservation], [CPNPPolicy.Reservation]) {
-        var offered: [CPNPPolicy.Reservation] = [], committed: [CPNPPolicy.Reservation] = []
-        for reservation in stored {
-            let policyReservation = CPNPPolicy.Reservation(linkID: reservation.resource.resourceID, direction: reservation.resource.direction == .incoming ? .incoming : .outgoing, mbps: reservation.amount)
-            if reservation.kind == .committed { committed.append(policyReservation) } else { offered.append(policyReservation) }
-        }
-        return (offered, committed)
-    }
-
     /// After a failed commit: the order as the store has it (machine and reservations, timers re-armed),
     /// or forgotten when the store has it closed or not at all.
     func reload(_ providerOrderID: ProviderOrderID) {
@@ -354,7 +344,8 @@ extension CPNPServerEngine {
             }
             var reloaded = live
             reloaded.machine = stored.machine
-            (reloaded.offered, reloaded.committed) = Self.policyReservations(try store.reservations(providerOrderID: providerOrderID))
+            let held = try store.reservations(providerOrderID: providerOrderID)
+            (reloaded.offered, reloaded.committed) = (held.offered, held.committed)
             if !stored.machine.isUpdate { reloaded.updateTarget = nil }
             reloaded.unwrittenActions = []
             reloaded.revision = stored.revision

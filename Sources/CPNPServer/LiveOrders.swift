@@ -3,12 +3,6 @@ import CPNPPolicy
 import CPNPStorage
 
 extension CPNPServerEngine {
-    /// A link in one direction, for the running totals.
-    struct LinkDirection: Hashable, Sendable {
-        var linkID: String
-        var direction: CPDDirection
-    }
-
     /// The open orders in memory, with the capacity every open order holds summed per link and
     /// direction, kept up to date on every write so that a decision needs no scan of all orders
     /// (RFC 8921 §8.2 "check whether network capacity is available"). The store re-checks limits in
@@ -21,7 +15,7 @@ extension CPNPServerEngine {
     struct OrderTable {
         private(set) var all: [ProviderOrderID: LiveOrder] = [:]
         /// Offered + committed reservations of every order, per link and direction (zero sums removed).
-        private(set) var reserved: [LinkDirection: CPNPDecimal] = [:]
+        private(set) var reserved: [Reservation.Key: CPNPDecimal] = [:]
 
         /// Open orders per client identity (RFC 8921 §13 cap), without a store read: while a batch is
         /// being committed the store does not have its new orders yet.
@@ -48,7 +42,7 @@ extension CPNPServerEngine {
         }
 
         /// Starts from the store's totals and counts (restart), before any order is admitted.
-        mutating func seed(reserved: [LinkDirection: CPNPDecimal], openByClient: [String: Int]) {
+        mutating func seed(reserved: [Reservation.Key: CPNPDecimal], openByClient: [String: Int]) {
             self.reserved = reserved.filter { !$0.value.isZero }
             self.openByClient = openByClient
         }
@@ -63,27 +57,27 @@ extension CPNPServerEngine {
             all[providerOrderID] = nil
         }
 
-        private mutating func add(_ reservations: [CPNPPolicy.Reservation], sign: Int) {
+        private mutating func add(_ reservations: [Reservation], sign: Int) {
             for reservation in reservations {
-                let key = LinkDirection(linkID: reservation.linkID, direction: reservation.direction)
+                let key = reservation.key
                 let total = (reserved[key] ?? 0) + (sign < 0 ? -reservation.mbps : reservation.mbps)
                 reserved[key] = total.isZero ? nil : total
             }
         }
 
         /// The totals with `minus` taken off and `plus` added, as a reservation list.
-        func reservations(minus: [CPNPPolicy.Reservation], plus: [CPNPPolicy.Reservation]) -> [CPNPPolicy.Reservation] {
+        func reservations(minus: [Reservation], plus: [Reservation]) -> [Reservation] {
             var sums = reserved
-            for reservation in minus { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] -= reservation.mbps }
-            for reservation in plus { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps }
-            return sums.filter { !$0.value.isZero }.map { CPNPPolicy.Reservation(linkID: $0.key.linkID, direction: $0.key.direction, mbps: $0.value) }
+            for reservation in minus { sums[reservation.key, default: 0] -= reservation.mbps }
+            for reservation in plus { sums[reservation.key, default: 0] += reservation.mbps }
+            return sums.filter { !$0.value.isZero }.map { Reservation($0.key, mbps: $0.value) }
         }
 
         /// The same totals summed from scratch over the orders in memory and `atRest` (tests).
-        func reservedByScan(atRest: [[CPNPPolicy.Reservation]]) -> [LinkDirection: CPNPDecimal] {
-            var sums: [LinkDirection: CPNPDecimal] = [:]
+        func reservedByScan(atRest: [[Reservation]]) -> [Reservation.Key: CPNPDecimal] {
+            var sums: [Reservation.Key: CPNPDecimal] = [:]
             for list in all.values.map({ $0.offered + $0.committed }) + atRest {
-                for reservation in list { sums[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps }
+                for reservation in list { sums[reservation.key, default: 0] += reservation.mbps }
             }
             return sums.filter { !$0.value.isZero }
         }
@@ -91,9 +85,9 @@ extension CPNPServerEngine {
 
     /// The running totals and the same sums recomputed over every open order: those in memory, and the
     /// stored reservations of those at rest (tests).
-    func reservedTotals() -> (running: [LinkDirection: CPNPDecimal], scanned: [LinkDirection: CPNPDecimal]) {
+    func reservedTotals() -> (running: [Reservation.Key: CPNPDecimal], scanned: [Reservation.Key: CPNPDecimal]) {
         let stored = (try? store.reservationsByOrder()) ?? [:]
-        let atRest = stored.filter { orders[$0.key] == nil }.map { Self.policyReservations($0.value) }.map { $0.0 + $0.1 }
+        let atRest = stored.filter { orders[$0.key] == nil }.map { $0.value.offered + $0.value.committed }
         return (orders.reserved, orders.reservedByScan(atRest: atRest))
     }
 }

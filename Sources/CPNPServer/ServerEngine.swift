@@ -23,15 +23,15 @@ public actor CPNPServerEngine {
         var identity: ClientIdentity?
         var clientAddress: String
         /// Reservations of the offer being negotiated (policy form).
-        var offered: [CPNPPolicy.Reservation] = []
+        var offered: [Reservation] = []
         /// Reservations of the agreement in force.
-        var committed: [CPNPPolicy.Reservation] = []
+        var committed: [Reservation] = []
         /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
         var awaitingApproval = false
         var approvalOffer: Offer?
         /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
         /// `offered` holds only what they add to `committed` (§9.2.9).
-        var updateTarget: [CPNPPolicy.Reservation]?
+        var updateTarget: [Reservation]?
         /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
         /// order's next change (``CPNPServerEngine/perform(_:order:now:)``).
         var unwrittenActions: [ServerOrderStateMachine.Action] = []
@@ -199,11 +199,7 @@ public actor CPNPServerEngine {
         let now = clock.now()
         // The totals and counts of every open order come from the store; only the orders with something
         // in flight are loaded (docs/design/storage.md), the agreements at rest when their next message comes.
-        var reserved: [LinkDirection: CPNPDecimal] = [:]
-        for (key, total) in try store.keptReservedTotals() {
-            reserved[LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing), default: 0] += total
-        }
-        orders.seed(reserved: reserved, openByClient: try store.openOrderCountsByClient())
+        orders.seed(reserved: try store.keptReservedTotals(), openByClient: try store.openOrderCountsByClient())
         let stored = try store.residentOrders()
         try await resume(stored, now: now)
         // The QUOTATION rate limiter starts where the previous process left it: the orders created in
@@ -245,7 +241,8 @@ public actor CPNPServerEngine {
     func admit(_ stored: StoredOrder) throws {
         var live = LiveOrder(machine: stored.machine, clientIdentity: stored.clientIdentity, identity: nil, clientAddress: stored.clientAddress)
         live.revision = stored.revision
-        (live.offered, live.committed) = Self.policyReservations(try store.reservations(providerOrderID: stored.providerOrderID))
+        let held = try store.reservations(providerOrderID: stored.providerOrderID)
+        (live.offered, live.committed) = (held.offered, held.committed)
         if stored.machine.isUpdate, let offer = stored.machine.offer { live.updateTarget = reservations(of: offer.offeredCPD, live) }
         orders.admit(stored.providerOrderID, live)
         byCustomer[OrderKey(identity: stored.clientIdentity, customerOrderID: stored.customerOrderID)] = stored.providerOrderID
@@ -740,7 +737,7 @@ public actor CPNPServerEngine {
 
     /// The reservations of an offered CPD, recomputed after a restart for an UPDATE in progress: the
     /// concrete CPD names its links, so an empty inventory maps it as the decision did.
-    private func reservations(of cpd: CPD, _ live: LiveOrder) -> [CPNPPolicy.Reservation]? {
+    private func reservations(of cpd: CPD, _ live: LiveOrder) -> [Reservation]? {
         let decision = decisionEngine.decide(
             request: cpd, informationElements: live.machine.requestedInformationElements, profile: profile(for: live),
             identityPresent: true, inventory: configuration.inventory(), now: clock.now(), updating: [])
@@ -786,7 +783,7 @@ public actor CPNPServerEngine {
             switch event {
             case .agreementReached(let agreement):
                 // An update replaces the agreement's reservations by the updated offer's (§9.2.9).
-                live.committed = live.updateTarget ?? CPNPPolicy.Reservation.aggregate(live.committed + live.offered)
+                live.committed = live.updateTarget ?? Reservation.aggregate(live.committed + live.offered)
                 live.offered = []
                 live.updateTarget = nil
                 reservationsChanged = true
@@ -832,10 +829,11 @@ public actor CPNPServerEngine {
             live.unwrittenActions += actions.filter { if case .persist = $0 { true } else { false } }
         } else if hasPersist || !outbox.isEmpty {
             // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
-            let held = reservationsChanged && ServerOrderStore.isOpen(live.machine) ? storageReservations(live) : nil
+            let held = reservationsChanged && ServerOrderStore.isOpen(live.machine)
+                ? HeldCapacity(offered: Reservation.aggregate(live.offered), committed: Reservation.aggregate(live.committed)) : nil
             change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now,
-                actions: live.unwrittenActions + actions, reservations: held, capacityLimits: capacityLimits(for: held ?? []), outbox: outbox)
+                actions: live.unwrittenActions + actions, reservations: held, capacityLimits: capacityLimits(for: held ?? .empty), outbox: outbox)
             if sharesStore { shareChange(&change!, of: &live) }
             live.revision += 1
             live.unwrittenActions = []
@@ -888,22 +886,14 @@ public actor CPNPServerEngine {
         }
     }
 
-    private func storageReservations(_ live: LiveOrder) -> [CPNPStorage.Reservation] {
-        func convert(_ r: CPNPPolicy.Reservation, _ kind: ReservationKind) -> CPNPStorage.Reservation {
-            CPNPStorage.Reservation(r.linkID, r.direction == .incoming ? .incoming : .outgoing, r.mbps, kind)
-        }
-        return CPNPPolicy.Reservation.aggregate(live.committed).map { convert($0, .committed) }
-            + CPNPPolicy.Reservation.aggregate(live.offered).map { convert($0, .offered) }
-    }
-
     /// The limits the store re-checks in the commit: those of the resources the order holds after it.
     /// A change can only raise the totals there (elsewhere it holds nothing, so it released or kept
     /// nothing), so checking every link would only re-scan unchanged totals.
-    private func capacityLimits(for held: [CPNPStorage.Reservation]) -> [ResourceKey: CPNPDecimal] {
-        var out: [ResourceKey: CPNPDecimal] = [:]
-        for reservation in held {
-            guard let link = linksByID[reservation.resource.resourceID] else { continue }
-            out[reservation.resource] = reservation.resource.direction == .incoming ? link.capacity.incoming : link.capacity.outgoing
+    private func capacityLimits(for held: HeldCapacity) -> [Reservation.Key: CPNPDecimal] {
+        var out: [Reservation.Key: CPNPDecimal] = [:]
+        for (_, reservation) in held.byKind {
+            guard let link = linksByID[reservation.linkID] else { continue }
+            out[reservation.key] = link.capacity[reservation.direction]
         }
         return out
     }
@@ -951,7 +941,7 @@ public actor CPNPServerEngine {
     public func gauges() throws -> EngineGauges {
         var reserved: [String: [String: Double]] = [:]
         for (key, total) in try store.keptReservedTotals() {
-            reserved[key.resourceID, default: [:]][key.direction.rawValue] = Double(total.description) ?? 0
+            reserved[key.linkID, default: [:]][key.direction.rawValue] = Double(total.description) ?? 0
         }
         var capacity: [String: [String: Double]] = [:]
         for link in configuration.policy.links {

@@ -201,15 +201,12 @@ extension CPNPServerEngine {
 
     /// The running totals and open-order counts from the store, plus the orders here not stored yet.
     private func seedSharedCounts() throws {
-        var reserved: [LinkDirection: CPNPDecimal] = [:]
-        for (key, total) in try store.keptReservedTotals() {
-            reserved[LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing), default: 0] += total
-        }
+        var reserved = try store.keptReservedTotals()
         var open = try store.openOrderCountsByClient()
         for live in orders.all.values where live.revision == 0 && ServerOrderStore.isOpen(live.machine) {
             open[live.clientIdentity, default: 0] += 1
             for reservation in live.offered + live.committed {
-                reserved[LinkDirection(linkID: reservation.linkID, direction: reservation.direction), default: 0] += reservation.mbps
+                reserved[reservation.key, default: 0] += reservation.mbps
             }
         }
         orders.seed(reserved: reserved, openByClient: open)

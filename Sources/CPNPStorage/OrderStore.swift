@@ -32,10 +32,10 @@ public protocol OrderStore: Sendable {
 
     // MARK: Capacity
 
-    func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation]
-    func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]]
-    /// Offered plus committed capacity per resource, as the store keeps it.
-    func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal]
+    func reservations(providerOrderID: ProviderOrderID) throws -> HeldCapacity
+    func reservationsByOrder() throws -> [ProviderOrderID: HeldCapacity]
+    /// Offered plus committed capacity per link and direction, as the store keeps it.
+    func keptReservedTotals() throws -> [Reservation.Key: CPNPDecimal]
 
     // MARK: Provisioning hand-off and operators (§8.2)
 

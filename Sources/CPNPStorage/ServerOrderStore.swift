@@ -174,7 +174,7 @@ public final class ServerOrderStore: Sendable {
             for (key, total) in try recountedTotals(in: GRDBConnection(database: connection)) {
                 try connection.execute(
                     sql: "INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)",
-                    arguments: [key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+                    arguments: [key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
             }
         }
         migrations.registerMigration("server-v3-documents") { connection in
@@ -479,8 +479,8 @@ public final class ServerOrderStore: Sendable {
             if prepared.isOpen, let reservations = change.reservations {
                 try connection.insertLater(
                     "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
-                    rows: reservations.map { reservation in [providerOrderID, reservation.resource.resourceID, reservation.resource.direction.rawValue, reservation.amount.description, reservation.kind.rawValue] })
-                for reservation in reservations { delta[TotalKey(resource: reservation.resource, kind: reservation.kind), default: 0] += reservation.amount }
+                    rows: reservations.byKind.map { kind, reservation in [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue] })
+                for (kind, reservation) in reservations.byKind { delta[TotalKey(resource: reservation.key, kind: kind), default: 0] += reservation.mbps }
             }
         }
         delta = delta.filter { $0.value != 0 }
@@ -496,7 +496,7 @@ public final class ServerOrderStore: Sendable {
                 throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
             }
             totals[key] = total
-            moved.append([key.resource.resourceID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+            moved.append([key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
         }
         try connection.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
         for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
@@ -518,30 +518,30 @@ public final class ServerOrderStore: Sendable {
             try connection.insertLater("INSERT INTO clients (client_identity)", rows: clients.map { [$0] }, then: "ON CONFLICT DO NOTHING")
             _ = try connection.query(SQL.lockClients(clients.count), clients)
         }
-        var keys = Set<ResourceKey>()
+        var keys = Set<Reservation.Key>()
         for change in changes {
-            keys.formUnion(change.reservations?.map(\.resource) ?? [])
+            keys.formUnion(change.reservations?.byKind.map(\.reservation.key) ?? [])
             keys.formUnion(change.capacityLimits.keys)
         }
         guard !keys.isEmpty else { return }
         try lockTotals(of: keys, in: connection)
-        let resources = Set(keys.map(\.resourceID)).sorted()
+        let resources = Set(keys.map(\.linkID)).sorted()
         _ = try connection.query(SQL.keptTotalsOfResources(resources.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", resources)
     }
 
     /// Makes sure the totals rows of `keys` exist (zero), so that `FOR UPDATE` has rows to lock:
     /// two writers creating one row both wait on it instead of both inserting.
-    private static func lockTotals(of keys: Set<ResourceKey>, in connection: any SQLConnection) throws {
+    private static func lockTotals(of keys: Set<Reservation.Key>, in connection: any SQLConnection) throws {
         let rows: [[any SQLBindable]] = keys.sorted().flatMap { key in
-            ReservationKind.allCases.map { kind -> [any SQLBindable] in [key.resourceID, key.direction.rawValue, kind.rawValue, "0"] }
+            ReservationKind.allCases.map { kind -> [any SQLBindable] in [key.linkID, key.direction.rawValue, kind.rawValue, "0"] }
         }
         try connection.insertLater(SQL.upsertReservationTotals, rows: rows, then: "ON CONFLICT DO NOTHING")
     }
 
     /// The kept totals of `resources` (both directions and kinds), read in one statement.
-    private static func keptTotals(of keys: Set<ResourceKey>, in connection: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
+    private static func keptTotals(of keys: Set<Reservation.Key>, in connection: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
         guard !keys.isEmpty else { return [:] }
-        let ids = Set(keys.map(\.resourceID)).sorted()
+        let ids = Set(keys.map(\.linkID)).sorted()
         let rows: [SQLRow]
         if connection.dialect == .postgres {
             try lockTotals(of: keys, in: connection)
@@ -557,9 +557,9 @@ public final class ServerOrderStore: Sendable {
         return out
     }
 
-    /// A row of `reservation_totals`.
+    /// A row of `reservation_totals`: a link (column `resource_id`), a direction and a kind.
     struct TotalKey: Hashable {
-        var resource: ResourceKey
+        var resource: Reservation.Key
         var kind: ReservationKind
     }
 
@@ -640,11 +640,11 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
-    /// Offered plus committed capacity per resource, from the kept totals (one row per resource,
+    /// Offered plus committed capacity per link and direction, from the kept totals (one row per link,
     /// direction and kind; ``reservedTotals(kind:)`` recounts the reservation rows instead).
-    public func keptReservedTotals() throws -> [ResourceKey: CPNPDecimal] {
+    public func keptReservedTotals() throws -> [Reservation.Key: CPNPDecimal] {
         try database.read { connection in
-            var out: [ResourceKey: CPNPDecimal] = [:]
+            var out: [Reservation.Key: CPNPDecimal] = [:]
             for row in try connection.query("SELECT resource_id, direction, total FROM reservation_totals") {
                 let key = try Self.resourceKey(row)
                 out[key, default: 0] += try Self.total(try row.text("total"), key)
@@ -766,33 +766,38 @@ public final class ServerOrderStore: Sendable {
 
     // MARK: - Reservations
 
-    /// The order's reservations, in the order they were given.
-    public func reservations(providerOrderID: ProviderOrderID) throws -> [Reservation] {
-        try database.read { connection in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]).map(Self.reservation) }
+    /// The order's reservations by kind, each kind in the order it was given.
+    public func reservations(providerOrderID: ProviderOrderID) throws -> HeldCapacity {
+        try database.read { connection in
+            var held = HeldCapacity.empty
+            for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]) { try Self.add(row, to: &held) }
+            return held
+        }
     }
 
-    /// Every order's reservations in one read, in the order they were given (restart recovery). Only
-    /// open orders hold reservations: a closing commit releases them.
-    public func reservationsByOrder() throws -> [ProviderOrderID: [Reservation]] {
+    /// Every order's reservations in one read, each kind in the order it was given (restart recovery).
+    /// Only open orders hold reservations: a closing commit releases them.
+    public func reservationsByOrder() throws -> [ProviderOrderID: HeldCapacity] {
         try database.read { connection in
-            var out: [ProviderOrderID: [Reservation]] = [:]
+            var out: [ProviderOrderID: HeldCapacity] = [:]
             for row in try connection.query("SELECT provider_order_id, \(SQL.reservationColumns) FROM reservations ORDER BY id") {
-                out[try Self.providerOrderID(try row.text("provider_order_id"), table: "reservations"), default: []].append(try Self.reservation(row))
+                try Self.add(row, to: &out[try Self.providerOrderID(try row.text("provider_order_id"), table: "reservations"), default: .empty])
             }
             return out
         }
     }
 
-    private static func reservation(_ row: SQLRow) throws -> Reservation {
+    /// Appends a row of `reservations` to the list of its kind.
+    private static func add(_ row: SQLRow, to held: inout HeldCapacity) throws {
         let key = try resourceKey(row)
-        return Reservation(resource: key, amount: try amount(row, key), kind: try kind(row, key))
+        held[try kind(row, key)].append(Reservation(key, mbps: try amount(row, key)))
     }
 
-    /// The capacity reserved on each resource by all orders, summed exactly: offered and committed,
-    /// or only `kind`. Resources with nothing reserved are absent.
-    public func reservedTotals(kind: ReservationKind? = nil) throws -> [ResourceKey: CPNPDecimal] {
+    /// The capacity reserved on each link and direction by all orders, summed exactly: offered and
+    /// committed, or only `kind`. Links and directions with nothing reserved are absent.
+    public func reservedTotals(kind: ReservationKind? = nil) throws -> [Reservation.Key: CPNPDecimal] {
         try database.read { connection in
-            var totals: [ResourceKey: CPNPDecimal] = [:]
+            var totals: [Reservation.Key: CPNPDecimal] = [:]
             for (key, total) in try Self.recountedTotals(in: connection) where kind == nil || key.kind == kind {
                 totals[key.resource, default: 0] += total
             }
@@ -800,18 +805,18 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
-    /// The capacity reserved on one resource by all orders (an indexed lookup), summed exactly.
-    public func reservedTotal(for resource: ResourceKey, kind: ReservationKind? = nil) throws -> CPNPDecimal {
+    /// The capacity reserved on one link and direction by all orders (an indexed lookup), summed exactly.
+    public func reservedTotal(for resource: Reservation.Key, kind: ReservationKind? = nil) throws -> CPNPDecimal {
         try database.read { connection in try Self.reservedTotal(for: resource, kind: kind, in: connection) }
     }
 
     /// From the kept totals: one keyed read per kind, whatever the number of reservations.
-    private static func reservedTotal(for key: ResourceKey, kind: ReservationKind?, in connection: any SQLConnection) throws -> CPNPDecimal {
+    private static func reservedTotal(for key: Reservation.Key, kind: ReservationKind?, in connection: any SQLConnection) throws -> CPNPDecimal {
         let rows: [SQLRow]
         if let kind {
-            rows = try connection.query(SQL.reservedOnResourceOfKind, [key.resourceID, key.direction.rawValue, kind.rawValue])
+            rows = try connection.query(SQL.reservedOnResourceOfKind, [key.linkID, key.direction.rawValue, kind.rawValue])
         } else {
-            rows = try connection.query(SQL.reservedOnResource, [key.resourceID, key.direction.rawValue])
+            rows = try connection.query(SQL.reservedOnResource, [key.linkID, key.direction.rawValue])
         }
         var total: CPNPDecimal = 0
         for row in rows {
@@ -1083,24 +1088,26 @@ public final class ServerOrderStore: Sendable {
         return StoredOrder(summary: summary, machine: machine)
     }
 
-    private static func resourceKey(_ row: SQLRow) throws -> ResourceKey {
-        let resourceID = try row.text("resource_id")
+    /// The link and direction of a `reservations` or `reservation_totals` row: columns `resource_id`
+    /// and `direction` (the ``CPDDirection`` raw value, `incoming` or `outgoing`).
+    private static func resourceKey(_ row: SQLRow) throws -> Reservation.Key {
+        let linkID = try row.text("resource_id")
         let directionText = try row.text("direction")
-        guard let direction = ReservationDirection(rawValue: directionText) else {
-            throw StoreError.corruptRow(table: "reservations", key: resourceID, reason: "unknown direction \(directionText)")
+        guard let direction = CPDDirection(rawValue: directionText) else {
+            throw StoreError.corruptRow(table: "reservations", key: linkID, reason: "unknown direction \(directionText)")
         }
-        return ResourceKey(resourceID, direction)
+        return Reservation.Key(linkID, direction)
     }
 
     /// A kept total of `reservation_totals`, read back exactly.
-    private static func total(_ text: String, _ key: ResourceKey) throws -> CPNPDecimal {
+    private static func total(_ text: String, _ key: Reservation.Key) throws -> CPNPDecimal {
         guard let value = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
         }
         return value
     }
 
-    private static func amount(_ row: SQLRow, _ key: ResourceKey) throws -> CPNPDecimal {
+    private static func amount(_ row: SQLRow, _ key: Reservation.Key) throws -> CPNPDecimal {
         let text = try row.text("amount")
         guard let value = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "invalid amount \"\(text)\"")
@@ -1108,7 +1115,7 @@ public final class ServerOrderStore: Sendable {
         return value
     }
 
-    private static func kind(_ row: SQLRow, _ key: ResourceKey) throws -> ReservationKind {
+    private static func kind(_ row: SQLRow, _ key: Reservation.Key) throws -> ReservationKind {
         let kindText = try row.text("kind")
         guard let kind = ReservationKind(rawValue: kindText) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(kindText)")

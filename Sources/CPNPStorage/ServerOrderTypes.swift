@@ -82,58 +82,6 @@ public struct AuditEntry: Sendable, Hashable {
     public var clientIdentity: String
 }
 
-// MARK: - Reservations
-
-/// The direction of the capacity a reservation takes on a resource.
-public enum ReservationDirection: String, Sendable, Hashable, CaseIterable {
-    case incoming
-    case outgoing
-}
-
-/// Whether capacity is held by an offer still valid, or committed by an agreement (capacity in an
-/// offer is reserved while the offer is valid and committed on ACCEPT: docs/configuration.md
-/// `policy.links[]`; RFC 8921 §8.2, §12.2).
-public enum ReservationKind: String, Sendable, Hashable, CaseIterable {
-    case offered
-    case committed
-}
-
-/// A resource and a direction: the unit capacity is counted in (e.g. a link, outgoing).
-public struct ResourceKey: Sendable, Hashable, Comparable, CustomStringConvertible {
-    /// The inventory's id of the resource, e.g. a link id.
-    public var resourceID: String
-    public var direction: ReservationDirection
-
-    public init(_ resourceID: String, _ direction: ReservationDirection) {
-        self.resourceID = resourceID
-        self.direction = direction
-    }
-
-    public var description: String { "\(resourceID)/\(direction.rawValue)" }
-    public static func < (a: ResourceKey, b: ResourceKey) -> Bool {
-        (a.resourceID, a.direction.rawValue) < (b.resourceID, b.direction.rawValue)
-    }
-}
-
-/// Capacity an order holds on one resource. The amount is exact (stored as decimal text, summed with
-/// ``CPNPDecimal`` arithmetic, never as floating point), in the unit of the inventory (e.g. Mbps), and
-/// never negative (a CHECK constraint refuses it, failing the whole commit).
-public struct Reservation: Sendable, Hashable {
-    public var resource: ResourceKey
-    public var amount: CPNPDecimal
-    public var kind: ReservationKind
-
-    public init(resource: ResourceKey, amount: CPNPDecimal, kind: ReservationKind) {
-        self.resource = resource
-        self.amount = amount
-        self.kind = kind
-    }
-
-    public init(_ resourceID: String, _ direction: ReservationDirection, _ amount: CPNPDecimal, _ kind: ReservationKind) {
-        self.init(resource: ResourceKey(resourceID, direction), amount: amount, kind: kind)
-    }
-}
-
 // MARK: - Provisioning outbox
 
 /// The kind of a provisioning hand-off event (docs/configuration.md `provisioning`; the "Network
@@ -253,13 +201,14 @@ public struct OrderChange: Sendable, Hashable {
     public var at: CPNPTimestamp
     /// Audit entries to append, in order.
     public var transitions: [Transition]
-    /// When non-nil, replaces every reservation of the order (an empty list releases them all). When nil
-    /// they are kept — except that a closed order never holds any: they are released.
-    public var reservations: [Reservation]?
+    /// When non-nil, replaces every reservation of the order, offered and committed (``HeldCapacity/empty``
+    /// releases them all). When nil they are kept — except that a closed order never holds any: they are
+    /// released. Amounts are exact and never negative (a CHECK constraint refuses it, failing the commit).
+    public var reservations: HeldCapacity?
     /// When non-empty, the commit fails with ``StoreError/capacityExceeded(_:total:limit:)`` if, after the
-    /// replacement, the total reserved (offered + committed, all orders) on one of these resources
-    /// exceeds its limit. Checked inside the write transaction, so it holds under any concurrency.
-    public var capacityLimits: [ResourceKey: CPNPDecimal]
+    /// replacement, the total reserved (offered + committed, all orders) on one of these links and
+    /// directions exceeds its limit. Checked inside the write transaction, so it holds under any concurrency.
+    public var capacityLimits: [Reservation.Key: CPNPDecimal]
     /// Provisioning events to append to the outbox.
     public var outbox: [OutboxEvent]
     /// Administrative requests this change settles.
@@ -279,7 +228,7 @@ public struct OrderChange: Sendable, Hashable {
 
     public init(
         machine: ServerOrderStateMachine, clientIdentity: String, clientAddress: String? = nil, at: CPNPTimestamp,
-        transitions: [Transition] = [], reservations: [Reservation]? = nil, capacityLimits: [ResourceKey: CPNPDecimal] = [:],
+        transitions: [Transition] = [], reservations: HeldCapacity? = nil, capacityLimits: [Reservation.Key: CPNPDecimal] = [:],
         outbox: [OutboxEvent] = [], processedAdminRequests: [AdminRequestResult] = [], expectedRevision: Int64? = nil
     ) {
         self.machine = machine
@@ -297,8 +246,8 @@ public struct OrderChange: Sendable, Hashable {
     /// A change whose audit entries are the `.persist` actions among `actions`, as the machine returned them.
     public init(
         machine: ServerOrderStateMachine, clientIdentity: String, clientAddress: String? = nil, at: CPNPTimestamp,
-        actions: [ServerOrderStateMachine.Action], reservations: [Reservation]? = nil,
-        capacityLimits: [ResourceKey: CPNPDecimal] = [:], outbox: [OutboxEvent] = [],
+        actions: [ServerOrderStateMachine.Action], reservations: HeldCapacity? = nil,
+        capacityLimits: [Reservation.Key: CPNPDecimal] = [:], outbox: [OutboxEvent] = [],
         processedAdminRequests: [AdminRequestResult] = [], expectedRevision: Int64? = nil
     ) {
         self.init(

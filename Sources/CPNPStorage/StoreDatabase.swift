@@ -40,8 +40,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case openOrderExists(customerOrderID: String, providerOrderID: String)
     /// A closed (Cancelled) order cannot hold reservations.
     case reservationsOnClosedOrder(providerOrderID: String)
-    /// Committing the reservations would book more than a resource's capacity.
-    case capacityExceeded(ResourceKey, total: CPNPDecimal, limit: CPNPDecimal)
+    /// Committing the reservations would book more than a link's capacity in one direction.
+    case capacityExceeded(Reservation.Key, total: CPNPDecimal, limit: CPNPDecimal)
     /// A new order would give the client more open orders than its cap (RFC 8921 §13).
     case openOrderLimitReached(clientIdentity: String, limit: Int)
     /// The administrative request was already carried out (by this or another instance).

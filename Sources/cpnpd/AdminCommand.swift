@@ -110,8 +110,8 @@ struct AdminCommand: AsyncParsableCommand {
                 if let cost = stored.machine.agreement?.informationElements?.cost {
                     object["price"] = ["amount": cost.amountText, "currency": cost.currency, "period": cost.period as Any]
                 }
-                object["reservations"] = try store.reservations(providerOrderID: providerOrderID).map {
-                    ["resource": "\($0.resource)", "mbps": $0.amount.plainString(), "kind": $0.kind.rawValue]
+                object["reservations"] = try store.reservations(providerOrderID: providerOrderID).byKind.map {
+                    ["resource": "\($0.reservation.key)", "mbps": $0.reservation.mbps.plainString(), "kind": $0.kind.rawValue]
                 }
                 object["audit"] = try store.audit(providerOrderID: providerOrderID).map {
                     ["at": $0.at.rfc3339, "from": $0.from.rawValue, "to": $0.to.rawValue, "event": $0.event]
@@ -138,8 +138,8 @@ struct AdminCommand: AsyncParsableCommand {
                 print("agreement: activation \(agreement.activationType.rawValue), \(agreement.activation), purpose \(agreement.purpose.rawValue)")
                 if let cost = agreement.informationElements?.cost { print("price: \(cost)") }
             }
-            for reservation in try store.reservations(providerOrderID: providerOrderID) {
-                print("reservation: \(reservation.resource) \(reservation.amount) Mbps (\(reservation.kind.rawValue))")
+            for (kind, reservation) in try store.reservations(providerOrderID: providerOrderID).byKind {
+                print("reservation: \(reservation.key) \(reservation.mbps) Mbps (\(kind.rawValue))")
             }
             print("audit trail:")
             for entry in try store.audit(providerOrderID: providerOrderID) {

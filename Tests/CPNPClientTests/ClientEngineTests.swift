@@ -36,7 +36,7 @@ struct ClientEngineTests {
         #expect(try store.order(customerOrderID: id)?.machine.agreement == agreement)
         #expect(try serverState(provider, agreement.providerOrderID) == .completed)
         let committed = try provider.store.reservations(providerOrderID: agreement.providerOrderID)
-        #expect(!committed.isEmpty && committed.allSatisfy { $0.kind == .committed })
+        #expect(!committed.committed.isEmpty && committed.offered.isEmpty)
         await client.shutdown()
         await provider.stop()
     }

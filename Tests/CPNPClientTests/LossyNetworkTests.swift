@@ -113,9 +113,9 @@ struct LossyNetworkTests {
         for order in try provider.store.openOrders() {
             let reservations = try provider.store.reservations(providerOrderID: order.providerOrderID)
             if order.machine.state == .completed {
-                #expect(!reservations.isEmpty && reservations.allSatisfy { $0.kind == .committed })
+                #expect(!reservations.committed.isEmpty && reservations.offered.isEmpty)
             } else {
-                #expect(reservations.allSatisfy { $0.kind != .committed }, "\(order.machine.state.rawValue) holds committed capacity")
+                #expect(reservations.committed.isEmpty, "\(order.machine.state.rawValue) holds committed capacity")
             }
         }
         for closed in try provider.store.orders(limit: 1_000, state: .cancelled) {

@@ -133,7 +133,7 @@ struct MoreTimeTests {
         await h.send(try order.accept(now: h.clock.now()))
         #expect(await h.exchange(&order).messages.map(\.method) == [.ack])
         #expect(try order.state == .completed && h.stored(poid).state == .completed)
-        #expect(try h.store.reservations(providerOrderID: poid).map(\.amount) == [2000, 2000])
+        #expect(try h.store.reservations(providerOrderID: poid).byKind.map(\.reservation.mbps) == [2000, 2000])
     }
 
     @Test func rejectedTheOrderEndsAtTheFirstExpectedOfferTime() async throws {
@@ -195,12 +195,12 @@ struct MoreTimeTests {
         #expect(try await h.admin(poid, .approve) == "approved: offer sent")
         #expect(await h.exchange(&order).messages.map(\.method) == [.offer])
         let held = try h.store.reservations(providerOrderID: poid)
-        #expect(held.filter { $0.kind == .committed }.map(\.amount) == [500, 500])
-        #expect(held.filter { $0.kind == .offered }.map(\.amount) == [1500, 1500])
+        #expect(held.committed.map(\.mbps) == [500, 500])
+        #expect(held.offered.map(\.mbps) == [1500, 1500])
         await h.send(try order.accept(now: h.clock.now()))
         _ = await h.exchange(&order)
         #expect(order.state == .completed && order.agreement?.nonce != oldNonce)
         let committed = try h.store.reservations(providerOrderID: poid)
-        #expect(committed.map(\.kind) == [.committed, .committed] && committed.map(\.amount) == [2000, 2000])
+        #expect(committed.byKind.map(\.kind) == [.committed, .committed] && committed.byKind.map(\.reservation.mbps) == [2000, 2000])
     }
 }

@@ -60,9 +60,9 @@ struct RunningTotalsTests {
         #expect(counts.values.allSatisfy { $0 >= 10 } && counts.count == 5, "\(counts)")
         // And with what the store holds (its own sums, read back from SQLite).
         let (running, _) = await engine.reservedTotals()
-        var stored: [CPNPServerEngine.LinkDirection: CPNPDecimal] = [:]
+        var stored: [Reservation.Key: CPNPDecimal] = [:]
         for (key, total) in try store.reservedTotals() where !total.isZero {
-            stored[CPNPServerEngine.LinkDirection(linkID: key.resourceID, direction: key.direction == .incoming ? .incoming : .outgoing)] = total
+            stored[key] = total
         }
         #expect(running == stored)
         #expect(!running.isEmpty)

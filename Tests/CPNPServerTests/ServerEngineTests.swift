@@ -34,7 +34,7 @@ struct ServerEngineTests {
         let poid = offer.providerOrderID
         #expect(try store.order(providerOrderID: poid)?.state == .offerProposed)
         let offered = try store.reservations(providerOrderID: poid)
-        #expect(!offered.isEmpty && offered.allSatisfy { $0.kind == .offered })
+        #expect(!offered.offered.isEmpty && offered.committed.isEmpty)
 
         await acme.deliver(try order.accept(now: now), to: engine)
         let ack = await acme.receive(sink, into: &order, engine: engine, now: now)
@@ -48,8 +48,8 @@ struct ServerEngineTests {
         #expect(serverAgreement.acceptedCPD == clientAgreement.acceptedCPD && serverAgreement.nonce == clientAgreement.nonce)
         #expect(serverAgreement.providerOrderID == clientAgreement.providerOrderID && serverAgreement.activation == clientAgreement.activation)
         let committed = try store.reservations(providerOrderID: poid)
-        #expect(committed.allSatisfy { $0.kind == .committed })
-        #expect(committed.map(\.amount).reduce(0, +) == offered.map(\.amount).reduce(0, +))
+        #expect(committed.offered.isEmpty)
+        #expect(committed.committed.map(\.mbps).reduce(0, +) == offered.offered.map(\.mbps).reduce(0, +))
         #expect(try store.outbox(providerOrderID: poid).map(\.kind) == [.agreement, .activation])
         let audit = try store.audit(providerOrderID: poid).map(\.to)
         #expect(audit.contains(.offerProposed) && audit.last == .completed)
@@ -76,10 +76,10 @@ struct ServerEngineTests {
         }
         let totals = try store.reservedTotals()
         for (key, total) in totals {
-            let link = try #require(ServerConfiguration.demo.policy.links.first { $0.id == key.resourceID })
+            let link = try #require(ServerConfiguration.demo.policy.links.first { $0.id == key.linkID })
             #expect(total <= (key.direction == .incoming ? link.capacity.incoming : link.capacity.outgoing), "\(key) overbooked: \(total)")
         }
-        let marseilleIn = totals[ResourceKey("PE-MRS-1:xe-1/0/0", .incoming)] ?? 0
+        let marseilleIn = totals[Reservation.Key("PE-MRS-1:xe-1/0/0", .incoming)] ?? 0
         #expect(marseilleIn == 200)  // fully used, never more
         let all = sink.sent.withLock { $0.map { try! CPNPCodec.decode($0.bytes) } }
         // OFFERs are retransmitted while the clients stay silent: count orders, not messages.
@@ -110,7 +110,7 @@ struct ServerEngineTests {
         await acme.receive(sink, into: &order, engine: engine, now: now)
         #expect(order.state == .completed)
         #expect(try store.openOrders().first?.state == .completed)
-        #expect(try store.reservedTotals(kind: .committed)[ResourceKey("PE-MRS-1:xe-1/0/0", .incoming)] == 50)
+        #expect(try store.reservedTotals(kind: .committed)[Reservation.Key("PE-MRS-1:xe-1/0/0", .incoming)] == 50)
     }
 
     @Test func badInputGetsFailOrSilenceAndChangesNothing() async throws {

@@ -11,12 +11,12 @@ struct GroupCommitTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-group-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
-        let link = ResourceKey("link-1", .outgoing)
+        let link = Reservation.Key("link-1", .outgoing)
         func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
             let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
             return OrderChange(
                 machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100])
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100])
         }
         // b does not fit after a; b's second change would fit, but it follows a failed change of b.
         let results = try store.commit(batch: [change("a", 60), change("b", 50), change("b", 10), change("c", 40)])
@@ -34,13 +34,13 @@ struct GroupCommitTests {
 
     @Test func successiveChangesOfOneOrderInABatchAllApply() throws {
         let store = try ServerOrderStore.inMemory()
-        let link = ResourceKey("link-1", .outgoing)
+        let link = Reservation.Key("link-1", .outgoing)
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-x", providerOrderID: "p-x")
         let first = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                                reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100])
+                                reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100])
         var second = first
         second.transitions = []
-        second.reservations = [Reservation(resource: link, amount: 70, kind: .offered)]
+        second.reservations = HeldCapacity(offered: [Reservation(link, mbps: 70)])
         let results = try store.commit(batch: [first, second])
         #expect(results.compactMap { try? $0.get() } == [1, 2])
         #expect(try store.order(providerOrderID: m.providerOrderID)?.revision == 2)

@@ -53,11 +53,11 @@ struct PostgresStoreTests {
         #expect(store.dialect == .postgres && store.sharesOrders)
 
         // A new order, read back by either key, its documents stored once.
-        let link = ResourceKey("PE-PAR-1:xe-0/0/0", .outgoing)
+        let link = Reservation.Key("PE-PAR-1:xe-0/0/0", .outgoing)
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         let change = OrderChange(
             machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-            reservations: [Reservation(resource: link, amount: 60, kind: .offered)], capacityLimits: [link: 100],
+            reservations: HeldCapacity(offered: [Reservation(link, mbps: 60)]), capacityLimits: [link: 100],
             expectedRevision: 0)
         #expect(try store.commit(change) == 1)
         let stored = try #require(try stores[1].order(providerOrderID: m.providerOrderID))
@@ -77,7 +77,7 @@ struct PostgresStoreTests {
         #expect(throws: StoreError.self) {
             try store.commit(OrderChange(
                 machine: big, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bigActions,
-                reservations: [Reservation(resource: link, amount: 41, kind: .offered)], capacityLimits: [link: 100]))
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: 41)]), capacityLimits: [link: 100]))
         }
         #expect(try store.order(providerOrderID: big.providerOrderID) == nil)
         #expect(try store.reservedTotal(for: link) == 60)
@@ -92,9 +92,9 @@ struct PostgresStoreTests {
         let (b, bActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
         let results = try store.commit(batch: [
             OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aActions,
-                        reservations: [Reservation(resource: link, amount: 50, kind: .offered)], capacityLimits: [link: 100]),
+                        reservations: HeldCapacity(offered: [Reservation(link, mbps: 50)]), capacityLimits: [link: 100]),
             OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bActions,
-                        reservations: [Reservation(resource: link, amount: 30, kind: .offered)], capacityLimits: [link: 100]),
+                        reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100]),
         ])
         #expect((try? results[0].get()) == nil && (try? results[1].get()) == 1)
         #expect(try store.reservedTotal(for: link) == 90)
@@ -122,7 +122,7 @@ struct PostgresStoreTests {
         try server.createDatabase("race")
         let url = server.url(database: "race")
         let instances = try (0..<3).map { _ in try ServerOrderStore(location: url) }
-        let link = ResourceKey("scarce", .incoming)
+        let link = Reservation.Key("scarce", .incoming)
         // 36 orders of 10 Mbps on a 100 Mbps link, from 12 threads over 3 stores (connection pools).
         let outcomes = Mutex<[Bool]>([])
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
@@ -130,7 +130,7 @@ struct PostgresStoreTests {
                 let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 let change = OrderChange(
                     machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                    reservations: [Reservation(resource: link, amount: 10, kind: .offered)], capacityLimits: [link: 100])
+                    reservations: HeldCapacity(offered: [Reservation(link, mbps: 10)]), capacityLimits: [link: 100])
                 let ok = (try? instances[thread % 3].commit(change)) != nil
                 outcomes.withLock { $0.append(ok) }
             }
@@ -147,7 +147,7 @@ struct PostgresStoreTests {
             for n in 0..<3 {
                 let (m, _) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 guard (try? instances[0].order(providerOrderID: m.providerOrderID)) != nil else { continue }
-                let release = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), reservations: [])
+                let release = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), reservations: .empty)
                 if (try? instances[(thread + 1) % 3].commit(release)) != nil { released.withLock { $0 += 1 } }
             }
         }

@@ -8,7 +8,7 @@ import Testing
 
 @Suite("ServerOrderStore kept reservation totals")
 struct ReservationTotalsTests {
-    static let links = (0..<3).flatMap { [ResourceKey("link-\($0)", .incoming), ResourceKey("link-\($0)", .outgoing)] }
+    static let links = (0..<3).flatMap { [Reservation.Key("link-\($0)", .incoming), Reservation.Key("link-\($0)", .outgoing)] }
 
     /// 600 random commits (new orders, changed reservations, offers turned agreements, closings, some
     /// refused by a capacity limit, single and batched); after each step the kept totals equal a recount.
@@ -21,17 +21,21 @@ struct ReservationTotalsTests {
         var open: [String: ServerOrderStateMachine] = [:]
         var next = 0
         var refused = 0
-        func randomReservations() -> [Reservation] {
+        func randomReservations() -> [(kind: ReservationKind, reservation: Reservation)] {
             (0..<Int.random(in: 0...3, using: &rng)).map { _ in
-                Reservation(
-                    resource: Self.links.randomElement(using: &rng)!, amount: CPNPDecimal(parsing: "\(Int.random(in: 1...40, using: &rng)).\(Int.random(in: 0...9, using: &rng))")!,
-                    kind: Bool.random(using: &rng) ? .offered : .committed)
+                let reservation = Reservation(
+                    Self.links.randomElement(using: &rng)!, mbps: CPNPDecimal(parsing: "\(Int.random(in: 1...40, using: &rng)).\(Int.random(in: 0...9, using: &rng))")!)
+                return (Bool.random(using: &rng) ? .offered : .committed, reservation)
             }
         }
-        func aggregate(_ r: [Reservation]) -> [Reservation] {
+        func aggregate(_ r: [(kind: ReservationKind, reservation: Reservation)]) -> HeldCapacity {
             var sums: [ReservationTotalsKey: CPNPDecimal] = [:]
-            for x in r { sums[ReservationTotalsKey(resource: x.resource, kind: x.kind), default: 0] += x.amount }
-            return sums.map { Reservation(resource: $0.key.resource, amount: $0.value, kind: $0.key.kind) }.sorted { ($0.resource, $0.kind.rawValue) < ($1.resource, $1.kind.rawValue) }
+            for x in r { sums[ReservationTotalsKey(resource: x.reservation.key, kind: x.kind), default: 0] += x.reservation.mbps }
+            var held = HeldCapacity.empty
+            for (key, total) in sums.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
+                held[key.kind].append(Reservation(key.resource, mbps: total))
+            }
+            return held
         }
         func change() -> OrderChange {
             let limits = Bool.random(using: &rng) ? Dictionary(uniqueKeysWithValues: Self.links.map { ($0, CPNPDecimal(Int64(Int.random(in: 60...400, using: &rng)))) }) : [:]
@@ -85,13 +89,14 @@ struct ReservationTotalsTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("cpnpd.sqlite").path
-        let link = ResourceKey("link-1", .outgoing)
+        let link = Reservation.Key("link-1", .outgoing)
         do {
             let store = try ServerOrderStore(path: path)
             for i in 0..<5 {
                 let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
                 try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
-                                             reservations: [Reservation(resource: link, amount: StoreFixture.decimal("12.5"), kind: i % 2 == 0 ? .offered : .committed)]))
+                                             reservations: i % 2 == 0 ? HeldCapacity(offered: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])
+                                                 : HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])))
             }
         }
         // Back to the server-v1 schema, as a file from the previous release has it.

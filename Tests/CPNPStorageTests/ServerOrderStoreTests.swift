@@ -9,8 +9,8 @@ import Testing
 private struct Dump: Equatable {
     var order: StoredOrder?
     var audit: [AuditEntry]
-    var reservations: [Reservation]
-    var totals: [ResourceKey: CPNPDecimal]
+    var reservations: HeldCapacity
+    var totals: [Reservation.Key: CPNPDecimal]
     var outbox: [OutboxEntry]
     var admin: [AdminRequest]
     var openOrders: [ProviderOrderID]
@@ -39,7 +39,7 @@ struct ServerOrderStoreTests {
         var transitions: [OrderChange.Transition] = []
         var revision: Int64 = 0
 
-        func commitAndCheck(_ state: ServerOrderStateMachine.State, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = []) throws {
+        func commitAndCheck(_ state: ServerOrderStateMachine.State, reservations: HeldCapacity? = nil, outbox: [OutboxEvent] = []) throws {
             let change = d.serverChange(reservations: reservations, outbox: outbox, expectedRevision: revision)
             transitions += change.transitions
             revision = try store.commit(change)
@@ -71,7 +71,7 @@ struct ServerOrderStoreTests {
 
         d.now = StoreFixture.at(2)
         try d.serverOffers()
-        let offered = [Reservation("link-par-1", .outgoing, 90, .offered), Reservation("link-par-1", .incoming, 90, .offered)]
+        let offered = HeldCapacity(offered: [Reservation(linkID: "link-par-1", direction: .outgoing, mbps: 90), Reservation(linkID: "link-par-1", direction: .incoming, mbps: 90)])
         try commitAndCheck(.offerProposed, reservations: offered)
         d.deliverToClient()
         #expect(d.client.state == .offerReceived)
@@ -84,7 +84,7 @@ struct ServerOrderStoreTests {
         d.now = StoreFixture.at(4)
         try d.clientAccepts()
         d.deliverToServer()
-        let committed = offered.map { Reservation(resource: $0.resource, amount: $0.amount, kind: .committed) }
+        let committed = HeldCapacity(committed: offered.offered)
         try commitAndCheck(.acceptReceived, reservations: committed)
 
         d.now = StoreFixture.at(5)
@@ -111,7 +111,7 @@ struct ServerOrderStoreTests {
         try d.quoteAndAcknowledge(committingTo: store)
         d.deliverToClient()
         try d.serverOffers()
-        try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+        try store.commit(d.serverChange(reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)])))
         d.deliverToClient()
         try d.clientProcessesOffer()
         d.deliverToServer()
@@ -122,7 +122,7 @@ struct ServerOrderStoreTests {
 
         // A closed order cannot hold reservations…
         #expect(throws: StoreError.reservationsOnClosedOrder(providerOrderID: d.providerOrderID.rawValue)) {
-            try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+            try store.commit(d.serverChange(reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)])))
         }
         // …and closing it releases them even when the change does not say so.
         try store.commit(d.serverChange())
@@ -149,7 +149,7 @@ struct ServerOrderStoreTests {
         d.deliverToClient()
         try d.agreedOnServer()
         try store.commit(d.serverChange(
-            reservations: [Reservation("link-1", .outgoing, 90, .committed)],
+            reservations: HeldCapacity(committed: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)]),
             outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(d.serverMachine, "agreement"))]))
         d.deliverToClient()
 
@@ -162,7 +162,7 @@ struct ServerOrderStoreTests {
 
         d.now = StoreFixture.at(61)
         try d.serverConfirmsWithdrawal()
-        try store.commit(d.serverChange(reservations: [], outbox: [OutboxEvent(kind: .withdrawal, payload: StoreFixture.payload(d.serverMachine, "withdrawal"))]))
+        try store.commit(d.serverChange(reservations: .empty, outbox: [OutboxEvent(kind: .withdrawal, payload: StoreFixture.payload(d.serverMachine, "withdrawal"))]))
         let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
         #expect(stored.state == .cancelled)
         #expect(!stored.isOpen)
@@ -188,7 +188,7 @@ struct ServerOrderStoreTests {
             adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: StoreFixture.at(1))
             try d.serverOffers()
             try store.commit(d.serverChange(
-                reservations: [Reservation("link-1", .outgoing, StoreFixture.decimal("90.5"), .offered)],
+                reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]),
                 outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))]))
         }
         let store = try ServerOrderStore(path: path)
@@ -196,7 +196,7 @@ struct ServerOrderStoreTests {
         #expect(stored.machine == d.serverMachine)
         #expect(stored.state == .offerProposed)
         #expect(try store.audit(providerOrderID: d.providerOrderID).count == 3)
-        #expect(try store.reservations(providerOrderID: d.providerOrderID) == [Reservation("link-1", .outgoing, StoreFixture.decimal("90.5"), .offered)])
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]))
         #expect(try store.outbox(providerOrderID: d.providerOrderID).first?.payload == .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))
         #expect(try store.pendingAdminRequests().map(\.id) == [adminID])
 
@@ -276,7 +276,7 @@ struct ServerOrderStoreTests {
                             let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(key)", providerOrderID: "p-\(key)")
                             try store.commit(OrderChange(
                                 machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
-                                reservations: [Reservation("link-1", .outgoing, StoreFixture.decimal("0.1"), .offered)]))
+                                reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("0.1"))])))
                         }
                     }
                 }
@@ -285,7 +285,7 @@ struct ServerOrderStoreTests {
         }
         #expect(try stores[0].orderCount() == 100)
         #expect(try stores[1].openOrderCount(clientIdentity: StoreFixture.identity) == 100)
-        #expect(try stores[0].reservedTotal(for: ResourceKey("link-1", .outgoing)) == StoreFixture.decimal("10"))
+        #expect(try stores[0].reservedTotal(for: Reservation.Key("link-1", .outgoing)) == StoreFixture.decimal("10"))
     }
 
     @Test("processes opening a new file at once all migrate it")
@@ -311,7 +311,7 @@ struct ServerOrderStoreTests {
         try d.quoteAndAcknowledge(committingTo: store)
         d.deliverToClient()
         try d.serverOffers()
-        try store.commit(d.serverChange(reservations: [Reservation("link-1", .outgoing, 90, .offered)]))
+        try store.commit(d.serverChange(reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)])))
         d.deliverToClient()
         let adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, at: StoreFixture.at(1))
         let before = try Dump(store, d.providerOrderID)
@@ -322,7 +322,7 @@ struct ServerOrderStoreTests {
         try d.clientProcessesOffer()
         d.deliverToServer()
         var change = d.serverChange(
-            reservations: [Reservation("link-1", .outgoing, 90, .offered), Reservation("link-2", .incoming, StoreFixture.decimal("-5"), .offered)],
+            reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90), Reservation(linkID: "link-2", direction: .incoming, mbps: StoreFixture.decimal("-5"))]),
             outbox: [OutboxEvent(kind: .activation, payload: .null)])
         change.processedAdminRequests = [AdminRequestResult(id: adminID, outcome: "done")]
         #expect(!change.transitions.isEmpty)
@@ -330,9 +330,9 @@ struct ServerOrderStoreTests {
         #expect(try Dump(store, d.providerOrderID) == before)
 
         // A failing capacity check, after everything else was written, rolls back too.
-        change.reservations = [Reservation("link-1", .outgoing, 120, .offered)]
-        change.capacityLimits = [ResourceKey("link-1", .outgoing): 100]
-        #expect(throws: StoreError.capacityExceeded(ResourceKey("link-1", .outgoing), total: 120, limit: 100)) { try store.commit(change) }
+        change.reservations = HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 120)])
+        change.capacityLimits = [Reservation.Key("link-1", .outgoing): 100]
+        #expect(throws: StoreError.capacityExceeded(Reservation.Key("link-1", .outgoing), total: 120, limit: 100)) { try store.commit(change) }
         #expect(try Dump(store, d.providerOrderID) == before)
 
         // A batch is all or nothing as well.
@@ -343,7 +343,7 @@ struct ServerOrderStoreTests {
         #expect(try Dump(store, d.providerOrderID) == before)
 
         // The same change without the faults commits everything.
-        change.reservations = [Reservation("link-1", .outgoing, 90, .offered)]
+        change.reservations = HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)])
         try store.commit(change)
         let after = try Dump(store, d.providerOrderID)
         #expect(after.order?.state == .processingReceived)
@@ -355,12 +355,12 @@ struct ServerOrderStoreTests {
     @Test("capacity limits hold across orders")
     func capacityLimits() throws {
         let store = try ServerOrderStore.inMemory()
-        let link = ResourceKey("link-1", .outgoing)
+        let link = Reservation.Key("link-1", .outgoing)
         func reserve(_ name: String, _ amount: CPNPDecimal) throws {
             let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
             try store.commit(OrderChange(
                 machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                reservations: [Reservation(resource: link, amount: amount, kind: .offered)], capacityLimits: [link: 100]))
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100]))
         }
         try reserve("a", 60)
         #expect(throws: StoreError.capacityExceeded(link, total: 110, limit: 100)) { try reserve("b", 50) }
@@ -433,34 +433,36 @@ struct ServerOrderStoreTests {
     @Test("reservations are summed exactly: 0.1 + 0.2 == 0.3")
     func exactReservations() throws {
         let store = try ServerOrderStore.inMemory()
-        let link = ResourceKey("link-1", .outgoing)
+        let link = Reservation.Key("link-1", .outgoing)
         let (a, aa) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
         let (b, ba) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
-        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, reservations: [
-            Reservation(resource: link, amount: StoreFixture.decimal("0.1"), kind: .offered),
-            Reservation("link-1", .incoming, StoreFixture.decimal("100000000000000000000.000000000000000001"), .offered),
-        ]))
-        try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: ba, reservations: [
-            Reservation(resource: link, amount: StoreFixture.decimal("0.2"), kind: .committed),
-            Reservation("link-1", .incoming, StoreFixture.decimal("1e-18"), .committed),
-        ]))
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, reservations: HeldCapacity(offered: [
+            Reservation(link, mbps: StoreFixture.decimal("0.1")),
+            Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("100000000000000000000.000000000000000001")),
+        ])))
+        try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: ba, reservations: HeldCapacity(committed: [
+            Reservation(link, mbps: StoreFixture.decimal("0.2")),
+            Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
+        ])))
         let totals = try store.reservedTotals()
         #expect(totals[link] == StoreFixture.decimal("0.3"))
         #expect(totals[link]?.description == "0.3")
-        #expect(totals[ResourceKey("link-1", .incoming)] == StoreFixture.decimal("100000000000000000000.000000000000000002"))
+        #expect(totals[Reservation.Key("link-1", .incoming)] == StoreFixture.decimal("100000000000000000000.000000000000000002"))
         #expect(try store.reservedTotals(kind: .offered)[link] == StoreFixture.decimal("0.1"))
         #expect(try store.reservedTotals(kind: .committed)[link] == StoreFixture.decimal("0.2"))
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.3"))
         #expect(try store.reservedTotal(for: link, kind: .committed) == StoreFixture.decimal("0.2"))
-        #expect(try store.reservedTotal(for: ResourceKey("link-9", .outgoing)) == 0)
-        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-b")).map(\.amount) == [StoreFixture.decimal("0.2"), StoreFixture.decimal("1e-18")])
+        #expect(try store.reservedTotal(for: Reservation.Key("link-9", .outgoing)) == 0)
+        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-b")) == HeldCapacity(committed: [
+            Reservation(link, mbps: StoreFixture.decimal("0.2")), Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
+        ]))
 
         // Replacing and keeping.
         try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1)))  // nil: kept
-        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-a")).count == 2)
-        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), reservations: [Reservation(resource: link, amount: StoreFixture.decimal("0.25"), kind: .committed)]))
+        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-a")).offered.count == 2)
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), reservations: HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("0.25"))])))
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.45"))
-        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), reservations: []))
+        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), reservations: .empty))
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.2"))
     }
 
@@ -595,7 +597,7 @@ struct ServerOrderStoreTests {
             let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
             batch.append(OrderChange(
                 machine: m, clientIdentity: "CN=client-\(i % 50)", at: StoreFixture.at(Int64(i)), actions: a,
-                reservations: [Reservation("link-\(i % 20)", .outgoing, 1, .offered)]))
+                reservations: HeldCapacity(offered: [Reservation(linkID: "link-\(i % 20)", direction: .outgoing, mbps: 1)])))
             if batch.count == 500 {
                 try store.commit(batch)
                 batch.removeAll()
@@ -611,7 +613,7 @@ struct ServerOrderStoreTests {
             #expect(try store.audit(providerOrderID: byID.providerOrderID).count == 1)
         }
         #expect(try store.openOrderCount(clientIdentity: "CN=client-7") == 200)
-        #expect(try store.reservedTotal(for: ResourceKey("link-3", .outgoing)) == 500)
+        #expect(try store.reservedTotal(for: Reservation.Key("link-3", .outgoing)) == 500)
         #expect(try store.reservedTotals().count == 20)
         let page = try store.orders(limit: 50, offset: 100)
         #expect(page.count == 50)

@@ -153,15 +153,15 @@ public enum ServerFuzzHarness {
     }
 
     static func reservationProblems(_ store: ServerOrderStore, _ configuration: ServerConfiguration) -> [String] {
-        let totals: [ResourceKey: CPNPDecimal]
+        let totals: [Reservation.Key: CPNPDecimal]
         do { totals = try store.reservedTotals() } catch { return ["store read failed: \(error)"] }
         var problems: [String] = []
         for (key, total) in totals.sorted(by: { $0.key < $1.key }) {
-            guard let link = configuration.policy.links.first(where: { $0.id == key.resourceID }) else {
+            guard let link = configuration.policy.links.first(where: { $0.id == key.linkID }) else {
                 problems.append("reservation on unknown link \(key)")
                 continue
             }
-            let capacity = key.direction == .incoming ? link.capacity.incoming : link.capacity.outgoing
+            let capacity = link.capacity[key.direction]
             if total > capacity { problems.append("\(key) overbooked: \(total) reserved, capacity \(capacity)") }
             if total < CPNPDecimal(0) { problems.append("\(key) has a negative reservation: \(total)") }
         }

@@ -12,20 +12,20 @@ func expectConsistent(provider store: ServerOrderStore, customers: [ClientOrderS
     #expect(Set(all.map { "\($0.clientIdentity)/\($0.customerOrderID)" }).count == all.count, "an order was duplicated")
     var byCustomerOrder: [CustomerOrderID: OrderSummary] = [:]
     for o in all { byCustomerOrder[o.customerOrderID] = o }
-    var expectedTotals: [ResourceKey: CPNPDecimal] = [:]
+    var expectedTotals: [Reservation.Key: CPNPDecimal] = [:]
     for o in all {
         let reservations = try store.reservations(providerOrderID: o.providerOrderID)
         switch o.state {
         case .completed:
-            #expect(!reservations.isEmpty && reservations.allSatisfy { $0.kind == .committed }, "\(o.providerOrderID) Completed")
+            #expect(!reservations.committed.isEmpty && reservations.offered.isEmpty, "\(o.providerOrderID) Completed")
         case .offerProposed, .processingReceived:
-            #expect(reservations.allSatisfy { $0.kind == .offered }, "\(o.providerOrderID) \(o.state.rawValue)")
+            #expect(reservations.committed.isEmpty, "\(o.providerOrderID) \(o.state.rawValue)")
         case .cancelled:
             #expect(reservations.isEmpty, "\(o.providerOrderID) Cancelled holds \(reservations)")
         default:
-            #expect(reservations.allSatisfy { $0.kind != .committed }, "\(o.providerOrderID) \(o.state.rawValue)")
+            #expect(reservations.committed.isEmpty, "\(o.providerOrderID) \(o.state.rawValue)")
         }
-        for r in reservations { expectedTotals[r.resource, default: 0] = expectedTotals[r.resource, default: 0] + r.amount }
+        for (_, r) in reservations.byKind { expectedTotals[r.key, default: 0] = expectedTotals[r.key, default: 0] + r.mbps }
     }
     #expect(try store.reservedTotals() == expectedTotals.filter { !$0.value.isZero })
     // The totals the capacity check reads moved with every commit, crashes included.

@@ -203,7 +203,7 @@ struct Dialogue {
 
     /// The store change for the server's last step.
     func serverChange(
-        identity: String = StoreFixture.identity, reservations: [Reservation]? = nil, outbox: [OutboxEvent] = [],
+        identity: String = StoreFixture.identity, reservations: HeldCapacity? = nil, outbox: [OutboxEvent] = [],
         expectedRevision: Int64? = nil
     ) -> OrderChange {
         OrderChange(
