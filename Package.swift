@@ -226,7 +226,8 @@ let package = Package(
         .executableTarget(
             name: "cpnpd",
             dependencies: [
-                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPolicy", "CPNPStorage", "CPNPPKI", "CPNPTransport", "CPNPDaemon", "CPNPHTTP", "CPNPClient",
+                "CPNPCore", "CPNPRuntime", "CPNPServer", "CPNPPolicy", "CPNPStorage", "CPNPPKI", "CPNPTransport", "CPNPDaemon", "CPNPHTTP",
+                "CPNPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -324,7 +325,8 @@ let package = Package(
         .target(
             name: "CPNPTesting",
             dependencies: [
-                "CPNPCore", "CPNPClient", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport", "CPNPDaemon", "CPNPPolicy", "CPNPStorage",
+                "CPNPCore", "CPNPClient", "CPNPRuntime", "CPNPServer", "CPNPPKI", "CPNPDTLS", "CPNPTransport", "CPNPDaemon", "CPNPPolicy",
+                "CPNPStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -389,7 +391,8 @@ let package = Package(
         .testTarget(
             name: "CPNPClientTests",
             dependencies: [
-                "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPServer", "CPNPPolicy", "CPNPPKI", "CPNPDaemon", "CPNPTesting",
+                "CPNPClient", "CPNPCore", "CPNPRuntime", "CPNPStorage", "CPNPTransport", "CPNPServer", "CPNPPolicy", "CPNPPKI", "CPNPDaemon",
+                "CPNPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -85,7 +85,8 @@ enum BenchCPD {
         var machine = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-0123456789abcdef")!)
         let now = SystemWallClock().now()
         let session = CPNPSession(local: CPNPEndpoint(host: "127.0.0.1", port: 40_000), remote: CPNPEndpoint(host: "127.0.0.1", port: 8921))
-        let actions = (try? machine.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(30)), session: session, now: now, using: &rng)) ?? []
+        let actions =
+            (try? machine.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(30)), session: session, now: now, using: &rng)) ?? []
         for case .send(let message) in actions { return CPNPCodec.encode(message).count }
         return 2_000
     }

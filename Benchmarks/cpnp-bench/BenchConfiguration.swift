@@ -29,7 +29,8 @@ struct BenchConfiguration {
         switch ConfigurationLoader.load(yaml: yaml) {
         case .success(let loaded): configuration = loaded
         case .failure(let errors):
-            throw BenchError("the bench configuration \(file.path) does not load:\n" + errors.errors.map { "  \($0.descriptionWithLine)" }.joined(separator: "\n"))
+            throw BenchError(
+                "the bench configuration \(file.path) does not load:\n" + errors.errors.map { "  \($0.descriptionWithLine)" }.joined(separator: "\n"))
         }
         // If the example's layout changed and a limit was not raised, say so instead of measuring a throttled server.
         var missed: [String] = []
@@ -86,7 +87,8 @@ struct BenchConfiguration {
                 case "customers": set("max-open-orders", "\(openOrders)")
                 case "limits": set("max-associations", "\(associations)") ?? set("default-max-open-orders", "\(openOrders)")
                 case "policy": set("capacity-mbps", linkCapacity)
-                case "listen": set("transport", transport).map { line in
+                case "listen":
+                    set("transport", transport).map { line in
                         plainUDPCustomer.map { line + "\n\(indent)plain-udp-customer: \($0)" } ?? line
                     }
                 default: nil

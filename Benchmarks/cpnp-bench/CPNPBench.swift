@@ -46,7 +46,8 @@ struct CPNPBench: AsyncParsableCommand {
     @Option(name: .long, help: "Measurement duration, e.g. 10s, 2m (default 10s unless --negotiations).")
     var duration: String?
 
-    @Option(name: .long, help: "Warm-up, excluded from the figures: at least this long, and each customer's first negotiations (--warmup-negotiations).")
+    @Option(
+        name: .long, help: "Warm-up, excluded from the figures: at least this long, and each customer's first negotiations (--warmup-negotiations).")
     var warmup: String = "1s"
 
     @Option(name: .long, help: "Negotiations each customer completes during the warm-up (its handshake included).")
@@ -64,7 +65,9 @@ struct CPNPBench: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Re-handshake (DTLS) when a request stays unanswered (the library's default).")
     var renewSession = true
 
-    @Option(name: .long, help: "Transport: dtls (default), tls, or plain-udp (the cpnpd child takes every client for --identity: listen.plain-udp-customer).")
+    @Option(
+        name: .long,
+        help: "Transport: dtls (default), tls, or plain-udp (the cpnpd child takes every client for --identity: listen.plain-udp-customer).")
     var transport: String = "dtls"
 
     @Option(name: .long, help: "Before starting cpnpd, store N orders in its database (closed and open, see --preload-open-percent).")
@@ -73,7 +76,9 @@ struct CPNPBench: AsyncParsableCommand {
     @Option(name: .long, help: "Share of preloaded orders that are open agreements (the rest: withdrawn, declined, refused).")
     var preloadOpenPercent: Int = 10
 
-    @Option(name: .long, help: "A PostgreSQL database (postgres://…) for the cpnpd child(ren), instead of a SQLite file; its server's CPU is reported too.")
+    @Option(
+        name: .long,
+        help: "A PostgreSQL database (postgres://…) for the cpnpd child(ren), instead of a SQLite file; its server's CPU is reported too.")
     var database: String?
 
     @Option(name: .long, help: "cpnpd children sharing --database and one port (SO_REUSEPORT); the customers are spread over them by the kernel.")
@@ -124,7 +129,9 @@ struct CPNPBench: AsyncParsableCommand {
         guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
         if instances > 1 && database == nil { throw ValidationError("--instances needs --database postgres://… (one SQLite file has one writer)") }
         if instances > 1 && transport != "dtls" { throw ValidationError("--instances shares a port over dtls only") }
-        if database != nil && (server != nil || preload > 0) { throw ValidationError("--database is for the cpnpd children, without --server or --preload") }
+        if database != nil && (server != nil || preload > 0) {
+            throw ValidationError("--database is for the cpnpd children, without --server or --preload")
+        }
         guard pingPong >= 0 else { throw ValidationError("--ping-pong must not be negative") }
     }
 
@@ -172,7 +179,8 @@ struct CPNPBench: AsyncParsableCommand {
                     transport: transport, logLevel: serverLogLevel, database: database, instance: instance,
                     port: daemons.first?.port ?? 0, reusePort: instances > 1)
                 daemons.append(daemon)
-                progress.say("cpnpd ready in \(String(format: "%.2f", daemon.readiness.seconds)) s on port \(daemon.port) (work directory \(work.url.path))")
+                progress.say(
+                    "cpnpd ready in \(String(format: "%.2f", daemon.readiness.seconds)) s on port \(daemon.port) (work directory \(work.url.path))")
             }
             serverPIDs = daemons.map(\.pid)
             target = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: daemons[0].port), serverName: "localhost")
@@ -189,7 +197,8 @@ struct CPNPBench: AsyncParsableCommand {
                 warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
                 measuresDatabase: database != nil,
                 engine: CPNPClientEngine.Configuration(
-                    machine: ClientOrderStateMachine.Configuration(retransmission: RetransmissionPolicy(initialInterval: parseDuration(retransmissionInterval)!)),
+                    machine: ClientOrderStateMachine.Configuration(
+                        retransmission: RetransmissionPolicy(initialInterval: parseDuration(retransmissionInterval)!)),
                     expectedResponseTime: parseDuration(expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
             result = try await LoadRun(settings: settings, progress: progress).run()
         } catch {

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The directory of a cpnpd child: configuration, database, PKI and log.
@@ -80,10 +80,11 @@ final class DaemonProcess: @unchecked Sendable {
         _ = fileManager.createFile(atPath: daemon.log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: daemon.log)
         daemon.process.executableURL = binary
-        daemon.process.arguments = [
-            "--config", configurationFile.path, "--listen", "127.0.0.1:\(port)", "--transport", transport,
-            "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel, "--http", "127.0.0.1:0",
-        ] + (reusePort ? ["--reuse-port"] : [])
+        daemon.process.arguments =
+            [
+                "--config", configurationFile.path, "--listen", "127.0.0.1:\(port)", "--transport", transport,
+                "--database", database ?? work.database.path, "--pki", work.pki.path, "--log-level", logLevel, "--http", "127.0.0.1:0",
+            ] + (reusePort ? ["--reuse-port"] : [])
         daemon.process.currentDirectoryURL = work.url
         daemon.process.standardOutput = handle
         daemon.process.standardError = handle
@@ -100,7 +101,8 @@ final class DaemonProcess: @unchecked Sendable {
                 daemon.port = port
                 var recovered: Int?
                 if let marker = line.range(of: "recovered-orders=") { recovered = Int(line[marker.upperBound...].prefix { $0.isNumber }) }
-                daemon.readiness = Readiness(seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: databaseBytes(work.database))
+                daemon.readiness = Readiness(
+                    seconds: (ContinuousClock.now - started).seconds, recoveredOrders: recovered, databaseBytes: databaseBytes(work.database))
                 return daemon
             }
             if !daemon.process.isRunning {

@@ -120,18 +120,22 @@ struct LoadRun {
                 tally.add(t)
                 warm.add(w)
             }
-            return (tally, warm, before, Sample(engines: engines, serverPIDs: settings.serverPIDs, database: settings.measuresDatabase), warmupSeconds)
+            return (
+                tally, warm, before, Sample(engines: engines, serverPIDs: settings.serverPIDs, database: settings.measuresDatabase), warmupSeconds
+            )
         }
         for engine in engines { await engine.shutdown() }
         return Result(
-            tally: collected, warmupTally: warm, seconds: (after.sampledAt - before.sampledAt).seconds, warmupSeconds: warmupSeconds, setupSeconds: setupSeconds,
+            tally: collected, warmupTally: warm, seconds: (after.sampledAt - before.sampledAt).seconds, warmupSeconds: warmupSeconds,
+            setupSeconds: setupSeconds,
             messages: after.messages.subtracting(before.messages), serverBefore: before.server, serverAfter: after.server,
             databaseBefore: before.database, databaseAfter: after.database,
             clientBefore: before.client, clientAfter: after.client)
     }
 
     /// One customer: warm-up negotiations, the gate, then negotiations while tickets last.
-    private func customer(_ engine: CPNPClientEngine, gate: Gate, tickets: Tickets, warmupEnd: ContinuousClock.Instant) async throws -> (Tally, Tally) {
+    private func customer(_ engine: CPNPClientEngine, gate: Gate, tickets: Tickets, warmupEnd: ContinuousClock.Instant) async throws -> (Tally, Tally)
+    {
         var warm = 0
         var warmup = Tally()
         while warm < settings.warmupNegotiations || ContinuousClock.now < warmupEnd {

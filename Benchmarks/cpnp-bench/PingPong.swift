@@ -1,7 +1,7 @@
 import Foundation
 import Histogram
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The physical reference: a bare UDP ping-pong between two sockets on 127.0.0.1 (blocking system
@@ -51,7 +51,9 @@ enum PingPong {
         func roundTrip() throws {
             let sent = message.withUnsafeBytes { raw in
                 withUnsafePointer(to: echoer.address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(pinger.fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(pinger.fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
             guard sent == message.count else { throw BenchError("ping-pong: sendto failed (errno \(errno))") }
@@ -63,7 +65,9 @@ enum PingPong {
             message = [0]
             _ = message.withUnsafeBytes { raw in
                 withUnsafePointer(to: echoer.address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(pinger.fd, raw.baseAddress, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(pinger.fd, raw.baseAddress, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
             Thread.sleep(forTimeInterval: 0.01)

@@ -122,8 +122,9 @@ struct Preloader {
             let answeredAt = quotedAt.adding(.seconds(2))
 
             var client = ClientOrderStateMachine(customerOrderID: CustomerOrderID("co-pre-\(orderIndex)")!)
-            let quotation = try Self.quotation(client.quote(
-                requestedCPD: request, expectedResponseTime: quotedAt.adding(.seconds(30)), session: clientSession, now: quotedAt, using: &rng))
+            let quotation = try Self.quotation(
+                client.quote(
+                    requestedCPD: request, expectedResponseTime: quotedAt.adding(.seconds(30)), session: clientSession, now: quotedAt, using: &rng))
             let providerOrderID = ProviderOrderID.random(using: &rng)
             var (server, actions) = ServerOrderStateMachine.quotationReceived(
                 quotation, session: serverSession, providerOrderID: providerOrderID, now: quotedAt, using: &rng)

@@ -75,27 +75,45 @@ struct Report {
         func f(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         func mib(_ bytes: Int64?) -> String { bytes.map { f(Double($0) / 1_048_576) + " MiB" } ?? "n/a" }
 
-        line("cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)")
+        line(
+            "cpnp-bench: \(settings.customers) customer\(settings.customers == 1 ? "" : "s") (\(settings.identity)) over \(settings.transport) → \(settings.server)"
+        )
         if let database = settings.database, let instances = settings.instances {
             line("  store: \(database)\(instances > 1 ? ", \(instances) cpnpd instances on one port (SO_REUSEPORT)" : "")")
         }
-        line("  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)")
-        line("  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")")
-        line("  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after")
+        line(
+            "  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)"
+        )
+        line(
+            "  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")"
+        )
+        line(
+            "  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after"
+        )
         if let preload {
             let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(preload.byKind[$0] ?? 0)" }.joined(separator: ", ")
-            line("  preloaded: \(preload.orders) orders (\(kinds)) in \(f(preload.seconds)) s (\(Int(Double(preload.orders) / max(preload.seconds, 1e-9))) orders/s), database \(mib(preload.databaseBytes))")
+            line(
+                "  preloaded: \(preload.orders) orders (\(kinds)) in \(f(preload.seconds)) s (\(Int(Double(preload.orders) / max(preload.seconds, 1e-9))) orders/s), database \(mib(preload.databaseBytes))"
+            )
         }
         if let daemon {
-            line("  cpnpd ready in \(f(daemon.seconds, 2)) s, recovered \(daemon.recoveredOrders.map(String.init) ?? "?") open orders\(settings.serverLogLevel.map { ", log level \($0)" } ?? "")")
+            line(
+                "  cpnpd ready in \(f(daemon.seconds, 2)) s, recovered \(daemon.recoveredOrders.map(String.init) ?? "?") open orders\(settings.serverLogLevel.map { ", log level \($0)" } ?? "")"
+            )
         }
         line()
         line("completed negotiations   \(run.tally.completed) in \(f(run.seconds, 2)) s")
-        line("negotiations/s           \(f(negotiationsPerSecond))\(ratio(negotiationsPerSecond, reference?.roundTripsPerSecond, "ping-pong round trips/s"))")
-        line("messages/s (both ways)   \(f(messagesPerSecond))\(ratio(messagesPerSecond, reference?.messagesPerSecond, "ping-pong datagrams/s"))  [\(run.messages.messagesSent) sent, \(run.messages.messagesReceived) received, \(f(messagesPerNegotiation, 2)) per negotiation]")
+        line(
+            "negotiations/s           \(f(negotiationsPerSecond))\(ratio(negotiationsPerSecond, reference?.roundTripsPerSecond, "ping-pong round trips/s"))"
+        )
+        line(
+            "messages/s (both ways)   \(f(messagesPerSecond))\(ratio(messagesPerSecond, reference?.messagesPerSecond, "ping-pong datagrams/s"))  [\(run.messages.messagesSent) sent, \(run.messages.messagesReceived) received, \(f(messagesPerNegotiation, 2)) per negotiation]"
+        )
         let rtt = reference.map { Self.ms($0.histogram.valueAtPercentile(50)) }
         for (name, latency) in latencies(run.tally.latency) {
-            line("latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(latency, 3)) ms\(ratio(latency, rtt, "ping-pong p50 RTT"))")
+            line(
+                "latency \(name.padding(toLength: 6, withPad: " ", startingAt: 0))           \(f(latency, 3)) ms\(ratio(latency, rtt, "ping-pong p50 RTT"))"
+            )
         }
         if settings.withdraw {
             let withdrawLatencies = latencies(run.tally.withdrawLatency).map { "\($0.0) \(f($0.1, 3))" }.joined(separator: ", ")
@@ -115,29 +133,42 @@ struct Report {
         }
         if let cpu = serverCPU, let after = run.serverAfter {
             let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
-            line("server CPU               \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation); user \(f(after.userSeconds - run.serverBefore!.userSeconds, 2)) s, system \(f(after.systemSeconds - run.serverBefore!.systemSeconds, 2)) s")
-            line("server memory            peak RSS (VmHWM) \(mib(after.peakResidentBytes)), RSS at end \(mib(after.residentBytes)), \(after.threads.map(String.init) ?? "?") threads")
+            line(
+                "server CPU               \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation); user \(f(after.userSeconds - run.serverBefore!.userSeconds, 2)) s, system \(f(after.systemSeconds - run.serverBefore!.systemSeconds, 2)) s"
+            )
+            line(
+                "server memory            peak RSS (VmHWM) \(mib(after.peakResidentBytes)), RSS at end \(mib(after.residentBytes)), \(after.threads.map(String.init) ?? "?") threads"
+            )
         } else {
             line("server CPU / memory      n/a (give --server-pid)")
         }
         if let cpu = databaseCPU {
             let perNegotiation = run.tally.completed > 0 ? " = \(f(cpu * 1_000 / Double(run.tally.completed), 3)) ms per negotiation" : ""
-            line("PostgreSQL CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation), all its processes")
+            line(
+                "PostgreSQL CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core)\(perNegotiation), all its processes")
         }
         if let milliseconds = commitLatencyMilliseconds {
             line("commit latency           \(f(milliseconds, 3)) ms per group commit (mean, cpnpd's own measure)")
         }
         if let cpu = clientCPU {
-            line("customers' CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core), this process; setup \(f(run.setupSeconds, 2)) s")
+            line(
+                "customers' CPU           \(f(cpu, 2)) s (\(f(100 * cpu / max(run.seconds, 1e-9)))% of one core), this process; setup \(f(run.setupSeconds, 2)) s"
+            )
         }
         if let reference {
             line()
-            line("reference: bare UDP ping-pong on 127.0.0.1, \(reference.messageSize)-byte datagrams, one socket pair, \(reference.roundTrips) round trips")
-            line("  round trips/s \(f(reference.roundTripsPerSecond)); RTT p50 \(f(Self.ms(reference.histogram.valueAtPercentile(50)), 3)) ms, p99 \(f(Self.ms(reference.histogram.valueAtPercentile(99)), 3)) ms, p99.9 \(f(Self.ms(reference.histogram.valueAtPercentile(99.9)), 3)) ms, max \(f(Self.ms(reference.histogram.max), 3)) ms")
+            line(
+                "reference: bare UDP ping-pong on 127.0.0.1, \(reference.messageSize)-byte datagrams, one socket pair, \(reference.roundTrips) round trips"
+            )
+            line(
+                "  round trips/s \(f(reference.roundTripsPerSecond)); RTT p50 \(f(Self.ms(reference.histogram.valueAtPercentile(50)), 3)) ms, p99 \(f(Self.ms(reference.histogram.valueAtPercentile(99)), 3)) ms, p99.9 \(f(Self.ms(reference.histogram.valueAtPercentile(99.9)), 3)) ms, max \(f(Self.ms(reference.histogram.max), 3)) ms"
+            )
         }
         if settings.transport == "plain-udp", run.tally.completed == 0, run.tally.failures.keys.contains(where: { $0.hasPrefix("FAIL 2 ") }) {
             line()
-            line("plain UDP is not measurable with this server: it refuses clients without a certificate identity (FAIL 2, Authentication Required; set listen.plain-udp-customer).")
+            line(
+                "plain UDP is not measurable with this server: it refuses clients without a certificate identity (FAIL 2, Authentication Required; set listen.plain-udp-customer)."
+            )
         }
         return out.joined(separator: "\n")
     }
@@ -174,34 +205,43 @@ struct Report {
             ])
         }
         var pairs: [(String, JSONValue)] = [
-            ("settings", object([
-                ("transport", .string(settings.transport)), ("customers", i(settings.customers)), ("identity", .string(settings.identity)),
-                ("withdraw", .bool(settings.withdraw)), ("stop", .string(settings.stop)), ("warmup", .string(settings.warmup)),
-                ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
-                ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
-                ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
-                ("database", settings.database.map { .string($0) } ?? .null), ("instances", settings.instances.map(i) ?? .null),
-                ("retransmission-interval", .string(settings.retransmissionInterval)),
-                ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
-                ("cpus", i(onlineCPUs)),
-                ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
-                ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),
-                ("started-at", .string(ISO8601DateFormatter().string(from: startedAt))),
-            ])),
+            (
+                "settings",
+                object([
+                    ("transport", .string(settings.transport)), ("customers", i(settings.customers)), ("identity", .string(settings.identity)),
+                    ("withdraw", .bool(settings.withdraw)), ("stop", .string(settings.stop)), ("warmup", .string(settings.warmup)),
+                    ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
+                    ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
+                    ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
+                    ("database", settings.database.map { .string($0) } ?? .null), ("instances", settings.instances.map(i) ?? .null),
+                    ("retransmission-interval", .string(settings.retransmissionInterval)),
+                    ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
+                    ("cpus", i(onlineCPUs)),
+                    ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
+                    ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),
+                    ("started-at", .string(ISO8601DateFormatter().string(from: startedAt))),
+                ])
+            ),
             ("completed", i(run.tally.completed)),
             ("failed", i(run.tally.failures.values.reduce(0, +))),
             ("failures", object(run.tally.failures.sorted { $0.key < $1.key }.map { ($0.key, i($0.value)) })),
             ("seconds", n(run.seconds)),
             ("warmup-seconds", n(run.warmupSeconds)),
-            ("warmup", object([
-                ("completed", i(run.warmupTally.completed)), ("failed", i(run.warmupTally.failures.values.reduce(0, +))),
-                ("failures", object(run.warmupTally.failures.sorted { $0.key < $1.key }.map { ($0.key, i($0.value)) })),
-            ])),
+            (
+                "warmup",
+                object([
+                    ("completed", i(run.warmupTally.completed)), ("failed", i(run.warmupTally.failures.values.reduce(0, +))),
+                    ("failures", object(run.warmupTally.failures.sorted { $0.key < $1.key }.map { ($0.key, i($0.value)) })),
+                ])
+            ),
             ("negotiations-per-second", n(negotiationsPerSecond)),
-            ("messages", object([
-                ("sent", i(run.messages.messagesSent)), ("received", i(run.messages.messagesReceived)),
-                ("per-second", n(messagesPerSecond)), ("per-negotiation", n(messagesPerNegotiation)),
-            ])),
+            (
+                "messages",
+                object([
+                    ("sent", i(run.messages.messagesSent)), ("received", i(run.messages.messagesReceived)),
+                    ("per-second", n(messagesPerSecond)), ("per-negotiation", n(messagesPerNegotiation)),
+                ])
+            ),
             ("retransmissions", i(run.messages.retransmissions)),
             ("latency", latencyObject(run.tally.latency)),
         ]
@@ -212,11 +252,15 @@ struct Report {
         pairs.append(("commit-latency-ms", commitLatencyMilliseconds.map(n) ?? .null))
         if let reference {
             let p50 = Self.ms(reference.histogram.valueAtPercentile(50))
-            pairs.append(("ping-pong", object([
-                ("round-trips", i(reference.roundTrips)), ("message-bytes", i(reference.messageSize)),
-                ("round-trips-per-second", n(reference.roundTripsPerSecond)), ("messages-per-second", n(reference.messagesPerSecond)),
-                ("rtt", latencyObject(reference.histogram)),
-            ])))
+            pairs.append(
+                (
+                    "ping-pong",
+                    object([
+                        ("round-trips", i(reference.roundTrips)), ("message-bytes", i(reference.messageSize)),
+                        ("round-trips-per-second", n(reference.roundTripsPerSecond)), ("messages-per-second", n(reference.messagesPerSecond)),
+                        ("rtt", latencyObject(reference.histogram)),
+                    ])
+                ))
             var ratios: [(String, JSONValue)] = [
                 ("negotiations-per-second-to-round-trips-per-second", n(negotiationsPerSecond / reference.roundTripsPerSecond)),
                 ("messages-per-second-to-datagrams-per-second", n(messagesPerSecond / reference.messagesPerSecond)),
@@ -225,15 +269,24 @@ struct Report {
             pairs.append(("ratios-to-ping-pong", object(ratios)))
         }
         if let preload {
-            pairs.append(("preload", object([
-                ("orders", i(preload.orders)), ("seconds", n(preload.seconds)), ("database-bytes", i64(preload.databaseBytes)),
-                ("by-kind", object(Preloader.Kind.allCases.map { ($0.rawValue, i(preload.byKind[$0] ?? 0)) })),
-            ])))
+            pairs.append(
+                (
+                    "preload",
+                    object([
+                        ("orders", i(preload.orders)), ("seconds", n(preload.seconds)), ("database-bytes", i64(preload.databaseBytes)),
+                        ("by-kind", object(Preloader.Kind.allCases.map { ($0.rawValue, i(preload.byKind[$0] ?? 0)) })),
+                    ])
+                ))
         }
         if let daemon {
-            pairs.append(("cpnpd", object([
-                ("ready-seconds", n(daemon.seconds)), ("recovered-orders", daemon.recoveredOrders.map(i) ?? .null), ("database-bytes", i64(daemon.databaseBytes)),
-            ])))
+            pairs.append(
+                (
+                    "cpnpd",
+                    object([
+                        ("ready-seconds", n(daemon.seconds)), ("recovered-orders", daemon.recoveredOrders.map(i) ?? .null),
+                        ("database-bytes", i64(daemon.databaseBytes)),
+                    ])
+                ))
         }
         return JSONSerializer.serializeString(object(pairs))
     }

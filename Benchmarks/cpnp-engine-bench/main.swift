@@ -102,7 +102,9 @@ struct Customer {
     }
 
     /// Feeds the engine's answers into `machine` (waiting for them with --submit) until it is `until`.
-    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, until: ClientOrderStateMachine.State) async {
+    func answers(_ sink: LoopbackSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, until: ClientOrderStateMachine.State)
+        async
+    {
         repeat {
             for bytes in submit ? await sink.next(endpoint) : sink.take(endpoint) {
                 guard let message = try? CPNPCodec.decode(bytes) else { continue }
@@ -116,7 +118,9 @@ struct Customer {
         var rng = SystemRandomNumberGenerator()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(customerOrderID)!)
         let now = SystemWallClock().now()
-        guard let quotation = try? order.quote(requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
+        guard
+            let quotation = try? order.quote(
+                requestedCPD: cpd, expectedResponseTime: now.adding(.seconds(60)), session: clientSession, now: now, using: &rng)
         else { return false }
         await deliver(quotation, to: engine)
         await answers(sink, into: &order, engine: engine, until: .offerReceived)
@@ -149,8 +153,9 @@ func run(count: Int, customers: Int, prefix: String, cpd: CPD, engine: CPNPServe
 func locateCPD(_ explicit: String?) throws -> CPD {
     var candidates = [explicit].compactMap { $0 }
     candidates.append(FileManager.default.currentDirectoryPath + "/Examples/l3vpn-3-sites.json")
-    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Examples/l3vpn-3-sites.json").path)
+    candidates.append(
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Examples/l3vpn-3-sites.json").path)
     guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
         throw CocoaError(.fileNoSuchFile)
     }
@@ -167,7 +172,9 @@ var configuration = ServerConfiguration.demo
 configuration.rateLimits.quotationsPerMinute = 100_000_000
 configuration.rateLimits.failsPerMinute = 100_000_000
 for i in configuration.customers.indices { configuration.customers[i].maxOpenOrders = 100_000_000 }
-for i in configuration.policy.links.indices { configuration.policy.links[i].capacity = LinkCapacity(incoming: 1_000_000_000, outgoing: 1_000_000_000) }
+for i in configuration.policy.links.indices {
+    configuration.policy.links[i].capacity = LinkCapacity(incoming: 1_000_000_000, outgoing: 1_000_000_000)
+}
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-engine-bench-\(UUID().uuidString)")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -195,19 +202,28 @@ let figures = await engine.profileFigures ?? EngineProfile()
 let openOrders = await engine.openOrderCount
 
 let after = await engine.commitStatistics
-print("customers \(options.customers), negotiations \(options.negotiations) (completed \(completed)), open orders at end \(openOrders), "
-      + (options.submit ? "submitted (group commit)" : "one message per batch"))
+print(
+    "customers \(options.customers), negotiations \(options.negotiations) (completed \(completed)), open orders at end \(openOrders), "
+        + (options.submit ? "submitted (group commit)" : "one message per batch"))
 let transactions = after.transactions - before.transactions, changes = after.changes - before.changes
-print(String(format: "store transactions %d for %d order changes (%.2f changes per transaction, largest %d); %.2f transactions per negotiation",
-             transactions, changes, Double(changes) / Double(max(transactions, 1)), after.largestTransaction, Double(transactions) / Double(max(completed, 1))))
+print(
+    String(
+        format: "store transactions %d for %d order changes (%.2f changes per transaction, largest %d); %.2f transactions per negotiation",
+        transactions, changes, Double(changes) / Double(max(transactions, 1)), after.largestTransaction,
+        Double(transactions) / Double(max(completed, 1))))
 print("inbox: \(after.inboxCoalesced - before.inboxCoalesced) copies coalesced, \(after.inboxDropped - before.inboxDropped) dropped (full)")
-print(String(format: "elapsed %.2f s: %.0f negotiations/s, %.0f commits/s, %.0f messages received/s",
-             elapsed, Double(completed) / elapsed, Double(figures.count[.commit] ?? 0) / elapsed, Double(figures.count[.receive] ?? 0) / elapsed))
+print(
+    String(
+        format: "elapsed %.2f s: %.0f negotiations/s, %.0f commits/s, %.0f messages received/s",
+        elapsed, Double(completed) / elapsed, Double(figures.count[.commit] ?? 0) / elapsed, Double(figures.count[.receive] ?? 0) / elapsed))
 print("phase        calls      µs/call   µs/negotiation")
 for phase in EngineProfile.Phase.allCases {
     let total = microseconds(figures.total[phase] ?? .zero)
     let calls = figures.count[phase] ?? 0
-    print(String(format: "%-10@ %7d %12.1f %16.1f", phase.rawValue as NSString, calls, calls > 0 ? total / Double(calls) : 0, total / Double(max(completed, 1))))
+    print(
+        String(
+            format: "%-10@ %7d %12.1f %16.1f", phase.rawValue as NSString, calls, calls > 0 ? total / Double(calls) : 0,
+            total / Double(max(completed, 1))))
 }
 print("(receive: handling a datagram up to its changes, without their commit, which is the commit phase; send: from the")
 print(" engine's call to the sink's return, which waits behind the actor's queue when awaited: not work)")

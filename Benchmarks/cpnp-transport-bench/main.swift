@@ -9,7 +9,7 @@ import Foundation
 import Logging
 import NIOCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Options {
@@ -213,7 +213,9 @@ func benchOpenSSL() async throws -> (handshakes: Double, roundTrips: Double) {
 // MARK: report
 
 print("cpnp-transport-bench: DTLS 1.2 over 127.0.0.1, mutual auth with P-256 certs (dev PKI)")
-print("handshakes: \(options.handshakes) (new client socket each, concurrency \(options.concurrency) for ours, 1 for s_server); round trips: \(options.roundTrips) sequential on one association")
+print(
+    "handshakes: \(options.handshakes) (new client socket each, concurrency \(options.concurrency) for ours, 1 for s_server); round trips: \(options.roundTrips) sequential on one association"
+)
 let ours = try await benchOurs()
 func format(_ value: Double) -> String { String(format: "%10.1f", value) }
 print("")
@@ -221,6 +223,8 @@ print("stack                              handshakes/s   round-trips/s")
 print("CPNP DTLSTransport (server)        \(format(ours.handshakes))      \(format(ours.roundTrips))")
 if options.openssl && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") {
     let theirs = try await benchOpenSSL()
-    print("openssl s_server -dtls1_2          \(format(theirs.handshakes))      \(format(theirs.roundTrips))   (replies relayed through its stdin/stdout)")
+    print(
+        "openssl s_server -dtls1_2          \(format(theirs.handshakes))      \(format(theirs.roundTrips))   (replies relayed through its stdin/stdout)"
+    )
 }
 print("(clients are CPNP DTLSTransport in both rows; build with -c release for meaningful numbers)")

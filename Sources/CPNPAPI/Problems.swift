@@ -82,7 +82,8 @@ public struct ProblemMiddleware: ServerMiddleware {
         } catch let error as ServerError {
             let cause = error.causeDescription.lowercased()
             if cause.contains("unexpected content type") {
-                return Self.response(APIProblem(status: 415, title: "unsupported media type", detail: error.causeDescription + " (send application/json)"))
+                return Self.response(
+                    APIProblem(status: 415, title: "unsupported media type", detail: error.causeDescription + " (send application/json)"))
             }
             var field: String?
             var detail = error.causeDescription
@@ -98,7 +99,8 @@ public struct ProblemMiddleware: ServerMiddleware {
                 }
             }
             let invalid = error.underlyingError is DecodingError || "\(error.underlyingError)".contains("decod") || cause.contains("missing")
-            return Self.response(APIProblem(status: invalid ? 400 : 500, title: invalid ? "invalid request" : "internal error", detail: detail, field: field))
+            return Self.response(
+                APIProblem(status: invalid ? 400 : 500, title: invalid ? "invalid request" : "internal error", detail: detail, field: field))
         }
     }
 

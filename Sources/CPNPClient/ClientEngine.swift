@@ -123,7 +123,9 @@ public actor CPNPClientEngine {
         drain.cancel()
         await transport.close()
         updatesContinuation.finish()
-        for (_, orderWaiters) in waiters { for waiter in orderWaiters { waiter.continuation.resume(throwing: CPNPClientError.timedOut("the engine shut down")) } }
+        for (_, orderWaiters) in waiters {
+            for waiter in orderWaiters { waiter.continuation.resume(throwing: CPNPClientError.timedOut("the engine shut down")) }
+        }
         waiters = [:]
     }
 
@@ -133,7 +135,10 @@ public actor CPNPClientEngine {
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {
             let hex = (0..<8).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
-            if let candidate = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil { return candidate }
+            if let candidate = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil
+            {
+                return candidate
+            }
         }
     }
 
@@ -224,7 +229,9 @@ public actor CPNPClientEngine {
     /// Accepts the offer (RFC 8921 §9.2.4) and waits for the ACK: returns the agreement. Never accepts
     /// an expired offer.
     public func accept(_ customerOrderID: CustomerOrderID, informationElements: InformationElements? = nil) async throws -> Agreement {
-        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in try machine.accept(informationElements: informationElements, now: now) }
+        try await command(customerOrderID) { machine, now, _ throws(OrderCommandError) in
+            try machine.accept(informationElements: informationElements, now: now)
+        }
         let machine = try await wait(customerOrderID, "the ACK of ACCEPT") { $0.state != .acceptSent }
         guard machine.state == .completed, let agreement = machine.agreement else { throw endError(machine, unanswered: .accept) }
         return agreement
@@ -246,8 +253,12 @@ public actor CPNPClientEngine {
     public func withdraw(_ customerOrderID: CustomerOrderID, timeout: Duration = .seconds(60)) async throws {
         let server = try live(customerOrderID).server
         let serverSession = session(with: server)
-        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in try machine.withdraw(session: serverSession, now: now, using: &rng) }
-        let machine = try await wait(customerOrderID, "the final ACK of WITHDRAW", timeout: timeout) { $0.transaction?.pending == nil || $0.withdrawalUnconfirmed }
+        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in
+            try machine.withdraw(session: serverSession, now: now, using: &rng)
+        }
+        let machine = try await wait(customerOrderID, "the final ACK of WITHDRAW", timeout: timeout) {
+            $0.transaction?.pending == nil || $0.withdrawalUnconfirmed
+        }
         if machine.withdrawalUnconfirmed { throw CPNPClientError.withdrawalUnconfirmed(customerOrderID) }
         if let refusal = lastRefusal.removeValue(forKey: customerOrderID) { throw refusal }
         if machine.agreement != nil { throw endError(machine) }
@@ -261,7 +272,9 @@ public actor CPNPClientEngine {
         let serverSession = session(with: server)
         let responseDeadline = expectedResponseTime ?? clock.now().adding(configuration.expectedResponseTime)
         try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in
-            try machine.update(requestedCPD: request, informationElements: informationElements, expectedResponseTime: responseDeadline, session: serverSession, now: now, using: &rng)
+            try machine.update(
+                requestedCPD: request, informationElements: informationElements, expectedResponseTime: responseDeadline, session: serverSession,
+                now: now, using: &rng)
         }
     }
 
@@ -270,7 +283,9 @@ public actor CPNPClientEngine {
     public func activate(_ customerOrderID: CustomerOrderID, _ schedule: ActivationSchedule) async throws -> Agreement {
         let server = try live(customerOrderID).server
         let serverSession = session(with: server)
-        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in try machine.activate(schedule, session: serverSession, now: now, using: &rng) }
+        try await command(customerOrderID) { machine, now, rng throws(OrderCommandError) in
+            try machine.activate(schedule, session: serverSession, now: now, using: &rng)
+        }
         let machine = try await wait(customerOrderID, "the answer to ACTIVATE") { $0.transaction?.pending == nil }
         if let refusal = lastRefusal.removeValue(forKey: customerOrderID) { throw refusal }
         guard let agreement = machine.agreement else { throw endError(machine) }
@@ -294,7 +309,8 @@ public actor CPNPClientEngine {
 
     private func command(
         _ customerOrderID: CustomerOrderID,
-        _ body: (inout ClientOrderStateMachine, CPNPTimestamp, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
+        _ body: (inout ClientOrderStateMachine, CPNPTimestamp, inout SystemRandomNumberGenerator) throws(OrderCommandError) ->
+            [ClientOrderStateMachine.Action]
     ) async throws(CPNPClientError) {
         var liveOrder = try live(customerOrderID)
         let now = clock.now()
@@ -307,13 +323,16 @@ public actor CPNPClientEngine {
     }
 
     /// Performs a machine's actions: the store first (persist before send), then sends, timers and reports.
-    private func perform(_ actions: [ClientOrderStateMachine.Action], order customerOrderID: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false) async throws(CPNPClientError) {
+    private func perform(
+        _ actions: [ClientOrderStateMachine.Action], order customerOrderID: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false
+    ) async throws(CPNPClientError) {
         guard let liveOrder = orders[customerOrderID] else { return }
         if firstSave || actions.contains(where: { if case .persist = $0 { true } else { false } }) {
             do {
-                _ = try store.save(ClientOrderChange(
-                    machine: liveOrder.machine, serverAddress: CPNPClientEngine.endpoint(liveOrder.server.address).description,
-                    serverName: liveOrder.server.serverName, group: liveOrder.group, at: now, actions: actions))
+                _ = try store.save(
+                    ClientOrderChange(
+                        machine: liveOrder.machine, serverAddress: CPNPClientEngine.endpoint(liveOrder.server.address).description,
+                        serverName: liveOrder.server.serverName, group: liveOrder.group, at: now, actions: actions))
             } catch {
                 // Not durable: do not reveal it to the server.
                 logger.error("client store write failed; nothing sent", metadata: ["order": "\(customerOrderID)", "error": "\(error)"])
@@ -355,10 +374,13 @@ public actor CPNPClientEngine {
         case .withdrawalUnconfirmed(let nextAttempt):
             // The administrator alarm of §11.1.2: the provider may still hold the agreement.
             statistics.countUnconfirmedWithdrawal()
-            logger.warning("WITHDRAW unconfirmed after every retry: the provider may still hold the agreement (RFC 8921 §11.1.2)", metadata: [
-                "order": "\(customerOrderID)", "server": "\(liveOrder.server.description)", "next-attempt": "\(nextAttempt.rfc3339)",
-            ])
-        case .withdrawalRefused(let code, let diagnostic), .activationRefused(let code, let diagnostic), .cancellationRefused(let code, let diagnostic):
+            logger.warning(
+                "WITHDRAW unconfirmed after every retry: the provider may still hold the agreement (RFC 8921 §11.1.2)",
+                metadata: [
+                    "order": "\(customerOrderID)", "server": "\(liveOrder.server.description)", "next-attempt": "\(nextAttempt.rfc3339)",
+                ])
+        case .withdrawalRefused(let code, let diagnostic), .activationRefused(let code, let diagnostic),
+            .cancellationRefused(let code, let diagnostic):
             lastRefusal[customerOrderID] = .failed(code, diagnostic: diagnostic)
         case .requestUnanswered(let method):
             lastRefusal[customerOrderID] = liveOrder.transportError.map { .transport($0) } ?? .noResponse(method)
@@ -383,7 +405,9 @@ public actor CPNPClientEngine {
             return
         }
         guard inbound.peer.address == liveOrder.server.address else {
-            logger.notice("discarded a message from a server the order was not sent to", metadata: ["from": "\(inbound.peer.address)", "order": "\(message.customerOrderID)"])
+            logger.notice(
+                "discarded a message from a server the order was not sent to",
+                metadata: ["from": "\(inbound.peer.address)", "order": "\(message.customerOrderID)"])
             return
         }
         if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
@@ -433,22 +457,24 @@ public actor CPNPClientEngine {
         let (stream, continuation) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .bufferingNewest(4_096))
         queues[server.address] = continuation
         let transport = self.transport
-        senders.append(Task { [weak self] in
-            for await item in stream {
-                do throws(CPNPTransportError) {
-                    try await transport.send(item.bytes, to: server)
-                } catch {
-                    await self?.sendFailed(item, error)
+        senders.append(
+            Task { [weak self] in
+                for await item in stream {
+                    do throws(CPNPTransportError) {
+                        try await transport.send(item.bytes, to: server)
+                    } catch {
+                        await self?.sendFailed(item, error)
+                    }
                 }
-            }
-        })
+            })
         return continuation
     }
 
     /// The retransmission timer retries; a handshake refusal is kept and reported to the waiters.
     private func sendFailed(_ item: Outbound, _ error: CPNPTransportError) {
-        logger.log(level: error.code == .closed ? .debug : .warning, "send failed",
-                   metadata: ["order": "\(item.order)", "method": "\(item.method)", "error": "\(error)"])
+        logger.log(
+            level: error.code == .closed ? .debug : .warning, "send failed",
+            metadata: ["order": "\(item.order)", "method": "\(item.method)", "error": "\(error)"])
         orders[item.order]?.transportError = error
         notify(item.order)
     }
@@ -482,7 +508,8 @@ public actor CPNPClientEngine {
     }
 
     private func endWaiter(_ customerOrderID: CustomerOrderID, _ waiterID: UInt64, _ error: any Error) {
-        guard let index = waiters[customerOrderID]?.firstIndex(where: { $0.id == waiterID }), let waiter = waiters[customerOrderID]?.remove(at: index) else { return }
+        guard let index = waiters[customerOrderID]?.firstIndex(where: { $0.id == waiterID }), let waiter = waiters[customerOrderID]?.remove(at: index)
+        else { return }
         waiter.continuation.resume(throwing: error)
     }
 
@@ -561,7 +588,9 @@ public protocol MoreTimePolicy: Sendable {
 public struct GrantMoreTime: MoreTimePolicy {
     public var bound: Duration
     public init(upTo bound: Duration) { self.bound = bound }
-    public func grant(until: CPNPTimestamp, now: CPNPTimestamp, subcode: ProcessingSubcode?, isExtension: Bool, order: ClientOrderStateMachine) -> Bool {
+    public func grant(until: CPNPTimestamp, now: CPNPTimestamp, subcode: ProcessingSubcode?, isExtension: Bool, order: ClientOrderStateMachine)
+        -> Bool
+    {
         until <= now.adding(bound)
     }
 }

@@ -1,9 +1,9 @@
 public import CPNPTransport
 import NIOCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A server as the user names it: `host`, `host:port`, `[v6]` or `[v6]:port` (RFC 8921 §8.1).
@@ -26,7 +26,11 @@ public struct CPNPServerTarget: Sendable, Hashable, CustomStringConvertible {
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw .invalidArgument("server \"\(text)\": missing ] after the IPv6 address") }
             let rest = host[host.index(after: close)...]
-            if rest.hasPrefix(":") { port = Int(rest.dropFirst()) ?? -1 } else if !rest.isEmpty { throw .invalidArgument("server \"\(text)\": unexpected text after ]") }
+            if rest.hasPrefix(":") {
+                port = Int(rest.dropFirst()) ?? -1
+            } else if !rest.isEmpty {
+                throw .invalidArgument("server \"\(text)\": unexpected text after ]")
+            }
             host = String(host[host.index(after: host.startIndex)..<close])
         } else if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
             port = Int(host[host.index(after: colon)...]) ?? -1
@@ -113,7 +117,10 @@ public struct SRVResolver: Sendable {
                 let total = group.reduce(0) { $0 + Int($1.weight) }
                 let pick = total == 0 ? 0 : Int.random(in: 0...total, using: &rng)
                 var running = 0
-                let index = group.firstIndex { running += Int($0.weight); return running >= pick } ?? 0
+                let index =
+                    group.firstIndex {
+                        running += Int($0.weight); return running >= pick
+                    } ?? 0
                 out.append(group.remove(at: index))
             }
         }
@@ -162,9 +169,9 @@ enum DNSMessage {
     static func exchange(_ query: [UInt8], with server: (host: String, port: Int), timeout: Duration) throws -> [UInt8]? {
         let address = try SocketAddress.makeAddressResolvingHost(server.host, port: server.port)
         #if canImport(Glibc)
-        let socketDescriptor = socket(Int32(address.protocol.rawValue), Int32(SOCK_DGRAM.rawValue), 0)
+            let socketDescriptor = socket(Int32(address.protocol.rawValue), Int32(SOCK_DGRAM.rawValue), 0)
         #else
-        let socketDescriptor = socket(Int32(address.protocol.rawValue), SOCK_DGRAM, 0)
+            let socketDescriptor = socket(Int32(address.protocol.rawValue), SOCK_DGRAM, 0)
         #endif
         guard socketDescriptor >= 0 else { throw Failure(description: "socket() failed") }
         defer { close(socketDescriptor) }
@@ -183,7 +190,9 @@ enum DNSMessage {
 
     static func parseSRVAnswer(_ reply: [UInt8], id: UInt16) throws -> [SRVResolver.Record] {
         guard reply.count >= 12 else { throw Failure(description: "short DNS reply") }
-        guard UInt16(reply[0]) << 8 | UInt16(reply[1]) == id, reply[2] & 0x80 != 0 else { throw Failure(description: "reply does not match the query") }
+        guard UInt16(reply[0]) << 8 | UInt16(reply[1]) == id, reply[2] & 0x80 != 0 else {
+            throw Failure(description: "reply does not match the query")
+        }
         if reply[2] & 0x02 != 0 { throw Failure(description: "truncated DNS reply") }
         let rcode = reply[3] & 0x0f
         if rcode == 3 { return [] }  // NXDOMAIN: no SRV records
@@ -205,9 +214,11 @@ enum DNSMessage {
             guard offset + length <= reply.count else { throw Failure(description: "short answer data") }
             if type == 33, length >= 7 {
                 var targetOffset = offset + 6
-                out.append(SRVResolver.Record(
-                    priority: UInt16(reply[offset]) << 8 | UInt16(reply[offset + 1]), weight: UInt16(reply[offset + 2]) << 8 | UInt16(reply[offset + 3]),
-                    port: UInt16(reply[offset + 4]) << 8 | UInt16(reply[offset + 5]), target: try name(reply, &targetOffset)))
+                out.append(
+                    SRVResolver.Record(
+                        priority: UInt16(reply[offset]) << 8 | UInt16(reply[offset + 1]),
+                        weight: UInt16(reply[offset + 2]) << 8 | UInt16(reply[offset + 3]),
+                        port: UInt16(reply[offset + 4]) << 8 | UInt16(reply[offset + 5]), target: try name(reply, &targetOffset)))
             }
             offset += length
         }

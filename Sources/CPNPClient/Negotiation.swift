@@ -37,7 +37,9 @@ extension CPNPClientEngine {
             for (index, server) in servers.enumerated() {
                 do {
                     let chosenID = customerOrderID?(number, index)
-                    sent.append((server, try await quote(current.0, informationElements: current.1, to: server, customerOrderID: chosenID, group: group), nil))
+                    sent.append(
+                        (server, try await quote(current.0, informationElements: current.1, to: server, customerOrderID: chosenID, group: group), nil)
+                    )
                 } catch {
                     sent.append((server, nil, "\(error)"))
                 }
@@ -50,7 +52,9 @@ extension CPNPClientEngine {
                     let server = entry.0
                     tasks.addTask {
                         let candidate = await self.candidate(server: server, id: sentID, request: requested, acknowledge: acknowledge)
-                        progress?(candidate.offer != nil ? "offer from \(server.displayName)" : "no offer from \(server.displayName): \(candidate.failure ?? "")")
+                        progress?(
+                            candidate.offer != nil
+                                ? "offer from \(server.displayName)" : "no offer from \(server.displayName): \(candidate.failure ?? "")")
                         return (i, candidate)
                     }
                 }
@@ -63,7 +67,8 @@ extension CPNPClientEngine {
                 if let candidate = candidates.first(where: { $0.0 == i })?.1 {
                     list.append(candidate)
                 } else {
-                    list.append(NegotiationCandidate(server: entry.0, customerOrderID: entry.1 ?? CustomerOrderID("none")!, failure: entry.2 ?? "not sent"))
+                    list.append(
+                        NegotiationCandidate(server: entry.0, customerOrderID: entry.1 ?? CustomerOrderID("none")!, failure: entry.2 ?? "not sent"))
                 }
             }
             let round = NegotiationRound(number: number, request: current.0, informationElements: current.1, candidates: list)
@@ -107,7 +112,8 @@ extension CPNPClientEngine {
             switch try await awaitOffer(customerOrderID) {
             case .offer(let offer):
                 if acknowledge { try? await acknowledgeOffer(customerOrderID) }
-                return NegotiationCandidate(server: server, customerOrderID: customerOrderID, offer: offer, comparison: offer.offeredCPD.comparison(against: request))
+                return NegotiationCandidate(
+                    server: server, customerOrderID: customerOrderID, offer: offer, comparison: offer.offeredCPD.comparison(against: request))
             case .ended(let end):
                 return NegotiationCandidate(server: server, customerOrderID: customerOrderID, failure: ClientOutcomeText.describe(end))
             }

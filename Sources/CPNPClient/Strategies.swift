@@ -56,7 +56,9 @@ public struct NegotiationCandidate: Sendable, Hashable {
     /// The offer against the request (nil without an offer).
     public var comparison: CPDComparison?
 
-    public init(server: CPNPPeer, customerOrderID: CustomerOrderID, offer: OfferMessage? = nil, failure: String? = nil, comparison: CPDComparison? = nil) {
+    public init(
+        server: CPNPPeer, customerOrderID: CustomerOrderID, offer: OfferMessage? = nil, failure: String? = nil, comparison: CPDComparison? = nil
+    ) {
         self.server = server
         self.customerOrderID = customerOrderID
         self.offer = offer
@@ -200,7 +202,9 @@ public struct RelaxTowardsOffer: RequestAdjuster {
         else { return nil }
         var json = round.request.json
         for gap in gaps {
-            guard gap.kind == .notSatisfied, let shortfall = OfferTolerances.shortfall(gap), shortfall <= floor, let offered = gap.offered else { return nil }
+            guard gap.kind == .notSatisfied, let shortfall = OfferTolerances.shortfall(gap), shortfall <= floor, let offered = gap.offered else {
+                return nil
+            }
             guard json.replacing(at: gap.path.components, with: offered) else { return nil }
         }
         guard let next = try? CPD(json: json, at: .root), next != round.request else { return nil }

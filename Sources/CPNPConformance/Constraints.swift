@@ -55,12 +55,13 @@ extension Expectation {
         case "$gt", "$ge", "$lt", "$le":
             guard case .number(let bound) = arg else { return "\(operation) needs a number" }
             guard case .number(let number)? = value else { return "expected a number \(operation) \(bound), got \(value.map(text) ?? "nothing")" }
-            let holds = switch operation {
-            case "$gt": bound < number
-            case "$ge": !(number < bound)
-            case "$lt": number < bound
-            default: !(bound < number)
-            }
+            let holds =
+                switch operation {
+                case "$gt": bound < number
+                case "$ge": !(number < bound)
+                case "$lt": number < bound
+                default: !(bound < number)
+                }
             return holds ? nil : "expected \(operation.dropFirst()) \(bound), got \(number)"
         case "$type":
             guard case .string(let expectedType) = arg else { return "$type needs a string" }

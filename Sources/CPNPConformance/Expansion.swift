@@ -71,7 +71,9 @@ public struct ConformanceVariables: Sendable {
             return .string(timestamp.rfc3339)
         }
         if name.hasPrefix("target.") {
-            guard let value = target.value(at: String(name.dropFirst(7))) else { throw ConformanceError("the target profile has no \(name.dropFirst(7))") }
+            guard let value = target.value(at: String(name.dropFirst(7))) else {
+                throw ConformanceError("the target profile has no \(name.dropFirst(7))")
+            }
             return value
         }
         // NAME+N / NAME-N: a number variable plus or minus N.

@@ -109,7 +109,8 @@ public enum ConformanceLoader {
         guard case .object(let object) = json else { throw ConformanceError("a step must be an object") }
         let actions = object.keys.filter { $0 != "as" && $0 != "comment" }
         guard actions.count == 1, let action = actions.first, let value = object[action] else {
-            throw ConformanceError("a step must have exactly one action (send, send-raw, retransmit, expect, expect-silence, new-session, restart, approve, wait)")
+            throw ConformanceError(
+                "a step must have exactly one action (send, send-raw, retransmit, expect, expect-silence, new-session, restart, approve, wait)")
         }
         switch action {
         case "send":

@@ -74,17 +74,21 @@ public struct ConformanceRunner: Sendable {
     public var hooks: ConformanceHooks
     public var logger: Logger
 
-    public init(host: String, port: Int, security: CPNPSecurityConfiguration, target: TargetProfile, hooks: ConformanceHooks = .init(), logger: Logger? = nil) {
+    public init(
+        host: String, port: Int, security: CPNPSecurityConfiguration, target: TargetProfile, hooks: ConformanceHooks = .init(), logger: Logger? = nil
+    ) {
         self.host = host
         self.port = port
         self.security = security
         self.target = target
         self.hooks = hooks
-        self.logger = logger ?? {
-            var fallback = Logger(label: "cpnp.conformance")
-            fallback.logLevel = .error
-            return fallback
-        }()
+        self.logger =
+            logger
+            ?? {
+                var fallback = Logger(label: "cpnp.conformance")
+                fallback.logLevel = .error
+                return fallback
+            }()
     }
 
     /// Runs `cases` in order; `report` sees each result as soon as it is known.
@@ -174,7 +178,8 @@ extension ConformanceStep {
         switch self {
         case .send(let template, _):
             if case .number(let number)? = template.value(atDottedPath: "method"), let rawMethod = number.int64Value,
-               let method = MethodCode(rawValue: Int(rawMethod)) {
+                let method = MethodCode(rawValue: Int(rawMethod))
+            {
                 return "send \(method.name)"
             }
             return "send"
@@ -307,7 +312,9 @@ struct CaseRun {
         guard let connection = connection, let bytes = await connection.next(before: deadline) else { return nil }
         let json: JSONValue
         do { json = try JSONParser.parse(bytes, limits: .datagram) } catch { throw ConformanceError("the server sent invalid JSON: \(error)") }
-        do { _ = try CPNPCodec.decode(json: json) } catch { throw ConformanceError("the server sent an invalid CPNP message (\(error)): \(Expectation.text(json))") }
+        do { _ = try CPNPCodec.decode(json: json) } catch {
+            throw ConformanceError("the server sent an invalid CPNP message (\(error)): \(Expectation.text(json))")
+        }
         return json
     }
 
@@ -332,7 +339,9 @@ struct CaseRun {
             try await transmit(lastSent!)
 
         case .retransmit(let name):
-            guard let bytes = name.map({ sentByName[$0] }) ?? lastSent else { throw ConformanceError("nothing to retransmit\(name.map { " called \($0)" } ?? "")") }
+            guard let bytes = name.map({ sentByName[$0] }) ?? lastSent else {
+                throw ConformanceError("nothing to retransmit\(name.map { " called \($0)" } ?? "")")
+            }
             if next.expectsFail { await pacing.fails?.take() }
             try await transmit(bytes)
 
@@ -390,7 +399,9 @@ struct CaseRun {
                         pending.insert(message, at: 0)
                         return
                     }
-                    throw ConformanceError("expected the same \(Expectation.describe(wanted)) again (a cached answer), got \(Expectation.describe(message)): \(Expectation.text(message))")
+                    throw ConformanceError(
+                        "expected the same \(Expectation.describe(wanted)) again (a cached answer), got \(Expectation.describe(message)): \(Expectation.text(message))"
+                    )
                 }
             } else if received.contains(message) {
                 continue  // a spontaneous retransmission of a message already matched

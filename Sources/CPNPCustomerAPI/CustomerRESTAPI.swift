@@ -79,13 +79,16 @@ struct CustomerRESTAPI: APIProtocol {
         self.strategy = strategy
     }
 
-    static let notHere = APIProblem(status: 404, title: "not served here", detail: "cpnp serve negotiates quotes; this operation is the provider's (cpnpd)")
+    static let notHere = APIProblem(
+        status: 404, title: "not served here", detail: "cpnp serve negotiates quotes; this operation is the provider's (cpnpd)")
 
     private func answer<Output>(_ problem: (Int, Components.Responses.Problem) -> Output, _ body: () async throws -> Output) async throws -> Output {
         do {
             return try await body()
         } catch let p as APIProblem {
-            return problem(p.status, .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
+            return problem(
+                p.status,
+                .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
         }
     }
 
@@ -95,7 +98,9 @@ struct CustomerRESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
             guard body.template == nil else {
-                throw APIProblem(status: 400, title: "invalid request", detail: "cpnp serve takes a CPD; `cpnp catalog ID` prints a provider's template", field: "template")
+                throw APIProblem(
+                    status: 400, title: "invalid request", detail: "cpnp serve takes a CPD; `cpnp catalog ID` prints a provider's template",
+                    field: "template")
             }
             guard let document = body.cpd else { throw APIProblem(status: 400, title: "missing field", detail: "give cpd", field: "cpd") }
             let request = try APIProblem.requestedCPD(document)
@@ -106,7 +111,9 @@ struct CustomerRESTAPI: APIProtocol {
                 group = "ng-" + digest.prefix(12).map { String(format: "%02x", $0) }.joined()
                 if let existing = try quote(group) {
                     guard (try store.orders(group: group).first?.machine.requestedCPD) == request else {
-                        throw APIProblem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
+                        throw APIProblem(
+                            status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request",
+                            field: "Idempotency-Key")
                     }
                     return .created(.init(body: .json(existing)))
                 }
@@ -288,16 +295,27 @@ struct CustomerRESTAPI: APIProtocol {
         let orders = try store.orders(group: group).sorted { $0.createdAt < $1.createdAt }
         guard let first = orders.first else { return nil }
         let lastRequest = orders.last?.machine.requestedCPD
-        let winner = orders.last { $0.machine.agreement != nil || $0.machine.state == .acceptSent || ($0.machine.state == .cancelled && $0.machine.transaction?.kind == .withdraw) }
-        let running = orders.contains { [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .awaitingProcessing].contains($0.machine.state) }
+        let winner = orders.last {
+            $0.machine.agreement != nil || $0.machine.state == .acceptSent
+                || ($0.machine.state == .cancelled && $0.machine.transaction?.kind == .withdraw)
+        }
+        let running = orders.contains {
+            [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .awaitingProcessing].contains($0.machine.state)
+        }
         var state = Components.Schemas.QuoteState.rejected
         var reason: String? = "no acceptable offer"
         if let winning = winner?.machine {
-            if winning.state == .cancelled { (state, reason) = (.cancelled, "withdrawn") }
-            else if winning.state == .completed { (state, reason) = (.accepted, nil) }
+            if winning.state == .cancelled {
+                (state, reason) = (.cancelled, "withdrawn")
+            } else if winning.state == .completed {
+                (state, reason) = (.accepted, nil)
+            }
             // An UPDATE's offer waits for POST …/accept; an ACCEPT or UPDATE is in flight.
-            else if winning.state == .offerReceived || winning.state == .offerProcessing { (state, reason) = (.approved, nil) }
-            else { (state, reason) = (.inProgress, nil) }
+            else if winning.state == .offerReceived || winning.state == .offerProcessing {
+                (state, reason) = (.approved, nil)
+            } else {
+                (state, reason) = (.inProgress, nil)
+            }
         } else if running {
             (state, reason) = (.inProgress, nil)
         }
@@ -315,7 +333,8 @@ struct CustomerRESTAPI: APIProtocol {
         return .init(
             id: group, href: "/api/quotes/\(group)", providerOrderId: winning?.providerOrderID?.rawValue, state: state, stateReason: reason,
             cpnpState: (winning ?? first.machine).state.rawValue, providerState: nil,
-            requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json), offeredCpd: winning?.offer.map { JSONDocument($0.offeredCPD.json) },
+            requestedCpd: JSONDocument((first.machine.requestedCPD ?? .empty).json),
+            offeredCpd: winning?.offer.map { JSONDocument($0.offeredCPD.json) },
             agreedCpd: winning?.agreement.map { JSONDocument($0.acceptedCPD.json) },
             price: cost.map { .init(amount: $0.amountText, currency: $0.currency, period: $0.period) },
             validUntil: nil, template: nil, activation: winning?.agreement.map { "\($0.activation)" }, candidates: candidates)

@@ -329,7 +329,8 @@ public final class DTLSAssociation {
     func classify(_ sslError: Int32) -> DTLSError {
         let verify = SSL_get_verify_result(ssl)
         let (reasons, text) = OpenSSLErrors.drainCodes()
-        let detail = verify != X509_V_OK
+        let detail =
+            verify != X509_V_OK
             ? "certificate verification: \(String(cString: X509_verify_cert_error_string(verify)))" : text
         if verify != X509_V_OK {
             switch Int32(verify) {

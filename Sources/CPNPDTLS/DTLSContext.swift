@@ -48,7 +48,8 @@ public final class DTLSContext: @unchecked Sendable {
         // ECDHE + AEAD only (RFC 7525 §4.2).
         try check(SSL_CTX_set_cipher_list(sslContext, configuration.cipherList) == 1, "cipher list")
         try check(cpnp_SSL_CTX_set1_groups_list(sslContext, "X25519:P-256:P-384") == 1, "groups")
-        let options = cpnp_SSL_OP_NO_QUERY_MTU() | cpnp_SSL_OP_NO_TICKET() | cpnp_SSL_OP_NO_COMPRESSION()
+        let options =
+            cpnp_SSL_OP_NO_QUERY_MTU() | cpnp_SSL_OP_NO_TICKET() | cpnp_SSL_OP_NO_COMPRESSION()
             | cpnp_SSL_OP_NO_RENEGOTIATION() | cpnp_SSL_OP_CIPHER_SERVER_PREFERENCE()
         _ = SSL_CTX_set_options(sslContext, options)
         cpnp_SSL_CTX_set_read_ahead(sslContext, 1)
@@ -151,8 +152,9 @@ final class DTLSCookieSecrets: Sendable {
         secret.withUnsafeBufferPointer { key in
             peer.withUnsafeBufferPointer { data in
                 out.withUnsafeMutableBufferPointer { buffer in
-                    _ = HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count,
-                             buffer.baseAddress, &length)
+                    _ = HMAC(
+                        EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count,
+                        buffer.baseAddress, &length)
                 }
             }
         }

@@ -77,15 +77,20 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let address = CPNPClientEngine.storedAddress(of: peer)
             let mine = open.filter { $0.serverAddress == address }
             let port = mine.compactMap { $0.machine.transaction.map { Int($0.session.local.port) } }.last ?? 0
-            let security = try CPNPSecurityConfiguration(certificateFile: provider.certificateFile, keyFile: provider.keyFile, trustRootsFile: provider.caFile)
+            let security = try CPNPSecurityConfiguration(
+                certificateFile: provider.certificateFile, keyFile: provider.keyFile, trustRootsFile: provider.caFile)
             var transportLogger = logger
             transportLogger[metadataKey: "upstream"] = "\(provider.name)"
             let transport: DTLSTransport
             do {
-                transport = try await DTLSTransport.client(bindingTo: "0.0.0.0", port: port, configuration: DTLSTransportConfiguration(security: security), logger: transportLogger)
-            } catch where port != 0 {
-                logger.warning("cascade: the child orders' local port is taken; a new one is used", metadata: ["upstream": "\(provider.name)", "port": "\(port)"])
-                transport = try await DTLSTransport.client(bindingTo: "0.0.0.0", port: 0, configuration: DTLSTransportConfiguration(security: security), logger: transportLogger)
+                transport = try await DTLSTransport.client(
+                    bindingTo: "0.0.0.0", port: port, configuration: DTLSTransportConfiguration(security: security), logger: transportLogger)
+            } catch  where port != 0 {
+                logger.warning(
+                    "cascade: the child orders' local port is taken; a new one is used",
+                    metadata: ["upstream": "\(provider.name)", "port": "\(port)"])
+                transport = try await DTLSTransport.client(
+                    bindingTo: "0.0.0.0", port: 0, configuration: DTLSTransportConfiguration(security: security), logger: transportLogger)
             }
             // A provider's upstream leg retries longer than a person's client: the customer waits on it.
             let retransmission = RetransmissionPolicy(
@@ -93,16 +98,19 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let clientConfiguration = CPNPClientEngine.Configuration(
                 // A WITHDRAW answered PROCESSING whose ACK is lost is repeated at the shortest interval
                 // allowed (docs/protocol.md §6, A1).
-                machine: .init(retransmission: retransmission, withdrawalRetryInterval: .seconds(60)), expectedResponseTime: provider.expectedResponseTime,
+                machine: .init(retransmission: retransmission, withdrawalRetryInterval: .seconds(60)),
+                expectedResponseTime: provider.expectedResponseTime,
                 moreTime: GrantMoreTime(upTo: .seconds(3_600)))
             let wrapped = wrapTransport?(transport, provider.name) ?? transport
             let client = CPNPClientEngine(transport: wrapped, store: store, configuration: clientConfiguration, logger: transportLogger)
             await client.start()
             upstreams[provider.name] = Upstream(provider: provider, engine: client, peer: peer, transport: wrapped)
         }
-        logger.info("cascade: upstream providers ready", metadata: [
-            "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ", "))", "store": "\(configuration.cascadeStorePath)",
-        ])
+        logger.info(
+            "cascade: upstream providers ready",
+            metadata: [
+                "upstreams": "\(configuration.upstreams.map(\.name).joined(separator: ", "))", "store": "\(configuration.cascadeStorePath)",
+            ])
     }
 
     /// After the server engine recovered: resumes every open child order (timers re-armed,
@@ -128,11 +136,13 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         for upstream in upstreams.values {
             if let chaos = upstream.transport as? ChaosTransport {
                 let (sent, received) = (chaos.counters(.outgoing), chaos.counters(.incoming))
-                logger.notice("cascade: faults injected on the upstream leg", metadata: [
-                    "upstream": "\(upstream.provider.name)", "sent": "\(sent.messages)", "sent-dropped": "\(sent.dropped)",
-                    "sent-duplicated": "\(sent.duplicated)", "received": "\(received.messages)", "received-dropped": "\(received.dropped)",
-                    "received-duplicated": "\(received.duplicated)",
-                ])
+                logger.notice(
+                    "cascade: faults injected on the upstream leg",
+                    metadata: [
+                        "upstream": "\(upstream.provider.name)", "sent": "\(sent.messages)", "sent-dropped": "\(sent.dropped)",
+                        "sent-duplicated": "\(sent.duplicated)", "received": "\(received.messages)", "received-dropped": "\(received.dropped)",
+                        "received-duplicated": "\(received.duplicated)",
+                    ])
             }
             await upstream.engine.shutdown()
         }
@@ -173,7 +183,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
                 let customerOrderID = try await startChild(request, segment, upstream)
                 candidates.append(Candidate(segment: segment, upstream: upstream, id: customerOrderID))
             } catch {
-                logger.warning("cascade: child order not sent", metadata: ["parent": "\(request.parent)", "upstream": "\(segment.upstream)", "error": "\(error)"])
+                logger.warning(
+                    "cascade: child order not sent",
+                    metadata: ["parent": "\(request.parent)", "upstream": "\(segment.upstream)", "error": "\(error)"])
             }
         }
         // The answers, in parallel.
@@ -186,9 +198,12 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             return out
         }
         for candidate in candidates {
-            let what = candidate.agreement != nil
+            let what =
+                candidate.agreement != nil
                 ? "agreement in force"
-                : candidate.offer.map { "OFFER received (provider order \($0.providerOrderID)\($0.informationElements?.cost.map { ", \($0)" } ?? ""))" }
+                : candidate.offer.map {
+                    "OFFER received (provider order \($0.providerOrderID)\($0.informationElements?.cost.map { ", \($0)" } ?? ""))"
+                }
                     ?? "no offer: \(candidate.failure ?? "?")"
             await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): \(what)")
         }
@@ -220,34 +235,49 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let nodes = Set(candidate.cpd?.customerNodeIdentifiers ?? [])
             guard covered.isDisjoint(with: nodes) else {
                 await windDown(candidate.id, candidate.upstream, why: "another provider's offer was chosen", reason: .conflictWithAnotherOffer)
-                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, another offer was chosen")
+                await engine.recordChildOrderEvent(
+                    request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, another offer was chosen")
                 continue
             }
             if let agreement = candidate.agreement {
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
+                chosen.append(
+                    ChosenChild(
+                        upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
                 continue
             }
             guard let offer = candidate.offer else { continue }
             if configuration.cascade.acceptChildren == .afterAccept {
                 do { try await candidate.upstream.engine.acknowledgeOffer(candidate.id) } catch {}
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: offer.offeredCPD, resalePrice: price, validUntil: offer.validityOfferTime))
+                chosen.append(
+                    ChosenChild(
+                        upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: offer.offeredCPD, resalePrice: price,
+                        validUntil: offer.validityOfferTime))
                 continue
             }
             do {
                 let agreement = try await candidate.upstream.engine.accept(candidate.id)
                 covered.formUnion(nodes)
-                chosen.append(ChosenChild(upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
-                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT sent, ACK received (provider order \(agreement.providerOrderID))")
+                chosen.append(
+                    ChosenChild(
+                        upstream: candidate.upstream.provider.name, customerOrderID: candidate.id, cpd: agreement.acceptedCPD, resalePrice: price))
+                await engine.recordChildOrderEvent(
+                    request.parent,
+                    "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT sent, ACK received (provider order \(agreement.providerOrderID))"
+                )
             } catch {
-                logger.warning("cascade: child offer not accepted", metadata: ["parent": "\(request.parent)", "child": "\(candidate.id)", "error": "\(error)"])
-                await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT failed: \(error)")
+                logger.warning(
+                    "cascade: child offer not accepted", metadata: ["parent": "\(request.parent)", "child": "\(candidate.id)", "error": "\(error)"])
+                await engine.recordChildOrderEvent(
+                    request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): ACCEPT failed: \(error)")
             }
         }
         for (candidate, _) in priced where candidate.cpd != nil && !usable.contains(where: { $0.0.id == candidate.id }) {
             await windDown(candidate.id, candidate.upstream, why: "unpriced, or not priced in \(request.currency)", reason: .unacceptableGap)
-            await engine.recordChildOrderEvent(request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, unpriced or not in \(request.currency)")
+            await engine.recordChildOrderEvent(
+                request.parent, "child order \(candidate.id) at \(candidate.upstream.provider.name): declined, unpriced or not in \(request.currency)"
+            )
         }
         chosenInRound[request.parent] = Set(chosen.map(\.customerOrderID))
         guard !ended.contains(request.parent) else {
@@ -259,7 +289,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
         let offered = await engine.childOrdersSettled(request.parent, transactionID: request.parentTransactionID, children: chosen)
         if !offered {
             for child in chosen {
-                if let upstream = upstreams[child.upstream] { await windDown(child.customerOrderID, upstream, why: "no offer was made to the customer") }
+                if let upstream = upstreams[child.upstream] {
+                    await windDown(child.customerOrderID, upstream, why: "no offer was made to the customer")
+                }
             }
         }
     }
@@ -269,20 +301,25 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     private func startChild(_ request: ChildOrderRequest, _ segment: UpstreamSegment, _ upstream: Upstream) async throws -> CustomerOrderID {
         var informationElements = request.informationElements
         informationElements.customerDescription = upstream.provider.customerDescription
-        if request.isUpdate, let agreed = try store.orders(group: request.parent.rawValue).last(where: {
-            $0.isOpen && upstream.serves($0) && $0.machine.agreement != nil
-        }) {
+        if request.isUpdate,
+            let agreed = try store.orders(group: request.parent.rawValue).last(where: {
+                $0.isOpen && upstream.serves($0) && $0.machine.agreement != nil
+            })
+        {
             let machine = try await upstream.engine.resume(agreed.customerOrderID)
             let inFlight = machine.transaction?.kind == .update && machine.state != .completed
             if !inFlight && !(machine.agreement.map { $0.acceptedCPD.comparison(against: segment.request).satisfies } ?? false) {
                 if let previous = machine.agreement?.acceptedCPD { updatedChildren[request.parent, default: [:]][agreed.customerOrderID] = previous }
                 try await upstream.engine.update(agreed.customerOrderID, request: segment.request, informationElements: informationElements)
-                await engine.recordChildOrderEvent(request.parent, "child order \(agreed.customerOrderID) at \(upstream.provider.name): UPDATE sent for \(segment.nodes.joined(separator: ", "))")
+                await engine.recordChildOrderEvent(
+                    request.parent,
+                    "child order \(agreed.customerOrderID) at \(upstream.provider.name): UPDATE sent for \(segment.nodes.joined(separator: ", "))")
             }
             return agreed.customerOrderID
         }
-        let customerOrderID = Self.childOrderID(parent: request.parent, upstream: upstream.provider.name,
-                                                transactionID: request.parentTransactionID)
+        let customerOrderID = Self.childOrderID(
+            parent: request.parent, upstream: upstream.provider.name,
+            transactionID: request.parentTransactionID)
         if try store.order(customerOrderID: customerOrderID) != nil {
             try await upstream.engine.resume(customerOrderID)
             return customerOrderID
@@ -291,8 +328,12 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             await engine.recordChildOrderEvent(request.parent, "no child order at \(upstream.provider.name): \(limit) open already (max-open-orders)")
             throw CPNPClientError.invalidArgument("\(upstream.provider.name) has \(limit) open child orders already (max-open-orders)")
         }
-        _ = try await upstream.engine.quote(segment.request, informationElements: informationElements, to: upstream.peer, customerOrderID: customerOrderID, group: request.parent.rawValue)
-        await engine.recordChildOrderEvent(request.parent, "child order \(customerOrderID) at \(upstream.provider.name): QUOTATION sent for \(segment.nodes.joined(separator: ", "))")
+        _ = try await upstream.engine.quote(
+            segment.request, informationElements: informationElements, to: upstream.peer, customerOrderID: customerOrderID,
+            group: request.parent.rawValue)
+        await engine.recordChildOrderEvent(
+            request.parent, "child order \(customerOrderID) at \(upstream.provider.name): QUOTATION sent for \(segment.nodes.joined(separator: ", "))"
+        )
         return customerOrderID
     }
 
@@ -335,7 +376,9 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     /// The child's price with the upstream's markup, in `currency`; nil when unpriced or priced in
     /// another currency (or not in the upstream's `resale.currency`).
     private func resalePrice(_ candidate: Candidate, currency: String) -> CPNPDecimal? {
-        guard let cost = candidate.cost, cost.currency == currency, candidate.upstream.provider.currency.map({ $0 == cost.currency }) ?? true else { return nil }
+        guard let cost = candidate.cost, cost.currency == currency, candidate.upstream.provider.currency.map({ $0 == cost.currency }) ?? true else {
+            return nil
+        }
         let price = cost.amount + cost.amount * candidate.upstream.provider.markupPercent * CPNPDecimal(parsing: "0.01")!
         return price.rounded(fractionDigits: Cost.minorUnitDigits(currency))
     }
@@ -351,15 +394,22 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
                 if child.machine.state == .acceptSent {
                     _ = try await upstream.engine.resume(child.customerOrderID)
                     let machine = try await upstream.engine.awaitAgreement(child.customerOrderID)
-                    guard machine.state == .completed else { throw CPNPClientError.invalidArgument("the child order ended in \(machine.state.rawValue)") }
+                    guard machine.state == .completed else {
+                        throw CPNPClientError.invalidArgument("the child order ended in \(machine.state.rawValue)")
+                    }
                 } else {
                     let agreement = try await upstream.engine.accept(child.customerOrderID)
-                    await engine.recordChildOrderEvent(parent, "child order \(child.customerOrderID) at \(upstream.provider.name): ACCEPT sent after the customer's, ACK received (provider order \(agreement.providerOrderID))")
+                    await engine.recordChildOrderEvent(
+                        parent,
+                        "child order \(child.customerOrderID) at \(upstream.provider.name): ACCEPT sent after the customer's, ACK received (provider order \(agreement.providerOrderID))"
+                    )
                 }
             } catch {
-                logger.warning("cascade: a child offer could not be accepted after the customer's ACCEPT", metadata: [
-                    "parent": "\(parent)", "child": "\(child.customerOrderID)", "error": "\(error)",
-                ])
+                logger.warning(
+                    "cascade: a child offer could not be accepted after the customer's ACCEPT",
+                    metadata: [
+                        "parent": "\(parent)", "child": "\(child.customerOrderID)", "error": "\(error)",
+                    ])
                 accepted = false
             }
         }
@@ -391,7 +441,8 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
             let agreed = Set(customerNodes)
             for child in children where child.isOpen && child.machine.agreement != nil {
                 let nodes = Set(child.machine.agreement?.acceptedCPD.customerNodeIdentifiers ?? [])
-                guard !(chosen.map { $0.contains(child.customerOrderID) } ?? !nodes.isDisjoint(with: agreed)), let upstream = upstream(of: child) else { continue }
+                guard !(chosen.map { $0.contains(child.customerOrderID) } ?? !nodes.isDisjoint(with: agreed)), let upstream = upstream(of: child)
+                else { continue }
                 await windDown(child.customerOrderID, upstream, why: "the customer's agreement no longer holds its nodes")
             }
         case .withdrawn:
@@ -400,15 +451,17 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
                 await windDown(child.customerOrderID, upstream, why: "the customer withdrew the agreement")
             }
         case .activationChanged(let status):
-            let schedule: ActivationSchedule = switch status {
-            case .active: .now
-            case .inactive: .deactivate
-            case .scheduled(let time): .at(time)
-            }
+            let schedule: ActivationSchedule =
+                switch status {
+                case .active: .now
+                case .inactive: .deactivate
+                case .scheduled(let time): .at(time)
+                }
             for child in children where child.isOpen && child.machine.agreement?.activationType == .explicit {
                 guard let upstream = upstream(of: child) else { continue }
                 do { _ = try await upstream.engine.activate(child.customerOrderID, schedule) } catch {
-                    logger.warning("cascade: ACTIVATE not confirmed by the upstream", metadata: ["child": "\(child.customerOrderID)", "error": "\(error)"])
+                    logger.warning(
+                        "cascade: ACTIVATE not confirmed by the upstream", metadata: ["child": "\(child.customerOrderID)", "error": "\(error)"])
                 }
             }
         }
@@ -420,36 +473,53 @@ public actor CascadeCoordinator: ChildOrderNegotiator {
     /// Renegotiates a child agreement back to `previous` (UPDATE, accepted as offered).
     private func revert(_ customerOrderID: CustomerOrderID, to previous: CPD, _ upstream: Upstream, parent: ProviderOrderID) async {
         do {
-            try await upstream.engine.update(customerOrderID, request: previous, informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)))
-            guard case .offer = try await upstream.engine.awaitOffer(customerOrderID) else { throw CPNPClientError.invalidArgument("no offer for the previous agreement") }
+            try await upstream.engine.update(
+                customerOrderID, request: previous,
+                informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)))
+            guard case .offer = try await upstream.engine.awaitOffer(customerOrderID) else {
+                throw CPNPClientError.invalidArgument("no offer for the previous agreement")
+            }
             _ = try await upstream.engine.accept(customerOrderID)
-            await engine.recordChildOrderEvent(parent, "child order \(customerOrderID) at \(upstream.provider.name): back to its previous agreement (the customer's UPDATE ended)")
+            await engine.recordChildOrderEvent(
+                parent, "child order \(customerOrderID) at \(upstream.provider.name): back to its previous agreement (the customer's UPDATE ended)")
         } catch {
-            logger.error("cascade: a child agreement updated for an UPDATE that ended could not go back", metadata: [
-                "parent": "\(parent)", "child": "\(customerOrderID)", "error": "\(error)",
-            ])
+            logger.error(
+                "cascade: a child agreement updated for an UPDATE that ended could not go back",
+                metadata: [
+                    "parent": "\(parent)", "child": "\(customerOrderID)", "error": "\(error)",
+                ])
         }
     }
 
     /// Ends a child order whatever its state: WITHDRAW an agreement, DECLINE an offer, CANCEL a request.
-    private func windDown(_ customerOrderID: CustomerOrderID, _ upstream: Upstream, why: String, reason: DeclineReason = .conflictWithAnotherOffer) async {
+    private func windDown(_ customerOrderID: CustomerOrderID, _ upstream: Upstream, why: String, reason: DeclineReason = .conflictWithAnotherOffer)
+        async
+    {
         do {
             let machine = try await upstream.engine.resume(customerOrderID)
             switch machine.state {
             case .completed where machine.agreement != nil:
-                logger.info("cascade: child order withdrawn", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                logger.info(
+                    "cascade: child order withdrawn",
+                    metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
                 try await upstream.engine.withdraw(customerOrderID, timeout: .seconds(150))
             case .offerReceived, .offerProcessing:
-                logger.info("cascade: child offer declined", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                logger.info(
+                    "cascade: child offer declined",
+                    metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
                 try await upstream.engine.decline(customerOrderID, reasons: [reason])
             case .pqoSent, .serverProcessing, .acceptSent:
-                logger.info("cascade: child order cancelled", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
+                logger.info(
+                    "cascade: child order cancelled",
+                    metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "why": "\(why)"])
                 _ = try await upstream.engine.cancel(customerOrderID)
             default:
                 break
             }
         } catch {
-            logger.warning("cascade: child order not wound down", metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "error": "\(error)"])
+            logger.warning(
+                "cascade: child order not wound down",
+                metadata: ["child": "\(customerOrderID)", "upstream": "\(upstream.provider.name)", "error": "\(error)"])
         }
     }
 

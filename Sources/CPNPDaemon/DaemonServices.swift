@@ -48,7 +48,8 @@ public struct TransportSink: ServerMessageSink {
 /// stops them in reverse): the inbox last, so that the others stop while messages still flow.
 public enum DaemonServices {
     /// The inbox, operator requests, provisioning hand-off, and with a shared database its upkeep.
-    public static func make(engine: CPNPServerEngine, transport: any CPNPTransport, provisioning: ProvisioningWorker, logger: Logger) -> [any Service] {
+    public static func make(engine: CPNPServerEngine, transport: any CPNPTransport, provisioning: ProvisioningWorker, logger: Logger) -> [any Service]
+    {
         var services: [any Service] = [
             InboxService(engine: engine, transport: transport, logger: logger),
             AdminRequestsService(engine: engine),
@@ -97,13 +98,15 @@ public struct InboxService: Service {
         }
         let statistics = await engine.commitStatistics
         let commitMilliseconds = Double(statistics.commitTime.components.attoseconds) / 1e15 + Double(statistics.commitTime.components.seconds) * 1e3
-        logger.notice("group commit", metadata: [
-            "batches": "\(statistics.batches)", "datagrams": "\(statistics.datagrams)", "transactions": "\(statistics.transactions)",
-            "changes": "\(statistics.changes)", "largest-transaction": "\(statistics.largestTransaction)",
-            "failed-changes": "\(statistics.failedChanges)",
-            "commit-mean-ms": "\(statistics.transactions == 0 ? 0 : commitMilliseconds / Double(statistics.transactions))",
-            "inbox-coalesced": "\(statistics.inboxCoalesced)", "inbox-dropped": "\(statistics.inboxDropped)",
-        ])
+        logger.notice(
+            "group commit",
+            metadata: [
+                "batches": "\(statistics.batches)", "datagrams": "\(statistics.datagrams)", "transactions": "\(statistics.transactions)",
+                "changes": "\(statistics.changes)", "largest-transaction": "\(statistics.largestTransaction)",
+                "failed-changes": "\(statistics.failedChanges)",
+                "commit-mean-ms": "\(statistics.transactions == 0 ? 0 : commitMilliseconds / Double(statistics.transactions))",
+                "inbox-coalesced": "\(statistics.inboxCoalesced)", "inbox-dropped": "\(statistics.inboxDropped)",
+            ])
     }
 }
 

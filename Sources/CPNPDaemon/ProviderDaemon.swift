@@ -113,13 +113,15 @@ public final class ProviderDaemon: Sendable {
                 let sources = DaemonHTTPServer.Sources(engine: engine, metrics: metrics, store: store, portal: portal) {
                     dtls.map { dtlsTransport in
                         let statistics = dtlsTransport.statistics
-                        return .init(associations: statistics.associations, handshakesCompleted: statistics.handshakesCompleted,
-                                     handshakesFailed: statistics.handshakesFailed)
+                        return .init(
+                            associations: statistics.associations, handshakesCompleted: statistics.handshakesCompleted,
+                            handshakesFailed: statistics.handshakesFailed)
                     }
                 }
-                services.append(try DaemonHTTPServer.make(
-                    configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger,
-                    onListening: { _ in announceReady() }))
+                services.append(
+                    try DaemonHTTPServer.make(
+                        configuration.http, pki: configuration.pki, operatorToken: operatorToken, sources: sources, logger: logger,
+                        onListening: { _ in announceReady() }))
                 // The REST API's webhooks, from the audit trail (docs/api.md).
                 services.append(WebhookDispatcher(store: store, claimant: engine.instanceID, logger: logger))
             } catch let problem as DaemonHTTPServer.ConfigurationProblem {
@@ -159,7 +161,9 @@ public final class ProviderDaemon: Sendable {
             try await group.run()
         } catch let error as IOError where configuration.http.enabled {
             // Only the HTTP server binds inside the group (the CPNP transport is bound in start).
-            throw StartupError("http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)")
+            throw StartupError(
+                "http.listen \(configuration.http.host):\(configuration.http.port): cannot listen: \(error) (--http HOST:PORT chooses another address, --no-http none)"
+            )
         }
         await portal.shutdown()
         await cascade?.shutdown()
@@ -175,16 +179,18 @@ public final class ProviderDaemon: Sendable {
         let port = Int(configuration.listen.port)
         switch configuration.listen.transport {
         case .plainUDP:
-            return try await PlainUDPTransport.bind(host: configuration.listen.host, port: port,
-                                                    receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
+            return try await PlainUDPTransport.bind(
+                host: configuration.listen.host, port: port,
+                receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
         case .dtls:
             var dtlsConfiguration = DTLSTransportConfiguration(security: try security(configuration.pki))
             dtlsConfiguration.maximumAssociations = configuration.limits.maxAssociations
             dtlsConfiguration.idleTimeout = configuration.limits.associationIdleTimeout
             if let receiveBufferBytes = configuration.listen.receiveBufferBytes { dtlsConfiguration.receiveBufferSize = receiveBufferBytes }
             dtlsConfiguration.reusePort = configuration.listen.reusePort
-            return try await DTLSTransport.server(host: configuration.listen.host, port: port, configuration: dtlsConfiguration,
-                                                  logger: logger)
+            return try await DTLSTransport.server(
+                host: configuration.listen.host, port: port, configuration: dtlsConfiguration,
+                logger: logger)
         case .tls:
             let tlsConfiguration = TLSTransportConfiguration(security: try security(configuration.pki))
             return try await TLSTransport.server(host: configuration.listen.host, port: port, configuration: tlsConfiguration, logger: logger)
@@ -235,9 +241,11 @@ extension ProviderDaemon {
             let issued = try DevPKI.issueClient(name: name, directory: pki.directory)
             clients.append(issued.certificate)
         }
-        logger.notice("created a development PKI (not for production)", metadata: [
-            "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
-            "client-certificates": "\(clients.joined(separator: ", "))",
-        ])
+        logger.notice(
+            "created a development PKI (not for production)",
+            metadata: [
+                "directory": "\(pki.directory)", "ca": "\(pki.caPath)", "server-certificate": "\(pki.certificatePath)",
+                "client-certificates": "\(clients.joined(separator: ", "))",
+            ])
     }
 }

@@ -31,14 +31,16 @@ struct Console: Sendable {
 
     func addRoutes(to router: Router<DaemonRequestContext>) {
         router.get("console") { _, _ in Response.redirect(to: "/console/orders", type: .normal) }
-        router.get("console/login") { request, _ in page("login", ["next": request.uri.queryParameters["next"].map(String.init) ?? "/console/orders"]) }
+        router.get("console/login") { request, _ in page("login", ["next": request.uri.queryParameters["next"].map(String.init) ?? "/console/orders"])
+        }
         router.post("console/login") { request, context in try await login(request, context) }
         router.post("console/logout") { request, context in
             let form = try await Self.form(request, context)
             guard let session = sessions.session(request), session.csrf == form["csrf"] else { return Self.forbidden() }
             sessions.end(session.id)
             var response = Response.redirect(to: "/console/login", type: .found)
-            response.setCookie(Cookie(name: ConsoleSessions.cookieName, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict))
+            response.setCookie(
+                Cookie(name: ConsoleSessions.cookieName, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict))
             return response
         }
         router.get("console/orders") { request, _ in try await orders(request) }
@@ -60,7 +62,8 @@ struct Console: Sendable {
         }
         let session = sessions.start()
         var response = Response.redirect(to: next, type: .normal)
-        response.setCookie(Cookie(name: ConsoleSessions.cookieName, value: session.id, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict))
+        response.setCookie(
+            Cookie(name: ConsoleSessions.cookieName, value: session.id, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict))
         return response
     }
 
@@ -106,7 +109,8 @@ struct Console: Sendable {
 
     private func order(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
         guard let providerOrderID = context.parameters.get("id").flatMap(ProviderOrderID.init),
-              let stored = try store.order(providerOrderID: providerOrderID) else {
+            let stored = try store.order(providerOrderID: providerOrderID)
+        else {
             return page("missing", chrome(request, "orders"), status: .notFound)
         }
         let machine = stored.machine
@@ -126,7 +130,8 @@ struct Console: Sendable {
         }
         page["children"] = machine.childAgreements.map { ["id": $0.providerOrderID.rawValue, "customerOrder": $0.customerOrderID.rawValue] }
         page["hasChildren"] = !machine.childAgreements.isEmpty
-        page.merge(Self.documentContext(requested: machine.requestedCPD, offered: machine.offer?.offeredCPD, agreed: machine.agreement?.acceptedCPD)) { _, new in new }
+        page.merge(Self.documentContext(requested: machine.requestedCPD, offered: machine.offer?.offeredCPD, agreed: machine.agreement?.acceptedCPD))
+        { _, new in new }
         page["failCodes"] = FailStatusCode.allCases.map { ["code": $0.rawValue, "name": "\($0)", "selected": $0 == .administrativelyProhibited] }
         return self.page("order", page)
     }
@@ -140,21 +145,25 @@ struct Console: Sendable {
         guard let providerOrderID = context.parameters.get("id").flatMap(ProviderOrderID.init) else { return Self.forbidden() }
         let status = form["code"].flatMap(Int.init).flatMap(FailStatusCode.init(rawValue:)) ?? .administrativelyProhibited
         let diagnostic = form["diagnostic"].flatMap { $0.isEmpty ? nil : String($0.prefix(256)) }
-        let outcome = try await Self.decide(providerOrderID, approve: approve, status: status, diagnostic: diagnostic, engine: engine, store: store,
-                                            requestedBy: "console")
+        let outcome = try await Self.decide(
+            providerOrderID, approve: approve, status: status, diagnostic: diagnostic, engine: engine, store: store,
+            requestedBy: "console")
         return Response.redirect(to: "/console/orders/\(providerOrderID.rawValue)?done=\(Self.percent(outcome))", type: .normal)
     }
 
     /// An operator's decision on a held order (RFC 8921 §12.2): carried out at once when this
     /// instance drives the order, else queued for the one that does (docs/deployment.md).
     static func decide(
-        _ id: ProviderOrderID, approve: Bool, status: FailStatusCode, diagnostic: String?, engine: CPNPServerEngine, store: ServerOrderStore, requestedBy: String
+        _ id: ProviderOrderID, approve: Bool, status: FailStatusCode, diagnostic: String?, engine: CPNPServerEngine, store: ServerOrderStore,
+        requestedBy: String
     ) async throws -> String {
         if await engine.drives(id) {
             // The daemon acts at once: the customer gets the OFFER or FAIL now.
             return await engine.administrativeDecision(id, approve: approve, status: status, diagnostic: diagnostic)
         }
-        try store.enqueueAdminRequest(providerOrderID: id, action: approve ? .approve : .reject(status, diagnostic: diagnostic), requestedBy: requestedBy, at: SystemWallClock().now())
+        try store.enqueueAdminRequest(
+            providerOrderID: id, action: approve ? .approve : .reject(status, diagnostic: diagnostic), requestedBy: requestedBy,
+            at: SystemWallClock().now())
         return "queued for the instance that drives the order"
     }
 
@@ -186,25 +195,29 @@ struct Console: Sendable {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         let events = engine.events
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: ": connected\n\n"))
-            // The server's graceful shutdown waits for open responses: end the stream when it begins.
-            try await withGracefulShutdownHandler {
-                try await Self.forward(stream, to: &writer)
-            } onGracefulShutdown: {
-                events.close()
-            }
-            try await writer.finish(nil)
-        })
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: ": connected\n\n"))
+                // The server's graceful shutdown waits for open responses: end the stream when it begins.
+                try await withGracefulShutdownHandler {
+                    try await Self.forward(stream, to: &writer)
+                } onGracefulShutdown: {
+                    events.close()
+                }
+                try await writer.finish(nil)
+            })
     }
 
     private static func forward(_ stream: AsyncStream<EngineEvents.Transition>, to writer: inout any ResponseBodyWriter) async throws {
         for await t in stream {
-            let json = JSONSerializer.serializeString(.object(JSONObject([
-                ("provider-order-id", .string(t.providerOrderID.rawValue)), ("customer-order-id", .string(t.customerOrderID.rawValue)),
-                ("customer", .string(t.clientIdentity)), ("from", .string(t.from.rawValue)), ("to", .string(t.to.rawValue)),
-                ("event", .string(t.event)), ("at", .string(t.at.rfc3339)),
-            ])))
+            let json = JSONSerializer.serializeString(
+                .object(
+                    JSONObject([
+                        ("provider-order-id", .string(t.providerOrderID.rawValue)), ("customer-order-id", .string(t.customerOrderID.rawValue)),
+                        ("customer", .string(t.clientIdentity)), ("from", .string(t.from.rawValue)), ("to", .string(t.to.rawValue)),
+                        ("event", .string(t.event)), ("at", .string(t.at.rfc3339)),
+                    ])))
             try await writer.write(ByteBuffer(string: "event: transition\ndata: \(json)\n\n"))
         }
     }
@@ -315,7 +328,9 @@ struct Console: Sendable {
         let text = String(buffer: buffer)
         var fields: [String: String] = [:]
         for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
             if let name = parts.first, !name.isEmpty { fields[name] = parts.count > 1 ? parts[1] : "" }
         }
         return fields

@@ -56,7 +56,8 @@ public actor CustomerPortal {
         do {
             try await client(for: customer).transport.receive(bytes)
         } catch {
-            logger.warning("customer portal: cannot load the customer's client; message dropped", metadata: ["customer": "\(customer)", "error": "\(error)"])
+            logger.warning(
+                "customer portal: cannot load the customer's client; message dropped", metadata: ["customer": "\(customer)", "error": "\(error)"])
         }
     }
 
@@ -145,7 +146,8 @@ public actor CustomerPortal {
     ) async throws -> CustomerOrderID {
         let client = try await client(for: customer)
         let options = InformationElements(negotiationOptions: NegotiationOptions(activationType: activationType, costRequested: true))
-        return try await client.engine.quote(request, informationElements: options, to: PortalTransport.server, customerOrderID: customerOrderID, group: group)
+        return try await client.engine.quote(
+            request, informationElements: options, to: PortalTransport.server, customerOrderID: customerOrderID, group: group)
     }
 
     /// The customer's portal orders, newest first, with the catalogue template each came from.
@@ -274,7 +276,8 @@ public actor CustomerPortal {
             if byte == UInt8(ascii: "_") {
                 let hexStart = utf8.index(after: index)
                 guard let hexEnd = utf8.index(hexStart, offsetBy: 2, limitedBy: utf8.endIndex),
-                      let value = UInt8(String(decoding: utf8[hexStart..<hexEnd], as: UTF8.self), radix: 16) else { return nil }
+                    let value = UInt8(String(decoding: utf8[hexStart..<hexEnd], as: UTF8.self), radix: 16)
+                else { return nil }
                 bytes.append(value)
                 index = hexEnd
             } else {

@@ -75,8 +75,10 @@ public enum DaemonHTTPServer {
     public static func checkAuthentication(_ http: HTTPConfiguration, pki: PKIConfiguration) throws -> String? {
         let token = try operatorToken(http, pki: pki, create: http.isLoopback)
         if !http.isLoopback, token == nil, !(http.tls && !http.operatorIdentities.isEmpty) {
-            throw ConfigurationProblem(description:
-                "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured: write a token of at least 16 characters to \(tokenPath(http, pki: pki)) (http.operator-token-file), or listen on 127.0.0.1")
+            throw ConfigurationProblem(
+                description:
+                    "http.listen: \(http.host):\(http.port) is beyond loopback and no authentication is configured: write a token of at least 16 characters to \(tokenPath(http, pki: pki)) (http.operator-token-file), or listen on 127.0.0.1"
+            )
         }
         return token
     }
@@ -106,9 +108,10 @@ public enum DaemonHTTPServer {
         let console = try sources.store.map { try Console(engine: sources.engine, store: $0, sessions: sessions, secureCookies: http.tls) }
         var portal: Portal?
         if let store = sources.store, let customerPortal = sources.portal { portal = try Portal(portal: customerPortal, store: store) }
-        router.add(middleware: OperatorAuthentication(
-            token: operatorToken, sessions: sessions, console: console, operatorIdentities: http.tls ? Set(http.operatorIdentities) : [],
-            portal: portal, https: http.tls))
+        router.add(
+            middleware: OperatorAuthentication(
+                token: operatorToken, sessions: sessions, console: console, operatorIdentities: http.tls ? Set(http.operatorIdentities) : [],
+                portal: portal, https: http.tls))
         console?.addRoutes(to: router)
         portal?.addRoutes(to: router)
         if let portal {
@@ -239,7 +242,8 @@ struct OperatorAuthentication: RouterMiddleware {
             return try await next(request, context)
         }
         if Self.isAPI(path) {
-            var response = RESTAPI.problemResponse(status: 401, title: "authentication required",
+            var response = RESTAPI.problemResponse(
+                status: 401, title: "authentication required",
                 detail: "customers: your CPNP client certificate over HTTPS; operators: Authorization: Bearer <operator token>")
             response.headers[.wwwAuthenticate] = "Bearer realm=\"cpnpd\""
             return response

@@ -38,26 +38,34 @@ public final class MetricsExporter: Sendable {
     /// Sets the gauges from `gauges` and `transport`, then renders every metric in the Prometheus text format.
     public func render(_ gauges: EngineGauges?, transport: TransportCounts?) -> String {
         if let gauges { set(gauges) }
-        registry.makeGauge(descriptor: Self.descriptor("cpnp_up", "1 while the engine's last read of the store succeeded")).set(gauges == nil ? 0 : 1 as Int)
+        registry.makeGauge(descriptor: Self.descriptor("cpnp_up", "1 while the engine's last read of the store succeeded")).set(
+            gauges == nil ? 0 : 1 as Int)
         if let transport { set(transport) }
         return registry.emitToString()
     }
 
     private func set(_ gauges: EngineGauges) {
-        registry.makeGauge(descriptor: Self.descriptor("cpnp_ready", "1 when commits reach the order store (/readyz)")).set(gauges.isReady ? 1 : 0 as Int)
+        registry.makeGauge(descriptor: Self.descriptor("cpnp_ready", "1 when commits reach the order store (/readyz)")).set(
+            gauges.isReady ? 1 : 0 as Int)
         registry.makeGauge(descriptor: Self.descriptor("cpnp_inbox_depth", "Datagrams waiting for the engine")).set(gauges.inboxDepth)
         registry.makeGauge(descriptor: Self.descriptor("cpnp_armed_timers", "Protocol timers armed in this process")).set(gauges.armedTimers)
-        registry.makeGauge(descriptor: Self.descriptor("cpnp_resident_orders", "Orders held in memory (something in flight)")).set(gauges.residentOrders)
+        registry.makeGauge(descriptor: Self.descriptor("cpnp_resident_orders", "Orders held in memory (something in flight)")).set(
+            gauges.residentOrders)
         for state in ServerOrderStateMachine.State.allCases {
-            registry.makeGauge(descriptor: Self.descriptor("cpnp_open_orders", "Open orders by RFC 8921 state, all instances"), labels: [("state", state.rawValue)])
-                .set(gauges.openOrdersByState[state.rawValue] ?? 0)
+            registry.makeGauge(
+                descriptor: Self.descriptor("cpnp_open_orders", "Open orders by RFC 8921 state, all instances"), labels: [("state", state.rawValue)]
+            )
+            .set(gauges.openOrdersByState[state.rawValue] ?? 0)
         }
         for (link, directions) in gauges.capacityMbps {
             for direction in ["incoming", "outgoing"] {
                 let labels = [("link", link), ("direction", direction)]
-                registry.makeGauge(descriptor: Self.descriptor("cpnp_link_capacity_mbps", "Configured capacity of a link"), labels: labels).set(to: directions[direction] ?? 0)
-                registry.makeGauge(descriptor: Self.descriptor("cpnp_link_reserved_mbps", "Capacity offered or agreed on a link, all instances"), labels: labels)
-                    .set(to: gauges.reservedMbps[link]?[direction] ?? 0)
+                registry.makeGauge(descriptor: Self.descriptor("cpnp_link_capacity_mbps", "Configured capacity of a link"), labels: labels).set(
+                    to: directions[direction] ?? 0)
+                registry.makeGauge(
+                    descriptor: Self.descriptor("cpnp_link_reserved_mbps", "Capacity offered or agreed on a link, all instances"), labels: labels
+                )
+                .set(to: gauges.reservedMbps[link]?[direction] ?? 0)
             }
         }
     }
@@ -68,8 +76,10 @@ public final class MetricsExporter: Sendable {
             return previous
         }
         registry.makeGauge(descriptor: Self.descriptor("cpnp_dtls_associations", "DTLS associations open now")).set(counts.associations)
-        let completed = registry.makeCounter(descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "completed")])
-        let failed = registry.makeCounter(descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "failed")])
+        let completed = registry.makeCounter(
+            descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "completed")])
+        let failed = registry.makeCounter(
+            descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "failed")])
         completed.increment(by: Int64(max(0, counts.handshakesCompleted - before.handshakesCompleted)))
         failed.increment(by: Int64(max(0, counts.handshakesFailed - before.handshakesFailed)))
     }

@@ -73,7 +73,8 @@ struct Portal: Sendable {
         let offer = client?.offer ?? server?.machine.offer
         let agreed = client?.agreement?.acceptedCPD ?? server?.machine.agreement?.acceptedCPD
         if let client {
-            page["state"] = client.state == .cancelled && client.transaction?.kind == .withdraw ? "withdrawn" : Self.words(client.state, end: client.lastEnd)
+            page["state"] =
+                client.state == .cancelled && client.transaction?.kind == .withdraw ? "withdrawn" : Self.words(client.state, end: client.lastEnd)
             page["clientState"] = client.state.rawValue
             let deciding = client.state == .offerReceived || client.state == .offerProcessing
             page["deciding"] = deciding
@@ -106,7 +107,8 @@ struct Portal: Sendable {
         let form = try await Console.form(request, context)
         guard tokens.check(form["csrf"], customer: customer) else { return Console.forbidden() }
         guard let customerOrderID = context.parameters.get("id").flatMap(CustomerOrderID.init),
-              await portal.order(customerOrderID, customer: customer) != nil else {
+            await portal.order(customerOrderID, customer: customer) != nil
+        else {
             return notFound(customer)
         }
         let target = "/portal/orders/\(customerOrderID.rawValue)"
@@ -139,8 +141,10 @@ struct Portal: Sendable {
         guard let customer = context.customer else { return Self.customersOnly() }
         var page = chrome(customer, "catalog")
         page["templates"] = visible(customer).map { catalogTemplate -> [String: Any] in
-            ["id": catalogTemplate.id, "name": catalogTemplate.name, "description": catalogTemplate.description ?? "",
-             "open": catalogTemplate.cpd.openFields.count]
+            [
+                "id": catalogTemplate.id, "name": catalogTemplate.name, "description": catalogTemplate.description ?? "",
+                "open": catalogTemplate.cpd.openFields.count,
+            ]
         }
         return render("portal-catalog", page)
     }
@@ -180,7 +184,8 @@ struct Portal: Sendable {
             let customerOrderID = try await portal.quote(catalogTemplate, values: values, customer: customer)
             return Response.redirect(to: "/portal/orders/\(customerOrderID.rawValue)", type: .normal)
         } catch let error as CPNPDecodingError {
-            let label = catalogTemplate.cpd.openFields.first { $0.path == error.path }.map { catalogTemplate.label(for: $0) }
+            let label =
+                catalogTemplate.cpd.openFields.first { $0.path == error.path }.map { catalogTemplate.label(for: $0) }
                 ?? error.path.description
             return templatePage(context, error: "\(label): \(error.reason)", typed: form)
         } catch {
@@ -207,11 +212,14 @@ struct Portal: Sendable {
     static func summary(_ catalogTemplate: CatalogTemplate) -> JSONValue {
         var object = JSONObject([("id", .string(catalogTemplate.id)), ("name", .string(catalogTemplate.name))])
         if let description = catalogTemplate.description { object["description"] = .string(description) }
-        object["open-fields"] = .array(catalogTemplate.cpd.openFields.map { field in
-            .object(JSONObject([
-                ("path", .string(field.path.description)), ("label", .string(catalogTemplate.label(for: field))), ("constraint", field.constraint),
-            ]))
-        })
+        object["open-fields"] = .array(
+            catalogTemplate.cpd.openFields.map { field in
+                .object(
+                    JSONObject([
+                        ("path", .string(field.path.description)), ("label", .string(catalogTemplate.label(for: field))),
+                        ("constraint", field.constraint),
+                    ]))
+            })
         return .object(object)
     }
 
@@ -243,7 +251,9 @@ struct Portal: Sendable {
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: JSONSerializer.serializeString(value, pretty: true) + "\n")))
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: JSONSerializer.serializeString(value, pretty: true) + "\n")))
     }
 
     static func words(_ state: ClientOrderStateMachine.State, end: ClientOrderStateMachine.NegotiationEnd?) -> String {

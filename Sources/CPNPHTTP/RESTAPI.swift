@@ -63,7 +63,9 @@ struct RESTAPI: APIProtocol {
         do {
             return try await body()
         } catch let p as Problem {
-            return problem(p.status, .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
+            return problem(
+                p.status,
+                .init(body: .applicationProblemJson(.init(_type: p.type, title: p.title, status: p.status, detail: p.detail, field: p.field))))
         }
     }
 
@@ -77,12 +79,19 @@ struct RESTAPI: APIProtocol {
             case .operator?: visible = portal.configuration.catalog
             case nil: throw Self.customersOnly
             }
-            return .ok(.init(body: .json(.init(templates: visible.map { template in
-                .init(id: template.id, name: template.name, description: template.description,
-                      openFields: template.cpd.openFields.map { field in
-                    .init(path: field.path.description, label: template.label(for: field), constraint: JSONDocument(field.constraint))
-                })
-            }))))
+            return .ok(
+                .init(
+                    body: .json(
+                        .init(
+                            templates: visible.map { template in
+                                .init(
+                                    id: template.id, name: template.name, description: template.description,
+                                    openFields: template.cpd.openFields.map { field in
+                                        .init(
+                                            path: field.path.description, label: template.label(for: field),
+                                            constraint: JSONDocument(field.constraint))
+                                    })
+                            }))))
         }
     }
 
@@ -119,7 +128,9 @@ struct RESTAPI: APIProtocol {
                 let derived = Self.customerOrderID(customer: customer, idempotencyKey: key)
                 if let existing = await portal.order(derived, customer: customer) {
                     guard existing.requestedCPD == request else {
-                        throw APIProblem(status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request", field: "Idempotency-Key")
+                        throw APIProblem(
+                            status: 422, title: "idempotency key reused", detail: "this Idempotency-Key was used for another request",
+                            field: "Idempotency-Key")
                     }
                     return .created(.init(body: .json(try quote(existing, group: group, customer: customer))))
                 }
@@ -218,7 +229,9 @@ struct RESTAPI: APIProtocol {
             let (order, _) = try await lookUp(input.path.id, customer: customer)
             guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
             let request = try APIProblem.requestedCPD(body.cpd)
-            guard order.agreement != nil else { throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement") }
+            guard order.agreement != nil else {
+                throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
+            }
             do { try await portal.update(order.customerOrderID, request: request, customer: customer) } catch {
                 throw Problem(status: 409, title: "cannot update", detail: "\(error)")
             }
@@ -232,7 +245,9 @@ struct RESTAPI: APIProtocol {
             let (order, _) = try await lookUp(input.path.id, customer: customer)
             guard case .json(let body) = input.body else { throw Problem(status: 415, title: "unsupported media type") }
             let schedule = try APIProblem.activationSchedule(body.when)
-            guard order.agreement != nil else { throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement") }
+            guard order.agreement != nil else {
+                throw Problem(status: 409, title: "no agreement", detail: "quote \(order.customerOrderID) is not an agreement")
+            }
             do { try await portal.activate(order.customerOrderID, schedule, customer: customer) } catch {
                 throw Problem(status: 409, title: "cannot activate", detail: "\(error)")
             }
@@ -270,12 +285,16 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             let owner = try webhookOwner()
             guard case .json(let body) = input.body else { throw APIProblem(status: 415, title: "unsupported media type") }
-            guard let url = URL(string: body.url), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host, !host.isEmpty else {
+            guard let url = URL(string: body.url), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host,
+                !host.isEmpty
+            else {
                 throw APIProblem(status: 400, title: "invalid value", detail: "an http:// or https:// URL", field: "url")
             }
             // A customer's subscription may not make cpnpd call into the provider's own network.
             if !owner.isEmpty, !portal.configuration.http.customerWebhooksToPrivateAddresses, Self.isPrivate(host: host) {
-                throw APIProblem(status: 400, title: "invalid value", detail: "\(host) is a loopback or private address (http.customer-webhooks-to-private-addresses)", field: "url")
+                throw APIProblem(
+                    status: 400, title: "invalid value",
+                    detail: "\(host) is a loopback or private address (http.customer-webhooks-to-private-addresses)", field: "url")
             }
             if let secret = body.secret, secret.count < 16 {
                 throw APIProblem(status: 400, title: "invalid value", detail: "at least 16 characters", field: "secret")
@@ -330,7 +349,9 @@ struct RESTAPI: APIProtocol {
             var state: ServerOrderStateMachine.State?
             if let text = input.query.state {
                 guard let parsedState = ServerOrderStateMachine.State(rawValue: text) else {
-                    throw APIProblem(status: 400, title: "invalid value", detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+                    throw APIProblem(
+                        status: 400, title: "invalid value",
+                        detail: "one of \(ServerOrderStateMachine.State.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
                 }
                 state = parsedState
             }
@@ -341,11 +362,19 @@ struct RESTAPI: APIProtocol {
             let held = Set(await engine.ordersAwaitingApproval)
             let rows = try store.orders(limit: limit, offset: offset, state: state, clientIdentity: input.query.customer)
             let total = try store.orderCount(state: state, clientIdentity: input.query.customer)
-            return .ok(.init(body: .json(.init(total: total, orders: rows.map { order in
-                .init(providerOrderId: order.providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue, customer: order.clientIdentity,
-                      state: order.state.rawValue, heldForApproval: held.contains(order.providerOrderID), createdAt: Self.date(order.createdAt),
-                      updatedAt: Self.date(order.updatedAt))
-            }))))
+            return .ok(
+                .init(
+                    body: .json(
+                        .init(
+                            total: total,
+                            orders: rows.map { order in
+                                .init(
+                                    providerOrderId: order.providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue,
+                                    customer: order.clientIdentity,
+                                    state: order.state.rawValue, heldForApproval: held.contains(order.providerOrderID),
+                                    createdAt: Self.date(order.createdAt),
+                                    updatedAt: Self.date(order.updatedAt))
+                            }))))
         }
     }
 
@@ -353,17 +382,22 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
             guard let providerOrderID = ProviderOrderID(input.path.providerOrderId),
-                  let order = try store.order(providerOrderID: providerOrderID) else {
+                let order = try store.order(providerOrderID: providerOrderID)
+            else {
                 throw APIProblem.notFound("order \(input.path.providerOrderId)")
             }
             let held = await engine.ordersAwaitingApproval.contains(providerOrderID)
             let audit = try store.audit(providerOrderID: providerOrderID).map { entry in
                 Components.Schemas.AuditEntry(at: Self.date(entry.at), from: entry.from.rawValue, to: entry.to.rawValue, event: entry.event)
             }
-            return .ok(.init(body: .json(.init(
-                providerOrderId: providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue, customer: order.clientIdentity,
-                state: order.state.rawValue,
-                heldForApproval: held, createdAt: Self.date(order.createdAt), updatedAt: Self.date(order.updatedAt), audit: audit))))
+            return .ok(
+                .init(
+                    body: .json(
+                        .init(
+                            providerOrderId: providerOrderID.rawValue, customerOrderId: order.customerOrderID.rawValue,
+                            customer: order.clientIdentity,
+                            state: order.state.rawValue,
+                            heldForApproval: held, createdAt: Self.date(order.createdAt), updatedAt: Self.date(order.updatedAt), audit: audit))))
         }
     }
 
@@ -371,7 +405,9 @@ struct RESTAPI: APIProtocol {
         try await answer({ .`default`(statusCode: $0, $1) }) {
             try requireOperator()
             let providerOrderID = try heldOrder(input.path.providerOrderId)
-            let outcome = try await Console.decide(providerOrderID, approve: true, status: .administrativelyProhibited, diagnostic: nil, engine: engine, store: store, requestedBy: "api")
+            let outcome = try await Console.decide(
+                providerOrderID, approve: true, status: .administrativelyProhibited, diagnostic: nil, engine: engine, store: store, requestedBy: "api"
+            )
             return .ok(.init(body: .json(.init(providerOrderId: providerOrderID.rawValue, outcome: outcome))))
         }
     }
@@ -384,12 +420,15 @@ struct RESTAPI: APIProtocol {
             var diagnostic: String?
             if case .json(let body)? = input.body {
                 if let code = body.code {
-                    guard let statusCode = FailStatusCode(rawValue: code) else { throw APIProblem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code") }
+                    guard let statusCode = FailStatusCode(rawValue: code) else {
+                        throw APIProblem(status: 400, title: "invalid value", detail: "not a FAIL status code of RFC 8921 Table 3", field: "code")
+                    }
                     status = statusCode
                 }
                 diagnostic = body.diagnostic.map { String($0.prefix(256)) }
             }
-            let outcome = try await Console.decide(providerOrderID, approve: false, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "api")
+            let outcome = try await Console.decide(
+                providerOrderID, approve: false, status: status, diagnostic: diagnostic, engine: engine, store: store, requestedBy: "api")
             return .ok(.init(body: .json(.init(providerOrderId: providerOrderID.rawValue, outcome: outcome))))
         }
     }
@@ -401,8 +440,10 @@ struct RESTAPI: APIProtocol {
             var links: [Components.Schemas.Link] = []
             for link in gauges.capacityMbps.keys.sorted() {
                 for direction in [Components.Schemas.Link.DirectionPayload.incoming, .outgoing] {
-                    links.append(.init(link: link, direction: direction, capacityMbps: gauges.capacityMbps[link]?[direction.rawValue] ?? 0,
-                                       reservedMbps: gauges.reservedMbps[link]?[direction.rawValue] ?? 0))
+                    links.append(
+                        .init(
+                            link: link, direction: direction, capacityMbps: gauges.capacityMbps[link]?[direction.rawValue] ?? 0,
+                            reservedMbps: gauges.reservedMbps[link]?[direction.rawValue] ?? 0))
                 }
             }
             return .ok(.init(body: .json(.init(links: links))))
@@ -431,7 +472,8 @@ struct RESTAPI: APIProtocol {
             let open = template.cpd.openFields
             for (path, value) in body.values?.additionalProperties ?? [:] {
                 guard let field = open.first(where: { $0.path.description == path }) else {
-                    throw APIProblem(status: 400, title: "invalid value", detail: "not an open field of template \(templateID)", field: "values.\(path)")
+                    throw APIProblem(
+                        status: 400, title: "invalid value", detail: "not an open field of template \(templateID)", field: "values.\(path)")
                 }
                 values[field.path] = value
             }
@@ -464,7 +506,8 @@ struct RESTAPI: APIProtocol {
         let cost = offer?.informationElements?.cost ?? order.agreement?.informationElements?.cost
         let template: String? = group.flatMap { $0.hasPrefix("catalog:") ? String($0.dropFirst("catalog:".count)) : nil }
         return .init(
-            id: order.customerOrderID.rawValue, href: "/api/quotes/\(order.customerOrderID.rawValue)", providerOrderId: order.providerOrderID?.rawValue,
+            id: order.customerOrderID.rawValue, href: "/api/quotes/\(order.customerOrderID.rawValue)",
+            providerOrderId: order.providerOrderID?.rawValue,
             state: state, stateReason: reason, cpnpState: order.state.rawValue, providerState: server?.state.rawValue,
             requestedCpd: JSONDocument(order.requestedCPD?.json ?? CPD.empty.json), offeredCpd: offer.map { JSONDocument($0.offeredCPD.json) },
             agreedCpd: order.agreement.map { JSONDocument($0.acceptedCPD.json) },

@@ -53,12 +53,14 @@ public struct WebhookDispatcher: Service {
     }
 
     static func payload(_ source: WebhookSource, type: String) -> String {
-        JSONSerializer.serializeString(.object(JSONObject([
-            ("id", .string("evt-\(source.auditID)")), ("type", .string(type)), ("occurredAt", .string(source.at.rfc3339)),
-            ("providerOrderId", .string(source.providerOrderID)), ("customerOrderId", .string(source.customerOrderID)),
-            ("customer", .string(source.clientIdentity)),
-            ("from", .string(source.from)), ("to", .string(source.to)), ("event", .string(source.event)),
-        ])))
+        JSONSerializer.serializeString(
+            .object(
+                JSONObject([
+                    ("id", .string("evt-\(source.auditID)")), ("type", .string(type)), ("occurredAt", .string(source.at.rfc3339)),
+                    ("providerOrderId", .string(source.providerOrderID)), ("customerOrderId", .string(source.customerOrderID)),
+                    ("customer", .string(source.clientIdentity)),
+                    ("from", .string(source.from)), ("to", .string(source.to)), ("event", .string(source.event)),
+                ])))
     }
 
     /// The backoff after `attempts` failed attempts: 1 s, 2 s, 4 s, … up to 10 minutes.
@@ -79,7 +81,8 @@ public struct WebhookDispatcher: Service {
                 await step(client)
                 try? await Task.sleep(for: interval)
             }
-        } onGracefulShutdown: {}
+        } onGracefulShutdown: {
+        }
         try? await client.shutdown()
     }
 
@@ -116,7 +119,8 @@ public struct WebhookDispatcher: Service {
         request.headers.add(name: "webhook-timestamp", value: String(timestamp))
         request.headers.add(name: "webhook-event", value: delivery.eventType)
         if let secret = delivery.secret, !secret.isEmpty {
-            request.headers.add(name: "webhook-signature", value: Self.signature(secret: secret, id: eventID, timestamp: timestamp, body: delivery.payload))
+            request.headers.add(
+                name: "webhook-signature", value: Self.signature(secret: secret, id: eventID, timestamp: timestamp, body: delivery.payload))
         }
         request.body = .bytes(ByteBuffer(string: delivery.payload))
         var failure: String?
@@ -131,12 +135,17 @@ public struct WebhookDispatcher: Service {
         let attempts = delivery.attempts + 1
         let next: CPNPTimestamp? = failure == nil || attempts >= Self.maximumAttempts ? nil : now.adding(Self.backoff(afterAttempts: attempts - 1))
         if let failure {
-            logger.info("webhook delivery failed", metadata: [
-                "webhook": "\(delivery.webhookID)", "event": "\(eventID)", "type": "\(delivery.eventType)", "attempt": "\(attempts)", "error": "\(failure)",
-                "next-attempt": "\(next?.rfc3339 ?? "given up")",
-            ])
+            logger.info(
+                "webhook delivery failed",
+                metadata: [
+                    "webhook": "\(delivery.webhookID)", "event": "\(eventID)", "type": "\(delivery.eventType)", "attempt": "\(attempts)",
+                    "error": "\(failure)",
+                    "next-attempt": "\(next?.rfc3339 ?? "given up")",
+                ])
         }
-        do { try store.recordWebhookAttempt(webhookID: delivery.webhookID, auditID: delivery.auditID, at: now, error: failure, nextAttempt: next) } catch {
+        do {
+            try store.recordWebhookAttempt(webhookID: delivery.webhookID, auditID: delivery.auditID, at: now, error: failure, nextAttempt: next)
+        } catch {
             logger.warning("webhooks: cannot record a delivery", metadata: ["error": "\(error)"])
         }
     }

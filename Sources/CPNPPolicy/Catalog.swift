@@ -106,10 +106,12 @@ extension ConfigurationParser {
                     let open = Set((cpd?.openFields ?? []).map(\.path.description))
                     for (keyNode, valueNode) in pairs {
                         guard case .scalar(let key) = keyNode,
-                              let caption = reader.string(valueNode, at: entry.path("labels").appending(key.string)) else { continue }
+                            let caption = reader.string(valueNode, at: entry.path("labels").appending(key.string))
+                        else { continue }
                         if cpd != nil, !open.contains(key.string) {
-                            reader.invalid(entry.path("labels").appending(key.string), keyNode,
-                                           "not a loose value of the template's CPD (open fields: \(open.sorted().joined(separator: ", ")))")
+                            reader.invalid(
+                                entry.path("labels").appending(key.string), keyNode,
+                                "not a loose value of the template's CPD (open fields: \(open.sorted().joined(separator: ", ")))")
                         }
                         labels[key.string] = caption
                     }
@@ -118,8 +120,10 @@ extension ConfigurationParser {
                 }
             }
             guard let templateID, let name, let cpd else { continue }
-            out.append(CatalogTemplate(id: templateID, name: name, description: reader.string(entry, "description"), customers: visibleTo,
-                                       cpd: cpd, labels: labels))
+            out.append(
+                CatalogTemplate(
+                    id: templateID, name: name, description: reader.string(entry, "description"), customers: visibleTo,
+                    cpd: cpd, labels: labels))
         }
         return out
     }
@@ -160,8 +164,9 @@ extension ConfigurationParser {
         do {
             cpd = try CPD(json: json, at: .root)
         } catch {
-            reader.invalid(JSONPath(base.components + error.path.components), entry["cpd"] ?? entry["cpd-file"],
-                           "\(error.reason) (\(error.code.rawValue))")
+            reader.invalid(
+                JSONPath(base.components + error.path.components), entry["cpd"] ?? entry["cpd-file"],
+                "\(error.reason) (\(error.code.rawValue))")
             return nil
         }
         let problems = cpd.validate(at: .root).filter { $0.severity == .error }

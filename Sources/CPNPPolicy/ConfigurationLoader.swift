@@ -11,8 +11,10 @@ import Yams
 /// defaults; absent sections are empty (no PE, no link, no customer).
 public enum ConfigurationLoader {
     /// The top-level keys.
-    public static let topLevelKeys = ["listen", "pki", "database", "timers", "provider", "policy", "customers",
-                                      "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog", "upstreams", "cascade"]
+    public static let topLevelKeys = [
+        "listen", "pki", "database", "timers", "provider", "policy", "customers",
+        "pricing", "approval", "provisioning", "rate-limits", "limits", "http", "catalog", "upstreams", "cascade",
+    ]
 
     /// Parses and checks a configuration.
     ///
@@ -59,11 +61,12 @@ public enum ConfigurationLoader {
         if let yamlError = error as? YamlError {
             switch yamlError {
             case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-                 .composer(let context, let problem, let mark, _):
+                .composer(let context, let problem, let mark, _):
                 let contextText = context.map { "\($0.text) " } ?? ""
-                return ConfigurationError(.syntax, at: .root,
-                                          "not valid YAML: \(contextText)\(problem) (line \(mark.line), column \(mark.column))",
-                                          line: mark.line)
+                return ConfigurationError(
+                    .syntax, at: .root,
+                    "not valid YAML: \(contextText)\(problem) (line \(mark.line), column \(mark.column))",
+                    line: mark.line)
             case .reader(let problem, _, _, _):
                 return ConfigurationError(.syntax, at: .root, "not valid YAML: \(problem)")
             default:
@@ -104,7 +107,12 @@ struct ConfigurationParser {
                 reader.invalid(section.path("url"), node, "not a PostgreSQL URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
             }
         }
-        if let section = reader.map(document["http"], at: document.path("http"), keys: ["enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store", "customer-webhooks-to-private-addresses"]) {
+        if let section = reader.map(
+            document["http"], at: document.path("http"),
+            keys: [
+                "enabled", "listen", "operator-token-file", "tls", "operator-identities", "portal-store", "customer-webhooks-to-private-addresses",
+            ])
+        {
             configuration.http.enabled = reader.bool(section, "enabled") ?? configuration.http.enabled
             if let node = section["listen"], let text = reader.string(section, "listen") {
                 if let (host, port) = HTTPConfiguration.address(text) {
@@ -117,61 +125,84 @@ struct ConfigurationParser {
             configuration.http.tls = reader.bool(section, "tls") ?? configuration.http.tls
             configuration.http.operatorIdentities = reader.strings(section, "operator-identities") ?? configuration.http.operatorIdentities
             configuration.http.portalStore = reader.string(section, "portal-store") ?? configuration.http.portalStore
-            configuration.http.customerWebhooksToPrivateAddresses = reader.bool(section, "customer-webhooks-to-private-addresses")
+            configuration.http.customerWebhooksToPrivateAddresses =
+                reader.bool(section, "customer-webhooks-to-private-addresses")
                 ?? configuration.http.customerWebhooksToPrivateAddresses
         }
-        if let section = reader.map(document["timers"], at: document.path("timers"),
-                         keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"]) {
+        if let section = reader.map(
+            document["timers"], at: document.path("timers"),
+            keys: ["retransmission", "offer-validity", "expected-offer-time", "approval-expected-offer-time", "more-time"])
+        {
             configuration.timers = timers(section)
         }
         if let section = reader.map(document["provider"], at: document.path("provider"), keys: ["name", "as-number", "contact"]) {
             configuration.provider = provider(section)
         }
-        if let section = reader.map(document["policy"], at: document.path("policy"),
-                         keys: ["activation-types", "network-presence", "links", "qos", "defaults", "counter-offers"]) {
+        if let section = reader.map(
+            document["policy"], at: document.path("policy"),
+            keys: ["activation-types", "network-presence", "links", "qos", "defaults", "counter-offers"])
+        {
             configuration.policy = policy(section)
         }
         if let section = reader.map(document["pricing"], at: document.path("pricing"), keys: Self.pricingKeys) {
             configuration.pricing = pricing(section, base: PricingRule())
         }
-        configuration.customers = customers(document["customers"], at: document.path("customers"),
-                                            policy: configuration.policy, pricing: configuration.pricing)
+        configuration.customers = customers(
+            document["customers"], at: document.path("customers"),
+            policy: configuration.policy, pricing: configuration.pricing)
         if let customerIdentity = configuration.listen.plainUDPCustomer,
-           let listen = reader.map(document["listen"], at: document.path("listen"), keys: listenKeys) {
+            let listen = reader.map(document["listen"], at: document.path("listen"), keys: listenKeys)
+        {
             let path = listen.path("plain-udp-customer")
             if configuration.listen.transport != .plainUDP {
                 reader.error(.invalidValue, path, listen["plain-udp-customer"], "only allowed with transport: plain-udp")
             } else if configuration.customerProfile(matching: [customerIdentity]) == nil {
-                reader.error(.unknownReference, path, listen["plain-udp-customer"],
-                             "unknown customer identity \"\(customerIdentity)\" (not in customers)")
+                reader.error(
+                    .unknownReference, path, listen["plain-udp-customer"],
+                    "unknown customer identity \"\(customerIdentity)\" (not in customers)")
             }
         }
-        if let section = reader.map(document["approval"], at: document.path("approval"),
-                                    keys: ["mode", "rules", "escalate-out-of-resources"]) {
+        if let section = reader.map(
+            document["approval"], at: document.path("approval"),
+            keys: ["mode", "rules", "escalate-out-of-resources"])
+        {
             configuration.approval = approval(section, customers: configuration.customers)
         }
-        if let section = reader.map(document["provisioning"], at: document.path("provisioning"),
-                         keys: ["command", "http-url", "events", "timeout", "retry"]) {
+        if let section = reader.map(
+            document["provisioning"], at: document.path("provisioning"),
+            keys: ["command", "http-url", "events", "timeout", "retry"])
+        {
             configuration.provisioning = provisioning(section)
         }
-        if let section = reader.map(document["rate-limits"], at: document.path("rate-limits"),
-                                    keys: ["quotations-per-minute", "fails-per-minute"]) {
-            configuration.rateLimits.quotationsPerMinute = reader.integer(section, "quotations-per-minute", in: 1...1_000_000)
+        if let section = reader.map(
+            document["rate-limits"], at: document.path("rate-limits"),
+            keys: ["quotations-per-minute", "fails-per-minute"])
+        {
+            configuration.rateLimits.quotationsPerMinute =
+                reader.integer(section, "quotations-per-minute", in: 1...1_000_000)
                 ?? configuration.rateLimits.quotationsPerMinute
-            configuration.rateLimits.failsPerMinute = reader.integer(section, "fails-per-minute", in: 1...1_000_000)
+            configuration.rateLimits.failsPerMinute =
+                reader.integer(section, "fails-per-minute", in: 1...1_000_000)
                 ?? configuration.rateLimits.failsPerMinute
         }
-        if let section = reader.map(document["limits"], at: document.path("limits"),
-                         keys: ["max-associations", "association-idle-timeout", "max-datagram-bytes",
-                                "default-max-open-orders", "max-pending-approvals"]) {
+        if let section = reader.map(
+            document["limits"], at: document.path("limits"),
+            keys: [
+                "max-associations", "association-idle-timeout", "max-datagram-bytes",
+                "default-max-open-orders", "max-pending-approvals",
+            ])
+        {
             configuration.limits = limits(section)
         }
-        configuration.catalog = catalog(document["catalog"], at: document.path("catalog"), customers: configuration.customers,
-                                        baseDirectory: baseDirectory)
+        configuration.catalog = catalog(
+            document["catalog"], at: document.path("catalog"), customers: configuration.customers,
+            baseDirectory: baseDirectory)
         configuration.upstreams = upstreams(document["upstreams"], at: document.path("upstreams"), baseDirectory: baseDirectory)
         configuration.cascade = cascade(document["cascade"], at: document.path("cascade"))
         if !configuration.upstreams.isEmpty, configuration.database.url != nil, let node = document["upstreams"] {
-            reader.invalid(document.path("upstreams"), node, "child orders are negotiated by one cpnpd with a SQLite database; several cpnpd on PostgreSQL cannot share them yet")
+            reader.invalid(
+                document.path("upstreams"), node,
+                "child orders are negotiated by one cpnpd with a SQLite database; several cpnpd on PostgreSQL cannot share them yet")
         }
         return configuration
     }
@@ -203,16 +234,19 @@ struct ConfigurationParser {
 
     func timers(_ section: YAMLReader.Map) -> TimerConfiguration {
         var timers = TimerConfiguration()
-        if let retransmission = reader.map(section["retransmission"], at: section.path("retransmission"),
-                                           keys: ["initial", "max-retries"]) {
+        if let retransmission = reader.map(
+            section["retransmission"], at: section.path("retransmission"),
+            keys: ["initial", "max-retries"])
+        {
             timers.retransmissionInitial = reader.duration(retransmission, "initial") ?? timers.retransmissionInitial
             timers.retransmissionMaxRetries = reader.integer(retransmission, "max-retries", in: 0...10) ?? timers.retransmissionMaxRetries
         }
         timers.offerValidity = reader.duration(section, "offer-validity") ?? timers.offerValidity
         timers.expectedOfferTime = reader.duration(section, "expected-offer-time") ?? timers.expectedOfferTime
         timers.approvalExpectedOfferTime = reader.duration(section, "approval-expected-offer-time") ?? timers.approvalExpectedOfferTime
-        let moreTime = reader.map(section["more-time"], at: section.path("more-time"),
-                                  keys: ["request-before", "extension", "max-requests"])
+        let moreTime = reader.map(
+            section["more-time"], at: section.path("more-time"),
+            keys: ["request-before", "extension", "max-requests"])
         if let moreTime {
             timers.moreTime.requestBefore = reader.duration(moreTime, "request-before") ?? timers.moreTime.requestBefore
             timers.moreTime.extensionDuration = reader.duration(moreTime, "extension") ?? timers.moreTime.extensionDuration
@@ -220,9 +254,10 @@ struct ConfigurationParser {
         }
         // The request must leave the client time to answer before the expected offer time (§11.2.1).
         if timers.moreTime.maximumRequests > 0, timers.moreTime.requestBefore >= timers.approvalExpectedOfferTime {
-            reader.invalid(section.path("more-time").appending("request-before"),
-                           moreTime?["request-before"] ?? section["approval-expected-offer-time"] ?? section.node,
-                           "must be shorter than timers.approval-expected-offer-time")
+            reader.invalid(
+                section.path("more-time").appending("request-before"),
+                moreTime?["request-before"] ?? section["approval-expected-offer-time"] ?? section.node,
+                "must be shorter than timers.approval-expected-offer-time")
         }
         return timers
     }
@@ -233,11 +268,14 @@ struct ConfigurationParser {
         if let node = section["as-number"], let asNumber = reader.integer(node, at: section.path("as-number"), in: 0...Int(UInt32.max)) {
             provider.asNumber = UInt32(asNumber)
         }
-        if let contact = reader.map(section["contact"], at: section.path("contact"),
-                                    keys: ["email", "postal-address", "telephone-numbers"]) {
-            provider.contact = ContactInformation(email: reader.string(contact, "email"),
-                                                  postalAddress: reader.string(contact, "postal-address"),
-                                           telephoneNumbers: reader.strings(contact, "telephone-numbers") ?? [])
+        if let contact = reader.map(
+            section["contact"], at: section.path("contact"),
+            keys: ["email", "postal-address", "telephone-numbers"])
+        {
+            provider.contact = ContactInformation(
+                email: reader.string(contact, "email"),
+                postalAddress: reader.string(contact, "postal-address"),
+                telephoneNumbers: reader.strings(contact, "telephone-numbers") ?? [])
         }
         return provider
     }
@@ -255,8 +293,10 @@ struct ConfigurationParser {
 
         // Network presence.
         var peFirst: [String: JSONPath] = [:]
-        for entry in reader.mapItems(section["network-presence"], at: section.path("network-presence"),
-            keys: ["pe", "city", "sites", "countries"]) {
+        for entry in reader.mapItems(
+            section["network-presence"], at: section.path("network-presence"),
+            keys: ["pe", "city", "sites", "countries"])
+        {
             guard let edgeName = reader.string(entry, "pe", required: true) else { continue }
             if let first = peFirst[edgeName] {
                 reader.error(.duplicateIdentifier, entry.path("pe"), entry["pe"], "duplicate PE \"\(edgeName)\" (first at \(first))")
@@ -280,8 +320,9 @@ struct ConfigurationParser {
                 if let first = linkFirst[linkID] {
                     reader.error(.duplicateIdentifier, entry.path("id"), entry["id"], "duplicate link \"\(linkID)\" (first at \(first))")
                 } else if peFirst[linkID] != nil {
-                    reader.invalid(entry.path("id"), entry["id"],
-                                   "\"\(linkID)\" is already the name of a PE; a link id must differ from PE names")
+                    reader.invalid(
+                        entry.path("id"), entry["id"],
+                        "\"\(linkID)\" is already the name of a PE; a link id must differ from PE names")
                 } else {
                     linkFirst[linkID] = entry.path("id")
                 }
@@ -294,25 +335,34 @@ struct ConfigurationParser {
             }
         }
 
-        if let qosSection = reader.map(section["qos"], at: section.path("qos"),
-                                       keys: ["default", "pairs", "availability-percent", "meta-qos-classes"]) {
+        if let qosSection = reader.map(
+            section["qos"], at: section.path("qos"),
+            keys: ["default", "pairs", "availability-percent", "meta-qos-classes"])
+        {
             policy.qos = qos(qosSection, knownPEs: peFirst)
         }
-        if let defaults = reader.map(section["defaults"], at: section.path("defaults"),
-                         keys: ["bandwidth-mbps", "mtu-bytes", "notification-interval-seconds", "invocation-type"]) {
+        if let defaults = reader.map(
+            section["defaults"], at: section.path("defaults"),
+            keys: ["bandwidth-mbps", "mtu-bytes", "notification-interval-seconds", "invocation-type"])
+        {
             policy.defaults.bandwidthMbps = reader.decimal(defaults, "bandwidth-mbps", .positive) ?? policy.defaults.bandwidthMbps
             policy.defaults.mtuBytes = reader.integer(defaults, "mtu-bytes", in: 68...65535).map(Int64.init) ?? policy.defaults.mtuBytes
             policy.defaults.notificationIntervalSeconds =
                 reader.integer(defaults, "notification-interval-seconds", in: 1...86400 * 366).map(Int64.init)
-                    ?? policy.defaults.notificationIntervalSeconds
-            policy.defaults.invocationType = reader.enumeration(defaults, "invocation-type", CPDInvocationType.self)
+                ?? policy.defaults.notificationIntervalSeconds
+            policy.defaults.invocationType =
+                reader.enumeration(defaults, "invocation-type", CPDInvocationType.self)
                 ?? policy.defaults.invocationType
         }
-        if let counterOffers = reader.map(section["counter-offers"], at: section.path("counter-offers"),
-                                          keys: ["drop-unserved-sites", "drop-exhausted-sites"]) {
-            policy.counterOffers.dropUnservedSites = reader.bool(counterOffers, "drop-unserved-sites")
+        if let counterOffers = reader.map(
+            section["counter-offers"], at: section.path("counter-offers"),
+            keys: ["drop-unserved-sites", "drop-exhausted-sites"])
+        {
+            policy.counterOffers.dropUnservedSites =
+                reader.bool(counterOffers, "drop-unserved-sites")
                 ?? policy.counterOffers.dropUnservedSites
-            policy.counterOffers.dropExhaustedSites = reader.bool(counterOffers, "drop-exhausted-sites")
+            policy.counterOffers.dropExhaustedSites =
+                reader.bool(counterOffers, "drop-exhausted-sites")
                 ?? policy.counterOffers.dropExhaustedSites
         }
         return policy
@@ -362,8 +412,9 @@ struct ConfigurationParser {
             }
             var known = true
             for (index, edgeName) in between.enumerated() where knownPEs[edgeName] == nil {
-                reader.error(.unknownReference, pair.path("between").appending(index: index), pair["between"],
-                             unknownPE(edgeName, known: Array(knownPEs.keys)))
+                reader.error(
+                    .unknownReference, pair.path("between").appending(index: index), pair["between"],
+                    unknownPE(edgeName, known: Array(knownPEs.keys)))
                 known = false
             }
             if known { qos.pairs.append(QoSPair(first: between[0], second: between[1], qos: values)) }
@@ -402,8 +453,13 @@ struct ConfigurationParser {
         var out: [CustomerProfile] = []
         var first: [String: JSONPath] = [:]
         let knownPEs = policy.networkPresence.map(\.id)
-        for entry in reader.mapItems(node, at: path, keys: ["identity", "name", "max-open-orders", "source-prefixes",
-                                                     "entitlements", "pricing"]) {
+        for entry in reader.mapItems(
+            node, at: path,
+            keys: [
+                "identity", "name", "max-open-orders", "source-prefixes",
+                "entitlements", "pricing",
+            ])
+        {
             let identity = reader.string(entry, "identity", required: true)
             var profile = CustomerProfile(identity: identity ?? "")
             profile.name = reader.string(entry, "name")
@@ -416,8 +472,10 @@ struct ConfigurationParser {
                     reader.invalid(prefixPath, prefixNode, "not a CIDR prefix (\(CPDIPPrefix.problem(with: text) ?? text))")
                 }
             }
-            if let entitlementsSection = reader.map(entry["entitlements"], at: entry.path("entitlements"),
-                             keys: ["max-bandwidth-mbps", "countries", "pes", "testing-orders", "max-test-period"]) {
+            if let entitlementsSection = reader.map(
+                entry["entitlements"], at: entry.path("entitlements"),
+                keys: ["max-bandwidth-mbps", "countries", "pes", "testing-orders", "max-test-period"])
+            {
                 var entitlements = Entitlements()
                 entitlements.maxBandwidthMbps = reader.decimal(entitlementsSection, "max-bandwidth-mbps", .positive)
                 entitlements.countries = countries(entitlementsSection, "countries")
@@ -440,8 +498,9 @@ struct ConfigurationParser {
             if let identity {
                 let key = CustomerProfile.asciiLowercased(identity)
                 if let firstPath = first[key] {
-                    reader.error(.duplicateIdentifier, entry.path("identity"), entry["identity"],
-                            "duplicate customer identity \"\(identity)\" (first at \(firstPath))")
+                    reader.error(
+                        .duplicateIdentifier, entry.path("identity"), entry["identity"],
+                        "duplicate customer identity \"\(identity)\" (first at \(firstPath))")
                     continue
                 }
                 first[key] = entry.path("identity")
@@ -514,8 +573,9 @@ struct ConfigurationParser {
                 let ids = list.compactMap { item -> String? in
                     guard let identity = reader.string(item.node, at: item.path) else { return nil }
                     if !known.contains(where: { CustomerProfile.asciiLowercased($0) == CustomerProfile.asciiLowercased(identity) }) {
-                        reader.error(.unknownReference, item.path, item.node,
-                                     "unknown customer identity \"\(identity)\" (not in customers)")
+                        reader.error(
+                            .unknownReference, item.path, item.node,
+                            "unknown customer identity \"\(identity)\" (not in customers)")
                     }
                     return identity
                 }

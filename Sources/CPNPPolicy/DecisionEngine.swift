@@ -30,8 +30,10 @@ public struct Offer: Sendable, Hashable {
     ///   - gaps: differences from the request.
     ///   - notes: explanations of partial values.
     ///   - informationElements: IEs of the OFFER.
-    public init(cpd: CPD, reservations: [Reservation], cost: Cost?, satisfiesRequest: Bool, gaps: [CPDGap],
-                notes: [String] = [], informationElements: InformationElements = .init()) {
+    public init(
+        cpd: CPD, reservations: [Reservation], cost: Cost?, satisfiesRequest: Bool, gaps: [CPDGap],
+        notes: [String] = [], informationElements: InformationElements = .init()
+    ) {
         self.cpd = cpd
         self.reservations = reservations
         self.cost = cost
@@ -115,20 +117,23 @@ public struct DecisionEngine: Sendable {
         updating: [Reservation]? = nil, requestValidated: Bool = false
     ) -> Decision {
         guard identityPresent else {
-            return .fail(.authenticationRequired,
-                         diagnostic: "no authenticated client identity: a client certificate is required (RFC 8921 §13)")
+            return .fail(
+                .authenticationRequired,
+                diagnostic: "no authenticated client identity: a client certificate is required (RFC 8921 §13)")
         }
         guard let profile else {
             return .fail(.authorizationFailed, diagnostic: "the client identity is not a known customer")
         }
         if let clientAddress, !profile.admits(address: clientAddress) {
-            return .fail(.authorizationFailed,
-                         diagnostic: clip("source address \(clientAddress) is not allowed for customer \(profile.identity)"))
+            return .fail(
+                .authorizationFailed,
+                diagnostic: clip("source address \(clientAddress) is not allowed for customer \(profile.identity)"))
         }
         let available = updating.map { inventory.releasing($0) } ?? inventory
-        let run = DecisionRun(config: configuration, profile: profile, request: request,
-                              options: informationElements?.negotiationOptions, inventory: available, now: now,
-                              requestValidated: requestValidated)
+        let run = DecisionRun(
+            config: configuration, profile: profile, request: request,
+            options: informationElements?.negotiationOptions, inventory: available, now: now,
+            requestValidated: requestValidated)
         do throws(Refusal) {
             let offer = try run.makeOffer(openOrders: updating == nil ? openOrders : nil)
             if let reason = approvalReason(offer: offer, profile: profile, options: informationElements?.negotiationOptions) {
@@ -264,8 +269,9 @@ struct DecisionRun {
         if let openOrders {
             let limit = profile.maxOpenOrders ?? config.limits.defaultMaxOpenOrders
             if openOrders >= limit {
-                throw Refusal(.administrativelyProhibited,
-                              "customer \(profile.identity) already has \(openOrders) open orders (maximum \(limit))")
+                throw Refusal(
+                    .administrativelyProhibited,
+                    "customer \(profile.identity) already has \(openOrders) open orders (maximum \(limit))")
             }
         }
         try checkOptions()
@@ -379,8 +385,9 @@ struct DecisionRun {
         let comparison = offered.comparison(against: request)
         let cost: Cost? = options?.costRequested == true ? (profile.pricing ?? config.pricing).cost(for: offered) : nil
         let elements = DecisionEngine(configuration: config).offerInformationElements(options: options, cost: cost)
-        return Offer(cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
-                     gaps: comparison.gaps, notes: notes, informationElements: elements)
+        return Offer(
+            cpd: offered, reservations: reservations, cost: cost, satisfiesRequest: comparison.satisfies,
+            gaps: comparison.gaps, notes: notes, informationElements: elements)
     }
 
     // MARK: - checks
@@ -397,8 +404,10 @@ struct DecisionRun {
     func checkOptions() throws(Refusal) {
         let activation = options?.effectiveActivationType ?? .immediate
         guard policy.activationTypes.contains(activation) else {
-            throw Refusal(.unsupportedActivationType, "activation type \(activation.rawValue) is not supported; supported: "
-                + policy.activationTypes.map(\.rawValue).joined(separator: ", "))
+            throw Refusal(
+                .unsupportedActivationType,
+                "activation type \(activation.rawValue) is not supported; supported: "
+                    + policy.activationTypes.map(\.rawValue).joined(separator: ", "))
         }
         guard options?.effectivePurpose == .testing else { return }
         guard profile.entitlements.testingOrders else {
@@ -409,8 +418,9 @@ struct DecisionRun {
                 throw Refusal(.messageValidationError, "test-period-end \(end.rfc3339) is not in the future")
             }
             if let max = profile.entitlements.maxTestPeriod, max < end - now {
-                throw Refusal(.administrativelyProhibited,
-                              "test period until \(end.rfc3339) exceeds the \(Self.text(max)) customer \(profile.identity) is entitled to")
+                throw Refusal(
+                    .administrativelyProhibited,
+                    "test period until \(end.rfc3339) exceeds the \(Self.text(max)) customer \(profile.identity) is entitled to")
             }
         }
     }
@@ -431,21 +441,24 @@ struct DecisionRun {
     func attachment(for node: CPDCustomerNode, capacityLinks: [CPDCapacityEntry]) throws(Refusal) -> Attachment {
         let nodeID = node.identifier
         if let country = node.localization.country, let allowed = profile.entitlements.countries, !allowed.contains(country) {
-            throw Refusal(.administrativelyProhibited,
-                          "customer node \(nodeID): country \(country) is not allowed for customer \(profile.identity)")
+            throw Refusal(
+                .administrativelyProhibited,
+                "customer node \(nodeID): country \(country) is not allowed for customer \(profile.identity)")
         }
         func resolve(_ name: String) throws(Refusal) -> (links: [ProviderLink], pe: String) {
             if let link = policy.link(name) {
                 guard allowedPE(link.pe) else {
-                    throw Refusal(.administrativelyProhibited,
-                                  "customer node \(nodeID): customer \(profile.identity) is not entitled to \(link.pe) (link \(name))")
+                    throw Refusal(
+                        .administrativelyProhibited,
+                        "customer node \(nodeID): customer \(profile.identity) is not entitled to \(link.pe) (link \(name))")
                 }
                 return ([link], link.pe)
             }
             if policy.edge(name) != nil {
                 guard allowedPE(name) else {
-                    throw Refusal(.administrativelyProhibited,
-                                  "customer node \(nodeID): customer \(profile.identity) is not entitled to \(name)")
+                    throw Refusal(
+                        .administrativelyProhibited,
+                        "customer node \(nodeID): customer \(profile.identity) is not entitled to \(name)")
                 }
                 return (policy.links(at: name), name)
             }
@@ -476,8 +489,10 @@ struct DecisionRun {
         }
         let allowed = pes.filter { allowedPE($0.id) }
         guard !allowed.isEmpty else {
-            throw Refusal(.administrativelyProhibited, "customer node \(nodeID): served only by "
-                + pes.map(\.id).joined(separator: ", ") + ", which customer \(profile.identity) is not entitled to")
+            throw Refusal(
+                .administrativelyProhibited,
+                "customer node \(nodeID): served only by "
+                    + pes.map(\.id).joined(separator: ", ") + ", which customer \(profile.identity) is not entitled to")
         }
         return Attachment(links: allowed.flatMap { policy.links(at: $0.id) }, pe: allowed[0].id)
     }
@@ -488,7 +503,7 @@ struct DecisionRun {
         for component in request.components {
             for provisioningProfile in component.profiles {
                 guard provisioningProfile.customerNodes.contains(where: { !nodes.contains($0.identifier) }),
-                      provisioningProfile.scope.contains(where: { !nodes.contains($0.customerNode) })
+                    provisioningProfile.scope.contains(where: { !nodes.contains($0.customerNode) })
                 else { return false }
             }
         }
@@ -540,8 +555,10 @@ struct DecisionRun {
                 }
                 let (incoming, iOK, iEmpty, iSlack) = value(capacityRequest.incomingBandwidthMbps, .incoming)
                 let (outgoing, oOK, oEmpty, oSlack) = value(capacityRequest.outgoingBandwidthMbps, .outgoing)
-                options.append(Option(link: link, incoming: incoming, outgoing: outgoing, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
-                                      total: (incoming ?? 0) + (outgoing ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
+                options.append(
+                    Option(
+                        link: link, incoming: incoming, outgoing: outgoing, satisfied: (iOK ? 1 : 0) + (oOK ? 1 : 0),
+                        total: (incoming ?? 0) + (outgoing ?? 0), slack: iSlack + oSlack, empty: iEmpty || oEmpty))
             }
             let usable = options.filter { !$0.empty }
             guard var best = usable.first else {
@@ -559,16 +576,19 @@ struct DecisionRun {
                 }
             }
             var held: [Reservation] = []
-            for (mbps, direction, requested) in [(best.incoming, CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
-                                (best.outgoing, CPDDirection.outgoing, capacityRequest.outgoingBandwidthMbps)] {
+            for (mbps, direction, requested) in [
+                (best.incoming, CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                (best.outgoing, CPDDirection.outgoing, capacityRequest.outgoingBandwidthMbps),
+            ] {
                 guard let mbps, let requested else { continue }
                 held.append(Reservation(linkID: best.link.id, direction: direction, mbps: mbps))
                 if !requested.admits(mbps) {
                     let free = remaining.free(best.link.id, direction)
                     var why = "\(free) Mbps free on \(best.link.id)"
                     if let maxBW, maxBW < free { why = "customer \(profile.identity) is entitled to at most \(maxBW) Mbps" }
-                    pass.notes.append("customer node \(capacityRequest.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
-                        + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
+                    pass.notes.append(
+                        "customer node \(capacityRequest.customerNode) \(direction.rawValue): \(mbps) Mbps offered, "
+                            + "\(JSONSerializer.serializeString(requested.json)) requested (\(why))")
                 }
             }
             remaining = remaining.reserving(held)
@@ -580,8 +600,10 @@ struct DecisionRun {
     func exhaustionText(_ capacityRequest: CPDCapacityRequest, candidates: [ProviderLink], inventory inventoryView: InventoryView) -> String {
         var parts: [String] = []
         for link in candidates.prefix(3) {
-            for (direction, requested) in [(CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
-                                           (.outgoing, capacityRequest.outgoingBandwidthMbps)] {
+            for (direction, requested) in [
+                (CPDDirection.incoming, capacityRequest.incomingBandwidthMbps),
+                (.outgoing, capacityRequest.outgoingBandwidthMbps),
+            ] {
                 guard let requested else { continue }
                 let free = inventoryView.free(link.id, direction)
                 if free.isZero || Self.bandwidth(requested, limit: free, default: policy.defaults.bandwidthMbps).isZero {
@@ -729,14 +751,15 @@ struct OfferChooser: NegotiableChooser {
         if let value = requested.preferredValue { return value }
         var key = ""
         if case .key(let lastKey)? = path.components.last { key = lastKey }
-        let json: JSONValue? = switch key {
-        case "mtu-bytes": .number(CPNPDecimal(defaults.mtuBytes))
-        case "interval-seconds": .number(CPNPDecimal(defaults.notificationIntervalSeconds))
-        case "type": .string(defaults.invocationType.rawValue)
-        case "throughput-mbps", "incoming-bandwidth-mbps", "outgoing-bandwidth-mbps": .number(defaults.bandwidthMbps)
-        case "reachability": .string(CPDReachability.global.rawValue)
-        default: nil
-        }
+        let json: JSONValue? =
+            switch key {
+            case "mtu-bytes": .number(CPNPDecimal(defaults.mtuBytes))
+            case "interval-seconds": .number(CPNPDecimal(defaults.notificationIntervalSeconds))
+            case "type": .string(defaults.invocationType.rawValue)
+            case "throughput-mbps", "incoming-bandwidth-mbps", "outgoing-bandwidth-mbps": .number(defaults.bandwidthMbps)
+            case "reachability": .string(CPDReachability.global.rawValue)
+            default: nil
+            }
         for candidate in [json, .number(0), .string("")].compactMap({ $0 }) {
             if let value = try? V(negotiableJSON: candidate, at: path) { return value }
         }

@@ -33,8 +33,9 @@ extension ServerConfiguration {
         let defaultQoS = AchievableQoS(oneWayDelayMs: 30, delayVariationMs: 8, lossPercent: decimal("0.3"))
         var configuration = ServerConfiguration(
             listen: ListenConfiguration(host: "127.0.0.1", port: 8921, transport: .dtls),
-            pki: PKIConfiguration(directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
-                                  keyFile: "server-key.pem"),
+            pki: PKIConfiguration(
+                directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
+                keyFile: "server-key.pem"),
             database: DatabaseConfiguration(path: "./.cpnp/cpnpd.sqlite"),
             timers: TimerConfiguration(
                 retransmissionInitial: .seconds(1), retransmissionMaxRetries: 3, offerValidity: .seconds(600),
@@ -61,34 +62,42 @@ extension ServerConfiguration {
                 qos: QoSCapabilities(
                     defaultQoS: defaultQoS,
                     pairs: [
-                        QoSPair(first: "PE-PAR-1", second: "PE-PAR-2",
-                                qos: AchievableQoS(oneWayDelayMs: 2, delayVariationMs: decimal("0.5"), lossPercent: decimal("0.01"))),
-                        QoSPair(first: "PE-PAR-1", second: "PE-LYS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
-                        QoSPair(first: "PE-PAR-2", second: "PE-LYS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
-                        QoSPair(first: "PE-LYS-1", second: "PE-MRS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 9, delayVariationMs: 2, lossPercent: decimal("0.05"))),
-                        QoSPair(first: "PE-PAR-2", second: "PE-MRS-1",
-                                qos: AchievableQoS(oneWayDelayMs: 18, delayVariationMs: 4, lossPercent: decimal("0.1"))),
+                        QoSPair(
+                            first: "PE-PAR-1", second: "PE-PAR-2",
+                            qos: AchievableQoS(oneWayDelayMs: 2, delayVariationMs: decimal("0.5"), lossPercent: decimal("0.01"))),
+                        QoSPair(
+                            first: "PE-PAR-1", second: "PE-LYS-1",
+                            qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
+                        QoSPair(
+                            first: "PE-PAR-2", second: "PE-LYS-1",
+                            qos: AchievableQoS(oneWayDelayMs: 12, delayVariationMs: 3, lossPercent: decimal("0.05"))),
+                        QoSPair(
+                            first: "PE-LYS-1", second: "PE-MRS-1",
+                            qos: AchievableQoS(oneWayDelayMs: 9, delayVariationMs: 2, lossPercent: decimal("0.05"))),
+                        QoSPair(
+                            first: "PE-PAR-2", second: "PE-MRS-1",
+                            qos: AchievableQoS(oneWayDelayMs: 18, delayVariationMs: 4, lossPercent: decimal("0.1"))),
                     ],
                     availabilityPercent: decimal("99.95"),
                     metaQoSClasses: ["gold", "silver", "bronze"]),
-                defaults: OfferDefaults(bandwidthMbps: 10, mtuBytes: 1500, notificationIntervalSeconds: 300,
-                                        invocationType: .implicit),
+                defaults: OfferDefaults(
+                    bandwidthMbps: 10, mtuBytes: 1500, notificationIntervalSeconds: 300,
+                    invocationType: .implicit),
                 counterOffers: CounterOfferPolicy(dropUnservedSites: false, dropExhaustedSites: true)),
             customers: [
                 CustomerProfile(
                     identity: "acme", name: "ACME Corp", maxOpenOrders: 20,
                     sourcePrefixes: [prefix("127.0.0.0/8"), prefix("::1/128"), prefix("10.0.0.0/8"), prefix("192.0.2.0/24")],
-                    entitlements: Entitlements(maxBandwidthMbps: 10000, countries: ["FR"], pes: nil, testingOrders: true,
-                                               maxTestPeriod: .seconds(30 * 86400)),
+                    entitlements: Entitlements(
+                        maxBandwidthMbps: 10000, countries: ["FR"], pes: nil, testingOrders: true,
+                        maxTestPeriod: .seconds(30 * 86400)),
                     pricing: acmePricing),
                 CustomerProfile(
                     identity: "globex", name: "Globex Corporation", maxOpenOrders: 5,
                     sourcePrefixes: [prefix("127.0.0.0/8"), prefix("::1/128"), prefix("198.51.100.0/24")],
-                    entitlements: Entitlements(maxBandwidthMbps: 500, countries: ["FR"], pes: ["PE-PAR-1", "PE-PAR-2", "PE-LYS-1"],
-                                               testingOrders: false),
+                    entitlements: Entitlements(
+                        maxBandwidthMbps: 500, countries: ["FR"], pes: ["PE-PAR-1", "PE-PAR-2", "PE-LYS-1"],
+                        testingOrders: false),
                     pricing: globexPricing),
             ],
             pricing: pricing,
@@ -97,13 +106,16 @@ extension ServerConfiguration {
                 command: nil, httpURL: nil, events: ProvisioningEvent.allCases, timeout: .seconds(30),
                 retryInitialBackoff: .seconds(5), retryMaxBackoff: .seconds(600)),
             rateLimits: RateLimitConfiguration(quotationsPerMinute: 30, failsPerMinute: 60),
-            limits: LimitConfiguration(maxAssociations: 1024, associationIdleTimeout: .seconds(600), maxDatagramBytes: 16384,
-                                       defaultMaxOpenOrders: 100, maxPendingApprovals: 1000))
+            limits: LimitConfiguration(
+                maxAssociations: 1024, associationIdleTimeout: .seconds(600), maxDatagramBytes: 16384,
+                defaultMaxOpenOrders: 100, maxPendingApprovals: 1000))
         configuration.catalog = [
             CatalogTemplate(
                 id: "l3vpn-3-sites", name: "L3VPN, 3 sites",
                 description: "An isolated IP VPN between Paris, Lyon and Marseille. Choose the bandwidth of each site.",
-                cpd: template(#"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-PAR-1", "link-identifiers": [], "localization": {"site-id": "PARIS-HQ", "country": "FR"}}, {"identifier": "CE-LYS-1", "link-identifiers": [], "localization": {"site-id": "LYON-DC", "country": "FR"}}, {"identifier": "CE-MRS-1", "link-identifiers": [], "localization": {"site-id": "MARSEILLE-BR", "country": "FR"}}], "scope": [{"customer-node": "CE-PAR-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.1.0.0/16"], "destination-prefixes": ["10.2.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-LYS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.2.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-MRS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.3.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.2.0.0/16"]}], "capacity": [{"customer-node": "CE-PAR-1", "incoming-bandwidth-mbps": {"min": 10, "max": 500}, "outgoing-bandwidth-mbps": {"min": 10, "max": 500}}, {"customer-node": "CE-LYS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}, {"customer-node": "CE-MRS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}], "conformance-traffic": {"enforcement": "policing", "out-of-profile-action": "discard"}, "traffic-isolation": {"isolated": true}}]}]}"#),
+                cpd: template(
+                    #"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-PAR-1", "link-identifiers": [], "localization": {"site-id": "PARIS-HQ", "country": "FR"}}, {"identifier": "CE-LYS-1", "link-identifiers": [], "localization": {"site-id": "LYON-DC", "country": "FR"}}, {"identifier": "CE-MRS-1", "link-identifiers": [], "localization": {"site-id": "MARSEILLE-BR", "country": "FR"}}], "scope": [{"customer-node": "CE-PAR-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.1.0.0/16"], "destination-prefixes": ["10.2.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-LYS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.2.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.3.0.0/16"]}, {"customer-node": "CE-MRS-1", "direction": "outgoing", "reachability": "restricted", "model": "hose", "source-prefixes": ["10.3.0.0/16"], "destination-prefixes": ["10.1.0.0/16", "10.2.0.0/16"]}], "capacity": [{"customer-node": "CE-PAR-1", "incoming-bandwidth-mbps": {"min": 10, "max": 500}, "outgoing-bandwidth-mbps": {"min": 10, "max": 500}}, {"customer-node": "CE-LYS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}, {"customer-node": "CE-MRS-1", "incoming-bandwidth-mbps": {"min": 10, "max": 200}, "outgoing-bandwidth-mbps": {"min": 10, "max": 200}}], "conformance-traffic": {"enforcement": "policing", "out-of-profile-action": "discard"}, "traffic-isolation": {"isolated": true}}]}]}"#
+                ),
                 labels: [
                     "components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "Paris HQ, towards the site (Mbit/s)",
                     "components[0].profiles[0].capacity[0].outgoing-bandwidth-mbps": "Paris HQ, from the site (Mbit/s)",
@@ -115,7 +127,9 @@ extension ServerConfiguration {
             CatalogTemplate(
                 id: "internet-access-1g", name: "Internet access 1 Gbit/s",
                 description: "Global reachability from one site in Paris at 1 Gbit/s each way.", customers: ["acme"],
-                cpd: template(#"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"site-id": "PARIS-DC1", "country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "unspecified-hose", "source-prefixes": ["192.0.2.0/24"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": 1000, "outgoing-bandwidth-mbps": 1000}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}, "availability": {"availability-percent": {"min": 99.9}, "statistic": "average", "measurement-period": "month"}, "invocation-means": {"type": {"one-of": ["implicit", "explicit"]}}}]}]}"#)),
+                cpd: template(
+                    #"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"site-id": "PARIS-DC1", "country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "unspecified-hose", "source-prefixes": ["192.0.2.0/24"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": 1000, "outgoing-bandwidth-mbps": 1000}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}, "availability": {"availability-percent": {"min": 99.9}, "statistic": "average", "measurement-period": "month"}, "invocation-means": {"type": {"one-of": ["implicit", "explicit"]}}}]}]}"#
+                )),
         ]
         return configuration
     }()

@@ -39,8 +39,9 @@ extension DecisionEngine {
         relaxed.policy.counterOffers.dropExhaustedSites = true
         let available = updating.map { inventory.releasing($0) } ?? inventory
         func run(_ cpd: CPD) -> DecisionRun {
-            DecisionRun(config: relaxed, profile: profile, request: cpd, options: informationElements?.negotiationOptions,
-                        inventory: available, now: now, requestValidated: true)
+            DecisionRun(
+                config: relaxed, profile: profile, request: cpd, options: informationElements?.negotiationOptions,
+                inventory: available, now: now, requestValidated: true)
         }
         let whole = run(request)
         do throws(Refusal) {

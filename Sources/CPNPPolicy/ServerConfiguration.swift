@@ -151,8 +151,10 @@ public struct ListenConfiguration: Sendable, Hashable {
     ///   - port: port to bind.
     ///   - transport: transport kind.
     ///   - receiveBufferBytes: `SO_RCVBUF` in bytes, or nil.
-    public init(host: String = "127.0.0.1", port: UInt16 = 8921, transport: TransportKind = .dtls,
-                receiveBufferBytes: Int? = nil) {
+    public init(
+        host: String = "127.0.0.1", port: UInt16 = 8921, transport: TransportKind = .dtls,
+        receiveBufferBytes: Int? = nil
+    ) {
         self.host = host
         self.port = port
         self.transport = transport
@@ -177,8 +179,10 @@ public struct PKIConfiguration: Sendable, Hashable {
     ///   - caFile: CA file name (relative to `directory` unless absolute).
     ///   - certificateFile: certificate file name.
     ///   - keyFile: key file name.
-    public init(directory: String = "./.cpnp/pki", caFile: String = "ca.pem", certificateFile: String = "server.pem",
-                keyFile: String = "server-key.pem") {
+    public init(
+        directory: String = "./.cpnp/pki", caFile: String = "ca.pem", certificateFile: String = "server.pem",
+        keyFile: String = "server-key.pem"
+    ) {
         self.directory = directory
         self.caFile = caFile
         self.certificateFile = certificateFile
@@ -275,9 +279,11 @@ public struct TimerConfiguration: Sendable, Hashable {
     ///   - expectedOfferTime: expected offer time for automatic decisions.
     ///   - approvalExpectedOfferTime: expected offer time while waiting for an operator.
     ///   - moreTime: requests for more time while waiting for an operator.
-    public init(retransmissionInitial: Duration = .seconds(1), retransmissionMaxRetries: Int = 3,
-                offerValidity: Duration = .seconds(600), expectedOfferTime: Duration = .seconds(60),
-                approvalExpectedOfferTime: Duration = .seconds(3600), moreTime: MoreTimeConfiguration = .init()) {
+    public init(
+        retransmissionInitial: Duration = .seconds(1), retransmissionMaxRetries: Int = 3,
+        offerValidity: Duration = .seconds(600), expectedOfferTime: Duration = .seconds(60),
+        approvalExpectedOfferTime: Duration = .seconds(3600), moreTime: MoreTimeConfiguration = .init()
+    ) {
         self.retransmissionInitial = retransmissionInitial
         self.retransmissionMaxRetries = retransmissionMaxRetries
         self.offerValidity = offerValidity
@@ -342,9 +348,11 @@ public struct PolicyConfiguration: Sendable, Hashable {
     ///   - qos: achievable QoS.
     ///   - defaults: values for `"any"`.
     ///   - counterOffers: partial-offer policy.
-    public init(activationTypes: [ActivationType] = ActivationType.allCases, networkPresence: [ProviderEdge] = [],
-                links: [ProviderLink] = [], qos: QoSCapabilities = .init(), defaults: OfferDefaults = .init(),
-                counterOffers: CounterOfferPolicy = .init()) {
+    public init(
+        activationTypes: [ActivationType] = ActivationType.allCases, networkPresence: [ProviderEdge] = [],
+        links: [ProviderLink] = [], qos: QoSCapabilities = .init(), defaults: OfferDefaults = .init(),
+        counterOffers: CounterOfferPolicy = .init()
+    ) {
         self.activationTypes = activationTypes
         self.networkPresence = networkPresence
         self.links = links
@@ -502,9 +510,11 @@ public struct QoSCapabilities: Sendable, Hashable {
     ///   - pairs: per-pair values.
     ///   - availabilityPercent: availability.
     ///   - metaQoSClasses: qualitative classes.
-    public init(defaultQoS: AchievableQoS = AchievableQoS(oneWayDelayMs: 50, delayVariationMs: 10, lossPercent: 1),
-                pairs: [QoSPair] = [], availabilityPercent: CPNPDecimal = 99,
-                metaQoSClasses: [String] = []) {
+    public init(
+        defaultQoS: AchievableQoS = AchievableQoS(oneWayDelayMs: 50, delayVariationMs: 10, lossPercent: 1),
+        pairs: [QoSPair] = [], availabilityPercent: CPNPDecimal = 99,
+        metaQoSClasses: [String] = []
+    ) {
         self.defaultQoS = defaultQoS
         self.pairs = pairs
         self.availabilityPercent = availabilityPercent
@@ -540,8 +550,10 @@ public struct OfferDefaults: Sendable, Hashable {
     ///   - mtuBytes: MTU for `"any"`.
     ///   - notificationIntervalSeconds: interval for `"any"`.
     ///   - invocationType: invocation type for `"any"`.
-    public init(bandwidthMbps: CPNPDecimal = 10, mtuBytes: Int64 = 1500, notificationIntervalSeconds: Int64 = 300,
-                invocationType: CPDInvocationType = .implicit) {
+    public init(
+        bandwidthMbps: CPNPDecimal = 10, mtuBytes: Int64 = 1500, notificationIntervalSeconds: Int64 = 300,
+        invocationType: CPDInvocationType = .implicit
+    ) {
         self.bandwidthMbps = bandwidthMbps
         self.mtuBytes = mtuBytes
         self.notificationIntervalSeconds = notificationIntervalSeconds
@@ -594,8 +606,10 @@ public struct Entitlements: Sendable, Hashable {
     ///   - pes: allowed PEs.
     ///   - testingOrders: testing orders allowed.
     ///   - maxTestPeriod: longest test period.
-    public init(maxBandwidthMbps: CPNPDecimal? = nil, countries: [String]? = nil, pes: [String]? = nil,
-                testingOrders: Bool = true, maxTestPeriod: Duration? = nil) {
+    public init(
+        maxBandwidthMbps: CPNPDecimal? = nil, countries: [String]? = nil, pes: [String]? = nil,
+        testingOrders: Bool = true, maxTestPeriod: Duration? = nil
+    ) {
         self.maxBandwidthMbps = maxBandwidthMbps
         self.countries = countries
         self.pes = pes
@@ -629,8 +643,10 @@ public struct CustomerProfile: Sendable, Hashable {
     ///   - sourcePrefixes: access filter.
     ///   - entitlements: entitlements.
     ///   - pricing: price list override.
-    public init(identity: String, name: String? = nil, maxOpenOrders: Int? = nil, sourcePrefixes: [CPDIPPrefix] = [],
-                entitlements: Entitlements = .init(), pricing: PricingRule? = nil) {
+    public init(
+        identity: String, name: String? = nil, maxOpenOrders: Int? = nil, sourcePrefixes: [CPDIPPrefix] = [],
+        entitlements: Entitlements = .init(), pricing: PricingRule? = nil
+    ) {
         self.identity = identity
         self.name = name
         self.maxOpenOrders = maxOpenOrders
@@ -689,8 +705,10 @@ public struct PricingRule: Sendable, Hashable {
     ///   - baseFee: fee per order.
     ///   - perMbps: price per Mbit/s.
     ///   - qosPremiums: premiums per QoS class.
-    public init(currency: String = "EUR", period: String? = "month", baseFee: CPNPDecimal = 0,
-                perMbps: CPNPDecimal = 0, qosPremiums: [String: CPNPDecimal] = [:]) {
+    public init(
+        currency: String = "EUR", period: String? = "month", baseFee: CPNPDecimal = 0,
+        perMbps: CPNPDecimal = 0, qosPremiums: [String: CPNPDecimal] = [:]
+    ) {
         self.currency = currency
         self.period = period
         self.baseFee = baseFee
@@ -810,9 +828,11 @@ public struct ProvisioningConfiguration: Sendable, Hashable {
     ///   - timeout: per-attempt timeout.
     ///   - retryInitialBackoff: first back-off.
     ///   - retryMaxBackoff: back-off ceiling.
-    public init(command: [String]? = nil, httpURL: String? = nil, events: [ProvisioningEvent] = ProvisioningEvent.allCases,
-                timeout: Duration = .seconds(30), retryInitialBackoff: Duration = .seconds(5),
-                retryMaxBackoff: Duration = .seconds(600)) {
+    public init(
+        command: [String]? = nil, httpURL: String? = nil, events: [ProvisioningEvent] = ProvisioningEvent.allCases,
+        timeout: Duration = .seconds(30), retryInitialBackoff: Duration = .seconds(5),
+        retryMaxBackoff: Duration = .seconds(600)
+    ) {
         self.command = command
         self.httpURL = httpURL
         self.events = events
@@ -869,8 +889,10 @@ public struct LimitConfiguration: Sendable, Hashable {
     ///   - maxDatagramBytes: datagram size limit.
     ///   - defaultMaxOpenOrders: default open-order cap.
     ///   - maxPendingApprovals: pending approval cap.
-    public init(maxAssociations: Int = 1024, associationIdleTimeout: Duration = .seconds(600),
-                maxDatagramBytes: Int = 16384, defaultMaxOpenOrders: Int = 100, maxPendingApprovals: Int = 1000) {
+    public init(
+        maxAssociations: Int = 1024, associationIdleTimeout: Duration = .seconds(600),
+        maxDatagramBytes: Int = 16384, defaultMaxOpenOrders: Int = 100, maxPendingApprovals: Int = 1000
+    ) {
         self.maxAssociations = maxAssociations
         self.associationIdleTimeout = associationIdleTimeout
         self.maxDatagramBytes = maxDatagramBytes

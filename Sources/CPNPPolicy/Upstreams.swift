@@ -95,7 +95,9 @@ public struct CascadeConfiguration: Sendable, Hashable {
     /// `provider-id`: this provider's name in the `provider-chain` of child requests; nil: `provider.name`.
     public var providerID: String?
 
-    public init(store: String? = nil, acceptChildren: AcceptChildren = .beforeOffer, onChildFailure: OnChildFailure = .counterOffer, providerID: String? = nil) {
+    public init(
+        store: String? = nil, acceptChildren: AcceptChildren = .beforeOffer, onChildFailure: OnChildFailure = .counterOffer, providerID: String? = nil
+    ) {
         self.store = store
         self.acceptChildren = acceptChildren
         self.onChildFailure = onChildFailure
@@ -123,9 +125,11 @@ extension ConfigurationParser {
             return cascade
         }
         cascade.store = reader.string(section, "store")
-        cascade.acceptChildren = reader.enumeration(section, "accept-children", CascadeConfiguration.AcceptChildren.self)
+        cascade.acceptChildren =
+            reader.enumeration(section, "accept-children", CascadeConfiguration.AcceptChildren.self)
             ?? cascade.acceptChildren
-        cascade.onChildFailure = reader.enumeration(section, "on-child-failure", CascadeConfiguration.OnChildFailure.self)
+        cascade.onChildFailure =
+            reader.enumeration(section, "on-child-failure", CascadeConfiguration.OnChildFailure.self)
             ?? cascade.onChildFailure
         cascade.providerID = reader.string(section, "provider-id")
         return cascade
@@ -174,22 +178,27 @@ extension ConfigurationParser {
                 markup = reader.decimal(resale, "markup-percent", .nonNegative) ?? 0
                 currency = reader.string(resale, "currency")
                 if let code = currency, let node = resale["currency"],
-                   !(code.utf8.count == 3 && code.utf8.allSatisfy({ (0x41...0x5a).contains($0) })) {
+                    !(code.utf8.count == 3 && code.utf8.allSatisfy({ (0x41...0x5a).contains($0) }))
+                {
                     reader.invalid(resale.path("currency"), node, "an ISO 4217 code, e.g. EUR")
                 }
             }
             let expected = reader.duration(entry, "expected-response-time") ?? .seconds(30)
             let maxOpen = reader.integer(entry, "max-open-orders", in: 1...1_000_000)
             var description: CustomerDescription?
-            if let customerDescription = reader.map(entry["customer-description"], at: entry.path("customer-description"),
-                                                    keys: ["name", "email"]) {
-                description = CustomerDescription(name: reader.string(customerDescription, "name"),
-                                                  contact: reader.string(customerDescription, "email").map { ContactInformation(email: $0) })
+            if let customerDescription = reader.map(
+                entry["customer-description"], at: entry.path("customer-description"),
+                keys: ["name", "email"])
+            {
+                description = CustomerDescription(
+                    name: reader.string(customerDescription, "name"),
+                    contact: reader.string(customerDescription, "email").map { ContactInformation(email: $0) })
             }
             guard let name, let address, let caFile = files["ca"], let cert = files["cert"], let key = files["key"] else { continue }
-            out.append(UpstreamProvider(
-                name: name, address: address, caFile: caFile, certificateFile: cert, keyFile: key, serves: coverage, markupPercent: markup,
-                currency: currency, expectedResponseTime: expected, maxOpenOrders: maxOpen, customerDescription: description))
+            out.append(
+                UpstreamProvider(
+                    name: name, address: address, caFile: caFile, certificateFile: cert, keyFile: key, serves: coverage, markupPercent: markup,
+                    currency: currency, expectedResponseTime: expected, maxOpenOrders: maxOpen, customerDescription: description))
         }
         return out
     }

@@ -156,7 +156,7 @@ final class YAMLReader {
         guard let text = scalarText(node, at: path, expected: "an integer") else { return nil }
         let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
         guard !digits.isEmpty, digits.count <= 18, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let value = Int(text), range.contains(value)
+            let value = Int(text), range.contains(value)
         else {
             invalid(path, node, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
             return nil
@@ -266,7 +266,7 @@ final class YAMLReader {
             factor = multiplier
         }
         guard !digits.isEmpty, digits.count <= 10, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let count = Int(digits), count > 0
+            let count = Int(digits), count > 0
         else {
             invalid(mapping.path(key), node, "must be a positive size in bytes (e.g. 262144 or 256KiB)")
             return nil

@@ -116,7 +116,9 @@ extension CPNPServerEngine {
     /// When to cascade rather than answer `decision` (RFC 8921 §8.8): the request is not served in full
     /// here, the customer did not set `local-only`, this provider is not already in its chain, and an
     /// upstream may serve a node left out.
-    func childOrderRequest(_ providerOrderID: ProviderOrderID, _ live: LiveOrder, decision: Decision, profile: CustomerProfile?, now: CPNPTimestamp) -> (ChildOrderRequest, CascadeHold)? {
+    func childOrderRequest(_ providerOrderID: ProviderOrderID, _ live: LiveOrder, decision: Decision, profile: CustomerProfile?, now: CPNPTimestamp)
+        -> (ChildOrderRequest, CascadeHold)?
+    {
         guard childNegotiator != nil, !configuration.upstreams.isEmpty else { return nil }
         let machine = live.machine
         let options = machine.requestedInformationElements?.negotiationOptions
@@ -130,9 +132,10 @@ extension CPNPServerEngine {
             guard Set(offer.cpd.customerNodeIdentifiers) != Set(machine.requestedCPD.customerNodeIdentifiers) else { return nil }
         default: return nil
         }
-        guard let coverage = decisionEngine.localCoverage(
-            request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
-            inventory: inventory(deciding: providerOrderID, live), now: now, updating: machine.isUpdate ? live.committed : nil),
+        guard
+            let coverage = decisionEngine.localCoverage(
+                request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
+                inventory: inventory(deciding: providerOrderID, live), now: now, updating: machine.isUpdate ? live.committed : nil),
             !coverage.elsewhere.isEmpty
         else { return nil }
         var nodesByID: [String: CPDCustomerNode] = [:]
@@ -169,9 +172,13 @@ extension CPNPServerEngine {
         var actions: [ServerOrderStateMachine.Action] = []
         if live.machine.state == .pqoReceived {
             // The children have their expected response time, then the offer is composed.
-            let slowest = request.segments.compactMap { segment in configuration.upstreams.first { $0.name == segment.upstream }?.expectedResponseTime }.max() ?? .seconds(30)
+            let slowest =
+                request.segments.compactMap { segment in configuration.upstreams.first { $0.name == segment.upstream }?.expectedResponseTime }.max()
+                ?? .seconds(30)
             let expectedOfferTime = now.adding(max(configuration.timers.expectedOfferTime, slowest * 2 + .seconds(30)))
-            actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: .requestExternalResources, now: now) }
+            actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: .requestExternalResources, now: now)
+            }
         }
         let state = orders[providerOrderID]?.machine.state ?? .awaitingProcessing
         actions.append(.persist(from: state, to: state, event: "child orders requested from \(upstreams)"))
@@ -209,9 +216,12 @@ extension CPNPServerEngine {
         orders[parent]?.cascade = nil
         if segments.isEmpty || (!missing.isEmpty && configuration.cascade.onChildFailure == .fail) {
             let code: FailStatusCode = missing.contains(where: hold.withoutPresence.contains) ? .networkPresenceError : .outOfResources
-            let why = "no provider serves customer node(s) \(missing.joined(separator: ", "))" + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; "))
+            let why =
+                "no provider serves customer node(s) \(missing.joined(separator: ", "))" + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; "))
             logger.info("cascaded order refused", metadata: ["order": "\(parent)", "status": "\(code.rawValue)", "diagnostic": "\(why)"])
-            let actions = mutateThrowing(parent) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: String(why.prefix(250)), now: now) }
+            let actions = mutateThrowing(parent) { machine, _ throws(OrderCommandError) in
+                try machine.reject(code, diagnostic: String(why.prefix(250)), now: now)
+            }
             await perform(actions, order: parent, now: now)
             return false
         }
@@ -234,7 +244,8 @@ extension CPNPServerEngine {
         var actions = offerActions(parent, offer, now: now, validUntil: validUntil)
         guard !actions.isEmpty else { return false }
         let summary = children.map { "\($0.upstream) \($0.customerOrderID)\($0.resalePrice.map { " at \($0)" } ?? "")" }.joined(separator: ", ")
-        actions.insert(.persist(from: machine.state, to: machine.state, event: "offer composed from the local segment and child orders: \(summary)"), at: 0)
+        actions.insert(
+            .persist(from: machine.state, to: machine.state, event: "offer composed from the local segment and child orders: \(summary)"), at: 0)
         await perform(actions, order: parent, now: now)
         return true
     }
@@ -260,7 +271,8 @@ extension CPNPServerEngine {
         let now = clock.now()
         guard orders[parent]?.machine.state == .acceptReceived else { return }
         let actions = mutateThrowing(parent) { machine, _ throws(OrderCommandError) in
-            accepted ? try machine.agreementConfirmed(now: now)
+            accepted
+                ? try machine.agreementConfirmed(now: now)
                 : try machine.reject(.outOfResources, diagnostic: "an upstream provider's part of the offer could not be accepted", now: now)
         }
         await perform(actions, order: parent, now: now)

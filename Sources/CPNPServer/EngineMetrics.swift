@@ -42,9 +42,10 @@ public struct EngineMetrics: Sendable {
         outcomes = counters(Outcome.allCases, "cpnp_negotiations_total") { [("outcome", $0.rawValue)] }
         withdrawals = Counter(label: "cpnp_withdrawals_total", factory: factory)
         retransmissions = Counter(label: "cpnp_retransmissions_total", factory: factory)
-        negotiationDuration = Dictionary(uniqueKeysWithValues: Outcome.allCases.map {
-            ($0, CoreMetrics.Timer(label: "cpnp_negotiation_duration_seconds", dimensions: [("outcome", $0.rawValue)], factory: factory))
-        })
+        negotiationDuration = Dictionary(
+            uniqueKeysWithValues: Outcome.allCases.map {
+                ($0, CoreMetrics.Timer(label: "cpnp_negotiation_duration_seconds", dimensions: [("outcome", $0.rawValue)], factory: factory))
+            })
         commitDuration = CoreMetrics.Timer(label: "cpnp_commit_duration_seconds", factory: factory)
         changesPerCommit = Recorder(label: "cpnp_commit_changes", factory: factory)
         failedChanges = Counter(label: "cpnp_commit_failed_changes_total", factory: factory)

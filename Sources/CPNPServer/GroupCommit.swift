@@ -275,7 +275,9 @@ extension CPNPServerEngine {
             case .sendToChildProvider:
                 // The engine never starts the machine's nested child order: child orders go through the
                 // ChildOrderNegotiator, several upstreams at once (Cascade.swift, docs/protocol.md §5.9).
-                logger.warning("a nested child order's message has no route; child orders go through the cascade coordinator", metadata: ["order": "\(providerOrderID)"])
+                logger.warning(
+                    "a nested child order's message has no route; child orders go through the cascade coordinator",
+                    metadata: ["order": "\(providerOrderID)"])
             case .armTimer(let timer, let time):
                 arm(providerOrderID, .machine(timer), at: time)
             case .cancelTimer(let timer):
@@ -297,9 +299,10 @@ extension CPNPServerEngine {
                     logger.info("\(from.rawValue) → \(to.rawValue): \(event)", metadata: metadata)
                 }
                 if let live, events.hasSubscribers {
-                    events.publish(.init(
-                        providerOrderID: providerOrderID, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
-                        from: from, to: to, event: event, at: clock.now()))
+                    events.publish(
+                        .init(
+                            providerOrderID: providerOrderID, customerOrderID: live.machine.customerOrderID, clientIdentity: live.clientIdentity,
+                            from: from, to: to, event: event, at: clock.now()))
                 }
             case .report(let event):
                 countOutcome(event, order: providerOrderID)
@@ -366,7 +369,9 @@ extension CPNPServerEngine {
         } catch {
             // The store cannot even be read: forget the order here; a restart recovers it from disk, and
             // with a shared store the upkeep reads it again once the database answers (SharedStore.swift).
-            logger.error("order reload failed; order dropped from memory until the store answers again", metadata: ["order": "\(providerOrderID)", "error": "\(error)"])
+            logger.error(
+                "order reload failed; order dropped from memory until the store answers again",
+                metadata: ["order": "\(providerOrderID)", "error": "\(error)"])
             if sharesStore, live.revision > 0 { ordersToResume.insert(providerOrderID) }
             orders[providerOrderID] = nil
             if byCustomer[key] == providerOrderID { byCustomer[key] = nil }

@@ -5,7 +5,7 @@ public import Logging
 public import CPNPRuntime
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Hands agreed, activated, deactivated, withdrawn and expired orders to the provider's Network
@@ -75,14 +75,16 @@ public struct ProvisioningWorker: Sendable {
                 delivered += 1
                 continue
             }
-            let body = JSONSerializer.serialize(.object(JSONObject([
-                ("event", .string(Self.event(for: entry.kind)?.rawValue ?? entry.kind.rawValue)),
-                // Delivery is at least once: a hand-off cut short by a crash is made again, with this id.
-                ("event-id", .number(CPNPDecimal(parsing: String(entry.id))!)),
-                ("provider-order-id", .string(entry.providerOrderID.rawValue)),
-                ("at", .string(entry.createdAt.rfc3339)),
-                ("order", entry.payload),
-            ])))
+            let body = JSONSerializer.serialize(
+                .object(
+                    JSONObject([
+                        ("event", .string(Self.event(for: entry.kind)?.rawValue ?? entry.kind.rawValue)),
+                        // Delivery is at least once: a hand-off cut short by a crash is made again, with this id.
+                        ("event-id", .number(CPNPDecimal(parsing: String(entry.id))!)),
+                        ("provider-order-id", .string(entry.providerOrderID.rawValue)),
+                        ("at", .string(entry.createdAt.rfc3339)),
+                        ("order", entry.payload),
+                    ])))
             do {
                 if let command = configuration.command { try await runCommand(command, input: body) }
                 if let url = configuration.httpURL { try await post(url, body: body) }
@@ -92,9 +94,11 @@ public struct ProvisioningWorker: Sendable {
             } catch {
                 let next = clock.now().adding(configuration.backoff(afterFailedAttempts: entry.attempts))
                 _ = try? store.markAttemptFailed(id: entry.id, error: "\(error)", nextAttemptAt: next)
-                logger.warning("provisioning hand-off failed; will retry", metadata: [
-                    "order": "\(entry.providerOrderID)", "event": "\(entry.kind)", "error": "\(error)", "next-attempt": "\(next.rfc3339)",
-                ])
+                logger.warning(
+                    "provisioning hand-off failed; will retry",
+                    metadata: [
+                        "order": "\(entry.providerOrderID)", "event": "\(entry.kind)", "error": "\(error)", "next-attempt": "\(next.rfc3339)",
+                    ])
             }
         }
         return delivered

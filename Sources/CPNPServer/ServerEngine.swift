@@ -230,7 +230,9 @@ public actor CPNPServerEngine {
             case .acceptReceived:
                 await react(.acceptReceived, order: storedOrder.providerOrderID, now: now)
             case .completed where storedOrder.machine.withdrawalPending:
-                if let agreement = storedOrder.machine.agreement { await react(.withdrawalRequested(agreement), order: storedOrder.providerOrderID, now: now) }
+                if let agreement = storedOrder.machine.agreement {
+                    await react(.withdrawalRequested(agreement), order: storedOrder.providerOrderID, now: now)
+                }
             default:
                 break
             }
@@ -262,7 +264,9 @@ public actor CPNPServerEngine {
     /// The client's stored order for `key` when none is in memory: an open one (an agreement at rest)
     /// is admitted and nil returned; a closed one is returned, for ``answerForClosedOrder(_:stored:datagram:identity:now:)``.
     private func readBack(_ key: OrderKey) throws -> StoredOrder? {
-        guard byCustomer[key] == nil, let stored = try store.order(clientIdentity: key.identity, customerOrderID: key.customerOrderID) else { return nil }
+        guard byCustomer[key] == nil, let stored = try store.order(clientIdentity: key.identity, customerOrderID: key.customerOrderID) else {
+            return nil
+        }
         guard stored.isOpen else { return stored }
         if orders[stored.providerOrderID] == nil { try admit(stored) }
         return nil
@@ -317,8 +321,10 @@ public actor CPNPServerEngine {
             // FAIL 1 when the ids can be read (docs/protocol.md §6, A6), an unknown or missing method included; never
             // for an ACK, FAIL or PROCESSING (no answer loops).
             if let correlation = CPNPCodec.correlation(of: json), correlation.method.map({ ![.ack, .fail, .processing].contains($0) }) ?? true {
-                await sendStatelessFail(.messageValidationError, error.description, transactionID: correlation.transactionID, customerOrderID: correlation.customerOrderID,
-                                        providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
+                await sendStatelessFail(
+                    .messageValidationError, error.description, transactionID: correlation.transactionID,
+                    customerOrderID: correlation.customerOrderID,
+                    providerOrderID: nil, session: datagram.session, identity: datagram.identity, now: now)
             }
             return
         }
@@ -331,7 +337,9 @@ public actor CPNPServerEngine {
         {
             // A retransmission of a QUOTATION already answered gets that answer again and changes
             // nothing, whatever became of its order (§11.3, §11.4).
-            if refused.sequenceNumber == quotation.sequenceNumber { await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now) }
+            if refused.sequenceNumber == quotation.sequenceNumber {
+                await sendLimitedFail(refused.answer, identity: identity, session: datagram.session, now: now)
+            }
             return
         }
         let closed: StoredOrder?
@@ -355,16 +363,20 @@ public actor CPNPServerEngine {
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
         }
-        if [.update, .withdraw, .activate].contains(message.method), let peerIdentity = datagram.identity, let profile = configuration.customerProfile(matching: peerIdentity.names),
+        if [.update, .withdraw, .activate].contains(message.method), let peerIdentity = datagram.identity,
+            let profile = configuration.customerProfile(matching: peerIdentity.names),
             PortalSessions.customer(of: datagram.session.remote) == nil, !profile.admits(address: datagram.session.remote.host)
         {
             guard message.transactionID != live.machine.transaction.id else {
-                await sendStatelessFail(.authorizationFailed, "source address not allowed", transactionID: message.transactionID, customerOrderID: message.customerOrderID,
-                                        providerOrderID: providerOrderID, session: datagram.session, identity: datagram.identity, now: now)
+                await sendStatelessFail(
+                    .authorizationFailed, "source address not allowed", transactionID: message.transactionID,
+                    customerOrderID: message.customerOrderID,
+                    providerOrderID: providerOrderID, session: datagram.session, identity: datagram.identity, now: now)
                 return
             }
             let actions = mutate(providerOrderID) { machine, rng in
-                machine.refuseNewTransaction(message, status: .authorizationFailed, diagnostic: "source address not allowed", session: datagram.session, using: &rng)
+                machine.refuseNewTransaction(
+                    message, status: .authorizationFailed, diagnostic: "source address not allowed", session: datagram.session, using: &rng)
             }
             await perform(actions, order: providerOrderID, now: now)
             return
@@ -385,21 +397,28 @@ public actor CPNPServerEngine {
         }
         guard quotationLimiter.allow(identity, now: now), sharedQuotationRateAllows(identity, now: now) else {
             logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
-            await refuseQuotation(quotation, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session, now: now)
+            await refuseQuotation(
+                quotation, .administrativelyProhibited, "too many quotation orders; retry later", identity: identity, session: datagram.session,
+                now: now)
             return
         }
         // A provider order id never equals a customer order id of that client (§13).
         var providerOrderID = ProviderOrderID.random(using: &rng)
-        while providerOrderID.rawValue == quotation.customerOrderID.rawValue || orders[providerOrderID] != nil || ((try? store.customerOrderIDExists(clientIdentity: identity, providerOrderID.rawValue)) ?? false) {
+        while providerOrderID.rawValue == quotation.customerOrderID.rawValue || orders[providerOrderID] != nil
+            || ((try? store.customerOrderIDExists(clientIdentity: identity, providerOrderID.rawValue)) ?? false)
+        {
             providerOrderID = ProviderOrderID.random(using: &rng)
         }
         let (machine, actions) = ServerOrderStateMachine.quotationReceived(
-            quotation, session: datagram.session, providerOrderID: providerOrderID, now: now, configuration: machineConfiguration, requestValidated: true, using: &rng)
+            quotation, session: datagram.session, providerOrderID: providerOrderID, now: now, configuration: machineConfiguration,
+            requestValidated: true, using: &rng)
         orders[providerOrderID] = LiveOrder(
             machine: machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description,
             negotiationStarted: .now)
         byCustomer[OrderKey(identity: identity, customerOrderID: quotation.customerOrderID)] = providerOrderID
-        logger.info("QUOTATION received", metadata: ["order": "\(providerOrderID)", "customer-order": "\(quotation.customerOrderID)", "client": "\(identity)"])
+        logger.info(
+            "QUOTATION received",
+            metadata: ["order": "\(providerOrderID)", "customer-order": "\(quotation.customerOrderID)", "client": "\(identity)"])
         receivingMethod = .quotation
         await perform(actions, order: providerOrderID, now: now)
     }
@@ -408,7 +427,9 @@ public actor CPNPServerEngine {
     /// retransmission whose answer was lost (the ACK of a WITHDRAW, DECLINE or CANCEL) gets that answer
     /// again and a repeated WITHDRAW gets ACK (§11.4, §9.2.8); a closed order never re-opens. False when
     /// the client has no such order.
-    private func answerForClosedOrder(_ message: CPNPMessage, stored: StoredOrder?, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async -> Bool {
+    private func answerForClosedOrder(_ message: CPNPMessage, stored: StoredOrder?, datagram: InboundDatagram, identity: String, now: CPNPTimestamp)
+        async -> Bool
+    {
         guard let stored, !stored.isOpen,
             message.providerOrderID == nil || message.providerOrderID == stored.providerOrderID
         else { return false }
@@ -422,7 +443,8 @@ public actor CPNPServerEngine {
         // The stored machine answers through the same path as an open order's: its change is committed
         // with the batch, then its messages are sent, and it leaves memory again (GroupCommit.swift).
         let providerOrderID = stored.providerOrderID
-        var closedOrder = LiveOrder(machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
+        var closedOrder = LiveOrder(
+            machine: stored.machine, clientIdentity: identity, identity: datagram.identity, clientAddress: datagram.session.remote.description)
         closedOrder.revision = stored.revision
         orders.admit(providerOrderID, closedOrder)
         let answer = mutate(providerOrderID) { machine, rng in machine.messageReceived(message, session: datagram.session, now: now, using: &rng) }
@@ -477,9 +499,10 @@ public actor CPNPServerEngine {
         case .ack, .fail, .processing, .quotation:
             logger.debug("discarded \(message.method) matching no order", metadata: ["from": "\(datagram.session.remote)"])
         default:
-            await sendStatelessFail(.messageValidationError, "no order matches customer-order-id \(message.customerOrderID) for this client",
-                                    transactionID: message.transactionID, customerOrderID: message.customerOrderID, providerOrderID: nil,
-                                    session: datagram.session, identity: datagram.identity, now: now)
+            await sendStatelessFail(
+                .messageValidationError, "no order matches customer-order-id \(message.customerOrderID) for this client",
+                transactionID: message.transactionID, customerOrderID: message.customerOrderID, providerOrderID: nil,
+                session: datagram.session, identity: datagram.identity, now: now)
         }
     }
 
@@ -593,11 +616,15 @@ public actor CPNPServerEngine {
         guard let live = orders[providerOrderID], mayRequestMoreTime(live), let expectedOfferTime = live.machine.expectedOfferTime else { return }
         let until = max(expectedOfferTime, now) + configuration.timers.moreTime.extensionDuration
         let subcode: ProcessingSubcode? = live.approvalOffer == nil ? .upgradeOfLocalResources : nil
-        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.requestMoreTime(until: until, subcode: subcode, now: now) }
+        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+            try machine.requestMoreTime(until: until, subcode: subcode, now: now)
+        }
         guard !actions.isEmpty else { return }
-        logger.notice("order still awaits approval: more time requested", metadata: [
-            "order": "\(providerOrderID)", "until": "\(until.rfc3339)", "request": "\(live.machine.moreTimeRequests + 1)",
-        ])
+        logger.notice(
+            "order still awaits approval: more time requested",
+            metadata: [
+                "order": "\(providerOrderID)", "until": "\(until.rfc3339)", "request": "\(live.machine.moreTimeRequests + 1)",
+            ])
         await perform(actions, order: providerOrderID, now: now)
     }
 
@@ -611,13 +638,15 @@ public actor CPNPServerEngine {
         let profile = profile(for: live)
         let identityPresent = live.identity != nil || profile != nil
         let free = measure(.inventory) { inventory(deciding: providerOrderID, live) }
-        let decision = measure(.decide) { decisionEngine.decide(
-            request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
-            identityPresent: identityPresent, inventory: free, now: now,
-            // The portal's customers signed in with their certificate; source prefixes filter network peers.
-            clientAddress: PortalSessions.customer(of: machine.transaction.session.remote) == nil ? machine.transaction.session.remote.host : nil,
-            openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
-            updating: machine.isUpdate ? live.committed : nil, requestValidated: true) }
+        let decision = measure(.decide) {
+            decisionEngine.decide(
+                request: machine.requestedCPD, informationElements: machine.requestedInformationElements, profile: profile,
+                identityPresent: identityPresent, inventory: free, now: now,
+                // The portal's customers signed in with their certificate; source prefixes filter network peers.
+                clientAddress: PortalSessions.customer(of: machine.transaction.session.remote) == nil ? machine.transaction.session.remote.host : nil,
+                openOrders: max(0, orders.openCount(of: live.clientIdentity) - 1),
+                updating: machine.isUpdate ? live.committed : nil, requestValidated: true)
+        }
         if live.cascade != nil { return }
         if let (request, hold) = childOrderRequest(providerOrderID, live, decision: decision, profile: profile, now: now) {
             await holdForChildOrders(providerOrderID, request, hold, now: now)
@@ -626,7 +655,9 @@ public actor CPNPServerEngine {
         switch decision {
         case .fail(let code, let diagnostic):
             logger.info("order refused", metadata: ["order": "\(providerOrderID)", "status": "\(code.rawValue)", "diagnostic": "\(diagnostic)"])
-            let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: diagnostic, now: now) }
+            let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                try machine.reject(code, diagnostic: diagnostic, now: now)
+            }
             await perform(actions, order: providerOrderID, now: now)
         case .offer(let offer):
             // No suspension point between the decision and the reservation: the actor may not
@@ -634,7 +665,9 @@ public actor CPNPServerEngine {
             var actions: [ServerOrderStateMachine.Action] = []
             if machine.state == .pqoReceived {
                 let expectedOfferTime = now.adding(configuration.timers.expectedOfferTime)
-                actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, now: now) }
+                actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                    try machine.acknowledge(expectedOfferTime: expectedOfferTime, now: now)
+                }
             }
             actions += offerActions(providerOrderID, offer, now: now)
             await perform(actions, order: providerOrderID, now: now)
@@ -646,7 +679,9 @@ public actor CPNPServerEngine {
                 let expectedOfferTime = now.adding(configuration.timers.approvalExpectedOfferTime)
                 // Escalated for lack of capacity: the operator may upgrade local resources (subcode 1, §9.2.2).
                 let subcode: ProcessingSubcode? = offer == nil ? .upgradeOfLocalResources : nil
-                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: subcode, now: now) }
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                    try machine.acknowledge(expectedOfferTime: expectedOfferTime, subcode: subcode, now: now)
+                }
                 await perform(actions, order: providerOrderID, now: now)
             }
             scheduleMoreTimeRequest(providerOrderID)
@@ -654,7 +689,9 @@ public actor CPNPServerEngine {
     }
 
     /// Records the offer's reservations and makes the offer, synchronously.
-    func offerActions(_ providerOrderID: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil) -> [ServerOrderStateMachine.Action] {
+    func offerActions(_ providerOrderID: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil)
+        -> [ServerOrderStateMachine.Action]
+    {
         guard var live = orders[providerOrderID] else { return [] }
         if live.machine.isUpdate {
             // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
@@ -668,18 +705,24 @@ public actor CPNPServerEngine {
         orders[providerOrderID] = live
         cancelTimer(providerOrderID, .moreTimeRequest)
         let validity = validUntil.map { min($0, now.adding(configuration.timers.offerValidity)) } ?? now.adding(configuration.timers.offerValidity)
-        logger.info("OFFER made", metadata: ["order": "\(providerOrderID)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
+        logger.info(
+            "OFFER made", metadata: ["order": "\(providerOrderID)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
         return mutateThrowing(providerOrderID) { machine, rng throws(OrderCommandError) in
-            try machine.makeOffer(offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
+            try machine.makeOffer(
+                offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
         }
     }
 
     /// Applies an operator's decision (`cpnpd admin approve|reject`).
-    public func administrativeDecision(_ providerOrderID: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil) async -> String {
+    public func administrativeDecision(
+        _ providerOrderID: ProviderOrderID, approve: Bool, status: FailStatusCode = .administrativelyProhibited, diagnostic: String? = nil
+    ) async -> String {
         await flushBatch()
         let now = clock.now()
         guard let live = liveOrder(providerOrderID) else { return "unknown or closed order" }
-        guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else { return "order is \(live.machine.state.rawValue), nothing to decide" }
+        guard live.machine.state == .awaitingProcessing || live.machine.state == .pqoReceived else {
+            return "order is \(live.machine.state.rawValue), nothing to decide"
+        }
         if approve {
             // Re-run the decision against the current inventory; approval is granted.
             let profile = profile(for: live)
@@ -692,16 +735,22 @@ public actor CPNPServerEngine {
                 await perform(offerActions(providerOrderID, offer, now: now), order: providerOrderID, now: now)
                 return "approved: offer sent"
             case .fail(let code, let diagnosticText):
-                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(code, diagnostic: diagnosticText, now: now) }
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                    try machine.reject(code, diagnostic: diagnosticText, now: now)
+                }
                 await perform(actions, order: providerOrderID, now: now)
                 return "approved but nothing can be offered: FAIL \(code.rawValue) (\(diagnosticText))"
             case .needsApproval(_, nil):
-                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(.outOfResources, diagnostic: "no capacity", now: now) }
+                let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+                    try machine.reject(.outOfResources, diagnostic: "no capacity", now: now)
+                }
                 await perform(actions, order: providerOrderID, now: now)
                 return "approved but out of resources: FAIL 5"
             }
         }
-        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in try machine.reject(status, diagnostic: diagnostic ?? "rejected by the provider's administrator", now: now) }
+        let actions = mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
+            try machine.reject(status, diagnostic: diagnostic ?? "rejected by the provider's administrator", now: now)
+        }
         await perform(actions, order: providerOrderID, now: now)
         return "rejected: FAIL \(status.rawValue)"
     }
@@ -713,7 +762,8 @@ public actor CPNPServerEngine {
             let outcome: String
             switch request.action {
             case .approve: outcome = await administrativeDecision(request.providerOrderID, approve: true)
-            case .reject(let code, let diagnostic): outcome = await administrativeDecision(request.providerOrderID, approve: false, status: code, diagnostic: diagnostic)
+            case .reject(let code, let diagnostic):
+                outcome = await administrativeDecision(request.providerOrderID, approve: false, status: code, diagnostic: diagnostic)
             }
             _ = try? store.markAdminRequestProcessed(id: request.id, at: clock.now(), outcome: outcome)
             logger.info("administrative request processed", metadata: ["order": "\(request.providerOrderID)", "outcome": "\(outcome)"])
@@ -749,7 +799,10 @@ public actor CPNPServerEngine {
 
     // MARK: - Performing actions
 
-    private func mutate(_ providerOrderID: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]) -> [ServerOrderStateMachine.Action] {
+    private func mutate(
+        _ providerOrderID: ProviderOrderID,
+        _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]
+    ) -> [ServerOrderStateMachine.Action] {
         guard var live = orders[providerOrderID] else { return [] }
         let actions = body(&live.machine, &rng)
         orders[providerOrderID] = live
@@ -757,7 +810,8 @@ public actor CPNPServerEngine {
     }
 
     func mutateThrowing(
-        _ providerOrderID: ProviderOrderID, _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+        _ providerOrderID: ProviderOrderID,
+        _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
     ) -> [ServerOrderStateMachine.Action] {
         guard var live = orders[providerOrderID] else { return [] }
         do {
@@ -821,7 +875,8 @@ public actor CPNPServerEngine {
         // or ACCEPT received changes nothing a peer or the provisioning side sees until the decision or
         // the agreement that follows it, which commits it too. A crash before then loses only what the
         // customer's retransmission brings back.
-        let deferred = hasPersist && outbox.isEmpty && !reservationsChanged
+        let deferred =
+            hasPersist && outbox.isEmpty && !reservationsChanged
             && [.pqoReceived, .acceptReceived].contains(live.machine.state)
             && !actions.contains { if case .send = $0 { true } else { false } }
         var change: OrderChange?
@@ -829,7 +884,8 @@ public actor CPNPServerEngine {
             live.unwrittenActions += actions.filter { if case .persist = $0 { true } else { false } }
         } else if hasPersist || !outbox.isEmpty {
             // A closing commit deletes the order's reservations itself; an open order gets its list when it changed.
-            let held = reservationsChanged && ServerOrderStore.isOpen(live.machine)
+            let held =
+                reservationsChanged && ServerOrderStore.isOpen(live.machine)
                 ? HeldCapacity(offered: Reservation.aggregate(live.offered), committed: Reservation.aggregate(live.committed)) : nil
             change = OrderChange(
                 machine: live.machine, clientIdentity: live.clientIdentity, clientAddress: live.clientAddress, at: now,
@@ -863,9 +919,11 @@ public actor CPNPServerEngine {
         case .moreTimeRejected:
             // No more requests: the operator must decide before the expected offer time in force (§11.2.1).
             cancelTimer(providerOrderID, .moreTimeRequest)
-            logger.notice("client refused more time", metadata: [
-                "order": "\(providerOrderID)", "expected-offer-time": "\(orders[providerOrderID]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
-            ])
+            logger.notice(
+                "client refused more time",
+                metadata: [
+                    "order": "\(providerOrderID)", "expected-offer-time": "\(orders[providerOrderID]?.machine.expectedOfferTime?.rfc3339 ?? "-")",
+                ])
         case .acceptReceived:
             // Resources stay reserved as offered; commit them with Completed, then ACK (§11.2.1). A
             // CANCEL or an invalid message may have ended the negotiation meanwhile.
@@ -904,15 +962,16 @@ public actor CPNPServerEngine {
     }
 
     static func payload(_ agreement: Agreement, _ live: LiveOrder) -> JSONValue {
-        .object(JSONObject([
-            ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
-            ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
-            ("customer", .string(live.clientIdentity)),
-            ("activation-type", .string(agreement.activationType.rawValue)),
-            ("activation", .string(agreement.activation.description)),
-            ("purpose", .string(agreement.purpose.rawValue)),
-            ("cpd", agreement.acceptedCPD.json),
-        ]))
+        .object(
+            JSONObject([
+                ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
+                ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
+                ("customer", .string(live.clientIdentity)),
+                ("activation-type", .string(agreement.activationType.rawValue)),
+                ("activation", .string(agreement.activation.description)),
+                ("purpose", .string(agreement.purpose.rawValue)),
+                ("cpd", agreement.acceptedCPD.json),
+            ]))
     }
 
     /// The key of a client's orders: its customer profile's identity. An authenticated client that
@@ -945,7 +1004,9 @@ public actor CPNPServerEngine {
         }
         var capacity: [String: [String: Double]] = [:]
         for link in configuration.policy.links {
-            capacity[link.id] = ["incoming": Double(link.capacity.incoming.description) ?? 0, "outgoing": Double(link.capacity.outgoing.description) ?? 0]
+            capacity[link.id] = [
+                "incoming": Double(link.capacity.incoming.description) ?? 0, "outgoing": Double(link.capacity.outgoing.description) ?? 0,
+            ]
         }
         return EngineGauges(
             inboxDepth: inbox.state.withLock { $0.queue.count }, armedTimers: deadlines.count, residentOrders: orders.count,

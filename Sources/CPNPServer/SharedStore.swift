@@ -60,9 +60,11 @@ extension CPNPServerEngine {
             if !paused { takeoversPausedUntil = nil }
             let claimed = paused ? [] : try store.claimOrphanedOrders(instance: instanceID, now: now, lease: Self.sharedLease, limit: 100)
             if !claimed.isEmpty {
-                logger.notice("took over orders of an instance that stopped", metadata: [
-                    "orders": "\(claimed.count)", "from": "\(Set(claimed.compactMap { $0.summary.owner }).sorted())",
-                ])
+                logger.notice(
+                    "took over orders of an instance that stopped",
+                    metadata: [
+                        "orders": "\(claimed.count)", "from": "\(Set(claimed.compactMap { $0.summary.owner }).sorted())",
+                    ])
                 // Any copy of these orders here is stale: the store's is the one to go on from.
                 for order in claimed where orders[order.providerOrderID] != nil { orders.evict(order.providerOrderID) }
                 try await resume(claimed, now: now)
@@ -168,7 +170,8 @@ extension CPNPServerEngine {
         change.expectedRevision = live.revision
         change.owner = instanceID
         if live.revision == 0, !live.machine.isUpdate {
-            let profile = live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
+            let profile =
+                live.identity.flatMap { configuration.customerProfile(matching: $0.names) }
                 ?? configuration.customers.first { $0.identity == live.clientIdentity }
             change.openOrderLimit = profile?.maxOpenOrders ?? configuration.limits.defaultMaxOpenOrders
         }

@@ -129,37 +129,38 @@ public final class ClientOrderStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrations = DatabaseMigrator()
         migrations.registerMigration("client-v1") { connection in
-            try connection.execute(sql: """
-                CREATE TABLE orders (
-                    customer_order_id TEXT NOT NULL PRIMARY KEY,
-                    server_address TEXT NOT NULL,
-                    server_name TEXT,
-                    provider_order_id TEXT,
-                    state TEXT NOT NULL,
-                    is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
-                    negotiation_group TEXT,
-                    snapshot TEXT NOT NULL,
-                    revision INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL
-                );
-                CREATE INDEX orders_open ON orders(is_open);
-                CREATE INDEX orders_provider_order_id ON orders(provider_order_id);
-                CREATE INDEX orders_group ON orders(negotiation_group);
-                CREATE INDEX orders_state ON orders(state, created_at);
-                CREATE INDEX orders_created ON orders(created_at);
+            try connection.execute(
+                sql: """
+                    CREATE TABLE orders (
+                        customer_order_id TEXT NOT NULL PRIMARY KEY,
+                        server_address TEXT NOT NULL,
+                        server_name TEXT,
+                        provider_order_id TEXT,
+                        state TEXT NOT NULL,
+                        is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+                        negotiation_group TEXT,
+                        snapshot TEXT NOT NULL,
+                        revision INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX orders_open ON orders(is_open);
+                    CREATE INDEX orders_provider_order_id ON orders(provider_order_id);
+                    CREATE INDEX orders_group ON orders(negotiation_group);
+                    CREATE INDEX orders_state ON orders(state, created_at);
+                    CREATE INDEX orders_created ON orders(created_at);
 
-                CREATE TABLE events (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    customer_order_id TEXT NOT NULL REFERENCES orders(customer_order_id),
-                    at INTEGER NOT NULL,
-                    from_state TEXT NOT NULL,
-                    to_state TEXT NOT NULL,
-                    event TEXT NOT NULL,
-                    server_address TEXT NOT NULL
-                );
-                CREATE INDEX events_order ON events(customer_order_id, id);
-                """)
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        customer_order_id TEXT NOT NULL REFERENCES orders(customer_order_id),
+                        at INTEGER NOT NULL,
+                        from_state TEXT NOT NULL,
+                        to_state TEXT NOT NULL,
+                        event TEXT NOT NULL,
+                        server_address TEXT NOT NULL
+                    );
+                    CREATE INDEX events_order ON events(customer_order_id, id);
+                    """)
         }
         migrations.registerMigration("client-v2-documents") { connection in
             // As the provider's store: snapshots name their CPDs; older snapshots are read as they are.
@@ -202,7 +203,8 @@ public final class ClientOrderStore: Sendable {
         let changedAt = StoreDatabase.ms(change.at)
         let sessionAddress = (change.serverAddress ?? machine.transaction?.session.remote.description)
         let revision = try writer.write { connection in
-            let head = try Row.fetchOne(connection, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [customerOrderID])
+            let head = try Row.fetchOne(
+                connection, cachedSQL: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?", arguments: [customerOrderID])
             let stored: Int64? = head?["revision"]
             if let expected = change.expectedRevision, expected != (stored ?? 0) {
                 throw StoreError.revisionConflict(orderID: customerOrderID, expected: expected, actual: stored)
@@ -214,29 +216,36 @@ public final class ClientOrderStore: Sendable {
             try DocumentTable.insert(written, in: GRDBConnection(database: connection))
             let revision = (stored ?? 0) + 1
             if stored == nil {
-                try connection.cachedStatement(sql: """
-                    INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
-                                        negotiation_group, snapshot, revision, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [
-                        customerOrderID, address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group,
-                        snapshot, revision, changedAt, changedAt,
-                    ])
+                try connection.cachedStatement(
+                    sql: """
+                        INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
+                                            negotiation_group, snapshot, revision, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    customerOrderID, address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group,
+                    snapshot, revision, changedAt, changedAt,
+                ])
             } else {
-                try connection.cachedStatement(sql: """
-                    UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
-                        is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
-                    WHERE customer_order_id = ?
-                    """).execute(arguments: [
-                        address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group, snapshot,
-                        revision, changedAt, customerOrderID,
-                    ])
+                try connection.cachedStatement(
+                    sql: """
+                        UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
+                            is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
+                        WHERE customer_order_id = ?
+                        """
+                ).execute(arguments: [
+                    address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group, snapshot,
+                    revision, changedAt, customerOrderID,
+                ])
             }
-            let insert = try connection.cachedStatement(sql: """
-                INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)
-                """)
+            let insert = try connection.cachedStatement(
+                sql: """
+                    INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)
+                    """)
             for transition in change.transitions {
-                try insert.execute(arguments: [customerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, address])
+                try insert.execute(arguments: [
+                    customerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, address,
+                ])
             }
             return revision
         }
@@ -248,7 +257,11 @@ public final class ClientOrderStore: Sendable {
 
     /// The order with this customer order id.
     public func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder? {
-        try writer.read { connection in try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map { try Self.order($0, connection) } }
+        try writer.read { connection in
+            try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map {
+                try Self.order($0, connection)
+            }
+        }
     }
 
     /// Whether the client already used this customer order id (choose another for a new order).
@@ -278,7 +291,8 @@ public final class ClientOrderStore: Sendable {
                 ).map { try Self.order($0, connection) }
             }
             return try Row.fetchAll(
-                connection, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?", arguments: [limit, offset]
+                connection, sql: "SELECT \(SQL.columns) FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                arguments: [limit, offset]
             ).map { try Self.order($0, connection) }
         }
     }
@@ -290,7 +304,9 @@ public final class ClientOrderStore: Sendable {
 
     /// The orders of one group (e.g. a best-of-N negotiation), oldest first.
     public func orders(group: String) throws -> [StoredClientOrder] {
-        try writer.read { connection in try Row.fetchAll(connection, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, connection) } }
+        try writer.read { connection in
+            try Row.fetchAll(connection, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, connection) }
+        }
     }
 
     /// The order's history, oldest first.
@@ -323,14 +339,18 @@ public final class ClientOrderStore: Sendable {
         }
         var providerOrderID: ProviderOrderID?
         if let providerOrderIDText = row["provider_order_id"] as String? {
-            guard let parsed = ProviderOrderID(providerOrderIDText) else { throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "invalid provider order id") }
+            guard let parsed = ProviderOrderID(providerOrderIDText) else {
+                throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "invalid provider order id")
+            }
             providerOrderID = parsed
         }
         let json = try StoreDatabase.json(row["snapshot"], table: "orders", key: customerOrderIDText)
         let machine: ClientOrderStateMachine
         do {
             // Equal documents in the snapshot (agreement, cached ACCEPT and ACK) decoded once, shared.
-            machine = try DocumentTable.decoding(in: GRDBConnection(database: connection)) { () throws(SnapshotError) -> ClientOrderStateMachine in try ClientOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: GRDBConnection(database: connection)) { () throws(SnapshotError) -> ClientOrderStateMachine in
+                try ClientOrderStateMachine(snapshot: json)
+            }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: customerOrderIDText, reason: "snapshot: \(error)")
         }

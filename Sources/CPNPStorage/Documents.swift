@@ -59,17 +59,19 @@ final class DocumentTable: Sendable {
 
     /// The reference of a document's compact JSON: `sha256:` and its SHA-256 in hex.
     static func reference(_ body: [UInt8]) -> String {
-        CPDReferences.prefix + SHA256.hash(data: body).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        CPDReferences.prefix
+            + SHA256.hash(data: body).map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined()
     }
 
     /// Decodes a snapshot whose references are read from `connection` (each document decoded once, shared).
     static func decoding<R>(in connection: any SQLConnection, _ body: () throws -> R) rethrows -> R {
-        try CPDInterning.sharingEqualDocuments(resolvingReferences: { reference in
-            guard let text = try? connection.scalarText(bodySQL, [reference]) else { return nil }
-            return try? StoreDatabase.json(text, table: "documents", key: reference)
-        }, body)
+        try CPDInterning.sharingEqualDocuments(
+            resolvingReferences: { reference in
+                guard let text = try? connection.scalarText(bodySQL, [reference]) else { return nil }
+                return try? StoreDatabase.json(text, table: "documents", key: reference)
+            }, body)
     }
 }

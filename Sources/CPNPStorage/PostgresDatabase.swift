@@ -193,7 +193,8 @@ final class PostgresSQLDatabase: SQLDatabase {
         }
         let connection = try reusable ?? connect()
         do {
-            let result = try body(PostgresSQLConnection(connection: connection, logger: logger, timeout: .seconds(Int64(location.queryTimeoutSeconds))))
+            let result = try body(
+                PostgresSQLConnection(connection: connection, logger: logger, timeout: .seconds(Int64(location.queryTimeoutSeconds))))
             release(connection)
             return result
         } catch {
@@ -323,7 +324,11 @@ struct PostgresSQLConnection: SQLConnection {
     private func answer<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
         let promise = connection.eventLoop.makePromise(of: T.self)
         let settled = NIOLockedValueBox(false)
-        @Sendable func first() -> Bool { settled.withLockedValue { done in defer { done = true }; return !done } }
+        @Sendable func first() -> Bool {
+            settled.withLockedValue { done in
+                defer { done = true }; return !done
+            }
+        }
         future.whenComplete { result in if first() { promise.completeWith(result) } }
         let connection = self.connection
         let seconds = timeout.nanoseconds / 1_000_000_000

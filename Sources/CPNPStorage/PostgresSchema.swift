@@ -173,7 +173,8 @@ enum PostgresSchema {
         try database.transaction("BEGIN ISOLATION LEVEL READ COMMITTED") { connection in
             // 7297 8921: the two RFCs; any constant shared by all cpnpd would do.
             try connection.execute("SELECT pg_advisory_xact_lock(72978921)", [])
-            try connection.execute("CREATE TABLE IF NOT EXISTS cpnp_migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", [])
+            try connection.execute(
+                "CREATE TABLE IF NOT EXISTS cpnp_migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", [])
             let applied = Set(try connection.query("SELECT name FROM cpnp_migrations").map { try $0.text("name") })
             for migration in migrations where !applied.contains(migration.name) {
                 for statement in migration.statements { try connection.execute(statement, []) }

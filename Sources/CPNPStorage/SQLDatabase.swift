@@ -208,13 +208,14 @@ struct GRDBConnection: SQLConnection {
     }
 
     static func arguments(_ values: [any SQLBindable]) -> StatementArguments {
-        StatementArguments(values.map { value -> DatabaseValue in
-            switch value.sqlValue {
-            case .null: .null
-            case .integer(let integer): integer.databaseValue
-            case .text(let text): text.databaseValue
-            }
-        })
+        StatementArguments(
+            values.map { value -> DatabaseValue in
+                switch value.sqlValue {
+                case .null: .null
+                case .integer(let integer): integer.databaseValue
+                case .text(let text): text.databaseValue
+                }
+            })
     }
 
     static func value(_ value: DatabaseValue) -> SQLValue {

@@ -79,98 +79,100 @@ public final class ServerOrderStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrations = DatabaseMigrator()
         migrations.registerMigration("server-v1") { connection in
-            try connection.execute(sql: """
-                -- One row per order (RFC 8921 §8.11.2). is_open: see ServerOrderStore.isOpen.
-                CREATE TABLE orders (
-                    provider_order_id TEXT NOT NULL PRIMARY KEY,
-                    customer_order_id TEXT NOT NULL,
-                    client_identity TEXT NOT NULL,
-                    client_address TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
-                    snapshot TEXT NOT NULL,
-                    revision INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL
-                );
-                CREATE UNIQUE INDEX orders_client_coi_poi ON orders(client_identity, customer_order_id, provider_order_id);
-                CREATE INDEX orders_client_coi ON orders(client_identity, customer_order_id, is_open, created_at);
-                CREATE UNIQUE INDEX orders_one_open_per_coi ON orders(client_identity, customer_order_id) WHERE is_open = 1;
-                CREATE INDEX orders_open ON orders(is_open, client_identity);
-                CREATE INDEX orders_state ON orders(state, created_at);
-                CREATE INDEX orders_created ON orders(created_at);
+            try connection.execute(
+                sql: """
+                    -- One row per order (RFC 8921 §8.11.2). is_open: see ServerOrderStore.isOpen.
+                    CREATE TABLE orders (
+                        provider_order_id TEXT NOT NULL PRIMARY KEY,
+                        customer_order_id TEXT NOT NULL,
+                        client_identity TEXT NOT NULL,
+                        client_address TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        is_open INTEGER NOT NULL CHECK (is_open IN (0, 1)),
+                        snapshot TEXT NOT NULL,
+                        revision INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE UNIQUE INDEX orders_client_coi_poi ON orders(client_identity, customer_order_id, provider_order_id);
+                    CREATE INDEX orders_client_coi ON orders(client_identity, customer_order_id, is_open, created_at);
+                    CREATE UNIQUE INDEX orders_one_open_per_coi ON orders(client_identity, customer_order_id) WHERE is_open = 1;
+                    CREATE INDEX orders_open ON orders(is_open, client_identity);
+                    CREATE INDEX orders_state ON orders(state, created_at);
+                    CREATE INDEX orders_created ON orders(created_at);
 
-                -- Every state change (RFC 8921 §8.11, §12.1).
-                CREATE TABLE audit (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
-                    at INTEGER NOT NULL,
-                    from_state TEXT NOT NULL,
-                    to_state TEXT NOT NULL,
-                    event TEXT NOT NULL,
-                    client_address TEXT NOT NULL,
-                    client_identity TEXT NOT NULL
-                );
-                CREATE INDEX audit_order ON audit(provider_order_id, id);
+                    -- Every state change (RFC 8921 §8.11, §12.1).
+                    CREATE TABLE audit (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                        at INTEGER NOT NULL,
+                        from_state TEXT NOT NULL,
+                        to_state TEXT NOT NULL,
+                        event TEXT NOT NULL,
+                        client_address TEXT NOT NULL,
+                        client_identity TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_order ON audit(provider_order_id, id);
 
-                -- Capacity held by offers and agreements; amounts are exact decimal text.
-                CREATE TABLE reservations (
-                    id INTEGER PRIMARY KEY,
-                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
-                    resource_id TEXT NOT NULL,
-                    direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
-                    amount TEXT NOT NULL CHECK (amount <> '' AND amount NOT LIKE '-%'),
-                    kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed'))
-                );
-                CREATE INDEX reservations_order ON reservations(provider_order_id);
-                CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
+                    -- Capacity held by offers and agreements; amounts are exact decimal text.
+                    CREATE TABLE reservations (
+                        id INTEGER PRIMARY KEY,
+                        provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                        resource_id TEXT NOT NULL,
+                        direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+                        amount TEXT NOT NULL CHECK (amount <> '' AND amount NOT LIKE '-%'),
+                        kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed'))
+                    );
+                    CREATE INDEX reservations_order ON reservations(provider_order_id);
+                    CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
 
-                -- Provisioning hand-off events, delivered at least once, in order per order.
-                CREATE TABLE outbox (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
-                    kind TEXT NOT NULL,
-                    payload TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at INTEGER NOT NULL,
-                    delivered_at INTEGER,
-                    last_error TEXT
-                );
-                CREATE INDEX outbox_due ON outbox(next_attempt_at, id) WHERE delivered_at IS NULL;
-                CREATE INDEX outbox_order ON outbox(provider_order_id, id);
+                    -- Provisioning hand-off events, delivered at least once, in order per order.
+                    CREATE TABLE outbox (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                        kind TEXT NOT NULL,
+                        payload TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        delivered_at INTEGER,
+                        last_error TEXT
+                    );
+                    CREATE INDEX outbox_due ON outbox(next_attempt_at, id) WHERE delivered_at IS NULL;
+                    CREATE INDEX outbox_order ON outbox(provider_order_id, id);
 
-                -- Operator decisions written by `cpnpd admin approve|reject` (possibly another process).
-                CREATE TABLE admin_requests (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
-                    action TEXT NOT NULL CHECK (action IN ('approve', 'reject')),
-                    status_code INTEGER CHECK (status_code BETWEEN 1 AND 8),
-                    diagnostic TEXT,
-                    requested_by TEXT,
-                    created_at INTEGER NOT NULL,
-                    processed_at INTEGER,
-                    outcome TEXT,
-                    CHECK ((action = 'reject') = (status_code IS NOT NULL))
-                );
-                CREATE INDEX admin_requests_pending ON admin_requests(id) WHERE processed_at IS NULL;
-                CREATE INDEX admin_requests_order ON admin_requests(provider_order_id, id);
-                """)
+                    -- Operator decisions written by `cpnpd admin approve|reject` (possibly another process).
+                    CREATE TABLE admin_requests (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        provider_order_id TEXT NOT NULL REFERENCES orders(provider_order_id),
+                        action TEXT NOT NULL CHECK (action IN ('approve', 'reject')),
+                        status_code INTEGER CHECK (status_code BETWEEN 1 AND 8),
+                        diagnostic TEXT,
+                        requested_by TEXT,
+                        created_at INTEGER NOT NULL,
+                        processed_at INTEGER,
+                        outcome TEXT,
+                        CHECK ((action = 'reject') = (status_code IS NOT NULL))
+                    );
+                    CREATE INDEX admin_requests_pending ON admin_requests(id) WHERE processed_at IS NULL;
+                    CREATE INDEX admin_requests_order ON admin_requests(provider_order_id, id);
+                    """)
         }
         migrations.registerMigration("server-v2-reservation-totals") { connection in
             // The capacity check of every reserving commit read every reservation row of the link
             // (O(open orders)); the totals are now kept per resource, direction and kind in the same
             // transaction as the rows, so the check is one keyed read.
-            try connection.execute(sql: """
-                CREATE TABLE reservation_totals (
-                    resource_id TEXT NOT NULL,
-                    direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
-                    kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed')),
-                    total TEXT NOT NULL CHECK (total <> '' AND total NOT LIKE '-%'),
-                    PRIMARY KEY (resource_id, direction, kind)
-                ) WITHOUT ROWID;
-                DROP INDEX reservations_resource;
-                """)
+            try connection.execute(
+                sql: """
+                    CREATE TABLE reservation_totals (
+                        resource_id TEXT NOT NULL,
+                        direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+                        kind TEXT NOT NULL CHECK (kind IN ('offered', 'committed')),
+                        total TEXT NOT NULL CHECK (total <> '' AND total NOT LIKE '-%'),
+                        PRIMARY KEY (resource_id, direction, kind)
+                    ) WITHOUT ROWID;
+                    DROP INDEX reservations_resource;
+                    """)
             for (key, total) in try recountedTotals(in: GRDBConnection(database: connection)) {
                 try connection.execute(
                     sql: "INSERT INTO reservation_totals (resource_id, direction, kind, total) VALUES (?, ?, ?, ?)",
@@ -187,10 +189,11 @@ public final class ServerOrderStore: Sendable {
             // Which open orders a restarted engine loads: those with something in flight. Rows written
             // before are marked resident; an engine forgets those at rest once loaded, and they are
             // marked at their next change.
-            try connection.execute(sql: """
-                ALTER TABLE orders ADD COLUMN resident INTEGER NOT NULL DEFAULT 1 CHECK (resident IN (0, 1));
-                CREATE INDEX orders_resident ON orders(provider_order_id) WHERE is_open = 1 AND resident = 1;
-                """)
+            try connection.execute(
+                sql: """
+                    ALTER TABLE orders ADD COLUMN resident INTEGER NOT NULL DEFAULT 1 CHECK (resident IN (0, 1));
+                    CREATE INDEX orders_resident ON orders(provider_order_id) WHERE is_open = 1 AND resident = 1;
+                    """)
         }
         migrations.registerMigration("server-v5-instances") { connection in
             // Several cpnpd on one database (PostgreSQL): who drives each order, which instances are
@@ -371,7 +374,9 @@ public final class ServerOrderStore: Sendable {
             }
             return out
         }
-        for (preparedChange, result) in zip(prepared, results) { if let preparedChange, case .success? = result { documents.learn(preparedChange.written) } }
+        for (preparedChange, result) in zip(prepared, results) {
+            if let preparedChange, case .success? = result { documents.learn(preparedChange.written) }
+        }
         return results.map { $0! }
     }
 
@@ -409,7 +414,8 @@ public final class ServerOrderStore: Sendable {
             let identity = try head.text("client_identity")
             let storedCustomerOrderID = try head.text("customer_order_id")
             if identity != change.clientIdentity || storedCustomerOrderID != customerOrderID {
-                throw StoreError.providerOrderIDInUse(providerOrderID: providerOrderID, clientIdentity: identity, customerOrderID: storedCustomerOrderID)
+                throw StoreError.providerOrderIDInUse(
+                    providerOrderID: providerOrderID, clientIdentity: identity, customerOrderID: storedCustomerOrderID)
             }
         }
         let stored: Int64? = try head?.integer("revision")
@@ -434,33 +440,52 @@ public final class ServerOrderStore: Sendable {
         // decide something wait for them, and so does the end of the change.
         let revision = (stored ?? 0) + 1
         if stored == nil {
-            try connection.executeLater("""
+            try connection.executeLater(
+                """
                 INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
                                     snapshot, revision, created_at, updated_at, resident, owner)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [
+                """,
+                [
                     providerOrderID, customerOrderID, change.clientIdentity, change.clientAddress, machine.state.rawValue, prepared.isOpen,
                     prepared.snapshot, revision, changedAt, changedAt, prepared.resident, owner,
                 ])
         } else {
-            try connection.executeLater("""
+            try connection.executeLater(
+                """
                 UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?, owner = ?
                 WHERE provider_order_id = ?
-                """, [change.clientAddress, machine.state.rawValue, prepared.isOpen, prepared.snapshot, revision, changedAt, prepared.resident, owner, providerOrderID])
+                """,
+                [
+                    change.clientAddress, machine.state.rawValue, prepared.isOpen, prepared.snapshot, revision, changedAt, prepared.resident, owner,
+                    providerOrderID,
+                ])
         }
 
         // Several rows of a table in one statement.
         try connection.insertLater(
             "INSERT INTO audit (provider_order_id, at, from_state, to_state, event, client_address, client_identity)",
-            rows: change.transitions.map { transition in [providerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, change.clientAddress, change.clientIdentity] })
+            rows: change.transitions.map { transition in
+                [
+                    providerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, change.clientAddress,
+                    change.clientIdentity,
+                ]
+            })
         try connection.insertLater(
             "INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at)",
             rows: zip(change.outbox, prepared.outboxPayloads).map { event, payload in
-                [providerOrderID, event.kind.rawValue, payload, changedAt, 0, event.notBefore.map(StoreDatabase.ms) ?? changedAt, event.delivered ? changedAt : nil]
+                [
+                    providerOrderID, event.kind.rawValue, payload, changedAt, 0, event.notBefore.map(StoreDatabase.ms) ?? changedAt,
+                    event.delivered ? changedAt : nil,
+                ]
             })
         for request in change.processedAdminRequests {
             // Exactly once, whichever instance got there first: a request already settled rolls this change back.
-            guard try connection.execute("UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [changedAt, request.outcome, request.id]) == 1 else {
+            guard
+                try connection.execute(
+                    "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL",
+                    [changedAt, request.outcome, request.id]) == 1
+            else {
                 throw StoreError.adminRequestAlreadyProcessed(id: request.id)
             }
         }
@@ -479,8 +504,12 @@ public final class ServerOrderStore: Sendable {
             if prepared.isOpen, let reservations = change.reservations {
                 try connection.insertLater(
                     "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
-                    rows: reservations.byKind.map { kind, reservation in [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue] })
-                for (kind, reservation) in reservations.byKind { delta[TotalKey(resource: reservation.key, kind: kind), default: 0] += reservation.mbps }
+                    rows: reservations.byKind.map { kind, reservation in
+                        [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue]
+                    })
+                for (kind, reservation) in reservations.byKind {
+                    delta[TotalKey(resource: reservation.key, kind: kind), default: 0] += reservation.mbps
+                }
             }
         }
         delta = delta.filter { $0.value != 0 }
@@ -493,7 +522,8 @@ public final class ServerOrderStore: Sendable {
         for (key, difference) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
             let total = (totals[key] ?? 0) + difference
             guard !total.isNegative else {
-                throw StoreError.corruptRow(table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
+                throw StoreError.corruptRow(
+                    table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
             }
             totals[key] = total
             moved.append([key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
@@ -588,7 +618,9 @@ public final class ServerOrderStore: Sendable {
             var out: [String] = []
             for key in Set(recount.keys).union(kept.keys) {
                 let keptTotal = kept[key] ?? 0, recountedTotal = recount[key] ?? 0
-                if keptTotal != recountedTotal { out.append("\(key.resource) \(key.kind.rawValue): kept \(keptTotal), rows sum to \(recountedTotal)") }
+                if keptTotal != recountedTotal {
+                    out.append("\(key.resource) \(key.kind.rawValue): kept \(keptTotal), rows sum to \(recountedTotal)")
+                }
             }
             return out.sorted()
         }
@@ -677,18 +709,22 @@ public final class ServerOrderStore: Sendable {
     /// Orders newest first, optionally in one state, of one client, created since a time
     /// (`cpnpd admin orders`, the console's order list).
     public func orders(
-        limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil
+        limit: Int = 100, offset: Int = 0, state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil,
+        createdSince: CPNPTimestamp? = nil
     ) throws -> [OrderSummary] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
         let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
         return try database.read { connection in
             let order = "ORDER BY created_at DESC, \(SQL.insertionOrder(connection.dialect)) DESC LIMIT ? OFFSET ?"
-            return try connection.query("SELECT \(SQL.summaryColumns) FROM orders \(condition) \(order)", arguments + [limit, offset]).map(Self.summary)
+            return try connection.query("SELECT \(SQL.summaryColumns) FROM orders \(condition) \(order)", arguments + [limit, offset]).map(
+                Self.summary)
         }
     }
 
     /// How many orders there are, with the filters of ``orders(limit:offset:state:clientIdentity:createdSince:)``.
-    public func orderCount(state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil) throws -> Int {
+    public func orderCount(state: ServerOrderStateMachine.State? = nil, clientIdentity: String? = nil, createdSince: CPNPTimestamp? = nil) throws
+        -> Int
+    {
         let (condition, arguments) = Self.filter(state: state, clientIdentity: clientIdentity, createdSince: createdSince)
         return try database.read { connection in Int(try connection.scalarInteger("SELECT COUNT(*) FROM orders \(condition)", arguments) ?? 0) }
     }
@@ -884,9 +920,13 @@ public final class ServerOrderStore: Sendable {
         let nowMilliseconds = StoreDatabase.ms(now)
         return try database.write { connection in
             // A claim of an instance that stopped sending heartbeats lapses with that instance.
-            let rows = try connection.query(SQL.claimableOutbox(connection.dialect), [nowMilliseconds, nowMilliseconds, claimant, nowMilliseconds - Self.milliseconds(ServerOrderStore.instanceLease), limit])
+            let rows = try connection.query(
+                SQL.claimableOutbox(connection.dialect),
+                [nowMilliseconds, nowMilliseconds, claimant, nowMilliseconds - Self.milliseconds(ServerOrderStore.instanceLease), limit])
             for row in rows {
-                try connection.execute("UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?", [claimant, nowMilliseconds + Self.milliseconds(lease), try row.integer("id")])
+                try connection.execute(
+                    "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                    [claimant, nowMilliseconds + Self.milliseconds(lease), try row.integer("id")])
             }
             return try rows.map(Self.outboxEntry)
         }
@@ -903,7 +943,8 @@ public final class ServerOrderStore: Sendable {
     public func heartbeat(instance: String, address: String, now: CPNPTimestamp) throws {
         let nowMilliseconds = StoreDatabase.ms(now)
         _ = try database.write { connection in
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO instances (instance_id, address, started_at, heartbeat_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, address = excluded.address
                 """, [instance, address, nowMilliseconds, nowMilliseconds])
@@ -921,8 +962,10 @@ public final class ServerOrderStore: Sendable {
     /// The instances whose last heartbeat is less than `lease` old.
     public func liveInstances(now: CPNPTimestamp, lease: Duration) throws -> [String] {
         try database.read { connection in
-            try connection.query("SELECT instance_id FROM instances WHERE heartbeat_at >= ? ORDER BY instance_id", [StoreDatabase.ms(now) - Self.milliseconds(lease)])
-                .map { try $0.text("instance_id") }
+            try connection.query(
+                "SELECT instance_id FROM instances WHERE heartbeat_at >= ? ORDER BY instance_id", [StoreDatabase.ms(now) - Self.milliseconds(lease)]
+            )
+            .map { try $0.text("instance_id") }
         }
     }
 
@@ -935,7 +978,8 @@ public final class ServerOrderStore: Sendable {
         return try database.write { connection in
             try connection.query(SQL.orphanedOrders(connection.dialect), [instance, alive, limit]).map { row in
                 var order = try Self.storedOrder(row, connection)
-                try connection.execute("UPDATE orders SET owner = ?, revision = revision + 1 WHERE provider_order_id = ?", [instance, order.providerOrderID.rawValue])
+                try connection.execute(
+                    "UPDATE orders SET owner = ?, revision = revision + 1 WHERE provider_order_id = ?", [instance, order.providerOrderID.rawValue])
                 order.summary.owner = instance
                 order.summary.revision += 1
                 return order
@@ -946,7 +990,9 @@ public final class ServerOrderStore: Sendable {
     /// How many orders the client created since `time` (the QUOTATION rate limit, counted across instances).
     public func orderCount(clientIdentity: String, createdSince time: CPNPTimestamp) throws -> Int {
         try database.read { connection in
-            Int(try connection.scalarInteger("SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
+            Int(
+                try connection.scalarInteger(
+                    "SELECT COUNT(*) FROM orders WHERE client_identity = ? AND created_at >= ?", [clientIdentity, StoreDatabase.ms(time)]) ?? 0)
         }
     }
 
@@ -968,7 +1014,9 @@ public final class ServerOrderStore: Sendable {
         try database.read { connection in
             for chunk in stride(from: 0, to: orders.count, by: 500).map({ orders[$0..<min($0 + 500, orders.count)] }) {
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                for row in try connection.query("SELECT provider_order_id, revision FROM orders WHERE provider_order_id IN (\(placeholders))", chunk.map(\.rawValue)) {
+                for row in try connection.query(
+                    "SELECT provider_order_id, revision FROM orders WHERE provider_order_id IN (\(placeholders))", chunk.map(\.rawValue))
+                {
                     if let providerOrderID = byText[try row.text("provider_order_id")] { revisions[providerOrderID] = try row.integer("revision") }
                 }
             }
@@ -1039,7 +1087,8 @@ public final class ServerOrderStore: Sendable {
     public func markAdminRequestProcessed(id: Int64, at: CPNPTimestamp, outcome: String) throws -> Bool {
         try database.write { connection in
             try connection.execute(
-                "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [StoreDatabase.ms(at), outcome, id]) == 1
+                "UPDATE admin_requests SET processed_at = ?, outcome = ? WHERE id = ? AND processed_at IS NULL", [StoreDatabase.ms(at), outcome, id])
+                == 1
         }
     }
 
@@ -1078,7 +1127,9 @@ public final class ServerOrderStore: Sendable {
         let machine: ServerOrderStateMachine
         do {
             // Each document decoded once and shared (request, offer, agreement, cached ACCEPT and ACK).
-            machine = try DocumentTable.decoding(in: connection) { () throws(SnapshotError) -> ServerOrderStateMachine in try ServerOrderStateMachine(snapshot: json) }
+            machine = try DocumentTable.decoding(in: connection) { () throws(SnapshotError) -> ServerOrderStateMachine in
+                try ServerOrderStateMachine(snapshot: json)
+            }
         } catch {
             throw StoreError.corruptRow(table: "orders", key: key, reason: "snapshot: \(error)")
         }

@@ -59,8 +59,10 @@ extension ServerOrderStore {
         try database.write { connection in
             _ = try connection.execute(
                 "INSERT INTO webhooks (webhook_id, owner, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [subscription.id, subscription.owner, subscription.url, subscription.secret, subscription.events.joined(separator: ","),
-                 StoreDatabase.ms(subscription.createdAt)])
+                [
+                    subscription.id, subscription.owner, subscription.url, subscription.secret, subscription.events.joined(separator: ","),
+                    StoreDatabase.ms(subscription.createdAt),
+                ])
         }
     }
 
@@ -68,19 +70,24 @@ extension ServerOrderStore {
     public func webhooks(owner: String?) throws -> [WebhookSubscription] {
         try database.read { connection in
             if let owner {
-                return try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL AND owner = ? ORDER BY created_at, webhook_id", [owner]).map(Self.webhook)
+                return try connection.query(
+                    "SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL AND owner = ? ORDER BY created_at, webhook_id", [owner]
+                ).map(Self.webhook)
             }
-            return try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, webhook_id", []).map(Self.webhook)
+            return try connection.query("SELECT \(Self.webhookColumns) FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, webhook_id", [])
+                .map(Self.webhook)
         }
     }
 
     /// Ends `owner`'s subscription `id` (its pending deliveries are dropped); false when there is none.
     public func deleteWebhook(id: String, owner: String, at: CPNPTimestamp) throws -> Bool {
         try database.write { connection in
-            let changed = try connection.execute("UPDATE webhooks SET deleted_at = ? WHERE webhook_id = ? AND owner = ? AND deleted_at IS NULL", [StoreDatabase.ms(at), id, owner])
+            let changed = try connection.execute(
+                "UPDATE webhooks SET deleted_at = ? WHERE webhook_id = ? AND owner = ? AND deleted_at IS NULL", [StoreDatabase.ms(at), id, owner])
             if changed > 0 {
-                _ = try connection.execute("UPDATE webhook_deliveries SET abandoned_at = ?, last_error = 'subscription deleted' WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
-                                   [StoreDatabase.ms(at), id])
+                _ = try connection.execute(
+                    "UPDATE webhook_deliveries SET abandoned_at = ?, last_error = 'subscription deleted' WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL",
+                    [StoreDatabase.ms(at), id])
             }
             return changed > 0
         }
@@ -115,19 +122,23 @@ extension ServerOrderStore {
             if !subscriptions.isEmpty {
                 for row in rows {
                     let source = WebhookSource(
-                        auditID: try row.integer("id"), providerOrderID: try row.text("provider_order_id"), customerOrderID: try row.text("customer_order_id"),
+                        auditID: try row.integer("id"), providerOrderID: try row.text("provider_order_id"),
+                        customerOrderID: try row.text("customer_order_id"),
                         clientIdentity: try row.text("client_identity"), at: StoreDatabase.time(try row.integer("at")),
                         from: try row.text("from_state"), to: try row.text("to_state"), event: try row.text("event"))
                     guard let (type, payload) = classify(source) else { continue }
                     for subscription in subscriptions
-                    where (subscription.owner.isEmpty || subscription.owner == source.clientIdentity) && (subscription.events.isEmpty || subscription.events.contains(type)) {
+                    where (subscription.owner.isEmpty || subscription.owner == source.clientIdentity)
+                        && (subscription.events.isEmpty || subscription.events.contains(type))
+                    {
                         queued += try connection.execute(
                             "INSERT INTO webhook_deliveries (webhook_id, audit_id, event_type, payload, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
                             [subscription.id, source.auditID, type, payload, StoreDatabase.ms(now)])
                     }
                 }
             }
-            guard try connection.execute("UPDATE webhook_cursor SET audit_id = ? WHERE name = 'webhooks' AND audit_id = ?", [lastID, from]) == 1 else {
+            guard try connection.execute("UPDATE webhook_cursor SET audit_id = ? WHERE name = 'webhooks' AND audit_id = ?", [lastID, from]) == 1
+            else {
                 throw StoreError.revisionConflict(orderID: "webhook cursor", expected: from, actual: nil)
             }
             return queued
@@ -153,9 +164,10 @@ extension ServerOrderStore {
                     "UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ? WHERE webhook_id = ? AND audit_id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
                     [claimant, StoreDatabase.ms(now) + leaseMilliseconds, webhookID, auditID, StoreDatabase.ms(now)])
                 guard changed == 1 else { continue }
-                claimed.append(WebhookDelivery(
-                    webhookID: webhookID, auditID: auditID, eventType: try row.text("event_type"), payload: try row.text("payload"),
-                    attempts: Int(try row.integer("attempts")), url: try row.text("url"), secret: try row.optionalText("secret")))
+                claimed.append(
+                    WebhookDelivery(
+                        webhookID: webhookID, auditID: auditID, eventType: try row.text("event_type"), payload: try row.text("payload"),
+                        attempts: Int(try row.integer("attempts")), url: try row.text("url"), secret: try row.optionalText("secret")))
             }
             return claimed
         }
@@ -183,9 +195,16 @@ extension ServerOrderStore {
     /// Counts of a subscription's deliveries: delivered, pending, abandoned.
     public func webhookDeliveryCounts(webhookID: String) throws -> (delivered: Int, pending: Int, abandoned: Int) {
         try database.read { connection in
-            let delivered = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NOT NULL", [webhookID]) ?? 0
-            let abandoned = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND abandoned_at IS NOT NULL", [webhookID]) ?? 0
-            let pending = try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL", [webhookID]) ?? 0
+            let delivered =
+                try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NOT NULL", [webhookID])
+                ?? 0
+            let abandoned =
+                try connection.scalarInteger("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND abandoned_at IS NOT NULL", [webhookID])
+                ?? 0
+            let pending =
+                try connection.scalarInteger(
+                    "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL AND abandoned_at IS NULL", [webhookID])
+                ?? 0
             return (Int(delivered), Int(pending), Int(abandoned))
         }
     }

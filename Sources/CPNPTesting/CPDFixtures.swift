@@ -46,11 +46,12 @@ extension CPD {
     /// One site: customer node `node` at `site` in France on `link`, `bandwidth` Mbps both ways (a
     /// JSON value).
     public static func site(_ node: String, site: String, link: String, bandwidth: String) -> CPD {
-        CPDFixtures.cpd("""
-        {"components":[{"profiles":[{"customer-nodes":[{"identifier":"\(node)","link-identifiers":["\(link)"],"localization":{"site-id":"\(site)","country":"FR"}}],
-        "scope":[{"customer-node":"\(node)","direction":"outgoing","reachability":"global"}],
-        "capacity":[{"customer-node":"\(node)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
-        "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}]}
-        """)
+        CPDFixtures.cpd(
+            """
+            {"components":[{"profiles":[{"customer-nodes":[{"identifier":"\(node)","link-identifiers":["\(link)"],"localization":{"site-id":"\(site)","country":"FR"}}],
+            "scope":[{"customer-node":"\(node)","direction":"outgoing","reachability":"global"}],
+            "capacity":[{"customer-node":"\(node)","incoming-bandwidth-mbps":\(bandwidth),"outgoing-bandwidth-mbps":\(bandwidth)}],
+            "conformance-traffic":{"enforcement":"policing","out-of-profile-action":"discard"}}]}]}
+            """)
     }
 }

@@ -13,7 +13,9 @@ public enum BuiltExecutable {
         var directories: [URL] = []
         // Linux: the .xctest executable; macOS: a bundle directory.
         if let executable = Bundle.main.executableURL { directories.append(executable.resolvingSymlinksInPath().deletingLastPathComponent()) }
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { directories.append(bundle.bundleURL.deletingLastPathComponent()) }
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            directories.append(bundle.bundleURL.deletingLastPathComponent())
+        }
         directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
         return directories.map { $0.appendingPathComponent(name) }.first { fileManager.isExecutableFile(atPath: $0.path) }
     }

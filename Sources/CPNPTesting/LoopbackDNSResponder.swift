@@ -1,9 +1,9 @@
 // A DNS server on loopback for the SRV discovery tests (RFC 8921 §8.1; RFC 2782).
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A one-thread DNS responder on 127.0.0.1 (an ephemeral UDP port) that answers SRV questions from a

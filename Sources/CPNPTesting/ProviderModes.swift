@@ -28,7 +28,9 @@ extension ProviderUnderTest {
 
     /// Polls `cpnpd admin show` until `done` holds; fails after `timeout`.
     @discardableResult
-    public func waitForOrder(_ providerOrderID: ProviderOrderID, timeout: Duration = .seconds(20), until done: (OrderView) -> Bool) async throws -> OrderView {
+    public func waitForOrder(_ providerOrderID: ProviderOrderID, timeout: Duration = .seconds(20), until done: (OrderView) -> Bool) async throws
+        -> OrderView
+    {
         let deadline = ContinuousClock.now + timeout
         while true {
             let view = try show(providerOrderID)

@@ -3,9 +3,9 @@
 public import Foundation
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a ``TemporaryPostgres`` operation failed, in words (with the server log's tail when useful).
@@ -88,10 +88,12 @@ public final class TemporaryPostgres: Sendable {
             try changeOwnerToPostgres(directory)
             try changeOwnerToPostgres(passwordFile)
         }
-        try server.runServerTool(binaries.initdb, [
-            "-D", server.dataDirectory.path, "-U", user, "--auth=scram-sha-256", "--pwfile=\(passwordFile.path)",
-            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
-        ], what: "initdb")
+        try server.runServerTool(
+            binaries.initdb,
+            [
+                "-D", server.dataDirectory.path, "-U", user, "--auth=scram-sha-256", "--pwfile=\(passwordFile.path)",
+                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+            ], what: "initdb")
         try? FileManager.default.removeItem(at: passwordFile)
         let configuration = server.dataDirectory.appendingPathComponent("postgresql.conf")
         let handle = try FileHandle(forWritingTo: configuration)
@@ -185,12 +187,15 @@ public final class TemporaryPostgres: Sendable {
     /// psql's error output when it fails.
     @discardableResult
     public func psql(_ sql: String, database: String = "postgres", password: String? = nil) throws -> String {
-        let result = try Self.run(binaries.psql, [
-            "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
-            "-h", "127.0.0.1", "-p", String(port), "-U", Self.user, "-d", database, "-c", sql,
-        ], environment: ["PGPASSWORD": password ?? self.password, "PGCONNECT_TIMEOUT": "30"], directory: directory)
+        let result = try Self.run(
+            binaries.psql,
+            [
+                "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
+                "-h", "127.0.0.1", "-p", String(port), "-U", Self.user, "-d", database, "-c", sql,
+            ], environment: ["PGPASSWORD": password ?? self.password, "PGCONNECT_TIMEOUT": "30"], directory: directory)
         guard result.status == 0 else {
-            throw TemporaryPostgresError("psql failed (exit \(result.status)): \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw TemporaryPostgresError(
+                "psql failed (exit \(result.status)): \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         var output = result.standardOutput
         while output.hasSuffix("\n") { output.removeLast() }
@@ -210,7 +215,8 @@ public final class TemporaryPostgres: Sendable {
 
     /// Runs initdb/pg_ctl, as the `postgres` user when we are root; throws with the log's tail.
     private func runServerTool(_ tool: String, _ arguments: [String], what: String) throws {
-        let (executable, allArguments) = runAsPostgres
+        let (executable, allArguments) =
+            runAsPostgres
             ? (Self.runuser, ["-u", "postgres", "--", tool] + arguments)
             : (tool, arguments)
         let result = try Self.run(executable, allArguments, environment: [:], directory: directory)
@@ -247,17 +253,17 @@ public final class TemporaryPostgres: Sendable {
         posix_spawn_file_actions_adddup2(&actions, outDescriptor, 1)
         posix_spawn_file_actions_adddup2(&actions, errDescriptor, 2)
         #if os(Linux)
-        // glibc 2.34+ (not in Swift's Glibc module): close everything from 3 up, run in `directory`.
-        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-        typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-        let libc = dlopen(nil, RTLD_NOW)
-        defer { if let libc { dlclose(libc) } }
-        if let symbol = dlsym(libc, "posix_spawn_file_actions_addclosefrom_np") {
-            _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
-        }
-        if let symbol = dlsym(libc, "posix_spawn_file_actions_addchdir_np") {
-            _ = unsafeBitCast(symbol, to: ChangeDirectory.self)(&actions, directory.path)
-        }
+            // glibc 2.34+ (not in Swift's Glibc module): close everything from 3 up, run in `directory`.
+            typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+            typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+            let libc = dlopen(nil, RTLD_NOW)
+            defer { if let libc { dlclose(libc) } }
+            if let symbol = dlsym(libc, "posix_spawn_file_actions_addclosefrom_np") {
+                _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
+            }
+            if let symbol = dlsym(libc, "posix_spawn_file_actions_addchdir_np") {
+                _ = unsafeBitCast(symbol, to: ChangeDirectory.self)(&actions, directory.path)
+            }
         #endif
 
         let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
@@ -346,7 +352,9 @@ public final class TemporaryPostgres: Sendable {
                 for directory in directories where fileManager.isExecutableFile(atPath: directory + "/" + tool) {
                     return directory + "/" + tool
                 }
-                throw TemporaryPostgresError("PostgreSQL not installed (no \(tool) on PATH or in /usr/lib/postgresql/*/bin): install Debian's postgresql package (.ci/run does)")
+                throw TemporaryPostgresError(
+                    "PostgreSQL not installed (no \(tool) on PATH or in /usr/lib/postgresql/*/bin): install Debian's postgresql package (.ci/run does)"
+                )
             }
             _ = try locate("postgres")
             return Binaries(initdb: try locate("initdb"), pgCtl: try locate("pg_ctl"), psql: try locate("psql"))

@@ -41,12 +41,14 @@ public struct TestCertificates: Sendable {
         otherCAPEM = try other.issued.certificatePEM
         server = try pair(authority.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], usage: .server))
         serverWrongName = try pair(authority.issue(commonName: "elsewhere", dnsNames: ["elsewhere.example"], usage: .server))
-        serverExpired = try pair(authority.issue(
-            commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server, notBefore: monthAgo, notAfter: dayAgo))
+        serverExpired = try pair(
+            authority.issue(
+                commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: .server, notBefore: monthAgo, notAfter: dayAgo))
         client = try pair(authority.issue(commonName: "customer-a", dnsNames: ["customer-a"], usage: .client))
         clientOtherCA = try pair(other.issue(commonName: "intruder", dnsNames: ["intruder"], usage: .client))
-        clientExpired = try pair(authority.issue(
-            commonName: "customer-old", dnsNames: ["customer-old"], usage: .client, notBefore: monthAgo, notAfter: dayAgo))
+        clientExpired = try pair(
+            authority.issue(
+                commonName: "customer-old", dnsNames: ["customer-old"], usage: .client, notBefore: monthAgo, notAfter: dayAgo))
     }
 
     /// A transport's security configuration presenting `pair` (none: no certificate) and trusting

@@ -13,7 +13,11 @@ public import Synchronization
 /// Buffers what a transport receives (one consumer of its stream).
 final class Inbox: Sendable {
     let messages = Mutex<[CPNPInboundMessage]>([])
-    func take() -> [CPNPInboundMessage] { messages.withLock { messages in defer { messages.removeAll() }; return messages } }
+    func take() -> [CPNPInboundMessage] {
+        messages.withLock { messages in
+            defer { messages.removeAll() }; return messages
+        }
+    }
 }
 
 /// A client: the core's client machine over the real DTLS client transport, with a log of what it
@@ -47,7 +51,9 @@ public final class TestClient: Sendable {
     public func close() async { await transport.close() }
 
     /// As customer `name` of `daemon`: QUOTATION, then ACCEPT of the OFFER, until Completed; the order.
-    public static func agree(_ customerOrderID: String, _ cpd: CPD, with daemon: Daemon, name: String = "acme") async throws -> ClientOrderStateMachine {
+    public static func agree(_ customerOrderID: String, _ cpd: CPD, with daemon: Daemon, name: String = "acme") async throws
+        -> ClientOrderStateMachine
+    {
         let client = try await TestClient(pki: daemon.pkiDirectory, name: name, serverPort: daemon.port)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID(customerOrderID)!)
         var generator = SystemRandomNumberGenerator()
@@ -86,7 +92,9 @@ public final class TestClient: Sendable {
     }
 
     /// Runs a local command of `order` (quote, accept, withdraw …) and performs its actions.
-    public func act(_ order: inout ClientOrderStateMachine, _ command: (inout ClientOrderStateMachine) throws -> [ClientOrderStateMachine.Action]) async throws {
+    public func act(_ order: inout ClientOrderStateMachine, _ command: (inout ClientOrderStateMachine) throws -> [ClientOrderStateMachine.Action])
+        async throws
+    {
         let actions = try command(&order)
         try await perform(actions, &order)
     }
@@ -175,11 +183,13 @@ public func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throw
         certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
         trustRootsFile: pki.appendingPathComponent("ca.pem").path)
     let logger = quietLogger("e2e-customer")
-    let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
+    let transport = try await DTLSTransport.client(
+        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
     let engine = CPNPClientEngine(
         transport: transport, store: try store ?? ClientOrderStore.inMemory(),
         configuration: CPNPClientEngine.Configuration(
-            machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
+            machine: .init(
+                retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
             expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
         logger: logger)
     await engine.start()

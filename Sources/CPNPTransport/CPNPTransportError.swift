@@ -66,7 +66,8 @@ public struct CPNPTransportError: Error, Sendable, Hashable, CustomStringConvert
         case .messageTooLarge(let size, let limit):
             text = "message of \(size) bytes is too large for a datagram (limit \(limit)); use the TLS transport for large documents"
         case .handshakeFailed:
-            text = reportedByPeer
+            text =
+                reportedByPeer
                 ? "handshake\(who) failed: the peer rejected us (its alert gives no precise reason)"
                 : "handshake\(who) failed"
         case .noSession:

@@ -1,6 +1,6 @@
 import CPNPDTLS
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 public import Logging
 public import NIOCore
@@ -413,7 +413,9 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         }
     }
 
-    private func sendEstablished(_ bytes: [UInt8], entry: Entry, address: SocketAddress, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    private func sendEstablished(
+        _ bytes: [UInt8], entry: Entry, address: SocketAddress, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext
+    ) {
         do {
             let datagrams = try entry.association.write(bytes)
             entry.lastActivity = .now()
@@ -436,10 +438,12 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
                 entry.identity = try? CPNPPeerIdentity(certificateDER: der)
             }
             stats.update { $0.handshakesCompleted += 1 }
-            logger.debug("DTLS association established", metadata: [
-                "peer": "\(address)", "cipher": "\(entry.association.cipherSuite ?? "?")",
-                "subject": "\(entry.identity?.subject ?? "?")",
-            ])
+            logger.debug(
+                "DTLS association established",
+                metadata: [
+                    "peer": "\(address)", "cipher": "\(entry.association.cipherSuite ?? "?")",
+                    "subject": "\(entry.identity?.subject ?? "?")",
+                ])
             let pending = entry.pending
             entry.pending = []
             for item in pending { sendEstablished(item.bytes, entry: entry, address: address, promise: item.promise, context: context) }
@@ -496,7 +500,9 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
             case .handshaking where now > entry.handshakeDeadline:
                 let error = DTLSError(
                     .handshakeTimeout,
-                    detail: "no handshake within \(configuration.handshakeTimeout), stuck in '\(entry.association.handshakeState)', timer \(entry.association.timeout.map { "\($0)" } ?? "none")")
+                    detail:
+                        "no handshake within \(configuration.handshakeTimeout), stuck in '\(entry.association.handshakeState)', timer \(entry.association.timeout.map { "\($0)" } ?? "none")"
+                )
                 entry.association.abandon(error)
                 fail(entry: entry, address: address, error: CPNPTransportError(error, peer: address))
             case _ where now - entry.lastActivity > idle:

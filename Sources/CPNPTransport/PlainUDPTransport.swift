@@ -15,7 +15,10 @@ public final class PlainUDPTransport: CPNPTransport {
     private let channel: any Channel
     private let failureContinuation: AsyncStream<CPNPTransportError>.Continuation
 
-    private init(channel: any Channel, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>, failureContinuation: AsyncStream<CPNPTransportError>.Continuation) {
+    private init(
+        channel: any Channel, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>,
+        failureContinuation: AsyncStream<CPNPTransportError>.Continuation
+    ) {
         self.channel = channel
         self.localAddress = channel.localAddress
         self.inbound = inbound
@@ -87,9 +90,10 @@ final class PlainUDPHandler: ChannelInboundHandler {
             logger.warning("dropped oversized datagram", metadata: ["peer": "\(envelope.remoteAddress)", "bytes": "\(envelope.data.readableBytes)"])
             return
         }
-        inbound.yield(CPNPInboundMessage(
-            bytes: Array(envelope.data.readableBytesView), peer: CPNPPeer(address: envelope.remoteAddress),
-            identity: nil, localAddress: context.channel.localAddress))
+        inbound.yield(
+            CPNPInboundMessage(
+                bytes: Array(envelope.data.readableBytesView), peer: CPNPPeer(address: envelope.remoteAddress),
+                identity: nil, localAddress: context.channel.localAddress))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

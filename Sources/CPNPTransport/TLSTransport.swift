@@ -37,7 +37,9 @@ public final class TLSTransport: CPNPTransport {
     private let shared: TLSShared
     private let serverChannel: (any Channel)?
 
-    private init(shared: TLSShared, serverChannel: (any Channel)?, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>) {
+    private init(
+        shared: TLSShared, serverChannel: (any Channel)?, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>
+    ) {
         self.shared = shared
         self.serverChannel = serverChannel
         self.localAddress = serverChannel?.localAddress
@@ -150,7 +152,8 @@ final class TLSShared: Sendable {
         }
         tls.trustRoots = .certificates(roots)
         tls.minimumTLSVersion = .tlsv12
-        tls.cipherSuites = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+        tls.cipherSuites =
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
         self.sslContext = try NIOSSLContext(configuration: tls)
         (inbound, inboundContinuation) = AsyncStream.makeStream(of: CPNPInboundMessage.self, bufferingPolicy: .bufferingOldest(16_384))
         (failures, failureContinuation) = AsyncStream.makeStream(of: CPNPTransportError.self, bufferingPolicy: .bufferingNewest(1024))
@@ -361,9 +364,10 @@ final class TLSSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard let remote else { return }
-        shared.inboundContinuation.yield(CPNPInboundMessage(
-            bytes: Array(frame.readableBytesView), peer: peer ?? CPNPPeer(address: remote), identity: identity,
-            localAddress: context.channel.localAddress))
+        shared.inboundContinuation.yield(
+            CPNPInboundMessage(
+                bytes: Array(frame.readableBytesView), peer: peer ?? CPNPPeer(address: remote), identity: identity,
+                localAddress: context.channel.localAddress))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -385,7 +389,8 @@ final class TLSSessionHandler: ChannelInboundHandler {
     private func classify(_ error: any Error) -> CPNPTransportError {
         let address = remote ?? peer?.address
         if error is LengthPrefixFrameDecoder.FrameTooLarge {
-            return CPNPTransportError(.messageTooLarge(size: 0, limit: shared.configuration.maximumMessageSize), peer: address, detail: "received frame dropped")
+            return CPNPTransportError(
+                .messageTooLarge(size: 0, limit: shared.configuration.maximumMessageSize), peer: address, detail: "received frame dropped")
         }
         if let code = outcome.code {
             return CPNPTransportError(code, peer: address, detail: "\(error)")

@@ -62,8 +62,10 @@ struct CredentialOptions: ParsableArguments {
         let certificate = cert ?? "\(pki)/client-\(identity).pem"
         let privateKey = key ?? "\(pki)/client-\(identity)-key.pem"
         let roots = ca ?? "\(pki)/ca.pem"
-        for (what, path) in [("certificate", certificate), ("private key", privateKey), ("CA file", roots)] where !FileManager.default.fileExists(atPath: path) {
-            throw CLIError("the client \(what) \(path) does not exist (run `swift run cpnpd` once to create the dev PKI, or give --pki/--cert/--key/--ca)")
+        for (what, path) in [("certificate", certificate), ("private key", privateKey), ("CA file", roots)]
+        where !FileManager.default.fileExists(atPath: path) {
+            throw CLIError(
+                "the client \(what) \(path) does not exist (run `swift run cpnpd` once to create the dev PKI, or give --pki/--cert/--key/--ca)")
         }
         return (certificate, privateKey, roots)
     }
@@ -107,14 +109,17 @@ struct ClientOptions: ParsableArguments {
     func security() throws -> CPNPSecurityConfiguration { try credentials.security() }
 
     /// A transport bound to `host:port` (port 0: ephemeral) and an engine on it.
-    func engine(store: ClientOrderStore, bindHost: String = "0.0.0.0", port: Int = 0, configuration: CPNPClientEngine.Configuration = .init()) async throws -> CPNPClientEngine {
+    func engine(store: ClientOrderStore, bindHost: String = "0.0.0.0", port: Int = 0, configuration: CPNPClientEngine.Configuration = .init())
+        async throws -> CPNPClientEngine
+    {
         let logger = logger()
         let clientTransport: any CPNPTransport
         do {
             switch transport {
             case "dtls":
-                clientTransport = try await DTLSTransport.client(bindingTo: bindHost, port: port,
-                                                                 configuration: DTLSTransportConfiguration(security: try security()), logger: logger)
+                clientTransport = try await DTLSTransport.client(
+                    bindingTo: bindHost, port: port,
+                    configuration: DTLSTransportConfiguration(security: try security()), logger: logger)
             case "tls":
                 clientTransport = try TLSTransport.client(configuration: TLSTransportConfiguration(security: try security()), logger: logger)
             case "plain-udp":
@@ -143,7 +148,8 @@ struct ClientOptions: ParsableArguments {
         var host = "0.0.0.0"
         var port = 0
         if let transaction = stored.machine.transaction,
-           [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent].contains(stored.machine.state) || transaction.pending != nil {
+            [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent].contains(stored.machine.state) || transaction.pending != nil
+        {
             host = transaction.session.local.host
             port = Int(transaction.session.local.port)
         }
@@ -168,9 +174,13 @@ func runClientCommand(json: Bool, _ body: () async throws -> Void) async throws 
     } catch {
         let status = ClientExit.of(error)
         if json {
-            print(JSONSerializer.serializeString(.object(JSONObject([
-                ("outcome", .string("error")), ("exit-status", .number(CPNPDecimal(Int64(status.rawValue)))), ("error", .string("\(error)")),
-            ]))))
+            print(
+                JSONSerializer.serializeString(
+                    .object(
+                        JSONObject([
+                            ("outcome", .string("error")), ("exit-status", .number(CPNPDecimal(Int64(status.rawValue)))),
+                            ("error", .string("\(error)")),
+                        ]))))
         }
         Diagnostics.write("error: \(error)")
         throw status.code
@@ -186,7 +196,9 @@ func parseTime(_ text: String, now: CPNPTimestamp = SystemWallClock().now()) thr
 
 /// `30s`, `10m`, `2h`, `500ms`, or plain seconds.
 func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, (Int64) -> Duration)] = [("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) })]
+    let units: [(String, (Int64) -> Duration)] = [
+        ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) }),
+    ]
     for (suffix, make) in units where text.hasSuffix(suffix) {
         if let amount = Int64(text.dropLast(suffix.count)), amount >= 0 { return make(amount) }
     }

@@ -70,8 +70,10 @@ struct Conformance: AsyncParsableCommand {
         let summary = ConformanceSummary(results)
         if json {
             let list = results.map { result -> JSONValue in
-                var object = JSONObject([("id", .string(result.id)), ("title", .string(result.title)),
-                                         ("rfc", .array(result.references.map(JSONValue.string)))])
+                var object = JSONObject([
+                    ("id", .string(result.id)), ("title", .string(result.title)),
+                    ("rfc", .array(result.references.map(JSONValue.string))),
+                ])
                 switch result.outcome {
                 case .passed: object["outcome"] = .string("pass")
                 case .failed(let why): object["outcome"] = .string("fail"); object["reason"] = .string(why)
@@ -79,10 +81,13 @@ struct Conformance: AsyncParsableCommand {
                 }
                 return .object(object)
             }
-            Self.output(JSONSerializer.serializeString(.object(JSONObject([
-                ("cases", .array(list)), ("passed", .number(CPNPDecimal(Int64(summary.passed)))),
-                ("failed", .number(CPNPDecimal(Int64(summary.failed)))), ("skipped", .number(CPNPDecimal(Int64(summary.skipped)))),
-            ]))))
+            Self.output(
+                JSONSerializer.serializeString(
+                    .object(
+                        JSONObject([
+                            ("cases", .array(list)), ("passed", .number(CPNPDecimal(Int64(summary.passed)))),
+                            ("failed", .number(CPNPDecimal(Int64(summary.failed)))), ("skipped", .number(CPNPDecimal(Int64(summary.skipped)))),
+                        ]))))
         } else {
             Self.output(summary.line)
         }
@@ -100,7 +105,9 @@ struct Conformance: AsyncParsableCommand {
             let host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
             if rest.isEmpty { return (host, CPNPTransportDefaults.port) }
-            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { throw ValidationError("--server: bad port in \(text)") }
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else {
+                throw ValidationError("--server: bad port in \(text)")
+            }
             return (host, port)
         }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)

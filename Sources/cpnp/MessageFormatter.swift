@@ -13,8 +13,10 @@ enum MessageFormatter {
 
     static func lines(for message: CPNPMessage, size: Int) -> [String] {
         let datagram = JSONParser.Limits.datagram.maxBytes
-        var out = ["\(message.method.name) (method \(message.method.rawValue)), \(size) bytes"
-            + (size > datagram ? " (over the \(datagram)-byte datagram limit: TLS transport only)" : "")]
+        var out = [
+            "\(message.method.name) (method \(message.method.rawValue)), \(size) bytes"
+                + (size > datagram ? " (over the \(datagram)-byte datagram limit: TLS transport only)" : "")
+        ]
         out.append(line("VERSION", "\(CPNPMessage.version)"))
         out.append(line("SEQUENCE_NUMBER", "\(message.sequenceNumber)"))
         out.append(line("TRANSACTION_ID", message.transactionID.rawValue))
@@ -61,11 +63,12 @@ enum MessageFormatter {
             out.append(line("STATUS_CODE", "\(fail.statusCode.rawValue) (\(fail.statusCode))"))
             if let diagnostic = fail.diagnostic { out.append(line("DIAGNOSTIC (extension)", quoted(diagnostic))) }
         case .activate(let activate):
-            let schedule = switch activate.activationSchedule {
-            case .now: "null (activate now)"
-            case .deactivate: "0 (deactivate)"
-            case .at(let activationTime): "\(activationTime.rfc3339) (activate then)"
-            }
+            let schedule =
+                switch activate.activationSchedule {
+                case .now: "null (activate now)"
+                case .deactivate: "0 (deactivate)"
+                case .at(let activationTime): "\(activationTime.rfc3339) (activate then)"
+                }
             out.append(line("ACTIVATION_SCHEDULE", schedule))
             ies(activate.informationElements)
         }
@@ -78,16 +81,23 @@ enum MessageFormatter {
         let profiles = cpd.components.flatMap(\.profiles)
         let nodes = profiles.reduce(0) { $0 + $1.customerNodes.count }
         let loose = cpd.looseFields
-        let concreteness = loose.isEmpty
+        let concreteness =
+            loose.isEmpty
             ? "concrete"
             : "loose (\(count(loose.count, "negotiable value")) not fixed, first at \(loose[0]))"
-        var out = [line(name, "\(count(cpd.components.count, "component")), \(count(profiles.count, "profile")), "
-            + "\(count(nodes, "customer node")); \(concreteness)")]
+        var out = [
+            line(
+                name,
+                "\(count(cpd.components.count, "component")), \(count(profiles.count, "profile")), "
+                    + "\(count(nodes, "customer node")); \(concreteness)")
+        ]
         for (componentIndex, component) in cpd.components.enumerated() {
             for (profileIndex, profile) in component.profiles.enumerated() {
                 let clauses: [String] = if case .object(let object) = profile.json { object.keys } else { [] }
-                out.append(line("components[\(componentIndex)].profiles[\(profileIndex)]",
-                                "customer nodes: " + profile.customerNodes.map(\.identifier).joined(separator: ", "), indent: 4))
+                out.append(
+                    line(
+                        "components[\(componentIndex)].profiles[\(profileIndex)]",
+                        "customer nodes: " + profile.customerNodes.map(\.identifier).joined(separator: ", "), indent: 4))
                 out.append(line("", "clauses: " + clauses.joined(separator: ", "), indent: 4))
             }
         }
@@ -110,7 +120,8 @@ enum MessageFormatter {
             out.append(line("NEGOTIATION_OPTIONS", parts.joined(separator: ", ")))
         }
         if let cost = elements.cost {
-            out.append(line("COST", "\(cost.amount.plainString(minimumFractionDigits: 2)) \(cost.currency)" + (cost.period.map { " per \($0)" } ?? "")))
+            out.append(
+                line("COST", "\(cost.amount.plainString(minimumFractionDigits: 2)) \(cost.currency)" + (cost.period.map { " per \($0)" } ?? "")))
         }
         return out
     }

@@ -27,22 +27,35 @@ struct Orders: AsyncParsableCommand {
             }
             let orders = try options.store().orders(limit: limit, state: filter)
             if options.json {
-                OrderPresenter.print(.object(JSONObject([("orders", .array(orders.map { storedOrder in
-                    OrderPresenter.json(storedOrder.machine, server: storedOrder.serverAddress,
-                                        outcome: storedOrder.state.rawValue.lowercased(),
-                                        extra: [("updated-at", .string(storedOrder.updatedAt.rfc3339))])
-                }))])))
+                OrderPresenter.print(
+                    .object(
+                        JSONObject([
+                            (
+                                "orders",
+                                .array(
+                                    orders.map { storedOrder in
+                                        OrderPresenter.json(
+                                            storedOrder.machine, server: storedOrder.serverAddress,
+                                            outcome: storedOrder.state.rawValue.lowercased(),
+                                            extra: [("updated-at", .string(storedOrder.updatedAt.rfc3339))])
+                                    })
+                            )
+                        ])))
                 return
             }
             if orders.isEmpty { print("no orders"); return }
-            print("CUSTOMER ORDER".padding(toLength: 22, withPad: " ", startingAt: 0) + "PROVIDER ORDER".padding(toLength: 24, withPad: " ", startingAt: 0)
-                + "SERVER".padding(toLength: 24, withPad: " ", startingAt: 0) + "STATE".padding(toLength: 18, withPad: " ", startingAt: 0) + "UPDATED")
+            print(
+                "CUSTOMER ORDER".padding(toLength: 22, withPad: " ", startingAt: 0)
+                    + "PROVIDER ORDER".padding(toLength: 24, withPad: " ", startingAt: 0)
+                    + "SERVER".padding(toLength: 24, withPad: " ", startingAt: 0) + "STATE".padding(toLength: 18, withPad: " ", startingAt: 0)
+                    + "UPDATED")
             for storedOrder in orders {
-                print(storedOrder.customerOrderID.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
-                    + (storedOrder.providerOrderID?.rawValue ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)
-                    + storedOrder.serverAddress.padding(toLength: 24, withPad: " ", startingAt: 0)
-                    + storedOrder.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + storedOrder.updatedAt.rfc3339
-                    + (storedOrder.machine.withdrawalUnconfirmed ? "  ALARM: withdrawal unconfirmed (RFC 8921 §11.1.2)" : ""))
+                print(
+                    storedOrder.customerOrderID.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
+                        + (storedOrder.providerOrderID?.rawValue ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)
+                        + storedOrder.serverAddress.padding(toLength: 24, withPad: " ", startingAt: 0)
+                        + storedOrder.state.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + storedOrder.updatedAt.rfc3339
+                        + (storedOrder.machine.withdrawalUnconfirmed ? "  ALARM: withdrawal unconfirmed (RFC 8921 §11.1.2)" : ""))
             }
         }
     }
@@ -65,11 +78,22 @@ struct Show: AsyncParsableCommand {
             let machine = storedOrder.machine
             if options.json {
                 let outcome = storedOrder.state.rawValue.lowercased()
-                OrderPresenter.print(OrderPresenter.json(machine, server: storedOrder.serverAddress, outcome: outcome, extra: [
-                    ("history", .array(events.map { entry in .object(JSONObject([
-                        ("at", .string(entry.at.rfc3339)), ("from", .string(entry.from.rawValue)), ("to", .string(entry.to.rawValue)), ("event", .string(entry.event)),
-                    ])) })),
-                ]))
+                OrderPresenter.print(
+                    OrderPresenter.json(
+                        machine, server: storedOrder.serverAddress, outcome: outcome,
+                        extra: [
+                            (
+                                "history",
+                                .array(
+                                    events.map { entry in
+                                        .object(
+                                            JSONObject([
+                                                ("at", .string(entry.at.rfc3339)), ("from", .string(entry.from.rawValue)),
+                                                ("to", .string(entry.to.rawValue)), ("event", .string(entry.event)),
+                                            ]))
+                                    })
+                            )
+                        ]))
                 return
             }
             print("customer order: \(machine.customerOrderID)")
@@ -105,7 +129,11 @@ extension OrderCommand {
                 await engine.settle(timeout: .seconds(5))
                 let machine = try await engine.order(customerOrderID)
                 let server = try store.order(customerOrderID: customerOrderID)?.serverAddress
-                if options.json { OrderPresenter.print(OrderPresenter.json(machine, server: server, outcome: outcome)) } else { for line in lines { print(line) } }
+                if options.json {
+                    OrderPresenter.print(OrderPresenter.json(machine, server: server, outcome: outcome))
+                } else {
+                    for line in lines { print(line) }
+                }
                 await engine.shutdown()
             } catch {
                 await engine.shutdown()
@@ -201,7 +229,9 @@ struct Update: OrderCommand {
                 var lines = OrderPresenter.offerLines(offer, request: request, server: "the provider")
                 guard yes else {
                     try await engine.acknowledgeOffer(customerOrderID)
-                    return lines + ["to accept: cpnp accept \(customerOrderID)   (before \(offer.validityOfferTime.rfc3339)); the current agreement stays until then"]
+                    return lines + [
+                        "to accept: cpnp accept \(customerOrderID)   (before \(offer.validityOfferTime.rfc3339)); the current agreement stays until then"
+                    ]
                 }
                 guard OfferTolerances(relative: tolerance).accepts(offer.offeredCPD.comparison(against: request)) else {
                     try await engine.decline(customerOrderID, reasons: [.unacceptableGap])

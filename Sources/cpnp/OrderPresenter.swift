@@ -56,8 +56,9 @@ enum OrderPresenter {
         var out = ["offer from \(server): provider order \(offer.providerOrderID), valid until \(offer.validityOfferTime.rfc3339)"]
         if let cost = offer.informationElements?.cost { out.append("  price: \(cost)") }
         if let options = offer.informationElements?.negotiationOptions {
-            out.append("  activation: \(options.effectiveActivationType.rawValue), purpose: \(options.effectivePurpose.rawValue)"
-                + (options.testPeriodEnd.map { ", test period ends \($0.rfc3339)" } ?? ""))
+            out.append(
+                "  activation: \(options.effectiveActivationType.rawValue), purpose: \(options.effectivePurpose.rawValue)"
+                    + (options.testPeriodEnd.map { ", test period ends \($0.rfc3339)" } ?? ""))
         }
         if let request {
             let satisfied = offer.offeredCPD.satisfies(request)
@@ -95,7 +96,8 @@ enum OrderPresenter {
     }
 
     /// The administrator alarm of an unconfirmed withdrawal (RFC 8921 §11.1.2).
-    static let alarmText = "withdrawal unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
+    static let alarmText =
+        "withdrawal unconfirmed: WITHDRAW unanswered after every retry; the provider may still hold the agreement (RFC 8921 §11.1.2)"
 
     static func offerJSON(_ offer: OfferMessage, request: CPD?) -> JSONValue {
         var object = JSONObject()
@@ -105,14 +107,15 @@ enum OrderPresenter {
         if let request {
             let comparison = offer.offeredCPD.comparison(against: request)
             object["satisfies-request"] = .bool(comparison.satisfies)
-            object["gaps"] = .array(comparison.gaps.map { gap in
-                var entry = JSONObject()
-                entry["path"] = .string(gap.path.description)
-                entry["kind"] = .string(gap.kind.rawValue)
-                if let requested = gap.requested { entry["requested"] = requested }
-                if let offered = gap.offered { entry["offered"] = offered }
-                return .object(entry)
-            })
+            object["gaps"] = .array(
+                comparison.gaps.map { gap in
+                    var entry = JSONObject()
+                    entry["path"] = .string(gap.path.description)
+                    entry["kind"] = .string(gap.kind.rawValue)
+                    if let requested = gap.requested { entry["requested"] = requested }
+                    if let offered = gap.offered { entry["offered"] = offered }
+                    return .object(entry)
+                })
         }
         object["offered-cpd"] = offer.offeredCPD.json
         return .object(object)

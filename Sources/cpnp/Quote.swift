@@ -146,14 +146,16 @@ struct Quote: AsyncParsableCommand {
         if json {
             var rounds: [JSONValue] = []
             for round in result.rounds {
-                rounds.append(.array(round.candidates.map { candidate in
-                    var object = JSONObject()
-                    object["server"] = .string(candidate.server.displayName)
-                    object["customer-order-id"] = .string(candidate.customerOrderID.rawValue)
-                    if let offer = candidate.offer { object["offer"] = OrderPresenter.offerJSON(offer, request: round.request) }
-                    if let failure = candidate.failure { object["failure"] = .string(failure) }
-                    return .object(object)
-                }))
+                rounds.append(
+                    .array(
+                        round.candidates.map { candidate in
+                            var object = JSONObject()
+                            object["server"] = .string(candidate.server.displayName)
+                            object["customer-order-id"] = .string(candidate.customerOrderID.rawValue)
+                            if let offer = candidate.offer { object["offer"] = OrderPresenter.offerJSON(offer, request: round.request) }
+                            if let failure = candidate.failure { object["failure"] = .string(failure) }
+                            return .object(object)
+                        }))
             }
             var object = JSONObject()
             object["outcome"] = .string(result.agreement != nil ? "completed" : "no-agreement")
@@ -164,7 +166,10 @@ struct Quote: AsyncParsableCommand {
             }
             if let agreement = result.agreement { object["agreement"] = OrderPresenter.agreementJSON(agreement) }
             if let failure = result.failure { object["failure"] = .string(failure) }
-            object["declined"] = .array(result.declined.map { .object(JSONObject([("customer-order-id", .string($0.0.rawValue)), ("reason", .number(CPNPDecimal(Int64($0.1.rawValue))))])) })
+            object["declined"] = .array(
+                result.declined.map {
+                    .object(JSONObject([("customer-order-id", .string($0.0.rawValue)), ("reason", .number(CPNPDecimal(Int64($0.1.rawValue))))]))
+                })
             object["rounds"] = .array(rounds)
             OrderPresenter.print(.object(object))
         } else {
@@ -213,12 +218,19 @@ struct Quote: AsyncParsableCommand {
             for (peer, customerOrderID) in ids {
                 let machine = try await engine.awaitFirstAnswer(customerOrderID)
                 outputs.append(OrderPresenter.json(machine, server: peer.displayName, outcome: machine.state.rawValue.lowercased()))
-                if !options.json { print("order \(customerOrderID) at \(peer.displayName): \(machine.state.rawValue)" + (machine.providerOrderID.map { ", provider order \($0)" } ?? "")) }
+                if !options.json {
+                    print(
+                        "order \(customerOrderID) at \(peer.displayName): \(machine.state.rawValue)"
+                            + (machine.providerOrderID.map { ", provider order \($0)" } ?? ""))
+                }
             }
             if options.json { OrderPresenter.print(.object(JSONObject([("outcome", .string("submitted")), ("orders", .array(outputs))]))) }
             return
         }
-        if !options.json { Diagnostics.write("… waiting for \(peers.count == 1 ? "the offer" : "\(peers.count) offers") (orders \(ids.map(\.1.rawValue).joined(separator: ", ")))") }
+        if !options.json {
+            Diagnostics.write(
+                "… waiting for \(peers.count == 1 ? "the offer" : "\(peers.count) offers") (orders \(ids.map(\.1.rawValue).joined(separator: ", ")))")
+        }
         var offers: [(CPNPPeer, CustomerOrderID, OfferMessage)] = []
         var lastError: (any Error)?
         var outputs: [JSONValue] = []

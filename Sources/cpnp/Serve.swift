@@ -36,7 +36,9 @@ struct Serve: AsyncParsableCommand {
     var grantMoreTime: String = "24h"
 
     func run() async throws {
-        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else { throw ValidationError("--http must be HOST:PORT") }
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else {
+            throw ValidationError("--http must be HOST:PORT")
+        }
         let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
             throw ValidationError("--http \(http): cpnp serve listens on loopback only (it has no authentication of its own)")
@@ -52,7 +54,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = CPNPClientEngine.Configuration()
         configuration.expectedResponseTime = parseDuration(expectedResponseTime) ?? .seconds(30)
         configuration.moreTime = GrantMoreTime(upTo: parseDuration(grantMoreTime) ?? .seconds(86_400))
-        let engine = try await options.engine(store: store, bindHost: peers.first?.address.protocol == .inet6 ? "::" : "0.0.0.0", configuration: configuration)
+        let engine = try await options.engine(
+            store: store, bindHost: peers.first?.address.protocol == .inet6 ? "::" : "0.0.0.0", configuration: configuration)
         let names = peers.map(\.displayName).joined(separator: ", ")
         let app = try CustomerAPIServer.application(
             engine: engine, store: store, servers: peers, strategy: strategyOptions.chosenStrategy(servers: peers.count),

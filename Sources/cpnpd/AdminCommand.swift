@@ -17,7 +17,8 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [Orders.self, Show.self, Approve.self, Reject.self])
 
     struct StoreOptions: ParsableArguments {
-        @Option(name: .long, help: "The daemon's order store: a SQLite file or a postgres:// URL (default: from --config, else ./.cpnp/cpnpd.sqlite).")
+        @Option(
+            name: .long, help: "The daemon's order store: a SQLite file or a postgres:// URL (default: from --config, else ./.cpnp/cpnpd.sqlite).")
         var database: String?
         @Option(name: .long, help: "The daemon's configuration file.")
         var config: String?
@@ -55,13 +56,15 @@ struct AdminCommand: AsyncParsableCommand {
     static func children(of parent: ProviderOrderID, _ options: StoreOptions) throws -> [ChildOrder] {
         guard let (store, upstreams) = try options.childOrders() else { return [] }
         return try store.orders(group: parent.rawValue).map { order in
-            let provider = upstreams.first { upstream in
-                guard let target = try? CPNPServerTarget(parsing: upstream.address) else { return false }
-                // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`);
-                // a host is stored as its address, as the coordinator's client engine stored it.
-                if !target.portGiven, order.serverName == "_cpnp.\(target.host.lowercased())" { return true }
-                return (try? CPNPPeer.server(host: target.host, port: target.port)).map(CPNPClientEngine.storedAddress(of:)) == order.serverAddress
-            }?.name ?? order.serverAddress
+            let provider =
+                upstreams.first { upstream in
+                    guard let target = try? CPNPServerTarget(parsing: upstream.address) else { return false }
+                    // A domain looked up through SRV records is the order's server name (`_cpnp.DOMAIN`);
+                    // a host is stored as its address, as the coordinator's client engine stored it.
+                    if !target.portGiven, order.serverName == "_cpnp.\(target.host.lowercased())" { return true }
+                    return (try? CPNPPeer.server(host: target.host, port: target.port)).map(CPNPClientEngine.storedAddress(of:))
+                        == order.serverAddress
+                }?.name ?? order.serverAddress
             return ChildOrder(provider: provider, order: order, events: try store.events(customerOrderID: order.customerOrderID))
         }
     }
@@ -83,7 +86,9 @@ struct AdminCommand: AsyncParsableCommand {
             let rows = try store.orders(limit: limit, state: filter)
             print("PROVIDER-ORDER                 CUSTOMER-ORDER            CLIENT      STATE               UPDATED")
             for row in rows {
-                print("\(pad(row.providerOrderID.rawValue, 30)) \(pad(row.customerOrderID.rawValue, 25)) \(pad(row.clientIdentity, 11)) \(pad(row.state.rawValue, 19)) \(row.updatedAt.rfc3339)")
+                print(
+                    "\(pad(row.providerOrderID.rawValue, 30)) \(pad(row.customerOrderID.rawValue, 25)) \(pad(row.clientIdentity, 11)) \(pad(row.state.rawValue, 19)) \(row.updatedAt.rfc3339)"
+                )
             }
             if rows.isEmpty { print("(no orders)") }
         }
@@ -131,8 +136,9 @@ struct AdminCommand: AsyncParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("order \(stored.providerOrderID) (customer order \(stored.customerOrderID), "
-                + "client \(stored.clientIdentity) at \(stored.clientAddress))")
+            print(
+                "order \(stored.providerOrderID) (customer order \(stored.customerOrderID), "
+                    + "client \(stored.clientIdentity) at \(stored.clientAddress))")
             print("state: \(stored.state.rawValue)\(stored.isOpen ? "" : " (closed)")")
             if let agreement = stored.machine.agreement {
                 print("agreement: activation \(agreement.activationType.rawValue), \(agreement.activation), purpose \(agreement.purpose.rawValue)")
@@ -143,11 +149,14 @@ struct AdminCommand: AsyncParsableCommand {
             }
             print("audit trail:")
             for entry in try store.audit(providerOrderID: providerOrderID) {
-                print("  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)  "
-                    + "[\(entry.clientIdentity) \(entry.clientAddress)]")
+                print(
+                    "  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)  "
+                        + "[\(entry.clientIdentity) \(entry.clientAddress)]")
             }
             for child in children {
-                print("child order \(child.order.customerOrderID) at \(child.provider): provider order \(child.order.providerOrderID?.rawValue ?? "-"), \(child.order.state.rawValue)\(child.order.isOpen ? "" : " (closed)")")
+                print(
+                    "child order \(child.order.customerOrderID) at \(child.provider): provider order \(child.order.providerOrderID?.rawValue ?? "-"), \(child.order.state.rawValue)\(child.order.isOpen ? "" : " (closed)")"
+                )
                 for entry in child.events {
                     print("  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)")
                 }
@@ -183,8 +192,9 @@ private func request(_ options: AdminCommand.StoreOptions, _ order: String, _ ac
     guard let providerOrderID = ProviderOrderID(order), try store.order(providerOrderID: providerOrderID) != nil else {
         throw ValidationError("no order \(order)")
     }
-    let requestID = try store.enqueueAdminRequest(providerOrderID: providerOrderID, action: action,
-                                                  requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemWallClock().now())
+    let requestID = try store.enqueueAdminRequest(
+        providerOrderID: providerOrderID, action: action,
+        requestedBy: ProcessInfo.processInfo.environment["USER"], at: SystemWallClock().now())
     for _ in 0..<100 {
         if let adminRequest = try store.adminRequest(id: requestID), adminRequest.processedAt != nil {
             print("\(order): \(adminRequest.outcome ?? "done")")

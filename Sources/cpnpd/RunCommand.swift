@@ -61,7 +61,9 @@ struct RunCommand: AsyncParsableCommand {
             configuration.listen.port = port
         }
         if let transport {
-            guard let kind = CPNPPolicy.TransportKind(rawValue: transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
+            guard let kind = CPNPPolicy.TransportKind(rawValue: transport) else {
+                throw ValidationError("--transport must be dtls, tls or plain-udp")
+            }
             configuration.listen.transport = kind
         }
         if let database, let problem = configuration.database.set(commandLine: database) { throw ValidationError("--database: \(problem)") }
@@ -116,12 +118,15 @@ func loadConfiguration(_ path: String?) throws -> ServerConfiguration {
 enum TestFault {
     static let exitStatus: Int32 = 86
 
-    static func hook(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (CPNPServerEngine.FaultPoint) -> Void)? {
+    static func hook(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (CPNPServerEngine.FaultPoint) -> Void)?
+    {
         guard let spec = environment["CPNPD_FAULT"], !spec.isEmpty else { return nil }
         var points: Set<CPNPServerEngine.FaultPoint> = []
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
-            if parts.count == 2, parts[0] == "crash-before-send", let method = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() }) {
+            if parts.count == 2, parts[0] == "crash-before-send",
+                let method = MethodCode.allCases.first(where: { $0.name.lowercased() == parts[1].lowercased() })
+            {
                 points.insert(.sending(method))
             } else if parts.count == 2, parts[0] == "crash-after-commit", let state = ServerOrderStateMachine.State(rawValue: parts[1]) {
                 points.insert(.committed(state))
@@ -142,12 +147,16 @@ enum TestFault {
 extension TestFault {
     /// `CPNPD_UPSTREAM_CHAOS=drop=P,duplicate=P[,seed=N]`: loses and duplicates messages on the
     /// upstream leg (child orders, docs/cascade.md) with the project's ChaosTransport, both ways.
-    static func upstreamChaos(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (@Sendable (any CPNPTransport, String) -> any CPNPTransport)? {
+    static func upstreamChaos(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (
+        @Sendable (any CPNPTransport, String) -> any CPNPTransport
+    )? {
         guard let spec = environment["CPNPD_UPSTREAM_CHAOS"], !spec.isEmpty else { return nil }
         var values: [String: Double] = [:]
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, ["drop", "duplicate", "seed"].contains(parts[0]), let value = Double(parts[1]), value >= 0, parts[0] == "seed" || value <= 1 else {
+            guard parts.count == 2, ["drop", "duplicate", "seed"].contains(parts[0]), let value = Double(parts[1]), value >= 0,
+                parts[0] == "seed" || value <= 1
+            else {
                 throw ValidationError("CPNPD_UPSTREAM_CHAOS: \(item) is not drop=P, duplicate=P or seed=N")
             }
             values[parts[0]] = value

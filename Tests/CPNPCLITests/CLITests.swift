@@ -21,9 +21,11 @@ struct CLITests {
         let r = try CPNPBinary.run(["inspect", Self.vector("valid/01-quotation.json")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("QUOTATION (method 1)"))
-        for expected in ["SEQUENCE_NUMBER", "1804289383", "TRANSACTION_ID", "CUSTOMER_ORDER_IDENTIFIER", "EXPECTED_RESPONSE_TIME",
-                         "REQUESTED_CPD", "3 customer nodes", "loose", "CE-PAR-1, CE-LYS-1, CE-MRS-1", "qos-guarantees",
-                         "NEGOTIATION_OPTIONS", "cost requested", "\nvalid\n"] {
+        for expected in [
+            "SEQUENCE_NUMBER", "1804289383", "TRANSACTION_ID", "CUSTOMER_ORDER_IDENTIFIER", "EXPECTED_RESPONSE_TIME",
+            "REQUESTED_CPD", "3 customer nodes", "loose", "CE-PAR-1, CE-LYS-1, CE-MRS-1", "qos-guarantees",
+            "NEGOTIATION_OPTIONS", "cost requested", "\nvalid\n",
+        ] {
             #expect(r.stdout.contains(expected), "missing \(expected) in\n\(r.stdout)")
         }
         #expect(r.stderr.isEmpty)
@@ -86,13 +88,16 @@ struct CLITests {
         // An ACCEPT must carry a concrete CPD: accepting the (loose) requested CPD is invalid.
         let quotation = try CPNPCodec.decode(Data(contentsOf: URL(fileURLWithPath: Self.vector("valid/01-quotation.json"))))
         guard case .quotation(let q) = quotation else { Issue.record("not a quotation"); return }
-        let accept = CPNPMessage.accept(AcceptMessage(
-            sequenceNumber: 2, transactionID: q.transactionID, customerOrderID: q.customerOrderID,
-            providerOrderID: ProviderOrderID("pa-1")!, nonce: Nonce(String(repeating: "a", count: 32))!, acceptedCPD: q.requestedCPD))
+        let accept = CPNPMessage.accept(
+            AcceptMessage(
+                sequenceNumber: 2, transactionID: q.transactionID, customerOrderID: q.customerOrderID,
+                providerOrderID: ProviderOrderID("pa-1")!, nonce: Nonce(String(repeating: "a", count: 32))!, acceptedCPD: q.requestedCPD))
         let r = try CPNPBinary.run(["inspect", "-"], stdin: Data(CPNPCodec.encode(accept)))
         #expect(r.status == 1)
         #expect(r.stdout.hasPrefix("ACCEPT (method 4)"))
-        #expect(r.stderr.contains("error: cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms: an accepted CPD must be concrete"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("error: cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms: an accepted CPD must be concrete"),
+            "\(r.stderr)")
     }
 
     @Test func inputOverTheStreamLimitIsRefused() throws {

@@ -26,7 +26,8 @@ struct ClientEngineTests {
         let provider = try await InProcessProvider(pki: pki)
         let (client, store) = try await makeClient(pki: pki)
         let request = try loadExample("l3vpn-3-sites.json")
-        let id = try await client.quote(request, informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)), to: try provider.peer())
+        let id = try await client.quote(
+            request, informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)), to: try provider.peer())
         guard case .offer(let offer) = try await client.awaitOffer(id) else { Issue.record("no offer"); return }
         #expect(offer.offeredCPD.satisfies(request))
         #expect(offer.informationElements?.cost != nil)
@@ -172,7 +173,8 @@ struct ClientEngineTests {
         let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
         let (client, _) = try await makeClient(pki: pki, configuration: fastConfiguration(expectedResponseTime: .seconds(2)))
         let started = ContinuousClock.now
-        let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: silent.localAddress?.port ?? 0))
+        let id = try await client.quote(
+            try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: silent.localAddress?.port ?? 0))
         let outcome = try await client.awaitOffer(id)
         let elapsed = ContinuousClock.now - started
         #expect(outcome == .ended(.expectedResponseTimeElapsed) || outcome == .ended(.noResponse))
@@ -212,7 +214,8 @@ struct ClientEngineTests {
         }
         let (client, store) = try await makeClient(pki: pki)
         let result = try await client.negotiate(
-            try loadExample("l3vpn-3-sites.json"), informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)),
+            try loadExample("l3vpn-3-sites.json"),
+            informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true)),
             servers: try providers.map { try $0.peer() }, strategy: BestOfN(), group: "best-of-3")
         let winner = try #require(result.winner)
         #expect(winner.server == (try providers[1].peer()))
@@ -271,7 +274,9 @@ extension JSONValue {
         for part in path.split(separator: ".") {
             var name = Substring(part)
             var indexes: [Int] = []
-            while let open = name.lastIndex(of: "["), let close = name.lastIndex(of: "]"), open < close, let i = Int(name[name.index(after: open)..<close]) {
+            while let open = name.lastIndex(of: "["), let close = name.lastIndex(of: "]"), open < close,
+                let i = Int(name[name.index(after: open)..<close])
+            {
                 indexes.insert(i, at: 0)
                 name = name[..<open]
             }
@@ -309,16 +314,18 @@ func answersFromAnotherServerAreDiscarded() async throws {
     let clientTransport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
     let client = CPNPClientEngine(transport: clientTransport, store: try ClientOrderStore.inMemory(), logger: quietLogger("cpnp-client-test"))
     await client.start()
-    let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: server.localAddress?.port ?? 0))
+    let id = try await client.quote(
+        try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: server.localAddress?.port ?? 0))
     var inbound = server.inbound.makeAsyncIterator()
     guard let received = await inbound.next(), case .quotation(let q) = try CPNPCodec.decode(received.bytes) else {
         Issue.record("no QUOTATION"); return
     }
     var rng = SystemRandomNumberGenerator()
-    let offer = CPNPMessage.offer(OfferMessage(
-        sequenceNumber: .randomInitial(using: &rng), transactionID: q.transactionID, customerOrderID: q.customerOrderID,
-        providerOrderID: ProviderOrderID("po-forged-or-not")!, nonce: .random(using: &rng),
-        validityOfferTime: SystemWallClock().now().adding(.seconds(600)), offeredCPD: q.requestedCPD))
+    let offer = CPNPMessage.offer(
+        OfferMessage(
+            sequenceNumber: .randomInitial(using: &rng), transactionID: q.transactionID, customerOrderID: q.customerOrderID,
+            providerOrderID: ProviderOrderID("po-forged-or-not")!, nonce: .random(using: &rng),
+            validityOfferTime: SystemWallClock().now().adding(.seconds(600)), offeredCPD: q.requestedCPD))
     let clientPeer = CPNPPeer(address: clientTransport.localAddress!)
     try await forger.send(CPNPCodec.encode(offer), to: clientPeer)
     try await Task.sleep(for: .milliseconds(300))

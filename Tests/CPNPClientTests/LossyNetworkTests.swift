@@ -31,11 +31,13 @@ struct LossyNetworkTests {
         var incoming = ChaosTransport.Counters()
     }
 
-    @Test(.timeLimit(.minutes(3)), arguments: [
-        Scenario(loss: 0.05, retries: 8, allComplete: true),
-        Scenario(loss: 0.2, retries: 8, allComplete: true),
-        Scenario(loss: 0.4, retries: 10, allComplete: false),
-    ])
+    @Test(
+        .timeLimit(.minutes(3)),
+        arguments: [
+            Scenario(loss: 0.05, retries: 8, allComplete: true),
+            Scenario(loss: 0.2, retries: 8, allComplete: true),
+            Scenario(loss: 0.4, retries: 10, allComplete: false),
+        ])
     func negotiationsCompleteExactlyOnceUnderLoss(_ scenario: Scenario) async throws {
         let pki = try TestPKI()
         var configuration = providerConfiguration()
@@ -55,12 +57,14 @@ struct LossyNetworkTests {
             for c in 0..<customers {
                 group.addTask {
                     let dtls = try await DTLSTransport.client(
-                        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: try pki.client("acme")), logger: quietLogger("cpnp-client-test"))
+                        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: try pki.client("acme")),
+                        logger: quietLogger("cpnp-client-test"))
                     let chaos = ChaosTransport(wrapping: dtls, outgoing: faults, incoming: faults, seed: 0x5EED_0000 + UInt64(c))
                     let engine = CPNPClientEngine(
                         transport: chaos, store: try ClientOrderStore.inMemory(),
                         configuration: CPNPClientEngine.Configuration(
-                            machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(50), maximumRetries: scenario.retries)),
+                            machine: .init(
+                                retransmission: RetransmissionPolicy(initialInterval: .milliseconds(50), maximumRetries: scenario.retries)),
                             expectedResponseTime: .seconds(120)),
                         logger: quietLogger("cpnp-client-test"))
                     await engine.start()

@@ -85,9 +85,13 @@ struct StrategyTests {
         let edited = json.setValue(at: "components[0].profiles[0].capacity[2].incoming-bandwidth-mbps", .object(JSONObject([("min", .number(300))])))
         #expect(edited)
         let cpd = try CPD(json: json, at: .root)
-        let path = JSONPath([.key("components"), .index(0), .key("profiles"), .index(0), .key("capacity"), .index(2), .key("incoming-bandwidth-mbps")])
+        let path = JSONPath([
+            .key("components"), .index(0), .key("profiles"), .index(0), .key("capacity"), .index(2), .key("incoming-bandwidth-mbps"),
+        ])
         var partial = try candidate(1, cost: 100, gaps: [])
-        partial.comparison = CPDComparison(gaps: [CPDGap(path: path, kind: .notSatisfied, requested: .object(JSONObject([("min", .number(300))])), offered: .number(200))])
+        partial.comparison = CPDComparison(gaps: [
+            CPDGap(path: path, kind: .notSatisfied, requested: .object(JSONObject([("min", .number(300))])), offered: .number(200))
+        ])
         let strategy = MultiRound(base: AcceptIfSatisfies(), maximumRounds: 2, adjust: RelaxTowardsOffer(floor: 0.5))
         let first = NegotiationRound(number: 1, request: cpd, informationElements: nil, candidates: [partial])
         guard case .requote(let next, _) = strategy.decide(first) else { Issue.record("expected a second round"); return }

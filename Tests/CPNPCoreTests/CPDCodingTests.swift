@@ -8,8 +8,10 @@ enum CPDExamples {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Examples")
 
-    static let requests = ["l3vpn-3-sites.json", "as-interconnect-upgrade.json", "cdn-footprint-extension.json",
-                           "testing-purpose-order.json"]
+    static let requests = [
+        "l3vpn-3-sites.json", "as-interconnect-upgrade.json", "cdn-footprint-extension.json",
+        "testing-purpose-order.json",
+    ]
     static let offers = ["l3vpn-3-sites-offer.json", "l3vpn-3-sites-partial-offer.json"]
 
     static func json(_ name: String) throws -> JSONValue {
@@ -81,20 +83,24 @@ struct CPDCodingTests {
     @Test func encodingOrderFollowsRBNF() throws {
         // Keys written in reverse order come out in RBNF / spec order; absent optionals omitted.
         let text = #"""
-        {"components":[{"profiles":[{"extensions":{"z-unknown":1,"customer-description":{"email":"a@b.example","name":"A"}},
-          "invocation-means":{"type":"explicit"},
-          "conformance-traffic":{"mtu-bytes":1500,"out-of-profile-action":"discard","enforcement":"shaping"},
-          "capacity":[{"outgoing-bandwidth-mbps":{"max":10,"min":5},"customer-node":"N1"}],
-          "scope":[{"reachability":"global","direction":"incoming","customer-node":"N1"}],
-          "customer-nodes":[{"localization":{"country":"FR","site-id":"S"},"link-identifiers":[],"identifier":"N1"}]}]}]}
-        """#
+            {"components":[{"profiles":[{"extensions":{"z-unknown":1,"customer-description":{"email":"a@b.example","name":"A"}},
+              "invocation-means":{"type":"explicit"},
+              "conformance-traffic":{"mtu-bytes":1500,"out-of-profile-action":"discard","enforcement":"shaping"},
+              "capacity":[{"outgoing-bandwidth-mbps":{"max":10,"min":5},"customer-node":"N1"}],
+              "scope":[{"reachability":"global","direction":"incoming","customer-node":"N1"}],
+              "customer-nodes":[{"localization":{"country":"FR","site-id":"S"},"link-identifiers":[],"identifier":"N1"}]}]}]}
+            """#
         let cpd = try CPD(json: CPDTestJSON.parse(text), at: .root)
-        #expect(CPDTestJSON.text(cpd.json) == #"{"components":[{"profiles":[{"customer-nodes":[{"identifier":"N1","link-identifiers":[],"localization":{"site-id":"S","country":"FR"}}],"scope":[{"customer-node":"N1","direction":"incoming","reachability":"global"}],"capacity":[{"customer-node":"N1","outgoing-bandwidth-mbps":{"min":5,"max":10}}],"conformance-traffic":{"enforcement":"shaping","out-of-profile-action":"discard","mtu-bytes":1500},"invocation-means":{"type":"explicit"},"extensions":{"customer-description":{"name":"A","email":"a@b.example"},"z-unknown":1}}]}]}"#)
+        #expect(
+            CPDTestJSON.text(cpd.json)
+                == #"{"components":[{"profiles":[{"customer-nodes":[{"identifier":"N1","link-identifiers":[],"localization":{"site-id":"S","country":"FR"}}],"scope":[{"customer-node":"N1","direction":"incoming","reachability":"global"}],"capacity":[{"customer-node":"N1","outgoing-bandwidth-mbps":{"min":5,"max":10}}],"conformance-traffic":{"enforcement":"shaping","out-of-profile-action":"discard","mtu-bytes":1500},"invocation-means":{"type":"explicit"},"extensions":{"customer-description":{"name":"A","email":"a@b.example"},"z-unknown":1}}]}]}"#
+        )
     }
 
     @Test func unknownKeysIgnoredOutsideExtensions() throws {
         let base = try CPDExamples.json("testing-purpose-order.json")
-        let withUnknown = base
+        let withUnknown =
+            base
             .cpdSetting("x-top", to: .bool(true))
             .cpdSetting("components[0].profiles[0].x-clause", to: .string("?"))
             .cpdSetting("components[0].profiles[0].scope[0].x-field", to: .number(1))
@@ -145,24 +151,48 @@ struct CPDCodingTests {
         ("\(p0).customer-nodes[0].link-identifiers", nil, .missingField, "cpd.components[0].profiles[0].customer-nodes[0].link-identifiers"),
         ("\(p0).customer-nodes[0].link-identifiers[1]", "7", .wrongType, "cpd.components[0].profiles[0].customer-nodes[0].link-identifiers[1]"),
         ("\(p0).customer-nodes[2].localization", #""Marseille""#, .wrongType, "cpd.components[0].profiles[0].customer-nodes[2].localization"),
-        ("\(p0).customer-nodes[0].localization.latitude", #""48.8N""#, .wrongType, "cpd.components[0].profiles[0].customer-nodes[0].localization.latitude"),
+        (
+            "\(p0).customer-nodes[0].localization.latitude", #""48.8N""#, .wrongType,
+            "cpd.components[0].profiles[0].customer-nodes[0].localization.latitude"
+        ),
         ("\(p0).scope[1].direction", #""sideways""#, .invalidValue, "cpd.components[0].profiles[0].scope[1].direction"),
         ("\(p0).scope[1].reachability", #"{"min":"global"}"#, .invalidValue, "cpd.components[0].profiles[0].scope[1].reachability"),
-        ("\(p0).qos-guarantees.entries[0].one-way-delay-ms", #"{"min":"5"}"#, .wrongType, "cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms.min"),
-        ("\(p0).qos-guarantees.entries[1].measurement-interval-seconds", "2.5", .outOfRange, "cpd.components[0].profiles[0].qos-guarantees.entries[1].measurement-interval-seconds"),
+        (
+            "\(p0).qos-guarantees.entries[0].one-way-delay-ms", #"{"min":"5"}"#, .wrongType,
+            "cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms.min"
+        ),
+        (
+            "\(p0).qos-guarantees.entries[1].measurement-interval-seconds", "2.5", .outOfRange,
+            "cpd.components[0].profiles[0].qos-guarantees.entries[1].measurement-interval-seconds"
+        ),
         ("\(p0).qos-guarantees.kind", #""both""#, .invalidValue, "cpd.components[0].profiles[0].qos-guarantees.kind"),
         ("\(p0).availability", "null", .wrongType, "cpd.components[0].profiles[0].availability"),
         ("\(p0).capacity[0].incoming-bandwidth-mbps", "{}", .invalidValue, "cpd.components[0].profiles[0].capacity[0].incoming-bandwidth-mbps"),
-        ("\(p0).capacity[2].outgoing-bandwidth-mbps", #"{"one-of":[]}"#, .invalidValue, "cpd.components[0].profiles[0].capacity[2].outgoing-bandwidth-mbps.one-of"),
+        (
+            "\(p0).capacity[2].outgoing-bandwidth-mbps", #"{"one-of":[]}"#, .invalidValue,
+            "cpd.components[0].profiles[0].capacity[2].outgoing-bandwidth-mbps.one-of"
+        ),
         ("\(p0).traffic-isolation.isolated", #""yes""#, .wrongType, "cpd.components[0].profiles[0].traffic-isolation.isolated"),
         ("\(p0).conformance-traffic.mtu-bytes", "1500.5", .outOfRange, "cpd.components[0].profiles[0].conformance-traffic.mtu-bytes"),
-        ("\(p0).flow-identification.classifiers[0].applies-to", "5", .wrongType, "cpd.components[0].profiles[0].flow-identification.classifiers[0].applies-to"),
-        ("\(p0).flow-identification.classifiers[0].source-port", #""80-""#, .invalidValue, "cpd.components[0].profiles[0].flow-identification.classifiers[0].source-port"),
+        (
+            "\(p0).flow-identification.classifiers[0].applies-to", "5", .wrongType,
+            "cpd.components[0].profiles[0].flow-identification.classifiers[0].applies-to"
+        ),
+        (
+            "\(p0).flow-identification.classifiers[0].source-port", #""80-""#, .invalidValue,
+            "cpd.components[0].profiles[0].flow-identification.classifiers[0].source-port"
+        ),
         ("\(p0).overall-traffic-guarantees.loss", #""none""#, .invalidValue, "cpd.components[0].profiles[0].overall-traffic-guarantees.loss"),
-        ("\(p0).activation-means[0].parameters.customer-as", "64512", .wrongType, "cpd.components[0].profiles[0].activation-means[0].parameters.customer-as"),
+        (
+            "\(p0).activation-means[0].parameters.customer-as", "64512", .wrongType,
+            "cpd.components[0].profiles[0].activation-means[0].parameters.customer-as"
+        ),
         ("\(p0).invocation-means.type", #""any-time""#, .invalidValue, "cpd.components[0].profiles[0].invocation-means.type"),
         ("\(p0).notifications[0].events", #""link-down""#, .wrongType, "cpd.components[0].profiles[0].notifications[0].events"),
-        ("\(p0).extensions.provider-description", #"{"as-number":4294967296}"#, .outOfRange, "cpd.components[0].profiles[0].extensions.provider-description.as-number"),
+        (
+            "\(p0).extensions.provider-description", #"{"as-number":4294967296}"#, .outOfRange,
+            "cpd.components[0].profiles[0].extensions.provider-description.as-number"
+        ),
         ("\(p0).extensions.activation-schedule", #""tomorrow""#, .invalidValue, "cpd.components[0].profiles[0].extensions.activation-schedule"),
     ]
 
@@ -186,8 +216,9 @@ struct CPDCodingTests {
         #expect(Self.decodeError(many)?.code == .outOfRange)
         #expect(Self.decodeError(many)?.path.description == "cpd.components")
         // Too long identifier.
-        let long = base.cpdSetting("components[0].profiles[0].customer-nodes[0].identifier",
-                                   to: .string(String(repeating: "x", count: CPDLimits.maxShortString + 1)))
+        let long = base.cpdSetting(
+            "components[0].profiles[0].customer-nodes[0].identifier",
+            to: .string(String(repeating: "x", count: CPDLimits.maxShortString + 1)))
         #expect(Self.decodeError(long)?.code == .stringTooLong)
         #expect(Self.decodeError(long)?.path.description == "cpd.components[0].profiles[0].customer-nodes[0].identifier")
         // Too many prefixes in one scope entry.

@@ -36,10 +36,14 @@ struct CPDComparisonTests {
         let partial = try CPDExamples.cpd("l3vpn-3-sites-partial-offer.json")
         let c = partial.comparison(against: try Self.request())
         #expect(!c.satisfies)
-        #expect(c.gaps == [CPDGap(
-            path: CPDTestJSON.path("\(Self.p0).capacity[0].incoming-bandwidth-mbps"), kind: .notSatisfied,
-            requested: CPDTestJSON.parse(#"{"min":80,"max":100}"#), offered: .number(75))])
-        #expect(c.gaps.first?.description
+        #expect(
+            c.gaps == [
+                CPDGap(
+                    path: CPDTestJSON.path("\(Self.p0).capacity[0].incoming-bandwidth-mbps"), kind: .notSatisfied,
+                    requested: CPDTestJSON.parse(#"{"min":80,"max":100}"#), offered: .number(75))
+            ])
+        #expect(
+            c.gaps.first?.description
                 == #"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps: requested {"min":80,"max":100}, offered 75"#)
         // With a base path, as a server would report it inside a message.
         let based = partial.comparison(against: try Self.request(), at: JSONPath.root.appending("cpd"))
@@ -51,19 +55,26 @@ struct CPDComparisonTests {
         #expect(gaps.count == 1)
         #expect(gaps.first?.kind == .missing)
         #expect(gaps.first?.path.description == "\(Self.p0).availability")
-        #expect(gaps.first?.requested == CPDTestJSON.parse(#"{"availability-percent":{"min":99.9},"statistic":"average","measurement-period":"month"}"#))
+        #expect(
+            gaps.first?.requested == CPDTestJSON.parse(#"{"availability-percent":{"min":99.9},"statistic":"average","measurement-period":"month"}"#))
         #expect(gaps.first?.offered == nil)
-        #expect(gaps.first?.description == #"components[0].profiles[0].availability: requested {"availability-percent":{"min":99.9},"statistic":"average","measurement-period":"month"}, offered nothing"#)
+        #expect(
+            gaps.first?.description
+                == #"components[0].profiles[0].availability: requested {"availability-percent":{"min":99.9},"statistic":"average","measurement-period":"month"}, offered nothing"#
+        )
 
         #expect(try Self.gaps { $0.capacity = nil }.map(\.path.description) == ["\(Self.p0).capacity"])
         #expect(try Self.gaps { $0.notifications = nil }.map(\.path.description) == ["\(Self.p0).notifications"])
         #expect(try Self.gaps { $0.extensions = nil }.map(\.path.description) == ["\(Self.p0).extensions"])
         #expect(try Self.gaps { $0.invocationMeans = nil }.map(\.path.description) == ["\(Self.p0).invocation-means"])
-        #expect(try Self.gaps { $0.routingAndForwarding!.geoRestrictions = nil }.map(\.path.description)
+        #expect(
+            try Self.gaps { $0.routingAndForwarding!.geoRestrictions = nil }.map(\.path.description)
                 == ["\(Self.p0).routing-and-forwarding.geo-restrictions"])
         // A negotiable field missing from the offer.
         let field = try Self.gaps { $0.qosGuarantees!.entries[1].lossPercent = nil }
-        #expect(field.map(\.description) == [#"components[0].profiles[0].qos-guarantees.entries[1].loss-percent: requested {"max":0.1}, offered nothing"#])
+        #expect(
+            field.map(\.description) == [#"components[0].profiles[0].qos-guarantees.entries[1].loss-percent: requested {"max":0.1}, offered nothing"#]
+        )
         // Clauses and fields only in the offer are ignored.
         var request = try Self.request()
         request.components[0].profiles[0].routingAndForwarding = nil
@@ -76,14 +87,17 @@ struct CPDComparisonTests {
         #expect(try Self.gaps { $0.qosGuarantees!.entries[2].delayVariationMs = .any } == [])
         // An offered "any" only satisfies a requested "any".
         let g = try Self.gaps { $0.qosGuarantees!.entries[0].delayVariationMs = .any }
-        #expect(g.map(\.description) == [#"components[0].profiles[0].qos-guarantees.entries[0].delay-variation-ms: requested {"max":5}, offered "any""#])
+        #expect(
+            g.map(\.description) == [#"components[0].profiles[0].qos-guarantees.entries[0].delay-variation-ms: requested {"max":5}, offered "any""#])
     }
 
     @Test func customerNodes() throws {
         // Extra node.
         let extra = try Self.gaps {
-            $0.customerNodes.append(CPDCustomerNode(identifier: "CE-NCE-1", linkIdentifiers: ["PE-NCE-1:ge-0/0/0"],
-                                                    localization: CPDLocalization(country: "FR")))
+            $0.customerNodes.append(
+                CPDCustomerNode(
+                    identifier: "CE-NCE-1", linkIdentifiers: ["PE-NCE-1:ge-0/0/0"],
+                    localization: CPDLocalization(country: "FR")))
         }
         #expect(extra.count == 1)
         #expect(extra.first?.kind == .extraNode)
@@ -98,7 +112,9 @@ struct CPDComparisonTests {
         #expect(renamed.map(\.kind) == [.missing, .extraNode])
         // Localization compared field by field.
         let moved = try Self.gaps { $0.customerNodes[1].localization.address = "Lyon 3e" }
-        #expect(moved.map(\.description) == [#"components[0].profiles[0].customer-nodes[1].localization.address: requested "Lyon 7e", offered "Lyon 3e""#])
+        #expect(
+            moved.map(\.description) == [#"components[0].profiles[0].customer-nodes[1].localization.address: requested "Lyon 7e", offered "Lyon 3e""#]
+        )
         // Matching by identifier, not position.
         #expect(try Self.gaps { $0.customerNodes.reverse() } == [])
     }
@@ -109,7 +125,10 @@ struct CPDComparisonTests {
         #expect(try Self.gaps { $0.customerNodes[1].linkIdentifiers = ["X", "Y"] } == [])
         // Non-empty: equal as a set.
         let g = try Self.gaps { $0.customerNodes[0].linkIdentifiers = ["PE-PAR-3:ge-0/0/1"] }
-        #expect(g.map(\.description) == [#"components[0].profiles[0].customer-nodes[0].link-identifiers: requested ["PE-PAR-2:ge-0/0/1"], offered ["PE-PAR-3:ge-0/0/1"]"#])
+        #expect(
+            g.map(\.description) == [
+                #"components[0].profiles[0].customer-nodes[0].link-identifiers: requested ["PE-PAR-2:ge-0/0/1"], offered ["PE-PAR-3:ge-0/0/1"]"#
+            ])
         #expect(try Self.gaps { $0.customerNodes[0].linkIdentifiers.append("PE-PAR-3:ge-0/0/1") }.count == 1)
         var request = try Self.request()
         request.components[0].profiles[0].customerNodes[0].linkIdentifiers = ["B", "A"]
@@ -122,20 +141,25 @@ struct CPDComparisonTests {
         // Scope by customer-node + direction (order irrelevant), prefixes as sets of prefixes.
         #expect(try Self.gaps { $0.scope.reverse() } == [])
         #expect(try Self.gaps { $0.scope[0].destinationPrefixes = ["10.3.0.0/16", "10.2.0.0/16"] } == [])
-        #expect(try Self.gaps { $0.scope[0].destinationPrefixes = ["10.2.0.0/16"] }.map(\.path.description)
+        #expect(
+            try Self.gaps { $0.scope[0].destinationPrefixes = ["10.2.0.0/16"] }.map(\.path.description)
                 == ["\(Self.p0).scope[0].destination-prefixes"])
-        #expect(try Self.gaps { $0.scope[0].reachability = .fixed(.global) }.map(\.path.description)
+        #expect(
+            try Self.gaps { $0.scope[0].reachability = .fixed(.global) }.map(\.path.description)
                 == ["\(Self.p0).scope[0].reachability"])
-        #expect(try Self.gaps { $0.scope.remove(at: 5) }.map(\.path.description)
+        #expect(
+            try Self.gaps { $0.scope.remove(at: 5) }.map(\.path.description)
                 == ["\(Self.p0).scope[5]"])
         // QoS by from + to + statistic.
         #expect(try Self.gaps { $0.qosGuarantees!.entries.reverse() } == [])
         let dropped = try Self.gaps { $0.qosGuarantees!.entries.remove(at: 2) }
         #expect(dropped.map(\.path.description) == ["\(Self.p0).qos-guarantees.entries[2]"])
         #expect(dropped.first?.kind == .missing)
-        #expect(try Self.gaps { $0.qosGuarantees!.entries[0].statistic = .average }.map(\.path.description)
+        #expect(
+            try Self.gaps { $0.qosGuarantees!.entries[0].statistic = .average }.map(\.path.description)
                 == ["\(Self.p0).qos-guarantees.entries[0]"])
-        #expect(try Self.gaps { $0.qosGuarantees!.entries[0].percentile = 95 }.map(\.description)
+        #expect(
+            try Self.gaps { $0.qosGuarantees!.entries[0].percentile = 95 }.map(\.description)
                 == ["components[0].profiles[0].qos-guarantees.entries[0].percentile: requested 99, offered 95"])
         // Capacity by customer node (+ link).
         #expect(try Self.gaps { $0.capacity!.reverse() } == [])
@@ -152,7 +176,8 @@ struct CPDComparisonTests {
         offer.components[0].profiles[0].conformanceTraffic?.mtuBytes = .fixed(9000)
         #expect(offer.satisfies(request))
         offer.components[0].profiles[0].conformanceTraffic?.mtuBytes = .fixed(4470)
-        #expect(offer.comparison(against: request).gaps.map(\.description)
+        #expect(
+            offer.comparison(against: request).gaps.map(\.description)
                 == [#"components[0].profiles[0].conformance-traffic.mtu-bytes: requested {"one-of":[1500,9000]}, offered 4470"#])
         offer.components[0].profiles[0].conformanceTraffic?.mtuBytes = .oneOf([9000, 1500])
         #expect(offer.satisfies(request))
@@ -180,20 +205,21 @@ struct CPDComparisonTests {
             $0.routingAndForwarding!.avoid = ["satellite", "microwave"]
             $0.extensions!.customerDescription!.email = "other@example.com"
         }
-        #expect(gaps.map(\.path.description) == [
-            "\(Self.p0).customer-nodes[3]",
-            "\(Self.p0).qos-guarantees.entries[3].one-way-delay-ms",
-            "\(Self.p0).availability.availability-percent",
-            "\(Self.p0).capacity[0].incoming-bandwidth-mbps",
-            "\(Self.p0).capacity[2].outgoing-bandwidth-mbps",
-            "\(Self.p0).traffic-isolation.encryption-required",
-            "\(Self.p0).conformance-traffic.mtu-bytes",
-            "\(Self.p0).flow-identification.classifiers[0].dscp",
-            "\(Self.p0).routing-and-forwarding.avoid",
-            "\(Self.p0).activation-means[0].parameters.customer-as",
-            "\(Self.p0).notifications[0].interval-seconds",
-            "\(Self.p0).extensions.customer-description.email",
-        ])
+        #expect(
+            gaps.map(\.path.description) == [
+                "\(Self.p0).customer-nodes[3]",
+                "\(Self.p0).qos-guarantees.entries[3].one-way-delay-ms",
+                "\(Self.p0).availability.availability-percent",
+                "\(Self.p0).capacity[0].incoming-bandwidth-mbps",
+                "\(Self.p0).capacity[2].outgoing-bandwidth-mbps",
+                "\(Self.p0).traffic-isolation.encryption-required",
+                "\(Self.p0).conformance-traffic.mtu-bytes",
+                "\(Self.p0).flow-identification.classifiers[0].dscp",
+                "\(Self.p0).routing-and-forwarding.avoid",
+                "\(Self.p0).activation-means[0].parameters.customer-as",
+                "\(Self.p0).notifications[0].interval-seconds",
+                "\(Self.p0).extensions.customer-description.email",
+            ])
         #expect(gaps.map(\.kind) == [.extraNode] + Array(repeating: .notSatisfied, count: 11))
         // Deterministic: same input, same list.
         #expect(try Self.gaps { $0.capacity![0].incomingBandwidthMbps = .fixed(75) }.count == 1)
@@ -215,9 +241,10 @@ struct CPDComparisonTests {
     @Test func decisionEngineHelpers() throws {
         let request = try Self.request()
         let caps = request.capacityRequests
-        #expect(caps.map(\.path.description) == [
-            "\(Self.p0).capacity[0]", "\(Self.p0).capacity[1]", "\(Self.p0).capacity[2]",
-        ])
+        #expect(
+            caps.map(\.path.description) == [
+                "\(Self.p0).capacity[0]", "\(Self.p0).capacity[1]", "\(Self.p0).capacity[2]",
+            ])
         #expect(caps.map(\.customerNode) == ["CE-PAR-1", "CE-LYS-1", "CE-MRS-1"])
         #expect(caps[0].incomingBandwidthMbps == .range(min: 80, max: 100))
         #expect(caps[0].nodeLinkIdentifiers == ["PE-PAR-2:ge-0/0/1"])
@@ -226,10 +253,11 @@ struct CPDComparisonTests {
 
         // "any" stays loose unless a value is supplied.
         let loose = request.concretized(choosing: PreferredValueChooser())
-        #expect(loose.looseFields.map(\.description) == [
-            "\(Self.p0).qos-guarantees.entries[2].delay-variation-ms",
-            "\(Self.p0).qos-guarantees.entries[3].delay-variation-ms",
-        ])
+        #expect(
+            loose.looseFields.map(\.description) == [
+                "\(Self.p0).qos-guarantees.entries[2].delay-variation-ms",
+                "\(Self.p0).qos-guarantees.entries[3].delay-variation-ms",
+            ])
         let concrete = request.concretized(choosing: PreferredValueChooser(valuesForAny: ["delay-variation-ms": .number(8)]))
         #expect(concrete.isConcrete)
         #expect(concrete.satisfies(request))

@@ -27,7 +27,9 @@ struct CPDSegmentsTests {
         let south = try #require(request.restricted(to: ["CE-MRS-1"]))
         let marseille = try #require(south.components.first?.profiles.first)
         #expect(marseille.qosGuarantees?.entries.map { "\($0.from)>\($0.to)" } == ["*>CE-MRS-1", "CE-MRS-1>*"])
-        #expect(marseille.flowIdentification?.classifiers.isEmpty == true && marseille.flowIdentification?.remarking?.count == 1, "the re-marking rule stays")
+        #expect(
+            marseille.flowIdentification?.classifiers.isEmpty == true && marseille.flowIdentification?.remarking?.count == 1,
+            "the re-marking rule stays")
         #expect(Self.errors(south).isEmpty, "\(Self.errors(south))")
         #expect(request.restricted(to: ["CE-BER-1"]) == nil)
     }
@@ -37,7 +39,9 @@ struct CPDSegmentsTests {
         let west = try #require(request.restricted(to: ["CE-PAR-1", "CE-LYS-1"]))
         let south = try #require(request.restricted(to: ["CE-MRS-1"]))
         #expect(CPD.composed(request: request, segments: [west, south]) == request, "the parts give back the whole")
-        #expect(CPD.composed(request: request, segments: [south, west]).customerNodeIdentifiers == request.customerNodeIdentifiers, "in the request's order")
+        #expect(
+            CPD.composed(request: request, segments: [south, west]).customerNodeIdentifiers == request.customerNodeIdentifiers,
+            "in the request's order")
 
         // The weakest availability of the segments is what the whole can promise.
         var weaker = south

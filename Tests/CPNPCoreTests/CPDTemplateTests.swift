@@ -5,7 +5,8 @@ import Testing
 /// (RFC 8921 §8.7).
 @Suite("CPD templates")
 struct CPDTemplateTests {
-    static let template = CPDTestJSON.parse("""
+    static let template = CPDTestJSON.parse(
+        """
         {"components": [{"profiles": [{
           "customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"site-id": "S1", "country": "FR"}}],
           "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": {"one-of": ["global", "restricted"]}, "model": "hose",

@@ -23,51 +23,69 @@ struct CPDValidationTests {
     @Test func structure() {
         #expect(CPD.empty.validate() == [])
         let noProfile = CPD(components: [ConnectivityProvisioningComponent(profiles: [])])
-        #expect(noProfile.validate(at: Self.cpdPath).map(\.description)
+        #expect(
+            noProfile.validate(at: Self.cpdPath).map(\.description)
                 == ["cpd.components[0].profiles: a component must contain at least one profile"])
-        let noNode = CPD(components: [ConnectivityProvisioningComponent(profiles: [
-            ConnectivityProvisioningProfile(customerNodes: [], scope: []),
-        ])])
-        #expect(noNode.validate(at: Self.cpdPath).map(\.description) == [
-            "cpd.components[0].profiles[0].customer-nodes: a profile must list at least one customer node",
-            "cpd.components[0].profiles[0].scope: a profile must contain at least one scope entry (RFC 7297 §3.2)",
+        let noNode = CPD(components: [
+            ConnectivityProvisioningComponent(profiles: [
+                ConnectivityProvisioningProfile(customerNodes: [], scope: [])
+            ])
         ])
+        #expect(
+            noNode.validate(at: Self.cpdPath).map(\.description) == [
+                "cpd.components[0].profiles[0].customer-nodes: a profile must list at least one customer node",
+                "cpd.components[0].profiles[0].scope: a profile must contain at least one scope entry (RFC 7297 §3.2)",
+            ])
         #expect(!noNode.isValid)
         #expect(CPD.empty.isValid)
     }
 
     @Test func customerNodes() throws {
         // CE-MRS-1 renamed: a duplicate, and the references to CE-MRS-1 dangle.
-        #expect(try Self.paths { $0.customerNodes[2].identifier = "CE-PAR-1" } == [
-            "\(Self.p0).customer-nodes[2].identifier", "\(Self.p0).scope[4].customer-node", "\(Self.p0).scope[5].customer-node",
-            "\(Self.p0).qos-guarantees.entries[2].to", "\(Self.p0).qos-guarantees.entries[3].from",
-            "\(Self.p0).capacity[2].customer-node", "\(Self.p0).activation-means[2].customer-node",
-        ])
+        #expect(
+            try Self.paths { $0.customerNodes[2].identifier = "CE-PAR-1" } == [
+                "\(Self.p0).customer-nodes[2].identifier", "\(Self.p0).scope[4].customer-node", "\(Self.p0).scope[5].customer-node",
+                "\(Self.p0).qos-guarantees.entries[2].to", "\(Self.p0).qos-guarantees.entries[3].from",
+                "\(Self.p0).capacity[2].customer-node", "\(Self.p0).activation-means[2].customer-node",
+            ])
         let dup = try Self.issues { $0.customerNodes[2].identifier = "CE-PAR-1" }
-        #expect(dup.first?.description == "\(Self.p0).customer-nodes[2].identifier: duplicate customer node identifier \"CE-PAR-1\" (first at \(Self.p0).customer-nodes[0].identifier)")
+        #expect(
+            dup.first?.description
+                == "\(Self.p0).customer-nodes[2].identifier: duplicate customer node identifier \"CE-PAR-1\" (first at \(Self.p0).customer-nodes[0].identifier)"
+        )
         // Unique across the whole CPD, not only within a profile.
         var two = try Self.request()
         two.components.append(two.components[0])
-        #expect(two.validate(at: Self.cpdPath).map(\.path.description) == [
-            "cpd.components[1].profiles[0].customer-nodes[0].identifier",
-            "cpd.components[1].profiles[0].customer-nodes[1].identifier",
-            "cpd.components[1].profiles[0].customer-nodes[2].identifier",
-        ])
-        #expect(try Self.paths { $0.customerNodes[0].identifier = "*"; $0.customerNodes.append($0.customerNodes[0]) }.contains("\(Self.p0).customer-nodes[0].identifier"))
-        #expect(try Self.paths { $0.customerNodes[0].linkIdentifiers = ["a", "a"] }
+        #expect(
+            two.validate(at: Self.cpdPath).map(\.path.description) == [
+                "cpd.components[1].profiles[0].customer-nodes[0].identifier",
+                "cpd.components[1].profiles[0].customer-nodes[1].identifier",
+                "cpd.components[1].profiles[0].customer-nodes[2].identifier",
+            ])
+        #expect(
+            try Self.paths {
+                $0.customerNodes[0].identifier = "*"; $0.customerNodes.append($0.customerNodes[0])
+            }.contains("\(Self.p0).customer-nodes[0].identifier"))
+        #expect(
+            try Self.paths { $0.customerNodes[0].linkIdentifiers = ["a", "a"] }
                 == ["\(Self.p0).customer-nodes[0].link-identifiers[1]"])
-        #expect(try Self.paths { $0.customerNodes[1].localization = CPDLocalization() }
+        #expect(
+            try Self.paths { $0.customerNodes[1].localization = CPDLocalization() }
                 == ["\(Self.p0).customer-nodes[1].localization"])
-        #expect(try Self.paths { $0.customerNodes[0].localization.latitude = 91 }
+        #expect(
+            try Self.paths { $0.customerNodes[0].localization.latitude = 91 }
                 == ["\(Self.p0).customer-nodes[0].localization.latitude"])
-        #expect(try Self.paths { $0.customerNodes[0].localization.longitude = nil }
+        #expect(
+            try Self.paths { $0.customerNodes[0].localization.longitude = nil }
                 == ["\(Self.p0).customer-nodes[0].localization.longitude"])
-        #expect(try Self.paths { $0.customerNodes[0].localization.country = "fr" }
+        #expect(
+            try Self.paths { $0.customerNodes[0].localization.country = "fr" }
                 == ["\(Self.p0).customer-nodes[0].localization.country"])
     }
 
     @Test func emptyScope() throws {
-        #expect(try Self.issues { $0.scope = [] }.map(\.description)
+        #expect(
+            try Self.issues { $0.scope = [] }.map(\.description)
                 == ["\(Self.p0).scope: a profile must contain at least one scope entry (RFC 7297 §3.2)"])
     }
 
@@ -94,24 +112,30 @@ struct CPDValidationTests {
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].statistic = nil } == ["\(e0).statistic", "\(e0).percentile"])
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].measurementIntervalSeconds = 0 } == ["\(e0).measurement-interval-seconds"])
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].metaQoSClass = "gold" } == ["\(e0).meta-qos-class"])
-        #expect(try Self.paths { $0.qosGuarantees!.entries[1] = $0.qosGuarantees!.entries[0] }
+        #expect(
+            try Self.paths { $0.qosGuarantees!.entries[1] = $0.qosGuarantees!.entries[0] }
                 == ["\(Self.p0).qos-guarantees.entries[1]"])
-        #expect(try Self.paths {
-            let e = $0.qosGuarantees!.entries[0]
-            $0.qosGuarantees!.entries[0] = CPDQoSEntry(from: e.from, to: e.to, statistic: .average)
-        } == [e0])
+        #expect(
+            try Self.paths {
+                let e = $0.qosGuarantees!.entries[0]
+                $0.qosGuarantees!.entries[0] = CPDQoSEntry(from: e.from, to: e.to, statistic: .average)
+            } == [e0])
         // Qualitative: only meta-qos-class (plus from/to).
-        #expect(try Self.paths { $0.qosGuarantees!.kind = .qualitative }.prefix(6) == [
-            "\(e0).statistic", "\(e0).percentile", "\(e0).measurement-interval-seconds",
-            "\(e0).one-way-delay-ms", "\(e0).delay-variation-ms", "\(e0).loss-percent",
-        ])
-        #expect(try Self.paths {
-            $0.qosGuarantees = CPDQoSGuarantees(kind: .qualitative, entries: [
-                CPDQoSEntry(from: "CE-PAR-1", to: "*", metaQoSClass: "gold"),
-                CPDQoSEntry(from: "*", to: "CE-PAR-1"),
+        #expect(
+            try Self.paths { $0.qosGuarantees!.kind = .qualitative }.prefix(6) == [
+                "\(e0).statistic", "\(e0).percentile", "\(e0).measurement-interval-seconds",
+                "\(e0).one-way-delay-ms", "\(e0).delay-variation-ms", "\(e0).loss-percent",
             ])
-            $0.flowIdentification = nil
-        } == ["\(Self.p0).qos-guarantees.entries[1].meta-qos-class"])
+        #expect(
+            try Self.paths {
+                $0.qosGuarantees = CPDQoSGuarantees(
+                    kind: .qualitative,
+                    entries: [
+                        CPDQoSEntry(from: "CE-PAR-1", to: "*", metaQoSClass: "gold"),
+                        CPDQoSEntry(from: "*", to: "CE-PAR-1"),
+                    ])
+                $0.flowIdentification = nil
+            } == ["\(Self.p0).qos-guarantees.entries[1].meta-qos-class"])
     }
 
     @Test func numericRanges() throws {
@@ -121,13 +145,18 @@ struct CPDValidationTests {
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].oneWayDelayMs = .fixed(-1) } == ["\(e0).one-way-delay-ms"])
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].delayVariationMs = .oneOf([1, -2]) } == ["\(e0).delay-variation-ms"])
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].throughputMbps = .fixed(-3) } == ["\(e0).throughput-mbps"])
-        #expect(try Self.paths { $0.availability!.availabilityPercent = .range(min: CPNPDecimal(parsing: "100.5"), max: nil) }
+        #expect(
+            try Self.paths { $0.availability!.availabilityPercent = .range(min: CPNPDecimal(parsing: "100.5"), max: nil) }
                 == ["\(Self.p0).availability.availability-percent"])
         #expect(try Self.paths { $0.capacity![0].incomingBandwidthMbps = .fixed(-5) } == ["\(Self.p0).capacity[0].incoming-bandwidth-mbps"])
-        #expect(try Self.paths { $0.capacity![0].incomingBandwidthMbps = nil; $0.capacity![0].outgoingBandwidthMbps = nil }
+        #expect(
+            try Self.paths {
+                $0.capacity![0].incomingBandwidthMbps = nil; $0.capacity![0].outgoingBandwidthMbps = nil
+            }
                 == ["\(Self.p0).capacity[0]"])
         #expect(try Self.paths { $0.conformanceTraffic!.mtuBytes = .fixed(0) } == ["\(Self.p0).conformance-traffic.mtu-bytes"])
-        #expect(try Self.paths { $0.notifications![0].intervalSeconds = .range(min: 0, max: 10) }
+        #expect(
+            try Self.paths { $0.notifications![0].intervalSeconds = .range(min: 0, max: 10) }
                 == ["\(Self.p0).notifications[0].interval-seconds"])
         #expect(try Self.paths { $0.notifications![0].events = [] } == ["\(Self.p0).notifications[0].events"])
         let msg = try Self.issues { $0.qosGuarantees!.entries[0].lossPercent = .range(min: nil, max: 101) }.first?.message
@@ -137,23 +166,36 @@ struct CPDValidationTests {
     @Test func negotiableInternalRules() throws {
         let issues = try Self.issues { $0.capacity![0].incomingBandwidthMbps = .range(min: 100, max: 80) }
         #expect(issues.map(\.description) == ["\(Self.p0).capacity[0].incoming-bandwidth-mbps: \"min\" is greater than \"max\""])
-        #expect(try Self.paths { $0.capacity![0].incomingBandwidthMbps = .range(min: nil, max: nil) }
+        #expect(
+            try Self.paths { $0.capacity![0].incomingBandwidthMbps = .range(min: nil, max: nil) }
                 == ["\(Self.p0).capacity[0].incoming-bandwidth-mbps"])
         #expect(try Self.paths { $0.scope[0].reachability = .oneOf([]) } == ["\(Self.p0).scope[0].reachability"])
         #expect(try Self.paths { $0.invocationMeans!.type = .range(min: .implicit, max: nil) } == ["\(Self.p0).invocation-means.type"])
     }
 
     @Test func conformanceAndOverall() throws {
-        #expect(try Self.issues { $0.conformanceTraffic = nil }.map(\.description)
+        #expect(
+            try Self.issues { $0.conformanceTraffic = nil }.map(\.description)
                 == ["\(Self.p0).conformance-traffic: conformance-traffic is required when capacity is present"])
         #expect(try Self.paths { $0.capacity = nil } == ["\(Self.p0).conformance-traffic"])
-        #expect(try Self.paths { $0.capacity = nil; $0.conformanceTraffic = nil } == [])
-        #expect(try Self.paths { $0.conformanceTraffic!.outOfProfileAction = .discard; $0.conformanceTraffic!.reclassifyTo = nil }
+        #expect(
+            try Self.paths {
+                $0.capacity = nil; $0.conformanceTraffic = nil
+            } == [])
+        #expect(
+            try Self.paths {
+                $0.conformanceTraffic!.outOfProfileAction = .discard; $0.conformanceTraffic!.reclassifyTo = nil
+            }
                 == ["\(Self.p0).overall-traffic-guarantees"])
-        let warn = try Self.issues { $0.conformanceTraffic!.outOfProfileAction = .discard; $0.conformanceTraffic!.reclassifyTo = nil }
+        let warn = try Self.issues {
+            $0.conformanceTraffic!.outOfProfileAction = .discard; $0.conformanceTraffic!.reclassifyTo = nil
+        }
         #expect(warn.first?.severity == .warning)
         #expect(warn.errors.isEmpty)
-        #expect(try Self.paths { $0.conformanceTraffic!.outOfProfileAction = .discard; $0.overallTrafficGuarantees = nil }
+        #expect(
+            try Self.paths {
+                $0.conformanceTraffic!.outOfProfileAction = .discard; $0.overallTrafficGuarantees = nil
+            }
                 == ["\(Self.p0).conformance-traffic.reclassify-to"])
     }
 
@@ -181,7 +223,8 @@ struct CPDValidationTests {
         #expect(try Self.paths { $0.scope[0].sourcePrefixes = ["10.1.0.0/16", "10.1.0.1/16"] } == ["\(s0).source-prefixes[1]"])
         #expect(try Self.paths { $0.scope[0].destinationPrefixes = ["2001:db8::/129"] } == ["\(s0).destination-prefixes[0]"])
         #expect(try Self.paths { $0.scope[0].reachability = .fixed(.global) } == ["\(s0).destination-prefixes"])
-        #expect(try Self.paths { $0.scope[0].multicastSources = ["192.0.2.1", "2001:db8::1", "2001:db8::1::"] }
+        #expect(
+            try Self.paths { $0.scope[0].multicastSources = ["192.0.2.1", "2001:db8::1", "2001:db8::1::"] }
                 == ["\(s0).multicast-sources[2]"])
         let message = try Self.issues { $0.scope[0].sourcePrefixes = ["10.1.0.1/16"] }.first?.message
         #expect(message == "\"10.1.0.1/16\" has host bits set beyond /16")

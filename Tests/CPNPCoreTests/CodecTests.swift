@@ -14,20 +14,30 @@ import Testing
         let minimal: [CPNPMessage] = [
             .quotation(QuotationMessage(sequenceNumber: 0, transactionID: s.tid, customerOrderID: s.coid, requestedCPD: .empty)),
             .processing(ProcessingMessage(sequenceNumber: 1, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid)),
-            .offer(OfferMessage(sequenceNumber: 2, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
-                                nonce: s.nonce, validityOfferTime: CPNPTimestamp(millisecondsSinceEpoch: 0), offeredCPD: .empty)),
-            .accept(AcceptMessage(sequenceNumber: 3, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
-                                  nonce: s.nonce, acceptedCPD: .empty)),
+            .offer(
+                OfferMessage(
+                    sequenceNumber: 2, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
+                    nonce: s.nonce, validityOfferTime: CPNPTimestamp(millisecondsSinceEpoch: 0), offeredCPD: .empty)),
+            .accept(
+                AcceptMessage(
+                    sequenceNumber: 3, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
+                    nonce: s.nonce, acceptedCPD: .empty)),
             .decline(DeclineMessage(sequenceNumber: 4, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid, nonce: s.nonce)),
             .ack(AckMessage(sequenceNumber: 5, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid)),
             .cancel(CancelMessage(sequenceNumber: 6, transactionID: s.tid, customerOrderID: s.coid)),
             .withdraw(WithdrawMessage(sequenceNumber: 7, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid, nonce: s.nonce)),
-            .update(UpdateMessage(sequenceNumber: 8, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
-                                  nonce: s.nonce, expectedResponseTime: CPNPTimestamp(millisecondsSinceEpoch: 1), requestedCPD: .empty)),
-            .fail(FailMessage(sequenceNumber: UInt32.max, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: nil,
-                              statusCode: .unsupportedActivationType)),
-            .activate(ActivateMessage(sequenceNumber: 10, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
-                                      nonce: s.nonce, activationSchedule: .now)),
+            .update(
+                UpdateMessage(
+                    sequenceNumber: 8, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
+                    nonce: s.nonce, expectedResponseTime: CPNPTimestamp(millisecondsSinceEpoch: 1), requestedCPD: .empty)),
+            .fail(
+                FailMessage(
+                    sequenceNumber: UInt32.max, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: nil,
+                    statusCode: .unsupportedActivationType)),
+            .activate(
+                ActivateMessage(
+                    sequenceNumber: 10, transactionID: s.tid, customerOrderID: s.coid, providerOrderID: s.poid,
+                    nonce: s.nonce, activationSchedule: .now)),
         ]
         return full + minimal
     }
@@ -50,8 +60,11 @@ import Testing
     @Test func keysComeInTheFixedOrder() throws {
         let m = try Self.everyKind().first { $0.method == .offer }!
         guard case .object(let o) = CPNPCodec.encodeJSON(m) else { Issue.record("not an object"); return }
-        #expect(o.keys == ["version", "method", "sequence-number", "transaction-id", "customer-order-id",
-                           "provider-order-id", "nonce", "validity-offer-time", "cpd", "information-elements"])
+        #expect(
+            o.keys == [
+                "version", "method", "sequence-number", "transaction-id", "customer-order-id",
+                "provider-order-id", "nonce", "validity-offer-time", "cpd", "information-elements",
+            ])
         #expect(!Self.text(m).contains("\n"))
     }
 
@@ -61,15 +74,20 @@ import Testing
         var o = try JSONParser.parse(Array(base.utf8)).object(at: .root)
         o["x-vendor-extension"] = .object(JSONObject([("nested", .array([.null, .bool(true)]))]))
         o["future-attribute"] = .number(42)
-        o["information-elements"] = .object(JSONObject([
-            ("x-unknown-ie", .string("ignored")),
-            ("negotiation-options", .object(JSONObject([("cost", .null), ("x-option", .bool(false))]))),
-            ("customer-description", .object(JSONObject([
-                ("name", .string("ACME")), ("x-size", .number(3)),
-                ("contact", .object(JSONObject([("email", .string("a@b.example")), ("fax", .string("none"))]))),
-            ]))),
-            ("cost", .object(JSONObject([("amount", .string("10")), ("currency", .string("EUR")), ("vat", .string("20%"))]))),
-        ]))
+        o["information-elements"] = .object(
+            JSONObject([
+                ("x-unknown-ie", .string("ignored")),
+                ("negotiation-options", .object(JSONObject([("cost", .null), ("x-option", .bool(false))]))),
+                (
+                    "customer-description",
+                    .object(
+                        JSONObject([
+                            ("name", .string("ACME")), ("x-size", .number(3)),
+                            ("contact", .object(JSONObject([("email", .string("a@b.example")), ("fax", .string("none"))]))),
+                        ]))
+                ),
+                ("cost", .object(JSONObject([("amount", .string("10")), ("currency", .string("EUR")), ("vat", .string("20%"))]))),
+            ]))
         guard case .quotation(var q) = expected else { Issue.record("not a quotation"); return }
         q.informationElements = InformationElements(
             customerDescription: CustomerDescription(name: "ACME", contact: ContactInformation(email: "a@b.example")),
@@ -142,7 +160,8 @@ import Testing
         #expect(c.providerOrderID == GoldenVectorSource.poid)
 
         // Unknown method and version, out-of-range sequence number, bad provider id: still correlated.
-        let worse = #"{"version":7,"method":99,"sequence-number":-5,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042","provider-order-id":""}"#
+        let worse =
+            #"{"version":7,"method":99,"sequence-number":-5,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042","provider-order-id":""}"#
         let w = try #require(CPNPCodec.correlation(of: try JSONParser.parse(Array(worse.utf8))))
         #expect(w.method == nil && w.sequenceNumber == nil && w.providerOrderID == nil)
         #expect(w.transactionID == GoldenVectorSource.tid)
@@ -195,8 +214,11 @@ import Testing
 
     @Test(arguments: ["1250.00", "0.000000000000000000000000000001", "10000000000000000000000000000000", "-3.5", "0"])
     func costAmountsRoundTrip(amount: String) throws {
-        let s = GoldenVectorSource.message(3, GoldenVectorSource.ids
-            + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":{"components":[]},"information-elements":{"cost":{"amount":"\#(amount)","currency":"EUR"}}"#)
+        let s = GoldenVectorSource.message(
+            3,
+            GoldenVectorSource.ids
+                + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":{"components":[]},"information-elements":{"cost":{"amount":"\#(amount)","currency":"EUR"}}"#
+        )
         let m = try Self.decode(s)
         let again = try Self.decode(Self.text(m))
         #expect(again == m)
@@ -216,9 +238,10 @@ import Testing
     }
 
     @Test func diagnosticIsClamped() throws {
-        let m = FailMessage(sequenceNumber: 1, transactionID: GoldenVectorSource.tid, customerOrderID: GoldenVectorSource.coid,
-                            providerOrderID: nil, statusCode: .messageValidationError,
-                            diagnostic: "line1\nline2\u{7}" + String(repeating: "é", count: 300))
+        let m = FailMessage(
+            sequenceNumber: 1, transactionID: GoldenVectorSource.tid, customerOrderID: GoldenVectorSource.coid,
+            providerOrderID: nil, statusCode: .messageValidationError,
+            diagnostic: "line1\nline2\u{7}" + String(repeating: "é", count: 300))
         #expect(m.diagnostic?.unicodeScalars.count == 256)
         #expect(m.diagnostic?.hasPrefix("line1line2é") == true)
         #expect(try CPNPCodec.decode(CPNPCodec.encode(.fail(m))) == .fail(m))
@@ -282,8 +305,13 @@ import Testing
 
     @Test func requestedCPDMustNotBeEmpty() throws {
         #expect(try Self.errorPaths(s.message(1, #","cpd":{"components":[]}"#)) == ["cpd.components"])
-        #expect(try Self.errorPaths(s.message(9, s.ids + #","expected-response-time":"2027-01-10T09:00:00Z","cpd":{"components":[]}"#)) == ["cpd.components"])
-        #expect(try Self.errorPaths(s.message(3, s.ids + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":{"components":[]}"#)) == ["cpd.components"])
+        #expect(
+            try Self.errorPaths(s.message(9, s.ids + #","expected-response-time":"2027-01-10T09:00:00Z","cpd":{"components":[]}"#)) == [
+                "cpd.components"
+            ])
+        #expect(
+            try Self.errorPaths(s.message(3, s.ids + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":{"components":[]}"#)) == ["cpd.components"]
+        )
         // The empty CPD is what an ACK carries after DECLINE or WITHDRAW.
         #expect(try Self.issues(s.message(6, #","provider-order-id":"p","cpd":{"components":[]}"#)).isEmpty)
     }
@@ -292,7 +320,8 @@ import Testing
         let issues = try Self.issues(s.message(4, s.ids + #","cpd":"# + s.smallCPD))
         #expect(issues.errors.map(\.path.description) == ["cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms"])
         // CE-1 has no link identifier: only a warning.
-        #expect(issues.filter { $0.severity == .warning }.map(\.path.description) == ["cpd.components[0].profiles[0].customer-nodes[0].link-identifiers"])
+        #expect(
+            issues.filter { $0.severity == .warning }.map(\.path.description) == ["cpd.components[0].profiles[0].customer-nodes[0].link-identifiers"])
         let concrete = s.replacing(s.smallCPD, #"{"max":20}"#, "18")
         #expect(try Self.errorPaths(s.message(4, s.ids + #","cpd":"# + concrete)).isEmpty)
         // A loose offer is legal but cannot be accepted: a warning.
@@ -311,13 +340,16 @@ import Testing
         #expect(try paths(#"{"activation-type":"explicit","activation-schedule":"2026-12-01T00:00:00Z"}"#) == ["\(np).activation-schedule"])
         #expect(try paths(#"{"activation-type":"scheduled"}"#) == ["\(np).activation-schedule"])
         #expect(try paths(#"{"activation-type":"scheduled","activation-schedule":"2026-12-01T00:00:00Z"}"#).isEmpty)
-        let warnings = try Self.issues(String(s.quotation.dropLast()) + #","information-elements":{"negotiation-options":{"test-period-end":"2026-12-01T00:00:00Z"}}}"#)
+        let warnings = try Self.issues(
+            String(s.quotation.dropLast()) + #","information-elements":{"negotiation-options":{"test-period-end":"2026-12-01T00:00:00Z"}}}"#)
         #expect(warnings.map(\.severity) == [.warning])
     }
 
     @Test func negativeCost() throws {
-        let text = s.message(3, s.ids + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":"# + s.replacing(s.smallCPD, #"{"max":20}"#, "18")
-            + #","information-elements":{"cost":{"amount":"-1.00","currency":"EUR"}}"#)
+        let text = s.message(
+            3,
+            s.ids + #","validity-offer-time":"2026-11-22T10:00:00Z","cpd":"# + s.replacing(s.smallCPD, #"{"max":20}"#, "18")
+                + #","information-elements":{"cost":{"amount":"-1.00","currency":"EUR"}}"#)
         #expect(try Self.errorPaths(text) == ["information-elements.cost.amount"])
     }
 }

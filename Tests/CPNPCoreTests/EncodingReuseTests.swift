@@ -15,8 +15,9 @@ import CPNPTesting
 
     /// A CPD changed after its bytes were taken gets new bytes, and no longer equals the original.
     @Test func aChangedCPDForgetsWhatItsOriginalDerived() {
-        let original = CPDFixtures.cpd(#"{"components":["# + CPDFixtures.component(customerNode: "paris", bandwidth: "90") + ","
-            + CPDFixtures.component(customerNode: "berlin", bandwidth: "50") + "]}")
+        let original = CPDFixtures.cpd(
+            #"{"components":["# + CPDFixtures.component(customerNode: "paris", bandwidth: "90") + ","
+                + CPDFixtures.component(customerNode: "berlin", bandwidth: "50") + "]}")
         let copy = original
         #expect(copy.compactJSON == original.compactJSON && copy == original && copy.hashValue == original.hashValue)
         var changed = original
@@ -40,7 +41,9 @@ import CPNPTesting
             let reversed = JSONObject(pairs.reversed())
             #expect(object == reversed && object.hashValue == reversed.hashValue, "size \(size)")
             #expect(object.keys == pairs.map(\.0))
-            #expect(JSONSerializer.serializeString(.object(object)) == "{" + pairs.map { "\"\($0.0)\":\(Int($0.0.dropFirst(4))!)" }.joined(separator: ",") + "}")
+            #expect(
+                JSONSerializer.serializeString(.object(object)) == "{" + pairs.map { "\"\($0.0)\":\(Int($0.0.dropFirst(4))!)" }.joined(separator: ",")
+                    + "}")
             guard size > 3 else { continue }
             object["key-2"] = nil
             object["key-0"] = .string("replaced")

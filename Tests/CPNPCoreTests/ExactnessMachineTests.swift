@@ -11,7 +11,9 @@ struct ExactnessMachineTests {
         try d.quote()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.deliverToClient()
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.accept(now: now) }
         return d
@@ -67,10 +69,13 @@ struct ExactnessMachineTests {
         var d = Dialogue()
         try d.negotiate()
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.updateRequested, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.updateRequested, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.deliverToClient()
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.accept(now: now) }
         let before = d.client
@@ -84,7 +89,8 @@ struct ExactnessMachineTests {
         var d = Dialogue()
         try d.negotiate()
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.cancel(now: now) }
         #expect(d.client.state == .completed)
@@ -95,7 +101,8 @@ struct ExactnessMachineTests {
         }
         #expect(throws: OrderCommandError.self) {
             try d.clientDo { c, r, now throws(OrderCommandError) in
-                try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
+                try c.update(
+                    requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
             }
         }
         #expect(d.client == before)
@@ -116,8 +123,10 @@ struct ExactnessMachineTests {
         let agreement = try #require(server.agreement)
         var rng = Fixture.rng(7)
         // A WITHDRAW with a wrong nonce is refused…
-        let refused = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
+        let refused = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
         var s = server
         let first = s.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(10), using: &rng)
         guard case .fail(let fail)? = sent(first).first else { Issue.record("expected FAIL"); return }
@@ -125,8 +134,10 @@ struct ExactnessMachineTests {
         // … its retransmission gets the same FAIL …
         #expect(sent(s.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(11), using: &rng)) == [.fail(fail)])
         // … and the same transaction, even with the right nonce, never opens (§11.3), also after a restart.
-        let replay = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 6, transactionID: refused.transactionID, customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
+        let replay = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 6, transactionID: refused.transactionID, customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
         var restored = try ServerOrderStateMachine(snapshot: s.snapshot)
         #expect(restored == s)
         #expect(isDiscard(restored.messageReceived(replay, session: Fixture.serverSession, now: Fixture.at(12), using: &rng)))
@@ -141,8 +152,10 @@ struct ExactnessMachineTests {
         d.deliverToServer()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
         var rng = Fixture.rng(9)
-        let again = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
+        let again = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID, nonce: agreement.nonce))
         let actions = d.server!.messageReceived(again, session: Fixture.serverSession, now: Fixture.at(20), using: &rng)
         guard case .fail(let f)? = sent(actions).first else { Issue.record("expected FAIL 1, got \(actions)"); return }
         #expect(f.statusCode == .messageValidationError)
@@ -154,12 +167,15 @@ struct ExactnessMachineTests {
         try d.negotiate()
         let quotationTransaction = try #require(d.server?.transaction.id)
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
         var rng = Fixture.rng(11)
-        let refused = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
+        let refused = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID, nonce: .random(using: &rng)))
         _ = d.server!.messageReceived(refused, session: Fixture.serverSession, now: Fixture.at(5), using: &rng)
         let server = try #require(d.server)
         #expect(server.closedTransactionIDs.contains(quotationTransaction))
@@ -175,15 +191,19 @@ struct ExactnessMachineTests {
     @Test func aFailAnsweringAnInvalidMessageEndsTheNegotiationAndIsCachedForItsRetransmission() throws {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.deliverToClient()
         let offer = try #require(d.client.offer)
         var rng = Fixture.rng(3)
         // An ACCEPT with the wrong nonce and the next sequence number of the transaction.
         let lastIncoming = try #require(d.server?.transaction.sequence.lastIncoming)
-        let bad = CPNPMessage.accept(AcceptMessage(
-            sequenceNumber: lastIncoming &+ 1, transactionID: offer.transactionID, customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID,
-            nonce: .random(using: &rng), acceptedCPD: offer.offeredCPD))
+        let bad = CPNPMessage.accept(
+            AcceptMessage(
+                sequenceNumber: lastIncoming &+ 1, transactionID: offer.transactionID, customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID,
+                nonce: .random(using: &rng), acceptedCPD: offer.offeredCPD))
         var s = try #require(d.server)
         let next = s.transaction.sequence.nextOutgoing
         let actions = s.messageReceived(bad, session: Fixture.serverSession, now: Fixture.at(1), using: &rng)
@@ -206,7 +226,8 @@ struct ExactnessMachineTests {
         let testing = Fixture.informationElements(purpose: .testing, testPeriodEnd: Fixture.at(60))
         try d.negotiate(offerIEs: testing, requestIEs: testing)
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(900), session: Fixture.clientSession, now: now, using: &r)
         }
         d.deliverToServer()
         // The test period ends while the update is negotiated: the timers are stale on both sides.
@@ -263,7 +284,9 @@ struct ExactnessMachineTests {
     @Test func aSnapshotHoldsTheOfferOnceWhereItIsAlsoPendingAndTheCachedAnswer() throws {
         var d = Dialogue()
         try d.quote()
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         let server = try #require(d.server)
         #expect(server.transaction.pending?.message == .offer(try #require(server.offer)))
         #expect(server.transaction.cache?.answer == .offer(try #require(server.offer)))
@@ -283,7 +306,9 @@ struct ExactnessMachineTests {
         d.deliverToClient()
         #expect(d.client.state == .serverProcessing)
         // The OFFER is lost (e.g. the server restarted and the client had no session yet).
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.toClient.removeAll()
         // The probe retransmits the QUOTATION; the server answers with the OFFER, not PROCESSING.
         d.now = Fixture.at(15)
@@ -298,7 +323,8 @@ struct ExactnessMachineTests {
     @Test func aClientThatEnforcesNoDeadlineAnnouncesNone() throws {
         var client = ClientOrderStateMachine(customerOrderID: Fixture.customerOrderID, configuration: .init(enforceDeadlines: false))
         var rng = Fixture.rng()
-        let actions = try client.quote(requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: Fixture.start, using: &rng)
+        let actions = try client.quote(
+            requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: Fixture.start, using: &rng)
         guard case .quotation(let q)? = sent(actions).first else { Issue.record("no QUOTATION"); return }
         #expect(q.expectedResponseTime == nil)
         #expect(!actions.contains { if case .armTimer(.expectedResponseTime, _) = $0 { true } else { false } })

@@ -119,7 +119,9 @@ struct FlowFigureTests {
         var d = Dialogue()
         try d.quote()
         try d.acknowledge(Fixture.at(300))
-        try d.serverDo { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: Fixture.at(500), subcode: .requestExternalResources, now: now) }
+        try d.serverDo { s, _, now throws(OrderCommandError) in
+            try s.requestMoreTime(until: Fixture.at(500), subcode: .requestExternalResources, now: now)
+        }
         d.deliverToClient()
         #expect(d.clientEvents.last == .moreTimeRequested(until: Fixture.at(500), subcode: .requestExternalResources, isExtension: true))
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.moreTimeDecided(granted: true, now: now) }
@@ -129,9 +131,10 @@ struct FlowFigureTests {
         try d.offer()
         try d.clientProcessing()
         try d.acceptAndConfirm()
-        #expect(d.trace == [
-            "C>S QUOTATION", "S>C PROCESSING", "S>C PROCESSING", "C>S ACK", "S>C OFFER", "C>S PROCESSING", "C>S ACCEPT", "S>C ACK",
-        ])
+        #expect(
+            d.trace == [
+                "C>S QUOTATION", "S>C PROCESSING", "S>C PROCESSING", "C>S ACK", "S>C OFFER", "C>S PROCESSING", "C>S ACCEPT", "S>C ACK",
+            ])
         #expect(d.client.state == .completed && d.server?.state == .completed)
     }
 
@@ -199,7 +202,9 @@ struct FlowFigureTests {
         let oldNonce = try #require(d.client.agreement?.nonce)
         d.trace = []
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now,
+                using: &r)
         }
         d.deliverToServer()
         #expect(d.server?.state == .pqoReceived)
@@ -221,7 +226,9 @@ struct FlowFigureTests {
         try d.negotiate()
         let agreement = d.client.agreement
         try d.clientDo { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r)
+            try c.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now,
+                using: &r)
         }
         d.deliverToServer()
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.reject(.outOfResources, now: now) }

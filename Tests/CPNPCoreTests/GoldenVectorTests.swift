@@ -47,10 +47,11 @@ import CPNPTesting
         #expect(messages.contains { if case .ack(let m) = $0 { m.cpd == nil } else { false } })
         #expect(messages.contains { if case .ack(let m) = $0 { m.cpd.map { !$0.isEmpty } ?? false } else { false } })
         #expect(messages.contains { if case .ack(let m) = $0 { m.cpd?.isEmpty ?? false } else { false } })
-        #expect(messages.contains {
-            guard case .quotation(let m) = $0, let ie = m.informationElements else { return false }
-            return ie.customerDescription != nil && ie.providerDescription != nil && ie.negotiationOptions != nil && ie.cost != nil
-        })
+        #expect(
+            messages.contains {
+                guard case .quotation(let m) = $0, let ie = m.informationElements else { return false }
+                return ie.customerDescription != nil && ie.providerDescription != nil && ie.negotiationOptions != nil && ie.cost != nil
+            })
     }
 
     @Test func invalidVectorsAreRejectedWithTheRightError() throws {
@@ -222,74 +223,147 @@ enum GoldenVectorSource {
         var upgraded = offered
         upgraded.components[0].profiles[0].capacity?[1].incomingBandwidthMbps = .range(min: 200, max: 250)
         upgraded.components[0].profiles[0].capacity?[1].outgoingBandwidthMbps = .range(min: 200, max: 250)
-        let labIEs = InformationElements(negotiationOptions: NegotiationOptions(
-            purpose: .testing, testPeriodEnd: time("2026-12-01T00:00:00Z"), activationType: .explicit, localOnly: true))
+        let labIEs = InformationElements(
+            negotiationOptions: NegotiationOptions(
+                purpose: .testing, testPeriodEnd: time("2026-12-01T00:00:00Z"), activationType: .explicit, localOnly: true))
         return [
-            ("01-quotation", .quotation(QuotationMessage(
-                sequenceNumber: 1_804_289_383, transactionID: tid, customerOrderID: coid,
-                expectedResponseTime: time("2026-11-21T10:05:00Z"), requestedCPD: requested,
-                informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))))),
-            ("01-quotation-all-ies", .quotation(QuotationMessage(
-                sequenceNumber: 12, transactionID: TransactionID("c0ffee00c0ffee00c0ffee00c0ffee00")!,
-                customerOrderID: CustomerOrderID("acme-lab-7")!, requestedCPD: lab,
-                informationElements: InformationElements(
-                    customerDescription: acme, providerDescription: providerA,
-                    negotiationOptions: NegotiationOptions(
-                        purpose: .testing, testPeriodEnd: time("2026-12-01T00:00:00Z"), activationType: .scheduled,
-                        activationSchedule: time("2026-11-23T06:00:00Z"), localOnly: true, costRequested: true),
-                    cost: Cost(amount: CPNPDecimal(parsing: "300.50")!, currency: "EUR", period: "month"))))),
-            ("02-processing", .processing(ProcessingMessage(
-                sequenceNumber: 846_930_886, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                expectedOfferTime: time("2026-11-21T10:04:00.250Z"), processingSubcode: .requestExternalResources))),
-            ("03-offer", .offer(OfferMessage(
-                sequenceNumber: 846_930_887, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, validityOfferTime: time("2026-11-22T10:00:00Z"), offeredCPD: offered,
-                informationElements: InformationElements(
-                    providerDescription: providerA,
-                    cost: Cost(amount: CPNPDecimal(parsing: "1250.75")!, currency: "EUR", period: "month"))))),
-            ("04-accept", .accept(AcceptMessage(
-                sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, acceptedCPD: offered))),
-            ("05-decline", .decline(DeclineMessage(
-                sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, reasons: [.unacceptableGap, .activationTypeMismatch]))),
-            ("06-ack", .ack(AckMessage(
-                sequenceNumber: 846_930_888, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                cpd: offered))),
-            ("06-ack-empty-cpd", .ack(AckMessage(
-                sequenceNumber: 846_930_888, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                cpd: .empty))),
-            ("06-ack-more-time", .ack(AckMessage(
-                sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                expectedResponseTime: time("2026-11-21T10:30:00Z")))),
-            ("07-cancel", .cancel(CancelMessage(
-                sequenceNumber: 13, transactionID: TransactionID("c0ffee00c0ffee00c0ffee00c0ffee00")!,
-                customerOrderID: CustomerOrderID("acme-lab-7")!, cpd: lab))),
-            ("07-cancel-no-cpd", .cancel(CancelMessage(
-                sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid))),
-            ("08-withdraw", .withdraw(WithdrawMessage(
-                sequenceNumber: 291_017_245, transactionID: withdrawTID, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, acceptedCPD: offered))),
-            ("09-update", .update(UpdateMessage(
-                sequenceNumber: 1_957_747_793, transactionID: updateTID, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, expectedResponseTime: time("2027-01-10T09:00:00Z"), requestedCPD: upgraded,
-                informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))))),
-            ("10-fail", .fail(FailMessage(
-                sequenceNumber: 846_930_887, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
-                statusCode: .outOfResources, diagnostic: "no capacity on link pe1-pe2"))),
-            ("10-fail-no-provider-order-id", .fail(FailMessage(
-                sequenceNumber: 424_238_335, transactionID: tid, customerOrderID: coid, providerOrderID: nil,
-                statusCode: .messageValidationError,
-                diagnostic: "cpd.components[0].profiles[0].scope[0].customer-node: \"CE-XXX\" is not a customer node"))),
-            ("11-activate-at", .activate(ActivateMessage(
-                sequenceNumber: 719_885_386, transactionID: activateTID, customerOrderID: coid, providerOrderID: poid,
-                nonce: nonce, activationSchedule: .at(time("2026-12-01T06:00:00Z")), informationElements: labIEs))),
-            ("11-activate-deactivate", .activate(ActivateMessage(
-                sequenceNumber: 719_885_387, transactionID: TransactionID("0a1b2c3d4e5f60718293a4b5c6d7e8fa")!,
-                customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .deactivate))),
-            ("11-activate-now", .activate(ActivateMessage(
-                sequenceNumber: 719_885_385, transactionID: TransactionID("0a1b2c3d4e5f60718293a4b5c6d7e8f8")!,
-                customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))),
+            (
+                "01-quotation",
+                .quotation(
+                    QuotationMessage(
+                        sequenceNumber: 1_804_289_383, transactionID: tid, customerOrderID: coid,
+                        expectedResponseTime: time("2026-11-21T10:05:00Z"), requestedCPD: requested,
+                        informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))))
+            ),
+            (
+                "01-quotation-all-ies",
+                .quotation(
+                    QuotationMessage(
+                        sequenceNumber: 12, transactionID: TransactionID("c0ffee00c0ffee00c0ffee00c0ffee00")!,
+                        customerOrderID: CustomerOrderID("acme-lab-7")!, requestedCPD: lab,
+                        informationElements: InformationElements(
+                            customerDescription: acme, providerDescription: providerA,
+                            negotiationOptions: NegotiationOptions(
+                                purpose: .testing, testPeriodEnd: time("2026-12-01T00:00:00Z"), activationType: .scheduled,
+                                activationSchedule: time("2026-11-23T06:00:00Z"), localOnly: true, costRequested: true),
+                            cost: Cost(amount: CPNPDecimal(parsing: "300.50")!, currency: "EUR", period: "month"))))
+            ),
+            (
+                "02-processing",
+                .processing(
+                    ProcessingMessage(
+                        sequenceNumber: 846_930_886, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        expectedOfferTime: time("2026-11-21T10:04:00.250Z"), processingSubcode: .requestExternalResources))
+            ),
+            (
+                "03-offer",
+                .offer(
+                    OfferMessage(
+                        sequenceNumber: 846_930_887, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, validityOfferTime: time("2026-11-22T10:00:00Z"), offeredCPD: offered,
+                        informationElements: InformationElements(
+                            providerDescription: providerA,
+                            cost: Cost(amount: CPNPDecimal(parsing: "1250.75")!, currency: "EUR", period: "month"))))
+            ),
+            (
+                "04-accept",
+                .accept(
+                    AcceptMessage(
+                        sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, acceptedCPD: offered))
+            ),
+            (
+                "05-decline",
+                .decline(
+                    DeclineMessage(
+                        sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, reasons: [.unacceptableGap, .activationTypeMismatch]))
+            ),
+            (
+                "06-ack",
+                .ack(
+                    AckMessage(
+                        sequenceNumber: 846_930_888, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        cpd: offered))
+            ),
+            (
+                "06-ack-empty-cpd",
+                .ack(
+                    AckMessage(
+                        sequenceNumber: 846_930_888, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        cpd: .empty))
+            ),
+            (
+                "06-ack-more-time",
+                .ack(
+                    AckMessage(
+                        sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        expectedResponseTime: time("2026-11-21T10:30:00Z")))
+            ),
+            (
+                "07-cancel",
+                .cancel(
+                    CancelMessage(
+                        sequenceNumber: 13, transactionID: TransactionID("c0ffee00c0ffee00c0ffee00c0ffee00")!,
+                        customerOrderID: CustomerOrderID("acme-lab-7")!, cpd: lab))
+            ),
+            (
+                "07-cancel-no-cpd",
+                .cancel(
+                    CancelMessage(
+                        sequenceNumber: 1_804_289_384, transactionID: tid, customerOrderID: coid))
+            ),
+            (
+                "08-withdraw",
+                .withdraw(
+                    WithdrawMessage(
+                        sequenceNumber: 291_017_245, transactionID: withdrawTID, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, acceptedCPD: offered))
+            ),
+            (
+                "09-update",
+                .update(
+                    UpdateMessage(
+                        sequenceNumber: 1_957_747_793, transactionID: updateTID, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, expectedResponseTime: time("2027-01-10T09:00:00Z"), requestedCPD: upgraded,
+                        informationElements: InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))))
+            ),
+            (
+                "10-fail",
+                .fail(
+                    FailMessage(
+                        sequenceNumber: 846_930_887, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                        statusCode: .outOfResources, diagnostic: "no capacity on link pe1-pe2"))
+            ),
+            (
+                "10-fail-no-provider-order-id",
+                .fail(
+                    FailMessage(
+                        sequenceNumber: 424_238_335, transactionID: tid, customerOrderID: coid, providerOrderID: nil,
+                        statusCode: .messageValidationError,
+                        diagnostic: "cpd.components[0].profiles[0].scope[0].customer-node: \"CE-XXX\" is not a customer node"))
+            ),
+            (
+                "11-activate-at",
+                .activate(
+                    ActivateMessage(
+                        sequenceNumber: 719_885_386, transactionID: activateTID, customerOrderID: coid, providerOrderID: poid,
+                        nonce: nonce, activationSchedule: .at(time("2026-12-01T06:00:00Z")), informationElements: labIEs))
+            ),
+            (
+                "11-activate-deactivate",
+                .activate(
+                    ActivateMessage(
+                        sequenceNumber: 719_885_387, transactionID: TransactionID("0a1b2c3d4e5f60718293a4b5c6d7e8fa")!,
+                        customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .deactivate))
+            ),
+            (
+                "11-activate-now",
+                .activate(
+                    ActivateMessage(
+                        sequenceNumber: 719_885_385, transactionID: TransactionID("0a1b2c3d4e5f60718293a4b5c6d7e8f8")!,
+                        customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
+            ),
         ]
     }
 
@@ -302,16 +376,20 @@ enum GoldenVectorSource {
     }
 
     /// A small requested CPD with one quantitative QoS entry.
-    static let smallCPD = #"{"components":[{"profiles":[{"customer-nodes":[{"identifier":"CE-1","link-identifiers":[],"localization":{"site-id":"PARIS-1","country":"FR"}},{"identifier":"CE-2","link-identifiers":["PE-2:ge-0/0/2"],"localization":{"site-id":"LYON-1","country":"FR"}}],"scope":[{"customer-node":"CE-1","direction":"outgoing","reachability":"global"},{"customer-node":"CE-2","direction":"outgoing","reachability":"global"}],"qos-guarantees":{"kind":"quantitative","entries":[{"from":"CE-1","to":"CE-2","statistic":"average","one-way-delay-ms":{"max":20}}]}}]}]}"#
+    static let smallCPD =
+        #"{"components":[{"profiles":[{"customer-nodes":[{"identifier":"CE-1","link-identifiers":[],"localization":{"site-id":"PARIS-1","country":"FR"}},{"identifier":"CE-2","link-identifiers":["PE-2:ge-0/0/2"],"localization":{"site-id":"LYON-1","country":"FR"}}],"scope":[{"customer-node":"CE-1","direction":"outgoing","reachability":"global"},{"customer-node":"CE-2","direction":"outgoing","reachability":"global"}],"qos-guarantees":{"kind":"quantitative","entries":[{"from":"CE-1","to":"CE-2","statistic":"average","one-way-delay-ms":{"max":20}}]}}]}]}"#
 
-    static let header = #""version":1,"sequence-number":1804289383,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042""#
-    static let quotation = #"{"# + header.replacingOccurrences(of: #""version":1,"#, with: #""version":1,"method":1,"#)
+    static let header =
+        #""version":1,"sequence-number":1804289383,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042""#
+    static let quotation =
+        #"{"# + header.replacingOccurrences(of: #""version":1,"#, with: #""version":1,"method":1,"#)
         + #","expected-response-time":"2026-11-21T10:05:00Z","cpd":"# + smallCPD + "}"
     static let ids = #","provider-order-id":"pa-000117","nonce":"5c1f0e9d8b7a69584736251403f2e1d0""#
 
     /// A message text of the given method with the common attributes and `rest` (which starts with `,`).
     static func message(_ method: Int, _ rest: String) -> String {
-        #"{"version":1,"method":\#(method),"sequence-number":1804289383,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042""# + rest + "}"
+        #"{"version":1,"method":\#(method),"sequence-number":1804289383,"transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","customer-order-id":"acme-2026-0042""#
+            + rest + "}"
     }
 
     static func replacing(_ text: String, _ old: String, _ new: String) -> String {
@@ -332,8 +410,10 @@ enum GoldenVectorSource {
 
         let t = quotation
         // 33 nested arrays inside the cpd: the document then nests 39 levels (limit 32).
-        let deep = replacing(t, #""qos-guarantees":"#, #""extensions":{"x-deep":"# + String(repeating: "[", count: 33)
-            + String(repeating: "]", count: 33) + #"},"qos-guarantees":"#)
+        let deep = replacing(
+            t, #""qos-guarantees":"#,
+            #""extensions":{"x-deep":"# + String(repeating: "[", count: 33)
+                + String(repeating: "]", count: 33) + #"},"qos-guarantees":"#)
         // A QUOTATION one byte over the datagram limit (valid otherwise; unknown keys are ignored).
         let padPrefix = String(t.dropLast()) + #","x-padding":""#
         let tooLarge = padPrefix + String(repeating: "x", count: 16_385 - padPrefix.utf8.count - 2) + #""}"#
@@ -346,7 +426,9 @@ enum GoldenVectorSource {
             InvalidCase(name: name, description: description, input: Array(input.utf8), code: code, path: path)
         }
         return [
-            c("01-truncated", "QUOTATION cut in the middle of the cpd", String(t.prefix(300)), .malformedJSON, "cpd.components[0].profiles[0].customer-nodes[0].localization"),
+            c(
+                "01-truncated", "QUOTATION cut in the middle of the cpd", String(t.prefix(300)), .malformedJSON,
+                "cpd.components[0].profiles[0].customer-nodes[0].localization"),
             c("02-empty", "empty input", "", .malformedJSON, "$"),
             c("03-not-an-object", "top level is an array", "[" + t + "]", .notAnObject, "$"),
             c("04-trailing-data", "a second value after the message", t + " {}", .malformedJSON, "$"),
@@ -355,56 +437,147 @@ enum GoldenVectorSource {
             c("07-version-string", "version as a string", replacing(t, #""version":1"#, #""version":"1""#), .wrongType, "version"),
             c("08-method-12", "unknown method code 12", replacing(t, #""method":1,"#, #""method":12,"#), .unknownMethod, "method"),
             c("09-method-missing", "no method", replacing(t, #""method":1,"#, ""), .missingField, "method"),
-            c("10-sequence-number-missing", "no sequence-number", replacing(t, #""sequence-number":1804289383,"#, ""), .missingField, "sequence-number"),
-            c("11-sequence-number-2-pow-32", "sequence-number 2^32 is out of range", replacing(t, "1804289383", "4294967296"), .outOfRange, "sequence-number"),
+            c(
+                "10-sequence-number-missing", "no sequence-number", replacing(t, #""sequence-number":1804289383,"#, ""), .missingField,
+                "sequence-number"),
+            c(
+                "11-sequence-number-2-pow-32", "sequence-number 2^32 is out of range", replacing(t, "1804289383", "4294967296"), .outOfRange,
+                "sequence-number"),
             c("12-sequence-number-negative", "sequence-number -1", replacing(t, "1804289383", "-1"), .outOfRange, "sequence-number"),
-            c("13-sequence-number-fraction", "sequence-number 1.5 is not an integer", replacing(t, "1804289383", "1.5"), .outOfRange, "sequence-number"),
-            c("14-sequence-number-string", "sequence-number as a string", replacing(t, "1804289383", #""1804289383""#), .wrongType, "sequence-number"),
-            c("15-transaction-id-missing", "no transaction-id", replacing(t, #""transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","#, ""), .missingField, "transaction-id"),
-            c("16-transaction-id-too-short", "transaction-id of 15 characters (16 … 64 required)", replacing(t, "9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3", "9f2c1e0b7a5d4c3"), .invalidValue, "transaction-id"),
-            c("17-transaction-id-bad-characters", "transaction-id with '.' and '/'", replacing(t, "9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3", "9f2c1e0b.a5d4c3b/a1908f7e6d5c4b3"), .invalidValue, "transaction-id"),
-            c("18-transaction-id-null", "a mandatory attribute set to null", replacing(t, #""9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3""#, "null"), .wrongType, "transaction-id"),
-            c("19-customer-order-id-missing", "no customer-order-id", replacing(t, #","customer-order-id":"acme-2026-0042""#, ""), .missingField, "customer-order-id"),
-            c("20-customer-order-id-empty", "customer-order-id is empty (1 … 128 printable characters)", replacing(t, "acme-2026-0042", ""), .invalidValue, "customer-order-id"),
-            c("21-customer-order-id-control-character", "customer-order-id with a control character", replacing(t, "acme-2026-0042", #"acme\u00072026"#), .invalidValue, "customer-order-id"),
-            c("22-customer-order-id-too-long", "customer-order-id of 129 characters", replacing(t, "acme-2026-0042", String(repeating: "a", count: 129)), .stringTooLong, "customer-order-id"),
-            c("23-customer-order-id-lone-surrogate", "customer-order-id with an unpaired \\ud800 escape", replacing(t, "acme-2026-0042", #"acme\ud800"#), .invalidValue, "customer-order-id"),
-            InvalidCase(name: "24-invalid-utf8", description: "customer-order-id contains the invalid UTF-8 sequence C3 28", input: invalidUTF8, code: .invalidUTF8, path: "customer-order-id"),
-            c("25-offer-provider-order-id-missing", "OFFER without provider-order-id", replacing(offer, #","provider-order-id":"pa-000117""#, ""), .missingField, "provider-order-id"),
-            c("26-offer-validity-offer-time-missing", "OFFER without validity-offer-time", replacing(offer, #","validity-offer-time":"2026-11-22T10:00:00Z""#, ""), .missingField, "validity-offer-time"),
+            c(
+                "13-sequence-number-fraction", "sequence-number 1.5 is not an integer", replacing(t, "1804289383", "1.5"), .outOfRange,
+                "sequence-number"),
+            c(
+                "14-sequence-number-string", "sequence-number as a string", replacing(t, "1804289383", #""1804289383""#), .wrongType,
+                "sequence-number"),
+            c(
+                "15-transaction-id-missing", "no transaction-id", replacing(t, #""transaction-id":"9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3","#, ""),
+                .missingField, "transaction-id"),
+            c(
+                "16-transaction-id-too-short", "transaction-id of 15 characters (16 … 64 required)",
+                replacing(t, "9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3", "9f2c1e0b7a5d4c3"), .invalidValue, "transaction-id"),
+            c(
+                "17-transaction-id-bad-characters", "transaction-id with '.' and '/'",
+                replacing(t, "9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3", "9f2c1e0b.a5d4c3b/a1908f7e6d5c4b3"), .invalidValue, "transaction-id"),
+            c(
+                "18-transaction-id-null", "a mandatory attribute set to null", replacing(t, #""9f2c1e0b7a5d4c3b2a1908f7e6d5c4b3""#, "null"),
+                .wrongType, "transaction-id"),
+            c(
+                "19-customer-order-id-missing", "no customer-order-id", replacing(t, #","customer-order-id":"acme-2026-0042""#, ""), .missingField,
+                "customer-order-id"),
+            c(
+                "20-customer-order-id-empty", "customer-order-id is empty (1 … 128 printable characters)", replacing(t, "acme-2026-0042", ""),
+                .invalidValue, "customer-order-id"),
+            c(
+                "21-customer-order-id-control-character", "customer-order-id with a control character",
+                replacing(t, "acme-2026-0042", #"acme\u00072026"#), .invalidValue, "customer-order-id"),
+            c(
+                "22-customer-order-id-too-long", "customer-order-id of 129 characters",
+                replacing(t, "acme-2026-0042", String(repeating: "a", count: 129)), .stringTooLong, "customer-order-id"),
+            c(
+                "23-customer-order-id-lone-surrogate", "customer-order-id with an unpaired \\ud800 escape",
+                replacing(t, "acme-2026-0042", #"acme\ud800"#), .invalidValue, "customer-order-id"),
+            InvalidCase(
+                name: "24-invalid-utf8", description: "customer-order-id contains the invalid UTF-8 sequence C3 28", input: invalidUTF8,
+                code: .invalidUTF8, path: "customer-order-id"),
+            c(
+                "25-offer-provider-order-id-missing", "OFFER without provider-order-id", replacing(offer, #","provider-order-id":"pa-000117""#, ""),
+                .missingField, "provider-order-id"),
+            c(
+                "26-offer-validity-offer-time-missing", "OFFER without validity-offer-time",
+                replacing(offer, #","validity-offer-time":"2026-11-22T10:00:00Z""#, ""), .missingField, "validity-offer-time"),
             c("27-offer-cpd-missing", "OFFER without cpd", replacing(offer, #","cpd":"# + smallCPD, ""), .missingField, "cpd"),
-            c("28-accept-nonce-missing", "ACCEPT without nonce", replacing(accept, #","nonce":"5c1f0e9d8b7a69584736251403f2e1d0""#, ""), .missingField, "nonce"),
-            c("29-accept-nonce-uppercase", "nonce must be lowercase hex", replacing(accept, "5c1f0e9d8b7a69584736251403f2e1d0", "5C1F0E9D8B7A69584736251403F2E1D0"), .invalidValue, "nonce"),
-            c("30-accept-nonce-too-short", "nonce of 31 characters", replacing(accept, "5c1f0e9d8b7a69584736251403f2e1d0", "5c1f0e9d8b7a69584736251403f2e1d"), .invalidValue, "nonce"),
-            c("31-update-expected-response-time-missing", "UPDATE without expected-response-time", replacing(update, #","expected-response-time":"2027-01-10T09:00:00Z""#, ""), .missingField, "expected-response-time"),
+            c(
+                "28-accept-nonce-missing", "ACCEPT without nonce", replacing(accept, #","nonce":"5c1f0e9d8b7a69584736251403f2e1d0""#, ""),
+                .missingField, "nonce"),
+            c(
+                "29-accept-nonce-uppercase", "nonce must be lowercase hex",
+                replacing(accept, "5c1f0e9d8b7a69584736251403f2e1d0", "5C1F0E9D8B7A69584736251403F2E1D0"), .invalidValue, "nonce"),
+            c(
+                "30-accept-nonce-too-short", "nonce of 31 characters",
+                replacing(accept, "5c1f0e9d8b7a69584736251403f2e1d0", "5c1f0e9d8b7a69584736251403f2e1d"), .invalidValue, "nonce"),
+            c(
+                "31-update-expected-response-time-missing", "UPDATE without expected-response-time",
+                replacing(update, #","expected-response-time":"2027-01-10T09:00:00Z""#, ""), .missingField, "expected-response-time"),
             c("32-quotation-cpd-missing", "QUOTATION without cpd", replacing(t, #","cpd":"# + smallCPD, ""), .missingField, "cpd"),
             c("33-quotation-cpd-array", "cpd is an array", replacing(t, #""cpd":"# + smallCPD, #""cpd":["# + smallCPD + "]"), .wrongType, "cpd"),
-            c("34-quotation-bad-timestamp", "expected-response-time is not RFC 3339 (space instead of T)", replacing(t, "2026-11-21T10:05:00Z", "2026-11-21 10:05:00Z"), .invalidValue, "expected-response-time"),
-            c("35-quotation-impossible-date", "expected-response-time on February 30", replacing(t, "2026-11-21T10:05:00Z", "2026-02-30T10:05:00Z"), .invalidValue, "expected-response-time"),
-            c("36-quotation-timestamp-number", "expected-response-time as a number of seconds", replacing(t, #""2026-11-21T10:05:00Z""#, "1795255500"), .wrongType, "expected-response-time"),
+            c(
+                "34-quotation-bad-timestamp", "expected-response-time is not RFC 3339 (space instead of T)",
+                replacing(t, "2026-11-21T10:05:00Z", "2026-11-21 10:05:00Z"), .invalidValue, "expected-response-time"),
+            c(
+                "35-quotation-impossible-date", "expected-response-time on February 30", replacing(t, "2026-11-21T10:05:00Z", "2026-02-30T10:05:00Z"),
+                .invalidValue, "expected-response-time"),
+            c(
+                "36-quotation-timestamp-number", "expected-response-time as a number of seconds",
+                replacing(t, #""2026-11-21T10:05:00Z""#, "1795255500"), .wrongType, "expected-response-time"),
             c("37-fail-status-code-missing", "FAIL without status-code", replacing(fail, #","status-code":5"#, ""), .missingField, "status-code"),
-            c("38-fail-status-code-9", "status-code 9 is not defined", replacing(fail, #""status-code":5"#, #""status-code":9"#), .invalidValue, "status-code"),
-            c("39-fail-diagnostic-too-long", "diagnostic of 257 characters (at most 256)", replacing(fail, #","status-code":5"#, #","status-code":5,"diagnostic":""# + String(repeating: "d", count: 257) + #"""#), .stringTooLong, "diagnostic"),
-            c("40-activate-activation-schedule-missing", "ACTIVATE without activation-schedule (null is required to activate now)", replacing(activate, #","activation-schedule":null"#, ""), .missingField, "activation-schedule"),
-            c("41-activate-activation-schedule-1", "activation-schedule 1: the only number allowed is 0", replacing(activate, #""activation-schedule":null"#, #""activation-schedule":1"#), .invalidValue, "activation-schedule"),
-            c("42-activate-activation-schedule-true", "activation-schedule true", replacing(activate, #""activation-schedule":null"#, #""activation-schedule":true"#), .wrongType, "activation-schedule"),
+            c(
+                "38-fail-status-code-9", "status-code 9 is not defined", replacing(fail, #""status-code":5"#, #""status-code":9"#), .invalidValue,
+                "status-code"),
+            c(
+                "39-fail-diagnostic-too-long", "diagnostic of 257 characters (at most 256)",
+                replacing(fail, #","status-code":5"#, #","status-code":5,"diagnostic":""# + String(repeating: "d", count: 257) + #"""#),
+                .stringTooLong, "diagnostic"),
+            c(
+                "40-activate-activation-schedule-missing", "ACTIVATE without activation-schedule (null is required to activate now)",
+                replacing(activate, #","activation-schedule":null"#, ""), .missingField, "activation-schedule"),
+            c(
+                "41-activate-activation-schedule-1", "activation-schedule 1: the only number allowed is 0",
+                replacing(activate, #""activation-schedule":null"#, #""activation-schedule":1"#), .invalidValue, "activation-schedule"),
+            c(
+                "42-activate-activation-schedule-true", "activation-schedule true",
+                replacing(activate, #""activation-schedule":null"#, #""activation-schedule":true"#), .wrongType, "activation-schedule"),
             c("43-decline-reason-4", "decline reason 4 is not defined", replacing(decline, "[1,3]", "[1,4]"), .invalidValue, "reasons[1]"),
             c("44-decline-reasons-not-array", "reasons as a single integer", replacing(decline, "[1,3]", "1"), .wrongType, "reasons"),
-            c("45-processing-subcode-3", "processing-subcode 3 is not defined", replacing(processing, #""processing-subcode":1"#, #""processing-subcode":3"#), .invalidValue, "processing-subcode"),
-            c("46-duplicate-key", "sequence-number appears twice", replacing(t, #""sequence-number":1804289383,"#, #""sequence-number":1804289383,"sequence-number":1804289384,"#), .duplicateKey, "sequence-number"),
-            c("47-nesting-too-deep", "33 nested arrays inside the cpd (document nesting limit is 32)", deep, .nestingTooDeep, "cpd.components[0].profiles[0].extensions.x-deep[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]"),
+            c(
+                "45-processing-subcode-3", "processing-subcode 3 is not defined",
+                replacing(processing, #""processing-subcode":1"#, #""processing-subcode":3"#), .invalidValue, "processing-subcode"),
+            c(
+                "46-duplicate-key", "sequence-number appears twice",
+                replacing(t, #""sequence-number":1804289383,"#, #""sequence-number":1804289383,"sequence-number":1804289384,"#), .duplicateKey,
+                "sequence-number"),
+            c(
+                "47-nesting-too-deep", "33 nested arrays inside the cpd (document nesting limit is 32)", deep, .nestingTooDeep,
+                "cpd.components[0].profiles[0].extensions.x-deep[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]"),
             c("48-document-too-large", "a QUOTATION of 16,385 bytes (datagram limit 16,384)", tooLarge, .documentTooLarge, "$"),
-            c("49-cpd-deep-wrong-type", "a one-way delay given as a word", replacing(t, #""one-way-delay-ms":{"max":20}"#, #""one-way-delay-ms":"fast""#), .wrongType, "cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms"),
-            c("50-cpd-deep-missing-field", "a scope entry without direction", replacing(t, #"{"customer-node":"CE-2","direction":"outgoing","#, #"{"customer-node":"CE-2","#), .missingField, "cpd.components[0].profiles[0].scope[1].direction"),
-            c("51-cpd-components-missing", "cpd without components", replacing(t, #""cpd":"# + smallCPD, #""cpd":{}"#), .missingField, "cpd.components"),
-            c("52-cost-float-amount", "cost amount as a JSON number (must be a decimal string)", String(offer.dropLast()) + replacing(costIE, #""1250.00""#, "1250.0"), .wrongType, "information-elements.cost.amount"),
-            c("53-cost-bad-amount", "cost amount in scientific notation", String(offer.dropLast()) + replacing(costIE, "1250.00", "1.25e3"), .invalidValue, "information-elements.cost.amount"),
-            c("54-cost-bad-currency", "currency must be an ISO 4217 code", String(offer.dropLast()) + replacing(costIE, "EUR", "eur"), .invalidValue, "information-elements.cost.currency"),
-            c("55-negotiation-options-bad-purpose", "unknown purpose", String(t.dropLast()) + #","information-elements":{"negotiation-options":{"purpose":"forever"}}}"#, .invalidValue, "information-elements.negotiation-options.purpose"),
-            c("56-negotiation-options-cost-number", "negotiation-options cost must be null", String(t.dropLast()) + #","information-elements":{"negotiation-options":{"cost":100}}}"#, .wrongType, "information-elements.negotiation-options.cost"),
-            c("57-information-elements-array", "information-elements is an array", String(t.dropLast()) + #","information-elements":[]}"#, .wrongType, "information-elements"),
-            c("58-as-number-too-large", "as-number above 2^32-1", String(offer.dropLast()) + #","information-elements":{"provider-description":{"name":"Provider A","as-number":4294967296}}}"#, .outOfRange, "information-elements.provider-description.as-number"),
-            c("59-timestamp-after-year-9999", "expected-response-time that is in year 10000 in UTC", replacing(t, "2026-11-21T10:05:00Z", "9999-12-31T23:30:00-01:00"), .outOfRange, "expected-response-time"),
+            c(
+                "49-cpd-deep-wrong-type", "a one-way delay given as a word",
+                replacing(t, #""one-way-delay-ms":{"max":20}"#, #""one-way-delay-ms":"fast""#), .wrongType,
+                "cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms"),
+            c(
+                "50-cpd-deep-missing-field", "a scope entry without direction",
+                replacing(t, #"{"customer-node":"CE-2","direction":"outgoing","#, #"{"customer-node":"CE-2","#), .missingField,
+                "cpd.components[0].profiles[0].scope[1].direction"),
+            c(
+                "51-cpd-components-missing", "cpd without components", replacing(t, #""cpd":"# + smallCPD, #""cpd":{}"#), .missingField,
+                "cpd.components"),
+            c(
+                "52-cost-float-amount", "cost amount as a JSON number (must be a decimal string)",
+                String(offer.dropLast()) + replacing(costIE, #""1250.00""#, "1250.0"), .wrongType, "information-elements.cost.amount"),
+            c(
+                "53-cost-bad-amount", "cost amount in scientific notation", String(offer.dropLast()) + replacing(costIE, "1250.00", "1.25e3"),
+                .invalidValue, "information-elements.cost.amount"),
+            c(
+                "54-cost-bad-currency", "currency must be an ISO 4217 code", String(offer.dropLast()) + replacing(costIE, "EUR", "eur"),
+                .invalidValue, "information-elements.cost.currency"),
+            c(
+                "55-negotiation-options-bad-purpose", "unknown purpose",
+                String(t.dropLast()) + #","information-elements":{"negotiation-options":{"purpose":"forever"}}}"#, .invalidValue,
+                "information-elements.negotiation-options.purpose"),
+            c(
+                "56-negotiation-options-cost-number", "negotiation-options cost must be null",
+                String(t.dropLast()) + #","information-elements":{"negotiation-options":{"cost":100}}}"#, .wrongType,
+                "information-elements.negotiation-options.cost"),
+            c(
+                "57-information-elements-array", "information-elements is an array", String(t.dropLast()) + #","information-elements":[]}"#,
+                .wrongType, "information-elements"),
+            c(
+                "58-as-number-too-large", "as-number above 2^32-1",
+                String(offer.dropLast()) + #","information-elements":{"provider-description":{"name":"Provider A","as-number":4294967296}}}"#,
+                .outOfRange, "information-elements.provider-description.as-number"),
+            c(
+                "59-timestamp-after-year-9999", "expected-response-time that is in year 10000 in UTC",
+                replacing(t, "2026-11-21T10:05:00Z", "9999-12-31T23:30:00-01:00"), .outOfRange, "expected-response-time"),
             c("60-byte-order-mark", "a UTF-8 byte order mark before the message", "\u{FEFF}" + t, .malformedJSON, "$"),
         ]
     }

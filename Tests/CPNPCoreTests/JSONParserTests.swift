@@ -27,10 +27,12 @@ private func dec(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
         let v = try parse(#" {"a":[1,-2.5,true,false,null,"x",{},[]],"b":{"c":"d"}} "#)
         let o = try v.object(at: .root)
         #expect(o.keys == ["a", "b"])
-        #expect(o["a"] == .array([
-            .number(1), .number(dec("-2.5")), .bool(true), .bool(false), .null, .string("x"),
-            .object(JSONObject()), .array([]),
-        ]))
+        #expect(
+            o["a"]
+                == .array([
+                    .number(1), .number(dec("-2.5")), .bool(true), .bool(false), .null, .string("x"),
+                    .object(JSONObject()), .array([]),
+                ]))
         #expect(o["b"] == .object(JSONObject([("c", .string("d"))])))
     }
 
@@ -46,9 +48,11 @@ private func dec(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
 
     @Test func decodesEscapes() throws {
         let v = try parse(#"["\"\\\/\b\f\n\r\t","\u00e9\u4E2D","\ud83d\ude00","\u0000"]"#)
-        #expect(v == .array([
-            .string("\"\\/\u{08}\u{0C}\n\r\t"), .string("é中"), .string("😀"), .string("\u{0}"),
-        ]))
+        #expect(
+            v
+                == .array([
+                    .string("\"\\/\u{08}\u{0C}\n\r\t"), .string("é中"), .string("😀"), .string("\u{0}"),
+                ]))
     }
 
     @Test func acceptsRawUTF8() throws {
@@ -113,23 +117,24 @@ private func dec(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
 
     // MARK: Invalid UTF-8
 
-    @Test(arguments: [
-        [0x80],  // lone continuation byte
-        [0xBF],
-        [0xC0, 0xAF],  // overlong "/"
-        [0xC1, 0xBF],  // overlong
-        [0xE0, 0x80, 0xAF],  // overlong 3-byte
-        [0xF0, 0x80, 0x80, 0xAF],  // overlong 4-byte
-        [0xED, 0xA0, 0x80],  // UTF-8 encoded surrogate U+D800
-        [0xED, 0xBF, 0xBF],  // U+DFFF
-        [0xF4, 0x90, 0x80, 0x80],  // U+110000
-        [0xF5, 0x80, 0x80, 0x80],
-        [0xFE], [0xFF],
-        [0xC3],  // truncated 2-byte
-        [0xE4, 0xB8],  // truncated 3-byte
-        [0xF0, 0x9F, 0x98],  // truncated 4-byte
-        [0xC3, 0x41],  // bad continuation
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x80],  // lone continuation byte
+            [0xBF],
+            [0xC0, 0xAF],  // overlong "/"
+            [0xC1, 0xBF],  // overlong
+            [0xE0, 0x80, 0xAF],  // overlong 3-byte
+            [0xF0, 0x80, 0x80, 0xAF],  // overlong 4-byte
+            [0xED, 0xA0, 0x80],  // UTF-8 encoded surrogate U+D800
+            [0xED, 0xBF, 0xBF],  // U+DFFF
+            [0xF4, 0x90, 0x80, 0x80],  // U+110000
+            [0xF5, 0x80, 0x80, 0x80],
+            [0xFE], [0xFF],
+            [0xC3],  // truncated 2-byte
+            [0xE4, 0xB8],  // truncated 3-byte
+            [0xF0, 0x9F, 0x98],  // truncated 4-byte
+            [0xC3, 0x41],  // bad continuation
+        ] as [[UInt8]])
     func rejectsInvalidUTF8InStrings(sequence: [UInt8]) {
         let doc = Array(#"{"a":["x"#.utf8) + sequence + Array(#"y"]}"#.utf8)
         let e = parseError(doc)
@@ -290,9 +295,10 @@ private func dec(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
             parseError(#""ab""#, limits: .init(maxStringLength: 1))?.code,
             parseError("1e99999")?.code, parseError(#""\udc00""#)?.code,
         ].compactMap { $0 }.reduce(into: []) { $0.insert($1) }
-        #expect(produced == [
-            .malformedJSON, .invalidUTF8, .duplicateKey, .nestingTooDeep, .documentTooLarge,
-            .stringTooLong, .outOfRange, .invalidValue,
-        ])
+        #expect(
+            produced == [
+                .malformedJSON, .invalidUTF8, .duplicateKey, .nestingTooDeep, .documentTooLarge,
+                .stringTooLong, .outOfRange, .invalidValue,
+            ])
     }
 }

@@ -20,8 +20,9 @@ import Testing
 
     @Test func escapesMinimally() {
         let s = "q\" b\\ s/ \u{08}\u{0C}\n\r\t \u{0}\u{1F}\u{7F} é😀 \u{2028}"
-        #expect(JSONSerializer.serializeString(.string(s))
-            == "\"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0000\\u001f\u{7F} é😀 \u{2028}\"")
+        #expect(
+            JSONSerializer.serializeString(.string(s))
+                == "\"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0000\\u001f\u{7F} é😀 \u{2028}\"")
     }
 
     @Test func numbersUseCanonicalText() throws {

@@ -79,7 +79,8 @@ struct RetransmissionAndSequenceTests {
         // Rate-limited: a second duplicate within 250 ms is discarded.
         #expect(isDiscard(s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(1), using: &rng)))
         // A later one is answered again.
-        #expect(sent(s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(2), using: &rng)).map(\.method) == [.processing])
+        #expect(
+            sent(s.messageReceived(retransmitted[0], session: Fixture.serverSession, now: Fixture.at(2), using: &rng)).map(\.method) == [.processing])
     }
 
     @Test func clientResendsItsAnswerWhenTheOfferIsRetransmitted() throws {
@@ -136,7 +137,9 @@ struct RetransmissionAndSequenceTests {
         try q.quote()
         try q.acknowledge()
         q.now = Fixture.at(100)
-        try q.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(200), now: now, using: &r) }
+        try q.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(200), now: now, using: &r)
+        }
         q.now = Fixture.at(250)
         q.deliverToClient()
         #expect(q.client.state == .cancelled)
@@ -226,4 +229,3 @@ struct RetransmissionAndSequenceTests {
         #expect(ClientOrderStateMachine.Configuration(withdrawalRetryInterval: .seconds(5)).withdrawalRetryInterval == .seconds(60))
     }
 }
-

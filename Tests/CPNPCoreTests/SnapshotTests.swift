@@ -96,7 +96,11 @@ struct CPDInterningTests {
             switch v {
             case .object(let o):
                 for (k, child) in o {
-                    if ["cpd", "requested-cpd", "offered-cpd", "accepted-cpd"].contains(k), case .object = child { all.append(child) } else { collect(child, key: k) }
+                    if ["cpd", "requested-cpd", "offered-cpd", "accepted-cpd"].contains(k), case .object = child {
+                        all.append(child)
+                    } else {
+                        collect(child, key: k)
+                    }
                 }
             case .array(let a): for child in a { collect(child, key: key) }
             default: break

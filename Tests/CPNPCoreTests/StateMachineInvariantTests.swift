@@ -28,16 +28,22 @@ private struct World {
     }
 
     mutating func client(_ a: [ClientOrderStateMachine.Action]) {
-        check(a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m) = $0 { m } else { nil } }, who: "client")
+        check(
+            a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m) = $0 { m } else { nil } },
+            who: "client")
         d.client(a)
     }
 
     mutating func server(_ a: [ServerOrderStateMachine.Action]) {
-        check(a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m, _) = $0 { m } else { nil } }, who: "server")
+        check(
+            a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m, _) = $0 { m } else { nil } },
+            who: "server")
         d.server(a)
     }
 
-    mutating func clientCommand(_ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) {
+    mutating func clientCommand(
+        _ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
+    ) {
         let before = d.client
         do {
             client(try body(&d.client, &d.rng, d.now))
@@ -46,7 +52,9 @@ private struct World {
         }
     }
 
-    mutating func serverCommand(_ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) {
+    mutating func serverCommand(
+        _ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+    ) {
         guard var s = d.server else { return }
         let before = s
         do {
@@ -60,11 +68,17 @@ private struct World {
 
     mutating func apply(_ event: Int) {
         switch event {
-        case 0: clientCommand { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: Fixture.requested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r) }
+        case 0:
+            clientCommand { c, r, now throws(OrderCommandError) in
+                try c.quote(
+                    requestedCPD: Fixture.requested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now,
+                    using: &r)
+            }
         case 1: serverCommand { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: now.adding(.seconds(300)), now: now) }
-        case 2: serverCommand { s, r, now throws(OrderCommandError) in
-            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: now.adding(.seconds(900)), now: now, using: &r) }
+        case 2:
+            serverCommand { s, r, now throws(OrderCommandError) in
+                try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: now.adding(.seconds(900)), now: now, using: &r)
+            }
         case 3: serverCommand { s, _, now throws(OrderCommandError) in try s.reject(.outOfResources, now: now) }
         case 4: serverCommand { s, _, now throws(OrderCommandError) in try s.requestMoreTime(until: now.adding(.seconds(500)), now: now) }
         case 5: clientCommand { c, _, now throws(OrderCommandError) in try c.moreTimeDecided(granted: true, now: now) }
@@ -76,15 +90,20 @@ private struct World {
         case 11: serverCommand { s, _, now throws(OrderCommandError) in try s.agreementConfirmed(now: now) }
         case 12: clientCommand { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         case 13: serverCommand { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
-        case 14: clientCommand { c, r, now throws(OrderCommandError) in
-            try c.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now, using: &r) }
+        case 14:
+            clientCommand { c, r, now throws(OrderCommandError) in
+                try c.update(
+                    requestedCPD: Fixture.updateRequested, expectedResponseTime: now.adding(.seconds(600)), session: Fixture.clientSession, now: now,
+                    using: &r)
+            }
         case 15: clientCommand { c, r, now throws(OrderCommandError) in try c.activate(.now, session: Fixture.clientSession, now: now, using: &r) }
         case 16:
             guard !d.toServer.isEmpty else { return }
             lastToServer = d.toServer.first
             if d.server == nil, case .quotation(let q)? = d.toServer.first {
                 d.toServer.removeFirst()
-                let (sm, a) = ServerOrderStateMachine.quotationReceived(q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: d.now, using: &d.rng)
+                let (sm, a) = ServerOrderStateMachine.quotationReceived(
+                    q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: d.now, using: &d.rng)
                 d.server = sm
                 server(a)
             } else if d.server != nil {
@@ -156,7 +175,8 @@ private struct World {
         let failInTransaction = sent(a).contains { if case .fail(let f) = $0 { f.transactionID == before.transaction.id } else { false } }
         if failInTransaction && negotiating.contains(before.state) {
             if s.agreement != before.agreement || s.offer != nil || (s.state != .cancelled && s.state != .completed) {
-                violations.append("server: a FAIL for a \(forged.method) with a wrong nonce did not end the negotiation in \(before.state.rawValue) cleanly")
+                violations.append(
+                    "server: a FAIL for a \(forged.method) with a wrong nonce did not end the negotiation in \(before.state.rawValue) cleanly")
             }
         } else if s.state != before.state || s.agreement != before.agreement || s.offer != before.offer {
             violations.append("server: a \(forged.method) with a wrong nonce changed the order in \(before.state.rawValue)")
@@ -208,7 +228,10 @@ struct StateMachineInvariantTests {
                 // Sequence numbers only grow within a transaction.
                 let now = (
                     client: (c.transaction?.id, c.transaction?.sequence.lastIncoming, c.transaction?.sequence.nextOutgoing ?? 0),
-                    server: (w.d.server?.transaction.id, w.d.server?.transaction.sequence.lastIncoming, w.d.server?.transaction.sequence.nextOutgoing ?? 0))
+                    server: (
+                        w.d.server?.transaction.id, w.d.server?.transaction.sequence.lastIncoming, w.d.server?.transaction.sequence.nextOutgoing ?? 0
+                    )
+                )
                 if let last = lastSequence {
                     if last.client.0 != nil, last.client.0 == now.client.0 {
                         #expect((now.client.1 ?? 0) >= (last.client.1 ?? 0) && now.client.2 >= last.client.2, "client sequence numbers went back")

@@ -382,7 +382,9 @@ struct SMPChecker {
             firstPersist: persists.first?.0, firstSend: firstSend, side: "client", ctx())
         if let first = persists.first, let last = persists.last {
             if first.1 != c.before.state || last.2 != c.after.state {
-                fail("client persist chain \(first.1.rawValue)→…→\(last.2.rawValue) does not match \(c.before.state.rawValue)→\(c.after.state.rawValue)", ctx())
+                fail(
+                    "client persist chain \(first.1.rawValue)→…→\(last.2.rawValue) does not match \(c.before.state.rawValue)→\(c.after.state.rawValue)",
+                    ctx())
             }
         }
         // Sends.
@@ -445,7 +447,9 @@ struct SMPChecker {
             clientSent.contains(m), serverTransactions.contains(m.transactionID) || serverRefusedTransactions.contains(m.transactionID)
         {
             let again = serverTransactions.contains(m.transactionID)
-            fail("server opened a\(again ? " closed" : " refused") transaction again on a\(injected ? " replayed" : " delayed duplicate") \(m.method)", ctx())
+            fail(
+                "server opened a\(again ? " closed" : " refused") transaction again on a\(injected ? " replayed" : " delayed duplicate") \(m.method)",
+                ctx())
         }
         serverTransactions.insert(s.after.transaction.id)
         if let b = s.before, case .message(let m, _) = s.trigger, SMPForge.opensTransaction(m), m.transactionID != b.transaction.id,
@@ -465,7 +469,9 @@ struct SMPChecker {
         }
         checkCompleted(server: s.after, ctx())
         if let b = s.before, b.transaction.id == s.after.transaction.id {
-            if let li = b.transaction.sequence.lastIncoming, (s.after.transaction.sequence.lastIncoming ?? 0) < li || s.after.transaction.sequence.lastIncoming == nil {
+            if let li = b.transaction.sequence.lastIncoming,
+                (s.after.transaction.sequence.lastIncoming ?? 0) < li || s.after.transaction.sequence.lastIncoming == nil
+            {
                 fail("server lastIncoming decreased from \(li) to \(String(describing: s.after.transaction.sequence.lastIncoming))", ctx())
             }
             if s.after.transaction.sequence.nextOutgoing < b.transaction.sequence.nextOutgoing { fail("server nextOutgoing decreased", ctx()) }
@@ -516,7 +522,8 @@ struct SMPChecker {
             if answeredInTransaction { before.lastIncoming = s.after.transaction.sequence.lastIncoming }
             // A testing agreement whose test period ended while its update was negotiated ends with
             // the negotiation (§9.1.10.3; ServerOrderStateMachine.endNegotiation).
-            let testPeriodEnded = s.actions.contains { if case .report(.testPeriodEnded(let ag)) = $0 { ag == b.agreement } else { false } }
+            let testPeriodEnded =
+                s.actions.contains { if case .report(.testPeriodEnded(let ag)) = $0 { ag == b.agreement } else { false } }
                 && b.agreement?.purpose == .testing && b.agreement?.testPeriodEnd != nil && s.after.agreement == nil
             if answeredInTransaction && negotiating.contains(b.state) {
                 if (s.after.agreement != b.agreement && !testPeriodEnded) || s.after.offer != nil || s.after.isUpdate
@@ -528,7 +535,9 @@ struct SMPChecker {
                 fail("server changed on a forged message", ctx())
             }
             // Only a FAIL inside the live transaction may take an outgoing number.
-            let failsInLiveTransaction = s.actions.count { if case .send(.fail(let f), _) = $0 { f.transactionID == b.transaction.id } else { false } }
+            let failsInLiveTransaction = s.actions.count {
+                if case .send(.fail(let f), _) = $0 { f.transactionID == b.transaction.id } else { false }
+            }
             let advance = s.after.transaction.sequence.nextOutgoing &- b.transaction.sequence.nextOutgoing
             if b.transaction.id == s.after.transaction.id && Int(advance) > failsInLiveTransaction {
                 fail("server outgoing counter advanced by \(advance) on a forged message", ctx())
@@ -598,7 +607,9 @@ struct SMPChecker {
             return
         }
         if let earlier = h.bySequence[m.sequenceNumber] {
-            if earlier != m { fail("\(side) reused sequence number \(m.sequenceNumber) for a different message (\(earlier.method) then \(m.method))", ctx()) }
+            if earlier != m {
+                fail("\(side) reused sequence number \(m.sequenceNumber) for a different message (\(earlier.method) then \(m.method))", ctx())
+            }
             return
         }
         if mustBeRepeat { fail("\(side) retransmission with a new sequence number", ctx()) }
@@ -655,7 +666,9 @@ struct SMPChecker {
             break
         case (.completed, .completed):
             guard let ca = c.agreement, let sa = s.agreement, ca.nonce != sa.nonce else { break }
-            if !toldOrKnown("an UPDATE agreed by the server only") { fail("both Completed with different agreements and the client was not told", ctx) }
+            if !toldOrKnown("an UPDATE agreed by the server only") {
+                fail("both Completed with different agreements and the client was not told", ctx)
+            }
         case (.cancelled, .completed):
             if !toldOrKnown("server Completed, client Cancelled") {
                 fail("the server holds an agreement the client considers cancelled, and the client was not told", ctx)
@@ -796,7 +809,8 @@ struct SMPRunner {
             case .offerReceived: options = [.offerProcessing, .offerProcessing, .accept, .accept, .accept, .decline, .cancel]
             case .offerProcessing: options = [.accept, .accept, .accept, .accept, .decline, .cancel]
             case .completed:
-                options = c.agreement?.activationType == .explicit
+                options =
+                    c.agreement?.activationType == .explicit
                     ? [.wait, .withdraw, .update, .update, .activate, .activate] : [.wait, .wait, .withdraw, .update, .update]
             case .cancelled: options = [.wait]
             }
@@ -836,11 +850,12 @@ struct SMPRunner {
             }
         case .activate:
             _ = try? net.client("activate") { c, now, rng throws(OrderCommandError) in
-                let schedule: ActivationSchedule = switch b % 3 {
-                case 0: .now
-                case 1: .deactivate
-                default: .at(now.adding(.seconds(Int64(1 + b % 50))))
-                }
+                let schedule: ActivationSchedule =
+                    switch b % 3 {
+                    case 0: .now
+                    case 1: .deactivate
+                    default: .at(now.adding(.seconds(Int64(1 + b % 50))))
+                    }
                 return try c.activate(schedule, session: session, now: now, using: &rng)
             }
         case .grantTime:
@@ -880,7 +895,9 @@ struct SMPRunner {
             }
         case .offer:
             _ = try? net.server("makeOffer") { s, now, rng throws(OrderCommandError) in
-                let cpd = s.isUpdate ? (b % 2 == 0 ? SMPFixtures.updateOffered : SMPFixtures.updateRequested)
+                let cpd =
+                    s.isUpdate
+                    ? (b % 2 == 0 ? SMPFixtures.updateOffered : SMPFixtures.updateRequested)
                     : (b % 2 == 0 ? SMPFixtures.offered : SMPFixtures.counterOffer)
                 return try s.makeOffer(
                     offeredCPD: cpd, validityOfferTime: now.adding(.seconds(Int64(5 + b % 240))),
@@ -935,12 +952,18 @@ struct SMPRunner {
         case .wrongNonce:
             forged = recent(net.sentByClient, b) { $0.nonce != nil }.map { fresh(SMPForge.nonce($0, Nonce.random(using: &forgeRNG))) }
         case .wrongProviderID:
-            forged = recent(net.sentByClient, b) { $0.providerOrderID != nil }.map { fresh(SMPForge.providerOrderID($0, ProviderOrderID("po-forged-\(b)")!)) }
+            forged = recent(net.sentByClient, b) { $0.providerOrderID != nil }.map {
+                fresh(SMPForge.providerOrderID($0, ProviderOrderID("po-forged-\(b)")!))
+            }
         case .wrongTransactionID:
-            forged = recent(net.sentByClient, b) { !SMPForge.opensTransaction($0) }.map { SMPForge.transactionID($0, TransactionID.random(using: &forgeRNG)) }
+            forged = recent(net.sentByClient, b) { !SMPForge.opensTransaction($0) }.map {
+                SMPForge.transactionID($0, TransactionID.random(using: &forgeRNG))
+            }
         case .staleSequence:
             if let last = live.sequence.lastIncoming, last > 0 {
-                forged = recent(net.sentByClient, b) { $0.transactionID == live.id }.map { $0.withSequenceNumber(last - 1 - min(last - 1, SequenceNumber(b % 3))) }
+                forged = recent(net.sentByClient, b) { $0.transactionID == live.id }.map {
+                    $0.withSequenceNumber(last - 1 - min(last - 1, SequenceNumber(b % 3)))
+                }
             } else {
                 forged = nil
             }
@@ -980,12 +1003,16 @@ struct SMPRunner {
         case .wrongProviderID:
             // Before the client learnt the provider order id any is acceptable.
             guard client.providerOrderID != nil else { return }
-            forged = recent(net.sentByServer, b) { $0.providerOrderID != nil }.map { fresh(SMPForge.providerOrderID($0, ProviderOrderID("po-forged-\(b)")!)) }
+            forged = recent(net.sentByServer, b) { $0.providerOrderID != nil }.map {
+                fresh(SMPForge.providerOrderID($0, ProviderOrderID("po-forged-\(b)")!))
+            }
         case .wrongTransactionID:
             forged = recent(net.sentByServer, b).map { SMPForge.transactionID($0, TransactionID.random(using: &forgeRNG)) }
         case .staleSequence:
             if let live, let last = live.sequence.lastIncoming, last > 0 {
-                forged = recent(net.sentByServer, b) { $0.transactionID == live.id }.map { $0.withSequenceNumber(last - 1 - min(last - 1, SequenceNumber(b % 3))) }
+                forged = recent(net.sentByServer, b) { $0.transactionID == live.id }.map {
+                    $0.withSequenceNumber(last - 1 - min(last - 1, SequenceNumber(b % 3)))
+                }
             } else {
                 forged = nil
             }
@@ -1014,7 +1041,9 @@ struct StateMachinePropertyTests {
             runner.run(steps)
             runner.settle()
             let c = runner.checker
-            #expect(c.violations.isEmpty, "\(c.violations.joined(separator: "\n"))\nseed \(seed)\ntrace (last 60):\n\(runner.net.trace.suffix(60).joined(separator: "\n"))")
+            #expect(
+                c.violations.isEmpty,
+                "\(c.violations.joined(separator: "\n"))\nseed \(seed)\ntrace (last 60):\n\(runner.net.trace.suffix(60).joined(separator: "\n"))")
             runs += 1
             totals.callsChecked += c.callsChecked
             totals.clientStates.formUnion(c.clientStates)
@@ -1046,12 +1075,20 @@ struct StateMachinePropertyTests {
         let (totals, runs) = await Self.randomRuns(count: 300, table: SMPStep.mixed, length: 60...240)
         // The generators must reach the deep states, or the properties prove little.
         if runs == 300 {
-            #expect(totals.clientStates.isSuperset(of: [.pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .completed, .cancelled]),
-                    "client states reached: \(totals.clientStates.map(\.rawValue).sorted())")
-            #expect(totals.serverStates.isSuperset(of: [.pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed, .cancelled]),
-                    "server states reached: \(totals.serverStates.map(\.rawValue).sorted())")
+            #expect(
+                totals.clientStates.isSuperset(of: [
+                    .pqoSent, .serverProcessing, .offerReceived, .offerProcessing, .acceptSent, .completed, .cancelled,
+                ]),
+                "client states reached: \(totals.clientStates.map(\.rawValue).sorted())")
+            #expect(
+                totals.serverStates.isSuperset(of: [
+                    .pqoReceived, .awaitingProcessing, .offerProposed, .processingReceived, .acceptReceived, .completed, .cancelled,
+                ]),
+                "server states reached: \(totals.serverStates.map(\.rawValue).sorted())")
         }
-        print("[SMP mixed] runs \(runs), calls \(totals.callsChecked), observations \(totals.observations)\n  reports \(totals.reports.sorted { $0.key < $1.key })")
+        print(
+            "[SMP mixed] runs \(runs), calls \(totals.callsChecked), observations \(totals.observations)\n  reports \(totals.reports.sorted { $0.key < $1.key })"
+        )
     }
 
     /// The same invariants with a third of the steps forging messages towards either machine:
@@ -1060,7 +1097,9 @@ struct StateMachinePropertyTests {
     /// numbers, a foreign 4-tuple.
     @Test(.shrinking(false)) func forgedMessagesNeverChangeState() async {
         let (totals, runs) = await Self.randomRuns(count: 200, table: SMPStep.hostile, length: 60...240)
-        print("[SMP hostile] runs \(runs), calls \(totals.callsChecked), observations \(totals.observations)\n  reports \(totals.reports.sorted { $0.key < $1.key })")
+        print(
+            "[SMP hostile] runs \(runs), calls \(totals.callsChecked), observations \(totals.observations)\n  reports \(totals.reports.sorted { $0.key < $1.key })"
+        )
     }
 }
 
@@ -1198,7 +1237,8 @@ extension StateMachinePropertyTests {
     @Test func lossyNegotiationConverges() async {
         var outcomes: [SMPLossyNegotiation.Outcome: Int] = [:]
         var byLossBand: [Int: (agreed: Int, runs: Int)] = [:]
-        await propertyCheck(count: 300, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) { seed, loss, dup, reorder in
+        await propertyCheck(count: 300, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) {
+            seed, loss, dup, reorder in
             var n = SMPLossyNegotiation(seed: seed, lossPercent: loss, duplicatePercent: dup, reorderPercent: reorder)
             let quiet = n.run()
             let trace = n.net.trace.suffix(50).joined(separator: "\n")

@@ -46,7 +46,9 @@ func clientDialogue(in state: ClientState) throws -> Dialogue {
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
         if state == .serverProcessing { break }
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.deliverToClient()
         if state == .offerReceived { break }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }
@@ -69,19 +71,40 @@ func messageForClient(_ method: MethodCode, _ c: ClientOrderStateMachine) -> CPN
     let coid = c.customerOrderID
     let poid = c.providerOrderID ?? Fixture.providerOrderID
     switch method {
-    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
-    case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: Fixture.at(400)))
-    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
-    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
-    case .decline: return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
+    case .quotation:
+        return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
+    case .processing:
+        return .processing(
+            ProcessingMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: Fixture.at(400)))
+    case .offer:
+        return .offer(
+            OfferMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
+                validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
+    case .accept:
+        return .accept(
+            AcceptMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
+    case .decline:
+        return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
     case .ack:
         let cpd = c.state == .cancelled ? Fixture.requested : Fixture.offered
         return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, cpd: cpd))
     case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
-    case .withdraw: return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
-    case .fail: return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .outOfResources))
-    case .activate: return .activate(ActivateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
+    case .withdraw:
+        return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
+    case .update:
+        return .update(
+            UpdateMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
+                expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
+    case .fail:
+        return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .outOfResources))
+    case .activate:
+        return .activate(
+            ActivateMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
     }
 }
 
@@ -107,7 +130,8 @@ func apply(_ event: ClientEvent, to d: inout Dialogue) -> Outcome {
         case .cDecline: actions = try d.client.decline(reasons: [.unacceptableGap], now: now)
         case .cWithdraw: actions = try d.client.withdraw(session: Fixture.clientSession, now: now, using: &rng)
         case .cUpdate:
-            actions = try d.client.update(requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: now, using: &rng)
+            actions = try d.client.update(
+                requestedCPD: Fixture.updateRequested, expectedResponseTime: Fixture.at(600), session: Fixture.clientSession, now: now, using: &rng)
         case .cActivate: actions = try d.client.activate(.now, session: Fixture.clientSession, now: now, using: &rng)
         case .cMoreTimeGranted: actions = try d.client.moreTimeDecided(granted: true, now: now)
         case .cMoreTimeRefused: actions = try d.client.moreTimeDecided(granted: false, now: now)
@@ -218,9 +242,11 @@ struct ClientStateTableTests {
         let m = messageForClient(.processing, d.client)
         let before = d.client
         #expect(isDiscard(d.client.messageReceived(m, session: Fixture.otherClientSession, now: Fixture.start)))
-        let other = CPNPMessage.processing(ProcessingMessage(
-            sequenceNumber: m.sequenceNumber, transactionID: TransactionID("ffffffffffffffffffffffffffffffff")!, customerOrderID: Fixture.customerOrderID,
-            providerOrderID: Fixture.providerOrderID))
+        let other = CPNPMessage.processing(
+            ProcessingMessage(
+                sequenceNumber: m.sequenceNumber, transactionID: TransactionID("ffffffffffffffffffffffffffffffff")!,
+                customerOrderID: Fixture.customerOrderID,
+                providerOrderID: Fixture.providerOrderID))
         #expect(isDiscard(d.client.messageReceived(other, session: Fixture.clientSession, now: Fixture.start)))
         #expect(d.client == before)
     }
@@ -255,7 +281,9 @@ func serverDialogue(in state: ServerState) throws -> Dialogue {
         try d.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(300), now: now) }
         d.deliverToClient()
         if state == .awaitingProcessing { break }
-        try d.serverDo { s, r, now throws(OrderCommandError) in try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r) }
+        try d.serverDo { s, r, now throws(OrderCommandError) in
+            try s.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_600), now: now, using: &r)
+        }
         d.deliverToClient()
         if state == .offerProposed { break }
         try d.clientDo { c, _, now throws(OrderCommandError) in try c.offerProcessingStarted(now: now) }
@@ -281,17 +309,40 @@ func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPN
     let coid = s.customerOrderID
     let poid = s.providerOrderID
     switch method {
-    case .quotation: return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
+    case .quotation:
+        return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
     case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid))
-    case .offer: return .offer(OfferMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
-    case .accept: return .accept(AcceptMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
-    case .decline: return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, reasons: [.unacceptableGap]))
-    case .ack: return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedResponseTime: Fixture.at(900)))
+    case .offer:
+        return .offer(
+            OfferMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
+                validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
+    case .accept:
+        return .accept(
+            AcceptMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
+    case .decline:
+        return .decline(
+            DeclineMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, reasons: [.unacceptableGap]))
+    case .ack:
+        return .ack(
+            AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedResponseTime: Fixture.at(900)))
     case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
-    case .withdraw: return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .update: return .update(UpdateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
-    case .fail: return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .moreTimeRejected))
-    case .activate: return .activate(ActivateMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
+    case .withdraw:
+        return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
+    case .update:
+        return .update(
+            UpdateMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
+                expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
+    case .fail:
+        return .fail(
+            FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .moreTimeRejected))
+    case .activate:
+        return .activate(
+            ActivateMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
     }
 }
 
@@ -340,9 +391,10 @@ func apply(_ event: ServerEvent, to d: inout Dialogue) -> (Outcome, FailStatusCo
     // (§11.3, §11.4): a retransmission gets the same FAIL.
     if failStatus != nil && s.state == before.state && event.rawValue.first != "c" {
         let failSent = messages.first { $0.method == .fail }
-        #expect(s.agreement == before.agreement && s.offer == before.offer && s.transaction.id == before.transaction.id
-            && (s.transaction.cache == before.transaction.cache || s.transaction.cache?.answer == failSent)
-            && s.requestedCPD == before.requestedCPD,
+        #expect(
+            s.agreement == before.agreement && s.offer == before.offer && s.transaction.id == before.transaction.id
+                && (s.transaction.cache == before.transaction.cache || s.transaction.cache?.answer == failSent)
+                && s.requestedCPD == before.requestedCPD,
             "a FAIL answer to a bad \(event) must not change the order")
     }
     return (.to(s.state.rawValue, sends: messages.map(\.method)), failStatus)
@@ -353,7 +405,8 @@ func expectedServerOutcome(_ s: ServerState, _ e: ServerEvent) -> (Outcome, Fail
     let fail1 = (Outcome.to(same, sends: [.fail]), FailStatusCode?.some(.messageValidationError))
     switch (s, e) {
     // Figure 9 / Table 6.
-    case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel), (.acceptReceived, .cancel):
+    case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
+        (.acceptReceived, .cancel):
         return (.to("Cancelled", sends: [.ack]), nil)
     case (.offerProposed, .processing): return (.to("ProcessingReceived", sends: []), nil)
     case (.offerProposed, .accept), (.processingReceived, .accept): return (.to("AcceptReceived", sends: []), nil)
@@ -368,7 +421,8 @@ func expectedServerOutcome(_ s: ServerState, _ e: ServerEvent) -> (Outcome, Fail
     // Provider decisions.
     case (.pqoReceived, .cAcknowledge): return (.to("AwaitingProcessing", sends: [.processing]), nil)
     case (.pqoReceived, .cMakeOffer), (.awaitingProcessing, .cMakeOffer): return (.to("OfferProposed", sends: [.offer]), nil)
-    case (.pqoReceived, .cReject), (.awaitingProcessing, .cReject), (.acceptReceived, .cReject): return (.to("Cancelled", sends: [.fail]), .outOfResources)
+    case (.pqoReceived, .cReject), (.awaitingProcessing, .cReject), (.acceptReceived, .cReject):
+        return (.to("Cancelled", sends: [.fail]), .outOfResources)
     case (.awaitingProcessing, .cRequestMoreTime): return (.to(same, sends: [.processing]), nil)
     case (.acceptReceived, .cAgreementConfirmed): return (.to("Completed", sends: [.ack]), nil)
     case (.awaitingProcessing, .cChildOrder): return (.to("ChildPQOSent", sends: [.quotation]), nil)
@@ -418,7 +472,8 @@ struct ServerStateTableTests {
         let upstream = CPNPSession(local: Fixture.clientEndpoint, remote: CPNPEndpoint(host: "127.0.0.2", port: 8921))
         var s = d.server!
         let start = try s.childOrderStarted(
-            customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(500), session: upstream, now: Fixture.start, using: &rng)
+            customerOrderID: CustomerOrderID("child-1")!, requestedCPD: Fixture.requested, expectedResponseTime: Fixture.at(500), session: upstream,
+            now: Fixture.start, using: &rng)
         #expect(s.state == .childPQOSent)
         guard case .sendToChildProvider(.quotation(let q))? = start.first(where: { if case .sendToChildProvider = $0 { true } else { false } }) else {
             Issue.record("no QUOTATION to the child provider"); return
@@ -431,7 +486,8 @@ struct ServerStateTableTests {
         var toChild = forward(try upstreamServer.acknowledge(expectedOfferTime: Fixture.at(200), now: Fixture.start))
         _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fixture.start)
         #expect(s.state == .childServerProcessing)
-        toChild = forward(try upstreamServer.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_000), now: Fixture.start, using: &rng))
+        toChild = forward(
+            try upstreamServer.makeOffer(offeredCPD: Fixture.offered, validityOfferTime: Fixture.at(3_000), now: Fixture.start, using: &rng))
         _ = s.childMessageReceived(toChild.removeFirst(), session: upstream, now: Fixture.start)
         #expect(s.state == .childOfferReceived)
         var toUpstream: [CPNPMessage] = []

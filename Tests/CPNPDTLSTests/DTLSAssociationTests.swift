@@ -212,7 +212,8 @@ struct DTLSAssociationTests {
         func record(type: UInt8, length: Int) -> [UInt8] {
             [type, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, UInt8(length >> 8), UInt8(length & 0xFF)] + [UInt8](repeating: 1, count: length)
         }
-        let bytes = record(type: 22, length: 500) + record(type: 22, length: 500) + record(type: 22, length: 500)
+        let bytes =
+            record(type: 22, length: 500) + record(type: 22, length: 500) + record(type: 22, length: 500)
             + record(type: 23, length: 10) + record(type: 23, length: 10)
         let datagrams = DTLSRecords.pack(bytes[...], mtu: 1100)
         #expect(datagrams.map(\.count) == [1026, 513, 23, 23])

@@ -24,8 +24,10 @@ final class Harness {
         serverName: String = "localhost",
         peerAddress: [UInt8] = [127, 0, 0, 1, 0x30, 0x39]
     ) throws {
-        let serverContext = try DTLSContext(configuration: DTLSConfiguration(role: .server, credentials: serverCredentials, trustRootsPEM: serverTrust))
-        let clientContext = try DTLSContext(configuration: DTLSConfiguration(role: .client, credentials: clientCredentials, trustRootsPEM: clientTrust))
+        let serverContext = try DTLSContext(
+            configuration: DTLSConfiguration(role: .server, credentials: serverCredentials, trustRootsPEM: serverTrust))
+        let clientContext = try DTLSContext(
+            configuration: DTLSConfiguration(role: .client, credentials: clientCredentials, trustRootsPEM: clientTrust))
         listener = try DTLSCookieListener(context: serverContext)
         client = try DTLSAssociation.client(context: clientContext, serverName: serverName)
         self.peerAddress = peerAddress

@@ -41,8 +41,9 @@ struct AccessFilterEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             let now = TestClient.now()
             var copy = order
-            let update = try Self.message(copy.update(
-                requestedCPD: CPD.marseille("60"), expectedResponseTime: now + .seconds(60), session: outsider.session, now: now, using: &rng))
+            let update = try Self.message(
+                copy.update(
+                    requestedCPD: CPD.marseille("60"), expectedResponseTime: now + .seconds(60), session: outsider.session, now: now, using: &rng))
             copy = order
             let withdraw = try Self.message(copy.withdraw(session: outsider.session, now: now, using: &rng))
             copy = order
@@ -65,8 +66,9 @@ struct AccessFilterEndToEndTests {
             // A new QUOTATION from there is refused the same way (decision check 2;
             // the refused order is recorded as ended, like any refused QUOTATION).
             var stranger = ClientOrderStateMachine(customerOrderID: customerOrderID("outside"))
-            let quotation = try Self.message(stranger.quote(
-                requestedCPD: CPD.marseille("10"), session: outsider.session, now: TestClient.now(), using: &rng))
+            let quotation = try Self.message(
+                stranger.quote(
+                    requestedCPD: CPD.marseille("10"), session: outsider.session, now: TestClient.now(), using: &rng))
             guard case .fail(let quotationFail) = try await outsider.roundTrip(quotation).answer else {
                 Issue.record("the QUOTATION from 127.0.0.2 was not refused")
                 return
@@ -80,8 +82,9 @@ struct AccessFilterEndToEndTests {
             #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
 
             try await acme.act(&order) {
-                try $0.update(requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
-                              session: acme.session, now: TestClient.now(), using: &rng)
+                try $0.update(
+                    requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
+                    session: acme.session, now: TestClient.now(), using: &rng)
             }
             try await acme.run(&order, until: { $0.state == .offerReceived })
             try await acme.act(&order) { try $0.accept(now: TestClient.now()) }

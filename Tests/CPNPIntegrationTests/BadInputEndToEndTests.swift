@@ -12,9 +12,10 @@ struct BadInputEndToEndTests {
     /// A DECLINE for an order that does not exist: always answered with FAIL 1, never changes anything.
     static func probe() -> CPNPMessage {
         var rng = SystemRandomNumberGenerator()
-        return .decline(DeclineMessage(
-            sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("probe"),
-            providerOrderID: ProviderOrderID("po-probe")!, nonce: .random(using: &rng)))
+        return .decline(
+            DeclineMessage(
+                sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("probe"),
+                providerOrderID: ProviderOrderID("po-probe")!, nonce: .random(using: &rng)))
     }
 
     /// Sends `bytes` and shows that nothing answers them.
@@ -58,7 +59,11 @@ struct BadInputEndToEndTests {
         defer { daemon.stop() }
         let acme = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port)
         let globex = try await TestClient(pki: daemon.pkiDirectory, name: "globex", serverPort: daemon.port)
-        defer { Task { await acme.close(); await globex.close() } }
+        defer {
+            Task {
+                await acme.close(); await globex.close()
+            }
+        }
 
         let (order, accept) = try await Self.agreement(acme)
         let ag = try #require(order.agreement)
@@ -76,29 +81,39 @@ struct BadInputEndToEndTests {
         stale.sequenceNumber = accept.sequenceNumber &- 1
         try await Self.expectSilence(acme, after: CPNPCodec.encode(.accept(stale)), "a stale sequence number")
         // The last sequence number again on another message: a replay, discarded (§11.3, §11.4).
-        let forged = CPNPMessage.decline(DeclineMessage(
-            sequenceNumber: accept.sequenceNumber, transactionID: accept.transactionID, customerOrderID: ag.customerOrderID,
-            providerOrderID: poid, nonce: ag.nonce, reasons: [.unacceptableGap]))
+        let forged = CPNPMessage.decline(
+            DeclineMessage(
+                sequenceNumber: accept.sequenceNumber, transactionID: accept.transactionID, customerOrderID: ag.customerOrderID,
+                providerOrderID: poid, nonce: ag.nonce, reasons: [.unacceptableGap]))
         try await Self.expectSilence(acme, after: CPNPCodec.encode(forged), "a replayed sequence number")
         // The ACCEPT itself again: a retransmission, answered with the same ACK (§11.4).
         let (extra, again) = try await acme.roundTrip(.accept(accept))
         #expect(extra.isEmpty && again == .ack(originalAck))
 
         // A wrong nonce: FAIL 1 naming it.
-        let wrongNonce = try await Self.expectFail(acme, .withdraw(WithdrawMessage(
-            sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
-            providerOrderID: poid, nonce: .random(using: &rng))))
+        let wrongNonce = try await Self.expectFail(
+            acme,
+            .withdraw(
+                WithdrawMessage(
+                    sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+                    providerOrderID: poid, nonce: .random(using: &rng))))
         #expect(wrongNonce?.statusCode == .messageValidationError && wrongNonce?.diagnostic?.contains("nonce") == true)
         // An unknown order: FAIL 1.
-        let unknown = try await Self.expectFail(acme, .update(UpdateMessage(
-            sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("nope"),
-            providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce, expectedResponseTime: TestClient.now() + .seconds(60),
-            requestedCPD: CPD.marseille("10"))))
+        let unknown = try await Self.expectFail(
+            acme,
+            .update(
+                UpdateMessage(
+                    sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("nope"),
+                    providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce, expectedResponseTime: TestClient.now() + .seconds(60),
+                    requestedCPD: CPD.marseille("10"))))
         #expect(unknown?.statusCode == .messageValidationError && unknown?.providerOrderID == nil)
         // Globex withdrawing acme's order with acme's identifiers and nonce: no such order for globex (FAIL 1).
-        let foreign = try await Self.expectFail(globex, .withdraw(WithdrawMessage(
-            sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
-            providerOrderID: poid, nonce: ag.nonce)))
+        let foreign = try await Self.expectFail(
+            globex,
+            .withdraw(
+                WithdrawMessage(
+                    sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+                    providerOrderID: poid, nonce: ag.nonce)))
         #expect(foreign?.statusCode == .messageValidationError && foreign?.providerOrderID == nil)
 
         // Nothing changed: the order, its reservations and audit trail, and the list of orders.
@@ -149,8 +164,10 @@ struct DatabaseURLEndToEndTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let cases = [
-            ("postgres://cpnp:secret@127.0.0.1:1/cpnp?connect_timeout=5",
-             "--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:1/cpnp"),
+            (
+                "postgres://cpnp:secret@127.0.0.1:1/cpnp?connect_timeout=5",
+                "--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:1/cpnp"
+            ),
             ("postgres://cpnp:secret@127.0.0.1:5432", "--database: the URL names no database"),
             ("postgres://cpnp:secret@127.0.0.1/cpnp?sslmode=maybe", "--database: sslmode \"maybe\" is not one of"),
             ("mysql://cpnp:secret@127.0.0.1/cpnp", "--database: \"mysql://…\" is a URL of no database this cpnpd speaks to"),
@@ -180,7 +197,9 @@ struct DatabaseURLEndToEndTests {
         for (url, expected) in cases {
             let (status, text) = try Daemon.command(["run", "--database", url], in: directory)
             #expect(status != 0)
-            #expect(text.contains("--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:\(postgres.port)/"), "\(text)")
+            #expect(
+                text.contains("--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:\(postgres.port)/"), "\(text)"
+            )
             #expect(text.contains(expected), "\(text)")
             #expect(!text.contains("not-the-password") && !text.contains(postgres.password))
         }

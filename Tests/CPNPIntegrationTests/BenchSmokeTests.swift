@@ -33,7 +33,8 @@ struct BenchSmokeTests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "cpnp-bench failed:\n\(errors)")
 
-        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "not a JSON object:\n\(String(decoding: data, as: UTF8.self))\n\(errors)")
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: data) as? [String: Any], "not a JSON object:\n\(String(decoding: data, as: UTF8.self))\n\(errors)")
         #expect(json["completed"] as? Int == 50, "report: \(String(decoding: data, as: UTF8.self))")
         #expect(json["failed"] as? Int == 0, "report: \(String(decoding: data, as: UTF8.self))")
         #expect((json["failures"] as? [String: Any])?.isEmpty == true)

@@ -6,7 +6,7 @@ import CPNPTesting
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.enabled(if: Daemon.binary != nil && CLI.binary != nil, "cpnpd/cpnp not found next to the test bundle: run `swift build` first"), .serialized)
@@ -88,7 +88,9 @@ struct CLIEndToEndTests {
         #expect(try cli.activation("life-1") == "inactive")
         #expect(try daemon.show(poid).auditContains("ACTIVATE received (deactivate)"))
 
-        let smaller = try cli.writeCPD("smaller.json", from: "l3vpn-3-sites.json") { $0.replacingOccurrences(of: "\"incoming-bandwidth-mbps\": 100,", with: "\"incoming-bandwidth-mbps\": 50,") }
+        let smaller = try cli.writeCPD("smaller.json", from: "l3vpn-3-sites.json") {
+            $0.replacingOccurrences(of: "\"incoming-bandwidth-mbps\": 100,", with: "\"incoming-bandwidth-mbps\": 50,")
+        }
         let u = try cli.run(["update", "life-1", "--cpd", smaller, "--yes"])
         #expect(u.status == 0, "\(u.stderr)")
         #expect(try cli.state("life-1") == "Completed")
@@ -144,8 +146,9 @@ struct CLIEndToEndTests {
         let dns = try LoopbackDNSResponder(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--interactive", "--order-id", "ask-1"],
-                            input: "y\n", environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
+        let r = try cli.run(
+            ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--interactive", "--order-id", "ask-1"],
+            input: "y\n", environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("Accept this offer? [y/N]") && r.stdout.contains("is Completed"))
         #expect(try cli.state("ask-1") == "Completed")
@@ -181,8 +184,10 @@ struct CLIEndToEndTests {
         defer { silent.close() }
         let cli = try CLI(daemon: daemon)
         let started = Date()
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "127.0.0.1:\(silent.port)",
-                             "--expected-response-time", "3s", "--yes"])
+        let r = try cli.run([
+            "quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "127.0.0.1:\(silent.port)",
+            "--expected-response-time", "3s", "--yes",
+        ])
         #expect(r.status == 4, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stderr.contains("no answer") || r.stderr.contains("expected response time"), "\(r.stderr)")
         #expect(Date().timeIntervalSince(started) < 30)
@@ -232,7 +237,9 @@ struct CLI {
         var stdout: String
         var stderr: String
         func object() throws -> JSONObject {
-            guard case .object(let o) = try JSONParser.parse(Array(stdout.utf8)) else { throw DaemonError(description: "not a JSON object: \(stdout)") }
+            guard case .object(let o) = try JSONParser.parse(Array(stdout.utf8)) else {
+                throw DaemonError(description: "not a JSON object: \(stdout)")
+            }
             return o
         }
     }
@@ -350,7 +357,9 @@ struct CLI {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = port.bigEndian
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
 

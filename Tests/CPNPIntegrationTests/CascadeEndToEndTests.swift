@@ -31,7 +31,9 @@ struct CascadeEndToEndTests {
         }
 
         /// The `upstreams` entry naming `daemon`, A's client certificate there being `client-CLIENT.pem`.
-        static func entry(_ name: String, _ daemon: Daemon, serves: String = "{countries: [DE]}", client: String = "provider-a", more: String = "") -> String {
+        static func entry(_ name: String, _ daemon: Daemon, serves: String = "{countries: [DE]}", client: String = "provider-a", more: String = "")
+            -> String
+        {
             let pki = daemon.pkiDirectory.path
             return """
                   - name: \(name)
@@ -75,7 +77,9 @@ struct CascadeEndToEndTests {
 
         /// A's order as `cpnpd admin show --json` prints it, children included.
         func show(_ order: ProviderOrderID) throws -> [String: Any] {
-            let result = try Daemon.command(["admin", "show", order.rawValue, "--json", "--config", a.configurationFile!.path, "--database", a.database.path])
+            let result = try Daemon.command([
+                "admin", "show", order.rawValue, "--json", "--config", a.configurationFile!.path, "--database", a.database.path,
+            ])
             guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else {
                 throw DaemonError(description: "admin show failed: \(result.output)")
             }
@@ -88,12 +92,16 @@ struct CascadeEndToEndTests {
 
         /// Waits until A's child orders of `order` satisfy `done`.
         @discardableResult
-        func waitForChildren(of order: ProviderOrderID, timeout: Duration = .seconds(60), until done: ([[String: Any]]) -> Bool) async throws -> [[String: Any]] {
+        func waitForChildren(of order: ProviderOrderID, timeout: Duration = .seconds(60), until done: ([[String: Any]]) -> Bool) async throws
+            -> [[String: Any]]
+        {
             let deadline = ContinuousClock.now + timeout
             while true {
                 let children = try children(of: order)
                 if done(children) { return children }
-                guard ContinuousClock.now < deadline else { throw DaemonError(description: "child orders of \(order) never as expected: \(children)") }
+                guard ContinuousClock.now < deadline else {
+                    throw DaemonError(description: "child orders of \(order) never as expected: \(children)")
+                }
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
@@ -111,7 +119,8 @@ struct CascadeEndToEndTests {
     /// The request with its Berlin node (CE-BER-1) at `site` in `country` instead.
     static func request(movingBerlinTo site: String, country: String) throws -> CPD {
         try request {
-            $0.replacingOccurrences(of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"\(site)\", \"country\": \"\(country)\"")
+            $0.replacingOccurrences(
+                of: "\"site-id\": \"BERLIN-OFFICE\", \"country\": \"DE\"", with: "\"site-id\": \"\(site)\", \"country\": \"\(country)\"")
         }
     }
 
@@ -145,7 +154,9 @@ struct CascadeEndToEndTests {
 
     /// The upstream's order behind a child order of A.
     static func upstreamOrder(_ child: [String: Any]) throws -> ProviderOrderID {
-        guard let text = child["provider-order-id"] as? String, let id = ProviderOrderID(text) else { throw DaemonError(description: "no provider order id: \(child)") }
+        guard let text = child["provider-order-id"] as? String, let id = ProviderOrderID(text) else {
+            throw DaemonError(description: "no provider order id: \(child)")
+        }
         return id
     }
 
@@ -182,7 +193,10 @@ struct CascadeEndToEndTests {
         #expect(atB.state == "Completed")
         #expect(atB.text.contains("price: 1100.00 EUR per month"))
         // A holds capacity for its own sites only; B for the German ones.
-        #expect(Set(try providers.a.show(agreement.providerOrderID).reservations("committed").keys.map { String($0.prefix(6)) }).isSubset(of: ["PE-PAR", "PE-LYS"]))
+        #expect(
+            Set(try providers.a.show(agreement.providerOrderID).reservations("committed").keys.map { String($0.prefix(6)) }).isSubset(of: [
+                "PE-PAR", "PE-LYS",
+            ]))
         #expect(Set(atB.reservations("committed").keys.map { String($0.prefix(6)) }) == ["PE-FRA", "PE-BER"])
         await customer.shutdown()
     }
@@ -235,7 +249,8 @@ struct CascadeEndToEndTests {
     /// declines the child offer.
     @Test func afterAcceptTheChildIsAcceptedOnlyOnceTheCustomerAccepts() async throws {
         let b = try await Providers.upstream(edit: { $0.replacingOccurrences(of: "offer-validity: 10m", with: "offer-validity: 2m") })
-        let providers = try await Providers.start(upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b), cascade: "  accept-children: after-accept\n")
+        let providers = try await Providers.start(
+            upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b), cascade: "  accept-children: after-accept\n")
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
         let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
@@ -265,7 +280,8 @@ struct CascadeEndToEndTests {
     /// it serves itself (`on-child-failure: counter-offer`) and names the reason in the audit trail.
     @Test func anUpstreamsOpenOrderLimitIsKept() async throws {
         let b = try await Providers.upstream()
-        let providers = try await Providers.start(upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, more: "    max-open-orders: 1"))
+        let providers = try await Providers.start(
+            upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, more: "    max-open-orders: 1"))
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
         let first = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
@@ -286,7 +302,8 @@ struct CascadeEndToEndTests {
     @Test func aChildFailureFailsTheOrderWhenThePolicySaysSo() async throws {
         let b = try await Providers.upstream()
         let providers = try await Providers.start(
-            upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, serves: "{countries: [DE, ES]}"), cascade: "  on-child-failure: fail\n"
+            upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, serves: "{countries: [DE, ES]}"),
+            cascade: "  on-child-failure: fail\n"
         ) { $0.replacingOccurrences(of: "countries: [FR, DE]", with: "countries: [FR, DE, ES]") }
         defer { providers.stop() }
         let customer = try await Self.customer(providers)
@@ -490,16 +507,19 @@ struct CascadeEndToEndTests {
         #expect(providers.a.terminate() == 0)
         let faults = try #require(providers.a.logText.split(separator: "\n").first { $0.contains("faults injected on the upstream leg") })
         func count(_ key: String) -> Int { faults.range(of: "\(key)=").flatMap { Int(faults[$0.upperBound...].prefix { $0.isNumber }) } ?? 0 }
-        #expect(count("sent-dropped") > 0 && count("received-dropped") > 0 && count("sent-duplicated") + count("received-duplicated") > 0, "\(faults)")
+        #expect(
+            count("sent-dropped") > 0 && count("received-dropped") > 0 && count("sent-duplicated") + count("received-duplicated") > 0, "\(faults)")
     }
 
     /// A → B → C: B orders from C the Polish site A asked it for; the price adds up at each level.
     @Test func aChainOfThreeProvidersAgrees() async throws {
         // C serves Poland and sells to B.
-        let c = try await Providers.upstream(baseFee: "200.00", edit: { text in
-            text.replacingOccurrences(of: "identity: provider-a", with: "identity: provider-b")
-                .replacingOccurrences(of: "countries: [DE]", with: "countries: [PL]")
-        })
+        let c = try await Providers.upstream(
+            baseFee: "200.00",
+            edit: { text in
+                text.replacingOccurrences(of: "identity: provider-a", with: "identity: provider-b")
+                    .replacingOccurrences(of: "countries: [DE]", with: "countries: [PL]")
+            })
         try c.issueClientCertificate("provider-b")
         // B serves Germany, and orders Poland from C.
         let b = try await Providers.upstream(edit: { text in
@@ -545,12 +565,12 @@ struct CascadeEndToEndTests {
         }) { text in
             text.replacingOccurrences(of: "      countries: [DE]\n      testing-orders", with: "      countries: [DE, ES]\n      testing-orders")
                 + "\nupstreams:\n" + """
-                  - name: provider-a
-                    address: 127.0.0.1:9
-                    pki: {ca: ./.cpnp/pki/ca.pem, cert: ./.cpnp/pki/client-acme.pem, key: ./.cpnp/pki/client-acme-key.pem}
-                    serves: {countries: [ES]}
+                      - name: provider-a
+                        address: 127.0.0.1:9
+                        pki: {ca: ./.cpnp/pki/ca.pem, cert: ./.cpnp/pki/client-acme.pem, key: ./.cpnp/pki/client-acme-key.pem}
+                        serves: {countries: [ES]}
 
-                """ + "\ncascade:\n  provider-id: provider-b\n"
+                    """ + "\ncascade:\n  provider-id: provider-b\n"
         }
         let providers = try await Providers.start(
             upstreams: ["provider-b": b], entries: Providers.entry("provider-b", b, serves: "{countries: [DE, ES]}")

@@ -40,7 +40,8 @@ struct ConformanceEndToEndTests {
     func placeholdersExpandToNumbersObjectsTextAndCapturedValues() throws {
         let target = try TargetProfile(json: JSONObject([("cpds", .object(JSONObject([("x", .object(JSONObject([("components", .array([]))])))])))]))
         var v = ConformanceVariables(target: target, caseID: "demo")
-        let template = try JSONParser.parse(Array(#"{"a":"{{seq}}","b":"{{seq+2}}","c":"{{target.cpds.x}}","d":"id {{customer-order-id}}","e":"{{offer.nonce}}"}"#.utf8))
+        let template = try JSONParser.parse(
+            Array(#"{"a":"{{seq}}","b":"{{seq+2}}","c":"{{target.cpds.x}}","d":"id {{customer-order-id}}","e":"{{offer.nonce}}"}"#.utf8))
         v.values["offer"] = .object(JSONObject([("nonce", .string("00ff"))]))
         let out = try v.expand(template)
         guard case .number(let seq)? = out.objectValue?["a"], case .number(let seq2)? = out.objectValue?["b"] else {
@@ -91,13 +92,15 @@ struct ConformanceEndToEndTests {
     /// profile that says so.
     @Test(.enabled(if: Daemon.binary != nil, "cpnpd not built"), .timeLimit(.minutes(5)))
     func theMoreTimeFiguresPassWhenTheServerAsksWithinSeconds() async throws {
-        let daemon = try await Daemon.start(configuration: try Daemon.demoConfiguration(timers: """
-            retransmission: {initial: 1s, max-retries: 3}
-            offer-validity: 10m
-            expected-offer-time: 60s
-            approval-expected-offer-time: 6s
-            more-time: {request-before: 5s, extension: 10s, max-requests: 1}
-            """))
+        let daemon = try await Daemon.start(
+            configuration: try Daemon.demoConfiguration(
+                timers: """
+                    retransmission: {initial: 1s, max-retries: 3}
+                    offer-validity: 10m
+                    expected-offer-time: 60s
+                    approval-expected-offer-time: 6s
+                    more-time: {request-before: 5s, extension: 10s, max-requests: 1}
+                    """))
         defer { daemon.stop() }
         var profile = try ConformanceLoader.loadTarget(file: Self.defaultsTarget).json
         profile["more-time"] = .object(JSONObject([("requested-within-ms", .number(CPNPDecimal(5_000)))]))
@@ -122,8 +125,10 @@ struct ConformanceEndToEndTests {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
         let approve = "\(Daemon.binary!.path) admin approve {{provider-order-id}} --database \(daemon.database.path)"
-        let common = ["conformance", "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path,
-                      "--cases", Self.casesDirectory, "--target", Self.defaultsTarget]
+        let common = [
+            "conformance", "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path,
+            "--cases", Self.casesDirectory, "--target", Self.defaultsTarget,
+        ]
         let figures = try CLI.runRaw(common + ["--filter", "fig", "--approve-command", approve], in: daemon.directory)
         let lines = figures.stdout.split(separator: "\n").map(String.init)
         let figureCases = try ConformanceLoader.loadCases(directory: Self.casesDirectory).filter { $0.id.contains("fig") }

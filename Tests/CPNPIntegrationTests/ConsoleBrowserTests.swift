@@ -5,7 +5,7 @@ import CPNPTesting
 import CPNPCore
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import Testing
 
@@ -43,9 +43,10 @@ struct ConsoleBrowserTests {
             try await Self.screenshot(browser, "offer", of: "portal")
             try await browser.click("#accept")
             try await browser.wait(until: "document.getElementById('done') !== null")
-            try await browser.wait(until: """
-                document.getElementById('server-state').textContent === 'Completed' && document.getElementById('client-state').textContent === 'Completed'
-                """, timeout: .seconds(30))
+            try await browser.wait(
+                until: """
+                    document.getElementById('server-state').textContent === 'Completed' && document.getElementById('client-state').textContent === 'Completed'
+                    """, timeout: .seconds(30))
             #expect(try await browser.text(of: "#state") == "agreed")
             try await Self.screenshot(browser, "agreed", of: "portal")
             try await browser.open(origin + "/portal/orders")
@@ -128,7 +129,8 @@ struct ConsoleBrowserTests {
             let order = try await TestClient.agree("console-live-1", CPD.paris(100), with: daemon)
             let poid = try #require(order.providerOrderID).rawValue
 
-            try await browser.wait(until: "[...document.querySelectorAll('#live tr')].some(r => r.dataset.order === '\(poid)' && r.textContent.includes('Completed'))")
+            try await browser.wait(
+                until: "[...document.querySelectorAll('#live tr')].some(r => r.dataset.order === '\(poid)' && r.textContent.includes('Completed'))")
             #expect(try await browser.evaluate("window.marker") as? String == "same page", "the page was not reloaded")
             try await Self.screenshot(browser, "live")
             // An open live view does not hold the daemon up: SIGTERM ends its event stream, and it exits 0.
@@ -162,7 +164,9 @@ struct ConsoleBrowserTests {
         // Anonymous, without a token, with a wrong one: refused; the order still waits.
         #expect(try await Self.post(base + "/console/orders/\(poid)/approve", form: "").status == 401)
         #expect(try await Self.post(base + "/console/orders/\(poid)/approve", form: "", cookie: cookie).status == 403)
-        #expect(try await Self.post(base + "/console/orders/\(poid)/approve", form: "csrf=\(String(repeating: "0", count: 64))", cookie: cookie).status == 403)
+        #expect(
+            try await Self.post(base + "/console/orders/\(poid)/approve", form: "csrf=\(String(repeating: "0", count: 64))", cookie: cookie).status
+                == 403)
         #expect(try daemon.show(try #require(ProviderOrderID(poid))).state == "AwaitingProcessing")
         // With the session's token it goes through.
         let approved = try await Self.post(base + "/console/orders/\(poid)/approve", form: "csrf=\(csrf)", cookie: cookie)

@@ -24,8 +24,9 @@ struct CrashAtEveryStepEndToEndTests {
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("step"))
             var rng = SystemRandomNumberGenerator()
             try await client.act(&order) {
-                try $0.quote(requestedCPD: CPD.marseille("40"), expectedResponseTime: TestClient.now().adding(.seconds(90)),
-                             session: client.session, now: TestClient.now(), using: &rng)
+                try $0.quote(
+                    requestedCPD: CPD.marseille("40"), expectedResponseTime: TestClient.now().adding(.seconds(90)),
+                    session: client.session, now: TestClient.now(), using: &rng)
             }
             // The customer accepts what it is offered, while the daemon runs into its fault.
             var crashed = false
@@ -61,7 +62,9 @@ struct CrashAtEveryStepEndToEndTests {
         let daemon = try await Daemon.start(environment: ["CPNPD_FAULT": "crash-before-send:offer"])
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
-        let quote = Task { try await cli.runOnItsOwnThread(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"]) }
+        let quote = Task {
+            try await cli.runOnItsOwnThread(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"])
+        }
         #expect(try await daemon.waitForExit(timeout: .seconds(30)) == Daemon.faultExitStatus)
         try await daemon.restart()
         let r = try await quote.value

@@ -65,7 +65,9 @@ struct CrashEndToEndTests {
         try await withDaemon { daemon, client in
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("crash-withdraw"))
             var rng = SystemRandomNumberGenerator()
-            try await client.act(&order) { try $0.quote(requestedCPD: CPD.marseille("60"), session: client.session, now: TestClient.now(), using: &rng) }
+            try await client.act(&order) {
+                try $0.quote(requestedCPD: CPD.marseille("60"), session: client.session, now: TestClient.now(), using: &rng)
+            }
             try await client.run(&order, until: { $0.state == .offerReceived })
             try await client.act(&order) { try $0.accept(now: TestClient.now()) }
             try await client.run(&order, until: { $0.state == .completed })

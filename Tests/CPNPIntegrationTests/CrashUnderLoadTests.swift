@@ -58,16 +58,19 @@ extension LoadAndKillTests {
                 try await withThrowingTaskGroup(of: CustomerResult.self) { group in
                     for _ in 0..<4 {
                         group.addTask {
-                            let transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
+                            let transport = try await DTLSTransport.client(
+                                bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
                             var result = CustomerResult(store: try ClientOrderStore.inMemory())
-                        // A kill after the server answered a WITHDRAW with PROCESSING and committed its end, before
-                        // the final ACK left, loses that ACK (the new process has no DTLS session with the customer):
-                        // the customer repeats the WITHDRAW after its withdrawal interval (RFC 8921 §11.1.2), 60 s at
-                        // least, and the repeat gets the stored ACK. The WITHDRAW timeout leaves room for it.
+                            // A kill after the server answered a WITHDRAW with PROCESSING and committed its end, before
+                            // the final ACK left, loses that ACK (the new process has no DTLS session with the customer):
+                            // the customer repeats the WITHDRAW after its withdrawal interval (RFC 8921 §11.1.2), 60 s at
+                            // least, and the repeat gets the stored ACK. The WITHDRAW timeout leaves room for it.
                             let engine = CPNPClientEngine(
                                 transport: transport, store: result.store,
                                 configuration: CPNPClientEngine.Configuration(
-                                    machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
+                                    machine: .init(
+                                        retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 7),
+                                        withdrawalRetryInterval: .seconds(60)),
                                     expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
                                 logger: logger)
                             await engine.start()
@@ -115,8 +118,10 @@ extension LoadAndKillTests {
             let completed = results.reduce(0) { $0 + $1.completed }
             #expect(completed >= 4, "too little load to mean anything: \(completed) agreements; errors: \(results.flatMap(\.errors))")
             #expect(daemon.terminate() == 0)
-            print("crash under load: \(kills) kills, \(completed) agreements, \(results.reduce(0) { $0 + $1.withdrawn }) withdrawn, "
-                  + "\(results.reduce(0) { $0 + $1.errors.count }) client errors (\(Set(results.flatMap(\.errors)).sorted().prefix(3).joined(separator: "; ")))")
+            print(
+                "crash under load: \(kills) kills, \(completed) agreements, \(results.reduce(0) { $0 + $1.withdrawn }) withdrawn, "
+                    + "\(results.reduce(0) { $0 + $1.errors.count }) client errors (\(Set(results.flatMap(\.errors)).sorted().prefix(3).joined(separator: "; ")))"
+            )
 
             // The provider's view, from its database, against each customer's.
             try expectConsistent(provider: try ServerOrderStore(path: daemon.database.path), customers: results.map(\.store))

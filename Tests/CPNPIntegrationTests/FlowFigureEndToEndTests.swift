@@ -16,14 +16,16 @@ struct FlowFigureEndToEndTests {
         var rng = SystemRandomNumberGenerator()
         let now = TestClient.now()
         try await client.act(&order) {
-            try $0.quote(requestedCPD: cpd, informationElements: options.map { InformationElements(negotiationOptions: $0) },
-                         expectedResponseTime: now + .seconds(60), session: client.session, now: now, using: &rng)
+            try $0.quote(
+                requestedCPD: cpd, informationElements: options.map { InformationElements(negotiationOptions: $0) },
+                expectedResponseTime: now + .seconds(60), session: client.session, now: now, using: &rng)
         }
         try await client.run(&order, until: { $0.state == .offerReceived || $0.state == .cancelled })
     }
 
     /// Quote, accept: an agreement.
-    static func agree(_ client: TestClient, _ cpd: CPD, _ prefix: String, options: NegotiationOptions? = nil) async throws -> ClientOrderStateMachine {
+    static func agree(_ client: TestClient, _ cpd: CPD, _ prefix: String, options: NegotiationOptions? = nil) async throws -> ClientOrderStateMachine
+    {
         var order = ClientOrderStateMachine(customerOrderID: customerOrderID(prefix))
         try await quote(client, &order, cpd, options: options)
         try await client.act(&order) { try $0.accept(now: TestClient.now()) }
@@ -94,18 +96,78 @@ struct FlowFigureEndToEndTests {
             // Clause by clause: the request reduced to one clause is met by the offer, which has it.
             typealias Profile = ConnectivityProvisioningProfile
             let clauses: [(String, (inout Profile, Profile) -> Bool)] = [
-                ("scope", { $0.scope = $1.scope; return true }),
-                ("qos-guarantees", { $0.qosGuarantees = $1.qosGuarantees; return $1.qosGuarantees != nil }),
-                ("availability", { $0.availability = $1.availability; return $1.availability != nil }),
-                ("capacity", { $0.capacity = $1.capacity; return $1.capacity != nil }),
-                ("traffic-isolation", { $0.trafficIsolation = $1.trafficIsolation; return $1.trafficIsolation != nil }),
-                ("conformance-traffic", { $0.conformanceTraffic = $1.conformanceTraffic; return $1.conformanceTraffic != nil }),
-                ("flow-identification", { $0.flowIdentification = $1.flowIdentification; return $1.flowIdentification != nil }),
-                ("overall-traffic-guarantees", { $0.overallTrafficGuarantees = $1.overallTrafficGuarantees; return $1.overallTrafficGuarantees != nil }),
-                ("routing-and-forwarding", { $0.routingAndForwarding = $1.routingAndForwarding; return $1.routingAndForwarding != nil }),
-                ("activation-means", { $0.activationMeans = $1.activationMeans; return $1.activationMeans != nil }),
-                ("invocation-means", { $0.invocationMeans = $1.invocationMeans; return $1.invocationMeans != nil }),
-                ("notifications", { $0.notifications = $1.notifications; return $1.notifications != nil }),
+                (
+                    "scope",
+                    {
+                        $0.scope = $1.scope; return true
+                    }
+                ),
+                (
+                    "qos-guarantees",
+                    {
+                        $0.qosGuarantees = $1.qosGuarantees; return $1.qosGuarantees != nil
+                    }
+                ),
+                (
+                    "availability",
+                    {
+                        $0.availability = $1.availability; return $1.availability != nil
+                    }
+                ),
+                (
+                    "capacity",
+                    {
+                        $0.capacity = $1.capacity; return $1.capacity != nil
+                    }
+                ),
+                (
+                    "traffic-isolation",
+                    {
+                        $0.trafficIsolation = $1.trafficIsolation; return $1.trafficIsolation != nil
+                    }
+                ),
+                (
+                    "conformance-traffic",
+                    {
+                        $0.conformanceTraffic = $1.conformanceTraffic; return $1.conformanceTraffic != nil
+                    }
+                ),
+                (
+                    "flow-identification",
+                    {
+                        $0.flowIdentification = $1.flowIdentification; return $1.flowIdentification != nil
+                    }
+                ),
+                (
+                    "overall-traffic-guarantees",
+                    {
+                        $0.overallTrafficGuarantees = $1.overallTrafficGuarantees; return $1.overallTrafficGuarantees != nil
+                    }
+                ),
+                (
+                    "routing-and-forwarding",
+                    {
+                        $0.routingAndForwarding = $1.routingAndForwarding; return $1.routingAndForwarding != nil
+                    }
+                ),
+                (
+                    "activation-means",
+                    {
+                        $0.activationMeans = $1.activationMeans; return $1.activationMeans != nil
+                    }
+                ),
+                (
+                    "invocation-means",
+                    {
+                        $0.invocationMeans = $1.invocationMeans; return $1.invocationMeans != nil
+                    }
+                ),
+                (
+                    "notifications",
+                    {
+                        $0.notifications = $1.notifications; return $1.notifications != nil
+                    }
+                ),
             ]
             for (name, copy) in clauses {
                 var only = Profile(customerNodes: rp.customerNodes, scope: [])
@@ -138,11 +200,12 @@ struct FlowFigureEndToEndTests {
             let view = try daemon.show(poid)
             #expect(view.state == "Completed")
             #expect(view.entries(into: "ProcessingReceived") == 1 && view.entries(into: "Completed") == 1)
-            #expect(view.reservations("committed") == [
-                "PE-PAR-2:ge-0/0/1/incoming": "\(par.incoming!)", "PE-PAR-2:ge-0/0/1/outgoing": "\(par.outgoing!)",
-                "PE-LYS-1:ge-0/0/3/incoming": "100", "PE-LYS-1:ge-0/0/3/outgoing": "100",
-                "PE-MRS-1:xe-1/0/0/incoming": "\(mrs.incoming!)", "PE-MRS-1:xe-1/0/0/outgoing": "\(mrs.outgoing!)",
-            ])
+            #expect(
+                view.reservations("committed") == [
+                    "PE-PAR-2:ge-0/0/1/incoming": "\(par.incoming!)", "PE-PAR-2:ge-0/0/1/outgoing": "\(par.outgoing!)",
+                    "PE-LYS-1:ge-0/0/3/incoming": "100", "PE-LYS-1:ge-0/0/3/outgoing": "100",
+                    "PE-MRS-1:xe-1/0/0/incoming": "\(mrs.incoming!)", "PE-MRS-1:xe-1/0/0/outgoing": "\(mrs.outgoing!)",
+                ])
         }
     }
 
@@ -216,8 +279,9 @@ struct FlowFigureEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             let request = CPD.marseille(#"{"min":60,"max":200}"#)
             try await client.act(&a) {
-                try $0.update(requestedCPD: request, expectedResponseTime: TestClient.now() + .seconds(60),
-                              session: client.session, now: TestClient.now(), using: &rng)
+                try $0.update(
+                    requestedCPD: request, expectedResponseTime: TestClient.now() + .seconds(60),
+                    session: client.session, now: TestClient.now(), using: &rng)
             }
             let before = client.received.count
             try await client.run(&a, until: { $0.state == .offerReceived || $0.state == .completed })
@@ -239,12 +303,14 @@ struct FlowFigureEndToEndTests {
             let after = try daemon.show(poidA)
             #expect(after.state == "Completed" && after.reservations("offered").isEmpty)
             #expect(after.reservations("committed") == ["\(link)/incoming": "170", "\(link)/outgoing": "170"])
-            #expect(try daemon.show(try #require(b.providerOrderID)).reservations("committed") == ["\(link)/incoming": "30", "\(link)/outgoing": "30"])
+            #expect(
+                try daemon.show(try #require(b.providerOrderID)).reservations("committed") == ["\(link)/incoming": "30", "\(link)/outgoing": "30"])
 
             // The old nonce no longer names the agreement.
-            let stale = CPNPMessage.withdraw(WithdrawMessage(
-                sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: a.customerOrderID,
-                providerOrderID: poidA, nonce: oldAgreement.nonce))
+            let stale = CPNPMessage.withdraw(
+                WithdrawMessage(
+                    sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: a.customerOrderID,
+                    providerOrderID: poidA, nonce: oldAgreement.nonce))
             let (_, answer) = try await client.roundTrip(stale)
             guard case .fail(let f) = answer else { Issue.record("expected FAIL, got \(answer.method)"); return }
             #expect(f.statusCode == .messageValidationError)
@@ -290,8 +356,9 @@ struct FlowFigureEndToEndTests {
     func aTestingOrderEndsAtItsTestPeriodEnd(mode: ProviderMode) async throws {
         try await withProvider(mode) { daemon, client in
             let end = CPNPTimestamp(millisecondsSinceEpoch: (TestClient.now() + .seconds(2)).millisecondsSinceEpoch / 1000 * 1000 + 1000)
-            let order = try await Self.agree(client, try loadExample("testing-purpose-order.json"), "lab",
-                                             options: NegotiationOptions(purpose: .testing, testPeriodEnd: end))
+            let order = try await Self.agree(
+                client, try loadExample("testing-purpose-order.json"), "lab",
+                options: NegotiationOptions(purpose: .testing, testPeriodEnd: end))
             let poid = try #require(order.providerOrderID)
             #expect(order.agreement?.purpose == .testing && order.agreement?.testPeriodEnd == end)
             let agreed = try daemon.show(poid)
@@ -330,7 +397,8 @@ struct FlowFigureEndToEndTests {
 
             var refused = try await held("reject", mbps: 3000)
             let poid2 = try #require(refused.providerOrderID)
-            #expect(try daemon.admin(["reject", poid2.rawValue, "--code", "4", "--diagnostic", "not this quarter"]) == "\(poid2): rejected: FAIL 4\n")
+            #expect(
+                try daemon.admin(["reject", poid2.rawValue, "--code", "4", "--diagnostic", "not this quarter"]) == "\(poid2): rejected: FAIL 4\n")
             try await client.run(&refused, until: { $0.state == .cancelled })
             #expect(refused.lastEnd == .failed(.administrativelyProhibited, diagnostic: "not this quarter"))
             let view = try daemon.show(poid2)

@@ -75,11 +75,13 @@ struct HTTPEndToEndTests {
 
         let daemon = try await Daemon.start { d in
             try FileManager.default.createDirectory(at: d.pkiDirectory, withIntermediateDirectories: true)
-            try "an-operator-token-of-enough-length\n".write(to: d.pkiDirectory.appendingPathComponent("operator.token"), atomically: true, encoding: .utf8)
+            try "an-operator-token-of-enough-length\n".write(
+                to: d.pkiDirectory.appendingPathComponent("operator.token"), atomically: true, encoding: .utf8)
             d.arguments = ["--http", "0.0.0.0:0"]
         }
         defer { daemon.stop() }
-        let port = try #require(daemon.logText.range(of: "http=http://0.0.0.0:").map { daemon.logText[$0.upperBound...].prefix { $0.isNumber } }.flatMap { Int($0) })
+        let port = try #require(
+            daemon.logText.range(of: "http=http://0.0.0.0:").map { daemon.logText[$0.upperBound...].prefix { $0.isNumber } }.flatMap { Int($0) })
         #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics").status == 401)
         #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics", token: "an-operator-token-of-enough-length").status == 200)
         #expect(daemon.terminate() == 0)
@@ -96,10 +98,12 @@ struct HTTPEndToEndTests {
         let before = try await daemon.http("/metrics", token: token)
         #expect(before.sample("cpnp_negotiations_total{outcome=\"agreed\"}") == 0)
 
-        let run = try Self.run(bench, [
-            "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "40", "--customers", "4",
-            "--json", "--warmup", "200ms", "--ping-pong", "0",
-        ])
+        let run = try Self.run(
+            bench,
+            [
+                "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "40", "--customers", "4",
+                "--json", "--warmup", "200ms", "--ping-pong", "0",
+            ])
         let parsed = try JSONSerialization.jsonObject(with: Data(run.utf8)) as? [String: Any]
         let report = try #require(parsed, "\(run)")
         let measured = try #require(report["completed"] as? Int)
@@ -167,10 +171,12 @@ struct HTTPEndToEndTests {
         let daemon = try await Daemon.start(configuration: try LoadAndKillTests.configuration(unlimitedCapacity: true))
         defer { daemon.stop() }
         let token = try daemon.operatorToken
-        _ = try HTTPEndToEndTests.run(bench, [
-            "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "55", "--customers", "2",
-            "--json", "--warmup", "0s", "--warmup-negotiations", "0", "--ping-pong", "0",
-        ])
+        _ = try HTTPEndToEndTests.run(
+            bench,
+            [
+                "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "55", "--customers", "2",
+                "--json", "--warmup", "0s", "--warmup-negotiations", "0", "--ping-pong", "0",
+            ])
         func rows(_ page: HTTPAnswer) -> Int { page.body.components(separatedBy: "<a href=\"/console/orders/po-").count - 1 }
         let first = try await daemon.http("/console/orders", token: token)
         #expect(first.status == 200 && first.body.contains("55 orders · page 1 of 2"), "\(first.body.prefix(3_000))")
@@ -200,7 +206,9 @@ struct HTTPEndToEndTests {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(pki.appendingPathComponent("ca.pem").path)
         if let certificate {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.appendingPathComponent("client-\(certificate).pem").path).map { .certificate($0) }
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.appendingPathComponent("client-\(certificate).pem").path).map {
+                .certificate($0)
+            }
             tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.appendingPathComponent("client-\(certificate)-key.pem").path, format: .pem))
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))

@@ -42,18 +42,23 @@ struct IdentityEndToEndTests {
     static func issueServer(_ name: String, commonName: String, san: String?, in pki: URL) throws {
         let csr = pki.appendingPathComponent("\(name).csr")
         let extensions = pki.appendingPathComponent("\(name).ext")
-        let lines = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"]
+        let lines =
+            ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"]
             + (san.map { ["subjectAltName=\($0)"] } ?? [])
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: extensions)
-        try run(opensslTool!, [
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", pki.appendingPathComponent("\(name)-key.pem").path, "-subj", "/O=CPNP/CN=\(commonName)", "-out", csr.path,
-        ])
-        try run(opensslTool!, [
-            "x509", "-req", "-in", csr.path, "-CA", pki.appendingPathComponent("ca.pem").path,
-            "-CAkey", pki.appendingPathComponent("ca-key.pem").path, "-set_serial", "\(UInt32.random(in: 1...UInt32.max))",
-            "-days", "2", "-extfile", extensions.path, "-out", pki.appendingPathComponent("\(name).pem").path,
-        ])
+        try run(
+            opensslTool!,
+            [
+                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", pki.appendingPathComponent("\(name)-key.pem").path, "-subj", "/O=CPNP/CN=\(commonName)", "-out", csr.path,
+            ])
+        try run(
+            opensslTool!,
+            [
+                "x509", "-req", "-in", csr.path, "-CA", pki.appendingPathComponent("ca.pem").path,
+                "-CAkey", pki.appendingPathComponent("ca-key.pem").path, "-set_serial", "\(UInt32.random(in: 1...UInt32.max))",
+                "-days", "2", "-extfile", extensions.path, "-out", pki.appendingPathComponent("\(name).pem").path,
+            ])
     }
 
     static func run(_ tool: URL, _ arguments: [String]) throws {
@@ -78,10 +83,11 @@ struct IdentityEndToEndTests {
 
     /// `cpnp quote … --yes` against `daemon` dialled as `host`, with acme's certificate from `pki`.
     static func quote(_ daemon: Daemon, host: String, pki: URL) throws -> CLI.Result {
-        try CLI.runRaw([
-            "quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--server", "\(host):\(daemon.port)",
-            "--pki", pki.path, "--database", pki.appendingPathComponent("cpnp-\(UUID().uuidString).sqlite").path,
-        ], in: pki)
+        try CLI.runRaw(
+            [
+                "quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--server", "\(host):\(daemon.port)",
+                "--pki", pki.path, "--database", pki.appendingPathComponent("cpnp-\(UUID().uuidString).sqlite").path,
+            ], in: pki)
     }
 
     @Test(.timeLimit(.minutes(3)))
@@ -128,8 +134,9 @@ struct IdentityEndToEndTests {
         let dns = try LoopbackDNSResponder(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--yes"],
-                            environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
+        let r = try cli.run(
+            ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--yes"],
+            environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
         #expect(r.status == 5, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stderr.contains("SRV-ID _cpnp.provider.example or DNS-ID provider.example"), "\(r.stderr)")
         #expect(try daemon.admin(["orders"]).contains("(no orders)"))

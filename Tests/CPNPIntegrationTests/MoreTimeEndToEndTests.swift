@@ -12,13 +12,14 @@ struct MoreTimeEndToEndTests {
     /// Expected offer time 6 s; ask 5 s before it for 10 s more, once: the client has 5 s to answer,
     /// enough on a loaded machine.
     static func configuration() throws -> String {
-        try Daemon.demoConfiguration(timers: """
-            retransmission: {initial: 1s, max-retries: 3}
-            offer-validity: 10m
-            expected-offer-time: 60s
-            approval-expected-offer-time: 6s
-            more-time: {request-before: 5s, extension: 10s, max-requests: 1}
-            """)
+        try Daemon.demoConfiguration(
+            timers: """
+                retransmission: {initial: 1s, max-retries: 3}
+                offer-validity: 10m
+                expected-offer-time: 60s
+                approval-expected-offer-time: 6s
+                more-time: {request-before: 5s, extension: 10s, max-requests: 1}
+                """)
     }
 
     /// Quotes 2000 Mbps in Paris and runs until the server asked for more time and the client answered.
@@ -27,7 +28,8 @@ struct MoreTimeEndToEndTests {
         var order = ClientOrderStateMachine(customerOrderID: customerOrderID(grant ? "fig11" : "fig12"))
         var rng = SystemRandomNumberGenerator()
         try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
-        try await client.run(&order, timeout: .seconds(10), until: { _ in client.events.contains { if case .moreTimeRequested = $0 { true } else { false } } })
+        try await client.run(
+            &order, timeout: .seconds(10), until: { _ in client.events.contains { if case .moreTimeRequested = $0 { true } else { false } } })
         return order
     }
 
@@ -64,10 +66,14 @@ struct MoreTimeEndToEndTests {
     func checkConfigNamesABadMoreTimeSettingByPath() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-more-time-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
-        try Data(try Daemon.demoConfiguration(timers: """
-            approval-expected-offer-time: 3s
-            more-time: {request-before: 5s}
-            """).utf8).write(to: file)
+        try Data(
+            try Daemon.demoConfiguration(
+                timers: """
+                    approval-expected-offer-time: 3s
+                    more-time: {request-before: 5s}
+                    """
+            ).utf8
+        ).write(to: file)
         let (status, text) = try Daemon.command(["check-config", file.path])
         #expect(status == 1)
         #expect(text.contains("timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"), "\(text)")

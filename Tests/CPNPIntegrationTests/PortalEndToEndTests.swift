@@ -55,11 +55,14 @@ struct PortalEndToEndTests {
         let csrf = try #require(CertificateHTTPClient.csrf(in: form.body))
         let outside = try await acme.post("/portal/catalog/l3vpn-3-sites", form: ["csrf": csrf, "field-0": "600"])
         #expect(outside.status == 400)
-        #expect(CertificateHTTPClient.text(of: "error", in: outside.body)?.contains("Paris HQ, towards the site (Mbit/s): 600 is outside what the template allows (10 to 500)") == true,
-                "\(outside.body)")
+        #expect(
+            CertificateHTTPClient.text(of: "error", in: outside.body)?.contains(
+                "Paris HQ, towards the site (Mbit/s): 600 is outside what the template allows (10 to 500)") == true,
+            "\(outside.body)")
         let notNumber = try await acme.post("/portal/catalog/l3vpn-3-sites", form: ["csrf": csrf, "field-2": "fast"])
         #expect(notNumber.status == 400)
-        #expect(CertificateHTTPClient.text(of: "error", in: notNumber.body)?.contains("Lyon DC, towards the site (Mbit/s): fast is not a number") == true)
+        #expect(
+            CertificateHTTPClient.text(of: "error", in: notNumber.body)?.contains("Lyon DC, towards the site (Mbit/s): fast is not a number") == true)
 
         let path = try await Self.requestQuote(acme, "l3vpn-3-sites", ["field-0": "100", "field-1": "", "field-2": "50"])
         #expect(path.hasPrefix("/portal/orders/co-"))
@@ -73,7 +76,10 @@ struct PortalEndToEndTests {
         let csrfOnOffer = try #require(CertificateHTTPClient.csrf(in: offer))
         let accepted = try await acme.post(path + "/accept", form: ["csrf": csrfOnOffer])
         #expect(accepted.status == 303)
-        let agreed = try await Self.page(acme, path) { CertificateHTTPClient.text(of: "server-state", in: $0) == "Completed" && CertificateHTTPClient.text(of: "client-state", in: $0) == "Completed" }
+        let agreed = try await Self.page(acme, path) {
+            CertificateHTTPClient.text(of: "server-state", in: $0) == "Completed"
+                && CertificateHTTPClient.text(of: "client-state", in: $0) == "Completed"
+        }
         #expect(CertificateHTTPClient.text(of: "state", in: agreed) == "agreed")
 
         // A normal CPNP order: the operator sees it, and it is in the customer's list.
@@ -166,7 +172,10 @@ struct PortalEndToEndTests {
         #expect(offer.body.contains("&quot;type&quot;: &quot;explicit&quot;"))
         let accepted = try await acme.post(path + "/accept", form: ["csrf": try #require(CertificateHTTPClient.csrf(in: offer.body))])
         #expect(accepted.status == 303)
-        _ = try await Self.page(acme, path) { CertificateHTTPClient.text(of: "server-state", in: $0) == "Completed" && CertificateHTTPClient.text(of: "client-state", in: $0) == "Completed" }
+        _ = try await Self.page(acme, path) {
+            CertificateHTTPClient.text(of: "server-state", in: $0) == "Completed"
+                && CertificateHTTPClient.text(of: "client-state", in: $0) == "Completed"
+        }
         #expect(daemon.terminate() == 0)
     }
 
@@ -177,7 +186,9 @@ struct PortalEndToEndTests {
         defer { daemon.stop() }
         let directory = daemon.directory
         func catalog(_ args: [String], identity: String = "acme") throws -> CLI.Result {
-            try CLI.runRaw(["catalog", "--server", "127.0.0.1:\(daemon.httpPort)", "--pki", daemon.pkiDirectory.path, "--identity", identity] + args, in: directory)
+            try CLI.runRaw(
+                ["catalog", "--server", "127.0.0.1:\(daemon.httpPort)", "--pki", daemon.pkiDirectory.path, "--identity", identity] + args,
+                in: directory)
         }
         let list = try catalog([])
         #expect(list.status == 0, "\(list.stderr)")

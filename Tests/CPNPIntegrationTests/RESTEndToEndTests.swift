@@ -30,8 +30,10 @@ struct RESTEndToEndTests {
     /// A daemon serving HTTPS, acme's client, an anonymous client and the operators' token header.
     static func start() async throws -> (Daemon, CertificateHTTPClient, CertificateHTTPClient, [String: String]) {
         let daemon = try await PortalEndToEndTests.startDaemon()
-        return (daemon, try CertificateHTTPClient(daemon: daemon, certificate: "acme"), try CertificateHTTPClient(daemon: daemon, certificate: nil),
-                ["Authorization": "Bearer \(try daemon.operatorToken)"])
+        return (
+            daemon, try CertificateHTTPClient(daemon: daemon, certificate: "acme"), try CertificateHTTPClient(daemon: daemon, certificate: nil),
+            ["Authorization": "Bearer \(try daemon.operatorToken)"]
+        )
     }
 
     /// Reads the quote until `done` holds (the provider answers asynchronously).
@@ -48,7 +50,11 @@ struct RESTEndToEndTests {
     func aQuoteThroughTheAPIReachesCompletedOnBothSidesAndIsWithdrawn() async throws {
         let (daemon, acme, theOperator, token) = try await Self.start()
         defer { daemon.stop() }
-        defer { Task { await acme.shutdown(); await theOperator.shutdown() } }
+        defer {
+            Task {
+                await acme.shutdown(); await theOperator.shutdown()
+            }
+        }
 
         let created = try await acme.send(.POST, "/api/quotes", json: Self.template)
         #expect(created.status == 201, "\(created.body)")
@@ -96,7 +102,9 @@ struct RESTEndToEndTests {
         defer { Task { for c in [acme, globex, anonymous] { await c.shutdown() } } }
         let token = ["Authorization": "Bearer \(try daemon.operatorToken)"]
 
-        func problem(_ answer: HTTPAnswer, _ status: Int, field: String? = nil, detail: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func problem(
+            _ answer: HTTPAnswer, _ status: Int, field: String? = nil, detail: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             #expect(answer.status == status, "\(answer.body)", sourceLocation: sourceLocation)
             #expect(answer.headers["content-type"]?.hasPrefix("application/problem+json") == true, sourceLocation: sourceLocation)
             let o = try Self.object(answer)
@@ -107,10 +115,14 @@ struct RESTEndToEndTests {
         try problem(try await anonymous.send(.GET, "/api/quotes"), 401)
         try problem(try await acme.send(.GET, "/api/orders"), 403)
         try problem(try await anonymous.send(.GET, "/api/quotes", headers: token), 403)
-        try problem(try await acme.send(.POST, "/api/quotes", json: #"{"cpd": {"components": [{"profiles": [{"customer-nodes": [], "scope": []}]}]}}"#), 400,
-                    field: "cpd.components[0].profiles[0].customer-nodes")
-        try problem(try await acme.send(.POST, "/api/quotes", json: #"{"template": "l3vpn-3-sites", "values": {"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "900"}}"#), 400,
-                    field: "values.components[0].profiles[0].capacity[0].incoming-bandwidth-mbps", detail: "outside what the template allows")
+        try problem(
+            try await acme.send(.POST, "/api/quotes", json: #"{"cpd": {"components": [{"profiles": [{"customer-nodes": [], "scope": []}]}]}}"#), 400,
+            field: "cpd.components[0].profiles[0].customer-nodes")
+        try problem(
+            try await acme.send(
+                .POST, "/api/quotes",
+                json: #"{"template": "l3vpn-3-sites", "values": {"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "900"}}"#), 400,
+            field: "values.components[0].profiles[0].capacity[0].incoming-bandwidth-mbps", detail: "outside what the template allows")
         try problem(try await acme.send(.POST, "/api/quotes", json: #"{"template": "no-such"}"#), 404, field: "template")
         try problem(try await globex.send(.POST, "/api/quotes", json: #"{"template": "internet-access-1g"}"#), 404, field: "template")
         try problem(try await acme.send(.POST, "/api/quotes", json: "{not json"), 400)
@@ -128,7 +140,11 @@ struct RESTEndToEndTests {
         try await daemon.restart()
         let acmeAfter = try CertificateHTTPClient(daemon: daemon, certificate: "acme")
         let operatorAfter = try CertificateHTTPClient(daemon: daemon, certificate: nil)
-        defer { Task { await acmeAfter.shutdown(); await operatorAfter.shutdown() } }
+        defer {
+            Task {
+                await acmeAfter.shutdown(); await operatorAfter.shutdown()
+            }
+        }
         let retried = try await acmeAfter.send(.POST, "/api/quotes", json: Self.template, headers: key)
         #expect(retried.status == 201)
         #expect(Self.text(try Self.object(retried), "id") == Self.text(first, "id"))
@@ -142,7 +158,9 @@ struct RESTEndToEndTests {
         try problem(try await globexAfter.send(.GET, "/api/quotes/\(id)"), 404)
         try problem(try await globexAfter.send(.POST, "/api/quotes/\(id)/accept"), 404)
         // CPD numbers stay exact decimals through the API.
-        let exact = try await acmeAfter.send(.POST, "/api/quotes", json: #"{"template": "internet-access-1g", "values": {"components[0].profiles[0].availability.availability-percent": "99.95"}}"#)
+        let exact = try await acmeAfter.send(
+            .POST, "/api/quotes",
+            json: #"{"template": "internet-access-1g", "values": {"components[0].profiles[0].availability.availability-percent": "99.95"}}"#)
         #expect(exact.status == 201)
         #expect(exact.body.contains("\"availability-percent\" : 99.95"), "\(exact.body)")
         #expect(daemon.terminate() == 0)
@@ -154,8 +172,13 @@ struct RESTEndToEndTests {
     func anAgreementIsUpdatedAndActivated() async throws {
         let (daemon, acme, theOperator, token) = try await Self.start()
         defer { daemon.stop() }
-        defer { Task { await acme.shutdown(); await theOperator.shutdown() } }
-        let explicit = #"{"template": "l3vpn-3-sites", "activationType": "explicit", "values": {"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "100"}}"#
+        defer {
+            Task {
+                await acme.shutdown(); await theOperator.shutdown()
+            }
+        }
+        let explicit =
+            #"{"template": "l3vpn-3-sites", "activationType": "explicit", "values": {"components[0].profiles[0].capacity[0].incoming-bandwidth-mbps": "100"}}"#
         let id = try #require(Self.text(try Self.object(try await acme.send(.POST, "/api/quotes", json: explicit)), "id"))
         _ = try await Self.quote(acme, id) { Self.text($0, "state") == "approved" }
         _ = try await acme.send(.POST, "/api/quotes/\(id)/accept")
@@ -171,14 +194,17 @@ struct RESTEndToEndTests {
         // UPDATE to 200 Mbit/s towards Paris: offered, accepted, agreed.
         let form = try Self.object(try await acme.send(.GET, "/api/quotes/\(id)"))
         guard case .object(let requested)? = form["requestedCpd"] else { Issue.record("\(form)"); return }
-        let cpd = JSONSerializer.serializeString(.object(requested)).replacingOccurrences(of: "\"incoming-bandwidth-mbps\":100", with: "\"incoming-bandwidth-mbps\":200")
+        let cpd = JSONSerializer.serializeString(.object(requested)).replacingOccurrences(
+            of: "\"incoming-bandwidth-mbps\":100", with: "\"incoming-bandwidth-mbps\":200")
         #expect(cpd.contains("\"incoming-bandwidth-mbps\":200"))
         let updating = try await acme.send(.POST, "/api/agreements/\(id)/update", json: "{\"cpd\": \(cpd)}")
         #expect(updating.status == 200, "\(updating.body)")
         let reoffered = try await Self.quote(acme, id) { Self.text($0, "state") == "approved" }
         #expect(reoffered["agreedCpd"] != nil, "the agreement stays while the update is negotiated")
         _ = try await acme.send(.POST, "/api/quotes/\(id)/accept")
-        let updated = try await Self.quote(acme, id) { Self.text($0, "state") == "accepted" && $0["offeredCpd"] == nil || Self.text($0, "cpnpState") == "Completed" }
+        let updated = try await Self.quote(acme, id) {
+            Self.text($0, "state") == "accepted" && $0["offeredCpd"] == nil || Self.text($0, "cpnpState") == "Completed"
+        }
         guard case .object(let agreedCpd)? = updated["agreedCpd"] else { Issue.record("\(updated)"); return }
         #expect(JSONSerializer.serializeString(.object(agreedCpd)).contains("\"incoming-bandwidth-mbps\":200"), "\(agreedCpd)")
         let poid = try #require(Self.text(updated, "providerOrderId"))
@@ -192,7 +218,11 @@ struct RESTEndToEndTests {
     func anOperatorApprovesAHeldQuote() async throws {
         let (daemon, acme, theOperator, token) = try await Self.start()
         defer { daemon.stop() }
-        defer { Task { await acme.shutdown(); await theOperator.shutdown() } }
+        defer {
+            Task {
+                await acme.shutdown(); await theOperator.shutdown()
+            }
+        }
         // Above 1 Gbit/s the demo policy holds the order for an operator.
         let cpd = JSONSerializer.serializeString(CPD.paris(2000).json)
         let created = try Self.object(try await acme.send(.POST, "/api/quotes", json: "{\"cpd\": \(cpd)}"))

@@ -68,7 +68,11 @@ struct RateLimitEndToEndTests {
         defer { daemon.stop() }
         let acme = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port)
         let globex = try await TestClient(pki: daemon.pkiDirectory, name: "globex", serverPort: daemon.port)
-        defer { Task { await acme.close(); await globex.close() } }
+        defer {
+            Task {
+                await acme.close(); await globex.close()
+            }
+        }
 
         let start = ContinuousClock.now
         let flood = try (0..<12).map { _ in try Self.quotation("flood", acme) }
@@ -119,7 +123,11 @@ struct RateLimitEndToEndTests {
         defer { daemon.stop() }
         let acme = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port)
         let globex = try await TestClient(pki: daemon.pkiDirectory, name: "globex", serverPort: daemon.port)
-        defer { Task { await acme.close(); await globex.close() } }
+        defer {
+            Task {
+                await acme.close(); await globex.close()
+            }
+        }
 
         let start = ContinuousClock.now
         // Each DECLINE names no order: FAIL 1 each, until the limit.
@@ -143,7 +151,8 @@ struct RateLimitEndToEndTests {
     @Test(.timeLimit(.minutes(2)))
     func theOpenOrderCapRefusesTheNextQuotation() async throws {
         let cap = 2
-        try await withDaemon(configuration: try Self.configuration(quotationsPerMinute: 1_000, failsPerMinute: 1_000, acmeMaxOpenOrders: cap)) { daemon, acme in
+        try await withDaemon(configuration: try Self.configuration(quotationsPerMinute: 1_000, failsPerMinute: 1_000, acmeMaxOpenOrders: cap)) {
+            daemon, acme in
             var rng = SystemRandomNumberGenerator()
             var open: [ClientOrderStateMachine] = []
             for _ in 0..<cap {

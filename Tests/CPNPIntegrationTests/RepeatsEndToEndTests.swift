@@ -21,9 +21,10 @@ struct RepeatsEndToEndTests {
 
             // Same customer order id, provider order id and nonce, in a new transaction: the order is
             // not in Completed any more (Table 6), so FAIL 1, and its retransmission the same FAIL.
-            let again = CPNPMessage.withdraw(WithdrawMessage(
-                sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
-                providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
+            let again = CPNPMessage.withdraw(
+                WithdrawMessage(
+                    sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                    providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
             let fail = try #require(try await BadInputEndToEndTests.expectFail(client, again))
             #expect(fail.statusCode == .messageValidationError)
             try await Task.sleep(for: .milliseconds(300))  // past the cached-answer rate limit
@@ -41,9 +42,10 @@ struct RepeatsEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             // A site where the demo provider has no network presence: FAIL 6.
             let berlin = CPD.site("CE-BER-1", site: "BERLIN-1", link: "PE-BER-1:xe-0/0/0", bandwidth: "10")
-            let quotation = CPNPMessage.quotation(QuotationMessage(
-                sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("berlin"),
-                requestedCPD: berlin))
+            let quotation = CPNPMessage.quotation(
+                QuotationMessage(
+                    sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: customerOrderID("berlin"),
+                    requestedCPD: berlin))
             let bytes = CPNPCodec.encode(quotation)
             let fail = try #require(try await BadInputEndToEndTests.expectFail(client, quotation))
             #expect(fail.statusCode == .networkPresenceError)

@@ -21,7 +21,8 @@ struct ServeEndToEndTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let serve = Process()
         serve.executableURL = CLI.binary
-        serve.arguments = ["serve", "--http", "127.0.0.1:0", "--database", directory.appendingPathComponent("cpnp.sqlite").path, "--pki", first.pkiDirectory.path]
+        serve.arguments =
+            ["serve", "--http", "127.0.0.1:0", "--database", directory.appendingPathComponent("cpnp.sqlite").path, "--pki", first.pkiDirectory.path]
             + daemons.flatMap { ["--server", "127.0.0.1:\($0.port)"] }
         serve.currentDirectoryURL = directory
         let out = Pipe()

@@ -27,9 +27,10 @@ extension LoadAndKillTests {
             let first = try await Daemon.start(sharing: url, configuration: configuration, arguments: arguments)
             var all = [first]
             for _ in 1..<count {
-                all.append(try await Daemon.start(
-                    sharing: url, configuration: configuration, sibling: first, port: arguments.contains("--reuse-port") ? first.port : 0,
-                    arguments: arguments))
+                all.append(
+                    try await Daemon.start(
+                        sharing: url, configuration: configuration, sibling: first, port: arguments.contains("--reuse-port") ? first.port : 0,
+                        arguments: arguments))
             }
             return all
         }
@@ -101,8 +102,9 @@ extension LoadAndKillTests {
             // UPDATE through the third.
             let third = clients[2]
             try await third.act(&order) {
-                try $0.update(requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
-                              session: third.session, now: TestClient.now(), using: &rng)
+                try $0.update(
+                    requestedCPD: CPD.marseille("60"), expectedResponseTime: TestClient.now() + .seconds(60),
+                    session: third.session, now: TestClient.now(), using: &rng)
             }
             try await third.run(&order, until: { $0.state == .offerReceived })
             try await third.act(&order) { try $0.accept(now: TestClient.now()) }
@@ -158,7 +160,9 @@ extension LoadAndKillTests {
             defer { Task { await client.close() } }
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("failover"))
             var rng = SystemRandomNumberGenerator()
-            try await client.act(&order) { try $0.quote(requestedCPD: CPD.marseille("50"), session: client.session, now: TestClient.now(), using: &rng) }
+            try await client.act(&order) {
+                try $0.quote(requestedCPD: CPD.marseille("50"), session: client.session, now: TestClient.now(), using: &rng)
+            }
             try await client.run(&order, until: { $0.state == .offerReceived })
             let poid = try #require(order.providerOrderID)
 
@@ -204,7 +208,9 @@ extension LoadAndKillTests {
             defer { Task { await lonely.close() } }
             var unanswered = ClientOrderStateMachine(customerOrderID: customerOrderID("unanswered"))
             var rng = SystemRandomNumberGenerator()
-            try await lonely.act(&unanswered) { try $0.quote(requestedCPD: CPD.paris(10), session: lonely.session, now: TestClient.now(), using: &rng) }
+            try await lonely.act(&unanswered) {
+                try $0.quote(requestedCPD: CPD.paris(10), session: lonely.session, now: TestClient.now(), using: &rng)
+            }
             try await lonely.run(&unanswered, until: { $0.state == .offerReceived })
             let unansweredOrder = try #require(unanswered.providerOrderID)
             let validity = try #require(unanswered.offer?.validityOfferTime)
@@ -256,7 +262,8 @@ extension LoadAndKillTests {
 
             // The unanswered offer expired although the instance that made it died: taken over, its timer fired.
             let deadline = ContinuousClock.now + .seconds(30)
-            while try postgres.psql("SELECT state FROM orders WHERE provider_order_id = '\(unansweredOrder.rawValue)'", database: "kills") != "Cancelled",
+            while try postgres.psql("SELECT state FROM orders WHERE provider_order_id = '\(unansweredOrder.rawValue)'", database: "kills")
+                != "Cancelled",
                 ContinuousClock.now < deadline
             {
                 try await Task.sleep(for: .milliseconds(200))
@@ -272,7 +279,8 @@ extension LoadAndKillTests {
             try expectConsistent(provider: try ServerOrderStore(location: url), customers: results.map { $0.0 })
 
             // Provisioning: every event handed off, a repeat only for a hand-off a kill cut short.
-            let delivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NOT NULL", database: "kills").split(separator: "\n").map(String.init)
+            let delivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NOT NULL", database: "kills").split(separator: "\n").map(
+                String.init)
             // A hand-off a kill cut short leaves an empty or partial file (the hook's input ended early).
             var cutShort = 0
             let handedOff = try FileManager.default.contentsOfDirectory(atPath: hooks.path).compactMap { name -> String? in
@@ -281,19 +289,23 @@ extension LoadAndKillTests {
                     cutShort += 1
                     return nil
                 }
-                guard case .object(let o) = json, case .number(let id)? = o["event-id"] else { throw DaemonError(description: "\(name): no event-id") }
+                guard case .object(let o) = json, case .number(let id)? = o["event-id"] else {
+                    throw DaemonError(description: "\(name): no event-id")
+                }
                 return id.description
             }
             #expect(cutShort <= 3, "\(cutShort) hand-offs cut short for 3 kills")
             // Each delivered event was handed off. One handed off by an instance killed before it recorded
             // the success is handed off again once the claim lapses with that instance's heartbeat.
-            let undelivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NULL", database: "kills").split(separator: "\n").map(String.init)
+            let undelivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NULL", database: "kills").split(separator: "\n").map(
+                String.init)
             #expect(Set(delivered).isSubset(of: Set(handedOff)), "delivered but never handed off: \(Set(delivered).subtracting(handedOff))")
             #expect(Set(handedOff).subtracting(delivered).isSubset(of: Set(undelivered)))
             #expect(undelivered.count <= 3, "\(undelivered.count) events undelivered after 3 kills")
             #expect(handedOff.count - Set(handedOff).count <= 3, "\(handedOff.count - Set(handedOff).count) repeated hand-offs for 3 kills")
-            print("shared database under kills: \(completed) agreements, \(delivered.count) events, "
-                  + "\(handedOff.count - Set(handedOff).count) repeated hand-offs, \(results.reduce(0) { $0 + $1.2.count }) client errors")
+            print(
+                "shared database under kills: \(completed) agreements, \(delivered.count) events, "
+                    + "\(handedOff.count - Set(handedOff).count) repeated hand-offs, \(results.reduce(0) { $0 + $1.2.count }) client errors")
             for d in daemons { #expect(d.terminate() == 0) }
         }
 
@@ -382,8 +394,9 @@ extension LoadAndKillTests {
             stop.set()
             let customers = try await load.value
             #expect(afterOutage.value >= 4, "the instances did not carry on after the outage")
-            #expect(daemons.contains { $0.logText.contains("commit failed; messages withheld") || $0.logText.contains("store read failed") },
-                    "no instance logged the outage")
+            #expect(
+                daemons.contains { $0.logText.contains("commit failed; messages withheld") || $0.logText.contains("store read failed") },
+                "no instance logged the outage")
             // An instance that found the database gone said it was not ready, and ready again at its next
             // upkeep (one whose every call waited through the outage may not have noticed it).
             func readyAgain(_ log: String) -> Bool? {

@@ -17,23 +17,23 @@ final class WebhookReceiver: @unchecked Sendable {
     var log: URL { directory.appendingPathComponent("received.jsonl") }
 
     static let script = #"""
-    import http.server, json, os, sys
-    log, fail = sys.argv[1], int(sys.argv[2])
-    count = {"n": 0}
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-            count["n"] += 1
-            if count["n"] <= fail:
-                self.send_response(500); self.end_headers(); return
-            with open(log, "a") as f:
-                f.write(json.dumps({"headers": dict({k.lower(): v for k, v in self.headers.items()}, path=self.path), "body": body}) + "\n")
-            self.send_response(204); self.end_headers()
-        def log_message(self, *args): pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-    """#
+        import http.server, json, os, sys
+        log, fail = sys.argv[1], int(sys.argv[2])
+        count = {"n": 0}
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+                count["n"] += 1
+                if count["n"] <= fail:
+                    self.send_response(500); self.end_headers(); return
+                with open(log, "a") as f:
+                    f.write(json.dumps({"headers": dict({k.lower(): v for k, v in self.headers.items()}, path=self.path), "body": body}) + "\n")
+                self.send_response(204); self.end_headers()
+            def log_message(self, *args): pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+        """#
 
     init(failFirst: Int) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("webhooks-\(UUID().uuidString)")
@@ -52,7 +52,9 @@ final class WebhookReceiver: @unchecked Sendable {
     func received() throws -> [(headers: [String: String], body: String)] {
         guard let text = try? String(contentsOf: log, encoding: .utf8) else { return [] }
         return try text.split(separator: "\n").map { line in
-            guard case .object(let o) = try JSONParser.parse(Array(line.utf8), limits: .stream), case .object(let h)? = o["headers"], case .string(let body)? = o["body"] else {
+            guard case .object(let o) = try JSONParser.parse(Array(line.utf8), limits: .stream), case .object(let h)? = o["headers"],
+                case .string(let body)? = o["body"]
+            else {
                 throw DaemonError(description: "bad line \(line)")
             }
             var headers: [String: String] = [:]
@@ -85,7 +87,8 @@ struct WebhookEndToEndTests {
         let created = try await theOperator.send(.POST, "/api/webhooks", json: "{\"url\": \"\(url)\", \"secret\": \"\(secret)\"}", headers: token)
         #expect(created.status == 201, "\(created.body)")
         let webhookID = try #require(RESTEndToEndTests.text(try RESTEndToEndTests.object(created), "id"))
-        let filtered = try await theOperator.send(.POST, "/api/webhooks", json: "{\"url\": \"\(url)/agreements\", \"events\": [\"agreement.reached\"]}", headers: token)
+        let filtered = try await theOperator.send(
+            .POST, "/api/webhooks", json: "{\"url\": \"\(url)/agreements\", \"events\": [\"agreement.reached\"]}", headers: token)
         #expect(filtered.status == 201)
 
         // A quote accepted, then (after a kill -9 of cpnpd and a restart) withdrawn.
@@ -99,7 +102,11 @@ struct WebhookEndToEndTests {
         try await daemon.restart()
         let acmeAfter = try CertificateHTTPClient(daemon: daemon, certificate: "acme")
         let operatorAfter = try CertificateHTTPClient(daemon: daemon, certificate: nil)
-        defer { Task { await acme.shutdown(); await theOperator.shutdown(); await acmeAfter.shutdown(); await operatorAfter.shutdown() } }
+        defer {
+            Task {
+                await acme.shutdown(); await theOperator.shutdown(); await acmeAfter.shutdown(); await operatorAfter.shutdown()
+            }
+        }
         #expect(try await acmeAfter.send(.POST, "/api/agreements/\(id)/withdraw").status == 200)
 
         // Until the receiver has the three events (the first two attempts failed: retried).
@@ -118,9 +125,12 @@ struct WebhookEndToEndTests {
         #expect(signedEvents.count == 3, "after deduplication by webhook-id, each event once")
         for r in signedEvents {
             let eventID = try #require(r.headers["webhook-id"]), timestamp = try #require(r.headers["webhook-timestamp"])
-            let mac = HMAC<SHA256>.authenticationCode(for: Data("\(eventID).\(timestamp).\(r.body)".utf8), using: SymmetricKey(data: Data(secret.utf8)))
+            let mac = HMAC<SHA256>.authenticationCode(
+                for: Data("\(eventID).\(timestamp).\(r.body)".utf8), using: SymmetricKey(data: Data(secret.utf8)))
             #expect(r.headers["webhook-signature"] == "v1," + Data(mac).base64EncodedString(), "the signature verifies")
-            guard case .object(let o) = try JSONParser.parse(Array(r.body.utf8), limits: .stream) else { Issue.record("not an object: \(r.body)"); continue }
+            guard case .object(let o) = try JSONParser.parse(Array(r.body.utf8), limits: .stream) else {
+                Issue.record("not an object: \(r.body)"); continue
+            }
             #expect(RESTEndToEndTests.text(o, "customerOrderId") == id && RESTEndToEndTests.text(o, "customer") == "acme")
             #expect(RESTEndToEndTests.text(o, "id") == eventID)
         }

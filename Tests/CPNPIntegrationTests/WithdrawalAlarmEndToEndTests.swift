@@ -6,7 +6,7 @@ import CPNPCore
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.enabled(if: Daemon.binary != nil && CLI.binary != nil, "cpnpd/cpnp not built"), .serialized)

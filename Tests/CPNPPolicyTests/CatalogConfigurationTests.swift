@@ -12,27 +12,29 @@ struct CatalogConfigurationTests {
           - identity: globex
 
         """
-    static let document = #"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "hose", "source-prefixes": ["10.0.0.0/8"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": {"min": 1, "max": 10}}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}}]}]}"#
+    static let document =
+        #"{"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "hose", "source-prefixes": ["10.0.0.0/8"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": {"min": 1, "max": 10}}], "conformance-traffic": {"enforcement": "shaping", "out-of-profile-action": "discard"}}]}]}"#
 
     @Test func aTemplateInlineInYAMLOrJSONLoads() throws {
-        let yaml = Self.customers + """
-            catalog:
-              - id: small
-                name: Small
-                customers: [globex]
-                labels:
-                  components[0].profiles[0].capacity[0].incoming-bandwidth-mbps: Download
-                cpd:
-                  components:
-                    - profiles:
-                        - customer-nodes: [{identifier: CE-1, link-identifiers: [], localization: {country: FR}}]
-                          scope: [{customer-node: CE-1, direction: outgoing, reachability: global, model: hose, source-prefixes: [10.0.0.0/8]}]
-                          capacity: [{customer-node: CE-1, incoming-bandwidth-mbps: {min: 1, max: 10}}]
-                          conformance-traffic: {enforcement: shaping, out-of-profile-action: discard}
-              - id: json
-                name: As JSON
-                cpd: \(Self.document)
-            """
+        let yaml =
+            Self.customers + """
+                catalog:
+                  - id: small
+                    name: Small
+                    customers: [globex]
+                    labels:
+                      components[0].profiles[0].capacity[0].incoming-bandwidth-mbps: Download
+                    cpd:
+                      components:
+                        - profiles:
+                            - customer-nodes: [{identifier: CE-1, link-identifiers: [], localization: {country: FR}}]
+                              scope: [{customer-node: CE-1, direction: outgoing, reachability: global, model: hose, source-prefixes: [10.0.0.0/8]}]
+                              capacity: [{customer-node: CE-1, incoming-bandwidth-mbps: {min: 1, max: 10}}]
+                              conformance-traffic: {enforcement: shaping, out-of-profile-action: discard}
+                  - id: json
+                    name: As JSON
+                    cpd: \(Self.document)
+                """
         let c = try loadValid(yaml)
         #expect(c.catalog.map(\.id) == ["small", "json"])
         #expect(c.catalog[0].cpd == c.catalog[1].cpd, "YAML and JSON give the same document")
@@ -55,27 +57,28 @@ struct CatalogConfigurationTests {
     }
 
     @Test func everyProblemIsNamedByItsPath() {
-        let yaml = Self.customers + """
-            catalog:
-              - id: "bad id"
-                name: A
-                customers: [initech]
-                cpd: {"components": [{"profiles": [{"customer-nodes": [], "scope": []}]}]}
-              - id: twice
-                name: B
-                cpd: \(Self.document)
-                labels:
-                  components[0].profiles[0].capacity[0].outgoing-bandwidth-mbps: Upload
-              - id: twice
-                name: C
-                cpd: \(Self.document)
-                cpd-file: other.json
-              - id: nothing
-                name: D
-              - id: wrong
-                name: E
-                cpd: {"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "hose", "source-prefixes": ["10.0.0.0/8"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": "lots"}]}]}]}
-            """
+        let yaml =
+            Self.customers + """
+                catalog:
+                  - id: "bad id"
+                    name: A
+                    customers: [initech]
+                    cpd: {"components": [{"profiles": [{"customer-nodes": [], "scope": []}]}]}
+                  - id: twice
+                    name: B
+                    cpd: \(Self.document)
+                    labels:
+                      components[0].profiles[0].capacity[0].outgoing-bandwidth-mbps: Upload
+                  - id: twice
+                    name: C
+                    cpd: \(Self.document)
+                    cpd-file: other.json
+                  - id: nothing
+                    name: D
+                  - id: wrong
+                    name: E
+                    cpd: {"components": [{"profiles": [{"customer-nodes": [{"identifier": "CE-1", "link-identifiers": [], "localization": {"country": "FR"}}], "scope": [{"customer-node": "CE-1", "direction": "outgoing", "reachability": "global", "model": "hose", "source-prefixes": ["10.0.0.0/8"]}], "capacity": [{"customer-node": "CE-1", "incoming-bandwidth-mbps": "lots"}]}]}]}
+                """
         let found = errors(yaml)
         func has(_ prefix: String, _ text: String) -> Bool { found.contains { $0.hasPrefix(prefix) && $0.contains(text) } }
         #expect(has("catalog[0].id:", "letters, digits"))

@@ -65,7 +65,9 @@ struct ConfigurationTests {
     /// A database URL is named as the error it is, instead of becoming a file in a folder `postgres:`.
     @Test func aDatabaseURLIsAnErrorNamingThePath() {
         let found = errors("database:\n  path: postgres://cpnp:secret@db.example:5432/cpnp\n")
-        #expect(found.count == 1 && found[0].hasPrefix("database.path:") && found[0].contains("is a URL, not a file: give a PostgreSQL database as database.url"), "\(found)")
+        #expect(
+            found.count == 1 && found[0].hasPrefix("database.path:")
+                && found[0].contains("is a URL, not a file: give a PostgreSQL database as database.url"), "\(found)")
         let other = errors("database:\n  url: mysql://cpnp@db.example/cpnp\n")
         #expect(other.count == 1 && other[0].hasPrefix("database.url:") && other[0].contains("not a PostgreSQL URL"), "\(other)")
         #expect(DatabaseConfiguration.problem(with: "./.cpnp/cpnpd.sqlite") == nil)
@@ -138,15 +140,19 @@ struct ConfigurationTests {
         #expect(try loadValid("listen:\n") == ServerConfiguration())
         let d = ServerConfiguration()
         #expect(d.listen == ListenConfiguration(host: "127.0.0.1", port: 8921, transport: .dtls, receiveBufferBytes: nil))
-        #expect(d.pki == PKIConfiguration(directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
-                                          keyFile: "server-key.pem"))
+        #expect(
+            d.pki
+                == PKIConfiguration(
+                    directory: "./.cpnp/pki", caFile: "ca.pem", certificateFile: "server.pem",
+                    keyFile: "server-key.pem"))
         #expect(d.timers.approvalExpectedOfferTime == .seconds(3600))
         #expect(d.timers.moreTime == MoreTimeConfiguration(requestBefore: .seconds(300), extensionDuration: .seconds(3600), maximumRequests: 3))
         #expect(d.customers.isEmpty && d.policy.links.isEmpty)
     }
 
     @Test func valuesAreParsed() throws {
-        let c = try loadValid("""
+        let c = try loadValid(
+            """
             listen: {host: "::1", port: 0, transport: plain-udp, rcvbuf: 256KiB}
             pki: {directory: /etc/cpnp, ca: /opt/ca.pem, cert: s.pem, key: s.key}
             timers:
@@ -185,21 +191,26 @@ struct ConfigurationTests {
     }
 
     @Test func customerPricingOverridesKeyByKey() throws {
-        let c = try loadValid("""
+        let c = try loadValid(
+            """
             pricing: {currency: EUR, base-fee: 100, per-mbps: 2, qos-premiums: {gold: 10, silver: 5}}
             customers:
               - identity: a
                 pricing: {per-mbps: 1.5, qos-premiums: {gold: 20}}
               - identity: b
             """)
-        #expect(c.customers[0].pricing == PricingRule(currency: "EUR", period: "month", baseFee: 100, perMbps: dec("1.5"),
-                                                       qosPremiums: ["gold": 20, "silver": 5]))
+        #expect(
+            c.customers[0].pricing
+                == PricingRule(
+                    currency: "EUR", period: "month", baseFee: 100, perMbps: dec("1.5"),
+                    qosPremiums: ["gold": 20, "silver": 5]))
         #expect(c.customers[1].pricing == nil)
         #expect(DecisionEngine(configuration: c).pricing(for: c.customers[1]) == c.pricing)
     }
 
     @Test func linkCapacityForms() throws {
-        let c = try loadValid("""
+        let c = try loadValid(
+            """
             policy:
               network-presence: [{pe: P1, sites: [S1], countries: [FR, DE]}]
               links:
@@ -214,12 +225,17 @@ struct ConfigurationTests {
         #expect(c.policy.networkPresence[0].countries == ["FR", "DE"])
         // Missing default metrics keep the built-in default; pair metrics fall back to the file's default.
         #expect(c.policy.qos.defaultQoS == AchievableQoS(oneWayDelayMs: 20, delayVariationMs: 10, lossPercent: 1))
-        #expect(c.policy.qos.pairs == [QoSPair(first: "P1", second: "P1",
-                                               qos: AchievableQoS(oneWayDelayMs: 20, delayVariationMs: 10, lossPercent: 0))])
+        #expect(
+            c.policy.qos.pairs == [
+                QoSPair(
+                    first: "P1", second: "P1",
+                    qos: AchievableQoS(oneWayDelayMs: 20, delayVariationMs: 10, lossPercent: 0))
+            ])
     }
 
     @Test func approvalRules() throws {
-        let c = try loadValid("""
+        let c = try loadValid(
+            """
             customers: [{identity: acme}]
             approval:
               mode: manual
@@ -232,10 +248,12 @@ struct ConfigurationTests {
                 - customers: [ACME]
               escalate-out-of-resources: true
             """)
-        #expect(c.approval == ApprovalConfiguration(
-            mode: .manual,
-            rules: [.all, .aboveMbps(1000), .aboveTotalMbps(2500), .aboveAmount(10000), .purpose(.testing), .customers(["ACME"])],
-            escalateOutOfResources: true))
+        #expect(
+            c.approval
+                == ApprovalConfiguration(
+                    mode: .manual,
+                    rules: [.all, .aboveMbps(1000), .aboveTotalMbps(2500), .aboveAmount(10000), .purpose(.testing), .customers(["ACME"])],
+                    escalateOutOfResources: true))
     }
 
     // MARK: errors, one kind at a time, with their exact paths
@@ -260,7 +278,8 @@ struct ConfigurationTests {
     }
 
     @Test func unknownKeyAndMissingKeyPaths() {
-        let e = errorList("""
+        let e = errorList(
+            """
             policy:
               network-presence: [{pe: P}]
               links:
@@ -268,10 +287,11 @@ struct ConfigurationTests {
                   pe: P
                   capacity-mpbs: 10
             """)
-        #expect(Set(e.map(\.description)) == [
-            #"policy.links[0].capacity-mpbs: unknown key (did you mean "capacity-mbps"?)"#,
-            "policy.links[0].capacity-mbps: missing required key",
-        ])
+        #expect(
+            Set(e.map(\.description)) == [
+                #"policy.links[0].capacity-mpbs: unknown key (did you mean "capacity-mbps"?)"#,
+                "policy.links[0].capacity-mbps: missing required key",
+            ])
         #expect(Set(e.map(\.code)) == [.unknownKey, .missingKey])
     }
 
@@ -281,48 +301,60 @@ struct ConfigurationTests {
         #expect(errors("listen: {host: {a: 1}}\n") == ["listen.host: expected a string, found a mapping"])
         #expect(errors("listen: {port: http}\n") == ["listen.port: must be an integer between 0 and 65535"])
         #expect(errors("listen: {port: 70000}\n") == ["listen.port: must be an integer between 0 and 65535"])
-        #expect(errors("policy: {counter-offers: {drop-unserved-sites: maybe}}\n")
+        #expect(
+            errors("policy: {counter-offers: {drop-unserved-sites: maybe}}\n")
                 == ["policy.counter-offers.drop-unserved-sites: expected true or false"])
         #expect(errors("policy: {links: [null]}\n") == ["policy.links[0]: expected a mapping, found nothing"])
     }
 
     @Test func invalidValues() {
-        #expect(errors("listen: {transport: dtsl}\n")
+        #expect(
+            errors("listen: {transport: dtsl}\n")
                 == [#"listen.transport: must be one of "dtls", "tls", "plain-udp" (did you mean "dtls"?)"#])
         #expect(errors("listen: {host: \"\"}\n") == ["listen.host: must not be empty"])
         #expect(errors("listen: {rcvbuf: lots}\n") == ["listen.rcvbuf: must be a positive size in bytes (e.g. 262144 or 256KiB)"])
-        #expect(errors("timers: {offer-validity: 10 minutes}\n")
+        #expect(
+            errors("timers: {offer-validity: 10 minutes}\n")
                 == ["timers.offer-validity: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)"])
-        #expect(errors("timers: {offer-validity: 0s}\n")
+        #expect(
+            errors("timers: {offer-validity: 0s}\n")
                 == ["timers.offer-validity: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)"])
         // Requests for more time (RFC 8921 §11.2.1) must come before the expected offer time.
         let early = errorList("timers:\n  approval-expected-offer-time: 10m\n  more-time:\n    request-before: 10m\n")
         #expect(early.map(\.description) == ["timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"])
         #expect(early.first?.line == 4)
-        #expect(errors("timers: {approval-expected-offer-time: 2m}\n")
+        #expect(
+            errors("timers: {approval-expected-offer-time: 2m}\n")
                 == ["timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"])
-        #expect((try? ConfigurationLoader.load(yaml: "timers: {approval-expected-offer-time: 2m, more-time: {max-requests: 0}}\n").get())?
-            .timers.moreTime.maximumRequests == 0)
-        #expect(errors("timers: {more-time: {max-requests: -1, extension: forever, request-befor: 1m}}\n") == [
-            #"timers.more-time.request-befor: unknown key (did you mean "request-before"?)"#,
-            "timers.more-time.extension: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)",
-            "timers.more-time.max-requests: must be an integer between 0 and 100",
-        ])
+        #expect(
+            (try? ConfigurationLoader.load(yaml: "timers: {approval-expected-offer-time: 2m, more-time: {max-requests: 0}}\n").get())?
+                .timers.moreTime.maximumRequests == 0)
+        #expect(
+            errors("timers: {more-time: {max-requests: -1, extension: forever, request-befor: 1m}}\n") == [
+                #"timers.more-time.request-befor: unknown key (did you mean "request-before"?)"#,
+                "timers.more-time.extension: not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)",
+                "timers.more-time.max-requests: must be an integer between 0 and 100",
+            ])
         #expect(errors("pricing: {currency: euro}\n") == ["pricing.currency: not an ISO 4217 currency code (e.g. EUR)"])
         #expect(errors("pricing: {per-mbps: -1}\n") == ["pricing.per-mbps: must be a number ≥ 0"])
         #expect(errors("pricing:\n  base-fee: 1,5\n") == ["pricing.base-fee: must be a number ≥ 0"])
-        #expect(errors("policy: {qos: {availability-percent: 100.5}}\n")
+        #expect(
+            errors("policy: {qos: {availability-percent: 100.5}}\n")
                 == ["policy.qos.availability-percent: must be a number between 0 and 100"])
-        #expect(errors("policy: {network-presence: [{pe: P, countries: [France]}]}\n")
+        #expect(
+            errors("policy: {network-presence: [{pe: P, countries: [France]}]}\n")
                 == ["policy.network-presence[0].countries[0]: not an ISO 3166-1 alpha-2 country code (e.g. FR)"])
         #expect(errors("policy: {activation-types: []}\n") == ["policy.activation-types: must list at least one activation type"])
         #expect(errors("provisioning: {http-url: ftp://x}\n") == ["provisioning.http-url: must be an http:// or https:// URL"])
         #expect(errors("provisioning: {command: []}\n") == ["provisioning.command: must list the program and its arguments"])
-        #expect(errors("provisioning: {retry: {initial: 1m, max: 1s}}\n")
+        #expect(
+            errors("provisioning: {retry: {initial: 1m, max: 1s}}\n")
                 == ["provisioning.retry.max: must not be shorter than retry.initial"])
-        #expect(errors("approval: {rules: [everything]}\n")
+        #expect(
+            errors("approval: {rules: [everything]}\n")
                 == [#"approval.rules[0]: unknown rule "everything"; write all, or a mapping such as above-mbps: 1000"#])
-        #expect(errors("approval: {rules: [{above-mbps: 1, purpose: testing}]}\n")
+        #expect(
+            errors("approval: {rules: [{above-mbps: 1, purpose: testing}]}\n")
                 == ["approval.rules[0]: a rule has exactly one key; write one list item per rule"])
     }
 
@@ -337,46 +369,52 @@ struct ConfigurationTests {
                 - {id: d, pe: P, capacity-mbps: {incoming: -5, outgoing: 10}}
                 - {id: e, pe: P, capacity-mbps: lots}
             """
-        #expect(errors(yaml) == [
-            "policy.links[2].capacity-mbps: must be a positive number",
-            "policy.links[3].capacity-mbps.incoming: must be a positive number",
-            "policy.links[4].capacity-mbps: must be a positive number",
-        ])
+        #expect(
+            errors(yaml) == [
+                "policy.links[2].capacity-mbps: must be a positive number",
+                "policy.links[3].capacity-mbps.incoming: must be a positive number",
+                "policy.links[4].capacity-mbps: must be a positive number",
+            ])
     }
 
     @Test func cidrPrefixes() {
-        let e = errors("""
+        let e = errors(
+            """
             customers:
               - identity: acme
                 source-prefixes: [10.0.0.0/8, 10.0.0.1/33, 192.0.2.1/24, banana, "2001:db8::/32"]
             """)
-        #expect(e == [
-            #"customers[0].source-prefixes[1]: not a CIDR prefix (prefix length "33" is not in 0...32)"#,
-            #"customers[0].source-prefixes[2]: not a CIDR prefix ("192.0.2.1/24" has host bits set beyond /24)"#,
-            #"customers[0].source-prefixes[3]: not a CIDR prefix ("banana" is not a CIDR prefix (address/length))"#,
-        ])
+        #expect(
+            e == [
+                #"customers[0].source-prefixes[1]: not a CIDR prefix (prefix length "33" is not in 0...32)"#,
+                #"customers[0].source-prefixes[2]: not a CIDR prefix ("192.0.2.1/24" has host bits set beyond /24)"#,
+                #"customers[0].source-prefixes[3]: not a CIDR prefix ("banana" is not a CIDR prefix (address/length))"#,
+            ])
     }
 
     @Test func duplicates() {
         #expect(errors("listen: {port: 1, port: 2}\n") == ["listen.port: duplicate key"])
-        #expect(errors("""
-            policy:
-              network-presence: [{pe: P}, {pe: P}]
-              links:
-                - {id: L, pe: P, capacity-mbps: 1}
-                - {id: L, pe: P, capacity-mbps: 1}
-                - {id: P, pe: P, capacity-mbps: 1}
-            customers: [{identity: acme}, {identity: ACME}]
-            """) == [
-                "policy.network-presence[1].pe: duplicate PE \"P\" (first at policy.network-presence[0].pe)",
-                "policy.links[1].id: duplicate link \"L\" (first at policy.links[0].id)",
-                "policy.links[2].id: \"P\" is already the name of a PE; a link id must differ from PE names",
-                "customers[1].identity: duplicate customer identity \"ACME\" (first at customers[0].identity)",
-            ])
+        #expect(
+            errors(
+                """
+                policy:
+                  network-presence: [{pe: P}, {pe: P}]
+                  links:
+                    - {id: L, pe: P, capacity-mbps: 1}
+                    - {id: L, pe: P, capacity-mbps: 1}
+                    - {id: P, pe: P, capacity-mbps: 1}
+                customers: [{identity: acme}, {identity: ACME}]
+                """) == [
+                    "policy.network-presence[1].pe: duplicate PE \"P\" (first at policy.network-presence[0].pe)",
+                    "policy.links[1].id: duplicate link \"L\" (first at policy.links[0].id)",
+                    "policy.links[2].id: \"P\" is already the name of a PE; a link id must differ from PE names",
+                    "customers[1].identity: duplicate customer identity \"ACME\" (first at customers[0].identity)",
+                ])
     }
 
     @Test func unknownReferences() {
-        let e = errorList("""
+        let e = errorList(
+            """
             policy:
               network-presence: [{pe: PE-PAR-1}]
               links: [{id: L, pe: PE-PAR-2, capacity-mbps: 1}]
@@ -386,13 +424,14 @@ struct ConfigurationTests {
                 entitlements: {pes: [PE-MRS-1]}
             approval: {rules: [{customers: [initech]}]}
             """)
-        #expect(e.map(\.description) == [
-            #"policy.links[0].pe: unknown PE "PE-PAR-2" (not in policy.network-presence); did you mean "PE-PAR-1"?"#,
-            #"policy.qos.pairs[0].between[1]: unknown PE "PE-LYS-1" (not in policy.network-presence)"#,
-            "policy.qos.pairs[1].between: must name exactly two PEs",
-            #"customers[0].entitlements.pes[0]: unknown PE "PE-MRS-1" (not in policy.network-presence)"#,
-            #"approval.rules[0].customers[0]: unknown customer identity "initech" (not in customers)"#,
-        ])
+        #expect(
+            e.map(\.description) == [
+                #"policy.links[0].pe: unknown PE "PE-PAR-2" (not in policy.network-presence); did you mean "PE-PAR-1"?"#,
+                #"policy.qos.pairs[0].between[1]: unknown PE "PE-LYS-1" (not in policy.network-presence)"#,
+                "policy.qos.pairs[1].between: must name exactly two PEs",
+                #"customers[0].entitlements.pes[0]: unknown PE "PE-MRS-1" (not in policy.network-presence)"#,
+                #"approval.rules[0].customers[0]: unknown customer identity "initech" (not in customers)"#,
+            ])
         #expect(e.map(\.code) == [.unknownReference, .unknownReference, .invalidValue, .unknownReference, .unknownReference])
     }
 
@@ -422,15 +461,16 @@ struct ConfigurationTests {
                 entitlements: {testing-orders: sometimes}
             """
         let e = errorList(yaml)
-        #expect(e.map(\.description) == [
-            #"lisen: unknown key (did you mean "listen"?)"#,
-            "listen.port: must be an integer between 0 and 65535",
-            #"listen.transport: must be one of "dtls", "tls", "plain-udp" (did you mean "dtls"?)"#,
-            #"policy.links[1].pe: unknown PE "PE-B" (not in policy.network-presence); did you mean "PE-A"?"#,
-            "policy.links[2].capacity-mbps: must be a positive number",
-            #"customers[0].source-prefixes[1]: not a CIDR prefix (prefix length "33" is not in 0...32)"#,
-            "customers[0].entitlements.testing-orders: expected true or false",
-        ])
+        #expect(
+            e.map(\.description) == [
+                #"lisen: unknown key (did you mean "listen"?)"#,
+                "listen.port: must be an integer between 0 and 65535",
+                #"listen.transport: must be one of "dtls", "tls", "plain-udp" (did you mean "dtls"?)"#,
+                #"policy.links[1].pe: unknown PE "PE-B" (not in policy.network-presence); did you mean "PE-A"?"#,
+                "policy.links[2].capacity-mbps: must be a positive number",
+                #"customers[0].source-prefixes[1]: not a CIDR prefix (prefix length "33" is not in 0...32)"#,
+                "customers[0].entitlements.testing-orders: expected true or false",
+            ])
         #expect(e.map(\.line) == [1, 4, 5, 14, 18, 21, 22])
         let all = ConfigurationErrors(e)
         #expect(all.description.hasPrefix(#"line 1: lisen: unknown key"#))

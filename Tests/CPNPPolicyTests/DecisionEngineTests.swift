@@ -22,14 +22,15 @@ struct DecisionEngineTests {
         #expect(o.cpd.isConcrete)
         #expect(o.cpd.validate().errors == [])
         #expect(o.notes == [])
-        #expect(o.reservations == [
-            Reservation(linkID: "PE-LYS-1:ge-0/0/3", direction: .incoming, mbps: 100),
-            Reservation(linkID: "PE-LYS-1:ge-0/0/3", direction: .outgoing, mbps: 100),
-            Reservation(linkID: "PE-MRS-1:xe-1/0/0", direction: .incoming, mbps: 20),
-            Reservation(linkID: "PE-MRS-1:xe-1/0/0", direction: .outgoing, mbps: 20),
-            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 100),
-            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 100),
-        ])
+        #expect(
+            o.reservations == [
+                Reservation(linkID: "PE-LYS-1:ge-0/0/3", direction: .incoming, mbps: 100),
+                Reservation(linkID: "PE-LYS-1:ge-0/0/3", direction: .outgoing, mbps: 100),
+                Reservation(linkID: "PE-MRS-1:xe-1/0/0", direction: .incoming, mbps: 20),
+                Reservation(linkID: "PE-MRS-1:xe-1/0/0", direction: .outgoing, mbps: 20),
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 100),
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 100),
+            ])
         let p = o.profile
         // The largest value each request admits that is free; an open upper bound → its minimum.
         #expect(p.capacity?.map(\.incomingBandwidthMbps) == [.fixed(100), .fixed(100), .fixed(20)])
@@ -80,18 +81,23 @@ struct DecisionEngineTests {
         #expect(d.isPlainOffer)
         #expect(!o.satisfiesRequest)
         #expect(o.capacity[0].incomingBandwidthMbps == .fixed(80) && o.capacity[0].outgoingBandwidthMbps == .fixed(80))
-        #expect(o.gaps.map(\.description) == [
-            Self.path("capacity[0].incoming-bandwidth-mbps: requested 100, offered 80"),
-            Self.path("capacity[0].outgoing-bandwidth-mbps: requested 100, offered 80"),
-        ])
-        #expect(o.reservations == [Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 80),
-                                   Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 80)])
+        #expect(
+            o.gaps.map(\.description) == [
+                Self.path("capacity[0].incoming-bandwidth-mbps: requested 100, offered 80"),
+                Self.path("capacity[0].outgoing-bandwidth-mbps: requested 100, offered 80"),
+            ])
+        #expect(
+            o.reservations == [
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 80),
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 80),
+            ])
         #expect(o.notes.first == #"customer node CE-1 incoming: 80 Mbps offered, 100 requested (80 Mbps free on PE-PAR-2:ge-0/0/1)"#)
         #expect(o.cpd.isConcrete)
     }
 
     @Test func rangeStaysInsideWhenEnoughIsFree() throws {
-        let o = try #require(Fixture.decide(Fixture.single(.range(min: 80, max: 100)), reservations: Fixture.leaving(90, on: "PE-PAR-2:ge-0/0/1")).offer)
+        let o = try #require(
+            Fixture.decide(Fixture.single(.range(min: 80, max: 100)), reservations: Fixture.leaving(90, on: "PE-PAR-2:ge-0/0/1")).offer)
         #expect(o.capacity[0].incomingBandwidthMbps == .fixed(90))
         #expect(o.satisfiesRequest)
     }
@@ -126,33 +132,40 @@ struct DecisionEngineTests {
     }
 
     @Test func looserQoSIsACounterOffer() throws {
-        let qos = CPDQoSGuarantees(kind: .quantitative, entries: [
-            CPDQoSEntry(from: "CE-P", to: "CE-M", statistic: .average, oneWayDelayMs: .range(min: nil, max: 5),
-                        delayVariationMs: .fixed(10), lossPercent: .oneOf([dec("0.01"), dec("0.5")])),
-            CPDQoSEntry(from: "CE-M", to: "*", statistic: .average, oneWayDelayMs: .any, throughputMbps: .any),
-        ])
-        let request = Fixture.cpd([Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-M", site: "MARSEILLE-BR")], qos: qos,
-                            availability: CPDAvailability(availabilityPercent: .fixed(dec("99.99")), statistic: .average))
+        let qos = CPDQoSGuarantees(
+            kind: .quantitative,
+            entries: [
+                CPDQoSEntry(
+                    from: "CE-P", to: "CE-M", statistic: .average, oneWayDelayMs: .range(min: nil, max: 5),
+                    delayVariationMs: .fixed(10), lossPercent: .oneOf([dec("0.01"), dec("0.5")])),
+                CPDQoSEntry(from: "CE-M", to: "*", statistic: .average, oneWayDelayMs: .any, throughputMbps: .any),
+            ])
+        let request = Fixture.cpd(
+            [Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-M", site: "MARSEILLE-BR")], qos: qos,
+            availability: CPDAvailability(availabilityPercent: .fixed(dec("99.99")), statistic: .average))
         let o = try #require(Fixture.decide(request).offer)
         let e = try #require(o.profile.qosGuarantees).entries
-        #expect(e[0].oneWayDelayMs == .fixed(18))        // PE-PAR-2 ↔ PE-MRS-1 achieves 18 ms: looser
-        #expect(e[0].delayVariationMs == .fixed(10))     // achieves 4 ≤ 10: the requested bound
+        #expect(e[0].oneWayDelayMs == .fixed(18))  // PE-PAR-2 ↔ PE-MRS-1 achieves 18 ms: looser
+        #expect(e[0].delayVariationMs == .fixed(10))  // achieves 4 ≤ 10: the requested bound
         #expect(e[0].lossPercent == .fixed(dec("0.5")))  // the first member the network meets
-        #expect(e[1].oneWayDelayMs == .fixed(30))        // "*": the default
-        #expect(e[1].throughputMbps == .fixed(10))       // "any": the provider's default
+        #expect(e[1].oneWayDelayMs == .fixed(30))  // "*": the default
+        #expect(e[1].throughputMbps == .fixed(10))  // "any": the provider's default
         #expect(o.profile.availability?.availabilityPercent == .fixed(dec("99.95")))
-        #expect(o.gaps.map(\.description) == [
-            Self.path("qos-guarantees.entries[0].one-way-delay-ms: requested {\"max\":5}, offered 18"),
-            Self.path("availability.availability-percent: requested 99.99, offered 99.95"),
-        ])
+        #expect(
+            o.gaps.map(\.description) == [
+                Self.path("qos-guarantees.entries[0].one-way-delay-ms: requested {\"max\":5}, offered 18"),
+                Self.path("availability.availability-percent: requested 99.99, offered 99.95"),
+            ])
         #expect(o.cpd.isConcrete)
     }
 
     @Test func qualitativeClassNotOffered() throws {
-        let qos = CPDQoSGuarantees(kind: .qualitative, entries: [
-            CPDQoSEntry(from: "CE-1", to: "*", metaQoSClass: "platinum"),
-            CPDQoSEntry(from: "*", to: "CE-1", metaQoSClass: "silver"),
-        ])
+        let qos = CPDQoSGuarantees(
+            kind: .qualitative,
+            entries: [
+                CPDQoSEntry(from: "CE-1", to: "*", metaQoSClass: "platinum"),
+                CPDQoSEntry(from: "*", to: "CE-1", metaQoSClass: "silver"),
+            ])
         let o = try #require(Fixture.decide(Fixture.cpd([Fixture.node("CE-1", site: "PARIS-HQ")], qos: qos), ies: Fixture.options(cost: true)).offer)
         #expect(o.profile.qosGuarantees?.entries.map(\.metaQoSClass) == ["gold", "silver"])
         #expect(o.gaps.count == 1)
@@ -187,8 +200,11 @@ struct DecisionEngineTests {
         #expect(small.reservations.map(\.linkID) == ["PE-PAR-1:ge-0/0/2", "PE-PAR-1:ge-0/0/2"])
         #expect(small.profile.customerNodes[0].linkIdentifiers == ["PE-PAR-1:ge-0/0/2"])
         // … a big one on the 10G one; a site nobody lists is served by its country's PE.
-        let big = try #require(Fixture.decide(Fixture.single(.fixed(900), site: "PARIS-DC1"),
-                                        reservations: Fixture.leaving(500, on: "PE-PAR-1:ge-0/0/2")).offer)
+        let big = try #require(
+            Fixture.decide(
+                Fixture.single(.fixed(900), site: "PARIS-DC1"),
+                reservations: Fixture.leaving(500, on: "PE-PAR-1:ge-0/0/2")
+            ).offer)
         #expect(big.reservations.map(\.linkID) == ["PE-PAR-1:xe-0/0/0", "PE-PAR-1:xe-0/0/0"])
         let lab = try #require(Fixture.decide(Fixture.single(.fixed(10), site: "LAB-RENNES")).offer)
         #expect(lab.reservations.first?.linkID == "PE-PAR-1:ge-0/0/2")
@@ -200,8 +216,9 @@ struct DecisionEngineTests {
     }
 
     @Test func twoEntriesOnOneLinkShareItsCapacity() throws {
-        let request = Fixture.cpd([Fixture.node("A", links: ["PE-MRS-1:xe-1/0/0"]), Fixture.node("B", links: ["PE-MRS-1:xe-1/0/0"])],
-                            capacity: [Fixture.cap("A", in: .fixed(150), out: .fixed(150)), Fixture.cap("B", in: .fixed(150), out: .fixed(150))])
+        let request = Fixture.cpd(
+            [Fixture.node("A", links: ["PE-MRS-1:xe-1/0/0"]), Fixture.node("B", links: ["PE-MRS-1:xe-1/0/0"])],
+            capacity: [Fixture.cap("A", in: .fixed(150), out: .fixed(150)), Fixture.cap("B", in: .fixed(150), out: .fixed(150))])
         let o = try #require(Fixture.decide(request).offer)
         #expect(o.capacity.map(\.incomingBandwidthMbps) == [.fixed(150), .fixed(50)])
         #expect(o.reservations.map(\.mbps) == [200, 200])
@@ -243,10 +260,13 @@ struct DecisionEngineTests {
         #expect(testing.failure?.code == .administrativelyProhibited)
         #expect(testing.failure?.diagnostic == "customer globex is not entitled to testing orders")
 
-        let longTest = Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(40 * 86400)))
+        let longTest = Fixture.decide(
+            Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(40 * 86400)))
         #expect(longTest.failure?.code == .administrativelyProhibited)
         #expect(longTest.failure?.diagnostic.contains("exceeds the 30 days customer acme is entitled to") == true)
-        #expect(Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(7 * 86400))).isPlainOffer)
+        #expect(
+            Fixture.decide(Fixture.single(.fixed(10)), ies: Fixture.options(purpose: .testing, testEnd: Fixture.now + .seconds(7 * 86400)))
+                .isPlainOffer)
 
         let busy = Fixture.decide(Fixture.single(.fixed(10)), openOrders: 20)
         #expect(busy.failure?.code == .administrativelyProhibited)
@@ -258,8 +278,9 @@ struct DecisionEngineTests {
     @Test func failOutOfResources() {
         let d = Fixture.decide(Fixture.single(.fixed(50), site: "MARSEILLE-BR"), reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         #expect(d.failure?.code == .outOfResources)
-        #expect(d.failure?.diagnostic == "out of resources: customer node CE-1: link PE-MRS-1:xe-1/0/0 has 0 Mbps free incoming, "
-            + "link PE-MRS-1:xe-1/0/0 has 0 Mbps free outgoing")
+        #expect(
+            d.failure?.diagnostic == "out of resources: customer node CE-1: link PE-MRS-1:xe-1/0/0 has 0 Mbps free incoming, "
+                + "link PE-MRS-1:xe-1/0/0 has 0 Mbps free outgoing")
         // One direction exhausted is enough: half a link is no attachment.
         var one = Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0")
         one.removeFirst()
@@ -276,16 +297,18 @@ struct DecisionEngineTests {
         #expect(nowhere.failure?.diagnostic == "customer node CE-X (site NOWHERE): no network presence")
         var anyCountry = Fixture.demo
         anyCountry.customers[0].entitlements.countries = nil
-        let berlin = Fixture.decide(Fixture.cpd([Fixture.node("CE-B", site: "BERLIN-1", country: "DE")]), config: anyCountry,
-                              profile: anyCountry.customers[0])
+        let berlin = Fixture.decide(
+            Fixture.cpd([Fixture.node("CE-B", site: "BERLIN-1", country: "DE")]), config: anyCountry,
+            profile: anyCountry.customers[0])
         #expect(berlin.failure?.diagnostic == "customer node CE-B (site BERLIN-1, country DE): no network presence")
     }
 
     @Test func unservedSitesCanBeLeftOut() throws {
         var config = Fixture.demo
         config.policy.counterOffers.dropUnservedSites = true
-        let request = Fixture.cpd([Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-X", links: ["PE-BER-1"])],
-                            capacity: [Fixture.cap("CE-P", in: .fixed(10), out: .fixed(10)), Fixture.cap("CE-X", in: .fixed(10), out: .fixed(10))])
+        let request = Fixture.cpd(
+            [Fixture.node("CE-P", site: "PARIS-HQ"), Fixture.node("CE-X", links: ["PE-BER-1"])],
+            capacity: [Fixture.cap("CE-P", in: .fixed(10), out: .fixed(10)), Fixture.cap("CE-X", in: .fixed(10), out: .fixed(10))])
         let o = try #require(Fixture.decide(request, config: config).offer)
         #expect(o.profile.customerNodes.map(\.identifier) == ["CE-P"])
         #expect(!o.satisfiesRequest && o.cpd.validate().errors == [])
@@ -299,7 +322,9 @@ struct DecisionEngineTests {
         #expect(Fixture.decide(.empty).failure?.code == .messageValidationError)
         var bad = Fixture.single(.fixed(10))
         bad.components[0].profiles[0].conformanceTraffic = nil
-        #expect(Fixture.decide(bad).failure?.diagnostic == "cpd.components[0].profiles[0].conformance-traffic: conformance-traffic is required when capacity is present")
+        #expect(
+            Fixture.decide(bad).failure?.diagnostic
+                == "cpd.components[0].profiles[0].conformance-traffic: conformance-traffic is required when capacity is present")
         var config = Fixture.demo
         config.policy.activationTypes = [.immediate]
         let d = Fixture.decide(Fixture.single(.fixed(10)), config: config, ies: Fixture.options(activation: .explicit))
@@ -317,8 +342,9 @@ struct DecisionEngineTests {
 
     @Test func pricingIsExact() throws {
         let qos = CPDQoSGuarantees(kind: .quantitative, entries: [CPDQoSEntry(from: "CE-1", to: "*", statistic: .average, oneWayDelayMs: .any)])
-        let request = Fixture.cpd([Fixture.node("CE-1", site: "PARIS-HQ")], capacity: [Fixture.cap("CE-1", in: .fixed(dec("33.3")), out: .fixed(dec("33.3")))],
-                            qos: qos)
+        let request = Fixture.cpd(
+            [Fixture.node("CE-1", site: "PARIS-HQ")], capacity: [Fixture.cap("CE-1", in: .fixed(dec("33.3")), out: .fixed(dec("33.3")))],
+            qos: qos)
         let o = try #require(Fixture.decide(request, ies: Fixture.options(cost: true), profile: Fixture.globex).offer)
         // 800.00 + 3.10 × 66.6 + 250.00 (globex's quantitative premium) = 1256.46 exactly.
         #expect(o.cost == Cost(amount: dec("1256.46"), currency: "EUR", period: "month"))
@@ -379,7 +405,8 @@ struct DecisionEngineTests {
         // Failures other than resources are never escalated.
         #expect(Fixture.decide(Fixture.single(.fixed(10)), config: config, identityPresent: false).failure?.code == .authenticationRequired)
         config.approval.escalateOutOfResources = true
-        let d = Fixture.decide(Fixture.single(.fixed(50), site: "MARSEILLE-BR"), config: config, reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
+        let d = Fixture.decide(
+            Fixture.single(.fixed(50), site: "MARSEILLE-BR"), config: config, reservations: Fixture.leaving(0, on: "PE-MRS-1:xe-1/0/0"))
         guard case .needsApproval(let why, nil) = d else {
             Issue.record("expected needsApproval without offer, got \(d)")
             return
@@ -390,29 +417,37 @@ struct DecisionEngineTests {
     // MARK: UPDATE
 
     @Test func updateKeepsItsOwnCapacity() throws {
-        let own = [Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 900),
-                   Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 900)]
+        let own = [
+            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 900),
+            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 900),
+        ]
         let asNew = try #require(Fixture.decide(Fixture.single(.fixed(950)), reservations: own).offer)
         #expect(asNew.capacity[0].incomingBandwidthMbps == .fixed(100))
         let update = try #require(Fixture.decide(Fixture.single(.fixed(950)), reservations: own, updating: own).offer)
         #expect(update.capacity[0].incomingBandwidthMbps == .fixed(950) && update.satisfiesRequest)
-        #expect(DecisionEngine.reservationsDelta(old: own, new: update.reservations) == [
-            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 50),
-            Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 50),
-        ])
+        #expect(
+            DecisionEngine.reservationsDelta(old: own, new: update.reservations) == [
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .incoming, mbps: 50),
+                Reservation(linkID: "PE-PAR-2:ge-0/0/1", direction: .outgoing, mbps: 50),
+            ])
     }
 
     @Test func reservationsDelta() {
-        let old = [Reservation(linkID: "L", direction: .incoming, mbps: 900), Reservation(linkID: "L", direction: .outgoing, mbps: 900),
-                   Reservation(linkID: "K", direction: .incoming, mbps: 5)]
-        let new = [Reservation(linkID: "L", direction: .outgoing, mbps: 850), Reservation(linkID: "L", direction: .incoming, mbps: 950),
-                   Reservation(linkID: "M", direction: .incoming, mbps: dec("0.5"))]
-        #expect(DecisionEngine.reservationsDelta(old: old, new: new) == [
-            Reservation(linkID: "K", direction: .incoming, mbps: -5),
-            Reservation(linkID: "L", direction: .incoming, mbps: 50),
-            Reservation(linkID: "L", direction: .outgoing, mbps: -50),
+        let old = [
+            Reservation(linkID: "L", direction: .incoming, mbps: 900), Reservation(linkID: "L", direction: .outgoing, mbps: 900),
+            Reservation(linkID: "K", direction: .incoming, mbps: 5),
+        ]
+        let new = [
+            Reservation(linkID: "L", direction: .outgoing, mbps: 850), Reservation(linkID: "L", direction: .incoming, mbps: 950),
             Reservation(linkID: "M", direction: .incoming, mbps: dec("0.5")),
-        ])
+        ]
+        #expect(
+            DecisionEngine.reservationsDelta(old: old, new: new) == [
+                Reservation(linkID: "K", direction: .incoming, mbps: -5),
+                Reservation(linkID: "L", direction: .incoming, mbps: 50),
+                Reservation(linkID: "L", direction: .outgoing, mbps: -50),
+                Reservation(linkID: "M", direction: .incoming, mbps: dec("0.5")),
+            ])
         #expect(DecisionEngine.reservationsDelta(old: old, new: old) == [])
     }
 
@@ -436,8 +471,9 @@ struct DecisionEngineTests {
 @Suite("Inventory and access filters")
 struct InventoryTests {
     @Test func freeCapacity() {
-        let inv = InventoryView(capacity: ["L": LinkCapacity(incoming: 100, outgoing: 50)],
-                                reservations: [Reservation(linkID: "L", direction: .incoming, mbps: 30)])
+        let inv = InventoryView(
+            capacity: ["L": LinkCapacity(incoming: 100, outgoing: 50)],
+            reservations: [Reservation(linkID: "L", direction: .incoming, mbps: 30)])
         #expect(inv.free("L", .incoming) == 70 && inv.free("L", .outgoing) == 50)
         #expect(inv.free("unknown", .incoming) == 0)
         let over = inv.reserving([Reservation(linkID: "L", direction: .incoming, mbps: 100)])
@@ -446,8 +482,11 @@ struct InventoryTests {
         #expect(inv.fits([Reservation(linkID: "L", direction: .incoming, mbps: 40), Reservation(linkID: "L", direction: .incoming, mbps: 30)]))
         #expect(!inv.fits([Reservation(linkID: "L", direction: .incoming, mbps: 40), Reservation(linkID: "L", direction: .incoming, mbps: 31)]))
         #expect(!inv.fits([Reservation(linkID: "X", direction: .incoming, mbps: 1)]))
-        #expect(Reservation.aggregate([Reservation(linkID: "L", direction: .outgoing, mbps: 1),
-                                       Reservation(linkID: "L", direction: .outgoing, mbps: -1)]) == [])
+        #expect(
+            Reservation.aggregate([
+                Reservation(linkID: "L", direction: .outgoing, mbps: 1),
+                Reservation(linkID: "L", direction: .outgoing, mbps: -1),
+            ]) == [])
         #expect(Reservation(linkID: "L", direction: .incoming, mbps: dec("2.5")).description == "L incoming 2.5 Mbps")
     }
 

@@ -17,7 +17,8 @@ struct DecisionPropertyTests {
     static func decimal(_ g: inout SplitMix64, upTo max: Int) -> CPNPDecimal {
         // Whole or one-decimal values, exact.
         let tenths = Int64.random(in: 0...Int64(max * 10), using: &g)
-        return Bool.random(using: &g) ? CPNPDecimal(tenths / 10) : CPNPDecimal(isNegative: false, digits: String(tenths).utf8.map { $0 - 0x30 }, exponent: -1)
+        return Bool.random(using: &g)
+            ? CPNPDecimal(tenths / 10) : CPNPDecimal(isNegative: false, digits: String(tenths).utf8.map { $0 - 0x30 }, exponent: -1)
     }
 
     static func negotiable(_ g: inout SplitMix64) -> Negotiable<CPNPDecimal>? {
@@ -42,25 +43,28 @@ struct DecisionPropertyTests {
             let countries = Bool.random(using: &g) ? ["FR"] : []
             config.policy.networkPresence.append(ProviderEdge(id: "P\(i)", sites: ["S\(i)"], countries: countries))
             for j in 0..<Int.random(in: 0...2, using: &g) {
-                let cap = Bool.random(using: &g)
+                let cap =
+                    Bool.random(using: &g)
                     ? LinkCapacity(symmetric: decimal(&g, upTo: 1000) + 1)
                     : LinkCapacity(incoming: decimal(&g, upTo: 1000) + 1, outgoing: decimal(&g, upTo: 1000) + 1)
                 config.policy.links.append(ProviderLink(id: "P\(i):l\(j)", pe: "P\(i)", capacity: cap))
             }
         }
-        config.policy.counterOffers = CounterOfferPolicy(dropUnservedSites: Bool.random(using: &g),
-                                                         dropExhaustedSites: Bool.random(using: &g))
+        config.policy.counterOffers = CounterOfferPolicy(
+            dropUnservedSites: Bool.random(using: &g),
+            dropExhaustedSites: Bool.random(using: &g))
         config.policy.defaults.bandwidthMbps = decimal(&g, upTo: 200) + 1
         config.policy.qos.defaultQoS.oneWayDelayMs = Bool.random(using: &g) ? 10 : 25  // 25: a looser QoS than asked
         var reservations: [Reservation] = []
         for l in config.policy.links {
             for dir in [CPDDirection.incoming, .outgoing] where Bool.random(using: &g) {
                 // Sometimes everything, sometimes a part, sometimes more than the link (overbooked).
-                let mbps: CPNPDecimal = switch Int.random(in: 0...3, using: &g) {
-                case 0: l.capacity[dir]
-                case 1: l.capacity[dir] + 5
-                default: decimal(&g, upTo: 1000)
-                }
+                let mbps: CPNPDecimal =
+                    switch Int.random(in: 0...3, using: &g) {
+                    case 0: l.capacity[dir]
+                    case 1: l.capacity[dir] + 5
+                    default: decimal(&g, upTo: 1000)
+                    }
                 reservations.append(Reservation(linkID: l.id, direction: dir, mbps: mbps))
             }
         }
@@ -89,12 +93,16 @@ struct DecisionPropertyTests {
                 capacity.append(CPDCapacityEntry(customerNode: id, incomingBandwidthMbps: i, outgoingBandwidthMbps: o))
             }
         }
-        let qos = CPDQoSGuarantees(kind: .quantitative, entries: nodes.map {
-            CPDQoSEntry(from: $0.identifier, to: "*", statistic: .average, oneWayDelayMs: .range(min: nil, max: 20),
-                        lossPercent: .any)
-        })
-        let request = Fixture.cpd(nodes, capacity: capacity.isEmpty ? nil : capacity, qos: qos,
-                                  availability: CPDAvailability(availabilityPercent: .range(min: 99, max: nil), statistic: .average))
+        let qos = CPDQoSGuarantees(
+            kind: .quantitative,
+            entries: nodes.map {
+                CPDQoSEntry(
+                    from: $0.identifier, to: "*", statistic: .average, oneWayDelayMs: .range(min: nil, max: 20),
+                    lossPercent: .any)
+            })
+        let request = Fixture.cpd(
+            nodes, capacity: capacity.isEmpty ? nil : capacity, qos: qos,
+            availability: CPDAvailability(availabilityPercent: .range(min: 99, max: nil), statistic: .average))
         return Scenario(config: config, reservations: reservations, request: request, profile: profile)
     }
 
@@ -105,11 +113,15 @@ struct DecisionPropertyTests {
             let s = Self.scenario(&g)
             let inventory = s.config.inventory(reservations: s.reservations)
             let engine = DecisionEngine(configuration: s.config)
-            let d = engine.decide(request: s.request, informationElements: Fixture.options(cost: true), profile: s.profile,
-                                  identityPresent: true, inventory: inventory, now: Fixture.now)
+            let d = engine.decide(
+                request: s.request, informationElements: Fixture.options(cost: true), profile: s.profile,
+                identityPresent: true, inventory: inventory, now: Fixture.now)
             // Pure: the same inputs, the same decision.
-            #expect(d == engine.decide(request: s.request, informationElements: Fixture.options(cost: true), profile: s.profile,
-                                       identityPresent: true, inventory: inventory, now: Fixture.now))
+            #expect(
+                d
+                    == engine.decide(
+                        request: s.request, informationElements: Fixture.options(cost: true), profile: s.profile,
+                        identityPresent: true, inventory: inventory, now: Fixture.now))
             switch d {
             case .fail(let code, let diagnostic):
                 counts["fail \(code.rawValue)", default: 0] += 1
@@ -129,8 +141,9 @@ struct DecisionPropertyTests {
                 #expect(o.satisfiesRequest == o.gaps.isEmpty)
                 #expect(o.gaps == o.cpd.comparison(against: s.request).gaps)
                 // What is offered is what is reserved.
-                #expect(OfferMetrics.totalBandwidth(o.cpd) == o.reservations.reduce(CPNPDecimal(0)) { $0 + $1.mbps },
-                        "iteration \(iteration)")
+                #expect(
+                    OfferMetrics.totalBandwidth(o.cpd) == o.reservations.reduce(CPNPDecimal(0)) { $0 + $1.mbps },
+                    "iteration \(iteration)")
                 if let max = s.profile.entitlements.maxBandwidthMbps {
                     #expect(OfferMetrics.bandwidths(o.cpd).allSatisfy { !(max < $0) })
                 }

@@ -20,15 +20,19 @@ enum Fixture {
         CPDCustomerNode(identifier: id, linkIdentifiers: links, localization: CPDLocalization(siteID: site, country: country))
     }
 
-    static func cap(_ node: String, link: String? = nil, in i: Negotiable<CPNPDecimal>?,
-                    out o: Negotiable<CPNPDecimal>?) -> CPDCapacityEntry {
+    static func cap(
+        _ node: String, link: String? = nil, in i: Negotiable<CPNPDecimal>?,
+        out o: Negotiable<CPNPDecimal>?
+    ) -> CPDCapacityEntry {
         CPDCapacityEntry(customerNode: node, linkIdentifier: link, incomingBandwidthMbps: i, outgoingBandwidthMbps: o)
     }
 
     /// One profile: the nodes, a global outgoing scope entry per node, the capacity entries and
     /// the given optional clauses.
-    static func cpd(_ nodes: [CPDCustomerNode], capacity: [CPDCapacityEntry]? = nil, qos: CPDQoSGuarantees? = nil,
-                    availability: CPDAvailability? = nil, change: (inout ConnectivityProvisioningProfile) -> Void = { _ in }) -> CPD {
+    static func cpd(
+        _ nodes: [CPDCustomerNode], capacity: [CPDCapacityEntry]? = nil, qos: CPDQoSGuarantees? = nil,
+        availability: CPDAvailability? = nil, change: (inout ConnectivityProvisioningProfile) -> Void = { _ in }
+    ) -> CPD {
         var p = ConnectivityProvisioningProfile(
             customerNodes: nodes,
             scope: nodes.map { CPDScopeEntry(customerNode: $0.identifier, direction: .outgoing, reachability: .fixed(.global)) },
@@ -43,10 +47,13 @@ enum Fixture {
         cpd([node("CE-1", links: link.map { [$0] } ?? [], site: site)], capacity: [cap("CE-1", in: mbps, out: mbps)])
     }
 
-    static func options(cost: Bool = false, purpose: Purpose? = nil, testEnd: CPNPTimestamp? = nil,
-                        activation: ActivationType? = nil) -> InformationElements {
-        InformationElements(negotiationOptions: NegotiationOptions(
-            purpose: purpose, testPeriodEnd: testEnd, activationType: activation, costRequested: cost))
+    static func options(
+        cost: Bool = false, purpose: Purpose? = nil, testEnd: CPNPTimestamp? = nil,
+        activation: ActivationType? = nil
+    ) -> InformationElements {
+        InformationElements(
+            negotiationOptions: NegotiationOptions(
+                purpose: purpose, testPeriodEnd: testEnd, activationType: activation, costRequested: cost))
     }
 
     static func decide(
@@ -63,8 +70,10 @@ enum Fixture {
     /// Holds everything on `link` but `free` Mbit/s each way.
     static func leaving(_ free: CPNPDecimal, on link: String, config: ServerConfiguration = demo) -> [Reservation] {
         let c = config.policy.link(link)!.capacity
-        return [Reservation(linkID: link, direction: .incoming, mbps: c.incoming - free),
-                Reservation(linkID: link, direction: .outgoing, mbps: c.outgoing - free)]
+        return [
+            Reservation(linkID: link, direction: .incoming, mbps: c.incoming - free),
+            Reservation(linkID: link, direction: .outgoing, mbps: c.outgoing - free),
+        ]
     }
 }
 
@@ -93,4 +102,3 @@ extension Offer {
     var capacity: [CPDCapacityEntry] { cpd.components[0].profiles[0].capacity ?? [] }
     var profile: ConnectivityProvisioningProfile { cpd.components[0].profiles[0] }
 }
-

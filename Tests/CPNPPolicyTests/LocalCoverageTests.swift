@@ -14,7 +14,10 @@ struct LocalCoverageTests {
     }
 
     static let request = Fixture.cpd(
-        [Fixture.node("CE-PAR", site: "PARIS-HQ"), Fixture.node("CE-LYS", site: "LYON-DC"), Fixture.node("CE-FRA", site: "FRANKFURT-DC", country: "DE")],
+        [
+            Fixture.node("CE-PAR", site: "PARIS-HQ"), Fixture.node("CE-LYS", site: "LYON-DC"),
+            Fixture.node("CE-FRA", site: "FRANKFURT-DC", country: "DE"),
+        ],
         capacity: ["CE-PAR", "CE-LYS", "CE-FRA"].map { Fixture.cap($0, in: .fixed(CPNPDecimal(50)), out: .fixed(CPNPDecimal(50))) })
 
     static func coverage(_ request: CPD, config: ServerConfiguration = config, reservations: [Reservation] = []) -> LocalCoverage? {
@@ -41,8 +44,9 @@ struct LocalCoverageTests {
         // Not entitled to Germany: no other provider changes a FAIL 4.
         #expect(Self.coverage(Self.request, config: Fixture.demo) == nil)
         // No customer profile.
-        #expect(DecisionEngine(configuration: Self.config).localCoverage(
-            request: Self.request, informationElements: nil, profile: nil, inventory: Self.config.inventory(), now: Fixture.now) == nil)
+        #expect(
+            DecisionEngine(configuration: Self.config).localCoverage(
+                request: Self.request, informationElements: nil, profile: nil, inventory: Self.config.inventory(), now: Fixture.now) == nil)
     }
 
     @Test func everythingLocalLeavesNothingElsewhere() throws {
@@ -52,10 +56,12 @@ struct LocalCoverageTests {
     }
 
     @Test func theCascadeSectionLoadsAndIsChecked() throws {
-        let loaded = try ConfigurationLoader.load(yaml: """
-            database: {path: /var/lib/cpnpd/cpnpd.sqlite}
-            cascade: {accept-children: after-accept, on-child-failure: fail, provider-id: provider-a}
-            """).get()
+        let loaded = try ConfigurationLoader.load(
+            yaml: """
+                database: {path: /var/lib/cpnpd/cpnpd.sqlite}
+                cascade: {accept-children: after-accept, on-child-failure: fail, provider-id: provider-a}
+                """
+        ).get()
         #expect(loaded.cascade == CascadeConfiguration(acceptChildren: .afterAccept, onChildFailure: .fail, providerID: "provider-a"))
         #expect(loaded.cascadeStorePath == "/var/lib/cpnpd/cascade.sqlite")
         #expect(loaded.cascadeProviderID == "provider-a")
@@ -71,14 +77,16 @@ struct LocalCoverageTests {
         let directory = try UpstreamConfigurationTests.directoryWithPKI()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("cpnpd.yaml")
-        try Data("""
+        try Data(
+            """
             database: {url: "postgres://cpnp@127.0.0.1/cpnp"}
             upstreams:
               - name: provider-b
                 address: 127.0.0.1:8931
                 pki: {ca: pki-b/ca.pem, cert: pki-b/client-a.pem, key: pki-b/client-a-key.pem}
                 serves: {countries: [DE]}
-            """.utf8).write(to: file)
+            """.utf8
+        ).write(to: file)
         guard case .failure(let problems) = ConfigurationLoader.load(contentsOfFile: file.path) else {
             Issue.record("upstreams with PostgreSQL loaded")
             return

@@ -17,9 +17,11 @@ struct PlainUDPCustomerTests {
     }
 
     @Test func itIsRefusedWithASecureTransportOrAnUnknownCustomer() throws {
-        #expect(errors(try example(listen: "listen:\n  transport: dtls\n  plain-udp-customer: acme"))
+        #expect(
+            errors(try example(listen: "listen:\n  transport: dtls\n  plain-udp-customer: acme"))
                 == ["listen.plain-udp-customer: only allowed with transport: plain-udp"])
-        #expect(errors(try example(listen: "listen:\n  transport: plain-udp\n  plain-udp-customer: initech"))
+        #expect(
+            errors(try example(listen: "listen:\n  transport: plain-udp\n  plain-udp-customer: initech"))
                 == [#"listen.plain-udp-customer: unknown customer identity "initech" (not in customers)"#])
     }
 }

@@ -18,7 +18,8 @@ struct UpstreamConfigurationTests {
         let directory = try Self.directoryWithPKI()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("cpnpd.yaml")
-        try Data("""
+        try Data(
+            """
             upstreams:
               - name: provider-b
                 address: 127.0.0.1:8931
@@ -28,11 +29,14 @@ struct UpstreamConfigurationTests {
                 expected-response-time: 45s
                 max-open-orders: 50
                 customer-description: {name: Provider A, email: noc@provider-a.example}
-            """.utf8).write(to: file)
+            """.utf8
+        ).write(to: file)
         let c = try ConfigurationLoader.load(contentsOfFile: file.path).get()
         let b = try #require(c.upstreams.first)
         #expect(b.name == "provider-b" && b.address == "127.0.0.1:8931" && b.caFile == directory.appendingPathComponent("pki-b/ca.pem").path)
-        #expect(b.markupPercent == CPNPDecimal(parsing: "12.5")! && b.currency == "EUR" && b.expectedResponseTime == .seconds(45) && b.maxOpenOrders == 50)
+        #expect(
+            b.markupPercent == CPNPDecimal(parsing: "12.5")! && b.currency == "EUR" && b.expectedResponseTime == .seconds(45) && b.maxOpenOrders == 50
+        )
         #expect(b.customerDescription?.name == "Provider A")
         func node(site: String?, country: String?) -> CPDCustomerNode {
             CPDCustomerNode(identifier: "CE-1", linkIdentifiers: [], localization: CPDLocalization(siteID: site, country: country))
@@ -42,7 +46,8 @@ struct UpstreamConfigurationTests {
     }
 
     @Test func everyProblemIsNamedByItsPath() throws {
-        let found = errors("""
+        let found = errors(
+            """
             upstreams:
               - name: b
                 address: "not a host!"

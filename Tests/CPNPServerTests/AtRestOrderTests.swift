@@ -23,7 +23,8 @@ struct AtRestOrderTests {
         var accept: CPNPMessage?
         for i in 0..<3 {
             var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-rest-\(i)")!)
-            await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
+            await acme.deliver(
+                try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
             await acme.receive(sink, into: &order, engine: engine, now: now)
             let accepting = try order.accept(now: now)
             for case .send(let m) in accepting { accept = m }
@@ -44,9 +45,10 @@ struct AtRestOrderTests {
         #expect(sink.take(for: acme.endpoint).map(\.method) == [.ack])
         #expect(await engine.residentOrderCount == 0)
         // A copy the order discards (an ACK it never asked for) reads it back too, and it leaves again.
-        let stray = CPNPMessage.ack(AckMessage(
-            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: orders[0].customerOrderID,
-            providerOrderID: try #require(orders[0].providerOrderID)))
+        let stray = CPNPMessage.ack(
+            AckMessage(
+                sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: orders[0].customerOrderID,
+                providerOrderID: try #require(orders[0].providerOrderID)))
         await engine.receive(acme.datagram(stray))
         #expect(sink.take(for: acme.endpoint).isEmpty)
         #expect(await engine.residentOrderCount == 0)
@@ -63,8 +65,10 @@ struct AtRestOrderTests {
         #expect(try store.reservationTotalMismatches() == [])
 
         // An UPDATE of another agreement at rest is decided against the totals of every order.
-        await acme.deliver(try orders[2].update(
-            requestedCPD: CPD.marseille(min: 30, max: 40), expectedResponseTime: now + .seconds(30), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.deliver(
+            try orders[2].update(
+                requestedCPD: CPD.marseille(min: 30, max: 40), expectedResponseTime: now + .seconds(30), session: acme.clientSession, now: now,
+                using: &rng), to: engine)
         await acme.receive(sink, into: &orders[2], engine: engine, now: now)
         #expect(orders[2].state == .offerReceived)
         #expect(await engine.residentOrderCount == 1)
@@ -93,7 +97,8 @@ struct AtRestOrderTests {
             }
             // One more order stops at the OFFER: its validity timer keeps it in flight.
             var rng = SystemRandomNumberGenerator()
-            await acme.deliver(try inFlight.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
+            await acme.deliver(
+                try inFlight.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
             await acme.receive(sink, into: &inFlight, engine: engine, now: now)
             #expect(inFlight.state == .offerReceived)
         }
@@ -110,7 +115,8 @@ struct AtRestOrderTests {
         // The open-order cap counts the orders at rest: a sixth order is refused (RFC 8921 §13).
         var sixth = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-sixth")!)
         var rng = SystemRandomNumberGenerator()
-        await acme.deliver(try sixth.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.deliver(
+            try sixth.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
         let answers = await acme.receive(sink, into: &sixth, engine: engine, now: now)
         #expect(answers.contains { if case .fail(let f) = $0 { f.statusCode == .administrativelyProhibited } else { false } }, "\(answers)")
 

@@ -58,7 +58,8 @@ struct ClosedOrderTests {
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-declined")!)
-        await s.acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: s.acme.clientSession, now: now, using: &rng), to: s.engine)
+        await s.acme.deliver(
+            try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: s.acme.clientSession, now: now, using: &rng), to: s.engine)
         await s.acme.receive(s.sink, into: &order, engine: s.engine, now: now)
         let offer = try #require(order.offer)
         let decline = try order.decline(reasons: [.unacceptableGap], now: now)
@@ -71,9 +72,10 @@ struct ClosedOrderTests {
 
         // An ACCEPT of the declined offer after the fact: FAIL 1, and the order stays Cancelled.
         let declineSN = try #require(decline.compactMap { if case .send(let m) = $0 { m.sequenceNumber } else { nil } }.first)
-        let late = CPNPMessage.accept(AcceptMessage(
-            sequenceNumber: declineSN &+ 1, transactionID: offer.transactionID, customerOrderID: offer.customerOrderID,
-            providerOrderID: offer.providerOrderID, nonce: offer.nonce, acceptedCPD: offer.offeredCPD))
+        let late = CPNPMessage.accept(
+            AcceptMessage(
+                sequenceNumber: declineSN &+ 1, transactionID: offer.transactionID, customerOrderID: offer.customerOrderID,
+                providerOrderID: offer.providerOrderID, nonce: offer.nonce, acceptedCPD: offer.offeredCPD))
         await s.engine.receive(s.acme.datagram(late))
         guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("no FAIL"); return }
         #expect(f.statusCode == .messageValidationError)

@@ -29,7 +29,11 @@ struct DocumentStoreTests {
 
     static func engine(_ paths: TestPaths) throws -> (CPNPServerEngine, CollectingSink) {
         let sink = CollectingSink()
-        return (CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test")), sink)
+        return (
+            CPNPServerEngine(
+                configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test")),
+            sink
+        )
     }
 
     @Test func negotiationsOfOneDocumentStoreItOnceAndSnapshotsOnlyNameIt() async throws {
@@ -92,9 +96,12 @@ struct DocumentStoreTests {
         // The customer withdraws the first agreement (RFC 8921 §9.2.8): PROCESSING, then ACK.
         let acme = TestCustomer("acme", port: 40_702)
         var rng = SystemRandomNumberGenerator()
-        await engine.receive(acme.datagram(.withdraw(WithdrawMessage(
-            sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
-            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, acceptedCPD: agreement.acceptedCPD)))
+        await engine.receive(
+            acme.datagram(
+                .withdraw(
+                    WithdrawMessage(
+                        sequenceNumber: .randomInitial(using: &rng), transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                        providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, acceptedCPD: agreement.acceptedCPD)))
         )
         #expect(sink.take(for: acme.endpoint).map(\.method) == [.processing, .ack])
         #expect(try store.order(providerOrderID: agreement.providerOrderID)?.state == .cancelled)

@@ -28,8 +28,9 @@ struct ExactnessTests {
 
     static func quotation(_ cpd: CPD, order: String, sequenceNumber: SequenceNumber = 1_000) -> CPNPMessage {
         var rng = SystemRandomNumberGenerator()
-        return .quotation(QuotationMessage(
-            sequenceNumber: sequenceNumber, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID(order)!, requestedCPD: cpd))
+        return .quotation(
+            QuotationMessage(
+                sequenceNumber: sequenceNumber, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID(order)!, requestedCPD: cpd))
     }
 
     @Test func aSecondWithdrawOfAWithdrawnOrderIsRefusedAndItsRetransmissionGetsTheSameFail() async throws {
@@ -45,9 +46,10 @@ struct ExactnessTests {
         #expect(withdrawn.state == .cancelled)
 
         // Table 6: WITHDRAW must match an order in Completed; this one is Cancelled.
-        let again = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 77, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
-            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
+        let again = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 77, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
         await s.engine.receive(s.acme.datagram(again))
         guard case .fail(let fail)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 1"); return }
         #expect(fail.statusCode == .messageValidationError)
@@ -126,7 +128,9 @@ struct ExactnessTests {
         await engine.receive(acme.datagram(Self.quotation(CPD.marseille(min: 1, max: 2), order: "acme-r2")))
         // (The recovered orders' OFFERs are retransmitted meanwhile.)
         let afterRestart = sink.take(for: acme.endpoint).filter { $0.customerOrderID.rawValue == "acme-r2" }
-        guard case .fail(let f)? = afterRestart.first else { Issue.record("expected FAIL 4 after the restart, got \(afterRestart.map(\.method))"); return }
+        guard case .fail(let f)? = afterRestart.first else {
+            Issue.record("expected FAIL 4 after the restart, got \(afterRestart.map(\.method))"); return
+        }
         #expect(f.statusCode == .administrativelyProhibited)
     }
 
@@ -146,7 +150,8 @@ struct ExactnessTests {
 
     @Test func anUnknownMethodWithReadableIdsGetsFail1() async throws {
         let s = try Setup()
-        let text = #"{"version":1,"method":12,"sequence-number":5,"transaction-id":"0123456789abcdef0123456789abcdef","customer-order-id":"acme-unknown"}"#
+        let text =
+            #"{"version":1,"method":12,"sequence-number":5,"transaction-id":"0123456789abcdef0123456789abcdef","customer-order-id":"acme-unknown"}"#
         await s.engine.receive(InboundDatagram(bytes: Array(text.utf8), session: s.acme.serverSession, identity: s.acme.identity))
         guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL 1 (docs/protocol.md §6, A6)"); return }
         #expect(f.statusCode == .messageValidationError)
@@ -166,9 +171,10 @@ struct ExactnessTests {
         // CN=acme with a SAN naming globex: no profile, so no order of acme's, and no new order either.
         var both = s.acme
         both.identity = ClientIdentity(names: ["acme", "globex"], subject: "CN=acme")
-        let withdraw = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
-            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
+        let withdraw = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))
         await s.engine.receive(both.datagram(withdraw))
         guard case .fail(let f)? = s.sink.take(for: s.acme.endpoint).first else { Issue.record("expected FAIL"); return }
         #expect(f.statusCode == .messageValidationError && f.providerOrderID == nil)

@@ -32,7 +32,11 @@ struct GroupCommitEngineTests {
                 case .ack: ok = stored?.machine.state == .completed || stored?.isOpen == false
                 default: ok = true
                 }
-                if !ok { violations.withLock { $0.append("\(m.method) for \(poid) sent while the store has \(stored?.machine.state.rawValue ?? "nothing")") } }
+                if !ok {
+                    violations.withLock {
+                        $0.append("\(m.method) for \(poid) sent while the store has \(stored?.machine.state.rawValue ?? "nothing")")
+                    }
+                }
                 checked.withLock { $0 += 1 }
             }
             await inner.send(bytes, on: session)
@@ -51,7 +55,9 @@ struct GroupCommitEngineTests {
         for i in 0..<n {
             let customer = TestCustomer("acme", port: UInt16(41_000 + i))
             var m = ClientOrderStateMachine(customerOrderID: CustomerOrderID("\(prefix)-\(i)")!)
-            for case .send(let msg) in try m.quote(requestedCPD: CPD.paris(mbps: mbps), session: customer.clientSession, now: SystemWallClock().now(), using: &rng) {
+            for case .send(let msg) in try m.quote(
+                requestedCPD: CPD.paris(mbps: mbps), session: customer.clientSession, now: SystemWallClock().now(), using: &rng)
+            {
                 datagrams.append(customer.datagram(msg))
             }
             parties.append(Party(customer: customer, machine: m))
@@ -64,7 +70,9 @@ struct GroupCommitEngineTests {
         var out: [InboundDatagram] = []
         for i in parties.indices {
             for m in sink.take(for: parties[i].customer.endpoint) {
-                for case .send(let reply) in parties[i].machine.messageReceived(m, session: parties[i].customer.clientSession, now: SystemWallClock().now()) {
+                for case .send(let reply) in parties[i].machine.messageReceived(
+                    m, session: parties[i].customer.clientSession, now: SystemWallClock().now())
+                {
                     out.append(parties[i].customer.datagram(reply))
                 }
             }
@@ -106,9 +114,10 @@ struct GroupCommitEngineTests {
         #expect(try store.reservationTotalMismatches() == [])
         // The audit trail still has every state change, the unwritten ones included (RFC 8921 §12.1).
         let completed = try #require(try store.orders(state: .completed).first)
-        #expect(try store.audit(providerOrderID: completed.providerOrderID).map(\.to) == [
-            .pqoReceived, .awaitingProcessing, .offerProposed, .acceptReceived, .completed,
-        ])
+        #expect(
+            try store.audit(providerOrderID: completed.providerOrderID).map(\.to) == [
+                .pqoReceived, .awaitingProcessing, .offerProposed, .acceptReceived, .completed,
+            ])
     }
 
     @Test func aFailingChangeIsRolledBackAloneItsMessagesWithheldAndItsOrderForgotten() async throws {
@@ -119,10 +128,11 @@ struct GroupCommitEngineTests {
         var (parties, quotations) = try Self.parties(3, prefix: "gc-fail")
         // The store refuses to insert the second customer's order (as a full disk or a constraint would).
         try await store.writer.write { db in
-            try db.execute(sql: """
-                CREATE TRIGGER refuse_gc BEFORE INSERT ON orders WHEN NEW.customer_order_id = 'gc-fail-1'
-                BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER refuse_gc BEFORE INSERT ON orders WHEN NEW.customer_order_id = 'gc-fail-1'
+                    BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+                    """)
         }
         await engine.receive(batch: quotations)
         let stats = await engine.commitStatistics
@@ -179,9 +189,12 @@ struct GroupCommitEngineTests {
             await customer.deliver(try order.withdraw(session: customer.clientSession, now: now, using: &rng), to: engine)
             #expect(sink.take(for: customer.endpoint).map(\.method) == [.processing, .ack])
             // A second WITHDRAW, in a new transaction: the Cancelled order refuses it with FAIL 1 (Table 6), stored.
-            repeats.append(customer.datagram(.withdraw(WithdrawMessage(
-                sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
-                providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))))
+            repeats.append(
+                customer.datagram(
+                    .withdraw(
+                        WithdrawMessage(
+                            sequenceNumber: 9, transactionID: .random(using: &rng), customerOrderID: agreement.customerOrderID,
+                            providerOrderID: agreement.providerOrderID, nonce: agreement.nonce))))
             customers.append(customer)
         }
         let before = await engine.commitStatistics
@@ -235,7 +248,8 @@ struct GroupCommitEngineTests {
         // A real submission starts a drain on its own and is answered.
         var (parties, quotations) = try Self.parties(3, prefix: "gc-submit")
         let sink = CollectingSink()
-        let live = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore.inMemory(), sink: sink, logger: quietLogger("cpnpd-test"))
+        let live = CPNPServerEngine(
+            configuration: testConfiguration(), store: try ServerOrderStore.inMemory(), sink: sink, logger: quietLogger("cpnpd-test"))
         for q in quotations { #expect(live.submit(q)) }
         let deadline = ContinuousClock.now + .seconds(30)
         while parties.contains(where: { $0.machine.state != .offerReceived }) && ContinuousClock.now < deadline {

@@ -35,12 +35,16 @@ struct MoreTimeTests {
         init(paths: TestPaths = TestPaths()) throws {
             self.paths = paths
             store = try ServerOrderStore(path: paths.database)
-            engine = CPNPServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
+            engine = CPNPServerEngine(
+                configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"),
+                manualTimers: true)
         }
 
         /// A new engine on the same database, recovered (a restart).
         mutating func restart() async throws {
-            engine = CPNPServerEngine(configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"), manualTimers: true)
+            engine = CPNPServerEngine(
+                configuration: MoreTimeTests.configuration(), store: store, sink: sink, clock: clock, logger: quietLogger("cpnpd-test"),
+                manualTimers: true)
             try await engine.recover()
         }
 
@@ -181,8 +185,10 @@ struct MoreTimeTests {
         let oldNonce = try #require(order.agreement?.nonce)
         #expect(order.state == .completed)
 
-        await h.send(try order.update(requestedCPD: CPD.paris(mbps: 2000), expectedResponseTime: Self.t(minutes: 600),
-                                      session: h.acme.clientSession, now: Self.t0, using: &h.rng))
+        await h.send(
+            try order.update(
+                requestedCPD: CPD.paris(mbps: 2000), expectedResponseTime: Self.t(minutes: 600),
+                session: h.acme.clientSession, now: Self.t0, using: &h.rng))
         #expect(await h.exchange(&order).messages.map(\.method) == [.processing])
         await h.advance(to: Self.t(minutes: 55))
         #expect(await h.exchange(&order).messages.count == 1)

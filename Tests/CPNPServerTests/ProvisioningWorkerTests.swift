@@ -23,7 +23,8 @@ struct ProvisioningWorkerTests {
         #expect(events.map(\.kind) == [.agreement, .activation])
         #expect(events.allSatisfy { $0.deliveredAt != nil && $0.attempts == 0 })
         #expect(try store.undeliveredOutboxCount() == 0)
-        #expect(await ProvisioningWorker(configuration: ProvisioningConfiguration(), store: store, logger: quietLogger("cpnpd-test")).deliverDue() == 0)
+        #expect(
+            await ProvisioningWorker(configuration: ProvisioningConfiguration(), store: store, logger: quietLogger("cpnpd-test")).deliverDue() == 0)
     }
 
     /// An agreement is handed to the command hook with the order as JSON on stdin; a failing hook
@@ -39,7 +40,8 @@ struct ProvisioningWorkerTests {
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-prov")!)
-        await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.deliver(
+            try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: now, using: &rng), to: engine)
         await acme.receive(sink, into: &order, engine: engine, now: now)
         await acme.deliver(try order.accept(now: now), to: engine)
         await acme.receive(sink, into: &order, engine: engine, now: now)

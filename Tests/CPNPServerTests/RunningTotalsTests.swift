@@ -44,9 +44,12 @@ struct RunningTotalsTests {
                 case (.offerReceived, 3...6): actions = try m.accept(now: now); counts["accept", default: 0] += 1
                 case (.offerReceived, _): actions = try m.decline(now: now); counts["decline", default: 0] += 1
                 case (.completed, 3...5):
-                    actions = try m.update(requestedCPD: randomCPD(), expectedResponseTime: now.adding(.seconds(60)), session: customer.clientSession, now: now, using: &rng)
+                    actions = try m.update(
+                        requestedCPD: randomCPD(), expectedResponseTime: now.adding(.seconds(60)), session: customer.clientSession, now: now,
+                        using: &rng)
                     counts["update", default: 0] += 1
-                case (.completed, _): actions = try m.withdraw(session: customer.clientSession, now: now, using: &rng); counts["withdraw", default: 0] += 1
+                case (.completed, _):
+                    actions = try m.withdraw(session: customer.clientSession, now: now, using: &rng); counts["withdraw", default: 0] += 1
                 default: continue
                 }
                 await customer.deliver(actions, to: engine)

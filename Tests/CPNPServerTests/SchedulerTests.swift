@@ -62,7 +62,9 @@ struct SchedulerTests {
         var limiter = RateLimiter<String>(perMinute: 60, burst: 2)
         let t0 = CPNPTimestamp(millisecondsSinceEpoch: 1_000_000)
         var results: [Bool] = []
-        for (key, at) in [("acme", t0), ("acme", t0), ("acme", t0), ("globex", t0), ("acme", t0.adding(.seconds(1))), ("acme", t0.adding(.milliseconds(1_100)))] {
+        for (key, at) in [
+            ("acme", t0), ("acme", t0), ("acme", t0), ("globex", t0), ("acme", t0.adding(.seconds(1))), ("acme", t0.adding(.milliseconds(1_100))),
+        ] {
             results.append(limiter.allow(key, now: at))
         }
         // Burst of 2, then refused; other keys independent; one token per second at 60/min.

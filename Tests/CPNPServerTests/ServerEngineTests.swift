@@ -23,8 +23,10 @@ struct ServerEngineTests {
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-1")!)
         let cpd = try loadExample("l3vpn-3-sites.json")
         let ies = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))
-        await acme.deliver(try order.quote(requestedCPD: cpd, informationElements: ies, expectedResponseTime: now.adding(.seconds(60)),
-                                           session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.deliver(
+            try order.quote(
+                requestedCPD: cpd, informationElements: ies, expectedResponseTime: now.adding(.seconds(60)),
+                session: acme.clientSession, now: now, using: &rng), to: engine)
         let answers = await acme.receive(sink, into: &order, engine: engine, now: now)
         #expect(answers.map(\.method) == [.processing, .offer])
         let offer = try #require(order.offer)
@@ -85,7 +87,9 @@ struct ServerEngineTests {
         // OFFERs are retransmitted while the clients stay silent: count orders, not messages.
         let offers = Set(all.compactMap { if case .offer(let o) = $0 { o.customerOrderID } else { nil } }).count
         let fails = all.compactMap { if case .fail(let f) = $0 { f.statusCode } else { nil } }
-        #expect(offers >= 4 && offers + fails.count == 200, "offers \(offers), fails \(fails.count), processing \(all.filter { $0.method == .processing }.count)")
+        #expect(
+            offers >= 4 && offers + fails.count == 200,
+            "offers \(offers), fails \(fails.count), processing \(all.filter { $0.method == .processing }.count)")
         #expect(fails.allSatisfy { $0 == .outOfResources })
     }
 
@@ -97,8 +101,10 @@ struct ServerEngineTests {
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-restart")!)
         let sink = CollectingSink()
         do {
-            let engine = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test"))
-            await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
+            let engine = CPNPServerEngine(
+                configuration: testConfiguration(), store: try ServerOrderStore(path: paths.database), sink: sink, logger: quietLogger("cpnpd-test"))
+            await acme.deliver(
+                try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
             await acme.receive(sink, into: &order, engine: engine, now: now)
             #expect(order.state == .offerReceived)
         }
@@ -123,7 +129,8 @@ struct ServerEngineTests {
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-2")!)
-        await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.deliver(
+            try order.quote(requestedCPD: CPD.marseille(min: 10, max: 50), session: acme.clientSession, now: now, using: &rng), to: engine)
         await acme.receive(sink, into: &order, engine: engine, now: now)
         await acme.deliver(try order.accept(now: now), to: engine)
         await acme.receive(sink, into: &order, engine: engine, now: now)
@@ -134,16 +141,18 @@ struct ServerEngineTests {
         await engine.receive(InboundDatagram(bytes: Array("{\"version\":1,".utf8), session: acme.serverSession, identity: acme.identity))
         #expect(sink.take(for: acme.endpoint).isEmpty)
         // A WITHDRAW from another customer with acme's identifiers: FAIL 1, acme's order untouched.
-        let w = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
-            providerOrderID: ag.providerOrderID, nonce: ag.nonce))
+        let w = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+                providerOrderID: ag.providerOrderID, nonce: ag.nonce))
         await engine.receive(globex.datagram(w))
         let answer = sink.take(for: globex.endpoint)
         #expect(answer.map(\.method) == [.fail])
         // Wrong nonce from acme itself: FAIL 1 naming the nonce.
-        let bad = CPNPMessage.withdraw(WithdrawMessage(
-            sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
-            providerOrderID: ag.providerOrderID, nonce: Nonce("ffffffffffffffffffffffffffffffff")!))
+        let bad = CPNPMessage.withdraw(
+            WithdrawMessage(
+                sequenceNumber: 1, transactionID: .random(using: &rng), customerOrderID: ag.customerOrderID,
+                providerOrderID: ag.providerOrderID, nonce: Nonce("ffffffffffffffffffffffffffffffff")!))
         await engine.receive(acme.datagram(bad))
         guard case .fail(let f)? = sink.take(for: acme.endpoint).first else { Issue.record("no FAIL"); return }
         #expect(f.statusCode == .messageValidationError && f.diagnostic?.contains("nonce") == true)
@@ -152,9 +161,10 @@ struct ServerEngineTests {
         #expect(after.machine.agreement == before.machine.agreement && after.state == .completed)
         #expect(try store.reservations(providerOrderID: ag.providerOrderID) == store.reservations(providerOrderID: before.providerOrderID))
         // An unknown order: FAIL 1.
-        let unknown = CPNPMessage.decline(DeclineMessage(
-            sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID("nope")!,
-            providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce))
+        let unknown = CPNPMessage.decline(
+            DeclineMessage(
+                sequenceNumber: 5, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID("nope")!,
+                providerOrderID: ProviderOrderID("po-nope")!, nonce: ag.nonce))
         await engine.receive(acme.datagram(unknown))
         #expect(sink.take(for: acme.endpoint).map(\.method) == [.fail])
     }
@@ -183,7 +193,8 @@ struct ServerEngineTests {
         await acme.deliver(try other.quote(requestedCPD: CPD.paris(mbps: 3000), session: acme.clientSession, now: now, using: &rng), to: engine)
         await acme.receive(sink, into: &other, engine: engine, now: now)
         let poid2 = try #require(other.providerOrderID)
-        _ = try store.enqueueAdminRequest(providerOrderID: poid2, action: .reject(.administrativelyProhibited, diagnostic: "not this quarter"), requestedBy: "test", at: now)
+        _ = try store.enqueueAdminRequest(
+            providerOrderID: poid2, action: .reject(.administrativelyProhibited, diagnostic: "not this quarter"), requestedBy: "test", at: now)
         await engine.processAdminRequests()
         let fail = await acme.receive(sink, into: &other, engine: engine, now: now)
         guard case .fail(let f)? = fail.first else { Issue.record("no FAIL"); return }

@@ -19,10 +19,13 @@ struct SharedEngineTests {
         let url = postgres.url(database: "shared")
         let start = SystemWallClock().now()
         let sinkA = CollectingSink(), sinkB = CollectingSink()
-        let engineA = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkA, logger: quietLogger("cpnpd-test"))
+        let engineA = CPNPServerEngine(
+            configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkA, logger: quietLogger("cpnpd-test"))
         // B lives 10 s later: to it, A's heartbeat is older than the lease (A stalled).
         let clockB = ManualClock(start)
-        let engineB = CPNPServerEngine(configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkB, clock: clockB, logger: quietLogger("cpnpd-test"))
+        let engineB = CPNPServerEngine(
+            configuration: testConfiguration(), store: try ServerOrderStore(location: url), sink: sinkB, clock: clockB,
+            logger: quietLogger("cpnpd-test"))
         #expect(engineA.sharesStore && engineB.sharesStore)
         _ = try await engineA.recover()
         _ = try await engineB.recover()
@@ -31,7 +34,8 @@ struct SharedEngineTests {
         let acme = TestCustomer("acme", port: 40_900)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-shared-1")!)
         var rng = SystemRandomNumberGenerator()
-        await acme.deliver(try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: start, using: &rng), to: engineA)
+        await acme.deliver(
+            try order.quote(requestedCPD: CPD.marseille(min: 10, max: 20), session: acme.clientSession, now: start, using: &rng), to: engineA)
         await acme.receive(sinkA, into: &order, engine: engineA, now: start)
         #expect(order.state == .offerReceived)
         #expect(await engineA.residentOrderCount == 1)

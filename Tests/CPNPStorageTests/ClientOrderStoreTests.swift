@@ -85,8 +85,10 @@ struct ClientOrderStoreTests {
         try store.save(d.clientChange())
         let coi = d.client.customerOrderID.rawValue
         let (snapshot, documents) = try store.writer.read { db in
-            (try String.fetchOne(db, sql: "SELECT snapshot FROM orders WHERE customer_order_id = ?", arguments: [coi]) ?? "",
-             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") ?? 0)
+            (
+                try String.fetchOne(db, sql: "SELECT snapshot FROM orders WHERE customer_order_id = ?", arguments: [coi]) ?? "",
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") ?? 0
+            )
         }
         // The requested and the offered document, whatever the copies the machine holds.
         #expect(documents == 2)

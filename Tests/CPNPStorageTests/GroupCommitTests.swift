@@ -36,8 +36,9 @@ struct GroupCommitTests {
         let store = try ServerOrderStore.inMemory()
         let link = Reservation.Key("link-1", .outgoing)
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-x", providerOrderID: "p-x")
-        let first = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                                reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100])
+        let first = OrderChange(
+            machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+            reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100])
         var second = first
         second.transitions = []
         second.reservations = HeldCapacity(offered: [Reservation(link, mbps: 70)])

@@ -13,7 +13,8 @@ import Testing
 @Suite(.serialized)
 struct PostgresStoreTests {
     @Test func databaseURLs() throws {
-        let full = try PostgresLocation(url: "postgres://ops%40x:p%3Ass@db.example:6432/orders?sslmode=verify-full&sslrootcert=/etc/ca.pem&pool_size=8")
+        let full = try PostgresLocation(
+            url: "postgres://ops%40x:p%3Ass@db.example:6432/orders?sslmode=verify-full&sslrootcert=/etc/ca.pem&pool_size=8")
         #expect(full.user == "ops@x" && full.password == "p:ss" && full.host == "db.example" && full.port == 6432 && full.database == "orders")
         #expect(full.tls == .verifyFull && full.rootCertificatePath == "/etc/ca.pem" && full.poolSize == 8)
         #expect(!full.description.contains("p:ss") && full.description.contains("***"))
@@ -47,8 +48,11 @@ struct PostgresStoreTests {
             opened.withLock { $0.append(result) }
         }
         let stores = try opened.withLock { $0 }.map { try $0.get() }
-        #expect(try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
-            .split(separator: "\n").map(String.init) == ["server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks"])
+        #expect(
+            try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
+                .split(separator: "\n").map(String.init) == [
+                    "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks",
+                ])
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
 
@@ -75,9 +79,10 @@ struct PostgresStoreTests {
         }
         let (big, bigActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-3", providerOrderID: "p-3")
         #expect(throws: StoreError.self) {
-            try store.commit(OrderChange(
-                machine: big, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bigActions,
-                reservations: HeldCapacity(offered: [Reservation(link, mbps: 41)]), capacityLimits: [link: 100]))
+            try store.commit(
+                OrderChange(
+                    machine: big, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bigActions,
+                    reservations: HeldCapacity(offered: [Reservation(link, mbps: 41)]), capacityLimits: [link: 100]))
         }
         #expect(try store.order(providerOrderID: big.providerOrderID) == nil)
         #expect(try store.reservedTotal(for: link) == 60)
@@ -91,10 +96,12 @@ struct PostgresStoreTests {
         let (a, aActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
         let (b, bActions) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
         let results = try store.commit(batch: [
-            OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aActions,
-                        reservations: HeldCapacity(offered: [Reservation(link, mbps: 50)]), capacityLimits: [link: 100]),
-            OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bActions,
-                        reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100]),
+            OrderChange(
+                machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aActions,
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: 50)]), capacityLimits: [link: 100]),
+            OrderChange(
+                machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: bActions,
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: 30)]), capacityLimits: [link: 100]),
         ])
         #expect((try? results[0].get()) == nil && (try? results[1].get()) == 1)
         #expect(try store.reservedTotal(for: link) == 90)
@@ -127,7 +134,8 @@ struct PostgresStoreTests {
         let outcomes = Mutex<[Bool]>([])
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
             for n in 0..<3 {
-                let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                let (m, actions) = StoreFixture.quotedServerOrder(
+                    customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 let change = OrderChange(
                     machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                     reservations: HeldCapacity(offered: [Reservation(link, mbps: 10)]), capacityLimits: [link: 100])
@@ -145,7 +153,8 @@ struct PostgresStoreTests {
         let released = Mutex<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
             for n in 0..<3 {
-                let (m, _) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
+                let (m, _) = StoreFixture.quotedServerOrder(
+                    customerOrderID: "c-\(thread)-\(n)", providerOrderID: "p-\(thread)-\(n)", seed: UInt64(thread * 10 + n))
                 guard (try? instances[0].order(providerOrderID: m.providerOrderID)) != nil else { continue }
                 let release = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), reservations: .empty)
                 if (try? instances[(thread + 1) % 3].commit(release)) != nil { released.withLock { $0 += 1 } }
@@ -159,7 +168,8 @@ struct PostgresStoreTests {
         // it has 10 open already (above, without reservations now), so exactly 5 are committed.
         let capped = Mutex<[Bool]>([])
         DispatchQueue.concurrentPerform(iterations: 12) { thread in
-            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "cap-\(thread)", providerOrderID: "p-cap-\(thread)", seed: UInt64(100 + thread))
+            let (m, actions) = StoreFixture.quotedServerOrder(
+                customerOrderID: "cap-\(thread)", providerOrderID: "p-cap-\(thread)", seed: UInt64(100 + thread))
             var change = OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions)
             change.openOrderLimit = 15
             let ok = (try? instances[thread % 3].commit(change)) != nil
@@ -221,9 +231,13 @@ struct PostgresStoreTests {
         let url = server.url(database: "outbox")
         let (a, b) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url))
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
-        try a.commit(OrderChange(
-            machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-            outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(m, "agreement")), OutboxEvent(kind: .activation, payload: StoreFixture.payload(m, "activation"))]))
+        try a.commit(
+            OrderChange(
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+                outbox: [
+                    OutboxEvent(kind: .agreement, payload: StoreFixture.payload(m, "agreement")),
+                    OutboxEvent(kind: .activation, payload: StoreFixture.payload(m, "activation")),
+                ]))
         try a.heartbeat(instance: "a", address: "", now: StoreFixture.at(1))
         try b.heartbeat(instance: "b", address: "", now: StoreFixture.at(1))
         let first = try a.claimDueOutbox(claimant: "a", now: StoreFixture.at(1), lease: .seconds(60), limit: 10)
@@ -253,11 +267,14 @@ struct PostgresStoreTests {
         let certificates = server.directory.appendingPathComponent("tls")
         try FileManager.default.createDirectory(at: certificates, withIntermediateDirectories: true)
         for name in ["server", "stranger"] {
-            try Self.run("/usr/bin/openssl", [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                "-keyout", certificates.appendingPathComponent("\(name).key").path, "-out", certificates.appendingPathComponent("\(name).crt").path,
-            ])
+            try Self.run(
+                "/usr/bin/openssl",
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", certificates.appendingPathComponent("\(name).key").path, "-out",
+                    certificates.appendingPathComponent("\(name).crt").path,
+                ])
         }
         if getuid() == 0 { try Self.run("/bin/chown", ["-R", "postgres", certificates.path]) }
         try Self.run("/bin/chmod", ["600", certificates.appendingPathComponent("server.key").path])
@@ -269,7 +286,9 @@ struct PostgresStoreTests {
 
         func encrypted(_ options: String) throws -> Bool {
             let store = try ServerOrderStore(location: server.url(database: "tls") + options)
-            return try store.database.read { db in try db.scalarInteger("SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()") } == 1
+            return try store.database.read { db in
+                try db.scalarInteger("SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            } == 1
         }
         #expect(try encrypted("?sslmode=require"))
         #expect(try encrypted("?sslmode=verify-full&sslrootcert=" + certificates.appendingPathComponent("server.crt").path))

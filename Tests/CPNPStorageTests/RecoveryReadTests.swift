@@ -26,6 +26,7 @@ struct RecoveryReadTests {
             guard case StoreError.corruptRow(let table, let key, _) = error else { return false }
             return table == "orders" && key == "p-517"
         }
-        #expect(try store.order(providerOrderID: StoreFixture.providerOrderID("p-516"))?.machine.customerOrderID == StoreFixture.customerOrderID("c-516"))
+        #expect(
+            try store.order(providerOrderID: StoreFixture.providerOrderID("p-516"))?.machine.customerOrderID == StoreFixture.customerOrderID("c-516"))
     }
 }

@@ -24,7 +24,8 @@ struct ReservationTotalsTests {
         func randomReservations() -> [(kind: ReservationKind, reservation: Reservation)] {
             (0..<Int.random(in: 0...3, using: &rng)).map { _ in
                 let reservation = Reservation(
-                    Self.links.randomElement(using: &rng)!, mbps: CPNPDecimal(parsing: "\(Int.random(in: 1...40, using: &rng)).\(Int.random(in: 0...9, using: &rng))")!)
+                    Self.links.randomElement(using: &rng)!,
+                    mbps: CPNPDecimal(parsing: "\(Int.random(in: 1...40, using: &rng)).\(Int.random(in: 0...9, using: &rng))")!)
                 return (Bool.random(using: &rng) ? .offered : .committed, reservation)
             }
         }
@@ -38,27 +39,39 @@ struct ReservationTotalsTests {
             return held
         }
         func change() -> OrderChange {
-            let limits = Bool.random(using: &rng) ? Dictionary(uniqueKeysWithValues: Self.links.map { ($0, CPNPDecimal(Int64(Int.random(in: 60...400, using: &rng)))) }) : [:]
+            let limits =
+                Bool.random(using: &rng)
+                ? Dictionary(uniqueKeysWithValues: Self.links.map { ($0, CPNPDecimal(Int64(Int.random(in: 60...400, using: &rng)))) }) : [:]
             if open.isEmpty || Int.random(in: 0..<3, using: &rng) == 0 {
                 next += 1
                 let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(next)", providerOrderID: "p-\(next)", seed: UInt64(next))
-                return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
-                                   reservations: aggregate(randomReservations()), capacityLimits: limits)
+                return OrderChange(
+                    machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
+                    reservations: aggregate(randomReservations()), capacityLimits: limits)
             }
             let poid = open.keys.sorted().randomElement(using: &rng)!
             var m = open[poid]!
             if Int.random(in: 0..<4, using: &rng) == 0 {
                 _ = try? m.reject(.outOfResources, now: StoreFixture.at(Int64(next)))
-                return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")])
+                return OrderChange(
+                    machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)),
+                    transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")])
             }
-            return OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), reservations: aggregate(randomReservations()), capacityLimits: limits)
+            return OrderChange(
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), reservations: aggregate(randomReservations()),
+                capacityLimits: limits)
         }
         for step in 0..<600 {
             if step % 5 == 4 {
                 let batch = (0..<Int.random(in: 1...6, using: &rng)).map { _ in change() }
                 for (c, r) in zip(batch, try store.commit(batch: batch)) {
                     switch r {
-                    case .success: if ServerOrderStore.isOpen(c.machine) { open[c.machine.providerOrderID.rawValue] = c.machine } else { open[c.machine.providerOrderID.rawValue] = nil }
+                    case .success:
+                        if ServerOrderStore.isOpen(c.machine) {
+                            open[c.machine.providerOrderID.rawValue] = c.machine
+                        } else {
+                            open[c.machine.providerOrderID.rawValue] = nil
+                        }
                     case .failure: refused += 1
                     }
                 }
@@ -66,7 +79,11 @@ struct ReservationTotalsTests {
                 let c = change()
                 do {
                     try store.commit(c)
-                    if ServerOrderStore.isOpen(c.machine) { open[c.machine.providerOrderID.rawValue] = c.machine } else { open[c.machine.providerOrderID.rawValue] = nil }
+                    if ServerOrderStore.isOpen(c.machine) {
+                        open[c.machine.providerOrderID.rawValue] = c.machine
+                    } else {
+                        open[c.machine.providerOrderID.rawValue] = nil
+                    }
                 } catch { refused += 1 }
             }
             let mismatches = try store.reservationTotalMismatches()
@@ -94,20 +111,24 @@ struct ReservationTotalsTests {
             let store = try ServerOrderStore(path: path)
             for i in 0..<5 {
                 let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
-                try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
-                                             reservations: i % 2 == 0 ? HeldCapacity(offered: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])
-                                                 : HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])))
+                try store.commit(
+                    OrderChange(
+                        machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
+                        reservations: i % 2 == 0
+                            ? HeldCapacity(offered: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])
+                            : HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("12.5"))])))
             }
         }
         // Back to the server-v1 schema, as a file from the previous release has it.
         do {
             let queue = try DatabaseQueue(path: path)
             try queue.write { db in
-                try db.execute(sql: """
-                    DROP TABLE reservation_totals;
-                    CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
-                    DELETE FROM grdb_migrations WHERE identifier = 'server-v2-reservation-totals';
-                    """)
+                try db.execute(
+                    sql: """
+                        DROP TABLE reservation_totals;
+                        CREATE INDEX reservations_resource ON reservations(resource_id, direction, kind, amount);
+                        DELETE FROM grdb_migrations WHERE identifier = 'server-v2-reservation-totals';
+                        """)
             }
         }
         let store = try ServerOrderStore(path: path)

@@ -71,7 +71,9 @@ struct ServerOrderStoreTests {
 
         d.now = StoreFixture.at(2)
         try d.serverOffers()
-        let offered = HeldCapacity(offered: [Reservation(linkID: "link-par-1", direction: .outgoing, mbps: 90), Reservation(linkID: "link-par-1", direction: .incoming, mbps: 90)])
+        let offered = HeldCapacity(offered: [
+            Reservation(linkID: "link-par-1", direction: .outgoing, mbps: 90), Reservation(linkID: "link-par-1", direction: .incoming, mbps: 90),
+        ])
         try commitAndCheck(.offerProposed, reservations: offered)
         d.deliverToClient()
         #expect(d.client.state == .offerReceived)
@@ -136,7 +138,8 @@ struct ServerOrderStoreTests {
         #expect(try store.openOrderCount(clientIdentity: StoreFixture.identity) == 0)
         #expect(try store.audit(providerOrderID: d.providerOrderID).last?.event == "DECLINE received")
         // The closed order is still found by the client's id (the latest one).
-        #expect(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
+        #expect(
+            try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
     }
 
     @Test("a withdrawn agreement goes Completed → Cancelled with its provisioning events")
@@ -148,9 +151,10 @@ struct ServerOrderStoreTests {
         try d.serverAcknowledges()
         d.deliverToClient()
         try d.agreedOnServer()
-        try store.commit(d.serverChange(
-            reservations: HeldCapacity(committed: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)]),
-            outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(d.serverMachine, "agreement"))]))
+        try store.commit(
+            d.serverChange(
+                reservations: HeldCapacity(committed: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90)]),
+                outbox: [OutboxEvent(kind: .agreement, payload: StoreFixture.payload(d.serverMachine, "agreement"))]))
         d.deliverToClient()
 
         d.now = StoreFixture.at(60)
@@ -162,7 +166,9 @@ struct ServerOrderStoreTests {
 
         d.now = StoreFixture.at(61)
         try d.serverConfirmsWithdrawal()
-        try store.commit(d.serverChange(reservations: .empty, outbox: [OutboxEvent(kind: .withdrawal, payload: StoreFixture.payload(d.serverMachine, "withdrawal"))]))
+        try store.commit(
+            d.serverChange(
+                reservations: .empty, outbox: [OutboxEvent(kind: .withdrawal, payload: StoreFixture.payload(d.serverMachine, "withdrawal"))]))
         let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
         #expect(stored.state == .cancelled)
         #expect(!stored.isOpen)
@@ -187,16 +193,19 @@ struct ServerOrderStoreTests {
             d.deliverToClient()
             adminID = try store.enqueueAdminRequest(providerOrderID: d.providerOrderID, action: .approve, requestedBy: "ops", at: StoreFixture.at(1))
             try d.serverOffers()
-            try store.commit(d.serverChange(
-                reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]),
-                outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))]))
+            try store.commit(
+                d.serverChange(
+                    reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]),
+                    outbox: [OutboxEvent(kind: "offer-made", payload: .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))]))
         }
         let store = try ServerOrderStore(path: path)
         let stored = try #require(try store.openOrders().first)
         #expect(stored.machine == d.serverMachine)
         #expect(stored.state == .offerProposed)
         #expect(try store.audit(providerOrderID: d.providerOrderID).count == 3)
-        #expect(try store.reservations(providerOrderID: d.providerOrderID) == HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]))
+        #expect(
+            try store.reservations(providerOrderID: d.providerOrderID)
+                == HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("90.5"))]))
         #expect(try store.outbox(providerOrderID: d.providerOrderID).first?.payload == .array([.string("x"), .number(StoreFixture.decimal("1.25"))]))
         #expect(try store.pendingAdminRequests().map(\.id) == [adminID])
 
@@ -274,9 +283,12 @@ struct ServerOrderStoreTests {
                         for i in 0..<25 {
                             let key = "\(n)-\(worker)-\(i)"
                             let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(key)", providerOrderID: "p-\(key)")
-                            try store.commit(OrderChange(
-                                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
-                                reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("0.1"))])))
+                            try store.commit(
+                                OrderChange(
+                                    machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
+                                    reservations: HeldCapacity(offered: [
+                                        Reservation(linkID: "link-1", direction: .outgoing, mbps: StoreFixture.decimal("0.1"))
+                                    ])))
                         }
                     }
                 }
@@ -322,7 +334,10 @@ struct ServerOrderStoreTests {
         try d.clientProcessesOffer()
         d.deliverToServer()
         var change = d.serverChange(
-            reservations: HeldCapacity(offered: [Reservation(linkID: "link-1", direction: .outgoing, mbps: 90), Reservation(linkID: "link-2", direction: .incoming, mbps: StoreFixture.decimal("-5"))]),
+            reservations: HeldCapacity(offered: [
+                Reservation(linkID: "link-1", direction: .outgoing, mbps: 90),
+                Reservation(linkID: "link-2", direction: .incoming, mbps: StoreFixture.decimal("-5")),
+            ]),
             outbox: [OutboxEvent(kind: .activation, payload: .null)])
         change.processedAdminRequests = [AdminRequestResult(id: adminID, outcome: "done")]
         #expect(!change.transitions.isEmpty)
@@ -358,9 +373,10 @@ struct ServerOrderStoreTests {
         let link = Reservation.Key("link-1", .outgoing)
         func reserve(_ name: String, _ amount: CPNPDecimal) throws {
             let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
-            try store.commit(OrderChange(
-                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100]))
+            try store.commit(
+                OrderChange(
+                    machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+                    reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100]))
         }
         try reserve("a", 60)
         #expect(throws: StoreError.capacityExceeded(link, total: 110, limit: 100)) { try reserve("b", 50) }
@@ -374,9 +390,12 @@ struct ServerOrderStoreTests {
         let store = try ServerOrderStore.inMemory()
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 3, actual: nil)) {
-            try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 3))
+            try store.commit(
+                OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 3))
         }
-        #expect(try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 0)) == 1)
+        #expect(
+            try store.commit(
+                OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions, expectedRevision: 0)) == 1)
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) {
             try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, expectedRevision: 0))
         }
@@ -399,10 +418,17 @@ struct ServerOrderStoreTests {
         // Once the first is closed, the id may be used again; lookups prefer the open order.
         var closed = m
         _ = try closed.reject(.outOfResources, now: StoreFixture.at(2))
-        try store.commit(OrderChange(machine: closed, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")]))
+        try store.commit(
+            OrderChange(
+                machine: closed, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2),
+                transitions: [.init(from: .pqoReceived, to: .cancelled, event: "FAIL 5 sent")]))
         try store.commit(OrderChange(machine: twin, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), actions: twinActions))
-        #expect(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID == StoreFixture.providerOrderID("p-2"))
-        #expect(try store.order(clientIdentity: StoreFixture.otherIdentity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID == StoreFixture.providerOrderID("p-3"))
+        #expect(
+            try store.order(clientIdentity: StoreFixture.identity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID
+                == StoreFixture.providerOrderID("p-2"))
+        #expect(
+            try store.order(clientIdentity: StoreFixture.otherIdentity, customerOrderID: StoreFixture.customerOrderID("c-1"))?.providerOrderID
+                == StoreFixture.providerOrderID("p-3"))
         #expect(try store.order(clientIdentity: "CN=nobody", customerOrderID: StoreFixture.customerOrderID("c-1")) == nil)
         #expect(try store.audit(providerOrderID: StoreFixture.providerOrderID("p-1")).count == 2)
     }
@@ -436,14 +462,20 @@ struct ServerOrderStoreTests {
         let link = Reservation.Key("link-1", .outgoing)
         let (a, aa) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
         let (b, ba) = StoreFixture.quotedServerOrder(customerOrderID: "c-b", providerOrderID: "p-b")
-        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, reservations: HeldCapacity(offered: [
-            Reservation(link, mbps: StoreFixture.decimal("0.1")),
-            Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("100000000000000000000.000000000000000001")),
-        ])))
-        try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: ba, reservations: HeldCapacity(committed: [
-            Reservation(link, mbps: StoreFixture.decimal("0.2")),
-            Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
-        ])))
+        try store.commit(
+            OrderChange(
+                machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa,
+                reservations: HeldCapacity(offered: [
+                    Reservation(link, mbps: StoreFixture.decimal("0.1")),
+                    Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("100000000000000000000.000000000000000001")),
+                ])))
+        try store.commit(
+            OrderChange(
+                machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: ba,
+                reservations: HeldCapacity(committed: [
+                    Reservation(link, mbps: StoreFixture.decimal("0.2")),
+                    Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
+                ])))
         let totals = try store.reservedTotals()
         #expect(totals[link] == StoreFixture.decimal("0.3"))
         #expect(totals[link]?.description == "0.3")
@@ -453,14 +485,20 @@ struct ServerOrderStoreTests {
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.3"))
         #expect(try store.reservedTotal(for: link, kind: .committed) == StoreFixture.decimal("0.2"))
         #expect(try store.reservedTotal(for: Reservation.Key("link-9", .outgoing)) == 0)
-        #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-b")) == HeldCapacity(committed: [
-            Reservation(link, mbps: StoreFixture.decimal("0.2")), Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
-        ]))
+        #expect(
+            try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-b"))
+                == HeldCapacity(committed: [
+                    Reservation(link, mbps: StoreFixture.decimal("0.2")),
+                    Reservation(linkID: "link-1", direction: .incoming, mbps: StoreFixture.decimal("1e-18")),
+                ]))
 
         // Replacing and keeping.
         try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1)))  // nil: kept
         #expect(try store.reservations(providerOrderID: StoreFixture.providerOrderID("p-a")).offered.count == 2)
-        try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), reservations: HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("0.25"))])))
+        try store.commit(
+            OrderChange(
+                machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2),
+                reservations: HeldCapacity(committed: [Reservation(link, mbps: StoreFixture.decimal("0.25"))])))
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.45"))
         try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.at(3), reservations: .empty))
         #expect(try store.reservedTotal(for: link) == StoreFixture.decimal("0.2"))
@@ -479,13 +517,19 @@ struct ServerOrderStoreTests {
         do {
             let store = try ServerOrderStore(path: path)
             #expect(try store.nextOutboxAttempt() == nil)
-            try store.commit(OrderChange(machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa, outbox: [
-                OutboxEvent(kind: .agreement, payload: StoreFixture.payload(a, "agreement")),
-                OutboxEvent(kind: .activation, payload: StoreFixture.payload(a, "activation"), notBefore: StoreFixture.at(100)),
-            ]))
-            try store.commit(OrderChange(machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.at(10), actions: ba, outbox: [
-                OutboxEvent(kind: .agreement, payload: StoreFixture.payload(b, "agreement")),
-            ]))
+            try store.commit(
+                OrderChange(
+                    machine: a, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: aa,
+                    outbox: [
+                        OutboxEvent(kind: .agreement, payload: StoreFixture.payload(a, "agreement")),
+                        OutboxEvent(kind: .activation, payload: StoreFixture.payload(a, "activation"), notBefore: StoreFixture.at(100)),
+                    ]))
+            try store.commit(
+                OrderChange(
+                    machine: b, clientIdentity: StoreFixture.identity, at: StoreFixture.at(10), actions: ba,
+                    outbox: [
+                        OutboxEvent(kind: .agreement, payload: StoreFixture.payload(b, "agreement"))
+                    ]))
             #expect(try store.undeliveredOutboxCount() == 3)
 
             let first = try store.dueOutbox(now: StoreFixture.start)
@@ -542,7 +586,8 @@ struct ServerOrderStoreTests {
         let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
         try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: a))
         let approve = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .approve, at: StoreFixture.at(1))
-        let reject = try store.enqueueAdminRequest(providerOrderID: m.providerOrderID, action: .reject(.outOfResources, diagnostic: nil), at: StoreFixture.at(2))
+        let reject = try store.enqueueAdminRequest(
+            providerOrderID: m.providerOrderID, action: .reject(.outOfResources, diagnostic: nil), at: StoreFixture.at(2))
         #expect(try store.pendingAdminRequests().map(\.id) == [approve, reject])
         #expect(try store.pendingAdminRequests(limit: 1).map(\.action) == [.approve])
         #expect(try store.markAdminRequestProcessed(id: approve, at: StoreFixture.at(3), outcome: "offer sent"))
@@ -595,9 +640,10 @@ struct ServerOrderStoreTests {
         var batch: [OrderChange] = []
         for i in 0..<10_000 {
             let (m, a) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(i)", providerOrderID: "p-\(i)", seed: UInt64(i))
-            batch.append(OrderChange(
-                machine: m, clientIdentity: "CN=client-\(i % 50)", at: StoreFixture.at(Int64(i)), actions: a,
-                reservations: HeldCapacity(offered: [Reservation(linkID: "link-\(i % 20)", direction: .outgoing, mbps: 1)])))
+            batch.append(
+                OrderChange(
+                    machine: m, clientIdentity: "CN=client-\(i % 50)", at: StoreFixture.at(Int64(i)), actions: a,
+                    reservations: HeldCapacity(offered: [Reservation(linkID: "link-\(i % 20)", direction: .outgoing, mbps: 1)])))
             if batch.count == 500 {
                 try store.commit(batch)
                 batch.removeAll()
@@ -607,7 +653,8 @@ struct ServerOrderStoreTests {
         for i in stride(from: 0, to: 10_000, by: 97) {
             let byID = try #require(try store.order(providerOrderID: StoreFixture.providerOrderID("p-\(i)")))
             #expect(byID.customerOrderID.rawValue == "c-\(i)")
-            let byClient = try #require(try store.order(clientIdentity: "CN=client-\(i % 50)", customerOrderID: StoreFixture.customerOrderID("c-\(i)")))
+            let byClient = try #require(
+                try store.order(clientIdentity: "CN=client-\(i % 50)", customerOrderID: StoreFixture.customerOrderID("c-\(i)")))
             #expect(byClient.providerOrderID == byID.providerOrderID)
             #expect(try store.customerOrderIDExists(clientIdentity: "CN=client-\(i % 50)", "c-\(i)"))
             #expect(try store.audit(providerOrderID: byID.providerOrderID).count == 1)

@@ -4,9 +4,9 @@ import CPNPTesting
 import Foundation
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("TemporaryPostgres", .serialized)
@@ -66,12 +66,13 @@ struct TemporaryPostgresTests {
     private func isAlive(_ pid: pid_t) -> Bool {
         guard kill(pid, 0) == 0 else { return false }
         #if os(Linux)
-        // /proc/PID/stat: "PID (command) STATE ..."
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let afterCommand = stat.range(of: ") ", options: .backwards) else { return false }
-        return !stat[afterCommand.upperBound...].hasPrefix("Z")
+            // /proc/PID/stat: "PID (command) STATE ..."
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let afterCommand = stat.range(of: ") ", options: .backwards)
+            else { return false }
+            return !stat[afterCommand.upperBound...].hasPrefix("Z")
         #else
-        return true
+            return true
         #endif
     }
 }

@@ -17,10 +17,19 @@ struct WebhookStoreTests {
 
     static func check(_ stores: [ServerOrderStore]) throws {
         let store = stores[0]
-        try store.createWebhook(WebhookSubscription(id: "wh-ops", owner: "", url: "http://127.0.0.1:9/ops", secret: "0123456789abcdef", events: [], createdAt: StoreFixture.start))
-        try store.createWebhook(WebhookSubscription(id: "wh-acme", owner: StoreFixture.identity, url: "http://127.0.0.1:9/acme", secret: nil, events: ["order.changed"], createdAt: StoreFixture.start))
-        try store.createWebhook(WebhookSubscription(id: "wh-other", owner: "globex", url: "http://127.0.0.1:9/globex", secret: nil, events: [], createdAt: StoreFixture.start))
-        try store.createWebhook(WebhookSubscription(id: "wh-filtered", owner: "", url: "http://127.0.0.1:9/f", secret: nil, events: ["agreement.reached"], createdAt: StoreFixture.start))
+        try store.createWebhook(
+            WebhookSubscription(
+                id: "wh-ops", owner: "", url: "http://127.0.0.1:9/ops", secret: "0123456789abcdef", events: [], createdAt: StoreFixture.start))
+        try store.createWebhook(
+            WebhookSubscription(
+                id: "wh-acme", owner: StoreFixture.identity, url: "http://127.0.0.1:9/acme", secret: nil, events: ["order.changed"],
+                createdAt: StoreFixture.start))
+        try store.createWebhook(
+            WebhookSubscription(
+                id: "wh-other", owner: "globex", url: "http://127.0.0.1:9/globex", secret: nil, events: [], createdAt: StoreFixture.start))
+        try store.createWebhook(
+            WebhookSubscription(
+                id: "wh-filtered", owner: "", url: "http://127.0.0.1:9/f", secret: nil, events: ["agreement.reached"], createdAt: StoreFixture.start))
         #expect(try store.webhooks(owner: StoreFixture.identity).map(\.id) == ["wh-acme"])
         #expect(try store.webhooks(owner: nil).count == 4)
         // The first run starts the cursor after what is there.
@@ -30,7 +39,9 @@ struct WebhookStoreTests {
         #expect(try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(1), actions: actions)) == 1)
         let entries = try store.audit(providerOrderID: m.providerOrderID).count
         #expect(entries > 0)
-        #expect(try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 2 * entries, "the operator's and acme's, not globex's nor the filtered one")
+        #expect(
+            try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 2 * entries,
+            "the operator's and acme's, not globex's nor the filtered one")
         #expect(try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 0, "each entry once")
 
         // Two instances queueing at once: each entry is still queued once.
@@ -55,8 +66,10 @@ struct WebhookStoreTests {
         // Delivered, retried later, given up.
         let (first, second, third) = (claimed[0], claimed[1], claimed[2])
         try store.recordWebhookAttempt(webhookID: first.webhookID, auditID: first.auditID, at: StoreFixture.at(7), error: nil, nextAttempt: nil)
-        try store.recordWebhookAttempt(webhookID: second.webhookID, auditID: second.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: StoreFixture.at(60_000))
-        try store.recordWebhookAttempt(webhookID: third.webhookID, auditID: third.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: nil)
+        try store.recordWebhookAttempt(
+            webhookID: second.webhookID, auditID: second.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: StoreFixture.at(60_000))
+        try store.recordWebhookAttempt(
+            webhookID: third.webhookID, auditID: third.auditID, at: StoreFixture.at(7), error: "HTTP 500", nextAttempt: nil)
         let due = try store.claimWebhookDeliveries(now: StoreFixture.at(40_000), limit: 100, claimant: "c", leaseMilliseconds: 1)
         #expect(!due.contains { $0.auditID == first.auditID && $0.webhookID == first.webhookID }, "delivered")
         #expect(!due.contains { $0.auditID == second.auditID && $0.webhookID == second.webhookID }, "not due yet")

@@ -283,7 +283,8 @@ struct ChaosTransportTests {
         let server = try await DTLSTransport.server(
             host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: certs.security(certs.server)))
         let client = ChaosTransport(
-            wrapping: try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: certs.security(certs.client))),
+            wrapping: try await DTLSTransport.client(
+                bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: certs.security(certs.client))),
             outgoing: .init(drop: 0.25, duplicate: 0.25), incoming: .init(duplicate: 1), seed: 11)
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
         // The handshake is below the injector: only CPNP messages are dropped.

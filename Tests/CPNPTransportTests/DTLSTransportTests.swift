@@ -12,13 +12,18 @@ import Testing
 struct DTLSTransportTests {
     let certs = TestCertificates.shared
 
-    func server(_ pair: (String, String)? = nil, logger: Logger = Logger(label: "test.server"), tweak: (inout DTLSTransportConfiguration) -> Void = { _ in }) async throws -> DTLSTransport {
+    func server(
+        _ pair: (String, String)? = nil, logger: Logger = Logger(label: "test.server"), tweak: (inout DTLSTransportConfiguration) -> Void = { _ in }
+    ) async throws -> DTLSTransport {
         var configuration = DTLSTransportConfiguration(security: certs.security(pair ?? certs.server))
         tweak(&configuration)
         return try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: configuration, logger: logger)
     }
 
-    func client(_ pair: (String, String)?, trust: String? = nil, logger: Logger = Logger(label: "test.client"), tweak: (inout DTLSTransportConfiguration) -> Void = { _ in }) async throws -> DTLSTransport {
+    func client(
+        _ pair: (String, String)?, trust: String? = nil, logger: Logger = Logger(label: "test.client"),
+        tweak: (inout DTLSTransportConfiguration) -> Void = { _ in }
+    ) async throws -> DTLSTransport {
         var configuration = DTLSTransportConfiguration(security: certs.security(pair, trust: trust))
         tweak(&configuration)
         return try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: configuration, logger: logger)
@@ -65,7 +70,11 @@ struct DTLSTransportTests {
     @Test func dialledIPAddressIsVerifiedAsIPID() async throws {
         let server = try await server()
         let client = try await client(certs.client)
-        defer { Task { await client.close(); await server.close() } }
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
         let address = try #require(server.localAddress)
         try await withDeadline { try await client.send(Array("hi".utf8), to: CPNPPeer(address: address)) }
         #expect(try await next(server.inbound).bytes == Array("hi".utf8))
@@ -74,7 +83,11 @@ struct DTLSTransportTests {
     @Test func largestMessageGoesThroughAndLargerFailsLocally() async throws {
         let server = try await server()
         let client = try await client(certs.client)
-        defer { Task { await client.close(); await server.close() } }
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
         let big = [UInt8](repeating: 0x20, count: 16_384)
         try await withDeadline { try await client.send(big, to: peer) }
@@ -108,7 +121,11 @@ struct DTLSTransportTests {
         let (clientLogger, clientLines) = capturingLogger()
         let server = try await server(serverPair, logger: serverLogger)
         let client = try await client(clientPair, trust: clientTrust, logger: clientLogger)
-        defer { Task { await client.close(); await server.close() } }
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: serverName)
         do {
             try await withDeadline { try await client.send(Array("hello".utf8), to: peer) }
@@ -160,10 +177,16 @@ struct DTLSTransportTests {
         // A silent UDP socket: datagrams are swallowed, nothing answers.
         let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
         let client = try await client(certs.client) { $0.handshakeTimeout = .milliseconds(800) }
-        defer { Task { await client.close(); await silent.close() } }
+        defer {
+            Task {
+                await client.close(); await silent.close()
+            }
+        }
         let started = ContinuousClock.now
         do {
-            try await withDeadline { try await client.send(Array("hello".utf8), to: CPNPPeer(address: try #require(silent.localAddress), serverName: "localhost")) }
+            try await withDeadline {
+                try await client.send(Array("hello".utf8), to: CPNPPeer(address: try #require(silent.localAddress), serverName: "localhost"))
+            }
             Issue.record("no timeout")
         } catch let error as CPNPTransportError {
             #expect(error.code == .handshakeTimeout)
@@ -206,7 +229,9 @@ struct DTLSTransportTests {
         let association = try DTLSAssociation.client(context: clientContext, serverName: "localhost")
         for datagram in association.start().datagrams { try await socket.send(datagram, to: CPNPPeer(address: address)) }
         let verifyRequest = try await next(socket.inbound)
-        for datagram in association.receive(datagram: verifyRequest.bytes).datagrams { try await socket.send(datagram, to: CPNPPeer(address: address)) }
+        for datagram in association.receive(datagram: verifyRequest.bytes).datagrams {
+            try await socket.send(datagram, to: CPNPPeer(address: address))
+        }
         _ = try await next(socket.inbound)  // the server's flight: the association exists, half-open
         await socket.close()
         // The restarted client, on the same port, within the first one's handshake timeout.

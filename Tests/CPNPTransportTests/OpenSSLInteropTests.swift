@@ -2,7 +2,7 @@ import CPNPPKI
 import CPNPTransport
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
@@ -74,7 +74,8 @@ struct OpenSSLInteropTests {
     @Test func opensslClientTalksToOurServer() async throws {
         let dir = try devPKIDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let security = try CPNPSecurityConfiguration(certificateFile: "\(dir)/server.pem", keyFile: "\(dir)/server-key.pem", trustRootsFile: "\(dir)/ca.pem")
+        let security = try CPNPSecurityConfiguration(
+            certificateFile: "\(dir)/server.pem", keyFile: "\(dir)/server-key.pem", trustRootsFile: "\(dir)/ca.pem")
         let server = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: security))
         defer { Task { await server.close() } }
         let port = try #require(server.localAddress?.port)

@@ -104,7 +104,9 @@ struct RobustnessTests {
                 return count
             }
         }
-        print("1,000 DTLS peers: handshakes in \(handshakeTime) (\(stalls.withLockedValue { $0 }) stalled attempts retried), 1,000 concurrent request/echo in \(ContinuousClock.now - exchangeStarted)")
+        print(
+            "1,000 DTLS peers: handshakes in \(handshakeTime) (\(stalls.withLockedValue { $0 }) stalled attempts retried), 1,000 concurrent request/echo in \(ContinuousClock.now - exchangeStarted)"
+        )
         let elapsed = ContinuousClock.now - started
         let statistics = server.statistics
         print("1,000 concurrent DTLS peers: \(succeeded) echoed, total \(elapsed); server stats \(statistics)")
@@ -192,7 +194,9 @@ struct RobustnessTests {
         _ = await flood.result
         let statistics = server.statistics
         let rssGrowth = residentBytes() - rssBefore
-        print("flood: \(statistics); legitimate served \(served)/\(legitimate); half-open sockets \(halfOpen.count); RSS growth \(rssGrowth / 1024) KiB")
+        print(
+            "flood: \(statistics); legitimate served \(served)/\(legitimate); half-open sockets \(halfOpen.count); RSS growth \(rssGrowth / 1024) KiB"
+        )
         #expect(served == legitimate)
         // 150 half-open handshakes filled the table: the cap held and eviction made room.
         #expect(statistics.maximumAssociationsSeen == configuration.maximumAssociations)

@@ -33,7 +33,11 @@ struct ServerIdentityTransportTests {
             server = try await TLSTransport.server(host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: serverSecurity))
             client = try TLSTransport.client(configuration: TLSTransportConfiguration(security: clientSecurity))
         }
-        defer { Task { await client.close(); await server.close() } }
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: serverName)
         do {
             try await withDeadline { try await client.send(Array("hello".utf8), to: peer) }

@@ -48,9 +48,14 @@ struct TLSTransportTests {
         serverPair: (String, String)? = nil, clientPair: (String, String)?, clientTrust: String? = nil, serverName: String = "localhost",
         client clientCode: CPNPTransportError.Code, server serverCode: CPNPTransportError.Code?
     ) async throws {
-        let server = try await TLSTransport.server(host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certs.security(serverPair ?? certs.server)))
+        let server = try await TLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certs.security(serverPair ?? certs.server)))
         let client = try TLSTransport.client(configuration: TLSTransportConfiguration(security: certs.security(clientPair, trust: clientTrust)))
-        defer { Task { await client.close(); await server.close() } }
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: serverName)
         // With TLS 1.3 the client may finish its handshake before the server rejects its
         // certificate: the rejection then arrives as an alert, on the failures stream.

@@ -111,8 +111,9 @@ public enum FuzzReplay {
             _ = FileManager.default.createFile(atPath: "\(out)/\(name)", contents: Data(contents[i]!))
         }
         let allFeatures = features.reduce(into: Set<UInt64>()) { $0.formUnion($1) }
-        print("\(count) inputs, \(allFeatures.count) features, \(Set(reached.joined()).count) branches; kept \(kept.count) inputs "
-            + "(\(bytes) bytes), \(covered.count) features, \(keptBranches.count) branches, in \(out)")
+        print(
+            "\(count) inputs, \(allFeatures.count) features, \(Set(reached.joined()).count) branches; kept \(kept.count) inputs "
+                + "(\(bytes) bytes), \(covered.count) features, \(keptBranches.count) branches, in \(out)")
         return 0
     }
 

@@ -49,8 +49,9 @@ extension CPNPDecimal {
     public init?(parsing text: some StringProtocol) {
         let bytes = Array(text.utf8)
         let result: CPNPDecimal? = bytes.withUnsafeBufferPointer { buffer in
-            guard let (value, end) = try? CPNPDecimal.scan(
-                buffer, from: 0, maxLength: .max, maxExponent: CPNPDecimal.maxExponentMagnitude),
+            guard
+                let (value, end) = try? CPNPDecimal.scan(
+                    buffer, from: 0, maxLength: .max, maxExponent: CPNPDecimal.maxExponentMagnitude),
                 end == buffer.count
             else { return nil }
             return value

@@ -31,83 +31,99 @@ public enum CPNPCodec {
             throw CPNPDecodingError(.unknownMethod, at: root.appending(Key.method), "unknown method code \(methodNumber)")
         }
         let reader = MessageReader(object: object)
-        let sequenceNumber = SequenceNumber(try reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max)) })
+        let sequenceNumber = SequenceNumber(
+            try reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max))
+            })
         let transactionID = try reader.required(Key.transactionID, MessageReader.transactionID)
         let customerOrderID = try reader.required(Key.customerOrderID, MessageReader.customerOrderID)
 
         switch method {
         case .quotation:
-            return .quotation(QuotationMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .quotation(
+                QuotationMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                    requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .processing:
-            return .processing(ProcessingMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                expectedOfferTime: try reader.optional(Key.expectedOfferTime, MessageReader.timestamp),
-                processingSubcode: try reader.optional(Key.processingSubcode, MessageReader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
+            return .processing(
+                ProcessingMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    expectedOfferTime: try reader.optional(Key.expectedOfferTime, MessageReader.timestamp),
+                    processingSubcode: try reader.optional(
+                        Key.processingSubcode, MessageReader.code(ProcessingSubcode.init(rawValue:), "processing subcode"))))
         case .offer:
-            return .offer(OfferMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                validityOfferTime: try reader.required(Key.validityOfferTime, MessageReader.timestamp),
-                offeredCPD: try reader.required(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .offer(
+                OfferMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    validityOfferTime: try reader.required(Key.validityOfferTime, MessageReader.timestamp),
+                    offeredCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .accept:
-            return .accept(AcceptMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                acceptedCPD: try reader.required(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .accept(
+                AcceptMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    acceptedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .decline:
-            return .decline(DeclineMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                reasons: try reader.optional(Key.reasons, MessageReader.reasons) ?? []))
+            return .decline(
+                DeclineMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    reasons: try reader.optional(Key.reasons, MessageReader.reasons) ?? []))
         case .ack:
-            return .ack(AckMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                cpd: try reader.optional(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .ack(
+                AckMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
+                    cpd: try reader.optional(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .cancel:
-            return .cancel(CancelMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                cpd: try reader.optional(Key.cpd, MessageReader.cpd)))
+            return .cancel(
+                CancelMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    cpd: try reader.optional(Key.cpd, MessageReader.cpd)))
         case .withdraw:
-            return .withdraw(WithdrawMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                acceptedCPD: try reader.optional(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .withdraw(
+                WithdrawMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    acceptedCPD: try reader.optional(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .update:
-            return .update(UpdateMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                expectedResponseTime: try reader.required(Key.expectedResponseTime, MessageReader.timestamp),
-                requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .update(
+                UpdateMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    expectedResponseTime: try reader.required(Key.expectedResponseTime, MessageReader.timestamp),
+                    requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .fail:
-            return .fail(FailMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.optional(Key.providerOrderID, MessageReader.providerOrderID),
-                statusCode: try reader.required(Key.statusCode, MessageReader.code(FailStatusCode.init(rawValue:), "status code")),
-                diagnostic: try reader.optional(Key.diagnostic) { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) }))
+            return .fail(
+                FailMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.optional(Key.providerOrderID, MessageReader.providerOrderID),
+                    statusCode: try reader.required(Key.statusCode, MessageReader.code(FailStatusCode.init(rawValue:), "status code")),
+                    diagnostic: try reader.optional(Key.diagnostic) { value, path throws(CPNPDecodingError) in
+                        try value.string(at: path, maxLength: 256)
+                    }))
         case .activate:
-            return .activate(ActivateMessage(
-                sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
-                nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                activationSchedule: try reader.requiredAllowingNull(Key.activationSchedule, MessageReader.activationSchedule),
-                informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
+            return .activate(
+                ActivateMessage(
+                    sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
+                    providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
+                    nonce: try reader.required(Key.nonce, MessageReader.nonce),
+                    activationSchedule: try reader.requiredAllowingNull(Key.activationSchedule, MessageReader.activationSchedule),
+                    informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         }
     }
 
@@ -119,9 +135,13 @@ public enum CPNPCodec {
         guard let transactionID = try? reader.required(Key.transactionID, MessageReader.transactionID),
             let customerOrderID = try? reader.required(Key.customerOrderID, MessageReader.customerOrderID)
         else { return nil }
-        let sequenceNumber = try? reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max)) }
+        let sequenceNumber = try? reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in
+            try value.integer(at: path, in: 0...Int64(UInt32.max))
+        }
         var method: MethodCode?
-        if case .number(let methodNumber)? = object[Key.method], let methodInteger = methodNumber.int64Value { method = MethodCode(rawValue: Int(methodInteger)) }
+        if case .number(let methodNumber)? = object[Key.method], let methodInteger = methodNumber.int64Value {
+            method = MethodCode(rawValue: Int(methodInteger))
+        }
         return MessageCorrelation(
             method: method,
             sequenceNumber: sequenceNumber.map { SequenceNumber($0) },
@@ -366,12 +386,18 @@ struct MessageReader {
         let object = try value.object(at: path)
         let reader = Sub(object: object, base: path)
         var phones: [String] = []
-        if let numbers = try reader.optional("telephone-numbers", { value, path throws(CPNPDecodingError) in try value.array(at: path, maxCount: 16) }) {
-            for (i, number) in numbers.enumerated() { phones.append(try number.string(at: path.appending("telephone-numbers").appending(index: i), maxLength: 64)) }
+        if let numbers = try reader.optional(
+            "telephone-numbers", { value, path throws(CPNPDecodingError) in try value.array(at: path, maxCount: 16) })
+        {
+            for (i, number) in numbers.enumerated() {
+                phones.append(try number.string(at: path.appending("telephone-numbers").appending(index: i), maxLength: 64))
+            }
         }
         return ContactInformation(
             email: try reader.optional("email") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 256) },
-            postalAddress: try reader.optional("postal-address") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 1024) },
+            postalAddress: try reader.optional("postal-address") { value, path throws(CPNPDecodingError) in
+                try value.string(at: path, maxLength: 1024)
+            },
             telephoneNumbers: phones)
     }
 
@@ -400,7 +426,9 @@ struct MessageReader {
             localOnly: try reader.optional("local-only") { value, path throws(CPNPDecodingError) in try value.bool(at: path) },
             costRequested: costRequested,
             providerChain: try reader.optional("provider-chain") { value, path throws(CPNPDecodingError) in
-                try value.array(at: path, maxCount: 16).enumerated().map { i, element throws(CPNPDecodingError) in try element.string(at: path.appending(index: i), maxLength: 256) }
+                try value.array(at: path, maxCount: 16).enumerated().map { i, element throws(CPNPDecodingError) in
+                    try element.string(at: path.appending(index: i), maxLength: 256)
+                }
             } ?? [])
     }
 
@@ -408,7 +436,8 @@ struct MessageReader {
         let object = try value.object(at: path)
         let reader = Sub(object: object, base: path)
         let amountText = try reader.required("amount") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 40) }
-        guard let amount = CPNPDecimal(parsing: amountText), amountText.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2e || $0 == 0x2d }) else {
+        guard let amount = CPNPDecimal(parsing: amountText), amountText.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2e || $0 == 0x2d })
+        else {
             throw CPNPDecodingError(.invalidValue, at: path.appending("amount"), "amount must be a decimal string such as \"1250.00\"")
         }
         let currency = try reader.required("currency") { value, path throws(CPNPDecodingError) in try value.string(at: path, maxLength: 3) }

@@ -18,7 +18,8 @@ extension CPNPMessage {
         case .processing:
             break
         case .offer(let message):
-            validator.cpd(message.offeredCPD, nonEmpty: "an offered CPD must contain at least one component (answer FAIL 5 when nothing can be offered)")
+            validator.cpd(
+                message.offeredCPD, nonEmpty: "an offered CPD must contain at least one component (answer FAIL 5 when nothing can be offered)")
             if !message.offeredCPD.isEmpty, !message.offeredCPD.isConcrete {
                 validator.warning(cpdPath, "the offered CPD is not concrete: it cannot be ACCEPTed, only answered by a new QUOTATION (RFC 8921 §8.7)")
             }

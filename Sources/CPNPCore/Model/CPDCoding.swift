@@ -53,7 +53,8 @@ extension JSONObject {
     }
 
     func elementsIfPresent<T: CPDJSONCodable>(_ key: String, at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T]? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount)
+        }
     }
 
     func string(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String {
@@ -61,7 +62,8 @@ extension JSONObject {
     }
 
     func stringIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength)
+        }
     }
 
     func strings(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String] {
@@ -69,14 +71,17 @@ extension JSONObject {
     }
 
     func stringsIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String]? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.strings(at: memberPath, maxLength: maxLength) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try member.strings(at: memberPath, maxLength: maxLength)
+        }
     }
 
     func boolIfPresent(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Bool? {
         try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath) }
     }
 
-    func integerIfPresent(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64? {
+    func integerIfPresent(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64?
+    {
         try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath, in: range) }
     }
 

@@ -75,8 +75,10 @@ extension ConnectivityProvisioningDocument {
     }
 
     /// Same as `offered.comparison(against: requested)`.
-    public static func compare(offered: ConnectivityProvisioningDocument, requested: ConnectivityProvisioningDocument,
-                               at base: JSONPath = .root) -> CPDComparison {
+    public static func compare(
+        offered: ConnectivityProvisioningDocument, requested: ConnectivityProvisioningDocument,
+        at base: JSONPath = .root
+    ) -> CPDComparison {
         offered.comparison(against: requested, at: base)
     }
 
@@ -142,7 +144,9 @@ struct CPDComparator {
             for (key, requestedValue) in requestedObject { generic(requestedValue, offeredObject[key], at: path.appending(key)) }
         case (.array(let requestedArray), .array(let offeredArray)):
             if requestedArray.contains(where: { if case .object = $0 { true } else { false } }) {
-                for (i, requestedValue) in requestedArray.enumerated() { generic(requestedValue, i < offeredArray.count ? offeredArray[i] : nil, at: path.appending(index: i)) }
+                for (i, requestedValue) in requestedArray.enumerated() {
+                    generic(requestedValue, i < offeredArray.count ? offeredArray[i] : nil, at: path.appending(index: i))
+                }
             } else if Set(requestedArray) != Set(offeredArray) {
                 notSatisfied(path, requested, offered)
             }
@@ -161,16 +165,20 @@ struct CPDComparator {
     mutating func compare(requested: CPD, offered: CPD, at base: JSONPath) {
         let componentsPath = base.appending("components")
         if requested.components.count != offered.components.count {
-            gaps.append(CPDGap(path: componentsPath, kind: .structureMismatch,
-                               requested: .number(CPNPDecimal(Int64(requested.components.count))),
-                               offered: .number(CPNPDecimal(Int64(offered.components.count)))))
+            gaps.append(
+                CPDGap(
+                    path: componentsPath, kind: .structureMismatch,
+                    requested: .number(CPNPDecimal(Int64(requested.components.count))),
+                    offered: .number(CPNPDecimal(Int64(offered.components.count)))))
         }
         for (componentIndex, (requestedComponent, offeredComponent)) in zip(requested.components, offered.components).enumerated() {
             let profilesPath = componentsPath.appending(index: componentIndex).appending("profiles")
             if requestedComponent.profiles.count != offeredComponent.profiles.count {
-                gaps.append(CPDGap(path: profilesPath, kind: .structureMismatch,
-                                   requested: .number(CPNPDecimal(Int64(requestedComponent.profiles.count))),
-                                   offered: .number(CPNPDecimal(Int64(offeredComponent.profiles.count)))))
+                gaps.append(
+                    CPDGap(
+                        path: profilesPath, kind: .structureMismatch,
+                        requested: .number(CPNPDecimal(Int64(requestedComponent.profiles.count))),
+                        offered: .number(CPNPDecimal(Int64(offeredComponent.profiles.count)))))
             }
             for (profileIndex, (requestedProfile, offeredProfile)) in zip(requestedComponent.profiles, offeredComponent.profiles).enumerated() {
                 compare(requested: requestedProfile, offered: offeredProfile, at: profilesPath.appending(index: profileIndex))
@@ -201,7 +209,11 @@ struct CPDComparator {
         let scopePath = path.appending("scope")
         for (i, requestedEntry) in requested.scope.enumerated() {
             let entryPath = scopePath.appending(index: i)
-            guard let offeredEntry = offered.scope.first(where: { $0.customerNode == requestedEntry.customerNode && $0.direction == requestedEntry.direction }) else {
+            guard
+                let offeredEntry = offered.scope.first(where: {
+                    $0.customerNode == requestedEntry.customerNode && $0.direction == requestedEntry.direction
+                })
+            else {
                 missing(entryPath, requestedEntry.json)
                 continue
             }
@@ -223,14 +235,20 @@ struct CPDComparator {
                 exact(requestedQoS.kind, offeredQoS.kind, at: qosPath.appending("kind"))
                 for (i, requestedEntry) in requestedQoS.entries.enumerated() {
                     let entryPath = qosPath.appending("entries").appending(index: i)
-                    guard let offeredEntry = offeredQoS.entries.first(where: {
-                        $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic
-                    }) else {
+                    guard
+                        let offeredEntry = offeredQoS.entries.first(where: {
+                            $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic
+                        })
+                    else {
                         missing(entryPath, requestedEntry.json)
                         continue
                     }
-                    exact(requestedEntry.percentile.map(JSONValue.number), offeredEntry.percentile.map(JSONValue.number), at: entryPath.appending("percentile"))
-                    exact(requestedEntry.measurementIntervalSeconds, offeredEntry.measurementIntervalSeconds, at: entryPath.appending("measurement-interval-seconds"))
+                    exact(
+                        requestedEntry.percentile.map(JSONValue.number), offeredEntry.percentile.map(JSONValue.number),
+                        at: entryPath.appending("percentile"))
+                    exact(
+                        requestedEntry.measurementIntervalSeconds, offeredEntry.measurementIntervalSeconds,
+                        at: entryPath.appending("measurement-interval-seconds"))
                     leaf(requestedEntry.oneWayDelayMs, offeredEntry.oneWayDelayMs, at: entryPath.appending("one-way-delay-ms"))
                     leaf(requestedEntry.delayVariationMs, offeredEntry.delayVariationMs, at: entryPath.appending("delay-variation-ms"))
                     leaf(requestedEntry.lossPercent, offeredEntry.lossPercent, at: entryPath.appending("loss-percent"))
@@ -246,9 +264,13 @@ struct CPDComparator {
         if let requestedAvailability = requested.availability {
             let availabilityPath = path.appending("availability")
             if let offeredAvailability = offered.availability {
-                leaf(requestedAvailability.availabilityPercent, offeredAvailability.availabilityPercent, at: availabilityPath.appending("availability-percent"))
+                leaf(
+                    requestedAvailability.availabilityPercent, offeredAvailability.availabilityPercent,
+                    at: availabilityPath.appending("availability-percent"))
                 exact(requestedAvailability.statistic, offeredAvailability.statistic, at: availabilityPath.appending("statistic"))
-                exact(requestedAvailability.measurementPeriod, offeredAvailability.measurementPeriod, at: availabilityPath.appending("measurement-period"))
+                exact(
+                    requestedAvailability.measurementPeriod, offeredAvailability.measurementPeriod,
+                    at: availabilityPath.appending("measurement-period"))
             } else {
                 missing(availabilityPath, requestedAvailability.json)
             }
@@ -280,7 +302,9 @@ struct CPDComparator {
             let conformancePath = path.appending("conformance-traffic")
             if let offeredConformance = offered.conformanceTraffic {
                 exact(requestedConformance.enforcement, offeredConformance.enforcement, at: conformancePath.appending("enforcement"))
-                exact(requestedConformance.outOfProfileAction, offeredConformance.outOfProfileAction, at: conformancePath.appending("out-of-profile-action"))
+                exact(
+                    requestedConformance.outOfProfileAction, offeredConformance.outOfProfileAction,
+                    at: conformancePath.appending("out-of-profile-action"))
                 exact(requestedConformance.reclassifyTo, offeredConformance.reclassifyTo, at: conformancePath.appending("reclassify-to"))
                 leaf(requestedConformance.mtuBytes, offeredConformance.mtuBytes, at: conformancePath.appending("mtu-bytes"))
             } else {

@@ -3,8 +3,10 @@
 /// (forward compatibility) and re-encoded after the known ones.
 public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
     /// Keys this type knows, in encoding order.
-    public static let knownKeys = ["customer-description", "provider-description", "activation-schedule",
-                                   "service-assurance-metrics"]
+    public static let knownKeys = [
+        "customer-description", "provider-description", "activation-schedule",
+        "service-assurance-metrics",
+    ]
 
     /// `customer-description`.
     public var customerDescription: CPDPartyDescription?
@@ -17,9 +19,11 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
     /// Members with unknown keys, kept as received.
     public var additional: JSONObject
 
-    public init(customerDescription: CPDPartyDescription? = nil, providerDescription: CPDPartyDescription? = nil,
-                activationSchedule: CPNPTimestamp? = nil, serviceAssuranceMetrics: [String]? = nil,
-                additional: JSONObject = JSONObject()) {
+    public init(
+        customerDescription: CPDPartyDescription? = nil, providerDescription: CPDPartyDescription? = nil,
+        activationSchedule: CPNPTimestamp? = nil, serviceAssuranceMetrics: [String]? = nil,
+        additional: JSONObject = JSONObject()
+    ) {
         self.customerDescription = customerDescription
         self.providerDescription = providerDescription
         self.activationSchedule = activationSchedule
@@ -72,8 +76,10 @@ public struct CPDPartyDescription: Sendable, Hashable, CPDJSONCodable {
     /// `as-number` (0…4294967295).
     public var asNumber: UInt32?
 
-    public init(name: String? = nil, email: String? = nil, postalAddress: String? = nil,
-                telephoneNumbers: [String]? = nil, asNumber: UInt32? = nil) {
+    public init(
+        name: String? = nil, email: String? = nil, postalAddress: String? = nil,
+        telephoneNumbers: [String]? = nil, asNumber: UInt32? = nil
+    ) {
         self.name = name
         self.email = email
         self.postalAddress = postalAddress

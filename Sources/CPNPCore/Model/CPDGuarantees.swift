@@ -51,10 +51,12 @@ public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
     /// `meta-qos-class` (qualitative only; RFC 5160).
     public var metaQoSClass: String?
 
-    public init(from: String, to: String, statistic: CPDQoSStatistic? = nil, percentile: CPNPDecimal? = nil,
-                measurementIntervalSeconds: Int64? = nil, oneWayDelayMs: Negotiable<CPNPDecimal>? = nil,
-                delayVariationMs: Negotiable<CPNPDecimal>? = nil, lossPercent: Negotiable<CPNPDecimal>? = nil,
-                throughputMbps: Negotiable<CPNPDecimal>? = nil, metaQoSClass: String? = nil) {
+    public init(
+        from: String, to: String, statistic: CPDQoSStatistic? = nil, percentile: CPNPDecimal? = nil,
+        measurementIntervalSeconds: Int64? = nil, oneWayDelayMs: Negotiable<CPNPDecimal>? = nil,
+        delayVariationMs: Negotiable<CPNPDecimal>? = nil, lossPercent: Negotiable<CPNPDecimal>? = nil,
+        throughputMbps: Negotiable<CPNPDecimal>? = nil, metaQoSClass: String? = nil
+    ) {
         self.from = from
         self.to = to
         self.statistic = statistic
@@ -117,8 +119,10 @@ public struct CPDAvailability: Sendable, Hashable, CPDJSONCodable {
     /// `measurement-period`: `"month"`, `"year"` or another period name.
     public var measurementPeriod: String?
 
-    public init(availabilityPercent: Negotiable<CPNPDecimal>, statistic: CPDAvailabilityStatistic,
-                measurementPeriod: String? = nil) {
+    public init(
+        availabilityPercent: Negotiable<CPNPDecimal>, statistic: CPDAvailabilityStatistic,
+        measurementPeriod: String? = nil
+    ) {
         self.availabilityPercent = availabilityPercent
         self.statistic = statistic
         self.measurementPeriod = measurementPeriod
@@ -152,9 +156,11 @@ public struct CPDCapacityEntry: Sendable, Hashable, CPDJSONCodable {
     /// `outgoing-bandwidth-mbps` (N, ≥ 0).
     public var outgoingBandwidthMbps: Negotiable<CPNPDecimal>?
 
-    public init(customerNode: String, linkIdentifier: String? = nil,
-                incomingBandwidthMbps: Negotiable<CPNPDecimal>? = nil,
-                outgoingBandwidthMbps: Negotiable<CPNPDecimal>? = nil) {
+    public init(
+        customerNode: String, linkIdentifier: String? = nil,
+        incomingBandwidthMbps: Negotiable<CPNPDecimal>? = nil,
+        outgoingBandwidthMbps: Negotiable<CPNPDecimal>? = nil
+    ) {
         self.customerNode = customerNode
         self.linkIdentifier = linkIdentifier
         self.incomingBandwidthMbps = incomingBandwidthMbps
@@ -222,8 +228,10 @@ public struct CPDConformanceTraffic: Sendable, Hashable, CPDJSONCodable {
     /// `mtu-bytes` (N integer).
     public var mtuBytes: Negotiable<Int64>?
 
-    public init(enforcement: CPDEnforcement, outOfProfileAction: CPDOutOfProfileAction,
-                reclassifyTo: String? = nil, mtuBytes: Negotiable<Int64>? = nil) {
+    public init(
+        enforcement: CPDEnforcement, outOfProfileAction: CPDOutOfProfileAction,
+        reclassifyTo: String? = nil, mtuBytes: Negotiable<Int64>? = nil
+    ) {
         self.enforcement = enforcement
         self.outOfProfileAction = outOfProfileAction
         self.reclassifyTo = reclassifyTo

@@ -47,7 +47,7 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
                     continue
                 }
                 guard !item.isEmpty, item.count <= 4, let group = UInt16(item, radix: 16),
-                      item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
+                    item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
                 else { return nil }
                 out.append(UInt8(group >> 8))
                 out.append(UInt8(group & 0xff))
@@ -59,7 +59,8 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
             return all
         }
         guard let head = groups(halves[0], allowV4Tail: false), let tail = groups(halves[1], allowV4Tail: true),
-              head.count + tail.count <= 14 else { return nil }
+            head.count + tail.count <= 14
+        else { return nil }
         return head + [UInt8](repeating: 0, count: 16 - head.count - tail.count) + tail
     }
 
@@ -116,7 +117,7 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
         }
         let maximumLength = bytes.count * 8
         guard !lengthText.isEmpty, lengthText.count <= 3, lengthText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              !(lengthText.count > 1 && lengthText.first == "0"), let length = Int(lengthText), length <= maximumLength
+            !(lengthText.count > 1 && lengthText.first == "0"), let length = Int(lengthText), length <= maximumLength
         else {
             return .failure(Problem(message: "prefix length \"\(lengthText)\" is not in 0...\(maximumLength)"))
         }

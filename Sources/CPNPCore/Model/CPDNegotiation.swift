@@ -97,10 +97,11 @@ extension ConnectivityProvisioningDocument {
                     let path = JSONPath.root.appending("components").appending(index: componentIndex)
                         .appending("profiles").appending(index: profileIndex).appending("capacity").appending(index: entryIndex)
                     let links = profile.customerNodes.first { $0.identifier == entry.customerNode }?.linkIdentifiers ?? []
-                    out.append(CPDCapacityRequest(
-                        path: path, componentIndex: componentIndex, profileIndex: profileIndex, entryIndex: entryIndex,
-                        customerNode: entry.customerNode, linkIdentifier: entry.linkIdentifier, nodeLinkIdentifiers: links,
-                        incomingBandwidthMbps: entry.incomingBandwidthMbps, outgoingBandwidthMbps: entry.outgoingBandwidthMbps))
+                    out.append(
+                        CPDCapacityRequest(
+                            path: path, componentIndex: componentIndex, profileIndex: profileIndex, entryIndex: entryIndex,
+                            customerNode: entry.customerNode, linkIdentifier: entry.linkIdentifier, nodeLinkIdentifiers: links,
+                            incomingBandwidthMbps: entry.incomingBandwidthMbps, outgoingBandwidthMbps: entry.outgoingBandwidthMbps))
                 }
             }
         }
@@ -151,8 +152,9 @@ extension ConnectivityProvisioningProfile {
         }
         if notifications != nil {
             for i in notifications!.indices {
-                visitor.visit(&notifications![i].intervalSeconds,
-                        at: path.appending("notifications").appending(index: i).appending("interval-seconds"))
+                visitor.visit(
+                    &notifications![i].intervalSeconds,
+                    at: path.appending("notifications").appending(index: i).appending("interval-seconds"))
             }
         }
     }

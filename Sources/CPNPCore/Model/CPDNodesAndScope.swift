@@ -43,8 +43,10 @@ public struct CPDLocalization: Sendable, Hashable, CPDJSONCodable {
     /// `country`: ISO 3166-1 alpha-2 code.
     public var country: String?
 
-    public init(siteID: String? = nil, address: String? = nil, latitude: CPNPDecimal? = nil,
-                longitude: CPNPDecimal? = nil, country: String? = nil) {
+    public init(
+        siteID: String? = nil, address: String? = nil, latitude: CPNPDecimal? = nil,
+        longitude: CPNPDecimal? = nil, country: String? = nil
+    ) {
         self.siteID = siteID
         self.address = address
         self.latitude = latitude
@@ -98,10 +100,12 @@ public struct CPDScopeEntry: Sendable, Hashable, CPDJSONCodable {
     /// `egress-points`: node identifiers or prefixes.
     public var egressPoints: [String]?
 
-    public init(customerNode: String, direction: CPDDirection, reachability: Negotiable<CPDReachability>,
-                sourcePrefixes: [String]? = nil, destinationPrefixes: [String]? = nil,
-                multicastSources: [String]? = nil, model: CPDScopeModel? = nil,
-                ingressPoints: [String]? = nil, egressPoints: [String]? = nil) {
+    public init(
+        customerNode: String, direction: CPDDirection, reachability: Negotiable<CPDReachability>,
+        sourcePrefixes: [String]? = nil, destinationPrefixes: [String]? = nil,
+        multicastSources: [String]? = nil, model: CPDScopeModel? = nil,
+        ingressPoints: [String]? = nil, egressPoints: [String]? = nil
+    ) {
         self.customerNode = customerNode
         self.direction = direction
         self.reachability = reachability

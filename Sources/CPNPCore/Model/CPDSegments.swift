@@ -35,7 +35,9 @@ extension ConnectivityProvisioningDocument {
     /// (guarantees across domains hold no better than the weakest); other profile-wide clauses come
     /// from the first segment holding part of the profile. Nodes no segment holds are left out (a
     /// partial offer, RFC 8921 §7).
-    public static func composed(request: ConnectivityProvisioningDocument, segments: [ConnectivityProvisioningDocument]) -> ConnectivityProvisioningDocument {
+    public static func composed(request: ConnectivityProvisioningDocument, segments: [ConnectivityProvisioningDocument])
+        -> ConnectivityProvisioningDocument
+    {
         let parts = segments.flatMap { $0.components.flatMap(\.profiles) }
         var components: [ConnectivityProvisioningComponent] = []
         for component in request.components {
@@ -44,15 +46,24 @@ extension ConnectivityProvisioningDocument {
                 let wanted = Set(profile.customerNodes.map(\.identifier))
                 let holding = parts.filter { !wanted.isDisjoint(with: $0.customerNodes.map(\.identifier)) }
                 guard var composed = holding.first else { continue }
-                func part(of node: String) -> ConnectivityProvisioningProfile? { holding.first { $0.customerNodes.contains { $0.identifier == node } } }
-                composed.customerNodes = profile.customerNodes.compactMap { node in part(of: node.identifier)?.customerNodes.first { $0.identifier == node.identifier } }
+                func part(of node: String) -> ConnectivityProvisioningProfile? {
+                    holding.first { $0.customerNodes.contains { $0.identifier == node } }
+                }
+                composed.customerNodes = profile.customerNodes.compactMap { node in
+                    part(of: node.identifier)?.customerNodes.first { $0.identifier == node.identifier }
+                }
                 let served = Set(composed.customerNodes.map(\.identifier))
-                composed.scope = profile.customerNodes.flatMap { node in (part(of: node.identifier)?.scope ?? []).filter { $0.customerNode == node.identifier } }
-                let capacity = profile.customerNodes.flatMap { node in (part(of: node.identifier)?.capacity ?? []).filter { $0.customerNode == node.identifier } }
+                composed.scope = profile.customerNodes.flatMap { node in
+                    (part(of: node.identifier)?.scope ?? []).filter { $0.customerNode == node.identifier }
+                }
+                let capacity = profile.customerNodes.flatMap { node in
+                    (part(of: node.identifier)?.capacity ?? []).filter { $0.customerNode == node.identifier }
+                }
                 composed.capacity = profile.capacity == nil && capacity.isEmpty ? nil : capacity
                 var entries: [CPDQoSEntry] = []
                 for holder in holding {
-                    for entry in holder.qosGuarantees?.entries ?? [] where !entries.contains(entry) && [entry.from, entry.to].allSatisfy({ $0 == "*" || served.contains($0) }) {
+                    for entry in holder.qosGuarantees?.entries ?? []
+                    where !entries.contains(entry) && [entry.from, entry.to].allSatisfy({ $0 == "*" || served.contains($0) }) {
                         entries.append(entry)
                     }
                 }
@@ -62,10 +73,15 @@ extension ConnectivityProvisioningDocument {
                 }
                 let availabilities = holding.compactMap(\.availability)
                 composed.availability = availabilities.min { left, right in
-                    guard let leftPercent = left.availabilityPercent.fixedValue, let rightPercent = right.availabilityPercent.fixedValue else { return false }
+                    guard let leftPercent = left.availabilityPercent.fixedValue, let rightPercent = right.availabilityPercent.fixedValue else {
+                        return false
+                    }
                     return leftPercent < rightPercent
                 }
-                let activation = profile.customerNodes.flatMap { node in (part(of: node.identifier)?.activationMeans ?? []).filter { $0.customerNode == node.identifier } }
+                let activation =
+                    profile.customerNodes.flatMap { node in
+                        (part(of: node.identifier)?.activationMeans ?? []).filter { $0.customerNode == node.identifier }
+                    }
                     + (composed.activationMeans ?? []).filter { $0.customerNode == nil }
                 composed.activationMeans = composed.activationMeans == nil && activation.isEmpty ? nil : activation
                 if !served.isEmpty { profiles.append(composed) }

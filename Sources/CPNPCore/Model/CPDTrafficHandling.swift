@@ -47,9 +47,11 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
     /// `qos-entry-ref`: index into `qos-guarantees.entries`.
     public var qosEntryRef: Int64?
 
-    public init(appliesTo: CPDLinkSelection, sourcePrefix: String? = nil, sourcePort: CPDPortSpec? = nil,
-                destinationPrefix: String? = nil, destinationPort: CPDPortSpec? = nil, protocol: Int64? = nil,
-                dscp: Int64? = nil, tunnelEndpoint: String? = nil, elastic: Bool? = nil, qosEntryRef: Int64? = nil) {
+    public init(
+        appliesTo: CPDLinkSelection, sourcePrefix: String? = nil, sourcePort: CPDPortSpec? = nil,
+        destinationPrefix: String? = nil, destinationPort: CPDPortSpec? = nil, protocol: Int64? = nil,
+        dscp: Int64? = nil, tunnelEndpoint: String? = nil, elastic: Bool? = nil, qosEntryRef: Int64? = nil
+    ) {
         self.appliesTo = appliesTo
         self.sourcePrefix = sourcePrefix
         self.sourcePort = sourcePort
@@ -64,11 +66,17 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
         let object = try json.object(at: path)
-        appliesTo = try object.decode("applies-to", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDLinkSelection(json: member, at: memberPath) }
+        appliesTo = try object.decode("applies-to", at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try CPDLinkSelection(json: member, at: memberPath)
+        }
         sourcePrefix = try object.stringIfPresent("source-prefix", at: path)
-        sourcePort = try object.decodeIfPresent("source-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDPortSpec(json: member, at: memberPath) }
+        sourcePort = try object.decodeIfPresent("source-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try CPDPortSpec(json: member, at: memberPath)
+        }
         destinationPrefix = try object.stringIfPresent("destination-prefix", at: path)
-        destinationPort = try object.decodeIfPresent("destination-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in try CPDPortSpec(json: member, at: memberPath) }
+        destinationPort = try object.decodeIfPresent("destination-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try CPDPortSpec(json: member, at: memberPath)
+        }
         `protocol` = try object.integerIfPresent("protocol", at: path)
         dscp = try object.integerIfPresent("dscp", at: path)
         tunnelEndpoint = try object.stringIfPresent("tunnel-endpoint", at: path)
@@ -133,8 +141,10 @@ public struct CPDOverallTrafficGuarantees: Sendable, Hashable, CPDJSONCodable {
     /// `throughput`.
     public var throughput: CPDQualitativeLevel?
 
-    public init(delay: CPDQualitativeLevel? = nil, loss: CPDQualitativeLevel? = nil,
-                throughput: CPDQualitativeLevel? = nil) {
+    public init(
+        delay: CPDQualitativeLevel? = nil, loss: CPDQualitativeLevel? = nil,
+        throughput: CPDQualitativeLevel? = nil
+    ) {
         self.delay = delay
         self.loss = loss
         self.throughput = throughput
@@ -171,8 +181,10 @@ public struct CPDRoutingAndForwarding: Sendable, Hashable, CPDJSONCodable {
     /// `forwarding-behavior` (PDB, e.g. `"EF-PDB"`; RFC 3086).
     public var forwardingBehavior: String?
 
-    public init(avoid: [String]? = nil, traverseFunctions: [String]? = nil, geoRestrictions: [String]? = nil,
-                backupPathRequired: Bool? = nil, logicalTopology: String? = nil, forwardingBehavior: String? = nil) {
+    public init(
+        avoid: [String]? = nil, traverseFunctions: [String]? = nil, geoRestrictions: [String]? = nil,
+        backupPathRequired: Bool? = nil, logicalTopology: String? = nil, forwardingBehavior: String? = nil
+    ) {
         self.avoid = avoid
         self.traverseFunctions = traverseFunctions
         self.geoRestrictions = geoRestrictions
@@ -225,7 +237,8 @@ public struct CPDActivationMeans: Sendable, Hashable, CPDJSONCodable {
         parameters = try object.decodeIfPresent("parameters", at: path) { (member, memberPath) throws(CPNPDecodingError) in
             let parametersObject = try member.object(at: memberPath)
             guard parametersObject.count <= CPDLimits.maxListItems else {
-                throw CPNPDecodingError(.outOfRange, at: memberPath, "object has \(parametersObject.count) members, at most \(CPDLimits.maxListItems) allowed")
+                throw CPNPDecodingError(
+                    .outOfRange, at: memberPath, "object has \(parametersObject.count) members, at most \(CPDLimits.maxListItems) allowed")
             }
             var out: [String: String] = [:]
             for (name, value) in parametersObject {
@@ -290,8 +303,10 @@ public struct CPDNotification: Sendable, Hashable, CPDJSONCodable {
     /// `data-model`.
     public var dataModel: String?
 
-    public init(events: [String], method: CPDNotificationMethod, destination: String? = nil,
-                intervalSeconds: Negotiable<Int64>? = nil, dataModel: String? = nil) {
+    public init(
+        events: [String], method: CPDNotificationMethod, destination: String? = nil,
+        intervalSeconds: Negotiable<Int64>? = nil, dataModel: String? = nil
+    ) {
         self.events = events
         self.method = method
         self.destination = destination

@@ -66,8 +66,10 @@ struct CPDValidator {
 
     // MARK: value checks
 
-    mutating func negotiable<T>(_ negotiable: Negotiable<T>?, at path: JSONPath, allowed: ClosedRange<CPNPDecimal>? = nil,
-                                positive: Bool = false, valueName: String = "value") where T: NegotiableValue {
+    mutating func negotiable<T>(
+        _ negotiable: Negotiable<T>?, at path: JSONPath, allowed: ClosedRange<CPNPDecimal>? = nil,
+        positive: Bool = false, valueName: String = "value"
+    ) where T: NegotiableValue {
         guard let negotiable else { return }
         for problem in negotiable.internalProblems { error(path, problem) }
         guard allowed != nil || positive else { return }
@@ -81,7 +83,10 @@ struct CPDValidator {
                 continue
             }
             if let allowed, !allowed.contains(decimal) {
-                error(path, "\(valueName) \(CPDValidator.text(decimal)) is outside \(CPDValidator.text(allowed.lowerBound))...\(CPDValidator.text(allowed.upperBound))")
+                error(
+                    path,
+                    "\(valueName) \(CPDValidator.text(decimal)) is outside \(CPDValidator.text(allowed.lowerBound))...\(CPDValidator.text(allowed.upperBound))"
+                )
                 return
             }
             if positive && !(CPNPDecimal(0) < decimal) {
@@ -169,7 +174,9 @@ struct CPDValidator {
             prefixes(entry.sourcePrefixes, at: entryPath.appending("source-prefixes"))
             prefixes(entry.destinationPrefixes, at: entryPath.appending("destination-prefixes"))
             if let multicastSources = entry.multicastSources {
-                for (sourceIndex, source) in multicastSources.enumerated() { address(source, at: entryPath.appending("multicast-sources").appending(index: sourceIndex)) }
+                for (sourceIndex, source) in multicastSources.enumerated() {
+                    address(source, at: entryPath.appending("multicast-sources").appending(index: sourceIndex))
+                }
             }
         }
 
@@ -178,8 +185,9 @@ struct CPDValidator {
 
         // 2.4 Availability
         if let availability = profile.availability {
-            negotiable(availability.availabilityPercent, at: path.appending("availability").appending("availability-percent"),
-                       allowed: 0...100, valueName: "availability")
+            negotiable(
+                availability.availabilityPercent, at: path.appending("availability").appending("availability-percent"),
+                allowed: 0...100, valueName: "availability")
         }
 
         // 2.5 Capacity
@@ -193,13 +201,18 @@ struct CPDValidator {
                     error(entryPath.appending("link-identifier"), "\"\(link)\" is not a link identifier of \"\(entry.customerNode)\"")
                 }
                 if !capacityKeys.insert("\(entry.customerNode)\u{0}\(entry.linkIdentifier ?? "\u{0}")").inserted {
-                    error(entryPath, "duplicate capacity entry for \"\(entry.customerNode)\"" + (entry.linkIdentifier.map { " link \"\($0)\"" } ?? ""))
+                    error(
+                        entryPath, "duplicate capacity entry for \"\(entry.customerNode)\"" + (entry.linkIdentifier.map { " link \"\($0)\"" } ?? ""))
                 }
                 if entry.incomingBandwidthMbps == nil && entry.outgoingBandwidthMbps == nil {
                     error(entryPath, "a capacity entry needs incoming-bandwidth-mbps or outgoing-bandwidth-mbps")
                 }
-                negotiable(entry.incomingBandwidthMbps, at: entryPath.appending("incoming-bandwidth-mbps"), allowed: Self.nonNegative, valueName: "bandwidth")
-                negotiable(entry.outgoingBandwidthMbps, at: entryPath.appending("outgoing-bandwidth-mbps"), allowed: Self.nonNegative, valueName: "bandwidth")
+                negotiable(
+                    entry.incomingBandwidthMbps, at: entryPath.appending("incoming-bandwidth-mbps"), allowed: Self.nonNegative, valueName: "bandwidth"
+                )
+                negotiable(
+                    entry.outgoingBandwidthMbps, at: entryPath.appending("outgoing-bandwidth-mbps"), allowed: Self.nonNegative, valueName: "bandwidth"
+                )
             }
         }
 
@@ -234,9 +247,11 @@ struct CPDValidator {
                 integer(classifier.dscp, at: itemPath.appending("dscp"), in: 0...63, name: "DSCP")
                 address(classifier.tunnelEndpoint, at: itemPath.appending("tunnel-endpoint"))
                 if let reference = classifier.qosEntryRef, !(0..<Int64(qosCount)).contains(reference) {
-                    error(itemPath.appending("qos-entry-ref"),
-                          qosCount == 0 ? "refers to qos-guarantees entry \(reference) but there is no qos-guarantees entry"
-                                        : "qos-guarantees entry \(reference) does not exist (0...\(qosCount - 1))")
+                    error(
+                        itemPath.appending("qos-entry-ref"),
+                        qosCount == 0
+                            ? "refers to qos-guarantees entry \(reference) but there is no qos-guarantees entry"
+                            : "qos-guarantees entry \(reference) does not exist (0...\(qosCount - 1))")
                 }
             }
             for (i, reference) in (flowIdentification.remarking ?? []).enumerated() {
@@ -248,8 +263,9 @@ struct CPDValidator {
 
         // 2.9 Overall traffic guarantees
         if profile.overallTrafficGuarantees != nil, profile.conformanceTraffic?.outOfProfileAction == .discard {
-            warning(path.appending("overall-traffic-guarantees"),
-                    "should be absent when out-of-profile traffic is discarded (RFC 7297 §3.7)")
+            warning(
+                path.appending("overall-traffic-guarantees"),
+                "should be absent when out-of-profile traffic is discarded (RFC 7297 §3.7)")
         }
 
         // 2.11 Activation means
@@ -353,7 +369,8 @@ struct CPDValidator {
                     error(entryPath.appending("measurement-interval-seconds"), "must be greater than 0")
                 }
                 negotiable(entry.oneWayDelayMs, at: entryPath.appending("one-way-delay-ms"), allowed: Self.nonNegative, valueName: "delay")
-                negotiable(entry.delayVariationMs, at: entryPath.appending("delay-variation-ms"), allowed: Self.nonNegative, valueName: "delay variation")
+                negotiable(
+                    entry.delayVariationMs, at: entryPath.appending("delay-variation-ms"), allowed: Self.nonNegative, valueName: "delay variation")
                 negotiable(entry.lossPercent, at: entryPath.appending("loss-percent"), allowed: 0...100, valueName: "loss")
                 negotiable(entry.throughputMbps, at: entryPath.appending("throughput-mbps"), allowed: Self.nonNegative, valueName: "throughput")
             }

@@ -178,13 +178,15 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
                 self = .oneOf(values)
             } else if min != nil || max != nil {
                 guard Value.admitsRange else {
-                    throw CPNPDecodingError(.invalidValue, at: path, "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
+                    throw CPNPDecodingError(
+                        .invalidValue, at: path, "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
                 }
                 let lower = try min.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("min")) }
                 let upper = try max.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("max")) }
                 self = .range(min: lower, max: upper)
             } else {
-                throw CPNPDecodingError(.invalidValue, at: path, "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
+                throw CPNPDecodingError(
+                    .invalidValue, at: path, "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
             }
         default:
             do {

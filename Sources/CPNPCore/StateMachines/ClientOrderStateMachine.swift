@@ -229,9 +229,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) throws(OrderCommandError) -> [Action] {
         let approvalActions = try processingApproved()
-        return approvalActions + (try sendQuotation(
-            requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
-            session: session, now: now, using: &rng))
+        return approvalActions
+            + (try sendQuotation(
+                requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
+                session: session, now: now, using: &rng))
     }
 
     /// Answers a pending expected-offer-time: grant (ACK for an extension) or refuse (CANCEL for the
@@ -253,14 +254,18 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         // An extension request in ServerProcessing: answer it, and cache the answer.
         let answer: CPNPMessage
         if granted {
-            answer = .ack(AckMessage(
-                sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
-                providerOrderID: providerOrderID, expectedResponseTime: until))
+            answer = .ack(
+                AckMessage(
+                    sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id,
+                    customerOrderID: customerOrderID,
+                    providerOrderID: providerOrderID, expectedResponseTime: until))
             expectedOfferTime = until
         } else {
-            answer = .fail(FailMessage(
-                sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID,
-                providerOrderID: providerOrderID, statusCode: .moreTimeRejected))
+            answer = .fail(
+                FailMessage(
+                    sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id,
+                    customerOrderID: customerOrderID,
+                    providerOrderID: providerOrderID, statusCode: .moreTimeRejected))
         }
         currentTransaction.cache?.answer = answer
         transaction = currentTransaction
@@ -298,7 +303,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         currentTransaction.cache?.answer = .accept(acceptMessage)
         transaction = currentTransaction
         var actions = transition(to: .acceptSent, "ACCEPT sent")
-        actions += [.cancelTimer(.offerValidity), .send(.accept(acceptMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        actions += [
+            .cancelTimer(.offerValidity), .send(.accept(acceptMessage)),
+            .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+        ]
         return actions
     }
 
@@ -315,7 +323,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         lastEnd = .declinedByClient(reasons)
         let expired = expireTestingAgreement(now: now)
         var actions = transition(to: endState, "DECLINE sent")
-        actions += [.cancelTimer(.offerValidity), .send(.decline(declineMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
+        actions += [
+            .cancelTimer(.offerValidity), .send(.decline(declineMessage)),
+            .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
+        ]
         actions.append(.report(.negotiationEnded(.declinedByClient(reasons))))
         return actions + expired
     }
@@ -334,7 +345,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return transition(to: .cancelled, "aborted locally") + [.report(.negotiationEnded(.cancelledByClient))]
         case .acceptSent:
             guard var currentTransaction = transaction, currentTransaction.kind == .quotation, spareTransaction != nil else {
-                throw OrderCommandError(.invalidState, "the ACCEPT of the UPDATE awaits its answer and cannot be cancelled; update again once it is answered")
+                throw OrderCommandError(
+                    .invalidState, "the ACCEPT of the UPDATE awaits its answer and cannot be cancelled; update again once it is answered")
             }
             guard !currentTransaction.withdrawOnAgreement else { return [] }
             currentTransaction.withdrawOnAgreement = true
@@ -357,7 +369,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         guard let agreement else { throw invalid("withdraw") }
         let spare = SpareTransaction(id: .random(using: &rng), initialSequenceNumber: .randomInitial(using: &rng))
         drawSpareTransaction(using: &rng)
-        return openWithdrawal(spare, providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, session: session, now: now, event: "WITHDRAW sent")
+        return openWithdrawal(
+            spare, providerOrderID: agreement.providerOrderID, nonce: agreement.nonce, session: session, now: now, event: "WITHDRAW sent")
     }
 
     /// Sends WITHDRAW of the order (`providerOrderID`, `nonce`) in the transaction `spare`: → Cancelled.
@@ -493,7 +506,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return offerReceived(receivedOffer, now: now)
         case (.pqoSent, .fail(let fail)), (.serverProcessing, .fail(let fail)), (.offerReceived, .fail(let fail)),
             (.offerProcessing, .fail(let fail)), (.acceptSent, .fail(let fail)):
-            guard currentTransaction.kind == .quotation || currentTransaction.kind == .update else { return [.discard(.unexpected(.fail, inState: state.rawValue))] }
+            guard currentTransaction.kind == .quotation || currentTransaction.kind == .update else {
+                return [.discard(.unexpected(.fail, inState: state.rawValue))]
+            }
             return endNegotiation(.failed(fail.statusCode, diagnostic: fail.diagnostic), now: now, event: "FAIL \(fail.statusCode.rawValue) received")
         case (.acceptSent, .ack(let ack)):
             return acceptAcknowledged(ack, now: now)
@@ -587,9 +602,16 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             // The application cancelled after the ACCEPT: withdraw what the ACK agreed (§9.2.8).
             spareTransaction = nil
             actions.append(.cancelTimer(.testPeriodEnd))
-            return actions + openWithdrawal(spare, providerOrderID: newAgreement.providerOrderID, nonce: newAgreement.nonce, session: session, now: now, event: "WITHDRAW sent: cancelled after ACCEPT")
+            return actions
+                + openWithdrawal(
+                    spare, providerOrderID: newAgreement.providerOrderID, nonce: newAgreement.nonce, session: session, now: now,
+                    event: "WITHDRAW sent: cancelled after ACCEPT")
         }
-        if let end = newAgreement.testPeriodEnd { actions.append(.armTimer(.testPeriodEnd, at: end)) } else { actions.append(.cancelTimer(.testPeriodEnd)) }
+        if let end = newAgreement.testPeriodEnd {
+            actions.append(.armTimer(.testPeriodEnd, at: end))
+        } else {
+            actions.append(.cancelTimer(.testPeriodEnd))
+        }
         return actions
     }
 
@@ -621,7 +643,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         currentTransaction.pending = nil
         currentTransaction.exhausted = false
         transaction = currentTransaction
-        return [.persist(from: state, to: state, event: "ACK received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
+        return [
+            .persist(from: state, to: state, event: "ACK received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event),
+        ]
     }
 
     private mutating func closingFailReceived(_ fail: FailMessage) -> [Action] {
@@ -636,7 +660,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         currentTransaction.pending = nil
         currentTransaction.exhausted = false
         transaction = currentTransaction
-        return [.persist(from: state, to: state, event: "FAIL \(fail.statusCode.rawValue) received"), .cancelTimer(.retransmission), .cancelTimer(.withdrawalRetry), .report(event)]
+        return [
+            .persist(from: state, to: state, event: "FAIL \(fail.statusCode.rawValue) received"), .cancelTimer(.retransmission),
+            .cancelTimer(.withdrawalRetry), .report(event),
+        ]
     }
 
     // MARK: - Timers
@@ -669,7 +696,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             }
             let next = now.adding(interval)
             // While the application decides on more time there is nothing to ask the server.
-            guard pendingTimeDecision == nil, let last = currentTransaction.cache?.answer ?? openingRequest else { return [.armTimer(.silenceProbe, at: next)] }
+            guard pendingTimeDecision == nil, let last = currentTransaction.cache?.answer ?? openingRequest else {
+                return [.armTimer(.silenceProbe, at: next)]
+            }
             // A retransmission of the client's last message (same sequence number, §11.4).
             return [.send(last), .armTimer(.silenceProbe, at: next)]
         case .withdrawalRetry:
@@ -685,7 +714,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     private mutating func testPeriodEnded(now: CPNPTimestamp) -> [Action] {
-        guard state == .completed, let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, now >= end else {
+        guard state == .completed, let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd,
+            now >= end
+        else {
             return [.discard(.staleTimer)]
         }
         // The server ends the order at the same time, without a message.
@@ -695,7 +726,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     private mutating func retransmissionTimerFired(now: CPNPTimestamp) -> [Action] {
-        guard var currentTransaction = transaction, var pending = currentTransaction.pending, !currentTransaction.exhausted else { return [.discard(.staleTimer)] }
+        guard var currentTransaction = transaction, var pending = currentTransaction.pending, !currentTransaction.exhausted else {
+            return [.discard(.staleTimer)]
+        }
         let policy = configuration.retransmission
         if pending.retries < policy.maximumRetries {
             pending.retries += 1
@@ -730,7 +763,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         default:
             currentTransaction.pending = nil
             transaction = currentTransaction
-            return [.persist(from: state, to: state, event: "\(pending.message.method) unanswered"), .report(.requestUnanswered(pending.message.method))]
+            return [
+                .persist(from: state, to: state, event: "\(pending.message.method) unanswered"), .report(.requestUnanswered(pending.message.method)),
+            ]
         }
     }
 
@@ -743,19 +778,24 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// The QUOTATION or UPDATE that opened the transaction, as it was sent: the same fields and
     /// sequence number, so that the server takes it for a retransmission (§11.4).
     var openingRequest: CPNPMessage? {
-        guard let currentTransaction = transaction, let sequenceNumber = currentTransaction.requestSequenceNumber, let requestedCPD else { return nil }
+        guard let currentTransaction = transaction, let sequenceNumber = currentTransaction.requestSequenceNumber, let requestedCPD else {
+            return nil
+        }
         switch currentTransaction.kind {
         case .quotation:
-            return .quotation(QuotationMessage(
-                sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID,
-                expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
-                informationElements: requestedInformationElements))
+            return .quotation(
+                QuotationMessage(
+                    sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+                    expectedResponseTime: configuration.enforceDeadlines ? expectedResponseTime : nil, requestedCPD: requestedCPD,
+                    informationElements: requestedInformationElements))
         case .update:
             guard let agreement, let expectedResponseTime else { return nil }
-            return .update(UpdateMessage(
-                sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID, providerOrderID: agreement.providerOrderID,
-                nonce: agreement.nonce, expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD,
-                informationElements: requestedInformationElements))
+            return .update(
+                UpdateMessage(
+                    sequenceNumber: sequenceNumber, transactionID: currentTransaction.id, customerOrderID: customerOrderID,
+                    providerOrderID: agreement.providerOrderID,
+                    nonce: agreement.nonce, expectedResponseTime: expectedResponseTime, requestedCPD: requestedCPD,
+                    informationElements: requestedInformationElements))
         case .withdraw, .activate:
             return nil
         }
@@ -768,7 +808,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Ends a testing agreement whose test period ended while an update was negotiated: the update
     /// did not make it permanent (§9.1.10.3). The server applies the same rule.
     private mutating func expireTestingAgreement(now: CPNPTimestamp) -> [Action] {
-        guard let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, end <= now else { return [] }
+        guard let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, end <= now else {
+            return []
+        }
         agreement = nil
         return [.cancelTimer(.testPeriodEnd), .report(.testPeriodEnded)]
     }
@@ -776,7 +818,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Sends CANCEL in the negotiation's transaction and ends it (RFC 8921 §8.5, §9.2.7).
     private mutating func cancelNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String, retransmitCancel: Bool = true) -> [Action] {
         guard var currentTransaction = transaction else { return endNegotiation(end, now: now, event: event) }
-        let cancelMessage = CancelMessage(sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID)
+        let cancelMessage = CancelMessage(
+            sequenceNumber: currentTransaction.sequence.takeOutgoing(), transactionID: currentTransaction.id, customerOrderID: customerOrderID)
         currentTransaction.pending = retransmitCancel ? PendingRequest(message: .cancel(cancelMessage)) : nil
         transaction = currentTransaction
         var actions = endNegotiation(end, now: now, event: event)

@@ -213,14 +213,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         self.moreTimeRefused = moreTimeRefused
     }
 
-    private init(quotation: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber, configuration: Configuration) {
+    private init(
+        quotation: QuotationMessage, session: CPNPSession, providerOrderID: ProviderOrderID, initialSequence: SequenceNumber,
+        configuration: Configuration
+    ) {
         customerOrderID = quotation.customerOrderID
         self.providerOrderID = providerOrderID
         self.configuration = configuration
         phase = .pqoReceived
         var sequence = SequenceCounters(initialOutgoing: initialSequence)
         sequence.accept(quotation.sequenceNumber)
-        transaction = Transaction(id: quotation.transactionID, session: session, sequence: sequence, cache: CachedExchange(incoming: .quotation(quotation)))
+        transaction = Transaction(
+            id: quotation.transactionID, session: session, sequence: sequence, cache: CachedExchange(incoming: .quotation(quotation)))
         requestedCPD = quotation.requestedCPD
         requestedInformationElements = quotation.informationElements
     }
@@ -237,13 +241,21 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         var order = ServerOrderStateMachine(
             quotation: quotation, session: session, providerOrderID: providerOrderID,
             initialSequence: .randomInitial(using: &rng), configuration: configuration)
-        if let problem = Self.requestProblem(cpd: quotation.requestedCPD, expectedResponseTime: quotation.expectedResponseTime, now: now, validated: requestValidated) {
+        if let problem = Self.requestProblem(
+            cpd: quotation.requestedCPD, expectedResponseTime: quotation.expectedResponseTime, now: now, validated: requestValidated)
+        {
             let fail = order.makeFail(.messageValidationError, problem)
             order.transaction.cache?.answer = fail
             order.phase = .cancelled
             return (order, [.persist(from: .pqoReceived, to: .cancelled, event: "invalid QUOTATION: \(problem)"), .send(fail, to: session)])
         }
-        return (order, [.persist(from: .pqoReceived, to: .pqoReceived, event: "QUOTATION received"), .report(.quotationReceived(quotation.requestedCPD, quotation.informationElements))])
+        return (
+            order,
+            [
+                .persist(from: .pqoReceived, to: .pqoReceived, event: "QUOTATION received"),
+                .report(.quotationReceived(quotation.requestedCPD, quotation.informationElements)),
+            ]
+        )
     }
 
     // MARK: - Decisions of the provider (Figure 9 "sent" arrows)
@@ -306,7 +318,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     }
 
     /// Asks the client for more time: PROCESSING with a new expected-offer-time (§9.2.2, §11.2.1).
-    public mutating func requestMoreTime(until: CPNPTimestamp, subcode: ProcessingSubcode? = nil, now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
+    public mutating func requestMoreTime(until: CPNPTimestamp, subcode: ProcessingSubcode? = nil, now: CPNPTimestamp) throws(OrderCommandError)
+        -> [Action]
+    {
         try require([.awaitingProcessing], "request more time")
         guard requestedOfferTime == nil else { throw OrderCommandError(.invalidState, "a request for more time is already pending") }
         guard until > now else { throw OrderCommandError(.invalidArgument, "the new expected offer time must be in the future") }
@@ -341,7 +355,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         var actions = transition(to: .completed, "ACK sent, agreement reached")
         actions.append(.send(.ack(ack), to: transaction.session))
         actions.append(.report(.agreementReached(newAgreement)))
-        if let end = newAgreement.testPeriodEnd { actions.append(.armTimer(.testPeriodEnd, at: end)) } else if hadTestPeriod { actions.append(.cancelTimer(.testPeriodEnd)) }
+        if let end = newAgreement.testPeriodEnd {
+            actions.append(.armTimer(.testPeriodEnd, at: end))
+        } else if hadTestPeriod {
+            actions.append(.cancelTimer(.testPeriodEnd))
+        }
         if case .scheduled(let time) = newAgreement.activation { actions.append(.armTimer(.scheduledActivation, at: time)) }
         return actions
     }
@@ -358,7 +376,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         withdrawnAgreement = currentAgreement
         agreement = nil
         var actions = transition(to: .cancelled, "withdrawn, ACK sent")
-        actions += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.withdrawn(currentAgreement))]
+        actions += [
+            .cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session),
+            .report(.withdrawn(currentAgreement)),
+        ]
         return actions
     }
 
@@ -516,7 +537,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 return answerInvalid(message, session: transaction.session, issue.description, now: now, using: &rng)
             }
             guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", now: now, using: &rng) }
-            guard acceptMessage.nonce == offer.nonce else { return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng) }
+            guard acceptMessage.nonce == offer.nonce else {
+                return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
+            }
             guard acceptMessage.acceptedCPD == offer.offeredCPD else {
                 return answerInvalid(message, session: transaction.session, "accepted CPD differs from the offered CPD", now: now, using: &rng)
             }
@@ -539,7 +562,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             transaction.cache?.answer = .ack(ack)
             transaction.pending = nil
             // docs/protocol.md §6, A2: the ACK of a DECLINE carries the Empty CPD.
-            return endNegotiation(.declined(declineMessage.reasons), now: now, event: "DECLINE received") + [.send(.ack(ack), to: transaction.session)]
+            return endNegotiation(.declined(declineMessage.reasons), now: now, event: "DECLINE received") + [
+                .send(.ack(ack), to: transaction.session)
+            ]
 
         case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
             (.acceptReceived, .cancel), (.child, .cancel):
@@ -585,7 +610,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             case .quotation:
                 return [.discard(.duplicate)]
             default:
-                return answerInvalid(message, session: transaction.session, "\(message.method) is not valid in state \(state.rawValue)", now: now, using: &rng)
+                return answerInvalid(
+                    message, session: transaction.session, "\(message.method) is not valid in state \(state.rawValue)", now: now, using: &rng)
             }
         }
     }
@@ -605,7 +631,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         }
         switch message {
         case .withdraw:
-            guard !withdrawalPending else { return refuse(.messageValidationError, message, session: session, "a withdrawal is already in progress", using: &rng) }
+            guard !withdrawalPending else {
+                return refuse(.messageValidationError, message, session: session, "a withdrawal is already in progress", using: &rng)
+            }
             openTransaction(message, session: session, using: &rng)
             // Figure 14: PROCESSING now, ACK with the Empty CPD once the engine released the agreement.
             let processing = ProcessingMessage(
@@ -613,13 +641,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 providerOrderID: providerOrderID)
             transaction.cache?.answer = .processing(processing)
             withdrawalPending = true
-            return [.persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(processing), to: session), .report(.withdrawalRequested(currentAgreement))]
+            return [
+                .persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(processing), to: session),
+                .report(.withdrawalRequested(currentAgreement)),
+            ]
 
         case .update(let update):
             if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
                 return refuse(.messageValidationError, message, session: session, issue.description, using: &rng)
             }
-            if let problem = Self.requestProblem(cpd: update.requestedCPD, expectedResponseTime: update.expectedResponseTime, now: now, validated: true) {
+            if let problem = Self.requestProblem(
+                cpd: update.requestedCPD, expectedResponseTime: update.expectedResponseTime, now: now, validated: true)
+            {
                 return refuse(.messageValidationError, message, session: session, problem, using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
@@ -635,7 +668,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
         case .activate(let activateMessage):
             guard currentAgreement.activationType == .explicit else {
-                return refuse(.unsupportedActivationType, message, session: session, "the agreed activation type is \(currentAgreement.activationType.rawValue), not explicit", using: &rng)
+                return refuse(
+                    .unsupportedActivationType, message, session: session,
+                    "the agreed activation type is \(currentAgreement.activationType.rawValue), not explicit", using: &rng)
             }
             openTransaction(message, session: session, using: &rng)
             var updated = currentAgreement
@@ -686,7 +721,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             }
             pending.retries += 1
             transaction.pending = pending
-            return [.send(pending.message, to: transaction.session), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
+            return [
+                .send(pending.message, to: transaction.session),
+                .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries))),
+            ]
 
         case .offerValidity:
             guard phase == .offerProposed || phase == .processingReceived, let offer, now >= offer.validityOfferTime else {
@@ -710,13 +748,17 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .testPeriodEnd:
             // During an UPDATE negotiation the agreement ends when the negotiation does, unless the
             // update makes it permanent (``endNegotiation``).
-            guard let endedAgreement = agreement, endedAgreement.purpose == .testing, let end = endedAgreement.testPeriodEnd, now >= end, phase == .completed else {
+            guard let endedAgreement = agreement, endedAgreement.purpose == .testing, let end = endedAgreement.testPeriodEnd, now >= end,
+                phase == .completed
+            else {
                 return [.discard(.staleTimer)]
             }
             agreement = nil
             withdrawnAgreement = endedAgreement
             guard withdrawalPending else {
-                return transition(to: .cancelled, "test period ended") + [.cancelTimer(.scheduledActivation), .report(.testPeriodEnded(endedAgreement))]
+                return transition(to: .cancelled, "test period ended") + [
+                    .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(endedAgreement)),
+                ]
             }
             // A WITHDRAW answered PROCESSING is complete too: ACK with the Empty CPD (§9.2.8).
             withdrawalPending = false
@@ -728,7 +770,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 + [.cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.testPeriodEnded(endedAgreement))]
 
         case .scheduledActivation:
-            guard var scheduledAgreement = agreement, case .scheduled(let time) = scheduledAgreement.activation, now >= time else { return [.discard(.staleTimer)] }
+            guard var scheduledAgreement = agreement, case .scheduled(let time) = scheduledAgreement.activation, now >= time else {
+                return [.discard(.staleTimer)]
+            }
             scheduledAgreement.activation = .active
             agreement = scheduledAgreement
             return [.persist(from: state, to: state, event: "scheduled activation"), .report(.activationChanged(.active))]
@@ -790,7 +834,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         // or the retransmitted request would be stale and never answered again (§11.3, §11.4).
         if phase == .cancelled, let answer = transaction.cache?.answer, answer.method == .ack || answer.method == .fail {
             let fail = makeFail(.messageValidationError, diagnostic)
-            return [.persist(from: state, to: state, event: "\(message.method) after the transaction closed answered FAIL 1: \(diagnostic)"), .send(fail, to: session)]
+            return [
+                .persist(from: state, to: state, event: "\(message.method) after the transaction closed answered FAIL 1: \(diagnostic)"),
+                .send(fail, to: session),
+            ]
         }
         accept(message)
         let fail = makeFail(.messageValidationError, diagnostic)
@@ -804,7 +851,9 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     /// FAIL 1 answering a message that names this order but not its live transaction and session
     /// (another transaction id, or another 4-tuple): a random sequence number, nothing recorded (§10.2).
-    private mutating func answerOutsideSession(_ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator) -> [Action] {
+    private mutating func answerOutsideSession(
+        _ message: CPNPMessage, session: CPNPSession, _ diagnostic: String, using rng: inout some RandomNumberGenerator
+    ) -> [Action] {
         switch message.method {
         case .ack, .fail, .processing: return [.discard(.mismatch(diagnostic))]
         default: break
@@ -850,13 +899,17 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             providerOrderID: message.providerOrderID == providerOrderID ? providerOrderID : nil, statusCode: status, diagnostic: diagnostic)
         refusedTransactions.append(RefusedTransaction(id: message.transactionID, sequenceNumber: message.sequenceNumber, answer: fail))
         if refusedTransactions.count > Self.refusedTransactionMemory { refusedTransactions.removeFirst() }
-        return [.persist(from: state, to: state, event: "\(message.method) refused: FAIL \(status.rawValue) (\(diagnostic))"), .send(.fail(fail), to: session)]
+        return [
+            .persist(from: state, to: state, event: "\(message.method) refused: FAIL \(status.rawValue) (\(diagnostic))"),
+            .send(.fail(fail), to: session),
+        ]
     }
 
     private mutating func makeFail(_ status: FailStatusCode, _ diagnostic: String?, sequence: SequenceNumber? = nil) -> CPNPMessage {
-        .fail(FailMessage(
-            sequenceNumber: sequence ?? transaction.sequence.takeOutgoing(), transactionID: transaction.id,
-            customerOrderID: customerOrderID, providerOrderID: providerOrderID, statusCode: status, diagnostic: diagnostic))
+        .fail(
+            FailMessage(
+                sequenceNumber: sequence ?? transaction.sequence.takeOutgoing(), transactionID: transaction.id,
+                customerOrderID: customerOrderID, providerOrderID: providerOrderID, statusCode: status, diagnostic: diagnostic))
     }
 
     /// Cancels a child negotiation when the parent order ends.

@@ -14,15 +14,20 @@ enum SnapshotCoding {
     static func message(_ message: CPNPMessage?) -> JSONValue { message.map { CPNPCodec.encodeJSON($0, document: CPDReferences.value) } ?? .null }
 
     static func retransmission(_ policy: RetransmissionPolicy) -> JSONValue {
-        .object(JSONObject([
-            ("initial-interval-ms", int(policy.initialInterval.milliseconds)),
-            ("maximum-retries", int(policy.maximumRetries)),
-            ("cached-answer-minimum-interval-ms", int(policy.cachedAnswerMinimumInterval.milliseconds)),
-        ]))
+        .object(
+            JSONObject([
+                ("initial-interval-ms", int(policy.initialInterval.milliseconds)),
+                ("maximum-retries", int(policy.maximumRetries)),
+                ("cached-answer-minimum-interval-ms", int(policy.cachedAnswerMinimumInterval.milliseconds)),
+            ]))
     }
 
-    static func endpoint(_ endpoint: CPNPEndpoint) -> JSONValue { .object(JSONObject([("host", .string(endpoint.host)), ("port", int(endpoint.port))])) }
-    static func session(_ session: CPNPSession) -> JSONValue { .object(JSONObject([("local", endpoint(session.local)), ("remote", endpoint(session.remote))])) }
+    static func endpoint(_ endpoint: CPNPEndpoint) -> JSONValue {
+        .object(JSONObject([("host", .string(endpoint.host)), ("port", int(endpoint.port))]))
+    }
+    static func session(_ session: CPNPSession) -> JSONValue {
+        .object(JSONObject([("local", endpoint(session.local)), ("remote", endpoint(session.remote))]))
+    }
 
     static func sequence(_ counters: SequenceCounters) -> JSONValue {
         .object(JSONObject([("next-outgoing", int(counters.nextOutgoing)), ("last-incoming", counters.lastIncoming.map { int($0) } ?? .null)]))
@@ -44,9 +49,10 @@ enum SnapshotCoding {
 
     static func cache(_ cache: CachedExchange?, offer: OfferMessage? = nil) -> JSONValue {
         guard let cache else { return .null }
-        return .object(JSONObject([
-            ("incoming", message(cache.incoming)), ("answer", message(cache.answer, offer: offer)), ("last-resend", time(cache.lastResend)),
-        ]))
+        return .object(
+            JSONObject([
+                ("incoming", message(cache.incoming)), ("answer", message(cache.answer, offer: offer)), ("last-resend", time(cache.lastResend)),
+            ]))
     }
 
     static func schedule(_ schedule: ActivationSchedule?) -> JSONValue {
@@ -68,19 +74,20 @@ enum SnapshotCoding {
 
     static func agreement(_ agreement: Agreement?) -> JSONValue {
         guard let agreement else { return .null }
-        return .object(JSONObject([
-            ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
-            ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
-            ("nonce", .string(agreement.nonce.rawValue)),
-            ("accepted-cpd", CPDReferences.value(agreement.acceptedCPD)),
-            ("information-elements", agreement.informationElements.map(IEWriter.informationElements) ?? .null),
-            ("activation-type", .string(agreement.activationType.rawValue)),
-            ("purpose", .string(agreement.purpose.rawValue)),
-            ("test-period-end", time(agreement.testPeriodEnd)),
-            ("activation-schedule", time(agreement.activationSchedule)),
-            ("activation", activation(agreement.activation)),
-            ("agreed-at", time(agreement.agreedAt)),
-        ]))
+        return .object(
+            JSONObject([
+                ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
+                ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
+                ("nonce", .string(agreement.nonce.rawValue)),
+                ("accepted-cpd", CPDReferences.value(agreement.acceptedCPD)),
+                ("information-elements", agreement.informationElements.map(IEWriter.informationElements) ?? .null),
+                ("activation-type", .string(agreement.activationType.rawValue)),
+                ("purpose", .string(agreement.purpose.rawValue)),
+                ("test-period-end", time(agreement.testPeriodEnd)),
+                ("activation-schedule", time(agreement.activationSchedule)),
+                ("activation", activation(agreement.activation)),
+                ("agreed-at", time(agreement.agreedAt)),
+            ]))
     }
 }
 
@@ -188,7 +195,9 @@ struct SnapshotReader {
         case "active": activation = .active
         default: activation = .scheduled(try reader.make("activation", "timestamp") { CPNPTimestamp(rfc3339: $0) })
         }
-        guard let agreedAt = try reader.time("agreed-at") else { throw SnapshotError(.missingField, at: reader.path.appending("agreed-at"), "missing") }
+        guard let agreedAt = try reader.time("agreed-at") else {
+            throw SnapshotError(.missingField, at: reader.path.appending("agreed-at"), "missing")
+        }
         return Agreement(
             customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
             providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
@@ -209,46 +218,62 @@ extension ClientOrderStateMachine {
         typealias Coding = SnapshotCoding
         var transactionValue: JSONValue = .null
         if let transaction {
-            transactionValue = .object(JSONObject([
-                ("kind", .string(transaction.kind.rawValue)), ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)),
-                ("sequence", Coding.sequence(transaction.sequence)), ("pending", Coding.pending(transaction.pending)), ("cache", Coding.cache(transaction.cache)),
-                ("exhausted", .bool(transaction.exhausted)), ("activation-schedule", Coding.schedule(transaction.activationSchedule)),
-                ("request-sequence-number", transaction.requestSequenceNumber.map { Coding.int($0) } ?? .null),
-                ("withdraw-on-agreement", .bool(transaction.withdrawOnAgreement)),
-                ("withdrawal-alarm", .bool(transaction.withdrawalAlarm)),
-            ]))
+            transactionValue = .object(
+                JSONObject([
+                    ("kind", .string(transaction.kind.rawValue)), ("id", .string(transaction.id.rawValue)),
+                    ("session", Coding.session(transaction.session)),
+                    ("sequence", Coding.sequence(transaction.sequence)), ("pending", Coding.pending(transaction.pending)),
+                    ("cache", Coding.cache(transaction.cache)),
+                    ("exhausted", .bool(transaction.exhausted)), ("activation-schedule", Coding.schedule(transaction.activationSchedule)),
+                    ("request-sequence-number", transaction.requestSequenceNumber.map { Coding.int($0) } ?? .null),
+                    ("withdraw-on-agreement", .bool(transaction.withdrawOnAgreement)),
+                    ("withdrawal-alarm", .bool(transaction.withdrawalAlarm)),
+                ]))
         }
-        return .object(JSONObject([
-            ("kind", .string("client-order")),
-            ("customer-order-id", .string(customerOrderID.rawValue)),
-            ("configuration", .object(JSONObject([
-                ("retransmission", Coding.retransmission(configuration.retransmission)),
-                ("withdrawal-retry-interval-ms", Coding.int(configuration.withdrawalRetryInterval.milliseconds)),
-                ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
-                ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { Coding.int($0.milliseconds) } ?? .null),
-            ]))),
-            ("state", .string(state.rawValue)),
-            ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
-            ("agreement", Coding.agreement(agreement)),
-            ("requested-cpd", requestedCPD.map(CPDReferences.value) ?? .null),
-            ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-            ("offer", Coding.message(offer.map { .offer($0) })),
-            ("transaction", transactionValue),
-            ("expected-response-time", Coding.time(expectedResponseTime)),
-            ("expected-offer-time", Coding.time(expectedOfferTime)),
-            ("pending-time-decision", Coding.time(pendingTimeDecision)),
-            ("last-end", lastEnd.map(Self.encode) ?? .null),
-            ("spare-transaction", spareTransaction.map { spare in
-                .object(JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", Coding.int(spare.initialSequenceNumber))]))
-            } ?? .null),
-        ]))
+        return .object(
+            JSONObject([
+                ("kind", .string("client-order")),
+                ("customer-order-id", .string(customerOrderID.rawValue)),
+                (
+                    "configuration",
+                    .object(
+                        JSONObject([
+                            ("retransmission", Coding.retransmission(configuration.retransmission)),
+                            ("withdrawal-retry-interval-ms", Coding.int(configuration.withdrawalRetryInterval.milliseconds)),
+                            ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
+                            ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { Coding.int($0.milliseconds) } ?? .null),
+                        ]))
+                ),
+                ("state", .string(state.rawValue)),
+                ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
+                ("agreement", Coding.agreement(agreement)),
+                ("requested-cpd", requestedCPD.map(CPDReferences.value) ?? .null),
+                ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
+                ("offer", Coding.message(offer.map { .offer($0) })),
+                ("transaction", transactionValue),
+                ("expected-response-time", Coding.time(expectedResponseTime)),
+                ("expected-offer-time", Coding.time(expectedOfferTime)),
+                ("pending-time-decision", Coding.time(pendingTimeDecision)),
+                ("last-end", lastEnd.map(Self.encode) ?? .null),
+                (
+                    "spare-transaction",
+                    spareTransaction.map { spare in
+                        .object(
+                            JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", Coding.int(spare.initialSequenceNumber))]))
+                    } ?? .null
+                ),
+            ]))
     }
 
     static func encode(_ end: NegotiationEnd) -> JSONValue {
         typealias Coding = SnapshotCoding
         switch end {
         case .failed(let status, let diagnostic):
-            return .object(JSONObject([("kind", .string("failed")), ("status-code", Coding.int(status.rawValue)), ("diagnostic", diagnostic.map { .string($0) } ?? .null)]))
+            return .object(
+                JSONObject([
+                    ("kind", .string("failed")), ("status-code", Coding.int(status.rawValue)),
+                    ("diagnostic", diagnostic.map { .string($0) } ?? .null),
+                ]))
         case .declinedByClient(let reasons):
             return .object(JSONObject([("kind", .string("declined")), ("reasons", .array(reasons.map { Coding.int($0.rawValue) }))]))
         case .cancelledByClient: return .object(JSONObject([("kind", .string("cancelled"))]))
@@ -294,9 +319,11 @@ extension ClientOrderStateMachine {
             // Absent in snapshots written before the probe existed: the default.
             silenceProbeInterval: configurationReader.object["silence-probe-interval-ms"] == nil
                 ? .seconds(15) : try configurationReader.optionalInt("silence-probe-interval-ms", 0...86_400_000).map { .milliseconds($0) })
-        var order = ClientOrderStateMachine(customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
+        var order = ClientOrderStateMachine(
+            customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
         order.state = try reader.make("state", "state") { State(rawValue: $0) }
-        order.providerOrderID = reader.isNull("provider-order-id") ? nil : try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
+        order.providerOrderID =
+            reader.isNull("provider-order-id") ? nil : try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
         order.agreement = try reader.agreement("agreement")
         order.requestedCPD = reader.isNull("requested-cpd") ? nil : try reader.cpd("requested-cpd")
         order.requestedInformationElements = try reader.informationElements("requested-information-elements")
@@ -309,8 +336,11 @@ extension ClientOrderStateMachine {
                 pending: try transactionReader.pending("pending"), cache: try transactionReader.cache("cache"))
             transaction.exhausted = try transactionReader.bool("exhausted")
             transaction.activationSchedule = try transactionReader.schedule("activation-schedule")
-            transaction.requestSequenceNumber = try transactionReader.optionalInt("request-sequence-number", 0...Int64(UInt32.max)).map { SequenceNumber($0) }
-            transaction.withdrawOnAgreement = transactionReader.isNull("withdraw-on-agreement") ? false : try transactionReader.bool("withdraw-on-agreement")
+            transaction.requestSequenceNumber = try transactionReader.optionalInt("request-sequence-number", 0...Int64(UInt32.max)).map {
+                SequenceNumber($0)
+            }
+            transaction.withdrawOnAgreement =
+                transactionReader.isNull("withdraw-on-agreement") ? false : try transactionReader.bool("withdraw-on-agreement")
             transaction.withdrawalAlarm = transactionReader.isNull("withdrawal-alarm") ? false : try transactionReader.bool("withdrawal-alarm")
             order.transaction = transaction
         }
@@ -356,37 +386,48 @@ extension ServerOrderStateMachine {
             child = childOrder.snapshot
             phaseName = "Child"
         }
-        return .object(JSONObject([
-            ("kind", .string("server-order")),
-            ("customer-order-id", .string(customerOrderID.rawValue)),
-            ("provider-order-id", .string(providerOrderID.rawValue)),
-            ("configuration", .object(JSONObject([("retransmission", Coding.retransmission(configuration.retransmission))]))),
-            ("phase", .string(phaseName)),
-            ("child", child),
-            ("transaction", .object(JSONObject([
-                ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)), ("sequence", Coding.sequence(transaction.sequence)),
-                ("pending", Coding.pending(transaction.pending, offer: offer)), ("cache", Coding.cache(transaction.cache, offer: offer)),
-            ]))),
-            ("requested-cpd", CPDReferences.value(requestedCPD)),
-            ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-            ("offer", Coding.message(offer.map { .offer($0) })),
-            ("agreement", Coding.agreement(agreement)),
-            ("withdrawn-agreement", Coding.agreement(withdrawnAgreement)),
-            ("is-update", .bool(isUpdate)),
-            ("withdrawal-pending", .bool(withdrawalPending)),
-            ("expected-offer-time", Coding.time(expectedOfferTime)),
-            ("requested-offer-time", Coding.time(requestedOfferTime)),
-            ("child-agreements", .array(childAgreements.map { Coding.agreement($0) })),
-            ("closed-transaction-ids", .array(closedTransactionIDs.map { .string($0.rawValue) })),
-            ("refused-transactions", .array(refusedTransactions.map { refused in
-                .object(JSONObject([
-                    ("id", .string(refused.id.rawValue)), ("sequence-number", Coding.int(refused.sequenceNumber)),
-                    ("answer", Coding.message(.fail(refused.answer))),
-                ]))
-            })),
-            ("more-time-requests", Coding.int(moreTimeRequests)),
-            ("more-time-refused", .bool(moreTimeRefused)),
-        ]))
+        return .object(
+            JSONObject([
+                ("kind", .string("server-order")),
+                ("customer-order-id", .string(customerOrderID.rawValue)),
+                ("provider-order-id", .string(providerOrderID.rawValue)),
+                ("configuration", .object(JSONObject([("retransmission", Coding.retransmission(configuration.retransmission))]))),
+                ("phase", .string(phaseName)),
+                ("child", child),
+                (
+                    "transaction",
+                    .object(
+                        JSONObject([
+                            ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)),
+                            ("sequence", Coding.sequence(transaction.sequence)),
+                            ("pending", Coding.pending(transaction.pending, offer: offer)), ("cache", Coding.cache(transaction.cache, offer: offer)),
+                        ]))
+                ),
+                ("requested-cpd", CPDReferences.value(requestedCPD)),
+                ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
+                ("offer", Coding.message(offer.map { .offer($0) })),
+                ("agreement", Coding.agreement(agreement)),
+                ("withdrawn-agreement", Coding.agreement(withdrawnAgreement)),
+                ("is-update", .bool(isUpdate)),
+                ("withdrawal-pending", .bool(withdrawalPending)),
+                ("expected-offer-time", Coding.time(expectedOfferTime)),
+                ("requested-offer-time", Coding.time(requestedOfferTime)),
+                ("child-agreements", .array(childAgreements.map { Coding.agreement($0) })),
+                ("closed-transaction-ids", .array(closedTransactionIDs.map { .string($0.rawValue) })),
+                (
+                    "refused-transactions",
+                    .array(
+                        refusedTransactions.map { refused in
+                            .object(
+                                JSONObject([
+                                    ("id", .string(refused.id.rawValue)), ("sequence-number", Coding.int(refused.sequenceNumber)),
+                                    ("answer", Coding.message(.fail(refused.answer))),
+                                ]))
+                        })
+                ),
+                ("more-time-requests", Coding.int(moreTimeRequests)),
+                ("more-time-refused", .bool(moreTimeRefused)),
+            ]))
     }
 
     /// Restores a machine from ``snapshot``.
@@ -436,9 +477,10 @@ extension ServerOrderStateMachine {
                 guard case .fail(let answer) = try item.requiredMessage("answer") else {
                     throw SnapshotError(.invalidValue, at: item.path.appending("answer"), "a refused transaction's answer must be a FAIL")
                 }
-                refused.append(RefusedTransaction(
-                    id: try item.make("id", "transaction id") { TransactionID($0) },
-                    sequenceNumber: SequenceNumber(try item.int("sequence-number", 0...Int64(UInt32.max))), answer: answer))
+                refused.append(
+                    RefusedTransaction(
+                        id: try item.make("id", "transaction id") { TransactionID($0) },
+                        sequenceNumber: SequenceNumber(try item.int("sequence-number", 0...Int64(UInt32.max))), answer: answer))
             }
         }
         self.init(

@@ -30,7 +30,8 @@ struct TestPKI {
     var server: CPNPSecurityConfiguration {
         get throws {
             try CPNPSecurityConfiguration(
-                certificateFile: path(DevPKI.File.serverCertificate), keyFile: path(DevPKI.File.serverKey), trustRootsFile: path(DevPKI.File.caCertificate))
+                certificateFile: path(DevPKI.File.serverCertificate), keyFile: path(DevPKI.File.serverKey),
+                trustRootsFile: path(DevPKI.File.caCertificate))
         }
     }
 
@@ -54,7 +55,6 @@ func providerConfiguration(baseFee: CPNPDecimal? = nil) -> ServerConfiguration {
     return c
 }
 
-
 /// A provider engine answering over a real transport.
 final class InProcessProvider: Sendable {
     let engine: CPNPServerEngine
@@ -63,15 +63,24 @@ final class InProcessProvider: Sendable {
     let loop: Task<Void, Never>
 
     /// Starts a provider on 127.0.0.1 (ephemeral port) over `transport` (default: DTLS with `pki`).
-    init(pki: TestPKI, configuration: ServerConfiguration = providerConfiguration(), transport: (any CPNPTransport)? = nil, store: ServerOrderStore? = nil) async throws {
+    init(
+        pki: TestPKI, configuration: ServerConfiguration = providerConfiguration(), transport: (any CPNPTransport)? = nil,
+        store: ServerOrderStore? = nil
+    ) async throws {
         let t: any CPNPTransport
-        if let transport { t = transport } else {
-            t = try await DTLSTransport.server(host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: try pki.server), logger: quietLogger("cpnp-client-test"))
+        if let transport {
+            t = transport
+        } else {
+            t = try await DTLSTransport.server(
+                host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: try pki.server),
+                logger: quietLogger("cpnp-client-test"))
         }
         self.transport = t
         let s = try store ?? ServerOrderStore.inMemory()
         self.store = s
-        let engine = CPNPServerEngine(configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")), logger: quietLogger("cpnpd-test"))
+        let engine = CPNPServerEngine(
+            configuration: configuration, store: s, sink: TransportSink(transport: t, logger: quietLogger("cpnpd-test")),
+            logger: quietLogger("cpnpd-test"))
         self.engine = engine
         _ = try await engine.recover()
         // cpnpd's inbox service (Sources/CPNPDaemon): submitted to the engine's inbox, batched, group-committed.
@@ -95,7 +104,9 @@ func makeClient(
     configuration: CPNPClientEngine.Configuration = .init()
 ) async throws -> (CPNPClientEngine, ClientOrderStore) {
     let s = try store ?? ClientOrderStore.inMemory()
-    let t = try await DTLSTransport.client(bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)), logger: quietLogger("cpnp-client-test"))
+    let t = try await DTLSTransport.client(
+        bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)),
+        logger: quietLogger("cpnp-client-test"))
     let engine = CPNPClientEngine(transport: t, store: s, configuration: configuration, logger: quietLogger("cpnp-client-test"))
     await engine.start()
     return (engine, s)
@@ -104,6 +115,7 @@ func makeClient(
 /// Fast retransmission for tests that exercise it.
 func fastConfiguration(expectedResponseTime: Duration = .seconds(20)) -> CPNPClientEngine.Configuration {
     CPNPClientEngine.Configuration(
-        machine: .init(retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 4), withdrawalRetryInterval: .seconds(2)),
+        machine: .init(
+            retransmission: RetransmissionPolicy(initialInterval: .milliseconds(200), maximumRetries: 4), withdrawalRetryInterval: .seconds(2)),
         expectedResponseTime: expectedResponseTime)
 }

@@ -315,10 +315,12 @@ struct InMemoryNetwork {
     /// The armed timer with the earliest deadline (client first on ties).
     var nextTimer: (timer: TimerID, deadline: CPNPTimestamp)? {
         var best: (timer: TimerID, deadline: CPNPTimestamp)?
-        for (t, d) in clientTimers where best == nil || d < best!.deadline || (d == best!.deadline && Self.order(.client(t)) < Self.order(best!.timer)) {
+        for (t, d) in clientTimers
+        where best == nil || d < best!.deadline || (d == best!.deadline && Self.order(.client(t)) < Self.order(best!.timer)) {
             best = (.client(t), d)
         }
-        for (t, d) in serverTimers where best == nil || d < best!.deadline || (d == best!.deadline && Self.order(.server(t)) < Self.order(best!.timer)) {
+        for (t, d) in serverTimers
+        where best == nil || d < best!.deadline || (d == best!.deadline && Self.order(.server(t)) < Self.order(best!.timer)) {
             best = (.server(t), d)
         }
         return best
@@ -427,25 +429,27 @@ struct InMemoryNetwork {
     }
 
     static func describe(_ actions: [ClientAction]) -> String {
-        "[" + actions.compactMap { a -> String? in
-            switch a {
-            case .send(let m): "send \(m.method)"
-            case .discard(let r): "discard(\(r))"
-            case .report(let e): "report \(caseName(e))"
-            default: nil
-            }
-        }.joined(separator: ", ") + "]"
+        "["
+            + actions.compactMap { a -> String? in
+                switch a {
+                case .send(let m): "send \(m.method)"
+                case .discard(let r): "discard(\(r))"
+                case .report(let e): "report \(caseName(e))"
+                default: nil
+                }
+            }.joined(separator: ", ") + "]"
     }
 
     static func describe(_ actions: [ServerAction]) -> String {
-        "[" + actions.compactMap { a -> String? in
-            switch a {
-            case .send(let m, _): "send \(m.method)"
-            case .discard(let r): "discard(\(r))"
-            case .report(let e): "report \(caseName(e))"
-            default: nil
-            }
-        }.joined(separator: ", ") + "]"
+        "["
+            + actions.compactMap { a -> String? in
+                switch a {
+                case .send(let m, _): "send \(m.method)"
+                case .discard(let r): "discard(\(r))"
+                case .report(let e): "report \(caseName(e))"
+                default: nil
+                }
+            }.joined(separator: ", ") + "]"
     }
 
     /// The case name of an enum value, without its (possibly large) payload.

@@ -34,7 +34,9 @@ enum Fixture {
 
     static func rng(_ seed: UInt64 = 42) -> SplitMix64 { SplitMix64(seed: seed) }
 
-    static func informationElements(activation: ActivationType? = nil, purpose: Purpose? = nil, testPeriodEnd: CPNPTimestamp? = nil) -> InformationElements {
+    static func informationElements(activation: ActivationType? = nil, purpose: Purpose? = nil, testPeriodEnd: CPNPTimestamp? = nil)
+        -> InformationElements
+    {
         InformationElements(negotiationOptions: NegotiationOptions(purpose: purpose, testPeriodEnd: testPeriodEnd, activationType: activation))
     }
 }
@@ -105,7 +107,8 @@ struct Dialogue {
     mutating func deliverToServer() -> [ServerOrderStateMachine.Action] {
         let m = toServer.removeFirst()
         if server == nil, case .quotation(let q) = m {
-            let (sm, actions) = ServerOrderStateMachine.quotationReceived(q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: now, using: &rng)
+            let (sm, actions) = ServerOrderStateMachine.quotationReceived(
+                q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: now, using: &rng)
             server = sm
             self.server(actions)
             return actions
@@ -123,22 +126,29 @@ struct Dialogue {
         return actions
     }
 
-    mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
+    mutating func serverDo(
+        _ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+    ) throws {
         var sm = server!
         let actions = try body(&sm, &rng, now)
         server = sm
         self.server(actions)
     }
 
-    mutating func clientDo(_ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) throws {
+    mutating func clientDo(
+        _ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
+    ) throws {
         let actions = try body(&client, &rng, now)
         self.client(actions)
     }
 
     /// QUOTATION sent and received; the server holds the order in PQOReceived.
-    mutating func quote(cpd: CPD = Fixture.requested, ies: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = Fixture.at(600)) throws {
+    mutating func quote(cpd: CPD = Fixture.requested, ies: InformationElements? = nil, expectedResponseTime: CPNPTimestamp? = Fixture.at(600)) throws
+    {
         try clientDo { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: cpd, informationElements: ies, expectedResponseTime: expectedResponseTime, session: Fixture.clientSession, now: now, using: &r)
+            try c.quote(
+                requestedCPD: cpd, informationElements: ies, expectedResponseTime: expectedResponseTime, session: Fixture.clientSession, now: now,
+                using: &r)
         }
         deliverToServer()
     }

@@ -16,8 +16,10 @@ struct CertificateHTTPClient {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(daemon.pkiDirectory.appendingPathComponent("ca.pem").path)
         if let certificate {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(daemon.pkiDirectory.appendingPathComponent("client-\(certificate).pem").path).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: daemon.pkiDirectory.appendingPathComponent("client-\(certificate)-key.pem").path, format: .pem))
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(daemon.pkiDirectory.appendingPathComponent("client-\(certificate).pem").path).map
+            { .certificate($0) }
+            tls.privateKey = .privateKey(
+                try NIOSSLPrivateKey(file: daemon.pkiDirectory.appendingPathComponent("client-\(certificate)-key.pem").path, format: .pem))
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.redirectConfiguration = .disallow

@@ -2,7 +2,7 @@
 import CPNPTesting
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// One HTTP answer.
@@ -35,7 +35,8 @@ extension Daemon {
     /// The operators' bearer token the daemon made in its PKI directory.
     var operatorToken: String {
         get throws {
-            try String(contentsOf: pkiDirectory.appendingPathComponent("operator.token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            try String(contentsOf: pkiDirectory.appendingPathComponent("operator.token"), encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
         }
     }
 

@@ -48,7 +48,8 @@ func expectConsistent(provider store: ServerOrderStore, customers: [ClientOrderS
                     #expect(m.lastEnd == .noResponse, "\(m.customerOrderID): client Cancelled (\(String(describing: m.lastEnd))), server Completed")
                 }
             default:
-                Issue.record("\(m.customerOrderID) left in \(m.state.rawValue) (pending \(String(describing: m.transaction?.pending?.message.method)))")
+                Issue.record(
+                    "\(m.customerOrderID) left in \(m.state.rawValue) (pending \(String(describing: m.transaction?.pending?.message.method)))")
             }
         }
     }

@@ -57,7 +57,7 @@ final class Browser: @unchecked Sendable {
             }
             // Chromium's AutoSelectCertificateForUrls, per profile: no certificate picker (headless has none).
             preferences["profile.content_settings.exceptions"] = [
-                "auto_select_certificate": ["\(clientCertificate.origin),*": ["setting": ["filters": [[String: Any]()]]]],
+                "auto_select_certificate": ["\(clientCertificate.origin),*": ["setting": ["filters": [[String: Any]()]]]]
             ]
         }
         let port = Int.random(in: 20_000...40_000)
@@ -75,16 +75,18 @@ final class Browser: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         let capabilities: [String: Any] = [
-            "capabilities": ["alwaysMatch": [
-                "browserName": "chrome",
-                // A page waiting for a certificate nobody picks fails after 20 s instead of 300.
-                "timeouts": ["pageLoad": 20_000],
-                "goog:chromeOptions": [
-                    "binary": "/usr/bin/chromium",
-                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
-                    "prefs": preferences,
-                ],
-            ]],
+            "capabilities": [
+                "alwaysMatch": [
+                    "browserName": "chrome",
+                    // A page waiting for a certificate nobody picks fails after 20 s instead of 300.
+                    "timeouts": ["pageLoad": 20_000],
+                    "goog:chromeOptions": [
+                        "binary": "/usr/bin/chromium",
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
+                        "prefs": preferences,
+                    ],
+                ]
+            ]
         ]
         do {
             let created = try await Self.call("POST", base + "/session", capabilities)
@@ -120,12 +122,16 @@ final class Browser: @unchecked Sendable {
             let errors = Pipe()
             process.standardError = errors
             do { try process.run() } catch {
-                throw WebDriverError(description: "\(command[0]) cannot run: \(error) (certutil and pk12util are in Debian's libnss3-tools, .ci/run.d/20-chromium.sh)")
+                throw WebDriverError(
+                    description: "\(command[0]) cannot run: \(error) (certutil and pk12util are in Debian's libnss3-tools, .ci/run.d/20-chromium.sh)")
             }
             let output = errors.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else {
-                throw WebDriverError(description: "\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: output, as: UTF8.self)) — certutil and pk12util are in Debian's libnss3-tools")
+                throw WebDriverError(
+                    description:
+                        "\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: output, as: UTF8.self)) — certutil and pk12util are in Debian's libnss3-tools"
+                )
             }
         }
     }
@@ -156,7 +162,9 @@ final class Browser: @unchecked Sendable {
             {
                 return id
             }
-            guard ContinuousClock.now < deadline else { throw WebDriverError(description: "no element \(selector) on \(try await source().prefix(2_000))") }
+            guard ContinuousClock.now < deadline else {
+                throw WebDriverError(description: "no element \(selector) on \(try await source().prefix(2_000))")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

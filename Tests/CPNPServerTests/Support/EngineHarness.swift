@@ -61,7 +61,9 @@ struct TestCustomer {
 
     /// Feeds what the engine sent to this customer into `machine`; returns the messages.
     @discardableResult
-    func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, now: CPNPTimestamp) async -> [CPNPMessage] {
+    func receive(_ sink: CollectingSink, into machine: inout ClientOrderStateMachine, engine: CPNPServerEngine, now: CPNPTimestamp) async
+        -> [CPNPMessage]
+    {
         let messages = sink.take(for: endpoint)
         for m in messages {
             let a = machine.messageReceived(m, session: clientSession, now: now)

@@ -18,7 +18,6 @@ struct TempDirectory {
     func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
-
 enum StoreFixture {
     static let clientEndpoint = CPNPEndpoint(host: "192.0.2.10", port: 40_001)
     static let serverEndpoint = CPNPEndpoint(host: "198.51.100.1", port: 8921)
@@ -42,19 +41,23 @@ enum StoreFixture {
     static func decimal(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
 
     /// A server order freshly created from a QUOTATION (PQOReceived), without a client machine.
-    static func quotedServerOrder(customerOrderID: String, providerOrderID: String, seed: UInt64 = 7) -> (ServerOrderStateMachine, [ServerOrderStateMachine.Action]) {
+    static func quotedServerOrder(customerOrderID: String, providerOrderID: String, seed: UInt64 = 7) -> (
+        ServerOrderStateMachine, [ServerOrderStateMachine.Action]
+    ) {
         var rng = SplitMix64(seed: seed)
         let q = QuotationMessage(
             sequenceNumber: 1_000, transactionID: TransactionID.random(using: &rng), customerOrderID: StoreFixture.customerOrderID(customerOrderID),
             expectedResponseTime: StoreFixture.at(600), requestedCPD: requested)
-        return ServerOrderStateMachine.quotationReceived(q, session: serverSession, providerOrderID: StoreFixture.providerOrderID(providerOrderID), now: start, using: &rng)
+        return ServerOrderStateMachine.quotationReceived(
+            q, session: serverSession, providerOrderID: StoreFixture.providerOrderID(providerOrderID), now: start, using: &rng)
     }
 
     static func payload(_ order: ServerOrderStateMachine, _ kind: String) -> JSONValue {
-        .object(JSONObject([
-            ("kind", .string(kind)), ("provider-order-id", .string(order.providerOrderID.rawValue)),
-            ("customer-order-id", .string(order.customerOrderID.rawValue)),
-        ]))
+        .object(
+            JSONObject([
+                ("kind", .string(kind)), ("provider-order-id", .string(order.providerOrderID.rawValue)),
+                ("customer-order-id", .string(order.customerOrderID.rawValue)),
+            ]))
     }
 }
 
@@ -109,14 +112,18 @@ struct Dialogue {
         recordClient(client.messageReceived(m, session: StoreFixture.clientSession, now: now))
     }
 
-    mutating func serverDo(_ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]) throws {
+    mutating func serverDo(
+        _ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
+    ) throws {
         var sm = server!
         let actions = try body(&sm, &rng, now)
         server = sm
         recordServer(actions)
     }
 
-    mutating func clientDo(_ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]) throws {
+    mutating func clientDo(
+        _ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
+    ) throws {
         var c = client
         let actions = try body(&c, &rng, now)
         client = c
@@ -126,7 +133,9 @@ struct Dialogue {
     /// Client: Created → PQOSent (QUOTATION sent).
     mutating func clientQuotes() throws {
         try clientDo { c, r, now throws(OrderCommandError) in
-            try c.quote(requestedCPD: StoreFixture.requested, expectedResponseTime: StoreFixture.at(600), session: StoreFixture.clientSession, now: now, using: &r)
+            try c.quote(
+                requestedCPD: StoreFixture.requested, expectedResponseTime: StoreFixture.at(600), session: StoreFixture.clientSession, now: now,
+                using: &r)
         }
     }
 
