@@ -65,47 +65,15 @@ func clientDialogue(in state: ClientState) throws -> Dialogue {
 
 /// A message "from the server" of the right kind for this client's current transaction.
 func messageForClient(_ method: MethodCode, _ c: ClientOrderStateMachine) -> CPNPMessage {
-    let tid = c.transaction?.id ?? TransactionID("00000000000000000000000000000000")!
-    let seq = (c.transaction?.sequence.lastIncoming ?? 1_000) &+ 1
-    let nonce = c.offer?.nonce ?? c.agreement?.nonce ?? Nonce("0123456789abcdef0123456789abcdef")!
-    let coid = c.customerOrderID
-    let poid = c.providerOrderID ?? Fixture.providerOrderID
-    switch method {
-    case .quotation:
-        return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
-    case .processing:
-        return .processing(
-            ProcessingMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: Fixture.at(400)))
-    case .offer:
-        return .offer(
-            OfferMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
-                validityOfferTime: Fixture.at(3_600), offeredCPD: Fixture.offered))
-    case .accept:
-        return .accept(
-            AcceptMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, acceptedCPD: Fixture.offered))
-    case .decline:
-        return .decline(DeclineMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .ack:
-        let cpd = c.state == .cancelled ? Fixture.requested : Fixture.offered
-        return .ack(AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, cpd: cpd))
-    case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
-    case .withdraw:
-        return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
-    case .update:
-        return .update(
-            UpdateMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce,
-                expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
-    case .fail:
-        return .fail(FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .outOfResources))
-    case .activate:
-        return .activate(
-            ActivateMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, activationSchedule: .now))
-    }
+    let ids = TableMessageIDs(
+        sequenceNumber: (c.transaction?.sequence.lastIncoming ?? 1_000) &+ 1,
+        transactionID: c.transaction?.id ?? TransactionID("00000000000000000000000000000000")!,
+        customerOrderID: c.customerOrderID, providerOrderID: c.providerOrderID ?? Fixture.providerOrderID,
+        nonce: c.offer?.nonce ?? c.agreement?.nonce ?? Nonce("0123456789abcdef0123456789abcdef")!)
+    var details = TableMessageDetails(failStatus: .outOfResources)
+    details.expectedOfferTime = Fixture.at(400)
+    details.acknowledgedCPD = c.state == .cancelled ? Fixture.requested : Fixture.offered
+    return tableMessage(method, ids, details)
 }
 
 func apply(_ event: ClientEvent, to d: inout Dialogue) -> Outcome {
@@ -299,19 +267,46 @@ func serverDialogue(in state: ServerState) throws -> Dialogue {
 /// A message "from the client" for this server order: the current transaction for in-transaction
 /// methods, a new transaction for UPDATE, WITHDRAW and ACTIVATE.
 func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPNPMessage {
-    var tid = s.transaction.id
-    var seq = (s.transaction.sequence.lastIncoming ?? 1_000) &+ 1
-    if [.update, .withdraw, .activate].contains(method) {
-        tid = TransactionID("0a0b0c0d0e0f00112233445566778899")!
-        seq = 77
-    }
-    let nonce = s.offer?.nonce ?? s.agreement?.nonce ?? Nonce("0123456789abcdef0123456789abcdef")!
-    let coid = s.customerOrderID
-    let poid = s.providerOrderID
+    let newTransaction = [.update, .withdraw, .activate].contains(method)
+    let ids = TableMessageIDs(
+        sequenceNumber: newTransaction ? 77 : (s.transaction.sequence.lastIncoming ?? 1_000) &+ 1,
+        transactionID: newTransaction ? TransactionID("0a0b0c0d0e0f00112233445566778899")! : s.transaction.id,
+        customerOrderID: s.customerOrderID, providerOrderID: s.providerOrderID,
+        nonce: s.offer?.nonce ?? s.agreement?.nonce ?? Nonce("0123456789abcdef0123456789abcdef")!)
+    var details = TableMessageDetails(failStatus: .moreTimeRejected)
+    details.declineReasons = [.unacceptableGap]
+    details.acknowledgementExpectedResponseTime = Fixture.at(900)
+    return tableMessage(method, ids, details)
+}
+
+/// The ids a table message carries.
+struct TableMessageIDs {
+    var sequenceNumber: SequenceNumber
+    var transactionID: TransactionID
+    var customerOrderID: CustomerOrderID
+    var providerOrderID: ProviderOrderID
+    var nonce: Nonce
+}
+
+/// What a table message carries that differs between the two directions.
+struct TableMessageDetails {
+    var failStatus: FailStatusCode
+    var expectedOfferTime: CPNPTimestamp?
+    var declineReasons: [DeclineReason] = []
+    var acknowledgedCPD: CPD?
+    var acknowledgementExpectedResponseTime: CPNPTimestamp?
+}
+
+/// One message of each method, for the state × event tables.
+func tableMessage(_ method: MethodCode, _ ids: TableMessageIDs, _ details: TableMessageDetails) -> CPNPMessage {
+    let (seq, tid, coid, poid, nonce) = (ids.sequenceNumber, ids.transactionID, ids.customerOrderID, ids.providerOrderID, ids.nonce)
     switch method {
     case .quotation:
         return .quotation(QuotationMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, requestedCPD: Fixture.requested))
-    case .processing: return .processing(ProcessingMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid))
+    case .processing:
+        return .processing(
+            ProcessingMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedOfferTime: details.expectedOfferTime))
     case .offer:
         return .offer(
             OfferMessage(
@@ -324,10 +319,12 @@ func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPN
     case .decline:
         return .decline(
             DeclineMessage(
-                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, reasons: [.unacceptableGap]))
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce, reasons: details.declineReasons))
     case .ack:
         return .ack(
-            AckMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, expectedResponseTime: Fixture.at(900)))
+            AckMessage(
+                sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid,
+                expectedResponseTime: details.acknowledgementExpectedResponseTime, cpd: details.acknowledgedCPD))
     case .cancel: return .cancel(CancelMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid))
     case .withdraw:
         return .withdraw(WithdrawMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, nonce: nonce))
@@ -338,7 +335,7 @@ func messageForServer(_ method: MethodCode, _ s: ServerOrderStateMachine) -> CPN
                 expectedResponseTime: Fixture.at(600), requestedCPD: Fixture.updateRequested))
     case .fail:
         return .fail(
-            FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: .moreTimeRejected))
+            FailMessage(sequenceNumber: seq, transactionID: tid, customerOrderID: coid, providerOrderID: poid, statusCode: details.failStatus))
     case .activate:
         return .activate(
             ActivateMessage(
