@@ -243,16 +243,8 @@ struct CPNPBench: AsyncParsableCommand {
     }
 }
 
-/// `30s`, `10m`, `2h`, `500ms`, or plain seconds.
-func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, (Int64) -> Duration)] = [
-        ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) }),
-    ]
-    for (suffix, make) in units where text.hasSuffix(suffix) {
-        if let amount = Int64(text.dropLast(suffix.count)), amount >= 0 { return make(amount) }
-    }
-    return Int64(text).map { .seconds($0) }
-}
+/// `30s`, `10m`, `2h`, `500ms`, `1h30m`, or plain seconds (`Duration(text:)`).
+func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

@@ -224,37 +224,7 @@ final class YAMLReader {
         return duration
     }
 
-    static func parseDuration(_ text: String) -> Duration? {
-        let bytes = Array(text.utf8)
-        guard !bytes.isEmpty else { return nil }
-        if bytes.allSatisfy({ (0x30...0x39).contains($0) }) {
-            guard bytes.count <= 12, let seconds = Int64(text) else { return nil }
-            return .seconds(seconds)
-        }
-        var total = Duration.zero
-        var position = 0
-        while position < bytes.count {
-            var amount: Int64 = 0
-            let start = position
-            while position < bytes.count, (0x30...0x39).contains(bytes[position]) {
-                guard position - start < 12 else { return nil }
-                amount = amount * 10 + Int64(bytes[position] - 0x30)
-                position += 1
-            }
-            guard position > start else { return nil }
-            let unitStart = position
-            while position < bytes.count, !(0x30...0x39).contains(bytes[position]) { position += 1 }
-            switch String(decoding: bytes[unitStart..<position], as: UTF8.self) {
-            case "ms": total += .milliseconds(amount)
-            case "s": total += .seconds(amount)
-            case "m": total += .seconds(amount * 60)
-            case "h": total += .seconds(amount * 3600)
-            case "d": total += .seconds(amount * 86400)
-            default: return nil
-            }
-        }
-        return total
-    }
+    static func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
     /// A size in bytes: an integer, or with a `KiB`, `MiB` or `GiB` suffix.
     func size(_ mapping: Map, _ key: String) -> Int? {

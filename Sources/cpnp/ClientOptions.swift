@@ -194,16 +194,8 @@ func parseTime(_ text: String, now: CPNPTimestamp = SystemWallClock().now()) thr
     return time
 }
 
-/// `30s`, `10m`, `2h`, `500ms`, or plain seconds.
-func parseDuration(_ text: String) -> Duration? {
-    let units: [(String, (Int64) -> Duration)] = [
-        ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .seconds($0 * 60) }), ("h", { .seconds($0 * 3_600) }),
-    ]
-    for (suffix, make) in units where text.hasSuffix(suffix) {
-        if let amount = Int64(text.dropLast(suffix.count)), amount >= 0 { return make(amount) }
-    }
-    return Int64(text).map { .seconds($0) }
-}
+/// `30s`, `10m`, `2h`, `500ms`, `1h30m`, or plain seconds (`Duration(text:)`).
+func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
 /// Loads and validates a CPD file; errors name the path in the document.
 func loadCPD(_ file: String) throws -> CPD {
