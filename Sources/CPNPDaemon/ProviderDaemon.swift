@@ -29,6 +29,8 @@ public final class ProviderDaemon: Sendable {
         public var metrics: MetricsExporter?
         /// TEST ONLY: called at the engine's fault points (a crash test's deterministic exit).
         public var faultHook: (@Sendable (CPNPServerEngine.FaultPoint) -> Void)?
+        /// TEST ONLY: a transport already made (e.g. one in memory) instead of the `listen` section's.
+        public var transport: (any CPNPTransport)?
         /// TEST ONLY: wraps each upstream provider's transport (lossy child-order legs).
         public var wrapUpstreamTransport: (@Sendable (any CPNPTransport, String) -> any CPNPTransport)?
 
@@ -68,7 +70,8 @@ public final class ProviderDaemon: Sendable {
         } catch let problem as DaemonHTTPServer.ConfigurationProblem {
             throw StartupError(problem.description)
         }
-        let transport = try await startTransport(configuration, logger: logger)
+        let transport: any CPNPTransport
+        if let given = options.transport { transport = given } else { transport = try await startTransport(configuration, logger: logger) }
         let portalMailbox = PortalMailbox()
         let sink = TransportSink(transport: transport, portal: portalMailbox, logger: logger)
         let metrics = options.metrics ?? MetricsExporter()

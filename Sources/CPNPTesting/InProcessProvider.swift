@@ -8,7 +8,8 @@ public import CPNPTransport
 public import Foundation
 import NIOCore
 
-/// cpnpd run in process, without its HTTP server: the same ``ProviderDaemon`` as `cpnpd run`.
+/// cpnpd run in process, without its HTTP server: the same ``ProviderDaemon`` as `cpnpd run`, over
+/// DTLS on loopback or on an ``InMemoryLink``.
 /// `cpnpd admin … --database` reads and drives it as it does a daemon.
 public final class InProcessProvider: Sendable {
     /// The temporary directory holding `.cpnp/pki`, `.cpnp/cpnpd.sqlite` and `.cpnp/portal`, as
@@ -21,13 +22,16 @@ public final class InProcessProvider: Sendable {
     public var transport: any CPNPTransport { daemon.transport }
     public var pkiDirectory: URL { directory.appendingPathComponent(".cpnp/pki") }
     public var database: URL { directory.appendingPathComponent(".cpnp/cpnpd.sqlite") }
-    /// The DTLS port on 127.0.0.1.
+    /// The port on 127.0.0.1: DTLS, or the provider's end of ``link``.
     public var port: Int { transport.localAddress?.port ?? 0 }
+    /// The network in memory the provider listens on, when it was started on one.
+    public let link: InMemoryLink?
 
     /// Starts a provider with `configuration` (default: the embedded demo policy, as `cpnpd` without
     /// `--config`); its PKI, database, portal store and listen address are set here. The development
-    /// PKI has the clients `acme`, `globex` and `operator`, as cpnpd's first start makes it.
-    public static func start(configuration: ServerConfiguration = .demo) async throws -> InProcessProvider {
+    /// PKI has the clients `acme`, `globex` and `operator`, as cpnpd's first start makes it. With
+    /// `link`, the provider listens on its provider end instead of DTLS.
+    public static func start(configuration: ServerConfiguration = .demo, link: InMemoryLink? = nil) async throws -> InProcessProvider {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-in-process-\(UUID().uuidString)")
         var configuration = configuration
         configuration.pki.directory = directory.appendingPathComponent(".cpnp/pki").path
@@ -38,13 +42,16 @@ public final class InProcessProvider: Sendable {
         configuration.listen.host = "127.0.0.1"
         configuration.listen.port = 0
         configuration.listen.transport = .dtls
-        let daemon = try await ProviderDaemon.start(configuration: configuration, logger: quietLogger("cpnpd-in-process"))
-        return InProcessProvider(directory: directory, daemon: daemon)
+        var options = ProviderDaemon.Options()
+        options.transport = link?.provider
+        let daemon = try await ProviderDaemon.start(configuration: configuration, options: options, logger: quietLogger("cpnpd-in-process"))
+        return InProcessProvider(directory: directory, daemon: daemon, link: link)
     }
 
-    private init(directory: URL, daemon: ProviderDaemon) {
+    private init(directory: URL, daemon: ProviderDaemon, link: InMemoryLink?) {
         self.directory = directory
         self.daemon = daemon
+        self.link = link
         running = Task { try? await daemon.run() }
     }
 

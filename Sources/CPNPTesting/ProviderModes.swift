@@ -1,12 +1,17 @@
-// One end-to-end test body against either provider: cpnpd in the test's own process
-// (InProcessProvider), or a real cpnpd process (Daemon). Both listen on loopback DTLS with cpnpd's
-// development PKI and SQLite store, and both are read and driven with `cpnpd admin`.
+// One end-to-end test body against any provider: cpnpd in the test's own process on a network in
+// memory or on loopback DTLS (InProcessProvider), or a real cpnpd process (Daemon). Each has cpnpd's
+// development PKI and SQLite store, and each is read and driven with `cpnpd admin`.
+public import CPNPClient
 public import CPNPCore
+public import CPNPTransport
 public import Foundation
 
 /// Where the provider under test runs.
 public enum ProviderMode: String, CaseIterable, Sendable, CustomStringConvertible {
-    /// The engine and cpnpd's services in the test process.
+    /// cpnpd's engine and services in the test process, the customers on an ``InMemoryLink``: no
+    /// sockets, no DTLS.
+    case inMemory
+    /// cpnpd's engine and services in the test process, over DTLS on loopback.
     case inProcess
     /// A `cpnpd` child process.
     case live
@@ -16,10 +21,16 @@ public enum ProviderMode: String, CaseIterable, Sendable, CustomStringConvertibl
 
 /// What a test body needs of a provider, whichever way it runs.
 public protocol ProviderUnderTest: Sendable {
-    var port: Int { get }
     var pkiDirectory: URL { get }
+    /// Where customers send.
+    var server: CPNPPeer { get throws }
     /// `cpnpd admin ARGS` against the provider's database: standard output and error.
     func admin(_ arguments: [String]) throws -> String
+    /// A new customer `name` (a client certificate of the development PKI): the core's client
+    /// machine, driven by the test.
+    func testClient(_ name: String) async throws -> TestClient
+    /// A new client engine for acme (``customerEngine(pki:store:)``), started.
+    func customerEngine() async throws -> CPNPClientEngine
 }
 
 extension ProviderUnderTest {
@@ -43,11 +54,33 @@ extension ProviderUnderTest {
     }
 }
 
-extension Daemon: ProviderUnderTest {}
+extension Daemon: ProviderUnderTest {
+    public var server: CPNPPeer { get throws { try CPNPPeer.server(host: "127.0.0.1", port: port) } }
+
+    public func testClient(_ name: String) async throws -> TestClient {
+        try await TestClient(pki: pkiDirectory, name: name, serverPort: port)
+    }
+
+    public func customerEngine() async throws -> CPNPClientEngine { try await CPNPTesting.customerEngine(pki: pkiDirectory) }
+}
 
 extension InProcessProvider: ProviderUnderTest {
     public func admin(_ arguments: [String]) throws -> String {
         try Daemon.command(["admin"] + arguments + ["--database", database.path]).output
+    }
+
+    public var server: CPNPPeer {
+        get throws { try link?.providerPeer ?? CPNPPeer.server(host: "127.0.0.1", port: port) }
+    }
+
+    public func testClient(_ name: String) async throws -> TestClient {
+        guard let link else { return try await TestClient(pki: pkiDirectory, name: name, serverPort: port) }
+        return TestClient(transport: link.customer(name), server: link.providerPeer)
+    }
+
+    public func customerEngine() async throws -> CPNPClientEngine {
+        guard let link else { return try await CPNPTesting.customerEngine(pki: pkiDirectory) }
+        return try await CPNPTesting.customerEngine(transport: link.customer("acme"))
     }
 }
 
@@ -57,11 +90,11 @@ public func withProvider<T>(_ mode: ProviderMode, _ body: (any ProviderUnderTest
     switch mode {
     case .live:
         return try await withDaemon { daemon, client in try await body(daemon, client) }
-    case .inProcess:
-        let provider = try await InProcessProvider.start()
+    case .inProcess, .inMemory:
+        let provider = try await InProcessProvider.start(link: mode == .inMemory ? InMemoryLink() : nil)
         let client: TestClient
         do {
-            client = try await TestClient(pki: provider.pkiDirectory, name: "acme", serverPort: provider.port)
+            client = try await provider.testClient("acme")
         } catch {
             await provider.stop()
             throw error

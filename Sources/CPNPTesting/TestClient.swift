@@ -1,6 +1,6 @@
 // A customer for the end-to-end tests: the core's ClientOrderStateMachine over the real DTLS client
-// transport with a development client certificate (TestClient), and the client engine as a patient
-// customer configures it. Every wait is bounded.
+// transport with a development client certificate, or over an in-memory link (TestClient), and the
+// client engine as a patient customer configures it. Every wait is bounded.
 public import CPNPClient
 public import CPNPCore
 public import CPNPStorage
@@ -15,15 +15,16 @@ final class Inbox: Sendable {
     let messages = Mutex<[CPNPInboundMessage]>([])
     func take() -> [CPNPInboundMessage] {
         messages.withLock { messages in
-            defer { messages.removeAll() }; return messages
+            defer { messages.removeAll() }
+            return messages
         }
     }
 }
 
-/// A client: the core's client machine over the real DTLS client transport, with a log of what it
-/// received and what its application learned.
+/// A client: the core's client machine over the real DTLS client transport (or an in-memory link),
+/// with a log of what it received and what its application learned.
 public final class TestClient: Sendable {
-    public let transport: DTLSTransport
+    public let transport: any CPNPTransport
     public let server: CPNPPeer
     public let session: CPNPSession
     private let inbox = Inbox()
@@ -33,16 +34,22 @@ public final class TestClient: Sendable {
 
     /// A client with the dev certificate `name`, bound to `host` (another loopback address such as
     /// 127.0.0.2 tests source-address filters), talking to the daemon at 127.0.0.1:`serverPort`.
-    public init(pki: URL, name: String, serverPort: Int, host: String = "127.0.0.1") async throws {
+    public convenience init(pki: URL, name: String, serverPort: Int, host: String = "127.0.0.1") async throws {
         let security = try CPNPSecurityConfiguration(
             certificateFile: pki.appendingPathComponent("client-\(name).pem").path,
             keyFile: pki.appendingPathComponent("client-\(name)-key.pem").path,
             trustRootsFile: pki.appendingPathComponent("ca.pem").path)
         let transport = try await DTLSTransport.client(bindingTo: host, configuration: DTLSTransportConfiguration(security: security))
+        self.init(transport: transport, server: try CPNPPeer.server(host: "127.0.0.1", port: serverPort))
+    }
+
+    /// A client on `transport` (e.g. a customer's end of an ``InMemoryLink``), talking to `server`.
+    public init(transport: any CPNPTransport, server: CPNPPeer) {
         self.transport = transport
-        server = try CPNPPeer.server(host: "127.0.0.1", port: serverPort)
-        let local = CPNPEndpoint(host: host, port: UInt16(transport.localAddress?.port ?? 0))
-        session = CPNPSession(local: local, remote: CPNPEndpoint(host: "127.0.0.1", port: UInt16(serverPort)))
+        self.server = server
+        let local = CPNPEndpoint(host: transport.localAddress?.ipAddress ?? "127.0.0.1", port: UInt16(transport.localAddress?.port ?? 0))
+        session = CPNPSession(
+            local: local, remote: CPNPEndpoint(host: server.address.ipAddress ?? "127.0.0.1", port: UInt16(server.address.port ?? 0)))
         Task { [inbox] in
             for await message in transport.inbound { inbox.messages.withLock { $0.append(message) } }
         }
@@ -120,11 +127,11 @@ public final class TestClient: Sendable {
             }
             if batch.isEmpty {
                 if ContinuousClock.now - quietSince > .seconds(1), order.transaction?.pending != nil {
-                    await transport.renewSession(with: server)
+                    await (transport as? DTLSTransport)?.renewSession(with: server)
                     try await perform(order.timerFired(.retransmission, now: Self.now()), &order)
                     quietSince = ContinuousClock.now
                 } else if ContinuousClock.now - quietSince > silenceProbeAfter, order.state == .serverProcessing {
-                    await transport.renewSession(with: server)
+                    await (transport as? DTLSTransport)?.renewSession(with: server)
                     try await perform(order.timerFired(.silenceProbe, now: Self.now()), &order)
                     quietSince = ContinuousClock.now
                 }
@@ -182,16 +189,21 @@ public func customerEngine(pki: URL, store: ClientOrderStore? = nil) async throw
     let security = try CPNPSecurityConfiguration(
         certificateFile: pki.appendingPathComponent("client-acme.pem").path, keyFile: pki.appendingPathComponent("client-acme-key.pem").path,
         trustRootsFile: pki.appendingPathComponent("ca.pem").path)
-    let logger = quietLogger("e2e-customer")
     let transport = try await DTLSTransport.client(
-        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: logger)
+        bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: security), logger: quietLogger("e2e-customer"))
+    return try await customerEngine(transport: transport, store: store)
+}
+
+/// acme's client engine on `transport` (e.g. its end of an ``InMemoryLink``), retrying as
+/// ``customerEngine(pki:store:)`` does.
+public func customerEngine(transport: any CPNPTransport, store: ClientOrderStore? = nil) async throws -> CPNPClientEngine {
     let engine = CPNPClientEngine(
         transport: transport, store: try store ?? ClientOrderStore.inMemory(),
         configuration: CPNPClientEngine.Configuration(
             machine: .init(
                 retransmission: RetransmissionPolicy(initialInterval: .milliseconds(300), maximumRetries: 7), withdrawalRetryInterval: .seconds(60)),
             expectedResponseTime: .seconds(60), renewSessionWhenUnanswered: true),
-        logger: logger)
+        logger: quietLogger("e2e-customer"))
     await engine.start()
     return engine
 }

@@ -9,9 +9,8 @@ import Testing
 struct ArchitectureExampleTests {
     @Test(arguments: ProviderMode.allCases) func aQuotationIsAgreed(mode: ProviderMode) async throws {
         try await withProvider(mode) { provider, _ in
-            let customer = try await customerEngine(pki: provider.pkiDirectory)
-            let server = try CPNPPeer.server(host: "127.0.0.1", port: provider.port)
-            let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: server)
+            let customer = try await provider.customerEngine()
+            let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.server)
             guard case .offer = try await customer.awaitOffer(id) else { throw DaemonError(description: "no offer") }
             let agreement = try await customer.accept(id)
             #expect(try provider.show(agreement.providerOrderID).state == "Completed")

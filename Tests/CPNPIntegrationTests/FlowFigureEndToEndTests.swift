@@ -1,13 +1,14 @@
-// The RFC 8921 flow figures end to end, each body run twice (Sources/CPNPTesting/ProviderModes.swift): against
-// cpnpd's engine and services in this process, and against a real cpnpd (embedded demo policy), both
-// over real DTLS, with the client order machine on the other side; the server's side is read with
-// `cpnpd admin show/orders`.
+// The RFC 8921 flow figures end to end, each body run three times (Sources/CPNPTesting/ProviderModes.swift):
+// against cpnpd's engine and services in this process on a network in memory, the same over DTLS on
+// loopback, and a real cpnpd (embedded demo policy) over DTLS, with the client order machine on the
+// other side; the server's side is read with `cpnpd admin show/orders`. The machines alone, with the
+// provider's decisions scripted, play the same figures in Tests/CPNPCoreTests/FlowFigureTests.swift.
 import Testing
 import CPNPCore
 import CPNPTesting
 import Foundation
 
-@Suite("RFC 8921 flows against cpnpd, in process and as a process", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
+@Suite("RFC 8921 flows against cpnpd, in memory, in process and as a process", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
 struct FlowFigureEndToEndTests {
     /// Quotes `cpd` and runs until the offer (or the end).
     static func quote(
