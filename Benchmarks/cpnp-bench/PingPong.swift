@@ -3,6 +3,11 @@ import Histogram
 #if canImport(Glibc)
     import Glibc
 #endif
+// Glibc's `timeval` is owned by whichever module includes <sys/time.h> first; in a release build
+// that can be the toolchain's SwiftOverlayShims, whose import then makes its members visible.
+#if canImport(SwiftOverlayShims)
+    import SwiftOverlayShims
+#endif
 
 /// The physical reference: a bare UDP ping-pong between two sockets on 127.0.0.1 (blocking system
 /// calls, an echo thread), with datagrams the size of the benchmark's QUOTATION. No CPNP, no DTLS,
