@@ -126,9 +126,12 @@ struct CPDComparator {
     /// A list of strings compared as a set; `canonical` maps equivalent spellings together.
     mutating func stringSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath, canonical: (String) -> String = { $0 }) {
         guard let requested else { return }
-        let requestedJSON = JSONValue.array(requested.map(JSONValue.string))
-        guard let offered else { return missing(path, requestedJSON) }
-        if Set(requested.map(canonical)) != Set(offered.map(canonical)) { notSatisfied(path, requestedJSON, .array(offered.map(JSONValue.string))) }
+        guard let offered else { return missing(path, .array(requested.map(JSONValue.string))) }
+        // The same list, as an offer usually repeats it: nothing to map, nothing to build.
+        if requested == offered { return }
+        if Set(requested.map(canonical)) != Set(offered.map(canonical)) {
+            notSatisfied(path, .array(requested.map(JSONValue.string)), .array(offered.map(JSONValue.string)))
+        }
     }
 
     mutating func prefixSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath) {

@@ -8,51 +8,97 @@ public struct CPDIPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses dotted-quad IPv4 (no leading zeros) or RFC 4291 §2.2 IPv6 text (with `::` and an
     /// optional trailing dotted quad). Zone identifiers are rejected.
     public init?(_ text: String) {
-        if text.contains(":") {
-            guard let parsed = Self.parseIPv6(Substring(text)) else { return nil }
-            bytes = parsed
-        } else {
-            guard let parsed = Self.parseIPv4(Substring(text)) else { return nil }
-            bytes = parsed
-        }
+        let utf8 = Array(text.utf8)
+        let parsed = utf8.contains(Self.colon) ? Self.parseIPv6(utf8[...]) : Self.parseIPv4(utf8[...])
+        guard let parsed else { return nil }
+        bytes = parsed
     }
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parseIPv4(_ text: Substring) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var out: [UInt8] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-            if part.count > 1 && part.first == "0" { return nil }
-            guard let value = Int(part), value <= 255 else { return nil }
-            out.append(UInt8(value))
+    static let colon = UInt8(ascii: ":")
+    static let dot = UInt8(ascii: ".")
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    static func hexValue(_ byte: UInt8) -> UInt16? {
+        switch byte {
+        case 0x30...0x39: UInt16(byte - 0x30)
+        case 0x41...0x46: UInt16(byte - 0x41 + 10)
+        case 0x61...0x66: UInt16(byte - 0x61 + 10)
+        default: nil
         }
-        return out
     }
 
-    static func parseIPv6(_ text: Substring) -> [UInt8]? {
+    /// A decimal number of one to `maximumDigits` digits without a leading zero, or nil.
+    static func decimal(_ text: ArraySlice<UInt8>, maximumDigits: Int) -> Int? {
+        guard !text.isEmpty, text.count <= maximumDigits, !(text.count > 1 && text.first == 0x30) else { return nil }
+        var value = 0
+        for byte in text {
+            guard isDigit(byte) else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value
+    }
+
+    /// Dotted-quad IPv4 in UTF-8: four parts of 0…255 without leading zeros.
+    static func parseIPv4(_ text: ArraySlice<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(4)
+        var start = text.startIndex
+        while true {
+            let end = text[start...].firstIndex(of: dot) ?? text.endIndex
+            guard out.count < 4, let value = decimal(text[start..<end], maximumDigits: 3), value <= 255 else { return nil }
+            out.append(UInt8(value))
+            guard end < text.endIndex else { break }
+            start = text.index(after: end)
+        }
+        return out.count == 4 ? out : nil
+    }
+
+    /// RFC 4291 §2.2 IPv6 text in UTF-8.
+    static func parseIPv6(_ text: ArraySlice<UInt8>) -> [UInt8]? {
         guard text.count <= 45 else { return nil }
-        let halves = text.components(separatedByDoubleColon: ())
+        // Split around `::`, scanning left to right (a third colon starts the second half).
+        var halves: [ArraySlice<UInt8>] = []
+        var start = text.startIndex
+        var position = text.startIndex
+        while position < text.endIndex {
+            let next = position + 1
+            if text[position] == colon, next < text.endIndex, text[next] == colon {
+                halves.append(text[start..<position])
+                start = next + 1
+                position = start
+            } else {
+                position = next
+            }
+        }
+        halves.append(text[start..<text.endIndex])
         guard halves.count <= 2 else { return nil }
-        func groups(_ part: Substring, allowV4Tail: Bool) -> [UInt8]? {
+        func groups(_ part: ArraySlice<UInt8>, allowV4Tail: Bool) -> [UInt8]? {
             if part.isEmpty { return [] }
-            let items = part.split(separator: ":", omittingEmptySubsequences: false)
             var out: [UInt8] = []
-            for (i, item) in items.enumerated() {
-                if allowV4Tail && i == items.count - 1 && item.contains(".") {
+            var itemStart = part.startIndex
+            while true {
+                let itemEnd = part[itemStart...].firstIndex(of: colon) ?? part.endIndex
+                let item = part[itemStart..<itemEnd]
+                let isLast = itemEnd == part.endIndex
+                if allowV4Tail, isLast, item.contains(dot) {
                     guard let ipv4Bytes = parseIPv4(item) else { return nil }
                     out += ipv4Bytes
-                    continue
+                } else {
+                    guard !item.isEmpty, item.count <= 4 else { return nil }
+                    var group: UInt16 = 0
+                    for byte in item {
+                        guard let digit = hexValue(byte) else { return nil }
+                        group = group << 4 | digit
+                    }
+                    out.append(UInt8(group >> 8))
+                    out.append(UInt8(group & 0xff))
                 }
-                guard !item.isEmpty, item.count <= 4, let group = UInt16(item, radix: 16),
-                    item.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) })
-                else { return nil }
-                out.append(UInt8(group >> 8))
-                out.append(UInt8(group & 0xff))
+                if isLast { return out }
+                itemStart = itemEnd + 1
             }
-            return out
         }
         if halves.count == 1 {
             guard let all = groups(halves[0], allowV4Tail: true), all.count == 16 else { return nil }
@@ -107,19 +153,19 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func parse(_ text: String) -> Result<CPDIPPrefix, Problem> {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return .failure(Problem(message: "\"\(text)\" is not a CIDR prefix (address/length)")) }
-        let addressText = parts[0]
-        let lengthText = parts[1]
-        let isV6 = addressText.contains(":")
+        let utf8 = Array(text.utf8)
+        guard let slash = utf8.firstIndex(of: UInt8(ascii: "/")), !utf8[(slash + 1)...].contains(UInt8(ascii: "/")) else {
+            return .failure(Problem(message: "\"\(text)\" is not a CIDR prefix (address/length)"))
+        }
+        let addressText = utf8[..<slash]
+        let lengthText = utf8[(slash + 1)...]
+        let isV6 = addressText.contains(CPDIPAddress.colon)
         guard let bytes = isV6 ? CPDIPAddress.parseIPv6(addressText) : CPDIPAddress.parseIPv4(addressText) else {
-            return .failure(Problem(message: "\"\(addressText)\" is not a valid IPv\(isV6 ? 6 : 4) address"))
+            return .failure(Problem(message: "\"\(String(decoding: addressText, as: UTF8.self))\" is not a valid IPv\(isV6 ? 6 : 4) address"))
         }
         let maximumLength = bytes.count * 8
-        guard !lengthText.isEmpty, lengthText.count <= 3, lengthText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-            !(lengthText.count > 1 && lengthText.first == "0"), let length = Int(lengthText), length <= maximumLength
-        else {
-            return .failure(Problem(message: "prefix length \"\(lengthText)\" is not in 0...\(maximumLength)"))
+        guard let length = CPDIPAddress.decimal(lengthText, maximumDigits: 3), length <= maximumLength else {
+            return .failure(Problem(message: "prefix length \"\(String(decoding: lengthText, as: UTF8.self))\" is not in 0...\(maximumLength)"))
         }
         for bit in length..<maximumLength where bytes[bit / 8] & (0x80 >> UInt8(bit % 8)) != 0 {
             return .failure(Problem(message: "\"\(text)\" has host bits set beyond /\(length)"))
@@ -128,25 +174,4 @@ public struct CPDIPPrefix: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(address)/\(length)" }
-}
-
-extension Substring {
-    /// Splits around `::` (used once at most in IPv6 text).
-    fileprivate func components(separatedByDoubleColon: Void) -> [Substring] {
-        var out: [Substring] = []
-        var start = startIndex
-        var position = startIndex
-        while position < endIndex {
-            let next = index(after: position)
-            if self[position] == ":" && next < endIndex && self[next] == ":" {
-                out.append(self[start..<position])
-                start = index(after: next)
-                position = start
-            } else {
-                position = next
-            }
-        }
-        out.append(self[start..<endIndex])
-        return out
-    }
 }

@@ -105,7 +105,10 @@ struct CPDValidator {
 
     mutating func prefixes(_ list: [String]?, at path: JSONPath) {
         guard let list else { return }
-        for (index, text) in list.enumerated() { prefix(text, at: path.appending(index: index)) }
+        // The entry's path is built only for a problem.
+        for (index, text) in list.enumerated() {
+            if let problem = CPDIPPrefix.problem(with: text) { error(path.appending(index: index), problem) }
+        }
     }
 
     mutating func prefix(_ prefix: String?, at path: JSONPath) {
