@@ -1,5 +1,6 @@
 // Interleavings the state machines once got wrong (RFC 8921 §9.1.10.3, §9.2.7, §9.2.8, §11.1,
 // §11.3, §11.4, Table 6), each replayed step by step between a real client and server machine.
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 
@@ -52,7 +53,7 @@ struct ExactnessMachineTests {
         d.toClient.removeAll()
         for _ in 0...ClientOrderStateMachine.Configuration().retransmission.maximumRetries {
             d.toServer.removeAll()
-            d.client(d.client.timerFired(.retransmission, now: Fixture.at(100)))
+            d.recordClient(d.client.timerFired(.retransmission, now: Fixture.at(100)))
         }
         #expect(d.clientEvents.contains(.negotiationEnded(.noResponse)))
         #expect(d.toServer.map(\.method) == [.cancel, .withdraw])
@@ -251,7 +252,7 @@ struct ExactnessMachineTests {
         d.deliverToServer()
         d.deliverToClient()  // PROCESSING
         d.now = Fixture.at(61)
-        d.server(d.server!.timerFired(.testPeriodEnd, now: d.now))
+        d.recordServer(d.server!.timerFired(.testPeriodEnd, now: d.now))
         #expect(d.server?.state == .cancelled && d.server?.withdrawalPending == false)
         guard case .ack(let ack)? = d.toClient.last else { Issue.record("expected the WITHDRAW's ACK"); return }
         #expect(ack.cpd?.isEmpty == true)
@@ -268,13 +269,13 @@ struct ExactnessMachineTests {
         try d.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
         // Every retransmission unanswered: the alarm is raised and reported.
         let retries = ClientOrderStateMachine.Configuration().retransmission.maximumRetries
-        for _ in 0...retries { d.client(d.client.timerFired(.retransmission, now: Fixture.at(60))) }
+        for _ in 0...retries { d.recordClient(d.client.timerFired(.retransmission, now: Fixture.at(60))) }
         #expect(d.client.withdrawalUnconfirmed)
         #expect(d.clientEvents.contains { if case .withdrawalUnconfirmed = $0 { true } else { false } })
         #expect(try ClientOrderStateMachine(snapshot: d.client.snapshot).withdrawalUnconfirmed)
         // The next cycle is answered PROCESSING: the provider is working on it, no alarm.
         d.toServer.removeAll()
-        d.client(d.client.timerFired(.withdrawalRetry, now: Fixture.at(400)))
+        d.recordClient(d.client.timerFired(.withdrawalRetry, now: Fixture.at(400)))
         d.deliverToServer()
         d.deliverToClient()
         #expect(!d.client.withdrawalUnconfirmed)
@@ -312,7 +313,7 @@ struct ExactnessMachineTests {
         d.toClient.removeAll()
         // The probe retransmits the QUOTATION; the server answers with the OFFER, not PROCESSING.
         d.now = Fixture.at(15)
-        d.client(d.client.timerFired(.silenceProbe, now: d.now))
+        d.recordClient(d.client.timerFired(.silenceProbe, now: d.now))
         #expect(d.toServer.map(\.method) == [.quotation])
         d.deliverToServer()
         #expect(d.toClient.map(\.method) == [.offer])

@@ -1,6 +1,7 @@
 // Scripted exchanges between a client machine and a server machine joined in memory, one test per
 // flow figure of RFC 8921 (Figures 4, 6, 11, 12, 13, 14, 15, 16). Each asserts the message trace
 // the figure draws and the state each side ends in.
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 
@@ -153,7 +154,7 @@ struct FlowFigureTests {
         #expect(d.server?.state == .awaitingProcessing && d.client.state == .serverProcessing)
         // No offer by the original time: both sides give up (§11.1.1, §11.2.1).
         d.now = Fixture.at(300)
-        d.client(d.client.timerFired(.expectedOfferTime, now: d.now))
+        d.recordClient(d.client.timerFired(.expectedOfferTime, now: d.now))
         #expect(d.client.state == .cancelled)
         d.deliverToServer()
         #expect(d.server?.state == .cancelled)

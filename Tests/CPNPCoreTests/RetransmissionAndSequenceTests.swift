@@ -1,5 +1,6 @@
 // RETRANS_TIMER doubling and maximum retries (RFC 8921 §11.4), sequence numbers (§11.3,
 // docs/protocol.md §5.1), cached answers to duplicates, and offer validity (§9.1.8).
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 

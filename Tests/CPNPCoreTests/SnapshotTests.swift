@@ -1,5 +1,6 @@
 // Durable snapshots: every reachable state of both machines survives snapshot → JSON bytes →
 // restore unchanged, and the restored machine re-arms the timers the state needs.
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 

@@ -1,6 +1,7 @@
 // Property-based tests (x-sheep/swift-property-based): random sequences of events applied to a
 // client machine and a server machine joined in memory (local commands and decisions, delivery,
 // loss, duplication, timers, hostile injections) keep the invariants of the order state machines.
+import CPNPTesting
 import Testing
 import PropertyBased
 import Synchronization
@@ -31,14 +32,14 @@ private struct World {
         check(
             a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m) = $0 { m } else { nil } },
             who: "client")
-        d.client(a)
+        d.recordClient(a)
     }
 
     mutating func server(_ a: [ServerOrderStateMachine.Action]) {
         check(
             a, isPersist: { if case .persist = $0 { true } else { false } }, sentMessage: { if case .send(let m, _) = $0 { m } else { nil } },
             who: "server")
-        d.server(a)
+        d.recordServer(a)
     }
 
     mutating func clientCommand(

@@ -1,5 +1,6 @@
 // Walks every (state, event) pair of both order state machines and asserts the outcome RFC 8921
 // prescribes (Figures 8 and 9, Tables 5 and 6 of §10, §11; resolutions in docs/protocol.md §6).
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 

@@ -1,5 +1,6 @@
 // ClientOrderStore on real SQLite files: round trips of a real client machine through its states,
 // history, open orders for restart recovery, lookups, revisions, durability and index use.
+import CPNPTesting
 @testable import CPNPCore
 @testable import CPNPStorage
 import Foundation

@@ -1,5 +1,6 @@
 // ServerOrderStore on real SQLite files: round trips of real machines, atomicity, durability, WAL,
 // two processes' view of one file, exact reservations, the outbox, admin requests, index use, volume.
+import CPNPTesting
 @testable import CPNPCore
 @testable import CPNPStorage
 import Foundation

@@ -58,88 +58,16 @@ func isDiscard(_ actions: [ServerOrderStateMachine.Action]) -> Bool {
     actions.count == 1 && { if case .discard = actions[0] { true } else { false } }()
 }
 
-/// A client machine and a server machine joined in memory: messages sent by one are handed to the
-/// other on request, so that a test reads as the RFC's flow figures, one line per arrow.
-struct Dialogue {
-    var client = ClientOrderStateMachine(customerOrderID: Fixture.customerOrderID)
-    var server: ServerOrderStateMachine?
-    var rng = Fixture.rng()
-    var now = Fixture.start
-    /// Messages in flight, oldest first.
-    var toServer: [CPNPMessage] = []
-    var toClient: [CPNPMessage] = []
-    var clientEvents: [ClientOrderStateMachine.Event] = []
-    var serverEvents: [ServerOrderStateMachine.Event] = []
-    /// Every message, in the order it was sent, as "C>S QUOTATION" / "S>C OFFER".
-    var trace: [String] = []
-    /// Every message each side sent, in order.
-    var sentByClient: [CPNPMessage] = []
-    var sentByServer: [CPNPMessage] = []
+/// The client and server machines joined in memory (Sources/CPNPTesting/MachineDialogue.swift), with
+/// this target's fixtures.
+typealias Dialogue = MachineDialogue
 
-    mutating func client(_ actions: [ClientOrderStateMachine.Action]) {
-        for a in actions {
-            switch a {
-            case .send(let m):
-                toServer.append(m)
-                sentByClient.append(m)
-                trace.append("C>S \(m.method)")
-            case .report(let e): clientEvents.append(e)
-            default: break
-            }
-        }
-    }
-
-    mutating func server(_ actions: [ServerOrderStateMachine.Action]) {
-        for a in actions {
-            switch a {
-            case .send(let m, _):
-                toClient.append(m)
-                sentByServer.append(m)
-                trace.append("S>C \(m.method)")
-            case .report(let e): serverEvents.append(e)
-            default: break
-            }
-        }
-    }
-
-    /// Delivers the oldest message in flight to the server (creating the order for a QUOTATION).
-    @discardableResult
-    mutating func deliverToServer() -> [ServerOrderStateMachine.Action] {
-        let m = toServer.removeFirst()
-        if server == nil, case .quotation(let q) = m {
-            let (sm, actions) = ServerOrderStateMachine.quotationReceived(
-                q, session: Fixture.serverSession, providerOrderID: Fixture.providerOrderID, now: now, using: &rng)
-            server = sm
-            self.server(actions)
-            return actions
-        }
-        let actions = server!.messageReceived(m, session: Fixture.serverSession, now: now, using: &rng)
-        self.server(actions)
-        return actions
-    }
-
-    @discardableResult
-    mutating func deliverToClient() -> [ClientOrderStateMachine.Action] {
-        let m = toClient.removeFirst()
-        let actions = client.messageReceived(m, session: Fixture.clientSession, now: now)
-        self.client(actions)
-        return actions
-    }
-
-    mutating func serverDo(
-        _ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
-    ) throws {
-        var sm = server!
-        let actions = try body(&sm, &rng, now)
-        server = sm
-        self.server(actions)
-    }
-
-    mutating func clientDo(
-        _ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
-    ) throws {
-        let actions = try body(&client, &rng, now)
-        self.client(actions)
+extension MachineDialogue {
+    /// acme's order `acme-2026-0042`, the server's `pa-000117`, at ``Fixture/start``.
+    init() {
+        self.init(
+            customerOrderID: Fixture.customerOrderID, providerOrderID: Fixture.providerOrderID, clientSession: Fixture.clientSession,
+            serverSession: Fixture.serverSession, start: Fixture.start)
     }
 
     /// QUOTATION sent and received; the server holds the order in PQOReceived.

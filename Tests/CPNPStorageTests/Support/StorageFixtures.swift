@@ -61,73 +61,16 @@ enum StoreFixture {
     }
 }
 
-/// A client machine and a server machine joined in memory, each step one arrow of the RFC's figures.
-/// `serverActions` / `clientActions` hold what the last step returned, for building store changes.
-struct Dialogue {
-    var client: ClientOrderStateMachine
-    var server: ServerOrderStateMachine?
-    let providerOrderID: ProviderOrderID
-    var rng: SplitMix64
-    var now = StoreFixture.start
-    var toServer: [CPNPMessage] = []
-    var toClient: [CPNPMessage] = []
-    var serverActions: [ServerOrderStateMachine.Action] = []
-    var clientActions: [ClientOrderStateMachine.Action] = []
+/// The client and server machines joined in memory (Sources/CPNPTesting/MachineDialogue.swift), with
+/// this target's fixtures; `serverActions` / `clientActions` hold what the last step returned, for
+/// building store changes.
+typealias Dialogue = MachineDialogue
 
+extension MachineDialogue {
     init(customerOrderID: String = "acme-2026-0042", providerOrderID: String = "pa-000117", seed: UInt64 = 42) {
-        client = ClientOrderStateMachine(customerOrderID: StoreFixture.customerOrderID(customerOrderID))
-        self.providerOrderID = StoreFixture.providerOrderID(providerOrderID)
-        rng = SplitMix64(seed: seed)
-    }
-
-    var serverMachine: ServerOrderStateMachine { server! }
-
-    private mutating func recordServer(_ actions: [ServerOrderStateMachine.Action]) {
-        serverActions = actions
-        for case .send(let m, _) in actions { toClient.append(m) }
-    }
-
-    private mutating func recordClient(_ actions: [ClientOrderStateMachine.Action]) {
-        clientActions = actions
-        for case .send(let m) in actions { toServer.append(m) }
-    }
-
-    mutating func deliverToServer() {
-        let m = toServer.removeFirst()
-        if server == nil, case .quotation(let q) = m {
-            let (sm, actions) = ServerOrderStateMachine.quotationReceived(
-                q, session: StoreFixture.serverSession, providerOrderID: providerOrderID, now: now, using: &rng)
-            server = sm
-            recordServer(actions)
-            return
-        }
-        var sm = server!
-        let actions = sm.messageReceived(m, session: StoreFixture.serverSession, now: now, using: &rng)
-        server = sm
-        recordServer(actions)
-    }
-
-    mutating func deliverToClient() {
-        let m = toClient.removeFirst()
-        recordClient(client.messageReceived(m, session: StoreFixture.clientSession, now: now))
-    }
-
-    mutating func serverDo(
-        _ body: (inout ServerOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
-    ) throws {
-        var sm = server!
-        let actions = try body(&sm, &rng, now)
-        server = sm
-        recordServer(actions)
-    }
-
-    mutating func clientDo(
-        _ body: (inout ClientOrderStateMachine, inout SplitMix64, CPNPTimestamp) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
-    ) throws {
-        var c = client
-        let actions = try body(&c, &rng, now)
-        client = c
-        recordClient(actions)
+        self.init(
+            customerOrderID: StoreFixture.customerOrderID(customerOrderID), providerOrderID: StoreFixture.providerOrderID(providerOrderID),
+            clientSession: StoreFixture.clientSession, serverSession: StoreFixture.serverSession, start: StoreFixture.start, seed: seed)
     }
 
     /// Client: Created → PQOSent (QUOTATION sent).
