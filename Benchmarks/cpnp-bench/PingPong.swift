@@ -3,10 +3,16 @@ import Histogram
 #if canImport(Glibc)
     import Glibc
 #endif
-// Glibc's `timeval` is owned by whichever module includes <sys/time.h> first; in a release build
-// that can be the toolchain's SwiftOverlayShims, whose import then makes its members visible.
+// The C structs used here (`sockaddr_in`, `timeval`) come from system headers that are not modular:
+// Clang gives each to whichever module includes it first, which changes from build to build (Glibc,
+// the toolchain's SwiftOverlayShims, or SwiftNIO's CNIOLinux, which NIOCore brings into the build).
+// With member import visibility their fields are usable only if that module is imported here, so
+// all three are.
 #if canImport(SwiftOverlayShims)
     import SwiftOverlayShims
+#endif
+#if canImport(CNIOLinux)
+    import CNIOLinux
 #endif
 
 /// The physical reference: a bare UDP ping-pong between two sockets on 127.0.0.1 (blocking system
