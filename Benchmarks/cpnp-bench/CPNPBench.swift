@@ -112,12 +112,12 @@ struct CPNPBench: AsyncParsableCommand {
         guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
         if let count = negotiations, count < 1 { throw ValidationError("--negotiations must be at least 1") }
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
-        if let text = duration, parseDuration(text) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
-        guard parseDuration(warmup) != nil else { throw ValidationError("--warmup: expected e.g. 1s, 500ms") }
-        guard let interval = parseDuration(retransmissionInterval), interval > .zero else {
+        if let text = duration, Duration(text: text) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
+        guard Duration(text: warmup) != nil else { throw ValidationError("--warmup: expected e.g. 1s, 500ms") }
+        guard let interval = Duration(text: retransmissionInterval), interval > .zero else {
             throw ValidationError("--retransmission-interval: expected e.g. 1s, 500ms")
         }
-        guard let responseTime = parseDuration(expectedResponseTime), responseTime > .zero else {
+        guard let responseTime = Duration(text: expectedResponseTime), responseTime > .zero else {
             throw ValidationError("--expected-response-time: expected e.g. 30s")
         }
         guard warmupNegotiations >= 0 else { throw ValidationError("--warmup-negotiations must not be negative") }
@@ -193,13 +193,13 @@ struct CPNPBench: AsyncParsableCommand {
             let settings = LoadRun.Settings(
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
                 request: request, withdraw: withdraw,
-                stop: negotiations.map { .count($0) } ?? .duration(parseDuration(duration ?? "10s")!),
-                warmup: parseDuration(warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
+                stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!),
+                warmup: Duration(text: warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
                 measuresDatabase: database != nil,
                 engine: CPNPClientEngine.Configuration(
                     machine: ClientOrderStateMachine.Configuration(
-                        retransmission: RetransmissionPolicy(initialInterval: parseDuration(retransmissionInterval)!)),
-                    expectedResponseTime: parseDuration(expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
+                        retransmission: RetransmissionPolicy(initialInterval: Duration(text: retransmissionInterval)!)),
+                    expectedResponseTime: Duration(text: expectedResponseTime)!, renewSessionWhenUnanswered: renewSession))
             result = try await LoadRun(settings: settings, progress: progress).run()
         } catch {
             for daemon in daemons { await daemon.stop(keep: true) }
@@ -242,9 +242,6 @@ struct CPNPBench: AsyncParsableCommand {
         return try CPNPPeer.server(host: host, port: port)
     }
 }
-
-/// `30s`, `10m`, `2h`, `500ms`, `1h30m`, or plain seconds (`Duration(text:)`).
-func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

@@ -217,14 +217,12 @@ final class YAMLReader {
     /// number of seconds. Must be positive.
     func duration(_ mapping: Map, _ key: String) -> Duration? {
         guard let node = mapping[key], let text = scalarText(node, at: mapping.path(key), expected: "a duration") else { return nil }
-        guard let duration = Self.parseDuration(text), duration > .zero else {
+        guard let duration = Duration(text: text), duration > .zero else {
             invalid(mapping.path(key), node, "not a positive duration (e.g. 500ms, 30s, 10m, 1h, 1d)")
             return nil
         }
         return duration
     }
-
-    static func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
     /// A size in bytes: an integer, or with a `KiB`, `MiB` or `GiB` suffix.
     func size(_ mapping: Map, _ key: String) -> Int? {

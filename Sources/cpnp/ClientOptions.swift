@@ -189,13 +189,10 @@ func runClientCommand(json: Bool, _ body: () async throws -> Void) async throws 
 
 /// Parses a time given as RFC 3339 or as an offset such as `+30s`, `+10m`, `+2h`.
 func parseTime(_ text: String, now: CPNPTimestamp = SystemWallClock().now()) throws -> CPNPTimestamp {
-    if text.hasPrefix("+"), let offset = parseDuration(String(text.dropFirst())) { return now.adding(offset) }
+    if text.hasPrefix("+"), let offset = Duration(text: String(text.dropFirst())) { return now.adding(offset) }
     guard let time = CPNPTimestamp(rfc3339: text) else { throw CLIError("\(text) is neither an RFC 3339 time nor an offset like +10m") }
     return time
 }
-
-/// `30s`, `10m`, `2h`, `500ms`, `1h30m`, or plain seconds (`Duration(text:)`).
-func parseDuration(_ text: String) -> Duration? { Duration(text: text) }
 
 /// Loads and validates a CPD file; errors name the path in the document.
 func loadCPD(_ file: String) throws -> CPD {

@@ -202,7 +202,7 @@ struct Withdraw: OrderCommand {
 
     func run() async throws {
         try await act(outcome: "withdrawn") { engine, customerOrderID in
-            try await engine.withdraw(customerOrderID, timeout: parseDuration(wait) ?? .seconds(60))
+            try await engine.withdraw(customerOrderID, timeout: Duration(text: wait) ?? .seconds(60))
             return ["order \(customerOrderID) is withdrawn"]
         }
     }

@@ -71,8 +71,8 @@ struct Quote: AsyncParsableCommand {
     func validate() throws {
         if yes && interactive { throw ValidationError("--yes and --interactive exclude each other") }
         if noWait && (yes || interactive) { throw ValidationError("--no-wait excludes --yes and --interactive") }
-        if parseDuration(expectedResponseTime) == nil { throw ValidationError("--expected-response-time: use e.g. 30s, 5m") }
-        if parseDuration(grantMoreTime) == nil { throw ValidationError("--grant-more-time: use e.g. 10m, 24h") }
+        if Duration(text: expectedResponseTime) == nil { throw ValidationError("--expected-response-time: use e.g. 30s, 5m") }
+        if Duration(text: grantMoreTime) == nil { throw ValidationError("--grant-more-time: use e.g. 10m, 24h") }
     }
 
     func run() async throws {
@@ -86,8 +86,8 @@ struct Quote: AsyncParsableCommand {
             }
             let store = try options.store()
             var configuration = CPNPClientEngine.Configuration()
-            configuration.expectedResponseTime = parseDuration(expectedResponseTime) ?? .seconds(30)
-            configuration.moreTime = GrantMoreTime(upTo: parseDuration(grantMoreTime) ?? .seconds(86_400))
+            configuration.expectedResponseTime = Duration(text: expectedResponseTime) ?? .seconds(30)
+            configuration.moreTime = GrantMoreTime(upTo: Duration(text: grantMoreTime) ?? .seconds(86_400))
             let bindHost = peers.first?.address.protocol == .inet6 ? "::" : "0.0.0.0"
             let engine = try await options.engine(store: store, bindHost: bindHost, configuration: configuration)
             do {

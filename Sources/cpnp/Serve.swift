@@ -52,8 +52,8 @@ struct Serve: AsyncParsableCommand {
         }
         let store = try options.store()
         var configuration = CPNPClientEngine.Configuration()
-        configuration.expectedResponseTime = parseDuration(expectedResponseTime) ?? .seconds(30)
-        configuration.moreTime = GrantMoreTime(upTo: parseDuration(grantMoreTime) ?? .seconds(86_400))
+        configuration.expectedResponseTime = Duration(text: expectedResponseTime) ?? .seconds(30)
+        configuration.moreTime = GrantMoreTime(upTo: Duration(text: grantMoreTime) ?? .seconds(86_400))
         let engine = try await options.engine(
             store: store, bindHost: peers.first?.address.protocol == .inet6 ? "::" : "0.0.0.0", configuration: configuration)
         let names = peers.map(\.displayName).joined(separator: ", ")

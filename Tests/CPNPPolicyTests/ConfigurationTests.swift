@@ -478,12 +478,12 @@ struct ConfigurationTests {
     }
 
     @Test func durationsAndSuggestions() {
-        #expect(YAMLReader.parseDuration("1h30m") == .seconds(5400))
-        #expect(YAMLReader.parseDuration("250ms") == .milliseconds(250))
-        #expect(YAMLReader.parseDuration("45") == .seconds(45))
-        #expect(YAMLReader.parseDuration("1.5h") == nil)
-        #expect(YAMLReader.parseDuration("h") == nil)
-        #expect(YAMLReader.parseDuration("10 m") == nil)
+        #expect(Duration(text: "1h30m") == .seconds(5400))
+        #expect(Duration(text: "250ms") == .milliseconds(250))
+        #expect(Duration(text: "45") == .seconds(45))
+        #expect(Duration(text: "1.5h") == nil)
+        #expect(Duration(text: "h") == nil)
+        #expect(Duration(text: "10 m") == nil)
         #expect(YAMLReader.suggestion(for: "capacity-mpbs", among: ["id", "pe", "capacity-mbps"]) == "capacity-mbps")
         #expect(YAMLReader.suggestion(for: "xyz", among: ["id", "pe"]) == nil)
         #expect(YAMLReader.distance(Array("ab".utf8), Array("ba".utf8)) == 1)
