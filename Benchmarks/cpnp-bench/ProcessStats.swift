@@ -14,6 +14,10 @@ struct ProcessSample: Sendable {
     /// Current resident set size (VmRSS), bytes.
     var residentBytes: Int64?
     var threads: Int?
+    /// Bytes the process read and wrote through file system calls (/proc/PID/io `rchar`, `wchar`;
+    /// sockets are not counted): its store's reads and writes, WAL and checkpoints included.
+    var fileReadBytes: Int64?
+    var fileWrittenBytes: Int64?
 
     /// Reads /proc/PID/stat and /proc/PID/status; nil when the process is gone or not on Linux.
     static func read(pid: Int32?) -> ProcessSample? {
@@ -38,6 +42,17 @@ struct ProcessSample: Sendable {
                 }
             }
         }
+        if let io = try? String(contentsOfFile: base + "/io", encoding: .utf8) {
+            for line in io.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2 else { continue }
+                switch parts[0] {
+                case "rchar:": sample.fileReadBytes = Int64(parts[1])
+                case "wchar:": sample.fileWrittenBytes = Int64(parts[1])
+                default: break
+                }
+            }
+        }
         return sample
     }
 }
@@ -53,6 +68,8 @@ extension ProcessSample {
             total.peakResidentBytes = total.peakResidentBytes.map { $0 + (sample.peakResidentBytes ?? 0) }
             total.residentBytes = total.residentBytes.map { $0 + (sample.residentBytes ?? 0) }
             total.threads = total.threads.map { $0 + (sample.threads ?? 0) }
+            total.fileReadBytes = total.fileReadBytes.map { $0 + (sample.fileReadBytes ?? 0) }
+            total.fileWrittenBytes = total.fileWrittenBytes.map { $0 + (sample.fileWrittenBytes ?? 0) }
         }
         return total
     }

@@ -56,6 +56,12 @@ struct Report {
         return after.cpuSeconds - before.cpuSeconds
     }
 
+    /// Bytes the server read or wrote through file system calls during the run.
+    func serverFileBytes(_ figure: KeyPath<ProcessSample, Int64?>) -> Int64? {
+        guard let after = run.serverAfter?[keyPath: figure], let before = run.serverBefore?[keyPath: figure] else { return nil }
+        return after - before
+    }
+
     static let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
 
     /// ms, from a histogram in µs.
@@ -139,6 +145,12 @@ struct Report {
             line(
                 "server memory            peak RSS (VmHWM) \(mib(after.peakResidentBytes)), RSS at end \(mib(after.residentBytes)), \(after.threads.map(String.init) ?? "?") threads"
             )
+            if let read = serverFileBytes(\.fileReadBytes), let written = serverFileBytes(\.fileWrittenBytes), run.tally.completed > 0 {
+                let negotiations = Double(run.tally.completed)
+                line(
+                    "server file I/O          \(f(Double(written) / negotiations / 1_024)) KiB written, \(f(Double(read) / negotiations / 1_024)) KiB read per negotiation (store, WAL and checkpoints)"
+                )
+            }
         } else {
             line("server CPU / memory      n/a (give --server-pid)")
         }
@@ -202,6 +214,8 @@ struct Report {
                 ("cpu-percent-of-one-core", n(100 * (after.cpuSeconds - before.cpuSeconds) / max(run.seconds, 1e-9))),
                 ("peak-rss-bytes", i64(after.peakResidentBytes)), ("rss-bytes", i64(after.residentBytes)),
                 ("threads", after.threads.map(i) ?? .null),
+                ("file-read-bytes", i64(after.fileReadBytes.flatMap { read in before.fileReadBytes.map { read - $0 } })),
+                ("file-written-bytes", i64(after.fileWrittenBytes.flatMap { written in before.fileWrittenBytes.map { written - $0 } })),
             ])
         }
         var pairs: [(String, JSONValue)] = [
