@@ -125,7 +125,7 @@ struct Preloader {
             let quotation = try Self.quotation(
                 client.quote(
                     requestedCPD: request, expectedResponseTime: quotedAt.adding(.seconds(30)), session: clientSession, now: quotedAt, using: &rng))
-            let providerOrderID = ProviderOrderID.random(using: &rng)
+            let providerOrderID = ProviderOrderID.timeOrdered(at: quotedAt, using: &rng)
             var (server, actions) = ServerOrderStateMachine.quotationReceived(
                 quotation, session: serverSession, providerOrderID: providerOrderID, now: quotedAt, using: &rng)
             actions += try server.acknowledge(expectedOfferTime: quotedAt.adding(.seconds(60)), now: quotedAt)

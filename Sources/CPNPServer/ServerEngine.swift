@@ -403,11 +403,11 @@ public actor CPNPServerEngine {
             return
         }
         // A provider order id never equals a customer order id of that client (§13).
-        var providerOrderID = ProviderOrderID.random(using: &rng)
+        var providerOrderID = ProviderOrderID.timeOrdered(at: now, using: &rng)
         while providerOrderID.rawValue == quotation.customerOrderID.rawValue || orders[providerOrderID] != nil
             || ((try? store.customerOrderIDExists(clientIdentity: identity, providerOrderID.rawValue)) ?? false)
         {
-            providerOrderID = ProviderOrderID.random(using: &rng)
+            providerOrderID = ProviderOrderID.timeOrdered(at: now, using: &rng)
         }
         let (machine, actions) = ServerOrderStateMachine.quotationReceived(
             quotation, session: datagram.session, providerOrderID: providerOrderID, now: now, configuration: machineConfiguration,

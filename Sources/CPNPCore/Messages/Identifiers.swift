@@ -68,10 +68,18 @@ public struct ProviderOrderID: Sendable, Hashable, CustomStringConvertible, Comp
         self.rawValue = rawValue
     }
 
-    /// A fresh identifier `prefix` + 24 hex characters of randomness. Callers must make sure it
-    /// never equals a customer order id of the same client (RFC 8921 §13).
-    public static func random(prefix: String = "po-", using rng: inout some RandomNumberGenerator) -> ProviderOrderID {
-        ProviderOrderID(prefix + randomHex(bytes: 12, using: &rng))!
+    /// A fresh identifier `prefix` + the creation time (12 hex characters of milliseconds since 1970)
+    /// + 16 hex characters of randomness. Identifiers made later sort later, so the store's indexes
+    /// keyed by the provider order id grow at their end instead of at random pages
+    /// (docs/design/storage.md); the 64 random bits keep it unguessable (RFC 8921 §13). Callers must
+    /// make sure it never equals a customer order id of the same client.
+    public static func timeOrdered(at time: CPNPTimestamp, prefix: String = "po-", using rng: inout some RandomNumberGenerator) -> ProviderOrderID {
+        let milliseconds = UInt64(clamping: max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
+        let hex = Array("0123456789abcdef".utf8)
+        var clock: [UInt8] = []
+        clock.reserveCapacity(12)
+        for shift in stride(from: 44, through: 0, by: -4) { clock.append(hex[Int((milliseconds >> UInt64(shift)) & 0xF)]) }
+        return ProviderOrderID(prefix + String(decoding: clock, as: UTF8.self) + randomHex(bytes: 8, using: &rng))!
     }
 
     public var description: String { rawValue }
