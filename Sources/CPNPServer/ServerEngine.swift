@@ -841,8 +841,8 @@ public actor CPNPServerEngine {
                 live.offered = []
                 live.updateTarget = nil
                 reservationsChanged = true
-                outbox.append(outboxEvent(.agreement, payload: Self.payload(agreement, live)))
-                if agreement.activation == .active { outbox.append(outboxEvent(.activation, payload: Self.payload(agreement, live))) }
+                outbox.append(outboxEvent(.agreement, agreement, live))
+                if agreement.activation == .active { outbox.append(outboxEvent(.activation, agreement, live)) }
             case .negotiationEnded:
                 live.offered = []
                 live.updateTarget = nil
@@ -852,16 +852,16 @@ public actor CPNPServerEngine {
             case .withdrawn(let agreement):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(outboxEvent(.withdrawal, payload: Self.payload(agreement, live)))
+                outbox.append(outboxEvent(.withdrawal, agreement, live))
             case .testPeriodEnded(let agreement):
                 live.committed = []
                 reservationsChanged = true
-                outbox.append(outboxEvent(.expiry, payload: Self.payload(agreement, live)))
+                outbox.append(outboxEvent(.expiry, agreement, live))
             case .activationChanged(let status):
                 if let agreement = live.machine.agreement {
                     switch status {
-                    case .active: outbox.append(outboxEvent(.activation, payload: Self.payload(agreement, live)))
-                    case .inactive: outbox.append(outboxEvent(.deactivation, payload: Self.payload(agreement, live)))
+                    case .active: outbox.append(outboxEvent(.activation, agreement, live))
+                    case .inactive: outbox.append(outboxEvent(.deactivation, agreement, live))
                     case .scheduled: break
                     }
                 }
@@ -957,10 +957,14 @@ public actor CPNPServerEngine {
     }
 
     /// A provisioning event of the order (RFC 8921 §8.2), recorded as delivered when no hook takes it.
-    private func outboxEvent(_ kind: OutboxEventKind, payload: JSONValue) -> OutboxEvent {
-        OutboxEvent(kind: kind, payload: payload, delivered: !ProvisioningWorker.handsOff(kind, configuration.provisioning))
+    /// An event of the agreement, its accepted CPD stored once and named by the event (docs/design/storage.md).
+    private func outboxEvent(_ kind: OutboxEventKind, _ agreement: Agreement, _ live: LiveOrder) -> OutboxEvent {
+        OutboxEvent(
+            kind: kind, payload: Self.payload(agreement, live), document: agreement.acceptedCPD,
+            delivered: !ProvisioningWorker.handsOff(kind, configuration.provisioning))
     }
 
+    /// The provisioning hook's view of the agreement; its CPD follows under `cpd` (``OutboxEvent/document``).
     static func payload(_ agreement: Agreement, _ live: LiveOrder) -> JSONValue {
         .object(
             JSONObject([
@@ -970,7 +974,6 @@ public actor CPNPServerEngine {
                 ("activation-type", .string(agreement.activationType.rawValue)),
                 ("activation", .string(agreement.activation.description)),
                 ("purpose", .string(agreement.purpose.rawValue)),
-                ("cpd", agreement.acceptedCPD.json),
             ]))
     }
 

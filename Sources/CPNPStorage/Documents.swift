@@ -22,16 +22,19 @@ final class DocumentTable: Sendable {
     /// A snapshot written with references, and the documents it names that are not known committed.
     struct Written: Sendable {
         var snapshot: String
+        /// The references of the `also` documents, in order.
+        var alsoReferences: [String] = []
         var newDocuments: [(reference: String, body: String)]
         var newReferences: [CPD: String]
     }
 
-    /// Writes `snapshot()` with each CPD as its reference, encoding only the documents not known committed.
-    func write(_ snapshot: () -> JSONValue) -> Written {
+    /// Writes `snapshot()` with each CPD as its reference, and names the `also` documents (an outbox
+    /// event's) the same way, encoding only the documents not known committed.
+    func write(_ snapshot: () -> JSONValue, also: [CPD] = []) -> Written {
         let known = committed.withLock { $0 }
         var newDocuments: [(reference: String, body: String)] = []
         var newReferences: [CPD: String] = [:]
-        let text = CPDReferences.writing({ document in
+        func reference(_ document: CPD) -> String {
             if let reference = known[document] ?? newReferences[document] { return reference }
             let bytes = document.compactJSON
             let body = String(decoding: bytes, as: UTF8.self)
@@ -39,8 +42,10 @@ final class DocumentTable: Sendable {
             newDocuments.append((reference, body))
             newReferences[document] = reference
             return reference
-        }) { StoreDatabase.text(snapshot()) }
-        return Written(snapshot: text, newDocuments: newDocuments, newReferences: newReferences)
+        }
+        let text = CPDReferences.writing({ reference($0) }) { StoreDatabase.text(snapshot()) }
+        let alsoReferences = also.map { reference($0) }
+        return Written(snapshot: text, alsoReferences: alsoReferences, newDocuments: newDocuments, newReferences: newReferences)
     }
 
     /// Inserts the new documents of `written`, inside the transaction that writes its snapshot.
@@ -64,6 +69,12 @@ final class DocumentTable: Sendable {
                 let hex = String(byte, radix: 16)
                 return byte < 16 ? "0" + hex : hex
             }.joined()
+    }
+
+    /// The JSON of the stored document `reference`; nil when there is none.
+    static func body(_ reference: String, in connection: any SQLConnection) throws -> JSONValue? {
+        guard let text = try connection.scalarText(bodySQL, [reference]) else { return nil }
+        return try StoreDatabase.json(text, table: "documents", key: reference)
     }
 
     /// Decodes a snapshot whose references are read from `connection` (each document decoded once, shared).

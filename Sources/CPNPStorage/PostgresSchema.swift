@@ -107,7 +107,13 @@ enum PostgresSchema {
         ("server-pg-v2-instances", instancesSQL),
         ("server-pg-v3-clients", clientsSQL),
         ("server-pg-v4-webhooks", webhooksSQL),
+        ("server-pg-v5-outbox-documents", outboxDocumentsSQL),
     ]
+
+    /// An outbox event names its CPD (table `documents`) instead of holding a copy in its payload: an
+    /// agreement wrote the document twice more (its agreement and activation events). Rows written
+    /// before keep theirs inline (`document` NULL). The SQLite store: migration `server-v8-outbox-documents`.
+    static let outboxDocumentsSQL = ["ALTER TABLE outbox ADD COLUMN document TEXT"]
 
     /// Webhook subscriptions and their durable deliveries (docs/api.md), filled from the audit trail
     /// past a cursor. Portable SQL: the SQLite store has the same tables (migration `server-v7-webhooks`).

@@ -206,6 +206,9 @@ public final class ServerOrderStore: Sendable {
         migrations.registerMigration("server-v7-webhooks") { connection in
             for statement in PostgresSchema.webhooksSQL { try connection.execute(sql: statement) }
         }
+        migrations.registerMigration("server-v8-outbox-documents") { connection in
+            for statement in PostgresSchema.outboxDocumentsSQL { try connection.execute(sql: statement) }
+        }
         return migrations
     }
 
@@ -253,7 +256,7 @@ public final class ServerOrderStore: Sendable {
         }
         static let upsertReservationTotals = "INSERT INTO reservation_totals (resource_id, direction, kind, total)"
         static let upsertReservationTotalsConflict = "ON CONFLICT (resource_id, direction, kind) DO UPDATE SET total = excluded.total"
-        static let outboxColumns = "id, provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at, last_error"
+        static let outboxColumns = "id, provider_order_id, kind, payload, document, created_at, attempts, next_attempt_at, delivered_at, last_error"
         /// Undelivered events that are due and first in line for their order.
         static let dueOutbox = """
             SELECT \(outboxColumns) FROM outbox AS o
@@ -397,9 +400,12 @@ public final class ServerOrderStore: Sendable {
             throw StoreError.reservationsOnClosedOrder(providerOrderID: change.machine.providerOrderID.rawValue)
         }
         guard !change.clientIdentity.isEmpty else { throw StoreError.invalidArgument("the client identity is empty") }
+        for event in change.outbox where event.document != nil {
+            guard case .object = event.payload else { throw StoreError.invalidArgument("an outbox event with a document needs an object payload") }
+        }
         return Prepared(
-            written: documents.write { change.machine.snapshot }, isOpen: open, resident: change.resident,
-            outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
+            written: documents.write({ change.machine.snapshot }, also: change.outbox.compactMap(\.document)), isOpen: open,
+            resident: change.resident, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 
     private static func commit(_ change: OrderChange, prepared: Prepared, in connection: any SQLConnection) throws -> Int64 {
@@ -471,12 +477,13 @@ public final class ServerOrderStore: Sendable {
                     change.clientIdentity,
                 ]
             })
+        var documentReferences = prepared.written.alsoReferences.makeIterator()
         try connection.insertLater(
-            "INSERT INTO outbox (provider_order_id, kind, payload, created_at, attempts, next_attempt_at, delivered_at)",
+            "INSERT INTO outbox (provider_order_id, kind, payload, document, created_at, attempts, next_attempt_at, delivered_at)",
             rows: zip(change.outbox, prepared.outboxPayloads).map { event, payload in
                 [
-                    providerOrderID, event.kind.rawValue, payload, changedAt, 0, event.notBefore.map(StoreDatabase.ms) ?? changedAt,
-                    event.delivered ? changedAt : nil,
+                    providerOrderID, event.kind.rawValue, payload, event.document == nil ? nil : documentReferences.next(), changedAt, 0,
+                    event.notBefore.map(StoreDatabase.ms) ?? changedAt, event.delivered ? changedAt : nil,
                 ]
             })
         for request in change.processedAdminRequests {
@@ -869,7 +876,9 @@ public final class ServerOrderStore: Sendable {
     /// ``markAttemptFailed(id:error:nextAttemptAt:)``; an event neither marked is returned again (after a
     /// crash, at-least-once delivery).
     public func dueOutbox(now: CPNPTimestamp, limit: Int = 100) throws -> [OutboxEntry] {
-        try database.read { connection in try connection.query(SQL.dueOutbox, [StoreDatabase.ms(now), limit]).map(Self.outboxEntry) }
+        try database.read { connection in
+            try connection.query(SQL.dueOutbox, [StoreDatabase.ms(now), limit]).map { try Self.outboxEntry($0, in: connection) }
+        }
     }
 
     /// When the next event first in line for its order becomes due (possibly in the past), or nil when
@@ -903,7 +912,7 @@ public final class ServerOrderStore: Sendable {
     public func outbox(providerOrderID: ProviderOrderID) throws -> [OutboxEntry] {
         try database.read { connection in
             try connection.query("SELECT \(SQL.outboxColumns) FROM outbox WHERE provider_order_id = ? ORDER BY id", [providerOrderID.rawValue])
-                .map(Self.outboxEntry)
+                .map { try Self.outboxEntry($0, in: connection) }
         }
     }
 
@@ -928,7 +937,7 @@ public final class ServerOrderStore: Sendable {
                     "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                     [claimant, nowMilliseconds + Self.milliseconds(lease), try row.integer("id")])
             }
-            return try rows.map(Self.outboxEntry)
+            return try rows.map { try Self.outboxEntry($0, in: connection) }
         }
     }
 
@@ -1174,12 +1183,22 @@ public final class ServerOrderStore: Sendable {
         return kind
     }
 
-    private static func outboxEntry(_ row: SQLRow) throws -> OutboxEntry {
+    /// An outbox row, its document (``OutboxEvent/document``) read from `documents` into the payload.
+    private static func outboxEntry(_ row: SQLRow, in connection: any SQLConnection) throws -> OutboxEntry {
         let entryID = try row.integer("id")
+        var payload = try StoreDatabase.json(try row.text("payload"), table: "outbox", key: String(entryID))
+        if let reference = try row.optionalText("document") {
+            guard case .object(var members) = payload, let document = try DocumentTable.body(reference, in: connection) else {
+                throw StoreError.corruptRow(
+                    table: "outbox", key: String(entryID), reason: "document \(reference.prefix(80)) not stored, or the payload is not an object")
+            }
+            members["cpd"] = document
+            payload = .object(members)
+        }
         return OutboxEntry(
             id: entryID, providerOrderID: try providerOrderID(try row.text("provider_order_id"), table: "outbox"),
             kind: OutboxEventKind(rawValue: try row.text("kind")),
-            payload: try StoreDatabase.json(try row.text("payload"), table: "outbox", key: String(entryID)),
+            payload: payload,
             createdAt: StoreDatabase.time(try row.integer("created_at")), attempts: Int(try row.integer("attempts")),
             nextAttemptAt: StoreDatabase.time(try row.integer("next_attempt_at")),
             deliveredAt: StoreDatabase.time(try row.optionalInteger("delivered_at")), lastError: try row.optionalText("last_error"))

@@ -109,15 +109,20 @@ public struct OutboxEvent: Sendable, Hashable {
     public var kind: OutboxEventKind
     /// The order as JSON, handed to the provisioning hook.
     public var payload: JSONValue
+    /// The order's CPD, stored once (table `documents`) and named by its reference in the event's row
+    /// (docs/design/storage.md); a reader finds it in ``OutboxEntry/payload`` under `cpd`, after the
+    /// payload's own members. Requires an object payload.
+    public var document: CPD?
     /// First delivery attempt not before this time; nil = at the change's time.
     public var notBefore: CPNPTimestamp?
     /// Recorded as delivered when committed: nothing is configured to receive this event, so it stays
     /// in the log (audit) without a delivery round.
     public var delivered: Bool
 
-    public init(kind: OutboxEventKind, payload: JSONValue, notBefore: CPNPTimestamp? = nil, delivered: Bool = false) {
+    public init(kind: OutboxEventKind, payload: JSONValue, document: CPD? = nil, notBefore: CPNPTimestamp? = nil, delivered: Bool = false) {
         self.kind = kind
         self.payload = payload
+        self.document = document
         self.notBefore = notBefore
         self.delivered = delivered
     }
@@ -129,6 +134,7 @@ public struct OutboxEntry: Sendable, Hashable {
     public var id: Int64
     public var providerOrderID: ProviderOrderID
     public var kind: OutboxEventKind
+    /// The event's payload, with its document (``OutboxEvent/document``) under `cpd`.
     public var payload: JSONValue
     public var createdAt: CPNPTimestamp
     /// Delivery attempts made so far (successful or not).

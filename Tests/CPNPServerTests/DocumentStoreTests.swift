@@ -56,11 +56,48 @@ struct DocumentStoreTests {
             #expect(!snapshot.contains("\"customer-node\""), "\(order): a document is inline")
             #expect(snapshot.utf8.count < 6_000, "\(order): \(snapshot.utf8.count) bytes")
         }
+        // The provisioning events (agreement, activation) name the agreement's document too.
+        let outboxRows = try Self.outboxRows(paths.database)
+        #expect(outboxRows.count == 10)
+        for row in outboxRows {
+            #expect(row.document?.hasPrefix(CPDReferences.prefix) == true, "\(row.kind): no document reference")
+            #expect(!row.payload.contains("\"cpd\"") && row.payload.utf8.count < 400, "\(row.kind): a document is inline: \(row.payload)")
+        }
         // A fresh store (no memory of what was committed) reads every order back with its documents.
         let reopened = try ServerOrderStore(path: paths.database)
         let open = try reopened.openOrders()
         #expect(open.count == 5)
         #expect(open.allSatisfy { $0.machine.agreement?.acceptedCPD == open[0].machine.agreement?.acceptedCPD && $0.machine.agreement != nil })
+        // and each event with its CPD, as the provisioning hook receives it.
+        for order in open {
+            let events = try reopened.outbox(providerOrderID: order.providerOrderID)
+            #expect(events.map(\.kind) == [.agreement, .activation])
+            for event in events {
+                let payload = try event.payload.object(at: .root)
+                #expect(payload["cpd"] == order.machine.agreement?.acceptedCPD.json)
+                #expect(payload["provider-order-id"] == .string(order.providerOrderID.rawValue))
+            }
+        }
+    }
+
+    static func outboxRows(_ store: String) throws -> [(kind: String, payload: String, document: String?)] {
+        try DatabaseQueue(path: store).read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, payload, document FROM outbox ORDER BY id").map { ($0[0], $0[1], $0[2]) }
+        }
+    }
+
+    @Test func anOutboxEventNamingAMissingDocumentIsACorruptRowNamingIt() async throws {
+        let paths = TestPaths()
+        let (engine, sink) = try Self.engine(paths)
+        let acme = TestCustomer("acme", port: 40_703)
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-doc-event-lost")!)
+        try await acme.agree(&order, CPD.marseille(min: 10, max: 50), engine: engine, sink: sink, now: SystemWallClock().now())
+        try await DatabaseQueue(path: paths.database).write { db in try db.execute(sql: "DELETE FROM documents") }
+        #expect {
+            _ = try ServerOrderStore(path: paths.database).outbox(providerOrderID: try #require(order.providerOrderID))
+        } throws: { error in
+            "\(error)".contains("outbox") && "\(error)".contains("sha256:")
+        }
     }
 
     @Test func aSnapshotNamingAMissingDocumentIsACorruptRowNamingIt() async throws {
@@ -108,6 +145,12 @@ struct DocumentStoreTests {
         #expect(try store.reservationTotalMismatches() == [])
         let audit = try store.audit(providerOrderID: agreement.providerOrderID).map(\.event)
         #expect(audit.first == "QUOTATION received" && audit.count > 5, "the previous release's audit trail is kept: \(audit)")
+        // Its provisioning events: those of the previous release hold their CPD inline, the withdrawal
+        // names it; all read with the agreement's CPD.
+        let events = try store.outbox(providerOrderID: agreement.providerOrderID)
+        #expect(events.map(\.kind) == [.agreement, .activation, .withdrawal])
+        for event in events { #expect(try event.payload.object(at: .root)["cpd"] == agreement.acceptedCPD.json, "\(event.kind)") }
+        #expect(try Self.outboxRows(paths.database).filter { $0.document != nil }.map(\.kind) == ["withdrawal"])
 
         // The withdrawn order is rewritten with references; the untouched one keeps its inline
         // documents and still reads back; a new negotiation on the migrated file works.

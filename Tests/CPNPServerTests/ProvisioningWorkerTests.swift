@@ -69,6 +69,9 @@ struct ProvisioningWorkerTests {
         let first = try JSONParser.parse(Array(lines[0].utf8)).object(at: .root)
         #expect(first["event"] == .string("agreed"))
         #expect(first["provider-order-id"] == .string(order.providerOrderID!.rawValue))
+        // The order with its agreed CPD, read from the documents table (stored once).
+        let agreed = try #require(first["order"]).object(at: .root)
+        #expect(agreed["cpd"] == order.agreement?.acceptedCPD.json)
         let second = try JSONParser.parse(Array(lines[1].utf8)).object(at: .root)
         #expect(second["event"] == .string("activated"))
         // Each carries the id of its event, for a hook to ignore a repeated delivery.

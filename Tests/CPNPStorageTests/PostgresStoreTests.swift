@@ -51,7 +51,7 @@ struct PostgresStoreTests {
         #expect(
             try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
                 .split(separator: "\n").map(String.init) == [
-                    "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks",
+                    "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks", "server-pg-v5-outbox-documents",
                 ])
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
@@ -235,13 +235,17 @@ struct PostgresStoreTests {
             OrderChange(
                 machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
                 outbox: [
-                    OutboxEvent(kind: .agreement, payload: StoreFixture.payload(m, "agreement")),
+                    OutboxEvent(kind: .agreement, payload: StoreFixture.payload(m, "agreement"), document: m.requestedCPD),
                     OutboxEvent(kind: .activation, payload: StoreFixture.payload(m, "activation")),
                 ]))
         try a.heartbeat(instance: "a", address: "", now: StoreFixture.at(1))
         try b.heartbeat(instance: "b", address: "", now: StoreFixture.at(1))
         let first = try a.claimDueOutbox(claimant: "a", now: StoreFixture.at(1), lease: .seconds(60), limit: 10)
         #expect(first.map(\.kind) == [.agreement])
+        // Its document, stored once, is read back into the payload (under `cpd`, after its own members).
+        var expected = try StoreFixture.payload(m, "agreement").object(at: .root)
+        expected["cpd"] = m.requestedCPD.json
+        #expect(first.first?.payload == .object(expected))
         // The other worker waits: the event is claimed, the next one is not first in line.
         #expect(try b.claimDueOutbox(claimant: "b", now: StoreFixture.at(2), lease: .seconds(60), limit: 10).isEmpty)
         // a died while handing it off: its claim lapses with its heartbeat (5 s), whatever the claim's own
