@@ -197,7 +197,7 @@ public final class ClientOrderStore: Sendable {
     public func save(_ change: ClientOrderChange) throws -> Int64 {
         let machine = change.machine
         let customerOrderID = machine.customerOrderID.rawValue
-        let written = documents.write { machine.snapshot }
+        let written = documents.write { machine.snapshotJSON(reference: $0) }
         let snapshot = written.snapshot
         let open = Self.isOpen(machine)
         let changedAt = StoreDatabase.ms(change.at)

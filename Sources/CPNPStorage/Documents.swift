@@ -28,9 +28,9 @@ final class DocumentTable: Sendable {
         var newReferences: [CPD: String]
     }
 
-    /// Writes `snapshot()` with each CPD as its reference, and names the `also` documents (an outbox
-    /// event's) the same way, encoding only the documents not known committed.
-    func write(_ snapshot: () -> JSONValue, also: [CPD] = []) -> Written {
+    /// Writes a snapshot with each CPD as its reference (`snapshot` is given the naming), and names the
+    /// `also` documents (an outbox event's) the same way, encoding only the documents not known committed.
+    func write(_ snapshot: (_ reference: @escaping (CPD) -> String) -> [UInt8], also: [CPD] = []) -> Written {
         let known = committed.withLock { $0 }
         var newDocuments: [(reference: String, body: String)] = []
         var newReferences: [CPD: String] = [:]
@@ -43,7 +43,7 @@ final class DocumentTable: Sendable {
             newReferences[document] = reference
             return reference
         }
-        let text = CPDReferences.writing({ reference($0) }) { StoreDatabase.text(snapshot()) }
+        let text = String(decoding: snapshot(reference), as: UTF8.self)
         let alsoReferences = also.map { reference($0) }
         return Written(snapshot: text, alsoReferences: alsoReferences, newDocuments: newDocuments, newReferences: newReferences)
     }

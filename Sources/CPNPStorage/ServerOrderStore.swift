@@ -404,7 +404,7 @@ public final class ServerOrderStore: Sendable {
             guard case .object = event.payload else { throw StoreError.invalidArgument("an outbox event with a document needs an object payload") }
         }
         return Prepared(
-            written: documents.write({ change.machine.snapshot }, also: change.outbox.compactMap(\.document)), isOpen: open,
+            written: documents.write({ change.machine.snapshotJSON(reference: $0) }, also: change.outbox.compactMap(\.document)), isOpen: open,
             resident: change.resident, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 

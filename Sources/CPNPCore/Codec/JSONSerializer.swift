@@ -13,26 +13,52 @@ public enum JSONSerializer {
         return writer.out
     }
 
-    /// Encodes `object` compactly with the value of its member `key` written as `bytes`, the
-    /// compact JSON of that value encoded before.
-    static func serialize(_ object: JSONObject, writingMember key: String, as bytes: [UInt8]) -> [UInt8] {
-        var writer = Writer(pretty: false)
-        writer.rawMember = (key, bytes)
-        writer.write(.object(object))
-        return writer.out
-    }
-
     /// Encodes `value` as a `String`; `pretty` indents with two spaces for human display.
     public static func serializeString(_ value: JSONValue, pretty: Bool = false) -> String {
         String(decoding: serialize(value, pretty: pretty), as: UTF8.self)
+    }
+
+    /// Appends `value`'s compact encoding to `out` (``JSONWriter``).
+    static func append(_ value: JSONValue, to out: inout [UInt8]) {
+        var writer = Writer(pretty: false)
+        swap(&writer.out, &out)
+        writer.write(value)
+        swap(&writer.out, &out)
+    }
+
+    /// Appends `text` as a JSON string, escaped minimally.
+    static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copied in one piece.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: text.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x00..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }
 
 private struct Writer {
     let pretty: Bool
     var out: [UInt8] = []
-    /// A member of the top-level object whose value is written as these bytes.
-    var rawMember: (key: String, bytes: [UInt8])?
 
     init(pretty: Bool) {
         self.pretty = pretty
@@ -97,11 +123,7 @@ private struct Writer {
                     out.append(UInt8(ascii: ":"))
                     if pretty { out.append(UInt8(ascii: " ")) }
                     stack.append(.object(object, next: next + 1))
-                    if stack.count == 1, let rawMember, rawMember.key == member.key {
-                        out.append(contentsOf: rawMember.bytes)
-                    } else {
-                        pending = member.value
-                    }
+                    pending = member.value
                 }
             }
         }
@@ -113,31 +135,5 @@ private struct Writer {
         for _ in 0..<depth * 2 { out.append(UInt8(ascii: " ")) }
     }
 
-    mutating func writeString(_ text: String) {
-        out.append(UInt8(ascii: "\""))
-        // Most strings need no escape: copied in one piece.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.append(contentsOf: text.utf8)
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0C: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x00..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    mutating func writeString(_ text: String) { JSONSerializer.appendString(text, to: &out) }
 }

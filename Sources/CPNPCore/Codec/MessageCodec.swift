@@ -150,74 +150,91 @@ public enum CPNPCodec {
             providerOrderID: try? reader.required(Key.providerOrderID, MessageReader.providerOrderID))
     }
 
-    /// Encodes a message as compact, deterministic JSON bytes.
+    /// Encodes a message as compact, deterministic JSON bytes, written member by member (no tree); a
+    /// CPD's bytes are those it encoded once (``ConnectivityProvisioningDocument/compactJSON``).
     public static func encode(_ message: CPNPMessage) -> [UInt8] {
-        guard let document = message.carriedCPD else { return JSONSerializer.serialize(encodeJSON(message)) }
-        // The CPD's bytes are encoded once per document and written in place of its value.
-        guard case .object(let object) = encodeJSON(message, document: { _ in .null }) else { return [] }
-        return JSONSerializer.serialize(object, writingMember: Key.cpd, as: document.compactJSON)
+        var writer = JSONWriter(capacity: 320 + (message.carriedCPD?.compactJSON.count ?? 0))
+        write(message, into: &writer) { document, writer in writer.raw(document.compactJSON) }
+        return writer.bytes
     }
 
-    /// Encodes a message as a JSON value with the keys in the fixed order of docs/protocol.md §2.3.
+    /// The encoding of ``encode(_:)`` as a JSON value (tools, tests), the keys in the fixed order of
+    /// docs/protocol.md §2.3.
     public static func encodeJSON(_ message: CPNPMessage) -> JSONValue {
-        encodeJSON(message, document: \.json)
+        // Parsing what was just written cannot fail; the limits are those of a stored value, not of a datagram.
+        (try? JSONParser.parse(encode(message), limits: .init(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20))) ?? .null
     }
 
-    /// As ``encodeJSON(_:)``, with each CPD written by `document` (snapshots write a reference, ``CPDReferences``).
-    static func encodeJSON(_ message: CPNPMessage, document: (CPD) -> JSONValue) -> JSONValue {
-        var object = JSONObject()
-        object[Key.version] = .number(CPNPDecimal(Int64(CPNPMessage.version)))
-        object[Key.method] = .number(CPNPDecimal(Int64(message.method.rawValue)))
-        object[Key.sequenceNumber] = .number(CPNPDecimal(Int64(message.sequenceNumber)))
-        object[Key.transactionID] = .string(message.transactionID.rawValue)
-        object[Key.customerOrderID] = .string(message.customerOrderID.rawValue)
-        if let providerOrderID = message.providerOrderID { object[Key.providerOrderID] = .string(providerOrderID.rawValue) }
-        if let nonce = message.nonce { object[Key.nonce] = .string(nonce.rawValue) }
-        func time(_ timestamp: CPNPTimestamp?) -> JSONValue? { timestamp.map { .string($0.rfc3339) } }
+    /// Writes `message` as one JSON object, each CPD written by `document` (snapshots write a
+    /// reference, ``CPDReferences``), the keys in the fixed order of docs/protocol.md §2.3.
+    static func write(_ message: CPNPMessage, into writer: inout JSONWriter, document: (CPD, inout JSONWriter) -> Void) {
+        writer.beginObject()
+        writer.member(Key.version, CPNPMessage.version)
+        writer.member(Key.method, message.method.rawValue)
+        writer.member(Key.sequenceNumber, message.sequenceNumber)
+        writer.member(Key.transactionID, message.transactionID.rawValue)
+        writer.member(Key.customerOrderID, message.customerOrderID.rawValue)
+        writer.member(Key.providerOrderID, ifPresent: message.providerOrderID?.rawValue)
+        writer.member(Key.nonce, ifPresent: message.nonce?.rawValue)
+        func time(_ key: String, _ timestamp: CPNPTimestamp?) { writer.member(key, ifPresent: timestamp?.rfc3339) }
+        func cpd(_ carried: CPD?) {
+            guard let carried else { return }
+            writer.key(Key.cpd)
+            document(carried, &writer)
+        }
+        func informationElements(_ elements: InformationElements?) {
+            guard let elements else { return }
+            writer.key(Key.informationElements)
+            IEWriter.write(elements, into: &writer)
+        }
         switch message {
         case .quotation(let quotation):
-            object[Key.expectedResponseTime] = time(quotation.expectedResponseTime)
-            object[Key.cpd] = document(quotation.requestedCPD)
-            object[Key.informationElements] = quotation.informationElements.map(IEWriter.informationElements)
+            time(Key.expectedResponseTime, quotation.expectedResponseTime)
+            cpd(quotation.requestedCPD)
+            informationElements(quotation.informationElements)
         case .processing(let processing):
-            object[Key.expectedOfferTime] = time(processing.expectedOfferTime)
-            object[Key.processingSubcode] = processing.processingSubcode.map { .number(CPNPDecimal(Int64($0.rawValue))) }
+            time(Key.expectedOfferTime, processing.expectedOfferTime)
+            if let subcode = processing.processingSubcode { writer.member(Key.processingSubcode, subcode.rawValue) }
         case .offer(let offer):
-            object[Key.validityOfferTime] = time(offer.validityOfferTime)
-            object[Key.cpd] = document(offer.offeredCPD)
-            object[Key.informationElements] = offer.informationElements.map(IEWriter.informationElements)
+            time(Key.validityOfferTime, offer.validityOfferTime)
+            cpd(offer.offeredCPD)
+            informationElements(offer.informationElements)
         case .accept(let accept):
-            object[Key.cpd] = document(accept.acceptedCPD)
-            object[Key.informationElements] = accept.informationElements.map(IEWriter.informationElements)
+            cpd(accept.acceptedCPD)
+            informationElements(accept.informationElements)
         case .decline(let decline):
             if !decline.reasons.isEmpty {
-                object[Key.reasons] = .array(decline.reasons.map { .number(CPNPDecimal(Int64($0.rawValue))) })
+                writer.key(Key.reasons)
+                writer.beginArray()
+                for reason in decline.reasons { writer.integer(reason.rawValue) }
+                writer.endArray()
             }
         case .ack(let ack):
-            object[Key.expectedResponseTime] = time(ack.expectedResponseTime)
-            object[Key.cpd] = ack.cpd.map(document)
-            object[Key.informationElements] = ack.informationElements.map(IEWriter.informationElements)
+            time(Key.expectedResponseTime, ack.expectedResponseTime)
+            cpd(ack.cpd)
+            informationElements(ack.informationElements)
         case .cancel(let cancel):
-            object[Key.cpd] = cancel.cpd.map(document)
+            cpd(cancel.cpd)
         case .withdraw(let withdraw):
-            object[Key.cpd] = withdraw.acceptedCPD.map(document)
-            object[Key.informationElements] = withdraw.informationElements.map(IEWriter.informationElements)
+            cpd(withdraw.acceptedCPD)
+            informationElements(withdraw.informationElements)
         case .update(let update):
-            object[Key.expectedResponseTime] = time(update.expectedResponseTime)
-            object[Key.cpd] = document(update.requestedCPD)
-            object[Key.informationElements] = update.informationElements.map(IEWriter.informationElements)
+            time(Key.expectedResponseTime, update.expectedResponseTime)
+            cpd(update.requestedCPD)
+            informationElements(update.informationElements)
         case .fail(let fail):
-            object[Key.statusCode] = .number(CPNPDecimal(Int64(fail.statusCode.rawValue)))
-            object[Key.diagnostic] = fail.diagnostic.map { .string($0) }
+            writer.member(Key.statusCode, fail.statusCode.rawValue)
+            writer.member(Key.diagnostic, ifPresent: fail.diagnostic)
         case .activate(let activate):
+            writer.key(Key.activationSchedule)
             switch activate.activationSchedule {
-            case .now: object[Key.activationSchedule] = .null
-            case .deactivate: object[Key.activationSchedule] = .number(0)
-            case .at(let timestamp): object[Key.activationSchedule] = .string(timestamp.rfc3339)
+            case .now: writer.null()
+            case .deactivate: writer.integer(0)
+            case .at(let timestamp): writer.string(timestamp.rfc3339)
             }
-            object[Key.informationElements] = activate.informationElements.map(IEWriter.informationElements)
+            informationElements(activate.informationElements)
         }
-        return .object(object)
+        writer.endObject()
     }
 
     /// Wire keys (docs/protocol.md §3).
@@ -466,47 +483,62 @@ struct MessageReader {
 
 /// Encodes information elements with a fixed key order.
 enum IEWriter {
-    static func informationElements(_ informationElements: InformationElements) -> JSONValue {
-        var object = JSONObject()
+    /// Writes the information elements as one JSON object (RFC 8921 §9.1.9; docs/protocol.md §3).
+    static func write(_ informationElements: InformationElements, into writer: inout JSONWriter) {
+        writer.beginObject()
         if let customer = informationElements.customerDescription {
-            var fields = JSONObject()
-            if let name = customer.name { fields["name"] = .string(name) }
-            if let contactInformation = customer.contact { fields["contact"] = contact(contactInformation) }
-            object["customer-description"] = .object(fields)
+            writer.object("customer-description") { fields in
+                fields.member("name", ifPresent: customer.name)
+                if let contactInformation = customer.contact { contact(contactInformation, into: &fields) }
+            }
         }
         if let provider = informationElements.providerDescription {
-            var fields = JSONObject()
-            if let name = provider.name { fields["name"] = .string(name) }
-            if let asNumber = provider.asNumber { fields["as-number"] = .number(CPNPDecimal(Int64(asNumber))) }
-            if let contactInformation = provider.contact { fields["contact"] = contact(contactInformation) }
-            object["provider-description"] = .object(fields)
+            writer.object("provider-description") { fields in
+                fields.member("name", ifPresent: provider.name)
+                if let asNumber = provider.asNumber { fields.member("as-number", asNumber) }
+                if let contactInformation = provider.contact { contact(contactInformation, into: &fields) }
+            }
         }
         if let options = informationElements.negotiationOptions {
-            var fields = JSONObject()
-            if let value = options.purpose { fields["purpose"] = .string(value.rawValue) }
-            if let value = options.testPeriodEnd { fields["test-period-end"] = .string(value.rfc3339) }
-            if let value = options.activationType { fields["activation-type"] = .string(value.rawValue) }
-            if let value = options.activationSchedule { fields["activation-schedule"] = .string(value.rfc3339) }
-            if let value = options.localOnly { fields["local-only"] = .bool(value) }
-            if options.costRequested { fields["cost"] = .null }
-            if !options.providerChain.isEmpty { fields["provider-chain"] = .array(options.providerChain.map { .string($0) }) }
-            object["negotiation-options"] = .object(fields)
+            writer.object("negotiation-options") { fields in
+                fields.member("purpose", ifPresent: options.purpose?.rawValue)
+                fields.member("test-period-end", ifPresent: options.testPeriodEnd?.rfc3339)
+                fields.member("activation-type", ifPresent: options.activationType?.rawValue)
+                fields.member("activation-schedule", ifPresent: options.activationSchedule?.rfc3339)
+                if let value = options.localOnly { fields.member("local-only", value) }
+                if options.costRequested {
+                    fields.key("cost")
+                    fields.null()
+                }
+                if !options.providerChain.isEmpty {
+                    fields.key("provider-chain")
+                    fields.beginArray()
+                    for provider in options.providerChain { fields.string(provider) }
+                    fields.endArray()
+                }
+            }
         }
         if let cost = informationElements.cost {
-            var fields = JSONObject()
-            fields["amount"] = .string(cost.amountText)  // never scientific notation, which decoding refuses; the currency's minor-unit digits
-            fields["currency"] = .string(cost.currency)
-            if let period = cost.period { fields["period"] = .string(period) }
-            object["cost"] = .object(fields)
+            writer.object("cost") { fields in
+                fields.member("amount", cost.amountText)  // never scientific notation, which decoding refuses; the currency's minor-unit digits
+                fields.member("currency", cost.currency)
+                fields.member("period", ifPresent: cost.period)
+            }
         }
-        return .object(object)
+        writer.endObject()
     }
 
-    static func contact(_ information: ContactInformation) -> JSONValue {
-        var fields = JSONObject()
-        if let email = information.email { fields["email"] = .string(email) }
-        if let postalAddress = information.postalAddress { fields["postal-address"] = .string(postalAddress) }
-        if !information.telephoneNumbers.isEmpty { fields["telephone-numbers"] = .array(information.telephoneNumbers.map { .string($0) }) }
-        return .object(fields)
+    /// The contact members, inside the description's object.
+    static func contact(_ information: ContactInformation, into writer: inout JSONWriter) {
+        writer.object("contact") { fields in
+            fields.member("email", ifPresent: information.email)
+            fields.member("postal-address", ifPresent: information.postalAddress)
+            if !information.telephoneNumbers.isEmpty {
+                fields.key("telephone-numbers")
+                fields.beginArray()
+                for number in information.telephoneNumbers { fields.string(number) }
+                fields.endArray()
+            }
+        }
     }
 }

@@ -45,29 +45,11 @@ public enum CPDInterning {
 /// Snapshots that name their CPDs instead of holding them (docs/design/storage.md): a store keeps each
 /// distinct document once, under a reference derived from its content, and an order's snapshot holds
 /// only that reference wherever the machine holds the document (request, offer, agreement, cached
-/// messages). Reading resolves the references through ``CPDInterning/sharingEqualDocuments(resolvingReferences:_:)``.
+/// messages): the machines' `snapshotJSON(reference:)` writes it. Reading resolves the references through
+/// ``CPDInterning/sharingEqualDocuments(resolvingReferences:_:)``.
 public enum CPDReferences {
-    /// Names each document of the snapshots written in one ``writing(_:_:)`` scope.
-    final class Writer: @unchecked Sendable {
-        let reference: (CPD) -> String
-        init(_ reference: @escaping (CPD) -> String) { self.reference = reference }
-    }
-
-    @TaskLocal static var writer: Writer?
-
     /// The prefix of every reference: content-addressed by SHA-256 of the document's compact JSON.
     public static let prefix = "sha256:"
 
     static func isReference(_ s: String) -> Bool { s.hasPrefix(prefix) && s.utf8.count == prefix.utf8.count + 64 }
-
-    /// Runs `body` (writing snapshots) with each CPD written as the reference `reference` returns for it.
-    public static func writing<R>(_ reference: @escaping (CPD) -> String, _ body: () throws -> R) rethrows -> R {
-        try $writer.withValue(Writer(reference), operation: body)
-    }
-
-    /// A document as a snapshot holds it: its reference inside a ``writing(_:_:)`` scope, else itself.
-    static func value(_ cpd: CPD) -> JSONValue {
-        guard let writer else { return cpd.json }
-        return .string(writer.reference(cpd))
-    }
 }

@@ -8,86 +8,136 @@
 /// Raised when a stored snapshot cannot be read back.
 public typealias SnapshotError = CPNPDecodingError
 
-enum SnapshotCoding {
-    static func time(_ timestamp: CPNPTimestamp?) -> JSONValue { timestamp.map { .string($0.rfc3339) } ?? .null }
-    static func int(_ value: some BinaryInteger) -> JSONValue { .number(CPNPDecimal(Int64(value))) }
-    static func message(_ message: CPNPMessage?) -> JSONValue { message.map { CPNPCodec.encodeJSON($0, document: CPDReferences.value) } ?? .null }
+/// Writes snapshots straight to bytes (``JSONWriter``), each CPD in place or as the reference a
+/// store gives it (``CPDReferences``).
+struct SnapshotCoding {
+    var writer = JSONWriter(capacity: 2_048)
+    /// The reference of a stored document; nil: documents are written in place.
+    let reference: ((CPD) -> String)?
 
-    static func retransmission(_ policy: RetransmissionPolicy) -> JSONValue {
-        .object(
-            JSONObject([
-                ("initial-interval-ms", int(policy.initialInterval.milliseconds)),
-                ("maximum-retries", int(policy.maximumRetries)),
-                ("cached-answer-minimum-interval-ms", int(policy.cachedAnswerMinimumInterval.milliseconds)),
-            ]))
+    mutating func document(_ key: String, _ cpd: CPD?) {
+        writer.key(key)
+        guard let cpd else { return writer.null() }
+        if let reference { writer.string(reference(cpd)) } else { writer.raw(cpd.compactJSON) }
     }
 
-    static func endpoint(_ endpoint: CPNPEndpoint) -> JSONValue {
-        .object(JSONObject([("host", .string(endpoint.host)), ("port", int(endpoint.port))]))
-    }
-    static func session(_ session: CPNPSession) -> JSONValue {
-        .object(JSONObject([("local", endpoint(session.local)), ("remote", endpoint(session.remote))]))
+    mutating func message(_ key: String, _ message: CPNPMessage?) {
+        writer.key(key)
+        guard let message else { return writer.null() }
+        let reference = reference
+        CPNPCodec.write(message, into: &writer) { cpd, writer in
+            if let reference { writer.string(reference(cpd)) } else { writer.raw(cpd.compactJSON) }
+        }
     }
 
-    static func sequence(_ counters: SequenceCounters) -> JSONValue {
-        .object(JSONObject([("next-outgoing", int(counters.nextOutgoing)), ("last-incoming", counters.lastIncoming.map { int($0) } ?? .null)]))
+    mutating func optionalInteger(_ key: String, _ value: (some BinaryInteger)?) {
+        writer.key(key)
+        if let value { writer.integer(value) } else { writer.null() }
+    }
+
+    mutating func optionalString(_ key: String, _ value: String?) {
+        writer.key(key)
+        if let value { writer.string(value) } else { writer.null() }
+    }
+
+    mutating func retransmission(_ policy: RetransmissionPolicy) {
+        writer.object("retransmission") { fields in
+            fields.member("initial-interval-ms", policy.initialInterval.milliseconds)
+            fields.member("maximum-retries", policy.maximumRetries)
+            fields.member("cached-answer-minimum-interval-ms", policy.cachedAnswerMinimumInterval.milliseconds)
+        }
+    }
+
+    mutating func session(_ session: CPNPSession) {
+        writer.object("session") { fields in
+            for (key, endpoint) in [("local", session.local), ("remote", session.remote)] {
+                fields.object(key) { address in
+                    address.member("host", endpoint.host)
+                    address.member("port", endpoint.port)
+                }
+            }
+        }
+    }
+
+    mutating func sequence(_ counters: SequenceCounters) {
+        writer.key("sequence")
+        writer.beginObject()
+        writer.member("next-outgoing", counters.nextOutgoing)
+        optionalInteger("last-incoming", counters.lastIncoming)
+        writer.endObject()
     }
 
     /// The value that stands for the order's offer where the snapshot holds it already (a server's
     /// pending OFFER and its cached answer are that offer): each CPD is encoded once.
     static let theOffer = "the-offer"
 
-    static func message(_ storedMessage: CPNPMessage?, offer: OfferMessage?) -> JSONValue {
-        if let offer, case .offer(let sentOffer)? = storedMessage, sentOffer == offer { return .string(theOffer) }
-        return message(storedMessage)
+    mutating func message(_ key: String, _ storedMessage: CPNPMessage?, offer: OfferMessage?) {
+        if let offer, case .offer(let sentOffer)? = storedMessage, sentOffer == offer { return writer.member(key, Self.theOffer) }
+        message(key, storedMessage)
     }
 
-    static func pending(_ pending: PendingRequest?, offer: OfferMessage? = nil) -> JSONValue {
-        guard let pending else { return .null }
-        return .object(JSONObject([("message", message(pending.message, offer: offer)), ("retries", int(pending.retries))]))
+    mutating func pending(_ pending: PendingRequest?, offer: OfferMessage? = nil) {
+        writer.key("pending")
+        guard let pending else { return writer.null() }
+        writer.beginObject()
+        message("message", pending.message, offer: offer)
+        writer.member("retries", pending.retries)
+        writer.endObject()
     }
 
-    static func cache(_ cache: CachedExchange?, offer: OfferMessage? = nil) -> JSONValue {
-        guard let cache else { return .null }
-        return .object(
-            JSONObject([
-                ("incoming", message(cache.incoming)), ("answer", message(cache.answer, offer: offer)), ("last-resend", time(cache.lastResend)),
-            ]))
+    mutating func cache(_ cache: CachedExchange?, offer: OfferMessage? = nil) {
+        writer.key("cache")
+        guard let cache else { return writer.null() }
+        writer.beginObject()
+        message("incoming", cache.incoming)
+        message("answer", cache.answer, offer: offer)
+        writer.member("last-resend", time: cache.lastResend)
+        writer.endObject()
     }
 
-    static func schedule(_ schedule: ActivationSchedule?) -> JSONValue {
+    mutating func schedule(_ schedule: ActivationSchedule?) {
         switch schedule {
-        case nil: .null
-        case .now?: .string("now")
-        case .deactivate?: .string("deactivate")
-        case .at(let timestamp)?: .string(timestamp.rfc3339)
+        case nil: optionalString("activation-schedule", nil)
+        case .now?: writer.member("activation-schedule", "now")
+        case .deactivate?: writer.member("activation-schedule", "deactivate")
+        case .at(let timestamp)?: writer.member("activation-schedule", timestamp.rfc3339)
         }
     }
 
-    static func activation(_ status: ActivationStatus) -> JSONValue {
+    static func activation(_ status: ActivationStatus) -> String {
         switch status {
-        case .inactive: .string("inactive")
-        case .active: .string("active")
-        case .scheduled(let timestamp): .string(timestamp.rfc3339)
+        case .inactive: "inactive"
+        case .active: "active"
+        case .scheduled(let timestamp): timestamp.rfc3339
         }
     }
 
-    static func agreement(_ agreement: Agreement?) -> JSONValue {
-        guard let agreement else { return .null }
-        return .object(
-            JSONObject([
-                ("customer-order-id", .string(agreement.customerOrderID.rawValue)),
-                ("provider-order-id", .string(agreement.providerOrderID.rawValue)),
-                ("nonce", .string(agreement.nonce.rawValue)),
-                ("accepted-cpd", CPDReferences.value(agreement.acceptedCPD)),
-                ("information-elements", agreement.informationElements.map(IEWriter.informationElements) ?? .null),
-                ("activation-type", .string(agreement.activationType.rawValue)),
-                ("purpose", .string(agreement.purpose.rawValue)),
-                ("test-period-end", time(agreement.testPeriodEnd)),
-                ("activation-schedule", time(agreement.activationSchedule)),
-                ("activation", activation(agreement.activation)),
-                ("agreed-at", time(agreement.agreedAt)),
-            ]))
+    mutating func informationElements(_ key: String, _ elements: InformationElements?) {
+        writer.key(key)
+        if let elements { IEWriter.write(elements, into: &writer) } else { writer.null() }
+    }
+
+    /// An agreement as an object (no key: an array element), or null.
+    mutating func agreement(_ agreement: Agreement?) {
+        guard let agreement else { return writer.null() }
+        writer.beginObject()
+        writer.member("customer-order-id", agreement.customerOrderID.rawValue)
+        writer.member("provider-order-id", agreement.providerOrderID.rawValue)
+        writer.member("nonce", agreement.nonce.rawValue)
+        document("accepted-cpd", agreement.acceptedCPD)
+        informationElements("information-elements", agreement.informationElements)
+        writer.member("activation-type", agreement.activationType.rawValue)
+        writer.member("purpose", agreement.purpose.rawValue)
+        writer.member("test-period-end", time: agreement.testPeriodEnd)
+        writer.member("activation-schedule", time: agreement.activationSchedule)
+        writer.member("activation", Self.activation(agreement.activation))
+        writer.member("agreed-at", time: agreement.agreedAt)
+        writer.endObject()
+    }
+
+    mutating func agreement(_ key: String, _ value: Agreement?) {
+        writer.key(key)
+        agreement(value)
     }
 }
 
@@ -212,77 +262,95 @@ struct SnapshotReader {
     }
 }
 
+/// The limits for reading back a snapshot: bigger and deeper than one datagram.
+private let snapshotLimits = JSONParser.Limits(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20)
+
 extension ClientOrderStateMachine {
-    /// The machine as a JSON object, for a durable store.
-    public var snapshot: JSONValue {
-        typealias Coding = SnapshotCoding
-        var transactionValue: JSONValue = .null
-        if let transaction {
-            transactionValue = .object(
-                JSONObject([
-                    ("kind", .string(transaction.kind.rawValue)), ("id", .string(transaction.id.rawValue)),
-                    ("session", Coding.session(transaction.session)),
-                    ("sequence", Coding.sequence(transaction.sequence)), ("pending", Coding.pending(transaction.pending)),
-                    ("cache", Coding.cache(transaction.cache)),
-                    ("exhausted", .bool(transaction.exhausted)), ("activation-schedule", Coding.schedule(transaction.activationSchedule)),
-                    ("request-sequence-number", transaction.requestSequenceNumber.map { Coding.int($0) } ?? .null),
-                    ("withdraw-on-agreement", .bool(transaction.withdrawOnAgreement)),
-                    ("withdrawal-alarm", .bool(transaction.withdrawalAlarm)),
-                ]))
-        }
-        return .object(
-            JSONObject([
-                ("kind", .string("client-order")),
-                ("customer-order-id", .string(customerOrderID.rawValue)),
-                (
-                    "configuration",
-                    .object(
-                        JSONObject([
-                            ("retransmission", Coding.retransmission(configuration.retransmission)),
-                            ("withdrawal-retry-interval-ms", Coding.int(configuration.withdrawalRetryInterval.milliseconds)),
-                            ("enforce-deadlines", .bool(configuration.enforceDeadlines)),
-                            ("silence-probe-interval-ms", configuration.silenceProbeInterval.map { Coding.int($0.milliseconds) } ?? .null),
-                        ]))
-                ),
-                ("state", .string(state.rawValue)),
-                ("provider-order-id", providerOrderID.map { .string($0.rawValue) } ?? .null),
-                ("agreement", Coding.agreement(agreement)),
-                ("requested-cpd", requestedCPD.map(CPDReferences.value) ?? .null),
-                ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-                ("offer", Coding.message(offer.map { .offer($0) })),
-                ("transaction", transactionValue),
-                ("expected-response-time", Coding.time(expectedResponseTime)),
-                ("expected-offer-time", Coding.time(expectedOfferTime)),
-                ("pending-time-decision", Coding.time(pendingTimeDecision)),
-                ("last-end", lastEnd.map(Self.encode) ?? .null),
-                (
-                    "spare-transaction",
-                    spareTransaction.map { spare in
-                        .object(
-                            JSONObject([("id", .string(spare.id.rawValue)), ("initial-sequence-number", Coding.int(spare.initialSequenceNumber))]))
-                    } ?? .null
-                ),
-            ]))
+    /// The machine as a JSON object, for a durable store (each CPD in place).
+    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: snapshotLimits)) ?? .null }
+
+    /// The machine as compact JSON, for a durable store, written without building a tree; each CPD
+    /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
+    public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
+        var coding = SnapshotCoding(reference: reference)
+        write(into: &coding)
+        return coding.writer.bytes
     }
 
-    static func encode(_ end: NegotiationEnd) -> JSONValue {
-        typealias Coding = SnapshotCoding
+    func write(into coding: inout SnapshotCoding) {
+        coding.writer.beginObject()
+        coding.writer.member("kind", "client-order")
+        coding.writer.member("customer-order-id", customerOrderID.rawValue)
+        coding.writer.key("configuration")
+        coding.writer.beginObject()
+        coding.retransmission(configuration.retransmission)
+        coding.writer.member("withdrawal-retry-interval-ms", configuration.withdrawalRetryInterval.milliseconds)
+        coding.writer.member("enforce-deadlines", configuration.enforceDeadlines)
+        coding.optionalInteger("silence-probe-interval-ms", configuration.silenceProbeInterval?.milliseconds)
+        coding.writer.endObject()
+        coding.writer.member("state", state.rawValue)
+        coding.optionalString("provider-order-id", providerOrderID?.rawValue)
+        coding.agreement("agreement", agreement)
+        coding.document("requested-cpd", requestedCPD)
+        coding.informationElements("requested-information-elements", requestedInformationElements)
+        coding.message("offer", offer.map { .offer($0) })
+        coding.writer.key("transaction")
+        if let transaction {
+            coding.writer.beginObject()
+            coding.writer.member("kind", transaction.kind.rawValue)
+            coding.writer.member("id", transaction.id.rawValue)
+            coding.session(transaction.session)
+            coding.sequence(transaction.sequence)
+            coding.pending(transaction.pending)
+            coding.cache(transaction.cache)
+            coding.writer.member("exhausted", transaction.exhausted)
+            coding.schedule(transaction.activationSchedule)
+            coding.optionalInteger("request-sequence-number", transaction.requestSequenceNumber)
+            coding.writer.member("withdraw-on-agreement", transaction.withdrawOnAgreement)
+            coding.writer.member("withdrawal-alarm", transaction.withdrawalAlarm)
+            coding.writer.endObject()
+        } else {
+            coding.writer.null()
+        }
+        coding.writer.member("expected-response-time", time: expectedResponseTime)
+        coding.writer.member("expected-offer-time", time: expectedOfferTime)
+        coding.writer.member("pending-time-decision", time: pendingTimeDecision)
+        coding.writer.key("last-end")
+        if let lastEnd { Self.write(lastEnd, into: &coding.writer) } else { coding.writer.null() }
+        coding.writer.key("spare-transaction")
+        if let spareTransaction {
+            coding.writer.beginObject()
+            coding.writer.member("id", spareTransaction.id.rawValue)
+            coding.writer.member("initial-sequence-number", spareTransaction.initialSequenceNumber)
+            coding.writer.endObject()
+        } else {
+            coding.writer.null()
+        }
+        coding.writer.endObject()
+    }
+
+    static func write(_ end: NegotiationEnd, into writer: inout JSONWriter) {
+        writer.beginObject()
         switch end {
         case .failed(let status, let diagnostic):
-            return .object(
-                JSONObject([
-                    ("kind", .string("failed")), ("status-code", Coding.int(status.rawValue)),
-                    ("diagnostic", diagnostic.map { .string($0) } ?? .null),
-                ]))
+            writer.member("kind", "failed")
+            writer.member("status-code", status.rawValue)
+            writer.key("diagnostic")
+            if let diagnostic { writer.string(diagnostic) } else { writer.null() }
         case .declinedByClient(let reasons):
-            return .object(JSONObject([("kind", .string("declined")), ("reasons", .array(reasons.map { Coding.int($0.rawValue) }))]))
-        case .cancelledByClient: return .object(JSONObject([("kind", .string("cancelled"))]))
-        case .expectedResponseTimeElapsed: return .object(JSONObject([("kind", .string("expected-response-time-elapsed"))]))
-        case .expectedOfferTimeElapsed: return .object(JSONObject([("kind", .string("expected-offer-time-elapsed"))]))
-        case .offerExpired: return .object(JSONObject([("kind", .string("offer-expired"))]))
-        case .noResponse: return .object(JSONObject([("kind", .string("no-response"))]))
-        case .offerTimeRefused: return .object(JSONObject([("kind", .string("offer-time-refused"))]))
+            writer.member("kind", "declined")
+            writer.key("reasons")
+            writer.beginArray()
+            for reason in reasons { writer.integer(reason.rawValue) }
+            writer.endArray()
+        case .cancelledByClient: writer.member("kind", "cancelled")
+        case .expectedResponseTimeElapsed: writer.member("kind", "expected-response-time-elapsed")
+        case .expectedOfferTimeElapsed: writer.member("kind", "expected-offer-time-elapsed")
+        case .offerExpired: writer.member("kind", "offer-expired")
+        case .noResponse: writer.member("kind", "no-response")
+        case .offerTimeRefused: writer.member("kind", "offer-time-refused")
         }
+        writer.endObject()
     }
 
     static func decodeEnd(_ reader: SnapshotReader) throws(SnapshotError) -> NegotiationEnd {
@@ -377,57 +445,69 @@ extension ClientOrderStateMachine {
 }
 
 extension ServerOrderStateMachine {
-    /// The machine as a JSON object, for a durable store.
-    public var snapshot: JSONValue {
-        typealias Coding = SnapshotCoding
-        var child: JSONValue = .null
-        var phaseName = state.rawValue
+    /// The machine as a JSON object, for a durable store (each CPD in place).
+    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: snapshotLimits)) ?? .null }
+
+    /// The machine as compact JSON, for a durable store, written without building a tree; each CPD
+    /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
+    public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
+        var coding = SnapshotCoding(reference: reference)
+        coding.writer.beginObject()
+        coding.writer.member("kind", "server-order")
+        coding.writer.member("customer-order-id", customerOrderID.rawValue)
+        coding.writer.member("provider-order-id", providerOrderID.rawValue)
+        coding.writer.key("configuration")
+        coding.writer.beginObject()
+        coding.retransmission(configuration.retransmission)
+        coding.writer.endObject()
         if case .child(let childOrder) = phase {
-            child = childOrder.snapshot
-            phaseName = "Child"
+            coding.writer.member("phase", "Child")
+            coding.writer.key("child")
+            childOrder.write(into: &coding)
+        } else {
+            coding.writer.member("phase", state.rawValue)
+            coding.writer.key("child")
+            coding.writer.null()
         }
-        return .object(
-            JSONObject([
-                ("kind", .string("server-order")),
-                ("customer-order-id", .string(customerOrderID.rawValue)),
-                ("provider-order-id", .string(providerOrderID.rawValue)),
-                ("configuration", .object(JSONObject([("retransmission", Coding.retransmission(configuration.retransmission))]))),
-                ("phase", .string(phaseName)),
-                ("child", child),
-                (
-                    "transaction",
-                    .object(
-                        JSONObject([
-                            ("id", .string(transaction.id.rawValue)), ("session", Coding.session(transaction.session)),
-                            ("sequence", Coding.sequence(transaction.sequence)),
-                            ("pending", Coding.pending(transaction.pending, offer: offer)), ("cache", Coding.cache(transaction.cache, offer: offer)),
-                        ]))
-                ),
-                ("requested-cpd", CPDReferences.value(requestedCPD)),
-                ("requested-information-elements", requestedInformationElements.map(IEWriter.informationElements) ?? .null),
-                ("offer", Coding.message(offer.map { .offer($0) })),
-                ("agreement", Coding.agreement(agreement)),
-                ("withdrawn-agreement", Coding.agreement(withdrawnAgreement)),
-                ("is-update", .bool(isUpdate)),
-                ("withdrawal-pending", .bool(withdrawalPending)),
-                ("expected-offer-time", Coding.time(expectedOfferTime)),
-                ("requested-offer-time", Coding.time(requestedOfferTime)),
-                ("child-agreements", .array(childAgreements.map { Coding.agreement($0) })),
-                ("closed-transaction-ids", .array(closedTransactionIDs.map { .string($0.rawValue) })),
-                (
-                    "refused-transactions",
-                    .array(
-                        refusedTransactions.map { refused in
-                            .object(
-                                JSONObject([
-                                    ("id", .string(refused.id.rawValue)), ("sequence-number", Coding.int(refused.sequenceNumber)),
-                                    ("answer", Coding.message(.fail(refused.answer))),
-                                ]))
-                        })
-                ),
-                ("more-time-requests", Coding.int(moreTimeRequests)),
-                ("more-time-refused", .bool(moreTimeRefused)),
-            ]))
+        coding.writer.key("transaction")
+        coding.writer.beginObject()
+        coding.writer.member("id", transaction.id.rawValue)
+        coding.session(transaction.session)
+        coding.sequence(transaction.sequence)
+        coding.pending(transaction.pending, offer: offer)
+        coding.cache(transaction.cache, offer: offer)
+        coding.writer.endObject()
+        coding.document("requested-cpd", requestedCPD)
+        coding.informationElements("requested-information-elements", requestedInformationElements)
+        coding.message("offer", offer.map { .offer($0) })
+        coding.agreement("agreement", agreement)
+        coding.agreement("withdrawn-agreement", withdrawnAgreement)
+        coding.writer.member("is-update", isUpdate)
+        coding.writer.member("withdrawal-pending", withdrawalPending)
+        coding.writer.member("expected-offer-time", time: expectedOfferTime)
+        coding.writer.member("requested-offer-time", time: requestedOfferTime)
+        coding.writer.key("child-agreements")
+        coding.writer.beginArray()
+        for childAgreement in childAgreements { coding.agreement(childAgreement) }
+        coding.writer.endArray()
+        coding.writer.key("closed-transaction-ids")
+        coding.writer.beginArray()
+        for id in closedTransactionIDs { coding.writer.string(id.rawValue) }
+        coding.writer.endArray()
+        coding.writer.key("refused-transactions")
+        coding.writer.beginArray()
+        for refused in refusedTransactions {
+            coding.writer.beginObject()
+            coding.writer.member("id", refused.id.rawValue)
+            coding.writer.member("sequence-number", refused.sequenceNumber)
+            coding.message("answer", .fail(refused.answer))
+            coding.writer.endObject()
+        }
+        coding.writer.endArray()
+        coding.writer.member("more-time-requests", moreTimeRequests)
+        coding.writer.member("more-time-refused", moreTimeRefused)
+        coding.writer.endObject()
+        return coding.writer.bytes
     }
 
     /// Restores a machine from ``snapshot``.

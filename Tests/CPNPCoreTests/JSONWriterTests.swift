@@ -1,0 +1,67 @@
+import Testing
+@testable import CPNPCore
+
+/// ``JSONWriter`` writes member by member the bytes ``JSONSerializer`` gives for the same tree.
+@Suite struct JSONWriterTests {
+    /// Writes `value` through the writer's calls, integers through ``JSONWriter/integer(_:)``.
+    private func write(_ value: JSONValue, _ writer: inout JSONWriter) {
+        switch value {
+        case .null: writer.null()
+        case .bool(let boolean): writer.bool(boolean)
+        case .string(let text): writer.string(text)
+        case .number(let decimal):
+            if let integer = decimal.int64Value { writer.integer(integer) } else { writer.value(value) }
+        case .array(let elements):
+            writer.beginArray()
+            for element in elements { write(element, &writer) }
+            writer.endArray()
+        case .object(let object):
+            writer.beginObject()
+            for member in object.members {
+                writer.key(member.key)
+                write(member.value, &writer)
+            }
+            writer.endObject()
+        }
+    }
+
+    @Test func writesWhatTheSerializerWrites() throws {
+        for text in FuzzCorpus.cpnpMessages + [
+            #"{"a":[[],{},[{}],-0,9223372036854775807,-9223372036854775808,1.5e+30,"\n\u0001é"]}"#, "[]", "{}", "7",
+        ] {
+            let value = try JSONParser.parse(Array(text.utf8))
+            var writer = JSONWriter()
+            write(value, &writer)
+            #expect(writer.bytes == JSONSerializer.serialize(value), "\(text)")
+        }
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<2_000 {
+            let integer = Int64.random(in: .min ... .max, using: &rng) >> Int64.random(in: 0...63, using: &rng)
+            var writer = JSONWriter()
+            writer.integer(integer)
+            #expect(writer.bytes == JSONSerializer.serialize(.number(CPNPDecimal(integer))), "\(integer)")
+        }
+    }
+
+    @Test func membersAndNesting() {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.member("s", "x\"y")
+        writer.member("absent", ifPresent: nil)
+        writer.member("n", UInt32.max)
+        writer.member("b", false)
+        writer.member("t", time: nil)
+        writer.object("o") { inner in
+            inner.member("t", time: CPNPTimestamp(millisecondsSinceEpoch: 0))
+            inner.key("a")
+            inner.beginArray()
+            inner.raw(Array(#"{"k":1}"#.utf8))
+            inner.null()
+            inner.endArray()
+        }
+        writer.endObject()
+        #expect(
+            String(decoding: writer.bytes, as: UTF8.self)
+                == #"{"s":"x\"y","n":4294967295,"b":false,"t":null,"o":{"t":"1970-01-01T00:00:00Z","a":[{"k":1},null]}}"#)
+    }
+}
