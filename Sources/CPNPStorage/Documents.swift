@@ -78,11 +78,7 @@ final class DocumentTable: Sendable {
     }
 
     /// Decodes a snapshot whose references are read from `connection` (each document decoded once, shared).
-    static func decoding<R>(in connection: any SQLConnection, _ body: () throws -> R) rethrows -> R {
-        try CPDInterning.sharingEqualDocuments(
-            resolvingReferences: { reference in
-                guard let text = try? connection.scalarText(bodySQL, [reference]) else { return nil }
-                return try? StoreDatabase.json(text, table: "documents", key: reference)
-            }, body)
+    static func decoding<R>(in connection: any SQLConnection, _ decode: () throws -> R) rethrows -> R {
+        try CPDInterning.sharingEqualDocuments(resolvingReferences: { reference in (try? Self.body(reference, in: connection)) ?? nil }, decode)
     }
 }
