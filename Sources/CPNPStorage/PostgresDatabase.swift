@@ -160,6 +160,10 @@ final class PostgresSQLDatabase: SQLDatabase {
         try transaction("BEGIN ISOLATION LEVEL READ COMMITTED", body)
     }
 
+    func snapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
     /// A transaction opened by `begin`; re-run on a serialization conflict.
     func transaction<T>(_ begin: String, _ body: (any SQLConnection) throws -> T) throws -> T {
         var attempt = 0

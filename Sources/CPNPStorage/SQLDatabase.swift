@@ -153,6 +153,9 @@ public protocol SQLDatabase: Sendable {
     var dialect: SQLDialect { get }
     /// A read: sees only committed data.
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+    /// A read of several statements that all see the same committed state (one snapshot): no commit
+    /// lands between them.
+    func snapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T
     /// A write transaction: all of `body` or nothing. On PostgreSQL it is re-run from the start when
     /// the server reports a deadlock with another writer, so `body` must not change anything outside
     /// the database.
@@ -169,6 +172,9 @@ struct GRDBDatabase: SQLDatabase {
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try writer.read { connection in try body(GRDBConnection(database: connection)) }
     }
+
+    /// GRDB's reads are transactions already: their statements see one snapshot of the WAL.
+    func snapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try read(body) }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try writer.write { connection in try body(GRDBConnection(database: connection)) }

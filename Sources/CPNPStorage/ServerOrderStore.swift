@@ -789,21 +789,34 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's audit trail, oldest first (RFC 8921 §8.11, §12.1).
     public func audit(providerOrderID: ProviderOrderID) throws -> [AuditEntry] {
-        try database.read { connection in
-            try connection.query(SQL.auditOfOrder, [providerOrderID.rawValue]).map { row in
-                let entryID = try row.integer("id")
-                func state(_ column: String) throws -> ServerOrderStateMachine.State {
-                    let name = try row.text(column)
-                    guard let state = ServerOrderStateMachine.State(rawValue: name) else {
-                        throw StoreError.corruptRow(table: "audit", key: String(entryID), reason: "unknown state \(name)")
-                    }
-                    return state
+        try database.read { connection in try Self.audit(providerOrderID, in: connection) }
+    }
+
+    /// An order with its reservations and audit trail as one committed state (`cpnpd admin show`):
+    /// separate reads could pair one state with the reservations of the next (a commit between them).
+    public func details(providerOrderID: ProviderOrderID) throws -> OrderDetails? {
+        try database.snapshot { connection in
+            guard let row = try connection.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]) else { return nil }
+            return OrderDetails(
+                order: try Self.storedOrder(row, connection), reservations: try Self.reservations(providerOrderID, in: connection),
+                audit: try Self.audit(providerOrderID, in: connection))
+        }
+    }
+
+    private static func audit(_ providerOrderID: ProviderOrderID, in connection: any SQLConnection) throws -> [AuditEntry] {
+        try connection.query(SQL.auditOfOrder, [providerOrderID.rawValue]).map { row in
+            let entryID = try row.integer("id")
+            func state(_ column: String) throws -> ServerOrderStateMachine.State {
+                let name = try row.text(column)
+                guard let state = ServerOrderStateMachine.State(rawValue: name) else {
+                    throw StoreError.corruptRow(table: "audit", key: String(entryID), reason: "unknown state \(name)")
                 }
-                return AuditEntry(
-                    id: entryID, providerOrderID: try Self.providerOrderID(try row.text("provider_order_id"), table: "audit"),
-                    at: StoreDatabase.time(try row.integer("at")), from: try state("from_state"), to: try state("to_state"),
-                    event: try row.text("event"), clientAddress: try row.text("client_address"), clientIdentity: try row.text("client_identity"))
+                return state
             }
+            return AuditEntry(
+                id: entryID, providerOrderID: try Self.providerOrderID(try row.text("provider_order_id"), table: "audit"),
+                at: StoreDatabase.time(try row.integer("at")), from: try state("from_state"), to: try state("to_state"),
+                event: try row.text("event"), clientAddress: try row.text("client_address"), clientIdentity: try row.text("client_identity"))
         }
     }
 
@@ -811,11 +824,13 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's reservations by kind, each kind in the order it was given.
     public func reservations(providerOrderID: ProviderOrderID) throws -> HeldCapacity {
-        try database.read { connection in
-            var held = HeldCapacity.empty
-            for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]) { try Self.add(row, to: &held) }
-            return held
-        }
+        try database.read { connection in try Self.reservations(providerOrderID, in: connection) }
+    }
+
+    private static func reservations(_ providerOrderID: ProviderOrderID, in connection: any SQLConnection) throws -> HeldCapacity {
+        var held = HeldCapacity.empty
+        for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]) { try Self.add(row, to: &held) }
+        return held
     }
 
     /// Every order's reservations in one read, each kind in the order it was given (restart recovery).

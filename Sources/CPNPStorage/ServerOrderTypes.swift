@@ -69,6 +69,13 @@ public struct StoredOrder: Sendable, Hashable {
 // MARK: - Audit
 
 /// One entry of the audit trail: a state change with its time, event and client (RFC 8921 §8.11, §12.1).
+/// An order, its reservations and its audit trail, read together (``ServerOrderStore/details(providerOrderID:)``).
+public struct OrderDetails: Sendable {
+    public var order: StoredOrder
+    public var reservations: HeldCapacity
+    public var audit: [AuditEntry]
+}
+
 public struct AuditEntry: Sendable, Hashable {
     /// Increasing in the order entries were written.
     public var id: Int64

@@ -102,9 +102,11 @@ struct AdminCommand: AsyncParsableCommand {
 
         func run() throws {
             let store = try options.open()
-            guard let providerOrderID = ProviderOrderID(order), let stored = try store.order(providerOrderID: providerOrderID) else {
+            // The order, its reservations and its audit trail as one committed state.
+            guard let providerOrderID = ProviderOrderID(order), let details = try store.details(providerOrderID: providerOrderID) else {
                 throw ValidationError("no order \(order)")
             }
+            let stored = details.order
             let children = try AdminCommand.children(of: providerOrderID, options)
             if json {
                 var object: [String: Any] = [
@@ -115,10 +117,10 @@ struct AdminCommand: AsyncParsableCommand {
                 if let cost = stored.machine.agreement?.informationElements?.cost {
                     object["price"] = ["amount": cost.amountText, "currency": cost.currency, "period": cost.period as Any]
                 }
-                object["reservations"] = try store.reservations(providerOrderID: providerOrderID).byKind.map {
+                object["reservations"] = details.reservations.byKind.map {
                     ["resource": "\($0.reservation.key)", "mbps": $0.reservation.mbps.plainString(), "kind": $0.kind.rawValue]
                 }
-                object["audit"] = try store.audit(providerOrderID: providerOrderID).map {
+                object["audit"] = details.audit.map {
                     ["at": $0.at.rfc3339, "from": $0.from.rawValue, "to": $0.to.rawValue, "event": $0.event]
                 }
                 object["children"] = children.map { child -> [String: Any] in
@@ -144,11 +146,11 @@ struct AdminCommand: AsyncParsableCommand {
                 print("agreement: activation \(agreement.activationType.rawValue), \(agreement.activation), purpose \(agreement.purpose.rawValue)")
                 if let cost = agreement.informationElements?.cost { print("price: \(cost)") }
             }
-            for (kind, reservation) in try store.reservations(providerOrderID: providerOrderID).byKind {
+            for (kind, reservation) in details.reservations.byKind {
                 print("reservation: \(reservation.key) \(reservation.mbps) Mbps (\(kind.rawValue))")
             }
             print("audit trail:")
-            for entry in try store.audit(providerOrderID: providerOrderID) {
+            for entry in details.audit {
                 print(
                     "  \(entry.at.rfc3339)  \(pad(entry.from.rawValue, 19)) → \(pad(entry.to.rawValue, 19)) \(entry.event)  "
                         + "[\(entry.clientIdentity) \(entry.clientAddress)]")

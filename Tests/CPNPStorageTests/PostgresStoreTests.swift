@@ -69,6 +69,11 @@ struct PostgresStoreTests {
         #expect(try stores[2].order(clientIdentity: StoreFixture.identity, customerOrderID: m.customerOrderID)?.providerOrderID == m.providerOrderID)
         #expect(try store.audit(providerOrderID: m.providerOrderID).count == OrderChange.transitions(in: actions).count)
         #expect(try store.reservedTotal(for: link) == 60)
+        // One snapshot (a repeatable-read transaction) for the order, its reservations and its audit trail.
+        let details = try #require(try stores[2].details(providerOrderID: m.providerOrderID))
+        #expect(details.order == stored && details.reservations == HeldCapacity(offered: [Reservation(link, mbps: 60)]))
+        #expect(details.audit.count == OrderChange.transitions(in: actions).count)
+        #expect(try stores[2].details(providerOrderID: StoreFixture.providerOrderID("p-none")) == nil)
         #expect(try server.psql("SELECT COUNT(*) FROM documents", database: "orders") == "1")
 
         // The checks inside the transaction: revision, one open order per customer order id, capacity.

@@ -57,6 +57,12 @@ struct ServerOrderStoreTests {
             #expect(stored.updatedAt == d.now)
             let byClient = try #require(try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID))
             #expect(byClient == stored)
+            // The order, its reservations and its audit trail as one committed state (`cpnpd admin show`).
+            let details = try #require(try store.details(providerOrderID: d.providerOrderID))
+            #expect(details.order == stored)
+            #expect(details.reservations == (try store.reservations(providerOrderID: d.providerOrderID)))
+            #expect(details.audit == (try store.audit(providerOrderID: d.providerOrderID)))
+            #expect(details.audit.count == transitions.count)
         }
 
         try d.clientQuotes()
