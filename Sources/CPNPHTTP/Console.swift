@@ -108,11 +108,13 @@ struct Console: Sendable {
     }
 
     private func order(_ request: Request, _ context: DaemonRequestContext) async throws -> Response {
+        // The order, its reservations and its timeline as one committed state.
         guard let providerOrderID = context.parameters.get("id").flatMap(ProviderOrderID.init),
-            let stored = try store.order(providerOrderID: providerOrderID)
+            let details = try store.details(providerOrderID: providerOrderID)
         else {
             return page("missing", chrome(request, "orders"), status: .notFound)
         }
+        let stored = details.order
         let machine = stored.machine
         let held = await engine.ordersAwaitingApproval.contains(providerOrderID)
         var page = chrome(request, "orders")
@@ -124,8 +126,8 @@ struct Console: Sendable {
         page["created"] = stored.summary.createdAt.rfc3339
         page["held"] = held
         page["done"] = request.uri.queryParameters["done"].map(String.init) ?? ""
-        page["timeline"] = try Self.timeline(store, of: providerOrderID)
-        page["reservations"] = try store.reservations(providerOrderID: providerOrderID).byKind.map { kind, r -> [String: Any] in
+        page["timeline"] = Self.timeline(details.audit)
+        page["reservations"] = details.reservations.byKind.map { kind, r -> [String: Any] in
             ["resource": r.linkID, "direction": r.direction.rawValue, "mbps": r.mbps.description, "kind": "\(kind)"]
         }
         page["children"] = machine.childAgreements.map { ["id": $0.providerOrderID.rawValue, "customerOrder": $0.customerOrderID.rawValue] }
@@ -268,7 +270,11 @@ struct Console: Sendable {
 
     /// What the `timeline` template shows: the order's audit trail.
     static func timeline(_ store: ServerOrderStore, of providerOrderID: ProviderOrderID) throws -> [[String: Any]] {
-        try store.audit(providerOrderID: providerOrderID).map { e -> [String: Any] in
+        timeline(try store.audit(providerOrderID: providerOrderID))
+    }
+
+    static func timeline(_ audit: [AuditEntry]) -> [[String: Any]] {
+        audit.map { e -> [String: Any] in
             ["at": e.at.rfc3339, "from": e.from.rawValue, "to": e.to.rawValue, "event": e.event, "changed": e.from != e.to]
         }
     }

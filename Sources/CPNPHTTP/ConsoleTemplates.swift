@@ -117,7 +117,7 @@ enum ConsoleTemplates {
         {{/held}}
         {{> clauses}}
         <section><h2>Reservations</h2>
-        <table><tr><th>Resource</th><th>Direction</th><th>Mbit/s</th><th>Kind</th></tr>
+        <table id="reservations"><tr><th>Resource</th><th>Direction</th><th>Mbit/s</th><th>Kind</th></tr>
         {{#reservations}}<tr><td>{{resource}}</td><td>{{direction}}</td><td>{{mbps}}</td><td>{{kind}}</td></tr>{{/reservations}}
         {{^reservations}}<tr><td colspan="4" class="muted">none</td></tr>{{/reservations}}</table></section>
         {{#hasChildren}}<section><h2>Child orders</h2><ul>{{#children}}<li>{{id}} ({{customerOrder}})</li>{{/children}}</ul></section>{{/hasChildren}}

@@ -101,6 +101,10 @@ struct ConsoleBrowserTests {
             try await browser.open(base + "/console/orders/\(poid.rawValue)")
             try await browser.wait(until: "document.getElementById('state').textContent === 'OfferProposed'")
             #expect(try await browser.evaluate("document.getElementById('approve') === null") as? Bool == true)
+            // Its reservations and timeline are those of the same committed state (one snapshot of the store).
+            let reservations = try await browser.text(of: "#reservations")
+            #expect(reservations.contains("PE-PAR-1:xe-0/0/0") && reservations.contains("offered"), "\(reservations)")
+            #expect(try await browser.text(of: "#timeline").contains("OfferProposed"))
             try await Self.screenshot(browser, "order")
             try await browser.open(base + "/console/links")
             try await browser.wait(until: "document.getElementById('links') !== null")
