@@ -98,7 +98,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 /// The shared plumbing of both stores.
 enum StoreDatabase {
     /// Parser limits for stored JSON: snapshots are bigger and deeper than one datagram.
-    static let jsonLimits = JSONParser.Limits(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20)
+    static let jsonLimits = JSONParser.Limits.stored
 
     /// Opens a WAL-mode pool on `path` and migrates it.
     static func openPool(path: String, options: StoreOptions, label: String, migrator: DatabaseMigrator) throws -> DatabasePool {

@@ -50,6 +50,8 @@ public enum JSONParser {
         public static let datagram = Limits(maxBytes: 16_384)
         /// Limits for one length-prefixed TLS stream message (1 MiB, docs/protocol.md §2.1).
         public static let stream = Limits(maxBytes: 1_048_576)
+        /// Limits for a value a store wrote (an order snapshot, a stored document): bigger and deeper than one message.
+        public static let stored = Limits(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20)
     }
 
     /// Parses one JSON document.

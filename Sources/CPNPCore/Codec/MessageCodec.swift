@@ -162,7 +162,7 @@ public enum CPNPCodec {
     /// docs/protocol.md §2.3.
     public static func encodeJSON(_ message: CPNPMessage) -> JSONValue {
         // Parsing what was just written cannot fail; the limits are those of a stored value, not of a datagram.
-        (try? JSONParser.parse(encode(message), limits: .init(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20))) ?? .null
+        (try? JSONParser.parse(encode(message), limits: .stored)) ?? .null
     }
 
     /// Writes `message` as one JSON object, each CPD written by `document` (snapshots write a

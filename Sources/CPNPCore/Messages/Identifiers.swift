@@ -1,8 +1,11 @@
 /// Identifier attributes of RFC 8921 §9.1 with the lexical rules of docs/protocol.md §2.6.
 
+/// The lowercase hexadecimal digits, as bytes.
+private let hexDigits = Array("0123456789abcdef".utf8)
+
 /// Generates the characters of an identifier from a random source.
 private func randomHex(bytes count: Int, using rng: inout some RandomNumberGenerator) -> String {
-    let hex = Array("0123456789abcdef".utf8)
+    let hex = hexDigits
     var out: [UInt8] = []
     out.reserveCapacity(count * 2)
     for _ in 0..<count {
@@ -75,7 +78,7 @@ public struct ProviderOrderID: Sendable, Hashable, CustomStringConvertible, Comp
     /// make sure it never equals a customer order id of the same client.
     public static func timeOrdered(at time: CPNPTimestamp, prefix: String = "po-", using rng: inout some RandomNumberGenerator) -> ProviderOrderID {
         let milliseconds = UInt64(clamping: max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
-        let hex = Array("0123456789abcdef".utf8)
+        let hex = hexDigits
         var clock: [UInt8] = []
         clock.reserveCapacity(12)
         for shift in stride(from: 44, through: 0, by: -4) { clock.append(hex[Int((milliseconds >> UInt64(shift)) & 0xF)]) }

@@ -15,19 +15,22 @@ struct SnapshotCoding {
     /// The reference of a stored document; nil: documents are written in place.
     let reference: ((CPD) -> String)?
 
+    /// Writes `cpd` as its reference, or in place.
+    static func write(_ cpd: CPD, into writer: inout JSONWriter, reference: ((CPD) -> String)?) {
+        if let reference { writer.string(reference(cpd)) } else { writer.raw(cpd.compactJSON) }
+    }
+
     mutating func document(_ key: String, _ cpd: CPD?) {
         writer.key(key)
         guard let cpd else { return writer.null() }
-        if let reference { writer.string(reference(cpd)) } else { writer.raw(cpd.compactJSON) }
+        Self.write(cpd, into: &writer, reference: reference)
     }
 
     mutating func message(_ key: String, _ message: CPNPMessage?) {
         writer.key(key)
         guard let message else { return writer.null() }
         let reference = reference
-        CPNPCodec.write(message, into: &writer) { cpd, writer in
-            if let reference { writer.string(reference(cpd)) } else { writer.raw(cpd.compactJSON) }
-        }
+        CPNPCodec.write(message, into: &writer) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
     }
 
     mutating func optionalInteger(_ key: String, _ value: (some BinaryInteger)?) {
@@ -262,12 +265,9 @@ struct SnapshotReader {
     }
 }
 
-/// The limits for reading back a snapshot: bigger and deeper than one datagram.
-private let snapshotLimits = JSONParser.Limits(maxBytes: 64 << 20, maxDepth: 128, maxStringLength: 1 << 20)
-
 extension ClientOrderStateMachine {
     /// The machine as a JSON object, for a durable store (each CPD in place).
-    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: snapshotLimits)) ?? .null }
+    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: .stored)) ?? .null }
 
     /// The machine as compact JSON, for a durable store, written without building a tree; each CPD
     /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
@@ -446,7 +446,7 @@ extension ClientOrderStateMachine {
 
 extension ServerOrderStateMachine {
     /// The machine as a JSON object, for a durable store (each CPD in place).
-    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: snapshotLimits)) ?? .null }
+    public var snapshot: JSONValue { (try? JSONParser.parse(snapshotJSON(), limits: .stored)) ?? .null }
 
     /// The machine as compact JSON, for a durable store, written without building a tree; each CPD
     /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
