@@ -750,7 +750,7 @@ struct OfferChooser: NegotiableChooser {
     func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
         if let value = requested.preferredValue { return value }
         var key = ""
-        if case .key(let lastKey)? = path.components.last { key = lastKey }
+        if case .key(let lastKey)? = path.last { key = lastKey }
         let json: JSONValue? =
             switch key {
             case "mtu-bytes": .number(CPNPDecimal(defaults.mtuBytes))

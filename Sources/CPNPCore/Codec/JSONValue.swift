@@ -117,30 +117,85 @@ public struct JSONObject: Sendable, Hashable, Sequence {
 
 /// A location inside a decoded message, used to name the offending field in errors
 /// (e.g. `cpd.components[0].profiles[1].qos-guarantees.entries[0].from`).
+///
+/// Decoders and validators extend a path at every field they descend into, and almost never report
+/// it: a path is a chain of shared nodes, so extending one is one small allocation whatever its depth,
+/// and the components are listed only when asked for.
 public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
     public enum Component: Sendable, Hashable {
         case key(String)
         case index(Int)
     }
 
-    public var components: [Component]
+    /// The last component, linked to the path it extends.
+    final class Node: Sendable {
+        let parent: Node?
+        let component: Component
+        let count: Int
 
-    public init(_ components: [Component] = []) { self.components = components }
+        init(parent: Node?, component: Component) {
+            self.parent = parent
+            self.component = component
+            self.count = (parent?.count ?? 0) + 1
+        }
+    }
+
+    private let tail: Node?
+
+    private init(tail: Node?) { self.tail = tail }
+
+    public init(_ components: [Component] = []) {
+        var tail: Node?
+        for component in components { tail = Node(parent: tail, component: component) }
+        self.tail = tail
+    }
 
     public static let root = JSONPath()
 
-    /// The path extended by an object key.
-    public func appending(_ key: String) -> JSONPath { appending(component: .key(key)) }
-    /// The path extended by an array index.
-    public func appending(index: Int) -> JSONPath { appending(component: .index(index)) }
+    /// From the root to the named value.
+    public var components: [Component] {
+        guard let tail else { return [] }
+        var out = [Component](repeating: .index(0), count: tail.count)
+        var node: Node? = tail
+        while let current = node {
+            out[current.count - 1] = current.component
+            node = current.parent
+        }
+        return out
+    }
 
-    /// One allocation, sized for a few more components (paths grow as a decoder descends).
-    private func appending(component: Component) -> JSONPath {
-        var extended: [Component] = []
-        extended.reserveCapacity(components.count + 4)
-        extended.append(contentsOf: components)
-        extended.append(component)
-        return JSONPath(extended)
+    /// The last component (the field's own key or index); nil at the root.
+    public var last: Component? { tail?.component }
+
+    /// The number of components.
+    public var count: Int { tail?.count ?? 0 }
+
+    /// The path extended by an object key.
+    public func appending(_ key: String) -> JSONPath { JSONPath(tail: Node(parent: tail, component: .key(key))) }
+    /// The path extended by an array index.
+    public func appending(index: Int) -> JSONPath { JSONPath(tail: Node(parent: tail, component: .index(index))) }
+
+    /// This path followed by `other` (a path relative to the value this path names).
+    public func appending(contentsOf other: JSONPath) -> JSONPath {
+        var tail = self.tail
+        for component in other.components { tail = Node(parent: tail, component: component) }
+        return JSONPath(tail: tail)
+    }
+
+    public static func == (lhs: JSONPath, rhs: JSONPath) -> Bool {
+        var left = lhs.tail
+        var right = rhs.tail
+        while let l = left, let r = right {
+            if l === r { return true }
+            guard l.count == r.count, l.component == r.component else { return false }
+            left = l.parent
+            right = r.parent
+        }
+        return left == nil && right == nil
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(components)
     }
 
     public var description: String {

@@ -109,10 +109,3 @@ private struct MessageValidator {
         }
     }
 }
-
-extension JSONPath {
-    /// This path followed by `other` (a path relative to the value this path names).
-    fileprivate func appending(contentsOf other: JSONPath) -> JSONPath {
-        JSONPath(components + other.components)
-    }
-}

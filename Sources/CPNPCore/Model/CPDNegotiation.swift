@@ -17,7 +17,7 @@ public struct PreferredValueChooser: NegotiableChooser, Sendable, Hashable {
 
     public func choose<V: NegotiableValue>(_ requested: Negotiable<V>, at path: JSONPath) -> V? {
         if let preferred = requested.preferredValue { return preferred }
-        guard case .key(let key)? = path.components.last, let configured = valuesForAny[key] else { return nil }
+        guard case .key(let key)? = path.last, let configured = valuesForAny[key] else { return nil }
         return try? V(negotiableJSON: configured, at: path)
     }
 }
