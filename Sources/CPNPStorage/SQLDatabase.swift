@@ -213,13 +213,16 @@ struct GRDBConnection: SQLConnection {
         return result!
     }
 
+    /// Through GRDB's initializer of optional existentials: the one of a sequence of `DatabaseValue`
+    /// maps it with a key path, which an unspecialised generic applies slowly (a tenth of a commit's
+    /// CPU; docs/performance.md, round 7).
     static func arguments(_ values: [any SQLBindable]) -> StatementArguments {
         StatementArguments(
-            values.map { value -> DatabaseValue in
+            values.map { value -> (any DatabaseValueConvertible)? in
                 switch value.sqlValue {
-                case .null: .null
-                case .integer(let integer): integer.databaseValue
-                case .text(let text): text.databaseValue
+                case .null: nil
+                case .integer(let integer): integer
+                case .text(let text): text
                 }
             })
     }
