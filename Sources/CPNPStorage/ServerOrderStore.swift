@@ -234,7 +234,7 @@ public final class ServerOrderStore: Sendable {
         static let openOrderCount = "SELECT COUNT(*) FROM orders WHERE is_open = 1 AND client_identity = ?"
         static let customerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE client_identity = ? AND customer_order_id = ?)"
         static let providerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE provider_order_id = ?)"
-        static let orderHead = "SELECT client_identity, customer_order_id, revision FROM orders WHERE provider_order_id = ?"
+        static let orderHead = "SELECT client_identity, customer_order_id, revision, is_open FROM orders WHERE provider_order_id = ?"
         static let otherOpenOrder = """
             SELECT provider_order_id FROM orders
             WHERE client_identity = ? AND customer_order_id = ? AND is_open = 1 AND provider_order_id <> ? LIMIT 1
@@ -428,7 +428,10 @@ public final class ServerOrderStore: Sendable {
         if let expected = change.expectedRevision, expected != (stored ?? 0) {
             throw StoreError.revisionConflict(orderID: providerOrderID, expected: expected, actual: stored)
         }
-        if prepared.isOpen,
+        // An order stored open is the one open order of its customer order id already (the unique
+        // index orders_one_open_per_coi); only one that opens here needs the look.
+        let storedOpen = try head?.bool("is_open") ?? false
+        if prepared.isOpen, !storedOpen,
             let other = try connection.scalarText(SQL.otherOpenOrder, [change.clientIdentity, customerOrderID, providerOrderID])
         {
             throw StoreError.openOrderExists(customerOrderID: customerOrderID, providerOrderID: other)
@@ -501,7 +504,8 @@ public final class ServerOrderStore: Sendable {
         // totals move by the difference between the order's old rows and its new ones.
         var delta: [TotalKey: CPNPDecimal] = [:]
         if !prepared.isOpen || change.reservations != nil {
-            for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID]) {
+            // A new order holds no rows yet.
+            for row in stored == nil ? [] : try connection.query(SQL.reservationsOfOrder, [providerOrderID]) {
                 let key = try resourceKey(row)
                 delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
             }

@@ -4,6 +4,8 @@ import CPNPTesting
 @testable import CPNPCore
 @testable import CPNPStorage
 import Foundation
+import GRDB
+import Synchronization
 import Testing
 
 /// Everything the store holds about one order, to compare before and after a failed commit.
@@ -636,6 +638,50 @@ struct ServerOrderStoreTests {
         for (name, sql, argumentCount) in cases {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: argumentCount))
             #expect(usesIndexesOnly(plan), "\(name): \(plan)")
+        }
+    }
+
+    @Test("a commit runs only the reads its change needs: none of the reservations of a new order, no look for another open order once stored open")
+    func commitsSkipReadsTheyDoNotNeed() throws {
+        let store = try ServerOrderStore.inMemory()
+        let statements = Mutex<[String]>([])
+        store.writer.writeWithoutTransaction { db in
+            db.trace(options: .statement) { event in
+                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
+            }
+        }
+        func run(_ change: OrderChange) throws -> [String] {
+            statements.withLock { $0.removeAll() }
+            try store.commit(change)
+            return statements.withLock { $0 }
+        }
+        let reservationsRead = ServerOrderStore.SQL.reservationsOfOrder
+        let otherOpenRead = ServerOrderStore.SQL.otherOpenOrder
+        let offered = HeldCapacity(offered: [Reservation(linkID: "link-par-1", direction: .outgoing, mbps: 90)])
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+
+        // A new order: the look for another open order, and no reservations to read.
+        let created = try run(d.serverChange(reservations: offered))
+        #expect(created.contains(otherOpenRead))
+        #expect(!created.contains(reservationsRead))
+        #expect(created.contains { $0.hasPrefix("INSERT INTO reservations") })
+
+        // Stored open already: its reservations are read (they move), the other-open look is not run.
+        d.now = StoreFixture.at(1)
+        try d.serverAcknowledges()
+        let acknowledged = try run(d.serverChange(reservations: offered))
+        #expect(acknowledged.contains(reservationsRead))
+        #expect(!acknowledged.contains(otherOpenRead))
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == offered)
+        #expect(try store.reservedTotals() == [Reservation.Key("link-par-1", .outgoing): 90])
+
+        // The unique index still keeps one open order per customer order id: a second one is refused.
+        let customerOrderID = d.client.customerOrderID.rawValue
+        let (twin, twinActions) = StoreFixture.quotedServerOrder(customerOrderID: customerOrderID, providerOrderID: "p-twin")
+        #expect(throws: StoreError.openOrderExists(customerOrderID: customerOrderID, providerOrderID: d.providerOrderID.rawValue)) {
+            try store.commit(OrderChange(machine: twin, clientIdentity: StoreFixture.identity, at: StoreFixture.at(2), actions: twinActions))
         }
     }
 
