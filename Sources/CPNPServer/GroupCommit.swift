@@ -328,8 +328,8 @@ extension CPNPServerEngine {
             return
         default: return
         }
-        let started = orders.all[providerOrderID]?.negotiationStarted
-        if started != nil { orders[providerOrderID]?.negotiationStarted = nil }
+        let started = orders[providerOrderID]?.negotiationStarted
+        if started != nil { orders.modify(providerOrderID) { $0.negotiationStarted = nil } }
         metrics.ended(outcome, after: started.map { ContinuousClock.now - $0 })
     }
 

@@ -28,8 +28,9 @@ extension CPNPServerEngine {
         subscript(_ providerOrderID: ProviderOrderID) -> LiveOrder? {
             get { all[providerOrderID] }
             set {
-                let old = all[providerOrderID]
-                all[providerOrderID] = newValue
+                // The old value is moved out, not copied.
+                let old: LiveOrder?
+                if let newValue { old = all.updateValue(newValue, forKey: providerOrderID) } else { old = all.removeValue(forKey: providerOrderID) }
                 let wasOpen = old.map { ServerOrderStore.isOpen($0.machine) } ?? false
                 let isOpen = newValue.map { ServerOrderStore.isOpen($0.machine) } ?? false
                 if wasOpen, let old { openByClient[old.clientIdentity, default: 0] -= 1 }
@@ -39,6 +40,30 @@ extension CPNPServerEngine {
                     if let newValue { add(newValue.offered + newValue.committed, sign: 1) }
                 }
             }
+        }
+
+        /// Changes an order in place, with the same bookkeeping as the setter: its machine's arrays stay
+        /// uniquely referenced, so a change does not copy them (a copy taken out and written back
+        /// does). Nil when the order is not in memory.
+        mutating func modify<Result, Failure: Error>(
+            _ providerOrderID: ProviderOrderID, _ body: (inout LiveOrder) throws(Failure) -> Result
+        ) throws(Failure) -> Result? {
+            guard let index = all.index(forKey: providerOrderID) else { return nil }
+            // Only what the bookkeeping needs is kept aside: a copy of the whole order would share its storage.
+            let wasOpen = ServerOrderStore.isOpen(all.values[index].machine)
+            let clientIdentity = all.values[index].clientIdentity
+            let offered = all.values[index].offered
+            let committed = all.values[index].committed
+            let result = try body(&all.values[index])
+            let after = all.values[index]
+            let isOpen = ServerOrderStore.isOpen(after.machine)
+            if wasOpen { openByClient[clientIdentity, default: 0] -= 1 }
+            if isOpen { openByClient[after.clientIdentity, default: 0] += 1 }
+            if offered != after.offered || committed != after.committed {
+                add(offered + committed, sign: -1)
+                add(after.offered + after.committed, sign: 1)
+            }
+            return result
         }
 
         /// Starts from the store's totals and counts (restart), before any order is admitted.

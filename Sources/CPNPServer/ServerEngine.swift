@@ -17,31 +17,149 @@ public actor CPNPServerEngine {
         public init(configuration: ServerConfiguration) { self.configuration = configuration }
     }
 
+    /// An order in memory. Its fields live in one shared box, copied only when a copy is changed while
+    /// another still holds the box (copy on write): the engine reads orders out of its table all the
+    /// time, and a plain struct of this size is copied field by field at every read.
     struct LiveOrder {
-        var machine: ServerOrderStateMachine
-        var clientIdentity: String
-        var identity: ClientIdentity?
-        var clientAddress: String
-        /// Reservations of the offer being negotiated (policy form).
-        var offered: [Reservation] = []
-        /// Reservations of the agreement in force.
-        var committed: [Reservation] = []
-        /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
-        var awaitingApproval = false
-        var approvalOffer: Offer?
-        /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
-        /// `offered` holds only what they add to `committed` (§9.2.9).
-        var updateTarget: [Reservation]?
-        /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
-        /// order's next change (``CPNPServerEngine/perform(_:order:now:)``).
-        var unwrittenActions: [ServerOrderStateMachine.Action] = []
-        /// The stored revision this order's next change is computed from (0: not stored yet). With a
-        /// shared store each change is checked against it (``OrderChange/expectedRevision``).
-        var revision: Int64 = 0
-        /// When its negotiation began here (QUOTATION or UPDATE received): the latency metric.
-        var negotiationStarted: ContinuousClock.Instant?
-        /// Waiting for its child orders (RFC 8921 §8.8, Cascade.swift).
-        var cascade: CascadeHold?
+        struct Fields {
+            var machine: ServerOrderStateMachine
+            var clientIdentity: String
+            var identity: ClientIdentity?
+            var clientAddress: String
+            /// Reservations of the offer being negotiated (policy form).
+            var offered: [Reservation] = []
+            /// Reservations of the agreement in force.
+            var committed: [Reservation] = []
+            /// Waiting for `cpnpd admin approve|reject` (RFC 8921 §8.2 administrative validation).
+            var awaitingApproval: Bool = false
+            var approvalOffer: Offer?
+            /// For an UPDATE: the reservations of the updated offer, committed on agreement; meanwhile
+            /// `offered` holds only what they add to `committed` (§9.2.9).
+            var updateTarget: [Reservation]?
+            /// State changes that revealed nothing (QUOTATION or ACCEPT received), written with the
+            /// order's next change (``CPNPServerEngine/perform(_:order:now:)``).
+            var unwrittenActions: [ServerOrderStateMachine.Action] = []
+            /// The stored revision this order's next change is computed from (0: not stored yet). With a
+            /// shared store each change is checked against it (``OrderChange/expectedRevision``).
+            var revision: Int64 = 0
+            /// When its negotiation began here (QUOTATION or UPDATE received): the latency metric.
+            var negotiationStarted: ContinuousClock.Instant?
+            /// Waiting for its child orders (RFC 8921 §8.8, Cascade.swift).
+            var cascade: CascadeHold?
+        }
+
+        private final class Storage {
+            var fields: Fields
+            init(_ fields: Fields) { self.fields = fields }
+        }
+
+        private var storage: Storage
+
+        init(
+            machine: ServerOrderStateMachine, clientIdentity: String, identity: ClientIdentity?, clientAddress: String,
+            negotiationStarted: ContinuousClock.Instant? = nil
+        ) {
+            storage = Storage(
+                Fields(
+                    machine: machine, clientIdentity: clientIdentity, identity: identity, clientAddress: clientAddress,
+                    negotiationStarted: negotiationStarted))
+        }
+
+        private mutating func makeUnique() {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+        }
+
+        var machine: ServerOrderStateMachine {
+            _read { yield storage.fields.machine }
+            _modify {
+                makeUnique()
+                yield &storage.fields.machine
+            }
+        }
+        var clientIdentity: String {
+            _read { yield storage.fields.clientIdentity }
+            _modify {
+                makeUnique()
+                yield &storage.fields.clientIdentity
+            }
+        }
+        var identity: ClientIdentity? {
+            _read { yield storage.fields.identity }
+            _modify {
+                makeUnique()
+                yield &storage.fields.identity
+            }
+        }
+        var clientAddress: String {
+            _read { yield storage.fields.clientAddress }
+            _modify {
+                makeUnique()
+                yield &storage.fields.clientAddress
+            }
+        }
+        var offered: [Reservation] {
+            _read { yield storage.fields.offered }
+            _modify {
+                makeUnique()
+                yield &storage.fields.offered
+            }
+        }
+        var committed: [Reservation] {
+            _read { yield storage.fields.committed }
+            _modify {
+                makeUnique()
+                yield &storage.fields.committed
+            }
+        }
+        var awaitingApproval: Bool {
+            _read { yield storage.fields.awaitingApproval }
+            _modify {
+                makeUnique()
+                yield &storage.fields.awaitingApproval
+            }
+        }
+        var approvalOffer: Offer? {
+            _read { yield storage.fields.approvalOffer }
+            _modify {
+                makeUnique()
+                yield &storage.fields.approvalOffer
+            }
+        }
+        var updateTarget: [Reservation]? {
+            _read { yield storage.fields.updateTarget }
+            _modify {
+                makeUnique()
+                yield &storage.fields.updateTarget
+            }
+        }
+        var unwrittenActions: [ServerOrderStateMachine.Action] {
+            _read { yield storage.fields.unwrittenActions }
+            _modify {
+                makeUnique()
+                yield &storage.fields.unwrittenActions
+            }
+        }
+        var revision: Int64 {
+            _read { yield storage.fields.revision }
+            _modify {
+                makeUnique()
+                yield &storage.fields.revision
+            }
+        }
+        var negotiationStarted: ContinuousClock.Instant? {
+            _read { yield storage.fields.negotiationStarted }
+            _modify {
+                makeUnique()
+                yield &storage.fields.negotiationStarted
+            }
+        }
+        var cascade: CascadeHold? {
+            _read { yield storage.fields.cascade }
+            _modify {
+                makeUnique()
+                yield &storage.fields.cascade
+            }
+        }
     }
 
     struct OrderKey: Hashable {
@@ -354,7 +472,7 @@ public actor CPNPServerEngine {
             await newQuotation(quotation, datagram: datagram, identity: identity, now: now)
             return
         }
-        guard let providerOrderID = byCustomer[key], var live = orders[providerOrderID] else {
+        guard let providerOrderID = byCustomer[key], let openTransactionID = orders[providerOrderID]?.machine.transaction.id else {
             if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
             await answerUnknownOrder(message, datagram: datagram, now: now)
             return
@@ -367,7 +485,7 @@ public actor CPNPServerEngine {
             let profile = configuration.customerProfile(matching: peerIdentity.names),
             PortalSessions.customer(of: datagram.session.remote) == nil, !profile.admits(address: datagram.session.remote.host)
         {
-            guard message.transactionID != live.machine.transaction.id else {
+            guard message.transactionID != openTransactionID else {
                 await sendStatelessFail(
                     .authorizationFailed, "source address not allowed", transactionID: message.transactionID,
                     customerOrderID: message.customerOrderID,
@@ -381,11 +499,13 @@ public actor CPNPServerEngine {
             await perform(actions, order: providerOrderID, now: now)
             return
         }
-        live.identity = datagram.identity ?? live.identity
-        live.clientAddress = source
-        if message.method == .update, live.machine.transaction.id != message.transactionID { live.negotiationStarted = .now }
-        orders[providerOrderID] = live
-        let actions = mutate(providerOrderID) { machine, rng in machine.messageReceived(message, session: datagram.session, now: now, using: &rng) }
+        let actions =
+            orders.modify(providerOrderID) { (live: inout LiveOrder) -> [ServerOrderStateMachine.Action] in
+                live.identity = datagram.identity ?? live.identity
+                live.clientAddress = source
+                if message.method == .update, live.machine.transaction.id != message.transactionID { live.negotiationStarted = .now }
+                return live.machine.messageReceived(message, session: datagram.session, now: now, using: &rng)
+            } ?? []
         receivingMethod = message.method
         await perform(actions, order: providerOrderID, now: now)
     }
@@ -803,21 +923,16 @@ public actor CPNPServerEngine {
         _ providerOrderID: ProviderOrderID,
         _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) -> [ServerOrderStateMachine.Action]
     ) -> [ServerOrderStateMachine.Action] {
-        guard var live = orders[providerOrderID] else { return [] }
-        let actions = body(&live.machine, &rng)
-        orders[providerOrderID] = live
-        return actions
+        orders.modify(providerOrderID) { live in body(&live.machine, &rng) } ?? []
     }
 
+    /// A refused command changes nothing (each machine command checks before it changes), so the order is changed in place.
     func mutateThrowing(
         _ providerOrderID: ProviderOrderID,
         _ body: (inout ServerOrderStateMachine, inout SystemRandomNumberGenerator) throws(OrderCommandError) -> [ServerOrderStateMachine.Action]
     ) -> [ServerOrderStateMachine.Action] {
-        guard var live = orders[providerOrderID] else { return [] }
         do {
-            let actions = try body(&live.machine, &rng)
-            orders[providerOrderID] = live
-            return actions
+            return try orders.modify(providerOrderID) { (live: inout LiveOrder) throws(OrderCommandError) in try body(&live.machine, &rng) } ?? []
         } catch {
             logger.error("decision not applicable", metadata: ["order": "\(providerOrderID)", "error": "\(error)"])
             return []

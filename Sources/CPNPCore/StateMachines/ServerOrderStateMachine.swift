@@ -431,13 +431,15 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public mutating func childCommand(
         _ command: (inout ClientOrderStateMachine) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
     ) throws(OrderCommandError) -> [Action] {
-        guard case .child(var child) = phase else { throw invalid("command a child order") }
+        guard case .child(let original) = phase else { throw invalid("command a child order") }
+        var child = original
         phase = .awaitingProcessing
         let actions: [ClientOrderStateMachine.Action]
         do {
             actions = try command(&child)
         } catch {
-            phase = .child(child)
+            // A refused command changes nothing, as every command of this machine.
+            phase = .child(original)
             throw error
         }
         phase = .child(child)
