@@ -17,17 +17,11 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
         var fire: @Sendable (Key) async -> Void
     }
 
-    /// An entry of the deadline queue; stale once its key is cancelled or armed again.
-    private struct Pending {
-        var due: ContinuousClock.Instant
-        var generation: UInt64
-        var key: Key
-        func precedes(_ other: Pending) -> Bool { (due, generation) < (other.due, other.generation) }
-    }
-
     private struct State {
         var armed: [Key: Armed] = [:]
-        var queue: [Pending] = []
+        /// Deadlines by generation; `keys` names the key each generation was armed for.
+        var queue = DeadlineQueue()
+        var keys: [UInt64: Key] = [:]
         var generation: UInt64 = 0
         var sleeper: Task<Void, Never>?
         var sleeperDue: ContinuousClock.Instant?
@@ -41,7 +35,8 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
         state.withLock { state in
             state.generation &+= 1
             state.armed[key] = Armed(due: due, generation: state.generation, fire: fire)
-            Self.push(Pending(due: due, generation: state.generation, key: key), into: &state.queue)
+            state.queue.push(Deadline(due: due, generation: state.generation))
+            state.keys[state.generation] = key
             if state.queue.count > 2 * state.armed.count + 1_024 { Self.compact(&state) }
             if state.sleeperDue.map({ due < $0 }) ?? true { startSleeper(&state, until: due) }
         }
@@ -82,14 +77,16 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
             let now = ContinuousClock.now
             var out: [(Key, @Sendable (Key) async -> Void)] = []
             while let top = state.queue.first {
-                guard let armed = state.armed[top.key], armed.generation == top.generation else {
-                    Self.popFirst(&state.queue)
+                guard let key = state.keys[top.generation], let armed = state.armed[key], armed.generation == top.generation else {
+                    state.queue.popFirst()
+                    state.keys[top.generation] = nil
                     continue
                 }
                 guard top.due <= now else { break }
-                Self.popFirst(&state.queue)
-                state.armed[top.key] = nil
-                out.append((top.key, armed.fire))
+                state.queue.popFirst()
+                state.keys[top.generation] = nil
+                state.armed[key] = nil
+                out.append((key, armed.fire))
             }
             if let next = state.queue.first { startSleeper(&state, until: next.due) }
             return out
@@ -97,9 +94,40 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
         for (key, fire) in due { Task { await fire(key) } }
     }
 
-    // MARK: - The deadline queue (a binary min-heap)
+    /// Rebuilds the queue from the armed timers, dropping stale entries.
+    private static func compact(_ locked: inout State) {
+        var queue = DeadlineQueue()
+        var keys: [UInt64: Key] = [:]
+        keys.reserveCapacity(locked.armed.count)
+        for (key, armed) in locked.armed {
+            queue.push(Deadline(due: armed.due, generation: armed.generation))
+            keys[armed.generation] = key
+        }
+        locked.queue = queue
+        locked.keys = keys
+    }
 
-    private static func push(_ entry: Pending, into heap: inout [Pending]) {
+    deinit {
+        state.withLock { state in state.sleeper?.cancel() }
+    }
+}
+
+/// An entry of the deadline queue; stale once its key is cancelled or armed again. Not generic, so
+/// that the heap's comparisons and moves are plain code in every module that uses a scheduler.
+struct Deadline {
+    var due: ContinuousClock.Instant
+    var generation: UInt64
+    func precedes(_ other: Deadline) -> Bool { (due, generation) < (other.due, other.generation) }
+}
+
+/// The deadline queue: a binary min-heap ordered by deadline, then by arming order.
+struct DeadlineQueue {
+    private var heap: [Deadline] = []
+
+    var count: Int { heap.count }
+    var first: Deadline? { heap.first }
+
+    mutating func push(_ entry: Deadline) {
         heap.append(entry)
         var child = heap.count - 1
         while child > 0 {
@@ -110,7 +138,7 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    private static func popFirst(_ heap: inout [Pending]) {
+    mutating func popFirst() {
         guard heap.count > 1 else {
             heap.removeAll(keepingCapacity: true)
             return
@@ -127,17 +155,5 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
             heap.swapAt(parent, first)
             parent = first
         }
-    }
-
-    /// Rebuilds the queue from the armed timers, dropping stale entries.
-    private static func compact(_ locked: inout State) {
-        var heap: [Pending] = []
-        heap.reserveCapacity(locked.armed.count)
-        for (key, armed) in locked.armed { push(Pending(due: armed.due, generation: armed.generation, key: key), into: &heap) }
-        locked.queue = heap
-    }
-
-    deinit {
-        state.withLock { state in state.sleeper?.cancel() }
     }
 }

@@ -58,6 +58,32 @@ struct SchedulerTests {
         #expect(scheduler.count == 0)
     }
 
+    /// The deadline queue gives its entries back by deadline, then in the order they were armed.
+    @Test func theDeadlineQueueYieldsEntriesInDeadlineOrder() {
+        var rng = SplitMix64(seed: 7)
+        let start = ContinuousClock.now
+        var queue = DeadlineQueue()
+        var pushed: [Deadline] = []
+        for generation in UInt64(1)...2_000 {
+            // Few distinct deadlines, so that ties are broken by generation.
+            let entry = Deadline(due: start + .milliseconds(Int(rng.next() % 50)), generation: generation)
+            queue.push(entry)
+            pushed.append(entry)
+            if generation % 3 == 0, let first = queue.first {
+                queue.popFirst()
+                pushed.removeAll { $0.generation == first.generation }
+                #expect(!pushed.contains { $0.precedes(first) }, "popped \(first.generation) before an earlier entry")
+            }
+        }
+        var popped: [Deadline] = []
+        while let first = queue.first {
+            popped.append(first)
+            queue.popFirst()
+        }
+        #expect(queue.count == 0)
+        #expect(popped.map(\.generation) == pushed.sorted { $0.precedes($1) }.map(\.generation))
+    }
+
     @Test func rateLimiterRefills() {
         var limiter = RateLimiter<String>(perMinute: 60, burst: 2)
         let t0 = CPNPTimestamp(millisecondsSinceEpoch: 1_000_000)
