@@ -1,6 +1,6 @@
 // RFC 8921 Figures 11 and 12 against a real cpnpd: an order held for an operator (above 1000 Mbps
 // in the demo policy) and short timers from a YAML configuration, so that the server asks for more
-// time one second after the PROCESSING.
+// time two seconds after the PROCESSING.
 import CPNPTesting
 import Testing
 import CPNPCore
@@ -9,16 +9,17 @@ import Synchronization
 
 @Suite("More time while an operator decides, against a real cpnpd", .enabled(if: Daemon.binary != nil, "cpnpd not built"), .serialized)
 struct MoreTimeEndToEndTests {
-    /// Expected offer time 6 s; ask 5 s before it for 10 s more, once: the client has 5 s to answer,
-    /// enough on a loaded machine.
+    /// Expected offer time 12 s; ask 10 s before it for 10 s more, once: the client has 10 s to answer.
+    /// (With 5 s the client's answer missed the deadline twice under the full suite on a loaded 2-CPU
+    /// machine, the test process being one of the busiest there.)
     static func configuration() throws -> String {
         try Daemon.demoConfiguration(
             timers: """
                 retransmission: {initial: 1s, max-retries: 3}
                 offer-validity: 10m
                 expected-offer-time: 60s
-                approval-expected-offer-time: 6s
-                more-time: {request-before: 5s, extension: 10s, max-requests: 1}
+                approval-expected-offer-time: 12s
+                more-time: {request-before: 10s, extension: 10s, max-requests: 1}
                 """)
     }
 
@@ -29,7 +30,7 @@ struct MoreTimeEndToEndTests {
         var rng = SystemRandomNumberGenerator()
         try await client.act(&order) { try $0.quote(requestedCPD: CPD.paris(2000), session: client.session, now: TestClient.now(), using: &rng) }
         try await client.run(
-            &order, timeout: .seconds(10), until: { _ in client.events.contains { if case .moreTimeRequested = $0 { true } else { false } } })
+            &order, timeout: .seconds(20), until: { _ in client.events.contains { if case .moreTimeRequested = $0 { true } else { false } } })
         return order
     }
 

@@ -22,7 +22,9 @@ func startEcho(_ server: DTLSTransport) -> Task<Void, Never> {
     }
 }
 
-@Suite("DTLS server robustness (RFC 8921 §13 DoS defence)", .serialized, .timeLimit(.minutes(2)))
+// The limit guards against a hang, not a speed: the work is fixed, and under the whole suite on
+// a loaded 2-CPU machine a test took over two minutes.
+@Suite("DTLS server robustness (RFC 8921 §13 DoS defence)", .serialized, .timeLimit(.minutes(4)))
 struct RobustnessTests {
     let certs = TestCertificates.shared
 
