@@ -31,39 +31,46 @@ extension CPNPServerEngine {
                 // The old value is moved out, not copied.
                 let old: LiveOrder?
                 if let newValue { old = all.updateValue(newValue, forKey: providerOrderID) } else { old = all.removeValue(forKey: providerOrderID) }
-                let wasOpen = old.map { ServerOrderStore.isOpen($0.machine) } ?? false
-                let isOpen = newValue.map { ServerOrderStore.isOpen($0.machine) } ?? false
-                if wasOpen, let old { openByClient[old.clientIdentity, default: 0] -= 1 }
-                if isOpen, let newValue { openByClient[newValue.clientIdentity, default: 0] += 1 }
-                if old?.offered != newValue?.offered || old?.committed != newValue?.committed {
-                    if let old { add(old.offered + old.committed, sign: -1) }
-                    if let newValue { add(newValue.offered + newValue.committed, sign: 1) }
-                }
+                account(from: old.map(Held.init), to: newValue.map(Held.init))
             }
         }
 
-        /// Changes an order in place, with the same bookkeeping as the setter: its machine's arrays stay
-        /// uniquely referenced, so a change does not copy them (a copy taken out and written back
-        /// does). Nil when the order is not in memory.
+        /// Changes an order in place, with the same bookkeeping as the setter: its box stays uniquely
+        /// referenced, so a change copies nothing (a copy taken out and written back copies the box).
+        /// Nil when the order is not in memory.
         mutating func modify<Result, Failure: Error>(
             _ providerOrderID: ProviderOrderID, _ body: (inout LiveOrder) throws(Failure) -> Result
         ) throws(Failure) -> Result? {
             guard let index = all.index(forKey: providerOrderID) else { return nil }
-            // Only what the bookkeeping needs is kept aside: a copy of the whole order would share its storage.
-            let wasOpen = ServerOrderStore.isOpen(all.values[index].machine)
-            let clientIdentity = all.values[index].clientIdentity
-            let offered = all.values[index].offered
-            let committed = all.values[index].committed
+            let before = Held(all.values[index])
             let result = try body(&all.values[index])
-            let after = all.values[index]
-            let isOpen = ServerOrderStore.isOpen(after.machine)
-            if wasOpen { openByClient[clientIdentity, default: 0] -= 1 }
-            if isOpen { openByClient[after.clientIdentity, default: 0] += 1 }
-            if offered != after.offered || committed != after.committed {
-                add(offered + committed, sign: -1)
-                add(after.offered + after.committed, sign: 1)
-            }
+            account(from: before, to: Held(all.values[index]))
             return result
+        }
+
+        /// What the open-order counts and the capacity totals take from an order.
+        private struct Held {
+            var isOpen: Bool
+            var clientIdentity: String
+            var offered: [Reservation]
+            var committed: [Reservation]
+
+            init(_ live: LiveOrder) {
+                isOpen = ServerOrderStore.isOpen(live.machine)
+                clientIdentity = live.clientIdentity
+                offered = live.offered
+                committed = live.committed
+            }
+        }
+
+        /// Moves the counts and totals from what an order held to what it holds.
+        private mutating func account(from old: Held?, to new: Held?) {
+            if let old, old.isOpen { openByClient[old.clientIdentity, default: 0] -= 1 }
+            if let new, new.isOpen { openByClient[new.clientIdentity, default: 0] += 1 }
+            if old?.offered != new?.offered || old?.committed != new?.committed {
+                if let old { add(old.offered + old.committed, sign: -1) }
+                if let new { add(new.offered + new.committed, sign: 1) }
+            }
         }
 
         /// Starts from the store's totals and counts (restart), before any order is admitted.

@@ -214,7 +214,7 @@ struct GRDBConnection: SQLConnection {
     }
 
     /// Through GRDB's initializer of optional existentials: the one of a sequence of `DatabaseValue`
-    /// maps it with a key path, which an unspecialised generic applies slowly (a tenth of a commit's
+    /// maps it with a key path, which an unspecialised generic applies slowly (a fifth of a commit's
     /// CPU; docs/performance.md, round 7).
     static func arguments(_ values: [any SQLBindable]) -> StatementArguments {
         StatementArguments(
