@@ -812,17 +812,18 @@ public actor CPNPServerEngine {
     func offerActions(_ providerOrderID: ProviderOrderID, _ offer: Offer, now: CPNPTimestamp, validUntil: CPNPTimestamp? = nil)
         -> [ServerOrderStateMachine.Action]
     {
-        guard var live = orders[providerOrderID] else { return [] }
-        if live.machine.isUpdate {
-            // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
-            live.updateTarget = offer.reservations
-            live.offered = DecisionEngine.reservationsDelta(old: live.committed, new: offer.reservations).filter { !$0.mbps.isNegative }
-        } else {
-            live.offered = offer.reservations
+        let recorded: Void? = orders.modify(providerOrderID) { live in
+            if live.machine.isUpdate {
+                // Hold what the update adds; the agreement in force keeps its own (§9.2.9).
+                live.updateTarget = offer.reservations
+                live.offered = DecisionEngine.reservationsDelta(old: live.committed, new: offer.reservations).filter { !$0.mbps.isNegative }
+            } else {
+                live.offered = offer.reservations
+            }
+            live.awaitingApproval = false
+            live.approvalOffer = nil
         }
-        live.awaitingApproval = false
-        live.approvalOffer = nil
-        orders[providerOrderID] = live
+        guard recorded != nil else { return [] }
         cancelTimer(providerOrderID, .moreTimeRequest)
         let validity = validUntil.map { min($0, now.adding(configuration.timers.offerValidity)) } ?? now.adding(configuration.timers.offerValidity)
         logger.info(
