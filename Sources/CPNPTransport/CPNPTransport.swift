@@ -129,4 +129,26 @@ public protocol CPNPTransport: Sendable {
     func send(_ message: [UInt8], to peer: CPNPPeer) async throws(CPNPTransportError)
     /// Closes all sessions (close_notify) and the socket, and finishes ``inbound``.
     func close() async
+    /// See the extension: false unless the transport implements it.
+    func deliverInbound(to receiver: @escaping CPNPInboundReceiver) -> Bool
+    /// See the extension: false unless the transport implements it.
+    func sendWithoutWaiting(_ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void) -> Bool
+}
+
+/// Where a transport hands each received message, once ``CPNPTransport/deliverInbound(to:)`` named it.
+public typealias CPNPInboundReceiver = @Sendable (CPNPInboundMessage) -> Void
+
+extension CPNPTransport {
+    /// Hands each message received from now on to `receiver`, on the thread that read it, instead of
+    /// to ``inbound`` (which still finishes when the transport closes; what it already holds stays
+    /// there). No task switch between the socket and the receiver. False: this transport cannot, and
+    /// ``inbound`` goes on.
+    public func deliverInbound(to receiver: @escaping CPNPInboundReceiver) -> Bool { false }
+
+    /// Queues one message without waiting for it to be written: messages queued by one caller go out
+    /// in order, and a failure goes to `onFailure` (``send(_:to:)`` would have thrown it). False: this
+    /// transport cannot; use ``send(_:to:)``.
+    public func sendWithoutWaiting(
+        _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
+    ) -> Bool { false }
 }

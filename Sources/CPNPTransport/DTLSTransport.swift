@@ -48,13 +48,22 @@ public final class DTLSTransport: CPNPTransport {
     public let failures: AsyncStream<CPNPTransportError>
     private let channel: any Channel
     private let stats: DTLSStatsBox
+    private let receiver: InboundReceiverBox
 
-    private init(channel: any Channel, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>, stats: DTLSStatsBox) {
+    /// The event loop that reads and writes the socket: an engine that runs on it
+    /// (``NIOCore/EventLoop/executor``) receives and sends without a thread switch.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    private init(
+        channel: any Channel, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>, stats: DTLSStatsBox,
+        receiver: InboundReceiverBox
+    ) {
         self.channel = channel
         self.localAddress = channel.localAddress
         self.inbound = inbound
         self.failures = failures
         self.stats = stats
+        self.receiver = receiver
     }
 
     /// Starts a DTLS server.
@@ -98,6 +107,7 @@ public final class DTLSTransport: CPNPTransport {
         let (inbound, inboundContinuation) = AsyncStream.makeStream(of: CPNPInboundMessage.self, bufferingPolicy: .bufferingOldest(16_384))
         let (failures, failureContinuation) = AsyncStream.makeStream(of: CPNPTransportError.self, bufferingPolicy: .bufferingNewest(1024))
         let stats = DTLSStatsBox()
+        let receiver = InboundReceiverBox()
         // SO_REUSEADDR only for a fixed server port: on an ephemeral client port it lets Linux
         // hand the same port to two sockets, and one of them never receives its replies.
         let channel = try await DatagramBootstrap(group: group)
@@ -105,16 +115,40 @@ public final class DTLSTransport: CPNPTransport {
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferSize))
             .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: role == .server && configuration.reusePort ? 1 : 0)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            // Up to this many datagrams per wake-up before the loop runs its queued work (an engine
+            // on this loop then handles them as one batch); NIO's default is 4.
+            .channelOption(.maxMessagesPerRead, value: 64)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = try DTLSDemuxHandler(
-                        role: role, context: context, configuration: configuration, inbound: inboundContinuation,
+                        role: role, context: context, configuration: configuration, inbound: inboundContinuation, receiver: receiver,
                         failures: failureContinuation, stats: stats, logger: logger)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .bind(host: host, port: port).get()
-        return DTLSTransport(channel: channel, inbound: inbound, failures: failures, stats: stats)
+        return DTLSTransport(channel: channel, inbound: inbound, failures: failures, stats: stats, receiver: receiver)
+    }
+
+    public func deliverInbound(to receiver: @escaping CPNPInboundReceiver) -> Bool {
+        self.receiver.set(receiver)
+        return true
+    }
+
+    public func sendWithoutWaiting(
+        _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
+    ) -> Bool {
+        guard message.count <= maximumMessageSize else {
+            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
+            return true
+        }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in
+            onFailure(error as? CPNPTransportError ?? CPNPTransportError(.closed, peer: peer.address, detail: "\(error)"))
+        }
+        // On the channel's event loop this writes at once; from elsewhere NIO queues it there, in order.
+        channel.writeAndFlush(DTLSOutbound(bytes: message, peer: peer), promise: promise)
+        return true
     }
 
     public func send(_ message: [UInt8], to peer: CPNPPeer) async throws(CPNPTransportError) {
@@ -167,6 +201,18 @@ public struct DTLSTransportStatistics: Sendable {
     public var handshakesFailed = 0
 }
 
+/// The receiver ``DTLSTransport/deliverInbound(to:)`` named, read by the handler on the event loop.
+final class InboundReceiverBox: Sendable {
+    /// The closure sits in a struct: held directly as the box's generic value, every `inout` access
+    /// would re-abstract it and store it back wrapped in one more thunk, a chain that grows per read.
+    private struct Holder {
+        var receiver: CPNPInboundReceiver?
+    }
+    private let box = NIOLockedValueBox(Holder())
+    var receiver: CPNPInboundReceiver? { box.withLockedValue { $0.receiver } }
+    func set(_ receiver: @escaping CPNPInboundReceiver) { box.withLockedValue { $0.receiver = receiver } }
+}
+
 final class DTLSStatsBox: Sendable {
     private let box = NIOLockedValueBox(DTLSTransportStatistics())
     var value: DTLSTransportStatistics { box.withLockedValue { $0 } }
@@ -211,6 +257,7 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
     private let configuration: DTLSTransportConfiguration
     private let listener: DTLSCookieListener?
     private let inbound: AsyncStream<CPNPInboundMessage>.Continuation
+    private let receiver: InboundReceiverBox
     private let failures: AsyncStream<CPNPTransportError>.Continuation
     private let stats: DTLSStatsBox
     private let logger: Logger
@@ -223,14 +270,15 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
 
     init(
         role: DTLSConfiguration.Role, context: DTLSContext, configuration: DTLSTransportConfiguration,
-        inbound: AsyncStream<CPNPInboundMessage>.Continuation, failures: AsyncStream<CPNPTransportError>.Continuation,
-        stats: DTLSStatsBox, logger: Logger
+        inbound: AsyncStream<CPNPInboundMessage>.Continuation, receiver: InboundReceiverBox,
+        failures: AsyncStream<CPNPTransportError>.Continuation, stats: DTLSStatsBox, logger: Logger
     ) throws {
         self.role = role
         self.context = context
         self.configuration = configuration
         self.listener = role == .server ? try DTLSCookieListener(context: context) : nil
         self.inbound = inbound
+        self.receiver = receiver
         self.failures = failures
         self.stats = stats
         self.logger = logger
@@ -455,8 +503,12 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         case nil:
             break
         }
-        for message in output.messages {
-            inbound.yield(CPNPInboundMessage(bytes: message, peer: entry.peer, identity: entry.identity, localAddress: localAddress))
+        if !output.messages.isEmpty {
+            let receiver = receiver.receiver
+            for message in output.messages {
+                let received = CPNPInboundMessage(bytes: message, peer: entry.peer, identity: entry.identity, localAddress: localAddress)
+                if let receiver { receiver(received) } else { inbound.yield(received) }
+            }
         }
         context.flush()
         if entries[address] === entry { armTimer(entry: entry, address: address, context: context) }

@@ -1,0 +1,90 @@
+import CPNPPKI
+@testable import CPNPTransport
+import CPNPTesting
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// The DTLS transport's paths without a task between the socket and its user:
+/// ``CPNPTransport/deliverInbound(to:)`` and ``CPNPTransport/sendWithoutWaiting(_:to:onFailure:)``.
+@Suite("DTLS transport: delivery on the event loop, sends without waiting", .timeLimit(.minutes(2)))
+struct DirectDeliveryTests {
+    let certs = TestCertificates.shared
+
+    @Test func receivedMessagesGoToTheReceiverOnTheEventLoopAndAnswersGoOutInOrder() async throws {
+        let server = try await DTLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: certs.security(certs.server)))
+        let client = try await DTLSTransport.client(
+            bindingTo: "127.0.0.1", configuration: DTLSTransportConfiguration(security: certs.security(certs.client)))
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
+        let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
+        let failures = NIOLockedValueBox<[CPNPTransportError]>([])
+        let serverLoop = server.eventLoop
+        let refusedSends = NIOLockedValueBox(0)
+        let delivers = server.deliverInbound { message in
+            received.withLockedValue { $0.append((message.bytes, serverLoop.inEventLoop)) }
+            // Answered from the event loop, as an engine running there does.
+            let sent = server.sendWithoutWaiting(Array("re:".utf8) + message.bytes, to: message.peer) { error in
+                failures.withLockedValue { $0.append(error) }
+            }
+            if !sent { refusedSends.withLockedValue { $0 += 1 } }
+        }
+        #expect(delivers)
+        let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
+        // Queued without waiting, the first one starting the handshake: the others wait for it, in order.
+        let count = 200
+        for index in 0..<count {
+            #expect(client.sendWithoutWaiting(Array("m\(index)".utf8), to: peer) { error in failures.withLockedValue { $0.append(error) } })
+        }
+
+        let inbound = client.inbound
+        let answers = try await withDeadline(30) {
+            var collected: [String] = []
+            var iterator = inbound.makeAsyncIterator()
+            while collected.count < count, let answer = await iterator.next() { collected.append(String(decoding: answer.bytes, as: UTF8.self)) }
+            return collected
+        }
+        #expect(answers == (0..<count).map { "re:m\($0)" })
+        #expect(refusedSends.withLockedValue { $0 } == 0)
+        let seen = received.withLockedValue { $0 }
+        #expect(seen.map { String(decoding: $0.bytes, as: UTF8.self) } == (0..<count).map { "m\($0)" })
+        #expect(seen.allSatisfy { $0.onLoop })
+        #expect(failures.withLockedValue { $0 }.isEmpty)
+    }
+
+    @Test func aMessageTooLargeOrForAPeerWithoutSessionFailsThroughTheCallback() async throws {
+        let server = try await DTLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: DTLSTransportConfiguration(security: certs.security(certs.server)))
+        defer { Task { await server.close() } }
+        let stranger = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: 9))
+        let failures = NIOLockedValueBox<[CPNPTransportError.Code]>([])
+        #expect(
+            server.sendWithoutWaiting([UInt8](repeating: 0x20, count: 16_385), to: stranger) { error in
+                failures.withLockedValue { $0.append(error.code) }
+            })
+        #expect(server.sendWithoutWaiting(Array("x".utf8), to: stranger) { error in failures.withLockedValue { $0.append(error.code) } })
+        try await withDeadline {
+            while failures.withLockedValue({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(failures.withLockedValue { $0 } == [.messageTooLarge(size: 16_385, limit: 16_384), .noSession])
+    }
+
+    /// A closure held as a generic box's value would come back from every `inout` access wrapped in
+    /// one more re-abstraction thunk: after many reads, one call would run through a chain of them
+    /// deep enough to overflow the stack.
+    @Test func theReceiverStaysOneClosureHoweverOftenItIsRead() async throws {
+        let box = InboundReceiverBox()
+        let calls = NIOLockedValueBox(0)
+        box.set { _ in calls.withLockedValue { $0 += 1 } }
+        for _ in 0..<300_000 { _ = box.receiver }
+        let message = CPNPInboundMessage(
+            bytes: [1], peer: CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: 1)), identity: nil, localAddress: nil)
+        box.receiver?(message)
+        #expect(calls.withLockedValue { $0 } == 1)
+    }
+}
