@@ -203,6 +203,7 @@ let package = Package(
             dependencies: [
                 "CPNPCore", "CPNPServer", "CPNPTransport", "CPNPHTTP", "CPNPClient", "CPNPPolicy", "CPNPStorage", "CPNPPKI",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -42,6 +42,21 @@ public struct TransportSink: ServerMessageSink {
             logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
         }
     }
+
+    public func sendWithoutWaiting(_ bytes: [UInt8], on session: CPNPSession) -> Bool {
+        guard PortalSessions.customer(of: session.remote) == nil else { return false }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
+        } catch {
+            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
+            return true
+        }
+        let (logger, remote) = (self.logger, session.remote)
+        return transport.sendWithoutWaiting(bytes, to: CPNPPeer(address: address)) { error in
+            logger.warning("send failed", metadata: ["to": "\(remote)", "error": "\(error)"])
+        }
+    }
 }
 
 /// cpnpd's long-running loops, one ``Service`` each, in the order a `ServiceGroup` starts them (it
@@ -83,8 +98,12 @@ public struct InboxService: Service {
                         logger.debug("transport failure", metadata: ["error": "\(failure)"])
                     }
                 }
+                // Straight from the transport's event loop where it can; what reached the stream
+                // before, or every message where it cannot, from here.
+                let maximumSize = transport.maximumMessageSize
+                _ = transport.deliverInbound { message in engine.submit(InboundDatagram(message, maximumSize: maximumSize)) }
                 for await message in transport.inbound {
-                    engine.submit(InboundDatagram(message, maximumSize: transport.maximumMessageSize))
+                    engine.submit(InboundDatagram(message, maximumSize: maximumSize))
                 }
                 group.cancelAll()
             }

@@ -10,6 +10,7 @@ public import CPNPTransport
 import Foundation
 public import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -71,13 +72,21 @@ public final class ProviderDaemon: Sendable {
             throw StartupError(problem.description)
         }
         let transport: any CPNPTransport
-        if let given = options.transport { transport = given } else { transport = try await startTransport(configuration, logger: logger) }
+        // The engine runs on the event loop that reads and writes the CPNP socket: no thread switch
+        // between a datagram and the engine, nor between the engine and its answers.
+        var engineExecutor: (any SerialExecutor)?
+        if let given = options.transport {
+            transport = given
+        } else {
+            transport = try await startTransport(configuration, logger: logger)
+            engineExecutor = engineEventLoops.next().executor
+        }
         let portalMailbox = PortalMailbox()
         let sink = TransportSink(transport: transport, portal: portalMailbox, logger: logger)
         let metrics = options.metrics ?? MetricsExporter()
         let engine = CPNPServerEngine(
             configuration: configuration, store: store, sink: sink, logger: logger, faultHook: options.faultHook, sendsWithoutWaiting: true,
-            metrics: EngineMetrics(factory: metrics.factory))
+            metrics: EngineMetrics(factory: metrics.factory), executor: engineExecutor)
         // The customer portal negotiates for customers in process (RFC 8921 §6, model 2); it resumes
         // its open orders as the engine does.
         let portal = CustomerPortal(engine: engine, configuration: configuration, directory: configuration.http.portalStore, logger: logger)
@@ -178,13 +187,18 @@ public final class ProviderDaemon: Sendable {
         await group.triggerGracefulShutdown()
     }
 
+    /// The event loop of the CPNP socket and the engine: one thread of its own, apart from NIO's shared
+    /// loops, since the engine blocks it while the store commits (a PostgreSQL store waits there for
+    /// its connections, which run on the shared loops). Like those, it lives as long as the process.
+    static let engineEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     private static func startTransport(_ configuration: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {
         let port = Int(configuration.listen.port)
         switch configuration.listen.transport {
         case .plainUDP:
             return try await PlainUDPTransport.bind(
                 host: configuration.listen.host, port: port,
-                receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, logger: logger)
+                receiveBufferSize: configuration.listen.receiveBufferBytes ?? 4 << 20, group: engineEventLoops, logger: logger)
         case .dtls:
             var dtlsConfiguration = DTLSTransportConfiguration(security: try security(configuration.pki))
             dtlsConfiguration.maximumAssociations = configuration.limits.maxAssociations
@@ -192,11 +206,11 @@ public final class ProviderDaemon: Sendable {
             if let receiveBufferBytes = configuration.listen.receiveBufferBytes { dtlsConfiguration.receiveBufferSize = receiveBufferBytes }
             dtlsConfiguration.reusePort = configuration.listen.reusePort
             return try await DTLSTransport.server(
-                host: configuration.listen.host, port: port, configuration: dtlsConfiguration,
-                logger: logger)
+                host: configuration.listen.host, port: port, configuration: dtlsConfiguration, group: engineEventLoops, logger: logger)
         case .tls:
             let tlsConfiguration = TLSTransportConfiguration(security: try security(configuration.pki))
-            return try await TLSTransport.server(host: configuration.listen.host, port: port, configuration: tlsConfiguration, logger: logger)
+            return try await TLSTransport.server(
+                host: configuration.listen.host, port: port, configuration: tlsConfiguration, group: engineEventLoops, logger: logger)
         }
     }
 

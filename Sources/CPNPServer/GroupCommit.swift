@@ -129,7 +129,10 @@ extension CPNPServerEngine {
             state.draining = true
             return (true, true)
         }
-        if startDrain { Task { await self.drainInbox() } }
+        // Enqueued on the engine's executor from this thread: on the transport's event loop, no thread
+        // switch (a plain Task would start on the global pool and hop from there).
+        guard startDrain else { return accepted }
+        if #available(macOS 26, *) { Task.immediate { await self.drainInbox() } } else { Task { await self.drainInbox() } }
         return accepted
     }
 

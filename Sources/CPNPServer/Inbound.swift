@@ -37,6 +37,13 @@ public struct InboundDatagram: Sendable {
 public protocol ServerMessageSink: Sendable {
     /// Sends one encoded message on `session` (to `session.remote`).
     func send(_ bytes: [UInt8], on session: CPNPSession) async
+    /// Queues one encoded message without waiting; messages queued one after another go out in that
+    /// order. False: this sink cannot for `session`, use ``send(_:on:)``.
+    func sendWithoutWaiting(_ bytes: [UInt8], on session: CPNPSession) -> Bool
+}
+
+extension ServerMessageSink {
+    public func sendWithoutWaiting(_ bytes: [UInt8], on session: CPNPSession) -> Bool { false }
 }
 
 /// The sessions of the provider's customer portal (RFC 8921 §6, deployment model 2): the portal

@@ -257,27 +257,35 @@ public actor CPNPServerEngine {
 
     deinit { outbound?.finish() }
 
+    /// Where the engine runs: the executor given to `init`, or its own.
+    nonisolated let placement: EngineExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { placement.unowned }
+
     /// - Parameters:
     ///   - faultHook: test only: called at each ``FaultPoint`` (cpnpd exits there on request).
     ///   - sendsWithoutWaiting: hand each message, once its change is durable, to one sender task that
     ///     gives them to `sink` in order, instead of waiting for the sink before going on (cpnpd). With
     ///     it, `receive` may return before its answers reached the sink.
+    ///   - executor: where the engine runs: in cpnpd, the event loop that reads and writes the
+    ///     transport's socket, so that a datagram reaches the engine, and its answers the socket,
+    ///     without a thread switch. nil: an executor of its own, as any actor.
     public init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock = SystemWallClock(),
         logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, sendsWithoutWaiting: Bool = false,
-        metrics: EngineMetrics = EngineMetrics()
+        metrics: EngineMetrics = EngineMetrics(), executor: (any SerialExecutor)? = nil
     ) {
         self.init(
             configuration: configuration, store: store, sink: sink, clock: clock, logger: logger, faultHook: faultHook, manualTimers: false,
-            sendsWithoutWaiting: sendsWithoutWaiting, metrics: metrics)
+            sendsWithoutWaiting: sendsWithoutWaiting, metrics: metrics, executor: executor)
     }
 
     /// With `manualTimers`, timers only fire through ``fireDueTimers()`` (tests with a manual clock).
     init(
         configuration: ServerConfiguration, store: any OrderStore, sink: any ServerMessageSink, clock: any WallClock,
         logger: Logger, faultHook: (@Sendable (FaultPoint) -> Void)? = nil, manualTimers: Bool, sendsWithoutWaiting: Bool = false,
-        metrics: EngineMetrics = EngineMetrics()
+        metrics: EngineMetrics = EngineMetrics(), executor: (any SerialExecutor)? = nil
     ) {
+        placement = EngineExecutor(executor)
         self.metrics = metrics
         if sendsWithoutWaiting {
             let (stream, continuation) = AsyncStream.makeStream(of: (bytes: [UInt8], session: CPNPSession).self)
@@ -653,7 +661,9 @@ public actor CPNPServerEngine {
         metrics.sent(machine)
         let bytes = measure(.encode) { CPNPCodec.encode(machine) }
         if let outbound {
-            outbound.yield((bytes, session))
+            // Straight to the transport when it can take it without waiting (in order, on its event
+            // loop); else through the sender task.
+            if !sink.sendWithoutWaiting(bytes, on: session) { outbound.yield((bytes, session)) }
             return
         }
         guard profile != nil else { return await sink.send(bytes, on: session) }
