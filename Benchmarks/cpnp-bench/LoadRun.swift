@@ -5,6 +5,7 @@ import CPNPTransport
 import Foundation
 import Histogram
 import Logging
+import NIOCore
 import Synchronization
 
 /// C simulated customers negotiating with one server: a warm-up, a barrier, then the measured
@@ -241,7 +242,10 @@ struct LoadRun {
             configuration.handshakeTimeout = .seconds(30)
             transport = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: configuration, logger: logger)
         }
-        let engine = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), configuration: settings.engine, logger: logger)
+        // Each customer's engine runs on its socket's event loop (DTLS): no thread switch per message.
+        let executor = (transport as? DTLSTransport)?.eventLoop.executor
+        let engine = CPNPClientEngine(
+            transport: transport, store: try ClientOrderStore.inMemory(), configuration: settings.engine, logger: logger, executor: executor)
         await engine.start()
         return engine
     }

@@ -80,11 +80,20 @@ public actor CPNPClientEngine {
     /// Messages sent and received, retransmissions (for load generators and monitoring).
     public nonisolated let statistics = CPNPClientEngineStatistics()
 
+    /// Where the engine runs: the executor given to `init`, or its own.
+    nonisolated let placement: EngineExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { placement.unowned }
+
     /// Creates the engine on `transport` (already bound) and starts reading its inbound messages.
+    /// - Parameter executor: where the engine runs. Given the event loop that reads and writes the
+    ///   transport's socket (``DTLSTransport/eventLoop``), messages reach the engine and leave it
+    ///   without a thread switch; the engine's store then writes on that loop. nil: an executor of
+    ///   its own, as any actor.
     public init(
         transport: any CPNPTransport, store: ClientOrderStore, configuration: Configuration = .init(),
-        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "cpnp.client")
+        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "cpnp.client"), executor: (any SerialExecutor)? = nil
     ) {
+        placement = EngineExecutor(executor)
         self.transport = transport
         self.store = store
         self.configuration = configuration
@@ -98,6 +107,15 @@ public actor CPNPClientEngine {
     /// Starts the receive loop (idempotent).
     public func start() {
         guard receiveTask == nil else { return }
+        // On the transport's event loop, each message is enqueued on the engine from the thread that
+        // read it (in order: the loop runs its jobs first in, first out). What reached the stream
+        // before, or every message elsewhere, comes through the receive loop.
+        if placement.given != nil, #available(macOS 26, *) {
+            _ = transport.deliverInbound { [weak self] message in
+                guard let self else { return }
+                Task.immediate { await self.receive(message) }
+            }
+        }
         let inbound = transport.inbound
         receiveTask = Task { [weak self] in
             for await m in inbound { await self?.receive(m) }
@@ -345,7 +363,7 @@ public actor CPNPClientEngine {
                 continue
             case .send(let message):
                 statistics.countSent()
-                outbound(to: liveOrder.server).yield(Outbound(bytes: CPNPCodec.encode(message), order: customerOrderID, method: message.method))
+                send(Outbound(bytes: CPNPCodec.encode(message), order: customerOrderID, method: message.method), to: liveOrder.server)
             case .armTimer(let timer, let time):
                 arm(customerOrderID, timer, at: time)
             case .cancelTimer(let timer):
@@ -448,6 +466,20 @@ public actor CPNPClientEngine {
         var bytes: [UInt8]
         var order: CustomerOrderID
         var method: MethodCode
+    }
+
+    /// Straight to the transport when the engine runs on its event loop and it takes messages without
+    /// waiting (in order; a server whose handshake hangs holds only its own messages); else through
+    /// the server's send queue.
+    private func send(_ item: Outbound, to server: CPNPPeer) {
+        if placement.given != nil, queues[server.address] == nil {
+            let sent = transport.sendWithoutWaiting(item.bytes, to: server) { [weak self] error in
+                guard let self else { return }
+                Task { await self.sendFailed(item, error) }
+            }
+            if sent { return }
+        }
+        outbound(to: server).yield(item)
     }
 
     /// One send queue per server: messages to a server leave in order, and a server whose handshake

@@ -42,6 +42,24 @@ struct ClientEngineTests {
         await provider.stop()
     }
 
+    /// On its transport's event loop, the engine takes each message from the socket's thread and
+    /// hands its own to the transport without waiting: the same negotiation, the same outcome.
+    @Test(.timeLimit(.minutes(1)))
+    func onItsTransportsEventLoopTheEngineNegotiatesTheSame() async throws {
+        let provider = try await InProcessProvider(pki: pki)
+        let (client, store) = try await makeClient(pki: pki, onEventLoop: true)
+        for _ in 0..<3 {
+            let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.peer())
+            guard case .offer(let offer) = try await client.awaitOffer(id) else { Issue.record("no offer"); return }
+            let agreement = try await client.accept(id)
+            #expect(agreement.acceptedCPD == offer.offeredCPD)
+            #expect(try store.order(customerOrderID: id)?.state == .completed)
+            #expect(try serverState(provider, agreement.providerOrderID) == .completed)
+        }
+        await client.shutdown()
+        await provider.stop()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func declineIsAcknowledgedAndReleasesTheOffer() async throws {
         let provider = try await InProcessProvider(pki: pki)

@@ -98,16 +98,19 @@ final class InProcessProvider: Sendable {
     }
 }
 
-/// A client engine for `identity` over a real DTLS client transport, with an in-memory store unless given.
+/// A client engine for `identity` over a real DTLS client transport, with an in-memory store unless given;
+/// with `onEventLoop`, the engine runs on the transport's event loop.
 func makeClient(
     pki: TestPKI, identity: String = "acme", store: ClientOrderStore? = nil, port: Int = 0,
-    configuration: CPNPClientEngine.Configuration = .init()
+    configuration: CPNPClientEngine.Configuration = .init(), onEventLoop: Bool = false
 ) async throws -> (CPNPClientEngine, ClientOrderStore) {
     let s = try store ?? ClientOrderStore.inMemory()
     let t = try await DTLSTransport.client(
         bindingTo: "127.0.0.1", port: port, configuration: DTLSTransportConfiguration(security: try pki.client(identity)),
         logger: quietLogger("cpnp-client-test"))
-    let engine = CPNPClientEngine(transport: t, store: s, configuration: configuration, logger: quietLogger("cpnp-client-test"))
+    let engine = CPNPClientEngine(
+        transport: t, store: s, configuration: configuration, logger: quietLogger("cpnp-client-test"),
+        executor: onEventLoop ? t.eventLoop.executor : nil)
     await engine.start()
     return (engine, s)
 }
