@@ -82,6 +82,9 @@ public actor CPNPClientEngine {
 
     /// Where the engine runs: the executor given to `init`, or its own.
     nonisolated let placement: EngineExecutor
+    /// Set by ``shutdown()``: messages the transport still delivers are dropped, as the receive loop
+    /// stops taking them.
+    nonisolated let shutDown = Atomic(false)
     public nonisolated var unownedExecutor: UnownedSerialExecutor { placement.unowned }
 
     /// Creates the engine on `transport` (already bound) and starts reading its inbound messages.
@@ -112,7 +115,7 @@ public actor CPNPClientEngine {
         // before, or every message elsewhere, comes through the receive loop.
         if placement.given != nil, #available(macOS 26, *) {
             _ = transport.deliverInbound { [weak self] message in
-                guard let self else { return }
+                guard let self, !self.shutDown.load(ordering: .relaxed) else { return }
                 Task.immediate { await self.receive(message) }
             }
         }
@@ -124,6 +127,7 @@ public actor CPNPClientEngine {
 
     /// Stops timers and the receive loop, and closes the transport. Stored orders stay.
     public func shutdown() async {
+        shutDown.store(true, ordering: .relaxed)
         timers.cancelAll { _ in true }
         receiveTask?.cancel()
         // Let queued messages leave (bounded), then close.
