@@ -72,14 +72,17 @@ public final class ProviderDaemon: Sendable {
             throw StartupError(problem.description)
         }
         let transport: any CPNPTransport
-        // The engine runs on the event loop that reads and writes the CPNP socket: no thread switch
-        // between a datagram and the engine, nor between the engine and its answers.
+        // With the embedded store, the engine runs on the event loop that reads and writes the CPNP
+        // socket: no thread switch between a datagram and the engine, nor between the engine and its
+        // answers. Not with a shared PostgreSQL store: during an outage a query may hang for seconds,
+        // and the socket's loop must go on serving DTLS handshakes meanwhile (clients renew their
+        // sessions when unanswered), so the engine keeps an executor of its own.
         var engineExecutor: (any SerialExecutor)?
         if let given = options.transport {
             transport = given
         } else {
             transport = try await startTransport(configuration, logger: logger)
-            engineExecutor = engineEventLoops.next().executor
+            if !store.sharesOrders { engineExecutor = engineEventLoops.next().executor }
         }
         let portalMailbox = PortalMailbox()
         let sink = TransportSink(transport: transport, portal: portalMailbox, logger: logger)
@@ -187,9 +190,9 @@ public final class ProviderDaemon: Sendable {
         await group.triggerGracefulShutdown()
     }
 
-    /// The event loop of the CPNP socket and the engine: one thread of its own, apart from NIO's shared
-    /// loops, since the engine blocks it while the store commits (a PostgreSQL store waits there for
-    /// its connections, which run on the shared loops). Like those, it lives as long as the process.
+    /// The event loop of the CPNP socket and, with the embedded store, the engine: one thread of its
+    /// own, apart from NIO's shared loops, since the engine blocks it while the store commits. Like
+    /// those, it lives as long as the process.
     static let engineEventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     private static func startTransport(_ configuration: ServerConfiguration, logger: Logger) async throws -> any CPNPTransport {

@@ -409,8 +409,9 @@ final class PendingWrites {
 }
 
 /// Blocks the calling thread until `future` completes. NIO's `wait()` refuses every event loop thread;
-/// this refuses only the future's own (whose wait would never end). cpnpd's engine runs on its CPNP
-/// socket's event loop and waits there for its store's answers, which come on NIO's shared loops.
+/// this refuses only the future's own (whose wait would never end), so that an engine running on an
+/// event loop of its own (`CPNPServerEngine`'s executor) can use this store: the answers come on NIO's
+/// shared loops.
 func blockingWait<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
     precondition(!future.eventLoop.inEventLoop, "waiting on an event loop for a future of that loop never ends")
     let done = DispatchSemaphore(value: 0)
