@@ -149,7 +149,7 @@ final class PostgresSQLDatabase: SQLDatabase {
     }
 
     deinit {
-        for connection in idle.withLock({ $0 }) { try? blockingWait(connection.close()) }
+        for connection in idle.withLock({ $0 }) { try? connection.close().wait() }
     }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
@@ -221,9 +221,9 @@ final class PostgresSQLDatabase: SQLDatabase {
     private func connect() throws -> PostgresConnection {
         let connectionID = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         do {
-            return try blockingWait(
-                PostgresConnection.connect(
-                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: connectionID, logger: logger))
+            return try PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: connectionID, logger: logger
+            ).wait()
         } catch {
             throw StoreError.databaseUnavailable("cannot connect to \(location): \(PostgresSQLConnection.describe(error))")
         }
@@ -342,7 +342,7 @@ struct PostgresSQLConnection: SQLConnection {
             connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
         }
         defer { timer.cancel() }
-        return try blockingWait(promise.futureResult)
+        return try promise.futureResult.wait()
     }
 
     /// `?` → `$n`, outside quoted text. Translations are cached: the stores use a fixed set of statements.
@@ -406,20 +406,4 @@ struct PostgresSQLConnection: SQLConnection {
 /// The pipelined writes of one connection (used by one thread at a time, inside one transaction).
 final class PendingWrites {
     var futures: [EventLoopFuture<PostgresQueryResult>] = []
-}
-
-/// Blocks the calling thread until `future` completes. NIO's `wait()` refuses every event loop thread;
-/// this refuses only the future's own (whose wait would never end), so that an engine running on an
-/// event loop of its own (`CPNPServerEngine`'s executor) can use this store: the answers come on NIO's
-/// shared loops.
-func blockingWait<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
-    precondition(!future.eventLoop.inEventLoop, "waiting on an event loop for a future of that loop never ends")
-    let done = DispatchSemaphore(value: 0)
-    let outcome = NIOLockedValueBox<Result<T, any Error>?>(nil)
-    future.whenComplete { result in
-        outcome.withLockedValue { $0 = result }
-        done.signal()
-    }
-    done.wait()
-    return try outcome.withLockedValue { $0! }.get()
 }
