@@ -35,27 +35,32 @@ public struct TransportSink: ServerMessageSink {
             await portal?.portal.withLock { $0 }?.deliver(bytes, to: customer)
             return
         }
+        guard let peer = peer(of: session) else { return }
         do {
-            let address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
-            try await transport.send(bytes, to: CPNPPeer(address: address))
+            try await transport.send(bytes, to: peer)
         } catch {
-            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
+            failed(session, error)
         }
     }
 
     public func sendWithoutWaiting(_ bytes: [UInt8], on session: CPNPSession) -> Bool {
         guard PortalSessions.customer(of: session.remote) == nil else { return false }
-        let address: SocketAddress
+        guard let peer = peer(of: session) else { return true }
+        return transport.sendWithoutWaiting(bytes, to: peer) { error in failed(session, error) }
+    }
+
+    /// Where the session's messages go; nil (logged) when its remote end is no socket address.
+    private func peer(of session: CPNPSession) -> CPNPPeer? {
         do {
-            address = try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port))
+            return CPNPPeer(address: try SocketAddress(ipAddress: session.remote.host, port: Int(session.remote.port)))
         } catch {
-            logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
-            return true
+            failed(session, error)
+            return nil
         }
-        let (logger, remote) = (self.logger, session.remote)
-        return transport.sendWithoutWaiting(bytes, to: CPNPPeer(address: address)) { error in
-            logger.warning("send failed", metadata: ["to": "\(remote)", "error": "\(error)"])
-        }
+    }
+
+    private func failed(_ session: CPNPSession, _ error: any Error) {
+        logger.warning("send failed", metadata: ["to": "\(session.remote)", "error": "\(error)"])
     }
 }
 
