@@ -416,7 +416,8 @@ public actor CPNPClientEngine {
         let now = clock.now()
         let message: CPNPMessage
         do {
-            message = try CPNPCodec.decode(inbound.bytes)
+            // The ACK of an ACCEPT carries the offered CPD: recognised by its bytes, not parsed again.
+            message = try CPNPCodec.decode(inbound.bytes) { customerOrderID in orders[customerOrderID]?.machine.recognizableDocuments ?? [] }
         } catch {
             logger.debug("discarded an undecodable message", metadata: ["from": "\(inbound.peer.address)", "error": "\(error)"])
             return

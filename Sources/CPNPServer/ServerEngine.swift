@@ -432,16 +432,24 @@ public actor CPNPServerEngine {
             logger.warning("dropped oversized message", metadata: ["from": "\(source)", "bytes": "\(datagram.bytes.count)"])
             return
         }
-        let json: JSONValue
+        let identity = identityKey(datagram.identity, session: datagram.session)
+        let parsed: CPNPCodec.ParsedMessage
         do {
-            json = try measure(.decode) { try JSONParser.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize)) }
+            parsed = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPCodec.ParsedMessage in
+                // An ACCEPT's CPD is the offer's: recognised by its bytes, not parsed again.
+                try CPNPCodec.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize)) { customerOrderID in
+                    byCustomer[OrderKey(identity: identity, customerOrderID: customerOrderID)].flatMap { orders[$0]?.machine.recognizableDocuments }
+                        ?? []
+                }
+            }
         } catch {
             logger.notice("dropped unparseable message", metadata: ["from": "\(source)", "error": "\(error)"])
             return
         }
+        let json = parsed.json
         let message: CPNPMessage
         do {
-            message = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPMessage in try CPNPCodec.decode(json: json) }
+            message = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPMessage in try CPNPCodec.decode(parsed) }
         } catch {
             logger.notice("invalid message", metadata: ["from": "\(source)", "error": "\(error)"])
             // FAIL 1 when the ids can be read (docs/protocol.md §6, A6), an unknown or missing method included; never
@@ -455,7 +463,6 @@ public actor CPNPServerEngine {
             return
         }
         metrics.received(message)
-        let identity = identityKey(datagram.identity, session: datagram.session)
         let key = OrderKey(identity: identity, customerOrderID: message.customerOrderID)
         await enterBatch(key)
         if case .quotation(let quotation) = message, byCustomer[key].flatMap({ orders[$0] }) == nil,

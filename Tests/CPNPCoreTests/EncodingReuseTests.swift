@@ -32,6 +32,28 @@ import CPNPTesting
         #expect(Set([original, copy, rebuilt, changed]).count == 2)
     }
 
+    /// A CPD's issues at a message's `cpd` and its loose fields are derived once per value and shared
+    /// by its copies; a change to a copy derives them afresh.
+    @Test func aCPDsIssuesAndLooseFieldsFollowItsChanges() {
+        let loose = CPDFixtures.cpd(#"{"components":["# + CPDFixtures.component(customerNode: "paris", bandwidth: #"{"min":10,"max":90}"#) + "]}")
+        let message = CPNPMessage.accept(
+            AcceptMessage(
+                sequenceNumber: 1, transactionID: GoldenVectorSource.tid, customerOrderID: GoldenVectorSource.coid,
+                providerOrderID: GoldenVectorSource.poid, nonce: GoldenVectorSource.nonce, acceptedCPD: loose))
+        let before = message.validationIssues()
+        #expect(!loose.looseFields.isEmpty && before.contains { $0.severity == .error && $0.message.contains("concrete") })
+        #expect(message.validationIssues() == before && loose.looseFields == loose.findLooseFields())
+        var changed = loose
+        changed.components.append(ConnectivityProvisioningComponent(profiles: []))
+        #expect(changed.looseFields == loose.looseFields)
+        #expect(changed.issuesInMessage.count == loose.issuesInMessage.count + 1)
+        #expect(changed.issuesInMessage == changed.validate(at: JSONPath.root.appending("cpd")))
+        var fixed = loose
+        fixed.components = CPDFixtures.cpd(#"{"components":["# + CPDFixtures.component(customerNode: "paris", bandwidth: "90") + "]}").components
+        #expect(fixed.looseFields.isEmpty && fixed.isConcrete && !loose.isConcrete)
+        #expect(fixed.issuesInMessage == fixed.validate(at: JSONPath.root.appending("cpd")))
+    }
+
     /// Objects compare and hash regardless of key order, keep their insertion order when written,
     /// and stay right past the size at which they index their keys.
     @Test func jsonObjectsOfEverySize() throws {

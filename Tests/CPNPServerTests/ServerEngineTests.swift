@@ -202,6 +202,51 @@ struct ServerEngineTests {
         #expect(other.state == .cancelled)
         #expect(try store.order(providerOrderID: poid2)?.state == .cancelled)
     }
+
+    /// An ACCEPT whose CPD bytes are the OFFER's is recognised by them (Sources/CPNPCore/Codec/MessageCodec.swift,
+    /// `parse(_:limits:documents:)`); one that writes the same CPD otherwise is parsed and compared by
+    /// structure. Both are agreed; a different CPD is refused either way.
+    @Test func anAcceptIsAgreedWhetherItsCPDBytesAreTheOffersOrNot() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let acme = TestCustomer("acme", port: 40_001)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        let cpd = try loadExample("l3vpn-3-sites.json")
+        /// The ACCEPT's bytes, its CPD's first member written after a space (an equal CPD, other bytes).
+        func respaced(_ bytes: [UInt8]) throws -> [UInt8] {
+            let text = String(decoding: bytes, as: UTF8.self)
+            let respaced = text.replacingOccurrences(of: #""cpd":{"components""#, with: #""cpd":{ "components""#)
+            #expect(respaced != text)
+            return Array(respaced.utf8)
+        }
+        for (index, rewrite) in [false, true].enumerated() {
+            var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-bytes-\(index)")!)
+            await acme.deliver(try order.quote(requestedCPD: cpd, session: acme.clientSession, now: now, using: &rng), to: engine)
+            #expect(await acme.receive(sink, into: &order, engine: engine, now: now).map(\.method) == [.processing, .offer])
+            for case .send(let accept) in try order.accept(now: now) {
+                let bytes = CPNPCodec.encode(accept)
+                await engine.receive(
+                    InboundDatagram(bytes: rewrite ? try respaced(bytes) : bytes, session: acme.serverSession, identity: acme.identity))
+            }
+            #expect(await acme.receive(sink, into: &order, engine: engine, now: now).map(\.method) == [.ack], "rewritten: \(rewrite)")
+            #expect(order.state == .completed)
+            #expect(try store.order(providerOrderID: order.providerOrderID!)?.state == .completed)
+        }
+        // An ACCEPT of another CPD, byte for byte valid, is refused (RFC 8921 §8.11).
+        var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-bytes-other")!)
+        await acme.deliver(try order.quote(requestedCPD: cpd, session: acme.clientSession, now: now, using: &rng), to: engine)
+        await acme.receive(sink, into: &order, engine: engine, now: now)
+        for case .send(.accept(var accept)) in try order.accept(now: now) {
+            accept.acceptedCPD = CPD.paris(mbps: 1)
+            await engine.receive(acme.datagram(.accept(accept)))
+        }
+        let answers = sink.take(for: acme.endpoint)
+        guard case .fail(let fail)? = answers.first else { Issue.record("no FAIL: \(answers.map(\.method))"); return }
+        #expect(fail.statusCode == .messageValidationError && fail.diagnostic?.contains("differs from the offered CPD") == true)
+    }
 }
 
 extension CPD {

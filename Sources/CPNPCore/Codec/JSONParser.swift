@@ -61,19 +61,69 @@ public enum JSONParser {
     public static func parse(
         _ bytes: some Collection<UInt8>, limits: Limits = .init()
     ) throws(CPNPDecodingError) -> JSONValue {
+        try withDocument(bytes, limits) { parseBuffer($0, limits) }
+    }
+
+    /// Checks the size limit, then runs `body` on the bytes, made contiguous if they are not.
+    private static func withDocument<T>(
+        _ bytes: some Collection<UInt8>, _ limits: Limits, _ body: (UnsafeBufferPointer<UInt8>) -> Result<T, CPNPDecodingError>
+    ) throws(CPNPDecodingError) -> T {
         let count = bytes.count
         guard count <= limits.maxBytes else {
             throw CPNPDecodingError(
                 .documentTooLarge, at: .root,
                 "document is \(count) bytes, at most \(limits.maxBytes) allowed")
         }
-        let result: Result<JSONValue, CPNPDecodingError>
-        if let parsed = bytes.withContiguousStorageIfAvailable({ parseBuffer($0, limits) }) {
-            result = parsed
-        } else {
-            result = Array(bytes).withUnsafeBufferPointer { parseBuffer($0, limits) }
+        if let parsed = bytes.withContiguousStorageIfAvailable(body) { return try parsed.get() }
+        return try Array(bytes).withUnsafeBufferPointer(body).get()
+    }
+
+    /// A document parsed with a recognised member (``parse(_:limits:recognizing:candidates:)``).
+    public struct Recognized: Sendable {
+        /// The document, without the recognised member.
+        public var value: JSONValue
+        /// The index, among the candidates, of the bytes found as the member's value; nil when none was.
+        public var candidate: Int?
+    }
+
+    /// Parses one JSON document whose top-level member `key` may hold bytes the caller has already:
+    /// an ACCEPT carries the CPD of the OFFER it accepts (issue 11: ACCEPT compares bytes before structure).
+    ///
+    /// When the parser reaches `key` in the top-level object, it asks `candidates` (given the members
+    /// read before it) for the byte strings the value may be. If the input there starts with one of
+    /// them, the parser steps over it without building its tree, leaves the member out of the value
+    /// it returns and reports which candidate it found. Everything else is parsed as by
+    /// ``parse(_:limits:)``, a repeated `key` included.
+    ///
+    /// Each candidate must be the compact JSON of an object or array that ``parse(_:limits:)`` would
+    /// accept at that member: equal bytes then mean an equal value. A candidate that does not start
+    /// with `{` or `[` is never found.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, limits: Limits = .init(), recognizing key: String,
+        candidates: (JSONObject) -> [[UInt8]]
+    ) throws(CPNPDecodingError) -> Recognized {
+        try withoutActuallyEscaping(candidates) { candidates throws(CPNPDecodingError) -> Recognized in
+            let recognition = Recognition(key: key, candidates: candidates)
+            return try withDocument(bytes, limits) { parseBuffer($0, limits, recognition) }
         }
-        return try result.get()
+    }
+
+    private static func parseBuffer(
+        _ buffer: UnsafeBufferPointer<UInt8>, _ limits: Limits, _ recognition: Recognition
+    ) -> Result<Recognized, CPNPDecodingError> {
+        var parser = Parser(bytes: buffer, limits: limits, recognition: recognition)
+        do {
+            var value = try parser.parseDocument()
+            guard let candidate = parser.recognizedCandidate else { return .success(Recognized(value: value, candidate: nil)) }
+            if case .object(var object) = value {
+                value = .null
+                object[recognition.key] = nil
+                value = .object(object)
+            }
+            return .success(Recognized(value: value, candidate: candidate))
+        } catch {
+            return .failure(error)
+        }
     }
 
     private static func parseBuffer(
@@ -86,6 +136,12 @@ public enum JSONParser {
             return .failure(error)
         }
     }
+}
+
+/// The member a parse may recognise, and where to ask for its candidates.
+private struct Recognition {
+    let key: String
+    let candidates: (JSONObject) -> [[UInt8]]
 }
 
 // MARK: - Implementation
@@ -117,10 +173,49 @@ private struct Parser {
     let limits: JSONParser.Limits
     var position = 0
     var stack: [Frame] = []
+    let recognition: Recognition?
+    /// The candidate found at the recognised member, once found.
+    var recognizedCandidate: Int?
 
-    init(bytes: UnsafeBufferPointer<UInt8>, limits: JSONParser.Limits) {
+    init(bytes: UnsafeBufferPointer<UInt8>, limits: JSONParser.Limits, recognition: Recognition? = nil) {
         self.bytes = bytes
         self.limits = limits
+        self.recognition = recognition
+    }
+
+    /// At the start of the top-level member ``Recognition/key``: steps over the first candidate the
+    /// input starts with, returning true. Asked once: a repeated key is a duplicate anyway.
+    mutating func recognizeMember() -> Bool {
+        guard let recognition, stack.count == 1, recognizedCandidate == nil, stack[0].isObject, stack[0].key == recognition.key else {
+            return false
+        }
+        for (index, candidate) in recognition.candidates(stack[0].object).enumerated() {
+            guard let first = candidate.first, first == ASCII.openBrace || first == ASCII.openBracket,
+                candidate.count <= bytes.count - position
+            else { continue }
+            let start = UnsafeRawPointer(bytes.baseAddress! + position)
+            if candidate.withUnsafeBytes({ Self.equalBytes($0.baseAddress!, start, count: candidate.count) }) {
+                position += candidate.count
+                recognizedCandidate = index
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Whether the `count` bytes at `first` and at `second` are equal, compared eight at a time.
+    static func equalBytes(_ first: UnsafeRawPointer, _ second: UnsafeRawPointer, count: Int) -> Bool {
+        var offset = 0
+        while offset + 8 <= count {
+            guard first.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == second.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            else { return false }
+            offset += 8
+        }
+        while offset < count {
+            guard first.load(fromByteOffset: offset, as: UInt8.self) == second.load(fromByteOffset: offset, as: UInt8.self) else { return false }
+            offset += 1
+        }
+        return true
     }
 
     // MARK: Errors and paths
@@ -220,45 +315,50 @@ private struct Parser {
                     bytes.isEmpty ? "empty document" : "unexpected end of input, expected a value", at: position)
             }
             var value: JSONValue
-            switch bytes[position] {
-            case ASCII.openBrace:
-                try push(isObject: true)
-                position += 1
-                skipWhitespace()
-                if position < bytes.count, bytes[position] == ASCII.closeBrace {
-                    position += 1
-                    stack.removeLast()
-                    value = .object(JSONObject())
-                } else {
-                    try parseMemberKey()
-                    continue outer
-                }
-            case ASCII.openBracket:
-                try push(isObject: false)
-                position += 1
-                skipWhitespace()
-                if position < bytes.count, bytes[position] == ASCII.closeBracket {
-                    position += 1
-                    stack.removeLast()
-                    value = .array([])
-                } else {
-                    continue outer
-                }
-            case ASCII.quote:
-                value = .string(try parseString(child: true))
-            case ASCII.minus, UInt8(ascii: "0")...UInt8(ascii: "9"):
-                value = .number(try parseNumber())
-            case UInt8(ascii: "t"):
-                try expectLiteral("true")
-                value = .bool(true)
-            case UInt8(ascii: "f"):
-                try expectLiteral("false")
-                value = .bool(false)
-            case UInt8(ascii: "n"):
-                try expectLiteral("null")
+            if recognition != nil, recognizeMember() {
+                // Stands in for the recognised value until the end (a repeated key is still found).
                 value = .null
-            default:
-                throw unexpected("a value")
+            } else {
+                switch bytes[position] {
+                case ASCII.openBrace:
+                    try push(isObject: true)
+                    position += 1
+                    skipWhitespace()
+                    if position < bytes.count, bytes[position] == ASCII.closeBrace {
+                        position += 1
+                        stack.removeLast()
+                        value = .object(JSONObject())
+                    } else {
+                        try parseMemberKey()
+                        continue outer
+                    }
+                case ASCII.openBracket:
+                    try push(isObject: false)
+                    position += 1
+                    skipWhitespace()
+                    if position < bytes.count, bytes[position] == ASCII.closeBracket {
+                        position += 1
+                        stack.removeLast()
+                        value = .array([])
+                    } else {
+                        continue outer
+                    }
+                case ASCII.quote:
+                    value = .string(try parseString(child: true))
+                case ASCII.minus, UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    value = .number(try parseNumber())
+                case UInt8(ascii: "t"):
+                    try expectLiteral("true")
+                    value = .bool(true)
+                case UInt8(ascii: "f"):
+                    try expectLiteral("false")
+                    value = .bool(false)
+                case UInt8(ascii: "n"):
+                    try expectLiteral("null")
+                    value = .null
+                default:
+                    throw unexpected("a value")
+                }
             }
 
             // A value is complete: store it in its container, then close containers

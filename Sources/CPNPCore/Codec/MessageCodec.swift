@@ -10,8 +10,50 @@ public enum CPNPCodec {
         try decode(json: JSONParser.parse(bytes, limits: limits))
     }
 
+    /// Decodes one message from its bytes, taking its CPD from `documents` when the bytes at its
+    /// top-level `cpd` member are one of theirs (``parse(_:limits:documents:)``).
+    public static func decode(
+        _ bytes: some Collection<UInt8>, limits: JSONParser.Limits = .datagram, documents: (CustomerOrderID) -> [CPD]
+    ) throws(CPNPDecodingError) -> CPNPMessage {
+        try decode(parse(bytes, limits: limits, documents: documents))
+    }
+
+    /// A message parsed, its CPD perhaps recognised (``parse(_:limits:documents:)``).
+    public struct ParsedMessage: Sendable {
+        /// The message as JSON; without its `cpd` member when ``recognizedCPD`` is set.
+        public var json: JSONValue
+        /// The CPD found at `cpd` as the bytes of one the receiver holds.
+        public var recognizedCPD: CPD?
+    }
+
+    /// Parses one message, recognising its CPD by bytes: `documents` names, for the customer order id
+    /// read before `cpd`, the CPDs the receiver holds for that order (an ACCEPT carries the offered CPD,
+    /// an ACK the accepted one). When the bytes at `cpd` are one of those documents' compact JSON, the
+    /// parser steps over them and the message takes that document, without building or decoding a
+    /// tree; otherwise the CPD is parsed as always. Both ways give an equal message.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, limits: JSONParser.Limits = .datagram, documents: (CustomerOrderID) -> [CPD]
+    ) throws(CPNPDecodingError) -> ParsedMessage {
+        var held: [CPD] = []
+        let parsed = try JSONParser.parse(bytes, limits: limits, recognizing: Key.cpd) { members in
+            guard case .string(let text)? = members[Key.customerOrderID], let customerOrderID = CustomerOrderID(text) else { return [] }
+            held = documents(customerOrderID)
+            return held.map(\.compactJSON)
+        }
+        return ParsedMessage(json: parsed.value, recognizedCPD: parsed.candidate.map { held[$0] })
+    }
+
+    /// Decodes a parsed message, taking its recognised CPD as its `cpd`.
+    public static func decode(_ parsed: ParsedMessage) throws(CPNPDecodingError) -> CPNPMessage {
+        try decode(json: parsed.json, recognizedCPD: parsed.recognizedCPD)
+    }
+
     /// Decodes one message from a parsed JSON value.
     public static func decode(json: JSONValue) throws(CPNPDecodingError) -> CPNPMessage {
+        try decode(json: json, recognizedCPD: nil)
+    }
+
+    private static func decode(json: JSONValue, recognizedCPD: CPD?) throws(CPNPDecodingError) -> CPNPMessage {
         let root = JSONPath.root
         guard case .object(let object) = json else {
             throw CPNPDecodingError(.notAnObject, at: root, "a CPNP message must be a JSON object, found \(json.typeName)")
@@ -30,7 +72,7 @@ public enum CPNPCodec {
         guard let methodInteger = methodNumber.int64Value, let method = MethodCode(rawValue: Int(methodInteger)) else {
             throw CPNPDecodingError(.unknownMethod, at: root.appending(Key.method), "unknown method code \(methodNumber)")
         }
-        let reader = MessageReader(object: object)
+        let reader = MessageReader(object: object, recognizedCPD: recognizedCPD)
         let sequenceNumber = SequenceNumber(
             try reader.required(Key.sequenceNumber) { value, path throws(CPNPDecodingError) in try value.integer(at: path, in: 0...Int64(UInt32.max))
             })
@@ -43,7 +85,7 @@ public enum CPNPCodec {
                 QuotationMessage(
                     sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
                     expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                    requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    requestedCPD: try reader.requiredCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .processing:
             return .processing(
@@ -60,7 +102,7 @@ public enum CPNPCodec {
                     providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
                     nonce: try reader.required(Key.nonce, MessageReader.nonce),
                     validityOfferTime: try reader.required(Key.validityOfferTime, MessageReader.timestamp),
-                    offeredCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    offeredCPD: try reader.requiredCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .accept:
             return .accept(
@@ -68,7 +110,7 @@ public enum CPNPCodec {
                     sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
                     providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
                     nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                    acceptedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    acceptedCPD: try reader.requiredCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .decline:
             return .decline(
@@ -83,20 +125,20 @@ public enum CPNPCodec {
                     sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
                     providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
                     expectedResponseTime: try reader.optional(Key.expectedResponseTime, MessageReader.timestamp),
-                    cpd: try reader.optional(Key.cpd, MessageReader.cpd),
+                    cpd: try reader.optionalCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .cancel:
             return .cancel(
                 CancelMessage(
                     sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
-                    cpd: try reader.optional(Key.cpd, MessageReader.cpd)))
+                    cpd: try reader.optionalCPD()))
         case .withdraw:
             return .withdraw(
                 WithdrawMessage(
                     sequenceNumber: sequenceNumber, transactionID: transactionID, customerOrderID: customerOrderID,
                     providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
                     nonce: try reader.required(Key.nonce, MessageReader.nonce),
-                    acceptedCPD: try reader.optional(Key.cpd, MessageReader.cpd),
+                    acceptedCPD: try reader.optionalCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .update:
             return .update(
@@ -105,7 +147,7 @@ public enum CPNPCodec {
                     providerOrderID: try reader.required(Key.providerOrderID, MessageReader.providerOrderID),
                     nonce: try reader.required(Key.nonce, MessageReader.nonce),
                     expectedResponseTime: try reader.required(Key.expectedResponseTime, MessageReader.timestamp),
-                    requestedCPD: try reader.required(Key.cpd, MessageReader.cpd),
+                    requestedCPD: try reader.requiredCPD(),
                     informationElements: try reader.optional(Key.informationElements, MessageReader.informationElements)))
         case .fail:
             return .fail(
@@ -271,7 +313,19 @@ public struct MessageCorrelation: Sendable, Hashable {
 /// Reads attributes of one JSON object with paths rooted at the message.
 struct MessageReader {
     let object: JSONObject
+    /// The CPD recognised by its bytes, left out of `object` (``CPNPCodec/parse(_:limits:documents:)``).
+    var recognizedCPD: CPD? = nil
     let base = JSONPath.root
+
+    func requiredCPD() throws(CPNPDecodingError) -> CPD {
+        if let recognizedCPD { return recognizedCPD }
+        return try required(CPNPCodec.Key.cpd, Self.cpd)
+    }
+
+    func optionalCPD() throws(CPNPDecodingError) -> CPD? {
+        if let recognizedCPD { return recognizedCPD }
+        return try optional(CPNPCodec.Key.cpd, Self.cpd)
+    }
 
     typealias Decode<T> = (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
 

@@ -72,7 +72,7 @@ private struct MessageValidator {
     /// The CPD rules; `nonEmpty` is the error message when the empty CPD is not allowed here.
     mutating func cpd(_ cpd: CPD, nonEmpty: String? = nil) {
         if let nonEmpty, cpd.isEmpty { error(cpdPath.appending("components"), nonEmpty) }
-        issues += cpd.validate(at: cpdPath)
+        issues += cpd.issuesInMessage
     }
 
     /// Customer nodes whose `link-identifiers` the requester left to the provider (`[]`)

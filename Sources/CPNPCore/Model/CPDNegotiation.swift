@@ -70,8 +70,8 @@ extension ConnectivityProvisioningDocument {
     /// Whether every negotiable field is fixed (RFC 8921 §8.7 "concrete CPD"). The empty CPD is concrete.
     public var isConcrete: Bool { looseFields.isEmpty }
 
-    /// Paths (from the CPD root) of the negotiable fields that are not fixed, in document order.
-    public var looseFields: [JSONPath] {
+    /// ``looseFields``, found afresh.
+    func findLooseFields() -> [JSONPath] {
         var copy = self
         var check = ConcreteCheck()
         copy.visitNegotiables(&check, at: .root)

@@ -27,6 +27,25 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
         return bytes
     }
 
+    /// ``validate(at:)`` at a message's `cpd` member, checked once per value: the ACK of an ACCEPT
+    /// carries the CPD its OFFER did, and a receiver that recognised it (``CPNPCodec/parse(_:limits:documents:)``)
+    /// holds a copy of the value it checked then.
+    var issuesInMessage: [CPDValidationIssue] {
+        if let issues = memo.state.withLock({ $0.issuesInMessage }) { return issues }
+        let issues = validate(at: JSONPath.root.appending(CPNPCodec.Key.cpd))
+        memo.state.withLock { $0.issuesInMessage = issues }
+        return issues
+    }
+
+    /// Paths (from the CPD root) of the negotiable fields that are not fixed, in document order;
+    /// found once per value.
+    public var looseFields: [JSONPath] {
+        if let paths = memo.state.withLock({ $0.looseFields }) { return paths }
+        let paths = findLooseFields()
+        memo.state.withLock { $0.looseFields = paths }
+        return paths
+    }
+
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.memo === rhs.memo || lhs.components == rhs.components
     }
@@ -47,6 +66,10 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
         struct State {
             var compactJSON: [UInt8]?
             var contentHash: Int?
+            /// ``validate(at:)`` at a message's `cpd` member.
+            var issuesInMessage: [CPDValidationIssue]?
+            /// ``looseFields``.
+            var looseFields: [JSONPath]?
         }
         let state = Mutex(State())
     }

@@ -182,6 +182,17 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         return currentTransaction.kind == .withdraw && currentTransaction.withdrawalAlarm && currentTransaction.pending != nil
     }
 
+    /// The CPDs the provider's next message about this order may carry back: the offered one (the
+    /// ACK of an ACCEPT), the requested one (an OFFER of what was asked) and the agreed one. A
+    /// receiver recognises them by their bytes (``CPNPCodec/parse(_:limits:documents:)``).
+    public var recognizableDocuments: [CPD] {
+        var documents: [CPD] = []
+        if let offered = offer?.offeredCPD { documents.append(offered) }
+        if let requestedCPD { documents.append(requestedCPD) }
+        if let agreed = agreement?.acceptedCPD { documents.append(agreed) }
+        return documents
+    }
+
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
         self.customerOrderID = customerOrderID
         self.configuration = configuration

@@ -178,6 +178,18 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         }
     }
 
+    /// The CPDs a customer's next message about this order may carry back: the offered one (ACCEPT)
+    /// and the agreed one (WITHDRAW). A receiver recognises them by their bytes
+    /// (``CPNPCodec/parse(_:limits:documents:)``) instead of parsing them again.
+    public var recognizableDocuments: [CPD] {
+        switch (offer?.offeredCPD, agreement?.acceptedCPD) {
+        case (let offered?, let agreed?): [offered, agreed]
+        case (let offered?, nil): [offered]
+        case (nil, let agreed?): [agreed]
+        case (nil, nil): []
+        }
+    }
+
     /// The child order, when one is being negotiated.
     public var childOrder: ClientOrderStateMachine? {
         if case .child(let child) = phase { return child }
