@@ -31,6 +31,8 @@ public final class ServerOrderStore: Sendable {
     let database: any SQLDatabase
     /// Each distinct CPD of the snapshots, stored once (``CPDReferences``).
     let documents = DocumentTable()
+    /// The kept capacity totals a SQLite store's writer has read or written (``RememberedTotals``).
+    let rememberedTotals = RememberedTotals()
 
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
     public init(path: String, options: StoreOptions = StoreOptions()) throws {
@@ -317,10 +319,14 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
-        let revision = try database.write { connection in
+        let (revision, totals) = try database.write { connection in
             try Self.lockShared(of: [change], in: connection)
-            return try Self.commit(change, prepared: prepared, in: connection)
+            var totals = try rememberedTotals.begin(in: connection)
+            let revision = try Self.commit(change, prepared: prepared, in: connection, totals: &totals)
+            totals.keepChange()
+            return (revision, totals)
         }
+        rememberedTotals.end(totals)
         documents.learn(prepared.written)
         return revision
     }
@@ -330,10 +336,17 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
         let prepared = try changes.map { try prepare($0) }
-        let revisions = try database.write { connection in
+        let (revisions, totals) = try database.write { connection in
             try Self.lockShared(of: changes, in: connection)
-            return try zip(changes, prepared).map { try Self.commit($0, prepared: $1, in: connection) }
+            var totals = try rememberedTotals.begin(in: connection)
+            var revisions: [Int64] = []
+            for (change, preparedChange) in zip(changes, prepared) {
+                revisions.append(try Self.commit(change, prepared: preparedChange, in: connection, totals: &totals))
+                totals.keepChange()
+            }
+            return (revisions, totals)
         }
+        rememberedTotals.end(totals)
         for preparedChange in prepared { documents.learn(preparedChange.written) }
         return revisions
     }
@@ -354,8 +367,10 @@ public final class ServerOrderStore: Sendable {
             do { prepared[i] = try prepare(change) } catch { results[i] = .failure(error) }
         }
         let initial = results
-        results = try database.write { connection in
+        let totals: TransactionTotals
+        (results, totals) = try database.write { connection in
             try Self.lockShared(of: changes, in: connection)
+            var totals = try rememberedTotals.begin(in: connection)
             var out = initial
             var failed = Set<String>()
             for (i, change) in changes.enumerated() {
@@ -366,17 +381,21 @@ public final class ServerOrderStore: Sendable {
                     continue
                 }
                 do {
-                    out[i] = .success(try connection.inSavepoint { try Self.commit(change, prepared: preparedChange, in: connection) })
+                    out[i] = .success(
+                        try connection.inSavepoint { try Self.commit(change, prepared: preparedChange, in: connection, totals: &totals) })
+                    totals.keepChange()
                 } catch let error as StoreError where error.isSerializationConflict {
                     // Another writer got there first: the whole transaction is re-run (SQLDatabase.write).
                     throw error
                 } catch {
+                    totals.dropChange()
                     out[i] = .failure(error)
                     failed.insert(providerOrderID)
                 }
             }
-            return out
+            return (out, totals)
         }
+        rememberedTotals.end(totals)
         for (preparedChange, result) in zip(prepared, results) {
             if let preparedChange, case .success? = result { documents.learn(preparedChange.written) }
         }
@@ -408,7 +427,9 @@ public final class ServerOrderStore: Sendable {
             resident: change.resident, outboxPayloads: change.outbox.map { StoreDatabase.text($0.payload) })
     }
 
-    private static func commit(_ change: OrderChange, prepared: Prepared, in connection: any SQLConnection) throws -> Int64 {
+    private static func commit(
+        _ change: OrderChange, prepared: Prepared, in connection: any SQLConnection, totals transactionTotals: inout TransactionTotals
+    ) throws -> Int64 {
         let machine = change.machine
         let providerOrderID = machine.providerOrderID.rawValue
         let customerOrderID = machine.customerOrderID.rawValue
@@ -528,7 +549,7 @@ public final class ServerOrderStore: Sendable {
         // One read of the kept totals of every resource the change moves or checks (on PostgreSQL,
         // locked until the commit, so that no other writer moves them meanwhile: a release of an
         // order's reservations may touch resources lockShared did not know of).
-        var totals = try keptTotals(of: Set(delta.keys.map(\.resource) + change.capacityLimits.keys), in: connection)
+        var totals = try transactionTotals.totals(of: Set(delta.keys.map(\.resource) + change.capacityLimits.keys), in: connection)
         var moved: [[any SQLBindable]] = []
         for (key, difference) in delta.sorted(by: { ($0.key.resource, $0.key.kind.rawValue) < ($1.key.resource, $1.key.kind.rawValue) }) {
             let total = (totals[key] ?? 0) + difference
@@ -537,6 +558,7 @@ public final class ServerOrderStore: Sendable {
                     table: "reservation_totals", key: key.resource.description, reason: "total would fall below zero (\(total))")
             }
             totals[key] = total
+            transactionTotals.wrote(key, total)
             moved.append([key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
         }
         try connection.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
@@ -572,30 +594,11 @@ public final class ServerOrderStore: Sendable {
 
     /// Makes sure the totals rows of `keys` exist (zero), so that `FOR UPDATE` has rows to lock:
     /// two writers creating one row both wait on it instead of both inserting.
-    private static func lockTotals(of keys: Set<Reservation.Key>, in connection: any SQLConnection) throws {
+    static func lockTotals(of keys: Set<Reservation.Key>, in connection: any SQLConnection) throws {
         let rows: [[any SQLBindable]] = keys.sorted().flatMap { key in
             ReservationKind.allCases.map { kind -> [any SQLBindable] in [key.linkID, key.direction.rawValue, kind.rawValue, "0"] }
         }
         try connection.insertLater(SQL.upsertReservationTotals, rows: rows, then: "ON CONFLICT DO NOTHING")
-    }
-
-    /// The kept totals of `resources` (both directions and kinds), read in one statement.
-    private static func keptTotals(of keys: Set<Reservation.Key>, in connection: any SQLConnection) throws -> [TotalKey: CPNPDecimal] {
-        guard !keys.isEmpty else { return [:] }
-        let ids = Set(keys.map(\.linkID)).sorted()
-        let rows: [SQLRow]
-        if connection.dialect == .postgres {
-            try lockTotals(of: keys, in: connection)
-            rows = try connection.query(SQL.keptTotalsOfResources(ids.count) + " ORDER BY resource_id, direction, kind FOR UPDATE", ids)
-        } else {
-            rows = try connection.query(SQL.keptTotalsOfResources(ids.count), ids)
-        }
-        var out: [TotalKey: CPNPDecimal] = [:]
-        for row in rows {
-            let key = try resourceKey(row)
-            out[TotalKey(resource: key, kind: try kind(row, key))] = try total(try row.text("total"), key)
-        }
-        return out
     }
 
     /// A row of `reservation_totals`: a link (column `resource_id`), a direction and a kind.
@@ -1169,7 +1172,7 @@ public final class ServerOrderStore: Sendable {
 
     /// The link and direction of a `reservations` or `reservation_totals` row: columns `resource_id`
     /// and `direction` (the ``CPDDirection`` raw value, `incoming` or `outgoing`).
-    private static func resourceKey(_ row: SQLRow) throws -> Reservation.Key {
+    static func resourceKey(_ row: SQLRow) throws -> Reservation.Key {
         let linkID = try row.text("resource_id")
         let directionText = try row.text("direction")
         guard let direction = CPDDirection(rawValue: directionText) else {
@@ -1179,7 +1182,7 @@ public final class ServerOrderStore: Sendable {
     }
 
     /// A kept total of `reservation_totals`, read back exactly.
-    private static func total(_ text: String, _ key: Reservation.Key) throws -> CPNPDecimal {
+    static func total(_ text: String, _ key: Reservation.Key) throws -> CPNPDecimal {
         guard let value = CPNPDecimal(parsing: text) else {
             throw StoreError.corruptRow(table: "reservation_totals", key: key.description, reason: "invalid total \"\(text)\"")
         }
@@ -1194,7 +1197,7 @@ public final class ServerOrderStore: Sendable {
         return value
     }
 
-    private static func kind(_ row: SQLRow, _ key: Reservation.Key) throws -> ReservationKind {
+    static func kind(_ row: SQLRow, _ key: Reservation.Key) throws -> ReservationKind {
         let kindText = try row.text("kind")
         guard let kind = ReservationKind(rawValue: kindText) else {
             throw StoreError.corruptRow(table: "reservations", key: key.description, reason: "unknown kind \(kindText)")

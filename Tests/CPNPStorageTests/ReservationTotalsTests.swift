@@ -4,6 +4,7 @@
 @testable import CPNPStorage
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @Suite("ServerOrderStore kept reservation totals")
@@ -98,6 +99,61 @@ struct ReservationTotalsTests {
         for key in Self.links { #expect(try store.reservedTotal(for: key) == (recount[key] ?? 0), "\(key)") }
         let committed = try store.reservedTotals(kind: .committed)
         for key in Self.links { #expect(try store.reservedTotal(for: key, kind: .committed) == (committed[key] ?? 0), "\(key)") }
+    }
+
+    /// A SQLite store reads a link's kept totals once, then remembers them; a commit by another
+    /// store on the same file is noticed (`PRAGMA data_version`), and the totals read again.
+    @Test func rememberedTotalsAreReadOnceAndForgottenWhenAnotherStoreWrites() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-totals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("cpnpd.sqlite").path
+        let first = try ServerOrderStore(path: path)
+        let second = try ServerOrderStore(path: path)
+        let statements = Mutex<[String]>([])
+        first.writer.writeWithoutTransaction { db in
+            db.trace(options: .statement) { event in
+                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
+            }
+        }
+        let link = Reservation.Key("link-1", .outgoing)
+        var next = 0
+        /// Commits a new order holding `mbps` on the link; returns whether the commit read the kept totals.
+        func commitNew(_ store: ServerOrderStore, mbps: Int64, limit: Int64? = nil) throws -> Bool {
+            next += 1
+            let (machine, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(next)", providerOrderID: "p-\(next)", seed: UInt64(next))
+            statements.withLock { $0.removeAll() }
+            try store.commit(
+                OrderChange(
+                    machine: machine, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
+                    reservations: HeldCapacity(offered: [Reservation(link, mbps: CPNPDecimal(mbps))]),
+                    capacityLimits: limit.map { [link: CPNPDecimal($0)] } ?? [:]))
+            return statements.withLock { $0.contains { $0.contains("FROM reservation_totals") } }
+        }
+        #expect(try commitNew(first, mbps: 10), "the first commit on the link reads its totals")
+        #expect(try !commitNew(first, mbps: 20), "then they are remembered")
+        #expect(try first.reservedTotal(for: link) == 30)
+        // Another store moves them behind the first one's back.
+        _ = try commitNew(second, mbps: 5)
+        #expect(try commitNew(first, mbps: 1), "read again after another connection's commit")
+        #expect(try first.reservedTotal(for: link) == 36 && first.reservationTotalMismatches().isEmpty)
+        // A change refused by a capacity limit moves nothing, in the database or in what is remembered.
+        #expect(throws: StoreError.self) { try commitNew(first, mbps: 50, limit: 40) }
+        #expect(try !commitNew(first, mbps: 4, limit: 40))
+        #expect(try first.reservedTotal(for: link) == 40 && first.reservationTotalMismatches().isEmpty)
+        let batch = (0..<3).map { i -> OrderChange in
+            next += 1
+            let (machine, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(next)", providerOrderID: "p-\(next)", seed: UInt64(next))
+            return OrderChange(
+                machine: machine, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: CPNPDecimal(Int64(i == 1 ? 30 : 2)))]),
+                capacityLimits: [link: 45])
+        }
+        let results = try first.commit(batch: batch)
+        #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
+        #expect(try first.reservedTotal(for: link) == 44 && first.reservationTotalMismatches().isEmpty)
+        #expect(try !commitNew(first, mbps: 1, limit: 45))
+        #expect(try first.reservedTotal(for: link) == 45 && second.reservationTotalMismatches().isEmpty)
     }
 
     /// A store written before the totals existed (schema server-v1) gets them from its rows on opening.
