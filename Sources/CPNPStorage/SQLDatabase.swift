@@ -3,6 +3,7 @@
 /// written once against ``SQLConnection``; only the schema and a few statements differ by
 /// ``SQLDialect`` (docs/design/storage.md).
 import GRDB
+import GRDBSQLite
 
 /// The SQL engine behind a store.
 public enum SQLDialect: String, Sendable, Hashable {
@@ -187,21 +188,93 @@ struct GRDBConnection: SQLConnection {
     let database: Database
     var dialect: SQLDialect { .sqlite }
 
+    // The statements are GRDB's, prepared once and cached; their arguments are bound and their rows
+    // read with SQLite's C API on the statement's handle (`Statement.sqliteStatement`). GRDB's
+    // `StatementArguments` boxed each value twice, and its `Row`s copied each row (docs/performance.md,
+    // round 9).
+
     func query(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
         let statement = try database.cachedStatement(sql: sql)
-        let rows = try Row.fetchAll(statement, arguments: Self.arguments(arguments))
-        guard let first = rows.first else { return [] }
-        let columns = Array(first.columnNames)
-        return rows.map { row in SQLRow(columns: columns, values: row.databaseValues.map(Self.value)) }
+        let columns = statement.columnNames
+        var rows: [SQLRow] = []
+        try run(statement, arguments) { handle in
+            var values: [SQLValue] = []
+            values.reserveCapacity(columns.count)
+            for index in 0..<CInt(columns.count) { values.append(Self.column(handle, index)) }
+            rows.append(SQLRow(columns: columns, values: values))
+        }
+        return rows
     }
 
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws -> Int {
-        try database.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        try run(try database.cachedStatement(sql: sql), arguments) { _ in }
         return database.changesCount
     }
 
     func executeLater(_ sql: String, _ arguments: [any SQLBindable]) throws {
-        try database.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        try run(try database.cachedStatement(sql: sql), arguments) { _ in }
+    }
+
+    /// Binds `arguments` to `statement`, steps it to its end, calling `row` at each row, and resets it.
+    private func run(_ statement: Statement, _ arguments: [any SQLBindable], row: (SQLiteStatement) -> Void) throws {
+        let handle = statement.sqliteStatement
+        sqlite3_reset(handle)
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+        guard Int(sqlite3_bind_parameter_count(handle)) == arguments.count else {
+            throw DatabaseError(
+                resultCode: .SQLITE_MISUSE, message: "\(arguments.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters",
+                sql: statement.sql)
+        }
+        for (offset, argument) in arguments.enumerated() {
+            let index = CInt(offset + 1)
+            let code: CInt
+            switch argument.sqlValue {
+            case .null: code = sqlite3_bind_null(handle, index)
+            case .integer(let integer): code = sqlite3_bind_int64(handle, index, integer)
+            case .text(var text):
+                code = text.withUTF8 { bytes in
+                    // A pointer to an empty buffer may be nil, which SQLite would bind as NULL.
+                    sqlite3_bind_text(
+                        handle, index, bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(("" as StaticString).utf8Start),
+                        CInt(bytes.count), Self.transient)
+                }
+            }
+            guard code == SQLITE_OK else { throw failure(code, statement) }
+        }
+        while true {
+            switch sqlite3_step(handle) {
+            case SQLITE_ROW: row(handle)
+            case SQLITE_DONE: return
+            case let code: throw failure(code, statement)
+            }
+        }
+    }
+
+    private func failure(_ code: CInt, _ statement: Statement) -> DatabaseError {
+        let message = database.sqliteConnection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+    }
+
+    /// SQLite copies a bound text at once (`SQLITE_TRANSIENT`, a macro Swift does not import).
+    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    /// Column `index` of the current row.
+    private static func column(_ handle: SQLiteStatement, _ index: CInt) -> SQLValue {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, index))
+        case SQLITE_FLOAT:
+            let double = sqlite3_column_double(handle, index)
+            return Int64(exactly: double).map(SQLValue.integer) ?? .text(String(double))
+        default:
+            // Text, or a blob read as UTF-8 text.
+            guard let bytes = sqlite3_column_text(handle, index) else { return .text("") }
+            let count = Int(sqlite3_column_bytes(handle, index))
+            return .text(String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self))
+        }
     }
 
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
@@ -213,27 +286,4 @@ struct GRDBConnection: SQLConnection {
         return result!
     }
 
-    /// Through GRDB's initializer of optional existentials: the one of a sequence of `DatabaseValue`
-    /// maps it with a key path, which an unspecialised generic applies slowly (a fifth of a commit's
-    /// CPU; docs/performance.md, round 7).
-    static func arguments(_ values: [any SQLBindable]) -> StatementArguments {
-        StatementArguments(
-            values.map { value -> (any DatabaseValueConvertible)? in
-                switch value.sqlValue {
-                case .null: nil
-                case .integer(let integer): integer
-                case .text(let text): text
-                }
-            })
-    }
-
-    static func value(_ value: DatabaseValue) -> SQLValue {
-        switch value.storage {
-        case .null: .null
-        case .int64(let integer): .integer(integer)
-        case .string(let text): .text(text)
-        case .double(let double): Int64(exactly: double).map(SQLValue.integer) ?? .text(String(double))
-        case .blob(let blob): .text(String(decoding: blob, as: UTF8.self))
-        }
-    }
 }
