@@ -7,7 +7,7 @@ import Synchronization
 final class DocumentTable: Sendable {
     /// The references of documents this store has committed: a snapshot naming one needs neither its
     /// encoding nor its row again. Documents are never deleted, so an entry stays true.
-    private let committed = Mutex<[CPD: String]>([:])
+    private let committed = Mutex<Set<String>>([])
     static let memory = 4_096
 
     static let createSQL = """
@@ -25,7 +25,7 @@ final class DocumentTable: Sendable {
         /// The references of the `also` documents, in order.
         var alsoReferences: [String] = []
         var newDocuments: [(reference: String, body: String)]
-        var newReferences: [CPD: String]
+        var newReferences: Set<String>
     }
 
     /// Writes a snapshot with each CPD as its reference (`snapshot` is given the naming), and names the
@@ -33,14 +33,11 @@ final class DocumentTable: Sendable {
     func write(_ snapshot: (_ reference: @escaping (CPD) -> String) -> [UInt8], also: [CPD] = []) -> Written {
         let known = committed.withLock { $0 }
         var newDocuments: [(reference: String, body: String)] = []
-        var newReferences: [CPD: String] = [:]
+        var newReferences: Set<String> = []
         func reference(_ document: CPD) -> String {
-            if let reference = known[document] ?? newReferences[document] { return reference }
-            let bytes = document.compactJSON
-            let body = String(decoding: bytes, as: UTF8.self)
-            let reference = Self.reference(bytes)
-            newDocuments.append((reference, body))
-            newReferences[document] = reference
+            let reference = document.reference(digest: Self.digest)
+            guard !known.contains(reference), newReferences.insert(reference).inserted else { return reference }
+            newDocuments.append((reference, String(decoding: document.compactJSON, as: UTF8.self)))
             return reference
         }
         let text = String(decoding: snapshot(reference), as: UTF8.self)
@@ -58,17 +55,20 @@ final class DocumentTable: Sendable {
         guard !written.newReferences.isEmpty else { return }
         committed.withLock { known in
             if known.count + written.newReferences.count > Self.memory { known.removeAll(keepingCapacity: true) }
-            known.merge(written.newReferences) { old, _ in old }
+            known.formUnion(written.newReferences)
         }
     }
 
-    /// The reference of a document's compact JSON: `sha256:` and its SHA-256 in hex.
-    static func reference(_ body: [UInt8]) -> String {
-        CPDReferences.prefix
-            + SHA256.hash(data: body).map { byte in
-                let hex = String(byte, radix: 16)
-                return byte < 16 ? "0" + hex : hex
-            }.joined()
+    /// The SHA-256 of `body`, in lowercase hex.
+    static func digest(_ body: [UInt8]) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in SHA256.hash(data: body) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// The JSON of the stored document `reference`; nil when there is none.

@@ -54,6 +54,25 @@ import CPNPTesting
         #expect(fixed.issuesInMessage == fixed.validate(at: JSONPath.root.appending("cpd")))
     }
 
+    /// A CPD's store reference is derived once per value, from its compact JSON, and shared by its
+    /// copies; a changed copy derives its own.
+    @Test func aCPDsReferenceIsDerivedOncePerValue() {
+        let original = CPDFixtures.cpd(#"{"components":["# + CPDFixtures.component(customerNode: "paris", bandwidth: "90") + "]}")
+        var digested: [[UInt8]] = []
+        func digest(_ bytes: [UInt8]) -> String {
+            digested.append(bytes)
+            return "d\(digested.count)"
+        }
+        let copy = original
+        #expect(original.reference(digest: digest) == CPDReferences.prefix + "d1")
+        #expect(copy.reference(digest: digest) == CPDReferences.prefix + "d1")
+        #expect(digested == [original.compactJSON])
+        var changed = copy
+        changed.components.append(changed.components[0])
+        #expect(changed.reference(digest: digest) == CPDReferences.prefix + "d2")
+        #expect(digested == [original.compactJSON, changed.compactJSON] && original.reference(digest: digest) == CPDReferences.prefix + "d1")
+    }
+
     /// Objects compare and hash regardless of key order, keep their insertion order when written,
     /// and stay right past the size at which they index their keys.
     @Test func jsonObjectsOfEverySize() throws {

@@ -46,6 +46,16 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
         return paths
     }
 
+    /// The reference a store names this CPD by (``CPDReferences``: the prefix and `digest` of its
+    /// compact JSON), derived once per value and shared by its copies. The store gives the digest
+    /// (SHA-256); a store looks its documents up by reference, not by comparing CPDs.
+    public func reference(digest: ([UInt8]) -> String) -> String {
+        if let reference = memo.state.withLock({ $0.reference }) { return reference }
+        let reference = CPDReferences.prefix + digest(compactJSON)
+        memo.state.withLock { $0.reference = reference }
+        return reference
+    }
+
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.memo === rhs.memo || lhs.components == rhs.components
     }
@@ -70,6 +80,8 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
             var issuesInMessage: [CPDValidationIssue]?
             /// ``looseFields``.
             var looseFields: [JSONPath]?
+            /// ``reference(digest:)``.
+            var reference: String?
         }
         let state = Mutex(State())
     }
