@@ -87,7 +87,7 @@ public enum JSONParser {
     }
 
     /// Parses one JSON document whose top-level member `key` may hold bytes the caller has already:
-    /// an ACCEPT carries the CPD of the OFFER it accepts (issue 11: ACCEPT compares bytes before structure).
+    /// an ACCEPT carries the CPD of the OFFER it accepts (docs/performance.md, round 9).
     ///
     /// When the parser reaches `key` in the top-level object, it asks `candidates` (given the members
     /// read before it) for the byte strings the value may be. If the input there starts with one of

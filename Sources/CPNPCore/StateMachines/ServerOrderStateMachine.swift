@@ -182,12 +182,10 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// and the agreed one (WITHDRAW). A receiver recognises them by their bytes
     /// (``CPNPCodec/parse(_:limits:documents:)``) instead of parsing them again.
     public var recognizableDocuments: [CPD] {
-        switch (offer?.offeredCPD, agreement?.acceptedCPD) {
-        case (let offered?, let agreed?): [offered, agreed]
-        case (let offered?, nil): [offered]
-        case (nil, let agreed?): [agreed]
-        case (nil, nil): []
-        }
+        var documents: [CPD] = []
+        if let offered = offer?.offeredCPD { documents.append(offered) }
+        if let agreed = agreement?.acceptedCPD { documents.append(agreed) }
+        return documents
     }
 
     /// The child order, when one is being negotiated.
