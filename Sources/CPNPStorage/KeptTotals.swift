@@ -1,6 +1,7 @@
 // The kept capacity totals (table `reservation_totals`) as the store's write transactions read and
-// move them (docs/design/storage.md, "Capacity").
+// move them (docs/design/storage.md, "What is stored").
 import CPNPCore
+import GRDB
 import Synchronization
 
 extension ServerOrderStore {
@@ -34,9 +35,15 @@ extension ServerOrderStore {
             return totals
         }
 
-        /// Remembers what `transaction` read and wrote; call only once it committed.
-        func end(_ transaction: TransactionTotals) {
-            guard transaction.remembering else { return }
+        /// Remembers what `transaction` read and wrote once the transaction on `connection` commits:
+        /// on SQLite's writer queue, before any other write can begin (GRDB's `afterNextTransaction`).
+        /// Call it last in the transaction; nothing is remembered if it rolls back.
+        func remember(_ transaction: TransactionTotals, in connection: any SQLConnection) {
+            guard transaction.remembering, let connection = connection as? GRDBConnection else { return }
+            connection.database.afterNextTransaction(onCommit: { _ in self.merge(transaction) })
+        }
+
+        private func merge(_ transaction: TransactionTotals) {
             state.withLock { state in
                 if state.dataVersion != transaction.dataVersion {
                     state = State(dataVersion: transaction.dataVersion)

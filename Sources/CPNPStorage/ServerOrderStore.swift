@@ -319,14 +319,14 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ change: OrderChange) throws -> Int64 {
         let prepared = try prepare(change)
-        let (revision, totals) = try database.write { connection in
+        let revision = try database.write { connection in
             try Self.lockShared(of: [change], in: connection)
             var totals = try rememberedTotals.begin(in: connection)
             let revision = try Self.commit(change, prepared: prepared, in: connection, totals: &totals)
             totals.keepChange()
-            return (revision, totals)
+            rememberedTotals.remember(totals, in: connection)
+            return revision
         }
-        rememberedTotals.end(totals)
         documents.learn(prepared.written)
         return revision
     }
@@ -336,7 +336,7 @@ public final class ServerOrderStore: Sendable {
     @discardableResult
     public func commit(_ changes: [OrderChange]) throws -> [Int64] {
         let prepared = try changes.map { try prepare($0) }
-        let (revisions, totals) = try database.write { connection in
+        let revisions = try database.write { connection in
             try Self.lockShared(of: changes, in: connection)
             var totals = try rememberedTotals.begin(in: connection)
             var revisions: [Int64] = []
@@ -344,9 +344,9 @@ public final class ServerOrderStore: Sendable {
                 revisions.append(try Self.commit(change, prepared: preparedChange, in: connection, totals: &totals))
                 totals.keepChange()
             }
-            return (revisions, totals)
+            rememberedTotals.remember(totals, in: connection)
+            return revisions
         }
-        rememberedTotals.end(totals)
         for preparedChange in prepared { documents.learn(preparedChange.written) }
         return revisions
     }
@@ -367,8 +367,7 @@ public final class ServerOrderStore: Sendable {
             do { prepared[i] = try prepare(change) } catch { results[i] = .failure(error) }
         }
         let initial = results
-        let totals: TransactionTotals
-        (results, totals) = try database.write { connection in
+        results = try database.write { connection in
             try Self.lockShared(of: changes, in: connection)
             var totals = try rememberedTotals.begin(in: connection)
             var out = initial
@@ -393,9 +392,9 @@ public final class ServerOrderStore: Sendable {
                     failed.insert(providerOrderID)
                 }
             }
-            return (out, totals)
+            rememberedTotals.remember(totals, in: connection)
+            return out
         }
-        rememberedTotals.end(totals)
         for (preparedChange, result) in zip(prepared, results) {
             if let preparedChange, case .success? = result { documents.learn(preparedChange.written) }
         }

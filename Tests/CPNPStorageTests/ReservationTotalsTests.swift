@@ -156,6 +156,34 @@ struct ReservationTotalsTests {
         #expect(try first.reservedTotal(for: link) == 45 && second.reservationTotalMismatches().isEmpty)
     }
 
+    /// Commits from four threads at once on one link: each transaction sees what the one before it
+    /// committed, since the totals are remembered on the writer's queue before the next write begins.
+    @Test func concurrentCommitsKeepTheRememberedTotalsRight() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-totals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try ServerOrderStore(path: dir.appendingPathComponent("cpnpd.sqlite").path)
+        let link = Reservation.Key("link-1", .incoming)
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for i in 0..<150 {
+                let id = "w\(worker)-\(i)"
+                let (machine, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-" + id, providerOrderID: "p-" + id, seed: UInt64(i))
+                let change = OrderChange(
+                    machine: machine, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(i)), actions: actions,
+                    reservations: HeldCapacity(offered: [Reservation(link, mbps: 1)]))
+                do {
+                    if i % 3 == 0 { _ = try store.commit(batch: [change]).map { try $0.get() } } else { try store.commit(change) }
+                } catch {
+                    failures.withLock { $0 += 1 }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(try store.reservedTotal(for: link) == 600)
+        #expect(try store.reservationTotalMismatches().isEmpty)
+    }
+
     /// A store written before the totals existed (schema server-v1) gets them from its rows on opening.
     @Test func anOlderStoreGetsItsTotalsOnOpening() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-totals-\(UUID().uuidString)")
