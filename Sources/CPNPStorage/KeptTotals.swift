@@ -40,7 +40,12 @@ extension ServerOrderStore {
         /// Call it last in the transaction; nothing is remembered if it rolls back.
         func remember(_ transaction: TransactionTotals, in connection: any SQLConnection) {
             guard transaction.remembering, let connection = connection as? GRDBConnection else { return }
-            connection.database.afterNextTransaction(onCommit: { _ in self.merge(transaction) })
+            // Without its copy of what was remembered: the merge then changes the remembered totals in
+            // place instead of copying them whole.
+            var finished = transaction
+            finished.remembered = [:]
+            finished.rememberedLinks = []
+            connection.database.afterNextTransaction(onCommit: { [finished] _ in self.merge(finished) })
         }
 
         private func merge(_ transaction: TransactionTotals) {
