@@ -47,6 +47,9 @@ public actor CPNPClientEngine {
         var server: CPNPPeer
         var group: String?
         var transportError: CPNPTransportError?
+        /// History of changes not stored yet: they revealed nothing (``CPNPClientEngine/perform(_:order:now:firstSave:deferrable:)``)
+        /// and are written with the order's next save.
+        var unsaved: [ClientOrderChange.Transition] = []
     }
 
     struct TimerKey: Hashable, Sendable {
@@ -130,6 +133,7 @@ public actor CPNPClientEngine {
         shutDown.store(true, ordering: .relaxed)
         timers.cancelAll { _ in true }
         receiveTask?.cancel()
+        for customerOrderID in orders.keys { try? saveUnsaved(customerOrderID) }
         // Let queued messages leave (bounded), then close.
         for queue in queues.values { queue.finish() }
         queues = [:]
@@ -166,14 +170,18 @@ public actor CPNPClientEngine {
 
     /// The order's machine as it is now (live or stored).
     public func order(_ customerOrderID: CustomerOrderID) throws -> ClientOrderStateMachine {
-        try live(customerOrderID).machine
+        let machine = try live(customerOrderID).machine
+        try saveUnsaved(customerOrderID)
+        return machine
     }
 
     /// Loads an order from the store, re-arms its timers, and returns it (RFC 8921 §11.1: a restart
     /// loses nothing). Already-loaded orders are returned as they are.
     @discardableResult
     public func resume(_ customerOrderID: CustomerOrderID) throws -> ClientOrderStateMachine {
-        try live(customerOrderID).machine
+        let machine = try live(customerOrderID).machine
+        try saveUnsaved(customerOrderID)
+        return machine
     }
 
     private func live(_ customerOrderID: CustomerOrderID) throws(CPNPClientError) -> LiveOrder {
@@ -345,20 +353,27 @@ public actor CPNPClientEngine {
     }
 
     /// Performs a machine's actions: the store first (persist before send), then sends, timers and reports.
+    ///
+    /// `deferrable`: the actions answer a message received. A change they persist that nothing
+    /// reveals (``reveals(_:)``: no message, no report but progress, no waiter released) is kept in memory and
+    /// written with the order's next save, as the server does (RFC 8921 §8.11; docs/design/storage.md).
+    /// A restart without it resumes the state before, whose retransmission the server answers from its
+    /// cache (§11.3): PROCESSING received is one such change.
     private func perform(
-        _ actions: [ClientOrderStateMachine.Action], order customerOrderID: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false
+        _ actions: [ClientOrderStateMachine.Action], order customerOrderID: CustomerOrderID, now: CPNPTimestamp, firstSave: Bool = false,
+        deferrable: Bool = false
     ) async throws(CPNPClientError) {
         guard let liveOrder = orders[customerOrderID] else { return }
-        if firstSave || actions.contains(where: { if case .persist = $0 { true } else { false } }) {
-            do {
-                _ = try store.save(
-                    ClientOrderChange(
-                        machine: liveOrder.machine, serverAddress: CPNPClientEngine.endpoint(liveOrder.server.address).description,
-                        serverName: liveOrder.server.serverName, group: liveOrder.group, at: now, actions: actions))
-            } catch {
-                // Not durable: do not reveal it to the server.
-                logger.error("client store write failed; nothing sent", metadata: ["order": "\(customerOrderID)", "error": "\(error)"])
-                throw .invalidArgument("client store: \(error)")
+        let transitions = ClientOrderChange.transitions(in: actions)
+        if firstSave || !transitions.isEmpty {
+            if deferrable, !firstSave, !Self.reveals(actions), !(waiters[customerOrderID] ?? []).contains(where: { $0.done(liveOrder.machine) }) {
+                orders[customerOrderID]?.unsaved += transitions.map { transition in
+                    var transition = transition
+                    transition.at = transition.at ?? now
+                    return transition
+                }
+            } else {
+                try save(liveOrder, transitions: liveOrder.unsaved + transitions, now: now)
             }
         }
         for action in actions {
@@ -379,6 +394,44 @@ public actor CPNPClientEngine {
             }
         }
         notify(customerOrderID)
+    }
+
+    /// Stores the order's machine with `transitions` for its history; the order's unsaved history is
+    /// written then (its transitions are the first of `transitions`).
+    private func save(_ liveOrder: LiveOrder, transitions: [ClientOrderChange.Transition], now: CPNPTimestamp) throws(CPNPClientError) {
+        let customerOrderID = liveOrder.machine.customerOrderID
+        do {
+            _ = try store.save(
+                ClientOrderChange(
+                    machine: liveOrder.machine, serverAddress: CPNPClientEngine.endpoint(liveOrder.server.address).description,
+                    serverName: liveOrder.server.serverName, group: liveOrder.group, at: now, transitions: transitions))
+        } catch {
+            // Not durable: do not reveal it to the server.
+            logger.error("client store write failed; nothing sent", metadata: ["order": "\(customerOrderID)", "error": "\(error)"])
+            throw .invalidArgument("client store: \(error)")
+        }
+        orders[customerOrderID]?.unsaved = []
+    }
+
+    /// Whether performing `actions` shows their change to someone: a message to the server, or a report
+    /// other than the progress of PROCESSING (`updates` shows it; a restart without it is answered the
+    /// same PROCESSING again, RFC 8921 §11.3).
+    static func reveals(_ actions: [ClientOrderStateMachine.Action]) -> Bool {
+        actions.contains { action in
+            switch action {
+            case .send: true
+            case .report(.processing): false
+            case .report: true
+            case .persist, .armTimer, .cancelTimer, .discard: false
+            }
+        }
+    }
+
+    /// Writes the changes of an order that are not stored yet (``LiveOrder/unsaved``): before its machine
+    /// is shown to a caller, and at shutdown.
+    private func saveUnsaved(_ customerOrderID: CustomerOrderID) throws(CPNPClientError) {
+        guard let liveOrder = orders[customerOrderID], !liveOrder.unsaved.isEmpty else { return }
+        try save(liveOrder, transitions: liveOrder.unsaved, now: clock.now())
     }
 
     private func react(_ event: ClientOrderStateMachine.Event, order customerOrderID: CustomerOrderID, now: CPNPTimestamp) async {
@@ -439,7 +492,7 @@ public actor CPNPClientEngine {
         }
         let actions = liveOrder.machine.messageReceived(message, session: session(with: liveOrder.server), now: now)
         orders[message.customerOrderID] = liveOrder
-        try? await perform(actions, order: message.customerOrderID, now: now)
+        try? await perform(actions, order: message.customerOrderID, now: now, deferrable: true)
     }
 
     private func arm(_ customerOrderID: CustomerOrderID, _ timer: ClientOrderStateMachine.Timer, at: CPNPTimestamp) {
@@ -526,7 +579,10 @@ public actor CPNPClientEngine {
         until done: @escaping @Sendable (ClientOrderStateMachine) -> Bool
     ) async throws -> ClientOrderStateMachine {
         let liveOrder = try live(customerOrderID)
-        if done(liveOrder.machine) { return liveOrder.machine }
+        if done(liveOrder.machine) {
+            try saveUnsaved(customerOrderID)
+            return liveOrder.machine
+        }
         if let error = liveOrder.transportError, Self.isFatal(error) { throw CPNPClientError.transport(error) }
         nextWaiterID &+= 1
         let waiterID = nextWaiterID

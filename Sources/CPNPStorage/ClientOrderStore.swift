@@ -46,10 +46,14 @@ public struct ClientOrderChange: Sendable, Hashable {
         public var from: ClientOrderStateMachine.State
         public var to: ClientOrderStateMachine.State
         public var event: String
-        public init(from: ClientOrderStateMachine.State, to: ClientOrderStateMachine.State, event: String) {
+        /// When it happened; nil = the change's ``ClientOrderChange/at``. A change the engine wrote with
+        /// a later one keeps its own time.
+        public var at: CPNPTimestamp?
+        public init(from: ClientOrderStateMachine.State, to: ClientOrderStateMachine.State, event: String, at: CPNPTimestamp? = nil) {
             self.from = from
             self.to = to
             self.event = event
+            self.at = at
         }
     }
 
@@ -87,10 +91,14 @@ public struct ClientOrderChange: Sendable, Hashable {
     ) {
         self.init(
             machine: machine, serverAddress: serverAddress, serverName: serverName, group: group, at: at,
-            transitions: actions.compactMap { action in
-                if case .persist(let from, let to, let event) = action { Transition(from: from, to: to, event: event) } else { nil }
-            },
-            expectedRevision: expectedRevision)
+            transitions: Self.transitions(in: actions), expectedRevision: expectedRevision)
+    }
+
+    /// The history entries of `actions`: one per `.persist` action.
+    public static func transitions(in actions: [ClientOrderStateMachine.Action]) -> [Transition] {
+        actions.compactMap { action in
+            if case .persist(let from, let to, let event) = action { Transition(from: from, to: to, event: event) } else { nil }
+        }
     }
 }
 
@@ -241,7 +249,10 @@ public final class ClientOrderStore: Sendable {
             for transition in change.transitions {
                 try connection.executeLater(
                     "INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)",
-                    [customerOrderID, changedAt, transition.from.rawValue, transition.to.rawValue, transition.event, address])
+                    [
+                        customerOrderID, transition.at.map(StoreDatabase.ms) ?? changedAt, transition.from.rawValue, transition.to.rawValue,
+                        transition.event, address,
+                    ])
             }
             return revision
         }

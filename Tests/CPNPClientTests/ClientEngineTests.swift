@@ -152,6 +152,52 @@ struct ClientEngineTests {
         await provider.stop()
     }
 
+    /// PROCESSING received reveals nothing: it is stored with the order's next save, the OFFER's,
+    /// in order and at its own time (RFC 8921 §8.11).
+    @Test(.timeLimit(.minutes(1)))
+    func processingReceivedIsStoredWithTheOffer() async throws {
+        let provider = try await InProcessProvider(pki: pki)
+        var patient = CPNPClientEngine.Configuration()
+        patient.expectedResponseTime = .seconds(7_200)
+        let (client, store) = try await makeClient(pki: pki, configuration: patient)
+        let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.peer())
+        guard case .offer = try await client.awaitOffer(id) else { Issue.record("no offer"); return }
+        let stored = try #require(try store.order(customerOrderID: id))
+        #expect(stored.state == .offerReceived)
+        #expect(stored.revision == 2, "the QUOTATION's save, then the OFFER's with PROCESSING's change")
+        let events = try store.events(customerOrderID: id)
+        #expect(events.map(\.event) == ["processing approved", "QUOTATION sent", "PROCESSING received", "OFFER received"])
+        #expect(zip(events, events.dropFirst()).allSatisfy { $0.at <= $1.at })
+        await client.shutdown()
+        await provider.stop()
+    }
+
+    /// A change kept unsaved is written before anyone sees it: the order asked for, or shutdown.
+    @Test(.timeLimit(.minutes(1)))
+    func anUnsavedChangeIsStoredBeforeItIsShown() async throws {
+        let provider = try await InProcessProvider(pki: pki)
+        var patient = CPNPClientEngine.Configuration()
+        patient.expectedResponseTime = .seconds(7_200)
+        for shownBy in ["order", "shutdown"] {
+            let (client, store) = try await makeClient(pki: pki, configuration: patient)
+            let id = try await client.quote(try aboveOneGbps(), to: try provider.peer())
+            let deadline = ContinuousClock.now + .seconds(20)
+            while client.statistics.snapshot.messagesReceived == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(try store.order(customerOrderID: id)?.state == .pqoSent, "PROCESSING received, not stored yet")
+            if shownBy == "order" {
+                #expect(try await client.order(id).state == .serverProcessing)
+            } else {
+                await client.shutdown()
+            }
+            let stored = try #require(try store.order(customerOrderID: id))
+            #expect(stored.state == .serverProcessing, "stored before \(shownBy)")
+            #expect(try store.events(customerOrderID: id).map(\.event) == ["processing approved", "QUOTATION sent", "PROCESSING received"])
+            if shownBy == "order" { await client.shutdown() }
+        }
+        await provider.stop()
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func cancelWhileTheServerProcesses() async throws {
         let provider = try await InProcessProvider(pki: pki)
