@@ -36,6 +36,38 @@ private func ts(_ s: String) -> CPNPTimestamp? { CPNPTimestamp(rfc3339: s) }
         #expect(ts(expected) == t || expected.hasPrefix("-"))
     }
 
+    /// The formatter writes bytes into one buffer: it gives what the plain rendering below gives, for
+    /// random instants across the whole range, years outside 0000–9999 and the extremes included.
+    @Test func formattingMatchesAPlainRendering() throws {
+        func plain(_ t: CPNPTimestamp) -> String {
+            let perDay: Int64 = 86_400_000
+            var days = t.millisecondsSinceEpoch / perDay
+            var rest = t.millisecondsSinceEpoch % perDay
+            if rest < 0 {
+                rest += perDay
+                days -= 1
+            }
+            let (year, month, day) = CPNPTimestamp.civilFromDays(days)
+            func pad(_ value: Int64, _ width: Int) -> String {
+                let text = String(value.magnitude)
+                return String(repeating: "0", count: max(0, width - text.count)) + text
+            }
+            var out = year < 0 ? "-" : (year > 9999 ? "+" : "")
+            out += pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T" + pad(rest / 3_600_000, 2) + ":"
+            out += pad(rest / 60_000 % 60, 2) + ":" + pad(rest / 1000 % 60, 2)
+            if rest % 1000 != 0 { out += "." + pad(rest % 1000, 3) }
+            return out + "Z"
+        }
+        var generator = SplitMix64(seed: 3339)
+        var instants: [Int64] = [0, -1, 1, .max, .min, .max - 999, .min + 1, 253_402_300_800_000, -62_167_219_200_001]
+        for _ in 0..<20_000 { instants.append(Int64(bitPattern: generator.next()) >> Int64.random(in: 0...40, using: &generator)) }
+        for milliseconds in instants {
+            let t = CPNPTimestamp(millisecondsSinceEpoch: milliseconds)
+            #expect(t.rfc3339 == plain(t), "\(milliseconds)")
+        }
+        #expect(CPNPTimestamp(millisecondsSinceEpoch: 253_402_300_800_000).rfc3339 == "+10000-01-01T00:00:00Z")
+    }
+
     @Test func leapYears() {
         #expect(ts("2024-02-29T00:00:00Z") != nil)
         #expect(ts("2000-02-29T00:00:00Z") != nil)

@@ -153,15 +153,48 @@ extension CPNPTimestamp: CustomStringConvertible {
         let minute = rest / 60_000 % 60
         let hour = rest / 3_600_000
 
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value.magnitude)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        // Written as bytes into one buffer: sign, a year of up to 19 digits, and 25 more characters.
+        return String(unsafeUninitializedCapacity: 48) { buffer in
+            var count = 0
+            func append(_ byte: UInt8) {
+                buffer[count] = byte
+                count += 1
+            }
+            /// `value`'s magnitude in decimal, zero-padded to `width` digits.
+            func digits(_ value: Int64, _ width: Int) {
+                var magnitude = value.magnitude
+                var length = 1
+                var power: UInt64 = 10
+                while length < 20, magnitude >= power {
+                    length += 1
+                    power = power.multipliedReportingOverflow(by: 10).partialValue
+                }
+                let written = max(width, length)
+                for index in stride(from: count + written - 1, through: count, by: -1) {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                }
+                count += written
+            }
+            if year < 0 { append(UInt8(ascii: "-")) } else if year > 9999 { append(UInt8(ascii: "+")) }
+            digits(year, 4)
+            append(UInt8(ascii: "-"))
+            digits(month, 2)
+            append(UInt8(ascii: "-"))
+            digits(day, 2)
+            append(UInt8(ascii: "T"))
+            digits(hour, 2)
+            append(UInt8(ascii: ":"))
+            digits(minute, 2)
+            append(UInt8(ascii: ":"))
+            digits(second, 2)
+            if millisecond != 0 {
+                append(UInt8(ascii: "."))
+                digits(millisecond, 3)
+            }
+            append(UInt8(ascii: "Z"))
+            return count
         }
-        var out = year < 0 ? "-" : (year > 9999 ? "+" : "")
-        out += pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-        out += "T" + pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2)
-        if millisecond != 0 { out += "." + pad(millisecond, 3) }
-        return out + "Z"
     }
 
     /// Same as ``rfc3339``.
