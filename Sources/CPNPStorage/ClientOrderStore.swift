@@ -210,51 +210,54 @@ public final class ClientOrderStore: Sendable {
         let open = Self.isOpen(machine)
         let changedAt = StoreDatabase.ms(change.at)
         let sessionAddress = (change.serverAddress ?? machine.transaction?.session.remote.description)
-        let revision = try writer.write { database in
+        let revision = try writer.writeWithoutTransaction { database in
             let connection = GRDBConnection(database: database)
-            let head = try connection.queryOne("SELECT revision, server_address FROM orders WHERE customer_order_id = ?", [customerOrderID])
-            let stored = try head?.integer("revision")
-            if let expected = change.expectedRevision, expected != (stored ?? 0) {
-                throw StoreError.revisionConflict(orderID: customerOrderID, expected: expected, actual: stored)
+            return try connection.immediateTransaction { () throws -> Int64 in
+                let head = try connection.queryOne("SELECT revision, server_address FROM orders WHERE customer_order_id = ?", [customerOrderID])
+                let stored = try head?.integer("revision")
+                if let expected = change.expectedRevision, expected != (stored ?? 0) {
+                    throw StoreError.revisionConflict(orderID: customerOrderID, expected: expected, actual: stored)
+                }
+                let storedAddress = try head?.optionalText("server_address")
+                guard let address = sessionAddress ?? storedAddress else {
+                    throw StoreError.invalidArgument("order \(customerOrderID): no server address (give one, or a machine with a session)")
+                }
+                try DocumentTable.insert(written, in: connection)
+                let revision = (stored ?? 0) + 1
+                if stored == nil {
+                    try connection.executeLater(
+                        """
+                        INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
+                                            negotiation_group, snapshot, revision, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                        [
+                            customerOrderID, address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open,
+                            change.group,
+                            snapshot, revision, changedAt, changedAt,
+                        ])
+                } else {
+                    try connection.executeLater(
+                        """
+                        UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
+                            is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
+                        WHERE customer_order_id = ?
+                        """,
+                        [
+                            address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group, snapshot,
+                            revision, changedAt, customerOrderID,
+                        ])
+                }
+                for transition in change.transitions {
+                    try connection.executeLater(
+                        "INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            customerOrderID, transition.at.map(StoreDatabase.ms) ?? changedAt, transition.from.rawValue, transition.to.rawValue,
+                            transition.event, address,
+                        ])
+                }
+                return revision
             }
-            let storedAddress = try head?.optionalText("server_address")
-            guard let address = sessionAddress ?? storedAddress else {
-                throw StoreError.invalidArgument("order \(customerOrderID): no server address (give one, or a machine with a session)")
-            }
-            try DocumentTable.insert(written, in: connection)
-            let revision = (stored ?? 0) + 1
-            if stored == nil {
-                try connection.executeLater(
-                    """
-                    INSERT INTO orders (customer_order_id, server_address, server_name, provider_order_id, state, is_open,
-                                        negotiation_group, snapshot, revision, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [
-                        customerOrderID, address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group,
-                        snapshot, revision, changedAt, changedAt,
-                    ])
-            } else {
-                try connection.executeLater(
-                    """
-                    UPDATE orders SET server_address = ?, server_name = COALESCE(?, server_name), provider_order_id = ?, state = ?,
-                        is_open = ?, negotiation_group = COALESCE(?, negotiation_group), snapshot = ?, revision = ?, updated_at = ?
-                    WHERE customer_order_id = ?
-                    """,
-                    [
-                        address, change.serverName, machine.providerOrderID?.rawValue, machine.state.rawValue, open, change.group, snapshot,
-                        revision, changedAt, customerOrderID,
-                    ])
-            }
-            for transition in change.transitions {
-                try connection.executeLater(
-                    "INSERT INTO events (customer_order_id, at, from_state, to_state, event, server_address) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        customerOrderID, transition.at.map(StoreDatabase.ms) ?? changedAt, transition.from.rawValue, transition.to.rawValue,
-                        transition.event, address,
-                    ])
-            }
-            return revision
         }
         documents.learn(written)
         return revision

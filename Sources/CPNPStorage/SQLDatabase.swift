@@ -277,6 +277,24 @@ struct GRDBConnection: SQLConnection {
         }
     }
 
+    /// One write transaction, `BEGIN IMMEDIATE` … `COMMIT`, both statements prepared once and cached:
+    /// GRDB's `write` prepares its `BEGIN` and `COMMIT` again at every call. For a store whose
+    /// transactions GRDB does not observe (the customer's); call it inside `writeWithoutTransaction`.
+    func immediateTransaction<T>(_ body: () throws -> T) throws -> T {
+        try executeLater("BEGIN IMMEDIATE TRANSACTION", [])
+        do {
+            let result = try body()
+            try executeLater("COMMIT TRANSACTION", [])
+            return result
+        } catch {
+            // SQLite may have rolled back already (e.g. a full disk): only an open transaction is.
+            if let connection = database.sqliteConnection, sqlite3_get_autocommit(connection) == 0 {
+                try? executeLater("ROLLBACK TRANSACTION", [])
+            }
+            throw error
+        }
+    }
+
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
         var result: T?
         try database.inSavepoint {
