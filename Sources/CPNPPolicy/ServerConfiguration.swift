@@ -263,7 +263,7 @@ public struct TimerConfiguration: Sendable, Hashable {
     /// (RFC 8921 §9.2.3); default 10 minutes. Capacity is reserved for that long.
     public var offerValidity: Duration
     /// `expected-offer-time`: EXPECTED_OFFER_TIME − now announced in PROCESSING (RFC 8921 §9.2.2);
-    /// default 60 s.
+    /// default 60 s. An OFFER made at once announces no later time than the customer's EXPECTED_RESPONSE_TIME.
     public var expectedOfferTime: Duration
     /// `approval-expected-offer-time`: the EXPECTED_OFFER_TIME announced while an order waits for
     /// an operator (RFC 8921 §12.2 administrative validation); default 1 hour.

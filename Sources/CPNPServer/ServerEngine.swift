@@ -801,7 +801,10 @@ public actor CPNPServerEngine {
             // interleave another decision on the same inventory (§8.2; "never more than is free").
             var actions: [ServerOrderStateMachine.Action] = []
             if machine.state == .pqoReceived {
-                let expectedOfferTime = now.adding(configuration.timers.expectedOfferTime)
+                // The OFFER follows at once: the PROCESSING before it announces no later time than the
+                // customer's EXPECTED_RESPONSE_TIME, which would ask it for more time (RFC 8921 §9.2.2).
+                var expectedOfferTime = now.adding(configuration.timers.expectedOfferTime)
+                if let deadline = machine.customerExpectedResponseTime, deadline > now { expectedOfferTime = min(expectedOfferTime, deadline) }
                 actions += mutateThrowing(providerOrderID) { machine, _ throws(OrderCommandError) in
                     try machine.acknowledge(expectedOfferTime: expectedOfferTime, now: now)
                 }

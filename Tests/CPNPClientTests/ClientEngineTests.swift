@@ -157,9 +157,7 @@ struct ClientEngineTests {
     @Test(.timeLimit(.minutes(1)))
     func processingReceivedIsStoredWithTheOffer() async throws {
         let provider = try await InProcessProvider(pki: pki)
-        var patient = CPNPClientEngine.Configuration()
-        patient.expectedResponseTime = .seconds(7_200)
-        let (client, store) = try await makeClient(pki: pki, configuration: patient)
+        let (client, store) = try await makeClient(pki: pki)
         let id = try await client.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.peer())
         guard case .offer = try await client.awaitOffer(id) else { Issue.record("no offer"); return }
         let stored = try #require(try store.order(customerOrderID: id))

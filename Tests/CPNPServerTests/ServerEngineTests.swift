@@ -57,6 +57,37 @@ struct ServerEngineTests {
         #expect(audit.contains(.offerProposed) && audit.last == .completed)
     }
 
+    /// An OFFER made at once follows a PROCESSING that announces no later time than the QUOTATION's
+    /// EXPECTED_RESPONSE_TIME: a later one would ask the customer for more time (RFC 8921 §9.2.2).
+    @Test func anImmediateOffersProcessingAsksForNoMoreTimeThanTheCustomerGave() async throws {
+        let paths = TestPaths()
+        let store = try ServerOrderStore(path: paths.database)
+        let sink = CollectingSink()
+        let configuration = testConfiguration()
+        let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let acme = TestCustomer("acme", port: 40_001)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        let soon = now.adding(configuration.timers.expectedOfferTime / 3)
+        for (index, deadline) in [soon, nil].enumerated() {
+            var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-\(index)")!)
+            await acme.deliver(
+                try order.quote(
+                    requestedCPD: try loadExample("l3vpn-3-sites.json"), expectedResponseTime: deadline, session: acme.clientSession, now: now,
+                    using: &rng), to: engine)
+            let answers = await acme.receive(sink, into: &order, engine: engine, now: now)
+            #expect(answers.map(\.method) == [.processing, .offer])
+            guard case .processing(let processing)? = answers.first else { continue }
+            let announced = try #require(processing.expectedOfferTime)
+            if let deadline {
+                #expect(announced == deadline, "the customer's deadline, not the configured \(configuration.timers.expectedOfferTime)")
+            } else {
+                #expect(announced >= now.adding(configuration.timers.expectedOfferTime), "no deadline given: the configured time")
+            }
+            #expect(order.state == .offerReceived && order.pendingTimeDecision == nil)
+        }
+    }
+
     @Test func concurrentQuotationsNeverOverbookALink() async throws {
         let paths = TestPaths()
         let store = try ServerOrderStore(path: paths.database)

@@ -123,6 +123,14 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// The expected offer time in force, and one requested but not yet granted.
     public internal(set) var expectedOfferTime: CPNPTimestamp?
     public internal(set) var requestedOfferTime: CPNPTimestamp?
+    /// The EXPECTED_RESPONSE_TIME of the QUOTATION or UPDATE being answered (RFC 8921 §9.1.6), when it gave one.
+    public var customerExpectedResponseTime: CPNPTimestamp? {
+        switch transaction.cache?.incoming {
+        case .quotation(let quotation)?: quotation.expectedResponseTime
+        case .update(let update)?: update.expectedResponseTime
+        default: nil
+        }
+    }
     public internal(set) var childAgreements: [Agreement] = []
     /// Transactions of this order closed by a newer one, oldest first (at most
     /// ``closedTransactionMemory``): their messages are replays, discarded silently (§11.3).
