@@ -357,6 +357,7 @@ let package = Package(
             dependencies: [
                 "CPNPStorage", "CPNPCore", "CPNPTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -117,6 +117,15 @@ public final class ClientOrderStore: Sendable {
 
     private init(writer: any DatabaseWriter) { self.writer = writer }
 
+    /// A read. An in-memory store has one connection (a `DatabaseQueue`), whose `read` switches
+    /// `PRAGMA query_only` on and off; SQLite then expires every prepared statement, and the next save
+    /// would prepare all of its statements again. That connection reads without the switch: it runs
+    /// one call at a time, so nothing is written between the statements of a read.
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        if let queue = writer as? DatabaseQueue { return try queue.inDatabase(body) }
+        return try writer.read(body)
+    }
+
     /// A private in-memory store, for tests and dry runs.
     public static func inMemory() throws -> ClientOrderStore {
         ClientOrderStore(writer: try StoreDatabase.openInMemory(label: "CPNPStorage.client", migrator: migrator))
@@ -124,7 +133,7 @@ public final class ClientOrderStore: Sendable {
 
     /// SQLite's journal mode (`wal` for a file store).
     public func journalMode() throws -> String {
-        try writer.read { connection in try String.fetchOne(connection, sql: "PRAGMA journal_mode") ?? "" }
+        try read { connection in try String.fetchOne(connection, sql: "PRAGMA journal_mode") ?? "" }
     }
 
     /// Whether a client order still needs the engine: every RFC 8921 §8.11.1 state but Cancelled, and a
@@ -267,7 +276,7 @@ public final class ClientOrderStore: Sendable {
 
     /// The order with this customer order id.
     public func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder? {
-        try writer.read { connection in
+        try read { connection in
             try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [customerOrderID.rawValue]).map {
                 try Self.order($0, connection)
             }
@@ -276,7 +285,7 @@ public final class ClientOrderStore: Sendable {
 
     /// Whether the client already used this customer order id (choose another for a new order).
     public func customerOrderIDExists(_ id: String) throws -> Bool {
-        try writer.read { connection in
+        try read { connection in
             try Bool.fetchOne(connection, cachedSQL: "SELECT EXISTS (SELECT 1 FROM orders WHERE customer_order_id = ?)", arguments: [id]) ?? false
         }
     }
@@ -284,7 +293,7 @@ public final class ClientOrderStore: Sendable {
     /// The orders an identifier given on a command line designates: the order with that customer order
     /// id, else the orders (of possibly several servers) with that provider order id.
     public func orders(identifiedBy id: String) throws -> [StoredClientOrder] {
-        try writer.read { connection in
+        try read { connection in
             if let row = try Row.fetchOne(connection, cachedSQL: SQL.byCustomerOrderID, arguments: [id]) { return [try Self.order(row, connection)] }
             return try Row.fetchAll(connection, cachedSQL: SQL.byProviderOrderID, arguments: [id]).map { try Self.order($0, connection) }
         }
@@ -293,7 +302,7 @@ public final class ClientOrderStore: Sendable {
     /// Orders newest first, optionally in one state (`cpnp orders`).
     public func orders(limit: Int = 100, offset: Int = 0, state: ClientOrderStateMachine.State? = nil) throws -> [StoredClientOrder] {
         guard limit >= 0, offset >= 0 else { throw StoreError.invalidArgument("limit and offset must not be negative") }
-        return try writer.read { connection in
+        return try read { connection in
             if let state {
                 return try Row.fetchAll(
                     connection, sql: "SELECT \(SQL.columns) FROM orders WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
@@ -309,19 +318,19 @@ public final class ClientOrderStore: Sendable {
 
     /// Open orders (``isOpen(_:)``), oldest first: what a restarted client re-arms and carries on.
     public func openOrders() throws -> [StoredClientOrder] {
-        try writer.read { connection in try Row.fetchAll(connection, cachedSQL: SQL.openOrders).map { try Self.order($0, connection) } }
+        try read { connection in try Row.fetchAll(connection, cachedSQL: SQL.openOrders).map { try Self.order($0, connection) } }
     }
 
     /// The orders of one group (e.g. a best-of-N negotiation), oldest first.
     public func orders(group: String) throws -> [StoredClientOrder] {
-        try writer.read { connection in
+        try read { connection in
             try Row.fetchAll(connection, cachedSQL: SQL.byGroup, arguments: [group]).map { try Self.order($0, connection) }
         }
     }
 
     /// The order's history, oldest first.
     public func events(customerOrderID: CustomerOrderID) throws -> [ClientOrderEvent] {
-        try writer.read { connection in
+        try read { connection in
             try Row.fetchAll(connection, cachedSQL: SQL.events, arguments: [customerOrderID.rawValue]).map { row in
                 let eventID: Int64 = row["id"]
                 func state(_ column: String) throws -> ClientOrderStateMachine.State {

@@ -171,10 +171,14 @@ struct GRDBDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try writer.read { connection in try body(GRDBConnection(database: connection)) }
+        // An in-memory database is one connection (a queue): its `read` would switch `PRAGMA
+        // query_only`, which expires every prepared statement (ClientOrderStore.read says more).
+        if let queue = writer as? DatabaseQueue { return try queue.inDatabase { connection in try body(GRDBConnection(database: connection)) } }
+        return try writer.read { connection in try body(GRDBConnection(database: connection)) }
     }
 
-    /// GRDB's reads are transactions already: their statements see one snapshot of the WAL.
+    /// GRDB's reads are transactions already: their statements see one snapshot of the WAL (a queue
+    /// runs one call at a time, so nothing is written between them).
     func snapshot<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try read(body) }
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {

@@ -5,6 +5,7 @@ import CPNPTesting
 @testable import CPNPStorage
 import Foundation
 import GRDB
+import GRDBSQLite
 import Testing
 
 @Suite("ClientOrderStore")
@@ -174,6 +175,27 @@ struct ClientOrderStoreTests {
         #expect(try store.save(ClientOrderChange(machine: fresh, at: StoreFixture.at(1))) == 2)
         #expect(try store.order(customerOrderID: StoreFixture.customerOrderID("order-new"))?.serverAddress == "[2001:db8::1]:8921")
         #expect(try store.order(customerOrderID: StoreFixture.customerOrderID("order-new"))?.state == .created)
+    }
+
+    /// A read of the in-memory store (one connection) does not expire the statements a save
+    /// prepared: SQLite counts each statement's re-preparations.
+    @Test("reads of an in-memory store leave the statements of a save prepared")
+    func inMemoryReadsKeepStatementsPrepared() throws {
+        let store = try ClientOrderStore.inMemory()
+        var d = Dialogue()
+        try d.clientQuotes()
+        try store.save(d.clientChange())
+        for _ in 0..<5 {
+            #expect(try store.customerOrderIDExists(d.client.customerOrderID.rawValue))
+            #expect(try store.order(customerOrderID: d.client.customerOrderID) != nil)
+            try store.save(ClientOrderChange(machine: d.client, at: d.now))
+        }
+        let repreparations = try store.writer.writeWithoutTransaction { database in
+            let head = try database.cachedStatement(sql: "SELECT revision, server_address FROM orders WHERE customer_order_id = ?")
+            return sqlite3_stmt_status(head.sqliteStatement, SQLITE_STMTSTATUS_REPREPARE, 0)
+        }
+        #expect(repreparations == 0)
+        #expect(try store.order(customerOrderID: d.client.customerOrderID)?.revision == 6)
     }
 
     @Test("client hot-path queries use indexes")
