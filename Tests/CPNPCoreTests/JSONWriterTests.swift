@@ -1,3 +1,4 @@
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 
@@ -41,6 +42,43 @@ import Testing
             writer.integer(integer)
             #expect(writer.bytes == JSONSerializer.serialize(.number(CPNPDecimal(integer))), "\(integer)")
         }
+    }
+
+    /// A CPD's compact JSON is written straight from its model: the bytes are those of its tree
+    /// (``ConnectivityProvisioningDocument/json``), for the examples, the CPD of every kind of
+    /// message, and thousands of mutations of them that still decode (numbers, strings with escapes,
+    /// negotiable forms, members removed or added).
+    @Test func aCPDIsWrittenAsItsTreeIsSerialized() throws {
+        func check(_ cpd: CPD, _ what: String) {
+            let fresh = CPD(components: cpd.components)
+            let written = String(decoding: fresh.compactJSON, as: UTF8.self)
+            #expect(written == String(decoding: JSONSerializer.serialize(fresh.json), as: UTF8.self), "\(what)")
+        }
+        let examples = [
+            "l3vpn-3-sites.json", "l3vpn-3-sites-offer.json", "l3vpn-3-sites-partial-offer.json", "as-interconnect-upgrade.json",
+            "cdn-footprint-extension.json", "testing-purpose-order.json",
+        ]
+        for name in examples { check(try loadExample(name), name) }
+        let messages = try CodecTests.everyKind().filter { $0.carriedCPD.map { !$0.isEmpty } ?? false }
+        var quotations: [CPNPMessage] = []
+        for case .quotation(var quotation) in messages {
+            for name in examples {
+                quotation.requestedCPD = try loadExample(name)
+                quotations.append(.quotation(quotation))
+            }
+        }
+        #expect(quotations.count >= examples.count)
+        let corpus = (messages + quotations).map { CPNPCodec.encode($0) }
+        var mutator = JSONMutator(seed: 0xB17E5, corpus: corpus)
+        var checked = 0
+        for round in 0..<10_000 {
+            var bytes = corpus[round % corpus.count]
+            mutator.mutate(&bytes)
+            guard let message = try? CPNPCodec.decode(bytes), let cpd = message.carriedCPD else { continue }
+            check(cpd, "round \(round)")
+            checked += 1
+        }
+        #expect(checked > 1_500, "\(checked) mutated CPDs decoded")
     }
 
     @Test func membersAndNesting() {

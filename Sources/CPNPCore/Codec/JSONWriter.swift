@@ -72,6 +72,25 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// A number in ``CPNPDecimal``'s canonical text.
+    public mutating func decimal(_ value: CPNPDecimal) {
+        separate()
+        value.appendCanonical(to: &bytes)
+        needsComma = true
+    }
+
+    /// A value that is mostly a scalar (a negotiable value's bare form): written without the
+    /// serializer's walk; a container is serialized in place.
+    public mutating func scalar(_ value: JSONValue) {
+        switch value {
+        case .string(let text): string(text)
+        case .number(let number): decimal(number)
+        case .bool(let boolean): bool(boolean)
+        case .null: null()
+        case .array, .object: self.value(value)
+        }
+    }
+
     /// A value built as a tree (rare members), serialized in place.
     public mutating func value(_ value: JSONValue) {
         separate()

@@ -17,10 +17,110 @@ public enum CPDLimits: Sendable, Hashable {
     public static let maxText = 1024
 }
 
-/// Decoding and encoding shared by every CPD element.
+/// Decoding and encoding shared by every CPD element: a JSON object whose members the element
+/// names once (``members(into:)``), written as a tree (``JSONObject``) or straight to bytes
+/// (``JSONWriter``), with the same members in the same order (docs/protocol.md §2.3).
 protocol CPDJSONCodable {
     init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError)
     var json: JSONValue { get }
+    /// The members of the element's JSON object, in order; absent ones are skipped.
+    func members(into object: inout some CPDJSONMembers)
+}
+
+extension CPDJSONCodable {
+    /// The element's JSON object as a tree.
+    var objectJSON: JSONValue {
+        var object = JSONObject()
+        members(into: &object)
+        return .object(object)
+    }
+
+    /// The element's JSON object as compact bytes: what ``JSONSerializer`` gives for ``objectJSON``.
+    func write(into writer: inout JSONWriter) {
+        writer.beginObject()
+        members(into: &writer)
+        writer.endObject()
+    }
+}
+
+/// Where a CPD element puts the members of its JSON object (``CPDJSONCodable/members(into:)``):
+/// a nil value is no member.
+protocol CPDJSONMembers {
+    mutating func put(_ key: String, _ value: JSONValue?)
+    mutating func put(_ key: String, _ value: String?)
+    mutating func put(_ key: String, _ value: [String]?)
+    mutating func put(_ key: String, _ value: Bool?)
+    mutating func put(_ key: String, _ value: Int64?)
+    mutating func put(_ key: String, _ value: CPNPDecimal?)
+    mutating func put<T: NegotiableValue>(_ key: String, _ value: T?)
+    mutating func put<T>(_ key: String, _ value: Negotiable<T>?)
+    mutating func put<T: CPDJSONCodable>(_ key: String, _ value: T?)
+    mutating func put<T: CPDJSONCodable>(_ key: String, _ value: [T]?)
+}
+
+extension JSONObject: CPDJSONMembers {}
+
+extension JSONWriter: CPDJSONMembers {
+    mutating func put(_ key: String, _ value: JSONValue?) {
+        guard let value else { return }
+        self.key(key)
+        scalar(value)
+    }
+
+    mutating func put(_ key: String, _ value: String?) {
+        guard let value else { return }
+        member(key, value)
+    }
+
+    mutating func put(_ key: String, _ value: [String]?) {
+        guard let value else { return }
+        self.key(key)
+        beginArray()
+        for item in value { string(item) }
+        endArray()
+    }
+
+    mutating func put(_ key: String, _ value: Bool?) {
+        guard let value else { return }
+        member(key, value)
+    }
+
+    mutating func put(_ key: String, _ value: Int64?) {
+        guard let value else { return }
+        member(key, value)
+    }
+
+    mutating func put(_ key: String, _ value: CPNPDecimal?) {
+        guard let value else { return }
+        self.key(key)
+        decimal(value)
+    }
+
+    mutating func put<T: NegotiableValue>(_ key: String, _ value: T?) {
+        guard let value else { return }
+        self.key(key)
+        scalar(value.negotiableJSON)
+    }
+
+    mutating func put<T>(_ key: String, _ value: Negotiable<T>?) {
+        guard let value else { return }
+        self.key(key)
+        value.write(into: &self)
+    }
+
+    mutating func put<T: CPDJSONCodable>(_ key: String, _ value: T?) {
+        guard let value else { return }
+        self.key(key)
+        value.write(into: &self)
+    }
+
+    mutating func put<T: CPDJSONCodable>(_ key: String, _ value: [T]?) {
+        guard let value else { return }
+        self.key(key)
+        beginArray()
+        for item in value { item.write(into: &self) }
+        endArray()
+    }
 }
 
 extension JSONObject {

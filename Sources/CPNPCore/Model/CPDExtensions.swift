@@ -49,16 +49,16 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
         additional = extra
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("customer-description", customerDescription)
         object.put("provider-description", providerDescription)
         object.put("activation-schedule", activationSchedule?.rfc3339)
         object.put("service-assurance-metrics", serviceAssuranceMetrics)
         for (key, value) in additional where !Self.knownKeys.contains(key) {
-            object[key] = value
+            object.put(key, value)
         }
-        return .object(object)
     }
 }
 
@@ -96,13 +96,13 @@ public struct CPDPartyDescription: Sendable, Hashable, CPDJSONCodable {
         asNumber = try object.integerIfPresent("as-number", at: path, in: 0...Int64(UInt32.max)).map { UInt32($0) }
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("name", name)
         object.put("email", email)
         object.put("postal-address", postalAddress)
         object.put("telephone-numbers", telephoneNumbers)
         object.put("as-number", asNumber.map { Int64($0) })
-        return .object(object)
     }
 }

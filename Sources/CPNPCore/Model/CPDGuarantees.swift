@@ -16,11 +16,11 @@ public struct CPDQoSGuarantees: Sendable, Hashable, CPDJSONCodable {
         entries = try object.elements("entries", at: path, maxCount: CPDLimits.maxEntries)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("kind", kind)
         object.put("entries", entries)
-        return .object(object)
     }
 }
 
@@ -83,8 +83,9 @@ public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
         metaQoSClass = try object.stringIfPresent("meta-qos-class", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("from", from)
         object.put("to", to)
         object.put("statistic", statistic)
@@ -95,7 +96,6 @@ public struct CPDQoSEntry: Sendable, Hashable, CPDJSONCodable {
         object.put("loss-percent", lossPercent)
         object.put("throughput-mbps", throughputMbps)
         object.put("meta-qos-class", metaQoSClass)
-        return .object(object)
     }
 
     /// The quantitative metrics with their keys, in spec order (absent ones omitted).
@@ -135,12 +135,12 @@ public struct CPDAvailability: Sendable, Hashable, CPDJSONCodable {
         measurementPeriod = try object.stringIfPresent("measurement-period", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("availability-percent", availabilityPercent)
         object.put("statistic", statistic)
         object.put("measurement-period", measurementPeriod)
-        return .object(object)
     }
 }
 
@@ -175,13 +175,13 @@ public struct CPDCapacityEntry: Sendable, Hashable, CPDJSONCodable {
         outgoingBandwidthMbps = try object.negotiableIfPresent("outgoing-bandwidth-mbps", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("customer-node", customerNode)
         object.put("link-identifier", linkIdentifier)
         object.put("incoming-bandwidth-mbps", incomingBandwidthMbps)
         object.put("outgoing-bandwidth-mbps", outgoingBandwidthMbps)
-        return .object(object)
     }
 }
 
@@ -207,12 +207,12 @@ public struct CPDTrafficIsolation: Sendable, Hashable, CPDJSONCodable {
         requirements = try object.stringsIfPresent("requirements", at: path, maxLength: CPDLimits.maxText)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("isolated", isolated)
         object.put("encryption-required", encryptionRequired)
         object.put("requirements", requirements)
-        return .object(object)
     }
 }
 
@@ -246,12 +246,12 @@ public struct CPDConformanceTraffic: Sendable, Hashable, CPDJSONCodable {
         mtuBytes = try object.negotiableIfPresent("mtu-bytes", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("enforcement", enforcement)
         object.put("out-of-profile-action", outOfProfileAction)
         object.put("reclassify-to", reclassifyTo)
         object.put("mtu-bytes", mtuBytes)
-        return .object(object)
     }
 }

@@ -21,12 +21,12 @@ public struct CPDCustomerNode: Sendable, Hashable, CPDJSONCodable {
         localization = try object.element("localization", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("identifier", identifier)
         object.put("link-identifiers", linkIdentifiers)
         object.put("localization", localization)
-        return .object(object)
     }
 }
 
@@ -68,14 +68,14 @@ public struct CPDLocalization: Sendable, Hashable, CPDJSONCodable {
         country = try object.stringIfPresent("country", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("site-id", siteID)
         object.put("address", address)
         object.put("latitude", latitude)
         object.put("longitude", longitude)
         object.put("country", country)
-        return .object(object)
     }
 }
 
@@ -130,8 +130,9 @@ public struct CPDScopeEntry: Sendable, Hashable, CPDJSONCodable {
         egressPoints = try object.stringsIfPresent("egress-points", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("customer-node", customerNode)
         object.put("direction", direction)
         object.put("reachability", reachability)
@@ -141,6 +142,5 @@ public struct CPDScopeEntry: Sendable, Hashable, CPDJSONCodable {
         object.put("model", model)
         object.put("ingress-points", ingressPoints)
         object.put("egress-points", egressPoints)
-        return .object(object)
     }
 }

@@ -16,11 +16,11 @@ public struct CPDFlowIdentification: Sendable, Hashable, CPDJSONCodable {
         remarking = try object.elementsIfPresent("remarking", at: path, maxCount: CPDLimits.maxEntries)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("classifiers", classifiers)
         object.put("remarking", remarking)
-        return .object(object)
     }
 }
 
@@ -84,8 +84,9 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
         qosEntryRef = try object.integerIfPresent("qos-entry-ref", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("applies-to", appliesTo.json)
         object.put("source-prefix", sourcePrefix)
         object.put("source-port", sourcePort?.json)
@@ -96,7 +97,6 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
         object.put("tunnel-endpoint", tunnelEndpoint)
         object.put("elastic", elastic)
         object.put("qos-entry-ref", qosEntryRef)
-        return .object(object)
     }
 }
 
@@ -122,12 +122,12 @@ public struct CPDRemarkingRule: Sendable, Hashable, CPDJSONCodable {
         setDSCP = try object.integer("set-dscp", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("at", at)
         object.put("match-dscp", matchDSCP)
         object.put("set-dscp", setDSCP)
-        return .object(object)
     }
 }
 
@@ -157,12 +157,12 @@ public struct CPDOverallTrafficGuarantees: Sendable, Hashable, CPDJSONCodable {
         throughput = try object.valueIfPresent("throughput", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("delay", delay)
         object.put("loss", loss)
         object.put("throughput", throughput)
-        return .object(object)
     }
 }
 
@@ -203,15 +203,15 @@ public struct CPDRoutingAndForwarding: Sendable, Hashable, CPDJSONCodable {
         forwardingBehavior = try object.stringIfPresent("forwarding-behavior", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("avoid", avoid)
         object.put("traverse-functions", traverseFunctions)
         object.put("geo-restrictions", geoRestrictions)
         object.put("backup-path-required", backupPathRequired)
         object.put("logical-topology", logicalTopology)
         object.put("forwarding-behavior", forwardingBehavior)
-        return .object(object)
     }
 }
 
@@ -251,12 +251,12 @@ public struct CPDActivationMeans: Sendable, Hashable, CPDJSONCodable {
         }
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("mechanism", mechanism.rawValue)
         object.put("customer-node", customerNode)
         object.put("parameters", parametersJSON)
-        return .object(object)
     }
 
     var parametersJSON: JSONValue? {
@@ -282,11 +282,11 @@ public struct CPDInvocationMeans: Sendable, Hashable, CPDJSONCodable {
         protocols = try object.stringsIfPresent("protocols", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("type", type)
         object.put("protocols", protocols)
-        return .object(object)
     }
 }
 
@@ -323,13 +323,13 @@ public struct CPDNotification: Sendable, Hashable, CPDJSONCodable {
         dataModel = try object.stringIfPresent("data-model", at: path)
     }
 
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("events", events)
         object.put("method", method.rawValue)
         object.put("destination", destination)
         object.put("interval-seconds", intervalSeconds)
         object.put("data-model", dataModel)
-        return .object(object)
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// JSON: `{"components":[{"profiles":[CPP, …]}, …]}`. The empty CPD `{"components": []}` is what
 /// an ACK carries after DECLINE or WITHDRAW (RFC 8921 §9.2.6).
-public struct ConnectivityProvisioningDocument: Sendable, Hashable {
+public struct ConnectivityProvisioningDocument: Sendable, Hashable, CPDJSONCodable {
     public var components: [ConnectivityProvisioningComponent] {
         didSet { memo = Memo() }
     }
@@ -22,7 +22,10 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
     /// ACK of its ACCEPT and the stored document reuse them.
     public var compactJSON: [UInt8] {
         if let bytes = memo.state.withLock({ $0.compactJSON }) { return bytes }
-        let bytes = JSONSerializer.serialize(json)
+        // Written straight from the model, without a tree (CPDJSONCodable).
+        var writer = JSONWriter(capacity: 4_096)
+        write(into: &writer)
+        let bytes = writer.bytes
         memo.state.withLock { $0.compactJSON = bytes }
         return bytes
     }
@@ -99,8 +102,10 @@ public struct ConnectivityProvisioningDocument: Sendable, Hashable {
     }
 
     /// Deterministic JSON form.
-    public var json: JSONValue {
-        .object(JSONObject([("components", .array(components.map(\.json)))]))
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
+        object.put("components", components)
     }
 }
 
@@ -120,8 +125,10 @@ public struct ConnectivityProvisioningComponent: Sendable, Hashable, CPDJSONCoda
         profiles = try object.elements("profiles", at: path, maxCount: CPDLimits.maxProfiles)
     }
 
-    public var json: JSONValue {
-        .object(JSONObject([("profiles", .array(profiles.map(\.json)))]))
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
+        object.put("profiles", profiles)
     }
 }
 
@@ -209,8 +216,9 @@ public struct ConnectivityProvisioningProfile: Sendable, Hashable, CPDJSONCodabl
     }
 
     /// Keys in RBNF order (RFC 7297 Figure 6), absent clauses omitted.
-    public var json: JSONValue {
-        var object = JSONObject()
+    public var json: JSONValue { objectJSON }
+
+    func members(into object: inout some CPDJSONMembers) {
         object.put("customer-nodes", customerNodes)
         object.put("scope", scope)
         object.put("qos-guarantees", qosGuarantees)
@@ -225,6 +233,5 @@ public struct ConnectivityProvisioningProfile: Sendable, Hashable, CPDJSONCodabl
         object.put("invocation-means", invocationMeans)
         object.put("notifications", notifications)
         object.put("extensions", extensions)
-        return .object(object)
     }
 }

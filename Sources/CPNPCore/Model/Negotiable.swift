@@ -199,6 +199,34 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
         }
     }
 
+    /// ``json`` written straight to bytes.
+    func write(into writer: inout JSONWriter) {
+        switch self {
+        case .fixed(let fixed):
+            writer.scalar(fixed.negotiableJSON)
+        case .any:
+            writer.string("any")
+        case .oneOf(let values):
+            writer.beginObject()
+            writer.key("one-of")
+            writer.beginArray()
+            for value in values { writer.scalar(value.negotiableJSON) }
+            writer.endArray()
+            writer.endObject()
+        case .range(let lower, let upper):
+            writer.beginObject()
+            if let lower {
+                writer.key("min")
+                writer.scalar(lower.negotiableJSON)
+            }
+            if let upper {
+                writer.key("max")
+                writer.scalar(upper.negotiableJSON)
+            }
+            writer.endObject()
+        }
+    }
+
     /// The JSON form (bounds in the order `min`, `max`).
     public var json: JSONValue {
         switch self {
