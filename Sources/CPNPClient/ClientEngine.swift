@@ -57,6 +57,12 @@ public actor CPNPClientEngine {
         var timer: ClientOrderStateMachine.Timer
     }
 
+    /// A waiter's time limit (``wait(_:_:timeout:until:)``).
+    struct WaiterKey: Hashable, Sendable {
+        var order: CustomerOrderID
+        var id: UInt64
+    }
+
     struct Waiter {
         var id: UInt64
         var done: @Sendable (ClientOrderStateMachine) -> Bool
@@ -69,6 +75,9 @@ public actor CPNPClientEngine {
     let clock: any WallClock
     let logger: Logger
     nonisolated let timers: TimerScheduler<TimerKey>
+    /// The waiters' time limits, in real time whatever the engine's clock: one scheduler, not a task
+    /// per wait.
+    nonisolated let waiterLimits = TimerScheduler<WaiterKey>(clock: SystemWallClock())
     nonisolated let localEndpoint: CPNPEndpoint
     var rng = SystemRandomNumberGenerator()
     var orders: [CustomerOrderID: LiveOrder] = [:]
@@ -132,6 +141,7 @@ public actor CPNPClientEngine {
     public func shutdown() async {
         shutDown.store(true, ordering: .relaxed)
         timers.cancelAll { _ in true }
+        waiterLimits.cancelAll { _ in true }
         receiveTask?.cancel()
         for customerOrderID in orders.keys { try? saveUnsaved(customerOrderID) }
         // Let queued messages leave (bounded), then close.
@@ -586,11 +596,11 @@ public actor CPNPClientEngine {
         if let error = liveOrder.transportError, Self.isFatal(error) { throw CPNPClientError.transport(error) }
         nextWaiterID &+= 1
         let waiterID = nextWaiterID
-        let expiry = Task { [weak self] in
-            do { try await Task.sleep(for: timeout) } catch { return }
-            await self?.endWaiter(customerOrderID, waiterID, CPNPClientError.timedOut(what))
+        let limit = WaiterKey(order: customerOrderID, id: waiterID)
+        waiterLimits.arm(limit, at: SystemWallClock().now().adding(timeout)) { [weak self] key in
+            await self?.endWaiter(key.order, key.id, CPNPClientError.timedOut(what))
         }
-        defer { expiry.cancel() }
+        defer { waiterLimits.cancel(limit) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientOrderStateMachine, any Error>) in
                 waiters[customerOrderID, default: []].append(Waiter(id: waiterID, done: done, continuation: continuation))

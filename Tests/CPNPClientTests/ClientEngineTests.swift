@@ -1,5 +1,5 @@
 // The client engine against a real provider engine over real DTLS on loopback (RFC 8921 §7, §11.1).
-import CPNPClient
+@testable import CPNPClient
 import CPNPCore
 import CPNPPolicy
 import CPNPRuntime
@@ -227,6 +227,27 @@ struct ClientEngineTests {
         #expect(client.statistics.snapshot.unconfirmedWithdrawals == before + 1)
         #expect(try await client.order(id).withdrawalUnconfirmed)
         await client.shutdown()
+    }
+
+    /// A wait ends at its time limit; a wait that ends first (the order cancelled at its expected
+    /// response time) leaves no limit armed.
+    @Test(.timeLimit(.minutes(1)))
+    func aWaitEndsAtItsTimeLimit() async throws {
+        let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
+        let (client, _) = try await makeClient(pki: pki, configuration: fastConfiguration(expectedResponseTime: .seconds(2)))
+        let id = try await client.quote(
+            try loadExample("l3vpn-3-sites.json"), to: try CPNPPeer.server(host: "127.0.0.1", port: silent.localAddress?.port ?? 0))
+        let started = ContinuousClock.now
+        await #expect(throws: CPNPClientError.timedOut("a test")) {
+            try await client.wait(id, "a test", timeout: .milliseconds(300)) { _ in false }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(10))
+        let machine = try await client.wait(id, "the order to end", timeout: .seconds(600)) { $0.state == .cancelled }
+        #expect(machine.state == .cancelled)
+        #expect(client.waiterLimits.count == 0)
+        await client.shutdown()
+        await silent.close()
     }
 
     /// A server that never answers: the client cancels at the expected response time (§11.1.1).
