@@ -117,14 +117,8 @@ public final class ClientOrderStore: Sendable {
 
     private init(writer: any DatabaseWriter) { self.writer = writer }
 
-    /// A read. An in-memory store has one connection (a `DatabaseQueue`), whose `read` switches
-    /// `PRAGMA query_only` on and off; SQLite then expires every prepared statement, and the next save
-    /// would prepare all of its statements again. That connection reads without the switch: it runs
-    /// one call at a time, so nothing is written between the statements of a read.
-    private func read<T>(_ body: (Database) throws -> T) throws -> T {
-        if let queue = writer as? DatabaseQueue { return try queue.inDatabase(body) }
-        return try writer.read(body)
-    }
+    /// A read that leaves the statements of a save prepared (``DatabaseWriter/readKeepingStatements(_:)``).
+    private func read<T>(_ body: (Database) throws -> T) throws -> T { try writer.readKeepingStatements(body) }
 
     /// A private in-memory store, for tests and dry runs.
     public static func inMemory() throws -> ClientOrderStore {

@@ -171,10 +171,7 @@ struct GRDBDatabase: SQLDatabase {
     var dialect: SQLDialect { .sqlite }
 
     func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        // An in-memory database is one connection (a queue): its `read` would switch `PRAGMA
-        // query_only`, which expires every prepared statement (ClientOrderStore.read says more).
-        if let queue = writer as? DatabaseQueue { return try queue.inDatabase { connection in try body(GRDBConnection(database: connection)) } }
-        return try writer.read { connection in try body(GRDBConnection(database: connection)) }
+        try writer.readKeepingStatements { connection in try body(GRDBConnection(database: connection)) }
     }
 
     /// GRDB's reads are transactions already: their statements see one snapshot of the WAL (a queue

@@ -186,6 +186,18 @@ enum StoreDatabase {
     }
 }
 
+extension DatabaseWriter {
+    /// A read that leaves the connection's prepared statements prepared. GRDB reads a one-connection
+    /// database (a `DatabaseQueue`, the in-memory stores) under `PRAGMA query_only = 1` … `0`, and
+    /// SQLite expires every prepared statement when that flag changes, so the next write would prepare
+    /// all of its statements again. That connection runs one call at a time, so nothing is written
+    /// between the statements of a read: it reads without the switch. A pool reads on its own connections.
+    func readKeepingStatements<T>(_ body: (Database) throws -> T) throws -> T {
+        if let queue = self as? DatabaseQueue { return try queue.inDatabase(body) }
+        return try read(body)
+    }
+}
+
 extension Row {
     /// Fetches with a cached (prepared once per connection) statement.
     static func fetchOne(_ connection: Database, cachedSQL sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
