@@ -12,10 +12,7 @@ import Foundation
 @Suite("Server engine: agreements at rest are read back, not kept in memory")
 struct AtRestOrderTests {
     @Test func anAgreementAtRestLeavesMemoryAndItsNextMessagesReadItBack() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         let acme = TestCustomer("acme", port: 40_800)
         let now = SystemWallClock().now()
         var orders: [ClientOrderStateMachine] = []

@@ -13,10 +13,7 @@ import Synchronization
 @Suite("Server engine (in process)")
 struct ServerEngineTests {
     @Test func quoteOfferAcceptCompletesAndCommitsReservations() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         let acme = TestCustomer("acme", port: 40_001)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -60,11 +57,8 @@ struct ServerEngineTests {
     /// An OFFER made at once follows a PROCESSING that announces no later time than the QUOTATION's
     /// EXPECTED_RESPONSE_TIME: a later one would ask the customer for more time (RFC 8921 §9.2.2).
     @Test func anImmediateOffersProcessingAsksForNoMoreTimeThanTheCustomerGave() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
         let configuration = testConfiguration()
-        let engine = CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (_, sink, engine) = try engineUnderTest(configuration: configuration)
         let acme = TestCustomer("acme", port: 40_001)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -89,10 +83,7 @@ struct ServerEngineTests {
     }
 
     @Test func concurrentQuotationsNeverOverbookALink() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         // Each asks 10…50 Mbps on the 200 Mbps Marseille link.
         let request = CPD.marseille(min: 10, max: 50)
         let now = SystemWallClock().now()
@@ -151,10 +142,7 @@ struct ServerEngineTests {
     }
 
     @Test func badInputGetsFailOrSilenceAndChangesNothing() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         let acme = TestCustomer("acme", port: 40_003)
         let globex = TestCustomer("globex", port: 40_004)
         var rng = SystemRandomNumberGenerator()
@@ -201,10 +189,7 @@ struct ServerEngineTests {
     }
 
     @Test func administrativeApprovalAndRejection() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         let acme = TestCustomer("acme", port: 40_005)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -238,10 +223,7 @@ struct ServerEngineTests {
     /// `parse(_:limits:documents:)`); one that writes the same CPD otherwise is parsed and compared by
     /// structure. Both are agreed; a different CPD is refused either way.
     @Test func anAcceptIsAgreedWhetherItsCPDBytesAreTheOffersOrNot() async throws {
-        let paths = TestPaths()
-        let store = try ServerOrderStore(path: paths.database)
-        let sink = CollectingSink()
-        let engine = CPNPServerEngine(configuration: testConfiguration(), store: store, sink: sink, logger: quietLogger("cpnpd-test"))
+        let (store, sink, engine) = try engineUnderTest()
         let acme = TestCustomer("acme", port: 40_001)
         var rng = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()

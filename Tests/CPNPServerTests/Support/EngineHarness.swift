@@ -18,6 +18,15 @@ struct TestPaths {
     }
 }
 
+/// A server engine on a fresh SQLite store in a directory of its own, and a sink that keeps what it sends.
+func engineUnderTest(configuration: ServerConfiguration = testConfiguration()) throws -> (
+    store: ServerOrderStore, sink: CollectingSink, engine: CPNPServerEngine
+) {
+    let store = try ServerOrderStore(path: TestPaths().database)
+    let sink = CollectingSink()
+    return (store, sink, CPNPServerEngine(configuration: configuration, store: store, sink: sink, logger: quietLogger("cpnpd-test")))
+}
+
 /// The demo policy with limits raised for load tests.
 func testConfiguration(quotationsPerMinute: Int = 100_000, maxOpenOrders: Int = 100_000) -> ServerConfiguration {
     var c = ServerConfiguration.demo
