@@ -174,7 +174,9 @@ public final class DTLSTransport: CPNPTransport {
     /// socket and the session 4-tuple stays the same (RFC 8921 §8.3). A client calls it when its
     /// requests go unanswered: a server that restarted has lost the association silently, and
     /// DTLS gives no signal for that (RFC 6347 §4.2.8 covers only client restarts). No effect on
-    /// a server transport.
+    /// a server transport, nor on an association still in its handshake: that one is new already,
+    /// and a second handshake would meet the first one's flight on its way back (its
+    /// ServerKeyExchange signs the other ClientHello's random: the new handshake fails).
     public func renewSession(with peer: CPNPPeer) async {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(DTLSOutbound(bytes: [], peer: peer, renewSession: true), promise: promise)
@@ -423,7 +425,7 @@ final class DTLSDemuxHandler: ChannelDuplexHandler {
         let outbound = unwrapOutboundIn(data)
         let address = outbound.peer.address
         if outbound.renewSession {
-            if role == .client, let entry = entries[address] {
+            if role == .client, let entry = entries[address], entry.association.state != .handshaking {
                 for pending in entry.pending { pending.promise?.fail(CPNPTransportError(.closed, peer: address, detail: "session renewed")) }
                 entry.pending = []
                 remove(address, entry: entry)

@@ -1,6 +1,6 @@
 import CPNPDTLS
 import CPNPPKI
-import CPNPTransport
+@testable import CPNPTransport
 import CPNPTesting
 import Foundation
 import Logging
@@ -240,5 +240,48 @@ struct DTLSTransportTests {
         defer { Task { await client.close() } }
         try await withDeadline { try await client.send(Array("after restart".utf8), to: CPNPPeer(address: address, serverName: "localhost")) }
         #expect(try await next(server.inbound).bytes == Array("after restart".utf8))
+    }
+}
+
+@Suite("DTLS session renewal (RFC 8921 §11.4)", .timeLimit(.minutes(1)))
+struct DTLSRenewalTests {
+    let certs = TestCertificates.shared
+
+    /// A renewal while the handshake is still running keeps that handshake: no second ClientHello
+    /// (another random) whose answer could be mixed with the first one's flight, and the messages
+    /// waiting for it still wait.
+    @Test func aRenewalDuringTheHandshakeKeepsIt() async throws {
+        // A silent UDP socket: the handshake never ends before its timeout.
+        let silent = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
+        var configuration = DTLSTransportConfiguration(security: certs.security(certs.client))
+        configuration.handshakeTimeout = .seconds(3)
+        let client = try await DTLSTransport.client(bindingTo: "127.0.0.1", configuration: configuration)
+        defer {
+            Task {
+                await client.close(); await silent.close()
+            }
+        }
+        let peer = CPNPPeer(address: try #require(silent.localAddress), serverName: "localhost")
+        let first = Task { () -> CPNPTransportError.Code? in
+            do { try await client.send(Array("one".utf8), to: peer) } catch { return (error as? CPNPTransportError)?.code }
+            return nil
+        }
+        let hello = try await next(silent.inbound)
+        let random = try #require(DTLSDemuxHandler.clientRandom(hello.bytes))
+        await client.renewSession(with: peer)
+        let second = Task { () -> CPNPTransportError.Code? in
+            do { try await client.send(Array("two".utf8), to: peer) } catch { return (error as? CPNPTransportError)?.code }
+            return nil
+        }
+        // Both messages wait for the one handshake, and fail with it.
+        #expect(await first.value == .handshakeTimeout)
+        #expect(await second.value == .handshakeTimeout)
+        // Every ClientHello the socket received (the first and OpenSSL's retransmissions) has its random.
+        var randoms: [ArraySlice<UInt8>] = []
+        while let datagram = try? await next(silent.inbound, within: 0.2) {
+            if let other = DTLSDemuxHandler.clientRandom(datagram.bytes) { randoms.append(other) }
+        }
+        #expect(!randoms.isEmpty, "OpenSSL retransmits the ClientHello within the handshake timeout")
+        #expect(randoms.allSatisfy { $0 == random })
     }
 }
