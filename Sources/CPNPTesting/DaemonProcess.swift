@@ -44,10 +44,10 @@ public final class Daemon: @unchecked Sendable {
     /// for its ready line. `environment` is added to the test's (e.g. `CPNPD_FAULT`); `prepare`
     /// runs in the new directory before the first launch (e.g. to write its own PKI).
     public static func start(
-        configuration: String? = nil, environment: [String: String] = [:], prepare: ((Daemon) throws -> Void)? = nil
+        configuration: String? = nil, environment: [String: String] = [:], prepare: ((Daemon) async throws -> Void)? = nil
     ) async throws -> Daemon {
         let daemon = try Daemon(configuration: configuration)
-        try prepare?(daemon)
+        try await prepare?(daemon)
         try await daemon.launch(port: 0, environment: environment)
         return daemon
     }
@@ -145,27 +145,27 @@ public final class Daemon: @unchecked Sendable {
     public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// `cpnpd admin …` against this daemon's database: its standard output and error.
-    public func admin(_ arguments: [String]) throws -> String {
-        try Daemon.command(["admin"] + arguments + ["--database", databaseURL ?? database.path]).output
+    public func admin(_ arguments: [String]) async throws -> String {
+        try await Daemon.command(["admin"] + arguments + ["--database", databaseURL ?? database.path]).output
     }
 
     /// Runs `cpnpd ARGS` (in `directory`, when given) to its end: exit status, standard output and error.
-    public static func command(_ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+    public static func command(_ arguments: [String], in directory: URL? = nil) async throws -> (status: Int32, output: String) {
         guard let binary else { throw DaemonError(description: "cpnpd binary not found") }
-        return try BuiltExecutable.run(binary, arguments, in: directory)
+        return try await BuiltExecutable.run(binary, arguments, in: directory)
     }
 
     /// The lines of `cpnpd admin orders` naming `providerOrderID`.
-    public func orderLines(_ providerOrderID: ProviderOrderID) throws -> [Substring] {
-        try admin(["orders"]).split(separator: "\n").filter { $0.contains(providerOrderID.rawValue) }
+    public func orderLines(_ providerOrderID: ProviderOrderID) async throws -> [Substring] {
+        try await admin(["orders"]).split(separator: "\n").filter { $0.contains(providerOrderID.rawValue) }
     }
 
     /// SIGTERM, then the exit status (kills after 10 s).
-    public func terminate() -> Int32 {
+    public func terminate() async -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         return process.terminationStatus
     }
@@ -175,13 +175,9 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Issues one more client certificate from the daemon's dev CA.
-    public func issueClientCertificate(_ name: String) throws {
-        let issue = Process()
-        issue.executableURL = Daemon.binary
-        issue.arguments = ["pki", "client", name, "--dir", pkiDirectory.path]
-        issue.standardOutput = FileHandle.nullDevice
-        try issue.run()
-        issue.waitUntilExit()
+    public func issueClientCertificate(_ name: String) async throws {
+        let (status, output) = try await Daemon.command(["pki", "client", name, "--dir", pkiDirectory.path])
+        guard status == 0 else { throw DaemonError(description: "cpnpd pki client \(name) failed (exit \(status)):\n\(output)") }
     }
 }
 

@@ -32,6 +32,12 @@ public enum BuiltExecutable {
     /// input: its exit status and its output.
     public static func run(
         _ executable: URL, _ arguments: [String], in directory: URL? = nil, standardError: StandardError = .merged
+    ) async throws -> (status: Int32, output: String) {
+        try await onOwnThread { try runBlocking(executable, arguments, in: directory, standardError: standardError) }
+    }
+
+    private static func runBlocking(
+        _ executable: URL, _ arguments: [String], in directory: URL?, standardError: StandardError
     ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = executable

@@ -25,7 +25,7 @@ public protocol ProviderUnderTest: Sendable {
     /// Where customers send.
     var server: CPNPPeer { get throws }
     /// `cpnpd admin ARGS` against the provider's database: standard output and error.
-    func admin(_ arguments: [String]) throws -> String
+    func admin(_ arguments: [String]) async throws -> String
     /// A new customer `name` (a client certificate of the development PKI): the core's client
     /// machine, driven by the test.
     func testClient(_ name: String) async throws -> TestClient
@@ -35,7 +35,7 @@ public protocol ProviderUnderTest: Sendable {
 
 extension ProviderUnderTest {
     /// `cpnpd admin show ORDER`, parsed.
-    public func show(_ providerOrderID: ProviderOrderID) throws -> OrderView { OrderView(try admin(["show", providerOrderID.rawValue])) }
+    public func show(_ providerOrderID: ProviderOrderID) async throws -> OrderView { OrderView(try await admin(["show", providerOrderID.rawValue])) }
 
     /// Polls `cpnpd admin show` until `done` holds; fails after `timeout`.
     @discardableResult
@@ -44,7 +44,7 @@ extension ProviderUnderTest {
     {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let view = try show(providerOrderID)
+            let view = try await show(providerOrderID)
             if done(view) { return view }
             guard ContinuousClock.now < deadline else {
                 throw DaemonError(description: "order \(providerOrderID) never reached the expected state:\n\(view.text)")
@@ -65,8 +65,8 @@ extension Daemon: ProviderUnderTest {
 }
 
 extension InProcessProvider: ProviderUnderTest {
-    public func admin(_ arguments: [String]) throws -> String {
-        try Daemon.command(["admin"] + arguments + ["--database", database.path]).output
+    public func admin(_ arguments: [String]) async throws -> String {
+        try await Daemon.command(["admin"] + arguments + ["--database", database.path]).output
     }
 
     public var server: CPNPPeer {

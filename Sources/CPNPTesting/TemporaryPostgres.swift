@@ -74,7 +74,11 @@ public final class TemporaryPostgres: Sendable {
     // MARK: Starting
 
     /// Creates a cluster in a new temporary directory (named after `name`) and starts it on a free port.
-    public static func start(name: String = "cpnp-test") throws -> TemporaryPostgres {
+    public static func start(name: String = "cpnp-test") async throws -> TemporaryPostgres {
+        try await onOwnThread { try startBlocking(name: name) }
+    }
+
+    private static func startBlocking(name: String) throws -> TemporaryPostgres {
         let binaries = try Binaries.find()
         let runAsPostgres = getuid() == 0
         let directory = try makeTemporaryDirectory(name: name, forPostgresUser: runAsPostgres)
@@ -123,12 +127,15 @@ public final class TemporaryPostgres: Sendable {
     }
 
     /// Starts the server again on the same port and data directory (stopping it first if running).
-    public func restart() throws {
-        if isRunning { stop(mode: .fast) }
-        try startServer()
+    public func restart() async throws {
+        try await onOwnThread {
+            if self.isRunning { self.stop(mode: .fast) }
+            try self.startServer()
+        }
     }
 
     /// Stops the server (`pg_ctl stop -m mode -w`); with `removeDirectory`, also deletes its data.
+    /// Synchronous, for `defer` and `deinit`: it holds its thread while pg_ctl waits.
     public func stop(mode: StopMode = .fast, removeDirectory: Bool = false) {
         let wasRunning = state.withLock { state in
             defer { state.isRunning = false }
@@ -177,16 +184,20 @@ public final class TemporaryPostgres: Sendable {
     }
 
     /// Creates an empty database (`CREATE DATABASE`), so that each test has its own.
-    public func createDatabase(_ name: String) throws {
+    public func createDatabase(_ name: String) async throws {
         let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        _ = try psql("CREATE DATABASE \(quoted)")
+        _ = try await psql("CREATE DATABASE \(quoted)")
     }
 
     /// Runs `sql` with `psql -X -A -t -v ON_ERROR_STOP=1` over TCP as the superuser (or with
     /// another `password`) and returns its output without the trailing newline; throws with
     /// psql's error output when it fails.
     @discardableResult
-    public func psql(_ sql: String, database: String = "postgres", password: String? = nil) throws -> String {
+    public func psql(_ sql: String, database: String = "postgres", password: String? = nil) async throws -> String {
+        try await onOwnThread { try self.psqlBlocking(sql, database: database, password: password) }
+    }
+
+    private func psqlBlocking(_ sql: String, database: String, password: String?) throws -> String {
         let result = try Self.run(
             binaries.psql,
             [

@@ -17,8 +17,8 @@ struct CLITests {
 
     static func vector(_ name: String) -> String { vectors.appendingPathComponent(name).path }
 
-    @Test func inspectValidMessage() throws {
-        let r = try CPNPBinary.run(["inspect", Self.vector("valid/01-quotation.json")])
+    @Test func inspectValidMessage() async throws {
+        let r = try await CPNPBinary.run(["inspect", Self.vector("valid/01-quotation.json")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("QUOTATION (method 1)"))
         for expected in [
@@ -31,18 +31,18 @@ struct CLITests {
         #expect(r.stderr.isEmpty)
     }
 
-    @Test func inspectEveryValidVector() throws {
+    @Test func inspectEveryValidVector() async throws {
         let dir = Self.vectors.appendingPathComponent("valid")
         for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".json") {
-            let r = try CPNPBinary.run(["inspect", dir.appendingPathComponent(name).path])
+            let r = try await CPNPBinary.run(["inspect", dir.appendingPathComponent(name).path])
             #expect(r.status == 0, "\(name): \(r.stderr)")
             let method = try CPNPCodec.decode(Data(contentsOf: dir.appendingPathComponent(name))).method
             #expect(r.stdout.hasPrefix("\(method.name) (method \(method.rawValue))"), "\(name)")
         }
     }
 
-    @Test func inspectInvalidMessageNamesTheField() throws {
-        let r = try CPNPBinary.run(["inspect", "-"], stdin: try Self.invalidInput("49-cpd-deep-wrong-type"))
+    @Test func inspectInvalidMessageNamesTheField() async throws {
+        let r = try await CPNPBinary.run(["inspect", "-"], stdin: try Self.invalidInput("49-cpd-deep-wrong-type"))
         #expect(r.status == 1)
         #expect(r.stderr.hasPrefix("error: cpd.components[0].profiles[0].qos-guarantees.entries[0].one-way-delay-ms: "), "\(r.stderr)")
         #expect(r.stdout.isEmpty)
@@ -50,14 +50,14 @@ struct CLITests {
 
     /// Every invalid vector is refused with `error: <its path>: …` (the document-size vector
     /// is only too large for a datagram: files and stdin get the 1 MiB stream limit).
-    @Test func inspectEveryInvalidVector() throws {
+    @Test func inspectEveryInvalidVector() async throws {
         let dir = Self.vectors.appendingPathComponent("invalid")
         for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".json") {
             let stem = String(name.dropLast(5))
             let o = try JSONParser.parse(Data(contentsOf: dir.appendingPathComponent(name)), limits: .stream).object(at: .root)
             guard case .object(let error)? = o["error"], case .string(let code)? = error["code"], case .string(let path)? = error["path"]
             else { Issue.record("\(name): no error"); continue }
-            let r = try CPNPBinary.run(["inspect", "-"], stdin: try Self.invalidInput(stem))
+            let r = try await CPNPBinary.run(["inspect", "-"], stdin: try Self.invalidInput(stem))
             if code == "document-too-large" {
                 #expect(r.status == 0, "\(name): \(r.stderr)")
                 #expect(r.stdout.contains("over the 16384-byte datagram limit"))
@@ -68,9 +68,9 @@ struct CLITests {
         }
     }
 
-    @Test func inspectFromStandardInputWithJSON() throws {
+    @Test func inspectFromStandardInputWithJSON() async throws {
         let input = try Data(contentsOf: URL(fileURLWithPath: Self.vector("valid/10-fail.json")))
-        let r = try CPNPBinary.run(["inspect", "-", "--json"], stdin: input)
+        let r = try await CPNPBinary.run(["inspect", "-", "--json"], stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("FAIL (method 10)"))
         #expect(r.stdout.contains("STATUS_CODE"))
@@ -84,7 +84,7 @@ struct CLITests {
         #expect(json.contains("\n  \"status-code\": 5,\n"))
     }
 
-    @Test func inspectReportsSemanticErrors() throws {
+    @Test func inspectReportsSemanticErrors() async throws {
         // An ACCEPT must carry a concrete CPD: accepting the (loose) requested CPD is invalid.
         let quotation = try CPNPCodec.decode(Data(contentsOf: URL(fileURLWithPath: Self.vector("valid/01-quotation.json"))))
         guard case .quotation(let q) = quotation else { Issue.record("not a quotation"); return }
@@ -92,7 +92,7 @@ struct CLITests {
             AcceptMessage(
                 sequenceNumber: 2, transactionID: q.transactionID, customerOrderID: q.customerOrderID,
                 providerOrderID: ProviderOrderID("pa-1")!, nonce: Nonce(String(repeating: "a", count: 32))!, acceptedCPD: q.requestedCPD))
-        let r = try CPNPBinary.run(["inspect", "-"], stdin: Data(CPNPCodec.encode(accept)))
+        let r = try await CPNPBinary.run(["inspect", "-"], stdin: Data(CPNPCodec.encode(accept)))
         #expect(r.status == 1)
         #expect(r.stdout.hasPrefix("ACCEPT (method 4)"))
         #expect(
@@ -100,40 +100,40 @@ struct CLITests {
             "\(r.stderr)")
     }
 
-    @Test func inputOverTheStreamLimitIsRefused() throws {
-        let r = try CPNPBinary.run(["inspect", "-"], stdin: Data(repeating: 0x20, count: 1_048_577))
+    @Test func inputOverTheStreamLimitIsRefused() async throws {
+        let r = try await CPNPBinary.run(["inspect", "-"], stdin: Data(repeating: 0x20, count: 1_048_577))
         #expect(r.status == 1)
         #expect(r.stderr.hasPrefix("error: $: ") && r.stderr.contains("document-too-large"), "\(r.stderr)")
     }
 
-    @Test func missingFile() throws {
-        let r = try CPNPBinary.run(["inspect", "/nonexistent/message.json"])
+    @Test func missingFile() async throws {
+        let r = try await CPNPBinary.run(["inspect", "/nonexistent/message.json"])
         #expect(r.status == 1)
         #expect(r.stderr.hasPrefix("error: /nonexistent/message.json: "))
     }
 
-    @Test func validateExampleCPD() throws {
-        let r = try CPNPBinary.run(["validate", Self.repositoryRoot.appendingPathComponent("Examples/l3vpn-3-sites.json").path])
+    @Test func validateExampleCPD() async throws {
+        let r = try await CPNPBinary.run(["validate", Self.repositoryRoot.appendingPathComponent("Examples/l3vpn-3-sites.json").path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("1 component, 1 profile, 3 customer nodes; loose"))
         #expect(r.stdout.hasSuffix("valid\n"))
     }
 
-    @Test func validateNamesTheFieldOfAnInvalidCPD() throws {
+    @Test func validateNamesTheFieldOfAnInvalidCPD() async throws {
         let example = try String(contentsOf: Self.repositoryRoot.appendingPathComponent("Examples/l3vpn-3-sites.json"), encoding: .utf8)
         let broken = example.replacingOccurrences(of: #""from": "CE-PAR-1", "to": "CE-LYS-1""#, with: #""from": "CE-PAR-1", "to": "CE-NICE-1""#)
         #expect(broken != example)
-        let r = try CPNPBinary.run(["validate", "-"], stdin: Data(broken.utf8))
+        let r = try await CPNPBinary.run(["validate", "-"], stdin: Data(broken.utf8))
         #expect(r.status == 1)
         #expect(r.stderr.hasPrefix("error: components[0].profiles[0].qos-guarantees.entries[0].to: "), "\(r.stderr)")
 
-        let undecodable = try CPNPBinary.run(["validate", "-"], stdin: Data(#"{"components":[{"profiles":{}}]}"#.utf8))
+        let undecodable = try await CPNPBinary.run(["validate", "-"], stdin: Data(#"{"components":[{"profiles":{}}]}"#.utf8))
         #expect(undecodable.status == 1)
         #expect(undecodable.stderr.hasPrefix("error: components[0].profiles: "), "\(undecodable.stderr)")
     }
 
-    @Test func version() throws {
-        let r = try CPNPBinary.run(["--version"])
+    @Test func version() async throws {
+        let r = try await CPNPBinary.run(["--version"])
         #expect(r.status == 0)
         #expect(r.stdout.hasPrefix("cpnp "))
         #expect(r.stdout.contains("RFC 8921"))
@@ -162,8 +162,13 @@ enum CPNPBinary {
 
     /// Runs `cpnp` with `arguments`, feeding `stdin`; output goes through temporary files so
     /// that large outputs cannot block on a full pipe.
-    static func run(_ arguments: [String], stdin: Data = Data()) throws -> Result {
+    /// On a thread of its own (``onOwnThread(_:)``), not one of the concurrency pool's.
+    static func run(_ arguments: [String], stdin: Data = Data()) async throws -> Result {
         let url = try #require(url)
+        return try await onOwnThread { try runBlocking(url, arguments, stdin: stdin) }
+    }
+
+    private static func runBlocking(_ url: URL, _ arguments: [String], stdin: Data) throws -> Result {
         let fm = FileManager.default
         let dir = fm.temporaryDirectory.appendingPathComponent("cpnp-cli-\(UUID().uuidString)")
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -1,3 +1,4 @@
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 
@@ -20,7 +21,7 @@ import Testing
     /// ≥ 100,000 random mutations: the parser never crashes, and every input either parses
     /// to a value that re-serializes (byte-identically twice) and re-parses to an equal
     /// value, or is refused with a `CPNPDecodingError` (the only error type it can throw).
-    @Test func mutationFuzz() throws {
+    @Test func mutationFuzz() async throws {
         let totalMutations = 100_000
         var mutator = JSONMutator(seed: 0xC0FF_EE00_8921, corpus: FuzzCorpus.all)
         let limits = JSONParser.Limits(maxBytes: 16_384, maxDepth: 32, maxStringLength: 4096)
@@ -33,6 +34,7 @@ import Testing
             let count = 1 + mutator.rng.below(5)
             mutations += count
             inputs += 1
+            await yieldEvery(100, inputs)
             let input = mutator.next(mutations: count)
             do {
                 let value = try JSONParser.parse(input, limits: limits)

@@ -48,7 +48,7 @@ import Testing
     /// (``ConnectivityProvisioningDocument/json``), for the examples, the CPD of every kind of
     /// message, and thousands of mutations of them that still decode (numbers, strings with escapes,
     /// negotiable forms, members removed or added).
-    @Test func aCPDIsWrittenAsItsTreeIsSerialized() throws {
+    @Test func aCPDIsWrittenAsItsTreeIsSerialized() async throws {
         func check(_ cpd: CPD, _ what: String) {
             let fresh = CPD(components: cpd.components)
             let written = String(decoding: fresh.compactJSON, as: UTF8.self)
@@ -72,6 +72,7 @@ import Testing
         var mutator = JSONMutator(seed: 0xB17E5, corpus: corpus)
         var checked = 0
         for round in 0..<10_000 {
+            await yieldEvery(100, round)
             var bytes = corpus[round % corpus.count]
             mutator.mutate(&bytes)
             guard let message = try? CPNPCodec.decode(bytes), let cpd = message.carriedCPD else { continue }

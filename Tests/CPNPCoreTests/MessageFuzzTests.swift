@@ -1,3 +1,4 @@
+import CPNPTesting
 import Testing
 @testable import CPNPCore
 
@@ -45,11 +46,12 @@ import Testing
         var failures: [String] = []
     }
 
-    /// Runs `count` mutated inputs from `seed`.
-    static func run(seed: UInt64, count: Int) -> Outcome {
+    /// Runs `count` mutated inputs from `seed`, letting other tests run every 100 (``yieldEvery(_:_:)``).
+    static func run(seed: UInt64, count: Int) async -> Outcome {
         var mutator = JSONMutator(seed: seed, corpus: corpus)
         var out = Outcome()
-        for _ in 0..<count {
+        for index in 0..<count {
+            await yieldEvery(100, index)
             let input = nextInput(&mutator)
             let message: CPNPMessage
             do {
@@ -79,9 +81,9 @@ import Testing
         for doc in Self.corpus { _ = try CPNPCodec.decode(doc) }
     }
 
-    @Test(arguments: 0..<shards) func mutatedMessagesNeverCrashAndRoundTrip(shard: Int) throws {
+    @Test(arguments: 0..<shards) func mutatedMessagesNeverCrashAndRoundTrip(shard: Int) async throws {
         try #require(Self.corpus.count >= 16, "the valid vectors are missing")
-        let outcome = Self.run(seed: 0x8921_F022 &+ UInt64(shard) &* 0x9E37_79B9, count: Self.inputsPerShard)
+        let outcome = await Self.run(seed: 0x8921_F022 &+ UInt64(shard) &* 0x9E37_79B9, count: Self.inputsPerShard)
         for f in outcome.failures.prefix(5) { Issue.record(Comment(rawValue: f)) }
         #expect(outcome.failures.isEmpty, "\(outcome.failures.count) failures")
         // Sanity: both outcomes and many kinds of error are exercised.

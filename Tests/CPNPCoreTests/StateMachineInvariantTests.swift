@@ -206,6 +206,7 @@ struct StateMachineInvariantTests {
     @Test func invariantsHold() async {
         let coverage = Coverage()
         await propertyCheck(count: 300, input: Gen.int(in: 0...60).array(of: 1...120), Gen.int(in: 0...1_000_000)) { events, seed in
+            await Task.yield()
             var w = World()
             w.d.rng = SplitMix64(seed: UInt64(seed))
             w.apply(0)

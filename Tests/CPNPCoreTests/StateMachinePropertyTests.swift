@@ -1037,6 +1037,7 @@ struct StateMachinePropertyTests {
         var totals = SMPChecker()
         var runs = 0
         await propertyCheck(count: count, input: Gen.uint64(), SMPStep.generator(table, count: length)) { seed, steps in
+            await Task.yield()
             var runner = SMPRunner(seed: seed)
             runner.run(steps)
             runner.settle()
@@ -1239,6 +1240,7 @@ extension StateMachinePropertyTests {
         var byLossBand: [Int: (agreed: Int, runs: Int)] = [:]
         await propertyCheck(count: 300, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) {
             seed, loss, dup, reorder in
+            await Task.yield()
             var n = SMPLossyNegotiation(seed: seed, lossPercent: loss, duplicatePercent: dup, reorderPercent: reorder)
             let quiet = n.run()
             let trace = n.net.trace.suffix(50).joined(separator: "\n")

@@ -30,10 +30,10 @@ struct AccessFilterEndToEndTests {
         try await withDaemon(configuration: try Self.configuration()) { daemon, acme in
             var (order, _) = try await BadInputEndToEndTests.agreement(acme, explicit: true)
             let poid = try #require(order.providerOrderID)
-            let agreed = try daemon.show(poid)
+            let agreed = try await daemon.show(poid)
             #expect(agreed.state == "Completed")
             #expect(agreed.agreement?.hasPrefix("activation explicit, inactive") == true, "\(agreed)")
-            let ordersBefore = try daemon.admin(["orders"])
+            let ordersBefore = try await daemon.admin(["orders"])
 
             // The same customer certificate, from an address outside the filter.
             let outsider = try await TestClient(pki: daemon.pkiDirectory, name: "acme", serverPort: daemon.port, host: "127.0.0.2")
@@ -58,10 +58,10 @@ struct AccessFilterEndToEndTests {
             }
             // Nothing changed: the order, its reservations and agreement, and the list of orders. The
             // audit trail records each refusal (the refused transactions never open later, §11.3).
-            let refused = try daemon.show(poid)
+            let refused = try await daemon.show(poid)
             #expect(refused.standing == agreed.standing)
             #expect(refused.audit.filter { $0.contains("refused: FAIL 3") }.count == 3)
-            #expect(try daemon.admin(["orders"]).split(separator: "\n").count == ordersBefore.split(separator: "\n").count)
+            #expect(try await daemon.admin(["orders"]).split(separator: "\n").count == ordersBefore.split(separator: "\n").count)
 
             // A new QUOTATION from there is refused the same way (decision check 2;
             // the refused order is recorded as ended, like any refused QUOTATION).
@@ -74,12 +74,12 @@ struct AccessFilterEndToEndTests {
                 return
             }
             #expect(quotationFail.statusCode == .authorizationFailed)
-            #expect(try daemon.show(poid).standing == agreed.standing)
+            #expect(try await daemon.show(poid).standing == agreed.standing)
 
             // From 127.0.0.1 the same three requests succeed.
             try await acme.act(&order) { try $0.activate(.now, session: acme.session, now: TestClient.now(), using: &rng) }
             try await acme.run(&order, until: { _ in acme.events.contains(.activationConfirmed(.now)) })
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
 
             try await acme.act(&order) {
                 try $0.update(
@@ -89,12 +89,12 @@ struct AccessFilterEndToEndTests {
             try await acme.run(&order, until: { $0.state == .offerReceived })
             try await acme.act(&order) { try $0.accept(now: TestClient.now()) }
             try await acme.run(&order, until: { $0.state == .completed })
-            let updated = try daemon.show(poid)
+            let updated = try await daemon.show(poid)
             #expect(Set(updated.reservations("committed").values) == ["60"], "\(updated)")
 
             try await acme.act(&order) { try $0.withdraw(session: acme.session, now: TestClient.now(), using: &rng) }
             try await acme.run(&order, until: { _ in acme.events.contains(.withdrawalConfirmed) })
-            #expect(try daemon.show(poid).state == "Cancelled")
+            #expect(try await daemon.show(poid).state == "Cancelled")
         }
     }
 }

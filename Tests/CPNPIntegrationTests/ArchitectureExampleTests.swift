@@ -13,7 +13,7 @@ struct ArchitectureExampleTests {
             let id = try await customer.quote(try loadExample("l3vpn-3-sites.json"), to: try provider.server)
             guard case .offer = try await customer.awaitOffer(id) else { throw DaemonError(description: "no offer") }
             let agreement = try await customer.accept(id)
-            #expect(try provider.show(agreement.providerOrderID).state == "Completed")
+            #expect(try await provider.show(agreement.providerOrderID).state == "Completed")
             await customer.shutdown()
         }
     }

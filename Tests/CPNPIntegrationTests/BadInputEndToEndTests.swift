@@ -68,8 +68,8 @@ struct BadInputEndToEndTests {
         let (order, accept) = try await Self.agreement(acme)
         let ag = try #require(order.agreement)
         let poid = ag.providerOrderID
-        let before = try daemon.show(poid)
-        let ordersBefore = try daemon.admin(["orders"])
+        let before = try await daemon.show(poid)
+        let ordersBefore = try await daemon.admin(["orders"])
         #expect(before.state == "Completed" && before.reservations("committed").count == 2)
         guard case .ack(let originalAck)? = acme.received.last else { Issue.record("no ACK"); return }
         var rng = SystemRandomNumberGenerator()
@@ -117,13 +117,13 @@ struct BadInputEndToEndTests {
         #expect(foreign?.statusCode == .messageValidationError && foreign?.providerOrderID == nil)
 
         // Nothing changed: the order, its reservations and audit trail, and the list of orders.
-        #expect(try daemon.show(poid).standing == before.standing)
-        #expect(try daemon.admin(["orders"]).split(separator: "\n").count == ordersBefore.split(separator: "\n").count)
+        #expect(try await daemon.show(poid).standing == before.standing)
+        #expect(try await daemon.admin(["orders"]).split(separator: "\n").count == ordersBefore.split(separator: "\n").count)
         // And acme can still withdraw its order.
         var mine = order
         try await acme.act(&mine) { try $0.withdraw(session: acme.session, now: TestClient.now(), using: &rng) }
         try await acme.run(&mine, until: { _ in acme.events.contains(.withdrawalConfirmed) })
-        #expect(try daemon.show(poid).state == "Cancelled")
+        #expect(try await daemon.show(poid).state == "Cancelled")
     }
 
     /// An ACTIVATE of a transaction the server closed, replayed after a newer ACTIVATE: discarded, and
@@ -142,13 +142,13 @@ struct BadInputEndToEndTests {
                 return try #require(actions.compactMap { if case .send(let m) = $0 { m } else { nil } }.first)
             }
             let on = try await activate(.now)
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
             _ = try await activate(.deactivate)
-            let off = try daemon.show(poid)
+            let off = try await daemon.show(poid)
             #expect(off.agreement?.hasPrefix("activation explicit, inactive") == true)
 
             try await Self.expectSilence(client, after: CPNPCodec.encode(on), "the replayed ACTIVATE")
-            #expect(try daemon.show(poid).text == off.text)
+            #expect(try await daemon.show(poid).text == off.text)
         }
     }
 }
@@ -159,7 +159,7 @@ struct DatabaseURLEndToEndTests {
     /// or a URL of another kind of database, stops with an error naming the option and the cause
     /// (never the password), and creates nothing (no folder `postgres:` holding a SQLite file, no PKI).
     @Test(.timeLimit(.minutes(1)), arguments: [["run"], ["admin", "orders"]])
-    func aBadDatabaseURLIsAnErrorAndNothingIsCreated(_ command: [String]) throws {
+    func aBadDatabaseURLIsAnErrorAndNothingIsCreated(_ command: [String]) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-url-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -173,7 +173,7 @@ struct DatabaseURLEndToEndTests {
             ("mysql://cpnp:secret@127.0.0.1/cpnp", "--database: \"mysql://…\" is a URL of no database this cpnpd speaks to"),
         ]
         for (url, expected) in cases {
-            let (status, text) = try Daemon.command(command + ["--database", url], in: directory)
+            let (status, text) = try await Daemon.command(command + ["--database", url], in: directory)
             #expect(status != 0)
             #expect(text.contains(expected), "\(url): \(text)")
             #expect(!text.contains("secret"), "\(url): the password is printed: \(text)")
@@ -184,8 +184,8 @@ struct DatabaseURLEndToEndTests {
     /// A reachable PostgreSQL that refuses the credentials, or has no such database: cpnpd stops at
     /// once with the server's own words, never the password.
     @Test(.timeLimit(.minutes(1)))
-    func refusedCredentialsAndAMissingDatabaseAreNamed() throws {
-        let postgres = try TemporaryPostgres.start()
+    func refusedCredentialsAndAMissingDatabaseAreNamed() async throws {
+        let postgres = try await TemporaryPostgres.start()
         defer { postgres.stop() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-url-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -195,7 +195,7 @@ struct DatabaseURLEndToEndTests {
             (postgres.url(database: "nowhere"), "database \"nowhere\" does not exist (SQLSTATE 3D000)"),
         ]
         for (url, expected) in cases {
-            let (status, text) = try Daemon.command(["run", "--database", url], in: directory)
+            let (status, text) = try await Daemon.command(["run", "--database", url], in: directory)
             #expect(status != 0)
             #expect(
                 text.contains("--database: the database is unavailable: cannot connect to postgres://cpnp:***@127.0.0.1:\(postgres.port)/"), "\(text)"

@@ -10,28 +10,31 @@ struct BenchSmokeTests {
     static let binary = BuiltExecutable.locate("cpnp-bench", overriddenBy: "CPNP_BENCH_BINARY")
 
     @Test("50 negotiations by 4 customers over DTLS: all completed, none failed, JSON report")
-    func fiftyNegotiations() throws {
+    func fiftyNegotiations() async throws {
         let binary = try #require(Self.binary, "cpnp-bench not built next to the tests (swift build --build-tests)")
-        let process = Process()
-        process.executableURL = binary
         // A short warm-up and ping-pong keep the test to a few seconds; the figures themselves are not checked.
-        process.arguments = ["--negotiations", "50", "--customers", "4", "--json", "--warmup", "200ms", "--ping-pong", "2000"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
         // Bounded: a hung run is killed (it must never take more than a fraction of this).
-        let deadline = Date().addingTimeInterval(180)
-        let watchdog = Thread {
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-            if process.isRunning { process.terminate() }
+        let (status, data, errors) = try await onOwnThread {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["--negotiations", "50", "--customers", "4", "--json", "--warmup", "200ms", "--ping-pong", "2000"]
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let deadline = Date().addingTimeInterval(180)
+            let watchdog = Thread {
+                while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+                if process.isRunning { process.terminate() }
+            }
+            watchdog.start()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, data, errors)
         }
-        watchdog.start()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "cpnp-bench failed:\n\(errors)")
+        #expect(status == 0, "cpnp-bench failed:\n\(errors)")
 
         let json = try #require(
             try JSONSerialization.jsonObject(with: data) as? [String: Any], "not a JSON object:\n\(String(decoding: data, as: UTF8.self))\n\(errors)")

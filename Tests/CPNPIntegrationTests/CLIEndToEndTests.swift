@@ -16,16 +16,16 @@ struct CLIEndToEndTests {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json"])
+        let r = try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let out = try r.object()
         #expect(out["outcome"] == .string("completed"))
         let coid = try #require(out["customer-order-id"]?.stringValue)
         let poid = try #require(out["agreement"]?.objectValue?["provider-order-id"]?.stringValue)
-        #expect(try cli.state(coid) == "Completed")
-        #expect(try daemon.show(ProviderOrderID(poid)!).state == "Completed")
+        #expect(try await cli.state(coid) == "Completed")
+        #expect(try await daemon.show(ProviderOrderID(poid)!).state == "Completed")
         // Human output shows the offer clause by clause and the price.
-        let human = try cli.run(["show", coid])
+        let human = try await cli.run(["show", coid])
         #expect(human.stdout.contains("price:") && human.stdout.contains("state: Completed"))
     }
 
@@ -34,16 +34,16 @@ struct CLIEndToEndTests {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--order-id", "decline-1"])
+        let r = try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--order-id", "decline-1"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("capacity:") && r.stdout.contains("as requested") && r.stdout.contains("cpnp accept decline-1"))
-        #expect(try cli.state("decline-1") == "OfferProcessing")
-        let poid = try #require(try cli.show("decline-1")["provider-order-id"]?.stringValue)
-        #expect(try daemon.show(ProviderOrderID(poid)!).state == "ProcessingReceived")
-        let d = try cli.run(["decline", "decline-1", "--reason", "1"])
+        #expect(try await cli.state("decline-1") == "OfferProcessing")
+        let poid = try #require(try await cli.show("decline-1")["provider-order-id"]?.stringValue)
+        #expect(try await daemon.show(ProviderOrderID(poid)!).state == "ProcessingReceived")
+        let d = try await cli.run(["decline", "decline-1", "--reason", "1"])
         #expect(d.status == 0, "\(d.stderr)")
-        #expect(try cli.state("decline-1") == "Cancelled")
-        let server = try daemon.show(ProviderOrderID(poid)!)
+        #expect(try await cli.state("decline-1") == "Cancelled")
+        let server = try await daemon.show(ProviderOrderID(poid)!)
         #expect(server.state == "Cancelled" && !server.hasReservations)
     }
 
@@ -58,15 +58,15 @@ struct CLIEndToEndTests {
             $0.replacingOccurrences(of: "[\"PE-PAR-2:ge-0/0/1\"]", with: "[\"PE-PAR-1:xe-0/0/0\"]")
                 .replacingOccurrences(of: "\"incoming-bandwidth-mbps\": { \"min\": 80, \"max\": 100 }", with: "\"incoming-bandwidth-mbps\": 2000")
         }
-        let q = try cli.run(["quote", "--cpd", big, "--order-id", "big-1", "--no-wait"])
+        let q = try await cli.run(["quote", "--cpd", big, "--order-id", "big-1", "--no-wait"])
         #expect(q.status == 0, "\(q.stderr)")
-        #expect(try cli.state("big-1") == "ServerProcessing")
-        let poid = try #require(try cli.show("big-1")["provider-order-id"]?.stringValue)
-        #expect(try daemon.show(ProviderOrderID(poid)!).state == "AwaitingProcessing")
-        let c = try cli.run(["cancel", "big-1"])
+        #expect(try await cli.state("big-1") == "ServerProcessing")
+        let poid = try #require(try await cli.show("big-1")["provider-order-id"]?.stringValue)
+        #expect(try await daemon.show(ProviderOrderID(poid)!).state == "AwaitingProcessing")
+        let c = try await cli.run(["cancel", "big-1"])
         #expect(c.status == 0, "\(c.stderr)")
-        #expect(try cli.state("big-1") == "Cancelled")
-        #expect(try daemon.show(ProviderOrderID(poid)!).state == "Cancelled")
+        #expect(try await cli.state("big-1") == "Cancelled")
+        #expect(try await daemon.show(ProviderOrderID(poid)!).state == "Cancelled")
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -74,38 +74,38 @@ struct CLIEndToEndTests {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
-        let q = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--activation", "explicit", "--yes", "--order-id", "life-1"])
+        let q = try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--activation", "explicit", "--yes", "--order-id", "life-1"])
         #expect(q.status == 0, "\(q.stderr)")
-        let poid = try #require(ProviderOrderID(try cli.show("life-1")["provider-order-id"]?.stringValue ?? ""))
-        #expect(try cli.activation("life-1") == "inactive")
+        let poid = try #require(ProviderOrderID(try await cli.show("life-1")["provider-order-id"]?.stringValue ?? ""))
+        #expect(try await cli.activation("life-1") == "inactive")
 
-        #expect(try cli.run(["activate", "life-1", "--now"]).status == 0)
-        #expect(try cli.activation("life-1") == "active")
-        #expect(try daemon.show(poid).agreement?.contains("active") == true)
-        #expect(try cli.run(["activate", "life-1", "--at", "+1h"]).status == 0)
-        #expect(try cli.activation("life-1")?.hasPrefix("scheduled at") == true)
-        #expect(try cli.run(["activate", "life-1", "--off"]).status == 0)
-        #expect(try cli.activation("life-1") == "inactive")
-        #expect(try daemon.show(poid).auditContains("ACTIVATE received (deactivate)"))
+        #expect(try await cli.run(["activate", "life-1", "--now"]).status == 0)
+        #expect(try await cli.activation("life-1") == "active")
+        #expect(try await daemon.show(poid).agreement?.contains("active") == true)
+        #expect(try await cli.run(["activate", "life-1", "--at", "+1h"]).status == 0)
+        #expect(try await cli.activation("life-1")?.hasPrefix("scheduled at") == true)
+        #expect(try await cli.run(["activate", "life-1", "--off"]).status == 0)
+        #expect(try await cli.activation("life-1") == "inactive")
+        #expect(try await daemon.show(poid).auditContains("ACTIVATE received (deactivate)"))
 
         let smaller = try cli.writeCPD("smaller.json", from: "l3vpn-3-sites.json") {
             $0.replacingOccurrences(of: "\"incoming-bandwidth-mbps\": 100,", with: "\"incoming-bandwidth-mbps\": 50,")
         }
-        let u = try cli.run(["update", "life-1", "--cpd", smaller, "--yes"])
+        let u = try await cli.run(["update", "life-1", "--cpd", smaller, "--yes"])
         #expect(u.status == 0, "\(u.stderr)")
-        #expect(try cli.state("life-1") == "Completed")
-        let server = try daemon.show(poid)
+        #expect(try await cli.state("life-1") == "Completed")
+        let server = try await daemon.show(poid)
         #expect(server.state == "Completed" && server.auditContains("UPDATE received"))
         #expect(server.reservations("committed").values.contains("50"))
 
-        let w = try cli.run(["withdraw", "life-1"])
+        let w = try await cli.run(["withdraw", "life-1"])
         #expect(w.status == 0, "\(w.stderr)")
-        #expect(try cli.state("life-1") == "Cancelled")
-        #expect(try cli.show("life-1")["agreement"] == nil)
-        let gone = try daemon.show(poid)
+        #expect(try await cli.state("life-1") == "Cancelled")
+        #expect(try await cli.show("life-1")["agreement"] == nil)
+        let gone = try await daemon.show(poid)
         #expect(gone.state == "Cancelled" && !gone.hasReservations)
         // Not allowed any more: a clear error and exit status 1.
-        let again = try cli.run(["activate", "life-1", "--now"])
+        let again = try await cli.run(["activate", "life-1", "--now"])
         #expect(again.status == 1 && again.stderr.contains("error:"))
     }
 
@@ -119,7 +119,7 @@ struct CLIEndToEndTests {
         let cli = try CLI(daemon: first)
         var args = ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "bo3"]
         for d in daemons { args += ["--server", "127.0.0.1:\(d.port)"] }
-        let r = try cli.run(args)
+        let r = try await cli.run(args)
         #expect(r.status == 0, "\(r.stderr)")
         let out = try r.object()
         #expect(out["server"] == .string("127.0.0.1:\(second.port)"))
@@ -146,17 +146,17 @@ struct CLIEndToEndTests {
         let dns = try LoopbackDNSResponder(srv: ["_cpnp._udp.provider.example": (UInt16(daemon.port), "127.0.0.1")])
         defer { dns.stop() }
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(
+        let r = try await cli.run(
             ["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "provider.example", "--interactive", "--order-id", "ask-1"],
             input: "y\n", environment: ["CPNP_DNS_SERVER": "127.0.0.1:\(dns.port)"])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("Accept this offer? [y/N]") && r.stdout.contains("is Completed"))
-        #expect(try cli.state("ask-1") == "Completed")
-        #expect(try cli.show("ask-1")["server"] == .string("127.0.0.1:\(daemon.port)"))
+        #expect(try await cli.state("ask-1") == "Completed")
+        #expect(try await cli.show("ask-1")["server"] == .string("127.0.0.1:\(daemon.port)"))
         // Answering no declines with reason 1 and exits 3.
-        let no = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--interactive", "--order-id", "ask-2"], input: "n\n")
+        let no = try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--interactive", "--order-id", "ask-2"], input: "n\n")
         #expect(no.status == 3)
-        #expect(try cli.state("ask-2") == "Cancelled")
+        #expect(try await cli.state("ask-2") == "Cancelled")
     }
 
     /// Plain UDP (labs, benchmarks): no certificates; `listen.plain-udp-customer` names the customer.
@@ -168,10 +168,10 @@ struct CLIEndToEndTests {
         defer { daemon.stop() }
         #expect(daemon.logText.contains("plain UDP transport enabled"))
         let cli = try CLI(daemon: daemon)
-        let r = try cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--transport", "plain-udp", "--yes", "--order-id", "lab-1"])
+        let r = try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--transport", "plain-udp", "--yes", "--order-id", "lab-1"])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        #expect(try cli.state("lab-1") == "Completed")
-        #expect(try daemon.admin(["orders"]).contains("acme"))
+        #expect(try await cli.state("lab-1") == "Completed")
+        #expect(try await daemon.admin(["orders"]).contains("acme"))
     }
 
     /// A server that never answers: the client gives up at the expected response time with a clear
@@ -184,7 +184,7 @@ struct CLIEndToEndTests {
         defer { silent.close() }
         let cli = try CLI(daemon: daemon)
         let started = Date()
-        let r = try cli.run([
+        let r = try await cli.run([
             "quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--server", "127.0.0.1:\(silent.port)",
             "--expected-response-time", "3s", "--yes",
         ])
@@ -218,11 +218,11 @@ struct CLIEndToEndTests {
         // The HTTP server on its default address: the probes answer without credentials.
         let health = try await Daemon.http("http://127.0.0.1:8922/healthz")
         #expect(health.status == 200)
-        let r = try CLI.runRaw(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes"], in: directory)
+        let r = try await CLI.runRaw(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes"], in: directory)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("is Completed"))
         cpnpd.terminate()
-        cpnpd.waitUntilExit()
+        #expect(await cpnpd.ends(within: .seconds(30)))
         #expect(cpnpd.terminationStatus == 0)
     }
 }
@@ -256,13 +256,19 @@ struct CLI {
     static func example(_ name: String) -> String { repositoryRoot.appendingPathComponent("Examples/\(name)").path }
 
     /// `cpnp ARGS` with this test's store and the daemon's PKI and address (unless --server is given).
-    func run(_ args: [String], input: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    func run(_ args: [String], input: String? = nil, environment: [String: String] = [:]) async throws -> Result {
         var full = args + ["--database", directory.appendingPathComponent("cpnp.sqlite").path, "--pki", daemon.pkiDirectory.path]
         if args.first == "quote" && !args.contains("--server") { full += ["--server", "127.0.0.1:\(daemon.port)"] }
-        return try CLI.runRaw(full, in: directory, input: input, environment: environment)
+        return try await CLI.runRaw(full, in: directory, input: input, environment: environment)
     }
 
-    static func runRaw(_ args: [String], in directory: URL, input: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// `cpnp ARGS` on a thread of its own (``onOwnThread(_:)``): a command can take seconds (waiting
+    /// for retransmissions to run out, a daemon to restart).
+    static func runRaw(_ args: [String], in directory: URL, input: String? = nil, environment: [String: String] = [:]) async throws -> Result {
+        try await onOwnThread { try runBlocking(args, in: directory, input: input, environment: environment) }
+    }
+
+    private static func runBlocking(_ args: [String], in directory: URL, input: String?, environment: [String: String]) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
@@ -287,25 +293,14 @@ struct CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    /// `run` on a thread of its own: a command that takes seconds (waiting for retransmissions to run
-    /// out, a daemon to restart) must not hold one of the few threads every async test shares.
-    func runOnItsOwnThread(_ args: [String]) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do { continuation.resume(returning: try self.run(args)) } catch { continuation.resume(throwing: error) }
-            }
-            thread.start()
-        }
-    }
-
-    func show(_ order: String) throws -> JSONObject {
-        let r = try run(["show", order, "--json"])
+    func show(_ order: String) async throws -> JSONObject {
+        let r = try await run(["show", order, "--json"])
         guard r.status == 0 else { throw DaemonError(description: "cpnp show \(order): \(r.stderr)") }
         return try r.object()
     }
 
-    func state(_ order: String) throws -> String? { try show(order)["state"]?.stringValue }
-    func activation(_ order: String) throws -> String? { try show(order)["agreement"]?.objectValue?["activation"]?.stringValue }
+    func state(_ order: String) async throws -> String? { try await show(order)["state"]?.stringValue }
+    func activation(_ order: String) async throws -> String? { try await show(order)["agreement"]?.objectValue?["activation"]?.stringValue }
 
     /// A CPD derived from an example by a text edit.
     func writeCPD(_ name: String, from example: String, _ edit: (String) -> String) throws -> String {

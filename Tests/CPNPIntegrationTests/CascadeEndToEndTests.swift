@@ -20,13 +20,13 @@ struct CascadeEndToEndTests {
         /// An upstream: Examples/cascade/provider-b.yaml with its wholesale base fee for A set to `baseFee`,
         /// then `edit` applied to the text.
         static func upstream(
-            baseFee: String = "400.00", prepare: ((Daemon) throws -> Void)? = nil, edit: (String) -> String = { $0 }
+            baseFee: String = "400.00", prepare: ((Daemon) async throws -> Void)? = nil, edit: (String) -> String = { $0 }
         ) async throws -> Daemon {
             var text = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/cascade/provider-b.yaml"), encoding: .utf8)
             text = text.replacingOccurrences(of: "./.cascade-demo/b/", with: "./.cpnp/")
             text = text.replacingOccurrences(of: "      base-fee: 400.00", with: "      base-fee: \(baseFee)")
             let upstream = try await Daemon.start(configuration: edit(text), prepare: prepare)
-            try upstream.issueClientCertificate("provider-a")
+            try await upstream.issueClientCertificate("provider-a")
             return upstream
         }
 
@@ -76,8 +76,8 @@ struct CascadeEndToEndTests {
         var server: CPNPPeer { get throws { try CPNPPeer.server(host: "127.0.0.1", port: a.port) } }
 
         /// A's order as `cpnpd admin show --json` prints it, children included.
-        func show(_ order: ProviderOrderID) throws -> [String: Any] {
-            let result = try Daemon.command([
+        func show(_ order: ProviderOrderID) async throws -> [String: Any] {
+            let result = try await Daemon.command([
                 "admin", "show", order.rawValue, "--json", "--config", a.configurationFile!.path, "--database", a.database.path,
             ])
             guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else {
@@ -86,8 +86,8 @@ struct CascadeEndToEndTests {
             return object
         }
 
-        func children(of order: ProviderOrderID) throws -> [[String: Any]] {
-            try show(order)["children"] as? [[String: Any]] ?? []
+        func children(of order: ProviderOrderID) async throws -> [[String: Any]] {
+            try await show(order)["children"] as? [[String: Any]] ?? []
         }
 
         /// Waits until A's child orders of `order` satisfy `done`.
@@ -97,7 +97,7 @@ struct CascadeEndToEndTests {
         {
             let deadline = ContinuousClock.now + timeout
             while true {
-                let children = try children(of: order)
+                let children = try await children(of: order)
                 if done(children) { return children }
                 guard ContinuousClock.now < deadline else {
                     throw DaemonError(description: "child orders of \(order) never as expected: \(children)")
@@ -148,8 +148,8 @@ struct CascadeEndToEndTests {
     }
 
     /// The lines of `cpnpd admin orders` at `daemon` of the customer `client`.
-    static func orders(at daemon: Daemon, of client: String) throws -> [Substring] {
-        try daemon.admin(["orders"]).split(separator: "\n").filter { $0.contains(client) }
+    static func orders(at daemon: Daemon, of client: String) async throws -> [Substring] {
+        try await daemon.admin(["orders"]).split(separator: "\n").filter { $0.contains(client) }
     }
 
     /// The upstream's order behind a child order of A.
@@ -180,21 +180,21 @@ struct CascadeEndToEndTests {
         let agreement = try await customer.accept(id)
         #expect(agreement.providerOrderID == offer.providerOrderID)
 
-        let parent = try providers.show(agreement.providerOrderID)
+        let parent = try await providers.show(agreement.providerOrderID)
         #expect(parent["state"] as? String == "Completed")
         let audit = (parent["audit"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
         #expect(audit.contains { $0.hasPrefix("child orders requested from provider-b (CE-FRA-1, CE-BER-1)") })
         #expect(audit.contains { $0.contains("QUOTATION sent") } && audit.contains { $0.contains("ACK received") })
-        let children = try providers.children(of: agreement.providerOrderID)
+        let children = try await providers.children(of: agreement.providerOrderID)
         try #require(children.count == 1)
         #expect(children[0]["provider"] as? String == "provider-b")
         #expect(children[0]["state"] as? String == "Completed")
-        let atB = try providers.upstreams["provider-b"]!.show(try Self.upstreamOrder(children[0]))
+        let atB = try await providers.upstreams["provider-b"]!.show(try Self.upstreamOrder(children[0]))
         #expect(atB.state == "Completed")
         #expect(atB.text.contains("price: 1100.00 EUR per month"))
         // A holds capacity for its own sites only; B for the German ones.
         #expect(
-            Set(try providers.a.show(agreement.providerOrderID).reservations("committed").keys.map { String($0.prefix(6)) }).isSubset(of: [
+            Set(try await providers.a.show(agreement.providerOrderID).reservations("committed").keys.map { String($0.prefix(6)) }).isSubset(of: [
                 "PE-PAR", "PE-LYS",
             ]))
         #expect(Set(atB.reservations("committed").keys.map { String($0.prefix(6)) }) == ["PE-FRA", "PE-BER"])
@@ -222,7 +222,7 @@ struct CascadeEndToEndTests {
         #expect(atB["open"] as? Bool == false)
         let declined = try await b.waitForOrder(try Self.upstreamOrder(atB)) { $0.isClosed }
         #expect(declined.auditContains("DECLINE"))
-        #expect(try c.show(try Self.upstreamOrder(atC)).state == "Completed")
+        #expect(try await c.show(try Self.upstreamOrder(atC)).state == "Completed")
         await customer.shutdown()
     }
 
@@ -237,9 +237,9 @@ struct CascadeEndToEndTests {
         }
         #expect(code == .networkPresenceError)
         // The same through `cpnp quote --local-only`: refused (exit 2).
-        let cli = try CLI(daemon: providers.a).run(["quote", "--cpd", CLI.example("cascade/request.json"), "--local-only", "--yes", "--json"])
+        let cli = try await CLI(daemon: providers.a).run(["quote", "--cpd", CLI.example("cascade/request.json"), "--local-only", "--yes", "--json"])
         #expect(cli.status == 2, "\(cli.stdout) \(cli.stderr)")
-        #expect(try providers.upstreams["provider-b"]!.admin(["orders"]).contains("(no orders)"))
+        #expect(try await providers.upstreams["provider-b"]!.admin(["orders"]).contains("(no orders)"))
         #expect(!providers.a.logText.contains("child orders requested"))
         await customer.shutdown()
     }
@@ -258,18 +258,18 @@ struct CascadeEndToEndTests {
         #expect(offer.informationElements?.cost?.amount == Self.decimal("2860.00"))
         // A's own validity is 10 minutes; B's offer, 2.
         #expect(offer.validityOfferTime < TestClient.now().adding(.seconds(150)))
-        let child = try #require(try providers.children(of: offer.providerOrderID).first)
+        let child = try #require(try await providers.children(of: offer.providerOrderID).first)
         #expect(child["state"] as? String == "OfferProcessing")
         let atB = try Self.upstreamOrder(child)
-        #expect(try b.show(atB).state == "ProcessingReceived")
+        #expect(try await b.show(atB).state == "ProcessingReceived")
         let agreement = try await customer.accept(id)
         #expect(agreement.providerOrderID == offer.providerOrderID)
-        #expect(try b.show(atB).state == "Completed")
-        #expect(try providers.children(of: offer.providerOrderID).first?["state"] as? String == "Completed")
+        #expect(try await b.show(atB).state == "Completed")
+        #expect(try await providers.children(of: offer.providerOrderID).first?["state"] as? String == "Completed")
 
         let declined = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         let second = try Self.offer(try await customer.awaitOffer(declined))
-        let secondChild = try #require(try providers.children(of: second.providerOrderID).first)
+        let secondChild = try #require(try await providers.children(of: second.providerOrderID).first)
         try await customer.decline(declined, reasons: [.unacceptableGap])
         let closed = try await b.waitForOrder(try Self.upstreamOrder(secondChild)) { $0.isClosed }
         #expect(closed.auditContains("DECLINE received"))
@@ -291,9 +291,9 @@ struct CascadeEndToEndTests {
         let offer = try Self.offer(try await customer.awaitOffer(second))
         #expect(Set(offer.offeredCPD.customerNodeIdentifiers) == Self.frenchSites)
         #expect(offer.informationElements?.cost?.amount == Self.decimal("1650.00"))
-        let audit = (try providers.show(offer.providerOrderID)["audit"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
+        let audit = (try await providers.show(offer.providerOrderID)["audit"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
         #expect(audit.contains { $0.contains("max-open-orders") }, "\(audit)")
-        #expect(try Self.orders(at: b, of: "provider-a").count == 1)
+        #expect(try await Self.orders(at: b, of: "provider-a").count == 1)
         await customer.shutdown()
     }
 
@@ -315,7 +315,7 @@ struct CascadeEndToEndTests {
         }
         #expect(code == .networkPresenceError)
         #expect(diagnostic?.contains("CE-BER-1") == true, "\(diagnostic ?? "")")
-        #expect(try Self.orders(at: b, of: "provider-a").count == 1)
+        #expect(try await Self.orders(at: b, of: "provider-a").count == 1)
         await customer.shutdown()
     }
 
@@ -329,7 +329,7 @@ struct CascadeEndToEndTests {
         let customer = try await Self.customer(providers)
         let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         let offer = try Self.offer(try await customer.awaitOffer(id))
-        let child = try #require(try providers.children(of: offer.providerOrderID).first)
+        let child = try #require(try await providers.children(of: offer.providerOrderID).first)
         #expect(child["state"] as? String == "Completed")
         try await Self.expectWithdrawn(child, at: b)
         await customer.shutdown()
@@ -343,7 +343,7 @@ struct CascadeEndToEndTests {
         let customer = try await Self.customer(providers)
         let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         let offer = try Self.offer(try await customer.awaitOffer(id))
-        let child = try #require(try providers.children(of: offer.providerOrderID).first)
+        let child = try #require(try await providers.children(of: offer.providerOrderID).first)
         #expect(child["state"] as? String == "Completed")
         try await customer.decline(id, reasons: [.unacceptableGap])
         let atB = try await Self.expectWithdrawn(child, at: providers.upstreams["provider-b"]!)
@@ -359,9 +359,9 @@ struct CascadeEndToEndTests {
         let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         _ = try Self.offer(try await customer.awaitOffer(id))
         let agreement = try await customer.accept(id)
-        let child = try #require(try providers.children(of: agreement.providerOrderID).first)
+        let child = try #require(try await providers.children(of: agreement.providerOrderID).first)
         let atB = try Self.upstreamOrder(child)
-        #expect(Self.frankfurt(try b.show(atB)) == ["50"])
+        #expect(Self.frankfurt(try await b.show(atB)) == ["50"])
 
         // Frankfurt 50 → 80 Mbit/s: B's agreement follows; the price too (B: 1280.00 + 10 %).
         let wider = try Self.request {
@@ -376,7 +376,7 @@ struct CascadeEndToEndTests {
         #expect(newAgreement.acceptedCPD.comparison(against: wider).satisfies)
         let afterUpdate = try await b.waitForOrder(atB) { Self.frankfurt($0) == ["80"] }
         #expect(afterUpdate.state == "Completed")
-        #expect(try providers.children(of: agreement.providerOrderID).count == 1)
+        #expect(try await providers.children(of: agreement.providerOrderID).count == 1)
 
         // An UPDATE the customer declines: B's agreement, updated for the offer, goes back to 80.
         let widest = try Self.request {
@@ -386,7 +386,7 @@ struct CascadeEndToEndTests {
         }
         try await customer.update(id, request: widest, informationElements: Self.priced())
         _ = try Self.offer(try await customer.awaitOffer(id))
-        #expect(Self.frankfurt(try b.show(atB)) == ["120"])
+        #expect(Self.frankfurt(try await b.show(atB)) == ["120"])
         try await customer.decline(id, reasons: [.unacceptableGap])
         let reverted = try await b.waitForOrder(atB, timeout: .seconds(60)) { Self.frankfurt($0) == ["80"] }
         #expect(reverted.state == "Completed")
@@ -409,8 +409,8 @@ struct CascadeEndToEndTests {
         let id = try await customer.quote(try Self.request(), informationElements: explicit, to: try providers.server)
         _ = try Self.offer(try await customer.awaitOffer(id))
         let agreement = try await customer.accept(id)
-        let atB = try Self.upstreamOrder(try #require(try providers.children(of: agreement.providerOrderID).first))
-        #expect(try b.show(atB).agreement?.hasPrefix("activation explicit, inactive") == true)
+        let atB = try Self.upstreamOrder(try #require(try await providers.children(of: agreement.providerOrderID).first))
+        #expect(try await b.show(atB).agreement?.hasPrefix("activation explicit, inactive") == true)
         _ = try await customer.activate(id, .now)
         let active = try await b.waitForOrder(atB) { $0.agreement?.hasPrefix("activation explicit, active") == true }
         #expect(active.state == "Completed")
@@ -420,7 +420,7 @@ struct CascadeEndToEndTests {
         // A CANCEL while the customer holds the offer: the agreed child is withdrawn.
         let cancelled = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         let offer = try Self.offer(try await customer.awaitOffer(cancelled))
-        let child = try #require(try providers.children(of: offer.providerOrderID).first)
+        let child = try #require(try await providers.children(of: offer.providerOrderID).first)
         _ = try await customer.cancel(cancelled)
         try await Self.expectWithdrawn(child, at: b)
         await customer.shutdown()
@@ -435,12 +435,12 @@ struct CascadeEndToEndTests {
         let id = try await customer.quote(try Self.request(), informationElements: Self.priced(), to: try providers.server)
         _ = try Self.offer(try await customer.awaitOffer(id))
         let agreement = try await customer.accept(id)
-        let atB = try Self.upstreamOrder(try #require(try providers.children(of: agreement.providerOrderID).first))
+        let atB = try Self.upstreamOrder(try #require(try await providers.children(of: agreement.providerOrderID).first))
         let french = try #require(try Self.request().restricted(to: Self.frenchSites))
         try await customer.update(id, request: french, informationElements: Self.priced())
         let offer = try Self.offer(try await customer.awaitOffer(id))
         #expect(offer.informationElements?.cost?.amount == Self.decimal("1650.00"))
-        #expect(try b.show(atB).state == "Completed", "B keeps its part until the customer agrees")
+        #expect(try await b.show(atB).state == "Completed", "B keeps its part until the customer agrees")
         _ = try await customer.accept(id)
         let withdrawn = try await b.waitForOrder(atB, timeout: .seconds(60)) { $0.isClosed }
         #expect(withdrawn.auditContains("WITHDRAW"))
@@ -464,10 +464,10 @@ struct CascadeEndToEndTests {
         let offer = try Self.offer(try await customer.awaitOffer(id))
         #expect(offer.informationElements?.cost?.amount == Self.decimal("2860.00"))
         let agreement = try await customer.accept(id)
-        let children = try providers.children(of: agreement.providerOrderID)
+        let children = try await providers.children(of: agreement.providerOrderID)
         try #require(children.count == 1)
         #expect(children[0]["state"] as? String == "Completed")
-        let atB = try Self.orders(at: b, of: "provider-a")
+        let atB = try await Self.orders(at: b, of: "provider-a")
         #expect(atB.count == 1, "one order at B, never two: \(atB)")
         #expect(atB.first?.contains("Completed") == true)
         await customer.shutdown()
@@ -486,7 +486,7 @@ struct CascadeEndToEndTests {
             let offer = try Self.offer(try await customer.awaitOffer(id))
             #expect(offer.informationElements?.cost?.amount == Self.decimal("2860.00"))
             let parent = try await customer.accept(id).providerOrderID
-            let children = try providers.children(of: parent)
+            let children = try await providers.children(of: parent)
             #expect(children.count == 1)
             #expect(children.first?["state"] as? String == "Completed")
             upstreamOrders.append(try Self.upstreamOrder(try #require(children.first)))
@@ -495,16 +495,16 @@ struct CascadeEndToEndTests {
             try await providers.waitForChildren(of: parent, timeout: .seconds(200)) { $0.allSatisfy { $0["open"] as? Bool == false } }
         }
         #expect(Set(upstreamOrders).count == 5)
-        let atB = try Self.orders(at: b, of: "provider-a")
+        let atB = try await Self.orders(at: b, of: "provider-a")
         #expect(atB.count == 5, "exactly one order at B per negotiation: \(atB)")
         for order in upstreamOrders {
-            let view = try b.show(order)
+            let view = try await b.show(order)
             let agreed = view.audit.filter { $0.contains("AcceptReceived") && $0.contains("→ Completed") }
             #expect(view.isClosed && agreed.count == 1, "\(view)")
         }
         await customer.shutdown()
         // Faults were injected both ways (A logs its ChaosTransport's counters when it stops).
-        #expect(providers.a.terminate() == 0)
+        #expect(await providers.a.terminate() == 0)
         let faults = try #require(providers.a.logText.split(separator: "\n").first { $0.contains("faults injected on the upstream leg") })
         func count(_ key: String) -> Int { faults.range(of: "\(key)=").flatMap { Int(faults[$0.upperBound...].prefix { $0.isNumber }) } ?? 0 }
         #expect(
@@ -520,7 +520,7 @@ struct CascadeEndToEndTests {
                 text.replacingOccurrences(of: "identity: provider-a", with: "identity: provider-b")
                     .replacingOccurrences(of: "countries: [DE]", with: "countries: [PL]")
             })
-        try c.issueClientCertificate("provider-b")
+        try await c.issueClientCertificate("provider-b")
         // B serves Germany, and orders Poland from C.
         let b = try await Providers.upstream(edit: { text in
             text.replacingOccurrences(of: "      countries: [DE]\n      testing-orders", with: "      countries: [DE, PL]\n      testing-orders")
@@ -537,11 +537,11 @@ struct CascadeEndToEndTests {
         let offer = try Self.offer(try await customer.awaitOffer(id))
         #expect(Set(offer.offeredCPD.customerNodeIdentifiers) == Self.everySite)
         let agreement = try await customer.accept(id)
-        let child = try #require(try providers.children(of: agreement.providerOrderID).first)
-        let atB = try b.show(try Self.upstreamOrder(child))
+        let child = try #require(try await providers.children(of: agreement.providerOrderID).first)
+        let atB = try await b.show(try Self.upstreamOrder(child))
         #expect(atB.state == "Completed")
         #expect(atB.auditContains("child orders requested from provider-c (CE-BER-1)"))
-        let atC = try Self.orders(at: c, of: "provider-b")
+        let atC = try await Self.orders(at: c, of: "provider-b")
         #expect(atC.count == 1 && atC.first?.contains("Completed") == true, "\(atC)")
         // Each segment is priced on its own part: the QoS entry between Frankfurt and Warsaw crosses
         // B's and C's domains, so neither guarantees it (a gap) and neither charges its premium.
@@ -559,7 +559,7 @@ struct CascadeEndToEndTests {
         // B's upstream for Spain: A's name, an address nothing answers on, and credentials of B's own CA.
         let b = try await Providers.upstream(prepare: { d in
             for args in [["pki", "init", "--dir", d.pkiDirectory.path], ["pki", "client", "acme", "--dir", d.pkiDirectory.path]] {
-                let result = try Daemon.command(args)
+                let result = try await Daemon.command(args)
                 guard result.status == 0 else { throw DaemonError(description: result.output) }
             }
         }) { text in
@@ -584,9 +584,9 @@ struct CascadeEndToEndTests {
         #expect(!b.logText.contains("child orders requested"))
         // B refused its part (no presence in Spain): FAIL 6, and A offered what it serves itself.
         #expect(b.logText.contains("status=6"))
-        let children = try providers.children(of: offer.providerOrderID)
+        let children = try await providers.children(of: offer.providerOrderID)
         #expect(children.count == 1 && children.first?["open"] as? Bool == false, "\(children)")
-        let atB = try Self.orders(at: b, of: "provider-a")
+        let atB = try await Self.orders(at: b, of: "provider-a")
         #expect(atB.count == 1 && atB.first?.contains("Cancelled") == true, "\(atB)")
         await customer.shutdown()
     }

@@ -78,7 +78,7 @@ struct ConformanceEndToEndTests {
                     try await daemon.restart()
                 },
                 approve: { id in
-                    let out = try daemon.admin(["approve", id])
+                    let out = try await daemon.admin(["approve", id])
                     guard out.contains("approved: offer sent") else { throw DaemonError(description: "approve \(id): \(out)") }
                 }))
         let results = await runner.run(cases)
@@ -110,7 +110,7 @@ struct ConformanceEndToEndTests {
             security: try CPNPSecurityConfiguration(
                 certificateFile: "\(pki)/client-acme.pem", keyFile: "\(pki)/client-acme-key.pem", trustRootsFile: "\(pki)/ca.pem"),
             target: try TargetProfile(json: profile),
-            hooks: ConformanceHooks(approve: { id in _ = try daemon.admin(["approve", id]) }))
+            hooks: ConformanceHooks(approve: { id in _ = try await daemon.admin(["approve", id]) }))
         let cases = try ConformanceLoader.loadCases(directory: Self.casesDirectory).filter { Self.skippedOnDefaults.contains($0.id) }
         #expect(cases.count == 2)
         let results = await runner.run(cases)
@@ -129,7 +129,7 @@ struct ConformanceEndToEndTests {
             "conformance", "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path,
             "--cases", Self.casesDirectory, "--target", Self.defaultsTarget,
         ]
-        let figures = try CLI.runRaw(common + ["--filter", "fig", "--approve-command", approve], in: daemon.directory)
+        let figures = try await CLI.runRaw(common + ["--filter", "fig", "--approve-command", approve], in: daemon.directory)
         let lines = figures.stdout.split(separator: "\n").map(String.init)
         let figureCases = try ConformanceLoader.loadCases(directory: Self.casesDirectory).filter { $0.id.contains("fig") }
         #expect(lines.count == figureCases.count + 1, "\(figures.stdout)\n\(figures.stderr)")
@@ -149,7 +149,7 @@ struct ConformanceEndToEndTests {
         try Data(JSONSerializer.serialize(.object(profile))).write(to: wrong)
         var failing = common
         failing[failing.count - 1] = wrong.path
-        let r = try CLI.runRaw(failing + ["--filter", "t5-offer"], in: daemon.directory)
+        let r = try await CLI.runRaw(failing + ["--filter", "t5-offer"], in: daemon.directory)
         let out = r.stdout.split(separator: "\n").map(String.init)
         #expect(out.count == 2, "\(r.stdout)\n\(r.stderr)")
         #expect(out.first?.hasPrefix("FAIL t5-offer ") == true)

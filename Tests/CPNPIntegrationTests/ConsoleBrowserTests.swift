@@ -54,7 +54,7 @@ struct ConsoleBrowserTests {
             #expect(try await browser.text(of: "#orders").contains("Completed"))
             try await Self.screenshot(browser, "orders", of: "portal")
         }
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// An operator signs in, finds the order held for approval, approves it: the customer's client,
@@ -112,7 +112,7 @@ struct ConsoleBrowserTests {
             try await Self.screenshot(browser, "links")
         }
         await client.close()
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// The live view shows a new negotiation's state changes as they are committed, without a reload.
@@ -139,7 +139,7 @@ struct ConsoleBrowserTests {
             try await Self.screenshot(browser, "live")
             // An open live view does not hold the daemon up: SIGTERM ends its event stream, and it exits 0.
             let stopping = ContinuousClock.now
-            #expect(daemon.terminate() == 0)
+            #expect(await daemon.terminate() == 0)
             #expect(ContinuousClock.now - stopping < .seconds(5))
         }
     }
@@ -171,13 +171,13 @@ struct ConsoleBrowserTests {
         #expect(
             try await Self.post(base + "/console/orders/\(poid)/approve", form: "csrf=\(String(repeating: "0", count: 64))", cookie: cookie).status
                 == 403)
-        #expect(try daemon.show(try #require(ProviderOrderID(poid))).state == "AwaitingProcessing")
+        #expect(try await daemon.show(try #require(ProviderOrderID(poid))).state == "AwaitingProcessing")
         // With the session's token it goes through.
         let approved = try await Self.post(base + "/console/orders/\(poid)/approve", form: "csrf=\(csrf)", cookie: cookie)
         #expect(approved.status == 303 && approved.location?.contains("approved") == true, "\(approved)")
         try await client.run(&order, timeout: .seconds(10), until: { $0.state == .offerReceived })
         await client.close()
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     struct Answer: CustomStringConvertible {

@@ -49,7 +49,7 @@ struct CrashAtEveryStepEndToEndTests {
             let view = try await daemon.waitForOrder(poid) { $0.state == "Completed" }
             #expect(view.entries(into: "Completed") == 1)
             #expect(view.reservations("committed").count == 2 && view.reservations("offered").isEmpty)
-            #expect(try daemon.orderLines(poid).count == 1, "one order, not a second one from a retransmission")
+            #expect(try await daemon.orderLines(poid).count == 1, "one order, not a second one from a retransmission")
         }
     }
 
@@ -63,7 +63,7 @@ struct CrashAtEveryStepEndToEndTests {
         defer { daemon.stop() }
         let cli = try CLI(daemon: daemon)
         let quote = Task {
-            try await cli.runOnItsOwnThread(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"])
+            try await cli.run(["quote", "--cpd", CLI.example("l3vpn-3-sites.json"), "--yes", "--json", "--order-id", "probe-1"])
         }
         #expect(try await daemon.waitForExit(timeout: .seconds(30)) == Daemon.faultExitStatus)
         try await daemon.restart()
@@ -72,8 +72,8 @@ struct CrashAtEveryStepEndToEndTests {
         let out = try r.object()
         #expect(out["outcome"] == .string("completed"))
         let poid = try #require(out["agreement"]?.objectValue?["provider-order-id"]?.stringValue)
-        let view = try daemon.show(ProviderOrderID(poid)!)
+        let view = try await daemon.show(ProviderOrderID(poid)!)
         #expect(view.state == "Completed" && view.entries(into: "Completed") == 1)
-        #expect(try cli.state("probe-1") == "Completed")
+        #expect(try await cli.state("probe-1") == "Completed")
     }
 }

@@ -20,13 +20,13 @@ struct CrashEndToEndTests {
         }
         try await client.run(&order, until: { $0.state == .offerReceived })
         let poid = try #require(order.providerOrderID)
-        let offered = try daemon.show(poid).reservations("offered")
+        let offered = try await daemon.show(poid).reservations("offered")
         #expect(offered.count == 6)
 
         try await client.act(&order) { try $0.accept(now: TestClient.now()) }
         #expect(try await daemon.waitForExit() == Daemon.faultExitStatus)
         #expect(daemon.logText.contains("test fault"))
-        return (order, offered, try daemon.show(poid))
+        return (order, offered, try await daemon.show(poid))
     }
 
     /// After the restart: the ACCEPT retransmitted until answered, one Completed, committed = offered.
@@ -38,11 +38,11 @@ struct CrashEndToEndTests {
         let poid = try #require(order.providerOrderID)
         guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
         #expect(ack.cpd == order.agreement?.acceptedCPD)
-        let view = try daemon.show(poid)
+        let view = try await daemon.show(poid)
         #expect(view.state == "Completed")
         #expect(view.entries(into: "Completed") == 1 && view.entries(into: "AcceptReceived") == 1)
         #expect(view.reservations("committed") == offered && view.reservations("offered").isEmpty)
-        #expect(try daemon.orderLines(poid).count == 1)
+        #expect(try await daemon.orderLines(poid).count == 1)
     }
 
     /// kill -9 between the commit of Completed and the ACK: the restarted daemon answers the
@@ -79,14 +79,14 @@ struct CrashEndToEndTests {
             try await client.act(&order) { try $0.withdraw(session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { _ in !daemon.process.isRunning })
             #expect(try await daemon.waitForExit() == Daemon.faultExitStatus)
-            let crashed = try daemon.show(poid)
+            let crashed = try await daemon.show(poid)
             #expect(crashed.state == "Completed" && crashed.auditContains("WITHDRAW received") && crashed.reservations("committed").count == 2)
 
             try await daemon.restart()
             try await client.run(&order, until: { _ in client.events.contains(.withdrawalConfirmed) })
             guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd?.isEmpty == true)
-            let view = try daemon.show(poid)
+            let view = try await daemon.show(poid)
             #expect(view.state == "Cancelled" && view.isClosed && !view.hasReservations)
             #expect(view.entries(into: "Cancelled") == 1 && view.audit.filter { $0.contains("WITHDRAW received") }.count == 1)
         }

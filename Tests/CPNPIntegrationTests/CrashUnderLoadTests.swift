@@ -117,7 +117,7 @@ extension LoadAndKillTests {
             #expect(kills == 4)
             let completed = results.reduce(0) { $0 + $1.completed }
             #expect(completed >= 4, "too little load to mean anything: \(completed) agreements; errors: \(results.flatMap(\.errors))")
-            #expect(daemon.terminate() == 0)
+            #expect(await daemon.terminate() == 0)
             print(
                 "crash under load: \(kills) kills, \(completed) agreements, \(results.reduce(0) { $0 + $1.withdrawn }) withdrawn, "
                     + "\(results.reduce(0) { $0 + $1.errors.count }) client errors (\(Set(results.flatMap(\.errors)).sorted().prefix(3).joined(separator: "; ")))"

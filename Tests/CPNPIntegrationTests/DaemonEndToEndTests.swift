@@ -30,12 +30,12 @@ struct DaemonEndToEndTests {
             #expect(order.agreement?.acceptedCPD == offer.offeredCPD)
 
             // The operator sees the order Completed with its audit trail.
-            let show = try daemon.show(try #require(order.providerOrderID))
+            let show = try await daemon.show(try #require(order.providerOrderID))
             #expect(show.state == "Completed")
             #expect(show.auditContains("OfferProposed") && show.auditContains("AcceptReceived"))
 
             // SIGTERM: graceful shutdown, exit status 0.
-            #expect(daemon.terminate() == 0)
+            #expect(await daemon.terminate() == 0)
         }
     }
 
@@ -51,7 +51,7 @@ struct DaemonEndToEndTests {
             }
             try await client.run(&order, until: { $0.state == .offerReceived })
             let poid = try #require(order.providerOrderID)
-            let offered = try daemon.show(poid).reservations("offered")
+            let offered = try await daemon.show(poid).reservations("offered")
             #expect(!offered.isEmpty)
 
             daemon.kill9()
@@ -59,11 +59,11 @@ struct DaemonEndToEndTests {
 
             try await client.act(&order) { try $0.accept(now: TestClient.now()) }
             try await client.run(&order, until: { $0.state == .completed })
-            let show = try daemon.show(poid)
+            let show = try await daemon.show(poid)
             #expect(show.state == "Completed")
             // Exactly the offered amounts, now committed: nothing lost, nothing doubled.
             #expect(show.reservations("committed") == offered && show.reservations("offered").isEmpty)
-            #expect(try daemon.orderLines(poid).count == 1)
+            #expect(try await daemon.orderLines(poid).count == 1)
         }
     }
 
@@ -72,7 +72,7 @@ struct DaemonEndToEndTests {
         let daemon = try await Daemon.start()
         defer { daemon.stop() }
         // A certificate from the same CA but not a customer profile: authenticated, not authorized.
-        try daemon.issueClientCertificate("initech")
+        try await daemon.issueClientCertificate("initech")
         let client = try await TestClient(pki: daemon.pkiDirectory, name: "initech", serverPort: daemon.port)
         var order = ClientOrderStateMachine(customerOrderID: CustomerOrderID("initech-1")!)
         var rng = SystemRandomNumberGenerator()

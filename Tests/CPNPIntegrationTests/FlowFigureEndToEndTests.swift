@@ -53,12 +53,13 @@ struct FlowFigureEndToEndTests {
             #expect(!partial.offeredCPD.comparison(against: requestA).satisfies)
             #expect(Self.bandwidth(partial.offeredCPD, node: "CE-MRS-1") == (200, 200))
             let poidA = try #require(a.providerOrderID)
-            #expect(try daemon.show(poidA).reservations("offered") == ["PE-MRS-1:xe-1/0/0/incoming": "200", "PE-MRS-1:xe-1/0/0/outgoing": "200"])
+            #expect(
+                try await daemon.show(poidA).reservations("offered") == ["PE-MRS-1:xe-1/0/0/incoming": "200", "PE-MRS-1:xe-1/0/0/outgoing": "200"])
 
             try await client.act(&a) { try $0.decline(reasons: [.unacceptableGap], now: TestClient.now()) }
             try await client.run(&a, until: { _ in client.events.contains(.cancellationConfirmed) })
             #expect(a.state == .cancelled)
-            let viewA = try daemon.show(poidA)
+            let viewA = try await daemon.show(poidA)
             #expect(viewA.state == "Cancelled" && viewA.isClosed && !viewA.hasReservations)
 
             let requestB = CPD.marseille("150")
@@ -68,7 +69,7 @@ struct FlowFigureEndToEndTests {
             #expect(full.offeredCPD.comparison(against: requestB).satisfies)
             try await client.act(&b) { try $0.accept(now: TestClient.now()) }
             try await client.run(&b, until: { $0.state == .completed })
-            let viewB = try daemon.show(try #require(b.providerOrderID))
+            let viewB = try await daemon.show(try #require(b.providerOrderID))
             #expect(viewB.state == "Completed")
             #expect(viewB.reservations("committed") == ["PE-MRS-1:xe-1/0/0/incoming": "150", "PE-MRS-1:xe-1/0/0/outgoing": "150"])
         }
@@ -198,7 +199,7 @@ struct FlowFigureEndToEndTests {
             #expect(ack.cpd == offered && order.agreement?.acceptedCPD == offered)
 
             // The server committed exactly what it offered, link by link.
-            let view = try daemon.show(poid)
+            let view = try await daemon.show(poid)
             #expect(view.state == "Completed")
             #expect(view.entries(into: "ProcessingReceived") == 1 && view.entries(into: "Completed") == 1)
             #expect(
@@ -218,7 +219,7 @@ struct FlowFigureEndToEndTests {
             var order = ClientOrderStateMachine(customerOrderID: customerOrderID("fig13"))
             try await Self.quote(client, &order, CPD.marseille("80"))
             let poid = try #require(order.providerOrderID)
-            #expect(try daemon.show(poid).reservations("offered") == ["PE-MRS-1:xe-1/0/0/incoming": "80", "PE-MRS-1:xe-1/0/0/outgoing": "80"])
+            #expect(try await daemon.show(poid).reservations("offered") == ["PE-MRS-1:xe-1/0/0/incoming": "80", "PE-MRS-1:xe-1/0/0/outgoing": "80"])
 
             try await client.act(&order) { try $0.offerProcessingStarted(now: TestClient.now()) }
             try await client.act(&order) { try $0.decline(reasons: [.unacceptableGap, .conflictWithAnotherOffer], now: TestClient.now()) }
@@ -226,7 +227,7 @@ struct FlowFigureEndToEndTests {
             guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
             // docs/protocol.md §6, A2: the ACK of a DECLINE carries the Empty CPD.
             #expect(ack.cpd?.isEmpty ?? true)
-            let view = try daemon.show(poid)
+            let view = try await daemon.show(poid)
             #expect(view.state == "Cancelled" && view.isClosed && !view.hasReservations)
             #expect(view.auditContains("DECLINE received"))
             // The capacity is free again: another order gets the whole link.
@@ -243,7 +244,7 @@ struct FlowFigureEndToEndTests {
         try await withProvider(mode) { daemon, client in
             var order = try await Self.agree(client, CPD.marseille("120"), "fig14")
             let poid = try #require(order.providerOrderID)
-            #expect(try daemon.show(poid).reservations("committed").count == 2)
+            #expect(try await daemon.show(poid).reservations("committed").count == 2)
             let before = client.received.count
 
             var rng = SystemRandomNumberGenerator()
@@ -257,7 +258,7 @@ struct FlowFigureEndToEndTests {
             guard case .ack(let ack)? = answers.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd?.isEmpty == true)
             #expect(order.state == .cancelled && order.agreement == nil)
-            let view = try daemon.show(poid)
+            let view = try await daemon.show(poid)
             #expect(view.state == "Cancelled" && view.isClosed && !view.hasReservations && view.agreement == nil)
             #expect(view.auditContains("WITHDRAW received") && view.auditContains("withdrawn, ACK sent"))
         }
@@ -292,7 +293,7 @@ struct FlowFigureEndToEndTests {
             let updated = try #require(a.offer)
             #expect(Self.bandwidth(updated.offeredCPD, node: "CE-MRS-1") == (170, 170))
             #expect(updated.nonce != oldAgreement.nonce)
-            let during = try daemon.show(poidA)
+            let during = try await daemon.show(poidA)
             #expect(during.reservations("committed") == ["\(link)/incoming": "50", "\(link)/outgoing": "50"])
             #expect(during.reservations("offered") == ["\(link)/incoming": "120", "\(link)/outgoing": "120"])
 
@@ -301,11 +302,13 @@ struct FlowFigureEndToEndTests {
             guard case .ack(let ack)? = client.received.last else { Issue.record("no ACK"); return }
             #expect(ack.cpd == updated.offeredCPD && a.agreement?.acceptedCPD == updated.offeredCPD)
             #expect(a.agreement?.nonce == updated.nonce)
-            let after = try daemon.show(poidA)
+            let after = try await daemon.show(poidA)
             #expect(after.state == "Completed" && after.reservations("offered").isEmpty)
             #expect(after.reservations("committed") == ["\(link)/incoming": "170", "\(link)/outgoing": "170"])
             #expect(
-                try daemon.show(try #require(b.providerOrderID)).reservations("committed") == ["\(link)/incoming": "30", "\(link)/outgoing": "30"])
+                try await daemon.show(try #require(b.providerOrderID)).reservations("committed") == [
+                    "\(link)/incoming": "30", "\(link)/outgoing": "30",
+                ])
 
             // The old nonce no longer names the agreement.
             let stale = CPNPMessage.withdraw(
@@ -315,7 +318,7 @@ struct FlowFigureEndToEndTests {
             let (_, answer) = try await client.roundTrip(stale)
             guard case .fail(let f) = answer else { Issue.record("expected FAIL, got \(answer.method)"); return }
             #expect(f.statusCode == .messageValidationError)
-            #expect(try daemon.show(poidA).standing == after.standing)
+            #expect(try await daemon.show(poidA).standing == after.standing)
         }
     }
 
@@ -326,7 +329,7 @@ struct FlowFigureEndToEndTests {
         try await withProvider(mode) { daemon, client in
             var order = try await Self.agree(client, CPD.marseille("40"), "fig16", options: NegotiationOptions(activationType: .explicit))
             let poid = try #require(order.providerOrderID)
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
             var rng = SystemRandomNumberGenerator()
 
             func activate(_ schedule: ActivationSchedule) async throws {
@@ -337,14 +340,14 @@ struct FlowFigureEndToEndTests {
                 #expect(ack.cpd == nil)
             }
             try await activate(.now)
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, active") == true)
 
             try await activate(.deactivate)
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
 
             let at = CPNPTimestamp(millisecondsSinceEpoch: (TestClient.now() + .seconds(2)).millisecondsSinceEpoch / 1000 * 1000 + 1000)
             try await activate(.at(at))
-            #expect(try daemon.show(poid).agreement?.hasPrefix("activation explicit, scheduled at \(at.rfc3339)") == true)
+            #expect(try await daemon.show(poid).agreement?.hasPrefix("activation explicit, scheduled at \(at.rfc3339)") == true)
             // The server switches it on at that time by itself.
             let on = try await daemon.waitForOrder(poid) { $0.agreement?.hasPrefix("activation explicit, active") == true }
             #expect(TestClient.now() >= at && on.auditContains("scheduled activation"))
@@ -362,7 +365,7 @@ struct FlowFigureEndToEndTests {
                 options: NegotiationOptions(purpose: .testing, testPeriodEnd: end))
             let poid = try #require(order.providerOrderID)
             #expect(order.agreement?.purpose == .testing && order.agreement?.testPeriodEnd == end)
-            let agreed = try daemon.show(poid)
+            let agreed = try await daemon.show(poid)
             #expect(agreed.state == "Completed" && agreed.agreement?.contains("purpose testing") == true)
             #expect(agreed.reservations("committed").values.sorted() == ["10", "10"])
 
@@ -388,24 +391,26 @@ struct FlowFigureEndToEndTests {
             // Above 1000 Mbps: held in AwaitingProcessing, listed for the operator.
             var big = try await held("approve", mbps: 2000)
             let poid = try #require(big.providerOrderID)
-            #expect(try daemon.admin(["orders", "--state", "AwaitingProcessing"]).contains(poid.rawValue))
-            #expect(try daemon.admin(["approve", poid.rawValue]) == "\(poid): approved: offer sent\n")
+            #expect(try await daemon.admin(["orders", "--state", "AwaitingProcessing"]).contains(poid.rawValue))
+            #expect(try await daemon.admin(["approve", poid.rawValue]) == "\(poid): approved: offer sent\n")
             try await client.run(&big, until: { $0.state == .offerReceived })
             #expect(Self.bandwidth(try #require(big.offer).offeredCPD, node: "CE-PAR-9") == (2000, 2000))
             try await client.act(&big) { try $0.accept(now: TestClient.now()) }
             try await client.run(&big, until: { $0.state == .completed })
-            #expect(try daemon.show(poid).reservations("committed") == ["PE-PAR-1:xe-0/0/0/incoming": "2000", "PE-PAR-1:xe-0/0/0/outgoing": "2000"])
+            #expect(
+                try await daemon.show(poid).reservations("committed") == ["PE-PAR-1:xe-0/0/0/incoming": "2000", "PE-PAR-1:xe-0/0/0/outgoing": "2000"])
 
             var refused = try await held("reject", mbps: 3000)
             let poid2 = try #require(refused.providerOrderID)
             #expect(
-                try daemon.admin(["reject", poid2.rawValue, "--code", "4", "--diagnostic", "not this quarter"]) == "\(poid2): rejected: FAIL 4\n")
+                try await daemon.admin(["reject", poid2.rawValue, "--code", "4", "--diagnostic", "not this quarter"])
+                    == "\(poid2): rejected: FAIL 4\n")
             try await client.run(&refused, until: { $0.state == .cancelled })
             #expect(refused.lastEnd == .failed(.administrativelyProhibited, diagnostic: "not this quarter"))
-            let view = try daemon.show(poid2)
+            let view = try await daemon.show(poid2)
             #expect(view.state == "Cancelled" && view.isClosed && !view.hasReservations)
             // Nothing left to decide.
-            #expect(try daemon.admin(["approve", poid2.rawValue]) == "\(poid2): unknown or closed order\n")
+            #expect(try await daemon.admin(["approve", poid2.rawValue]) == "\(poid2): unknown or closed order\n")
         }
     }
 }

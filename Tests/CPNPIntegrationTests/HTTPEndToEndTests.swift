@@ -35,7 +35,7 @@ struct HTTPEndToEndTests {
         #expect(metrics.sample("cpnp_ready") == 1)
         #expect(metrics.sample("cpnp_negotiations_total{outcome=\"agreed\"}") == 0)
         #expect(try await daemon.http("/no-such-page", token: token).status == 404)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -44,7 +44,7 @@ struct HTTPEndToEndTests {
         defer { daemon.stop() }
         #expect(daemon.httpPort == 0)
         #expect(!daemon.logText.contains("HTTP server listening"))
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// A SIGTERM at once after the ready line stops cpnpd gracefully (exit 0), even before its
@@ -55,7 +55,7 @@ struct HTTPEndToEndTests {
         for _ in 0..<8 {
             let daemon = try await Daemon.start { $0.arguments = ["--no-http"] }
             defer { daemon.stop() }
-            #expect(daemon.terminate() == 0)
+            #expect(await daemon.terminate() == 0)
             #expect(daemon.logText.contains("cpnpd stopped"))
         }
     }
@@ -67,7 +67,7 @@ struct HTTPEndToEndTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-http-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let refused = try Daemon.command(["run", "--listen", "127.0.0.1:0", "--http", "0.0.0.0:0"], in: directory)
+        let refused = try await Daemon.command(["run", "--listen", "127.0.0.1:0", "--http", "0.0.0.0:0"], in: directory)
         #expect(refused.status != 0)
         #expect(refused.output.contains("http.listen: 0.0.0.0:0 is beyond loopback and no authentication is configured"), "\(refused.output)")
         #expect(refused.output.contains("operator.token"), "it says where the token goes")
@@ -84,7 +84,7 @@ struct HTTPEndToEndTests {
             daemon.logText.range(of: "http=http://0.0.0.0:").map { daemon.logText[$0.upperBound...].prefix { $0.isNumber } }.flatMap { Int($0) })
         #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics").status == 401)
         #expect(try await Daemon.http("http://127.0.0.1:\(port)/metrics", token: "an-operator-token-of-enough-length").status == 200)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// `/metrics` scraped around a `cpnp-bench` run against the daemon: the agreements, messages and
@@ -98,7 +98,7 @@ struct HTTPEndToEndTests {
         let before = try await daemon.http("/metrics", token: token)
         #expect(before.sample("cpnp_negotiations_total{outcome=\"agreed\"}") == 0)
 
-        let run = try Self.run(
+        let run = try await Self.run(
             bench,
             [
                 "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "40", "--customers", "4",
@@ -127,11 +127,11 @@ struct HTTPEndToEndTests {
         #expect(value("cpnp_commit_changes_sum") >= Double(2 * agreements), "an order's QUOTATION and ACCEPT are made durable")
         #expect(after.body.contains("cpnp_link_reserved_mbps{"), "capacity per link")
         #expect(value("cpnp_ready") == 1)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
-    static func run(_ tool: URL, _ arguments: [String]) throws -> String {
-        try BuiltExecutable.run(tool, arguments, standardError: .discarded).output
+    static func run(_ tool: URL, _ arguments: [String]) async throws -> String {
+        try await BuiltExecutable.run(tool, arguments, standardError: .discarded).output
     }
 }
 
@@ -143,7 +143,7 @@ struct HTTPEndToEndTests {
         let daemon = try await Daemon.start { $0.arguments = ["--log-format", "json"] }
         defer { daemon.stop() }
         let order = try await TestClient.agree("json-log-1", CPD.paris(100), with: daemon)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
         let poid = try #require(order.providerOrderID).rawValue
 
         var records: [[String: Any]] = []
@@ -171,7 +171,7 @@ struct HTTPEndToEndTests {
         let daemon = try await Daemon.start(configuration: try LoadAndKillTests.configuration(unlimitedCapacity: true))
         defer { daemon.stop() }
         let token = try daemon.operatorToken
-        _ = try HTTPEndToEndTests.run(
+        _ = try await HTTPEndToEndTests.run(
             bench,
             [
                 "--server", "127.0.0.1:\(daemon.port)", "--pki", daemon.pkiDirectory.path, "--negotiations", "55", "--customers", "2",
@@ -195,7 +195,7 @@ struct HTTPEndToEndTests {
         let escaped = try await daemon.http("/console/orders?customer=%3Cscript%3Ex%3C/script%3E", token: token)
         #expect(!escaped.body.contains("<script>x</script>") && escaped.body.contains("&lt;script&gt;"))
         #expect(try await daemon.http("/console/orders/po-doesnotexist", token: token).status == 404)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 }
 
@@ -233,6 +233,6 @@ struct HTTPEndToEndTests {
         #expect(try await Self.get(url + "/metrics", pki: pki, certificate: "acme") == 401, "a customer is no operator")
         #expect(try await Self.get(url + "/metrics", pki: pki, certificate: nil) == 401)
         #expect(try await Self.get(url + "/metrics", pki: pki, certificate: nil, token: try daemon.operatorToken) == 200)
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 }

@@ -50,13 +50,13 @@ struct MoreTimeEndToEndTests {
             // The grant is durable; wait until the first expected offer time is over.
             try await daemon.waitForOrder(poid) { $0.auditContains("more time granted until") }
             while TestClient.now() < initial + .milliseconds(500) { try await Task.sleep(for: .milliseconds(50)) }
-            #expect(try daemon.show(poid).state == "AwaitingProcessing")
+            #expect(try await daemon.show(poid).state == "AwaitingProcessing")
 
-            #expect(try daemon.admin(["approve", poid.rawValue]) == "\(poid): approved: offer sent\n")
+            #expect(try await daemon.admin(["approve", poid.rawValue]) == "\(poid): approved: offer sent\n")
             try await client.run(&order, until: { $0.state == .offerReceived })
             try await client.act(&order) { try $0.accept(now: TestClient.now()) }
             try await client.run(&order, until: { $0.state == .completed })
-            let view = try daemon.show(poid)
+            let view = try await daemon.show(poid)
             #expect(view.state == "Completed" && view.entries(into: "Completed") == 1)
             #expect(view.reservations("committed") == ["PE-PAR-1:xe-0/0/0/incoming": "2000", "PE-PAR-1:xe-0/0/0/outgoing": "2000"])
         }
@@ -64,7 +64,7 @@ struct MoreTimeEndToEndTests {
 
     /// `cpnpd check-config` names a request for more time that would come after the deadline by its path.
     @Test(.timeLimit(.minutes(1)))
-    func checkConfigNamesABadMoreTimeSettingByPath() throws {
+    func checkConfigNamesABadMoreTimeSettingByPath() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cpnpd-more-time-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(
@@ -75,12 +75,12 @@ struct MoreTimeEndToEndTests {
                     """
             ).utf8
         ).write(to: file)
-        let (status, text) = try Daemon.command(["check-config", file.path])
+        let (status, text) = try await Daemon.command(["check-config", file.path])
         #expect(status == 1)
         #expect(text.contains("timers.more-time.request-before: must be shorter than timers.approval-expected-offer-time"), "\(text)")
         let good = try Self.configuration()
         try Data(good.utf8).write(to: file)
-        #expect(try Daemon.command(["check-config", file.path]).status == 0)
+        #expect(try await Daemon.command(["check-config", file.path]).status == 0)
     }
 
     /// Figure 12: the client refuses with FAIL 7; nobody approves before the first expected offer
@@ -96,7 +96,7 @@ struct MoreTimeEndToEndTests {
             #expect(ended.state == "Cancelled" && !ended.hasReservations)
             #expect(ended.auditContains("expected offer time elapsed without an offer"))
             #expect(ended.audit.filter { $0.contains("more time requested") }.count == 1)
-            #expect(try daemon.admin(["approve", poid.rawValue]) == "\(poid): unknown or closed order\n")
+            #expect(try await daemon.admin(["approve", poid.rawValue]) == "\(poid): unknown or closed order\n")
         }
     }
 }

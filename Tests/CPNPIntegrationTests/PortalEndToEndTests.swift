@@ -90,7 +90,7 @@ struct PortalEndToEndTests {
         let console = try await theOperator.get("/console/orders?customer=acme")
         await theOperator.shutdown()
         #expect(console.status == 200 && console.body.contains(customerOrder))
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     @Test(.timeLimit(.minutes(3)))
@@ -148,7 +148,7 @@ struct PortalEndToEndTests {
         #expect(cliOrder.status == 200)
         #expect(cliOrder.body.contains("Your own CPNP client negotiates this order"))
         #expect(!cliOrder.body.contains("id=\"accept\""))
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// The portal's client state is durable: a kill -9 while an offer waits for the customer loses
@@ -176,7 +176,7 @@ struct PortalEndToEndTests {
             CertificateHTTPClient.text(of: "server-state", in: $0) == "Completed"
                 && CertificateHTTPClient.text(of: "client-state", in: $0) == "Completed"
         }
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// `cpnp catalog [--server]` lists the portal's catalogue over HTTPS with the client certificate.
@@ -185,25 +185,25 @@ struct PortalEndToEndTests {
         let daemon = try await Self.startDaemon()
         defer { daemon.stop() }
         let directory = daemon.directory
-        func catalog(_ args: [String], identity: String = "acme") throws -> CLI.Result {
-            try CLI.runRaw(
+        func catalog(_ args: [String], identity: String = "acme") async throws -> CLI.Result {
+            try await CLI.runRaw(
                 ["catalog", "--server", "127.0.0.1:\(daemon.httpPort)", "--pki", daemon.pkiDirectory.path, "--identity", identity] + args,
                 in: directory)
         }
-        let list = try catalog([])
+        let list = try await catalog([])
         #expect(list.status == 0, "\(list.stderr)")
         #expect(list.stdout.contains("l3vpn-3-sites") && list.stdout.contains("Internet access 1 Gbit/s"))
         #expect(list.stdout.contains("Paris HQ, towards the site (Mbit/s): {\"min\":10,\"max\":500}"))
-        let globex = try catalog([], identity: "globex")
+        let globex = try await catalog([], identity: "globex")
         #expect(globex.status == 0 && globex.stdout.contains("l3vpn-3-sites") && !globex.stdout.contains("internet-access-1g"))
 
         // The template's CPD is the one the portal requests from: valid, and loose where the form is open.
-        let template = try catalog(["l3vpn-3-sites"])
+        let template = try await catalog(["l3vpn-3-sites"])
         #expect(template.status == 0)
         let cpd = try CPD(json: JSONParser.parse(Array(template.stdout.utf8)), at: .root)
         #expect(cpd.openFields.count == 6)
         #expect(cpd.validate(at: .root).filter { $0.severity == .error }.isEmpty)
-        let json = try catalog(["--json"])
+        let json = try await catalog(["--json"])
         #expect(json.status == 0)
         guard case .object(let o) = try JSONParser.parse(Array(json.stdout.utf8)), case .array(let templates)? = o["templates"] else {
             Issue.record("not the catalogue: \(json.stdout)")
@@ -211,10 +211,10 @@ struct PortalEndToEndTests {
         }
         #expect(templates.count == 2)
 
-        let unknown = try catalog(["no-such-template"])
+        let unknown = try await catalog(["no-such-template"])
         #expect(unknown.status == 1 && unknown.stderr.contains("404: no such template"))
-        let notACustomer = try catalog([], identity: "operator")
+        let notACustomer = try await catalog([], identity: "operator")
         #expect(notACustomer.status == 0, "operators may read the whole catalogue")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 }

@@ -89,7 +89,7 @@ struct RESTEndToEndTests {
         #expect(Self.text(after, "state") == "cancelled" && Self.text(after, "stateReason") == "withdrawn", "\(after)")
         let closed = try Self.object(try await theOperator.send(.GET, "/api/orders/\(poid)", headers: token))
         #expect(Self.text(closed, "state") == "Cancelled")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     @Test(.timeLimit(.minutes(3)))
@@ -163,7 +163,7 @@ struct RESTEndToEndTests {
             json: #"{"template": "internet-access-1g", "values": {"components[0].profiles[0].availability.availability-percent": "99.95"}}"#)
         #expect(exact.status == 201)
         #expect(exact.body.contains("\"availability-percent\" : 99.95"), "\(exact.body)")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// UPDATE and ACTIVATE of an agreement through the API: the new offer is accepted, the old
@@ -210,7 +210,7 @@ struct RESTEndToEndTests {
         let poid = try #require(Self.text(updated, "providerOrderId"))
         let order = try Self.object(try await theOperator.send(.GET, "/api/orders/\(poid)", headers: token))
         #expect(Self.text(order, "state") == "Completed")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 
     /// An operator approves a held order through the API: the customer's quote has its offer at once.
@@ -239,6 +239,6 @@ struct RESTEndToEndTests {
         let links = try Self.object(try await theOperator.send(.GET, "/api/links", headers: token))
         guard case .array(let rows)? = links["links"] else { Issue.record("\(links)"); return }
         #expect(rows.count == 10, "5 links, 2 directions")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 }

@@ -111,7 +111,7 @@ struct RateLimitEndToEndTests {
             let answers = globexReceived.filter { $0.customerOrderID == q.customerOrderID }.map(\.method)
             #expect(answers.contains(.offer) && !answers.contains(.fail), "globex's QUOTATION answered \(answers)")
         }
-        let orders = try daemon.admin(["orders"])
+        let orders = try await daemon.admin(["orders"])
         #expect(orders.split(separator: "\n").filter { $0.contains("globex") }.count == served.count, "\(orders)")
         #expect(orders.split(separator: "\n").filter { $0.contains("acme") }.count == accepted, "\(orders)")
     }
@@ -162,7 +162,7 @@ struct RateLimitEndToEndTests {
                 open.append(order)
             }
             // The (cap+1)-th: FAIL 4 naming the cap.
-            let ordersBefore = try daemon.admin(["orders"])
+            let ordersBefore = try await daemon.admin(["orders"])
             let extra = try Self.quotation("extra", acme)
             let (before, answer) = try await acme.roundTrip(.quotation(extra))
             #expect(before.isEmpty)
@@ -170,7 +170,7 @@ struct RateLimitEndToEndTests {
             #expect(f.statusCode == .administrativelyProhibited, "\(f)")
             #expect(f.diagnostic?.contains("open orders") == true && f.diagnostic?.contains("maximum \(cap)") == true, "\(f.diagnostic ?? "")")
             // The refused QUOTATION is recorded as an ended order at most; the open ones are unchanged.
-            let after = try daemon.admin(["orders"]).split(separator: "\n")
+            let after = try await daemon.admin(["orders"]).split(separator: "\n")
             let extraLines = after.filter { $0.contains(extra.customerOrderID.rawValue) }
             #expect(after.filter { !$0.contains(extra.customerOrderID.rawValue) } == ordersBefore.split(separator: "\n"))
             #expect(extraLines.count <= 1 && extraLines.allSatisfy { !$0.contains("OfferProposed") && !$0.contains("Completed") }, "\(extraLines)")

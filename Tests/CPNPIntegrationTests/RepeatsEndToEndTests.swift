@@ -16,7 +16,7 @@ struct RepeatsEndToEndTests {
             var rng = SystemRandomNumberGenerator()
             try await client.act(&order) { try $0.withdraw(session: client.session, now: TestClient.now(), using: &rng) }
             try await client.run(&order, until: { _ in client.events.contains(.withdrawalConfirmed) })
-            let withdrawn = try daemon.show(agreement.providerOrderID)
+            let withdrawn = try await daemon.show(agreement.providerOrderID)
             #expect(withdrawn.state == "Cancelled" && !withdrawn.hasReservations)
 
             // Same customer order id, provider order id and nonce, in a new transaction: the order is
@@ -30,7 +30,7 @@ struct RepeatsEndToEndTests {
             try await Task.sleep(for: .milliseconds(300))  // past the cached-answer rate limit
             let (_, repeated) = try await client.roundTrip(again)
             #expect(repeated == .fail(fail))
-            let after = try daemon.show(agreement.providerOrderID)
+            let after = try await daemon.show(agreement.providerOrderID)
             #expect(after.state == "Cancelled" && !after.hasReservations)
             #expect(after.auditContains("WITHDRAW refused: FAIL 1"))
         }
@@ -49,7 +49,7 @@ struct RepeatsEndToEndTests {
             let bytes = CPNPCodec.encode(quotation)
             let fail = try #require(try await BadInputEndToEndTests.expectFail(client, quotation))
             #expect(fail.statusCode == .networkPresenceError)
-            let ordersBefore = try daemon.admin(["orders"])
+            let ordersBefore = try await daemon.admin(["orders"])
             for _ in 0..<3 {
                 try await Task.sleep(for: .milliseconds(300))
                 try await client.sendRaw(bytes)  // exactly the same datagram
@@ -57,7 +57,7 @@ struct RepeatsEndToEndTests {
                 #expect(before == [.fail(fail)], "the retransmission must get the cached FAIL, got \(before.map(\.method))")
                 #expect(answer.method == .fail)
             }
-            #expect(try daemon.admin(["orders"]) == ordersBefore)
+            #expect(try await daemon.admin(["orders"]) == ordersBefore)
             #expect(ordersBefore.split(separator: "\n").filter { $0.contains(fail.providerOrderID?.rawValue ?? "-") }.count == 1)
         }
     }

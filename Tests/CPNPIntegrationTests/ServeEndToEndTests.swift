@@ -30,7 +30,8 @@ struct ServeEndToEndTests {
         serve.standardError = FileHandle.nullDevice
         try serve.run()
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL); serve.waitUntilExit() } }
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let output = out.fileHandleForReading
+        let line = try await onOwnThread { String(decoding: output.availableData, as: UTF8.self) }
         let base = try #require(line.range(of: "http://").map { String(line[$0.lowerBound...].prefix { $0 != "," && !$0.isWhitespace }) }, "\(line)")
         #expect(line.contains("negotiating with 127.0.0.1:\(first.port), 127.0.0.1:\(second.port), 127.0.0.1:\(third.port)"))
 
@@ -69,7 +70,7 @@ struct ServeEndToEndTests {
         // Not a provider.
         #expect(try await client.send(.GET, "/orders").status == 404)
         kill(serve.processIdentifier, SIGTERM)
-        serve.waitUntilExit()
+        #expect(await serve.ends(within: .seconds(30)))
         #expect(serve.terminationStatus == 0)
     }
 }

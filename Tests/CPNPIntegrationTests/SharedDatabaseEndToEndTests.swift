@@ -16,9 +16,9 @@ extension LoadAndKillTests {
     @Suite(.enabled(if: Daemon.binary != nil, "cpnpd not found next to the test bundle: run `swift build` first"), .serialized)
     struct SharedDatabaseEndToEndTests {
         /// A PostgreSQL server of the test's own, with an empty database `name`, and the database's URL.
-        static func database(_ name: String) throws -> (TemporaryPostgres, String) {
-            let postgres = try TemporaryPostgres.start()
-            try postgres.createDatabase(name)
+        static func database(_ name: String) async throws -> (TemporaryPostgres, String) {
+            let postgres = try await TemporaryPostgres.start()
+            try await postgres.createDatabase(name)
             return (postgres, postgres.url(database: name))
         }
 
@@ -39,7 +39,7 @@ extension LoadAndKillTests {
         /// exactly four agreements, the link booked to the megabit and never beyond.
         @Test(.timeLimit(.minutes(3)))
         func fiftyCustomersRaceForOneScarceLinkThroughThreeInstances() async throws {
-            let (postgres, url) = try Self.database("race")
+            let (postgres, url) = try await Self.database("race")
             defer { postgres.stop() }
             let daemons = try await Self.instances(3, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
@@ -65,7 +65,7 @@ extension LoadAndKillTests {
             let agreed = outcomes.filter { $0 == "agreed" }.count
             #expect(agreed == 4, "\(outcomes)")
             #expect(outcomes.count == 50)
-            let committed = try postgres.psql(
+            let committed = try await postgres.psql(
                 "SELECT direction || '=' || total FROM reservation_totals WHERE resource_id = 'PE-MRS-1:xe-1/0/0' AND kind = 'committed' ORDER BY direction",
                 database: "race")
             #expect(committed == "incoming=200\noutgoing=200")
@@ -73,14 +73,14 @@ extension LoadAndKillTests {
             #expect(try store.reservationTotalMismatches().isEmpty)
             #expect(try store.orderCount(state: .completed) == 4)
             // The three instances shared the database (each registered its heartbeat).
-            #expect(Int(try postgres.psql("SELECT COUNT(*) FROM instances", database: "race")) == 3)
-            for d in daemons { #expect(d.terminate() == 0) }
+            #expect(Int(try await postgres.psql("SELECT COUNT(*) FROM instances", database: "race")) == 3)
+            for d in daemons { #expect(await d.terminate() == 0) }
         }
 
         /// An agreement reached through one instance is activated, updated and withdrawn through the others.
         @Test(.timeLimit(.minutes(2)))
         func anAgreementIsChangedThroughEveryOtherInstance() async throws {
-            let (postgres, url) = try Self.database("anywhere")
+            let (postgres, url) = try await Self.database("anywhere")
             defer { postgres.stop() }
             let daemons = try await Self.instances(3, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
@@ -90,14 +90,14 @@ extension LoadAndKillTests {
 
             var (order, _) = try await BadInputEndToEndTests.agreement(clients[0], explicit: true)
             let poid = try #require(order.providerOrderID)
-            #expect(try daemons[1].show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
+            #expect(try await daemons[1].show(poid).agreement?.hasPrefix("activation explicit, inactive") == true)
             var rng = SystemRandomNumberGenerator()
 
             // ACTIVATE through the second instance.
             let second = clients[1]
             try await second.act(&order) { try $0.activate(.now, session: second.session, now: TestClient.now(), using: &rng) }
             try await second.run(&order, until: { _ in second.events.contains(.activationConfirmed(.now)) })
-            #expect(try daemons[0].show(poid).agreement?.hasPrefix("activation explicit, active") == true)
+            #expect(try await daemons[0].show(poid).agreement?.hasPrefix("activation explicit, active") == true)
 
             // UPDATE through the third.
             let third = clients[2]
@@ -109,12 +109,12 @@ extension LoadAndKillTests {
             try await third.run(&order, until: { $0.state == .offerReceived })
             try await third.act(&order) { try $0.accept(now: TestClient.now()) }
             try await third.run(&order, until: { $0.state == .completed })
-            #expect(Set(try daemons[0].show(poid).reservations("committed").values) == ["60"])
+            #expect(Set(try await daemons[0].show(poid).reservations("committed").values) == ["60"])
 
             // WITHDRAW through the second again.
             try await second.act(&order) { try $0.withdraw(session: second.session, now: TestClient.now(), using: &rng) }
             try await second.run(&order, until: { _ in second.events.contains(.withdrawalConfirmed) })
-            let withdrawn = try daemons[2].show(poid)
+            let withdrawn = try await daemons[2].show(poid)
             #expect(withdrawn.state == "Cancelled" && withdrawn.reservations("committed").isEmpty)
             // One order, one history: the three instances wrote one audit trail.
             #expect(withdrawn.auditContains("ACTIVATE") && withdrawn.auditContains("UPDATE") && withdrawn.auditContains("WITHDRAW"))
@@ -125,7 +125,7 @@ extension LoadAndKillTests {
         /// customer gets the OFFER at once.
         @Test(.timeLimit(.minutes(2)))
         func anApprovalIsCarriedOutOnceByTheInstanceHoldingTheOrder() async throws {
-            let (postgres, url) = try Self.database("approval")
+            let (postgres, url) = try await Self.database("approval")
             defer { postgres.stop() }
             let daemons = try await Self.instances(2, url: url, configuration: try LoadAndKillTests.configuration())
             defer { for d in daemons { d.stop() } }
@@ -139,11 +139,11 @@ extension LoadAndKillTests {
             let poid = try #require(order.providerOrderID)
 
             let started = ContinuousClock.now
-            #expect(try daemons[0].admin(["approve", poid.rawValue]).contains("approved: offer sent"))
+            #expect(try await daemons[0].admin(["approve", poid.rawValue]).contains("approved: offer sent"))
             try await client.run(&order, timeout: .seconds(20), until: { $0.state == .offerReceived })
             #expect(ContinuousClock.now - started < .seconds(10), "the OFFER came late: not from the instance the customer talks to")
             #expect(daemons.map { $0.logText.components(separatedBy: "administrative request processed").count - 1 } == [0, 1])
-            #expect(try postgres.psql("SELECT COUNT(*) FROM admin_requests WHERE processed_at IS NOT NULL", database: "approval") == "1")
+            #expect(try await postgres.psql("SELECT COUNT(*) FROM admin_requests WHERE processed_at IS NOT NULL", database: "approval") == "1")
         }
 
         /// Two cpnpd on one port (SO_REUSEPORT). The one the customer talks to is killed between OFFER
@@ -151,7 +151,7 @@ extension LoadAndKillTests {
         /// which completes the order from the database.
         @Test(.timeLimit(.minutes(2)))
         func theSurvivorOnTheSamePortCompletesAnOfferTheDeadInstanceMade() async throws {
-            let (postgres, url) = try Self.database("failover")
+            let (postgres, url) = try await Self.database("failover")
             defer { postgres.stop() }
             let daemons = try await Self.instances(2, url: url, configuration: try LoadAndKillTests.configuration(), arguments: ["--reuse-port"])
             defer { for d in daemons { d.stop() } }
@@ -167,18 +167,18 @@ extension LoadAndKillTests {
             let poid = try #require(order.providerOrderID)
 
             // The instance that made the offer drives the order; kill it.
-            let owner = try postgres.psql("SELECT owner FROM orders WHERE provider_order_id = '\(poid.rawValue)'", database: "failover")
+            let owner = try await postgres.psql("SELECT owner FROM orders WHERE provider_order_id = '\(poid.rawValue)'", database: "failover")
             let dead = try #require(daemons.firstIndex { $0.logText.contains("instance=\(owner)") }, "owner \(owner) not in the logs")
             daemons[dead].kill9()
             let survivor = daemons[1 - dead]
 
             try await client.act(&order) { try $0.accept(now: TestClient.now()) }
             try await client.run(&order, timeout: .seconds(60), until: { $0.state == .completed })
-            let show = try survivor.show(poid)
+            let show = try await survivor.show(poid)
             #expect(show.state == "Completed")
             #expect(Set(show.reservations("committed").values) == ["50"] && show.reservations("offered").isEmpty)
-            #expect(try postgres.psql("SELECT COUNT(*) FROM orders", database: "failover") == "1")
-            #expect(survivor.terminate() == 0)
+            #expect(try await postgres.psql("SELECT COUNT(*) FROM orders", database: "failover") == "1")
+            #expect(await survivor.terminate() == 0)
         }
 
         /// kill -9 of one instance at a time, three times, while four customers negotiate and withdraw
@@ -188,7 +188,7 @@ extension LoadAndKillTests {
         /// kill cut its first hand-off short.
         @Test(.timeLimit(.minutes(5)))
         func killNineOfOneInstanceAtATimeUnderLoad() async throws {
-            let (postgres, url) = try Self.database("kills")
+            let (postgres, url) = try await Self.database("kills")
             defer { postgres.stop() }
             let hooks = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-shared-hooks-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
@@ -262,13 +262,13 @@ extension LoadAndKillTests {
 
             // The unanswered offer expired although the instance that made it died: taken over, its timer fired.
             let deadline = ContinuousClock.now + .seconds(30)
-            while try postgres.psql("SELECT state FROM orders WHERE provider_order_id = '\(unansweredOrder.rawValue)'", database: "kills")
+            while try await postgres.psql("SELECT state FROM orders WHERE provider_order_id = '\(unansweredOrder.rawValue)'", database: "kills")
                 != "Cancelled",
                 ContinuousClock.now < deadline
             {
                 try await Task.sleep(for: .milliseconds(200))
             }
-            let expiredAt = try postgres.psql(
+            let expiredAt = try await postgres.psql(
                 "SELECT at FROM audit WHERE provider_order_id = '\(unansweredOrder.rawValue)' AND event LIKE 'offer expired%'", database: "kills")
             let expiry = try #require(Int64(expiredAt), "the offer made by the killed instance never expired")
             #expect(expiry >= validity.millisecondsSinceEpoch)
@@ -279,8 +279,9 @@ extension LoadAndKillTests {
             try expectConsistent(provider: try ServerOrderStore(location: url), customers: results.map { $0.0 })
 
             // Provisioning: every event handed off, a repeat only for a hand-off a kill cut short.
-            let delivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NOT NULL", database: "kills").split(separator: "\n").map(
-                String.init)
+            let delivered = try await postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NOT NULL", database: "kills").split(separator: "\n")
+                .map(
+                    String.init)
             // A hand-off a kill cut short leaves an empty or partial file (the hook's input ended early).
             var cutShort = 0
             let handedOff = try FileManager.default.contentsOfDirectory(atPath: hooks.path).compactMap { name -> String? in
@@ -297,8 +298,9 @@ extension LoadAndKillTests {
             #expect(cutShort <= 3, "\(cutShort) hand-offs cut short for 3 kills")
             // Each delivered event was handed off. One handed off by an instance killed before it recorded
             // the success is handed off again once the claim lapses with that instance's heartbeat.
-            let undelivered = try postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NULL", database: "kills").split(separator: "\n").map(
-                String.init)
+            let undelivered = try await postgres.psql("SELECT id FROM outbox WHERE delivered_at IS NULL", database: "kills").split(separator: "\n")
+                .map(
+                    String.init)
             #expect(Set(delivered).isSubset(of: Set(handedOff)), "delivered but never handed off: \(Set(delivered).subtracting(handedOff))")
             #expect(Set(handedOff).subtracting(delivered).isSubset(of: Set(undelivered)))
             #expect(undelivered.count <= 3, "\(undelivered.count) events undelivered after 3 kills")
@@ -306,7 +308,7 @@ extension LoadAndKillTests {
             print(
                 "shared database under kills: \(completed) agreements, \(delivered.count) events, "
                     + "\(handedOff.count - Set(handedOff).count) repeated hand-offs, \(results.reduce(0) { $0 + $1.2.count }) client errors")
-            for d in daemons { #expect(d.terminate() == 0) }
+            for d in daemons { #expect(await d.terminate() == 0) }
         }
 
         /// PostgreSQL stops for a few seconds while customers negotiate (and withdraw every third
@@ -317,7 +319,7 @@ extension LoadAndKillTests {
         /// after the outage), and their logs say why commits failed meanwhile.
         @Test(.timeLimit(.minutes(4)))
         func anOutageOfTheDatabaseUnderLoadLosesNothing() async throws {
-            let (postgres, url) = try Self.database("outage")
+            let (postgres, url) = try await Self.database("outage")
             defer { postgres.stop() }
             let yaml = try LoadAndKillTests.configuration(unlimitedCapacity: true)
             let daemons = try await Self.instances(2, url: url, configuration: yaml)
@@ -387,7 +389,7 @@ extension LoadAndKillTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await Task.sleep(for: .seconds(1))
-            try postgres.restart()
+            try await postgres.restart()
             outageOver.set()
             let deadline = ContinuousClock.now + .seconds(60)
             while afterOutage.value < 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
@@ -420,7 +422,7 @@ extension LoadAndKillTests {
             }
             try await Task.sleep(for: .seconds(2))
             try expectConsistent(provider: try ServerOrderStore(location: url), customers: customers)
-            for d in daemons { #expect(d.terminate() == 0) }
+            for d in daemons { #expect(await d.terminate() == 0) }
         }
     }
 }

@@ -142,6 +142,6 @@ struct WebhookEndToEndTests {
         #expect(list.status == 200 && list.body.contains(webhookID) && list.body.contains("\"delivered\" : 3"), "\(list.body)")
         #expect(try await operatorAfter.send(.DELETE, "/api/webhooks/\(webhookID)", headers: token).status == 204)
         #expect(try await acmeAfter.send(.DELETE, "/api/webhooks/\(webhookID)").status == 404, "not acme's")
-        #expect(daemon.terminate() == 0)
+        #expect(await daemon.terminate() == 0)
     }
 }

@@ -76,7 +76,7 @@ struct EngineExecutorTests {
             sendsWithoutWaiting: true, executor: executor)
         var (parties, quotations) = try GroupCommitEngineTests.parties(4, prefix: "exec")
         for quotation in quotations { #expect(engine.submit(quotation)) }
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(60)
         // QUOTATION → PROCESSING + OFFER, then ACCEPT → ACK, all through submit.
         while parties.contains(where: { $0.machine.state != .completed }) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))

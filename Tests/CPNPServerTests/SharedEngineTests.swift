@@ -13,9 +13,9 @@ import Testing
 struct SharedEngineTests {
     @Test(.timeLimit(.minutes(2)))
     func aStaleCopyIsDroppedAndARetransmissionAnsweredFromTheStore() async throws {
-        let postgres = try TemporaryPostgres.start(name: "cpnp-shared-engine")
+        let postgres = try await TemporaryPostgres.start(name: "cpnp-shared-engine")
         defer { postgres.stop(removeDirectory: true) }
-        try postgres.createDatabase("shared")
+        try await postgres.createDatabase("shared")
         let url = postgres.url(database: "shared")
         let start = SystemWallClock().now()
         let sinkA = CollectingSink(), sinkB = CollectingSink()

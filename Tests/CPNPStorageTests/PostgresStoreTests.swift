@@ -36,10 +36,10 @@ struct PostgresStoreTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func theStoreBehavesAsOnSQLite() throws {
-        let server = try TemporaryPostgres.start()
+    func theStoreBehavesAsOnSQLite() async throws {
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("orders")
+        try await server.createDatabase("orders")
         let url = server.url(database: "orders")
         // Three processes' worth of stores opening a new database at once: the migrations run once.
         let opened = Mutex<[Result<ServerOrderStore, any Error>]>([])
@@ -49,7 +49,7 @@ struct PostgresStoreTests {
         }
         let stores = try opened.withLock { $0 }.map { try $0.get() }
         #expect(
-            try server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
+            try await server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
                 .split(separator: "\n").map(String.init) == [
                     "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks", "server-pg-v5-outbox-documents",
                 ])
@@ -74,7 +74,7 @@ struct PostgresStoreTests {
         #expect(details.order == stored && details.reservations == HeldCapacity(offered: [Reservation(link, mbps: 60)]))
         #expect(details.audit.count == OrderChange.transitions(in: actions).count)
         #expect(try stores[2].details(providerOrderID: StoreFixture.providerOrderID("p-none")) == nil)
-        #expect(try server.psql("SELECT COUNT(*) FROM documents", database: "orders") == "1")
+        #expect(try await server.psql("SELECT COUNT(*) FROM documents", database: "orders") == "1")
 
         // The checks inside the transaction: revision, one open order per customer order id, capacity.
         #expect(throws: StoreError.revisionConflict(orderID: "p-1", expected: 0, actual: 1)) { try stores[1].commit(change) }
@@ -128,10 +128,10 @@ struct PostgresStoreTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func writersRacingForOneLinkNeverOverbookIt() throws {
-        let server = try TemporaryPostgres.start()
+    func writersRacingForOneLinkNeverOverbookIt() async throws {
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("race")
+        try await server.createDatabase("race")
         let url = server.url(database: "race")
         let instances = try (0..<3).map { _ in try ServerOrderStore(location: url) }
         let link = Reservation.Key("scarce", .incoming)
@@ -152,7 +152,7 @@ struct PostgresStoreTests {
         #expect(accepted == 10)
         #expect(try instances[1].reservedTotal(for: link) == 100)
         #expect(try instances[2].reservationTotalMismatches().isEmpty)
-        #expect(try server.psql("SELECT COUNT(*) FROM reservations", database: "race") == "10")
+        #expect(try await server.psql("SELECT COUNT(*) FROM reservations", database: "race") == "10")
 
         // Releases race too (no capacity check, only the totals moved): none is lost.
         let released = Mutex<Int>(0)
@@ -185,10 +185,10 @@ struct PostgresStoreTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func ordersOfAnInstanceThatStoppedAreClaimedOnce() throws {
-        let server = try TemporaryPostgres.start()
+    func ordersOfAnInstanceThatStoppedAreClaimedOnce() async throws {
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("claims")
+        try await server.createDatabase("claims")
         let url = server.url(database: "claims")
         let (a, b, c) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url), try ServerOrderStore(location: url))
         let lease = Duration.seconds(5)
@@ -229,10 +229,10 @@ struct PostgresStoreTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func aProvisioningEventIsClaimedByOneWorkerAtATime() throws {
-        let server = try TemporaryPostgres.start()
+    func aProvisioningEventIsClaimedByOneWorkerAtATime() async throws {
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("outbox")
+        try await server.createDatabase("outbox")
         let url = server.url(database: "outbox")
         let (a, b) = (try ServerOrderStore(location: url), try ServerOrderStore(location: url))
         let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-1", providerOrderID: "p-1")
@@ -270,13 +270,13 @@ struct PostgresStoreTests {
     /// against `sslrootcert` and refuses another CA's, `disable` does not encrypt.
     @Test(.timeLimit(.minutes(2)))
     func tlsToTheDatabase() async throws {
-        let server = try TemporaryPostgres.start()
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("tls")
+        try await server.createDatabase("tls")
         let certificates = server.directory.appendingPathComponent("tls")
         try FileManager.default.createDirectory(at: certificates, withIntermediateDirectories: true)
         for name in ["server", "stranger"] {
-            try Self.run(
+            try await Self.run(
                 "/usr/bin/openssl",
                 [
                     "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -285,12 +285,12 @@ struct PostgresStoreTests {
                     certificates.appendingPathComponent("\(name).crt").path,
                 ])
         }
-        if getuid() == 0 { try Self.run("/bin/chown", ["-R", "postgres", certificates.path]) }
-        try Self.run("/bin/chmod", ["600", certificates.appendingPathComponent("server.key").path])
-        _ = try server.psql("ALTER SYSTEM SET ssl = on")
-        _ = try server.psql("ALTER SYSTEM SET ssl_cert_file = '\(certificates.appendingPathComponent("server.crt").path)'")
-        _ = try server.psql("ALTER SYSTEM SET ssl_key_file = '\(certificates.appendingPathComponent("server.key").path)'")
-        _ = try server.psql("SELECT pg_reload_conf()")
+        if getuid() == 0 { try await Self.run("/bin/chown", ["-R", "postgres", certificates.path]) }
+        try await Self.run("/bin/chmod", ["600", certificates.appendingPathComponent("server.key").path])
+        _ = try await server.psql("ALTER SYSTEM SET ssl = on")
+        _ = try await server.psql("ALTER SYSTEM SET ssl_cert_file = '\(certificates.appendingPathComponent("server.crt").path)'")
+        _ = try await server.psql("ALTER SYSTEM SET ssl_key_file = '\(certificates.appendingPathComponent("server.key").path)'")
+        _ = try await server.psql("SELECT pg_reload_conf()")
         try? await Task.sleep(for: .milliseconds(300))
 
         func encrypted(_ options: String) throws -> Bool {
@@ -307,14 +307,8 @@ struct PostgresStoreTests {
         }
     }
 
-    static func run(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw StoreError.invalidArgument("\(tool) \(arguments.joined(separator: " ")) failed") }
+    static func run(_ tool: String, _ arguments: [String]) async throws {
+        let (status, _) = try await BuiltExecutable.run(URL(fileURLWithPath: tool), arguments, standardError: .discarded)
+        guard status == 0 else { throw StoreError.invalidArgument("\(tool) \(arguments.joined(separator: " ")) failed") }
     }
 }

@@ -12,44 +12,44 @@ import Testing
 @Suite("TemporaryPostgres", .serialized)
 struct TemporaryPostgresTests {
     @Test("a row written survives a fast and an immediate stop, and a wrong password is refused")
-    func dataSurvivesRestartsAndPasswordIsChecked() throws {
-        let server = try TemporaryPostgres.start()
+    func dataSurvivesRestartsAndPasswordIsChecked() async throws {
+        let server = try await TemporaryPostgres.start()
         #expect(server.isRunning)
         let port = server.port
         #expect((20000...60000).contains(port))
         #expect(server.url(database: "orders") == "postgres://cpnp:\(server.password)@127.0.0.1:\(port)/orders")
 
-        try server.createDatabase("orders")
-        try server.psql("CREATE TABLE item (id integer PRIMARY KEY, name text NOT NULL)", database: "orders")
-        try server.psql("INSERT INTO item VALUES (1, 'first')", database: "orders")
-        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
+        try await server.createDatabase("orders")
+        try await server.psql("CREATE TABLE item (id integer PRIMARY KEY, name text NOT NULL)", database: "orders")
+        try await server.psql("INSERT INTO item VALUES (1, 'first')", database: "orders")
+        #expect(try await server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
         // The database is its own: the default one has no such table.
-        #expect(throws: TemporaryPostgresError.self) { try server.psql("SELECT count(*) FROM item") }
+        await #expect(throws: TemporaryPostgresError.self) { try await server.psql("SELECT count(*) FROM item") }
 
         server.stop()
         #expect(!server.isRunning)
-        #expect(throws: TemporaryPostgresError.self) { try server.psql("SELECT 1") }
+        await #expect(throws: TemporaryPostgresError.self) { try await server.psql("SELECT 1") }
 
-        try server.restart()
+        try await server.restart()
         #expect(server.isRunning)
         #expect(server.port == port)
-        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
+        #expect(try await server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first")
 
         // A committed row survives a crash-like stop (the restart replays the WAL).
-        try server.psql("INSERT INTO item VALUES (2, 'second')", database: "orders")
+        try await server.psql("INSERT INTO item VALUES (2, 'second')", database: "orders")
         server.stop(mode: .immediate)
-        try server.restart()
-        #expect(try server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first\n2|second")
+        try await server.restart()
+        #expect(try await server.psql("SELECT id, name FROM item ORDER BY id", database: "orders") == "1|first\n2|second")
 
-        let refusal = #expect(throws: TemporaryPostgresError.self) {
-            try server.psql("SELECT 1", password: "not-the-password")
+        let refusal = await #expect(throws: TemporaryPostgresError.self) {
+            try await server.psql("SELECT 1", password: "not-the-password")
         }
         #expect(refusal?.description.contains("password authentication failed") == true)
     }
 
     @Test("releasing the server stops it and removes its directory")
-    func releaseStopsAndRemoves() throws {
-        var server: TemporaryPostgres? = try TemporaryPostgres.start(name: "cpnp-release-test")
+    func releaseStopsAndRemoves() async throws {
+        var server: TemporaryPostgres? = try await TemporaryPostgres.start(name: "cpnp-release-test")
         let directory = try #require(server?.directory)
         let pidFile = directory.appendingPathComponent("data/postmaster.pid")
         let firstLine = try String(contentsOf: pidFile, encoding: .utf8).split(separator: "\n").first

@@ -93,10 +93,10 @@ struct WebhookStoreTests {
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func onPostgreSQL() throws {
-        let server = try TemporaryPostgres.start()
+    func onPostgreSQL() async throws {
+        let server = try await TemporaryPostgres.start()
         defer { server.stop() }
-        try server.createDatabase("orders")
+        try await server.createDatabase("orders")
         let url = server.url(database: "orders")
         try Self.check([try ServerOrderStore(location: url), try ServerOrderStore(location: url)])
     }

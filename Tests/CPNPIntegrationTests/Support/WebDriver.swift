@@ -51,7 +51,7 @@ final class Browser: @unchecked Sendable {
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         var preferences: [String: Any] = [:]
         if let clientCertificate {
-            do { try installCertificate(clientCertificate, home: home) } catch {
+            do { try await installCertificate(clientCertificate, home: home) } catch {
                 try? FileManager.default.removeItem(at: home)
                 throw error
             }
@@ -103,7 +103,7 @@ final class Browser: @unchecked Sendable {
     }
 
     /// The customer's certificate and key (PKCS #12) and the PKI's CA, in a new NSS database of `home`.
-    private static func installCertificate(_ certificate: ClientCertificate, home: URL) throws {
+    private static func installCertificate(_ certificate: ClientCertificate, home: URL) async throws {
         let database = "sql:" + home.appendingPathComponent(".pki/nssdb").path
         try FileManager.default.createDirectory(at: home.appendingPathComponent(".pki/nssdb"), withIntermediateDirectories: true)
         let bundle = home.appendingPathComponent("client.p12").path
@@ -115,22 +115,11 @@ final class Browser: @unchecked Sendable {
             ["pk12util", "-i", bundle, "-d", database, "-W", ""],
             ["certutil", "-A", "-n", "cpnp-ca", "-t", "C,,", "-i", certificate.pki.appendingPathComponent("ca.pem").path, "-d", database],
         ] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = command
-            process.standardOutput = FileHandle.nullDevice
-            let errors = Pipe()
-            process.standardError = errors
-            do { try process.run() } catch {
-                throw WebDriverError(
-                    description: "\(command[0]) cannot run: \(error) (certutil and pk12util are in Debian's libnss3-tools, .ci/run.d/20-chromium.sh)")
-            }
-            let output = errors.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            let (status, output) = try await BuiltExecutable.run(URL(fileURLWithPath: "/usr/bin/env"), command)
+            guard status == 0 else {
                 throw WebDriverError(
                     description:
-                        "\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: output, as: UTF8.self)) — certutil and pk12util are in Debian's libnss3-tools"
+                        "\(command.joined(separator: " ")) failed (\(status)): \(output) — certutil and pk12util are in Debian's libnss3-tools (.ci/run.d/20-chromium.sh)"
                 )
             }
         }
