@@ -81,7 +81,13 @@ public final class ProviderDaemon: Sendable {
         if let given = options.transport {
             transport = given
         } else {
-            transport = try await startTransport(configuration, logger: logger)
+            do {
+                transport = try await startTransport(configuration, logger: logger)
+            } catch let error as IOError {
+                throw StartupError(
+                    "listen \(configuration.listen.host):\(configuration.listen.port): cannot listen: \(error) (--listen HOST:PORT chooses another address)"
+                )
+            }
             if !store.sharesOrders { engineExecutor = engineEventLoops.next().executor }
         }
         let portalMailbox = PortalMailbox()

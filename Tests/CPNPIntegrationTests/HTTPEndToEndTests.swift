@@ -3,6 +3,7 @@
 import AsyncHTTPClient
 import CPNPCore
 import CPNPTesting
+import CPNPTransport
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -58,6 +59,21 @@ struct HTTPEndToEndTests {
             #expect(await daemon.terminate() == 0)
             #expect(daemon.logText.contains("cpnpd stopped"))
         }
+    }
+
+    /// A CPNP port another socket holds stops `cpnpd` with an error naming the setting.
+    @Test(.timeLimit(.minutes(1)))
+    func aCPNPPortInUseIsNamed() async throws {
+        let holder = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
+        let port = try #require(holder.localAddress?.port)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-listen-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let refused = try await Daemon.command(["run", "--listen", "127.0.0.1:\(port)", "--no-http"], in: directory)
+        await holder.close()
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("listen 127.0.0.1:\(port): cannot listen:"), "\(refused.output)")
+        #expect(refused.output.contains("Address already in use"), "\(refused.output)")
     }
 
     /// Beyond loopback `cpnpd` needs a token that exists: it never makes one itself there, and says
