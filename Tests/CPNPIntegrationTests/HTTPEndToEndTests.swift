@@ -76,6 +76,22 @@ struct HTTPEndToEndTests {
         #expect(refused.output.contains("Address already in use"), "\(refused.output)")
     }
 
+    /// So does an HTTP port another socket holds.
+    @Test(.timeLimit(.minutes(1)))
+    func anHTTPPortInUseIsNamed() async throws {
+        let certificates = TestCertificates.shared
+        let holder = try await TLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certificates.security(certificates.server)))
+        let port = try #require(holder.localAddress?.port)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-listen-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let refused = try await Daemon.command(["run", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:\(port)"], in: directory)
+        await holder.close()
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("http.listen 127.0.0.1:\(port): cannot listen:"), "\(refused.output)")
+    }
+
     /// Beyond loopback `cpnpd` needs a token that exists: it never makes one itself there, and says
     /// which key to set. With the token written, it starts, and still answers 401 to anonymous requests.
     @Test(.timeLimit(.minutes(2)))
