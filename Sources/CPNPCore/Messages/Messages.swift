@@ -267,7 +267,7 @@ public struct ActivateMessage: Sendable, Hashable {
 }
 
 /// Any CPNP message (RFC 8921 §9.2).
-public enum CPNPMessage: Sendable, Hashable {
+public indirect enum CPNPMessage: Sendable, Hashable {
     case quotation(QuotationMessage)
     case processing(ProcessingMessage)
     case offer(OfferMessage)

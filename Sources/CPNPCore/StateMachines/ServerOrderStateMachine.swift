@@ -102,7 +102,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// Internal phase; ``state`` maps it to the RFC's names.
     enum Phase: Sendable, Hashable {
         case pqoReceived, awaitingProcessing, offerProposed, processingReceived, acceptReceived, completed, cancelled
-        case child(ClientOrderStateMachine)
+        indirect case child(ClientOrderStateMachine)
     }
 
     public let customerOrderID: CustomerOrderID
