@@ -1,0 +1,16 @@
+// The engine copies order machines as it moves them between its table, a batch and the store: they
+// stay small (the cascade's client machine and the messages are boxed, not inline).
+import Testing
+
+@testable import CPNPCore
+
+@Suite("Order machine sizes")
+struct MachineSizeTests {
+    @Test func machinesAndTransactionsStaySmall() {
+        #expect(MemoryLayout<CPNPMessage>.size == MemoryLayout<Int>.size, "a message is one reference")
+        #expect(MemoryLayout<ServerOrderStateMachine.Phase>.size <= 16, "the child machine is not inline")
+        #expect(MemoryLayout<ServerOrderStateMachine.Transaction>.size <= 160)
+        #expect(MemoryLayout<ServerOrderStateMachine>.size <= 2_048)
+        #expect(MemoryLayout<ClientOrderStateMachine>.size <= 1_536)
+    }
+}
