@@ -13,8 +13,11 @@ private func index(_ bytes: [UInt8]) -> Int? {
 }
 private let sentinel = Array("end".utf8)
 
+// The bounds below guard against a hang: the suite's other tests share the two pool threads every
+// hop of these thousands of sends resumes on, and once took a send loop to 95 s.
+
 /// Reads `stream` until `sentinel` (excluded).
-private func readUntilSentinel(_ stream: AsyncStream<CPNPInboundMessage>, seconds: Double = 20) async throws -> [CPNPInboundMessage] {
+private func readUntilSentinel(_ stream: AsyncStream<CPNPInboundMessage>, seconds: Double = 60) async throws -> [CPNPInboundMessage] {
     try await withDeadline(seconds) {
         var out: [CPNPInboundMessage] = []
         for await m in stream {
@@ -26,7 +29,7 @@ private func readUntilSentinel(_ stream: AsyncStream<CPNPInboundMessage>, second
 }
 
 /// Reads exactly `count` messages from `stream`.
-private func read(_ count: Int, from stream: AsyncStream<CPNPInboundMessage>, seconds: Double = 20) async throws -> [CPNPInboundMessage] {
+private func read(_ count: Int, from stream: AsyncStream<CPNPInboundMessage>, seconds: Double = 60) async throws -> [CPNPInboundMessage] {
     try await withDeadline(seconds) {
         var out: [CPNPInboundMessage] = []
         var iterator = stream.makeAsyncIterator()
@@ -38,7 +41,7 @@ private func read(_ count: Int, from stream: AsyncStream<CPNPInboundMessage>, se
     }
 }
 
-private func eventually(_ seconds: Double = 10, _ condition: @escaping @Sendable () -> Bool) async throws {
+private func eventually(_ seconds: Double = 60, _ condition: @escaping @Sendable () -> Bool) async throws {
     try await withDeadline(seconds) {
         while !condition() { try await Task.sleep(for: .milliseconds(5)) }
     }
