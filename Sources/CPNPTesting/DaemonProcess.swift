@@ -95,9 +95,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Waits (bounded) for the process to exit by itself; its status, or nil if it still runs.
     public func waitForExit(timeout: Duration = .seconds(20)) async throws -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        return process.isRunning ? nil : process.terminationStatus
+        await process.ends(within: timeout) ? process.terminationStatus : nil
     }
 
     private func launch(port: Int, environment: [String: String]) async throws {
@@ -166,9 +164,7 @@ public final class Daemon: @unchecked Sendable {
     public func terminate() async -> Int32 {
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if !(await process.ends(within: .seconds(10))) { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         return process.terminationStatus
     }
 

@@ -21,10 +21,12 @@ public func yieldEvery(_ period: Int, _ step: Int) async {
 
 extension Process {
     /// Waits for the process to end, looking every 20 ms rather than blocking a thread: whether it
-    /// ended within `timeout`.
+    /// ended within `timeout` (or before the task was cancelled).
     public func ends(within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        while isRunning && ContinuousClock.now < deadline {
+            guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { break }
+        }
         return !isRunning
     }
 }
