@@ -109,7 +109,13 @@ enum StoreDatabase {
             }
         }
         let pool = try DatabasePool(path: path, configuration: configuration(options: options, label: label))
-        if !options.readOnly { try migrate(pool, with: migrator) }
+        if !options.readOnly {
+            // The pool's WAL set-up runs after `prepareDatabase` and sets its writer to
+            // `synchronous = NORMAL`, which syncs only at checkpoints: a commit could then be lost
+            // to a power loss after its message was sent. The writer syncs every commit again.
+            try pool.writeWithoutTransaction { connection in try connection.execute(sql: "PRAGMA synchronous = FULL") }
+            try migrate(pool, with: migrator)
+        }
         return pool
     }
 
@@ -129,7 +135,8 @@ enum StoreDatabase {
         config.busyMode = .timeout(max(0, Double(seconds) + Double(attoseconds) / 1e18))
         config.prepareDatabase { connection in
             // A commit that returns is on disk, even across a power loss: a peer may observe it
-            // right after (RFC 8921 §8.11; docs/design/storage.md, "The rule").
+            // right after (RFC 8921 §8.11; docs/design/storage.md, "The rule"). A pool's writer is set
+            // again after the pool's WAL set-up (`openPool`).
             try connection.execute(sql: "PRAGMA synchronous = FULL")
             if !connection.configuration.readonly {
                 // The writer's page cache holds the pages a group commit touches (orders, their indexes,

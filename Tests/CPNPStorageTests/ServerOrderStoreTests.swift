@@ -240,6 +240,21 @@ struct ServerOrderStoreTests {
         #expect(try ServerOrderStore.inMemory().journalMode() == "memory")
     }
 
+    /// RFC 8921 §8.11: a commit a peer may observe survives a power loss, so it is synced before it
+    /// returns (`synchronous = FULL`, 2). GRDB's pool sets its writer to NORMAL (1) after our set-up.
+    @Test("a file store's writer syncs every commit (synchronous = FULL)")
+    func writerSyncsEveryCommit() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let synchronous = { (writer: any DatabaseWriter) in
+            try writer.writeWithoutTransaction { connection in try Int.fetchOne(connection, sql: "PRAGMA synchronous") }
+        }
+        #expect(try synchronous(ServerOrderStore(path: dir.path("a.sqlite")).writer) == 2)
+        #expect(try synchronous(ClientOrderStore(path: dir.path("b.sqlite")).writer) == 2)
+        // Opened again, as at a restart.
+        #expect(try synchronous(ServerOrderStore(path: dir.path("a.sqlite")).writer) == 2)
+    }
+
     @Test("two stores on one file (daemon and admin CLI) see each other's writes")
     func twoStoresOnOneFile() throws {
         let dir = try TempDirectory()
