@@ -19,6 +19,7 @@
 //   persisted answer, and the real message with the same number is then a duplicate);
 // - a test-period end during an UPDATE dropped (the agreement ends with the negotiation);
 // - a test-period end while a WITHDRAW awaited its confirmation leaving PROCESSING cached (ACK now).
+import CPNPTesting
 import Testing
 import PropertyBased
 @testable import CPNPCore
@@ -1037,10 +1038,13 @@ struct StateMachinePropertyTests {
         var totals = SMPChecker()
         var runs = 0
         await propertyCheck(count: count, input: Gen.uint64(), SMPStep.generator(table, count: length)) { seed, steps in
-            await Task.yield()
-            var runner = SMPRunner(seed: seed)
-            runner.run(steps)
-            runner.settle()
+            // The run itself off the pool (``computeOffThePool(_:)``); its checks here, on the test's task.
+            let runner = await computeOffThePool {
+                var runner = SMPRunner(seed: seed)
+                runner.run(steps)
+                runner.settle()
+                return runner
+            }
             let c = runner.checker
             #expect(
                 c.violations.isEmpty,
@@ -1240,9 +1244,12 @@ extension StateMachinePropertyTests {
         var byLossBand: [Int: (agreed: Int, runs: Int)] = [:]
         await propertyCheck(count: 300, input: Gen.uint64(), Gen.int(in: 0...30), Gen.int(in: 0...20), Gen.int(in: 0...30)) {
             seed, loss, dup, reorder in
-            await Task.yield()
-            var n = SMPLossyNegotiation(seed: seed, lossPercent: loss, duplicatePercent: dup, reorderPercent: reorder)
-            let quiet = n.run()
+            // The run itself off the pool (``computeOffThePool(_:)``); its checks here, on the test's task.
+            let (n, quiet) = await computeOffThePool {
+                var n = SMPLossyNegotiation(seed: seed, lossPercent: loss, duplicatePercent: dup, reorderPercent: reorder)
+                let quiet = n.run()
+                return (n, quiet)
+            }
             let trace = n.net.trace.suffix(50).joined(separator: "\n")
             #expect(quiet, "did not quiesce\n\(trace)")
             #expect(n.checker.violations.isEmpty, "\(n.checker.violations.joined(separator: "\n"))\n\(trace)")
