@@ -14,10 +14,10 @@ public func onOwnThread<Result: Sendable>(_ body: @escaping @Sendable () throws 
     }
 }
 
-/// Runs `body`, a CPU-heavy computation (a fuzzer), on the suite's computation thread, outside
-/// the pool: one computation at a time, while the operating system shares the CPUs between that
-/// thread and the pool's. `body` returns what it found; the test records issues from its own task
-/// (swift-testing ties an issue to its test through the task).
+/// Runs `body`, a CPU-heavy computation (a fuzzer, a property run), on the suite's computation
+/// thread, outside the pool: one computation at a time, while the operating system shares the CPUs
+/// between that thread and the pool's. `body` returns what it found; the test records issues from
+/// its own task (swift-testing ties an issue to its test through the task).
 public func computeOffThePool<Output: Sendable, Failure: Error>(
     _ body: @escaping @Sendable () throws(Failure) -> Output
 ) async throws(Failure) -> Output {

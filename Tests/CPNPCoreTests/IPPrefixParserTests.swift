@@ -120,7 +120,7 @@ extension Substring {
         return String(characters)
     }
 
-    @Test func theByteParsersAgreeWithTheReference() async throws {
+    @Test func theByteParsersAgreeWithTheReference() async {
         // Off the pool (``computeOffThePool(_:)``); the issues are recorded here, on the test's task.
         let (valid, disagreements) = await computeOffThePool {
             var generator = SplitMix64(seed: 8921)
