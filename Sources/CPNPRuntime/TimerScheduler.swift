@@ -1,5 +1,5 @@
 public import CPNPCore
-import Synchronization
+public import Synchronization
 
 /// Fires callbacks at absolute wall-clock deadlines; arming a key again replaces its timer
 /// (the machines' `armTimer`/`cancelTimer` actions map onto it one to one).
@@ -7,30 +7,42 @@ import Synchronization
 /// One sleeping task serves every timer: arming and cancelling only update a table and a queue
 /// ordered by deadline, and the sleeper is replaced only when a timer falls due before it wakes. A
 /// timer that falls due fires in a task of its own.
+///
+/// `arm` and `cancel`, called for nearly every message, are inlinable: specialised for the caller's
+/// key type, they skip the generic metadata look-ups that took a fifth of their time
+/// (docs/performance.md, round 12).
 public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
-    private let state = Mutex(State())
-    private let clock: any WallClock
+    @usableFromInline let state = Mutex(State())
+    @usableFromInline let clock: any WallClock
 
-    private struct Armed {
-        var due: ContinuousClock.Instant
-        var generation: UInt64
-        var fire: @Sendable (Key) async -> Void
+    @usableFromInline struct Armed {
+        @usableFromInline var due: ContinuousClock.Instant
+        @usableFromInline var generation: UInt64
+        @usableFromInline var fire: @Sendable (Key) async -> Void
+
+        @usableFromInline init(due: ContinuousClock.Instant, generation: UInt64, fire: @escaping @Sendable (Key) async -> Void) {
+            self.due = due
+            self.generation = generation
+            self.fire = fire
+        }
     }
 
-    private struct State {
-        var armed: [Key: Armed] = [:]
+    @usableFromInline struct State {
+        @usableFromInline var armed: [Key: Armed] = [:]
         /// Deadlines by generation; `keys` names the key each generation was armed for.
-        var queue = DeadlineQueue()
-        var keys: [UInt64: Key] = [:]
-        var generation: UInt64 = 0
-        var sleeper: Task<Void, Never>?
-        var sleeperDue: ContinuousClock.Instant?
+        @usableFromInline var queue = DeadlineQueue()
+        @usableFromInline var keys: [UInt64: Key] = [:]
+        @usableFromInline var generation: UInt64 = 0
+        @usableFromInline var sleeper: Task<Void, Never>?
+        @usableFromInline var sleeperDue: ContinuousClock.Instant?
+
+        @usableFromInline init() {}
     }
 
     public init(clock: any WallClock) { self.clock = clock }
 
     /// Arms (or re-arms) `key` to call `fire` at `deadline`; a deadline in the past fires at once.
-    public func arm(_ key: Key, at deadline: CPNPTimestamp, fire: @escaping @Sendable (Key) async -> Void) {
+    @inlinable public func arm(_ key: Key, at deadline: CPNPTimestamp, fire: @escaping @Sendable (Key) async -> Void) {
         let due = ContinuousClock.now + max(.zero, deadline.duration(since: clock.now()))
         state.withLock { state in
             state.generation &+= 1
@@ -43,7 +55,7 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Cancels `key` if armed.
-    public func cancel(_ key: Key) {
+    @inlinable public func cancel(_ key: Key) {
         state.withLock { state in _ = state.armed.removeValue(forKey: key) }
     }
 
@@ -60,7 +72,7 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     /// Entries of the deadline queue, stale ones included (tests: it stays bounded).
     var queuedCount: Int { state.withLock { $0.queue.count } }
 
-    private func startSleeper(_ locked: inout State, until due: ContinuousClock.Instant) {
+    @usableFromInline func startSleeper(_ locked: inout State, until due: ContinuousClock.Instant) {
         locked.sleeper?.cancel()
         locked.sleeperDue = due
         locked.sleeper = Task { [weak self] in
@@ -95,7 +107,7 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Rebuilds the queue from the armed timers, dropping stale entries.
-    private static func compact(_ locked: inout State) {
+    @usableFromInline static func compact(_ locked: inout State) {
         var queue = DeadlineQueue()
         var keys: [UInt64: Key] = [:]
         keys.reserveCapacity(locked.armed.count)
@@ -114,20 +126,28 @@ public final class TimerScheduler<Key: Hashable & Sendable>: Sendable {
 
 /// An entry of the deadline queue; stale once its key is cancelled or armed again. Not generic, so
 /// that the heap's comparisons and moves are plain code in every module that uses a scheduler.
-struct Deadline {
+@usableFromInline struct Deadline {
     var due: ContinuousClock.Instant
     var generation: UInt64
+
+    @usableFromInline init(due: ContinuousClock.Instant, generation: UInt64) {
+        self.due = due
+        self.generation = generation
+    }
+
     func precedes(_ other: Deadline) -> Bool { (due, generation) < (other.due, other.generation) }
 }
 
 /// The deadline queue: a binary min-heap ordered by deadline, then by arming order.
-struct DeadlineQueue {
+@usableFromInline struct DeadlineQueue {
     private var heap: [Deadline] = []
 
-    var count: Int { heap.count }
+    @usableFromInline init() {}
+
+    @usableFromInline var count: Int { heap.count }
     var first: Deadline? { heap.first }
 
-    mutating func push(_ entry: Deadline) {
+    @usableFromInline mutating func push(_ entry: Deadline) {
         heap.append(entry)
         var child = heap.count - 1
         while child > 0 {
