@@ -110,9 +110,10 @@ enum StoreDatabase {
         }
         let pool = try DatabasePool(path: path, configuration: configuration(options: options, label: label))
         if !options.readOnly {
-            // The pool's WAL set-up runs after `prepareDatabase` and sets its writer to
-            // `synchronous = NORMAL`, which syncs only at checkpoints: a commit could then be lost
-            // to a power loss after its message was sent. The writer syncs every commit again.
+            // A commit that returns is on disk, even across a power loss: a peer may observe it right
+            // after (RFC 8921 §8.11; docs/design/storage.md, "The rule"). Set here, on the writer, since
+            // the pool's WAL set-up runs after `prepareDatabase` and sets `synchronous = NORMAL`, which
+            // syncs only at checkpoints. Readers never commit.
             try pool.writeWithoutTransaction { connection in try connection.execute(sql: "PRAGMA synchronous = FULL") }
             try migrate(pool, with: migrator)
         }
@@ -134,10 +135,6 @@ enum StoreDatabase {
         let (seconds, attoseconds) = options.busyTimeout.components
         config.busyMode = .timeout(max(0, Double(seconds) + Double(attoseconds) / 1e18))
         config.prepareDatabase { connection in
-            // A commit that returns is on disk, even across a power loss: a peer may observe it
-            // right after (RFC 8921 §8.11; docs/design/storage.md, "The rule"). A pool's writer is set
-            // again after the pool's WAL set-up (`openPool`).
-            try connection.execute(sql: "PRAGMA synchronous = FULL")
             if !connection.configuration.readonly {
                 // The writer's page cache holds the pages a group commit touches (orders, their indexes,
                 // reservations, totals) instead of reading them back from the file at each commit:
