@@ -22,17 +22,12 @@ import Testing
     /// to a value that re-serializes (byte-identically twice) and re-parses to an equal
     /// value, or is refused with a `CPNPDecodingError` (the only error type it can throw).
     @Test func mutationFuzz() async throws {
-        struct Outcome: Sendable {
-            var accepted = 0
-            var codes: [CPNPDecodingError.Code: Int] = [:]
-            var failures: [String] = []
-        }
         // Off the pool (``computeOffThePool(_:)``); the issues are recorded here, on the test's task.
         let outcome = await computeOffThePool {
             let totalMutations = 100_000
             var mutator = JSONMutator(seed: 0xC0FF_EE00_8921, corpus: FuzzCorpus.all)
             let limits = JSONParser.Limits(maxBytes: 16_384, maxDepth: 32, maxStringLength: 4096)
-            var out = Outcome()
+            var out = MessageFuzzTests.Outcome()
             var mutations = 0
             while mutations < totalMutations {
                 // 1…5 mutations per input (3 on average) keeps the per-mutation cost low.

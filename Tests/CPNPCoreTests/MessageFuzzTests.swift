@@ -40,6 +40,7 @@ import Testing
         return doc
     }
 
+    /// What a fuzzer run found (also `JSONFuzzTests`'s).
     struct Outcome: Sendable {
         var accepted = 0
         var codes: [CPNPDecodingError.Code: Int] = [:]
