@@ -67,6 +67,11 @@ struct CPNPBench: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: "Each customer's order store: memory (VolatileClientOrderStore, the default) or sqlite (ClientOrderStore in memory, rounds 1 to 12).")
+    var customerStore: String = "memory"
+
+    @Option(
+        name: .long,
         help: "Transport: dtls (default), tls, or plain-udp (the cpnpd child takes every client for --identity: listen.plain-udp-customer).")
     var transport: String = "dtls"
 
@@ -122,6 +127,7 @@ struct CPNPBench: AsyncParsableCommand {
         }
         guard warmupNegotiations >= 0 else { throw ValidationError("--warmup-negotiations must not be negative") }
         guard ["dtls", "tls", "plain-udp"].contains(transport) else { throw ValidationError("--transport must be dtls, tls or plain-udp") }
+        guard ["memory", "sqlite"].contains(customerStore) else { throw ValidationError("--customer-store must be memory or sqlite") }
         guard preload >= 0 else { throw ValidationError("--preload must not be negative") }
         guard (0...100).contains(preloadOpenPercent) else { throw ValidationError("--preload-open-percent must be 0…100") }
         if server != nil && preload > 0 { throw ValidationError("--preload needs the cpnpd child (no --server)") }
@@ -192,7 +198,7 @@ struct CPNPBench: AsyncParsableCommand {
         do {
             let settings = LoadRun.Settings(
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
-                request: request, withdraw: withdraw,
+                request: request, withdraw: withdraw, customerStore: customerStore,
                 stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!),
                 warmup: Duration(text: warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
                 measuresDatabase: database != nil,
@@ -223,7 +229,8 @@ struct CPNPBench: AsyncParsableCommand {
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
                 quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
                 database: database.map { _ in "postgresql" } ?? (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
-                retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession),
+                retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession,
+                customerStore: customerStore),
             run: result, reference: reference, preload: preloadReport, daemon: daemons.first?.readiness,
             commitLatencyMilliseconds: commitLatencies.isEmpty ? nil : commitLatencies.reduce(0, +) / Double(commitLatencies.count),
             loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)

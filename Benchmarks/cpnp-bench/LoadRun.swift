@@ -10,7 +10,7 @@ import Synchronization
 
 /// C simulated customers negotiating with one server: a warm-up, a barrier, then the measured
 /// negotiations. Each customer is a ``CPNPClientEngine`` on its own client transport (its own
-/// socket, its own DTLS association or TLS connection) with an in-memory client store.
+/// socket, its own DTLS association or TLS connection) with an order store in memory (`--customer-store`).
 struct LoadRun {
     enum Stop: Sendable {
         case count(Int)
@@ -25,6 +25,8 @@ struct LoadRun {
         var server: CPNPPeer
         var request: CPD
         var withdraw: Bool
+        /// `memory` (``VolatileClientOrderStore``) or `sqlite` (``ClientOrderStore/inMemory()``).
+        var customerStore: String
         var stop: Stop
         var warmup: Duration
         var warmupNegotiations: Int
@@ -244,8 +246,9 @@ struct LoadRun {
         }
         // Each customer's engine runs on its socket's event loop (DTLS): no thread switch per message.
         let executor = (transport as? DTLSTransport)?.eventLoop.executor
+        let store: any ClientOrderStoring = settings.customerStore == "sqlite" ? try ClientOrderStore.inMemory() : VolatileClientOrderStore()
         let engine = CPNPClientEngine(
-            transport: transport, store: try ClientOrderStore.inMemory(), configuration: settings.engine, logger: logger, executor: executor)
+            transport: transport, store: store, configuration: settings.engine, logger: logger, executor: executor)
         await engine.start()
         return engine
     }

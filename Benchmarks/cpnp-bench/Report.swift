@@ -23,6 +23,8 @@ struct Report {
         var retransmissionInterval: String
         var expectedResponseTime: String
         var renewSession: Bool
+        /// The customers' order store (`--customer-store`).
+        var customerStore: String
     }
 
     var settings: Settings
@@ -91,7 +93,7 @@ struct Report {
             "  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)"
         )
         line(
-            "  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off")"
+            "  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off"), order store \(settings.customerStore)"
         )
         line(
             "  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after"
@@ -230,6 +232,7 @@ struct Report {
                     ("database", settings.database.map { .string($0) } ?? .null), ("instances", settings.instances.map(i) ?? .null),
                     ("retransmission-interval", .string(settings.retransmissionInterval)),
                     ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
+                    ("customer-store", .string(settings.customerStore)),
                     ("cpus", i(onlineCPUs)),
                     ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
                     ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),

@@ -7,8 +7,8 @@ import NIOCore
 import Synchronization
 
 /// The customer's CPNP engine (RFC 8921 §3, §8.10, §11.1): runs one ``ClientOrderStateMachine`` per
-/// order over a ``CPNPTransport``, stores every state change in the ``ClientOrderStore`` before the
-/// message revealing it is sent, and arms the machines' timers.
+/// order over a ``CPNPTransport``, stores every state change in its store (``ClientOrderStore`` on disk,
+/// or ``VolatileClientOrderStore``) before the message revealing it is sent, and arms the machines' timers.
 ///
 /// Answers from a server other than the order's, or that fail §10.1 validation, are discarded
 /// silently (§13). One engine can negotiate with several servers at once (best-of-N, §7).
@@ -71,7 +71,7 @@ public actor CPNPClientEngine {
 
     public nonisolated let configuration: Configuration
     let transport: any CPNPTransport
-    let store: ClientOrderStore
+    let store: any ClientOrderStoring
     let clock: any WallClock
     let logger: Logger
     nonisolated let timers: TimerScheduler<TimerKey>
@@ -105,7 +105,7 @@ public actor CPNPClientEngine {
     ///   without a thread switch; the engine's store then writes on that loop. nil: an executor of
     ///   its own, as any actor.
     public init(
-        transport: any CPNPTransport, store: ClientOrderStore, configuration: Configuration = .init(),
+        transport: any CPNPTransport, store: any ClientOrderStoring, configuration: Configuration = .init(),
         clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "cpnp.client"), executor: (any SerialExecutor)? = nil
     ) {
         placement = EngineExecutor(executor)

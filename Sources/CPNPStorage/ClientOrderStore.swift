@@ -212,7 +212,7 @@ public final class ClientOrderStore: Sendable {
         let snapshot = written.snapshot
         let open = Self.isOpen(machine)
         let changedAt = StoreDatabase.ms(change.at)
-        let sessionAddress = (change.serverAddress ?? machine.transaction?.session.remote.description)
+        let sessionAddress = change.givenServerAddress
         let revision = try writer.writeWithoutTransaction { database in
             let connection = GRDBConnection(database: database)
             return try connection.immediateTransaction { () throws -> Int64 in

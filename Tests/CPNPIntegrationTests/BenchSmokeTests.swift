@@ -47,5 +47,8 @@ struct BenchSmokeTests {
         let latency = try #require(json["latency"] as? [String: Any])
         #expect(latency["count"] as? Int == 50)
         #expect(json["server"] is [String: Any], "the cpnpd child's CPU and memory are reported")
+        #expect(
+            (json["settings"] as? [String: Any])?["customer-store"] as? String == "memory",
+            "the customers keep their orders in a VolatileClientOrderStore")
     }
 }

@@ -1,5 +1,7 @@
 // ClientOrderStore on real SQLite files: round trips of a real client machine through its states,
-// history, open orders for restart recovery, lookups, revisions, durability and index use.
+// history, open orders for restart recovery, lookups, revisions, durability and index use. The
+// round trip and the lookups run against VolatileClientOrderStore too, and a differential test
+// holds the two implementations to the same answers.
 import CPNPTesting
 @testable import CPNPCore
 @testable import CPNPStorage
@@ -10,11 +12,11 @@ import Testing
 
 @Suite("ClientOrderStore")
 struct ClientOrderStoreTests {
-    @Test("a real client order round-trips through every state up to Completed, with its history")
-    func everyStateRoundTrips() throws {
+    @Test("a real client order round-trips through every state up to Completed, with its history", arguments: ClientStoreKind.allCases)
+    func everyStateRoundTrips(_ kind: ClientStoreKind) throws {
         let dir = try TempDirectory()
         defer { dir.remove() }
-        let store = try ClientOrderStore(path: dir.path("cpnp.sqlite"))
+        let store = try kind.open(in: dir)
         var d = Dialogue()
         var transitions: [ClientOrderChange.Transition] = []
         var revision: Int64 = 0
@@ -140,9 +142,11 @@ struct ClientOrderStoreTests {
         #expect(try store.events(customerOrderID: d.client.customerOrderID).count >= 2)
     }
 
-    @Test("lookups by either id, groups, listings, revision conflicts")
-    func lookups() throws {
-        let store = try ClientOrderStore.inMemory()
+    @Test("lookups by either id, groups, listings, revision conflicts", arguments: ClientStoreKind.allCases)
+    func lookups(_ kind: ClientStoreKind) throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try kind.open(in: dir)
         var dialogues: [Dialogue] = []
         for (i, poid) in ["po-1", "po-1", "po-2"].enumerated() {
             var d = Dialogue(customerOrderID: "order-\(i)", providerOrderID: poid, seed: UInt64(i))
@@ -208,6 +212,101 @@ struct ClientOrderStoreTests {
         ] {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: n))
             #expect(usesIndexesOnly(plan), "\(name): \(plan)")
+        }
+    }
+
+    @Test("the volatile store answers every read as the SQLite store does, after the same saves")
+    func volatileStoreMatchesSQLite() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let sqlite = try ClientOrderStore(path: dir.path("cpnp.sqlite"))
+        let volatile = VolatileClientOrderStore()
+        let stores: [any ClientOrderStoring] = [sqlite, volatile]
+        /// Applies `change` to both stores: the same revision, or the same error.
+        func save(_ change: ClientOrderChange) {
+            let outcomes = stores.map { store -> String in
+                do { return "revision \(try store.save(change))" } catch { return "\(error)" }
+            }
+            #expect(outcomes[0] == outcomes[1], "\(change.machine.customerOrderID): \(outcomes)")
+        }
+        // Five orders, two of them created at the same time (ties go by insertion), two in a group,
+        // one declined and its DECLINE acknowledged, one completed, one saved with a stale revision.
+        var dialogues = (0..<5).map { i in Dialogue(customerOrderID: "order-\(i)", providerOrderID: i == 4 ? "po-1" : "po-\(i / 2)", seed: UInt64(i))
+        }
+        for i in dialogues.indices {
+            dialogues[i].now = StoreFixture.at(Int64(min(i, 3)))
+            try dialogues[i].clientQuotes()
+            save(dialogues[i].clientChange(group: i < 2 ? "best-of-2" : nil))
+        }
+        for i in [1, 3, 4] {
+            dialogues[i].serverReceivesQuotation()
+            try dialogues[i].serverAcknowledges()
+            dialogues[i].now = StoreFixture.at(10 + Int64(i))
+            dialogues[i].deliverToClient()
+            save(dialogues[i].clientChange())
+        }
+        try dialogues[1].offerProcessed()
+        try dialogues[1].clientDeclines()
+        save(dialogues[1].clientChange())
+        dialogues[1].deliverToServer()
+        dialogues[1].deliverToClient()
+        save(ClientOrderChange(machine: dialogues[1].client, at: StoreFixture.at(30), actions: dialogues[1].clientActions))
+        try dialogues[3].agreedOnServer()
+        save(dialogues[3].clientChange())
+        dialogues[3].deliverToClient()
+        save(
+            ClientOrderChange(
+                machine: dialogues[3].client, serverAddress: "[2001:db8::7]:8921", at: StoreFixture.at(40), actions: dialogues[3].clientActions))
+        save(ClientOrderChange(machine: dialogues[4].client, at: StoreFixture.at(50), expectedRevision: 1))
+        save(ClientOrderChange(machine: ClientOrderStateMachine(customerOrderID: StoreFixture.customerOrderID("order-new")), at: StoreFixture.at(60)))
+
+        func reads(_ store: any ClientOrderStoring) throws -> [String] {
+            var lines: [String] = []
+            func add(_ name: String, _ orders: [StoredClientOrder]) {
+                lines.append(
+                    "\(name): "
+                        + orders.map { "\($0.customerOrderID) r\($0.revision) \($0.state) open=\($0.isOpen) \($0.serverAddress)" }.joined(
+                            separator: ", "))
+            }
+            add("all", try store.orders(limit: 100, offset: 0, state: nil))
+            add("page", try store.orders(limit: 2, offset: 1, state: nil))
+            add("processing", try store.orders(limit: 100, offset: 0, state: .serverProcessing))
+            add("open", try store.openOrders())
+            add("group", try store.orders(group: "best-of-2"))
+            for id in ["order-0", "po-1", "po-0", "nothing"] { add("identified by \(id)", try store.orders(identifiedBy: id)) }
+            for dialogue in dialogues {
+                let id = dialogue.client.customerOrderID
+                let stored = try #require(try store.order(customerOrderID: id))
+                lines.append(
+                    "\(id): \(stored.serverName ?? "-") \(stored.group ?? "-") \(stored.createdAt) \(stored.updatedAt) \(stored.providerOrderID?.rawValue ?? "-")"
+                )
+                #expect(stored.machine == dialogue.client)
+                lines.append(
+                    "\(id) events: "
+                        + (try store.events(customerOrderID: id)).map { "\($0.id) \($0.at) \($0.from)→\($0.to) \($0.event) \($0.serverAddress)" }
+                        .joined(separator: ", "))
+                lines.append("\(id) exists: \(try store.customerOrderIDExists(id.rawValue))")
+            }
+            lines.append("unknown exists: \(try store.customerOrderIDExists("order-9")) \(try store.customerOrderIDExists("not an id!"))")
+            return lines
+        }
+        let expected = try reads(sqlite)
+        #expect(try reads(volatile) == expected)
+        #expect(expected.contains { $0.hasPrefix("open: ") && $0.contains("order-3") && !$0.contains("order-1") })
+        #expect(throws: StoreError.invalidArgument("limit and offset must not be negative")) { try volatile.orders(limit: -1, offset: 0, state: nil) }
+    }
+}
+
+/// The implementations of ``ClientOrderStoring`` the shared tests run against.
+enum ClientStoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqliteFile, volatile
+
+    var testDescription: String { rawValue }
+
+    func open(in directory: TempDirectory) throws -> any ClientOrderStoring {
+        switch self {
+        case .sqliteFile: try ClientOrderStore(path: directory.path("cpnp.sqlite"))
+        case .volatile: VolatileClientOrderStore()
         }
     }
 }
