@@ -4,8 +4,8 @@ import Synchronization
 
 /// What the customer's engine and its tools need of an order store (RFC 8921 §8.11): atomic saves
 /// with history, and reads. ``ClientOrderStore`` (SQLite, durable) and ``VolatileClientOrderStore``
-/// (memory) implement it alike; `ClientOrderStoreContractTests` checks both against the same
-/// expectations.
+/// (memory) implement it alike; `ClientOrderStoreTests` runs its round trip and lookups against
+/// both and holds their answers equal.
 public protocol ClientOrderStoring: Sendable {
     /// Saves the order atomically, with its history entries; returns its new revision.
     @discardableResult func save(_ change: ClientOrderChange) throws -> Int64
