@@ -1,45 +1,6 @@
-// The customer's order store as a protocol, and its implementation in memory.
+// The customer's order store in memory (ClientOrderStoring is in ClientOrderStore.swift).
 public import CPNPCore
 import Synchronization
-
-/// What the customer's engine and its tools need of an order store (RFC 8921 §8.11): atomic saves
-/// with history, and reads. ``ClientOrderStore`` (SQLite, durable) and ``VolatileClientOrderStore``
-/// (memory) implement it alike; `ClientOrderStoreTests` runs its round trip and lookups against
-/// both and holds their answers equal.
-public protocol ClientOrderStoring: Sendable {
-    /// Saves the order atomically, with its history entries; returns its new revision.
-    @discardableResult func save(_ change: ClientOrderChange) throws -> Int64
-    /// The order with this customer order id.
-    func order(customerOrderID: CustomerOrderID) throws -> StoredClientOrder?
-    /// Whether the client already used this customer order id.
-    func customerOrderIDExists(_ id: String) throws -> Bool
-    /// The order with that customer order id, else the orders with that provider order id, oldest first.
-    func orders(identifiedBy id: String) throws -> [StoredClientOrder]
-    /// Orders newest first, optionally in one state.
-    func orders(limit: Int, offset: Int, state: ClientOrderStateMachine.State?) throws -> [StoredClientOrder]
-    /// Open orders (``ClientOrderStore/isOpen(_:)``), oldest first.
-    func openOrders() throws -> [StoredClientOrder]
-    /// The orders of one group, oldest first.
-    func orders(group: String) throws -> [StoredClientOrder]
-    /// The order's history, oldest first.
-    func events(customerOrderID: CustomerOrderID) throws -> [ClientOrderEvent]
-}
-
-extension ClientOrderStoring {
-    /// Orders newest first, in any state.
-    public func orders(limit: Int = 100, offset: Int = 0) throws -> [StoredClientOrder] { try orders(limit: limit, offset: offset, state: nil) }
-    /// Orders in one state, newest first.
-    public func orders(state: ClientOrderStateMachine.State, limit: Int = 100, offset: Int = 0) throws -> [StoredClientOrder] {
-        try orders(limit: limit, offset: offset, state: state)
-    }
-}
-
-extension ClientOrderStore: ClientOrderStoring {}
-
-extension ClientOrderChange {
-    /// The server's address this change gives: its own, else its machine's session's remote end.
-    var givenServerAddress: String? { serverAddress ?? machine.transaction?.session.remote.description }
-}
 
 /// The customer's orders in this process's memory only, with the semantics of ``ClientOrderStore``
 /// (revisions, history, listings, orders never deleted) and none of its durability: nothing survives
