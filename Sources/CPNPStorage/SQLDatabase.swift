@@ -296,13 +296,42 @@ struct GRDBConnection: SQLConnection {
         }
     }
 
+    /// Inside a transaction, the savepoint's statements are prepared once and cached: GRDB's
+    /// `inSavepoint` prepares its `SAVEPOINT` and `RELEASE` again at every call. A rollback to the
+    /// savepoint that fails throws ``SavepointRollbackFailure``: the changes made since the
+    /// savepoint may still be in the transaction, so the caller must not commit it.
     func inSavepoint<T>(_ body: () throws -> T) throws -> T {
-        var result: T?
-        try database.inSavepoint {
-            result = try body()
-            return .commit
+        guard database.isInsideTransaction else {
+            var result: T?
+            try database.inSavepoint {
+                result = try body()
+                return .commit
+            }
+            return result!
         }
-        return result!
+        try executeLater("SAVEPOINT cpnp_change", [])
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            do {
+                try executeLater("ROLLBACK TRANSACTION TO SAVEPOINT cpnp_change", [])
+                try executeLater("RELEASE SAVEPOINT cpnp_change", [])
+            } catch let rollbackError {
+                throw SavepointRollbackFailure(error: rollbackError, cause: error)
+            }
+            throw error
+        }
+        try executeLater("RELEASE SAVEPOINT cpnp_change", [])
+        return result
     }
 
+}
+
+/// A rollback to a savepoint failed: what was written since the savepoint may still be in the
+/// transaction, which must be rolled back whole (``SQLConnection/inSavepoint(_:)``).
+struct SavepointRollbackFailure: Error {
+    var error: any Error
+    /// The error that asked for the rollback.
+    var cause: any Error
 }

@@ -386,6 +386,9 @@ public final class ServerOrderStore: Sendable {
                 } catch let error as StoreError where error.isSerializationConflict {
                     // Another writer got there first: the whole transaction is re-run (SQLDatabase.write).
                     throw error
+                } catch let error as SavepointRollbackFailure {
+                    // The change may be half in the transaction: none of the batch is stored.
+                    throw error
                 } catch {
                     totals.dropChange()
                     out[i] = .failure(error)

@@ -3,6 +3,8 @@
 @testable import CPNPCore
 @testable import CPNPStorage
 import Foundation
+import GRDB
+import Synchronization
 import Testing
 
 @Suite("ServerOrderStore group commit")
@@ -30,6 +32,54 @@ struct GroupCommitTests {
         #expect(try store.audit(providerOrderID: ProviderOrderID("p-b")!).isEmpty)
         #expect(try store.reservedTotal(for: link) == 100)
         #expect(try store.commit(batch: []).isEmpty)
+    }
+
+    @Test("each change runs in its own savepoint, on statements prepared once; a failing one is rolled back to it")
+    func savepointsAreCachedStatements() throws {
+        let store = try ServerOrderStore.inMemory()
+        let statements = Mutex<[String]>([])
+        store.writer.writeWithoutTransaction { db in
+            db.trace(options: .statement) { event in
+                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
+            }
+        }
+        let link = Reservation.Key("link-1", .outgoing)
+        func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
+            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
+            return OrderChange(
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100])
+        }
+        let results = try store.commit(batch: [change("a", 60), change("b", 50), change("c", 40)])
+        #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
+        let traced = statements.withLock { $0 }
+        #expect(traced.filter { $0 == "SAVEPOINT cpnp_change" }.count == 3)
+        #expect(traced.filter { $0 == "ROLLBACK TRANSACTION TO SAVEPOINT cpnp_change" }.count == 1)
+        #expect(traced.filter { $0 == "RELEASE SAVEPOINT cpnp_change" }.count == 3)
+        #expect(!traced.contains { $0.contains("grdb") })
+        #expect(try store.providerOrderIDExists("p-b") == false)
+        #expect(try store.reservedTotal(for: link) == 100)
+    }
+
+    @Test("a rollback to a savepoint that fails is reported as such, so the transaction is not committed")
+    func aFailedRollbackToTheSavepointIsReported() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (x INTEGER)")
+            let connection = GRDBConnection(database: db)
+            struct Refused: Error {}
+            #expect {
+                try connection.inSavepoint {
+                    try connection.executeLater("INSERT INTO t (x) VALUES (1)", [])
+                    // The savepoint is gone: rolling back to it must fail.
+                    try connection.executeLater("RELEASE SAVEPOINT cpnp_change", [])
+                    throw Refused()
+                }
+            } throws: { error in
+                guard let failure = error as? SavepointRollbackFailure else { return false }
+                return failure.cause is Refused
+            }
+        }
     }
 
     @Test func successiveChangesOfOneOrderInABatchAllApply() throws {
