@@ -161,6 +161,15 @@ public protocol SQLDatabase: Sendable {
     /// the server reports a deadlock with another writer, so `body` must not change anything outside
     /// the database.
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+    /// A read of the latest committed state for a few indexed lookups on the engine's hot path (an
+    /// order by its ids). Like ``read(_:)``, it sees committed data only; an engine may answer it on
+    /// the connection that writes, outside any transaction, where a reader of a pool pays a
+    /// transaction and a schema check per call.
+    func lookup<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+}
+
+extension SQLDatabase {
+    public func lookup<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try read(body) }
 }
 
 // MARK: - SQLite, through GRDB
@@ -180,6 +189,14 @@ struct GRDBDatabase: SQLDatabase {
 
     func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
         try writer.write { connection in try body(GRDBConnection(database: connection)) }
+    }
+
+    /// On the writer's connection, between its transactions: it sees every commit of this process
+    /// and no uncommitted change (GRDB runs one write at a time there), and its statements stay
+    /// prepared. A pool's `read` opens a transaction and checks the schema version at every call:
+    /// 85 % of the cost of the engine's lookups (docs/performance.md, round 14).
+    func lookup<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try writer.writeWithoutTransaction { connection in try body(GRDBConnection(database: connection)) }
     }
 }
 

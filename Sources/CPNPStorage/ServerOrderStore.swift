@@ -646,7 +646,7 @@ public final class ServerOrderStore: Sendable {
 
     /// The order with this provider order id (RFC 8921 §9.1.2).
     public func order(providerOrderID: ProviderOrderID) throws -> StoredOrder? {
-        try database.read { connection in
+        try database.lookup { connection in
             try connection.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]).map { try Self.storedOrder($0, connection) }
         }
     }
@@ -654,7 +654,7 @@ public final class ServerOrderStore: Sendable {
     /// The order a client's message refers to: the client's open order with this customer order id,
     /// else its most recent closed one (RFC 8921 §9.1.1: customer order ids are the client's own).
     public func order(clientIdentity: String, customerOrderID: CustomerOrderID) throws -> StoredOrder? {
-        try database.read { connection in
+        try database.lookup { connection in
             try connection.queryOne(SQL.orderByClientAndCustomerID(connection.dialect), [clientIdentity, customerOrderID.rawValue])
                 .map { try Self.storedOrder($0, connection) }
         }
@@ -786,7 +786,7 @@ public final class ServerOrderStore: Sendable {
     /// Whether the client ever used `id` as a customer order id. A provider order id must never equal
     /// one (RFC 8921 §13: detect swapped identifiers).
     public func customerOrderIDExists(clientIdentity: String, _ id: String) throws -> Bool {
-        try database.read { connection in try connection.scalarInteger(SQL.customerOrderIDExists, [clientIdentity, id]) == 1 }
+        try database.lookup { connection in try connection.scalarInteger(SQL.customerOrderIDExists, [clientIdentity, id]) == 1 }
     }
 
     /// Whether a provider order id is already assigned (to any client).

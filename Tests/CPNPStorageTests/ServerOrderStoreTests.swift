@@ -700,6 +700,33 @@ struct ServerOrderStoreTests {
         }
     }
 
+    @Test("the engine's lookups run on the writer's connection, outside any transaction, and see every commit")
+    func lookupsRunOnTheWriterWithoutATransaction() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("cpnpd.sqlite")
+        let store = try ServerOrderStore(path: path)
+        let other = try ServerOrderStore(path: path)
+        let statements = Mutex<[String]>([])
+        store.writer.writeWithoutTransaction { db in
+            db.trace(options: .statement) { event in
+                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
+            }
+        }
+        // Committed by another connection to the file (the admin CLI's, another process's): seen at once.
+        var d = Dialogue()
+        try d.quoteAndAcknowledge(committingTo: other)
+        statements.withLock { $0.removeAll() }
+        #expect(try store.order(providerOrderID: d.providerOrderID)?.state == .awaitingProcessing)
+        #expect(
+            try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
+        #expect(try store.customerOrderIDExists(clientIdentity: StoreFixture.identity, d.client.customerOrderID.rawValue))
+        let traced = statements.withLock { $0 }
+        #expect(traced.contains(ServerOrderStore.SQL.orderByProviderID))
+        #expect(traced.contains(ServerOrderStore.SQL.customerOrderIDExists))
+        #expect(!traced.contains { $0.hasPrefix("BEGIN") || $0.hasPrefix("COMMIT") }, "\(traced)")
+    }
+
     @Test("10,000 orders: insert, then look up by both keys")
     func tenThousandOrders() throws {
         let dir = try TempDirectory()
