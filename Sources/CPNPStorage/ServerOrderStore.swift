@@ -528,23 +528,16 @@ public final class ServerOrderStore: Sendable {
         var delta: [TotalKey: CPNPDecimal] = [:]
         if !prepared.isOpen || change.reservations != nil {
             // A new order holds no rows yet.
+            var held: [HeldRow] = []
             for row in stored == nil ? [] : try connection.query(SQL.reservationsOfOrder, [providerOrderID]) {
                 let key = try resourceKey(row)
-                delta[TotalKey(resource: key, kind: try kind(row, key)), default: 0] -= try amount(row, key)
+                held.append(HeldRow(key: TotalKey(resource: key, kind: try kind(row, key)), amount: try amount(row, key)))
             }
-            if !delta.isEmpty {
-                try connection.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [providerOrderID])
-            }
-            if prepared.isOpen, let reservations = change.reservations {
-                try connection.insertLater(
-                    "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
-                    rows: reservations.byKind.map { kind, reservation in
-                        [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue]
-                    })
-                for (kind, reservation) in reservations.byKind {
-                    delta[TotalKey(resource: reservation.key, kind: kind), default: 0] += reservation.mbps
-                }
-            }
+            let reservations = prepared.isOpen ? (change.reservations?.byKind ?? []) : []
+            let holding = reservations.map { HeldRow(key: TotalKey(resource: $0.reservation.key, kind: $0.kind), amount: $0.reservation.mbps) }
+            for row in held { delta[row.key, default: 0] -= row.amount }
+            for row in holding { delta[row.key, default: 0] += row.amount }
+            try writeReservations(of: providerOrderID, held: held, holding: holding, reservations, in: connection)
         }
         delta = delta.filter { $0.value != 0 }
         guard !delta.isEmpty || !change.capacityLimits.isEmpty else { return revision }
@@ -569,6 +562,42 @@ public final class ServerOrderStore: Sendable {
             if total > limit { throw StoreError.capacityExceeded(key, total: total, limit: limit) }
         }
         return revision
+    }
+
+    /// One reservation row: a link, direction and kind, and its amount.
+    struct HeldRow: Equatable {
+        var key: TotalKey
+        var amount: CPNPDecimal
+    }
+
+    /// Replaces the order's reservation rows `held` by `holding` (`reservations`, in the same order),
+    /// writing as little as it can: nothing when they are the same rows in the same order; when only their kind moves,
+    /// as when an agreement commits what was offered, one `UPDATE` of the rows in place; else the
+    /// rows deleted and inserted again. In place, the table and its index keep their pages: a
+    /// delete and an insert each change the table and the index.
+    private static func writeReservations(
+        of providerOrderID: String, held: [HeldRow], holding: [HeldRow], _ reservations: [(kind: ReservationKind, reservation: Reservation)],
+        in connection: any SQLConnection
+    ) throws {
+        // Rows are read back in the order they were written (`reservationsOfOrder`), so both ways
+        // in place keep them in the order given.
+        if held.count == holding.count {
+            if held == holding { return }
+            if let kind = holding.first?.key.kind, holding.allSatisfy({ $0.key.kind == kind }),
+                held.map({ HeldRow(key: TotalKey(resource: $0.key.resource, kind: kind), amount: $0.amount) }) == holding
+            {
+                try connection.executeLater("UPDATE reservations SET kind = ? WHERE provider_order_id = ?", [kind.rawValue, providerOrderID])
+                return
+            }
+        }
+        if !held.isEmpty {
+            try connection.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [providerOrderID])
+        }
+        try connection.insertLater(
+            "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
+            rows: reservations.map { kind, reservation in
+                [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue]
+            })
     }
 
     /// PostgreSQL (several writers, `READ COMMITTED`): locks, before any change of the transaction is

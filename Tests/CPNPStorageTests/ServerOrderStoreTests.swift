@@ -689,8 +689,32 @@ struct ServerOrderStoreTests {
         let acknowledged = try run(d.serverChange(reservations: offered))
         #expect(acknowledged.contains(reservationsRead))
         #expect(!acknowledged.contains(otherOpenRead))
+        // The same reservations as stored: no row is written.
+        #expect(
+            !acknowledged.contains {
+                $0.contains("INTO reservations") || $0.hasPrefix("DELETE FROM reservations") || $0.hasPrefix("UPDATE reservations")
+            })
         #expect(try store.reservations(providerOrderID: d.providerOrderID) == offered)
         #expect(try store.reservedTotals() == [Reservation.Key("link-par-1", .outgoing): 90])
+
+        // The agreement commits what was offered: the rows change kind in place.
+        let committed = HeldCapacity(committed: offered.offered)
+        let agreed = try run(d.serverChange(reservations: committed))
+        #expect(agreed.contains("UPDATE reservations SET kind = ? WHERE provider_order_id = ?"))
+        #expect(!agreed.contains { $0.contains("INTO reservations") || $0.hasPrefix("DELETE FROM reservations") })
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == committed)
+        #expect(try store.reservationTotalMismatches().isEmpty)
+        #expect(try store.reservedTotal(for: Reservation.Key("link-par-1", .outgoing), kind: .committed) == 90)
+        #expect(try store.reservedTotal(for: Reservation.Key("link-par-1", .outgoing), kind: .offered) == 0)
+
+        // Other amounts (an UPDATE's offer next to the agreement): the rows are replaced.
+        let updating = HeldCapacity(offered: [Reservation(linkID: "link-par-1", direction: .outgoing, mbps: 20)], committed: offered.offered)
+        let replaced = try run(d.serverChange(reservations: updating))
+        #expect(replaced.contains { $0.hasPrefix("DELETE FROM reservations") })
+        #expect(replaced.contains { $0.hasPrefix("INSERT INTO reservations") })
+        #expect(try store.reservations(providerOrderID: d.providerOrderID) == updating)
+        #expect(try store.reservationTotalMismatches().isEmpty)
+        #expect(try store.reservedTotals() == [Reservation.Key("link-par-1", .outgoing): 110])
 
         // The unique index still keeps one open order per customer order id: a second one is refused.
         let customerOrderID = d.client.customerOrderID.rawValue
