@@ -108,7 +108,14 @@ enum PostgresSchema {
         ("server-pg-v3-clients", clientsSQL),
         ("server-pg-v4-webhooks", webhooksSQL),
         ("server-pg-v5-outbox-documents", outboxDocumentsSQL),
+        ("server-pg-v6-fewer-order-indexes", fewerOrderIndexesSQL),
     ]
+
+    /// An index of `orders` no statement needs, which every new order paid for: the provider order id
+    /// is the primary key, so (client, customer order id, provider order id) is unique anyway, and
+    /// `orders_client_coi` answers the lookups by client and customer order id. The SQLite store:
+    /// migration `server-v9-fewer-order-indexes`.
+    static let fewerOrderIndexesSQL = ["DROP INDEX IF EXISTS orders_client_coi_poi"]
 
     /// An outbox event names its CPD (table `documents`) instead of holding a copy in its payload: an
     /// agreement wrote the document twice more (its agreement and activation events). Rows written

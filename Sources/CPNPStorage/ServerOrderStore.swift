@@ -211,6 +211,9 @@ public final class ServerOrderStore: Sendable {
         migrations.registerMigration("server-v8-outbox-documents") { connection in
             for statement in PostgresSchema.outboxDocumentsSQL { try connection.execute(sql: statement) }
         }
+        migrations.registerMigration("server-v9-fewer-order-indexes") { connection in
+            for statement in PostgresSchema.fewerOrderIndexesSQL { try connection.execute(sql: statement) }
+        }
         return migrations
     }
 

@@ -52,7 +52,12 @@ struct PostgresStoreTests {
             try await server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
                 .split(separator: "\n").map(String.init) == [
                     "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks", "server-pg-v5-outbox-documents",
+                    "server-pg-v6-fewer-order-indexes",
                 ])
+        let orderIndexes = try await server.psql("SELECT indexname FROM pg_indexes WHERE tablename = 'orders'", database: "orders")
+            .split(separator: "\n").map(String.init)
+        #expect(
+            orderIndexes.contains("orders_client_coi") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
 

@@ -654,6 +654,17 @@ struct ServerOrderStoreTests {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: argumentCount))
             #expect(usesIndexesOnly(plan), "\(name): \(plan)")
         }
+        // The open orders of a client through an index of open orders, not all of the client's orders.
+        for sql in [Statements.openOrderCount, Statements.openOrderCountsByClient] {
+            let plan = try store.queryPlan(sql, Array(repeating: "x", count: sql.filter { $0 == "?" }.count))
+            #expect(plan.contains { $0.contains("orders_open") || $0.contains("orders_one_open_per_coi") }, "\(sql): \(plan)")
+        }
+        // Without the index no statement needed (migration server-v9-fewer-order-indexes).
+        let orderIndexes = try store.writer.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'")
+        }
+        #expect(
+            orderIndexes.contains("orders_client_coi") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
     }
 
     @Test("a commit runs only the reads its change needs: none of the reservations of a new order, no look for another open order once stored open")
