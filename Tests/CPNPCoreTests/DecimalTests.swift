@@ -134,3 +134,83 @@ private func d(_ s: String) -> CPNPDecimal {
         #expect(d("-1e400").doubleValue == -.infinity)
     }
 }
+
+/// The fixed-point fast path (a 64-bit coefficient) against the digit-by-digit arithmetic it
+/// replaces on small values, and against 128-bit integers.
+@Suite struct DecimalFixedPointTests {
+    /// A value drawn from a mix of sizes: few digits, around the 18-digit boundary of the machine
+    /// integer and around 2^64, and many digits; exponents on both sides; both signs.
+    private static func randomDecimal(_ rng: inout SplitMix64) -> CPNPDecimal {
+        let count: Int
+        switch rng.next() % 8 {
+        case 0: count = 0
+        case 1, 2, 3: count = Int(rng.next() % 6) + 1
+        case 4, 5: count = Int(rng.next() % 4) + 16
+        case 6: count = 20
+        default: count = Int(rng.next() % 30) + 1
+        }
+        var digits = (0..<count).map { _ in UInt8(rng.next() % 10) }
+        if rng.next() % 4 == 0, !digits.isEmpty { digits = [UInt8](repeating: 9, count: digits.count) }
+        return CPNPDecimal(isNegative: rng.next() % 2 == 0, digits: digits, exponent: Int(rng.next() % 41) - 20)
+    }
+
+    @Test("sums, products and comparisons equal the digit-by-digit results; text and hash round-trip")
+    func fixedPointMatchesDigitArithmetic() throws {
+        var rng = SplitMix64(seed: 8921)
+        for _ in 0..<20_000 {
+            let a = Self.randomDecimal(&rng), b = Self.randomDecimal(&rng)
+            #expect(a + b == CPNPDecimal.digitSum(a, b), "\(a) + \(b)")
+            #expect(a - b == CPNPDecimal.digitSum(a, -b), "\(a) - \(b)")
+            #expect(a * b == CPNPDecimal.digitProduct(a, b), "\(a) * \(b)")
+            #expect((a + b) - b == a, "\(a) + \(b) - \(b)")
+            let order: CPNPDecimal.Order =
+                a.isZero || b.isZero
+                ? (a.isZero && b.isZero ? .orderedSame : a.isZero ? .orderedAscending : .orderedDescending)
+                : CPNPDecimal.compareDigits(a, b)
+            #expect(CPNPDecimal.compareMagnitude(a, b) == order, "|\(a)| against |\(b)|")
+            #expect((a < b) == (a - b).isNegative, "\(a) < \(b)")
+            let reparsed = try #require(CPNPDecimal(parsing: a.description))
+            #expect(reparsed == a && reparsed.hashValue == a.hashValue, "\(a)")
+            let rebuilt = CPNPDecimal(isNegative: a.isNegative, digits: [0] + a.digits + [0, 0], exponent: a.exponent - 2)
+            #expect(rebuilt == a && rebuilt.hashValue == a.hashValue && rebuilt.digitCount == a.digits.count, "\(a)")
+        }
+    }
+
+    @Test("fixed-point sums and products equal 128-bit integer arithmetic at a common scale")
+    func integerArithmeticAgreesWithInt128() throws {
+        var rng = SplitMix64(seed: 7297)
+        for _ in 0..<20_000 {
+            let left = Int64(bitPattern: rng.next()) >> (rng.next() % 64), right = Int64(bitPattern: rng.next()) >> (rng.next() % 64)
+            let leftScale = Int(rng.next() % 12), rightScale = Int(rng.next() % 12)
+            let a = CPNPDecimal(isNegative: left < 0, coefficient: left.magnitude, exponent: -leftScale)
+            let b = CPNPDecimal(isNegative: right < 0, coefficient: right.magnitude, exponent: -rightScale)
+            // At the common scale, both are integers of at most 64 + 40 bits.
+            let scale = max(leftScale, rightScale)
+            var power: Int128 = 1
+            for _ in 0..<(scale - leftScale) { power *= 10 }
+            let leftScaled = Int128(left) * power
+            power = 1
+            for _ in 0..<(scale - rightScale) { power *= 10 }
+            let rightScaled = Int128(right) * power
+            let sum = try #require(CPNPDecimal(parsing: String(leftScaled + rightScaled)))
+            #expect(
+                a + b == (sum.isZero ? sum : CPNPDecimal(isNegative: sum.isNegative, magnitude: sum.magnitude, exponent: sum.exponent - scale)),
+                "\(a) + \(b)")
+            #expect((a < b) == (leftScaled < rightScaled), "\(a) < \(b)")
+            #expect((a == b) == (leftScaled == rightScaled), "\(a) == \(b)")
+            let product = try #require(CPNPDecimal(parsing: String(Int128(left) * Int128(right))))
+            #expect(
+                a * b
+                    == (product.isZero
+                        ? product
+                        : CPNPDecimal(
+                            isNegative: product.isNegative, magnitude: product.magnitude, exponent: product.exponent - leftScale - rightScale)))
+            #expect(CPNPDecimal(left).int64Value == left)
+        }
+        #expect(CPNPDecimal(Int64.min).int64Value == Int64.min)
+        #expect(CPNPDecimal(Int64.max) + 1 == CPNPDecimal(parsing: "9223372036854775808"))
+        #expect(CPNPDecimal(parsing: "18446744073709551615")! + 1 == CPNPDecimal(parsing: "18446744073709551616"))
+        #expect(CPNPDecimal(parsing: "999999999999999999")! + 1 == CPNPDecimal(parsing: "1e18"))
+        #expect(CPNPDecimal(parsing: "1e18")! - 1 == CPNPDecimal(parsing: "999999999999999999"))
+    }
+}

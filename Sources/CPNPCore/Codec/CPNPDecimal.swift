@@ -5,10 +5,57 @@
 public struct CPNPDecimal: Sendable, Hashable {
     /// True for values below zero (never for zero).
     public let isNegative: Bool
-    /// Decimal digits (0...9), most significant first, without leading or trailing zeros; empty for zero.
-    public let digits: [UInt8]
+    /// The significant digits: a machine integer when there are few enough, so that the sums and
+    /// comparisons of capacities and prices are integer operations (docs/performance.md, round 14).
+    let magnitude: Magnitude
     /// The value is `digits × 10^exponent`.
     public let exponent: Int
+
+    /// The significant digits of a normalised value: without leading or trailing zeros, so that
+    /// every value has one representation (and the synthesised `==` and hash are the value's).
+    enum Magnitude: Sendable, Hashable {
+        /// At most ``CPNPDecimal/smallDigitCount`` digits (0 for zero): sums and comparisons are
+        /// integer operations.
+        case small(UInt64)
+        /// More digits, most significant first.
+        case large([UInt8])
+    }
+
+    /// The most digits kept in a machine integer: below 10^18, so that a sum of two cannot overflow.
+    static let smallDigitCount = 18
+
+    /// Decimal digits (0...9), most significant first, without leading or trailing zeros; empty for zero.
+    public var digits: [UInt8] {
+        switch magnitude {
+        case .large(let digits): digits
+        case .small(let coefficient): Self.decimalDigits(of: coefficient)
+        }
+    }
+
+    /// The decimal digits of `value`, most significant first (none for 0).
+    static func decimalDigits(of value: UInt64) -> [UInt8] {
+        var value = value
+        var reversed: [UInt8] = []
+        while value > 0 {
+            reversed.append(UInt8(value % 10))
+            value /= 10
+        }
+        return reversed.reversed()
+    }
+
+    /// How many significant digits (0 for zero).
+    var digitCount: Int {
+        switch magnitude {
+        case .large(let digits): return digits.count
+        case .small(var coefficient):
+            var count = 0
+            while coefficient > 0 {
+                count += 1
+                coefficient /= 10
+            }
+            return count
+        }
+    }
 
     /// Builds a normalised value; `digits` may have leading/trailing zeros.
     public init(isNegative: Bool, digits: [UInt8], exponent: Int) {
@@ -17,14 +64,50 @@ public struct CPNPDecimal: Sendable, Hashable {
         while let first = significant.first, first == 0 { significant = significant.dropFirst() }
         while let last = significant.last, last == 0 { significant = significant.dropLast(); normalizedExponent += 1 }
         if significant.isEmpty {
-            self.isNegative = false
-            self.digits = []
-            self.exponent = 0
+            self.init(isNegative: false, magnitude: .small(0), exponent: 0)
+        } else if significant.count <= Self.smallDigitCount {
+            self.init(isNegative: isNegative, magnitude: .small(significant.reduce(0) { $0 * 10 + UInt64($1) }), exponent: normalizedExponent)
         } else {
-            self.isNegative = isNegative
-            self.digits = Array(significant)
-            self.exponent = normalizedExponent
+            self.init(isNegative: isNegative, magnitude: .large(Array(significant)), exponent: normalizedExponent)
         }
+    }
+
+    /// `coefficient × 10^exponent`, normalised (any coefficient, trailing zeros included).
+    init(isNegative: Bool, coefficient: UInt64, exponent: Int) {
+        guard coefficient != 0 else {
+            self.init(isNegative: false, magnitude: .small(0), exponent: 0)
+            return
+        }
+        var coefficient = coefficient
+        var exponent = exponent
+        while coefficient % 10 == 0 {
+            coefficient /= 10
+            exponent += 1
+        }
+        self.init(
+            isNegative: isNegative, magnitude: coefficient < Self.smallLimit ? .small(coefficient) : .large(Self.decimalDigits(of: coefficient)),
+            exponent: exponent)
+    }
+
+    /// A normalised magnitude with its sign (never negative for zero).
+    init(isNegative: Bool, magnitude: Magnitude, exponent: Int) {
+        self.isNegative = isNegative
+        self.magnitude = magnitude
+        self.exponent = exponent
+    }
+
+    /// 10^18: a small coefficient is below it.
+    static let smallLimit: UInt64 = 1_000_000_000_000_000_000
+
+    /// `coefficient × 10^power`, or nil when it does not fit in 64 bits.
+    static func scaled(_ coefficient: UInt64, by power: Int) -> UInt64? {
+        var value = coefficient
+        for _ in 0..<power {
+            let (product, overflow) = value.multipliedReportingOverflow(by: 10)
+            if overflow { return nil }
+            value = product
+        }
+        return value
     }
 }
 
@@ -76,7 +159,21 @@ extension CPNPDecimal {
             negative = true
             position += 1
         }
-        var digits: [UInt8] = []
+        // The significant digits go into a machine integer; only a literal with more than
+        // smallDigitCount of them collects them in an array.
+        var coefficient: UInt64 = 0
+        var significantCount = 0
+        var manyDigits: [UInt8]?
+        func take(_ digit: UInt8) {
+            if significantCount == 0 && digit == 0 { return }
+            significantCount += 1
+            if significantCount <= CPNPDecimal.smallDigitCount {
+                coefficient = coefficient * 10 + UInt64(digit)
+                return
+            }
+            if manyDigits == nil { manyDigits = CPNPDecimal.decimalDigits(of: coefficient) }
+            manyDigits!.append(digit)
+        }
         guard position < end, bytes[position] &- 0x30 < 10 else {
             throw .syntax("expected a digit in number", offset: position)
         }
@@ -88,7 +185,7 @@ extension CPNPDecimal {
         } else {
             while position < end, bytes[position] &- 0x30 < 10 {
                 if position - start >= maxLength { throw tooLong }
-                digits.append(bytes[position] &- 0x30)
+                take(bytes[position] &- 0x30)
                 position += 1
             }
         }
@@ -100,7 +197,7 @@ extension CPNPDecimal {
             }
             while position < end, bytes[position] &- 0x30 < 10 {
                 if position - start >= maxLength { throw tooLong }
-                digits.append(bytes[position] &- 0x30)
+                take(bytes[position] &- 0x30)
                 fractionCount += 1
                 position += 1
             }
@@ -129,7 +226,9 @@ extension CPNPDecimal {
         if literalExponent.magnitude > maxExponent.magnitude {
             throw .outOfRange("number exponent beyond ±\(maxExponent)")
         }
-        let value = CPNPDecimal(isNegative: negative, digits: digits, exponent: literalExponent - fractionCount)
+        let value =
+            manyDigits.map { CPNPDecimal(isNegative: negative, digits: $0, exponent: literalExponent - fractionCount) }
+            ?? CPNPDecimal(isNegative: negative, coefficient: coefficient, exponent: literalExponent - fractionCount)
         if !value.isZero {
             if value.scientificExponent.magnitude > maxExponent.magnitude {
                 throw .outOfRange("number magnitude beyond 10^±\(maxExponent)")
@@ -149,13 +248,13 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     public init?(_ description: String) { self.init(parsing: description) }
 
     /// The exponent in scientific notation: the value is `d.ddd × 10^scientificExponent`.
-    var scientificExponent: Int { digits.count + exponent - 1 }
+    var scientificExponent: Int { digitCount + exponent - 1 }
 
     private enum Form { case zero, integer, fraction, scientific }
 
     private var form: Form {
         if isZero { return .zero }
-        let integerDigits = digits.count + exponent
+        let integerDigits = digitCount + exponent
         if exponent >= 0 { return integerDigits <= 21 ? .integer : .scientific }
         return exponent >= -21 && integerDigits <= 21 ? .fraction : .scientific
     }
@@ -163,7 +262,7 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     /// Length in bytes of ``description``, computed without building it.
     var canonicalLength: Int {
         let sign = isNegative ? 1 : 0
-        let digitCount = digits.count
+        let digitCount = self.digitCount
         switch form {
         case .zero: return 1
         case .integer: return sign + digitCount + exponent
@@ -189,6 +288,7 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     /// Appends ``description``'s UTF-8 bytes to `out`.
     func appendCanonical(to out: inout [UInt8]) {
         let zero = UInt8(ascii: "0")
+        let digits = self.digits
         if isNegative { out.append(UInt8(ascii: "-")) }
         switch form {
         case .zero:
@@ -225,6 +325,7 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     /// to a currency's minor unit).
     public func rounded(fractionDigits: Int) -> CPNPDecimal {
         guard -exponent > fractionDigits else { return self }
+        let digits = self.digits
         let kept = digits.count + exponent + fractionDigits
         guard kept >= 0 else { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
         var out = Array(digits.prefix(kept))
@@ -243,6 +344,7 @@ extension CPNPDecimal: CustomStringConvertible, LosslessStringConvertible {
     /// `minimumFractionDigits` fraction digits (e.g. `1250.00` for cost amounts).
     public func plainString(minimumFractionDigits: Int = 0) -> String {
         let zero = UInt8(ascii: "0")
+        let digits = self.digits
         var out: [UInt8] = []
         if isNegative { out.append(UInt8(ascii: "-")) }
         let fractionDigits = max(0, -exponent)
@@ -297,11 +399,32 @@ extension CPNPDecimal {
 
     /// The value with the opposite sign.
     public static prefix func - (operand: CPNPDecimal) -> CPNPDecimal {
-        CPNPDecimal(isNegative: !operand.isNegative, digits: operand.digits, exponent: operand.exponent)
+        operand.isZero ? operand : CPNPDecimal(isNegative: !operand.isNegative, magnitude: operand.magnitude, exponent: operand.exponent)
     }
 
-    /// Exact sum.
+    /// Exact sum: in 64-bit integers when both coefficients, aligned to the smaller exponent, fit;
+    /// digit by digit otherwise.
     public static func + (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
+        if lhs.isZero { return rhs }
+        if rhs.isZero { return lhs }
+        if case .small(let left) = lhs.magnitude, case .small(let right) = rhs.magnitude {
+            let commonExponent = min(lhs.exponent, rhs.exponent)
+            if let left = scaled(left, by: lhs.exponent - commonExponent), let right = scaled(right, by: rhs.exponent - commonExponent) {
+                if lhs.isNegative == rhs.isNegative {
+                    let (sum, overflow) = left.addingReportingOverflow(right)
+                    if !overflow { return CPNPDecimal(isNegative: lhs.isNegative, coefficient: sum, exponent: commonExponent) }
+                } else if left >= right {
+                    return CPNPDecimal(isNegative: lhs.isNegative, coefficient: left - right, exponent: commonExponent)
+                } else {
+                    return CPNPDecimal(isNegative: rhs.isNegative, coefficient: right - left, exponent: commonExponent)
+                }
+            }
+        }
+        return digitSum(lhs, rhs)
+    }
+
+    /// Exact sum, digit by digit (any size).
+    static func digitSum(_ lhs: CPNPDecimal, _ rhs: CPNPDecimal) -> CPNPDecimal {
         if lhs.isZero { return rhs }
         if rhs.isZero { return lhs }
         let commonExponent = min(lhs.exponent, rhs.exponent)
@@ -336,8 +459,20 @@ extension CPNPDecimal {
     /// Exact difference.
     public static func - (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal { lhs + (-rhs) }
 
-    /// Exact product.
+    /// Exact product: in 64-bit integers when it fits, digit by digit otherwise.
     public static func * (lhs: CPNPDecimal, rhs: CPNPDecimal) -> CPNPDecimal {
+        if lhs.isZero || rhs.isZero { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
+        if case .small(let left) = lhs.magnitude, case .small(let right) = rhs.magnitude {
+            let (product, overflow) = left.multipliedReportingOverflow(by: right)
+            if !overflow {
+                return CPNPDecimal(isNegative: lhs.isNegative != rhs.isNegative, coefficient: product, exponent: lhs.exponent + rhs.exponent)
+            }
+        }
+        return digitProduct(lhs, rhs)
+    }
+
+    /// Exact product, digit by digit (any size).
+    static func digitProduct(_ lhs: CPNPDecimal, _ rhs: CPNPDecimal) -> CPNPDecimal {
         if lhs.isZero || rhs.isZero { return CPNPDecimal(isNegative: false, digits: [], exponent: 0) }
         let leftDigits = lhs.littleEndianDigits(shiftedBy: 0)
         let rightDigits = rhs.littleEndianDigits(shiftedBy: 0)

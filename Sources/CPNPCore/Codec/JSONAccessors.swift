@@ -79,33 +79,22 @@ extension CPNPDecimal: Comparable, ExpressibleByIntegerLiteral {
 
     /// The exact value of an integer.
     public init(_ value: Int64) {
-        let negative = value < 0
-        var magnitude = value.magnitude
-        var leastSignificantFirst: [UInt8] = []
-        while magnitude > 0 {
-            leastSignificantFirst.append(UInt8(magnitude % 10))
-            magnitude /= 10
-        }
-        self.init(isNegative: negative, digits: leastSignificantFirst.reversed(), exponent: 0)
+        self.init(isNegative: value < 0, coefficient: value.magnitude, exponent: 0)
     }
 
-    public var isZero: Bool { digits.isEmpty }
+    public var isZero: Bool { magnitude == .small(0) }
 
     /// The value as an Int64 when it is an integer that fits; otherwise nil.
     public var int64Value: Int64? {
         if isZero { return 0 }
-        guard exponent >= 0, digits.count + exponent <= 19 else { return nil }
-        var magnitude: UInt64 = 0
-        for digit in digits {
-            let (product, productOverflow) = magnitude.multipliedReportingOverflow(by: 10)
-            let (sum, sumOverflow) = product.addingReportingOverflow(UInt64(digit))
-            if productOverflow || sumOverflow { return nil }
-            magnitude = sum
-        }
-        for _ in 0..<exponent {
-            let (product, overflow) = magnitude.multipliedReportingOverflow(by: 10)
-            if overflow { return nil }
-            magnitude = product
+        guard exponent >= 0 else { return nil }
+        let magnitude: UInt64
+        if case .small(let coefficient) = self.magnitude {
+            guard let scaled = Self.scaled(coefficient, by: exponent) else { return nil }
+            magnitude = scaled
+        } else {
+            guard let exact = largeMagnitude else { return nil }
+            magnitude = exact
         }
         if isNegative {
             guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
@@ -115,27 +104,54 @@ extension CPNPDecimal: Comparable, ExpressibleByIntegerLiteral {
         return Int64(magnitude)
     }
 
+    /// The magnitude of a value of many digits when it is an integer that fits in 64 bits.
+    private var largeMagnitude: UInt64? {
+        guard exponent >= 0, digitCount + exponent <= 20 else { return nil }
+        var magnitude: UInt64 = 0
+        for digit in digits {
+            let (product, productOverflow) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, sumOverflow) = product.addingReportingOverflow(UInt64(digit))
+            if productOverflow || sumOverflow { return nil }
+            magnitude = sum
+        }
+        return Self.scaled(magnitude, by: exponent)
+    }
+
     public static func < (lhs: CPNPDecimal, rhs: CPNPDecimal) -> Bool {
         if lhs.isNegative != rhs.isNegative { return lhs.isNegative }
         let magnitudeLess = compareMagnitude(lhs, rhs)
         return lhs.isNegative ? magnitudeLess == .orderedDescending : magnitudeLess == .orderedAscending
     }
 
-    private enum Order { case orderedAscending, orderedSame, orderedDescending }
+    enum Order { case orderedAscending, orderedSame, orderedDescending }
 
-    private static func compareMagnitude(_ left: CPNPDecimal, _ right: CPNPDecimal) -> Order {
+    static func compareMagnitude(_ left: CPNPDecimal, _ right: CPNPDecimal) -> Order {
         if left.isZero || right.isZero {
             if left.isZero && right.isZero { return .orderedSame }
             return left.isZero ? .orderedAscending : .orderedDescending
         }
+        if case .small(let leftCoefficient) = left.magnitude, case .small(let rightCoefficient) = right.magnitude {
+            // Aligned to the smaller exponent; a coefficient that no longer fits in 64 bits is the
+            // larger one, since the other is below 10^18.
+            let commonExponent = min(left.exponent, right.exponent)
+            guard let leftAligned = scaled(leftCoefficient, by: left.exponent - commonExponent) else { return .orderedDescending }
+            guard let rightAligned = scaled(rightCoefficient, by: right.exponent - commonExponent) else { return .orderedAscending }
+            return leftAligned == rightAligned ? .orderedSame : leftAligned < rightAligned ? .orderedAscending : .orderedDescending
+        }
+        return compareDigits(left, right)
+    }
+
+    /// ``compareMagnitude(_:_:)`` digit by digit (any size; neither value zero).
+    static func compareDigits(_ left: CPNPDecimal, _ right: CPNPDecimal) -> Order {
+        let leftDigits = left.digits, rightDigits = right.digits
         // Position of the most significant digit: digits.count + exponent.
-        let leftMagnitude = left.digits.count + left.exponent
-        let rightMagnitude = right.digits.count + right.exponent
+        let leftMagnitude = leftDigits.count + left.exponent
+        let rightMagnitude = rightDigits.count + right.exponent
         if leftMagnitude != rightMagnitude { return leftMagnitude < rightMagnitude ? .orderedAscending : .orderedDescending }
-        let length = max(left.digits.count, right.digits.count)
+        let length = max(leftDigits.count, rightDigits.count)
         for i in 0..<length {
-            let leftDigit = i < left.digits.count ? left.digits[i] : 0
-            let rightDigit = i < right.digits.count ? right.digits[i] : 0
+            let leftDigit = i < leftDigits.count ? leftDigits[i] : 0
+            let rightDigit = i < rightDigits.count ? rightDigits[i] : 0
             if leftDigit != rightDigit { return leftDigit < rightDigit ? .orderedAscending : .orderedDescending }
         }
         return .orderedSame
