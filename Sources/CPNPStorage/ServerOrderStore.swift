@@ -327,6 +327,7 @@ public final class ServerOrderStore: Sendable {
             var totals = try rememberedTotals.begin(in: connection)
             let revision = try Self.commit(change, prepared: prepared, in: connection, totals: &totals)
             totals.keepChange()
+            try totals.writeKept(in: connection)
             rememberedTotals.remember(totals, in: connection)
             return revision
         }
@@ -347,6 +348,7 @@ public final class ServerOrderStore: Sendable {
                 revisions.append(try Self.commit(change, prepared: preparedChange, in: connection, totals: &totals))
                 totals.keepChange()
             }
+            try totals.writeKept(in: connection)
             rememberedTotals.remember(totals, in: connection)
             return revisions
         }
@@ -398,6 +400,7 @@ public final class ServerOrderStore: Sendable {
                     failed.insert(providerOrderID)
                 }
             }
+            try totals.writeKept(in: connection)
             rememberedTotals.remember(totals, in: connection)
             return out
         }
@@ -557,8 +560,12 @@ public final class ServerOrderStore: Sendable {
             }
             totals[key] = total
             transactionTotals.wrote(key, total)
-            moved.append([key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+            if !transactionTotals.remembering {
+                moved.append([key.resource.linkID, key.resource.direction.rawValue, key.kind.rawValue, total.description])
+            }
         }
+        // SQLite writes the totals its changes moved once, at the end of the transaction
+        // (TransactionTotals.writeKept); PostgreSQL reads them from its rows at each change.
         try connection.insertLater(SQL.upsertReservationTotals, rows: moved, then: SQL.upsertReservationTotalsConflict)
         for (key, limit) in change.capacityLimits.sorted(by: { $0.key < $1.key }) {
             let total = ReservationKind.allCases.reduce(CPNPDecimal(0)) { $0 + (totals[TotalKey(resource: key, kind: $1)] ?? 0) }

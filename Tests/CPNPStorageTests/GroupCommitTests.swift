@@ -34,7 +34,7 @@ struct GroupCommitTests {
         #expect(try store.commit(batch: []).isEmpty)
     }
 
-    @Test("each change runs in its own savepoint, on statements prepared once; a failing one is rolled back to it")
+    @Test("each change runs in its own savepoint, on statements prepared once; a failing one is rolled back to it; totals are written once")
     func savepointsAreCachedStatements() throws {
         let store = try ServerOrderStore.inMemory()
         let statements = Mutex<[String]>([])
@@ -59,6 +59,9 @@ struct GroupCommitTests {
         #expect(!traced.contains { $0.contains("grdb") })
         #expect(try store.providerOrderIDExists("p-b") == false)
         #expect(try store.reservedTotal(for: link) == 100)
+        // The kept totals the two kept changes moved are written once, at the end of the transaction.
+        #expect(traced.filter { $0.hasPrefix("INSERT INTO reservation_totals") }.count == 1)
+        #expect(try store.reservationTotalMismatches().isEmpty)
     }
 
     @Test("a rollback to a savepoint that fails is reported as such, so the transaction is not committed")
