@@ -327,9 +327,12 @@ struct GRDBConnection: SQLConnection {
             return result!
         }
         try executeLater("SAVEPOINT cpnp_change", [])
-        let result: T
         do {
-            result = try body()
+            let result = try body()
+            // A release that fails rolls the change back too: left open, the savepoint would be
+            // committed with the transaction.
+            try executeLater("RELEASE SAVEPOINT cpnp_change", [])
+            return result
         } catch {
             do {
                 try executeLater("ROLLBACK TRANSACTION TO SAVEPOINT cpnp_change", [])
@@ -339,16 +342,16 @@ struct GRDBConnection: SQLConnection {
             }
             throw error
         }
-        try executeLater("RELEASE SAVEPOINT cpnp_change", [])
-        return result
     }
 
 }
 
 /// A rollback to a savepoint failed: what was written since the savepoint may still be in the
 /// transaction, which must be rolled back whole (``SQLConnection/inSavepoint(_:)``).
-struct SavepointRollbackFailure: Error {
+struct SavepointRollbackFailure: Error, CustomStringConvertible {
     var error: any Error
     /// The error that asked for the rollback.
     var cause: any Error
+
+    var description: String { "rolling a change back to its savepoint failed (\(error)) after: \(cause)" }
 }

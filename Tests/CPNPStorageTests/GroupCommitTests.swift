@@ -82,6 +82,16 @@ struct GroupCommitTests {
                 guard let failure = error as? SavepointRollbackFailure else { return false }
                 return failure.cause is Refused
             }
+            // A release that fails is rolled back too; here the rollback cannot be done either.
+            #expect {
+                try connection.inSavepoint {
+                    try connection.executeLater("INSERT INTO t (x) VALUES (2)", [])
+                    try connection.executeLater("RELEASE SAVEPOINT cpnp_change", [])
+                }
+            } throws: { error in
+                guard let failure = error as? SavepointRollbackFailure else { return false }
+                return failure.cause is DatabaseError && failure.description.contains("rolling a change back")
+            }
         }
     }
 
