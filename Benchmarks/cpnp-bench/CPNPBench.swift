@@ -83,8 +83,14 @@ struct CPNPBench: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "A PostgreSQL database (postgres://…) for the cpnpd child(ren), instead of a SQLite file; its server's CPU is reported too.")
+        help: """
+            A PostgreSQL database (postgres://…) for the cpnpd child(ren), instead of a SQLite file of their own; its server's CPU is \
+            reported too. Or an existing SQLite file, e.g. that of an earlier --preload run's --work-dir.
+            """)
     var database: String?
+
+    /// Whether `--database` names a PostgreSQL database rather than a SQLite file.
+    var databaseIsPostgres: Bool { database.map { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") } ?? false }
 
     @Option(name: .long, help: "cpnpd children sharing --database and one port (SO_REUSEPORT); the customers are spread over them by the kernel.")
     var instances: Int = 1
@@ -133,7 +139,9 @@ struct CPNPBench: AsyncParsableCommand {
         if server != nil && preload > 0 { throw ValidationError("--preload needs the cpnpd child (no --server)") }
         if server != nil && pki == nil { throw ValidationError("--server needs --pki DIR (its dev PKI)") }
         guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
-        if instances > 1 && database == nil { throw ValidationError("--instances needs --database postgres://… (one SQLite file has one writer)") }
+        if instances > 1 && !databaseIsPostgres {
+            throw ValidationError("--instances needs --database postgres://… (one SQLite file has one writer)")
+        }
         if instances > 1 && transport != "dtls" { throw ValidationError("--instances shares a port over dtls only") }
         if database != nil && (server != nil || preload > 0) {
             throw ValidationError("--database is for the cpnpd children, without --server or --preload")
@@ -201,7 +209,7 @@ struct CPNPBench: AsyncParsableCommand {
                 request: request, withdraw: withdraw, customerStore: customerStore,
                 stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!),
                 warmup: Duration(text: warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
-                measuresDatabase: database != nil,
+                measuresDatabase: databaseIsPostgres,
                 engine: CPNPClientEngine.Configuration(
                     machine: ClientOrderStateMachine.Configuration(
                         retransmission: RetransmissionPolicy(initialInterval: Duration(text: retransmissionInterval)!)),
@@ -228,7 +236,7 @@ struct CPNPBench: AsyncParsableCommand {
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
                 quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
-                database: database.map { _ in "postgresql" } ?? (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
+                database: databaseIsPostgres ? "postgresql" : (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession,
                 customerStore: customerStore),
             run: result, reference: reference, preload: preloadReport, daemon: daemons.first?.readiness,

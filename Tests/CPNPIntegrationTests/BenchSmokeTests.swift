@@ -1,5 +1,6 @@
 // Smoke test of the load generator (docs/performance.md): the built `cpnp-bench` runs a short benchmark against
 // its own cpnpd child and reports what it measured as one JSON object. Counts only, never timings.
+import CPNPStorage
 import CPNPTesting
 import Testing
 import Foundation
@@ -9,15 +10,14 @@ struct BenchSmokeTests {
     /// `cpnp-bench` next to the test bundle (built with the tests), or `CPNP_BENCH_BINARY`.
     static let binary = BuiltExecutable.locate("cpnp-bench", overriddenBy: "CPNP_BENCH_BINARY")
 
-    @Test("50 negotiations by 4 customers over DTLS: all completed, none failed, JSON report")
-    func fiftyNegotiations() async throws {
+    /// Runs the built `cpnp-bench` with `arguments`; a hung run is killed after 180 s (it must never
+    /// take more than a fraction of this).
+    static func run(_ arguments: [String]) async throws -> (status: Int32, report: Data, errors: String) {
         let binary = try #require(Self.binary, "cpnp-bench not built next to the tests (swift build --build-tests)")
-        // A short warm-up and ping-pong keep the test to a few seconds; the figures themselves are not checked.
-        // Bounded: a hung run is killed (it must never take more than a fraction of this).
-        let (status, data, errors) = try await onOwnThread {
+        return try await onOwnThread {
             let process = Process()
             process.executableURL = binary
-            process.arguments = ["--negotiations", "50", "--customers", "4", "--json", "--warmup", "200ms", "--ping-pong", "2000"]
+            process.arguments = arguments
             let out = Pipe()
             let err = Pipe()
             process.standardOutput = out
@@ -34,6 +34,14 @@ struct BenchSmokeTests {
             process.waitUntilExit()
             return (process.terminationStatus, data, errors)
         }
+    }
+
+    @Test("50 negotiations by 4 customers over DTLS: all completed, none failed, JSON report")
+    func fiftyNegotiations() async throws {
+        // A short warm-up and ping-pong keep the test to a few seconds; the figures themselves are not checked.
+        let (status, data, errors) = try await Self.run([
+            "--negotiations", "50", "--customers", "4", "--json", "--warmup", "200ms", "--ping-pong", "2000",
+        ])
         #expect(status == 0, "cpnp-bench failed:\n\(errors)")
 
         let json = try #require(
@@ -50,5 +58,25 @@ struct BenchSmokeTests {
         #expect(
             (json["settings"] as? [String: Any])?["customer-store"] as? String == "memory",
             "the customers keep their orders in a VolatileClientOrderStore")
+    }
+
+    @Test("--database with a SQLite file: a second run continues on the store a first run's --work-dir kept")
+    func secondRunOnAKeptStore() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-bench-smoke-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let common = ["--negotiations", "10", "--customers", "2", "--json", "--warmup", "100ms", "--ping-pong", "200"]
+        let first = try await Self.run(common + ["--work-dir", directory.path])
+        #expect(first.status == 0, "cpnp-bench failed:\n\(first.errors)")
+        let file = directory.appendingPathComponent("cpnpd.sqlite").path
+        let stored = try ServerOrderStore(path: file).orderCount()
+        #expect(stored >= 10)
+
+        let second = try await Self.run(common + ["--database", file])
+        #expect(second.status == 0, "cpnp-bench failed:\n\(second.errors)")
+        let json = try #require(try JSONSerialization.jsonObject(with: second.report) as? [String: Any])
+        #expect(json["completed"] as? Int == 10 && json["failed"] as? Int == 0)
+        #expect((json["settings"] as? [String: Any])?["database"] as? String == "sqlite", "a file is not a PostgreSQL database")
+        #expect(json["database-process"] == nil, "no PostgreSQL server to measure")
+        #expect(try ServerOrderStore(path: file).orderCount() >= stored + 10)
     }
 }
