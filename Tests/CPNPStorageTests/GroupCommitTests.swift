@@ -4,24 +4,27 @@
 @testable import CPNPStorage
 import Foundation
 import GRDB
-import Synchronization
 import Testing
 
 @Suite("ServerOrderStore group commit")
 struct GroupCommitTests {
+    static let link = Reservation.Key("link-1", .outgoing)
+
+    /// A new order `p-NAME` offering `amount` on ``link``, whose capacity is 100.
+    static func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
+        return OrderChange(
+            machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+            reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100])
+    }
+
     @Test func aFailingChangeIsRolledBackAloneAndLaterChangesOfItsOrderAreSkipped() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-group-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
-        let link = Reservation.Key("link-1", .outgoing)
-        func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
-            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
-            return OrderChange(
-                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100])
-        }
+        let link = Self.link
         // b does not fit after a; b's second change would fit, but it follows a failed change of b.
-        let results = try store.commit(batch: [change("a", 60), change("b", 50), change("b", 10), change("c", 40)])
+        let results = try store.commit(batch: [Self.change("a", 60), Self.change("b", 50), Self.change("b", 10), Self.change("c", 40)])
         #expect(results.count == 4)
         #expect((try? results[0].get()) == 1)
         #expect(throws: StoreError.capacityExceeded(link, total: 110, limit: 100)) { try results[1].get() }
@@ -37,22 +40,11 @@ struct GroupCommitTests {
     @Test("each change runs in its own savepoint, on statements prepared once; a failing one is rolled back to it; totals are written once")
     func savepointsAreCachedStatements() throws {
         let store = try ServerOrderStore.inMemory()
-        let statements = Mutex<[String]>([])
-        store.writer.writeWithoutTransaction { db in
-            db.trace(options: .statement) { event in
-                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
-            }
-        }
-        let link = Reservation.Key("link-1", .outgoing)
-        func change(_ name: String, _ amount: CPNPDecimal) -> OrderChange {
-            let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
-            return OrderChange(
-                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
-                reservations: HeldCapacity(offered: [Reservation(link, mbps: amount)]), capacityLimits: [link: 100])
-        }
-        let results = try store.commit(batch: [change("a", 60), change("b", 50), change("c", 40)])
+        let trace = WriterStatementTrace(store)
+        let link = Self.link
+        let results = try store.commit(batch: [Self.change("a", 60), Self.change("b", 50), Self.change("c", 40)])
         #expect(results.map { (try? $0.get()) != nil } == [true, false, true])
-        let traced = statements.withLock { $0 }
+        let traced = trace.statements
         #expect(traced.filter { $0 == "SAVEPOINT cpnp_change" }.count == 3)
         #expect(traced.filter { $0 == "ROLLBACK TRANSACTION TO SAVEPOINT cpnp_change" }.count == 1)
         #expect(traced.filter { $0 == "RELEASE SAVEPOINT cpnp_change" }.count == 3)

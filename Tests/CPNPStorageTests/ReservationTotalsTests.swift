@@ -110,25 +110,20 @@ struct ReservationTotalsTests {
         let path = dir.appendingPathComponent("cpnpd.sqlite").path
         let first = try ServerOrderStore(path: path)
         let second = try ServerOrderStore(path: path)
-        let statements = Mutex<[String]>([])
-        first.writer.writeWithoutTransaction { db in
-            db.trace(options: .statement) { event in
-                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
-            }
-        }
+        let trace = WriterStatementTrace(first)
         let link = Reservation.Key("link-1", .outgoing)
         var next = 0
         /// Commits a new order holding `mbps` on the link; returns whether the commit read the kept totals.
         func commitNew(_ store: ServerOrderStore, mbps: Int64, limit: Int64? = nil) throws -> Bool {
             next += 1
             let (machine, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(next)", providerOrderID: "p-\(next)", seed: UInt64(next))
-            statements.withLock { $0.removeAll() }
+            trace.reset()
             try store.commit(
                 OrderChange(
                     machine: machine, clientIdentity: StoreFixture.identity, at: StoreFixture.at(Int64(next)), actions: actions,
                     reservations: HeldCapacity(offered: [Reservation(link, mbps: CPNPDecimal(mbps))]),
                     capacityLimits: limit.map { [link: CPNPDecimal($0)] } ?? [:]))
-            return statements.withLock { $0.contains { $0.contains("FROM reservation_totals") } }
+            return trace.statements.contains { $0.contains("FROM reservation_totals") }
         }
         #expect(try commitNew(first, mbps: 10), "the first commit on the link reads its totals")
         #expect(try !commitNew(first, mbps: 20), "then they are remembered")

@@ -670,16 +670,11 @@ struct ServerOrderStoreTests {
     @Test("a commit runs only the reads its change needs: none of the reservations of a new order, no look for another open order once stored open")
     func commitsSkipReadsTheyDoNotNeed() throws {
         let store = try ServerOrderStore.inMemory()
-        let statements = Mutex<[String]>([])
-        store.writer.writeWithoutTransaction { db in
-            db.trace(options: .statement) { event in
-                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
-            }
-        }
+        let trace = WriterStatementTrace(store)
         func run(_ change: OrderChange) throws -> [String] {
-            statements.withLock { $0.removeAll() }
+            trace.reset()
             try store.commit(change)
-            return statements.withLock { $0 }
+            return trace.statements
         }
         let reservationsRead = ServerOrderStore.SQL.reservationsOfOrder
         let otherOpenRead = ServerOrderStore.SQL.otherOpenOrder
@@ -742,21 +737,16 @@ struct ServerOrderStoreTests {
         let path = dir.path("cpnpd.sqlite")
         let store = try ServerOrderStore(path: path)
         let other = try ServerOrderStore(path: path)
-        let statements = Mutex<[String]>([])
-        store.writer.writeWithoutTransaction { db in
-            db.trace(options: .statement) { event in
-                if case .statement(let statement) = event { statements.withLock { $0.append(statement.sql) } }
-            }
-        }
+        let trace = WriterStatementTrace(store)
         // Committed by another connection to the file (the admin CLI's, another process's): seen at once.
         var d = Dialogue()
         try d.quoteAndAcknowledge(committingTo: other)
-        statements.withLock { $0.removeAll() }
+        trace.reset()
         #expect(try store.order(providerOrderID: d.providerOrderID)?.state == .awaitingProcessing)
         #expect(
             try store.order(clientIdentity: StoreFixture.identity, customerOrderID: d.client.customerOrderID)?.providerOrderID == d.providerOrderID)
         #expect(try store.customerOrderIDExists(clientIdentity: StoreFixture.identity, d.client.customerOrderID.rawValue))
-        let traced = statements.withLock { $0 }
+        let traced = trace.statements
         #expect(traced.contains(ServerOrderStore.SQL.orderByProviderID))
         #expect(traced.contains(ServerOrderStore.SQL.customerOrderIDExists))
         #expect(!traced.contains { $0.hasPrefix("BEGIN") || $0.hasPrefix("COMMIT") }, "\(traced)")
