@@ -66,7 +66,10 @@ struct PortalEndToEndTests {
 
         let path = try await Self.requestQuote(acme, "l3vpn-3-sites", ["field-0": "100", "field-1": "", "field-2": "50"])
         #expect(path.hasPrefix("/portal/orders/co-"))
-        let offer = try await Self.page(acme, path) { $0.contains("id=\"accept\"") }
+        // The portal acknowledges the OFFER just after it arrives (OfferReceived → OfferProcessing).
+        let offer = try await Self.page(acme, path) {
+            $0.contains("id=\"accept\"") && CertificateHTTPClient.text(of: "client-state", in: $0) == "OfferProcessing"
+        }
         #expect(CertificateHTTPClient.text(of: "price", in: offer)?.hasSuffix("EUR per month") == true, "the portal asks for the cost")
         // The customer's values are in the request; the provider chose the open one (its maximum).
         #expect(offer.contains("&quot;incoming-bandwidth-mbps&quot;: 100"))
@@ -104,7 +107,11 @@ struct PortalEndToEndTests {
         defer { Task { for c in [acme, globex, anonymous, theOperator] { await c.shutdown() } } }
 
         let path = try await Self.requestQuote(acme, "l3vpn-3-sites", [:])
-        let offer = try await Self.page(acme, path) { $0.contains("id=\"accept\"") }
+        // Once the portal has acknowledged the OFFER (OfferReceived → OfferProcessing, sent just
+        // after the OFFER arrives): else the state compared below could move between the two reads.
+        let offer = try await Self.page(acme, path) {
+            $0.contains("id=\"accept\"") && CertificateHTTPClient.text(of: "client-state", in: $0) == "OfferProcessing"
+        }
         // An order acme's own CPNP client made is acme's too.
         _ = try await TestClient.agree("co-cli-order", CPD.paris(10), with: daemon)
 
