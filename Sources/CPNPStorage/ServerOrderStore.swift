@@ -534,16 +534,11 @@ public final class ServerOrderStore: Sendable {
         var delta: [TotalKey: CPNPDecimal] = [:]
         if !prepared.isOpen || change.reservations != nil {
             // A new order holds no rows yet.
-            var held: [HeldRow] = []
-            for row in stored == nil ? [] : try connection.query(SQL.reservationsOfOrder, [providerOrderID]) {
-                let key = try resourceKey(row)
-                held.append(HeldRow(key: TotalKey(resource: key, kind: try kind(row, key)), amount: try amount(row, key)))
-            }
-            let reservations = prepared.isOpen ? (change.reservations?.byKind ?? []) : []
-            let holding = reservations.map { HeldRow(key: TotalKey(resource: $0.reservation.key, kind: $0.kind), amount: $0.reservation.mbps) }
-            for row in held { delta[row.key, default: 0] -= row.amount }
-            for row in holding { delta[row.key, default: 0] += row.amount }
-            try writeReservations(of: providerOrderID, held: held, holding: holding, reservations, in: connection)
+            let held = stored == nil ? HeldCapacity.empty : try reservations(ofOrder: providerOrderID, in: connection)
+            let holding = prepared.isOpen ? (change.reservations ?? .empty) : .empty
+            for (kind, reservation) in held.byKind { delta[TotalKey(resource: reservation.key, kind: kind), default: 0] -= reservation.mbps }
+            for (kind, reservation) in holding.byKind { delta[TotalKey(resource: reservation.key, kind: kind), default: 0] += reservation.mbps }
+            try writeReservations(of: providerOrderID, held: held, holding: holding, in: connection)
         }
         delta = delta.filter { $0.value != 0 }
         guard !delta.isEmpty || !change.capacityLimits.isEmpty else { return revision }
@@ -574,38 +569,30 @@ public final class ServerOrderStore: Sendable {
         return revision
     }
 
-    /// One reservation row: a link, direction and kind, and its amount.
-    struct HeldRow: Equatable {
-        var key: TotalKey
-        var amount: CPNPDecimal
-    }
-
-    /// Replaces the order's reservation rows `held` by `holding` (`reservations`, in the same order),
-    /// writing as little as it can: nothing when they are the same rows in the same order; when only their kind moves,
-    /// as when an agreement commits what was offered, one `UPDATE` of the rows in place; else the
-    /// rows deleted and inserted again. In place, the table and its index keep their pages: a
-    /// delete and an insert each change the table and the index.
+    /// Replaces the order's reservation rows `held` by `holding`, writing as little as it can: nothing
+    /// when they are the same; one `UPDATE` in place when every row keeps its link, direction and
+    /// amount and only their one kind moves, as when an agreement commits what was offered; else the
+    /// rows deleted and inserted again. In place, the table and its index keep their pages: a delete
+    /// and an insert each change the table and the index.
     private static func writeReservations(
-        of providerOrderID: String, held: [HeldRow], holding: [HeldRow], _ reservations: [(kind: ReservationKind, reservation: Reservation)],
-        in connection: any SQLConnection
+        of providerOrderID: String, held: HeldCapacity, holding: HeldCapacity, in connection: any SQLConnection
     ) throws {
-        // Rows are read back in the order they were written (`reservationsOfOrder`), so both ways
-        // in place keep them in the order given.
-        if held.count == holding.count {
-            if held == holding { return }
-            if let kind = holding.first?.key.kind, holding.allSatisfy({ $0.key.kind == kind }),
-                held.map({ HeldRow(key: TotalKey(resource: $0.key.resource, kind: kind), amount: $0.amount) }) == holding
-            {
-                try connection.executeLater("UPDATE reservations SET kind = ? WHERE provider_order_id = ?", [kind.rawValue, providerOrderID])
-                return
-            }
+        if held == holding { return }
+        // Rows are read back in the order they were written (`reservationsOfOrder`), so rows of one
+        // kind turned into the other in place stay in the order given.
+        let offeredBecomeCommitted = held.committed.isEmpty && holding.offered.isEmpty && held.offered == holding.committed
+        let committedBecomeOffered = held.offered.isEmpty && holding.committed.isEmpty && held.committed == holding.offered
+        if offeredBecomeCommitted || committedBecomeOffered {
+            let kind: ReservationKind = offeredBecomeCommitted ? .committed : .offered
+            try connection.executeLater("UPDATE reservations SET kind = ? WHERE provider_order_id = ?", [kind.rawValue, providerOrderID])
+            return
         }
         if !held.isEmpty {
             try connection.executeLater("DELETE FROM reservations WHERE provider_order_id = ?", [providerOrderID])
         }
         try connection.insertLater(
             "INSERT INTO reservations (provider_order_id, resource_id, direction, amount, kind)",
-            rows: reservations.map { kind, reservation in
+            rows: holding.byKind.map { kind, reservation in
                 [providerOrderID, reservation.linkID, reservation.direction.rawValue, reservation.mbps.description, kind.rawValue]
             })
     }
@@ -846,7 +833,7 @@ public final class ServerOrderStore: Sendable {
         try database.snapshot { connection in
             guard let row = try connection.queryOne(SQL.orderByProviderID, [providerOrderID.rawValue]) else { return nil }
             return OrderDetails(
-                order: try Self.storedOrder(row, connection), reservations: try Self.reservations(providerOrderID, in: connection),
+                order: try Self.storedOrder(row, connection), reservations: try Self.reservations(ofOrder: providerOrderID.rawValue, in: connection),
                 audit: try Self.audit(providerOrderID, in: connection))
         }
     }
@@ -872,12 +859,12 @@ public final class ServerOrderStore: Sendable {
 
     /// The order's reservations by kind, each kind in the order it was given.
     public func reservations(providerOrderID: ProviderOrderID) throws -> HeldCapacity {
-        try database.read { connection in try Self.reservations(providerOrderID, in: connection) }
+        try database.read { connection in try Self.reservations(ofOrder: providerOrderID.rawValue, in: connection) }
     }
 
-    private static func reservations(_ providerOrderID: ProviderOrderID, in connection: any SQLConnection) throws -> HeldCapacity {
+    private static func reservations(ofOrder providerOrderID: String, in connection: any SQLConnection) throws -> HeldCapacity {
         var held = HeldCapacity.empty
-        for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID.rawValue]) { try Self.add(row, to: &held) }
+        for row in try connection.query(SQL.reservationsOfOrder, [providerOrderID]) { try Self.add(row, to: &held) }
         return held
     }
 
