@@ -34,11 +34,27 @@ public final class ServerOrderStore: Sendable {
     /// The kept capacity totals a SQLite store's writer has read or written (``RememberedTotals``).
     let rememberedTotals = RememberedTotals()
 
+    /// Checkpoints a file store's log off the writer's thread (nil in memory, read-only or on PostgreSQL).
+    private let checkpointer: WALCheckpointer?
+
     /// Opens (creating and migrating it if needed) the store file at `path`, in WAL mode.
-    public init(path: String, options: StoreOptions = StoreOptions()) throws {
-        database = GRDBDatabase(
-            writer: try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.server", migrator: Self.migrator))
+    public convenience init(path: String, options: StoreOptions = StoreOptions()) throws {
+        try self.init(path: path, options: options, checkpoints: WALCheckpointer.Limits())
     }
+
+    /// Opens the store file at `path`, its log checkpointed at `checkpoints` (tests choose smaller ones).
+    init(path: String, options: StoreOptions, checkpoints: WALCheckpointer.Limits) throws {
+        let pool = try StoreDatabase.openPool(path: path, options: options, label: "CPNPStorage.server", migrator: Self.migrator)
+        database = GRDBDatabase(writer: pool)
+        checkpointer = options.readOnly ? nil : try WALCheckpointer.start(on: pool, limits: checkpoints)
+    }
+
+    deinit {
+        if let checkpointer, let pool = writer as? DatabasePool { checkpointer.stop(pool) }
+    }
+
+    /// The checkpoints of the log so far: by the checkpointer's connection, and by the writer itself.
+    var walCheckpoints: (background: Int, onWriter: Int)? { checkpointer?.checkpoints }
 
     /// Opens (creating the tables if needed) the store in a PostgreSQL database. Throws
     /// ``StoreError/databaseUnavailable(_:)`` when the server cannot be reached or refuses the
@@ -47,6 +63,7 @@ public final class ServerOrderStore: Sendable {
         let database = try PostgresSQLDatabase(location: location)
         try PostgresSchema.migrate(database)
         self.database = database
+        self.checkpointer = nil
     }
 
     /// Opens `location`: a PostgreSQL URL (``PostgresLocation/isURL(_:)``) or a SQLite file's path.
@@ -58,7 +75,10 @@ public final class ServerOrderStore: Sendable {
         }
     }
 
-    private init(database: any SQLDatabase) { self.database = database }
+    private init(database: any SQLDatabase) {
+        self.database = database
+        self.checkpointer = nil
+    }
 
     /// A private in-memory store, for tests and dry runs; gone when released.
     public static func inMemory() throws -> ServerOrderStore {
