@@ -22,11 +22,14 @@ import Synchronization
 final class WALCheckpointer: Sendable {
     /// Log sizes, in pages, that start a checkpoint.
     struct Limits: Sendable, Hashable {
-        /// The checkpointer's own connection checkpoints past this size. SQLite's default threshold.
-        var background: Int32 = 1_000
+        /// The checkpointer's own connection checkpoints past this size (SQLite's own threshold).
+        var background: Int32 = WALCheckpointer.sqliteDefault
         /// The writer checkpoints what remains past this size, and the log starts again.
         var onWriter: Int32 = 4_000
     }
+
+    /// SQLite's own threshold (`PRAGMA wal_autocheckpoint`), given back to the writer at the end.
+    static let sqliteDefault: Int32 = 1_000
 
     private let limits: Limits
     /// The checkpointer's connection to the file, read-write (a pool's readers are read-only).
@@ -61,7 +64,7 @@ final class WALCheckpointer: Sendable {
     func stop(_ pool: DatabasePool) {
         pool.writeWithoutTransaction { database in
             _ = sqlite3_wal_hook(database.sqliteConnection, nil, nil)
-            _ = sqlite3_wal_autocheckpoint(database.sqliteConnection, limits.background)
+            _ = sqlite3_wal_autocheckpoint(database.sqliteConnection, Self.sqliteDefault)
         }
         Unmanaged.passUnretained(self).release()
     }
@@ -74,8 +77,10 @@ final class WALCheckpointer: Sendable {
     /// After a commit on the writer, with the log's size in pages.
     fileprivate func committed(logPages: Int32, writer: OpaquePointer?, name: UnsafePointer<CChar>?) {
         if logPages >= limits.onWriter {
-            onWriterCount.add(1, ordering: .relaxed)
-            _ = sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            // Busy while the checkpointer's connection runs one: the next commit tries again.
+            if sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
+                onWriterCount.add(1, ordering: .relaxed)
+            }
         } else if logPages >= limits.background,
             requested.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         {
