@@ -53,6 +53,15 @@ struct CPNPBench: AsyncParsableCommand {
     @Option(name: .long, help: "Negotiations each customer completes during the warm-up (its handshake included).")
     var warmupNegotiations: Int = 1
 
+    @Option(
+        name: .long,
+        help: """
+            Start negotiations at this many per second in total, on a fixed schedule shared by the customers (open loop), \
+            instead of each customer starting its next one when the last ended. Latency counts from the scheduled start, \
+            so a server that falls behind shows it.
+            """)
+    var rate: Double?
+
     @Flag(name: .long, help: "WITHDRAW each agreement after its ACK (one more round trip and commit).")
     var withdraw = false
 
@@ -121,6 +130,7 @@ struct CPNPBench: AsyncParsableCommand {
 
     func validate() throws {
         guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
+        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a number of negotiations per second above 0") }
         if let count = negotiations, count < 1 { throw ValidationError("--negotiations must be at least 1") }
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
         if let text = duration, Duration(text: text) == nil { throw ValidationError("--duration: expected e.g. 10s, 500ms, 2m") }
@@ -207,7 +217,7 @@ struct CPNPBench: AsyncParsableCommand {
             let settings = LoadRun.Settings(
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
                 request: request, withdraw: withdraw, customerStore: customerStore,
-                stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!),
+                stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!), rate: rate,
                 warmup: Duration(text: warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
                 measuresDatabase: databaseIsPostgres,
                 engine: CPNPClientEngine.Configuration(
@@ -238,7 +248,7 @@ struct CPNPBench: AsyncParsableCommand {
                 quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
                 database: databaseIsPostgres ? "postgresql" : (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession,
-                customerStore: customerStore),
+                customerStore: customerStore, rate: rate),
             run: result, reference: reference, preload: preloadReport, daemon: daemons.first?.readiness,
             commitLatencyMilliseconds: commitLatencies.isEmpty ? nil : commitLatencies.reduce(0, +) / Double(commitLatencies.count),
             loadBefore: loadBefore, loadAfter: LoadAverage.read(), startedAt: startedAt, serverLogTail: serverLog)

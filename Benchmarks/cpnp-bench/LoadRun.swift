@@ -28,6 +28,8 @@ struct LoadRun {
         /// `memory` (``VolatileClientOrderStore``) or `sqlite` (``ClientOrderStore/inMemory()``).
         var customerStore: String
         var stop: Stop
+        /// Negotiations started per second in total, on a schedule (open loop); nil: back to back.
+        var rate: Double?
         var warmup: Duration
         var warmupNegotiations: Int
         var serverPIDs: [Int32]
@@ -96,7 +98,7 @@ struct LoadRun {
         let setupSeconds = (ContinuousClock.now - setupStart).seconds
 
         let gate = Gate(parties: settings.customers)
-        let tickets = Tickets(stop: settings.stop)
+        let tickets = Tickets(stop: settings.stop, rate: settings.rate)
         let warmupEnd = ContinuousClock.now + settings.warmup
         let warmupStart = ContinuousClock.now
         progress.say("warm-up")
@@ -150,15 +152,17 @@ struct LoadRun {
         }
         await gate.arrive()
         var tally = Tally()
-        while tickets.take() {
-            if !(await negotiate(engine, into: &tally)) { try await Task.sleep(for: .milliseconds(10)) }
+        while let start = tickets.take() {
+            if start > .now { try await Task.sleep(until: start, clock: .continuous) }
+            // Paced, a failure does not pause: the schedule goes on.
+            if !(await negotiate(engine, from: start, into: &tally)), settings.rate == nil { try await Task.sleep(for: .milliseconds(10)) }
         }
         return (tally, warmup)
     }
 
     /// One negotiation: QUOTATION → (PROCESSING) → OFFER → ACCEPT → ACK, then WITHDRAW → ACK if asked.
-    private func negotiate(_ engine: CPNPClientEngine, into tally: inout Tally) async -> Bool {
-        let start = ContinuousClock.now
+    /// Its latency counts from `start`: now, or its scheduled start with `--rate`.
+    private func negotiate(_ engine: CPNPClientEngine, from start: ContinuousClock.Instant = .now, into tally: inout Tally) async -> Bool {
         do {
             let customerOrderID = try await engine.quote(settings.request, to: settings.server)
             switch try await engine.awaitOffer(customerOrderID) {
@@ -311,30 +315,42 @@ actor Gate {
     }
 }
 
-/// Which measured negotiations remain: a fixed count, or until a deadline.
+/// Which measured negotiations remain, a fixed count or until a deadline, and when each starts: at
+/// once, or on a schedule of `rate` per second shared by every customer (`--rate`).
 final class Tickets: Sendable {
     private let stop: LoadRun.Stop
-    private let state = Mutex<(taken: Int, deadline: ContinuousClock.Instant?)>((0, nil))
+    /// Between two scheduled starts; nil: no schedule.
+    private let interval: Duration?
+    private let state = Mutex<(taken: Int, started: ContinuousClock.Instant?, deadline: ContinuousClock.Instant?)>((0, nil, nil))
 
-    init(stop: LoadRun.Stop) { self.stop = stop }
-
-    func start() {
-        if case .duration(let duration) = stop { state.withLock { $0.deadline = ContinuousClock.now + duration } }
+    init(stop: LoadRun.Stop, rate: Double? = nil) {
+        self.stop = stop
+        self.interval = rate.map { .seconds(1 / $0) }
     }
 
-    /// Whether the caller may start one more measured negotiation.
-    func take() -> Bool {
+    func start() {
+        let now = ContinuousClock.now
         state.withLock { state in
+            state.started = now
+            if case .duration(let duration) = stop { state.deadline = now + duration }
+        }
+    }
+
+    /// When the caller starts one more measured negotiation (now, or the next scheduled start, maybe
+    /// past), or nil when none remain.
+    func take() -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        return state.withLock { state -> ContinuousClock.Instant? in
+            guard let started = state.started else { return nil }
+            let start = interval.map { started + $0 * state.taken } ?? now
             switch stop {
             case .count(let count):
-                guard state.taken < count else { return false }
-                state.taken += 1
-                return true
+                guard state.taken < count else { return nil }
             case .duration:
-                guard let deadline = state.deadline, ContinuousClock.now < deadline else { return false }
-                state.taken += 1
-                return true
+                guard let deadline = state.deadline, start < deadline, now < deadline || interval != nil else { return nil }
             }
+            state.taken += 1
+            return start
         }
     }
 }

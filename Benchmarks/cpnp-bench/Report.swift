@@ -25,6 +25,8 @@ struct Report {
         var renewSession: Bool
         /// The customers' order store (`--customer-store`).
         var customerStore: String
+        /// Negotiations started per second on a schedule (`--rate`); nil: each customer back to back.
+        var rate: Double?
     }
 
     var settings: Settings
@@ -90,7 +92,7 @@ struct Report {
             line("  store: \(database)\(instances > 1 ? ", \(instances) cpnpd instances on one port (SO_REUSEPORT)" : "")")
         }
         line(
-            "  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)"
+            "  cycle: QUOTATION → OFFER → ACCEPT → ACK\(settings.withdraw ? " → WITHDRAW → ACK" : ""); \(settings.rate.map { "started at \(f($0)) per second, latency from the scheduled start; " } ?? "")\(settings.stop); warm-up \(settings.warmup) and \(settings.warmupNegotiations) per customer (took \(f(run.warmupSeconds)) s, excluded)"
         )
         line(
             "  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off"), order store \(settings.customerStore)"
@@ -233,6 +235,7 @@ struct Report {
                     ("retransmission-interval", .string(settings.retransmissionInterval)),
                     ("expected-response-time", .string(settings.expectedResponseTime)), ("renew-session", .bool(settings.renewSession)),
                     ("customer-store", .string(settings.customerStore)),
+                    ("rate", settings.rate.map(n) ?? .null),
                     ("cpus", i(onlineCPUs)),
                     ("load-average-before", loadBefore.map { .string($0.description) } ?? .null),
                     ("load-average-after", loadAfter.map { .string($0.description) } ?? .null),

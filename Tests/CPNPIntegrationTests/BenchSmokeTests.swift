@@ -1,5 +1,6 @@
 // Smoke test of the load generator (docs/performance.md): the built `cpnp-bench` runs a short benchmark against
-// its own cpnpd child and reports what it measured as one JSON object. Counts only, never timings.
+// its own cpnpd child and reports what it measured as one JSON object. Counts only, never timings (the one
+// duration checked is the lower bound a --rate schedule sets).
 import CPNPStorage
 import CPNPTesting
 import Testing
@@ -58,6 +59,20 @@ struct BenchSmokeTests {
         #expect(
             (json["settings"] as? [String: Any])?["customer-store"] as? String == "memory",
             "the customers keep their orders in a VolatileClientOrderStore")
+    }
+
+    @Test("--rate: 20 negotiations started on a schedule of 20 per second, by 4 customers: all completed, reported with the rate")
+    func negotiationsOnASchedule() async throws {
+        let (status, data, errors) = try await Self.run([
+            "--negotiations", "20", "--customers", "4", "--rate", "20", "--json", "--warmup", "100ms", "--ping-pong", "200",
+        ])
+        #expect(status == 0, "cpnp-bench failed:\n\(errors)")
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(errors)")
+        #expect(json["completed"] as? Int == 20 && json["failed"] as? Int == 0, "report: \(String(decoding: data, as: UTF8.self))")
+        #expect((json["settings"] as? [String: Any])?["rate"] as? Double == 20)
+        // Not a timing of the server: the schedule alone spaces the 20 starts over 0.95 s, however
+        // fast the negotiations are (back to back, 4 customers do 20 in a fraction of that).
+        #expect(try #require(json["seconds"] as? Double) >= 0.95, "report: \(String(decoding: data, as: UTF8.self))")
     }
 
     @Test("--database with a SQLite file: a second run continues on the store a first run's --work-dir kept")
