@@ -259,7 +259,32 @@ public final class ServerOrderStore: Sendable {
         static let openOrderCount = "SELECT COUNT(*) FROM orders WHERE is_open = 1 AND client_identity = ?"
         static let customerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE client_identity = ? AND customer_order_id = ?)"
         static let providerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE provider_order_id = ?)"
-        static let orderHead = "SELECT client_identity, customer_order_id, revision, is_open FROM orders WHERE provider_order_id = ?"
+        static let orderHead = """
+            SELECT client_identity, customer_order_id, revision, is_open, state, client_address, resident, owner
+            FROM orders WHERE provider_order_id = ?
+            """
+
+        /// Columns of `orders` an update sets only when their value changes.
+        struct OrderColumns: OptionSet {
+            let rawValue: Int
+            static let state = OrderColumns(rawValue: 1)
+            static let isOpen = OrderColumns(rawValue: 2)
+            static let clientAddress = OrderColumns(rawValue: 4)
+            static let resident = OrderColumns(rawValue: 8)
+            static let owner = OrderColumns(rawValue: 16)
+        }
+
+        /// The update of a stored order: its snapshot, revision and time, and the `changed` columns, in
+        /// the order of ``OrderColumns``. SQLite rewrites the entry of every index on a column a statement
+        /// sets, whatever its value: an agreement set `is_open` to the 1 it was and rewrote three indexes
+        /// (docs/design/storage.md).
+        static func orderUpdate(_ changed: OrderColumns) -> String { orderUpdates[changed.rawValue] }
+
+        private static let orderUpdates: [String] = (0..<32).map { mask in
+            let optional = ["state", "is_open", "client_address", "resident", "owner"].enumerated().filter { mask & (1 << $0.offset) != 0 }
+            let assignments = ["snapshot", "revision", "updated_at"] + optional.map(\.element)
+            return "UPDATE orders SET \(assignments.map { "\($0) = ?" }.joined(separator: ", ")) WHERE provider_order_id = ?"
+        }
         static let otherOpenOrder = """
             SELECT provider_order_id FROM orders
             WHERE client_identity = ? AND customer_order_id = ? AND is_open = 1 AND provider_order_id <> ? LIMIT 1
@@ -508,16 +533,31 @@ public final class ServerOrderStore: Sendable {
                     providerOrderID, customerOrderID, change.clientIdentity, change.clientAddress, machine.state.rawValue, prepared.isOpen,
                     prepared.snapshot, revision, changedAt, changedAt, prepared.resident, owner,
                 ])
-        } else {
-            try connection.executeLater(
-                """
-                UPDATE orders SET client_address = ?, state = ?, is_open = ?, snapshot = ?, revision = ?, updated_at = ?, resident = ?, owner = ?
-                WHERE provider_order_id = ?
-                """,
-                [
-                    change.clientAddress, machine.state.rawValue, prepared.isOpen, prepared.snapshot, revision, changedAt, prepared.resident, owner,
-                    providerOrderID,
-                ])
+        } else if let head {
+            // Only the columns whose value changes (SQL.orderUpdate).
+            var changed = SQL.OrderColumns()
+            var values: [any SQLBindable] = [prepared.snapshot, revision, changedAt]
+            if try head.text("state") != machine.state.rawValue {
+                changed.insert(.state)
+                values.append(machine.state.rawValue)
+            }
+            if storedOpen != prepared.isOpen {
+                changed.insert(.isOpen)
+                values.append(prepared.isOpen)
+            }
+            if try head.text("client_address") != change.clientAddress {
+                changed.insert(.clientAddress)
+                values.append(change.clientAddress)
+            }
+            if try head.bool("resident") != prepared.resident {
+                changed.insert(.resident)
+                values.append(prepared.resident)
+            }
+            if try head.optionalText("owner") != owner {
+                changed.insert(.owner)
+                values.append(owner)
+            }
+            try connection.executeLater(SQL.orderUpdate(changed), values + [providerOrderID])
         }
 
         // Several rows of a table in one statement.

@@ -730,6 +730,44 @@ struct ServerOrderStoreTests {
         }
     }
 
+    @Test("an order's update sets only the columns whose value changes, so SQLite rewrites no index of the others")
+    func updatesSetOnlyTheColumnsThatChange() throws {
+        let store = try ServerOrderStore.inMemory()
+        let trace = WriterStatementTrace(store)
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        var change = d.serverChange()
+        change.clientAddress = "192.0.2.1:4000"
+        try store.commit(change)
+        func update(_ change: OrderChange) throws -> String? {
+            trace.reset()
+            try store.commit(change)
+            return trace.statements.first { $0.hasPrefix("UPDATE orders") }
+        }
+        let first = try #require(try store.order(providerOrderID: d.providerOrderID))
+
+        // The same machine again: its snapshot, revision and time only.
+        change.at = StoreFixture.at(1)
+        #expect(try update(change) == "UPDATE orders SET snapshot = ?, revision = ?, updated_at = ? WHERE provider_order_id = ?")
+        // From another address: that too.
+        change.clientAddress = "192.0.2.2:4001"
+        #expect(try update(change) == "UPDATE orders SET snapshot = ?, revision = ?, updated_at = ?, client_address = ? WHERE provider_order_id = ?")
+        // A new state of an order still open: the state, not is_open.
+        d.now = StoreFixture.at(2)
+        try d.serverAcknowledges()
+        var acknowledged = d.serverChange()
+        acknowledged.clientAddress = change.clientAddress
+        let statement = try #require(try update(acknowledged))
+        #expect(statement.contains("state = ?") && !statement.contains("is_open") && !statement.contains("client_address"), "\(statement)")
+
+        let stored = try #require(try store.order(providerOrderID: d.providerOrderID))
+        #expect(stored.revision == first.revision + 3)
+        #expect(stored.state == d.serverMachine.state && stored.state != first.state)
+        #expect(stored.isOpen && stored.clientAddress == "192.0.2.2:4001")
+        #expect(stored.machine == d.serverMachine)
+    }
+
     @Test("the engine's lookups run on the writer's connection, outside any transaction, and see every commit")
     func lookupsRunOnTheWriterWithoutATransaction() throws {
         let dir = try TempDirectory()
