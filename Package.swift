@@ -403,7 +403,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CPNPHTTPTests",
-            dependencies: ["CPNPHTTP", "CPNPServer", "CPNPCore"],
+            dependencies: ["CPNPHTTP", "CPNPServer", "CPNPCore", "CPNPStorage"],
             swiftSettings: swiftSettings
         ),
         // End to end: real cpnpd processes over real DTLS on loopback, browsers, PostgreSQL.

@@ -1,5 +1,6 @@
 public import CPNPServer
 import CPNPCore
+import CPNPStorage
 import Foundation
 import Synchronization
 public import Prometheus
@@ -11,6 +12,7 @@ public final class MetricsExporter: Sendable {
     /// The factory to give ``EngineMetrics`` (and, bootstrapped, to swift-metrics).
     public let factory: PrometheusMetricsFactory
     private let previousTransport = Mutex<TransportCounts>(TransportCounts())
+    private let previousCheckpoints = Mutex<WALCheckpointCounts>(WALCheckpointCounts(background: 0, onWriter: 0))
 
     /// Counts of a transport since it started (for DTLS: ``CPNPTransport/DTLSTransportStatistics``).
     public struct TransportCounts: Sendable, Hashable {
@@ -57,6 +59,7 @@ public final class MetricsExporter: Sendable {
             )
             .set(gauges.openOrdersByState[state.rawValue] ?? 0)
         }
+        if let checkpoints = gauges.walCheckpoints { set(checkpoints) }
         for (link, directions) in gauges.capacityMbps {
             for direction in ["incoming", "outgoing"] {
                 let labels = [("link", link), ("direction", direction)]
@@ -68,6 +71,19 @@ public final class MetricsExporter: Sendable {
                 .set(to: gauges.reservedMbps[link]?[direction] ?? 0)
             }
         }
+    }
+
+    /// The store's checkpoints, added as differences: the counters only grow.
+    private func set(_ checkpoints: WALCheckpointCounts) {
+        let before = previousCheckpoints.withLock { previous in
+            defer { previous = checkpoints }
+            return previous
+        }
+        let help = "Checkpoints of the SQLite store's log, by its checkpointer's thread or by the writer (docs/design/storage.md)"
+        registry.makeCounter(descriptor: Self.descriptor("cpnp_store_wal_checkpoints_total", help), labels: [("by", "checkpointer")])
+            .increment(by: Int64(max(0, checkpoints.background - before.background)))
+        registry.makeCounter(descriptor: Self.descriptor("cpnp_store_wal_checkpoints_total", help), labels: [("by", "writer")])
+            .increment(by: Int64(max(0, checkpoints.onWriter - before.onWriter)))
     }
 
     private func set(_ counts: TransportCounts) {

@@ -1,5 +1,6 @@
 public import CoreMetrics
 import CPNPCore
+public import CPNPStorage
 
 /// What the engine counts for monitoring, through swift-metrics (cpnpd exports them in the
 /// Prometheus format at `/metrics`; names and labels in docs/console.md). Every metric is made once,
@@ -103,10 +104,12 @@ public struct EngineGauges: Sendable {
     public var reservedMbps: [String: [String: Double]]
     /// Capacity of each configured link per direction.
     public var capacityMbps: [String: [String: Double]]
+    /// The checkpoints of the store's log so far; nil when it keeps none (PostgreSQL).
+    public var walCheckpoints: WALCheckpointCounts?
 
     public init(
         inboxDepth: Int, armedTimers: Int, residentOrders: Int, isReady: Bool, openOrdersByState: [String: Int],
-        reservedMbps: [String: [String: Double]], capacityMbps: [String: [String: Double]]
+        reservedMbps: [String: [String: Double]], capacityMbps: [String: [String: Double]], walCheckpoints: WALCheckpointCounts? = nil
     ) {
         self.inboxDepth = inboxDepth
         self.armedTimers = armedTimers
@@ -115,5 +118,6 @@ public struct EngineGauges: Sendable {
         self.openOrdersByState = openOrdersByState
         self.reservedMbps = reservedMbps
         self.capacityMbps = capacityMbps
+        self.walCheckpoints = walCheckpoints
     }
 }

@@ -1149,6 +1149,7 @@ public actor CPNPServerEngine {
         }
         return EngineGauges(
             inboxDepth: inbox.state.withLock { $0.queue.count }, armedTimers: deadlines.count, residentOrders: orders.count,
-            isReady: isReady, openOrdersByState: try store.openOrderCountsByState(), reservedMbps: reserved, capacityMbps: capacity)
+            isReady: isReady, openOrdersByState: try store.openOrderCountsByState(), reservedMbps: reserved, capacityMbps: capacity,
+            walCheckpoints: store.walCheckpoints)
     }
 }

@@ -64,6 +64,13 @@ public protocol OrderStore: Sendable {
     /// The stored revision of each of these orders (absent when not stored): a copy in memory with
     /// another revision was changed or taken over by another instance.
     func revisions(of orders: [ProviderOrderID]) throws -> [ProviderOrderID: Int64]
+
+    /// The checkpoints of the store's log so far (docs/design/storage.md); nil when it keeps none.
+    var walCheckpoints: WALCheckpointCounts? { get }
+}
+
+extension OrderStore {
+    public var walCheckpoints: WALCheckpointCounts? { nil }
 }
 
 extension ServerOrderStore: OrderStore {}

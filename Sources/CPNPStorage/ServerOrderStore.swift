@@ -53,8 +53,9 @@ public final class ServerOrderStore: Sendable {
         if let checkpointer, let pool = writer as? DatabasePool { checkpointer.stop(pool) }
     }
 
-    /// The checkpoints of the log so far: by the checkpointer's connection, and by the writer itself.
-    var walCheckpoints: (background: Int, onWriter: Int)? { checkpointer?.checkpoints }
+    /// The checkpoints of the log so far, by the checkpointer's connection and by the writer itself;
+    /// nil without a log of its own (in memory, read-only, PostgreSQL).
+    public var walCheckpoints: WALCheckpointCounts? { checkpointer?.checkpoints }
 
     /// Opens (creating the tables if needed) the store in a PostgreSQL database. Throws
     /// ``StoreError/databaseUnavailable(_:)`` when the server cannot be reached or refuses the

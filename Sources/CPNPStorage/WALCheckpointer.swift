@@ -70,8 +70,8 @@ final class WALCheckpointer: Sendable {
     }
 
     /// Checkpoints done by the checkpointer's connection, and by the writer itself.
-    var checkpoints: (background: Int, onWriter: Int) {
-        (backgroundCount.load(ordering: .relaxed), onWriterCount.load(ordering: .relaxed))
+    var checkpoints: WALCheckpointCounts {
+        WALCheckpointCounts(background: backgroundCount.load(ordering: .relaxed), onWriter: onWriterCount.load(ordering: .relaxed))
     }
 
     /// After a commit on the writer, with the log's size in pages.
@@ -90,6 +90,19 @@ final class WALCheckpointer: Sendable {
                 if (try? database.checkpoint(.passive)) != nil { backgroundCount.add(1, ordering: .relaxed) }
             }
         }
+    }
+}
+
+/// How many checkpoints of a store's log ran since the store opened (docs/design/storage.md, "Checkpoints").
+public struct WALCheckpointCounts: Sendable, Hashable {
+    /// By the checkpointer's own connection.
+    public var background: Int
+    /// By the writer, past the log's limit (what the checkpointer had not copied).
+    public var onWriter: Int
+
+    public init(background: Int, onWriter: Int) {
+        self.background = background
+        self.onWriter = onWriter
     }
 }
 

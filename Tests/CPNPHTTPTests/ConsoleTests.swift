@@ -2,6 +2,7 @@
 import CPNPCore
 @testable import CPNPHTTP
 import CPNPServer
+import CPNPStorage
 import Foundation
 import Testing
 
@@ -35,8 +36,11 @@ struct ConsoleTests {
         let exporter = MetricsExporter()
         let gauges = EngineGauges(
             inboxDepth: 3, armedTimers: 7, residentOrders: 2, isReady: false, openOrdersByState: ["Completed": 5],
-            reservedMbps: ["L1": ["incoming": 150]], capacityMbps: ["L1": ["incoming": 1000, "outgoing": 1000]])
+            reservedMbps: ["L1": ["incoming": 150]], capacityMbps: ["L1": ["incoming": 1000, "outgoing": 1000]],
+            walCheckpoints: WALCheckpointCounts(background: 40, onWriter: 2))
         var text = exporter.render(gauges, transport: .init(associations: 4, handshakesCompleted: 9, handshakesFailed: 1))
+        #expect(text.contains("cpnp_store_wal_checkpoints_total{by=\"checkpointer\"} 40"))
+        #expect(text.contains("cpnp_store_wal_checkpoints_total{by=\"writer\"} 2"))
         #expect(text.contains("cpnp_inbox_depth 3.0") && text.contains("cpnp_armed_timers 7.0") && text.contains("cpnp_ready 0.0"))
         #expect(text.contains("cpnp_open_orders{state=\"Completed\"} 5.0") && text.contains("cpnp_open_orders{state=\"OfferProposed\"} 0.0"))
         #expect(text.contains("cpnp_link_reserved_mbps{link=\"L1\",direction=\"incoming\"} 150.0"))
@@ -45,5 +49,9 @@ struct ConsoleTests {
         // Handshake counters only grow: the transport's totals are added as differences.
         text = exporter.render(nil, transport: .init(associations: 1, handshakesCompleted: 12, handshakesFailed: 1))
         #expect(text.contains("cpnp_dtls_handshakes_total{result=\"completed\"} 12") && text.contains("cpnp_up 0.0"))
+        var later = gauges
+        later.walCheckpoints = WALCheckpointCounts(background: 55, onWriter: 2)
+        text = exporter.render(later, transport: nil)
+        #expect(text.contains("cpnp_store_wal_checkpoints_total{by=\"checkpointer\"} 55"))
     }
 }

@@ -158,6 +158,9 @@ struct HTTPEndToEndTests {
         #expect(value("cpnp_commit_duration_seconds_count") > 0)
         #expect(value("cpnp_commit_changes_sum") >= Double(2 * agreements), "an order's QUOTATION and ACCEPT are made durable")
         #expect(after.body.contains("cpnp_link_reserved_mbps{"), "capacity per link")
+        // The SQLite store's checkpoints are counted (there may be none yet: -1 is absent).
+        #expect(value("cpnp_store_wal_checkpoints_total{by=\"checkpointer\"}") >= 0)
+        #expect(value("cpnp_store_wal_checkpoints_total{by=\"writer\"}") >= 0)
         #expect(value("cpnp_ready") == 1)
         #expect(await daemon.terminate() == 0)
     }

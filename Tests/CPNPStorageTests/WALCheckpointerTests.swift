@@ -11,13 +11,13 @@ struct WALCheckpointerTests {
     /// The size of the store's log after `count` orders committed one transaction each, with the
     /// checkpoints each way and the orders the file holds once the store is opened again.
     static func commitOrders(_ count: Int, checkpoints limits: WALCheckpointer.Limits) throws -> (
-        logBytes: Int, checkpoints: (background: Int, onWriter: Int), reopenedCount: Int
+        logBytes: Int, checkpoints: WALCheckpointCounts, reopenedCount: Int
     ) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cpnp-wal-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("cpnpd.sqlite").path
         var logBytes = 0
-        var checkpoints = (background: 0, onWriter: 0)
+        var checkpoints = WALCheckpointCounts(background: 0, onWriter: 0)
         do {
             let store = try ServerOrderStore(path: path, options: StoreOptions(), checkpoints: limits)
             for index in 0..<count {
@@ -45,7 +45,7 @@ struct WALCheckpointerTests {
     func theLogIsCheckpointedOffTheWriter() throws {
         let unchecked = try Self.commitOrders(Self.orders, checkpoints: Self.never)
         let checked = try Self.commitOrders(Self.orders, checkpoints: WALCheckpointer.Limits(background: 64, onWriter: 512))
-        #expect(unchecked.checkpoints == (0, 0))
+        #expect(unchecked.checkpoints == WALCheckpointCounts(background: 0, onWriter: 0))
         #expect(checked.checkpoints.background > checked.checkpoints.onWriter)
         #expect(checked.logBytes * 4 < unchecked.logBytes, "log \(checked.logBytes) bytes, unchecked \(unchecked.logBytes)")
         #expect(checked.reopenedCount == Self.orders && unchecked.reopenedCount == Self.orders)
