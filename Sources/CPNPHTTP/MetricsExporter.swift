@@ -75,29 +75,32 @@ public final class MetricsExporter: Sendable {
 
     /// The store's checkpoints, added as differences: the counters only grow.
     private func set(_ checkpoints: WALCheckpointCounts) {
-        let before = previousCheckpoints.withLock { previous in
-            defer { previous = checkpoints }
-            return previous
-        }
+        let before = Self.exchange(previousCheckpoints, checkpoints)
         let help = "Checkpoints of the SQLite store's log, by its checkpointer's thread or by the writer (docs/design/storage.md)"
-        registry.makeCounter(descriptor: Self.descriptor("cpnp_store_wal_checkpoints_total", help), labels: [("by", "checkpointer")])
-            .increment(by: Int64(max(0, checkpoints.background - before.background)))
-        registry.makeCounter(descriptor: Self.descriptor("cpnp_store_wal_checkpoints_total", help), labels: [("by", "writer")])
-            .increment(by: Int64(max(0, checkpoints.onWriter - before.onWriter)))
+        increment("cpnp_store_wal_checkpoints_total", help, ("by", "checkpointer"), from: before.background, to: checkpoints.background)
+        increment("cpnp_store_wal_checkpoints_total", help, ("by", "writer"), from: before.onWriter, to: checkpoints.onWriter)
     }
 
     private func set(_ counts: TransportCounts) {
-        let before = previousTransport.withLock { previous in
-            defer { previous = counts }
+        let before = Self.exchange(previousTransport, counts)
+        registry.makeGauge(descriptor: Self.descriptor("cpnp_dtls_associations", "DTLS associations open now")).set(counts.associations)
+        increment(
+            "cpnp_dtls_handshakes_total", "DTLS handshakes", ("result", "completed"), from: before.handshakesCompleted, to: counts.handshakesCompleted
+        )
+        increment("cpnp_dtls_handshakes_total", "DTLS handshakes", ("result", "failed"), from: before.handshakesFailed, to: counts.handshakesFailed)
+    }
+
+    /// Stores `now` as the last totals seen and returns the ones before.
+    private static func exchange<Totals: Sendable>(_ previous: borrowing Mutex<Totals>, _ now: Totals) -> Totals {
+        previous.withLock { previous in
+            defer { previous = now }
             return previous
         }
-        registry.makeGauge(descriptor: Self.descriptor("cpnp_dtls_associations", "DTLS associations open now")).set(counts.associations)
-        let completed = registry.makeCounter(
-            descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "completed")])
-        let failed = registry.makeCounter(
-            descriptor: Self.descriptor("cpnp_dtls_handshakes_total", "DTLS handshakes"), labels: [("result", "failed")])
-        completed.increment(by: Int64(max(0, counts.handshakesCompleted - before.handshakesCompleted)))
-        failed.increment(by: Int64(max(0, counts.handshakesFailed - before.handshakesFailed)))
+    }
+
+    /// Adds to a counter what a total grew by since the last scrape (never less than nothing).
+    private func increment(_ name: String, _ help: String, _ label: (String, String), from before: Int, to now: Int) {
+        registry.makeCounter(descriptor: Self.descriptor(name, help), labels: [label]).increment(by: Int64(max(0, now - before)))
     }
 }
 
