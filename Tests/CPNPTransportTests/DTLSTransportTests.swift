@@ -58,7 +58,7 @@ struct DTLSTransportTests {
 
         await client.close()
         // close_notify removes the server's association.
-        try await withDeadline {
+        try await withDeadline(guardSeconds, waitingFor: "the end of the server's association") {
             while server.statistics.associations > 0 { try await Task.sleep(for: .milliseconds(20)) }
         }
         await server.close()
@@ -127,22 +127,26 @@ struct DTLSTransportTests {
             }
         }
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: serverName)
+        // Hang guards, not timings: alone the whole exchange takes about 0.1 s, but in the suite's first
+        // seconds, with every test starting at once, these tests took 12–30 s in CI, and one ran out of a
+        // 10 s guard. The suite's time limit bounds the test as a whole.
+        let guardSeconds = 30.0
         do {
-            try await withDeadline { try await client.send(Array("hello".utf8), to: peer) }
+            try await withDeadline(guardSeconds, waitingFor: "the client's refusal") { try await client.send(Array("hello".utf8), to: peer) }
             Issue.record("handshake unexpectedly succeeded")
         } catch let error as CPNPTransportError {
             #expect(error.code == clientCode)
         }
-        let failure = try await next(client.failures)
+        let failure = try await next(client.failures, within: guardSeconds, waitingFor: "the client's failure report")
         #expect(failure.code == clientCode, "\(failure)")
         #expect(clientLines.withLockedValue { $0.filter { $0.0 == .error }.count } == 1)
         if let serverCode {
-            let serverFailure = try await next(server.failures)
+            let serverFailure = try await next(server.failures, within: guardSeconds, waitingFor: "the server's failure report")
             #expect(serverFailure.code == serverCode, "\(serverFailure)")
             #expect(serverLines.withLockedValue { $0.filter { $0.0 == .error }.count } == 1)
         }
         // The client's fatal alert (or the server's own verdict) ends the server's association.
-        try await withDeadline {
+        try await withDeadline(guardSeconds, waitingFor: "the end of the server's association") {
             while server.statistics.associations > 0 { try await Task.sleep(for: .milliseconds(20)) }
         }
     }

@@ -5,12 +5,22 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 struct TimeoutError: Error, CustomStringConvertible {
-    var description: String { "test deadline exceeded" }
+    /// What the test waited for, when it says.
+    var waitingFor = ""
+    var seconds: Double = 0
+    var description: String { "test deadline exceeded" + (waitingFor.isEmpty ? "" : " after \(seconds) s waiting for \(waitingFor)") }
+}
+
+/// A stream that finished before giving the element a test waited for.
+struct StreamFinishedError: Error, CustomStringConvertible {
+    var description: String { "the stream finished without the element the test waited for" }
 }
 
 /// Runs `body` with a hard deadline so that no test can hang. Unlike a task group, this does
 /// not wait for a body that ignores cancellation: the caller gets `TimeoutError` on time.
-func withDeadline<T: Sendable>(_ seconds: Double = 10, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func withDeadline<T: Sendable>(
+    _ seconds: Double = 10, waitingFor: String = "", _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     let once = ResumeOnce<T>()
     return try await withCheckedThrowingContinuation { continuation in
         once.install(continuation)
@@ -19,7 +29,7 @@ func withDeadline<T: Sendable>(_ seconds: Double = 10, _ body: @escaping @Sendab
         }
         Task {
             try? await Task.sleep(for: .seconds(seconds))
-            if once.resume(.failure(TimeoutError())) { work.cancel() }
+            if once.resume(.failure(TimeoutError(waitingFor: waitingFor, seconds: seconds))) { work.cancel() }
         }
     }
 }
@@ -56,10 +66,10 @@ final class ResumeOnce<T: Sendable>: Sendable {
 }
 
 /// The next element of a stream, or a timeout.
-func next<E: Sendable>(_ stream: AsyncStream<E>, within seconds: Double = 10) async throws -> E {
-    try await withDeadline(seconds) {
+func next<E: Sendable>(_ stream: AsyncStream<E>, within seconds: Double = 10, waitingFor: String = "") async throws -> E {
+    try await withDeadline(seconds, waitingFor: waitingFor) {
         var iterator = stream.makeAsyncIterator()
-        guard let element = await iterator.next() else { throw TimeoutError() }
+        guard let element = await iterator.next() else { throw StreamFinishedError() }
         return element
     }
 }
