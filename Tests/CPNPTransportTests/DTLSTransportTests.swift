@@ -58,7 +58,7 @@ struct DTLSTransportTests {
 
         await client.close()
         // close_notify removes the server's association.
-        try await withDeadline(guardSeconds, waitingFor: "the end of the server's association") {
+        try await withDeadline {
             while server.statistics.associations > 0 { try await Task.sleep(for: .milliseconds(20)) }
         }
         await server.close()
