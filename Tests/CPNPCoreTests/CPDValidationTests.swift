@@ -103,6 +103,43 @@ struct CPDValidationTests {
         #expect(msg == "\(Self.p0).scope[0].customer-node: \"X\" is not the identifier of a customer node of this profile")
     }
 
+    /// Entries are unique by their key: a scope entry by node and direction, a capacity entry by node
+    /// and link, a QoS entry by its ends and statistic. Only the later copy is named.
+    @Test func repeatedEntries() throws {
+        #expect(
+            try Self.issues { $0.scope[1] = $0.scope[0] }.map(\.description) == [
+                "\(Self.p0).scope[1]: duplicate scope entry for \"CE-PAR-1\" outgoing"
+            ])
+        // The same node in the other direction is another entry (the request has both for each node).
+        #expect(try Self.request().validate().isEmpty)
+        #expect(try Self.paths { $0.scope[3].direction = .outgoing } == ["\(Self.p0).scope[3]"])
+        #expect(
+            try Self.issues { $0.capacity![2] = $0.capacity![0] }.map(\.description) == [
+                "\(Self.p0).capacity[2]: duplicate capacity entry for \"CE-PAR-1\""
+            ])
+        // The same node on another link is another entry; on the same link it repeats.
+        #expect(
+            try Self.paths {
+                $0.customerNodes[0].linkIdentifiers = ["a", "b"]
+                $0.capacity![0].linkIdentifier = "a"
+                $0.capacity![1] = $0.capacity![0]
+                $0.capacity![1].linkIdentifier = "b"
+            } == [])
+        #expect(
+            try Self.issues {
+                $0.customerNodes[0].linkIdentifiers = ["a", "b"]
+                $0.capacity![0].linkIdentifier = "a"
+                $0.capacity![1] = $0.capacity![0]
+            }.map(\.description) == ["\(Self.p0).capacity[1]: duplicate capacity entry for \"CE-PAR-1\" link \"a\""])
+        // A QoS entry with the same ends and another statistic is another entry.
+        #expect(
+            try Self.paths {
+                $0.qosGuarantees!.entries[1] = $0.qosGuarantees!.entries[0]
+                $0.qosGuarantees!.entries[1].statistic = .average
+                $0.qosGuarantees!.entries[1].percentile = nil
+            } == [])
+    }
+
     @Test func qosRules() throws {
         let e0 = "\(Self.p0).qos-guarantees.entries[0]"
         #expect(try Self.paths { $0.qosGuarantees!.entries[0].percentile = nil } == ["\(e0).percentile"])

@@ -10,7 +10,7 @@ extension CPNPMessage {
     /// (e.g. `cpd.components[0].profiles[0].capacity[1].customer-node`), in document order.
     public func validationIssues() -> [CPDValidationIssue] {
         var validator = MessageValidator()
-        let cpdPath = JSONPath.root.appending(CPNPCodec.Key.cpd)
+        var cpdPath: JSONPath { MessageValidator.cpdPath }
         switch self {
         case .quotation(let message):
             validator.cpd(message.requestedCPD, nonEmpty: "a requested CPD must contain at least one component")
@@ -58,20 +58,21 @@ extension CPNPMessage {
 
 private struct MessageValidator {
     var issues: [CPDValidationIssue] = []
-    let cpdPath = JSONPath.root.appending(CPNPCodec.Key.cpd)
-    let informationElementsPath = JSONPath.root.appending(CPNPCodec.Key.informationElements)
+    // Paths are built only for an issue, as in CPDValidator (Sources/CPNPCore/Model/CPDValidation.swift).
+    static var cpdPath: JSONPath { JSONPath.root.appending(CPNPCodec.Key.cpd) }
+    static var informationElementsPath: JSONPath { JSONPath.root.appending(CPNPCodec.Key.informationElements) }
 
-    mutating func error(_ path: JSONPath, _ message: String) {
-        issues.append(CPDValidationIssue(path: path, message: message))
+    mutating func error(_ path: @autoclosure () -> JSONPath, _ message: String) {
+        issues.append(CPDValidationIssue(path: path(), message: message))
     }
 
-    mutating func warning(_ path: JSONPath, _ message: String) {
-        issues.append(CPDValidationIssue(path: path, message: message, severity: .warning))
+    mutating func warning(_ path: @autoclosure () -> JSONPath, _ message: String) {
+        issues.append(CPDValidationIssue(path: path(), message: message, severity: .warning))
     }
 
     /// The CPD rules; `nonEmpty` is the error message when the empty CPD is not allowed here.
     mutating func cpd(_ cpd: CPD, nonEmpty: String? = nil) {
-        if let nonEmpty, cpd.isEmpty { error(cpdPath.appending("components"), nonEmpty) }
+        if let nonEmpty, cpd.isEmpty { error(Self.cpdPath.appending("components"), nonEmpty) }
         issues += cpd.issuesInMessage
     }
 
@@ -81,9 +82,10 @@ private struct MessageValidator {
         for (componentIndex, component) in cpd.components.enumerated() {
             for (profileIndex, profile) in component.profiles.enumerated() {
                 for (nodeIndex, node) in profile.customerNodes.enumerated() where node.linkIdentifiers.isEmpty {
-                    let path = cpdPath.appending("components").appending(index: componentIndex).appending("profiles").appending(index: profileIndex)
-                        .appending("customer-nodes").appending(index: nodeIndex).appending("link-identifiers")
-                    warning(path, "no link identifier: the provider should have chosen one in its offer")
+                    warning(
+                        Self.cpdPath.appending("components").appending(index: componentIndex).appending("profiles").appending(index: profileIndex)
+                            .appending("customer-nodes").appending(index: nodeIndex).appending("link-identifiers"),
+                        "no link identifier: the provider should have chosen one in its offer")
                 }
             }
         }
@@ -92,7 +94,7 @@ private struct MessageValidator {
     mutating func informationElements(_ informationElements: InformationElements?) {
         guard let informationElements else { return }
         if let options = informationElements.negotiationOptions {
-            let optionsPath = informationElementsPath.appending("negotiation-options")
+            var optionsPath: JSONPath { Self.informationElementsPath.appending("negotiation-options") }
             if options.effectivePurpose == .testing, options.testPeriodEnd == nil {
                 error(optionsPath.appending("test-period-end"), "required when purpose is \"testing\" (RFC 8921 §9.1.10.3)")
             } else if options.effectivePurpose != .testing, options.testPeriodEnd != nil {
@@ -105,7 +107,7 @@ private struct MessageValidator {
             }
         }
         if let cost = informationElements.cost, cost.amount < CPNPDecimal(0) {
-            error(informationElementsPath.appending("cost").appending("amount"), "a cost must not be negative")
+            error(Self.informationElementsPath.appending("cost").appending("amount"), "a cost must not be negative")
         }
     }
 }
