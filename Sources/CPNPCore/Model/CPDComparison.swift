@@ -88,290 +88,300 @@ extension ConnectivityProvisioningDocument {
     }
 }
 
+/// Paths are autoclosures and local functions: a path is built only for a gap, so comparing an offer
+/// that satisfies its request allocates none (as `CPDValidator`, Sources/CPNPCore/Model/CPDValidation.swift).
 struct CPDComparator {
     var gaps: [CPDGap] = []
 
-    mutating func missing(_ path: JSONPath, _ requested: JSONValue) {
-        gaps.append(CPDGap(path: path, kind: .missing, requested: requested, offered: nil))
+    mutating func missing(_ path: @autoclosure () -> JSONPath, _ requested: JSONValue) {
+        gaps.append(CPDGap(path: path(), kind: .missing, requested: requested, offered: nil))
     }
 
-    mutating func notSatisfied(_ path: JSONPath, _ requested: JSONValue, _ offered: JSONValue) {
-        gaps.append(CPDGap(path: path, kind: .notSatisfied, requested: requested, offered: offered))
+    mutating func notSatisfied(_ path: @autoclosure () -> JSONPath, _ requested: JSONValue, _ offered: JSONValue) {
+        gaps.append(CPDGap(path: path(), kind: .notSatisfied, requested: requested, offered: offered))
     }
 
     // MARK: leaves
 
     /// A negotiable leaf: absent in the request → nothing; absent in the offer → gap unless `"any"`.
-    mutating func leaf<V>(_ requested: Negotiable<V>?, _ offered: Negotiable<V>?, at path: JSONPath) {
+    mutating func leaf<V>(_ requested: Negotiable<V>?, _ offered: Negotiable<V>?, at path: @autoclosure () -> JSONPath) {
         guard let requested else { return }
         guard let offered else {
             if case .any = requested { return }
-            missing(path, requested.json)
+            missing(path(), requested.json)
             return
         }
-        if !offered.satisfies(requested) { notSatisfied(path, requested.json, offered.json) }
+        if !offered.satisfies(requested) { notSatisfied(path(), requested.json, offered.json) }
     }
 
     /// A non-negotiable leaf: equality.
-    mutating func exact(_ requested: JSONValue?, _ offered: JSONValue?, at path: JSONPath) {
+    mutating func exact(_ requested: JSONValue?, _ offered: JSONValue?, at path: @autoclosure () -> JSONPath) {
         guard let requested else { return }
-        guard let offered else { return missing(path, requested) }
-        if requested != offered { notSatisfied(path, requested, offered) }
+        guard let offered else { return missing(path(), requested) }
+        if requested != offered { notSatisfied(path(), requested, offered) }
     }
 
-    mutating func exact<V: NegotiableValue>(_ requested: V?, _ offered: V?, at path: JSONPath) {
-        exact(requested?.negotiableJSON, offered?.negotiableJSON, at: path)
+    mutating func exact<V: NegotiableValue>(_ requested: V?, _ offered: V?, at path: @autoclosure () -> JSONPath) {
+        exact(requested?.negotiableJSON, offered?.negotiableJSON, at: path())
     }
 
     /// A list of strings compared as a set; `canonical` maps equivalent spellings together.
-    mutating func stringSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath, canonical: (String) -> String = { $0 }) {
+    mutating func stringSet(
+        _ requested: [String]?, _ offered: [String]?, at path: @autoclosure () -> JSONPath, canonical: (String) -> String = { $0 }
+    ) {
         guard let requested else { return }
-        guard let offered else { return missing(path, .array(requested.map(JSONValue.string))) }
+        guard let offered else { return missing(path(), .array(requested.map(JSONValue.string))) }
         // The same list, as an offer usually repeats it: nothing to map, nothing to build.
         if requested == offered { return }
         if Set(requested.map(canonical)) != Set(offered.map(canonical)) {
-            notSatisfied(path, .array(requested.map(JSONValue.string)), .array(offered.map(JSONValue.string)))
+            notSatisfied(path(), .array(requested.map(JSONValue.string)), .array(offered.map(JSONValue.string)))
         }
     }
 
-    mutating func prefixSet(_ requested: [String]?, _ offered: [String]?, at path: JSONPath) {
-        stringSet(requested, offered, at: path) { CPDIPPrefix($0)?.description ?? $0 }
+    mutating func prefixSet(_ requested: [String]?, _ offered: [String]?, at path: @autoclosure () -> JSONPath) {
+        stringSet(requested, offered, at: path()) { CPDIPPrefix($0)?.description ?? $0 }
     }
 
     /// Field-by-field comparison of non-negotiable JSON: objects by the requested keys, arrays of
     /// objects by position, other arrays as sets, scalars by equality.
-    mutating func generic(_ requested: JSONValue, _ offered: JSONValue?, at path: JSONPath) {
-        guard let offered else { return missing(path, requested) }
+    mutating func generic(_ requested: JSONValue, _ offered: JSONValue?, at path: @autoclosure () -> JSONPath) {
+        guard let offered else { return missing(path(), requested) }
         switch (requested, offered) {
         case (.object(let requestedObject), .object(let offeredObject)):
-            for (key, requestedValue) in requestedObject { generic(requestedValue, offeredObject[key], at: path.appending(key)) }
+            for (key, requestedValue) in requestedObject { generic(requestedValue, offeredObject[key], at: path().appending(key)) }
         case (.array(let requestedArray), .array(let offeredArray)):
             if requestedArray.contains(where: { if case .object = $0 { true } else { false } }) {
                 for (i, requestedValue) in requestedArray.enumerated() {
-                    generic(requestedValue, i < offeredArray.count ? offeredArray[i] : nil, at: path.appending(index: i))
+                    generic(requestedValue, i < offeredArray.count ? offeredArray[i] : nil, at: path().appending(index: i))
                 }
             } else if Set(requestedArray) != Set(offeredArray) {
-                notSatisfied(path, requested, offered)
+                notSatisfied(path(), requested, offered)
             }
         default:
-            if requested != offered { notSatisfied(path, requested, offered) }
+            if requested != offered { notSatisfied(path(), requested, offered) }
         }
     }
 
-    mutating func generic(_ requested: JSONValue?, _ offered: JSONValue?, at path: JSONPath) {
+    mutating func generic(_ requested: JSONValue?, _ offered: JSONValue?, at path: @autoclosure () -> JSONPath) {
         guard let requested else { return }
-        generic(requested, offered, at: path)
+        generic(requested, offered, at: path())
     }
 
     // MARK: structure
 
     mutating func compare(requested: CPD, offered: CPD, at base: JSONPath) {
-        let componentsPath = base.appending("components")
+        func componentsPath() -> JSONPath { base.appending("components") }
         if requested.components.count != offered.components.count {
             gaps.append(
                 CPDGap(
-                    path: componentsPath, kind: .structureMismatch,
+                    path: componentsPath(), kind: .structureMismatch,
                     requested: .number(CPNPDecimal(Int64(requested.components.count))),
                     offered: .number(CPNPDecimal(Int64(offered.components.count)))))
         }
         for (componentIndex, (requestedComponent, offeredComponent)) in zip(requested.components, offered.components).enumerated() {
-            let profilesPath = componentsPath.appending(index: componentIndex).appending("profiles")
+            func profilesPath() -> JSONPath { componentsPath().appending(index: componentIndex).appending("profiles") }
             if requestedComponent.profiles.count != offeredComponent.profiles.count {
                 gaps.append(
                     CPDGap(
-                        path: profilesPath, kind: .structureMismatch,
+                        path: profilesPath(), kind: .structureMismatch,
                         requested: .number(CPNPDecimal(Int64(requestedComponent.profiles.count))),
                         offered: .number(CPNPDecimal(Int64(offeredComponent.profiles.count)))))
             }
             for (profileIndex, (requestedProfile, offeredProfile)) in zip(requestedComponent.profiles, offeredComponent.profiles).enumerated() {
-                compare(requested: requestedProfile, offered: offeredProfile, at: profilesPath.appending(index: profileIndex))
+                compare(requested: requestedProfile, offered: offeredProfile, at: profilesPath().appending(index: profileIndex))
             }
         }
     }
 
-    mutating func compare(requested: ConnectivityProvisioningProfile, offered: ConnectivityProvisioningProfile, at path: JSONPath) {
+    mutating func compare(requested: ConnectivityProvisioningProfile, offered: ConnectivityProvisioningProfile, at path: @autoclosure () -> JSONPath)
+    {
         // Customer nodes, by identifier.
-        let nodesPath = path.appending("customer-nodes")
+        func nodesPath() -> JSONPath { path().appending("customer-nodes") }
         for (i, requestedNode) in requested.customerNodes.enumerated() {
-            let nodePath = nodesPath.appending(index: i)
+            func nodePath() -> JSONPath { nodesPath().appending(index: i) }
             guard let offeredNode = offered.customerNodes.first(where: { $0.identifier == requestedNode.identifier }) else {
-                missing(nodePath, requestedNode.json)
+                missing(nodePath(), requestedNode.json)
                 continue
             }
             if !requestedNode.linkIdentifiers.isEmpty {
-                stringSet(requestedNode.linkIdentifiers, offeredNode.linkIdentifiers, at: nodePath.appending("link-identifiers"))
+                stringSet(requestedNode.linkIdentifiers, offeredNode.linkIdentifiers, at: nodePath().appending("link-identifiers"))
             }
-            generic(requestedNode.localization.json, offeredNode.localization.json, at: nodePath.appending("localization"))
+            generic(requestedNode.localization.json, offeredNode.localization.json, at: nodePath().appending("localization"))
         }
         let requestedIDs = Set(requested.customerNodes.map(\.identifier))
         for (j, offeredNode) in offered.customerNodes.enumerated() where !requestedIDs.contains(offeredNode.identifier) {
-            gaps.append(CPDGap(path: nodesPath.appending(index: j), kind: .extraNode, requested: nil, offered: offeredNode.json))
+            gaps.append(CPDGap(path: nodesPath().appending(index: j), kind: .extraNode, requested: nil, offered: offeredNode.json))
         }
 
         // Scope, by customer-node + direction.
-        let scopePath = path.appending("scope")
+        func scopePath() -> JSONPath { path().appending("scope") }
         for (i, requestedEntry) in requested.scope.enumerated() {
-            let entryPath = scopePath.appending(index: i)
+            func entryPath() -> JSONPath { scopePath().appending(index: i) }
             guard
                 let offeredEntry = offered.scope.first(where: {
                     $0.customerNode == requestedEntry.customerNode && $0.direction == requestedEntry.direction
                 })
             else {
-                missing(entryPath, requestedEntry.json)
+                missing(entryPath(), requestedEntry.json)
                 continue
             }
-            leaf(requestedEntry.reachability, offeredEntry.reachability, at: entryPath.appending("reachability"))
-            prefixSet(requestedEntry.sourcePrefixes, offeredEntry.sourcePrefixes, at: entryPath.appending("source-prefixes"))
-            prefixSet(requestedEntry.destinationPrefixes, offeredEntry.destinationPrefixes, at: entryPath.appending("destination-prefixes"))
-            stringSet(requestedEntry.multicastSources, offeredEntry.multicastSources, at: entryPath.appending("multicast-sources")) {
+            leaf(requestedEntry.reachability, offeredEntry.reachability, at: entryPath().appending("reachability"))
+            prefixSet(requestedEntry.sourcePrefixes, offeredEntry.sourcePrefixes, at: entryPath().appending("source-prefixes"))
+            prefixSet(requestedEntry.destinationPrefixes, offeredEntry.destinationPrefixes, at: entryPath().appending("destination-prefixes"))
+            stringSet(requestedEntry.multicastSources, offeredEntry.multicastSources, at: entryPath().appending("multicast-sources")) {
                 CPDIPAddress($0)?.description ?? $0
             }
-            exact(requestedEntry.model, offeredEntry.model, at: entryPath.appending("model"))
-            stringSet(requestedEntry.ingressPoints, offeredEntry.ingressPoints, at: entryPath.appending("ingress-points"))
-            stringSet(requestedEntry.egressPoints, offeredEntry.egressPoints, at: entryPath.appending("egress-points"))
+            exact(requestedEntry.model, offeredEntry.model, at: entryPath().appending("model"))
+            stringSet(requestedEntry.ingressPoints, offeredEntry.ingressPoints, at: entryPath().appending("ingress-points"))
+            stringSet(requestedEntry.egressPoints, offeredEntry.egressPoints, at: entryPath().appending("egress-points"))
         }
 
         // QoS guarantees, entries by from + to + statistic.
         if let requestedQoS = requested.qosGuarantees {
-            let qosPath = path.appending("qos-guarantees")
+            func qosPath() -> JSONPath { path().appending("qos-guarantees") }
             if let offeredQoS = offered.qosGuarantees {
-                exact(requestedQoS.kind, offeredQoS.kind, at: qosPath.appending("kind"))
+                exact(requestedQoS.kind, offeredQoS.kind, at: qosPath().appending("kind"))
                 for (i, requestedEntry) in requestedQoS.entries.enumerated() {
-                    let entryPath = qosPath.appending("entries").appending(index: i)
+                    func entryPath() -> JSONPath { qosPath().appending("entries").appending(index: i) }
                     guard
                         let offeredEntry = offeredQoS.entries.first(where: {
                             $0.from == requestedEntry.from && $0.to == requestedEntry.to && $0.statistic == requestedEntry.statistic
                         })
                     else {
-                        missing(entryPath, requestedEntry.json)
+                        missing(entryPath(), requestedEntry.json)
                         continue
                     }
                     exact(
                         requestedEntry.percentile.map(JSONValue.number), offeredEntry.percentile.map(JSONValue.number),
-                        at: entryPath.appending("percentile"))
+                        at: entryPath().appending("percentile"))
                     exact(
                         requestedEntry.measurementIntervalSeconds, offeredEntry.measurementIntervalSeconds,
-                        at: entryPath.appending("measurement-interval-seconds"))
-                    leaf(requestedEntry.oneWayDelayMs, offeredEntry.oneWayDelayMs, at: entryPath.appending("one-way-delay-ms"))
-                    leaf(requestedEntry.delayVariationMs, offeredEntry.delayVariationMs, at: entryPath.appending("delay-variation-ms"))
-                    leaf(requestedEntry.lossPercent, offeredEntry.lossPercent, at: entryPath.appending("loss-percent"))
-                    leaf(requestedEntry.throughputMbps, offeredEntry.throughputMbps, at: entryPath.appending("throughput-mbps"))
-                    exact(requestedEntry.metaQoSClass, offeredEntry.metaQoSClass, at: entryPath.appending("meta-qos-class"))
+                        at: entryPath().appending("measurement-interval-seconds"))
+                    leaf(requestedEntry.oneWayDelayMs, offeredEntry.oneWayDelayMs, at: entryPath().appending("one-way-delay-ms"))
+                    leaf(requestedEntry.delayVariationMs, offeredEntry.delayVariationMs, at: entryPath().appending("delay-variation-ms"))
+                    leaf(requestedEntry.lossPercent, offeredEntry.lossPercent, at: entryPath().appending("loss-percent"))
+                    leaf(requestedEntry.throughputMbps, offeredEntry.throughputMbps, at: entryPath().appending("throughput-mbps"))
+                    exact(requestedEntry.metaQoSClass, offeredEntry.metaQoSClass, at: entryPath().appending("meta-qos-class"))
                 }
             } else {
-                missing(qosPath, requestedQoS.json)
+                missing(qosPath(), requestedQoS.json)
             }
         }
 
         // Availability.
         if let requestedAvailability = requested.availability {
-            let availabilityPath = path.appending("availability")
+            func availabilityPath() -> JSONPath { path().appending("availability") }
             if let offeredAvailability = offered.availability {
                 leaf(
                     requestedAvailability.availabilityPercent, offeredAvailability.availabilityPercent,
-                    at: availabilityPath.appending("availability-percent"))
-                exact(requestedAvailability.statistic, offeredAvailability.statistic, at: availabilityPath.appending("statistic"))
+                    at: availabilityPath().appending("availability-percent"))
+                exact(requestedAvailability.statistic, offeredAvailability.statistic, at: availabilityPath().appending("statistic"))
                 exact(
                     requestedAvailability.measurementPeriod, offeredAvailability.measurementPeriod,
-                    at: availabilityPath.appending("measurement-period"))
+                    at: availabilityPath().appending("measurement-period"))
             } else {
-                missing(availabilityPath, requestedAvailability.json)
+                missing(availabilityPath(), requestedAvailability.json)
             }
         }
 
         // Capacity, by customer-node (+ link-identifier).
         if let requestedCapacity = requested.capacity {
-            let capacityPath = path.appending("capacity")
+            func capacityPath() -> JSONPath { path().appending("capacity") }
             if let offeredCapacity = offered.capacity {
                 for (i, requestedEntry) in requestedCapacity.enumerated() {
-                    let entryPath = capacityPath.appending(index: i)
+                    func entryPath() -> JSONPath { capacityPath().appending(index: i) }
                     guard let offeredEntry = Self.matchCapacity(requestedEntry, in: offeredCapacity) else {
-                        missing(entryPath, requestedEntry.json)
+                        missing(entryPath(), requestedEntry.json)
                         continue
                     }
-                    leaf(requestedEntry.incomingBandwidthMbps, offeredEntry.incomingBandwidthMbps, at: entryPath.appending("incoming-bandwidth-mbps"))
-                    leaf(requestedEntry.outgoingBandwidthMbps, offeredEntry.outgoingBandwidthMbps, at: entryPath.appending("outgoing-bandwidth-mbps"))
+                    leaf(
+                        requestedEntry.incomingBandwidthMbps, offeredEntry.incomingBandwidthMbps, at: entryPath().appending("incoming-bandwidth-mbps")
+                    )
+                    leaf(
+                        requestedEntry.outgoingBandwidthMbps, offeredEntry.outgoingBandwidthMbps, at: entryPath().appending("outgoing-bandwidth-mbps")
+                    )
                 }
             } else {
-                missing(capacityPath, .array(requestedCapacity.map(\.json)))
+                missing(capacityPath(), .array(requestedCapacity.map(\.json)))
             }
         }
 
         // Traffic isolation.
-        generic(requested.trafficIsolation?.json, offered.trafficIsolation?.json, at: path.appending("traffic-isolation"))
+        generic(requested.trafficIsolation?.json, offered.trafficIsolation?.json, at: path().appending("traffic-isolation"))
 
         // Conformance traffic.
         if let requestedConformance = requested.conformanceTraffic {
-            let conformancePath = path.appending("conformance-traffic")
+            func conformancePath() -> JSONPath { path().appending("conformance-traffic") }
             if let offeredConformance = offered.conformanceTraffic {
-                exact(requestedConformance.enforcement, offeredConformance.enforcement, at: conformancePath.appending("enforcement"))
+                exact(requestedConformance.enforcement, offeredConformance.enforcement, at: conformancePath().appending("enforcement"))
                 exact(
                     requestedConformance.outOfProfileAction, offeredConformance.outOfProfileAction,
-                    at: conformancePath.appending("out-of-profile-action"))
-                exact(requestedConformance.reclassifyTo, offeredConformance.reclassifyTo, at: conformancePath.appending("reclassify-to"))
-                leaf(requestedConformance.mtuBytes, offeredConformance.mtuBytes, at: conformancePath.appending("mtu-bytes"))
+                    at: conformancePath().appending("out-of-profile-action"))
+                exact(requestedConformance.reclassifyTo, offeredConformance.reclassifyTo, at: conformancePath().appending("reclassify-to"))
+                leaf(requestedConformance.mtuBytes, offeredConformance.mtuBytes, at: conformancePath().appending("mtu-bytes"))
             } else {
-                missing(conformancePath, requestedConformance.json)
+                missing(conformancePath(), requestedConformance.json)
             }
         }
 
-        generic(requested.flowIdentification?.json, offered.flowIdentification?.json, at: path.appending("flow-identification"))
-        generic(requested.overallTrafficGuarantees?.json, offered.overallTrafficGuarantees?.json, at: path.appending("overall-traffic-guarantees"))
-        generic(requested.routingAndForwarding?.json, offered.routingAndForwarding?.json, at: path.appending("routing-and-forwarding"))
+        generic(requested.flowIdentification?.json, offered.flowIdentification?.json, at: path().appending("flow-identification"))
+        generic(requested.overallTrafficGuarantees?.json, offered.overallTrafficGuarantees?.json, at: path().appending("overall-traffic-guarantees"))
+        generic(requested.routingAndForwarding?.json, offered.routingAndForwarding?.json, at: path().appending("routing-and-forwarding"))
 
         // Activation means, by customer-node (+ mechanism).
         if let requestedMeans = requested.activationMeans {
-            let meansPath = path.appending("activation-means")
+            func meansPath() -> JSONPath { path().appending("activation-means") }
             if let offeredMeans = offered.activationMeans {
                 for (i, requestedEntry) in requestedMeans.enumerated() {
-                    let entryPath = meansPath.appending(index: i)
+                    func entryPath() -> JSONPath { meansPath().appending(index: i) }
                     let sameNode = offeredMeans.filter { $0.customerNode == requestedEntry.customerNode }
                     guard let offeredEntry = sameNode.first(where: { $0.mechanism == requestedEntry.mechanism }) ?? sameNode.first else {
-                        missing(entryPath, requestedEntry.json)
+                        missing(entryPath(), requestedEntry.json)
                         continue
                     }
-                    exact(.string(requestedEntry.mechanism.rawValue), .string(offeredEntry.mechanism.rawValue), at: entryPath.appending("mechanism"))
-                    generic(requestedEntry.parametersJSON, offeredEntry.parametersJSON, at: entryPath.appending("parameters"))
+                    exact(
+                        .string(requestedEntry.mechanism.rawValue), .string(offeredEntry.mechanism.rawValue), at: entryPath().appending("mechanism"))
+                    generic(requestedEntry.parametersJSON, offeredEntry.parametersJSON, at: entryPath().appending("parameters"))
                 }
             } else {
-                missing(meansPath, .array(requestedMeans.map(\.json)))
+                missing(meansPath(), .array(requestedMeans.map(\.json)))
             }
         }
 
         // Invocation means.
         if let requestedInvocation = requested.invocationMeans {
-            let invocationPath = path.appending("invocation-means")
+            func invocationPath() -> JSONPath { path().appending("invocation-means") }
             if let offeredInvocation = offered.invocationMeans {
-                leaf(requestedInvocation.type, offeredInvocation.type, at: invocationPath.appending("type"))
-                stringSet(requestedInvocation.protocols, offeredInvocation.protocols, at: invocationPath.appending("protocols"))
+                leaf(requestedInvocation.type, offeredInvocation.type, at: invocationPath().appending("type"))
+                stringSet(requestedInvocation.protocols, offeredInvocation.protocols, at: invocationPath().appending("protocols"))
             } else {
-                missing(invocationPath, requestedInvocation.json)
+                missing(invocationPath(), requestedInvocation.json)
             }
         }
 
         // Notifications, by position.
         if let requestedNotifications = requested.notifications {
-            let notificationsPath = path.appending("notifications")
+            func notificationsPath() -> JSONPath { path().appending("notifications") }
             if let offeredNotifications = offered.notifications {
                 for (i, requestedEntry) in requestedNotifications.enumerated() {
-                    let entryPath = notificationsPath.appending(index: i)
+                    func entryPath() -> JSONPath { notificationsPath().appending(index: i) }
                     guard i < offeredNotifications.count else {
-                        missing(entryPath, requestedEntry.json)
+                        missing(entryPath(), requestedEntry.json)
                         continue
                     }
                     let offeredEntry = offeredNotifications[i]
-                    stringSet(requestedEntry.events, offeredEntry.events, at: entryPath.appending("events"))
-                    exact(.string(requestedEntry.method.rawValue), .string(offeredEntry.method.rawValue), at: entryPath.appending("method"))
-                    exact(requestedEntry.destination, offeredEntry.destination, at: entryPath.appending("destination"))
-                    leaf(requestedEntry.intervalSeconds, offeredEntry.intervalSeconds, at: entryPath.appending("interval-seconds"))
-                    exact(requestedEntry.dataModel, offeredEntry.dataModel, at: entryPath.appending("data-model"))
+                    stringSet(requestedEntry.events, offeredEntry.events, at: entryPath().appending("events"))
+                    exact(.string(requestedEntry.method.rawValue), .string(offeredEntry.method.rawValue), at: entryPath().appending("method"))
+                    exact(requestedEntry.destination, offeredEntry.destination, at: entryPath().appending("destination"))
+                    leaf(requestedEntry.intervalSeconds, offeredEntry.intervalSeconds, at: entryPath().appending("interval-seconds"))
+                    exact(requestedEntry.dataModel, offeredEntry.dataModel, at: entryPath().appending("data-model"))
                 }
             } else {
-                missing(notificationsPath, .array(requestedNotifications.map(\.json)))
+                missing(notificationsPath(), .array(requestedNotifications.map(\.json)))
             }
         }
 
-        generic(requested.extensions?.json, offered.extensions?.json, at: path.appending("extensions"))
+        generic(requested.extensions?.json, offered.extensions?.json, at: path().appending("extensions"))
     }
 
     /// Exact customer-node + link-identifier match; a request without link falls back to the only
