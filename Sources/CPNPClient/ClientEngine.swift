@@ -170,11 +170,8 @@ public actor CPNPClientEngine {
     /// A new random customer order id (§9.1.3), unused in the store.
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {
-            let hex = (0..<8).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
-            if let candidate = CustomerOrderID("co-" + hex), (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil
-            {
-                return candidate
-            }
+            let candidate = CustomerOrderID.random(using: &rng)
+            if (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil { return candidate }
         }
     }
 

@@ -26,6 +26,36 @@ struct IdentifierTests {
         #expect(ProviderOrderID.timeOrdered(at: CPNPTimestamp(millisecondsSinceEpoch: -5), using: &rng).rawValue.hasPrefix("po-000000000000"))
         #expect(ProviderOrderID.timeOrdered(at: CPNPTimestamp(millisecondsSinceEpoch: .max), prefix: "x-", using: &rng).rawValue.utf8.count == 30)
     }
+
+    /// A generator that counts its draws and gives the words it was told to.
+    struct CountingGenerator: RandomNumberGenerator {
+        var words: [UInt64]
+        var draws = 0
+        mutating func next() -> UInt64 {
+            defer { draws += 1 }
+            return words[draws % words.count]
+        }
+    }
+
+    /// Random identifiers take 8 bytes from each draw, lowest byte first: a draw from the system's
+    /// generator is a system call, and a 16-byte id took 16 of them.
+    @Test func randomIdentifiersTakeEightBytesPerDraw() {
+        var rng = CountingGenerator(words: [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210])
+        #expect(TransactionID.random(using: &rng).rawValue == "efcdab89674523011032547698badcfe")
+        #expect(rng.draws == 2)
+        #expect(Nonce.random(using: &rng).rawValue == "efcdab89674523011032547698badcfe")
+        #expect(rng.draws == 4)
+        #expect(CustomerOrderID.random(using: &rng).rawValue == "co-efcdab8967452301")
+        #expect(rng.draws == 5)
+        let start = CPNPTimestamp(millisecondsSinceEpoch: 0x1_0000)
+        #expect(ProviderOrderID.timeOrdered(at: start, using: &rng).rawValue == "po-0000000100001032547698badcfe")
+        #expect(rng.draws == 6)
+        // From the system's generator: well formed and distinct.
+        var system = SystemRandomNumberGenerator()
+        let ids = (0..<1_000).map { _ in TransactionID.random(using: &system) }
+        #expect(Set(ids).count == 1_000)
+        #expect(ids.allSatisfy { TransactionID($0.rawValue) == $0 })
+    }
 }
 
 extension String {

@@ -3,13 +3,17 @@
 /// The lowercase hexadecimal digits, as bytes.
 private let hexDigits = Array("0123456789abcdef".utf8)
 
-/// Generates the characters of an identifier from a random source.
+/// Generates the characters of an identifier from a random source: 8 random bytes per draw, since a
+/// draw from the system's generator is a system call (`getrandom` on Linux).
 private func randomHex(bytes count: Int, using rng: inout some RandomNumberGenerator) -> String {
     let hex = hexDigits
     var out: [UInt8] = []
     out.reserveCapacity(count * 2)
-    for _ in 0..<count {
-        let byte = UInt8.random(in: 0...255, using: &rng)
+    var word: UInt64 = 0
+    for index in 0..<count {
+        if index % 8 == 0 { word = rng.next() }
+        let byte = UInt8(truncatingIfNeeded: word)
+        word >>= 8
         out.append(hex[Int(byte >> 4)])
         out.append(hex[Int(byte & 0x0f)])
     }
@@ -57,6 +61,10 @@ public struct CustomerOrderID: Sendable, Hashable, CustomStringConvertible, Comp
     public init?(_ rawValue: String) {
         guard isPrintableIdentifier(rawValue, max: 128) else { return nil }
         self.rawValue = rawValue
+    }
+    /// `prefix` + 16 hex characters from 64 random bits (use a CSPRNG): a customer's fresh order id.
+    public static func random(prefix: String = "co-", using rng: inout some RandomNumberGenerator) -> CustomerOrderID {
+        CustomerOrderID(prefix + randomHex(bytes: 8, using: &rng))!
     }
     public var description: String { rawValue }
     public static func < (a: CustomerOrderID, b: CustomerOrderID) -> Bool { a.rawValue < b.rawValue }
