@@ -56,20 +56,33 @@ extension CPNPServerEngine {
     /// one still queued from the same session (a client's retransmission while the server is busy,
     /// RFC 8921 §11.4) is coalesced with it: handling it again would only repeat the same answer.
     final class Inbox: Sendable {
+        /// A queued datagram's session and bytes, hashed once when it arrives: the set looks it up
+        /// when it is queued and again when the engine takes it.
         struct Key: Hashable {
-            var session: CPNPSession
-            var bytes: [UInt8]
+            let session: CPNPSession
+            let bytes: [UInt8]
+            /// The session and the bytes, the bytes hashed in one block, not byte by byte as `[UInt8]` hashes them.
+            let digest: Int
 
-            /// The datagram's bytes hashed in one block, not byte by byte as `[UInt8]` hashes them.
-            func hash(into hasher: inout Hasher) {
+            init(session: CPNPSession, bytes: [UInt8]) {
+                self.session = session
+                self.bytes = bytes
+                var hasher = Hasher()
                 hasher.combine(session)
                 hasher.combine(bytes.count)
                 bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+                digest = hasher.finalize()
             }
+
+            func hash(into hasher: inout Hasher) { hasher.combine(digest) }
+
+            static func == (lhs: Key, rhs: Key) -> Bool { lhs.digest == rhs.digest && lhs.session == rhs.session && lhs.bytes == rhs.bytes }
         }
 
         struct State {
             var queue: [InboundDatagram] = []
+            /// Each queued datagram's key, in the queue's order.
+            var keys: [Key] = []
             /// The queued datagrams, for coalescing copies.
             var queued: Set<Key> = []
             var draining = false
@@ -115,16 +128,20 @@ extension CPNPServerEngine {
     public nonisolated func submit(_ datagram: InboundDatagram) -> Bool {
         let key = Inbox.Key(session: datagram.session, bytes: datagram.bytes)
         let (accepted, startDrain) = inbox.state.withLock { state -> (Bool, Bool) in
-            if state.queued.contains(key) {
-                state.coalesced += 1
-                return (true, false)
-            }
             guard state.queue.count < inbox.capacity else {
+                if state.queued.contains(key) {
+                    state.coalesced += 1
+                    return (true, false)
+                }
                 state.dropped += 1
                 return (false, false)
             }
+            guard state.queued.insert(key).inserted else {
+                state.coalesced += 1
+                return (true, false)
+            }
             state.queue.append(datagram)
-            state.queued.insert(key)
+            state.keys.append(key)
             if state.draining { return (true, false) }
             state.draining = true
             return (true, true)
@@ -153,7 +170,8 @@ extension CPNPServerEngine {
                 let count = min(state.queue.count, Self.maximumBatch)
                 let taken = Array(state.queue.prefix(count))
                 state.queue.removeFirst(count)
-                for datagram in taken { state.queued.remove(Inbox.Key(session: datagram.session, bytes: datagram.bytes)) }
+                for key in state.keys.prefix(count) { state.queued.remove(key) }
+                state.keys.removeFirst(count)
                 return (taken, counts.0, counts.1)
             }
             commitStatistics.inboxCoalesced += coalesced
