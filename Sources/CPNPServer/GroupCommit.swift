@@ -18,14 +18,16 @@ import Synchronization
 extension CPNPServerEngine {
     /// One step of an open batch, performed in order once the batch's transaction has committed.
     enum BatchStep {
-        /// An order's change (nil when its actions only send or arm timers) and what follows it.
-        case order(OrderStep)
+        /// An order's change and what follows it. Indirect: a step is large (its actions), and a batch's
+        /// steps are read twice after the commit.
+        indirect case order(OrderStep)
         /// A message that reveals no change of an open order (a stateless FAIL, an answer for a closed order).
         case send(CPNPMessage, CPNPSession)
     }
 
     struct OrderStep {
-        var change: OrderChange?
+        /// Whether it has a change, the next of ``PendingBatch/changes`` (none when its actions only send or arm timers).
+        var hasChange: Bool
         /// Its state change waits for the order's next commit (nothing it causes reveals it).
         var deferred = false
         var post: PostCommit
@@ -48,8 +50,15 @@ extension CPNPServerEngine {
 
     struct PendingBatch {
         var steps: [BatchStep] = []
+        /// The steps' changes, in order: what the store commits, kept apart so that none is copied out of its step.
+        var changes: [OrderChange] = []
         /// Orders that datagrams of this batch addressed (client identity and customer order id).
         var touched: Set<OrderKey> = []
+
+        mutating func append(_ step: OrderStep, change: OrderChange?) {
+            if let change { changes.append(change) }
+            steps.append(.order(step))
+        }
     }
 
     /// Datagrams waiting for the engine (``CPNPServerEngine/submit(_:)``), bounded. A datagram identical to
@@ -217,9 +226,7 @@ extension CPNPServerEngine {
             batch = nil
             touched.formUnion(pendingBatch.touched)
             guard !pendingBatch.steps.isEmpty else { break }
-            let changes = pendingBatch.steps.compactMap { step -> OrderChange? in
-                if case .order(let orderStep) = step { orderStep.change } else { nil }
-            }
+            let changes = pendingBatch.changes
             var results: [Result<Int64, any Error>] = []
             if !changes.isEmpty {
                 let started = ContinuousClock.now
@@ -242,7 +249,7 @@ extension CPNPServerEngine {
             for step in pendingBatch.steps {
                 guard case .order(let orderStep) = step else { continue }
                 var succeeded = !failed.contains(orderStep.post.order)
-                if orderStep.change != nil {
+                if orderStep.hasChange {
                     if case .failure(let error) = results[index], succeeded {
                         logger.error("commit failed; messages withheld", metadata: ["order": "\(orderStep.post.order)", "error": "\(error)"])
                         succeeded = false
@@ -265,7 +272,7 @@ extension CPNPServerEngine {
                     await send(message, on: session)
                 case .order(let orderStep):
                     guard outcomes.next() == true else { continue }
-                    if orderStep.change != nil || orderStep.deferred { faultHook?(.committed(orderStep.post.state)) }
+                    if orderStep.hasChange || orderStep.deferred { faultHook?(.committed(orderStep.post.state)) }
                     await runEffects(orderStep.post)
                     if !orderStep.followUps.isEmpty { reactions.append((orderStep.post.order, orderStep.followUps, orderStep.now)) }
                 }

@@ -965,7 +965,27 @@ public actor CPNPServerEngine {
     func perform(_ actions: [ServerOrderStateMachine.Action], order providerOrderID: ProviderOrderID, now: CPNPTimestamp) async {
         let method = receivingMethod
         receivingMethod = nil
-        guard !actions.isEmpty, var live = orders[providerOrderID] else { return }
+        guard !actions.isEmpty else { return }
+        // Changed in place in the table: a copy taken out and written back would copy the order's box
+        // whole, machine included, at its first change (LiveOrder is copy on write).
+        let prepared = orders.modify(providerOrderID) { (live: inout LiveOrder) -> (OrderStep, OrderChange?) in
+            prepareStep(actions, of: &live, order: providerOrderID, method: method, now: now)
+        }
+        guard let (step, change) = prepared else { return }
+        // Durable with the open batch (or a batch of one, committed here), then sent; reactions run in
+        // the next round (GroupCommit.swift). A failed commit withholds the sends and reloads the order.
+        let standalone = batch == nil
+        if standalone { batch = PendingBatch() }
+        batch!.append(step, change: change)
+        if standalone { await flushBatch() }
+    }
+
+    /// The change and the follow-up of ``perform(_:order:now:)``, with the order's fields updated. It
+    /// runs inside the order table's `modify`: it must not read or change `orders`.
+    private func prepareStep(
+        _ actions: [ServerOrderStateMachine.Action], of live: inout LiveOrder, order providerOrderID: ProviderOrderID, method: MethodCode?,
+        now: CPNPTimestamp
+    ) -> (OrderStep, OrderChange?) {
         var outbox: [OutboxEvent] = []
         var followUps: [ServerOrderStateMachine.Event] = []
         var reservationsChanged = false
@@ -1033,13 +1053,7 @@ public actor CPNPServerEngine {
         let post = PostCommit(
             order: providerOrderID, actions: actions, state: live.machine.state, closes: !ServerOrderStore.isOpen(live.machine),
             key: OrderKey(identity: live.clientIdentity, customerOrderID: live.machine.customerOrderID), method: method)
-        // Durable with the open batch (or a batch of one, committed here), then sent; reactions run in
-        // the next round (GroupCommit.swift). A failed commit withholds the sends and reloads the order.
-        let standalone = batch == nil
-        if standalone { batch = PendingBatch() }
-        orders[providerOrderID] = live
-        batch!.steps.append(.order(OrderStep(change: change, deferred: deferred, post: post, followUps: followUps, now: now)))
-        if standalone { await flushBatch() }
+        return (OrderStep(hasChange: change != nil, deferred: deferred, post: post, followUps: followUps, now: now), change)
     }
 
     /// Engine reactions to what the machine reports.
