@@ -13,45 +13,48 @@ extension JSONValue {
         }
     }
 
-    public func object(at path: JSONPath) throws(CPNPDecodingError) -> JSONObject {
-        guard case .object(let object) = self else { throw Self.wrongType("an object", self, path) }
+    // Each takes its path as an autoclosure: a path is built only for an error, so decoding a valid
+    // document allocates none for its leaves (docs/performance.md, round 16).
+
+    public func object(at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) -> JSONObject {
+        guard case .object(let object) = self else { throw Self.wrongType("an object", self, path()) }
         return object
     }
 
-    public func array(at path: JSONPath, maxCount: Int = 4096) throws(CPNPDecodingError) -> [JSONValue] {
-        guard case .array(let elements) = self else { throw Self.wrongType("an array", self, path) }
+    public func array(at path: @autoclosure () -> JSONPath, maxCount: Int = 4096) throws(CPNPDecodingError) -> [JSONValue] {
+        guard case .array(let elements) = self else { throw Self.wrongType("an array", self, path()) }
         guard elements.count <= maxCount else {
-            throw CPNPDecodingError(.outOfRange, at: path, "array has \(elements.count) elements, at most \(maxCount) allowed")
+            throw CPNPDecodingError(.outOfRange, at: path(), "array has \(elements.count) elements, at most \(maxCount) allowed")
         }
         return elements
     }
 
-    public func string(at path: JSONPath, maxLength: Int = 1024) throws(CPNPDecodingError) -> String {
-        guard case .string(let text) = self else { throw Self.wrongType("a string", self, path) }
+    public func string(at path: @autoclosure () -> JSONPath, maxLength: Int = 1024) throws(CPNPDecodingError) -> String {
+        guard case .string(let text) = self else { throw Self.wrongType("a string", self, path()) }
         guard text.unicodeScalars.count <= maxLength else {
-            throw CPNPDecodingError(.stringTooLong, at: path, "string longer than \(maxLength) characters")
+            throw CPNPDecodingError(.stringTooLong, at: path(), "string longer than \(maxLength) characters")
         }
         return text
     }
 
-    public func bool(at path: JSONPath) throws(CPNPDecodingError) -> Bool {
-        guard case .bool(let value) = self else { throw Self.wrongType("a boolean", self, path) }
+    public func bool(at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) -> Bool {
+        guard case .bool(let value) = self else { throw Self.wrongType("a boolean", self, path()) }
         return value
     }
 
-    public func decimal(at path: JSONPath) throws(CPNPDecodingError) -> CPNPDecimal {
-        guard case .number(let decimal) = self else { throw Self.wrongType("a number", self, path) }
+    public func decimal(at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) -> CPNPDecimal {
+        guard case .number(let decimal) = self else { throw Self.wrongType("a number", self, path()) }
         return decimal
     }
 
     /// An integer within `range` (inclusive); a fractional or out-of-range number is an error.
-    public func integer(at path: JSONPath, in range: ClosedRange<Int64>) throws(CPNPDecodingError) -> Int64 {
-        let number = try decimal(at: path)
+    public func integer(at path: @autoclosure () -> JSONPath, in range: ClosedRange<Int64>) throws(CPNPDecodingError) -> Int64 {
+        let number = try decimal(at: path())
         guard let value = number.int64Value else {
-            throw CPNPDecodingError(.outOfRange, at: path, "expected an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw CPNPDecodingError(.outOfRange, at: path(), "expected an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         guard range.contains(value) else {
-            throw CPNPDecodingError(.outOfRange, at: path, "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+            throw CPNPDecodingError(.outOfRange, at: path(), "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }
@@ -63,9 +66,9 @@ extension JSONValue {
 
 extension JSONObject {
     /// The value of a mandatory key; absent → `missingField`.
-    public func required(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> JSONValue {
+    public func required(_ key: String, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) -> JSONValue {
         guard let value = self[key] else {
-            throw CPNPDecodingError(.missingField, at: path.appending(key), "mandatory attribute is missing")
+            throw CPNPDecodingError(.missingField, at: path().appending(key), "mandatory attribute is missing")
         }
         return value
     }

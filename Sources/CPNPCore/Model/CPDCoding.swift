@@ -124,89 +124,93 @@ extension JSONWriter: CPDJSONMembers {
 }
 
 extension JSONObject {
+    /// The member `key`, decoded by `decodeValue`, which gets the member's path as a function: a leaf
+    /// builds it only for an error (``JSONValue/string(at:maxLength:)`` and the others take it as an autoclosure).
     func decode<T>(
         _ key: String, at path: JSONPath,
-        _ decodeValue: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
+        _ decodeValue: (JSONValue, () -> JSONPath) throws(CPNPDecodingError) -> T
     ) throws(CPNPDecodingError) -> T {
         let value = try required(key, at: path)
-        return try decodeValue(value, path.appending(key))
+        return try decodeValue(value) { path.appending(key) }
     }
 
     func decodeIfPresent<T>(
         _ key: String, at path: JSONPath,
-        _ decodeValue: (JSONValue, JSONPath) throws(CPNPDecodingError) -> T
+        _ decodeValue: (JSONValue, () -> JSONPath) throws(CPNPDecodingError) -> T
     ) throws(CPNPDecodingError) -> T? {
         guard let value = self[key] else { return nil }
-        return try decodeValue(value, path.appending(key))
+        return try decodeValue(value) { path.appending(key) }
     }
 
     func element<T: CPDJSONCodable>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath()) }
     }
 
     func elementIfPresent<T: CPDJSONCodable>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(json: member, at: memberPath()) }
     }
 
     func elements<T: CPDJSONCodable>(_ key: String, at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T] {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath(), maxCount: maxCount) }
     }
 
     func elementsIfPresent<T: CPDJSONCodable>(_ key: String, at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T]? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.elements(at: memberPath, maxCount: maxCount)
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try member.elements(at: memberPath(), maxCount: maxCount)
         }
     }
 
     func string(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath(), maxLength: maxLength) }
     }
 
     func stringIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> String? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.string(at: memberPath, maxLength: maxLength)
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in
+            try member.string(at: memberPath(), maxLength: maxLength)
         }
     }
 
     func strings(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String] {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.strings(at: memberPath, maxLength: maxLength) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.strings(at: memberPath(), maxLength: maxLength) }
     }
 
     func stringsIfPresent(_ key: String, at path: JSONPath, maxLength: Int = CPDLimits.maxShortString) throws(CPNPDecodingError) -> [String]? {
         try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            try member.strings(at: memberPath, maxLength: maxLength)
+            try member.strings(at: memberPath(), maxLength: maxLength)
         }
     }
 
     func boolIfPresent(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Bool? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath()) }
     }
 
     func integerIfPresent(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64?
     {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath, in: range) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath(), in: range) }
     }
 
     func integer(_ key: String, at path: JSONPath, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(CPNPDecodingError) -> Int64 {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath, in: range) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.integer(at: memberPath(), in: range) }
     }
 
     func decimalIfPresent(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> CPNPDecimal? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.decimal(at: memberPath) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.decimal(at: memberPath()) }
     }
 
     func value<T: NegotiableValue>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath()) }
     }
 
     func valueIfPresent<T: NegotiableValue>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> T? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try T(negotiableJSON: member, at: memberPath()) }
     }
 
     func negotiable<T>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Negotiable<T> {
-        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath) }
+        try decode(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath()) }
     }
 
     func negotiableIfPresent<T>(_ key: String, at path: JSONPath) throws(CPNPDecodingError) -> Negotiable<T>? {
-        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath) }
+        try decodeIfPresent(key, at: path) { (member, memberPath) throws(CPNPDecodingError) in try Negotiable<T>(json: member, at: memberPath()) }
     }
 
     // MARK: encoding
@@ -253,22 +257,25 @@ extension JSONObject {
 }
 
 extension JSONValue {
-    func elements<T: CPDJSONCodable>(at path: JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T] {
-        let items = try array(at: path, maxCount: maxCount)
+    func elements<T: CPDJSONCodable>(at path: @autoclosure () -> JSONPath, maxCount: Int) throws(CPNPDecodingError) -> [T] {
+        let items = try array(at: path(), maxCount: maxCount)
+        guard !items.isEmpty else { return [] }
+        // Each element's decoder takes its path as a value: the list's, built once.
+        let listPath = path()
         var out: [T] = []
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
-            out.append(try T(json: item, at: path.appending(index: i)))
+            out.append(try T(json: item, at: listPath.appending(index: i)))
         }
         return out
     }
 
-    func strings(at path: JSONPath, maxLength: Int) throws(CPNPDecodingError) -> [String] {
-        let items = try array(at: path, maxCount: CPDLimits.maxListItems)
+    func strings(at path: @autoclosure () -> JSONPath, maxLength: Int) throws(CPNPDecodingError) -> [String] {
+        let items = try array(at: path(), maxCount: CPDLimits.maxListItems)
         var out: [String] = []
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
-            out.append(try item.string(at: path.appending(index: i), maxLength: maxLength))
+            out.append(try item.string(at: path().appending(index: i), maxLength: maxLength))
         }
         return out
     }

@@ -36,8 +36,8 @@ public struct CPDExtensions: Sendable, Hashable, CPDJSONCodable {
         customerDescription = try object.elementIfPresent("customer-description", at: path)
         providerDescription = try object.elementIfPresent("provider-description", at: path)
         activationSchedule = try object.decodeIfPresent("activation-schedule", at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            guard let timestamp = CPNPTimestamp(rfc3339: try member.string(at: memberPath, maxLength: 64)) else {
-                throw CPNPDecodingError(.invalidValue, at: memberPath, "expected an RFC 3339 date-time")
+            guard let timestamp = CPNPTimestamp(rfc3339: try member.string(at: memberPath(), maxLength: 64)) else {
+                throw CPNPDecodingError(.invalidValue, at: memberPath(), "expected an RFC 3339 date-time")
             }
             return timestamp
         }

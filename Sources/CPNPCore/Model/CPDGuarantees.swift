@@ -202,7 +202,7 @@ public struct CPDTrafficIsolation: Sendable, Hashable, CPDJSONCodable {
 
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
         let object = try json.object(at: path)
-        isolated = try object.decode("isolated", at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath) }
+        isolated = try object.decode("isolated", at: path) { (member, memberPath) throws(CPNPDecodingError) in try member.bool(at: memberPath()) }
         encryptionRequired = try object.boolIfPresent("encryption-required", at: path)
         requirements = try object.stringsIfPresent("requirements", at: path, maxLength: CPDLimits.maxText)
     }

@@ -67,15 +67,15 @@ public struct CPDFlowClassifier: Sendable, Hashable, CPDJSONCodable {
     public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
         let object = try json.object(at: path)
         appliesTo = try object.decode("applies-to", at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            try CPDLinkSelection(json: member, at: memberPath)
+            try CPDLinkSelection(json: member, at: memberPath())
         }
         sourcePrefix = try object.stringIfPresent("source-prefix", at: path)
         sourcePort = try object.decodeIfPresent("source-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            try CPDPortSpec(json: member, at: memberPath)
+            try CPDPortSpec(json: member, at: memberPath())
         }
         destinationPrefix = try object.stringIfPresent("destination-prefix", at: path)
         destinationPort = try object.decodeIfPresent("destination-port", at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            try CPDPortSpec(json: member, at: memberPath)
+            try CPDPortSpec(json: member, at: memberPath())
         }
         `protocol` = try object.integerIfPresent("protocol", at: path)
         dscp = try object.integerIfPresent("dscp", at: path)
@@ -235,17 +235,17 @@ public struct CPDActivationMeans: Sendable, Hashable, CPDJSONCodable {
         mechanism = CPDActivationMechanism(rawValue: try object.string("mechanism", at: path))
         customerNode = try object.stringIfPresent("customer-node", at: path)
         parameters = try object.decodeIfPresent("parameters", at: path) { (member, memberPath) throws(CPNPDecodingError) in
-            let parametersObject = try member.object(at: memberPath)
+            let parametersObject = try member.object(at: memberPath())
             guard parametersObject.count <= CPDLimits.maxListItems else {
                 throw CPNPDecodingError(
-                    .outOfRange, at: memberPath, "object has \(parametersObject.count) members, at most \(CPDLimits.maxListItems) allowed")
+                    .outOfRange, at: memberPath(), "object has \(parametersObject.count) members, at most \(CPDLimits.maxListItems) allowed")
             }
             var out: [String: String] = [:]
             for (name, value) in parametersObject {
                 guard name.unicodeScalars.count <= CPDLimits.maxShortString else {
-                    throw CPNPDecodingError(.stringTooLong, at: memberPath, "parameter name longer than \(CPDLimits.maxShortString) characters")
+                    throw CPNPDecodingError(.stringTooLong, at: memberPath(), "parameter name longer than \(CPDLimits.maxShortString) characters")
                 }
-                out[name] = try value.string(at: memberPath.appending(name), maxLength: CPDLimits.maxText)
+                out[name] = try value.string(at: memberPath().appending(name), maxLength: CPDLimits.maxText)
             }
             return out
         }

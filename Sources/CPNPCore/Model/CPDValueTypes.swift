@@ -5,11 +5,11 @@ public protocol CPDEnumeration: NegotiableValue, RawRepresentable<String>, CaseI
 extension CPDEnumeration {
     public static var admitsRange: Bool { false }
 
-    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        let text = try json.string(at: path, maxLength: CPDLimits.maxShortString)
+    public init(negotiableJSON json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) {
+        let text = try json.string(at: path(), maxLength: CPDLimits.maxShortString)
         guard let value = Self(rawValue: text) else {
             let allowed = Self.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-            throw CPNPDecodingError(.invalidValue, at: path, "expected one of \(allowed)")
+            throw CPNPDecodingError(.invalidValue, at: path(), "expected one of \(allowed)")
         }
         self = value
     }

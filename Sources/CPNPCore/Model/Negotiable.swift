@@ -5,32 +5,32 @@
 public protocol NegotiableValue: Sendable, Hashable, Comparable {
     /// Whether `{"min":…,"max":…}` is meaningful for this type (true for numbers only).
     static var admitsRange: Bool { get }
-    /// Decodes one bare value (never `"any"`, which ``Negotiable`` handles).
-    init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError)
+    /// Decodes one bare value (never `"any"`, which ``Negotiable`` handles); `path` is built only for an error.
+    init(negotiableJSON json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError)
     /// The bare JSON form of the value.
     var negotiableJSON: JSONValue { get }
 }
 
 extension CPNPDecimal: NegotiableValue {
     public static var admitsRange: Bool { true }
-    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        self = try json.decimal(at: path)
+    public init(negotiableJSON json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) {
+        self = try json.decimal(at: path())
     }
     public var negotiableJSON: JSONValue { .number(self) }
 }
 
 extension Int64: NegotiableValue {
     public static var admitsRange: Bool { true }
-    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        self = try json.integer(at: path, in: Int64.min...Int64.max)
+    public init(negotiableJSON json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) {
+        self = try json.integer(at: path(), in: Int64.min...Int64.max)
     }
     public var negotiableJSON: JSONValue { .number(CPNPDecimal(self)) }
 }
 
 extension String: NegotiableValue {
     public static var admitsRange: Bool { false }
-    public init(negotiableJSON json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
-        self = try json.string(at: path, maxLength: CPDLimits.maxShortString)
+    public init(negotiableJSON json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) {
+        self = try json.string(at: path(), maxLength: CPDLimits.maxShortString)
     }
     public var negotiableJSON: JSONValue { .string(self) }
 }
@@ -149,7 +149,7 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
 
     /// Decodes any of the four JSON forms. `{}`, an object with neither `min`/`max` nor `one-of`,
     /// `one-of` mixed with bounds, an empty `one-of` and ranges of enumerations are rejected.
-    public init(json: JSONValue, at path: JSONPath) throws(CPNPDecodingError) {
+    public init(json: JSONValue, at path: @autoclosure () -> JSONPath) throws(CPNPDecodingError) {
         switch json {
         case .string("any"):
             self = .any
@@ -159,42 +159,43 @@ public enum Negotiable<Value: NegotiableValue>: Sendable, Hashable {
             let max = object["max"]
             if let oneOf {
                 guard min == nil && max == nil else {
-                    throw CPNPDecodingError(.invalidValue, at: path, "\"one-of\" cannot be combined with \"min\"/\"max\"")
+                    throw CPNPDecodingError(.invalidValue, at: path(), "\"one-of\" cannot be combined with \"min\"/\"max\"")
                 }
-                let oneOfPath = path.appending("one-of")
-                let items = try oneOf.array(at: oneOfPath, maxCount: CPDLimits.maxOneOf)
+                func oneOfPath() -> JSONPath { path().appending("one-of") }
+                let items = try oneOf.array(at: oneOfPath(), maxCount: CPDLimits.maxOneOf)
                 guard !items.isEmpty else {
-                    throw CPNPDecodingError(.invalidValue, at: oneOfPath, "\"one-of\" must list at least one value")
+                    throw CPNPDecodingError(.invalidValue, at: oneOfPath(), "\"one-of\" must list at least one value")
                 }
                 var values: [Value] = []
                 values.reserveCapacity(items.count)
                 for (i, item) in items.enumerated() {
-                    let itemPath = oneOfPath.appending(index: i)
                     if case .string("any") = item {
-                        throw CPNPDecodingError(.invalidValue, at: itemPath, "\"any\" is not a value")
+                        throw CPNPDecodingError(.invalidValue, at: oneOfPath().appending(index: i), "\"any\" is not a value")
                     }
-                    values.append(try Value(negotiableJSON: item, at: itemPath))
+                    values.append(try Value(negotiableJSON: item, at: oneOfPath().appending(index: i)))
                 }
                 self = .oneOf(values)
             } else if min != nil || max != nil {
                 guard Value.admitsRange else {
                     throw CPNPDecodingError(
-                        .invalidValue, at: path, "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
+                        .invalidValue, at: path(), "a range is not allowed for this field; use a value, \"any\" or {\"one-of\": […]}")
                 }
-                let lower = try min.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("min")) }
-                let upper = try max.map { (value) throws(CPNPDecodingError) in try Value(negotiableJSON: value, at: path.appending("max")) }
+                var lower: Value?
+                var upper: Value?
+                if let min { lower = try Value(negotiableJSON: min, at: path().appending("min")) }
+                if let max { upper = try Value(negotiableJSON: max, at: path().appending("max")) }
                 self = .range(min: lower, max: upper)
             } else {
                 throw CPNPDecodingError(
-                    .invalidValue, at: path, "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
+                    .invalidValue, at: path(), "a negotiable object needs \"min\", \"max\" or \"one-of\" (write \"any\" for no constraint)")
             }
         default:
             do {
-                self = .fixed(try Value(negotiableJSON: json, at: path))
+                self = .fixed(try Value(negotiableJSON: json, at: path()))
             } catch {
                 guard error.code == .wrongType else { throw error }
                 let kind = Value.admitsRange ? "a number, \"any\", {\"min\"/\"max\"} or {\"one-of\"}" : "a value, \"any\" or {\"one-of\"}"
-                throw CPNPDecodingError(.wrongType, at: path, "expected \(kind), found \(json.typeName)")
+                throw CPNPDecodingError(.wrongType, at: path(), "expected \(kind), found \(json.typeName)")
             }
         }
     }
