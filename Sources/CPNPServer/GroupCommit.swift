@@ -65,35 +65,33 @@ extension CPNPServerEngine {
     /// one still queued from the same session (a client's retransmission while the server is busy,
     /// RFC 8921 §11.4) is coalesced with it: handling it again would only repeat the same answer.
     final class Inbox: Sendable {
-        /// A queued datagram's session and bytes, hashed once when it arrives: the set looks it up
-        /// when it is queued and again when the engine takes it.
-        struct Key: Hashable {
-            let session: CPNPSession
-            let bytes: [UInt8]
+        /// A queued datagram, equal to another with the same session and bytes, hashed once when it
+        /// arrives: the set looks it up when it is queued and again when the engine takes it.
+        struct Entry: Hashable {
+            let datagram: InboundDatagram
             /// The session and the bytes, the bytes hashed in one block, not byte by byte as `[UInt8]` hashes them.
             let digest: Int
 
-            init(session: CPNPSession, bytes: [UInt8]) {
-                self.session = session
-                self.bytes = bytes
+            init(_ datagram: InboundDatagram) {
+                self.datagram = datagram
                 var hasher = Hasher()
-                hasher.combine(session)
-                hasher.combine(bytes.count)
-                bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+                hasher.combine(datagram.session)
+                hasher.combine(datagram.bytes.count)
+                datagram.bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
                 digest = hasher.finalize()
             }
 
             func hash(into hasher: inout Hasher) { hasher.combine(digest) }
 
-            static func == (lhs: Key, rhs: Key) -> Bool { lhs.digest == rhs.digest && lhs.session == rhs.session && lhs.bytes == rhs.bytes }
+            static func == (lhs: Entry, rhs: Entry) -> Bool {
+                lhs.digest == rhs.digest && lhs.datagram.session == rhs.datagram.session && lhs.datagram.bytes == rhs.datagram.bytes
+            }
         }
 
         struct State {
-            var queue: [InboundDatagram] = []
-            /// Each queued datagram's key, in the queue's order.
-            var keys: [Key] = []
+            var queue: [Entry] = []
             /// The queued datagrams, for coalescing copies.
-            var queued: Set<Key> = []
+            var queued: Set<Entry> = []
             var draining = false
             var dropped = 0
             var coalesced = 0
@@ -135,22 +133,21 @@ extension CPNPServerEngine {
     /// (silently, as the network may; the client retransmits).
     @discardableResult
     public nonisolated func submit(_ datagram: InboundDatagram) -> Bool {
-        let key = Inbox.Key(session: datagram.session, bytes: datagram.bytes)
+        let entry = Inbox.Entry(datagram)
         let (accepted, startDrain) = inbox.state.withLock { state -> (Bool, Bool) in
             guard state.queue.count < inbox.capacity else {
-                if state.queued.contains(key) {
+                if state.queued.contains(entry) {
                     state.coalesced += 1
                     return (true, false)
                 }
                 state.dropped += 1
                 return (false, false)
             }
-            guard state.queued.insert(key).inserted else {
+            guard state.queued.insert(entry).inserted else {
                 state.coalesced += 1
                 return (true, false)
             }
-            state.queue.append(datagram)
-            state.keys.append(key)
+            state.queue.append(entry)
             if state.draining { return (true, false) }
             state.draining = true
             return (true, true)
@@ -177,10 +174,9 @@ extension CPNPServerEngine {
                     return ([], counts.0, counts.1)
                 }
                 let count = min(state.queue.count, Self.maximumBatch)
-                let taken = Array(state.queue.prefix(count))
+                let taken = state.queue.prefix(count).map(\.datagram)
+                for entry in state.queue.prefix(count) { state.queued.remove(entry) }
                 state.queue.removeFirst(count)
-                for key in state.keys.prefix(count) { state.queued.remove(key) }
-                state.keys.removeFirst(count)
                 return (taken, counts.0, counts.1)
             }
             commitStatistics.inboxCoalesced += coalesced

@@ -167,13 +167,11 @@ struct CPDValidator {
             }
             known.insert(node.identifier)
             linksByNode[node.identifier] = node.linkIdentifiers
-            if node.linkIdentifiers.count > 0 {
-                func linkPath(_ linkIndex: Int) -> JSONPath { itemPath().appending("link-identifiers").appending(index: linkIndex) }
-                var seenLinks = Set<String>()
-                for (linkIndex, link) in node.linkIdentifiers.enumerated() {
-                    if link.isEmpty { error(linkPath(linkIndex), "link identifier must not be empty") }
-                    if !seenLinks.insert(link).inserted { error(linkPath(linkIndex), "duplicate link identifier \"\(link)\"") }
-                }
+            func linkPath(_ linkIndex: Int) -> JSONPath { itemPath().appending("link-identifiers").appending(index: linkIndex) }
+            var seenLinks = Set<String>()
+            for (linkIndex, link) in node.linkIdentifiers.enumerated() {
+                if link.isEmpty { error(linkPath(linkIndex), "link identifier must not be empty") }
+                if !seenLinks.insert(link).inserted { error(linkPath(linkIndex), "duplicate link identifier \"\(link)\"") }
             }
             checkLocalization(node.localization, at: itemPath().appending("localization"))
         }
