@@ -109,6 +109,7 @@ enum PostgresSchema {
         ("server-pg-v4-webhooks", webhooksSQL),
         ("server-pg-v5-outbox-documents", outboxDocumentsSQL),
         ("server-pg-v6-fewer-order-indexes", fewerOrderIndexesSQL),
+        ("server-pg-v7-one-customer-order-index", oneCustomerOrderIndexSQL),
     ]
 
     /// An index of `orders` no statement needs, which every new order paid for: the provider order id
@@ -116,6 +117,19 @@ enum PostgresSchema {
     /// `orders_client_coi` answers the lookups by client and customer order id. The SQLite store:
     /// migration `server-v9-fewer-order-indexes`.
     static let fewerOrderIndexesSQL = ["DROP INDEX IF EXISTS orders_client_coi_poi"]
+
+    /// One index of `orders` by client and customer order id, in place of two: the lookups read its
+    /// first two columns, and it is unique among open orders, since its third column is 1 for an open
+    /// order and NULL for a closed one, and a unique index holds any number of NULLs (RFC 8921 §9.1.1:
+    /// one open order per customer order id). Customer order ids are the customers' choice, so each new
+    /// order's entry lands on a page of its own in every index keyed by one; with two such indexes, they
+    /// were about a third of the pages a commit wrote (docs/design/storage.md). The SQLite store:
+    /// migration `server-v10-one-customer-order-index`.
+    static let oneCustomerOrderIndexSQL = [
+        "CREATE UNIQUE INDEX orders_customer_order ON orders(client_identity, customer_order_id, (CASE WHEN is_open = 1 THEN 1 END))",
+        "DROP INDEX IF EXISTS orders_one_open_per_coi",
+        "DROP INDEX IF EXISTS orders_client_coi",
+    ]
 
     /// An outbox event names its CPD (table `documents`) instead of holding a copy in its payload: an
     /// agreement wrote the document twice more (its agreement and activation events). Rows written

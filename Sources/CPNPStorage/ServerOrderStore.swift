@@ -235,6 +235,12 @@ public final class ServerOrderStore: Sendable {
         migrations.registerMigration("server-v9-fewer-order-indexes") { connection in
             for statement in PostgresSchema.fewerOrderIndexesSQL { try connection.execute(sql: statement) }
         }
+        migrations.registerMigration("server-v10-one-customer-order-index") { connection in
+            for statement in PostgresSchema.oneCustomerOrderIndexSQL { try connection.execute(sql: statement) }
+            // Only instances on PostgreSQL share orders (`sharesOrders`): here `owner` stays NULL and no
+            // statement reads the index, which each new and each settled order wrote a page of.
+            try connection.execute(sql: "DROP INDEX IF EXISTS orders_owner")
+        }
         return migrations
     }
 
@@ -504,7 +510,7 @@ public final class ServerOrderStore: Sendable {
             throw StoreError.revisionConflict(orderID: providerOrderID, expected: expected, actual: stored)
         }
         // An order stored open is the one open order of its customer order id already (the unique
-        // index orders_one_open_per_coi); only one that opens here needs the look.
+        // index orders_customer_order); only one that opens here needs the look.
         let storedOpen = try head?.bool("is_open") ?? false
         if prepared.isOpen, !storedOpen,
             let other = try connection.scalarText(SQL.otherOpenOrder, [change.clientIdentity, customerOrderID, providerOrderID])

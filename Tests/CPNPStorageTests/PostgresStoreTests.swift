@@ -52,12 +52,15 @@ struct PostgresStoreTests {
             try await server.psql("SELECT name FROM cpnp_migrations ORDER BY name", database: "orders")
                 .split(separator: "\n").map(String.init) == [
                     "server-pg-v1", "server-pg-v2-instances", "server-pg-v3-clients", "server-pg-v4-webhooks", "server-pg-v5-outbox-documents",
-                    "server-pg-v6-fewer-order-indexes",
+                    "server-pg-v6-fewer-order-indexes", "server-pg-v7-one-customer-order-index",
                 ])
         let orderIndexes = try await server.psql("SELECT indexname FROM pg_indexes WHERE tablename = 'orders'", database: "orders")
             .split(separator: "\n").map(String.init)
         #expect(
-            orderIndexes.contains("orders_client_coi") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
+            orderIndexes.contains("orders_customer_order") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
+        #expect(!orderIndexes.contains("orders_client_coi") && !orderIndexes.contains("orders_one_open_per_coi"))
+        // The claims of orphaned orders read it (SharedStore.swift).
+        #expect(orderIndexes.contains("orders_owner"))
         let store = stores[0]
         #expect(store.dialect == .postgres && store.sharesOrders)
 
@@ -130,6 +133,22 @@ struct PostgresStoreTests {
         // Listing with the insertion order as tie-break (PostgreSQL has no rowid).
         #expect(try store.orders(limit: 10).map(\.providerOrderID.rawValue) == ["p-b", "p-1"])
         #expect(try store.orderCount() == 2)
+
+        // The index alone, without the store's look for another open order: p-1 is the open order of
+        // c-1, so a second open row is refused and closed rows are not (orders_customer_order).
+        func rawInsert(_ providerOrderID: String, open: Bool) -> String {
+            """
+            INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
+                                snapshot, revision, created_at, updated_at)
+            VALUES ('\(providerOrderID)', 'c-1', '\(StoreFixture.identity)', '192.0.2.1', 'Closed', \(open ? 1 : 0), '{}', 1, 0, 0)
+            """
+        }
+        await #expect(throws: TemporaryPostgresError.self) { _ = try await server.psql(rawInsert("p-raw-1", open: true), database: "orders") }
+        _ = try await server.psql(rawInsert("p-raw-2", open: false), database: "orders")
+        _ = try await server.psql(rawInsert("p-raw-3", open: false), database: "orders")
+        #expect(
+            try await server.psql("SELECT provider_order_id FROM orders WHERE customer_order_id = 'c-1' AND is_open = 1", database: "orders")
+                == "p-1")
     }
 
     @Test(.timeLimit(.minutes(2)))

@@ -664,7 +664,48 @@ struct ServerOrderStoreTests {
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'")
         }
         #expect(
-            orderIndexes.contains("orders_client_coi") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
+            orderIndexes.contains("orders_customer_order") && orderIndexes.contains("orders_open") && !orderIndexes.contains("orders_client_coi_poi"))
+        // One index by customer order id (migration server-v10-one-customer-order-index), and none of owners.
+        #expect(!orderIndexes.contains("orders_client_coi") && !orderIndexes.contains("orders_one_open_per_coi"))
+        #expect(!orderIndexes.contains("orders_owner"))
+        // The lookups by customer order id read it.
+        for sql in [Statements.orderByClientAndCustomerID(.sqlite), Statements.customerOrderIDExists, Statements.otherOpenOrder] {
+            let plan = try store.queryPlan(sql, Array(repeating: "x", count: sql.filter { $0 == "?" }.count))
+            #expect(plan.contains { $0.contains("orders_customer_order") }, "\(sql): \(plan)")
+        }
+    }
+
+    @Test("the index by customer order id holds one open order per client and customer order id, and any number of closed ones")
+    func oneOpenOrderPerCustomerOrderIDInTheSchema() throws {
+        let store = try ServerOrderStore.inMemory()
+        // Rows written without the store's own check (the look for another open order): the index alone.
+        func insert(_ providerOrderID: String, client: String = "acme", customerOrderID: String = "c-1", open: Bool) throws {
+            try store.writer.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO orders (provider_order_id, customer_order_id, client_identity, client_address, state, is_open,
+                                            snapshot, revision, created_at, updated_at)
+                        VALUES (?, ?, ?, '192.0.2.1', 'Closed', ?, '{}', 1, 0, 0)
+                        """, arguments: [providerOrderID, customerOrderID, client, open ? 1 : 0])
+            }
+        }
+        try insert("p-1", open: false)
+        try insert("p-2", open: false)
+        try insert("p-3", open: true)
+        #expect(throws: DatabaseError.self) { try insert("p-4", open: true) }
+        // Other clients, other customer order ids.
+        try insert("p-5", client: "globex", open: true)
+        try insert("p-6", customerOrderID: "c-2", open: true)
+        // Closing the open one frees the id; reopening a closed one while another is open is refused.
+        try store.writer.write { db in try db.execute(sql: "UPDATE orders SET is_open = 0 WHERE provider_order_id = 'p-3'") }
+        try insert("p-4", open: true)
+        #expect(throws: DatabaseError.self) {
+            try store.writer.write { db in try db.execute(sql: "UPDATE orders SET is_open = 1 WHERE provider_order_id = 'p-1'") }
+        }
+        let open = try store.writer.read { db in
+            try String.fetchAll(db, sql: "SELECT provider_order_id FROM orders WHERE is_open = 1 ORDER BY provider_order_id")
+        }
+        #expect(open == ["p-4", "p-5", "p-6"])
     }
 
     @Test("a commit runs only the reads its change needs: none of the reservations of a new order, no look for another open order once stored open")
