@@ -139,8 +139,13 @@ struct LoadRun {
     }
 
     /// One customer: warm-up negotiations, the gate, then negotiations while tickets last.
-    private func customer(_ engine: CPNPClientEngine, gate: Gate, tickets: Tickets, warmupEnd: ContinuousClock.Instant) async throws -> (Tally, Tally)
-    {
+    ///
+    /// It runs isolated to its engine, so on the engine's executor (its socket's event loop, DTLS): a
+    /// call into the engine and the resumption of an `await` on it stay on that thread. Run from the
+    /// global executor, each cost a thread switch (docs/performance.md, round 17).
+    private func customer(
+        _ engine: isolated CPNPClientEngine, gate: Gate, tickets: Tickets, warmupEnd: ContinuousClock.Instant
+    ) async throws -> (Tally, Tally) {
         var warm = 0
         var warmup = Tally()
         while warm < settings.warmupNegotiations || ContinuousClock.now < warmupEnd {
@@ -162,7 +167,7 @@ struct LoadRun {
 
     /// One negotiation: QUOTATION → (PROCESSING) → OFFER → ACCEPT → ACK, then WITHDRAW → ACK if asked.
     /// Its latency counts from `start`: now, or its scheduled start with `--rate`.
-    private func negotiate(_ engine: CPNPClientEngine, from start: ContinuousClock.Instant = .now, into tally: inout Tally) async -> Bool {
+    private func negotiate(_ engine: isolated CPNPClientEngine, from start: ContinuousClock.Instant = .now, into tally: inout Tally) async -> Bool {
         do {
             let customerOrderID = try await engine.quote(settings.request, to: settings.server)
             switch try await engine.awaitOffer(customerOrderID) {
