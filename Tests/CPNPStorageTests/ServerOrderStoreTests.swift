@@ -5,6 +5,7 @@ import CPNPTesting
 @testable import CPNPStorage
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 import Testing
 
@@ -706,6 +707,31 @@ struct ServerOrderStoreTests {
             try String.fetchAll(db, sql: "SELECT provider_order_id FROM orders WHERE is_open = 1 ORDER BY provider_order_id")
         }
         #expect(open == ["p-4", "p-5", "p-6"])
+    }
+
+    @Test("a write transaction's BEGIN and COMMIT are prepared once, and run once per commit")
+    func transactionStatementsStayPrepared() throws {
+        let store = try ServerOrderStore.inMemory()
+        var d = Dialogue()
+        try d.clientQuotes()
+        d.serverReceivesQuotation()
+        try store.commit(d.serverChange())
+        d.now = StoreFixture.at(1)
+        try d.serverAcknowledges()
+        try store.commit(d.serverChange())
+        // Each statement prepared on the writer's connection, with the times it ran.
+        let runs = store.writer.writeWithoutTransaction { database in
+            var runs: [String: Int32] = [:]
+            var statement = sqlite3_next_stmt(database.sqliteConnection, nil)
+            while let current = statement {
+                if let sql = sqlite3_sql(current) { runs[String(cString: sql), default: 0] += sqlite3_stmt_status(current, SQLITE_STMTSTATUS_RUN, 0) }
+                statement = sqlite3_next_stmt(database.sqliteConnection, current)
+            }
+            return runs
+        }
+        #expect(runs["BEGIN IMMEDIATE TRANSACTION"] == 2, "\(runs)")
+        #expect(runs["COMMIT TRANSACTION"] == 2, "\(runs)")
+        #expect(try store.order(providerOrderID: d.providerOrderID)?.summary.revision == 2)
     }
 
     @Test("a commit runs only the reads its change needs: none of the reservations of a new order, no look for another open order once stored open")
