@@ -190,6 +190,21 @@ private func dec(_ s: String) -> CPNPDecimal { CPNPDecimal(parsing: s)! }
         #expect(parseError(#"{"":1,"":2}"#)?.code == .duplicateKey)
     }
 
+    /// Past 16 members an object keeps a key index; the parser appends each member once, so the index
+    /// must follow every append for the duplicate check and the lookups.
+    @Test func duplicatesAndLookupsPastTheKeyIndexThreshold() throws {
+        let members = (0..<20).map { "\"k\($0)\":\($0)" }
+        let parsed = try parse("{" + members.joined(separator: ",") + "}")
+        guard case .object(let object) = parsed else { Issue.record("not an object: \(parsed)"); return }
+        #expect(object.count == 20 && object.keys == (0..<20).map { "k\($0)" })
+        for i in [0, 15, 16, 17, 19] { #expect(object["k\(i)"] == .number(CPNPDecimal(Int64(i)))) }
+        #expect(object["k20"] == nil)
+        for duplicate in ["k3", "k17", "k19"] {
+            let error = parseError("{" + (members + ["\"\(duplicate)\":0"]).joined(separator: ",") + "}")
+            #expect(error?.code == .duplicateKey && error?.path.description == duplicate)
+        }
+    }
+
     @Test func sameKeyInDifferentObjectsIsFine() throws {
         _ = try parse(#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#)
     }

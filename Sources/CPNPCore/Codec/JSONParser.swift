@@ -374,8 +374,8 @@ private struct Parser {
                 }
                 let top = stack.count - 1
                 if stack[top].isObject {
-                    let key = stack[top].key
-                    stack[top].object[key] = value
+                    // parseMemberKey refused a duplicate of this key.
+                    stack[top].object.append(newKey: stack[top].key, value)
                     skipWhitespace()
                     guard position < bytes.count else {
                         throw syntaxError("unexpected end of input, expected ',' or '}'", at: position, child: false)

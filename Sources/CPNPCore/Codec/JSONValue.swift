@@ -59,13 +59,19 @@ public struct JSONObject: Sendable, Hashable, Sequence {
                     rebuildIndex()
                 }
             } else if let newValue {
-                members.append(Member(key: key, value: newValue))
-                if index != nil {
-                    index![key] = members.count - 1
-                } else if members.count > Self.indexThreshold {
-                    rebuildIndex()
-                }
+                append(newKey: key, newValue)
             }
+        }
+    }
+
+    /// Appends a member whose key is not in the object: the parser, which checked it when it read
+    /// the key, stores the value without looking for the key a second time.
+    mutating func append(newKey key: String, _ value: JSONValue) {
+        members.append(Member(key: key, value: value))
+        if index != nil {
+            index![key] = members.count - 1
+        } else if members.count > Self.indexThreshold {
+            rebuildIndex()
         }
     }
 
