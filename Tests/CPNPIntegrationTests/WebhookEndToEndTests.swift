@@ -138,9 +138,12 @@ struct WebhookEndToEndTests {
         let unsigned = byID.values.filter { $0.headers["webhook-signature"] == nil }
         #expect(unsigned.compactMap { $0.headers["webhook-event"] } == ["agreement.reached"])
         // The subscription's counts, through the API. The dispatcher records a delivery once the
-        // receiver's answer reached it, which may be just after the receiver saw the event.
+        // receiver's answer reached it, which may be just after the receiver saw the event. When the
+        // kill fell between the two, the delivery stays claimed by the killed instance for its lease
+        // (30 s, Webhooks.swift) and is sent again after it: the receiver has the event, the count
+        // follows about 30 s later.
         var list = try await operatorAfter.send(.GET, "/api/webhooks", headers: token)
-        let countsDeadline = ContinuousClock.now + .seconds(10)
+        let countsDeadline = ContinuousClock.now + .seconds(50)
         while !list.body.contains("\"delivered\" : 3"), ContinuousClock.now < countsDeadline {
             try await Task.sleep(for: .milliseconds(100))
             list = try await operatorAfter.send(.GET, "/api/webhooks", headers: token)
