@@ -54,9 +54,18 @@ extension ServerOrderStore {
             events: events.isEmpty ? [] : events.split(separator: ",").map(String.init), createdAt: StoreDatabase.time(try row.integer("created_at")))
     }
 
-    /// Stores a subscription. Only events after it are delivered (the cursor is where it is).
+    /// Stores a subscription. Only events after it are delivered: the cursor is where it is, or, for
+    /// the first live subscription, moves past the audit trail's end (without subscriptions,
+    /// ``queueWebhookEvents(limit:at:classify:)`` leaves it where it was).
     public func createWebhook(_ subscription: WebhookSubscription) throws {
         try database.write { connection in
+            if try connection.scalarInteger(Self.liveWebhookExists) != 1 {
+                _ = try connection.execute(
+                    """
+                    INSERT INTO webhook_cursor (name, audit_id) VALUES ('webhooks', (SELECT COALESCE(MAX(id), 0) FROM audit))
+                    ON CONFLICT (name) DO UPDATE SET audit_id = excluded.audit_id
+                    """, [])
+            }
             _ = try connection.execute(
                 "INSERT INTO webhooks (webhook_id, owner, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -97,11 +106,16 @@ extension ServerOrderStore {
     /// move: each entry `classify` names an event for is queued once per matching subscription. The
     /// cursor moves by compare-and-set, so that with several instances each entry is queued once.
     /// Returns the number of deliveries queued.
+    ///
+    /// Without a live subscription it reads whether there is one and writes nothing: the dispatcher
+    /// asks four times a second, and each write transaction held the writer the engine commits on
+    /// (docs/performance.md, round 17). The first subscription moves the cursor (``createWebhook(_:)``).
     @discardableResult
     public func queueWebhookEvents(
         limit: Int = 500, at now: CPNPTimestamp, classify: (WebhookSource) -> (type: String, payload: String)?
     ) throws -> Int {
-        try database.write { connection in
+        guard try database.read({ connection in try connection.scalarInteger(Self.liveWebhookExists) == 1 }) else { return 0 }
+        return try database.write { connection in
             var cursor = try connection.scalarInteger("SELECT audit_id FROM webhook_cursor WHERE name = 'webhooks'")
             if cursor == nil {
                 // First run: start after what is already there (no deliveries for the past).
@@ -145,9 +159,20 @@ extension ServerOrderStore {
         }
     }
 
-    /// Claims up to `limit` deliveries due at `now` for `claimant` for `lease` milliseconds.
+    static let liveWebhookExists = "SELECT EXISTS (SELECT 1 FROM webhooks WHERE deleted_at IS NULL)"
+    static let dueWebhookDeliveryExists = """
+        SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= ?
+                       AND (claimed_until IS NULL OR claimed_until < ?))
+        """
+
+    /// Claims up to `limit` deliveries due at `now` for `claimant` for `lease` milliseconds. When none
+    /// is due, a read says so and nothing is written.
     public func claimWebhookDeliveries(now: CPNPTimestamp, limit: Int, claimant: String, leaseMilliseconds: Int64) throws -> [WebhookDelivery] {
-        try database.write { connection in
+        let due = try database.read { connection in
+            try connection.scalarInteger(Self.dueWebhookDeliveryExists, [StoreDatabase.ms(now), StoreDatabase.ms(now)]) == 1
+        }
+        guard due else { return [] }
+        return try database.write { connection in
             let rows = try connection.query(
                 """
                 SELECT d.webhook_id, d.audit_id, d.event_type, d.payload, d.attempts, w.url, w.secret

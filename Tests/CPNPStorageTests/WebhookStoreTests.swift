@@ -84,12 +84,63 @@ struct WebhookStoreTests {
         #expect(try store.webhooks(owner: StoreFixture.identity).isEmpty)
     }
 
+    /// Commits a new order; returns its audit entries' count.
+    static func commitOrder(_ store: ServerOrderStore, _ name: String, at milliseconds: Int64) throws -> Int {
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-\(name)", providerOrderID: "p-\(name)")
+        _ = try store.commit(OrderChange(machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.at(milliseconds), actions: actions))
+        return try store.audit(providerOrderID: m.providerOrderID).count
+    }
+
+    /// Without a live subscription nothing is queued and the cursor stays; the first subscription
+    /// then starts past the audit trail's end, so it gets no event from before it.
+    static func checkFirstSubscription(_ store: ServerOrderStore) throws {
+        _ = try commitOrder(store, "before", at: 1)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(2), classify: Self.classify) == 0)
+        #expect(try store.claimWebhookDeliveries(now: StoreFixture.at(2), limit: 10, claimant: "a", leaseMilliseconds: 1_000).isEmpty)
+        let subscription = WebhookSubscription(
+            id: "wh-first", owner: "", url: "http://127.0.0.1:9/first", secret: nil, events: [], createdAt: StoreFixture.at(3))
+        try store.createWebhook(subscription)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(4), classify: Self.classify) == 0, "nothing from before the subscription")
+        let entries = try commitOrder(store, "after", at: 5)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(6), classify: Self.classify) == entries)
+        // Deleted: events meanwhile are not queued; a new first subscription does not get them either.
+        #expect(try store.deleteWebhook(id: "wh-first", owner: "", at: StoreFixture.at(7)))
+        _ = try commitOrder(store, "between", at: 8)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(9), classify: Self.classify) == 0)
+        var second = subscription
+        second.id = "wh-second"
+        try store.createWebhook(second)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(10), classify: Self.classify) == 0, "nothing from before the subscription")
+        let later = try commitOrder(store, "later", at: 11)
+        #expect(try store.queueWebhookEvents(at: StoreFixture.at(12), classify: Self.classify) == later)
+        let claimed = try store.claimWebhookDeliveries(now: StoreFixture.at(13), limit: 100, claimant: "a", leaseMilliseconds: 1_000)
+        #expect(Set(claimed.map(\.webhookID)) == ["wh-second"] && claimed.allSatisfy { $0.payload.contains("c-later") })
+    }
+
     @Test func onSQLite() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("webhooks-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("cpnpd.sqlite").path
         try Self.check([try ServerOrderStore(path: path), try ServerOrderStore(path: path)])
+    }
+
+    /// The dispatcher asks four times a second: without a subscription or a due delivery, its asking
+    /// takes no write transaction on the writer the engine commits on.
+    @Test func withoutSubscriptionsNothingIsWritten() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("webhooks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try ServerOrderStore(path: directory.appendingPathComponent("cpnpd.sqlite").path)
+        let trace = WriterStatementTrace(store)
+        _ = try Self.commitOrder(store, "quiet", at: 1)
+        trace.reset()
+        for i in 0..<3 {
+            #expect(try store.queueWebhookEvents(at: StoreFixture.at(Int64(2 + i)), classify: Self.classify) == 0)
+            #expect(try store.claimWebhookDeliveries(now: StoreFixture.at(Int64(2 + i)), limit: 10, claimant: "a", leaseMilliseconds: 1).isEmpty)
+        }
+        #expect(trace.statements.isEmpty, "\(trace.statements)")
+        try Self.checkFirstSubscription(try ServerOrderStore(path: directory.appendingPathComponent("other.sqlite").path))
     }
 
     @Test(.timeLimit(.minutes(2)))
@@ -99,5 +150,7 @@ struct WebhookStoreTests {
         try await server.createDatabase("orders")
         let url = server.url(database: "orders")
         try Self.check([try ServerOrderStore(location: url), try ServerOrderStore(location: url)])
+        try await server.createDatabase("first")
+        try Self.checkFirstSubscription(try ServerOrderStore(location: server.url(database: "first")))
     }
 }
