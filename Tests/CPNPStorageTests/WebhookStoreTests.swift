@@ -115,6 +115,15 @@ struct WebhookStoreTests {
         #expect(try store.queueWebhookEvents(at: StoreFixture.at(12), classify: Self.classify) == later)
         let claimed = try store.claimWebhookDeliveries(now: StoreFixture.at(13), limit: 100, claimant: "a", leaseMilliseconds: 1_000)
         #expect(Set(claimed.map(\.webhookID)) == ["wh-second"] && claimed.allSatisfy { $0.payload.contains("c-later") })
+
+        // A backlog larger than a batch is queued in one call, a batch per transaction, up to `rounds`.
+        let backlog = try (0..<8).reduce(0) { sum, i in sum + (try commitOrder(store, "backlog-\(i)", at: 14 + Int64(i))) }
+        #expect(backlog > 6)
+        #expect(try store.queueWebhookEvents(limit: 3, at: StoreFixture.at(20), classify: Self.classify) == backlog)
+        let more = try (0..<8).reduce(0) { sum, i in sum + (try commitOrder(store, "more-\(i)", at: 30 + Int64(i))) }
+        #expect(more > 6)
+        #expect(try store.queueWebhookEvents(limit: 3, rounds: 2, at: StoreFixture.at(40), classify: Self.classify) == 6)
+        #expect(try store.queueWebhookEvents(limit: 3, at: StoreFixture.at(41), classify: Self.classify) == more - 6)
     }
 
     @Test func onSQLite() throws {
