@@ -167,6 +167,10 @@ public actor CPNPClientEngine {
 
     // MARK: - Orders
 
+    /// A new random negotiation group id (`ng-` and 16 hex characters), under which the orders of one
+    /// negotiation with several providers are stored.
+    public func newNegotiationGroup() -> String { CustomerOrderID.random(prefix: "ng-", using: &rng).rawValue }
+
     /// A new random customer order id (§9.1.3), unused in the store.
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {

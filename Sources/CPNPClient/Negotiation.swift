@@ -26,7 +26,7 @@ extension CPNPClientEngine {
         progress: (@Sendable (String) -> Void)? = nil
     ) async throws -> NegotiationResult {
         guard !servers.isEmpty else { throw CPNPClientError.invalidArgument("no server to negotiate with") }
-        let group = group ?? newCustomerOrderID().rawValue.replacingPrefix("co-", with: "ng-")
+        let group = group ?? newNegotiationGroup()
         var rounds: [NegotiationRound] = []
         var declined: [(CustomerOrderID, DeclineReason)] = []
         var current = (request, informationElements)
@@ -120,11 +120,5 @@ extension CPNPClientEngine {
         } catch {
             return NegotiationCandidate(server: server, customerOrderID: customerOrderID, failure: "\(error)")
         }
-    }
-}
-
-extension String {
-    func replacingPrefix(_ prefix: String, with other: String) -> String {
-        hasPrefix(prefix) ? other + dropFirst(prefix.count) : self
     }
 }

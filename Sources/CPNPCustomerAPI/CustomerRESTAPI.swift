@@ -118,7 +118,7 @@ struct CustomerRESTAPI: APIProtocol {
                     return .created(.init(body: .json(existing)))
                 }
             } else {
-                group = await engine.newCustomerOrderID().rawValue.replacingOccurrences(of: "co-", with: "ng-")
+                group = await engine.newNegotiationGroup()
             }
             let (engine, servers, strategy) = (engine, servers, strategy)
             let options = InformationElements(negotiationOptions: NegotiationOptions(costRequested: true))

@@ -184,10 +184,11 @@ extension ServerOrderStore {
     }
 
     static let liveWebhookExists = "SELECT EXISTS (SELECT 1 FROM webhooks WHERE deleted_at IS NULL)"
-    static let dueWebhookDeliveryExists = """
-        SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= ?
-                       AND (claimed_until IS NULL OR claimed_until < ?))
+    /// A delivery `d` due at the first argument and claimed by no one at the second (both: now).
+    static let dueWebhookDelivery = """
+        d.delivered_at IS NULL AND d.abandoned_at IS NULL AND d.next_attempt_at <= ? AND (d.claimed_until IS NULL OR d.claimed_until < ?)
         """
+    static let dueWebhookDeliveryExists = "SELECT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE \(dueWebhookDelivery))"
 
     /// Claims up to `limit` deliveries due at `now` for `claimant` for `lease` milliseconds. When none
     /// is due, a read says so and nothing is written.
@@ -201,8 +202,7 @@ extension ServerOrderStore {
                 """
                 SELECT d.webhook_id, d.audit_id, d.event_type, d.payload, d.attempts, w.url, w.secret
                 FROM webhook_deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id
-                WHERE d.delivered_at IS NULL AND d.abandoned_at IS NULL AND d.next_attempt_at <= ?
-                  AND (d.claimed_until IS NULL OR d.claimed_until < ?)
+                WHERE \(Self.dueWebhookDelivery)
                 ORDER BY d.next_attempt_at, d.audit_id LIMIT ?
                 """, [StoreDatabase.ms(now), StoreDatabase.ms(now), limit])
             var claimed: [WebhookDelivery] = []
