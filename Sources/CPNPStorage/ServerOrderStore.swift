@@ -330,6 +330,8 @@ public final class ServerOrderStore: Sendable {
                 SELECT 1 FROM outbox AS p
                 WHERE p.provider_order_id = o.provider_order_id AND p.id < o.id AND p.delivered_at IS NULL)
             """
+        /// Whether any undelivered event is due (``claimableOutbox(_:)`` narrows it down).
+        static let dueOutboxExists = "SELECT EXISTS (SELECT 1 FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?)"
         /// Due events first in line for their order, not claimed by another claimant.
         static func claimableOutbox(_ dialect: SQLDialect) -> String {
             """
@@ -1041,9 +1043,12 @@ public final class ServerOrderStore: Sendable {
     /// Claims up to `limit` due events, first in line for their order, that no other claimant holds:
     /// each is held by `claimant` until `now + lease` (several instances never hand one event off
     /// twice at once; one that dies leaves it to another once the claim lapses). Mark each claimed event
-    /// with ``markDelivered(id:at:)`` or ``markAttemptFailed(id:error:nextAttemptAt:)``.
+    /// with ``markDelivered(id:at:)`` or ``markAttemptFailed(id:error:nextAttemptAt:)``. When no
+    /// undelivered event is due, a read says so and nothing is written: the worker asks twice a second,
+    /// on the writer the engine commits on, and without a hook nothing is ever due.
     public func claimDueOutbox(claimant: String, now: CPNPTimestamp, lease: Duration, limit: Int = 100) throws -> [OutboxEntry] {
         let nowMilliseconds = StoreDatabase.ms(now)
+        guard try database.read({ try $0.scalarInteger(SQL.dueOutboxExists, [nowMilliseconds]) == 1 }) else { return [] }
         return try database.write { connection in
             // A claim of an instance that stopped sending heartbeats lapses with that instance.
             let rows = try connection.query(

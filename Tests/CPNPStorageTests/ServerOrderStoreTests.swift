@@ -531,6 +531,31 @@ struct ServerOrderStoreTests {
 
     // MARK: Outbox
 
+    /// A claim with no undelivered event due only reads: the provisioning worker asks twice a second
+    /// on the writer the engine commits on. A due event is claimed, by a write.
+    @Test func aClaimWithNothingDueWritesNothing() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let store = try ServerOrderStore(path: dir.path("cpnpd.sqlite"))
+        let trace = WriterStatementTrace(store)
+        #expect(try store.claimDueOutbox(claimant: "w", now: StoreFixture.start, lease: .seconds(30)).isEmpty)
+        let (m, actions) = StoreFixture.quotedServerOrder(customerOrderID: "c-a", providerOrderID: "p-a")
+        try store.commit(
+            OrderChange(
+                machine: m, clientIdentity: StoreFixture.identity, at: StoreFixture.start, actions: actions,
+                outbox: [OutboxEvent(kind: .activation, payload: StoreFixture.payload(m, "activation"), notBefore: StoreFixture.at(100))]))
+        trace.reset()
+        #expect(try store.claimDueOutbox(claimant: "w", now: StoreFixture.at(99), lease: .seconds(30)).isEmpty)
+        #expect(trace.statements.isEmpty, "\(trace.statements)")
+        let claimed = try store.claimDueOutbox(claimant: "w", now: StoreFixture.at(100), lease: .seconds(30))
+        #expect(claimed.map(\.kind) == [.activation])
+        #expect(trace.statements.contains { $0.hasPrefix("UPDATE outbox SET claimed_by") })
+        #expect(try store.markDelivered(id: try #require(claimed.first).id, at: StoreFixture.at(101)))
+        trace.reset()
+        #expect(try store.claimDueOutbox(claimant: "w", now: StoreFixture.at(200), lease: .seconds(30)).isEmpty)
+        #expect(trace.statements.isEmpty, "\(trace.statements)")
+    }
+
     @Test("outbox: due times, per-order order, back-off, delivery, survival across a restart")
     func outboxLifecycle() throws {
         let dir = try TempDirectory()
