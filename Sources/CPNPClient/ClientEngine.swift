@@ -81,6 +81,10 @@ public actor CPNPClientEngine {
     nonisolated let localEndpoint: CPNPEndpoint
     var rng = SystemRandomNumberGenerator()
     var orders: [CustomerOrderID: LiveOrder] = [:]
+    /// The CPDs of the last valid messages from servers, recognised by their bytes in the next ones.
+    var recentDocuments = RecentDocuments()
+    /// The limits every received message is parsed under.
+    static let limits = JSONParser.Limits.datagram
     var waiters: [CustomerOrderID: [Waiter]] = [:]
     var nextWaiterID: UInt64 = 0
     var receiveTask: Task<Void, Never>?
@@ -478,10 +482,15 @@ public actor CPNPClientEngine {
     private func receive(_ inbound: CPNPInboundMessage) async {
         statistics.countReceived()
         let now = clock.now()
+        let parsed: CPNPCodec.ParsedMessage
         let message: CPNPMessage
         do {
-            // The ACK of an ACCEPT carries the offered CPD: recognised by its bytes, not parsed again.
-            message = try CPNPCodec.decode(inbound.bytes) { customerOrderID in orders[customerOrderID]?.machine.recognizableDocuments ?? [] }
+            // The ACK of an ACCEPT carries the offered CPD, and an OFFER often one offered lately for
+            // another order: recognised by their bytes, not parsed again.
+            parsed = try CPNPCodec.parse(
+                inbound.bytes, limits: Self.limits,
+                documents: { customerOrderID in orders[customerOrderID]?.machine.recognizableDocuments ?? [] }, recent: &recentDocuments)
+            message = try CPNPCodec.decode(parsed)
         } catch {
             logger.debug("discarded an undecodable message", metadata: ["from": "\(inbound.peer.address)", "error": "\(error)"])
             return
@@ -501,6 +510,7 @@ public actor CPNPClientEngine {
             logger.notice("discarded an invalid message (§10.1)", metadata: ["from": "\(inbound.peer.address)", "issue": "\(issue)"])
             return
         }
+        recentDocuments.remember(carriedBy: message, parsed: parsed, limits: Self.limits)
         let actions = liveOrder.machine.messageReceived(message, session: session(with: liveOrder.server), now: now)
         orders[message.customerOrderID] = liveOrder
         try? await perform(actions, order: message.customerOrderID, now: now, deferrable: true)

@@ -203,6 +203,10 @@ public actor CPNPServerEngine {
     var rng = SystemRandomNumberGenerator()
     var orders = OrderTable()
     var byCustomer: [OrderKey: ProviderOrderID] = [:]
+    /// The Requested CPDs of the last valid QUOTATIONs, recognised by their bytes in the next ones.
+    var recentDocuments = RecentDocuments()
+    /// The last distinct Offered CPDs (``RecentDocuments/interned(_:)``).
+    var recentOffers = RecentDocuments()
     var quotationLimiter: RateLimiter<String>
     /// QUOTATIONs refused before an order existed, by client and transaction (``refuseQuotation``).
     var refusedQuotations: [RefusedQuotationKey: RefusedQuotation] = [:]
@@ -434,13 +438,19 @@ public actor CPNPServerEngine {
         }
         let identity = identityKey(datagram.identity, session: datagram.session)
         let parsed: CPNPCodec.ParsedMessage
+        let limits = JSONParser.Limits(maxBytes: datagram.maximumSize)
         do {
             parsed = try measure(.decode) { () throws(CPNPDecodingError) -> CPNPCodec.ParsedMessage in
-                // An ACCEPT's CPD is the offer's: recognised by its bytes, not parsed again.
-                try CPNPCodec.parse(datagram.bytes, limits: .init(maxBytes: datagram.maximumSize)) { customerOrderID in
-                    byCustomer[OrderKey(identity: identity, customerOrderID: customerOrderID)].flatMap { orders[$0]?.machine.recognizableDocuments }
-                        ?? []
-                }
+                // An ACCEPT's CPD is the offer's, and a QUOTATION's often one quoted lately: recognised by
+                // their bytes, not parsed again.
+                try CPNPCodec.parse(
+                    datagram.bytes, limits: limits,
+                    documents: { customerOrderID in
+                        byCustomer[OrderKey(identity: identity, customerOrderID: customerOrderID)].flatMap {
+                            orders[$0]?.machine.recognizableDocuments
+                        }
+                            ?? []
+                    }, recent: &recentDocuments)
             }
         } catch {
             logger.notice("dropped unparseable message", metadata: ["from": "\(source)", "error": "\(error)"])
@@ -484,7 +494,9 @@ public actor CPNPServerEngine {
         }
         if case .quotation(let quotation) = message, byCustomer[key].flatMap({ orders[$0] }) == nil {
             if await answerForClosedOrder(message, stored: closed, datagram: datagram, identity: identity, now: now) { return }
-            await newQuotation(quotation, datagram: datagram, identity: identity, now: now)
+            await newQuotation(quotation, datagram: datagram, identity: identity, now: now) {
+                recentDocuments.remember(carriedBy: message, parsed: parsed, limits: limits)
+            }
             return
         }
         guard let providerOrderID = byCustomer[key], let openTransactionID = orders[providerOrderID]?.machine.transaction.id else {
@@ -525,11 +537,15 @@ public actor CPNPServerEngine {
         await perform(actions, order: providerOrderID, now: now)
     }
 
-    private func newQuotation(_ quotation: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp) async {
+    /// A QUOTATION for a new order; `validated` runs once the message is found valid.
+    private func newQuotation(
+        _ quotation: QuotationMessage, datagram: InboundDatagram, identity: String, now: CPNPTimestamp, validated: () -> Void = {}
+    ) async {
         if let issue = CPNPMessage.quotation(quotation).validationIssues().first(where: { $0.severity == .error }) {
             await refuseQuotation(quotation, .messageValidationError, issue.description, identity: identity, session: datagram.session, now: now)
             return
         }
+        validated()
         guard quotationLimiter.allow(identity, now: now), sharedQuotationRateAllows(identity, now: now) else {
             logger.warning("QUOTATION rate limit exceeded", metadata: ["client": "\(identity)"])
             await refuseQuotation(
@@ -848,9 +864,11 @@ public actor CPNPServerEngine {
         let validity = validUntil.map { min($0, now.adding(configuration.timers.offerValidity)) } ?? now.adding(configuration.timers.offerValidity)
         logger.info(
             "OFFER made", metadata: ["order": "\(providerOrderID)", "satisfies-request": "\(offer.satisfiesRequest)", "gaps": "\(offer.gaps.count)"])
+        // Equal requests get equal offers: the offer shares its encoding and reference with the last equal one.
+        let offeredCPD = recentOffers.interned(offer.cpd)
         return mutateThrowing(providerOrderID) { machine, rng throws(OrderCommandError) in
             try machine.makeOffer(
-                offeredCPD: offer.cpd, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
+                offeredCPD: offeredCPD, validityOfferTime: validity, informationElements: offer.informationElements, now: now, using: &rng)
         }
     }
 

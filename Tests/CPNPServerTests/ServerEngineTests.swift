@@ -219,6 +219,43 @@ struct ServerEngineTests {
         #expect(try store.order(providerOrderID: poid2)?.state == .cancelled)
     }
 
+    /// A QUOTATION whose CPD bytes are those of a valid QUOTATION received lately, for another order
+    /// from another address, is recognised by them (``RecentDocuments``,
+    /// Sources/CPNPCore/Model/CPDInterning.swift) and negotiated as the first was. An invalid
+    /// QUOTATION's CPD is not remembered.
+    @Test func aQuotationOfADocumentQuotedLatelyIsRecognised() async throws {
+        let (store, sink, engine) = try engineUnderTest()
+        let acme = TestCustomer("acme", port: 40_001)
+        let other = TestCustomer("acme", port: 40_002)
+        var rng = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        let cpd = try loadExample("l3vpn-3-sites.json")
+        var first = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-recent")!)
+        await acme.deliver(try first.quote(requestedCPD: cpd, session: acme.clientSession, now: now, using: &rng), to: engine)
+        #expect(await acme.receive(sink, into: &first, engine: engine, now: now).map(\.method) == [.processing, .offer])
+        #expect(await engine.recentDocuments.documents == [cpd])
+        var second = ClientOrderStateMachine(customerOrderID: CustomerOrderID("acme-recent-2")!)
+        await other.deliver(try second.quote(requestedCPD: cpd, session: other.clientSession, now: now, using: &rng), to: engine)
+        #expect(await other.receive(sink, into: &second, engine: engine, now: now).map(\.method) == [.processing, .offer])
+        #expect(await engine.recentDocuments.documents.count == 1, "recognised, so not remembered a second time")
+        #expect(second.offer?.offeredCPD == first.offer?.offeredCPD)
+        #expect(await engine.recentOffers.documents.count == 1, "the second offer is the first's value")
+        let secondID = try #require(second.providerOrderID)
+        let stored = try #require(try store.order(providerOrderID: secondID))
+        #expect(stored.machine.requestedCPD == cpd && stored.providerOrderID != first.providerOrderID)
+        // A QUOTATION whose CPD has an error (a component without profiles): FAIL, nothing remembered.
+        let invalid = CPDFixtures.cpd(#"{"components":[{"profiles":[]}]}"#)
+        await engine.receive(
+            acme.datagram(
+                .quotation(
+                    QuotationMessage(
+                        sequenceNumber: 0, transactionID: .random(using: &rng), customerOrderID: CustomerOrderID("acme-invalid")!,
+                        requestedCPD: invalid))))
+        guard case .fail(let fail)? = sink.take(for: acme.endpoint).first else { Issue.record("no FAIL"); return }
+        #expect(fail.statusCode == .messageValidationError)
+        #expect(await engine.recentDocuments.documents == [cpd])
+    }
+
     /// An ACCEPT whose CPD bytes are the OFFER's is recognised by them (Sources/CPNPCore/Codec/MessageCodec.swift,
     /// `parse(_:limits:documents:)`); one that writes the same CPD otherwise is parsed and compared by
     /// structure. Both are agreed; a different CPD is refused either way.

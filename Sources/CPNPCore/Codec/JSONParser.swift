@@ -97,13 +97,14 @@ public enum JSONParser {
     ///
     /// Each candidate must be the compact JSON of an object or array that ``parse(_:limits:)`` would
     /// accept at that member: equal bytes then mean an equal value. A candidate that does not start
-    /// with `{` or `[` is never found.
+    /// with `{` or `[` is never found. `more` are candidates known before the parse, tried after
+    /// those `candidates` gives and numbered after them.
     public static func parse(
-        _ bytes: some Collection<UInt8>, limits: Limits = .init(), recognizing key: String,
+        _ bytes: some Collection<UInt8>, limits: Limits = .init(), recognizing key: String, more: [[UInt8]] = [],
         candidates: (JSONObject) -> [[UInt8]]
     ) throws(CPNPDecodingError) -> Recognized {
         try withoutActuallyEscaping(candidates) { candidates throws(CPNPDecodingError) -> Recognized in
-            let recognition = Recognition(key: key, candidates: candidates)
+            let recognition = Recognition(key: key, candidates: candidates, more: more)
             return try withDocument(bytes, limits) { parseBuffer($0, limits, recognition) }
         }
     }
@@ -142,6 +143,7 @@ public enum JSONParser {
 private struct Recognition {
     let key: String
     let candidates: (JSONObject) -> [[UInt8]]
+    let more: [[UInt8]]
 }
 
 // MARK: - Implementation
@@ -189,18 +191,33 @@ private struct Parser {
         guard let recognition, stack.count == 1, recognizedCandidate == nil, stack[0].isObject, stack[0].key == recognition.key else {
             return false
         }
-        for (index, candidate) in recognition.candidates(stack[0].object).enumerated() {
-            guard let first = candidate.first, first == ASCII.openBrace || first == ASCII.openBracket,
-                candidate.count <= bytes.count - position
-            else { continue }
-            let start = UnsafeRawPointer(bytes.baseAddress! + position)
-            if candidate.withUnsafeBytes({ Self.equalBytes($0.baseAddress!, start, count: candidate.count) }) {
-                position += candidate.count
-                recognizedCandidate = index
-                return true
-            }
+        let candidates = recognition.candidates(stack[0].object)
+        for index in candidates.indices where startsWith(candidates[index]) {
+            position += candidates[index].count
+            recognizedCandidate = index
+            return true
+        }
+        for index in recognition.more.indices where startsWith(recognition.more[index]) {
+            position += recognition.more[index].count
+            recognizedCandidate = candidates.count + index
+            return true
         }
         return false
+    }
+
+    /// Whether the input at ``position`` starts with `candidate`, an object or array.
+    private func startsWith(_ candidate: [UInt8]) -> Bool {
+        guard let first = candidate.first, first == ASCII.openBrace || first == ASCII.openBracket, candidate.count <= bytes.count - position
+        else { return false }
+        let start = UnsafeRawPointer(bytes.baseAddress! + position)
+        // Documents written from one template share long prefixes: their last bytes tell most of them
+        // apart at once, so those are compared first.
+        return candidate.withUnsafeBytes { held in
+            let tail = min(candidate.count, 16)
+            let tailOffset = candidate.count - tail
+            return Self.equalBytes(held.baseAddress! + tailOffset, start + tailOffset, count: tail)
+                && Self.equalBytes(held.baseAddress!, start, count: tailOffset)
+        }
     }
 
     /// Whether the `count` bytes at `first` and at `second` are equal, compared eight at a time.

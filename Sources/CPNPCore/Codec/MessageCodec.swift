@@ -24,6 +24,8 @@ public enum CPNPCodec {
         public var json: JSONValue
         /// The CPD found at `cpd` as the bytes of one the receiver holds.
         public var recognizedCPD: CPD?
+        /// The size of the message.
+        public var byteCount = 0
     }
 
     /// Parses one message, recognising its CPD by bytes: `documents` names, for the customer order id
@@ -40,7 +42,34 @@ public enum CPNPCodec {
             held = documents(customerOrderID)
             return held.map(\.compactJSON)
         }
-        return ParsedMessage(json: parsed.value, recognizedCPD: parsed.candidate.map { held[$0] })
+        return ParsedMessage(json: parsed.value, recognizedCPD: parsed.candidate.map { held[$0] }, byteCount: bytes.count)
+    }
+
+    /// ``parse(_:limits:documents:)``, recognising as well the documents `recent` offers: those of
+    /// other orders seen lately (``RecentDocuments``). A document recognised there becomes its most
+    /// recently seen; the receiver remembers a new one once it accepted the message
+    /// (``RecentDocuments/remember(carriedBy:parsed:limits:)``).
+    public static func parse(
+        _ bytes: some Collection<UInt8>, limits: JSONParser.Limits = .datagram, documents: (CustomerOrderID) -> [CPD],
+        recent: inout RecentDocuments
+    ) throws(CPNPDecodingError) -> ParsedMessage {
+        let others = recent.candidates(under: limits)
+        var held: [CPD] = []
+        let parsed = try JSONParser.parse(bytes, limits: limits, recognizing: Key.cpd, more: others.bytes) { members in
+            guard case .string(let text)? = members[Key.customerOrderID], let customerOrderID = CustomerOrderID(text) else { return [] }
+            held = documents(customerOrderID)
+            return held.map(\.compactJSON)
+        }
+        var recognized: CPD?
+        if let index = parsed.candidate {
+            if index < held.count {
+                recognized = held[index]
+            } else {
+                recognized = others.documents[index - held.count]
+                recent.touch(index - held.count)
+            }
+        }
+        return ParsedMessage(json: parsed.value, recognizedCPD: recognized, byteCount: bytes.count)
     }
 
     /// Decodes a parsed message, taking its recognised CPD as its `cpd`.
