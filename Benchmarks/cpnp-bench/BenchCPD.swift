@@ -59,6 +59,23 @@ enum BenchCPD {
         }
         """
 
+    /// `count` distinct documents: `cpd`'s copies whose first profile names the customer "bench variant
+    /// N" (RFC 7297 §4's customer description, an extension the provider echoes). With more of them than
+    /// a receiver remembers of recent documents (``RecentDocuments``), neither side recognises one it has
+    /// not seen in the same order: what a provider with customers that never quote the same CPD does.
+    static func variants(of cpd: CPD, count: Int) -> [CPD] {
+        guard count > 1, !cpd.components.isEmpty, !cpd.components[0].profiles.isEmpty else { return [cpd] }
+        return (0..<count).map { index in
+            var variant = cpd
+            var extensions = variant.components[0].profiles[0].extensions ?? CPDExtensions()
+            var description = extensions.customerDescription ?? CPDPartyDescription()
+            description.name = "bench variant \(index)"
+            extensions.customerDescription = description
+            variant.components[0].profiles[0].extensions = extensions
+            return variant
+        }
+    }
+
     static func builtIn() throws -> CPD {
         try parse(Array(json.utf8), name: "the built-in CPD")
     }

@@ -113,6 +113,13 @@ struct CPNPBench: AsyncParsableCommand {
     @Option(name: .long, help: "The Requested CPD (JSON) of every QUOTATION (default: a built-in 3-site L3VPN).")
     var cpd: String?
 
+    @Option(
+        name: .customLong("distinct-cpds"),
+        help:
+            "QUOTATIONs carry this many distinct CPDs (the request, its customer named \"bench variant N\"); each customer takes them in turn from a random start. Above 16, no receiver recognises a document quoted or offered for another order."
+    )
+    var distinctCPDs: Int = 1
+
     @Option(name: .long, help: "Round trips of the bare UDP ping-pong reference (0: skip it).")
     var pingPong: Int = 20_000
 
@@ -130,6 +137,7 @@ struct CPNPBench: AsyncParsableCommand {
 
     func validate() throws {
         guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
+        guard (1...1_000_000).contains(distinctCPDs) else { throw ValidationError("--distinct-cpds must be from 1 to 1000000") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a number of negotiations per second above 0") }
         if let count = negotiations, count < 1 { throw ValidationError("--negotiations must be at least 1") }
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
@@ -216,7 +224,7 @@ struct CPNPBench: AsyncParsableCommand {
         do {
             let settings = LoadRun.Settings(
                 customers: customers, identity: identity, transport: transport, pki: pkiDirectory, server: target,
-                request: request, withdraw: withdraw, customerStore: customerStore,
+                requests: BenchCPD.variants(of: request, count: distinctCPDs), withdraw: withdraw, customerStore: customerStore,
                 stop: negotiations.map { .count($0) } ?? .duration(Duration(text: duration ?? "10s")!), rate: rate,
                 warmup: Duration(text: warmup)!, warmupNegotiations: warmupNegotiations, serverPIDs: serverPIDs,
                 measuresDatabase: databaseIsPostgres,
@@ -245,7 +253,7 @@ struct CPNPBench: AsyncParsableCommand {
                 transport: transport, customers: customers, identity: identity, withdraw: withdraw,
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
-                quotationBytes: quotationSize, serverLogLevel: server == nil ? serverLogLevel : nil,
+                quotationBytes: quotationSize, distinctCPDs: max(1, distinctCPDs), serverLogLevel: server == nil ? serverLogLevel : nil,
                 database: databaseIsPostgres ? "postgresql" : (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession,
                 customerStore: customerStore, rate: rate),

@@ -23,7 +23,8 @@ struct LoadRun {
         var transport: String
         var pki: String
         var server: CPNPPeer
-        var request: CPD
+        /// The Requested CPDs, each customer taking them in turn (`--distinct-cpds`).
+        var requests: [CPD]
         var withdraw: Bool
         /// `memory` (``VolatileClientOrderStore``) or `sqlite` (``ClientOrderStore/inMemory()``).
         var customerStore: String
@@ -148,8 +149,9 @@ struct LoadRun {
     ) async throws -> (Tally, Tally) {
         var warm = 0
         var warmup = Tally()
+        var nextRequest = Int.random(in: 0..<settings.requests.count)
         while warm < settings.warmupNegotiations || ContinuousClock.now < warmupEnd {
-            let succeeded = await negotiate(engine, into: &warmup)
+            let succeeded = await negotiate(engine, request: &nextRequest, into: &warmup)
             warm += 1
             if !succeeded { try await Task.sleep(for: .milliseconds(10)) }
             // A server that refuses everything must not keep the warm-up going for ever.
@@ -160,16 +162,23 @@ struct LoadRun {
         while let start = tickets.take() {
             if start > .now { try await Task.sleep(until: start, clock: .continuous) }
             // Paced, a failure does not pause: the schedule goes on.
-            if !(await negotiate(engine, from: start, into: &tally)), settings.rate == nil { try await Task.sleep(for: .milliseconds(10)) }
+            if !(await negotiate(engine, from: start, request: &nextRequest, into: &tally)), settings.rate == nil {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         return (tally, warmup)
     }
 
     /// One negotiation: QUOTATION → (PROCESSING) → OFFER → ACCEPT → ACK, then WITHDRAW → ACK if asked.
     /// Its latency counts from `start`: now, or its scheduled start with `--rate`.
-    private func negotiate(_ engine: isolated CPNPClientEngine, from start: ContinuousClock.Instant = .now, into tally: inout Tally) async -> Bool {
+    /// `request` indexes the customer's next Requested CPD (``Settings/requests``).
+    private func negotiate(
+        _ engine: isolated CPNPClientEngine, from start: ContinuousClock.Instant = .now, request: inout Int, into tally: inout Tally
+    ) async -> Bool {
+        let requested = settings.requests[request % settings.requests.count]
+        request += 1
         do {
-            let customerOrderID = try await engine.quote(settings.request, to: settings.server)
+            let customerOrderID = try await engine.quote(requested, to: settings.server)
             switch try await engine.awaitOffer(customerOrderID) {
             case .offer:
                 break

@@ -16,6 +16,8 @@ struct Report {
         var server: String
         var preload: Int
         var quotationBytes: Int
+        /// Distinct Requested CPDs (`--distinct-cpds`).
+        var distinctCPDs: Int
         var serverLogLevel: String?
         /// The cpnpd children's store (`sqlite`, `postgresql`) and how many share it; nil with --server.
         var database: String?
@@ -98,7 +100,7 @@ struct Report {
             "  customers' engines: retransmission \(settings.retransmissionInterval) doubling, expected response time \(settings.expectedResponseTime), session renewal \(settings.renewSession ? "on" : "off"), order store \(settings.customerStore)"
         )
         line(
-            "  QUOTATION: \(settings.quotationBytes) bytes; \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after"
+            "  QUOTATION: \(settings.quotationBytes) bytes, \(settings.distinctCPDs) distinct CPD\(settings.distinctCPDs == 1 ? "" : "s"); \(onlineCPUs) CPUs; load average \(loadBefore?.description ?? "?") before, \(loadAfter?.description ?? "?") after"
         )
         if let preload {
             let kinds = Preloader.Kind.allCases.map { "\($0.rawValue) \(preload.byKind[$0] ?? 0)" }.joined(separator: ", ")
@@ -230,6 +232,7 @@ struct Report {
                     ("withdraw", .bool(settings.withdraw)), ("stop", .string(settings.stop)), ("warmup", .string(settings.warmup)),
                     ("warmup-negotiations", i(settings.warmupNegotiations)), ("server", .string(settings.server)),
                     ("preload", i(settings.preload)), ("quotation-bytes", i(settings.quotationBytes)),
+                    ("distinct-cpds", i(settings.distinctCPDs)),
                     ("server-log-level", settings.serverLogLevel.map { .string($0) } ?? .null),
                     ("database", settings.database.map { .string($0) } ?? .null), ("instances", settings.instances.map(i) ?? .null),
                     ("retransmission-interval", .string(settings.retransmissionInterval)),
