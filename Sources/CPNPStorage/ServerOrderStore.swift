@@ -261,7 +261,12 @@ public final class ServerOrderStore: Sendable {
         /// The order rows were inserted in: SQLite's `rowid`, PostgreSQL's identity column `seq`.
         static func insertionOrder(_ dialect: SQLDialect) -> String { dialect == .sqlite ? "rowid" : "seq" }
         static let openOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1"
-        static let residentOrders = "SELECT \(orderColumns) FROM orders WHERE is_open = 1 AND resident = 1"
+        /// Through the partial index of resident orders: without statistics, SQLite's planner took
+        /// `orders_open` and read every open order's row, each a page of its own on a cold start
+        /// (10 s for 100,000 open agreements at rest; docs/performance.md, round 18).
+        static func residentOrders(_ dialect: SQLDialect) -> String {
+            "SELECT \(orderColumns) FROM orders\(dialect == .sqlite ? " INDEXED BY orders_resident" : "") WHERE is_open = 1 AND resident = 1"
+        }
         static let openOrderCountsByClient = "SELECT client_identity, COUNT(*) FROM orders WHERE is_open = 1 GROUP BY client_identity"
         static let openOrderCount = "SELECT COUNT(*) FROM orders WHERE is_open = 1 AND client_identity = ?"
         static let customerOrderIDExists = "SELECT EXISTS (SELECT 1 FROM orders WHERE client_identity = ? AND customer_order_id = ?)"
@@ -766,7 +771,7 @@ public final class ServerOrderStore: Sendable {
     /// The open orders an engine keeps in memory (``isResident(_:now:)``): what a restart loads; the
     /// others are read when their next message comes.
     public func residentOrders() throws -> [StoredOrder] {
-        try decodedOrders(SQL.residentOrders)
+        try decodedOrders(SQL.residentOrders(database.dialect))
     }
 
     /// Open orders per client identity (the cap on open orders, RFC 8921 §13), from the index alone.

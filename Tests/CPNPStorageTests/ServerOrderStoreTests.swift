@@ -660,7 +660,7 @@ struct ServerOrderStoreTests {
             ("order by provider order id", Statements.orderByProviderID, 1),
             ("order by client and customer order id", Statements.orderByClientAndCustomerID(.sqlite), 2),
             ("open orders", Statements.openOrders, 0),
-            ("resident orders (start-up)", Statements.residentOrders, 0),
+            ("resident orders (start-up)", Statements.residentOrders(.sqlite), 0),
             ("open orders per client (start-up)", Statements.openOrderCountsByClient, 0),
             ("open order count", Statements.openOrderCount, 1),
             ("customer order id exists", Statements.customerOrderIDExists, 2),
@@ -685,6 +685,9 @@ struct ServerOrderStoreTests {
             let plan = try store.queryPlan(sql, Array(repeating: "x", count: sql.filter { $0 == "?" }.count))
             #expect(plan.contains { $0.contains("orders_open") || $0.contains("orders_one_open_per_coi") }, "\(sql): \(plan)")
         }
+        // A start reads the resident orders through their partial index, not every open order's row.
+        let residentPlan = try store.queryPlan(Statements.residentOrders(.sqlite), [])
+        #expect(residentPlan.contains { $0.contains("orders_resident") }, "\(residentPlan)")
         // Without the index no statement needed (migration server-v9-fewer-order-indexes).
         let orderIndexes = try store.writer.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders'")
