@@ -1167,8 +1167,15 @@ public actor CPNPServerEngine {
     public var ordersAwaitingApproval: [ProviderOrderID] { orders.all.filter { $0.value.awaitingApproval }.map(\.key) }
 
     /// What the gauges of `/metrics` show; the counts of orders and capacity are read from the store
-    /// (every instance's). Throws when the store cannot be read.
-    public func gauges() throws -> EngineGauges {
+    /// (every instance's). Throws when the store cannot be read. The open orders by state are counted
+    /// on the caller's thread, not the engine's: the count reads every open order (about 0.5 s for
+    /// 150,000 of them; docs/performance.md, round 18), and each scrape of `/metrics` asks for it.
+    public nonisolated func gauges() async throws -> EngineGauges {
+        let openOrdersByState = try store.openOrderCountsByState()
+        return try await gauges(openOrdersByState: openOrdersByState)
+    }
+
+    private func gauges(openOrdersByState: [String: Int]) throws -> EngineGauges {
         var reserved: [String: [String: Double]] = [:]
         for (key, total) in try store.keptReservedTotals() {
             reserved[key.linkID, default: [:]][key.direction.rawValue] = Double(total.description) ?? 0
@@ -1181,7 +1188,7 @@ public actor CPNPServerEngine {
         }
         return EngineGauges(
             inboxDepth: inbox.state.withLock { $0.queue.count }, armedTimers: deadlines.count, residentOrders: orders.count,
-            isReady: isReady, openOrdersByState: try store.openOrderCountsByState(), reservedMbps: reserved, capacityMbps: capacity,
+            isReady: isReady, openOrdersByState: openOrdersByState, reservedMbps: reserved, capacityMbps: capacity,
             walCheckpoints: store.walCheckpoints)
     }
 }
