@@ -153,7 +153,10 @@ struct Preloader {
                     actions += confirmed
                     for message in Self.sent(confirmed) { _ = client.messageReceived(message, session: clientSession, now: answeredAt) }
                     if kind == .withdrawn {
-                        let withdrawnAt = answeredAt.adding(.seconds(Int64.random(in: 86_400...(180 * 86_400), using: &rng)))
+                        // In the past: the commit's time is the stored order's creation time, and a start reads the
+                        // orders created in the last minute (the QUOTATION rate limiter).
+                        let withdrawnAt = min(
+                            answeredAt.adding(.seconds(Int64.random(in: 86_400...(180 * 86_400), using: &rng))), now.adding(.seconds(-60)))
                         lastEventAt = withdrawnAt
                         for message in Self.sent(try client.withdraw(session: clientSession, now: withdrawnAt, using: &rng)) {
                             actions += server.messageReceived(message, session: serverSession, now: withdrawnAt, using: &rng)
