@@ -137,7 +137,8 @@ struct CPNPBench: AsyncParsableCommand {
 
     func validate() throws {
         guard customers >= 1 else { throw ValidationError("--customers must be at least 1") }
-        guard (1...1_000_000).contains(distinctCPDs) else { throw ValidationError("--distinct-cpds must be from 1 to 1000000") }
+        // Each distinct CPD is built up front and held for the run: any number above 16 defeats recognition.
+        guard (1...10_000).contains(distinctCPDs) else { throw ValidationError("--distinct-cpds must be from 1 to 10000") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a number of negotiations per second above 0") }
         if let count = negotiations, count < 1 { throw ValidationError("--negotiations must be at least 1") }
         if negotiations != nil && duration != nil { throw ValidationError("give --negotiations or --duration, not both") }
@@ -253,7 +254,7 @@ struct CPNPBench: AsyncParsableCommand {
                 transport: transport, customers: customers, identity: identity, withdraw: withdraw,
                 stop: negotiations.map { "\($0) negotiations" } ?? "duration \(duration ?? "10s")", warmup: warmup,
                 warmupNegotiations: warmupNegotiations, server: server ?? "cpnpd child", preload: preload,
-                quotationBytes: quotationSize, distinctCPDs: max(1, distinctCPDs), serverLogLevel: server == nil ? serverLogLevel : nil,
+                quotationBytes: quotationSize, distinctCPDs: distinctCPDs, serverLogLevel: server == nil ? serverLogLevel : nil,
                 database: databaseIsPostgres ? "postgresql" : (server == nil ? "sqlite" : nil), instances: server == nil ? instances : nil,
                 retransmissionInterval: retransmissionInterval, expectedResponseTime: expectedResponseTime, renewSession: renewSession,
                 customerStore: customerStore, rate: rate),
