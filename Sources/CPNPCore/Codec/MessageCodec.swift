@@ -36,13 +36,8 @@ public enum CPNPCodec {
     public static func parse(
         _ bytes: some Collection<UInt8>, limits: JSONParser.Limits = .datagram, documents: (CustomerOrderID) -> [CPD]
     ) throws(CPNPDecodingError) -> ParsedMessage {
-        var held: [CPD] = []
-        let parsed = try JSONParser.parse(bytes, limits: limits, recognizing: Key.cpd) { members in
-            guard case .string(let text)? = members[Key.customerOrderID], let customerOrderID = CustomerOrderID(text) else { return [] }
-            held = documents(customerOrderID)
-            return held.map(\.compactJSON)
-        }
-        return ParsedMessage(json: parsed.value, recognizedCPD: parsed.candidate.map { held[$0] }, byteCount: bytes.count)
+        var none = RecentDocuments(capacity: 0)
+        return try parse(bytes, limits: limits, documents: documents, recent: &none)
     }
 
     /// ``parse(_:limits:documents:)``, recognising as well the documents `recent` offers: those of
