@@ -37,19 +37,24 @@ extension ProviderUnderTest {
     /// `cpnpd admin show ORDER`, parsed.
     public func show(_ providerOrderID: ProviderOrderID) async throws -> OrderView { OrderView(try await admin(["show", providerOrderID.rawValue])) }
 
-    /// Polls `cpnpd admin show` until `done` holds; fails after `timeout`.
+    /// Polls `cpnpd admin show` until `done` holds; fails after `timeout`, on a view fetched from then
+    /// on: a view whose fetch began earlier may predate the change it waits for (a slow fetch).
     @discardableResult
     public func waitForOrder(_ providerOrderID: ProviderOrderID, timeout: Duration = .seconds(20), until done: (OrderView) -> Bool) async throws
         -> OrderView
     {
         let deadline = ContinuousClock.now + timeout
         while true {
+            let fetched = ContinuousClock.now
             let view = try await show(providerOrderID)
             if done(view) { return view }
-            guard ContinuousClock.now < deadline else {
-                throw DaemonError(description: "order \(providerOrderID) never reached the expected state:\n\(view.text)")
+            if fetched >= deadline {
+                throw DaemonError(
+                    description:
+                        "order \(providerOrderID) never reached the expected state (last view fetched in \(ContinuousClock.now - fetched)):\n\(view.text)"
+                )
             }
-            try await Task.sleep(for: .milliseconds(100))
+            if ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         }
     }
 }
