@@ -175,10 +175,11 @@ public actor CPNPClientEngine {
     /// negotiation with several providers are stored.
     public func newNegotiationGroup() -> String { CustomerOrderID.random(prefix: "ng-", using: &rng).rawValue }
 
-    /// A new random customer order id (§9.1.3), unused in the store.
+    /// A new customer order id (§9.1.3), unused in the store: time-ordered, with 64 random bits
+    /// (``CustomerOrderID/timeOrdered(at:prefix:using:)``).
     public func newCustomerOrderID() -> CustomerOrderID {
         while true {
-            let candidate = CustomerOrderID.random(using: &rng)
+            let candidate = CustomerOrderID.timeOrdered(at: clock.now(), using: &rng)
             if (try? store.customerOrderIDExists(candidate.rawValue)) != true, orders[candidate] == nil { return candidate }
         }
     }

@@ -413,6 +413,26 @@ extension JSONValue {
     }
 }
 
+/// A new order's customer order id carries the engine's clock first: ids made later sort later
+/// (CustomerOrderID.timeOrdered), and none repeats.
+@Test(.timeLimit(.minutes(1)))
+func newCustomerOrderIDsSortByTheirCreationTime() async throws {
+    let start = CPNPTimestamp(millisecondsSinceEpoch: 1_796_541_133_024)
+    let clock = ManualClock(start)
+    let transport = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0, logger: quietLogger("cpnp-client-test"))
+    let client = CPNPClientEngine(transport: transport, store: try ClientOrderStore.inMemory(), clock: clock, logger: quietLogger("cpnp-client-test"))
+    var ids: [CustomerOrderID] = []
+    for step in 0..<20 {
+        clock.set(start.adding(.milliseconds(Int64(step))))
+        ids.append(await client.newCustomerOrderID())
+    }
+    #expect(ids == ids.sorted())
+    #expect(Set(ids).count == ids.count)
+    let hexTime = String(UInt64(start.millisecondsSinceEpoch), radix: 16)
+    #expect(ids[0].rawValue.hasPrefix("co-" + String(repeating: "0", count: 12 - hexTime.count) + hexTime), "\(ids[0])")
+    await transport.close()
+}
+
 /// RFC 8921 §13: an answer from a server the order was not sent to is discarded silently, even with
 /// the right identifiers; the same answer from the right server is taken.
 @Test(.timeLimit(.minutes(1)))

@@ -3,28 +3,53 @@ import Testing
 
 @Suite("Identifiers")
 struct IdentifierTests {
-    /// Provider order ids made later sort later (the store's indexes grow at their end), carry 64
-    /// random bits, and are valid PROVIDER_ORDER_IDENTIFIERs (RFC 8921 §9.1.2).
-    @Test func timeOrderedProviderOrderIDsSortByCreationTimeAndStayUnguessable() {
+    /// Ids `make` gives for 2,000 times, three per millisecond: each is `prefix`, the time in 12 hex
+    /// characters, then 16 hex characters of randomness, all distinct; later times sort later.
+    static func checkTimeOrdered(prefix: String, _ make: (CPNPTimestamp, inout SplitMix64) -> String) {
         var rng = SplitMix64(seed: 7)
         let start = CPNPTimestamp(millisecondsSinceEpoch: 1_796_541_133_024)
-        var previous: ProviderOrderID?
+        var previous: String?
         var randomParts = Set<String>()
         for step in 0..<2_000 {
             let time = start.adding(.milliseconds(Int64(step / 3)))
-            let id = ProviderOrderID.timeOrdered(at: time, using: &rng)
-            #expect(ProviderOrderID(id.rawValue) == id)
-            #expect(id.rawValue.hasPrefix("po-") && id.rawValue.utf8.count == 3 + 12 + 16, "\(id)")
-            #expect(id.rawValue.dropFirst(3).allSatisfy { "0123456789abcdef".contains($0) }, "\(id)")
-            #expect(String(id.rawValue.dropFirst(3).prefix(12)) == String(UInt64(time.millisecondsSinceEpoch), radix: 16).leftPadded(to: 12))
+            let id = make(time, &rng)
+            #expect(id.hasPrefix(prefix) && id.utf8.count == prefix.utf8.count + 12 + 16, "\(id)")
+            #expect(id.dropFirst(prefix.count).allSatisfy { "0123456789abcdef".contains($0) }, "\(id)")
+            #expect(String(id.dropFirst(prefix.count).prefix(12)) == String(UInt64(time.millisecondsSinceEpoch), radix: 16).leftPadded(to: 12))
             if let previous, step % 3 == 0 { #expect(previous < id, "\(previous) then \(id)") }
-            randomParts.insert(String(id.rawValue.suffix(16)))
+            randomParts.insert(String(id.suffix(16)))
             previous = id
         }
         #expect(randomParts.count == 2_000)
+    }
+
+    /// Provider order ids made later sort later (the store's indexes grow at their end), carry 64
+    /// random bits, and are valid PROVIDER_ORDER_IDENTIFIERs (RFC 8921 §9.1.2).
+    @Test func timeOrderedProviderOrderIDsSortByCreationTimeAndStayUnguessable() {
+        Self.checkTimeOrdered(prefix: "po-") { time, rng in
+            let id = ProviderOrderID.timeOrdered(at: time, using: &rng)
+            #expect(ProviderOrderID(id.rawValue) == id)
+            return id.rawValue
+        }
+        var rng = SplitMix64(seed: 7)
         // Times before 1970 or past 2^48 ms do not break the format.
         #expect(ProviderOrderID.timeOrdered(at: CPNPTimestamp(millisecondsSinceEpoch: -5), using: &rng).rawValue.hasPrefix("po-000000000000"))
         #expect(ProviderOrderID.timeOrdered(at: CPNPTimestamp(millisecondsSinceEpoch: .max), prefix: "x-", using: &rng).rawValue.utf8.count == 30)
+    }
+
+    /// Customer order ids made later sort later too (a server's index keyed by the client and its
+    /// customer order ids grows at its end), and are valid CUSTOMER_ORDER_IDENTIFIERs (RFC 8921 §9.1.1).
+    @Test func timeOrderedCustomerOrderIDsSortByCreationTime() {
+        Self.checkTimeOrdered(prefix: "co-") { time, rng in
+            let id = CustomerOrderID.timeOrdered(at: time, using: &rng)
+            #expect(CustomerOrderID(id.rawValue) == id)
+            return id.rawValue
+        }
+        var counting = CountingGenerator(words: [0x0123_4567_89ab_cdef])
+        #expect(
+            CustomerOrderID.timeOrdered(at: CPNPTimestamp(millisecondsSinceEpoch: 0x1_0000), prefix: "ng-", using: &counting).rawValue
+                == "ng-000000010000efcdab8967452301")
+        #expect(counting.draws == 1)
     }
 
     /// A generator that counts its draws and gives the words it was told to.

@@ -3,6 +3,16 @@
 /// The lowercase hexadecimal digits, as bytes.
 private let hexDigits = Array("0123456789abcdef".utf8)
 
+/// 12 hex characters of milliseconds since 1970 (clamped to 0…2^48 − 1): identifiers made later sort later.
+private func timeHex(_ time: CPNPTimestamp) -> String {
+    let milliseconds = UInt64(clamping: max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
+    let hex = hexDigits
+    var clock: [UInt8] = []
+    clock.reserveCapacity(12)
+    for shift in stride(from: 44, through: 0, by: -4) { clock.append(hex[Int((milliseconds >> UInt64(shift)) & 0xF)]) }
+    return String(decoding: clock, as: UTF8.self)
+}
+
 /// Generates the characters of an identifier from a random source: 8 random bytes per draw, since a
 /// draw from the system's generator is a system call (`getrandom` on Linux).
 private func randomHex(bytes count: Int, using rng: inout some RandomNumberGenerator) -> String {
@@ -66,6 +76,14 @@ public struct CustomerOrderID: Sendable, Hashable, CustomStringConvertible, Comp
     public static func random(prefix: String = "co-", using rng: inout some RandomNumberGenerator) -> CustomerOrderID {
         CustomerOrderID(prefix + randomHex(bytes: 8, using: &rng))!
     }
+
+    /// `prefix` + the creation time (12 hex characters of milliseconds since 1970) + 16 hex
+    /// characters of randomness, as ``ProviderOrderID/timeOrdered(at:prefix:using:)``: a server's
+    /// index keyed by the client and its customer order ids then grows at its end, one page for the
+    /// orders a client opens at once instead of a page per order (docs/design/storage.md).
+    public static func timeOrdered(at time: CPNPTimestamp, prefix: String = "co-", using rng: inout some RandomNumberGenerator) -> CustomerOrderID {
+        CustomerOrderID(prefix + timeHex(time) + randomHex(bytes: 8, using: &rng))!
+    }
     public var description: String { rawValue }
     public static func < (a: CustomerOrderID, b: CustomerOrderID) -> Bool { a.rawValue < b.rawValue }
 }
@@ -85,12 +103,7 @@ public struct ProviderOrderID: Sendable, Hashable, CustomStringConvertible, Comp
     /// (docs/design/storage.md); the 64 random bits keep it unguessable (RFC 8921 §13). Callers must
     /// make sure it never equals a customer order id of the same client.
     public static func timeOrdered(at time: CPNPTimestamp, prefix: String = "po-", using rng: inout some RandomNumberGenerator) -> ProviderOrderID {
-        let milliseconds = UInt64(clamping: max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
-        let hex = hexDigits
-        var clock: [UInt8] = []
-        clock.reserveCapacity(12)
-        for shift in stride(from: 44, through: 0, by: -4) { clock.append(hex[Int((milliseconds >> UInt64(shift)) & 0xF)]) }
-        return ProviderOrderID(prefix + String(decoding: clock, as: UTF8.self) + randomHex(bytes: 8, using: &rng))!
+        ProviderOrderID(prefix + timeHex(time) + randomHex(bytes: 8, using: &rng))!
     }
 
     public var description: String { rawValue }
