@@ -215,6 +215,13 @@ import CPNPTesting
         var none = RecentDocuments(capacity: 0)
         none.remember(document, parsedUnder: .datagram)
         #expect(none.documents.isEmpty)
+        // A message size of its own (a stream transport's, the portal's) changes no check of a document.
+        var sizes = RecentDocuments()
+        sizes.remember(document, parsedUnder: .datagram)
+        var largerMessages = JSONParser.Limits.datagram
+        largerMessages.maxBytes *= 64
+        sizes.remember(Self.document("stream"), parsedUnder: largerMessages)
+        #expect(sizes.documents == [document, Self.document("stream")])
     }
 
     /// A document made equal to one made lately is replaced by that one, which carries what was derived

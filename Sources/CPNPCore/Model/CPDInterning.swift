@@ -90,8 +90,9 @@ public struct RecentDocuments: Sendable {
     /// Remembers `document`, taken from a message parsed under `limits`, as the most recently seen.
     public mutating func remember(_ document: CPD, parsedUnder limits: JSONParser.Limits) {
         guard capacity > 0 else { return }
-        if let remembered = self.limits, remembered != limits {
-            // Documents parsed under other limits: start again rather than keep the looser of both.
+        if let remembered = self.limits, !(remembered.admitsNoMoreThan(limits) && limits.admitsNoMoreThan(remembered)) {
+            // Documents parsed under other checks: start again rather than keep the looser of both. A
+            // message size of its own (a stream transport's, the portal's) changes no check of a document.
             documents.removeAll()
             bytes.removeAll()
         }
