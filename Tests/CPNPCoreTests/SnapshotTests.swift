@@ -59,6 +59,72 @@ struct SnapshotTests {
         #expect(Set(quoting.armedTimers(now: Fixture.start).map(\.0)) == [.retransmission, .expectedResponseTime])
     }
 
+    /// The phase's data (``ServerOrderStateMachine/Phase``) survives a snapshot in the states that carry
+    /// the most of it: an UPDATE negotiated while the agreement stays in force, a withdrawal awaiting
+    /// its confirmation, and the withdrawn agreement of a Cancelled order.
+    @Test func phasesWithTheirDataRoundTrip() throws {
+        var d = try serverDialogue(in: .completed)
+        let agreed = try #require(d.server?.agreement)
+        _ = apply(ServerEvent.update, to: &d)
+        let updating = try #require(d.server)
+        #expect(updating.state == .pqoReceived && updating.isUpdate && updating.agreement == agreed && updating.offer == nil)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(updating.snapshot)) == updating)
+        _ = apply(ServerEvent.cMakeOffer, to: &d)
+        let offering = try #require(d.server)
+        #expect(offering.state == .offerProposed && offering.isUpdate && offering.agreement == agreed && offering.offer != nil)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(offering.snapshot)) == offering)
+
+        var w = try serverDialogue(in: .completed)
+        _ = apply(ServerEvent.withdraw, to: &w)
+        let withdrawing = try #require(w.server)
+        #expect(withdrawing.state == .completed && withdrawing.withdrawalPending && withdrawing.agreement == agreed)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(withdrawing.snapshot)) == withdrawing)
+        _ = apply(ServerEvent.cWithdrawalConfirmed, to: &w)
+        let withdrawn = try #require(w.server)
+        #expect(withdrawn.state == .cancelled && withdrawn.agreement == nil && withdrawn.withdrawnAgreement == agreed)
+        #expect(!withdrawn.withdrawalPending && !withdrawn.isUpdate)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(withdrawn.snapshot)) == withdrawn)
+    }
+
+    /// A snapshot whose members contradict its phase (an offer where none can be, a Completed order
+    /// without its agreement …) is corrupt: the restore names the member instead of dropping it.
+    @Test func snapshotMembersThatContradictThePhaseAreNamed() throws {
+        let completed = try serverDialogue(in: .completed).server!
+        let offered = try serverDialogue(in: .offerProposed).server!
+        let waiting = try serverDialogue(in: .awaitingProcessing).server!
+        guard case .object(let completedObject) = completed.snapshot, case .object(let offeredObject) = offered.snapshot,
+            case .object(let waitingObject) = waiting.snapshot
+        else {
+            Issue.record("not an object")
+            return
+        }
+        let agreement = try #require(completedObject["agreement"])
+        let offer = try #require(offeredObject["offer"])
+        let cases: [(JSONObject, String, JSONValue, String)] = [
+            (completedObject, "agreement", .null, "agreement"),
+            (completedObject, "offer", offer, "offer"),
+            (completedObject, "is-update", .bool(true), "is-update"),
+            (waitingObject, "withdrawal-pending", .bool(true), "withdrawal-pending"),
+            (waitingObject, "withdrawn-agreement", agreement, "withdrawn-agreement"),
+            (waitingObject, "agreement", agreement, "is-update"),
+            (waitingObject, "is-update", .bool(true), "is-update"),
+        ]
+        for (original, member, value, named) in cases {
+            var object = original
+            object[member] = value
+            do {
+                _ = try ServerOrderStateMachine(snapshot: .object(object))
+                Issue.record("\(member) = \(value) was accepted")
+            } catch {
+                #expect(error.path.description == named, "\(member) = \(value): \(error)")
+            }
+        }
+        // The same members where the phase holds them restore.
+        var pending = completedObject
+        pending["withdrawal-pending"] = .bool(true)
+        #expect(try ServerOrderStateMachine(snapshot: .object(pending)).withdrawalPending)
+    }
+
     @Test func corruptSnapshotsNameTheField() throws {
         let s = try serverDialogue(in: .completed).server!
         guard case .object(var o) = s.snapshot, case .object(var t)? = o["transaction"] else { Issue.record("not an object"); return }

@@ -99,10 +99,40 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         public var cache: CachedExchange?
     }
 
-    /// Internal phase; ``state`` maps it to the RFC's names.
-    enum Phase: Sendable, Hashable {
-        case pqoReceived, awaitingProcessing, offerProposed, processingReceived, acceptReceived, completed, cancelled
+    /// Where the order is, each case with what it holds (RFC 8921 §8.11.2); ``state`` maps it to the
+    /// RFC's names. Its data is boxed: the engine copies machines as it moves them, and a phase
+    /// changes a few times per negotiation.
+    indirect enum Phase: Sendable, Hashable {
+        /// A QUOTATION, or an UPDATE of the agreement `inForce`, being negotiated. The agreement stays in
+        /// force until the update is agreed or ends (docs/protocol.md §6, A11).
+        case negotiating(NegotiationStep, inForce: Agreement?)
+        /// Agreed. `withdrawalPending`: a WITHDRAW was answered with PROCESSING and awaits
+        /// ``withdrawalConfirmed(now:)`` (§11.2.2).
+        case completed(Agreement, withdrawalPending: Bool)
+        /// Ended. `withdrawn`: the agreement ended by WITHDRAW or by its test period, kept for the audit
+        /// trail; a second WITHDRAW of it is refused with FAIL 1, as it matches no order in Completed (Table 6).
+        case cancelled(withdrawn: Agreement?)
+    }
+
+    /// The steps of a negotiation (Figure 9), each with what it holds.
+    enum NegotiationStep: Sendable, Hashable {
+        case pqoReceived, awaitingProcessing
+        /// The OFFER is sent; the client has not answered it yet.
+        case offerProposed(OfferMessage)
+        /// The client answered the OFFER with PROCESSING (§9.2.2).
+        case processingReceived(OfferMessage)
+        /// The client accepted the OFFER; the agreement awaits ``agreementConfirmed(now:)``.
+        case acceptReceived(OfferMessage)
+        /// A child order with another provider (§8.8).
         indirect case child(ClientOrderStateMachine)
+
+        /// The OFFER of this step, if it has one.
+        var offer: OfferMessage? {
+            switch self {
+            case .offerProposed(let offer), .processingReceived(let offer), .acceptReceived(let offer): offer
+            case .pqoReceived, .awaitingProcessing, .child: nil
+            }
+        }
     }
 
     public let customerOrderID: CustomerOrderID
@@ -112,14 +142,34 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public internal(set) var transaction: Transaction
     public internal(set) var requestedCPD: CPD
     public internal(set) var requestedInformationElements: InformationElements?
-    public internal(set) var offer: OfferMessage?
-    public internal(set) var agreement: Agreement?
-    /// The agreement ended by WITHDRAW or by its test period, kept for the audit trail. A second
-    /// WITHDRAW of it is refused with FAIL 1: it matches no order in Completed (Table 6).
-    public internal(set) var withdrawnAgreement: Agreement?
-    public internal(set) var isUpdate = false
+    /// The OFFER sent in this negotiation, until the client's answer ends it (§9.2.3).
+    public var offer: OfferMessage? {
+        guard case .negotiating(let step, _) = phase else { return nil }
+        return step.offer
+    }
+    /// The agreement in force: once Completed, and while an UPDATE of it is negotiated.
+    public var agreement: Agreement? {
+        switch phase {
+        case .negotiating(_, let inForce): inForce
+        case .completed(let agreement, _): agreement
+        case .cancelled: nil
+        }
+    }
+    /// The agreement ended by WITHDRAW or by its test period (``Phase/cancelled(withdrawn:)``).
+    public var withdrawnAgreement: Agreement? {
+        guard case .cancelled(let withdrawn) = phase else { return nil }
+        return withdrawn
+    }
+    /// An UPDATE is being negotiated while the agreement stays in force.
+    public var isUpdate: Bool {
+        guard case .negotiating(_, let inForce) = phase else { return false }
+        return inForce != nil
+    }
     /// A WITHDRAW was answered with PROCESSING and awaits ``withdrawalConfirmed(now:)``.
-    public internal(set) var withdrawalPending = false
+    public var withdrawalPending: Bool {
+        guard case .completed(_, let pending) = phase else { return false }
+        return pending
+    }
     /// The expected offer time in force, and one requested but not yet granted.
     public internal(set) var expectedOfferTime: CPNPTimestamp?
     public internal(set) var requestedOfferTime: CPNPTimestamp?
@@ -165,14 +215,14 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// The RFC state.
     public var state: State {
         switch phase {
-        case .pqoReceived: .pqoReceived
-        case .awaitingProcessing: .awaitingProcessing
-        case .offerProposed: .offerProposed
-        case .processingReceived: .processingReceived
-        case .acceptReceived: .acceptReceived
+        case .negotiating(.pqoReceived, _): .pqoReceived
+        case .negotiating(.awaitingProcessing, _): .awaitingProcessing
+        case .negotiating(.offerProposed, _): .offerProposed
+        case .negotiating(.processingReceived, _): .processingReceived
+        case .negotiating(.acceptReceived, _): .acceptReceived
         case .completed: .completed
         case .cancelled: .cancelled
-        case .child(let child):
+        case .negotiating(.child(let child), _):
             switch child.state {
             case .created, .awaitingProcessing: .childCreated
             case .pqoSent: .childPQOSent
@@ -198,14 +248,25 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     /// The child order, when one is being negotiated.
     public var childOrder: ClientOrderStateMachine? {
-        if case .child(let child) = phase { return child }
+        if case .negotiating(.child(let child), _) = phase { return child }
         return nil
+    }
+
+    /// The negotiation at `step`, keeping the agreement in force.
+    private func negotiation(_ step: NegotiationStep) -> Phase { .negotiating(step, inForce: agreement) }
+
+    /// Replaces the agreement in force (an activation changed it), wherever the order is.
+    private mutating func replaceAgreement(_ updated: Agreement) {
+        switch phase {
+        case .negotiating(let step, _): phase = .negotiating(step, inForce: updated)
+        case .completed(_, let pending): phase = .completed(updated, withdrawalPending: pending)
+        case .cancelled: break
+        }
     }
 
     init(
         restoring customerOrderID: CustomerOrderID, providerOrderID: ProviderOrderID, configuration: Configuration, phase: Phase,
-        transaction: Transaction, requestedCPD: CPD, requestedInformationElements: InformationElements?, offer: OfferMessage?,
-        agreement: Agreement?, withdrawnAgreement: Agreement?, isUpdate: Bool, withdrawalPending: Bool,
+        transaction: Transaction, requestedCPD: CPD, requestedInformationElements: InformationElements?,
         expectedOfferTime: CPNPTimestamp?, requestedOfferTime: CPNPTimestamp?, childAgreements: [Agreement],
         closedTransactionIDs: [TransactionID] = [], refusedTransactions: [RefusedTransaction] = [],
         moreTimeRequests: Int = 0, moreTimeRefused: Bool = false
@@ -217,11 +278,6 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         self.transaction = transaction
         self.requestedCPD = requestedCPD
         self.requestedInformationElements = requestedInformationElements
-        self.offer = offer
-        self.agreement = agreement
-        self.withdrawnAgreement = withdrawnAgreement
-        self.isUpdate = isUpdate
-        self.withdrawalPending = withdrawalPending
         self.expectedOfferTime = expectedOfferTime
         self.requestedOfferTime = requestedOfferTime
         self.childAgreements = childAgreements
@@ -238,7 +294,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         customerOrderID = quotation.customerOrderID
         self.providerOrderID = providerOrderID
         self.configuration = configuration
-        phase = .pqoReceived
+        phase = .negotiating(.pqoReceived, inForce: nil)
         var sequence = SequenceCounters(initialOutgoing: initialSequence)
         sequence.accept(quotation.sequenceNumber)
         transaction = Transaction(
@@ -264,7 +320,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         {
             let fail = order.makeFail(.messageValidationError, problem)
             order.transaction.cache?.answer = fail
-            order.phase = .cancelled
+            order.phase = .cancelled(withdrawn: nil)
             return (order, [.persist(from: .pqoReceived, to: .cancelled, event: "invalid QUOTATION: \(problem)"), .send(fail, to: session)])
         }
         return (
@@ -289,7 +345,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             providerOrderID: providerOrderID, expectedOfferTime: expectedOfferTime, processingSubcode: subcode)
         transaction.cache?.answer = .processing(processing)
         self.expectedOfferTime = expectedOfferTime
-        var actions = transition(to: .awaitingProcessing, "PROCESSING sent")
+        var actions = transition(to: negotiation(.awaitingProcessing), "PROCESSING sent")
         actions.append(.send(.processing(processing), to: transaction.session))
         if let expectedOfferTime { actions.append(.armTimer(.expectedOfferTime, at: expectedOfferTime)) }
         return actions
@@ -308,13 +364,12 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, nonce: nonce, validityOfferTime: validityOfferTime, offeredCPD: offeredCPD,
             informationElements: informationElements)
-        offer = newOffer
         requestedOfferTime = nil
         transaction.pending = PendingRequest(message: .offer(newOffer))
         // A duplicate of the client's last message is answered with the latest message of the
         // transaction, the outstanding OFFER, not the PROCESSING that came before it (§11.4).
         transaction.cache?.answer = .offer(newOffer)
-        var actions = transition(to: .offerProposed, "OFFER sent")
+        var actions = transition(to: negotiation(.offerProposed(newOffer)), "OFFER sent")
         actions += [
             .cancelTimer(.expectedOfferTime), .send(.offer(newOffer), to: transaction.session),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
@@ -363,14 +418,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         guard let offer else { throw invalid("confirm the agreement") }
         let newAgreement = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
         let hadTestPeriod = agreement?.testPeriodEnd != nil
-        agreement = newAgreement
-        self.offer = nil
-        isUpdate = false
         let ack = AckMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, cpd: newAgreement.acceptedCPD)
         transaction.cache?.answer = .ack(ack)
-        var actions = transition(to: .completed, "ACK sent, agreement reached")
+        var actions = transition(to: .completed(newAgreement, withdrawalPending: false), "ACK sent, agreement reached")
         actions.append(.send(.ack(ack), to: transaction.session))
         actions.append(.report(.agreementReached(newAgreement)))
         if let end = newAgreement.testPeriodEnd {
@@ -385,15 +437,12 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     /// Completed → Cancelled after a WITHDRAW: sends ACK with the Empty CPD (§9.2.8, §11.2.2). Call it once
     /// the agreement's resources are released.
     public mutating func withdrawalConfirmed(now: CPNPTimestamp) throws(OrderCommandError) -> [Action] {
-        guard withdrawalPending, let currentAgreement = agreement else { throw invalid("confirm a withdrawal") }
-        withdrawalPending = false
+        guard case .completed(let currentAgreement, withdrawalPending: true) = phase else { throw invalid("confirm a withdrawal") }
         let ack = AckMessage(
             sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
             providerOrderID: providerOrderID, cpd: .empty)
         transaction.cache?.answer = .ack(ack)
-        withdrawnAgreement = currentAgreement
-        agreement = nil
-        var actions = transition(to: .cancelled, "withdrawn, ACK sent")
+        var actions = transition(to: .cancelled(withdrawn: currentAgreement), "withdrawn, ACK sent")
         actions += [
             .cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session),
             .report(.withdrawn(currentAgreement)),
@@ -427,11 +476,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             requestedCPD: requestedCPD, informationElements: informationElements, expectedResponseTime: expectedResponseTime,
             session: session, now: now, using: &rng)
         var acknowledged: [Action] = []
-        if phase == .pqoReceived {
+        if state == .pqoReceived {
             acknowledged = try acknowledge(expectedOfferTime: expectedOfferTime, subcode: .requestExternalResources, now: now)
         }
         let from = state
-        phase = .child(child)
+        phase = negotiation(.child(child))
         return acknowledged + [.persist(from: from, to: state, event: "child order \(childID) started")] + mapChild(actions)
     }
 
@@ -449,26 +498,26 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public mutating func childCommand(
         _ command: (inout ClientOrderStateMachine) throws(OrderCommandError) -> [ClientOrderStateMachine.Action]
     ) throws(OrderCommandError) -> [Action] {
-        guard case .child(let original) = phase else { throw invalid("command a child order") }
+        guard case .negotiating(.child(let original), let inForce) = phase else { throw invalid("command a child order") }
         var child = original
-        phase = .awaitingProcessing
+        phase = .negotiating(.awaitingProcessing, inForce: inForce)
         let actions: [ClientOrderStateMachine.Action]
         do {
             actions = try command(&child)
         } catch {
             // A refused command changes nothing, as every command of this machine.
-            phase = .child(original)
+            phase = .negotiating(.child(original), inForce: inForce)
             throw error
         }
-        phase = .child(child)
+        phase = .negotiating(.child(child), inForce: inForce)
         return settleChild(child, actions)
     }
 
     private mutating func withChild(_ body: (inout ClientOrderStateMachine) -> [ClientOrderStateMachine.Action]) -> [Action]? {
-        guard case .child(var child) = phase else { return nil }
-        phase = .awaitingProcessing
+        guard case .negotiating(.child(var child), let inForce) = phase else { return nil }
+        phase = .negotiating(.awaitingProcessing, inForce: inForce)
         let actions = body(&child)
-        phase = .child(child)
+        phase = .negotiating(.child(child), inForce: inForce)
         return settleChild(child, actions)
     }
 
@@ -478,11 +527,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         var out = mapChild(actions)
         if child.state == .completed, let childAgreement = child.agreement {
             childAgreements.append(childAgreement)
-            phase = .awaitingProcessing
+            phase = negotiation(.awaitingProcessing)
             out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) completed"), at: 0)
         } else if child.state == .cancelled {
             // A cancelled child leaves the parent free to try another provider or to FAIL 5 (docs/protocol.md §6, A15).
-            phase = .awaitingProcessing
+            phase = negotiation(.awaitingProcessing)
             out.insert(.persist(from: .childCompleted, to: .awaitingProcessing, event: "child order \(child.customerOrderID) ended"), at: 0)
         }
         return out
@@ -547,16 +596,16 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator) -> [Action] {
         switch (phase, message) {
-        case (.offerProposed, .processing):
+        case (.negotiating(.offerProposed(let offer), _), .processing):
             accept(message)
             transaction.pending = nil
-            return transition(to: .processingReceived, "PROCESSING received") + [.cancelTimer(.retransmission)]
+            return transition(to: negotiation(.processingReceived(offer)), "PROCESSING received") + [.cancelTimer(.retransmission)]
 
-        case (.offerProposed, .accept(let acceptMessage)), (.processingReceived, .accept(let acceptMessage)):
+        case (.negotiating(.offerProposed(let offer), _), .accept(let acceptMessage)),
+            (.negotiating(.processingReceived(let offer), _), .accept(let acceptMessage)):
             if let issue = message.validationIssues().first(where: { $0.severity == .error }) {
                 return answerInvalid(message, session: transaction.session, issue.description, now: now, using: &rng)
             }
-            guard let offer else { return answerInvalid(message, session: transaction.session, "no offer", now: now, using: &rng) }
             guard acceptMessage.nonce == offer.nonce else {
                 return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
             }
@@ -568,11 +617,12 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             }
             accept(message)
             transaction.pending = nil
-            return transition(to: .acceptReceived, "ACCEPT received")
+            return transition(to: negotiation(.acceptReceived(offer)), "ACCEPT received")
                 + [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .report(.acceptReceived)]
 
-        case (.offerProposed, .decline(let declineMessage)), (.processingReceived, .decline(let declineMessage)):
-            guard let offer, declineMessage.nonce == offer.nonce else {
+        case (.negotiating(.offerProposed(let offer), _), .decline(let declineMessage)),
+            (.negotiating(.processingReceived(let offer), _), .decline(let declineMessage)):
+            guard declineMessage.nonce == offer.nonce else {
                 return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
             }
             accept(message)
@@ -586,8 +636,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 .send(.ack(ack), to: transaction.session)
             ]
 
-        case (.pqoReceived, .cancel), (.awaitingProcessing, .cancel), (.offerProposed, .cancel), (.processingReceived, .cancel),
-            (.acceptReceived, .cancel), (.child, .cancel):
+        case (.negotiating, .cancel):
             accept(message)
             // docs/protocol.md §6, A3: the offered CPD if an offer exists, else the requested one.
             let cpd = offer?.offeredCPD ?? requestedCPD
@@ -601,7 +650,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             actions.append(.send(.ack(ack), to: transaction.session))
             return actions
 
-        case (.awaitingProcessing, .ack(let ackMessage)) where requestedOfferTime != nil:
+        case (.negotiating(.awaitingProcessing, _), .ack(let ackMessage)) where requestedOfferTime != nil:
             accept(message)
             let until = ackMessage.expectedResponseTime.map { min($0, requestedOfferTime!) } ?? requestedOfferTime!
             expectedOfferTime = until
@@ -612,7 +661,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 .cancelTimer(.retransmission), .armTimer(.expectedOfferTime, at: until), .report(.moreTimeGranted(until: until)),
             ]
 
-        case (.awaitingProcessing, .fail(let fail)) where requestedOfferTime != nil && fail.statusCode == .moreTimeRejected:
+        case (.negotiating(.awaitingProcessing, _), .fail(let fail)) where requestedOfferTime != nil && fail.statusCode == .moreTimeRejected:
             accept(message)
             requestedOfferTime = nil
             moreTimeRefused = true
@@ -640,7 +689,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func newTransaction(
         _ message: CPNPMessage, session: CPNPSession, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator
     ) -> [Action] {
-        guard phase == .completed, let currentAgreement = agreement else {
+        guard case .completed(let currentAgreement, let withdrawalPending) = phase else {
             return refuse(.messageValidationError, message, session: session, "no completed order matches", using: &rng)
         }
         if withdrawalPending, !isWithdraw(message) {
@@ -660,7 +709,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID)
             transaction.cache?.answer = .processing(processing)
-            withdrawalPending = true
+            phase = .completed(currentAgreement, withdrawalPending: true)
             return [
                 .persist(from: state, to: state, event: "WITHDRAW received"), .send(.processing(processing), to: session),
                 .report(.withdrawalRequested(currentAgreement)),
@@ -678,13 +727,13 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             openTransaction(message, session: session, using: &rng)
             requestedCPD = update.requestedCPD
             requestedInformationElements = update.informationElements
-            isUpdate = true
             moreTimeRequests = 0
             moreTimeRefused = false
-            offer = nil
             expectedOfferTime = nil
             requestedOfferTime = nil
-            return transition(to: .pqoReceived, "UPDATE received") + [.report(.updateReceived(update.requestedCPD, update.informationElements))]
+            return transition(to: .negotiating(.pqoReceived, inForce: currentAgreement), "UPDATE received") + [
+                .report(.updateReceived(update.requestedCPD, update.informationElements))
+            ]
 
         case .activate(let activateMessage):
             guard currentAgreement.activationType == .explicit else {
@@ -707,7 +756,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 }
             }
             if case .scheduled = updated.activation {} else { actions.insert(.cancelTimer(.scheduledActivation), at: 0) }
-            agreement = updated
+            replaceAgreement(updated)
             let ack = AckMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID)
@@ -747,7 +796,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             ]
 
         case .offerValidity:
-            guard phase == .offerProposed || phase == .processingReceived, let offer, now >= offer.validityOfferTime else {
+            guard state == .offerProposed || state == .processingReceived, let offer, now >= offer.validityOfferTime else {
                 return [.discard(.staleTimer)]
             }
             transaction.pending = nil
@@ -756,7 +805,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .expectedOfferTime:
             guard let expectedOfferTime, now >= expectedOfferTime else { return [.discard(.staleTimer)] }
             switch phase {
-            case .pqoReceived, .awaitingProcessing, .child:
+            case .negotiating(.pqoReceived, _), .negotiating(.awaitingProcessing, _), .negotiating(.child, _):
                 // The client cancels at this time (§11.1.1); so does the server, silently.
                 transaction.pending = nil
                 let childActions = cancelChild(now: now)
@@ -768,25 +817,22 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .testPeriodEnd:
             // During an UPDATE negotiation the agreement ends when the negotiation does, unless the
             // update makes it permanent (``endNegotiation``).
-            guard let endedAgreement = agreement, endedAgreement.purpose == .testing, let end = endedAgreement.testPeriodEnd, now >= end,
-                phase == .completed
+            guard case .completed(let endedAgreement, let withdrawalPending) = phase, endedAgreement.purpose == .testing,
+                let end = endedAgreement.testPeriodEnd, now >= end
             else {
                 return [.discard(.staleTimer)]
             }
-            agreement = nil
-            withdrawnAgreement = endedAgreement
             guard withdrawalPending else {
-                return transition(to: .cancelled, "test period ended") + [
+                return transition(to: .cancelled(withdrawn: endedAgreement), "test period ended") + [
                     .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(endedAgreement)),
                 ]
             }
             // A WITHDRAW answered PROCESSING is complete too: ACK with the Empty CPD (§9.2.8).
-            withdrawalPending = false
             let ack = AckMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID, cpd: .empty)
             transaction.cache?.answer = .ack(ack)
-            return transition(to: .cancelled, "test period ended during a WITHDRAW, ACK sent")
+            return transition(to: .cancelled(withdrawn: endedAgreement), "test period ended during a WITHDRAW, ACK sent")
                 + [.cancelTimer(.scheduledActivation), .send(.ack(ack), to: transaction.session), .report(.testPeriodEnded(endedAgreement))]
 
         case .scheduledActivation:
@@ -794,7 +840,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 return [.discard(.staleTimer)]
             }
             scheduledAgreement.activation = .active
-            agreement = scheduledAgreement
+            replaceAgreement(scheduledAgreement)
             return [.persist(from: state, to: state, event: "scheduled activation"), .report(.activationChanged(.active))]
 
         case .child(let childTimer):
@@ -848,11 +894,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         case .ack, .fail, .processing: return [.discard(.mismatch(diagnostic))]
         default: break
         }
-        if phase == .acceptReceived || phase == .completed { return [.discard(.mismatch(diagnostic))] }
+        if state == .acceptReceived || state == .completed { return [.discard(.mismatch(diagnostic))] }
         // A transaction closed by its final answer keeps that answer, and its incoming number, for
         // retransmissions of the request it answered: a later message gets FAIL 1 but is not recorded,
         // or the retransmitted request would be stale and never answered again (§11.3, §11.4).
-        if phase == .cancelled, let answer = transaction.cache?.answer, answer.method == .ack || answer.method == .fail {
+        if state == .cancelled, let answer = transaction.cache?.answer, answer.method == .ack || answer.method == .fail {
             let fail = makeFail(.messageValidationError, diagnostic)
             return [
                 .persist(from: state, to: state, event: "\(message.method) after the transaction closed answered FAIL 1: \(diagnostic)"),
@@ -863,7 +909,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         let fail = makeFail(.messageValidationError, diagnostic)
         transaction.cache?.answer = fail
         let event = "invalid \(message.method) answered FAIL 1: \(diagnostic)"
-        guard phase != .cancelled else { return [.persist(from: state, to: state, event: event), .send(fail, to: session)] }
+        guard state != .cancelled else { return [.persist(from: state, to: state, event: event), .send(fail, to: session)] }
         transaction.pending = nil
         let child = cancelChild(now: now)
         return endNegotiation(.rejected(.messageValidationError), now: now, event: event) + child + [.send(fail, to: session)]
@@ -934,26 +980,23 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
 
     /// Cancels a child negotiation when the parent order ends.
     private mutating func cancelChild(now: CPNPTimestamp) -> [Action] {
-        guard case .child(var child) = phase else { return [] }
+        guard case .negotiating(.child(var child), let inForce) = phase else { return [] }
         let actions = (try? child.cancel(now: now)) ?? []
-        phase = .awaitingProcessing
+        phase = .negotiating(.awaitingProcessing, inForce: inForce)
         return mapChild(actions)
     }
 
     /// Ends the negotiation: Cancelled, or back to Completed when an update fails (docs/protocol.md §6, A11). A testing
     /// agreement whose test period ended while the update was negotiated ends now (§9.1.10.3).
     private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
-        var next: Phase = agreement != nil ? .completed : .cancelled
+        var inForce = agreement
         var ended: Agreement?
-        if let testingAgreement = agreement, testingAgreement.purpose == .testing, let testEnd = testingAgreement.testPeriodEnd, testEnd <= now {
+        if let testingAgreement = inForce, testingAgreement.purpose == .testing, let testEnd = testingAgreement.testPeriodEnd, testEnd <= now {
             ended = testingAgreement
-            withdrawnAgreement = testingAgreement
-            agreement = nil
-            next = .cancelled
+            inForce = nil
         }
-        offer = nil
+        let next: Phase = inForce.map { .completed($0, withdrawalPending: false) } ?? .cancelled(withdrawn: ended)
         requestedOfferTime = nil
-        isUpdate = false
         var actions = transition(to: next, ended == nil ? event : "\(event); test period had ended")
         actions += [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .cancelTimer(.expectedOfferTime), .report(.negotiationEnded(end))]
         if let ended { actions += [.cancelTimer(.testPeriodEnd), .cancelTimer(.scheduledActivation), .report(.testPeriodEnded(ended))] }

@@ -460,7 +460,7 @@ extension ServerOrderStateMachine {
         coding.writer.beginObject()
         coding.retransmission(configuration.retransmission)
         coding.writer.endObject()
-        if case .child(let childOrder) = phase {
+        if case .negotiating(.child(let childOrder), _) = phase {
             coding.writer.member("phase", "Child")
             coding.writer.key("child")
             childOrder.write(into: &coding)
@@ -521,19 +521,10 @@ extension ServerOrderStateMachine {
             id: try transactionReader.make("id", "transaction id") { TransactionID($0) }, session: try transactionReader.session("session"),
             sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
             cache: try transactionReader.cache("cache", offer: offer))
-        let phaseName = try reader.string("phase")
-        let phase: Phase
-        switch phaseName {
-        case "PQOReceived": phase = .pqoReceived
-        case "AwaitingProcessing": phase = .awaitingProcessing
-        case "OfferProposed": phase = .offerProposed
-        case "ProcessingReceived": phase = .processingReceived
-        case "AcceptReceived": phase = .acceptReceived
-        case "Completed": phase = .completed
-        case "Cancelled": phase = .cancelled
-        case "Child": phase = .child(try ClientOrderStateMachine(snapshot: reader.value("child")))
-        default: throw SnapshotError(.invalidValue, at: reader.path.appending("phase"), "unknown phase \(phaseName)")
-        }
+        let phase = try Self.phase(
+            reader.string("phase"), offer: offer, agreement: reader.agreement("agreement"),
+            withdrawnAgreement: reader.agreement("withdrawn-agreement"), isUpdate: reader.bool("is-update"),
+            withdrawalPending: reader.bool("withdrawal-pending"), reader: reader)
         var children: [Agreement] = []
         let list = try reader.value("child-agreements").array(at: reader.path.appending("child-agreements"))
         for i in list.indices {
@@ -567,13 +558,47 @@ extension ServerOrderStateMachine {
             restoring: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
             providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
             configuration: config, phase: phase, transaction: transaction, requestedCPD: try reader.cpd("requested-cpd"),
-            requestedInformationElements: try reader.informationElements("requested-information-elements"), offer: offer,
-            agreement: try reader.agreement("agreement"), withdrawnAgreement: try reader.agreement("withdrawn-agreement"),
-            isUpdate: try reader.bool("is-update"), withdrawalPending: try reader.bool("withdrawal-pending"),
+            requestedInformationElements: try reader.informationElements("requested-information-elements"),
             expectedOfferTime: try reader.time("expected-offer-time"), requestedOfferTime: try reader.time("requested-offer-time"),
             childAgreements: children, closedTransactionIDs: closed, refusedTransactions: refused,
             moreTimeRequests: Int(try reader.optionalInt("more-time-requests", 0...1_000_000) ?? 0),
             moreTimeRefused: reader.isNull("more-time-refused") ? false : try reader.bool("more-time-refused"))
+    }
+
+    /// The phase a snapshot's flat members describe. Each member must be what its phase holds: an
+    /// offer exactly in the states that have one, an agreement in Completed and, as the one in force,
+    /// exactly when an UPDATE is negotiated, a withdrawn agreement only in Cancelled and a pending
+    /// withdrawal only in Completed. Anything else is a corrupt snapshot, named by its member.
+    private static func phase(
+        _ name: String, offer: OfferMessage?, agreement: Agreement?, withdrawnAgreement: Agreement?, isUpdate: Bool,
+        withdrawalPending: Bool, reader: SnapshotReader
+    ) throws(SnapshotError) -> Phase {
+        func corrupt(_ member: String, _ problem: String) -> SnapshotError {
+            SnapshotError(.invalidValue, at: reader.path.appending(member), "\(problem) in phase \(name)")
+        }
+        let negotiating = name != "Completed" && name != "Cancelled"
+        let hasOffer = name == "OfferProposed" || name == "ProcessingReceived" || name == "AcceptReceived"
+        if hasOffer != (offer != nil) { throw corrupt("offer", hasOffer ? "the offer is missing" : "an offer is unexpected") }
+        if withdrawnAgreement != nil, name != "Cancelled" { throw corrupt("withdrawn-agreement", "a withdrawn agreement is unexpected") }
+        if withdrawalPending, name != "Completed" { throw corrupt("withdrawal-pending", "a pending withdrawal is unexpected") }
+        if isUpdate != (negotiating && agreement != nil) {
+            throw corrupt("is-update", isUpdate ? "an update without an agreement in force" : "an agreement in force without an update")
+        }
+        switch name {
+        case "PQOReceived": return .negotiating(.pqoReceived, inForce: agreement)
+        case "AwaitingProcessing": return .negotiating(.awaitingProcessing, inForce: agreement)
+        case "OfferProposed": return .negotiating(.offerProposed(offer!), inForce: agreement)
+        case "ProcessingReceived": return .negotiating(.processingReceived(offer!), inForce: agreement)
+        case "AcceptReceived": return .negotiating(.acceptReceived(offer!), inForce: agreement)
+        case "Child": return .negotiating(.child(try ClientOrderStateMachine(snapshot: reader.value("child"))), inForce: agreement)
+        case "Completed":
+            guard let agreement else { throw corrupt("agreement", "the agreement is missing") }
+            return .completed(agreement, withdrawalPending: withdrawalPending)
+        case "Cancelled":
+            if agreement != nil { throw corrupt("agreement", "an agreement in force is unexpected") }
+            return .cancelled(withdrawn: withdrawnAgreement)
+        default: throw SnapshotError(.invalidValue, at: reader.path.appending("phase"), "unknown phase \(name)")
+        }
     }
 
     /// The timers that should be armed in the current state, with their deadlines: what an engine
@@ -582,11 +607,11 @@ extension ServerOrderStateMachine {
         var out: [(Timer, CPNPTimestamp)] = []
         if transaction.pending != nil { out.append((.retransmission, now)) }
         switch phase {
-        case .offerProposed, .processingReceived:
-            if let offer { out.append((.offerValidity, offer.validityOfferTime)) }
-        case .pqoReceived, .awaitingProcessing:
+        case .negotiating(.offerProposed(let offer), _), .negotiating(.processingReceived(let offer), _):
+            out.append((.offerValidity, offer.validityOfferTime))
+        case .negotiating(.pqoReceived, _), .negotiating(.awaitingProcessing, _):
             if let expectedOfferTime { out.append((.expectedOfferTime, expectedOfferTime)) }
-        case .child(let childOrder):
+        case .negotiating(.child(let childOrder), _):
             if let expectedOfferTime { out.append((.expectedOfferTime, expectedOfferTime)) }
             out += childOrder.armedTimers(now: now).map { (.child($0.0), $0.1) }
         default:
