@@ -99,14 +99,31 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         case quotation, update, withdraw, activate
     }
 
-    /// The open transaction (RFC 8921 §8.4).
+    /// The open transaction (RFC 8921 §8.4): the exchange, kept as the server's machine keeps its
+    /// own, and what the client's requests need besides.
     public struct Transaction: Sendable, Hashable {
         public var kind: TransactionKind
-        public var id: TransactionID
-        public var session: CPNPSession
-        public var sequence: SequenceCounters
-        public var pending: PendingRequest?
-        public var cache: CachedExchange?
+        public var exchange: OrderTransaction
+        public var id: TransactionID {
+            get { exchange.id }
+            set { exchange.id = newValue }
+        }
+        public var session: CPNPSession {
+            get { exchange.session }
+            set { exchange.session = newValue }
+        }
+        public var sequence: SequenceCounters {
+            get { exchange.sequence }
+            set { exchange.sequence = newValue }
+        }
+        public var pending: PendingRequest? {
+            get { exchange.pending }
+            set { exchange.pending = newValue }
+        }
+        public var cache: CachedExchange? {
+            get { exchange.cache }
+            set { exchange.cache = newValue }
+        }
         /// Set when the pending request's retries are exhausted (withdrawal cycles).
         public var exhausted = false
         public var activationSchedule: ActivationSchedule?
@@ -119,6 +136,14 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         /// A withdrawal cycle ended with no answer at all: the administrator alarm (§11.1.2), until
         /// the provider answers a later cycle.
         public var withdrawalAlarm = false
+
+        public init(
+            kind: TransactionKind, id: TransactionID, session: CPNPSession, sequence: SequenceCounters, pending: PendingRequest? = nil,
+            cache: CachedExchange? = nil
+        ) {
+            self.kind = kind
+            exchange = OrderTransaction(id: id, session: session, sequence: sequence, pending: pending, cache: cache)
+        }
     }
 
     /// A transaction id and initial sequence number drawn in advance from the CSPRNG, for the
@@ -480,13 +505,11 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return [.discard(.unknownTransaction)]
         }
         guard session == currentTransaction.session else { return [.discard(.sessionMismatch)] }
-        switch currentTransaction.sequence.classify(message.sequenceNumber) {
+        switch currentTransaction.exchange.arrival(of: message, now: now, policy: configuration.retransmission) {
         case .stale:
             return [.discard(.staleSequenceNumber)]
-        case .duplicate:
-            guard let answer = currentTransaction.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
-                return [.discard(.duplicate)]
-            }
+        case .duplicate(let answer):
+            guard let answer else { return [.discard(.duplicate)] }
             transaction = currentTransaction
             return [.send(answer)]
         case .fresh:
@@ -496,8 +519,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         if case .discard = actions.first, actions.count == 1 { return actions }
         // Legitimate: record its sequence number and cache it for duplicates (§11.3, §11.4).
         if var updatedTransaction = transaction, updatedTransaction.id == message.transactionID {
-            updatedTransaction.sequence.accept(message.sequenceNumber)
-            updatedTransaction.cache = CachedExchange(incoming: message)
+            updatedTransaction.exchange.record(message)
             transaction = updatedTransaction
         }
         return actions
@@ -737,15 +759,12 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     }
 
     private mutating func retransmissionTimerFired(now: CPNPTimestamp) -> [Action] {
-        guard var currentTransaction = transaction, var pending = currentTransaction.pending, !currentTransaction.exhausted else {
+        guard var currentTransaction = transaction, let pending = currentTransaction.pending, !currentTransaction.exhausted else {
             return [.discard(.staleTimer)]
         }
-        let policy = configuration.retransmission
-        if pending.retries < policy.maximumRetries {
-            pending.retries += 1
-            currentTransaction.pending = pending
+        if let resend = currentTransaction.exchange.retransmission(now: now, policy: configuration.retransmission) {
             transaction = currentTransaction
-            return [.send(pending.message), .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries)))]
+            return [.send(resend.message), .armTimer(.retransmission, at: resend.next)]
         }
         // Retries exhausted.
         switch pending.message {

@@ -90,14 +90,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         public init(retransmission: RetransmissionPolicy = .init()) { self.retransmission = retransmission }
     }
 
-    /// The open transaction (RFC 8921 §8.4).
-    public struct Transaction: Sendable, Hashable {
-        public var id: TransactionID
-        public var session: CPNPSession
-        public var sequence: SequenceCounters
-        public var pending: PendingRequest?
-        public var cache: CachedExchange?
-    }
+    /// The open transaction (RFC 8921 §8.4), kept as the client's machine keeps its own.
+    public typealias Transaction = OrderTransaction
 
     /// Where the order is, each case with what it holds (RFC 8921 §8.11.2); ``state`` maps it to the
     /// RFC's names. Its data is boxed: the engine copies machines as it moves them, and a phase
@@ -577,13 +571,11 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         guard session == transaction.session else {
             return answerOutsideSession(message, session: session, "the 4-tuple does not match the transaction's session", using: &rng)
         }
-        switch transaction.sequence.classify(message.sequenceNumber) {
+        switch transaction.arrival(of: message, now: now, policy: configuration.retransmission) {
         case .stale:
             return [.discard(.staleSequenceNumber)]
-        case .duplicate:
-            guard let answer = transaction.cache?.answerToResend(for: message, now: now, policy: configuration.retransmission) else {
-                return [.discard(.duplicate)]
-            }
+        case .duplicate(let answer):
+            guard let answer else { return [.discard(.duplicate)] }
             return [.send(answer, to: transaction.session)]
         case .fresh:
             break
@@ -597,7 +589,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     private mutating func dispatch(_ message: CPNPMessage, now: CPNPTimestamp, using rng: inout some RandomNumberGenerator) -> [Action] {
         switch (phase, message) {
         case (.negotiating(.offerProposed(let offer), _), .processing):
-            accept(message)
+            transaction.record(message)
             transaction.pending = nil
             return transition(to: negotiation(.processingReceived(offer)), "PROCESSING received") + [.cancelTimer(.retransmission)]
 
@@ -615,7 +607,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             guard now < offer.validityOfferTime else {
                 return answerInvalid(message, session: transaction.session, "the offer has expired", now: now, using: &rng)
             }
-            accept(message)
+            transaction.record(message)
             transaction.pending = nil
             return transition(to: negotiation(.acceptReceived(offer)), "ACCEPT received")
                 + [.cancelTimer(.retransmission), .cancelTimer(.offerValidity), .report(.acceptReceived)]
@@ -625,7 +617,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             guard declineMessage.nonce == offer.nonce else {
                 return answerInvalid(message, session: transaction.session, "nonce does not match the offer", now: now, using: &rng)
             }
-            accept(message)
+            transaction.record(message)
             let ack = AckMessage(
                 sequenceNumber: transaction.sequence.takeOutgoing(), transactionID: transaction.id, customerOrderID: customerOrderID,
                 providerOrderID: providerOrderID, cpd: .empty)
@@ -637,7 +629,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             ]
 
         case (.negotiating, .cancel):
-            accept(message)
+            transaction.record(message)
             // docs/protocol.md §6, A3: the offered CPD if an offer exists, else the requested one.
             let cpd = offer?.offeredCPD ?? requestedCPD
             let ack = AckMessage(
@@ -651,7 +643,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             return actions
 
         case (.negotiating(.awaitingProcessing, _), .ack(let ackMessage)) where requestedOfferTime != nil:
-            accept(message)
+            transaction.record(message)
             let until = ackMessage.expectedResponseTime.map { min($0, requestedOfferTime!) } ?? requestedOfferTime!
             expectedOfferTime = until
             requestedOfferTime = nil
@@ -662,7 +654,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
             ]
 
         case (.negotiating(.awaitingProcessing, _), .fail(let fail)) where requestedOfferTime != nil && fail.statusCode == .moreTimeRejected:
-            accept(message)
+            transaction.record(message)
             requestedOfferTime = nil
             moreTimeRefused = true
             transaction.pending = nil
@@ -775,9 +767,8 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
     public mutating func timerFired(_ timer: Timer, now: CPNPTimestamp) -> [Action] {
         switch timer {
         case .retransmission:
-            guard var pending = transaction.pending else { return [.discard(.staleTimer)] }
-            let policy = configuration.retransmission
-            guard pending.retries < policy.maximumRetries else {
+            guard let pending = transaction.pending else { return [.discard(.staleTimer)] }
+            guard let resend = transaction.retransmission(now: now, policy: configuration.retransmission) else {
                 // docs/protocol.md §6, A26: an unanswered OFFER stays until its validity expires; an unanswered request
                 // for more time is treated as not granted.
                 transaction.pending = nil
@@ -788,12 +779,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 }
                 return [.persist(from: state, to: state, event: "OFFER retransmissions exhausted")]
             }
-            pending.retries += 1
-            transaction.pending = pending
-            return [
-                .send(pending.message, to: transaction.session),
-                .armTimer(.retransmission, at: now.adding(policy.interval(afterRetries: pending.retries))),
-            ]
+            return [.send(resend.message, to: transaction.session), .armTimer(.retransmission, at: resend.next)]
 
         case .offerValidity:
             guard state == .offerProposed || state == .processingReceived, let offer, now >= offer.validityOfferTime else {
@@ -869,12 +855,6 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
         transaction = Transaction(id: message.transactionID, session: session, sequence: sequence, cache: CachedExchange(incoming: message))
     }
 
-    /// Records a legitimate in-transaction message (§11.3) and caches it for duplicates (§11.4).
-    private mutating func accept(_ message: CPNPMessage) {
-        transaction.sequence.accept(message.sequenceNumber)
-        transaction.cache = CachedExchange(incoming: message)
-    }
-
     /// FAIL 1 answering a message of the live transaction that failed a Table 6 check (§10.2). The
     /// message passed the sequence check, so it is recorded as received and the FAIL becomes its
     /// cached answer: the FAIL takes the next sequence number, is persisted before it is sent, and a
@@ -905,7 +885,7 @@ public struct ServerOrderStateMachine: Sendable, Hashable {
                 .send(fail, to: session),
             ]
         }
-        accept(message)
+        transaction.record(message)
         let fail = makeFail(.messageValidationError, diagnostic)
         transaction.cache?.answer = fail
         let event = "invalid \(message.method) answered FAIL 1: \(diagnostic)"

@@ -22,6 +22,67 @@ public struct RetransmissionPolicy: Sendable, Hashable {
     }
 }
 
+/// One transaction of an order as either side keeps it (RFC 8921 §8.4, §11.3–11.4): its id and
+/// session, the sequence numbers, the request awaiting its answer, and the last exchange, whose answer
+/// a duplicate gets again. The server's machine keeps it as it is; the client's adds what its own
+/// requests need (``ClientOrderStateMachine/Transaction``).
+public struct OrderTransaction: Sendable, Hashable {
+    public var id: TransactionID
+    /// The 4-tuple the transaction runs on (§8.4).
+    public var session: CPNPSession
+    public var sequence: SequenceCounters
+    /// This side's request awaiting its answer, retransmitted on RETRANS_TIMER (§11.4).
+    public var pending: PendingRequest?
+    public var cache: CachedExchange?
+
+    public init(
+        id: TransactionID, session: CPNPSession, sequence: SequenceCounters, pending: PendingRequest? = nil, cache: CachedExchange? = nil
+    ) {
+        self.id = id
+        self.session = session
+        self.sequence = sequence
+        self.pending = pending
+        self.cache = cache
+    }
+
+    /// What a message of this transaction is, by its sequence number (§11.3, §11.4).
+    public enum Arrival: Sendable, Hashable {
+        /// Older than the last legitimate message: discard.
+        case stale
+        /// A retransmission of the last one: `answer` is the cached answer to send again, nil when
+        /// there is none or the resend rate limit holds it back; nothing else changes.
+        case duplicate(answer: CPNPMessage?)
+        /// New: to be handled, then ``record(_:)``ed if legitimate.
+        case fresh
+    }
+
+    /// Classifies `message` by its sequence number; a duplicate's answer counts as resent now.
+    public mutating func arrival(of message: CPNPMessage, now: CPNPTimestamp, policy: RetransmissionPolicy) -> Arrival {
+        switch sequence.classify(message.sequenceNumber) {
+        case .stale: .stale
+        case .duplicate: .duplicate(answer: cache?.answerToResend(for: message, now: now, policy: policy))
+        case .fresh: .fresh
+        }
+    }
+
+    /// Records a legitimate message: its sequence number, and the exchange a duplicate of it is
+    /// answered from (§11.3, §11.4).
+    public mutating func record(_ message: CPNPMessage) {
+        sequence.accept(message.sequenceNumber)
+        cache = CachedExchange(incoming: message)
+    }
+
+    /// RETRANS_TIMER of the pending request fired (§11.4): the message to send again and when the
+    /// timer fires next (the interval doubles at each retry), or nil once the retries are exhausted
+    /// (the pending request stays, for the machine to end it).
+    public mutating func retransmission(now: CPNPTimestamp, policy: RetransmissionPolicy) -> (message: CPNPMessage, next: CPNPTimestamp)? {
+        guard var request = pending, request.retries < policy.maximumRetries else { return nil }
+        request.retries += 1
+        pending = request
+        return (request.message, now.adding(policy.interval(afterRetries: request.retries)))
+    }
+}
+
 /// Incoming and outgoing sequence numbers of one side of a transaction (RFC 8921 §11.3).
 public struct SequenceCounters: Sendable, Hashable {
     /// The number the next new message will carry.
