@@ -11,6 +11,7 @@ struct MachineSizeTests {
         #expect(MemoryLayout<ServerOrderStateMachine.Phase>.size <= 16, "the offer, the agreements and the child machine are not inline")
         #expect(MemoryLayout<ServerOrderStateMachine.Transaction>.size <= 160)
         #expect(MemoryLayout<ServerOrderStateMachine>.size <= 640, "513 bytes; 1,560 with the offer and agreements inline")
-        #expect(MemoryLayout<ClientOrderStateMachine>.size <= 1_536)
+        #expect(MemoryLayout<ClientOrderStateMachine.Phase>.size <= 16, "the offer and the agreement are not inline")
+        #expect(MemoryLayout<ClientOrderStateMachine>.size <= 768, "604 bytes; about 1,290 with the offer and agreement inline")
     }
 }

@@ -125,6 +125,74 @@ struct SnapshotTests {
         #expect(try ServerOrderStateMachine(snapshot: .object(pending)).withdrawalPending)
     }
 
+    /// The client's phase keeps what outlives a negotiation step: the declined offer (shown with the
+    /// other providers' answers) and the agreement a WITHDRAW ends until the provider confirms it.
+    @Test func clientPhasesWithTheirDataRoundTrip() throws {
+        var declined = try clientDialogue(in: .offerReceived)
+        let offered = try #require(declined.client.offer)
+        try declined.clientDo { c, _, now throws(OrderCommandError) in try c.decline(now: now) }
+        #expect(declined.client.state == .cancelled && declined.client.offer == offered && declined.client.agreement == nil)
+        #expect(try ClientOrderStateMachine(snapshot: Self.roundTrip(declined.client.snapshot)) == declined.client)
+
+        var withdrawing = try clientDialogue(in: .completed)
+        let agreed = try #require(withdrawing.client.agreement)
+        try withdrawing.clientDo { c, r, now throws(OrderCommandError) in try c.withdraw(session: Fixture.clientSession, now: now, using: &r) }
+        #expect(withdrawing.client.state == .cancelled && withdrawing.client.agreement == agreed && withdrawing.client.offer == nil)
+        #expect(try ClientOrderStateMachine(snapshot: Self.roundTrip(withdrawing.client.snapshot)) == withdrawing.client)
+        withdrawing.deliverToServer()
+        try withdrawing.serverDo { s, _, now throws(OrderCommandError) in try s.withdrawalConfirmed(now: now) }
+        withdrawing.deliverToClient()
+        withdrawing.deliverToClient()
+        #expect(withdrawing.client.state == .cancelled && withdrawing.client.agreement == nil)
+        #expect(withdrawing.clientEvents.last == .withdrawalConfirmed)
+
+        // An expected offer time beyond the expected response time awaits the application's decision.
+        var deciding = try clientDialogue(in: .pqoSent)
+        try deciding.serverDo { s, _, now throws(OrderCommandError) in try s.acknowledge(expectedOfferTime: Fixture.at(86_400), now: now) }
+        deciding.deliverToClient()
+        #expect(deciding.client.state == .pqoSent && deciding.client.pendingTimeDecision == Fixture.at(86_400))
+        #expect(try ClientOrderStateMachine(snapshot: Self.roundTrip(deciding.client.snapshot)) == deciding.client)
+    }
+
+    /// As for the server: a client snapshot whose members contradict its state is corrupt, and the
+    /// restore names the member.
+    @Test func clientSnapshotMembersThatContradictTheStateAreNamed() throws {
+        let completed = try clientDialogue(in: .completed).client
+        let offered = try clientDialogue(in: .offerReceived).client
+        let quoting = try clientDialogue(in: .pqoSent).client
+        guard case .object(let completedObject) = completed.snapshot, case .object(let offeredObject) = offered.snapshot,
+            case .object(let quotingObject) = quoting.snapshot
+        else {
+            Issue.record("not an object")
+            return
+        }
+        let agreement = try #require(completedObject["agreement"])
+        let offer = try #require(offeredObject["offer"])
+        var created = quotingObject
+        created["state"] = .string("Created")
+        let cases: [(JSONObject, String, JSONValue, String)] = [
+            (completedObject, "agreement", .null, "agreement"),
+            (offeredObject, "offer", .null, "offer"),
+            (quotingObject, "offer", offer, "offer"),
+            (completedObject, "pending-time-decision", .string(Fixture.at(60).rfc3339), "pending-time-decision"),
+            (created, "agreement", agreement, "agreement"),
+        ]
+        for (original, member, value, named) in cases {
+            var object = original
+            object[member] = value
+            do {
+                _ = try ClientOrderStateMachine(snapshot: .object(object))
+                Issue.record("\(member) = \(value) was accepted")
+            } catch {
+                #expect(error.path.description == named, "\(member) = \(value): \(error)")
+            }
+        }
+        // Where the state holds them, the same members restore: an UPDATE's declined offer in Completed.
+        var declinedUpdate = completedObject
+        declinedUpdate["offer"] = offer
+        #expect(try ClientOrderStateMachine(snapshot: .object(declinedUpdate)).offer != nil)
+    }
+
     @Test func corruptSnapshotsNameTheField() throws {
         let s = try serverDialogue(in: .completed).server!
         guard case .object(var o) = s.snapshot, case .object(var t)? = o["transaction"] else { Issue.record("not an object"); return }

@@ -180,23 +180,86 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         }
     }
 
+    /// Where the order is, each case with what it holds (RFC 8921 §8.11.1); ``state`` maps it to the
+    /// RFC's names. Its data is boxed, as the server machine's is.
+    indirect enum Phase: Sendable, Hashable {
+        case created, awaitingProcessing
+        /// A QUOTATION, or an UPDATE of the agreement `inForce`, being negotiated. The agreement stays in
+        /// force until the update is agreed or ends (docs/protocol.md §6, A11).
+        case negotiating(NegotiationStep, inForce: Agreement?)
+        /// Agreed. `declinedOffer`: the offer of an UPDATE the client declined, kept for its answer.
+        case completed(Agreement, declinedOffer: OfferMessage?)
+        /// Ended. `withdrawing`: the agreement a WITHDRAW ends, until the provider confirms it
+        /// (§11.1.2); `declinedOffer`: the offer the client declined, kept for its answer.
+        case cancelled(withdrawing: Agreement?, declinedOffer: OfferMessage?)
+    }
+
+    /// The steps of a negotiation (Figure 8), each with what it holds.
+    enum NegotiationStep: Sendable, Hashable {
+        /// The QUOTATION or UPDATE is sent. `timeDecision`: the expected offer time of a PROCESSING that
+        /// awaits the application's decision (§9.1.7).
+        case pqoSent(timeDecision: CPNPTimestamp?)
+        case serverProcessing(timeDecision: CPNPTimestamp?)
+        /// The offer under evaluation.
+        case offerReceived(OfferMessage)
+        case offerProcessing(OfferMessage)
+        /// The offer accepted, awaiting the provider's ACK.
+        case acceptSent(OfferMessage)
+    }
+
     public let customerOrderID: CustomerOrderID
     public let configuration: Configuration
-    public internal(set) var state: State = .created
+    var phase: Phase = .created
     public internal(set) var providerOrderID: ProviderOrderID?
-    /// The agreement in force (Completed, or an update in progress).
-    public internal(set) var agreement: Agreement?
     /// The CPD requested by the current negotiation.
     public internal(set) var requestedCPD: CPD?
     public internal(set) var requestedInformationElements: InformationElements?
-    /// The offer under evaluation.
-    public internal(set) var offer: OfferMessage?
     public internal(set) var transaction: Transaction?
     public internal(set) var expectedResponseTime: CPNPTimestamp?
     public internal(set) var expectedOfferTime: CPNPTimestamp?
-    /// A PROCESSING whose expected-offer-time awaits the application's decision.
-    public internal(set) var pendingTimeDecision: CPNPTimestamp?
     public internal(set) var lastEnd: NegotiationEnd?
+
+    /// The RFC state.
+    public var state: State {
+        switch phase {
+        case .created: .created
+        case .awaitingProcessing: .awaitingProcessing
+        case .negotiating(.pqoSent, _): .pqoSent
+        case .negotiating(.serverProcessing, _): .serverProcessing
+        case .negotiating(.offerReceived, _): .offerReceived
+        case .negotiating(.offerProcessing, _): .offerProcessing
+        case .negotiating(.acceptSent, _): .acceptSent
+        case .completed: .completed
+        case .cancelled: .cancelled
+        }
+    }
+    /// The agreement in force: once Completed, while an UPDATE of it is negotiated, and while a
+    /// WITHDRAW of it awaits the provider's answer.
+    public var agreement: Agreement? {
+        switch phase {
+        case .created, .awaitingProcessing: nil
+        case .negotiating(_, let inForce): inForce
+        case .completed(let agreement, _): agreement
+        case .cancelled(let withdrawing, _): withdrawing
+        }
+    }
+    /// The offer under evaluation or accepted; after a DECLINE, the declined offer.
+    public var offer: OfferMessage? {
+        switch phase {
+        case .created, .awaitingProcessing: nil
+        case .negotiating(.offerReceived(let offer), _), .negotiating(.offerProcessing(let offer), _), .negotiating(.acceptSent(let offer), _):
+            offer
+        case .negotiating: nil
+        case .completed(_, let declined), .cancelled(_, let declined): declined
+        }
+    }
+    /// A PROCESSING whose expected-offer-time awaits the application's decision.
+    public var pendingTimeDecision: CPNPTimestamp? {
+        switch phase {
+        case .negotiating(.pqoSent(let decision), _), .negotiating(.serverProcessing(let decision), _): decision
+        default: nil
+        }
+    }
     /// Drawn at each command that opens a transaction (``SpareTransaction``).
     public internal(set) var spareTransaction: SpareTransaction?
 
@@ -221,6 +284,34 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     public init(customerOrderID: CustomerOrderID, configuration: Configuration = .init()) {
         self.customerOrderID = customerOrderID
         self.configuration = configuration
+    }
+
+    /// The negotiation at `step`, keeping the agreement in force.
+    private func negotiation(_ step: NegotiationStep) -> Phase { .negotiating(step, inForce: agreement) }
+
+    /// Where a negotiation that did not reach agreement ends: back to Completed when it was an update
+    /// of an agreement still in force, else Cancelled (docs/protocol.md §6, A11).
+    private func ended(declinedOffer: OfferMessage?) -> Phase {
+        agreement.map { .completed($0, declinedOffer: declinedOffer) } ?? .cancelled(withdrawing: nil, declinedOffer: declinedOffer)
+    }
+
+    /// Sets the expected offer time that awaits the application's decision (PQOSent, ServerProcessing).
+    private mutating func awaitTimeDecision(_ decision: CPNPTimestamp?) {
+        switch phase {
+        case .negotiating(.pqoSent, let inForce): phase = .negotiating(.pqoSent(timeDecision: decision), inForce: inForce)
+        case .negotiating(.serverProcessing, let inForce): phase = .negotiating(.serverProcessing(timeDecision: decision), inForce: inForce)
+        default: break
+        }
+    }
+
+    /// Replaces the agreement in force (an activation changed it), wherever the order is.
+    private mutating func replaceAgreement(_ updated: Agreement) {
+        switch phase {
+        case .negotiating(let step, _): phase = .negotiating(step, inForce: updated)
+        case .completed(_, let declined): phase = .completed(updated, declinedOffer: declined)
+        case .cancelled(_?, let declined): phase = .cancelled(withdrawing: updated, declinedOffer: declined)
+        case .created, .awaitingProcessing, .cancelled(nil, _): break
+        }
     }
 
     // MARK: - Local commands (Figure 8 "sent" arrows)
@@ -253,7 +344,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         requestedInformationElements = informationElements
         self.expectedResponseTime = expectedResponseTime
         expectedOfferTime = nil
-        var actions = transition(to: .pqoSent, "QUOTATION sent")
+        var actions = transition(to: .negotiating(.pqoSent(timeDecision: nil), inForce: nil), "QUOTATION sent")
         actions += [.send(.quotation(quotation)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
         if let expectedResponseTime, configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
         return actions
@@ -277,11 +368,11 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         guard let until = pendingTimeDecision, var currentTransaction = transaction, let providerOrderID else {
             throw OrderCommandError(.noPendingDecision, "no expected offer time awaits a decision")
         }
-        pendingTimeDecision = nil
+        awaitTimeDecision(nil)
         if state == .pqoSent {
             if granted {
                 expectedOfferTime = until
-                var actions = transition(to: .serverProcessing, "expected offer time \(until.rfc3339) accepted")
+                var actions = transition(to: negotiation(.serverProcessing(timeDecision: nil)), "expected offer time \(until.rfc3339) accepted")
                 actions += [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: until)] + armSilenceProbe(now: now)
                 return actions
             }
@@ -305,7 +396,8 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         }
         currentTransaction.cache?.answer = answer
         transaction = currentTransaction
-        var actions = transition(to: .serverProcessing, granted ? "more time granted until \(until.rfc3339)" : "more time refused")
+        var actions = transition(
+            to: negotiation(.serverProcessing(timeDecision: nil)), granted ? "more time granted until \(until.rfc3339)" : "more time refused")
         actions.append(.send(answer))
         if granted && configuration.enforceDeadlines { actions.append(.armTimer(.expectedOfferTime, at: until)) }
         return actions
@@ -320,7 +412,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             providerOrderID: offer.providerOrderID)
         currentTransaction.cache?.answer = .processing(processing)
         transaction = currentTransaction
-        return transition(to: .offerProcessing, "PROCESSING sent") + [.send(.processing(processing))]
+        return transition(to: negotiation(.offerProcessing(offer)), "PROCESSING sent") + [.send(.processing(processing))]
     }
 
     /// OfferReceived/OfferProcessing → AcceptSent: sends ACCEPT with the offer's fields (RFC 8921 §9.2.4).
@@ -338,7 +430,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         currentTransaction.pending = PendingRequest(message: .accept(acceptMessage))
         currentTransaction.cache?.answer = .accept(acceptMessage)
         transaction = currentTransaction
-        var actions = transition(to: .acceptSent, "ACCEPT sent")
+        var actions = transition(to: negotiation(.acceptSent(offer)), "ACCEPT sent")
         actions += [
             .cancelTimer(.offerValidity), .send(.accept(acceptMessage)),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
@@ -358,7 +450,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         transaction = currentTransaction
         lastEnd = .declinedByClient(reasons)
         let expired = expireTestingAgreement(now: now)
-        var actions = transition(to: endState, "DECLINE sent")
+        var actions = transition(to: ended(declinedOffer: offer), "DECLINE sent")
         actions += [
             .cancelTimer(.offerValidity), .send(.decline(declineMessage)),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
@@ -378,7 +470,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         switch state {
         case .created, .awaitingProcessing:
             lastEnd = .cancelledByClient
-            return transition(to: .cancelled, "aborted locally") + [.report(.negotiationEnded(.cancelledByClient))]
+            return transition(to: .cancelled(withdrawing: nil, declinedOffer: nil), "aborted locally") + [
+                .report(.negotiationEnded(.cancelledByClient))
+            ]
         case .acceptSent:
             guard var currentTransaction = transaction, currentTransaction.kind == .quotation, spareTransaction != nil else {
                 throw OrderCommandError(
@@ -420,7 +514,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             providerOrderID: providerOrderID, nonce: nonce)
         currentTransaction.pending = PendingRequest(message: .withdraw(withdrawMessage))
         transaction = currentTransaction
-        var actions = transition(to: .cancelled, event)
+        var actions = transition(to: .cancelled(withdrawing: agreement, declinedOffer: offer), event)
         actions += [
             .cancelTimer(.silenceProbe), .cancelTimer(.testPeriodEnd), .send(.withdraw(withdrawMessage)),
             .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval)),
@@ -463,8 +557,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         requestedInformationElements = informationElements
         self.expectedResponseTime = expectedResponseTime
         expectedOfferTime = nil
-        offer = nil
-        var actions = transition(to: .pqoSent, "UPDATE sent")
+        var actions = transition(to: .negotiating(.pqoSent(timeDecision: nil), inForce: agreement), "UPDATE sent")
         actions += [.send(.update(updateMessage)), .armTimer(.retransmission, at: now.adding(configuration.retransmission.initialInterval))]
         if configuration.enforceDeadlines { actions.append(.armTimer(.expectedResponseTime, at: expectedResponseTime)) }
         return actions
@@ -578,22 +671,23 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             if let proposedOfferTime = processing.expectedOfferTime, configuration.enforceDeadlines {
                 if let expectedResponseTime, proposedOfferTime > expectedResponseTime {
                     // The server proposes more time than asked: the application decides (§9.1.7).
-                    pendingTimeDecision = proposedOfferTime
+                    awaitTimeDecision(proposedOfferTime)
                     return [.persist(from: state, to: state, event: "PROCESSING received, expected offer time beyond expected response time")]
                         + actions + [.report(.moreTimeRequested(until: proposedOfferTime, subcode: processing.processingSubcode, isExtension: false))]
                 }
                 expectedOfferTime = proposedOfferTime
-                return transition(to: .serverProcessing, "PROCESSING received") + actions
+                return transition(to: negotiation(.serverProcessing(timeDecision: pendingTimeDecision)), "PROCESSING received") + actions
                     + [.cancelTimer(.expectedResponseTime), .armTimer(.expectedOfferTime, at: proposedOfferTime)] + armSilenceProbe(now: now)
             }
             expectedOfferTime = processing.expectedOfferTime
-            return transition(to: .serverProcessing, "PROCESSING received") + actions + armSilenceProbe(now: now)
+            return transition(to: negotiation(.serverProcessing(timeDecision: pendingTimeDecision)), "PROCESSING received") + actions
+                + armSilenceProbe(now: now)
         }
         // In ServerProcessing: a new expected offer time is a request for more time (§9.2.2; docs/protocol.md §6, A18).
         guard let proposedOfferTime = processing.expectedOfferTime, proposedOfferTime != expectedOfferTime else {
             return [.persist(from: state, to: state, event: "PROCESSING received")]
         }
-        pendingTimeDecision = proposedOfferTime
+        awaitTimeDecision(proposedOfferTime)
         return [
             .persist(from: state, to: state, event: "more time requested until \(proposedOfferTime.rfc3339)"),
             .report(.moreTimeRequested(until: proposedOfferTime, subcode: processing.processingSubcode, isExtension: true)),
@@ -603,7 +697,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     private mutating func offerReceived(_ receivedOffer: OfferMessage, now: CPNPTimestamp) -> [Action] {
         if let agreement, receivedOffer.providerOrderID != agreement.providerOrderID { return [.discard(.mismatch("provider-order-id"))] }
         providerOrderID = receivedOffer.providerOrderID
-        pendingTimeDecision = nil
+        awaitTimeDecision(nil)
         transaction?.pending = nil
         guard now < receivedOffer.validityOfferTime else {
             // Already expired: the server forgets it silently; so do we (§9.1.8).
@@ -611,8 +705,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             actions.insert(.cancelTimer(.retransmission), at: 1)
             return actions
         }
-        offer = receivedOffer
-        var actions = transition(to: .offerReceived, "OFFER received")
+        var actions = transition(to: negotiation(.offerReceived(receivedOffer)), "OFFER received")
         actions += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
             .cancelTimer(.silenceProbe), .armTimer(.offerValidity, at: receivedOffer.validityOfferTime), .report(.offerReceived(receivedOffer)),
@@ -625,11 +718,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         // Three-way handshake: the ACK carries the accepted (= offered) CPD (Table 5; docs/protocol.md §6, A25).
         guard ack.cpd == offer.offeredCPD else { return [.discard(.mismatch("cpd differs from the offered CPD"))] }
         let newAgreement = Agreement.make(offer: offer, requestOptions: requestedInformationElements?.negotiationOptions, agreedAt: now)
-        agreement = newAgreement
         transaction?.pending = nil
-        self.offer = nil
         lastEnd = nil
-        var actions = transition(to: .completed, "ACK received, agreement reached")
+        var actions = transition(to: .completed(newAgreement, declinedOffer: nil), "ACK received, agreement reached")
         actions += [.cancelTimer(.retransmission), .report(.agreementReached(newAgreement))]
         if transaction?.withdrawOnAgreement == true, let spare = spareTransaction, let session = transaction?.session {
             // The application cancelled after the ACCEPT: withdraw what the ACK agreed (§9.2.8).
@@ -657,7 +748,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             // Table 5: the ACK of a WITHDRAW carries the Empty CPD.
             guard ack.cpd?.isEmpty ?? true else { return [.discard(.mismatch("ACK of WITHDRAW must carry the empty CPD"))] }
             event = .withdrawalConfirmed
-            agreement = nil
+            if case .cancelled(_, let declined) = phase { phase = .cancelled(withdrawing: nil, declinedOffer: declined) }
         case .cancel, .decline:
             event = .cancellationConfirmed
         case .activate(let activate):
@@ -668,7 +759,7 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
                 case .deactivate: updatedAgreement.activation = .inactive
                 case .at(let time): updatedAgreement.activation = .scheduled(time)
                 }
-                agreement = updatedAgreement
+                replaceAgreement(updatedAgreement)
             }
         default:
             return [.discard(.unsolicitedResponse(.ack))]
@@ -753,9 +844,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
             return [.discard(.staleTimer)]
         }
         // The server ends the order at the same time, without a message.
-        agreement = nil
         transaction?.pending = nil
-        return transition(to: .cancelled, "test period ended") + [.cancelTimer(.retransmission), .report(.testPeriodEnded)]
+        return transition(to: .cancelled(withdrawing: nil, declinedOffer: offer), "test period ended") + [
+            .cancelTimer(.retransmission), .report(.testPeriodEnded),
+        ]
     }
 
     private mutating func retransmissionTimerFired(now: CPNPTimestamp) -> [Action] {
@@ -801,10 +893,6 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
 
     // MARK: - Helpers
 
-    /// Where a negotiation that did not reach agreement ends: Cancelled, or back to Completed
-    /// when it was an update of an agreement (docs/protocol.md §6, A11).
-    private var endState: State { agreement != nil ? .completed : .cancelled }
-
     /// The QUOTATION or UPDATE that opened the transaction, as it was sent: the same fields and
     /// sequence number, so that the server takes it for a retransmission (§11.4).
     var openingRequest: CPNPMessage? {
@@ -838,10 +926,12 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Ends a testing agreement whose test period ended while an update was negotiated: the update
     /// did not make it permanent (§9.1.10.3). The server applies the same rule.
     private mutating func expireTestingAgreement(now: CPNPTimestamp) -> [Action] {
-        guard let testingAgreement = agreement, testingAgreement.purpose == .testing, let end = testingAgreement.testPeriodEnd, end <= now else {
+        guard case .negotiating(let step, let testingAgreement?) = phase, testingAgreement.purpose == .testing,
+            let end = testingAgreement.testPeriodEnd, end <= now
+        else {
             return []
         }
-        agreement = nil
+        phase = .negotiating(step, inForce: nil)
         return [.cancelTimer(.testPeriodEnd), .report(.testPeriodEnded)]
     }
 
@@ -861,11 +951,9 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
     /// Ends the negotiation without agreement, without sending anything.
     private mutating func endNegotiation(_ end: NegotiationEnd, now: CPNPTimestamp, event: String) -> [Action] {
         lastEnd = end
-        pendingTimeDecision = nil
-        offer = nil
         if case .cancel = transaction?.pending?.message {} else { transaction?.pending = nil }
         let expired = expireTestingAgreement(now: now)
-        var actions = transition(to: endState, expired.isEmpty ? event : "\(event); test period had ended")
+        var actions = transition(to: ended(declinedOffer: nil), expired.isEmpty ? event : "\(event); test period had ended")
         actions += [
             .cancelTimer(.retransmission), .cancelTimer(.expectedResponseTime), .cancelTimer(.expectedOfferTime),
             .cancelTimer(.offerValidity), .cancelTimer(.silenceProbe), .report(.negotiationEnded(end)),
@@ -873,10 +961,10 @@ public struct ClientOrderStateMachine: Sendable, Hashable {
         return actions + expired
     }
 
-    private mutating func transition(to next: State, _ event: String) -> [Action] {
+    private mutating func transition(to next: Phase, _ event: String) -> [Action] {
         let from = state
-        state = next
-        return [.persist(from: from, to: next, event: event)]
+        phase = next
+        return [.persist(from: from, to: state, event: event)]
     }
 
     private func require(_ states: Set<State>, _ what: String) throws(OrderCommandError) {

@@ -389,13 +389,14 @@ extension ClientOrderStateMachine {
                 ? .seconds(15) : try configurationReader.optionalInt("silence-probe-interval-ms", 0...86_400_000).map { .milliseconds($0) })
         var order = ClientOrderStateMachine(
             customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) }, configuration: config)
-        order.state = try reader.make("state", "state") { State(rawValue: $0) }
+        let state = try reader.make("state", "state") { State(rawValue: $0) }
         order.providerOrderID =
             reader.isNull("provider-order-id") ? nil : try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
-        order.agreement = try reader.agreement("agreement")
+        let agreement = try reader.agreement("agreement")
         order.requestedCPD = reader.isNull("requested-cpd") ? nil : try reader.cpd("requested-cpd")
         order.requestedInformationElements = try reader.informationElements("requested-information-elements")
-        if case .offer(let offer)? = try reader.message("offer") { order.offer = offer }
+        var offer: OfferMessage?
+        if case .offer(let decodedOffer)? = try reader.message("offer") { offer = decodedOffer }
         if let transactionReader = try reader.optionalSub("transaction") {
             var transaction = Transaction(
                 kind: try transactionReader.make("kind", "transaction kind") { TransactionKind(rawValue: $0) },
@@ -414,7 +415,8 @@ extension ClientOrderStateMachine {
         }
         order.expectedResponseTime = try reader.time("expected-response-time")
         order.expectedOfferTime = try reader.time("expected-offer-time")
-        order.pendingTimeDecision = try reader.time("pending-time-decision")
+        order.phase = try Self.phase(
+            state, agreement: agreement, offer: offer, timeDecision: reader.time("pending-time-decision"), reader: reader)
         if let endReader = try reader.optionalSub("last-end") { order.lastEnd = try Self.decodeEnd(endReader) }
         if let spare = try reader.optionalSub("spare-transaction") {
             order.spareTransaction = SpareTransaction(
@@ -422,6 +424,45 @@ extension ClientOrderStateMachine {
                 initialSequenceNumber: SequenceNumber(try spare.int("initial-sequence-number", 0...Int64(UInt32.max))))
         }
         self = order
+    }
+
+    /// The phase a snapshot's flat members describe. Each member must be what its state holds: an
+    /// offer in the states that evaluate or accepted one (and, declined, after them), an agreement in
+    /// Completed and none before the QUOTATION, an expected offer time awaiting a decision only in
+    /// PQOSent and ServerProcessing. Anything else is a corrupt snapshot, named by its member.
+    private static func phase(
+        _ state: State, agreement: Agreement?, offer: OfferMessage?, timeDecision: CPNPTimestamp?, reader: SnapshotReader
+    ) throws(SnapshotError) -> Phase {
+        func corrupt(_ member: String, _ problem: String) -> SnapshotError {
+            SnapshotError(.invalidValue, at: reader.path.appending(member), "\(problem) in state \(state.rawValue)")
+        }
+        if timeDecision != nil, state != .pqoSent, state != .serverProcessing {
+            throw corrupt("pending-time-decision", "a decision on the expected offer time is unexpected")
+        }
+        switch state {
+        case .created, .awaitingProcessing:
+            if agreement != nil { throw corrupt("agreement", "an agreement is unexpected") }
+            if offer != nil { throw corrupt("offer", "an offer is unexpected") }
+            return state == .created ? .created : .awaitingProcessing
+        case .pqoSent, .serverProcessing:
+            if offer != nil { throw corrupt("offer", "an offer is unexpected") }
+            let step: NegotiationStep = state == .pqoSent ? .pqoSent(timeDecision: timeDecision) : .serverProcessing(timeDecision: timeDecision)
+            return .negotiating(step, inForce: agreement)
+        case .offerReceived, .offerProcessing, .acceptSent:
+            guard let offer else { throw corrupt("offer", "the offer is missing") }
+            let step: NegotiationStep =
+                switch state {
+                case .offerReceived: .offerReceived(offer)
+                case .offerProcessing: .offerProcessing(offer)
+                default: .acceptSent(offer)
+                }
+            return .negotiating(step, inForce: agreement)
+        case .completed:
+            guard let agreement else { throw corrupt("agreement", "the agreement is missing") }
+            return .completed(agreement, declinedOffer: offer)
+        case .cancelled:
+            return .cancelled(withdrawing: agreement, declinedOffer: offer)
+        }
     }
 
     /// The timers that should be armed in the current state, with their deadlines: what an engine
