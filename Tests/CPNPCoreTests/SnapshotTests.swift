@@ -10,6 +10,23 @@ struct SnapshotTests {
         try JSONParser.parse(JSONSerializer.serialize(v))
     }
 
+    /// Each case is a snapshot with one member set to a value: `restore` must refuse it, naming
+    /// the expected member.
+    static func expectRefused(
+        _ cases: [(snapshot: JSONObject, member: String, value: JSONValue, named: String)], restore: (JSONValue) throws(SnapshotError) -> Void
+    ) {
+        for (original, member, value, named) in cases {
+            var object = original
+            object[member] = value
+            do {
+                try restore(.object(object))
+                Issue.record("\(member) = \(value) was accepted")
+            } catch {
+                #expect(error.path.description == named, "\(member) = \(value): \(error)")
+            }
+        }
+    }
+
     @Test(arguments: ClientState.allCases)
     func clientRoundTrip(state: ClientState) throws {
         var d = try clientDialogue(in: state)
@@ -109,16 +126,7 @@ struct SnapshotTests {
             (waitingObject, "agreement", agreement, "is-update"),
             (waitingObject, "is-update", .bool(true), "is-update"),
         ]
-        for (original, member, value, named) in cases {
-            var object = original
-            object[member] = value
-            do {
-                _ = try ServerOrderStateMachine(snapshot: .object(object))
-                Issue.record("\(member) = \(value) was accepted")
-            } catch {
-                #expect(error.path.description == named, "\(member) = \(value): \(error)")
-            }
-        }
+        Self.expectRefused(cases) { snapshot throws(SnapshotError) in _ = try ServerOrderStateMachine(snapshot: snapshot) }
         // The same members where the phase holds them restore.
         var pending = completedObject
         pending["withdrawal-pending"] = .bool(true)
@@ -177,16 +185,7 @@ struct SnapshotTests {
             (completedObject, "pending-time-decision", .string(Fixture.at(60).rfc3339), "pending-time-decision"),
             (created, "agreement", agreement, "agreement"),
         ]
-        for (original, member, value, named) in cases {
-            var object = original
-            object[member] = value
-            do {
-                _ = try ClientOrderStateMachine(snapshot: .object(object))
-                Issue.record("\(member) = \(value) was accepted")
-            } catch {
-                #expect(error.path.description == named, "\(member) = \(value): \(error)")
-            }
-        }
+        Self.expectRefused(cases) { snapshot throws(SnapshotError) in _ = try ClientOrderStateMachine(snapshot: snapshot) }
         // Where the state holds them, the same members restore: an UPDATE's declined offer in Completed.
         var declinedUpdate = completedObject
         declinedUpdate["offer"] = offer
