@@ -125,6 +125,7 @@ struct SnapshotTests {
             (waitingObject, "withdrawn-agreement", agreement, "withdrawn-agreement"),
             (waitingObject, "agreement", agreement, "is-update"),
             (waitingObject, "is-update", .bool(true), "is-update"),
+            (completedObject, "phase", .string("Negotiating"), "phase"),
         ]
         Self.expectRefused(cases) { snapshot throws(SnapshotError) in _ = try ServerOrderStateMachine(snapshot: snapshot) }
         // The same members where the phase holds them restore.

@@ -617,13 +617,20 @@ extension ServerOrderStateMachine {
         func corrupt(_ member: String, _ problem: String) -> SnapshotError {
             SnapshotError(.invalidValue, at: reader.path.appending(member), "\(problem) in phase \(name)")
         }
+        let phases = [
+            "PQOReceived", "AwaitingProcessing", "OfferProposed", "ProcessingReceived", "AcceptReceived", "Child", "Completed", "Cancelled",
+        ]
+        guard phases.contains(name) else { throw SnapshotError(.invalidValue, at: reader.path.appending("phase"), "unknown phase \(name)") }
         let negotiating = name != "Completed" && name != "Cancelled"
         let hasOffer = name == "OfferProposed" || name == "ProcessingReceived" || name == "AcceptReceived"
         if hasOffer != (offer != nil) { throw corrupt("offer", hasOffer ? "the offer is missing" : "an offer is unexpected") }
         if withdrawnAgreement != nil, name != "Cancelled" { throw corrupt("withdrawn-agreement", "a withdrawn agreement is unexpected") }
         if withdrawalPending, name != "Completed" { throw corrupt("withdrawal-pending", "a pending withdrawal is unexpected") }
         if isUpdate != (negotiating && agreement != nil) {
-            throw corrupt("is-update", isUpdate ? "an update without an agreement in force" : "an agreement in force without an update")
+            let problem =
+                !negotiating
+                ? "an update is unexpected" : isUpdate ? "an update without an agreement in force" : "an agreement in force without an update"
+            throw corrupt("is-update", problem)
         }
         switch name {
         case "PQOReceived": return .negotiating(.pqoReceived, inForce: agreement)
