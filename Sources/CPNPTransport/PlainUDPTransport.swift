@@ -14,12 +14,14 @@ public final class PlainUDPTransport: CPNPTransport {
     public let failures: AsyncStream<CPNPTransportError>
     private let channel: any Channel
     private let failureContinuation: AsyncStream<CPNPTransportError>.Continuation
+    private let receiver: InboundReceiverBox
 
     private init(
         channel: any Channel, inbound: AsyncStream<CPNPInboundMessage>, failures: AsyncStream<CPNPTransportError>,
-        failureContinuation: AsyncStream<CPNPTransportError>.Continuation
+        failureContinuation: AsyncStream<CPNPTransportError>.Continuation, receiver: InboundReceiverBox
     ) {
         self.channel = channel
+        self.receiver = receiver
         self.localAddress = channel.localAddress
         self.inbound = inbound
         self.failures = failures
@@ -39,20 +41,43 @@ public final class PlainUDPTransport: CPNPTransport {
     ) async throws -> PlainUDPTransport {
         let (inbound, continuation) = AsyncStream.makeStream(of: CPNPInboundMessage.self, bufferingPolicy: .bufferingOldest(16_384))
         let (failures, failureContinuation) = AsyncStream.makeStream(of: CPNPTransportError.self, bufferingPolicy: .bufferingNewest(1024))
+        let receiver = InboundReceiverBox()
         let channel = try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: port != 0 ? 1 : 0)  // never on ephemeral ports
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            // As DTLS: up to this many datagrams per wake-up, handled by an engine on this loop as one batch.
+            .channelOption(.maxMessagesPerRead, value: 64)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PlainUDPHandler(inbound: continuation, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(PlainUDPHandler(inbound: continuation, receiver: receiver, logger: logger))
                 }
             }
             .bind(host: host, port: port).get()
         logger.warning(
             "plain UDP transport enabled: CPNP messages are neither authenticated nor encrypted (RFC 8921 §13 requires DTLS or TLS); use for labs and tests only",
             metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
-        return PlainUDPTransport(channel: channel, inbound: inbound, failures: failures, failureContinuation: failureContinuation)
+        return PlainUDPTransport(
+            channel: channel, inbound: inbound, failures: failures, failureContinuation: failureContinuation, receiver: receiver)
+    }
+
+    public func deliverInbound(to receiver: @escaping CPNPInboundReceiver) -> Bool {
+        self.receiver.set(receiver)
+        return true
+    }
+
+    public func sendWithoutWaiting(
+        _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
+    ) -> Bool {
+        guard message.count <= maximumMessageSize else {
+            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
+            return true
+        }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in onFailure(CPNPTransportError(.io, peer: peer.address, detail: "\(error)")) }
+        // On the channel's event loop this writes at once; from elsewhere NIO queues it there, in order.
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: peer.address, data: channel.allocator.buffer(bytes: message)), promise: promise)
+        return true
     }
 
     public func send(_ message: [UInt8], to peer: CPNPPeer) async throws(CPNPTransportError) {
@@ -77,10 +102,12 @@ final class PlainUDPHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private let inbound: AsyncStream<CPNPInboundMessage>.Continuation
+    private let receiver: InboundReceiverBox
     private let logger: Logger
 
-    init(inbound: AsyncStream<CPNPInboundMessage>.Continuation, logger: Logger) {
+    init(inbound: AsyncStream<CPNPInboundMessage>.Continuation, receiver: InboundReceiverBox, logger: Logger) {
         self.inbound = inbound
+        self.receiver = receiver
         self.logger = logger
     }
 
@@ -90,10 +117,11 @@ final class PlainUDPHandler: ChannelInboundHandler {
             logger.warning("dropped oversized datagram", metadata: ["peer": "\(envelope.remoteAddress)", "bytes": "\(envelope.data.readableBytes)"])
             return
         }
-        inbound.yield(
-            CPNPInboundMessage(
-                bytes: Array(envelope.data.readableBytesView), peer: CPNPPeer(address: envelope.remoteAddress),
-                identity: nil, localAddress: context.channel.localAddress))
+        let message = CPNPInboundMessage(
+            bytes: Array(envelope.data.readableBytesView), peer: CPNPPeer(address: envelope.remoteAddress), identity: nil,
+            localAddress: context.channel.localAddress)
+        // To the receiver deliverInbound named, on this loop; else to the stream.
+        if let receive = receiver.receiver { receive(message) } else { inbound.yield(message) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -101,6 +101,39 @@ public final class TLSTransport: CPNPTransport {
         try? await serverChannel?.close()
         await shared.closeAll()
     }
+
+    public func deliverInbound(to receiver: @escaping CPNPInboundReceiver) -> Bool {
+        shared.receiver.set(receiver)
+        return true
+    }
+
+    /// A server's answer on the connection its peer opened. False for a client (its first send
+    /// dials) and for a peer with no connection: ``send(_:to:)`` reports that.
+    public func sendWithoutWaiting(
+        _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
+    ) -> Bool {
+        guard shared.role == .server, let connection = shared.connection(to: peer.address) else { return false }
+        guard message.count <= maximumMessageSize else {
+            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
+            return true
+        }
+        let shared = self.shared
+        // Accepted connections are registered once established: the future has its channel, and on
+        // the channel's event loop the write happens at once, in order.
+        connection.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                let promise = channel.eventLoop.makePromise(of: Void.self)
+                promise.futureResult.whenFailure { error in
+                    onFailure(shared.lastError(for: peer.address) ?? CPNPTransportError(.io, peer: peer.address, detail: "\(error)"))
+                }
+                channel.writeAndFlush(channel.allocator.buffer(bytes: message), promise: promise)
+            case .failure(let error):
+                onFailure(error as? CPNPTransportError ?? CPNPTransportError(.noSession, peer: peer.address, detail: "\(error)"))
+            }
+        }
+        return true
+    }
 }
 
 /// State shared by the transport object and its channel handlers.
@@ -119,6 +152,8 @@ final class TLSShared: Sendable {
     let failureContinuation: AsyncStream<CPNPTransportError>.Continuation
     /// Established connections by remote address (server: accepted; client: dialled).
     private let connections = NIOLockedValueBox<[SocketAddress: EventLoopFuture<any Channel>]>([:])
+    /// The receiver ``TLSTransport/deliverInbound(to:)`` named, read by each connection's handler.
+    let receiver = InboundReceiverBox()
     private let errors = NIOLockedValueBox<[SocketAddress: CPNPTransportError]>([:])
     private let closed = NIOLockedValueBox(false)
 
@@ -230,6 +265,11 @@ final class TLSShared: Sendable {
             outcome.set(.unknownCA)
             return .failed
         }
+    }
+
+    /// The connection to `address`, if there is one (established or, for a client, being dialled).
+    func connection(to address: SocketAddress) -> EventLoopFuture<any Channel>? {
+        connections.withLockedValue { $0[address] }
     }
 
     func channel(for peer: CPNPPeer) async throws(CPNPTransportError) -> any Channel {
@@ -364,10 +404,11 @@ final class TLSSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard let remote else { return }
-        shared.inboundContinuation.yield(
-            CPNPInboundMessage(
-                bytes: Array(frame.readableBytesView), peer: peer ?? CPNPPeer(address: remote), identity: identity,
-                localAddress: context.channel.localAddress))
+        let message = CPNPInboundMessage(
+            bytes: Array(frame.readableBytesView), peer: peer ?? CPNPPeer(address: remote), identity: identity,
+            localAddress: context.channel.localAddress)
+        // To the receiver deliverInbound named, on this connection's loop; else to the stream.
+        if let receive = shared.receiver.receiver { receive(message) } else { shared.inboundContinuation.yield(message) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

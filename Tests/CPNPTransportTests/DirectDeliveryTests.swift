@@ -4,6 +4,7 @@ import CPNPTesting
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Testing
 
 /// The DTLS transport's paths without a task between the socket and its user:
@@ -86,5 +87,82 @@ struct DirectDeliveryTests {
             bytes: [1], peer: CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: 1)), identity: nil, localAddress: nil)
         box.receiver?(message)
         #expect(calls.withLockedValue { $0 } == 1)
+    }
+}
+
+/// Plain UDP and TLS take the same paths as DTLS, so that `cpnpd` handles their messages on the
+/// event loop that read them, without a task in between (Sources/CPNPDaemon/DaemonServices.swift).
+@Suite("Plain UDP and TLS transports: delivery on the event loop, sends without waiting", .timeLimit(.minutes(2)))
+struct OtherTransportsDirectDeliveryTests {
+    let certs = TestCertificates.shared
+
+    /// The server answers each message from its receiver without waiting; the client sends with
+    /// ``CPNPTransport/send(_:to:)`` and reads the answers from its stream, in order.
+    static func echo(server: any CPNPTransport, client: any CPNPTransport, peer: CPNPPeer, count: Int = 100) async throws {
+        let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
+        let failures = NIOLockedValueBox<[CPNPTransportError]>([])
+        let refusedSends = NIOLockedValueBox(0)
+        #expect(
+            server.deliverInbound { message in
+                received.withLockedValue { $0.append((message.bytes, MultiThreadedEventLoopGroup.currentEventLoop != nil)) }
+                let sent = server.sendWithoutWaiting(Array("re:".utf8) + message.bytes, to: message.peer) { error in
+                    failures.withLockedValue { $0.append(error) }
+                }
+                if !sent { refusedSends.withLockedValue { $0 += 1 } }
+            })
+        let inbound = client.inbound
+        let answers = try await withDeadline(30) {
+            var collected: [String] = []
+            var iterator = inbound.makeAsyncIterator()
+            for index in 0..<count {
+                try await client.send(Array("m\(index)".utf8), to: peer)
+                // One at a time: plain UDP may drop a burst, and nothing here retransmits.
+                guard let answer = await iterator.next() else { break }
+                collected.append(String(decoding: answer.bytes, as: UTF8.self))
+            }
+            return collected
+        }
+        #expect(answers == (0..<count).map { "re:m\($0)" })
+        #expect(refusedSends.withLockedValue { $0 } == 0)
+        let seen = received.withLockedValue { $0 }
+        #expect(seen.map { String(decoding: $0.bytes, as: UTF8.self) } == (0..<count).map { "m\($0)" })
+        #expect(seen.allSatisfy { $0.onLoop }, "delivered on the event loop that read it")
+        #expect(failures.withLockedValue { $0 }.isEmpty)
+    }
+
+    @Test func plainUDP() async throws {
+        let server = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
+        let client = try await PlainUDPTransport.bind(host: "127.0.0.1", port: 0)
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
+        try await Self.echo(server: server, client: client, peer: CPNPPeer(address: try #require(server.localAddress)))
+        let failures = NIOLockedValueBox<[CPNPTransportError.Code]>([])
+        let stranger = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: 9))
+        #expect(
+            server.sendWithoutWaiting([UInt8](repeating: 0x20, count: 16_385), to: stranger) { error in
+                failures.withLockedValue { $0.append(error.code) }
+            })
+        #expect(failures.withLockedValue { $0 } == [.messageTooLarge(size: 16_385, limit: 16_384)])
+    }
+
+    @Test func tls() async throws {
+        let server = try await TLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certs.security(certs.server)))
+        let client = try TLSTransport.client(configuration: TLSTransportConfiguration(security: certs.security(certs.client)))
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
+        try await Self.echo(
+            server: server, client: client, peer: CPNPPeer(address: try #require(server.localAddress), serverName: "localhost"))
+        // A server cannot open a connection: with none from the peer, the caller uses send(_:to:), which says so.
+        let stranger = CPNPPeer(address: try SocketAddress(ipAddress: "127.0.0.1", port: 9))
+        #expect(!server.sendWithoutWaiting(Array("x".utf8), to: stranger) { _ in })
+        // A client dials on its first send, so it always takes that path.
+        #expect(!client.sendWithoutWaiting(Array("x".utf8), to: stranger) { _ in })
     }
 }
