@@ -307,12 +307,18 @@ final class TLSShared: Sendable {
             case .failure(let error):
                 ready.fail(CPNPTransportError(.io, peer: peer.address, detail: "connect: \(error)"))
             case .success(let channel):
-                channel.eventLoop.scheduleTask(in: timeout) {
+                let handshakeTimer = channel.eventLoop.scheduleTask(in: timeout) {
                     let error = CPNPTransportError(.handshakeTimeout, peer: peer.address)
                     ready.fail(error)
                     channel.close(promise: nil)
-                }.futureResult.whenComplete { _ in }
-                ready.futureResult.whenFailure { _ in channel.close(promise: nil) }
+                }
+                // The timer bounds the handshake only: an established connection stays open.
+                ready.futureResult.whenComplete { result in
+                    switch result {
+                    case .success: handshakeTimer.cancel()
+                    case .failure: channel.close(promise: nil)
+                    }
+                }
             }
         }
         return ready.futureResult

@@ -98,7 +98,7 @@ struct OtherTransportsDirectDeliveryTests {
 
     /// The server answers each message from its receiver without waiting; the client sends with
     /// ``CPNPTransport/send(_:to:)`` and reads the answers from its stream, in order.
-    static func echo(server: any CPNPTransport, client: any CPNPTransport, peer: CPNPPeer, count: Int = 100) async throws {
+    static func echo(server: any CPNPTransport, client: any CPNPTransport, peer: CPNPPeer, count: Int = 50) async throws {
         let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
         let failures = NIOLockedValueBox<[CPNPTransportError]>([])
         let refusedSends = NIOLockedValueBox(0)
@@ -111,15 +111,13 @@ struct OtherTransportsDirectDeliveryTests {
                 if !sent { refusedSends.withLockedValue { $0 += 1 } }
             })
         let inbound = client.inbound
-        let answers = try await withDeadline(30) {
+        let answers = try await withDeadline(90) {
+            // All sent first (the sockets' buffers hold them), then the answers read: one task
+            // switch per message, not per round trip, on a CI host running other tests.
+            for index in 0..<count { try await client.send(Array("m\(index)".utf8), to: peer) }
             var collected: [String] = []
             var iterator = inbound.makeAsyncIterator()
-            for index in 0..<count {
-                try await client.send(Array("m\(index)".utf8), to: peer)
-                // One at a time: plain UDP may drop a burst, and nothing here retransmits.
-                guard let answer = await iterator.next() else { break }
-                collected.append(String(decoding: answer.bytes, as: UTF8.self))
-            }
+            while collected.count < count, let answer = await iterator.next() { collected.append(String(decoding: answer.bytes, as: UTF8.self)) }
             return collected
         }
         #expect(answers == (0..<count).map { "re:m\($0)" })
@@ -164,5 +162,36 @@ struct OtherTransportsDirectDeliveryTests {
         #expect(!server.sendWithoutWaiting(Array("x".utf8), to: stranger) { _ in })
         // A client dials on its first send, so it always takes that path.
         #expect(!client.sendWithoutWaiting(Array("x".utf8), to: stranger) { _ in })
+    }
+
+    /// The handshake timeout bounds the handshake only: a client's connection outlives it, so its
+    /// messages keep one session 4-tuple (RFC 8921 §8.3). It used to close the connection once the
+    /// timeout passed, and the next send dialled again from another port.
+    @Test func aTLSConnectionOutlivesTheHandshakeTimeout() async throws {
+        let server = try await TLSTransport.server(
+            host: "127.0.0.1", port: 0, configuration: TLSTransportConfiguration(security: certs.security(certs.server)))
+        var configuration = TLSTransportConfiguration(security: certs.security(certs.client))
+        // Long enough for a handshake on a loaded CI host; the second message goes after it.
+        configuration.handshakeTimeout = .seconds(4)
+        let client = try TLSTransport.client(configuration: configuration)
+        defer {
+            Task {
+                await client.close(); await server.close()
+            }
+        }
+        let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
+        let inbound = server.inbound
+        let senders = try await withDeadline(90) {
+            var iterator = inbound.makeAsyncIterator()
+            var ports: [Int?] = []
+            for index in 0..<2 {
+                if index == 1 { try await Task.sleep(for: .milliseconds(4_500)) }
+                try await client.send(Array("m\(index)".utf8), to: peer)
+                ports.append(await iterator.next()?.peer.address.port)
+            }
+            return ports
+        }
+        #expect(senders.count == 2 && senders[0] != nil)
+        #expect(senders[0] == senders[1], "the second message came over the first connection")
     }
 }
