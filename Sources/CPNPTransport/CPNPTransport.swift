@@ -135,6 +135,27 @@ public protocol CPNPTransport: Sendable {
     func sendWithoutWaiting(_ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void) -> Bool
 }
 
+/// The check every ``CPNPTransport/sendWithoutWaiting(_:to:onFailure:)`` makes first: a message
+/// over `limit` fails through `onFailure` without touching the network. True when it did.
+func refusedAsTooLarge(_ message: [UInt8], limit: Int, peer: CPNPPeer, onFailure: (CPNPTransportError) -> Void) -> Bool {
+    guard message.count > limit else { return false }
+    onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: limit), peer: peer.address))
+    return true
+}
+
+extension Channel {
+    /// Writes `value` without waiting: on this channel's event loop at once, from elsewhere queued
+    /// there, in order. A failed write goes to `onFailure`, as `failure` names it.
+    func writeWithoutWaiting<Value: Sendable>(
+        _ value: Value, onFailure: @escaping @Sendable (CPNPTransportError) -> Void,
+        failure: @escaping @Sendable (any Error) -> CPNPTransportError
+    ) {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in onFailure(failure(error)) }
+        writeAndFlush(value, promise: promise)
+    }
+}
+
 /// Where a transport hands each received message, once ``CPNPTransport/deliverInbound(to:)`` named it.
 public typealias CPNPInboundReceiver = @Sendable (CPNPInboundMessage) -> Void
 

@@ -138,16 +138,10 @@ public final class DTLSTransport: CPNPTransport {
     public func sendWithoutWaiting(
         _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
     ) -> Bool {
-        guard message.count <= maximumMessageSize else {
-            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
-            return true
+        guard !refusedAsTooLarge(message, limit: maximumMessageSize, peer: peer, onFailure: onFailure) else { return true }
+        channel.writeWithoutWaiting(DTLSOutbound(bytes: message, peer: peer), onFailure: onFailure) { error in
+            error as? CPNPTransportError ?? CPNPTransportError(.closed, peer: peer.address, detail: "\(error)")
         }
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenFailure { error in
-            onFailure(error as? CPNPTransportError ?? CPNPTransportError(.closed, peer: peer.address, detail: "\(error)"))
-        }
-        // On the channel's event loop this writes at once; from elsewhere NIO queues it there, in order.
-        channel.writeAndFlush(DTLSOutbound(bytes: message, peer: peer), promise: promise)
         return true
     }
 

@@ -69,14 +69,9 @@ public final class PlainUDPTransport: CPNPTransport {
     public func sendWithoutWaiting(
         _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
     ) -> Bool {
-        guard message.count <= maximumMessageSize else {
-            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
-            return true
-        }
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenFailure { error in onFailure(CPNPTransportError(.io, peer: peer.address, detail: "\(error)")) }
-        // On the channel's event loop this writes at once; from elsewhere NIO queues it there, in order.
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: peer.address, data: channel.allocator.buffer(bytes: message)), promise: promise)
+        guard !refusedAsTooLarge(message, limit: maximumMessageSize, peer: peer, onFailure: onFailure) else { return true }
+        let envelope = AddressedEnvelope(remoteAddress: peer.address, data: channel.allocator.buffer(bytes: message))
+        channel.writeWithoutWaiting(envelope, onFailure: onFailure) { error in CPNPTransportError(.io, peer: peer.address, detail: "\(error)") }
         return true
     }
 

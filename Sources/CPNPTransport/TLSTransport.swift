@@ -113,21 +113,16 @@ public final class TLSTransport: CPNPTransport {
         _ message: [UInt8], to peer: CPNPPeer, onFailure: @escaping @Sendable (CPNPTransportError) -> Void
     ) -> Bool {
         guard shared.role == .server, let connection = shared.connection(to: peer.address) else { return false }
-        guard message.count <= maximumMessageSize else {
-            onFailure(CPNPTransportError(.messageTooLarge(size: message.count, limit: maximumMessageSize), peer: peer.address))
-            return true
-        }
+        guard !refusedAsTooLarge(message, limit: maximumMessageSize, peer: peer, onFailure: onFailure) else { return true }
         let shared = self.shared
         // Accepted connections are registered once established: the future has its channel, and on
         // the channel's event loop the write happens at once, in order.
         connection.whenComplete { result in
             switch result {
             case .success(let channel):
-                let promise = channel.eventLoop.makePromise(of: Void.self)
-                promise.futureResult.whenFailure { error in
-                    onFailure(shared.lastError(for: peer.address) ?? CPNPTransportError(.io, peer: peer.address, detail: "\(error)"))
+                channel.writeWithoutWaiting(channel.allocator.buffer(bytes: message), onFailure: onFailure) { error in
+                    shared.lastError(for: peer.address) ?? CPNPTransportError(.io, peer: peer.address, detail: "\(error)")
                 }
-                channel.writeAndFlush(channel.allocator.buffer(bytes: message), promise: promise)
             case .failure(let error):
                 onFailure(error as? CPNPTransportError ?? CPNPTransportError(.noSession, peer: peer.address, detail: "\(error)"))
             }
