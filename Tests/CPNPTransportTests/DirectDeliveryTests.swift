@@ -23,19 +23,10 @@ struct DirectDeliveryTests {
                 await client.close(); await server.close()
             }
         }
-        let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
-        let failures = NIOLockedValueBox<[CPNPTransportError]>([])
+        let record = EchoRecord()
+        let (received, failures, refusedSends) = (record.received, record.failures, record.refusedSends)
         let serverLoop = server.eventLoop
-        let refusedSends = NIOLockedValueBox(0)
-        let delivers = server.deliverInbound { message in
-            received.withLockedValue { $0.append((message.bytes, serverLoop.inEventLoop)) }
-            // Answered from the event loop, as an engine running there does.
-            let sent = server.sendWithoutWaiting(Array("re:".utf8) + message.bytes, to: message.peer) { error in
-                failures.withLockedValue { $0.append(error) }
-            }
-            if !sent { refusedSends.withLockedValue { $0 += 1 } }
-        }
-        #expect(delivers)
+        #expect(record.answer(on: server) { serverLoop.inEventLoop })
         let peer = CPNPPeer(address: try #require(server.localAddress), serverName: "localhost")
         // Queued without waiting, the first one starting the handshake: the others wait for it, in order.
         let count = 200
@@ -90,6 +81,28 @@ struct DirectDeliveryTests {
     }
 }
 
+/// A server that answers each message with "re:" and the message, from its receiver and without
+/// waiting, as an engine on the transport's event loop does; and what it saw.
+struct EchoRecord: Sendable {
+    /// The messages, and whether each came on the event loop (`onLoop` at the time).
+    let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
+    /// Answers that failed (and, where a test adds them, the client's failed sends).
+    let failures = NIOLockedValueBox<[CPNPTransportError]>([])
+    /// Answers the transport would not take without waiting.
+    let refusedSends = NIOLockedValueBox(0)
+
+    /// Makes `server` answer so; false when it cannot deliver on its event loop.
+    func answer(on server: any CPNPTransport, onLoop: @escaping @Sendable () -> Bool) -> Bool {
+        server.deliverInbound { [self] message in
+            received.withLockedValue { $0.append((message.bytes, onLoop())) }
+            let sent = server.sendWithoutWaiting(Array("re:".utf8) + message.bytes, to: message.peer) { error in
+                failures.withLockedValue { $0.append(error) }
+            }
+            if !sent { refusedSends.withLockedValue { $0 += 1 } }
+        }
+    }
+}
+
 /// Plain UDP and TLS take the same paths as DTLS, so that `cpnpd` handles their messages on the
 /// event loop that read them, without a task in between (Sources/CPNPDaemon/DaemonServices.swift).
 @Suite("Plain UDP and TLS transports: delivery on the event loop, sends without waiting", .timeLimit(.minutes(2)))
@@ -99,17 +112,9 @@ struct OtherTransportsDirectDeliveryTests {
     /// The server answers each message from its receiver without waiting; the client sends with
     /// ``CPNPTransport/send(_:to:)`` and reads the answers from its stream, in order.
     static func echo(server: any CPNPTransport, client: any CPNPTransport, peer: CPNPPeer, count: Int = 50) async throws {
-        let received = NIOLockedValueBox<[(bytes: [UInt8], onLoop: Bool)]>([])
-        let failures = NIOLockedValueBox<[CPNPTransportError]>([])
-        let refusedSends = NIOLockedValueBox(0)
-        #expect(
-            server.deliverInbound { message in
-                received.withLockedValue { $0.append((message.bytes, MultiThreadedEventLoopGroup.currentEventLoop != nil)) }
-                let sent = server.sendWithoutWaiting(Array("re:".utf8) + message.bytes, to: message.peer) { error in
-                    failures.withLockedValue { $0.append(error) }
-                }
-                if !sent { refusedSends.withLockedValue { $0 += 1 } }
-            })
+        let record = EchoRecord()
+        let (received, failures, refusedSends) = (record.received, record.failures, record.refusedSends)
+        #expect(record.answer(on: server) { MultiThreadedEventLoopGroup.currentEventLoop != nil })
         let inbound = client.inbound
         let answers = try await withDeadline(90) {
             // All sent first (the sockets' buffers hold them), then the answers read: one task
