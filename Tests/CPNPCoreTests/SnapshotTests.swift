@@ -46,6 +46,82 @@ struct SnapshotTests {
         #expect(restored == s)
     }
 
+    /// The members a server snapshot leaves out where they hold their default (docs/design/storage.md,
+    /// "What is stored"), with the value a snapshot of an earlier release wrote for each.
+    static let serverDefaults: [(String, JSONValue)] = [
+        (
+            "configuration",
+            .object(
+                JSONObject([
+                    (
+                        "retransmission",
+                        .object(
+                            JSONObject([
+                                ("initial-interval-ms", .number(1000)), ("maximum-retries", .number(3)),
+                                ("cached-answer-minimum-interval-ms", .number(250)),
+                            ]))
+                    )
+                ]))
+        ),
+        ("child", .null), ("requested-information-elements", .null), ("offer", .null), ("agreement", .null),
+        ("withdrawn-agreement", .null), ("is-update", .bool(false)), ("withdrawal-pending", .bool(false)),
+        ("expected-offer-time", .null), ("requested-offer-time", .null), ("child-agreements", .array([])),
+        ("closed-transaction-ids", .array([])), ("refused-transactions", .array([])), ("more-time-requests", .number(0)),
+        ("more-time-refused", .bool(false)),
+    ]
+
+    /// A server snapshot leaves out what holds its default, and restores to the same machine; written
+    /// in full, as earlier releases wrote it, it restores to the same machine too.
+    @Test(arguments: serverStates)
+    func serverSnapshotsLeaveDefaultsOut(state: ServerState) throws {
+        var d = try serverDialogue(in: state)
+        if state == .completed { _ = apply(ServerEvent.withdraw, to: &d) }
+        let s = try #require(d.server)
+        guard case .object(var object) = s.snapshot, case .object(var transaction)? = object["transaction"] else {
+            Issue.record("not an object")
+            return
+        }
+        for (key, full) in Self.serverDefaults {
+            if let value = object[key] { #expect(value != full, "\(key) holds its default") }
+            if object[key] == nil { object[key] = full }
+        }
+        for key in ["pending", "cache"] {
+            #expect(transaction[key] != .null, "transaction.\(key) is null")
+            if transaction[key] == nil { transaction[key] = .null }
+        }
+        object["transaction"] = .object(transaction)
+        for key in ["agreement", "withdrawn-agreement"] {
+            guard case .object(var agreement)? = object[key] else { continue }
+            #expect(agreement["customer-order-id"] == nil && agreement["provider-order-id"] == nil, "\(key) repeats the order's ids")
+            #expect(agreement["test-period-end"] == nil && agreement["activation-schedule"] == nil)
+            agreement["customer-order-id"] = .string(s.customerOrderID.rawValue)
+            agreement["provider-order-id"] = .string(s.providerOrderID.rawValue)
+            for member in ["test-period-end", "activation-schedule"] { agreement[member] = .null }
+            object[key] = .object(agreement)
+        }
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(s.snapshot)) == s)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(.object(object))) == s)
+        #expect(JSONSerializer.serialize(.object(object)).count > JSONSerializer.serialize(s.snapshot).count)
+    }
+
+    /// A retransmission policy other than the default is written, and read back.
+    @Test func aServerSnapshotKeepsAConfigurationOtherThanTheDefault() throws {
+        let s = try #require(try serverDialogue(in: .completed).server)
+        guard case .object(var object) = s.snapshot, object["configuration"] == nil, case .object(let defaults)? = Self.serverDefaults.first?.1,
+            case .object(var retransmission)? = defaults["retransmission"]
+        else {
+            Issue.record("not an object, or the default configuration is written")
+            return
+        }
+        retransmission["maximum-retries"] = .number(5)
+        object["configuration"] = .object(JSONObject([("retransmission", .object(retransmission))]))
+        let other = try ServerOrderStateMachine(snapshot: .object(object))
+        #expect(other.configuration.retransmission.maximumRetries == 5)
+        guard case .object(let written) = other.snapshot else { return }
+        #expect(written["configuration"] != nil)
+        #expect(try ServerOrderStateMachine(snapshot: Self.roundTrip(other.snapshot)) == other)
+    }
+
     @Test func serverWithChildOrderRoundTrip() throws {
         var d = try serverDialogue(in: .awaitingProcessing)
         _ = apply(ServerEvent.cChildOrder, to: &d)

@@ -506,6 +506,15 @@ struct ServerStateTableTests {
         #expect(s.state == .awaitingProcessing)
         #expect(s.childAgreements.count == 1)
         #expect(done.contains(.report(.child(.agreementReached(s.childAgreements[0])))))
+        // A child agreement keeps its own ids in the snapshot, which leaves out only the order's.
+        #expect(try ServerOrderStateMachine(snapshot: SnapshotTests.roundTrip(s.snapshot)) == s)
+        guard case .object(let snapshot) = s.snapshot, case .array(let children)? = snapshot["child-agreements"],
+            case .object(let child)? = children.first
+        else {
+            Issue.record("no child agreement in the snapshot")
+            return
+        }
+        #expect(child["provider-order-id"] == .string("pb-9"))
         // The parent can now make its own offer.
         d.server = s
         #expect(apply(ServerEvent.cMakeOffer, to: &d).0 == .to("OfferProposed", sends: [.offer]))

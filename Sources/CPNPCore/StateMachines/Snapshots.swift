@@ -14,6 +14,23 @@ struct SnapshotCoding {
     var writer = JSONWriter(capacity: 2_048)
     /// The reference of a stored document; nil: documents are written in place.
     let reference: ((CPD) -> String)?
+    /// Members whose value is null are left out (the server's snapshots, docs/design/storage.md): a
+    /// reader takes an absent member for null.
+    var omitsNulls = false
+    /// The order's own ids: an agreement that carries them leaves them out, and a reader takes the order's.
+    var orderIDs: (CustomerOrderID, ProviderOrderID)?
+
+    init(reference: ((CPD) -> String)?, compact: Bool = false) {
+        self.reference = reference
+        omitsNulls = compact
+    }
+
+    /// Writes the key of a member whose value is null, unless such members are left out.
+    mutating func null(_ key: String) {
+        guard !omitsNulls else { return }
+        writer.key(key)
+        writer.null()
+    }
 
     /// Writes `cpd` as its reference, or in place.
     static func write(_ cpd: CPD, into writer: inout JSONWriter, reference: ((CPD) -> String)?) {
@@ -21,26 +38,31 @@ struct SnapshotCoding {
     }
 
     mutating func document(_ key: String, _ cpd: CPD?) {
+        guard let cpd else { return null(key) }
         writer.key(key)
-        guard let cpd else { return writer.null() }
         Self.write(cpd, into: &writer, reference: reference)
     }
 
     mutating func message(_ key: String, _ message: CPNPMessage?) {
+        guard let message else { return null(key) }
         writer.key(key)
-        guard let message else { return writer.null() }
         let reference = reference
         CPNPCodec.write(message, into: &writer) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
     }
 
     mutating func optionalInteger(_ key: String, _ value: (some BinaryInteger)?) {
-        writer.key(key)
-        if let value { writer.integer(value) } else { writer.null() }
+        guard let value else { return null(key) }
+        writer.member(key, value)
     }
 
     mutating func optionalString(_ key: String, _ value: String?) {
-        writer.key(key)
-        if let value { writer.string(value) } else { writer.null() }
+        guard let value else { return null(key) }
+        writer.member(key, value)
+    }
+
+    mutating func time(_ key: String, _ value: CPNPTimestamp?) {
+        guard let value else { return null(key) }
+        writer.member(key, time: value)
     }
 
     mutating func retransmission(_ policy: RetransmissionPolicy) {
@@ -80,8 +102,8 @@ struct SnapshotCoding {
     }
 
     mutating func pending(_ pending: PendingRequest?, offer: OfferMessage? = nil) {
+        guard let pending else { return null("pending") }
         writer.key("pending")
-        guard let pending else { return writer.null() }
         writer.beginObject()
         message("message", pending.message, offer: offer)
         writer.member("retries", pending.retries)
@@ -89,12 +111,12 @@ struct SnapshotCoding {
     }
 
     mutating func cache(_ cache: CachedExchange?, offer: OfferMessage? = nil) {
+        guard let cache else { return null("cache") }
         writer.key("cache")
-        guard let cache else { return writer.null() }
         writer.beginObject()
         message("incoming", cache.incoming)
         message("answer", cache.answer, offer: offer)
-        writer.member("last-resend", time: cache.lastResend)
+        time("last-resend", cache.lastResend)
         writer.endObject()
     }
 
@@ -116,29 +138,34 @@ struct SnapshotCoding {
     }
 
     mutating func informationElements(_ key: String, _ elements: InformationElements?) {
+        guard let elements else { return null(key) }
         writer.key(key)
-        if let elements { IEWriter.write(elements, into: &writer) } else { writer.null() }
+        IEWriter.write(elements, into: &writer)
     }
 
-    /// An agreement as an object (no key: an array element), or null.
+    /// An agreement as an object (no key: an array element), or null. Its ids are left out when they
+    /// are the order's (``orderIDs``).
     mutating func agreement(_ agreement: Agreement?) {
         guard let agreement else { return writer.null() }
         writer.beginObject()
-        writer.member("customer-order-id", agreement.customerOrderID.rawValue)
-        writer.member("provider-order-id", agreement.providerOrderID.rawValue)
+        if orderIDs?.0 != agreement.customerOrderID || orderIDs?.1 != agreement.providerOrderID {
+            writer.member("customer-order-id", agreement.customerOrderID.rawValue)
+            writer.member("provider-order-id", agreement.providerOrderID.rawValue)
+        }
         writer.member("nonce", agreement.nonce.rawValue)
         document("accepted-cpd", agreement.acceptedCPD)
         informationElements("information-elements", agreement.informationElements)
         writer.member("activation-type", agreement.activationType.rawValue)
         writer.member("purpose", agreement.purpose.rawValue)
-        writer.member("test-period-end", time: agreement.testPeriodEnd)
-        writer.member("activation-schedule", time: agreement.activationSchedule)
+        time("test-period-end", agreement.testPeriodEnd)
+        time("activation-schedule", agreement.activationSchedule)
         writer.member("activation", Self.activation(agreement.activation))
         writer.member("agreed-at", time: agreement.agreedAt)
         writer.endObject()
     }
 
     mutating func agreement(_ key: String, _ value: Agreement?) {
+        guard value != nil || !omitsNulls else { return }
         writer.key(key)
         agreement(value)
     }
@@ -240,7 +267,8 @@ struct SnapshotReader {
         }
     }
 
-    func agreement(_ key: String) throws(SnapshotError) -> Agreement? {
+    /// An agreement, or nil. Without ids of its own, it has `orderIDs`, the order's.
+    func agreement(_ key: String, orderIDs: (CustomerOrderID, ProviderOrderID)? = nil) throws(SnapshotError) -> Agreement? {
         guard let reader = try optionalSub(key) else { return nil }
         let activation: ActivationStatus
         switch try reader.string("activation") {
@@ -251,9 +279,17 @@ struct SnapshotReader {
         guard let agreedAt = try reader.time("agreed-at") else {
             throw SnapshotError(.missingField, at: reader.path.appending("agreed-at"), "missing")
         }
+        let ids: (CustomerOrderID, ProviderOrderID)
+        if let orderIDs, reader.isNull("customer-order-id"), reader.isNull("provider-order-id") {
+            ids = orderIDs
+        } else {
+            ids = (
+                try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
+                try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
+            )
+        }
         return Agreement(
-            customerOrderID: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
-            providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
+            customerOrderID: ids.0, providerOrderID: ids.1,
             nonce: try reader.make("nonce", "nonce") { Nonce($0) },
             acceptedCPD: try reader.cpd("accepted-cpd"),
             informationElements: try reader.informationElements("information-elements"),
@@ -491,24 +527,34 @@ extension ServerOrderStateMachine {
 
     /// The machine as compact JSON, for a durable store, written without building a tree; each CPD
     /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
+    ///
+    /// Compact: a member is left out where it holds its default (null, false, zero, an empty list, the
+    /// default configuration, an agreement's ids that are the order's); ``init(snapshot:)`` reads it
+    /// back as such, and still reads snapshots written in full by earlier releases.
     public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
-        var coding = SnapshotCoding(reference: reference)
+        var coding = SnapshotCoding(reference: reference, compact: true)
+        coding.orderIDs = (customerOrderID, providerOrderID)
         coding.writer.beginObject()
         coding.writer.member("kind", "server-order")
         coding.writer.member("customer-order-id", customerOrderID.rawValue)
         coding.writer.member("provider-order-id", providerOrderID.rawValue)
-        coding.writer.key("configuration")
-        coding.writer.beginObject()
-        coding.retransmission(configuration.retransmission)
-        coding.writer.endObject()
+        if configuration != Configuration() {
+            coding.writer.key("configuration")
+            coding.writer.beginObject()
+            coding.retransmission(configuration.retransmission)
+            coding.writer.endObject()
+        }
         if case .negotiating(.child(let childOrder), _) = phase {
             coding.writer.member("phase", "Child")
             coding.writer.key("child")
+            // The child is a client's machine, written in full.
+            coding.omitsNulls = false
+            coding.orderIDs = nil
             childOrder.write(into: &coding)
+            coding.omitsNulls = true
+            coding.orderIDs = (customerOrderID, providerOrderID)
         } else {
             coding.writer.member("phase", state.rawValue)
-            coding.writer.key("child")
-            coding.writer.null()
         }
         coding.writer.key("transaction")
         coding.writer.beginObject()
@@ -523,30 +569,36 @@ extension ServerOrderStateMachine {
         coding.message("offer", offer.map { .offer($0) })
         coding.agreement("agreement", agreement)
         coding.agreement("withdrawn-agreement", withdrawnAgreement)
-        coding.writer.member("is-update", isUpdate)
-        coding.writer.member("withdrawal-pending", withdrawalPending)
-        coding.writer.member("expected-offer-time", time: expectedOfferTime)
-        coding.writer.member("requested-offer-time", time: requestedOfferTime)
-        coding.writer.key("child-agreements")
-        coding.writer.beginArray()
-        for childAgreement in childAgreements { coding.agreement(childAgreement) }
-        coding.writer.endArray()
-        coding.writer.key("closed-transaction-ids")
-        coding.writer.beginArray()
-        for id in closedTransactionIDs { coding.writer.string(id.rawValue) }
-        coding.writer.endArray()
-        coding.writer.key("refused-transactions")
-        coding.writer.beginArray()
-        for refused in refusedTransactions {
-            coding.writer.beginObject()
-            coding.writer.member("id", refused.id.rawValue)
-            coding.writer.member("sequence-number", refused.sequenceNumber)
-            coding.message("answer", .fail(refused.answer))
-            coding.writer.endObject()
+        if isUpdate { coding.writer.member("is-update", true) }
+        if withdrawalPending { coding.writer.member("withdrawal-pending", true) }
+        coding.time("expected-offer-time", expectedOfferTime)
+        coding.time("requested-offer-time", requestedOfferTime)
+        if !childAgreements.isEmpty {
+            coding.writer.key("child-agreements")
+            coding.writer.beginArray()
+            for childAgreement in childAgreements { coding.agreement(childAgreement) }
+            coding.writer.endArray()
         }
-        coding.writer.endArray()
-        coding.writer.member("more-time-requests", moreTimeRequests)
-        coding.writer.member("more-time-refused", moreTimeRefused)
+        if !closedTransactionIDs.isEmpty {
+            coding.writer.key("closed-transaction-ids")
+            coding.writer.beginArray()
+            for id in closedTransactionIDs { coding.writer.string(id.rawValue) }
+            coding.writer.endArray()
+        }
+        if !refusedTransactions.isEmpty {
+            coding.writer.key("refused-transactions")
+            coding.writer.beginArray()
+            for refused in refusedTransactions {
+                coding.writer.beginObject()
+                coding.writer.member("id", refused.id.rawValue)
+                coding.writer.member("sequence-number", refused.sequenceNumber)
+                coding.message("answer", .fail(refused.answer))
+                coding.writer.endObject()
+            }
+            coding.writer.endArray()
+        }
+        if moreTimeRequests != 0 { coding.writer.member("more-time-requests", moreTimeRequests) }
+        if moreTimeRefused { coding.writer.member("more-time-refused", true) }
         coding.writer.endObject()
         return coding.writer.bytes
     }
@@ -554,7 +606,13 @@ extension ServerOrderStateMachine {
     /// Restores a machine from ``snapshot``.
     public init(snapshot: JSONValue) throws(SnapshotError) {
         let reader = try SnapshotReader(snapshot, at: .root)
-        let config = Configuration(retransmission: try reader.sub("configuration").retransmission("retransmission"))
+        let config =
+            reader.isNull("configuration")
+            ? Configuration() : Configuration(retransmission: try reader.sub("configuration").retransmission("retransmission"))
+        let orderIDs = (
+            try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
+            try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
+        )
         var offer: OfferMessage?
         if case .offer(let decodedOffer)? = try reader.message("offer") { offer = decodedOffer }
         let transactionReader = try reader.sub("transaction")
@@ -563,16 +621,21 @@ extension ServerOrderStateMachine {
             sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
             cache: try transactionReader.cache("cache", offer: offer))
         let phase = try Self.phase(
-            reader.string("phase"), offer: offer, agreement: reader.agreement("agreement"),
-            withdrawnAgreement: reader.agreement("withdrawn-agreement"), isUpdate: reader.bool("is-update"),
-            withdrawalPending: reader.bool("withdrawal-pending"), reader: reader)
+            reader.string("phase"), offer: offer, agreement: reader.agreement("agreement", orderIDs: orderIDs),
+            withdrawnAgreement: reader.agreement("withdrawn-agreement", orderIDs: orderIDs),
+            isUpdate: reader.isNull("is-update") ? false : reader.bool("is-update"),
+            withdrawalPending: reader.isNull("withdrawal-pending") ? false : reader.bool("withdrawal-pending"), reader: reader)
         var children: [Agreement] = []
-        let list = try reader.value("child-agreements").array(at: reader.path.appending("child-agreements"))
-        for i in list.indices {
-            let wrapper = SnapshotReader.wrap(list[i])
-            if let childAgreement = try SnapshotReader(wrapper, at: reader.path).agreement("a") { children.append(childAgreement) }
+        if !reader.isNull("child-agreements") {
+            let list = try reader.value("child-agreements").array(at: reader.path.appending("child-agreements"))
+            for i in list.indices {
+                let wrapper = SnapshotReader.wrap(list[i])
+                if let childAgreement = try SnapshotReader(wrapper, at: reader.path).agreement("a", orderIDs: orderIDs) {
+                    children.append(childAgreement)
+                }
+            }
         }
-        // Keys added after the first schema: absent in older snapshots.
+        // Absent: empty (compact snapshots), or older than these keys.
         var closed: [TransactionID] = []
         if !reader.isNull("closed-transaction-ids") {
             let ids = try reader.value("closed-transaction-ids").array(at: reader.path.appending("closed-transaction-ids"))
@@ -596,9 +659,8 @@ extension ServerOrderStateMachine {
             }
         }
         self.init(
-            restoring: try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
-            providerOrderID: try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) },
-            configuration: config, phase: phase, transaction: transaction, requestedCPD: try reader.cpd("requested-cpd"),
+            restoring: orderIDs.0, providerOrderID: orderIDs.1, configuration: config, phase: phase, transaction: transaction,
+            requestedCPD: try reader.cpd("requested-cpd"),
             requestedInformationElements: try reader.informationElements("requested-information-elements"),
             expectedOfferTime: try reader.time("expected-offer-time"), requestedOfferTime: try reader.time("requested-offer-time"),
             childAgreements: children, closedTransactionIDs: closed, refusedTransactions: refused,
