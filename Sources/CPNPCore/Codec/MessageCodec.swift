@@ -1,3 +1,27 @@
+/// The header members a stored message leaves out where they are its order's and transaction's
+/// (the server's snapshots, docs/design/storage.md): the version, the transaction id and the order ids.
+/// A provider order id the message lacks while the order has one is written as null.
+struct MessageHeader: Sendable {
+    var transactionID: TransactionID
+    var customerOrderID: CustomerOrderID
+    var providerOrderID: ProviderOrderID?
+
+    /// `json` with the members it left out put back, ready for ``CPNPCodec/decode(json:)``.
+    func restored(_ json: JSONValue) -> JSONValue {
+        guard case .object(var object) = json else { return json }
+        var members: [(String, JSONValue)] = [(CPNPCodec.Key.version, .number(1))]
+        if object[CPNPCodec.Key.transactionID] == nil { members.append((CPNPCodec.Key.transactionID, .string(transactionID.rawValue))) }
+        if object[CPNPCodec.Key.customerOrderID] == nil { members.append((CPNPCodec.Key.customerOrderID, .string(customerOrderID.rawValue))) }
+        switch object[CPNPCodec.Key.providerOrderID] {
+        case .null?: object[CPNPCodec.Key.providerOrderID] = nil
+        case nil: if let providerOrderID { members.append((CPNPCodec.Key.providerOrderID, .string(providerOrderID.rawValue))) }
+        default: break
+        }
+        for (key, value) in members where object[key] == nil { object[key] = value }
+        return .object(object)
+    }
+}
+
 /// Encodes and decodes CPNP messages as JSON objects (docs/protocol.md §2–§3).
 ///
 /// Decoding is total: any input yields a message or a ``CPNPDecodingError`` naming the field.
@@ -232,15 +256,23 @@ public enum CPNPCodec {
     }
 
     /// Writes `message` as one JSON object, each CPD written by `document` (snapshots write a
-    /// reference, ``CPDReferences``), the keys in the fixed order of docs/protocol.md §2.3.
-    static func write(_ message: CPNPMessage, into writer: inout JSONWriter, document: (CPD, inout JSONWriter) -> Void) {
+    /// reference, ``CPDReferences``), the keys in the fixed order of docs/protocol.md §2.3. With
+    /// `header`, the version and the ids that `header` holds are left out (``MessageHeader``).
+    static func write(
+        _ message: CPNPMessage, into writer: inout JSONWriter, header: MessageHeader? = nil, document: (CPD, inout JSONWriter) -> Void
+    ) {
         writer.beginObject()
-        writer.member(Key.version, CPNPMessage.version)
+        if header == nil { writer.member(Key.version, CPNPMessage.version) }
         writer.member(Key.method, message.method.rawValue)
         writer.member(Key.sequenceNumber, message.sequenceNumber)
-        writer.member(Key.transactionID, message.transactionID.rawValue)
-        writer.member(Key.customerOrderID, message.customerOrderID.rawValue)
-        writer.member(Key.providerOrderID, ifPresent: message.providerOrderID?.rawValue)
+        if message.transactionID != header?.transactionID { writer.member(Key.transactionID, message.transactionID.rawValue) }
+        if message.customerOrderID != header?.customerOrderID { writer.member(Key.customerOrderID, message.customerOrderID.rawValue) }
+        if let header, message.providerOrderID == nil, header.providerOrderID != nil {
+            writer.key(Key.providerOrderID)
+            writer.null()
+        } else if message.providerOrderID != header?.providerOrderID {
+            writer.member(Key.providerOrderID, ifPresent: message.providerOrderID?.rawValue)
+        }
         writer.member(Key.nonce, ifPresent: message.nonce?.rawValue)
         func time(_ key: String, _ timestamp: CPNPTimestamp?) { writer.member(key, ifPresent: timestamp?.rfc3339) }
         func cpd(_ carried: CPD?) {

@@ -19,6 +19,8 @@ struct SnapshotCoding {
     var omitsNulls = false
     /// The order's own ids: an agreement that carries them leaves them out, and a reader takes the order's.
     var orderIDs: (CustomerOrderID, ProviderOrderID)?
+    /// The header members a message leaves out (``MessageHeader``); nil: messages are written whole.
+    var messageHeader: MessageHeader?
 
     init(reference: ((CPD) -> String)?, compact: Bool = false) {
         self.reference = reference
@@ -47,7 +49,7 @@ struct SnapshotCoding {
         guard let message else { return null(key) }
         writer.key(key)
         let reference = reference
-        CPNPCodec.write(message, into: &writer) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
+        CPNPCodec.write(message, into: &writer, header: messageHeader) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
     }
 
     mutating func optionalInteger(_ key: String, _ value: (some BinaryInteger)?) {
@@ -175,6 +177,8 @@ struct SnapshotCoding {
 struct SnapshotReader {
     let object: JSONObject
     let path: JSONPath
+    /// The header members the messages may leave out (``MessageHeader``), passed on to sub-readers.
+    var messageHeader: MessageHeader?
 
     init(_ value: JSONValue, at path: JSONPath) throws(SnapshotError) {
         object = try value.object(at: path)
@@ -183,7 +187,11 @@ struct SnapshotReader {
 
     func value(_ key: String) throws(SnapshotError) -> JSONValue { try object.required(key, at: path) }
     func isNull(_ key: String) -> Bool { if case .null? = object[key] { true } else { object[key] == nil } }
-    func sub(_ key: String) throws(SnapshotError) -> SnapshotReader { try SnapshotReader(value(key), at: path.appending(key)) }
+    func sub(_ key: String) throws(SnapshotError) -> SnapshotReader {
+        var reader = try SnapshotReader(value(key), at: path.appending(key))
+        reader.messageHeader = messageHeader
+        return reader
+    }
     func optionalSub(_ key: String) throws(SnapshotError) -> SnapshotReader? { isNull(key) ? nil : try sub(key) }
 
     func string(_ key: String) throws(SnapshotError) -> String { try value(key).string(at: path.appending(key), maxLength: 1 << 20) }
@@ -208,7 +216,7 @@ struct SnapshotReader {
             guard let offer else { throw SnapshotError(.invalidValue, at: path.appending(key), "refers to the offer, but the order has none") }
             return .offer(offer)
         }
-        return try CPNPCodec.decode(json: json)
+        return try CPNPCodec.decode(json: messageHeader?.restored(json) ?? json)
     }
 
     func requiredMessage(_ key: String, offer: OfferMessage? = nil) throws(SnapshotError) -> CPNPMessage {
@@ -534,6 +542,8 @@ extension ServerOrderStateMachine {
     public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
         var coding = SnapshotCoding(reference: reference, compact: true)
         coding.orderIDs = (customerOrderID, providerOrderID)
+        let header = MessageHeader(transactionID: transaction.id, customerOrderID: customerOrderID, providerOrderID: providerOrderID)
+        coding.messageHeader = header
         coding.writer.beginObject()
         coding.writer.member("kind", "server-order")
         coding.writer.member("customer-order-id", customerOrderID.rawValue)
@@ -550,9 +560,11 @@ extension ServerOrderStateMachine {
             // The child is a client's machine, written in full.
             coding.omitsNulls = false
             coding.orderIDs = nil
+            coding.messageHeader = nil
             childOrder.write(into: &coding)
             coding.omitsNulls = true
             coding.orderIDs = (customerOrderID, providerOrderID)
+            coding.messageHeader = header
         } else {
             coding.writer.member("phase", state.rawValue)
         }
@@ -605,7 +617,7 @@ extension ServerOrderStateMachine {
 
     /// Restores a machine from ``snapshot``.
     public init(snapshot: JSONValue) throws(SnapshotError) {
-        let reader = try SnapshotReader(snapshot, at: .root)
+        var reader = try SnapshotReader(snapshot, at: .root)
         let config =
             reader.isNull("configuration")
             ? Configuration() : Configuration(retransmission: try reader.sub("configuration").retransmission("retransmission"))
@@ -613,11 +625,13 @@ extension ServerOrderStateMachine {
             try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
             try reader.make("provider-order-id", "provider order id") { ProviderOrderID($0) }
         )
+        let transactionID = try reader.sub("transaction").make("id", "transaction id") { TransactionID($0) }
+        reader.messageHeader = MessageHeader(transactionID: transactionID, customerOrderID: orderIDs.0, providerOrderID: orderIDs.1)
         var offer: OfferMessage?
         if case .offer(let decodedOffer)? = try reader.message("offer") { offer = decodedOffer }
         let transactionReader = try reader.sub("transaction")
         let transaction = Transaction(
-            id: try transactionReader.make("id", "transaction id") { TransactionID($0) }, session: try transactionReader.session("session"),
+            id: transactionID, session: try transactionReader.session("session"),
             sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
             cache: try transactionReader.cache("cache", offer: offer))
         let phase = try Self.phase(
@@ -648,7 +662,8 @@ extension ServerOrderStateMachine {
         if !reader.isNull("refused-transactions") {
             let list = try reader.value("refused-transactions").array(at: reader.path.appending("refused-transactions"))
             for i in list.indices {
-                let item = try SnapshotReader(list[i], at: reader.path.appending("refused-transactions"))
+                var item = try SnapshotReader(list[i], at: reader.path.appending("refused-transactions"))
+                item.messageHeader = reader.messageHeader
                 guard case .fail(let answer) = try item.requiredMessage("answer") else {
                     throw SnapshotError(.invalidValue, at: item.path.appending("answer"), "a refused transaction's answer must be a FAIL")
                 }
