@@ -27,6 +27,15 @@ struct SnapshotCoding {
         omitsNulls = compact
     }
 
+    /// Runs `body` with every member written: no null left out, agreements and messages whole (a
+    /// server order's child, which is a client's machine).
+    mutating func inFull(_ body: (inout SnapshotCoding) -> Void) {
+        let saved = (omitsNulls, orderIDs, messageHeader)
+        (omitsNulls, orderIDs, messageHeader) = (false, nil, nil)
+        body(&self)
+        (omitsNulls, orderIDs, messageHeader) = saved
+    }
+
     /// Writes the key of a member whose value is null, unless such members are left out.
     mutating func null(_ key: String) {
         guard !omitsNulls else { return }
@@ -537,13 +546,14 @@ extension ServerOrderStateMachine {
     /// in place, or as `reference` names it (``CPDReferences``; docs/design/storage.md).
     ///
     /// Compact: a member is left out where it holds its default (null, false, zero, an empty list, the
-    /// default configuration, an agreement's ids that are the order's); ``init(snapshot:)`` reads it
-    /// back as such, and still reads snapshots written in full by earlier releases.
+    /// default configuration, an agreement's ids that are the order's), and so are a message's
+    /// version and the ids that are the order's and the transaction's (``MessageHeader``).
+    /// ``init(snapshot:)`` reads them back as such, and still reads snapshots written in full by
+    /// earlier releases.
     public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
         var coding = SnapshotCoding(reference: reference, compact: true)
         coding.orderIDs = (customerOrderID, providerOrderID)
-        let header = MessageHeader(transactionID: transaction.id, customerOrderID: customerOrderID, providerOrderID: providerOrderID)
-        coding.messageHeader = header
+        coding.messageHeader = MessageHeader(transactionID: transaction.id, customerOrderID: customerOrderID, providerOrderID: providerOrderID)
         coding.writer.beginObject()
         coding.writer.member("kind", "server-order")
         coding.writer.member("customer-order-id", customerOrderID.rawValue)
@@ -557,14 +567,7 @@ extension ServerOrderStateMachine {
         if case .negotiating(.child(let childOrder), _) = phase {
             coding.writer.member("phase", "Child")
             coding.writer.key("child")
-            // The child is a client's machine, written in full.
-            coding.omitsNulls = false
-            coding.orderIDs = nil
-            coding.messageHeader = nil
-            childOrder.write(into: &coding)
-            coding.omitsNulls = true
-            coding.orderIDs = (customerOrderID, providerOrderID)
-            coding.messageHeader = header
+            coding.inFull { childOrder.write(into: &$0) }
         } else {
             coding.writer.member("phase", state.rawValue)
         }
