@@ -1,6 +1,7 @@
 /// The header members a stored message leaves out where they are its order's and transaction's
 /// (the server's snapshots, docs/design/storage.md): the version, the transaction id and the order ids.
-/// A provider order id the message lacks while the order has one is written as null.
+/// A provider order id the message lacks while the order has one is written as null. The snapshot's
+/// agreements leave out the same order ids (Sources/CPNPCore/StateMachines/Snapshots.swift).
 struct MessageHeader: Sendable {
     var transactionID: TransactionID
     var customerOrderID: CustomerOrderID
@@ -9,15 +10,15 @@ struct MessageHeader: Sendable {
     /// `json` with the members it left out put back, ready for ``CPNPCodec/decode(json:)``.
     func restored(_ json: JSONValue) -> JSONValue {
         guard case .object(var object) = json else { return json }
-        var members: [(String, JSONValue)] = [(CPNPCodec.Key.version, .number(1))]
-        if object[CPNPCodec.Key.transactionID] == nil { members.append((CPNPCodec.Key.transactionID, .string(transactionID.rawValue))) }
-        if object[CPNPCodec.Key.customerOrderID] == nil { members.append((CPNPCodec.Key.customerOrderID, .string(customerOrderID.rawValue))) }
-        switch object[CPNPCodec.Key.providerOrderID] {
-        case .null?: object[CPNPCodec.Key.providerOrderID] = nil
-        case nil: if let providerOrderID { members.append((CPNPCodec.Key.providerOrderID, .string(providerOrderID.rawValue))) }
+        typealias Key = CPNPCodec.Key
+        if object[Key.version] == nil { object[Key.version] = .number(1) }
+        if object[Key.transactionID] == nil { object[Key.transactionID] = .string(transactionID.rawValue) }
+        if object[Key.customerOrderID] == nil { object[Key.customerOrderID] = .string(customerOrderID.rawValue) }
+        switch object[Key.providerOrderID] {
+        case .null?: object[Key.providerOrderID] = nil
+        case nil: object[Key.providerOrderID] = providerOrderID.map { .string($0.rawValue) }
         default: break
         }
-        for (key, value) in members where object[key] == nil { object[key] = value }
         return .object(object)
     }
 }

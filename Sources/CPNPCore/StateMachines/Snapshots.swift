@@ -14,31 +14,28 @@ struct SnapshotCoding {
     var writer = JSONWriter(capacity: 2_048)
     /// The reference of a stored document; nil: documents are written in place.
     let reference: ((CPD) -> String)?
-    /// Members whose value is null are left out (the server's snapshots, docs/design/storage.md): a
-    /// reader takes an absent member for null.
-    var omitsNulls = false
-    /// The order's own ids: an agreement that carries them leaves them out, and a reader takes the order's.
-    var orderIDs: (CustomerOrderID, ProviderOrderID)?
-    /// The header members a message leaves out (``MessageHeader``); nil: messages are written whole.
-    var messageHeader: MessageHeader?
+    /// The order's ids and its transaction's, when the snapshot is compact (the server's,
+    /// docs/design/storage.md): members whose value is null are left out, and so are an agreement's
+    /// ids and a message's header members that are these (``MessageHeader``). A reader takes an
+    /// absent member for null, and the ids from here. Nil: every member is written.
+    var compactFor: MessageHeader?
 
-    init(reference: ((CPD) -> String)?, compact: Bool = false) {
+    init(reference: ((CPD) -> String)?, compactFor header: MessageHeader? = nil) {
         self.reference = reference
-        omitsNulls = compact
+        compactFor = header
     }
 
-    /// Runs `body` with every member written: no null left out, agreements and messages whole (a
-    /// server order's child, which is a client's machine).
+    /// Runs `body` with every member written (a server order's child, which is a client's machine).
     mutating func inFull(_ body: (inout SnapshotCoding) -> Void) {
-        let saved = (omitsNulls, orderIDs, messageHeader)
-        (omitsNulls, orderIDs, messageHeader) = (false, nil, nil)
+        let saved = compactFor
+        compactFor = nil
         body(&self)
-        (omitsNulls, orderIDs, messageHeader) = saved
+        compactFor = saved
     }
 
-    /// Writes the key of a member whose value is null, unless such members are left out.
+    /// Writes the key of a member whose value is null, unless the snapshot is compact.
     mutating func null(_ key: String) {
-        guard !omitsNulls else { return }
+        guard compactFor == nil else { return }
         writer.key(key)
         writer.null()
     }
@@ -58,7 +55,7 @@ struct SnapshotCoding {
         guard let message else { return null(key) }
         writer.key(key)
         let reference = reference
-        CPNPCodec.write(message, into: &writer, header: messageHeader) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
+        CPNPCodec.write(message, into: &writer, header: compactFor) { cpd, writer in Self.write(cpd, into: &writer, reference: reference) }
     }
 
     mutating func optionalInteger(_ key: String, _ value: (some BinaryInteger)?) {
@@ -155,11 +152,11 @@ struct SnapshotCoding {
     }
 
     /// An agreement as an object (no key: an array element), or null. Its ids are left out when they
-    /// are the order's (``orderIDs``).
+    /// are the order's (``compactFor``).
     mutating func agreement(_ agreement: Agreement?) {
         guard let agreement else { return writer.null() }
         writer.beginObject()
-        if orderIDs?.0 != agreement.customerOrderID || orderIDs?.1 != agreement.providerOrderID {
+        if compactFor?.customerOrderID != agreement.customerOrderID || compactFor?.providerOrderID != agreement.providerOrderID {
             writer.member("customer-order-id", agreement.customerOrderID.rawValue)
             writer.member("provider-order-id", agreement.providerOrderID.rawValue)
         }
@@ -176,7 +173,7 @@ struct SnapshotCoding {
     }
 
     mutating func agreement(_ key: String, _ value: Agreement?) {
-        guard value != nil || !omitsNulls else { return }
+        guard value != nil || compactFor == nil else { return }
         writer.key(key)
         agreement(value)
     }
@@ -186,7 +183,8 @@ struct SnapshotCoding {
 struct SnapshotReader {
     let object: JSONObject
     let path: JSONPath
-    /// The header members the messages may leave out (``MessageHeader``), passed on to sub-readers.
+    /// The order's ids and its transaction's, which the messages and agreements of a compact snapshot
+    /// may leave out (``MessageHeader``), passed on to the readers of its members.
     var messageHeader: MessageHeader?
 
     init(_ value: JSONValue, at path: JSONPath) throws(SnapshotError) {
@@ -196,8 +194,10 @@ struct SnapshotReader {
 
     func value(_ key: String) throws(SnapshotError) -> JSONValue { try object.required(key, at: path) }
     func isNull(_ key: String) -> Bool { if case .null? = object[key] { true } else { object[key] == nil } }
-    func sub(_ key: String) throws(SnapshotError) -> SnapshotReader {
-        var reader = try SnapshotReader(value(key), at: path.appending(key))
+    func sub(_ key: String) throws(SnapshotError) -> SnapshotReader { try member(value(key), at: path.appending(key)) }
+    /// A reader of `value`, a member of this one's, with its ``messageHeader``.
+    func member(_ value: JSONValue, at path: JSONPath) throws(SnapshotError) -> SnapshotReader {
+        var reader = try SnapshotReader(value, at: path)
         reader.messageHeader = messageHeader
         return reader
     }
@@ -284,8 +284,8 @@ struct SnapshotReader {
         }
     }
 
-    /// An agreement, or nil. Without ids of its own, it has `orderIDs`, the order's.
-    func agreement(_ key: String, orderIDs: (CustomerOrderID, ProviderOrderID)? = nil) throws(SnapshotError) -> Agreement? {
+    /// An agreement, or nil. Without ids of its own, it has the order's (``messageHeader``).
+    func agreement(_ key: String) throws(SnapshotError) -> Agreement? {
         guard let reader = try optionalSub(key) else { return nil }
         let activation: ActivationStatus
         switch try reader.string("activation") {
@@ -297,8 +297,10 @@ struct SnapshotReader {
             throw SnapshotError(.missingField, at: reader.path.appending("agreed-at"), "missing")
         }
         let ids: (CustomerOrderID, ProviderOrderID)
-        if let orderIDs, reader.isNull("customer-order-id"), reader.isNull("provider-order-id") {
-            ids = orderIDs
+        if let header = messageHeader, let providerOrderID = header.providerOrderID, reader.isNull("customer-order-id"),
+            reader.isNull("provider-order-id")
+        {
+            ids = (header.customerOrderID, providerOrderID)
         } else {
             ids = (
                 try reader.make("customer-order-id", "customer order id") { CustomerOrderID($0) },
@@ -551,9 +553,9 @@ extension ServerOrderStateMachine {
     /// ``init(snapshot:)`` reads them back as such, and still reads snapshots written in full by
     /// earlier releases.
     public func snapshotJSON(reference: ((CPD) -> String)? = nil) -> [UInt8] {
-        var coding = SnapshotCoding(reference: reference, compact: true)
-        coding.orderIDs = (customerOrderID, providerOrderID)
-        coding.messageHeader = MessageHeader(transactionID: transaction.id, customerOrderID: customerOrderID, providerOrderID: providerOrderID)
+        var coding = SnapshotCoding(
+            reference: reference,
+            compactFor: MessageHeader(transactionID: transaction.id, customerOrderID: customerOrderID, providerOrderID: providerOrderID))
         coding.writer.beginObject()
         coding.writer.member("kind", "server-order")
         coding.writer.member("customer-order-id", customerOrderID.rawValue)
@@ -638,8 +640,8 @@ extension ServerOrderStateMachine {
             sequence: try transactionReader.sequence("sequence"), pending: try transactionReader.pending("pending", offer: offer),
             cache: try transactionReader.cache("cache", offer: offer))
         let phase = try Self.phase(
-            reader.string("phase"), offer: offer, agreement: reader.agreement("agreement", orderIDs: orderIDs),
-            withdrawnAgreement: reader.agreement("withdrawn-agreement", orderIDs: orderIDs),
+            reader.string("phase"), offer: offer, agreement: reader.agreement("agreement"),
+            withdrawnAgreement: reader.agreement("withdrawn-agreement"),
             isUpdate: reader.isNull("is-update") ? false : reader.bool("is-update"),
             withdrawalPending: reader.isNull("withdrawal-pending") ? false : reader.bool("withdrawal-pending"), reader: reader)
         var children: [Agreement] = []
@@ -647,7 +649,7 @@ extension ServerOrderStateMachine {
             let list = try reader.value("child-agreements").array(at: reader.path.appending("child-agreements"))
             for i in list.indices {
                 let wrapper = SnapshotReader.wrap(list[i])
-                if let childAgreement = try SnapshotReader(wrapper, at: reader.path).agreement("a", orderIDs: orderIDs) {
+                if let childAgreement = try reader.member(wrapper, at: reader.path).agreement("a") {
                     children.append(childAgreement)
                 }
             }
@@ -665,8 +667,7 @@ extension ServerOrderStateMachine {
         if !reader.isNull("refused-transactions") {
             let list = try reader.value("refused-transactions").array(at: reader.path.appending("refused-transactions"))
             for i in list.indices {
-                var item = try SnapshotReader(list[i], at: reader.path.appending("refused-transactions"))
-                item.messageHeader = reader.messageHeader
+                let item = try reader.member(list[i], at: reader.path.appending("refused-transactions"))
                 guard case .fail(let answer) = try item.requiredMessage("answer") else {
                     throw SnapshotError(.invalidValue, at: item.path.appending("answer"), "a refused transaction's answer must be a FAIL")
                 }
